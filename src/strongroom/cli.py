@@ -1,0 +1,357 @@
+"""The one `strongroom` command, with a subcommand group per domain."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from strongroom.core import clock, ids
+from strongroom.core.errors import StrongroomError
+from strongroom.core.money import parse_amount_text
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+from strongroom.ledger.model import (
+    AccountFlag,
+    Action,
+    Direction,
+    NewTransfer,
+    Status,
+    canonical_metadata,
+    derived_balances,
+)
+from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
+from strongroom.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
+app.add_typer(db_app, name="db")
+app.add_typer(ledger_app, name="ledger")
+
+DbOption = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides STRONGROOM_DATABASE_URL.")
+]
+
+
+def _settings(database_url: str | None) -> Settings:
+    return Settings(database_url=database_url) if database_url else Settings()
+
+
+def _service(database_url: str | None, *, upgrade: bool = False) -> LedgerService:
+    settings = _settings(database_url)
+    engine = create_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    if upgrade:
+        migrate.upgrade(engine)
+    else:
+        migrate.require_current(engine)
+    return LedgerService(engine)
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _fail(exc: StrongroomError) -> None:
+    typer.echo(f"error: {exc.code}: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    try:
+        app()
+    except StrongroomError as exc:
+        typer.echo(f"error: {exc.code}: {exc}", err=True)
+        sys.exit(2)
+
+
+# -- db ------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbOption = None) -> None:
+    """Apply every pending migration."""
+    settings = _settings(database_url)
+    engine = create_engine(settings.database_url)
+    before = migrate.current_revision(engine)
+    migrate.upgrade(engine)
+    typer.echo(f"schema: {before or 'empty'} -> {migrate.current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current(database_url: DbOption = None) -> None:
+    """Print the schema revision of the database and the one this Strongroom needs."""
+    engine = create_engine(_settings(database_url).database_url)
+    typer.echo(f"database: {migrate.current_revision(engine) or 'empty'}")
+    typer.echo(f"needed:   {migrate.head_revision()}")
+
+
+# -- ledger --------------------------------------------------------------------------------
+
+
+@ledger_app.command("create-ledger")
+def create_ledger(name: str, database_url: DbOption = None) -> None:
+    _print(_service(database_url).create_ledger(name).to_dict())
+
+
+@ledger_app.command("create-asset")
+def create_asset(code: str, scale: int, database_url: DbOption = None) -> None:
+    asset = _service(database_url).create_asset(code, scale)
+    _print({"code": asset.code, "scale": asset.scale})
+
+
+@ledger_app.command("create-account")
+def create_account(
+    ledger_id: str,
+    asset: str,
+    normal_balance: Annotated[str, typer.Option(help="debit or credit")] = "credit",
+    flag: Annotated[
+        list[str] | None,
+        typer.Option(help="debits_must_not_exceed_credits or credits_must_not_exceed_debits"),
+    ] = None,
+    name: str | None = None,
+    database_url: DbOption = None,
+) -> None:
+    svc = _service(database_url)
+    account = svc.create_account(
+        ledger_id,
+        asset,
+        Direction.parse(normal_balance, "normal_balance"),
+        flags=AccountFlag.parse(flag or []),
+        name=name,
+    )
+    _print(account.to_dict())
+
+
+@ledger_app.command("close-account")
+def close_account(account_id: str, database_url: DbOption = None) -> None:
+    _print(_service(database_url).close_account(account_id).to_dict())
+
+
+@ledger_app.command("account")
+def show_account(account_id: str, database_url: DbOption = None) -> None:
+    _print(_service(database_url).get_account(account_id).to_dict())
+
+
+def _post_one(svc: LedgerService, t: NewTransfer) -> None:
+    outcome = svc.post_transfers([t])[0]
+    if not outcome.result.ok:
+        typer.echo(f"refused: {outcome.result.value}", err=True)
+        raise typer.Exit(1)
+    _print({"result": outcome.result.value, "transfer": transfer_to_dict(svc.get_transfer(t.id))})
+
+
+@ledger_app.command("transfer")
+def transfer(
+    ledger_id: str,
+    debit_account_id: str,
+    credit_account_id: str,
+    amount: Annotated[str, typer.Argument(help="integer minor units")],
+    id: Annotated[str | None, typer.Option(help="client id; resubmitting it is idempotent")] = None,
+    pending: bool = False,
+    timeout_s: int = 0,
+    metadata: Annotated[str | None, typer.Option(help="a JSON object")] = None,
+    database_url: DbOption = None,
+) -> None:
+    """Move AMOUNT minor units from the debit account to the credit account."""
+    svc = _service(database_url)
+    _post_one(
+        svc,
+        NewTransfer(
+            id=id or ids.new_id("tr"),
+            ledger_id=ledger_id,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount=parse_amount_text(amount),
+            pending=pending,
+            timeout_s=timeout_s,
+            metadata=canonical_metadata(json.loads(metadata)) if metadata else None,
+        ),
+    )
+
+
+def _resolve(
+    action: Action, target_id: str, amount: str | None, id: str | None, database_url: str | None
+) -> None:
+    svc = _service(database_url)
+    target = svc.get_transfer(target_id)
+    _post_one(
+        svc,
+        NewTransfer(
+            id=id or ids.new_id("tr"),
+            ledger_id=target.ledger_id,
+            action=action,
+            target_id=target_id,
+            amount=parse_amount_text(amount) if amount else 0,
+        ),
+    )
+
+
+@ledger_app.command("post")
+def post(
+    target_id: str, amount: str | None = None, id: str | None = None, database_url: DbOption = None
+) -> None:
+    """Post a pending transfer, fully or partially (AMOUNT)."""
+    _resolve(Action.POST, target_id, amount, id, database_url)
+
+
+@ledger_app.command("void")
+def void(target_id: str, id: str | None = None, database_url: DbOption = None) -> None:
+    """Void a pending transfer, releasing its reservation."""
+    _resolve(Action.VOID, target_id, None, id, database_url)
+
+
+@ledger_app.command("reverse")
+def reverse(
+    target_id: str, amount: str | None = None, id: str | None = None, database_url: DbOption = None
+) -> None:
+    """Reverse a posted transfer, fully or partially (AMOUNT)."""
+    _resolve(Action.REVERSE, target_id, amount, id, database_url)
+
+
+@ledger_app.command("transfers")
+def list_transfers(
+    ledger_id: str | None = None,
+    account_id: str | None = None,
+    status: str | None = None,
+    limit: int = 20,
+    starting_after: str | None = None,
+    database_url: DbOption = None,
+) -> None:
+    svc = _service(database_url)
+    page = svc.list_transfers(
+        ledger_id=ledger_id,
+        account_id=account_id,
+        status=Status[status.upper()] if status else None,
+        limit=limit,
+        starting_after=starting_after,
+    )
+    _print({"data": [transfer_to_dict(r) for r in page.data], "has_more": page.has_more})
+
+
+@ledger_app.command("entries")
+def list_entries(
+    account_id: str,
+    limit: int = 20,
+    starting_after: int | None = None,
+    database_url: DbOption = None,
+) -> None:
+    svc = _service(database_url)
+    account = svc.get_account(account_id)
+    page = svc.list_entries(account_id, limit=limit, starting_after=starting_after)
+    _print(
+        {"data": [e.to_dict(account.normal_balance) for e in page.data], "has_more": page.has_more}
+    )
+
+
+@ledger_app.command("balance")
+def balance(
+    account_id: str,
+    version: int | None = None,
+    as_of: Annotated[str | None, typer.Option(help="RFC 3339 time")] = None,
+    database_url: DbOption = None,
+) -> None:
+    """The account's balances now, after a version, or as of a time."""
+    svc = _service(database_url)
+    if version is None and as_of is None:
+        account = svc.get_account(account_id)
+        _print({"version": account.version, "balances": account.balance_view()})
+        return
+    at, balances, normal = svc.balance_at(
+        account_id, version=version, as_of_us=clock.parse_timestamp(as_of) if as_of else None
+    )
+    _print({"version": at, "balances": derived_balances(normal, balances)})
+
+
+@ledger_app.command("expire")
+def expire(database_url: DbOption = None) -> None:
+    """Expire pending transfers whose timeout has passed."""
+    typer.echo(f"expired: {_service(database_url).expire_due()}")
+
+
+@ledger_app.command("verify")
+def verify(database_url: DbOption = None) -> None:
+    """Check every ledger invariant on the database; exit 1 on any violation."""
+    report = _service(database_url).verify()
+    typer.echo(
+        f"accounts: {report.accounts}  entries: {report.entries}  "
+        f"open pending transfers: {report.transfers_pending}"
+    )
+    for problem in report.problems:
+        typer.echo(f"VIOLATION: {problem}")
+    typer.echo("invariants: ok" if report.ok else f"invariants: {len(report.problems)} violated")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> None:
+    """Create a ledger, accounts and a few hundred transfers, then print balances and the
+    invariant check."""
+    svc = _service(database_url, upgrade=True)
+    rng = random.Random(seed)
+    ledger = svc.create_ledger("demo")
+    typer.echo(f"ledger {ledger.id} on {svc.engine.url.render_as_string(hide_password=True)}")
+    bank = svc.create_account(ledger.id, "USD", Direction.DEBIT, name="bank")
+    names = ["alice", "bob", "carol", "dave", "erin"]
+    customers = svc.create_accounts(
+        [
+            AccountSpec(
+                ledger.id,
+                "USD",
+                Direction.CREDIT,
+                AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS,
+                name=n,
+            )
+            for n in names
+        ]
+    )
+    batch = [NewTransfer(ids.new_id("tr"), ledger.id, bank.id, c.id, 100_000) for c in customers]
+    for _ in range(transfers):
+        a, b = rng.sample(customers, 2)
+        batch.append(NewTransfer(ids.new_id("tr"), ledger.id, a.id, b.id, rng.randint(1, 40_000)))
+    outcomes = svc.post_transfers(batch)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.result.value] = counts.get(o.result.value, 0) + 1
+    typer.echo(f"posted {len(batch)} transfers in one batch: {counts}")
+    hold = NewTransfer(
+        ids.new_id("tr"),
+        ledger.id,
+        customers[0].id,
+        customers[1].id,
+        2_500,
+        pending=True,
+        timeout_s=3600,
+    )
+    svc.post_transfers([hold])
+    svc.post_transfers(
+        [
+            NewTransfer(
+                ids.new_id("tr"), ledger.id, action=Action.POST, target_id=hold.id, amount=2_000
+            )
+        ]
+    )
+    typer.echo("two-phase: reserved 25.00 from alice to bob, posted 20.00, released the rest")
+    typer.echo("")
+    usd = svc.get_asset("USD")
+    typer.echo(f"{'account':<8} {'posted':>14} {'available':>14} {'version':>8}")
+    for acc in [bank, *customers]:
+        fresh = svc.get_account(acc.id)
+        view = fresh.balance_view()
+        typer.echo(
+            f"{fresh.name:<8} {usd.format(view['posted']):>14} "
+            f"{usd.format(view['available']):>14} {fresh.version:>8}"
+        )
+    report = svc.verify()
+    typer.echo("")
+    typer.echo(
+        f"verify: {report.accounts} accounts, {report.entries} entries, "
+        f"{'all invariants hold' if report.ok else report.problems}"
+    )

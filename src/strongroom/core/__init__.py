@@ -1,0 +1,1 @@
+"""Pure building blocks: money, ids, clock, errors and limits. Standard library only."""

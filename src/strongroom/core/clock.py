@@ -1,0 +1,49 @@
+"""Time as integer microseconds since the Unix epoch (UTC), monotonic within a process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+class MonotonicClock:
+    """Never goes backwards within a process, even if the wall clock does."""
+
+    def __init__(self) -> None:
+        self._last_us = 0
+        self._lock = threading.Lock()
+
+    def now_us(self) -> int:
+        with self._lock:
+            t = max(now_us(), self._last_us)
+            self._last_us = t
+            return t
+
+
+def to_datetime(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
+
+
+def from_datetime(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def format_us(us: int) -> str:
+    return to_datetime(us).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> int:
+    """Parse an RFC 3339 timestamp (or a bare integer of microseconds) into epoch microseconds."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return from_datetime(value)

@@ -1,0 +1,54 @@
+"""Prefixed, time-ordered ids (`acc_...`, `tr_...`): 48-bit millisecond time + 80 random bits,
+Crockford base32, so ids sort by creation time and B-tree inserts append."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+PREFIXES = frozenset({"ldg", "acc", "tr", "evt"})
+
+
+class _Generator:
+    """Monotonic within a millisecond: the random part is incremented, as in ULID."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def next_value(self) -> int:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._last_rand += 1
+                assert self._last_rand < 2**80
+            else:
+                self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+            self._last_ms = ms
+            return (ms << 80) | self._last_rand
+
+
+_generator = _Generator()
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    assert prefix in PREFIXES, prefix
+    return f"{prefix}_{_encode(_generator.next_value())}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    assert prefix in PREFIXES, prefix
+    return [f"{prefix}_{_encode(_generator.next_value())}" for _ in range(count)]

@@ -1,0 +1,129 @@
+"""The schema as SQLAlchemy Core tables. Changes go through Alembic migrations only.
+
+Times are integer microseconds since the epoch (UTC); money is BIGINT minor units. Entries are
+appended in commit order (an integer key that grows), each pointing at its account's previous
+entry, so a batch touching thousands of accounts writes a few pages rather than one per account;
+every ENTRY_INDEX_STRIDE-th entry of an account is indexed in entry_index for point-in-time reads.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# INTEGER PRIMARY KEY is SQLite's rowid alias (append order, no separate index); BIGINT elsewhere.
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+ledgers = sa.Table(
+    "ledgers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+assets = sa.Table(
+    "assets",
+    metadata,
+    sa.Column("code", sa.String(16), primary_key=True),
+    sa.Column("scale", sa.SmallInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("ledger_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("asset", sa.String(16), nullable=False),
+    sa.Column("normal_balance", sa.SmallInteger, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("closed", sa.Boolean, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("debits_posted", sa.BigInteger, nullable=False),
+    sa.Column("credits_posted", sa.BigInteger, nullable=False),
+    sa.Column("debits_pending", sa.BigInteger, nullable=False),
+    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("last_entry_id", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("accounts_ledger_id", "ledger_id", "id"),
+    sqlite_with_rowid=False,
+)
+
+transfers = sa.Table(
+    "transfers",
+    metadata,
+    sa.Column("seq", RowId, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("ledger_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("debit_account_id", sa.String(64), nullable=True),
+    sa.Column("credit_account_id", sa.String(64), nullable=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("legs", sa.Text, nullable=True),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("pending", sa.Boolean, nullable=False),
+    sa.Column("timeout_s", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("transfers_id", "id", unique=True),
+    sa.Index("transfers_ledger_seq", "ledger_id", "seq"),
+    sa.Index(
+        "transfers_pending_expiry",
+        "expires_at",
+        sqlite_where=sa.text("status = 1 AND expires_at IS NOT NULL"),
+        postgresql_where=sa.text("status = 1 AND expires_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "transfers_target",
+        "target_id",
+        sqlite_where=sa.text("target_id IS NOT NULL"),
+        postgresql_where=sa.text("target_id IS NOT NULL"),
+    ),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("id", RowId, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("prev_id", sa.BigInteger, nullable=True),
+    sa.Column("transfer_id", sa.String(64), nullable=False),
+    sa.Column("direction", sa.SmallInteger, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("pending_delta", sa.BigInteger, nullable=False),
+    sa.Column("debits_posted", sa.BigInteger, nullable=False),
+    sa.Column("credits_posted", sa.BigInteger, nullable=False),
+    sa.Column("debits_pending", sa.BigInteger, nullable=False),
+    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+entry_index = sa.Table(
+    "entry_index",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, primary_key=True),
+    sa.Column("entry_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# SQLite's id-block counter (it has one writer at a time); PostgreSQL uses a sequence.
+id_blocks = sa.Table(
+    "id_blocks",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,63 @@
+"""A unit of work over one pooled DBAPI connection: rolls back unless committed.
+
+The ledger's hot path talks to the driver directly (set-oriented statements, executemany,
+COPY); everything still goes through SQLAlchemy's pool and engine configuration.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+        self._engine = engine
+        self._write = write
+        self.sqlite = engine.dialect.name == "sqlite"
+        self._proxy: Any = None
+        self.conn: Any = None
+        self._open = False
+
+    def __enter__(self) -> UnitOfWork:
+        self._proxy = self._engine.raw_connection()
+        self.conn = self._proxy.driver_connection
+        if self.sqlite:
+            # BEGIN IMMEDIATE takes the write lock up front: the balance check and the update
+            # that depends on it happen under one lock, with no upgrade deadlock.
+            self.conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        self._open = True
+        return self
+
+    def cursor(self) -> Any:
+        return self.conn.cursor()
+
+    def commit(self) -> None:
+        assert self._open
+        self.conn.commit() if not self.sqlite else self.conn.execute("COMMIT")
+        self._open = False
+
+    def rollback(self) -> None:
+        if self._open:
+            if self.sqlite:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+            else:
+                self.conn.rollback()
+            self._open = False
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            proxy, self._proxy = self._proxy, None
+            if exc is not None and not self.sqlite and self.conn is not None and self.conn.closed:
+                proxy.invalidate()
+            proxy.close()

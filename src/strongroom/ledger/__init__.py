@@ -1,0 +1,1 @@
+"""Double-entry ledger: model (pure rules), engine (batch-native posting), store, service."""

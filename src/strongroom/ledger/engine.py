@@ -1,0 +1,579 @@
+"""Batch-native posting: a list of transfers in, a list of per-transfer results out.
+
+Pure: the store loads the accounts and transfers a batch touches into a BatchState, the engine
+decides every result and produces the rows to write, the store writes them in the same
+transaction. Linked chains are applied with an undo log and rolled back on the first failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE
+from strongroom.ledger.model import (
+    AccountFlag,
+    Action,
+    Direction,
+    Leg,
+    NewTransfer,
+    Status,
+    TransferOutcome,
+    TransferRecord,
+)
+from strongroom.ledger.model import TransferResult as R
+
+_DEBIT = Direction.DEBIT
+_NO_OVERDRAFT_DEBITS = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_NO_OVERDRAFT_CREDITS = int(AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS)
+
+
+class AccountState:
+    """An account's row, loaded for one batch and mutated in place by the engine."""
+
+    __slots__ = (
+        "asset",
+        "closed",
+        "cp",
+        "cpend",
+        "dirty",
+        "dp",
+        "dpend",
+        "flags",
+        "id",
+        "last_entry_id",
+        "ledger_id",
+        "normal",
+        "updated_at",
+        "version",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        ledger_id: str,
+        asset: str,
+        normal: int,
+        flags: int,
+        closed: bool,
+        dp: int,
+        cp: int,
+        dpend: int,
+        cpend: int,
+        version: int,
+        last_entry_id: int | None,
+        updated_at: int,
+    ) -> None:
+        self.id = id
+        self.ledger_id = ledger_id
+        self.asset = asset
+        self.normal = normal
+        self.flags = flags
+        self.closed = closed
+        self.dp = dp
+        self.cp = cp
+        self.dpend = dpend
+        self.cpend = cpend
+        self.version = version
+        self.last_entry_id = last_entry_id
+        self.updated_at = updated_at
+        self.dirty = False
+
+    def snapshot(self) -> tuple[int, int, int, int, int, int | None, int, bool]:
+        return (
+            self.dp,
+            self.cp,
+            self.dpend,
+            self.cpend,
+            self.version,
+            self.last_entry_id,
+            self.updated_at,
+            self.dirty,
+        )
+
+    def restore(self, s: tuple[int, int, int, int, int, int | None, int, bool]) -> None:
+        (
+            self.dp,
+            self.cp,
+            self.dpend,
+            self.cpend,
+            self.version,
+            self.last_entry_id,
+            self.updated_at,
+            self.dirty,
+        ) = s
+
+
+# (id, account_id, version, prev_id, transfer_id, direction, amount, pending_delta,
+#  debits_posted, credits_posted, debits_pending, credits_pending, created_at)
+EntryRow = tuple[int, str, int, int | None, str, int, int, int, int, int, int, int, int]
+# (account_id, version, entry_id, created_at)
+IndexRow = tuple[str, int, int, int]
+
+
+@dataclass(slots=True)
+class BatchState:
+    accounts: dict[str, AccountState]
+    transfers: dict[str, TransferRecord]  # existing ids of the batch, and the targets it names
+    reversed_amounts: dict[str, int]  # target id -> amount already reversed
+    ledgers: set[str]
+    now_us: int
+    entry_id_next: int
+    seq_next: int
+
+
+@dataclass(slots=True)
+class Writes:
+    transfers: list[TransferRecord] = field(default_factory=list)
+    entries: list[EntryRow] = field(default_factory=list)
+    index_rows: list[IndexRow] = field(default_factory=list)
+    status_changes: dict[str, Status] = field(default_factory=dict)
+
+    def dirty_accounts(self, state: BatchState) -> list[AccountState]:
+        return [a for a in state.accounts.values() if a.dirty]
+
+
+class _ChainFailed(Exception):
+    pass
+
+
+class Engine:
+    """Applies batches to a BatchState. One Engine per batch; not thread-safe."""
+
+    def __init__(self, state: BatchState) -> None:
+        self.state = state
+        self.writes = Writes()
+        self._undo: dict[str, tuple[int, int, int, int, int, int | None, int, bool]] | None = None
+        self._undo_status: list[tuple[TransferRecord, Status]] = []
+        self._undo_reversed: list[tuple[str, int]] = []
+        self._created: dict[str, TransferRecord] = {}
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def apply(self, batch: Sequence[NewTransfer], *, atomic: bool = False) -> list[TransferOutcome]:
+        results: list[R] = []
+        n = len(batch)
+        i = 0
+        while i < n:
+            t = batch[i]
+            if not (t.linked or atomic) or (atomic and n == 1):
+                results.append(self._apply_one(t))
+                i += 1
+                continue
+            # A chain: [i, j] where j is the first member not linked (or the end of the batch).
+            j = i
+            if atomic:
+                j = n - 1
+            else:
+                while j < n - 1 and batch[j].linked:
+                    j += 1
+            open_chain = not atomic and batch[j].linked
+            results.extend(self._apply_chain(batch[i : j + 1], open_chain))
+            i = j + 1
+        return [TransferOutcome(k, r, batch[k].id) for k, r in enumerate(results)]
+
+    def _apply_chain(self, chain: Sequence[NewTransfer], open_chain: bool) -> list[R]:
+        w = self.writes
+        mark = (len(w.transfers), len(w.entries), len(w.index_rows))
+        entry_id_mark, seq_mark = self.state.entry_id_next, self.state.seq_next
+        self._undo = {}
+        self._undo_status = []
+        self._undo_reversed = []
+        results: list[R] = []
+        failed_at = -1
+        for k, t in enumerate(chain):
+            if open_chain and k == len(chain) - 1:
+                results.append(R.LINKED_EVENT_CHAIN_OPEN)
+                failed_at = k
+                break
+            r = self._apply_one(t)
+            results.append(r)
+            if not r.ok:
+                failed_at = k
+                break
+        if failed_at >= 0:
+            # Roll back everything the chain did, newest first.
+            for acc_id, snap in self._undo.items():
+                self.state.accounts[acc_id].restore(snap)
+            for rec, old in reversed(self._undo_status):
+                rec.status = old
+                if old is Status.PENDING:
+                    w.status_changes.pop(rec.id, None)
+            for target, amount in reversed(self._undo_reversed):
+                self.state.reversed_amounts[target] -= amount
+            for rec in w.transfers[mark[0] :]:
+                del self._created[rec.id]
+            del w.transfers[mark[0] :]
+            del w.entries[mark[1] :]
+            del w.index_rows[mark[2] :]
+            self.state.entry_id_next, self.state.seq_next = entry_id_mark, seq_mark
+            results = [
+                r if k == failed_at else R.LINKED_EVENT_FAILED for k, r in enumerate(results)
+            ]
+            results.extend(R.LINKED_EVENT_FAILED for _ in range(len(chain) - len(results)))
+        self._undo = None
+        return results
+
+    # -- one transfer ----------------------------------------------------------------------
+
+    def _apply_one(self, t: NewTransfer) -> R:
+        existing = self._created.get(t.id) or self.state.transfers.get(t.id)
+        if existing is not None:
+            return _compare_existing(t, existing)
+        if t.ledger_id not in self.state.ledgers:
+            return R.LEDGER_NOT_FOUND
+        if t.action is Action.TRANSFER:
+            return self._transfer(t)
+        if t.action is Action.REVERSE:
+            return self._reverse(t)
+        return self._resolve_pending(t)
+
+    def _transfer(self, t: NewTransfer) -> R:
+        accounts = self.state.accounts
+        if t.legs is None:
+            assert t.debit_account_id is not None and t.credit_account_id is not None
+            debit = accounts.get(t.debit_account_id)
+            credit = accounts.get(t.credit_account_id)
+            if debit is None or credit is None:
+                return R.ACCOUNT_NOT_FOUND
+            if debit is credit:
+                return R.ACCOUNTS_MUST_BE_DIFFERENT
+            if debit.ledger_id != t.ledger_id or credit.ledger_id != t.ledger_id:
+                return R.LEDGER_MISMATCH
+            if debit.asset != credit.asset:
+                return R.ASSET_MISMATCH
+            if debit.closed or credit.closed:
+                return R.ACCOUNT_CLOSED
+            amount = t.amount
+            plan = (
+                [(debit, 0, amount), (credit, 1, amount)]
+                if not t.pending
+                else [(debit, 0, -amount), (credit, 1, -amount)]
+            )
+        else:
+            plan = []
+            net: dict[str, int] = {}
+            for leg in t.legs:
+                acc = accounts.get(leg.account_id)
+                if acc is None:
+                    return R.ACCOUNT_NOT_FOUND
+                if acc.ledger_id != t.ledger_id:
+                    return R.LEDGER_MISMATCH
+                if acc.closed:
+                    return R.ACCOUNT_CLOSED
+                signed = leg.amount if leg.direction is _DEBIT else -leg.amount
+                net[acc.asset] = net.get(acc.asset, 0) + signed
+                plan.append((acc, int(leg.direction), -leg.amount if t.pending else leg.amount))
+            if any(net.values()):
+                return R.LEGS_UNBALANCED_PER_ASSET
+        # plan: (account, direction, delta) where delta > 0 posts and delta < 0 reserves.
+        r = self._post_plan(plan, t.id)
+        if r is not R.CREATED:
+            return r
+        now = self.state.now_us
+        total = (
+            t.amount
+            if t.legs is None
+            else sum(leg.amount for leg in t.legs if leg.direction is _DEBIT)
+        )
+        self._record(
+            TransferRecord(
+                id=t.id,
+                ledger_id=t.ledger_id,
+                action=Action.TRANSFER,
+                status=Status.PENDING if t.pending else Status.POSTED,
+                debit_account_id=t.debit_account_id,
+                credit_account_id=t.credit_account_id,
+                amount=total,
+                legs=t.legs,
+                target_id=None,
+                pending=t.pending,
+                timeout_s=t.timeout_s,
+                expires_at=now + t.timeout_s * 1_000_000 if t.timeout_s else None,
+                metadata=t.metadata,
+                created_at=now,
+            )
+        )
+        return R.CREATED
+
+    def _resolve_pending(self, t: NewTransfer) -> R:
+        """POST or VOID of a pending transfer."""
+        assert t.target_id is not None
+        target = self._created.get(t.target_id) or self.state.transfers.get(t.target_id)
+        if target is None:
+            return R.PENDING_TRANSFER_NOT_FOUND
+        if target.ledger_id != t.ledger_id:
+            return R.LEDGER_MISMATCH
+        if not target.pending:
+            return R.PENDING_TRANSFER_NOT_PENDING
+        if target.status is Status.POSTED:
+            return R.PENDING_TRANSFER_ALREADY_POSTED
+        if target.status is Status.VOIDED:
+            return R.PENDING_TRANSFER_ALREADY_VOIDED
+        if target.status is Status.EXPIRED or (
+            target.expires_at is not None and self.state.now_us >= target.expires_at
+        ):
+            return R.PENDING_TRANSFER_EXPIRED
+        full = target.amount
+        posted = (t.amount or full) if t.action is Action.POST else 0
+        if posted > full:
+            return R.EXCEEDS_PENDING_TRANSFER_AMOUNT
+        legs = target.effective_legs()
+        if posted not in (0, full) and len(legs) != 2:
+            return R.PARTIAL_AMOUNT_NEEDS_TWO_LEGS
+        plan = []
+        for leg in legs:
+            acc = self.state.accounts.get(leg.account_id)
+            assert acc is not None, "a pending transfer's accounts exist"
+            leg_posted = leg.amount if posted == full else posted
+            plan.append((acc, int(leg.direction), leg_posted, leg.amount))
+        r = self._post_plan_release(plan, t.id)
+        if r is not R.CREATED:
+            return r
+        new_status = Status.POSTED if t.action is Action.POST else Status.VOIDED
+        self._set_status(target, new_status)
+        self._record(
+            TransferRecord(
+                id=t.id,
+                ledger_id=t.ledger_id,
+                action=t.action,
+                status=new_status,
+                debit_account_id=target.debit_account_id,
+                credit_account_id=target.credit_account_id,
+                amount=posted if t.action is Action.POST else full,
+                legs=target.legs,
+                target_id=target.id,
+                pending=False,
+                timeout_s=0,
+                expires_at=None,
+                metadata=t.metadata,
+                created_at=self.state.now_us,
+            )
+        )
+        return R.CREATED
+
+    def _reverse(self, t: NewTransfer) -> R:
+        assert t.target_id is not None
+        target = self._created.get(t.target_id) or self.state.transfers.get(t.target_id)
+        if target is None:
+            return R.REVERSAL_TARGET_NOT_FOUND
+        if target.ledger_id != t.ledger_id:
+            return R.LEDGER_MISMATCH
+        if target.status is not Status.POSTED or target.pending:
+            return R.REVERSAL_TARGET_NOT_POSTED
+        already = self.state.reversed_amounts.get(target.id, 0)
+        remaining = target.amount - already
+        amount = t.amount or remaining
+        if amount > remaining or amount == 0:
+            return R.EXCEEDS_REVERSIBLE_AMOUNT
+        legs = target.effective_legs()
+        if amount != target.amount and len(legs) != 2:
+            return R.PARTIAL_AMOUNT_NEEDS_TWO_LEGS
+        plan = []
+        for leg in legs:
+            acc = self.state.accounts.get(leg.account_id)
+            assert acc is not None, "a posted transfer's accounts exist"
+            if acc.closed:
+                return R.ACCOUNT_CLOSED
+            leg_amount = leg.amount if len(legs) != 2 else amount
+            plan.append((acc, 1 - int(leg.direction), leg_amount))
+        r = self._post_plan(plan, t.id)
+        if r is not R.CREATED:
+            return r
+        self.state.reversed_amounts[target.id] = already + amount
+        if self._undo is not None:
+            self._undo_reversed.append((target.id, amount))
+        swapped = tuple(
+            Leg(leg.account_id, Direction(1 - int(leg.direction)), leg.amount) for leg in legs
+        )
+        self._record(
+            TransferRecord(
+                id=t.id,
+                ledger_id=t.ledger_id,
+                action=Action.REVERSE,
+                status=Status.POSTED,
+                debit_account_id=target.credit_account_id,
+                credit_account_id=target.debit_account_id,
+                amount=amount,
+                legs=swapped if target.legs is not None else None,
+                target_id=target.id,
+                pending=False,
+                timeout_s=0,
+                expires_at=None,
+                metadata=t.metadata,
+                created_at=self.state.now_us,
+            )
+        )
+        return R.CREATED
+
+    def expire(self, due: Sequence[TransferRecord]) -> int:
+        """Release the reservations of pending transfers whose timeout has passed."""
+        count = 0
+        for target in due:
+            if target.status is not Status.PENDING:
+                continue
+            plan = []
+            for leg in target.effective_legs():
+                acc = self.state.accounts[leg.account_id]
+                plan.append((acc, int(leg.direction), 0, leg.amount))
+            r = self._post_plan_release(plan, target.id)
+            assert r is R.CREATED, "releasing a reservation only lowers pending counters"
+            self._set_status(target, Status.EXPIRED)
+            count += 1
+        return count
+
+    # -- balances --------------------------------------------------------------------------
+
+    def _post_plan(self, plan: list[tuple[AccountState, int, int]], transfer_id: str) -> R:
+        """delta > 0 posts, delta < 0 reserves -delta. Checks every leg, then applies all."""
+        checked = []
+        for acc, direction, delta in plan:
+            posted, pend = (delta, 0) if delta > 0 else (0, -delta)
+            if direction == 0:
+                dp = acc.dp + posted
+                dpend = acc.dpend + pend
+                if dpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_DEBITS_PENDING
+                if dp > AMOUNT_MAX:
+                    return R.OVERFLOWS_DEBITS_POSTED
+                if dp + dpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_DEBITS
+                if acc.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > acc.cp:
+                    return R.INSUFFICIENT_FUNDS
+                checked.append((acc, 0, posted, pend, dp, acc.cp, dpend, acc.cpend))
+            else:
+                cp = acc.cp + posted
+                cpend = acc.cpend + pend
+                if cpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_CREDITS_PENDING
+                if cp > AMOUNT_MAX:
+                    return R.OVERFLOWS_CREDITS_POSTED
+                if cp + cpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_CREDITS
+                if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > acc.dp:
+                    return R.INSUFFICIENT_FUNDS
+                checked.append((acc, 1, posted, pend, acc.dp, cp, acc.dpend, cpend))
+        self._write_entries(checked, transfer_id)
+        return R.CREATED
+
+    def _post_plan_release(
+        self, plan: list[tuple[AccountState, int, int, int]], transfer_id: str
+    ) -> R:
+        """(account, direction, posted, released): post `posted` and release `released` of
+        the account's pending counter on that side."""
+        checked = []
+        for acc, direction, posted, released in plan:
+            if direction == 0:
+                dp = acc.dp + posted
+                dpend = acc.dpend - released
+                assert dpend >= 0
+                if dp > AMOUNT_MAX:
+                    return R.OVERFLOWS_DEBITS_POSTED
+                if dp + dpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_DEBITS
+                if acc.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > acc.cp:
+                    return R.INSUFFICIENT_FUNDS
+                checked.append((acc, 0, posted, -released, dp, acc.cp, dpend, acc.cpend))
+            else:
+                cp = acc.cp + posted
+                cpend = acc.cpend - released
+                assert cpend >= 0
+                if cp > AMOUNT_MAX:
+                    return R.OVERFLOWS_CREDITS_POSTED
+                if cp + cpend > AMOUNT_MAX:
+                    return R.OVERFLOWS_CREDITS
+                if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > acc.dp:
+                    return R.INSUFFICIENT_FUNDS
+                checked.append((acc, 1, posted, -released, acc.dp, cp, acc.dpend, cpend))
+        self._write_entries(checked, transfer_id)
+        return R.CREATED
+
+    def _write_entries(
+        self,
+        checked: list[tuple[AccountState, int, int, int, int, int, int, int]],
+        transfer_id: str,
+    ) -> None:
+        state = self.state
+        now = state.now_us
+        entries = self.writes.entries
+        undo = self._undo
+        for acc, direction, posted, pend, dp, cp, dpend, cpend in checked:
+            if undo is not None and acc.id not in undo:
+                undo[acc.id] = acc.snapshot()
+            entry_id = state.entry_id_next
+            state.entry_id_next = entry_id + 1
+            version = acc.version + 1
+            # Entry times never go backwards within an account, whatever the clocks of
+            # several processes say, so "balance as of" can search by time.
+            at = now if now > acc.updated_at else acc.updated_at
+            entries.append(
+                (
+                    entry_id,
+                    acc.id,
+                    version,
+                    acc.last_entry_id,
+                    transfer_id,
+                    direction,
+                    posted,
+                    pend,
+                    dp,
+                    cp,
+                    dpend,
+                    cpend,
+                    at,
+                )
+            )
+            if version % ENTRY_INDEX_STRIDE == 0:
+                self.writes.index_rows.append((acc.id, version, entry_id, at))
+            acc.dp = dp
+            acc.cp = cp
+            acc.dpend = dpend
+            acc.cpend = cpend
+            acc.version = version
+            acc.last_entry_id = entry_id
+            acc.updated_at = at
+            acc.dirty = True
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _record(self, rec: TransferRecord) -> None:
+        rec.seq = self.state.seq_next
+        self.state.seq_next += 1
+        self.writes.transfers.append(rec)
+        self._created[rec.id] = rec
+
+    def _set_status(self, rec: TransferRecord, status: Status) -> None:
+        if self._undo is not None:
+            self._undo_status.append((rec, rec.status))
+        rec.status = status
+        if rec.id in self._created:
+            return  # created in this batch: the insert carries the new status
+        self.writes.status_changes[rec.id] = status
+
+
+def _compare_existing(t: NewTransfer, e: TransferRecord) -> R:
+    """Idempotency: identical content is `exists`, anything else names the first difference."""
+    if t.ledger_id != e.ledger_id:
+        return R.EXISTS_WITH_DIFFERENT_LEDGER_ID
+    if t.action is not e.action:
+        return R.EXISTS_WITH_DIFFERENT_ACTION
+    if t.target_id != e.target_id:
+        return R.EXISTS_WITH_DIFFERENT_TARGET_ID
+    if t.action is Action.TRANSFER:
+        if t.debit_account_id != e.debit_account_id:
+            return R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
+        if t.credit_account_id != e.credit_account_id:
+            return R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
+        if t.legs is None and t.amount != e.amount:
+            return R.EXISTS_WITH_DIFFERENT_AMOUNT
+        if t.legs != e.legs:
+            return R.EXISTS_WITH_DIFFERENT_LEGS
+        if t.pending != e.pending:
+            return R.EXISTS_WITH_DIFFERENT_PENDING
+        if t.timeout_s != e.timeout_s:
+            return R.EXISTS_WITH_DIFFERENT_TIMEOUT
+    elif t.amount and t.amount != e.amount:
+        return R.EXISTS_WITH_DIFFERENT_AMOUNT
+    if t.metadata != e.metadata:
+        return R.EXISTS_WITH_DIFFERENT_METADATA
+    return R.EXISTS

@@ -1,0 +1,415 @@
+"""The ledger's vocabulary and its pure rules. No I/O here.
+
+Amounts are integers of minor units. Balances are four counters per account (TigerBeetle's
+shape): debits_posted, credits_posted, debits_pending, credits_pending; everything else is
+derived from them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag, StrEnum
+from typing import Any
+
+from strongroom.core.errors import InvalidRequest
+from strongroom.core.limits import (
+    ID_LENGTH_MAX,
+    LEGS_PER_TRANSFER_MAX,
+    METADATA_BYTES_MAX,
+    METADATA_KEY_LENGTH_MAX,
+    METADATA_KEYS_MAX,
+    NAME_LENGTH_MAX,
+    PENDING_TIMEOUT_S_MAX,
+)
+from strongroom.core.money import validate_amount
+
+Metadata = dict[str, str | int | bool | None]
+
+
+class Direction(IntEnum):
+    DEBIT = 0
+    CREDIT = 1
+
+    @property
+    def label(self) -> str:
+        return "debit" if self is Direction.DEBIT else "credit"
+
+    @classmethod
+    def parse(cls, value: object, param: str) -> Direction:
+        if value in ("debit", Direction.DEBIT):
+            return Direction.DEBIT
+        if value in ("credit", Direction.CREDIT):
+            return Direction.CREDIT
+        raise InvalidRequest("must be 'debit' or 'credit'", param=param, code="invalid_direction")
+
+
+class AccountFlag(IntFlag):
+    NONE = 0
+    DEBITS_MUST_NOT_EXCEED_CREDITS = 1
+    CREDITS_MUST_NOT_EXCEED_DEBITS = 2
+
+    @classmethod
+    def parse(cls, names: object, param: str = "flags") -> AccountFlag:
+        if not isinstance(names, list | tuple):
+            raise InvalidRequest("flags must be a list", param=param, code="invalid_flags")
+        flags = cls.NONE
+        for name in names:
+            member = _FLAG_BY_NAME.get(name) if isinstance(name, str) else None
+            if member is None:
+                raise InvalidRequest(f"unknown flag {name!r}", param=param, code="invalid_flags")
+            flags |= member
+        if (
+            AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in flags
+            and AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in flags
+        ):
+            raise InvalidRequest(
+                "an account cannot refuse both overdraft directions",
+                param=param,
+                code="flags_are_mutually_exclusive",
+            )
+        return flags
+
+    def names(self) -> list[str]:
+        return [name for name, member in _FLAG_BY_NAME.items() if member in self]
+
+
+_FLAG_BY_NAME = {
+    "debits_must_not_exceed_credits": AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    "credits_must_not_exceed_debits": AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS,
+}
+
+
+class Action(IntEnum):
+    """What a transfer does. POST, VOID and REVERSE name a target transfer."""
+
+    TRANSFER = 0
+    POST = 1
+    VOID = 2
+    REVERSE = 3
+
+
+class Status(IntEnum):
+    POSTED = 0
+    PENDING = 1
+    VOIDED = 2
+    EXPIRED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class TransferResult(StrEnum):
+    """Ordered by precedence: the first failing check is the one reported."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    EXISTS_WITH_DIFFERENT_LEDGER_ID = "exists_with_different_ledger_id"
+    EXISTS_WITH_DIFFERENT_ACTION = "exists_with_different_action"
+    EXISTS_WITH_DIFFERENT_TARGET_ID = "exists_with_different_target_id"
+    EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID = "exists_with_different_debit_account_id"
+    EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID = "exists_with_different_credit_account_id"
+    EXISTS_WITH_DIFFERENT_AMOUNT = "exists_with_different_amount"
+    EXISTS_WITH_DIFFERENT_LEGS = "exists_with_different_legs"
+    EXISTS_WITH_DIFFERENT_PENDING = "exists_with_different_pending"
+    EXISTS_WITH_DIFFERENT_TIMEOUT = "exists_with_different_timeout"
+    EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
+    LINKED_EVENT_FAILED = "linked_event_failed"
+    LINKED_EVENT_CHAIN_OPEN = "linked_event_chain_open"
+    LEDGER_NOT_FOUND = "ledger_not_found"
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    ACCOUNTS_MUST_BE_DIFFERENT = "accounts_must_be_different"
+    LEDGER_MISMATCH = "ledger_mismatch"
+    ASSET_MISMATCH = "asset_mismatch"
+    ACCOUNT_CLOSED = "account_closed"
+    LEGS_UNBALANCED_PER_ASSET = "legs_unbalanced_per_asset"
+    PENDING_TRANSFER_NOT_FOUND = "pending_transfer_not_found"
+    PENDING_TRANSFER_NOT_PENDING = "pending_transfer_not_pending"
+    PENDING_TRANSFER_ALREADY_POSTED = "pending_transfer_already_posted"
+    PENDING_TRANSFER_ALREADY_VOIDED = "pending_transfer_already_voided"
+    PENDING_TRANSFER_EXPIRED = "pending_transfer_expired"
+    EXCEEDS_PENDING_TRANSFER_AMOUNT = "exceeds_pending_transfer_amount"
+    REVERSAL_TARGET_NOT_FOUND = "reversal_target_not_found"
+    REVERSAL_TARGET_NOT_POSTED = "reversal_target_not_posted"
+    EXCEEDS_REVERSIBLE_AMOUNT = "exceeds_reversible_amount"
+    PARTIAL_AMOUNT_NEEDS_TWO_LEGS = "partial_amount_needs_two_legs"
+    OVERFLOWS_DEBITS_PENDING = "overflows_debits_pending"
+    OVERFLOWS_CREDITS_PENDING = "overflows_credits_pending"
+    OVERFLOWS_DEBITS_POSTED = "overflows_debits_posted"
+    OVERFLOWS_CREDITS_POSTED = "overflows_credits_posted"
+    OVERFLOWS_DEBITS = "overflows_debits"
+    OVERFLOWS_CREDITS = "overflows_credits"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+
+    @property
+    def ok(self) -> bool:
+        return self is TransferResult.CREATED or self is TransferResult.EXISTS
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    account_id: str
+    direction: Direction
+    amount: int
+
+
+@dataclass(slots=True)
+class NewTransfer:
+    """A request to the engine. `id` is client-chosen and is the idempotency key.
+
+    - TRANSFER: either debit_account_id + credit_account_id + amount, or `legs`.
+      `pending=True` reserves instead of posting; `timeout_s` > 0 expires the reservation.
+    - POST / VOID: `target_id` names a pending transfer; POST's `amount` 0 means the full amount.
+    - REVERSE: `target_id` names a posted transfer; `amount` 0 means what is left to reverse.
+    `linked=True` chains this transfer with the next: they succeed or fail together.
+    """
+
+    id: str
+    ledger_id: str
+    debit_account_id: str | None = None
+    credit_account_id: str | None = None
+    amount: int = 0
+    legs: tuple[Leg, ...] | None = None
+    action: Action = Action.TRANSFER
+    target_id: str | None = None
+    pending: bool = False
+    timeout_s: int = 0
+    linked: bool = False
+    metadata: str | None = None  # canonical JSON, see canonical_metadata()
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOutcome:
+    index: int
+    result: TransferResult
+    transfer_id: str
+
+
+@dataclass(slots=True)
+class Balances:
+    debits_posted: int = 0
+    credits_posted: int = 0
+    debits_pending: int = 0
+    credits_pending: int = 0
+
+
+def derived_balances(normal: Direction, b: Balances) -> dict[str, int]:
+    """posted: the normal side minus the other; pending: what posted would be if every open
+    pending transfer posted; available: posted less outgoing reservations (incoming ones
+    are not spendable until posted)."""
+    if normal is Direction.CREDIT:
+        posted = b.credits_posted - b.debits_posted
+        pending = posted + b.credits_pending - b.debits_pending
+        available = posted - b.debits_pending
+    else:
+        posted = b.debits_posted - b.credits_posted
+        pending = posted + b.debits_pending - b.credits_pending
+        available = posted - b.credits_pending
+    return {
+        "debits_posted": b.debits_posted,
+        "credits_posted": b.credits_posted,
+        "debits_pending": b.debits_pending,
+        "credits_pending": b.credits_pending,
+        "posted": posted,
+        "pending": pending,
+        "available": available,
+    }
+
+
+# -- validation at the edge: raises InvalidRequest, so nothing is written --------------------
+
+
+def validate_id(value: object, param: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= ID_LENGTH_MAX:
+        raise InvalidRequest(
+            f"must be a string of 1 to {ID_LENGTH_MAX} characters", param=param, code="invalid_id"
+        )
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise InvalidRequest(
+            "must be printable ASCII without spaces", param=param, code="invalid_id"
+        )
+    return value
+
+
+def validate_name(value: object, param: str = "name") -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= NAME_LENGTH_MAX:
+        raise InvalidRequest(
+            f"must be a string of 1 to {NAME_LENGTH_MAX} characters",
+            param=param,
+            code="invalid_name",
+        )
+    return value
+
+
+def canonical_metadata(value: object, param: str = "metadata") -> str | None:
+    """Metadata is a flat JSON object of at most METADATA_KEYS_MAX keys whose values are
+    strings, integers, booleans or null, stored as canonical JSON of at most
+    METADATA_BYTES_MAX bytes. Floats are refused, as everywhere money may hide."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("metadata must be an object", param=param, code="invalid_metadata")
+    if len(value) > METADATA_KEYS_MAX:
+        raise InvalidRequest(
+            f"metadata has more than {METADATA_KEYS_MAX} keys",
+            param=param,
+            code="metadata_too_large",
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
+            raise InvalidRequest(
+                f"metadata keys are strings of 1 to {METADATA_KEY_LENGTH_MAX} characters",
+                param=param,
+                code="invalid_metadata",
+            )
+        if item is not None and not isinstance(item, str | int | bool):
+            raise InvalidRequest(
+                f"metadata[{key}] must be a string, integer, boolean or null",
+                param=f"{param}[{key}]",
+                code="invalid_metadata",
+            )
+    if not value:
+        return None
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if len(text.encode()) > METADATA_BYTES_MAX:
+        raise InvalidRequest(
+            f"metadata is larger than {METADATA_BYTES_MAX} bytes",
+            param=param,
+            code="metadata_too_large",
+        )
+    return text
+
+
+def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
+    """Shape checks that need no database. Raises InvalidRequest naming the field."""
+    validate_id(t.id, f"{param}.id")
+    validate_id(t.ledger_id, f"{param}.ledger_id")
+    if t.action is Action.TRANSFER:
+        if t.target_id is not None:
+            raise InvalidRequest(
+                "target_id is only for post, void and reverse",
+                param=f"{param}.target_id",
+                code="invalid_request",
+            )
+        if t.legs is None:
+            validate_id(t.debit_account_id, f"{param}.debit_account_id")
+            validate_id(t.credit_account_id, f"{param}.credit_account_id")
+            validate_amount(t.amount, f"{param}.amount")
+        else:
+            if t.debit_account_id is not None or t.credit_account_id is not None or t.amount:
+                raise InvalidRequest(
+                    "give either legs or debit_account_id/credit_account_id/amount, not both",
+                    param=f"{param}.legs",
+                    code="invalid_request",
+                )
+            validate_legs(t.legs, f"{param}.legs")
+        if isinstance(t.timeout_s, bool) or not isinstance(t.timeout_s, int):
+            raise InvalidRequest(
+                "timeout_s must be an integer", param=f"{param}.timeout_s", code="invalid_timeout"
+            )
+        if not 0 <= t.timeout_s <= PENDING_TIMEOUT_S_MAX:
+            raise InvalidRequest(
+                f"timeout_s must be from 0 to {PENDING_TIMEOUT_S_MAX}",
+                param=f"{param}.timeout_s",
+                code="invalid_timeout",
+            )
+        if t.timeout_s and not t.pending:
+            raise InvalidRequest(
+                "timeout_s applies to pending transfers only",
+                param=f"{param}.timeout_s",
+                code="invalid_timeout",
+            )
+    else:
+        validate_id(t.target_id, f"{param}.target_id")
+        if t.legs is not None or t.debit_account_id is not None or t.credit_account_id is not None:
+            raise InvalidRequest(
+                f"{t.action.name.lower()} takes its accounts from the target transfer",
+                param=f"{param}.target_id",
+                code="invalid_request",
+            )
+        if t.pending or t.timeout_s:
+            raise InvalidRequest(
+                f"{t.action.name.lower()} cannot itself be pending",
+                param=f"{param}.pending",
+                code="invalid_request",
+            )
+        if t.action is Action.VOID and t.amount:
+            raise InvalidRequest(
+                "void releases the whole reservation and takes no amount",
+                param=f"{param}.amount",
+                code="invalid_request",
+            )
+        if t.amount:
+            validate_amount(t.amount, f"{param}.amount")
+
+
+def validate_legs(legs: object, param: str) -> None:
+    if not isinstance(legs, tuple) or not 2 <= len(legs) <= LEGS_PER_TRANSFER_MAX:
+        raise InvalidRequest(
+            f"a transfer has 2 to {LEGS_PER_TRANSFER_MAX} legs", param=param, code="invalid_legs"
+        )
+    debits = credits = 0
+    seen: set[str] = set()
+    for i, leg in enumerate(legs):
+        if not isinstance(leg, Leg):
+            raise InvalidRequest("each leg is a Leg", param=f"{param}[{i}]", code="invalid_legs")
+        validate_id(leg.account_id, f"{param}[{i}].account_id")
+        if leg.account_id in seen:
+            raise InvalidRequest(
+                "an account appears in at most one leg of a transfer",
+                param=f"{param}[{i}].account_id",
+                code="duplicate_leg_account",
+            )
+        seen.add(leg.account_id)
+        validate_amount(leg.amount, f"{param}[{i}].amount")
+        if leg.direction is Direction.DEBIT:
+            debits += leg.amount
+        else:
+            credits += leg.amount
+    # Per-asset balance needs the accounts' assets; the engine checks it again per asset.
+    if debits != credits:
+        raise InvalidRequest(
+            f"legs are unbalanced: debits {debits} != credits {credits}",
+            param=param,
+            code="unbalanced_legs",
+        )
+
+
+def legs_to_json(legs: tuple[Leg, ...]) -> str:
+    return json.dumps([[leg.account_id, int(leg.direction), leg.amount] for leg in legs])
+
+
+def legs_from_json(text: str) -> tuple[Leg, ...]:
+    return tuple(Leg(a, Direction(d), n) for a, d, n in json.loads(text))
+
+
+@dataclass(slots=True)
+class TransferRecord:
+    """A stored transfer as the engine needs it."""
+
+    id: str
+    ledger_id: str
+    action: Action
+    status: Status
+    debit_account_id: str | None
+    credit_account_id: str | None
+    amount: int
+    legs: tuple[Leg, ...] | None
+    target_id: str | None
+    pending: bool
+    timeout_s: int
+    expires_at: int | None
+    metadata: str | None
+    created_at: int
+    seq: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def effective_legs(self) -> tuple[Leg, ...]:
+        if self.legs is not None:
+            return self.legs
+        assert self.debit_account_id is not None and self.credit_account_id is not None
+        return (
+            Leg(self.debit_account_id, Direction.DEBIT, self.amount),
+            Leg(self.credit_account_id, Direction.CREDIT, self.amount),
+        )

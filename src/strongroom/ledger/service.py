@@ -1,0 +1,678 @@
+"""The ledger's use cases: each one a unit of work over the store and the pure engine."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom.core import clock, ids
+from strongroom.core.errors import Conflict, InvalidRequest, NotFound
+from strongroom.core.limits import (
+    BATCH_TRANSFERS_MAX,
+    COMMIT_RETRIES_MAX,
+    ENTRY_INDEX_STRIDE,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+)
+from strongroom.core.money import Asset, iso_asset, validate_custom_asset
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store
+from strongroom.ledger.engine import BatchState, Engine
+from strongroom.ledger.model import (
+    AccountFlag,
+    Action,
+    Balances,
+    Direction,
+    Leg,
+    NewTransfer,
+    Status,
+    TransferOutcome,
+    TransferRecord,
+    canonical_metadata,
+    derived_balances,
+    validate_id,
+    validate_name,
+    validate_transfer,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    id: str
+    name: str
+    metadata: dict[str, Any] | None
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "ledger",
+            "name": self.name,
+            "metadata": self.metadata or {},
+            "created_at": clock.format_us(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    ledger_id: str
+    name: str | None
+    asset: str
+    normal_balance: Direction
+    flags: AccountFlag
+    closed: bool
+    metadata: dict[str, Any] | None
+    balances: Balances
+    version: int
+    created_at: int
+    updated_at: int
+
+    def balance_view(self) -> dict[str, int]:
+        return derived_balances(self.normal_balance, self.balances)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "account",
+            "ledger_id": self.ledger_id,
+            "name": self.name,
+            "asset": self.asset,
+            "normal_balance": self.normal_balance.label,
+            "flags": self.flags.names(),
+            "closed": self.closed,
+            "metadata": self.metadata or {},
+            "balances": self.balance_view(),
+            "version": self.version,
+            "created_at": clock.format_us(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    account_id: str
+    version: int
+    transfer_id: str
+    direction: Direction
+    amount: int
+    pending_delta: int
+    balances_after: Balances
+    created_at: int
+
+    def to_dict(self, normal: Direction) -> dict[str, Any]:
+        return {
+            "object": "entry",
+            "account_id": self.account_id,
+            "version": self.version,
+            "transfer_id": self.transfer_id,
+            "direction": self.direction.label,
+            "amount": self.amount,
+            "pending_amount": self.pending_delta,
+            "balance_after": derived_balances(normal, self.balances_after),
+            "created_at": clock.format_us(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    data: list[T]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    ledger_id: str
+    asset: str
+    normal_balance: Direction
+    flags: AccountFlag = AccountFlag.NONE
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    accounts: int = 0
+    entries: int = 0
+    transfers_pending: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def transfer_to_dict(r: TransferRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id,
+        "object": "transfer",
+        "ledger_id": r.ledger_id,
+        "action": r.action.name.lower(),
+        "status": r.status.label,
+        "amount": r.amount,
+        "pending": r.pending,
+        "metadata": json.loads(r.metadata) if r.metadata else {},
+        "created_at": clock.format_us(r.created_at),
+    }
+    if r.legs is None:
+        out["debit_account_id"] = r.debit_account_id
+        out["credit_account_id"] = r.credit_account_id
+    else:
+        out["entries"] = [
+            {"account_id": leg.account_id, "direction": leg.direction.label, "amount": leg.amount}
+            for leg in r.legs
+        ]
+    if r.target_id is not None:
+        out["target_id"] = r.target_id
+    if r.expires_at is not None:
+        out["expires_at"] = clock.format_us(r.expires_at)
+    return out
+
+
+def _account_from_row(row: Sequence[Any]) -> Account:
+    return Account(
+        id=row[0],
+        ledger_id=row[1],
+        name=row[2],
+        asset=row[3],
+        normal_balance=Direction(row[4]),
+        flags=AccountFlag(row[5]),
+        closed=bool(row[6]),
+        metadata=json.loads(row[7]) if row[7] else None,
+        balances=Balances(row[8], row[9], row[10], row[11]),
+        version=row[12],
+        created_at=row[14],
+        updated_at=row[15],
+    )
+
+
+def _entry_from_row(row: Sequence[Any]) -> Entry:
+    return Entry(
+        id=row[0],
+        account_id=row[1],
+        version=row[2],
+        transfer_id=row[4],
+        direction=Direction(row[5]),
+        amount=row[6],
+        pending_delta=row[7],
+        balances_after=Balances(row[8], row[9], row[10], row[11]),
+        created_at=row[12],
+    )
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {PAGE_SIZE_MAX}",
+            param="limit",
+            code="invalid_limit",
+        )
+    return limit
+
+
+class LedgerService:
+    def __init__(self, engine: SAEngine, *, clock_: clock.MonotonicClock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock_ or clock.MonotonicClock()
+
+    def _uow(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
+
+    def _with_retries(self, work: Callable[[], T]) -> T:
+        """Re-run a whole unit of work after a serialization failure, a deadlock or a busy
+        database, at most COMMIT_RETRIES_MAX times with jittered backoff; callers never see
+        a deadlock unless the bound is exhausted."""
+        for attempt in range(COMMIT_RETRIES_MAX + 1):
+            try:
+                return work()
+            except Exception as exc:
+                if attempt == COMMIT_RETRIES_MAX or not store.is_retryable(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    # -- ledgers and assets ----------------------------------------------------------------
+
+    def create_ledger(self, name: str, metadata: dict[str, Any] | None = None) -> Ledger:
+        validate_name(name)
+        meta = canonical_metadata(metadata)
+        ledger = Ledger(
+            ids.new_id("ldg"), name, json.loads(meta) if meta else None, self.clock.now_us()
+        )
+        with self._uow() as uow:
+            store.insert_ledger(uow, (ledger.id, name, meta, ledger.created_at))
+            uow.commit()
+        return ledger
+
+    def get_ledger(self, ledger_id: str) -> Ledger:
+        with self._uow(write=False) as uow:
+            row = store.get_ledger(uow, ledger_id)
+        if row is None:
+            raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
+        return Ledger(row[0], row[1], json.loads(row[2]) if row[2] else None, row[3])
+
+    def list_ledgers(self) -> list[Ledger]:
+        with self._uow(write=False) as uow:
+            rows = store.list_ledgers(uow)
+        return [Ledger(r[0], r[1], json.loads(r[2]) if r[2] else None, r[3]) for r in rows]
+
+    def create_asset(self, code: object, scale: object) -> Asset:
+        asset = validate_custom_asset(code, scale)
+        with self._uow() as uow:
+            if store.get_asset_scale(uow, asset.code) is not None:
+                raise Conflict(f"asset {asset.code} exists already", param="code")
+            store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
+            uow.commit()
+        return asset
+
+    def get_asset(self, code: str) -> Asset:
+        found = iso_asset(code)
+        if found is not None:
+            return found
+        with self._uow(write=False) as uow:
+            scale = store.get_asset_scale(uow, code)
+        if scale is None:
+            raise InvalidRequest(f"unknown asset {code!r}", param="asset", code="unknown_asset")
+        return Asset(code, scale)
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def create_accounts(self, specs: Sequence[AccountSpec]) -> list[Account]:
+        """All or nothing: any invalid spec raises and nothing is written."""
+        if not 1 <= len(specs) <= BATCH_TRANSFERS_MAX:
+            raise InvalidRequest(
+                f"a batch has 1 to {BATCH_TRANSFERS_MAX} accounts",
+                param="accounts",
+                code="batch_too_large",
+            )
+        now = self.clock.now_us()
+        rows = []
+        assets: dict[str, Asset] = {}
+        new_ids = ids.new_ids("acc", len(specs))
+        for i, (spec, new) in enumerate(zip(specs, new_ids, strict=True)):
+            if spec.asset not in assets:
+                assets[spec.asset] = self.get_asset(spec.asset)
+            if spec.name is not None:
+                validate_name(spec.name, f"accounts[{i}].name")
+            meta = canonical_metadata(spec.metadata, f"accounts[{i}].metadata")
+            if (
+                AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in spec.flags
+                and AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in spec.flags
+            ):
+                raise InvalidRequest(
+                    "an account cannot refuse both overdraft directions",
+                    param=f"accounts[{i}].flags",
+                    code="flags_are_mutually_exclusive",
+                )
+            account_id = validate_id(spec.id, f"accounts[{i}].id") if spec.id is not None else new
+            rows.append(
+                (
+                    account_id,
+                    spec.ledger_id,
+                    spec.name,
+                    spec.asset,
+                    int(spec.normal_balance),
+                    int(spec.flags),
+                    False,
+                    meta,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    None,
+                    now,
+                    now,
+                )
+            )
+        with self._uow() as uow:
+            for ledger_id in {s.ledger_id for s in specs}:
+                if store.get_ledger(uow, ledger_id) is None:
+                    raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
+            taken = store.existing_account_ids(uow, [r[0] for r in rows])
+            if taken or len({r[0] for r in rows}) != len(rows):
+                raise Conflict("an account with that id exists already", param="id")
+            store.insert_accounts(uow, rows)
+            uow.commit()
+        return [_account_from_row(r) for r in rows]
+
+    def create_account(
+        self,
+        ledger_id: str,
+        asset: str,
+        normal_balance: Direction,
+        *,
+        flags: AccountFlag = AccountFlag.NONE,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Account:
+        spec = AccountSpec(ledger_id, asset, normal_balance, flags, name, metadata)
+        return self.create_accounts([spec])[0]
+
+    def get_account(self, account_id: str) -> Account:
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+        if row is None:
+            raise NotFound(f"no account {account_id}", param="account_id")
+        return _account_from_row(row)
+
+    def list_accounts(
+        self,
+        ledger_id: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Account]:
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1)
+        return Page([_account_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def close_account(self, account_id: str, *, closed: bool = True) -> Account:
+        with self._uow() as uow:
+            row = store.get_account_row(uow, account_id, lock=True)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            if closed and (row[10] or row[11]):
+                raise Conflict(
+                    "the account has pending transfers: post or void them first", param="account_id"
+                )
+            store.set_account_closed(uow, account_id, closed, self.clock.now_us())
+            uow.commit()
+        return self.get_account(account_id)
+
+    # -- transfers -------------------------------------------------------------------------
+
+    def post_transfers(
+        self, batch: Sequence[NewTransfer], *, atomic: bool = False, validated: bool = False
+    ) -> list[TransferOutcome]:
+        """Apply a batch in one transaction. Every transfer gets its own result; a linked
+        chain (or the whole batch with atomic=True) succeeds or fails together. Bad input
+        raises InvalidRequest before anything is written."""
+        if not 1 <= len(batch) <= BATCH_TRANSFERS_MAX:
+            raise InvalidRequest(
+                f"a batch has 1 to {BATCH_TRANSFERS_MAX} transfers",
+                param="transfers",
+                code="batch_too_large",
+            )
+        if not validated:
+            for i, t in enumerate(batch):
+                validate_transfer(t, f"transfers[{i}]")
+
+        def work() -> list[TransferOutcome]:
+            with self._uow() as uow:
+                state = store.load_batch_state(uow, batch, self.clock.now_us())
+                engine = Engine(state)
+                outcomes = engine.apply(batch, atomic=atomic)
+                store.write_batch(uow, state, engine.writes)
+                uow.commit()
+            return outcomes
+
+        return self._with_retries(work)
+
+    def transfer(
+        self,
+        ledger_id: str,
+        debit_account_id: str,
+        credit_account_id: str,
+        amount: int,
+        *,
+        id: str | None = None,
+        pending: bool = False,
+        timeout_s: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> TransferOutcome:
+        t = NewTransfer(
+            id=id or ids.new_id("tr"),
+            ledger_id=ledger_id,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount=amount,
+            pending=pending,
+            timeout_s=timeout_s,
+            metadata=canonical_metadata(metadata),
+        )
+        return self.post_transfers([t])[0]
+
+    def expire_due(self, limit: int = BATCH_TRANSFERS_MAX) -> int:
+        """Expire pending transfers whose timeout has passed; returns how many."""
+
+        def work() -> int:
+            with self._uow() as uow:
+                now = self.clock.now_us()
+                due = store.load_due_pending(uow, now, limit)
+                if not due:
+                    return 0
+                accounts = store.load_accounts_for_update(
+                    uow, (leg.account_id for rec in due for leg in rec.effective_legs())
+                )
+                state = BatchState(accounts, {r.id: r for r in due}, {}, set(), now, 0, 0)
+                state.entry_id_next = store.allocate_id_block(uow) + 1
+                engine = Engine(state)
+                count = engine.expire(due)
+                store.write_batch(uow, state, engine.writes)
+                uow.commit()
+                return count
+
+        return self._with_retries(work)
+
+    def get_transfer(self, transfer_id: str) -> TransferRecord:
+        with self._uow(write=False) as uow:
+            row = store.get_transfer_row(uow, transfer_id)
+        if row is None:
+            raise NotFound(f"no transfer {transfer_id}", param="transfer_id")
+        return store.record_from_row(row)
+
+    def list_transfers(
+        self,
+        *,
+        ledger_id: str | None = None,
+        account_id: str | None = None,
+        status: Status | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+        metadata: tuple[str, str] | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[TransferRecord]:
+        """Newest first, with a cursor (`starting_after` = the last id of the previous page)."""
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            before_seq = None
+            if starting_after is not None:
+                seqs = store.transfer_seqs(uow, [starting_after])
+                if starting_after not in seqs:
+                    raise InvalidRequest(
+                        f"no transfer {starting_after}",
+                        param="starting_after",
+                        code="invalid_cursor",
+                    )
+                before_seq = seqs[starting_after]
+            account_seqs = None
+            if account_id is not None:
+                account_seqs = self._account_transfer_seqs(uow, account_id, before_seq)
+            rows = store.list_transfer_rows(
+                uow,
+                ledger_id=ledger_id,
+                status=status,
+                created_after=created_after,
+                created_before=created_before,
+                metadata=metadata,
+                before_seq=before_seq,
+                seqs=account_seqs,
+                limit=limit + 1,
+            )
+        return Page([store.record_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def _account_transfer_seqs(
+        self, uow: UnitOfWork, account_id: str, before_seq: int | None
+    ) -> list[int]:
+        row = store.get_account_row(uow, account_id)
+        if row is None:
+            raise NotFound(f"no account {account_id}", param="account_id")
+        # The account's entries name every transfer that touched it.
+        entries = store.walk_entries(uow, row[13], 1 << 62)
+        seqs = store.transfer_seqs(uow, sorted({e[4] for e in entries}))
+        return sorted(s for s in seqs.values() if before_seq is None or s < before_seq)
+
+    # -- entries and history ---------------------------------------------------------------
+
+    def list_entries(
+        self, account_id: str, *, starting_after: int | None = None, limit: int = PAGE_SIZE_DEFAULT
+    ) -> Page[Entry]:
+        """An account's entries, newest first; the cursor is the last entry's version."""
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            start = row[13]
+            if starting_after is not None:
+                found = self._entry_at_version(uow, account_id, row[12], row[13], starting_after)
+                start = None if found is None else found[3]
+            rows = store.walk_entries(uow, start, limit + 1)
+        return Page([_entry_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def _entry_at_version(
+        self, uow: UnitOfWork, account_id: str, last_version: int, last_id: int | None, version: int
+    ) -> tuple[Any, ...] | None:
+        if version <= 0 or version > last_version:
+            return None
+        anchor = store.index_at_or_after_version(uow, account_id, version)
+        start_version, start_id = anchor if anchor is not None else (last_version, last_id)
+        assert start_version - version < ENTRY_INDEX_STRIDE
+        rows = store.walk_entries(uow, start_id, start_version - version + 1)
+        assert rows[-1][2] == version
+        return rows[-1]
+
+    def balance_at(
+        self, account_id: str, *, version: int | None = None, as_of_us: int | None = None
+    ) -> tuple[int, Balances, Direction]:
+        """(version, balances) of the account after `version`, or as of a time."""
+        if (version is None) == (as_of_us is None):
+            raise InvalidRequest(
+                "give exactly one of version and as_of", param="as_of", code="invalid_request"
+            )
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            normal = Direction(row[4])
+            last_version, last_id = row[12], row[13]
+            if version is not None:
+                if version < 0 or version > last_version:
+                    raise InvalidRequest(
+                        f"version must be from 0 to {last_version}",
+                        param="version",
+                        code="invalid_version",
+                    )
+                if version == 0:
+                    return 0, Balances(), normal
+                entry = self._entry_at_version(uow, account_id, last_version, last_id, version)
+                assert entry is not None
+                return version, Balances(entry[8], entry[9], entry[10], entry[11]), normal
+            assert as_of_us is not None
+            anchor = store.index_first_after_time(uow, account_id, as_of_us)
+            start_id = anchor[1] if anchor is not None else last_id
+            for entry in store.walk_entries(uow, start_id, ENTRY_INDEX_STRIDE + 1):
+                if entry[12] <= as_of_us:
+                    return entry[2], Balances(entry[8], entry[9], entry[10], entry[11]), normal
+            return 0, Balances(), normal
+
+    # -- invariants ------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Check every invariant of the ledger on the database, in one read transaction."""
+        report = VerifyReport()
+        with self._uow(write=False) as uow:
+            for ledger_id, asset, posted, pending in store.sums_by_asset(uow):
+                if posted or pending:
+                    report.problems.append(
+                        f"ledger {ledger_id} asset {asset}: debits - credits = {posted} posted, "
+                        f"{pending} pending (must be 0)"
+                    )
+            sums = store.entry_sums_by_account(uow)
+            last = store.last_entries(uow)
+            open_pending: dict[tuple[str, int], int] = {}
+            for debit_id, credit_id, amount, legs_json in store.open_pending_sums(uow):
+                report.transfers_pending += 1
+                if legs_json is None:
+                    legs = [(debit_id, 0, amount), (credit_id, 1, amount)]
+                else:
+                    legs = [tuple(x) for x in json.loads(legs_json)]
+                for acc_id, direction, leg_amount in legs:
+                    key = (acc_id, int(direction))
+                    open_pending[key] = open_pending.get(key, 0) + int(leg_amount)
+            for acc in store.all_account_state(uow):
+                report.accounts += 1
+                dp, cp, dpend, cpend, count, max_version = sums.get(acc.id, (0, 0, 0, 0, 0, 0))
+                report.entries += count
+                if (acc.dp, acc.cp, acc.dpend, acc.cpend) != (dp, cp, dpend, cpend):
+                    report.problems.append(
+                        f"account {acc.id}: balances differ from the sum of its entries"
+                    )
+                if count != acc.version or max_version != acc.version:
+                    report.problems.append(
+                        f"account {acc.id}: version {acc.version} but {count} entries up to {max_version}"
+                    )
+                entry = last.get(acc.id)
+                if acc.version and (
+                    entry is None
+                    or (entry[8], entry[9], entry[10], entry[11])
+                    != (acc.dp, acc.cp, acc.dpend, acc.cpend)
+                ):
+                    report.problems.append(
+                        f"account {acc.id}: last entry's running balance differs"
+                    )
+                if (
+                    acc.flags & AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
+                    and acc.dp + acc.dpend > acc.cp
+                ):
+                    report.problems.append(f"account {acc.id}: debits exceed credits")
+                if (
+                    acc.flags & AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
+                    and acc.cp + acc.cpend > acc.dp
+                ):
+                    report.problems.append(f"account {acc.id}: credits exceed debits")
+                if (acc.dpend, acc.cpend) != (
+                    open_pending.get((acc.id, 0), 0),
+                    open_pending.get((acc.id, 1), 0),
+                ):
+                    report.problems.append(
+                        f"account {acc.id}: pending totals differ from the open pending transfers"
+                    )
+            for account_id, version, prev_version, entry_id in store.entry_chain_links(uow):
+                expected = version - 1 if version > 1 else None
+                if prev_version != expected:
+                    report.problems.append(
+                        f"account {account_id}: entry {entry_id} (version {version}) follows "
+                        f"version {prev_version}, not {expected}"
+                    )
+        return report
+
+
+def legs_from_spec(entries: Sequence[tuple[str, str | Direction, int]]) -> tuple[Leg, ...]:
+    return tuple(Leg(a, Direction.parse(d, "entries"), n) for a, d, n in entries)
+
+
+__all__ = [
+    "Account",
+    "AccountSpec",
+    "Action",
+    "Entry",
+    "Ledger",
+    "LedgerService",
+    "NewTransfer",
+    "Page",
+    "VerifyReport",
+    "legs_from_spec",
+    "transfer_to_dict",
+]

