@@ -355,3 +355,35 @@ def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> 
         f"verify: {report.accounts} accounts, {report.entries} entries, "
         f"{'all invariants hold' if report.ok else report.problems}"
     )
+
+
+# -- bench ---------------------------------------------------------------------------------
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures its reference).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(help="maintenance database URL; a scratch database is created and dropped"),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    no_postgres: bool = False,
+) -> None:
+    """Ledger throughput and p99 latency per scenario and backend, with the storage limit."""
+    from strongroom.benchmarks import ledger as bench
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=json_output)
+
+    report = bench.run(
+        quick=quick, postgres_url=None if no_postgres else postgres_url, progress=progress
+    )
+    if json_output:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo("")
+        typer.echo(bench.table(report))

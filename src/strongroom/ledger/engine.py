@@ -20,6 +20,9 @@ from strongroom.ledger.model import (
     Status,
     TransferOutcome,
     TransferRecord,
+    TransferRow,
+    record_from_row,
+    record_to_row,
 )
 from strongroom.ledger.model import TransferResult as R
 
@@ -124,7 +127,7 @@ class BatchState:
 
 @dataclass(slots=True)
 class Writes:
-    transfers: list[TransferRecord] = field(default_factory=list)
+    transfers: list[TransferRow] = field(default_factory=list)
     entries: list[EntryRow] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
     status_changes: dict[str, Status] = field(default_factory=dict)
@@ -146,7 +149,8 @@ class Engine:
         self._undo: dict[str, tuple[int, int, int, int, int, int | None, int, bool]] | None = None
         self._undo_status: list[tuple[TransferRecord, Status]] = []
         self._undo_reversed: list[tuple[str, int]] = []
-        self._created: dict[str, TransferRecord] = {}
+        # id -> index in writes.transfers, for transfers created by this batch
+        self._created: dict[str, int] = {}
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -195,15 +199,13 @@ class Engine:
             # Roll back everything the chain did, newest first.
             for acc_id, snap in self._undo.items():
                 self.state.accounts[acc_id].restore(snap)
+            for row in w.transfers[mark[0] :]:
+                del self._created[row[1]]
+            del w.transfers[mark[0] :]
             for rec, old in reversed(self._undo_status):
-                rec.status = old
-                if old is Status.PENDING:
-                    w.status_changes.pop(rec.id, None)
+                self._restore_status(rec, old)
             for target, amount in reversed(self._undo_reversed):
                 self.state.reversed_amounts[target] -= amount
-            for rec in w.transfers[mark[0] :]:
-                del self._created[rec.id]
-            del w.transfers[mark[0] :]
             del w.entries[mark[1] :]
             del w.index_rows[mark[2] :]
             self.state.entry_id_next, self.state.seq_next = entry_id_mark, seq_mark
@@ -217,7 +219,7 @@ class Engine:
     # -- one transfer ----------------------------------------------------------------------
 
     def _apply_one(self, t: NewTransfer) -> R:
-        existing = self._created.get(t.id) or self.state.transfers.get(t.id)
+        existing = self._find(t.id)
         if existing is not None:
             return _compare_existing(t, existing)
         if t.ledger_id not in self.state.ledgers:
@@ -231,7 +233,8 @@ class Engine:
     def _transfer(self, t: NewTransfer) -> R:
         accounts = self.state.accounts
         if t.legs is None:
-            assert t.debit_account_id is not None and t.credit_account_id is not None
+            assert t.debit_account_id is not None
+            assert t.credit_account_id is not None
             debit = accounts.get(t.debit_account_id)
             credit = accounts.get(t.credit_account_id)
             if debit is None or credit is None:
@@ -244,38 +247,56 @@ class Engine:
                 return R.ASSET_MISMATCH
             if debit.closed or credit.closed:
                 return R.ACCOUNT_CLOSED
-            amount = t.amount
-            plan = (
-                [(debit, 0, amount), (credit, 1, amount)]
-                if not t.pending
-                else [(debit, 0, -amount), (credit, 1, -amount)]
+            r = self._simple(debit, credit, t.amount, t.pending, t.id)
+            if r is not R.CREATED:
+                return r
+            state = self.state
+            seq = state.seq_next
+            state.seq_next = seq + 1
+            now = state.now_us
+            rows = self.writes.transfers
+            self._created[t.id] = len(rows)
+            rows.append(
+                (
+                    seq,
+                    t.id,
+                    t.ledger_id,
+                    0,  # Action.TRANSFER
+                    1 if t.pending else 0,  # Status.PENDING / Status.POSTED
+                    t.debit_account_id,
+                    t.credit_account_id,
+                    t.amount,
+                    None,
+                    None,
+                    t.pending,
+                    t.timeout_s,
+                    now + t.timeout_s * 1_000_000 if t.timeout_s else None,
+                    t.metadata,
+                    now,
+                )
             )
-        else:
-            plan = []
-            net: dict[str, int] = {}
-            for leg in t.legs:
-                acc = accounts.get(leg.account_id)
-                if acc is None:
-                    return R.ACCOUNT_NOT_FOUND
-                if acc.ledger_id != t.ledger_id:
-                    return R.LEDGER_MISMATCH
-                if acc.closed:
-                    return R.ACCOUNT_CLOSED
-                signed = leg.amount if leg.direction is _DEBIT else -leg.amount
-                net[acc.asset] = net.get(acc.asset, 0) + signed
-                plan.append((acc, int(leg.direction), -leg.amount if t.pending else leg.amount))
-            if any(net.values()):
-                return R.LEGS_UNBALANCED_PER_ASSET
+            return R.CREATED
+        plan = []
+        net: dict[str, int] = {}
+        for leg in t.legs:
+            acc = accounts.get(leg.account_id)
+            if acc is None:
+                return R.ACCOUNT_NOT_FOUND
+            if acc.ledger_id != t.ledger_id:
+                return R.LEDGER_MISMATCH
+            if acc.closed:
+                return R.ACCOUNT_CLOSED
+            signed = leg.amount if leg.direction is _DEBIT else -leg.amount
+            net[acc.asset] = net.get(acc.asset, 0) + signed
+            plan.append((acc, int(leg.direction), -leg.amount if t.pending else leg.amount))
+        if any(net.values()):
+            return R.LEGS_UNBALANCED_PER_ASSET
         # plan: (account, direction, delta) where delta > 0 posts and delta < 0 reserves.
         r = self._post_plan(plan, t.id)
         if r is not R.CREATED:
             return r
+        total = sum(leg.amount for leg in t.legs if leg.direction is _DEBIT)
         now = self.state.now_us
-        total = (
-            t.amount
-            if t.legs is None
-            else sum(leg.amount for leg in t.legs if leg.direction is _DEBIT)
-        )
         self._record(
             TransferRecord(
                 id=t.id,
@@ -299,7 +320,7 @@ class Engine:
     def _resolve_pending(self, t: NewTransfer) -> R:
         """POST or VOID of a pending transfer."""
         assert t.target_id is not None
-        target = self._created.get(t.target_id) or self.state.transfers.get(t.target_id)
+        target = self._find(t.target_id)
         if target is None:
             return R.PENDING_TRANSFER_NOT_FOUND
         if target.ledger_id != t.ledger_id:
@@ -354,7 +375,7 @@ class Engine:
 
     def _reverse(self, t: NewTransfer) -> R:
         assert t.target_id is not None
-        target = self._created.get(t.target_id) or self.state.transfers.get(t.target_id)
+        target = self._find(t.target_id)
         if target is None:
             return R.REVERSAL_TARGET_NOT_FOUND
         if target.ledger_id != t.ledger_id:
@@ -423,6 +444,112 @@ class Engine:
         return count
 
     # -- balances --------------------------------------------------------------------------
+
+    def _simple(
+        self,
+        debit: AccountState,
+        credit: AccountState,
+        amount: int,
+        pending: bool,
+        transfer_id: str,
+    ) -> R:
+        """The common two-leg case of _post_plan, unrolled (same checks, same order): it is
+        the bulk path."""
+        if pending:
+            dp, dpend = debit.dp, debit.dpend + amount
+            cp, cpend = credit.cp, credit.cpend + amount
+            if dpend > AMOUNT_MAX:
+                return R.OVERFLOWS_DEBITS_PENDING
+        else:
+            dp, dpend = debit.dp + amount, debit.dpend
+            cp, cpend = credit.cp + amount, credit.cpend
+            if dp > AMOUNT_MAX:
+                return R.OVERFLOWS_DEBITS_POSTED
+        if dp + dpend > AMOUNT_MAX:
+            return R.OVERFLOWS_DEBITS
+        if debit.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > debit.cp:
+            return R.INSUFFICIENT_FUNDS
+        if pending:
+            if cpend > AMOUNT_MAX:
+                return R.OVERFLOWS_CREDITS_PENDING
+        elif cp > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS_POSTED
+        if cp + cpend > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS
+        if credit.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > credit.dp:
+            return R.INSUFFICIENT_FUNDS
+        posted, pend = (0, amount) if pending else (amount, 0)
+        if self._undo is not None:
+            self._write_entries(
+                [
+                    (debit, 0, posted, pend, dp, debit.cp, dpend, debit.cpend),
+                    (credit, 1, posted, pend, credit.dp, cp, credit.dpend, cpend),
+                ],
+                transfer_id,
+            )
+            return R.CREATED
+        # _write_entries, unrolled for two legs outside a linked chain.
+        state = self.state
+        now = state.now_us
+        entry_id = state.entry_id_next
+        state.entry_id_next = entry_id + 2
+        append = self.writes.entries.append
+        version = debit.version + 1
+        at = now if now > debit.updated_at else debit.updated_at
+        append(
+            (
+                entry_id,
+                debit.id,
+                version,
+                debit.last_entry_id,
+                transfer_id,
+                0,
+                posted,
+                pend,
+                dp,
+                debit.cp,
+                dpend,
+                debit.cpend,
+                at,
+            )
+        )
+        if not version % ENTRY_INDEX_STRIDE:
+            self.writes.index_rows.append((debit.id, version, entry_id, at))
+        debit.dp = dp
+        debit.dpend = dpend
+        debit.version = version
+        debit.last_entry_id = entry_id
+        debit.updated_at = at
+        debit.dirty = True
+        entry_id += 1
+        version = credit.version + 1
+        at = now if now > credit.updated_at else credit.updated_at
+        append(
+            (
+                entry_id,
+                credit.id,
+                version,
+                credit.last_entry_id,
+                transfer_id,
+                1,
+                posted,
+                pend,
+                credit.dp,
+                cp,
+                credit.dpend,
+                cpend,
+                at,
+            )
+        )
+        if not version % ENTRY_INDEX_STRIDE:
+            self.writes.index_rows.append((credit.id, version, entry_id, at))
+        credit.cp = cp
+        credit.cpend = cpend
+        credit.version = version
+        credit.last_entry_id = entry_id
+        credit.updated_at = at
+        credit.dirty = True
+        return R.CREATED
 
     def _post_plan(self, plan: list[tuple[AccountState, int, int]], transfer_id: str) -> R:
         """delta > 0 posts, delta < 0 reserves -delta. Checks every leg, then applies all."""
@@ -536,19 +663,38 @@ class Engine:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
+    def _find(self, transfer_id: str) -> TransferRecord | None:
+        index = self._created.get(transfer_id)
+        if index is not None:
+            return record_from_row(self.writes.transfers[index])
+        return self.state.transfers.get(transfer_id)
+
     def _record(self, rec: TransferRecord) -> None:
         rec.seq = self.state.seq_next
         self.state.seq_next += 1
-        self.writes.transfers.append(rec)
-        self._created[rec.id] = rec
+        self._created[rec.id] = len(self.writes.transfers)
+        self.writes.transfers.append(record_to_row(rec))
 
     def _set_status(self, rec: TransferRecord, status: Status) -> None:
         if self._undo is not None:
             self._undo_status.append((rec, rec.status))
+        self._restore_status(rec, status)
+
+    def _restore_status(self, rec: TransferRecord, status: Status) -> None:
         rec.status = status
-        if rec.id in self._created:
-            return  # created in this batch: the insert carries the new status
-        self.writes.status_changes[rec.id] = status
+        index = self._created.get(rec.id)
+        if index is not None:
+            # Created in this batch: the insert carries the new status.
+            row = self.writes.transfers[index]
+            self.writes.transfers[index] = (*row[:4], int(status), *row[5:])
+            return
+        stored = self.state.transfers.get(rec.id)
+        if stored is not None and stored.status is not status:
+            stored.status = status
+        if status is Status.PENDING:
+            self.writes.status_changes.pop(rec.id, None)
+        else:
+            self.writes.status_changes[rec.id] = status
 
 
 def _compare_existing(t: NewTransfer, e: TransferRecord) -> R:

@@ -8,12 +8,14 @@ derived from them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
 from typing import Any
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import (
+    AMOUNT_MAX,
     ID_LENGTH_MAX,
     LEGS_PER_TRANSFER_MAX,
     METADATA_BYTES_MAX,
@@ -281,8 +283,38 @@ def canonical_metadata(value: object, param: str = "metadata") -> str | None:
     return text
 
 
+def _id_ok(value: object) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= ID_LENGTH_MAX
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _simple_transfer_ok(t: NewTransfer) -> bool:
+    """The bulk case, checked without building error messages; anything else (or anything
+    wrong) takes the slow path, which names the offending field."""
+    return (
+        t.action is Action.TRANSFER
+        and t.legs is None
+        and t.target_id is None
+        and type(t.amount) is int
+        and 0 < t.amount <= AMOUNT_MAX
+        and type(t.timeout_s) is int
+        and (t.timeout_s == 0 or (t.pending and 0 < t.timeout_s <= PENDING_TIMEOUT_S_MAX))
+        and _id_ok(t.id)
+        and _id_ok(t.ledger_id)
+        and _id_ok(t.debit_account_id)
+        and _id_ok(t.credit_account_id)
+    )
+
+
 def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
     """Shape checks that need no database. Raises InvalidRequest naming the field."""
+    if _simple_transfer_ok(t):
+        return
     validate_id(t.id, f"{param}.id")
     validate_id(t.ledger_id, f"{param}.ledger_id")
     if t.action is Action.TRANSFER:
@@ -403,13 +435,75 @@ class TransferRecord:
     metadata: str | None
     created_at: int
     seq: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def effective_legs(self) -> tuple[Leg, ...]:
         if self.legs is not None:
             return self.legs
-        assert self.debit_account_id is not None and self.credit_account_id is not None
+        assert self.debit_account_id is not None
+        assert self.credit_account_id is not None
         return (
             Leg(self.debit_account_id, Direction.DEBIT, self.amount),
             Leg(self.credit_account_id, Direction.CREDIT, self.amount),
         )
+
+
+# A transfer row in the order of the store's TRANSFER_COLS:
+# (seq, id, ledger_id, action, status, debit_account_id, credit_account_id, amount, legs,
+#  target_id, pending, timeout_s, expires_at, metadata, created_at)
+TransferRow = tuple[
+    int,
+    str,
+    str,
+    int,
+    int,
+    str | None,
+    str | None,
+    int,
+    str | None,
+    str | None,
+    bool,
+    int,
+    int | None,
+    str | None,
+    int,
+]
+
+
+def record_to_row(r: TransferRecord) -> TransferRow:
+    return (
+        r.seq,
+        r.id,
+        r.ledger_id,
+        int(r.action),
+        int(r.status),
+        r.debit_account_id,
+        r.credit_account_id,
+        r.amount,
+        legs_to_json(r.legs) if r.legs is not None else None,
+        r.target_id,
+        r.pending,
+        r.timeout_s,
+        r.expires_at,
+        r.metadata,
+        r.created_at,
+    )
+
+
+def record_from_row(row: Sequence[Any]) -> TransferRecord:
+    return TransferRecord(
+        seq=row[0],
+        id=row[1],
+        ledger_id=row[2],
+        action=Action(row[3]),
+        status=Status(row[4]),
+        debit_account_id=row[5],
+        credit_account_id=row[6],
+        amount=row[7],
+        legs=legs_from_json(row[8]) if row[8] is not None else None,
+        target_id=row[9],
+        pending=bool(row[10]),
+        timeout_s=row[11],
+        expires_at=row[12],
+        metadata=row[13],
+        created_at=row[14],
+    )

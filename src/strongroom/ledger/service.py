@@ -36,6 +36,7 @@ from strongroom.ledger.model import (
     TransferRecord,
     canonical_metadata,
     derived_balances,
+    record_from_row,
     validate_id,
     validate_name,
     validate_transfer,
@@ -469,7 +470,7 @@ class LedgerService:
             row = store.get_transfer_row(uow, transfer_id)
         if row is None:
             raise NotFound(f"no transfer {transfer_id}", param="transfer_id")
-        return store.record_from_row(row)
+        return record_from_row(row)
 
     def list_transfers(
         self,
@@ -510,7 +511,7 @@ class LedgerService:
                 seqs=account_seqs,
                 limit=limit + 1,
             )
-        return Page([store.record_from_row(r) for r in rows[:limit]], len(rows) > limit)
+        return Page([record_from_row(r) for r in rows[:limit]], len(rows) > limit)
 
     def _account_transfer_seqs(
         self, uow: UnitOfWork, account_id: str, before_seq: int | None
@@ -609,7 +610,7 @@ class LedgerService:
                 else:
                     legs = [tuple(x) for x in json.loads(legs_json)]
                 for acc_id, direction, leg_amount in legs:
-                    key = (acc_id, int(direction))
+                    key = (str(acc_id), int(direction))
                     open_pending[key] = open_pending.get(key, 0) + int(leg_amount)
             for acc in store.all_account_state(uow):
                 report.accounts += 1
@@ -621,7 +622,8 @@ class LedgerService:
                     )
                 if count != acc.version or max_version != acc.version:
                     report.problems.append(
-                        f"account {acc.id}: version {acc.version} but {count} entries up to {max_version}"
+                        f"account {acc.id}: version {acc.version} but {count} entries "
+                        f"up to version {max_version}"
                     )
                 entry = last.get(acc.id)
                 if acc.version and (

@@ -17,8 +17,7 @@ from strongroom.ledger.model import (
     NewTransfer,
     Status,
     TransferRecord,
-    legs_from_json,
-    legs_to_json,
+    record_from_row,
 )
 
 ACCOUNT_STATE_COLS = (
@@ -68,46 +67,6 @@ def fetch_in(
         cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
         rows.extend(cur.fetchall())
     return rows
-
-
-def record_from_row(row: Sequence[Any]) -> TransferRecord:
-    return TransferRecord(
-        seq=row[0],
-        id=row[1],
-        ledger_id=row[2],
-        action=Action(row[3]),
-        status=Status(row[4]),
-        debit_account_id=row[5],
-        credit_account_id=row[6],
-        amount=row[7],
-        legs=legs_from_json(row[8]) if row[8] is not None else None,
-        target_id=row[9],
-        pending=bool(row[10]),
-        timeout_s=row[11],
-        expires_at=row[12],
-        metadata=row[13],
-        created_at=row[14],
-    )
-
-
-def _record_row(r: TransferRecord) -> tuple[Any, ...]:
-    return (
-        r.seq,
-        r.id,
-        r.ledger_id,
-        int(r.action),
-        int(r.status),
-        r.debit_account_id,
-        r.credit_account_id,
-        r.amount,
-        legs_to_json(r.legs) if r.legs is not None else None,
-        r.target_id,
-        r.pending,
-        r.timeout_s,
-        r.expires_at,
-        r.metadata,
-        r.created_at,
-    )
 
 
 def account_state_from_row(row: Sequence[Any]) -> AccountState:
@@ -252,7 +211,7 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
         for a in dirty
     ]
     status_rows = [(int(s), i) for i, s in writes.status_changes.items()]
-    transfer_rows = [_record_row(r) for r in writes.transfers]
+    transfer_rows = writes.transfers
     if uow.sqlite:
         if transfer_rows:
             cur.executemany(
@@ -301,7 +260,8 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
         cur.executemany(
             sql(
                 uow,
-                "INSERT INTO entry_index (account_id, version, entry_id, created_at) VALUES (?,?,?,?)",
+                "INSERT INTO entry_index (account_id, version, entry_id, created_at) "
+                "VALUES (?,?,?,?)",
             ),
             writes.index_rows,
         )

@@ -1,0 +1,1 @@
+"""Benchmarks behind `strongroom bench`. Each measures its reference in the same run."""
