@@ -1,9 +1,10 @@
 """Group commit: many concurrent single-transfer requests share one transaction and one fsync.
 
 Submitters hand a transfer to `submit` (threads) or `submit_async` (asyncio) and wait on a
-future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX), lingers at
-most `wait_us` for more, posts it as one batch and resolves every future with its own result.
-Transfers in a batch are not linked, so one refusal never affects another submitter.
+future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX), lingers while
+more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
+own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
+Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from strongroom.core.limits import BATCH_TRANSFERS_MAX, GROUP_COMMIT_WAIT_US_MAX
 from strongroom.ledger.model import NewTransfer, TransferOutcome, validate_transfer
 from strongroom.ledger.service import LedgerService
 
+# How long the committer waits for the next arrival before it stops lingering.
+_ARRIVAL_GAP_S = 0.000_2
+
+Waiter = (
+    Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
+)
+
 
 @dataclass(slots=True)
 class CoalescerStats:
@@ -27,12 +35,23 @@ class CoalescerStats:
     largest_batch: int = 0
 
 
+def _resolve_async(pairs: list[tuple[asyncio.Future[TransferOutcome], object]]) -> None:
+    for future, value in pairs:
+        if future.done():
+            continue  # the waiter was cancelled
+        if isinstance(value, BaseException):
+            future.set_exception(value)
+        else:
+            assert isinstance(value, TransferOutcome)
+            future.set_result(value)
+
+
 class GroupCommitter:
     def __init__(
         self,
         service: LedgerService,
         *,
-        wait_us: int = 500,
+        wait_us: int = 1_000,
         batch_max: int = BATCH_TRANSFERS_MAX,
     ) -> None:
         assert 0 <= wait_us <= GROUP_COMMIT_WAIT_US_MAX
@@ -40,28 +59,33 @@ class GroupCommitter:
         self._service = service
         self._wait_s = wait_us / 1_000_000
         self._batch_max = batch_max
-        self._queue: deque[tuple[NewTransfer, Future[TransferOutcome]]] = deque()
+        self._queue: deque[tuple[NewTransfer, Waiter]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.stats = CoalescerStats()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
-        """Validates now (raising InvalidRequest) and queues; the future gets the result."""
+    def _enqueue(self, transfer: NewTransfer, waiter: Waiter) -> None:
         validate_transfer(transfer)
         assert not transfer.linked, "a coalesced transfer stands alone"
-        future: Future[TransferOutcome] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
-            self._queue.append((transfer, future))
-            if len(self._queue) == 1 or len(self._queue) >= self._batch_max:
-                self._cond.notify()
+            self._queue.append((transfer, waiter))
+            self._cond.notify()
+
+    def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
+        """Validates now (raising InvalidRequest) and queues; the future gets the result."""
+        future: Future[TransferOutcome] = Future()
+        self._enqueue(transfer, future)
         return future
 
     async def submit_async(self, transfer: NewTransfer) -> TransferOutcome:
-        return await asyncio.wrap_future(self.submit(transfer))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[TransferOutcome] = loop.create_future()
+        self._enqueue(transfer, (loop, future))
+        return await future
 
     def close(self) -> None:
         with self._cond:
@@ -75,19 +99,22 @@ class GroupCommitter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _take(self) -> list[tuple[NewTransfer, Future[TransferOutcome]]] | None:
+    def _take(self) -> list[tuple[NewTransfer, Waiter]] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
             if not self._queue:
                 return None
-            if self._wait_s and len(self._queue) < self._batch_max and not self._closed:
-                deadline = time.monotonic() + self._wait_s
-                while len(self._queue) < self._batch_max and not self._closed:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
+            # Linger while submitters keep arriving, up to wait_us in all.
+            deadline = time.monotonic() + self._wait_s
+            while len(self._queue) < self._batch_max and not self._closed:
+                seen = len(self._queue)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, _ARRIVAL_GAP_S))
+                if len(self._queue) == seen:
+                    break
             count = min(len(self._queue), self._batch_max)
             return [self._queue.popleft() for _ in range(count)]
 
@@ -96,15 +123,28 @@ class GroupCommitter:
             items = self._take()
             if items is None:
                 return
-            batch = [t for t, _ in items]
+            results: list[object]
             try:
-                outcomes = self._service.post_transfers(batch, validated=True)
-            except BaseException as exc:
-                for _, future in items:
-                    future.set_exception(exc)
-                continue
-            self.stats.batches += 1
-            self.stats.transfers += len(items)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-            for (_, future), outcome in zip(items, outcomes, strict=True):
-                future.set_result(TransferOutcome(0, outcome.result, outcome.transfer_id))
+                outcomes = self._service.post_transfers([t for t, _ in items], validated=True)
+                results = [TransferOutcome(0, o.result, o.transfer_id) for o in outcomes]
+                self.stats.batches += 1
+                self.stats.transfers += len(items)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+            except Exception as exc:
+                results = [exc] * len(items)
+            by_loop: dict[
+                asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
+            ] = {}
+            for (_, waiter), value in zip(items, results, strict=True):
+                if isinstance(waiter, Future):
+                    if isinstance(value, BaseException):
+                        waiter.set_exception(value)
+                    else:
+                        assert isinstance(value, TransferOutcome)
+                        waiter.set_result(value)
+                else:
+                    loop, future = waiter
+                    by_loop.setdefault(loop, []).append((future, value))
+            for loop, pairs in by_loop.items():
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_resolve_async, pairs)
