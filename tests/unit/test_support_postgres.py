@@ -102,7 +102,7 @@ EMBEDDED_CHILD = textwrap.dedent(
     import json
     import psycopg
     from sqlalchemy.engine import make_url
-from tests.support import postgres as pg
+    from tests.support import postgres as pg
     from tests.support.postgres import _resolve
 
     url = pg.server_url()

@@ -45,3 +45,6 @@ ENTRY_INDEX_STRIDE: Final = 64
 # Entry ids and transfer sequence numbers are allocated in blocks, one block per batch.
 ID_BLOCK_BITS: Final = 20
 assert BATCH_TRANSFERS_MAX * LEGS_PER_TRANSFER_MAX < 2**ID_BLOCK_BITS
+
+# SQLite: account states this process keeps between batches (see ledger.store.AccountCache).
+ACCOUNT_CACHE_MAX: Final = 200_000

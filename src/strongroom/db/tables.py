@@ -76,7 +76,6 @@ transfers = sa.Table(
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("transfers_id", "id", unique=True),
-    sa.Index("transfers_ledger_seq", "ledger_id", "seq"),
     sa.Index(
         "transfers_pending_expiry",
         "expires_at",

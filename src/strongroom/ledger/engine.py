@@ -123,6 +123,7 @@ class BatchState:
     now_us: int
     entry_id_next: int
     seq_next: int
+    block: int = 0
 
 
 @dataclass(slots=True)
@@ -131,13 +132,15 @@ class Writes:
     entries: list[EntryRow] = field(default_factory=list)
     index_rows: list[IndexRow] = field(default_factory=list)
     status_changes: dict[str, Status] = field(default_factory=dict)
+    dirty: list[AccountState] = field(default_factory=list)  # filled by the store's write
 
     def dirty_accounts(self, state: BatchState) -> list[AccountState]:
         return [a for a in state.accounts.values() if a.dirty]
 
 
-class _ChainFailed(Exception):
-    pass
+# (account, direction, posted, pending delta, new debits_posted, new credits_posted,
+#  new debits_pending, new credits_pending)
+_Checked = tuple[AccountState, int, int, int, int, int, int, int]
 
 
 class Engine:
@@ -276,16 +279,19 @@ class Engine:
                 )
             )
             return R.CREATED
-        plan = []
+        # Each check runs over every leg before the next, so the refusal reported is the first
+        # in TransferResult's order, whichever leg it comes from.
+        found = [accounts.get(leg.account_id) for leg in t.legs]
+        legs_accounts = [acc for acc in found if acc is not None]
+        if len(legs_accounts) != len(found):
+            return R.ACCOUNT_NOT_FOUND
+        if any(acc.ledger_id != t.ledger_id for acc in legs_accounts):
+            return R.LEDGER_MISMATCH
+        if any(acc.closed for acc in legs_accounts):
+            return R.ACCOUNT_CLOSED
         net: dict[str, int] = {}
-        for leg in t.legs:
-            acc = accounts.get(leg.account_id)
-            if acc is None:
-                return R.ACCOUNT_NOT_FOUND
-            if acc.ledger_id != t.ledger_id:
-                return R.LEDGER_MISMATCH
-            if acc.closed:
-                return R.ACCOUNT_CLOSED
+        plan = []
+        for leg, acc in zip(t.legs, legs_accounts, strict=True):
             signed = leg.amount if leg.direction is _DEBIT else -leg.amount
             net[acc.asset] = net.get(acc.asset, 0) + signed
             plan.append((acc, int(leg.direction), -leg.amount if t.pending else leg.amount))
@@ -460,23 +466,22 @@ class Engine:
             cp, cpend = credit.cp, credit.cpend + amount
             if dpend > AMOUNT_MAX:
                 return R.OVERFLOWS_DEBITS_PENDING
+            if cpend > AMOUNT_MAX:
+                return R.OVERFLOWS_CREDITS_PENDING
         else:
             dp, dpend = debit.dp + amount, debit.dpend
             cp, cpend = credit.cp + amount, credit.cpend
             if dp > AMOUNT_MAX:
                 return R.OVERFLOWS_DEBITS_POSTED
+            if cp > AMOUNT_MAX:
+                return R.OVERFLOWS_CREDITS_POSTED
         if dp + dpend > AMOUNT_MAX:
             return R.OVERFLOWS_DEBITS
-        if debit.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > debit.cp:
-            return R.INSUFFICIENT_FUNDS
-        if pending:
-            if cpend > AMOUNT_MAX:
-                return R.OVERFLOWS_CREDITS_PENDING
-        elif cp > AMOUNT_MAX:
-            return R.OVERFLOWS_CREDITS_POSTED
         if cp + cpend > AMOUNT_MAX:
             return R.OVERFLOWS_CREDITS
-        if credit.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > credit.dp:
+        if (debit.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > debit.cp) or (
+            credit.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > credit.dp
+        ):
             return R.INSUFFICIENT_FUNDS
         posted, pend = (0, amount) if pending else (amount, 0)
         if self._undo is not None:
@@ -553,73 +558,56 @@ class Engine:
 
     def _post_plan(self, plan: list[tuple[AccountState, int, int]], transfer_id: str) -> R:
         """delta > 0 posts, delta < 0 reserves -delta. Checks every leg, then applies all."""
-        checked = []
+        checked: list[_Checked] = []
         for acc, direction, delta in plan:
             posted, pend = (delta, 0) if delta > 0 else (0, -delta)
             if direction == 0:
-                dp = acc.dp + posted
-                dpend = acc.dpend + pend
-                if dpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_DEBITS_PENDING
-                if dp > AMOUNT_MAX:
-                    return R.OVERFLOWS_DEBITS_POSTED
-                if dp + dpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_DEBITS
-                if acc.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > acc.cp:
-                    return R.INSUFFICIENT_FUNDS
-                checked.append((acc, 0, posted, pend, dp, acc.cp, dpend, acc.cpend))
+                new = (acc.dp + posted, acc.cp, acc.dpend + pend, acc.cpend)
             else:
-                cp = acc.cp + posted
-                cpend = acc.cpend + pend
-                if cpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_CREDITS_PENDING
-                if cp > AMOUNT_MAX:
-                    return R.OVERFLOWS_CREDITS_POSTED
-                if cp + cpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_CREDITS
-                if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > acc.dp:
-                    return R.INSUFFICIENT_FUNDS
-                checked.append((acc, 1, posted, pend, acc.dp, cp, acc.dpend, cpend))
-        self._write_entries(checked, transfer_id)
-        return R.CREATED
+                new = (acc.dp, acc.cp + posted, acc.dpend, acc.cpend + pend)
+            checked.append((acc, direction, posted, pend, *new))
+        return self._check_and_write(checked, transfer_id)
 
     def _post_plan_release(
         self, plan: list[tuple[AccountState, int, int, int]], transfer_id: str
     ) -> R:
         """(account, direction, posted, released): post `posted` and release `released` of
         the account's pending counter on that side."""
-        checked = []
+        checked: list[_Checked] = []
         for acc, direction, posted, released in plan:
             if direction == 0:
-                dp = acc.dp + posted
-                dpend = acc.dpend - released
-                assert dpend >= 0
-                if dp > AMOUNT_MAX:
-                    return R.OVERFLOWS_DEBITS_POSTED
-                if dp + dpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_DEBITS
-                if acc.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > acc.cp:
-                    return R.INSUFFICIENT_FUNDS
-                checked.append((acc, 0, posted, -released, dp, acc.cp, dpend, acc.cpend))
+                assert acc.dpend >= released
+                new = (acc.dp + posted, acc.cp, acc.dpend - released, acc.cpend)
             else:
-                cp = acc.cp + posted
-                cpend = acc.cpend - released
-                assert cpend >= 0
-                if cp > AMOUNT_MAX:
-                    return R.OVERFLOWS_CREDITS_POSTED
-                if cp + cpend > AMOUNT_MAX:
-                    return R.OVERFLOWS_CREDITS
-                if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > acc.dp:
-                    return R.INSUFFICIENT_FUNDS
-                checked.append((acc, 1, posted, -released, acc.dp, cp, acc.dpend, cpend))
+                assert acc.cpend >= released
+                new = (acc.dp, acc.cp + posted, acc.dpend, acc.cpend - released)
+            checked.append((acc, direction, posted, -released, *new))
+        return self._check_and_write(checked, transfer_id)
+
+    def _check_and_write(self, checked: list[_Checked], transfer_id: str) -> R:
+        """Each check runs over every leg before the next one, so the refusal reported is the
+        first in TransferResult's order. Counters a leg leaves alone were valid already."""
+        if any(c[6] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_DEBITS_PENDING
+        if any(c[7] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_CREDITS_PENDING
+        if any(c[4] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_DEBITS_POSTED
+        if any(c[5] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_CREDITS_POSTED
+        if any(c[4] + c[6] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_DEBITS
+        if any(c[5] + c[7] > AMOUNT_MAX for c in checked):
+            return R.OVERFLOWS_CREDITS
+        for acc, _, _, _, dp, cp, dpend, cpend in checked:
+            if acc.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > cp:
+                return R.INSUFFICIENT_FUNDS
+            if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > dp:
+                return R.INSUFFICIENT_FUNDS
         self._write_entries(checked, transfer_id)
         return R.CREATED
 
-    def _write_entries(
-        self,
-        checked: list[tuple[AccountState, int, int, int, int, int, int, int]],
-        transfer_id: str,
-    ) -> None:
+    def _write_entries(self, checked: list[_Checked], transfer_id: str) -> None:
         state = self.state
         now = state.now_us
         entries = self.writes.entries

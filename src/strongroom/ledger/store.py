@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from strongroom.core.limits import ID_BLOCK_BITS, SQL_PARAMS_PER_STATEMENT_MAX
+from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS, SQL_PARAMS_PER_STATEMENT_MAX
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import AccountState, BatchState, Writes
 from strongroom.ledger.model import (
@@ -87,8 +87,41 @@ def account_state_from_row(row: Sequence[Any]) -> AccountState:
     )
 
 
+class AccountCache:
+    """SQLite only: account states as this process last committed them.
+
+    Valid only while no other transaction changed an account in between. Every transaction
+    that changes an account takes the next id block (allocate_id_block) under SQLite's write
+    lock, so "the block we were given is the one after our last commit" proves that nobody
+    else wrote since, in this process or another. Anything else empties the cache. PostgreSQL
+    has concurrent writers and never uses it.
+    """
+
+    def __init__(self, max_size: int = ACCOUNT_CACHE_MAX) -> None:
+        self.states: dict[str, AccountState] = {}
+        self._max_size = max_size
+        self._last_block: int | None = None
+
+    def begin(self, block: int) -> None:
+        if self._last_block is None or block != self._last_block + 1:
+            self.states.clear()
+        self._last_block = None  # until this transaction commits
+
+    def committed(self, block: int, dirty: Sequence[AccountState]) -> None:
+        for account in dirty:
+            account.dirty = False
+        if len(self.states) > self._max_size:
+            self.states.clear()
+        self._last_block = block
+
+    def invalidate(self) -> None:
+        self.states.clear()
+        self._last_block = None
+
+
 def allocate_id_block(uow: UnitOfWork) -> int:
-    """One block of 2^ID_BLOCK_BITS ids per batch, for entries and transfer sequence numbers."""
+    """Take the next block number. Each block holds 2^ID_BLOCK_BITS ids for the entries and
+    transfer sequence numbers of one transaction; see id_base()."""
     cur = uow.cursor()
     if uow.sqlite:
         row = cur.execute(
@@ -102,13 +135,22 @@ def allocate_id_block(uow: UnitOfWork) -> int:
     else:
         cur.execute("SELECT nextval('id_block_seq')")
         block = cur.fetchone()[0]
-    return int(block) << ID_BLOCK_BITS
+    return int(block)
 
 
-def load_batch_state(uow: UnitOfWork, batch: Sequence[NewTransfer], now_us: int) -> BatchState:
+def id_base(block: int) -> int:
+    return block << ID_BLOCK_BITS
+
+
+def load_batch_state(
+    uow: UnitOfWork, batch: Sequence[NewTransfer], now_us: int, cache: AccountCache | None = None
+) -> BatchState:
     """Read (and on PostgreSQL lock) everything the batch touches, in a fixed order:
     target transfers, then accounts, each sorted by id, so concurrent batches cannot deadlock
-    on each other."""
+    on each other. Accounts come from `cache` where it holds them (SQLite)."""
+    block = allocate_id_block(uow)
+    if cache is not None:
+        cache.begin(block)
     ids = {t.id for t in batch}
     targets = {t.target_id for t in batch if t.target_id is not None}
     ledger_ids = {t.ledger_id for t in batch}
@@ -150,26 +192,17 @@ def load_batch_state(uow: UnitOfWork, batch: Sequence[NewTransfer], now_us: int)
     for rec in transfers.values():
         if rec.id in targets:
             account_ids.update(leg.account_id for leg in rec.effective_legs())
-    accounts = {
-        row[0]: account_state_from_row(row)
-        for row in fetch_in(
-            uow,
-            f"SELECT {ACCOUNT_STATE_COLS} FROM accounts",
-            "id",
-            sorted(account_ids),
-            f"ORDER BY id {lock}",
-        )
-    }
+    accounts = load_accounts_for_update(uow, account_ids, cache)
     ledgers = {row[0] for row in fetch_in(uow, "SELECT id FROM ledgers", "id", sorted(ledger_ids))}
-    block = allocate_id_block(uow)
     return BatchState(
         accounts=accounts,
         transfers=transfers,
         reversed_amounts=reversed_amounts,
         ledgers=ledgers,
         now_us=now_us,
-        entry_id_next=block + 1,
-        seq_next=block + 1,
+        entry_id_next=id_base(block) + 1,
+        seq_next=id_base(block) + 1,
+        block=block,
     )
 
 
@@ -188,24 +221,37 @@ def load_due_pending(uow: UnitOfWork, now_us: int, limit: int) -> list[TransferR
 
 
 def load_accounts_for_update(
-    uow: UnitOfWork, account_ids: Iterable[str]
+    uow: UnitOfWork, account_ids: Iterable[str], cache: AccountCache | None = None
 ) -> dict[str, AccountState]:
+    """On PostgreSQL the rows are locked (FOR UPDATE) in id order."""
+    wanted = set(account_ids)
+    accounts: dict[str, AccountState] = {}
+    if cache is not None:
+        cached = cache.states
+        for account_id in wanted:
+            state = cached.get(account_id)
+            if state is not None:
+                accounts[account_id] = state
+        wanted -= accounts.keys()
     lock = "" if uow.sqlite else "FOR UPDATE"
-    return {
-        row[0]: account_state_from_row(row)
-        for row in fetch_in(
-            uow,
-            f"SELECT {ACCOUNT_STATE_COLS} FROM accounts",
-            "id",
-            sorted(set(account_ids)),
-            f"ORDER BY id {lock}",
-        )
-    }
+    for row in fetch_in(
+        uow,
+        f"SELECT {ACCOUNT_STATE_COLS} FROM accounts",
+        "id",
+        sorted(wanted),
+        f"ORDER BY id {lock}",
+    ):
+        state = account_state_from_row(row)
+        accounts[state.id] = state
+        if cache is not None:
+            cache.states[state.id] = state
+    return accounts
 
 
 def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
     cur = uow.cursor()
     dirty = writes.dirty_accounts(state)
+    writes.dirty = dirty
     account_rows = [
         (a.dp, a.cp, a.dpend, a.cpend, a.version, a.last_entry_id, a.updated_at, a.id)
         for a in dirty

@@ -82,7 +82,6 @@ def upgrade() -> None:
         _big("created_at"),
     )
     op.create_index("transfers_id", "transfers", ["id"], unique=True)
-    op.create_index("transfers_ledger_seq", "transfers", ["ledger_id", "seq"])
     pending_due = sa.text("status = 1 AND expires_at IS NOT NULL")
     op.create_index(
         "transfers_pending_expiry",
