@@ -61,6 +61,7 @@ def upgrade() -> None:
         _big("created_at"),
         _big("updated_at"),
         sqlite_with_rowid=False,
+        postgresql_with={"fillfactor": "70"},  # room for HOT updates of the balances
     )
     op.create_index("accounts_ledger_id", "accounts", ["ledger_id", "id"])
     op.create_table(
