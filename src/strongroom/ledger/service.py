@@ -6,6 +6,7 @@ import contextlib
 import gc
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,8 @@ from strongroom.ledger.model import (
 )
 
 T = TypeVar("T")
+
+_METADATA_FILTER_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,6 +539,14 @@ class LedgerService:
     ) -> Page[TransferRecord]:
         """Newest first, with a cursor (`starting_after` = the last id of the previous page)."""
         _check_limit(limit)
+        if metadata is not None:
+            key, value = metadata
+            if not isinstance(value, str) or not _METADATA_FILTER_KEY.match(key):
+                raise InvalidRequest(
+                    "filter metadata[key]=value with a key of letters, digits, '_', '-' or '.'",
+                    param="metadata",
+                    code="invalid_metadata_filter",
+                )
         with self._uow(write=False) as uow:
             before_seq = None
             if starting_after is not None:

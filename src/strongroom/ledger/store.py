@@ -462,8 +462,13 @@ def list_transfer_rows(
     if metadata is not None:
         key, value = metadata
         if uow.sqlite:
-            where.append("json_extract(metadata, ?) = ?")
-            params.extend([f'$."{key}"', value])
+            # As PostgreSQL's ->>: the value as text, booleans as 'true'/'false'.
+            where.append(
+                "(CASE json_type(metadata, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+                "ELSE CAST(json_extract(metadata, ?) AS TEXT) END) = ?"
+            )
+            path = f'$."{key}"'
+            params.extend([path, path, value])
         else:
             where.append("(metadata::jsonb ->> ?) = ?")
             params.extend([key, value])
