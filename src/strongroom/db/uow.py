@@ -26,8 +26,12 @@ class UnitOfWork:
         self.conn = self._proxy.driver_connection
         if self.sqlite:
             # BEGIN IMMEDIATE takes the write lock up front: the balance check and the update
-            # that depends on it happen under one lock, with no upgrade deadlock.
+            # that depends on it happen under one lock, with no upgrade deadlock. A read
+            # transaction in WAL mode sees one snapshot.
             self.conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        elif not self._write:
+            # Reads of several statements (verify, pages, history) see one snapshot.
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         self._open = True
         return self
 
