@@ -712,6 +712,19 @@ class LedgerService:
                     report.problems.append(
                         f"account {acc.id}: pending totals differ from the open pending transfers"
                     )
+            # Every transfer has one entry per leg (twice that once a reservation expired, the
+            # release being entries of the pending transfer itself), and every entry a transfer.
+            counts = store.entry_counts_by_transfer(uow)
+            for transfer_id, status, legs_json in store.transfer_shapes(uow):
+                leg_count = 2 if legs_json is None else len(json.loads(legs_json))
+                expected = leg_count * (2 if status == Status.EXPIRED else 1)
+                found = counts.pop(transfer_id, 0)
+                if found != expected:
+                    report.problems.append(
+                        f"transfer {transfer_id}: {found} entries, expected {expected}"
+                    )
+            for transfer_id in sorted(counts):
+                report.problems.append(f"entries of transfer {transfer_id}, which is not stored")
             for account_id, version, prev_version, entry_id in store.entry_chain_links(uow):
                 expected = version - 1 if version > 1 else None
                 if prev_version != expected:

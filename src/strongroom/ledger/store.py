@@ -606,3 +606,16 @@ def entry_chain_links(uow: UnitOfWork) -> Iterator[tuple[str, int, int | None, i
         "LEFT JOIN entries p ON p.id = e.prev_id"
     )
     yield from cur
+
+
+def entry_counts_by_transfer(uow: UnitOfWork) -> dict[str, int]:
+    cur = uow.cursor()
+    cur.execute("SELECT transfer_id, COUNT(*) FROM entries GROUP BY transfer_id")
+    return {r[0]: int(r[1]) for r in cur.fetchall()}
+
+
+def transfer_shapes(uow: UnitOfWork) -> Iterator[tuple[str, int, str | None]]:
+    """(id, status, legs json) of every transfer."""
+    cur = uow.cursor()
+    cur.execute("SELECT id, status, legs FROM transfers")
+    yield from cur
