@@ -726,11 +726,11 @@ class LedgerService:
             for transfer_id in sorted(counts):
                 report.problems.append(f"entries of transfer {transfer_id}, which is not stored")
             for account_id, version, prev_version, entry_id in store.entry_chain_links(uow):
-                expected = version - 1 if version > 1 else None
-                if prev_version != expected:
+                expected_prev = version - 1 if version > 1 else None
+                if prev_version != expected_prev:
                     report.problems.append(
                         f"account {account_id}: entry {entry_id} (version {version}) follows "
-                        f"version {prev_version}, not {expected}"
+                        f"version {prev_version}, not {expected_prev}"
                     )
         return report
 
