@@ -293,7 +293,7 @@ def _id_ok(value: object) -> bool:
     )
 
 
-def _simple_transfer_ok(t: NewTransfer) -> bool:
+def simple_transfer_ok(t: NewTransfer) -> bool:
     """The bulk case, checked without building error messages; anything else (or anything
     wrong) takes the slow path, which names the offending field."""
     return (
@@ -317,7 +317,7 @@ def _simple_transfer_ok(t: NewTransfer) -> bool:
 
 def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
     """Shape checks that need no database. Raises InvalidRequest naming the field."""
-    if _simple_transfer_ok(t):
+    if simple_transfer_ok(t):
         return
     validate_id(t.id, f"{param}.id")
     validate_id(t.ledger_id, f"{param}.ledger_id")
