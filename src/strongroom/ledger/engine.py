@@ -368,7 +368,17 @@ class Engine:
                 debit_account_id=target.debit_account_id,
                 credit_account_id=target.credit_account_id,
                 amount=posted if t.action is Action.POST else full,
-                legs=target.legs,
+                # What was posted, leg by leg (a void releases the target's legs whole).
+                legs=(
+                    None
+                    if target.legs is None
+                    else tuple(
+                        Leg(leg.account_id, leg.direction, p[2])
+                        for leg, p in zip(target.legs, plan, strict=True)
+                    )
+                    if t.action is Action.POST
+                    else target.legs
+                ),
                 target_id=target.id,
                 pending=False,
                 timeout_s=0,
@@ -410,9 +420,8 @@ class Engine:
         self.state.reversed_amounts[target.id] = already + amount
         if self._undo is not None:
             self._undo_reversed.append((target.id, amount))
-        swapped = tuple(
-            Leg(leg.account_id, Direction(1 - int(leg.direction)), leg.amount) for leg in legs
-        )
+        # What moved, leg by leg (a partial reversal of two legs moves `amount` on each).
+        swapped = tuple(Leg(acc.id, Direction(direction), moved) for acc, direction, moved in plan)
         self._record(
             TransferRecord(
                 id=t.id,

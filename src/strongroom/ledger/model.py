@@ -302,6 +302,7 @@ def simple_transfer_ok(t: NewTransfer) -> bool:
         and t.target_id is None
         and type(t.amount) is int
         and 0 < t.amount <= AMOUNT_MAX
+        and t.metadata is None
         and type(t.timeout_s) is int
         and (t.timeout_s == 0 or (t.pending and 0 < t.timeout_s <= PENDING_TIMEOUT_S_MAX))
         and _id_ok(t.id)
@@ -319,6 +320,20 @@ def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
     """Shape checks that need no database. Raises InvalidRequest naming the field."""
     if simple_transfer_ok(t):
         return
+    if t.metadata is not None:
+        # NewTransfer carries canonical JSON (canonical_metadata()); anything else is refused.
+        try:
+            parsed = json.loads(t.metadata) if isinstance(t.metadata, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or canonical_metadata(parsed, f"{param}.metadata") != (
+            t.metadata
+        ):
+            raise InvalidRequest(
+                "metadata must be the canonical JSON of an object (see canonical_metadata)",
+                param=f"{param}.metadata",
+                code="invalid_metadata",
+            )
     validate_id(t.id, f"{param}.id")
     validate_id(t.ledger_id, f"{param}.ledger_id")
     if t.action is Action.TRANSFER:
