@@ -20,9 +20,6 @@ from strongroom.core.limits import BATCH_TRANSFERS_MAX, GROUP_COMMIT_WAIT_US_MAX
 from strongroom.ledger.model import NewTransfer, TransferOutcome, validate_transfer
 from strongroom.ledger.service import LedgerService
 
-# How long the committer waits for the next arrival before it stops lingering.
-_ARRIVAL_GAP_S = 0.000_2
-
 Waiter = (
     Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
 )
@@ -62,6 +59,7 @@ class GroupCommitter:
         self._queue: deque[tuple[NewTransfer, Waiter]] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._target = 1
         self.stats = CoalescerStats()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
@@ -73,7 +71,12 @@ class GroupCommitter:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
             self._queue.append((transfer, waiter))
-            self._cond.notify()
+            # Wake the committer when work arrives and when the queue reaches the size of the
+            # last batch, not on every arrival: that would hand the GIL back and forth per
+            # transfer while it lingers.
+            queued = len(self._queue)
+            if queued == 1 or queued == self._target:
+                self._cond.notify()
 
     def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
         """Validates now (raising InvalidRequest) and queues; the future gets the result."""
@@ -105,17 +108,17 @@ class GroupCommitter:
                 self._cond.wait()
             if not self._queue:
                 return None
-            # Linger while submitters keep arriving, up to wait_us in all.
+            # Linger until as many are queued as last time (the submitters that were waiting
+            # on that batch), at most wait_us.
             deadline = time.monotonic() + self._wait_s
-            while len(self._queue) < self._batch_max and not self._closed:
-                seen = len(self._queue)
+            while len(self._queue) < self._target and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._cond.wait(min(left, _ARRIVAL_GAP_S))
-                if len(self._queue) == seen:
-                    break
+                self._cond.wait(left)
             count = min(len(self._queue), self._batch_max)
+            # Next time, expect as many as this batch had, or more if more were waiting.
+            self._target = max(1, count)
             return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
