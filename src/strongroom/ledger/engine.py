@@ -364,34 +364,16 @@ class Engine:
             return r
         new_status = Status.POSTED if t.action is Action.POST else Status.VOIDED
         self._set_status(target, new_status)
-        self._record(
-            TransferRecord(
-                id=t.id,
-                ledger_id=t.ledger_id,
-                action=t.action,
-                status=new_status,
-                debit_account_id=target.debit_account_id,
-                credit_account_id=target.credit_account_id,
-                amount=posted if t.action is Action.POST else full,
-                # What was posted, leg by leg (a void releases the target's legs whole).
-                legs=(
-                    None
-                    if target.legs is None
-                    else tuple(
-                        Leg(leg.account_id, leg.direction, p[2])
-                        for leg, p in zip(target.legs, plan, strict=True)
-                    )
-                    if t.action is Action.POST
-                    else target.legs
-                ),
-                target_id=target.id,
-                pending=False,
-                timeout_s=0,
-                expires_at=None,
-                metadata=t.metadata,
-                created_at=self.state.now_us,
+        # What was posted, leg by leg (a void releases the target's legs whole).
+        legs = (
+            tuple(
+                Leg(leg.account_id, leg.direction, p[2]) for leg, p in zip(legs, plan, strict=True)
             )
+            if t.action is Action.POST
+            else legs
         )
+        amount = posted if t.action is Action.POST else full
+        self._record_on_target(t, target, new_status, amount, legs, swap=False)
         return _CREATED
 
     def _reverse(self, t: NewTransfer) -> R:
@@ -427,24 +409,7 @@ class Engine:
             self._undo_reversed.append((target.id, amount))
         # What moved, leg by leg (a partial reversal of two legs moves `amount` on each).
         swapped = tuple(Leg(acc.id, Direction(direction), moved) for acc, direction, moved in plan)
-        self._record(
-            TransferRecord(
-                id=t.id,
-                ledger_id=t.ledger_id,
-                action=Action.REVERSE,
-                status=Status.POSTED,
-                debit_account_id=target.credit_account_id,
-                credit_account_id=target.debit_account_id,
-                amount=amount,
-                legs=swapped if target.legs is not None else None,
-                target_id=target.id,
-                pending=False,
-                timeout_s=0,
-                expires_at=None,
-                metadata=t.metadata,
-                created_at=self.state.now_us,
-            )
-        )
+        self._record_on_target(t, target, Status.POSTED, amount, swapped, swap=True)
         return _CREATED
 
     def expire(self, due: Sequence[TransferRecord]) -> int:
@@ -664,6 +629,38 @@ class Engine:
             acc.dirty = True
 
     # -- bookkeeping -----------------------------------------------------------------------
+
+    def _record_on_target(
+        self,
+        t: NewTransfer,
+        target: TransferRecord,
+        status: Status,
+        amount: int,
+        legs: tuple[Leg, ...],
+        *,
+        swap: bool,
+    ) -> None:
+        """Record a post, void or reversal: its accounts are the target's (swapped for a
+        reversal) and its legs what moved (kept only when the target has legs)."""
+        debit, credit = target.debit_account_id, target.credit_account_id
+        self._record(
+            TransferRecord(
+                id=t.id,
+                ledger_id=t.ledger_id,
+                action=t.action,
+                status=status,
+                debit_account_id=credit if swap else debit,
+                credit_account_id=debit if swap else credit,
+                amount=amount,
+                legs=legs if target.legs is not None else None,
+                target_id=target.id,
+                pending=False,
+                timeout_s=0,
+                expires_at=None,
+                metadata=t.metadata,
+                created_at=self.state.now_us,
+            )
+        )
 
     def _find(self, transfer_id: str) -> TransferRecord | None:
         index = self._created.get(transfer_id)
