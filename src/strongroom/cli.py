@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
-import sys
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -55,17 +57,22 @@ def _print(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _fail(exc: StrongroomError) -> None:
-    typer.echo(f"error: {exc.code}: {exc}", err=True)
-    raise typer.Exit(2)
+def _reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """An expected failure ends the command with its code and message on stderr, exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StrongroomError as exc:
+            typer.echo(f"error: {exc.code}: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
 
 
 def main() -> None:
-    try:
-        app()
-    except StrongroomError as exc:
-        typer.echo(f"error: {exc.code}: {exc}", err=True)
-        sys.exit(2)
+    app()
 
 
 # -- db ------------------------------------------------------------------------------------
@@ -267,9 +274,30 @@ def balance(
 
 
 @ledger_app.command("expire")
-def expire(database_url: DbOption = None) -> None:
-    """Expire pending transfers whose timeout has passed."""
-    typer.echo(f"expired: {_service(database_url).expire_due()}")
+def expire(
+    watch: Annotated[
+        float | None, typer.Option(help="keep expiring every SECONDS until interrupted")
+    ] = None,
+    database_url: DbOption = None,
+) -> None:
+    """Expire pending transfers whose timeout has passed, releasing their reservations."""
+    svc = _service(database_url)
+    if watch is None:
+        typer.echo(f"expired: {svc.expire_due()}")
+        return
+    if not 0.1 <= watch <= 3600:
+        raise typer.BadParameter("--watch takes 0.1 to 3600 seconds")
+    total = 0
+    try:
+        while True:
+            count = svc.expire_due()
+            while count:  # a backlog larger than one batch drains without waiting
+                total += count
+                typer.echo(f"{clock.format_us(clock.now_us())} expired {count} (total {total})")
+                count = svc.expire_due()
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped; expired {total} in all")
 
 
 @ledger_app.command("verify")
@@ -387,3 +415,9 @@ def bench_ledger(
     else:
         typer.echo("")
         typer.echo(bench.table(report))
+
+
+for _group in (app, db_app, ledger_app, bench_app):
+    for _command in _group.registered_commands:
+        assert _command.callback is not None
+        _command.callback = _reporting_errors(_command.callback)
