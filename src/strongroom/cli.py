@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from strongroom import __version__
 from strongroom.core import clock, ids
 from strongroom.core.errors import StrongroomError
 from strongroom.core.money import parse_amount_text
@@ -27,6 +28,7 @@ from strongroom.ledger.model import (
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
 from strongroom.settings import Settings
+from strongroom.tenancy.service import TenancyService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -385,6 +387,74 @@ def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> 
     )
 
 
+# -- server and API keys -------------------------------------------------------------------
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (Authorization: Bearer sk_...).")
+app.add_typer(keys_app, name="api-keys")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    database_url: DbOption = None,
+) -> None:
+    """Serve the HTTP API (uvicorn). The schema must be current: `strongroom db upgrade`."""
+    import os
+
+    import uvicorn
+
+    if database_url:
+        os.environ["STRONGROOM_DATABASE_URL"] = database_url
+    settings = Settings()
+    # Checked here too so that the message comes before any worker starts.
+    migrate.require_current(create_engine(settings.database_url))
+    typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
+    uvicorn.run(
+        "strongroom.http.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def _tenancy(database_url: str | None) -> TenancyService:
+    settings = _settings(database_url)
+    engine = create_engine(settings.database_url)
+    migrate.require_current(engine)
+    pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+    return TenancyService(engine, pepper=pepper)
+
+
+@keys_app.command("create")
+def api_keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant's name; created if new")],
+    scope: Annotated[list[str], typer.Option(help="ledger:read, ledger:write or admin")],
+    database_url: DbOption = None,
+) -> None:
+    """Create an API key and print its secret, once: only a keyed hash is stored."""
+    key, secret = _tenancy(database_url).create_api_key(tenant, scope)
+    _print(
+        {
+            "id": key.id,
+            "tenant_id": key.tenant_id,
+            "scopes": sorted(s.value for s in key.scopes),
+            "secret": secret,
+        }
+    )
+
+
+@keys_app.command("revoke")
+def api_keys_revoke(key_id: str, database_url: DbOption = None) -> None:
+    """Revoke an API key (servers honour it within API_KEY_CACHE_TTL_S seconds)."""
+    _tenancy(database_url).revoke_api_key(key_id)
+    typer.echo(f"revoked {key_id}")
+
+
 # -- bench ---------------------------------------------------------------------------------
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures its reference).")
@@ -417,7 +487,7 @@ def bench_ledger(
         typer.echo(bench.table(report))
 
 
-for _group in (app, db_app, ledger_app, bench_app):
+for _group in (app, db_app, ledger_app, keys_app, bench_app):
     for _command in _group.registered_commands:
         assert _command.callback is not None
         _command.callback = _reporting_errors(_command.callback)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from strongroom.core.limits import GROUP_COMMIT_WAIT_US_DEFAULT, GROUP_COMMIT_WAIT_US_MAX
+from strongroom.core.limits import (
+    GROUP_COMMIT_WAIT_US_DEFAULT,
+    GROUP_COMMIT_WAIT_US_MAX,
+    RATE_LIMIT_BURST_DEFAULT,
+    RATE_LIMIT_REQUESTS_PER_S_DEFAULT,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///./strongroom.db"
 
@@ -19,3 +24,10 @@ class Settings(BaseSettings):
     group_commit_wait_us: int = Field(
         default=GROUP_COMMIT_WAIT_US_DEFAULT, ge=0, le=GROUP_COMMIT_WAIT_US_MAX
     )
+    # Keys the hash of every API key; without it a random one is kept in the database.
+    api_key_pepper: SecretStr | None = None
+    rate_limit_per_s: float = Field(default=RATE_LIMIT_REQUESTS_PER_S_DEFAULT, gt=0)
+    rate_limit_burst: int = Field(default=RATE_LIMIT_BURST_DEFAULT, ge=1)
+    # Pending transfers past their timeout are expired this often by `serve`.
+    expiry_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    log_level: str = "INFO"

@@ -34,7 +34,7 @@ def test_demo_posts_transfers_and_checks_invariants(cli: CliRunner) -> None:
 def test_commands_refuse_bad_input_and_stale_schema(cli: CliRunner) -> None:
     out = run(cli, "ledger", "create-ledger", "main", code=2)
     assert "strongroom db upgrade" in out  # the schema is missing: the message names the fix
-    assert "schema: empty -> 0001" in run(cli, "db", "upgrade")
+    assert "schema: empty -> 0002" in run(cli, "db", "upgrade")
     ledger = json.loads(run(cli, "ledger", "create-ledger", "main"))["id"]
     bank = json.loads(
         run(cli, "ledger", "create-account", ledger, "USD", "--normal-balance", "debit")

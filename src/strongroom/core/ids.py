@@ -9,7 +9,7 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
-PREFIXES = frozenset({"ldg", "acc", "tr", "evt"})
+PREFIXES = frozenset({"ldg", "acc", "tr", "evt", "ten", "key", "req", "we"})
 
 
 class _Generator:

@@ -24,7 +24,7 @@ ASSET_CODE_LENGTH_MAX: Final = 16
 PENDING_TIMEOUT_S_MAX: Final = 366 * 24 * 3600
 
 # Group commit: a committer waits at most this long for more submitters before committing.
-GROUP_COMMIT_WAIT_US_DEFAULT: Final = 2_000
+GROUP_COMMIT_WAIT_US_DEFAULT: Final = 1_000
 GROUP_COMMIT_WAIT_US_MAX: Final = 100_000
 
 # Retries of a whole batch after a serialization failure or deadlock (PostgreSQL).
@@ -48,3 +48,30 @@ assert BATCH_TRANSFERS_MAX * LEGS_PER_TRANSFER_MAX < 2**ID_BLOCK_BITS
 
 # SQLite: account states this process keeps between batches (see ledger.store.AccountCache).
 ACCOUNT_CACHE_MAX: Final = 200_000
+
+# HTTP API
+REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024  # a batch of 8,190 transfers fits
+IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
+IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
+API_KEY_CACHE_TTL_S: Final = 10.0
+RATE_LIMIT_REQUESTS_PER_S_DEFAULT: Final = 2_000
+RATE_LIMIT_BURST_DEFAULT: Final = 4_000
+
+# Webhooks (events/dispatcher.py): at-least-once delivery, Standard Webhooks signatures.
+WEBHOOK_ATTEMPTS_MAX: Final = 12  # per (event, endpoint); the delivery is failed after that
+WEBHOOK_BACKOFF_MS_BASE: Final = 10_000  # doubled after each failed attempt, with jitter
+WEBHOOK_BACKOFF_MS_MAX: Final = 4 * 3600 * 1000
+WEBHOOK_TIMEOUT_MS: Final = 10_000  # connect, write and each read of one request
+# A claimed delivery is leased for this long: another dispatcher takes it over only after that.
+WEBHOOK_LEASE_MS: Final = 60_000
+WEBHOOK_ENDPOINT_FAILURES_MAX: Final = 50  # consecutive failed attempts disable an endpoint
+WEBHOOK_ENDPOINTS_PER_TENANT_MAX: Final = 20
+WEBHOOK_CONCURRENCY_MAX: Final = 64  # requests in flight per dispatcher
+WEBHOOK_ROUTE_BATCH_MAX: Final = 1_000  # events fanned out to endpoints per transaction
+WEBHOOK_POLL_MS_DEFAULT: Final = 500  # an idle dispatcher looks for work this often
+WEBHOOK_TIMESTAMP_TOLERANCE_S: Final = 300  # Standard Webhooks' recommended replay window
+WEBHOOK_URL_LENGTH_MAX: Final = 2_048
+WEBHOOK_ERROR_CHARS_MAX: Final = 500  # of an attempt's error text
+assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
+assert 2 * WEBHOOK_TIMEOUT_MS < WEBHOOK_LEASE_MS  # a lease outlives the request it covers
+assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000

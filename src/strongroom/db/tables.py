@@ -22,6 +22,8 @@ ledgers = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False, server_default="ten_default"),
+    sa.Index("ledgers_tenant", "tenant_id", "id"),
     sqlite_with_rowid=False,
 )
 
@@ -128,4 +130,45 @@ id_blocks = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
+)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Only a keyed hash (HMAC-SHA256 with the server's pepper) of each secret key is stored.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("api_key_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.SmallInteger, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("idempotency_keys_created", "created_at"),
+)
+
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

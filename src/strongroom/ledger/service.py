@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -38,9 +38,11 @@ from strongroom.ledger.model import (
     Status,
     TransferOutcome,
     TransferRecord,
+    TransferRow,
     canonical_metadata,
     derived_balances,
     record_from_row,
+    record_to_row,
     simple_transfer_ok,
     validate_id,
     validate_name,
@@ -48,8 +50,35 @@ from strongroom.ledger.model import (
 )
 
 T = TypeVar("T")
+BatchObserver = Callable[[int, float, "list[TransferOutcome]"], None]
+
+# The event of each transfer row a transaction writes, by its action (Action's order).
+_EVENT_BY_ACTION: Final = (
+    "transfer.created",
+    "transfer.posted",
+    "transfer.voided",
+    "transfer.reversed",
+)
+EXPIRED_EVENT: Final = "transfer.expired"
+TRANSFER_EVENT_TYPES: Final = (*_EVENT_BY_ACTION, EXPIRED_EVENT)
+assert len(_EVENT_BY_ACTION) == len(Action)
+
+
+class EventSink(Protocol):
+    """Told of a write transaction's ledger events inside that transaction, right before its
+    commit: one (type, transfer row as stored) per transfer it created, posted, voided,
+    reversed or expired. It writes through `uow`, so what it writes commits or rolls back
+    with the ledger's rows (a transactional outbox); it is called again if the transaction
+    is retried. Rows, not dicts: building 8,190 dicts per batch would cost more than the
+    rest of the batch (events/outbox.py renders them)."""
+
+    def __call__(self, uow: UnitOfWork, events: Sequence[tuple[str, TransferRow]]) -> None: ...
+
 
 _METADATA_FILTER_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+DEFAULT_TENANT_ID = "ten_default"  # created by migration 0002; owns ledgers made without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +87,7 @@ class Ledger:
     name: str
     metadata: dict[str, Any] | None
     created_at: int
+    tenant_id: str = DEFAULT_TENANT_ID
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +216,10 @@ def transfer_to_dict(r: TransferRecord) -> dict[str, Any]:
     return out
 
 
+def _ledger_from_row(row: Sequence[Any]) -> Ledger:
+    return Ledger(row[0], row[1], json.loads(row[2]) if row[2] else None, row[3], row[4])
+
+
 def _account_from_row(row: Sequence[Any]) -> Account:
     return Account(
         id=row[0],
@@ -243,8 +277,19 @@ def _collector_paused() -> Iterator[None]:
 
 
 class LedgerService:
-    def __init__(self, engine: SAEngine, *, clock_: clock.MonotonicClock | None = None) -> None:
+    def __init__(
+        self,
+        engine: SAEngine,
+        *,
+        clock_: clock.MonotonicClock | None = None,
+        on_batch: BatchObserver | None = None,
+        event_sink: EventSink | None = None,
+    ) -> None:
+        """`on_batch(size, seconds, outcomes)` is told of every committed batch (metrics);
+        `event_sink` of the events of every write transaction, inside it (see EventSink)."""
         self.engine = engine
+        self._on_batch = on_batch
+        self._event_sink = event_sink
         self.clock = clock_ or clock.MonotonicClock()
         self.sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time anyway; holding this lock across a write
@@ -285,28 +330,51 @@ class LedgerService:
 
     # -- ledgers and assets ----------------------------------------------------------------
 
-    def create_ledger(self, name: str, metadata: dict[str, Any] | None = None) -> Ledger:
+    def create_ledger(
+        self,
+        name: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT_ID,
+    ) -> Ledger:
         validate_name(name)
         meta = canonical_metadata(metadata)
         ledger = Ledger(
-            ids.new_id("ldg"), name, json.loads(meta) if meta else None, self.clock.now_us()
+            ids.new_id("ldg"),
+            name,
+            json.loads(meta) if meta else None,
+            self.clock.now_us(),
+            tenant_id,
         )
         with self._uow() as uow:
-            store.insert_ledger(uow, (ledger.id, name, meta, ledger.created_at))
+            store.insert_ledger(uow, (ledger.id, name, meta, ledger.created_at, tenant_id))
             uow.commit()
         return ledger
 
-    def get_ledger(self, ledger_id: str) -> Ledger:
+    def get_ledger(self, ledger_id: str, *, tenant_id: str | None = None) -> Ledger:
+        """With tenant_id, another tenant's ledger is not found, as one that does not exist."""
         with self._uow(write=False) as uow:
             row = store.get_ledger(uow, ledger_id)
-        if row is None:
+        if row is None or (tenant_id is not None and row[4] != tenant_id):
             raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
-        return Ledger(row[0], row[1], json.loads(row[2]) if row[2] else None, row[3])
+        return _ledger_from_row(row)
 
-    def list_ledgers(self) -> list[Ledger]:
+    def list_ledgers(
+        self,
+        *,
+        tenant_id: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Ledger]:
+        _check_limit(limit)
         with self._uow(write=False) as uow:
-            rows = store.list_ledgers(uow)
-        return [Ledger(r[0], r[1], json.loads(r[2]) if r[2] else None, r[3]) for r in rows]
+            rows = store.list_ledgers(uow, tenant_id, starting_after, limit + 1)
+        return Page([_ledger_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def ledger_tenants(self, ledger_ids: Sequence[str]) -> dict[str, str]:
+        """ledger id -> tenant id, for the ledgers that exist."""
+        with self._uow(write=False) as uow:
+            return store.ledger_tenants(uow, sorted(set(ledger_ids)))
 
     def create_asset(self, code: object, scale: object) -> Asset:
         asset = validate_custom_asset(code, scale)
@@ -459,14 +527,23 @@ class LedgerService:
                 engine = Engine(state)
                 outcomes = engine.apply(batch, atomic=atomic)
                 store.write_batch(uow, state, engine.writes)
+                if self._event_sink is not None and engine.writes.transfers:
+                    by_action = _EVENT_BY_ACTION
+                    self._event_sink(
+                        uow, [(by_action[row[3]], row) for row in engine.writes.transfers]
+                    )
                 uow.commit()
                 if cache is not None:
                     cache.committed(state.block, engine.writes.dirty)
             return outcomes
 
         # Paused until the batch's rows are freed, so the collector never walks them.
+        started = time.perf_counter()
         with _collector_paused():
-            return self._with_retries(work)
+            outcomes = self._with_retries(work)
+        if self._on_batch is not None:
+            self._on_batch(len(batch), time.perf_counter() - started, outcomes)
+        return outcomes
 
     def transfer(
         self,
@@ -514,6 +591,9 @@ class LedgerService:
                 engine = Engine(state)
                 count = engine.expire(due)
                 store.write_batch(uow, state, engine.writes)
+                if self._event_sink is not None and count:
+                    expired = [r for r in due if r.status is Status.EXPIRED]
+                    self._event_sink(uow, [(EXPIRED_EVENT, record_to_row(r)) for r in expired])
                 uow.commit()
                 if cache is not None:
                     cache.committed(block, engine.writes.dirty)

@@ -330,25 +330,43 @@ def is_retryable(exc: BaseException) -> bool:
 # -- accounts, ledgers, assets -------------------------------------------------------------
 
 
-def insert_ledger(uow: UnitOfWork, row: tuple[str, str, str | None, int]) -> None:
-    uow.cursor().execute(
-        sql(uow, "INSERT INTO ledgers (id, name, metadata, created_at) VALUES (?,?,?,?)"), row
-    )
+LEDGER_COLS = "id, name, metadata, created_at, tenant_id"
+
+
+def insert_ledger(uow: UnitOfWork, row: tuple[str, str, str | None, int, str]) -> None:
+    uow.cursor().execute(sql(uow, f"INSERT INTO ledgers ({LEDGER_COLS}) VALUES (?,?,?,?,?)"), row)
 
 
 def get_ledger(uow: UnitOfWork, ledger_id: str) -> tuple[Any, ...] | None:
     cur = uow.cursor()
-    cur.execute(
-        sql(uow, "SELECT id, name, metadata, created_at FROM ledgers WHERE id = ?"), (ledger_id,)
-    )
+    cur.execute(sql(uow, f"SELECT {LEDGER_COLS} FROM ledgers WHERE id = ?"), (ledger_id,))
     row: tuple[Any, ...] | None = cur.fetchone()
     return row
 
 
-def list_ledgers(uow: UnitOfWork) -> list[tuple[Any, ...]]:
+def list_ledgers(
+    uow: UnitOfWork, tenant_id: str | None, after_id: str | None, limit: int
+) -> list[tuple[Any, ...]]:
+    where, params = [], []
+    if tenant_id is not None:
+        where.append("tenant_id = ?")
+        params.append(tenant_id)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
     cur = uow.cursor()
-    cur.execute("SELECT id, name, metadata, created_at FROM ledgers ORDER BY id")
+    cur.execute(
+        sql(uow, f"SELECT {LEDGER_COLS} FROM ledgers {clause} ORDER BY id LIMIT ?"),
+        (*params, limit),
+    )
     return list(cur.fetchall())
+
+
+def ledger_tenants(uow: UnitOfWork, ledger_ids: Sequence[str]) -> dict[str, str]:
+    return {
+        r[0]: r[1] for r in fetch_in(uow, "SELECT id, tenant_id FROM ledgers", "id", ledger_ids)
+    }
 
 
 def insert_asset(uow: UnitOfWork, code: str, scale: int, now_us: int) -> None:

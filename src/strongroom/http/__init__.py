@@ -1,0 +1,1 @@
+"""The HTTP edge: the ASGI app factory, middleware, errors and pagination."""

@@ -1,0 +1,461 @@
+"""The ledger's HTTP routes. Every object belongs to a tenant through its ledger: another
+tenant's object answers 404, exactly as one that does not exist."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from strongroom.core import clock, ids
+from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.money import validate_amount
+from strongroom.ledger.coalescer import GroupCommitter
+from strongroom.ledger.model import (
+    AccountFlag,
+    Action,
+    Direction,
+    Leg,
+    NewTransfer,
+    Status,
+    TransferOutcome,
+    TransferRecord,
+    TransferResult,
+    canonical_metadata,
+    derived_balances,
+)
+from strongroom.ledger.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountOut,
+    AssetCreate,
+    AssetOut,
+    BalanceAtOut,
+    BatchCreate,
+    BatchOut,
+    EntryList,
+    LedgerCreate,
+    LedgerList,
+    LedgerOut,
+    Problem,
+    Resolve,
+    TransferCreate,
+    TransferList,
+    TransferOut,
+)
+from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
+from strongroom.tenancy.model import ApiKey, Scope
+
+
+class LedgerRefused(StrongroomError):
+    """A ledger refusal as an HTTP answer: 422 with the result as the code."""
+
+    status = 422
+
+    def __init__(self, result: TransferResult, param: str | None = None) -> None:
+        super().__init__(f"the ledger refused the transfer: {result.value}", param=param)
+        self.code = result.value
+
+
+class InsufficientScope(StrongroomError):
+    code = "insufficient_scope"
+    status = 403
+
+
+@dataclass(frozen=True)
+class Ctx:
+    key: ApiKey
+    svc: LedgerService
+    committer: GroupCommitter
+    ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
+
+    def require(self, scope: Scope) -> None:
+        if not self.key.allows(scope):
+            raise InsufficientScope(f"this API key lacks the scope {scope.value}")
+
+    async def own_ledger(self, ledger_id: str, param: str = "ledger_id") -> None:
+        tenant = self.ledger_tenants.get(ledger_id)
+        if tenant is None:
+            found = await run_in_threadpool(self.svc.ledger_tenants, [ledger_id])
+            tenant = found.get(ledger_id)
+            if tenant is not None:
+                self.ledger_tenants[ledger_id] = tenant
+        if tenant != self.key.tenant_id:
+            raise NotFound(f"no ledger {ledger_id}", param=param)
+
+
+def context(request: Request) -> Ctx:
+    state = request.app.state
+    key: ApiKey = request.state.api_key
+    return Ctx(key, state.ledger, state.committer, state.ledger_tenants)
+
+
+CtxDep = Annotated[Ctx, Depends(context)]
+Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": text}
+    for status, text in (
+        (400, "Malformed request"),
+        (401, "No valid API key"),
+        (403, "Insufficient scope"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (422, "Ledger refusal or Idempotency-Key reuse"),
+        (429, "Rate limited"),
+    )
+}
+
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+def _ledger_out(ledger: Any) -> dict[str, Any]:
+    return dict(ledger.to_dict())
+
+
+def _refusal(outcome: TransferOutcome) -> LedgerRefused:
+    result = outcome.result
+    # An account in another ledger may be another tenant's: say only that it is not found.
+    if result is TransferResult.LEDGER_MISMATCH:
+        result = TransferResult.ACCOUNT_NOT_FOUND
+    return LedgerRefused(result)
+
+
+# -- ledgers and assets --------------------------------------------------------------------
+
+
+@router.post("/ledgers", status_code=201, response_model=LedgerOut, tags=["ledgers"])
+async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_WRITE)
+    ledger = await run_in_threadpool(
+        ctx.svc.create_ledger, body.name, body.metadata, tenant_id=ctx.key.tenant_id
+    )
+    ctx.ledger_tenants[ledger.id] = ledger.tenant_id
+    return _ledger_out(ledger)
+
+
+@router.get("/ledgers", response_model=LedgerList, tags=["ledgers"])
+async def list_ledgers(
+    ctx: CtxDep, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: str | None = None
+) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_READ)
+    page = await run_in_threadpool(
+        lambda: ctx.svc.list_ledgers(
+            tenant_id=ctx.key.tenant_id, starting_after=starting_after, limit=limit
+        )
+    )
+    return {
+        "object": "list",
+        "data": [_ledger_out(x) for x in page.data],
+        "has_more": page.has_more,
+    }
+
+
+@router.get("/ledgers/{ledger_id}", response_model=LedgerOut, tags=["ledgers"])
+async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_READ)
+    ledger = await run_in_threadpool(
+        lambda: ctx.svc.get_ledger(ledger_id, tenant_id=ctx.key.tenant_id)
+    )
+    return _ledger_out(ledger)
+
+
+@router.post("/assets", status_code=201, response_model=AssetOut, tags=["assets"])
+async def create_asset(body: AssetCreate, ctx: CtxDep) -> dict[str, Any]:
+    """Custom assets are shared by every tenant of this server, as the ISO 4217 ones are."""
+    ctx.require(Scope.ADMIN)
+    asset = await run_in_threadpool(ctx.svc.create_asset, body.code, body.scale)
+    return {"object": "asset", "code": asset.code, "scale": asset.scale}
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+async def _own_account(ctx: Ctx, account_id: str) -> Any:
+    try:
+        account = await run_in_threadpool(ctx.svc.get_account, account_id)
+        await ctx.own_ledger(account.ledger_id, "account_id")
+    except NotFound:
+        raise NotFound(f"no account {account_id}", param="account_id") from None
+    return account
+
+
+@router.post("/accounts", status_code=201, response_model=AccountOut, tags=["accounts"])
+async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_WRITE)
+    await ctx.own_ledger(body.ledger_id)
+    spec = AccountSpec(
+        ledger_id=body.ledger_id,
+        asset=body.asset,
+        normal_balance=Direction.parse(body.normal_balance, "normal_balance"),
+        flags=AccountFlag.parse(body.flags),
+        name=body.name,
+        metadata=body.metadata,
+    )
+    accounts = await run_in_threadpool(ctx.svc.create_accounts, [spec])
+    return accounts[0].to_dict()
+
+
+@router.get("/accounts", response_model=AccountList, tags=["accounts"])
+async def list_accounts(
+    ctx: CtxDep,
+    ledger_id: str,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    starting_after: str | None = None,
+) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_READ)
+    await ctx.own_ledger(ledger_id)
+    page = await run_in_threadpool(ctx.svc.list_accounts, ledger_id, starting_after, limit)
+    return {"object": "list", "data": [a.to_dict() for a in page.data], "has_more": page.has_more}
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"])
+async def get_account(account_id: str, ctx: CtxDep) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_READ)
+    account = await _own_account(ctx, account_id)
+    return dict(account.to_dict())
+
+
+@router.get("/accounts/{account_id}/balance", response_model=BalanceAtOut, tags=["accounts"])
+async def get_balance(
+    account_id: str,
+    ctx: CtxDep,
+    as_of: str | None = None,
+    version: Annotated[int | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """Balances now, after a version, or as of an RFC 3339 time."""
+    ctx.require(Scope.LEDGER_READ)
+    account = await _own_account(ctx, account_id)
+    if as_of is None and version is None:
+        at, view = account.version, account.balance_view()
+    else:
+        if as_of is not None and version is not None:
+            raise InvalidRequest("give as_of or version, not both", param="as_of")
+        as_of_us = None
+        if as_of is not None:
+            try:
+                as_of_us = clock.parse_timestamp(as_of)
+            except ValueError:
+                raise InvalidRequest(
+                    "as_of must be an RFC 3339 time", param="as_of", code="invalid_timestamp"
+                ) from None
+        at, balances, normal = await run_in_threadpool(
+            lambda: ctx.svc.balance_at(account_id, version=version, as_of_us=as_of_us)
+        )
+        view = derived_balances(normal, balances)
+    return {"object": "balance", "account_id": account_id, "version": at, "balances": view}
+
+
+@router.get("/accounts/{account_id}/entries", response_model=EntryList, tags=["accounts"])
+async def list_entries(
+    account_id: str,
+    ctx: CtxDep,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    starting_after: Annotated[int | None, Query(ge=1, description="an entry's version")] = None,
+) -> dict[str, Any]:
+    """Newest first; the cursor is the version of the last entry of the previous page."""
+    ctx.require(Scope.LEDGER_READ)
+    account = await _own_account(ctx, account_id)
+    page = await run_in_threadpool(
+        lambda: ctx.svc.list_entries(account_id, starting_after=starting_after, limit=limit)
+    )
+    return {
+        "object": "list",
+        "data": [e.to_dict(account.normal_balance) for e in page.data],
+        "has_more": page.has_more,
+    }
+
+
+# -- transfers -----------------------------------------------------------------------------
+
+
+def _new_transfer(body: TransferCreate, prefix: str = "", *, linked: bool = False) -> NewTransfer:
+    """`prefix` names the transfer inside a batch (`transfers[3].`) in error params."""
+    legs = None
+    if body.entries is not None:
+        legs = tuple(
+            Leg(
+                e.account_id,
+                Direction.parse(e.direction, f"{prefix}entries[{i}].direction"),
+                validate_amount(e.amount, f"{prefix}entries[{i}].amount"),
+            )
+            for i, e in enumerate(body.entries)
+        )
+    elif body.amount is None:
+        raise InvalidRequest(
+            "give debit_account_id, credit_account_id and amount, or entries",
+            param=f"{prefix}amount",
+        )
+    else:
+        validate_amount(body.amount, f"{prefix}amount")
+    return NewTransfer(
+        id=ids.new_id("tr"),
+        ledger_id=body.ledger_id,
+        debit_account_id=body.debit_account_id,
+        credit_account_id=body.credit_account_id,
+        amount=body.amount or 0,
+        legs=legs,
+        pending=body.pending,
+        timeout_s=body.timeout_s,
+        linked=linked,
+        metadata=canonical_metadata(body.metadata, f"{prefix}metadata"),
+    )
+
+
+async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
+    outcome = await ctx.committer.submit_async(t)
+    if not outcome.result.ok:
+        raise _refusal(outcome)
+    record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
+    return transfer_to_dict(record)
+
+
+@router.post("/transfers", status_code=201, response_model=TransferOut, tags=["transfers"])
+async def create_transfer(body: TransferCreate, ctx: CtxDep) -> dict[str, Any]:
+    """A transfer (simple or multi-leg), through the group-commit coalescer."""
+    ctx.require(Scope.LEDGER_WRITE)
+    await ctx.own_ledger(body.ledger_id)
+    return await _committed(ctx, _new_transfer(body))
+
+
+@router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
+async def create_batch(body: BatchCreate, ctx: CtxDep) -> dict[str, Any]:
+    """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
+    transfer with the next, `atomic` makes the whole batch one chain."""
+    ctx.require(Scope.LEDGER_WRITE)
+    for ledger_id in {t.ledger_id for t in body.transfers}:
+        await ctx.own_ledger(ledger_id, "transfers.ledger_id")
+    batch = [
+        _new_transfer(t, f"transfers[{i}].", linked=t.linked) for i, t in enumerate(body.transfers)
+    ]
+    outcomes = await run_in_threadpool(lambda: ctx.svc.post_transfers(batch, atomic=body.atomic))
+    results = []
+    for o in outcomes:
+        result = _refusal(o).code if not o.result.ok else o.result.value
+        status = o.result.value if o.result.ok else "refused"
+        results.append(
+            {"index": o.index, "status": status, "code": result, "transfer_id": o.transfer_id}
+        )
+    return {"object": "batch", "results": results}
+
+
+async def _own_transfer(ctx: Ctx, transfer_id: str) -> TransferRecord:
+    try:
+        record = await run_in_threadpool(ctx.svc.get_transfer, transfer_id)
+        await ctx.own_ledger(record.ledger_id, "transfer_id")
+    except NotFound:
+        raise NotFound(f"no transfer {transfer_id}", param="transfer_id") from None
+    return record
+
+
+async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | None) -> Any:
+    ctx.require(Scope.LEDGER_WRITE)
+    target = await _own_transfer(ctx, transfer_id)
+    amount = 0
+    if body is not None and body.amount is not None:
+        amount = validate_amount(body.amount)
+    t = NewTransfer(
+        id=ids.new_id("tr"),
+        ledger_id=target.ledger_id,
+        action=action,
+        target_id=target.id,
+        amount=amount,
+        metadata=canonical_metadata(body.metadata if body else None),
+    )
+    return await _committed(ctx, t)
+
+
+@router.post(
+    "/transfers/{transfer_id}/post", status_code=201, response_model=TransferOut, tags=["transfers"]
+)
+async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+    """Post a pending transfer, fully or `amount` of it (the rest is released)."""
+    return await _resolve(ctx, transfer_id, Action.POST, body)
+
+
+@router.post(
+    "/transfers/{transfer_id}/void", status_code=201, response_model=TransferOut, tags=["transfers"]
+)
+async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+    """Void a pending transfer, releasing its reservation."""
+    if body is not None and body.amount is not None:
+        raise InvalidRequest("a void releases the whole reservation", param="amount")
+    return await _resolve(ctx, transfer_id, Action.VOID, body)
+
+
+@router.post(
+    "/transfers/{transfer_id}/reverse",
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+)
+async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+    """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
+    return await _resolve(ctx, transfer_id, Action.REVERSE, body)
+
+
+_METADATA_PARAM = re.compile(r"^metadata\[([^\]]+)\]$")
+
+
+@router.get("/transfers", response_model=TransferList, tags=["transfers"])
+async def list_transfers(
+    request: Request,
+    ctx: CtxDep,
+    ledger_id: str | None = None,
+    account_id: str | None = None,
+    status: Annotated[str | None, Query(pattern="^(posted|pending|voided|expired)$")] = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    starting_after: str | None = None,
+) -> dict[str, Any]:
+    """Newest first. Filter by `metadata[key]=value` too. Give ledger_id or account_id."""
+    ctx.require(Scope.LEDGER_READ)
+    if ledger_id is None and account_id is None:
+        raise InvalidRequest("give ledger_id or account_id", param="ledger_id")
+    if ledger_id is not None:
+        await ctx.own_ledger(ledger_id)
+    if account_id is not None:
+        await _own_account(ctx, account_id)
+    metadata = None
+    for key, value in request.query_params.multi_items():
+        match = _METADATA_PARAM.match(key)
+        if match:
+            metadata = (match.group(1), value)
+    times = {}
+    for name, text in (("created_after", created_after), ("created_before", created_before)):
+        if text is not None:
+            try:
+                times[name] = clock.parse_timestamp(text)
+            except ValueError:
+                raise InvalidRequest(
+                    f"{name} must be an RFC 3339 time", param=name, code="invalid_timestamp"
+                ) from None
+    page = await run_in_threadpool(
+        lambda: ctx.svc.list_transfers(
+            ledger_id=ledger_id,
+            account_id=account_id,
+            status=Status[status.upper()] if status else None,
+            created_after=times.get("created_after"),
+            created_before=times.get("created_before"),
+            metadata=metadata,
+            starting_after=starting_after,
+            limit=limit,
+        )
+    )
+    return {
+        "object": "list",
+        "data": [transfer_to_dict(r) for r in page.data],
+        "has_more": page.has_more,
+    }
+
+
+@router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"])
+async def get_transfer(transfer_id: str, ctx: CtxDep) -> dict[str, Any]:
+    ctx.require(Scope.LEDGER_READ)
+    return transfer_to_dict(await _own_transfer(ctx, transfer_id))

@@ -1,0 +1,204 @@
+"""Request and response bodies of the ledger's HTTP API (pydantic, strict: a float or a string
+where an integer belongs is refused, never coerced)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from strongroom.core.limits import BATCH_TRANSFERS_MAX, LEGS_PER_TRANSFER_MAX
+
+MetadataIn = dict[str, str | StrictInt | StrictBool | None]
+DirectionName = Literal["debit", "credit"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class LedgerCreate(_In):
+    name: str = Field(min_length=1, max_length=200)
+    metadata: MetadataIn | None = None
+
+
+class AssetCreate(_In):
+    code: str = Field(min_length=2, max_length=16)
+    scale: StrictInt = Field(ge=0, le=18)
+
+
+class AccountCreate(_In):
+    ledger_id: str
+    asset: str
+    normal_balance: DirectionName
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    flags: list[str] = Field(default_factory=list, max_length=2)
+    metadata: MetadataIn | None = None
+
+
+class LegIn(_In):
+    account_id: str
+    direction: DirectionName
+    amount: StrictInt
+
+
+class TransferCreate(_In):
+    ledger_id: str
+    debit_account_id: str | None = None
+    credit_account_id: str | None = None
+    amount: StrictInt | None = None
+    entries: list[LegIn] | None = Field(default=None, max_length=LEGS_PER_TRANSFER_MAX)
+    pending: StrictBool = False
+    timeout_s: StrictInt = 0
+    metadata: MetadataIn | None = None
+
+
+class BatchTransfer(TransferCreate):
+    linked: StrictBool = False
+
+
+class BatchCreate(_In):
+    transfers: list[BatchTransfer] = Field(min_length=1, max_length=BATCH_TRANSFERS_MAX)
+    atomic: StrictBool = False
+
+
+class Resolve(_In):
+    amount: StrictInt | None = None
+    metadata: MetadataIn | None = None
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+class LedgerOut(_Out):
+    id: str
+    object: Literal["ledger"]
+    name: str
+    metadata: dict[str, str | int | bool | None]
+    created_at: str
+
+
+class AssetOut(_Out):
+    object: Literal["asset"]
+    code: str
+    scale: int
+
+
+class BalancesOut(_Out):
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+    posted: int
+    pending: int
+    available: int
+
+
+class AccountOut(_Out):
+    id: str
+    object: Literal["account"]
+    ledger_id: str
+    name: str | None
+    asset: str
+    normal_balance: DirectionName
+    flags: list[str]
+    closed: bool
+    metadata: dict[str, str | int | bool | None]
+    balances: BalancesOut
+    version: int
+    created_at: str
+
+
+class BalanceAtOut(_Out):
+    object: Literal["balance"]
+    account_id: str
+    version: int
+    balances: BalancesOut
+
+
+class EntryOut(_Out):
+    object: Literal["entry"]
+    account_id: str
+    version: int
+    transfer_id: str
+    direction: DirectionName
+    amount: int
+    pending_amount: int
+    balance_after: BalancesOut
+    created_at: str
+
+
+class LegOut(_Out):
+    account_id: str
+    direction: DirectionName
+    amount: int
+
+
+class TransferOut(_Out):
+    id: str
+    object: Literal["transfer"]
+    ledger_id: str
+    action: Literal["transfer", "post", "void", "reverse"]
+    status: Literal["posted", "pending", "voided", "expired"]
+    amount: int
+    pending: bool
+    metadata: dict[str, str | int | bool | None]
+    created_at: str
+    debit_account_id: str | None = None
+    credit_account_id: str | None = None
+    entries: list[LegOut] | None = None
+    target_id: str | None = None
+    expires_at: str | None = None
+
+
+class BatchResultOut(_Out):
+    index: int
+    status: Literal["created", "exists", "refused"]
+    code: str
+    transfer_id: str
+
+
+class BatchOut(_Out):
+    object: Literal["batch"]
+    results: list[BatchResultOut]
+
+
+class LedgerList(_Out):
+    object: Literal["list"]
+    data: list[LedgerOut]
+    has_more: bool
+
+
+class AccountList(_Out):
+    object: Literal["list"]
+    data: list[AccountOut]
+    has_more: bool
+
+
+class TransferList(_Out):
+    object: Literal["list"]
+    data: list[TransferOut]
+    has_more: bool
+
+
+class EntryList(_Out):
+    object: Literal["list"]
+    data: list[EntryOut]
+    has_more: bool
+
+
+class Problem(_Out):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None
+    param: str | None = None

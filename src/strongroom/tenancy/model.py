@@ -1,0 +1,81 @@
+"""Pure vocabulary of tenancy: scopes, keys, idempotency outcomes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from strongroom.core.errors import InvalidRequest
+
+
+class Scope(StrEnum):
+    LEDGER_READ = "ledger:read"
+    LEDGER_WRITE = "ledger:write"
+    ADMIN = "admin"
+
+    @classmethod
+    def parse(cls, values: list[str]) -> frozenset[Scope]:
+        if not values:
+            raise InvalidRequest("give at least one scope", param="scope", code="invalid_scope")
+        known = {s.value: s for s in cls}
+        out = set()
+        for value in values:
+            if value not in known:
+                raise InvalidRequest(
+                    f"unknown scope {value!r}: use one of {', '.join(known)}",
+                    param="scope",
+                    code="invalid_scope",
+                )
+            out.add(known[value])
+        return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    scopes: frozenset[Scope]
+    hint: str  # the last characters of the secret, to tell keys apart; never the secret
+
+    def allows(self, scope: Scope) -> bool:
+        # write implies read; admin implies everything
+        return (
+            scope in self.scopes
+            or Scope.ADMIN in self.scopes
+            or (scope is Scope.LEDGER_READ and Scope.LEDGER_WRITE in self.scopes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: int
+
+
+_TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def validate_tenant_name(name: str) -> str:
+    if not _TENANT_NAME.match(name):
+        raise InvalidRequest(
+            "a tenant name is 1 to 63 characters of a-z, 0-9, '_', '.', '-'",
+            param="tenant",
+            code="invalid_tenant_name",
+        )
+    return name
+
+
+class IdempotencyState(StrEnum):
+    STARTED = "started"  # this request owns the key now
+    REPLAY = "replay"  # the key was used with the same request: send the stored response
+    IN_FLIGHT = "in_flight"  # the same key is being processed by another request
+    MISMATCH = "mismatch"  # the key was used with a different request
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyOutcome:
+    state: IdempotencyState
+    status_code: int | None = None
+    body: str | None = None
