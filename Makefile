@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/strongroom demo
+	$(BIN)/strongroom db upgrade
+	$(BIN)/strongroom serve --dev-key
 
-demo: run
+demo: $(STAMP)
+	$(BIN)/strongroom demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -398,6 +398,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    dev_key: Annotated[
+        bool, typer.Option(help="create an admin API key for tenant 'default' and print it")
+    ] = False,
     database_url: DbOption = None,
 ) -> None:
     """Serve the HTTP API (uvicorn). The schema must be current: `strongroom db upgrade`."""
@@ -410,6 +413,10 @@ def serve(
     settings = Settings()
     # Checked here too so that the message comes before any worker starts.
     migrate.require_current(create_engine(settings.database_url))
+    if dev_key:
+        key, secret = _tenancy(None).create_api_key("default", ["admin"])
+        typer.echo(f"development API key ({key.id}, tenant 'default', scope admin):", err=True)
+        typer.echo(f"  export SR_KEY={secret}", err=True)
     typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
     uvicorn.run(
         "strongroom.http.app:create_app_from_env",
