@@ -118,6 +118,13 @@ def _ledger_out(ledger: Any) -> dict[str, Any]:
     return dict(ledger.to_dict())
 
 
+def _one_cursor(starting_after: str | None, ending_before: str | None) -> None:
+    if starting_after is not None and ending_before is not None:
+        raise InvalidRequest(
+            "give starting_after or ending_before, not both", param="ending_before"
+        )
+
+
 def _refusal(outcome: TransferOutcome) -> LedgerRefused:
     result = outcome.result
     # An account in another ledger may be another tenant's: say only that it is not found.
@@ -141,12 +148,19 @@ async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
 
 @router.get("/ledgers", response_model=LedgerList, tags=["ledgers"])
 async def list_ledgers(
-    ctx: CtxDep, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: str | None = None
+    ctx: CtxDep,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
 ) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
+    _one_cursor(starting_after, ending_before)
     page = await run_in_threadpool(
         lambda: ctx.svc.list_ledgers(
-            tenant_id=ctx.key.tenant_id, starting_after=starting_after, limit=limit
+            tenant_id=ctx.key.tenant_id,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
         )
     )
     return {
@@ -207,10 +221,14 @@ async def list_accounts(
     ledger_id: str,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
+    ending_before: str | None = None,
 ) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
+    _one_cursor(starting_after, ending_before)
     await ctx.own_ledger(ledger_id)
-    page = await run_in_threadpool(ctx.svc.list_accounts, ledger_id, starting_after, limit)
+    page = await run_in_threadpool(
+        ctx.svc.list_accounts, ledger_id, starting_after, limit, ending_before
+    )
     return {"object": "list", "data": [a.to_dict() for a in page.data], "has_more": page.has_more}
 
 
@@ -413,9 +431,11 @@ async def list_transfers(
     created_before: str | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
+    ending_before: str | None = None,
 ) -> dict[str, Any]:
     """Newest first. Filter by `metadata[key]=value` too. Give ledger_id or account_id."""
     ctx.require(Scope.LEDGER_READ)
+    _one_cursor(starting_after, ending_before)
     if ledger_id is None and account_id is None:
         raise InvalidRequest("give ledger_id or account_id", param="ledger_id")
     if ledger_id is not None:
@@ -445,6 +465,7 @@ async def list_transfers(
             created_before=times.get("created_before"),
             metadata=metadata,
             starting_after=starting_after,
+            ending_before=ending_before,
             limit=limit,
         )
     )

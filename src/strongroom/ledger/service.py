@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import random
@@ -251,6 +252,17 @@ def _entry_from_row(row: Sequence[Any]) -> Entry:
     )
 
 
+def _page(
+    rows: list[tuple[Any, ...]], limit: int, *, backwards: bool, convert: Callable[[Any], T]
+) -> Page[T]:
+    """rows holds up to limit+1 rows, nearest the cursor first; a backwards page is turned
+    around so that every page reads in the same order."""
+    data = [convert(r) for r in rows[:limit]]
+    if backwards:
+        data.reverse()
+    return Page(data, len(rows) > limit)
+
+
 def _check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
         raise InvalidRequest(
@@ -364,12 +376,14 @@ class LedgerService:
         *,
         tenant_id: str | None = None,
         starting_after: str | None = None,
+        ending_before: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Ledger]:
+        """By id; `ending_before` gives the page before a cursor (in the same order)."""
         _check_limit(limit)
         with self._uow(write=False) as uow:
-            rows = store.list_ledgers(uow, tenant_id, starting_after, limit + 1)
-        return Page([_ledger_from_row(r) for r in rows[:limit]], len(rows) > limit)
+            rows = store.list_ledgers(uow, tenant_id, starting_after, limit + 1, ending_before)
+        return _page(rows, limit, backwards=ending_before is not None, convert=_ledger_from_row)
 
     def ledger_tenants(self, ledger_ids: Sequence[str]) -> dict[str, str]:
         """ledger id -> tenant id, for the ledgers that exist."""
@@ -481,11 +495,13 @@ class LedgerService:
         ledger_id: str | None = None,
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
+        ending_before: str | None = None,
     ) -> Page[Account]:
+        """By id; `ending_before` gives the page before a cursor (in the same order)."""
         _check_limit(limit)
         with self._uow(write=False) as uow:
-            rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1)
-        return Page([_account_from_row(r) for r in rows[:limit]], len(rows) > limit)
+            rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1, ending_before)
+        return _page(rows, limit, backwards=ending_before is not None, convert=_account_from_row)
 
     def close_account(self, account_id: str, *, closed: bool = True) -> Account:
         with self._ledger_write() as (uow, _cache):
@@ -619,6 +635,7 @@ class LedgerService:
         metadata: tuple[str, str] | None = None,
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
+        ending_before: str | None = None,
     ) -> Page[TransferRecord]:
         """Newest first, with a cursor (`starting_after` = the last id of the previous page)."""
         _check_limit(limit)
@@ -630,21 +647,15 @@ class LedgerService:
                     param="metadata",
                     code="invalid_metadata_filter",
                 )
+        if starting_after is not None and ending_before is not None:
+            raise InvalidRequest(
+                "give starting_after or ending_before, not both", param="ending_before"
+            )
         with self._uow(write=False) as uow:
-            before_seq = None
-            if starting_after is not None:
-                seqs = store.transfer_seqs(uow, [starting_after])
-                if starting_after not in seqs:
-                    raise InvalidRequest(
-                        f"no transfer {starting_after}",
-                        param="starting_after",
-                        code="invalid_cursor",
-                    )
-                before_seq = seqs[starting_after]
-            account_seqs = None
-            if account_id is not None:
-                account_seqs = self._account_transfer_seqs(uow, account_id, before_seq)
-            rows = store.list_transfer_rows(
+            before_seq = self._cursor_seq(uow, starting_after, "starting_after")
+            after_seq = self._cursor_seq(uow, ending_before, "ending_before")
+            query = functools.partial(
+                store.list_transfer_rows,
                 uow,
                 ledger_id=ledger_id,
                 status=status,
@@ -652,21 +663,46 @@ class LedgerService:
                 created_before=created_before,
                 metadata=metadata,
                 before_seq=before_seq,
-                seqs=account_seqs,
-                limit=limit + 1,
+                after_seq=after_seq,
             )
-        return Page([record_from_row(r) for r in rows[:limit]], len(rows) > limit)
+            if account_id is None:
+                rows = query(seqs=None, limit=limit + 1)
+            else:
+                # The account's transfers, from its entries, in slices of bounded size.
+                seqs = self._account_transfer_seqs(uow, account_id, before_seq, after_seq)
+                rows = []
+                for part in store.chunks(seqs):
+                    rows.extend(query(seqs=part, limit=limit + 1 - len(rows)))
+                    if len(rows) > limit:
+                        break
+        return _page(rows, limit, backwards=after_seq is not None, convert=record_from_row)
+
+    def _cursor_seq(self, uow: UnitOfWork, transfer_id: str | None, param: str) -> int | None:
+        if transfer_id is None:
+            return None
+        seqs = store.transfer_seqs(uow, [transfer_id])
+        if transfer_id not in seqs:
+            raise InvalidRequest(f"no transfer {transfer_id}", param=param, code="invalid_cursor")
+        return seqs[transfer_id]
 
     def _account_transfer_seqs(
-        self, uow: UnitOfWork, account_id: str, before_seq: int | None
+        self, uow: UnitOfWork, account_id: str, before_seq: int | None, after_seq: int | None
     ) -> list[int]:
+        """Newest first, or oldest first when paging backwards (after_seq)."""
         row = store.get_account_row(uow, account_id)
         if row is None:
             raise NotFound(f"no account {account_id}", param="account_id")
         # The account's entries name every transfer that touched it.
         entries = store.walk_entries(uow, row[13], 1 << 62)
         seqs = store.transfer_seqs(uow, sorted({e[4] for e in entries}))
-        return sorted(s for s in seqs.values() if before_seq is None or s < before_seq)
+        return sorted(
+            (
+                s
+                for s in seqs.values()
+                if (before_seq is None or s < before_seq) and (after_seq is None or s > after_seq)
+            ),
+            reverse=after_seq is None,
+        )
 
     # -- entries and history ---------------------------------------------------------------
 

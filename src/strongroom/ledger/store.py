@@ -345,22 +345,16 @@ def get_ledger(uow: UnitOfWork, ledger_id: str) -> tuple[Any, ...] | None:
 
 
 def list_ledgers(
-    uow: UnitOfWork, tenant_id: str | None, after_id: str | None, limit: int
+    uow: UnitOfWork,
+    tenant_id: str | None,
+    after_id: str | None,
+    limit: int,
+    before_id: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    where, params = [], []
-    if tenant_id is not None:
-        where.append("tenant_id = ?")
-        params.append(tenant_id)
-    if after_id is not None:
-        where.append("id > ?")
-        params.append(after_id)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    cur = uow.cursor()
-    cur.execute(
-        sql(uow, f"SELECT {LEDGER_COLS} FROM ledgers {clause} ORDER BY id LIMIT ?"),
-        (*params, limit),
+    """By id; with before_id, the page just before it, nearest first."""
+    return _page_by_id(
+        uow, "ledgers", LEDGER_COLS, "tenant_id", tenant_id, after_id, before_id, limit
     )
-    return list(cur.fetchall())
 
 
 def ledger_tenants(uow: UnitOfWork, ledger_ids: Sequence[str]) -> dict[str, str]:
@@ -412,19 +406,43 @@ def get_account_row(
 
 
 def list_account_rows(
-    uow: UnitOfWork, ledger_id: str | None, after_id: str | None, limit: int
+    uow: UnitOfWork,
+    ledger_id: str | None,
+    after_id: str | None,
+    limit: int,
+    before_id: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """By id; with before_id, the page just before it, nearest first."""
+    return _page_by_id(
+        uow, "accounts", ACCOUNT_COLS, "ledger_id", ledger_id, after_id, before_id, limit
+    )
+
+
+def _page_by_id(
+    uow: UnitOfWork,
+    table: str,
+    columns: str,
+    owner_column: str,
+    owner: str | None,
+    after_id: str | None,
+    before_id: str | None,
+    limit: int,
 ) -> list[tuple[Any, ...]]:
     where, params = [], []
-    if ledger_id is not None:
-        where.append("ledger_id = ?")
-        params.append(ledger_id)
+    if owner is not None:
+        where.append(f"{owner_column} = ?")
+        params.append(owner)
     if after_id is not None:
         where.append("id > ?")
         params.append(after_id)
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
+    order = "DESC" if before_id is not None else "ASC"
     cur = uow.cursor()
     cur.execute(
-        sql(uow, f"SELECT {ACCOUNT_COLS} FROM accounts {clause} ORDER BY id LIMIT ?"),
+        sql(uow, f"SELECT {columns} FROM {table} {clause} ORDER BY id {order} LIMIT ?"),
         (*params, limit),
     )
     return list(cur.fetchall())
@@ -458,8 +476,10 @@ def list_transfer_rows(
     before_seq: int | None,
     seqs: Sequence[int] | None,
     limit: int,
+    after_seq: int | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Newest first. `seqs` restricts to a set (the transfers of one account)."""
+    """Newest first; with after_seq, the page of newer ones just after it, nearest first.
+    `seqs` restricts to a set (the transfers of one account)."""
     where: list[str] = []
     params: list[Any] = []
     if ledger_id is not None:
@@ -477,6 +497,9 @@ def list_transfer_rows(
     if before_seq is not None:
         where.append("seq < ?")
         params.append(before_seq)
+    if after_seq is not None:
+        where.append("seq > ?")
+        params.append(after_seq)
     if metadata is not None:
         key, value = metadata
         if uow.sqlite:
@@ -498,7 +521,11 @@ def list_transfer_rows(
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     cur = uow.cursor()
     cur.execute(
-        sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers {clause} ORDER BY seq DESC LIMIT ?"),
+        sql(
+            uow,
+            f"SELECT {TRANSFER_COLS} FROM transfers {clause} "
+            f"ORDER BY seq {'ASC' if after_seq is not None else 'DESC'} LIMIT ?",
+        ),
         (*params, limit),
     )
     return list(cur.fetchall())
