@@ -44,6 +44,12 @@ def parse_timestamp(text: str) -> int:
     """Parse an RFC 3339 timestamp (or a bare integer of microseconds) into epoch microseconds."""
     text = text.strip()
     if text.lstrip("-").isdigit():
-        return int(text)
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return from_datetime(value)
+        us = int(text)
+    else:
+        us = from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    if not 0 <= us <= _MAX_US:
+        raise ValueError("a timestamp must lie between 1970 and 9999")
+    return us
+
+
+_MAX_US = from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))

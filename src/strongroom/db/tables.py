@@ -172,3 +172,80 @@ server_secrets = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+
+# Events (the transactional outbox) and webhooks: migration 0003, events/store.py.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", RowId, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(64), nullable=False),
+    sa.Column("ledger_id", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("events_id", "id", unique=True),
+)
+
+# The seqs of events not yet fanned out to webhook endpoints.
+events_unrouted = sa.Table(
+    "events_unrouted",
+    metadata,
+    sa.Column("seq", RowId, primary_key=True, autoincrement=False),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("enabled_events", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("failure_count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("webhook_endpoints_tenant", "tenant_id", "id"),
+    sqlite_with_rowid=False,
+)
+
+# One row per (event, endpoint): pending until delivered or given up; leased while in flight.
+webhook_delivery_state = sa.Table(
+    "webhook_delivery_state",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), primary_key=True),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(
+        "webhook_delivery_due",
+        "next_attempt_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index("webhook_delivery_endpoint", "endpoint_id", "event_seq"),
+    sqlite_with_rowid=False,
+)
+
+# One row per attempt made.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.SmallInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+    sqlite_with_rowid=False,
+)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -166,8 +167,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StrongroomError, errors.strongroom_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
+    app.add_exception_handler(UnicodeEncodeError, errors.unencodable_text_handler)
     app.add_exception_handler(Exception, errors.internal_error_handler)
     app.include_router(ledger_api.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -205,6 +208,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext, observe=metrics.observe_request)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, made true to the wire: error bodies are application/problem+json,
+    and every /v1 operation needs a bearer API key."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )
+    document.setdefault("components", {})["securitySchemes"] = {
+        "apiKey": {"type": "http", "scheme": "bearer", "description": "sk_... (an API key)"}
+    }
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            if path.startswith("/v1/"):
+                operation["security"] = [{"apiKey": []}]
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[errors.PROBLEM_JSON] = content.pop("application/json")
+    app.openapi_schema = document
+    return document
 
 
 async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:

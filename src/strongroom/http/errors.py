@@ -114,7 +114,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     kind = str(first.get("type", ""))
     code = "invalid_request"
     if kind == "json_invalid":
-        code = "invalid_json"
+        code, param = "invalid_json", "body"
     elif param.endswith("amount") and kind in ("int_type", "int_parsing", "int_from_float"):
         code = "amount_not_integer"
     message = str(first.get("msg", "invalid"))
@@ -128,6 +128,16 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     )
     status = exc.status_code if code != "invalid_request" else 400
     return problem(status, code, str(exc.detail), request_id=request_id_of(request))
+
+
+async def unencodable_text_handler(request: Request, exc: Exception) -> Response:
+    """Text with a lone surrogate cannot be stored in any database column."""
+    return problem(
+        400,
+        "invalid_request",
+        "text must be valid Unicode (no lone surrogates)",
+        request_id=request_id_of(request),
+    )
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

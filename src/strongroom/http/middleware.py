@@ -55,8 +55,7 @@ async def send_problem(
         (b"content-length", str(len(body)).encode()),
         *(extra_headers or []),
     ]
-    if request_id:
-        headers.append((b"request-id", request_id.encode()))
+    # RequestContext adds the Request-Id header to every answer, this one included.
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -97,8 +96,25 @@ class RequestContext:
                 message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
             await send(message)
 
+        started = [False]
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+            await send_wrapper(message)
+
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # A bug: log it with the request id and answer a problem that carries the id too
+            # (no internals). If the answer had begun, the connection is all we can end.
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if started[0]:
+                raise
+            status_holder[0] = 500
+            await send_problem(
+                send_wrapper, 500, "internal_error", "an internal error occurred", request_id
+            )
         finally:
             duration = time.perf_counter() - start
             route = scope.get("route")
@@ -120,7 +136,9 @@ class RequestContext:
 
 
 class BodyLimit:
-    """413 for a body over REQUEST_BODY_BYTES_MAX, by Content-Length or while streaming."""
+    """Guards every body before the app sees it: 413 over REQUEST_BODY_BYTES_MAX (by
+    Content-Length or while streaming), 415 for a body that is not JSON, and 400 for a NUL
+    character anywhere in the path, query or body: no database column can store one."""
 
     def __init__(self, app: ASGIApp, limit: int = REQUEST_BODY_BYTES_MAX) -> None:
         self.app = app
@@ -137,27 +155,55 @@ class BodyLimit:
                 send, 413, "request_too_large", f"the body is over {self.limit} bytes", request_id
             )
             return
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        if b"%00" in raw_path or b"%00" in query or "\x00" in scope["path"]:
+            await send_problem(send, 400, "invalid_request", _NUL_DETAIL, request_id)
+            return
+        if length not in (None, "0") and scope["method"] in ("POST", "PUT", "PATCH"):
+            media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                await send_problem(
+                    send,
+                    415,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                    request_id,
+                )
+                return
         seen = 0
+        tail = b""
 
-        async def limited_receive() -> Message:
-            nonlocal seen
+        async def guarded_receive() -> Message:
+            nonlocal seen, tail
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                seen += len(chunk)
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise _Refused(413, "request_too_large", f"the body is over {self.limit} bytes")
+                # JSON writes NUL as the escape \u0000; keep a tail so a split one is seen.
+                window = tail + chunk
+                if b"\\u0000" in window or b"\x00" in window:
+                    raise _Refused(400, "invalid_request", _NUL_DETAIL)
+                tail = window[-5:]
             return message
 
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await send_problem(
-                send, 413, "request_too_large", f"the body is over {self.limit} bytes", request_id
-            )
+            await self.app(scope, guarded_receive, send)
+        except _Refused as refused:
+            await send_problem(send, refused.status, refused.code, refused.detail, request_id)
 
 
-class _TooLarge(Exception):
-    pass
+_NUL_DETAIL = "text may not contain the NUL character"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
 
 
 class Authenticate:

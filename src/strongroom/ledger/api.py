@@ -325,8 +325,18 @@ def _new_transfer(body: TransferCreate, prefix: str = "", *, linked: bool = Fals
     )
 
 
+def _api_param(exc: InvalidRequest) -> InvalidRequest:
+    """The ledger calls a transfer's legs `legs`; the API calls them `entries`."""
+    if exc.param is not None:
+        exc.param = exc.param.replace("legs", "entries")
+    return exc
+
+
 async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
-    outcome = await ctx.committer.submit_async(t)
+    try:
+        outcome = await ctx.committer.submit_async(t)
+    except InvalidRequest as exc:
+        raise _api_param(exc) from None
     if not outcome.result.ok:
         raise _refusal(outcome)
     record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
@@ -351,7 +361,12 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> dict[str, Any]:
     batch = [
         _new_transfer(t, f"transfers[{i}].", linked=t.linked) for i, t in enumerate(body.transfers)
     ]
-    outcomes = await run_in_threadpool(lambda: ctx.svc.post_transfers(batch, atomic=body.atomic))
+    try:
+        outcomes = await run_in_threadpool(
+            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic)
+        )
+    except InvalidRequest as exc:
+        raise _api_param(exc) from None
     results = []
     for o in outcomes:
         result = _refusal(o).code if not o.result.ok else o.result.value
@@ -442,6 +457,16 @@ async def list_transfers(
         await ctx.own_ledger(ledger_id)
     if account_id is not None:
         await _own_account(ctx, account_id)
+    # A cursor must be one of this tenant's transfers: another tenant's answers exactly as an
+    # unknown one, so cursors cannot probe for ids.
+    for name, cursor in (("starting_after", starting_after), ("ending_before", ending_before)):
+        if cursor is not None:
+            try:
+                await _own_transfer(ctx, cursor)
+            except NotFound:
+                raise InvalidRequest(
+                    f"no transfer {cursor}", param=name, code="invalid_cursor"
+                ) from None
     metadata = None
     for key, value in request.query_params.multi_items():
         match = _METADATA_PARAM.match(key)

@@ -241,7 +241,19 @@ def validate_name(value: object, param: str = "name") -> str:
             param=param,
             code="invalid_name",
         )
+    if "\x00" in value or not _encodable(value):
+        raise InvalidRequest(
+            "must be valid Unicode text without NUL", param=param, code="invalid_name"
+        )
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def canonical_metadata(value: object, param: str = "metadata") -> str | None:
@@ -274,7 +286,15 @@ def canonical_metadata(value: object, param: str = "metadata") -> str | None:
     if not value:
         return None
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > METADATA_BYTES_MAX:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "metadata must be valid Unicode (no lone surrogates)",
+            param=param,
+            code="invalid_metadata",
+        ) from None
+    if size > METADATA_BYTES_MAX:
         raise InvalidRequest(
             f"metadata is larger than {METADATA_BYTES_MAX} bytes",
             param=param,
@@ -316,8 +336,9 @@ def simple_transfer_ok(t: NewTransfer) -> bool:
     )
 
 
-def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
-    """Shape checks that need no database. Raises InvalidRequest naming the field."""
+def validate_transfer(t: NewTransfer, prefix: str = "") -> None:
+    """Shape checks that need no database. Raises InvalidRequest naming the field, after
+    `prefix` (`transfers[3].` inside a batch)."""
     if simple_transfer_ok(t):
         return
     if t.metadata is not None:
@@ -326,73 +347,73 @@ def validate_transfer(t: NewTransfer, param: str = "transfer") -> None:
             parsed = json.loads(t.metadata) if isinstance(t.metadata, str) else None
         except ValueError:
             parsed = None
-        if not isinstance(parsed, dict) or canonical_metadata(parsed, f"{param}.metadata") != (
+        if not isinstance(parsed, dict) or canonical_metadata(parsed, f"{prefix}metadata") != (
             t.metadata
         ):
             raise InvalidRequest(
                 "metadata must be the canonical JSON of an object (see canonical_metadata)",
-                param=f"{param}.metadata",
+                param=f"{prefix}metadata",
                 code="invalid_metadata",
             )
-    validate_id(t.id, f"{param}.id")
-    validate_id(t.ledger_id, f"{param}.ledger_id")
+    validate_id(t.id, f"{prefix}id")
+    validate_id(t.ledger_id, f"{prefix}ledger_id")
     if t.action is Action.TRANSFER:
         if t.target_id is not None:
             raise InvalidRequest(
                 "target_id is only for post, void and reverse",
-                param=f"{param}.target_id",
+                param=f"{prefix}target_id",
                 code="invalid_request",
             )
         if t.legs is None:
-            validate_id(t.debit_account_id, f"{param}.debit_account_id")
-            validate_id(t.credit_account_id, f"{param}.credit_account_id")
-            validate_amount(t.amount, f"{param}.amount")
+            validate_id(t.debit_account_id, f"{prefix}debit_account_id")
+            validate_id(t.credit_account_id, f"{prefix}credit_account_id")
+            validate_amount(t.amount, f"{prefix}amount")
         else:
             if t.debit_account_id is not None or t.credit_account_id is not None or t.amount:
                 raise InvalidRequest(
                     "give either legs or debit_account_id/credit_account_id/amount, not both",
-                    param=f"{param}.legs",
+                    param=f"{prefix}legs",
                     code="invalid_request",
                 )
-            validate_legs(t.legs, f"{param}.legs")
+            validate_legs(t.legs, f"{prefix}legs")
         if isinstance(t.timeout_s, bool) or not isinstance(t.timeout_s, int):
             raise InvalidRequest(
-                "timeout_s must be an integer", param=f"{param}.timeout_s", code="invalid_timeout"
+                "timeout_s must be an integer", param=f"{prefix}timeout_s", code="invalid_timeout"
             )
         if not 0 <= t.timeout_s <= PENDING_TIMEOUT_S_MAX:
             raise InvalidRequest(
                 f"timeout_s must be from 0 to {PENDING_TIMEOUT_S_MAX}",
-                param=f"{param}.timeout_s",
+                param=f"{prefix}timeout_s",
                 code="invalid_timeout",
             )
         if t.timeout_s and not t.pending:
             raise InvalidRequest(
                 "timeout_s applies to pending transfers only",
-                param=f"{param}.timeout_s",
+                param=f"{prefix}timeout_s",
                 code="invalid_timeout",
             )
     else:
-        validate_id(t.target_id, f"{param}.target_id")
+        validate_id(t.target_id, f"{prefix}target_id")
         if t.legs is not None or t.debit_account_id is not None or t.credit_account_id is not None:
             raise InvalidRequest(
                 f"{t.action.name.lower()} takes its accounts from the target transfer",
-                param=f"{param}.target_id",
+                param=f"{prefix}target_id",
                 code="invalid_request",
             )
         if t.pending or t.timeout_s:
             raise InvalidRequest(
                 f"{t.action.name.lower()} cannot itself be pending",
-                param=f"{param}.pending",
+                param=f"{prefix}pending",
                 code="invalid_request",
             )
         if t.action is Action.VOID and t.amount:
             raise InvalidRequest(
                 "void releases the whole reservation and takes no amount",
-                param=f"{param}.amount",
+                param=f"{prefix}amount",
                 code="invalid_request",
             )
         if t.amount:
-            validate_amount(t.amount, f"{param}.amount")
+            validate_amount(t.amount, f"{prefix}amount")
 
 
 def validate_legs(legs: object, param: str) -> None:

@@ -217,6 +217,10 @@ def transfer_to_dict(r: TransferRecord) -> dict[str, Any]:
     return out
 
 
+class AssetExists(Conflict):
+    code = "asset_exists"
+
+
 def _ledger_from_row(row: Sequence[Any]) -> Ledger:
     return Ledger(row[0], row[1], json.loads(row[2]) if row[2] else None, row[3], row[4])
 
@@ -393,10 +397,11 @@ class LedgerService:
     def create_asset(self, code: object, scale: object) -> Asset:
         asset = validate_custom_asset(code, scale)
         with self._uow() as uow:
-            if store.get_asset_scale(uow, asset.code) is not None:
-                raise Conflict(f"asset {asset.code} exists already", param="code")
-            store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
+            # One statement decides, so two concurrent creations cannot both pass a check.
+            created = store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
             uow.commit()
+        if not created:
+            raise AssetExists(f"asset {asset.code} exists already", param="code")
         return asset
 
     def get_asset(self, code: str) -> Asset:
@@ -535,7 +540,7 @@ class LedgerService:
         if not validated:
             for i, t in enumerate(batch):
                 if not simple_transfer_ok(t):  # the bulk case, without building names
-                    validate_transfer(t, f"transfers[{i}]")
+                    validate_transfer(t, f"transfers[{i}].")
 
         def work() -> list[TransferOutcome]:
             with self._ledger_write() as (uow, cache):

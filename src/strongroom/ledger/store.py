@@ -363,11 +363,18 @@ def ledger_tenants(uow: UnitOfWork, ledger_ids: Sequence[str]) -> dict[str, str]
     }
 
 
-def insert_asset(uow: UnitOfWork, code: str, scale: int, now_us: int) -> None:
-    uow.cursor().execute(
-        sql(uow, "INSERT INTO assets (code, scale, created_at) VALUES (?,?,?)"),
+def insert_asset(uow: UnitOfWork, code: str, scale: int, now_us: int) -> bool:
+    """False when the code exists already."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "INSERT INTO assets (code, scale, created_at) VALUES (?,?,?) "
+            "ON CONFLICT (code) DO NOTHING",
+        ),
         (code, scale, now_us),
     )
+    return int(cur.rowcount) == 1
 
 
 def get_asset_scale(uow: UnitOfWork, code: str) -> int | None:

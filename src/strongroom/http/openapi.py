@@ -1,0 +1,89 @@
+"""The OpenAPI document of the HTTP API, and the command that writes it to docs/openapi.json.
+
+The committed file is what clients and reviewers read; a test fails when it differs from what
+the app serves. Regenerate it with `.venv/bin/python -m strongroom.http.openapi`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+
+REGENERATE_COMMAND = ".venv/bin/python -m strongroom.http.openapi"
+# src/strongroom/http/openapi.py -> the repository root
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The document the app serves at /openapi.json (a copy: the app caches its own)."""
+    document = copy.deepcopy(app.openapi())
+    assert document.get("openapi", "").startswith("3."), "FastAPI emits OpenAPI 3.x"
+    return document
+
+
+def render(document: dict[str, Any]) -> str:
+    """Byte-for-byte stable: sorted keys, two-space indent, one trailing newline."""
+    return json.dumps(document, sort_keys=True, indent=2) + "\n"
+
+
+def build_document() -> dict[str, Any]:
+    """The document of an app built on a throwaway SQLite database: the routes and their
+    schemas do not depend on the database or on any setting."""
+    # Imported here, not at the top: the app may come to import this module to serve its
+    # document, and a top-level import back would be a cycle.
+    from strongroom.http.app import create_app
+    from strongroom.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="strongroom-openapi-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'openapi.db'}"
+        engine = create_engine(url, sqlite_cache_mib=2)
+        try:
+            migrate.upgrade(engine)
+        finally:
+            engine.dispose()
+        app = create_app(Settings(database_url=url))
+        try:
+            return openapi_document(app)
+        finally:
+            app.state.engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m strongroom.http.openapi",
+        description="Write the OpenAPI document of the HTTP API (default: docs/openapi.json).",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write it")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the file differs from the generated document",
+    )
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    output: Path = args.output
+    if args.check:
+        current = output.read_text(encoding="utf-8") if output.exists() else None
+        if current != text:
+            print(f"{output} is out of date: run {REGENERATE_COMMAND}", file=sys.stderr)
+            return 1
+        print(f"{output} is up to date")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

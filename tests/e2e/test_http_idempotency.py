@@ -1,0 +1,256 @@
+"""`Idempotency-Key`: the same request replays its first answer and posts once; another request
+under the same key is refused; keys belong to one API key; concurrent duplicates over a real
+server post exactly once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.http_support import (
+    Api,
+    Served,
+    Tenant,
+    add_failing_route,
+    auth,
+    balances,
+    build_app,
+    check_response,
+    problem_code,
+    running,
+    seed_tenant,
+    transfer_ids,
+)
+
+# Concurrent duplicates of one request, sent together by as many threads.
+DUPLICATES = 16
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    with running(db_url) as app:
+        yield app
+
+
+@pytest.fixture
+def acme(api: Api) -> Tenant:
+    return seed_tenant(api, "acme")
+
+
+def _move(t: Tenant, amount: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "ledger_id": t.ledger,
+        "debit_account_id": t.bank,
+        "credit_account_id": t.alice,
+        "amount": amount,
+        **extra,
+    }
+
+
+def _idem(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+def test_same_key_and_body_replays_the_answer_and_posts_once(api: Api, acme: Tenant) -> None:
+    before = transfer_ids(api, acme.read, ledger_id=acme.ledger)
+    first = api.post("/v1/transfers", key=acme.write, json=_move(acme, 7), headers=_idem("k-1"))
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    for _ in range(3):
+        again = api.post("/v1/transfers", key=acme.write, json=_move(acme, 7), headers=_idem("k-1"))
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["content-type"] == "application/json"
+        assert again.content == first.content
+    after = transfer_ids(api, acme.read, ledger_id=acme.ledger)
+    assert after == [first.json()["id"], *before]
+    assert balances(api, acme, acme.alice)["posted"] == 1007
+
+    # Every POST route: ledgers, resolutions and batches replay just the same.
+    ledger = api.post("/v1/ledgers", key=acme.write, json={"name": "x"}, headers=_idem("k-2"))
+    replay = api.post("/v1/ledgers", key=acme.write, json={"name": "x"}, headers=_idem("k-2"))
+    assert replay.json()["id"] == ledger.json()["id"]
+    assert len(api.ok("GET", "/v1/ledgers", key=acme.read)["data"]) == 2
+    path = f"/v1/transfers/{acme.pending}/post"
+    posted = api.post(path, key=acme.write, json={"amount": 40}, headers=_idem("k-3"))
+    assert posted.status_code == 201
+    replay = api.post(path, key=acme.write, json={"amount": 40}, headers=_idem("k-3"))
+    assert (replay.status_code, replay.content) == (201, posted.content)
+    batch = {"transfers": [_move(acme, 1), _move(acme, 2)]}
+    done = api.post("/v1/transfers/batch", key=acme.write, json=batch, headers=_idem("k-4"))
+    replay = api.post("/v1/transfers/batch", key=acme.write, json=batch, headers=_idem("k-4"))
+    assert (replay.status_code, replay.content) == (200, done.content)
+    assert balances(api, acme, acme.alice)["posted"] == 1007 + 40 + 3
+
+    # An answered refusal is an answer: replayed too, even once it would succeed.
+    overdraw = {**_move(acme, 2000), "debit_account_id": acme.alice, "credit_account_id": acme.bank}
+    refused = api.post("/v1/transfers", key=acme.write, json=overdraw, headers=_idem("k-5"))
+    assert (refused.status_code, problem_code(refused)) == (422, "insufficient_funds")
+    api.ok("POST", "/v1/transfers", 201, key=acme.write, json=_move(acme, 5000))
+    replay = api.post("/v1/transfers", key=acme.write, json=overdraw, headers=_idem("k-5"))
+    assert (replay.status_code, replay.content) == (422, refused.content)
+    assert replay.headers["content-type"] == "application/problem+json"
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
+def test_same_key_with_another_request_is_422(api: Api, acme: Tenant) -> None:
+    api.ok("POST", "/v1/transfers", 201, key=acme.write, json=_move(acme, 7), headers=_idem("k"))
+    before = transfer_ids(api, acme.read, ledger_id=acme.ledger)
+    for path, body in (
+        ("/v1/transfers", _move(acme, 8)),
+        ("/v1/transfers", _move(acme, 7, metadata={"n": 1})),
+        ("/v1/transfers/batch", {"transfers": [_move(acme, 7)]}),
+        ("/v1/ledgers", {"name": "x"}),
+    ):
+        response = api.post(path, key=acme.write, json=body, headers=_idem("k"))
+        assert (response.status_code, problem_code(response)) == (422, "idempotency_key_reused")
+    assert transfer_ids(api, acme.read, ledger_id=acme.ledger) == before
+    # The same body sent with other bytes (spacing) is another request too: the key guards
+    # bytes, as Stripe's does; a client retries with the bytes it sent.
+    spaced = httpx.Request("POST", "/", json=_move(acme, 7)).content.replace(b",", b", ")
+    response = api.post(
+        "/v1/transfers",
+        key=acme.write,
+        content=spaced,
+        headers={**_idem("k"), "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+
+
+def test_keys_belong_to_one_api_key(api: Api, acme: Tenant) -> None:
+    other_key = api.app.state.tenancy.create_api_key("acme", ["ledger:write"])[1]
+    bravo = seed_tenant(api, "bravo")
+    mine = api.post("/v1/transfers", key=acme.write, json=_move(acme, 3), headers=_idem("same"))
+    theirs = api.post("/v1/transfers", key=other_key, json=_move(acme, 3), headers=_idem("same"))
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert "idempotent-replayed" not in theirs.headers
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert balances(api, acme, acme.alice)["posted"] == 1006
+    # Another tenant's key under the same Idempotency-Key neither replays nor is refused.
+    bravos = api.post("/v1/transfers", key=bravo.write, json=_move(bravo, 3), headers=_idem("same"))
+    assert bravos.status_code == 201
+    assert acme.ledger not in bravos.text
+
+
+def test_malformed_keys_and_ignored_methods(api: Api, acme: Tenant) -> None:
+    for key in ("x" * 256, ""):
+        response = api.post("/v1/ledgers", key=acme.write, json={"name": "x"}, headers=_idem(key))
+        assert (response.status_code, problem_code(response)) == (400, "invalid_idempotency_key")
+    assert len(api.ok("GET", "/v1/ledgers", key=acme.read)["data"]) == 1
+    longest = api.post("/v1/ledgers", key=acme.write, json={"name": "x"}, headers=_idem("x" * 255))
+    assert longest.status_code == 201
+    # A GET is safe already: the key is ignored, nothing is stored or replayed.
+    for _ in range(2):
+        response = api.get("/v1/ledgers", key=acme.read, headers=_idem("get-1"))
+        assert "idempotent-replayed" not in response.headers
+
+
+def test_a_5xx_is_not_remembered_so_a_retry_runs_again(sqlite_url: str) -> None:
+    with running(sqlite_url) as api:
+        add_failing_route(api)
+        key = api.app.state.tenancy.create_api_key("acme", ["ledger:write"])[1]
+        for _ in range(2):
+            response = api.post("/v1/test-only/boom", key=key, json={}, headers=_idem("boom"))
+            assert (response.status_code, problem_code(response)) == (500, "internal_error")
+            assert "idempotent-replayed" not in response.headers
+
+
+def _hammer(base_url: str, secret: str, body: dict[str, Any], key: str) -> list[httpx.Response]:
+    """DUPLICATES threads send the same request at the same moment, each on its own
+    connection."""
+    barrier = threading.Barrier(DUPLICATES)
+    answers: list[httpx.Response | BaseException] = [RuntimeError("not run")] * DUPLICATES
+
+    def send(i: int) -> None:
+        try:
+            with httpx.Client(base_url=base_url, timeout=30) as client:
+                barrier.wait(timeout=30)
+                answers[i] = client.post(
+                    "/v1/transfers", json=body, headers={**auth(secret), **_idem(key)}
+                )
+        except BaseException as exc:  # reported below, in the test's thread
+            answers[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(DUPLICATES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    assert not failed, failed
+    return [a for a in answers if isinstance(a, httpx.Response)]
+
+
+def test_concurrent_duplicates_over_a_real_server_post_exactly_once(db_url: str) -> None:
+    app = build_app(db_url)
+    api = Api(app)
+    try:
+        acme = seed_tenant(api, "acme")
+    finally:
+        api.close()
+    body = _move(acme, 25)
+    with Served(app) as served, httpx.Client(base_url=served.base_url) as client:
+        answers = _hammer(served.base_url, acme.write, body, "race-1")
+        for response in answers:
+            check_response(response)
+        kinds = Counter(
+            (r.status_code, r.headers.get("idempotent-replayed"), r.json().get("code"))
+            for r in answers
+        )
+        originals = [
+            r for r in answers if r.status_code == 201 and "idempotent-replayed" not in r.headers
+        ]
+        assert len(originals) == 1, kinds
+        allowed = {(201, None, None), (201, "true", None), (409, None, "idempotency_key_in_use")}
+        assert set(kinds) <= allowed, kinds
+        created = originals[0].json()
+        for response in answers:
+            if response.status_code == 201:
+                assert response.json() == created
+
+        def read(path: str, **params: str) -> dict[str, Any]:
+            response = client.get(path, headers=auth(acme.read), params=params)
+            assert response.status_code == 200, response.text
+            result: dict[str, Any] = response.json()
+            return result
+
+        listed = read("/v1/transfers", account_id=acme.alice, limit="100")["data"]
+        assert [t["id"] for t in listed] == [created["id"], acme.pending, acme.posted]
+        assert read(f"/v1/accounts/{acme.alice}")["balances"]["posted"] == 1025
+        # Once settled, every retry is a replay.
+        retry = client.post(
+            "/v1/transfers", json=body, headers={**auth(acme.write), **_idem("race-1")}
+        )
+        assert (retry.status_code, retry.headers["idempotent-replayed"]) == (201, "true")
+        assert retry.json() == created
+
+        # Different bodies racing on one key: one is done, the others refused, none posted twice.
+        bodies = [_move(acme, 1 + i) for i in range(DUPLICATES)]
+        barrier = threading.Barrier(DUPLICATES)
+        results: list[int] = []
+        lock = threading.Lock()
+
+        def send(i: int) -> None:
+            with httpx.Client(base_url=served.base_url, timeout=30) as own:
+                barrier.wait(timeout=30)
+                response = own.post(
+                    "/v1/transfers", json=bodies[i], headers={**auth(acme.write), **_idem("race-2")}
+                )
+            with lock:
+                results.append(response.status_code)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(DUPLICATES)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(results) == DUPLICATES
+        assert results.count(201) == 1, results
+        assert set(results) <= {201, 409, 422}, results
+        listed = read("/v1/transfers", account_id=acme.alice, limit="100")["data"]
+        assert len(listed) == 4
