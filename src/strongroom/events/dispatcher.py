@@ -1,0 +1,488 @@
+"""Delivers committed events to webhook endpoints, at least once.
+
+Each round, a dispatcher:
+
+1. routes: takes the oldest unrouted events, creates a pending delivery for each enabled
+   endpoint of the event's tenant that subscribes to its type (and existed when the event
+   was created), and deletes them from the routing queue, in one transaction;
+2. claims due deliveries with a lease (UPDATE ... SET lease_until, lease_owner, attempts + 1
+   WHERE the lease has run out), so two dispatchers, in one process or several, on SQLite or
+   PostgreSQL, never send the same attempt at once;
+3. sends each one (Standard Webhooks headers; `webhook-id` is the event id on every attempt),
+   to the address checked by ssrf.py, without following redirects;
+4. records the attempt and settles the delivery: succeeded on a 2xx answer; otherwise due
+   again after a bounded exponential backoff with jitter, or failed after attempts_max. An
+   endpoint's consecutive failures are counted; at endpoint_failures_max (or on 410 Gone)
+   the endpoint is disabled and its deliveries wait until it is enabled again.
+
+A dispatcher that dies mid-request leaves its lease behind: the delivery is sent again once the
+lease runs out, with the same webhook-id. Exactly once is impossible over HTTP; receivers
+deduplicate on webhook-id.
+
+`Dispatcher.run(stop)` is the loop (`strongroom serve` runs it in a thread; `python -m
+strongroom.events.dispatcher` runs it alone); `run_once()` is one synchronous round, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+
+import httpx
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom import __version__
+from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest
+from strongroom.core.limits import (
+    WEBHOOK_ATTEMPTS_MAX,
+    WEBHOOK_BACKOFF_MS_BASE,
+    WEBHOOK_BACKOFF_MS_MAX,
+    WEBHOOK_CONCURRENCY_MAX,
+    WEBHOOK_ENDPOINT_FAILURES_MAX,
+    WEBHOOK_ERROR_CHARS_MAX,
+    WEBHOOK_LEASE_MS,
+    WEBHOOK_POLL_MS_DEFAULT,
+    WEBHOOK_ROUTE_BATCH_MAX,
+    WEBHOOK_TIMEOUT_MS,
+)
+from strongroom.db.uow import UnitOfWork
+from strongroom.events import signing, ssrf, store
+from strongroom.events.model import (
+    Attempt,
+    AttemptStatus,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    backoff_ms,
+    response_disables,
+    response_succeeded,
+)
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"Strongroom-Webhooks/{__version__}"
+CONCURRENCY_DEFAULT = 8
+# run_once() routes at most this many batches per round, so one round is bounded.
+ROUTE_ROUNDS_MAX = 64
+STOP_WAIT_S_MAX = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    allow_private_targets: bool = False  # development and tests only: see ssrf.py
+    timeout_ms: int = WEBHOOK_TIMEOUT_MS
+    lease_ms: int = WEBHOOK_LEASE_MS
+    attempts_max: int = WEBHOOK_ATTEMPTS_MAX
+    backoff_ms_base: int = WEBHOOK_BACKOFF_MS_BASE
+    backoff_ms_max: int = WEBHOOK_BACKOFF_MS_MAX
+    endpoint_failures_max: int = WEBHOOK_ENDPOINT_FAILURES_MAX
+    concurrency: int = CONCURRENCY_DEFAULT
+    route_batch: int = WEBHOOK_ROUTE_BATCH_MAX
+    poll_ms: int = WEBHOOK_POLL_MS_DEFAULT
+
+    def __post_init__(self) -> None:
+        bounds = {
+            "timeout_ms": (1, WEBHOOK_LEASE_MS),
+            "attempts_max": (1, WEBHOOK_ATTEMPTS_MAX),
+            "backoff_ms_base": (1, WEBHOOK_BACKOFF_MS_MAX),
+            "backoff_ms_max": (self.backoff_ms_base, WEBHOOK_BACKOFF_MS_MAX),
+            "endpoint_failures_max": (1, WEBHOOK_ENDPOINT_FAILURES_MAX),
+            "concurrency": (1, WEBHOOK_CONCURRENCY_MAX),
+            "route_batch": (1, WEBHOOK_ROUTE_BATCH_MAX),
+            "poll_ms": (1, 60_000),
+            # The lease must outlive the request it covers, or a slow answer would let a
+            # second dispatcher send the same delivery while the first still waits (the
+            # default is several times the timeout: connect, write and read each have one).
+            "lease_ms": (self.timeout_ms + 1, 24 * 3600 * 1000),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidRequest(
+                    f"{name} must be an integer from {low} to {high}",
+                    param=name,
+                    code="invalid_dispatcher_config",
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed delivery: this dispatcher holds its lease for attempt number `attempt`."""
+
+    event: Event
+    endpoint: Endpoint
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and response_succeeded(self.response_status)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: SAEngine,
+        config: DispatcherConfig | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        resolver: ssrf.Resolver = ssrf.system_resolver,
+        now_us: Callable[[], int] = clock.now_us,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config or DispatcherConfig()
+        self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(6)}"
+        self._resolver = resolver
+        self._now_us = now_us
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.config.timeout_ms / 1000),
+            follow_redirects=False,
+            # Proxies from the environment would bypass the address check.
+            trust_env=False,
+            # Requests go to a checked address with the host name in Host and SNI; a pooled
+            # connection is keyed by address, so it could serve another host name: none is
+            # kept.
+            limits=httpx.Limits(
+                max_connections=self.config.concurrency, max_keepalive_connections=0
+            ),
+            headers={"user-agent": USER_AGENT},
+            transport=transport,
+        )
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        self.stop()
+        self._client.close()
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route_once(self) -> int:
+        """Fan the oldest unrouted events out to their endpoints; returns how many events."""
+        # A read first: on SQLite a write transaction takes the database's only write lock,
+        # which the ledger needs; an idle dispatcher should not take it twice a poll.
+        with UnitOfWork(self.engine, write=False) as uow:
+            if not store.has_unrouted(uow):
+                return 0
+        with UnitOfWork(self.engine) as uow:
+            events = store.unrouted_events(uow, self.config.route_batch)
+            if not events:
+                return 0
+            tenants = sorted({tenant for *_, tenant in events if tenant is not None})
+            by_tenant: dict[str, list[Endpoint]] = {}
+            for endpoint in store.enabled_endpoints(uow, tenants):
+                by_tenant.setdefault(endpoint.tenant_id, []).append(endpoint)
+            now = self._now_us()
+            rows = [
+                (event_id, endpoint.id, seq, now)
+                for seq, event_id, event_type, created_at, tenant in events
+                if tenant is not None
+                for endpoint in by_tenant.get(tenant, ())
+                if endpoint.subscribes(event_type) and endpoint.created_at <= created_at
+            ]
+            store.insert_deliveries(uow, rows)
+            store.delete_unrouted(uow, [e[0] for e in events])
+            uow.commit()
+        return len(events)
+
+    # -- claiming, sending, recording ------------------------------------------------------
+
+    def claim(self, limit: int) -> list[Job]:
+        """Lease up to `limit` due deliveries to this dispatcher."""
+        assert 1 <= limit <= WEBHOOK_CONCURRENCY_MAX
+        now = self._now_us()
+        with UnitOfWork(self.engine, write=False) as uow:
+            if not store.has_due(uow, now):
+                return []
+        with UnitOfWork(self.engine) as uow:
+            claimed = store.claim_due(
+                uow,
+                now_us=now,
+                lease_until=now + self.config.lease_ms * 1000,
+                owner=self.owner,
+                limit=limit,
+            )
+            if not claimed:
+                return []
+            events = store.events_by_id(uow, sorted({c[0] for c in claimed}))
+            endpoints = store.endpoints_by_id(uow, sorted({c[1] for c in claimed}))
+            uow.commit()
+        return [Job(events[e], endpoints[w], attempt) for e, w, attempt in claimed]
+
+    def send(self, job: Job) -> SendResult:
+        """One POST. Never raises for what the network or the receiver does."""
+        started = time.perf_counter()
+        target = ssrf.resolve_target(
+            job.endpoint.url,
+            allow_private_targets=self.config.allow_private_targets,
+            resolver=self._resolver,
+        )
+        if isinstance(target, ssrf.Refusal):
+            return SendResult(None, f"target refused: {target.value}", 0)
+        body = job.event.payload()
+        headers = signing.headers(job.endpoint.secret, job.event.id, int(time.time()), body)
+        headers["content-type"] = "application/json"
+        headers["host"] = target.host_header
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        status: int | None = None
+        error: str | None = None
+        try:
+            request = self._client.build_request(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            )
+            # Streamed and closed unread: the answer's status is all that counts, and a
+            # receiver cannot make the dispatcher download a large body.
+            response = self._client.send(request, stream=True)
+            try:
+                status = response.status_code
+            finally:
+                response.close()
+        except httpx.TimeoutException as exc:
+            error = f"timeout: {type(exc).__name__}"
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if status is not None and not response_succeeded(status):
+            error = f"HTTP {status}"
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        return SendResult(status, error and error[:WEBHOOK_ERROR_CHARS_MAX], duration_ms)
+
+    def attempt_for(self, job: Job, result: SendResult) -> tuple[Attempt, DeliveryStatus]:
+        """What to record: the attempt, and the delivery's state after it (succeeded; due
+        again after a backoff; or failed, at attempts_max)."""
+        cfg = self.config
+        now = self._now_us()
+        next_attempt_at: int | None = None
+        if result.succeeded:
+            delivery_status = DeliveryStatus.SUCCEEDED
+        elif job.attempt >= cfg.attempts_max:
+            delivery_status = DeliveryStatus.FAILED
+        else:
+            delivery_status = DeliveryStatus.PENDING
+            with self._rng_lock:
+                delay_ms = backoff_ms(
+                    job.attempt, cfg.backoff_ms_base, cfg.backoff_ms_max, self._rng
+                )
+            next_attempt_at = now + delay_ms * 1000
+        attempt = Attempt(
+            event_id=job.event.id,
+            endpoint_id=job.endpoint.id,
+            attempt=job.attempt,
+            status=AttemptStatus.SUCCEEDED if result.succeeded else AttemptStatus.FAILED,
+            response_status=result.response_status,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            next_attempt_at=next_attempt_at,
+            created_at=now,
+        )
+        return attempt, delivery_status
+
+    def record(self, sent: Sequence[tuple[Job, SendResult]]) -> list[Attempt]:
+        """Record attempts and settle their deliveries, all in one transaction (one fsync for
+        a round of answers, not one per answer)."""
+        if not sent:
+            return []
+        attempts = []
+        with UnitOfWork(self.engine) as uow:
+            for job, result in sent:
+                attempt, delivery_status = self.attempt_for(job, result)
+                settled = store.record_attempt(
+                    uow,
+                    attempt,
+                    owner=self.owner,
+                    delivery_status=delivery_status,
+                    disable_endpoint=(
+                        result.response_status is not None
+                        and response_disables(result.response_status)
+                    ),
+                    failures_max=self.config.endpoint_failures_max,
+                )
+                if not settled:
+                    # The lease ran out during the request and another dispatcher took the
+                    # delivery over: it settles it; this attempt is on record all the same.
+                    log.warning(
+                        "webhook %s to %s: lease lost during attempt %d",
+                        job.event.id,
+                        job.endpoint.id,
+                        job.attempt,
+                    )
+                attempts.append(attempt)
+            uow.commit()
+        return attempts
+
+    def send_safely(self, job: Job) -> tuple[Job, SendResult]:
+        """send(), with anything unexpected turned into a failed attempt, so that every
+        claimed attempt is recorded and counts towards attempts_max."""
+        try:
+            return job, self.send(job)
+        except Exception as exc:
+            log.exception("webhook %s to %s: sending failed", job.event.id, job.endpoint.id)
+            return job, SendResult(None, f"internal error: {type(exc).__name__}", 0)
+
+    def deliver(self, job: Job) -> Attempt:
+        """Send one claimed delivery and record the attempt."""
+        return self.record([self.send_safely(job)])[0]
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """One synchronous round: route what is waiting, then claim up to `concurrency` due
+        deliveries, send them one after the other and record them. Returns how many were
+        attempted."""
+        for _ in range(ROUTE_ROUNDS_MAX):
+            if self.route_once() < self.config.route_batch:
+                break
+        jobs = self.claim(self.config.concurrency)
+        self.record([self.send_safely(job) for job in jobs])
+        return len(jobs)
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set: route, claim as many deliveries as there are free senders,
+        send them concurrently, record the answers that came in. Errors are logged and the
+        loop goes on after a pause (an attempt whose recording failed is sent again when its
+        lease runs out). On stop, the requests in flight are finished and recorded."""
+        cfg = self.config
+        poll_s = cfg.poll_ms / 1000
+        in_flight: set[Future[tuple[Job, SendResult]]] = set()
+        with ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="webhook") as pool:
+            while not stop.is_set():
+                routed = 0
+                jobs: list[Job] = []
+                free = cfg.concurrency - len(in_flight)
+                assert free >= 0
+                try:
+                    routed = self.route_once()
+                    if free:
+                        jobs = self.claim(free)
+                except AssertionError:  # a bug: stop
+                    raise
+                except Exception:  # the database may be away for a while: log, pause, retry
+                    log.exception("webhook dispatcher: routing or claiming failed")
+                    stop.wait(poll_s)
+                    continue
+                in_flight.update(pool.submit(self.send_safely, job) for job in jobs)
+                more = routed == cfg.route_batch or (free > 0 and len(jobs) == free)
+                if in_flight:
+                    done, in_flight = wait(
+                        in_flight, timeout=0 if more else poll_s, return_when=FIRST_COMPLETED
+                    )
+                    self._record_logged([future.result() for future in done])
+                elif not more:
+                    stop.wait(poll_s)
+            done, _ = wait(in_flight)
+            self._record_logged([future.result() for future in done])
+
+    def _record_logged(self, sent: Sequence[tuple[Job, SendResult]]) -> None:
+        try:
+            self.record(sent)
+        except AssertionError:
+            raise
+        except Exception:  # their leases run out and the deliveries are sent again
+            log.exception("webhook dispatcher: recording %d attempts failed", len(sent))
+
+    def start(self) -> None:
+        """Run in a daemon thread until stop()."""
+        assert self._thread is None, "started already"
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.run, args=(self._stop,), name="webhook-dispatcher", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(STOP_WAIT_S_MAX)
+            self._thread = None
+
+
+# -- `python -m strongroom.events.dispatcher` ----------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a dispatcher until SIGTERM or SIGINT."""
+    from strongroom.db import migrate
+    from strongroom.db.engine import create_engine
+    from strongroom.settings import Settings
+
+    defaults = DispatcherConfig()
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--allow-private-targets", action="store_true")
+    for name in (
+        "timeout_ms",
+        "lease_ms",
+        "attempts_max",
+        "backoff_ms_base",
+        "backoff_ms_max",
+        "endpoint_failures_max",
+        "concurrency",
+        "poll_ms",
+    ):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
+    args = parser.parse_args(argv)
+    config = DispatcherConfig(
+        allow_private_targets=args.allow_private_targets,
+        timeout_ms=args.timeout_ms,
+        lease_ms=args.lease_ms,
+        attempts_max=args.attempts_max,
+        backoff_ms_base=args.backoff_ms_base,
+        backoff_ms_max=args.backoff_ms_max,
+        endpoint_failures_max=args.endpoint_failures_max,
+        concurrency=args.concurrency,
+        poll_ms=args.poll_ms,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    url = args.database_url or Settings().database_url
+    engine = create_engine(url, pool_size=config.concurrency + 2)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        migrate.require_current(engine)
+        with Dispatcher(engine, config) as dispatcher:
+            log.info("webhook dispatcher %s started", dispatcher.owner)
+            dispatcher.run(stop)
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

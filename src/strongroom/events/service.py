@@ -1,0 +1,220 @@
+"""Webhook endpoints, events and delivery attempts: the use cases the API and CLI call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom.core import clock, ids
+from strongroom.core.errors import Conflict, InvalidRequest, NotFound
+from strongroom.core.limits import (
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    WEBHOOK_ENDPOINTS_PER_TENANT_MAX,
+)
+from strongroom.db.uow import UnitOfWork
+from strongroom.events import signing, ssrf, store
+from strongroom.events.model import (
+    ALL_EVENTS,
+    Attempt,
+    Delivery,
+    Endpoint,
+    EndpointStatus,
+    Event,
+)
+from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
+
+EVENT_TYPES = frozenset(TRANSFER_EVENT_TYPES)
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {PAGE_SIZE_MAX}",
+            param="limit",
+            code="invalid_limit",
+        )
+    return limit
+
+
+def validate_enabled_events(value: object) -> tuple[str, ...] | None:
+    """["*"] (or None) for every type, else a list of known event types."""
+    if value is None or value == [ALL_EVENTS] or value == (ALL_EVENTS,):
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        raise InvalidRequest(
+            'enabled_events is ["*"] or a non-empty list of event types',
+            param="enabled_events",
+            code="invalid_enabled_events",
+        )
+    for item in value:
+        if item not in EVENT_TYPES:
+            raise InvalidRequest(
+                f"unknown event type {item!r}; known: {', '.join(sorted(EVENT_TYPES))}",
+                param="enabled_events",
+                code="invalid_enabled_events",
+            )
+    return tuple(sorted(set(value)))
+
+
+def validate_url(url: object, *, allow_private_targets: bool) -> str:
+    """Syntax, and the address when the host is one; a host name is checked again, resolved,
+    at every attempt (ssrf.resolve_target)."""
+    parsed = ssrf.parse_url(url) if isinstance(url, str) else ssrf.Refusal.INVALID_URL
+    if isinstance(parsed, ssrf.Refusal):
+        raise InvalidRequest(
+            f"the webhook URL is refused: {parsed.value}", param="url", code="invalid_url"
+        )
+    address = ssrf.literal_address(parsed.host)
+    if not allow_private_targets and (
+        parsed.host == "localhost" or (address is not None and ssrf.is_refused_address(address))
+    ):
+        raise InvalidRequest(
+            "the webhook URL points inside the network", param="url", code="invalid_url"
+        )
+    assert isinstance(url, str)
+    return url
+
+
+class EventService:
+    def __init__(
+        self,
+        engine: SAEngine,
+        *,
+        allow_private_targets: bool = False,
+        clock_: clock.MonotonicClock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.allow_private_targets = allow_private_targets
+        self.clock = clock_ or clock.MonotonicClock()
+
+    def _uow(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def create_endpoint(
+        self, tenant_id: str, url: str, enabled_events: Sequence[str] | None = None
+    ) -> Endpoint:
+        """A new endpoint with a new secret (`whsec_...`). It receives the events created
+        from now on."""
+        checked_url = validate_url(url, allow_private_targets=self.allow_private_targets)
+        events = validate_enabled_events(
+            list(enabled_events) if enabled_events is not None else None
+        )
+        now = self.clock.now_us()
+        endpoint = Endpoint(
+            id=ids.new_id("we"),
+            tenant_id=tenant_id,
+            url=checked_url,
+            secret=signing.new_secret(),
+            enabled_events=events,
+            status=EndpointStatus.ENABLED,
+            failure_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._uow() as uow:
+            if store.count_endpoints(uow, tenant_id) >= WEBHOOK_ENDPOINTS_PER_TENANT_MAX:
+                raise Conflict(
+                    f"a tenant has at most {WEBHOOK_ENDPOINTS_PER_TENANT_MAX} webhook endpoints",
+                    param="url",
+                )
+            store.insert_endpoint(uow, endpoint)
+            uow.commit()
+        return endpoint
+
+    def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
+        """With tenant_id, another tenant's endpoint is not found."""
+        with self._uow(write=False) as uow:
+            endpoint = store.get_endpoint(uow, endpoint_id)
+        if endpoint is None or (tenant_id is not None and endpoint.tenant_id != tenant_id):
+            raise NotFound(f"no webhook endpoint {endpoint_id}", param="endpoint_id")
+        return endpoint
+
+    def list_endpoints(
+        self,
+        *,
+        tenant_id: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Endpoint]:
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            rows = store.list_endpoints(uow, tenant_id, starting_after, limit + 1)
+        return Page(rows[:limit], len(rows) > limit)
+
+    def set_endpoint_enabled(
+        self, endpoint_id: str, enabled: bool, *, tenant_id: str | None = None
+    ) -> Endpoint:
+        """Disable, or enable again (forgetting its failures): its pending deliveries resume;
+        events created while it was disabled are not queued for it."""
+        status = EndpointStatus.ENABLED if enabled else EndpointStatus.DISABLED
+        with self._uow() as uow:
+            endpoint = store.get_endpoint(uow, endpoint_id, lock=True)
+            if endpoint is None or (tenant_id is not None and endpoint.tenant_id != tenant_id):
+                raise NotFound(f"no webhook endpoint {endpoint_id}", param="endpoint_id")
+            store.set_endpoint_status(uow, endpoint_id, status, self.clock.now_us())
+            uow.commit()
+        return self.get_endpoint(endpoint_id)
+
+    # -- events and deliveries -------------------------------------------------------------
+
+    def get_event(self, event_id: str, *, tenant_id: str | None = None) -> Event:
+        with self._uow(write=False) as uow:
+            found = store.get_event(uow, event_id)
+        if found is None or (tenant_id is not None and found[1] != tenant_id):
+            raise NotFound(f"no event {event_id}", param="event_id")
+        return found[0]
+
+    def list_events(
+        self,
+        *,
+        tenant_id: str | None = None,
+        ledger_id: str | None = None,
+        event_type: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Event]:
+        """Newest first; the cursor is the last event id of the previous page."""
+        _check_limit(limit)
+        before_seq = None
+        if starting_after is not None:
+            before_seq = self.get_event(starting_after, tenant_id=tenant_id).seq
+        with self._uow(write=False) as uow:
+            rows = store.list_events(
+                uow,
+                tenant_id=tenant_id,
+                ledger_id=ledger_id,
+                event_type=event_type,
+                before_seq=before_seq,
+                limit=limit + 1,
+            )
+        return Page(rows[:limit], len(rows) > limit)
+
+    def list_attempts(
+        self,
+        *,
+        event_id: str | None = None,
+        endpoint_id: str | None = None,
+        limit: int = PAGE_SIZE_MAX,
+    ) -> list[Attempt]:
+        """Recorded attempts for an event and/or an endpoint, newest first."""
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            return store.list_attempts(uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit)
+
+    def list_deliveries(
+        self,
+        *,
+        event_id: str | None = None,
+        endpoint_id: str | None = None,
+        limit: int = PAGE_SIZE_MAX,
+    ) -> list[Delivery]:
+        """The delivery state per (event, endpoint), oldest event first."""
+        _check_limit(limit)
+        with self._uow(write=False) as uow:
+            return store.list_deliveries(
+                uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit
+            )

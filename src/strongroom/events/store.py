@@ -1,0 +1,513 @@
+"""All of the events' and webhooks' SQL. Statements are written with `?` (see _sql).
+
+The outbox write (insert_events) is on the ledger's hot path: one sequence allocation, one
+executemany (SQLite) or COPY (PostgreSQL) per table per batch, nothing per row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from strongroom.core.limits import SQL_PARAMS_PER_STATEMENT_MAX
+from strongroom.db.uow import UnitOfWork
+from strongroom.events.model import (
+    ALL_EVENTS,
+    Attempt,
+    AttemptStatus,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStatus,
+    Event,
+)
+
+EVENT_COLS = "seq, id, ledger_id, type, data, created_at"
+ENDPOINT_COLS = (
+    "id, tenant_id, url, secret, enabled_events, status, failure_count, created_at, updated_at"
+)
+STATE_COLS = "event_id, endpoint_id, status, attempts, next_attempt_at, lease_until, updated_at"
+ATTEMPT_COLS = (
+    "event_id, endpoint_id, attempt, status, response_status, error, duration_ms, "
+    "next_attempt_at, created_at"
+)
+
+# (id, ledger_id, type, data, created_at): an event before it has a seq.
+NewEventRow = tuple[str, str, str, str, int]
+# (seq, id, type, created_at, tenant_id or None): an event waiting to be routed.
+UnroutedRow = tuple[int, str, str, int, str | None]
+
+
+def _sql(uow: UnitOfWork, text: str) -> str:
+    return text if uow.sqlite else text.replace("?", "%s")
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), SQL_PARAMS_PER_STATEMENT_MAX):
+        yield items[start : start + SQL_PARAMS_PER_STATEMENT_MAX]
+
+
+def _fetch_in(
+    uow: UnitOfWork, select: str, column: str, keys: Sequence[Any], suffix: str = ""
+) -> list[tuple[Any, ...]]:
+    """SELECT ... WHERE column IN keys: chunked IN lists on SQLite, one array on PostgreSQL."""
+    if not keys:
+        return []
+    cur = uow.cursor()
+    rows: list[tuple[Any, ...]] = []
+    if uow.sqlite:
+        for part in _chunks(keys):
+            marks = ",".join("?" * len(part))
+            rows.extend(cur.execute(f"{select} WHERE {column} IN ({marks}) {suffix}", part))
+    else:
+        cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
+        rows.extend(cur.fetchall())
+    return rows
+
+
+# -- the outbox ----------------------------------------------------------------------------
+
+
+def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
+    """Append events in the caller's transaction, and queue them for routing."""
+    assert rows
+    cur = uow.cursor()
+    if uow.sqlite:
+        # The write transaction (BEGIN IMMEDIATE) holds SQLite's only write lock, so the
+        # next seqs are free and are handed out in commit order.
+        (last,) = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        cur.executemany(
+            f"INSERT INTO events ({EVENT_COLS}) VALUES (?,?,?,?,?,?)",
+            [(last + 1 + i, *row) for i, row in enumerate(rows)],
+        )
+        cur.execute(
+            "INSERT INTO events_unrouted (seq) SELECT seq FROM events WHERE seq > ?", (last,)
+        )
+        return
+    cur.execute("SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(rows),))
+    seqs = sorted(r[0] for r in cur.fetchall())
+    with cur.copy(f"COPY events ({EVENT_COLS}) FROM STDIN") as copy:
+        for seq, row in zip(seqs, rows, strict=True):
+            copy.write_row((seq, *row))
+    with cur.copy("COPY events_unrouted (seq) FROM STDIN") as copy:
+        for seq in seqs:
+            copy.write_row((seq,))
+
+
+def _event(row: Sequence[Any]) -> Event:
+    return Event(int(row[0]), row[1], row[2], row[3], row[4], int(row[5]))
+
+
+def get_event(uow: UnitOfWork, event_id: str) -> tuple[Event, str | None] | None:
+    """The event and its tenant (that of its ledger)."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            f"SELECT {', '.join('e.' + c for c in EVENT_COLS.split(', '))}, l.tenant_id "
+            "FROM events e LEFT JOIN ledgers l ON l.id = e.ledger_id WHERE e.id = ?",
+        ),
+        (event_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else (_event(row), row[6])
+
+
+def list_events(
+    uow: UnitOfWork,
+    *,
+    tenant_id: str | None,
+    ledger_id: str | None,
+    event_type: str | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[Event]:
+    """Newest first. A tenant's events are those of its ledgers (a join: events carry the
+    ledger id only, and a ledger's tenant never changes)."""
+    where: list[str] = []
+    params: list[Any] = []
+    join = ""
+    if tenant_id is not None:
+        join = "JOIN ledgers l ON l.id = e.ledger_id"
+        where.append("l.tenant_id = ?")
+        params.append(tenant_id)
+    if ledger_id is not None:
+        where.append("e.ledger_id = ?")
+        params.append(ledger_id)
+    if event_type is not None:
+        where.append("e.type = ?")
+        params.append(event_type)
+    if before_seq is not None:
+        where.append("e.seq < ?")
+        params.append(before_seq)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            f"SELECT {', '.join('e.' + c for c in EVENT_COLS.split(', '))} FROM events e {join} "
+            f"{clause} ORDER BY e.seq DESC LIMIT ?",
+        ),
+        (*params, limit),
+    )
+    return [_event(r) for r in cur.fetchall()]
+
+
+def events_by_id(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Event]:
+    rows = _fetch_in(uow, f"SELECT {EVENT_COLS} FROM events", "id", event_ids)
+    return {r[1]: _event(r) for r in rows}
+
+
+# -- routing: events to delivery states ----------------------------------------------------
+
+
+def unrouted_events(uow: UnitOfWork, limit: int) -> list[UnroutedRow]:
+    """The oldest events not yet routed, with their tenants; locked on PostgreSQL (skipping
+    those another dispatcher is routing)."""
+    lock = "" if uow.sqlite else "FOR UPDATE OF u SKIP LOCKED"
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT u.seq, e.id, e.type, e.created_at, l.tenant_id FROM events_unrouted u "
+            "JOIN events e ON e.seq = u.seq LEFT JOIN ledgers l ON l.id = e.ledger_id "
+            f"ORDER BY u.seq LIMIT ? {lock}",
+        ),
+        (limit,),
+    )
+    return [(int(r[0]), r[1], r[2], int(r[3]), r[4]) for r in cur.fetchall()]
+
+
+def enabled_endpoints(uow: UnitOfWork, tenant_ids: Sequence[str]) -> list[Endpoint]:
+    rows = _fetch_in(
+        uow,
+        f"SELECT {ENDPOINT_COLS} FROM webhook_endpoints",
+        "tenant_id",
+        tenant_ids,
+        f"AND status = '{EndpointStatus.ENABLED.value}'",
+    )
+    return [_endpoint(r) for r in rows]
+
+
+def insert_deliveries(uow: UnitOfWork, rows: Sequence[tuple[str, str, int, int]]) -> None:
+    """(event_id, endpoint_id, event_seq, now): new pending deliveries, due now. A delivery
+    that exists already is left alone."""
+    if not rows:
+        return
+    uow.cursor().executemany(
+        _sql(
+            uow,
+            "INSERT INTO webhook_delivery_state (event_id, endpoint_id, event_seq, status, "
+            f"attempts, next_attempt_at, lease_until, lease_owner, updated_at) VALUES "
+            f"(?, ?, ?, '{DeliveryStatus.PENDING.value}', 0, ?, 0, NULL, ?) "
+            "ON CONFLICT DO NOTHING",
+        ),
+        [(event_id, endpoint_id, seq, now, now) for event_id, endpoint_id, seq, now in rows],
+    )
+
+
+def delete_unrouted(uow: UnitOfWork, seqs: Sequence[int]) -> None:
+    cur = uow.cursor()
+    if uow.sqlite:
+        for part in _chunks(seqs):
+            cur.execute(
+                f"DELETE FROM events_unrouted WHERE seq IN ({','.join('?' * len(part))})", part
+            )
+    else:
+        cur.execute("DELETE FROM events_unrouted WHERE seq = ANY(%s)", (list(seqs),))
+
+
+# -- claiming and recording attempts -------------------------------------------------------
+
+
+def has_unrouted(uow: UnitOfWork) -> bool:
+    cur = uow.cursor()
+    cur.execute("SELECT 1 FROM events_unrouted LIMIT 1")
+    return cur.fetchone() is not None
+
+
+def has_due(uow: UnitOfWork, now_us: int) -> bool:
+    """Whether claim_due would find anything."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT 1 FROM webhook_delivery_state s "
+            "JOIN webhook_endpoints w ON w.id = s.endpoint_id "
+            f"WHERE s.status = '{DeliveryStatus.PENDING.value}' AND s.next_attempt_at <= ? "
+            f"AND s.lease_until <= ? AND w.status = '{EndpointStatus.ENABLED.value}' LIMIT 1",
+        ),
+        (now_us, now_us),
+    )
+    return cur.fetchone() is not None
+
+
+def claim_due(
+    uow: UnitOfWork, *, now_us: int, lease_until: int, owner: str, limit: int
+) -> list[tuple[str, str, int]]:
+    """Lease up to `limit` due deliveries of enabled endpoints to `owner` until `lease_until`
+    and count the attempt; returns (event_id, endpoint_id, attempt number). A delivery whose
+    lease has not run out is not due, so two dispatchers never send the same attempt; on
+    PostgreSQL rows another dispatcher is claiming are skipped, not waited for."""
+    pending = DeliveryStatus.PENDING.value
+    due = (
+        "SELECT s.event_id, s.endpoint_id FROM webhook_delivery_state s "
+        "JOIN webhook_endpoints w ON w.id = s.endpoint_id "
+        f"WHERE s.status = '{pending}' AND s.next_attempt_at <= ? AND s.lease_until <= ? "
+        f"AND w.status = '{EndpointStatus.ENABLED.value}' ORDER BY s.next_attempt_at LIMIT ?"
+    )
+    cur = uow.cursor()
+    if uow.sqlite:
+        # One writer at a time: the rows picked are the rows updated.
+        cur.execute(
+            "UPDATE webhook_delivery_state SET lease_until = ?, lease_owner = ?, "
+            f"attempts = attempts + 1, updated_at = ? WHERE (event_id, endpoint_id) IN ({due}) "
+            "RETURNING event_id, endpoint_id, attempts",
+            (lease_until, owner, now_us, now_us, now_us, limit),
+        )
+    else:
+        # Materialized, so the pick runs once: as an IN (subquery), PostgreSQL may run it
+        # again for the update, and with SKIP LOCKED a second run picks other rows (more
+        # than `limit` in all).
+        cur.execute(
+            f"WITH picked AS MATERIALIZED ({due} FOR UPDATE OF s SKIP LOCKED) "
+            "UPDATE webhook_delivery_state d SET lease_until = ?, lease_owner = ?, "
+            "attempts = d.attempts + 1, updated_at = ? FROM picked "
+            "WHERE d.event_id = picked.event_id AND d.endpoint_id = picked.endpoint_id "
+            "RETURNING d.event_id, d.endpoint_id, d.attempts".replace("?", "%s"),
+            (now_us, now_us, limit, lease_until, owner, now_us),
+        )
+    claimed = [(r[0], r[1], int(r[2])) for r in cur.fetchall()]
+    assert len(claimed) <= limit
+    return claimed
+
+
+def record_attempt(
+    uow: UnitOfWork,
+    attempt: Attempt,
+    *,
+    owner: str,
+    delivery_status: DeliveryStatus,
+    disable_endpoint: bool,
+    failures_max: int,
+) -> bool:
+    """Record an attempt, settle the delivery if this owner still holds its lease for this
+    attempt, and count the endpoint's consecutive failures (disabling it at failures_max or
+    when `disable_endpoint`). Returns whether the delivery's state was settled."""
+    cur = uow.cursor()
+    a = attempt
+    cur.execute(
+        _sql(uow, f"INSERT INTO webhook_deliveries ({ATTEMPT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"),
+        (
+            a.event_id,
+            a.endpoint_id,
+            a.attempt,
+            a.status.value,
+            a.response_status,
+            a.error,
+            a.duration_ms,
+            a.next_attempt_at,
+            a.created_at,
+        ),
+    )
+    cur.execute(
+        _sql(
+            uow,
+            "UPDATE webhook_delivery_state SET status = ?, next_attempt_at = ?, lease_until = 0, "
+            "lease_owner = NULL, updated_at = ? "
+            "WHERE event_id = ? AND endpoint_id = ? AND lease_owner = ? AND attempts = ?",
+        ),
+        (
+            delivery_status.value,
+            a.next_attempt_at if a.next_attempt_at is not None else a.created_at,
+            a.created_at,
+            a.event_id,
+            a.endpoint_id,
+            owner,
+            a.attempt,
+        ),
+    )
+    settled = bool(cur.rowcount)
+    if a.status is AttemptStatus.SUCCEEDED:
+        cur.execute(
+            _sql(
+                uow,
+                "UPDATE webhook_endpoints SET failure_count = 0, updated_at = ? "
+                "WHERE id = ? AND failure_count <> 0",
+            ),
+            (a.created_at, a.endpoint_id),
+        )
+    else:
+        cur.execute(
+            _sql(
+                uow,
+                "UPDATE webhook_endpoints SET failure_count = failure_count + 1, "
+                f"status = CASE WHEN ? OR failure_count + 1 >= ? "
+                f"THEN '{EndpointStatus.DISABLED.value}' ELSE status END, updated_at = ? "
+                "WHERE id = ?",
+            ),
+            (disable_endpoint, failures_max, a.created_at, a.endpoint_id),
+        )
+    return settled
+
+
+def _attempt(row: Sequence[Any]) -> Attempt:
+    return Attempt(
+        event_id=row[0],
+        endpoint_id=row[1],
+        attempt=int(row[2]),
+        status=AttemptStatus(row[3]),
+        response_status=row[4],
+        error=row[5],
+        duration_ms=int(row[6]),
+        next_attempt_at=row[7],
+        created_at=int(row[8]),
+    )
+
+
+def list_attempts(
+    uow: UnitOfWork, *, event_id: str | None, endpoint_id: str | None, limit: int
+) -> list[Attempt]:
+    """Newest first."""
+    where: list[str] = []
+    params: list[Any] = []
+    if event_id is not None:
+        where.append("event_id = ?")
+        params.append(event_id)
+    if endpoint_id is not None:
+        where.append("endpoint_id = ?")
+        params.append(endpoint_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            f"SELECT {ATTEMPT_COLS} FROM webhook_deliveries {clause} "
+            "ORDER BY created_at DESC, attempt DESC LIMIT ?",
+        ),
+        (*params, limit),
+    )
+    return [_attempt(r) for r in cur.fetchall()]
+
+
+def list_deliveries(
+    uow: UnitOfWork, *, event_id: str | None, endpoint_id: str | None, limit: int
+) -> list[Delivery]:
+    """Oldest event first."""
+    where: list[str] = []
+    params: list[Any] = []
+    if event_id is not None:
+        where.append("event_id = ?")
+        params.append(event_id)
+    if endpoint_id is not None:
+        where.append("endpoint_id = ?")
+        params.append(endpoint_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            f"SELECT {STATE_COLS} FROM webhook_delivery_state {clause} "
+            "ORDER BY event_seq, endpoint_id LIMIT ?",
+        ),
+        (*params, limit),
+    )
+    return [
+        Delivery(r[0], r[1], DeliveryStatus(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+        for r in cur.fetchall()
+    ]
+
+
+# -- endpoints -----------------------------------------------------------------------------
+
+
+def _endpoint(row: Sequence[Any]) -> Endpoint:
+    events = None if row[4] == ALL_EVENTS else tuple(json.loads(row[4]))
+    return Endpoint(
+        id=row[0],
+        tenant_id=row[1],
+        url=row[2],
+        secret=row[3],
+        enabled_events=events,
+        status=EndpointStatus(row[5]),
+        failure_count=int(row[6]),
+        created_at=int(row[7]),
+        updated_at=int(row[8]),
+    )
+
+
+def insert_endpoint(uow: UnitOfWork, e: Endpoint) -> None:
+    events = ALL_EVENTS if e.enabled_events is None else json.dumps(list(e.enabled_events))
+    uow.cursor().execute(
+        _sql(uow, f"INSERT INTO webhook_endpoints ({ENDPOINT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"),
+        (
+            e.id,
+            e.tenant_id,
+            e.url,
+            e.secret,
+            events,
+            e.status.value,
+            e.failure_count,
+            e.created_at,
+            e.updated_at,
+        ),
+    )
+
+
+def get_endpoint(uow: UnitOfWork, endpoint_id: str, *, lock: bool = False) -> Endpoint | None:
+    suffix = " FOR UPDATE" if lock and not uow.sqlite else ""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, f"SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = ?{suffix}"),
+        (endpoint_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else _endpoint(row)
+
+
+def endpoints_by_id(uow: UnitOfWork, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
+    rows = _fetch_in(uow, f"SELECT {ENDPOINT_COLS} FROM webhook_endpoints", "id", endpoint_ids)
+    return {r[0]: _endpoint(r) for r in rows}
+
+
+def list_endpoints(
+    uow: UnitOfWork, tenant_id: str | None, after_id: str | None, limit: int
+) -> list[Endpoint]:
+    where: list[str] = []
+    params: list[Any] = []
+    if tenant_id is not None:
+        where.append("tenant_id = ?")
+        params.append(tenant_id)
+    if after_id is not None:
+        where.append("id > ?")
+        params.append(after_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, f"SELECT {ENDPOINT_COLS} FROM webhook_endpoints {clause} ORDER BY id LIMIT ?"),
+        (*params, limit),
+    )
+    return [_endpoint(r) for r in cur.fetchall()]
+
+
+def count_endpoints(uow: UnitOfWork, tenant_id: str) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, "SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ?"), (tenant_id,)
+    )
+    return int(cur.fetchone()[0])
+
+
+def set_endpoint_status(
+    uow: UnitOfWork, endpoint_id: str, status: EndpointStatus, now_us: int
+) -> None:
+    """Enabling also forgets the failures that disabled it."""
+    uow.cursor().execute(
+        _sql(
+            uow,
+            "UPDATE webhook_endpoints SET status = ?, updated_at = ?, "
+            "failure_count = CASE WHEN ? THEN 0 ELSE failure_count END WHERE id = ?",
+        ),
+        (status.value, now_us, status is EndpointStatus.ENABLED, endpoint_id),
+    )

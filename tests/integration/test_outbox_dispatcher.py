@@ -1,0 +1,700 @@
+"""The transactional outbox and webhook delivery, on SQLite and PostgreSQL (the db_engine
+fixture runs every test on both).
+
+Receivers are small threading HTTP servers on 127.0.0.1 with a random port, so every
+dispatcher here runs with allow_private_targets=True except the one that checks the refusal.
+Loops are bounded by a number of rounds or a deadline; no assertion depends on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from strongroom.core import clock
+from strongroom.core.clock import MonotonicClock
+from strongroom.core.errors import InvalidRequest
+from strongroom.events import signing
+from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
+from strongroom.events.model import AttemptStatus, EndpointStatus, Event
+from strongroom.events.outbox import Outbox, render_transfer
+from strongroom.events.service import EventService
+from strongroom.ledger.model import (
+    AccountFlag,
+    Action,
+    Direction,
+    Leg,
+    NewTransfer,
+    TransferResult,
+    canonical_metadata,
+    record_to_row,
+)
+from strongroom.ledger.service import LedgerService, transfer_to_dict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TENANT = "ten_default"  # migration 0002's tenant; ledgers made without one belong to it
+ROUNDS_MAX = 400
+ROUND_PAUSE_S = 0.01
+WAIT_S_MAX = 60.0
+HOLD_S_MAX = 30.0
+# Fast retries for tests; the defaults are seconds to hours (core/limits.py).
+FAST = DispatcherConfig(
+    allow_private_targets=True,
+    timeout_ms=5_000,
+    lease_ms=10_000,
+    backoff_ms_base=1,
+    backoff_ms_max=4,
+    poll_ms=10,
+)
+
+
+# -- a receiver ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers["webhook-id"]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A killed client's socket is gone when the held answer is written: expected."""
+
+
+class Receiver:
+    """Records every request; answers `status_for(n)` to the n-th (0-based). While `hold` is
+    set, answers wait for release() (bounded by HOLD_S_MAX)."""
+
+    def __init__(self, status_for: Callable[[int], int] = lambda n: 200) -> None:
+        self.requests: list[Received] = []
+        self.changed = threading.Condition()
+        self.status_for = status_for
+        self.hold = False
+        self._released = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                if len(body) != length:  # the sender died mid-request: no request at all
+                    return
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver.changed:
+                    n = len(receiver.requests)
+                    receiver.requests.append(Received(headers, body))
+                    receiver.changed.notify_all()
+                    hold = receiver.hold
+                if hold:
+                    receiver._released.wait(HOLD_S_MAX)
+                self.send_response(receiver.status_for(n))
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/hooks/strongroom"
+
+    def count(self) -> int:
+        with self.changed:
+            return len(self.requests)
+
+    def wait_for(self, count: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.requests) >= count, WAIT_S_MAX)
+
+    def release(self) -> None:
+        self.hold = False
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(WAIT_S_MAX)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+# -- a ledger with the outbox --------------------------------------------------------------
+
+
+class OffsetClock(MonotonicClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset_us = 0
+
+    def now_us(self) -> int:
+        return super().now_us() + self.offset_us
+
+
+@dataclass
+class World:
+    engine: Engine
+    ledger: LedgerService
+    events: EventService
+    ledger_id: str
+    bank: str
+    alice: str
+    bob: str
+    clock: OffsetClock
+    n: int = 0
+
+    def transfer(self, debit: str, credit: str, amount: int, **kw: Any) -> NewTransfer:
+        self.n += 1
+        return NewTransfer(f"t{self.n}", self.ledger_id, debit, credit, amount, **kw)
+
+    def post(self, batch: list[NewTransfer]) -> list[TransferResult]:
+        return [o.result for o in self.ledger.post_transfers(batch)]
+
+    def event_rows(self) -> list[tuple[Any, ...]]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text("SELECT seq, id, ledger_id, type, data, created_at FROM events")
+                ).all()
+            )
+
+    def events_in_order(self) -> list[Event]:
+        return [Event(r[0], r[1], r[2], r[3], r[4], r[5]) for r in sorted(self.event_rows())]
+
+    def scalar(self, query: str, **params: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(query), params).scalar_one()
+
+    def delivery_statuses(self) -> dict[tuple[str, str], str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT event_id, endpoint_id, status FROM webhook_delivery_state")
+            ).all()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+
+@pytest.fixture
+def world(db_engine: Engine) -> World:
+    ledger_clock = OffsetClock()
+    ledger = LedgerService(db_engine, clock_=ledger_clock, event_sink=Outbox())
+    ledger_id = ledger.create_ledger("webhooks").id
+    bank = ledger.create_account(ledger_id, "USD", Direction.DEBIT, name="bank").id
+    alice = ledger.create_account(
+        ledger_id,
+        "USD",
+        Direction.CREDIT,
+        name="alice",
+        flags=AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    ).id
+    bob = ledger.create_account(ledger_id, "USD", Direction.CREDIT, name="bob").id
+    events = EventService(db_engine, allow_private_targets=True)
+    return World(db_engine, ledger, events, ledger_id, bank, alice, bob, ledger_clock)
+
+
+def compact(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def drive(dispatcher: Dispatcher, done: Callable[[], bool]) -> None:
+    """run_once() until done(), at most ROUNDS_MAX rounds."""
+    for _ in range(ROUNDS_MAX):
+        if done():
+            return
+        if dispatcher.run_once() == 0:
+            time.sleep(ROUND_PAUSE_S)
+    assert done(), "not done within the bound on rounds"
+
+
+# -- the outbox ----------------------------------------------------------------------------
+
+
+def test_events_commit_with_the_transfers_they_describe(world: World) -> None:
+    w = world
+    first = [
+        w.transfer(w.bank, w.alice, 1_000),
+        w.transfer(w.bank, w.bob, 500, pending=True, timeout_s=3_600),
+        w.transfer(w.alice, w.bob, 10**9),  # refused: alice may not be overdrawn
+        NewTransfer(
+            'odd"id\\1',  # a quote and a backslash: the renderer's general path
+            w.ledger_id,
+            legs=(
+                Leg(w.bank, Direction.DEBIT, 30),
+                Leg(w.alice, Direction.CREDIT, 20),
+                Leg(w.bob, Direction.CREDIT, 10),
+            ),
+            metadata='{"order":"A-1","vip":true}',
+        ),
+        w.transfer(w.bank, w.bob, 7, pending=True),
+    ]
+    results = w.post(first)
+    assert results == [
+        TransferResult.CREATED,
+        TransferResult.CREATED,
+        TransferResult.INSUFFICIENT_FUNDS,
+        TransferResult.CREATED,
+        TransferResult.CREATED,
+    ]
+    events = w.events_in_order()
+    created = [t for t, r in zip(first, results, strict=True) if r is TransferResult.CREATED]
+    assert [json.loads(e.data)["id"] for e in events] == [t.id for t in created]
+    assert {e.type for e in events} == {"transfer.created"}
+    assert {e.ledger_id for e in events} == {w.ledger_id}
+    assert [e.seq for e in events] == sorted({e.seq for e in events})
+    assert all(e.id.startswith("evt_") for e in events)
+    for event, t in zip(events, created, strict=True):
+        # Exactly transfer_to_dict's JSON, whichever path rendered it.
+        assert event.data == compact(transfer_to_dict(w.ledger.get_transfer(t.id)))
+
+    # Posting an existing id again changes nothing and writes no event.
+    assert w.post([first[0]]) == [TransferResult.EXISTS]
+    # A batch of refusals only writes nothing at all.
+    assert w.post([w.transfer(w.alice, w.bob, 10**9)]) == [TransferResult.INSUFFICIENT_FUNDS]
+    assert len(w.event_rows()) == len(created)
+
+    pending, small = created[1], created[3]
+    resolve = [
+        NewTransfer("post-1", w.ledger_id, action=Action.POST, target_id=pending.id, amount=200),
+        NewTransfer("void-1", w.ledger_id, action=Action.VOID, target_id=small.id),
+        NewTransfer("rev-1", w.ledger_id, action=Action.REVERSE, target_id=created[0].id),
+    ]
+    assert w.post(resolve) == [TransferResult.CREATED] * 3
+    later = w.events_in_order()[len(created) :]
+    assert [e.type for e in later] == ["transfer.posted", "transfer.voided", "transfer.reversed"]
+    for event, t in zip(later, resolve, strict=True):
+        assert event.data == compact(transfer_to_dict(w.ledger.get_transfer(t.id)))
+    assert json.loads(later[0].data)["target_id"] == pending.id
+
+
+def test_expiry_writes_an_event_per_expired_transfer(world: World) -> None:
+    w = world
+    reservations = [w.transfer(w.bank, w.bob, 5, pending=True, timeout_s=1) for _ in range(3)]
+    assert w.post(reservations) == [TransferResult.CREATED] * 3
+    before = len(w.event_rows())
+    assert w.ledger.expire_due() == 0
+    assert len(w.event_rows()) == before
+    w.clock.offset_us = 2_000_000
+    assert w.ledger.expire_due() == 3
+    expired = w.events_in_order()[before:]
+    assert [e.type for e in expired] == ["transfer.expired"] * 3
+    assert [json.loads(e.data)["id"] for e in expired] == [t.id for t in reservations]
+    for event, t in zip(expired, reservations, strict=True):
+        stored = w.ledger.get_transfer(t.id)
+        assert stored.status.label == "expired"
+        assert event.data == compact(transfer_to_dict(stored))
+
+
+def test_no_event_survives_a_rolled_back_transaction(world: World, db_engine: Engine) -> None:
+    w = world
+    outbox = Outbox()
+
+    class Failing(Exception):
+        pass
+
+    def failing_sink(uow: Any, events: Any) -> None:
+        outbox(uow, events)  # the rows are written ...
+        raise Failing  # ... and the transaction never commits
+
+    failing = LedgerService(db_engine, event_sink=failing_sink)
+    t = w.transfer(w.bank, w.alice, 100)
+    with pytest.raises(Failing):
+        failing.post_transfers([t])
+    assert w.event_rows() == []
+    assert w.scalar("SELECT COUNT(*) FROM events_unrouted") == 0
+    assert w.scalar("SELECT COUNT(*) FROM transfers WHERE id = :id", id=t.id) == 0
+    # The same batch through the working ledger commits both.
+    assert w.post([t]) == [TransferResult.CREATED]
+    assert len(w.event_rows()) == 1
+    assert w.scalar("SELECT COUNT(*) FROM events_unrouted") == 1
+
+
+def test_the_renderer_matches_transfer_to_dict_on_odd_shapes(world: World) -> None:
+    w = world
+    w.post([w.transfer(w.bank, w.alice, 50, metadata=canonical_metadata({"note": "é\n"}))])
+    w.post([w.transfer(w.bank, w.alice, 2**62, pending=True, timeout_s=60)])
+    for tid in ("t1", "t2"):
+        record = w.ledger.get_transfer(tid)
+        assert render_transfer(record_to_row(record)) == compact(transfer_to_dict(record))
+
+
+# -- endpoints -----------------------------------------------------------------------------
+
+
+def test_endpoints_are_validated(world: World) -> None:
+    strict = EventService(world.engine)
+    for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://[::1]/", "ftp://x.io/"):
+        with pytest.raises(InvalidRequest) as info:
+            strict.create_endpoint(TENANT, url)
+        assert info.value.code == "invalid_url"
+    with pytest.raises(InvalidRequest) as info:
+        strict.create_endpoint(TENANT, "https://hooks.example.com/", ["transfer.exploded"])
+    assert info.value.code == "invalid_enabled_events"
+    endpoint = strict.create_endpoint(
+        TENANT, "https://hooks.example.com/", ["transfer.posted", "transfer.created"]
+    )
+    assert endpoint.id.startswith("we_")
+    assert endpoint.secret.startswith("whsec_")
+    assert endpoint.enabled_events == ("transfer.created", "transfer.posted")
+    shown = endpoint.to_dict()
+    assert "secret" not in shown
+    assert endpoint.secret not in json.dumps(shown)
+    assert strict.get_endpoint(endpoint.id) == endpoint
+    assert strict.list_endpoints(tenant_id=TENANT).data == [endpoint]
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+def test_the_dispatcher_delivers_signed_events_to_subscribed_endpoints(
+    world: World, receiver: Receiver
+) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    posted_only = w.events.create_endpoint(
+        TENANT, receiver.url + "?only=posted", ["transfer.posted"]
+    )
+    w.events.create_endpoint("ten_someone_else", receiver.url + "?other=tenant")
+    batch = [w.transfer(w.bank, w.alice, 10 + i) for i in range(5)]
+    assert w.post(batch) == [TransferResult.CREATED] * 5
+    events = w.events_in_order()
+
+    dispatcher = Dispatcher(w.engine, FAST)
+    dispatcher.start()  # the real loop, in a thread
+    try:
+        assert receiver.wait_for(len(events)), "the dispatcher delivered too little in time"
+    finally:
+        dispatcher.close()
+
+    assert receiver.count() == len(events)  # nothing for the other endpoints
+    now_s = int(time.time())
+    by_id = {e.id: e for e in events}
+    for request in receiver.requests:
+        assert signing.verify(endpoint.secret, request.headers, request.body, now_s=now_s) is (
+            signing.Verification.OK
+        )
+        event = by_id[request.webhook_id]
+        assert request.body == event.payload()
+        assert request.headers["content-type"] == "application/json"
+        assert request.headers["host"] == receiver.url.split("/")[2]
+        body = json.loads(request.body)
+        assert body["type"] == "transfer.created"
+        assert body["data"] == json.loads(event.data)
+    assert {r.webhook_id for r in receiver.requests} == set(by_id)
+
+    statuses = w.delivery_statuses()
+    assert statuses == {(e.id, endpoint.id): "succeeded" for e in events}
+    attempts = w.events.list_attempts(endpoint_id=endpoint.id)
+    assert sorted(a.event_id for a in attempts) == sorted(by_id)
+    assert {(a.attempt, a.status, a.response_status) for a in attempts} == {
+        (1, AttemptStatus.SUCCEEDED, 200)
+    }
+    assert w.events.list_attempts(endpoint_id=posted_only.id) == []
+    assert w.scalar("SELECT COUNT(*) FROM events_unrouted") == 0
+
+
+def test_failed_attempts_are_retried_with_the_same_webhook_id(world: World) -> None:
+    w = world
+    statuses = [500, 502, 200]
+    receiver = Receiver(lambda n: statuses[n] if n < len(statuses) else 200)
+    try:
+        endpoint = w.events.create_endpoint(TENANT, receiver.url)
+        w.post([w.transfer(w.bank, w.alice, 42)])
+        (event,) = w.events_in_order()
+        dispatcher = Dispatcher(w.engine, FAST)
+        with dispatcher:
+            drive(dispatcher, lambda: receiver.count() >= 3)
+            drive(
+                dispatcher,
+                lambda: w.delivery_statuses().get((event.id, endpoint.id)) == "succeeded",
+            )
+    finally:
+        receiver.close()
+    assert [r.webhook_id for r in receiver.requests] == [event.id] * 3
+    assert {r.body for r in receiver.requests} == {event.payload()}
+    for request in receiver.requests:
+        assert signing.verify(
+            endpoint.secret, request.headers, request.body, now_s=int(time.time())
+        ) is (signing.Verification.OK)
+    attempts = sorted(w.events.list_attempts(event_id=event.id), key=lambda a: a.attempt)
+    assert [(a.attempt, a.status, a.response_status) for a in attempts] == [
+        (1, AttemptStatus.FAILED, 500),
+        (2, AttemptStatus.FAILED, 502),
+        (3, AttemptStatus.SUCCEEDED, 200),
+    ]
+    assert attempts[0].error == "HTTP 500"
+    assert attempts[0].next_attempt_at is not None
+    assert attempts[2].next_attempt_at is None
+    assert w.events.get_endpoint(endpoint.id).failure_count == 0
+
+
+def test_a_delivery_fails_after_attempts_max(world: World) -> None:
+    w = world
+    receiver = Receiver(lambda n: 500)
+    try:
+        endpoint = w.events.create_endpoint(TENANT, receiver.url)
+        w.post([w.transfer(w.bank, w.alice, 1)])
+        (event,) = w.events_in_order()
+        config = replace(FAST, attempts_max=3)
+        with Dispatcher(w.engine, config) as dispatcher:
+            drive(
+                dispatcher, lambda: w.delivery_statuses().get((event.id, endpoint.id)) == "failed"
+            )
+            assert dispatcher.run_once() == 0
+    finally:
+        receiver.close()
+    assert receiver.count() == 3
+    attempts = w.events.list_attempts(event_id=event.id)
+    assert sorted(a.attempt for a in attempts) == [1, 2, 3]
+    assert w.events.get_endpoint(endpoint.id).status is EndpointStatus.ENABLED
+
+
+def test_an_endpoint_is_disabled_after_consecutive_failures(world: World) -> None:
+    w = world
+    healthy = threading.Event()
+    receiver = Receiver(lambda n: 200 if healthy.is_set() else 503)
+    try:
+        endpoint = w.events.create_endpoint(TENANT, receiver.url)
+        w.post([w.transfer(w.bank, w.alice, 1)])
+        (first,) = w.events_in_order()
+        config = replace(FAST, endpoint_failures_max=3)
+        with Dispatcher(w.engine, config) as dispatcher:
+            drive(
+                dispatcher,
+                lambda: w.events.get_endpoint(endpoint.id).status is EndpointStatus.DISABLED,
+            )
+            assert w.events.get_endpoint(endpoint.id).failure_count == 3
+            assert receiver.count() == 3
+            # Disabled: its delivery waits, and events created meanwhile are not queued for it.
+            w.post([w.transfer(w.bank, w.alice, 2)])
+            assert dispatcher.run_once() == 0
+            assert w.delivery_statuses() == {(first.id, endpoint.id): "pending"}
+            # Enabled again (its failures forgotten), the waiting delivery goes out.
+            healthy.set()
+            enabled = w.events.set_endpoint_enabled(endpoint.id, True)
+            assert (enabled.status, enabled.failure_count) == (EndpointStatus.ENABLED, 0)
+            drive(
+                dispatcher,
+                lambda: w.delivery_statuses().get((first.id, endpoint.id)) == "succeeded",
+            )
+    finally:
+        receiver.close()
+    assert [r.webhook_id for r in receiver.requests] == [first.id] * 4
+    assert w.scalar("SELECT COUNT(*) FROM events_unrouted") == 0
+
+
+def test_410_gone_disables_the_endpoint_at_once(world: World) -> None:
+    w = world
+    receiver = Receiver(lambda n: 410)
+    try:
+        endpoint = w.events.create_endpoint(TENANT, receiver.url)
+        w.post([w.transfer(w.bank, w.alice, 1)])
+        with Dispatcher(w.engine, FAST) as dispatcher:
+            drive(dispatcher, lambda: receiver.count() >= 1)
+    finally:
+        receiver.close()
+    assert w.events.get_endpoint(endpoint.id).status is EndpointStatus.DISABLED
+
+
+def test_private_targets_are_refused_without_the_flag(world: World, receiver: Receiver) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    w.post([w.transfer(w.bank, w.alice, 1)])
+    (event,) = w.events_in_order()
+    config = replace(FAST, allow_private_targets=False)
+    with Dispatcher(w.engine, config) as dispatcher:
+        assert dispatcher.run_once() == 1
+    (attempt,) = w.events.list_attempts(event_id=event.id)
+    assert (attempt.endpoint_id, attempt.status) == (endpoint.id, AttemptStatus.FAILED)
+    assert attempt.response_status is None
+    assert attempt.error == "target refused: private_address"
+    assert receiver.count() == 0
+
+
+def test_a_lease_keeps_a_delivery_from_a_second_dispatcher_until_it_runs_out(
+    world: World, receiver: Receiver
+) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(5)])
+    first = Dispatcher(w.engine, FAST)
+    later_us = FAST.lease_ms * 1000 + 1
+    second = Dispatcher(w.engine, FAST, now_us=lambda: clock.now_us() + later_us)
+    third = Dispatcher(w.engine, FAST)
+    with first, second, third:
+        assert first.route_once() == 5
+        jobs = first.claim(8)
+        assert sorted(j.attempt for j in jobs) == [1] * 5
+        assert third.claim(8) == []  # leased: not due for anyone else
+        # Once the lease has run out (the first one died, say), another takes them over,
+        # as the next attempt of the same delivery.
+        taken = second.claim(8)
+        assert sorted((j.event.id, j.attempt) for j in taken) == sorted(
+            (j.event.id, 2) for j in jobs
+        )
+        # The first one's late answers are recorded, but the delivery is the second's to settle.
+        for job in jobs:
+            first.deliver(job)
+        assert set(w.delivery_statuses().values()) == {"pending"}
+        for job in taken:
+            second.deliver(job)
+    assert set(w.delivery_statuses().values()) == {"succeeded"}
+    assert len(w.events.list_attempts(endpoint_id=endpoint.id)) == 10
+    assert receiver.count() == 10
+    assert len({r.webhook_id for r in receiver.requests}) == 5
+
+
+def test_concurrent_claims_are_disjoint_and_bounded(world: World) -> None:
+    """Dispatchers claiming at once (threads here; processes are the same to the database)
+    each get at most their limit, and no delivery twice."""
+    w = world
+    w.events.create_endpoint(TENANT, "http://127.0.0.1:9/never-sent")
+    count, claimers, limit = 120, 4, 7
+    w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(count)])
+    dispatchers = [Dispatcher(w.engine, FAST) for _ in range(claimers)]
+    assert dispatchers[0].route_once() == count
+    claims: list[list[tuple[str, int]]] = [[] for _ in range(claimers)]
+    sizes: list[int] = []
+    start = threading.Barrier(claimers)
+
+    def claim_all(k: int) -> None:
+        start.wait(WAIT_S_MAX)
+        for _ in range(count):  # a bound: each round claims one or more, or ends the loop
+            jobs = dispatchers[k].claim(limit)
+            sizes.append(len(jobs))
+            if not jobs:
+                return
+            claims[k].extend((j.event.id, j.attempt) for j in jobs)
+
+    threads = [threading.Thread(target=claim_all, args=(k,)) for k in range(claimers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT_S_MAX)
+    for d in dispatchers:
+        d.close()
+    everything = [c for per in claims for c in per]
+    assert max(sizes) <= limit
+    assert len(everything) == len(set(everything)) == count
+    assert {attempt for _, attempt in everything} == {1}
+    assert {event_id for event_id, _ in everything} == {e.id for e in w.events_in_order()}
+
+
+# -- a dispatcher killed mid-delivery --------------------------------------------------------
+
+
+def _start_dispatcher(url: str, stderr_path: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "strongroom.events.dispatcher",
+        "--database-url",
+        url,
+        "--allow-private-targets",
+        "--timeout-ms",
+        "2000",
+        "--lease-ms",
+        "2500",
+        "--backoff-ms-base",
+        "5",
+        "--backoff-ms-max",
+        "20",
+        "--poll-ms",
+        "10",
+        "--concurrency",
+        "4",
+    ]
+    with stderr_path.open("wb") as stderr:
+        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+@pytest.mark.slow
+def test_a_killed_dispatcher_loses_no_event_and_resends_with_the_same_id(
+    world: World, receiver: Receiver, db_url: str, tmp_path: Path
+) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    assert w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(12)]) == (
+        [TransferResult.CREATED] * 12
+    )
+    events = w.events_in_order()
+    receiver.hold = True  # every answer waits: the dispatcher is killed mid-request
+    first_log = tmp_path / "dispatcher-1.stderr"
+    proc = _start_dispatcher(db_url, first_log)
+    try:
+        assert receiver.wait_for(1), first_log.read_text(errors="replace")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(WAIT_S_MAX)
+    with receiver.changed:
+        in_flight = {r.webhook_id for r in receiver.requests}
+    assert in_flight
+    receiver.release()  # the held answers go to a dead process
+    assert set(w.delivery_statuses().values()) == {"pending"}  # nothing settled, nothing lost
+
+    second_log = tmp_path / "dispatcher-2.stderr"
+    proc = _start_dispatcher(db_url, second_log)
+    try:
+        deadline = time.monotonic() + WAIT_S_MAX
+        while set(w.delivery_statuses().values()) != {"succeeded"}:
+            assert proc.poll() is None, second_log.read_text(errors="replace")
+            assert time.monotonic() < deadline, second_log.read_text(errors="replace")
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT_S_MAX) == 0, second_log.read_text(errors="replace")
+
+    assert w.delivery_statuses() == {(e.id, endpoint.id): "succeeded" for e in events}
+    by_id = {e.id: e for e in events}
+    received: dict[str, list[Received]] = {}
+    for request in receiver.requests:
+        received.setdefault(request.webhook_id, []).append(request)
+    assert set(received) == set(by_id)  # no event lost
+    for event_id, requests in received.items():
+        # Duplicates are the same message: same id, same body, each validly signed.
+        assert {r.body for r in requests} == {by_id[event_id].payload()}
+        for r in requests:
+            assert signing.verify(endpoint.secret, r.headers, r.body, now_s=int(time.time())) is (
+                signing.Verification.OK
+            )
+    for event_id in in_flight:
+        assert len(received[event_id]) >= 2  # sent before the kill, and again after it
+        attempts = w.events.list_attempts(event_id=event_id)
+        # The killed attempt left no row, only a gap in the numbers.
+        assert [a.status for a in attempts if a.status is AttemptStatus.SUCCEEDED]
+        assert min(a.attempt for a in attempts) >= 2
