@@ -429,6 +429,19 @@ def serve(
     )
 
 
+@app.command()
+def worker(database_url: DbOption = None) -> None:
+    """Deliver webhooks (the dispatcher) until SIGTERM or Ctrl-C; for a deployment that runs
+    `serve` with STRONGROOM_DISPATCHER=false. Several workers may run at once."""
+    from strongroom.events.dispatcher import main as dispatcher_main
+
+    settings = _settings(database_url)
+    argv = ["--database-url", settings.database_url]
+    if settings.webhook_allow_private_targets:
+        argv.append("--allow-private-targets")
+    dispatcher_main(argv)
+
+
 def _tenancy(database_url: str | None) -> TenancyService:
     settings = _settings(database_url)
     engine = create_engine(settings.database_url)
@@ -492,6 +505,28 @@ def bench_ledger(
     else:
         typer.echo("")
         typer.echo(bench.table(report))
+
+
+@bench_app.command("http")
+def bench_http(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
+) -> None:
+    """HTTP API req/s, p50 and p99 per scenario (`serve --workers 2` on SQLite, loopback), with
+    a minimal FastAPI endpoint measured in the same run; exit 1 when any request failed."""
+    from strongroom.benchmarks import http as bench
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=json_output)
+
+    report = bench.run(quick=quick, progress=progress)
+    if json_output:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo("")
+        typer.echo(bench.table(report))
+    if report["info"]["errors"]:
+        raise typer.Exit(1)
 
 
 for _group in (app, db_app, ledger_app, keys_app, bench_app):

@@ -31,3 +31,7 @@ class Settings(BaseSettings):
     # Pending transfers past their timeout are expired this often by `serve`.
     expiry_interval_s: float = Field(default=1.0, gt=0, le=3600)
     log_level: str = "INFO"
+    # Webhooks: `serve` runs a dispatcher unless this is off (then run `strongroom worker`).
+    dispatcher: bool = True
+    # Development and tests only: lets webhook URLs point at private or loopback addresses.
+    webhook_allow_private_targets: bool = False

@@ -761,7 +761,13 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
     ready = api.ok("GET", "/readyz")
     assert ready == {
         "status": "ok",
-        "checks": {"database": "ok", "migrations": "ok", "committer": "ok", "expiry": "ok"},
+        "checks": {
+            "database": "ok",
+            "migrations": "ok",
+            "committer": "ok",
+            "expiry": "ok",
+            "dispatcher": "ok",
+        },
     }
     refused = api.post(
         "/v1/transfers", key=acme.write, json=_transfer(acme, acme.alice, acme.bank, 10**9)

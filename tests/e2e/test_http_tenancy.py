@@ -33,20 +33,78 @@ PUBLIC_ROUTES = {
 }
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """A tenant's webhook endpoint and its events (the seed's transfers, and one posted after
+    the endpoint was created, so the endpoint has a delivery)."""
+
+    endpoint: str
+    tenant_id: str
+    url: str
+    secret: str
+    events: tuple[str, ...]  # newest first
+
+    @property
+    def event(self) -> str:
+        return self.events[0]
+
+
 @dataclass
 class World:
     api: Api
     a: Tenant
     b: Tenant
+    a_hooks: Hooks
+    b_hooks: Hooks
+
+    def b_id(self, attribute: str) -> str:
+        """One of B's ids, by the name _B_IDS gives it."""
+        if attribute == "endpoint":
+            return self.b_hooks.endpoint
+        if attribute == "event":
+            return self.b_hooks.event
+        value = getattr(self.b, attribute)
+        assert isinstance(value, str)
+        return value
+
+
+def seed_hooks(api: Api, t: Tenant) -> Hooks:
+    url = f"https://hooks.{t.name}.example.com/strongroom"
+    endpoint = api.ok("POST", "/v1/webhook_endpoints", 201, key=t.admin, json={"url": url})
+    api.ok(
+        "POST",
+        "/v1/transfers",
+        201,
+        key=t.write,
+        json={
+            "ledger_id": t.ledger,
+            "debit_account_id": t.bank,
+            "credit_account_id": t.alice,
+            "amount": 1,
+            "metadata": {"owner": t.marker},
+        },
+    )
+    events = api.ok("GET", "/v1/events", key=t.read, params={"limit": 100})["data"]
+    assert events, f"{t.name} has no events"
+    return Hooks(
+        endpoint["id"],
+        endpoint["tenant_id"],
+        url,
+        endpoint["secret"],
+        tuple(e["id"] for e in events),
+    )
 
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
-    with running(db_url) as api:
-        yield World(api, seed_tenant(api, "acme"), seed_tenant(api, "bravo"))
+    # No dispatcher: the endpoints' URLs are not reachable, and delivery is not at issue here.
+    with running(db_url, dispatcher=False) as api:
+        a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
+        yield World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
 
 
-def _b_data(b: Tenant) -> set[str]:
+def _b_data(world: World) -> set[str]:
+    b, hooks = world.b, world.b_hooks
     return {
         b.ledger,
         b.bank,
@@ -56,6 +114,10 @@ def _b_data(b: Tenant) -> set[str]:
         b.marker,
         f"{b.name} books",
         f"{b.name} alice",
+        hooks.endpoint,
+        hooks.url,
+        hooks.secret,
+        *hooks.events,
     }
 
 
@@ -78,8 +140,17 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "ledger_id": ("ledger",),
     "account_id": ("bank", "alice"),
     "transfer_id": ("posted", "pending"),
+    "endpoint_id": ("endpoint",),
+    "event_id": ("event",),
 }
-_PREFIX = {"ledger_id": "ldg", "account_id": "acc", "transfer_id": "tr"}
+_PREFIX = {
+    "ledger_id": "ldg",
+    "account_id": "acc",
+    "transfer_id": "tr",
+    "endpoint_id": "we",
+    "event_id": "evt",
+}
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
@@ -91,6 +162,7 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"params": {"as_of": "2030-01-01T00:00:00Z"}},
     ],
     ("GET", "/v1/accounts/{account_id}/entries"): [{}, {"params": {"starting_after": 2}}],
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}/attempts"): [{}, {"params": {"limit": 5}}],
 }
 
 
@@ -103,7 +175,7 @@ def _path_cases(
     name = names[0]
     assert name in _B_IDS, f"{template}: teach the sweep what a {name} of tenant B is"
     for attribute in _B_IDS[name]:
-        theirs = getattr(world.b, attribute)
+        theirs = world.b_id(attribute)
         nobodys = ids.new_id(_PREFIX[name])
         for extra in _EXTRAS.get((method, template), [{}]):
             yield (
@@ -123,9 +195,9 @@ def _check_like_missing(
     assert missing.status_code == 404, f"{where} (unused id): {missing.status_code}"
     # Word for word what an unused id gets, but for the id itself and the request id.
     theirs_text = _without(theirs.text, sent)
-    missing_text = _without(missing.text, *re.findall(r"(?:ldg|acc|tr)_[0-9a-z]{26}", missing.text))
+    missing_text = _without(missing.text, *_ID.findall(missing.text))
     assert theirs_text == missing_text, where
-    leaked = {v for v in _b_data(world.b) - {sent} if v in theirs.text}
+    leaked = {v for v in _b_data(world) - {sent} if v in theirs.text}
     assert not leaked, f"{where}: the answer mentions {leaked}"
 
 
@@ -142,6 +214,7 @@ class Probe:
 
 def _probes(world: World) -> dict[tuple[str, str], Probe]:
     a, b = world.a, world.b
+    b_event, b_endpoint = world.b_hooks.event, world.b_hooks.endpoint
     theirs = {"ledger_id": b.ledger, "debit_account_id": b.bank, "credit_account_id": b.alice}
     move = {**theirs, "amount": 1}
     mixed = {"ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": b.alice}
@@ -215,6 +288,36 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
                 ({"json": {"transfers": [{**mixed, "amount": 1}]}}, 200, None),
             ]
         ),
+        ("GET", "/v1/events"): Probe(
+            [
+                ({}, 200, None),
+                ({"params": {"limit": 100}}, 200, None),
+                # B's ledger as a filter: an empty list, as for a ledger nobody has.
+                ({"params": {"ledger_id": b.ledger}}, 200, None),
+                ({"params": {"ledger_id": b.ledger, "limit": 100}}, 200, None),
+                ({"params": {"type": "transfer.created", "limit": 100}}, 200, None),
+                # B's event as a cursor: not found, as an event nobody has.
+                ({"params": {"starting_after": b_event}}, 404, "not_found"),
+                (
+                    {"params": {"ledger_id": b.ledger, "starting_after": b_event}},
+                    404,
+                    "not_found",
+                ),
+            ],
+            "a list of A's own events only",
+        ),
+        ("GET", "/v1/webhook_endpoints"): Probe(
+            [
+                ({}, 200, None),
+                ({"params": {"limit": 100}}, 200, None),
+                ({"params": {"starting_after": b_endpoint}}, 200, None),
+            ],
+            "a list of A's own endpoints only",
+        ),
+        ("POST", "/v1/webhook_endpoints"): Probe(
+            [({"json": {"url": "https://hooks.acme.example.com/other"}}, 201, None)],
+            "creates A's endpoint; B never sees it",
+        ),
     }
 
 
@@ -231,7 +334,7 @@ def test_every_route_walls_tenants_off(world: World) -> None:
         if (method, template) in PUBLIC_ROUTES:
             response = api.request(method, template)
             assert response.status_code == 200
-            leaked = {v for v in _b_data(b) if v in response.text}
+            leaked = {v for v in _b_data(world) if v in response.text}
             assert not leaked, f"{template} mentions {leaked}"
             swept += 1
         elif "{" in template:
@@ -248,13 +351,41 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 if code is not None:
                     assert problem_code(response) == code, where
                 sent = str(extra)
-                leaked = {v for v in _b_data(b) if v in response.text and v not in sent}
+                leaked = {v for v in _b_data(world) if v in response.text and v not in sent}
                 if response.status_code == 200 and "data" in response.json():
                     listed = {x.get("id") for x in response.json()["data"]}
-                    leaked |= listed & _b_data(b)
+                    leaked |= listed & _b_data(world)
+                    # Nothing listed is another tenant's: A's own ids only.
+                    data = response.json()["data"]
+                    if template == "/v1/events":
+                        a_ledgers = {
+                            x["id"] for x in api.ok("GET", "/v1/ledgers", key=a.read)["data"]
+                        }
+                        assert {x["ledger_id"] for x in data} <= a_ledgers, where
+                        if extra.get("params", {}).get("ledger_id") == b.ledger:
+                            assert data == [], where
+                        else:
+                            assert data, f"{where}: A's own events are listed"
+                    if template == "/v1/webhook_endpoints":
+                        assert {x["tenant_id"] for x in data} <= {world.a_hooks.tenant_id}, where
                 assert not leaked, f"{where}: the answer mentions {leaked}"
                 swept += 1
     assert swept >= 40
+    # Where B's id is a filter or a cursor, A gets what an id nobody has gets.
+    for name, params in (
+        ("ledger_id", {"ledger_id": b.ledger}),
+        ("starting_after", {"starting_after": world.b_hooks.event}),
+    ):
+        theirs = api.get("/v1/events", key=a.admin, params=params)
+        nobodys = ids.new_id("ldg" if name == "ledger_id" else "evt")
+        missing = api.get("/v1/events", key=a.admin, params={name: nobodys})
+        assert theirs.status_code == missing.status_code, name
+        assert _without(theirs.text, params[name]) == _without(missing.text, nobodys), name
+    # B's endpoint and events are as they were; A's new endpoint is A's alone.
+    b_endpoints = api.ok("GET", "/v1/webhook_endpoints", key=b.admin)["data"]
+    assert [(x["id"], x["status"]) for x in b_endpoints] == [(world.b_hooks.endpoint, "enabled")]
+    b_events = api.ok("GET", "/v1/events", key=b.read, params={"limit": 100})["data"]
+    assert tuple(x["id"] for x in b_events) == world.b_hooks.events
     # Nothing of B's changed, and nothing of A's but the ledger and the mixed batch's refusal.
     assert _snapshot(api, b) == b_before
     assert transfer_ids(api, a.read, ledger_id=a.ledger) == a_before_ids
@@ -277,7 +408,23 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/transfers/{transfer_id}/post"): {},
         ("POST", "/v1/transfers/{transfer_id}/void"): {},
         ("POST", "/v1/transfers/{transfer_id}/reverse"): {},
+        ("POST", "/v1/webhook_endpoints"): {"url": "https://hooks.acme.example.com/x"},
+        ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
     }
+
+
+def _own_path(world: World, template: str) -> str:
+    """The template with A's own ids."""
+    a, hooks = world.a, world.a_hooks
+    path = template.replace("{ledger_id}", a.ledger)
+    path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
+    path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
+    assert "{" not in path, f"{template}: teach _own_path this parameter"
+    return path
+
+
+# Routes only an admin key may call, reads included.
+ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -295,8 +442,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
         for method, template in app_routes(api.app):
             if (method, template) in PUBLIC_ROUTES:
                 continue
-            path = template.replace("{ledger_id}", a.ledger)
-            path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
+            path = _own_path(world, template)
             response = api.request(
                 method, path, headers=headers, json={} if method == "POST" else None
             )
@@ -312,19 +458,37 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     writes = {r for r in app_routes(api.app) if r[0] != "GET"}
     assert writes == set(_valid_writes(a)), "teach this test a valid body for new routes"
     for (method, template), body in _valid_writes(a).items():
-        path = template.replace("{transfer_id}", a.pending)
-        response = api.request(method, path, key=a.read, json=body)
+        path = _own_path(world, template)
+        response = api.request(method, path, key=a.read, json=body if method == "POST" else None)
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope"), path
     response = api.post("/v1/assets", key=a.write, json={"code": "GEMS", "scale": 0})
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+    # Webhook endpoints are an admin's: a write key neither creates, lists nor reads them.
+    for method, template in app_routes(api.app):
+        if template.startswith(ADMIN_ONLY_PREFIX):
+            body = _valid_writes(a).get((method, template))
+            response = api.request(method, _own_path(world, template), key=a.write, json=body)
+            assert (response.status_code, problem_code(response)) == (
+                403,
+                "insufficient_scope",
+            ), (method, template)
+    # The endpoint is untouched by the refused DELETEs.
+    endpoint = api.ok("GET", f"/v1/webhook_endpoints/{world.a_hooks.endpoint}", key=a.admin)
+    assert endpoint["status"] == "enabled"
     for method, template in app_routes(api.app):
         if method == "GET" and (method, template) not in PUBLIC_ROUTES:
-            path = template.replace("{ledger_id}", a.ledger)
-            path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
+            path = _own_path(world, template)
             params = (
                 {"ledger_id": a.ledger} if template in ("/v1/accounts", "/v1/transfers") else {}
             )
-            assert api.get(path, key=a.read, params=params).status_code == 200, path
+            response = api.get(path, key=a.read, params=params)
+            if template.startswith(ADMIN_ONLY_PREFIX):
+                assert (response.status_code, problem_code(response)) == (
+                    403,
+                    "insufficient_scope",
+                ), path
+            else:
+                assert response.status_code == 200, path
 
     # A revoked key is refused at once by the process that revoked it.
     key, secret = api.app.state.tenancy.create_api_key("acme", ["ledger:read"])

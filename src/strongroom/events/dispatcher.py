@@ -147,8 +147,11 @@ class Dispatcher:
         resolver: ssrf.Resolver = ssrf.system_resolver,
         now_us: Callable[[], int] = clock.now_us,
         rng: random.Random | None = None,
+        on_attempts: Callable[[Sequence[Attempt]], None] | None = None,
     ) -> None:
+        """`on_attempts` is told of every recorded batch of attempts (metrics)."""
         self.engine = engine
+        self._on_attempts = on_attempts
         self.config = config or DispatcherConfig()
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(6)}"
         self._resolver = resolver
@@ -405,7 +408,9 @@ class Dispatcher:
 
     def _record_logged(self, sent: Sequence[tuple[Job, SendResult]]) -> None:
         try:
-            self.record(sent)
+            attempts = self.record(sent)
+            if self._on_attempts is not None:
+                self._on_attempts(attempts)
         except AssertionError:
             raise
         except Exception:  # their leases run out and the deliveries are sent again
@@ -419,6 +424,10 @@ class Dispatcher:
             target=self.run, args=(self._stop,), name="webhook-dispatcher", daemon=True
         )
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         if self._thread is not None:

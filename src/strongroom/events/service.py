@@ -193,6 +193,11 @@ class EventService:
             )
         return Page(rows[:limit], len(rows) > limit)
 
+    def backlog(self) -> tuple[int, int]:
+        """(events not yet routed to endpoints, deliveries still pending)."""
+        with self._uow(write=False) as uow:
+            return store.backlog(uow)
+
     def list_attempts(
         self,
         *,

@@ -227,6 +227,18 @@ def has_unrouted(uow: UnitOfWork) -> bool:
     return cur.fetchone() is not None
 
 
+def backlog(uow: UnitOfWork) -> tuple[int, int]:
+    """(events not yet routed to endpoints, deliveries still pending), for metrics."""
+    cur = uow.cursor()
+    cur.execute("SELECT COUNT(*) FROM events_unrouted")
+    unrouted = int(cur.fetchone()[0])
+    cur.execute(
+        f"SELECT COUNT(*) FROM webhook_delivery_state "
+        f"WHERE status = '{DeliveryStatus.PENDING.value}'"
+    )
+    return unrouted, int(cur.fetchone()[0])
+
+
 def has_due(uow: UnitOfWork, now_us: int) -> bool:
     """Whether claim_due would find anything."""
     cur = uow.cursor()

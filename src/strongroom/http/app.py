@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -27,6 +28,11 @@ from strongroom import __version__
 from strongroom.core.errors import StrongroomError
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
+from strongroom.events import api as events_api
+from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
+from strongroom.events.model import Attempt
+from strongroom.events.outbox import Outbox
+from strongroom.events.service import EventService
 from strongroom.http import errors
 from strongroom.http.middleware import (
     Authenticate,
@@ -82,6 +88,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_attempts = Counter(
+            "strongroom_webhook_attempts_total",
+            "Webhook delivery attempts by outcome",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def watch_backlog(self, events: EventService) -> None:
+        """Outbox backlog gauges, read from the database at each scrape."""
+        unrouted = Gauge(
+            "strongroom_outbox_unrouted_events",
+            "Committed events not yet routed to webhook endpoints",
+            registry=self.registry,
+        )
+        pending = Gauge(
+            "strongroom_webhook_deliveries_pending",
+            "Webhook deliveries not yet succeeded or given up",
+            registry=self.registry,
+        )
+        unrouted.set_function(lambda: float(events.backlog()[0]))
+        pending.set_function(lambda: float(events.backlog()[1]))
+
+    def observe_attempts(self, attempts: Sequence[Attempt]) -> None:
+        for attempt in attempts:
+            self.webhook_attempts.labels(attempt.status.value).inc()
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
@@ -131,7 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
-    ledger = LedgerService(engine, on_batch=metrics.observe_batch)
+    ledger = LedgerService(engine, on_batch=metrics.observe_batch, event_sink=Outbox())
+    events = EventService(engine, allow_private_targets=settings.webhook_allow_private_targets)
+    metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(engine, pepper=pepper)
 
@@ -141,9 +175,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.committer = committer
         sweeper = asyncio.create_task(_expire_forever(ledger, settings.expiry_interval_s))
         app.state.sweeper = sweeper
+        dispatcher = None
+        if settings.dispatcher:
+            dispatcher = Dispatcher(
+                engine,
+                DispatcherConfig(allow_private_targets=settings.webhook_allow_private_targets),
+                on_attempts=metrics.observe_attempts,
+            )
+            dispatcher.start()
+        app.state.dispatcher = dispatcher
         try:
             yield
         finally:
+            if dispatcher is not None:
+                dispatcher.stop()
+                dispatcher.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -162,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.ledger = ledger
     app.state.tenancy = tenancy
+    app.state.events = events
     app.state.metrics = metrics
     app.state.ledger_tenants = {}
     app.add_exception_handler(StrongroomError, errors.strongroom_error_handler)
@@ -170,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(UnicodeEncodeError, errors.unencodable_text_handler)
     app.add_exception_handler(Exception, errors.internal_error_handler)
     app.include_router(ledger_api.router)
+    app.include_router(events_api.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
@@ -189,6 +237,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = getattr(request.app.state, "sweeper", None)
         checks["committer"] = "ok" if committer is not None else "not running"
         checks["expiry"] = "ok" if sweeper is not None and not sweeper.done() else "not running"
+        if settings.dispatcher:
+            dispatcher = getattr(request.app.state, "dispatcher", None)
+            checks["dispatcher"] = (
+                "ok" if dispatcher is not None and dispatcher.running else ("not running")
+            )
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks},

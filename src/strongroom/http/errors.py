@@ -43,6 +43,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_version": (400, "A version is out of range"),
     "invalid_timestamp": (400, "A timestamp is not RFC 3339"),
     "invalid_scope": (400, "A scope is unknown"),
+    "invalid_url": (400, "A webhook URL is malformed or not allowed"),
+    "invalid_enabled_events": (400, "A webhook event type is unknown"),
     "invalid_tenant_name": (400, "A tenant name is malformed"),
     "invalid_idempotency_key": (400, "An Idempotency-Key is malformed"),
     "unauthenticated": (401, "A valid API key is required"),
