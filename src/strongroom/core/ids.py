@@ -36,12 +36,13 @@ class _Generator:
 _generator = _Generator()
 
 
+# Two characters per table lookup: 13 lookups for the 26 characters of 130 bits.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def new_id(prefix: str) -> str:

@@ -48,7 +48,7 @@ def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) 
             parsed,
             poolclass=sa.pool.QueuePool,
             pool_size=pool_size,
-            max_overflow=pool_size * 2,
+            max_overflow=min(pool_size * 2, 16),
             connect_args={"check_same_thread": False, "timeout": 30.0},
         )
 
@@ -72,7 +72,7 @@ def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) 
     return sa.create_engine(
         parsed,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=min(pool_size * 2, 16),
         pool_pre_ping=True,
         # synchronous_commit=on: a commit is durable before it is acknowledged.
         # random_page_cost=1.1: the planner's default (4) assumes spinning disks and picks

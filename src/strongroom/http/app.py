@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -159,7 +160,14 @@ def configure_logging(level: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = create_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    # On SQLite as many pooled connections as the threadpool has threads (40), so that busy
+    # requests do not open and close connections; PostgreSQL's are a server resource.
+    sqlite = settings.database_url.startswith("sqlite")
+    engine = create_engine(
+        settings.database_url,
+        sqlite_cache_mib=settings.sqlite_cache_mib,
+        pool_size=40 if sqlite else 16,
+    )
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
@@ -303,4 +311,11 @@ def create_app_from_env() -> FastAPI:
     """For `uvicorn --factory` (each worker process builds its own app)."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    # A server process keeps ~100k long-lived objects (modules, routes, caches): freeze them
+    # out of the collector and collect young objects less often. Full collections otherwise
+    # paused a worker for 60-80 ms about once a second under load (measured with py-spy).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    return app

@@ -221,7 +221,9 @@ class Authenticate:
         scheme, _, secret = header.partition(" ")
         key = None
         if scheme.lower() == "bearer" and secret:
-            key = await run_in_threadpool(self.tenancy.authenticate, secret.strip())
+            key = self.tenancy.cached(secret.strip())
+            if key is None:
+                key = await run_in_threadpool(self.tenancy.authenticate, secret.strip())
         if key is None:
             await send_problem(
                 send,

@@ -27,6 +27,7 @@ from strongroom.ledger.model import (
     TransferResult,
     canonical_metadata,
     derived_balances,
+    record_from_row,
 )
 from strongroom.ledger.schemas import (
     AccountCreate,
@@ -339,6 +340,8 @@ async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
         raise _api_param(exc) from None
     if not outcome.result.ok:
         raise _refusal(outcome)
+    if outcome.row is not None:  # created now: the row is the answer, no read-back
+        return transfer_to_dict(record_from_row(outcome.row))
     record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
     return transfer_to_dict(record)
 

@@ -182,7 +182,13 @@ class Engine:
             open_chain = not atomic and batch[j].linked
             results.extend(self._apply_chain(batch[i : j + 1], open_chain))
             i = j + 1
-        return [TransferOutcome(k, r, batch[k].id) for k, r in enumerate(results)]
+        rows, created = self.writes.transfers, self._created
+        return [
+            TransferOutcome(
+                k, r, batch[k].id, rows[created[batch[k].id]] if r is _CREATED else None
+            )
+            for k, r in enumerate(results)
+        ]
 
     def _apply_chain(self, chain: Sequence[NewTransfer], open_chain: bool) -> list[R]:
         w = self.writes

@@ -186,6 +186,8 @@ class TransferOutcome:
     index: int
     result: TransferResult
     transfer_id: str
+    # The row written, for a transfer CREATED by this batch: callers need not read it back.
+    row: TransferRow | None = None
 
 
 @dataclass(slots=True)

@@ -108,6 +108,16 @@ class TenancyService:
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1].id != key_id}
 
+    def cached(self, secret: str) -> ApiKey | None:
+        """The key from the in-process cache, without touching the database (the common
+        case on a busy server); None when it must be looked up."""
+        if not secret.startswith(SECRET_KEY_PREFIX) or len(secret) > 200 or self._pepper is None:
+            return None
+        cached = self._cache.get(self._digest(secret))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     def authenticate(self, secret: str) -> ApiKey | None:
         """The key for a presented secret, or None. Positive answers are cached for
         API_KEY_CACHE_TTL_S seconds: a revocation elsewhere takes at most that long."""
