@@ -6,6 +6,9 @@ COPY); everything still goes through SQLAlchemy's pool and engine configuration.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from types import TracebackType
 from typing import Any
 
@@ -20,8 +23,14 @@ class UnitOfWork:
         self._proxy: Any = None
         self.conn: Any = None
         self._open = False
+        self._file_lock: int | None = None
 
     def __enter__(self) -> UnitOfWork:
+        if self.sqlite and self._write:
+            # Writers of other processes queue on a file lock, woken the moment it is free,
+            # instead of polling SQLite's busy handler (which sleeps up to 100 ms a try).
+            self._file_lock = _writer_lock(self._engine)
+            fcntl.flock(self._file_lock, fcntl.LOCK_EX)
         self._proxy = self._engine.raw_connection()
         self.conn = self._proxy.driver_connection
         if self.sqlite:
@@ -61,7 +70,26 @@ class UnitOfWork:
         try:
             self.rollback()
         finally:
+            if self._file_lock is not None:
+                fcntl.flock(self._file_lock, fcntl.LOCK_UN)
+                self._file_lock = None
             proxy, self._proxy = self._proxy, None
             if exc is not None and not self.sqlite and self.conn is not None and self.conn.closed:
                 proxy.invalidate()
             proxy.close()
+
+
+_lock_fds: dict[str, int] = {}
+_lock_fds_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> int:
+    """One descriptor per database file and process. flock excludes other processes only:
+    threads of this process share it and are ordered by SQLite's own lock."""
+    path = f"{engine.url.database}.writer-lock"
+    with _lock_fds_guard:
+        fd = _lock_fds.get(path)
+        if fd is None:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            _lock_fds[path] = fd
+        return fd

@@ -293,7 +293,9 @@ async def list_entries(
 # -- transfers -----------------------------------------------------------------------------
 
 
-def _new_transfer(body: TransferCreate, prefix: str = "", *, linked: bool = False) -> NewTransfer:
+def _new_transfer(
+    body: TransferCreate, prefix: str = "", *, linked: bool = False, id: str | None = None
+) -> NewTransfer:
     """`prefix` names the transfer inside a batch (`transfers[3].`) in error params."""
     legs = None
     if body.entries is not None:
@@ -313,7 +315,7 @@ def _new_transfer(body: TransferCreate, prefix: str = "", *, linked: bool = Fals
     else:
         validate_amount(body.amount, f"{prefix}amount")
     return NewTransfer(
-        id=ids.new_id("tr"),
+        id=id or ids.new_id("tr"),
         ledger_id=body.ledger_id,
         debit_account_id=body.debit_account_id,
         credit_account_id=body.credit_account_id,
@@ -361,8 +363,10 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
+    new_ids = ids.new_ids("tr", len(body.transfers))
     batch = [
-        _new_transfer(t, f"transfers[{i}].", linked=t.linked) for i, t in enumerate(body.transfers)
+        _new_transfer(t, f"transfers[{i}].", linked=t.linked, id=new_ids[i])
+        for i, t in enumerate(body.transfers)
     ]
     try:
         outcomes = await run_in_threadpool(
