@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core.errors import StrongroomError
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, WEBHOOK_URL_LENGTH_MAX
 from strongroom.events.service import EventService
-from strongroom.ledger.schemas import Problem
+from strongroom.http.errors import ERROR_RESPONSES, require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
 
@@ -83,19 +82,13 @@ class AttemptList(_Out):
     has_more: bool
 
 
-class _InsufficientScope(StrongroomError):
-    code = "insufficient_scope"
-    status = 403
-
-
 @dataclass(frozen=True)
 class EventsCtx:
     key: ApiKey
     events: EventService
 
     def require(self, scope: Scope) -> None:
-        if not self.key.allows(scope):
-            raise _InsufficientScope(f"this API key lacks the scope {scope.value}")
+        require_scope(self.key, scope)
 
 
 def context(request: Request) -> EventsCtx:
@@ -105,22 +98,8 @@ def context(request: Request) -> EventsCtx:
 Ctx = Annotated[EventsCtx, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": text}
-    for status, text in (
-        (400, "Malformed request"),
-        (401, "No valid API key"),
-        (403, "Insufficient scope"),
-        (404, "Not found"),
-        (409, "Conflict"),
-        (413, "Body too large"),
-        (415, "Not JSON"),
-        (422, "Idempotency-Key reuse"),
-        (429, "Rate limited"),
-    )
-}
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 def _endpoint_out(endpoint: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from strongroom.core.limits import (
     PAGE_SIZE_MAX,
     WEBHOOK_ENDPOINTS_PER_TENANT_MAX,
 )
+from strongroom.core.pagination import check_limit
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, ssrf, store
 from strongroom.events.model import (
@@ -26,16 +27,6 @@ from strongroom.events.model import (
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
 
 EVENT_TYPES = frozenset(TRANSFER_EVENT_TYPES)
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
-        raise InvalidRequest(
-            f"limit must be an integer from 1 to {PAGE_SIZE_MAX}",
-            param="limit",
-            code="invalid_limit",
-        )
-    return limit
 
 
 def validate_enabled_events(value: object) -> tuple[str, ...] | None:
@@ -140,7 +131,7 @@ class EventService:
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Endpoint]:
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             rows = store.list_endpoints(uow, tenant_id, starting_after, limit + 1)
         return Page(rows[:limit], len(rows) > limit)
@@ -178,7 +169,7 @@ class EventService:
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Event]:
         """Newest first; the cursor is the last event id of the previous page."""
-        _check_limit(limit)
+        check_limit(limit)
         before_seq = None
         if starting_after is not None:
             before_seq = self.get_event(starting_after, tenant_id=tenant_id).seq
@@ -206,7 +197,7 @@ class EventService:
         limit: int = PAGE_SIZE_MAX,
     ) -> list[Attempt]:
         """Recorded attempts for an event and/or an endpoint, newest first."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             return store.list_attempts(uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit)
 
@@ -218,7 +209,7 @@ class EventService:
         limit: int = PAGE_SIZE_MAX,
     ) -> list[Delivery]:
         """The delivery state per (event, endpoint), oldest event first."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             return store.list_deliveries(
                 uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit

@@ -7,10 +7,12 @@ executemany (SQLite) or COPY (PostgreSQL) per table per batch, nothing per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from strongroom.core.limits import SQL_PARAMS_PER_STATEMENT_MAX
+from strongroom.db.query import chunks as _chunks
+from strongroom.db.query import fetch_in as _fetch_in
+from strongroom.db.query import sql as _sql
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.model import (
     ALL_EVENTS,
@@ -37,33 +39,6 @@ ATTEMPT_COLS = (
 NewEventRow = tuple[str, str, str, str, int]
 # (seq, id, type, created_at, tenant_id or None): an event waiting to be routed.
 UnroutedRow = tuple[int, str, str, int, str | None]
-
-
-def _sql(uow: UnitOfWork, text: str) -> str:
-    return text if uow.sqlite else text.replace("?", "%s")
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), SQL_PARAMS_PER_STATEMENT_MAX):
-        yield items[start : start + SQL_PARAMS_PER_STATEMENT_MAX]
-
-
-def _fetch_in(
-    uow: UnitOfWork, select: str, column: str, keys: Sequence[Any], suffix: str = ""
-) -> list[tuple[Any, ...]]:
-    """SELECT ... WHERE column IN keys: chunked IN lists on SQLite, one array on PostgreSQL."""
-    if not keys:
-        return []
-    cur = uow.cursor()
-    rows: list[tuple[Any, ...]] = []
-    if uow.sqlite:
-        for part in _chunks(keys):
-            marks = ",".join("?" * len(part))
-            rows.extend(cur.execute(f"{select} WHERE {column} IN ({marks}) {suffix}", part))
-    else:
-        cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
-        rows.extend(cur.fetchall())
-    return rows
 
 
 # -- the outbox ----------------------------------------------------------------------------

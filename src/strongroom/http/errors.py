@@ -7,11 +7,13 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from strongroom.core.errors import StrongroomError
 from strongroom.ledger.model import TransferResult
+from strongroom.tenancy.model import ApiKey, Scope
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -65,6 +67,46 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
 for _result in TransferResult:
     if not _result.ok:
         ERROR_CODES[_result.value] = (422, "The ledger refused the transfer")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, as every error is answered."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None
+    param: str | None = None
+
+
+# The error answers every /v1 route may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": text}
+    for status, text in (
+        (400, "Malformed request"),
+        (401, "No valid API key"),
+        (403, "Insufficient scope"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (415, "Not JSON"),
+        (422, "Ledger refusal or Idempotency-Key reuse"),
+        (429, "Rate limited"),
+    )
+}
+
+
+class InsufficientScope(StrongroomError):
+    code = "insufficient_scope"
+    status = 403
+
+
+def require_scope(key: ApiKey, scope: Scope) -> None:
+    if not key.allows(scope):
+        raise InsufficientScope(f"this API key lacks the scope {scope.value}")
 
 
 def problem(

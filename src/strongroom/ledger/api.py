@@ -14,6 +14,7 @@ from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
+from strongroom.http.errors import ERROR_RESPONSES, require_scope
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
     AccountFlag,
@@ -42,7 +43,6 @@ from strongroom.ledger.schemas import (
     LedgerCreate,
     LedgerList,
     LedgerOut,
-    Problem,
     Resolve,
     TransferCreate,
     TransferList,
@@ -62,11 +62,6 @@ class LedgerRefused(StrongroomError):
         self.code = result.value
 
 
-class InsufficientScope(StrongroomError):
-    code = "insufficient_scope"
-    status = 403
-
-
 @dataclass(frozen=True)
 class Ctx:
     key: ApiKey
@@ -75,8 +70,7 @@ class Ctx:
     ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
 
     def require(self, scope: Scope) -> None:
-        if not self.key.allows(scope):
-            raise InsufficientScope(f"this API key lacks the scope {scope.value}")
+        require_scope(self.key, scope)
 
     async def own_ledger(self, ledger_id: str, param: str = "ledger_id") -> None:
         tenant = self.ledger_tenants.get(ledger_id)
@@ -98,21 +92,8 @@ def context(request: Request) -> Ctx:
 CtxDep = Annotated[Ctx, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": text}
-    for status, text in (
-        (400, "Malformed request"),
-        (401, "No valid API key"),
-        (403, "Insufficient scope"),
-        (404, "Not found"),
-        (409, "Conflict"),
-        (413, "Body too large"),
-        (422, "Ledger refusal or Idempotency-Key reuse"),
-        (429, "Rate limited"),
-    )
-}
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
 def _ledger_out(ledger: Any) -> dict[str, Any]:

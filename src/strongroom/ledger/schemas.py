@@ -192,13 +192,3 @@ class EntryList(_Out):
     object: Literal["list"]
     data: list[EntryOut]
     has_more: bool
-
-
-class Problem(_Out):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    request_id: str | None
-    param: str | None = None

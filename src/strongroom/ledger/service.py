@@ -23,9 +23,10 @@ from strongroom.core.limits import (
     COMMIT_RETRIES_MAX,
     ENTRY_INDEX_STRIDE,
     PAGE_SIZE_DEFAULT,
-    PAGE_SIZE_MAX,
 )
 from strongroom.core.money import Asset, iso_asset, validate_custom_asset
+from strongroom.core.pagination import check_limit
+from strongroom.db.query import chunks
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import store
 from strongroom.ledger.engine import BatchState, Engine
@@ -267,16 +268,6 @@ def _page(
     return Page(data, len(rows) > limit)
 
 
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
-        raise InvalidRequest(
-            f"limit must be an integer from 1 to {PAGE_SIZE_MAX}",
-            param="limit",
-            code="invalid_limit",
-        )
-    return limit
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """A batch allocates tens of thousands of short-lived tuples and no reference cycles; the
@@ -384,7 +375,7 @@ class LedgerService:
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Ledger]:
         """By id; `ending_before` gives the page before a cursor (in the same order)."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             rows = store.list_ledgers(uow, tenant_id, starting_after, limit + 1, ending_before)
         return _page(rows, limit, backwards=ending_before is not None, convert=_ledger_from_row)
@@ -503,7 +494,7 @@ class LedgerService:
         ending_before: str | None = None,
     ) -> Page[Account]:
         """By id; `ending_before` gives the page before a cursor (in the same order)."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1, ending_before)
         return _page(rows, limit, backwards=ending_before is not None, convert=_account_from_row)
@@ -643,7 +634,7 @@ class LedgerService:
         ending_before: str | None = None,
     ) -> Page[TransferRecord]:
         """Newest first, with a cursor (`starting_after` = the last id of the previous page)."""
-        _check_limit(limit)
+        check_limit(limit)
         if metadata is not None:
             key, value = metadata
             if not isinstance(value, str) or not _METADATA_FILTER_KEY.match(key):
@@ -676,7 +667,7 @@ class LedgerService:
                 # The account's transfers, from its entries, in slices of bounded size.
                 seqs = self._account_transfer_seqs(uow, account_id, before_seq, after_seq)
                 rows = []
-                for part in store.chunks(seqs):
+                for part in chunks(seqs):
                     rows.extend(query(seqs=part, limit=limit + 1 - len(rows)))
                     if len(rows) > limit:
                         break
@@ -715,7 +706,7 @@ class LedgerService:
         self, account_id: str, *, starting_after: int | None = None, limit: int = PAGE_SIZE_DEFAULT
     ) -> Page[Entry]:
         """An account's entries, newest first; the cursor is the last entry's version."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._uow(write=False) as uow:
             row = store.get_account_row(uow, account_id)
             if row is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS, SQL_PARAMS_PER_STATEMENT_MAX
+from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS
+from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import AccountState, BatchState, Writes
 from strongroom.ledger.model import (
@@ -37,36 +38,6 @@ ACCOUNT_COLS = (
     "credits_posted, debits_pending, credits_pending, version, last_entry_id, created_at, "
     "updated_at"
 )
-
-
-def chunks(
-    items: Sequence[Any], size: int = SQL_PARAMS_PER_STATEMENT_MAX
-) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def sql(uow: UnitOfWork, text: str) -> str:
-    """Statements are written with `?`; psycopg wants `%s`."""
-    return text if uow.sqlite else text.replace("?", "%s")
-
-
-def fetch_in(
-    uow: UnitOfWork, select: str, column: str, keys: Sequence[Any], suffix: str = ""
-) -> list[tuple[Any, ...]]:
-    """SELECT ... WHERE column IN keys: chunked IN lists on SQLite, one array on PostgreSQL."""
-    if not keys:
-        return []
-    cur = uow.cursor()
-    rows: list[tuple[Any, ...]] = []
-    if uow.sqlite:
-        for part in chunks(keys):
-            marks = ",".join("?" * len(part))
-            rows.extend(cur.execute(f"{select} WHERE {column} IN ({marks}) {suffix}", part))
-    else:
-        cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
-        rows.extend(cur.fetchall())
-    return rows
 
 
 def account_state_from_row(row: Sequence[Any]) -> AccountState:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from strongroom.db.query import sql
 from strongroom.db.uow import UnitOfWork
-from strongroom.ledger.store import sql
 
 
 def get_tenant_by_name(uow: UnitOfWork, name: str) -> tuple[Any, ...] | None:
