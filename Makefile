@@ -40,9 +40,11 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/strongroom bench ledger
+	$(BIN)/strongroom bench http
 
 bench-quick: $(STAMP)
 	$(BIN)/strongroom bench ledger --quick
+	$(BIN)/strongroom bench http --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache strongroom.db strongroom.db-wal strongroom.db-shm
