@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, WEBHOOK_URL_LENGTH_MAX
 from strongroom.events.service import EventService
 from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.pagination import list_body
 from strongroom.tenancy.model import ApiKey, Scope
 
 
@@ -127,11 +128,7 @@ async def list_endpoints(
             tenant_id=ctx.key.tenant_id, starting_after=starting_after, limit=limit
         )
     )
-    return {
-        "object": "list",
-        "data": [_endpoint_out(e) for e in page.data],
-        "has_more": page.has_more,
-    }
+    return list_body([_endpoint_out(e) for e in page.data], page.has_more)
 
 
 @router.get("/webhook_endpoints/{endpoint_id}", response_model=EndpointOut, tags=["webhooks"])
@@ -167,7 +164,7 @@ async def list_attempts(
     attempts = await run_in_threadpool(
         lambda: ctx.events.list_attempts(endpoint_id=endpoint_id, limit=limit)
     )
-    return {"object": "list", "data": [a.to_dict() for a in attempts], "has_more": False}
+    return list_body([a.to_dict() for a in attempts], False)
 
 
 @router.get("/events", response_model=EventList, tags=["events"])
@@ -189,7 +186,7 @@ async def list_events(
             limit=limit,
         )
     )
-    return {"object": "list", "data": [e.to_dict() for e in page.data], "has_more": page.has_more}
+    return list_body([e.to_dict() for e in page.data], page.has_more)
 
 
 @router.get("/events/{event_id}", response_model=EventOut, tags=["events"])

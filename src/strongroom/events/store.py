@@ -353,19 +353,22 @@ def _attempt(row: Sequence[Any]) -> Attempt:
     )
 
 
+def _by_event_and_endpoint(event_id: str | None, endpoint_id: str | None) -> tuple[str, list[Any]]:
+    """A WHERE clause (or none) and its parameters for the filters given."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("event_id", event_id), ("endpoint_id", endpoint_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+
 def list_attempts(
     uow: UnitOfWork, *, event_id: str | None, endpoint_id: str | None, limit: int
 ) -> list[Attempt]:
     """Newest first."""
-    where: list[str] = []
-    params: list[Any] = []
-    if event_id is not None:
-        where.append("event_id = ?")
-        params.append(event_id)
-    if endpoint_id is not None:
-        where.append("endpoint_id = ?")
-        params.append(endpoint_id)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause, params = _by_event_and_endpoint(event_id, endpoint_id)
     cur = uow.cursor()
     cur.execute(
         _sql(
@@ -382,15 +385,7 @@ def list_deliveries(
     uow: UnitOfWork, *, event_id: str | None, endpoint_id: str | None, limit: int
 ) -> list[Delivery]:
     """Oldest event first."""
-    where: list[str] = []
-    params: list[Any] = []
-    if event_id is not None:
-        where.append("event_id = ?")
-        params.append(event_id)
-    if endpoint_id is not None:
-        where.append("endpoint_id = ?")
-        params.append(endpoint_id)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause, params = _by_event_and_endpoint(event_id, endpoint_id)
     cur = uow.cursor()
     cur.execute(
         _sql(

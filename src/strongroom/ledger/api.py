@@ -17,6 +17,7 @@ from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.pagination import list_body
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
     AccountFlag,
@@ -159,11 +160,7 @@ async def list_ledgers(
             limit=limit,
         )
     )
-    return {
-        "object": "list",
-        "data": [_ledger_out(x) for x in page.data],
-        "has_more": page.has_more,
-    }
+    return list_body([_ledger_out(x) for x in page.data], page.has_more)
 
 
 @router.get("/ledgers/{ledger_id}", response_model=LedgerOut, tags=["ledgers"])
@@ -225,7 +222,7 @@ async def list_accounts(
     page = await run_in_threadpool(
         ctx.svc.list_accounts, ledger_id, starting_after, limit, ending_before
     )
-    return {"object": "list", "data": [a.to_dict() for a in page.data], "has_more": page.has_more}
+    return list_body([a.to_dict() for a in page.data], page.has_more)
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"])
@@ -278,11 +275,7 @@ async def list_entries(
     page = await run_in_threadpool(
         lambda: ctx.svc.list_entries(account_id, starting_after=starting_after, limit=limit)
     )
-    return {
-        "object": "list",
-        "data": [e.to_dict(account.normal_balance) for e in page.data],
-        "has_more": page.has_more,
-    }
+    return list_body([e.to_dict(account.normal_balance) for e in page.data], page.has_more)
 
 
 # -- transfers -----------------------------------------------------------------------------
@@ -507,11 +500,7 @@ async def list_transfers(
             limit=limit,
         )
     )
-    return {
-        "object": "list",
-        "data": [transfer_to_dict(r) for r in page.data],
-        "has_more": page.has_more,
-    }
+    return list_body([transfer_to_dict(r) for r in page.data], page.has_more)
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"])
