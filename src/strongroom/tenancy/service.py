@@ -34,6 +34,10 @@ SECRET_KEY_PREFIX = "sk_"  # noqa: S105 - the public prefix of every key, not a 
 _PEPPER_NAME = "api_key_pepper"
 
 
+def _well_formed(secret: str) -> bool:
+    return secret.startswith(SECRET_KEY_PREFIX) and len(secret) <= 200
+
+
 def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
@@ -111,23 +115,24 @@ class TenancyService:
     def cached(self, secret: str) -> ApiKey | None:
         """The key from the in-process cache, without touching the database (the common
         case on a busy server); None when it must be looked up."""
-        if not secret.startswith(SECRET_KEY_PREFIX) or len(secret) > 200 or self._pepper is None:
+        if not _well_formed(secret) or self._pepper is None:
             return None
-        cached = self._cache.get(self._digest(secret))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+        return self._from_cache(self._digest(secret), time.monotonic())
+
+    def _from_cache(self, digest: str, now: float) -> ApiKey | None:
+        cached = self._cache.get(digest)
+        return cached[1] if cached is not None and cached[0] > now else None
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The key for a presented secret, or None. Positive answers are cached for
         API_KEY_CACHE_TTL_S seconds: a revocation elsewhere takes at most that long."""
-        if not secret.startswith(SECRET_KEY_PREFIX) or len(secret) > 200:
+        if not _well_formed(secret):
             return None
         digest = self._digest(secret)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        cached = self._from_cache(digest, now)
+        if cached is not None:
+            return cached
         with UnitOfWork(self.engine, write=False) as uow:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
