@@ -4,6 +4,7 @@ Crockford base32, so ids sort by creation time and B-tree inserts append."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
@@ -19,6 +20,13 @@ class _Generator:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_rand = 0
+        # Ids are names, not secrets: a generator seeded from the OS once (and again in a
+        # forked child) makes them unique without a system call per id.
+        self._random = random.Random(os.urandom(32))
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random.seed(os.urandom(32))
 
     def next_value(self) -> int:
         with self._lock:
@@ -28,7 +36,7 @@ class _Generator:
                 self._last_rand += 1
                 assert self._last_rand < 2**80
             else:
-                self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+                self._last_rand = self._random.getrandbits(79)
             self._last_ms = ms
             return (ms << 80) | self._last_rand
 
