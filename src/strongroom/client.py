@@ -214,6 +214,7 @@ class Client:
         entries: Sequence[Mapping[str, Any]] | None = None,
         pending: bool = False,
         timeout_s: int = 0,
+        effective_at: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> TransferOut:
@@ -226,6 +227,8 @@ class Client:
                 credit_account_id=credit_account_id,
                 amount=amount,
             )
+        if effective_at is not None:
+            body["effective_at"] = effective_at
         if metadata:
             body["metadata"] = dict(metadata)
         return self._request(

@@ -347,6 +347,39 @@ def test_transfers_simple_multi_leg_pending_post_void_and_reverse(api: Api, acme
     assert (original["amount"], original["status"]) == (1000, "posted")
 
 
+def test_effective_at_backdates_a_transfer_for_reporting_only(api: Api, acme: Tenant) -> None:
+    plain = api.ok(
+        "POST", "/v1/transfers", 201, key=acme.write, json=_transfer(acme, acme.bank, acme.alice, 5)
+    )
+    assert plain["effective_at"] == plain["created_at"]
+    backdated = api.ok(
+        "POST",
+        "/v1/transfers",
+        201,
+        key=acme.write,
+        json=_transfer(acme, acme.bank, acme.alice, 7, effective_at="2026-01-31T23:59:59+01:00"),
+    )
+    assert backdated["effective_at"] == "2026-01-31T22:59:59Z"
+    assert _parse(backdated["created_at"]) > _parse(backdated["effective_at"])
+    fetched = api.ok("GET", f"/v1/transfers/{backdated['id']}", 200, key=acme.read)
+    assert fetched["effective_at"] == "2026-01-31T22:59:59Z"
+    events = api.ok("GET", "/v1/events", 200, key=acme.read, params={"limit": 100})["data"]
+    by_transfer = {e["data"]["id"]: e["data"] for e in events}
+    assert by_transfer[backdated["id"]]["effective_at"] == "2026-01-31T22:59:59Z"
+    assert by_transfer[plain["id"]]["effective_at"] == plain["created_at"]
+
+    before = _snapshot(api, acme)
+    for bad in ("yesterday", "2026-13-01T00:00:00Z", "10000-01-01T00:00:00Z"):
+        response = api.post(
+            "/v1/transfers",
+            key=acme.write,
+            json=_transfer(acme, acme.bank, acme.alice, 7, effective_at=bad),
+        )
+        assert response.status_code == 400, bad
+        assert response.json()["param"] == "effective_at"
+    assert _snapshot(api, acme) == before
+
+
 def test_pending_transfer_expires_after_its_timeout(sqlite_url: str) -> None:
     with running(sqlite_url, expiry_interval_s=0.05) as api:
         acme = seed_tenant(api, "acme")

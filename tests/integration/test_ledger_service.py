@@ -544,6 +544,7 @@ def _variants(book: Book) -> list[tuple[NewTransfer, R]]:
         (v(amount=11), R.EXISTS_WITH_DIFFERENT_AMOUNT),
         (v(pending=False, timeout_s=0), R.EXISTS_WITH_DIFFERENT_PENDING),
         (v(timeout_s=61), R.EXISTS_WITH_DIFFERENT_TIMEOUT),
+        (v(effective_at=1_700_000_000_000_000), R.EXISTS_WITH_DIFFERENT_EFFECTIVE_AT),
         (v(metadata='{"k":"w"}'), R.EXISTS_WITH_DIFFERENT_METADATA),
         (v(metadata=None), R.EXISTS_WITH_DIFFERENT_METADATA),
         (v(), R.EXISTS),

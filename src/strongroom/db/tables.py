@@ -80,6 +80,7 @@ transfers = sa.Table(
     sa.Column("expires_at", sa.BigInteger, nullable=True),
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("effective_at", sa.BigInteger, nullable=True),  # NULL: effective at created_at
     sa.Index("transfers_id", "id", unique=True),
     sa.Index(
         "transfers_pending_expiry",

@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 
 _ACTIONS = tuple(a.name.lower() for a in sorted(Action))
 _STATUSES = tuple(s.label for s in sorted(Status))
-# transfer_to_dict's keys, in its order, for a two-account transfer without metadata, target or
-# expiry (the bulk shape). Strings are inserted only when they need no JSON escaping.
+# transfer_to_dict's keys, in its order, for a two-account transfer without metadata, target,
+# expiry or effective time (the bulk shape). Strings are inserted only when they need no JSON
+# escaping.
 _SIMPLE = (
     '{"id":"%s","object":"transfer","ledger_id":"%s","action":"%s","status":"%s",'
-    '"amount":%d,"pending":%s,"metadata":{},"created_at":"%s",'
+    '"amount":%d,"pending":%s,"metadata":{},"created_at":"%s","effective_at":"%s",'
     '"debit_account_id":"%s","credit_account_id":"%s"}'
 )
 
@@ -45,6 +46,7 @@ def render_transfer(row: TransferRow, times: dict[int, str] | None = None) -> st
         and target is None
         and row[12] is None
         and row[13] is None
+        and row[15] is None
         and debit is not None
         and credit is not None
         and type(amount) is int
@@ -65,6 +67,7 @@ def render_transfer(row: TransferRow, times: dict[int, str] | None = None) -> st
                 _STATUSES[status],
                 amount,
                 "true" if pending else "false",
+                at,
                 at,
                 debit,
                 credit,

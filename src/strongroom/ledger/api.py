@@ -315,7 +315,19 @@ def _new_transfer(
         timeout_s=body.timeout_s,
         linked=linked,
         metadata=canonical_metadata(body.metadata, f"{prefix}metadata"),
+        effective_at=_effective_at(body.effective_at, f"{prefix}effective_at"),
     )
+
+
+def _effective_at(value: str | None, param: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return clock.parse_timestamp(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an RFC 3339 time between 1970 and 9999", param=param
+        ) from None
 
 
 def _api_param(exc: InvalidRequest) -> InvalidRequest:

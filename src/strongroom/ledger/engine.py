@@ -287,6 +287,7 @@ class Engine:
                     now + t.timeout_s * 1_000_000 if t.timeout_s else None,
                     t.metadata,
                     now,
+                    t.effective_at,
                 )
             )
             return _CREATED
@@ -330,6 +331,7 @@ class Engine:
                 expires_at=now + t.timeout_s * 1_000_000 if t.timeout_s else None,
                 metadata=t.metadata,
                 created_at=now,
+                effective_at=t.effective_at,
             )
         )
         return _CREATED
@@ -665,6 +667,7 @@ class Engine:
                 expires_at=None,
                 metadata=t.metadata,
                 created_at=self.state.now_us,
+                effective_at=t.effective_at,
             )
         )
 
@@ -725,6 +728,8 @@ def _compare_existing(t: NewTransfer, e: TransferRecord) -> R:
             return R.EXISTS_WITH_DIFFERENT_TIMEOUT
     elif t.amount and t.amount != e.amount:
         return R.EXISTS_WITH_DIFFERENT_AMOUNT
+    if t.effective_at != e.effective_at:
+        return R.EXISTS_WITH_DIFFERENT_EFFECTIVE_AT
     if t.metadata != e.metadata:
         return R.EXISTS_WITH_DIFFERENT_METADATA
     return R.EXISTS

@@ -116,6 +116,7 @@ class TransferResult(StrEnum):
     EXISTS_WITH_DIFFERENT_LEGS = "exists_with_different_legs"
     EXISTS_WITH_DIFFERENT_PENDING = "exists_with_different_pending"
     EXISTS_WITH_DIFFERENT_TIMEOUT = "exists_with_different_timeout"
+    EXISTS_WITH_DIFFERENT_EFFECTIVE_AT = "exists_with_different_effective_at"
     EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
     LINKED_EVENT_FAILED = "linked_event_failed"
     LINKED_EVENT_CHAIN_OPEN = "linked_event_chain_open"
@@ -179,6 +180,8 @@ class NewTransfer:
     timeout_s: int = 0
     linked: bool = False
     metadata: str | None = None  # canonical JSON, see canonical_metadata()
+    # When the transfer counts for reporting (epoch us), if not when it was recorded.
+    effective_at: int | None = None
 
 
 @dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per transfer
@@ -477,6 +480,7 @@ class TransferRecord:
     metadata: str | None
     created_at: int
     seq: int = 0
+    effective_at: int | None = None  # None: effective when recorded (created_at)
 
     def effective_legs(self) -> tuple[Leg, ...]:
         if self.legs is not None:
@@ -491,7 +495,7 @@ class TransferRecord:
 
 # A transfer row in the order of the store's TRANSFER_COLS:
 # (seq, id, ledger_id, action, status, debit_account_id, credit_account_id, amount, legs,
-#  target_id, pending, timeout_s, expires_at, metadata, created_at)
+#  target_id, pending, timeout_s, expires_at, metadata, created_at, effective_at)
 TransferRow = tuple[
     int,
     str,
@@ -508,6 +512,7 @@ TransferRow = tuple[
     int | None,
     str | None,
     int,
+    int | None,
 ]
 
 
@@ -528,6 +533,7 @@ def record_to_row(r: TransferRecord) -> TransferRow:
         r.expires_at,
         r.metadata,
         r.created_at,
+        r.effective_at,
     )
 
 
@@ -548,4 +554,5 @@ def record_from_row(row: Sequence[Any]) -> TransferRecord:
         expires_at=row[12],
         metadata=row[13],
         created_at=row[14],
+        effective_at=row[15],
     )

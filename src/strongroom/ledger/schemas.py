@@ -57,6 +57,11 @@ class TransferCreate(_In):
     entries: list[LegIn] | None = Field(default=None, max_length=LEGS_PER_TRANSFER_MAX)
     pending: StrictBool = False
     timeout_s: StrictInt = 0
+    effective_at: str | None = Field(
+        default=None,
+        description="RFC 3339 time the transfer counts from for reporting (backdating); "
+        "default: when it is recorded.",
+    )
     metadata: MetadataIn | None = None
 
 
@@ -151,6 +156,7 @@ class TransferOut(_Out):
     pending: bool
     metadata: dict[str, str | int | bool | None]
     created_at: str
+    effective_at: str
     debit_account_id: str | None = None
     credit_account_id: str | None = None
     entries: list[LegOut] | None = None

@@ -202,6 +202,9 @@ def transfer_to_dict(r: TransferRecord) -> dict[str, Any]:
         "pending": r.pending,
         "metadata": json.loads(r.metadata) if r.metadata else {},
         "created_at": clock.format_us(r.created_at),
+        "effective_at": clock.format_us(
+            r.effective_at if r.effective_at is not None else r.created_at
+        ),
     }
     if r.legs is None:
         out["debit_account_id"] = r.debit_account_id
@@ -568,6 +571,7 @@ class LedgerService:
         pending: bool = False,
         timeout_s: int = 0,
         metadata: dict[str, Any] | None = None,
+        effective_at: int | None = None,
     ) -> TransferOutcome:
         t = NewTransfer(
             id=id or ids.new_id("tr"),
@@ -578,6 +582,7 @@ class LedgerService:
             pending=pending,
             timeout_s=timeout_s,
             metadata=canonical_metadata(metadata),
+            effective_at=effective_at,
         )
         return self.post_transfers([t])[0]
 

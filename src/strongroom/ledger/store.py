@@ -27,7 +27,7 @@ ACCOUNT_STATE_COLS = (
 )
 TRANSFER_COLS = (
     "seq, id, ledger_id, action, status, debit_account_id, credit_account_id, amount, legs, "
-    "target_id, pending, timeout_s, expires_at, metadata, created_at"
+    "target_id, pending, timeout_s, expires_at, metadata, created_at, effective_at"
 )
 ENTRY_COLS = (
     "id, account_id, version, prev_id, transfer_id, direction, amount, pending_delta, "
@@ -232,7 +232,7 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
     if uow.sqlite:
         if transfer_rows:
             cur.executemany(
-                f"INSERT INTO transfers ({TRANSFER_COLS}) VALUES ({','.join('?' * 15)})",
+                f"INSERT INTO transfers ({TRANSFER_COLS}) VALUES ({','.join('?' * 16)})",
                 transfer_rows,
             )
         if writes.entries:
