@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,10 +41,12 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/strongroom bench ledger
 	$(BIN)/strongroom bench http
+	$(BIN)/strongroom bench audit
 
 bench-quick: $(STAMP)
 	$(BIN)/strongroom bench ledger --quick
 	$(BIN)/strongroom bench http --quick
+	$(BIN)/strongroom bench audit --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache strongroom.db strongroom.db-wal strongroom.db-shm

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from strongroom import __version__
+from strongroom.audit.service import AuditLog
 from strongroom.core import clock, ids
 from strongroom.core.errors import StrongroomError
 from strongroom.core.money import parse_amount_text
@@ -27,6 +30,7 @@ from strongroom.ledger.model import (
     derived_balances,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
+from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
 from strongroom.tenancy.service import TenancyService
 
@@ -52,7 +56,7 @@ def _service(database_url: str | None, *, upgrade: bool = False) -> LedgerServic
         migrate.upgrade(engine)
     else:
         migrate.require_current(engine)
-    return LedgerService(engine)
+    return build_ledger(engine, settings)[0]
 
 
 def _print(value: Any) -> None:
@@ -477,6 +481,153 @@ def api_keys_revoke(key_id: str, database_url: DbOption = None) -> None:
 
 # -- bench ---------------------------------------------------------------------------------
 
+audit_app = typer.Typer(no_args_is_help=True, help="The verifiable audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@contextlib.contextmanager
+def _audit(database_url: str | None) -> Iterator[AuditLog]:
+    settings = _settings(database_url)
+    engine = create_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    try:
+        migrate.require_current(engine)
+        yield build_ledger(engine, settings)[1]
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: DbOption = None) -> None:
+    """Recompute every log from the database against its tiles and every stored checkpoint,
+    and check the ledger's transfers against their leaves; exit 1 naming the first bad leaf."""
+    with _audit(database_url) as audit:
+        report = audit.verify(progress=lambda line: typer.echo(line, err=True))
+    typer.echo(
+        f"logs: {report.logs}  leaves: {report.leaves}  checkpoints: {report.checkpoints}  "
+        f"transfers: {report.transfers}"
+    )
+    for problem in report.problems:
+        typer.echo(f"TAMPERED: {problem}")
+    typer.echo("audit log: ok" if report.ok else f"audit log: {len(report.problems)} problems")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(database_url: DbOption = None) -> None:
+    """Sign and publish a checkpoint of every log that grew; print them."""
+    with _audit(database_url) as audit:
+        published = audit.publish()
+    _print([{"log": cp.log_id, **cp.to_dict()} for cp in published])
+
+
+@audit_app.command("keys")
+def audit_keys(database_url: DbOption = None) -> None:
+    """The public (verifier) keys that sign checkpoints, retired ones included."""
+    with _audit(database_url) as audit:
+        _print(audit.verifier_keys())
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key(database_url: DbOption = None) -> None:
+    """A new signing key: a leaf in every log, the transition checkpoint signed by both."""
+    with _audit(database_url) as audit:
+        typer.echo(audit.rotate_key())
+
+
+@audit_app.command("export")
+def audit_export(
+    directory: Annotated[Path, typer.Argument(help="created if missing")],
+    database_url: DbOption = None,
+) -> None:
+    """Write every log (C2SP tlog-tiles: tiles, entry bundles, all checkpoints) and the
+    public keys, for a third party to verify with `audit verify-export`."""
+    with _audit(database_url) as audit:
+        count = audit.export(directory, lambda line: typer.echo(line, err=True))
+    typer.echo(f"exported {count} leaves to {directory}")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    directory: Path,
+    public_key: Annotated[
+        list[str] | None, typer.Option(help="verifier key; default: the export's keys.txt")
+    ] = None,
+) -> None:
+    """Offline: recompute each exported log and check every checkpoint against it."""
+    from strongroom.audit.offline import verify_export
+
+    keys = public_key or (directory / "keys.txt").read_text().split()
+    result = verify_export(directory, keys)
+    typer.echo(f"logs: {result.logs}  leaves: {result.leaves}  checkpoints: {result.checkpoints}")
+    for problem in result.problems:
+        typer.echo(f"BAD: {problem}")
+    typer.echo("export: ok" if not result.problems else "export: does not verify")
+    if result.problems or not result.checkpoints:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify-receipt")
+def audit_verify_receipt(
+    file: Annotated[Path, typer.Argument(help="a receipt (GET /v1/transfers/{id}/receipt)")],
+    public_key: Annotated[
+        list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
+    ],
+) -> None:
+    """Offline, with no database and no server: the receipt's checkpoint is signed by the key
+    and each of its leaves is in that tree. Exit 1 saying what failed."""
+    from strongroom.audit.offline import ReceiptError, load_receipt, verify_receipt
+
+    try:
+        checked = verify_receipt(load_receipt(file), public_key)
+    except ReceiptError as exc:
+        typer.echo(f"receipt: INVALID: {exc}")
+        raise typer.Exit(1) from None
+    for item in checked.leaves:
+        leaf = item["leaf"]
+        what = leaf.get("transfer", leaf.get("data", {}))
+        typer.echo(f"leaf {item['index']}: {leaf['type']} {json.dumps(what, sort_keys=True)}")
+    typer.echo(f"receipt: ok (log {checked.origin}, tree size {checked.tree_size})")
+
+
+@audit_app.command("verify-statement")
+def audit_verify_statement(
+    file: Annotated[Path, typer.Argument(help="a statement (GET /v1/accounts/{id}/statement)")],
+    public_key: Annotated[
+        list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
+    ],
+) -> None:
+    """Offline: every entry of the account in the period is there (gap-free versions from the
+    opening entry to the first one after), unaltered (each leaf proved in the signed
+    checkpoint) and adding up (each balance follows from the one before). Exit 1 if not."""
+    from strongroom.audit.offline import load_receipt
+    from strongroom.audit.statement import StatementError, verify_statement
+
+    try:
+        checked = verify_statement(load_receipt(file), public_key)
+    except (StatementError, ValueError) as exc:
+        typer.echo(f"statement: INVALID: {exc}")
+        raise typer.Exit(1) from None
+    names = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+    typer.echo(f"account {checked.account_id}")
+    typer.echo(f"  opening {dict(zip(names, checked.opening, strict=True))}")
+    for e in checked.entries:
+        typer.echo(
+            f"  v{e.version} {clock.format_us(e.at)} {e.direction} {e.amount} "
+            f"pending {e.pending_delta:+d}  {e.transfer_id}  (leaf {e.leaf_index})"
+        )
+    typer.echo(f"  closing {dict(zip(names, checked.closing, strict=True))}")
+    tail = (
+        "the next entry proves the period's end"
+        if checked.has_boundary
+        else ("no later entry when it was made")
+    )
+    typer.echo(
+        f"statement: ok, complete: {len(checked.entries)} entries, {tail} "
+        f"(log {checked.origin}, tree size {checked.tree_size})"
+    )
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures its reference).")
 app.add_typer(bench_app, name="bench")
 
@@ -507,6 +658,27 @@ def bench_ledger(
         typer.echo(bench.table(report))
 
 
+@bench_app.command("audit")
+def bench_audit(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
+) -> None:
+    """Audit log appends (memory, SQLite), proof p50/p99 from a cold process, verification,
+    and the ledger's bulk throughput with the log on vs off; pymerkle, measured in the same run
+    as the reference, comes with the `bench` extra (`make install` has it)."""
+    from strongroom.benchmarks import audit as bench
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=json_output)
+
+    report = bench.run(quick=quick, progress=progress)
+    if json_output:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo("")
+        typer.echo(bench.table(report))
+
+
 @bench_app.command("http")
 def bench_http(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -529,7 +701,7 @@ def bench_http(
         raise typer.Exit(1)
 
 
-for _group in (app, db_app, ledger_app, keys_app, bench_app):
+for _group in (app, db_app, ledger_app, keys_app, audit_app, bench_app):
     for _command in _group.registered_commands:
         assert _command.callback is not None
         _command.callback = _reporting_errors(_command.callback)

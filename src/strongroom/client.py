@@ -20,6 +20,12 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from strongroom.events.schemas import (
+    AttemptList,
+    EndpointDeleted,
+    EndpointList,
+    EndpointOut,
+)
 from strongroom.ledger.schemas import (
     AccountList,
     AccountOut,
@@ -299,3 +305,74 @@ class Client:
 
     def get_transfer(self, transfer_id: str) -> TransferOut:
         return self._request("GET", f"/v1/transfers/{transfer_id}", TransferOut)
+
+    # -- webhook endpoints (an admin key) --------------------------------------------------
+
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        enabled_events: Sequence[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> EndpointOut:
+        body = {
+            "url": url,
+            "enabled_events": list(enabled_events) if enabled_events is not None else None,
+        }
+        return self._request(
+            "POST",
+            "/v1/webhook_endpoints",
+            EndpointOut,
+            json=body,
+            idempotency_key=idempotency_key,
+        )
+
+    def list_webhook_endpoints(
+        self, *, limit: int | None = None, starting_after: str | None = None
+    ) -> EndpointList:
+        return self._request(
+            "GET",
+            "/v1/webhook_endpoints",
+            EndpointList,
+            params={"limit": limit, "starting_after": starting_after},
+        )
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> EndpointOut:
+        return self._request("GET", f"/v1/webhook_endpoints/{endpoint_id}", EndpointOut)
+
+    def update_webhook_endpoint(
+        self, endpoint_id: str, *, enabled: bool, idempotency_key: str | None = None
+    ) -> EndpointOut:
+        """Disable (enabled=False) or enable again."""
+        return self._request(
+            "POST",
+            f"/v1/webhook_endpoints/{endpoint_id}",
+            EndpointOut,
+            json={"enabled": enabled},
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> EndpointDeleted:
+        """Deletes the endpoint with its pending deliveries and recorded attempts."""
+        return self._request("DELETE", f"/v1/webhook_endpoints/{endpoint_id}", EndpointDeleted)
+
+    def list_webhook_attempts(
+        self,
+        endpoint_id: str,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> AttemptList:
+        """Newest first; the cursors are attempt ids (`has_more` says whether a page follows
+        in the direction asked)."""
+        return self._request(
+            "GET",
+            f"/v1/webhook_endpoints/{endpoint_id}/attempts",
+            AttemptList,
+            params={
+                "limit": limit,
+                "starting_after": starting_after,
+                "ending_before": ending_before,
+            },
+        )

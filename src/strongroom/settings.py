@@ -35,3 +35,13 @@ class Settings(BaseSettings):
     dispatcher: bool = True
     # Development and tests only: lets webhook URLs point at private or loopback addresses.
     webhook_allow_private_targets: bool = False
+    # The audit log: every ledger change is a leaf of its tenant's Merkle log. Off only for
+    # measuring what it costs (`bench audit`).
+    audit: bool = True
+    # Each log's origin is `<audit_origin>/<tenant id>`; the signing key is named after it.
+    audit_origin: str = Field(default="strongroom.localhost/audit", pattern=r"^[!-*,-~]+$")
+    # A C2SP signer key (PRIVATE+KEY+...) to sign checkpoints with; without it one is
+    # generated and kept in the database (rotate with `strongroom audit rotate-key`).
+    audit_signing_key: SecretStr | None = None
+    # `serve` publishes a checkpoint of each log that grew this often.
+    audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)

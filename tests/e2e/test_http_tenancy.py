@@ -4,6 +4,7 @@ read-only key on writes."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,9 +99,17 @@ def seed_hooks(api: Api, t: Tenant) -> Hooks:
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
     # No dispatcher: the endpoints' URLs are not reachable, and delivery is not at issue here.
-    with running(db_url, dispatcher=False) as api:
+    # Checkpoints are published here, once, not by the timer: what the sweep sees is fixed.
+    with running(db_url, dispatcher=False, audit_checkpoint_interval_s=86_400) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
-        yield World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
+        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
+        api.app.state.audit.publish()
+        yield world
+
+
+def _origin(world: World, t: Tenant) -> str:
+    tenant = world.a_hooks.tenant_id if t is world.a else world.b_hooks.tenant_id
+    return f"strongroom.localhost/audit/{tenant}"
 
 
 def _b_data(world: World) -> set[str]:
@@ -162,7 +171,29 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"params": {"as_of": "2030-01-01T00:00:00Z"}},
     ],
     ("GET", "/v1/accounts/{account_id}/entries"): [{}, {"params": {"starting_after": 2}}],
-    ("GET", "/v1/webhook_endpoints/{endpoint_id}/attempts"): [{}, {"params": {"limit": 5}}],
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}/attempts"): [
+        {},
+        {"params": {"limit": 5}},
+        # A cursor is checked after the endpoint: B's endpoint is not found, whatever the cursor.
+        {"params": {"starting_after": "wa_nope"}},
+        {"params": {"ending_before": "wa_nope"}},
+    ],
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}"): [
+        {"json": {"enabled": False}},
+        {"json": {"enabled": True}},
+    ],
+    ("GET", "/v1/accounts/{account_id}/statement"): [
+        {"params": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
+    ],
+}
+# Queries that make a GET of A's own objects a 200, for the read-only key's walk.
+_OWN_QUERIES: dict[str, dict[str, Any]] = {
+    "/v1/audit/proofs/inclusion": {"leaf_index": 0, "tree_size": 1},
+    "/v1/audit/proofs/consistency": {"first": 1, "second": 1},
+    "/v1/accounts/{account_id}/statement": {
+        "from": "2000-01-01T00:00:00Z",
+        "to": "2100-01-01T00:00:00Z",
+    },
 }
 
 
@@ -318,6 +349,24 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
             [({"json": {"url": "https://hooks.acme.example.com/other"}}, 201, None)],
             "creates A's endpoint; B never sees it",
         ),
+        # The audit routes read the key's tenant's log only: a size, an index or a cursor means
+        # A's log; only a transfer id can name B's object.
+        ("GET", "/v1/audit/checkpoint"): Probe([({}, 200, None)], "A's own log's checkpoint"),
+        ("POST", "/v1/audit/checkpoints"): Probe([({}, 200, None)], "publishes A's own log"),
+        ("GET", "/v1/audit/leaves"): Probe(
+            [({}, 200, None), ({"params": {"start": 0, "limit": 100}}, 200, None)],
+            "A's own leaves (checked decoded below)",
+        ),
+        ("GET", "/v1/audit/keys"): Probe([({}, 200, None)], "the server's public keys"),
+        ("GET", "/v1/audit/proofs/inclusion"): Probe(
+            [
+                ({"params": {"transfer_id": b.posted, "tree_size": 1}}, 404, "not_found"),
+                ({"params": {"leaf_index": 0, "tree_size": 1}}, 200, None),
+            ]
+        ),
+        ("GET", "/v1/audit/proofs/consistency"): Probe(
+            [({"params": {"first": 1, "second": 2}}, 200, None)], "A's own log"
+        ),
     }
 
 
@@ -337,6 +386,17 @@ def test_every_route_walls_tenants_off(world: World) -> None:
             leaked = {v for v in _b_data(world) if v in response.text}
             assert not leaked, f"{template} mentions {leaked}"
             swept += 1
+        elif template == "/v1/audit/checkpoints/{tree_size}":
+            # A tree size names a checkpoint of A's own log: B's sizes give A's checkpoint of
+            # that size or a 404, never B's.
+            b_size = api.ok("GET", "/v1/audit/checkpoint", key=b.read)["tree_size"]
+            for size in (b_size, b_size + 1, 10**6):
+                response = api.request(method, f"/v1/audit/checkpoints/{size}", key=a.admin)
+                assert response.status_code in (200, 404), response.text
+                if response.status_code == 200:
+                    assert response.json()["note"].startswith(f"{_origin(world, a)}\n")
+                assert _origin(world, b) not in response.text
+                swept += 1
         elif "{" in template:
             for sent, path, unused, extra in _path_cases(world, method, template):
                 theirs = api.request(method, path, key=a.admin, **extra)
@@ -368,6 +428,10 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                             assert data, f"{where}: A's own events are listed"
                     if template == "/v1/webhook_endpoints":
                         assert {x["tenant_id"] for x in data} <= {world.a_hooks.tenant_id}, where
+                if template == "/v1/audit/leaves" and response.status_code == 200:
+                    decoded = b"".join(base64.b64decode(x["leaf"]) for x in data).decode()
+                    assert data, where
+                    leaked |= {v for v in _b_data(world) if v in decoded}
                 assert not leaked, f"{where}: the answer mentions {leaked}"
                 swept += 1
     assert swept >= 40
@@ -409,7 +473,9 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/transfers/{transfer_id}/void"): {},
         ("POST", "/v1/transfers/{transfer_id}/reverse"): {},
         ("POST", "/v1/webhook_endpoints"): {"url": "https://hooks.acme.example.com/x"},
+        ("POST", "/v1/webhook_endpoints/{endpoint_id}"): {"enabled": False},
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
+        ("POST", "/v1/audit/checkpoints"): {},
     }
 
 
@@ -419,6 +485,9 @@ def _own_path(world: World, template: str) -> str:
     path = template.replace("{ledger_id}", a.ledger)
     path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
     path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
+    if "{tree_size}" in path:
+        size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
+        path = path.replace("{tree_size}", str(size))
     assert "{" not in path, f"{template}: teach _own_path this parameter"
     return path
 
@@ -472,14 +541,16 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 403,
                 "insufficient_scope",
             ), (method, template)
-    # The endpoint is untouched by the refused DELETEs.
+    # The endpoint is untouched by the refused updates and DELETEs.
     endpoint = api.ok("GET", f"/v1/webhook_endpoints/{world.a_hooks.endpoint}", key=a.admin)
     assert endpoint["status"] == "enabled"
     for method, template in app_routes(api.app):
         if method == "GET" and (method, template) not in PUBLIC_ROUTES:
             path = _own_path(world, template)
             params = (
-                {"ledger_id": a.ledger} if template in ("/v1/accounts", "/v1/transfers") else {}
+                {"ledger_id": a.ledger}
+                if template in ("/v1/accounts", "/v1/transfers")
+                else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
             if template.startswith(ADMIN_ONLY_PREFIX):
@@ -505,6 +576,24 @@ def test_another_tenants_transfer_is_no_cursor(sqlite_url: str) -> None:
             response = api.get("/v1/transfers", key=a.read, params=query)
             assert response.status_code == 400, (cursor, response.status_code)
             assert problem_code(response) == "invalid_cursor"
+
+
+def test_another_tenants_delete_is_a_404_and_deletes_nothing(world: World) -> None:
+    api, a, b = world.api, world.a, world.b
+    theirs = f"/v1/webhook_endpoints/{world.b_hooks.endpoint}"
+    before = api.ok("GET", theirs, key=b.admin)
+    for _ in range(2):
+        response = api.request("DELETE", theirs, key=a.admin)
+        assert (response.status_code, problem_code(response)) == (404, "not_found")
+    assert api.ok("GET", theirs, key=b.admin) == before
+    assert api.ok("GET", f"{theirs}/attempts", key=b.admin)["object"] == "list"
+    listed = api.ok("GET", "/v1/webhook_endpoints", key=b.admin)["data"]
+    assert [x["id"] for x in listed] == [world.b_hooks.endpoint]
+    # B deletes its own; then A's endpoint is still there, and B's is gone for B too.
+    deleted = api.ok("DELETE", theirs, key=b.admin)
+    assert deleted == {"id": world.b_hooks.endpoint, "object": "webhook_endpoint", "deleted": True}
+    assert api.get(theirs, key=b.admin).status_code == 404
+    assert api.ok("GET", f"/v1/webhook_endpoints/{world.a_hooks.endpoint}", key=a.admin)
 
 
 def test_a_key_works_for_its_own_tenant_only_by_construction(world: World) -> None:

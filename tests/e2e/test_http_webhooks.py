@@ -13,8 +13,17 @@ from typing import Any
 
 import pytest
 
+from strongroom.client import ApiError, Client
 from strongroom.events import signing
-from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
+from tests.e2e.http_support import (
+    Api,
+    Served,
+    Tenant,
+    build_app,
+    problem_code,
+    running,
+    seed_tenant,
+)
 
 WAIT_S = 10.0
 
@@ -174,11 +183,11 @@ def test_a_transfer_is_delivered_signed(db_url: str, receiver: Receiver) -> None
         assert attempts[0]["response_status"] == 204
         assert attempts[0]["attempt"] == 1
 
-        # Deleting disables it: no more deliveries, and its attempts stay readable.
-        deleted = api.ok("DELETE", f"/v1/webhook_endpoints/{endpoint['id']}", key=t.admin)
-        assert deleted["status"] == "disabled"
-        again = api.ok("GET", f"/v1/webhook_endpoints/{endpoint['id']}", key=t.admin)
-        assert again["status"] == "disabled"
+        # Disabled: no more deliveries, and its attempts stay readable.
+        path = f"/v1/webhook_endpoints/{endpoint['id']}"
+        disabled = api.ok("POST", path, key=t.admin, json={"enabled": False})
+        assert disabled == {**endpoint, "status": "disabled"}
+        assert api.ok("GET", path, key=t.admin)["status"] == "disabled"
         count = len(receiver.received)
         later = _transfer(api, t, 3)
         assert _poll(
@@ -188,10 +197,147 @@ def test_a_transfer_is_delivered_signed(db_url: str, receiver: Receiver) -> None
         )
         time.sleep(1.0)
         assert len(receiver.received) == count
-        attempts_after = api.ok(
-            "GET", f"/v1/webhook_endpoints/{endpoint['id']}/attempts", key=t.admin
-        )["data"]
+        attempts_after = api.ok("GET", f"{path}/attempts", key=t.admin)["data"]
         assert attempts[0] in attempts_after
+
+        # Deleted: gone, with its attempts, for good.
+        deleted = api.ok("DELETE", path, key=t.admin)
+        assert deleted == {"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True}
+        for method, route in (
+            ("GET", path),
+            ("GET", f"{path}/attempts"),
+            ("DELETE", path),
+            ("POST", path),
+        ):
+            body = {"enabled": True} if method == "POST" else None
+            response = api.request(method, route, key=t.admin, json=body)
+            assert (response.status_code, problem_code(response)) == (404, "not_found"), route
+        assert api.ok("GET", "/v1/webhook_endpoints", key=t.admin)["data"] == []
+
+
+def _attempts(api: Api, key: str, endpoint_id: str, **params: Any) -> dict[str, Any]:
+    return api.ok("GET", f"/v1/webhook_endpoints/{endpoint_id}/attempts", key=key, params=params)
+
+
+def test_attempts_page_with_cursors_both_ways(db_url: str, receiver: Receiver) -> None:
+    with running(db_url, webhook_allow_private_targets=True) as api:
+        a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
+        hooks = {"url": receiver.url}
+        first = api.ok("POST", "/v1/webhook_endpoints", 201, key=a.admin, json=hooks)["id"]
+        second = api.ok("POST", "/v1/webhook_endpoints", 201, key=a.admin, json=hooks)["id"]
+        theirs = api.ok("POST", "/v1/webhook_endpoints", 201, key=b.admin, json=hooks)["id"]
+        for amount in range(1, 6):
+            _transfer(api, a, amount)
+        _transfer(api, b, 1)
+        expected = {(a.admin, first): 5, (a.admin, second): 5, (b.admin, theirs): 1}
+        assert _poll(
+            lambda: all(
+                len(_attempts(api, key, endpoint, limit=100)["data"]) == count
+                for (key, endpoint), count in expected.items()
+            )
+        ), "the attempts were not all recorded in time"
+
+        everything = _attempts(api, a.admin, first, limit=100)
+        assert not everything["has_more"]
+        newest_first = [x["id"] for x in everything["data"]]
+        assert len(set(newest_first)) == 5
+        assert all(x.startswith("wa_") for x in newest_first)
+        assert {x["endpoint_id"] for x in everything["data"]} == {first}
+        times = [x["created_at"] for x in everything["data"]]
+        assert times == sorted(times, reverse=True)
+        # An attempt's id is stable: the same on every read.
+        assert [x["id"] for x in _attempts(api, a.admin, first)["data"]] == newest_first
+
+        # Forward, pages of two: every attempt once, in order; has_more until the last page.
+        forward: list[str] = []
+        pages: list[bool] = []
+        page = _attempts(api, a.admin, first, limit=2)
+        while True:
+            forward += [x["id"] for x in page["data"]]
+            pages.append(page["has_more"])
+            if not page["has_more"]:
+                break
+            page = _attempts(api, a.admin, first, limit=2, starting_after=forward[-1])
+        assert forward == newest_first
+        assert pages == [True, True, False]
+        # Backward from the oldest: the four before it, in the same order on every page.
+        backward: list[str] = []
+        pages = []
+        page = _attempts(api, a.admin, first, limit=2, ending_before=newest_first[-1])
+        while True:
+            backward = [x["id"] for x in page["data"]] + backward
+            pages.append(page["has_more"])
+            if not page["has_more"]:
+                break
+            page = _attempts(api, a.admin, first, limit=2, ending_before=backward[0])
+        assert backward == newest_first[:-1]
+        assert pages == [True, False]
+        # Past either end: an empty page with nothing more.
+        for cursor, id_ in (
+            ("starting_after", newest_first[-1]),
+            ("ending_before", newest_first[0]),
+        ):
+            assert _attempts(api, a.admin, first, **{cursor: id_}) == {
+                "object": "list",
+                "data": [],
+                "has_more": False,
+            }
+
+        # Another endpoint's attempt (the same tenant's or another's), an id of another kind
+        # and garbage are no cursor, alike.
+        second_attempt = _attempts(api, a.admin, second)["data"][0]["id"]
+        their_attempt = _attempts(api, b.admin, theirs)["data"][0]["id"]
+        for cursor in (second_attempt, their_attempt, a.posted, "wa_nope", "garbage"):
+            for param in ("starting_after", "ending_before"):
+                response = api.get(
+                    f"/v1/webhook_endpoints/{first}/attempts",
+                    key=a.admin,
+                    params={param: cursor},
+                )
+                assert response.status_code == 400, (cursor, param, response.text)
+                assert problem_code(response) == "invalid_cursor", (cursor, param)
+                assert response.json()["param"] == param
+        # B's own attempt as a cursor on A's endpoint: the endpoint is not found, as ever.
+        response = api.get(
+            f"/v1/webhook_endpoints/{first}/attempts",
+            key=b.admin,
+            params={"starting_after": their_attempt},
+        )
+        assert (response.status_code, problem_code(response)) == (404, "not_found")
+        both = {"starting_after": newest_first[0], "ending_before": newest_first[-1]}
+        response = api.get(f"/v1/webhook_endpoints/{first}/attempts", key=a.admin, params=both)
+        assert (response.status_code, problem_code(response)) == (400, "invalid_request")
+        assert response.json()["param"] == "ending_before"
+        for limit in (0, 101):
+            response = api.get(
+                f"/v1/webhook_endpoints/{first}/attempts", key=a.admin, params={"limit": limit}
+            )
+            assert response.status_code == 400, limit
+
+        # Deleting one endpoint leaves the others' attempts alone.
+        api.ok("DELETE", f"/v1/webhook_endpoints/{second}", key=a.admin)
+        assert [x["id"] for x in _attempts(api, a.admin, first)["data"]] == newest_first
+        assert len(_attempts(api, b.admin, theirs)["data"]) == 1
+
+
+def test_an_endpoint_is_disabled_and_enabled_again(db_url: str) -> None:
+    with running(db_url, dispatcher=False) as api:
+        t = seed_tenant(api, "acme")
+        endpoint = api.ok(
+            "POST",
+            "/v1/webhook_endpoints",
+            201,
+            key=t.admin,
+            json={"url": "https://hooks.example.com/x"},
+        )
+        path = f"/v1/webhook_endpoints/{endpoint['id']}"
+        for body in ({}, {"enabled": "false"}, {"enabled": 0}, {"enabled": False, "url": "x"}):
+            response = api.post(path, key=t.admin, json=body)
+            assert (response.status_code, problem_code(response)) == (400, "invalid_request"), body
+        assert api.ok("POST", path, key=t.admin, json={"enabled": False})["status"] == "disabled"
+        assert api.ok("POST", path, key=t.admin, json={"enabled": False})["status"] == "disabled"
+        assert api.ok("POST", path, key=t.admin, json={"enabled": True}) == endpoint
+        assert api.ok("GET", path, key=t.admin) == endpoint
 
 
 def test_private_targets_are_refused_by_default(db_url: str, receiver: Receiver) -> None:
@@ -226,6 +372,7 @@ def test_webhook_endpoints_need_an_admin_key(db_url: str) -> None:
                 ("GET", "/v1/webhook_endpoints", None),
                 ("GET", path, None),
                 ("GET", f"{path}/attempts", None),
+                ("POST", path, {"enabled": False}),
                 ("DELETE", path, None),
             ):
                 response = api.request(method, route, key=key, json=body)
@@ -238,3 +385,50 @@ def test_webhook_endpoints_need_an_admin_key(db_url: str) -> None:
         assert api.ok("GET", path, key=t.admin)["status"] == "enabled"
         assert len(api.ok("GET", "/v1/webhook_endpoints", key=t.admin)["data"]) == 1
         assert api.get("/v1/events", key=t.read).status_code == 200
+
+
+def test_the_client_manages_endpoints_and_pages_attempts(
+    sqlite_url: str, receiver: Receiver
+) -> None:
+    app = build_app(sqlite_url, webhook_allow_private_targets=True)
+    api = Api(app)
+    try:
+        t = seed_tenant(api, "acme")
+    finally:
+        api.close()
+    with Served(app) as served, Client(served.base_url, t.admin) as sr:
+        endpoint = sr.create_webhook_endpoint(receiver.url, ["transfer.created"])
+        assert endpoint.enabled_events == ["transfer.created"]
+        assert sr.get_webhook_endpoint(endpoint.id) == endpoint
+        assert [e.id for e in sr.list_webhook_endpoints().data] == [endpoint.id]
+        with Client(served.base_url, t.write) as writer:
+            for amount in range(1, 4):
+                writer.create_transfer(
+                    t.ledger, debit_account_id=t.bank, credit_account_id=t.alice, amount=amount
+                )
+        assert _poll(lambda: len(sr.list_webhook_attempts(endpoint.id).data) == 3)
+        everything = sr.list_webhook_attempts(endpoint.id)
+        first = sr.list_webhook_attempts(endpoint.id, limit=2)
+        rest = sr.list_webhook_attempts(endpoint.id, limit=2, starting_after=first.data[-1].id)
+        assert (first.has_more, rest.has_more) == (True, False)
+        assert first.data + rest.data == everything.data
+        before = sr.list_webhook_attempts(endpoint.id, ending_before=rest.data[0].id)
+        assert (before.data, before.has_more) == (first.data, False)
+
+        assert sr.update_webhook_endpoint(endpoint.id, enabled=False).status == "disabled"
+        assert sr.update_webhook_endpoint(endpoint.id, enabled=True).status == "enabled"
+        deleted = sr.delete_webhook_endpoint(endpoint.id)
+        assert (deleted.id, deleted.object, deleted.deleted) == (
+            endpoint.id,
+            "webhook_endpoint",
+            True,
+        )
+        for call in (
+            lambda: sr.get_webhook_endpoint(endpoint.id),
+            lambda: sr.list_webhook_attempts(endpoint.id),
+            lambda: sr.delete_webhook_endpoint(endpoint.id),
+        ):
+            with pytest.raises(ApiError) as info:
+                call()
+            assert (info.value.status, info.value.code) == (404, "not_found")
+        assert sr.list_webhook_endpoints().data == []

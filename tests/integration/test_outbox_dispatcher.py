@@ -9,6 +9,7 @@ Loops are bounded by a number of rounds or a deadline; no assertion depends on t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -27,10 +28,10 @@ from sqlalchemy.engine import Engine
 
 from strongroom.core import clock
 from strongroom.core.clock import MonotonicClock
-from strongroom.core.errors import InvalidRequest
-from strongroom.events import signing
+from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.events import signing, store
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
-from strongroom.events.model import AttemptStatus, EndpointStatus, Event
+from strongroom.events.model import AttemptStatus, EndpointStatus, Event, attempt_id
 from strongroom.events.outbox import Outbox, render_transfer
 from strongroom.events.service import EventService
 from strongroom.ledger.model import (
@@ -51,6 +52,8 @@ ROUNDS_MAX = 400
 ROUND_PAUSE_S = 0.01
 WAIT_S_MAX = 60.0
 HOLD_S_MAX = 30.0
+# How long a racing delete is given to finish before the transaction it races goes on.
+RACE_WAIT_S = 0.5
 # Fast retries for tests; the defaults are seconds to hours (core/limits.py).
 FAST = DispatcherConfig(
     allow_private_targets=True,
@@ -201,6 +204,17 @@ class World:
     def scalar(self, query: str, **params: Any) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(sa.text(query), params).scalar_one()
+
+    def rows_of(self, endpoint_id: str) -> dict[str, int]:
+        """How many rows of each webhook table name the endpoint."""
+        return {
+            table: self.scalar(f"SELECT COUNT(*) FROM {table} WHERE {column} = :id", id=endpoint_id)
+            for table, column in (
+                ("webhook_endpoints", "id"),
+                ("webhook_delivery_state", "endpoint_id"),
+                ("webhook_deliveries", "endpoint_id"),
+            )
+        }
 
     def delivery_statuses(self) -> dict[tuple[str, str], str]:
         with self.engine.connect() as conn:
@@ -613,6 +627,232 @@ def test_concurrent_claims_are_disjoint_and_bounded(world: World) -> None:
     assert len(everything) == len(set(everything)) == count
     assert {attempt for _, attempt in everything} == {1}
     assert {event_id for event_id, _ in everything} == {e.id for e in w.events_in_order()}
+
+
+# -- deleting an endpoint --------------------------------------------------------------------
+
+NONE_LEFT = {"webhook_endpoints": 0, "webhook_delivery_state": 0, "webhook_deliveries": 0}
+
+
+def test_deleting_an_endpoint_removes_its_deliveries_and_attempts(world: World) -> None:
+    w = world
+    receiver = Receiver(lambda n: 500)  # every attempt fails: deliveries stay pending
+    try:
+        gone = w.events.create_endpoint(TENANT, receiver.url + "?gone")
+        kept = w.events.create_endpoint(TENANT, receiver.url + "?kept")
+        w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(3)])
+        with Dispatcher(
+            w.engine, replace(FAST, backoff_ms_base=60_000, backoff_ms_max=60_000)
+        ) as dispatcher:
+            assert dispatcher.run_once() == 6
+    finally:
+        receiver.close()
+    before = w.rows_of(gone.id)
+    assert before == {"webhook_endpoints": 1, "webhook_delivery_state": 3, "webhook_deliveries": 3}
+    assert set(w.delivery_statuses().values()) == {"pending"}
+
+    assert w.events.delete_endpoint(gone.id, tenant_id=TENANT).id == gone.id
+    assert w.rows_of(gone.id) == NONE_LEFT
+    assert w.rows_of(kept.id) == before  # the other endpoint keeps all it had
+    for call in (
+        lambda: w.events.get_endpoint(gone.id),
+        lambda: w.events.list_endpoint_attempts(gone.id),
+        lambda: w.events.delete_endpoint(gone.id),
+        lambda: w.events.set_endpoint_enabled(gone.id, True),
+        # Another tenant's endpoint is not found, and is not deleted.
+        lambda: w.events.delete_endpoint(kept.id, tenant_id="ten_someone_else"),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert w.events.list_endpoints(tenant_id=TENANT).data == [w.events.get_endpoint(kept.id)]
+    assert w.rows_of(kept.id) == before
+
+
+def test_an_endpoint_deleted_between_claim_and_record_is_not_resurrected(
+    world: World, receiver: Receiver
+) -> None:
+    w = world
+    gone = w.events.create_endpoint(TENANT, receiver.url + "?gone")
+    kept = w.events.create_endpoint(TENANT, receiver.url + "?kept")
+    w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(2)])
+    with Dispatcher(w.engine, FAST) as dispatcher:
+        assert dispatcher.route_once() == 2
+        jobs = dispatcher.claim(8)
+        assert sorted(j.endpoint.id for j in jobs) == sorted([gone.id, kept.id] * 2)
+        sent = [dispatcher.send_safely(job) for job in jobs]
+        assert receiver.count() == 4  # the requests went out ...
+        w.events.delete_endpoint(gone.id)  # ... and the endpoint is deleted before the answers
+        recorded = dispatcher.record(sent)
+        # Only the kept endpoint's attempts are recorded; nothing of the deleted one is back.
+        assert (
+            sorted((a.endpoint_id, a.status) for a in recorded)
+            == [(kept.id, AttemptStatus.SUCCEEDED)] * 2
+        )
+        assert w.rows_of(gone.id) == NONE_LEFT
+        assert set(w.delivery_statuses().values()) == {"succeeded"}
+        assert len(w.events.list_attempts(endpoint_id=kept.id)) == 2
+        # A late single delivery to the deleted endpoint records nothing and does not raise.
+        late = next(j for j in jobs if j.endpoint.id == gone.id)
+        assert dispatcher.deliver(late) is None
+        assert w.rows_of(gone.id) == NONE_LEFT
+        # The dispatcher goes on: nothing is due for the deleted endpoint, new events route.
+        assert dispatcher.run_once() == 0
+        w.post([w.transfer(w.bank, w.alice, 9)])
+        assert dispatcher.run_once() == 1
+    assert w.rows_of(gone.id) == NONE_LEFT
+    assert receiver.count() == 6
+
+
+def test_an_endpoint_deleted_while_the_loop_has_a_request_in_flight(
+    world: World, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    w.post([w.transfer(w.bank, w.alice, 1)])
+    receiver.hold = True  # the answer waits until the endpoint is deleted
+    dispatcher = Dispatcher(w.engine, FAST)
+    with caplog.at_level(logging.INFO, logger="strongroom.events.dispatcher"):
+        dispatcher.start()  # the real loop, in a thread
+        try:
+            assert receiver.wait_for(1)
+            w.events.delete_endpoint(endpoint.id)
+            receiver.release()
+            deadline = time.monotonic() + WAIT_S_MAX
+            while not any("not recorded" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, caplog.text
+                assert dispatcher.running, caplog.text
+                time.sleep(ROUND_PAUSE_S)
+            assert dispatcher.running
+        finally:
+            dispatcher.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert w.rows_of(endpoint.id) == NONE_LEFT
+    assert receiver.count() == 1
+
+
+def test_an_endpoint_deleted_while_events_are_routed_gets_no_delivery(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routing reads the endpoints, then queues deliveries. A delete in between waits for the
+    routing transaction (the endpoints it read are locked against deletion) and then removes
+    what it queued; without that lock it would finish first and leave deliveries behind for
+    an endpoint that no longer exists."""
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, "http://127.0.0.1:9/never-sent")
+    w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(3)])
+    original = store.enabled_endpoints
+    deletes: list[threading.Thread] = []
+    failures: list[BaseException] = []
+
+    def delete() -> None:
+        try:
+            w.events.delete_endpoint(endpoint.id)
+        except BaseException as exc:  # reported by the test's thread
+            failures.append(exc)
+
+    def read_then_race(uow: Any, tenant_ids: Any) -> Any:
+        found = original(uow, tenant_ids)
+        deletes.append(threading.Thread(target=delete))
+        deletes[-1].start()
+        deletes[-1].join(RACE_WAIT_S)
+        return found
+
+    monkeypatch.setattr(store, "enabled_endpoints", read_then_race)
+    with Dispatcher(w.engine, FAST) as dispatcher:
+        assert dispatcher.route_once() == 3
+        (thread,) = deletes
+        thread.join(WAIT_S_MAX)
+        assert not thread.is_alive()
+        assert not failures, failures
+        monkeypatch.undo()
+        assert dispatcher.run_once() == 0
+    assert w.rows_of(endpoint.id) == NONE_LEFT
+    assert w.delivery_statuses() == {}
+
+
+# -- listing an endpoint's attempts ---------------------------------------------------------
+
+
+def test_an_endpoints_attempts_page_in_a_total_order_both_ways(world: World) -> None:
+    w = world
+    endpoint = w.events.create_endpoint(TENANT, "https://hooks.example.com/a")
+    other = w.events.create_endpoint(TENANT, "https://hooks.example.com/b")
+    # Ties on time, and on time and number, so that every key of the order counts.
+    keys = [
+        (100, 1, "evt_1"),
+        (100, 1, "evt_2"),
+        (100, 2, "evt_1"),
+        (300, 1, "evt_3"),
+        (200, 3, "evt_3"),
+        (200, 3, "evt_2"),
+        (50, 1, "evt_4"),
+    ]
+    with w.engine.begin() as conn:
+        for endpoint_id in (endpoint.id, other.id):
+            for created_at, attempt, event_id in keys:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO webhook_deliveries (event_id, endpoint_id, attempt, status, "
+                        "response_status, error, duration_ms, next_attempt_at, created_at) "
+                        "VALUES (:e, :w, :a, 'succeeded', 200, NULL, 1, NULL, :t)"
+                    ),
+                    {"e": event_id, "w": endpoint_id, "a": attempt, "t": created_at},
+                )
+    newest_first = [attempt_id(e, endpoint.id, a) for _, a, e in sorted(keys, reverse=True)]
+
+    def ids(page: Any) -> list[str]:
+        return [a.id for a in page.data]
+
+    everything = w.events.list_endpoint_attempts(endpoint.id, limit=100)
+    assert ids(everything) == newest_first
+    assert not everything.has_more
+    assert {a.endpoint_id for a in everything.data} == {endpoint.id}
+
+    forward: list[str] = []
+    page = w.events.list_endpoint_attempts(endpoint.id, limit=2)
+    while True:
+        forward += ids(page)
+        if not page.has_more:
+            break
+        page = w.events.list_endpoint_attempts(endpoint.id, limit=2, starting_after=forward[-1])
+    assert forward == newest_first
+
+    backward: list[str] = []
+    page = w.events.list_endpoint_attempts(endpoint.id, limit=2, ending_before=newest_first[-1])
+    while True:
+        assert ids(page) == sorted(ids(page), key=newest_first.index)  # each page in order
+        backward = ids(page) + backward
+        if not page.has_more:
+            break
+        page = w.events.list_endpoint_attempts(endpoint.id, limit=2, ending_before=backward[0])
+    assert backward == newest_first[:-1]
+
+    last = w.events.list_endpoint_attempts(endpoint.id, limit=1, starting_after=newest_first[-2])
+    assert (ids(last), last.has_more) == ([newest_first[-1]], False)
+    first = w.events.list_endpoint_attempts(endpoint.id, limit=1, ending_before=newest_first[1])
+    assert (ids(first), first.has_more) == ([newest_first[0]], False)
+    assert not w.events.list_endpoint_attempts(endpoint.id, starting_after=newest_first[-1]).data
+
+    # Another endpoint's attempt, a well-formed id nobody has, and garbage are no cursor.
+    for cursor in (
+        attempt_id("evt_1", other.id, 1),
+        attempt_id("evt_9", endpoint.id, 1),
+        "wa_garbage",
+        "evt_1",
+        "",
+    ):
+        for param in ("starting_after", "ending_before"):
+            with pytest.raises(InvalidRequest) as info:
+                w.events.list_endpoint_attempts(endpoint.id, **{param: cursor})
+            assert (info.value.code, info.value.param) == ("invalid_cursor", param), cursor
+    with pytest.raises(InvalidRequest) as info:
+        w.events.list_endpoint_attempts(
+            endpoint.id, starting_after=newest_first[0], ending_before=newest_first[-1]
+        )
+    assert (info.value.code, info.value.param) == ("invalid_request", "ending_before")
+    with pytest.raises(InvalidRequest) as info:
+        w.events.list_endpoint_attempts(endpoint.id, limit=101)
+    assert info.value.code == "invalid_limit"
 
 
 # -- a dispatcher killed mid-delivery --------------------------------------------------------

@@ -250,3 +250,56 @@ webhook_deliveries = sa.Table(
     sa.Index("webhook_deliveries_endpoint", "endpoint_id", "created_at"),
     sqlite_with_rowid=False,
 )
+
+
+# The verifiable audit log: migration 0005, audit/store.py.
+audit_logs = sa.Table(
+    "audit_logs",
+    metadata,
+    sa.Column("log_id", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+audit_leaves = sa.Table(
+    "audit_leaves",
+    metadata,
+    sa.Column("log_id", sa.String(64), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index("audit_leaves_ref", "ref"),
+    sqlite_with_rowid=False,
+)
+
+audit_tiles = sa.Table(
+    "audit_tiles",
+    metadata,
+    sa.Column("log_id", sa.String(64), primary_key=True),
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hashes", sa.LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("log_id", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+audit_keys = sa.Table(
+    "audit_keys",
+    metadata,
+    sa.Column("key_id", sa.String(8), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("verifier_key", sa.Text, nullable=False),
+    sa.Column("signer_key", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("retired_at", sa.BigInteger, nullable=True),
+)

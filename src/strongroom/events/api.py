@@ -4,83 +4,26 @@ Another tenant's endpoint or event is a 404, as one that does not exist."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, WEBHOOK_URL_LENGTH_MAX
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.events.schemas import (
+    AttemptList,
+    EndpointCreate,
+    EndpointDeleted,
+    EndpointList,
+    EndpointOut,
+    EndpointUpdate,
+    EventList,
+    EventOut,
+)
 from strongroom.events.service import EventService
 from strongroom.http.errors import ERROR_RESPONSES, require_scope
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.model import ApiKey, Scope
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EndpointCreate(_In):
-    url: str = Field(min_length=1, max_length=WEBHOOK_URL_LENGTH_MAX)
-    enabled_events: list[str] | None = Field(default=None, max_length=16)
-
-
-class EndpointOut(_Out):
-    id: str
-    object: Literal["webhook_endpoint"]
-    tenant_id: str
-    url: str
-    enabled_events: list[str]
-    status: Literal["enabled", "disabled"]
-    failure_count: int
-    created_at: str
-    secret: str = Field(description="whsec_...: verify each delivery's webhook-signature with it")
-
-
-class EndpointList(_Out):
-    object: Literal["list"]
-    data: list[EndpointOut]
-    has_more: bool
-
-
-class EventOut(_Out):
-    id: str
-    object: Literal["event"]
-    type: str
-    ledger_id: str
-    seq: int
-    data: dict[str, Any]
-    created_at: str
-
-
-class EventList(_Out):
-    object: Literal["list"]
-    data: list[EventOut]
-    has_more: bool
-
-
-class AttemptOut(_Out):
-    object: Literal["webhook_attempt"]
-    event_id: str
-    endpoint_id: str
-    attempt: int
-    status: Literal["succeeded", "failed"]
-    response_status: int | None
-    error: str | None
-    duration_ms: int
-    next_attempt_at: str | None
-    created_at: str
-
-
-class AttemptList(_Out):
-    object: Literal["list"]
-    data: list[AttemptOut]
-    has_more: bool
 
 
 @dataclass(frozen=True)
@@ -140,31 +83,54 @@ async def get_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     return _endpoint_out(endpoint)
 
 
-@router.delete("/webhook_endpoints/{endpoint_id}", response_model=EndpointOut, tags=["webhooks"])
-async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
-    """Stop deliveries to the endpoint: it is disabled, and its attempts stay readable."""
+@router.post("/webhook_endpoints/{endpoint_id}", response_model=EndpointOut, tags=["webhooks"])
+async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> dict[str, Any]:
+    """Disable the endpoint (`enabled: false`: its deliveries wait, events created meanwhile
+    are not queued for it) or enable it again (its failures forgotten, deliveries resume)."""
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
-        lambda: ctx.events.set_endpoint_enabled(endpoint_id, False, tenant_id=ctx.key.tenant_id)
+        lambda: ctx.events.set_endpoint_enabled(
+            endpoint_id, body.enabled, tenant_id=ctx.key.tenant_id
+        )
     )
     return _endpoint_out(endpoint)
+
+
+@router.delete(
+    "/webhook_endpoints/{endpoint_id}", response_model=EndpointDeleted, tags=["webhooks"]
+)
+async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Delete the endpoint, its pending deliveries and its recorded attempts, for good. To
+    pause deliveries instead, disable it (POST with `enabled: false`)."""
+    ctx.require(Scope.ADMIN)
+    endpoint = await run_in_threadpool(
+        lambda: ctx.events.delete_endpoint(endpoint_id, tenant_id=ctx.key.tenant_id)
+    )
+    return {"id": endpoint.id, "object": "webhook_endpoint", "deleted": True}
 
 
 @router.get(
     "/webhook_endpoints/{endpoint_id}/attempts", response_model=AttemptList, tags=["webhooks"]
 )
 async def list_attempts(
-    endpoint_id: str, ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT
+    endpoint_id: str,
+    ctx: Ctx,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
 ) -> dict[str, Any]:
-    """The endpoint's delivery attempts, newest first."""
+    """The endpoint's delivery attempts, newest first; the cursors are attempt ids."""
     ctx.require(Scope.ADMIN)
-    await run_in_threadpool(
-        lambda: ctx.events.get_endpoint(endpoint_id, tenant_id=ctx.key.tenant_id)
+    page = await run_in_threadpool(
+        lambda: ctx.events.list_endpoint_attempts(
+            endpoint_id,
+            tenant_id=ctx.key.tenant_id,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            limit=limit,
+        )
     )
-    attempts = await run_in_threadpool(
-        lambda: ctx.events.list_attempts(endpoint_id=endpoint_id, limit=limit)
-    )
-    return list_body([a.to_dict() for a in attempts], False)
+    return list_body([a.to_dict() for a in page.data], page.has_more)
 
 
 @router.get("/events", response_model=EventList, tags=["events"])

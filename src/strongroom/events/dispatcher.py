@@ -13,7 +13,8 @@ Each round, a dispatcher:
 4. records the attempt and settles the delivery: succeeded on a 2xx answer; otherwise due
    again after a bounded exponential backoff with jitter, or failed after attempts_max. An
    endpoint's consecutive failures are counted; at endpoint_failures_max (or on 410 Gone)
-   the endpoint is disabled and its deliveries wait until it is enabled again.
+   the endpoint is disabled and its deliveries wait until it is enabled again. An endpoint
+   deleted while a request to it was in flight is gone: that attempt is not recorded.
 
 A dispatcher that dies mid-request leaves its lease behind: the delivery is sent again once the
 lease runs out, with the same webhook-id. Exactly once is impossible over HTTP; receivers
@@ -65,6 +66,7 @@ from strongroom.events.model import (
     DeliveryStatus,
     Endpoint,
     Event,
+    RecordResult,
     backoff_ms,
     response_disables,
     response_succeeded,
@@ -313,14 +315,16 @@ class Dispatcher:
 
     def record(self, sent: Sequence[tuple[Job, SendResult]]) -> list[Attempt]:
         """Record attempts and settle their deliveries, all in one transaction (one fsync for
-        a round of answers, not one per answer)."""
+        a round of answers, not one per answer). Returns the attempts recorded: not those to
+        endpoints deleted meanwhile."""
         if not sent:
             return []
         attempts = []
         with UnitOfWork(self.engine) as uow:
+            store.lock_endpoints(uow, sorted({job.endpoint.id for job, _ in sent}))
             for job, result in sent:
                 attempt, delivery_status = self.attempt_for(job, result)
-                settled = store.record_attempt(
+                outcome = store.record_attempt(
                     uow,
                     attempt,
                     owner=self.owner,
@@ -331,7 +335,15 @@ class Dispatcher:
                     ),
                     failures_max=self.config.endpoint_failures_max,
                 )
-                if not settled:
+                if outcome is RecordResult.DELIVERY_GONE:
+                    log.info(
+                        "webhook %s to %s: endpoint deleted during attempt %d, not recorded",
+                        job.event.id,
+                        job.endpoint.id,
+                        job.attempt,
+                    )
+                    continue
+                if outcome is RecordResult.LEASE_LOST:
                     # The lease ran out during the request and another dispatcher took the
                     # delivery over: it settles it; this attempt is on record all the same.
                     log.warning(
@@ -353,9 +365,11 @@ class Dispatcher:
             log.exception("webhook %s to %s: sending failed", job.event.id, job.endpoint.id)
             return job, SendResult(None, f"internal error: {type(exc).__name__}", 0)
 
-    def deliver(self, job: Job) -> Attempt:
-        """Send one claimed delivery and record the attempt."""
-        return self.record([self.send_safely(job)])[0]
+    def deliver(self, job: Job) -> Attempt | None:
+        """Send one claimed delivery and record the attempt (None: its endpoint was deleted
+        meanwhile, and nothing was recorded)."""
+        recorded = self.record([self.send_safely(job)])
+        return recorded[0] if recorded else None
 
     # -- loops -----------------------------------------------------------------------------
 

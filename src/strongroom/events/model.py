@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 from dataclasses import dataclass
@@ -11,6 +13,9 @@ from typing import Any
 from strongroom.core import clock
 
 ALL_EVENTS = "*"
+ATTEMPT_ID_PREFIX = "wa_"
+# An attempt id encodes an event id, an endpoint id (64 characters at most each) and a number.
+ATTEMPT_ID_LENGTH_MAX = 256
 
 
 class EndpointStatus(StrEnum):
@@ -29,6 +34,15 @@ class DeliveryStatus(StrEnum):
 class AttemptStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class RecordResult(StrEnum):
+    """What recording a finished attempt did. Ordered by precedence: the first that applies
+    is the one reported."""
+
+    DELIVERY_GONE = "delivery_gone"  # its endpoint was deleted meanwhile: nothing recorded
+    LEASE_LOST = "lease_lost"  # recorded; another dispatcher took the delivery over
+    SETTLED = "settled"  # recorded, and the delivery's state settled by this attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +133,13 @@ class Attempt:
     next_attempt_at: int | None  # when the next attempt is due; None: no further attempt
     created_at: int
 
+    @property
+    def id(self) -> str:
+        return attempt_id(self.event_id, self.endpoint_id, self.attempt)
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "object": "webhook_attempt",
             "event_id": self.event_id,
             "endpoint_id": self.endpoint_id,
@@ -134,6 +153,40 @@ class Attempt:
             ),
             "created_at": clock.format_us(self.created_at),
         }
+
+
+def attempt_id(event_id: str, endpoint_id: str, attempt: int) -> str:
+    """The id of an attempt: its primary key (event, endpoint, number), encoded. Opaque to
+    clients, stable, and decoded again when it comes back as a cursor, so attempts need no
+    id column."""
+    assert ":" not in event_id, event_id
+    assert ":" not in endpoint_id, endpoint_id
+    assert attempt >= 1
+    key = f"{event_id}:{endpoint_id}:{attempt}".encode()
+    return ATTEMPT_ID_PREFIX + base64.urlsafe_b64encode(key).decode().rstrip("=")
+
+
+def parse_attempt_id(text: str) -> tuple[str, str, int] | None:
+    """(event id, endpoint id, attempt number) of an id attempt_id() made; None for anything
+    else (only the canonical spelling of an id is accepted)."""
+    if len(text) > ATTEMPT_ID_LENGTH_MAX or not text.startswith(ATTEMPT_ID_PREFIX):
+        return None
+    encoded = text[len(ATTEMPT_ID_PREFIX) :]
+    try:
+        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    parts = key.split(":")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        return None
+    event_id, endpoint_id, number = parts
+    # Digits only, no leading zero, and few enough to fit the column (an INTEGER).
+    if not (number.isascii() and number.isdigit()) or number[0] == "0" or len(number) > 9:
+        return None
+    attempt = int(number)
+    if attempt_id(event_id, endpoint_id, attempt) != text:
+        return None
+    return event_id, endpoint_id, attempt
 
 
 def backoff_ms(attempt: int, base_ms: int, max_ms: int, rng: random.Random) -> int:

@@ -23,6 +23,7 @@ from strongroom.events.model import (
     Endpoint,
     EndpointStatus,
     Event,
+    parse_attempt_id,
 )
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
 
@@ -66,6 +67,32 @@ def validate_url(url: object, *, allow_private_targets: bool) -> str:
         )
     assert isinstance(url, str)
     return url
+
+
+def _found(endpoint: Endpoint | None, endpoint_id: str, tenant_id: str | None) -> Endpoint:
+    """The endpoint, or NotFound; with tenant_id, another tenant's endpoint is not found."""
+    if endpoint is None or (tenant_id is not None and endpoint.tenant_id != tenant_id):
+        raise NotFound(f"no webhook endpoint {endpoint_id}", param="endpoint_id")
+    return endpoint
+
+
+def _attempt_cursor(
+    uow: UnitOfWork, endpoint_id: str, cursor: str | None, param: str
+) -> store.AttemptKey | None:
+    """Where the cursor's attempt stands. Another endpoint's attempt (another tenant's
+    included) answers exactly as an id nobody has, so cursors cannot probe."""
+    if cursor is None:
+        return None
+    parsed = parse_attempt_id(cursor)
+    key = None
+    if parsed is not None and parsed[1] == endpoint_id:
+        event_id, _, attempt = parsed
+        key = store.attempt_key(uow, event_id=event_id, endpoint_id=endpoint_id, attempt=attempt)
+    if key is None:
+        raise InvalidRequest(
+            f"{param} names no attempt of this endpoint", param=param, code="invalid_cursor"
+        )
+    return key
 
 
 class EventService:
@@ -119,10 +146,7 @@ class EventService:
     def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
         """With tenant_id, another tenant's endpoint is not found."""
         with self._uow(write=False) as uow:
-            endpoint = store.get_endpoint(uow, endpoint_id)
-        if endpoint is None or (tenant_id is not None and endpoint.tenant_id != tenant_id):
-            raise NotFound(f"no webhook endpoint {endpoint_id}", param="endpoint_id")
-        return endpoint
+            return _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
 
     def list_endpoints(
         self,
@@ -143,12 +167,23 @@ class EventService:
         events created while it was disabled are not queued for it."""
         status = EndpointStatus.ENABLED if enabled else EndpointStatus.DISABLED
         with self._uow() as uow:
-            endpoint = store.get_endpoint(uow, endpoint_id, lock=True)
-            if endpoint is None or (tenant_id is not None and endpoint.tenant_id != tenant_id):
-                raise NotFound(f"no webhook endpoint {endpoint_id}", param="endpoint_id")
+            _found(store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id)
             store.set_endpoint_status(uow, endpoint_id, status, self.clock.now_us())
+            endpoint = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
             uow.commit()
-        return self.get_endpoint(endpoint_id)
+        return endpoint
+
+    def delete_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
+        """Delete the endpoint with its pending deliveries and its recorded attempts, in one
+        transaction; returns what was deleted. An attempt in flight meanwhile is not
+        recorded (store.record_attempt)."""
+        with self._uow() as uow:
+            endpoint = _found(
+                store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id
+            )
+            store.delete_endpoint(uow, endpoint_id)
+            uow.commit()
+        return endpoint
 
     # -- events and deliveries -------------------------------------------------------------
 
@@ -189,6 +224,35 @@ class EventService:
         with self._uow(write=False) as uow:
             return store.backlog(uow)
 
+    def list_endpoint_attempts(
+        self,
+        endpoint_id: str,
+        *,
+        tenant_id: str | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Attempt]:
+        """An endpoint's attempts, newest first (by time, then attempt number, then event id:
+        a total order). A cursor is the id of one of this endpoint's attempts: the page after
+        it (`starting_after`) or the one before it (`ending_before`), in the same order."""
+        check_limit(limit)
+        if starting_after is not None and ending_before is not None:
+            raise InvalidRequest(
+                "give starting_after or ending_before, not both", param="ending_before"
+            )
+        with self._uow(write=False) as uow:
+            _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            after = _attempt_cursor(uow, endpoint_id, starting_after, "starting_after")
+            before = _attempt_cursor(uow, endpoint_id, ending_before, "ending_before")
+            rows = store.list_endpoint_attempts(
+                uow, endpoint_id, after=after, before=before, limit=limit + 1
+            )
+        data = rows[:limit]
+        if before is not None:
+            data.reverse()  # fetched nearest the cursor first
+        return Page(data, len(rows) > limit)
+
     def list_attempts(
         self,
         *,
@@ -196,7 +260,8 @@ class EventService:
         endpoint_id: str | None = None,
         limit: int = PAGE_SIZE_MAX,
     ) -> list[Attempt]:
-        """Recorded attempts for an event and/or an endpoint, newest first."""
+        """Recorded attempts for an event and/or an endpoint, newest first (for operators and
+        tests: the API pages with list_endpoint_attempts)."""
         check_limit(limit)
         with self._uow(write=False) as uow:
             return store.list_attempts(uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit)

@@ -23,6 +23,7 @@ from strongroom.events.model import (
     Endpoint,
     EndpointStatus,
     Event,
+    RecordResult,
 )
 
 EVENT_COLS = "seq, id, ledger_id, type, data, created_at"
@@ -39,6 +40,11 @@ ATTEMPT_COLS = (
 NewEventRow = tuple[str, str, str, str, int]
 # (seq, id, type, created_at, tenant_id or None): an event waiting to be routed.
 UnroutedRow = tuple[int, str, str, int, str | None]
+# (created_at, attempt, event_id): where an attempt stands in an endpoint's attempts, which
+# are listed newest first in this order (with the endpoint, the primary key: a total order).
+AttemptKey = tuple[int, int, str]
+ATTEMPTS_NEWEST_FIRST = "ORDER BY created_at DESC, attempt DESC, event_id DESC"
+ATTEMPTS_OLDEST_FIRST = "ORDER BY created_at, attempt, event_id"
 
 
 # -- the outbox ----------------------------------------------------------------------------
@@ -155,12 +161,17 @@ def unrouted_events(uow: UnitOfWork, limit: int) -> list[UnroutedRow]:
 
 
 def enabled_endpoints(uow: UnitOfWork, tenant_ids: Sequence[str]) -> list[Endpoint]:
+    """Locked against deletion on PostgreSQL (FOR KEY SHARE, which leaves updates free), so
+    that no delivery is queued for an endpoint deleted meanwhile: delete_endpoint waits for
+    the routing transaction and then removes what it queued, or goes first and the endpoint
+    is not found here."""
+    lock = "" if uow.sqlite else "FOR KEY SHARE"
     rows = _fetch_in(
         uow,
         f"SELECT {ENDPOINT_COLS} FROM webhook_endpoints",
         "tenant_id",
         tenant_ids,
-        f"AND status = '{EndpointStatus.ENABLED.value}'",
+        f"AND status = '{EndpointStatus.ENABLED.value}' {lock}",
     )
     return [_endpoint(r) for r in rows]
 
@@ -270,6 +281,23 @@ def claim_due(
     return claimed
 
 
+def lock_endpoints(uow: UnitOfWork, endpoint_ids: Sequence[str]) -> None:
+    """Lock endpoints before recording attempts to them (PostgreSQL; SQLite has one writer).
+    In id order, and before any delivery state, so that two dispatchers, or a dispatcher
+    and delete_endpoint (endpoint first, then its deliveries), always lock in the same order
+    and never deadlock; and so that an endpoint is not deleted between record_attempt's
+    check that the delivery exists and its insert. FOR NO KEY UPDATE is the lock
+    record_attempt's update of the endpoint takes anyway."""
+    if not uow.sqlite:
+        _fetch_in(
+            uow,
+            "SELECT id FROM webhook_endpoints",
+            "id",
+            sorted(endpoint_ids),
+            "ORDER BY id FOR NO KEY UPDATE",
+        )
+
+
 def record_attempt(
     uow: UnitOfWork,
     attempt: Attempt,
@@ -278,12 +306,24 @@ def record_attempt(
     delivery_status: DeliveryStatus,
     disable_endpoint: bool,
     failures_max: int,
-) -> bool:
+) -> RecordResult:
     """Record an attempt, settle the delivery if this owner still holds its lease for this
     attempt, and count the endpoint's consecutive failures (disabling it at failures_max or
-    when `disable_endpoint`). Returns whether the delivery's state was settled."""
+    when `disable_endpoint`). The caller holds the endpoint's lock (lock_endpoints).
+
+    An attempt whose delivery no longer exists (its endpoint was deleted while the request
+    was in flight) is not recorded: nothing of a deleted endpoint comes back."""
     cur = uow.cursor()
     a = attempt
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT 1 FROM webhook_delivery_state WHERE event_id = ? AND endpoint_id = ?",
+        ),
+        (a.event_id, a.endpoint_id),
+    )
+    if cur.fetchone() is None:
+        return RecordResult.DELIVERY_GONE
     cur.execute(
         _sql(uow, f"INSERT INTO webhook_deliveries ({ATTEMPT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"),
         (
@@ -336,7 +376,7 @@ def record_attempt(
             ),
             (disable_endpoint, failures_max, a.created_at, a.endpoint_id),
         )
-    return settled
+    return RecordResult.SETTLED if settled else RecordResult.LEASE_LOST
 
 
 def _attempt(row: Sequence[Any]) -> Attempt:
@@ -374,8 +414,57 @@ def list_attempts(
         _sql(
             uow,
             f"SELECT {ATTEMPT_COLS} FROM webhook_deliveries {clause} "
-            "ORDER BY created_at DESC, attempt DESC LIMIT ?",
+            f"{ATTEMPTS_NEWEST_FIRST}, endpoint_id DESC LIMIT ?",
         ),
+        (*params, limit),
+    )
+    return [_attempt(r) for r in cur.fetchall()]
+
+
+def attempt_key(
+    uow: UnitOfWork, *, event_id: str, endpoint_id: str, attempt: int
+) -> AttemptKey | None:
+    """Where a recorded attempt stands in its endpoint's list; None if there is none."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT created_at FROM webhook_deliveries "
+            "WHERE event_id = ? AND endpoint_id = ? AND attempt = ?",
+        ),
+        (event_id, endpoint_id, attempt),
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), attempt, event_id)
+
+
+def list_endpoint_attempts(
+    uow: UnitOfWork,
+    endpoint_id: str,
+    *,
+    after: AttemptKey | None,
+    before: AttemptKey | None,
+    limit: int,
+) -> list[Attempt]:
+    """A page of an endpoint's attempts by keyset: newest first, those after `after` (or
+    from the newest); with `before`, the ones just before it, nearest it first (oldest
+    first: the caller turns the page around)."""
+    assert after is None or before is None
+    where = "endpoint_id = ?"
+    params: list[Any] = [endpoint_id]
+    order = ATTEMPTS_NEWEST_FIRST
+    # The bound on created_at alone is implied by the row comparison; it is there so that
+    # the index (endpoint_id, created_at) narrows the scan.
+    if after is not None:
+        where += " AND created_at <= ? AND (created_at, attempt, event_id) < (?, ?, ?)"
+        params.extend((after[0], *after))
+    if before is not None:
+        where += " AND created_at >= ? AND (created_at, attempt, event_id) > (?, ?, ?)"
+        params.extend((before[0], *before))
+        order = ATTEMPTS_OLDEST_FIRST
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, f"SELECT {ATTEMPT_COLS} FROM webhook_deliveries WHERE {where} {order} LIMIT ?"),
         (*params, limit),
     )
     return [_attempt(r) for r in cur.fetchall()]
@@ -493,3 +582,18 @@ def set_endpoint_status(
         ),
         (status.value, now_us, status is EndpointStatus.ENABLED, endpoint_id),
     )
+
+
+def delete_endpoint(uow: UnitOfWork, endpoint_id: str) -> None:
+    """The endpoint, its delivery states and its attempts. The caller holds the endpoint's
+    lock (get_endpoint(lock=True)): on PostgreSQL a dispatcher recording an attempt to it
+    (lock_endpoints) or routing events to it (enabled_endpoints) has committed before these
+    statements run, or waits and then finds it gone. Unbounded by design: deleting an
+    endpoint removes all it has, in one transaction."""
+    cur = uow.cursor()
+    for statement in (
+        "DELETE FROM webhook_delivery_state WHERE endpoint_id = ?",
+        "DELETE FROM webhook_deliveries WHERE endpoint_id = ?",
+        "DELETE FROM webhook_endpoints WHERE id = ?",
+    ):
+        cur.execute(_sql(uow, statement), (endpoint_id,))

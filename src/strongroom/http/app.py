@@ -26,13 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from strongroom import __version__
+from strongroom.audit import api as audit_api
+from strongroom.audit.service import AuditLog
 from strongroom.core.errors import StrongroomError
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.events import api as events_api
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.model import Attempt
-from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
 from strongroom.http import errors
 from strongroom.http.middleware import (
@@ -46,6 +47,7 @@ from strongroom.ledger import api as ledger_api
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import TransferOutcome
 from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
 from strongroom.tenancy.service import TenancyService
 
@@ -171,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
-    ledger = LedgerService(engine, on_batch=metrics.observe_batch, event_sink=Outbox())
+    ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch)
     events = EventService(engine, allow_private_targets=settings.webhook_allow_private_targets)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
@@ -183,6 +185,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.committer = committer
         sweeper = asyncio.create_task(_expire_forever(ledger, settings.expiry_interval_s))
         app.state.sweeper = sweeper
+        publisher = asyncio.create_task(
+            _publish_forever(audit, settings.audit_checkpoint_interval_s)
+        )
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(
@@ -198,9 +203,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 dispatcher.stop()
                 dispatcher.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, publisher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             committer.close()
             engine.dispose()
 
@@ -215,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.ledger = ledger
+    app.state.audit = audit
     app.state.tenancy = tenancy
     app.state.events = events
     app.state.metrics = metrics
@@ -226,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, errors.internal_error_handler)
     app.include_router(ledger_api.router)
     app.include_router(events_api.router)
+    app.include_router(audit_api.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
@@ -305,6 +313,17 @@ async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:
         except Exception:
             log.exception("expiring pending transfers failed; retrying")
         await asyncio.sleep(interval_s)
+
+
+async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
+    """A signed checkpoint of every log that grew, each interval. With several workers each
+    publishes; a checkpoint of a size already published is the same tree and is kept once."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(audit.publish)
+        except Exception:
+            log.exception("publishing audit checkpoints failed; retrying")
 
 
 def create_app_from_env() -> FastAPI:

@@ -29,7 +29,7 @@ from strongroom.core.pagination import check_limit
 from strongroom.db.query import chunks
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import store
-from strongroom.ledger.engine import BatchState, Engine
+from strongroom.ledger.engine import BatchState, Engine, EntryRow
 from strongroom.ledger.model import (
     AccountFlag,
     Action,
@@ -75,6 +75,29 @@ class EventSink(Protocol):
     rest of the batch (events/outbox.py renders them)."""
 
     def __call__(self, uow: UnitOfWork, events: Sequence[tuple[str, TransferRow]]) -> None: ...
+
+
+class AuditSink(Protocol):
+    """Like EventSink, for the audit log: told of the same events inside the same transaction,
+    with the account entries the transaction wrote (their versions and balances after); and,
+    through `record_all`, of the ledger's other changes (ledgers and accounts created, accounts
+    closed), also inside their transactions."""
+
+    def __call__(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[tuple[str, TransferRow]],
+        entries: Sequence[EntryRow],
+    ) -> None: ...
+
+    def record_all(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        actor: str,
+        items: Sequence[tuple[str, str | None, dict[str, Any]]],
+    ) -> None:
+        """(type, ref, data) leaves of one tenant's log; `data` holds no personal data."""
 
 
 _METADATA_FILTER_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
@@ -294,12 +317,14 @@ class LedgerService:
         clock_: clock.MonotonicClock | None = None,
         on_batch: BatchObserver | None = None,
         event_sink: EventSink | None = None,
+        audit_sink: AuditSink | None = None,
     ) -> None:
         """`on_batch(size, seconds, outcomes)` is told of every committed batch (metrics);
         `event_sink` of the events of every write transaction, inside it (see EventSink)."""
         self.engine = engine
         self._on_batch = on_batch
         self._event_sink = event_sink
+        self._audit_sink = audit_sink
         self.clock = clock_ or clock.MonotonicClock()
         self.sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time anyway; holding this lock across a write
@@ -358,6 +383,9 @@ class LedgerService:
         )
         with self._uow() as uow:
             store.insert_ledger(uow, (ledger.id, name, meta, ledger.created_at, tenant_id))
+            if self._audit_sink is not None:
+                item = ("ledger.created", ledger.id, {"ledger_id": ledger.id})
+                self._audit_sink.record_all(uow, tenant_id, "ledger", [item])
             uow.commit()
         return ledger
 
@@ -459,15 +487,39 @@ class LedgerService:
                 )
             )
         with self._uow() as uow:
+            tenants: dict[str, str] = {}
             for ledger_id in {s.ledger_id for s in specs}:
-                if store.get_ledger(uow, ledger_id) is None:
+                found = store.get_ledger(uow, ledger_id)
+                if found is None:
                     raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
+                tenants[ledger_id] = found[4]
             taken = store.existing_account_ids(uow, [r[0] for r in rows])
             if taken or len({r[0] for r in rows}) != len(rows):
                 raise Conflict("an account with that id exists already", param="id")
             store.insert_accounts(uow, rows)
+            if self._audit_sink is not None:
+                self._audit_accounts(uow, tenants, rows)
             uow.commit()
         return [_account_from_row(r) for r in rows]
+
+    def _audit_accounts(
+        self, uow: UnitOfWork, tenants: dict[str, str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """One leaf per account created: what it is, not its name or metadata (which may be
+        personal data, and the log cannot forget)."""
+        assert self._audit_sink is not None
+        by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
+        for r in rows:
+            data = {
+                "account_id": r[0],
+                "ledger_id": r[1],
+                "asset": r[3],
+                "normal_balance": Direction(r[4]).label,
+                "flags": AccountFlag(r[5]).names(),
+            }
+            by_log.setdefault(tenants[r[1]], []).append(("account.created", r[0], data))
+        for log_id in sorted(by_log):
+            self._audit_sink.record_all(uow, log_id, "ledger", by_log[log_id])
 
     def create_account(
         self,
@@ -514,6 +566,12 @@ class LedgerService:
                     "the account has pending transfers: post or void them first", param="account_id"
                 )
             store.set_account_closed(uow, account_id, closed, self.clock.now_us())
+            if self._audit_sink is not None:
+                ledger_row = store.get_ledger(uow, row[1])
+                assert ledger_row is not None
+                kind = "account.closed" if closed else "account.reopened"
+                item = (kind, account_id, {"account_id": account_id})
+                self._audit_sink.record_all(uow, ledger_row[4], "ledger", [item])
             uow.commit()
         return self.get_account(account_id)
 
@@ -542,11 +600,13 @@ class LedgerService:
                 engine = Engine(state)
                 outcomes = engine.apply(batch, atomic=atomic)
                 store.write_batch(uow, state, engine.writes)
-                if self._event_sink is not None and engine.writes.transfers:
+                if engine.writes.transfers and (self._event_sink or self._audit_sink):
                     by_action = _EVENT_BY_ACTION
-                    self._event_sink(
-                        uow, [(by_action[row[3]], row) for row in engine.writes.transfers]
-                    )
+                    events = [(by_action[row[3]], row) for row in engine.writes.transfers]
+                    if self._event_sink is not None:
+                        self._event_sink(uow, events)
+                    if self._audit_sink is not None:  # last: it locks the tenant's log
+                        self._audit_sink(uow, events, engine.writes.entries)
                 uow.commit()
                 if cache is not None:
                     cache.committed(state.block, engine.writes.dirty)
@@ -608,9 +668,13 @@ class LedgerService:
                 engine = Engine(state)
                 count = engine.expire(due)
                 store.write_batch(uow, state, engine.writes)
-                if self._event_sink is not None and count:
+                if count and (self._event_sink or self._audit_sink):
                     expired = [r for r in due if r.status is Status.EXPIRED]
-                    self._event_sink(uow, [(EXPIRED_EVENT, record_to_row(r)) for r in expired])
+                    events = [(EXPIRED_EVENT, record_to_row(r)) for r in expired]
+                    if self._event_sink is not None:
+                        self._event_sink(uow, events)
+                    if self._audit_sink is not None:
+                        self._audit_sink(uow, events, engine.writes.entries)
                 uow.commit()
                 if cache is not None:
                     cache.committed(block, engine.writes.dirty)

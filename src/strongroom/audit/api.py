@@ -1,0 +1,181 @@
+"""HTTP routes of the audit log. Each tenant reads its own log only: the log is chosen by the
+API key, so another tenant's transfer has no leaf here (404)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from strongroom.audit.merkle import leaf_hash
+from strongroom.audit.schemas import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    KeyList,
+    LeafList,
+    ReceiptOut,
+    StatementOut,
+)
+from strongroom.audit.service import AuditLog
+from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.pagination import list_body
+from strongroom.tenancy.model import ApiKey, Scope
+
+
+@dataclass(frozen=True)
+class AuditCtx:
+    key: ApiKey
+    audit: AuditLog
+
+    @property
+    def log(self) -> str:
+        return self.key.tenant_id
+
+    def require(self, scope: Scope) -> None:
+        require_scope(self.key, scope)
+
+
+async def context(request: Request) -> AuditCtx:
+    return AuditCtx(request.state.api_key, request.app.state.audit)
+
+
+Ctx = Annotated[AuditCtx, Depends(context)]
+Size = Annotated[int, Query(ge=1, le=2**62)]
+Index = Annotated[int, Query(ge=0, le=2**62)]
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@router.get("/audit/checkpoint", response_model=CheckpointOut, tags=["audit"])
+async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
+    """The latest signed checkpoint of the tenant's log (published at an interval by `serve`,
+    or on demand with POST /v1/audit/checkpoints)."""
+    ctx.require(Scope.LEDGER_READ)
+    found = await run_in_threadpool(ctx.audit.latest, ctx.log)
+    return found.to_dict()
+
+
+@router.post("/audit/checkpoints", response_model=CheckpointOut, tags=["audit"])
+async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
+    """Sign and publish a checkpoint of the log as it is now (the latest one if the log has
+    not grown since)."""
+    ctx.require(Scope.ADMIN)
+    published = await run_in_threadpool(ctx.audit.publish, [ctx.log])
+    if not published:
+        found = await run_in_threadpool(ctx.audit.latest, ctx.log)  # an empty log: 404
+        return found.to_dict()
+    return published[0].to_dict()
+
+
+@router.get("/audit/checkpoints/{tree_size}", response_model=CheckpointOut, tags=["audit"])
+async def get_checkpoint(
+    tree_size: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx
+) -> dict[str, Any]:
+    """A past checkpoint, by its tree size: every checkpoint ever published is kept."""
+    ctx.require(Scope.LEDGER_READ)
+    found = await run_in_threadpool(ctx.audit.checkpoint, ctx.log, tree_size)
+    return found.to_dict()
+
+
+@router.get("/audit/proofs/inclusion", response_model=InclusionProofOut, tags=["audit"])
+async def inclusion_proof(
+    ctx: Ctx,
+    tree_size: Size,
+    leaf_index: Index | None = None,
+    transfer_id: str | None = None,
+) -> dict[str, Any]:
+    """The RFC 9162 inclusion proof of a leaf, by index or by transfer id (the transfer's
+    first leaf: its creation), in the tree of `tree_size` leaves."""
+    ctx.require(Scope.LEDGER_READ)
+    if (leaf_index is None) == (transfer_id is None):
+        raise InvalidRequest("give leaf_index or transfer_id, one of them", param="leaf_index")
+    if leaf_index is None:
+        assert transfer_id is not None
+        indexes = await run_in_threadpool(ctx.audit.leaf_indexes, ctx.log, transfer_id)
+        leaf_index = indexes[0]
+    index = leaf_index
+    proof = await run_in_threadpool(ctx.audit.inclusion, ctx.log, index, tree_size)
+    rows, _size = await run_in_threadpool(ctx.audit.leaves, ctx.log, index, 1)
+    return {
+        "object": "audit_inclusion_proof",
+        "leaf_index": index,
+        "tree_size": tree_size,
+        "leaf_hash": rows[0]["leaf_hash"] if rows else _b64(leaf_hash(b"")),
+        "proof": [_b64(h) for h in proof],
+    }
+
+
+@router.get("/audit/proofs/consistency", response_model=ConsistencyProofOut, tags=["audit"])
+async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, Any]:
+    """The RFC 9162 consistency proof between the trees of `first` and `second` leaves."""
+    ctx.require(Scope.LEDGER_READ)
+    if first > second:
+        raise InvalidRequest("first must not be greater than second", param="first")
+    proof = await run_in_threadpool(ctx.audit.consistency, ctx.log, first, second)
+    return {
+        "object": "audit_consistency_proof",
+        "first": first,
+        "second": second,
+        "proof": [_b64(h) for h in proof],
+    }
+
+
+@router.get("/audit/leaves", response_model=LeafList, tags=["audit"])
+async def list_leaves(
+    ctx: Ctx,
+    start: Index = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
+) -> dict[str, Any]:
+    """Leaves in index order from `start`; the next page starts at the last index + 1."""
+    ctx.require(Scope.LEDGER_READ)
+    data, size = await run_in_threadpool(ctx.audit.leaves, ctx.log, start, limit)
+    has_more = bool(data) and data[-1]["index"] + 1 < size
+    return {**list_body(data, has_more), "tree_size": size}
+
+
+@router.get("/audit/keys", response_model=KeyList, tags=["audit"])
+async def list_keys(ctx: Ctx) -> dict[str, Any]:
+    """The public keys that sign checkpoints (C2SP verifier keys), retired ones included."""
+    ctx.require(Scope.LEDGER_READ)
+    keys = await run_in_threadpool(ctx.audit.verifier_keys)
+    return list_body(keys, False)
+
+
+@router.get("/accounts/{account_id}/statement", response_model=StatementOut, tags=["audit"])
+async def account_statement(
+    account_id: str,
+    ctx: Ctx,
+    from_: Annotated[str, Query(alias="from", description="RFC 3339; the period excludes it")],
+    to: Annotated[str, Query(description="RFC 3339; the period includes it")],
+) -> dict[str, Any]:
+    """The account's entries in (from, to], with the entry in force at `from` and the first
+    after `to`, each with its inclusion proof in one signed checkpoint: complete and
+    unaltered, as `strongroom audit verify-statement FILE --public-key KEY` checks offline."""
+    ctx.require(Scope.LEDGER_READ)
+    times = []
+    for name, text in (("from", from_), ("to", to)):
+        try:
+            times.append(clock.parse_timestamp(text))
+        except ValueError:
+            raise InvalidRequest(f"{name} must be an RFC 3339 time", param=name) from None
+    return await run_in_threadpool(ctx.audit.statement, ctx.log, account_id, times[0], times[1])
+
+
+@router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut, tags=["audit"])
+async def transfer_receipt(transfer_id: str, ctx: Ctx) -> dict[str, Any]:
+    """A self-contained receipt: the transfer's leaves, their inclusion proofs and the signed
+    checkpoint they are proved against (published now if the latest does not hold them yet).
+    `strongroom audit verify-receipt FILE --public-key KEY` checks it offline."""
+    ctx.require(Scope.LEDGER_READ)
+    return await run_in_threadpool(ctx.audit.receipt, ctx.log, transfer_id)

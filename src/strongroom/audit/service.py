@@ -1,0 +1,648 @@
+"""The audit log: one append-only RFC 9162 Merkle log per tenant, in the ledger's database.
+
+- Appends run inside the transaction of the change they record (the ledger calls this object
+  as its audit sink right before its commit), so the log holds a leaf for a change if and only
+  if the change committed. The log's row is locked for the append: leaf indexes follow commit
+  order, on SQLite and PostgreSQL alike.
+- The tree is kept as tiles (audit/tiles.py) updated in the same transaction: any proof or
+  root for any size up to the log's is one query for a handful of tiles.
+- Checkpoints (C2SP tlog-checkpoint, signed as C2SP signed notes with Ed25519) are published
+  on demand and by `serve` at an interval; every one is kept.
+- `verify` recomputes every log from its leaves against its tiles and every checkpoint, and
+  checks the ledger's transfers against their leaves.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom.audit import leaf as leaves_
+from strongroom.audit import note as notes
+from strongroom.audit import offline, store
+from strongroom.audit.checkpoint import Checkpoint
+from strongroom.audit.merkle import RootAccumulator, leaf_hash
+from strongroom.audit.tiles import TileLayout
+from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger.engine import EntryRow
+from strongroom.ledger.model import TransferRow
+from strongroom.ledger.service import LedgerService
+
+# Tree levels per stored tile. A storage format constant: changing it needs a migration that
+# rewrites every tile. 4 keeps a proof at a million leaves to ~5 tiles and ~75 hashes.
+TILE_HEIGHT: Final = 4
+RECEIPT_VERSION: Final = 1
+STATEMENT_ENTRIES_MAX: Final = 10_000
+LEAVES_PAGE_MAX: Final = 1000
+KEY_ROTATED: Final = "audit.key_rotated"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    log_id: str
+    size: int
+    root: bytes
+    note: str
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "audit_checkpoint",
+            "tree_size": self.size,
+            "root_hash": base64.b64encode(self.root).decode(),
+            "note": self.note,
+            "created_at": clock.format_us(self.created_at),
+        }
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    logs: int = 0
+    leaves: int = 0
+    checkpoints: int = 0
+    transfers: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class AuditLog:
+    """Implements ledger.service.AuditSink, and everything else about the logs."""
+
+    def __init__(
+        self,
+        engine: SAEngine,
+        *,
+        origin: str = "strongroom.localhost/audit",
+        tenant_of: Callable[[Sequence[str]], dict[str, str]] | None = None,
+        signer_key: str | None = None,
+    ) -> None:
+        """`origin` prefixes each log's origin (`<origin>/<tenant id>`) and names the signing
+        key; `tenant_of(ledger_ids)` says which tenant (log) each ledger's changes go to;
+        `signer_key` (a C2SP signer key, PRIVATE+KEY+...) signs checkpoints instead of a key
+        generated and kept in the database."""
+        self.engine = engine
+        self.origin = origin
+        self.layout = TileLayout(TILE_HEIGHT)
+        self._tenant_of = tenant_of
+        self._tenants: dict[str, str] = {}  # ledger id -> tenant id; never changes
+        self._configured = notes.Signer(signer_key) if signer_key else None
+        # The ledger whose history statements are cut from (set by the composition root).
+        self.ledger: LedgerService | None = None
+
+    def origin_of(self, log_id: str) -> str:
+        return f"{self.origin}/{log_id}"
+
+    @contextlib.contextmanager
+    def _uow(self, write: bool) -> Iterator[UnitOfWork]:
+        with UnitOfWork(self.engine, write=write) as uow:
+            yield uow
+
+    # -- appending -------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[tuple[str, TransferRow]],
+        entries: Sequence[EntryRow],
+    ) -> None:
+        """One leaf per ledger change, in the ledger's transaction, to its tenant's log."""
+        if not events:
+            return
+        by_transfer: dict[str, list[EntryRow]] = {}
+        for e in entries:
+            found = by_transfer.get(e[4])
+            if found is None:
+                by_transfer[e[4]] = [e]
+            else:
+                found.append(e)
+        tenants = self._tenants_of({row[2] for _, row in events})
+        by_log: dict[str, list[tuple[str, str | None, bytes]]] = {}
+        encode = leaves_.transfer_leaf
+        empty: list[EntryRow] = []
+        for event_type, row in events:
+            log = by_log.setdefault(tenants[row[2]], [])
+            log.append(
+                (event_type, row[1], encode(event_type, row, by_transfer.get(row[1], empty)))
+            )
+        for log_id in sorted(by_log):
+            self.append(uow, log_id, by_log[log_id])
+
+    def _tenants_of(self, ledger_ids: set[str]) -> dict[str, str]:
+        missing = [i for i in ledger_ids if i not in self._tenants]
+        if missing:
+            if self._tenant_of is None:
+                raise RuntimeError("the audit log was given no way to find a ledger's tenant")
+            self._tenants.update(self._tenant_of(missing))
+        return self._tenants
+
+    def append(
+        self, uow: UnitOfWork, log_id: str, items: Sequence[tuple[str, str | None, bytes]]
+    ) -> int:
+        """Append (type, ref, leaf bytes) items to a log through `uow`; the first index."""
+        now = clock.now_us()
+        size = store.lock_log(uow, log_id, now)
+        layout = self.layout
+        edge = store.read_tiles(uow, log_id, layout.edge_tiles(size))
+        hashes = [leaf_hash(data) for _, _, data in items]
+        tiles = layout.append(size, edge, hashes)
+        store.append(uow, log_id, size, items, tiles, now)
+        return size
+
+    def record_all(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        actor: str,
+        items: Sequence[tuple[str, str | None, dict[str, Any]]],
+    ) -> None:
+        """(type, ref, data) leaves of actions outside the transfers, in `uow`."""
+        now = clock.now_us()
+        encode = leaves_.record_leaf
+        self.append(uow, log_id, [(t, ref, encode(t, now, actor, data)) for t, ref, data in items])
+
+    def record(
+        self,
+        log_id: str,
+        event_type: str,
+        actor: str,
+        data: dict[str, Any],
+        *,
+        ref: str | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> int:
+        """A leaf for an action outside the ledger; in `uow` when given, else on its own."""
+        item = (event_type, ref, leaves_.record_leaf(event_type, clock.now_us(), actor, data))
+        if uow is not None:
+            return self.append(uow, log_id, [item])
+        with self._uow(write=True) as own:
+            index = self.append(own, log_id, [item])
+            own.commit()
+        return index
+
+    # -- signing keys and checkpoints ------------------------------------------------------
+
+    def _signers(self, uow: UnitOfWork) -> list[notes.Signer]:
+        """The active signing key(s), the first use creating one."""
+        store.lock_keys(uow)
+        rows = [r for r in store.keys(uow) if r[5] is None]
+        if self._configured is not None:
+            if not any(r[0] == f"{self._configured.key_id:08x}" for r in rows):
+                signer = self._configured
+                store.insert_key(
+                    uow,
+                    f"{signer.key_id:08x}",
+                    signer.name,
+                    signer.verifier_key,
+                    None,
+                    clock.now_us(),
+                )
+                store.retire_keys(uow, f"{signer.key_id:08x}", clock.now_us())
+            return [self._configured]
+        usable = [notes.Signer(r[3]) for r in rows if r[3] is not None]
+        if usable:
+            return usable[-1:]
+        signer = notes.generate_signer(self.origin)
+        store.insert_key(
+            uow,
+            f"{signer.key_id:08x}",
+            signer.name,
+            signer.verifier_key,
+            signer.skey,
+            clock.now_us(),
+        )
+        return [signer]
+
+    def verifier_keys(self) -> list[dict[str, Any]]:
+        """Every key that ever signed a checkpoint, the active one last."""
+        with self._uow(write=False) as uow:
+            rows = store.keys(uow)
+        return [
+            {
+                "object": "audit_key",
+                "key_id": r[0],
+                "name": r[1],
+                "verifier_key": r[2],
+                "created_at": clock.format_us(r[4]),
+                "retired_at": None if r[5] is None else clock.format_us(r[5]),
+            }
+            for r in rows
+        ]
+
+    def _verifiers(self, uow: UnitOfWork) -> list[notes.Verifier]:
+        return [notes.Verifier(r[2]) for r in store.keys(uow)]
+
+    def _publish_in(
+        self, uow: UnitOfWork, log_id: str, extra: Sequence[notes.Signer] = ()
+    ) -> SignedCheckpoint | None:
+        size = store.log_size(uow, log_id)
+        latest = store.latest_checkpoint(uow, log_id)
+        if latest is not None and latest[0] == size and not extra:
+            return SignedCheckpoint(log_id, *latest)
+        if size == 0:
+            return None
+        layout = self.layout
+        root = layout.root(size, store.read_tiles(uow, log_id, layout.root_tiles(size)))
+        text = Checkpoint(self.origin_of(log_id), size, root).to_text()
+        signers = [*extra, *self._signers(uow)]
+        signed = notes.sign(text, signers)
+        now = clock.now_us()
+        if not store.insert_checkpoint(uow, log_id, size, root, signed, now):
+            found = store.checkpoint(uow, log_id, size)
+            assert found is not None
+            return SignedCheckpoint(log_id, *found)
+        return SignedCheckpoint(log_id, size, root, signed, now)
+
+    def publish(self, log_ids: Sequence[str] | None = None) -> list[SignedCheckpoint]:
+        """A checkpoint of every log (or those given) that grew since its last one."""
+        published: list[SignedCheckpoint] = []
+        with self._uow(write=True) as uow:
+            for log_id in log_ids if log_ids is not None else store.log_ids(uow):
+                found = self._publish_in(uow, log_id)
+                if found is not None:
+                    published.append(found)
+            uow.commit()
+        return published
+
+    def rotate_key(self) -> str:
+        """A new signing key: the rotation is a leaf of every log, and the first checkpoint
+        that holds it is signed by the old key and the new one. Returns the new verifier key.
+        """
+        if self._configured is not None:
+            raise InvalidRequest(
+                "the signing key is configured (STRONGROOM_AUDIT_SIGNING_KEY): rotate it there",
+                param="key",
+            )
+        with self._uow(write=True) as uow:
+            old = self._signers(uow)[0]
+            new = notes.generate_signer(self.origin)
+            now = clock.now_us()
+            store.insert_key(uow, f"{new.key_id:08x}", new.name, new.verifier_key, new.skey, now)
+            data = {"old_key": old.verifier_key, "new_key": new.verifier_key}
+            for log_id in store.log_ids(uow):
+                self.record(log_id, KEY_ROTATED, "system", data, uow=uow)
+            store.retire_keys(uow, f"{new.key_id:08x}", now)
+            for log_id in store.log_ids(uow):
+                self._publish_in(uow, log_id, extra=[old])
+            uow.commit()
+        return new.verifier_key
+
+    def latest(self, log_id: str) -> SignedCheckpoint:
+        with self._uow(write=False) as uow:
+            found = store.latest_checkpoint(uow, log_id)
+        if found is None:
+            raise NotFound("this log has no checkpoint yet", param="tree_size")
+        return SignedCheckpoint(log_id, *found)
+
+    def checkpoint(self, log_id: str, size: int) -> SignedCheckpoint:
+        with self._uow(write=False) as uow:
+            found = store.checkpoint(uow, log_id, size)
+        if found is None:
+            raise NotFound(f"no checkpoint of tree size {size}", param="tree_size")
+        return SignedCheckpoint(log_id, *found)
+
+    def covering(self, log_id: str, index: int) -> SignedCheckpoint:
+        """The latest checkpoint if it holds leaf `index`, else a new one published now."""
+        with self._uow(write=False) as uow:
+            found = store.latest_checkpoint(uow, log_id)
+        if found is not None and found[0] > index:
+            return SignedCheckpoint(log_id, *found)
+        published = self.publish([log_id])
+        if not published or published[0].size <= index:
+            raise NotFound(f"no leaf {index} in this log", param="leaf_index")
+        return published[0]
+
+    # -- proofs ----------------------------------------------------------------------------
+
+    def _size_for(self, uow: UnitOfWork, log_id: str, tree_size: int | None) -> int:
+        size = store.log_size(uow, log_id)
+        if tree_size is None:
+            return size
+        if not 0 < tree_size <= size:
+            raise InvalidRequest(
+                f"tree_size must be 1 to {size}, the log's size", param="tree_size"
+            )
+        return tree_size
+
+    def inclusion(self, log_id: str, index: int, tree_size: int) -> list[bytes]:
+        with self._uow(write=False) as uow:
+            size = self._size_for(uow, log_id, tree_size)
+            if not 0 <= index < size:
+                raise InvalidRequest(
+                    f"leaf_index must be 0 to {size - 1} for tree size {size}",
+                    param="leaf_index",
+                )
+            layout = self.layout
+            tiles = store.read_tiles(uow, log_id, layout.inclusion_tiles(index, size))
+        return layout.inclusion_proof(index, size, tiles)
+
+    def consistency(self, log_id: str, first: int, second: int) -> list[bytes]:
+        with self._uow(write=False) as uow:
+            size = self._size_for(uow, log_id, second)
+            if not 0 < first <= size:
+                raise InvalidRequest(f"first must be 1 to {size}", param="first")
+            layout = self.layout
+            if first == size:
+                return []
+            tiles = store.read_tiles(uow, log_id, layout.consistency_tiles(first, size))
+        return layout.consistency_proof(first, size, tiles)
+
+    def leaf_indexes(self, log_id: str, ref: str) -> list[int]:
+        with self._uow(write=False) as uow:
+            found = store.leaf_indexes_by_ref(uow, log_id, ref)
+        if not found:
+            raise NotFound(f"no leaf for {ref} in this log", param="transfer_id")
+        return found
+
+    def leaves(self, log_id: str, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Leaves from `start`, at most `limit`; and the log's size."""
+        with self._uow(write=False) as uow:
+            size = store.log_size(uow, log_id)
+            rows = store.leaves(uow, log_id, start, min(start + limit, size))
+        return [self._leaf_out(i, t, ref, data) for i, t, ref, data in rows], size
+
+    @staticmethod
+    def _leaf_out(index: int, event_type: str, ref: str | None, data: bytes) -> dict[str, Any]:
+        return {
+            "object": "audit_leaf",
+            "index": index,
+            "type": event_type,
+            "ref": ref,
+            "leaf": _b64(data),
+            "leaf_hash": _b64(leaf_hash(data)),
+        }
+
+    def receipt(self, log_id: str, ref: str) -> dict[str, Any]:
+        """A self-contained proof that `ref`'s leaves are in the log: the leaves, their
+        inclusion proofs and the signed checkpoint they are proved against. Checked offline by
+        `strongroom audit verify-receipt` with the log's public key only."""
+        indexes = self.leaf_indexes(log_id, ref)
+        checkpoint = self.covering(log_id, indexes[-1])
+        with self._uow(write=False) as uow:
+            rows = {r[0]: r for i in indexes for r in store.leaves(uow, log_id, i, i + 1)}
+            layout = self.layout
+            wanted = [t for i in indexes for t in layout.inclusion_tiles(i, checkpoint.size)]
+            tiles = store.read_tiles(uow, log_id, wanted)
+        return {
+            "object": "audit_receipt",
+            "version": RECEIPT_VERSION,
+            "origin": self.origin_of(log_id),
+            "ref": ref,
+            "checkpoint": checkpoint.note,
+            "leaves": [
+                {
+                    "index": i,
+                    "type": rows[i][1],
+                    "leaf": _b64(rows[i][3]),
+                    "inclusion_proof": [
+                        _b64(h) for h in layout.inclusion_proof(i, checkpoint.size, tiles)
+                    ],
+                }
+                for i in indexes
+            ],
+        }
+
+    def statement(self, log_id: str, account_id: str, from_us: int, to_us: int) -> dict[str, Any]:
+        """The account's entries in (from, to] with the opening entry before and the first
+        entry after, each proved in one signed checkpoint (audit/statement.py says what a
+        verifier concludes from it)."""
+        ledger = self.ledger
+        if ledger is None:
+            raise RuntimeError(
+                "statements need the ledger: build the log with runtime.build_ledger"
+            )
+        if from_us > to_us:
+            raise InvalidRequest("from must not be after to", param="from")
+        account = ledger.get_account(account_id)
+        if ledger.ledger_tenants([account.ledger_id]).get(account.ledger_id) != log_id:
+            raise NotFound(f"no account {account_id}", param="account_id")
+        opening = ledger.balance_at(account_id, as_of_us=from_us)[0]
+        closing = ledger.balance_at(account_id, as_of_us=to_us)[0]
+        boundary = closing < account.version
+        first, last = max(opening, 1), closing + (1 if boundary else 0)
+        if last - first + 1 > STATEMENT_ENTRIES_MAX:
+            raise InvalidRequest(
+                f"a statement holds at most {STATEMENT_ENTRIES_MAX} entries: shorten the period",
+                param="to",
+            )
+        wanted: dict[int, str] = {}  # version -> transfer id
+        cursor = last + 1
+        while last >= first and cursor > first:
+            after = cursor if cursor <= account.version else None  # None: from the newest
+            page = ledger.list_entries(account_id, starting_after=after, limit=100)
+            for e in page.data:
+                if e.version >= first:
+                    wanted[e.version] = e.transfer_id
+            if not page.data or not page.has_more:
+                break
+            cursor = page.data[-1].version
+        indexes = self._entry_leaves(log_id, account_id, wanted)
+        checkpoint = self.covering(log_id, max(indexes)) if indexes else self.latest(log_id)
+        size = checkpoint.size
+        with self._uow(write=False) as uow:
+            layout = self.layout
+            tiles = store.read_tiles(
+                uow, log_id, [t for i in indexes for t in layout.inclusion_tiles(i, size)]
+            )
+            datas = {i: store.leaves(uow, log_id, i, i + 1)[0][3] for i in indexes}
+        return {
+            "object": "audit_statement",
+            "version": 1,
+            "origin": self.origin_of(log_id),
+            "account_id": account_id,
+            "from": from_us,
+            "to": to_us,
+            "opening_version": opening,
+            "closing_version": closing,
+            "boundary": boundary,
+            "checkpoint": checkpoint.note,
+            "leaves": [
+                {
+                    "index": i,
+                    "leaf": _b64(datas[i]),
+                    "inclusion_proof": [_b64(h) for h in layout.inclusion_proof(i, size, tiles)],
+                }
+                for i in sorted(indexes)
+            ],
+        }
+
+    def _entry_leaves(self, log_id: str, account_id: str, wanted: dict[int, str]) -> list[int]:
+        """The leaf of each (version -> transfer id) entry of the account."""
+        found: set[int] = set()
+        with self._uow(write=False) as uow:
+            for version, transfer_id in sorted(wanted.items()):
+                for index in store.leaf_indexes_by_ref(uow, log_id, transfer_id):
+                    data = store.leaves(uow, log_id, index, index + 1)[0][3]
+                    entries = json.loads(data).get("entries") or []
+                    if any(e[0] == account_id and e[1] == version for e in entries):
+                        found.add(index)
+                        break
+                else:
+                    raise RuntimeError(
+                        f"entry {version} of {account_id} has no leaf: "
+                        "run `strongroom audit verify`"
+                    )
+        return sorted(found)
+
+    # -- verification ----------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[str], None] | None = None) -> VerifyReport:
+        """Recompute every log from its leaves; check each leaf against its tile, each
+        checkpoint's root and signature, and every ledger transfer against its first leaf.
+        Names the first bad leaf of each log."""
+        report = VerifyReport()
+        say = progress or (lambda _m: None)
+        with self._uow(write=False) as uow:
+            verifiers = self._verifiers(uow)
+            for log_id in store.log_ids(uow):
+                report.logs += 1
+                self._verify_log(uow, log_id, verifiers, report, say)
+            self._verify_transfers(uow, report, say)
+        return report
+
+    def _verify_log(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        verifiers: list[notes.Verifier],
+        report: VerifyReport,
+        say: Callable[[str], None],
+    ) -> None:
+        size = store.log_size(uow, log_id)
+        checkpoints = store.checkpoints(uow, log_id)
+        say(f"log {log_id}: {size} leaves, {len(checkpoints)} checkpoints")
+        origin = self.origin_of(log_id)
+        acc = RootAccumulator()
+        layout = self.layout
+        next_cp = 0
+        expected = 0
+        first_bad: str | None = None
+        tile_cache: dict[tuple[int, int], bytes] = {}
+        for index, _type, _ref, data in store.iter_leaves(uow, log_id):
+            if index != expected:
+                if first_bad is None:
+                    first_bad = f"log {log_id}: leaf {expected} is missing (next stored: {index})"
+                    report.problems.append(first_bad)
+                break
+            if index >= size:
+                if first_bad is None:
+                    first_bad = f"log {log_id}: leaf {index} is beyond the log's size {size}"
+                    report.problems.append(first_bad)
+                break
+            h = leaf_hash(data)
+            tile_id = (0, index >> TILE_HEIGHT)
+            tile = tile_cache.get(tile_id)
+            if tile is None:
+                tile_cache.clear()
+                tile = store.read_tiles(uow, log_id, [tile_id]).get(tile_id, b"")
+                tile_cache[tile_id] = tile
+            offset = (index & ((1 << TILE_HEIGHT) - 1)) * 32
+            if first_bad is None and tile[offset : offset + 32] != h:
+                first_bad = f"log {log_id}: leaf {index} does not match the tree (changed?)"
+                report.problems.append(first_bad)
+            acc.append(h)
+            expected += 1
+            while next_cp < len(checkpoints) and checkpoints[next_cp][0] == expected:
+                self._check_checkpoint(
+                    log_id, origin, checkpoints[next_cp], acc.root(), verifiers, report
+                )
+                next_cp += 1
+            if expected % 100_000 == 0:
+                say(f"  {expected} leaves")
+        report.leaves += expected
+        if first_bad is None and expected != size:
+            first_bad = f"log {log_id}: {expected} leaves stored, the log says {size}"
+            report.problems.append(first_bad)
+        for cp in checkpoints[next_cp:]:
+            report.problems.append(
+                f"log {log_id}: checkpoint of size {cp[0]} is beyond the {expected} leaves found"
+            )
+        if first_bad is None and size:
+            tiles = store.read_tiles(uow, log_id, layout.root_tiles(size))
+            if layout.root(size, tiles) != acc.root():
+                report.problems.append(f"log {log_id}: the stored tree disagrees with its leaves")
+
+    def _check_checkpoint(
+        self,
+        log_id: str,
+        origin: str,
+        cp: tuple[int, bytes, str, int],
+        root: bytes,
+        verifiers: list[notes.Verifier],
+        report: VerifyReport,
+    ) -> None:
+        from strongroom.audit.checkpoint import CheckpointError
+        from strongroom.audit.checkpoint import parse as parse_checkpoint
+
+        report.checkpoints += 1
+        size = cp[0]
+        try:
+            opened = notes.open(cp[2], verifiers)
+            parsed = parse_checkpoint(opened.text)
+        except (notes.NoteError, CheckpointError) as exc:
+            report.problems.append(f"log {log_id}: checkpoint {size} does not verify: {exc}")
+            return
+        if parsed.origin != origin or parsed.size != size or parsed.root_hash != cp[1]:
+            report.problems.append(f"log {log_id}: checkpoint {size} was altered")
+        elif parsed.root_hash != root:
+            report.problems.append(
+                f"log {log_id}: the leaves up to {size} do not give checkpoint {size}'s root"
+            )
+
+    def _verify_transfers(
+        self, uow: UnitOfWork, report: VerifyReport, say: Callable[[str], None]
+    ) -> None:
+        """Every transfer has a leaf whose transfer matches the row (but for its status, which
+        later changes move on), and every transfer leaf names a stored transfer."""
+        say("transfers against their leaves")
+        first_leaf: dict[str, dict[str, Any]] = {}
+        for log_id in store.log_ids(uow):
+            for _index, event_type, ref, data in store.iter_leaves(uow, log_id):
+                if ref is not None and event_type.startswith("transfer.") and ref not in first_leaf:
+                    first_leaf[ref] = json.loads(data)["transfer"]
+        for row in store.transfer_rows(uow):
+            report.transfers += 1
+            logged = first_leaf.pop(row[1], None)
+            if logged is None:
+                report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
+                continue
+            current = json.loads(leaves_.transfer_leaf("x", row, []))["transfer"]
+            logged.pop("status")
+            current.pop("status")
+            if logged != current:
+                report.problems.append(f"transfer {row[1]} differs from its leaf")
+        for ref in sorted(first_leaf):
+            report.problems.append(f"the audit log has transfer {ref}, the ledger does not")
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self, directory: Path, progress: Callable[[str], None] | None = None) -> int:
+        """Every log as tlog-tiles with all its checkpoints, and the public keys in keys.txt
+        (audit/offline.py). Returns the number of leaves written."""
+        say = progress or (lambda _m: None)
+        directory.mkdir(parents=True, exist_ok=True)
+        total = 0
+        with self._uow(write=False) as uow:
+            keys = [r[2] for r in store.keys(uow)]
+            (directory / "keys.txt").write_text("".join(k + "\n" for k in keys))
+            for log_id in store.log_ids(uow):
+                say(f"log {log_id} ...")
+                leaves = (data for _i, _t, _r, data in store.iter_leaves(uow, log_id))
+                cps = [(size, note) for size, _root, note, _at in store.checkpoints(uow, log_id)]
+                total += offline.write_log(directory / log_id, leaves, cps)
+        return total

@@ -1,0 +1,296 @@
+"""SQL for the audit log (migration 0005): logs, leaves, tiles, checkpoints, signing keys.
+
+Every function takes the caller's unit of work: appends run inside the ledger's own write
+transaction, so a leaf commits or rolls back with the change it records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from strongroom.audit.tiles import TileId
+from strongroom.db.query import sql
+from strongroom.db.uow import UnitOfWork
+
+
+def _blob(value: Any) -> bytes:
+    """A BLOB as bytes; text if someone stored text there (a hand edit): verify still reads
+    it, and finds it does not match."""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def lock_log(uow: UnitOfWork, log_id: str, now_us: int) -> int:
+    """The log's size, with its row locked until the transaction ends (created at 0)."""
+    cur = uow.cursor()
+    if uow.sqlite:  # the write transaction already holds SQLite's only write lock
+        cur.execute("SELECT size FROM audit_logs WHERE log_id = ?", (log_id,))
+    else:
+        cur.execute("SELECT size FROM audit_logs WHERE log_id = %s FOR UPDATE", (log_id,))
+    row = cur.fetchone()
+    if row is not None:
+        return int(row[0])
+    if uow.sqlite:
+        cur.execute(
+            "INSERT INTO audit_logs (log_id, size, updated_at) VALUES (?, 0, ?)", (log_id, now_us)
+        )
+    else:
+        cur.execute(
+            "INSERT INTO audit_logs (log_id, size, updated_at) VALUES (%s, 0, %s) "
+            "ON CONFLICT (log_id) DO NOTHING",
+            (log_id, now_us),
+        )
+        cur.execute("SELECT size FROM audit_logs WHERE log_id = %s FOR UPDATE", (log_id,))
+        return int(cur.fetchone()[0])
+    return 0
+
+
+def log_size(uow: UnitOfWork, log_id: str) -> int:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT size FROM audit_logs WHERE log_id = ?"), (log_id,))
+    row = cur.fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def log_ids(uow: UnitOfWork) -> list[str]:
+    cur = uow.cursor()
+    cur.execute("SELECT log_id FROM audit_logs ORDER BY log_id")
+    return [r[0] for r in cur.fetchall()]
+
+
+def append(
+    uow: UnitOfWork,
+    log_id: str,
+    start: int,
+    leaves: Sequence[tuple[str, str | None, bytes]],
+    tiles: Mapping[TileId, bytes],
+    now_us: int,
+) -> None:
+    """Leaves [start, start + len) and the tiles they changed; the log's size moves on."""
+    cur = uow.cursor()
+    rows = [(log_id, start + i, t, ref, data) for i, (t, ref, data) in enumerate(leaves)]
+    tile_rows = [(log_id, level, index, hashes) for (level, index), hashes in tiles.items()]
+    if uow.sqlite:
+        cur.executemany(
+            "INSERT INTO audit_leaves (log_id, idx, type, ref, data) VALUES (?,?,?,?,?)", rows
+        )
+        cur.executemany(
+            "INSERT OR REPLACE INTO audit_tiles (log_id, level, idx, hashes) VALUES (?,?,?,?)",
+            tile_rows,
+        )
+    else:
+        with cur.copy("COPY audit_leaves (log_id, idx, type, ref, data) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.executemany(
+            "INSERT INTO audit_tiles (log_id, level, idx, hashes) VALUES (%s,%s,%s,%s) "
+            "ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+            tile_rows,
+        )
+    cur.execute(
+        sql(uow, "UPDATE audit_logs SET size = ?, updated_at = ? WHERE log_id = ?"),
+        (start + len(leaves), now_us, log_id),
+    )
+
+
+def read_tiles(uow: UnitOfWork, log_id: str, tile_ids: Sequence[TileId]) -> dict[TileId, bytes]:
+    """The tiles asked for that exist, in one statement."""
+    if not tile_ids:
+        return {}
+    cur = uow.cursor()
+    wanted = sorted(set(tile_ids))
+    if uow.sqlite:
+        marks = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
+        params: list[Any] = [log_id]
+        for level, index in wanted:
+            params += [level, index]
+        cur.execute(
+            f"SELECT level, idx, hashes FROM audit_tiles WHERE log_id = ? AND ({marks})", params
+        )
+    else:
+        cur.execute(
+            "SELECT t.level, t.idx, t.hashes FROM audit_tiles t "
+            "JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
+            "ON t.level = w.level AND t.idx = w.idx WHERE t.log_id = %s",
+            ([w[0] for w in wanted], [w[1] for w in wanted], log_id),
+        )
+    return {(int(r[0]), int(r[1])): bytes(r[2]) for r in cur.fetchall()}
+
+
+def leaves(
+    uow: UnitOfWork, log_id: str, start: int, end: int
+) -> list[tuple[int, str, str | None, bytes]]:
+    """(index, type, ref, data) of leaves start <= index < end, in order."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT idx, type, ref, data FROM audit_leaves WHERE log_id = ? AND idx >= ? "
+            "AND idx < ? ORDER BY idx",
+        ),
+        (log_id, start, end),
+    )
+    return [(int(r[0]), r[1], r[2], _blob(r[3])) for r in cur.fetchall()]
+
+
+def iter_leaves(
+    uow: UnitOfWork, log_id: str, page: int = 20_000
+) -> Iterator[tuple[int, str, str | None, bytes]]:
+    """Every leaf of the log in index order, a page at a time (the verifier's stream)."""
+    after = -1
+    while True:
+        cur = uow.cursor()
+        cur.execute(
+            sql(
+                uow,
+                "SELECT idx, type, ref, data FROM audit_leaves WHERE log_id = ? AND idx > ? "
+                "ORDER BY idx LIMIT ?",
+            ),
+            (log_id, after, page),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return
+        for r in rows:
+            yield int(r[0]), r[1], r[2], _blob(r[3])
+        after = int(rows[-1][0])
+
+
+def leaf_indexes_by_ref(uow: UnitOfWork, log_id: str, ref: str) -> list[int]:
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT idx FROM audit_leaves WHERE ref = ? AND log_id = ? ORDER BY idx"),
+        (ref, log_id),
+    )
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def insert_checkpoint(
+    uow: UnitOfWork, log_id: str, size: int, root: bytes, note: str, now_us: int
+) -> bool:
+    """False when a checkpoint of this size exists already (it is the same tree)."""
+    cur = uow.cursor()
+    if uow.sqlite:
+        cur.execute(
+            "INSERT OR IGNORE INTO audit_checkpoints (log_id, size, root, note, created_at) "
+            "VALUES (?,?,?,?,?)",
+            (log_id, size, root, note, now_us),
+        )
+    else:
+        cur.execute(
+            "INSERT INTO audit_checkpoints (log_id, size, root, note, created_at) "
+            "VALUES (%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+            (log_id, size, root, note, now_us),
+        )
+    return bool(cur.rowcount)
+
+
+def latest_checkpoint(uow: UnitOfWork, log_id: str) -> tuple[int, bytes, str, int] | None:
+    """(size, root, note, created_at) of the largest checkpoint."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT size, root, note, created_at FROM audit_checkpoints WHERE log_id = ? "
+            "ORDER BY size DESC LIMIT 1",
+        ),
+        (log_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]), row[2], int(row[3]))
+
+
+def checkpoint(uow: UnitOfWork, log_id: str, size: int) -> tuple[int, bytes, str, int] | None:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT size, root, note, created_at FROM audit_checkpoints "
+            "WHERE log_id = ? AND size = ?",
+        ),
+        (log_id, size),
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]), row[2], int(row[3]))
+
+
+def checkpoints(uow: UnitOfWork, log_id: str) -> list[tuple[int, bytes, str, int]]:
+    """Every checkpoint of the log, smallest first."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT size, root, note, created_at FROM audit_checkpoints WHERE log_id = ? "
+            "ORDER BY size",
+        ),
+        (log_id,),
+    )
+    return [(int(r[0]), bytes(r[1]), r[2], int(r[3])) for r in cur.fetchall()]
+
+
+# -- signing keys --------------------------------------------------------------------------
+
+
+def lock_keys(uow: UnitOfWork) -> None:
+    """Serializes key creation between processes (SQLite's write lock already does)."""
+    if not uow.sqlite:
+        uow.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (0x5352_4B45_5953,))
+
+
+def keys(uow: UnitOfWork) -> list[tuple[str, str, str, str | None, int, int | None]]:
+    """(key_id, name, verifier_key, signer_key, created_at, retired_at), oldest first."""
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT key_id, name, verifier_key, signer_key, created_at, retired_at FROM audit_keys "
+        "ORDER BY created_at, key_id"
+    )
+    return [(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in cur.fetchall()]
+
+
+def insert_key(
+    uow: UnitOfWork, key_id: str, name: str, verifier: str, signer: str | None, now_us: int
+) -> None:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "INSERT INTO audit_keys (key_id, name, verifier_key, signer_key, created_at) "
+            "VALUES (?,?,?,?,?)",
+        ),
+        (key_id, name, verifier, signer, now_us),
+    )
+
+
+def retire_keys(uow: UnitOfWork, keep: str, now_us: int) -> None:
+    """Every key but `keep` is retired: it no longer signs, its checkpoints still verify."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE audit_keys SET retired_at = ?, signer_key = NULL "
+            "WHERE key_id <> ? AND retired_at IS NULL",
+        ),
+        (now_us, keep),
+    )
+
+
+def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """The ledger's transfer rows as stored, for `verify`'s cross-check. The one read of
+    another domain's table: the check is of the storage itself, below the ledger's service."""
+    from strongroom.ledger.store import TRANSFER_COLS
+
+    after = -1
+    while True:
+        cur = uow.cursor()
+        cur.execute(
+            sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers WHERE seq > ? ORDER BY seq LIMIT ?"),
+            (after, page),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = int(rows[-1][0])

@@ -1,0 +1,95 @@
+"""Request and response bodies of the events' and webhooks' HTTP API (pydantic, strict)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from strongroom.core.limits import WEBHOOK_URL_LENGTH_MAX
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class EndpointCreate(_In):
+    url: str = Field(min_length=1, max_length=WEBHOOK_URL_LENGTH_MAX)
+    enabled_events: list[str] | None = Field(default=None, max_length=16)
+
+
+class EndpointUpdate(_In):
+    enabled: StrictBool = Field(
+        description="false: stop deliveries (pending ones wait); true: resume them and forget "
+        "the failures that disabled the endpoint"
+    )
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+class EndpointOut(_Out):
+    id: str
+    object: Literal["webhook_endpoint"]
+    tenant_id: str
+    url: str
+    enabled_events: list[str]
+    status: Literal["enabled", "disabled"]
+    failure_count: int
+    created_at: str
+    secret: str = Field(description="whsec_...: verify each delivery's webhook-signature with it")
+
+
+class EndpointList(_Out):
+    object: Literal["list"]
+    data: list[EndpointOut]
+    has_more: bool
+
+
+class EndpointDeleted(_Out):
+    id: str
+    object: Literal["webhook_endpoint"]
+    deleted: Literal[True]
+
+
+class EventOut(_Out):
+    id: str
+    object: Literal["event"]
+    type: str
+    ledger_id: str
+    seq: int
+    data: dict[str, Any]
+    created_at: str
+
+
+class EventList(_Out):
+    object: Literal["list"]
+    data: list[EventOut]
+    has_more: bool
+
+
+class AttemptOut(_Out):
+    id: str = Field(description="wa_...: opaque and stable; a cursor for the attempts list")
+    object: Literal["webhook_attempt"]
+    event_id: str
+    endpoint_id: str
+    attempt: int
+    status: Literal["succeeded", "failed"]
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+    next_attempt_at: str | None
+    created_at: str
+
+
+class AttemptList(_Out):
+    object: Literal["list"]
+    data: list[AttemptOut]
+    has_more: bool

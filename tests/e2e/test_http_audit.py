@@ -1,0 +1,191 @@
+"""The audit log over HTTP: checkpoints, proofs, leaves, receipts, and the offline verifiers
+of the CLI (`audit verify-receipt`, `audit export` + `verify-export`) on what it serves."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from strongroom.audit import note as notes
+from strongroom.audit.checkpoint import parse as parse_checkpoint
+from strongroom.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from strongroom.cli import app as cli_app
+from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    with running(db_url) as app:
+        yield app
+
+
+@pytest.fixture
+def acme(api: Api) -> Tenant:
+    return seed_tenant(api, "acme")
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _cli(*args: str, url: str | None = None) -> Result:
+    env = {"STRONGROOM_DATABASE_URL": url} if url is not None else None
+    return CliRunner().invoke(cli_app, list(args), env=env)
+
+
+def _move(api: Api, t: Tenant, amount: int) -> str:
+    body = {
+        "ledger_id": t.ledger,
+        "debit_account_id": t.bank,
+        "credit_account_id": t.alice,
+        "amount": amount,
+    }
+    transfer_id = api.ok("POST", "/v1/transfers", 201, key=t.write, json=body)["id"]
+    assert isinstance(transfer_id, str)
+    return transfer_id
+
+
+def test_checkpoints_proofs_and_leaves(api: Api, acme: Tenant) -> None:
+    response = api.get("/v1/audit/checkpoint", key=acme.read)
+    assert (response.status_code, problem_code(response)) == (404, "not_found")
+    # The seeded ledger, two accounts, deposit and hold are leaves 0 to 4; publish, grow,
+    # publish.
+    first = api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
+    assert first["tree_size"] == 5
+    moved = [_move(api, acme, 5 + i) for i in range(5)]
+    second = api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
+    assert second["tree_size"] == 10
+    assert api.ok("GET", "/v1/audit/checkpoint", key=acme.read) == second
+    assert api.ok("GET", "/v1/audit/checkpoints/5", key=acme.read) == first
+
+    [key] = api.ok("GET", "/v1/audit/keys", key=acme.read)["data"]
+    verifier = notes.Verifier(key["verifier_key"])
+    cp5 = parse_checkpoint(notes.open(first["note"], [verifier]).text)
+    cp10 = parse_checkpoint(notes.open(second["note"], [verifier]).text)
+    assert cp10.root_hash == _b64(second["root_hash"])
+
+    leaves = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"limit": 4})
+    assert (len(leaves["data"]), leaves["has_more"], leaves["tree_size"]) == (4, True, 10)
+    rest = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"start": 4})
+    assert [x["index"] for x in rest["data"]] == [4, 5, 6, 7, 8, 9]
+    assert rest["has_more"] is False
+    datas = [_b64(x["leaf"]) for x in leaves["data"] + rest["data"]]
+    assert [json.loads(d)["transfer"]["id"] for d in datas[5:]] == moved
+
+    for index in range(10):
+        proof = api.ok(
+            "GET",
+            "/v1/audit/proofs/inclusion",
+            key=acme.read,
+            params={"leaf_index": index, "tree_size": 10},
+        )
+        assert _b64(proof["leaf_hash"]) == leaf_hash(datas[index])
+        hashes = [_b64(h) for h in proof["proof"]]
+        verify_inclusion(leaf_hash(datas[index]), index, 10, hashes, cp10.root_hash)
+    by_transfer = api.ok(
+        "GET",
+        "/v1/audit/proofs/inclusion",
+        key=acme.read,
+        params={"transfer_id": moved[2], "tree_size": 10},
+    )
+    assert by_transfer["leaf_index"] == 7
+    consistency = api.ok(
+        "GET", "/v1/audit/proofs/consistency", key=acme.read, params={"first": 5, "second": 10}
+    )
+    proof = [_b64(h) for h in consistency["proof"]]
+    verify_consistency(5, 10, proof, cp5.root_hash, cp10.root_hash)
+
+    for params in (
+        {"leaf_index": 10, "tree_size": 10},
+        {"leaf_index": 0, "tree_size": 11},
+        {"tree_size": 10},
+        {"leaf_index": 0, "transfer_id": moved[0], "tree_size": 10},
+    ):
+        response = api.get("/v1/audit/proofs/inclusion", key=acme.read, params=params)
+        assert response.status_code == 400, params
+    response = api.get(
+        "/v1/audit/proofs/consistency", key=acme.read, params={"first": 10, "second": 5}
+    )
+    assert (response.status_code, response.json()["param"]) == (400, "first")
+    response = api.get("/v1/audit/checkpoints/7", key=acme.read)
+    assert (response.status_code, problem_code(response)) == (404, "not_found")
+    response = api.post("/v1/audit/checkpoints", key=acme.write)
+    assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+
+
+def test_each_tenant_sees_only_its_own_log(api: Api, acme: Tenant) -> None:
+    other = seed_tenant(api, "other")
+    _move(api, other, 3)
+    mine = api.ok("GET", "/v1/audit/leaves", key=acme.read)
+    theirs = api.ok("GET", "/v1/audit/leaves", key=other.read)
+    assert (mine["tree_size"], theirs["tree_size"]) == (5, 6)
+    assert other.marker.encode() not in b"".join(_b64(x["leaf"]) for x in mine["data"])
+    response = api.get(f"/v1/transfers/{other.posted}/receipt", key=acme.read)
+    assert (response.status_code, problem_code(response)) == (404, "not_found")
+    response = api.get(
+        "/v1/audit/proofs/inclusion",
+        key=acme.read,
+        params={"transfer_id": other.posted, "tree_size": 2},
+    )
+    assert (response.status_code, problem_code(response)) == (404, "not_found")
+
+
+def test_receipt_verifies_offline_and_a_forged_one_does_not(
+    api: Api, acme: Tenant, tmp_path: Path
+) -> None:
+    transfer_id = _move(api, acme, 42)
+    receipt = api.ok("GET", f"/v1/transfers/{transfer_id}/receipt", key=acme.read)
+    assert receipt["object"] == "audit_receipt"
+    [key] = api.ok("GET", "/v1/audit/keys", key=acme.read)["data"]
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt))
+    good = _cli("audit", "verify-receipt", str(path), "--public-key", key["verifier_key"])
+    assert good.exit_code == 0, good.output
+    assert "receipt: ok" in good.output
+    assert '"amount": 42' in good.output
+
+    leaf = json.loads(_b64(receipt["leaves"][0]["leaf"]))
+    leaf["transfer"]["amount"] = 4200
+    forged = {**receipt, "leaves": [{**receipt["leaves"][0], "leaf": ""}]}
+    forged["leaves"][0]["leaf"] = base64.b64encode(
+        json.dumps(leaf, separators=(",", ":")).encode()
+    ).decode()
+    path.write_text(json.dumps(forged))
+    bad = _cli("audit", "verify-receipt", str(path), "--public-key", key["verifier_key"])
+    assert bad.exit_code == 1
+    assert "not in the checkpoint's tree" in bad.output
+    # Another key (a log that is not this one) does not verify the genuine receipt either.
+    path.write_text(json.dumps(receipt))
+    stranger = notes.generate_signer("strongroom.localhost/audit").verifier_key
+    wrong = _cli("audit", "verify-receipt", str(path), "--public-key", stranger)
+    assert wrong.exit_code == 1
+    assert "the checkpoint does not verify" in wrong.output
+
+
+def test_export_verifies_offline(api: Api, acme: Tenant, tmp_path: Path, db_url: str) -> None:
+    for i in range(3):
+        _move(api, acme, i + 1)
+    api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
+    _move(api, acme, 9)
+    api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
+    out = tmp_path / "export"
+    exported = _cli("audit", "export", str(out), url=db_url)
+    assert exported.exit_code == 0, exported.output
+    checked = _cli("audit", "verify-export", str(out))
+    assert checked.exit_code == 0, checked.output
+    assert "leaves: 9  checkpoints: 2" in checked.output
+    verified = _cli("audit", "verify", url=db_url)
+    assert verified.exit_code == 0, verified.output
+    # An exported entry changed after the fact is caught offline.
+    bundle = next(p for p in out.glob("*/tile/entries/**/*") if p.is_file())
+    assert bundle.is_file()
+    raw = bundle.read_bytes()
+    bundle.write_bytes(raw.replace(b'"amount":2', b'"amount":3'))
+    tampered = _cli("audit", "verify-export", str(out))
+    assert tampered.exit_code == 1
+    assert "do not give its root" in tampered.output

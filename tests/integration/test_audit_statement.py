@@ -1,0 +1,145 @@
+"""Account statements with a completeness proof: made from the database, checked offline with
+the public key only; a dropped, altered or invented entry is caught."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from strongroom.audit.service import AuditLog
+from strongroom.audit.statement import StatementError, verify_statement
+from strongroom.cli import app as cli_app
+from strongroom.core import clock
+from strongroom.core.errors import NotFound
+from strongroom.ledger.model import Direction, TransferResult
+from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
+
+
+@dataclass
+class World:
+    ledger: LedgerService
+    audit: AuditLog
+    ledger_id: str
+    bank: str
+    alice: str
+    marks: list[int]  # times between the groups of transfers
+    key: str
+
+    def statement(self, start: int, end: int) -> dict[str, Any]:
+        return self.audit.statement("ten_default", self.alice, start, end)
+
+
+def _tick() -> int:
+    time.sleep(0.003)
+    now = clock.now_us()
+    time.sleep(0.003)
+    return now
+
+
+@pytest.fixture
+def world(db_engine: Engine, db_url: str) -> World:
+    ledger, audit = build_ledger(db_engine, Settings(database_url=db_url))
+    ldg = ledger.create_ledger("books").id
+    bank = ledger.create_account(ldg, "USD", Direction.DEBIT).id
+    alice = ledger.create_account(ldg, "USD", Direction.CREDIT).id
+    marks = []
+    for group in ((100, 200, 300), (5, 6, 7, 8), (9, 10)):
+        marks.append(_tick())
+        for amount in group:
+            assert ledger.transfer(ldg, bank, alice, amount).result is TransferResult.CREATED
+    marks.append(_tick())
+    audit.publish()
+    key = audit.verifier_keys()[-1]["verifier_key"]
+    return World(ledger, audit, ldg, bank, alice, marks, key)
+
+
+def test_a_statement_proves_its_period_complete_and_adding_up(world: World) -> None:
+    statement = world.statement(world.marks[1], world.marks[2])
+    checked = verify_statement(statement, [world.key])
+    assert [e.amount for e in checked.entries] == [5, 6, 7, 8]
+    assert [e.version for e in checked.entries] == [4, 5, 6, 7]
+    assert checked.opening == (0, 600, 0, 0)
+    assert checked.closing == (0, 626, 0, 0)
+    assert checked.has_boundary
+    # Up to now: no later entry, so no boundary; from before the first entry: opening zero.
+    whole = verify_statement(world.statement(world.marks[0], world.marks[3]), [world.key])
+    assert (whole.opening, whole.closing, whole.has_boundary) == (
+        (0, 0, 0, 0),
+        (0, 645, 0, 0),
+        False,
+    )
+    assert len(whole.entries) == 9
+    # An empty period is a statement too: opening == closing, proved by the boundary entry.
+    quiet = verify_statement(world.statement(world.marks[1] - 1, world.marks[1]), [world.key])
+    assert (quiet.entries, quiet.opening, quiet.closing) == ([], (0, 600, 0, 0), (0, 600, 0, 0))
+
+
+def _leaf_of(statement: dict[str, Any], amount: int) -> int:
+    for n, item in enumerate(statement["leaves"]):
+        if json.loads(base64.b64decode(item["leaf"]))["transfer"]["amount"] == amount:
+            return n
+    raise AssertionError(amount)
+
+
+def test_a_dropped_altered_or_moved_entry_is_caught(world: World) -> None:
+    statement = world.statement(world.marks[1], world.marks[2])
+    dropped = copy.deepcopy(statement)
+    del dropped["leaves"][_leaf_of(dropped, 6)]
+    with pytest.raises(StatementError, match="not all there"):
+        verify_statement(dropped, [world.key])
+
+    altered = copy.deepcopy(statement)
+    item = altered["leaves"][_leaf_of(altered, 6)]
+    leaf = base64.b64decode(item["leaf"]).replace(b'"amount":6', b'"amount":60')
+    item["leaf"] = base64.b64encode(leaf).decode()
+    with pytest.raises(StatementError, match="not in the checkpoint's tree"):
+        verify_statement(altered, [world.key])
+
+    no_boundary = {**statement, "boundary": False}
+    with pytest.raises(StatementError, match="not all there"):
+        verify_statement(no_boundary, [world.key])
+
+    wider = {**statement, "to": world.marks[3]}  # claims the period runs on, boundary inside
+    with pytest.raises(StatementError, match="boundary entry 8 is inside the period"):
+        verify_statement(wider, [world.key])
+
+    with pytest.raises(StatementError, match="does not verify"):
+        verify_statement(statement, [world.audit.verifier_keys()[-1]["verifier_key"][:-4] + "AAA="])
+
+
+def test_another_tenants_account_has_no_statement(world: World) -> None:
+    other = world.ledger.create_ledger("theirs", tenant_id="ten_other")
+    theirs = world.ledger.create_account(other.id, "USD", Direction.DEBIT).id
+    with pytest.raises(NotFound):
+        world.audit.statement("ten_default", theirs, 0, clock.now_us())
+
+
+def test_verify_statement_cli(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "statement.json"
+    path.write_text(json.dumps(world.statement(world.marks[1], world.marks[2])))
+    runner = CliRunner()
+    good = runner.invoke(
+        cli_app, ["audit", "verify-statement", str(path), "--public-key", world.key]
+    )
+    assert good.exit_code == 0, good.output
+    assert "statement: ok, complete: 4 entries" in good.output
+    assert "credit 7 pending +0" in good.output
+    statement = json.loads(path.read_text())
+    statement["leaves"].pop()
+    path.write_text(json.dumps(statement))
+    bad = runner.invoke(
+        cli_app, ["audit", "verify-statement", str(path), "--public-key", world.key]
+    )
+    assert bad.exit_code == 1
+    assert "statement: INVALID" in bad.output
