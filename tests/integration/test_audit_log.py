@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -21,6 +22,7 @@ from strongroom.audit.merkle import (
     verify_inclusion,
 )
 from strongroom.audit.service import KEY_ROTATED, AuditLog
+from strongroom.audit.store import pack_bundle, unpack_bundle
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
@@ -42,6 +44,15 @@ class Book:
         outcome = self.ledger.transfer(self.ledger_id, self.a, self.b, amount, **extra)  # type: ignore[arg-type]
         assert outcome.result is R.CREATED
         return outcome.transfer_id
+
+    def put_leaf(self, index: int, data: bytes) -> None:
+        """Overwrite a one-leaf bundle's content (the tests move one transfer at a time)."""
+        self.sql(
+            "UPDATE audit_bundles SET data = ? WHERE log_id = ? AND first_idx = ?",
+            pack_bundle([data]),
+            self.tenant,
+            index,
+        )
 
     def sql(self, statement: str, *params: object) -> None:
         with UnitOfWork(self.ledger.engine) as uow:
@@ -214,18 +225,14 @@ def _published(book: Book, count: int = 20) -> None:
 
 def test_verify_names_a_changed_leaf(book: Book) -> None:
     _published(book)
-    book.sql(
-        "UPDATE audit_leaves SET data = ? WHERE log_id = ? AND idx = 7",
-        _leaf_bytes(book, 7, 1)[0].replace(b'"amount":', b'"amount":1'),
-        book.tenant,
-    )
+    book.put_leaf(7, _leaf_bytes(book, 7, 1)[0].replace(b'"amount":', b'"amount":1'))
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf 7 does not match the tree (changed?)"
 
 
 def test_verify_names_a_deleted_leaf(book: Book) -> None:
     _published(book)
-    book.sql("DELETE FROM audit_leaves WHERE log_id = ? AND idx = 3", book.tenant)
+    book.sql("DELETE FROM audit_bundles WHERE log_id = ? AND first_idx = 3", book.tenant)
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf 3 is missing (next stored: 4)"
 
@@ -233,8 +240,8 @@ def test_verify_names_a_deleted_leaf(book: Book) -> None:
 def test_verify_catches_reordered_leaves(book: Book) -> None:
     _published(book)
     six, seven = _leaf_bytes(book, 6, 2)
-    book.sql("UPDATE audit_leaves SET data = ? WHERE log_id = ? AND idx = 6", seven, book.tenant)
-    book.sql("UPDATE audit_leaves SET data = ? WHERE log_id = ? AND idx = 7", six, book.tenant)
+    book.put_leaf(6, seven)
+    book.put_leaf(7, six)
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf 6 does not match the tree (changed?)"
 
@@ -243,21 +250,21 @@ def test_verify_catches_an_inserted_leaf_and_a_rewritten_tree(book: Book) -> Non
     _published(book)
     fake = _leaf_bytes(book, 0, 1)[0]
     book.sql(
-        "INSERT INTO audit_leaves (log_id, idx, type, ref, data) VALUES (?, 23, 'x', NULL, ?)",
+        "INSERT INTO audit_bundles (log_id, first_idx, count, created_at, data) "
+        "VALUES (?, 23, 1, 0, ?)",
         book.tenant,
-        fake,
+        pack_bundle([fake]),
     )
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf 23 is beyond the log's size 23"
     # A forger who rewrites leaf, tiles and size together still cannot match the signed
     # checkpoints: rebuild the tree over a changed leaf 2 and check again.
-    book.sql("DELETE FROM audit_leaves WHERE log_id = ? AND idx = 23", book.tenant)
-    forged = _leaf_bytes(book, 5, 1)[0].replace(b'"amount":', b'"amount":1')
-    book.sql("UPDATE audit_leaves SET data = ? WHERE log_id = ? AND idx = 5", forged, book.tenant)
+    book.sql("DELETE FROM audit_bundles WHERE log_id = ? AND first_idx = 23", book.tenant)
+    book.put_leaf(5, _leaf_bytes(book, 5, 1)[0].replace(b'"amount":', b'"amount":1'))
     datas = _leaf_bytes(book)
     book.sql("DELETE FROM audit_tiles WHERE log_id = ?", book.tenant)
     book.sql("UPDATE audit_logs SET size = 0 WHERE log_id = ?", book.tenant)
-    book.sql("DELETE FROM audit_leaves WHERE log_id = ?", book.tenant)
+    book.sql("DELETE FROM audit_bundles WHERE log_id = ?", book.tenant)
     with UnitOfWork(book.ledger.engine) as uow:
         book.audit.append(uow, book.tenant, [("transfer.created", None, d) for d in datas])
         uow.commit()
@@ -270,7 +277,8 @@ def test_verify_catches_a_ledger_row_changed_behind_the_log(book: Book) -> None:
     tid = book.move(77)
     book.sql("UPDATE transfers SET amount = 78 WHERE id = ?", tid)
     assert book.audit.verify().problems == [f"transfer {tid} differs from its leaf"]
-    book.sql("DELETE FROM audit_leaves WHERE ref = ?", tid)
+    last = book.audit.leaf_indexes(book.tenant, tid)[-1]
+    book.sql("DELETE FROM audit_bundles WHERE first_idx = ?", last)
     book.sql("UPDATE audit_logs SET size = size - 1")
     assert f"transfer {tid} has no leaf in the audit log" in book.audit.verify().problems
 
@@ -285,3 +293,39 @@ def test_each_tenant_has_its_own_log(db_engine: Engine) -> None:
     assert len(_leaf_bytes(two)) == BASE + 2
     sizes = {cp.log_id: cp.size for cp in one.audit.publish()}
     assert sizes == {"ten_one": BASE + 1, "ten_two": BASE + 2}
+
+
+def test_an_expiry_is_a_second_leaf_of_its_transfer(book: Book) -> None:
+    hold = book.move(9, pending=True, timeout_s=1)
+    time.sleep(1.05)  # the shortest timeout is a second
+    expired = book.ledger.expire_due()
+    assert expired == 1
+    created, gone = book.audit.leaf_indexes(book.tenant, hold)
+    leaves = [json.loads(d) for d in _leaf_bytes(book, created, gone - created + 1)]
+    assert (leaves[0]["type"], leaves[-1]["type"]) == ("transfer.created", "transfer.expired")
+    assert leaves[-1]["transfer"]["status"] == "expired"
+    assert leaves[-1]["entries"][0][4] == -9  # the reservation released
+    receipt = book.audit.receipt(book.tenant, hold)
+    assert [x["index"] for x in receipt["leaves"]] == [created, gone]
+    assert book.audit.verify().ok
+
+
+def test_a_bulk_batch_is_one_bundle_and_a_changed_leaf_in_it_is_named(book: Book) -> None:
+    batch = [NewTransfer(f"tr_k{i:03d}", book.ledger_id, book.a, book.b, i + 1) for i in range(50)]
+    assert all(o.result is R.CREATED for o in book.ledger.post_transfers(batch))
+    book.audit.publish()
+    assert book.audit.leaf_indexes(book.tenant, "tr_k017") == [BASE + 17]
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute(
+            "SELECT first_idx, count, data FROM audit_bundles WHERE first_idx = "
+            + ("?" if uow.sqlite else "%s"),
+            (BASE,),
+        )
+        first, count, data = cur.fetchone()
+    assert (first, count) == (BASE, 50)
+    leaves = unpack_bundle(bytes(data))
+    leaves[17] = leaves[17].replace(b'"amount":18', b'"amount":81')
+    book.sql("UPDATE audit_bundles SET data = ? WHERE first_idx = ?", pack_bundle(leaves), BASE)
+    problems = book.audit.verify().problems
+    assert problems[0] == f"log {book.tenant}: leaf {BASE + 17} does not match the tree (changed?)"

@@ -55,9 +55,74 @@ def _int(value: int | None) -> str:
     return "null" if value is None else str(int(value))
 
 
+# transfer_leaf's output for the bulk shape: a two-account transfer without legs, target,
+# expiry, effective time or metadata, and its two entries. One formatting operation instead of
+# a dozen; test_leaf checks it gives the same bytes as the general path.
+_SIMPLE: Final = (
+    '{"v":1,"type":"%s","transfer":{"id":"%s","ledger_id":"%s","action":"%s","status":"%s",'
+    '"debit_account_id":"%s","credit_account_id":"%s","amount":%d,"legs":null,'
+    '"target_id":null,"pending":%s,"timeout_s":%d,"expires_at":null,"effective_at":null,'
+    '"metadata":null,"created_at":%d},"entries":[["%s",%d,"%s",%d,%d,%d,%d,%d,%d,%d],'
+    '["%s",%d,"%s",%d,%d,%d,%d,%d,%d,%d]]}'
+)
+
+
 def transfer_leaf(event_type: str, row: TransferRow, entries: Sequence[EntryRow]) -> bytes:
     """The leaf of one ledger change: the transfer row as stored (after the change) and the
     entries it wrote."""
+    if (
+        len(entries) == 2
+        and row[8] is None
+        and row[9] is None
+        and row[12] is None
+        and row[13] is None
+        and row[15] is None
+        and row[5] is not None
+        and row[6] is not None
+    ):
+        d, c = entries
+        text = row[1] + row[2] + d[1] + c[1]
+        if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+            return (
+                _SIMPLE
+                % (
+                    event_type,
+                    row[1],
+                    row[2],
+                    _ACTIONS[row[3]],
+                    _STATUSES[row[4]],
+                    row[5],
+                    row[6],
+                    row[7],
+                    "true" if row[10] else "false",
+                    row[11],
+                    row[14],
+                    d[1],
+                    d[2],
+                    _DIRECTIONS[d[5]],
+                    d[6],
+                    d[7],
+                    d[8],
+                    d[9],
+                    d[10],
+                    d[11],
+                    d[12],
+                    c[1],
+                    c[2],
+                    _DIRECTIONS[c[5]],
+                    c[6],
+                    c[7],
+                    c[8],
+                    c[9],
+                    c[10],
+                    c[11],
+                    c[12],
+                )
+            ).encode()
+    return _general(event_type, row, entries)
+
+
+def _general(event_type: str, row: TransferRow, entries: Sequence[EntryRow]) -> bytes:
     (
         _seq,
         tid,

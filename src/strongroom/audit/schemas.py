@@ -38,7 +38,6 @@ class LeafOut(_Out):
     object: Literal["audit_leaf"]
     index: int
     type: str
-    ref: str | None
     leaf: str
     leaf_hash: str
 

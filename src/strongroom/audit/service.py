@@ -29,13 +29,13 @@ from strongroom.audit import note as notes
 from strongroom.audit import offline, store
 from strongroom.audit.checkpoint import Checkpoint
 from strongroom.audit.merkle import RootAccumulator, leaf_hash
-from strongroom.audit.tiles import TileLayout
+from strongroom.audit.tiles import TileError, TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
 from strongroom.ledger.model import TransferRow
-from strongroom.ledger.service import LedgerService
+from strongroom.ledger.service import EXPIRED_EVENT, LedgerService
 
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
 # rewrites every tile. 4 keeps a proof at a million leaves to ~5 tiles and ~75 hashes.
@@ -81,6 +81,28 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _entries_in_order(
+    events: Sequence[tuple[str, TransferRow]], entries: Sequence[EntryRow]
+) -> list[Sequence[EntryRow]]:
+    """Each event's entries. The engine writes a transfer's entries together and in the order
+    of its transfers, so one pass with slices does; anything else falls back to a dict."""
+    out: list[Sequence[EntryRow]] = []
+    j, n = 0, len(entries)
+    for _, row in events:
+        tid = row[1]
+        k = j
+        while k < n and entries[k][4] == tid:
+            k += 1
+        out.append(entries[j:k])
+        j = k
+    if j == n:
+        return out
+    by_transfer: dict[str, list[EntryRow]] = {}
+    for e in entries:
+        by_transfer.setdefault(e[4], []).append(e)
+    return [by_transfer.get(row[1], []) for _, row in events]
+
+
 class AuditLog:
     """Implements ledger.service.AuditSink, and everything else about the logs."""
 
@@ -121,27 +143,30 @@ class AuditLog:
         events: Sequence[tuple[str, TransferRow]],
         entries: Sequence[EntryRow],
     ) -> None:
-        """One leaf per ledger change, in the ledger's transaction, to its tenant's log."""
+        """One leaf per ledger change, in the ledger's transaction, to its tenant's log.
+
+        The hot path of a bulk batch: entries are matched to their transfers in one pass (the
+        engine writes both in the same order), and each log gets one bundle. A transfer's
+        leaf is found later by the transfer's created_at, the bundle's time; an expiry's (the
+        transfer row keeps its creation time) by reference."""
         if not events:
             return
-        by_transfer: dict[str, list[EntryRow]] = {}
-        for e in entries:
-            found = by_transfer.get(e[4])
-            if found is None:
-                by_transfer[e[4]] = [e]
-            else:
-                found.append(e)
-        tenants = self._tenants_of({row[2] for _, row in events})
-        by_log: dict[str, list[tuple[str, str | None, bytes]]] = {}
+        grouped = _entries_in_order(events, entries)
+        tenants = self._tenants
+        ledgers = {row[2] for _, row in events}
+        if not ledgers <= tenants.keys():
+            tenants = self._tenants_of(ledgers)
         encode = leaves_.transfer_leaf
-        empty: list[EntryRow] = []
-        for event_type, row in events:
-            log = by_log.setdefault(tenants[row[2]], [])
-            log.append(
-                (event_type, row[1], encode(event_type, row, by_transfer.get(row[1], empty)))
-            )
+        at = events[0][1][14]
+        by_log: dict[str, list[tuple[str, str | None, bytes]]] = {}
+        for (event_type, row), mine in zip(events, grouped, strict=True):
+            log = by_log.get(tenants[row[2]])
+            if log is None:
+                log = by_log[tenants[row[2]]] = []
+            by_ref = event_type == EXPIRED_EVENT or row[14] != at
+            log.append((event_type, row[1] if by_ref else None, encode(event_type, row, mine)))
         for log_id in sorted(by_log):
-            self.append(uow, log_id, by_log[log_id])
+            self.append(uow, log_id, by_log[log_id], at_us=at)
 
     def _tenants_of(self, ledger_ids: set[str]) -> dict[str, str]:
         missing = [i for i in ledger_ids if i not in self._tenants]
@@ -152,16 +177,23 @@ class AuditLog:
         return self._tenants
 
     def append(
-        self, uow: UnitOfWork, log_id: str, items: Sequence[tuple[str, str | None, bytes]]
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        items: Sequence[tuple[str, str | None, bytes]],
+        *,
+        at_us: int | None = None,
     ) -> int:
-        """Append (type, ref, leaf bytes) items to a log through `uow`; the first index."""
+        """Append (type, ref, leaf bytes) items to a log through `uow`, as one bundle of time
+        `at_us` (default now); a leaf with a ref is also indexed by it. The first index."""
         now = clock.now_us()
         size = store.lock_log(uow, log_id, now)
         layout = self.layout
         edge = store.read_tiles(uow, log_id, layout.edge_tiles(size))
-        hashes = [leaf_hash(data) for _, _, data in items]
-        tiles = layout.append(size, edge, hashes)
-        store.append(uow, log_id, size, items, tiles, now)
+        datas = [data for _, _, data in items]
+        tiles = layout.append(size, edge, [leaf_hash(data) for data in datas])
+        refs = [(ref, size + k) for k, (_, ref, _) in enumerate(items) if ref is not None]
+        store.append(uow, log_id, size, datas, refs, tiles, now, now if at_us is None else at_us)
         return size
 
     def record_all(
@@ -363,26 +395,36 @@ class AuditLog:
         return layout.consistency_proof(first, size, tiles)
 
     def leaf_indexes(self, log_id: str, ref: str) -> list[int]:
+        """The leaves of a transfer (its change, and its expiry if it expired) or of another
+        object recorded with a ref, oldest first."""
         with self._uow(write=False) as uow:
-            found = store.leaf_indexes_by_ref(uow, log_id, ref)
+            found = set(store.ref_indexes(uow, log_id, ref))
+            at = store.transfer_created_at(uow, ref)
+            if at is not None:
+                needle = b'"transfer":{"id":' + json.dumps(ref).encode() + b","
+                for first, data in store.bundles_at(uow, log_id, at):
+                    if needle not in data:
+                        continue
+                    for k, leaf in enumerate(store.unpack_bundle(data)):
+                        if needle in leaf and store.leaf_type(leaf) != EXPIRED_EVENT:
+                            found.add(first + k)
         if not found:
             raise NotFound(f"no leaf for {ref} in this log", param="transfer_id")
-        return found
+        return sorted(found)
 
     def leaves(self, log_id: str, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Leaves from `start`, at most `limit`; and the log's size."""
         with self._uow(write=False) as uow:
             size = store.log_size(uow, log_id)
             rows = store.leaves(uow, log_id, start, min(start + limit, size))
-        return [self._leaf_out(i, t, ref, data) for i, t, ref, data in rows], size
+        return [self._leaf_out(i, data) for i, data in rows], size
 
     @staticmethod
-    def _leaf_out(index: int, event_type: str, ref: str | None, data: bytes) -> dict[str, Any]:
+    def _leaf_out(index: int, data: bytes) -> dict[str, Any]:
         return {
             "object": "audit_leaf",
             "index": index,
-            "type": event_type,
-            "ref": ref,
+            "type": store.leaf_type(data),
             "leaf": _b64(data),
             "leaf_hash": _b64(leaf_hash(data)),
         }
@@ -394,7 +436,7 @@ class AuditLog:
         indexes = self.leaf_indexes(log_id, ref)
         checkpoint = self.covering(log_id, indexes[-1])
         with self._uow(write=False) as uow:
-            rows = {r[0]: r for i in indexes for r in store.leaves(uow, log_id, i, i + 1)}
+            rows = {r[0]: r[1] for i in indexes for r in store.leaves(uow, log_id, i, i + 1)}
             layout = self.layout
             wanted = [t for i in indexes for t in layout.inclusion_tiles(i, checkpoint.size)]
             tiles = store.read_tiles(uow, log_id, wanted)
@@ -407,8 +449,8 @@ class AuditLog:
             "leaves": [
                 {
                     "index": i,
-                    "type": rows[i][1],
-                    "leaf": _b64(rows[i][3]),
+                    "type": store.leaf_type(rows[i]),
+                    "leaf": _b64(rows[i]),
                     "inclusion_proof": [
                         _b64(h) for h in layout.inclusion_proof(i, checkpoint.size, tiles)
                     ],
@@ -459,7 +501,7 @@ class AuditLog:
             tiles = store.read_tiles(
                 uow, log_id, [t for i in indexes for t in layout.inclusion_tiles(i, size)]
             )
-            datas = {i: store.leaves(uow, log_id, i, i + 1)[0][3] for i in indexes}
+            datas = {i: store.leaves(uow, log_id, i, i + 1)[0][1] for i in indexes}
         return {
             "object": "audit_statement",
             "version": 1,
@@ -484,19 +526,22 @@ class AuditLog:
     def _entry_leaves(self, log_id: str, account_id: str, wanted: dict[int, str]) -> list[int]:
         """The leaf of each (version -> transfer id) entry of the account."""
         found: set[int] = set()
-        with self._uow(write=False) as uow:
-            for version, transfer_id in sorted(wanted.items()):
-                for index in store.leaf_indexes_by_ref(uow, log_id, transfer_id):
-                    data = store.leaves(uow, log_id, index, index + 1)[0][3]
-                    entries = json.loads(data).get("entries") or []
-                    if any(e[0] == account_id and e[1] == version for e in entries):
-                        found.add(index)
-                        break
-                else:
-                    raise RuntimeError(
-                        f"entry {version} of {account_id} has no leaf: "
-                        "run `strongroom audit verify`"
-                    )
+        for version, transfer_id in sorted(wanted.items()):
+            with self._uow(write=False) as uow:
+                candidates = [
+                    (index, data)
+                    for index in self.leaf_indexes(log_id, transfer_id)
+                    for _, data in store.leaves(uow, log_id, index, index + 1)
+                ]
+            for index, data in candidates:
+                entries = json.loads(data).get("entries") or []
+                if any(e[0] == account_id and e[1] == version for e in entries):
+                    found.add(index)
+                    break
+            else:
+                raise RuntimeError(
+                    f"entry {version} of {account_id} has no leaf: run `strongroom audit verify`"
+                )
         return sorted(found)
 
     # -- verification ----------------------------------------------------------------------
@@ -532,38 +577,50 @@ class AuditLog:
         next_cp = 0
         expected = 0
         first_bad: str | None = None
-        tile_cache: dict[tuple[int, int], bytes] = {}
-        for index, _type, _ref, data in store.iter_leaves(uow, log_id):
-            if index != expected:
-                if first_bad is None:
-                    first_bad = f"log {log_id}: leaf {expected} is missing (next stored: {index})"
-                    report.problems.append(first_bad)
-                break
-            if index >= size:
-                if first_bad is None:
-                    first_bad = f"log {log_id}: leaf {index} is beyond the log's size {size}"
-                    report.problems.append(first_bad)
-                break
-            h = leaf_hash(data)
-            tile_id = (0, index >> TILE_HEIGHT)
-            tile = tile_cache.get(tile_id)
-            if tile is None:
-                tile_cache.clear()
-                tile = store.read_tiles(uow, log_id, [tile_id]).get(tile_id, b"")
-                tile_cache[tile_id] = tile
-            offset = (index & ((1 << TILE_HEIGHT) - 1)) * 32
-            if first_bad is None and tile[offset : offset + 32] != h:
-                first_bad = f"log {log_id}: leaf {index} does not match the tree (changed?)"
+        tiles: dict[tuple[int, int], bytes] = {}
+
+        def bad(problem: str) -> None:
+            nonlocal first_bad
+            if first_bad is None:
+                first_bad = f"log {log_id}: {problem}"
                 report.problems.append(first_bad)
-            acc.append(h)
-            expected += 1
-            while next_cp < len(checkpoints) and checkpoints[next_cp][0] == expected:
-                self._check_checkpoint(
-                    log_id, origin, checkpoints[next_cp], acc.root(), verifiers, report
-                )
-                next_cp += 1
-            if expected % 100_000 == 0:
-                say(f"  {expected} leaves")
+
+        for first, count, data in store.iter_bundles(uow, log_id):
+            if first != expected:
+                bad(f"leaf {expected} is missing (next stored: {first})")
+                break
+            if first >= size:
+                bad(f"leaf {first} is beyond the log's size {size}")
+                break
+            try:
+                bundle = store.unpack_bundle(data)
+            except ValueError as exc:
+                bad(f"leaves from {first} are unreadable: {exc}")
+                break
+            if len(bundle) != count:
+                bad(f"leaves from {first}: {len(bundle)} stored where {count} were written")
+            for index, leaf in enumerate(bundle, first):
+                h = leaf_hash(leaf)
+                tile_id = (0, index >> TILE_HEIGHT)
+                if tile_id not in tiles:
+                    tiles = store.read_tiles(uow, log_id, [tile_id])
+                try:
+                    stored = layout.leaf_hash(index, tiles)
+                except (TileError, ValueError):
+                    stored = b""  # the tile is gone or cut short: no leaf matches it
+                if stored != h:
+                    bad(f"leaf {index} does not match the tree (changed?)")
+                acc.append(h)
+                expected += 1
+                while next_cp < len(checkpoints) and checkpoints[next_cp][0] == expected:
+                    self._check_checkpoint(
+                        log_id, origin, checkpoints[next_cp], acc.root(), verifiers, report
+                    )
+                    next_cp += 1
+                if expected % 100_000 == 0:
+                    say(f"  {expected} leaves")
+            if first_bad is not None and expected >= size:
+                break
         report.leaves += expected
         if first_bad is None and expected != size:
             first_bad = f"log {log_id}: {expected} leaves stored, the log says {size}"
@@ -612,9 +669,11 @@ class AuditLog:
         say("transfers against their leaves")
         first_leaf: dict[str, dict[str, Any]] = {}
         for log_id in store.log_ids(uow):
-            for _index, event_type, ref, data in store.iter_leaves(uow, log_id):
-                if ref is not None and event_type.startswith("transfer.") and ref not in first_leaf:
-                    first_leaf[ref] = json.loads(data)["transfer"]
+            for _index, data in store.iter_leaves(uow, log_id):
+                if not store.leaf_type(data).startswith("transfer."):
+                    continue
+                transfer = json.loads(data)["transfer"]
+                first_leaf.setdefault(transfer["id"], transfer)
         for row in store.transfer_rows(uow):
             report.transfers += 1
             logged = first_leaf.pop(row[1], None)
@@ -642,7 +701,7 @@ class AuditLog:
             (directory / "keys.txt").write_text("".join(k + "\n" for k in keys))
             for log_id in store.log_ids(uow):
                 say(f"log {log_id} ...")
-                leaves = (data for _i, _t, _r, data in store.iter_leaves(uow, log_id))
+                leaves = (data for _i, data in store.iter_leaves(uow, log_id))
                 cps = [(size, note) for size, _root, note, _at in store.checkpoints(uow, log_id)]
                 total += offline.write_log(directory / log_id, leaves, cps)
         return total

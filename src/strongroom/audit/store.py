@@ -58,34 +58,79 @@ def log_ids(uow: UnitOfWork) -> list[str]:
     return [r[0] for r in cur.fetchall()]
 
 
+def pack_bundle(leaves: Sequence[bytes]) -> bytes:
+    """Leaves as one blob: each a 4-byte big-endian length, then its bytes."""
+    return b"".join([len(d).to_bytes(4, "big") + d for d in leaves])
+
+
+def unpack_bundle(data: bytes) -> list[bytes]:
+    """The leaves of a bundle; ValueError if the blob is not one (a hand edit)."""
+    leaves: list[bytes] = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if offset + 4 > end:
+            raise ValueError("a bundle ends inside a length prefix")
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        offset += 4
+        if offset + length > end:
+            raise ValueError("a bundle ends inside a leaf")
+        leaves.append(data[offset : offset + length])
+        offset += length
+    return leaves
+
+
+def leaf_type(data: bytes) -> str:
+    """A leaf's `type`, read off its fixed prefix (audit/leaf.py) without parsing it."""
+    prefix = b'{"v":1,"type":"'
+    if data.startswith(prefix):
+        end = data.find(b'"', len(prefix))
+        if end > 0:
+            return data[len(prefix) : end].decode("utf-8", "replace")
+    return "unknown"
+
+
 def append(
     uow: UnitOfWork,
     log_id: str,
     start: int,
-    leaves: Sequence[tuple[str, str | None, bytes]],
+    leaves: Sequence[bytes],
+    refs: Sequence[tuple[str, int]],
     tiles: Mapping[TileId, bytes],
     now_us: int,
+    at_us: int,
 ) -> None:
-    """Leaves [start, start + len) and the tiles they changed; the log's size moves on."""
+    """Leaves [start, start + len) as one bundle row (a transaction's leaves of one log),
+    `refs` (ref, index) for the leaves found by reference rather than by time, and the tiles
+    they changed; the log's size moves on. `at_us` is the bundle's time: the `created_at` of
+    the transfers whose leaves it holds, by which their leaves are found."""
     cur = uow.cursor()
-    rows = [(log_id, start + i, t, ref, data) for i, (t, ref, data) in enumerate(leaves)]
     tile_rows = [(log_id, level, index, hashes) for (level, index), hashes in tiles.items()]
+    bundle = (log_id, start, len(leaves), at_us, pack_bundle(leaves))
+    ref_rows = [(ref, log_id, index) for ref, index in refs]
     if uow.sqlite:
-        cur.executemany(
-            "INSERT INTO audit_leaves (log_id, idx, type, ref, data) VALUES (?,?,?,?,?)", rows
+        cur.execute(
+            "INSERT INTO audit_bundles (log_id, first_idx, count, created_at, data) "
+            "VALUES (?,?,?,?,?)",
+            bundle,
         )
         cur.executemany(
             "INSERT OR REPLACE INTO audit_tiles (log_id, level, idx, hashes) VALUES (?,?,?,?)",
             tile_rows,
         )
     else:
-        with cur.copy("COPY audit_leaves (log_id, idx, type, ref, data) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        cur.execute(
+            "INSERT INTO audit_bundles (log_id, first_idx, count, created_at, data) "
+            "VALUES (%s,%s,%s,%s,%s)",
+            bundle,
+        )
         cur.executemany(
             "INSERT INTO audit_tiles (log_id, level, idx, hashes) VALUES (%s,%s,%s,%s) "
             "ON CONFLICT (log_id, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
             tile_rows,
+        )
+    if ref_rows:
+        cur.executemany(
+            sql(uow, "INSERT INTO audit_refs (ref, log_id, idx) VALUES (?,?,?)"), ref_rows
         )
     cur.execute(
         sql(uow, "UPDATE audit_logs SET size = ?, updated_at = ? WHERE log_id = ?"),
@@ -94,19 +139,19 @@ def append(
 
 
 def read_tiles(uow: UnitOfWork, log_id: str, tile_ids: Sequence[TileId]) -> dict[TileId, bytes]:
-    """The tiles asked for that exist, in one statement."""
+    """The tiles asked for that exist, in one statement: one primary-key look-up each."""
     if not tile_ids:
         return {}
     cur = uow.cursor()
     wanted = sorted(set(tile_ids))
     if uow.sqlite:
-        marks = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
-        params: list[Any] = [log_id]
+        # The whole key in every term: SQLite then seeks each, where `log_id = ? AND (...)`
+        # would scan all of the log's tiles.
+        terms = " OR ".join(["(log_id = ? AND level = ? AND idx = ?)"] * len(wanted))
+        params: list[Any] = []
         for level, index in wanted:
-            params += [level, index]
-        cur.execute(
-            f"SELECT level, idx, hashes FROM audit_tiles WHERE log_id = ? AND ({marks})", params
-        )
+            params += [log_id, level, index]
+        cur.execute(f"SELECT level, idx, hashes FROM audit_tiles WHERE {terms}", params)
     else:
         cur.execute(
             "SELECT t.level, t.idx, t.hashes FROM audit_tiles t "
@@ -114,37 +159,46 @@ def read_tiles(uow: UnitOfWork, log_id: str, tile_ids: Sequence[TileId]) -> dict
             "ON t.level = w.level AND t.idx = w.idx WHERE t.log_id = %s",
             ([w[0] for w in wanted], [w[1] for w in wanted], log_id),
         )
-    return {(int(r[0]), int(r[1])): bytes(r[2]) for r in cur.fetchall()}
+    return {(int(r[0]), int(r[1])): _blob(r[2]) for r in cur.fetchall()}
 
 
-def leaves(
-    uow: UnitOfWork, log_id: str, start: int, end: int
-) -> list[tuple[int, str, str | None, bytes]]:
-    """(index, type, ref, data) of leaves start <= index < end, in order."""
+def _bundle_rows(uow: UnitOfWork, log_id: str, start: int, end: int) -> list[tuple[Any, ...]]:
+    """The bundles holding leaves start <= index < end, in order."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "SELECT idx, type, ref, data FROM audit_leaves WHERE log_id = ? AND idx >= ? "
-            "AND idx < ? ORDER BY idx",
+            "SELECT first_idx, count, data FROM audit_bundles WHERE log_id = ? AND first_idx < ? "
+            "AND first_idx >= COALESCE((SELECT MAX(first_idx) FROM audit_bundles "
+            "WHERE log_id = ? AND first_idx <= ?), 0) ORDER BY first_idx",
         ),
-        (log_id, start, end),
+        (log_id, end, log_id, start),
     )
-    return [(int(r[0]), r[1], r[2], _blob(r[3])) for r in cur.fetchall()]
+    return list(cur.fetchall())
 
 
-def iter_leaves(
-    uow: UnitOfWork, log_id: str, page: int = 20_000
-) -> Iterator[tuple[int, str, str | None, bytes]]:
-    """Every leaf of the log in index order, a page at a time (the verifier's stream)."""
+def leaves(uow: UnitOfWork, log_id: str, start: int, end: int) -> list[tuple[int, bytes]]:
+    """(index, data) of the leaves start <= index < end, in order."""
+    out: list[tuple[int, bytes]] = []
+    for first, _count, data in _bundle_rows(uow, log_id, start, end):
+        for k, leaf in enumerate(unpack_bundle(_blob(data))):
+            index = int(first) + k
+            if start <= index < end:
+                out.append((index, leaf))
+    return out
+
+
+def iter_bundles(uow: UnitOfWork, log_id: str, page: int = 64) -> Iterator[tuple[int, int, bytes]]:
+    """Every bundle of the log as (first index, count, data), in index order: the verifier's
+    stream."""
     after = -1
     while True:
         cur = uow.cursor()
         cur.execute(
             sql(
                 uow,
-                "SELECT idx, type, ref, data FROM audit_leaves WHERE log_id = ? AND idx > ? "
-                "ORDER BY idx LIMIT ?",
+                "SELECT first_idx, count, data FROM audit_bundles WHERE log_id = ? "
+                "AND first_idx > ? ORDER BY first_idx LIMIT ?",
             ),
             (log_id, after, page),
         )
@@ -152,17 +206,46 @@ def iter_leaves(
         if not rows:
             return
         for r in rows:
-            yield int(r[0]), r[1], r[2], _blob(r[3])
+            yield int(r[0]), int(r[1]), _blob(r[2])
         after = int(rows[-1][0])
 
 
-def leaf_indexes_by_ref(uow: UnitOfWork, log_id: str, ref: str) -> list[int]:
+def iter_leaves(uow: UnitOfWork, log_id: str) -> Iterator[tuple[int, bytes]]:
+    """Every leaf of the log as (index, data), in order (bundles as stored, not checked)."""
+    for first, _count, data in iter_bundles(uow, log_id):
+        for k, leaf in enumerate(unpack_bundle(data)):
+            yield first + k, leaf
+
+
+def bundles_at(uow: UnitOfWork, log_id: str, at_us: int) -> list[tuple[int, bytes]]:
+    """(first index, data) of the bundles of that time."""
     cur = uow.cursor()
     cur.execute(
-        sql(uow, "SELECT idx FROM audit_leaves WHERE ref = ? AND log_id = ? ORDER BY idx"),
+        sql(
+            uow,
+            "SELECT first_idx, data FROM audit_bundles WHERE log_id = ? AND created_at = ? "
+            "ORDER BY first_idx",
+        ),
+        (log_id, at_us),
+    )
+    return [(int(r[0]), _blob(r[1])) for r in cur.fetchall()]
+
+
+def ref_indexes(uow: UnitOfWork, log_id: str, ref: str) -> list[int]:
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT idx FROM audit_refs WHERE ref = ? AND log_id = ? ORDER BY idx"),
         (ref, log_id),
     )
     return [int(r[0]) for r in cur.fetchall()]
+
+
+def transfer_created_at(uow: UnitOfWork, transfer_id: str) -> int | None:
+    """When the ledger recorded a transfer: the time of the bundle holding its leaf."""
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT created_at FROM transfers WHERE id = ?"), (transfer_id,))
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 # -- checkpoints ---------------------------------------------------------------------------

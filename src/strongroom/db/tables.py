@@ -261,15 +261,24 @@ audit_logs = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
-audit_leaves = sa.Table(
-    "audit_leaves",
+audit_bundles = sa.Table(
+    "audit_bundles",
     metadata,
     sa.Column("log_id", sa.String(64), primary_key=True),
-    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("type", sa.String(64), nullable=False),
-    sa.Column("ref", sa.String(64), nullable=True),
+    sa.Column("first_idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
-    sa.Index("audit_leaves_ref", "ref"),
+    sa.Index("audit_bundles_time", "log_id", "created_at"),
+    sqlite_with_rowid=False,
+)
+
+audit_refs = sa.Table(
+    "audit_refs",
+    metadata,
+    sa.Column("ref", sa.String(64), primary_key=True),
+    sa.Column("log_id", sa.String(64), primary_key=True),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
 

@@ -6,8 +6,12 @@ Create Date: 2026-11-28
 
 - audit_logs: one row per log (a tenant's): its size. Appending locks this row, so leaf
   indexes are handed out in commit order; it is taken last in a write transaction.
-- audit_leaves: the leaves, each the canonical bytes of one change (audit/leaf.py), written in
-  the transaction of the change. `ref` names the object (a transfer id) for look-ups.
+- audit_bundles: the leaves (each the canonical bytes of one change, audit/leaf.py) that one
+  transaction appended to one log, as one row: a bulk batch of 8,190 transfers is one insert,
+  not 8,190. `created_at` is the time of the transfers it holds (a transfer's leaf is found by
+  its created_at).
+- audit_refs: (ref, index) of the leaves found by reference instead: expiries (ref: the
+  transfer) and actions outside the ledger's transfers (ref: the account, ledger, key...).
 - audit_tiles: the tree's hashes, TILE_HEIGHT levels to a tile (audit/tiles.py), bottom row
   only; the partial tile at the right edge of each tile level is rewritten as it grows.
 - audit_checkpoints: every signed checkpoint (C2SP tlog-checkpoint in a signed note).
@@ -42,15 +46,22 @@ def upgrade() -> None:
         _big("updated_at", nullable=False),
     )
     op.create_table(
-        "audit_leaves",
+        "audit_bundles",
         _id("log_id", primary_key=True),
-        _big("idx", primary_key=True, autoincrement=False),
-        sa.Column("type", sa.String(64), nullable=False),
-        _id("ref", nullable=True),
+        _big("first_idx", primary_key=True, autoincrement=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        _big("created_at", nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
-    op.create_index("audit_leaves_ref", "audit_leaves", ["ref"])
+    op.create_index("audit_bundles_time", "audit_bundles", ["log_id", "created_at"])
+    op.create_table(
+        "audit_refs",
+        _id("ref", primary_key=True),
+        _id("log_id", primary_key=True),
+        _big("idx", primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
     op.create_table(
         "audit_tiles",
         _id("log_id", primary_key=True),
@@ -79,5 +90,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_keys", "audit_checkpoints", "audit_tiles", "audit_leaves", "audit_logs"):
+    for table in (
+        "audit_keys",
+        "audit_checkpoints",
+        "audit_tiles",
+        "audit_refs",
+        "audit_bundles",
+        "audit_logs",
+    ):
         op.drop_table(table)
