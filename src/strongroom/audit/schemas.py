@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,7 @@ class LeafOut(_Out):
     type: str
     leaf: str
     leaf_hash: str
+    content: dict[str, Any] | None  # the leaf decoded (audit/leaf.py parse), for people
 
 
 class LeafList(_Out):

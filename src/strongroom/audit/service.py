@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,14 @@ class VerifyReport:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _content(data: bytes) -> dict[str, Any] | None:
+    """A leaf decoded for people; None when it does not decode (verify says why)."""
+    try:
+        return leaves_.parse(data)
+    except leaves_.LeafError:
+        return None
 
 
 def _entries_in_order(
@@ -158,15 +166,20 @@ class AuditLog:
             tenants = self._tenants_of(ledgers)
         encode = leaves_.transfer_leaf
         at = events[0][1][14]
-        by_log: dict[str, list[tuple[str, str | None, bytes]]] = {}
-        for (event_type, row), mine in zip(events, grouped, strict=True):
-            log = by_log.get(tenants[row[2]])
-            if log is None:
-                log = by_log[tenants[row[2]]] = []
-            by_ref = event_type == EXPIRED_EVENT or row[14] != at
-            log.append((event_type, row[1] if by_ref else None, encode(event_type, row, mine)))
+        by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
+        if len(ledgers) == 1:  # the usual case: one log, no per-event look-up
+            datas = [encode(t, row, mine) for (t, row), mine in zip(events, grouped, strict=True)]
+            by_log[tenants[events[0][1][2]]] = (datas, [])
+        for k, (event_type, row) in enumerate(events):
+            if len(ledgers) > 1:
+                datas, _refs = by_log.setdefault(tenants[row[2]], ([], []))
+                datas.append(encode(event_type, row, grouped[k]))
+            if event_type == EXPIRED_EVENT or row[14] != at:  # not found by the bundle's time
+                datas, refs = by_log[tenants[row[2]]]
+                refs.append((row[1], len(datas) - 1 if len(ledgers) > 1 else k))
         for log_id in sorted(by_log):
-            self.append(uow, log_id, by_log[log_id], at_us=at)
+            datas, refs = by_log[log_id]
+            self._append(uow, log_id, datas, refs, at)
 
     def _tenants_of(self, ledger_ids: set[str]) -> dict[str, str]:
         missing = [i for i in ledger_ids if i not in self._tenants]
@@ -186,14 +199,27 @@ class AuditLog:
     ) -> int:
         """Append (type, ref, leaf bytes) items to a log through `uow`, as one bundle of time
         `at_us` (default now); a leaf with a ref is also indexed by it. The first index."""
+        datas = [data for _, _, data in items]
+        refs = [(ref, k) for k, (_, ref, _) in enumerate(items) if ref is not None]
+        return self._append(uow, log_id, datas, refs, at_us)
+
+    def _append(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        datas: Sequence[bytes],
+        refs: Sequence[tuple[str, int]],
+        at_us: int | None,
+    ) -> int:
+        """`refs`: (ref, position in datas)."""
         now = clock.now_us()
         size = store.lock_log(uow, log_id, now)
         layout = self.layout
         edge = store.read_tiles(uow, log_id, layout.edge_tiles(size))
-        datas = [data for _, _, data in items]
-        tiles = layout.append(size, edge, [leaf_hash(data) for data in datas])
-        refs = [(ref, size + k) for k, (_, ref, _) in enumerate(items) if ref is not None]
-        store.append(uow, log_id, size, datas, refs, tiles, now, now if at_us is None else at_us)
+        sha, leaf = hashlib.sha256, b"\x00"
+        tiles = layout.append(size, edge, [sha(leaf + data).digest() for data in datas])
+        indexed = [(ref, size + k) for ref, k in refs]
+        store.append(uow, log_id, size, datas, indexed, tiles, now, now if at_us is None else at_us)
         return size
 
     def record_all(
@@ -401,12 +427,17 @@ class AuditLog:
             found = set(store.ref_indexes(uow, log_id, ref))
             at = store.transfer_created_at(uow, ref)
             if at is not None:
-                needle = b'"transfer":{"id":' + json.dumps(ref).encode() + b","
+                prefix = leaves_.transfer_id_prefix(ref)
+                end = 3 + len(prefix)
                 for first, data in store.bundles_at(uow, log_id, at):
-                    if needle not in data:
+                    if prefix not in data:
                         continue
                     for k, leaf in enumerate(store.unpack_bundle(data)):
-                        if needle in leaf and store.leaf_type(leaf) != EXPIRED_EVENT:
+                        if (
+                            leaf[3:end] == prefix
+                            and leaf[:2] == bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
+                            and leaves_.leaf_type(leaf) != EXPIRED_EVENT
+                        ):
                             found.add(first + k)
         if not found:
             raise NotFound(f"no leaf for {ref} in this log", param="transfer_id")
@@ -424,7 +455,8 @@ class AuditLog:
         return {
             "object": "audit_leaf",
             "index": index,
-            "type": store.leaf_type(data),
+            "type": leaves_.leaf_type(data),
+            "content": _content(data),
             "leaf": _b64(data),
             "leaf_hash": _b64(leaf_hash(data)),
         }
@@ -449,7 +481,7 @@ class AuditLog:
             "leaves": [
                 {
                     "index": i,
-                    "type": store.leaf_type(rows[i]),
+                    "type": leaves_.leaf_type(rows[i]),
                     "leaf": _b64(rows[i]),
                     "inclusion_proof": [
                         _b64(h) for h in layout.inclusion_proof(i, checkpoint.size, tiles)
@@ -534,7 +566,7 @@ class AuditLog:
                     for _, data in store.leaves(uow, log_id, index, index + 1)
                 ]
             for index, data in candidates:
-                entries = json.loads(data).get("entries") or []
+                entries = leaves_.parse(data).get("entries") or []
                 if any(e[0] == account_id and e[1] == version for e in entries):
                     found.add(index)
                     break
@@ -670,9 +702,12 @@ class AuditLog:
         first_leaf: dict[str, dict[str, Any]] = {}
         for log_id in store.log_ids(uow):
             for _index, data in store.iter_leaves(uow, log_id):
-                if not store.leaf_type(data).startswith("transfer."):
+                if not leaves_.leaf_type(data).startswith("transfer."):
                     continue
-                transfer = json.loads(data)["transfer"]
+                try:
+                    transfer = leaves_.parse(data)["transfer"]
+                except leaves_.LeafError:
+                    continue  # an unreadable leaf: _verify_log names it
                 first_leaf.setdefault(transfer["id"], transfer)
         for row in store.transfer_rows(uow):
             report.transfers += 1
@@ -680,7 +715,7 @@ class AuditLog:
             if logged is None:
                 report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
                 continue
-            current = json.loads(leaves_.transfer_leaf("x", row, []))["transfer"]
+            current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
             logged.pop("status")
             current.pop("status")
             if logged != current:

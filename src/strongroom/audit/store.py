@@ -79,16 +79,6 @@ def unpack_bundle(data: bytes) -> list[bytes]:
     return leaves
 
 
-def leaf_type(data: bytes) -> str:
-    """A leaf's `type`, read off its fixed prefix (audit/leaf.py) without parsing it."""
-    prefix = b'{"v":1,"type":"'
-    if data.startswith(prefix):
-        end = data.find(b'"', len(prefix))
-        if end > 0:
-            return data[len(prefix) : end].decode("utf-8", "replace")
-    return "unknown"
-
-
 def append(
     uow: UnitOfWork,
     log_id: str,
