@@ -370,7 +370,7 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
 
 
 @router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
-async def create_batch(body: BatchCreate, ctx: CtxDep) -> dict[str, Any]:
+async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
     transfer with the next, `atomic` makes the whole batch one chain."""
     ctx.require(Scope.LEDGER_WRITE)
@@ -394,7 +394,7 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> dict[str, Any]:
         results.append(
             {"index": o.index, "status": status, "code": result, "transfer_id": o.transfer_id}
         )
-    return {"object": "batch", "results": results}
+    return _fast_json({"object": "batch", "results": results})
 
 
 async def _own_transfer(ctx: Ctx, transfer_id: str) -> TransferRecord:
