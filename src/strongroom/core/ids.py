@@ -66,4 +66,10 @@ def new_id(prefix: str) -> str:
 def new_ids(prefix: str, count: int) -> list[str]:
     assert prefix in PREFIXES, prefix
     first = _generator.next_values(count)
+    low = first & 0xFFFFF
+    if low + count <= 0x100000:
+        # Consecutive values share all but their last 20 bits (two characters' pairs) here.
+        head = f"{prefix}_{_encode(first)[:-4]}"
+        pairs = _PAIRS
+        return [head + pairs[v >> 10] + pairs[v & 1023] for v in range(low, low + count)]
     return [f"{prefix}_{_encode(value)}" for value in range(first, first + count)]

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
-from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, require_scope
 from strongroom.http.pagination import list_body
@@ -42,6 +42,7 @@ from strongroom.ledger.schemas import (
     BalanceAtOut,
     BatchCreate,
     BatchOut,
+    BatchTransfer,
     EntryList,
     LedgerCreate,
     LedgerList,
@@ -330,6 +331,30 @@ def _effective_at(value: str | None, param: str) -> int | None:
         ) from None
 
 
+def _simple_transfer(body: BatchTransfer, id: str) -> NewTransfer | None:
+    """The bulk shape (two accounts, a valid amount, no metadata, no effective time) without
+    _new_transfer's general checks; None for anything else, which goes the general way."""
+    amount = body.amount
+    if (
+        body.entries is None
+        and body.metadata is None
+        and body.effective_at is None
+        and type(amount) is int
+        and 0 < amount <= AMOUNT_MAX
+    ):
+        return NewTransfer(
+            id=id,
+            ledger_id=body.ledger_id,
+            debit_account_id=body.debit_account_id,
+            credit_account_id=body.credit_account_id,
+            amount=amount,
+            pending=body.pending,
+            timeout_s=body.timeout_s,
+            linked=body.linked,
+        )
+    return None
+
+
 def _api_param(exc: InvalidRequest) -> InvalidRequest:
     """The ledger calls a transfer's legs `legs`; the API calls them `entries`."""
     if exc.param is not None:
@@ -378,7 +403,8 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
     new_ids = ids.new_ids("tr", len(body.transfers))
     batch = [
-        _new_transfer(t, f"transfers[{i}].", linked=t.linked, id=new_ids[i])
+        _simple_transfer(t, new_ids[i])
+        or _new_transfer(t, f"transfers[{i}].", linked=t.linked, id=new_ids[i])
         for i, t in enumerate(body.transfers)
     ]
     try:
