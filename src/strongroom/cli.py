@@ -451,7 +451,7 @@ def _tenancy(database_url: str | None) -> TenancyService:
     engine = create_engine(settings.database_url)
     migrate.require_current(engine)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
-    return TenancyService(engine, pepper=pepper)
+    return TenancyService(engine, pepper=pepper, audit=build_ledger(engine, settings)[1])
 
 
 @keys_app.command("create")

@@ -54,70 +54,97 @@ def _move(api: Api, t: Tenant, amount: int) -> str:
 def test_checkpoints_proofs_and_leaves(api: Api, acme: Tenant) -> None:
     response = api.get("/v1/audit/checkpoint", key=acme.read)
     assert (response.status_code, problem_code(response)) == (404, "not_found")
-    # The seeded ledger, two accounts, deposit and hold are leaves 0 to 4; publish, grow,
-    # publish.
+    # The seed's three API keys, ledger, two accounts, deposit and hold are leaves 0 to 7;
+    # publish, grow, publish.
     first = api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
-    assert first["tree_size"] == 5
+    assert first["tree_size"] == 8
     moved = [_move(api, acme, 5 + i) for i in range(5)]
     second = api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
-    assert second["tree_size"] == 10
+    assert second["tree_size"] == 13
     assert api.ok("GET", "/v1/audit/checkpoint", key=acme.read) == second
-    assert api.ok("GET", "/v1/audit/checkpoints/5", key=acme.read) == first
+    assert api.ok("GET", "/v1/audit/checkpoints/8", key=acme.read) == first
 
     [key] = api.ok("GET", "/v1/audit/keys", key=acme.read)["data"]
     verifier = notes.Verifier(key["verifier_key"])
-    cp5 = parse_checkpoint(notes.open(first["note"], [verifier]).text)
-    cp10 = parse_checkpoint(notes.open(second["note"], [verifier]).text)
-    assert cp10.root_hash == _b64(second["root_hash"])
+    cp8 = parse_checkpoint(notes.open(first["note"], [verifier]).text)
+    cp13 = parse_checkpoint(notes.open(second["note"], [verifier]).text)
+    assert cp13.root_hash == _b64(second["root_hash"])
 
     leaves = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"limit": 4})
-    assert (len(leaves["data"]), leaves["has_more"], leaves["tree_size"]) == (4, True, 10)
+    assert (len(leaves["data"]), leaves["has_more"], leaves["tree_size"]) == (4, True, 13)
     rest = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"start": 4})
-    assert [x["index"] for x in rest["data"]] == [4, 5, 6, 7, 8, 9]
+    assert [x["index"] for x in rest["data"]] == list(range(4, 13))
     assert rest["has_more"] is False
     datas = [_b64(x["leaf"]) for x in leaves["data"] + rest["data"]]
-    assert [parse(d)["transfer"]["id"] for d in datas[5:]] == moved
-    assert leaves["data"][0]["content"]["type"] == "ledger.created"
+    assert [parse(d)["transfer"]["id"] for d in datas[8:]] == moved
+    kinds = [x["content"]["type"] for x in leaves["data"] + rest["data"]][:6]
+    assert kinds == [*["api_key.created"] * 3, "ledger.created", *["account.created"] * 2]
+    assert leaves["data"][0]["content"]["data"]["scopes"] == ["admin"]  # no secret, no hint
 
-    for index in range(10):
+    for index in range(13):
         proof = api.ok(
             "GET",
             "/v1/audit/proofs/inclusion",
             key=acme.read,
-            params={"leaf_index": index, "tree_size": 10},
+            params={"leaf_index": index, "tree_size": 13},
         )
         assert _b64(proof["leaf_hash"]) == leaf_hash(datas[index])
         hashes = [_b64(h) for h in proof["proof"]]
-        verify_inclusion(leaf_hash(datas[index]), index, 10, hashes, cp10.root_hash)
+        verify_inclusion(leaf_hash(datas[index]), index, 13, hashes, cp13.root_hash)
     by_transfer = api.ok(
         "GET",
         "/v1/audit/proofs/inclusion",
         key=acme.read,
-        params={"transfer_id": moved[2], "tree_size": 10},
+        params={"transfer_id": moved[2], "tree_size": 13},
     )
-    assert by_transfer["leaf_index"] == 7
+    assert by_transfer["leaf_index"] == 10
     consistency = api.ok(
-        "GET", "/v1/audit/proofs/consistency", key=acme.read, params={"first": 5, "second": 10}
+        "GET", "/v1/audit/proofs/consistency", key=acme.read, params={"first": 8, "second": 13}
     )
     proof = [_b64(h) for h in consistency["proof"]]
-    verify_consistency(5, 10, proof, cp5.root_hash, cp10.root_hash)
+    verify_consistency(8, 13, proof, cp8.root_hash, cp13.root_hash)
 
     for params in (
-        {"leaf_index": 10, "tree_size": 10},
-        {"leaf_index": 0, "tree_size": 11},
-        {"tree_size": 10},
-        {"leaf_index": 0, "transfer_id": moved[0], "tree_size": 10},
+        {"leaf_index": 13, "tree_size": 13},
+        {"leaf_index": 0, "tree_size": 14},
+        {"tree_size": 13},
+        {"leaf_index": 0, "transfer_id": moved[0], "tree_size": 13},
     ):
         response = api.get("/v1/audit/proofs/inclusion", key=acme.read, params=params)
         assert response.status_code == 400, params
     response = api.get(
-        "/v1/audit/proofs/consistency", key=acme.read, params={"first": 10, "second": 5}
+        "/v1/audit/proofs/consistency", key=acme.read, params={"first": 13, "second": 8}
     )
     assert (response.status_code, response.json()["param"]) == (400, "first")
-    response = api.get("/v1/audit/checkpoints/7", key=acme.read)
+    response = api.get("/v1/audit/checkpoints/9", key=acme.read)
     assert (response.status_code, problem_code(response)) == (404, "not_found")
     response = api.post("/v1/audit/checkpoints", key=acme.write)
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+
+
+def test_admin_actions_are_leaves(api: Api, acme: Tenant) -> None:
+    before = api.ok("GET", "/v1/audit/leaves", key=acme.read)["tree_size"]
+    url = "https://hooks.acme.example.com/x?token=hush"
+    endpoint = api.ok("POST", "/v1/webhook_endpoints", 201, key=acme.admin, json={"url": url})
+    api.ok(
+        "POST", f"/v1/webhook_endpoints/{endpoint['id']}", key=acme.admin, json={"enabled": False}
+    )
+    api.ok("DELETE", f"/v1/webhook_endpoints/{endpoint['id']}", key=acme.admin)
+    key, _secret = api.app.state.tenancy.create_api_key("acme", ["ledger:read"])
+    api.app.state.tenancy.revoke_api_key(key.id)
+    leaves = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"start": before})["data"]
+    assert [(x["content"]["type"], x["content"]["actor"]) for x in leaves] == [
+        ("webhook_endpoint.created", "webhooks"),
+        ("webhook_endpoint.disabled", "webhooks"),
+        ("webhook_endpoint.deleted", "webhooks"),
+        ("api_key.created", "tenancy"),
+        ("api_key.revoked", "tenancy"),
+    ]
+    assert leaves[0]["content"]["data"] == {"endpoint_id": endpoint["id"], "enabled_events": None}
+    raw = b"".join(_b64(x["leaf"]) for x in leaves)
+    assert b"hush" not in raw
+    assert endpoint["secret"].encode() not in raw
+    assert leaves[-1]["content"]["data"] == {"key_id": key.id}
 
 
 def test_each_tenant_sees_only_its_own_log(api: Api, acme: Tenant) -> None:
@@ -125,7 +152,7 @@ def test_each_tenant_sees_only_its_own_log(api: Api, acme: Tenant) -> None:
     _move(api, other, 3)
     mine = api.ok("GET", "/v1/audit/leaves", key=acme.read)
     theirs = api.ok("GET", "/v1/audit/leaves", key=other.read)
-    assert (mine["tree_size"], theirs["tree_size"]) == (5, 6)
+    assert (mine["tree_size"], theirs["tree_size"]) == (8, 9)
     assert other.marker.encode() not in b"".join(_b64(x["leaf"]) for x in mine["data"])
     response = api.get(f"/v1/transfers/{other.posted}/receipt", key=acme.read)
     assert (response.status_code, problem_code(response)) == (404, "not_found")
@@ -177,7 +204,7 @@ def test_export_verifies_offline(api: Api, acme: Tenant, tmp_path: Path, db_url:
     assert exported.exit_code == 0, exported.output
     checked = _cli("audit", "verify-export", str(out))
     assert checked.exit_code == 0, checked.output
-    assert "leaves: 9  checkpoints: 2" in checked.output
+    assert "leaves: 12  checkpoints: 2" in checked.output
     verified = _cli("audit", "verify", url=db_url)
     assert verified.exit_code == 0, verified.output
     # An exported entry changed after the fact is caught offline.

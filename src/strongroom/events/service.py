@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine as SAEngine
 
+from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
 from strongroom.core.errors import Conflict, InvalidRequest, NotFound
 from strongroom.core.limits import (
@@ -102,8 +103,12 @@ class EventService:
         *,
         allow_private_targets: bool = False,
         clock_: clock.MonotonicClock | None = None,
+        audit: AuditRecorder | None = None,
     ) -> None:
+        """`audit` records endpoint creations, updates and deletions as leaves of the
+        tenant's log, in their transaction."""
         self.engine = engine
+        self._audit = audit
         self.allow_private_targets = allow_private_targets
         self.clock = clock_ or clock.MonotonicClock()
 
@@ -140,8 +145,17 @@ class EventService:
                     param="url",
                 )
             store.insert_endpoint(uow, endpoint)
+            self._record(uow, tenant_id, "webhook_endpoint.created", endpoint)
             uow.commit()
         return endpoint
+
+    def _record(self, uow: UnitOfWork, tenant_id: str, kind: str, endpoint: Endpoint) -> None:
+        """A leaf for an admin action on an endpoint: which one and what it listens to, not its
+        URL (which may carry a token) or its secret."""
+        if self._audit is not None:
+            events = None if endpoint.enabled_events is None else list(endpoint.enabled_events)
+            data = {"endpoint_id": endpoint.id, "enabled_events": events}
+            self._audit.record_all(uow, tenant_id, "webhooks", [(kind, endpoint.id, data)])
 
     def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
         """With tenant_id, another tenant's endpoint is not found."""
@@ -170,6 +184,8 @@ class EventService:
             _found(store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id)
             store.set_endpoint_status(uow, endpoint_id, status, self.clock.now_us())
             endpoint = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            kind = "webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled"
+            self._record(uow, endpoint.tenant_id, kind, endpoint)
             uow.commit()
         return endpoint
 
@@ -182,6 +198,7 @@ class EventService:
                 store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id
             )
             store.delete_endpoint(uow, endpoint_id)
+            self._record(uow, endpoint.tenant_id, "webhook_endpoint.deleted", endpoint)
             uow.commit()
         return endpoint
 

@@ -174,10 +174,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     migrate.require_current(engine)
     metrics = Metrics()
     ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch)
-    events = EventService(engine, allow_private_targets=settings.webhook_allow_private_targets)
+    events = EventService(
+        engine, allow_private_targets=settings.webhook_allow_private_targets, audit=audit
+    )
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
-    tenancy = TenancyService(engine, pepper=pepper)
+    tenancy = TenancyService(engine, pepper=pepper, audit=audit)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

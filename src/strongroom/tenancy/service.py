@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
+from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
 from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
@@ -43,11 +44,15 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 class TenancyService:
-    def __init__(self, engine: Engine, *, pepper: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, pepper: str | None = None, audit: AuditRecorder | None = None
+    ) -> None:
         """`pepper` keys the hash of every API key (STRONGROOM_API_KEY_PEPPER). Without one, a
         random pepper is generated once and kept in the database: fine for development, but
-        then a copy of the database alone is enough to test guesses offline."""
+        then a copy of the database alone is enough to test guesses offline. `audit` records
+        key creations and revocations as leaves of the tenant's log, in their transaction."""
         self.engine = engine
+        self._audit = audit
         self._pepper = pepper.encode() if pepper else None
         self._cache: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
@@ -101,13 +106,22 @@ class TenancyService:
                     clock.now_us(),
                 ),
             )
+            if self._audit is not None:
+                data = {"key_id": key.id, "scopes": sorted(s.value for s in parsed)}
+                self._audit.record_all(
+                    uow, tenant.id, "tenancy", [("api_key.created", key.id, data)]
+                )
             uow.commit()
         return key, secret
 
     def revoke_api_key(self, key_id: str) -> None:
         with UnitOfWork(self.engine) as uow:
-            if store.revoke_api_key(uow, key_id, clock.now_us()) == 0:
+            tenant_id = store.api_key_tenant(uow, key_id)
+            if store.revoke_api_key(uow, key_id, clock.now_us()) == 0 or tenant_id is None:
                 raise NotFound(f"no active API key {key_id}", param="key_id")
+            if self._audit is not None:
+                item = ("api_key.revoked", key_id, {"key_id": key_id})
+                self._audit.record_all(uow, tenant_id, "tenancy", [item])
             uow.commit()
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1].id != key_id}

@@ -47,6 +47,13 @@ def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
     return row
 
 
+def api_key_tenant(uow: UnitOfWork, key_id: str) -> str | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT tenant_id FROM api_keys WHERE id = ?"), (key_id,))
+    row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
 def revoke_api_key(uow: UnitOfWork, key_id: str, now_us: int) -> int:
     cur = uow.cursor()
     cur.execute(
