@@ -26,6 +26,8 @@ from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import AccountFlag, Balances, Direction, NewTransfer, Status
 from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERS_COUNT = 4
@@ -182,7 +184,7 @@ def _expected_balances(setup: Setup, created: dict[str, dict[str, Any]]) -> dict
 def test_concurrent_workers_lose_no_update_and_overdraw_nothing(
     pg_engine: Engine, postgres_url: str, tmp_path: Path
 ) -> None:
-    service = LedgerService(pg_engine)
+    service, audit = build_ledger(pg_engine, Settings(database_url=postgres_url))
     setup = _set_up(postgres_url, service)
     seed = random.randrange(1_000_000)
     procs = _start_workers(setup, tmp_path, seed)
@@ -258,6 +260,12 @@ def test_concurrent_workers_lose_no_update_and_overdraw_nothing(
     report = service.verify()
     assert report.ok, (context, report.problems)
     assert report.accounts == 1 + HOT_ACCOUNTS_COUNT
+    # Four processes appended to one log: gap-free, in commit order, every transfer's leaf
+    # there and matching its row, and a checkpoint over all of it verifies.
+    audit.publish()
+    audit_report = audit.verify()
+    assert audit_report.ok, (context, audit_report.problems)
+    assert audit_report.transfers == len(status_by_id), context
 
 
 def test_verify_sees_one_consistent_snapshot_while_workers_post(

@@ -23,6 +23,8 @@ from typing import IO, Any
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import Action, NewTransfer
 from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
 
 BATCH_SIZE = 20
 CHAIN_LENGTH_MAX = 4
@@ -188,7 +190,8 @@ def run(args: argparse.Namespace) -> None:
     log_path = Path(args.log)
     engine = create_engine(args.url, pool_size=2)
     try:
-        service = LedgerService(engine)
+        # As `serve` runs it: the outbox and the audit log write in every transaction.
+        service = build_ledger(engine, Settings(database_url=args.url))[0]
         with log_path.open("a", encoding="utf-8") as log:
             worker = Worker(
                 args.worker, args.workers, args.ledger, args.accounts.split(","), service, rng, log
