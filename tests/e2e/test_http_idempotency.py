@@ -5,6 +5,7 @@ server post exactly once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -96,6 +97,35 @@ def test_same_key_and_body_replays_the_answer_and_posts_once(api: Api, acme: Ten
     assert (replay.status_code, replay.content) == (422, refused.content)
     assert replay.headers["content-type"] == "application/problem+json"
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+def test_the_answer_is_stored_before_it_is_sent(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that retries the moment it has an answer gets that answer replayed, not a
+    409: the record is finished before the answer leaves. Over a real server (the in-process
+    transport waits for the app to return anyway), with a slow store to show the order."""
+    app = build_app(sqlite_url)
+    api = Api(app)
+    try:
+        acme = seed_tenant(api, "acme")
+    finally:
+        api.close()
+    tenancy = app.state.tenancy
+    finish = tenancy.finish_idempotent
+
+    def slow_finish(*args: Any) -> None:
+        time.sleep(0.3)
+        finish(*args)
+
+    monkeypatch.setattr(tenancy, "finish_idempotent", slow_finish)
+    headers = {**auth(acme.write), **_idem("k-9")}
+    with Served(app) as served, httpx.Client(base_url=served.base_url) as client:
+        first = client.post("/v1/transfers", json=_move(acme, 9), headers=headers)
+        again = client.post("/v1/transfers", json=_move(acme, 9), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
 
 
 def test_same_key_with_another_request_is_422(api: Api, acme: Tenant) -> None:

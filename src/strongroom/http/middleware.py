@@ -375,15 +375,18 @@ class Idempotency:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        # The answer is held back until it is stored: a client that retries the moment it has
+        # the answer must find it remembered (a replay), not still in flight (a 409).
         status = [500]
         captured: list[bytes] = []
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             elif message["type"] == "http.response.body":
                 captured.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.app(scope, replay_receive, capture)
@@ -396,6 +399,8 @@ class Idempotency:
             await run_in_threadpool(
                 self.tenancy.finish_idempotent, key.id, idem, status[0], b"".join(captured)
             )
+        for message in held:
+            await send(message)
 
 
 Observe = Callable[[str, str, int, float], None]
