@@ -21,7 +21,7 @@ from strongroom.audit.statement import StatementError, verify_statement
 from strongroom.cli import app as cli_app
 from strongroom.core import clock
 from strongroom.core.errors import NotFound
-from strongroom.ledger.model import Direction, TransferResult
+from strongroom.ledger.model import Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
 from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
@@ -145,3 +145,18 @@ def test_verify_statement_cli(world: World, tmp_path: Path) -> None:
     )
     assert bad.exit_code == 1
     assert "statement: INVALID" in bad.output
+
+
+def test_a_statement_over_a_bulk_batch(world: World) -> None:
+    """Thirty entries of one account in one bundle: each found, none twice."""
+    start = _tick()
+    batch = [
+        NewTransfer(f"tr_bulk{i:02d}", world.ledger_id, world.bank, world.alice, 1000 + i)
+        for i in range(30)
+    ]
+    assert all(o.result is TransferResult.CREATED for o in world.ledger.post_transfers(batch))
+    end = _tick()
+    checked = verify_statement(world.statement(start, end), [world.key])
+    assert [e.amount for e in checked.entries] == [1000 + i for i in range(30)]
+    assert [e.transfer_id for e in checked.entries] == [f"tr_bulk{i:02d}" for i in range(30)]
+    assert checked.closing[1] == checked.opening[1] + sum(1000 + i for i in range(30))

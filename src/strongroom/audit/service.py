@@ -431,24 +431,40 @@ class AuditLog:
         """The leaves of a transfer (its change, and its expiry if it expired) or of another
         object recorded with a ref, oldest first."""
         with self._uow(write=False) as uow:
-            found = set(store.ref_indexes(uow, log_id, ref))
-            at = store.transfer_created_at(uow, ref)
-            if at is not None:
-                prefix = leaves_.transfer_id_prefix(ref)
-                end = 3 + len(prefix)
-                for first, data in store.bundles_at(uow, log_id, at):
-                    if prefix not in data:
-                        continue
-                    for k, leaf in enumerate(store.unpack_bundle(data)):
-                        if (
-                            leaf[3:end] == prefix
-                            and leaf[:2] == bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
-                            and leaves_.leaf_type(leaf) != EXPIRED_EVENT
-                        ):
-                            found.add(first + k)
+            found = [index for index, _ in self._leaves_of(uow, log_id, [ref]).get(ref, [])]
         if not found:
             raise NotFound(f"no leaf for {ref} in this log", param="transfer_id")
-        return sorted(found)
+        return found
+
+    def _leaves_of(
+        self, uow: UnitOfWork, log_id: str, refs: Sequence[str]
+    ) -> dict[str, list[tuple[int, bytes]]]:
+        """(index, leaf) of each ref's leaves, oldest first: by reference (expiries, other
+        actions), and for transfers by their time, each bundle of that time read once."""
+        out: dict[str, list[tuple[int, bytes]]] = {}
+        by_time: dict[int, set[bytes]] = {}
+        for ref in refs:
+            for index in store.ref_indexes(uow, log_id, ref):
+                for found, data in store.leaves(uow, log_id, index, index + 1):
+                    out.setdefault(ref, []).append((found, data))
+            at = store.transfer_created_at(uow, ref)
+            if at is not None:
+                by_time.setdefault(at, set()).add(leaves_.transfer_id_prefix(ref))
+        ledger_kind = bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
+        for at, prefixes in by_time.items():
+            for first, data in store.bundles_at(uow, log_id, at):
+                if not any(prefix in data for prefix in prefixes):
+                    continue
+                for k, leaf in enumerate(store.unpack_bundle(data)):
+                    if leaf[:2] != ledger_kind or leaves_.leaf_type(leaf) == EXPIRED_EVENT:
+                        continue
+                    end = 5 + int.from_bytes(leaf[3:5], "big")
+                    if leaf[3:end] in prefixes:
+                        ref = leaf[5:end].decode()
+                        out.setdefault(ref, []).append((first + k, leaf))
+        for found_leaves in out.values():
+            found_leaves.sort()
+        return out
 
     def leaves(self, log_id: str, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Leaves from `start`, at most `limit`; and the log's size."""
@@ -565,14 +581,10 @@ class AuditLog:
     def _entry_leaves(self, log_id: str, account_id: str, wanted: dict[int, str]) -> list[int]:
         """The leaf of each (version -> transfer id) entry of the account."""
         found: set[int] = set()
+        with self._uow(write=False) as uow:
+            by_transfer = self._leaves_of(uow, log_id, sorted(set(wanted.values())))
         for version, transfer_id in sorted(wanted.items()):
-            with self._uow(write=False) as uow:
-                candidates = [
-                    (index, data)
-                    for index in self.leaf_indexes(log_id, transfer_id)
-                    for _, data in store.leaves(uow, log_id, index, index + 1)
-                ]
-            for index, data in candidates:
+            for index, data in by_transfer.get(transfer_id, []):
                 entries = leaves_.parse(data).get("entries") or []
                 if any(e[0] == account_id and e[1] == version for e in entries):
                     found.add(index)
