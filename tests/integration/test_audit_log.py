@@ -23,6 +23,7 @@ from strongroom.audit.merkle import (
 )
 from strongroom.audit.service import KEY_ROTATED, AuditLog
 from strongroom.audit.store import pack_bundle, unpack_bundle
+from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
@@ -335,3 +336,36 @@ def test_a_bulk_batch_is_one_bundle_and_a_changed_leaf_in_it_is_named(book: Book
     book.sql("UPDATE audit_bundles SET data = ? WHERE first_idx = ?", pack_bundle(leaves), BASE)
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf {BASE + 17} does not match the tree (changed?)"
+
+
+def test_one_batch_across_ledgers_and_tenants_goes_to_each_log(db_engine: Engine) -> None:
+    one = _book(db_engine, "ten_one")
+    other_ledger = one.ledger.create_ledger("second", tenant_id="ten_one").id
+    c = one.ledger.create_account(other_ledger, "USD", Direction.DEBIT).id
+    d = one.ledger.create_account(other_ledger, "USD", Direction.CREDIT).id
+    two = _book(db_engine, "ten_two")
+    batch = [
+        NewTransfer("tr_x1", one.ledger_id, one.a, one.b, 1),
+        NewTransfer("tr_x2", two.ledger_id, two.a, two.b, 2),
+        NewTransfer("tr_x3", other_ledger, c, d, 3, pending=True, timeout_s=1),
+        NewTransfer("tr_x4", two.ledger_id, two.a, two.b, 4),
+    ]
+    assert all(o.result is R.CREATED for o in one.ledger.post_transfers(batch))
+    time.sleep(1.05)
+    assert one.ledger.expire_due() == 1  # its expiry leaf is found by reference
+    ones = [
+        parse(x)["transfer"]["id"]
+        for x in _leaf_bytes(one)
+        if parse(x)["type"] != "ledger.created" and "transfer" in parse(x)
+    ]
+    twos = [parse(x)["transfer"]["id"] for x in _leaf_bytes(two) if "transfer" in parse(x)]
+    assert ones == ["tr_x1", "tr_x3", "tr_x3"]
+    assert twos == ["tr_x2", "tr_x4"]
+    assert len(one.audit.leaf_indexes("ten_one", "tr_x3")) == 2
+    assert one.audit.leaf_indexes("ten_two", "tr_x4") == [BASE + 1]
+    with pytest.raises(NotFound):
+        one.audit.leaf_indexes("ten_one", "tr_x2")
+    one.audit.publish()
+    report = one.audit.verify()
+    assert report.ok, report.problems
+    assert report.transfers == 4
