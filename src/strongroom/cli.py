@@ -497,15 +497,25 @@ def _audit(database_url: str | None) -> Iterator[AuditLog]:
 
 
 @audit_app.command("verify")
-def audit_verify(database_url: DbOption = None) -> None:
-    """Recompute every log from the database against its tiles and every stored checkpoint,
-    and check the ledger's transfers against their leaves; exit 1 naming the first bad leaf."""
+def audit_verify(
+    database_url: DbOption = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(help="a verifier key you hold (the log's first; repeatable)"),
+    ] = None,
+) -> None:
+    """Recompute every log from the database against its tiles and every stored checkpoint
+    (signed by a key you trust, or handed over to by one), and check the ledger's transfers
+    against their leaves; exit 1 naming the first bad leaf."""
     with _audit(database_url) as audit:
-        report = audit.verify(progress=lambda line: typer.echo(line, err=True))
+        report = audit.verify(
+            progress=lambda line: typer.echo(line, err=True), trusted_keys=public_key
+        )
     typer.echo(
         f"logs: {report.logs}  leaves: {report.leaves}  checkpoints: {report.checkpoints}  "
         f"transfers: {report.transfers}"
     )
+    typer.echo(f"signatures checked against {report.trust}")
     for problem in report.problems:
         typer.echo(f"TAMPERED: {problem}")
     typer.echo("audit log: ok" if report.ok else f"audit log: {len(report.problems)} problems")
@@ -557,6 +567,11 @@ def audit_verify_export(
     """Offline: recompute each exported log and check every checkpoint against it."""
     from strongroom.audit.offline import verify_export
 
+    if not public_key:
+        typer.echo(
+            "warning: checking against the export's own keys.txt; give --public-key with a key "
+            "you hold for a check the export cannot fake"
+        )
     keys = public_key or (directory / "keys.txt").read_text().split()
     result = verify_export(directory, keys)
     typer.echo(f"logs: {result.logs}  leaves: {result.leaves}  checkpoints: {result.checkpoints}")
@@ -573,6 +588,9 @@ def audit_verify_receipt(
     public_key: Annotated[
         list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
     ],
+    origin: Annotated[
+        str | None, typer.Option(help="the log it must be from (<origin>/<tenant id>)")
+    ] = None,
 ) -> None:
     """Offline, with no database and no server: the receipt's checkpoint is signed by the key
     and each of its leaves is in that tree. Exit 1 saying what failed."""
@@ -580,6 +598,8 @@ def audit_verify_receipt(
 
     try:
         checked = verify_receipt(load_receipt(file), public_key)
+        if origin is not None and checked.origin != origin:
+            raise ReceiptError(f"the receipt is from log {checked.origin}, not {origin}")
     except ReceiptError as exc:
         typer.echo(f"receipt: INVALID: {exc}")
         raise typer.Exit(1) from None
@@ -596,6 +616,9 @@ def audit_verify_statement(
     public_key: Annotated[
         list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
     ],
+    origin: Annotated[
+        str | None, typer.Option(help="the log it must be from (<origin>/<tenant id>)")
+    ] = None,
 ) -> None:
     """Offline: every entry of the account in the period is there (gap-free versions from the
     opening entry to the first one after), unaltered (each leaf proved in the signed
@@ -605,11 +628,14 @@ def audit_verify_statement(
 
     try:
         checked = verify_statement(load_receipt(file), public_key)
+        if origin is not None and checked.origin != origin:
+            raise StatementError(f"the statement is from log {checked.origin}, not {origin}")
     except (StatementError, ValueError) as exc:
         typer.echo(f"statement: INVALID: {exc}")
         raise typer.Exit(1) from None
     names = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
-    typer.echo(f"account {checked.account_id}")
+    period = f"({clock.format_us(checked.from_us)}, {clock.format_us(checked.to_us)}]"
+    typer.echo(f"account {checked.account_id}, period {period}, log {checked.origin}")
     typer.echo(f"  opening {dict(zip(names, checked.opening, strict=True))}")
     for e in checked.entries:
         typer.echo(

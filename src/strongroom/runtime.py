@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.service import AuditLog
+from strongroom.db.uow import UnitOfWork
 from strongroom.events.outbox import Outbox
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.settings import Settings
@@ -19,9 +20,9 @@ def build_ledger(
 ) -> tuple[LedgerService, AuditLog]:
     ledger: LedgerService | None = None
 
-    def tenant_of(ledger_ids: Sequence[str]) -> dict[str, str]:
+    def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
-        return ledger.ledger_tenants(ledger_ids)
+        return ledger.ledger_tenants(ledger_ids, uow=uow)
 
     key = settings.audit_signing_key
     audit = AuditLog(

@@ -6,8 +6,10 @@ and `verify` catches a changed, deleted, inserted or reordered row, naming the f
 from __future__ import annotations
 
 import base64
+import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -21,6 +23,7 @@ from strongroom.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from strongroom.audit.offline import verify_export
 from strongroom.audit.service import KEY_ROTATED, AuditLog
 from strongroom.audit.store import pack_bundle, unpack_bundle
 from strongroom.core.errors import NotFound
@@ -369,3 +372,132 @@ def test_one_batch_across_ledgers_and_tenants_goes_to_each_log(db_engine: Engine
     report = one.audit.verify()
     assert report.ok, report.problems
     assert report.transfers == 4
+
+
+def test_a_forger_with_a_key_of_his_own_is_caught(book: Book) -> None:
+    """Rewrite a leaf, rebuild the tiles, re-sign every checkpoint with a new key and put the
+    key in the database: that key was never handed over by a trusted one."""
+    _published(book)
+    first_key = book.audit.verifier_keys()[0]["verifier_key"]
+    forged = _flipped(_leaf_bytes(book, 5, 1)[0])
+    book.put_leaf(5, forged)
+    datas = _leaf_bytes(book)
+    book.sql("DELETE FROM audit_tiles WHERE log_id = ?", book.tenant)
+    layout = book.audit.layout
+    for (level, index), hashes in layout.append(0, {}, [leaf_hash(d) for d in datas]).items():
+        book.sql(
+            "INSERT INTO audit_tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?)",
+            book.tenant,
+            level,
+            index,
+            hashes,
+        )
+    forger = notes.generate_signer("strongroom.localhost/audit")
+    tree = MemoryTree()
+    tree.extend(datas)
+    for size in (8, 15, 23):
+        text = f"strongroom.localhost/audit/{book.tenant}\n{size}\n"
+        text += base64.b64encode(tree.root(size)).decode() + "\n"
+        book.sql(
+            "UPDATE audit_checkpoints SET note = ?, root = ? WHERE log_id = ? AND size = ?",
+            notes.sign(text, [forger]),
+            tree.root(size),
+            book.tenant,
+            size,
+        )
+    book.sql(
+        "INSERT INTO audit_keys (key_id, name, verifier_key, signer_key, created_at) "
+        "VALUES (?, ?, ?, NULL, ?)",
+        f"{forger.key_id:08x}",
+        forger.name,
+        forger.verifier_key,
+        2**62,
+    )
+    for trusted in (None, [first_key]):
+        problems = book.audit.verify(trusted_keys=trusted).problems
+        assert any("checkpoint 8 is not signed by a trusted key" in p for p in problems)
+        assert any(p.startswith(f"signing key {forger.key_id:08x}") for p in problems)
+    # A forger who also makes his key the database's first fools a check against the
+    # database alone (audit.md says so); not one against the key the operator holds.
+    book.sql("UPDATE audit_keys SET created_at = -1 WHERE key_id = ?", f"{forger.key_id:08x}")
+    problems = book.audit.verify(trusted_keys=[first_key]).problems
+    assert any("checkpoint 8 is not signed by a trusted key" in p for p in problems)
+
+
+def test_a_changed_status_or_inner_tile_is_caught(book: Book) -> None:
+    hold = book.move(30, pending=True, timeout_s=3600)
+    settled = book.move(40, pending=True, timeout_s=3600)
+    post = NewTransfer("tr_settle", book.ledger_id, action=Action.POST, target_id=settled)
+    assert book.ledger.post_transfers([post])[0].result is R.CREATED
+    for i in range(40):
+        book.move(i + 1)
+    book.audit.publish()
+    assert book.audit.verify().ok  # the posted one is `posted` as its leaves say
+    book.sql("UPDATE transfers SET status = 0 WHERE id = ?", hold)
+    assert book.audit.verify().problems == [
+        f"transfer {hold} has a status its leaves do not lead to"
+    ]
+    book.sql("UPDATE transfers SET status = 1 WHERE id = ?", hold)
+    assert book.audit.verify().ok
+    # An inner tile (level 1) feeds proofs but no leaf check: it is compared all the same.
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT hashes FROM audit_tiles WHERE level = 1 AND idx = 0")
+        hashes = bytes(cur.fetchone()[0])
+    book.sql(
+        "UPDATE audit_tiles SET hashes = ? WHERE level = 1 AND idx = 0",
+        bytes([hashes[0] ^ 1]) + hashes[1:],
+    )
+    problems = book.audit.verify().problems
+    assert problems == [f"log {book.tenant}: tile (1, 0) does not match the leaves"]
+
+
+def test_configured_keys_hand_over_and_may_come_back(db_engine: Engine) -> None:
+    k1 = notes.generate_signer("strongroom.localhost/audit")
+    k2 = notes.generate_signer("strongroom.localhost/audit")
+    ledger = LedgerService(db_engine)
+    logs = {
+        name: AuditLog(db_engine, tenant_of=ledger.ledger_tenants, signer_key=k.skey)
+        for name, k in (("k1", k1), ("k2", k2))
+    }
+    book = _book(db_engine)
+    book.move(1)
+    logs["k1"].publish()
+    book.move(2)
+    logs["k2"].publish()  # K2 takes over: a rotation leaf, signed by K2 only (K1 is elsewhere)
+    [rotation] = [x for x in map(parse, _leaf_bytes(book)) if x["type"] == KEY_ROTATED]
+    assert rotation["data"] == {"old_key": k1.verifier_key, "new_key": k2.verifier_key}
+    book.move(3)
+    logs["k1"].publish()  # and back: no duplicate key, another hand-over
+    both = [k1.verifier_key, k2.verifier_key]
+    report = book.audit.verify(trusted_keys=both)
+    assert report.ok, report.problems
+    assert report.trust == "the keys given"
+    only_first = book.audit.verify(trusted_keys=[k1.verifier_key]).problems
+    assert any("is not signed by a trusted key" in p for p in only_first)
+
+
+def test_an_export_verifies_and_swapped_or_bare_logs_do_not(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    one, two = _book(db_engine, "ten_one"), _book(db_engine, "ten_two")
+    one.move(1)
+    two.move(2)
+    two.move(3)
+    out = tmp_path / "export"
+    assert one.audit.export(out) == (BASE + 1) + (BASE + 2)
+    keys = (out / "keys.txt").read_text().split()
+    good = verify_export(out, keys)
+    assert (good.problems, good.logs, good.checkpoints) == ([], 2, 2)
+    # ten_two's directory replaced by a copy of ten_one's: its checkpoints name ten_one.
+    shutil.rmtree(out / "ten_two")
+    shutil.copytree(out / "ten_one", out / "ten_two")
+    swapped = verify_export(out, keys).problems
+    assert f"ten_two: checkpoint {BASE + 1} is of log strongroom.localhost/audit/ten_one" in swapped
+    assert "ten_two: no checkpoint that verifies" in swapped
+    # A log with its checkpoints gone proves nothing; a stray file is a problem, not a crash.
+    shutil.rmtree(out / "ten_two" / "checkpoints")
+    (out / "ten_one" / "checkpoints" / "notes.txt").write_text("hello")
+    problems = verify_export(out, keys).problems
+    assert "ten_two: no checkpoint that verifies" in problems
+    assert any(p.startswith("ten_one: checkpoint notes.txt") for p in problems)

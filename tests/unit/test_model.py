@@ -531,3 +531,16 @@ def test_ids_are_time_ordered_across_milliseconds(monkeypatch: pytest.MonkeyPatc
 def test_unknown_id_prefix_is_a_bug() -> None:
     with pytest.raises(AssertionError):
         ids.new_id("xyz")
+
+
+def test_legs_whose_debits_add_up_past_the_maximum_are_refused() -> None:
+    big = 2**62
+    legs = (
+        Leg("a", Direction.DEBIT, big),
+        Leg("b", Direction.DEBIT, big),
+        Leg("c", Direction.CREDIT, big),
+        Leg("d", Direction.CREDIT, big),
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        validate_legs(legs, "legs")
+    assert (refused.value.code, refused.value.param) == ("amount_too_large", "legs")

@@ -92,8 +92,9 @@ def verify_receipt(receipt: Any, verifier_keys: Iterable[str]) -> ReceiptCheck:
         except leaves_.LeafError as exc:
             raise ReceiptError(f"leaf {index}: {exc}") from None
         ref = receipt.get("ref")
-        if ref is not None and content.get("transfer", {}).get("id", ref) != ref:
-            raise ReceiptError(f"leaf {index} is of another transfer than {ref!r}")
+        transfer = content.get("transfer")
+        if not isinstance(transfer, dict) or transfer.get("id") != ref:
+            raise ReceiptError(f"leaf {index} is not a change of transfer {ref!r}")
         checked.append({"index": index, "leaf": content})
     return ReceiptCheck(checkpoint.origin, checkpoint.size, checked)
 
@@ -176,37 +177,61 @@ class ExportCheck:
 
 def verify_export(directory: Path, verifier_keys: Iterable[str]) -> ExportCheck:
     """Recompute every exported log from its entries and check each checkpoint's signature,
-    origin and root."""
+    origin (it must be the log of its directory) and root, and the exported tiles against the
+    entries. A log without a checkpoint proves nothing and is a problem."""
     verifiers = [notes.Verifier(k) for k in verifier_keys]
     result = ExportCheck()
     for log_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
         result.logs += 1
+        name = log_dir.name
         cps: list[Checkpoint] = []
-        for path in sorted((log_dir / "checkpoints").glob("*"), key=lambda p: int(p.name)):
+        for path in sorted((log_dir / "checkpoints").glob("*")):
             try:
-                cps.append(parse_checkpoint(notes.open(path.read_text(), verifiers).text))
-            except (notes.NoteError, CheckpointError, ValueError) as exc:
-                result.problems.append(f"{log_dir.name}: checkpoint {path.name}: {exc}")
+                checkpoint = parse_checkpoint(notes.open(path.read_text(), verifiers).text)
+            except (notes.NoteError, CheckpointError, ValueError, OSError) as exc:
+                result.problems.append(f"{name}: checkpoint {path.name}: {exc}")
+                continue
+            if path.name != str(checkpoint.size):
+                result.problems.append(
+                    f"{name}: checkpoint {path.name} is of size {checkpoint.size}"
+                )
+            elif not checkpoint.origin.endswith("/" + name):
+                result.problems.append(
+                    f"{name}: checkpoint {path.name} is of log {checkpoint.origin}"
+                )
+            else:
+                cps.append(checkpoint)
         if not cps:
+            result.problems.append(f"{name}: no checkpoint that verifies")
             continue
         size = max(cp.size for cp in cps)
         try:
             entries = read_tlog_entries(log_dir, size)
         except (OSError, ValueError) as exc:
-            result.problems.append(f"{log_dir.name}: entries: {exc}")
+            result.problems.append(f"{name}: entries: {exc}")
             continue
         acc = RootAccumulator()
         by_size = {cp.size: cp for cp in cps}
+        hashes = []
         for i, data in enumerate(entries):
-            acc.append(leaf_hash(data))
+            h = leaf_hash(data)
+            hashes.append(h)
+            acc.append(h)
             cp = by_size.get(i + 1)
             if cp is not None:
                 result.checkpoints += 1
                 if cp.root_hash != acc.root():
                     result.problems.append(
-                        f"{log_dir.name}: the entries up to {cp.size} do not give its root"
+                        f"{name}: the entries up to {cp.size} do not give its root"
                     )
         result.leaves += len(entries)
+        width_full = 1 << TLOG_TILE_HEIGHT
+        for (level, index), row in TileLayout(TLOG_TILE_HEIGHT).append(0, {}, hashes).items():
+            width = len(row) // 32
+            path = log_dir / tlog_tile_path(level, index, width if width < width_full else None)
+            if not path.is_file() or path.read_bytes() != row:
+                result.problems.append(f"{name}: tile {path.relative_to(log_dir)} does not match")
+                break
     return result
 
 

@@ -21,21 +21,22 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.engine import Engine as SAEngine
 
 from strongroom.audit import leaf as leaves_
 from strongroom.audit import note as notes
 from strongroom.audit import offline, store
-from strongroom.audit.checkpoint import Checkpoint
+from strongroom.audit.checkpoint import Checkpoint, CheckpointError
+from strongroom.audit.checkpoint import parse as parse_checkpoint
 from strongroom.audit.merkle import RootAccumulator, leaf_hash
 from strongroom.audit.tiles import TileError, TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
-from strongroom.ledger.model import TransferRow
+from strongroom.ledger.model import Status, TransferRow
 from strongroom.ledger.service import EXPIRED_EVENT, LedgerService
 
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
@@ -45,6 +46,15 @@ RECEIPT_VERSION: Final = 1
 STATEMENT_ENTRIES_MAX: Final = 10_000
 LEAVES_PAGE_MAX: Final = 1000
 KEY_ROTATED: Final = "audit.key_rotated"
+
+
+class TenantLookup(Protocol):
+    """ledger id -> tenant id (LedgerService.ledger_tenants), through the caller's unit of
+    work when given."""
+
+    def __call__(
+        self, ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None
+    ) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,7 @@ class VerifyReport:
     checkpoints: int = 0
     transfers: int = 0
     problems: list[str] = field(default_factory=list)
+    trust: str = ""  # what the checkpoints' signatures were checked against
 
     @property
     def ok(self) -> bool:
@@ -80,6 +91,19 @@ class VerifyReport:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+_STATUS_CODES: Final = {s.label: int(s) for s in Status}
+_POSTED: Final = int(Status.POSTED)
+_VOIDED: Final = int(Status.VOIDED)
+
+
+def _rotation(data: bytes) -> tuple[str, str] | None:
+    try:
+        content = leaves_.parse(data)["data"]
+        return str(content["old_key"]), str(content["new_key"])
+    except (leaves_.LeafError, KeyError, TypeError):
+        return None
 
 
 def _transfer_digest(transfer: dict[str, Any]) -> bytes:
@@ -126,7 +150,7 @@ class AuditLog:
         engine: SAEngine,
         *,
         origin: str = "strongroom.localhost/audit",
-        tenant_of: Callable[[Sequence[str]], dict[str, str]] | None = None,
+        tenant_of: TenantLookup | None = None,
         signer_key: str | None = None,
     ) -> None:
         """`origin` prefixes each log's origin (`<origin>/<tenant id>`) and names the signing
@@ -139,6 +163,8 @@ class AuditLog:
         self._tenant_of = tenant_of
         self._tenants: dict[str, str] = {}  # ledger id -> tenant id; never changes
         self._configured = notes.Signer(signer_key) if signer_key else None
+        # A key being replaced co-signs the checkpoints of the transaction that replaces it.
+        self._outgoing: list[notes.Signer] = []
         # The ledger whose history statements are cut from (set by the composition root).
         self.ledger: LedgerService | None = None
 
@@ -170,7 +196,7 @@ class AuditLog:
         tenants = self._tenants
         ledgers = {row[2] for _, row in events}
         if not ledgers <= tenants.keys():
-            tenants = self._tenants_of(ledgers)
+            tenants = self._tenants_of(uow, ledgers)
         encode = leaves_.transfer_leaf
         at = events[0][1][14]
         by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
@@ -188,12 +214,12 @@ class AuditLog:
             datas, refs = by_log[log_id]
             self._append(uow, log_id, datas, refs, at)
 
-    def _tenants_of(self, ledger_ids: set[str]) -> dict[str, str]:
+    def _tenants_of(self, uow: UnitOfWork, ledger_ids: set[str]) -> dict[str, str]:
         missing = [i for i in ledger_ids if i not in self._tenants]
         if missing:
             if self._tenant_of is None:
                 raise RuntimeError("the audit log was given no way to find a ledger's tenant")
-            self._tenants.update(self._tenant_of(missing))
+            self._tenants.update(self._tenant_of(missing, uow=uow))
         return self._tenants
 
     def append(
@@ -263,34 +289,37 @@ class AuditLog:
     # -- signing keys and checkpoints ------------------------------------------------------
 
     def _signers(self, uow: UnitOfWork) -> list[notes.Signer]:
-        """The active signing key(s), the first use creating one."""
+        """The active signing key(s), the first use creating one. A newly configured key
+        takes over from the active one as a rotation does (a leaf in every log); the old key
+        also signs this transaction's checkpoints when its private half is here."""
         store.lock_keys(uow)
-        rows = [r for r in store.keys(uow) if r[5] is None]
+        everything = store.keys(uow)
+        rows = [r for r in everything if r[5] is None]
         if self._configured is not None:
-            if not any(r[0] == f"{self._configured.key_id:08x}" for r in rows):
-                signer = self._configured
-                store.insert_key(
-                    uow,
-                    f"{signer.key_id:08x}",
-                    signer.name,
-                    signer.verifier_key,
-                    None,
-                    clock.now_us(),
-                )
-                store.retire_keys(uow, f"{signer.key_id:08x}", clock.now_us())
-            return [self._configured]
+            signer = self._configured
+            key_id = f"{signer.key_id:08x}"
+            if not any(r[0] == key_id for r in rows):
+                now = clock.now_us()
+                old = rows[-1] if rows else None
+                if any(r[0] == key_id for r in everything):
+                    store.reactivate_key(uow, key_id)
+                else:
+                    store.insert_key(uow, key_id, signer.name, signer.verifier_key, None, now)
+                store.retire_keys(uow, key_id, now)
+                if old is not None:
+                    self._hand_over(uow, old[2], signer.verifier_key)
+                    if old[3] is not None:
+                        self._outgoing = [notes.Signer(old[3])]
+            return [*self._outgoing, signer]
         usable = [notes.Signer(r[3]) for r in rows if r[3] is not None]
         if usable:
             return usable[-1:]
         signer = notes.generate_signer(self.origin)
-        store.insert_key(
-            uow,
-            f"{signer.key_id:08x}",
-            signer.name,
-            signer.verifier_key,
-            signer.skey,
-            clock.now_us(),
-        )
+        key_id, now = f"{signer.key_id:08x}", clock.now_us()
+        store.insert_key(uow, key_id, signer.name, signer.verifier_key, signer.skey, now)
+        if rows:  # a configured key no longer configured: this one takes over from it
+            store.retire_keys(uow, key_id, now)
+            self._hand_over(uow, rows[-1][2], signer.verifier_key)
         return [signer]
 
     def verifier_keys(self) -> list[dict[str, Any]]:
@@ -308,9 +337,6 @@ class AuditLog:
             }
             for r in rows
         ]
-
-    def _verifiers(self, uow: UnitOfWork) -> list[notes.Verifier]:
-        return [notes.Verifier(r[2]) for r in store.keys(uow)]
 
     def _publish_in(
         self, uow: UnitOfWork, log_id: str, extra: Sequence[notes.Signer] = ()
@@ -337,12 +363,23 @@ class AuditLog:
         """A checkpoint of every log (or those given) that grew since its last one."""
         published: list[SignedCheckpoint] = []
         with self._uow(write=True) as uow:
-            for log_id in log_ids if log_ids is not None else store.log_ids(uow):
-                found = self._publish_in(uow, log_id)
-                if found is not None:
-                    published.append(found)
-            uow.commit()
+            self._signers(uow)  # a key change first: its leaves go into these checkpoints
+            try:
+                for log_id in log_ids if log_ids is not None else store.log_ids(uow):
+                    found = self._publish_in(uow, log_id)
+                    if found is not None:
+                        published.append(found)
+                uow.commit()
+            finally:
+                self._outgoing = []
         return published
+
+    def _hand_over(self, uow: UnitOfWork, old_key: str, new_key: str) -> None:
+        """The rotation leaf, in every log: a verifier that trusts the old key learns the new
+        one from a checkpoint the old key signed."""
+        data = {"old_key": old_key, "new_key": new_key}
+        for log_id in store.log_ids(uow):
+            self.record(log_id, KEY_ROTATED, "system", data, uow=uow)
 
     def rotate_key(self) -> str:
         """A new signing key: the rotation is a leaf of every log, and the first checkpoint
@@ -358,9 +395,10 @@ class AuditLog:
             new = notes.generate_signer(self.origin)
             now = clock.now_us()
             store.insert_key(uow, f"{new.key_id:08x}", new.name, new.verifier_key, new.skey, now)
-            data = {"old_key": old.verifier_key, "new_key": new.verifier_key}
-            for log_id in store.log_ids(uow):
-                self.record(log_id, KEY_ROTATED, "system", data, uow=uow)
+            if not store.log_ids(uow):  # nothing signed yet: nothing to hand over
+                store.delete_key(uow, f"{old.key_id:08x}")
+            else:
+                self._hand_over(uow, old.verifier_key, new.verifier_key)
             store.retire_keys(uow, f"{new.key_id:08x}", now)
             for log_id in store.log_ids(uow):
                 self._publish_in(uow, log_id, extra=[old])
@@ -443,14 +481,17 @@ class AuditLog:
         actions), and for transfers by their time, each bundle of that time read once."""
         out: dict[str, list[tuple[int, bytes]]] = {}
         by_time: dict[int, set[bytes]] = {}
+        ledger_kind = bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
         for ref in refs:
+            prefix = leaves_.transfer_id_prefix(ref)
             for index in store.ref_indexes(uow, log_id, ref):
                 for found, data in store.leaves(uow, log_id, index, index + 1):
-                    out.setdefault(ref, []).append((found, data))
+                    # Refs are shared by every kind of object: only this transfer's leaves.
+                    if data[:2] == ledger_kind and data[3 : 3 + len(prefix)] == prefix:
+                        out.setdefault(ref, []).append((found, data))
             at = store.transfer_created_at(uow, ref)
             if at is not None:
                 by_time.setdefault(at, set()).add(leaves_.transfer_id_prefix(ref))
-        ledger_kind = bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
         for at, prefixes in by_time.items():
             for first, data in store.bundles_at(uow, log_id, at):
                 if not any(prefix in data for prefix in prefixes):
@@ -548,15 +589,15 @@ class AuditLog:
             if not page.data or not page.has_more:
                 break
             cursor = page.data[-1].version
-        indexes = self._entry_leaves(log_id, account_id, wanted)
-        checkpoint = self.covering(log_id, max(indexes)) if indexes else self.latest(log_id)
+        datas = self._entry_leaves(log_id, account_id, wanted)
+        indexes = sorted(datas)
+        checkpoint = self.covering(log_id, max(indexes, default=-1))
         size = checkpoint.size
         with self._uow(write=False) as uow:
             layout = self.layout
             tiles = store.read_tiles(
                 uow, log_id, [t for i in indexes for t in layout.inclusion_tiles(i, size)]
             )
-            datas = {i: store.leaves(uow, log_id, i, i + 1)[0][1] for i in indexes}
         return {
             "object": "audit_statement",
             "version": 1,
@@ -578,36 +619,65 @@ class AuditLog:
             ],
         }
 
-    def _entry_leaves(self, log_id: str, account_id: str, wanted: dict[int, str]) -> list[int]:
-        """The leaf of each (version -> transfer id) entry of the account."""
-        found: set[int] = set()
+    def _entry_leaves(
+        self, log_id: str, account_id: str, wanted: dict[int, str]
+    ) -> dict[int, bytes]:
+        """index -> leaf, for the leaf of each (version -> transfer id) entry of the account."""
+        found: dict[int, bytes] = {}
         with self._uow(write=False) as uow:
             by_transfer = self._leaves_of(uow, log_id, sorted(set(wanted.values())))
         for version, transfer_id in sorted(wanted.items()):
             for index, data in by_transfer.get(transfer_id, []):
                 entries = leaves_.parse(data).get("entries") or []
                 if any(e[0] == account_id and e[1] == version for e in entries):
-                    found.add(index)
+                    found[index] = data
                     break
             else:
                 raise RuntimeError(
                     f"entry {version} of {account_id} has no leaf: run `strongroom audit verify`"
                 )
-        return sorted(found)
+        return found
 
     # -- verification ----------------------------------------------------------------------
 
-    def verify(self, progress: Callable[[str], None] | None = None) -> VerifyReport:
-        """Recompute every log from its leaves; check each leaf against its tile, each
-        checkpoint's root and signature, and every ledger transfer against its first leaf.
-        Names the first bad leaf of each log."""
+    def verify(
+        self,
+        progress: Callable[[str], None] | None = None,
+        trusted_keys: Sequence[str] | None = None,
+    ) -> VerifyReport:
+        """Recompute every log from its leaves: each leaf against the tile it was hashed into,
+        every stored tile against the tiles the leaves make, each checkpoint's root, origin and
+        signature, and every ledger transfer (its content and status) against its leaves.
+        Names the first bad leaf of each log.
+
+        Checkpoints must be signed by a trusted key: `trusted_keys` (C2SP verifier keys held
+        outside this database), or else the database's first key; a key becomes trusted when
+        a checkpoint signed by a trusted key holds the rotation leaf that hands over to it."""
         report = VerifyReport()
         say = progress or (lambda _m: None)
         with self._uow(write=False) as uow:
-            verifiers = self._verifiers(uow)
+            keys = store.keys(uow)
+            if trusted_keys:
+                roots = list(trusted_keys)
+                report.trust = "the keys given"
+            else:
+                roots = [keys[0][2]] if keys else []
+                report.trust = "the database's first key (give a key you hold for a check "
+                report.trust += "that someone who can write to the database cannot fake)"
+            try:
+                for key in roots:
+                    notes.Verifier(key)
+            except notes.NoteError as exc:
+                raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
+            reached = set(roots)
             for log_id in store.log_ids(uow):
                 report.logs += 1
-                self._verify_log(uow, log_id, verifiers, report, say)
+                self._verify_log(uow, log_id, roots, reached, report, say)
+            for key_id, name, vkey, _signer, _created, _retired in keys:
+                if vkey not in reached:
+                    report.problems.append(
+                        f"signing key {key_id} ({name}) was never handed over by a trusted key"
+                    )
             self._verify_transfers(uow, report, say)
         return report
 
@@ -615,7 +685,8 @@ class AuditLog:
         self,
         uow: UnitOfWork,
         log_id: str,
-        verifiers: list[notes.Verifier],
+        roots: Sequence[str],
+        reached: set[str],
         report: VerifyReport,
         say: Callable[[str], None],
     ) -> None:
@@ -625,6 +696,9 @@ class AuditLog:
         origin = self.origin_of(log_id)
         acc = RootAccumulator()
         layout = self.layout
+        trusted = set(roots)
+        rotations: list[tuple[int, str, str]] = []  # (index, old key, new key)
+        hashes: list[bytes] = []
         next_cp = 0
         expected = 0
         first_bad: str | None = None
@@ -661,12 +735,20 @@ class AuditLog:
                     stored = b""  # the tile is gone or cut short: no leaf matches it
                 if stored != h:
                     bad(f"leaf {index} does not match the tree (changed?)")
+                if leaves_.leaf_type(leaf) == KEY_ROTATED:
+                    rotation = _rotation(leaf)
+                    if rotation is not None:
+                        rotations.append((index, *rotation))
                 acc.append(h)
+                hashes.append(h)
                 expected += 1
                 while next_cp < len(checkpoints) and checkpoints[next_cp][0] == expected:
-                    self._check_checkpoint(
-                        log_id, origin, checkpoints[next_cp], acc.root(), verifiers, report
-                    )
+                    cp = checkpoints[next_cp]
+                    if self._check_checkpoint(log_id, origin, cp, acc.root(), trusted, report):
+                        for at, old, new in rotations:
+                            if at < cp[0] and old in trusted and new not in trusted:
+                                trusted.add(new)
+                                reached.add(new)
                     next_cp += 1
                 if expected % 100_000 == 0:
                     say(f"  {expected} leaves")
@@ -681,9 +763,16 @@ class AuditLog:
                 f"log {log_id}: checkpoint of size {cp[0]} is beyond the {expected} leaves found"
             )
         if first_bad is None and size:
-            tiles = store.read_tiles(uow, log_id, layout.root_tiles(size))
-            if layout.root(size, tiles) != acc.root():
-                report.problems.append(f"log {log_id}: the stored tree disagrees with its leaves")
+            # Every stored tile, the inner ones too (proofs are read from them), against the
+            # tiles the leaves make.
+            rebuilt = layout.append(0, {}, hashes)
+            stored_tiles = store.all_tiles(uow, log_id)
+            for tile_id in sorted(set(rebuilt) | set(stored_tiles)):
+                if rebuilt.get(tile_id) != stored_tiles.get(tile_id):
+                    report.problems.append(
+                        f"log {log_id}: tile {tile_id} does not match the leaves"
+                    )
+                    break
 
     def _check_checkpoint(
         self,
@@ -691,46 +780,60 @@ class AuditLog:
         origin: str,
         cp: tuple[int, bytes, str, int],
         root: bytes,
-        verifiers: list[notes.Verifier],
+        trusted: set[str],
         report: VerifyReport,
-    ) -> None:
-        from strongroom.audit.checkpoint import CheckpointError
-        from strongroom.audit.checkpoint import parse as parse_checkpoint
-
+    ) -> bool:
+        """Whether the checkpoint is signed by a trusted key and is the tree's at its size."""
         report.checkpoints += 1
         size = cp[0]
         try:
-            opened = notes.open(cp[2], verifiers)
+            opened = notes.open(cp[2], [notes.Verifier(k) for k in sorted(trusted)])
             parsed = parse_checkpoint(opened.text)
         except (notes.NoteError, CheckpointError) as exc:
-            report.problems.append(f"log {log_id}: checkpoint {size} does not verify: {exc}")
-            return
+            report.problems.append(
+                f"log {log_id}: checkpoint {size} is not signed by a trusted key: {exc}"
+            )
+            return False
         if parsed.origin != origin or parsed.size != size or parsed.root_hash != cp[1]:
             report.problems.append(f"log {log_id}: checkpoint {size} was altered")
-        elif parsed.root_hash != root:
+            return False
+        if parsed.root_hash != root:
             report.problems.append(
                 f"log {log_id}: the leaves up to {size} do not give checkpoint {size}'s root"
             )
+            return False
+        return True
 
     def _verify_transfers(
         self, uow: UnitOfWork, report: VerifyReport, say: Callable[[str], None]
     ) -> None:
-        """Every transfer has a leaf whose transfer matches the row (but for its status, which
-        later changes move on), and every transfer leaf names a stored transfer."""
+        """Every transfer has a leaf whose transfer matches the row, and its status is the one
+        its leaves lead to (created pending or posted; then posted or voided by a leaf that
+        targets it, or expired by its expiry leaf); every transfer leaf names a stored
+        transfer."""
         say("transfers against their leaves")
-        # transfer id -> a digest of its first leaf's transfer (32 bytes, not a dict: a log of
-        # millions of leaves is held in a few hundred MB at most).
-        first_leaf: dict[str, bytes] = {}
+        # transfer id -> (a digest of its first leaf's transfer but for the status, the status
+        # its leaves lead to): 32 bytes and an int a transfer, not a decoded leaf.
+        first_leaf: dict[str, tuple[bytes, int]] = {}
+        settled: dict[str, int] = {}  # status set by a later leaf
         for log_id in store.log_ids(uow):
             for _index, data in store.iter_leaves(uow, log_id):
-                if not leaves_.leaf_type(data).startswith("transfer."):
+                event = leaves_.leaf_type(data)
+                if not event.startswith("transfer."):
                     continue
                 try:
                     transfer = leaves_.parse(data)["transfer"]
                 except leaves_.LeafError:
                     continue  # an unreadable leaf: _verify_log names it
+                status = _STATUS_CODES[transfer["status"]]
+                if event == EXPIRED_EVENT:
+                    settled[transfer["id"]] = status
+                    continue
                 if transfer["id"] not in first_leaf:
-                    first_leaf[transfer["id"]] = _transfer_digest(transfer)
+                    first_leaf[transfer["id"]] = (_transfer_digest(transfer), status)
+                target = transfer["target_id"]
+                if target is not None and transfer["action"] in ("post", "void"):
+                    settled[target] = _POSTED if transfer["action"] == "post" else _VOIDED
         for row in store.transfer_rows(uow):
             report.transfers += 1
             logged = first_leaf.pop(row[1], None)
@@ -738,8 +841,10 @@ class AuditLog:
                 report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
                 continue
             current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
-            if _transfer_digest(current) != logged:
+            if _transfer_digest(current) != logged[0]:
                 report.problems.append(f"transfer {row[1]} differs from its leaf")
+            elif int(row[4]) != settled.get(row[1], logged[1]):
+                report.problems.append(f"transfer {row[1]} has a status its leaves do not lead to")
         for ref in sorted(first_leaf):
             report.problems.append(f"the audit log has transfer {ref}, the ledger does not")
 
@@ -750,6 +855,7 @@ class AuditLog:
         (audit/offline.py). Returns the number of leaves written."""
         say = progress or (lambda _m: None)
         directory.mkdir(parents=True, exist_ok=True)
+        self.publish()  # every leaf exported is under a signed checkpoint
         total = 0
         with self._uow(write=False) as uow:
             keys = [r[2] for r in store.keys(uow)]

@@ -337,6 +337,17 @@ def insert_key(
     )
 
 
+def reactivate_key(uow: UnitOfWork, key_id: str) -> None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "UPDATE audit_keys SET retired_at = NULL WHERE key_id = ?"), (key_id,))
+
+
+def delete_key(uow: UnitOfWork, key_id: str) -> None:
+    """Only for a key that never signed anything."""
+    cur = uow.cursor()
+    cur.execute(sql(uow, "DELETE FROM audit_keys WHERE key_id = ?"), (key_id,))
+
+
 def retire_keys(uow: UnitOfWork, keep: str, now_us: int) -> None:
     """Every key but `keep` is retired: it no longer signs, its checkpoints still verify."""
     cur = uow.cursor()
@@ -367,3 +378,10 @@ def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ..
             return
         yield from rows
         after = int(rows[-1][0])
+
+
+def all_tiles(uow: UnitOfWork, log_id: str) -> dict[TileId, bytes]:
+    """Every tile of the log, for `verify` to compare with the tiles its leaves make."""
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT level, idx, hashes FROM audit_tiles WHERE log_id = ?"), (log_id,))
+    return {(int(r[0]), int(r[1])): _blob(r[2]) for r in cur.fetchall()}

@@ -451,6 +451,10 @@ def validate_legs(legs: object, param: str) -> None:
             param=param,
             code="unbalanced_legs",
         )
+    if debits > AMOUNT_MAX:  # the transfer's amount is the sum of its debits
+        raise InvalidRequest(
+            "the legs' debits add up to more than 2^63-1", param=param, code="amount_too_large"
+        )
 
 
 def legs_to_json(legs: tuple[Leg, ...]) -> str:

@@ -411,10 +411,15 @@ class LedgerService:
             rows = store.list_ledgers(uow, tenant_id, starting_after, limit + 1, ending_before)
         return _page(rows, limit, backwards=ending_before is not None, convert=_ledger_from_row)
 
-    def ledger_tenants(self, ledger_ids: Sequence[str]) -> dict[str, str]:
-        """ledger id -> tenant id, for the ledgers that exist."""
-        with self._uow(write=False) as uow:
+    def ledger_tenants(
+        self, ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None
+    ) -> dict[str, str]:
+        """ledger id -> tenant id, for the ledgers that exist; through `uow` when given (a
+        sink inside a write transaction need not take a second connection)."""
+        if uow is not None:
             return store.ledger_tenants(uow, sorted(set(ledger_ids)))
+        with self._uow(write=False) as own:
+            return store.ledger_tenants(own, sorted(set(ledger_ids)))
 
     def create_asset(self, code: object, scale: object) -> Asset:
         asset = validate_custom_asset(code, scale)
