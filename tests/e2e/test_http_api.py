@@ -799,6 +799,7 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
             "migrations": "ok",
             "committer": "ok",
             "expiry": "ok",
+            "audit_checkpoints": "ok",
             "dispatcher": "ok",
         },
     }

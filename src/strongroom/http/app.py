@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publisher = asyncio.create_task(
             _publish_forever(audit, settings.audit_checkpoint_interval_s)
         )
+        app.state.publisher = publisher
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(
@@ -255,6 +256,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = getattr(request.app.state, "sweeper", None)
         checks["committer"] = "ok" if committer is not None else "not running"
         checks["expiry"] = "ok" if sweeper is not None and not sweeper.done() else "not running"
+        publisher = getattr(request.app.state, "publisher", None)
+        checks["audit_checkpoints"] = (
+            "ok" if publisher is not None and not publisher.done() else "not running"
+        )
         if settings.dispatcher:
             dispatcher = getattr(request.app.state, "dispatcher", None)
             checks["dispatcher"] = (
