@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from strongroom.core import clock
 from strongroom.core.clock import MonotonicClock
 from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, store
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.model import AttemptStatus, EndpointStatus, Event, attempt_id
@@ -40,6 +41,7 @@ from strongroom.ledger.model import (
     Direction,
     Leg,
     NewTransfer,
+    Status,
     TransferResult,
     canonical_metadata,
     record_to_row,
@@ -199,7 +201,12 @@ class World:
             )
 
     def events_in_order(self) -> list[Event]:
-        return [Event(r[0], r[1], r[2], r[3], r[4], r[5]) for r in sorted(self.event_rows())]
+        """As readers see them: the data rendered from each event's transfer."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            found = store.list_events(
+                uow, tenant_id=None, ledger_id=None, event_type=None, before_seq=None, limit=10**6
+            )
+        return sorted(found, key=lambda e: e.seq)
 
     def scalar(self, query: str, **params: Any) -> Any:
         with self.engine.connect() as conn:
@@ -938,3 +945,40 @@ def test_a_killed_dispatcher_loses_no_event_and_resends_with_the_same_id(
         # The killed attempt left no row, only a gap in the numbers.
         assert [a.status for a in attempts if a.status is AttemptStatus.SUCCEEDED]
         assert min(a.attempt for a in attempts) >= 2
+
+
+def test_event_data_is_the_transfer_as_it_was_when_the_event_happened(
+    db_engine: sa.engine.Engine,
+) -> None:
+    """Rendered when read, from the transfer row: a pending transfer's `transfer.created`
+    still says `pending` after it was posted, its expiry says `expired`, and an event written
+    with its data (before rows named their transfer) is read as written."""
+    ledger = LedgerService(db_engine, event_sink=Outbox())
+    ldg = ledger.create_ledger("books").id
+    a = ledger.create_account(ldg, "USD", Direction.DEBIT).id
+    b = ledger.create_account(ldg, "USD", Direction.CREDIT).id
+    held = ledger.transfer(ldg, a, b, 50, pending=True).transfer_id
+    ledger.post_transfers([NewTransfer("tr_p", ldg, action=Action.POST, target_id=held)])
+    lapsing = ledger.transfer(ldg, a, b, 9, pending=True, timeout_s=1).transfer_id
+    time.sleep(1.05)
+    assert ledger.expire_due() == 1
+    with UnitOfWork(db_engine) as uow:
+        uow.cursor().execute(
+            "INSERT INTO events (seq, id, ledger_id, type, data, created_at) "
+            + ("VALUES (?, ?, ?, ?, ?, ?)" if uow.sqlite else "VALUES (%s, %s, %s, %s, %s, %s)"),
+            (10**6, "evt_legacy", ldg, "transfer.created", '{"id":"old"}', 1),
+        )
+        uow.commit()
+    with UnitOfWork(db_engine, write=False) as uow:
+        events = store.list_events(
+            uow, tenant_id=None, ledger_id=None, event_type=None, before_seq=None, limit=100
+        )
+    seen = [(e.type, json.loads(e.data)["id"], json.loads(e.data).get("status")) for e in events]
+    assert seen == [
+        ("transfer.created", "old", None),
+        ("transfer.expired", lapsing, "expired"),
+        ("transfer.created", lapsing, "pending"),
+        ("transfer.posted", "tr_p", "posted"),
+        ("transfer.created", held, "pending"),
+    ]
+    assert ledger.get_transfer(held).status is Status.POSTED

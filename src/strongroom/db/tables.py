@@ -183,8 +183,9 @@ events = sa.Table(
     sa.Column("id", sa.String(64), nullable=False),
     sa.Column("ledger_id", sa.String(64), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=True),  # NULL: rendered from its transfer (0005)
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("transfer_id", sa.String(64), nullable=True),
     sa.Index("events_id", "id", unique=True),
 )
 

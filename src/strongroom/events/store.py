@@ -25,8 +25,17 @@ from strongroom.events.model import (
     Event,
     RecordResult,
 )
+from strongroom.events.render import event_data
+from strongroom.ledger.store import TRANSFER_COLS
 
-EVENT_COLS = "seq, id, ledger_id, type, data, created_at"
+EVENT_COLS = "seq, id, ledger_id, type, data, created_at, transfer_id"
+_TRANSFER_WIDTH = len(TRANSFER_COLS.split(", "))
+# What a read selects: the event, and its transfer's row to render its data from (the data of
+# events written before the rows named their transfer is stored in `data`).
+_EVENT_READ = "e.seq, e.id, e.ledger_id, e.type, e.data, e.created_at, " + ", ".join(
+    f"t.{c}" for c in TRANSFER_COLS.split(", ")
+)
+_EVENT_FROM = "FROM events e LEFT JOIN transfers t ON t.id = e.transfer_id"
 ENDPOINT_COLS = (
     "id, tenant_id, url, secret, enabled_events, status, failure_count, created_at, updated_at"
 )
@@ -37,7 +46,8 @@ ATTEMPT_COLS = (
 )
 
 # (id, ledger_id, type, data, created_at): an event before it has a seq.
-NewEventRow = tuple[str, str, str, str, int]
+# (id, ledger_id, type, data or None, created_at, transfer_id)
+NewEventRow = tuple[str, str, str, str | None, int, str]
 # (seq, id, type, created_at, tenant_id or None): an event waiting to be routed.
 UnroutedRow = tuple[int, str, str, int, str | None]
 # (created_at, attempt, event_id): where an attempt stands in an endpoint's attempts, which
@@ -59,7 +69,7 @@ def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
         # next seqs are free and are handed out in commit order.
         (last,) = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
         cur.executemany(
-            f"INSERT INTO events ({EVENT_COLS}) VALUES (?,?,?,?,?,?)",
+            f"INSERT INTO events ({EVENT_COLS}) VALUES (?,?,?,?,?,?,?)",
             [(last + 1 + i, *row) for i, row in enumerate(rows)],
         )
         cur.execute(
@@ -77,7 +87,11 @@ def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
 
 
 def _event(row: Sequence[Any]) -> Event:
-    return Event(int(row[0]), row[1], row[2], row[3], row[4], int(row[5]))
+    data = row[4]
+    if data is None:
+        transfer = tuple(row[6 : 6 + _TRANSFER_WIDTH])
+        data = event_data(row[3], transfer)
+    return Event(int(row[0]), row[1], row[2], row[3], data, int(row[5]))
 
 
 def get_event(uow: UnitOfWork, event_id: str) -> tuple[Event, str | None] | None:
@@ -86,13 +100,13 @@ def get_event(uow: UnitOfWork, event_id: str) -> tuple[Event, str | None] | None
     cur.execute(
         _sql(
             uow,
-            f"SELECT {', '.join('e.' + c for c in EVENT_COLS.split(', '))}, l.tenant_id "
-            "FROM events e LEFT JOIN ledgers l ON l.id = e.ledger_id WHERE e.id = ?",
+            f"SELECT {_EVENT_READ}, l.tenant_id {_EVENT_FROM} "
+            "LEFT JOIN ledgers l ON l.id = e.ledger_id WHERE e.id = ?",
         ),
         (event_id,),
     )
     row = cur.fetchone()
-    return None if row is None else (_event(row), row[6])
+    return None if row is None else (_event(row), row[-1])
 
 
 def list_events(
@@ -127,8 +141,7 @@ def list_events(
     cur.execute(
         _sql(
             uow,
-            f"SELECT {', '.join('e.' + c for c in EVENT_COLS.split(', '))} FROM events e {join} "
-            f"{clause} ORDER BY e.seq DESC LIMIT ?",
+            f"SELECT {_EVENT_READ} {_EVENT_FROM} {join} {clause} ORDER BY e.seq DESC LIMIT ?",
         ),
         (*params, limit),
     )
@@ -136,7 +149,7 @@ def list_events(
 
 
 def events_by_id(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Event]:
-    rows = _fetch_in(uow, f"SELECT {EVENT_COLS} FROM events", "id", event_ids)
+    rows = _fetch_in(uow, f"SELECT {_EVENT_READ} {_EVENT_FROM}", "e.id", event_ids)
     return {r[1]: _event(r) for r in rows}
 
 

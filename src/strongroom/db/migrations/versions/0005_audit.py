@@ -17,6 +17,8 @@ Create Date: 2026-11-28
 - audit_checkpoints: every signed checkpoint (C2SP tlog-checkpoint in a signed note).
 - audit_keys: the checkpoint signing keys (C2SP signed-note Ed25519), the retired ones kept so
   that old checkpoints still verify.
+- events.transfer_id: the transfer an event is about; its data is rendered from that row when
+  it is read (events/render.py), so `data` is now NULL for new events (older ones keep theirs).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def _big(name: str, **kw: object) -> sa.Column[int]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events") as events:
+        events.add_column(sa.Column("transfer_id", sa.String(64), nullable=True))
+        events.alter_column("data", existing_type=sa.Text, nullable=True)
     op.create_table(
         "audit_logs",
         _id("log_id", primary_key=True),
@@ -90,6 +95,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("events") as events:
+        events.drop_column("transfer_id")
     for table in (
         "audit_keys",
         "audit_checkpoints",
