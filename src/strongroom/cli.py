@@ -461,7 +461,7 @@ def api_keys_create(
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored."""
-    key, secret = _tenancy(database_url).create_api_key(tenant, scope)
+    key, secret = _tenancy(database_url).create_api_key(tenant, scope, actor="cli")
     _print(
         {
             "id": key.id,
@@ -475,7 +475,7 @@ def api_keys_create(
 @keys_app.command("revoke")
 def api_keys_revoke(key_id: str, database_url: DbOption = None) -> None:
     """Revoke an API key (servers honour it within API_KEY_CACHE_TTL_S seconds)."""
-    _tenancy(database_url).revoke_api_key(key_id)
+    _tenancy(database_url).revoke_api_key(key_id, actor="cli")
     typer.echo(f"revoked {key_id}")
 
 

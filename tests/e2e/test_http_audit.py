@@ -133,15 +133,18 @@ def test_admin_actions_are_leaves(api: Api, acme: Tenant) -> None:
     key, _secret = api.app.state.tenancy.create_api_key("acme", ["ledger:read"])
     api.app.state.tenancy.revoke_api_key(key.id)
     leaves = api.ok("GET", "/v1/audit/leaves", key=acme.read, params={"start": before})["data"]
+    admin = api.app.state.tenancy.authenticate(acme.admin)
+    by_admin = f"api_key:{admin.id}"  # who asked, by key id; never the secret
     assert [(x["content"]["type"], x["content"]["actor"]) for x in leaves] == [
-        ("webhook_endpoint.created", "webhooks"),
-        ("webhook_endpoint.disabled", "webhooks"),
-        ("webhook_endpoint.deleted", "webhooks"),
+        ("webhook_endpoint.created", by_admin),
+        ("webhook_endpoint.disabled", by_admin),
+        ("webhook_endpoint.deleted", by_admin),
         ("api_key.created", "tenancy"),
         ("api_key.revoked", "tenancy"),
     ]
     assert leaves[0]["content"]["data"] == {"endpoint_id": endpoint["id"], "enabled_events": None}
     raw = b"".join(_b64(x["leaf"]) for x in leaves)
+    assert acme.admin.encode() not in raw
     assert b"hush" not in raw
     assert endpoint["secret"].encode() not in raw
     assert leaves[-1]["content"]["data"] == {"key_id": key.id}

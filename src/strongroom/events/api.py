@@ -34,6 +34,11 @@ class EventsCtx:
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
 
+    @property
+    def actor(self) -> str:
+        """Who asked, as the audit log records it: the API key's id (never its secret)."""
+        return f"api_key:{self.key.id}"
+
 
 def context(request: Request) -> EventsCtx:
     return EventsCtx(request.state.api_key, request.app.state.events)
@@ -56,7 +61,9 @@ async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     """Events created from now on are delivered to `url`, signed per Standard Webhooks."""
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
-        ctx.events.create_endpoint, ctx.key.tenant_id, body.url, body.enabled_events
+        lambda: ctx.events.create_endpoint(
+            ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor
+        )
     )
     return _endpoint_out(endpoint)
 
@@ -90,7 +97,7 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> d
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.set_endpoint_enabled(
-            endpoint_id, body.enabled, tenant_id=ctx.key.tenant_id
+            endpoint_id, body.enabled, tenant_id=ctx.key.tenant_id, actor=ctx.actor
         )
     )
     return _endpoint_out(endpoint)
@@ -104,7 +111,9 @@ async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     pause deliveries instead, disable it (POST with `enabled: false`)."""
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
-        lambda: ctx.events.delete_endpoint(endpoint_id, tenant_id=ctx.key.tenant_id)
+        lambda: ctx.events.delete_endpoint(
+            endpoint_id, tenant_id=ctx.key.tenant_id, actor=ctx.actor
+        )
     )
     return {"id": endpoint.id, "object": "webhook_endpoint", "deleted": True}
 

@@ -118,7 +118,12 @@ class EventService:
     # -- endpoints -------------------------------------------------------------------------
 
     def create_endpoint(
-        self, tenant_id: str, url: str, enabled_events: Sequence[str] | None = None
+        self,
+        tenant_id: str,
+        url: str,
+        enabled_events: Sequence[str] | None = None,
+        *,
+        actor: str = "webhooks",
     ) -> Endpoint:
         """A new endpoint with a new secret (`whsec_...`). It receives the events created
         from now on."""
@@ -145,17 +150,20 @@ class EventService:
                     param="url",
                 )
             store.insert_endpoint(uow, endpoint)
-            self._record(uow, tenant_id, "webhook_endpoint.created", endpoint)
+            self._record(uow, tenant_id, "webhook_endpoint.created", endpoint, actor)
             uow.commit()
         return endpoint
 
-    def _record(self, uow: UnitOfWork, tenant_id: str, kind: str, endpoint: Endpoint) -> None:
-        """A leaf for an admin action on an endpoint: which one and what it listens to, not its
-        URL (which may carry a token) or its secret."""
+    def _record(
+        self, uow: UnitOfWork, tenant_id: str, kind: str, endpoint: Endpoint, actor: str
+    ) -> None:
+        """A leaf for an admin action on an endpoint, by `actor` (the API key that asked):
+        which endpoint and what it listens to, not its URL (which may carry a token) or its
+        secret."""
         if self._audit is not None:
             events = None if endpoint.enabled_events is None else list(endpoint.enabled_events)
             data = {"endpoint_id": endpoint.id, "enabled_events": events}
-            self._audit.record_all(uow, tenant_id, "webhooks", [(kind, endpoint.id, data)])
+            self._audit.record_all(uow, tenant_id, actor, [(kind, endpoint.id, data)])
 
     def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
         """With tenant_id, another tenant's endpoint is not found."""
@@ -175,7 +183,12 @@ class EventService:
         return Page(rows[:limit], len(rows) > limit)
 
     def set_endpoint_enabled(
-        self, endpoint_id: str, enabled: bool, *, tenant_id: str | None = None
+        self,
+        endpoint_id: str,
+        enabled: bool,
+        *,
+        tenant_id: str | None = None,
+        actor: str = "webhooks",
     ) -> Endpoint:
         """Disable, or enable again (forgetting its failures): its pending deliveries resume;
         events created while it was disabled are not queued for it."""
@@ -185,11 +198,13 @@ class EventService:
             store.set_endpoint_status(uow, endpoint_id, status, self.clock.now_us())
             endpoint = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
             kind = "webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled"
-            self._record(uow, endpoint.tenant_id, kind, endpoint)
+            self._record(uow, endpoint.tenant_id, kind, endpoint, actor)
             uow.commit()
         return endpoint
 
-    def delete_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
+    def delete_endpoint(
+        self, endpoint_id: str, *, tenant_id: str | None = None, actor: str = "webhooks"
+    ) -> Endpoint:
         """Delete the endpoint with its pending deliveries and its recorded attempts, in one
         transaction; returns what was deleted. An attempt in flight meanwhile is not
         recorded (store.record_attempt)."""
@@ -198,7 +213,7 @@ class EventService:
                 store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id
             )
             store.delete_endpoint(uow, endpoint_id)
-            self._record(uow, endpoint.tenant_id, "webhook_endpoint.deleted", endpoint)
+            self._record(uow, endpoint.tenant_id, "webhook_endpoint.deleted", endpoint, actor)
             uow.commit()
         return endpoint
 

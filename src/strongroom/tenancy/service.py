@@ -86,7 +86,9 @@ class TenancyService:
                 return Tenant(tenant_id, name, now)
         return Tenant(row[0], row[1], row[2])
 
-    def create_api_key(self, tenant_name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
+    def create_api_key(
+        self, tenant_name: str, scopes: Sequence[str], *, actor: str = "tenancy"
+    ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
         secret cannot be shown again."""
         parsed = Scope.parse(list(scopes))
@@ -108,20 +110,18 @@ class TenancyService:
             )
             if self._audit is not None:
                 data = {"key_id": key.id, "scopes": sorted(s.value for s in parsed)}
-                self._audit.record_all(
-                    uow, tenant.id, "tenancy", [("api_key.created", key.id, data)]
-                )
+                self._audit.record_all(uow, tenant.id, actor, [("api_key.created", key.id, data)])
             uow.commit()
         return key, secret
 
-    def revoke_api_key(self, key_id: str) -> None:
+    def revoke_api_key(self, key_id: str, *, actor: str = "tenancy") -> None:
         with UnitOfWork(self.engine) as uow:
             tenant_id = store.api_key_tenant(uow, key_id)
             if store.revoke_api_key(uow, key_id, clock.now_us()) == 0 or tenant_id is None:
                 raise NotFound(f"no active API key {key_id}", param="key_id")
             if self._audit is not None:
                 item = ("api_key.revoked", key_id, {"key_id": key_id})
-                self._audit.record_all(uow, tenant_id, "tenancy", [item])
+                self._audit.record_all(uow, tenant_id, actor, [item])
             uow.commit()
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1].id != key_id}
