@@ -375,7 +375,7 @@ def test_effective_at_backdates_a_transfer_for_reporting_only(api: Api, acme: Te
             key=acme.write,
             json=_transfer(acme, acme.bank, acme.alice, 7, effective_at=bad),
         )
-        assert response.status_code == 400, bad
+        assert (response.status_code, problem_code(response)) == (400, "invalid_timestamp"), bad
         assert response.json()["param"] == "effective_at"
     assert _snapshot(api, acme) == before
 

@@ -120,6 +120,13 @@ def test_checkpoints_proofs_and_leaves(api: Api, acme: Tenant) -> None:
     assert (response.status_code, problem_code(response)) == (404, "not_found")
     response = api.post("/v1/audit/checkpoints", key=acme.write)
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+    for params, param in (
+        ({"from": "soon", "to": "2030-01-01T00:00:00Z"}, "from"),
+        ({"from": "2020-01-01T00:00:00Z", "to": "10000-01-01T00:00:00Z"}, "to"),
+    ):
+        response = api.get(f"/v1/accounts/{acme.alice}/statement", key=acme.read, params=params)
+        assert (response.status_code, problem_code(response)) == (400, "invalid_timestamp")
+        assert response.json()["param"] == param
 
 
 def test_admin_actions_are_leaves(api: Api, acme: Tenant) -> None:

@@ -21,10 +21,9 @@ from strongroom.audit.schemas import (
     StatementOut,
 )
 from strongroom.audit.service import AuditLog
-from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
-from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.errors import ERROR_RESPONSES, require_scope, time_param
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.model import ApiKey, Scope
 
@@ -163,13 +162,8 @@ async def account_statement(
     after `to`, each with its inclusion proof in one signed checkpoint: complete and
     unaltered, as `strongroom audit verify-statement FILE --public-key KEY` checks offline."""
     ctx.require(Scope.LEDGER_READ)
-    times = []
-    for name, text in (("from", from_), ("to", to)):
-        try:
-            times.append(clock.parse_timestamp(text))
-        except ValueError:
-            raise InvalidRequest(f"{name} must be an RFC 3339 time", param=name) from None
-    return await run_in_threadpool(ctx.audit.statement, ctx.log, account_id, times[0], times[1])
+    start, end = time_param(from_, "from"), time_param(to, "to")
+    return await run_in_threadpool(ctx.audit.statement, ctx.log, account_id, start, end)
 
 
 @router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut, tags=["audit"])

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from strongroom.core.errors import StrongroomError
+from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest, StrongroomError
 from strongroom.ledger.model import TransferResult
 from strongroom.tenancy.model import ApiKey, Scope
 
@@ -102,6 +103,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class InsufficientScope(StrongroomError):
     code = "insufficient_scope"
     status = 403
+
+
+def time_param(text: str, param: str) -> int:
+    """A request's RFC 3339 time (epoch microseconds), or a 400 `invalid_timestamp` naming
+    the parameter."""
+    try:
+        return clock.parse_timestamp(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an RFC 3339 time between 1970 and 9999",
+            param=param,
+            code="invalid_timestamp",
+        ) from None
 
 
 def require_scope(key: ApiKey, scope: Scope) -> None:

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core import clock, ids
+from strongroom.core import ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
-from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.errors import ERROR_RESPONSES, require_scope, time_param
 from strongroom.http.pagination import list_body
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
@@ -252,12 +252,7 @@ async def get_balance(
             raise InvalidRequest("give as_of or version, not both", param="as_of")
         as_of_us = None
         if as_of is not None:
-            try:
-                as_of_us = clock.parse_timestamp(as_of)
-            except ValueError:
-                raise InvalidRequest(
-                    "as_of must be an RFC 3339 time", param="as_of", code="invalid_timestamp"
-                ) from None
+            as_of_us = time_param(as_of, "as_of")
         at, balances, normal = await run_in_threadpool(
             lambda: ctx.svc.balance_at(account_id, version=version, as_of_us=as_of_us)
         )
@@ -321,14 +316,7 @@ def _new_transfer(
 
 
 def _effective_at(value: str | None, param: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return clock.parse_timestamp(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"{param} must be an RFC 3339 time between 1970 and 9999", param=param
-        ) from None
+    return None if value is None else time_param(value, param)
 
 
 _BATCH_RESULT = '{"index":%d,"status":"%s","code":"%s","transfer_id":"%s"}'
@@ -527,12 +515,7 @@ async def list_transfers(
     times = {}
     for name, text in (("created_after", created_after), ("created_before", created_before)):
         if text is not None:
-            try:
-                times[name] = clock.parse_timestamp(text)
-            except ValueError:
-                raise InvalidRequest(
-                    f"{name} must be an RFC 3339 time", param=name, code="invalid_timestamp"
-                ) from None
+            times[name] = time_param(text, name)
     page = await run_in_threadpool(
         lambda: ctx.svc.list_transfers(
             ledger_id=ledger_id,
