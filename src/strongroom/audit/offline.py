@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from strongroom.audit import leaf as leaves_
 from strongroom.audit import note as notes
@@ -31,6 +31,9 @@ from strongroom.audit.tiles import (
     tlog_tile_path,
 )
 
+# The layout version of receipts and statements (the documents proved_leaves reads).
+DOCUMENT_VERSION: Final = 1
+
 
 class ReceiptError(ValueError):
     """A receipt that does not prove what it claims."""
@@ -43,59 +46,75 @@ class ReceiptCheck:
     leaves: list[dict[str, Any]]  # each leaf's index and parsed content
 
 
-def _b64(text: object, what: str) -> bytes:
+def _b64(text: object, what: str, error: type[ValueError]) -> bytes:
     if not isinstance(text, str):
-        raise ReceiptError(f"{what} must be base64 text")
+        raise error(f"{what} must be base64 text")
     try:
         return base64.b64decode(text, validate=True)
     except binascii.Error:
-        raise ReceiptError(f"{what} is not base64") from None
+        raise error(f"{what} is not base64") from None
+
+
+def proved_leaves(
+    document: Any, kind: str, verifier_keys: Iterable[str], error: type[ValueError]
+) -> tuple[Checkpoint, list[tuple[int, dict[str, Any]]]]:
+    """What receipts and statements share: the document is a version-1 `kind`, its
+    checkpoint is signed by one of the keys and is of the document's `origin`, and each of its
+    `leaves` is in that checkpoint's tree. Returns the checkpoint and each leaf's index and
+    decoded content; raises `error` naming what failed."""
+    if not isinstance(document, dict) or document.get("object") != kind:
+        raise error(f"not an {kind}")
+    if document.get("version") != DOCUMENT_VERSION:
+        raise error(f"{kind} version {document.get('version')!r} is not supported")
+    try:
+        verifiers = [notes.Verifier(k) for k in verifier_keys]
+        checkpoint = parse_checkpoint(
+            notes.open(str(document.get("checkpoint", "")), verifiers).text
+        )
+    except (notes.NoteError, CheckpointError) as exc:
+        raise error(f"the checkpoint does not verify: {exc}") from None
+    if checkpoint.origin != document.get("origin"):
+        raise error(
+            f"the checkpoint is of log {checkpoint.origin!r}, not {document.get('origin')!r}"
+        )
+    items = document.get("leaves")
+    if not isinstance(items, list):
+        raise error("leaves must be a list")
+    proved = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise error(f"leaves[{n}] is not an object")
+        data = _b64(item.get("leaf"), f"leaves[{n}].leaf", error)
+        index = item.get("index")
+        proof_items = item.get("inclusion_proof")
+        if type(index) is not int or not isinstance(proof_items, list):
+            raise error(f"leaves[{n}] needs an integer index and an inclusion_proof list")
+        proof = [_b64(h, f"leaves[{n}].inclusion_proof", error) for h in proof_items]
+        try:
+            verify_inclusion(leaf_hash(data), index, checkpoint.size, proof, checkpoint.root_hash)
+        except ProofError as exc:
+            raise error(f"leaf {index} is not in the checkpoint's tree: {exc}") from None
+        try:
+            proved.append((index, leaves_.parse(data)))
+        except leaves_.LeafError as exc:
+            raise error(f"leaf {index}: {exc}") from None
+    return checkpoint, proved
 
 
 def verify_receipt(receipt: Any, verifier_keys: Iterable[str]) -> ReceiptCheck:
     """Check a receipt (GET /v1/transfers/{id}/receipt) with the log's public key(s) only:
     the checkpoint is signed by one of them, names the receipt's origin, and every leaf is in
-    the tree it commits to. Raises ReceiptError naming what failed."""
-    if not isinstance(receipt, dict) or receipt.get("object") != "audit_receipt":
-        raise ReceiptError("not an audit receipt")
-    if receipt.get("version") != 1:
-        raise ReceiptError(f"receipt version {receipt.get('version')!r} is not supported")
-    try:
-        verifiers = [notes.Verifier(k) for k in verifier_keys]
-        opened = notes.open(str(receipt.get("checkpoint", "")), verifiers)
-        checkpoint = parse_checkpoint(opened.text)
-    except (notes.NoteError, CheckpointError) as exc:
-        raise ReceiptError(f"the checkpoint does not verify: {exc}") from None
-    if checkpoint.origin != receipt.get("origin"):
-        raise ReceiptError(
-            f"the checkpoint is of log {checkpoint.origin!r}, not {receipt.get('origin')!r}"
-        )
-    items = receipt.get("leaves")
-    if not isinstance(items, list) or not items:
+    the tree it commits to and is a change of the receipt's transfer. Raises ReceiptError
+    naming what failed."""
+    checkpoint, proved = proved_leaves(receipt, "audit_receipt", verifier_keys, ReceiptError)
+    if not proved:
         raise ReceiptError("the receipt holds no leaf")
-    checked = []
-    for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ReceiptError(f"leaves[{n}] is not an object")
-        data = _b64(item.get("leaf"), f"leaves[{n}].leaf")
-        index = item.get("index")
-        proof_items = item.get("inclusion_proof")
-        if type(index) is not int or not isinstance(proof_items, list):
-            raise ReceiptError(f"leaves[{n}] needs an integer index and an inclusion_proof list")
-        proof = [_b64(h, f"leaves[{n}].inclusion_proof") for h in proof_items]
-        try:
-            verify_inclusion(leaf_hash(data), index, checkpoint.size, proof, checkpoint.root_hash)
-        except ProofError as exc:
-            raise ReceiptError(f"leaf {index} is not in the checkpoint's tree: {exc}") from None
-        try:
-            content = leaves_.parse(data)
-        except leaves_.LeafError as exc:
-            raise ReceiptError(f"leaf {index}: {exc}") from None
-        ref = receipt.get("ref")
+    ref = receipt.get("ref")
+    for index, content in proved:
         transfer = content.get("transfer")
         if not isinstance(transfer, dict) or transfer.get("id") != ref:
             raise ReceiptError(f"leaf {index} is not a change of transfer {ref!r}")
-        checked.append({"index": index, "leaf": content})
+    checked = [{"index": index, "leaf": content} for index, content in proved]
     return ReceiptCheck(checkpoint.origin, checkpoint.size, checked)
 
 

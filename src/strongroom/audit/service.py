@@ -42,7 +42,6 @@ from strongroom.ledger.service import EXPIRED_EVENT, LedgerService
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
 # rewrites every tile. 4 keeps a proof at a million leaves to ~5 tiles and ~75 hashes.
 TILE_HEIGHT: Final = 4
-RECEIPT_VERSION: Final = 1
 STATEMENT_ENTRIES_MAX: Final = 10_000
 LEAVES_PAGE_MAX: Final = 1000
 KEY_ROTATED: Final = "audit.key_rotated"
@@ -538,7 +537,7 @@ class AuditLog:
             tiles = store.read_tiles(uow, log_id, wanted)
         return {
             "object": "audit_receipt",
-            "version": RECEIPT_VERSION,
+            "version": offline.DOCUMENT_VERSION,
             "origin": self.origin_of(log_id),
             "ref": ref,
             "checkpoint": checkpoint.note,
@@ -600,7 +599,7 @@ class AuditLog:
             )
         return {
             "object": "audit_statement",
-            "version": 1,
+            "version": offline.DOCUMENT_VERSION,
             "origin": self.origin_of(log_id),
             "account_id": account_id,
             "from": from_us,

@@ -20,19 +20,11 @@ of the log is there).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from strongroom.audit import leaf as leaves_
-from strongroom.audit import note as notes
-from strongroom.audit.checkpoint import CheckpointError
-from strongroom.audit.checkpoint import parse as parse_checkpoint
-from strongroom.audit.merkle import ProofError, leaf_hash, verify_inclusion
-
-STATEMENT_VERSION: Final = 1
+from strongroom.audit.offline import proved_leaves
 
 
 class StatementError(ValueError):
@@ -64,15 +56,6 @@ class CheckedStatement:
     has_boundary: bool
 
 
-def _b64(text: object, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise StatementError(f"{what} must be base64 text")
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error:
-        raise StatementError(f"{what} is not base64") from None
-
-
 def _int(value: object, what: str) -> int:
     if type(value) is not int:
         raise StatementError(f"{what} must be an integer")
@@ -81,10 +64,7 @@ def _int(value: object, what: str) -> int:
 
 def verify_statement(statement: Any, verifier_keys: Iterable[str]) -> CheckedStatement:
     """Check a statement (GET /v1/accounts/{id}/statement) with the log's public key(s)."""
-    if not isinstance(statement, dict) or statement.get("object") != "audit_statement":
-        raise StatementError("not an audit statement")
-    if statement.get("version") != STATEMENT_VERSION:
-        raise StatementError(f"statement version {statement.get('version')!r} is not supported")
+    checkpoint, proved = proved_leaves(statement, "audit_statement", verifier_keys, StatementError)
     account = statement.get("account_id")
     if not isinstance(account, str):
         raise StatementError("account_id must be text")
@@ -92,37 +72,8 @@ def verify_statement(statement: Any, verifier_keys: Iterable[str]) -> CheckedSta
     to_us = _int(statement.get("to"), "to")
     if from_us > to_us:
         raise StatementError("from is after to")
-    try:
-        opened = notes.open(
-            str(statement.get("checkpoint", "")), [notes.Verifier(k) for k in verifier_keys]
-        )
-        checkpoint = parse_checkpoint(opened.text)
-    except (notes.NoteError, CheckpointError) as exc:
-        raise StatementError(f"the checkpoint does not verify: {exc}") from None
-    if checkpoint.origin != statement.get("origin"):
-        raise StatementError(f"the checkpoint is of log {checkpoint.origin!r}")
-
     found: dict[int, StatementEntry] = {}
-    items = statement.get("leaves")
-    if not isinstance(items, list):
-        raise StatementError("leaves must be a list")
-    for n, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise StatementError(f"leaves[{n}] is not an object")
-        data = _b64(item.get("leaf"), f"leaves[{n}].leaf")
-        index = _int(item.get("index"), f"leaves[{n}].index")
-        proof_items = item.get("inclusion_proof")
-        if not isinstance(proof_items, list):
-            raise StatementError(f"leaves[{n}].inclusion_proof must be a list")
-        proof = [_b64(h, f"leaves[{n}].inclusion_proof") for h in proof_items]
-        try:
-            verify_inclusion(leaf_hash(data), index, checkpoint.size, proof, checkpoint.root_hash)
-        except ProofError as exc:
-            raise StatementError(f"leaf {index} is not in the checkpoint's tree: {exc}") from None
-        try:
-            content = leaves_.parse(data)
-        except leaves_.LeafError as exc:
-            raise StatementError(f"leaf {index}: {exc}") from None
+    for index, content in proved:
         transfer = content.get("transfer") or {}
         for e in content.get("entries") or []:
             if e[0] != account:
