@@ -658,10 +658,31 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures it
 app.add_typer(bench_app, name="bench")
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+QuickOption = Annotated[bool, typer.Option(help="a smaller run, under a minute")]
+
+
+def _bench(
+    run: Callable[..., dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    json_output: bool,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run a benchmark with its progress on stderr when the answer is JSON, then print the
+    JSON object or the table."""
+    report = run(progress=lambda line: typer.echo(line, err=json_output), **options)
+    if json_output:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo("")
+        typer.echo(table(report))
+    return report
+
+
 @bench_app.command("ledger")
 def bench_ledger(
-    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
+    json_output: JsonOption = False,
+    quick: QuickOption = False,
     postgres_url: Annotated[
         str | None,
         typer.Option(help="maintenance database URL; a scratch database is created and dropped"),
@@ -671,58 +692,27 @@ def bench_ledger(
     """Ledger throughput and p99 latency per scenario and backend, with the storage limit."""
     from strongroom.benchmarks import ledger as bench
 
-    def progress(line: str) -> None:
-        typer.echo(line, err=json_output)
-
-    report = bench.run(
-        quick=quick, postgres_url=None if no_postgres else postgres_url, progress=progress
-    )
-    if json_output:
-        typer.echo(json.dumps(report))
-    else:
-        typer.echo("")
-        typer.echo(bench.table(report))
+    url = None if no_postgres else postgres_url
+    _bench(bench.run, bench.table, json_output, quick=quick, postgres_url=url)
 
 
 @bench_app.command("audit")
-def bench_audit(
-    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
-) -> None:
+def bench_audit(json_output: JsonOption = False, quick: QuickOption = False) -> None:
     """Audit log appends (memory, SQLite), proof p50/p99 from a cold process, verification,
     and the ledger's bulk throughput with the log on vs off; pymerkle, measured in the same run
     as the reference, comes with the `bench` extra (`make install` has it)."""
     from strongroom.benchmarks import audit as bench
 
-    def progress(line: str) -> None:
-        typer.echo(line, err=json_output)
-
-    report = bench.run(quick=quick, progress=progress)
-    if json_output:
-        typer.echo(json.dumps(report))
-    else:
-        typer.echo("")
-        typer.echo(bench.table(report))
+    _bench(bench.run, bench.table, json_output, quick=quick)
 
 
 @bench_app.command("http")
-def bench_http(
-    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    quick: Annotated[bool, typer.Option(help="a smaller run, under a minute")] = False,
-) -> None:
+def bench_http(json_output: JsonOption = False, quick: QuickOption = False) -> None:
     """HTTP API req/s, p50 and p99 per scenario (`serve --workers 2` on SQLite, loopback), with
     a minimal FastAPI endpoint measured in the same run; exit 1 when any request failed."""
     from strongroom.benchmarks import http as bench
 
-    def progress(line: str) -> None:
-        typer.echo(line, err=json_output)
-
-    report = bench.run(quick=quick, progress=progress)
-    if json_output:
-        typer.echo(json.dumps(report))
-    else:
-        typer.echo("")
-        typer.echo(bench.table(report))
+    report = _bench(bench.run, bench.table, json_output, quick=quick)
     if report["info"]["errors"]:
         raise typer.Exit(1)
 
