@@ -141,6 +141,52 @@ def _entries_in_order(
     return [by_transfer.get(row[1], []) for _, row in events]
 
 
+class _TransferTrail:
+    """What the leaves say of each transfer, gathered while `verify` streams the logs once:
+    a digest of its first leaf's transfer but for the status, and the status its leaves lead
+    to (created pending or posted; then posted or voided by a leaf that targets it, or expired
+    by its expiry leaf). 32 bytes and an int a transfer, not a decoded leaf."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, tuple[bytes, int]] = {}
+        self.settled: dict[str, int] = {}  # status set by a later leaf
+
+    def see(self, event: str, data: bytes) -> None:
+        if not event.startswith("transfer."):
+            return
+        try:
+            transfer = leaves_.parse(data)["transfer"]
+        except leaves_.LeafError:
+            return  # an unreadable leaf: _verify_log names it
+        status = _STATUS_CODES[transfer["status"]]
+        if event == EXPIRED_EVENT:
+            self.settled[transfer["id"]] = status
+            return
+        if transfer["id"] not in self.first:
+            self.first[transfer["id"]] = (_transfer_digest(transfer), status)
+        target = transfer["target_id"]
+        if target is not None and transfer["action"] in ("post", "void"):
+            self.settled[target] = _POSTED if transfer["action"] == "post" else _VOIDED
+
+    def check(self, uow: UnitOfWork, report: VerifyReport) -> None:
+        """Every transfer row has a leaf whose transfer matches it and the status its leaves
+        lead to; every transfer leaf names a stored transfer."""
+        first = self.first
+        for row in store.transfer_rows(uow):
+            report.transfers += 1
+            logged = first.pop(row[1], None)
+            if logged is None:
+                report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
+                continue
+            current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
+            if _transfer_digest(current) != logged[0]:
+                report.problems.append(f"transfer {row[1]} differs from its leaf")
+            elif int(row[4]) != self.settled.get(row[1], logged[1]):
+                report.problems.append(f"transfer {row[1]} has a status its leaves do not lead to")
+        for ref in sorted(first):
+            report.problems.append(f"the audit log has transfer {ref}, the ledger does not")
+
+
 class AuditLog:
     """Implements ledger.service.AuditSink, and everything else about the logs."""
 
@@ -338,18 +384,23 @@ class AuditLog:
         ]
 
     def _publish_in(
-        self, uow: UnitOfWork, log_id: str, extra: Sequence[notes.Signer] = ()
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        signers: Sequence[notes.Signer],
+        force: bool = False,
     ) -> SignedCheckpoint | None:
+        """A checkpoint of the log as it is, signed by `signers`; the latest one when the log
+        has not grown (unless `force`: a key hand-over signs anew)."""
         size = store.log_size(uow, log_id)
         latest = store.latest_checkpoint(uow, log_id)
-        if latest is not None and latest[0] == size and not extra:
+        if latest is not None and latest[0] == size and not force:
             return SignedCheckpoint(log_id, *latest)
         if size == 0:
             return None
         layout = self.layout
         root = layout.root(size, store.read_tiles(uow, log_id, layout.root_tiles(size)))
         text = Checkpoint(self.origin_of(log_id), size, root).to_text()
-        signers = [*extra, *self._signers(uow)]
         signed = notes.sign(text, signers)
         now = clock.now_us()
         if not store.insert_checkpoint(uow, log_id, size, root, signed, now):
@@ -362,10 +413,11 @@ class AuditLog:
         """A checkpoint of every log (or those given) that grew since its last one."""
         published: list[SignedCheckpoint] = []
         with self._uow(write=True) as uow:
-            self._signers(uow)  # a key change first: its leaves go into these checkpoints
+            # Once, and first: a key change's leaves go into these checkpoints.
+            signers = self._signers(uow)
             try:
                 for log_id in log_ids if log_ids is not None else store.log_ids(uow):
-                    found = self._publish_in(uow, log_id)
+                    found = self._publish_in(uow, log_id, signers)
                     if found is not None:
                         published.append(found)
                 uow.commit()
@@ -400,7 +452,7 @@ class AuditLog:
                 self._hand_over(uow, old.verifier_key, new.verifier_key)
             store.retire_keys(uow, f"{new.key_id:08x}", now)
             for log_id in store.log_ids(uow):
-                self._publish_in(uow, log_id, extra=[old])
+                self._publish_in(uow, log_id, [old, new], force=True)
             uow.commit()
         return new.verifier_key
 
@@ -669,15 +721,17 @@ class AuditLog:
             except notes.NoteError as exc:
                 raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
             reached = set(roots)
+            trail = _TransferTrail()
             for log_id in store.log_ids(uow):
                 report.logs += 1
-                self._verify_log(uow, log_id, roots, reached, report, say)
+                self._verify_log(uow, log_id, roots, reached, trail, report, say)
             for key_id, name, vkey, _signer, _created, _retired in keys:
                 if vkey not in reached:
                     report.problems.append(
                         f"signing key {key_id} ({name}) was never handed over by a trusted key"
                     )
-            self._verify_transfers(uow, report, say)
+            say("transfers against their leaves")
+            trail.check(uow, report)
         return report
 
     def _verify_log(
@@ -686,6 +740,7 @@ class AuditLog:
         log_id: str,
         roots: Sequence[str],
         reached: set[str],
+        trail: _TransferTrail,
         report: VerifyReport,
         say: Callable[[str], None],
     ) -> None:
@@ -709,12 +764,16 @@ class AuditLog:
                 first_bad = f"log {log_id}: {problem}"
                 report.problems.append(first_bad)
 
-        for first, count, data in store.iter_bundles(uow, log_id):
+        bundles = store.iter_bundles(uow, log_id)
+        unread: list[bytes] = []  # the bundle the checks stopped at: the trail still reads it
+        for first, count, data in bundles:
             if first != expected:
                 bad(f"leaf {expected} is missing (next stored: {first})")
+                unread.append(data)
                 break
             if first >= size:
                 bad(f"leaf {first} is beyond the log's size {size}")
+                unread.append(data)
                 break
             try:
                 bundle = store.unpack_bundle(data)
@@ -734,7 +793,9 @@ class AuditLog:
                     stored = b""  # the tile is gone or cut short: no leaf matches it
                 if stored != h:
                     bad(f"leaf {index} does not match the tree (changed?)")
-                if leaves_.leaf_type(leaf) == KEY_ROTATED:
+                event = leaves_.leaf_type(leaf)
+                trail.see(event, leaf)
+                if event == KEY_ROTATED:
                     rotation = _rotation(leaf)
                     if rotation is not None:
                         rotations.append((index, *rotation))
@@ -753,6 +814,13 @@ class AuditLog:
                     say(f"  {expected} leaves")
             if first_bad is not None and expected >= size:
                 break
+        # Past the first bad leaf the tree checks stop; every transfer's leaf still counts.
+        for data in [*unread, *(rest for _first, _count, rest in bundles)]:
+            try:
+                for leaf in store.unpack_bundle(data):
+                    trail.see(leaves_.leaf_type(leaf), leaf)
+            except ValueError:
+                continue
         report.leaves += expected
         if first_bad is None and expected != size:
             first_bad = f"log {log_id}: {expected} leaves stored, the log says {size}"
@@ -802,50 +870,6 @@ class AuditLog:
             )
             return False
         return True
-
-    def _verify_transfers(
-        self, uow: UnitOfWork, report: VerifyReport, say: Callable[[str], None]
-    ) -> None:
-        """Every transfer has a leaf whose transfer matches the row, and its status is the one
-        its leaves lead to (created pending or posted; then posted or voided by a leaf that
-        targets it, or expired by its expiry leaf); every transfer leaf names a stored
-        transfer."""
-        say("transfers against their leaves")
-        # transfer id -> (a digest of its first leaf's transfer but for the status, the status
-        # its leaves lead to): 32 bytes and an int a transfer, not a decoded leaf.
-        first_leaf: dict[str, tuple[bytes, int]] = {}
-        settled: dict[str, int] = {}  # status set by a later leaf
-        for log_id in store.log_ids(uow):
-            for _index, data in store.iter_leaves(uow, log_id):
-                event = leaves_.leaf_type(data)
-                if not event.startswith("transfer."):
-                    continue
-                try:
-                    transfer = leaves_.parse(data)["transfer"]
-                except leaves_.LeafError:
-                    continue  # an unreadable leaf: _verify_log names it
-                status = _STATUS_CODES[transfer["status"]]
-                if event == EXPIRED_EVENT:
-                    settled[transfer["id"]] = status
-                    continue
-                if transfer["id"] not in first_leaf:
-                    first_leaf[transfer["id"]] = (_transfer_digest(transfer), status)
-                target = transfer["target_id"]
-                if target is not None and transfer["action"] in ("post", "void"):
-                    settled[target] = _POSTED if transfer["action"] == "post" else _VOIDED
-        for row in store.transfer_rows(uow):
-            report.transfers += 1
-            logged = first_leaf.pop(row[1], None)
-            if logged is None:
-                report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
-                continue
-            current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
-            if _transfer_digest(current) != logged[0]:
-                report.problems.append(f"transfer {row[1]} differs from its leaf")
-            elif int(row[4]) != settled.get(row[1], logged[1]):
-                report.problems.append(f"transfer {row[1]} has a status its leaves do not lead to")
-        for ref in sorted(first_leaf):
-            report.problems.append(f"the audit log has transfer {ref}, the ledger does not")
 
     # -- export ----------------------------------------------------------------------------
 
