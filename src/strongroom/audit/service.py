@@ -244,20 +244,25 @@ class AuditLog:
             tenants = self._tenants_of(uow, ledgers)
         encode = leaves_.transfer_leaf
         at = events[0][1][14]
-        by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
+        # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
+        # is indexed by reference.
         if len(ledgers) == 1:  # the usual case: one log, no per-event look-up
             datas = [encode(t, row, mine) for (t, row), mine in zip(events, grouped, strict=True)]
-            by_log[tenants[events[0][1][2]]] = (datas, [])
-        for k, (event_type, row) in enumerate(events):
-            if len(ledgers) > 1:
-                datas, _refs = by_log.setdefault(tenants[row[2]], ([], []))
-                datas.append(encode(event_type, row, grouped[k]))
-            if event_type == EXPIRED_EVENT or row[14] != at:  # not found by the bundle's time
-                datas, refs = by_log[tenants[row[2]]]
-                refs.append((row[1], len(datas) - 1 if len(ledgers) > 1 else k))
+            refs = [
+                (row[1], k)
+                for k, (t, row) in enumerate(events)
+                if t == EXPIRED_EVENT or row[14] != at
+            ]
+            self._append(uow, tenants[events[0][1][2]], datas, refs, at)
+            return
+        by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
+        for (event_type, row), mine in zip(events, grouped, strict=True):
+            datas, refs = by_log.setdefault(tenants[row[2]], ([], []))
+            if event_type == EXPIRED_EVENT or row[14] != at:
+                refs.append((row[1], len(datas)))
+            datas.append(encode(event_type, row, mine))
         for log_id in sorted(by_log):
-            datas, refs = by_log[log_id]
-            self._append(uow, log_id, datas, refs, at)
+            self._append(uow, log_id, *by_log[log_id], at)
 
     def _tenants_of(self, uow: UnitOfWork, ledger_ids: set[str]) -> dict[str, str]:
         missing = [i for i in ledger_ids if i not in self._tenants]
