@@ -537,7 +537,7 @@ BAD_AMOUNTS: list[tuple[Any, str]] = [
     (True, "amount_not_integer"),
     (0, "amount_not_positive"),
     (-5, "amount_not_positive"),
-    (2**63, "amount_too_large"),
+    (2**128, "amount_too_large"),
 ]
 
 

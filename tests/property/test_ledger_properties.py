@@ -159,11 +159,14 @@ class Model:
             got.append(r)
             if not r.ok:
                 self.s = saved
-                return [
+                failed = [
                     *(R.LINKED_EVENT_FAILED for _ in range(k)),
                     r,
                     *(R.LINKED_EVENT_FAILED for _ in range(len(members) - k - 1)),
                 ]
+                if open_chain:  # the last member of an open chain says so, whatever failed
+                    failed[-1] = R.LINKED_EVENT_CHAIN_OPEN
+                return failed
         return got
 
     # -- one request
@@ -180,8 +183,7 @@ class Model:
             return self.reverse(t)
         return self.resolve(t)
 
-    @staticmethod
-    def compare(t: NewTransfer, e: MTransfer) -> R:
+    def compare(self, t: NewTransfer, e: MTransfer) -> R:
         o = e.request
         checks: list[tuple[bool, R]] = [
             (t.ledger_id != o.ledger_id, R.EXISTS_WITH_DIFFERENT_LEDGER_ID),
@@ -204,8 +206,12 @@ class Model:
                 (t.timeout_s != o.timeout_s, R.EXISTS_WITH_DIFFERENT_TIMEOUT),
             ]
         else:
-            # An amount of 0 on post/reverse means "the default"; it matches what was done.
-            checks.append((t.amount != 0 and t.amount != e.amount, R.EXISTS_WITH_DIFFERENT_AMOUNT))
+            # An amount of 0 on a post means the whole reservation, fixed; on a reversal, the
+            # remainder, which moves as reversals happen: it matches what was done.
+            asked = t.amount
+            if not asked and t.action is Action.POST and t.target_id in self.s.transfers:
+                asked = self.s.transfers[t.target_id].amount
+            checks.append((asked != 0 and asked != e.amount, R.EXISTS_WITH_DIFFERENT_AMOUNT))
         checks.append((t.metadata != o.metadata, R.EXISTS_WITH_DIFFERENT_METADATA))
         return next((r for failed, r in checks if failed), R.EXISTS)
 

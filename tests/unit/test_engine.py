@@ -727,7 +727,7 @@ def test_resubmitted_post_and_reversal_inside_the_batch() -> None:
             tr("p", amount=30, pending=True),
             post("q", "p", 20),
             post("q", "p", 20),
-            post("q", "p"),  # amount 0 means "whatever was posted": the same request
+            post("q", "p"),  # amount 0 means the whole reservation (30): not what was posted
             post("q", "p", 21),
             reverse("r", "q", 5),
             reverse("r", "q", 5),
@@ -738,7 +738,7 @@ def test_resubmitted_post_and_reversal_inside_the_batch() -> None:
         R.CREATED,
         R.CREATED,
         R.EXISTS,
-        R.EXISTS,
+        R.EXISTS_WITH_DIFFERENT_AMOUNT,
         R.EXISTS_WITH_DIFFERENT_AMOUNT,
         R.CREATED,
         R.EXISTS,
@@ -748,6 +748,33 @@ def test_resubmitted_post_and_reversal_inside_the_batch() -> None:
     # 20 posted, 10 released, 5 reversed.
     assert counters(s.accounts["a"]) == (20, 5, 0, 0)
     assert counters(s.accounts["b"]) == (5, 20, 0, 0)
+
+
+def test_a_partial_post_resubmitted_as_a_full_post_differs_in_amount() -> None:
+    """TigerBeetle's state-machine case: post 13 of a pending 15 as t101, then resubmit t101
+    as a post of the full amount (amount 0). The full amount (15) is fixed: not what happened."""
+    s = state(account("a"), account("b"))
+    res, _ = run(s, [tr("p", amount=15, pending=True), post("t101", "p", 13), post("t101", "p")])
+    assert res == [R.CREATED, R.CREATED, R.EXISTS_WITH_DIFFERENT_AMOUNT]
+    # A full post resubmitted as a full post (0) or with its amount is the same request.
+    res, _ = run(
+        s,
+        [tr("p2", amount=15, pending=True), post("f", "p2"), post("f", "p2"), post("f", "p2", 15)],
+    )
+    assert res == [R.CREATED, R.CREATED, R.EXISTS, R.EXISTS]
+
+
+def test_an_open_chain_after_a_failure_still_says_it_is_open() -> None:
+    """[t1 linked, t2 invalid linked, t3 linked] with t3 last: t3 answers that the chain is
+    open (as docs/errors.md and TigerBeetle say), so a client that fixes t2 learns of it now."""
+    s = state(account("a"), account("b"))
+    before = account_image(s)
+    res, engine = run(
+        s, [tr("t1", linked=True), tr("t2", debit="zz", linked=True), tr("t3", linked=True)]
+    )
+    assert res == [R.LINKED_EVENT_FAILED, R.ACCOUNT_NOT_FOUND, R.LINKED_EVENT_CHAIN_OPEN]
+    assert account_image(s) == before
+    assert created(engine) == []
 
 
 def test_a_resubmission_inside_a_failed_chain_does_not_survive_it() -> None:

@@ -21,8 +21,10 @@ from strongroom.core.limits import (
 from strongroom.core.money import (
     ISO_4217,
     Asset,
+    from_stored_int,
     iso_asset,
     parse_amount_text,
+    to_stored_int,
     validate_amount,
     validate_custom_asset,
 )
@@ -69,8 +71,9 @@ def _balanced_legs(count: int, amount: int = 10) -> tuple[Leg, ...]:
         (0, "amount_not_positive"),
         (-1, "amount_not_positive"),
         (-(2**63), "amount_not_positive"),
-        (2**63, "amount_too_large"),
-        (2**64 + 1, "amount_too_large"),
+        (2**128, "amount_too_large"),
+        (2**129 + 1, "amount_too_large"),
+        (10**100, "amount_too_large"),
     ],
 )
 def test_amount_refused_with_its_code(value: object, code: str) -> None:
@@ -81,9 +84,9 @@ def test_amount_refused_with_its_code(value: object, code: str) -> None:
     assert exc.value.status == 400
 
 
-@pytest.mark.parametrize("value", [1, 100, AMOUNT_MAX])
-def test_amount_accepted_up_to_int64_max(value: int) -> None:
-    assert AMOUNT_MAX == 2**63 - 1
+@pytest.mark.parametrize("value", [1, 100, 2**63 - 1, 2**63, 10**27, AMOUNT_MAX])
+def test_amount_accepted_up_to_uint128_max(value: int) -> None:
+    assert AMOUNT_MAX == 2**128 - 1
     assert validate_amount(value) == value
 
 
@@ -102,7 +105,7 @@ def test_amount_error_names_the_field() -> None:
         ("", "amount_not_integer"),
         (" 5", "amount_not_integer"),
         ("0", "amount_not_positive"),
-        (str(2**63), "amount_too_large"),
+        (str(2**128), "amount_too_large"),
     ],
 )
 def test_amount_text_is_digits_only_never_rounded(text: str, code: str) -> None:
@@ -313,7 +316,7 @@ def test_a_simple_transfer_is_valid() -> None:
     [
         ({"amount": 1.5}, "amount_not_integer", "amount"),
         ({"amount": 0}, "amount_not_positive", "amount"),
-        ({"amount": 2**63}, "amount_too_large", "amount"),
+        ({"amount": 2**128}, "amount_too_large", "amount"),
         ({"debit_account_id": None}, "invalid_id", "debit_account_id"),
         ({"id": ""}, "invalid_id", "id"),
         ({"target_id": "t0"}, "invalid_request", "target_id"),
@@ -455,7 +458,9 @@ def test_iso_table_is_well_formed() -> None:
         (Asset("JPY", 0), -7, "-7 JPY"),
         (Asset("KWD", 3), 1, "0.001 KWD"),
         (Asset("CLF", 4), 123456, "12.3456 CLF"),
-        (Asset("USD", 2), AMOUNT_MAX, "92233720368547758.07 USD"),
+        (Asset("USD", 2), 2**63 - 1, "92233720368547758.07 USD"),
+        (Asset("USD", 2), AMOUNT_MAX, "3402823669209384634633746074317682114.55 USD"),
+        (Asset("ETH", 18), 10**27, "1000000000.000000000000000000 ETH"),
         (Asset("WEI", 18), 10**18 + 1, "1.000000000000000001 WEI"),
     ],
 )
@@ -534,7 +539,7 @@ def test_unknown_id_prefix_is_a_bug() -> None:
 
 
 def test_legs_whose_debits_add_up_past_the_maximum_are_refused() -> None:
-    big = 2**62
+    big = 2**127
     legs = (
         Leg("a", Direction.DEBIT, big),
         Leg("b", Direction.DEBIT, big),
@@ -544,3 +549,28 @@ def test_legs_whose_debits_add_up_past_the_maximum_are_refused() -> None:
     with pytest.raises(InvalidRequest) as refused:
         validate_legs(legs, "legs")
     assert (refused.value.code, refused.value.param) == ("amount_too_large", "legs")
+
+
+@pytest.mark.parametrize(
+    "value", [0, 1, -1, 2**63 - 1, -(2**63 - 1), 2**63, -(2**63), 10**27, 2**128 - 1, -(2**128 - 1)]
+)
+def test_stored_money_round_trips_and_stays_native_where_it_fits(value: int) -> None:
+    stored = to_stored_int(value)
+    assert from_stored_int(stored) == value
+    assert (type(stored) is int) == (abs(value) <= 2**63 - 1)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        1.5,
+        "12",
+        None,
+        b"\x00" * 16,  # the wrong width
+        (5).to_bytes(17, "big"),  # a value that fits 64 bits is never stored wide
+        (2**130).to_bytes(17, "big"),  # past 128 bits
+    ],
+)
+def test_a_stored_money_value_that_is_not_one_is_refused(stored: object) -> None:
+    with pytest.raises(ValueError, match="stored"):
+        from_stored_int(stored)

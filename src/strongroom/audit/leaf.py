@@ -1,18 +1,22 @@
-"""The canonical bytes of a leaf: binary, version 1 (docs/audit.md has the layout).
+"""The canonical bytes of a leaf: binary, version 2 (docs/audit.md has the layout).
 
 A leaf is a compact big-endian record, in the manner of Certificate Transparency's
 MerkleTreeLeaf: one byte of version, one of kind, then fixed-order fields. There is exactly one
 encoding of a given change, so the bytes are canonical; a verifier hashes them as they are and
 decodes them with `parse` (or with the layout in the docs, in any language). Any change to the
-layout is a new version byte, and readers keep reading every version ever written.
+layout is a new version byte, and readers keep reading every version ever written (version 1,
+written before 128-bit amounts, is read as it was).
 
 - kind 1, a ledger change: the event, the transfer row as stored after the change, and the
   account entries the change wrote, each with the account's gap-free version, its four counters
   after the entry and the entry's time: what an account statement's completeness proof rests on
-  (audit/statement.py).
+  (audit/statement.py). Version 2 adds a width byte for money (8: every money field of the leaf
+  fits a signed 64-bit integer; 17: they are 17-byte two's complement, for 128-bit amounts and
+  totals), and two trailing fields for what the transfer pipeline adds: the actor who asked and
+  the gates' decisions (canonical JSON), null when there are none.
 - kind 2, any other action: its type, time, actor and data (canonical JSON, sorted keys).
 
-Integers are signed 64-bit; strings are a 2-byte length and UTF-8 (0xFFFF: null).
+Other integers are signed 64-bit; strings are a 2-byte length and UTF-8 (0xFFFF: null).
 It is on the ledger's hot path (one leaf per transfer, 8,190 per bulk batch): the common shape
 packs with one precompiled struct per id-length combination.
 """
@@ -24,10 +28,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from strongroom.core.limits import AMOUNT_MAX, NATIVE_INT_MAX
 from strongroom.ledger.engine import EntryRow
 from strongroom.ledger.model import Action, Status, TransferRow
 
-VERSION: Final = 1
+VERSION: Final = 2  # what is written; VERSIONS are read
+VERSIONS: Final = (1, 2)
 KIND_LEDGER: Final = 1
 KIND_RECORD: Final = 2
 EVENTS: Final = (
@@ -44,10 +50,15 @@ _DIRECTIONS: Final = ("debit", "credit")
 _NULL: Final = 0xFFFF
 STRING_BYTES_MAX: Final = 0xFFFE
 
+# Money fields are WIDTH_NARROW bytes when every one of the leaf's fits a signed 64-bit integer,
+# else WIDTH_WIDE (signed: an entry's pending delta goes down to -(2^128-1)).
+WIDTH_NARROW: Final = 8
+WIDTH_WIDE: Final = 17
+
 _U16 = struct.Struct(">H")
 _I64 = struct.Struct(">q")
-_ENTRY_NUMBERS = struct.Struct(">qBqqqqqqq")  # version, direction, amount ... at
-_TRANSFER_MIDDLE = struct.Struct(">q")
+_ENTRY_NUMBERS = struct.Struct(">qBqqqqqqq")  # version, direction, amount ... at (width 8)
+_ENTRY_HEAD = struct.Struct(">qB")  # version, direction (width 17: then the money, then at)
 
 
 class LeafError(ValueError):
@@ -67,19 +78,23 @@ def _simple_struct(key: tuple[int, int, int, int, int, int]) -> struct.Struct | 
             return None
         tid, ledger, debit, credit, d_acc, c_acc = key
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBH{debit}sH{credit}sqHHBqBBHqH"
-            f"H{d_acc}sqBqqqqqqqH{c_acc}sqBqqqqqqq"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHHBqBBHqH"
+            f"H{d_acc}sqBqqqqqqqH{c_acc}sqBqqqqqqqHH"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
     return found
 
 
-def transfer_leaf(event_type: str, row: TransferRow, entries: Sequence[EntryRow]) -> bytes:
+def transfer_leaf(
+    event_type: str, row: TransferRow, entries: Sequence[EntryRow], *, wide: bool = True
+) -> bytes:
     """The leaf of one ledger change: the transfer row as stored (after the change) and the
-    entries it wrote."""
+    entries it wrote. `wide=False` promises that every money value fits 64 bits (the engine
+    knows it of a whole batch, see Writes.wide), which lets the common shape skip the check."""
     if (
-        len(entries) == 2
+        not wide
+        and len(entries) == 2
         and row[8] is None
         and row[9] is None
         and row[12] is None
@@ -100,11 +115,12 @@ def transfer_leaf(event_type: str, row: TransferRow, entries: Sequence[EntryRow]
         if packer is not None:
             return packer.pack(
                 VERSION, KIND_LEDGER, _EVENT_CODES[event_type],
-                lengths[0], tid, lengths[1], ledger, row[3], row[4],
+                lengths[0], tid, lengths[1], ledger, WIDTH_NARROW, row[3], row[4],
                 lengths[2], debit, lengths[3], credit, row[7],
                 _NULL, _NULL, 1 if row[10] else 0, row[11], 0, 0, _NULL, row[14], 2,
                 lengths[4], d_acc, d[2], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12],
                 lengths[5], c_acc, c[2], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
+                _NULL, _NULL,
             )  # fmt: skip
     return _general(event_type, row, entries)
 
@@ -122,18 +138,38 @@ def _opt_int(value: int | None) -> bytes:
     return b"\x00" if value is None else b"\x01" + _I64.pack(value)
 
 
-def _general(event_type: str, row: TransferRow, entries: Sequence[EntryRow]) -> bytes:
+def _money_width(row: TransferRow, entries: Sequence[EntryRow]) -> int:
+    narrow = -NATIVE_INT_MAX <= row[7] <= NATIVE_INT_MAX and all(
+        -NATIVE_INT_MAX <= v <= NATIVE_INT_MAX for e in entries for v in e[6:12]
+    )
+    return WIDTH_NARROW if narrow else WIDTH_WIDE
+
+
+def _money(value: int, width: int) -> bytes:
+    if not -AMOUNT_MAX <= value <= AMOUNT_MAX:
+        raise LeafError("a money value a leaf holds is at most 128 bits")
+    return value.to_bytes(width, "big", signed=True)
+
+
+def _general(
+    event_type: str,
+    row: TransferRow,
+    entries: Sequence[EntryRow],
+    actor: str | None = None,
+    gates: str | None = None,
+) -> bytes:
     code = _EVENT_CODES.get(event_type)
     if code is None:
         raise LeafError(f"no leaf encoding for event {event_type!r}")
+    width = _money_width(row, entries)
     parts = [
         bytes((VERSION, KIND_LEDGER, code)),
         _str(row[1]),
         _str(row[2]),
-        bytes((row[3], row[4])),
+        bytes((width, row[3], row[4])),
         _str(row[5]),
         _str(row[6]),
-        _I64.pack(row[7]),
+        _money(row[7], width),
         _str(row[8]),
         _str(row[9]),
         bytes((1 if row[10] else 0,)),
@@ -146,7 +182,15 @@ def _general(event_type: str, row: TransferRow, entries: Sequence[EntryRow]) -> 
     ]
     for e in entries:
         parts.append(_str(e[1]))
-        parts.append(_ENTRY_NUMBERS.pack(e[2], e[5], e[6], e[7], e[8], e[9], e[10], e[11], e[12]))
+        if width == WIDTH_NARROW:
+            numbers = (e[2], e[5], e[6], e[7], e[8], e[9], e[10], e[11], e[12])
+            parts.append(_ENTRY_NUMBERS.pack(*numbers))
+        else:
+            parts.append(_ENTRY_HEAD.pack(e[2], e[5]))
+            parts.extend(_money(v, width) for v in e[6:12])
+            parts.append(_I64.pack(e[12]))
+    parts.append(_str(actor))
+    parts.append(_str(gates))
     return b"".join(parts)
 
 
@@ -182,6 +226,14 @@ class _Reader:
 
     def i64(self) -> int:
         value: int = _I64.unpack(self.take(8))[0]
+        return value
+
+    def money(self, width: int) -> int:
+        if width == WIDTH_NARROW:
+            return self.i64()
+        value = int.from_bytes(self.take(width), "big", signed=True)
+        if not -AMOUNT_MAX <= value <= AMOUNT_MAX:
+            raise LeafError("a money value wider than 128 bits")
         return value
 
     def opt_int(self) -> int | None:
@@ -228,17 +280,20 @@ def parse(data: bytes) -> dict[str, Any]:
     debits_pending, credits_pending, at]); {"v", "type", "at", "actor", "data"} otherwise."""
     r = _Reader(bytes(data))
     version = r.u8()
-    if version != VERSION:
+    if version not in VERSIONS:
         raise LeafError(f"leaf version {version} is not supported")
     kind = r.u8()
     if kind == KIND_LEDGER:
         event = _pick(EVENTS, r.u8(), "event")
         transfer: dict[str, Any] = {"id": r.need_str(), "ledger_id": r.need_str()}
+        width = WIDTH_NARROW if version == 1 else r.u8()
+        if width not in (WIDTH_NARROW, WIDTH_WIDE):
+            raise LeafError(f"a bad money width {width}")
         transfer["action"] = _pick(_ACTIONS, r.u8(), "action")
         transfer["status"] = _pick(_STATUSES, r.u8(), "status")
         transfer["debit_account_id"] = r.str_()
         transfer["credit_account_id"] = r.str_()
-        transfer["amount"] = r.i64()
+        transfer["amount"] = r.money(width)
         transfer["legs"] = _json(r.str_())
         transfer["target_id"] = r.str_()
         pending = r.u8()
@@ -252,13 +307,24 @@ def parse(data: bytes) -> dict[str, Any]:
         transfer["created_at"] = r.i64()
         count: int = _U16.unpack(r.take(2))[0]
         entries = []
+        widest = abs(transfer["amount"])
         for _ in range(count):
             account = r.need_str()
-            numbers = _ENTRY_NUMBERS.unpack(r.take(_ENTRY_NUMBERS.size))
+            if width == WIDTH_NARROW:
+                numbers = _ENTRY_NUMBERS.unpack(r.take(_ENTRY_NUMBERS.size))
+            else:
+                head = _ENTRY_HEAD.unpack(r.take(_ENTRY_HEAD.size))
+                numbers = (*head, *(r.money(width) for _ in range(6)), r.i64())
+                widest = max(widest, *(abs(v) for v in numbers[2:8]))
             entries.append(
                 [account, numbers[0], _pick(_DIRECTIONS, numbers[1], "direction"), *numbers[2:]]
             )
+        if width == WIDTH_WIDE and widest <= NATIVE_INT_MAX:
+            raise LeafError("a wide leaf whose money fits 64 bits is not canonical")
         out = {"v": version, "type": event, "transfer": transfer, "entries": entries}
+        if version >= 2:
+            out["actor"] = r.str_()
+            out["gates"] = _json(r.str_())
     elif kind == KIND_RECORD:
         out = {
             "v": version,
@@ -277,9 +343,9 @@ def parse(data: bytes) -> dict[str, Any]:
 def leaf_type(data: bytes) -> str:
     """A leaf's type from its first bytes, without decoding the rest; 'unknown' if unreadable."""
     try:
-        if len(data) >= 3 and data[0] == VERSION and data[1] == KIND_LEDGER:
+        if len(data) >= 3 and data[0] in VERSIONS and data[1] == KIND_LEDGER:
             return EVENTS[data[2]]
-        if len(data) >= 4 and data[0] == VERSION and data[1] == KIND_RECORD:
+        if len(data) >= 4 and data[0] in VERSIONS and data[1] == KIND_RECORD:
             return _Reader(bytes(data[2:])).need_str()
     except (IndexError, LeafError):
         pass
@@ -287,5 +353,11 @@ def leaf_type(data: bytes) -> str:
 
 
 def transfer_id_prefix(transfer_id: str) -> bytes:
-    """What a ledger change's leaf holds from byte 3: its transfer's id, length-prefixed."""
+    """What a ledger change's leaf holds from byte 3 (every version): its transfer's id,
+    length-prefixed."""
     return _str(transfer_id)
+
+
+def is_ledger_change(data: bytes) -> bool:
+    """Whether a leaf is a ledger change's (of any version), from its first two bytes."""
+    return len(data) >= 2 and data[0] in VERSIONS and data[1] == KIND_LEDGER

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from strongroom.audit.merkle import RootAccumulator, leaf_hash
 from strongroom.audit.tiles import TileError, TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.money import from_stored_int
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
 from strongroom.ledger.model import Status, TransferRow
@@ -178,6 +180,11 @@ class _TransferTrail:
             if logged is None:
                 report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
                 continue
+            try:
+                row = (*row[:7], from_stored_int(row[7]), *row[8:])
+            except ValueError as exc:
+                report.problems.append(f"transfer {row[1]}: amount: {exc}")
+                continue
             current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
             if _transfer_digest(current) != logged[0]:
                 report.problems.append(f"transfer {row[1]} differs from its leaf")
@@ -228,8 +235,11 @@ class AuditLog:
         uow: UnitOfWork,
         events: Sequence[tuple[str, TransferRow]],
         entries: Sequence[EntryRow],
+        *,
+        wide: bool = True,
     ) -> None:
         """One leaf per ledger change, in the ledger's transaction, to its tenant's log.
+        `wide=False`: the engine saw no money value past 64 bits in this transaction.
 
         The hot path of a bulk batch: entries are matched to their transfers in one pass (the
         engine writes both in the same order), and each log gets one bundle. A transfer's
@@ -242,7 +252,7 @@ class AuditLog:
         ledgers = {row[2] for _, row in events}
         if not ledgers <= tenants.keys():
             tenants = self._tenants_of(uow, ledgers)
-        encode = leaves_.transfer_leaf
+        encode = functools.partial(leaves_.transfer_leaf, wide=wide)
         at = events[0][1][14]
         # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
         # is indexed by reference.
@@ -537,13 +547,12 @@ class AuditLog:
         actions), and for transfers by their time, each bundle of that time read once."""
         out: dict[str, list[tuple[int, bytes]]] = {}
         by_time: dict[int, set[bytes]] = {}
-        ledger_kind = bytes((leaves_.VERSION, leaves_.KIND_LEDGER))
         for ref in refs:
             prefix = leaves_.transfer_id_prefix(ref)
             for index in store.ref_indexes(uow, log_id, ref):
                 for found, data in store.leaves(uow, log_id, index, index + 1):
                     # Refs are shared by every kind of object: only this transfer's leaves.
-                    if data[:2] == ledger_kind and data[3 : 3 + len(prefix)] == prefix:
+                    if leaves_.is_ledger_change(data) and data[3 : 3 + len(prefix)] == prefix:
                         out.setdefault(ref, []).append((found, data))
             at = store.transfer_created_at(uow, ref)
             if at is not None:
@@ -553,7 +562,10 @@ class AuditLog:
                 if not any(prefix in data for prefix in prefixes):
                     continue
                 for k, leaf in enumerate(store.unpack_bundle(data)):
-                    if leaf[:2] != ledger_kind or leaves_.leaf_type(leaf) == EXPIRED_EVENT:
+                    if (
+                        not leaves_.is_ledger_change(leaf)
+                        or leaves_.leaf_type(leaf) == EXPIRED_EVENT
+                    ):
                         continue
                     end = 5 + int.from_bytes(leaf[3:5], "big")
                     if leaf[3:end] in prefixes:

@@ -2,9 +2,13 @@
 
 from typing import Final
 
-# Amounts and balances are signed 64-bit integers in both databases; a balance that would pass
-# this bound is refused (`overflows_*`), never wrapped.
-AMOUNT_MAX: Final = 2**63 - 1
+# Amounts and the four account totals are unsigned 128-bit integers of minor units, as in
+# TigerBeetle: 10^9 whole tokens of an 18-decimal asset are 10^27 minor units. A total that would
+# pass this bound is refused (`overflows_*`), never wrapped.
+AMOUNT_MAX: Final = 2**128 - 1
+# Money values up to this magnitude are stored as native 64-bit integers; larger ones take a
+# wider form where the database has no 128-bit integer (SQLite: core.money.to_stored_int).
+NATIVE_INT_MAX: Final = 2**63 - 1
 
 # TigerBeetle's batch size: one batch fits a 1 MiB message there; here it bounds memory per commit.
 BATCH_TRANSFERS_MAX: Final = 8_190
@@ -34,6 +38,7 @@ COMMIT_RETRIES_MAX: Final = 8
 SQL_PARAMS_PER_STATEMENT_MAX: Final = 900
 
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX <= BATCH_TRANSFERS_MAX
+assert NATIVE_INT_MAX < AMOUNT_MAX
 assert LEGS_PER_TRANSFER_MAX >= 2
 assert LEGS_PER_TRANSFER_MAX * BATCH_TRANSFERS_MAX < 2**20
 assert GROUP_COMMIT_WAIT_US_DEFAULT <= GROUP_COMMIT_WAIT_US_MAX

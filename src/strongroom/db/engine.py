@@ -7,9 +7,12 @@ PostgreSQL with synchronous_commit=on.
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -69,7 +72,7 @@ def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) 
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=min(pool_size * 2, 16),
@@ -80,3 +83,21 @@ def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) 
         # tables of a few thousand rows; 1.1 is the usual setting for SSD storage.
         connect_args={"options": "-c synchronous_commit=on -c random_page_cost=1.1"},
     )
+
+    @event.listens_for(engine, "connect")
+    def _on_pg_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Money is NUMERIC(39,0): read it as the int it is, not as a Decimal.
+        dbapi_conn.adapters.register_loader("numeric", _NumericLoader)
+
+    return engine
+
+
+class _NumericLoader(Loader):
+    """NUMERIC as text: an int when it has no fraction (money, and SUMs of integers), else a
+    Decimal."""
+
+    def load(self, data: Buffer) -> int | Decimal:
+        text = bytes(data)
+        if text.lstrip(b"-").isdigit():
+            return int(text)
+        return Decimal(text.decode())

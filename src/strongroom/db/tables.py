@@ -1,6 +1,8 @@
 """The schema as SQLAlchemy Core tables. Changes go through Alembic migrations only.
 
-Times are integer microseconds since the epoch (UTC); money is BIGINT minor units. Entries are
+Times are integer microseconds since the epoch (UTC); money is minor units up to 2^128-1:
+NUMERIC(39,0) on PostgreSQL, and on SQLite a native INTEGER up to 2^63-1 or a 17-byte BLOB past it
+(core.money.to_stored_int; migration 0006). Entries are
 appended in commit order (an integer key that grows), each pointing at its account's previous
 entry, so a batch touching thousands of accounts writes a few pages rather than one per account;
 every ENTRY_INDEX_STRIDE-th entry of an account is indexed in entry_index for point-in-time reads.
@@ -14,6 +16,7 @@ metadata = sa.MetaData()
 
 # INTEGER PRIMARY KEY is SQLite's rowid alias (append order, no separate index); BIGINT elsewhere.
 RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Money = sa.Numeric(39, 0).with_variant(sa.BigInteger(), "sqlite")
 
 ledgers = sa.Table(
     "ledgers",
@@ -47,10 +50,10 @@ accounts = sa.Table(
     sa.Column("flags", sa.Integer, nullable=False),
     sa.Column("closed", sa.Boolean, nullable=False),
     sa.Column("metadata", sa.Text, nullable=True),
-    sa.Column("debits_posted", sa.BigInteger, nullable=False),
-    sa.Column("credits_posted", sa.BigInteger, nullable=False),
-    sa.Column("debits_pending", sa.BigInteger, nullable=False),
-    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("debits_posted", Money, nullable=False),
+    sa.Column("credits_posted", Money, nullable=False),
+    sa.Column("debits_pending", Money, nullable=False),
+    sa.Column("credits_pending", Money, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("last_entry_id", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -72,7 +75,7 @@ transfers = sa.Table(
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("debit_account_id", sa.String(64), nullable=True),
     sa.Column("credit_account_id", sa.String(64), nullable=True),
-    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("amount", Money, nullable=False),
     sa.Column("legs", sa.Text, nullable=True),
     sa.Column("target_id", sa.String(64), nullable=True),
     sa.Column("pending", sa.Boolean, nullable=False),
@@ -105,12 +108,12 @@ entries = sa.Table(
     sa.Column("prev_id", sa.BigInteger, nullable=True),
     sa.Column("transfer_id", sa.String(64), nullable=False),
     sa.Column("direction", sa.SmallInteger, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("pending_delta", sa.BigInteger, nullable=False),
-    sa.Column("debits_posted", sa.BigInteger, nullable=False),
-    sa.Column("credits_posted", sa.BigInteger, nullable=False),
-    sa.Column("debits_pending", sa.BigInteger, nullable=False),
-    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("pending_delta", Money, nullable=False),
+    sa.Column("debits_posted", Money, nullable=False),
+    sa.Column("credits_posted", Money, nullable=False),
+    sa.Column("debits_pending", Money, nullable=False),
+    sa.Column("credits_pending", Money, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 

@@ -24,7 +24,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_json": (400, "The body is not valid JSON"),
     "amount_not_integer": (400, "Amounts are integers of minor units"),
     "amount_not_positive": (400, "Amounts are positive"),
-    "amount_too_large": (400, "Amounts are at most 2^63-1"),
+    "amount_too_large": (400, "Amounts are at most 2^128-1"),
     "invalid_id": (400, "An id is malformed"),
     "invalid_name": (400, "A name is malformed"),
     "invalid_metadata": (400, "Metadata is malformed"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE
+from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE, NATIVE_INT_MAX
 from strongroom.ledger.model import (
     AccountFlag,
     Action,
@@ -37,7 +37,10 @@ _NO_OVERDRAFT_CREDITS = int(AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
 class AccountState:
-    """An account's row, loaded for one batch and mutated in place by the engine."""
+    """An account's row, loaded for one batch and mutated in place by the engine.
+
+    `wide` is True once any of its counters may be past NATIVE_INT_MAX: while it is False,
+    every counter fits 64 bits (see Writes.wide)."""
 
     __slots__ = (
         "asset",
@@ -54,6 +57,7 @@ class AccountState:
         "normal",
         "updated_at",
         "version",
+        "wide",
     )
 
     def __init__(
@@ -71,6 +75,7 @@ class AccountState:
         version: int,
         last_entry_id: int | None,
         updated_at: int,
+        wide: bool = False,
     ) -> None:
         self.id = id
         self.ledger_id = ledger_id
@@ -86,6 +91,7 @@ class AccountState:
         self.last_entry_id = last_entry_id
         self.updated_at = updated_at
         self.dirty = False
+        self.wide = wide
 
     def snapshot(self) -> tuple[int, int, int, int, int, int | None, int, bool]:
         return (
@@ -138,6 +144,10 @@ class Writes:
     index_rows: list[IndexRow] = field(default_factory=list)
     status_changes: dict[str, Status] = field(default_factory=dict)
     dirty: list[AccountState] = field(default_factory=list)  # filled by the store's write
+    # False promises that every money value in these rows fits a signed 64-bit integer, so the
+    # store and the audit log write them as they are; True (rare: 128-bit amounts) makes them
+    # check each value. Conservative: True may also be set for a batch whose values all fit.
+    wide: bool = False
 
     def dirty_accounts(self, state: BatchState) -> list[AccountState]:
         return [a for a in state.accounts.values() if a.dirty]
@@ -227,6 +237,10 @@ class Engine:
                 r if k == failed_at else R.LINKED_EVENT_FAILED for k, r in enumerate(results)
             ]
             results.extend(R.LINKED_EVENT_FAILED for _ in range(len(chain) - len(results)))
+            if open_chain:
+                # The chain's last member says the chain is open, whatever failed before it,
+                # so a client that fixes the failure learns of the open chain now.
+                results[-1] = R.LINKED_EVENT_CHAIN_OPEN
         self._undo = None
         return results
 
@@ -235,7 +249,13 @@ class Engine:
     def _apply_one(self, t: NewTransfer) -> R:
         existing = self._find(t.id)
         if existing is not None:
-            return _compare_existing(t, existing)
+            # A post of amount 0 asked for the whole reservation: compare with the target's.
+            full = (
+                self._find(t.target_id)
+                if t.action is Action.POST and not t.amount and t.target_id is not None
+                else None
+            )
+            return _compare_existing(t, existing, full)
         if t.ledger_id not in self.state.ledgers:
             return R.LEDGER_NOT_FOUND
         if t.action is _TRANSFER:
@@ -462,14 +482,19 @@ class Engine:
                 return R.OVERFLOWS_DEBITS_POSTED
             if cp > AMOUNT_MAX:
                 return R.OVERFLOWS_CREDITS_POSTED
-        if dp + dpend > AMOUNT_MAX:
+        d_total = dp + dpend
+        c_total = cp + cpend
+        if d_total > AMOUNT_MAX:
             return R.OVERFLOWS_DEBITS
-        if cp + cpend > AMOUNT_MAX:
+        if c_total > AMOUNT_MAX:
             return R.OVERFLOWS_CREDITS
-        if (debit.flags & _NO_OVERDRAFT_DEBITS and dp + dpend > debit.cp) or (
-            credit.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > credit.dp
+        if (debit.flags & _NO_OVERDRAFT_DEBITS and d_total > debit.cp) or (
+            credit.flags & _NO_OVERDRAFT_CREDITS and c_total > credit.dp
         ):
             return R.INSUFFICIENT_FUNDS
+        # The changed counters fit 64 bits if their sums do; the others did unless `wide`.
+        if d_total > NATIVE_INT_MAX or c_total > NATIVE_INT_MAX or debit.wide or credit.wide:
+            debit.wide = credit.wide = self.writes.wide = True
         posted, pend = (0, amount) if pending else (amount, 0)
         if self._undo is not None:
             self._write_entries(
@@ -591,6 +616,14 @@ class Engine:
                 return R.INSUFFICIENT_FUNDS
             if acc.flags & _NO_OVERDRAFT_CREDITS and cp + cpend > dp:
                 return R.INSUFFICIENT_FUNDS
+        for c in checked:
+            # An entry's amount and pending delta are bounded by its account's counters
+            # before or after it, so counters that fit 64 bits mean the entry does.
+            if c[0].wide or c[4] + c[6] > NATIVE_INT_MAX or c[5] + c[7] > NATIVE_INT_MAX:
+                for w in checked:
+                    w[0].wide = True
+                self.writes.wide = True
+                break
         self._write_entries(checked, transfer_id)
         return _CREATED
 
@@ -678,6 +711,8 @@ class Engine:
         return self.state.transfers.get(transfer_id)
 
     def _record(self, rec: TransferRecord) -> None:
+        if rec.amount > NATIVE_INT_MAX:  # legs' debits may add up past what each account holds
+            self.writes.wide = True
         rec.seq = self.state.seq_next
         self.state.seq_next += 1
         self._created[rec.id] = len(self.writes.transfers)
@@ -705,8 +740,11 @@ class Engine:
             self.writes.status_changes[rec.id] = status
 
 
-def _compare_existing(t: NewTransfer, e: TransferRecord) -> R:
-    """Idempotency: identical content is `exists`, anything else names the first difference."""
+def _compare_existing(t: NewTransfer, e: TransferRecord, target: TransferRecord | None) -> R:
+    """Idempotency: identical content is `exists`, anything else names the first difference.
+    `target`: the pending transfer of a post that gave no amount (the whole of it): a post's
+    full amount is fixed, so a partial post resubmitted as a full one differs. A reversal's 0
+    (the remainder) changes as reversals happen, and stays unchecked."""
     if t.ledger_id != e.ledger_id:
         return R.EXISTS_WITH_DIFFERENT_LEDGER_ID
     if t.action is not e.action:
@@ -726,8 +764,10 @@ def _compare_existing(t: NewTransfer, e: TransferRecord) -> R:
             return R.EXISTS_WITH_DIFFERENT_PENDING
         if t.timeout_s != e.timeout_s:
             return R.EXISTS_WITH_DIFFERENT_TIMEOUT
-    elif t.amount and t.amount != e.amount:
-        return R.EXISTS_WITH_DIFFERENT_AMOUNT
+    else:
+        amount = t.amount or (target.amount if target is not None else 0)
+        if amount and amount != e.amount:
+            return R.EXISTS_WITH_DIFFERENT_AMOUNT
     if t.effective_at != e.effective_at:
         return R.EXISTS_WITH_DIFFERENT_EFFECTIVE_AT
     if t.metadata != e.metadata:

@@ -24,7 +24,7 @@ from strongroom.core.limits import (
     NAME_LENGTH_MAX,
     PENDING_TIMEOUT_S_MAX,
 )
-from strongroom.core.money import validate_amount
+from strongroom.core.money import from_stored_int, validate_amount
 
 Metadata = dict[str, str | int | bool | None]
 
@@ -453,7 +453,7 @@ def validate_legs(legs: object, param: str) -> None:
         )
     if debits > AMOUNT_MAX:  # the transfer's amount is the sum of its debits
         raise InvalidRequest(
-            "the legs' debits add up to more than 2^63-1", param=param, code="amount_too_large"
+            "the legs' debits add up to more than 2^128-1", param=param, code="amount_too_large"
         )
 
 
@@ -542,6 +542,9 @@ def record_to_row(r: TransferRecord) -> TransferRow:
 
 
 def record_from_row(row: Sequence[Any]) -> TransferRecord:
+    """From a stored row (an amount past 64 bits may be in its stored form, see
+    core.money.to_stored_int) or a row the engine made."""
+    amount = row[7]
     return TransferRecord(
         seq=row[0],
         id=row[1],
@@ -550,7 +553,7 @@ def record_from_row(row: Sequence[Any]) -> TransferRecord:
         status=Status(row[4]),
         debit_account_id=row[5],
         credit_account_id=row[6],
-        amount=row[7],
+        amount=amount if type(amount) is int else from_stored_int(amount),
         legs=legs_from_json(row[8]) if row[8] is not None else None,
         target_id=row[9],
         pending=bool(row[10]),

@@ -24,7 +24,7 @@ from strongroom.core.limits import (
     ENTRY_INDEX_STRIDE,
     PAGE_SIZE_DEFAULT,
 )
-from strongroom.core.money import Asset, iso_asset, validate_custom_asset
+from strongroom.core.money import Asset, from_stored_int, iso_asset, validate_custom_asset
 from strongroom.core.pagination import check_limit
 from strongroom.db.query import chunks
 from strongroom.db.uow import UnitOfWork
@@ -88,7 +88,10 @@ class AuditSink(Protocol):
         uow: UnitOfWork,
         events: Sequence[tuple[str, TransferRow]],
         entries: Sequence[EntryRow],
-    ) -> None: ...
+        *,
+        wide: bool = True,
+    ) -> None:
+        """`wide=False` promises that no money value of these rows is past 64 bits."""
 
     def record_all(
         self,
@@ -262,7 +265,7 @@ def _account_from_row(row: Sequence[Any]) -> Account:
         flags=AccountFlag(row[5]),
         closed=bool(row[6]),
         metadata=json.loads(row[7]) if row[7] else None,
-        balances=Balances(row[8], row[9], row[10], row[11]),
+        balances=_balances(row[8:12]),
         version=row[12],
         created_at=row[14],
         updated_at=row[15],
@@ -276,11 +279,17 @@ def _entry_from_row(row: Sequence[Any]) -> Entry:
         version=row[2],
         transfer_id=row[4],
         direction=Direction(row[5]),
-        amount=row[6],
-        pending_delta=row[7],
-        balances_after=Balances(row[8], row[9], row[10], row[11]),
+        amount=from_stored_int(row[6]),
+        pending_delta=from_stored_int(row[7]),
+        balances_after=_balances(row[8:12]),
         created_at=row[12],
     )
+
+
+def _balances(stored: Sequence[Any]) -> Balances:
+    """The four counters of a stored row (any of them may be in core.money's stored form)."""
+    dp, cp, dpend, cpend = (from_stored_int(v) for v in stored)
+    return Balances(dp, cp, dpend, cpend)
 
 
 def _page(
@@ -611,7 +620,9 @@ class LedgerService:
                     if self._event_sink is not None:
                         self._event_sink(uow, events)
                     if self._audit_sink is not None:  # last: it locks the tenant's log
-                        self._audit_sink(uow, events, engine.writes.entries)
+                        self._audit_sink(
+                            uow, events, engine.writes.entries, wide=engine.writes.wide
+                        )
                 uow.commit()
                 if cache is not None:
                     cache.committed(state.block, engine.writes.dirty)
@@ -679,7 +690,9 @@ class LedgerService:
                     if self._event_sink is not None:
                         self._event_sink(uow, events)
                     if self._audit_sink is not None:
-                        self._audit_sink(uow, events, engine.writes.entries)
+                        self._audit_sink(
+                            uow, events, engine.writes.entries, wide=engine.writes.wide
+                        )
                 uow.commit()
                 if cache is not None:
                     cache.committed(block, engine.writes.dirty)
@@ -829,13 +842,13 @@ class LedgerService:
                     return 0, Balances(), normal
                 entry = self._entry_at_version(uow, account_id, last_version, last_id, version)
                 assert entry is not None
-                return version, Balances(entry[8], entry[9], entry[10], entry[11]), normal
+                return version, _balances(entry[8:12]), normal
             assert as_of_us is not None
             anchor = store.index_first_after_time(uow, account_id, as_of_us)
             start_id = anchor[1] if anchor is not None else last_id
             for entry in store.walk_entries(uow, start_id, ENTRY_INDEX_STRIDE + 1):
                 if entry[12] <= as_of_us:
-                    return entry[2], Balances(entry[8], entry[9], entry[10], entry[11]), normal
+                    return entry[2], _balances(entry[8:12]), normal
             return 0, Balances(), normal
 
     # -- invariants ------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS
+from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS, NATIVE_INT_MAX
+from strongroom.core.money import from_stored_int, to_stored_int
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import AccountState, BatchState, Writes
@@ -41,6 +42,11 @@ ACCOUNT_COLS = (
 
 
 def account_state_from_row(row: Sequence[Any]) -> AccountState:
+    dp, cp, dpend, cpend = row[6], row[7], row[8], row[9]
+    wide = not (type(dp) is type(cp) is type(dpend) is type(cpend) is int)
+    if wide:  # a counter in its wide stored form (SQLite), see core.money.to_stored_int
+        dp, cp, dpend, cpend = (from_stored_int(v) for v in (dp, cp, dpend, cpend))
+    wide = wide or max(dp, cp, dpend, cpend) > NATIVE_INT_MAX  # PostgreSQL's NUMERIC
     return AccountState(
         row[0],
         row[1],
@@ -48,14 +54,27 @@ def account_state_from_row(row: Sequence[Any]) -> AccountState:
         row[3],
         row[4],
         bool(row[5]),
-        row[6],
-        row[7],
-        row[8],
-        row[9],
+        dp,
+        cp,
+        dpend,
+        cpend,
         row[10],
         row[11],
         row[12],
+        wide,
     )
+
+
+def _stored_rows(rows: Sequence[Sequence[Any]], money: slice) -> list[tuple[Any, ...]]:
+    """SQLite: rows with their money columns in the stored form (core.money.to_stored_int)."""
+    start, stop = money.start, money.stop
+    return [(*r[:start], *(to_stored_int(v) for v in r[start:stop]), *r[stop:]) for r in rows]
+
+
+# Where the money columns are in each row the engine writes.
+TRANSFER_MONEY = slice(7, 8)
+ENTRY_MONEY = slice(6, 12)
+ACCOUNT_UPDATE_MONEY = slice(0, 4)
 
 
 class AccountCache:
@@ -145,14 +164,15 @@ def load_batch_state(
     reversal_targets = sorted(
         {t.target_id for t in batch if t.action is Action.REVERSE and t.target_id}
     )
-    for target_id, total in fetch_in(
+    # Summed here, not in SQL: SQLite's SUM would overflow (or see blobs) past 64 bits.
+    for target_id, amount in fetch_in(
         uow,
-        "SELECT target_id, SUM(amount) FROM transfers",
+        "SELECT target_id, amount FROM transfers",
         "target_id",
         reversal_targets,
-        f"AND action = {int(Action.REVERSE)} GROUP BY target_id",
+        f"AND action = {int(Action.REVERSE)}",
     ):
-        reversed_amounts[target_id] = int(total)
+        reversed_amounts[target_id] = reversed_amounts.get(target_id, 0) + from_stored_int(amount)
     account_ids: set[str] = set()
     for t in batch:
         if t.legs is not None:
@@ -230,14 +250,19 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
     status_rows = [(int(s), i) for i, s in writes.status_changes.items()]
     transfer_rows = writes.transfers
     if uow.sqlite:
+        entry_rows: Sequence[Sequence[Any]] = writes.entries
+        if writes.wide:
+            transfer_rows = _stored_rows(transfer_rows, TRANSFER_MONEY)
+            entry_rows = _stored_rows(entry_rows, ENTRY_MONEY)
+            account_rows = _stored_rows(account_rows, ACCOUNT_UPDATE_MONEY)
         if transfer_rows:
             cur.executemany(
                 f"INSERT INTO transfers ({TRANSFER_COLS}) VALUES ({','.join('?' * 16)})",
                 transfer_rows,
             )
-        if writes.entries:
+        if entry_rows:
             cur.executemany(
-                f"INSERT INTO entries ({ENTRY_COLS}) VALUES ({','.join('?' * 13)})", writes.entries
+                f"INSERT INTO entries ({ENTRY_COLS}) VALUES ({','.join('?' * 13)})", entry_rows
             )
         if status_rows:
             cur.executemany("UPDATE transfers SET status = ? WHERE id = ?", status_rows)
@@ -268,7 +293,7 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
                 "UPDATE accounts a SET debits_posted = u.dp, credits_posted = u.cp, "
                 "debits_pending = u.dpend, credits_pending = u.cpend, version = u.version, "
                 "last_entry_id = u.last_entry_id, updated_at = u.updated_at FROM unnest("
-                "%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
+                "%s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::bigint[], "
                 "%s::bigint[], %s::bigint[], %s::text[]) AS u(dp, cp, dpend, cpend, version, "
                 "last_entry_id, updated_at, id) WHERE a.id = u.id",
                 [list(c) for c in columns],
@@ -574,28 +599,35 @@ def index_first_after_time(uow: UnitOfWork, account_id: str, at_us: int) -> tupl
 
 
 def sums_by_asset(uow: UnitOfWork) -> list[tuple[str, str, int, int]]:
-    """Per (ledger, asset): sum of debits - credits, posted and pending. Both must be 0."""
+    """Per (ledger, asset): sum of debits - credits, posted and pending. Both must be 0.
+    Summed here in exact integers: SQL's SUM overflows (SQLite) past 64 bits."""
     cur = uow.cursor()
     cur.execute(
-        "SELECT ledger_id, asset, SUM(debits_posted) - SUM(credits_posted), "
-        "SUM(debits_pending) - SUM(credits_pending) FROM accounts GROUP BY ledger_id, asset"
+        "SELECT ledger_id, asset, debits_posted, credits_posted, debits_pending, "
+        "credits_pending FROM accounts"
     )
-    return [(r[0], r[1], int(r[2]), int(r[3])) for r in cur.fetchall()]
+    sums: dict[tuple[str, str], list[int]] = {}
+    for ledger_id, asset, dp, cp, dpend, cpend in cur:
+        total = sums.setdefault((ledger_id, asset), [0, 0])
+        total[0] += from_stored_int(dp) - from_stored_int(cp)
+        total[1] += from_stored_int(dpend) - from_stored_int(cpend)
+    return [(k[0], k[1], v[0], v[1]) for k, v in sorted(sums.items())]
 
 
 def entry_sums_by_account(uow: UnitOfWork) -> dict[str, tuple[int, int, int, int, int, int]]:
     """Per account: debits posted, credits posted, debits pending, credits pending (all from
-    entries), the number of entries and the highest version."""
+    entries), the number of entries and the highest version. Exact integers, as above."""
     cur = uow.cursor()
-    cur.execute(
-        "SELECT account_id, "
-        "SUM(CASE WHEN direction = 0 THEN amount ELSE 0 END), "
-        "SUM(CASE WHEN direction = 1 THEN amount ELSE 0 END), "
-        "SUM(CASE WHEN direction = 0 THEN pending_delta ELSE 0 END), "
-        "SUM(CASE WHEN direction = 1 THEN pending_delta ELSE 0 END), "
-        "COUNT(*), MAX(version) FROM entries GROUP BY account_id"
-    )
-    return {r[0]: tuple(int(x) for x in r[1:]) for r in cur.fetchall()}  # type: ignore[misc]
+    cur.execute("SELECT account_id, direction, amount, pending_delta, version FROM entries")
+    sums: dict[str, list[int]] = {}
+    for account_id, direction, amount, pending_delta, version in cur:
+        s = sums.setdefault(account_id, [0, 0, 0, 0, 0, 0])
+        s[direction] += from_stored_int(amount)
+        s[2 + direction] += from_stored_int(pending_delta)
+        s[4] += 1
+        if version > s[5]:
+            s[5] = version
+    return {k: (v[0], v[1], v[2], v[3], v[4], v[5]) for k, v in sums.items()}
 
 
 def open_pending_sums(uow: UnitOfWork) -> list[tuple[str | None, str | None, int, str | None]]:
@@ -603,7 +635,7 @@ def open_pending_sums(uow: UnitOfWork) -> list[tuple[str | None, str | None, int
     cur.execute(
         "SELECT debit_account_id, credit_account_id, amount, legs FROM transfers WHERE status = 1"
     )
-    return list(cur.fetchall())
+    return [(r[0], r[1], from_stored_int(r[2]), r[3]) for r in cur.fetchall()]
 
 
 def last_entries(uow: UnitOfWork) -> dict[str, tuple[Any, ...]]:
@@ -612,7 +644,7 @@ def last_entries(uow: UnitOfWork) -> dict[str, tuple[Any, ...]]:
         f"SELECT {', '.join('e.' + c.strip() for c in ENTRY_COLS.split(','))} FROM accounts a "
         "JOIN entries e ON e.id = a.last_entry_id"
     )
-    return {r[1]: r for r in cur.fetchall()}
+    return {r[1]: (*r[:6], *(from_stored_int(v) for v in r[6:12]), r[12]) for r in cur.fetchall()}
 
 
 def all_account_state(uow: UnitOfWork) -> list[AccountState]:

@@ -1,6 +1,6 @@
 """The leaf encoding: the bulk fast path writes exactly what the general path writes, every
-leaf decodes back to what was encoded, the layout is the documented one, and bytes that are
-not a leaf are refused."""
+leaf decodes back to what was encoded (amounts across the whole 128-bit range), the layout is
+the documented one, version 1 leaves still decode, and bytes that are not a leaf are refused."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from strongroom.audit.store import pack_bundle, unpack_bundle
 ids = st.text(min_size=1, max_size=64)
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 amount = st.integers(min_value=0, max_value=2**63 - 1)
+amount128 = st.integers(min_value=1, max_value=2**128 - 1) | st.sampled_from(
+    [2**63 - 1, 2**63, 2**64 - 1, 2**64, 10**27, 2**128 - 1]
+)
 
 
 def _row(tid: str, ledger: str, debit: str, credit: str, n: int, at: int, pending: bool) -> tuple:  # type: ignore[type-arg]
@@ -36,8 +39,9 @@ def test_the_fast_path_writes_what_the_general_path_writes(
 ) -> None:
     row = _row(tid, ledger, debit, credit, n, at, pending)
     entries = _entries(tid, debit, credit, n, at)
-    fast = leaf.transfer_leaf("transfer.created", row, entries)  # type: ignore[arg-type]
+    fast = leaf.transfer_leaf("transfer.created", row, entries, wide=False)  # type: ignore[arg-type]
     assert fast == leaf._general("transfer.created", row, entries)  # type: ignore[arg-type]
+    assert fast == leaf.transfer_leaf("transfer.created", row, entries)  # type: ignore[arg-type]
     parsed = leaf.parse(fast)
     assert parsed["type"] == leaf.leaf_type(fast) == "transfer.created"
     assert parsed["transfer"]["id"] == tid
@@ -49,15 +53,68 @@ def test_the_fast_path_writes_what_the_general_path_writes(
     assert fast[3:].startswith(leaf.transfer_id_prefix(tid))
 
 
+@given(n=amount128, pending=st.booleans())
+def test_wide_amounts_round_trip_and_only_wide_leaves_are_wide(n: int, pending: bool) -> None:
+    row = _row("tr_1", "ldg_1", "acc_a", "acc_b", n, 5, pending)
+    entries = _entries("tr_1", "acc_a", "acc_b", n, 5)
+    entries.append((3, "acc_c", 1, None, "tr_1", 1, 0, -n, 0, 0, 0, 0, 5))  # a release
+    data = leaf.transfer_leaf("transfer.created", row, entries)  # type: ignore[arg-type]
+    wide = n > 2**63 - 1
+    assert data[16] == (leaf.WIDTH_WIDE if wide else leaf.WIDTH_NARROW)  # after id and ledger
+    parsed = leaf.parse(data)
+    assert parsed["transfer"]["amount"] == n
+    assert parsed["entries"][0] == ["acc_a", 3, "debit", n, 0, n, 0, 0, 0, 5]
+    assert parsed["entries"][2] == ["acc_c", 1, "credit", 0, -n, 0, 0, 0, 0, 5]
+    assert (parsed["actor"], parsed["gates"]) == (None, None)
+
+
 def test_the_layout_is_the_documented_one() -> None:
     row = _row("tr_1", "ldg_1", "acc_a", "acc_b", 500, 1_000, False)
     data = leaf.transfer_leaf("transfer.posted", row, _entries("tr_1", "acc_a", "acc_b", 500, 9))  # type: ignore[arg-type]
-    head = b"\x01\x01\x01" + b"\x00\x04tr_1" + b"\x00\x05ldg_1" + b"\x00\x00"
+    head = b"\x02\x01\x01" + b"\x00\x04tr_1" + b"\x00\x05ldg_1" + b"\x08" + b"\x00\x00"
     head += b"\x00\x05acc_a\x00\x05acc_b" + struct.pack(">q", 500) + b"\xff\xff\xff\xff"
     head += b"\x00" + struct.pack(">q", 0) + b"\x00\x00" + b"\xff\xff" + struct.pack(">q", 1_000)
     head += b"\x00\x02"
     assert data.startswith(head)
-    assert len(data) == len(head) + 2 * (2 + 5 + 8 + 1 + 7 * 8)
+    assert data.endswith(b"\xff\xff\xff\xff")  # no actor, no gate decisions
+    assert len(data) == len(head) + 2 * (2 + 5 + 8 + 1 + 7 * 8) + 4
+    # The same change past 64 bits: every money field is 17 bytes, two's complement.
+    big = 2**100
+    wide = leaf.transfer_leaf(
+        "transfer.posted",
+        _row("tr_1", "ldg_1", "acc_a", "acc_b", big, 1_000, False),
+        _entries("tr_1", "acc_a", "acc_b", big, 9),
+    )  # type: ignore[arg-type]
+    head = b"\x02\x01\x01" + b"\x00\x04tr_1" + b"\x00\x05ldg_1" + b"\x11" + b"\x00\x00"
+    head += b"\x00\x05acc_a\x00\x05acc_b" + big.to_bytes(17, "big") + b"\xff\xff\xff\xff"
+    assert wide.startswith(head)
+    assert len(wide) == len(data) + 9 + 2 * 6 * 9
+
+
+def test_version_1_leaves_still_decode() -> None:
+    """A leaf as written before 128-bit amounts (version 1: no width byte, 8-byte money, no
+    actor or gate fields), byte for byte as docs/audit.md described it."""
+    v1 = b"\x01\x01\x00" + b"\x00\x04tr_1" + b"\x00\x05ldg_1" + b"\x00\x00"
+    v1 += b"\x00\x05acc_a\x00\x05acc_b" + struct.pack(">q", 500) + b"\xff\xff\xff\xff"
+    v1 += b"\x00" + struct.pack(">q", 0) + b"\x00\x00" + b"\xff\xff" + struct.pack(">q", 1_000)
+    v1 += b"\x00\x01" + b"\x00\x05acc_a" + struct.pack(">qBqqqqqqq", 1, 0, 500, 0, 500, 0, 0, 0, 9)
+    parsed = leaf.parse(v1)
+    assert parsed["v"] == 1
+    assert parsed["transfer"]["amount"] == 500
+    assert parsed["entries"] == [["acc_a", 1, "debit", 500, 0, 500, 0, 0, 0, 9]]
+    assert "actor" not in parsed
+    assert leaf.leaf_type(v1) == "transfer.created"
+    assert leaf.is_ledger_change(v1)
+    record_v1 = b"\x01\x02" + b"\x00\x03x.y" + struct.pack(">q", 5) + b"\x00\x01a\x00\x02{}"
+    assert leaf.parse(record_v1) == {"v": 1, "type": "x.y", "at": 5, "actor": "a", "data": {}}
+
+
+def test_a_wide_leaf_of_narrow_money_is_not_canonical() -> None:
+    data = leaf.transfer_leaf("transfer.created", _row("t", "l", "a", "b", 7, 1, False), [])  # type: ignore[arg-type]
+    assert data[9] == leaf.WIDTH_NARROW  # after the header, "t" and "l"
+    forged = data[:9] + bytes([leaf.WIDTH_WIDE]) + data[10:18] + (7).to_bytes(17, "big") + data[26:]
+    with pytest.raises(leaf.LeafError, match="not canonical"):
+        leaf.parse(forged)
 
 
 def test_other_shapes_decode() -> None:
@@ -71,7 +128,7 @@ def test_other_shapes_decode() -> None:
     assert (transfer["metadata"], transfer["action"], parsed["entries"]) == ({"k": "v"}, "post", [])
     record = leaf.record_leaf("audit.key_rotated", 5, "system", {"b": 1, "a": "x"})
     assert leaf.parse(record) == {
-        "v": 1,
+        "v": 2,
         "type": "audit.key_rotated",
         "at": 5,
         "actor": "system",
@@ -82,7 +139,8 @@ def test_other_shapes_decode() -> None:
 
 def test_bytes_that_are_not_a_leaf_are_refused() -> None:
     good = leaf.record_leaf("x.y", 1, "a", {})
-    for bad in (b"", b"\x02\x01", b"\x01\x09", good[:-1], good + b"\x00", b"\x01\x01\x07"):
+    for bad in (b"", b"\x02\x01", b"\x01\x09", good[:-1], good + b"\x00", b"\x01\x01\x07",
+                b"\x03\x02\x00\x01x", b"\x02\x01\x00\x00\x01t\x00\x01l\x09"):  # fmt: skip
         with pytest.raises(leaf.LeafError):
             leaf.parse(bad)
     assert leaf.leaf_type(b"\x07") == "unknown"
