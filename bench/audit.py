@@ -1,4 +1,4 @@
-"""The audit benchmark as a script: `python bench/audit.py [--json] [--quick]`.
+"""The audit benchmark as a script: `python bench/audit.py [--json] [--quick | --smoke]`.
 
 The same as `strongroom bench audit`; the implementation lives in
 src/strongroom/benchmarks/audit.py so that the installed command has it too.

@@ -1,4 +1,4 @@
-"""The HTTP benchmark as a script: `python bench/http.py [--json] [--quick]`.
+"""The HTTP benchmark as a script: `python bench/http.py [--json] [--quick | --smoke]`.
 
 The same as `strongroom bench http`; the implementation lives in src/strongroom/benchmarks/http.py
 (the load generator in src/strongroom/benchmarks/loadgen.py) so that the installed command has it

@@ -1,4 +1,5 @@
-"""The ledger benchmark as a script: `python bench/ledger.py [--json] [--quick] [--no-postgres]`.
+"""The ledger benchmark as a script:
+`python bench/ledger.py [--json] [--quick | --smoke] [--no-postgres]`.
 
 The same as `strongroom bench ledger`; the implementation lives in
 src/strongroom/benchmarks/ledger.py so that the installed command has it too.

@@ -18,6 +18,7 @@ TINY = bench.Plan(
     ledger_batches_per_run=1,
     ledger_batch_transfers=200,
     pymerkle_build_s_max=30.0,
+    ledger_accounts=200,
 )
 
 FIGURES = {

@@ -63,6 +63,7 @@ from strongroom.benchmarks.common import (
     p99,
     sqlite_database,
 )
+from strongroom.benchmarks.ledger import ACCOUNTS as LEDGER_ACCOUNTS
 from strongroom.benchmarks.ledger import Fixture
 from strongroom.core import ids
 from strongroom.core.errors import StrongroomError
@@ -122,6 +123,7 @@ class Plan:
     ledger_batches_per_run: int
     ledger_batch_transfers: int
     pymerkle_build_s_max: float
+    ledger_accounts: int = LEDGER_ACCOUNTS
 
     @classmethod
     def full(cls) -> Plan:
@@ -147,6 +149,20 @@ class Plan:
             pymerkle_build_s_max=15.0,
         )
 
+    @classmethod
+    def smoke(cls) -> Plan:
+        """Seconds: every row, from the same code, at sizes whose figures mean nothing."""
+        return cls(
+            leaves=3_000,
+            batch_leaves=1_000,
+            proofs=CHILD_CHECKS,
+            ledger_runs=1,
+            ledger_batches_per_run=1,
+            ledger_batch_transfers=200,
+            pymerkle_build_s_max=30.0,
+            ledger_accounts=200,
+        )
+
     def __post_init__(self) -> None:
         assert self.leaves >= 2
         assert 1 <= self.batch_leaves <= BATCH_TRANSFERS_MAX
@@ -154,6 +170,7 @@ class Plan:
         assert self.proofs >= CHILD_CHECKS
         assert self.ledger_runs >= 1
         assert self.ledger_batches_per_run >= 1
+        assert self.ledger_accounts >= 2
 
 
 # -- rows ----------------------------------------------------------------------------------
@@ -290,7 +307,7 @@ def bench_append_memory(datas: list[bytes], plan: Plan, progress: Progress) -> M
     ratio = ours_per_s / reference_per_s
     note = (
         "one leaf per call, same leaves, the root read at the end; extend_per_s: "
-        "MemoryTree.extend per 8,190"
+        f"MemoryTree.extend per {plan.batch_leaves:,}"
     )
     if done < count:
         note += (
@@ -621,7 +638,8 @@ def bench_ledger_overhead(
         services: dict[str, LedgerService] = {}
         audits: dict[str, AuditLog] = {}
         for side in ("off", "on"):
-            fx = Fixture(stack.enter_context(sqlite_database(directory, f"ledger_audit_{side}")))
+            url = stack.enter_context(sqlite_database(directory, f"ledger_audit_{side}"))
+            fx = Fixture(url, plan.ledger_accounts)
             stack.callback(fx.close)
             fixtures[side] = fx
             if side == "on":
@@ -693,16 +711,19 @@ def run(
     quick: bool,
     progress: Progress,
     seed: int = 1,
+    smoke: bool = False,
     plan: Plan | None = None,
     directory: Path | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark; `plan` and `directory` (where the scratch folder goes, default the
     current one, as the ledger benchmark) are for tests."""
+    assert not (quick and smoke), "--quick and --smoke exclude each other"
     pymerkle = _pymerkle()  # fail before minutes of work, not after
-    plan = plan or (Plan.quick() if quick else Plan.full())
+    plan = plan or (Plan.smoke() if smoke else Plan.quick() if quick else Plan.full())
     rng = random.Random(seed)
     info: dict[str, Any] = {
         "quick": quick,
+        "smoke": smoke,
         "leaves": plan.leaves,
         "batch_leaves": plan.batch_leaves,
         "proofs": plan.proofs,

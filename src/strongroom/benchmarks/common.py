@@ -31,6 +31,8 @@ class Row:
     ratio: float
     transfers: int
     note: str = ""
+    target: str = ""  # for a 2-core machine; reported, never asserted
+    meets_target: bool | None = None  # None where the row has no target
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -14,6 +14,9 @@ The reference, measured in the same run and served the same way (uvicorn, 2 work
 load), is a FastAPI app with one route that returns `{}` (`minimal_app` below): what the
 framework and the server cost before Strongroom does anything. Each ratio is the scenario's
 requests per second over the reference's.
+
+`--smoke` drives each scenario for a moment with a few connections, 20 accounts and batches of
+50 (seconds in all): the same code and the same rows and fields, figures that mean nothing.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class Plan:
     requests_max: int
     batch_requests_max: int
     balance_attempts: int
+    accounts: int = ACCOUNTS
+    batch_size: int = BATCH_SIZE
 
     def __post_init__(self) -> None:
         assert 0 <= self.warmup_s <= loadgen.DURATION_S_MAX
@@ -101,6 +106,8 @@ class Plan:
         assert 1 <= self.loadgen_processes <= self.batch_connections
         assert 1 <= self.batch_requests_max <= self.requests_max <= loadgen.REQUESTS_MAX
         assert 1 <= self.balance_attempts <= BALANCE_ATTEMPTS_MAX
+        assert 2 <= self.accounts <= ACCOUNTS
+        assert 1 <= self.batch_size <= BATCH_SIZE
 
     @classmethod
     def full(cls) -> Plan:
@@ -126,6 +133,21 @@ class Plan:
             requests_max=100_000,
             batch_requests_max=1_000,
             balance_attempts=2,
+        )
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(
+            warmup_s=0.0,
+            duration_s=1.0,
+            connections=4,
+            batch_connections=2,
+            loadgen_processes=1,
+            requests_max=300,
+            batch_requests_max=10,
+            balance_attempts=1,
+            accounts=20,
+            batch_size=50,
         )
 
 
@@ -286,23 +308,24 @@ class Fixture:
         }
 
 
-def _seed(base_url: str, secret: str, port: int) -> Fixture:
-    """A ledger and ACCOUNTS accounts, over the API (no balance limits: nothing is refused)."""
+def _seed(base_url: str, secret: str, port: int, accounts: int) -> Fixture:
+    """A ledger and `accounts` accounts, over the API (no balance limits: nothing is
+    refused)."""
     with httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=30.0
     ) as client:
         answer = client.post("/v1/ledgers", json={"name": "bench"})
         answer.raise_for_status()
         ledger_id = answer.json()["id"]
-        accounts = []
-        for _ in range(ACCOUNTS):
+        ids = []
+        for _ in range(accounts):
             answer = client.post(
                 "/v1/accounts",
                 json={"ledger_id": ledger_id, "asset": "USD", "normal_balance": "credit"},
             )
             answer.raise_for_status()
-            accounts.append(answer.json()["id"])
-    return Fixture(port, secret, ledger_id, accounts)
+            ids.append(answer.json()["id"])
+    return Fixture(port, secret, ledger_id, ids)
 
 
 # -- CPU accounting (Linux /proc; empty elsewhere) ------------------------------------------
@@ -530,15 +553,17 @@ def _row(
     )
 
 
-def run(*, quick: bool, progress: Progress, seed: int = 1) -> dict[str, Any]:
-    plan = Plan.quick() if quick else Plan.full()
+def run(*, quick: bool, progress: Progress, seed: int = 1, smoke: bool = False) -> dict[str, Any]:
+    assert not (quick and smoke), "--quick and --smoke exclude each other"
+    plan = Plan.smoke() if smoke else Plan.quick() if quick else Plan.full()
     rng = random.Random(seed)
     info: dict[str, Any] = {
         "quick": quick,
+        "smoke": smoke,
         "workers": WORKERS,
         "database": "sqlite (WAL, synchronous=FULL)",
-        "accounts": ACCOUNTS,
-        "batch_size": BATCH_SIZE,
+        "accounts": plan.accounts,
+        "batch_size": plan.batch_size,
         "connections": plan.connections,
         "batch_connections": plan.batch_connections,
         "loadgen_processes": plan.loadgen_processes,
@@ -595,7 +620,7 @@ def run(*, quick: bool, progress: Progress, seed: int = 1) -> dict[str, Any]:
         )
         log_path = directory / "strongroom.log"
         with _server(serve_args, env, log_path, f"{base_url}/readyz") as proc:
-            fx = _seed(base_url, secret, port)
+            fx = _seed(base_url, secret, port, plan.accounts)
             progress(f"strongroom: ledger {fx.ledger_id}, {len(fx.accounts)} accounts")
 
             def measure(
@@ -640,7 +665,7 @@ def run(*, quick: bool, progress: Progress, seed: int = 1) -> dict[str, Any]:
             batches = [
                 fx.post(
                     "/v1/transfers/batch",
-                    {"transfers": [fx.transfer(rng) for _ in range(BATCH_SIZE)]},
+                    {"transfers": [fx.transfer(rng) for _ in range(plan.batch_size)]},
                 )
                 for _ in range(BATCH_BODIES)
             ]
@@ -650,8 +675,8 @@ def run(*, quick: bool, progress: Progress, seed: int = 1) -> dict[str, Any]:
                 batches,
                 plan.batch_connections,
                 plan.batch_requests_max,
-                BATCH_SIZE,
-                f"POST /v1/transfers/batch of {BATCH_SIZE:,} on {plan.batch_connections} "
+                plan.batch_size,
+                f"POST /v1/transfers/batch of {plan.batch_size:,} on {plan.batch_connections} "
                 "connections; ratio on requests/s",
             )
             gets = [

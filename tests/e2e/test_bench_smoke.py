@@ -1,0 +1,222 @@
+"""Every `strongroom bench NAME --smoke --json`, run as a user runs it (a fresh process), answers
+with every row of a full run and every figure of each row: a benchmark that crashes or loses a
+row fails here, not on the day someone runs the full benchmark. No figure's size is asserted,
+only that it is a number where a number must be (and > 0 where a zero would mean nothing was
+measured)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import strongroom
+from strongroom.benchmarks import audit as bench_audit
+from strongroom.benchmarks import http as bench_http
+from strongroom.benchmarks import ledger as bench_ledger
+from strongroom.cli import app
+from tests.support import postgres as pg
+
+pytestmark = pytest.mark.slow
+
+# One smoke run takes seconds; this is the point past which it is stuck, not slow.
+BENCH_S_MAX = 240
+
+LEDGER_SCENARIOS = ["bulk", "single", "group_commit", "hot_account", "two_phase"]
+LEDGER_ROWS = {
+    "sqlite": ["bulk", "bulk_full", *LEDGER_SCENARIOS[1:]],
+    "postgresql": LEDGER_SCENARIOS,
+}
+AUDIT_ROWS = [
+    "append_memory",
+    "append_persisted",
+    "inclusion_proof",
+    "consistency_proof",
+    "verify",
+    "ledger_overhead",
+]
+HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
+
+
+def run_bench(name: str, cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
+    """The JSON object and the progress (stderr) of `strongroom bench NAME --smoke --json`,
+    run from `cwd` with the same strongroom package as this test."""
+    env = dict(os.environ)
+    src = str(Path(strongroom.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-c", "from strongroom.cli import main; main()"]
+    done = subprocess.run(
+        [*command, "bench", name, "--smoke", "--json", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_S_MAX,
+        check=False,
+    )
+    assert done.returncode == 0, f"bench {name} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"bench {name} printed no JSON:\n{done.stderr[-4000:]}"
+    report = json.loads(lines[-1])
+    assert report["info"]["smoke"] is True
+    assert report["info"]["quick"] is False
+    assert list(cwd.iterdir()) == [], "the benchmark left files behind"
+    return report, done.stderr
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fields(
+    row: dict[str, Any], positive: set[str], types: dict[str, tuple[Any, ...]]
+) -> None:
+    """`positive`: numbers > 0; `types`: field -> the types its value may have (a bool is
+    not taken for an int)."""
+    where = f"{row.get('scenario')}/{row.get('backend', '')}"
+    missing = (positive | types.keys()) - row.keys()
+    assert not missing, f"{where}: fields missing: {sorted(missing)}"
+    for key in positive:
+        assert is_number(row[key]), f"{where}: {key} = {row[key]!r}"
+        assert row[key] > 0, f"{where}: {key} = {row[key]!r}"
+    for key, allowed in types.items():
+        value = row[key]
+        ok = isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+        assert ok, f"{where}: {key} = {value!r}, not {allowed}"
+
+
+OPTIONAL_BOOL = (bool, type(None))
+NUMBER = (int, float)
+
+
+def test_bench_ledger_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    url = pg.server_url()
+    if url is None and pg.require_postgres():
+        pytest.fail(pg.postgres_unavailable_reason())
+    backends = ["sqlite", "postgresql"] if url else ["sqlite"]
+    args = ["--postgres-url", url] if url else ["--no-postgres"]
+
+    report, progress = run_bench("ledger", tmp_path, *args)
+
+    expected = [(scenario, b) for b in backends for scenario in LEDGER_ROWS[b]]
+    assert [(r["scenario"], r["backend"]) for r in report["results"]] == expected
+    plan = bench_ledger.Plan.smoke()
+    assert report["info"]["accounts"] == plan.accounts
+    if url:
+        assert isinstance(report["info"]["postgresql"], dict), report["info"]["postgresql"]
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive={"transfers_per_s", "p99_ms", "reference_per_s", "ratio", "transfers"},
+            types={
+                "transfers": (int,),
+                "note": (str,),
+                "target": (str,),
+                "meets_target": OPTIONAL_BOOL,
+            },
+        )
+        assert f"{row['backend']}: {row['scenario']} ..." in progress
+    by_name = {(r["scenario"], r["backend"]): r for r in report["results"]}
+    assert by_name["bulk", "sqlite"]["transfers"] == plan.bulk_batches * plan.batch_transfers
+    assert by_name["bulk_full", "sqlite"]["transfers"] == plan.bulk_batches * plan.batch_transfers
+    assert by_name["bulk_full", "sqlite"]["target"] == ">= 40,000 transfers/s"
+    assert isinstance(by_name["bulk_full", "sqlite"]["meets_target"], bool)
+    assert by_name["single", "sqlite"]["transfers"] == plan.single_transfers
+    assert progress.splitlines()[-1].startswith("done in")
+
+    table = bench_ledger.table(report)
+    assert all(f"| {s} | {b} |" in table for s, b in expected)
+
+
+def test_bench_audit_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    report, progress = run_bench("audit", tmp_path)
+
+    assert [r["scenario"] for r in report["results"]] == AUDIT_ROWS
+    plan = bench_audit.Plan.smoke()
+    assert report["info"]["leaves"] == plan.leaves
+    figures = {
+        "append_memory": {"appends_per_s", "extend_per_s", "reference_per_s", "leaves"},
+        "append_persisted": {"appends_per_s", "reference_per_s", "leaves", "p50_ms", "p99_ms"},
+        "inclusion_proof": {"p50_ms", "p99_ms", "reference_p50_ms", "reference_p99_ms", "proofs"},
+        "consistency_proof": {"p50_ms", "p99_ms", "reference_p50_ms", "reference_p99_ms"},
+        "verify": {"us_per_proof", "reference_us_per_proof", "consistency_us_per_proof"},
+        "ledger_overhead": {"audit_on_per_s", "audit_off_per_s", "reference_per_s", "transfers"},
+    }
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive=figures[row["scenario"]] | {"ratio"},
+            types={
+                "backend": (str,),
+                "reference": (str,),
+                "target": (str,),
+                "meets_target": OPTIONAL_BOOL,
+                "note": (str,),
+            },
+        )
+        assert f"{row['scenario']}:" in progress
+    rows = {r["scenario"]: r for r in report["results"]}
+    assert rows["ledger_overhead"]["transfers"] == (
+        plan.ledger_runs * plan.ledger_batches_per_run * plan.ledger_batch_transfers
+    )
+    assert progress.splitlines()[-1].startswith("done in")
+
+    table = bench_audit.table(report)
+    assert all(f"| {scenario} |" in table for scenario in AUDIT_ROWS)
+
+
+def test_bench_http_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    report, progress = run_bench("http", tmp_path)
+
+    assert [r["scenario"] for r in report["results"]] == HTTP_ROWS
+    info = report["info"]
+    assert info["errors"] == 0
+    assert info["verify"] == "invariants: ok"
+    plan = bench_http.Plan.smoke()
+    assert info["accounts"] == plan.accounts
+    assert info["batch_size"] == plan.batch_size
+    assert is_number(info["reference"]["requests_per_s"])
+    assert info["reference"]["requests_per_s"] > 0
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive={"requests_per_s", "p50_ms", "p99_ms", "reference_per_s", "ratio", "requests"},
+            types={
+                "transfers_per_s": (*NUMBER, type(None)),
+                "errors": (int,),
+                "target": (str,),
+                "target_met": OPTIONAL_BOOL,
+                "server_cpu_ms_per_request": NUMBER,
+                "worker_cpu_shares": (list,),
+                "loadgen_cpu_ms_per_request": NUMBER,
+                "other_load_cores": NUMBER,
+                "note": (str,),
+            },
+        )
+        assert row["errors"] == 0
+        assert f"{row['scenario']} ..." in progress
+    rows = {r["scenario"]: r for r in report["results"]}
+    assert rows["batch_transfers"]["transfers_per_s"] == pytest.approx(
+        rows["batch_transfers"]["requests_per_s"] * plan.batch_size, rel=0.01
+    )
+    assert rows["single_transfer"]["transfers_per_s"] > 0
+    assert rows["get_account"]["transfers_per_s"] is None
+
+    table = bench_http.table(report)
+    assert all(f"| {scenario} |" in table for scenario in HTTP_ROWS)
+
+
+@pytest.mark.parametrize(
+    "args", [["ledger", "--no-postgres"], ["audit"], ["http"]], ids=lambda a: a[0]
+)
+def test_quick_and_smoke_exclude_each_other(args: list[str]) -> None:
+    result = CliRunner().invoke(app, ["bench", *args, "--quick", "--smoke"])
+    assert result.exit_code == 2, result.output
+    assert "exclude each other" in result.output
