@@ -20,14 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from strongroom.audit import store as audit_store
 from strongroom.audit.service import AuditLog
 from strongroom.core.limits import AMOUNT_MAX
-from strongroom.db import migrate
+from strongroom.db import migrate, tables
 from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.outbox import Outbox
@@ -43,6 +47,7 @@ from strongroom.ledger.model import (
 from strongroom.ledger.service import LedgerService
 from strongroom.tenancy.service import TenancyService
 from tests.support import migration_data as data
+from tests.support import postgres as pg
 from tests.support.migration_data import Book
 
 REVISIONS = data.revisions()
@@ -108,9 +113,9 @@ def _services(u: Upgraded) -> tuple[LedgerService, AuditLog | None]:
     """Wired as runtime.build_ledger does; the audit sink only where the log was kept."""
     ledger: LedgerService | None = None
 
-    def tenant_of(ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
+    def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
-        return ledger.ledger_tenants(ids, uow=uow)
+        return ledger.ledger_tenants(ledger_ids, uow=uow)
 
     audit = AuditLog(u.engine, origin=data.AUDIT_ORIGIN, tenant_of=tenant_of)
     ledger = LedgerService(u.engine, event_sink=Outbox(), audit_sink=audit if u.had_audit else None)
@@ -250,6 +255,57 @@ def test_upgrade_keeps_ledger_audit_and_balances(upgraded: Upgraded) -> None:
     if audit is not None:
         _check_audit(audit, u.book)
         assert audit.verify().checkpoints == data.audit_checkpoint_count(u.book)
+
+
+def _schema(engine: Engine) -> dict[str, object]:
+    """Tables with their columns, keys and indexes (partial ones with their condition), and
+    PostgreSQL's sequences: what a migration must leave as a fresh database at head has it."""
+    inspector = sa.inspect(engine)
+    out: dict[str, object] = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+        indexes = sorted(
+            (
+                i["name"] or "",
+                tuple(str(c) for c in i["column_names"]),
+                bool(i["unique"]),
+                str(i.get("dialect_options", {}).get(f"{engine.dialect.name}_where", "")),
+            )
+            for i in inspector.get_indexes(table)
+        )
+        key = inspector.get_pk_constraint(table)["constrained_columns"]
+        out[table] = (columns, key, indexes)
+    if engine.dialect.name == "postgresql":
+        out["sequences"] = sorted(inspector.get_sequence_names())
+    else:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+            out["without_rowid"] = [name for name, text in rows if "WITHOUT ROWID" in text]
+    return out
+
+
+def test_the_upgraded_schema_is_head_s(upgraded: Upgraded, tmp_path: Path) -> None:
+    """Upgrading a populated database gives the schema of db/tables.py (what today's code
+    reads and writes), and that of a fresh database at head: SQLite's table rebuilds keep
+    WITHOUT ROWID, partial indexes and nullability."""
+    url = upgraded.engine.url
+    with upgraded.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, tables.metadata) == []
+    if upgraded.engine.dialect.name == "sqlite":
+        fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        fresh_url = pg.create_database()
+    fresh = create_engine(fresh_url, sqlite_cache_mib=16)
+    try:
+        migrate.upgrade(fresh)
+        assert _schema(upgraded.engine) == _schema(fresh), url
+    finally:
+        fresh.dispose()
+        if fresh.dialect.name == "postgresql":
+            pg.drop_database(fresh_url)
 
 
 def test_transfers_post_after_the_upgrade(upgraded: Upgraded) -> None:
