@@ -286,7 +286,7 @@ def _schema(engine: Engine) -> dict[str, object]:
     return out
 
 
-def test_the_upgraded_schema_is_head_s(upgraded: Upgraded, tmp_path: Path) -> None:
+def test_the_upgraded_schema_is_that_of_head(upgraded: Upgraded, tmp_path: Path) -> None:
     """Upgrading a populated database gives the schema of db/tables.py (what today's code
     reads and writes), and that of a fresh database at head: SQLite's table rebuilds keep
     WITHOUT ROWID, partial indexes and nullability."""
