@@ -126,16 +126,22 @@ def create_account(
         typer.Option(help="debits_must_not_exceed_credits or credits_must_not_exceed_debits"),
     ] = None,
     name: str | None = None,
+    id: Annotated[
+        str | None,
+        typer.Option(help="your own id: the same id and fields again answer the stored account"),
+    ] = None,
     database_url: DbOption = None,
 ) -> None:
     svc = _service(database_url)
-    account = svc.create_account(
+    spec = AccountSpec(
         ledger_id,
         asset,
         Direction.parse(normal_balance, "normal_balance"),
-        flags=AccountFlag.parse(flag or []),
-        name=name,
+        AccountFlag.parse(flag or []),
+        name,
+        id=id,
     )
+    [account] = svc.create_accounts([spec])
     _print(account.to_dict())
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, StrongroomError
-from strongroom.ledger.model import TransferResult
+from strongroom.ledger.model import AccountResult, TransferResult
 from strongroom.tenancy.model import ApiKey, Scope
 
 PROBLEM_JSON = "application/problem+json"
@@ -68,6 +68,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
 for _result in TransferResult:
     if not _result.ok:
         ERROR_CODES[_result.value] = (422, "The ledger refused the transfer")
+for _account_result in AccountResult:
+    if not _account_result.ok:
+        # Shared with transfers' (exists_with_different_ledger_id, ..._metadata): the same
+        # meaning, an id that names an object with other content.
+        ERROR_CODES.setdefault(_account_result.value, (422, "The account exists with other fields"))
 
 
 class Problem(BaseModel):

@@ -184,6 +184,24 @@ class NewTransfer:
     effective_at: int | None = None
 
 
+class AccountResult(StrEnum):
+    """Creating an account with a client-chosen id, as transfers do: identical fields under an
+    existing id are `exists`; otherwise the first field that differs, in this order."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    EXISTS_WITH_DIFFERENT_LEDGER_ID = "exists_with_different_ledger_id"
+    EXISTS_WITH_DIFFERENT_ASSET = "exists_with_different_asset"
+    EXISTS_WITH_DIFFERENT_NORMAL_BALANCE = "exists_with_different_normal_balance"
+    EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
+    EXISTS_WITH_DIFFERENT_NAME = "exists_with_different_name"
+    EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
+
+    @property
+    def ok(self) -> bool:
+        return self is AccountResult.CREATED or self is AccountResult.EXISTS
+
+
 @dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per transfer
 class TransferOutcome:
     index: int

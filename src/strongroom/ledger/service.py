@@ -32,6 +32,7 @@ from strongroom.ledger import store
 from strongroom.ledger.engine import BatchState, Engine, EntryRow
 from strongroom.ledger.model import (
     AccountFlag,
+    AccountResult,
     Action,
     Balances,
     Direction,
@@ -203,6 +204,46 @@ class AccountSpec:
     name: str | None = None
     metadata: dict[str, Any] | None = None
     id: str | None = None
+
+
+@dataclass(slots=True)
+class AccountOutcome:
+    index: int
+    result: AccountResult
+    account_id: str
+    account: Account | None  # the account as stored, when result.ok and nothing differed
+
+
+class AccountExists(Conflict):
+    """An account with the id exists with other fields: `code` names the first that differs."""
+
+    status = 422
+
+    def __init__(self, result: AccountResult, index: int | None = None) -> None:
+        field_name = result.value.removeprefix("exists_with_different_")
+        super().__init__(
+            f"an account with this id exists with a different {field_name.replace('_', ' ')}",
+            param=field_name if index is None else f"accounts[{index}].{field_name}",
+        )
+        self.code = result.value
+
+
+# Stored account columns (store.ACCOUNT_COLS) compared by _compare_account, in result order.
+_ACCOUNT_FIELDS: Final = (
+    (1, AccountResult.EXISTS_WITH_DIFFERENT_LEDGER_ID),
+    (3, AccountResult.EXISTS_WITH_DIFFERENT_ASSET),
+    (4, AccountResult.EXISTS_WITH_DIFFERENT_NORMAL_BALANCE),
+    (5, AccountResult.EXISTS_WITH_DIFFERENT_FLAGS),
+    (2, AccountResult.EXISTS_WITH_DIFFERENT_NAME),
+    (7, AccountResult.EXISTS_WITH_DIFFERENT_METADATA),
+)
+
+
+def _compare_account(new: Sequence[Any], stored: Sequence[Any]) -> AccountResult:
+    for column, result in _ACCOUNT_FIELDS:
+        if new[column] != stored[column]:
+            return result
+    return AccountResult.EXISTS
 
 
 @dataclass(slots=True)
@@ -453,7 +494,20 @@ class LedgerService:
     # -- accounts --------------------------------------------------------------------------
 
     def create_accounts(self, specs: Sequence[AccountSpec]) -> list[Account]:
-        """All or nothing: any invalid spec raises and nothing is written."""
+        """All or nothing: any invalid spec raises and nothing is written. A spec whose
+        client-chosen id exists with the same fields is `exists` (the stored account comes
+        back, nothing is written for it); with a field that differs, AccountExists names it
+        (`exists_with_different_<field>`) and nothing is written."""
+        outcomes = self.create_accounts_results(specs)
+        for i, outcome in enumerate(outcomes):
+            if not outcome.result.ok:
+                raise AccountExists(outcome.result, i)
+        return [o.account for o in outcomes if o.account is not None]
+
+    def create_accounts_results(self, specs: Sequence[AccountSpec]) -> list[AccountOutcome]:
+        """Like create_accounts, a result per spec (TransferOutcome's shape): created, exists
+        or exists_with_different_<field>. Bad input still raises; when any spec differs from
+        the account its id names, nothing is written."""
         if not 1 <= len(specs) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} accounts",
@@ -507,14 +561,27 @@ class LedgerService:
                 if found is None:
                     raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
                 tenants[ledger_id] = found[4]
-            taken = store.existing_account_ids(uow, [r[0] for r in rows])
-            if taken or len({r[0] for r in rows}) != len(rows):
-                raise Conflict("an account with that id exists already", param="id")
-            store.insert_accounts(uow, rows)
-            if self._audit_sink is not None:
-                self._audit_accounts(uow, tenants, rows)
-            uow.commit()
-        return [_account_from_row(r) for r in rows]
+            stored = {r[0]: r for r in store.get_account_rows(uow, sorted({r[0] for r in rows}))}
+            outcomes: list[AccountOutcome] = []
+            new_rows = []
+            for i, row in enumerate(rows):
+                existing = stored.get(row[0])
+                if existing is None:
+                    stored[row[0]] = row  # a later spec of this batch with its id compares
+                    new_rows.append(row)
+                    outcomes.append(AccountOutcome(i, AccountResult.CREATED, row[0], None))
+                    continue
+                result = _compare_account(row, existing)
+                outcomes.append(AccountOutcome(i, result, row[0], None))
+            if all(o.result.ok for o in outcomes):
+                if new_rows:
+                    store.insert_accounts(uow, new_rows)
+                    if self._audit_sink is not None:
+                        self._audit_accounts(uow, tenants, new_rows)
+                    uow.commit()
+                for o in outcomes:
+                    o.account = _account_from_row(stored[o.account_id])
+        return outcomes
 
     def _audit_accounts(
         self, uow: UnitOfWork, tenants: dict[str, str], rows: Sequence[tuple[Any, ...]]
