@@ -63,6 +63,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (429, "Too many requests"),
     "internal_error": (500, "Internal error"),
     "schema_out_of_date": (503, "The database schema is out of date"),
+    # A fail-closed gate of the transfer pipeline could not decide within its time budget.
+    "gate_unavailable": (422, "A check the transfer must pass is unavailable; retry later"),
     "unsupported_database": (500, "The database URL is not supported"),
 }
 for _result in TransferResult:

@@ -61,9 +61,12 @@ class LedgerRefused(StrongroomError):
 
     status = 422
 
-    def __init__(self, result: TransferResult, param: str | None = None) -> None:
-        super().__init__(f"the ledger refused the transfer: {result.value}", param=param)
-        self.code = result.value
+    def __init__(
+        self, result: TransferResult, param: str | None = None, code: str | None = None
+    ) -> None:
+        code = code or result.value
+        super().__init__(f"the ledger refused the transfer: {code}", param=param)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,9 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
     # An account in another ledger may be another tenant's: say only that it is not found.
     if result is TransferResult.LEDGER_MISMATCH:
         result = TransferResult.ACCOUNT_NOT_FOUND
+    # A gate's block answers the gate's own stable code (its domain declares it).
+    if result is TransferResult.BLOCKED_BY_GATE and outcome.decision is not None:
+        return LedgerRefused(result, code=outcome.decision.code)
     return LedgerRefused(result)
 
 
@@ -400,7 +406,7 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     ]
     try:
         outcomes = await run_in_threadpool(
-            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic)
+            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic, actor=f"api_key:{ctx.key.id}")
         )
     except InvalidRequest as exc:
         raise _api_param(exc) from None

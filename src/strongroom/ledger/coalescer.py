@@ -129,7 +129,9 @@ class GroupCommitter:
             results: list[object]
             try:
                 outcomes = self._service.post_transfers([t for t, _ in items], validated=True)
-                results = [TransferOutcome(0, o.result, o.transfer_id, o.row) for o in outcomes]
+                results = [
+                    TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
+                ]
                 self.stats.batches += 1
                 self.stats.transfers += len(items)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(items))
