@@ -101,12 +101,10 @@ def test_create_rejects_unsafe_prefixes(prefix: str) -> None:
 
 EMBEDDED_CHILD = textwrap.dedent(
     """
-    import importlib.util
-import json
+    import json
     import psycopg
     from sqlalchemy.engine import make_url
-    from tests.support import flags
-from tests.support import postgres as pg
+    from tests.support import postgres as pg
     from tests.support.postgres import _resolve
 
     url = pg.server_url()
