@@ -433,15 +433,14 @@ class _EmbeddedServer:
             raise _EmbeddedUnavailable(f"initdb failed ({status}): {output[-1500:]}")
 
     def _start_postmaster(self) -> None:
-        # A throwaway cluster: TCP on loopback only, no Unix socket (no path-length limits),
-        # and no fsync (durability across OS crashes is irrelevant here; SQL is unchanged).
+        # A throwaway cluster: TCP on loopback only, no Unix socket (no path-length limits).
+        # fsync and full_page_writes keep their defaults (on): the durability tests check
+        # that the server the product runs on syncs its WAL (SHOW fsync).
         with (self.pgdata / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write(
                 "\n# strongroom test server\n"
                 f"listen_addresses = '{_LOCAL_HOST}'\n"
                 "unix_socket_directories = ''\n"
-                "fsync = off\n"
-                "full_page_writes = off\n"
             )
         for _attempt in range(_START_ATTEMPTS):
             self.port = _free_port()
