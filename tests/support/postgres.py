@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,11 @@ __all__ = [
     "ENV_EMBEDDED",
     "ENV_REQUIRE",
     "ENV_URL",
+    "EmbeddedUnavailable",
     "create_database",
     "drop_database",
     "postgres_unavailable_reason",
+    "private_server",
     "require_postgres",
     "server_description",
     "server_url",
@@ -265,6 +268,21 @@ def _probe(url: URL) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def private_server() -> Iterator[str]:
+    """A throwaway embedded server for the caller alone: the URL of its maintenance database.
+
+    For tests that kill the database's own processes (a backend killed with SIGKILL makes the
+    postmaster end every session and recover from its WAL), which must never be done to a
+    server that others use. Stopped and deleted on exit. Raises EmbeddedUnavailable.
+    """
+    server = _EmbeddedServer.start()
+    try:
+        yield _render(server.url)
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------------- helpers
 
 
@@ -312,6 +330,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 class _EmbeddedUnavailable(Exception):
     """The embedded server cannot be started; the message says why."""
+
+
+EmbeddedUnavailable = _EmbeddedUnavailable
 
 
 @dataclass(frozen=True)
