@@ -170,7 +170,9 @@ class PostgresTarget:
         )
         with run.engine.connect() as conn:
             rows = conn.execute(query, {"name": WORKER_APPLICATION_NAME}).all()
-        assert len(rows) == 1, f"{run.context()}: the worker's sessions: {rows}"
+        assert len(rows) == 1, f"{run.context()}: the worker's sessions: {rows}\n" + _stderr(
+            run, number
+        )
         self.backend_pid = int(rows[0][0])
         return bool(rows[0][1])
 
