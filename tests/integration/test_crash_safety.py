@@ -157,8 +157,10 @@ class PostgresTarget:
     """The worker's backend is the writer. Killing it crashes the whole (private) server,
     which recovers from its WAL before it takes connections again."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: pg.PrivateServer) -> None:
+        self.server = server
         self.backend_pid: int | None = None
+        self.kills = 0
 
     def worker_args(self, run: Run, number: int) -> list[str]:
         return []
@@ -193,10 +195,16 @@ class PostgresTarget:
             try:
                 with run.engine.connect() as conn:
                     conn.execute(sa.text("SELECT 1"))
-                    return
+                break
             except sa.exc.OperationalError:
                 assert time.monotonic() < deadline, "the server did not recover in time"
                 time.sleep(POLL_S)
+        # The server's own word that the worker's backend died by the kill, and it recovered.
+        log = self.server.log()
+        # ("server process" before PostgreSQL 18, "client backend" since)
+        assert f"(PID {pid}) was terminated by signal 9" in log, log[-2000:]
+        assert log.count("all server processes terminated; reinitializing") == self.kills + 1
+        self.kills += 1
 
 
 def _exists(pid: int) -> bool:
@@ -225,10 +233,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         return
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(pg.private_server())
+            server = stack.enter_context(pg.private_server())
         except pg.EmbeddedUnavailable as exc:
             flags.skip_or_fail(f"no private PostgreSQL server: {exc}", flags.REQUIRE_POSTGRES)
-        yield Backend(url, PostgresTarget())
+        yield Backend(server.url, PostgresTarget(server))
 
 
 # ----------------------------------------------------------------------------- the worker

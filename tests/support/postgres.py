@@ -50,6 +50,7 @@ __all__ = [
     "ENV_REQUIRE",
     "ENV_URL",
     "EmbeddedUnavailable",
+    "PrivateServer",
     "create_database",
     "drop_database",
     "postgres_unavailable_reason",
@@ -268,9 +269,22 @@ def _probe(url: URL) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PrivateServer:
+    """An embedded server of one caller's own."""
+
+    url: str
+    """SQLAlchemy URL of its maintenance database."""
+    log_path: Path
+    """The server's log (crash recoveries, terminated processes)."""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @contextlib.contextmanager
-def private_server() -> Iterator[str]:
-    """A throwaway embedded server for the caller alone: the URL of its maintenance database.
+def private_server() -> Iterator[PrivateServer]:
+    """A throwaway embedded server for the caller alone.
 
     For tests that kill the database's own processes (a backend killed with SIGKILL makes the
     postmaster end every session and recover from its WAL), which must never be done to a
@@ -278,7 +292,7 @@ def private_server() -> Iterator[str]:
     """
     server = _EmbeddedServer.start()
     try:
-        yield _render(server.url)
+        yield PrivateServer(_render(server.url), server.log_path)
     finally:
         server.stop()
 
