@@ -65,7 +65,10 @@ class UnitOfWork:
         except BaseException as exc:
             # __exit__ does not run when __enter__ raises: give back what was taken here.
             self._finish(broken=True)
-            if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode in _SQLITE_BUSY:
+            if (
+                isinstance(exc, sqlite3.OperationalError)
+                and getattr(exc, "sqlite_errorcode", None) in _SQLITE_BUSY
+            ):
                 # SQLite's busy handler gave up on BEGIN: as retryable as the file lock's wait.
                 raise DatabaseBusy(
                     "the database stayed locked by another writer: nothing was written, "
