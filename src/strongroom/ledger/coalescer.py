@@ -87,7 +87,7 @@ class GroupCommitter:
             if len(self._queue) >= self._queue_max:
                 self.stats.refused += 1
                 raise Overloaded(
-                    f"{self._queue_max} transfers are waiting to be committed: retry shortly",
+                    f"the group-commit queue is full ({self._queue_max} transfers): retry shortly",
                     retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
                 )
             self._queue.append((transfer, waiter))
