@@ -60,10 +60,12 @@ class _GatedLedger:
     def __init__(self, real: LedgerService) -> None:
         self._real = real
         self.gate = threading.Event()
+        self.entered = threading.Event()
 
     def post_transfers(
         self, batch: Sequence[NewTransfer], *, atomic: bool = False, validated: bool = False
     ) -> list[TransferOutcome]:
+        self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
         return self._real.post_transfers(batch, atomic=atomic, validated=validated)
 
@@ -178,3 +180,32 @@ def test_a_writer_lock_held_past_its_timeout_answers_503_database_busy(sqlite_ur
         assert again.status_code == 201, again.text
         assert "idempotent-replayed" not in again.headers
         assert balances(api, acme, acme.alice)["posted"] == 1006
+
+
+def test_a_503_whose_key_cannot_be_released_is_still_answered_503(sqlite_url: str) -> None:
+    """The key is claimed, then the lock is taken elsewhere: the write fails busy, and so
+    does forgetting the key. The client still gets the 503 (not a 500)."""
+    with running(sqlite_url, sqlite_writer_lock_timeout_ms=100) as api:
+        acme = seed_tenant(api, "acme")
+        committer = api.app.state.committer
+        gated = _GatedLedger(committer._service)
+        committer._service = gated
+
+        async def send() -> httpx.Response:
+            call = asyncio.ensure_future(
+                api.arequest(
+                    "POST",
+                    "/v1/transfers",
+                    key=acme.write,
+                    json=_move(acme, 7),
+                    headers=_idem("k-stuck"),
+                )
+            )
+            while not gated.entered.is_set():
+                await asyncio.sleep(0.01)
+            with _writer_lock_held_elsewhere(sqlite_url):
+                gated.gate.set()
+                return await call
+
+        _check_busy(api.run(send()), "database_busy")
+        assert balances(api, acme, acme.alice)["posted"] == 1000

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.core.errors import DatabaseBusy
 from strongroom.db.engine import create_engine
-from strongroom.db.uow import UnitOfWork
+from strongroom.db.uow import UnitOfWork, writer_lock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -229,3 +229,30 @@ def test_the_lock_is_released_on_every_failure(
     finally:
         failing.dispose()
         next_writer.dispose()
+
+
+def test_a_forked_child_takes_its_own_lock_not_its_parents(db_path: Path) -> None:
+    """An inherited descriptor would share the parent's flock: the child would write while the
+    parent holds the lock. The child opens its own, and waits like any other process."""
+    engine = _engine(db_path, timeout_ms=5_000)
+    lock = writer_lock(engine)
+    lock.acquire(timeout_ms=0)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status only
+            code = 1
+            try:
+                child_engine = _engine(db_path, timeout_ms=100)
+                try:
+                    _write(child_engine, "child")
+                    code = 2
+                except DatabaseBusy:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child wrote under the parent's lock"
+    finally:
+        lock.release()
+        engine.dispose()
+    assert _notes(db_path) == []

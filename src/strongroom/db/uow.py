@@ -218,6 +218,19 @@ _locks: dict[str, WriterLock] = {}
 _locks_guard = threading.Lock()
 
 
+def _forget_locks_in_child() -> None:
+    """A forked child shares its parent's open lock files, and with them the parent's flock:
+    it opens its own. (Closing the inherited descriptors would not unlock the parent's.)"""
+    global _locks_guard
+    for lock in _locks.values():
+        os.close(lock._fd)
+    _locks.clear()
+    _locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 def writer_lock(engine: Engine) -> WriterLock:
     """The writer lock of the engine's database file (one per file and process)."""
     path = f"{engine.url.database}.writer-lock"

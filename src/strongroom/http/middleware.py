@@ -408,7 +408,16 @@ class Idempotency:
             await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
             raise
         if status[0] >= 500:
-            await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+            try:
+                await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+            except ServiceUnavailable:
+                # Still busy (SQLite's writer lock): the answer is a 5xx anyway, most likely
+                # this same 503, so send it rather than a 500. The key stays in flight until
+                # it expires (IDEMPOTENCY_RETENTION_S): its retries answer 409 meanwhile.
+                log.warning(
+                    "could not release an Idempotency-Key after a 5xx",
+                    extra={"request_id": request_id},
+                )
         else:
             await run_in_threadpool(
                 self.tenancy.finish_idempotent, key.id, idem, status[0], b"".join(captured)
