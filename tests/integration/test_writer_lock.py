@@ -4,8 +4,8 @@ nothing; and the lock is released on every way out of a unit of work (the connec
 BEGIN IMMEDIATE failing, the body raising, COMMIT failing), so the next writer gets it at once.
 
 "Another process" is a real child process holding flock on its own descriptor; the lock being
-free is checked the same way (a descriptor of our own, LOCK_NB), since the threads of one
-process share the lock by design."""
+free is checked the same way (a descriptor of our own, LOCK_NB): what another process would
+see."""
 
 from __future__ import annotations
 
@@ -150,6 +150,33 @@ def test_a_waiting_writer_goes_on_when_the_other_process_lets_go(db_path: Path) 
         assert errors == []
         assert _notes(db_path) == ["waited"]
         assert _lock_is_free(db_path)
+    finally:
+        engine.dispose()
+
+
+def test_threads_of_one_process_take_turns(db_path: Path) -> None:
+    engine = _engine(db_path, timeout_ms=100)
+    outcome: list[str] = []
+
+    def second_writer() -> None:
+        try:
+            _write(engine, "second")
+            outcome.append("wrote")
+        except DatabaseBusy:
+            outcome.append("busy")
+
+    try:
+        with UnitOfWork(engine) as first:
+            # Another thread of this process waits for this writer, then gives up.
+            thread = threading.Thread(target=second_writer)
+            thread.start()
+            thread.join(timeout=30)
+            assert outcome == ["busy"]
+            first.cursor().execute("INSERT INTO notes (body) VALUES (?)", ("first",))
+            first.commit()
+        second_writer()
+        assert outcome == ["busy", "wrote"]
+        assert _notes(db_path) == ["first", "second"]
     finally:
         engine.dispose()
 

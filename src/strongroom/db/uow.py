@@ -46,8 +46,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self.sqlite and self._write:
-            # Writers of other processes queue on a file lock, woken the moment it is free,
-            # instead of polling SQLite's busy handler (which sleeps up to 100 ms a try).
+            # Writers (of this process and of others) queue on the writer lock, woken the
+            # moment it is free, instead of polling SQLite's busy handler (which sleeps up to
+            # 100 ms a try).
             lock = writer_lock(self._engine)
             lock.acquire(writer_lock_timeout_ms(self._engine))
             self._file_lock = lock
@@ -139,61 +140,64 @@ def writer_lock_timeout_ms(engine: Engine) -> int:
 
 
 class WriterLock:
-    """The writer file lock of one database, for this process.
+    """The writer lock of one database: one writer at a time, across processes (flock on the
+    lock file, one descriptor per database and process) and between the threads of this
+    process (a condition). SQLite admits one writer anyway; queueing here wakes the next one
+    the moment the lock is free, where SQLite's busy handler would poll.
 
-    flock excludes other processes only (one descriptor per database and process): the threads
-    of this process share the lock, are ordered among themselves by SQLite's own lock, and the
-    file is unlocked when the last of them leaves. A thread that finds the file locked by
-    another process waits for at most its timeout; one helper thread at a time blocks in
-    flock for all such waiters (the kernel wakes it the moment the file is unlocked), so
-    abandoned waits never pile up threads.
+    Every release unlocks the file, so writers of other processes get their turn between
+    two of this process's. A thread that finds the file locked by another process waits for
+    at most its timeout; one helper thread at a time blocks in flock on behalf of all such
+    waiters (the kernel wakes it when the file is unlocked), so abandoned waits never pile
+    up threads, and a lock the helper gets after every waiter gave up is unlocked at once.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._cond = threading.Condition()
-        self._locked = False  # this process holds the flock
-        self._holders = 0  # threads of this process inside a write
-        self._waiters = 0  # threads waiting for another process to unlock
-        self._blocking = False  # the helper thread is blocked in flock
+        self._held = False  # a thread of this process holds the lock
+        self._handed = False  # the helper got the flock; the next waiter takes it
+        self._blocking = False  # the helper is blocked in flock
+        self._waiters = 0
 
     def acquire(self, timeout_ms: int) -> None:
         deadline = time.monotonic() + timeout_ms / 1000
         with self._cond:
             self._waiters += 1
             try:
-                while not self._locked:
-                    if not self._blocking:
-                        if self._try_flock():
-                            self._locked = True
+                while True:
+                    if not self._held:
+                        if self._handed:
+                            self._handed = False
                             break
-                        self._blocking = True
-                        threading.Thread(
-                            target=self._block, name="writer-lock", daemon=True
-                        ).start()
+                        # While the helper blocks in flock on this descriptor, a second flock
+                        # on it would succeed along with the helper's: leave it to the helper.
+                        if not self._blocking:
+                            if self._try_flock():
+                                break
+                            self._blocking = True
+                            threading.Thread(
+                                target=self._block, name="writer-lock", daemon=True
+                            ).start()
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise DatabaseBusy(
-                            f"another process held the database's writer lock for over "
-                            f"{timeout_ms} ms: nothing was written, retry shortly",
+                            f"the database's writer lock stayed taken for over {timeout_ms} "
+                            f"ms: nothing was written, retry shortly",
                             retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
                         )
                     self._cond.wait(left)
-                self._holders += 1
+                self._held = True
             finally:
                 self._waiters -= 1
 
     def release(self) -> None:
         with self._cond:
-            assert self._locked
-            assert self._holders > 0
-            self._holders -= 1
-            if self._holders == 0:
-                self._locked = False
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                # A waiter that arrived as the last holder left takes it without a helper.
-                self._cond.notify_all()
+            assert self._held
+            self._held = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._cond.notify_all()
 
     def _try_flock(self) -> bool:
         try:
@@ -210,8 +214,8 @@ class WriterLock:
                 # Everyone it waited for gave up: do not keep other processes out.
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             else:
-                self._locked = True
-            self._cond.notify_all()
+                self._handed = True
+                self._cond.notify_all()
 
 
 _locks: dict[str, WriterLock] = {}
