@@ -70,6 +70,7 @@ class Overloaded(ServiceUnavailable):
 
 
 class DatabaseBusy(ServiceUnavailable):
-    """Another process held the SQLite writer lock past SQLITE_WRITER_LOCK_TIMEOUT_MS."""
+    """The SQLite writer lock stayed taken past the writer-lock timeout (another writer, most
+    likely of another process, held it)."""
 
     code = "database_busy"
