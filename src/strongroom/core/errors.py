@@ -47,3 +47,30 @@ class Conflict(StrongroomError):
 class SchemaOutOfDate(StrongroomError):
     code = "schema_out_of_date"
     status = 503
+
+
+class ServiceUnavailable(StrongroomError):
+    """The server cannot take the request now and wrote nothing: retry after `retry_after_s`
+    seconds (sent as the `Retry-After` header), with the same `Idempotency-Key`. Raise one
+    of the subclasses: each names its cause with its own code."""
+
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        assert type(self) is not ServiceUnavailable, "raise a subclass, with its own code"
+        assert retry_after_s >= 1
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(ServiceUnavailable):
+    """The group-commit queue is full (GROUP_COMMIT_QUEUE_MAX)."""
+
+    code = "overloaded"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """The SQLite writer lock stayed taken past the writer-lock timeout (another writer, most
+    likely of another process, held it)."""
+
+    code = "database_busy"

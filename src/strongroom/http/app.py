@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.database_url,
         sqlite_cache_mib=settings.sqlite_cache_mib,
         pool_size=40 if sqlite else 16,
+        sqlite_writer_lock_timeout_ms=settings.sqlite_writer_lock_timeout_ms,
     )
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
@@ -183,7 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        committer = GroupCommitter(ledger, wait_us=settings.group_commit_wait_us)
+        committer = GroupCommitter(
+            ledger,
+            wait_us=settings.group_commit_wait_us,
+            queue_max=settings.group_commit_queue_max,
+        )
         app.state.committer = committer
         sweeper = asyncio.create_task(_expire_forever(ledger, settings.expiry_interval_s))
         app.state.sweeper = sweeper

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from strongroom.core import clock
-from strongroom.core.errors import InvalidRequest, StrongroomError
+from strongroom.core.errors import InvalidRequest, ServiceUnavailable, StrongroomError
 from strongroom.ledger.model import AccountResult, TransferResult
 from strongroom.tenancy.model import ApiKey, Scope
 
@@ -65,6 +65,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "schema_out_of_date": (503, "The database schema is out of date"),
     # A fail-closed gate of the transfer pipeline could not decide within its time budget.
     "gate_unavailable": (422, "A check the transfer must pass is unavailable; retry later"),
+    "overloaded": (503, "Too many transfers are waiting to be committed"),
+    "database_busy": (503, "The database is busy with another process's write"),
     "unsupported_database": (500, "The database URL is not supported"),
 }
 for _result in TransferResult:
@@ -103,7 +105,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (415, "Not JSON"),
         (422, "Ledger refusal or Idempotency-Key reuse"),
         (429, "Rate limited"),
+        (503, "Busy: nothing was written, retry after Retry-After seconds"),
     )
+}
+ERROR_RESPONSES[503]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (with the same Idempotency-Key)",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -161,7 +171,20 @@ async def strongroom_error_handler(request: Request, exc: Exception) -> Response
     assert isinstance(exc, StrongroomError)
     code = exc.code if exc.code in ERROR_CODES else "invalid_request"
     status = ERROR_CODES[code][0] if exc.code in ERROR_CODES else exc.status
-    return problem(status, code, exc.detail, request_id=request_id_of(request), param=exc.param)
+    headers = retry_after(exc) if isinstance(exc, ServiceUnavailable) else None
+    return problem(
+        status,
+        code,
+        exc.detail,
+        request_id=request_id_of(request),
+        param=exc.param,
+        headers=headers,
+    )
+
+
+def retry_after(exc: ServiceUnavailable) -> dict[str, str]:
+    """RFC 9110's Retry-After, in whole seconds."""
+    return {"Retry-After": str(exc.retry_after_s)}
 
 
 def _param_of(loc: tuple[Any, ...]) -> str:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.core import ids
+from strongroom.core.errors import ServiceUnavailable
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX, REQUEST_BODY_BYTES_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.tenancy.model import ApiKey, IdempotencyState
@@ -328,9 +329,22 @@ class Idempotency:
         path = scope["path"] + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )
-        outcome = await run_in_threadpool(
-            self.tenancy.begin_idempotent, key.id, idem, fingerprint("POST", path, body)
-        )
+        try:
+            outcome = await run_in_threadpool(
+                self.tenancy.begin_idempotent, key.id, idem, fingerprint("POST", path, body)
+            )
+        except ServiceUnavailable as exc:
+            # The key could not even be claimed (SQLite's writer lock stayed taken): nothing
+            # was stored for it, so the retry this 503 asks for runs as a first request.
+            await send_problem(
+                send,
+                exc.status,
+                exc.code,
+                exc.detail,
+                request_id,
+                [(b"retry-after", str(exc.retry_after_s).encode())],
+            )
+            return
         if outcome.state is IdempotencyState.MISMATCH:
             await send_problem(
                 send,
@@ -394,7 +408,16 @@ class Idempotency:
             await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
             raise
         if status[0] >= 500:
-            await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+            try:
+                await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+            except ServiceUnavailable:
+                # Still busy (SQLite's writer lock): the answer is a 5xx anyway, most likely
+                # this same 503, so send it rather than a 500. The key stays in flight until
+                # it expires (IDEMPOTENCY_RETENTION_S): its retries answer 409 meanwhile.
+                log.warning(
+                    "could not release an Idempotency-Key after a 5xx",
+                    extra={"request_id": request_id},
+                )
         else:
             await run_in_threadpool(
                 self.tenancy.finish_idempotent, key.id, idem, status[0], b"".join(captured)
