@@ -432,7 +432,7 @@ def serve(
         typer.echo(f"  export SR_KEY={secret}", err=True)
     typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
     uvicorn.run(
-        "strongroom.http.app:create_app_from_env",
+        "strongroom.runtime:create_app_from_env",
         factory=True,
         host=host,
         port=port,

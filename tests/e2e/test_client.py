@@ -14,7 +14,7 @@ import uvicorn
 from strongroom.client import ApiError, Client
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
-from strongroom.http.app import create_app
+from strongroom.runtime import create_app
 from strongroom.settings import Settings
 
 

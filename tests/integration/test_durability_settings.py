@@ -26,7 +26,7 @@ import strongroom
 from strongroom.cli import app as cli_app
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
-from strongroom.http.app import create_app
+from strongroom.runtime import create_app
 from strongroom.settings import Settings
 
 SQLITE_SYNCHRONOUS_FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from strongroom import runtime
 from strongroom.cli import app as cli_app
+from strongroom.core.errors import ErrorCode
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
     Action,
@@ -32,6 +33,7 @@ from strongroom.ledger.model import (
 from strongroom.ledger.model import TransferResult as R
 from strongroom.ledger.pipeline import GATE_UNAVAILABLE, CommittedBatch
 from strongroom.ledger.service import AccountSpec, LedgerService
+from tests.e2e.http_support import running, seed_tenant
 
 D, C = Direction.DEBIT, Direction.CREDIT
 
@@ -44,6 +46,7 @@ class FakeGate:
     name: str = "test"
     budget_ms: int = 2_000
     fail_open: bool = False
+    errors: tuple[ErrorCode, ...] = (ErrorCode("test_blocked", 422, "The test gate blocked it"),)
     delay_s: float = 0.0
     fail: bool = False
     seen: list[tuple[list[str], str | None]] = field(default_factory=list)
@@ -192,7 +195,7 @@ def test_single_transfers_through_the_coalescer_pass_the_gate(db_engine: SAEngin
     assert sum(len(ids_) for ids_, _ in gate.seen) == 12
 
 
-def test_the_cli_passes_the_gates_the_composition_root_installs(
+def test_the_cli_and_the_http_api_pass_the_gates_the_composition_root_installs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = FakeGate()
@@ -215,6 +218,27 @@ def test_the_cli_passes_the_gates_the_composition_root_installs(
     out = run(*args, "--metadata", '{"gate": "block"}', code=1)
     assert "blocked_by_gate" in out or "test_blocked" in out
     assert gate.seen[-1][1] == "cli"
+
+    with running(url) as api:  # its catalogue holds the gate's codes
+        assert api.app.state.errors["test_blocked"].status == 422
+        acme = seed_tenant(api, "acme")
+        body = {
+            "ledger_id": acme.ledger,
+            "debit_account_id": acme.bank,
+            "credit_account_id": acme.alice,
+            "amount": 5,
+            "metadata": {"gate": "block"},
+        }
+        refused = api.post("/v1/transfers", key=acme.write, json=body)
+        assert (refused.status_code, refused.json()["code"]) == (422, "test_blocked")
+        batch = api.ok(
+            "POST",
+            "/v1/transfers/batch",
+            key=acme.write,
+            json={"transfers": [body, {**body, "metadata": {"gate": "review"}}]},
+        )
+        assert [r["code"] for r in batch["results"]] == ["test_blocked", "created"]
+        assert str(gate.seen[-1][1]).startswith("api_key:")
 
 
 def test_a_gate_sees_a_consistent_batch_under_concurrency(db_engine: SAEngine) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from psycopg.abc import Buffer
@@ -16,12 +16,14 @@ from psycopg.adapt import Loader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from strongroom.core.errors import InvalidRequest
+from strongroom.core.errors import ErrorCode, InvalidRequest
 from strongroom.core.limits import (
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
 from strongroom.db.uow import WRITER_LOCK_TIMEOUT_OPTION
+
+DB_ERRORS: Final = (ErrorCode("unsupported_database", 500, "The database URL is not supported"),)
 
 
 def normalize_url(url: str) -> sa.URL:

@@ -16,7 +16,7 @@ from strongroom.core import ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
-from strongroom.http.errors import ERROR_RESPONSES, require_scope, time_param
+from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
@@ -53,6 +53,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
+from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
 

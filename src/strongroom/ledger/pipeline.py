@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
+from strongroom.core.errors import ErrorCode
 from strongroom.ledger.model import GateDecision, NewTransfer, TransferRow, Verdict
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class Gate(Protocol):
     name: str
     budget_ms: int  # past it the gate is treated as failed
     fail_open: bool  # failed: allow everything (True) or block everything (False)
+    # The codes its blocks answer (status 422), declared like every domain's errors: the
+    # composition root adds them to the catalogue.
+    errors: Sequence[ErrorCode]
 
     def decide(
         self, batch: Sequence[NewTransfer], actor: str | None
