@@ -48,7 +48,11 @@ _ACTIONS: Final = tuple(a.name.lower() for a in sorted(Action))
 _STATUSES: Final = tuple(s.label for s in sorted(Status))
 _DIRECTIONS: Final = ("debit", "credit")
 _NULL: Final = 0xFFFF
-STRING_BYTES_MAX: Final = 0xFFFE
+# Version 2: an entry's account that is the transfer's debit (credit) account is written as
+# this length alone, not again in full: one encoding, and ~60 bytes less a bulk leaf.
+_DEBIT_REF: Final = 0xFFFE
+_CREDIT_REF: Final = 0xFFFD
+STRING_BYTES_MAX: Final = 0xFFFC
 
 # Money fields are WIDTH_NARROW bytes when every one of the leaf's fits a signed 64-bit integer,
 # else WIDTH_WIDE (signed: an entry's pending delta goes down to -(2^128-1)).
@@ -67,19 +71,18 @@ class LeafError(ValueError):
 
 # -- encoding ------------------------------------------------------------------------------
 
-_simple_structs: dict[tuple[int, int, int, int, int, int], struct.Struct] = {}
+_simple_structs: dict[tuple[int, int, int, int], struct.Struct] = {}
 
 
-def _simple_struct(key: tuple[int, int, int, int, int, int]) -> struct.Struct | None:
+def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
     """The bulk shape's whole leaf as one struct, for these id lengths (None: too long)."""
     found = _simple_structs.get(key)
     if found is None:
         if max(key) > STRING_BYTES_MAX:
             return None
-        tid, ledger, debit, credit, d_acc, c_acc = key
+        tid, ledger, debit, credit = key
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHHBqBBHqH"
-            f"H{d_acc}sqBqqqqqqqH{c_acc}sqBqqqqqqqHH"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHHBqBBHqHHqBqqqqqqqHqBqqqqqqqHH"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
@@ -92,37 +95,104 @@ def transfer_leaf(
     """The leaf of one ledger change: the transfer row as stored (after the change) and the
     entries it wrote. `wide=False` promises that every money value fits 64 bits (the engine
     knows it of a whole batch, see Writes.wide), which lets the common shape skip the check."""
-    if (
-        not wide
-        and len(entries) == 2
-        and row[8] is None
-        and row[9] is None
-        and row[12] is None
-        and row[13] is None
-        and row[15] is None
-        and row[5] is not None
-        and row[6] is not None
-    ):
-        d, c = entries
-        tid = row[1].encode()
-        ledger = row[2].encode()
-        debit = row[5].encode()
-        credit = row[6].encode()
-        d_acc = debit if d[1] == row[5] else d[1].encode()
-        c_acc = credit if c[1] == row[6] else c[1].encode()
-        lengths = (len(tid), len(ledger), len(debit), len(credit), len(d_acc), len(c_acc))
-        packer = _simple_structs.get(lengths) or _simple_struct(lengths)
-        if packer is not None:
-            return packer.pack(
-                VERSION, KIND_LEDGER, _EVENT_CODES[event_type],
-                lengths[0], tid, lengths[1], ledger, WIDTH_NARROW, row[3], row[4],
-                lengths[2], debit, lengths[3], credit, row[7],
-                _NULL, _NULL, 1 if row[10] else 0, row[11], 0, 0, _NULL, row[14], 2,
-                lengths[4], d_acc, d[2], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12],
-                lengths[5], c_acc, c[2], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
-                _NULL, _NULL,
-            )  # fmt: skip
-    return _general(event_type, row, entries)
+    return transfer_leaves((event_type,), (row,), (entries,), wide=wide)[0]
+
+
+def transfer_leaves(
+    kinds: Sequence[str],
+    rows: Sequence[TransferRow],
+    entries: Sequence[Sequence[EntryRow]],
+    *,
+    wide: bool = True,
+) -> list[bytes]:
+    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote). The
+    bulk shape (a posted or pending two-account transfer without legs, target, expiry, metadata
+    or effective time, whose two entries are its own two accounts') packs with one
+    precompiled struct per id-length combination, in one loop: it is on the hot path, 8,190
+    leaves a bulk batch."""
+    if wide:
+        return [_general(k, r, e) for k, r, e in zip(kinds, rows, entries, strict=True)]
+    out: list[bytes] = []
+    append = out.append
+    codes = _EVENT_CODES
+    structs = _simple_structs
+    ledger_id: str | None = None
+    ledger = b""
+    for kind, row, mine in zip(kinds, rows, entries, strict=True):
+        if (
+            len(mine) == 2
+            and row[8] is None
+            and row[9] is None
+            and row[12] is None
+            and row[13] is None
+            and row[15] is None
+            and row[5] is not None
+            and row[6] is not None
+        ):
+            d, c = mine
+            if d[1] == row[5] and c[1] == row[6] and row[5] != row[6]:
+                if row[2] != ledger_id:
+                    ledger_id = row[2]
+                    ledger = ledger_id.encode()
+                tid = row[1].encode()
+                debit = row[5].encode()
+                credit = row[6].encode()
+                key = (len(tid), len(ledger), len(debit), len(credit))
+                packer = structs.get(key) or _simple_struct(key)
+                if packer is not None:
+                    append(
+                        packer.pack(
+                            VERSION,
+                            KIND_LEDGER,
+                            codes[kind],
+                            key[0],
+                            tid,
+                            key[1],
+                            ledger,
+                            WIDTH_NARROW,
+                            row[3],
+                            row[4],
+                            key[2],
+                            debit,
+                            key[3],
+                            credit,
+                            row[7],
+                            _NULL,
+                            _NULL,
+                            1 if row[10] else 0,
+                            row[11],
+                            0,
+                            0,
+                            _NULL,
+                            row[14],
+                            2,
+                            _DEBIT_REF,
+                            d[2],
+                            d[5],
+                            d[6],
+                            d[7],
+                            d[8],
+                            d[9],
+                            d[10],
+                            d[11],
+                            d[12],
+                            _CREDIT_REF,
+                            c[2],
+                            c[5],
+                            c[6],
+                            c[7],
+                            c[8],
+                            c[9],
+                            c[10],
+                            c[11],
+                            c[12],
+                            _NULL,
+                            _NULL,
+                        )  # fmt: skip
+                    )
+                    continue
+        append(_general(kind, row, mine))
+    return out
 
 
 def _str(value: str | None) -> bytes:
@@ -181,7 +251,12 @@ def _general(
         _U16.pack(len(entries)),
     ]
     for e in entries:
-        parts.append(_str(e[1]))
+        if e[1] == row[5]:
+            parts.append(_U16.pack(_DEBIT_REF))
+        elif e[1] == row[6]:
+            parts.append(_U16.pack(_CREDIT_REF))
+        else:
+            parts.append(_str(e[1]))
         if width == WIDTH_NARROW:
             numbers = (e[2], e[5], e[6], e[7], e[8], e[9], e[10], e[11], e[12])
             parts.append(_ENTRY_NUMBERS.pack(*numbers))
@@ -251,6 +326,23 @@ class _Reader:
         except UnicodeDecodeError:
             raise LeafError("a leaf string is not UTF-8") from None
 
+    def account(self, version: int, debit: str | None, credit: str | None) -> str:
+        """An entry's account: in version 2 a reference to the transfer's debit or credit
+        account when it is one of them (and only then: one encoding)."""
+        if version >= 2:
+            length: int = _U16.unpack(self.data[self.offset : self.offset + 2])[0]
+            if length in (_DEBIT_REF, _CREDIT_REF):
+                self.offset += 2
+                named = debit if length == _DEBIT_REF else credit
+                if named is None:
+                    raise LeafError("an entry refers to an account the transfer does not name")
+                return named
+            account = self.need_str()
+            if account in (debit, credit):
+                raise LeafError("an entry names the transfer's account in full: not canonical")
+            return account
+        return self.need_str()
+
     def need_str(self) -> str:
         value = self.str_()
         if value is None:
@@ -309,7 +401,9 @@ def parse(data: bytes) -> dict[str, Any]:
         entries = []
         widest = abs(transfer["amount"])
         for _ in range(count):
-            account = r.need_str()
+            account = r.account(
+                version, transfer["debit_account_id"], transfer["credit_account_id"]
+            )
             if width == WIDTH_NARROW:
                 numbers = _ENTRY_NUMBERS.unpack(r.take(_ENTRY_NUMBERS.size))
             else:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -248,15 +247,12 @@ class AuditLog:
         ledgers = {row[TR_LEDGER_ID] for row in rows}
         if not ledgers <= tenants.keys():
             tenants = self._tenants_of(uow, ledgers)
-        encode = functools.partial(leaves_.transfer_leaf, wide=batch.wide)
         at = batch.at_us
         kinds = batch.kinds
+        datas = leaves_.transfer_leaves(kinds, rows, grouped, wide=batch.wide)
         # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
         # is indexed by reference.
         if len(ledgers) == 1:  # the usual case: one log, no per-event look-up
-            datas = [
-                encode(k, row, mine) for k, row, mine in zip(kinds, rows, grouped, strict=True)
-            ]
             refs = [
                 (row[TR_ID], i)
                 for i, (k, row) in enumerate(zip(kinds, rows, strict=True))
@@ -265,11 +261,11 @@ class AuditLog:
             self._append(uow, tenants[rows[0][TR_LEDGER_ID]], datas, refs, at)
             return
         by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
-        for kind, row, mine in zip(kinds, rows, grouped, strict=True):
-            datas, refs = by_log.setdefault(tenants[row[TR_LEDGER_ID]], ([], []))
+        for kind, row, data in zip(kinds, rows, datas, strict=True):
+            mine, refs = by_log.setdefault(tenants[row[TR_LEDGER_ID]], ([], []))
             if kind == EXPIRED_EVENT or row[TR_CREATED_AT] != at:
-                refs.append((row[TR_ID], len(datas)))
-            datas.append(encode(kind, row, mine))
+                refs.append((row[TR_ID], len(mine)))
+            mine.append(data)
         for log_id in sorted(by_log):
             self._append(uow, log_id, *by_log[log_id], at)
 

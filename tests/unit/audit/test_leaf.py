@@ -77,7 +77,8 @@ def test_the_layout_is_the_documented_one() -> None:
     head += b"\x00\x02"
     assert data.startswith(head)
     assert data.endswith(b"\xff\xff\xff\xff")  # no actor, no gate decisions
-    assert len(data) == len(head) + 2 * (2 + 5 + 8 + 1 + 7 * 8) + 4
+    # Each entry refers to the transfer's debit or credit account (2 bytes), not the id again.
+    assert len(data) == len(head) + 2 * (2 + 8 + 1 + 7 * 8) + 4
     # The same change past 64 bits: every money field is 17 bytes, two's complement.
     big = 2**100
     wide = leaf.transfer_leaf(
@@ -153,3 +154,28 @@ def test_bundles_round_trip_and_refuse_a_cut_blob() -> None:
     for cut in (1, 5, len(packed) - 1):
         with pytest.raises(ValueError, match="bundle ends"):
             unpack_bundle(packed[:cut])
+
+
+def test_entries_refer_to_the_transfers_accounts_and_only_that_way() -> None:
+    row = _row("tr_1", "ldg_1", "acc_a", "acc_b", 500, 1_000, False)
+    entries = _entries("tr_1", "acc_a", "acc_b", 500, 9)
+    data = leaf.transfer_leaf("transfer.created", row, entries)  # type: ignore[arg-type]
+    parsed = leaf.parse(data)
+    assert [e[0] for e in parsed["entries"]] == ["acc_a", "acc_b"]
+    # The same leaf with the debit entry's account written out in full: another encoding of
+    # the same change, refused.
+    ref = b"\xff\xfe" + struct.pack(">q", 3)
+    assert data.count(ref) == 1
+    full = data.replace(ref, b"\x00\x05acc_a" + struct.pack(">q", 3))
+    with pytest.raises(leaf.LeafError, match="not canonical"):
+        leaf.parse(full)
+    # A reference where the transfer names no such account (a multi-leg transfer's row).
+    legs = (0, "tr_2", "ldg_1", 0, 0, None, None, 5, '[["x", 0, 5], ["y", 1, 5]]', None,
+            False, 0, None, None, 1, None)  # fmt: skip
+    multi = leaf.transfer_leaf(
+        "transfer.created", legs, [(1, "x", 1, None, "tr_2", 0, 5, 0, 5, 0, 0, 0, 1)]
+    )  # type: ignore[arg-type]
+    assert leaf.parse(multi)["entries"][0][0] == "x"
+    forged = multi.replace(b"\x00\x01x" + struct.pack(">q", 1), b"\xff\xfe" + struct.pack(">q", 1))
+    with pytest.raises(leaf.LeafError, match="does not name"):
+        leaf.parse(forged)
