@@ -16,12 +16,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from strongroom.audit.leaf import transfer_leaf
 from strongroom.audit.replay import Baseline, Replay
 from strongroom.audit.service import AuditLog
+from strongroom.audit.store import pack_bundle
 from strongroom.cli import app
 from strongroom.core.money import to_stored_int
 from strongroom.db.query import sql
 from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store as ledger_store
 from strongroom.ledger.model import AccountFlag, Action, Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
 from strongroom.runtime import build_ledger
@@ -286,3 +289,31 @@ def test_problems_are_capped(book: Book) -> None:
     assert len(problems) == 101
     assert problems[0].startswith("entry ")
     assert problems[-1] == "and 22 more problems replaying the leaves"
+
+
+def test_a_leaf_whose_totals_do_not_add_up_is_caught(book: Book) -> None:
+    """A forger who rewrites a leaf and the rows together, raising an entry's totals but not
+    its amount: the tree check names the leaf, the replay the sum that does not add up."""
+    tid = book.move(book.cash, book.alice, 10)
+    (index,) = book.audit.leaf_indexes("ten_default", tid)
+    with UnitOfWork(book.engine, write=False) as uow:
+        row = ledger_store.get_transfer_row(uow, tid)
+        assert row is not None
+        entries = [ledger_store.get_entry(uow, e[0]) for e in book.entries_of(tid)]
+    debit, credit = (tuple(e) for e in entries if e is not None)
+    forged = (*credit[:9], credit[9] + 5, *credit[10:])  # credits_posted
+    data = transfer_leaf("transfer.created", tuple(row), [debit, forged])  # type: ignore[arg-type]
+    book.sql(
+        "UPDATE audit_bundles SET data = ? WHERE log_id = ? AND first_idx = ?",
+        pack_bundle([data]),
+        "ten_default",
+        index,
+    )
+    book.sql("UPDATE entries SET credits_posted = credits_posted + 5 WHERE id = ?", credit[0])
+    book.sql("UPDATE accounts SET credits_posted = credits_posted + 5 WHERE id = ?", book.alice)
+    problems = book.audit.verify().problems
+    assert problems == [
+        f"log ten_default: leaf {index} does not match the tree (changed?)",
+        f"log ten_default: leaf {index}: account {book.alice}'s entry {credit[2]} has totals "
+        "that are not its previous ones plus its amounts",
+    ]

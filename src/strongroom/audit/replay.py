@@ -40,6 +40,7 @@ PROGRESS_EVERY: Final = 100_000  # ledger entries between two progress lines
 _BUNDLES_PAGE: Final = 2  # bundles a log's reader holds (a bulk batch's is ~2 MB)
 _DIRECTIONS: Final = ("debit", "credit")
 _TOTALS: Final = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+_ENTRY_FIELDS: Final = ("transfer", "direction", "amount", "pending_delta", *_TOTALS, "at")
 
 Key = tuple[str, int]  # (account id, version)
 LeafEntry = tuple[int, str, list[Any]]  # (leaf index, transfer id, the leaf's entry)
@@ -254,32 +255,30 @@ class Replay:
     def _compare(self, row: Sequence[Any], log_id: str, found: LeafEntry) -> None:
         self.report.entries += 1
         index, tid, e = found
-        try:
-            money = [from_stored_int(v) for v in row[6:12]]
-        except ValueError as exc:
-            self.problems.add(f"entry {row[0]}: a money column: {exc}")
-            return
+        money = row[6:12]
+        if not all(type(v) is int for v in money):
+            try:
+                money = [from_stored_int(v) for v in money]
+            except ValueError as exc:
+                self.problems.add(f"entry {row[0]}: a money column: {exc}")
+                return
         direction = row[5]
-        ledger = {
-            "transfer": row[4],
-            "direction": _DIRECTIONS[direction] if direction in (0, 1) else direction,
-            "amount": money[0],
-            "pending_delta": money[1],
-            **dict(zip(_TOTALS, money[2:], strict=True)),
-            "at": row[12],
-        }
-        leaf = {
-            "transfer": tid,
-            "direction": e[2],
-            "amount": e[3],
-            "pending_delta": e[4],
-            **dict(zip(_TOTALS, e[5:9], strict=True)),
-            "at": e[9],
-        }
+        ledger = (
+            row[4],
+            _DIRECTIONS[direction] if direction in (0, 1) else direction,
+            *money,
+            row[12],
+        )
+        leaf = (tid, *e[2:10])
         if ledger != leaf:
+            said = _diff(
+                dict(zip(_ENTRY_FIELDS, ledger, strict=True)),
+                dict(zip(_ENTRY_FIELDS, leaf, strict=True)),
+                "the leaf",
+            )
             self.problems.add(
                 f"entry {row[0]} (account {row[1]} version {row[2]}) differs from leaf {index} "
-                f"of log {log_id}: {_diff(ledger, leaf, 'the leaf')}"
+                f"of log {log_id}: {said}"
             )
 
     # -- the log's side --------------------------------------------------------------------
