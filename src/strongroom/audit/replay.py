@@ -7,7 +7,7 @@ totals raised together, a flag removed, an account closed by hand) is caught and
 
 Memory is per account, never per entry or transfer:
 
-- the leaves are replayed in log order into one `_Account` a account (created by its
+- the leaves are replayed in log order into one `_Account` per account (created by its
   `account.created` leaf or the baseline, then each entry's version must follow the last and its
   four totals must be the previous ones plus its amounts);
 - the ledger's entries are read once by id (commit order on SQLite) and matched, by (account,

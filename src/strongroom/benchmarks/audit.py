@@ -23,9 +23,11 @@ the reference, higher is better"):
   the whole `AuditLog.verify`, on a ledger built through the ledger with the log on (SQLite,
   bulk batches), at a quarter of the transfers and at all of them; `ratio` = the replay's peak at a
   quarter / at all (1.0: its memory does not grow with the history). 500,000 transfers in the
-  full run (~3 minutes), not 5 million: on the shared 2-core machine the build costs ~75 us a
-  transfer, the replay ~55 us and the whole verify ~150 us, measured at both sizes: ~27
-  minutes at 5 million.
+  full run, not 5 million: this row took 245 s on the shared 2-core machine (build 57 s; at
+  125,000 and 500,000 transfers: replay 7 s and 52 s, verify 34 s and 86 s), so 5 million
+  would take about 40 minutes. Measured there: the replay's peak 139 MiB and 142 MiB (from
+  77 MiB after imports), the whole verify's 194 MiB and 466 MiB: its tree and transfer checks
+  keep a hash a leaf, every tile and a digest a transfer (~0.7 KiB a transfer).
 
 Leaves are real transfer leaves (`audit.leaf.transfer_leaf`, two entries each), ~570 bytes.
 Targets (for a 2-core machine) are reported per row, never asserted.
