@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -397,6 +398,15 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     assert report.problems == []
     assert report.accounts == len(book.accounts)
     assert report.entries == 0  # every entry predates the log
+    # Down past 0007 and up again: the baselines stay (leaves are never taken out) and no
+    # second one is appended.
+    leaves = report.leaves
+    with u.engine.begin() as conn:
+        cfg = migrate._config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        command.upgrade(cfg, "head")
+    assert AuditLog(u.engine, origin=data.AUDIT_ORIGIN).verify().leaves == leaves
 
     # From now on the log is on, as `serve` would run it after the upgrade.
     ledger = LedgerService(u.engine)
