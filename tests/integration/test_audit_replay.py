@@ -271,7 +271,15 @@ def test_entries_out_of_id_order_still_match(book: Book) -> None:
     assert book.audit.verify().problems == []
     with UnitOfWork(book.engine, write=False) as uow:
         report = Replay(uow, Baseline(), lambda _m: None, window=4).run()
-    assert report.problems == []
+        assert report.problems == []
+        # A window narrower than the reordering: the replay holds no more than it and names
+        # what it had to let go, rather than grow.
+        narrow = Replay(uow, Baseline(), lambda _m: None, window=1).run()
+    assert narrow.problems[0].endswith(
+        f"of account {book.cash} (transfer {tid}), the ledger does not"
+    )
+    assert narrow.problems[1].startswith(f"entry {first + 2**40} (account {book.cash} version ")
+    assert len(narrow.problems) == 2
     # Renumbered into another account's history instead, it is named.
     book.sql(
         "UPDATE entries SET id = ?, account_id = ? WHERE id = ?", first, book.bob, first + 2**40
