@@ -311,8 +311,9 @@ class Replay:
                 elif key in waiting:
                     self._compare(waiting.pop(key), log.id, item)
                 else:
+                    # A second leaf entry of one version (named by _apply) replaces the first.
+                    self.held += key not in log.pending
                     log.pending[key] = item
-                    self.held += 1
                     if self.held > self.window:
                         self._leaf_unmatched(log)
             if found is not None or (want is not None and read >= self.window):
