@@ -41,6 +41,7 @@ AUDIT_ROWS = [
     "consistency_proof",
     "verify",
     "ledger_overhead",
+    "verify_memory",
 ]
 HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
 
@@ -148,6 +149,16 @@ def test_bench_audit_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
         "consistency_proof": {"p50_ms", "p99_ms", "reference_p50_ms", "reference_p99_ms"},
         "verify": {"us_per_proof", "reference_us_per_proof", "consistency_us_per_proof"},
         "ledger_overhead": {"audit_on_per_s", "audit_off_per_s", "reference_per_s", "transfers"},
+        "verify_memory": {
+            "replay_peak_rss_mib",
+            "replay_peak_rss_mib_quarter",
+            "verify_peak_rss_mib",
+            "verify_peak_rss_mib_quarter",
+            "base_rss_mib",
+            "replay_s",
+            "verify_s",
+            "transfers",
+        },
     }
     for row in report["results"]:
         check_fields(
@@ -166,6 +177,7 @@ def test_bench_audit_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert rows["ledger_overhead"]["transfers"] == (
         plan.ledger_runs * plan.ledger_batches_per_run * plan.ledger_batch_transfers
     )
+    assert rows["verify_memory"]["transfers"] == plan.verify_transfers
     assert progress.splitlines()[-1].startswith("done in")
 
     table = bench_audit.table(report)

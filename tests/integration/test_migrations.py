@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -33,6 +34,7 @@ from strongroom.audit.service import AuditLog
 from strongroom.core.limits import AMOUNT_MAX
 from strongroom.db import migrate, tables
 from strongroom.db.engine import create_engine
+from strongroom.db.query import sql as sql_params
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
@@ -384,16 +386,13 @@ def test_totals_pass_2_63_after_the_upgrade(upgraded: Upgraded) -> None:
         _check_audit(audit, book, extra_leaves=1)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="a database upgraded from before 0005 holds transfers that no audit leaf records, "
-    "and the audit log's verify reports each as a transfer without a leaf (no migration "
-    "backfills or marks the pre-audit history)",
-)
 def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     upgraded: Upgraded,
 ) -> None:
+    """Migration 0007 marks where audited history begins (audit.baseline leaves holding each
+    pre-audit account's state): verify passes on the upgraded database, and still does once
+    the log records new transfers that resolve and reverse pre-audit ones; a pre-audit
+    account's totals changed by hand are caught all the same."""
     u, book = upgraded, upgraded.book
     if book.schema.audit:
         pytest.skip("this database had the audit log: covered by the tests above")
@@ -401,3 +400,42 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     assert audit is None
     report = AuditLog(u.engine, origin=data.AUDIT_ORIGIN).verify()
     assert report.problems == []
+    assert report.accounts == len(book.accounts)
+    assert report.entries == 0  # every entry predates the log
+    # Down past 0007 and up again: the baselines stay (leaves are never taken out) and no
+    # second one is appended.
+    leaves = report.leaves
+    with u.engine.begin() as conn:
+        cfg = migrate._config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        command.upgrade(cfg, "head")
+    assert AuditLog(u.engine, origin=data.AUDIT_ORIGIN).verify().leaves == leaves
+
+    # From now on the log is on, as `serve` would run it after the upgrade.
+    ledger = LedgerService(u.engine)
+    audit = AuditLog(u.engine, origin=data.AUDIT_ORIGIN, tenant_of=ledger.ledger_tenants)
+    ledger = LedgerService(u.engine, event_sink=Outbox(), audit_sink=audit)
+    main = data.LEDGER
+    batch = [
+        NewTransfer("tr_new_simple", main, "acc_mig_cash", "acc_mig_alice", 777),
+        NewTransfer("tr_new_post", main, action=Action.POST, target_id="tr_mig_open_hold"),
+        NewTransfer("tr_new_void", main, action=Action.VOID, target_id="tr_mig_split_hold"),
+        NewTransfer("tr_new_reverse", main, action=Action.REVERSE, target_id="tr_mig_split"),
+    ]
+    assert [o.result for o in ledger.post_transfers(batch)] == [R.CREATED] * 4
+    audit.publish()
+    report = audit.verify()
+    assert report.problems == []
+    assert report.entries > 0
+
+    with UnitOfWork(u.engine) as uow:
+        cur = uow.cursor()
+        cur.execute(
+            sql_params(uow, "UPDATE accounts SET debits_posted = debits_posted + 1 WHERE id = ?"),
+            ("acc_mig_bob",),
+        )
+        uow.commit()
+    problems = audit.verify().problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("account acc_mig_bob differs from its leaves: debits_posted")

@@ -957,6 +957,10 @@ SCHEMA_0002 = Schema(tenancy=True)
 SCHEMA_0003 = Schema(tenancy=True, events=True)
 SCHEMA_0004 = Schema(tenancy=True, events=True, effective_at=True)
 SCHEMA_0005 = Schema(tenancy=True, events=True, effective_at=True, audit=True)
+# 0006 changed only PostgreSQL's money column types: its tables take the 0005 story as is (an
+# 0006 server writes version-2 leaves; version-1 ones, as an 0005 server upgraded left them,
+# are what a real 0006 database holds too).
+SCHEMA_0006 = SCHEMA_0005
 
 
 def _populate(schema: Schema) -> Callable[[sa.Connection], Book]:
@@ -977,6 +981,7 @@ populate_0004 = _populate(SCHEMA_0004)
 # hold), so it would prove nothing about a database that an 0005 server wrote. Upgrading to
 # head first and auditing there would not test that the audit rows survive the upgrade.
 populate_0005 = _populate(SCHEMA_0005)
+populate_0006 = _populate(SCHEMA_0006)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -984,4 +989,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0003": populate_0003,
     "0004": populate_0004,
     "0005": populate_0005,
+    "0006": populate_0006,
 }

@@ -385,3 +385,52 @@ def all_tiles(uow: UnitOfWork, log_id: str) -> dict[TileId, bytes]:
     cur = uow.cursor()
     cur.execute(sql(uow, "SELECT level, idx, hashes FROM audit_tiles WHERE log_id = ?"), (log_id,))
     return {(int(r[0]), int(r[1])): _blob(r[2]) for r in cur.fetchall()}
+
+
+# -- the replay's reads of the ledger's tables (audit/replay.py) -----------------------------
+# Like transfer_rows: the check is of the storage itself, below the ledger's service.
+
+
+def entry_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """Every entry row as stored (ledger.store.ENTRY_COLS), by id: commit order on SQLite."""
+    from strongroom.ledger.store import ENTRY_COLS
+
+    after = -1
+    while True:
+        cur = uow.cursor()
+        cur.execute(
+            sql(uow, f"SELECT {ENTRY_COLS} FROM entries WHERE id > ? ORDER BY id LIMIT ?"),
+            (after, page),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = int(rows[-1][0])
+
+
+ACCOUNT_REPLAY_COLS = (
+    "a.id, a.ledger_id, a.asset, a.normal_balance, a.flags, a.closed, a.debits_posted, "
+    "a.credits_posted, a.debits_pending, a.credits_pending, a.version, l.tenant_id"
+)
+
+
+def account_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]:
+    """Every account row as stored (ACCOUNT_REPLAY_COLS: what the log says of an account, and
+    its ledger's tenant, None for a ledger that is not there), by id."""
+    after = ""
+    while True:
+        cur = uow.cursor()
+        cur.execute(
+            sql(
+                uow,
+                f"SELECT {ACCOUNT_REPLAY_COLS} FROM accounts a "
+                "LEFT JOIN ledgers l ON l.id = a.ledger_id WHERE a.id > ? ORDER BY a.id LIMIT ?",
+            ),
+            (after, page),
+        )
+        rows = cur.fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]

@@ -18,6 +18,16 @@ the reference, higher is better"):
   against pymerkle's verifiers on its own proofs.
 - ledger_overhead: the ledger's bulk scenario (batches of 8,190 transfers on SQLite) with the
   audit log as its sink and without, in alternating runs; `ratio` = on / off.
+- verify_memory: the peak resident memory (VmHWM, else ru_maxrss) of a fresh process running
+  `verify`'s replay of the leaves against every account and entry (audit/replay.py), and of
+  the whole `AuditLog.verify`, on a ledger built through the ledger with the log on (SQLite,
+  bulk batches), at a quarter of the transfers and at all of them; `ratio` = the replay's peak at a
+  quarter / at all (1.0: its memory does not grow with the history). 500,000 transfers in the
+  full run, not 5 million: this row took 245 s on the shared 2-core machine (build 57 s; at
+  125,000 and 500,000 transfers: replay 7 s and 52 s, verify 34 s and 86 s), so 5 million
+  would take about 40 minutes. Measured there: the replay's peak 139 MiB and 142 MiB (from
+  77 MiB after imports), the whole verify's 194 MiB and 466 MiB: its tree and transfer checks
+  keep a hash a leaf, every tile and a digest a transfer (~0.7 KiB a transfer).
 
 Leaves are real transfer leaves (`audit.leaf.transfer_leaf`, two entries each), ~570 bytes.
 Targets (for a 2-core machine) are reported per row, never asserted.
@@ -34,6 +44,7 @@ import json
 import os
 import platform
 import random
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -46,7 +57,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from strongroom.audit import store
+from strongroom.audit import replay, store
 from strongroom.audit.leaf import transfer_leaf
 from strongroom.audit.merkle import (
     MemoryTree,
@@ -73,6 +84,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
 from strongroom.ledger.model import Action, NewTransfer, Status, TransferRow
 from strongroom.ledger.service import DEFAULT_TENANT_ID, LedgerService
+from strongroom.settings import Settings
 
 LOG_ID: Final = "ten_bench"
 LEAF_ACCOUNTS: Final = 10_000
@@ -83,6 +95,7 @@ CHILD_S_MAX: Final = 180.0
 CHILD_CHECKS: Final = 8
 RAW_TABLE: Final = "bench_raw_leaves"
 PYMERKLE_CHECK_EVERY: Final = 4_096  # appends between two looks at pymerkle's time budget
+VERIFY_SQLITE_CACHE_MIB: Final = 16  # verify_memory's processes
 
 TARGETS: Final = {
     "append_memory": ">= 300,000/s and >= 8x pymerkle",
@@ -91,6 +104,7 @@ TARGETS: Final = {
     "consistency_proof": "p50 <= 0.3 ms, p99 <= 2 ms",
     "verify": "",
     "ledger_overhead": ">= 0.8",
+    "verify_memory": "replay's peak memory flat in the history's length (ratio >= 0.9)",
 }
 
 Progress = Callable[[str], None]
@@ -124,6 +138,7 @@ class Plan:
     ledger_batch_transfers: int
     pymerkle_build_s_max: float
     ledger_accounts: int = LEDGER_ACCOUNTS
+    verify_transfers: int = 500_000  # verify_memory's ledger (measured at a quarter, then all)
 
     @classmethod
     def full(cls) -> Plan:
@@ -147,6 +162,7 @@ class Plan:
             ledger_batches_per_run=2,
             ledger_batch_transfers=BATCH_TRANSFERS_MAX,
             pymerkle_build_s_max=15.0,
+            verify_transfers=100_000,
         )
 
     @classmethod
@@ -161,6 +177,7 @@ class Plan:
             ledger_batch_transfers=200,
             pymerkle_build_s_max=30.0,
             ledger_accounts=200,
+            verify_transfers=2_000,
         )
 
     def __post_init__(self) -> None:
@@ -171,6 +188,7 @@ class Plan:
         assert self.ledger_runs >= 1
         assert self.ledger_batches_per_run >= 1
         assert self.ledger_accounts >= 2
+        assert self.verify_transfers >= 4
 
 
 # -- rows ----------------------------------------------------------------------------------
@@ -700,6 +718,124 @@ def bench_ledger_overhead(
     )
 
 
+# -- verify's memory ----------------------------------------------------------------------
+
+
+def _rss_mib() -> float:
+    """This process's peak resident memory so far: VmHWM on Linux (its address space's high
+    water mark, which starts afresh at exec), else ru_maxrss (which Linux carries across exec
+    from the parent: the benchmark's own memory)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def _child_verify(url: str, mode: str) -> dict[str, Any]:
+    """In a fresh process: the replay alone (`replay`) or the whole verify (`verify`), its
+    time and the process's peak memory, before and after."""
+    # SQLite's page cache is bounded by its own setting (256 MiB by default) and fills up to it
+    # on any long read: a small one keeps it from hiding what verify itself holds.
+    engine = create_engine(url, pool_size=1, sqlite_cache_mib=VERIFY_SQLITE_CACHE_MIB)
+    try:
+        audit = AuditLog(engine)
+        base = _rss_mib()
+        t0 = time.perf_counter()
+        if mode == "replay":
+            with UnitOfWork(engine, write=False) as uow:
+                done = replay.check(uow, replay.load_baseline(uow), lambda _m: None)
+            problems, entries = done.problems, done.entries
+        else:
+            assert mode == "verify", mode
+            report = audit.verify()
+            problems, entries = report.problems, report.entries
+        seconds = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    return {
+        "seconds": seconds,
+        "base_rss_mib": base,
+        "peak_rss_mib": _rss_mib(),
+        "entries": entries,
+        "problems": problems[:5],
+    }
+
+
+def _run_verify_child(url: str, mode: str, cwd: Path, timeout_s: float) -> dict[str, Any]:
+    args = [sys.executable, "-m", "strongroom.benchmarks.audit", "verify", url, mode]
+    done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        args, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the {mode} process failed:\n{done.stderr.strip()[-2000:]}")
+    out: dict[str, Any] = json.loads(done.stdout)
+    assert out["problems"] == [], out["problems"]
+    return out
+
+
+def bench_verify_memory(
+    directory: Path, plan: Plan, progress: Progress, seed: int
+) -> dict[str, Any]:
+    rng = random.Random(seed)
+    total = plan.verify_transfers
+    sizes = (total // 4, total)
+    measured: dict[tuple[int, str], dict[str, Any]] = {}
+    build_s = 0.0
+    with sqlite_database(directory, "verify_memory") as url:
+        fx = Fixture(url, plan.ledger_accounts, Settings(database_url=url))
+        try:
+            posted = 0
+            for size in sizes:
+                start = time.perf_counter()
+                while posted < size:
+                    count = min(BATCH_TRANSFERS_MAX, size - posted)
+                    _post_all(fx.service, [fx.transfers(count, rng)])
+                    posted += count
+                build_s += time.perf_counter() - start
+                progress(f"verify_memory: {size:,} transfers built ({build_s:.0f} s); verify ...")
+                # A child is stuck, not slow, past ~20x the build's time a transfer.
+                timeout_s = max(CHILD_S_MAX, 20 * build_s / posted * size)
+                for mode in ("replay", "verify"):
+                    child = _run_verify_child(url, mode, directory, timeout_s)
+                    assert child["entries"] == 2 * size, (child["entries"], size)
+                    measured[(size, mode)] = child
+                    progress(
+                        f"verify_memory: {mode} at {size:,} transfers: peak "
+                        f"{child['peak_rss_mib']:,.0f} MiB (from {child['base_rss_mib']:,.0f}), "
+                        f"{child['seconds']:.1f} s"
+                    )
+        finally:
+            fx.close()
+    quarter, full = sizes
+    replay_full = measured[(full, "replay")]
+    ratio = measured[(quarter, "replay")]["peak_rss_mib"] / replay_full["peak_rss_mib"]
+    return _row(
+        "verify_memory",
+        "sqlite",
+        transfers=full,
+        quarter_transfers=quarter,
+        accounts=plan.ledger_accounts,
+        replay_peak_rss_mib=replay_full["peak_rss_mib"],
+        replay_peak_rss_mib_quarter=measured[(quarter, "replay")]["peak_rss_mib"],
+        verify_peak_rss_mib=measured[(full, "verify")]["peak_rss_mib"],
+        verify_peak_rss_mib_quarter=measured[(quarter, "verify")]["peak_rss_mib"],
+        base_rss_mib=replay_full["base_rss_mib"],
+        replay_s=replay_full["seconds"],
+        verify_s=measured[(full, "verify")]["seconds"],
+        build_s=build_s,
+        reference="the same at a quarter of the transfers",
+        ratio=ratio,
+        meets_target=ratio >= 0.9,
+        note=(
+            f"peak RSS (VmHWM) of a fresh process with a {VERIFY_SQLITE_CACHE_MIB} MiB SQLite "
+            "page cache, base_rss_mib after its imports; "
+            "verify_*: the whole AuditLog.verify (tree, checkpoints, transfers and the replay)"
+        ),
+    )
+
+
 # -- driver --------------------------------------------------------------------------------
 
 
@@ -761,6 +897,7 @@ def run(
         rows.append(bench_verify(memory, datas, plan, progress, seed))
         del memory, tids, datas
         rows.append(bench_ledger_overhead(tmp, plan, progress, seed))
+        rows.append(bench_verify_memory(tmp, plan, progress, seed))
     info["elapsed_s"] = round(time.perf_counter() - started, 1)
     progress(f"done in {info['elapsed_s']:.0f} s")
     return {"info": info, "results": rows}
@@ -786,6 +923,13 @@ def _figure(r: dict[str, Any]) -> tuple[str, str]:
             f"{r['us_per_proof']:.1f} us/proof (consistency {r['consistency_us_per_proof']:.1f})",
             f"{r['reference_us_per_proof']:.1f} us (consistency "
             f"{r['reference_consistency_us_per_proof']:.1f})",
+        )
+    if scenario == "verify_memory":
+        return (
+            f"replay peak {r['replay_peak_rss_mib']:,.0f} MiB, verify "
+            f"{r['verify_peak_rss_mib']:,.0f} MiB at {r['transfers']:,} transfers",
+            f"replay {r['replay_peak_rss_mib_quarter']:,.0f} MiB, verify "
+            f"{r['verify_peak_rss_mib_quarter']:,.0f} MiB at {r['quarter_transfers']:,}",
         )
     assert scenario == "ledger_overhead", scenario
     return (
@@ -818,6 +962,9 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _child_main(argv: list[str]) -> None:
+    if argv[0] == "verify":
+        sys.stdout.write(json.dumps(_child_verify(argv[1], argv[2])))
+        return
     command, url, kind, size, count, seed = argv
     assert command == "proofs", argv
     assert kind in ("inclusion", "consistency"), argv

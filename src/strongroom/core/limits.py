@@ -96,3 +96,10 @@ WEBHOOK_ERROR_CHARS_MAX: Final = 500  # of an attempt's error text
 assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
 assert 2 * WEBHOOK_TIMEOUT_MS < WEBHOOK_LEASE_MS  # a lease outlives the request it covers
 assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
+
+# Audit verify's replay (audit/replay.py): the ledger's entries and the log's entries are read
+# in step; an entry whose counterpart is not within this many of the other side's next ones is
+# held until it is (PostgreSQL commits transactions out of id order), at most this many a side.
+AUDIT_REPLAY_WINDOW_ENTRIES: Final = 262_144
+AUDIT_REPLAY_PROBLEMS_MAX: Final = 100  # then "and N more"
+assert AUDIT_REPLAY_WINDOW_ENTRIES >= 8 * BATCH_TRANSFERS_MAX * 2

@@ -1,0 +1,327 @@
+"""`audit verify` replays each tenant's leaves into balances and compares them with every
+account row and every entry row (audit/replay.py), on SQLite and PostgreSQL.
+
+Each forgery test publishes a checkpoint, edits the database directly as someone with write
+access to it would (behind the ledger and the log alike), and checks that verify, against the
+public key the operator holds, fails naming the row that was changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from strongroom.audit.leaf import transfer_leaf
+from strongroom.audit.replay import Baseline, Replay
+from strongroom.audit.service import AuditLog
+from strongroom.audit.store import pack_bundle
+from strongroom.cli import app
+from strongroom.core.money import to_stored_int
+from strongroom.db.query import sql
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store as ledger_store
+from strongroom.ledger.model import AccountFlag, Action, Direction, NewTransfer, TransferResult
+from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
+
+R = TransferResult
+BIG = 2**100  # past 64 bits: a wide leaf, a 17-byte BLOB on SQLite
+NO_OVERDRAFT = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
+
+
+@dataclass
+class Book:
+    url: str
+    engine: Engine
+    ledger: LedgerService
+    audit: AuditLog
+    ledger_id: str
+    cash: str  # debit-normal, no flags
+    alice: str  # credit-normal, may not go overdrawn
+    bob: str  # credit-normal
+
+    def move(self, debit: str, credit: str, amount: int, **extra: Any) -> str:
+        outcome = self.ledger.transfer(self.ledger_id, debit, credit, amount, **extra)
+        assert outcome.result is R.CREATED, outcome
+        return outcome.transfer_id
+
+    def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
+        with UnitOfWork(self.engine) as uow:
+            cur = uow.cursor()
+            cur.execute(sql(uow, statement), params)
+            rows = list(cur.fetchall()) if cur.description else []
+            uow.commit()
+        return rows
+
+    def entries_of(self, transfer_id: str) -> list[tuple[int, str, int]]:
+        """(entry id, account, version) of a transfer's entries."""
+        rows = self.sql(
+            "SELECT id, account_id, version FROM entries WHERE transfer_id = ? ORDER BY id",
+            transfer_id,
+        )
+        return [(int(r[0]), r[1], int(r[2])) for r in rows]
+
+    def key(self) -> str:
+        """The public key the operator keeps (the log's first)."""
+        self.audit.publish()
+        return str(self.audit.verifier_keys()[0]["verifier_key"])
+
+    def problems(self, key: str) -> list[str]:
+        return self.audit.verify(trusted_keys=[key]).problems
+
+
+def _book(url: str, engine: Engine, tenant: str = "ten_default") -> Book:
+    ledger, audit = build_ledger(engine, Settings(database_url=url))
+    ldg = ledger.create_ledger("books", tenant_id=tenant).id
+    cash = ledger.create_account(ldg, "USD", Direction.DEBIT).id
+    alice = ledger.create_account(ldg, "USD", Direction.CREDIT, flags=NO_OVERDRAFT).id
+    bob = ledger.create_account(ldg, "USD", Direction.CREDIT).id
+    return Book(url, engine, ledger, audit, ldg, cash, alice, bob)
+
+
+@pytest.fixture
+def book(db_url: str, db_engine: Engine) -> Book:
+    b = _book(db_url, db_engine)
+    b.move(b.cash, b.alice, 5_000)
+    b.move(b.cash, b.bob, 7_000)
+    b.move(b.alice, b.bob, 1_000)
+    return b
+
+
+def test_an_honest_ledger_verifies(db_url: str, db_engine: Engine) -> None:
+    """128-bit amounts, pending then posted (partly), voided and expired, a reversal, a
+    closed and reopened account, several tenants: every account and entry matches."""
+    one = _book(db_url, db_engine, "ten_one")
+    two = _book(db_url, db_engine, "ten_two")
+    for b in (one, two):
+        b.move(b.cash, b.alice, BIG)
+        b.move(b.cash, b.bob, 10_000)
+        held = b.move(b.cash, b.bob, 3_000, pending=True)
+        b.ledger.post_transfers(
+            [NewTransfer("tr_post_" + held, b.ledger_id, action=Action.POST, target_id=held,
+                         amount=2_000)]
+        )  # fmt: skip
+        voided = b.move(b.alice, b.bob, BIG // 2, pending=True)
+        b.ledger.post_transfers(
+            [NewTransfer("tr_void_" + voided, b.ledger_id, action=Action.VOID, target_id=voided)]
+        )
+        paid = b.move(b.alice, b.bob, 4_000)
+        b.ledger.post_transfers(
+            [NewTransfer("tr_rev_" + paid, b.ledger_id, action=Action.REVERSE, target_id=paid,
+                         amount=1_500)]
+        )  # fmt: skip
+        b.ledger.close_account(b.bob)
+        b.ledger.close_account(b.bob, closed=False)
+        b.move(b.cash, b.bob, 1)
+    lapsing = one.move(one.cash, one.bob, 9, pending=True, timeout_s=1)
+    time.sleep(1.05)  # the shortest timeout is a second
+    assert one.ledger.expire_due() == 1
+    assert one.ledger.get_transfer(lapsing).status.label == "expired"
+    one.ledger.close_account(one.alice)  # closed at the end: the account row says so
+    key = one.key()
+    report = one.audit.verify(trusted_keys=[key])
+    assert report.problems == []
+    (entries,) = one.sql("SELECT COUNT(*) FROM entries")[0]
+    assert (report.accounts, report.entries) == (6, entries)
+
+
+def test_entries_and_both_accounts_inflated_together_are_caught(book: Book) -> None:
+    """The forgery that passed before the replay: both entries of one transfer and both
+    accounts' totals raised by 1,000,000, consistently. `strongroom audit verify
+    --public-key KEY` names the first entry and each account."""
+    key = book.key()
+    tid = book.move(book.alice, book.bob, 250)
+    book.key()
+    (debit, _, dv), (credit, _, cv) = book.entries_of(tid)
+    raise_by = 1_000_000
+    book.sql(
+        "UPDATE entries SET amount = amount + ?, debits_posted = debits_posted + ? WHERE id = ?",
+        raise_by,
+        raise_by,
+        debit,
+    )
+    book.sql(
+        "UPDATE entries SET amount = amount + ?, credits_posted = credits_posted + ? WHERE id = ?",
+        raise_by,
+        raise_by,
+        credit,
+    )
+    book.sql(
+        "UPDATE accounts SET debits_posted = debits_posted + ? WHERE id = ?", raise_by, book.alice
+    )
+    book.sql(
+        "UPDATE accounts SET credits_posted = credits_posted + ? WHERE id = ?", raise_by, book.bob
+    )
+    result = CliRunner().invoke(
+        app, ["audit", "verify", "--database-url", book.url, "--public-key", key]
+    )
+    assert result.exit_code == 1, result.output
+    tampered = [line for line in result.output.splitlines() if line.startswith("TAMPERED: ")]
+    assert tampered[0].startswith(
+        f"TAMPERED: entry {debit} (account {book.alice} version {dv}) differs from leaf "
+    )
+    assert "amount 1000250 in the ledger, 250 in the leaf" in tampered[0]
+    assert tampered[1].startswith(f"TAMPERED: entry {credit} (account {book.bob} version {cv})")
+    assert f"TAMPERED: account {book.alice} differs from its leaves: debits_posted" in tampered[2]
+    assert f"TAMPERED: account {book.bob} differs from its leaves: credits_posted" in tampered[3]
+    assert len(tampered) == 4
+
+
+def test_a_flag_removed_is_caught(book: Book) -> None:
+    key = book.key()
+    book.sql("UPDATE accounts SET flags = 0 WHERE id = ?", book.alice)
+    assert book.problems(key) == [
+        f"account {book.alice} differs from its leaves: flags [] in the ledger, "
+        "[debits_must_not_exceed_credits] in them"
+    ]
+
+
+def test_an_entry_moved_to_another_account_is_caught(book: Book) -> None:
+    key = book.key()
+    tid = book.move(book.cash, book.alice, 42)
+    (entry, account, version), _ = book.entries_of(tid)
+    assert account == book.cash
+    fresh = book.ledger.create_account(book.ledger_id, "USD", Direction.DEBIT).id
+    book.sql("UPDATE entries SET account_id = ? WHERE id = ?", fresh, entry)
+    problems = book.problems(key)
+    assert problems[0] == (
+        f"entry {entry} (account {fresh} version {version}, transfer {tid}) has no leaf in the "
+        "audit log"
+    )
+    assert problems[1].endswith(
+        f"has entry {version} of account {book.cash} (transfer {tid}), the ledger does not"
+    )
+    assert len(problems) == 2
+
+
+def test_a_transfer_deleted_with_its_entries_and_totals_fixed_is_caught(book: Book) -> None:
+    key = book.key()
+    before = book.ledger.get_account(book.alice)
+    tid = book.move(book.alice, book.bob, 300)
+    bob = book.ledger.get_account(book.bob)
+    book.sql("DELETE FROM entries WHERE transfer_id = ?", tid)
+    book.sql("DELETE FROM transfers WHERE id = ?", tid)
+    # The totals and versions put back as they were, so the ledger's own sums agree.
+    b = bob.balances
+    book.sql(
+        "UPDATE accounts SET debits_posted = ?, version = ? WHERE id = ?",
+        before.balances.debits_posted,
+        before.version,
+        book.alice,
+    )
+    book.sql(
+        "UPDATE accounts SET credits_posted = ?, version = ? WHERE id = ?",
+        b.credits_posted - 300,
+        bob.version - 1,
+        book.bob,
+    )
+    problems = book.problems(key)
+    assert problems[0] == f"the audit log has transfer {tid}, the ledger does not"
+    assert f"of account {book.alice} (transfer {tid}), the ledger does not" in problems[1]
+    assert f"of account {book.bob} (transfer {tid}), the ledger does not" in problems[2]
+    assert problems[3].startswith(f"account {book.alice} differs from its leaves: version ")
+    assert problems[4].startswith(f"account {book.bob} differs from its leaves: version ")
+    assert len(problems) == 5
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("asset", "EUR", "asset EUR in the ledger, USD in them"),
+        ("closed", True, "closed True in the ledger, False in them"),
+        ("normal_balance", int(Direction.DEBIT), "normal balance debit in the ledger, credit"),
+    ],
+)
+def test_an_account_changed_by_hand_is_caught(
+    book: Book, column: str, value: object, said: str
+) -> None:
+    key = book.key()
+    book.sql(f"UPDATE accounts SET {column} = ? WHERE id = ?", value, book.bob)
+    problems = book.problems(key)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"account {book.bob} differs from its leaves: {said}")
+
+
+def test_a_wide_total_edited_by_hand_is_caught(book: Book) -> None:
+    """Past 64 bits (a BLOB on SQLite, NUMERIC on PostgreSQL) just as below."""
+    tid = book.move(book.cash, book.bob, BIG)
+    key = book.key()
+    _, (credit, _, _) = book.entries_of(tid)
+    stored = to_stored_int(BIG + 1) if book.engine.dialect.name == "sqlite" else BIG + 1
+    book.sql("UPDATE entries SET credits_posted = ? WHERE id = ?", stored, credit)
+    (problem,) = book.problems(key)
+    assert problem.startswith(f"entry {credit} (account {book.bob} ")
+    assert f"credits_posted {BIG + 1} in the ledger, {BIG + 8_000} in the leaf" in problem
+
+
+def test_entries_out_of_id_order_still_match(book: Book) -> None:
+    """PostgreSQL may commit a transaction with lower entry ids after one with higher ids:
+    the replay holds what runs ahead on either side, here one transfer's entries renumbered
+    past every other; also with a window of four entries."""
+    tid = book.move(book.cash, book.alice, 11)
+    book.move(book.cash, book.bob, 12)
+    first = book.entries_of(tid)[0][0]
+    book.sql("UPDATE entries SET id = id + ? WHERE transfer_id = ?", 2**40, tid)
+    assert book.audit.verify().problems == []
+    with UnitOfWork(book.engine, write=False) as uow:
+        report = Replay(uow, Baseline(), lambda _m: None, window=4).run()
+        assert report.problems == []
+        # A window narrower than the reordering: the replay holds no more than it and names
+        # what it had to let go, rather than grow.
+        narrow = Replay(uow, Baseline(), lambda _m: None, window=1).run()
+    assert narrow.problems[0].endswith(
+        f"of account {book.cash} (transfer {tid}), the ledger does not"
+    )
+    assert narrow.problems[1].startswith(f"entry {first + 2**40} (account {book.cash} version ")
+    assert len(narrow.problems) == 2
+    # Renumbered into another account's history instead, it is named.
+    book.sql(
+        "UPDATE entries SET id = ?, account_id = ? WHERE id = ?", first, book.bob, first + 2**40
+    )
+    assert book.audit.verify().problems[0].startswith(f"entry {first} (account {book.bob} ")
+
+
+def test_problems_are_capped(book: Book) -> None:
+    """A hundred problems, then a count of the rest."""
+    key = book.key()
+    batch = [NewTransfer(f"tr_cap_{k}", book.ledger_id, book.cash, book.bob, 1) for k in range(120)]
+    assert {o.result for o in book.ledger.post_transfers(batch)} == {R.CREATED}
+    book.sql("UPDATE entries SET amount = amount + 1 WHERE account_id = ?", book.bob)
+    problems = book.problems(key)
+    assert len(problems) == 101
+    assert problems[0].startswith("entry ")
+    assert problems[-1] == "and 22 more problems replaying the leaves"
+
+
+def test_a_leaf_whose_totals_do_not_add_up_is_caught(book: Book) -> None:
+    """A forger who rewrites a leaf and the rows together, raising an entry's totals but not
+    its amount: the tree check names the leaf, the replay the sum that does not add up."""
+    tid = book.move(book.cash, book.alice, 10)
+    (index,) = book.audit.leaf_indexes("ten_default", tid)
+    with UnitOfWork(book.engine, write=False) as uow:
+        row = ledger_store.get_transfer_row(uow, tid)
+        assert row is not None
+        entries = [ledger_store.get_entry(uow, e[0]) for e in book.entries_of(tid)]
+    debit, credit = (tuple(e) for e in entries if e is not None)
+    forged = (*credit[:9], credit[9] + 5, *credit[10:])  # credits_posted
+    data = transfer_leaf("transfer.created", tuple(row), [debit, forged])  # type: ignore[arg-type]
+    book.sql(
+        "UPDATE audit_bundles SET data = ? WHERE log_id = ? AND first_idx = ?",
+        pack_bundle([data]),
+        "ten_default",
+        index,
+    )
+    book.sql("UPDATE entries SET credits_posted = credits_posted + 5 WHERE id = ?", credit[0])
+    book.sql("UPDATE accounts SET credits_posted = credits_posted + 5 WHERE id = ?", book.alice)
+    problems = book.audit.verify().problems
+    assert problems == [
+        f"log ten_default: leaf {index} does not match the tree (changed?)",
+        f"log ten_default: leaf {index}: account {book.alice}'s entry {credit[2]} has totals "
+        "that are not its previous ones plus its amounts",
+    ]
