@@ -140,56 +140,16 @@ def transfer_leaves(
                 key = (len(tid), len(ledger), len(debit), len(credit))
                 packer = structs.get(key) or _simple_struct(key)
                 if packer is not None:
-                    append(
-                        packer.pack(
-                            VERSION,
-                            KIND_LEDGER,
-                            codes[kind],
-                            key[0],
-                            tid,
-                            key[1],
-                            ledger,
-                            WIDTH_NARROW,
-                            row[3],
-                            row[4],
-                            key[2],
-                            debit,
-                            key[3],
-                            credit,
-                            row[7],
-                            _NULL,
-                            _NULL,
-                            1 if row[10] else 0,
-                            row[11],
-                            0,
-                            0,
-                            _NULL,
-                            row[14],
-                            2,
-                            _DEBIT_REF,
-                            d[2],
-                            d[5],
-                            d[6],
-                            d[7],
-                            d[8],
-                            d[9],
-                            d[10],
-                            d[11],
-                            d[12],
-                            _CREDIT_REF,
-                            c[2],
-                            c[5],
-                            c[6],
-                            c[7],
-                            c[8],
-                            c[9],
-                            c[10],
-                            c[11],
-                            c[12],
-                            _NULL,
-                            _NULL,
-                        )  # fmt: skip
-                    )
+                    packed = packer.pack(
+                        VERSION, KIND_LEDGER, codes[kind],
+                        key[0], tid, key[1], ledger, WIDTH_NARROW, row[3], row[4],
+                        key[2], debit, key[3], credit, row[7],
+                        _NULL, _NULL, 1 if row[10] else 0, row[11], 0, 0, _NULL, row[14], 2,
+                        _DEBIT_REF, d[2], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12],
+                        _CREDIT_REF, c[2], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
+                        _NULL, _NULL,
+                    )  # fmt: skip
+                    append(packed)
                     continue
         append(_general(kind, row, mine))
     return out
