@@ -415,7 +415,7 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     # From now on the log is on, as `serve` would run it after the upgrade.
     ledger = LedgerService(u.engine)
     audit = AuditLog(u.engine, origin=data.AUDIT_ORIGIN, tenant_of=ledger.ledger_tenants)
-    ledger = LedgerService(u.engine, event_sink=Outbox(), audit_sink=audit)
+    ledger = LedgerService(u.engine, sinks=[Outbox(), audit], recorder=audit)
     main = data.LEDGER
     batch = [
         NewTransfer("tr_new_simple", main, "acc_mig_cash", "acc_mig_alice", 777),
