@@ -612,7 +612,13 @@ def audit_verify_receipt(
 
 @audit_app.command("verify-statement")
 def audit_verify_statement(
-    file: Annotated[Path, typer.Argument(help="a statement (GET /v1/accounts/{id}/statement)")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="a statement's pages in order (GET /v1/accounts/{id}/statement, then with "
+            "cursor=next_cursor), one file each, or one file holding the list of them"
+        ),
+    ],
     public_key: Annotated[
         list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
     ],
@@ -621,13 +627,18 @@ def audit_verify_statement(
     ] = None,
 ) -> None:
     """Offline: every entry of the account in the period is there (gap-free versions from the
-    opening entry to the first one after), unaltered (each leaf proved in the signed
-    checkpoint) and adding up (each balance follows from the one before). Exit 1 if not."""
+    opening entry to the first one after, across the pages), unaltered (each leaf proved in a
+    signed checkpoint) and adding up (each balance follows from the one before). Exit 1 if
+    not."""
     from strongroom.audit.offline import load_receipt
     from strongroom.audit.statement import StatementError, verify_statement
 
     try:
-        checked = verify_statement(load_receipt(file), public_key)
+        pages: list[Any] = []
+        for file in files:
+            document = load_receipt(file)
+            pages.extend(document if isinstance(document, list) else [document])
+        checked = verify_statement(pages, public_key)
         if origin is not None and checked.origin != origin:
             raise StatementError(f"the statement is from log {checked.origin}, not {origin}")
     except (StatementError, ValueError) as exc:
@@ -648,9 +659,10 @@ def audit_verify_statement(
         if checked.has_boundary
         else ("no later entry when it was made")
     )
+    paged = f", {checked.pages} pages" if checked.pages > 1 else ""
     typer.echo(
         f"statement: ok, complete: {len(checked.entries)} entries, {tail} "
-        f"(log {checked.origin}, tree size {checked.tree_size})"
+        f"(log {checked.origin}, tree size {checked.tree_size}{paged})"
     )
 
 

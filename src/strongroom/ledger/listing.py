@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -129,14 +129,16 @@ def transfers_by_seq(
 
 
 @dataclass(slots=True)
-class _Account:
+class AccountChain:
+    """Where an account's chain of entries starts: its id, last version and last entry."""
+
     id: str
     version: int
     last_entry_id: int | None
 
 
-def _entries_down(
-    uow: UnitOfWork, account: _Account, version: int, count: int
+def entries_down(
+    uow: UnitOfWork, account: AccountChain, version: int, count: int
 ) -> tuple[list[tuple[Any, ...]], int]:
     """The account's entries from `version` down (count at most), newest first, and how many
     were read: from the nearest indexed entry at or above it, so at most
@@ -170,7 +172,7 @@ def account_transfers(
     row = store.get_account_row(uow, account_id)
     if row is None:
         raise NotFound(f"no account {account_id}", param="account_id")
-    account = _Account(account_id, int(row[12]), row[13])
+    account = AccountChain(account_id, int(row[12]), row[13])
     # `version`: the first entry to examine, inclusive; `older`: walking down or up from it.
     older, version = True, account.version
     for param, transfer_id, towards_older in (
@@ -206,10 +208,10 @@ def account_transfers(
         take = min(chunk, budget)
         chunk *= 4
         if older:
-            rows, read = _entries_down(uow, account, version, take)
+            rows, read = entries_down(uow, account, version, take)
         else:
             top = min(version + take - 1, account.version)
-            rows, read = _entries_down(uow, account, top, top - version + 1)
+            rows, read = entries_down(uow, account, top, top - version + 1)
             rows.reverse()
         budget -= read
         seqs = store.transfer_seqs(uow, sorted({r[4] for r in rows}))
@@ -264,13 +266,3 @@ def check_one_cursor(
         raise InvalidRequest(
             "give one of starting_after, ending_before and cursor, not several", param=param
         )
-
-
-__all__: Sequence[str] = (
-    "Page",
-    "account_transfers",
-    "check_one_cursor",
-    "decode_cursor",
-    "encode_cursor",
-    "transfers_by_seq",
-)

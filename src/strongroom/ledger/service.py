@@ -23,6 +23,7 @@ from strongroom.core.limits import (
     ENTRY_INDEX_STRIDE,
     LIST_SCAN_ROWS_MAX,
     PAGE_SIZE_DEFAULT,
+    STATEMENT_PAGE_ENTRIES_MAX,
 )
 from strongroom.core.money import Asset, from_stored_int, iso_asset, validate_custom_asset
 from strongroom.core.pagination import check_limit
@@ -775,6 +776,21 @@ class LedgerService:
                 start = None if found is None else found[3]
             rows = store.walk_entries(uow, start, limit + 1)
         return Page([_entry_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def entry_transfers(self, account_id: str, first: int, last: int) -> dict[int, str]:
+        """version -> transfer id of the account's entries `first` to `last` (a bounded range:
+        audit statements take it a page at a time), from the nearest indexed entry."""
+        assert first >= 1, first
+        assert last - first < STATEMENT_PAGE_ENTRIES_MAX, (first, last)
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            chain = listing.AccountChain(account_id, int(row[12]), row[13])
+            rows, _ = listing.entries_down(uow, chain, last, last - first + 1)
+        found = {int(r[2]): str(r[4]) for r in rows}
+        assert set(found) == set(range(first, min(last, chain.version) + 1)), (first, last)
+        return found
 
     def _entry_at_version(
         self, uow: UnitOfWork, account_id: str, last_version: int, last_id: int | None, version: int
