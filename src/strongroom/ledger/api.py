@@ -507,13 +507,13 @@ async def list_transfers(
         await _own_account(ctx, account_id)
     # A cursor must be one of this tenant's transfers: another tenant's answers exactly as an
     # unknown one, so cursors cannot probe for ids.
-    for name, cursor in (("starting_after", starting_after), ("ending_before", ending_before)):
-        if cursor is not None:
+    for name, transfer_id in (("starting_after", starting_after), ("ending_before", ending_before)):
+        if transfer_id is not None:
             try:
-                await _own_transfer(ctx, cursor)
+                await _own_transfer(ctx, transfer_id)
             except NotFound:
                 raise InvalidRequest(
-                    f"no transfer {cursor}", param=name, code="invalid_cursor"
+                    f"no transfer {transfer_id}", param=name, code="invalid_cursor"
                 ) from None
     metadata = None
     for key, value in request.query_params.multi_items():
