@@ -232,8 +232,10 @@ def list_transfers(
     status: str | None = None,
     limit: int = 20,
     starting_after: str | None = None,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
     database_url: DbOption = None,
 ) -> None:
+    """A page may hold fewer than `limit` while has_more: go on with --cursor NEXT_CURSOR."""
     svc = _service(database_url)
     page = svc.list_transfers(
         ledger_id=ledger_id,
@@ -241,8 +243,15 @@ def list_transfers(
         status=Status[status.upper()] if status else None,
         limit=limit,
         starting_after=starting_after,
+        cursor=cursor,
     )
-    _print({"data": [transfer_to_dict(r) for r in page.data], "has_more": page.has_more})
+    out: dict[str, Any] = {
+        "data": [transfer_to_dict(r) for r in page.data],
+        "has_more": page.has_more,
+    }
+    if page.next_cursor is not None:
+        out["next_cursor"] = page.next_cursor
+    _print(out)
 
 
 @ledger_app.command("entries")
