@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from strongroom.audit.statement import verify_statement
+from strongroom.core import clock
 from strongroom.core.clock import MonotonicClock
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import BATCH_TRANSFERS_MAX, ENTRY_INDEX_STRIDE
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Direction, Leg, NewTransfer, Status
 from strongroom.ledger.service import AccountSpec, LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
 
 SMALL, LARGE = 100, 100_000
 TAIL = 50  # both accounts' newest transfers come in one batch of this many
@@ -267,3 +272,47 @@ def test_account_listing_order_cursors_and_expiry(ledger: LedgerService) -> None
         assert exc.value.code == "invalid_cursor"
     with pytest.raises(InvalidRequest):
         ledger.list_transfers(account_id=a, cursor=full.next_cursor or "x", starting_after="t0")
+
+
+def test_a_statement_page_reads_the_same_at_100_and_100000_entries(
+    db_engine: Engine, db_url: str, counted: Callable[[Callable[[], Any]], Reads]
+) -> None:
+    """The first page of a statement over the whole history of an account with 100 entries and
+    of one with 100,000, on one log (so their proofs have the same depth)."""
+    ledger, audit = build_ledger(db_engine, Settings(database_url=db_url))
+    main = ledger.create_ledger("main").id
+    small, large, other = (
+        a.id for a in ledger.create_accounts([AccountSpec(main, "USD", Direction.CREDIT)] * 3)
+    )
+    ids = (f"t{i}" for i in itertools.count())
+    _post(ledger, [NewTransfer(next(ids), main, small, other, 1) for _ in range(SMALL)])
+    _post(ledger, [NewTransfer(next(ids), main, large, other, 1) for _ in range(LARGE)])
+    audit.publish()
+    end = clock.now_us()
+    key = audit.verifier_keys()[-1]["verifier_key"]
+
+    def page(account: str) -> Callable[[], None]:
+        def run() -> None:
+            first = audit.statement("ten_default", account, 0, end, limit=50)
+            assert (first["first_version"], first["last_version"]) == (1, 50)
+            assert len(first["leaves"]) == 50
+            assert first["has_more"]
+            following = audit.statement(
+                "ten_default", account, 0, end, limit=50, cursor=first["next_cursor"]
+            )
+            assert (following["first_version"], following["last_version"]) == (51, 100)
+
+        return run
+
+    reads_small = counted(page(small))
+    reads_large = counted(page(large))
+    # Leaves are read by their bundles (one per commit time), and proofs by their tiles: the
+    # two accounts' first entries sit in a different number of each.
+    assert abs(reads_large.statements - reads_small.statements) <= 4, (reads_small, reads_large)
+    assert reads_large.rows <= reads_small.rows + 2 * ENTRY_INDEX_STRIDE, (reads_small, reads_large)
+    assert reads_large.steps <= 2 * reads_small.steps + 100, (reads_small, reads_large)
+    pages = [audit.statement("ten_default", small, 0, end, limit=40)]
+    while pages[-1]["has_more"]:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(audit.statement("ten_default", small, 0, end, limit=40, cursor=cursor))
+    assert len(verify_statement(pages, [key]).entries) == SMALL
