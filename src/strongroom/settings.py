@@ -6,10 +6,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from strongroom.core.limits import (
+    GROUP_COMMIT_QUEUE_MAX,
     GROUP_COMMIT_WAIT_US_DEFAULT,
     GROUP_COMMIT_WAIT_US_MAX,
     RATE_LIMIT_BURST_DEFAULT,
     RATE_LIMIT_REQUESTS_PER_S_DEFAULT,
+    SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
+    SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///./strongroom.db"
@@ -23,6 +26,14 @@ class Settings(BaseSettings):
     sqlite_cache_mib: int = Field(default=256, ge=2, le=16_384)
     group_commit_wait_us: int = Field(
         default=GROUP_COMMIT_WAIT_US_DEFAULT, ge=0, le=GROUP_COMMIT_WAIT_US_MAX
+    )
+    # Transfers waiting for the group committer; past it a request is answered 503 `overloaded`.
+    group_commit_queue_max: int = Field(
+        default=GROUP_COMMIT_QUEUE_MAX, ge=1, le=GROUP_COMMIT_QUEUE_MAX
+    )
+    # SQLite: how long a write waits for another process's writer lock before 503 `database_busy`.
+    sqlite_writer_lock_timeout_ms: int = Field(
+        default=SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT, ge=0, le=SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX
     )
     # Keys the hash of every API key; without it a random one is kept in the database.
     api_key_pepper: SecretStr | None = None

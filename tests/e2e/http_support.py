@@ -2,8 +2,9 @@
 loop, driven through httpx's ASGI transport from plain (sync) tests, and a seeded tenant.
 
 Every response an `Api` receives is checked on the way: a `Request-Id` header on every answer,
-and on every error an RFC 9457 body whose `code` is in ERROR_CODES with the status it is listed
-with. The codes seen are collected in EMITTED_CODES for the error-catalogue test.
+and on every error an RFC 9457 body whose `code` is in the app's error catalogue (ERROR_CODES
+for the app `serve` builds, runtime.error_catalogue) with the status it is declared with. The
+codes seen are collected in EMITTED_CODES for the error-catalogue test.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
+from strongroom.core.errors import ErrorCatalogue
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
-from strongroom.http.app import create_app
-from strongroom.http.errors import ERROR_CODES, PROBLEM_JSON
+from strongroom.http.errors import PROBLEM_JSON
+from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
 
 T = TypeVar("T")
 
 BASE_URL = "http://test"
+# The catalogue of the app `serve` builds (no gate installed).
+ERROR_CODES: ErrorCatalogue = error_catalogue()
 # Every code a response of any test carried; read by the error-catalogue test.
 EMITTED_CODES: set[str] = set()
 # Members of a problem body: RFC 9457's five, and the extensions every Strongroom problem has.
@@ -49,17 +53,19 @@ def build_app(url: str, **settings: Any) -> FastAPI:
     return create_app(Settings(database_url=url, **settings))
 
 
-def check_response(response: httpx.Response) -> None:
+def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_CODES) -> None:
     """What holds for every answer of the API, whatever the request."""
     if response.status_code < 500:
         # A 5xx has none at present: see test_a_500_carries_the_request_id_header (a BUG).
         where = f"{response.request.method} {response.request.url}"
         assert response.headers.get_list("request-id"), f"no Request-Id on {where}"
     if response.status_code >= 400:
-        check_problem(response)
+        check_problem(response, catalogue)
 
 
-def check_problem(response: httpx.Response) -> dict[str, Any]:
+def check_problem(
+    response: httpx.Response, catalogue: ErrorCatalogue = ERROR_CODES
+) -> dict[str, Any]:
     """An RFC 9457 problem whose code is catalogued with this status; returns the body."""
     where = f"{response.request.method} {response.request.url} -> {response.status_code}"
     media = response.headers.get("content-type", "").split(";")[0]
@@ -71,11 +77,11 @@ def check_problem(response: httpx.Response) -> dict[str, Any]:
     assert members <= PROBLEM_MEMBERS | PROBLEM_MEMBERS_OPTIONAL, f"{where}: extra {members}"
     code = body["code"]
     EMITTED_CODES.add(code)
-    assert code in ERROR_CODES, f"{where}: code {code!r} is not in ERROR_CODES"
+    assert code in catalogue, f"{where}: code {code!r} is not in the error catalogue"
     assert body["status"] == response.status_code, f"{where}: body status {body['status']}"
-    assert ERROR_CODES[code][0] == response.status_code, f"{where}: {code} is listed as another"
+    assert catalogue[code].status == response.status_code, f"{where}: {code} is declared as another"
     assert body["type"] == f"urn:strongroom:error:{code}", where
-    assert body["title"] == ERROR_CODES[code][1], where
+    assert body["title"] == catalogue[code].title, where
     assert isinstance(body["detail"], str), where
     assert body.get("param") is None or isinstance(body["param"], str), where
     headers = set(response.headers.get_list("request-id"))
@@ -144,7 +150,7 @@ class Api:
         response = await self.client.request(
             method, path, json=json, content=content, params=params, headers=all_headers
         )
-        check_response(response)
+        check_response(response, self.app.state.errors)
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

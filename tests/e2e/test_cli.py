@@ -98,3 +98,14 @@ def test_two_phase_history_and_verify(cli: CliRunner, tmp_path: Path) -> None:
         db.execute("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = ?", (b,))
     out = run(cli, "ledger", "verify", code=1)
     assert f"account {b}: balances differ from the sum of its entries" in out
+
+
+def test_create_account_with_an_id_is_idempotent(cli: CliRunner) -> None:
+    run(cli, "db", "upgrade")
+    ledger = json.loads(run(cli, "ledger", "create-ledger", "main"))["id"]
+    args = ("ledger", "create-account", ledger, "USD", "--id", "acc_ops", "--name", "ops")
+    first = json.loads(run(cli, *args))
+    assert first["id"] == "acc_ops"
+    assert json.loads(run(cli, *args)) == first  # exists: the stored account
+    out = run(cli, *args[:-1], "other", code=2)
+    assert "exists_with_different_name" in out

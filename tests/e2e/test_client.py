@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 
 from strongroom.client import ApiError, Client
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
-from strongroom.http.app import create_app
+from strongroom.runtime import create_app
 from strongroom.settings import Settings
 
 
@@ -135,3 +136,41 @@ def test_client_round_trip(server: tuple[str, str, str]) -> None:
     with Client(base, "sk_not_a_key") as anon, pytest.raises(ApiError) as unauthenticated:
         anon.list_ledgers()
     assert unauthenticated.value.status == 401
+
+
+def test_amounts_past_64_bits_travel_as_exact_json_integers(server: tuple[str, str, str]) -> None:
+    """10^27 minor units (10^9 whole tokens at scale 18) and the 128-bit limit go through the
+    HTTP API and the client exactly: no float, no rounding, on the way in or out."""
+    base, writer, reader = server
+    big = 10**27
+    limit = 2**128 - 1
+    with Client(base, writer) as sr:
+        ledger = sr.create_ledger("tokens")
+        issuer = sr.create_account(ledger.id, "USD", "debit")
+        holder = sr.create_account(ledger.id, "USD", "credit")
+        first = sr.create_transfer(
+            ledger.id, debit_account_id=issuer.id, credit_account_id=holder.id, amount=big
+        )
+        assert first.amount == big
+        rest = sr.create_transfer(
+            ledger.id, debit_account_id=issuer.id, credit_account_id=holder.id, amount=limit - big
+        )
+        assert rest.amount == limit - big
+        with pytest.raises(ApiError) as refused:
+            sr.create_transfer(
+                ledger.id, debit_account_id=issuer.id, credit_account_id=holder.id, amount=1
+            )
+        assert refused.value.code == "overflows_debits_posted"
+        with pytest.raises(ApiError) as too_large:
+            sr.create_transfer(
+                ledger.id, debit_account_id=issuer.id, credit_account_id=holder.id, amount=2**128
+            )
+        assert too_large.value.code == "amount_too_large"
+    with Client(base, reader) as sr:
+        assert sr.get_account(holder.id).balances.credits_posted == limit
+        assert sr.get_transfer(first.id).amount == big
+    # The wire itself carries the digits (a JavaScript client needs a big-number parser).
+    raw = httpx.get(
+        f"{base}/v1/accounts/{holder.id}", headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert f'"credits_posted":{limit}' in raw.text.replace(" ", "")

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from strongroom.http import openapi
+from strongroom import apidoc as openapi
 from tests.e2e.http_support import (
     Api,
     Tenant,

@@ -68,7 +68,7 @@ class Book:
 def _book(engine: Engine, tenant: str = "ten_default") -> Book:
     ledger = LedgerService(engine)
     audit = AuditLog(engine, tenant_of=ledger.ledger_tenants)
-    ledger = LedgerService(engine, audit_sink=audit)
+    ledger = LedgerService(engine, sinks=[audit], recorder=audit)
     ldg = ledger.create_ledger("books", tenant_id=tenant)
     a = ledger.create_account(ldg.id, "USD", Direction.DEBIT).id
     b = ledger.create_account(ldg.id, "USD", Direction.CREDIT).id

@@ -7,7 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -26,6 +26,7 @@ from strongroom.core.limits import (
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import (
     AccountFlag,
+    AccountResult,
     Action,
     Balances,
     Direction,
@@ -37,7 +38,13 @@ from strongroom.ledger.model import (
     canonical_metadata,
 )
 from strongroom.ledger.model import TransferResult as R
-from strongroom.ledger.service import Account, AccountSpec, LedgerService, transfer_to_dict
+from strongroom.ledger.service import (
+    Account,
+    AccountExists,
+    AccountSpec,
+    LedgerService,
+    transfer_to_dict,
+)
 
 D, C = Direction.DEBIT, Direction.CREDIT
 NO_OVERDRAFT = AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
@@ -457,15 +464,19 @@ def test_account_creation_is_all_or_nothing(book: Book) -> None:
             InvalidRequest,
             "flags_are_mutually_exclusive",
         ),
-        ([good, AccountSpec(book.ledger_id, "USD", C, id=book.bank.id)], Conflict, "conflict"),
+        (
+            [good, AccountSpec(book.ledger_id, "USD", C, id=book.bank.id)],
+            AccountExists,
+            "exists_with_different_normal_balance",
+        ),
         ([good, AccountSpec("ldg_nope", "USD", C)], NotFound, "not_found"),
         (
             [
                 AccountSpec(book.ledger_id, "USD", C, id="acc_twice"),
                 AccountSpec(book.ledger_id, "USD", D, id="acc_twice"),
             ],
-            Conflict,
-            "conflict",
+            AccountExists,
+            "exists_with_different_normal_balance",
         ),
         (
             [good, AccountSpec(book.ledger_id, "USD", C, id="has space")],
@@ -476,6 +487,47 @@ def test_account_creation_is_all_or_nothing(book: Book) -> None:
     ]
     for specs, error, code in cases:
         assert_nothing_written(book.svc, partial(create, specs, error, code))
+
+
+def test_creating_an_account_again_is_exists_and_a_difference_is_named(book: Book) -> None:
+    """As transfers do: the same client-chosen id with the same fields answers `exists` (the
+    stored account, nothing written); a field that differs names itself, in result order."""
+    spec = AccountSpec(
+        book.ledger_id, "USD", C, NO_OVERDRAFT, name="dana", metadata={"k": 1}, id="acc_dana"
+    )
+    [created] = book.svc.create_accounts([spec])
+    book.fund(created, 50)
+    [again] = assert_nothing_written(book.svc, lambda: book.svc.create_accounts([spec]))  # type: ignore[misc]
+    assert again == book.svc.get_account("acc_dana")
+    [outcome] = book.svc.create_accounts_results([spec])
+    assert (outcome.result, outcome.account) == (AccountResult.EXISTS, again)
+    # Identical twice in one batch: created, then exists.
+    twin = replace(spec, id="acc_twin")
+    outcomes = book.svc.create_accounts_results([twin, twin])
+    assert [o.result for o in outcomes] == [AccountResult.CREATED, AccountResult.EXISTS]
+    differences = [
+        (replace(spec, ledger_id=book.other_ledger_id), "exists_with_different_ledger_id"),
+        (replace(spec, asset="EUR"), "exists_with_different_asset"),
+        (replace(spec, normal_balance=D), "exists_with_different_normal_balance"),
+        (replace(spec, flags=AccountFlag.NONE), "exists_with_different_flags"),
+        (replace(spec, name="eve"), "exists_with_different_name"),
+        (replace(spec, name=None), "exists_with_different_name"),
+        (replace(spec, metadata={"k": 2}), "exists_with_different_metadata"),
+        (replace(spec, asset="EUR", name="eve"), "exists_with_different_asset"),
+    ]
+    fresh = AccountSpec(book.ledger_id, "USD", C, id="acc_fresh")
+    for changed, code in differences:
+
+        def create(changed: AccountSpec, code: str) -> None:
+            with pytest.raises(AccountExists) as exc:
+                book.svc.create_accounts([fresh, changed])
+            assert exc.value.code == code
+            field_name = code.removeprefix("exists_with_different_")
+            assert exc.value.param == f"accounts[1].{field_name}"
+
+        assert_nothing_written(book.svc, partial(create, changed, code))
+        [outcome] = book.svc.create_accounts_results([changed])
+        assert (outcome.result.value, outcome.account) == (code, None)
 
 
 def test_custom_assets(book: Book) -> None:

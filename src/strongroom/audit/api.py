@@ -23,8 +23,9 @@ from strongroom.audit.schemas import (
 from strongroom.audit.service import AuditLog
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, STATEMENT_PAGE_ENTRIES_MAX
-from strongroom.http.errors import ERROR_RESPONSES, require_scope, time_param
+from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
+from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
 

@@ -41,6 +41,7 @@ from strongroom.core.money import from_stored_int
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
 from strongroom.ledger.model import Status, TransferRow
+from strongroom.ledger.pipeline import TR_CREATED_AT, TR_ID, TR_LEDGER_ID, CommittedBatch
 from strongroom.ledger.service import EXPIRED_EVENT, LedgerService
 
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
@@ -123,14 +124,14 @@ def _content(data: bytes) -> dict[str, Any] | None:
 
 
 def _entries_in_order(
-    events: Sequence[tuple[str, TransferRow]], entries: Sequence[EntryRow]
+    rows: Sequence[TransferRow], entries: Sequence[EntryRow]
 ) -> list[Sequence[EntryRow]]:
-    """Each event's entries. The engine writes a transfer's entries together and in the order
+    """Each change's entries. The engine writes a transfer's entries together and in the order
     of its transfers, so one pass with slices does; anything else falls back to a dict."""
     out: list[Sequence[EntryRow]] = []
     j, n = 0, len(entries)
-    for _, row in events:
-        tid = row[1]
+    for row in rows:
+        tid = row[TR_ID]
         k = j
         while k < n and entries[k][4] == tid:
             k += 1
@@ -141,7 +142,7 @@ def _entries_in_order(
     by_transfer: dict[str, list[EntryRow]] = {}
     for e in entries:
         by_transfer.setdefault(e[4], []).append(e)
-    return [by_transfer.get(row[1], []) for _, row in events]
+    return [by_transfer.get(row[TR_ID], []) for row in rows]
 
 
 class _TransferTrail:
@@ -196,7 +197,8 @@ class _TransferTrail:
 
 
 class AuditLog:
-    """Implements ledger.service.AuditSink, and everything else about the logs."""
+    """The transfer pipeline's last sink (ledger.pipeline.Sink), the ledger's Recorder, and
+    everything else about the logs."""
 
     def __init__(
         self,
@@ -231,47 +233,44 @@ class AuditLog:
 
     # -- appending -------------------------------------------------------------------------
 
-    def __call__(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[tuple[str, TransferRow]],
-        entries: Sequence[EntryRow],
-        *,
-        wide: bool = True,
-    ) -> None:
-        """One leaf per ledger change, in the ledger's transaction, to its tenant's log.
-        `wide=False`: the engine saw no money value past 64 bits in this transaction.
+    def __call__(self, uow: UnitOfWork, batch: CommittedBatch) -> None:
+        """A sink of the transfer pipeline, the last: one leaf per ledger change, in the
+        ledger's transaction, to its tenant's log (appending locks the log's row).
 
         The hot path of a bulk batch: entries are matched to their transfers in one pass (the
         engine writes both in the same order), and each log gets one bundle. A transfer's
-        leaf is found later by the transfer's created_at, the bundle's time; an expiry's (the
-        transfer row keeps its creation time) by reference."""
-        if not events:
+        leaf is found later by the transfer's created_at, the bundle's time (the batch's);
+        an expiry's (the transfer row keeps its creation time) by reference."""
+        rows = batch.transfers
+        if not rows:
             return
-        grouped = _entries_in_order(events, entries)
+        grouped = _entries_in_order(rows, batch.entries)
         tenants = self._tenants
-        ledgers = {row[2] for _, row in events}
+        ledgers = {row[TR_LEDGER_ID] for row in rows}
         if not ledgers <= tenants.keys():
             tenants = self._tenants_of(uow, ledgers)
-        encode = functools.partial(leaves_.transfer_leaf, wide=wide)
-        at = events[0][1][14]
+        encode = functools.partial(leaves_.transfer_leaf, wide=batch.wide)
+        at = batch.at_us
+        kinds = batch.kinds
         # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
         # is indexed by reference.
         if len(ledgers) == 1:  # the usual case: one log, no per-event look-up
-            datas = [encode(t, row, mine) for (t, row), mine in zip(events, grouped, strict=True)]
-            refs = [
-                (row[1], k)
-                for k, (t, row) in enumerate(events)
-                if t == EXPIRED_EVENT or row[14] != at
+            datas = [
+                encode(k, row, mine) for k, row, mine in zip(kinds, rows, grouped, strict=True)
             ]
-            self._append(uow, tenants[events[0][1][2]], datas, refs, at)
+            refs = [
+                (row[TR_ID], i)
+                for i, (k, row) in enumerate(zip(kinds, rows, strict=True))
+                if k == EXPIRED_EVENT or row[TR_CREATED_AT] != at
+            ]
+            self._append(uow, tenants[rows[0][TR_LEDGER_ID]], datas, refs, at)
             return
         by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}
-        for (event_type, row), mine in zip(events, grouped, strict=True):
-            datas, refs = by_log.setdefault(tenants[row[2]], ([], []))
-            if event_type == EXPIRED_EVENT or row[14] != at:
-                refs.append((row[1], len(datas)))
-            datas.append(encode(event_type, row, mine))
+        for kind, row, mine in zip(kinds, rows, grouped, strict=True):
+            datas, refs = by_log.setdefault(tenants[row[TR_LEDGER_ID]], ([], []))
+            if kind == EXPIRED_EVENT or row[TR_CREATED_AT] != at:
+                refs.append((row[TR_ID], len(datas)))
+            datas.append(encode(kind, row, mine))
         for log_id in sorted(by_log):
             self._append(uow, log_id, *by_log[log_id], at)
 

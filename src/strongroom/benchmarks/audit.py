@@ -644,7 +644,12 @@ def bench_ledger_overhead(
             fixtures[side] = fx
             if side == "on":
                 audits[side] = AuditLog(fx.engine, tenant_of=fx.service.ledger_tenants)
-            services[side] = LedgerService(fx.engine, audit_sink=audits.get(side))
+            audit = audits.get(side)
+            services[side] = (
+                LedgerService(fx.engine, sinks=[audit], recorder=audit)
+                if audit is not None
+                else LedgerService(fx.engine)
+            )
 
         def batches(side: str, count: int) -> list[list[NewTransfer]]:
             fx = fixtures[side]

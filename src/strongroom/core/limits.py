@@ -42,6 +42,22 @@ assert NATIVE_INT_MAX < AMOUNT_MAX
 assert LEGS_PER_TRANSFER_MAX >= 2
 assert LEGS_PER_TRANSFER_MAX * BATCH_TRANSFERS_MAX < 2**20
 assert GROUP_COMMIT_WAIT_US_DEFAULT <= GROUP_COMMIT_WAIT_US_MAX
+# Transfers waiting for the group committer (the batch being committed not counted). Past it a
+# submitter is refused at once (503 `overloaded`) instead of queued: memory and the wait behind
+# the queue stay bounded when requests arrive faster than batches commit. A few full batches,
+# so a burst still finds room while one batch commits.
+GROUP_COMMIT_QUEUE_MAX: Final = 4 * BATCH_TRANSFERS_MAX
+assert BATCH_TRANSFERS_MAX <= GROUP_COMMIT_QUEUE_MAX <= 16 * BATCH_TRANSFERS_MAX
+
+# SQLite: a writer waits at most this long for the writer file lock (`<database>.writer-lock`,
+# held by a writer of another process) before the write fails with 503 `database_busy`.
+SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT: Final = 5_000
+SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX: Final = 60_000
+assert 0 < SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT <= SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX
+
+# The Retry-After (seconds) of a 503 that says "busy now, nothing written": the queue drains
+# and the lock frees within a few batches.
+UNAVAILABLE_RETRY_AFTER_S: Final = 1
 
 # Every ENTRY_INDEX_STRIDE-th entry of an account is indexed by (account, version); the rest are
 # reached through each entry's pointer to the account's previous entry. Entries themselves are

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from psycopg.abc import Buffer
@@ -16,7 +16,14 @@ from psycopg.adapt import Loader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from strongroom.core.errors import InvalidRequest
+from strongroom.core.errors import ErrorCode, InvalidRequest
+from strongroom.core.limits import (
+    SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
+    SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
+)
+from strongroom.db.uow import WRITER_LOCK_TIMEOUT_OPTION
+
+DB_ERRORS: Final = (ErrorCode("unsupported_database", 500, "The database URL is not supported"),)
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -38,7 +45,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) -> Engine:
+def create_engine(
+    url: str,
+    *,
+    sqlite_cache_mib: int = 256,
+    pool_size: int = 8,
+    sqlite_writer_lock_timeout_ms: int = SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
+) -> Engine:
+    assert 0 <= sqlite_writer_lock_timeout_ms <= SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX
     parsed = normalize_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database in (None, "", ":memory:"):
@@ -53,6 +67,8 @@ def create_engine(url: str, *, sqlite_cache_mib: int = 256, pool_size: int = 8) 
             pool_size=pool_size,
             max_overflow=min(pool_size * 2, 16),
             connect_args={"check_same_thread": False, "timeout": 30.0},
+            # Read by db.uow.UnitOfWork: how long a writer waits for the writer file lock.
+            execution_options={WRITER_LOCK_TIMEOUT_OPTION: sqlite_writer_lock_timeout_ms},
         )
 
         @event.listens_for(engine, "connect")

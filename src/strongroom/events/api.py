@@ -21,8 +21,9 @@ from strongroom.events.schemas import (
     EventOut,
 )
 from strongroom.events.service import EventService
-from strongroom.http.errors import ERROR_RESPONSES, require_scope
+from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.pagination import list_body
+from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
 

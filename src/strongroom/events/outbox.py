@@ -1,4 +1,4 @@
-"""The transactional outbox: the ledger's EventSink.
+"""The transactional outbox: a sink of the ledger's transfer pipeline (ledger/pipeline.py).
 
 LedgerService calls it inside each write transaction, right before the commit, with the
 transfer rows the transaction wrote; it appends one `events` row per transfer through the same
@@ -11,37 +11,37 @@ It is on the ledger's hot path (8,190 events per bulk batch): rows, not dicts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from strongroom.core import clock, ids
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import store
 from strongroom.events.render import render_transfer
-from strongroom.ledger.model import TransferRow
+from strongroom.ledger.pipeline import TR_ID, TR_LEDGER_ID, CommittedBatch
 
 if TYPE_CHECKING:
-    from strongroom.ledger.service import EventSink
+    from strongroom.ledger.pipeline import Sink
 
 __all__ = ["Outbox", "render_transfer"]
 
 
 class Outbox:
-    """Implements ledger.service.EventSink."""
+    """A sink of the transfer pipeline (ledger.pipeline.Sink): one event per change."""
 
-    def __call__(self, uow: UnitOfWork, events: Sequence[tuple[str, TransferRow]]) -> None:
-        if not events:
+    def __call__(self, uow: UnitOfWork, batch: CommittedBatch) -> None:
+        changes = batch.transfers
+        if not changes:
             return
         now = clock.now_us()
-        event_ids = ids.new_ids("evt", len(events))
+        event_ids = ids.new_ids("evt", len(changes))
         store.insert_events(
             uow,
             [
-                (event_id, row[2], event_type, None, now, row[1])
-                for event_id, (event_type, row) in zip(event_ids, events, strict=True)
+                (event_id, row[TR_LEDGER_ID], kind, None, now, row[TR_ID])
+                for event_id, kind, row in zip(event_ids, batch.kinds, changes, strict=True)
             ],
         )
 
 
 if TYPE_CHECKING:
-    _implements: EventSink = Outbox()
+    _implements: Sink = Outbox()

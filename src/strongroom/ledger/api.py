@@ -16,7 +16,7 @@ from strongroom.core import ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
-from strongroom.http.errors import ERROR_RESPONSES, require_scope, time_param
+from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.listing import check_one_cursor
@@ -54,6 +54,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
+from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
 
@@ -62,9 +63,12 @@ class LedgerRefused(StrongroomError):
 
     status = 422
 
-    def __init__(self, result: TransferResult, param: str | None = None) -> None:
-        super().__init__(f"the ledger refused the transfer: {result.value}", param=param)
-        self.code = result.value
+    def __init__(
+        self, result: TransferResult, param: str | None = None, code: str | None = None
+    ) -> None:
+        code = code or result.value
+        super().__init__(f"the ledger refused the transfer: {code}", param=param)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,9 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
     # An account in another ledger may be another tenant's: say only that it is not found.
     if result is TransferResult.LEDGER_MISMATCH:
         result = TransferResult.ACCOUNT_NOT_FOUND
+    # A gate's block answers the gate's own stable code (its domain declares it).
+    if result is TransferResult.BLOCKED_BY_GATE and outcome.decision is not None:
+        return LedgerRefused(result, code=outcome.decision.code)
     return LedgerRefused(result)
 
 
@@ -401,7 +408,7 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     ]
     try:
         outcomes = await run_in_threadpool(
-            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic)
+            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic, actor=f"api_key:{ctx.key.id}")
         )
     except InvalidRequest as exc:
         raise _api_param(exc) from None

@@ -5,6 +5,10 @@ future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX)
 more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
 own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
+
+The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
+refused at once with `Overloaded` (503, nothing written) rather than left to wait behind a queue
+that grows faster than batches commit.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from strongroom.core.limits import BATCH_TRANSFERS_MAX, GROUP_COMMIT_WAIT_US_MAX
+from strongroom.core.errors import Overloaded
+from strongroom.core.limits import (
+    BATCH_TRANSFERS_MAX,
+    GROUP_COMMIT_QUEUE_MAX,
+    GROUP_COMMIT_WAIT_US_MAX,
+    UNAVAILABLE_RETRY_AFTER_S,
+)
 from strongroom.ledger.model import NewTransfer, TransferOutcome, validate_transfer
 from strongroom.ledger.service import LedgerService
 
@@ -30,6 +40,7 @@ class CoalescerStats:
     batches: int = 0
     transfers: int = 0
     largest_batch: int = 0
+    refused: int = 0  # submitters turned away by a full queue
 
 
 def _resolve_async(pairs: list[tuple[asyncio.Future[TransferOutcome], object]]) -> None:
@@ -50,12 +61,15 @@ class GroupCommitter:
         *,
         wait_us: int = 1_000,
         batch_max: int = BATCH_TRANSFERS_MAX,
+        queue_max: int = GROUP_COMMIT_QUEUE_MAX,
     ) -> None:
         assert 0 <= wait_us <= GROUP_COMMIT_WAIT_US_MAX
         assert 1 <= batch_max <= BATCH_TRANSFERS_MAX
+        assert 1 <= queue_max <= GROUP_COMMIT_QUEUE_MAX
         self._service = service
         self._wait_s = wait_us / 1_000_000
         self._batch_max = batch_max
+        self._queue_max = queue_max
         self._queue: deque[tuple[NewTransfer, Waiter]] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -70,6 +84,12 @@ class GroupCommitter:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
+            if len(self._queue) >= self._queue_max:
+                self.stats.refused += 1
+                raise Overloaded(
+                    f"the group-commit queue is full ({self._queue_max} transfers): retry shortly",
+                    retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+                )
             self._queue.append((transfer, waiter))
             # Wake the committer when work arrives and when the queue reaches the size of the
             # last batch, not on every arrival: that would hand the GIL back and forth per
@@ -78,8 +98,15 @@ class GroupCommitter:
             if queued == 1 or queued == self._target:
                 self._cond.notify()
 
+    @property
+    def queued(self) -> int:
+        """Transfers waiting for the committer (the batch being committed not counted)."""
+        with self._cond:
+            return len(self._queue)
+
     def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
-        """Validates now (raising InvalidRequest) and queues; the future gets the result."""
+        """Validates now (raising InvalidRequest) and queues; the future gets the result.
+        A full queue raises Overloaded, and nothing is queued."""
         future: Future[TransferOutcome] = Future()
         self._enqueue(transfer, future)
         return future
@@ -129,7 +156,9 @@ class GroupCommitter:
             results: list[object]
             try:
                 outcomes = self._service.post_transfers([t for t, _ in items], validated=True)
-                results = [TransferOutcome(0, o.result, o.transfer_id, o.row) for o in outcomes]
+                results = [
+                    TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
+                ]
                 self.stats.batches += 1
                 self.stats.transfers += len(items)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(items))

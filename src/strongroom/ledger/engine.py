@@ -7,7 +7,7 @@ transaction. Linked chains are applied with an undo log and rolled back on the f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE, NATIVE_INT_MAX
@@ -15,6 +15,7 @@ from strongroom.ledger.model import (
     AccountFlag,
     Action,
     Direction,
+    GateDecision,
     Leg,
     NewTransfer,
     Status,
@@ -161,8 +162,13 @@ _Checked = tuple[AccountState, int, int, int, int, int, int, int]
 class Engine:
     """Applies batches to a BatchState. One Engine per batch; not thread-safe."""
 
-    def __init__(self, state: BatchState) -> None:
+    def __init__(
+        self, state: BatchState, blocked: Mapping[str, GateDecision] | None = None
+    ) -> None:
+        """`blocked`: transfer ids a gate of the pipeline blocked (ledger.pipeline): each is
+        refused (BLOCKED_BY_GATE) unless it exists already, which idempotency answers first."""
         self.state = state
+        self._blocked = blocked or None
         self.writes = Writes()
         self._undo: dict[str, tuple[int, int, int, int, int, int | None, int, bool]] | None = None
         self._undo_status: list[tuple[TransferRecord, Status]] = []
@@ -193,12 +199,17 @@ class Engine:
             results.extend(self._apply_chain(batch[i : j + 1], open_chain))
             i = j + 1
         rows, created = self.writes.transfers, self._created
-        return [
+        outcomes = [
             TransferOutcome(
                 k, r, batch[k].id, rows[created[batch[k].id]] if r is _CREATED else None
             )
             for k, r in enumerate(results)
         ]
+        if self._blocked is not None:
+            for o in outcomes:
+                if o.result is R.BLOCKED_BY_GATE:
+                    o.decision = self._blocked[o.transfer_id]
+        return outcomes
 
     def _apply_chain(self, chain: Sequence[NewTransfer], open_chain: bool) -> list[R]:
         w = self.writes
@@ -256,6 +267,8 @@ class Engine:
                 else None
             )
             return _compare_existing(t, existing, full)
+        if self._blocked is not None and t.id in self._blocked:
+            return R.BLOCKED_BY_GATE
         if t.ledger_id not in self.state.ledgers:
             return R.LEDGER_NOT_FOUND
         if t.action is _TRANSFER:

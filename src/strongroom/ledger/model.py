@@ -120,6 +120,9 @@ class TransferResult(StrEnum):
     EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
     LINKED_EVENT_FAILED = "linked_event_failed"
     LINKED_EVENT_CHAIN_OPEN = "linked_event_chain_open"
+    # A gate of the transfer pipeline blocked it (ledger.pipeline); the outcome's `decision`
+    # holds the gate's own stable code, which the API answers.
+    BLOCKED_BY_GATE = "blocked_by_gate"
     LEDGER_NOT_FOUND = "ledger_not_found"
     ACCOUNT_NOT_FOUND = "account_not_found"
     ACCOUNTS_MUST_BE_DIFFERENT = "accounts_must_be_different"
@@ -148,6 +151,30 @@ class TransferResult(StrEnum):
     @property
     def ok(self) -> bool:
         return self is TransferResult.CREATED or self is TransferResult.EXISTS
+
+
+class Verdict(StrEnum):
+    """A gate's decision on one transfer (ledger.pipeline)."""
+
+    ALLOW = "allow"
+    REVIEW = "review"  # held as pending; a later decision posts or voids it
+    BLOCK = "block"  # refused with the gate's stable code
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """One gate's decision on one transfer. `code` is stable and snake_case: the refusal a
+    blocked transfer answers (e.g. `sanctions_match`), or why one is held for review."""
+
+    gate: str
+    verdict: Verdict
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        assert self.verdict is Verdict.ALLOW or self.code, "a review or block names its code"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"gate": self.gate, "verdict": self.verdict.value, "code": self.code}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +211,24 @@ class NewTransfer:
     effective_at: int | None = None
 
 
+class AccountResult(StrEnum):
+    """Creating an account with a client-chosen id, as transfers do: identical fields under an
+    existing id are `exists`; otherwise the first field that differs, in this order."""
+
+    CREATED = "created"
+    EXISTS = "exists"
+    EXISTS_WITH_DIFFERENT_LEDGER_ID = "exists_with_different_ledger_id"
+    EXISTS_WITH_DIFFERENT_ASSET = "exists_with_different_asset"
+    EXISTS_WITH_DIFFERENT_NORMAL_BALANCE = "exists_with_different_normal_balance"
+    EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
+    EXISTS_WITH_DIFFERENT_NAME = "exists_with_different_name"
+    EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
+
+    @property
+    def ok(self) -> bool:
+        return self is AccountResult.CREATED or self is AccountResult.EXISTS
+
+
 @dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per transfer
 class TransferOutcome:
     index: int
@@ -191,6 +236,9 @@ class TransferOutcome:
     transfer_id: str
     # The row written, for a transfer CREATED by this batch: callers need not read it back.
     row: TransferRow | None = None
+    # The gate decision that blocked it (BLOCKED_BY_GATE) or held it for review (CREATED,
+    # pending), if any.
+    decision: GateDecision | None = None
 
 
 @dataclass(slots=True)

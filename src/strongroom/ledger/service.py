@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import random
@@ -29,10 +30,11 @@ from strongroom.core.money import Asset, from_stored_int, iso_asset, validate_cu
 from strongroom.core.pagination import check_limit
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import listing, store
-from strongroom.ledger.engine import BatchState, Engine, EntryRow
+from strongroom.ledger.engine import BatchState, Engine
 from strongroom.ledger.listing import Page
 from strongroom.ledger.model import (
     AccountFlag,
+    AccountResult,
     Action,
     Balances,
     Direction,
@@ -41,7 +43,7 @@ from strongroom.ledger.model import (
     Status,
     TransferOutcome,
     TransferRecord,
-    TransferRow,
+    TransferResult,
     canonical_metadata,
     derived_balances,
     record_from_row,
@@ -50,6 +52,14 @@ from strongroom.ledger.model import (
     validate_id,
     validate_name,
     validate_transfer,
+)
+from strongroom.ledger.pipeline import (
+    TR_ACTION,
+    CommittedBatch,
+    Gate,
+    GateOutcome,
+    GateRunner,
+    Sink,
 )
 
 T = TypeVar("T")
@@ -63,36 +73,14 @@ _EVENT_BY_ACTION: Final = (
     "transfer.reversed",
 )
 EXPIRED_EVENT: Final = "transfer.expired"
+EXPIRY_ACTOR: Final = "system:expiry"  # the actor of expiries (CommittedBatch.actor)
 TRANSFER_EVENT_TYPES: Final = (*_EVENT_BY_ACTION, EXPIRED_EVENT)
 assert len(_EVENT_BY_ACTION) == len(Action)
 
 
-class EventSink(Protocol):
-    """Told of a write transaction's ledger events inside that transaction, right before its
-    commit: one (type, transfer row as stored) per transfer it created, posted, voided,
-    reversed or expired. It writes through `uow`, so what it writes commits or rolls back
-    with the ledger's rows (a transactional outbox); it is called again if the transaction
-    is retried. Rows, not dicts: building 8,190 dicts per batch would cost more than the
-    rest of the batch (events/outbox.py renders them)."""
-
-    def __call__(self, uow: UnitOfWork, events: Sequence[tuple[str, TransferRow]]) -> None: ...
-
-
-class AuditSink(Protocol):
-    """Like EventSink, for the audit log: told of the same events inside the same transaction,
-    with the account entries the transaction wrote (their versions and balances after); and,
-    through `record_all`, of the ledger's other changes (ledgers and accounts created, accounts
-    closed), also inside their transactions."""
-
-    def __call__(
-        self,
-        uow: UnitOfWork,
-        events: Sequence[tuple[str, TransferRow]],
-        entries: Sequence[EntryRow],
-        *,
-        wide: bool = True,
-    ) -> None:
-        """`wide=False` promises that no money value of these rows is past 64 bits."""
+class Recorder(Protocol):
+    """Told, inside their transactions, of the ledger's changes other than transfers (ledgers
+    and accounts created, accounts closed and reopened): the audit log."""
 
     def record_all(
         self,
@@ -198,6 +186,46 @@ class AccountSpec:
     name: str | None = None
     metadata: dict[str, Any] | None = None
     id: str | None = None
+
+
+@dataclass(slots=True)
+class AccountOutcome:
+    index: int
+    result: AccountResult
+    account_id: str
+    account: Account | None  # the account as stored, when result.ok and nothing differed
+
+
+class AccountExists(Conflict):
+    """An account with the id exists with other fields: `code` names the first that differs."""
+
+    status = 422
+
+    def __init__(self, result: AccountResult, index: int | None = None) -> None:
+        field_name = result.value.removeprefix("exists_with_different_")
+        super().__init__(
+            f"an account with this id exists with a different {field_name.replace('_', ' ')}",
+            param=field_name if index is None else f"accounts[{index}].{field_name}",
+        )
+        self.code = result.value
+
+
+# Stored account columns (store.ACCOUNT_COLS) compared by _compare_account, in result order.
+_ACCOUNT_FIELDS: Final = (
+    (1, AccountResult.EXISTS_WITH_DIFFERENT_LEDGER_ID),
+    (3, AccountResult.EXISTS_WITH_DIFFERENT_ASSET),
+    (4, AccountResult.EXISTS_WITH_DIFFERENT_NORMAL_BALANCE),
+    (5, AccountResult.EXISTS_WITH_DIFFERENT_FLAGS),
+    (2, AccountResult.EXISTS_WITH_DIFFERENT_NAME),
+    (7, AccountResult.EXISTS_WITH_DIFFERENT_METADATA),
+)
+
+
+def _compare_account(new: Sequence[Any], stored: Sequence[Any]) -> AccountResult:
+    for column, result in _ACCOUNT_FIELDS:
+        if new[column] != stored[column]:
+            return result
+    return AccountResult.EXISTS
 
 
 @dataclass(slots=True)
@@ -320,15 +348,20 @@ class LedgerService:
         *,
         clock_: clock.MonotonicClock | None = None,
         on_batch: BatchObserver | None = None,
-        event_sink: EventSink | None = None,
-        audit_sink: AuditSink | None = None,
+        sinks: Sequence[Sink] = (),
+        recorder: Recorder | None = None,
+        gates: Sequence[Gate] = (),
     ) -> None:
-        """`on_batch(size, seconds, outcomes)` is told of every committed batch (metrics);
-        `event_sink` of the events of every write transaction, inside it (see EventSink)."""
+        """The transfer pipeline's ports (ledger/pipeline.py): `gates` decide on each batch
+        before its write transaction; `sinks`, in their order (the audit log last: it locks
+        the tenant's log), are handed each write transaction's CommittedBatch inside it;
+        `recorder` is told of the ledger's other changes. `on_batch(size, seconds, outcomes)`
+        is told of every committed batch (metrics)."""
         self.engine = engine
         self._on_batch = on_batch
-        self._event_sink = event_sink
-        self._audit_sink = audit_sink
+        self._sinks = tuple(sinks)
+        self._audit_sink = recorder
+        self._gates = GateRunner(gates) if gates else None
         self.clock = clock_ or clock.MonotonicClock()
         self.sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time anyway; holding this lock across a write
@@ -450,7 +483,20 @@ class LedgerService:
     # -- accounts --------------------------------------------------------------------------
 
     def create_accounts(self, specs: Sequence[AccountSpec]) -> list[Account]:
-        """All or nothing: any invalid spec raises and nothing is written."""
+        """All or nothing: any invalid spec raises and nothing is written. A spec whose
+        client-chosen id exists with the same fields is `exists` (the stored account comes
+        back, nothing is written for it); with a field that differs, AccountExists names it
+        (`exists_with_different_<field>`) and nothing is written."""
+        outcomes = self.create_accounts_results(specs)
+        for i, outcome in enumerate(outcomes):
+            if not outcome.result.ok:
+                raise AccountExists(outcome.result, i)
+        return [o.account for o in outcomes if o.account is not None]
+
+    def create_accounts_results(self, specs: Sequence[AccountSpec]) -> list[AccountOutcome]:
+        """Like create_accounts, a result per spec (TransferOutcome's shape): created, exists
+        or exists_with_different_<field>. Bad input still raises; when any spec differs from
+        the account its id names, nothing is written."""
         if not 1 <= len(specs) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} accounts",
@@ -504,14 +550,27 @@ class LedgerService:
                 if found is None:
                     raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
                 tenants[ledger_id] = found[4]
-            taken = store.existing_account_ids(uow, [r[0] for r in rows])
-            if taken or len({r[0] for r in rows}) != len(rows):
-                raise Conflict("an account with that id exists already", param="id")
-            store.insert_accounts(uow, rows)
-            if self._audit_sink is not None:
-                self._audit_accounts(uow, tenants, rows)
-            uow.commit()
-        return [_account_from_row(r) for r in rows]
+            stored = {r[0]: r for r in store.get_account_rows(uow, sorted({r[0] for r in rows}))}
+            outcomes: list[AccountOutcome] = []
+            new_rows = []
+            for i, row in enumerate(rows):
+                existing = stored.get(row[0])
+                if existing is None:
+                    stored[row[0]] = row  # a later spec of this batch with its id compares
+                    new_rows.append(row)
+                    outcomes.append(AccountOutcome(i, AccountResult.CREATED, row[0], None))
+                    continue
+                result = _compare_account(row, existing)
+                outcomes.append(AccountOutcome(i, result, row[0], None))
+            if all(o.result.ok for o in outcomes):
+                if new_rows:
+                    store.insert_accounts(uow, new_rows)
+                    if self._audit_sink is not None:
+                        self._audit_accounts(uow, tenants, new_rows)
+                    uow.commit()
+                for o in outcomes:
+                    o.account = _account_from_row(stored[o.account_id])
+        return outcomes
 
     def _audit_accounts(
         self, uow: UnitOfWork, tenants: dict[str, str], rows: Sequence[tuple[Any, ...]]
@@ -589,11 +648,18 @@ class LedgerService:
     # -- transfers -------------------------------------------------------------------------
 
     def post_transfers(
-        self, batch: Sequence[NewTransfer], *, atomic: bool = False, validated: bool = False
+        self,
+        batch: Sequence[NewTransfer],
+        *,
+        atomic: bool = False,
+        validated: bool = False,
+        actor: str | None = None,
     ) -> list[TransferOutcome]:
-        """Apply a batch in one transaction. Every transfer gets its own result; a linked
-        chain (or the whole batch with atomic=True) succeeds or fails together. Bad input
-        raises InvalidRequest before anything is written."""
+        """Apply a batch in one transaction, through the pipeline: validate, gates, post,
+        sinks. Every transfer gets its own result; a linked chain (or the whole batch with
+        atomic=True) succeeds or fails together. Bad input raises InvalidRequest before
+        anything is written. `actor` (`api_key:<id>`, `cli`, ...) is handed to the gates and
+        the sinks."""
         if not 1 <= len(batch) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} transfers",
@@ -605,24 +671,38 @@ class LedgerService:
                 if not simple_transfer_ok(t):  # the bulk case, without building names
                     validate_transfer(t, f"transfers[{i}].")
 
+        gated = self._gates.run(batch, actor) if self._gates is not None else None
+        if gated:
+            batch = _hold_for_review(batch, gated)
+        blocked = {batch[i].id: d for i, d in gated.blocked.items()} if gated else None
+
         def work() -> list[TransferOutcome]:
             with self._ledger_write() as (uow, cache):
                 state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
-                engine = Engine(state)
+                engine = Engine(state, blocked)
                 outcomes = engine.apply(batch, atomic=atomic)
                 store.write_batch(uow, state, engine.writes)
-                if engine.writes.transfers and (self._event_sink or self._audit_sink):
+                rows = engine.writes.transfers
+                if rows and self._sinks:
                     by_action = _EVENT_BY_ACTION
-                    events = [(by_action[row[3]], row) for row in engine.writes.transfers]
-                    if self._event_sink is not None:
-                        self._event_sink(uow, events)
-                    if self._audit_sink is not None:  # last: it locks the tenant's log
-                        self._audit_sink(
-                            uow, events, engine.writes.entries, wide=engine.writes.wide
-                        )
+                    committed = CommittedBatch(
+                        kinds=[by_action[row[TR_ACTION]] for row in rows],
+                        transfers=rows,
+                        entries=engine.writes.entries,
+                        at_us=state.now_us,
+                        wide=engine.writes.wide,
+                        actor=actor,
+                        decisions=gated.decisions if gated else {},
+                    )
+                    for sink in self._sinks:
+                        sink(uow, committed)
                 uow.commit()
                 if cache is not None:
                     cache.committed(state.block, engine.writes.dirty)
+            if gated and gated.held:
+                for index, decision in gated.held.items():
+                    if outcomes[index].result is TransferResult.CREATED:
+                        outcomes[index].decision = decision
             return outcomes
 
         # Paused until the batch's rows are freed, so the collector never walks them.
@@ -681,15 +761,18 @@ class LedgerService:
                 engine = Engine(state)
                 count = engine.expire(due)
                 store.write_batch(uow, state, engine.writes)
-                if count and (self._event_sink or self._audit_sink):
-                    expired = [r for r in due if r.status is Status.EXPIRED]
-                    events = [(EXPIRED_EVENT, record_to_row(r)) for r in expired]
-                    if self._event_sink is not None:
-                        self._event_sink(uow, events)
-                    if self._audit_sink is not None:
-                        self._audit_sink(
-                            uow, events, engine.writes.entries, wide=engine.writes.wide
-                        )
+                if count and self._sinks:
+                    expired = [record_to_row(r) for r in due if r.status is Status.EXPIRED]
+                    committed = CommittedBatch(
+                        kinds=[EXPIRED_EVENT] * len(expired),
+                        transfers=expired,
+                        entries=engine.writes.entries,
+                        at_us=now,
+                        wide=engine.writes.wide,
+                        actor=EXPIRY_ACTOR,
+                    )
+                    for sink in self._sinks:
+                        sink(uow, committed)
                 uow.commit()
                 if cache is not None:
                     cache.committed(block, engine.writes.dirty)
@@ -922,6 +1005,21 @@ class LedgerService:
                         f"version {prev_version}, not {expected_prev}"
                     )
         return report
+
+
+def _hold_for_review(batch: Sequence[NewTransfer], gated: GateOutcome) -> list[NewTransfer]:
+    """A transfer a gate sends to review is posted as pending, without a timeout: a later
+    decision posts or voids it. Only a transfer can be held; a post, void or reversal sent to
+    review is blocked with the review's code."""
+    out = list(batch)
+    for index, decision in list(gated.held.items()):
+        t = out[index]
+        if t.action is Action.TRANSFER:
+            out[index] = dataclasses.replace(t, pending=True, timeout_s=0)
+        else:
+            del gated.held[index]
+            gated.blocked[index] = decision
+    return out
 
 
 def legs_from_spec(entries: Sequence[tuple[str, str | Direction, int]]) -> tuple[Leg, ...]:

@@ -398,8 +398,8 @@ def insert_accounts(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
     )
 
 
-def existing_account_ids(uow: UnitOfWork, ids: Sequence[str]) -> set[str]:
-    return {r[0] for r in fetch_in(uow, "SELECT id FROM accounts", "id", ids)}
+def get_account_rows(uow: UnitOfWork, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    return fetch_in(uow, f"SELECT {ACCOUNT_COLS} FROM accounts", "id", ids)
 
 
 def get_account_row(

@@ -1,4 +1,9 @@
-"""A client that streams batches until it is killed, for tests/integration/test_crash_safety.py.
+"""A client that streams batches until it is killed, for tests/integration/test_crash_safety.py
+and tests/integration/test_durable_ack.py.
+
+It runs the ledger as `serve` does (runtime.build_ledger: the outbox and the audit log on, in the
+same transaction as the transfers) and publishes an audit checkpoint every few batches, as
+`serve`'s publisher does on a timer.
 
 Batch n is a pure function of (seed, n, ledger, accounts): see plan_batch(). So the test can
 rebuild every batch a worker may have sent, and a restarted worker can resend the batch that
@@ -7,20 +12,32 @@ was in flight when its predecessor died (the same ids and contents: an idempoten
 After each post_transfers returns, one line {"batch": n, "outcomes": [[id, result], ...]} is
 appended to the acknowledgement file with a single write(2). A line is an acknowledgement only
 once its newline is there; a torn last line (killed mid-write) acknowledges nothing.
+
+On SQLite, with --state, the worker keeps one byte of a shared file (mmap, no system call) saying
+where its database connection is: the test stops the worker (SIGSTOP), reads the byte and so
+knows whether its kill lands inside a write transaction (see State).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import Action, NewTransfer
-from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
 
 BATCH_SIZE = 50
 CHAIN_LENGTH_MIN = 3
@@ -28,6 +45,50 @@ CHAIN_LENGTH_MAX = 5
 AMOUNT_MAX = 400
 BATCHES_MAX_DEFAULT = 100_000
 TIME_LIMIT_S_DEFAULT = 60.0
+PUBLISH_EVERY_DEFAULT = 5  # batches between audit checkpoints
+STATE_SIZE = 1
+WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class State(IntEnum):
+    """Where the worker's SQLite connection is, as the statements it runs say (the byte is set
+    just before each statement runs)."""
+
+    IDLE = 0  # no transaction, or the last one rolled back
+    READING = 1  # BEGIN ran, nothing written yet
+    WRITING = 2  # inside a transaction that has run an INSERT, UPDATE or DELETE: no COMMIT yet
+    COMMITTING = 3  # COMMIT started (it may have finished; nothing else has begun since)
+
+
+def read_state(path: str) -> State:
+    with open(path, "rb") as f:
+        return State(f.read(STATE_SIZE)[0])
+
+
+def _track_state(engine: Engine, path: str) -> mmap.mmap:
+    """Keep State in the first byte of `path` for every connection of `engine` (SQLite)."""
+    with open(path, "wb") as f:
+        f.write(bytes(STATE_SIZE))
+    fd = os.open(path, os.O_RDWR)
+    shared = mmap.mmap(fd, STATE_SIZE)
+    os.close(fd)
+
+    def on_statement(statement: str) -> None:
+        verb = statement.lstrip()[:8].upper()
+        if verb.startswith("BEGIN"):
+            shared[0] = State.READING
+        elif verb.startswith(WRITE_VERBS):
+            shared[0] = State.WRITING
+        elif verb.startswith(("COMMIT", "END")):
+            shared[0] = State.COMMITTING
+        elif verb.startswith("ROLLBACK"):
+            shared[0] = State.IDLE
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.set_trace_callback(on_statement)
+
+    return shared
 
 
 def plan_batch(
@@ -105,10 +166,18 @@ def main() -> None:
     parser.add_argument("--acks", required=True, help="file of acknowledgement lines")
     parser.add_argument("--batches-max", type=int, default=BATCHES_MAX_DEFAULT)
     parser.add_argument("--time-limit-s", type=float, default=TIME_LIMIT_S_DEFAULT)
+    parser.add_argument("--publish-every", type=int, default=PUBLISH_EVERY_DEFAULT)
+    parser.add_argument("--state", help="SQLite: a file whose first byte tracks State")
     args = parser.parse_args()
     accounts = args.accounts.split(",")
+    settings = Settings(database_url=args.url)
+    assert settings.audit, "the worker runs what `serve` runs: the audit log on"
     engine = create_engine(args.url, pool_size=1)
-    service = LedgerService(engine)
+    shared = None
+    if args.state is not None:
+        assert engine.dialect.name == "sqlite", "--state tracks SQLite statements"
+        shared = _track_state(engine, args.state)
+    ledger, audit = build_ledger(engine, settings)
     fd = os.open(args.acks, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         started = time.monotonic()
@@ -116,16 +185,20 @@ def main() -> None:
             if time.monotonic() - started > args.time_limit_s:
                 break
             batch = plan_batch(args.seed, batch_no, args.ledger, accounts)
-            outcomes = service.post_transfers(batch)
+            outcomes = ledger.post_transfers(batch)
             line = json.dumps(
                 {"batch": batch_no, "outcomes": [[o.transfer_id, o.result.value] for o in outcomes]}
             )
             data = (line + "\n").encode()
             written = os.write(fd, data)
             assert written == len(data), "a short write to a regular file"
+            if batch_no % args.publish_every == args.publish_every - 1:
+                audit.publish()
     finally:
         os.close(fd)
         engine.dispose()
+        if shared is not None:
+            shared.close()
 
 
 if __name__ == "__main__":

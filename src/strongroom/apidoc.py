@@ -1,7 +1,7 @@
 """The OpenAPI document of the HTTP API, and the command that writes it to docs/openapi.json.
 
 The committed file is what clients and reviewers read; a test fails when it differs from what
-the app serves. Regenerate it with `.venv/bin/python -m strongroom.http.openapi`.
+the app serves. Regenerate it with `.venv/bin/python -m strongroom.apidoc`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from fastapi import FastAPI
 
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
+from strongroom.runtime import create_app
+from strongroom.settings import Settings
 
-REGENERATE_COMMAND = ".venv/bin/python -m strongroom.http.openapi"
-# src/strongroom/http/openapi.py -> the repository root
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+REGENERATE_COMMAND = ".venv/bin/python -m strongroom.apidoc"
+# src/strongroom/apidoc.py -> the repository root
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
@@ -39,11 +41,6 @@ def render(document: dict[str, Any]) -> str:
 def build_document() -> dict[str, Any]:
     """The document of an app built on a throwaway SQLite database: the routes and their
     schemas do not depend on the database or on any setting."""
-    # Imported here, not at the top: the app may come to import this module to serve its
-    # document, and a top-level import back would be a cycle.
-    from strongroom.http.app import create_app
-    from strongroom.settings import Settings
-
     with tempfile.TemporaryDirectory(prefix="strongroom-openapi-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'openapi.db'}"
         engine = create_engine(url, sqlite_cache_mib=2)
@@ -60,7 +57,7 @@ def build_document() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m strongroom.http.openapi",
+        prog="python -m strongroom.apidoc",
         description="Write the OpenAPI document of the HTTP API (default: docs/openapi.json).",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write it")

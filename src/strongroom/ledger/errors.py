@@ -1,0 +1,42 @@
+"""The ledger's error codes (see core.errors: the composition root collects every domain's)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from strongroom.core.errors import ErrorCode
+from strongroom.ledger.model import AccountResult, TransferResult
+from strongroom.ledger.pipeline import GATE_UNAVAILABLE
+
+REFUSED_TITLE: Final = "The ledger refused the transfer"
+ACCOUNT_EXISTS_TITLE: Final = "The account exists with other fields"
+
+LEDGER_ERRORS: Final = (
+    ErrorCode("invalid_id", 400, "An id is malformed"),
+    ErrorCode("invalid_name", 400, "A name is malformed"),
+    ErrorCode("invalid_metadata", 400, "Metadata is malformed"),
+    ErrorCode("metadata_too_large", 400, "Metadata is too large"),
+    ErrorCode("invalid_metadata_filter", 400, "A metadata filter is malformed"),
+    ErrorCode("invalid_legs", 400, "Transfer legs are malformed"),
+    ErrorCode("unbalanced_legs", 400, "Debits and credits differ"),
+    ErrorCode("duplicate_leg_account", 400, "An account appears in two legs"),
+    ErrorCode("invalid_direction", 400, "A direction is 'debit' or 'credit'"),
+    ErrorCode("invalid_flags", 400, "Account flags are malformed"),
+    ErrorCode("flags_are_mutually_exclusive", 400, "Account flags contradict each other"),
+    ErrorCode("invalid_timeout", 400, "timeout_s is out of range"),
+    ErrorCode("unknown_asset", 400, "The asset does not exist"),
+    ErrorCode("batch_too_large", 400, "Too many items in one request"),
+    ErrorCode("invalid_version", 400, "A version is out of range"),
+    ErrorCode("invalid_cursor", 400, "A pagination cursor names nothing"),
+    # A fail-closed gate of the transfer pipeline could not decide within its time budget.
+    ErrorCode(GATE_UNAVAILABLE, 422, "A check the transfer must pass is unavailable; retry later"),
+    # Ledger refusals: result values of the engine, answered as 422 problems.
+    *(ErrorCode(r.value, 422, REFUSED_TITLE) for r in TransferResult if not r.ok),
+    # Account creation with a client-chosen id; the codes it shares with transfers
+    # (..._ledger_id, ..._metadata) keep the transfers' title.
+    *(
+        ErrorCode(r.value, 422, ACCOUNT_EXISTS_TITLE)
+        for r in AccountResult
+        if not r.ok and r.value not in {t.value for t in TransferResult}
+    ),
+)

@@ -1,0 +1,180 @@
+"""The transfer pipeline's ports (../shared/DESIGN.md, "The transfer pipeline").
+
+Every movement of money passes the same stages, whatever its door (a single transfer through
+the group-commit coalescer, a batch, the CLI):
+
+1. validate (ledger.model), pure;
+2. gates: each decides per transfer `allow`, `review` or `block`, outside the write
+   transaction, within its time budget, failing open or closed as it declares (`run_gates`);
+3. post: the engine applies the batch in one transaction (limits that must not race are
+   checked there, against locked rows);
+4. sinks: inside that transaction, in one declared order (the outbox, feature counters, the
+   audit log last), each handed one `CommittedBatch` with named fields.
+
+Gates and sinks are installed by the composition root (runtime.py); the ledger knows only these
+ports. With no gate installed, stage 2 costs nothing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Protocol
+
+from strongroom.core.errors import ErrorCode
+from strongroom.ledger.model import GateDecision, NewTransfer, TransferRow, Verdict
+
+if TYPE_CHECKING:
+    from strongroom.db.uow import UnitOfWork
+    from strongroom.ledger.engine import EntryRow
+
+_log = logging.getLogger(__name__)
+
+# Where each field is in a TransferRow (the store's TRANSFER_COLS order): sinks read rows by
+# these names, never by bare numbers.
+TR_SEQ: Final = 0
+TR_ID: Final = 1
+TR_LEDGER_ID: Final = 2
+TR_ACTION: Final = 3
+TR_STATUS: Final = 4
+TR_AMOUNT: Final = 7
+TR_CREATED_AT: Final = 14
+
+# The code of a transfer blocked because a fail-closed gate could not decide in its budget.
+GATE_UNAVAILABLE: Final = "gate_unavailable"
+
+
+ALLOW: Final = None  # what a gate answers for a transfer it lets through
+
+
+class Gate(Protocol):
+    """Decides on a whole batch before it is posted: one decision per transfer, in order
+    (None, ALLOW, means allow). It runs outside the write transaction and may read state a
+    moment stale; a ceiling that must never be crossed is a limit in the engine instead."""
+
+    name: str
+    budget_ms: int  # past it the gate is treated as failed
+    fail_open: bool  # failed: allow everything (True) or block everything (False)
+    # The codes its blocks answer (status 422), declared like every domain's errors: the
+    # composition root adds them to the catalogue.
+    errors: Sequence[ErrorCode]
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]: ...
+
+
+@dataclass(slots=True)
+class GateOutcome:
+    """What the gates decided for a batch: only the transfers some gate did not allow."""
+
+    blocked: dict[int, GateDecision] = field(default_factory=dict)  # by batch index
+    held: dict[int, GateDecision] = field(default_factory=dict)  # by batch index
+    decisions: dict[str, list[GateDecision]] = field(default_factory=dict)  # by transfer id
+
+    def __bool__(self) -> bool:
+        return bool(self.decisions)
+
+
+class GateRunner:
+    """Runs the installed gates, each in a worker thread so its budget can be enforced. A gate
+    that overruns keeps running in its thread (Python cannot stop it); its answer is dropped."""
+
+    def __init__(self, gates: Sequence[Gate]) -> None:
+        names = [g.name for g in gates]
+        assert len(set(names)) == len(names), "gate names are unique"
+        for gate in gates:
+            assert gate.budget_ms > 0, f"gate {gate.name} has a time budget"
+        self.gates = tuple(gates)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=max(2, 2 * len(self.gates)), thread_name_prefix="gate"
+                )
+            return self._pool
+
+    def run(self, batch: Sequence[NewTransfer], actor: str | None) -> GateOutcome:
+        outcome = GateOutcome()
+        if not self.gates:
+            return outcome
+        pool = self._executor()
+        futures = [(g, pool.submit(g.decide, batch, actor)) for g in self.gates]
+        for gate, future in futures:
+            answers = self._answers(gate, future, len(batch))
+            for index, decision in enumerate(answers):
+                if decision is None or decision.verdict is Verdict.ALLOW:
+                    continue
+                outcome.decisions.setdefault(batch[index].id, []).append(decision)
+                if decision.verdict is Verdict.BLOCK:
+                    outcome.blocked.setdefault(index, decision)
+                else:
+                    outcome.held.setdefault(index, decision)
+        for index in outcome.blocked:  # a block wins over a hold
+            outcome.held.pop(index, None)
+        return outcome
+
+    @staticmethod
+    def _answers(
+        gate: Gate, future: concurrent.futures.Future[Sequence[GateDecision | None]], n: int
+    ) -> Sequence[GateDecision | None]:
+        try:
+            answers = future.result(timeout=gate.budget_ms / 1000)
+        except concurrent.futures.TimeoutError:
+            problem = f"over its budget of {gate.budget_ms} ms"
+        except Exception as exc:
+            problem = f"failed: {type(exc).__name__}"
+        else:
+            if len(answers) == n:
+                return answers
+            problem = f"answered {len(answers)} decisions for {n} transfers"
+        policy = "fails open" if gate.fail_open else "fails closed"
+        _log.warning("gate %s %s; it %s", gate.name, problem, policy)
+        if gate.fail_open:
+            return [None] * n
+        return [GateDecision(gate.name, Verdict.BLOCK, GATE_UNAVAILABLE)] * n
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBatch:
+    """What one write transaction changed in the ledger, handed to every sink inside it.
+
+    `kinds[i]` is the event of `transfers[i]` (transfer.created, .posted, .voided, .reversed,
+    .expired), each transfer row as stored after the change (TR_* names its fields); `entries`
+    the account entries the transaction wrote, in the order of their transfers; `at_us` the
+    transaction's time (the created_at of every transfer it created); `wide` False promises no
+    money value of these rows is past 64 bits; `actor` who asked (an API key, a staff user, a
+    customer, a system job: `api_key:<id>`, `cli`, `system:expiry`), None when not told;
+    `decisions` the gates' decisions other than allow, by transfer id. Rows, not objects: a bulk
+    batch has 8,190 of them and building objects would cost more than the rest of it."""
+
+    kinds: Sequence[str]
+    transfers: Sequence[TransferRow]
+    entries: Sequence[EntryRow]
+    at_us: int
+    wide: bool = True
+    actor: str | None = None
+    decisions: Mapping[str, Sequence[GateDecision]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert len(self.kinds) == len(self.transfers)
+
+
+class Sink(Protocol):
+    """Told of a write transaction's ledger changes inside that transaction, right before its
+    commit. It writes through `uow`, so what it writes commits or rolls back with the ledger's
+    rows; it is called again if the transaction is retried."""
+
+    def __call__(self, uow: UnitOfWork, batch: CommittedBatch) -> None: ...
