@@ -9,8 +9,9 @@ synchronous=FULL), interleaving the representations so that a noisy machine hurt
 SQLite native INTEGER (what the ledger writes for a batch whose money fits 64 bits: the
 engine's Writes.wide flag skips any encoding), the chosen hybrid with every value passed
 through core.money.to_stored_int (what a wide batch pays), a 17-byte BLOB for every value, a
-64-bit column plus a high part; PostgreSQL BIGINT against NUMERIC(39,0) by COPY. Prints the median time per batch
-and the ratio to native INTEGER / BIGINT (the reference, measured in the same run).
+64-bit column plus a high part; PostgreSQL BIGINT against NUMERIC(39,0) by COPY. Prints the
+median time per batch and the ratio to native INTEGER / BIGINT (the reference, measured in the
+same run).
 """
 
 from __future__ import annotations

@@ -240,8 +240,10 @@ def list_transfers(
     status: str | None = None,
     limit: int = 20,
     starting_after: str | None = None,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
     database_url: DbOption = None,
 ) -> None:
+    """A page may hold fewer than `limit` while has_more: go on with --cursor NEXT_CURSOR."""
     svc = _service(database_url)
     page = svc.list_transfers(
         ledger_id=ledger_id,
@@ -249,8 +251,15 @@ def list_transfers(
         status=Status[status.upper()] if status else None,
         limit=limit,
         starting_after=starting_after,
+        cursor=cursor,
     )
-    _print({"data": [transfer_to_dict(r) for r in page.data], "has_more": page.has_more})
+    out: dict[str, Any] = {
+        "data": [transfer_to_dict(r) for r in page.data],
+        "has_more": page.has_more,
+    }
+    if page.next_cursor is not None:
+        out["next_cursor"] = page.next_cursor
+    _print(out)
 
 
 @ledger_app.command("entries")
@@ -621,7 +630,13 @@ def audit_verify_receipt(
 
 @audit_app.command("verify-statement")
 def audit_verify_statement(
-    file: Annotated[Path, typer.Argument(help="a statement (GET /v1/accounts/{id}/statement)")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="a statement's pages in order (GET /v1/accounts/{id}/statement, then with "
+            "cursor=next_cursor), one file each, or one file holding the list of them"
+        ),
+    ],
     public_key: Annotated[
         list[str], typer.Option(help="the log's verifier key (GET /v1/audit/keys)")
     ],
@@ -630,13 +645,18 @@ def audit_verify_statement(
     ] = None,
 ) -> None:
     """Offline: every entry of the account in the period is there (gap-free versions from the
-    opening entry to the first one after), unaltered (each leaf proved in the signed
-    checkpoint) and adding up (each balance follows from the one before). Exit 1 if not."""
+    opening entry to the first one after, across the pages), unaltered (each leaf proved in a
+    signed checkpoint) and adding up (each balance follows from the one before). Exit 1 if
+    not."""
     from strongroom.audit.offline import load_receipt
     from strongroom.audit.statement import StatementError, verify_statement
 
     try:
-        checked = verify_statement(load_receipt(file), public_key)
+        pages: list[Any] = []
+        for file in files:
+            document = load_receipt(file)
+            pages.extend(document if isinstance(document, list) else [document])
+        checked = verify_statement(pages, public_key)
         if origin is not None and checked.origin != origin:
             raise StatementError(f"the statement is from log {checked.origin}, not {origin}")
     except (StatementError, ValueError) as exc:
@@ -657,9 +677,10 @@ def audit_verify_statement(
         if checked.has_boundary
         else ("no later entry when it was made")
     )
+    paged = f", {checked.pages} pages" if checked.pages > 1 else ""
     typer.echo(
         f"statement: ok, complete: {len(checked.entries)} entries, {tail} "
-        f"(log {checked.origin}, tree size {checked.tree_size})"
+        f"(log {checked.origin}, tree size {checked.tree_size}{paged})"
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from strongroom.audit.schemas import StatementOut
 from strongroom.events.schemas import (
     AttemptList,
     EndpointDeleted,
@@ -289,7 +290,10 @@ class Client:
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
         starting_after: str | None = None,
+        cursor: str | None = None,
     ) -> TransferList:
+        """A page; with a filter it may hold fewer than `limit` transfers while has_more is
+        true (each request examines a bounded number): pass its next_cursor as `cursor`."""
         params: dict[str, Any] = {
             "ledger_id": ledger_id,
             "account_id": account_id,
@@ -298,6 +302,7 @@ class Client:
             "created_before": created_before,
             "limit": limit,
             "starting_after": starting_after,
+            "cursor": cursor,
         }
         for key, value in (metadata or {}).items():
             params[f"metadata[{key}]"] = value
@@ -305,6 +310,36 @@ class Client:
 
     def get_transfer(self, transfer_id: str) -> TransferOut:
         return self._request("GET", f"/v1/transfers/{transfer_id}", TransferOut)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def statement(
+        self,
+        account_id: str,
+        from_: str,
+        to: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> StatementOut:
+        """One page of the account's statement for (from_, to] (RFC 3339)."""
+        return self._request(
+            "GET",
+            f"/v1/accounts/{account_id}/statement",
+            StatementOut,
+            params={"from": from_, "to": to, "limit": limit, "cursor": cursor},
+        )
+
+    def statement_pages(
+        self, account_id: str, from_: str, to: str, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every page of the statement, as the documents audit.statement.verify_statement
+        (and `strongroom audit verify-statement`) checks together."""
+        pages = [self.statement(account_id, from_, to, limit=limit)]
+        while pages[-1].has_more:
+            cursor = pages[-1].next_cursor
+            pages.append(self.statement(account_id, from_, to, limit=limit, cursor=cursor))
+        return [page.model_dump(by_alias=True) for page in pages]
 
     # -- webhook endpoints (an admin key) --------------------------------------------------
 

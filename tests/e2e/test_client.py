@@ -111,6 +111,14 @@ def test_client_round_trip(server: tuple[str, str, str]) -> None:
         ]
         listed = sr.list_transfers(account_id=alice.id, limit=100)
         assert {t.id for t in listed.data} >= {deposit.id, hold.id, posted.id, reversal.id}
+        first = sr.list_transfers(account_id=alice.id, limit=2)
+        rest = sr.list_transfers(account_id=alice.id, limit=100, cursor=first.next_cursor)
+        assert [t.id for t in first.data + rest.data] == [t.id for t in listed.data]
+        pages = sr.statement_pages(
+            alice.id, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z", limit=2
+        )
+        assert [p["first_version"] for p in pages] == [1, 3]
+        assert pages[-1]["has_more"] is False
         with pytest.raises(ApiError) as bad:
             sr.create_transfer(
                 ledger.id, debit_account_id=bank.id, credit_account_id=alice.id, amount=0

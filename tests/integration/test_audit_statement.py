@@ -20,7 +20,7 @@ from strongroom.audit.service import AuditLog
 from strongroom.audit.statement import StatementError, verify_statement
 from strongroom.cli import app as cli_app
 from strongroom.core import clock
-from strongroom.core.errors import NotFound
+from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.ledger.model import Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
 from strongroom.runtime import build_ledger
@@ -109,8 +109,12 @@ def test_a_dropped_altered_or_moved_entry_is_caught(world: World) -> None:
         verify_statement(altered, [world.key])
 
     no_boundary = {**statement, "boundary": False}
-    with pytest.raises(StatementError, match="not all there"):
+    with pytest.raises(StatementError, match="ends at version 8, not 7"):
         verify_statement(no_boundary, [world.key])
+    no_boundary_leaf = copy.deepcopy(no_boundary)
+    no_boundary_leaf["last_version"] = 7
+    with pytest.raises(StatementError, match=r"holds version 8, outside 3\.\.7"):
+        verify_statement(no_boundary_leaf, [world.key])
 
     wider = {**statement, "to": world.marks[3]}  # claims the period runs on, boundary inside
     with pytest.raises(StatementError, match="boundary entry 8 is inside the period"):
@@ -118,6 +122,69 @@ def test_a_dropped_altered_or_moved_entry_is_caught(world: World) -> None:
 
     with pytest.raises(StatementError, match="does not verify"):
         verify_statement(statement, [world.audit.verifier_keys()[-1]["verifier_key"][:-4] + "AAA="])
+
+
+def _pages(world: World, start: int, end: int, limit: int) -> list[dict[str, Any]]:
+    pages = [world.audit.statement("ten_default", world.alice, start, end, limit=limit)]
+    while pages[-1]["has_more"]:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(
+            world.audit.statement(
+                "ten_default", world.alice, start, end, limit=limit, cursor=cursor
+            )
+        )
+    return pages
+
+
+def test_a_statement_in_pages_proves_the_same(world: World) -> None:
+    """Pages of two entries join into the statement of one page; a page left out, repeated,
+    moved or taken from another statement is caught."""
+    whole = verify_statement(world.statement(world.marks[1], world.marks[2]), [world.key])
+    pages = _pages(world, world.marks[1], world.marks[2], limit=2)
+    # Versions 3 (opening) to 8 (boundary): three pages.
+    assert [(p["first_version"], p["last_version"]) for p in pages] == [(3, 4), (5, 6), (7, 8)]
+    assert [p["has_more"] for p in pages] == [True, True, False]
+    assert all(len(p["leaves"]) == 2 for p in pages)
+    checked = verify_statement(pages, [world.key])
+    assert (checked.entries, checked.opening, checked.closing, checked.pages) == (
+        whole.entries,
+        whole.opening,
+        whole.closing,
+        3,
+    )
+    with pytest.raises(StatementError, match="page 1 starts at version 7, not 5"):
+        verify_statement([pages[0], pages[2]], [world.key])
+    with pytest.raises(StatementError, match="page 1 starts at version 3"):
+        verify_statement([pages[0], pages[0], pages[1], pages[2]], [world.key])
+    with pytest.raises(StatementError, match="has_more"):
+        verify_statement(pages[:2], [world.key])
+    moved = copy.deepcopy(pages)
+    moved[1]["leaves"].append(moved[2]["leaves"].pop())
+    with pytest.raises(StatementError, match=r"page 1 holds version 8, outside 5\.\.6"):
+        verify_statement(moved, [world.key])
+    other = _pages(world, world.marks[0], world.marks[2], limit=2)
+    with pytest.raises(StatementError, match="page 1: from is not the first page's"):
+        verify_statement([pages[0], *other[1:]], [world.key])
+    # A cursor is for the statement it came from.
+    with pytest.raises(InvalidRequest) as exc:
+        world.audit.statement(
+            "ten_default",
+            world.alice,
+            world.marks[0],
+            world.marks[2],
+            cursor=pages[0]["next_cursor"],
+        )
+    assert exc.value.code == "invalid_cursor"
+    for bad in ("stm_", "nope", "stm_MS4yLjMuNC41LjY", pages[0]["next_cursor"][:-2]):
+        with pytest.raises(InvalidRequest):
+            world.audit.statement(
+                "ten_default", world.alice, world.marks[1], world.marks[2], cursor=bad
+            )
+    with pytest.raises(InvalidRequest) as exc:
+        world.audit.statement(
+            "ten_default", world.alice, world.marks[1], world.marks[2], limit=1001
+        )
+    assert exc.value.code == "invalid_limit"
 
 
 def test_another_tenants_account_has_no_statement(world: World) -> None:
@@ -145,6 +212,21 @@ def test_verify_statement_cli(world: World, tmp_path: Path) -> None:
     )
     assert bad.exit_code == 1
     assert "statement: INVALID" in bad.output
+    # Pages: one file each, in order.
+    files = []
+    for n, page in enumerate(_pages(world, world.marks[1], world.marks[2], limit=3)):
+        files.append(tmp_path / f"page{n}.json")
+        files[-1].write_text(json.dumps(page))
+    paged = runner.invoke(
+        cli_app, ["audit", "verify-statement", *map(str, files), "--public-key", world.key]
+    )
+    assert paged.exit_code == 0, paged.output
+    assert "statement: ok, complete: 4 entries" in paged.output
+    assert "2 pages" in paged.output
+    backwards = runner.invoke(
+        cli_app, ["audit", "verify-statement", *map(str, files[::-1]), "--public-key", world.key]
+    )
+    assert backwards.exit_code == 1
 
 
 def test_a_statement_over_a_bulk_batch(world: World) -> None:

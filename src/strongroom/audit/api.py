@@ -22,7 +22,7 @@ from strongroom.audit.schemas import (
 )
 from strongroom.audit.service import AuditLog
 from strongroom.core.errors import InvalidRequest
-from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, STATEMENT_PAGE_ENTRIES_MAX
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.access import require_scope
@@ -158,13 +158,24 @@ async def account_statement(
     ctx: Ctx,
     from_: Annotated[str, Query(alias="from", description="RFC 3339; the period excludes it")],
     to: Annotated[str, Query(description="RFC 3339; the period includes it")],
+    limit: Annotated[
+        int, Query(ge=1, le=STATEMENT_PAGE_ENTRIES_MAX, description="entries on this page")
+    ] = STATEMENT_PAGE_ENTRIES_MAX,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page (with the same from and to)"),
+    ] = None,
 ) -> dict[str, Any]:
     """The account's entries in (from, to], with the entry in force at `from` and the first
-    after `to`, each with its inclusion proof in one signed checkpoint: complete and
-    unaltered, as `strongroom audit verify-statement FILE --public-key KEY` checks offline."""
+    after `to`, in pages of at most 1,000 entries (`has_more`, `next_cursor`), each leaf with
+    its inclusion proof in a signed checkpoint: complete and unaltered, as
+    `strongroom audit verify-statement PAGE... --public-key KEY` checks offline across the
+    pages (each names the versions it proves, and they must join without a gap)."""
     ctx.require(Scope.LEDGER_READ)
     start, end = time_param(from_, "from"), time_param(to, "to")
-    return await run_in_threadpool(ctx.audit.statement, ctx.log, account_id, start, end)
+    return await run_in_threadpool(
+        lambda: ctx.audit.statement(ctx.log, account_id, start, end, limit=limit, cursor=cursor)
+    )
 
 
 @router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut, tags=["audit"])

@@ -97,5 +97,12 @@ class StatementOut(_Out):
     opening_version: int
     closing_version: int
     boundary: bool
+    first_version: int = Field(description="the first account version this page proves")
+    last_version: int = Field(description="the last account version this page proves")
+    has_more: bool
+    next_cursor: str | None = Field(
+        default=None,
+        description="give it as `cursor` (with the same from and to) for the next page",
+    )
     checkpoint: str
     leaves: list[StatementLeafOut]

@@ -28,12 +28,14 @@ from sqlalchemy.engine import Engine as SAEngine
 from strongroom.audit import leaf as leaves_
 from strongroom.audit import note as notes
 from strongroom.audit import offline, replay, store
+from strongroom.audit import statement as statement_
 from strongroom.audit.checkpoint import Checkpoint, CheckpointError
 from strongroom.audit.checkpoint import parse as parse_checkpoint
 from strongroom.audit.merkle import RootAccumulator, leaf_hash
 from strongroom.audit.tiles import TileError, TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.limits import STATEMENT_PAGE_ENTRIES_MAX
 from strongroom.core.money import from_stored_int
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
@@ -44,7 +46,6 @@ from strongroom.ledger.service import EXPIRED_EVENT, LedgerService
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
 # rewrites every tile. 4 keeps a proof at a million leaves to ~5 tiles and ~75 hashes.
 TILE_HEIGHT: Final = 4
-STATEMENT_ENTRIES_MAX: Final = 10_000
 LEAVES_PAGE_MAX: Final = 1000
 KEY_ROTATED: Final = "audit.key_rotated"
 
@@ -623,10 +624,21 @@ class AuditLog:
             ],
         }
 
-    def statement(self, log_id: str, account_id: str, from_us: int, to_us: int) -> dict[str, Any]:
-        """The account's entries in (from, to] with the opening entry before and the first
-        entry after, each proved in one signed checkpoint (audit/statement.py says what a
-        verifier concludes from it)."""
+    def statement(
+        self,
+        log_id: str,
+        account_id: str,
+        from_us: int,
+        to_us: int,
+        *,
+        limit: int = STATEMENT_PAGE_ENTRIES_MAX,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the account's statement for (from, to]: the entries from the one in
+        force at `from` to the first after `to`, `limit` at most a page, each leaf proved in
+        a signed checkpoint (audit/statement.py says what a verifier concludes from the
+        pages). The first page fixes the statement's versions; `next_cursor` carries them to
+        the next, so the pages join without a gap or an overlap."""
         ledger = self.ledger
         if ledger is None:
             raise RuntimeError(
@@ -634,29 +646,30 @@ class AuditLog:
             )
         if from_us > to_us:
             raise InvalidRequest("from must not be after to", param="from")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= STATEMENT_PAGE_ENTRIES_MAX
+        ):
+            raise InvalidRequest(
+                f"limit must be an integer from 1 to {STATEMENT_PAGE_ENTRIES_MAX}",
+                param="limit",
+                code="invalid_limit",
+            )
         account = ledger.get_account(account_id)
         if ledger.ledger_tenants([account.ledger_id]).get(account.ledger_id) != log_id:
             raise NotFound(f"no account {account_id}", param="account_id")
-        opening = ledger.balance_at(account_id, as_of_us=from_us)[0]
-        closing = ledger.balance_at(account_id, as_of_us=to_us)[0]
-        boundary = closing < account.version
-        first, last = max(opening, 1), closing + (1 if boundary else 0)
-        if last - first + 1 > STATEMENT_ENTRIES_MAX:
-            raise InvalidRequest(
-                f"a statement holds at most {STATEMENT_ENTRIES_MAX} entries: shorten the period",
-                param="to",
-            )
-        wanted: dict[int, str] = {}  # version -> transfer id
-        cursor = last + 1
-        while last >= first and cursor > first:
-            after = cursor if cursor <= account.version else None  # None: from the newest
-            page = ledger.list_entries(account_id, starting_after=after, limit=100)
-            for e in page.data:
-                if e.version >= first:
-                    wanted[e.version] = e.transfer_id
-            if not page.data or not page.has_more:
-                break
-            cursor = page.data[-1].version
+        if cursor is None:
+            opening = ledger.balance_at(account_id, as_of_us=from_us)[0]
+            closing = ledger.balance_at(account_id, as_of_us=to_us)[0]
+            boundary = closing < account.version
+            start = max(opening, 1)
+        else:
+            page = statement_.parse_cursor(cursor, from_us, to_us, account.version)
+            opening, closing, boundary, start = page
+        last = closing + (1 if boundary else 0)
+        stop = min(start + limit - 1, last)
+        wanted = ledger.entry_transfers(account_id, start, stop) if stop >= start else {}
         datas = self._entry_leaves(log_id, account_id, wanted)
         indexes = sorted(datas)
         checkpoint = self.covering(log_id, max(indexes, default=-1))
@@ -666,6 +679,7 @@ class AuditLog:
             tiles = store.read_tiles(
                 uow, log_id, [t for i in indexes for t in layout.inclusion_tiles(i, size)]
             )
+        has_more = stop < last
         return {
             "object": "audit_statement",
             "version": offline.DOCUMENT_VERSION,
@@ -676,6 +690,14 @@ class AuditLog:
             "opening_version": opening,
             "closing_version": closing,
             "boundary": boundary,
+            "first_version": start,
+            "last_version": stop,
+            "has_more": has_more,
+            "next_cursor": (
+                statement_.cursor(from_us, to_us, opening, closing, boundary, stop + 1)
+                if has_more
+                else None
+            ),
             "checkpoint": checkpoint.note,
             "leaves": [
                 {

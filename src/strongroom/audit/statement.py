@@ -16,15 +16,29 @@ verifier holding only the log's public key checks that:
 Without a boundary the statement is complete up to the account's last entry at the time it was
 made; that no later entry exists cannot be shown from the log alone (the export can: every leaf
 of the log is there).
+
+A statement comes in pages of at most STATEMENT_PAGE_ENTRIES_MAX entries (core/limits.py). Each
+page repeats the statement's opening and closing versions and the boundary, names the versions
+it proves (`first_version` to `last_version`) and proves each of its leaves in a signed
+checkpoint of the log (pages fetched later may name a later checkpoint). The verifier takes the
+list of pages and checks, besides the above, that they join: the first starts at the opening
+entry, each next one starts right after the one before, the last ends at the boundary (or the
+closing entry), and no page holds an entry outside its own versions.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from strongroom.audit.offline import proved_leaves
+from strongroom.core.errors import InvalidRequest
+
+_CURSOR_PREFIX = "stm_"
+_CURSOR_FIELDS = 6
 
 
 class StatementError(ValueError):
@@ -54,6 +68,7 @@ class CheckedStatement:
     closing: tuple[int, int, int, int]
     entries: list[StatementEntry]  # those inside the period, oldest first
     has_boundary: bool
+    pages: int = 1
 
 
 def _int(value: object, what: str) -> int:
@@ -62,36 +77,136 @@ def _int(value: object, what: str) -> int:
     return value
 
 
+def cursor(
+    from_us: int, to_us: int, opening: int, closing: int, boundary: bool, next_version: int
+) -> str:
+    """The next page of a statement: its period, the versions its first page fixed, and the
+    version the next page starts at."""
+    text = f"{from_us}.{to_us}.{opening}.{closing}.{int(boundary)}.{next_version}"
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def parse_cursor(
+    text: str, from_us: int, to_us: int, account_version: int
+) -> tuple[int, int, bool, int]:
+    """(opening, closing, boundary, next version) of a statement cursor given back with the
+    same period; invalid_cursor if it is not one."""
+    bad = InvalidRequest(
+        "not a cursor of this statement: give next_cursor of its previous page with the same "
+        "from and to",
+        param="cursor",
+        code="invalid_cursor",
+    )
+    if not text.startswith(_CURSOR_PREFIX) or len(text) > 200:
+        raise bad
+    body = text[len(_CURSOR_PREFIX) :]
+    try:
+        fields = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii").split(".")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad from None
+    if len(fields) != _CURSOR_FIELDS or not all(f.isdigit() and f.isascii() for f in fields):
+        raise bad
+    start, end, opening, closing, boundary, next_version = (int(f) for f in fields)
+    last = closing + boundary
+    if (
+        (start, end) != (from_us, to_us)
+        or boundary > 1
+        or not opening <= closing <= account_version
+        or last > account_version
+        or not max(opening, 1) <= next_version <= last
+    ):
+        raise bad
+    return opening, closing, bool(boundary), next_version
+
+
+_SHARED = ("account_id", "from", "to", "opening_version", "closing_version", "boundary", "origin")
+
+
 def verify_statement(statement: Any, verifier_keys: Iterable[str]) -> CheckedStatement:
-    """Check a statement (GET /v1/accounts/{id}/statement) with the log's public key(s)."""
-    checkpoint, proved = proved_leaves(statement, "audit_statement", verifier_keys, StatementError)
-    account = statement.get("account_id")
+    """Check a statement (GET /v1/accounts/{id}/statement) with the log's public key(s): one
+    page, or the list of its pages in order."""
+    keys = list(verifier_keys)
+    pages = statement if isinstance(statement, list) else [statement]
+    if not pages:
+        raise StatementError("a statement has at least one page")
+    first_page = pages[0]
+    if not isinstance(first_page, dict):
+        raise StatementError("not an audit_statement")
+    account = first_page.get("account_id")
     if not isinstance(account, str):
         raise StatementError("account_id must be text")
-    from_us = _int(statement.get("from"), "from")
-    to_us = _int(statement.get("to"), "to")
+    from_us = _int(first_page.get("from"), "from")
+    to_us = _int(first_page.get("to"), "to")
     if from_us > to_us:
         raise StatementError("from is after to")
+    opening_version = _int(first_page.get("opening_version"), "opening_version")
+    closing_version = _int(first_page.get("closing_version"), "closing_version")
+    last = closing_version + (1 if first_page.get("boundary") is True else 0)
     found: dict[int, StatementEntry] = {}
-    for index, content in proved:
-        transfer = content.get("transfer") or {}
-        for e in content.get("entries") or []:
-            if e[0] != account:
-                continue
-            entry = StatementEntry(
-                version=e[1],
-                direction=e[2],
-                amount=e[3],
-                pending_delta=e[4],
-                counters=(e[5], e[6], e[7], e[8]),
-                at=e[9],
-                leaf_index=index,
-                transfer_id=transfer.get("id"),
+    tree_size = 0
+    origin = ""
+    next_version = max(opening_version, 1)
+    for n, page in enumerate(pages):
+        checkpoint, proved = proved_leaves(page, "audit_statement", keys, StatementError)
+        for name in _SHARED:
+            if page.get(name) != first_page.get(name):
+                raise StatementError(f"page {n}: {name} is not the first page's")
+        origin, tree_size = checkpoint.origin, max(tree_size, checkpoint.size)
+        final = n == len(pages) - 1
+        if "first_version" in page:
+            first = _int(page.get("first_version"), f"page {n}: first_version")
+            stop = _int(page.get("last_version"), f"page {n}: last_version")
+            if page.get("has_more") is not (not final):
+                raise StatementError(
+                    f"page {n}: has_more is {page.get('has_more')!r}"
+                    + (": the statement's pages end here" if final else ": pages follow")
+                )
+        elif len(pages) == 1:  # a statement of one page, from before pages had their versions
+            first, stop = next_version, last
+        else:
+            raise StatementError(f"page {n}: first_version and last_version are missing")
+        if first != next_version:
+            raise StatementError(
+                f"page {n} starts at version {first}, not {next_version}: pages must join"
             )
-            if found.setdefault(entry.version, entry) != entry:
-                raise StatementError(f"two different entries claim version {entry.version}")
-    return _check_chain(
-        statement, checkpoint.origin, checkpoint.size, account, from_us, to_us, found
+        if final and stop != last:
+            raise StatementError(f"the last page ends at version {stop}, not {last}")
+        if not final and not first <= stop < last:
+            raise StatementError(f"page {n} ends at version {stop}")
+        next_version = stop + 1
+        for index, content in proved:
+            transfer = content.get("transfer") or {}
+            for e in content.get("entries") or []:
+                if e[0] != account:
+                    continue
+                entry = StatementEntry(
+                    version=e[1],
+                    direction=e[2],
+                    amount=e[3],
+                    pending_delta=e[4],
+                    counters=(e[5], e[6], e[7], e[8]),
+                    at=e[9],
+                    leaf_index=index,
+                    transfer_id=transfer.get("id"),
+                )
+                if not first <= entry.version <= stop:
+                    raise StatementError(
+                        f"page {n} holds version {entry.version}, outside {first}..{stop}"
+                    )
+                if found.setdefault(entry.version, entry) != entry:
+                    raise StatementError(f"two different entries claim version {entry.version}")
+    checked = _check_chain(first_page, origin, tree_size, account, from_us, to_us, found)
+    return CheckedStatement(
+        checked.origin,
+        checked.tree_size,
+        checked.account_id,
+        checked.from_us,
+        checked.to_us,
+        checked.opening,
+        checked.closing,
+        checked.entries,
+        checked.has_boundary,
+        len(pages),
     )
 
 

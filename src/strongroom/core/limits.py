@@ -67,6 +67,18 @@ ENTRY_INDEX_STRIDE: Final = 64
 ID_BLOCK_BITS: Final = 20
 assert BATCH_TRANSFERS_MAX * LEGS_PER_TRANSFER_MAX < 2**ID_BLOCK_BITS
 
+# Listings (ledger/listing.py): a page examines at most this many rows, whatever the history.
+# A filter no index supports (ledger, status, time, metadata; an account's transfers walk its
+# entries) may then answer fewer than `limit` items, even none, with has_more and a next_cursor.
+LIST_SCAN_ROWS_MAX: Final = 10_000
+# A split transfer (its entries cut by the budget) is put off to the next page, which must
+# then hold all of its entries and the index look-up that starts it.
+assert LIST_SCAN_ROWS_MAX > 2 * (LEGS_PER_TRANSFER_MAX + ENTRY_INDEX_STRIDE + PAGE_SIZE_MAX)
+
+# Account statements (GET /v1/accounts/{id}/statement) come in pages of at most this many
+# entries, each leaf with its inclusion proof (about 1.3 kB an entry).
+STATEMENT_PAGE_ENTRIES_MAX: Final = 1_000
+
 # SQLite: account states this process keeps between batches (see ledger.store.AccountCache).
 ACCOUNT_CACHE_MAX: Final = 200_000
 

@@ -19,6 +19,7 @@ from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
 from strongroom.ledger.coalescer import GroupCommitter
+from strongroom.ledger.listing import check_one_cursor
 from strongroom.ledger.model import (
     AccountFlag,
     Action,
@@ -494,10 +495,17 @@ async def list_transfers(
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
     ending_before: str | None = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page", max_length=64)
+    ] = None,
 ) -> dict[str, Any]:
-    """Newest first. Filter by `metadata[key]=value` too. Give ledger_id or account_id."""
+    """Newest first; an account's transfers in the order they touched it. Filter by
+    `metadata[key]=value` too. Give ledger_id or account_id. Each request examines a bounded
+    number of transfers (or of the account's entries), so a filtered page may hold fewer than
+    `limit` items, even none, while `has_more` is true: go on with `cursor=next_cursor`."""
     ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
+    check_one_cursor(starting_after, ending_before, cursor)
     if ledger_id is None and account_id is None:
         raise InvalidRequest("give ledger_id or account_id", param="ledger_id")
     if ledger_id is not None:
@@ -506,13 +514,13 @@ async def list_transfers(
         await _own_account(ctx, account_id)
     # A cursor must be one of this tenant's transfers: another tenant's answers exactly as an
     # unknown one, so cursors cannot probe for ids.
-    for name, cursor in (("starting_after", starting_after), ("ending_before", ending_before)):
-        if cursor is not None:
+    for name, transfer_id in (("starting_after", starting_after), ("ending_before", ending_before)):
+        if transfer_id is not None:
             try:
-                await _own_transfer(ctx, cursor)
+                await _own_transfer(ctx, transfer_id)
             except NotFound:
                 raise InvalidRequest(
-                    f"no transfer {cursor}", param=name, code="invalid_cursor"
+                    f"no transfer {transfer_id}", param=name, code="invalid_cursor"
                 ) from None
     metadata = None
     for key, value in request.query_params.multi_items():
@@ -533,10 +541,11 @@ async def list_transfers(
             metadata=metadata,
             starting_after=starting_after,
             ending_before=ending_before,
+            cursor=cursor,
             limit=limit,
         )
     )
-    return list_body([transfer_to_dict(r) for r in page.data], page.has_more)
+    return list_body([transfer_to_dict(r) for r in page.data], page.has_more, page.next_cursor)
 
 
 @router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"])

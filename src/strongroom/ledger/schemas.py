@@ -192,6 +192,12 @@ class TransferList(_Out):
     object: Literal["list"]
     data: list[TransferOut]
     has_more: bool
+    next_cursor: str | None = Field(
+        default=None,
+        description="where the next page starts (give it as `cursor`); present when has_more. "
+        "A page may hold fewer than `limit` items, even none, while has_more is true: a "
+        "filtered listing examines a bounded number of rows per request.",
+    )
 
 
 class EntryList(_Out):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
 import json
 import random
@@ -13,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -23,14 +22,16 @@ from strongroom.core.limits import (
     BATCH_TRANSFERS_MAX,
     COMMIT_RETRIES_MAX,
     ENTRY_INDEX_STRIDE,
+    LIST_SCAN_ROWS_MAX,
     PAGE_SIZE_DEFAULT,
+    STATEMENT_PAGE_ENTRIES_MAX,
 )
 from strongroom.core.money import Asset, from_stored_int, iso_asset, validate_custom_asset
 from strongroom.core.pagination import check_limit
-from strongroom.db.query import chunks
 from strongroom.db.uow import UnitOfWork
-from strongroom.ledger import store
+from strongroom.ledger import listing, store
 from strongroom.ledger.engine import BatchState, Engine
+from strongroom.ledger.listing import Page
 from strongroom.ledger.model import (
     AccountFlag,
     AccountResult,
@@ -174,12 +175,6 @@ class Entry:
             "balance_after": derived_balances(normal, self.balances_after),
             "created_at": clock.format_us(self.created_at),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    data: list[T]
-    has_more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +368,8 @@ class LedgerService:
         # transaction lets this process keep its account states between batches.
         self._write_lock = threading.Lock()
         self._cache = store.AccountCache() if self.sqlite else None
+        # Rows a filtered listing examines per request (ledger/listing.py); tests lower it.
+        self.scan_rows_max = LIST_SCAN_ROWS_MAX
 
     @contextlib.contextmanager
     def _ledger_write(self) -> Iterator[tuple[UnitOfWork, store.AccountCache | None]]:
@@ -802,8 +799,12 @@ class LedgerService:
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
         ending_before: str | None = None,
+        cursor: str | None = None,
     ) -> Page[TransferRecord]:
-        """Newest first, with a cursor (`starting_after` = the last id of the previous page)."""
+        """Newest first (an account's: in the order they touched it), with a cursor:
+        `starting_after` = the last id of the previous page, or its `next_cursor`. A filtered
+        page examines a bounded number of rows (ledger/listing.py), so it may hold fewer than
+        `limit` items while `has_more` is true."""
         check_limit(limit)
         if metadata is not None:
             key, value = metadata
@@ -817,58 +818,29 @@ class LedgerService:
             raise InvalidRequest(
                 "give starting_after or ending_before, not both", param="ending_before"
             )
+        listing.check_one_cursor(starting_after, ending_before, cursor)
+        keep = store.TransferFilter(ledger_id, status, created_after, created_before, metadata)
         with self._uow(write=False) as uow:
-            before_seq = self._cursor_seq(uow, starting_after, "starting_after")
-            after_seq = self._cursor_seq(uow, ending_before, "ending_before")
-            query = functools.partial(
-                store.list_transfer_rows,
-                uow,
-                ledger_id=ledger_id,
-                status=status,
-                created_after=created_after,
-                created_before=created_before,
-                metadata=metadata,
-                before_seq=before_seq,
-                after_seq=after_seq,
-            )
             if account_id is None:
-                rows = query(seqs=None, limit=limit + 1)
-            else:
-                # The account's transfers, from its entries, in slices of bounded size.
-                seqs = self._account_transfer_seqs(uow, account_id, before_seq, after_seq)
-                rows = []
-                for part in chunks(seqs):
-                    rows.extend(query(seqs=part, limit=limit + 1 - len(rows)))
-                    if len(rows) > limit:
-                        break
-        return _page(rows, limit, backwards=after_seq is not None, convert=record_from_row)
-
-    def _cursor_seq(self, uow: UnitOfWork, transfer_id: str | None, param: str) -> int | None:
-        if transfer_id is None:
-            return None
-        seqs = store.transfer_seqs(uow, [transfer_id])
-        if transfer_id not in seqs:
-            raise InvalidRequest(f"no transfer {transfer_id}", param=param, code="invalid_cursor")
-        return seqs[transfer_id]
-
-    def _account_transfer_seqs(
-        self, uow: UnitOfWork, account_id: str, before_seq: int | None, after_seq: int | None
-    ) -> list[int]:
-        """Newest first, or oldest first when paging backwards (after_seq)."""
-        row = store.get_account_row(uow, account_id)
-        if row is None:
-            raise NotFound(f"no account {account_id}", param="account_id")
-        # The account's entries name every transfer that touched it.
-        entries = store.walk_entries(uow, row[13], 1 << 62)
-        seqs = store.transfer_seqs(uow, sorted({e[4] for e in entries}))
-        return sorted(
-            (
-                s
-                for s in seqs.values()
-                if (before_seq is None or s < before_seq) and (after_seq is None or s > after_seq)
-            ),
-            reverse=after_seq is None,
-        )
+                return listing.transfers_by_seq(
+                    uow,
+                    keep,
+                    starting_after=starting_after,
+                    ending_before=ending_before,
+                    cursor=cursor,
+                    limit=limit,
+                    scan_rows_max=self.scan_rows_max,
+                )
+            return listing.account_transfers(
+                uow,
+                account_id,
+                keep,
+                starting_after=starting_after,
+                ending_before=ending_before,
+                cursor=cursor,
+                limit=limit,
+                scan_rows_max=self.scan_rows_max,
+            )
 
     # -- entries and history ---------------------------------------------------------------
 
@@ -887,6 +859,21 @@ class LedgerService:
                 start = None if found is None else found[3]
             rows = store.walk_entries(uow, start, limit + 1)
         return Page([_entry_from_row(r) for r in rows[:limit]], len(rows) > limit)
+
+    def entry_transfers(self, account_id: str, first: int, last: int) -> dict[int, str]:
+        """version -> transfer id of the account's entries `first` to `last` (a bounded range:
+        audit statements take it a page at a time), from the nearest indexed entry."""
+        assert first >= 1, first
+        assert last - first < STATEMENT_PAGE_ENTRIES_MAX, (first, last)
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            chain = listing.AccountChain(account_id, int(row[12]), row[13])
+            rows, _ = listing.entries_down(uow, chain, last, last - first + 1)
+        found = {int(r[2]): str(r[4]) for r in rows}
+        assert set(found) == set(range(first, min(last, chain.version) + 1)), (first, last)
+        return found
 
     def _entry_at_version(
         self, uow: UnitOfWork, account_id: str, last_version: int, last_id: int | None, version: int

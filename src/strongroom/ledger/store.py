@@ -7,11 +7,17 @@ per batch (chunked IN lists on SQLite, arrays and COPY on PostgreSQL), no per-ro
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from strongroom.core.limits import ACCOUNT_CACHE_MAX, ID_BLOCK_BITS, NATIVE_INT_MAX
+from strongroom.core.limits import (
+    ACCOUNT_CACHE_MAX,
+    ID_BLOCK_BITS,
+    NATIVE_INT_MAX,
+    SQL_PARAMS_PER_STATEMENT_MAX,
+)
 from strongroom.core.money import from_stored_int, to_stored_int
-from strongroom.db.query import fetch_in, sql
+from strongroom.db.query import chunks, fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import AccountState, BatchState, Writes
 from strongroom.ledger.model import (
@@ -468,21 +474,15 @@ def get_transfer_row(uow: UnitOfWork, transfer_id: str) -> tuple[Any, ...] | Non
     return row
 
 
-def list_transfer_rows(
+def _transfer_filters(
     uow: UnitOfWork,
-    *,
     ledger_id: str | None,
     status: Status | None,
     created_after: int | None,
     created_before: int | None,
     metadata: tuple[str, str] | None,
-    before_seq: int | None,
-    seqs: Sequence[int] | None,
-    limit: int,
-    after_seq: int | None = None,
-) -> list[tuple[Any, ...]]:
-    """Newest first; with after_seq, the page of newer ones just after it, nearest first.
-    `seqs` restricts to a set (the transfers of one account)."""
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their parameters for a listing's filters (none has an index)."""
     where: list[str] = []
     params: list[Any] = []
     if ledger_id is not None:
@@ -497,12 +497,6 @@ def list_transfer_rows(
     if created_before is not None:
         where.append("created_at < ?")
         params.append(created_before)
-    if before_seq is not None:
-        where.append("seq < ?")
-        params.append(before_seq)
-    if after_seq is not None:
-        where.append("seq > ?")
-        params.append(after_seq)
     if metadata is not None:
         key, value = metadata
         if uow.sqlite:
@@ -516,22 +510,124 @@ def list_transfer_rows(
         else:
             where.append("(metadata::jsonb ->> ?) = ?")
             params.extend([key, value])
-    if seqs is not None:
-        if not seqs:
-            return []
-        where.append(f"seq IN ({','.join('?' * len(seqs))})")
-        params.extend(seqs)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return where, params
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFilter:
+    """What a transfer listing keeps; None keeps everything."""
+
+    ledger_id: str | None = None
+    status: Status | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    metadata: tuple[str, str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.ledger_id is None
+            and self.status is None
+            and self.created_after is None
+            and self.created_before is None
+            and self.metadata is None
+        )
+
+    def terms(self, uow: UnitOfWork) -> tuple[list[str], list[Any]]:
+        return _transfer_filters(
+            uow, self.ledger_id, self.status, self.created_after, self.created_before, self.metadata
+        )
+
+
+def list_transfer_rows(
+    uow: UnitOfWork,
+    keep: TransferFilter,
+    *,
+    before_seq: int | None,
+    after_seq: int | None,
+    limit: int,
+    scan_rows_max: int,
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """Transfers by sequence, newest first from before_seq (exclusive), or with after_seq the
+    newer ones just after it, nearest first: up to `limit` rows that pass `keep`.
+
+    No filter has an index, so at most `scan_rows_max` transfers are examined (a range of the
+    primary key). Answers the rows and, when that range was used up, the sequence number it
+    ended at (the next range starts past it); None when the range reached the end.
+    """
+    forward = after_seq is None
+    bound: list[str] = []
+    params: list[Any] = []
+    if before_seq is not None:
+        bound.append("seq < ?")
+        params.append(before_seq)
+    if after_seq is not None:
+        bound.append("seq > ?")
+        params.append(after_seq)
+    order = "DESC" if forward else "ASC"
     cur = uow.cursor()
+    if keep.empty:
+        clause = f"WHERE {' AND '.join(bound)}" if bound else ""
+        cur.execute(
+            sql(
+                uow, f"SELECT {TRANSFER_COLS} FROM transfers {clause} ORDER BY seq {order} LIMIT ?"
+            ),
+            (*params, limit),
+        )
+        return list(cur.fetchall()), None
+    # The rows of the range this request may examine that pass the filter: the outer LIMIT
+    # stops the inner scan early where matches are dense.
+    clause = f"WHERE {' AND '.join(bound)}" if bound else ""
+    where, filter_params = keep.terms(uow)
     cur.execute(
         sql(
             uow,
-            f"SELECT {TRANSFER_COLS} FROM transfers {clause} "
-            f"ORDER BY seq {'ASC' if after_seq is not None else 'DESC'} LIMIT ?",
+            f"SELECT {TRANSFER_COLS} FROM (SELECT {TRANSFER_COLS} FROM transfers {clause} "
+            f"ORDER BY seq {order} LIMIT ?) AS range_ WHERE {' AND '.join(where)} "
+            f"ORDER BY seq {order} LIMIT ?",
         ),
-        (*params, limit),
+        (*params, scan_rows_max, *filter_params, limit),
     )
-    return list(cur.fetchall())
+    rows = list(cur.fetchall())
+    if len(rows) >= limit:
+        return rows, None
+    # A short page: whether the range was cut short, and where it ended.
+    far = "MIN" if forward else "MAX"
+    cur.execute(
+        sql(
+            uow,
+            f"SELECT {far}(seq), COUNT(*) FROM (SELECT seq FROM transfers {clause} "
+            f"ORDER BY seq {order} LIMIT ?) AS range_",
+        ),
+        (*params, scan_rows_max),
+    )
+    end_seq, examined = cur.fetchone()
+    return rows, (int(end_seq) if examined >= scan_rows_max else None)
+
+
+def transfers_by_id(
+    uow: UnitOfWork, transfer_ids: Sequence[str], keep: TransferFilter
+) -> dict[str, tuple[Any, ...]]:
+    """The rows of those transfers that pass `keep`, by id."""
+    where, params = keep.terms(uow)
+    suffix = "".join(f" AND {term}" for term in where)
+    out: dict[str, tuple[Any, ...]] = {}
+    cur = uow.cursor()
+    for part in chunks(transfer_ids, SQL_PARAMS_PER_STATEMENT_MAX - len(params)):
+        if uow.sqlite:
+            marks = ",".join("?" * len(part))
+            cur.execute(
+                f"SELECT {TRANSFER_COLS} FROM transfers WHERE id IN ({marks}){suffix}",
+                (*part, *params),
+            )
+        else:
+            cur.execute(
+                sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers WHERE id = ANY(?){suffix}"),
+                (list(part), *params),
+            )
+        for row in cur.fetchall():
+            out[row[1]] = row
+    return out
 
 
 def transfer_seqs(uow: UnitOfWork, transfer_ids: Sequence[str]) -> dict[str, int]:
@@ -547,19 +643,58 @@ def get_entry(uow: UnitOfWork, entry_id: int) -> tuple[Any, ...] | None:
     return row
 
 
+_ENTRY_CHAIN_COLS = ", ".join(c.strip() for c in ENTRY_COLS.split(","))
+
+
 def walk_entries(uow: UnitOfWork, start_id: int | None, limit: int) -> list[tuple[Any, ...]]:
-    """Follow an account's chain of entries backwards (newest first) from start_id."""
-    rows: list[tuple[Any, ...]] = []
+    """Follow an account's chain of entries backwards (newest first) from start_id: `limit`
+    entries at most, in one statement (a recursive query, one primary-key look-up each)."""
+    if start_id is None or limit <= 0:
+        return []
     cur = uow.cursor()
-    query = sql(uow, f"SELECT {ENTRY_COLS} FROM entries WHERE id = ?")
-    entry_id = start_id
-    while entry_id is not None and len(rows) < limit:
-        cur.execute(query, (entry_id,))
-        row = cur.fetchone()
-        assert row is not None, f"entry chain broken at {entry_id}"
-        rows.append(row)
-        entry_id = row[3]
+    cur.execute(
+        sql(
+            uow,
+            f"WITH RECURSIVE chain (depth_, {_ENTRY_CHAIN_COLS}) AS ("
+            f"SELECT 1, {ENTRY_COLS} FROM entries WHERE id = ? "
+            f"UNION ALL SELECT c.depth_ + 1, "
+            f"{', '.join('e.' + c.strip() for c in ENTRY_COLS.split(','))} "
+            "FROM chain c JOIN entries e ON e.id = c.prev_id WHERE c.depth_ < ?) "
+            f"SELECT {_ENTRY_CHAIN_COLS} FROM chain ORDER BY depth_",
+        ),
+        (start_id, limit),
+    )
+    rows: list[tuple[Any, ...]] = list(cur.fetchall())
+    assert rows, f"entry chain broken at {start_id}"
+    assert len(rows) == limit or rows[-1][3] is None, f"entry chain broken after {rows[-1][0]}"
     return rows
+
+
+def transfer_entry_versions(
+    uow: UnitOfWork, account_id: str, transfer_id: str, seq: int
+) -> tuple[int, int] | None:
+    """(lowest, highest) version of the entries the transfer wrote on the account when it was
+    created; None when it wrote none there. The transaction that created the transfer took its
+    sequence number and its entries' ids from one id block (allocate_id_block), so this reads
+    one primary-key range: at most the entries of one transaction."""
+    block = seq >> ID_BLOCK_BITS
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT MIN(version), MAX(version) FROM entries WHERE id > ? AND id < ? "
+            "AND account_id = ? AND transfer_id = ?",
+        ),
+        (id_base(block), id_base(block + 1), account_id, transfer_id),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+
+def created_with(entry_id: int, seq: int) -> bool:
+    """Whether the entry was written by the transaction that created the transfer with that
+    sequence number (false for the release entries of an expiry, which name an older one)."""
+    return entry_id >> ID_BLOCK_BITS == seq >> ID_BLOCK_BITS
 
 
 def index_at_or_after_version(
