@@ -1,0 +1,28 @@
+"""The one `strongroom` command, with a subcommand group per domain (cli/<group>.py), all
+sharing one engine factory (cli/common.py)."""
+
+from __future__ import annotations
+
+import typer
+
+from strongroom.cli import audit, bench, db, demo, ledger, server
+from strongroom.cli.common import reporting_errors
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
+app.add_typer(db.app, name="db")
+app.add_typer(ledger.app, name="ledger")
+app.command()(demo.demo)
+app.command()(server.serve)
+app.command()(server.worker)
+app.add_typer(server.keys, name="api-keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(bench.app, name="bench")
+
+for _group in (app, db.app, ledger.app, server.keys, audit.app, bench.app):
+    for _command in _group.registered_commands:
+        assert _command.callback is not None
+        _command.callback = reporting_errors(_command.callback)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,84 @@
+"""`strongroom bench`: the benchmarks, each measuring its reference in the same run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures its reference).")
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+QuickOption = Annotated[bool, typer.Option(help="a smaller run, under a minute")]
+SmokeOption = Annotated[
+    bool,
+    typer.Option(
+        help="tiny sizes, seconds: the same code and the same JSON rows and fields as a full "
+        "run, to check that the benchmark works (its figures mean nothing)"
+    ),
+]
+
+
+def _bench(
+    run: Callable[..., dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    json_output: bool,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run a benchmark with its progress on stderr when the answer is JSON, then print the
+    JSON object or the table."""
+    if options["quick"] and options["smoke"]:
+        raise typer.BadParameter("--quick and --smoke exclude each other")
+    report = run(progress=lambda line: typer.echo(line, err=json_output), **options)
+    if json_output:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo("")
+        typer.echo(table(report))
+    return report
+
+
+@app.command("ledger")
+def bench_ledger(
+    json_output: JsonOption = False,
+    quick: QuickOption = False,
+    smoke: SmokeOption = False,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(help="maintenance database URL; a scratch database is created and dropped"),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    no_postgres: bool = False,
+) -> None:
+    """Ledger throughput and p99 latency per scenario and backend, with the storage limit."""
+    from strongroom.benchmarks import ledger as bench
+
+    url = None if no_postgres else postgres_url
+    _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke, postgres_url=url)
+
+
+@app.command("audit")
+def bench_audit(
+    json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False
+) -> None:
+    """Audit log appends (memory, SQLite), proof p50/p99 from a cold process, verification,
+    and the ledger's bulk throughput with the log on vs off; pymerkle, measured in the same run
+    as the reference, comes with the `bench` extra (`make install` has it)."""
+    from strongroom.benchmarks import audit as bench
+
+    _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)
+
+
+@app.command("http")
+def bench_http(
+    json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False
+) -> None:
+    """HTTP API req/s, p50 and p99 per scenario (`serve --workers 2` on SQLite, loopback), with
+    a minimal FastAPI endpoint measured in the same run; exit 1 when any request failed."""
+    from strongroom.benchmarks import http as bench
+
+    report = _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)
+    if report["info"]["errors"]:
+        raise typer.Exit(1)

@@ -1,0 +1,90 @@
+"""What every `strongroom` subcommand shares: the database option, the one engine factory
+(settings, engine, schema check), the services built on it by the composition root, JSON
+output and the error report."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Final
+
+import typer
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.service import AuditLog
+from strongroom.core.errors import StrongroomError
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+from strongroom.ledger.service import LedgerService
+from strongroom.runtime import build_ledger
+from strongroom.settings import Settings
+from strongroom.tenancy.service import TenancyService
+
+CLI_ACTOR: Final = "cli"  # the actor of every change made from this command
+
+DbOption = Annotated[
+    str | None, typer.Option("--database-url", help="Overrides STRONGROOM_DATABASE_URL.")
+]
+
+
+def settings_for(database_url: str | None) -> Settings:
+    return Settings(database_url=database_url) if database_url else Settings()
+
+
+def open_engine(database_url: str | None, *, schema: str = "current") -> tuple[Engine, Settings]:
+    """The one engine factory of the CLI. `schema`: "current" refuses an out-of-date schema
+    (naming `strongroom db upgrade`), "upgrade" applies pending migrations, "any" checks
+    nothing (the `db` commands)."""
+    settings = settings_for(database_url)
+    engine = create_engine(
+        settings.database_url,
+        sqlite_cache_mib=settings.sqlite_cache_mib,
+        sqlite_writer_lock_timeout_ms=settings.sqlite_writer_lock_timeout_ms,
+    )
+    if schema == "upgrade":
+        migrate.upgrade(engine)
+    elif schema == "current":
+        migrate.require_current(engine)
+    else:
+        assert schema == "any", schema
+    return engine, settings
+
+
+def ledger_service(database_url: str | None, *, upgrade: bool = False) -> LedgerService:
+    engine, settings = open_engine(database_url, schema="upgrade" if upgrade else "current")
+    return build_ledger(engine, settings)[0]
+
+
+def tenancy_service(database_url: str | None) -> TenancyService:
+    engine, settings = open_engine(database_url)
+    pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+    return TenancyService(engine, pepper=pepper, audit=build_ledger(engine, settings)[1])
+
+
+@contextlib.contextmanager
+def audit_log(database_url: str | None) -> Iterator[AuditLog]:
+    engine, settings = open_engine(database_url)
+    try:
+        yield build_ledger(engine, settings)[1]
+    finally:
+        engine.dispose()
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """An expected failure ends the command with its code and message on stderr, exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StrongroomError as exc:
+            typer.echo(f"error: {exc.code}: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
