@@ -19,6 +19,7 @@ TINY = bench.Plan(
     ledger_batch_transfers=200,
     pymerkle_build_s_max=30.0,
     ledger_accounts=200,
+    verify_transfers=400,
 )
 
 FIGURES = {
@@ -28,6 +29,7 @@ FIGURES = {
     "consistency_proof": {"p50_ms", "p99_ms", "reference_p50_ms", "reference_p99_ms"},
     "verify": {"us_per_proof", "reference_us_per_proof"},
     "ledger_overhead": {"audit_on_per_s", "audit_off_per_s", "reference_per_s", "transfers"},
+    "verify_memory": {"replay_peak_rss_mib", "verify_peak_rss_mib", "base_rss_mib", "transfers"},
 }
 
 

@@ -1,0 +1,275 @@
+"""The ledger's accounts: creation (idempotent by a client-chosen id), reads, lists, closing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from strongroom.core import ids
+from strongroom.core.errors import Conflict, InvalidRequest, NotFound
+from strongroom.core.limits import (
+    BATCH_TRANSFERS_MAX,
+    PAGE_SIZE_DEFAULT,
+)
+from strongroom.core.money import Asset, iso_asset, validate_custom_asset
+from strongroom.core.pagination import check_limit
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store
+from strongroom.ledger.base import LedgerBase
+from strongroom.ledger.listing import Page
+from strongroom.ledger.model import (
+    AccountFlag,
+    AccountResult,
+    Direction,
+    canonical_metadata,
+    validate_id,
+    validate_name,
+)
+from strongroom.ledger.views import (
+    Account,
+    account_from_row,
+    page_of,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    ledger_id: str
+    asset: str
+    normal_balance: Direction
+    flags: AccountFlag = AccountFlag.NONE
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class AccountOutcome:
+    index: int
+    result: AccountResult
+    account_id: str
+    account: Account | None  # the account as stored, when result.ok and nothing differed
+
+
+class AccountExists(Conflict):
+    """An account with the id exists with other fields: `code` names the first that differs."""
+
+    status = 422
+
+    def __init__(self, result: AccountResult, index: int | None = None) -> None:
+        field_name = result.value.removeprefix("exists_with_different_")
+        super().__init__(
+            f"an account with this id exists with a different {field_name.replace('_', ' ')}",
+            param=field_name if index is None else f"accounts[{index}].{field_name}",
+        )
+        self.code = result.value
+
+
+_ACCOUNT_FIELDS: Final = (
+    (1, AccountResult.EXISTS_WITH_DIFFERENT_LEDGER_ID),
+    (3, AccountResult.EXISTS_WITH_DIFFERENT_ASSET),
+    (4, AccountResult.EXISTS_WITH_DIFFERENT_NORMAL_BALANCE),
+    (5, AccountResult.EXISTS_WITH_DIFFERENT_FLAGS),
+    (2, AccountResult.EXISTS_WITH_DIFFERENT_NAME),
+    (7, AccountResult.EXISTS_WITH_DIFFERENT_METADATA),
+)
+
+
+def _compare_account(new: Sequence[Any], stored: Sequence[Any]) -> AccountResult:
+    for column, result in _ACCOUNT_FIELDS:
+        if new[column] != stored[column]:
+            return result
+    return AccountResult.EXISTS
+
+
+class AssetExists(Conflict):
+    code = "asset_exists"
+
+
+class AccountUseCases(LedgerBase):
+    """Accounts: created in batches (idempotent by client-chosen id), read, listed, closed;
+    and the custom assets they hold."""
+
+    def create_asset(self, code: object, scale: object) -> Asset:
+        asset = validate_custom_asset(code, scale)
+        with self._uow() as uow:
+            # One statement decides, so two concurrent creations cannot both pass a check.
+            created = store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
+            uow.commit()
+        if not created:
+            raise AssetExists(f"asset {asset.code} exists already", param="code")
+        return asset
+
+    def get_asset(self, code: str) -> Asset:
+        found = iso_asset(code)
+        if found is not None:
+            return found
+        with self._uow(write=False) as uow:
+            scale = store.get_asset_scale(uow, code)
+        if scale is None:
+            raise InvalidRequest(f"unknown asset {code!r}", param="asset", code="unknown_asset")
+        return Asset(code, scale)
+
+    def create_accounts(self, specs: Sequence[AccountSpec]) -> list[Account]:
+        """All or nothing: any invalid spec raises and nothing is written. A spec whose
+        client-chosen id exists with the same fields is `exists` (the stored account comes
+        back, nothing is written for it); with a field that differs, AccountExists names it
+        (`exists_with_different_<field>`) and nothing is written."""
+        outcomes = self.create_accounts_results(specs)
+        for i, outcome in enumerate(outcomes):
+            if not outcome.result.ok:
+                raise AccountExists(outcome.result, i)
+        return [o.account for o in outcomes if o.account is not None]
+
+    def create_accounts_results(self, specs: Sequence[AccountSpec]) -> list[AccountOutcome]:
+        """Like create_accounts, a result per spec (TransferOutcome's shape): created, exists
+        or exists_with_different_<field>. Bad input still raises; when any spec differs from
+        the account its id names, nothing is written."""
+        if not 1 <= len(specs) <= BATCH_TRANSFERS_MAX:
+            raise InvalidRequest(
+                f"a batch has 1 to {BATCH_TRANSFERS_MAX} accounts",
+                param="accounts",
+                code="batch_too_large",
+            )
+        now = self.clock.now_us()
+        rows = []
+        assets: dict[str, Asset] = {}
+        new_ids = ids.new_ids("acc", len(specs))
+        for i, (spec, new) in enumerate(zip(specs, new_ids, strict=True)):
+            if spec.asset not in assets:
+                assets[spec.asset] = self.get_asset(spec.asset)
+            if spec.name is not None:
+                validate_name(spec.name, f"accounts[{i}].name")
+            meta = canonical_metadata(spec.metadata, f"accounts[{i}].metadata")
+            if (
+                AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS in spec.flags
+                and AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS in spec.flags
+            ):
+                raise InvalidRequest(
+                    "an account cannot refuse both overdraft directions",
+                    param=f"accounts[{i}].flags",
+                    code="flags_are_mutually_exclusive",
+                )
+            account_id = validate_id(spec.id, f"accounts[{i}].id") if spec.id is not None else new
+            rows.append(
+                (
+                    account_id,
+                    spec.ledger_id,
+                    spec.name,
+                    spec.asset,
+                    int(spec.normal_balance),
+                    int(spec.flags),
+                    False,
+                    meta,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    None,
+                    now,
+                    now,
+                )
+            )
+        with self._uow() as uow:
+            tenants: dict[str, str] = {}
+            for ledger_id in {s.ledger_id for s in specs}:
+                found = store.get_ledger(uow, ledger_id)
+                if found is None:
+                    raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
+                tenants[ledger_id] = found[4]
+            stored = {r[0]: r for r in store.get_account_rows(uow, sorted({r[0] for r in rows}))}
+            outcomes: list[AccountOutcome] = []
+            new_rows = []
+            for i, row in enumerate(rows):
+                existing = stored.get(row[0])
+                if existing is None:
+                    stored[row[0]] = row  # a later spec of this batch with its id compares
+                    new_rows.append(row)
+                    outcomes.append(AccountOutcome(i, AccountResult.CREATED, row[0], None))
+                    continue
+                result = _compare_account(row, existing)
+                outcomes.append(AccountOutcome(i, result, row[0], None))
+            if all(o.result.ok for o in outcomes):
+                if new_rows:
+                    store.insert_accounts(uow, new_rows)
+                    if self._audit_sink is not None:
+                        self._audit_accounts(uow, tenants, new_rows)
+                    uow.commit()
+                for o in outcomes:
+                    o.account = account_from_row(stored[o.account_id])
+        return outcomes
+
+    def _audit_accounts(
+        self, uow: UnitOfWork, tenants: dict[str, str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """One leaf per account created: what it is, not its name or metadata (which may be
+        personal data, and the log cannot forget)."""
+        assert self._audit_sink is not None
+        by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
+        for r in rows:
+            data = {
+                "account_id": r[0],
+                "ledger_id": r[1],
+                "asset": r[3],
+                "normal_balance": Direction(r[4]).label,
+                "flags": AccountFlag(r[5]).names(),
+            }
+            by_log.setdefault(tenants[r[1]], []).append(("account.created", r[0], data))
+        for log_id in sorted(by_log):
+            self._audit_sink.record_all(uow, log_id, "ledger", by_log[log_id])
+
+    def create_account(
+        self,
+        ledger_id: str,
+        asset: str,
+        normal_balance: Direction,
+        *,
+        flags: AccountFlag = AccountFlag.NONE,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Account:
+        spec = AccountSpec(ledger_id, asset, normal_balance, flags, name, metadata)
+        return self.create_accounts([spec])[0]
+
+    def get_account(self, account_id: str) -> Account:
+        with self._uow(write=False) as uow:
+            row = store.get_account_row(uow, account_id)
+        if row is None:
+            raise NotFound(f"no account {account_id}", param="account_id")
+        return account_from_row(row)
+
+    def list_accounts(
+        self,
+        ledger_id: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+        ending_before: str | None = None,
+    ) -> Page[Account]:
+        """By id; `ending_before` gives the page before a cursor (in the same order)."""
+        check_limit(limit)
+        with self._uow(write=False) as uow:
+            rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1, ending_before)
+        return page_of(rows, limit, backwards=ending_before is not None, convert=account_from_row)
+
+    def close_account(self, account_id: str, *, closed: bool = True) -> Account:
+        with self._ledger_write() as (uow, _cache):
+            # Taking a block tells every process's account cache that an account changed.
+            store.allocate_id_block(uow)
+            row = store.get_account_row(uow, account_id, lock=True)
+            if row is None:
+                raise NotFound(f"no account {account_id}", param="account_id")
+            if closed and (row[10] or row[11]):
+                raise Conflict(
+                    "the account has pending transfers: post or void them first", param="account_id"
+                )
+            store.set_account_closed(uow, account_id, closed, self.clock.now_us())
+            if self._audit_sink is not None:
+                ledger_row = store.get_ledger(uow, row[1])
+                assert ledger_row is not None
+                kind = "account.closed" if closed else "account.reopened"
+                item = (kind, account_id, {"account_id": account_id})
+                self._audit_sink.record_all(uow, ledger_row[4], "ledger", [item])
+            uow.commit()
+        return self.get_account(account_id)

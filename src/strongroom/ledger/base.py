@@ -1,0 +1,112 @@
+"""The state and the units of work every part of the ledger's service shares."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom.core import clock
+from strongroom.core.limits import (
+    COMMIT_RETRIES_MAX,
+    LIST_SCAN_ROWS_MAX,
+)
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store
+from strongroom.ledger.model import (
+    TransferOutcome,
+)
+from strongroom.ledger.pipeline import (
+    Gate,
+    GateRunner,
+    Sink,
+)
+
+T = TypeVar("T")
+
+
+BatchObserver = Callable[[int, float, "list[TransferOutcome]"], None]
+
+
+class Recorder(Protocol):
+    """Told, inside their transactions, of the ledger's changes other than transfers (ledgers
+    and accounts created, accounts closed and reopened): the audit log."""
+
+    def record_all(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        actor: str,
+        items: Sequence[tuple[str, str | None, dict[str, Any]]],
+    ) -> None:
+        """(type, ref, data) leaves of one tenant's log; `data` holds no personal data."""
+
+
+class LedgerBase:
+    """The state every part of LedgerService shares: the engine, the pipeline's ports, the
+    clock and SQLite's account cache; and its units of work, with retries."""
+
+    def __init__(
+        self,
+        engine: SAEngine,
+        *,
+        clock_: clock.MonotonicClock | None = None,
+        on_batch: BatchObserver | None = None,
+        sinks: Sequence[Sink] = (),
+        recorder: Recorder | None = None,
+        gates: Sequence[Gate] = (),
+    ) -> None:
+        """The transfer pipeline's ports (ledger/pipeline.py): `gates` decide on each batch
+        before its write transaction; `sinks`, in their order (the audit log last: it locks
+        the tenant's log), are handed each write transaction's CommittedBatch inside it;
+        `recorder` is told of the ledger's other changes. `on_batch(size, seconds, outcomes)`
+        is told of every committed batch (metrics)."""
+        self.engine = engine
+        self._on_batch = on_batch
+        self._sinks = tuple(sinks)
+        self._audit_sink = recorder
+        self._gates = GateRunner(gates) if gates else None
+        self.clock = clock_ or clock.MonotonicClock()
+        self.sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time anyway; holding this lock across a write
+        # transaction lets this process keep its account states between batches.
+        self._write_lock = threading.Lock()
+        self._cache = store.AccountCache() if self.sqlite else None
+        # Rows a filtered listing examines per request (ledger/listing.py); tests lower it.
+        self.scan_rows_max = LIST_SCAN_ROWS_MAX
+
+    @contextlib.contextmanager
+    def _ledger_write(self) -> Iterator[tuple[UnitOfWork, store.AccountCache | None]]:
+        """A write transaction that may change accounts. On SQLite it is serialized within
+        the process and keeps the account cache coherent; any failure empties the cache."""
+        with contextlib.ExitStack() as stack:
+            if self.sqlite:
+                stack.enter_context(self._write_lock)
+            try:
+                with self._uow() as uow:
+                    yield uow, self._cache
+            except BaseException:
+                if self._cache is not None:
+                    self._cache.invalidate()
+                raise
+
+    def _uow(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
+
+    def _with_retries(self, work: Callable[[], T]) -> T:
+        """Re-run a whole unit of work after a serialization failure, a deadlock or a busy
+        database, at most COMMIT_RETRIES_MAX times with jittered backoff; callers never see
+        a deadlock unless the bound is exhausted."""
+        for attempt in range(COMMIT_RETRIES_MAX + 1):
+            try:
+                return work()
+            except Exception as exc:
+                if attempt == COMMIT_RETRIES_MAX or not store.is_retryable(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
+        raise AssertionError("unreachable")
