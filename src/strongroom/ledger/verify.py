@@ -423,52 +423,68 @@ class _Verifier:
     # -- entries -----------------------------------------------------------------------------
 
     def entry(self, row: Sequence[Any]) -> _Entry:
-        """Check an entry against its predecessor and add it to its account's sums."""
+        """Check an entry against its predecessor and add it to its account's sums. Messages
+        are built only for problems: this runs once per entry."""
         self.tick()
         self.report.entries += 1
         entry_id, account_id, version, prev_id, transfer_id, direction = row[:6]
-        where = f"account {account_id}: entry {entry_id}"
-        values = [
-            self.money(v, f"{where}: {n}") for n, v in zip(_ENTRY_MONEY, row[6:12], strict=True)
-        ]
+        decoded = _decode_all(row[6:12])
+        values: list[int | None]
+        if decoded is not None:
+            values = list(decoded)
+        else:
+            where = f"account {account_id}: entry {entry_id}"
+            values = [
+                self.money(v, f"{where}: {n}") for n, v in zip(_ENTRY_MONEY, row[6:12], strict=True)
+            ]
         amount, pending_delta = values[0], values[1]
         entry = _Entry(entry_id, account_id, transfer_id, direction, amount, pending_delta)
         acc = self.accounts.get(account_id)
         if acc is None:
-            self.problem(f"{where}: the account does not exist")
+            self.problem(f"account {account_id}: entry {entry_id}: the account does not exist")
             return entry
         acc.count += 1
-        if direction not in (_DEBIT, _CREDIT):
-            self.problem(f"{where}: direction {direction!r} is neither debit nor credit")
+        if direction != _DEBIT and direction != _CREDIT:
+            self.problem(
+                f"account {account_id}: entry {entry_id}: direction {direction!r} is neither "
+                "debit nor credit"
+            )
             return entry
-        if amount is not None and amount < 0:
-            self.problem(f"{where}: negative amount {amount}")
         if amount is not None and pending_delta is not None:
             acc.sums[direction] += amount
             acc.sums[2 + direction] += pending_delta
-        p_account, p_version = row[12], row[13]
+            if amount < 0:
+                self.problem(f"account {account_id}: entry {entry_id}: negative amount {amount}")
+        base: list[int] | None
         if prev_id is None:
             if version != 1:
-                self.problem(f"{where} (version {version}) has no previous entry")
-            base: list[int | None] = [0, 0, 0, 0]
-        elif p_account is None:
-            self.problem(f"{where} (version {version}) follows a missing entry {prev_id}")
-            base = [None]
-        else:
-            if p_account != account_id or p_version != version - 1:
                 self.problem(
-                    f"{where} (version {version}) follows entry {prev_id} of account "
-                    f"{p_account} version {p_version}, not version {version - 1} of its own"
+                    f"account {account_id}: entry {entry_id} (version {version}) has no "
+                    "previous entry"
+                )
+            base = [0, 0, 0, 0]
+        elif row[12] is None:
+            self.problem(
+                f"account {account_id}: entry {entry_id} (version {version}) follows a missing "
+                f"entry {prev_id}"
+            )
+            base = None
+        else:
+            if row[12] != account_id or row[13] != version - 1:
+                self.problem(
+                    f"account {account_id}: entry {entry_id} (version {version}) follows entry "
+                    f"{prev_id} of account {row[12]} version {row[13]}, not version "
+                    f"{version - 1} of its own"
                 )
             # A predecessor's value that does not decode is reported with its own row.
-            base = [_quiet(v) for v in row[14:18]]
-        totals = values[2:]
+            base = _decode_all(row[14:18])
+        totals = _ints(values[2:])
         if entry_id == acc.last_entry_id:
             acc.last_seen = True
-            if version != acc.version or (acc.totals is not None and tuple(totals) != acc.totals):
+            if version != acc.version or (acc.totals is not None and totals != list(acc.totals)):
                 self.problem(
                     f"account {acc.id}: last entry's running balance differs (entry {entry_id} "
-                    f"version {version}: {tuple(totals)}; account version {acc.version}: "
+                    f"version {version}: {values[2:]}; account version {acc.version}: "
                     f"{acc.totals})"
                 )
         elif entry_id in self.last_entry_owner:
@@ -476,21 +492,26 @@ class _Verifier:
                 f"account {self.last_entry_owner[entry_id]}: last entry {entry_id} is "
                 f"account {account_id}'s"
             )
-        want, decoded = _ints(base), _ints(totals)
-        if want is None or decoded is None or amount is None or pending_delta is None:
+        if base is None or totals is None or amount is None or pending_delta is None:
             return entry
-        want[direction] += amount
-        want[2 + direction] += pending_delta
-        if want != decoded:
+        base[direction] += amount
+        base[2 + direction] += pending_delta
+        if base != totals:
             self.problem(
-                f"{where}: running totals {tuple(decoded)} are not its predecessor's plus its "
-                f"own {_describe((account_id, direction, amount, pending_delta))}: "
-                f"expected {tuple(want)}"
+                f"account {account_id}: entry {entry_id}: running totals {tuple(totals)} are "
+                f"not its predecessor's plus its own "
+                f"{_describe((account_id, direction, amount, pending_delta))}: expected "
+                f"{tuple(base)}"
             )
             return entry
-        if min(decoded) < 0 or max(decoded[0] + decoded[2], decoded[1] + decoded[3]) > AMOUNT_MAX:
-            self.problem(f"{where}: running totals {tuple(decoded)} out of range")
-        self.check_flags(acc, decoded, where)
+        dp, cp, dpend, cpend = totals
+        if min(totals) < 0 or dp + dpend > AMOUNT_MAX or cp + cpend > AMOUNT_MAX:
+            self.problem(
+                f"account {account_id}: entry {entry_id}: running totals {tuple(totals)} "
+                "out of range"
+            )
+        if acc.flags:
+            self.check_flags(acc, totals, f"account {account_id}: entry {entry_id}")
         return entry
 
     # -- transfers ---------------------------------------------------------------------------
@@ -750,6 +771,14 @@ _ENTRY_MONEY = ("amount", "pending_delta", *_TOTALS)
 def _quiet(value: object) -> int | None:
     try:
         return from_stored_int(value)
+    except ValueError:
+        return None
+
+
+def _decode_all(values: Sequence[object]) -> list[int] | None:
+    """Stored money values as ints, or None if one of them does not decode."""
+    try:
+        return [v if type(v) is int else from_stored_int(v) for v in values]
     except ValueError:
         return None
 
