@@ -47,6 +47,8 @@ from strongroom.ledger.model import AccountFlag, Action, Direction, Status
 _NO_OVERDRAFT_DEBITS = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _NO_OVERDRAFT_CREDITS = int(AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS)
 _DEBIT, _CREDIT = int(Direction.DEBIT), int(Direction.CREDIT)
+_ACTIONS = frozenset(int(a) for a in Action)
+_STATUSES = frozenset(int(s) for s in Status)
 _TOTALS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 
 
@@ -561,7 +563,7 @@ class _Verifier:
                 if report:
                     self.problem(f"{what}: legs do not parse ({exc})")
                 return None
-        if action not in tuple(Action) or status not in tuple(Status):
+        if action not in _ACTIONS or status not in _STATUSES:
             if report:
                 self.problem(f"{what}: action {action!r} or status {status!r} is unknown")
             return None
@@ -615,6 +617,17 @@ class _Verifier:
 
     def check_accounts_of(self, t: _Row) -> bool:
         """A TRANSFER's accounts exist, are in its ledger, and balance per asset."""
+        if t.legs is None:  # the common case, without building messages when all is well
+            debit = self.accounts.get(str(t.debit_account_id))
+            credit = self.accounts.get(str(t.credit_account_id))
+            if (
+                debit is not None
+                and credit is not None
+                and debit is not credit
+                and debit.ledger_id == credit.ledger_id == t.ledger_id
+                and debit.asset == credit.asset
+            ):
+                return True
         what = f"transfer {t.id}"
         legs = t.effective_legs()
         if t.legs is not None and not 2 <= len(legs) <= LEGS_PER_TRANSFER_MAX:
