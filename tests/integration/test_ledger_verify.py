@@ -320,6 +320,30 @@ def test_a_money_value_that_does_not_decode_is_named(
     _named(problems, named.get(table, f"account {history.alice.id}: {column}"), "not a stored")
 
 
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("UPDATE entries SET version = 'two' WHERE id = :entry", "entry {entry} (version two)"),
+        ("UPDATE entries SET version = 'two' WHERE id = :later", "entry {later}: a column"),
+        ("UPDATE entries SET direction = 0.5 WHERE id = :entry", "entry {entry}: direction"),
+        ("UPDATE accounts SET flags = 1.5 WHERE id = :alice", "account {alice}: flags"),
+        ("UPDATE transfers SET legs = '[[1, 2]]' WHERE id = 'legs'", "transfer legs: legs do"),
+    ],
+)
+def test_a_column_of_another_type_is_named_not_a_crash(
+    history: History, statement: str, named: str
+) -> None:
+    if not history.svc.sqlite:
+        pytest.skip("PostgreSQL's columns are typed")
+    params = {
+        "entry": history.entries("f1")[1][0],  # alice's first
+        "later": history.entries("last")[0][0],  # the bank's newest
+        "alice": history.alice.id,
+    }
+    history.tamper(statement, **params)
+    _named(history.problems(), named.format(**params))
+
+
 def test_two_transfers_of_2_62_plus_1_verify(ledger: LedgerService) -> None:
     """Found by hand: these made verify crash with SQLite's integer overflow."""
     main = ledger.create_ledger("main")

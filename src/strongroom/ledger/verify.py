@@ -243,6 +243,12 @@ class _Verifier:
                 if dp is None or cp is None or dpend is None or cpend is None
                 else (dp, cp, dpend, cpend)
             )
+            if type(flags) is not int or type(version) is not int:
+                self.problem(
+                    f"account {account_id}: flags {flags!r} or version {version!r} is not an "
+                    "integer"
+                )
+                flags = flags if type(flags) is int else 0
             acc = _Account(account_id, ledger_id, asset, flags, decoded, version, last_entry_id)
             self.accounts[account_id] = acc
             if last_entry_id is not None:
@@ -304,7 +310,11 @@ class _Verifier:
         group: list[_Entry] = []
         group_size = 0  # may pass len(group): a forged run longer than any transfer's
         for row in store.verify_entries(self.uow):
-            entry = self.entry(row)
+            try:
+                entry = self.entry(row)
+            except (TypeError, ValueError) as exc:  # a column edited to a value of another type
+                self.problem(f"entry {row[0]}: a column holds a value of the wrong type ({exc})")
+                entry = _Entry(row[0], str(row[1]), str(row[4]), -1, None, None)
             if group and (
                 entry.transfer_id != group[0].transfer_id or _block(entry.id) != _block(group[0].id)
             ):
@@ -539,7 +549,13 @@ class _Verifier:
             self.report.transfers += 1
             t = _Transfer(row[0], row[1], row[2])
             if r is not None:
-                t.expected = self.transfer(r, targets.get(r.target_id) if r.target_id else None)
+                target = targets.get(r.target_id) if r.target_id else None
+                try:
+                    t.expected = self.transfer(r, target)
+                except (TypeError, ValueError) as exc:  # as for entries
+                    self.problem(
+                        f"transfer {r.id}: a column holds a value of the wrong type ({exc})"
+                    )
             yield t
 
     def decode(self, row: Sequence[Any], *, report: bool = True) -> _Row | None:
