@@ -82,6 +82,13 @@ STATEMENT_PAGE_ENTRIES_MAX: Final = 1_000
 # SQLite: account states this process keeps between batches (see ledger.store.AccountCache).
 ACCOUNT_CACHE_MAX: Final = 200_000
 
+# `ledger verify` streams rows in fetches of this many, lists at most VERIFY_PROBLEMS_MAX
+# problems (counting the rest) and reports progress every VERIFY_PROGRESS_ROWS rows.
+VERIFY_FETCH_ROWS: Final = 2_000
+VERIFY_PROBLEMS_MAX: Final = 100
+VERIFY_PROGRESS_ROWS: Final = 100_000
+assert VERIFY_FETCH_ROWS <= VERIFY_PROGRESS_ROWS
+
 # HTTP API
 REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024  # a batch of 8,190 transfers fits
 IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255

@@ -12,7 +12,6 @@ import gc
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from strongroom.core import ids
@@ -35,7 +34,6 @@ from strongroom.ledger.engine import BatchState, Engine
 from strongroom.ledger.history import HistoryUseCases
 from strongroom.ledger.listing import Page
 from strongroom.ledger.model import (
-    AccountFlag,
     Action,
     Direction,
     Leg,
@@ -54,6 +52,8 @@ from strongroom.ledger.pipeline import (
     CommittedBatch,
     GateOutcome,
 )
+from strongroom.ledger.verify import Progress, VerifyReport
+from strongroom.ledger.verify import verify as verify_ledger
 from strongroom.ledger.views import (
     DEFAULT_TENANT_ID,
     Account,
@@ -79,18 +79,6 @@ EXPIRY_ACTOR: Final = "system:expiry"  # the actor of expiries (CommittedBatch.a
 
 
 TRANSFER_EVENT_TYPES: Final = (*_EVENT_BY_ACTION, EXPIRED_EVENT)
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    accounts: int = 0
-    entries: int = 0
-    transfers_pending: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 @contextlib.contextmanager
@@ -302,88 +290,11 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
 
         return self._with_retries(work)
 
-    def verify(self) -> VerifyReport:
-        """Check every invariant of the ledger on the database, in one read transaction."""
-        report = VerifyReport()
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        """Check every invariant of the ledger on the database, in one read transaction
+        (ledger/verify.py); `progress` is told of the report every VERIFY_PROGRESS_ROWS rows."""
         with self._uow(write=False) as uow:
-            for ledger_id, asset, posted, pending in store.sums_by_asset(uow):
-                if posted or pending:
-                    report.problems.append(
-                        f"ledger {ledger_id} asset {asset}: debits - credits = {posted} posted, "
-                        f"{pending} pending (must be 0)"
-                    )
-            sums = store.entry_sums_by_account(uow)
-            last = store.last_entries(uow)
-            open_pending: dict[tuple[str, int], int] = {}
-            for debit_id, credit_id, amount, legs_json in store.open_pending_sums(uow):
-                report.transfers_pending += 1
-                if legs_json is None:
-                    legs = [(debit_id, 0, amount), (credit_id, 1, amount)]
-                else:
-                    legs = [tuple(x) for x in json.loads(legs_json)]
-                for acc_id, direction, leg_amount in legs:
-                    key = (str(acc_id), int(direction))
-                    open_pending[key] = open_pending.get(key, 0) + int(leg_amount)
-            for acc in store.all_account_state(uow):
-                report.accounts += 1
-                dp, cp, dpend, cpend, count, max_version = sums.get(acc.id, (0, 0, 0, 0, 0, 0))
-                report.entries += count
-                if (acc.dp, acc.cp, acc.dpend, acc.cpend) != (dp, cp, dpend, cpend):
-                    report.problems.append(
-                        f"account {acc.id}: balances differ from the sum of its entries"
-                    )
-                if count != acc.version or max_version != acc.version:
-                    report.problems.append(
-                        f"account {acc.id}: version {acc.version} but {count} entries "
-                        f"up to version {max_version}"
-                    )
-                entry = last.get(acc.id)
-                if acc.version and (
-                    entry is None
-                    or (entry[8], entry[9], entry[10], entry[11])
-                    != (acc.dp, acc.cp, acc.dpend, acc.cpend)
-                ):
-                    report.problems.append(
-                        f"account {acc.id}: last entry's running balance differs"
-                    )
-                if (
-                    acc.flags & AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS
-                    and acc.dp + acc.dpend > acc.cp
-                ):
-                    report.problems.append(f"account {acc.id}: debits exceed credits")
-                if (
-                    acc.flags & AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS
-                    and acc.cp + acc.cpend > acc.dp
-                ):
-                    report.problems.append(f"account {acc.id}: credits exceed debits")
-                if (acc.dpend, acc.cpend) != (
-                    open_pending.get((acc.id, 0), 0),
-                    open_pending.get((acc.id, 1), 0),
-                ):
-                    report.problems.append(
-                        f"account {acc.id}: pending totals differ from the open pending transfers"
-                    )
-            # Every transfer has one entry per leg (twice that once a reservation expired, the
-            # release being entries of the pending transfer itself), and every entry a transfer.
-            counts = store.entry_counts_by_transfer(uow)
-            for transfer_id, status, legs_json in store.transfer_shapes(uow):
-                leg_count = 2 if legs_json is None else len(json.loads(legs_json))
-                expected = leg_count * (2 if status == Status.EXPIRED else 1)
-                found = counts.pop(transfer_id, 0)
-                if found != expected:
-                    report.problems.append(
-                        f"transfer {transfer_id}: {found} entries, expected {expected}"
-                    )
-            for transfer_id in sorted(counts):
-                report.problems.append(f"entries of transfer {transfer_id}, which is not stored")
-            for account_id, version, prev_version, entry_id in store.entry_chain_links(uow):
-                expected_prev = version - 1 if version > 1 else None
-                if prev_version != expected_prev:
-                    report.problems.append(
-                        f"account {account_id}: entry {entry_id} (version {version}) follows "
-                        f"version {prev_version}, not {expected_prev}"
-                    )
-        return report
+            return verify_ledger(uow, progress)
 
 
 def _hold_for_review(batch: Sequence[NewTransfer], gated: GateOutcome) -> list[NewTransfer]:

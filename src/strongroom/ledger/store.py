@@ -6,6 +6,7 @@ per batch (chunked IN lists on SQLite, arrays and COPY on PostgreSQL), no per-ro
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from strongroom.core.limits import (
     ID_BLOCK_BITS,
     NATIVE_INT_MAX,
     SQL_PARAMS_PER_STATEMENT_MAX,
+    VERIFY_FETCH_ROWS,
 )
 from strongroom.core.money import from_stored_int, to_stored_int
 from strongroom.db.query import chunks, fetch_in, sql
@@ -730,82 +732,83 @@ def index_first_after_time(uow: UnitOfWork, account_id: str, at_us: int) -> tupl
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-# -- invariants ----------------------------------------------------------------------------
+# -- invariants: read by ledger/verify.py as streams, so memory does not grow with history ---
 
 
-def sums_by_asset(uow: UnitOfWork) -> list[tuple[str, str, int, int]]:
-    """Per (ledger, asset): sum of debits - credits, posted and pending. Both must be 0.
-    Summed here in exact integers: SQL's SUM overflows (SQLite) past 64 bits."""
-    cur = uow.cursor()
-    cur.execute(
-        "SELECT ledger_id, asset, debits_posted, credits_posted, debits_pending, "
-        "credits_pending FROM accounts"
+def stream(uow: UnitOfWork, query: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query`, fetched VERIFY_FETCH_ROWS at a time: a server-side cursor on
+    PostgreSQL (a plain one would load the whole result), SQLite's own stepping otherwise."""
+    if uow.sqlite:
+        cur = uow.cursor()
+        cur.execute(query, params)
+        while rows := cur.fetchmany(VERIFY_FETCH_ROWS):
+            yield from rows
+        return
+    with uow.conn.cursor(name=f"strongroom_stream_{next(_cursor_numbers)}") as cur:
+        cur.itersize = VERIFY_FETCH_ROWS
+        cur.execute(sql(uow, query), params)
+        yield from cur
+
+
+_cursor_numbers = itertools.count()  # names server-side cursors, unique within a process
+
+VERIFY_ACCOUNT_COLS = (
+    "id, ledger_id, asset, flags, debits_posted, credits_posted, debits_pending, "
+    "credits_pending, version, last_entry_id"
+)
+
+
+def verify_accounts(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """Every account (VERIFY_ACCOUNT_COLS), money columns as stored, by id."""
+    return stream(uow, f"SELECT {VERIFY_ACCOUNT_COLS} FROM accounts ORDER BY id")
+
+
+def verify_transfers(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """Every transfer (TRANSFER_COLS), as stored, by seq."""
+    return stream(uow, f"SELECT {TRANSFER_COLS} FROM transfers ORDER BY seq")
+
+
+def transfer_rows_by_id(uow: UnitOfWork, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    return fetch_in(uow, f"SELECT {TRANSFER_COLS} FROM transfers", "id", sorted(ids))
+
+
+def verify_entries(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """Every entry (ENTRY_COLS but created_at) by id, followed by its predecessor's (prev_id)
+    account_id, version and four running totals, NULL where there is none."""
+    return stream(
+        uow,
+        "SELECT e.id, e.account_id, e.version, e.prev_id, e.transfer_id, e.direction, e.amount, "
+        "e.pending_delta, e.debits_posted, e.credits_posted, e.debits_pending, "
+        "e.credits_pending, p.account_id, p.version, p.debits_posted, p.credits_posted, "
+        "p.debits_pending, p.credits_pending FROM entries e "
+        "LEFT JOIN entries p ON p.id = e.prev_id ORDER BY e.id",
     )
-    sums: dict[tuple[str, str], list[int]] = {}
-    for ledger_id, asset, dp, cp, dpend, cpend in cur:
-        total = sums.setdefault((ledger_id, asset), [0, 0])
-        total[0] += from_stored_int(dp) - from_stored_int(cp)
-        total[1] += from_stored_int(dpend) - from_stored_int(cpend)
-    return [(k[0], k[1], v[0], v[1]) for k, v in sorted(sums.items())]
 
 
-def entry_sums_by_account(uow: UnitOfWork) -> dict[str, tuple[int, int, int, int, int, int]]:
-    """Per account: debits posted, credits posted, debits pending, credits pending (all from
-    entries), the number of entries and the highest version. Exact integers, as above."""
-    cur = uow.cursor()
-    cur.execute("SELECT account_id, direction, amount, pending_delta, version FROM entries")
-    sums: dict[str, list[int]] = {}
-    for account_id, direction, amount, pending_delta, version in cur:
-        s = sums.setdefault(account_id, [0, 0, 0, 0, 0, 0])
-        s[direction] += from_stored_int(amount)
-        s[2 + direction] += from_stored_int(pending_delta)
-        s[4] += 1
-        if version > s[5]:
-            s[5] = version
-    return {k: (v[0], v[1], v[2], v[3], v[4], v[5]) for k, v in sums.items()}
-
-
-def open_pending_sums(uow: UnitOfWork) -> list[tuple[str | None, str | None, int, str | None]]:
-    cur = uow.cursor()
-    cur.execute(
-        "SELECT debit_account_id, credit_account_id, amount, legs FROM transfers WHERE status = 1"
+def unresolved_pending(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """(id, status) of pending transfers marked posted or voided that no post or void names."""
+    return stream(
+        uow,
+        "SELECT t.id, t.status FROM transfers t WHERE t.action = 0 AND t.pending "
+        "AND t.status IN (0, 2) AND NOT EXISTS (SELECT 1 FROM transfers r "
+        "WHERE r.target_id = t.id AND r.action = (CASE t.status WHEN 0 THEN 1 ELSE 2 END)) "
+        "ORDER BY t.seq",
     )
-    return [(r[0], r[1], from_stored_int(r[2]), r[3]) for r in cur.fetchall()]
 
 
-def last_entries(uow: UnitOfWork) -> dict[str, tuple[Any, ...]]:
-    cur = uow.cursor()
-    cur.execute(
-        f"SELECT {', '.join('e.' + c.strip() for c in ENTRY_COLS.split(','))} FROM accounts a "
-        "JOIN entries e ON e.id = a.last_entry_id"
+def repeated_resolutions(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """(target_id, count) of transfers named by more than one post or void."""
+    return stream(
+        uow,
+        "SELECT target_id, COUNT(*) FROM transfers WHERE target_id IS NOT NULL "
+        "AND action IN (1, 2) GROUP BY target_id HAVING COUNT(*) > 1 ORDER BY target_id",
     )
-    return {r[1]: (*r[:6], *(from_stored_int(v) for v in r[6:12]), r[12]) for r in cur.fetchall()}
 
 
-def all_account_state(uow: UnitOfWork) -> list[AccountState]:
-    cur = uow.cursor()
-    cur.execute(f"SELECT {ACCOUNT_STATE_COLS} FROM accounts ORDER BY id")
-    return [account_state_from_row(r) for r in cur.fetchall()]
-
-
-def entry_chain_links(uow: UnitOfWork) -> Iterator[tuple[str, int, int | None, int]]:
-    """(account_id, version, prev version or None, id) for every entry, via a self-join."""
-    cur = uow.cursor()
-    cur.execute(
-        "SELECT e.account_id, e.version, p.version, e.id FROM entries e "
-        "LEFT JOIN entries p ON p.id = e.prev_id"
+def reversals_by_target(uow: UnitOfWork) -> Iterator[tuple[Any, ...]]:
+    """(target_id, id, amount as stored) of every reversal, grouped by target."""
+    return stream(
+        uow,
+        "SELECT target_id, id, amount FROM transfers WHERE target_id IS NOT NULL "
+        "AND action = 3 ORDER BY target_id, seq",
     )
-    yield from cur
-
-
-def entry_counts_by_transfer(uow: UnitOfWork) -> dict[str, int]:
-    cur = uow.cursor()
-    cur.execute("SELECT transfer_id, COUNT(*) FROM entries GROUP BY transfer_id")
-    return {r[0]: int(r[1]) for r in cur.fetchall()}
-
-
-def transfer_shapes(uow: UnitOfWork) -> Iterator[tuple[str, int, str | None]]:
-    """(id, status, legs json) of every transfer."""
-    cur = uow.cursor()
-    cur.execute("SELECT id, status, legs FROM transfers")
-    yield from cur
