@@ -612,6 +612,38 @@ def test_a_reversal_on_a_closed_account_is_refused() -> None:
     assert results(s, [reverse("t", "r")]) == [R.ACCOUNT_CLOSED]
 
 
+@pytest.mark.parametrize(
+    ("target", "already", "request_"),
+    [
+        (record("r"), 0, reverse("t", "r", 101)),
+        (record("r"), 100, reverse("t", "r")),
+        (record("r", status=Status.VOIDED, action=Action.VOID), 0, reverse("t", "r")),
+        (record("r", pending=True, status=Status.POSTED), 0, reverse("t", "r")),
+        (
+            record("r", legs=(Leg("a", D, 100), Leg("b", C, 60), Leg("c", C, 40))),
+            0,
+            reverse("t", "r", 50),
+        ),
+    ],
+)
+def test_a_closed_account_takes_precedence_over_the_reversal_checks(
+    target: TransferRecord, already: int, request_: NewTransfer
+) -> None:
+    """account_closed is before reversal_target_not_posted, exceeds_reversible_amount and
+    partial_amount_needs_two_legs in TransferResult's order: the first failing check is the
+    one reported, whichever check the engine would reach first."""
+    s = state(
+        account("a", dp=100),
+        _closed("b", cp=60 if target.legs else 100),
+        account("c", cp=40 if target.legs else 0),
+        transfers=[target],
+        reversed_amounts={"r": already} if already else None,
+    )
+    before = account_image(s)
+    assert results(s, [request_]) == [R.ACCOUNT_CLOSED]
+    assert account_image(s) == before
+
+
 def test_legs_unbalanced_per_asset_even_when_balanced_in_total() -> None:
     s = state(account("a"), account("b"), account("e1", asset="EUR"), account("e2", asset="EUR"))
     # USD: +10 -5, EUR: +5 -10: the totals balance, each asset does not.

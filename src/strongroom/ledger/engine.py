@@ -424,6 +424,16 @@ class Engine:
             return R.REVERSAL_TARGET_NOT_FOUND
         if target.ledger_id != t.ledger_id:
             return R.LEDGER_MISMATCH
+        legs = target.effective_legs()
+        accounts = []
+        for leg in legs:
+            acc = self.state.accounts.get(leg.account_id)
+            assert acc is not None, "a target's accounts are loaded with it"
+            accounts.append(acc)
+        # ACCOUNT_CLOSED comes before the reversal's own refusals in TransferResult's order,
+        # so it is checked first, whatever else is wrong with the reversal.
+        if any(acc.closed for acc in accounts):
+            return R.ACCOUNT_CLOSED
         if target.status is not Status.POSTED or target.pending:
             return R.REVERSAL_TARGET_NOT_POSTED
         already = self.state.reversed_amounts.get(target.id, 0)
@@ -431,15 +441,10 @@ class Engine:
         amount = t.amount or remaining
         if amount > remaining or amount == 0:
             return R.EXCEEDS_REVERSIBLE_AMOUNT
-        legs = target.effective_legs()
         if amount != target.amount and len(legs) != 2:
             return R.PARTIAL_AMOUNT_NEEDS_TWO_LEGS
         plan = []
-        for leg in legs:
-            acc = self.state.accounts.get(leg.account_id)
-            assert acc is not None, "a posted transfer's accounts exist"
-            if acc.closed:
-                return R.ACCOUNT_CLOSED
+        for leg, acc in zip(legs, accounts, strict=True):
             leg_amount = leg.amount if len(legs) != 2 else amount
             plan.append((acc, 1 - int(leg.direction), leg_amount))
         r = self._post_plan(plan, t.id)
