@@ -293,6 +293,15 @@ def test_an_account_breaking_its_flags(history: History) -> None:
     _named(problems, f"account {history.bank.id}: debits", "debits_must_not_exceed")
 
 
+@pytest.mark.parametrize("flags", [4, 5, 3])
+def test_flags_no_account_can_have_are_named(history: History, flags: int) -> None:
+    """An unknown flag bit, or both overdraft flags at once (refused at creation)."""
+    history.tamper(
+        "UPDATE accounts SET flags = :f WHERE id = :carol", f=flags, carol=history.carol.id
+    )
+    _named(history.problems(), f"account {history.carol.id}: flags {flags}", "not a valid")
+
+
 @pytest.mark.parametrize(
     ("table", "column", "value"),
     [

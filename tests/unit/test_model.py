@@ -574,3 +574,18 @@ def test_stored_money_round_trips_and_stays_native_where_it_fits(value: int) -> 
 def test_a_stored_money_value_that_is_not_one_is_refused(stored: object) -> None:
     with pytest.raises(ValueError, match="stored"):
         from_stored_int(stored)
+
+
+@pytest.mark.parametrize("text", ["١٢", "²", "１２"])
+def test_amount_text_refuses_digits_of_other_scripts(text: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_amount_text(text)
+    assert _code_of(exc) == "amount_not_integer"
+
+
+def test_metadata_integers_are_bounded_to_what_every_json_parser_reads_exactly() -> None:
+    assert canonical_metadata({"n": 2**53 - 1}) == '{"n":9007199254740991}'
+    for value in (2**53, -(2**53), 2**200):
+        with pytest.raises(InvalidRequest) as exc:
+            canonical_metadata({"n": value})
+        assert (exc.value.code, exc.value.param) == ("invalid_metadata", "metadata[n]")

@@ -17,6 +17,7 @@ PAGE_SIZE_DEFAULT: Final = 20
 PAGE_SIZE_MAX: Final = 100
 
 METADATA_BYTES_MAX: Final = 4_096  # canonical JSON encoding
+METADATA_INT_MAX: Final = 2**53 - 1  # exact in every JSON parser (JavaScript's Number too)
 METADATA_KEYS_MAX: Final = 50
 METADATA_KEY_LENGTH_MAX: Final = 40
 NAME_LENGTH_MAX: Final = 200

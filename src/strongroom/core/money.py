@@ -101,8 +101,9 @@ def validate_amount(value: object, param: str = "amount") -> int:
 
 
 def parse_amount_text(text: str, param: str = "amount") -> int:
-    """For the CLI: a string of digits only. '1.5' or '1e3' is refused, never rounded."""
-    if not text.isdigit():
+    """For the CLI: a string of ASCII digits only. '1.5', '1e3' or other scripts' digits are
+    refused, never rounded or converted."""
+    if not (text.isascii() and text.isdigit()):
         raise InvalidRequest(
             f"{param} must be an integer of minor units", param=param, code="amount_not_integer"
         )

@@ -19,6 +19,7 @@ from strongroom.core.limits import (
     ID_LENGTH_MAX,
     LEGS_PER_TRANSFER_MAX,
     METADATA_BYTES_MAX,
+    METADATA_INT_MAX,
     METADATA_KEY_LENGTH_MAX,
     METADATA_KEYS_MAX,
     NAME_LENGTH_MAX,
@@ -333,6 +334,14 @@ def canonical_metadata(value: object, param: str = "metadata") -> str | None:
         if item is not None and not isinstance(item, str | int | bool):
             raise InvalidRequest(
                 f"metadata[{key}] must be a string, integer, boolean or null",
+                param=f"{param}[{key}]",
+                code="invalid_metadata",
+            )
+        if type(item) is int and not -METADATA_INT_MAX <= item <= METADATA_INT_MAX:
+            # Metadata is for references, not amounts: an integer a JSON parser of any
+            # language (JavaScript's included) reads exactly.
+            raise InvalidRequest(
+                f"metadata[{key}] integers are at most {METADATA_INT_MAX} in magnitude",
                 param=f"{param}[{key}]",
                 code="invalid_metadata",
             )

@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
-from typing import Any
+from typing import Any, Final
 
 from strongroom.core.limits import (
     AMOUNT_MAX,
@@ -46,6 +46,8 @@ from strongroom.ledger.model import AccountFlag, Action, Direction, Status
 
 _NO_OVERDRAFT_DEBITS = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _NO_OVERDRAFT_CREDITS = int(AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS)
+# Both overdraft flags at once is refused at creation; any other bit is unknown.
+_KNOWN_FLAGS: Final = _NO_OVERDRAFT_DEBITS | _NO_OVERDRAFT_CREDITS
 _DEBIT, _CREDIT = int(Direction.DEBIT), int(Direction.CREDIT)
 _ACTIONS = frozenset(int(a) for a in Action)
 _STATUSES = frozenset(int(s) for s in Status)
@@ -249,6 +251,8 @@ class _Verifier:
                     "integer"
                 )
                 flags = flags if type(flags) is int else 0
+            elif flags & ~_KNOWN_FLAGS or flags == _KNOWN_FLAGS:
+                self.problem(f"account {account_id}: flags {flags} are not a valid combination")
             acc = _Account(account_id, ledger_id, asset, flags, decoded, version, last_entry_id)
             self.accounts[account_id] = acc
             if last_entry_id is not None:
