@@ -148,10 +148,15 @@ async def list_events(
     ctx: Ctx,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page", max_length=64)
+    ] = None,
     ledger_id: str | None = None,
     type: str | None = None,
 ) -> dict[str, Any]:
-    """Newest first, for replay: every event the tenant's ledgers produced."""
+    """Newest first, for replay: every event the tenant's ledgers produced. A page examines a
+    bounded range of all events, so it may hold fewer than `limit` events, even none, while
+    `has_more` is true: go on with `cursor=next_cursor`."""
     ctx.require(Scope.LEDGER_READ)
     page = await run_in_threadpool(
         lambda: ctx.events.list_events(
@@ -159,10 +164,11 @@ async def list_events(
             ledger_id=ledger_id,
             event_type=type,
             starting_after=starting_after,
+            cursor=cursor,
             limit=limit,
         )
     )
-    return list_body([e.to_dict() for e in page.data], page.has_more)
+    return list_body([e.to_dict() for e in page.data], page.has_more, page.next_cursor)
 
 
 @router.get("/events/{event_id}", response_model=EventOut, tags=["events"])

@@ -73,6 +73,8 @@ class EventList(_Out):
     object: Literal["list"]
     data: list[EventOut]
     has_more: bool
+    # Where the next page goes on (as `cursor`): a page examines a bounded range of events.
+    next_cursor: str | None = None
 
 
 class AttemptOut(_Out):

@@ -10,11 +10,12 @@ from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
 from strongroom.core.errors import Conflict, InvalidRequest, NotFound
 from strongroom.core.limits import (
+    LIST_SCAN_ROWS_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
     WEBHOOK_ENDPOINTS_PER_TENANT_MAX,
 )
-from strongroom.core.pagination import check_limit
+from strongroom.core.pagination import OLDER, check_limit, decode_cursor, encode_cursor
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, ssrf, store
 from strongroom.events.model import (
@@ -27,6 +28,8 @@ from strongroom.events.model import (
     parse_attempt_id,
 )
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
+
+_EVENTS_CURSOR = "e"  # core.pagination cursors of the event listing
 
 EVENT_TYPES = frozenset(TRANSFER_EVENT_TYPES)
 
@@ -111,6 +114,7 @@ class EventService:
         self._audit = audit
         self.allow_private_targets = allow_private_targets
         self.clock = clock_ or clock.MonotonicClock()
+        self.scan_rows_max = LIST_SCAN_ROWS_MAX  # events a listing page may examine
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
@@ -233,23 +237,42 @@ class EventService:
         ledger_id: str | None = None,
         event_type: str | None = None,
         starting_after: str | None = None,
+        cursor: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Event]:
-        """Newest first; the cursor is the last event id of the previous page."""
+        """Newest first. A page examines at most LIST_SCAN_ROWS_MAX events (another tenant's
+        history costs a tenant nothing more than that), so it may hold fewer than `limit`
+        events, even none, while `has_more` is true: `next_cursor`, given back as `cursor`,
+        goes on from where it stopped. `starting_after` (the last event id of the previous
+        page) still works."""
         check_limit(limit)
+        if starting_after is not None and cursor is not None:
+            raise InvalidRequest("give starting_after or cursor, not both", param="cursor")
         before_seq = None
         if starting_after is not None:
             before_seq = self.get_event(starting_after, tenant_id=tenant_id).seq
+        elif cursor is not None:
+            older, before_seq = decode_cursor(cursor, _EVENTS_CURSOR)
+            if not older:
+                raise InvalidRequest("not a cursor of this listing", param="cursor",
+                                     code="invalid_cursor")  # fmt: skip
         with self._uow(write=False) as uow:
-            rows = store.list_events(
+            rows, stopped_at = store.list_events(
                 uow,
                 tenant_id=tenant_id,
                 ledger_id=ledger_id,
                 event_type=event_type,
                 before_seq=before_seq,
                 limit=limit + 1,
+                scan_rows_max=self.scan_rows_max,
             )
-        return Page(rows[:limit], len(rows) > limit)
+        if len(rows) > limit:
+            return Page(
+                rows[:limit], True, encode_cursor(_EVENTS_CURSOR, OLDER, rows[limit - 1].seq)
+            )
+        if stopped_at is not None:
+            return Page(rows, True, encode_cursor(_EVENTS_CURSOR, OLDER, stopped_at))
+        return Page(rows, False)
 
     def backlog(self) -> tuple[int, int]:
         """(events not yet routed to endpoints, deliveries still pending)."""

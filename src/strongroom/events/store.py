@@ -117,9 +117,14 @@ def list_events(
     event_type: str | None,
     before_seq: int | None,
     limit: int,
-) -> list[Event]:
-    """Newest first. A tenant's events are those of its ledgers (a join: events carry the
-    ledger id only, and a ledger's tenant never changes)."""
+    scan_rows_max: int,
+) -> tuple[list[Event], int | None]:
+    """Newest first, from before_seq (exclusive): up to `limit` events that pass the filters.
+    A tenant's events are those of its ledgers (a join: events carry the ledger id only, and a
+    ledger's tenant never changes). No filter has an index of its own (one per tenant would
+    cost every ledger write), so at most `scan_rows_max` events are examined, a range of the
+    primary key: answers the events and, when that range was used up, the sequence number it
+    ended at (the next range starts below it); None when the range reached the end."""
     where: list[str] = []
     params: list[Any] = []
     join = ""
@@ -133,19 +138,29 @@ def list_events(
     if event_type is not None:
         where.append("e.type = ?")
         params.append(event_type)
-    if before_seq is not None:
-        where.append("e.seq < ?")
-        params.append(before_seq)
+    bound = "WHERE seq < ?" if before_seq is not None else ""
+    bound_params = [before_seq] if before_seq is not None else []
+    scanned = f"(SELECT seq FROM events {bound} ORDER BY seq DESC LIMIT ?) AS range_"
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     cur = uow.cursor()
     cur.execute(
         _sql(
             uow,
-            f"SELECT {_EVENT_READ} {_EVENT_FROM} {join} {clause} ORDER BY e.seq DESC LIMIT ?",
+            f"SELECT {_EVENT_READ} FROM {scanned} JOIN events e ON e.seq = range_.seq "
+            f"LEFT JOIN transfers t ON t.id = e.transfer_id {join} {clause} "
+            "ORDER BY e.seq DESC LIMIT ?",
         ),
-        (*params, limit),
+        (*bound_params, scan_rows_max, *params, limit),
     )
-    return [_event(r) for r in cur.fetchall()]
+    rows = [_event(r) for r in cur.fetchall()]
+    if len(rows) >= limit:
+        return rows, None
+    cur.execute(
+        _sql(uow, f"SELECT MIN(range_.seq), COUNT(*) FROM {scanned}"),
+        (*bound_params, scan_rows_max),
+    )
+    lowest, count = cur.fetchone()
+    return rows, (int(lowest) if count == scan_rows_max else None)
 
 
 def events_by_id(uow: UnitOfWork, event_ids: Sequence[str]) -> dict[str, Event]:

@@ -20,24 +20,21 @@ A cursor is opaque to clients (`cur_...`): which way and from where to go on. A 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.core.limits import ENTRY_INDEX_STRIDE
+from strongroom.core.pagination import NEWER, OLDER, decode_cursor, encode_cursor
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import store
 from strongroom.ledger.model import TransferRecord, record_from_row
 
 T = TypeVar("T")
 
-_CURSOR_PREFIX = "cur_"
 _BY_SEQ, _BY_ACCOUNT = "s", "a"
-_OLDER, _NEWER = "o", "n"  # on towards older items (the list's order) or back to newer ones
-_POSITION_MAX = 2**63 - 1
+_OLDER, _NEWER = OLDER, NEWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,33 +43,6 @@ class Page(Generic[T]):
     has_more: bool
     # Where the next page of the same listing starts (given back as `cursor`); None at the end.
     next_cursor: str | None = None
-
-
-def encode_cursor(kind: str, direction: str, position: int) -> str:
-    raw = f"{kind}{direction}{position}".encode()
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str) -> tuple[bool, int]:
-    """(towards older items, position) of a cursor of that kind; invalid_cursor otherwise."""
-    bad = InvalidRequest(
-        "not a cursor of this listing: give next_cursor from its previous page",
-        param="cursor",
-        code="invalid_cursor",
-    )
-    if not cursor.startswith(_CURSOR_PREFIX) or len(cursor) > 64:
-        raise bad
-    body = cursor[len(_CURSOR_PREFIX) :]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise bad from None
-    if len(raw) < 3 or raw[0] != kind or raw[1] not in (_OLDER, _NEWER):
-        raise bad
-    digits = raw[2:]
-    if not digits.isdigit() or not digits.isascii() or int(digits) > _POSITION_MAX:
-        raise bad
-    return raw[1] == _OLDER, int(digits)
 
 
 def _seq_of(uow: UnitOfWork, transfer_id: str, param: str) -> int:
