@@ -94,8 +94,14 @@ def test_events_carry_the_exact_integer(served: tuple[LedgerService, AuditLog]) 
     ledger_id, (issuer, a) = _accounts(svc, 2)
     svc.transfer(ledger_id, issuer.id, a.id, AMOUNT_MAX, id="max")
     with UnitOfWork(svc.engine, write=False) as uow:
-        events = event_store.list_events(
-            uow, tenant_id=None, ledger_id=None, event_type=None, before_seq=None, limit=10
+        events, _ = event_store.list_events(
+            uow,
+            tenant_id=None,
+            ledger_id=None,
+            event_type=None,
+            before_seq=None,
+            limit=10,
+            scan_rows_max=10,
         )
     [data] = [json.loads(e.data) for e in events if e.type == "transfer.created"]
     assert data["id"] == "max"

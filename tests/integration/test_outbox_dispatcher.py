@@ -203,8 +203,14 @@ class World:
     def events_in_order(self) -> list[Event]:
         """As readers see them: the data rendered from each event's transfer."""
         with UnitOfWork(self.engine, write=False) as uow:
-            found = store.list_events(
-                uow, tenant_id=None, ledger_id=None, event_type=None, before_seq=None, limit=10**6
+            found, _ = store.list_events(
+                uow,
+                tenant_id=None,
+                ledger_id=None,
+                event_type=None,
+                before_seq=None,
+                limit=10**6,
+                scan_rows_max=10**6,
             )
         return sorted(found, key=lambda e: e.seq)
 
@@ -970,8 +976,14 @@ def test_event_data_is_the_transfer_as_it_was_when_the_event_happened(
         )
         uow.commit()
     with UnitOfWork(db_engine, write=False) as uow:
-        events = store.list_events(
-            uow, tenant_id=None, ledger_id=None, event_type=None, before_seq=None, limit=100
+        events, _ = store.list_events(
+            uow,
+            tenant_id=None,
+            ledger_id=None,
+            event_type=None,
+            before_seq=None,
+            limit=100,
+            scan_rows_max=100,
         )
     seen = [(e.type, json.loads(e.data)["id"], json.loads(e.data).get("status")) for e in events]
     assert seen == [
