@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Final
 
 import typer
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.service import AuditLog
@@ -85,6 +86,11 @@ def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except StrongroomError as exc:
             typer.echo(f"error: {exc.code}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except sa_exc.OperationalError as exc:
+            # The database cannot be reached or opened: say which, not a driver traceback.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            typer.echo(f"error: database_unavailable: {reason}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

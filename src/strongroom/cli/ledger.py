@@ -10,6 +10,7 @@ import typer
 
 from strongroom.cli.common import CLI_ACTOR, DbOption, ledger_service, print_json
 from strongroom.core import clock, ids
+from strongroom.core.errors import InvalidRequest
 from strongroom.core.money import parse_amount_text
 from strongroom.ledger.model import (
     AccountFlag,
@@ -28,11 +29,14 @@ app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 
 @app.command("create-ledger")
 def create_ledger(name: str, database_url: DbOption = None) -> None:
+    """Create a ledger (of the default tenant) and print it."""
     print_json(ledger_service(database_url).create_ledger(name).to_dict())
 
 
 @app.command("create-asset")
 def create_asset(code: str, scale: int, database_url: DbOption = None) -> None:
+    """Register a custom asset CODE with SCALE decimal places (0 to 18); ISO 4217 currencies
+    exist already."""
     asset = ledger_service(database_url).create_asset(code, scale)
     print_json({"code": asset.code, "scale": asset.scale})
 
@@ -53,6 +57,8 @@ def create_account(
     ] = None,
     database_url: DbOption = None,
 ) -> None:
+    """Create an account in LEDGER_ID holding ASSET and print it; with --id, creating it
+    again with the same fields prints the stored account."""
     svc = ledger_service(database_url)
     spec = AccountSpec(
         ledger_id,
@@ -68,11 +74,14 @@ def create_account(
 
 @app.command("close-account")
 def close_account(account_id: str, database_url: DbOption = None) -> None:
+    """Close an account (no pending transfer may be open on it); transfers to or from it are
+    refused until it is reopened."""
     print_json(ledger_service(database_url).close_account(account_id).to_dict())
 
 
 @app.command("account")
 def show_account(account_id: str, database_url: DbOption = None) -> None:
+    """Print an account with its four totals and derived balances."""
     print_json(ledger_service(database_url).get_account(account_id).to_dict())
 
 
@@ -110,7 +119,7 @@ def transfer(
             amount=parse_amount_text(amount),
             pending=pending,
             timeout_s=timeout_s,
-            metadata=canonical_metadata(json.loads(metadata)) if metadata else None,
+            metadata=_metadata_option(metadata) if metadata else None,
         ),
     )
 
@@ -169,7 +178,7 @@ def list_transfers(
     page = svc.list_transfers(
         ledger_id=ledger_id,
         account_id=account_id,
-        status=Status[status.upper()] if status else None,
+        status=_status_option(status) if status else None,
         limit=limit,
         starting_after=starting_after,
         cursor=cursor,
@@ -190,6 +199,7 @@ def list_entries(
     starting_after: int | None = None,
     database_url: DbOption = None,
 ) -> None:
+    """Print an account's entries, newest first: each with the balances after it and its version."""
     svc = ledger_service(database_url)
     account = svc.get_account(account_id)
     page = svc.list_entries(account_id, limit=limit, starting_after=starting_after)
@@ -212,7 +222,7 @@ def balance(
         print_json({"version": account.version, "balances": account.balance_view()})
         return
     at, balances, normal = svc.balance_at(
-        account_id, version=version, as_of_us=clock.parse_timestamp(as_of) if as_of else None
+        account_id, version=version, as_of_us=_time_option(as_of, "as_of") if as_of else None
     )
     print_json({"version": at, "balances": derived_balances(normal, balances)})
 
@@ -271,3 +281,32 @@ def verify(database_url: DbOption = None) -> None:
     typer.echo("invariants: ok" if report.ok else f"invariants: {count} violated")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _time_option(text: str, param: str) -> int:
+    try:
+        return clock.parse_timestamp(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an RFC 3339 time, e.g. 2026-11-28T18:00:00Z",
+            param=param,
+            code="invalid_timestamp",
+        ) from None
+
+
+def _metadata_option(text: str) -> str | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidRequest(
+            "metadata must be a JSON object", param="metadata", code="invalid_metadata"
+        ) from None
+    return canonical_metadata(value)
+
+
+def _status_option(text: str) -> Status:
+    try:
+        return Status[text.upper()]
+    except KeyError:
+        names = ", ".join(s.label for s in Status)
+        raise InvalidRequest(f"status is one of {names}", param="status") from None

@@ -27,7 +27,14 @@ DB_ERRORS: Final = (ErrorCode("unsupported_database", 500, "The database URL is 
 
 
 def normalize_url(url: str) -> sa.URL:
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InvalidRequest(
+            "the database URL does not parse: use sqlite:///PATH or postgresql://...",
+            param="database_url",
+            code="unsupported_database",
+        ) from None
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.drivername == "sqlite":

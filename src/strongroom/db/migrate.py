@@ -40,6 +40,6 @@ def require_current(engine: Engine) -> None:
     current = current_revision(engine)
     if current != head_revision():
         raise SchemaOutOfDate(
-            f"database schema is at {current or 'nothing'}, this Strongroom needs "
+            f"database schema is at {current or 'empty'}, this Strongroom needs "
             f"{head_revision()}: run `strongroom db upgrade`"
         )
