@@ -80,6 +80,10 @@ assert LIST_SCAN_ROWS_MAX > 2 * (LEGS_PER_TRANSFER_MAX + ENTRY_INDEX_STRIDE + PA
 # entries, each leaf with its inclusion proof (about 1.3 kB an entry).
 STATEMENT_PAGE_ENTRIES_MAX: Final = 1_000
 
+# SQLite: the WAL is checkpointed into the database file past this many pages (64 MiB of 4 KiB
+# pages): a few bulk batches, not every one.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES: Final = 16_384
+
 # SQLite: account states this process keeps between batches (see ledger.store.AccountCache).
 ACCOUNT_CACHE_MAX: Final = 200_000
 

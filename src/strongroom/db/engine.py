@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.core.errors import ErrorCode, InvalidRequest
 from strongroom.core.limits import (
+    SQLITE_WAL_AUTOCHECKPOINT_PAGES,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
@@ -85,6 +86,11 @@ def create_engine(
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
+            # Checkpoint the WAL into the database every SQLITE_WAL_AUTOCHECKPOINT_PAGES instead
+            # of SQLite's 1,000: a bulk batch writes several MB of WAL, so at 1,000 every commit
+            # checkpointed, rewriting the same hot pages (accounts, tiles) each time (~2 us a
+            # transfer measured). Durability is unchanged: every commit still fsyncs the WAL.
+            cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute(f"PRAGMA cache_size=-{int(sqlite_cache_mib) * 1024}")
             cur.execute("PRAGMA temp_store=MEMORY")
