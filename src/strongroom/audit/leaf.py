@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from strongroom.core.limits import AMOUNT_MAX, NATIVE_INT_MAX
 from strongroom.ledger.engine import EntryRow
@@ -392,6 +392,82 @@ def parse(data: bytes) -> dict[str, Any]:
     if r.offset != len(r.data):
         raise LeafError("bytes after the end of the leaf")
     return out
+
+
+_STATUS_VALUES: Final = tuple(int(s) for s in sorted(Status))
+
+
+class TransferHead(NamedTuple):
+    """What `verify`'s transfer check reads of every ledger change's leaf (`transfer_head`)."""
+
+    event: str
+    id: str
+    action: str
+    status: int  # a Status value
+    target_id: str | None
+    body: bytes  # the transfer's bytes, id to created_at, but for the status byte
+
+
+def _skip_str(data: bytes, offset: int) -> int:
+    """The offset past the string at `offset`."""
+    if offset + 2 > len(data):
+        raise LeafError("the leaf ends too soon")
+    length = (data[offset] << 8) | data[offset + 1]
+    return offset + 2 + (0 if length == _NULL else length)
+
+
+def _read_str(data: bytes, offset: int) -> tuple[str | None, int]:
+    end = _skip_str(data, offset)
+    if end > len(data):
+        raise LeafError("the leaf ends too soon")
+    if end == offset + 2 and data[offset : offset + 2] == b"\xff\xff":
+        return None, end
+    try:
+        return data[offset + 2 : end].decode(), end
+    except UnicodeDecodeError:
+        raise LeafError("a leaf string is not UTF-8") from None
+
+
+def transfer_head(data: bytes) -> TransferHead | None:
+    """A ledger change's event, transfer id, action, status and target, and the bytes of its
+    transfer but for the status, read without decoding the rest (None: not a ledger change's
+    leaf). A fraction of `parse`'s cost: verify reads it for every leaf, and decodes a leaf in
+    full only where its transfer's bytes differ from the row's."""
+    if len(data) < 3 or data[0] not in VERSIONS or data[1] != KIND_LEDGER:
+        return None
+    event = _pick(EVENTS, data[2], "event")
+    tid, offset = _read_str(data, 3)
+    if tid is None:
+        raise LeafError("a required string is null")
+    offset = _skip_str(data, offset)  # ledger id
+    width = WIDTH_NARROW
+    if data[0] >= 2:
+        if offset >= len(data):
+            raise LeafError("the leaf ends too soon")
+        width = data[offset]
+        if width not in (WIDTH_NARROW, WIDTH_WIDE):
+            raise LeafError(f"a bad money width {width}")
+        offset += 1
+    if offset + 2 > len(data):
+        raise LeafError("the leaf ends too soon")
+    action = _pick(_ACTIONS, data[offset], "action")
+    status_at = offset + 1
+    _pick(_STATUSES, data[status_at], "status")
+    status = _STATUS_VALUES[data[status_at]]
+    offset = _skip_str(data, status_at + 1)  # debit account
+    offset = _skip_str(data, offset) + width  # credit account, amount
+    offset = _skip_str(data, offset)  # legs
+    target, offset = _read_str(data, offset)
+    offset += 1 + 8  # pending, timeout_s
+    for _ in range(2):  # expires_at, effective_at
+        if offset >= len(data):
+            raise LeafError("the leaf ends too soon")
+        offset += 9 if data[offset] else 1
+    end = _skip_str(data, offset) + 8  # metadata, created_at
+    if end > len(data):
+        raise LeafError("the leaf ends too soon")
+    body = data[3:status_at] + data[status_at + 1 : end]
+    return TransferHead(event, tid, action, status, target, body)
 
 
 def leaf_type(data: bytes) -> str:
