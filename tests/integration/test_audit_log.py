@@ -452,6 +452,73 @@ def test_a_changed_status_or_inner_tile_is_caught(book: Book) -> None:
     assert problems == [f"log {book.tenant}: tile (1, 0) does not match the leaves"]
 
 
+def test_a_missing_or_surplus_tile_is_named(book: Book) -> None:
+    """The tiles are rebuilt as the leaves stream: a complete inner tile is compared when the
+    leaves complete it, the right edge's at the end, and a tile the leaves do not make is
+    found by counting."""
+    with UnitOfWork(book.ledger.engine) as uow:  # tile (1, 0) complete, (1, 1) not
+        book.audit.record_all(uow, book.tenant, "test", [("test.note", None, {})] * 280)
+        uow.commit()
+    assert book.audit.verify().ok
+
+    def tile(level: int, index: int) -> bytes:
+        with UnitOfWork(book.ledger.engine, write=False) as uow:
+            cur = uow.cursor()
+            cur.execute(f"SELECT hashes FROM audit_tiles WHERE level = {level} AND idx = {index}")
+            return bytes(cur.fetchone()[0])
+
+    inner, edge = tile(1, 0), tile(1, 1)
+    delete = "DELETE FROM audit_tiles WHERE level = ? AND idx = ?"
+    insert = "INSERT INTO audit_tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?)"
+    for level, index, hashes in ((1, 0, inner), (1, 1, edge)):
+        book.sql(delete, level, index)
+        problems = book.audit.verify().problems
+        assert problems == [f"log {book.tenant}: tile ({level}, {index}) is missing"]
+        book.sql(insert, book.tenant, level, index, hashes)
+    book.sql(
+        "UPDATE audit_tiles SET hashes = ? WHERE level = 1 AND idx = 0",
+        bytes([inner[0] ^ 1]) + inner[1:],
+    )
+    problems = book.audit.verify().problems
+    assert problems == [f"log {book.tenant}: tile (1, 0) does not match the leaves"]
+    book.sql("UPDATE audit_tiles SET hashes = ? WHERE level = 1 AND idx = 0", inner)
+    assert book.audit.verify().ok
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT COUNT(*) FROM audit_tiles")
+        made = int(cur.fetchone()[0])
+    for level, index in ((0, 19), (3, 0)):
+        book.sql(insert, book.tenant, level, index, edge)
+        problems = book.audit.verify().problems
+        assert problems == [
+            f"log {book.tenant}: {made + 1} tiles stored where the leaves make {made}: "
+            f"tile ({level}, {index}) is not one of them"
+        ]
+        book.sql(delete, level, index)
+    assert book.audit.verify().ok
+
+
+def test_a_pending_transfer_settled_behind_the_log_is_caught(book: Book) -> None:
+    """A transfer created pending stays open until a leaf settles it; its row must end with
+    the status those leaves lead to: pending while none has, posted after a post leaf."""
+    hold = book.move(30, pending=True, timeout_s=3600)
+    settled = book.move(40, pending=True, timeout_s=3600)
+    post = NewTransfer("tr_settle2", book.ledger_id, action=Action.POST, target_id=settled)
+    assert book.ledger.post_transfers([post])[0].result is R.CREATED
+    assert book.audit.verify().ok
+    book.sql("UPDATE transfers SET status = 0 WHERE id = ?", hold)  # posted, with no post leaf
+    assert book.audit.verify().problems == [
+        f"transfer {hold} has a status its leaves do not lead to"
+    ]
+    book.sql("UPDATE transfers SET status = 1 WHERE id = ?", hold)
+    book.sql("UPDATE transfers SET status = 2 WHERE id = ?", settled)  # voided, posted by a leaf
+    assert book.audit.verify().problems == [
+        f"transfer {settled} has a status its leaves do not lead to"
+    ]
+    book.sql("UPDATE transfers SET status = 0 WHERE id = ?", settled)
+    assert book.audit.verify().ok
+
+
 def test_configured_keys_hand_over_and_may_come_back(db_engine: Engine) -> None:
     k1 = notes.generate_signer("strongroom.localhost/audit")
     k2 = notes.generate_signer("strongroom.localhost/audit")
