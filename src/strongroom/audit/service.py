@@ -37,6 +37,7 @@ from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.core.limits import (
     AUDIT_TRAIL_WINDOW_TRANSFERS,
+    AUDIT_VERIFY_BUNDLES_READ,
     AUDIT_VERIFY_TILES_READ_MAX,
     STATEMENT_PAGE_ENTRIES_MAX,
 )
@@ -936,7 +937,7 @@ class AuditLog:
                 first_bad = f"log {log_id}: {problem}"
                 report.problems.append(first_bad)
 
-        for first, count, data in store.iter_bundles(uow, log_id):
+        for first, count, data in store.iter_bundles(uow, log_id, AUDIT_VERIFY_BUNDLES_READ):
             if first != expected:
                 bad(f"leaf {expected} is missing (next stored: {first})")
                 break

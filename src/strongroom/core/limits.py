@@ -121,5 +121,7 @@ assert AUDIT_REPLAY_WINDOW_ENTRIES >= 8 * BATCH_TRANSFERS_MAX * 2
 # worst, nearly nothing when seq order is commit order, as on SQLite).
 AUDIT_TRAIL_WINDOW_TRANSFERS: Final = 65_536
 assert AUDIT_TRAIL_WINDOW_TRANSFERS >= 8 * BATCH_TRANSFERS_MAX
+# Bundles `verify` reads in one statement (a bulk batch's bundle is ~4.6 MB: 8,190 leaves).
+AUDIT_VERIFY_BUNDLES_READ: Final = 2
 # Stored tiles `verify` reads in one statement (three parameters each on SQLite).
 AUDIT_VERIFY_TILES_READ_MAX: Final = 256
