@@ -24,7 +24,7 @@ from strongroom.audit.merkle import (
     verify_inclusion,
 )
 from strongroom.audit.offline import verify_export
-from strongroom.audit.service import KEY_ROTATED, AuditLog
+from strongroom.audit.service import KEY_ROTATED, AuditLog, VerifyReport, _TransferTrail
 from strongroom.audit.store import pack_bundle, unpack_bundle
 from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
@@ -450,6 +450,100 @@ def test_a_changed_status_or_inner_tile_is_caught(book: Book) -> None:
     )
     problems = book.audit.verify().problems
     assert problems == [f"log {book.tenant}: tile (1, 0) does not match the leaves"]
+
+
+def test_a_missing_or_surplus_tile_is_named(book: Book) -> None:
+    """The tiles are rebuilt as the leaves stream: a complete inner tile is compared when the
+    leaves complete it, the right edge's at the end, and a tile the leaves do not make is
+    found by counting."""
+    with UnitOfWork(book.ledger.engine) as uow:  # tile (1, 0) complete, (1, 1) not
+        book.audit.record_all(uow, book.tenant, "test", [("test.note", None, {})] * 280)
+        uow.commit()
+    assert book.audit.verify().ok
+
+    def tile(level: int, index: int) -> bytes:
+        with UnitOfWork(book.ledger.engine, write=False) as uow:
+            cur = uow.cursor()
+            cur.execute(f"SELECT hashes FROM audit_tiles WHERE level = {level} AND idx = {index}")
+            return bytes(cur.fetchone()[0])
+
+    inner, edge = tile(1, 0), tile(1, 1)
+    delete = "DELETE FROM audit_tiles WHERE level = ? AND idx = ?"
+    insert = "INSERT INTO audit_tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?)"
+    for level, index, hashes in ((1, 0, inner), (1, 1, edge)):
+        book.sql(delete, level, index)
+        problems = book.audit.verify().problems
+        assert problems == [f"log {book.tenant}: tile ({level}, {index}) is missing"]
+        book.sql(insert, book.tenant, level, index, hashes)
+    book.sql(
+        "UPDATE audit_tiles SET hashes = ? WHERE level = 1 AND idx = 0",
+        bytes([inner[0] ^ 1]) + inner[1:],
+    )
+    problems = book.audit.verify().problems
+    assert problems == [f"log {book.tenant}: tile (1, 0) does not match the leaves"]
+    book.sql("UPDATE audit_tiles SET hashes = ? WHERE level = 1 AND idx = 0", inner)
+    assert book.audit.verify().ok
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT COUNT(*) FROM audit_tiles")
+        made = int(cur.fetchone()[0])
+    for level, index in ((0, 19), (3, 0)):
+        book.sql(insert, book.tenant, level, index, edge)
+        problems = book.audit.verify().problems
+        assert problems == [
+            f"log {book.tenant}: {made + 1} tiles stored where the leaves make {made}: "
+            f"tile ({level}, {index}) is not one of them"
+        ]
+        book.sql(delete, level, index)
+    assert book.audit.verify().ok
+
+
+def test_a_pending_transfer_settled_behind_the_log_is_caught(book: Book) -> None:
+    """A transfer created pending stays open until a leaf settles it; its row must end with
+    the status those leaves lead to: pending while none has, posted after a post leaf."""
+    hold = book.move(30, pending=True, timeout_s=3600)
+    settled = book.move(40, pending=True, timeout_s=3600)
+    post = NewTransfer("tr_settle2", book.ledger_id, action=Action.POST, target_id=settled)
+    assert book.ledger.post_transfers([post])[0].result is R.CREATED
+    assert book.audit.verify().ok
+    book.sql("UPDATE transfers SET status = 0 WHERE id = ?", hold)  # posted, with no post leaf
+    assert book.audit.verify().problems == [
+        f"transfer {hold} has a status its leaves do not lead to"
+    ]
+    book.sql("UPDATE transfers SET status = 1 WHERE id = ?", hold)
+    book.sql("UPDATE transfers SET status = 2 WHERE id = ?", settled)  # voided, posted by a leaf
+    assert book.audit.verify().problems == [
+        f"transfer {settled} has a status its leaves do not lead to"
+    ]
+    book.sql("UPDATE transfers SET status = 0 WHERE id = ?", settled)
+    assert book.audit.verify().ok
+
+
+def test_transfers_out_of_seq_order_still_match(book: Book) -> None:
+    """PostgreSQL may commit a transfer with a lower seq after one with a higher: the transfer
+    check holds what runs ahead on either side, up to its window, and names what it had to
+    let go rather than grow."""
+    late = [book.move(11), book.move(12)]
+    early = [book.move(13), book.move(14)]
+    for tid in late:
+        book.sql("UPDATE transfers SET seq = seq + ? WHERE id = ?", 2**40, tid)
+    assert book.audit.verify().ok
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        wide, narrow = VerifyReport(), VerifyReport()
+        _TransferTrail(uow, window=2).check(wide)
+        _TransferTrail(uow, window=1).check(narrow)
+    assert wide.problems == []
+    assert narrow.problems[:2] == [
+        f"the audit log has transfer {late[0]}, the ledger does not",
+        f"transfer {early[0]} has no leaf in the audit log",
+    ]
+    # Transfers up to an audit baseline's seq may have no leaf (audit/replay.py): those that
+    # have one are still matched and compared, and the others let no leaf go.
+    book.sql("UPDATE transfers SET amount = 99 WHERE id = ?", early[1])
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        based = VerifyReport()
+        _TransferTrail(uow, before_log_seq=2**41, window=2).check(based)
+    assert based.problems == [f"transfer {early[1]} differs from its leaf"]
 
 
 def test_configured_keys_hand_over_and_may_come_back(db_engine: Engine) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from strongroom.core.limits import AMOUNT_MAX, NATIVE_INT_MAX
 from strongroom.ledger.engine import EntryRow
@@ -392,6 +392,71 @@ def parse(data: bytes) -> dict[str, Any]:
     if r.offset != len(r.data):
         raise LeafError("bytes after the end of the leaf")
     return out
+
+
+_STATUS_VALUES: Final = tuple(int(s) for s in sorted(Status))
+
+
+class TransferHead(NamedTuple):
+    """What `verify`'s transfer check reads of every ledger change's leaf (`transfer_head`)."""
+
+    event: str
+    id: str
+    action: str
+    status: int  # a Status value
+    target_id: str | None
+    body: bytes  # the transfer's bytes, id to created_at, but for the status byte
+
+
+def transfer_head(data: bytes) -> TransferHead | None:
+    """A ledger change's event, transfer id, action, status and target, and the bytes of its
+    transfer but for the status, read without decoding the rest (None: not a ledger change's
+    leaf). A fraction of `parse`'s cost: verify reads it for every leaf, and decodes a leaf in
+    full only where its transfer's bytes differ from the row's. Inline, for speed: each string
+    is a 2-byte length (0xFFFF: null) and its bytes."""
+    if len(data) < 3 or data[0] not in VERSIONS or data[1] != KIND_LEDGER:
+        return None
+    try:
+        event = EVENTS[data[2]]
+        n = (data[3] << 8) | data[4]
+        if n == _NULL:
+            raise LeafError("a required string is null")
+        o = 5 + n
+        tid = data[5:o].decode()
+        n = (data[o] << 8) | data[o + 1]  # the ledger id
+        o += 2 + (0 if n == _NULL else n)
+        width = WIDTH_NARROW
+        if data[0] >= 2:
+            width = data[o]
+            if width not in (WIDTH_NARROW, WIDTH_WIDE):
+                raise LeafError(f"a bad money width {width}")
+            o += 1
+        action = _ACTIONS[data[o]]
+        status_at = o + 1
+        status = _STATUS_VALUES[data[status_at]]
+        o = status_at + 1
+        for _ in range(2):  # the debit and credit accounts
+            n = (data[o] << 8) | data[o + 1]
+            o += 2 + (0 if n == _NULL else n)
+        o += width  # the amount
+        n = (data[o] << 8) | data[o + 1]  # legs
+        o += 2 + (0 if n == _NULL else n)
+        n = (data[o] << 8) | data[o + 1]
+        target = None if n == _NULL else data[o + 2 : o + 2 + n].decode()
+        o += 2 + (0 if n == _NULL else n)
+        o += 1 + 8  # pending, timeout_s
+        o += 9 if data[o] else 1  # expires_at
+        o += 9 if data[o] else 1  # effective_at
+        n = (data[o] << 8) | data[o + 1]  # metadata
+        end = o + 2 + (0 if n == _NULL else n) + 8  # created_at
+    except IndexError:
+        raise LeafError("the leaf ends too soon or holds an unknown code") from None
+    except UnicodeDecodeError:
+        raise LeafError("a leaf string is not UTF-8") from None
+    if end > len(data):
+        raise LeafError("the leaf ends too soon")
+    body = data[3:status_at] + data[status_at + 1 : end]
+    return TransferHead(event, tid, action, status, target, body)
 
 
 def leaf_type(data: bytes) -> str:

@@ -120,7 +120,9 @@ class _Log:
         self.pending: dict[Key, LeafEntry] = {}  # read, not matched yet; oldest first
 
 
-def _log_leaves(uow: UnitOfWork, log_id: str) -> Iterator[tuple[int, bytes]]:
+def log_leaves(uow: UnitOfWork, log_id: str) -> Iterator[tuple[int, bytes]]:
+    """The log's leaves as (index, data), in order, two bundles read at a time; a bundle that
+    does not unpack is skipped (the tree check names it)."""
     for first, _count, data in store.iter_bundles(uow, log_id, page=_BUNDLES_PAGE):
         try:
             bundle = store.unpack_bundle(data)
@@ -187,9 +189,7 @@ class Replay:
         self.problems = Problems()
         self.report = ReplayReport()
         self.accounts: dict[str, _Account] = {}
-        self.logs = {
-            log_id: _Log(log_id, _log_leaves(uow, log_id)) for log_id in store.log_ids(uow)
-        }
+        self.logs = {log_id: _Log(log_id, log_leaves(uow, log_id)) for log_id in store.log_ids(uow)}
         self.waiting: dict[Key, tuple[Any, ...]] = {}  # ledger entries whose leaf is not read yet
         self.held = 0  # leaf entries read and not matched, all logs together
 

@@ -31,11 +31,16 @@ from strongroom.audit import offline, replay, store
 from strongroom.audit import statement as statement_
 from strongroom.audit.checkpoint import Checkpoint, CheckpointError
 from strongroom.audit.checkpoint import parse as parse_checkpoint
-from strongroom.audit.merkle import RootAccumulator, leaf_hash
-from strongroom.audit.tiles import TileError, TileLayout
+from strongroom.audit.merkle import HASH_SIZE, RootAccumulator, leaf_hash
+from strongroom.audit.tiles import TileError, TileId, TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
-from strongroom.core.limits import STATEMENT_PAGE_ENTRIES_MAX
+from strongroom.core.limits import (
+    AUDIT_TRAIL_WINDOW_TRANSFERS,
+    AUDIT_VERIFY_BUNDLES_READ,
+    AUDIT_VERIFY_TILES_READ_MAX,
+    STATEMENT_PAGE_ENTRIES_MAX,
+)
 from strongroom.core.money import from_stored_int
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import EntryRow
@@ -97,8 +102,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-_STATUS_CODES: Final = {s.label: int(s) for s in Status}
 _POSTED: Final = int(Status.POSTED)
+_PENDING: Final = int(Status.PENDING)
 _VOIDED: Final = int(Status.VOIDED)
 
 
@@ -146,58 +151,182 @@ def _entries_in_order(
     return [by_transfer.get(row[TR_ID], []) for row in rows]
 
 
+class _TrailLog:
+    """One log's ledger-change leaves as the transfer check reads them."""
+
+    __slots__ = ("held", "id", "leaves", "waiting")
+
+    def __init__(self, log_id: str, leaves: Iterator[tuple[int, bytes]]) -> None:
+        self.id = log_id
+        self.leaves = leaves
+        # transfer id -> [leaf index, leaf, the status its leaves lead to so far, still open,
+        # its transfer's bytes but the status]: creation leaves read whose row is not read yet
+        self.held: dict[str, list[Any]] = {}
+        self.waiting: dict[str, tuple[Any, ...]] = {}  # rows read whose creation leaf is not
+
+
 class _TransferTrail:
-    """What the leaves say of each transfer, gathered while `verify` streams the logs once:
-    a digest of its first leaf's transfer but for the status, and the status its leaves lead
-    to (created pending or posted; then posted or voided by a leaf that targets it, or expired
-    by its expiry leaf). 32 bytes and an int a transfer, not a decoded leaf."""
+    """Every transfer row against its leaves: the leaf that created it (every leaf but an
+    expiry creates its own transfer id) must hold the row's content, and its status must be
+    the one its leaves lead to (created pending or posted; then posted or voided by a leaf
+    that targets it, or expired by its expiry leaf).
 
-    def __init__(self) -> None:
-        self.first: dict[str, tuple[bytes, int]] = {}
-        self.settled: dict[str, int] = {}  # status set by a later leaf
+    Bounded whatever the history's length, like the replay: the rows are read by seq and each
+    log's leaves in step (the same order on SQLite, nearly so on PostgreSQL), each side held
+    until its counterpart comes, at most `window` a side; of the rest only the transfers
+    created pending and not yet settled are kept (id -> the row's status)."""
 
-    def see(self, event: str, data: bytes) -> None:
-        if not event.startswith("transfer."):
-            return
-        try:
-            transfer = leaves_.parse(data)["transfer"]
-        except leaves_.LeafError:
-            return  # an unreadable leaf: _verify_log names it
-        status = _STATUS_CODES[transfer["status"]]
-        if event == EXPIRED_EVENT:
-            self.settled[transfer["id"]] = status
-            return
-        if transfer["id"] not in self.first:
-            self.first[transfer["id"]] = (_transfer_digest(transfer), status)
-        target = transfer["target_id"]
-        if target is not None and transfer["action"] in ("post", "void"):
-            self.settled[target] = _POSTED if transfer["action"] == "post" else _VOIDED
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        before_log_seq: int = -1,
+        window: int = AUDIT_TRAIL_WINDOW_TRANSFERS,
+    ) -> None:
+        self.uow = uow
+        self.before_log_seq = before_log_seq
+        self.window = window
+        self.logs = {
+            log_id: _TrailLog(log_id, replay.log_leaves(uow, log_id))
+            for log_id in store.log_ids(uow)
+        }
+        self.open: dict[str, int] = {}  # created pending, matched, not settled: id -> row status
+        self.held = 0  # leaves held, all logs together
+        self.waiting = 0  # rows waiting, all logs together
+        self.problems: list[str] = []
 
-    def check(self, uow: UnitOfWork, report: VerifyReport, before_log_seq: int = -1) -> None:
+    def check(self, report: VerifyReport) -> None:
         """Every transfer row has a leaf whose transfer matches it and the status its leaves
-        lead to (but one up to `before_log_seq`, written before the log began, may have none);
-        every transfer leaf names a stored transfer."""
-        first = self.first
-        for row in store.transfer_rows(uow):
+        lead to (but one up to `before_log_seq`, written before the log began, has none);
+        every transfer leaf names a stored transfer of its log's tenant."""
+        tenants = store.ledger_tenants(self.uow)
+        for row in store.transfer_rows(self.uow):
             report.transfers += 1
-            logged = first.pop(row[1], None)
-            if logged is None:
-                if int(row[0]) <= before_log_seq:
-                    continue
-                report.problems.append(f"transfer {row[1]} has no leaf in the audit log")
+            log = self.logs.get(tenants.get(row[2], ""))
+            if log is None:
+                self._no_leaf(row)
                 continue
+            tid = row[1]
+            found = log.held.pop(tid, None)
+            if found is not None:
+                self.held -= 1
+            else:
+                # One from before the log began may have no leaf: it never makes a leaf
+                # read ahead of it go.
+                found = self._pull(log, tid, soft=int(row[0]) <= self.before_log_seq)
+            if found is not None:
+                self._match(row, found)
+                continue
+            log.waiting[tid] = tuple(row)
+            self.waiting += 1
+            if self.waiting > self.window:
+                self.waiting -= 1
+                self._no_leaf(log.waiting.pop(next(iter(log.waiting))))
+        rest: list[tuple[Any, ...]] = []
+        for log in self.logs.values():
+            self._pull(log, None)
+            rest += log.waiting.values()
+            log.waiting.clear()
+        for row in sorted(rest, key=lambda r: int(r[0])):
+            self._no_leaf(row)
+        for log in self.logs.values():
+            for tid in log.held:
+                self.problems.append(f"the audit log has transfer {tid}, the ledger does not")
+            log.held.clear()
+        for tid, status in self.open.items():
+            if status != _PENDING:
+                self._bad_status(tid)
+        self.open.clear()
+        report.problems += self.problems
+
+    def _no_leaf(self, row: Sequence[Any]) -> None:
+        if int(row[0]) > self.before_log_seq:
+            self.problems.append(f"transfer {row[1]} has no leaf in the audit log")
+
+    def _bad_status(self, tid: str) -> None:
+        self.problems.append(f"transfer {tid} has a status its leaves do not lead to")
+
+    def _pull(self, log: _TrailLog, want: str | None, soft: bool = False) -> list[Any] | None:
+        """Read the log's leaves until the one that creates `want` (None: to the end) or a
+        window of creation leaves (`soft`: or a window held); each leaf read is matched with a
+        waiting row, or held, and settles the transfer it posts, voids or expires."""
+        read = 0
+        if soft and self.held >= self.window:
+            return None
+        for index, data in log.leaves:
             try:
-                row = (*row[:7], from_stored_int(row[7]), *row[8:])
-            except ValueError as exc:
-                report.problems.append(f"transfer {row[1]}: amount: {exc}")
+                head = leaves_.transfer_head(data)
+            except leaves_.LeafError:
+                continue  # the replay names it
+            if head is None:
                 continue
-            current = leaves_.parse(leaves_.transfer_leaf(EXPIRED_EVENT, row, []))["transfer"]
-            if _transfer_digest(current) != logged[0]:
-                report.problems.append(f"transfer {row[1]} differs from its leaf")
-            elif int(row[4]) != self.settled.get(row[1], logged[1]):
-                report.problems.append(f"transfer {row[1]} has a status its leaves do not lead to")
-        for ref in sorted(first):
-            report.problems.append(f"the audit log has transfer {ref}, the ledger does not")
+            if head.event == EXPIRED_EVENT:
+                self._settle(log, head.id, head.status)
+                continue
+            if head.target_id is not None and head.action in ("post", "void"):
+                self._settle(log, head.target_id, _POSTED if head.action == "post" else _VOIDED)
+            item = [index, data, head.status, head.status == _PENDING, head.body]
+            if head.id == want:
+                return item
+            row = log.waiting.pop(head.id, None)
+            if row is not None:
+                self.waiting -= 1
+                self._match(row, item)
+            elif head.id not in log.held:  # a second leaf creating it: the first counts
+                log.held[head.id] = item
+                self.held += 1
+                if self.held > self.window:
+                    self.held -= 1
+                    oldest = next(iter(log.held))
+                    del log.held[oldest]
+                    self.problems.append(
+                        f"the audit log has transfer {oldest}, the ledger does not"
+                    )
+            read += 1
+            if want is not None and (read >= self.window or (soft and self.held >= self.window)):
+                break
+        return None
+
+    def _settle(self, log: _TrailLog, tid: str, status: int) -> None:
+        """A leaf settles transfer `tid` (created pending) at `status`."""
+        row_status = self.open.pop(tid, None)
+        if row_status is not None:
+            if row_status != status:
+                self._bad_status(tid)
+            return
+        item = log.held.get(tid)
+        if item is not None and item[3]:
+            item[2], item[3] = status, False
+
+    def _match(self, row: Sequence[Any], item: list[Any]) -> None:
+        """A transfer row and the leaf that created it."""
+        tid = row[1]
+        try:
+            row = (*row[:7], from_stored_int(row[7]), *row[8:])
+        except ValueError as exc:
+            self.problems.append(f"transfer {tid}: amount: {exc}")
+            return
+        if not _same_transfer(row, item[1], item[4]):
+            self.problems.append(f"transfer {tid} differs from its leaf")
+        elif item[3]:
+            self.open[tid] = int(row[4])
+        elif int(row[4]) != item[2]:
+            self._bad_status(tid)
+
+
+def _same_transfer(row: Sequence[Any], data: bytes, body: bytes) -> bool:
+    """Whether a leaf (`body`: its transfer_head's) holds the transfer row, but for the status:
+    its bytes as the row would be written, else (a leaf of another version or money width)
+    decoded in full."""
+    written = leaves_.transfer_leaf(EXPIRED_EVENT, row, [])  # type: ignore[arg-type]
+    mine = leaves_.transfer_head(written)
+    assert mine is not None
+    if mine.body == body:
+        return True
+    try:
+        logged = leaves_.parse(data)["transfer"]
+    except leaves_.LeafError:
+        return False
+    return _transfer_digest(leaves_.parse(written)["transfer"]) == _transfer_digest(logged)
 
 
 class AuditLog:
@@ -761,10 +890,9 @@ class AuditLog:
             except notes.NoteError as exc:
                 raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
             reached = set(roots)
-            trail = _TransferTrail()
             for log_id in store.log_ids(uow):
                 report.logs += 1
-                self._verify_log(uow, log_id, roots, reached, trail, report, say)
+                self._verify_log(uow, log_id, roots, reached, report, say)
             for key_id, name, vkey, _signer, _created, _retired in keys:
                 if vkey not in reached:
                     report.problems.append(
@@ -772,7 +900,7 @@ class AuditLog:
                     )
             baseline = replay.load_baseline(uow)
             say("transfers against their leaves")
-            trail.check(uow, report, baseline.transfer_seq)
+            _TransferTrail(uow, baseline.transfer_seq).check(report)
             replayed = replay.check(uow, baseline, say)
             report.accounts, report.entries = replayed.accounts, replayed.entries
             report.problems += replayed.problems
@@ -784,10 +912,13 @@ class AuditLog:
         log_id: str,
         roots: Sequence[str],
         reached: set[str],
-        trail: _TransferTrail,
         report: VerifyReport,
         say: Callable[[str], None],
     ) -> None:
+        """The log's leaves against its tiles and checkpoints, in one pass that holds a bundle
+        and the tree's right edge (not a hash a leaf): each tile is rebuilt from the leaves as
+        they come and compared with the stored one once complete, the right edge's at the end,
+        and then the number of stored tiles with the number the leaves make."""
         size = store.log_size(uow, log_id)
         checkpoints = store.checkpoints(uow, log_id)
         say(f"log {log_id}: {size} leaves, {len(checkpoints)} checkpoints")
@@ -796,11 +927,12 @@ class AuditLog:
         layout = self.layout
         trusted = set(roots)
         rotations: list[tuple[int, str, str]] = []  # (index, old key, new key)
-        hashes: list[bytes] = []
         next_cp = 0
         expected = 0
         first_bad: str | None = None
         tiles: dict[tuple[int, int], bytes] = {}
+        edge: dict[TileId, bytes] = {}  # the rebuilt tree's partial tiles at `expected` leaves
+        bad_tile: str | None = None  # the first rebuilt tile that differs from the stored one
 
         def bad(problem: str) -> None:
             nonlocal first_bad
@@ -808,16 +940,12 @@ class AuditLog:
                 first_bad = f"log {log_id}: {problem}"
                 report.problems.append(first_bad)
 
-        bundles = store.iter_bundles(uow, log_id)
-        unread: list[bytes] = []  # the bundle the checks stopped at: the trail still reads it
-        for first, count, data in bundles:
+        for first, count, data in store.iter_bundles(uow, log_id, AUDIT_VERIFY_BUNDLES_READ):
             if first != expected:
                 bad(f"leaf {expected} is missing (next stored: {first})")
-                unread.append(data)
                 break
             if first >= size:
                 bad(f"leaf {first} is beyond the log's size {size}")
-                unread.append(data)
                 break
             try:
                 bundle = store.unpack_bundle(data)
@@ -826,6 +954,7 @@ class AuditLog:
                 break
             if len(bundle) != count:
                 bad(f"leaves from {first}: {len(bundle)} stored where {count} were written")
+            hashes: list[bytes] = []
             for index, leaf in enumerate(bundle, first):
                 h = leaf_hash(leaf)
                 tile_id = (0, index >> TILE_HEIGHT)
@@ -837,9 +966,7 @@ class AuditLog:
                     stored = b""  # the tile is gone or cut short: no leaf matches it
                 if stored != h:
                     bad(f"leaf {index} does not match the tree (changed?)")
-                event = leaves_.leaf_type(leaf)
-                trail.see(event, leaf)
-                if event == KEY_ROTATED:
+                if leaves_.leaf_type(leaf) == KEY_ROTATED:
                     rotation = _rotation(leaf)
                     if rotation is not None:
                         rotations.append((index, *rotation))
@@ -856,15 +983,10 @@ class AuditLog:
                     next_cp += 1
                 if expected % 100_000 == 0:
                     say(f"  {expected} leaves")
+            if first_bad is None and bad_tile is None:
+                edge, bad_tile = self._rebuild(uow, log_id, expected - len(hashes), edge, hashes)
             if first_bad is not None and expected >= size:
                 break
-        # Past the first bad leaf the tree checks stop; every transfer's leaf still counts.
-        for data in [*unread, *(rest for _first, _count, rest in bundles)]:
-            try:
-                for leaf in store.unpack_bundle(data):
-                    trail.see(leaves_.leaf_type(leaf), leaf)
-            except ValueError:
-                continue
         report.leaves += expected
         if first_bad is None and expected != size:
             first_bad = f"log {log_id}: {expected} leaves stored, the log says {size}"
@@ -873,17 +995,66 @@ class AuditLog:
             report.problems.append(
                 f"log {log_id}: checkpoint of size {cp[0]} is beyond the {expected} leaves found"
             )
-        if first_bad is None and size:
+        if first_bad is None:
             # Every stored tile, the inner ones too (proofs are read from them), against the
-            # tiles the leaves make.
-            rebuilt = layout.append(0, {}, hashes)
-            stored_tiles = store.all_tiles(uow, log_id)
-            for tile_id in sorted(set(rebuilt) | set(stored_tiles)):
-                if rebuilt.get(tile_id) != stored_tiles.get(tile_id):
-                    report.problems.append(
-                        f"log {log_id}: tile {tile_id} does not match the leaves"
-                    )
-                    break
+            # tiles the leaves make: the complete ones were compared as they were made.
+            if bad_tile is None:
+                bad_tile = self._compare_tiles(uow, log_id, edge)
+            if bad_tile is None:
+                bad_tile = self._surplus_tile(uow, log_id, size)
+            if bad_tile is not None:
+                report.problems.append(f"log {log_id}: {bad_tile}")
+
+    def _rebuild(
+        self,
+        uow: UnitOfWork,
+        log_id: str,
+        size: int,
+        edge: dict[TileId, bytes],
+        hashes: Sequence[bytes],
+    ) -> tuple[dict[TileId, bytes], str | None]:
+        """A bundle's leaf hashes appended at `size` to the rebuilt tree whose right edge is
+        `edge`: the new edge, and what is wrong with the first tile completed here that differs
+        from the stored one (None: they all match)."""
+        layout = self.layout
+        written = layout.append(size, edge, hashes)
+        grown = size + len(hashes)
+        full = layout.width_max * HASH_SIZE
+        new_edge = {t: written.get(t) or edge[t] for t in layout.edge_tiles(grown)}
+        done = {t: v for t, v in written.items() if len(v) == full}
+        return new_edge, self._compare_tiles(uow, log_id, done)
+
+    def _compare_tiles(
+        self, uow: UnitOfWork, log_id: str, rebuilt: dict[TileId, bytes]
+    ) -> str | None:
+        """What is wrong with the first of the rebuilt tiles the store does not hold as is."""
+        ids = sorted(rebuilt)
+        for k in range(0, len(ids), AUDIT_VERIFY_TILES_READ_MAX):
+            chunk = ids[k : k + AUDIT_VERIFY_TILES_READ_MAX]
+            stored = store.read_tiles(uow, log_id, chunk)
+            for tile_id in chunk:
+                if tile_id not in stored:
+                    return f"tile {tile_id} is missing"
+                if stored[tile_id] != rebuilt[tile_id]:
+                    return f"tile {tile_id} does not match the leaves"
+        return None
+
+    def _surplus_tile(self, uow: UnitOfWork, log_id: str, size: int) -> str | None:
+        """A stored tile that the leaves do not make (each one they make was compared)."""
+        height = self.layout.height
+        widths: list[int] = []  # tiles at each level
+        count = size
+        while count:
+            widths.append((count + (1 << height) - 1) >> height)
+            count >>= height
+        made = sum(widths)
+        stored = store.count_tiles(uow, log_id)
+        if stored == made:
+            return None
+        extra = store.tile_outside(uow, log_id, widths)
+        return f"{stored} tiles stored where the leaves make {made}" + (
+            f": tile {extra} is not one of them" if extra is not None else ""
+        )
 
     def _check_checkpoint(
         self,

@@ -380,11 +380,41 @@ def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ..
         after = int(rows[-1][0])
 
 
-def all_tiles(uow: UnitOfWork, log_id: str) -> dict[TileId, bytes]:
-    """Every tile of the log, for `verify` to compare with the tiles its leaves make."""
+def count_tiles(uow: UnitOfWork, log_id: str) -> int:
+    """How many tiles the log has stored, for `verify` to compare with how many its leaves
+    make."""
     cur = uow.cursor()
-    cur.execute(sql(uow, "SELECT level, idx, hashes FROM audit_tiles WHERE log_id = ?"), (log_id,))
-    return {(int(r[0]), int(r[1])): _blob(r[2]) for r in cur.fetchall()}
+    cur.execute(sql(uow, "SELECT COUNT(*) FROM audit_tiles WHERE log_id = ?"), (log_id,))
+    return int(cur.fetchone()[0])
+
+
+def tile_outside(uow: UnitOfWork, log_id: str, widths: Sequence[int]) -> TileId | None:
+    """The first stored tile of the log that is not among the tiles (level, 0 .. widths[level]
+    - 1): `widths` says how many tiles each level has."""
+    terms = ["level < 0", "idx < 0", "level >= ?"]
+    params: list[Any] = [log_id, len(widths)]
+    for level, width in enumerate(widths):
+        terms.append("(level = ? AND idx >= ?)")
+        params += [level, width]
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            f"SELECT level, idx FROM audit_tiles WHERE log_id = ? AND ({' OR '.join(terms)}) "
+            "ORDER BY level, idx LIMIT 1",
+        ),
+        params,
+    )
+    row = cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def ledger_tenants(uow: UnitOfWork) -> dict[str, str]:
+    """ledger id -> tenant id of every ledger, for `verify` to read each transfer's leaves in
+    its tenant's log (one entry a ledger, not a transfer)."""
+    cur = uow.cursor()
+    cur.execute("SELECT id, tenant_id FROM ledgers")
+    return {r[0]: r[1] for r in cur.fetchall()}
 
 
 # -- the replay's reads of the ledger's tables (audit/replay.py) -----------------------------

@@ -127,3 +127,13 @@ assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
 AUDIT_REPLAY_WINDOW_ENTRIES: Final = 262_144
 AUDIT_REPLAY_PROBLEMS_MAX: Final = 100  # then "and N more"
 assert AUDIT_REPLAY_WINDOW_ENTRIES >= 8 * BATCH_TRANSFERS_MAX * 2
+# Audit verify's transfer check (audit/service.py): the ledger's transfers, by seq, and each
+# log's leaves are read in step the same way; a transfer or a leaf is held until its counterpart
+# comes, at most this many a side (a transfer row or a leaf, ~1 KiB each: ~64 MiB a side at
+# worst, nearly nothing when seq order is commit order, as on SQLite).
+AUDIT_TRAIL_WINDOW_TRANSFERS: Final = 65_536
+assert AUDIT_TRAIL_WINDOW_TRANSFERS >= 8 * BATCH_TRANSFERS_MAX
+# Bundles `verify` reads in one statement (a bulk batch's bundle is ~4.6 MB: 8,190 leaves).
+AUDIT_VERIFY_BUNDLES_READ: Final = 2
+# Stored tiles `verify` reads in one statement (three parameters each on SQLite).
+AUDIT_VERIFY_TILES_READ_MAX: Final = 256

@@ -179,3 +179,51 @@ def test_entries_refer_to_the_transfers_accounts_and_only_that_way() -> None:
     forged = multi.replace(b"\x00\x01x" + struct.pack(">q", 1), b"\xff\xfe" + struct.pack(">q", 1))
     with pytest.raises(leaf.LeafError, match="does not name"):
         leaf.parse(forged)
+
+
+@given(
+    tid=ids,
+    debit=ids,
+    n=amount128,
+    pending=st.booleans(),
+    target=st.none() | ids,
+    expires=st.none() | i64,
+    metadata=st.none() | st.just('{"k":"v"}'),
+)
+def test_transfer_head_reads_what_parse_reads(
+    tid: str,
+    debit: str,
+    n: int,
+    pending: bool,
+    target: str | None,
+    expires: int | None,
+    metadata: str | None,
+) -> None:
+    """verify's partial decoder: the fields it returns are parse's, and its body is every byte
+    of the transfer but the status: equal for two leaves of one transfer in two states, and
+    different as soon as anything else differs."""
+    row = (0, tid, "ldg_1", 1, 1 if pending else 0, debit, "acc_b", n, None, target, pending,
+           60, expires, metadata, 99, None)  # fmt: skip
+    entries = _entries(tid, debit, "acc_b", n, 5)
+    data = leaf.transfer_leaf("transfer.posted", row, entries)  # type: ignore[arg-type]
+    head = leaf.transfer_head(data)
+    assert head is not None
+    parsed = leaf.parse(data)["transfer"]
+    assert (head.event, head.id, head.action, head.target_id) == (
+        "transfer.posted",
+        tid,
+        parsed["action"],
+        target,
+    )
+    assert head.status == (1 if pending else 0)
+    voided = leaf.transfer_leaf("transfer.expired", (*row[:4], 2, *row[5:]), entries)  # type: ignore[arg-type]
+    assert (other := leaf.transfer_head(voided)) is not None
+    assert other.body == head.body
+    assert other.status == 2
+    changed = leaf.transfer_leaf("transfer.posted", (*row[:14], 100, None), entries)  # type: ignore[arg-type]
+    assert (third := leaf.transfer_head(changed)) is not None
+    assert third.body != head.body
+    for cut in range(3, 4 + len(head.body)):  # cut anywhere in the transfer
+        with pytest.raises(leaf.LeafError):
+            leaf.transfer_head(data[:cut])
+    assert leaf.transfer_head(leaf.record_leaf("x.y", 1, "a", {})) is None
