@@ -24,8 +24,9 @@ from strongroom.audit.merkle import (
     verify_inclusion,
 )
 from strongroom.audit.offline import verify_export
-from strongroom.audit.service import KEY_ROTATED, AuditLog, VerifyReport, _TransferTrail
+from strongroom.audit.service import KEY_ROTATED, AuditLog, VerifyReport
 from strongroom.audit.store import pack_bundle, unpack_bundle
+from strongroom.audit.verify import _TransferTrail
 from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, Direction, NewTransfer, TransferResult
