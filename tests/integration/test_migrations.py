@@ -402,6 +402,9 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     assert report.problems == []
     assert report.accounts == len(book.accounts)
     assert report.entries == 0  # every entry predates the log
+    # verify says where the baseline vouches for history the log cannot prove.
+    assert len(report.baseline) == 1
+    assert f"{len(book.accounts)} accounts start from the audit baseline" in report.baseline[0]
     # Down past 0007 and up again: the baselines stay (leaves are never taken out) and no
     # second one is appended.
     leaves = report.leaves
@@ -439,3 +442,11 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     problems = audit.verify().problems
     assert len(problems) == 1, problems
     assert problems[0].startswith("account acc_mig_bob differs from its leaves: debits_posted")
+
+    # A second baseline, written after the upgrade's (as someone with the database and the
+    # signing key could, to vouch for balances no entry made), is not the upgrade's.
+    tenant = ledger.ledger_tenants([main])[main]
+    audit.record(tenant, "audit.baseline", "system", {"accounts": [], "transfer_seq": 0},
+                 ref="audit.baseline")  # fmt: skip
+    problems = audit.verify().problems
+    assert any("audit baseline leaves at" in p and "not one group" in p for p in problems)

@@ -73,6 +73,21 @@ class Baseline:
     """account id -> (log id, leaf index, version): entries up to that version have no leaf"""
     transfer_seq: int = -1  # transfers up to this seq may have no leaf
     leaves: set[tuple[str, int]] = field(default_factory=set)  # (log id, index)
+    problems: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        """Where each log's baseline is and how many accounts it vouches for: history the log
+        cannot prove (an operator who sees one appear after the upgrade that wrote it knows
+        something wrote it since)."""
+        by_log: dict[str, tuple[set[int], int]] = {}
+        for log_id, index, _version in self.accounts.values():
+            indexes, count = by_log.get(log_id, (set(), 0))
+            by_log[log_id] = (indexes | {index}, count + 1)
+        return [
+            f"log {log_id}: {count} accounts start from the audit baseline at leaf "
+            f"{min(indexes)} (their history before it has no leaves)"
+            for log_id, (indexes, count) in sorted(by_log.items())
+        ]
 
 
 @dataclass(slots=True)
@@ -158,7 +173,15 @@ def load_baseline(uow: UnitOfWork) -> Baseline:
     check; one not indexed by its ref is named by the replay when it reaches it."""
     found = Baseline()
     for log_id in store.log_ids(uow):
-        for index in store.ref_indexes(uow, log_id, BASELINE_EVENT):
+        indexes = sorted(store.ref_indexes(uow, log_id, BASELINE_EVENT))
+        # Migration 0007 writes one baseline, as consecutive leaves, once: anything else was
+        # written by someone else, and a baseline vouches for balances without entries.
+        if indexes and indexes != list(range(indexes[0], indexes[0] + len(indexes))):
+            found.problems.append(
+                f"log {log_id}: audit baseline leaves at {indexes} are not one group: only "
+                "the upgrade writes a baseline, once"
+            )
+        for index in indexes:
             for at, data in store.leaves(uow, log_id, index, index + 1):
                 try:
                     content = leaves_.parse(data)

@@ -40,6 +40,8 @@ class VerifyReport:
     entries: int = 0  # entry rows compared with their leaves
     problems: list[str] = field(default_factory=list)
     trust: str = ""  # what the checkpoints' signatures were checked against
+    # Accounts whose history before the log began is vouched for by the audit baseline.
+    baseline: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -290,6 +292,8 @@ class AuditVerify(AuditBase):
                         f"signing key {key_id} ({name}) was never handed over by a trusted key"
                     )
             baseline = replay.load_baseline(uow)
+            report.problems += baseline.problems
+            report.baseline = baseline.describe()
             say("transfers against their leaves")
             _TransferTrail(uow, baseline.transfer_seq).check(report)
             replayed = replay.check(uow, baseline, say)

@@ -34,6 +34,8 @@ def audit_verify(
         f"transfers: {report.transfers}"
     )
     typer.echo(f"signatures checked against {report.trust}")
+    for line in report.baseline:
+        typer.echo(f"baseline: {line}")
     for problem in report.problems:
         typer.echo(f"TAMPERED: {problem}")
     typer.echo("audit log: ok" if report.ok else f"audit log: {len(report.problems)} problems")
