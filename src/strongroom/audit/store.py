@@ -366,11 +366,19 @@ def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ..
     another domain's table: the check is of the storage itself, below the ledger's service."""
     from strongroom.ledger.store import TRANSFER_COLS
 
+    yield from _by_key(uow, "transfers", TRANSFER_COLS, "seq", page)
+
+
+def _by_key(
+    uow: UnitOfWork, table: str, columns: str, key: str, page: int
+) -> Iterator[tuple[Any, ...]]:
+    """Every row of `table` in `key` order (its first column), one page of primary-key range
+    at a time: memory holds a page, whatever the table's size."""
     after = -1
     while True:
         cur = uow.cursor()
         cur.execute(
-            sql(uow, f"SELECT {TRANSFER_COLS} FROM transfers WHERE seq > ? ORDER BY seq LIMIT ?"),
+            sql(uow, f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?"),
             (after, page),
         )
         rows = cur.fetchall()
@@ -425,18 +433,7 @@ def entry_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]
     """Every entry row as stored (ledger.store.ENTRY_COLS), by id: commit order on SQLite."""
     from strongroom.ledger.store import ENTRY_COLS
 
-    after = -1
-    while True:
-        cur = uow.cursor()
-        cur.execute(
-            sql(uow, f"SELECT {ENTRY_COLS} FROM entries WHERE id > ? ORDER BY id LIMIT ?"),
-            (after, page),
-        )
-        rows = cur.fetchall()
-        if not rows:
-            return
-        yield from rows
-        after = int(rows[-1][0])
+    yield from _by_key(uow, "entries", ENTRY_COLS, "id", page)
 
 
 ACCOUNT_REPLAY_COLS = (
