@@ -12,6 +12,7 @@ from strongroom.cli.common import CLI_ACTOR, DbOption, ledger_service, print_jso
 from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.money import parse_amount_text
+from strongroom.http.errors import time_param
 from strongroom.ledger.model import (
     AccountFlag,
     Action,
@@ -222,7 +223,7 @@ def balance(
         print_json({"version": account.version, "balances": account.balance_view()})
         return
     at, balances, normal = svc.balance_at(
-        account_id, version=version, as_of_us=_time_option(as_of, "as_of") if as_of else None
+        account_id, version=version, as_of_us=time_param(as_of, "as_of") if as_of else None
     )
     print_json({"version": at, "balances": derived_balances(normal, balances)})
 
@@ -281,17 +282,6 @@ def verify(database_url: DbOption = None) -> None:
     typer.echo("invariants: ok" if report.ok else f"invariants: {count} violated")
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _time_option(text: str, param: str) -> int:
-    try:
-        return clock.parse_timestamp(text)
-    except ValueError:
-        raise InvalidRequest(
-            f"{param} must be an RFC 3339 time, e.g. 2026-11-28T18:00:00Z",
-            param=param,
-            code="invalid_timestamp",
-        ) from None
 
 
 def _metadata_option(text: str) -> str | None:
