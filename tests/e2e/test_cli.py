@@ -109,3 +109,75 @@ def test_create_account_with_an_id_is_idempotent(cli: CliRunner) -> None:
     assert json.loads(run(cli, *args)) == first  # exists: the stored account
     out = run(cli, *args[:-1], "other", code=2)
     assert "exists_with_different_name" in out
+
+
+def _leaf_commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subs = getattr(command, "commands", None)
+    if subs is None:
+        return [path]
+    return [leaf for name, sub in subs.items() for leaf in _leaf_commands(sub, (*path, name))]
+
+
+def test_every_command_option_and_argument_has_help() -> None:
+    import typer
+
+    root = typer.main.get_command(app)
+    leaves = _leaf_commands(root)
+    assert len(leaves) >= 30
+    missing = []
+    for path in leaves:
+        command: object = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        if not getattr(command, "help", None):
+            missing.append(" ".join(path))
+        for param in command.params:  # type: ignore[attr-defined]
+            names = [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+            assert not any(n.startswith("--no-no-") for n in names), (path, names)
+            if not getattr(param, "help", None):
+                missing.append(f"{' '.join(path)} {names or param.name}")
+    assert not missing, missing
+
+
+def test_choices_are_listed_and_match_the_model() -> None:
+    from strongroom.cli.ledger import FlagName, NormalBalance, StatusName
+    from strongroom.ledger.model import AccountFlag, Direction, Status
+
+    assert [c.value for c in NormalBalance] == [d.label for d in Direction]
+    assert [c.value for c in StatusName] == [s.label for s in Status]
+    assert {c.value for c in FlagName} == {
+        f.name.lower() for f in AccountFlag if f is not AccountFlag.NONE
+    }
+    out = CliRunner().invoke(app, ["ledger", "transfers", "--help"], env={"COLUMNS": "200"})
+    assert "posted|pending|voided|expired" in out.output
+    out = CliRunner().invoke(app, ["ledger", "transfers", "--status", "lost"])
+    assert out.exit_code == 2
+    assert "lost" in out.output
+
+
+def test_version() -> None:
+    from strongroom import __version__
+
+    assert run(CliRunner(), "--version").strip() == f"strongroom {__version__}"
+
+
+def test_dev_key_is_kept_while_the_database_honours_it(cli: CliRunner, tmp_path: Path) -> None:
+    from strongroom.cli.common import tenancy_service
+    from strongroom.cli.server import _development_key
+
+    run(cli, "db", "upgrade")
+    tenancy = tenancy_service(None)
+    path = tmp_path / "state" / "dev-key"
+    key, secret, kept = _development_key(tenancy, path)
+    assert not kept
+    assert path.read_text().strip() == secret
+    assert path.stat().st_mode & 0o777 == 0o600
+    again, secret_again, kept = _development_key(tenancy, path)
+    assert kept
+    assert (again.id, secret_again) == (key.id, secret)
+    tenancy.revoke_api_key(key.id)
+    tenancy._cache.clear()  # what API_KEY_CACHE_TTL_S later sees
+    fresh, fresh_secret, kept = _development_key(tenancy, path)
+    assert not kept
+    assert fresh.id != key.id
+    assert path.read_text().strip() == fresh_secret

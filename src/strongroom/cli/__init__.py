@@ -3,12 +3,35 @@ sharing one engine factory (cli/common.py)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from strongroom import __version__
 from strongroom.cli import audit, bench, db, demo, ledger, server
 from strongroom.cli.common import reporting_errors
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"strongroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Strongroom: a fintech core."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(ledger.app, name="ledger")
 app.command()(demo.demo)

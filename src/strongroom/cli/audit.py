@@ -79,7 +79,7 @@ def audit_export(
 
 @app.command("verify-export")
 def audit_verify_export(
-    directory: Path,
+    directory: Annotated[Path, typer.Argument(help="a directory written by `audit export`")],
     public_key: Annotated[
         list[str] | None, typer.Option(help="verifier key; default: the export's keys.txt")
     ] = None,

@@ -12,12 +12,13 @@ app = typer.Typer(no_args_is_help=True, help="Benchmarks (each measures its refe
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
-QuickOption = Annotated[bool, typer.Option(help="a smaller run, under a minute")]
+QuickOption = Annotated[bool, typer.Option("--quick", help="a smaller run, under a minute")]
 SmokeOption = Annotated[
     bool,
     typer.Option(
+        "--smoke",
         help="tiny sizes, seconds: the same code and the same JSON rows and fields as a full "
-        "run, to check that the benchmark works (its figures mean nothing)"
+        "run, to check that the benchmark works (its figures mean nothing)",
     ),
 ]
 
@@ -50,12 +51,17 @@ def bench_ledger(
         str | None,
         typer.Option(help="maintenance database URL; a scratch database is created and dropped"),
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
-    no_postgres: bool = False,
+    postgres: Annotated[
+        bool,
+        typer.Option(
+            "--postgres/--no-postgres", help="also run on PostgreSQL (--no-postgres: SQLite only)"
+        ),
+    ] = True,
 ) -> None:
     """Ledger throughput and p99 latency per scenario and backend, with the storage limit."""
     from strongroom.benchmarks import ledger as bench
 
-    url = None if no_postgres else postgres_url
+    url = postgres_url if postgres else None
     _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke, postgres_url=url)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Annotated
 
 import typer
 
@@ -12,7 +13,15 @@ from strongroom.ledger.model import AccountFlag, Action, Direction, NewTransfer
 from strongroom.ledger.service import AccountSpec
 
 
-def demo(transfers: int = 300, seed: int = 7, database_url: DbOption = None) -> None:
+def demo(
+    transfers: Annotated[
+        int, typer.Option(min=0, max=8000, help="random transfers between the customers")
+    ] = 300,
+    seed: Annotated[
+        int, typer.Option(help="the random generator's seed (same seed, same run)")
+    ] = 7,
+    database_url: DbOption = None,
+) -> None:
     """Create a ledger, accounts and a few hundred transfers, then print balances and the
     invariant check."""
     svc = ledger_service(database_url, upgrade=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -28,14 +29,57 @@ from strongroom.ledger.verify import VerifyReport
 app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 
 
+class NormalBalance(StrEnum):
+    """The choices of --normal-balance (ledger.model.Direction's labels)."""
+
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class FlagName(StrEnum):
+    """The choices of --flag (ledger.model.AccountFlag's names)."""
+
+    DEBITS_MUST_NOT_EXCEED_CREDITS = "debits_must_not_exceed_credits"
+    CREDITS_MUST_NOT_EXCEED_DEBITS = "credits_must_not_exceed_debits"
+
+
+class StatusName(StrEnum):
+    """The choices of --status (ledger.model.Status's labels)."""
+
+    POSTED = "posted"
+    PENDING = "pending"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+LedgerIdArg = Annotated[str, typer.Argument(help="the ledger's id (ldg_...)")]
+AccountIdArg = Annotated[str, typer.Argument(help="the account's id (acc_...)")]
+TargetIdArg = Annotated[str, typer.Argument(help="the pending or posted transfer's id (tr_...)")]
+NewIdOption = Annotated[
+    str | None,
+    typer.Option(help="your own id for the new transfer; resubmitting it is idempotent"),
+]
+PartAmountOption = Annotated[
+    str | None, typer.Option(help="integer minor units; default: the whole remaining amount")
+]
+LimitOption = Annotated[int, typer.Option(help="at most this many rows (1 to 100)")]
+
+
 @app.command("create-ledger")
-def create_ledger(name: str, database_url: DbOption = None) -> None:
+def create_ledger(
+    name: Annotated[str, typer.Argument(help="a name for people (up to 200 characters)")],
+    database_url: DbOption = None,
+) -> None:
     """Create a ledger (of the default tenant) and print it."""
     print_json(ledger_service(database_url).create_ledger(name).to_dict())
 
 
 @app.command("create-asset")
-def create_asset(code: str, scale: int, database_url: DbOption = None) -> None:
+def create_asset(
+    code: Annotated[str, typer.Argument(help="3 to 16 characters: A-Z, 0-9, _")],
+    scale: Annotated[int, typer.Argument(help="decimal places of one whole unit, 0 to 18")],
+    database_url: DbOption = None,
+) -> None:
     """Register a custom asset CODE with SCALE decimal places (0 to 18); ISO 4217 currencies
     exist already."""
     asset = ledger_service(database_url).create_asset(code, scale)
@@ -44,14 +88,15 @@ def create_asset(code: str, scale: int, database_url: DbOption = None) -> None:
 
 @app.command("create-account")
 def create_account(
-    ledger_id: str,
-    asset: str,
-    normal_balance: Annotated[str, typer.Option(help="debit or credit")] = "credit",
+    ledger_id: LedgerIdArg,
+    asset: Annotated[str, typer.Argument(help="an ISO 4217 currency or a created asset code")],
+    normal_balance: Annotated[
+        NormalBalance, typer.Option(help="the side that grows the balance")
+    ] = NormalBalance.CREDIT,
     flag: Annotated[
-        list[str] | None,
-        typer.Option(help="debits_must_not_exceed_credits or credits_must_not_exceed_debits"),
+        list[FlagName] | None, typer.Option(help="a balance limit; repeat for several")
     ] = None,
-    name: str | None = None,
+    name: Annotated[str | None, typer.Option(help="a name for people")] = None,
     id: Annotated[
         str | None,
         typer.Option(help="your own id: the same id and fields again answer the stored account"),
@@ -64,8 +109,8 @@ def create_account(
     spec = AccountSpec(
         ledger_id,
         asset,
-        Direction.parse(normal_balance, "normal_balance"),
-        AccountFlag.parse(flag or []),
+        Direction.parse(normal_balance.value, "normal_balance"),
+        AccountFlag.parse([f.value for f in flag or []]),
         name,
         id=id,
     )
@@ -74,14 +119,14 @@ def create_account(
 
 
 @app.command("close-account")
-def close_account(account_id: str, database_url: DbOption = None) -> None:
+def close_account(account_id: AccountIdArg, database_url: DbOption = None) -> None:
     """Close an account (no pending transfer may be open on it); transfers to or from it are
     refused until it is reopened."""
     print_json(ledger_service(database_url).close_account(account_id).to_dict())
 
 
 @app.command("account")
-def show_account(account_id: str, database_url: DbOption = None) -> None:
+def show_account(account_id: AccountIdArg, database_url: DbOption = None) -> None:
     """Print an account with its four totals and derived balances."""
     print_json(ledger_service(database_url).get_account(account_id).to_dict())
 
@@ -98,13 +143,17 @@ def _post_one(svc: LedgerService, t: NewTransfer) -> None:
 
 @app.command("transfer")
 def transfer(
-    ledger_id: str,
-    debit_account_id: str,
-    credit_account_id: str,
+    ledger_id: LedgerIdArg,
+    debit_account_id: Annotated[str, typer.Argument(help="the account debited (acc_...)")],
+    credit_account_id: Annotated[str, typer.Argument(help="the account credited (acc_...)")],
     amount: Annotated[str, typer.Argument(help="integer minor units")],
-    id: Annotated[str | None, typer.Option(help="client id; resubmitting it is idempotent")] = None,
-    pending: bool = False,
-    timeout_s: int = 0,
+    id: NewIdOption = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="reserve the amount; post or void it later")
+    ] = False,
+    timeout_s: Annotated[
+        int, typer.Option(help="a pending transfer expires after this many seconds; 0: never")
+    ] = 0,
     metadata: Annotated[str | None, typer.Option(help="a JSON object")] = None,
     database_url: DbOption = None,
 ) -> None:
@@ -144,21 +193,27 @@ def _resolve(
 
 @app.command("post")
 def post(
-    target_id: str, amount: str | None = None, id: str | None = None, database_url: DbOption = None
+    target_id: TargetIdArg,
+    amount: PartAmountOption = None,
+    id: NewIdOption = None,
+    database_url: DbOption = None,
 ) -> None:
     """Post a pending transfer, fully or partially (AMOUNT)."""
     _resolve(Action.POST, target_id, amount, id, database_url)
 
 
 @app.command("void")
-def void(target_id: str, id: str | None = None, database_url: DbOption = None) -> None:
+def void(target_id: TargetIdArg, id: NewIdOption = None, database_url: DbOption = None) -> None:
     """Void a pending transfer, releasing its reservation."""
     _resolve(Action.VOID, target_id, None, id, database_url)
 
 
 @app.command("reverse")
 def reverse(
-    target_id: str, amount: str | None = None, id: str | None = None, database_url: DbOption = None
+    target_id: TargetIdArg,
+    amount: PartAmountOption = None,
+    id: NewIdOption = None,
+    database_url: DbOption = None,
 ) -> None:
     """Reverse a posted transfer, fully or partially (AMOUNT)."""
     _resolve(Action.REVERSE, target_id, amount, id, database_url)
@@ -166,20 +221,25 @@ def reverse(
 
 @app.command("transfers")
 def list_transfers(
-    ledger_id: str | None = None,
-    account_id: str | None = None,
-    status: str | None = None,
-    limit: int = 20,
-    starting_after: str | None = None,
+    ledger_id: Annotated[str | None, typer.Option(help="only this ledger's transfers")] = None,
+    account_id: Annotated[
+        str | None, typer.Option(help="only transfers to or from this account")
+    ] = None,
+    status: Annotated[StatusName | None, typer.Option(help="only transfers in this state")] = None,
+    limit: LimitOption = 20,
+    starting_after: Annotated[
+        str | None, typer.Option(help="the last transfer id of the previous page")
+    ] = None,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
     database_url: DbOption = None,
 ) -> None:
-    """A page may hold fewer than `limit` while has_more: go on with --cursor NEXT_CURSOR."""
+    """List transfers, newest first. A page may hold fewer than --limit while has_more (a
+    filter's scan budget ran out): go on with --cursor NEXT_CURSOR."""
     svc = ledger_service(database_url)
     page = svc.list_transfers(
         ledger_id=ledger_id,
         account_id=account_id,
-        status=_status_option(status) if status else None,
+        status=Status[status.name] if status else None,
         limit=limit,
         starting_after=starting_after,
         cursor=cursor,
@@ -195,9 +255,11 @@ def list_transfers(
 
 @app.command("entries")
 def list_entries(
-    account_id: str,
-    limit: int = 20,
-    starting_after: int | None = None,
+    account_id: AccountIdArg,
+    limit: LimitOption = 20,
+    starting_after: Annotated[
+        int | None, typer.Option(help="the last entry id of the previous page")
+    ] = None,
     database_url: DbOption = None,
 ) -> None:
     """Print an account's entries, newest first: each with the balances after it and its version."""
@@ -211,8 +273,10 @@ def list_entries(
 
 @app.command("balance")
 def balance(
-    account_id: str,
-    version: int | None = None,
+    account_id: AccountIdArg,
+    version: Annotated[
+        int | None, typer.Option(help="the balances right after this version")
+    ] = None,
     as_of: Annotated[str | None, typer.Option(help="RFC 3339 time")] = None,
     database_url: DbOption = None,
 ) -> None:
@@ -292,11 +356,3 @@ def _metadata_option(text: str) -> str | None:
             "metadata must be a JSON object", param="metadata", code="invalid_metadata"
         ) from None
     return canonical_metadata(value)
-
-
-def _status_option(text: str) -> Status:
-    try:
-        return Status[text.upper()]
-    except KeyError:
-        names = ", ".join(s.label for s in Status)
-        raise InvalidRequest(f"status is one of {names}", param="status") from None

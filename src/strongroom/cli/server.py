@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Final
 
 import typer
 
@@ -16,16 +18,27 @@ from strongroom.cli.common import (
     settings_for,
     tenancy_service,
 )
+from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.service import TenancyService
+
+DEV_KEY_FILE: Final = ".strongroom/dev-key"  # relative to the directory serve runs in
 
 keys = typer.Typer(no_args_is_help=True, help="API keys (Authorization: Bearer sk_...).")
 
 
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the TCP port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="worker processes (uvicorn), 1 to 64")
+    ] = 1,
     dev_key: Annotated[
-        bool, typer.Option(help="create an admin API key for tenant 'default' and print it")
+        bool,
+        typer.Option(
+            "--dev-key",
+            help=f"print an admin API key of tenant 'default': the one kept in {DEV_KEY_FILE} "
+            "while it is valid on this database, else a new one (kept there, mode 0600)",
+        ),
     ] = False,
     database_url: DbOption = None,
 ) -> None:
@@ -37,8 +50,11 @@ def serve(
     # Checked here too so that the message comes before any worker starts.
     open_engine(None, schema="current")[0].dispose()
     if dev_key:
-        key, secret = tenancy_service(None).create_api_key("default", ["admin"])
-        typer.echo(f"development API key ({key.id}, tenant 'default', scope admin):", err=True)
+        key, secret, kept = _development_key(tenancy_service(None), Path(DEV_KEY_FILE))
+        how = f"kept in {DEV_KEY_FILE}" if kept else f"new, kept in {DEV_KEY_FILE}"
+        typer.echo(
+            f"development API key ({key.id}, tenant 'default', scope admin; {how}):", err=True
+        )
         typer.echo(f"  export SR_KEY={secret}", err=True)
     typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
     uvicorn.run(
@@ -50,6 +66,23 @@ def serve(
         access_log=False,
         log_level="warning",
     )
+
+
+def _development_key(tenancy: TenancyService, path: Path) -> tuple[ApiKey, str, bool]:
+    """The development key kept in `path` while this database still honours it (same
+    database, not revoked); otherwise a new admin key of tenant 'default', written there with
+    mode 0600. Returns the key, its secret and whether it was the kept one."""
+    with contextlib.suppress(OSError, UnicodeError):
+        secret = path.read_text(encoding="ascii").strip()
+        key = tenancy.authenticate(secret)
+        if key is not None and Scope.ADMIN in key.scopes:
+            return key, secret, True
+    key, secret = tenancy.create_api_key("default", ["admin"], actor=CLI_ACTOR)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secret + "\n")
+    return key, secret, False
 
 
 def worker(database_url: DbOption = None) -> None:
@@ -67,11 +100,13 @@ def worker(database_url: DbOption = None) -> None:
 @keys.command("create")
 def api_keys_create(
     tenant: Annotated[str, typer.Option(help="the tenant's name; created if new")],
-    scope: Annotated[list[str], typer.Option(help="ledger:read, ledger:write or admin")],
+    scope: Annotated[list[Scope], typer.Option(help="what the key may do; repeat for several")],
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored."""
-    key, secret = tenancy_service(database_url).create_api_key(tenant, scope, actor=CLI_ACTOR)
+    key, secret = tenancy_service(database_url).create_api_key(
+        tenant, [s.value for s in scope], actor=CLI_ACTOR
+    )
     print_json(
         {
             "id": key.id,
@@ -83,7 +118,10 @@ def api_keys_create(
 
 
 @keys.command("revoke")
-def api_keys_revoke(key_id: str, database_url: DbOption = None) -> None:
+def api_keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")],
+    database_url: DbOption = None,
+) -> None:
     """Revoke an API key (servers honour it within API_KEY_CACHE_TTL_S seconds)."""
     tenancy_service(database_url).revoke_api_key(key_id, actor=CLI_ACTOR)
     typer.echo(f"revoked {key_id}")
