@@ -3,22 +3,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: install run demo test check lint format typecheck bench bench-quick openapi clean
 
-$(STAMP): pyproject.toml constraints.txt
+# `make run` installs what serving needs; every other target adds the dev and bench extras.
+$(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/strongroom db upgrade
 	$(BIN)/strongroom serve --dev-key
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/strongroom demo
 
 test: $(STAMP)
