@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
@@ -37,7 +38,7 @@ from strongroom.ledger.errors import LEDGER_ERRORS
 from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.metrics import Metrics
-from strongroom.settings import Settings
+from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.service import TenancyService
@@ -107,7 +108,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The HTTP API as `strongroom serve` runs it."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     # On SQLite as many pooled connections as the threadpool has threads (40), so that busy
     # requests do not open and close connections; PostgreSQL's are a server resource.
     sqlite = settings.database_url.startswith("sqlite")
@@ -242,7 +243,12 @@ async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
 
 def create_app_from_env() -> FastAPI:
     """For `uvicorn --factory` (each worker process builds its own app)."""
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except InvalidSettings as exc:
+        # uvicorn would print the traceback of a factory that raises: one line instead.
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(settings.log_level)
     app = create_app(settings)
     # A server process keeps ~100k long-lived objects (modules, routes, caches): freeze them

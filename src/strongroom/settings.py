@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from strongroom.core.errors import StrongroomError
 from strongroom.core.limits import (
     GROUP_COMMIT_QUEUE_MAX,
     GROUP_COMMIT_WAIT_US_DEFAULT,
@@ -56,3 +59,27 @@ class Settings(BaseSettings):
     audit_signing_key: SecretStr | None = None
     # `serve` publishes a checkpoint of each log that grew this often.
     audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+
+
+ENV_PREFIX = "STRONGROOM_"
+
+
+class InvalidSettings(StrongroomError):
+    """A setting (environment variable or option) has a value it cannot take. The message
+    names each variable and what is wrong, never the value (it may be a secret)."""
+
+    code = "invalid_setting"
+    status = 500
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and `overrides`), or InvalidSettings naming every
+    variable that is wrong: one line, not a validation traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{ENV_PREFIX}{name}: {error['msg']}")
+        raise InvalidSettings("; ".join(problems)) from None

@@ -181,3 +181,37 @@ def test_dev_key_is_kept_while_the_database_honours_it(cli: CliRunner, tmp_path:
     assert not kept
     assert fresh.id != key.id
     assert path.read_text().strip() == fresh_secret
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRONGROOM_RATE_LIMIT_PER_S", "abc-secretish")
+    result = cli.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: invalid_setting: STRONGROOM_RATE_LIMIT_PER_S: ")
+    assert "secretish" not in result.output  # the value is never echoed
+
+
+def test_the_server_factory_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRONGROOM_SQLITE_CACHE_MIB": "1"}
+    env["STRONGROOM_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", "from strongroom.runtime import create_app_from_env as f; f()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid_setting: STRONGROOM_SQLITE_CACHE_MIB: "
+        "Input should be greater than or equal to 2"
+    ]

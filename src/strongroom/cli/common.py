@@ -20,7 +20,7 @@ from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.service import LedgerService
 from strongroom.runtime import build_ledger
-from strongroom.settings import Settings
+from strongroom.settings import Settings, load_settings
 from strongroom.tenancy.service import TenancyService
 
 CLI_ACTOR: Final = "cli"  # the actor of every change made from this command
@@ -31,7 +31,7 @@ DbOption = Annotated[
 
 
 def settings_for(database_url: str | None) -> Settings:
-    return Settings(database_url=database_url) if database_url else Settings()
+    return load_settings(database_url=database_url) if database_url else load_settings()
 
 
 def open_engine(database_url: str | None, *, schema: str = "current") -> tuple[Engine, Settings]:

@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run a dispatcher until SIGTERM or SIGINT."""
     from strongroom.db import migrate
     from strongroom.db.engine import create_engine
-    from strongroom.settings import Settings
+    from strongroom.settings import load_settings
 
     defaults = DispatcherConfig()
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
         poll_ms=args.poll_ms,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    url = args.database_url or Settings().database_url
+    url = args.database_url or load_settings().database_url
     engine = create_engine(url, pool_size=config.concurrency + 2)
     stop = threading.Event()
 
