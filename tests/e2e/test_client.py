@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
-from strongroom.client import ApiError, Client
+from strongroom import apidoc
+from strongroom.audit.offline import verify_receipt
+from strongroom.audit.statement import verify_statement
+from strongroom.client import (
+    ApiError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ConflictError,
+    IdempotencyKeyReusedError,
+    InvalidRequestError,
+    LedgerRefusedError,
+    NotFoundError,
+    PermissionDeniedError,
+    resources,
+)
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
+from strongroom.ledger.model import TransferResult
+from strongroom.ledger.schemas import TransferOut
 from strongroom.runtime import create_app
 from strongroom.settings import Settings
 
@@ -25,14 +48,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Live:
+    app: FastAPI
+    base_url: str
+    writer: str  # ledger:write
+    reader: str  # ledger:read
+    admin: str  # admin
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    """(base URL, a write key's secret, a read-only key's secret)."""
+def live(tmp_path: Path) -> Iterator[Live]:
+    """The app under uvicorn on 127.0.0.1, with keys of each scope (no webhook dispatcher)."""
     url = f"sqlite:///{tmp_path / 'api.db'}"
     migrate.upgrade(create_engine(url))
-    app = create_app(Settings(database_url=url))
+    settings = Settings(database_url=url, dispatcher=False, webhook_allow_private_targets=True)
+    app = create_app(settings)
     _, writer = app.state.tenancy.create_api_key("acme", ["ledger:write"])
     _, reader = app.state.tenancy.create_api_key("acme", ["ledger:read"])
+    _, admin = app.state.tenancy.create_api_key("acme", ["admin"])
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
@@ -43,10 +77,16 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", writer, reader
+        yield Live(app, f"http://127.0.0.1:{port}", writer, reader, admin)
     finally:
         srv.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def server(live: Live) -> tuple[str, str, str]:
+    """(base URL, a write key's secret, a read-only key's secret)."""
+    return live.base_url, live.writer, live.reader
 
 
 def test_client_round_trip(server: tuple[str, str, str]) -> None:
@@ -174,3 +214,240 @@ def test_amounts_past_64_bits_travel_as_exact_json_integers(server: tuple[str, s
         f"{base}/v1/accounts/{holder.id}", headers={"Authorization": f"Bearer {reader}"}
     )
     assert f'"credits_posted":{limit}' in raw.text.replace(" ", "")
+
+
+# -- every operation has a method ----------------------------------------------------------
+
+T0, T1 = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
+# (method, path) of each operation of the OpenAPI document -> the client method that calls it,
+# with arguments to build its request. A route without a method here fails the test below.
+OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] = {
+    ("POST", "/v1/ledgers"): ("create_ledger", ("main",), {}),
+    ("GET", "/v1/ledgers"): ("list_ledgers", (), {}),
+    ("GET", "/v1/ledgers/{ledger_id}"): ("get_ledger", ("lg_1",), {}),
+    ("POST", "/v1/assets"): ("create_asset", ("GOLD", 3), {}),
+    ("POST", "/v1/accounts"): ("create_account", ("lg_1", "USD", "credit"), {}),
+    ("GET", "/v1/accounts"): ("list_accounts", ("lg_1",), {}),
+    ("GET", "/v1/accounts/{account_id}"): ("get_account", ("acc_1",), {}),
+    ("GET", "/v1/accounts/{account_id}/balance"): ("get_balance", ("acc_1",), {}),
+    ("GET", "/v1/accounts/{account_id}/entries"): ("list_entries", ("acc_1",), {}),
+    ("GET", "/v1/accounts/{account_id}/statement"): ("statement", ("acc_1", T0, T1), {}),
+    ("POST", "/v1/transfers"): ("create_transfer", ("lg_1",), {"amount": 1}),
+    ("POST", "/v1/transfers/batch"): ("create_batch", ([],), {}),
+    ("GET", "/v1/transfers"): ("list_transfers", (), {"ledger_id": "lg_1"}),
+    ("GET", "/v1/transfers/{transfer_id}"): ("get_transfer", ("tr_1",), {}),
+    ("POST", "/v1/transfers/{transfer_id}/post"): ("post_transfer", ("tr_1",), {}),
+    ("POST", "/v1/transfers/{transfer_id}/void"): ("void_transfer", ("tr_1",), {}),
+    ("POST", "/v1/transfers/{transfer_id}/reverse"): ("reverse_transfer", ("tr_1",), {}),
+    ("GET", "/v1/transfers/{transfer_id}/receipt"): ("get_transfer_receipt", ("tr_1",), {}),
+    ("GET", "/v1/events"): ("list_events", (), {}),
+    ("GET", "/v1/events/{event_id}"): ("get_event", ("ev_1",), {}),
+    ("POST", "/v1/webhook_endpoints"): ("create_webhook_endpoint", ("https://x.test",), {}),
+    ("GET", "/v1/webhook_endpoints"): ("list_webhook_endpoints", (), {}),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}"): ("get_webhook_endpoint", ("we_1",), {}),
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}"): (
+        "update_webhook_endpoint",
+        ("we_1",),
+        {"enabled": False},
+    ),
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): ("delete_webhook_endpoint", ("we_1",), {}),
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}/attempts"): (
+        "list_webhook_attempts",
+        ("we_1",),
+        {},
+    ),
+    ("GET", "/v1/audit/checkpoint"): ("get_latest_checkpoint", (), {}),
+    ("POST", "/v1/audit/checkpoints"): ("publish_checkpoint", (), {}),
+    ("GET", "/v1/audit/checkpoints/{tree_size}"): ("get_checkpoint", (5,), {}),
+    ("GET", "/v1/audit/keys"): ("list_audit_keys", (), {}),
+    ("GET", "/v1/audit/leaves"): ("list_audit_leaves", (), {}),
+    ("GET", "/v1/audit/proofs/inclusion"): ("get_inclusion_proof", (5,), {"leaf_index": 0}),
+    ("GET", "/v1/audit/proofs/consistency"): ("get_consistency_proof", (1, 5), {}),
+}
+# Listings that are one page by construction (no cursor to follow).
+SINGLE_PAGE = {"list_audit_keys"}
+
+
+def test_every_operation_of_the_openapi_document_has_a_client_method() -> None:
+    """Each operation has a method on both clients that sends that method to that path with
+    only the query parameters the operation declares, and takes every one it declares; each
+    listing that pages has an iter_ method."""
+    document = apidoc.build_document()
+    operations = {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    assert set(operations) == set(OPERATIONS), "a route without a client method, or the reverse"
+    for (method, template), (name, args, kwargs) in OPERATIONS.items():
+        call = getattr(resources, name)(*args, **kwargs)
+        assert call.method == method, name
+        pattern = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(template))
+        assert re.fullmatch(pattern, call.path), (name, call.path)
+        declared = {p["name"] for p in operations[method, template].get("parameters", [])}
+        queries = {p["name"] for p in operations[method, template].get("parameters", [])
+                   if p["in"] == "query"}  # fmt: skip
+        sent = {k for k, v in call.params.items() if v is not None}
+        assert sent <= declared, (name, sent - declared)
+        accepted = {
+            p.removesuffix("_") for p in inspect.signature(getattr(resources, name)).parameters
+        }
+        assert queries <= accepted, (name, queries - accepted)
+        for cls in (Client, AsyncClient):
+            assert callable(getattr(cls, name)), (cls, name)
+        if name.startswith("list_") and name not in SINGLE_PAGE:
+            iter_name = "iter_" + name.removeprefix("list_")
+            assert hasattr(Client, iter_name), iter_name
+            assert hasattr(AsyncClient, iter_name), iter_name
+    assert hasattr(Client, "iter_statement_pages")
+
+
+# -- against the live server ---------------------------------------------------------------
+
+
+def _transfer(sr: Client, ledger_id: str, debit: str, credit: str, **extra: Any) -> TransferOut:
+    return sr.create_transfer(
+        ledger_id, debit_account_id=debit, credit_account_id=credit, amount=1, **extra
+    )
+
+
+def test_iterators_walk_every_page_of_each_listing(live: Live) -> None:
+    with Client(live.base_url, live.writer) as sr:
+        ledgers = [sr.create_ledger(f"l{i}").id for i in range(3)]
+        main = ledgers[0]
+        accounts = [sr.create_account(main, "USD", "debit").id for _ in range(5)]
+        bank, alice = accounts[0], accounts[1]
+        made = [
+            _transfer(sr, main, bank, alice, metadata={"parity": "odd" if i % 2 else "even"})
+            for i in range(9)
+        ]
+    # Listings that examine a bounded range per request: short pages while has_more.
+    live.app.state.ledger.scan_rows_max = 3
+    live.app.state.events.scan_rows_max = 3
+    with Client(live.base_url, live.reader) as sr:
+        assert [x.id for x in sr.iter_ledgers(limit=2)] == [
+            x.id for x in sr.list_ledgers(limit=100).data
+        ]
+        assert sorted(ledgers) == sorted(x.id for x in sr.iter_ledgers(limit=2))
+        assert [a.id for a in sr.iter_accounts(main, limit=2)] == [
+            a.id for a in sr.list_accounts(main, limit=100).data
+        ]
+        assert len(list(sr.iter_accounts(main, limit=2))) == 5
+        odd = [t.id for t in reversed(made) if t.metadata == {"parity": "odd"}]
+        first = sr.list_transfers(ledger_id=main, metadata={"parity": "odd"}, limit=2)
+        assert len(first.data) < 2
+        assert first.has_more
+        assert first.next_cursor is not None
+        by_ledger = sr.iter_transfers(ledger_id=main, metadata={"parity": "odd"}, limit=2)
+        assert [t.id for t in by_ledger] == odd
+        by_account = sr.iter_transfers(account_id=alice, limit=4)
+        assert [t.id for t in by_account] == [t.id for t in reversed(made)]
+        assert [e.version for e in sr.iter_entries(alice, limit=4)] == list(range(9, 0, -1))
+        created = list(sr.iter_events(type="transfer.created", limit=2))
+        assert [e.data["id"] for e in created] == [t.id for t in reversed(made)]
+        assert sr.get_event(created[0].id) == created[0]
+        assert [e.id for e in sr.iter_events(ledger_id=ledgers[1])] == []
+    with Client(live.base_url, live.admin) as admin:
+        hooks = [admin.create_webhook_endpoint(f"http://127.0.0.1:9/h{i}").id for i in range(3)]
+        assert sorted(e.id for e in admin.iter_webhook_endpoints(limit=2)) == sorted(hooks)
+        assert list(admin.iter_webhook_attempts(hooks[0], limit=2)) == []
+        assert admin.update_webhook_endpoint(hooks[0], enabled=False).status == "disabled"
+        assert admin.delete_webhook_endpoint(hooks[0]).deleted
+
+
+def test_events_receipts_statements_and_the_audit_log(live: Live) -> None:
+    with Client(live.base_url, live.writer) as sr:
+        ledger = sr.create_ledger("main").id
+        bank = sr.create_account(ledger, "USD", "debit").id
+        alice = sr.create_account(ledger, "USD", "credit").id
+        transfers = [_transfer(sr, ledger, bank, alice) for _ in range(3)]
+    with Client(live.base_url, live.admin) as admin:
+        published = admin.publish_checkpoint()
+    with Client(live.base_url, live.reader) as sr:
+        keys = [k.verifier_key for k in sr.list_audit_keys().data]
+        assert keys
+        latest = sr.get_latest_checkpoint()
+        assert latest.tree_size >= published.tree_size
+        assert sr.get_checkpoint(published.tree_size) == published
+        size = sr.list_audit_leaves(limit=1).tree_size
+        assert [leaf.index for leaf in sr.iter_audit_leaves(limit=3)] == list(range(size))
+        assert [leaf.index for leaf in sr.iter_audit_leaves(start=size - 1)] == [size - 1]
+        proof = sr.get_inclusion_proof(published.tree_size, transfer_id=transfers[0].id)
+        assert proof.tree_size == published.tree_size
+        assert sr.get_consistency_proof(1, published.tree_size).second == published.tree_size
+        receipt = sr.get_transfer_receipt(transfers[-1].id)
+        assert verify_receipt(receipt.model_dump(), keys).tree_size >= 1
+        pages = list(sr.iter_statement_pages(alice, T0, T1, limit=1))
+        assert [p.first_version for p in pages] == [1, 2, 3]
+        documents = sr.statement_pages(alice, T0, T1, limit=1)
+        assert documents == [p.model_dump(by_alias=True) for p in pages]
+        checked = verify_statement(documents, keys)
+        assert [e.version for e in checked.entries] == [1, 2, 3]
+
+
+def test_errors_are_typed_by_code(live: Live) -> None:
+    with Client(live.base_url, live.writer) as sr:
+        ledger = sr.create_ledger("main").id
+        bank = sr.create_account(ledger, "USD", "debit").id
+        alice = sr.create_account(
+            ledger, "USD", "credit", flags=["debits_must_not_exceed_credits"]
+        ).id
+        with pytest.raises(LedgerRefusedError) as refused:
+            _transfer(sr, ledger, alice, bank)
+        assert refused.value.result == TransferResult.INSUFFICIENT_FUNDS
+        assert refused.value.status == 422
+        assert refused.value.request_id is not None
+        with pytest.raises(InvalidRequestError) as invalid:
+            sr.create_transfer(ledger, debit_account_id=bank, credit_account_id=alice, amount=0)
+        assert (invalid.value.code, invalid.value.param) == ("amount_not_positive", "amount")
+        with pytest.raises(NotFoundError):
+            sr.get_ledger("lg_does_not_exist")
+        sr.create_ledger("first", idempotency_key="same-key")
+        with pytest.raises(IdempotencyKeyReusedError):
+            sr.create_ledger("second", idempotency_key="same-key")
+        with pytest.raises(PermissionDeniedError):
+            sr.create_asset("GOLD", 3)
+    with Client(live.base_url, live.admin) as admin, pytest.raises(ConflictError) as exists:
+        admin.create_asset("USD", 2)
+    assert exists.value.code == "asset_exists"
+    with Client(live.base_url, "sk_not_a_key") as anon, pytest.raises(AuthenticationError):
+        anon.list_ledgers()
+
+
+def test_key_and_base_url_from_the_environment(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRONGROOM_API_KEY", live.writer)
+    monkeypatch.setenv("STRONGROOM_BASE_URL", live.base_url)
+    with Client() as sr:
+        assert sr.create_ledger("from-env").name == "from-env"
+
+
+def test_async_client_round_trip(live: Live) -> None:
+    async def run() -> None:
+        async with AsyncClient(live.base_url, live.writer) as sr:
+            ledger = await sr.create_ledger("main")
+            bank, alice = await asyncio.gather(
+                sr.create_account(ledger.id, "USD", "debit"),
+                sr.create_account(ledger.id, "USD", "credit"),
+            )
+            made = await asyncio.gather(
+                *(
+                    sr.create_transfer(
+                        ledger.id, debit_account_id=bank.id, credit_account_id=alice.id, amount=5
+                    )
+                    for _ in range(5)
+                )
+            )
+            assert (await sr.get_account(alice.id)).balances.posted == 25
+            listed = [t.id async for t in sr.iter_transfers(account_id=alice.id, limit=2)]
+            assert sorted(listed) == sorted(t.id for t in made)
+            events = [e async for e in sr.iter_events(ledger_id=ledger.id, limit=2)]
+            assert len(events) == 5
+            pages = await sr.statement_pages(alice.id, T0, T1, limit=2)
+            assert len(pages) == 3
+            with pytest.raises(NotFoundError):
+                await sr.get_transfer("tr_does_not_exist")
+            with pytest.raises(LedgerRefusedError) as refused:
+                await sr.void_transfer(made[0].id)
+            assert refused.value.code == "pending_transfer_not_pending"
+
+    asyncio.run(run())

@@ -1,0 +1,179 @@
+"""A typed Python client for Strongroom's HTTP API, on httpx: `Client`, and `AsyncClient`
+with the same methods (awaited; `iter_*` are async iterators).
+
+    with Client() as sr:  # STRONGROOM_API_KEY, STRONGROOM_BASE_URL (default 127.0.0.1:8000)
+        ledger = sr.create_ledger("main")
+        account = sr.create_account(ledger.id, "USD", "credit")
+        for transfer in sr.iter_transfers(account_id=account.id):
+            ...
+
+    async with AsyncClient("http://127.0.0.1:8000", api_key="sk_...") as sr:
+        async for event in sr.iter_events(type="transfer.created"):
+            ...
+
+Every operation of the API has a method (`resources` lists them). `list_*` answer one page;
+`iter_*` walk every page as the server says to go on (`next_cursor` through the short pages of
+listings that examine a bounded range per request). Answers are the API's pydantic models,
+fields the client does not know ignored.
+
+Every POST carries an Idempotency-Key (yours, or a fresh one per call), the same on each of its
+retries, so the server answers a retry with the first request's answer. A connection error, a
+5xx or a key still in flight (409) is retried with backoff, 429 and 503 after their Retry-After
+(up to `retry_after_max_s`), `max_retries` times at most. Errors are typed exceptions under
+`ApiError`, with the problem's stable `code` (`errors` maps each code and status to its class).
+"""
+
+from __future__ import annotations
+
+from strongroom.client import resources as r
+from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
+from strongroom.client._transport import (
+    AsyncTransport,
+    SyncTransport,
+    async_call,
+    async_iter,
+    async_list,
+    sync_call,
+    sync_iter,
+    sync_list,
+)
+from strongroom.client.errors import (
+    ApiError,
+    AuthenticationError,
+    ConflictError,
+    GateUnavailableError,
+    IdempotencyError,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
+    InvalidIdempotencyKeyError,
+    InvalidRequestError,
+    LedgerRefusedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    ServiceUnavailableError,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "GateUnavailableError",
+    "IdempotencyError",
+    "IdempotencyKeyInUseError",
+    "IdempotencyKeyReusedError",
+    "InvalidIdempotencyKeyError",
+    "InvalidRequestError",
+    "LedgerRefusedError",
+    "MissingApiKeyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+    "ServiceUnavailableError",
+]
+
+
+class Client(SyncTransport):
+    """`Client(base_url=None, api_key=None, *, timeout_s=30, max_retries=3,
+    retry_after_max_s=30, transport=None)`; unset, the base URL and key come from
+    STRONGROOM_BASE_URL and STRONGROOM_API_KEY."""
+
+    create_ledger = sync_call(r.create_ledger)
+    list_ledgers = sync_call(r.list_ledgers)
+    iter_ledgers = sync_iter(r.iter_ledgers)
+    get_ledger = sync_call(r.get_ledger)
+    create_asset = sync_call(r.create_asset)
+    create_account = sync_call(r.create_account)
+    list_accounts = sync_call(r.list_accounts)
+    iter_accounts = sync_iter(r.iter_accounts)
+    get_account = sync_call(r.get_account)
+    get_balance = sync_call(r.get_balance)
+    list_entries = sync_call(r.list_entries)
+    iter_entries = sync_iter(r.iter_entries)
+    statement = sync_call(r.statement)
+    iter_statement_pages = sync_iter(r.iter_statement_pages)
+    statement_pages = sync_list(r.statement_pages)
+    create_transfer = sync_call(r.create_transfer)
+    create_batch = sync_call(r.create_batch)
+    post_transfer = sync_call(r.post_transfer)
+    void_transfer = sync_call(r.void_transfer)
+    reverse_transfer = sync_call(r.reverse_transfer)
+    list_transfers = sync_call(r.list_transfers)
+    iter_transfers = sync_iter(r.iter_transfers)
+    get_transfer = sync_call(r.get_transfer)
+    get_transfer_receipt = sync_call(r.get_transfer_receipt)
+    list_events = sync_call(r.list_events)
+    iter_events = sync_iter(r.iter_events)
+    get_event = sync_call(r.get_event)
+    create_webhook_endpoint = sync_call(r.create_webhook_endpoint)
+    list_webhook_endpoints = sync_call(r.list_webhook_endpoints)
+    iter_webhook_endpoints = sync_iter(r.iter_webhook_endpoints)
+    get_webhook_endpoint = sync_call(r.get_webhook_endpoint)
+    update_webhook_endpoint = sync_call(r.update_webhook_endpoint)
+    delete_webhook_endpoint = sync_call(r.delete_webhook_endpoint)
+    list_webhook_attempts = sync_call(r.list_webhook_attempts)
+    iter_webhook_attempts = sync_iter(r.iter_webhook_attempts)
+    get_latest_checkpoint = sync_call(r.get_latest_checkpoint)
+    publish_checkpoint = sync_call(r.publish_checkpoint)
+    get_checkpoint = sync_call(r.get_checkpoint)
+    list_audit_keys = sync_call(r.list_audit_keys)
+    list_audit_leaves = sync_call(r.list_audit_leaves)
+    iter_audit_leaves = sync_iter(r.iter_audit_leaves)
+    get_inclusion_proof = sync_call(r.get_inclusion_proof)
+    get_consistency_proof = sync_call(r.get_consistency_proof)
+
+
+class AsyncClient(AsyncTransport):
+    """`Client`'s methods, awaited; `iter_*` are async iterators. Close it with `aclose()` or
+    `async with`."""
+
+    create_ledger = async_call(r.create_ledger)
+    list_ledgers = async_call(r.list_ledgers)
+    iter_ledgers = async_iter(r.iter_ledgers)
+    get_ledger = async_call(r.get_ledger)
+    create_asset = async_call(r.create_asset)
+    create_account = async_call(r.create_account)
+    list_accounts = async_call(r.list_accounts)
+    iter_accounts = async_iter(r.iter_accounts)
+    get_account = async_call(r.get_account)
+    get_balance = async_call(r.get_balance)
+    list_entries = async_call(r.list_entries)
+    iter_entries = async_iter(r.iter_entries)
+    statement = async_call(r.statement)
+    iter_statement_pages = async_iter(r.iter_statement_pages)
+    statement_pages = async_list(r.statement_pages)
+    create_transfer = async_call(r.create_transfer)
+    create_batch = async_call(r.create_batch)
+    post_transfer = async_call(r.post_transfer)
+    void_transfer = async_call(r.void_transfer)
+    reverse_transfer = async_call(r.reverse_transfer)
+    list_transfers = async_call(r.list_transfers)
+    iter_transfers = async_iter(r.iter_transfers)
+    get_transfer = async_call(r.get_transfer)
+    get_transfer_receipt = async_call(r.get_transfer_receipt)
+    list_events = async_call(r.list_events)
+    iter_events = async_iter(r.iter_events)
+    get_event = async_call(r.get_event)
+    create_webhook_endpoint = async_call(r.create_webhook_endpoint)
+    list_webhook_endpoints = async_call(r.list_webhook_endpoints)
+    iter_webhook_endpoints = async_iter(r.iter_webhook_endpoints)
+    get_webhook_endpoint = async_call(r.get_webhook_endpoint)
+    update_webhook_endpoint = async_call(r.update_webhook_endpoint)
+    delete_webhook_endpoint = async_call(r.delete_webhook_endpoint)
+    list_webhook_attempts = async_call(r.list_webhook_attempts)
+    iter_webhook_attempts = async_iter(r.iter_webhook_attempts)
+    get_latest_checkpoint = async_call(r.get_latest_checkpoint)
+    publish_checkpoint = async_call(r.publish_checkpoint)
+    get_checkpoint = async_call(r.get_checkpoint)
+    list_audit_keys = async_call(r.list_audit_keys)
+    list_audit_leaves = async_call(r.list_audit_leaves)
+    iter_audit_leaves = async_iter(r.iter_audit_leaves)
+    get_inclusion_proof = async_call(r.get_inclusion_proof)
+    get_consistency_proof = async_call(r.get_consistency_proof)
