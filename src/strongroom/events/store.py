@@ -13,6 +13,7 @@ from typing import Any
 from strongroom.db.query import chunks as _chunks
 from strongroom.db.query import fetch_in as _fetch_in
 from strongroom.db.query import sql as _sql
+from strongroom.db.query import sqlite_insert_many as _insert_many
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.model import (
     ALL_EVENTS,
@@ -29,6 +30,9 @@ from strongroom.events.render import event_data
 from strongroom.ledger.store import TRANSFER_COLS
 
 EVENT_COLS = "seq, id, ledger_id, type, data, created_at, transfer_id"
+_EVENT_NAMES = tuple(EVENT_COLS.split(", "))
+# Written as a literal where it is None in every row (db.query.sqlite_insert_many).
+_EVENT_CONSTANT_CANDIDATES = (_EVENT_NAMES.index("data"), _EVENT_NAMES.index("transfer_id"))
 _TRANSFER_WIDTH = len(TRANSFER_COLS.split(", "))
 # What a read selects: the event, and its transfer's row to render its data from (the data of
 # events written before the rows named their transfer is stored in `data`).
@@ -68,9 +72,12 @@ def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
         # The write transaction (BEGIN IMMEDIATE) holds SQLite's only write lock, so the
         # next seqs are free and are handed out in commit order.
         (last,) = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        cur.executemany(
-            f"INSERT INTO events ({EVENT_COLS}) VALUES (?,?,?,?,?,?,?)",
+        _insert_many(
+            cur,
+            "events",
+            _EVENT_NAMES,
             [(last + 1 + i, *row) for i, row in enumerate(rows)],
+            _EVENT_CONSTANT_CANDIDATES,
         )
         cur.execute(
             "INSERT INTO events_unrouted (seq) SELECT seq FROM events WHERE seq > ?", (last,)
