@@ -264,6 +264,18 @@ def load_accounts_for_update(
     return accounts
 
 
+def insert_transfers_sqlite(
+    cur: Any, transfer_rows: Sequence[Sequence[Any]], entry_rows: Sequence[Sequence[Any]]
+) -> None:
+    """SQLite: insert transfer and entry rows (money already in stored form) the fastest way
+    known (db.query.sqlite_insert_many). The ledger benchmark's storage-limit reference inserts
+    its rows with this too, so that the reference is the limit of the same inserts."""
+    sqlite_insert_many(
+        cur, "transfers", _TRANSFER_NAMES, transfer_rows, _TRANSFER_CONSTANT_CANDIDATES
+    )
+    sqlite_insert_many(cur, "entries", _ENTRY_NAMES, entry_rows, _ENTRY_CONSTANT_CANDIDATES)
+
+
 def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
     cur = uow.cursor()
     dirty = writes.dirty_accounts(state)
@@ -280,10 +292,7 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
             transfer_rows = _stored_rows(transfer_rows, TRANSFER_MONEY)
             entry_rows = _stored_rows(entry_rows, ENTRY_MONEY)
             account_rows = _stored_rows(account_rows, ACCOUNT_UPDATE_MONEY)
-        sqlite_insert_many(
-            cur, "transfers", _TRANSFER_NAMES, transfer_rows, _TRANSFER_CONSTANT_CANDIDATES
-        )
-        sqlite_insert_many(cur, "entries", _ENTRY_NAMES, entry_rows, _ENTRY_CONSTANT_CANDIDATES)
+        insert_transfers_sqlite(cur, transfer_rows, entry_rows)
         if status_rows:
             cur.executemany("UPDATE transfers SET status = ? WHERE id = ?", status_rows)
         if account_rows:
