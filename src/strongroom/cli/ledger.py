@@ -11,9 +11,9 @@ import typer
 
 from strongroom.cli.common import CLI_ACTOR, DbOption, ledger_service, print_json
 from strongroom.core import clock, ids
+from strongroom.core.clock import time_param
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.money import parse_amount_text
-from strongroom.http.errors import time_param
 from strongroom.ledger.model import (
     AccountFlag,
     Action,

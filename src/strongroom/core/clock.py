@@ -6,6 +6,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from strongroom.core.errors import InvalidRequest
+
 
 def now_us() -> int:
     return time.time_ns() // 1_000
@@ -53,3 +55,16 @@ def parse_timestamp(text: str) -> int:
 
 
 _MAX_US = from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
+def time_param(text: str, param: str) -> int:
+    """A request's RFC 3339 time (epoch microseconds), or a 400 `invalid_timestamp` naming
+    the parameter (an API query parameter, a CLI option)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an RFC 3339 time between 1970 and 9999",
+            param=param,
+            code="invalid_timestamp",
+        ) from None
