@@ -982,6 +982,8 @@ populate_0004 = _populate(SCHEMA_0004)
 # head first and auditing there would not test that the audit rows survive the upgrade.
 populate_0005 = _populate(SCHEMA_0005)
 populate_0006 = _populate(SCHEMA_0006)
+# 0007 added data (audit baselines), no table: a database at 0007 holds what one at 0006 did.
+populate_0007 = _populate(SCHEMA_0006)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -990,4 +992,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0004": populate_0004,
     "0005": populate_0005,
     "0006": populate_0006,
+    "0007": populate_0007,
 }

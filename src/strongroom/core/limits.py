@@ -106,9 +106,11 @@ RATE_LIMIT_BURST_DEFAULT: Final = 4_000
 WEBHOOK_ATTEMPTS_MAX: Final = 12  # per (event, endpoint); the delivery is failed after that
 WEBHOOK_BACKOFF_MS_BASE: Final = 10_000  # doubled after each failed attempt, with jitter
 WEBHOOK_BACKOFF_MS_MAX: Final = 4 * 3600 * 1000
-WEBHOOK_TIMEOUT_MS: Final = 10_000  # connect, write and each read of one request
+# The whole of one attempt, counted from its claim: connecting, sending and the answer's head.
+WEBHOOK_TIMEOUT_MS: Final = 10_000
 # A claimed delivery is leased for this long: another dispatcher takes it over only after that.
 WEBHOOK_LEASE_MS: Final = 60_000
+WEBHOOK_LEASE_MARGIN_MS_MIN: Final = 500  # a lease outlasts its attempt's deadline by this
 WEBHOOK_ENDPOINT_FAILURES_MAX: Final = 50  # consecutive failed attempts disable an endpoint
 WEBHOOK_ENDPOINTS_PER_TENANT_MAX: Final = 20
 WEBHOOK_CONCURRENCY_MAX: Final = 64  # requests in flight per dispatcher
@@ -118,7 +120,7 @@ WEBHOOK_TIMESTAMP_TOLERANCE_S: Final = 300  # Standard Webhooks' recommended rep
 WEBHOOK_URL_LENGTH_MAX: Final = 2_048
 WEBHOOK_ERROR_CHARS_MAX: Final = 500  # of an attempt's error text
 assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
-assert 2 * WEBHOOK_TIMEOUT_MS < WEBHOOK_LEASE_MS  # a lease outlives the request it covers
+assert WEBHOOK_TIMEOUT_MS + WEBHOOK_LEASE_MARGIN_MS_MIN <= WEBHOOK_LEASE_MS
 assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
 
 # Audit verify's replay (audit/replay.py): the ledger's entries and the log's entries are read

@@ -235,6 +235,14 @@ webhook_delivery_state = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
     sa.Index("webhook_delivery_endpoint", "endpoint_id", "event_seq"),
+    # 0008: each endpoint's pending deliveries by when they are due (fair claiming).
+    sa.Index(
+        "webhook_delivery_endpoint_due",
+        "endpoint_id",
+        "next_attempt_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
     sqlite_with_rowid=False,
 )
 
