@@ -11,6 +11,7 @@ No label names a tenant, an API key or any id: routes are templates, results are
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import platform
@@ -144,11 +145,9 @@ class Metrics:
     def observe_batch(self, size: int, seconds: float, outcomes: list[TransferOutcome]) -> None:
         self.batch_size.observe(size)
         self.commit_latency.observe(seconds)
-        counts: dict[str, int] = {}
-        for outcome in outcomes:
-            counts[outcome.result.value] = counts.get(outcome.result.value, 0) + 1
-        for result, count in counts.items():
-            self.transfers.labels(result).inc(count)
+        # Counted by result member, named once each: `.value` per transfer cost ~1 us.
+        for result, count in collections.Counter(o.result for o in outcomes).items():
+            self.transfers.labels(result.value).inc(count)
 
     def exposition(self) -> tuple[bytes, str]:
         """The scrape's body and media type: this app's metrics, or every worker's."""
