@@ -30,13 +30,14 @@ from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
-from strongroom.http.app import build_api, configure_logging
+from strongroom.http.app import build_api
 from strongroom.http.errors import HTTP_ERRORS
 from strongroom.ledger import api as ledger_api
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.errors import LEDGER_ERRORS
 from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
+from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
@@ -208,6 +209,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
         metrics=metrics.exposition,
         observe_request=metrics.observe_request,
+        metrics_token=(
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        ),
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -242,7 +246,8 @@ async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
 
 
 def create_app_from_env() -> FastAPI:
-    """For `uvicorn --factory` (each worker process builds its own app)."""
+    """For `uvicorn --factory` (each worker process builds its own app). Logs are JSON lines
+    (`configure_logging`), uvicorn's own included when it was given `logging_config()`."""
     try:
         settings = load_settings()
     except InvalidSettings as exc:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from strongroom.core.errors import StrongroomError
@@ -17,6 +18,7 @@ from strongroom.core.limits import (
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
+from strongroom.logs import LOG_LEVELS
 
 DEFAULT_DATABASE_URL = "sqlite:///./strongroom.db"
 
@@ -44,7 +46,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=RATE_LIMIT_BURST_DEFAULT, ge=1)
     # Pending transfers past their timeout are expired this often by `serve`.
     expiry_interval_s: float = Field(default=1.0, gt=0, le=3600)
-    log_level: str = "INFO"
+    # JSON log lines on stderr from this level up (any case).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # When set, GET /metrics needs `Authorization: Bearer <this token>`.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     # Webhooks: `serve` runs a dispatcher unless this is off (then run `strongroom worker`).
     dispatcher: bool = True
     # Development and tests only: lets webhook URLs point at private or loopback addresses.
@@ -59,6 +64,11 @@ class Settings(BaseSettings):
     audit_signing_key: SecretStr | None = None
     # `serve` publishes a checkpoint of each log that grew this often.
     audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
 
 ENV_PREFIX = "STRONGROOM_"
@@ -83,3 +93,10 @@ def load_settings(**overrides: Any) -> Settings:
             name = "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{ENV_PREFIX}{name}: {error['msg']}")
         raise InvalidSettings("; ".join(problems)) from None
+
+
+def log_level_or_default() -> str:
+    """STRONGROOM_LOG_LEVEL if it is a level, else INFO: logging is configured before the
+    settings are checked, so that their error is itself logged and reported."""
+    level = os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper()
+    return level if level in LOG_LEVELS else "INFO"

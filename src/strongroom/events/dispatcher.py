@@ -530,7 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run a dispatcher until SIGTERM or SIGINT."""
     from strongroom.db import migrate
     from strongroom.db.engine import create_engine
-    from strongroom.settings import load_settings
+    from strongroom.logs import configure_logging
+    from strongroom.settings import load_settings, log_level_or_default
 
     defaults = DispatcherConfig()
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -565,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
         tenant_concurrency=args.tenant_concurrency,
         poll_ms=args.poll_ms,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level_or_default())
     url = args.database_url or load_settings().database_url
     engine = create_engine(url, pool_size=config.concurrency + 2)
     stop = threading.Event()

@@ -6,7 +6,7 @@ the wire."""
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -41,10 +41,12 @@ def build_api(
     readiness: Callable[[Request], Awaitable[dict[str, str]]],
     metrics: Callable[[], tuple[bytes, str]],
     observe_request: Callable[[str, str, int, float], None],
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
     `readiness(request)` answers each check's state ("ok" or why not); `metrics()` the
-    exposition body and its media type."""
+    exposition body and its media type, to a scraper sending `Bearer <metrics_token>` when
+    one is set."""
     for code in ("invalid_request", "invalid_json", "not_found", "internal_error"):
         assert code in catalogue, f"the catalogue lacks the HTTP layer's {code}"
     app = FastAPI(
@@ -78,8 +80,19 @@ def build_api(
             status_code=200 if ready else 503,
         )
 
+    expected = f"Bearer {metrics_token}".encode() if metrics_token else None
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if expected is not None:
+            sent = request.headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(sent, expected):  # in constant time
+                return errors.problem(
+                    request,
+                    "metrics_token_required",
+                    "send the metrics token as 'Authorization: Bearer ...'",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         body, media_type = metrics()
         return Response(body, media_type=media_type)
 
@@ -115,32 +128,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     content[errors.PROBLEM_JSON] = content.pop("application/json")
     app.openapi_schema = document
     return document
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; only the fields a record carries on purpose."""
-
-    FIELDS = ("request_id", "tenant", "api_key", "method", "route", "status", "duration_ms")
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self.FIELDS:
-            if hasattr(record, name):
-                out[name] = getattr(record, name)
-        if record.exc_info:
-            out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("strongroom")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False

@@ -29,6 +29,7 @@ PROBLEM_JSON = "application/problem+json"
 HTTP_ERRORS: Final = (
     ErrorCode("invalid_json", 400, "The body is not valid JSON"),
     ErrorCode("invalid_timestamp", 400, "A timestamp is not RFC 3339"),
+    ErrorCode("metrics_token_required", 401, "The metrics token is required"),
     ErrorCode("method_not_allowed", 405, "Method not allowed"),
     ErrorCode("request_too_large", 413, "The request body is too large"),
     ErrorCode("unsupported_media_type", 415, "The body must be application/json"),
