@@ -129,7 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
-    tenancy = TenancyService(engine, pepper=pepper, audit=audit)
+    tenancy = TenancyService(
+        engine, pepper=pepper, audit=audit, idempotency_lease_s=settings.idempotency_lease_s
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,9 @@ from strongroom.core.limits import (
     GROUP_COMMIT_QUEUE_MAX,
     GROUP_COMMIT_WAIT_US_DEFAULT,
     GROUP_COMMIT_WAIT_US_MAX,
+    IDEMPOTENCY_LEASE_S,
+    IDEMPOTENCY_LEASE_S_MAX,
+    IDEMPOTENCY_LEASE_S_MIN,
     RATE_LIMIT_BURST_DEFAULT,
     RATE_LIMIT_REQUESTS_PER_S_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
@@ -42,6 +45,11 @@ class Settings(BaseSettings):
     )
     # Keys the hash of every API key; without it a random one is kept in the database.
     api_key_pepper: SecretStr | None = None
+    # How long an attempt holds its Idempotency-Key (renewed while it runs): a retry of a request
+    # whose server died runs again at most this long after.
+    idempotency_lease_s: float = Field(
+        default=IDEMPOTENCY_LEASE_S, ge=IDEMPOTENCY_LEASE_S_MIN, le=IDEMPOTENCY_LEASE_S_MAX
+    )
     rate_limit_per_s: float = Field(default=RATE_LIMIT_REQUESTS_PER_S_DEFAULT, gt=0)
     rate_limit_burst: int = Field(default=RATE_LIMIT_BURST_DEFAULT, ge=1)
     # Pending transfers past their timeout are expired this often by `serve`.

@@ -98,6 +98,13 @@ assert VERIFY_FETCH_ROWS <= VERIFY_PROGRESS_ROWS
 REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024  # a batch of 8,190 transfers fits
 IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
 IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
+# An attempt holds its key for this long and renews it every third of it while it runs: a key
+# whose attempt died (a crash, a kill) is taken over by a retry at most this long after.
+IDEMPOTENCY_LEASE_S: Final = 10
+IDEMPOTENCY_LEASE_S_MIN: Final = 0.3
+IDEMPOTENCY_LEASE_S_MAX: Final = 300
+# Records purged per statement by the retention job.
+IDEMPOTENCY_PURGE_BATCH: Final = 1000
 API_KEY_CACHE_TTL_S: Final = 10.0
 RATE_LIMIT_REQUESTS_PER_S_DEFAULT: Final = 2_000
 RATE_LIMIT_BURST_DEFAULT: Final = 4_000

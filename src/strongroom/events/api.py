@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.core.idempotency import RANDOM_IDS, Minter, minter_for
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.events.schemas import (
     AttemptList,
@@ -32,8 +33,13 @@ class EventsCtx:
     key: ApiKey
     events: EventService
 
+    ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
+
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
+
+    def new_id(self, prefix: str) -> str:
+        return self.ids.new_id(prefix)
 
     @property
     def actor(self) -> str:
@@ -42,7 +48,9 @@ class EventsCtx:
 
 
 def context(request: Request) -> EventsCtx:
-    return EventsCtx(request.state.api_key, request.app.state.events)
+    return EventsCtx(
+        request.state.api_key, request.app.state.events, minter_for(request.scope.get("state", {}))
+    )
 
 
 Ctx = Annotated[EventsCtx, Depends(context)]
@@ -63,7 +71,7 @@ async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.create_endpoint(
-            ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor
+            ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor, id=ctx.new_id("we")
         )
     )
     return _endpoint_out(endpoint)

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core import ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
+from strongroom.core.idempotency import RANDOM_IDS, Minter, request_of
 from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
@@ -77,6 +77,12 @@ class Ctx:
     svc: LedgerService
     committer: GroupCommitter
     ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
+    # The ids of what this request creates: derived from its Idempotency-Key, so that a retry
+    # of the request mints the same ones (core.idempotency), or new ones.
+    ids: Minter
+    # An earlier attempt of this same idempotent request ran: a transfer that `exists` under
+    # one of its ids is one that attempt created.
+    resumed: bool = False
 
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
@@ -97,7 +103,10 @@ async def context(request: Request) -> Ctx:
     request for four attribute reads."""
     state = request.app.state
     key: ApiKey = request.state.api_key
-    return Ctx(key, state.ledger, state.committer, state.ledger_tenants)
+    idem = request_of(request.scope.get("state", {}))
+    if idem is None:
+        return Ctx(key, state.ledger, state.committer, state.ledger_tenants, RANDOM_IDS)
+    return Ctx(key, state.ledger, state.committer, state.ledger_tenants, idem, idem.resumed)
 
 
 CtxDep = Annotated[Ctx, Depends(context)]
@@ -148,7 +157,9 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
 async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     ledger = await run_in_threadpool(
-        ctx.svc.create_ledger, body.name, body.metadata, tenant_id=ctx.key.tenant_id
+        lambda: ctx.svc.create_ledger(
+            body.name, body.metadata, tenant_id=ctx.key.tenant_id, id=ctx.ids.new_id("ldg")
+        )
     )
     ctx.ledger_tenants[ledger.id] = ledger.tenant_id
     return _ledger_out(ledger)
@@ -214,6 +225,7 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
         flags=AccountFlag.parse(body.flags),
         name=body.name,
         metadata=body.metadata,
+        id=ctx.ids.new_id("acc"),
     )
     accounts = await run_in_threadpool(ctx.svc.create_accounts, [spec])
     return accounts[0].to_dict()
@@ -288,7 +300,7 @@ async def list_entries(
 
 
 def _new_transfer(
-    body: TransferCreate, prefix: str = "", *, linked: bool = False, id: str | None = None
+    body: TransferCreate, prefix: str = "", *, linked: bool = False, id: str
 ) -> NewTransfer:
     """`prefix` names the transfer inside a batch (`transfers[3].`) in error params."""
     legs = None
@@ -309,7 +321,7 @@ def _new_transfer(
     else:
         validate_amount(body.amount, f"{prefix}amount")
     return NewTransfer(
-        id=id or ids.new_id("tr"),
+        id=id,
         ledger_id=body.ledger_id,
         debit_account_id=body.debit_account_id,
         credit_account_id=body.credit_account_id,
@@ -390,7 +402,7 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
     ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
-    return _fast_json(await _committed(ctx, _new_transfer(body)), 201)
+    return _fast_json(await _committed(ctx, _new_transfer(body, id=ctx.ids.new_id("tr"))), 201)
 
 
 @router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
@@ -400,7 +412,7 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     ctx.require(Scope.LEDGER_WRITE)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
-    new_ids = ids.new_ids("tr", len(body.transfers))
+    new_ids = ctx.ids.new_ids("tr", len(body.transfers))
     batch = [
         _simple_transfer(t, new_ids[i])
         or _new_transfer(t, f"transfers[{i}].", linked=t.linked, id=new_ids[i])
@@ -418,6 +430,10 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     for o in outcomes:
         code = _refusal(o).code if not o.result.ok else o.result.value
         status = o.result.value if o.result.ok else "refused"
+        if ctx.resumed and o.result is TransferResult.EXISTS:
+            # Under an id this request minted: an earlier attempt of it created the transfer
+            # and its answer was lost. That attempt's answer is the true one.
+            code = status = TransferResult.CREATED.value
         results.append(_BATCH_RESULT % (o.index, status, code, o.transfer_id))
     return Response(
         ('{"object":"batch","results":[' + ",".join(results) + "]}").encode(),
@@ -441,7 +457,7 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
     if body is not None and body.amount is not None:
         amount = validate_amount(body.amount)
     t = NewTransfer(
-        id=ids.new_id("tr"),
+        id=ctx.ids.new_id("tr"),
         ledger_id=target.ledger_id,
         action=action,
         target_id=target.id,
