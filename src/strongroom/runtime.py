@@ -22,6 +22,7 @@ from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.service import AuditLog
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue
+from strongroom.core.limits import IDEMPOTENCY_PURGE_INTERVAL_S
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
 from strongroom.db.uow import UnitOfWork
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _publish_forever(audit, settings.audit_checkpoint_interval_s)
         )
         app.state.publisher = publisher
+        purger = asyncio.create_task(_purge_idempotency_forever(tenancy))
+        app.state.idempotency_purger = purger
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(
@@ -162,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 dispatcher.stop()
                 dispatcher.close()
-            for task in (sweeper, publisher):
+            for task in (sweeper, publisher, purger):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -234,6 +237,16 @@ async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:
         except Exception:
             log.exception("expiring pending transfers failed; retrying")
         await asyncio.sleep(interval_s)
+
+
+async def _purge_idempotency_forever(tenancy: TenancyService) -> None:
+    """Idempotency records past their retention are deleted, every IDEMPOTENCY_PURGE_INTERVAL_S."""
+    while True:
+        try:
+            await run_in_threadpool(tenancy.purge_idempotency)
+        except Exception:
+            log.exception("purging idempotency records failed; retrying")
+        await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_S)
 
 
 async def _publish_forever(audit: AuditLog, interval_s: float) -> None:

@@ -103,8 +103,9 @@ IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
 IDEMPOTENCY_LEASE_S: Final = 10
 IDEMPOTENCY_LEASE_S_MIN: Final = 0.3
 IDEMPOTENCY_LEASE_S_MAX: Final = 300
-# Records purged per statement by the retention job.
+# Records purged per statement by the retention job, and how often it runs.
 IDEMPOTENCY_PURGE_BATCH: Final = 1000
+IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
 API_KEY_CACHE_TTL_S: Final = 10.0
 RATE_LIMIT_REQUESTS_PER_S_DEFAULT: Final = 2_000
 RATE_LIMIT_BURST_DEFAULT: Final = 4_000
