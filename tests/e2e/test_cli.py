@@ -215,3 +215,22 @@ def test_the_server_factory_reports_a_bad_setting_in_one_line(tmp_path: Path) ->
         "error: invalid_setting: STRONGROOM_SQLITE_CACHE_MIB: "
         "Input should be greater than or equal to 2"
     ]
+
+
+def test_progress_is_live_on_a_terminal_and_lines_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from strongroom.cli.progress import progress
+
+    with progress("job") as show:
+        show("step 1")
+        show("step 2")
+    assert capsys.readouterr().err.splitlines() == ["step 1", "step 2"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress("job") as show:
+        show("step 1")
+    err = capsys.readouterr().err
+    assert "job: done" in err
+    assert "step 1\n" not in err  # a live display, not the plain lines
