@@ -44,11 +44,11 @@ class AuditLog(AuditReads, AuditVerify, AuditBase):
         """A sink of the transfer pipeline, the last: one leaf per ledger change, in the
         ledger's transaction, to its tenant's log (appending locks the log's row).
 
-        The hot path of a bulk batch: entries are matched to their transfers in pairs (the
-        engine writes both in the same order, leaf.entries_by_change), and each log gets one
-        bundle. A transfer's leaf is found later by the transfer's created_at, the bundle's
-        time (the batch's); an expiry's (the transfer row keeps its creation time) by
-        reference."""
+        The hot path of a bulk batch: entries are matched to their transfers two by two as
+        the leaves are packed (the engine writes both in the same order, leaf.batch_leaves),
+        and each log gets one bundle. A transfer's leaf is found later by the transfer's
+        created_at, the bundle's time (the batch's); an expiry's (the transfer row keeps its
+        creation time) by reference."""
         rows = batch.transfers
         if not rows:
             return
