@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core import ids
@@ -18,6 +20,7 @@ from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
+from strongroom.http.routing import json_body_route
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.listing import check_one_cursor
 from strongroom.ledger.model import (
@@ -101,6 +104,8 @@ async def context(request: Request) -> Ctx:
 
 
 CtxDep = Annotated[Ctx, Depends(context)]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Endpoint = Callable[[ModelT, Ctx], Awaitable[Response]]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 
 
@@ -385,7 +390,28 @@ def _transfer_out(record: TransferRecord) -> dict[str, Any]:
     return out
 
 
-@router.post("/transfers", status_code=201, response_model=TransferOut, tags=["transfers"])
+def _hot_post(
+    path: str, model: type[ModelT], **options: Any
+) -> Callable[[Endpoint[ModelT]], Endpoint[ModelT]]:
+    """`router.post` for a route whose endpoint takes (body, ctx) and nothing else: its plain
+    JSON requests skip FastAPI's body handling and dependency solving (http.routing)."""
+
+    def register(endpoint: Endpoint[ModelT]) -> Endpoint[ModelT]:
+        async def fast(request: Request, body: ModelT) -> Response:
+            return await endpoint(body, await context(request))
+
+        route_class = json_body_route(model, fast)
+        router.add_api_route(
+            path, endpoint, methods=["POST"], route_class_override=route_class, **options
+        )
+        return endpoint
+
+    return register
+
+
+@_hot_post(
+    "/transfers", TransferCreate, status_code=201, response_model=TransferOut, tags=["transfers"]
+)
 async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
     ctx.require(Scope.LEDGER_WRITE)
@@ -393,7 +419,7 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     return _fast_json(await _committed(ctx, _new_transfer(body)), 201)
 
 
-@router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
+@_hot_post("/transfers/batch", BatchCreate, response_model=BatchOut, tags=["transfers"])
 async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
     transfer with the next, `atomic` makes the whole batch one chain."""
