@@ -15,13 +15,14 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.service import AuditLog
-from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue
+from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.core.limits import IDEMPOTENCY_PURGE_INTERVAL_S
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
@@ -270,7 +271,15 @@ def create_app_from_env() -> FastAPI:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StrongroomError as exc:  # an out-of-date schema, say
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except sa_exc.OperationalError as exc:  # the database cannot be reached or opened
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"error: database_unavailable: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
     # A server process keeps ~100k long-lived objects (modules, routes, caches): freeze them
     # out of the collector and collect young objects less often. Full collections otherwise
     # paused a worker for 60-80 ms about once a second under load (measured with py-spy).
