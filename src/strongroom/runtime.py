@@ -202,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
         routers=[ledger_api.router, events_api.router, audit_api.router],
+        webhooks=[events_api.webhooks],
         # Innermost first: authentication, then the rate limit per key, then idempotency.
         middleware=[
             (Idempotency, {"tenancy": tenancy}),

@@ -21,9 +21,11 @@ from strongroom.audit.schemas import (
     StatementOut,
 )
 from strongroom.audit.service import AuditLog
+from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, STATEMENT_PAGE_ENTRIES_MAX
 from strongroom.http.errors import ERROR_RESPONSES, time_param
+from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
@@ -57,7 +59,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-@router.get("/audit/checkpoint", response_model=CheckpointOut, tags=["audit"])
+@router.get(
+    "/audit/checkpoint",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    operation_id="getLatestCheckpoint",
+    openapi_extra=error_codes("not_found"),
+)
 async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """The latest signed checkpoint of the tenant's log (published at an interval by `serve`,
     or on demand with POST /v1/audit/checkpoints)."""
@@ -66,7 +74,12 @@ async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     return found.to_dict()
 
 
-@router.post("/audit/checkpoints", response_model=CheckpointOut, tags=["audit"])
+@router.post(
+    "/audit/checkpoints",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    openapi_extra=error_codes("not_found"),
+)
 async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """Sign and publish a checkpoint of the log as it is now (the latest one if the log has
     not grown since)."""
@@ -78,7 +91,12 @@ async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     return published[0].to_dict()
 
 
-@router.get("/audit/checkpoints/{tree_size}", response_model=CheckpointOut, tags=["audit"])
+@router.get(
+    "/audit/checkpoints/{tree_size}",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_checkpoint(
     tree_size: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx
 ) -> dict[str, Any]:
@@ -88,7 +106,13 @@ async def get_checkpoint(
     return found.to_dict()
 
 
-@router.get("/audit/proofs/inclusion", response_model=InclusionProofOut, tags=["audit"])
+@router.get(
+    "/audit/proofs/inclusion",
+    response_model=InclusionProofOut,
+    tags=["audit"],
+    operation_id="getInclusionProof",
+    openapi_extra=error_codes("not_found"),
+)
 async def inclusion_proof(
     ctx: Ctx,
     tree_size: Size,
@@ -116,7 +140,13 @@ async def inclusion_proof(
     }
 
 
-@router.get("/audit/proofs/consistency", response_model=ConsistencyProofOut, tags=["audit"])
+@router.get(
+    "/audit/proofs/consistency",
+    response_model=ConsistencyProofOut,
+    tags=["audit"],
+    operation_id="getConsistencyProof",
+    openapi_extra=error_codes("not_found"),
+)
 async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, Any]:
     """The RFC 9162 consistency proof between the trees of `first` and `second` leaves."""
     ctx.require(Scope.LEDGER_READ)
@@ -131,7 +161,12 @@ async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, An
     }
 
 
-@router.get("/audit/leaves", response_model=LeafList, tags=["audit"])
+@router.get(
+    "/audit/leaves",
+    response_model=LeafList,
+    tags=["audit"],
+    operation_id="listAuditLeaves",
+)
 async def list_leaves(
     ctx: Ctx,
     start: Index = 0,
@@ -144,7 +179,12 @@ async def list_leaves(
     return {**list_body(data, has_more), "tree_size": size}
 
 
-@router.get("/audit/keys", response_model=KeyList, tags=["audit"])
+@router.get(
+    "/audit/keys",
+    response_model=KeyList,
+    tags=["audit"],
+    operation_id="listAuditKeys",
+)
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     """The public keys that sign checkpoints (C2SP verifier keys), retired ones included."""
     ctx.require(Scope.LEDGER_READ)
@@ -152,12 +192,20 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
     return list_body(keys, False)
 
 
-@router.get("/accounts/{account_id}/statement", response_model=StatementOut, tags=["audit"])
+@router.get(
+    "/accounts/{account_id}/statement",
+    response_model=StatementOut,
+    tags=["audit"],
+    operation_id="getAccountStatement",
+    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_cursor", "invalid_limit"),
+)
 async def account_statement(
     account_id: str,
     ctx: Ctx,
-    from_: Annotated[str, Query(alias="from", description="RFC 3339; the period excludes it")],
-    to: Annotated[str, Query(description="RFC 3339; the period includes it")],
+    from_: Annotated[
+        Timestamp, Query(alias="from", description="RFC 3339; the period excludes it")
+    ],
+    to: Annotated[Timestamp, Query(description="RFC 3339; the period includes it")],
     limit: Annotated[
         int, Query(ge=1, le=STATEMENT_PAGE_ENTRIES_MAX, description="entries on this page")
     ] = STATEMENT_PAGE_ENTRIES_MAX,
@@ -178,7 +226,13 @@ async def account_statement(
     )
 
 
-@router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut, tags=["audit"])
+@router.get(
+    "/transfers/{transfer_id}/receipt",
+    response_model=ReceiptOut,
+    tags=["audit"],
+    operation_id="getTransferReceipt",
+    openapi_extra=error_codes("not_found"),
+)
 async def transfer_receipt(transfer_id: str, ctx: Ctx) -> dict[str, Any]:
     """A self-contained receipt: the transfer's leaves, their inclusion proofs and the signed
     checkpoint they are proved against (published now if the latest does not hold them yet).

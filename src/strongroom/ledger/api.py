@@ -14,14 +14,24 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.idempotency import RANDOM_IDS, Minter, request_of
 from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
+from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.routing import json_body_route
 from strongroom.ledger.coalescer import GroupCommitter
+from strongroom.ledger.errors import (
+    ACCOUNT_INPUT_ERRORS,
+    AMOUNT_ERRORS,
+    LISTING_ERRORS,
+    METADATA_ERRORS,
+    TRANSFER_INPUT_ERRORS,
+    TRANSFER_REFUSALS,
+)
 from strongroom.ledger.listing import check_one_cursor
 from strongroom.ledger.model import (
     AccountFlag,
@@ -158,7 +168,13 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
 # -- ledgers and assets --------------------------------------------------------------------
 
 
-@router.post("/ledgers", status_code=201, response_model=LedgerOut, tags=["ledgers"])
+@router.post(
+    "/ledgers",
+    status_code=201,
+    response_model=LedgerOut,
+    tags=["ledgers"],
+    openapi_extra=error_codes(METADATA_ERRORS, "invalid_name"),
+)
 async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     ledger = await run_in_threadpool(
@@ -170,7 +186,12 @@ async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
     return _ledger_out(ledger)
 
 
-@router.get("/ledgers", response_model=LedgerList, tags=["ledgers"])
+@router.get(
+    "/ledgers",
+    response_model=LedgerList,
+    tags=["ledgers"],
+    openapi_extra=error_codes("invalid_cursor"),
+)
 async def list_ledgers(
     ctx: CtxDep,
     limit: Limit = PAGE_SIZE_DEFAULT,
@@ -190,7 +211,12 @@ async def list_ledgers(
     return list_body([_ledger_out(x) for x in page.data], page.has_more)
 
 
-@router.get("/ledgers/{ledger_id}", response_model=LedgerOut, tags=["ledgers"])
+@router.get(
+    "/ledgers/{ledger_id}",
+    response_model=LedgerOut,
+    tags=["ledgers"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     ledger = await run_in_threadpool(
@@ -199,7 +225,13 @@ async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
     return _ledger_out(ledger)
 
 
-@router.post("/assets", status_code=201, response_model=AssetOut, tags=["assets"])
+@router.post(
+    "/assets",
+    status_code=201,
+    response_model=AssetOut,
+    tags=["assets"],
+    openapi_extra=error_codes("invalid_asset_code", "invalid_asset_scale", "asset_exists"),
+)
 async def create_asset(body: AssetCreate, ctx: CtxDep) -> dict[str, Any]:
     """Custom assets are shared by every tenant of this server, as the ISO 4217 ones are."""
     ctx.require(Scope.ADMIN)
@@ -219,7 +251,13 @@ async def _own_account(ctx: Ctx, account_id: str) -> Any:
     return account
 
 
-@router.post("/accounts", status_code=201, response_model=AccountOut, tags=["accounts"])
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    tags=["accounts"],
+    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS),
+)
 async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
@@ -236,7 +274,12 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
     return accounts[0].to_dict()
 
 
-@router.get("/accounts", response_model=AccountList, tags=["accounts"])
+@router.get(
+    "/accounts",
+    response_model=AccountList,
+    tags=["accounts"],
+    openapi_extra=error_codes(LISTING_ERRORS),
+)
 async def list_accounts(
     ctx: CtxDep,
     ledger_id: str,
@@ -253,18 +296,29 @@ async def list_accounts(
     return list_body([a.to_dict() for a in page.data], page.has_more)
 
 
-@router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountOut,
+    tags=["accounts"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_account(account_id: str, ctx: CtxDep) -> Response:
     ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     return _fast_json(account.to_dict())
 
 
-@router.get("/accounts/{account_id}/balance", response_model=BalanceAtOut, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}/balance",
+    response_model=BalanceAtOut,
+    tags=["accounts"],
+    operation_id="getAccountBalance",
+    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_version"),
+)
 async def get_balance(
     account_id: str,
     ctx: CtxDep,
-    as_of: str | None = None,
+    as_of: Timestamp | None = None,
     version: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Balances now, after a version, or as of an RFC 3339 time."""
@@ -285,7 +339,13 @@ async def get_balance(
     return {"object": "balance", "account_id": account_id, "version": at, "balances": view}
 
 
-@router.get("/accounts/{account_id}/entries", response_model=EntryList, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}/entries",
+    response_model=EntryList,
+    tags=["accounts"],
+    operation_id="listAccountEntries",
+    openapi_extra=error_codes(LISTING_ERRORS),
+)
 async def list_entries(
     account_id: str,
     ctx: CtxDep,
@@ -453,7 +513,12 @@ def _hot_post(
 
 
 @_hot_post(
-    "/transfers", TransferCreate, status_code=201, response_model=TransferOut, tags=["transfers"]
+    "/transfers",
+    TransferCreate,
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS),
 )
 async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
@@ -462,7 +527,14 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     return _fast_json(await _committed(ctx, _new_transfer(body, id=ctx.ids.new_id("tr"))), 201)
 
 
-@_hot_post("/transfers/batch", BatchCreate, response_model=BatchOut, tags=["transfers"])
+@_hot_post(
+    "/transfers/batch",
+    BatchCreate,
+    response_model=BatchOut,
+    tags=["transfers"],
+    operation_id="createTransferBatch",
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, "batch_too_large"),
+)
 async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
     transfer with the next, `atomic` makes the whole batch one chain."""
@@ -530,7 +602,11 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
 
 
 @router.post(
-    "/transfers/{transfer_id}/post", status_code=201, response_model=TransferOut, tags=["transfers"]
+    "/transfers/{transfer_id}/post",
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Post a pending transfer, fully or `amount` of it (the rest is released)."""
@@ -538,7 +614,11 @@ async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
 
 
 @router.post(
-    "/transfers/{transfer_id}/void", status_code=201, response_model=TransferOut, tags=["transfers"]
+    "/transfers/{transfer_id}/void",
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Void a pending transfer, releasing its reservation."""
@@ -552,6 +632,7 @@ async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
@@ -559,17 +640,37 @@ async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None =
 
 
 _METADATA_PARAM = re.compile(r"^metadata\[([^\]]+)\]$")
+METADATA_FILTER: dict[str, Any] = {
+    "name": "metadata",
+    "in": "query",
+    "style": "deepObject",
+    "explode": True,
+    "required": False,
+    "description": "`metadata[key]=value`: only transfers whose metadata has that value under "
+    "that key (a key of letters, digits, '_', '-' or '.'); one filter a request, the last one "
+    "given counts.",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+}
 
 
-@router.get("/transfers", response_model=TransferList, tags=["transfers"])
+@router.get(
+    "/transfers",
+    response_model=TransferList,
+    tags=["transfers"],
+    openapi_extra={
+        **error_codes(LISTING_ERRORS, "invalid_metadata_filter", "invalid_timestamp"),
+        # Read from the query string by hand (below): FastAPI cannot declare it.
+        "parameters": [METADATA_FILTER],
+    },
+)
 async def list_transfers(
     request: Request,
     ctx: CtxDep,
     ledger_id: str | None = None,
     account_id: str | None = None,
     status: Annotated[str | None, Query(pattern="^(posted|pending|voided|expired)$")] = None,
-    created_after: str | None = None,
-    created_before: str | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
     ending_before: str | None = None,
@@ -626,7 +727,12 @@ async def list_transfers(
     return list_body([transfer_to_dict(r) for r in page.data], page.has_more, page.next_cursor)
 
 
-@router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"])
+@router.get(
+    "/transfers/{transfer_id}",
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_transfer(transfer_id: str, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     return transfer_to_dict(await _own_transfer(ctx, transfer_id))
