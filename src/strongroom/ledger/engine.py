@@ -203,10 +203,19 @@ class Engine:
         # Built once the whole batch is applied: a later transfer of the batch may change a row
         # created earlier (a post or void of a pending transfer rewrites its status).
         rows, created = self.writes.transfers, self._created
-        outcomes = [
-            TransferOutcome(k, r, t.id, rows[created[t.id]] if r is _CREATED else None)
-            for k, (r, t) in enumerate(zip(results, batch, strict=True))
-        ]
+        if len(rows) == n:
+            # Every transfer was created (each creates one row at most, and a failed chain took
+            # its rows back), in batch order: the k-th row is the k-th transfer's. The bulk case.
+            assert results.count(_CREATED) == n
+            outcomes = [
+                TransferOutcome(k, _CREATED, t.id, row)
+                for k, (t, row) in enumerate(zip(batch, rows, strict=True))
+            ]
+        else:
+            outcomes = [
+                TransferOutcome(k, r, t.id, rows[created[t.id]] if r is _CREATED else None)
+                for k, (r, t) in enumerate(zip(results, batch, strict=True))
+            ]
         if self._blocked is not None:
             for o in outcomes:
                 if o.result is R.BLOCKED_BY_GATE:

@@ -79,6 +79,9 @@ def _stored_rows(rows: Sequence[Sequence[Any]], money: slice) -> list[tuple[Any,
     return [(*r[:start], *(to_stored_int(v) for v in r[start:stop]), *r[stop:]) for r in rows]
 
 
+# An Enum member read through its class costs a lookup through the metaclass.
+_REVERSE = Action.REVERSE
+
 # Where the money columns are in each row the engine writes.
 TRANSFER_MONEY = slice(7, 8)
 ENTRY_MONEY = slice(6, 12)
@@ -171,8 +174,11 @@ def load_batch_state(
         rec = record_from_row(row)
         transfers[rec.id] = rec
     reversed_amounts: dict[str, int] = {}
-    reversal_targets = sorted(
-        {t.target_id for t in batch if t.action is Action.REVERSE and t.target_id}
+    # Only a batch that names targets can hold a reversal (most hold none: no pass over them).
+    reversal_targets = (
+        sorted({t.target_id for t in batch if t.action is _REVERSE and t.target_id})
+        if targets
+        else []
     )
     # Summed here, not in SQL: SQLite's SUM would overflow (or see blobs) past 64 bits.
     for target_id, amount in fetch_in(
