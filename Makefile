@@ -20,9 +20,11 @@ $(STAMP): $(RUN_STAMP)
 
 install: $(STAMP)
 
+PORT ?= 8000
+
 run: $(RUN_STAMP)
 	$(BIN)/strongroom db upgrade
-	$(BIN)/strongroom serve --dev-key
+	$(BIN)/strongroom serve --dev-key --port $(PORT)
 
 demo: $(RUN_STAMP)
 	$(BIN)/strongroom demo

@@ -115,7 +115,10 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"]).upper()
-            problems.append(f"{ENV_PREFIX}{name}: {error['msg']}")
+            message = error["msg"]
+            if error["type"] in ("too_short", "string_too_short"):  # "items" for a SecretStr
+                message = f"must be at least {error.get('ctx', {}).get('min_length')} characters"
+            problems.append(f"{ENV_PREFIX}{name}: {message}")
         raise InvalidSettings("; ".join(problems)) from None
 
 

@@ -451,3 +451,22 @@ def test_async_client_round_trip(live: Live) -> None:
             assert refused.value.code == "pending_transfer_not_pending"
 
     asyncio.run(run())
+
+
+def test_the_readme_python_snippet_runs(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [snippet] = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    monkeypatch.setenv("STRONGROOM_API_KEY", live.writer)
+    monkeypatch.setenv("STRONGROOM_BASE_URL", live.base_url)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet, "README.md", "exec"), {})  # noqa: S102 - our own README
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "refused: insufficient_funds"
+    assert len(lines) == 3
+    assert lines[1].endswith(" 2500 posted")
+    assert "'available': 2500" in lines[2] or "available=2500" in lines[2]

@@ -13,7 +13,12 @@ from strongroom.cli.common import reporting_errors
 from strongroom.logs import configure_logging
 from strongroom.settings import log_level_or_default
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Strongroom: a fintech core.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 def _print_version(value: bool) -> None:

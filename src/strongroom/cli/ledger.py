@@ -55,7 +55,8 @@ class StatusName(StrEnum):
 
 LedgerIdArg = Annotated[str, typer.Argument(help="the ledger's id (ldg_...)")]
 AccountIdArg = Annotated[str, typer.Argument(help="the account's id (acc_...)")]
-TargetIdArg = Annotated[str, typer.Argument(help="the pending or posted transfer's id (tr_...)")]
+PendingIdArg = Annotated[str, typer.Argument(help="the pending transfer's id (tr_...)")]
+PostedIdArg = Annotated[str, typer.Argument(help="the posted transfer's id (tr_...)")]
 NewIdOption = Annotated[
     str | None,
     typer.Option(help="your own id for the new transfer; resubmitting it is idempotent"),
@@ -77,7 +78,9 @@ def create_ledger(
 
 @app.command("create-asset")
 def create_asset(
-    code: Annotated[str, typer.Argument(help="3 to 16 characters: A-Z, 0-9, _")],
+    code: Annotated[
+        str, typer.Argument(help="2 to 16 characters of A-Z, 0-9 and _, starting with a letter")
+    ],
     scale: Annotated[int, typer.Argument(help="decimal places of one whole unit, 0 to 18")],
     database_url: DbOption = None,
 ) -> None:
@@ -194,7 +197,7 @@ def _resolve(
 
 @app.command("post")
 def post(
-    target_id: TargetIdArg,
+    target_id: PendingIdArg,
     amount: PartAmountOption = None,
     id: NewIdOption = None,
     database_url: DbOption = None,
@@ -204,14 +207,14 @@ def post(
 
 
 @app.command("void")
-def void(target_id: TargetIdArg, id: NewIdOption = None, database_url: DbOption = None) -> None:
+def void(target_id: PendingIdArg, id: NewIdOption = None, database_url: DbOption = None) -> None:
     """Void a pending transfer, releasing its reservation."""
     _resolve(Action.VOID, target_id, None, id, database_url)
 
 
 @app.command("reverse")
 def reverse(
-    target_id: TargetIdArg,
+    target_id: PostedIdArg,
     amount: PartAmountOption = None,
     id: NewIdOption = None,
     database_url: DbOption = None,
@@ -259,7 +262,8 @@ def list_entries(
     account_id: AccountIdArg,
     limit: LimitOption = 20,
     starting_after: Annotated[
-        int | None, typer.Option(help="the last entry id of the previous page")
+        int | None,
+        typer.Option(help="the last version of the previous page (entries are by version)"),
     ] = None,
     database_url: DbOption = None,
 ) -> None:

@@ -71,7 +71,10 @@ def validate_url(url: object, *, allow_private_targets: bool) -> str:
         parsed.host == "localhost" or (address is not None and ssrf.is_refused_address(address))
     ):
         raise InvalidRequest(
-            "the webhook URL points inside the network", param="url", code="invalid_url"
+            "the webhook URL points inside the network (for development only: "
+            "STRONGROOM_WEBHOOK_ALLOW_PRIVATE_TARGETS=true)",
+            param="url",
+            code="invalid_url",
         )
     assert isinstance(url, str)
     return url
