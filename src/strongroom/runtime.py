@@ -13,13 +13,16 @@ import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from strongroom import __version__
 from strongroom.audit import api as audit_api
+from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue
 from strongroom.db import migrate
@@ -30,7 +33,7 @@ from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
-from strongroom.http.app import build_api, configure_logging
+from strongroom.http.app import Middleware, build_api, configure_logging
 from strongroom.http.errors import HTTP_ERRORS
 from strongroom.ledger import api as ledger_api
 from strongroom.ledger.coalescer import GroupCommitter
@@ -41,6 +44,7 @@ from strongroom.metrics import Metrics
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
+from strongroom.tenancy.ratelimit import Buckets, open_storage
 from strongroom.tenancy.service import TenancyService
 
 log = logging.getLogger("strongroom.runtime")
@@ -102,6 +106,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         LEDGER_ERRORS,
         EVENTS_ERRORS,
         TENANCY_ERRORS,
+        AUDIT_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -129,6 +134,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(engine, pepper=pepper, audit=audit)
+    # Rate limits shared by every worker process (tenancy/ratelimit.py).
+    limits = open_storage(
+        settings.rate_limit_storage,
+        settings.database_url,
+        engine.url.database if sqlite else None,
+    )
+    per_key = Buckets(limits, "key", settings.rate_limit_per_s, settings.rate_limit_burst)
+    failures = Buckets(
+        limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -164,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             committer.close()
+            await limits.close()
             engine.dispose()
 
     async def readiness(request: Request) -> dict[str, str]:
@@ -195,20 +211,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
         routers=[ledger_api.router, events_api.router, audit_api.router],
-        # Innermost first: authentication, then the rate limit per key, then idempotency.
+        # Innermost first: the client's address (from a trusted proxy), authentication, then
+        # the rate limit per key, then idempotency.
         middleware=[
             (Idempotency, {"tenancy": tenancy}),
-            (
-                RateLimit,
-                {"rate_per_s": settings.rate_limit_per_s, "burst": settings.rate_limit_burst},
-            ),
-            (Authenticate, {"tenancy": tenancy}),
+            (RateLimit, {"buckets": per_key}),
+            (Authenticate, {"tenancy": tenancy, "failures": failures}),
+            *_proxy_headers(settings),
         ],
         lifespan=lifespan,
         readiness=readiness,
         metrics=metrics.exposition,
         observe_request=metrics.observe_request,
     )
+    if settings.public_base_url is not None:
+        _announce_server(app, settings.public_base_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.ledger = ledger
@@ -218,6 +235,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.ledger_tenants = {}
     return app
+
+
+def _proxy_headers(settings: Settings) -> list[Middleware]:
+    """uvicorn's proxy-headers middleware for the trusted proxies only: X-Forwarded-For and
+    X-Forwarded-Proto from any other peer are ignored (serve turns uvicorn's own off)."""
+    if not settings.trusted_proxy_list:
+        return []
+    # uvicorn's middleware is typed with its own ASGI types, which are Starlette's in shape.
+    middleware: Any = ProxyHeadersMiddleware
+    return [(middleware, {"trusted_hosts": settings.trusted_proxy_list})]
+
+
+def _announce_server(app: FastAPI, url: str) -> None:
+    """The OpenAPI document names the public base URL as its server."""
+    document = app.openapi
+
+    def with_server() -> dict[str, Any]:
+        found = document()
+        found["servers"] = [{"url": url}]
+        return found
+
+    app.openapi = with_server  # type: ignore[method-assign]
 
 
 async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:

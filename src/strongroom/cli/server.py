@@ -65,6 +65,9 @@ def serve(
         workers=workers,
         access_log=False,
         log_level="warning",
+        # The app believes X-Forwarded-* from STRONGROOM_TRUSTED_PROXIES only (runtime.py);
+        # uvicorn's own handling would trust 127.0.0.1 whatever the settings say.
+        proxy_headers=False,
     )
 
 

@@ -14,7 +14,12 @@ from starlette.concurrency import run_in_threadpool
 
 from strongroom.core import ids
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
-from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.limits import (
+    AMOUNT_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    RATE_LIMIT_UNITS_PER_BATCH_TRANSFER,
+)
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.pagination import list_body
@@ -54,7 +59,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
-from strongroom.tenancy.access import require_scope
+from strongroom.tenancy.access import require_scope, spend
 from strongroom.tenancy.model import ApiKey, Scope
 
 
@@ -394,10 +399,12 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
 
 
 @router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
-async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
+async def create_batch(body: BatchCreate, ctx: CtxDep, request: Request) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
-    transfer with the next, `atomic` makes the whole batch one chain."""
+    transfer with the next, `atomic` makes the whole batch one chain. It costs 1 + N/100
+    rate-limit tokens for N transfers."""
     ctx.require(Scope.LEDGER_WRITE)
+    await spend(request.state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
     new_ids = ids.new_ids("tr", len(body.transfers))
