@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -24,7 +25,8 @@ from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
-from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue
+from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
+from strongroom.core.limits import IDEMPOTENCY_PURGE_INTERVAL_S
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
 from strongroom.db.uow import UnitOfWork
@@ -33,13 +35,14 @@ from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
-from strongroom.http.app import Middleware, build_api, configure_logging
+from strongroom.http.app import Middleware, build_api
 from strongroom.http.errors import HTTP_ERRORS
 from strongroom.ledger import api as ledger_api
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.errors import LEDGER_ERRORS
 from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
+from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
@@ -133,7 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
-    tenancy = TenancyService(engine, pepper=pepper, audit=audit)
+    tenancy = TenancyService(
+        engine, pepper=pepper, audit=audit, idempotency_lease_s=settings.idempotency_lease_s
+    )
     # Rate limits shared by every worker process (tenancy/ratelimit.py).
     limits = open_storage(
         settings.rate_limit_storage,
@@ -159,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _publish_forever(audit, settings.audit_checkpoint_interval_s)
         )
         app.state.publisher = publisher
+        purger = asyncio.create_task(_purge_idempotency_forever(tenancy))
+        app.state.idempotency_purger = purger
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(
@@ -174,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 dispatcher.stop()
                 dispatcher.close()
-            for task in (sweeper, publisher):
+            for task in (sweeper, publisher, purger):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -211,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
         routers=[ledger_api.router, events_api.router, audit_api.router],
+        webhooks=[events_api.webhooks],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[
@@ -223,6 +231,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
         metrics=metrics.exposition,
         observe_request=metrics.observe_request,
+        metrics_token=(
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        ),
     )
     if settings.public_base_url is not None:
         _announce_server(app, settings.public_base_url)
@@ -269,6 +280,16 @@ async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+async def _purge_idempotency_forever(tenancy: TenancyService) -> None:
+    """Idempotency records past their retention are deleted, every IDEMPOTENCY_PURGE_INTERVAL_S."""
+    while True:
+        try:
+            await run_in_threadpool(tenancy.purge_idempotency)
+        except Exception:
+            log.exception("purging idempotency records failed; retrying")
+        await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_S)
+
+
 async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
     """A signed checkpoint of every log that grew, each interval. With several workers each
     publishes; a checkpoint of a size already published is the same tree and is kept once."""
@@ -281,7 +302,8 @@ async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
 
 
 def create_app_from_env() -> FastAPI:
-    """For `uvicorn --factory` (each worker process builds its own app)."""
+    """For `uvicorn --factory` (each worker process builds its own app). Logs are JSON lines
+    (`configure_logging`), uvicorn's own included when it was given `logging_config()`."""
     try:
         settings = load_settings()
     except InvalidSettings as exc:
@@ -289,7 +311,15 @@ def create_app_from_env() -> FastAPI:
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StrongroomError as exc:  # an out-of-date schema, say
+        print(f"error: {exc.code}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except sa_exc.OperationalError as exc:  # the database cannot be reached or opened
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"error: database_unavailable: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
     # A server process keeps ~100k long-lived objects (modules, routes, caches): freeze them
     # out of the collector and collect young objects less often. Full collections otherwise
     # paused a worker for 60-80 ms about once a second under load (measured with py-spy).

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import os
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -16,11 +17,15 @@ from strongroom.core.limits import (
     GROUP_COMMIT_QUEUE_MAX,
     GROUP_COMMIT_WAIT_US_DEFAULT,
     GROUP_COMMIT_WAIT_US_MAX,
+    IDEMPOTENCY_LEASE_S,
+    IDEMPOTENCY_LEASE_S_MAX,
+    IDEMPOTENCY_LEASE_S_MIN,
     RATE_LIMIT_BURST_DEFAULT,
     RATE_LIMIT_REQUESTS_PER_S_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
+from strongroom.logs import LOG_LEVELS
 
 DEFAULT_DATABASE_URL = "sqlite:///./strongroom.db"
 
@@ -44,8 +49,13 @@ class Settings(BaseSettings):
     )
     # Keys the hash of every API key; without it a random one is kept in the database.
     api_key_pepper: SecretStr | None = None
-    # Tokens a second and at once of each API key's bucket (docs/deployment.md "Rate limits": what a
-    # request costs), held across every worker process.
+    # How long an attempt holds its Idempotency-Key (renewed while it runs): a retry of a request
+    # whose server died runs again at most this long after.
+    idempotency_lease_s: float = Field(
+        default=IDEMPOTENCY_LEASE_S, ge=IDEMPOTENCY_LEASE_S_MIN, le=IDEMPOTENCY_LEASE_S_MAX
+    )
+    # Tokens a second and at once of each API key's bucket (docs/deployment.md "Rate limits":
+    # what a request costs), held across every worker process.
     rate_limit_per_s: float = Field(default=RATE_LIMIT_REQUESTS_PER_S_DEFAULT, gt=0)
     rate_limit_burst: int = Field(default=RATE_LIMIT_BURST_DEFAULT, ge=1)
     # Where the buckets live: `file` (a memory-mapped file shared by this host's workers; next
@@ -63,7 +73,10 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # Pending transfers past their timeout are expired this often by `serve`.
     expiry_interval_s: float = Field(default=1.0, gt=0, le=3600)
-    log_level: str = "INFO"
+    # JSON log lines on stderr from this level up (any case).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # When set, GET /metrics needs `Authorization: Bearer <this token>`.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     # Webhooks: `serve` runs a dispatcher unless this is off (then run `strongroom worker`).
     dispatcher: bool = True
     # Development and tests only: lets webhook URLs point at private or loopback addresses.
@@ -78,6 +91,11 @@ class Settings(BaseSettings):
     audit_signing_key: SecretStr | None = None
     # `serve` publishes a checkpoint of each log that grew this often.
     audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("rate_limit_storage")
     @classmethod
@@ -148,3 +166,10 @@ def load_settings(**overrides: Any) -> Settings:
             name = "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{ENV_PREFIX}{name}: {error['msg']}")
         raise InvalidSettings("; ".join(problems)) from None
+
+
+def log_level_or_default() -> str:
+    """STRONGROOM_LOG_LEVEL if it is a level, else INFO: logging is configured before the
+    settings are checked, so that their error is itself logged and reported."""
+    level = os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper()
+    return level if level in LOG_LEVELS else "INFO"

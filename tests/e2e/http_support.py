@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from strongroom.core.errors import ErrorCatalogue
 from strongroom.db import migrate
@@ -61,6 +62,26 @@ def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_C
         assert response.headers.get_list("request-id"), f"no Request-Id on {where}"
     if response.status_code >= 400:
         check_problem(response, catalogue)
+
+
+def check_declared(app: FastAPI, method: str, path: str, response: httpx.Response) -> None:
+    """A problem's code is one the OpenAPI document lists for the operation that answered."""
+    if response.status_code < 400 or response.status_code == 405:
+        return
+    operation = operation_of(app.openapi(), method, path.split("?")[0])
+    if operation is None:  # no documented operation has this path: a 404 of the router's
+        return
+    code = response.json()["code"]
+    assert code in operation["x-error-codes"], f"{method} {path}: {code} is not documented"
+
+
+def operation_of(document: Mapping[str, Any], method: str, path: str) -> Any:
+    """The operation of `document` that serves `method` on `path`, or None."""
+    for template, item in document["paths"].items():
+        pattern = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path) and method.lower() in item:
+            return item[method.lower()]
+    return None
 
 
 def check_problem(
@@ -151,6 +172,7 @@ class Api:
             method, path, json=json, content=content, params=params, headers=all_headers
         )
         check_response(response, self.app.state.errors)
+        check_declared(self.app, method, path, response)
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -292,6 +314,8 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
             if included is not None:
                 context = route.include_context  # type: ignore[attr-defined]
                 walk(included.routes, prefix + context.prefix)
+                continue
+            if isinstance(route, Mount):  # static files (the docs' scripts): no API route
                 continue
             path = getattr(route, "path", None)
             methods = getattr(route, "methods", None)

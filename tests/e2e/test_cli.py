@@ -215,3 +215,51 @@ def test_the_server_factory_reports_a_bad_setting_in_one_line(tmp_path: Path) ->
         "error: invalid_setting: STRONGROOM_SQLITE_CACHE_MIB: "
         "Input should be greater than or equal to 2"
     ]
+
+
+def test_progress_is_live_on_a_terminal_and_lines_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from strongroom.cli.progress import progress
+
+    with progress("job") as show:
+        show("step 1")
+        show("step 2")
+    assert capsys.readouterr().err.splitlines() == ["step 1", "step 2"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress("job") as show:
+        show("step 1")
+    err = capsys.readouterr().err
+    assert "job: done" in err
+    assert "step 1\n" not in err  # a live display, not the plain lines
+
+
+@pytest.mark.parametrize(
+    ("url", "line"),
+    [
+        ("postgresql://nobody@127.0.0.1:1/x", "error: database_unavailable: connection failed"),
+        (None, "error: schema_out_of_date: database schema is at empty"),
+    ],
+)
+def test_the_server_factory_reports_an_unusable_database_in_one_line(
+    tmp_path: Path, url: str | None, line: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRONGROOM_DATABASE_URL": url or f"sqlite:///{tmp_path / 'e.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from strongroom.runtime import create_app_from_env as f; f()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(line), lines[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from strongroom.core.limits import BATCH_TRANSFERS_MAX
+from strongroom.db.uow import UnitOfWork
+from strongroom.tenancy import store as tenancy_store
 from tests.e2e.http_support import (
     Api,
     Served,
@@ -30,6 +34,8 @@ from tests.e2e.http_support import (
 
 # Concurrent duplicates of one request, sent together by as many threads.
 DUPLICATES = 16
+# The lease of an attempt in these tests (STRONGROOM_IDEMPOTENCY_LEASE_S): configuration.
+SHORT_LEASE_S = 0.3
 
 
 @pytest.fixture
@@ -152,19 +158,45 @@ def test_same_key_with_another_request_is_422(api: Api, acme: Tenant) -> None:
     assert response.status_code == 422
 
 
-def test_keys_belong_to_one_api_key(api: Api, acme: Tenant) -> None:
+def test_keys_belong_to_the_tenant(api: Api, acme: Tenant) -> None:
+    """As Stripe scopes keys to the account: any API key of the tenant replays the answer."""
     other_key = api.app.state.tenancy.create_api_key("acme", ["ledger:write"])[1]
     bravo = seed_tenant(api, "bravo")
     mine = api.post("/v1/transfers", key=acme.write, json=_move(acme, 3), headers=_idem("same"))
     theirs = api.post("/v1/transfers", key=other_key, json=_move(acme, 3), headers=_idem("same"))
     assert (mine.status_code, theirs.status_code) == (201, 201)
-    assert "idempotent-replayed" not in theirs.headers
-    assert mine.json()["id"] != theirs.json()["id"]
-    assert balances(api, acme, acme.alice)["posted"] == 1006
+    assert theirs.headers["idempotent-replayed"] == "true"
+    assert theirs.content == mine.content
+    assert balances(api, acme, acme.alice)["posted"] == 1003
+    other = api.post("/v1/transfers", key=other_key, json=_move(acme, 4), headers=_idem("same"))
+    assert (other.status_code, problem_code(other)) == (422, "idempotency_key_reused")
     # Another tenant's key under the same Idempotency-Key neither replays nor is refused.
     bravos = api.post("/v1/transfers", key=bravo.write, json=_move(bravo, 3), headers=_idem("same"))
     assert bravos.status_code == 201
+    assert "idempotent-replayed" not in bravos.headers
     assert acme.ledger not in bravos.text
+
+
+def test_a_stored_answer_is_compact(api: Api, acme: Tenant) -> None:
+    batch = {"transfers": [_move(acme, 1 + i % 7) for i in range(BATCH_TRANSFERS_MAX)]}
+    done = api.post("/v1/transfers/batch", key=acme.write, json=batch, headers=_idem("big"))
+    assert done.status_code == 200
+    with UnitOfWork(api.app.state.engine, write=False) as uow:
+        record = tenancy_store.get_idempotency_record(
+            uow, acme_tenant_id(api, acme), "big", for_update=False
+        )
+    assert record is not None
+    assert record.body is not None
+    assert zlib.decompress(record.body) == done.content
+    # Measured: 8,190 results are ~700 KB of JSON; stored, a small fraction of that.
+    assert len(record.body) * 5 < len(done.content), (len(record.body), len(done.content))
+
+
+def acme_tenant_id(api: Api, t: Tenant) -> str:
+    key = api.app.state.tenancy.authenticate(t.write)
+    assert key is not None
+    tenant_id: str = key.tenant_id
+    return tenant_id
 
 
 def test_malformed_keys_and_ignored_methods(api: Api, acme: Tenant) -> None:
@@ -284,3 +316,118 @@ def test_concurrent_duplicates_over_a_real_server_post_exactly_once(db_url: str)
         assert set(results) <= {201, 409, 422}, results
         listed = read("/v1/transfers", account_id=acme.alice, limit="100")["data"]
         assert len(listed) == 4
+
+
+# -- failures at every step, then a retry: exactly one posting -------------------------------
+
+FAILURE_POINTS = ("before_commit", "after_commit", "crash_after_commit", "after_store")
+
+
+class Injected(Exception):
+    """The failure a test injects (a bug, a lost connection, a dying process)."""
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, app: Any, point: str, armed: list[bool]) -> None:
+    """Fail once, at `point`, the next time the request gets there; `armed[0]` says whether it
+    is still to come. crash_after_commit: the attempt dies after the ledger committed, and
+    (a process that died) never lets its lease go: the retry waits the lease out."""
+    ledger, tenancy = app.state.ledger, app.state.tenancy
+    post, finish, release = (
+        ledger.post_transfers,
+        tenancy.finish_idempotent,
+        tenancy.release_idempotent,
+    )
+
+    def post_transfers(*args: Any, **kwargs: Any) -> Any:
+        if armed[0] and point == "before_commit":
+            armed[0] = False
+            raise Injected("before the commit")
+        outcomes = post(*args, **kwargs)
+        if armed[0] and point in ("after_commit", "crash_after_commit"):
+            armed[0] = False
+            if point == "crash_after_commit":
+                monkeypatch.setattr(tenancy, "release_idempotent", lambda *a: None)
+            raise Injected("after the commit")
+        return outcomes
+
+    def finish_idempotent(*args: Any) -> bool:
+        stored: bool = finish(*args)
+        if armed[0] and point == "after_store":
+            armed[0] = False
+            raise Injected("after the answer was stored")
+        return stored
+
+    monkeypatch.setattr(ledger, "post_transfers", post_transfers)
+    monkeypatch.setattr(tenancy, "finish_idempotent", finish_idempotent)
+    del release
+
+
+@pytest.mark.parametrize("route", ["single", "batch"])
+@pytest.mark.parametrize("point", FAILURE_POINTS)
+def test_a_failure_at_any_step_then_retries_post_exactly_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, route: str, point: str
+) -> None:
+    app = build_app(db_url, idempotency_lease_s=SHORT_LEASE_S)
+    api = Api(app)
+    try:
+        acme = seed_tenant(api, "acme")
+        before = transfer_ids(api, acme.read, ledger_id=acme.ledger)
+        if route == "single":
+            path, body, count = "/v1/transfers", _move(acme, 11), 1
+        else:
+            path, count = "/v1/transfers/batch", 3
+            body = {"transfers": [_move(acme, 11), _move(acme, 12), _move(acme, 13)]}
+        armed = [True]
+        _inject(monkeypatch, app, point, armed)
+        headers = _idem(f"fail-{route}-{point}")
+        first = api.post(path, key=acme.write, json=body, headers=headers)
+        assert not armed[0], "the failure was not reached"
+        assert first.status_code == 500, first.text
+        answers = [first]
+        deadline = time.monotonic() + 30 * SHORT_LEASE_S
+        while True:
+            retry = api.post(path, key=acme.write, json=body, headers=headers)
+            answers.append(retry)
+            if retry.status_code != 409:
+                break
+            # Only the attempt that died holds the key, until its lease runs out.
+            assert point == "crash_after_commit", retry.text
+            assert problem_code(retry) == "idempotency_key_in_use"
+            assert 1 <= int(retry.headers["retry-after"]) <= 1
+            assert time.monotonic() < deadline, "the dead attempt's key was never freed"
+            time.sleep(SHORT_LEASE_S / 3)
+        assert retry.status_code == (201 if route == "single" else 200), retry.text
+        again = api.post(path, key=acme.write, json=body, headers=headers)
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == retry.content
+
+        after = transfer_ids(api, acme.read, ledger_id=acme.ledger)
+        assert len(after) == len(before) + count, [a.status_code for a in answers]
+        posted = balances(api, acme, acme.alice)["posted"]
+        assert posted == 1000 + (11 if route == "single" else 36)
+        if route == "single":
+            assert retry.json()["id"] in after
+        else:
+            results = retry.json()["results"]
+            assert [r["status"] for r in results] == ["created"] * 3
+            assert {r["transfer_id"] for r in results} <= set(after)
+    finally:
+        api.close()
+
+
+def test_a_retry_after_the_retention_is_a_new_request(
+    api: Api, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key reused after IDEMPOTENCY_RETENTION_S posts again, under new ids."""
+    first = api.post("/v1/transfers", key=acme.write, json=_move(acme, 5), headers=_idem("old"))
+    assert first.status_code == 201
+    with UnitOfWork(api.app.state.engine) as uow:
+        uow.cursor().execute(
+            "UPDATE idempotency_records SET claimed_at = claimed_at - 90000000000"  # 25 h
+        )
+        uow.commit()
+    again = api.post("/v1/transfers", key=acme.write, json=_move(acme, 5), headers=_idem("old"))
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert balances(api, acme, acme.alice)["posted"] == 1010

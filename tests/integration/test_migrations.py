@@ -18,6 +18,7 @@ pass (test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log, xfail)
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from strongroom.ledger.model import (
     record_from_row,
 )
 from strongroom.ledger.service import LedgerService
+from strongroom.tenancy import store as tenancy_store
 from strongroom.tenancy.service import TenancyService
 from tests.support import migration_data as data
 from tests.support import postgres as pg
@@ -209,6 +211,15 @@ def _check_tenancy_and_events(u: Upgraded) -> None:
         assert key is not None
         assert (key.id, key.tenant_id) == ("key_mig_live", data.TENANT_ID)
         assert tenancy.authenticate(data.REVOKED_KEY_SECRET) is None
+        # 0009: the API key's idempotency record is its tenant's now, its answer compressed.
+        with UnitOfWork(u.engine, write=False) as uow:
+            record = tenancy_store.get_idempotency_record(
+                uow, data.TENANT_ID, "order-1", for_update=False
+            )
+        assert record is not None
+        assert (record.fingerprint, record.status_code) == ("0" * 64, 200)
+        assert record.body is not None
+        assert zlib.decompress(record.body) == b'{"ok":true}'
     if s.events:
         events = EventService(u.engine)
         got = []

@@ -8,10 +8,13 @@ Loops are bounded by a number of rounds or a deadline; no assertion depends on t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +32,7 @@ from sqlalchemy.engine import Engine
 from strongroom.core import clock
 from strongroom.core.clock import MonotonicClock
 from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.limits import WEBHOOK_LEASE_MARGIN_MS_MIN
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, store
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
@@ -64,6 +68,9 @@ FAST = DispatcherConfig(
     backoff_ms_base=1,
     backoff_ms_max=4,
     poll_ms=10,
+    # One endpoint may use every sender: these tests are not about fair shares.
+    endpoint_concurrency=8,
+    tenant_concurrency=8,
 )
 
 
@@ -89,10 +96,14 @@ class _Server(ThreadingHTTPServer):
 
 class Receiver:
     """Records every request; answers `status_for(n)` to the n-th (0-based). While `hold` is
-    set, answers wait for release() (bounded by HOLD_S_MAX)."""
+    set, answers wait for release() (bounded by HOLD_S_MAX). Counts the requests it has not
+    answered yet (`in_flight`, and the most at once: `in_flight_max`) and those answered."""
 
     def __init__(self, status_for: Callable[[int], int] = lambda n: 200) -> None:
         self.requests: list[Received] = []
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.answered = 0
         self.changed = threading.Condition()
         self.status_for = status_for
         self.hold = False
@@ -111,6 +122,8 @@ class Receiver:
                 with receiver.changed:
                     n = len(receiver.requests)
                     receiver.requests.append(Received(headers, body))
+                    receiver.in_flight += 1
+                    receiver.in_flight_max = max(receiver.in_flight_max, receiver.in_flight)
                     receiver.changed.notify_all()
                     hold = receiver.hold
                 if hold:
@@ -118,6 +131,10 @@ class Receiver:
                 self.send_response(receiver.status_for(n))
                 self.send_header("content-length", "0")
                 self.end_headers()
+                with receiver.changed:
+                    receiver.in_flight -= 1
+                    receiver.answered += 1
+                    receiver.changed.notify_all()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -574,36 +591,70 @@ def test_private_targets_are_refused_without_the_flag(world: World, receiver: Re
 
 
 def test_a_lease_keeps_a_delivery_from_a_second_dispatcher_until_it_runs_out(
-    world: World, receiver: Receiver
+    world: World,
 ) -> None:
     w = world
+    receiver = Receiver(lambda n: 503 if n < 5 else 200)  # the first one's answers fail
     endpoint = w.events.create_endpoint(TENANT, receiver.url)
     w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(5)])
     first = Dispatcher(w.engine, FAST)
     later_us = FAST.lease_ms * 1000 + 1
     second = Dispatcher(w.engine, FAST, now_us=lambda: clock.now_us() + later_us)
     third = Dispatcher(w.engine, FAST)
-    with first, second, third:
-        assert first.route_once() == 5
-        jobs = first.claim(8)
-        assert sorted(j.attempt for j in jobs) == [1] * 5
-        assert third.claim(8) == []  # leased: not due for anyone else
-        # Once the lease has run out (the first one died, say), another takes them over,
-        # as the next attempt of the same delivery.
-        taken = second.claim(8)
-        assert sorted((j.event.id, j.attempt) for j in taken) == sorted(
-            (j.event.id, 2) for j in jobs
-        )
-        # The first one's late answers are recorded, but the delivery is the second's to settle.
-        for job in jobs:
-            first.deliver(job)
-        assert set(w.delivery_statuses().values()) == {"pending"}
-        for job in taken:
-            second.deliver(job)
+    try:
+        with first, second, third:
+            assert first.route_once() == 5
+            jobs = first.claim(8)
+            assert sorted(j.attempt for j in jobs) == [1] * 5
+            assert third.claim(8) == []  # leased: not due for anyone else
+            # Once the lease has run out (the first one died, say), another takes them over,
+            # as the next attempt of the same delivery.
+            taken = second.claim(8)
+            assert sorted((j.event.id, j.attempt) for j in taken) == sorted(
+                (j.event.id, 2) for j in jobs
+            )
+            # The first one's late failures are recorded, but the delivery is the second's to
+            # settle.
+            for job in jobs:
+                first.deliver(job)
+            assert set(w.delivery_statuses().values()) == {"pending"}
+            for job in taken:
+                second.deliver(job)
+    finally:
+        receiver.close()
     assert set(w.delivery_statuses().values()) == {"succeeded"}
     assert len(w.events.list_attempts(endpoint_id=endpoint.id)) == 10
     assert receiver.count() == 10
     assert len({r.webhook_id for r in receiver.requests}) == 5
+
+
+def test_a_success_settles_the_delivery_even_after_its_lease_was_lost(world: World) -> None:
+    """Once a success is on record the event is never sent again: not by the dispatcher that
+    took the lease over and failed, nor by any later one."""
+    w = world
+    receiver = Receiver(lambda n: 503 if n == 0 else 200)
+    endpoint = w.events.create_endpoint(TENANT, receiver.url)
+    w.post([w.transfer(w.bank, w.alice, 1)])
+    first = Dispatcher(w.engine, FAST)
+    later_us = FAST.lease_ms * 1000 + 1
+    second = Dispatcher(w.engine, FAST, now_us=lambda: clock.now_us() + later_us)
+    much_later = Dispatcher(w.engine, FAST, now_us=lambda: clock.now_us() + 10**12)
+    try:
+        with first, second, much_later:
+            assert first.route_once() == 1
+            (job,) = first.claim(8)
+            (taken,) = second.claim(8)
+            assert second.deliver(taken) is not None  # 503: due again, the second's to settle
+            assert first.deliver(job) is not None  # 200, late: it settles all the same
+            (event,) = w.events_in_order()
+            assert w.delivery_statuses() == {(event.id, endpoint.id): "succeeded"}
+            assert much_later.claim(8) == []
+            assert much_later.run_once() == 0
+    finally:
+        receiver.close()
+    assert [r.webhook_id for r in receiver.requests] == [event.id] * 2
+    attempts = sorted(w.events.list_attempts(endpoint_id=endpoint.id), key=lambda a: a.attempt)
+    assert [(a.attempt, a.response_status) for a in attempts] == [(1, 200), (2, 503)]
 
 
 def test_concurrent_claims_are_disjoint_and_bounded(world: World) -> None:
@@ -640,6 +691,225 @@ def test_concurrent_claims_are_disjoint_and_bounded(world: World) -> None:
     assert len(everything) == len(set(everything)) == count
     assert {attempt for _, attempt in everything} == {1}
     assert {event_id for event_id, _ in everything} == {e.id for e in w.events_in_order()}
+
+
+# -- deadlines and fair shares ---------------------------------------------------------------
+
+TRICKLE_PAUSE_S = 0.05  # between two bytes of a trickled answer
+TRICKLE_HEAD_BYTES = 400  # so a trickled answer takes TRICKLE_HEAD_BYTES * TRICKLE_PAUSE_S
+
+
+class TrickleReceiver:
+    """Answers its first `trickled` requests one byte at a time (a 200 whose head would take
+    20 s in all), the others at once. When a request arrives, it checks whether a connection
+    that carried the same webhook-id is still open (its client has not hung up): that would be
+    the event sent again while an attempt for it is open. On loopback a client's close is
+    known to the peer before the client can do anything else, so the check needs no timing."""
+
+    def __init__(self, trickled: int) -> None:
+        self.trickled = trickled
+        self.lock = threading.Lock()
+        self.webhook_ids: list[str] = []
+        self.overlaps: list[str] = []
+        self.trickle_outcomes: list[str] = []  # per trickled answer: "hung up" or "complete"
+        self._open: list[tuple[str, socket.socket]] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.05)
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.getsockname()[:2]
+        return f"http://{host}:{port}/hooks/strongroom"
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    @staticmethod
+    def _hung_up(conn: socket.socket) -> bool:
+        try:
+            return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")[1:]
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)
+            }
+            while len(body) < int(headers.get("content-length", "0")):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            webhook_id = headers["webhook-id"]
+            with self.lock:
+                n = len(self.webhook_ids)
+                self.webhook_ids.append(webhook_id)
+                self.overlaps.extend(
+                    webhook_id
+                    for other_id, other in self._open
+                    if other_id == webhook_id and not self._hung_up(other)
+                )
+                self._open.append((webhook_id, conn))
+            try:
+                if n < self.trickled:
+                    self.trickle_outcomes.append(self._trickle(conn))
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    select.select([conn], [], [], WAIT_S_MAX)  # until the client hangs up
+            finally:
+                with self.lock:
+                    self._open.remove((webhook_id, conn))
+
+    def _trickle(self, conn: socket.socket) -> str:
+        answer = (
+            b"HTTP/1.1 200 OK\r\nx-trickle: "
+            + b"a" * TRICKLE_HEAD_BYTES
+            + b"\r\ncontent-length: 0\r\n\r\n"
+        )
+        for i in range(len(answer)):
+            try:
+                conn.sendall(answer[i : i + 1])
+            except OSError:
+                return "hung up"
+            # Waits for the next byte's turn, or wakes at once when the client hangs up.
+            readable, _, _ = select.select([conn], [], [], TRICKLE_PAUSE_S)
+            if readable and self._hung_up(conn):
+                return "hung up"
+        return "complete"
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.close()
+        self._thread.join(WAIT_S_MAX)
+        with self.lock:
+            for _, conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(WAIT_S_MAX)
+
+
+def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_answers(
+    world: World,
+) -> None:
+    """A receiver that answers a byte every 50 ms never trips a per-read timeout; the attempt's
+    total deadline ends it. Two dispatchers run with a lease just longer than the deadline:
+    the event is never sent while an attempt for it is open, and not again once one
+    succeeded."""
+    w = world
+    receiver = TrickleReceiver(trickled=1)
+    config = replace(FAST, timeout_ms=300, lease_ms=300 + WEBHOOK_LEASE_MARGIN_MS_MIN)
+    try:
+        endpoint = w.events.create_endpoint(TENANT, receiver.url)
+        w.post([w.transfer(w.bank, w.alice, 1)])
+        (event,) = w.events_in_order()
+        dispatchers = [Dispatcher(w.engine, config) for _ in range(2)]
+        for d in dispatchers:
+            d.start()
+        try:
+            deadline = time.monotonic() + WAIT_S_MAX
+            while time.monotonic() < deadline:
+                if w.delivery_statuses().get((event.id, endpoint.id)) == "succeeded":
+                    break
+                time.sleep(ROUND_PAUSE_S)
+            # Long enough for a lease to run out and a second dispatcher to send again.
+            time.sleep(config.lease_ms * 2 / 1000)
+        finally:
+            for d in dispatchers:
+                d.close()
+    finally:
+        receiver.close()
+    assert w.delivery_statuses() == {(event.id, endpoint.id): "succeeded"}
+    assert receiver.trickle_outcomes == ["hung up"]  # the dispatcher ended it, not the receiver
+    assert receiver.overlaps == []
+    assert receiver.webhook_ids == [event.id] * 2  # the trickled attempt, then one success
+    attempts = sorted(w.events.list_attempts(event_id=event.id), key=lambda a: a.attempt)
+    assert [(a.attempt, a.status) for a in attempts] == [
+        (1, AttemptStatus.FAILED),
+        (2, AttemptStatus.SUCCEEDED),
+    ]
+    assert attempts[0].response_status is None
+    assert attempts[0].error is not None
+    assert attempts[0].error.startswith("timeout: ReadTimeout")
+
+
+def test_a_slow_tenant_holds_a_bounded_share_and_the_others_are_delivered_meanwhile(
+    world: World,
+) -> None:
+    """One tenant's receiver holds every request; that tenant has a backlog older than every
+    other tenant's events. Its requests hold at most tenant_concurrency of the senders, and
+    every other tenant's events are delivered while they are still open (the order of
+    deliveries, not their timing: the held requests are answered only after that)."""
+    w = world
+    slow, fast = Receiver(), Receiver()
+    slow.hold = True
+    # Deadlines longer than the hold, so that no held request ends before it is released.
+    config = replace(
+        FAST,
+        timeout_ms=int(HOLD_S_MAX * 1000) + 1_000,
+        lease_ms=int(HOLD_S_MAX * 1000) + 2_000,
+        concurrency=4,
+        tenant_concurrency=2,
+        endpoint_concurrency=2,
+    )
+    other_tenants, each = 3, 2
+    try:
+        slow_endpoint = w.events.create_endpoint(TENANT, slow.url)
+        w.post([w.transfer(w.bank, w.alice, 1 + i) for i in range(12)])
+        for k in range(other_tenants):
+            tenant = f"ten_other_{k}"
+            ledger_id = w.ledger.create_ledger(f"other {k}", tenant_id=tenant).id
+            debit = w.ledger.create_account(ledger_id, "USD", Direction.DEBIT).id
+            credit = w.ledger.create_account(ledger_id, "USD", Direction.CREDIT).id
+            w.events.create_endpoint(tenant, f"{fast.url}?tenant={k}")
+            outcomes = w.ledger.post_transfers(
+                [NewTransfer(f"o{k}.{i}", ledger_id, debit, credit, 1 + i) for i in range(each)]
+            )
+            assert [o.result for o in outcomes] == [TransferResult.CREATED] * each
+        with Dispatcher(w.engine, config) as dispatcher:
+            dispatcher.start()
+            assert fast.wait_for(other_tenants * each), "the other tenants were not delivered"
+            with slow.changed:
+                answered_slow, sent_slow = slow.answered, len(slow.requests)
+            slow.release()
+            drive_until = time.monotonic() + WAIT_S_MAX
+            while time.monotonic() < drive_until and slow.answered < 12:
+                time.sleep(ROUND_PAUSE_S)
+    finally:
+        slow.close()
+        fast.close()
+    assert answered_slow == 0  # every other tenant's event went out while those were open
+    assert 1 <= sent_slow <= config.tenant_concurrency
+    assert slow.in_flight_max <= config.endpoint_concurrency
+    assert fast.count() == other_tenants * each
+    assert slow.count() == 12
+    assert {s for (_, e), s in w.delivery_statuses().items() if e == slow_endpoint.id} == {
+        "succeeded"
+    }
 
 
 # -- deleting an endpoint --------------------------------------------------------------------

@@ -27,6 +27,7 @@ from strongroom.audit.schemas import (
 )
 from strongroom.audit.service import AuditLog
 from strongroom.core import clock
+from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import (
     AUDIT_CHECKPOINT_POLL_S,
@@ -36,6 +37,7 @@ from strongroom.core.limits import (
     STATEMENT_PAGE_ENTRIES_MAX,
 )
 from strongroom.http.errors import ERROR_RESPONSES, time_param
+from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
@@ -96,7 +98,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-@router.get("/audit/checkpoint", response_model=CheckpointOut, tags=["audit"])
+@router.get(
+    "/audit/checkpoint",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    operation_id="getLatestCheckpoint",
+    openapi_extra=error_codes("not_found"),
+)
 async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """The latest signed checkpoint of the tenant's log (published at an interval by `serve`,
     or on demand with POST /v1/audit/checkpoints)."""
@@ -105,7 +113,12 @@ async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     return found.to_dict()
 
 
-@router.post("/audit/checkpoints", response_model=CheckpointOut, tags=["audit"])
+@router.post(
+    "/audit/checkpoints",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    openapi_extra=error_codes("not_found"),
+)
 async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """Sign and publish a checkpoint of the log as it is now (the latest one if the log has
     not grown since)."""
@@ -117,7 +130,12 @@ async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     return published[0].to_dict()
 
 
-@router.get("/audit/checkpoints/{tree_size}", response_model=CheckpointOut, tags=["audit"])
+@router.get(
+    "/audit/checkpoints/{tree_size}",
+    response_model=CheckpointOut,
+    tags=["audit"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_checkpoint(
     tree_size: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx
 ) -> dict[str, Any]:
@@ -127,7 +145,13 @@ async def get_checkpoint(
     return found.to_dict()
 
 
-@router.get("/audit/proofs/inclusion", response_model=InclusionProofOut, tags=["audit"])
+@router.get(
+    "/audit/proofs/inclusion",
+    response_model=InclusionProofOut,
+    tags=["audit"],
+    operation_id="getInclusionProof",
+    openapi_extra=error_codes("not_found"),
+)
 async def inclusion_proof(
     ctx: Ctx,
     tree_size: Size,
@@ -155,7 +179,13 @@ async def inclusion_proof(
     }
 
 
-@router.get("/audit/proofs/consistency", response_model=ConsistencyProofOut, tags=["audit"])
+@router.get(
+    "/audit/proofs/consistency",
+    response_model=ConsistencyProofOut,
+    tags=["audit"],
+    operation_id="getConsistencyProof",
+    openapi_extra=error_codes("not_found"),
+)
 async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, Any]:
     """The RFC 9162 consistency proof between the trees of `first` and `second` leaves."""
     ctx.require(Scope.LEDGER_READ)
@@ -170,7 +200,12 @@ async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, An
     }
 
 
-@router.get("/audit/leaves", response_model=LeafList, tags=["audit"])
+@router.get(
+    "/audit/leaves",
+    response_model=LeafList,
+    tags=["audit"],
+    operation_id="listAuditLeaves",
+)
 async def list_leaves(
     ctx: Ctx,
     start: Index = 0,
@@ -183,7 +218,12 @@ async def list_leaves(
     return {**list_body(data, has_more), "tree_size": size}
 
 
-@router.get("/audit/keys", response_model=KeyList, tags=["audit"])
+@router.get(
+    "/audit/keys",
+    response_model=KeyList,
+    tags=["audit"],
+    operation_id="listAuditKeys",
+)
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     """The public keys that sign checkpoints (C2SP verifier keys), retired ones included."""
     ctx.require(Scope.LEDGER_READ)
@@ -191,12 +231,22 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
     return list_body(keys, False)
 
 
-@router.get("/accounts/{account_id}/statement", response_model=StatementOut, tags=["audit"])
+@router.get(
+    "/accounts/{account_id}/statement",
+    response_model=StatementOut,
+    tags=["audit"],
+    operation_id="getAccountStatement",
+    openapi_extra=error_codes(
+        "not_found", "invalid_timestamp", "invalid_cursor", "invalid_limit", "checkpoint_pending"
+    ),
+)
 async def account_statement(
     account_id: str,
     ctx: Ctx,
-    from_: Annotated[str, Query(alias="from", description="RFC 3339; the period excludes it")],
-    to: Annotated[str, Query(description="RFC 3339; the period includes it")],
+    from_: Annotated[
+        Timestamp, Query(alias="from", description="RFC 3339; the period excludes it")
+    ],
+    to: Annotated[Timestamp, Query(description="RFC 3339; the period includes it")],
     limit: Annotated[
         int, Query(ge=1, le=STATEMENT_PAGE_ENTRIES_MAX, description="entries on this page")
     ] = STATEMENT_PAGE_ENTRIES_MAX,
@@ -222,7 +272,13 @@ async def account_statement(
     )
 
 
-@router.get("/transfers/{transfer_id}/receipt", response_model=ReceiptOut, tags=["audit"])
+@router.get(
+    "/transfers/{transfer_id}/receipt",
+    response_model=ReceiptOut,
+    tags=["audit"],
+    operation_id="getTransferReceipt",
+    openapi_extra=error_codes("not_found", "checkpoint_pending"),
+)
 async def transfer_receipt(transfer_id: str, ctx: Ctx) -> dict[str, Any]:
     """A self-contained receipt: the transfer's leaves, their inclusion proofs and the latest
     published signed checkpoint, which holds them. A transfer newer than that checkpoint waits

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from strongroom.core.limits import AMOUNT_MAX, NATIVE_INT_MAX
@@ -81,8 +81,9 @@ def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
         if max(key) > STRING_BYTES_MAX:
             return None
         tid, ledger, debit, credit = key
+        # `?`, the pending flag: packed by truth value as 0 or 1, as `_general` writes it.
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHHBqBBHqHHqBqqqqqqqHqBqqqqqqqHH"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqqHH"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
@@ -105,52 +106,133 @@ def transfer_leaves(
     *,
     wide: bool = True,
 ) -> list[bytes]:
-    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote). The
-    bulk shape (a posted or pending two-account transfer without legs, target, expiry, metadata
-    or effective time, whose two entries are its own two accounts') packs with one
-    precompiled struct per id-length combination, in one loop: it is on the hot path, 8,190
-    leaves a bulk batch."""
+    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote)."""
     if wide:
         return [_general(k, r, e) for k, r, e in zip(kinds, rows, entries, strict=True)]
+    found = _narrow_leaves(kinds, rows, entries, paired=False)
+    assert found is not None, "only paired entries are refused"
+    return found
+
+
+def batch_leaves(
+    kinds: Sequence[str],
+    rows: Sequence[TransferRow],
+    entries: Sequence[EntryRow],
+    *,
+    wide: bool = True,
+) -> list[bytes]:
+    """`transfer_leaves` of a committed batch as the ledger hands it over (ledger.pipeline.
+    CommittedBatch): `entries` all of the transaction's, in the order of their transfers. A
+    bulk batch has two a transfer: they are paired as the leaves are packed, without grouping
+    them first."""
+    if not wide and len(entries) == 2 * len(rows):
+        found = _narrow_leaves(
+            kinds, rows, zip(entries[0::2], entries[1::2], strict=True), paired=True
+        )
+        if found is not None:
+            return found
+    return transfer_leaves(kinds, rows, entries_by_change(rows, entries), wide=wide)
+
+
+def entries_by_change(
+    rows: Sequence[TransferRow], entries: Sequence[EntryRow]
+) -> list[Sequence[EntryRow]]:
+    """Each change's entries. The engine writes a transfer's entries together and in the order
+    of its transfers, so one pass with slices does; anything else falls back to a dict."""
+    out: list[Sequence[EntryRow]] = []
+    j, n = 0, len(entries)
+    for row in rows:
+        tid = row[1]
+        k = j
+        while k < n and entries[k][4] == tid:
+            k += 1
+        out.append(entries[j:k])
+        j = k
+    if j == n:
+        return out
+    by_transfer: dict[str, list[EntryRow]] = {}
+    for e in entries:
+        by_transfer.setdefault(e[4], []).append(e)
+    return [by_transfer.get(row[1], []) for row in rows]
+
+
+def _narrow_leaves(
+    kinds: Sequence[str],
+    rows: Sequence[TransferRow],
+    entries: Iterable[Sequence[EntryRow]],
+    *,
+    paired: bool,
+) -> list[bytes] | None:
+    """The leaves of changes whose money fits 64 bits. The bulk shape (a posted or pending
+    two-account transfer without legs, target, expiry, metadata or effective time, whose two
+    entries are its own two accounts') packs with one precompiled struct per id-length
+    combination, in one loop: it is on the hot path, 8,190 leaves a bulk batch. Each row is
+    unpacked once (cheaper than indexing its fields one by one); anything but the bulk shape
+    goes through `_general`, which writes the same bytes for the bulk shape too.
+
+    `paired`: `entries` pairs the batch's entries two by two, unchecked; None (the caller
+    groups them instead) as soon as a pair is not its change's two, or a change's id repeats
+    the one before (grouping would give the first all their entries)."""
     out: list[bytes] = []
     append = out.append
     codes = _EVENT_CODES
     structs = _simple_structs
     ledger_id: str | None = None
     ledger = b""
+    key: tuple[int, int, int, int] | None = None
+    packer: struct.Struct | None = None
+    last_tid = None
     for kind, row, mine in zip(kinds, rows, entries, strict=True):
-        if (
-            len(mine) == 2
-            and row[8] is None
-            and row[9] is None
-            and row[12] is None
-            and row[13] is None
-            and row[15] is None
-            and row[5] is not None
-            and row[6] is not None
-        ):
+        (_, tid, lid, action, status, debit, credit, amount, legs, target, pending, timeout,
+         expires, metadata, created, effective) = row  # fmt: skip
+        if len(mine) == 2:
             d, c = mine
-            if d[1] == row[5] and c[1] == row[6] and row[5] != row[6]:
-                if row[2] != ledger_id:
-                    ledger_id = row[2]
-                    ledger = ledger_id.encode()
-                tid = row[1].encode()
-                debit = row[5].encode()
-                credit = row[6].encode()
-                key = (len(tid), len(ledger), len(debit), len(credit))
-                packer = structs.get(key) or _simple_struct(key)
+            (_, d_account, d_version, _, d_transfer, d_direction, d_amount, d_delta,
+             d_dp, d_cp, d_dpend, d_cpend, d_at) = d  # fmt: skip
+            (_, c_account, c_version, _, c_transfer, c_direction, c_amount, c_delta,
+             c_dp, c_cp, c_dpend, c_cpend, c_at) = c  # fmt: skip
+            if paired:
+                if d_transfer != tid or c_transfer != tid or tid == last_tid:
+                    return None
+                last_tid = tid
+            if (
+                legs is None
+                and target is None
+                and expires is None
+                and metadata is None
+                and effective is None
+                and debit is not None
+                and credit is not None
+                and debit != credit
+                and d_account == debit
+                and c_account == credit
+            ):
+                if lid != ledger_id:
+                    ledger_id = lid
+                    ledger = lid.encode()
+                tid_b = tid.encode()
+                debit_b = debit.encode()
+                credit_b = credit.encode()
+                found = (len(tid_b), len(ledger), len(debit_b), len(credit_b))
+                if found != key:
+                    key = found
+                    packer = structs.get(key) or _simple_struct(key)
                 if packer is not None:
                     packed = packer.pack(
                         VERSION, KIND_LEDGER, codes[kind],
-                        key[0], tid, key[1], ledger, WIDTH_NARROW, row[3], row[4],
-                        key[2], debit, key[3], credit, row[7],
-                        _NULL, _NULL, 1 if row[10] else 0, row[11], 0, 0, _NULL, row[14], 2,
-                        _DEBIT_REF, d[2], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12],
-                        _CREDIT_REF, c[2], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
+                        found[0], tid_b, found[1], ledger, WIDTH_NARROW, action, status,
+                        found[2], debit_b, found[3], credit_b, amount,
+                        _NULL, _NULL, pending, timeout, 0, 0, _NULL, created, 2,
+                        _DEBIT_REF, d_version, d_direction, d_amount, d_delta,
+                        d_dp, d_cp, d_dpend, d_cpend, d_at,
+                        _CREDIT_REF, c_version, c_direction, c_amount, c_delta,
+                        c_dp, c_cp, c_dpend, c_cpend, c_at,
                         _NULL, _NULL,
                     )  # fmt: skip
                     append(packed)
                     continue
+        elif paired:
+            return None
         append(_general(kind, row, mine))
     return out
 

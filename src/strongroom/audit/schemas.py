@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from strongroom.core.clock import Timestamp
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -16,7 +18,7 @@ class CheckpointOut(_Out):
     tree_size: int
     root_hash: str
     note: str  # the C2SP signed note: checkpoint text, blank line, signature lines
-    created_at: str
+    created_at: Timestamp
 
 
 class InclusionProofOut(_Out):
@@ -55,8 +57,8 @@ class KeyOut(_Out):
     key_id: str
     name: str
     verifier_key: str
-    created_at: str
-    retired_at: str | None
+    created_at: Timestamp
+    retired_at: Timestamp | None
 
 
 class KeyList(_Out):

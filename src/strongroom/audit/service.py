@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from typing import Final
 
 from strongroom.audit import leaf as leaves_
 from strongroom.audit.base import (
@@ -27,32 +28,11 @@ from strongroom.audit.base import (
 from strongroom.audit.reads import AuditReads
 from strongroom.audit.verify import AuditVerify, VerifyReport
 from strongroom.db.uow import UnitOfWork
-from strongroom.ledger.engine import EntryRow
-from strongroom.ledger.model import TransferRow
 from strongroom.ledger.pipeline import TR_CREATED_AT, TR_ID, TR_LEDGER_ID, CommittedBatch
 from strongroom.ledger.service import EXPIRED_EVENT
 
-
-def _entries_in_order(
-    rows: Sequence[TransferRow], entries: Sequence[EntryRow]
-) -> list[Sequence[EntryRow]]:
-    """Each change's entries. The engine writes a transfer's entries together and in the order
-    of its transfers, so one pass with slices does; anything else falls back to a dict."""
-    out: list[Sequence[EntryRow]] = []
-    j, n = 0, len(entries)
-    for row in rows:
-        tid = row[TR_ID]
-        k = j
-        while k < n and entries[k][4] == tid:
-            k += 1
-        out.append(entries[j:k])
-        j = k
-    if j == n:
-        return out
-    by_transfer: dict[str, list[EntryRow]] = {}
-    for e in entries:
-        by_transfer.setdefault(e[4], []).append(e)
-    return [by_transfer.get(row[TR_ID], []) for row in rows]
+_LEDGER_ID: Final = operator.itemgetter(TR_LEDGER_ID)
+_CREATED_AT: Final = operator.itemgetter(TR_CREATED_AT)
 
 
 class AuditLog(AuditReads, AuditVerify, AuditBase):
@@ -64,29 +44,32 @@ class AuditLog(AuditReads, AuditVerify, AuditBase):
         """A sink of the transfer pipeline, the last: one leaf per ledger change, in the
         ledger's transaction, to its tenant's log (appending locks the log's row).
 
-        The hot path of a bulk batch: entries are matched to their transfers in one pass (the
-        engine writes both in the same order), and each log gets one bundle. A transfer's
-        leaf is found later by the transfer's created_at, the bundle's time (the batch's);
-        an expiry's (the transfer row keeps its creation time) by reference."""
+        The hot path of a bulk batch: entries are matched to their transfers two by two as
+        the leaves are packed (the engine writes both in the same order, leaf.batch_leaves),
+        and each log gets one bundle. A transfer's leaf is found later by the transfer's
+        created_at, the bundle's time (the batch's); an expiry's (the transfer row keeps its
+        creation time) by reference."""
         rows = batch.transfers
         if not rows:
             return
-        grouped = _entries_in_order(rows, batch.entries)
         tenants = self._tenants
-        ledgers = {row[TR_LEDGER_ID] for row in rows}
+        ledgers = set(map(_LEDGER_ID, rows))
         if not ledgers <= tenants.keys():
             tenants = self._tenants_of(uow, ledgers)
         at = batch.at_us
         kinds = batch.kinds
-        datas = leaves_.transfer_leaves(kinds, rows, grouped, wide=batch.wide)
+        datas = leaves_.batch_leaves(kinds, rows, batch.entries, wide=batch.wide)
         # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
         # is indexed by reference.
         if len(ledgers) == 1:  # the usual case: one log, no per-event look-up
-            refs = [
-                (row[TR_ID], i)
-                for i, (k, row) in enumerate(zip(kinds, rows, strict=True))
-                if k == EXPIRED_EVENT or row[TR_CREATED_AT] != at
-            ]
+            refs: list[tuple[str, int]] = []
+            # A bulk batch creates every one of its transfers: no refs, found without a loop.
+            if EXPIRED_EVENT in kinds or list(map(_CREATED_AT, rows)).count(at) != len(rows):
+                refs = [
+                    (row[TR_ID], i)
+                    for i, (k, row) in enumerate(zip(kinds, rows, strict=True))
+                    if k == EXPIRED_EVENT or row[TR_CREATED_AT] != at
+                ]
             self._append(uow, tenants[rows[0][TR_LEDGER_ID]], datas, refs, at)
             return
         by_log: dict[str, tuple[list[bytes], list[tuple[str, int]]]] = {}

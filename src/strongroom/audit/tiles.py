@@ -154,13 +154,13 @@ class TileLayout:
         `edge` holds the current content of `edge_tiles(size)`. Each tile completed here adds its
         root to the tile level above, computed one level at a time over all completed tiles.
         """
-        for i, h in enumerate(new_leaf_hashes):
-            if len(h) != HASH_SIZE:
-                raise ValueError(f"leaf hash {i} is {len(h)} bytes, not {HASH_SIZE}")
-        height, full_bytes = self.height, self._full_bytes
-        sha = _sha256
+        if set(map(len, new_leaf_hashes)) - {HASH_SIZE}:
+            i, h = next((i, h) for i, h in enumerate(new_leaf_hashes) if len(h) != HASH_SIZE)
+            raise ValueError(f"leaf hash {i} is {len(h)} bytes, not {HASH_SIZE}")
+        height, full_bytes, width = self.height, self._full_bytes, self.width_max
+        sha, prefix = _sha256, _NODE
         written: dict[TileId, bytes] = {}
-        added = b"".join(new_leaf_hashes)
+        added = list(new_leaf_hashes)  # the new nodes at this tile level's tree level
         count, level = size, 0  # complete nodes at this tile level's tree level, before
         while added:
             first_tile = count >> height
@@ -171,19 +171,22 @@ class TileLayout:
                 if prev is None or len(prev) != kept * HASH_SIZE:
                     found = "missing" if prev is None else f"{len(prev) // HASH_SIZE} hashes"
                     raise TileError(f"edge tile {tile_id} should hold {kept} hashes: {found}")
-                row = bytes(prev) + added
+                prev = bytes(prev)
+                nodes = [prev[i : i + HASH_SIZE] for i in range(0, len(prev), HASH_SIZE)]
+                nodes += added
             else:
-                row = added
+                nodes = added
+            row = b"".join(nodes)
             for j, offset in enumerate(range(0, len(row), full_bytes)):
                 written[level, first_tile + j] = row[offset : offset + full_bytes]
-            completed = row[: len(row) // full_bytes * full_bytes]
-            for _ in range(height):  # the roots of every completed tile, one tree level at a time
-                completed = b"".join(
-                    [
-                        sha(_NODE + completed[i : i + 64]).digest()
-                        for i in range(0, len(completed), 64)
-                    ]
-                )
+            # The roots of every completed tile, one tree level at a time, from the list of
+            # nodes (no slicing of a joined row).
+            completed = nodes[: len(nodes) // width * width]
+            for _ in range(height):
+                completed = [
+                    sha(prefix + left + right).digest()
+                    for left, right in zip(completed[0::2], completed[1::2], strict=True)
+                ]
             added = completed
             count >>= height
             level += 1

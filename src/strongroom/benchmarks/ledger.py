@@ -42,7 +42,7 @@ from strongroom.events import store as events_store
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.model import Action, Direction, NewTransfer, Status
 from strongroom.ledger.service import DEFAULT_TENANT_ID, AccountSpec, LedgerService
-from strongroom.ledger.store import ENTRY_COLS, TRANSFER_COLS, id_base
+from strongroom.ledger.store import ENTRY_COLS, TRANSFER_COLS, id_base, insert_transfers_sqlite
 from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
 
@@ -343,12 +343,9 @@ def insert_raw(
 ) -> None:
     cur = uow.cursor()
     if uow.sqlite:
-        for table, cols, names, rows in (
-            ("transfers", TRANSFER_COLS, TRANSFER_COLUMNS, transfers),
-            ("entries", ENTRY_COLS, ENTRY_COLUMNS, entries),
-        ):
-            marks = ",".join("?" * len(names))
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        # The store's own insert path (None and bool columns constant across the batch written
+        # as literals): the limit of the inserts the ledger makes, not of a slower way to bind.
+        insert_transfers_sqlite(cur, transfers, entries)
     else:
         with cur.copy(f"COPY transfers ({TRANSFER_COLS}) FROM STDIN") as copy:
             for row in transfers:

@@ -10,6 +10,8 @@ import typer
 from strongroom import __version__
 from strongroom.cli import audit, bench, db, demo, ledger, server
 from strongroom.cli.common import reporting_errors
+from strongroom.logs import configure_logging
+from strongroom.settings import log_level_or_default
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strongroom: a fintech core.")
 
@@ -48,4 +50,6 @@ for _group in (app, db.app, ledger.app, server.keys, audit.app, bench.app):
 
 
 def main() -> None:
+    # Before the settings are read, so that every command's log lines are JSON.
+    configure_logging(log_level_or_default())
     app()

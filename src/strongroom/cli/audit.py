@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from strongroom.cli.common import DbOption, audit_log, print_json
+from strongroom.cli.progress import progress
 from strongroom.core import clock
 
 app = typer.Typer(no_args_is_help=True, help="The verifiable audit log.")
@@ -25,10 +26,8 @@ def audit_verify(
     """Recompute every log from the database against its tiles and every stored checkpoint
     (signed by a key you trust, or handed over to by one), and check the ledger's transfers
     against their leaves; exit 1 naming the first bad leaf."""
-    with audit_log(database_url) as audit:
-        report = audit.verify(
-            progress=lambda line: typer.echo(line, err=True), trusted_keys=public_key
-        )
+    with audit_log(database_url) as audit, progress("audit verify") as show:
+        report = audit.verify(progress=show, trusted_keys=public_key)
     typer.echo(
         f"logs: {report.logs}  leaves: {report.leaves}  checkpoints: {report.checkpoints}  "
         f"transfers: {report.transfers}"
@@ -72,8 +71,8 @@ def audit_export(
 ) -> None:
     """Write every log (C2SP tlog-tiles: tiles, entry bundles, all checkpoints) and the
     public keys, for a third party to verify with `audit verify-export`."""
-    with audit_log(database_url) as audit:
-        count = audit.export(directory, lambda line: typer.echo(line, err=True))
+    with audit_log(database_url) as audit, progress("audit export") as show:
+        count = audit.export(directory, show)
     typer.echo(f"exported {count} leaves to {directory}")
 
 

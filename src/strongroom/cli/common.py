@@ -19,7 +19,6 @@ from strongroom.core.errors import StrongroomError
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.service import LedgerService
-from strongroom.runtime import build_ledger
 from strongroom.settings import Settings, load_settings
 from strongroom.tenancy.service import TenancyService
 
@@ -28,6 +27,14 @@ CLI_ACTOR: Final = "cli"  # the actor of every change made from this command
 DbOption = Annotated[
     str | None, typer.Option("--database-url", help="Overrides STRONGROOM_DATABASE_URL.")
 ]
+
+
+def build_ledger(engine: Engine, settings: Settings) -> tuple[LedgerService, AuditLog]:
+    """runtime.build_ledger, imported when first needed: the composition root brings the HTTP
+    stack (FastAPI, ~1.5 s), which no command but `serve` uses."""
+    from strongroom.runtime import build_ledger as build
+
+    return build(engine, settings)
 
 
 def settings_for(database_url: str | None) -> Settings:

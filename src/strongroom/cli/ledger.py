@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from strongroom.cli.common import CLI_ACTOR, DbOption, ledger_service, print_json
+from strongroom.cli.progress import progress
 from strongroom.core import clock, ids
+from strongroom.core.clock import time_param
 from strongroom.core.errors import InvalidRequest
 from strongroom.core.money import parse_amount_text
-from strongroom.http.errors import time_param
 from strongroom.ledger.model import (
     AccountFlag,
     Action,
@@ -324,16 +325,16 @@ def verify(database_url: DbOption = None) -> None:
     """Check every ledger invariant on the database; exit 1 on any violation. Progress goes
     to stderr every VERIFY_PROGRESS_ROWS rows read."""
     started = time.monotonic()
+    with progress("ledger verify") as show:
 
-    def progress(report: VerifyReport) -> None:
-        typer.echo(
-            f"verify: {report.transfers} transfers, {report.entries} entries checked, "
-            f"{len(report.problems) + report.problems_more} problems "
-            f"({time.monotonic() - started:.0f} s)",
-            err=True,
-        )
+        def report_progress(report: VerifyReport) -> None:
+            show(
+                f"verify: {report.transfers} transfers, {report.entries} entries checked, "
+                f"{len(report.problems) + report.problems_more} problems "
+                f"({time.monotonic() - started:.0f} s)"
+            )
 
-    report = ledger_service(database_url).verify(progress)
+        report = ledger_service(database_url).verify(report_progress)
     typer.echo(
         f"accounts: {report.accounts}  transfers: {report.transfers}  "
         f"entries: {report.entries}  open pending transfers: {report.transfers_pending}"

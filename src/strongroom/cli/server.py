@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
@@ -18,10 +22,19 @@ from strongroom.cli.common import (
     settings_for,
     tenancy_service,
 )
+from strongroom.logs import configure_logging, logging_config
+from strongroom.metrics import MULTIPROC_DIR_ENV, mark_process_dead
 from strongroom.tenancy.model import ApiKey, Scope
 from strongroom.tenancy.service import TenancyService
 
+if TYPE_CHECKING:
+    import uvicorn
+
 DEV_KEY_FILE: Final = ".strongroom/dev-key"  # relative to the directory serve runs in
+APP_FACTORY: Final = "strongroom.runtime:create_app_from_env"
+METRICS_DIR_PREFIX: Final = "strongroom-metrics-"  # then the supervisor's pid and a suffix
+
+log = logging.getLogger("strongroom.serve")
 
 keys = typer.Typer(no_args_is_help=True, help="API keys (Authorization: Bearer sk_...).")
 
@@ -42,33 +55,102 @@ def serve(
     ] = False,
     database_url: DbOption = None,
 ) -> None:
-    """Serve the HTTP API (uvicorn). The schema must be current: `strongroom db upgrade`."""
+    """Serve the HTTP API (uvicorn). The schema must be current: `strongroom db upgrade`.
+    Logs are JSON lines on stderr; with several workers, /metrics counts all of them."""
     import uvicorn
 
     if database_url:
         os.environ["STRONGROOM_DATABASE_URL"] = database_url
     # Checked here too so that the message comes before any worker starts.
-    open_engine(None, schema="current")[0].dispose()
+    engine, settings = open_engine(None, schema="current")
+    engine.dispose()
+    configure_logging(settings.log_level)
     if dev_key:
         key, secret, kept = _development_key(tenancy_service(None), Path(DEV_KEY_FILE))
         how = f"kept in {DEV_KEY_FILE}" if kept else f"new, kept in {DEV_KEY_FILE}"
+        # For the person at the terminal, to paste: deliberately not a log line.
         typer.echo(
             f"development API key ({key.id}, tenant 'default', scope admin; {how}):", err=True
         )
         typer.echo(f"  export SR_KEY={secret}", err=True)
-    typer.echo(f"strongroom {__version__} on http://{host}:{port} ({workers} worker(s))", err=True)
-    uvicorn.run(
-        "strongroom.runtime:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
+    log.info("strongroom %s on http://%s:%d (%d worker(s))", __version__, host, port, workers)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "access_log": False,  # the app logs each request, with its request_id
+        "log_config": logging_config(settings.log_level),  # uvicorn's lines as JSON too
         # The app believes X-Forwarded-* from STRONGROOM_TRUSTED_PROXIES only (runtime.py);
         # uvicorn's own handling would trust 127.0.0.1 whatever the settings say.
-        proxy_headers=False,
-    )
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        uvicorn.run(APP_FACTORY, **options)
+        return
+    with metrics_dir() as path:
+        # Read by prometheus_client when each worker imports it: set before they start.
+        os.environ[MULTIPROC_DIR_ENV] = path
+        _run_workers(uvicorn.Config(APP_FACTORY, **options), path)
+
+
+@contextlib.contextmanager
+def metrics_dir() -> Iterator[str]:
+    """A private directory (mode 0700) for the workers' metrics, removed at exit; the ones a
+    supervisor killed before its exit left behind are removed first."""
+    tmp = Path(tempfile.gettempdir())
+    for stale in tmp.glob(f"{METRICS_DIR_PREFIX}*"):
+        pid = stale.name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and stale.stat().st_uid == os.getuid():
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _run_workers(config: uvicorn.Config, path: str) -> None:
+    """uvicorn's supervisor, which replaces a worker that dies, and here also marks each
+    worker it replaces as dead in the metrics directory: its live gauges go, its counters stay
+    (they were served). At exit the whole directory goes."""
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def keep_subprocess_alive(self) -> None:
+            before = self.pids()
+            super().keep_subprocess_alive()
+            self.mark_gone(before)
+
+        def restart_all(self) -> None:  # SIGHUP
+            before = self.pids()
+            super().restart_all()
+            self.mark_gone(before)
+
+        def pids(self) -> set[int]:
+            return {p.pid for p in self.processes if p.pid is not None}
+
+        def mark_gone(self, before: set[int]) -> None:
+            for pid in before - self.pids():
+                mark_process_dead(pid, path)
+
+    sock = config.bind_socket()
+    try:
+        Supervisor(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 def _development_key(tenancy: TenancyService, path: Path) -> tuple[ApiKey, str, bool]:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import GetJsonSchemaHandler
+from pydantic_core import CoreSchema
+
+from strongroom.core.errors import InvalidRequest
 
 
 def now_us() -> int:
@@ -53,3 +59,35 @@ def parse_timestamp(text: str) -> int:
 
 
 _MAX_US = from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+
+def time_param(text: str, param: str) -> int:
+    """A request's RFC 3339 time (epoch microseconds), or a 400 `invalid_timestamp` naming
+    the parameter (an API query parameter, a CLI option)."""
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"{param} must be an RFC 3339 time between 1970 and 9999",
+            param=param,
+            code="invalid_timestamp",
+        ) from None
+
+
+class _DateTime:
+    """Marks text as an RFC 3339 time in the JSON schema (`format: date-time`) and changes
+    nothing else: such text is parsed where it is used (time_param), so that a malformed one
+    answers `invalid_timestamp`, and a rendered one (format_us) is sent as it is."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = handler(schema)
+        return {**found, "format": "date-time"}
+
+    def __repr__(self) -> str:
+        return "DateTime"
+
+
+# A time in a request or an answer: RFC 3339 text, `format: date-time` in the OpenAPI document.
+Timestamp = Annotated[str, _DateTime()]

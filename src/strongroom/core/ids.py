@@ -3,6 +3,7 @@ Crockford base32, so ids sort by creation time and B-tree inserts append."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
@@ -73,3 +74,19 @@ def new_ids(prefix: str, count: int) -> list[str]:
         pairs = _PAIRS
         return [head + pairs[v >> 10] + pairs[v & 1023] for v in range(low, low + count)]
     return [f"{prefix}_{_encode(value)}" for value in range(first, first + count)]
+
+
+def derived_ids(prefix: str, seed: bytes, at_us: int, start: int, count: int) -> list[str]:
+    """`count` ids that are a function of `seed` alone: the same seed, start and count give
+    the same ids in any process, at any time. Their time part is `at_us`'s millisecond, so they
+    sort with the ids made then; their random part is `seed`'s hash plus start, start + 1, ...
+    (consecutive, as new_ids makes them). For the ids an idempotent request mints
+    (core.idempotency): a retry of the request mints the same ones."""
+    assert prefix in PREFIXES, prefix
+    assert start >= 0
+    assert count >= 0
+    assert start + count <= 2**32
+    digest = hashlib.sha256(prefix.encode() + b"\0" + seed).digest()
+    first = (int.from_bytes(digest[:10], "big") >> 2) + start  # < 2**78 + 2**32 < 2**80
+    head = (at_us // 1000) << 80
+    return [f"{prefix}_{_encode(head | value)}" for value in range(first, first + count)]

@@ -98,6 +98,14 @@ assert VERIFY_FETCH_ROWS <= VERIFY_PROGRESS_ROWS
 REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024  # a batch of 8,190 transfers fits
 IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
 IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
+# An attempt holds its key for this long and renews it every third of it while it runs: a key
+# whose attempt died (a crash, a kill) is taken over by a retry at most this long after.
+IDEMPOTENCY_LEASE_S: Final = 10
+IDEMPOTENCY_LEASE_S_MIN: Final = 0.3
+IDEMPOTENCY_LEASE_S_MAX: Final = 300
+# Records purged per statement by the retention job, and how often it runs.
+IDEMPOTENCY_PURGE_BATCH: Final = 1000
+IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
 API_KEY_CACHE_TTL_S: Final = 10.0
 # Rate limits (tenancy/ratelimit.py): a token bucket per API key, shared by every worker process.
 # A request costs 1 token, an expensive one more (docs/deployment.md "Rate limits"); costs are
@@ -138,9 +146,11 @@ assert 0 < AUDIT_CHECKPOINT_POLL_S < AUDIT_CHECKPOINT_WAIT_S_MAX
 WEBHOOK_ATTEMPTS_MAX: Final = 12  # per (event, endpoint); the delivery is failed after that
 WEBHOOK_BACKOFF_MS_BASE: Final = 10_000  # doubled after each failed attempt, with jitter
 WEBHOOK_BACKOFF_MS_MAX: Final = 4 * 3600 * 1000
-WEBHOOK_TIMEOUT_MS: Final = 10_000  # connect, write and each read of one request
+# The whole of one attempt, counted from its claim: connecting, sending and the answer's head.
+WEBHOOK_TIMEOUT_MS: Final = 10_000
 # A claimed delivery is leased for this long: another dispatcher takes it over only after that.
 WEBHOOK_LEASE_MS: Final = 60_000
+WEBHOOK_LEASE_MARGIN_MS_MIN: Final = 500  # a lease outlasts its attempt's deadline by this
 WEBHOOK_ENDPOINT_FAILURES_MAX: Final = 50  # consecutive failed attempts disable an endpoint
 WEBHOOK_ENDPOINTS_PER_TENANT_MAX: Final = 20
 WEBHOOK_CONCURRENCY_MAX: Final = 64  # requests in flight per dispatcher
@@ -150,7 +160,7 @@ WEBHOOK_TIMESTAMP_TOLERANCE_S: Final = 300  # Standard Webhooks' recommended rep
 WEBHOOK_URL_LENGTH_MAX: Final = 2_048
 WEBHOOK_ERROR_CHARS_MAX: Final = 500  # of an attempt's error text
 assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
-assert 2 * WEBHOOK_TIMEOUT_MS < WEBHOOK_LEASE_MS  # a lease outlives the request it covers
+assert WEBHOOK_TIMEOUT_MS + WEBHOOK_LEASE_MARGIN_MS_MIN <= WEBHOOK_LEASE_MS
 assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
 
 # Audit verify's replay (audit/replay.py): the ledger's entries and the log's entries are read

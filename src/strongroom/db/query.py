@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 from strongroom.core.limits import SQL_PARAMS_PER_STATEMENT_MAX
@@ -37,3 +38,47 @@ def fetch_in(
         cur.execute(f"{select} WHERE {column} = ANY(%s) {suffix}", (list(keys),))
         rows.extend(cur.fetchall())
     return rows
+
+
+def sqlite_insert_many(
+    cur: Any,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    constant_candidates: Sequence[int],
+) -> None:
+    """SQLite: INSERT `rows` with one executemany, writing each column of `constant_candidates`
+    that is None in every row as a literal NULL, and one that is the same bool in every row as
+    a literal 0 or 1, instead of binding it row by row.
+
+    Why: Python's sqlite3 binds int, float and str directly, but None and bool go through its
+    adapter look-up, which raises and clears an AttributeError for each value (3.11: ~0.4 us a
+    value, measured). A bulk transfer row has six such columns (legs, target_id, pending,
+    expires_at, metadata, effective_at), all the same across the batch. The stored values are
+    the same either way: a bool binds as the integer 0 or 1.
+    """
+    if not rows:
+        return
+    count = len(rows)
+    literal: dict[int, str] = {}
+    for index in constant_candidates:
+        first = rows[0][index]
+        if first is None:
+            if list(map(itemgetter(index), rows)).count(None) == count:
+                literal[index] = "NULL"
+        elif type(first) is bool:
+            values = list(map(itemgetter(index), rows))
+            # count() compares with ==: an int 0 or 1 among the bools stores the same value.
+            if values.count(first) == count:
+                literal[index] = "1" if first else "0"
+    marks = ",".join(literal.get(i, "?") for i in range(len(columns)))
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    if not literal:
+        cur.executemany(statement, rows)
+        return
+    kept = [i for i in range(len(columns)) if i not in literal]
+    assert kept, "a row binds at least one value"
+    if len(kept) == 1:
+        cur.executemany(statement, [(r[kept[0]],) for r in rows])
+    else:
+        cur.executemany(statement, map(itemgetter(*kept), rows))

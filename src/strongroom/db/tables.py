@@ -158,16 +158,22 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
 )
 
-idempotency_keys = sa.Table(
-    "idempotency_keys",
+# One record per (tenant, Idempotency-Key) (migration 0009): in flight while `owner` holds the
+# lease (`lease_until`), then the stored answer (`body`, zlib-compressed). Kept for
+# IDEMPOTENCY_RETENTION_S from `claimed_at`, then purged.
+idempotency_records = sa.Table(
+    "idempotency_records",
     metadata,
-    sa.Column("api_key_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("claimed_at", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
     sa.Column("status_code", sa.SmallInteger, nullable=True),
-    sa.Column("body", sa.Text, nullable=True),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Index("idempotency_keys_created", "created_at"),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+    sa.Index("idempotency_records_claimed", "claimed_at"),
+    sqlite_with_rowid=False,
 )
 
 server_secrets = sa.Table(
@@ -235,6 +241,14 @@ webhook_delivery_state = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
     sa.Index("webhook_delivery_endpoint", "endpoint_id", "event_seq"),
+    # 0008: each endpoint's pending deliveries by when they are due (fair claiming).
+    sa.Index(
+        "webhook_delivery_endpoint_due",
+        "endpoint_id",
+        "next_attempt_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
     sqlite_with_rowid=False,
 )
 

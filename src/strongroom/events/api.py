@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.core.idempotency import RANDOM_IDS, Minter, minter_for
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.events.schemas import (
     AttemptList,
@@ -19,9 +20,11 @@ from strongroom.events.schemas import (
     EndpointUpdate,
     EventList,
     EventOut,
+    WebhookEvent,
 )
-from strongroom.events.service import EventService
+from strongroom.events.service import EVENT_TYPES, EventService
 from strongroom.http.errors import ERROR_RESPONSES
+from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
@@ -32,8 +35,13 @@ class EventsCtx:
     key: ApiKey
     events: EventService
 
+    ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
+
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
+
+    def new_id(self, prefix: str) -> str:
+        return self.ids.new_id(prefix)
 
     @property
     def actor(self) -> str:
@@ -42,7 +50,9 @@ class EventsCtx:
 
 
 def context(request: Request) -> EventsCtx:
-    return EventsCtx(request.state.api_key, request.app.state.events)
+    return EventsCtx(
+        request.state.api_key, request.app.state.events, minter_for(request.scope.get("state", {}))
+    )
 
 
 Ctx = Annotated[EventsCtx, Depends(context)]
@@ -57,19 +67,32 @@ def _endpoint_out(endpoint: Any) -> dict[str, Any]:
     return {**endpoint.to_dict(), "secret": endpoint.secret}
 
 
-@router.post("/webhook_endpoints", status_code=201, response_model=EndpointOut, tags=["webhooks"])
+@router.post(
+    "/webhook_endpoints",
+    status_code=201,
+    response_model=EndpointOut,
+    tags=["webhooks"],
+    operation_id="createWebhookEndpoint",
+    openapi_extra=error_codes("invalid_url", "invalid_enabled_events", "conflict"),
+)
 async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     """Events created from now on are delivered to `url`, signed per Standard Webhooks."""
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.create_endpoint(
-            ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor
+            ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor, id=ctx.new_id("we")
         )
     )
     return _endpoint_out(endpoint)
 
 
-@router.get("/webhook_endpoints", response_model=EndpointList, tags=["webhooks"])
+@router.get(
+    "/webhook_endpoints",
+    response_model=EndpointList,
+    tags=["webhooks"],
+    operation_id="listWebhookEndpoints",
+    openapi_extra=error_codes("invalid_cursor"),
+)
 async def list_endpoints(
     ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: str | None = None
 ) -> dict[str, Any]:
@@ -82,7 +105,13 @@ async def list_endpoints(
     return list_body([_endpoint_out(e) for e in page.data], page.has_more)
 
 
-@router.get("/webhook_endpoints/{endpoint_id}", response_model=EndpointOut, tags=["webhooks"])
+@router.get(
+    "/webhook_endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    tags=["webhooks"],
+    operation_id="getWebhookEndpoint",
+    openapi_extra=error_codes("not_found"),
+)
 async def get_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
@@ -91,7 +120,13 @@ async def get_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     return _endpoint_out(endpoint)
 
 
-@router.post("/webhook_endpoints/{endpoint_id}", response_model=EndpointOut, tags=["webhooks"])
+@router.post(
+    "/webhook_endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    tags=["webhooks"],
+    operation_id="updateWebhookEndpoint",
+    openapi_extra=error_codes("not_found"),
+)
 async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> dict[str, Any]:
     """Disable the endpoint (`enabled: false`: its deliveries wait, events created meanwhile
     are not queued for it) or enable it again (its failures forgotten, deliveries resume)."""
@@ -105,7 +140,11 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> d
 
 
 @router.delete(
-    "/webhook_endpoints/{endpoint_id}", response_model=EndpointDeleted, tags=["webhooks"]
+    "/webhook_endpoints/{endpoint_id}",
+    response_model=EndpointDeleted,
+    tags=["webhooks"],
+    operation_id="deleteWebhookEndpoint",
+    openapi_extra=error_codes("not_found"),
 )
 async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     """Delete the endpoint, its pending deliveries and its recorded attempts, for good. To
@@ -120,7 +159,11 @@ async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get(
-    "/webhook_endpoints/{endpoint_id}/attempts", response_model=AttemptList, tags=["webhooks"]
+    "/webhook_endpoints/{endpoint_id}/attempts",
+    response_model=AttemptList,
+    tags=["webhooks"],
+    operation_id="listWebhookAttempts",
+    openapi_extra=error_codes("not_found", "invalid_cursor"),
 )
 async def list_attempts(
     endpoint_id: str,
@@ -143,7 +186,13 @@ async def list_attempts(
     return list_body([a.to_dict() for a in page.data], page.has_more)
 
 
-@router.get("/events", response_model=EventList, tags=["events"])
+@router.get(
+    "/events",
+    response_model=EventList,
+    tags=["events"],
+    # An unknown starting_after is a 404 of that event (not an invalid_cursor, as elsewhere).
+    openapi_extra=error_codes("invalid_cursor", "not_found"),
+)
 async def list_events(
     ctx: Ctx,
     limit: Limit = PAGE_SIZE_DEFAULT,
@@ -171,10 +220,76 @@ async def list_events(
     return list_body([e.to_dict() for e in page.data], page.has_more, page.next_cursor)
 
 
-@router.get("/events/{event_id}", response_model=EventOut, tags=["events"])
+@router.get(
+    "/events/{event_id}",
+    response_model=EventOut,
+    tags=["events"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_event(event_id: str, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     event = await run_in_threadpool(
         lambda: ctx.events.get_event(event_id, tenant_id=ctx.key.tenant_id)
     )
     return dict(event.to_dict())
+
+
+# -- the requests the server sends (the OpenAPI document's `webhooks`) ----------------------
+
+webhooks = APIRouter()
+
+_WEBHOOK_ABOUT = {
+    "transfer.created": "A transfer was recorded: posted at once, or pending (a reservation that "
+    "a later post, void or expiry settles).",
+    "transfer.posted": "A pending transfer was posted, fully or in part: the data is the posting "
+    "transfer (`action: post`, `target_id`: the pending one).",
+    "transfer.voided": "A pending transfer was voided: the data is the voiding transfer "
+    "(`action: void`).",
+    "transfer.reversed": "A posted transfer was reversed, fully or in part: the data is the "
+    "reversing transfer (`action: reverse`).",
+    "transfer.expired": "A pending transfer reached its timeout unsettled: the data is that "
+    "transfer, its status `expired`.",
+}
+assert set(_WEBHOOK_ABOUT) == EVENT_TYPES, "describe every event type the server sends"
+
+_DELIVERY = (
+    " Sent as a POST to each enabled webhook endpoint subscribed to the type, signed per Standard "
+    "Webhooks; a retry carries the same `webhook-id`, so handle each id once. Answer any 2xx "
+    "within the deadline; anything else, or no answer, is retried with backoff; a 410 disables "
+    "the endpoint."
+)
+
+
+async def _delivery(
+    event: WebhookEvent,
+    webhook_id: Annotated[str, Header(description="the event id; the same on every retry")],
+    webhook_timestamp: Annotated[
+        int, Header(description="the attempt's time, Unix seconds: refuse an old one (replay)")
+    ],
+    webhook_signature: Annotated[
+        str,
+        Header(
+            description="`v1,` and the base64 HMAC-SHA256, keyed by the endpoint's secret, of "
+            "`{webhook-id}.{webhook-timestamp}.{body}` (several, space-separated, while a "
+            "secret rotates)"
+        ),
+    ],
+) -> None:
+    """Documents a delivery; the server never routes a request here."""
+    raise AssertionError("a webhook is sent, not served")
+
+
+for _type in sorted(EVENT_TYPES):
+    webhooks.add_api_route(
+        _type,
+        _delivery,
+        methods=["POST"],
+        name=_type.replace(".", "_"),
+        summary=_type,
+        description=_WEBHOOK_ABOUT[_type] + _DELIVERY,
+        tags=["webhooks"],
+        responses={
+            200: {"description": "Any 2xx: delivered"},
+            410: {"description": "Gone: the endpoint is disabled, no further deliveries"},
+        },
+    )

@@ -7,18 +7,26 @@ Each round, a dispatcher:
    was created), and deletes them from the routing queue, in one transaction;
 2. claims due deliveries with a lease (UPDATE ... SET lease_until, lease_owner, attempts + 1
    WHERE the lease has run out), so two dispatchers, in one process or several, on SQLite or
-   PostgreSQL, never send the same attempt at once;
+   PostgreSQL, never send the same attempt at once. It claims fair shares (scheduling.py):
+   at most endpoint_concurrency requests in flight to one endpoint and tenant_concurrency to
+   one tenant, free senders handed out round robin across tenants, so that one tenant's slow
+   receiver cannot hold every sender;
 3. sends each one (Standard Webhooks headers; `webhook-id` is the event id on every attempt),
-   to the address checked by ssrf.py, without following redirects;
+   to the address checked by ssrf.py, without following redirects, within a total deadline
+   (timeout_ms, counted from the claim: connecting, sending and the answer's head together;
+   deadline.py). The lease (lease_ms) is longer than the deadline, so no other dispatcher
+   takes a delivery over while a request for it can still be open;
 4. records the attempt and settles the delivery: succeeded on a 2xx answer; otherwise due
-   again after a bounded exponential backoff with jitter, or failed after attempts_max. An
-   endpoint's consecutive failures are counted; at endpoint_failures_max (or on 410 Gone)
-   the endpoint is disabled and its deliveries wait until it is enabled again. An endpoint
-   deleted while a request to it was in flight is gone: that attempt is not recorded.
+   again after a bounded exponential backoff with jitter, or failed after attempts_max. Only
+   the lease's holder settles a failure; a success settles the delivery even if its lease
+   was lost, and a settled delivery is never claimed again. An endpoint's consecutive
+   failures are counted; at endpoint_failures_max (or on 410 Gone) the endpoint is disabled
+   and its deliveries wait until it is enabled again. An endpoint deleted while a request to
+   it was in flight is gone: that attempt is not recorded.
 
-A dispatcher that dies mid-request leaves its lease behind: the delivery is sent again once the
-lease runs out, with the same webhook-id. Exactly once is impossible over HTTP; receivers
-deduplicate on webhook-id.
+A dispatcher that dies mid-request (or whose answer could not be recorded) leaves its lease
+behind: the delivery is sent again once the lease runs out, with the same webhook-id. Exactly
+once is impossible over HTTP; receivers deduplicate on webhook-id.
 
 `Dispatcher.run(stop)` is the loop (`strongroom serve` runs it in a thread; `python -m
 strongroom.events.dispatcher` runs it alone); `run_once()` is one synchronous round, for tests.
@@ -27,6 +35,7 @@ strongroom.events.dispatcher` runs it alone); `run_once()` is one synchronous ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -35,6 +44,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -53,13 +63,15 @@ from strongroom.core.limits import (
     WEBHOOK_CONCURRENCY_MAX,
     WEBHOOK_ENDPOINT_FAILURES_MAX,
     WEBHOOK_ERROR_CHARS_MAX,
+    WEBHOOK_LEASE_MARGIN_MS_MIN,
     WEBHOOK_LEASE_MS,
     WEBHOOK_POLL_MS_DEFAULT,
     WEBHOOK_ROUTE_BATCH_MAX,
     WEBHOOK_TIMEOUT_MS,
 )
 from strongroom.db.uow import UnitOfWork
-from strongroom.events import signing, ssrf, store
+from strongroom.events import scheduling, signing, ssrf, store
+from strongroom.events.deadline import DeadlineTransport
 from strongroom.events.model import (
     Attempt,
     AttemptStatus,
@@ -76,6 +88,11 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"Strongroom-Webhooks/{__version__}"
 CONCURRENCY_DEFAULT = 8
+# Of those senders, at most this many hold requests to one endpoint, and to one tenant's
+# endpoints: the other tenants always have CONCURRENCY_DEFAULT - TENANT_CONCURRENCY_DEFAULT.
+ENDPOINT_CONCURRENCY_DEFAULT = 2
+TENANT_CONCURRENCY_DEFAULT = 4
+assert ENDPOINT_CONCURRENCY_DEFAULT <= TENANT_CONCURRENCY_DEFAULT < CONCURRENCY_DEFAULT
 # run_once() routes at most this many batches per round, so one round is bounded.
 ROUTE_ROUNDS_MAX = 64
 STOP_WAIT_S_MAX = 60.0
@@ -84,13 +101,15 @@ STOP_WAIT_S_MAX = 60.0
 @dataclass(frozen=True, slots=True)
 class DispatcherConfig:
     allow_private_targets: bool = False  # development and tests only: see ssrf.py
-    timeout_ms: int = WEBHOOK_TIMEOUT_MS
+    timeout_ms: int = WEBHOOK_TIMEOUT_MS  # the whole attempt, from its claim: see deadline.py
     lease_ms: int = WEBHOOK_LEASE_MS
     attempts_max: int = WEBHOOK_ATTEMPTS_MAX
     backoff_ms_base: int = WEBHOOK_BACKOFF_MS_BASE
     backoff_ms_max: int = WEBHOOK_BACKOFF_MS_MAX
     endpoint_failures_max: int = WEBHOOK_ENDPOINT_FAILURES_MAX
     concurrency: int = CONCURRENCY_DEFAULT
+    endpoint_concurrency: int = ENDPOINT_CONCURRENCY_DEFAULT
+    tenant_concurrency: int = TENANT_CONCURRENCY_DEFAULT
     route_batch: int = WEBHOOK_ROUTE_BATCH_MAX
     poll_ms: int = WEBHOOK_POLL_MS_DEFAULT
 
@@ -102,12 +121,14 @@ class DispatcherConfig:
             "backoff_ms_max": (self.backoff_ms_base, WEBHOOK_BACKOFF_MS_MAX),
             "endpoint_failures_max": (1, WEBHOOK_ENDPOINT_FAILURES_MAX),
             "concurrency": (1, WEBHOOK_CONCURRENCY_MAX),
+            "tenant_concurrency": (1, self.concurrency),
+            "endpoint_concurrency": (1, self.tenant_concurrency),
             "route_batch": (1, WEBHOOK_ROUTE_BATCH_MAX),
             "poll_ms": (1, 60_000),
-            # The lease must outlive the request it covers, or a slow answer would let a
-            # second dispatcher send the same delivery while the first still waits (the
-            # default is several times the timeout: connect, write and read each have one).
-            "lease_ms": (self.timeout_ms + 1, 24 * 3600 * 1000),
+            # The lease must outlive the attempt it covers, or a slow answer would let a
+            # second dispatcher send the same delivery while the first still waits; the
+            # margin is for recording the answer before the lease runs out.
+            "lease_ms": (self.timeout_ms + WEBHOOK_LEASE_MARGIN_MS_MIN, 24 * 3600 * 1000),
         }
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
@@ -121,11 +142,13 @@ class DispatcherConfig:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A claimed delivery: this dispatcher holds its lease for attempt number `attempt`."""
+    """A claimed delivery: this dispatcher holds its lease for attempt number `attempt`,
+    whose request must be over by `deadline_s` (time.monotonic()); the lease outlasts it."""
 
     event: Event
     endpoint: Endpoint
     attempt: int
+    deadline_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +183,20 @@ class Dispatcher:
         self._now_us = now_us
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
+        # Requests go to a checked address with the host name in Host and SNI; a pooled
+        # connection is keyed by address, so it could serve another host name: none is kept
+        # (which deadline.py relies on too).
+        limits = httpx.Limits(max_connections=self.config.concurrency, max_keepalive_connections=0)
+        self._deadlines: DeadlineTransport | None = None
+        if transport is None:
+            self._deadlines = transport = DeadlineTransport(limits=limits)
         self._client = httpx.Client(
+            # Each operation's own timeout; deadline.py cuts them to the attempt's deadline.
             timeout=httpx.Timeout(self.config.timeout_ms / 1000),
             follow_redirects=False,
             # Proxies from the environment would bypass the address check.
             trust_env=False,
-            # Requests go to a checked address with the host name in Host and SNI; a pooled
-            # connection is keyed by address, so it could serve another host name: none is
-            # kept.
-            limits=httpx.Limits(
-                max_connections=self.config.concurrency, max_keepalive_connections=0
-            ),
+            limits=limits,
             headers={"user-agent": USER_AGENT},
             transport=transport,
         )
@@ -224,30 +250,62 @@ class Dispatcher:
 
     # -- claiming, sending, recording ------------------------------------------------------
 
-    def claim(self, limit: int) -> list[Job]:
-        """Lease up to `limit` due deliveries to this dispatcher."""
+    def claim(self, limit: int, in_flight: Sequence[Job] = ()) -> list[Job]:
+        """Lease up to `limit` due deliveries to this dispatcher, in fair shares
+        (scheduling.py) given the jobs it has `in_flight`; in round-robin order."""
         assert 1 <= limit <= WEBHOOK_CONCURRENCY_MAX
-        now = self._now_us()
+        cfg = self.config
+        # A read first: on SQLite a write transaction takes the database's only write lock.
         with UnitOfWork(self.engine, write=False) as uow:
-            if not store.has_due(uow, now):
-                return []
-        with UnitOfWork(self.engine) as uow:
-            claimed = store.claim_due(
-                uow,
-                now_us=now,
-                lease_until=now + self.config.lease_ms * 1000,
-                owner=self.owner,
-                limit=limit,
+            due = store.due_endpoints(
+                uow, now_us=self._now_us(), count_max=cfg.endpoint_concurrency
             )
+        shares = scheduling.allocate(
+            due,
+            slots=limit,
+            endpoint_busy=Counter(job.endpoint.id for job in in_flight),
+            tenant_busy=Counter(job.endpoint.tenant_id for job in in_flight),
+            endpoint_concurrency=cfg.endpoint_concurrency,
+            tenant_concurrency=cfg.tenant_concurrency,
+        )
+        if not shares:
+            return []
+        with UnitOfWork(self.engine) as uow:
+            # The deadline and the lease start together (on SQLite once the write lock is
+            # held): the lease runs out lease_ms - timeout_ms after a request must be over.
+            deadline_s = time.monotonic() + cfg.timeout_ms / 1000
+            now = self._now_us()
+            by_endpoint = [
+                store.claim_due(
+                    uow,
+                    endpoint_id=endpoint_id,
+                    now_us=now,
+                    lease_until=now + cfg.lease_ms * 1000,
+                    owner=self.owner,
+                    limit=share,
+                )
+                for endpoint_id, share in shares.items()
+            ]
+            claimed = [c for part in by_endpoint for c in part]
             if not claimed:
                 return []
             events = store.events_by_id(uow, sorted({c[0] for c in claimed}))
             endpoints = store.endpoints_by_id(uow, sorted({c[1] for c in claimed}))
             uow.commit()
-        return [Job(events[e], endpoints[w], attempt) for e, w, attempt in claimed]
+        # Round robin: each endpoint's oldest first, then each one's second, and so on.
+        for part in by_endpoint:
+            part.sort(key=lambda c: (events[c[0]].seq, c[2]))
+        jobs = []
+        for k in range(max(len(part) for part in by_endpoint)):
+            for part in by_endpoint:
+                if k < len(part):
+                    event_id, endpoint_id, attempt = part[k]
+                    jobs.append(Job(events[event_id], endpoints[endpoint_id], attempt, deadline_s))
+        return jobs
 
     def send(self, job: Job) -> SendResult:
-        """One POST. Never raises for what the network or the receiver does."""
+        """One POST, over by the job's deadline. Never raises for what the network or the
+        receiver does."""
         started = time.perf_counter()
         target = ssrf.resolve_target(
             job.endpoint.url,
@@ -263,25 +321,33 @@ class Dispatcher:
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         status: int | None = None
         error: str | None = None
+        if time.monotonic() >= job.deadline_s:  # resolving the address took it all
+            return SendResult(None, "timeout: the deadline passed before sending", 0)
         try:
             request = self._client.build_request(
                 "POST", target.url, content=body, headers=headers, extensions=extensions
             )
             # Streamed and closed unread: the answer's status is all that counts, and a
             # receiver cannot make the dispatcher download a large body.
-            response = self._client.send(request, stream=True)
-            try:
-                status = response.status_code
-            finally:
-                response.close()
+            with self._deadline(job.deadline_s):
+                response = self._client.send(request, stream=True)
+                try:
+                    status = response.status_code
+                finally:
+                    response.close()
         except httpx.TimeoutException as exc:
-            error = f"timeout: {type(exc).__name__}"
+            error = f"timeout: {type(exc).__name__} (deadline {self.config.timeout_ms} ms)"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"
         if status is not None and not response_succeeded(status):
             error = f"HTTP {status}"
         duration_ms = round((time.perf_counter() - started) * 1000)
         return SendResult(status, error and error[:WEBHOOK_ERROR_CHARS_MAX], duration_ms)
+
+    def _deadline(self, deadline_s: float) -> contextlib.AbstractContextManager[None]:
+        if self._deadlines is None:  # a transport given by a test: its own business
+            return contextlib.nullcontext()
+        return self._deadlines.backend.deadline(deadline_s)
 
     def attempt_for(self, job: Job, result: SendResult) -> tuple[Attempt, DeliveryStatus]:
         """What to record: the attempt, and the delivery's state after it (succeeded; due
@@ -374,14 +440,19 @@ class Dispatcher:
     # -- loops -----------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """One synchronous round: route what is waiting, then claim up to `concurrency` due
-        deliveries, send them one after the other and record them. Returns how many were
-        attempted."""
+        """One round: route what is waiting, then claim up to `concurrency` due deliveries,
+        send them at once (each has its deadline from the claim) and record them. Returns how
+        many were attempted."""
         for _ in range(ROUTE_ROUNDS_MAX):
             if self.route_once() < self.config.route_batch:
                 break
         jobs = self.claim(self.config.concurrency)
-        self.record([self.send_safely(job) for job in jobs])
+        if len(jobs) <= 1:
+            sent = [self.send_safely(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(len(jobs), thread_name_prefix="webhook") as pool:
+                sent = list(pool.map(self.send_safely, jobs))
+        self.record(sent)
         return len(jobs)
 
     def run(self, stop: threading.Event) -> None:
@@ -391,7 +462,7 @@ class Dispatcher:
         lease runs out). On stop, the requests in flight are finished and recorded."""
         cfg = self.config
         poll_s = cfg.poll_ms / 1000
-        in_flight: set[Future[tuple[Job, SendResult]]] = set()
+        in_flight: dict[Future[tuple[Job, SendResult]], Job] = {}
         with ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="webhook") as pool:
             while not stop.is_set():
                 routed = 0
@@ -401,19 +472,21 @@ class Dispatcher:
                 try:
                     routed = self.route_once()
                     if free:
-                        jobs = self.claim(free)
+                        jobs = self.claim(free, list(in_flight.values()))
                 except AssertionError:  # a bug: stop
                     raise
                 except Exception:  # the database may be away for a while: log, pause, retry
                     log.exception("webhook dispatcher: routing or claiming failed")
                     stop.wait(poll_s)
                     continue
-                in_flight.update(pool.submit(self.send_safely, job) for job in jobs)
+                in_flight.update((pool.submit(self.send_safely, job), job) for job in jobs)
                 more = routed == cfg.route_batch or (free > 0 and len(jobs) == free)
                 if in_flight:
-                    done, in_flight = wait(
+                    done, _ = wait(
                         in_flight, timeout=0 if more else poll_s, return_when=FIRST_COMPLETED
                     )
+                    for future in done:
+                        del in_flight[future]
                     self._record_logged([future.result() for future in done])
                 elif not more:
                     stop.wait(poll_s)
@@ -457,7 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run a dispatcher until SIGTERM or SIGINT."""
     from strongroom.db import migrate
     from strongroom.db.engine import create_engine
-    from strongroom.settings import load_settings
+    from strongroom.logs import configure_logging
+    from strongroom.settings import load_settings, log_level_or_default
 
     defaults = DispatcherConfig()
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -471,6 +545,8 @@ def main(argv: list[str] | None = None) -> None:
         "backoff_ms_max",
         "endpoint_failures_max",
         "concurrency",
+        "endpoint_concurrency",
+        "tenant_concurrency",
         "poll_ms",
     ):
         parser.add_argument(
@@ -486,9 +562,11 @@ def main(argv: list[str] | None = None) -> None:
         backoff_ms_max=args.backoff_ms_max,
         endpoint_failures_max=args.endpoint_failures_max,
         concurrency=args.concurrency,
+        endpoint_concurrency=args.endpoint_concurrency,
+        tenant_concurrency=args.tenant_concurrency,
         poll_ms=args.poll_ms,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_level_or_default())
     url = args.database_url or load_settings().database_url
     engine = create_engine(url, pool_size=config.concurrency + 2)
     stop = threading.Event()

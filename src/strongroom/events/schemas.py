@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from strongroom.core.clock import Timestamp
 from strongroom.core.limits import WEBHOOK_URL_LENGTH_MAX
+from strongroom.ledger.schemas import TransferOut
 
 
 class _In(BaseModel):
@@ -43,7 +45,7 @@ class EndpointOut(_Out):
     enabled_events: list[str]
     status: Literal["enabled", "disabled"]
     failure_count: int
-    created_at: str
+    created_at: Timestamp
     secret: str = Field(description="whsec_...: verify each delivery's webhook-signature with it")
 
 
@@ -66,7 +68,7 @@ class EventOut(_Out):
     ledger_id: str
     seq: int
     data: dict[str, Any]
-    created_at: str
+    created_at: Timestamp
 
 
 class EventList(_Out):
@@ -87,11 +89,24 @@ class AttemptOut(_Out):
     response_status: int | None
     error: str | None
     duration_ms: int
-    next_attempt_at: str | None
-    created_at: str
+    next_attempt_at: Timestamp | None
+    created_at: Timestamp
 
 
 class AttemptList(_Out):
     object: Literal["list"]
     data: list[AttemptOut]
     has_more: bool
+
+
+# -- what the server sends -----------------------------------------------------------------
+
+
+class WebhookEvent(_Out):
+    """A webhook delivery's body: Standard Webhooks' envelope, the same bytes on every attempt
+    (events.model.Event.payload)."""
+
+    id: str = Field(description="evt_...: the event's id, also the webhook-id header")
+    type: str = Field(description="the event type, as the webhook's name says")
+    timestamp: Timestamp = Field(description="when the event happened")
+    data: TransferOut = Field(description="the transfer as the API renders it, as it was then")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine as SAEngine
@@ -128,16 +129,21 @@ class EventService:
         enabled_events: Sequence[str] | None = None,
         *,
         actor: str = "webhooks",
+        id: str | None = None,
     ) -> Endpoint:
         """A new endpoint with a new secret (`whsec_...`). It receives the events created
-        from now on."""
+        from now on. With `id` (an idempotent request's, core.idempotency), an endpoint of this
+        tenant that already has it is the answer: the request ran before."""
+        if id is not None:
+            with contextlib.suppress(NotFound):
+                return self.get_endpoint(id, tenant_id=tenant_id)
         checked_url = validate_url(url, allow_private_targets=self.allow_private_targets)
         events = validate_enabled_events(
             list(enabled_events) if enabled_events is not None else None
         )
         now = self.clock.now_us()
         endpoint = Endpoint(
-            id=ids.new_id("we"),
+            id=id or ids.new_id("we"),
             tenant_id=tenant_id,
             url=checked_url,
             secret=signing.new_secret(),

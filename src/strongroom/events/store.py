@@ -13,6 +13,7 @@ from typing import Any
 from strongroom.db.query import chunks as _chunks
 from strongroom.db.query import fetch_in as _fetch_in
 from strongroom.db.query import sql as _sql
+from strongroom.db.query import sqlite_insert_many as _insert_many
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.model import (
     ALL_EVENTS,
@@ -26,9 +27,13 @@ from strongroom.events.model import (
     RecordResult,
 )
 from strongroom.events.render import event_data
+from strongroom.events.scheduling import DueEndpoint
 from strongroom.ledger.store import TRANSFER_COLS
 
 EVENT_COLS = "seq, id, ledger_id, type, data, created_at, transfer_id"
+_EVENT_NAMES = tuple(EVENT_COLS.split(", "))
+# Written as a literal where it is None in every row (db.query.sqlite_insert_many).
+_EVENT_CONSTANT_CANDIDATES = (_EVENT_NAMES.index("data"), _EVENT_NAMES.index("transfer_id"))
 _TRANSFER_WIDTH = len(TRANSFER_COLS.split(", "))
 # What a read selects: the event, and its transfer's row to render its data from (the data of
 # events written before the rows named their transfer is stored in `data`).
@@ -68,9 +73,12 @@ def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
         # The write transaction (BEGIN IMMEDIATE) holds SQLite's only write lock, so the
         # next seqs are free and are handed out in commit order.
         (last,) = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        cur.executemany(
-            f"INSERT INTO events ({EVENT_COLS}) VALUES (?,?,?,?,?,?,?)",
+        _insert_many(
+            cur,
+            "events",
+            _EVENT_NAMES,
             [(last + 1 + i, *row) for i, row in enumerate(rows)],
+            _EVENT_CONSTANT_CANDIDATES,
         )
         cur.execute(
             "INSERT INTO events_unrouted (seq) SELECT seq FROM events WHERE seq > ?", (last,)
@@ -253,34 +261,57 @@ def backlog(uow: UnitOfWork) -> tuple[int, int]:
     return unrouted, int(cur.fetchone()[0])
 
 
-def has_due(uow: UnitOfWork, now_us: int) -> bool:
-    """Whether claim_due would find anything."""
+# A delivery is due for a claim: pending, its time come, and no live lease on it (`?`: now,
+# twice). Rows of `webhook_delivery_state s`; the index webhook_delivery_endpoint_due serves
+# it per endpoint, oldest first.
+_DUE = (
+    f"s.status = '{DeliveryStatus.PENDING.value}' AND s.next_attempt_at <= ? AND s.lease_until <= ?"
+)
+
+
+def due_endpoints(uow: UnitOfWork, *, now_us: int, count_max: int) -> list[DueEndpoint]:
+    """The enabled endpoints that have due deliveries: for each, when its oldest due delivery
+    was due, and how many are due (counted up to `count_max`). One probe of the index per
+    enabled endpoint, each walking past that endpoint's deliveries in flight at most, however
+    long its backlog: the cost grows with the number of enabled endpoints, not of deliveries."""
+    assert count_max >= 1
     cur = uow.cursor()
     cur.execute(
         _sql(
             uow,
-            "SELECT 1 FROM webhook_delivery_state s "
-            "JOIN webhook_endpoints w ON w.id = s.endpoint_id "
-            f"WHERE s.status = '{DeliveryStatus.PENDING.value}' AND s.next_attempt_at <= ? "
-            f"AND s.lease_until <= ? AND w.status = '{EndpointStatus.ENABLED.value}' LIMIT 1",
+            "SELECT w.id, w.tenant_id, "
+            "(SELECT s.next_attempt_at FROM webhook_delivery_state s "
+            f"WHERE s.endpoint_id = w.id AND {_DUE} ORDER BY s.next_attempt_at LIMIT 1), "
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM webhook_delivery_state s "
+            f"WHERE s.endpoint_id = w.id AND {_DUE} LIMIT ?) AS counted) "
+            f"FROM webhook_endpoints w WHERE w.status = '{EndpointStatus.ENABLED.value}'",
         ),
-        (now_us, now_us),
+        (now_us, now_us, now_us, now_us, count_max),
     )
-    return cur.fetchone() is not None
+    # Filtered here: in SQL, a filter on the first probe would run it twice.
+    return [
+        DueEndpoint(r[0], r[1], int(r[2]), int(r[3])) for r in cur.fetchall() if r[2] is not None
+    ]
 
 
 def claim_due(
-    uow: UnitOfWork, *, now_us: int, lease_until: int, owner: str, limit: int
+    uow: UnitOfWork,
+    *,
+    endpoint_id: str,
+    now_us: int,
+    lease_until: int,
+    owner: str,
+    limit: int,
 ) -> list[tuple[str, str, int]]:
-    """Lease up to `limit` due deliveries of enabled endpoints to `owner` until `lease_until`
-    and count the attempt; returns (event_id, endpoint_id, attempt number). A delivery whose
-    lease has not run out is not due, so two dispatchers never send the same attempt; on
-    PostgreSQL rows another dispatcher is claiming are skipped, not waited for."""
-    pending = DeliveryStatus.PENDING.value
+    """Lease up to `limit` of an enabled endpoint's due deliveries, oldest first, to `owner`
+    until `lease_until` and count the attempt; returns (event_id, endpoint_id, attempt
+    number). A delivery whose lease has not run out is not due, so two dispatchers never
+    send the same attempt; on PostgreSQL rows another dispatcher is claiming are skipped,
+    not waited for."""
     due = (
         "SELECT s.event_id, s.endpoint_id FROM webhook_delivery_state s "
         "JOIN webhook_endpoints w ON w.id = s.endpoint_id "
-        f"WHERE s.status = '{pending}' AND s.next_attempt_at <= ? AND s.lease_until <= ? "
+        f"WHERE s.endpoint_id = ? AND {_DUE} "
         f"AND w.status = '{EndpointStatus.ENABLED.value}' ORDER BY s.next_attempt_at LIMIT ?"
     )
     cur = uow.cursor()
@@ -290,7 +321,7 @@ def claim_due(
             "UPDATE webhook_delivery_state SET lease_until = ?, lease_owner = ?, "
             f"attempts = attempts + 1, updated_at = ? WHERE (event_id, endpoint_id) IN ({due}) "
             "RETURNING event_id, endpoint_id, attempts",
-            (lease_until, owner, now_us, now_us, now_us, limit),
+            (lease_until, owner, now_us, endpoint_id, now_us, now_us, limit),
         )
     else:
         # Materialized, so the pick runs once: as an IN (subquery), PostgreSQL may run it
@@ -302,7 +333,7 @@ def claim_due(
             "attempts = d.attempts + 1, updated_at = ? FROM picked "
             "WHERE d.event_id = picked.event_id AND d.endpoint_id = picked.endpoint_id "
             "RETURNING d.event_id, d.endpoint_id, d.attempts".replace("?", "%s"),
-            (now_us, now_us, limit, lease_until, owner, now_us),
+            (endpoint_id, now_us, now_us, limit, lease_until, owner, now_us),
         )
     claimed = [(r[0], r[1], int(r[2])) for r in cur.fetchall()]
     assert len(claimed) <= limit
@@ -335,9 +366,10 @@ def record_attempt(
     disable_endpoint: bool,
     failures_max: int,
 ) -> RecordResult:
-    """Record an attempt, settle the delivery if this owner still holds its lease for this
-    attempt, and count the endpoint's consecutive failures (disabling it at failures_max or
-    when `disable_endpoint`). The caller holds the endpoint's lock (lock_endpoints).
+    """Record an attempt, settle the delivery if it is still pending and this owner still
+    holds its lease for this attempt (or the attempt succeeded), and count the endpoint's
+    consecutive failures (disabling it at failures_max or when `disable_endpoint`). The
+    caller holds the endpoint's lock (lock_endpoints).
 
     An attempt whose delivery no longer exists (its endpoint was deleted while the request
     was in flight) is not recorded: nothing of a deleted endpoint comes back."""
@@ -371,7 +403,8 @@ def record_attempt(
             uow,
             "UPDATE webhook_delivery_state SET status = ?, next_attempt_at = ?, lease_until = 0, "
             "lease_owner = NULL, updated_at = ? "
-            "WHERE event_id = ? AND endpoint_id = ? AND lease_owner = ? AND attempts = ?",
+            f"WHERE event_id = ? AND endpoint_id = ? AND status = '{DeliveryStatus.PENDING.value}' "
+            "AND ((lease_owner = ? AND attempts = ?) OR ?)",
         ),
         (
             delivery_status.value,
@@ -381,6 +414,10 @@ def record_attempt(
             a.endpoint_id,
             owner,
             a.attempt,
+            # A success settles the delivery even after its lease was lost (and it clears the
+            # new owner's lease, so that owner's attempt settles nothing): once a success is
+            # on record, the delivery is never claimed again.
+            a.status is AttemptStatus.SUCCEEDED,
         ),
     )
     settled = bool(cur.rowcount)

@@ -1,12 +1,14 @@
 """The HTTP layer's app factory. It knows no domain: `runtime.create_app` hands it the
-routers, the domains' middleware, the error catalogue, the lifespan and the readiness checks.
-It adds RFC 9457 error handlers answering from that catalogue, the request-context and
-body-limit middleware (outermost), /healthz, /readyz, /metrics and an OpenAPI document true to
-the wire."""
+routers, the webhooks they send, the domains' middleware, the error catalogue, the lifespan and
+the readiness checks. It adds RFC 9457 error handlers answering from that catalogue, the
+request-context and body-limit middleware (outermost), /healthz, /readyz, /metrics, an OpenAPI
+document true to the wire (http.openapi) and its interactive docs at /docs (Swagger UI) and
+/redoc, whose scripts the app serves itself: a deployment without Internet access shows them
+too."""
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -15,15 +17,21 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from strongroom.core.errors import ErrorCatalogue, StrongroomError
-from strongroom.http import errors
+from strongroom.http import errors, openapi
 from strongroom.http.middleware import BodyLimit, RequestContext
 
 log = logging.getLogger("strongroom.http")
+
+# The interactive docs, and where the app serves their scripts (fastapi-offline ships them).
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+DOCS_ASSETS_URL = "/docs/assets"
 
 # (a pure ASGI middleware class, its keyword arguments)
 Middleware = tuple[Callable[..., ASGIApp], dict[str, Any]]
@@ -41,19 +49,24 @@ def build_api(
     readiness: Callable[[Request], Awaitable[dict[str, str]]],
     metrics: Callable[[], tuple[bytes, str]],
     observe_request: Callable[[str, str, int, float], None],
+    metrics_token: str | None = None,
+    webhooks: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
     `readiness(request)` answers each check's state ("ok" or why not); `metrics()` the
-    exposition body and its media type."""
+    exposition body and its media type, to a scraper sending `Bearer <metrics_token>` when
+    one is set. `webhooks` declare the requests the server sends (for the document only)."""
     for code in ("invalid_request", "invalid_json", "not_found", "internal_error"):
         assert code in catalogue, f"the catalogue lacks the HTTP layer's {code}"
-    app = FastAPI(
+    app = FastAPIOffline(
         title=title,
         version=version,
         summary=summary,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
+        static_url=DOCS_ASSETS_URL,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.errors = catalogue
     app.add_exception_handler(StrongroomError, errors.strongroom_error_handler)
@@ -63,6 +76,8 @@ def build_api(
     app.add_exception_handler(Exception, errors.internal_error_handler)
     for router in routers:
         app.include_router(router)
+    for router in webhooks:
+        app.webhooks.include_router(router, generate_unique_id_function=openapi.operation_id)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
@@ -78,8 +93,19 @@ def build_api(
             status_code=200 if ready else 503,
         )
 
+    expected = f"Bearer {metrics_token}".encode() if metrics_token else None
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if expected is not None:
+            sent = request.headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(sent, expected):  # in constant time
+                return errors.problem(
+                    request,
+                    "metrics_token_required",
+                    "send the metrics token as 'Authorization: Bearer ...'",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         body, media_type = metrics()
         return Response(body, media_type=media_type)
 
@@ -92,8 +118,7 @@ def build_api(
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, made true to the wire: error bodies are application/problem+json,
-    and every /v1 operation needs a bearer API key."""
+    """FastAPI's document, completed by http.openapi.finish; built once."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     document = get_openapi(
@@ -101,46 +126,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         summary=app.summary,
         routes=app.routes,
+        webhooks=app.webhooks.routes,
     )
-    document.setdefault("components", {})["securitySchemes"] = {
-        "apiKey": {"type": "http", "scheme": "bearer", "description": "sk_... (an API key)"}
-    }
-    for path, operations in document.get("paths", {}).items():
-        for operation in operations.values():
-            if path.startswith("/v1/"):
-                operation["security"] = [{"apiKey": []}]
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content[errors.PROBLEM_JSON] = content.pop("application/json")
-    app.openapi_schema = document
-    return document
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; only the fields a record carries on purpose."""
-
-    FIELDS = ("request_id", "tenant", "api_key", "method", "route", "status", "duration_ms")
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in self.FIELDS:
-            if hasattr(record, name):
-                out[name] = getattr(record, name)
-        if record.exc_info:
-            out["error"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("strongroom")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    app.openapi_schema = openapi.finish(document, app.state.errors)
+    return app.openapi_schema

@@ -17,7 +17,6 @@ from strongroom.core import clock
 from strongroom.core.errors import (
     ErrorCatalogue,
     ErrorCode,
-    InvalidRequest,
     ServiceUnavailable,
     StrongroomError,
 )
@@ -30,6 +29,7 @@ PROBLEM_JSON = "application/problem+json"
 HTTP_ERRORS: Final = (
     ErrorCode("invalid_json", 400, "The body is not valid JSON"),
     ErrorCode("invalid_timestamp", 400, "A timestamp is not RFC 3339"),
+    ErrorCode("metrics_token_required", 401, "The metrics token is required"),
     ErrorCode("method_not_allowed", 405, "Method not allowed"),
     ErrorCode("request_too_large", 413, "The request body is too large"),
     ErrorCode("unsupported_media_type", 415, "The body must be application/json"),
@@ -75,17 +75,7 @@ ERROR_RESPONSES[503]["headers"] = {
 }
 
 
-def time_param(text: str, param: str) -> int:
-    """A request's RFC 3339 time (epoch microseconds), or a 400 `invalid_timestamp` naming
-    the parameter."""
-    try:
-        return clock.parse_timestamp(text)
-    except ValueError:
-        raise InvalidRequest(
-            f"{param} must be an RFC 3339 time between 1970 and 9999",
-            param=param,
-            code="invalid_timestamp",
-        ) from None
+time_param = clock.time_param  # the one RFC 3339 parser of requests (and of the CLI)
 
 
 def problem_body(

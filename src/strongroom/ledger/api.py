@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core import ids
+from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
+from strongroom.core.idempotency import RANDOM_IDS, Minter, request_of
 from strongroom.core.limits import (
     AMOUNT_MAX,
     PAGE_SIZE_DEFAULT,
@@ -22,8 +25,18 @@ from strongroom.core.limits import (
 )
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
+from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
+from strongroom.http.routing import json_body_route
 from strongroom.ledger.coalescer import GroupCommitter
+from strongroom.ledger.errors import (
+    ACCOUNT_INPUT_ERRORS,
+    AMOUNT_ERRORS,
+    LISTING_ERRORS,
+    METADATA_ERRORS,
+    TRANSFER_INPUT_ERRORS,
+    TRANSFER_REFUSALS,
+)
 from strongroom.ledger.listing import check_one_cursor
 from strongroom.ledger.model import (
     AccountFlag,
@@ -82,6 +95,14 @@ class Ctx:
     svc: LedgerService
     committer: GroupCommitter
     ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
+    # The ids of what this request creates: derived from its Idempotency-Key, so that a retry
+    # of the request mints the same ones (core.idempotency), or new ones.
+    ids: Minter
+    # An earlier attempt of this same idempotent request ran: a transfer that `exists` under
+    # one of its ids is one that attempt created.
+    resumed: bool = False
+    # The request's state: its rate-limit account (tenancy.access.spend), among others.
+    request_state: Any = None
 
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
@@ -102,10 +123,16 @@ async def context(request: Request) -> Ctx:
     request for four attribute reads."""
     state = request.app.state
     key: ApiKey = request.state.api_key
-    return Ctx(key, state.ledger, state.committer, state.ledger_tenants)
+    idem = request_of(request.scope.get("state", {}))
+    own = request.state
+    if idem is None:
+        return Ctx(key, state.ledger, state.committer, state.ledger_tenants, RANDOM_IDS, False, own)
+    return Ctx(key, state.ledger, state.committer, state.ledger_tenants, idem, idem.resumed, own)
 
 
 CtxDep = Annotated[Ctx, Depends(context)]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Endpoint = Callable[[ModelT, Ctx], Awaitable[Response]]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 
 
@@ -149,17 +176,30 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
 # -- ledgers and assets --------------------------------------------------------------------
 
 
-@router.post("/ledgers", status_code=201, response_model=LedgerOut, tags=["ledgers"])
+@router.post(
+    "/ledgers",
+    status_code=201,
+    response_model=LedgerOut,
+    tags=["ledgers"],
+    openapi_extra=error_codes(METADATA_ERRORS, "invalid_name"),
+)
 async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     ledger = await run_in_threadpool(
-        ctx.svc.create_ledger, body.name, body.metadata, tenant_id=ctx.key.tenant_id
+        lambda: ctx.svc.create_ledger(
+            body.name, body.metadata, tenant_id=ctx.key.tenant_id, id=ctx.ids.new_id("ldg")
+        )
     )
     ctx.ledger_tenants[ledger.id] = ledger.tenant_id
     return _ledger_out(ledger)
 
 
-@router.get("/ledgers", response_model=LedgerList, tags=["ledgers"])
+@router.get(
+    "/ledgers",
+    response_model=LedgerList,
+    tags=["ledgers"],
+    openapi_extra=error_codes("invalid_cursor"),
+)
 async def list_ledgers(
     ctx: CtxDep,
     limit: Limit = PAGE_SIZE_DEFAULT,
@@ -179,7 +219,12 @@ async def list_ledgers(
     return list_body([_ledger_out(x) for x in page.data], page.has_more)
 
 
-@router.get("/ledgers/{ledger_id}", response_model=LedgerOut, tags=["ledgers"])
+@router.get(
+    "/ledgers/{ledger_id}",
+    response_model=LedgerOut,
+    tags=["ledgers"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     ledger = await run_in_threadpool(
@@ -188,7 +233,13 @@ async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
     return _ledger_out(ledger)
 
 
-@router.post("/assets", status_code=201, response_model=AssetOut, tags=["assets"])
+@router.post(
+    "/assets",
+    status_code=201,
+    response_model=AssetOut,
+    tags=["assets"],
+    openapi_extra=error_codes("invalid_asset_code", "invalid_asset_scale", "asset_exists"),
+)
 async def create_asset(body: AssetCreate, ctx: CtxDep) -> dict[str, Any]:
     """Custom assets are shared by every tenant of this server, as the ISO 4217 ones are."""
     ctx.require(Scope.ADMIN)
@@ -208,7 +259,13 @@ async def _own_account(ctx: Ctx, account_id: str) -> Any:
     return account
 
 
-@router.post("/accounts", status_code=201, response_model=AccountOut, tags=["accounts"])
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    tags=["accounts"],
+    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS),
+)
 async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
@@ -219,12 +276,18 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
         flags=AccountFlag.parse(body.flags),
         name=body.name,
         metadata=body.metadata,
+        id=ctx.ids.new_id("acc"),
     )
     accounts = await run_in_threadpool(ctx.svc.create_accounts, [spec])
     return accounts[0].to_dict()
 
 
-@router.get("/accounts", response_model=AccountList, tags=["accounts"])
+@router.get(
+    "/accounts",
+    response_model=AccountList,
+    tags=["accounts"],
+    openapi_extra=error_codes(LISTING_ERRORS),
+)
 async def list_accounts(
     ctx: CtxDep,
     ledger_id: str,
@@ -241,18 +304,29 @@ async def list_accounts(
     return list_body([a.to_dict() for a in page.data], page.has_more)
 
 
-@router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountOut,
+    tags=["accounts"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_account(account_id: str, ctx: CtxDep) -> Response:
     ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     return _fast_json(account.to_dict())
 
 
-@router.get("/accounts/{account_id}/balance", response_model=BalanceAtOut, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}/balance",
+    response_model=BalanceAtOut,
+    tags=["accounts"],
+    operation_id="getAccountBalance",
+    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_version"),
+)
 async def get_balance(
     account_id: str,
     ctx: CtxDep,
-    as_of: str | None = None,
+    as_of: Timestamp | None = None,
     version: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Balances now, after a version, or as of an RFC 3339 time."""
@@ -273,7 +347,13 @@ async def get_balance(
     return {"object": "balance", "account_id": account_id, "version": at, "balances": view}
 
 
-@router.get("/accounts/{account_id}/entries", response_model=EntryList, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}/entries",
+    response_model=EntryList,
+    tags=["accounts"],
+    operation_id="listAccountEntries",
+    openapi_extra=error_codes(LISTING_ERRORS),
+)
 async def list_entries(
     account_id: str,
     ctx: CtxDep,
@@ -293,7 +373,7 @@ async def list_entries(
 
 
 def _new_transfer(
-    body: TransferCreate, prefix: str = "", *, linked: bool = False, id: str | None = None
+    body: TransferCreate, prefix: str = "", *, linked: bool = False, id: str
 ) -> NewTransfer:
     """`prefix` names the transfer inside a batch (`transfers[3].`) in error params."""
     legs = None
@@ -314,7 +394,7 @@ def _new_transfer(
     else:
         validate_amount(body.amount, f"{prefix}amount")
     return NewTransfer(
-        id=id or ids.new_id("tr"),
+        id=id,
         ledger_id=body.ledger_id,
         debit_account_id=body.debit_account_id,
         credit_account_id=body.credit_account_id,
@@ -333,6 +413,13 @@ def _effective_at(value: str | None, param: str) -> int | None:
 
 
 _BATCH_RESULT = '{"index":%d,"status":"%s","code":"%s","transfer_id":"%s"}'
+# The results that are no refusal: status and code are the result itself.
+_BATCH_RESULT_OK = {
+    r: _BATCH_RESULT.replace('"%s","code":"%s"', f'"{r.value}","code":"{r.value}"')
+    for r in TransferResult
+    if r.ok
+}
+assert all(t.count("%") == 2 for t in _BATCH_RESULT_OK.values())
 
 
 def _simple_transfer(body: BatchTransfer, id: str) -> NewTransfer | None:
@@ -346,17 +433,41 @@ def _simple_transfer(body: BatchTransfer, id: str) -> NewTransfer | None:
         and type(amount) is int
         and 0 < amount <= AMOUNT_MAX
     ):
+        # Positional (the order _NEW_TRANSFER_FIELDS checks): a thousand keyword calls cost
+        # a third of a batch's conversion.
         return NewTransfer(
-            id=id,
-            ledger_id=body.ledger_id,
-            debit_account_id=body.debit_account_id,
-            credit_account_id=body.credit_account_id,
-            amount=amount,
-            pending=body.pending,
-            timeout_s=body.timeout_s,
-            linked=body.linked,
+            id,
+            body.ledger_id,
+            body.debit_account_id,
+            body.credit_account_id,
+            amount,
+            None,
+            Action.TRANSFER,
+            None,
+            body.pending,
+            body.timeout_s,
+            body.linked,
         )
     return None
+
+
+_NEW_TRANSFER_FIELDS = (
+    "id",
+    "ledger_id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "legs",
+    "action",
+    "target_id",
+    "pending",
+    "timeout_s",
+    "linked",
+)
+# The fields _simple_transfer passes by position, in NewTransfer's order; the rest default.
+assert tuple(f.name for f in fields(NewTransfer))[: len(_NEW_TRANSFER_FIELDS)] == (
+    _NEW_TRANSFER_FIELDS
+)
 
 
 def _api_param(exc: InvalidRequest) -> InvalidRequest:
@@ -390,24 +501,57 @@ def _transfer_out(record: TransferRecord) -> dict[str, Any]:
     return out
 
 
-@router.post("/transfers", status_code=201, response_model=TransferOut, tags=["transfers"])
+def _hot_post(
+    path: str, model: type[ModelT], **options: Any
+) -> Callable[[Endpoint[ModelT]], Endpoint[ModelT]]:
+    """`router.post` for a route whose endpoint takes (body, ctx) and nothing else: its plain
+    JSON requests skip FastAPI's body handling and dependency solving (http.routing)."""
+
+    def register(endpoint: Endpoint[ModelT]) -> Endpoint[ModelT]:
+        async def fast(request: Request, body: ModelT) -> Response:
+            return await endpoint(body, await context(request))
+
+        route_class = json_body_route(model, fast)
+        router.add_api_route(
+            path, endpoint, methods=["POST"], route_class_override=route_class, **options
+        )
+        return endpoint
+
+    return register
+
+
+@_hot_post(
+    "/transfers",
+    TransferCreate,
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS),
+)
 async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
     ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
-    return _fast_json(await _committed(ctx, _new_transfer(body)), 201)
+    return _fast_json(await _committed(ctx, _new_transfer(body, id=ctx.ids.new_id("tr"))), 201)
 
 
-@router.post("/transfers/batch", response_model=BatchOut, tags=["transfers"])
-async def create_batch(body: BatchCreate, ctx: CtxDep, request: Request) -> Response:
+@_hot_post(
+    "/transfers/batch",
+    BatchCreate,
+    response_model=BatchOut,
+    tags=["transfers"],
+    operation_id="createTransferBatch",
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, "batch_too_large"),
+)
+async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
     transfer with the next, `atomic` makes the whole batch one chain. It costs 1 + N/100
     rate-limit tokens for N transfers."""
     ctx.require(Scope.LEDGER_WRITE)
-    await spend(request.state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
+    await spend(ctx.request_state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
-    new_ids = ids.new_ids("tr", len(body.transfers))
+    new_ids = ctx.ids.new_ids("tr", len(body.transfers))
     batch = [
         _simple_transfer(t, new_ids[i])
         or _new_transfer(t, f"transfers[{i}].", linked=t.linked, id=new_ids[i])
@@ -420,12 +564,21 @@ async def create_batch(body: BatchCreate, ctx: CtxDep, request: Request) -> Resp
     except InvalidRequest as exc:
         raise _api_param(exc) from None
     # Formatted directly: a result per transfer, and every string in it (statuses, codes, the
-    # ids this route generated) needs no JSON escaping.
-    results = []
+    # ids this route generated) needs no JSON escaping. A created or existing transfer's
+    # result has its status and code in its template already (a refusal's code is worked out).
+    ok_results = _BATCH_RESULT_OK
+    if ctx.resumed:
+        # An earlier attempt of this same request ran: a transfer that `exists` under an id it
+        # minted is one that attempt created, and its lost answer said so.
+        ok_results = {**ok_results, TransferResult.EXISTS: ok_results[TransferResult.CREATED]}
+    results: list[str] = []
+    append = results.append
     for o in outcomes:
-        code = _refusal(o).code if not o.result.ok else o.result.value
-        status = o.result.value if o.result.ok else "refused"
-        results.append(_BATCH_RESULT % (o.index, status, code, o.transfer_id))
+        template = ok_results.get(o.result)
+        if template is not None:
+            append(template % (o.index, o.transfer_id))
+        else:
+            append(_BATCH_RESULT % (o.index, "refused", _refusal(o).code, o.transfer_id))
     return Response(
         ('{"object":"batch","results":[' + ",".join(results) + "]}").encode(),
         media_type="application/json",
@@ -448,7 +601,7 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
     if body is not None and body.amount is not None:
         amount = validate_amount(body.amount)
     t = NewTransfer(
-        id=ids.new_id("tr"),
+        id=ctx.ids.new_id("tr"),
         ledger_id=target.ledger_id,
         action=action,
         target_id=target.id,
@@ -459,7 +612,11 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
 
 
 @router.post(
-    "/transfers/{transfer_id}/post", status_code=201, response_model=TransferOut, tags=["transfers"]
+    "/transfers/{transfer_id}/post",
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Post a pending transfer, fully or `amount` of it (the rest is released)."""
@@ -467,7 +624,11 @@ async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
 
 
 @router.post(
-    "/transfers/{transfer_id}/void", status_code=201, response_model=TransferOut, tags=["transfers"]
+    "/transfers/{transfer_id}/void",
+    status_code=201,
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Void a pending transfer, releasing its reservation."""
@@ -481,6 +642,7 @@ async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
+    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
 async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
@@ -488,17 +650,37 @@ async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None =
 
 
 _METADATA_PARAM = re.compile(r"^metadata\[([^\]]+)\]$")
+METADATA_FILTER: dict[str, Any] = {
+    "name": "metadata",
+    "in": "query",
+    "style": "deepObject",
+    "explode": True,
+    "required": False,
+    "description": "`metadata[key]=value`: only transfers whose metadata has that value under "
+    "that key (a key of letters, digits, '_', '-' or '.'); one filter a request, the last one "
+    "given counts.",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+}
 
 
-@router.get("/transfers", response_model=TransferList, tags=["transfers"])
+@router.get(
+    "/transfers",
+    response_model=TransferList,
+    tags=["transfers"],
+    openapi_extra={
+        **error_codes(LISTING_ERRORS, "invalid_metadata_filter", "invalid_timestamp"),
+        # Read from the query string by hand (below): FastAPI cannot declare it.
+        "parameters": [METADATA_FILTER],
+    },
+)
 async def list_transfers(
     request: Request,
     ctx: CtxDep,
     ledger_id: str | None = None,
     account_id: str | None = None,
     status: Annotated[str | None, Query(pattern="^(posted|pending|voided|expired)$")] = None,
-    created_after: str | None = None,
-    created_before: str | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: str | None = None,
     ending_before: str | None = None,
@@ -555,7 +737,12 @@ async def list_transfers(
     return list_body([transfer_to_dict(r) for r in page.data], page.has_more, page.next_cursor)
 
 
-@router.get("/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"])
+@router.get(
+    "/transfers/{transfer_id}",
+    response_model=TransferOut,
+    tags=["transfers"],
+    openapi_extra=error_codes("not_found"),
+)
 async def get_transfer(transfer_id: str, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     return transfer_to_dict(await _own_transfer(ctx, transfer_id))

@@ -40,3 +40,37 @@ LEDGER_ERRORS: Final = (
         if not r.ok and r.value not in {t.value for t in TransferResult}
     ),
 )
+
+# The codes each kind of ledger request answers itself, besides those of the layers every request
+# crosses (http.openapi): the OpenAPI document lists them per operation.
+METADATA_ERRORS: Final = ("invalid_metadata", "metadata_too_large")
+AMOUNT_ERRORS: Final = ("amount_not_integer", "amount_not_positive", "amount_too_large")
+TRANSFER_INPUT_ERRORS: Final = (
+    *AMOUNT_ERRORS,
+    *METADATA_ERRORS,
+    "not_found",
+    "invalid_id",
+    "invalid_legs",
+    "unbalanced_legs",
+    "duplicate_leg_account",
+    "invalid_direction",
+    "invalid_timeout",
+    "invalid_timestamp",
+)
+# A refusal of one transfer (an API transfer in another ledger answers account_not_found), and a
+# fail-closed gate that could not decide; through the group committer, a full queue.
+TRANSFER_REFUSALS: Final = (
+    *(r.value for r in TransferResult if not r.ok and r is not TransferResult.LEDGER_MISMATCH),
+    GATE_UNAVAILABLE,
+    "overloaded",
+)
+ACCOUNT_INPUT_ERRORS: Final = (
+    *METADATA_ERRORS,
+    "not_found",
+    "invalid_name",
+    "unknown_asset",
+    "invalid_direction",
+    "invalid_flags",
+    "flags_are_mutually_exclusive",
+)
+LISTING_ERRORS: Final = ("not_found", "invalid_cursor")

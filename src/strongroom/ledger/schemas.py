@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from strongroom.core.clock import Timestamp
 from strongroom.core.limits import BATCH_TRANSFERS_MAX, LEGS_PER_TRANSFER_MAX
 
 MetadataIn = dict[str, str | StrictInt | StrictBool | None]
@@ -57,7 +58,7 @@ class TransferCreate(_In):
     entries: list[LegIn] | None = Field(default=None, max_length=LEGS_PER_TRANSFER_MAX)
     pending: StrictBool = False
     timeout_s: StrictInt = 0
-    effective_at: str | None = Field(
+    effective_at: Timestamp | None = Field(
         default=None,
         description="RFC 3339 time the transfer counts from for reporting (backdating); "
         "default: when it is recorded.",
@@ -87,7 +88,7 @@ class LedgerOut(_Out):
     object: Literal["ledger"]
     name: str
     metadata: dict[str, str | int | bool | None]
-    created_at: str
+    created_at: Timestamp
 
 
 class AssetOut(_Out):
@@ -118,7 +119,7 @@ class AccountOut(_Out):
     metadata: dict[str, str | int | bool | None]
     balances: BalancesOut
     version: int
-    created_at: str
+    created_at: Timestamp
 
 
 class BalanceAtOut(_Out):
@@ -137,7 +138,7 @@ class EntryOut(_Out):
     amount: int
     pending_amount: int
     balance_after: BalancesOut
-    created_at: str
+    created_at: Timestamp
 
 
 class LegOut(_Out):
@@ -155,13 +156,13 @@ class TransferOut(_Out):
     amount: int
     pending: bool
     metadata: dict[str, str | int | bool | None]
-    created_at: str
-    effective_at: str
+    created_at: Timestamp
+    effective_at: Timestamp
     debit_account_id: str | None = None
     credit_account_id: str | None = None
     entries: list[LegOut] | None = None
     target_id: str | None = None
-    expires_at: str | None = None
+    expires_at: Timestamp | None = None
 
 
 class BatchResultOut(_Out):

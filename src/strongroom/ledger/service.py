@@ -107,11 +107,17 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         metadata: dict[str, Any] | None = None,
         *,
         tenant_id: str = DEFAULT_TENANT_ID,
+        id: str | None = None,
     ) -> Ledger:
+        """With `id` (an idempotent request's, core.idempotency), a ledger of this tenant that
+        already has it is the answer: the request ran before."""
         validate_name(name)
         meta = canonical_metadata(metadata)
+        if id is not None:
+            with contextlib.suppress(NotFound):
+                return self.get_ledger(id, tenant_id=tenant_id)
         ledger = Ledger(
-            ids.new_id("ldg"),
+            id or ids.new_id("ldg"),
             name,
             json.loads(meta) if meta else None,
             self.clock.now_us(),

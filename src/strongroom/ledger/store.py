@@ -19,7 +19,7 @@ from strongroom.core.limits import (
     VERIFY_FETCH_ROWS,
 )
 from strongroom.core.money import from_stored_int, to_stored_int
-from strongroom.db.query import chunks, fetch_in, sql
+from strongroom.db.query import chunks, fetch_in, sql, sqlite_insert_many
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.engine import AccountState, BatchState, Writes
 from strongroom.ledger.model import (
@@ -42,6 +42,23 @@ ENTRY_COLS = (
     "id, account_id, version, prev_id, transfer_id, direction, amount, pending_delta, "
     "debits_posted, credits_posted, debits_pending, credits_pending, created_at"
 )
+_TRANSFER_NAMES = tuple(TRANSFER_COLS.split(", "))
+_ENTRY_NAMES = tuple(ENTRY_COLS.split(", "))
+# The columns of a written row that may be None or a bool (see db.query.sqlite_insert_many).
+_TRANSFER_CONSTANT_CANDIDATES = tuple(
+    _TRANSFER_NAMES.index(c)
+    for c in (
+        "debit_account_id",
+        "credit_account_id",
+        "legs",
+        "target_id",
+        "pending",
+        "expires_at",
+        "metadata",
+        "effective_at",
+    )
+)
+_ENTRY_CONSTANT_CANDIDATES = (_ENTRY_NAMES.index("prev_id"),)
 ACCOUNT_COLS = (
     "id, ledger_id, name, asset, normal_balance, flags, closed, metadata, debits_posted, "
     "credits_posted, debits_pending, credits_pending, version, last_entry_id, created_at, "
@@ -247,6 +264,18 @@ def load_accounts_for_update(
     return accounts
 
 
+def insert_transfers_sqlite(
+    cur: Any, transfer_rows: Sequence[Sequence[Any]], entry_rows: Sequence[Sequence[Any]]
+) -> None:
+    """SQLite: insert transfer and entry rows (money already in stored form) the fastest way
+    known (db.query.sqlite_insert_many). The ledger benchmark's storage-limit reference inserts
+    its rows with this too, so that the reference is the limit of the same inserts."""
+    sqlite_insert_many(
+        cur, "transfers", _TRANSFER_NAMES, transfer_rows, _TRANSFER_CONSTANT_CANDIDATES
+    )
+    sqlite_insert_many(cur, "entries", _ENTRY_NAMES, entry_rows, _ENTRY_CONSTANT_CANDIDATES)
+
+
 def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
     cur = uow.cursor()
     dirty = writes.dirty_accounts(state)
@@ -263,15 +292,7 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
             transfer_rows = _stored_rows(transfer_rows, TRANSFER_MONEY)
             entry_rows = _stored_rows(entry_rows, ENTRY_MONEY)
             account_rows = _stored_rows(account_rows, ACCOUNT_UPDATE_MONEY)
-        if transfer_rows:
-            cur.executemany(
-                f"INSERT INTO transfers ({TRANSFER_COLS}) VALUES ({','.join('?' * 16)})",
-                transfer_rows,
-            )
-        if entry_rows:
-            cur.executemany(
-                f"INSERT INTO entries ({ENTRY_COLS}) VALUES ({','.join('?' * 13)})", entry_rows
-            )
+        insert_transfers_sqlite(cur, transfer_rows, entry_rows)
         if status_rows:
             cur.executemany("UPDATE transfers SET status = ? WHERE id = ?", status_rows)
         if account_rows:

@@ -5,6 +5,8 @@ address), a rate limit per API key shared by every worker, and `Idempotency-Key`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -13,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.core.errors import ServiceUnavailable, StrongroomError
+from strongroom.core.idempotency import STATE_KEY as IDEMPOTENT_REQUEST
+from strongroom.core.idempotency import IdempotentRequest
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX, RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import header_of, send_problem, state_of
@@ -167,10 +171,17 @@ class RateLimit:
 
 
 class Idempotency:
-    """`Idempotency-Key` on a POST: scoped to the API key and remembered 24 h with a
-    fingerprint of method, path and body. The same key and body replays the stored answer
-    (`Idempotent-Replayed: true`); another body is a 422; a duplicate still in flight is a 409.
-    A 5xx is not remembered, so a retry runs again."""
+    """`Idempotency-Key` on a POST: scoped to the tenant (any of its API keys) and remembered
+    IDEMPOTENCY_RETENTION_S with a fingerprint of method, path and body. The same key and body
+    replays the stored answer (`Idempotent-Replayed: true`); another body is a 422; a duplicate
+    while an attempt holds the key is a 409 with `Retry-After`.
+
+    An attempt holds the key under a lease (STRONGROOM_IDEMPOTENCY_LEASE_S, default
+    IDEMPOTENCY_LEASE_S, renewed while it runs). After
+    a 5xx it lets the lease go at once; after a crash the lease runs out. Either way the retry
+    runs the request again under the same claim, and handlers mint the same ids for it
+    (core.idempotency): whatever the failed attempt committed is found (the ledger answers
+    `exists`), never made twice."""
 
     def __init__(self, app: ASGIApp, tenancy: TenancyService) -> None:
         self.app = app
@@ -204,9 +215,10 @@ class Idempotency:
         path = scope["path"] + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )
+        tenant_id = key.tenant_id
         try:
             outcome = await run_in_threadpool(
-                self.tenancy.begin_idempotent, key.id, idem, fingerprint("POST", path, body)
+                self.tenancy.begin_idempotent, tenant_id, idem, fingerprint("POST", path, body)
             )
         except ServiceUnavailable as exc:
             # The key could not even be claimed (SQLite's writer lock stayed taken): nothing
@@ -236,11 +248,12 @@ class Idempotency:
                 "idempotency_key_in_use",
                 "a request with this Idempotency-Key is still being processed",
                 request_id,
+                [(b"retry-after", str(max(1, outcome.retry_after_s)).encode())],
             )
             return
         if outcome.state is IdempotencyState.REPLAY:
             assert outcome.status_code is not None
-            stored = (outcome.body or "").encode()
+            stored = outcome.body or b""
             media = PROBLEM_JSON if outcome.status_code >= 400 else "application/json"
             await send(
                 {
@@ -255,6 +268,10 @@ class Idempotency:
             )
             await send({"type": "http.response.body", "body": stored})
             return
+        owner = outcome.owner
+        state_of(scope)[IDEMPOTENT_REQUEST] = IdempotentRequest(
+            tenant_id, idem, outcome.claimed_at_us, outcome.resumed
+        )
         replayed = False
 
         async def replay_receive() -> Message:
@@ -277,28 +294,52 @@ class Idempotency:
                 captured.append(message.get("body", b""))
             held.append(message)
 
+        renewer = asyncio.create_task(self._renew(tenant_id, idem, owner, request_id))
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
-            await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+            renewer.cancel()
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(self.tenancy.release_idempotent, tenant_id, idem, owner)
             raise
+        renewer.cancel()
         if status[0] >= 500:
             try:
-                await run_in_threadpool(self.tenancy.release_idempotent, key.id, idem)
+                await run_in_threadpool(self.tenancy.release_idempotent, tenant_id, idem, owner)
             except ServiceUnavailable:
                 # Still busy (SQLite's writer lock): the answer is a 5xx anyway, most likely
-                # this same 503, so send it rather than a 500. The key stays in flight until
-                # it expires (IDEMPOTENCY_RETENTION_S): its retries answer 409 meanwhile.
+                # this same 503, so send it rather than a 500. The lease runs out within
+                # one lease and the retry runs then.
                 log.warning(
                     "could not release an Idempotency-Key after a 5xx",
                     extra={"request_id": request_id},
                 )
         else:
             await run_in_threadpool(
-                self.tenancy.finish_idempotent, key.id, idem, status[0], b"".join(captured)
+                self.tenancy.finish_idempotent,
+                tenant_id,
+                idem,
+                owner,
+                status[0],
+                b"".join(captured),
             )
         for message in held:
             await send(message)
+
+    async def _renew(self, tenant_id: str, key: str, owner: str, request_id: object) -> None:
+        """Keep the lease while the attempt runs (it may take longer than one lease)."""
+        while True:
+            await asyncio.sleep(self.tenancy.idempotency_lease_s / 3)
+            try:
+                held = await run_in_threadpool(self.tenancy.renew_idempotent, tenant_id, key, owner)
+            except ServiceUnavailable:
+                continue  # the writer lock is busy: try again at the next third
+            if not held:
+                log.warning(
+                    "an Idempotency-Key's lease was taken over while its attempt ran",
+                    extra={"request_id": request_id},
+                )
+                return
 
 
 Observe = Callable[[str, str, int, float], None]

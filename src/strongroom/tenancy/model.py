@@ -68,9 +68,9 @@ def validate_tenant_name(name: str) -> str:
 
 
 class IdempotencyState(StrEnum):
-    STARTED = "started"  # this request owns the key now
+    STARTED = "started"  # this request holds the key now (a first attempt, or a retry)
     REPLAY = "replay"  # the key was used with the same request: send the stored response
-    IN_FLIGHT = "in_flight"  # the same key is being processed by another request
+    IN_FLIGHT = "in_flight"  # another attempt holds the key's lease now
     MISMATCH = "mismatch"  # the key was used with a different request
 
 
@@ -78,4 +78,10 @@ class IdempotencyState(StrEnum):
 class IdempotencyOutcome:
     state: IdempotencyState
     status_code: int | None = None
-    body: str | None = None
+    body: bytes | None = None  # the stored answer (REPLAY)
+    # STARTED: when the key was claimed (the ids of the request hang on it), whether an earlier
+    # attempt ran, and the owner token that finishing or releasing the record needs.
+    claimed_at_us: int = 0
+    resumed: bool = False
+    owner: str = ""
+    retry_after_s: int = 0  # IN_FLIGHT: when the holder's lease ends

@@ -8,6 +8,7 @@ import hmac
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
@@ -18,6 +19,8 @@ from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
     API_KEY_CACHE_TTL_S,
     IDEMPOTENCY_KEY_LENGTH_MAX,
+    IDEMPOTENCY_LEASE_S,
+    IDEMPOTENCY_PURGE_BATCH,
     IDEMPOTENCY_RETENTION_S,
 )
 from strongroom.db.uow import UnitOfWork
@@ -45,13 +48,19 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 class TenancyService:
     def __init__(
-        self, engine: Engine, *, pepper: str | None = None, audit: AuditRecorder | None = None
+        self,
+        engine: Engine,
+        *,
+        pepper: str | None = None,
+        audit: AuditRecorder | None = None,
+        idempotency_lease_s: float = IDEMPOTENCY_LEASE_S,
     ) -> None:
         """`pepper` keys the hash of every API key (STRONGROOM_API_KEY_PEPPER). Without one, a
         random pepper is generated once and kept in the database: fine for development, but
         then a copy of the database alone is enough to test guesses offline. `audit` records
         key creations and revocations as leaves of the tenant's log, in their transaction."""
         self.engine = engine
+        self.idempotency_lease_s = idempotency_lease_s
         self._audit = audit
         self._pepper = pepper.encode() if pepper else None
         self._cache: dict[str, tuple[float, ApiKey]] = {}
@@ -158,39 +167,91 @@ class TenancyService:
 
     # -- idempotency -----------------------------------------------------------------------
 
-    def begin_idempotent(self, api_key_id: str, key: str, print_: str) -> IdempotencyOutcome:
+    def begin_idempotent(self, tenant_id: str, key: str, print_: str) -> IdempotencyOutcome:
+        """Claim `key` for a request of the tenant with fingerprint `print_`.
+
+        STARTED: this attempt holds the key (for `idempotency_lease_s`; renew_idempotent while
+        it runs). It is a first attempt, or a retry of one whose lease ended (its owner died,
+        or released it after a 5xx): `resumed`, with the same `claimed_at_us`, so it mints the
+        same ids. REPLAY: the stored answer. IN_FLIGHT: another attempt holds the lease, for
+        `retry_after_s` more. MISMATCH: the key was used with another request. A record past
+        IDEMPOTENCY_RETENTION_S is claimed anew, as if it did not exist."""
         assert len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX
         now = clock.now_us()
+        lease_until = now + int(self.idempotency_lease_s * 1_000_000)
+        owner = secrets.token_hex(16)
+        started = IdempotencyOutcome(IdempotencyState.STARTED, claimed_at_us=now, owner=owner)
         with UnitOfWork(self.engine) as uow:
-            if store.claim_idempotency_key(uow, api_key_id, key, print_, now):
+            if store.insert_idempotency_record(
+                uow, tenant_id, key, print_, owner, now, lease_until
+            ):
                 uow.commit()
-                return IdempotencyOutcome(IdempotencyState.STARTED)
-            record = store.get_idempotency_record(uow, api_key_id, key)
-            assert record is not None
-            stored_print, status_code, body, created_at = record
-            if created_at < now - IDEMPOTENCY_RETENTION_S * 1_000_000:
-                # Expired: the key is free again.
-                store.release_idempotency_key(uow, api_key_id, key)
-                store.delete_idempotency_older_than(uow, now - IDEMPOTENCY_RETENTION_S * 1_000_000)
-                claimed = store.claim_idempotency_key(uow, api_key_id, key, print_, now)
+                return started
+            record = store.get_idempotency_record(uow, tenant_id, key)
+            if record is None:  # purged between the two statements
+                store.insert_idempotency_record(
+                    uow, tenant_id, key, print_, owner, now, lease_until
+                )
                 uow.commit()
-                if claimed:
-                    return IdempotencyOutcome(IdempotencyState.STARTED)
-                return IdempotencyOutcome(IdempotencyState.IN_FLIGHT)
-        if stored_print != print_:
-            return IdempotencyOutcome(IdempotencyState.MISMATCH)
-        if status_code is None:
-            return IdempotencyOutcome(IdempotencyState.IN_FLIGHT)
-        return IdempotencyOutcome(IdempotencyState.REPLAY, int(status_code), body)
+                return started
+            if record.claimed_at < now - IDEMPOTENCY_RETENTION_S * 1_000_000:
+                store.reclaim_idempotency_record(
+                    uow, tenant_id, key, print_, owner, now, lease_until
+                )
+                uow.commit()
+                return started
+            if record.fingerprint != print_:
+                return IdempotencyOutcome(IdempotencyState.MISMATCH)
+            if record.status_code is not None:
+                assert record.body is not None
+                return IdempotencyOutcome(
+                    IdempotencyState.REPLAY, record.status_code, zlib.decompress(record.body)
+                )
+            if record.lease_until > now:
+                wait_s = -(-(record.lease_until - now) // 1_000_000)
+                return IdempotencyOutcome(IdempotencyState.IN_FLIGHT, retry_after_s=wait_s)
+            store.take_over_idempotency_record(uow, tenant_id, key, owner, lease_until)
+            uow.commit()
+        return IdempotencyOutcome(
+            IdempotencyState.STARTED, claimed_at_us=record.claimed_at, resumed=True, owner=owner
+        )
 
-    def finish_idempotent(self, api_key_id: str, key: str, status_code: int, body: bytes) -> None:
+    def renew_idempotent(self, tenant_id: str, key: str, owner: str) -> bool:
+        """Extend `owner`'s lease by another lease; False when it no longer holds it."""
+        lease_until = clock.now_us() + int(self.idempotency_lease_s * 1_000_000)
         with UnitOfWork(self.engine) as uow:
-            store.finish_idempotency_key(uow, api_key_id, key, status_code, body.decode())
+            held = store.renew_idempotency_lease(uow, tenant_id, key, owner, lease_until)
+            uow.commit()
+        return held
+
+    def finish_idempotent(
+        self, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
+    ) -> bool:
+        """Store the answer, compressed; False when another attempt took the key over."""
+        with UnitOfWork(self.engine) as uow:
+            stored = store.finish_idempotency_record(
+                uow, tenant_id, key, owner, status_code, zlib.compress(body)
+            )
+            uow.commit()
+        return stored
+
+    def release_idempotent(self, tenant_id: str, key: str, owner: str) -> None:
+        """End the lease of an attempt that failed before it could answer (a 5xx), keeping the
+        claim: the client's retry runs at once and mints the same ids, so whatever the failed
+        attempt committed is found, not made twice."""
+        with UnitOfWork(self.engine) as uow:
+            store.release_idempotency_record(uow, tenant_id, key, owner)
             uow.commit()
 
-    def release_idempotent(self, api_key_id: str, key: str) -> None:
-        """Forget an in-flight key whose request failed before it could be answered (a 5xx),
-        so that the client's retry runs it again."""
-        with UnitOfWork(self.engine) as uow:
-            store.release_idempotency_key(uow, api_key_id, key)
-            uow.commit()
+    def purge_idempotency(self, *, now_us: int | None = None) -> int:
+        """Delete the records older than IDEMPOTENCY_RETENTION_S, a batch per transaction; the
+        count deleted."""
+        cutoff = (now_us or clock.now_us()) - IDEMPOTENCY_RETENTION_S * 1_000_000
+        total = 0
+        while True:
+            with UnitOfWork(self.engine) as uow:
+                count = store.purge_idempotency_records(uow, cutoff, IDEMPOTENCY_PURGE_BATCH)
+                uow.commit()
+            total += count
+            if count < IDEMPOTENCY_PURGE_BATCH:
+                return total

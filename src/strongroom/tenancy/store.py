@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from strongroom.db.query import sql
@@ -82,63 +83,150 @@ def insert_secret_if_absent(uow: UnitOfWork, name: str, value: str) -> None:
 
 # -- idempotency ---------------------------------------------------------------------------
 
+_RECORD_COLS = "fingerprint, claimed_at, owner, lease_until, status_code, body"
 
-def claim_idempotency_key(
-    uow: UnitOfWork, api_key_id: str, key: str, fingerprint: str, now_us: int
+
+@dataclass(frozen=True)
+class IdempotencyRow:
+    fingerprint: str
+    claimed_at: int
+    owner: str | None
+    lease_until: int
+    status_code: int | None
+    body: bytes | None  # zlib-compressed
+
+
+def insert_idempotency_record(
+    uow: UnitOfWork,
+    tenant_id: str,
+    key: str,
+    fingerprint: str,
+    owner: str,
+    now_us: int,
+    lease_until: int,
 ) -> bool:
-    """Insert an in-flight record; False if the key is taken (by anyone, in any state)."""
+    """Claim a key nobody holds; False if a record exists (in any state)."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, created_at) "
-            "VALUES (?,?,?,?) ON CONFLICT (api_key_id, key) DO NOTHING",
+            "INSERT INTO idempotency_records (tenant_id, key, fingerprint, claimed_at, owner, "
+            "lease_until) VALUES (?,?,?,?,?,?) ON CONFLICT (tenant_id, key) DO NOTHING",
         ),
-        (api_key_id, key, fingerprint, now_us),
+        (tenant_id, key, fingerprint, now_us, owner, lease_until),
     )
     return int(cur.rowcount) == 1
 
 
 def get_idempotency_record(
-    uow: UnitOfWork, api_key_id: str, key: str
-) -> tuple[str, int | None, str | None, int] | None:
+    uow: UnitOfWork, tenant_id: str, key: str, *, for_update: bool = True
+) -> IdempotencyRow | None:
+    """On PostgreSQL the row is locked until the transaction ends (`for_update`)."""
+    lock = " FOR UPDATE" if for_update and not uow.sqlite else ""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys "
-            "WHERE api_key_id = ? AND key = ?",
+            f"SELECT {_RECORD_COLS} FROM idempotency_records WHERE tenant_id = ? AND key = ?"
+            + lock,
         ),
-        (api_key_id, key),
+        (tenant_id, key),
     )
     row = cur.fetchone()
-    return None if row is None else (row[0], row[1], row[2], int(row[3]))
+    if row is None:
+        return None
+    body = None if row[5] is None else bytes(row[5])
+    return IdempotencyRow(row[0], int(row[1]), row[2], int(row[3]), row[4], body)
 
 
-def finish_idempotency_key(
-    uow: UnitOfWork, api_key_id: str, key: str, status_code: int, body: str
+def reclaim_idempotency_record(
+    uow: UnitOfWork,
+    tenant_id: str,
+    key: str,
+    fingerprint: str,
+    owner: str,
+    claimed_at: int,
+    lease_until: int,
 ) -> None:
+    """A new claim on a record past its retention: a request like any first one."""
     uow.cursor().execute(
         sql(
             uow,
-            "UPDATE idempotency_keys SET status_code = ?, body = ? "
-            "WHERE api_key_id = ? AND key = ?",
+            "UPDATE idempotency_records SET fingerprint = ?, claimed_at = ?, owner = ?, "
+            "lease_until = ?, status_code = NULL, body = NULL WHERE tenant_id = ? AND key = ?",
         ),
-        (status_code, body, api_key_id, key),
+        (fingerprint, claimed_at, owner, lease_until, tenant_id, key),
     )
 
 
-def release_idempotency_key(uow: UnitOfWork, api_key_id: str, key: str) -> None:
+def take_over_idempotency_record(
+    uow: UnitOfWork, tenant_id: str, key: str, owner: str, lease_until: int
+) -> None:
+    """A new owner for an in-flight record whose lease ended (its owner died or gave up)."""
     uow.cursor().execute(
         sql(
             uow,
-            "DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ? AND status_code IS NULL",
+            "UPDATE idempotency_records SET owner = ?, lease_until = ? "
+            "WHERE tenant_id = ? AND key = ? AND status_code IS NULL",
         ),
-        (api_key_id, key),
+        (owner, lease_until, tenant_id, key),
     )
 
 
-def delete_idempotency_older_than(uow: UnitOfWork, cutoff_us: int) -> int:
+def renew_idempotency_lease(
+    uow: UnitOfWork, tenant_id: str, key: str, owner: str, lease_until: int
+) -> bool:
     cur = uow.cursor()
-    cur.execute(sql(uow, "DELETE FROM idempotency_keys WHERE created_at < ?"), (cutoff_us,))
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE idempotency_records SET lease_until = ? "
+            "WHERE tenant_id = ? AND key = ? AND owner = ? AND status_code IS NULL",
+        ),
+        (lease_until, tenant_id, key, owner),
+    )
+    return int(cur.rowcount) == 1
+
+
+def finish_idempotency_record(
+    uow: UnitOfWork, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
+) -> bool:
+    """Store the answer; False when `owner` no longer holds the record (another attempt took it
+    over, and its answer, or its own, is the one kept)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE idempotency_records SET status_code = ?, body = ?, owner = NULL, "
+            "lease_until = 0 WHERE tenant_id = ? AND key = ? AND owner = ? "
+            "AND status_code IS NULL",
+        ),
+        (status_code, body, tenant_id, key, owner),
+    )
+    return int(cur.rowcount) == 1
+
+
+def release_idempotency_record(uow: UnitOfWork, tenant_id: str, key: str, owner: str) -> None:
+    """End `owner`'s lease now, keeping the claim: the retry runs at once, minting the same ids."""
+    uow.cursor().execute(
+        sql(
+            uow,
+            "UPDATE idempotency_records SET owner = NULL, lease_until = 0 "
+            "WHERE tenant_id = ? AND key = ? AND owner = ? AND status_code IS NULL",
+        ),
+        (tenant_id, key, owner),
+    )
+
+
+def purge_idempotency_records(uow: UnitOfWork, cutoff_us: int, limit: int) -> int:
+    """Delete up to `limit` records claimed before `cutoff_us`; the count deleted."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "DELETE FROM idempotency_records WHERE (tenant_id, key) IN (SELECT tenant_id, key "
+            "FROM idempotency_records WHERE claimed_at < ? ORDER BY claimed_at LIMIT ?)",
+        ),
+        (cutoff_us, limit),
+    )
     return int(cur.rowcount)

@@ -1,0 +1,111 @@
+"""JSON log lines (core/logs.py): the fields, UTC time to the millisecond, and masking of
+secrets and card numbers whichever logger writes them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from strongroom.logs import AccessLineFilter, JsonFormatter, logging_config, redact
+
+TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+CARD = "4111 1111 1111 1111"  # a test card number: passes the Luhn check
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("strongroom.test_logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield out
+    logger.removeHandler(handler)
+
+
+def parsed(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_line_has_time_in_utc_to_the_millisecond_level_logger_message(
+    lines: io.StringIO,
+) -> None:
+    record = logging.LogRecord(
+        "strongroom.test_logs", logging.WARNING, __file__, 1, "hi %s", ("x",), None
+    )
+    record.created = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
+    record.msecs = 250.0
+    logging.getLogger("strongroom.test_logs").handle(record)
+    (line,) = parsed(lines)
+    assert line["time"] == "2026-01-01T00:00:00.250Z"
+    assert line["level"] == "warning"
+    assert line["logger"] == "strongroom.test_logs"
+    assert line["message"] == "hi x"
+    assert isinstance(line["pid"], int)
+
+
+def test_extra_fields_are_kept_and_an_exception_is_one_field(lines: io.StringIO) -> None:
+    log = logging.getLogger("strongroom.test_logs")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed", extra={"request_id": "req_1", "status": 500})
+    (line,) = parsed(lines)
+    assert TIME.match(str(line["time"]))
+    assert (line["request_id"], line["status"]) == ("req_1", 500)
+    assert "ValueError: boom" in str(line["error"])
+
+
+def test_secrets_and_card_numbers_never_reach_a_line(lines: io.StringIO) -> None:
+    log = logging.getLogger("strongroom.test_logs")
+    key = "sk_" + "A1b2" * 10
+    webhook = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    log.info("key %s secret %s card %s", key, webhook, CARD, extra={"detail": f"Bearer {key}"})
+    log.error("oops", extra={"pan": "4111111111111111"})
+    text = lines.getvalue()
+    for secret in (key, webhook, CARD, "4111111111111111", "A1b2A1b2"):
+        assert secret not in text
+    first, second = parsed(lines)
+    assert first["message"] == (
+        "key sk_[redacted] secret whsec_[redacted] card [redacted card number]"
+    )
+    assert first["detail"] == "Bearer [redacted]"
+    assert second["pan"] == "[redacted card number]"
+
+
+def test_numbers_that_are_not_card_numbers_are_kept() -> None:
+    assert redact("amount 4111111111111112 of 12345") == "amount 4111111111111112 of 12345"
+    assert redact("tr_4111111111111111") == "tr_4111111111111111"  # an id, not a number
+    assert redact("2" * 25) == "2" * 25  # longer than any card number
+
+
+def test_uvicorn_access_lines_lose_their_query_string() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/v1/accounts?metadata[email]=a@b.c", "1.1", 200),
+        None,
+    )
+    assert AccessLineFilter().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /v1/accounts HTTP/1.1" 200'
+
+
+def test_the_config_sends_every_logger_through_one_json_handler() -> None:
+    config = logging_config("debug")
+    assert config["root"] == {"handlers": ["stderr"], "level": "DEBUG"}
+    for name in ("strongroom", "uvicorn", "uvicorn.error"):
+        assert config["loggers"][name]["handlers"] == []
+        assert config["loggers"][name]["propagate"] is True
+    # The app's own request line is the access log; uvicorn's is off unless asked for.
+    assert config["loggers"]["uvicorn.access"]["propagate"] is False
+    assert logging_config(access_log=True)["loggers"]["uvicorn.access"]["propagate"] is True
