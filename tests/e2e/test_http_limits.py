@@ -4,6 +4,7 @@ the limit held across the worker processes of a real `strongroom serve --workers
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -206,17 +207,20 @@ def _two_workers(tmp_path: Path, storage: str | None) -> tuple[int, int, float]:
         env["STRONGROOM_RATE_LIMIT_STORAGE"] = storage
     port = _free_port()
     command = "from strongroom.cli import main; main()"
+    # The server's log (a JSON line a request) goes to a file: a pipe nobody reads would fill
+    # and block the workers.
+    log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-c", command, "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "serve did not start in 60 s"
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
@@ -241,8 +245,13 @@ def _two_workers(tmp_path: Path, storage: str | None) -> tuple[int, int, float]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
+        log.close()
+    pids = {
+        json.loads(line).get("pid")
+        for line in (tmp_path / "serve.log").read_text().splitlines()
+        if '"route": "/v1/ledgers"' in line
+    }
+    assert len(pids) == 2, f"requests were answered by {len(pids)} worker(s), not 2"
     return passed, sent, elapsed
 
 
