@@ -1,5 +1,5 @@
 """The server's Prometheus metrics: HTTP requests, ledger commits, webhook attempts, the
-outbox backlog, the processes and the build.
+outbox backlog, the background jobs, retention, the processes and the build.
 
 With one process, each app has its own registry (so tests can build many apps). With several
 (`strongroom serve --workers N`), `serve` gives the workers a private directory in
@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from strongroom import __version__
 from strongroom.events.model import Attempt
 from strongroom.events.service import EventService
+from strongroom.jobs import JobState
 from strongroom.ledger.model import TransferOutcome
 
 MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -109,6 +110,36 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        # Background loops (jobs.py). With several workers the times are the latest of any
+        # worker's (a dead worker's included: its runs happened), and `running` is 1 where a
+        # live worker runs the job.
+        self.job_last_success = Gauge(
+            "strongroom_job_last_success_timestamp_seconds",
+            "When the background job last succeeded (Unix time)",
+            ["job"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.job_last_error = Gauge(
+            "strongroom_job_last_error_timestamp_seconds",
+            "When the background job last failed (Unix time)",
+            ["job"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.job_running = Gauge(
+            "strongroom_job_running",
+            "1 while a process runs the background job (holds its lease), else 0",
+            ["job"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.retention_deleted = Counter(
+            "strongroom_retention_deleted_total",
+            "Rows deleted by the retention job, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
         # Multiprocess mode has no Info metric: a gauge of 1 with the build in its labels.
         self.build_info = Gauge(
             "strongroom_build_info",
@@ -137,6 +168,16 @@ class Metrics:
     def observe_attempts(self, attempts: Sequence[Attempt]) -> None:
         for attempt in attempts:
             self.webhook_attempts.labels(attempt.status.value).inc()
+
+    def observe_job(self, state: JobState) -> None:
+        self.job_running.labels(state.name).set(1 if state.running else 0)
+        if state.last_success_us is not None:
+            self.job_last_success.labels(state.name).set(state.last_success_us / 1_000_000)
+        if state.last_error_us is not None:
+            self.job_last_error.labels(state.name).set(state.last_error_us / 1_000_000)
+
+    def observe_deleted(self, kind: str, count: int) -> None:
+        self.retention_deleted.labels(kind).inc(count)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

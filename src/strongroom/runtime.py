@@ -1,18 +1,18 @@
 """The composition root, the one place that knows every domain: the ledger wired to its
 pipeline (gates; the outbox and the audit log as sinks), as `serve`, the worker and the CLI all
 run it, so that a change committed by any of them leaves the same trail; and the HTTP app
-(`create_app`): services, background loops, routers, the tenancy middleware and the error
-catalogue collected from every domain's declarations. Adding a domain edits this file and
+(`create_app`): services, background jobs (jobs.py: expiry, checkpoints, retention, each under
+a lease) and the webhook dispatcher, routers, the tenancy middleware and the error catalogue
+collected from every domain's declarations. Adding a domain edits this file and
 none of the others'."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,8 +25,8 @@ from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
+from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
-from strongroom.core.limits import IDEMPOTENCY_PURGE_INTERVAL_S
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
 from strongroom.db.uow import UnitOfWork
@@ -37,6 +37,7 @@ from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
 from strongroom.http.app import Middleware, build_api
 from strongroom.http.errors import HTTP_ERRORS
+from strongroom.jobs import JobRunner, JobSpec, Keep
 from strongroom.ledger import api as ledger_api
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.errors import LEDGER_ERRORS
@@ -150,6 +151,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
     )
 
+    jobs = JobRunner(
+        engine,
+        [
+            JobSpec(EXPIRY_JOB, settings.expiry_interval_s, expiry_job(ledger)),
+            JobSpec(
+                CHECKPOINTS_JOB,
+                settings.audit_checkpoint_interval_s,
+                checkpoints_job(audit),
+                first_run_delayed=True,
+            ),
+            JobSpec(
+                RETENTION_JOB,
+                settings.retention_interval_s,
+                retention_job(events, tenancy, settings.event_retention_days, metrics),
+            ),
+        ],
+        lease_s=settings.job_lease_s,
+        observe=metrics.observe_job,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         committer = GroupCommitter(
@@ -158,20 +179,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_max=settings.group_commit_queue_max,
         )
         app.state.committer = committer
-        sweeper = asyncio.create_task(_expire_forever(ledger, settings.expiry_interval_s))
-        app.state.sweeper = sweeper
-        publisher = asyncio.create_task(
-            _publish_forever(audit, settings.audit_checkpoint_interval_s)
-        )
-        app.state.publisher = publisher
-        purger = asyncio.create_task(_purge_idempotency_forever(tenancy))
-        app.state.idempotency_purger = purger
+        jobs.start()
         dispatcher = None
+        reporter = None
         if settings.dispatcher:
+            reporter = jobs.track(DISPATCHER_JOB)
             dispatcher = Dispatcher(
                 engine,
                 DispatcherConfig(allow_private_targets=settings.webhook_allow_private_targets),
                 on_attempts=metrics.observe_attempts,
+                on_round=reporter,
             )
             dispatcher.start()
         app.state.dispatcher = dispatcher
@@ -181,10 +198,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 dispatcher.stop()
                 dispatcher.close()
-            for task in (sweeper, publisher, purger):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if reporter is not None:
+                reporter.stopped()
+            await jobs.stop()
             committer.close()
             await limits.close()
             engine.dispose()
@@ -199,18 +215,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         state = request.app.state
         committer = getattr(state, "committer", None)
-        sweeper = getattr(state, "sweeper", None)
-        publisher = getattr(state, "publisher", None)
         checks["committer"] = "ok" if committer is not None else "not running"
-        checks["expiry"] = "ok" if sweeper is not None and not sweeper.done() else "not running"
-        checks["audit_checkpoints"] = (
-            "ok" if publisher is not None and not publisher.done() else "not running"
-        )
+        # A job's loop is alive in this process (whether it holds the lease or stands by).
+        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB):
+            checks[name] = "ok" if jobs.alive(name) else "not running"
         if settings.dispatcher:
             dispatcher = getattr(state, "dispatcher", None)
             running = dispatcher is not None and dispatcher.running
-            checks["dispatcher"] = "ok" if running else "not running"
+            checks[DISPATCHER_JOB] = "ok" if running else "not running"
         return checks
+
+    async def readiness_details(request: Request) -> dict[str, Any]:
+        del request
+        return {"jobs": await run_in_threadpool(jobs.report)}
 
     app = build_api(
         title="Strongroom",
@@ -229,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         lifespan=lifespan,
         readiness=readiness,
+        readiness_details=readiness_details,
         metrics=metrics.exposition,
         observe_request=metrics.observe_request,
         metrics_token=(
@@ -244,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tenancy = tenancy
     app.state.events = events
     app.state.metrics = metrics
+    app.state.jobs = jobs
     app.state.ledger_tenants = {}
     return app
 
@@ -270,35 +289,66 @@ def _announce_server(app: FastAPI, url: str) -> None:
     app.openapi = with_server  # type: ignore[method-assign]
 
 
-async def _expire_forever(ledger: LedgerService, interval_s: float) -> None:
-    while True:
-        try:
-            while await run_in_threadpool(ledger.expire_due):
-                pass  # drain a backlog larger than one batch before sleeping
-        except Exception:
-            log.exception("expiring pending transfers failed; retrying")
-        await asyncio.sleep(interval_s)
+# The background loops' names, in /readyz (checks and jobs) and /metrics (label `job`).
+EXPIRY_JOB = "expiry"
+CHECKPOINTS_JOB = "audit_checkpoints"
+RETENTION_JOB = "retention"
+DISPATCHER_JOB = "dispatcher"  # runs in every process, under per-delivery leases
+_DAY_US = 24 * 3600 * 1_000_000
 
 
-async def _purge_idempotency_forever(tenancy: TenancyService) -> None:
-    """Idempotency records past their retention are deleted, every IDEMPOTENCY_PURGE_INTERVAL_S."""
-    while True:
-        try:
-            await run_in_threadpool(tenancy.purge_idempotency)
-        except Exception:
-            log.exception("purging idempotency records failed; retrying")
-        await asyncio.sleep(IDEMPOTENCY_PURGE_INTERVAL_S)
+def expiry_job(ledger: LedgerService) -> Callable[[Keep], None]:
+    """Pending transfers past their timeout are expired, a batch per transaction until none
+    is due."""
+
+    def run(keep: Keep) -> None:
+        while keep() and ledger.expire_due():
+            pass
+
+    return run
 
 
-async def _publish_forever(audit: AuditLog, interval_s: float) -> None:
-    """A signed checkpoint of every log that grew, each interval. With several workers each
-    publishes; a checkpoint of a size already published is the same tree and is kept once."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await run_in_threadpool(audit.publish)
-        except Exception:
-            log.exception("publishing audit checkpoints failed; retrying")
+def checkpoints_job(audit: AuditLog) -> Callable[[Keep], None]:
+    """A signed checkpoint of every log that grew. Should two processes publish at once (a
+    lease taken over from a stalled holder), a checkpoint of a size already published is the
+    same tree and is kept once."""
+
+    def run(keep: Keep) -> None:
+        if keep():
+            audit.publish()
+
+    return run
+
+
+def retention_job(
+    events: EventService, tenancy: TenancyService, retention_days: int, metrics: Metrics
+) -> Callable[[Keep], None]:
+    """Events and webhook attempts older than `retention_days`, and idempotency records past
+    their 24 hours, are deleted, a bounded batch per transaction; never the ledger or the audit
+    log, never an event a delivery still needs (EventService.prune)."""
+
+    def run(keep: Keep) -> None:
+        now = clock.now_us()
+        pruned = events.prune(before_us=now - retention_days * _DAY_US, keep=keep)
+        purged = tenancy.purge_idempotency(now_us=now, keep=keep)
+        for kind, count in (
+            ("events", pruned.events),
+            ("webhook_deliveries", pruned.deliveries),
+            ("webhook_attempts", pruned.attempts),
+            ("idempotency_records", purged),
+        ):
+            metrics.observe_deleted(kind, count)
+        if pruned.events or pruned.attempts or purged:
+            log.info(
+                "retention: deleted %d events, %d webhook deliveries, %d webhook attempts, "
+                "%d idempotency records",
+                pruned.events,
+                pruned.deliveries,
+                pruned.attempts,
+                purged,
+            )
+
+    return run
 
 
 def create_app_from_env() -> FastAPI:

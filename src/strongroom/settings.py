@@ -14,14 +14,20 @@ from strongroom.core.errors import StrongroomError
 from strongroom.core.limits import (
     AUTH_FAILURES_BURST_DEFAULT,
     AUTH_FAILURES_PER_S_DEFAULT,
+    EVENT_RETENTION_DAYS_DEFAULT,
+    EVENT_RETENTION_DAYS_MAX,
     GROUP_COMMIT_QUEUE_MAX,
     GROUP_COMMIT_WAIT_US_DEFAULT,
     GROUP_COMMIT_WAIT_US_MAX,
     IDEMPOTENCY_LEASE_S,
     IDEMPOTENCY_LEASE_S_MAX,
     IDEMPOTENCY_LEASE_S_MIN,
+    JOB_LEASE_S_DEFAULT,
+    JOB_LEASE_S_MAX,
+    JOB_LEASE_S_MIN,
     RATE_LIMIT_BURST_DEFAULT,
     RATE_LIMIT_REQUESTS_PER_S_DEFAULT,
+    RETENTION_INTERVAL_S_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_DEFAULT,
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
 )
@@ -91,6 +97,16 @@ class Settings(BaseSettings):
     audit_signing_key: SecretStr | None = None
     # `serve` publishes a checkpoint of each log that grew this often.
     audit_checkpoint_interval_s: float = Field(default=10.0, gt=0, le=86_400)
+    # Events and webhook delivery attempts are kept this many days, then pruned (idempotency
+    # records: their 24 hours); the retention job runs this often.
+    event_retention_days: int = Field(
+        default=EVENT_RETENTION_DAYS_DEFAULT, ge=1, le=EVENT_RETENTION_DAYS_MAX
+    )
+    retention_interval_s: float = Field(default=RETENTION_INTERVAL_S_DEFAULT, gt=0, le=86_400)
+    # Expiry, checkpoint publishing and retention run in one process at a time, the holder of
+    # the job's lease (renewed every third of it): a killed holder's jobs move to another
+    # process within about 4/3 of this.
+    job_lease_s: float = Field(default=JOB_LEASE_S_DEFAULT, ge=JOB_LEASE_S_MIN, le=JOB_LEASE_S_MAX)
 
     @field_validator("log_level", mode="before")
     @classmethod

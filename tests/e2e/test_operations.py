@@ -5,6 +5,7 @@ its workers, uvicorn and the webhook worker write is JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,8 +23,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from strongroom.db import migrate
+from strongroom.core import clock
+from strongroom.db import leases, migrate
 from strongroom.db.engine import create_engine
+from strongroom.db.uow import UnitOfWork
 from tests.e2e.http_support import Api, Tenant, auth, problem_code, running, seed_tenant
 
 TOKEN = "metrics-token-for-tests-0123456789"
@@ -119,6 +122,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "STRONGROOM_DATABASE_URL": url,
         "STRONGROOM_METRICS_TOKEN": TOKEN,
         "STRONGROOM_LOG_LEVEL": "info",
+        # Jobs run often, under short leases: a killed holder's are taken over in about 1 s.
+        "STRONGROOM_JOB_LEASE_S": "0.75",
+        "STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S": "0.2",
+        "STRONGROOM_RETENTION_INTERVAL_S": "0.2",
         "TMPDIR": str(tmp_path),  # where serve makes its private metrics directory
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -228,6 +235,121 @@ def test_two_workers_give_one_view_in_metrics_and_json_logs(server: Server) -> N
     assert len({line["pid"] for line in requests}) >= 2
 
 
+def job_holder(server: Server, job: str, excluded: int | None = None) -> int | None:
+    """The pid of the last worker to log that it took `job`'s lease (other than `excluded`)."""
+    taken = [
+        int(line["pid"])
+        for line in server.log_lines()
+        if line["message"] == f"job {job}: this process runs it now"
+    ]
+    return next((pid for pid in reversed(taken) if pid != excluded), None)
+
+
+def jobs_report(server: Server) -> dict[str, Any] | None:
+    try:
+        response = server.get("/readyz")
+    except httpx.TransportError:
+        return None
+    jobs: dict[str, Any] = response.json()["jobs"]
+    return jobs
+
+
+@pytest.mark.slow
+def test_a_killed_job_holder_is_replaced_and_every_worker_reports_the_jobs(
+    server: Server,
+) -> None:
+    """Each leased job runs in one worker; killed outright, its jobs move to another worker
+    once the lease runs out, and /readyz, whichever worker answers, shows them running and
+    succeeding again."""
+    server.wait_for("both workers serve", lambda: metrics_ready(server))
+    holders = {
+        job: server.wait_for(f"{job} has a holder", lambda job=job: job_holder(server, job))
+        for job in LEASED_JOBS
+    }
+    victim = holders["retention"]
+    os.kill(victim, signal.SIGKILL)
+    killed_at = clock.now_us()
+    for job, pid in holders.items():
+        if pid == victim:
+            server.wait_for(
+                f"{job} is taken over",
+                lambda job=job: job_holder(server, job, excluded=victim),
+            )
+
+    def ran_since_the_kill() -> dict[str, Any] | None:
+        jobs = jobs_report(server)
+        if jobs is None:
+            return None
+        for job in LEASED_JOBS:
+            success = jobs[job]["last_success_at"]
+            if not jobs[job]["running"] or success is None:
+                return None
+            if clock.parse_timestamp(success) <= killed_at:
+                return None
+        return jobs
+
+    jobs = server.wait_for("every job runs again", ran_since_the_kill)
+    assert {jobs[job]["last_error"] for job in LEASED_JOBS} == {None}
+    samples = server.wait_for("both workers serve again", lambda: metrics_ready(server))
+    for job in LEASED_JOBS:
+        assert samples[("strongroom_job_running", (("job", job),))] == 1
+        last = samples[("strongroom_job_last_success_timestamp_seconds", (("job", job),))]
+        assert last * 1_000_000 > killed_at
+
+
+LEASED_JOBS = ("expiry", "audit_checkpoints", "retention")
+ALL_JOBS = (*LEASED_JOBS, "dispatcher")
+
+
+def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
+    fast = {
+        "expiry_interval_s": 0.05,
+        "audit_checkpoint_interval_s": 0.05,
+        "retention_interval_s": 0.05,
+        "job_lease_s": 0.3,
+    }
+    with running(sqlite_url, **fast) as api:
+        deadline = time.monotonic() + STARTUP_S_MAX
+        while True:
+            ready = api.ok("GET", "/readyz")
+            if all(ready["jobs"][job]["last_success_at"] for job in ALL_JOBS):
+                break
+            assert time.monotonic() < deadline, ready
+            api.run(asyncio.sleep(0.05))  # the jobs run while the app's event loop does
+        assert ready["status"] == "ok"
+        assert ready["checks"] == {
+            "database": "ok",
+            "migrations": "ok",
+            "committer": "ok",
+            "expiry": "ok",
+            "audit_checkpoints": "ok",
+            "retention": "ok",
+            "dispatcher": "ok",
+        }
+        for job in ALL_JOBS:
+            report = ready["jobs"][job]
+            assert (report["running"], report["running_here"]) == (True, True), job
+            assert report["last_error"] is None
+            assert report["last_error_at"] is None
+            clock.parse_timestamp(report["last_success_at"])
+        samples = samples_of(api.get("/metrics").text)
+        for job in ALL_JOBS:
+            assert samples[("strongroom_job_running", (("job", job),))] == 1
+            assert samples[("strongroom_job_last_success_timestamp_seconds", (("job", job),))] > 0
+        for kind in ("events", "webhook_attempts", "idempotency_records"):
+            assert ("strongroom_retention_deleted_total", (("kind", kind),)) in samples
+    # Stopped: the process gave its leases up, so another one takes them at once.
+    engine = create_engine(sqlite_url)
+    try:
+        with UnitOfWork(engine, write=False) as uow:
+            rows = leases.all_leases(uow)
+    finally:
+        engine.dispose()
+    assert sorted(rows) == sorted(LEASED_JOBS)
+    assert {row.lease_until for row in rows.values()} == {0}
+    assert all(row.last_success_at for row in rows.values())
+
+
 def _build_labels(samples: Samples) -> tuple[tuple[str, str], ...]:
     (labels,) = [labels for name, labels in samples if name == "strongroom_build_info"]
     assert {name for name, _ in labels} == {"version", "python"}
@@ -265,7 +387,10 @@ def test_metrics_name_no_tenant_key_or_object(acme: tuple[Api, Tenant]) -> None:
             label_names.update(sample.labels)
             for value in sample.labels.values():
                 assert not any(f in value for f in forbidden), (sample.name, value)
-    assert label_names <= {"method", "route", "status", "result", "le", "version", "python"}
+    assert label_names <= {
+        *("method", "route", "status", "result", "le", "version", "python"),
+        *("job", "kind"),  # the background jobs, and what retention deleted
+    }
     for secret in (tenant.read, tenant.write, tenant.admin, BOGUS_KEY, *forbidden):
         assert secret not in response.text
 

@@ -16,10 +16,12 @@ and whose formats no migration has ever changed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +69,7 @@ class Schema:
     events: bool = False  # 0003: the outbox and webhooks
     effective_at: bool = False  # 0004: transfers.effective_at
     audit: bool = False  # 0005: the audit log; events name their transfer, data NULL
+    idempotency_records: bool = False  # 0009: idempotency records by tenant, answers compressed
 
 
 # -- the history, computed -----------------------------------------------------------------
@@ -771,6 +774,19 @@ def _write_tenancy(conn: sa.Connection, b: Book) -> None:
             for key_id, secret, scopes, revoked in keys
         ],
     )
+    if b.schema.idempotency_records:
+        record = {
+            "tenant_id": TENANT_ID,
+            "key": "order-1",
+            "fingerprint": "0" * 64,
+            "claimed_at": T0_US,
+            "owner": None,
+            "lease_until": 0,
+            "status_code": 200,
+            "body": zlib.compress(b'{"ok":true}'),
+        }
+        _insert(conn, "idempotency_records", [record])
+        return
     _insert(
         conn,
         "idempotency_keys",
@@ -989,6 +1005,9 @@ populate_0007 = _populate(SCHEMA_0007)
 # 0008 added an index only.
 SCHEMA_0008 = SCHEMA_0007
 populate_0008 = _populate(SCHEMA_0008)
+# 0009 replaced idempotency_keys with idempotency_records.
+SCHEMA_0009 = dataclasses.replace(SCHEMA_0008, idempotency_records=True)
+populate_0009 = _populate(SCHEMA_0009)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -999,4 +1018,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0006": populate_0006,
     "0007": populate_0007,
     "0008": populate_0008,
+    "0009": populate_0009,
 }

@@ -40,6 +40,7 @@ from strongroom.ledger.model import (
     derived_balances,
     legs_from_json,
     legs_to_json,
+    simple_transfer_ok,
     validate_id,
     validate_legs,
     validate_transfer,
@@ -337,6 +338,41 @@ def test_bad_transfers_are_refused_naming_the_field(
         validate_transfer(_simple(**changes))
     assert _code_of(exc) == code
     assert exc.value.param == param
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amount": True},
+        {"amount": 1.0},
+        {"amount": 0},
+        {"amount": 2**128},
+        {"id": ""},
+        {"id": "t 1"},
+        {"id": "t\u00e91"},
+        {"id": "t\n1"},
+        {"id": "t" * 65},
+        {"ledger_id": ""},
+        {"ledger_id": "l" * 65},
+        {"debit_account_id": None},
+        {"credit_account_id": "a" * 65},
+        {"target_id": "t0"},
+        {"timeout_s": False},
+        {"timeout_s": 5},
+        {"pending": True, "timeout_s": -1},
+        {"pending": True, "timeout_s": 1.5},
+        {"pending": True, "timeout_s": 10**9},
+        {"metadata": '{"a":1}'},
+        {"action": Action.POST},
+        {"legs": (Leg("a", Direction.DEBIT, 1), Leg("b", Direction.CREDIT, 1))},
+    ],
+)
+def test_the_bulk_check_passes_only_plain_valid_transfers(changes: dict[str, Any]) -> None:
+    """simple_transfer_ok is the fast path of validate_transfer: anything it passes must be a
+    valid transfer, and anything unusual (valid or not) goes to the slow path."""
+    assert simple_transfer_ok(_simple())
+    assert simple_transfer_ok(_simple(pending=True, timeout_s=60, linked=True))
+    assert not simple_transfer_ok(_simple(**changes))
 
 
 def test_a_leg_transfer_is_validated_through_its_legs() -> None:

@@ -103,9 +103,8 @@ IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
 IDEMPOTENCY_LEASE_S: Final = 10
 IDEMPOTENCY_LEASE_S_MIN: Final = 0.3
 IDEMPOTENCY_LEASE_S_MAX: Final = 300
-# Records purged per statement by the retention job, and how often it runs.
+# Records purged per statement by the retention job.
 IDEMPOTENCY_PURGE_BATCH: Final = 1000
-IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
 API_KEY_CACHE_TTL_S: Final = 10.0
 # Rate limits (tenancy/ratelimit.py): a token bucket per API key, shared by every worker process.
 # A request costs 1 token, an expensive one more (docs/deployment.md "Rate limits"); costs are
@@ -179,3 +178,24 @@ assert AUDIT_TRAIL_WINDOW_TRANSFERS >= 8 * BATCH_TRANSFERS_MAX
 AUDIT_VERIFY_BUNDLES_READ: Final = 2
 # Stored tiles `verify` reads in one statement (three parameters each on SQLite).
 AUDIT_VERIFY_TILES_READ_MAX: Final = 256
+
+# Retention (the `retention` job, runtime.py): events and webhook attempts are kept this many days
+# by default (Stripe keeps events 30), then pruned every RETENTION_INTERVAL_S_DEFAULT, a bounded
+# batch per transaction (SQLite has one writer: each holds it briefly). A batch of events takes
+# their settled delivery states and attempts along: at most WEBHOOK_ENDPOINTS_PER_TENANT_MAX
+# states and as many times WEBHOOK_ATTEMPTS_MAX attempts an event, but the attempts past the
+# retention went first, endpoint by endpoint, ATTEMPTS_PRUNE_BATCH a transaction.
+EVENT_RETENTION_DAYS_DEFAULT: Final = 30
+EVENT_RETENTION_DAYS_MAX: Final = 3_650
+RETENTION_INTERVAL_S_DEFAULT: Final = 600
+EVENTS_PRUNE_BATCH: Final = 500
+ATTEMPTS_PRUNE_BATCH: Final = 1_000
+assert EVENT_RETENTION_DAYS_DEFAULT * 24 * 3600 >= IDEMPOTENCY_RETENTION_S
+assert EVENTS_PRUNE_BATCH * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
+
+# Background jobs (jobs.py): a job runs in the process holding its lease, renewed every third of
+# it; a killed holder's job is taken over by another process within about 4/3 of a lease.
+JOB_LEASE_S_DEFAULT: Final = 10.0
+JOB_LEASE_S_MIN: Final = 0.3
+JOB_LEASE_S_MAX: Final = 600.0
+assert JOB_LEASE_S_MIN <= JOB_LEASE_S_DEFAULT <= JOB_LEASE_S_MAX

@@ -176,6 +176,20 @@ idempotency_records = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# One row per background job (migration 0010, db/leases.py): the process that runs it (`owner`,
+# until `lease_until`), and when it last succeeded and last failed (the error's type only).
+job_leases = sa.Table(
+    "job_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
+    sa.Column("last_success_at", sa.BigInteger, nullable=True),
+    sa.Column("last_error_at", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sqlite_with_rowid=False,
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,

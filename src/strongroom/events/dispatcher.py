@@ -173,10 +173,13 @@ class Dispatcher:
         now_us: Callable[[], int] = clock.now_us,
         rng: random.Random | None = None,
         on_attempts: Callable[[Sequence[Attempt]], None] | None = None,
+        on_round: Callable[[BaseException | None], None] | None = None,
     ) -> None:
-        """`on_attempts` is told of every recorded batch of attempts (metrics)."""
+        """`on_attempts` is told of every recorded batch of attempts (metrics); `on_round`, by
+        run(), of each round's end: its error, or None (jobs.LoopReporter)."""
         self.engine = engine
         self._on_attempts = on_attempts
+        self._on_round = on_round
         self.config = config or DispatcherConfig()
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(6)}"
         self._resolver = resolver
@@ -475,10 +478,12 @@ class Dispatcher:
                         jobs = self.claim(free, list(in_flight.values()))
                 except AssertionError:  # a bug: stop
                     raise
-                except Exception:  # the database may be away for a while: log, pause, retry
+                except Exception as exc:  # the database may be away: log, pause, retry
                     log.exception("webhook dispatcher: routing or claiming failed")
+                    self._round_ended(exc)
                     stop.wait(poll_s)
                     continue
+                self._round_ended(None)
                 in_flight.update((pool.submit(self.send_safely, job), job) for job in jobs)
                 more = routed == cfg.route_batch or (free > 0 and len(jobs) == free)
                 if in_flight:
@@ -500,8 +505,13 @@ class Dispatcher:
                 self._on_attempts(attempts)
         except AssertionError:
             raise
-        except Exception:  # their leases run out and the deliveries are sent again
+        except Exception as exc:  # their leases run out and the deliveries are sent again
             log.exception("webhook dispatcher: recording %d attempts failed", len(sent))
+            self._round_ended(exc)
+
+    def _round_ended(self, error: BaseException | None) -> None:
+        if self._on_round is not None:
+            self._on_round(error)
 
     def start(self) -> None:
         """Run in a daemon thread until stop()."""

@@ -206,3 +206,19 @@ def response_succeeded(status: int) -> bool:
 def response_disables(status: int) -> bool:
     """410 Gone: the receiver says the endpoint is gone for good (Standard Webhooks)."""
     return status == 410
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one retention pass deleted (events/retention in EventService.prune)."""
+
+    events: int = 0
+    deliveries: int = 0  # settled delivery states of the pruned events
+    attempts: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.events + other.events,
+            self.deliveries + other.deliveries,
+            self.attempts + other.attempts,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -11,6 +11,8 @@ from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
 from strongroom.core.errors import Conflict, InvalidRequest, NotFound
 from strongroom.core.limits import (
+    ATTEMPTS_PRUNE_BATCH,
+    EVENTS_PRUNE_BATCH,
     LIST_SCAN_ROWS_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
@@ -26,6 +28,7 @@ from strongroom.events.model import (
     Endpoint,
     EndpointStatus,
     Event,
+    Pruned,
     parse_attempt_id,
 )
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
@@ -340,3 +343,44 @@ class EventService:
             return store.list_deliveries(
                 uow, event_id=event_id, endpoint_id=endpoint_id, limit=limit
             )
+
+    # -- retention -------------------------------------------------------------------------
+
+    def prune(
+        self,
+        *,
+        before_us: int,
+        keep: Callable[[], bool] = lambda: True,
+        events_batch: int = EVENTS_PRUNE_BATCH,
+        attempts_batch: int = ATTEMPTS_PRUNE_BATCH,
+    ) -> Pruned:
+        """Delete what is older than `before_us`: webhook attempts, then events with their
+        settled deliveries and attempts, a bounded batch per transaction, as long as `keep()`
+        (the job's lease) holds. Never touched: the ledger, the audit log, endpoints, an event
+        still to be routed or with a pending delivery, and the newest event
+        (store.prune_events). A pruned event is gone from GET /v1/events/{id} (404) and from
+        the listing, whose cursors (sequence numbers) go on past it."""
+        assert events_batch >= 1
+        assert attempts_batch >= 1
+        attempts = 0
+        with self._uow(write=False) as uow:
+            endpoint_ids = store.endpoint_ids(uow)
+        for endpoint_id in endpoint_ids:
+            count = attempts_batch
+            while count == attempts_batch:
+                if not keep():
+                    return Pruned(attempts=attempts)
+                with self._uow() as uow:
+                    count = store.prune_attempts(uow, endpoint_id, before_us, attempts_batch)
+                    uow.commit()
+                attempts += count
+        pruned = Pruned(attempts=attempts)
+        after_seq: int | None = 0
+        while after_seq is not None and keep():
+            with self._uow() as uow:
+                *counts, after_seq = store.prune_events(
+                    uow, after_seq=after_seq, before_us=before_us, limit=events_batch
+                )
+                uow.commit()
+            pruned += Pruned(*counts)
+        return pruned

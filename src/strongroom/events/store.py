@@ -662,3 +662,119 @@ def delete_endpoint(uow: UnitOfWork, endpoint_id: str) -> None:
         "DELETE FROM webhook_endpoints WHERE id = ?",
     ):
         cur.execute(_sql(uow, statement), (endpoint_id,))
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def _delete_in(uow: UnitOfWork, table: str, column: str, keys: Sequence[Any]) -> int:
+    """DELETE FROM table WHERE column IN keys; the count deleted."""
+    if not keys:
+        return 0
+    cur = uow.cursor()
+    if not uow.sqlite:
+        cur.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (list(keys),))
+        return int(cur.rowcount)
+    deleted = 0
+    for part in _chunks(keys):
+        cur.execute(f"DELETE FROM {table} WHERE {column} IN ({','.join('?' * len(part))})", part)
+        deleted += int(cur.rowcount)
+    return deleted
+
+
+def endpoint_ids(uow: UnitOfWork) -> list[str]:
+    cur = uow.cursor()
+    cur.execute("SELECT id FROM webhook_endpoints ORDER BY id")
+    return [r[0] for r in cur.fetchall()]
+
+
+def prune_attempts(uow: UnitOfWork, endpoint_id: str, before_us: int, limit: int) -> int:
+    """Delete up to `limit` of an endpoint's oldest attempts made before `before_us` (through
+    the index on (endpoint_id, created_at)); the count deleted. A pending delivery loses its
+    old attempts only: its state keeps their count, so the next attempt's number is new."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT event_id, attempt FROM webhook_deliveries "
+            "WHERE endpoint_id = ? AND created_at < ? ORDER BY created_at LIMIT ?",
+        ),
+        (endpoint_id, before_us, limit),
+    )
+    old = [(r[0], int(r[1])) for r in cur.fetchall()]
+    if old:
+        cur.executemany(
+            _sql(
+                uow,
+                "DELETE FROM webhook_deliveries "
+                "WHERE event_id = ? AND endpoint_id = ? AND attempt = ?",
+            ),
+            [(event_id, endpoint_id, attempt) for event_id, attempt in old],
+        )
+    return len(old)
+
+
+def prune_events(
+    uow: UnitOfWork, *, after_seq: int, before_us: int, limit: int
+) -> tuple[int, int, int, int | None]:
+    """Delete, from the `limit` events after `after_seq` (a range of the primary key, oldest
+    first), those created before `before_us` with their settled delivery states and their
+    attempts. Kept: an event still to be routed (events_unrouted) or with a pending delivery
+    (the dispatcher sends it from its row), and the newest event of all (SQLite numbers the
+    next events from it: deleting it would hand its seq out again, and listing cursors hold
+    seqs). Answers (events, deliveries, attempts) deleted and the seq to go on after, or None
+    when the range reached an event created at or after `before_us`, or the end: events are
+    numbered in commit order, so the ones after it are as new (on PostgreSQL, a transaction
+    that committed later with an earlier time is pruned by the next pass)."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, "SELECT seq, id, created_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?"),
+        (after_seq, limit),
+    )
+    rows = [(int(r[0]), r[1], int(r[2])) for r in cur.fetchall()]
+    cur.execute("SELECT MAX(seq) FROM events")
+    (newest,) = cur.fetchone()
+    old = []
+    ended = len(rows) < limit
+    for seq, event_id, created_at in rows:
+        if created_at >= before_us or seq == newest:
+            ended = True
+            break
+        old.append((seq, event_id))
+    if not old:
+        assert ended
+        return 0, 0, 0, None
+    unrouted = {int(r[0]) for r in _fetch_in(uow, "SELECT seq FROM events_unrouted", "seq",
+                                             [seq for seq, _ in old])}  # fmt: skip
+    pending = {
+        r[0]
+        for r in _fetch_in(
+            uow,
+            "SELECT event_id FROM webhook_delivery_state",
+            "event_id",
+            [event_id for _, event_id in old],
+            f"AND status = '{DeliveryStatus.PENDING.value}'",
+        )
+    }
+    gone = [(seq, e) for seq, e in old if seq not in unrouted and e not in pending]
+    gone_ids = [e for _, e in gone]
+    if not uow.sqlite:
+        # PostgreSQL: the endpoints first, in id order, as delete_endpoint locks its endpoint
+        # before its deliveries (FOR KEY SHARE: it waits for us, or we for it, and a
+        # dispatcher recording attempts, FOR NO KEY UPDATE, is not held up); then the states
+        # before the attempts, in delete_endpoint's order.
+        endpoints = _fetch_in(
+            uow, "SELECT DISTINCT endpoint_id FROM webhook_delivery_state", "event_id", gone_ids
+        )
+        _fetch_in(
+            uow,
+            "SELECT id FROM webhook_endpoints",
+            "id",
+            sorted(r[0] for r in endpoints),
+            "ORDER BY id FOR KEY SHARE",
+        )
+    deliveries = _delete_in(uow, "webhook_delivery_state", "event_id", gone_ids)
+    attempts = _delete_in(uow, "webhook_deliveries", "event_id", gone_ids)
+    events = _delete_in(uow, "events", "seq", [seq for seq, _ in gone])
+    assert events == len(gone)
+    return events, deliveries, attempts, None if ended else old[-1][0]

@@ -51,9 +51,11 @@ def build_api(
     observe_request: Callable[[str, str, int, float], None],
     metrics_token: str | None = None,
     webhooks: Sequence[APIRouter] = (),
+    readiness_details: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
-    `readiness(request)` answers each check's state ("ok" or why not); `metrics()` the
+    `readiness(request)` answers each check's state ("ok" or why not), and
+    `readiness_details(request)` more for /readyz's body (the background jobs); `metrics()` the
     exposition body and its media type, to a scraper sending `Bearer <metrics_token>` when
     one is set. `webhooks` declare the requests the server sends (for the document only)."""
     for code in ("invalid_request", "invalid_json", "not_found", "internal_error"):
@@ -88,8 +90,9 @@ def build_api(
     async def readyz(request: Request) -> Response:
         checks = await readiness(request)
         ready = all(v == "ok" for v in checks.values())
+        details = await readiness_details(request) if readiness_details is not None else {}
         return JSONResponse(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
+            {"status": "ok" if ready else "unavailable", "checks": checks, **details},
             status_code=200 if ready else 503,
         )
 

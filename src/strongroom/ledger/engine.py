@@ -180,12 +180,14 @@ class Engine:
 
     def apply(self, batch: Sequence[NewTransfer], *, atomic: bool = False) -> list[TransferOutcome]:
         results: list[R] = []
+        append = results.append
+        apply_one = self._apply_one
         n = len(batch)
         i = 0
         while i < n:
             t = batch[i]
             if not (t.linked or atomic) or (atomic and n == 1):
-                results.append(self._apply_one(t))
+                append(apply_one(t))
                 i += 1
                 continue
             # A chain: [i, j] where j is the first member not linked (or the end of the batch).
@@ -198,13 +200,22 @@ class Engine:
             open_chain = not atomic and batch[j].linked
             results.extend(self._apply_chain(batch[i : j + 1], open_chain))
             i = j + 1
+        # Built once the whole batch is applied: a later transfer of the batch may change a row
+        # created earlier (a post or void of a pending transfer rewrites its status).
         rows, created = self.writes.transfers, self._created
-        outcomes = [
-            TransferOutcome(
-                k, r, batch[k].id, rows[created[batch[k].id]] if r is _CREATED else None
-            )
-            for k, r in enumerate(results)
-        ]
+        if len(rows) == n:
+            # Every transfer was created (each creates one row at most, and a failed chain took
+            # its rows back), in batch order: the k-th row is the k-th transfer's. The bulk case.
+            assert results.count(_CREATED) == n
+            outcomes = [
+                TransferOutcome(k, _CREATED, t.id, row)
+                for k, (t, row) in enumerate(zip(batch, rows, strict=True))
+            ]
+        else:
+            outcomes = [
+                TransferOutcome(k, r, t.id, rows[created[t.id]] if r is _CREATED else None)
+                for k, (r, t) in enumerate(zip(results, batch, strict=True))
+            ]
         if self._blocked is not None:
             for o in outcomes:
                 if o.result is R.BLOCKED_BY_GATE:
@@ -258,8 +269,10 @@ class Engine:
     # -- one transfer ----------------------------------------------------------------------
 
     def _apply_one(self, t: NewTransfer) -> R:
-        existing = self._find(t.id)
-        if existing is not None:
+        tid = t.id
+        if tid in self._created or tid in self.state.transfers:
+            existing = self._find(tid)
+            assert existing is not None
             # A post of amount 0 asked for the whole reservation: compare with the target's.
             full = (
                 self._find(t.target_id)
@@ -267,63 +280,185 @@ class Engine:
                 else None
             )
             return _compare_existing(t, existing, full)
-        if self._blocked is not None and t.id in self._blocked:
+        if self._blocked is not None and tid in self._blocked:
             return R.BLOCKED_BY_GATE
         if t.ledger_id not in self.state.ledgers:
             return R.LEDGER_NOT_FOUND
-        if t.action is _TRANSFER:
-            return self._transfer(t)
-        if t.action is _REVERSE:
+        action = t.action
+        if action is _TRANSFER:
+            if t.legs is None:
+                return self._two_accounts(t)
+            return self._legs(t)
+        if action is _REVERSE:
             return self._reverse(t)
         return self._resolve_pending(t)
 
-    def _transfer(self, t: NewTransfer) -> R:
+    def _two_accounts(self, t: NewTransfer) -> R:
+        """A transfer from one account to another (no legs): the bulk path, one call per
+        transfer. It is _legs and _post_plan unrolled for two legs (the same checks in the
+        same order, so the same result), writing its entries and its row in place: every
+        function call, intermediate tuple and repeated attribute read here is paid 8,190
+        times a bulk batch."""
         accounts = self.state.accounts
-        if t.legs is None:
-            assert t.debit_account_id is not None
-            assert t.credit_account_id is not None
-            debit = accounts.get(t.debit_account_id)
-            credit = accounts.get(t.credit_account_id)
-            if debit is None or credit is None:
-                return R.ACCOUNT_NOT_FOUND
-            if debit is credit:
-                return R.ACCOUNTS_MUST_BE_DIFFERENT
-            if debit.ledger_id != t.ledger_id or credit.ledger_id != t.ledger_id:
-                return R.LEDGER_MISMATCH
-            if debit.asset != credit.asset:
-                return R.ASSET_MISMATCH
-            if debit.closed or credit.closed:
-                return R.ACCOUNT_CLOSED
-            r = self._simple(debit, credit, t.amount, t.pending, t.id)
-            if r is not _CREATED:
-                return r
-            state = self.state
-            seq = state.seq_next
-            state.seq_next = seq + 1
-            now = state.now_us
-            rows = self.writes.transfers
-            self._created[t.id] = len(rows)
-            rows.append(
+        debit_id, credit_id = t.debit_account_id, t.credit_account_id
+        assert debit_id is not None
+        assert credit_id is not None
+        debit = accounts.get(debit_id)
+        credit = accounts.get(credit_id)
+        if debit is None or credit is None:
+            return R.ACCOUNT_NOT_FOUND
+        if debit is credit:
+            return R.ACCOUNTS_MUST_BE_DIFFERENT
+        ledger_id = t.ledger_id
+        if debit.ledger_id != ledger_id or credit.ledger_id != ledger_id:
+            return R.LEDGER_MISMATCH
+        if debit.asset != credit.asset:
+            return R.ASSET_MISMATCH
+        if debit.closed or credit.closed:
+            return R.ACCOUNT_CLOSED
+        # Balances: the counters this transfer changes, checked in _check_and_write's order.
+        amount, pending = t.amount, t.pending
+        d_dp, d_cp, d_dpend, d_cpend = debit.dp, debit.cp, debit.dpend, debit.cpend
+        c_dp, c_cp, c_dpend, c_cpend = credit.dp, credit.cp, credit.dpend, credit.cpend
+        if pending:
+            d_dpend += amount
+            c_cpend += amount
+            if d_dpend > AMOUNT_MAX:
+                return R.OVERFLOWS_DEBITS_PENDING
+            if c_cpend > AMOUNT_MAX:
+                return R.OVERFLOWS_CREDITS_PENDING
+            posted, pend = 0, amount
+        else:
+            d_dp += amount
+            c_cp += amount
+            if d_dp > AMOUNT_MAX:
+                return R.OVERFLOWS_DEBITS_POSTED
+            if c_cp > AMOUNT_MAX:
+                return R.OVERFLOWS_CREDITS_POSTED
+            posted, pend = amount, 0
+        d_total = d_dp + d_dpend
+        c_total = c_cp + c_cpend
+        if d_total > AMOUNT_MAX:
+            return R.OVERFLOWS_DEBITS
+        if c_total > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS
+        if (debit.flags & _NO_OVERDRAFT_DEBITS and d_total > d_cp) or (
+            credit.flags & _NO_OVERDRAFT_CREDITS and c_total > c_dp
+        ):
+            return R.INSUFFICIENT_FUNDS
+        # The changed counters fit 64 bits if their sums do; the others did unless `wide`.
+        if d_total > NATIVE_INT_MAX or c_total > NATIVE_INT_MAX or debit.wide or credit.wide:
+            debit.wide = credit.wide = self.writes.wide = True
+        tid = t.id
+        state = self.state
+        now = state.now_us
+        writes = self.writes
+        if self._undo is not None:
+            # Inside a linked chain: _write_entries keeps the undo log.
+            self._write_entries(
+                [
+                    (debit, 0, posted, pend, d_dp, d_cp, d_dpend, d_cpend),
+                    (credit, 1, posted, pend, c_dp, c_cp, c_dpend, c_cpend),
+                ],
+                tid,
+            )
+        else:
+            # _write_entries, unrolled for the two legs.
+            entry_id = state.entry_id_next
+            state.entry_id_next = entry_id + 2
+            entries = writes.entries
+            version = debit.version + 1
+            # Entry times never go backwards within an account (see _write_entries).
+            at = debit.updated_at
+            if now > at:
+                at = now
+            entries.append(
                 (
-                    seq,
-                    t.id,
-                    t.ledger_id,
-                    0,  # Action.TRANSFER
-                    1 if t.pending else 0,  # Status.PENDING / Status.POSTED
-                    t.debit_account_id,
-                    t.credit_account_id,
-                    t.amount,
-                    None,
-                    None,
-                    t.pending,
-                    t.timeout_s,
-                    now + t.timeout_s * 1_000_000 if t.timeout_s else None,
-                    t.metadata,
-                    now,
-                    t.effective_at,
+                    entry_id,
+                    debit_id,
+                    version,
+                    debit.last_entry_id,
+                    tid,
+                    0,
+                    posted,
+                    pend,
+                    d_dp,
+                    d_cp,
+                    d_dpend,
+                    d_cpend,
+                    at,
                 )
             )
-            return _CREATED
+            if not version % ENTRY_INDEX_STRIDE:
+                writes.index_rows.append((debit_id, version, entry_id, at))
+            debit.dp = d_dp
+            debit.dpend = d_dpend
+            debit.version = version
+            debit.last_entry_id = entry_id
+            debit.updated_at = at
+            debit.dirty = True
+            entry_id += 1
+            version = credit.version + 1
+            at = credit.updated_at
+            if now > at:
+                at = now
+            entries.append(
+                (
+                    entry_id,
+                    credit_id,
+                    version,
+                    credit.last_entry_id,
+                    tid,
+                    1,
+                    posted,
+                    pend,
+                    c_dp,
+                    c_cp,
+                    c_dpend,
+                    c_cpend,
+                    at,
+                )
+            )
+            if not version % ENTRY_INDEX_STRIDE:
+                writes.index_rows.append((credit_id, version, entry_id, at))
+            credit.cp = c_cp
+            credit.cpend = c_cpend
+            credit.version = version
+            credit.last_entry_id = entry_id
+            credit.updated_at = at
+            credit.dirty = True
+        # The transfer's row (record_to_row of its TransferRecord, built directly).
+        seq = state.seq_next
+        state.seq_next = seq + 1
+        rows = writes.transfers
+        self._created[tid] = len(rows)
+        timeout_s = t.timeout_s
+        rows.append(
+            (
+                seq,
+                tid,
+                ledger_id,
+                0,  # Action.TRANSFER
+                1 if pending else 0,  # Status.PENDING / Status.POSTED
+                debit_id,
+                credit_id,
+                amount,
+                None,
+                None,
+                pending,
+                timeout_s,
+                now + timeout_s * 1_000_000 if timeout_s else None,
+                t.metadata,
+                now,
+                t.effective_at,
+            )
+        )
+        return _CREATED
+
+    def _legs(self, t: NewTransfer) -> R:
+        """A transfer given as legs."""
+        accounts = self.state.accounts
+        assert t.legs is not None
         # Each check runs over every leg before the next, so the refusal reported is the first
         # in TransferResult's order, whichever leg it comes from.
         found = [accounts.get(leg.account_id) for leg in t.legs]
@@ -475,116 +610,6 @@ class Engine:
         return count
 
     # -- balances --------------------------------------------------------------------------
-
-    def _simple(
-        self,
-        debit: AccountState,
-        credit: AccountState,
-        amount: int,
-        pending: bool,
-        transfer_id: str,
-    ) -> R:
-        """The common two-leg case of _post_plan, unrolled (same checks, same order): it is
-        the bulk path."""
-        if pending:
-            dp, dpend = debit.dp, debit.dpend + amount
-            cp, cpend = credit.cp, credit.cpend + amount
-            if dpend > AMOUNT_MAX:
-                return R.OVERFLOWS_DEBITS_PENDING
-            if cpend > AMOUNT_MAX:
-                return R.OVERFLOWS_CREDITS_PENDING
-        else:
-            dp, dpend = debit.dp + amount, debit.dpend
-            cp, cpend = credit.cp + amount, credit.cpend
-            if dp > AMOUNT_MAX:
-                return R.OVERFLOWS_DEBITS_POSTED
-            if cp > AMOUNT_MAX:
-                return R.OVERFLOWS_CREDITS_POSTED
-        d_total = dp + dpend
-        c_total = cp + cpend
-        if d_total > AMOUNT_MAX:
-            return R.OVERFLOWS_DEBITS
-        if c_total > AMOUNT_MAX:
-            return R.OVERFLOWS_CREDITS
-        if (debit.flags & _NO_OVERDRAFT_DEBITS and d_total > debit.cp) or (
-            credit.flags & _NO_OVERDRAFT_CREDITS and c_total > credit.dp
-        ):
-            return R.INSUFFICIENT_FUNDS
-        # The changed counters fit 64 bits if their sums do; the others did unless `wide`.
-        if d_total > NATIVE_INT_MAX or c_total > NATIVE_INT_MAX or debit.wide or credit.wide:
-            debit.wide = credit.wide = self.writes.wide = True
-        posted, pend = (0, amount) if pending else (amount, 0)
-        if self._undo is not None:
-            self._write_entries(
-                [
-                    (debit, 0, posted, pend, dp, debit.cp, dpend, debit.cpend),
-                    (credit, 1, posted, pend, credit.dp, cp, credit.dpend, cpend),
-                ],
-                transfer_id,
-            )
-            return _CREATED
-        # _write_entries, unrolled for two legs outside a linked chain.
-        state = self.state
-        now = state.now_us
-        entry_id = state.entry_id_next
-        state.entry_id_next = entry_id + 2
-        append = self.writes.entries.append
-        version = debit.version + 1
-        at = now if now > debit.updated_at else debit.updated_at
-        append(
-            (
-                entry_id,
-                debit.id,
-                version,
-                debit.last_entry_id,
-                transfer_id,
-                0,
-                posted,
-                pend,
-                dp,
-                debit.cp,
-                dpend,
-                debit.cpend,
-                at,
-            )
-        )
-        if not version % ENTRY_INDEX_STRIDE:
-            self.writes.index_rows.append((debit.id, version, entry_id, at))
-        debit.dp = dp
-        debit.dpend = dpend
-        debit.version = version
-        debit.last_entry_id = entry_id
-        debit.updated_at = at
-        debit.dirty = True
-        entry_id += 1
-        version = credit.version + 1
-        at = now if now > credit.updated_at else credit.updated_at
-        append(
-            (
-                entry_id,
-                credit.id,
-                version,
-                credit.last_entry_id,
-                transfer_id,
-                1,
-                posted,
-                pend,
-                credit.dp,
-                cp,
-                credit.dpend,
-                cpend,
-                at,
-            )
-        )
-        if not version % ENTRY_INDEX_STRIDE:
-            self.writes.index_rows.append((credit.id, version, entry_id, at))
-        credit.cp = cp
-        credit.cpend = cpend
-        credit.version = version
-        credit.last_entry_id = entry_id
-        credit.updated_at = at
-        credit.dirty = True
-        return _CREATED
 
     def _post_plan(self, plan: list[tuple[AccountState, int, int]], transfer_id: str) -> R:
         """delta > 0 posts, delta < 0 reserves -delta. Checks every leg, then applies all."""

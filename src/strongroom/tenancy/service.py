@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Engine
 
@@ -243,15 +243,18 @@ class TenancyService:
             store.release_idempotency_record(uow, tenant_id, key, owner)
             uow.commit()
 
-    def purge_idempotency(self, *, now_us: int | None = None) -> int:
-        """Delete the records older than IDEMPOTENCY_RETENTION_S, a batch per transaction; the
-        count deleted."""
+    def purge_idempotency(
+        self, *, now_us: int | None = None, keep: Callable[[], bool] = lambda: True
+    ) -> int:
+        """Delete the records older than IDEMPOTENCY_RETENTION_S, a batch per transaction, as
+        long as `keep()` (the retention job's lease) holds; the count deleted."""
         cutoff = (now_us or clock.now_us()) - IDEMPOTENCY_RETENTION_S * 1_000_000
         total = 0
-        while True:
+        while keep():
             with UnitOfWork(self.engine) as uow:
                 count = store.purge_idempotency_records(uow, cutoff, IDEMPOTENCY_PURGE_BATCH)
                 uow.commit()
             total += count
             if count < IDEMPOTENCY_PURGE_BATCH:
-                return total
+                break
+        return total
