@@ -19,9 +19,11 @@ from fastapi import FastAPI, Request
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from strongroom import __version__
 from strongroom.audit import api as audit_api
+from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
@@ -33,7 +35,7 @@ from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
-from strongroom.http.app import build_api
+from strongroom.http.app import Middleware, build_api
 from strongroom.http.errors import HTTP_ERRORS
 from strongroom.jobs import JobRunner, JobSpec, Keep
 from strongroom.ledger import api as ledger_api
@@ -46,6 +48,7 @@ from strongroom.metrics import Metrics
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
+from strongroom.tenancy.ratelimit import Buckets, open_storage
 from strongroom.tenancy.service import TenancyService
 
 log = logging.getLogger("strongroom.runtime")
@@ -107,6 +110,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         LEDGER_ERRORS,
         EVENTS_ERRORS,
         TENANCY_ERRORS,
+        AUDIT_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -135,6 +139,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
         engine, pepper=pepper, audit=audit, idempotency_lease_s=settings.idempotency_lease_s
+    )
+    # Rate limits shared by every worker process (tenancy/ratelimit.py).
+    limits = open_storage(
+        settings.rate_limit_storage,
+        settings.database_url,
+        engine.url.database if sqlite else None,
+    )
+    per_key = Buckets(limits, "key", settings.rate_limit_per_s, settings.rate_limit_burst)
+    failures = Buckets(
+        limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
     )
 
     jobs = JobRunner(
@@ -188,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reporter.stopped()
             await jobs.stop()
             committer.close()
+            await limits.close()
             engine.dispose()
 
     async def readiness(request: Request) -> dict[str, str]:
@@ -221,14 +236,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalogue=error_catalogue(gates),
         routers=[ledger_api.router, events_api.router, audit_api.router],
         webhooks=[events_api.webhooks],
-        # Innermost first: authentication, then the rate limit per key, then idempotency.
+        # Innermost first: the client's address (from a trusted proxy), authentication, then
+        # the rate limit per key, then idempotency.
         middleware=[
             (Idempotency, {"tenancy": tenancy}),
-            (
-                RateLimit,
-                {"rate_per_s": settings.rate_limit_per_s, "burst": settings.rate_limit_burst},
-            ),
-            (Authenticate, {"tenancy": tenancy}),
+            (RateLimit, {"buckets": per_key}),
+            (Authenticate, {"tenancy": tenancy, "failures": failures}),
+            *_proxy_headers(settings),
         ],
         lifespan=lifespan,
         readiness=readiness,
@@ -239,6 +253,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.metrics_token.get_secret_value() if settings.metrics_token else None
         ),
     )
+    if settings.public_base_url is not None:
+        _announce_server(app, settings.public_base_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.ledger = ledger
@@ -249,6 +265,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.ledger_tenants = {}
     return app
+
+
+def _proxy_headers(settings: Settings) -> list[Middleware]:
+    """uvicorn's proxy-headers middleware for the trusted proxies only: X-Forwarded-For and
+    X-Forwarded-Proto from any other peer are ignored (serve turns uvicorn's own off)."""
+    if not settings.trusted_proxy_list:
+        return []
+    # uvicorn's middleware is typed with its own ASGI types, which are Starlette's in shape.
+    middleware: Any = ProxyHeadersMiddleware
+    return [(middleware, {"trusted_hosts": settings.trusted_proxy_list})]
+
+
+def _announce_server(app: FastAPI, url: str) -> None:
+    """The OpenAPI document names the public base URL as its server."""
+    document = app.openapi
+
+    def with_server() -> dict[str, Any]:
+        found = document()
+        found["servers"] = [{"url": url}]
+        return found
+
+    app.openapi = with_server  # type: ignore[method-assign]
 
 
 # The background loops' names, in /readyz (checks and jobs) and /metrics (label `job`).

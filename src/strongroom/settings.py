@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from strongroom.core.errors import StrongroomError
 from strongroom.core.limits import (
+    AUTH_FAILURES_BURST_DEFAULT,
+    AUTH_FAILURES_PER_S_DEFAULT,
     EVENT_RETENTION_DAYS_DEFAULT,
     EVENT_RETENTION_DAYS_MAX,
     GROUP_COMMIT_QUEUE_MAX,
@@ -56,8 +60,23 @@ class Settings(BaseSettings):
     idempotency_lease_s: float = Field(
         default=IDEMPOTENCY_LEASE_S, ge=IDEMPOTENCY_LEASE_S_MIN, le=IDEMPOTENCY_LEASE_S_MAX
     )
+    # Tokens a second and at once of each API key's bucket (docs/deployment.md "Rate limits":
+    # what a request costs), held across every worker process.
     rate_limit_per_s: float = Field(default=RATE_LIMIT_REQUESTS_PER_S_DEFAULT, gt=0)
     rate_limit_burst: int = Field(default=RATE_LIMIT_BURST_DEFAULT, ge=1)
+    # Where the buckets live: `file` (a memory-mapped file shared by this host's workers; next
+    # to a SQLite database), `file:PATH`, or `redis://...` / `rediss://...` (several hosts).
+    rate_limit_storage: str = "file"
+    # Failed authentications a second and at once per client address, then 429.
+    auth_failure_limit_per_s: float = Field(default=AUTH_FAILURES_PER_S_DEFAULT, gt=0)
+    auth_failure_limit_burst: int = Field(default=AUTH_FAILURES_BURST_DEFAULT, ge=1)
+    # The URL clients reach the API at, behind a proxy that terminates TLS
+    # (https://api.example.com): the OpenAPI document's server. None: as the request came.
+    public_base_url: str | None = None
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed, comma-separated
+    # addresses or networks (10.0.0.0/8); from any other peer those headers are ignored. Empty:
+    # none is believed, and the peer's address is the client's.
+    trusted_proxies: str = ""
     # Pending transfers past their timeout are expired this often by `serve`.
     expiry_interval_s: float = Field(default=1.0, gt=0, le=3600)
     # JSON log lines on stderr from this level up (any case).
@@ -93,6 +112,52 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if value == "file" or (value.startswith("file:") and len(value) > len("file:")):
+            return value
+        if value.startswith(("redis://", "rediss://")) and urlsplit(value).hostname:
+            return value
+        raise ValueError("use file, file:PATH, redis://HOST:PORT/DB or rediss://...")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use an absolute http(s) URL, such as https://api.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("a base URL has no query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "use comma-separated IP addresses or networks (10.0.0.0/8)"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies, each an address or a network in its canonical form."""
+        out = []
+        for item in (part.strip() for part in self.trusted_proxies.split(",")):
+            if item:
+                network = ipaddress.ip_network(item, strict=False)
+                single = network.num_addresses == 1 and "/" not in item
+                out.append(str(network.network_address) if single else str(network))
+        return out
 
 
 ENV_PREFIX = "STRONGROOM_"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from strongroom.audit import note as notes
@@ -16,6 +17,7 @@ from strongroom.audit.checkpoint import parse as parse_checkpoint
 from strongroom.audit.leaf import parse
 from strongroom.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from strongroom.cli import app as cli_app
+from strongroom.db.tables import audit_checkpoints
 from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
 
 
@@ -178,6 +180,7 @@ def test_receipt_verifies_offline_and_a_forged_one_does_not(
     api: Api, acme: Tenant, tmp_path: Path
 ) -> None:
     transfer_id = _move(api, acme, 42)
+    api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)  # a receipt needs a published one
     receipt = api.ok("GET", f"/v1/transfers/{transfer_id}/receipt", key=acme.read)
     assert receipt["object"] == "audit_receipt"
     [key] = api.ok("GET", "/v1/audit/keys", key=acme.read)["data"]
@@ -225,3 +228,54 @@ def test_export_verifies_offline(api: Api, acme: Tenant, tmp_path: Path, db_url:
     tampered = _cli("audit", "verify-export", str(out))
     assert tampered.exit_code == 1
     assert "do not give its root" in tampered.output
+
+
+def _checkpoints(api: Api) -> list[tuple[str, int]]:
+    with api.app.state.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(audit_checkpoints.c.log_id, audit_checkpoints.c.size).order_by(
+                audit_checkpoints.c.log_id, audit_checkpoints.c.size
+            )
+        ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_a_read_key_never_signs_a_checkpoint(api: Api, acme: Tenant) -> None:
+    """Receipts and statements are proved against a published checkpoint: a ledger:read key
+    asking for one the publisher has not made yet (serve's interval here is 10 s) gets 503
+    `checkpoint_pending` with Retry-After, and nothing is written."""
+    transfer_id = _move(api, acme, 42)
+    before = _checkpoints(api)
+    assert before == []  # nothing published yet
+    response = api.get(f"/v1/transfers/{transfer_id}/receipt", key=acme.read)
+    assert (response.status_code, problem_code(response)) == (503, "checkpoint_pending")
+    assert 1 <= int(response.headers["retry-after"]) <= 10
+    period = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    url = f"/v1/accounts/{acme.alice}/statement"
+    response = api.get(url, key=acme.read, params=period)
+    assert (response.status_code, problem_code(response)) == (503, "checkpoint_pending")
+    assert _checkpoints(api) == before
+    # Once one is published (an admin's POST, or serve's publisher), the same reads answer.
+    published = api.ok("POST", "/v1/audit/checkpoints", key=acme.admin)
+    receipt = api.ok("GET", f"/v1/transfers/{transfer_id}/receipt", key=acme.read)
+    assert receipt["checkpoint"] == published["note"]
+    api.ok("GET", url, key=acme.read, params=period)
+    assert len(_checkpoints(api)) == 1
+
+
+def test_a_receipt_waits_for_the_publisher(db_url: str) -> None:
+    """With checkpoints published often (configuration), a receipt asked for right after its
+    transfer waits for the next one instead of signing its own."""
+    with running(db_url, audit_checkpoint_interval_s=0.2) as api:
+        acme = seed_tenant(api, "acme")
+        transfer_id = _move(api, acme, 7)
+        receipt = api.ok("GET", f"/v1/transfers/{transfer_id}/receipt", key=acme.read)
+        [index] = [leaf["index"] for leaf in receipt["leaves"]]
+        sizes = [size for log, size in _checkpoints(api) if log == acme_log(api, acme)]
+        assert any(size > index for size in sizes)
+
+
+def acme_log(api: Api, tenant: Tenant) -> str:
+    key = api.app.state.tenancy.authenticate(tenant.read)
+    assert key is not None
+    return str(key.tenant_id)

@@ -3,13 +3,18 @@ API key, so another tenant's transfer has no leaf here (404)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.audit.errors import CheckpointPending
 from strongroom.audit.merkle import leaf_hash
 from strongroom.audit.schemas import (
     CheckpointOut,
@@ -21,9 +26,16 @@ from strongroom.audit.schemas import (
     StatementOut,
 )
 from strongroom.audit.service import AuditLog
+from strongroom.core import clock
 from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest
-from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, STATEMENT_PAGE_ENTRIES_MAX
+from strongroom.core.limits import (
+    AUDIT_CHECKPOINT_POLL_S,
+    AUDIT_CHECKPOINT_WAIT_S_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    STATEMENT_PAGE_ENTRIES_MAX,
+)
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
@@ -35,6 +47,7 @@ from strongroom.tenancy.model import ApiKey, Scope
 class AuditCtx:
     key: ApiKey
     audit: AuditLog
+    checkpoint_interval_s: float  # how often `serve` publishes checkpoints
 
     @property
     def log(self) -> str:
@@ -45,7 +58,33 @@ class AuditCtx:
 
 
 async def context(request: Request) -> AuditCtx:
-    return AuditCtx(request.state.api_key, request.app.state.audit)
+    settings = request.app.state.settings
+    return AuditCtx(
+        request.state.api_key, request.app.state.audit, settings.audit_checkpoint_interval_s
+    )
+
+
+async def _published(ctx: AuditCtx, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`read` (a receipt or a statement page, proved against a published checkpoint), once a
+    published checkpoint holds what it proves: the next publication is waited for, up to
+    AUDIT_CHECKPOINT_WAIT_S_MAX, then 503 `checkpoint_pending` with the seconds until the next
+    one is due as Retry-After. A read never signs a checkpoint itself."""
+    deadline = time.monotonic() + min(AUDIT_CHECKPOINT_WAIT_S_MAX, ctx.checkpoint_interval_s)
+    while True:
+        try:
+            return await run_in_threadpool(read)
+        except CheckpointPending as exc:
+            if time.monotonic() >= deadline:
+                interval_us = ctx.checkpoint_interval_s * 1e6
+                due_us = (exc.published_at_us or 0) + interval_us
+                wait_s = min(max(due_us - clock.now_us(), 0), interval_us) / 1e6
+                raise CheckpointPending(
+                    f"no published checkpoint holds this yet; checkpoints are published every "
+                    f"{ctx.checkpoint_interval_s:g} s",
+                    retry_after_s=max(1, math.ceil(wait_s)),
+                    published_at_us=exc.published_at_us,
+                ) from None
+        await asyncio.sleep(AUDIT_CHECKPOINT_POLL_S)
 
 
 Ctx = Annotated[AuditCtx, Depends(context)]
@@ -197,7 +236,9 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
     response_model=StatementOut,
     tags=["audit"],
     operation_id="getAccountStatement",
-    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_cursor", "invalid_limit"),
+    openapi_extra=error_codes(
+        "not_found", "invalid_timestamp", "invalid_cursor", "invalid_limit", "checkpoint_pending"
+    ),
 )
 async def account_statement(
     account_id: str,
@@ -216,13 +257,18 @@ async def account_statement(
 ) -> dict[str, Any]:
     """The account's entries in (from, to], with the entry in force at `from` and the first
     after `to`, in pages of at most 1,000 entries (`has_more`, `next_cursor`), each leaf with
-    its inclusion proof in a signed checkpoint: complete and unaltered, as
+    its inclusion proof in a published signed checkpoint: complete and unaltered, as
     `strongroom audit verify-statement PAGE... --public-key KEY` checks offline across the
-    pages (each names the versions it proves, and they must join without a gap)."""
+    pages (each names the versions it proves, and they must join without a gap). Entries newer
+    than the latest checkpoint wait for the next one (503 `checkpoint_pending` past a short
+    wait). A page costs 1 + limit/50 rate-limit tokens."""
     ctx.require(Scope.LEDGER_READ)
     start, end = time_param(from_, "from"), time_param(to, "to")
-    return await run_in_threadpool(
-        lambda: ctx.audit.statement(ctx.log, account_id, start, end, limit=limit, cursor=cursor)
+    return await _published(
+        ctx,
+        lambda: ctx.audit.statement(
+            ctx.log, account_id, start, end, limit=limit, cursor=cursor, publish=False
+        ),
     )
 
 
@@ -231,11 +277,13 @@ async def account_statement(
     response_model=ReceiptOut,
     tags=["audit"],
     operation_id="getTransferReceipt",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found", "checkpoint_pending"),
 )
 async def transfer_receipt(transfer_id: str, ctx: Ctx) -> dict[str, Any]:
-    """A self-contained receipt: the transfer's leaves, their inclusion proofs and the signed
-    checkpoint they are proved against (published now if the latest does not hold them yet).
+    """A self-contained receipt: the transfer's leaves, their inclusion proofs and the latest
+    published signed checkpoint, which holds them. A transfer newer than that checkpoint waits
+    for the next one (`serve` publishes every STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S), at most
+    2 s, then 503 `checkpoint_pending` with Retry-After: a read never signs a checkpoint.
     `strongroom audit verify-receipt FILE --public-key KEY` checks it offline."""
     ctx.require(Scope.LEDGER_READ)
-    return await run_in_threadpool(ctx.audit.receipt, ctx.log, transfer_id)
+    return await _published(ctx, lambda: ctx.audit.receipt(ctx.log, transfer_id, publish=False))

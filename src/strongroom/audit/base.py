@@ -16,6 +16,7 @@ from strongroom.audit import leaf as leaves_
 from strongroom.audit import note as notes
 from strongroom.audit import store
 from strongroom.audit.checkpoint import Checkpoint
+from strongroom.audit.errors import CheckpointPending
 from strongroom.audit.tiles import TileLayout
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
@@ -304,12 +305,19 @@ class AuditBase:
             raise NotFound(f"no checkpoint of tree size {size}", param="tree_size")
         return SignedCheckpoint(log_id, *found)
 
-    def covering(self, log_id: str, index: int) -> SignedCheckpoint:
-        """The latest checkpoint if it holds leaf `index`, else a new one published now."""
+    def covering(self, log_id: str, index: int, *, publish: bool = True) -> SignedCheckpoint:
+        """The latest checkpoint if it holds leaf `index`, else a new one published now; or,
+        with `publish` false (a read: it never writes), CheckpointPending."""
         with self._uow(write=False) as uow:
             found = store.latest_checkpoint(uow, log_id)
         if found is not None and found[0] > index:
             return SignedCheckpoint(log_id, *found)
+        if not publish:
+            raise CheckpointPending(
+                "no published checkpoint holds this yet",
+                retry_after_s=1,
+                published_at_us=None if found is None else found[3],
+            )
         published = self.publish([log_id])
         if not published or published[0].size <= index:
             raise NotFound(f"no leaf {index} in this log", param="leaf_index")

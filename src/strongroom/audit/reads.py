@@ -126,12 +126,13 @@ class AuditReads(AuditBase):
             "leaf_hash": _b64(leaf_hash(data)),
         }
 
-    def receipt(self, log_id: str, ref: str) -> dict[str, Any]:
+    def receipt(self, log_id: str, ref: str, *, publish: bool = True) -> dict[str, Any]:
         """A self-contained proof that `ref`'s leaves are in the log: the leaves, their
         inclusion proofs and the signed checkpoint they are proved against. Checked offline by
-        `strongroom audit verify-receipt` with the log's public key only."""
+        `strongroom audit verify-receipt` with the log's public key only. With `publish` false
+        only a published checkpoint is used (CheckpointPending when none holds the leaves)."""
         indexes = self.leaf_indexes(log_id, ref)
-        checkpoint = self.covering(log_id, indexes[-1])
+        checkpoint = self.covering(log_id, indexes[-1], publish=publish)
         with self._uow(write=False) as uow:
             rows = {r[0]: r[1] for i in indexes for r in store.leaves(uow, log_id, i, i + 1)}
             layout = self.layout
@@ -165,12 +166,13 @@ class AuditReads(AuditBase):
         *,
         limit: int = STATEMENT_PAGE_ENTRIES_MAX,
         cursor: str | None = None,
+        publish: bool = True,
     ) -> dict[str, Any]:
         """One page of the account's statement for (from, to]: the entries from the one in
         force at `from` to the first after `to`, `limit` at most a page, each leaf proved in
         a signed checkpoint (audit/statement.py says what a verifier concludes from the
         pages). The first page fixes the statement's versions; `next_cursor` carries them to
-        the next, so the pages join without a gap or an overlap."""
+        the next, so the pages join without a gap or an overlap. `publish` as for receipts."""
         ledger = self.ledger
         if ledger is None:
             raise RuntimeError(
@@ -204,7 +206,7 @@ class AuditReads(AuditBase):
         wanted = ledger.entry_transfers(account_id, start, stop) if stop >= start else {}
         datas = self._entry_leaves(log_id, account_id, wanted)
         indexes = sorted(datas)
-        checkpoint = self.covering(log_id, max(indexes, default=-1))
+        checkpoint = self.covering(log_id, max(indexes, default=-1), publish=publish)
         size = checkpoint.size
         with self._uow(write=False) as uow:
             layout = self.layout

@@ -81,6 +81,9 @@ def serve(
         "workers": workers,
         "access_log": False,  # the app logs each request, with its request_id
         "log_config": logging_config(settings.log_level),  # uvicorn's lines as JSON too
+        # The app believes X-Forwarded-* from STRONGROOM_TRUSTED_PROXIES only (runtime.py);
+        # uvicorn's own handling would trust 127.0.0.1 whatever the settings say.
+        "proxy_headers": False,
     }
     if workers == 1:
         uvicorn.run(APP_FACTORY, **options)

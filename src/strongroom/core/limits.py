@@ -106,8 +106,40 @@ IDEMPOTENCY_LEASE_S_MAX: Final = 300
 # Records purged per statement by the retention job.
 IDEMPOTENCY_PURGE_BATCH: Final = 1000
 API_KEY_CACHE_TTL_S: Final = 10.0
+# Rate limits (tenancy/ratelimit.py): a token bucket per API key, shared by every worker process.
+# A request costs 1 token, an expensive one more (docs/deployment.md "Rate limits"); costs are
+# counted in hundredths of a token so that a batch can cost 1 + N/100 exactly.
 RATE_LIMIT_REQUESTS_PER_S_DEFAULT: Final = 2_000
 RATE_LIMIT_BURST_DEFAULT: Final = 4_000
+RATE_LIMIT_UNITS_PER_TOKEN: Final = 100
+RATE_LIMIT_UNITS_PER_BATCH_TRANSFER: Final = 1  # a batch of N transfers: 1 + N/100 tokens
+RATE_LIMIT_UNITS_PER_LISTED_ITEM: Final = 1  # a listing: 1 + (limit - PAGE_SIZE_DEFAULT)/100
+RATE_LIMIT_UNITS_PER_STATEMENT_ENTRY: Final = 2  # a statement page: 1 + limit/50
+# Failed authentications per client address (a bucket of its own, shared the same way): past
+# the burst an address is answered 429 without its key being looked at, until it refills.
+AUTH_FAILURES_PER_S_DEFAULT: Final = 0.2
+AUTH_FAILURES_BURST_DEFAULT: Final = 20
+# The embedded storage of the buckets (a memory-mapped file): sets of slots, a key hashed to one
+# set; a set that is full gives up the slot closest to full (the least owed) to a new key.
+RATE_LIMIT_FILE_SETS: Final = 8_192
+RATE_LIMIT_FILE_SLOTS_PER_SET: Final = 8
+RATE_LIMIT_KEY_LENGTH_MAX: Final = 300  # a bucket's name: a prefix and a key id or an address
+assert RATE_LIMIT_BURST_DEFAULT >= RATE_LIMIT_REQUESTS_PER_S_DEFAULT
+assert (
+    1 + BATCH_TRANSFERS_MAX * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER / RATE_LIMIT_UNITS_PER_TOKEN
+    <= RATE_LIMIT_BURST_DEFAULT
+)  # the largest batch fits in a full default bucket
+assert (
+    1
+    + STATEMENT_PAGE_ENTRIES_MAX * RATE_LIMIT_UNITS_PER_STATEMENT_ENTRY / RATE_LIMIT_UNITS_PER_TOKEN
+    <= RATE_LIMIT_BURST_DEFAULT
+)
+# A receipt or a statement page is proved against a published checkpoint (serve publishes
+# every STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S): one that is not out yet is waited for this long
+# at most, then answered 503 `checkpoint_pending` with Retry-After. A read never signs one.
+AUDIT_CHECKPOINT_WAIT_S_MAX: Final = 2.0
+AUDIT_CHECKPOINT_POLL_S: Final = 0.1
+assert 0 < AUDIT_CHECKPOINT_POLL_S < AUDIT_CHECKPOINT_WAIT_S_MAX
 
 # Webhooks (events/dispatcher.py): at-least-once delivery, Standard Webhooks signatures.
 WEBHOOK_ATTEMPTS_MAX: Final = 12  # per (event, endpoint); the delivery is failed after that

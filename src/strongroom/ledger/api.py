@@ -17,7 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.idempotency import RANDOM_IDS, Minter, request_of
-from strongroom.core.limits import AMOUNT_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.limits import (
+    AMOUNT_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    RATE_LIMIT_UNITS_PER_BATCH_TRANSFER,
+)
 from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.openapi import error_codes
@@ -67,7 +72,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
-from strongroom.tenancy.access import require_scope
+from strongroom.tenancy.access import require_scope, spend
 from strongroom.tenancy.model import ApiKey, Scope
 
 
@@ -96,6 +101,8 @@ class Ctx:
     # An earlier attempt of this same idempotent request ran: a transfer that `exists` under
     # one of its ids is one that attempt created.
     resumed: bool = False
+    # The request's state: its rate-limit account (tenancy.access.spend), among others.
+    request_state: Any = None
 
     def require(self, scope: Scope) -> None:
         require_scope(self.key, scope)
@@ -117,9 +124,10 @@ async def context(request: Request) -> Ctx:
     state = request.app.state
     key: ApiKey = request.state.api_key
     idem = request_of(request.scope.get("state", {}))
+    own = request.state
     if idem is None:
-        return Ctx(key, state.ledger, state.committer, state.ledger_tenants, RANDOM_IDS)
-    return Ctx(key, state.ledger, state.committer, state.ledger_tenants, idem, idem.resumed)
+        return Ctx(key, state.ledger, state.committer, state.ledger_tenants, RANDOM_IDS, False, own)
+    return Ctx(key, state.ledger, state.committer, state.ledger_tenants, idem, idem.resumed, own)
 
 
 CtxDep = Annotated[Ctx, Depends(context)]
@@ -537,8 +545,10 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
 )
 async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
-    transfer with the next, `atomic` makes the whole batch one chain."""
+    transfer with the next, `atomic` makes the whole batch one chain. It costs 1 + N/100
+    rate-limit tokens for N transfers."""
     ctx.require(Scope.LEDGER_WRITE)
+    await spend(ctx.request_state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
     new_ids = ctx.ids.new_ids("tr", len(body.transfers))

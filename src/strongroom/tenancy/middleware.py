@@ -1,6 +1,7 @@
 """The tenancy layer of the HTTP API, as pure ASGI middleware inside the HTTP layer's own
-(request context, body limit): authentication (`Bearer sk_...`), a rate limit per API key, and
-`Idempotency-Key` records. `runtime.create_app` installs them."""
+(request context, body limit): authentication (`Bearer sk_...`, failures limited per client
+address), a rate limit per API key shared by every worker, and `Idempotency-Key` records.
+`runtime.create_app` installs them."""
 
 from __future__ import annotations
 
@@ -8,31 +9,54 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
-import time
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strongroom.core.errors import ServiceUnavailable
+from strongroom.core.errors import ServiceUnavailable, StrongroomError
 from strongroom.core.idempotency import STATE_KEY as IDEMPOTENT_REQUEST
 from strongroom.core.idempotency import IdempotentRequest
-from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX
+from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX, RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import header_of, send_problem, state_of
 from strongroom.tenancy.model import ApiKey, IdempotencyState
+from strongroom.tenancy.ratelimit import Buckets, Verdict, request_cost
 from strongroom.tenancy.service import TenancyService, fingerprint
 
 log = logging.getLogger("strongroom.http")
 
 
-class Authenticate:
-    """`Authorization: Bearer sk_...` on every /v1 route; the key lands in scope state."""
+class RateLimited(StrongroomError):
+    """Over a rate limit: the answer carries Retry-After and the RateLimit headers."""
 
-    def __init__(self, app: ASGIApp, tenancy: TenancyService) -> None:
+    code = "rate_limited"
+    status = 429
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address: the peer's, or the one a trusted proxy forwarded (the proxy
+    headers middleware, installed for STRONGROOM_TRUSTED_PROXIES, has rewritten it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _retry_after(ms: int) -> bytes:
+    return str(max(1, math.ceil(ms / 1000))).encode()
+
+
+class Authenticate:
+    """`Authorization: Bearer sk_...` on every /v1 route; the key lands in scope state.
+
+    Failed authentications are limited per client address (`failures`): each spends a token of
+    the address's bucket, and an address whose bucket is empty is answered 429 without its key
+    being looked at, so guessing is as slow as the bucket refills. A key this process has seen
+    lately (the tenancy cache) skips that check: guesses never hit the cache."""
+
+    def __init__(self, app: ASGIApp, tenancy: TenancyService, failures: Buckets) -> None:
         self.app = app
         self.tenancy = tenancy
+        self.failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -40,72 +64,107 @@ class Authenticate:
             return
         header = header_of(scope, b"authorization") or ""
         scheme, _, secret = header.partition(" ")
-        key = None
-        if scheme.lower() == "bearer" and secret:
-            key = self.tenancy.cached(secret.strip())
-            if key is None:
-                key = await run_in_threadpool(self.tenancy.authenticate, secret.strip())
+        secret = secret.strip() if scheme.lower() == "bearer" else ""
+        key = self.tenancy.cached(secret) if secret else None
         if key is None:
-            await send_problem(
-                scope,
-                send,
-                "unauthenticated",
-                "send an API key as 'Authorization: Bearer sk_...'",
-                state_of(scope).get("request_id"),
-                [(b"www-authenticate", b'Bearer realm="strongroom"')],
-            )
-            return
+            address = client_address(scope)
+            verdict = await self.failures.peek(address, RATE_LIMIT_UNITS_PER_TOKEN)
+            if verdict.allowed and secret:
+                key = await run_in_threadpool(self.tenancy.authenticate, secret)
+            if key is None:
+                if verdict.allowed:
+                    verdict = await self.failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
+                if not verdict.allowed:
+                    await send_problem(
+                        scope,
+                        send,
+                        "rate_limited",
+                        "too many failed authentications from this address",
+                        state_of(scope).get("request_id"),
+                        [(b"retry-after", _retry_after(verdict.retry_after_ms))],
+                    )
+                    return
+                await send_problem(
+                    scope,
+                    send,
+                    "unauthenticated",
+                    "send an API key as 'Authorization: Bearer sk_...'",
+                    state_of(scope).get("request_id"),
+                    [(b"www-authenticate", b'Bearer realm="strongroom"')],
+                )
+                return
         state_of(scope)["api_key"] = key
         await self.app(scope, receive, send)
 
 
+class Charge:
+    """A request's account with its API key's bucket, in scope state as `rate_limit`: what
+    the RateLimit headers report, and more to spend once a route knows its work
+    (`tenancy.access.spend`)."""
+
+    def __init__(self, buckets: Buckets, name: str, verdict: Verdict) -> None:
+        self.buckets = buckets
+        self.name = name
+        self.verdict = verdict
+
+    async def spend(self, units: int) -> None:
+        self.verdict = await self.buckets.take(self.name, units)
+        if not self.verdict.allowed:
+            raise RateLimited(self.detail())
+
+    def detail(self) -> str:
+        return (
+            f"over this API key's rate limit ({self.buckets.per_s:g} tokens a second, "
+            f"{self.buckets.burst} at once; an expensive request costs more than one)"
+        )
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        verdict = self.verdict
+        headers = [
+            (b"ratelimit-limit", str(self.buckets.burst).encode()),
+            (
+                b"ratelimit-remaining",
+                str(verdict.remaining_units // RATE_LIMIT_UNITS_PER_TOKEN).encode(),
+            ),
+            (b"ratelimit-reset", str(self.buckets.seconds(verdict)).encode()),
+        ]
+        if not verdict.allowed:
+            headers.append((b"retry-after", _retry_after(verdict.retry_after_ms)))
+        return headers
+
+
 class RateLimit:
-    """A token bucket per API key, with the IETF RateLimit headers on every /v1 response."""
+    """A token bucket per API key, shared by every worker process (tenancy/ratelimit.py), with
+    the IETF RateLimit headers (draft 7: RateLimit-Limit, -Remaining, -Reset, in tokens and
+    seconds) on every /v1 response. A request costs `request_cost` up front; a route may spend
+    more (a batch, by its size)."""
 
-    def __init__(self, app: ASGIApp, rate_per_s: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, buckets: Buckets) -> None:
         self.app = app
-        self.rate = rate_per_s
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def _take(self, key_id: str) -> tuple[bool, int, int]:
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            allowed = tokens >= 1.0
-            if allowed:
-                tokens -= 1.0
-            self._buckets[key_id] = (tokens, now)
-        reset_s = 0 if tokens >= 1.0 else math.ceil((1.0 - tokens) / self.rate)
-        return allowed, int(tokens), reset_s
+        self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key: ApiKey | None = state_of(scope).get("api_key") if scope["type"] == "http" else None
         if key is None:
             await self.app(scope, receive, send)
             return
-        allowed, remaining, reset_s = self._take(key.id)
-        headers = [
-            (b"ratelimit-limit", str(self.burst).encode()),
-            (b"ratelimit-remaining", str(remaining).encode()),
-            (b"ratelimit-reset", str(reset_s).encode()),
-        ]
-        if not allowed:
+        units = request_cost(scope["method"], scope["path"], scope.get("query_string", b""))
+        charge = Charge(self.buckets, key.id, await self.buckets.take(key.id, units))
+        if not charge.verdict.allowed:
             await send_problem(
                 scope,
                 send,
                 "rate_limited",
-                f"over {self.rate:g} requests/s for this API key",
+                charge.detail(),
                 state_of(scope).get("request_id"),
-                [*headers, (b"retry-after", str(max(1, reset_s)).encode())],
+                charge.headers(),
             )
             return
+        state_of(scope)["rate_limit"] = charge
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                message["headers"] = [*message.get("headers", []), *charge.headers()]
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -1,0 +1,120 @@
+"""Rate-limit buckets shared by processes (tenancy/ratelimit.py): the embedded file and Redis.
+Several processes spend from one bucket; together they get what one would, not one bucket each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
+from strongroom.tenancy.ratelimit import Buckets, FileStorage, SlotFile, open_storage, request_cost
+from tests.integration.workers.limiter import spend
+from tests.support.redis import redis_url_or_skip
+
+UNIT = RATE_LIMIT_UNITS_PER_TOKEN
+
+
+def _shared(setting: str, database_url: str, sqlite_path: str | None) -> None:
+    """Four processes, 300 requests each, against a bucket of 100 refilling at 1 a second:
+    together they pass at most 100 + 1 * elapsed (the old per-process buckets passed 400)."""
+    per_s, burst, processes, requests = 1.0, 100, 4, 300
+    context = multiprocessing.get_context("spawn")
+    args = (setting, database_url, sqlite_path, per_s, burst, requests, UNIT)
+    start = time.monotonic()
+    with context.Pool(processes) as pool:
+        allowed = pool.starmap(spend, [args] * processes)
+    elapsed = time.monotonic() - start
+    assert burst <= sum(allowed) <= burst + per_s * elapsed + 1, (allowed, elapsed)
+
+
+def test_processes_share_one_file_bucket(tmp_path: Path) -> None:
+    _shared("file", "sqlite:///x", str(tmp_path / "x.db"))
+    assert (tmp_path / "x.db.ratelimit").exists()
+
+
+def test_processes_share_one_redis_bucket(tmp_path: Path) -> None:
+    url = redis_url_or_skip()
+    # The namespace comes from the database URL: a fresh one, so a fresh bucket.
+    _shared(url, f"postgresql://test/{tmp_path.name}-{time.time_ns()}", None)
+
+
+def test_a_bucket_spends_refuses_and_reports() -> None:
+    async def run(path: Path) -> None:
+        storage = FileStorage(path)
+        buckets = Buckets(storage, "key", 0.001, 10)
+        first = await buckets.take("a", 3 * UNIT)
+        assert (first.allowed, first.remaining_units // UNIT) == (True, 7)
+        # A peek spends nothing.
+        assert (await buckets.peek("a", 7 * UNIT)).allowed
+        assert (await buckets.take("a", 7 * UNIT)).allowed
+        refused = await buckets.take("a", UNIT)
+        assert not refused.allowed
+        assert refused.retry_after_ms > 0
+        assert buckets.seconds(refused) > 0
+        # Another name has its own bucket; a cost above the whole bucket costs the bucket.
+        other = await buckets.take("b", 50 * UNIT)
+        assert (other.allowed, other.remaining_units) == (True, 0)
+        await storage.close()
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(Path(tmp) / "b.ratelimit"))
+
+
+def test_a_full_set_gives_up_its_closest_to_full_bucket(tmp_path: Path) -> None:
+    """A table of one set of two slots: a third name takes the slot of the bucket owed least."""
+    table = SlotFile(tmp_path / "t", sets=1, slots=2)
+    now_us = time.time_ns() // 1000
+    a, b, c = (SlotFile.digest(n) for n in "abc")
+    with table.locked(a) as offset:
+        at, tat = table.find(offset, a, now_us)
+        assert tat == 0
+        table.write(at, a, now_us + 5_000_000)
+        at, _ = table.find(offset, b, now_us)
+        table.write(at, b, now_us + 1_000_000)
+        assert table.find(offset, a, now_us)[1] == now_us + 5_000_000
+        at, tat = table.find(offset, c, now_us)
+        assert tat == 0
+        assert table.find(offset, b, now_us)[0] == at  # b's slot: the least owed
+    table.close()
+
+
+def test_a_changed_layout_starts_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    SlotFile(path, sets=4, slots=2).close()
+    table = SlotFile(path, sets=8, slots=2)
+    assert path.stat().st_size == 16 + 8 * 2 * 24
+    table.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "tokens"),
+    [
+        ("GET", "/v1/ledgers", b"", 1),
+        ("GET", "/v1/ledgers", b"limit=20", 1),
+        ("GET", "/v1/transfers", b"ledger_id=l&limit=100", 1.8),
+        ("GET", "/v1/transfers", b"limit=5000", 1.8),  # refused by the route, capped here
+        ("GET", "/v1/accounts/acc_1/statement", b"from=a&to=b", 21),
+        ("GET", "/v1/accounts/acc_1/statement", b"limit=100", 3),
+        ("POST", "/v1/transfers/batch", b"", 1),  # + N/100 charged by the route
+    ],
+)
+def test_request_costs(method: str, path: str, query: bytes, tokens: float) -> None:
+    assert request_cost(method, path, query) == round(tokens * UNIT)
+
+
+def test_open_storage_defaults_next_to_sqlite(tmp_path: Path) -> None:
+    storage = open_storage("file", "sqlite:///db", str(tmp_path / "db"))
+    assert isinstance(storage, FileStorage)
+    assert storage.path == tmp_path / "db.ratelimit"
+    asyncio.run(storage.close())
+    elsewhere = open_storage(f"file:{tmp_path / 'rl'}", "sqlite:///db", None)
+    assert isinstance(elsewhere, FileStorage)
+    assert elsewhere.path == tmp_path / "rl"
+    asyncio.run(elsewhere.close())
