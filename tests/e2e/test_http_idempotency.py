@@ -431,3 +431,67 @@ def test_a_retry_after_the_retention_is_a_new_request(
     assert "idempotent-replayed" not in again.headers
     assert again.json()["id"] != first.json()["id"]
     assert balances(api, acme, acme.alice)["posted"] == 1010
+
+
+def _records(api: Api) -> list[tuple[Any, ...]]:
+    with UnitOfWork(api.app.state.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT key, status_code FROM idempotency_records ORDER BY key")
+        return [tuple(r) for r in cur.fetchall()]
+
+
+def test_a_refusal_for_scope_or_rate_is_not_remembered(db_url: str) -> None:
+    """A 403 (scope) or a 429 (rate, the batch's cost charged in the route) did nothing: the key
+    is forgotten, so its retry runs, and a read key stores no record per request."""
+    with running(db_url, rate_limit_per_s=0.001, rate_limit_burst=12) as api:
+        acme = seed_tenant(api, "acme")
+        before = _records(api)
+        for _ in range(2):
+            denied = api.post(
+                "/v1/ledgers", key=acme.read, json={"name": "x"}, headers=_idem("read-1")
+            )
+            assert (denied.status_code, problem_code(denied)) == (403, "insufficient_scope")
+            assert "idempotent-replayed" not in denied.headers
+        batch = {"transfers": [_move(acme, 1) for _ in range(800)]}  # costs 9 tokens
+        for _ in range(2):
+            limited = api.post(
+                "/v1/transfers/batch", key=acme.write, json=batch, headers=_idem("big-1")
+            )
+            assert (limited.status_code, problem_code(limited)) == (429, "rate_limited")
+            assert "idempotent-replayed" not in limited.headers
+        assert _records(api) == before
+
+
+def test_a_resumed_asset_creation_answers_the_asset(api: Api, acme: Tenant) -> None:
+    body = {"code": "GOLDX", "scale": 4}
+    first = api.post("/v1/assets", key=acme.admin, json=body, headers=_idem("asset-1"))
+    assert first.status_code == 201
+    with UnitOfWork(api.app.state.engine) as uow:  # as if its server died before answering
+        uow.cursor().execute(
+            "UPDATE idempotency_records SET status_code = NULL, body = NULL, owner = NULL, "
+            "lease_until = 0 WHERE key = 'asset-1'"
+        )
+        uow.commit()
+    again = api.post("/v1/assets", key=acme.admin, json=body, headers=_idem("asset-1"))
+    assert (again.status_code, again.json()) == (201, first.json())
+    other = api.post("/v1/assets", key=acme.admin, json=body, headers=_idem("asset-2"))
+    assert (other.status_code, problem_code(other)) == (409, "asset_exists")
+
+
+def test_hand_edited_records_neither_stick_nor_crash(api: Api, acme: Tenant) -> None:
+    for key in ("far", "odd"):
+        response = api.post("/v1/ledgers", key=acme.write, json={"name": key}, headers=_idem(key))
+        assert response.status_code == 201
+    with UnitOfWork(api.app.state.engine) as uow:
+        cur = uow.cursor()
+        cur.execute(
+            "UPDATE idempotency_records SET status_code = NULL, body = NULL, owner = 'gone', "
+            "lease_until = 9000000000000000000 WHERE key = 'far'"
+        )
+        cur.execute("UPDATE idempotency_records SET status_code = 999 WHERE key = 'odd'")
+        uow.commit()
+    # A lease past the longest allowed is over: the retry runs (and finds its ledger).
+    far = api.post("/v1/ledgers", key=acme.write, json={"name": "far"}, headers=_idem("far"))
+    assert far.status_code == 201
+    odd = api.post("/v1/ledgers", key=acme.write, json={"name": "odd"}, headers=_idem("odd"))
+    assert (odd.status_code, problem_code(odd)) == (500, "internal_error")

@@ -74,8 +74,9 @@ def test_expensive_requests_cost_more(slow: tuple[Api, Tenant]) -> None:
 
 
 def test_failed_authentication_is_limited_per_address(sqlite_url: str) -> None:
-    """50 wrong keys in a row: the first `burst` are 401, the rest 429 with Retry-After, and
-    then even a good key from that address waits (its key is not looked at)."""
+    """50 wrong keys in a row: the first `burst` are 401, the rest 429 with Retry-After; a good
+    key from that same address is still let through (one client behind a NAT or an untrusted
+    proxy must not lock out the others)."""
     with running(
         sqlite_url, auth_failure_limit_per_s=SLOW, auth_failure_limit_burst=5, dispatcher=False
     ) as api:
@@ -86,10 +87,11 @@ def test_failed_authentication_is_limited_per_address(sqlite_url: str) -> None:
         assert all(int(r.headers["retry-after"]) >= 1 for r in answers[5:])
         no_key = api.get("/v1/ledgers")
         assert (no_key.status_code, problem_code(no_key)) == (429, "rate_limited")
+        api.app.state.tenancy._cache.clear()  # not let through by a cached lookup
         response = api.get("/v1/ledgers", key=good)
-        assert (response.status_code, problem_code(response)) == (429, "rate_limited")
+        assert response.status_code == 200, response.text
         # Another address has its own bucket.
-        assert _from(api, "192.0.2.9", "/v1/ledgers", key=good).status_code == 200
+        assert _from(api, "192.0.2.9", "/v1/ledgers", key="sk_" + "y" * 43).status_code == 401
 
 
 def _from(

@@ -103,6 +103,8 @@ IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
 IDEMPOTENCY_LEASE_S: Final = 10
 IDEMPOTENCY_LEASE_S_MIN: Final = 0.3
 IDEMPOTENCY_LEASE_S_MAX: Final = 300
+# The largest answer a stored record may inflate to (an 8,190-transfer batch's is ~0.7 MB).
+IDEMPOTENCY_ANSWER_BYTES_MAX: Final = 16 * 1024 * 1024
 # Records purged per statement by the retention job.
 IDEMPOTENCY_PURGE_BATCH: Final = 1000
 API_KEY_CACHE_TTL_S: Final = 10.0

@@ -91,13 +91,17 @@ class AccountUseCases(LedgerBase):
     """Accounts: created in batches (idempotent by client-chosen id), read, listed, closed;
     and the custom assets they hold."""
 
-    def create_asset(self, code: object, scale: object) -> Asset:
+    def create_asset(self, code: object, scale: object, *, retry: bool = False) -> Asset:
+        """`retry`: an attempt of a request that ran before (an idempotent retry after a crash):
+        the asset it may have created, with the same scale, is the answer, not a conflict."""
         asset = validate_custom_asset(code, scale)
         with self._uow() as uow:
             # One statement decides, so two concurrent creations cannot both pass a check.
             created = store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
             uow.commit()
         if not created:
+            if retry and self.get_asset(asset.code) == asset:
+                return asset
             raise AssetExists(f"asset {asset.code} exists already", param="code")
         return asset
 

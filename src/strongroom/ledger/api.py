@@ -243,7 +243,9 @@ async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
 async def create_asset(body: AssetCreate, ctx: CtxDep) -> dict[str, Any]:
     """Custom assets are shared by every tenant of this server, as the ISO 4217 ones are."""
     ctx.require(Scope.ADMIN)
-    asset = await run_in_threadpool(ctx.svc.create_asset, body.code, body.scale)
+    asset = await run_in_threadpool(
+        lambda: ctx.svc.create_asset(body.code, body.scale, retry=ctx.resumed)
+    )
     return {"object": "asset", "code": asset.code, "scale": asset.scale}
 
 

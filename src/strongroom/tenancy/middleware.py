@@ -49,9 +49,10 @@ class Authenticate:
     """`Authorization: Bearer sk_...` on every /v1 route; the key lands in scope state.
 
     Failed authentications are limited per client address (`failures`): each spends a token of
-    the address's bucket, and an address whose bucket is empty is answered 429 without its key
-    being looked at, so guessing is as slow as the bucket refills. A key this process has seen
-    lately (the tenancy cache) skips that check: guesses never hit the cache."""
+    the address's bucket, and a failure from an address whose bucket is empty is answered 429
+    instead of 401. A valid key is always let through, whatever others sent from its address
+    (behind NAT or an untrusted proxy one client must not lock out the rest): a key is 256
+    random bits, so the limit is there against floods of bad keys, not against guessing."""
 
     def __init__(self, app: ASGIApp, tenancy: TenancyService, failures: Buckets) -> None:
         self.app = app
@@ -67,13 +68,11 @@ class Authenticate:
         secret = secret.strip() if scheme.lower() == "bearer" else ""
         key = self.tenancy.cached(secret) if secret else None
         if key is None:
-            address = client_address(scope)
-            verdict = await self.failures.peek(address, RATE_LIMIT_UNITS_PER_TOKEN)
-            if verdict.allowed and secret:
+            if secret:
                 key = await run_in_threadpool(self.tenancy.authenticate, secret)
             if key is None:
-                if verdict.allowed:
-                    verdict = await self.failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
+                address = client_address(scope)
+                verdict = await self.failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
                 if not verdict.allowed:
                     await send_problem(
                         scope,
@@ -168,6 +167,10 @@ class RateLimit:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+# Answers not stored for a key: a request refused for its scope or its rate did nothing.
+_NOT_REMEMBERED = frozenset({403, 429})
 
 
 class Idempotency:
@@ -303,7 +306,11 @@ class Idempotency:
                 await run_in_threadpool(self.tenancy.release_idempotent, tenant_id, idem, owner)
             raise
         renewer.cancel()
-        if status[0] >= 500:
+        if status[0] in _NOT_REMEMBERED and not outcome.resumed:
+            # Refused before doing anything: forgotten, so the retry (after Retry-After, with
+            # the right key) runs as a first request, and a read key stores nothing.
+            await run_in_threadpool(self.tenancy.abandon_idempotent, tenant_id, idem, owner)
+        elif status[0] >= 500 or status[0] in _NOT_REMEMBERED:
             try:
                 await run_in_threadpool(self.tenancy.release_idempotent, tenant_id, idem, owner)
             except ServiceUnavailable:

@@ -146,10 +146,13 @@ def request_cost(method: str, path: str, query: bytes) -> int:
         return units
     statement = path.endswith("/statement")
     limit = STATEMENT_PAGE_ENTRIES_MAX if statement else PAGE_SIZE_DEFAULT
-    if b"limit=" in query:
+    if query:
+        # Parsed as the route parses it (percent-escapes decoded, a sign allowed): the raw
+        # bytes `limit=` would miss `li%6Dit=100` or `limit=%2B100`, full pages at 1 token.
         for name, value in parse_qsl(query.decode("latin-1")):
-            if name == "limit" and value.isdigit() and len(value) <= 6:
-                limit = int(value)
+            if name == "limit" and len(value) <= 12:
+                with contextlib.suppress(ValueError):
+                    limit = max(0, int(value))  # the last one counts, as for the route
     if statement:
         return units + min(limit, STATEMENT_PAGE_ENTRIES_MAX) * RATE_LIMIT_UNITS_PER_STATEMENT_ENTRY
     # A limit out of range is refused by the route (400); it costs no more than the largest.

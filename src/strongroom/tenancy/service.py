@@ -18,8 +18,10 @@ from strongroom.core import clock, ids
 from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
     API_KEY_CACHE_TTL_S,
+    IDEMPOTENCY_ANSWER_BYTES_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_LEASE_S,
+    IDEMPOTENCY_LEASE_S_MAX,
     IDEMPOTENCY_PURGE_BATCH,
     IDEMPOTENCY_RETENTION_S,
 )
@@ -203,11 +205,12 @@ class TenancyService:
             if record.fingerprint != print_:
                 return IdempotencyOutcome(IdempotencyState.MISMATCH)
             if record.status_code is not None:
-                assert record.body is not None
-                return IdempotencyOutcome(
-                    IdempotencyState.REPLAY, record.status_code, zlib.decompress(record.body)
-                )
-            if record.lease_until > now:
+                status, body = _stored_answer(record.status_code, record.body)
+                return IdempotencyOutcome(IdempotencyState.REPLAY, status, body)
+            # A lease past the longest one allowed was not written by an attempt (a clock far
+            # ahead, a hand edit): it is over now rather than never.
+            longest = now + int(IDEMPOTENCY_LEASE_S_MAX * 1_000_000)
+            if now < record.lease_until <= longest:
                 wait_s = -(-(record.lease_until - now) // 1_000_000)
                 return IdempotencyOutcome(IdempotencyState.IN_FLIGHT, retry_after_s=wait_s)
             store.take_over_idempotency_record(uow, tenant_id, key, owner, lease_until)
@@ -235,6 +238,14 @@ class TenancyService:
             uow.commit()
         return stored
 
+    def abandon_idempotent(self, tenant_id: str, key: str, owner: str) -> None:
+        """Forget the claim of a first attempt refused before it did anything (403 for its
+        scope, 429 for its rate): such an answer is not worth 24 hours of replays, and a read
+        key must not be able to write a record per request."""
+        with UnitOfWork(self.engine) as uow:
+            store.delete_idempotency_record(uow, tenant_id, key, owner)
+            uow.commit()
+
     def release_idempotent(self, tenant_id: str, key: str, owner: str) -> None:
         """End the lease of an attempt that failed before it could answer (a 5xx), keeping the
         claim: the client's retry runs at once and mints the same ids, so whatever the failed
@@ -258,3 +269,19 @@ class TenancyService:
             if count < IDEMPOTENCY_PURGE_BATCH:
                 break
         return total
+
+
+def _stored_answer(status_code: int, body: bytes | None) -> tuple[int, bytes]:
+    """A stored answer, checked: a record edited by hand (a status no server sends, a body that
+    is not what finish_idempotent wrote, or one that inflates past any answer) is an error, not
+    a reply."""
+    if not 200 <= status_code <= 599 or body is None:
+        raise ValueError("a corrupt idempotency record: no answer can be replayed from it")
+    inflate = zlib.decompressobj()
+    try:
+        answer = inflate.decompress(body, IDEMPOTENCY_ANSWER_BYTES_MAX)
+    except zlib.error:
+        raise ValueError("a corrupt idempotency record: its answer is not zlib") from None
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ValueError("a corrupt idempotency record: its answer is too large or cut short")
+    return status_code, answer

@@ -206,6 +206,18 @@ def finish_idempotency_record(
     return int(cur.rowcount) == 1
 
 
+def delete_idempotency_record(uow: UnitOfWork, tenant_id: str, key: str, owner: str) -> None:
+    """Forget `owner`'s unfinished claim."""
+    uow.cursor().execute(
+        sql(
+            uow,
+            "DELETE FROM idempotency_records "
+            "WHERE tenant_id = ? AND key = ? AND owner = ? AND status_code IS NULL",
+        ),
+        (tenant_id, key, owner),
+    )
+
+
 def release_idempotency_record(uow: UnitOfWork, tenant_id: str, key: str, owner: str) -> None:
     """End `owner`'s lease now, keeping the claim: the retry runs at once, minting the same ids."""
     uow.cursor().execute(
