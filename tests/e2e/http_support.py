@@ -26,9 +26,11 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute, Mount
 
 from strongroom.core.errors import ErrorCatalogue
+from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.http.errors import PROBLEM_JSON
+from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
 
@@ -56,10 +58,14 @@ def build_app(url: str, **settings: Any) -> FastAPI:
 
 def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_CODES) -> None:
     """What holds for every answer of the API, whatever the request."""
+    where = f"{response.request.method} {response.request.url} -> {response.status_code}"
     if response.status_code < 500:
         # A 5xx has none at present: see test_a_500_carries_the_request_id_header (a BUG).
-        where = f"{response.request.method} {response.request.url}"
         assert response.headers.get_list("request-id"), f"no Request-Id on {where}"
+    # Nothing is cached, no media type is sniffed (http.middleware.SECURITY_HEADERS).
+    for name, value in SECURITY_HEADERS:
+        sent = response.headers.get_list(name.decode())
+        assert sent == [value.decode()], f"{where}: {name.decode()} {sent}"
     if response.status_code >= 400:
         check_problem(response, catalogue)
 
@@ -105,6 +111,9 @@ def check_problem(
     assert body["title"] == catalogue[code].title, where
     assert isinstance(body["detail"], str), where
     assert body.get("param") is None or isinstance(body["param"], str), where
+    # Input is echoed in a short prefix at most (core.limits.ERROR_*_CHARS_MAX).
+    assert len(body["detail"]) <= ERROR_DETAIL_CHARS_MAX, where
+    assert len(body.get("param") or "") <= ERROR_PARAM_CHARS_MAX, where
     headers = set(response.headers.get_list("request-id"))
     # A replay is the stored answer of the first request, with that request's id.
     if response.headers.get("idempotent-replayed") != "true" and (

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from strongroom.core.limits import BATCH_TRANSFERS_MAX
 from tests.e2e.http_support import Api, Tenant, running, seed_tenant
 
 GENERAL_ONLY = "application/vnd.strongroom+json"
@@ -49,6 +50,10 @@ def _bodies(t: Tenant) -> list[tuple[str, bytes]]:
         _plain({**move, "amount": 5, "effective_at": "not a time"}),
         _plain({"ledger_id": t.ledger}),
         _plain({**move, "ledger_id": "ldg_other", "amount": 5}),
+        _plain({**move, "ledger_id": "x" * 65, "amount": 5}),  # over ID_LENGTH_MAX
+        _plain({**move, "credit_account_id": "", "amount": 5}),
+        _plain({**move, "amount": 5, "effective_at": "t" * 65}),
+        _plain({**move, "amount": 5, "x" * 1000: 1}),  # an unknown member, echoed clipped
         _plain([]),
         (head + ',"amount":5.0}').encode(),
         (head + ',"amount":1e2}').encode(),
@@ -72,6 +77,10 @@ def _bodies(t: Tenant) -> list[tuple[str, bytes]]:
         ("/v1/transfers/batch", b'{"transfers":[]}'),
         ("/v1/transfers/batch", b'{"transfers":[' + one + b'],"atomic":true}'),
         ("/v1/transfers/batch", b'{"transfers":[' + one + b'],"atomic":1}'),
+        (
+            "/v1/transfers/batch",
+            b'{"transfers":[' + b",".join([one] * (BATCH_TRANSFERS_MAX + 1)) + b"]}",
+        ),
     ]
     return cases
 

@@ -53,6 +53,7 @@ BY_STATUS: dict[int, type[ApiError]] = {
     409: ConflictError,
     413: InvalidRequestError,
     415: InvalidRequestError,
+    431: InvalidRequestError,
     422: LedgerRefusedError,
     429: RateLimitedError,
     500: ServerError,

@@ -34,11 +34,14 @@ from strongroom.core.limits import (
     AUDIT_CHECKPOINT_WAIT_S_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
+    STATEMENT_CURSOR_LENGTH_MAX,
     STATEMENT_PAGE_ENTRIES_MAX,
+    TIMESTAMP_LENGTH_MAX,
 )
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
+from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
@@ -156,7 +159,7 @@ async def inclusion_proof(
     ctx: Ctx,
     tree_size: Size,
     leaf_index: Index | None = None,
-    transfer_id: str | None = None,
+    transfer_id: OptionalIdQuery = None,
 ) -> dict[str, Any]:
     """The RFC 9162 inclusion proof of a leaf, by index or by transfer id (the transfer's
     first leaf: its creation), in the tree of `tree_size` leaves."""
@@ -241,18 +244,29 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
     ),
 )
 async def account_statement(
-    account_id: str,
+    account_id: IdPath,
     ctx: Ctx,
     from_: Annotated[
-        Timestamp, Query(alias="from", description="RFC 3339; the period excludes it")
+        Timestamp,
+        Query(
+            alias="from",
+            description="RFC 3339; the period excludes it",
+            max_length=TIMESTAMP_LENGTH_MAX,
+        ),
     ],
-    to: Annotated[Timestamp, Query(description="RFC 3339; the period includes it")],
+    to: Annotated[
+        Timestamp,
+        Query(description="RFC 3339; the period includes it", max_length=TIMESTAMP_LENGTH_MAX),
+    ],
     limit: Annotated[
         int, Query(ge=1, le=STATEMENT_PAGE_ENTRIES_MAX, description="entries on this page")
     ] = STATEMENT_PAGE_ENTRIES_MAX,
     cursor: Annotated[
         str | None,
-        Query(description="`next_cursor` of the previous page (with the same from and to)"),
+        Query(
+            description="`next_cursor` of the previous page (with the same from and to)",
+            max_length=STATEMENT_CURSOR_LENGTH_MAX,
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """The account's entries in (from, to], with the entry in force at `from` and the first
@@ -279,7 +293,7 @@ async def account_statement(
     operation_id="getTransferReceipt",
     openapi_extra=error_codes("not_found", "checkpoint_pending"),
 )
-async def transfer_receipt(transfer_id: str, ctx: Ctx) -> dict[str, Any]:
+async def transfer_receipt(transfer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """A self-contained receipt: the transfer's leaves, their inclusion proofs and the latest
     published signed checkpoint, which holds them. A transfer newer than that checkpoint waits
     for the next one (`serve` publishes every STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S), at most

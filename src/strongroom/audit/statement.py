@@ -36,6 +36,7 @@ from typing import Any
 
 from strongroom.audit.offline import proved_leaves
 from strongroom.core.errors import InvalidRequest
+from strongroom.core.limits import STATEMENT_CURSOR_LENGTH_MAX
 
 _CURSOR_PREFIX = "stm_"
 _CURSOR_FIELDS = 6
@@ -97,7 +98,7 @@ def parse_cursor(
         param="cursor",
         code="invalid_cursor",
     )
-    if not text.startswith(_CURSOR_PREFIX) or len(text) > 200:
+    if not text.startswith(_CURSOR_PREFIX) or len(text) > STATEMENT_CURSOR_LENGTH_MAX:
         raise bad
     body = text[len(_CURSOR_PREFIX) :]
     try:

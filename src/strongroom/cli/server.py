@@ -22,6 +22,7 @@ from strongroom.cli.common import (
     settings_for,
     tenancy_service,
 )
+from strongroom.http.server import uvicorn_options
 from strongroom.logs import configure_logging, logging_config
 from strongroom.metrics import MULTIPROC_DIR_ENV, mark_process_dead
 from strongroom.tenancy.model import ApiKey, Scope
@@ -84,6 +85,7 @@ def serve(
         # The app believes X-Forwarded-* from STRONGROOM_TRUSTED_PROXIES only (runtime.py);
         # uvicorn's own handling would trust 127.0.0.1 whatever the settings say.
         "proxy_headers": False,
+        **uvicorn_options(),  # no server banner, the request head capped
     }
     if workers == 1:
         uvicorn.run(APP_FACTORY, **options)

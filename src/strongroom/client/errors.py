@@ -123,6 +123,7 @@ _BY_STATUS: Final[Mapping[int, type[ApiError]]] = {
     409: ConflictError,
     413: InvalidRequestError,
     415: InvalidRequestError,
+    431: InvalidRequestError,
     # Every other 422 is a refusal: the ledger's own, or an installed gate's code.
     422: LedgerRefusedError,
     429: RateLimitedError,

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from strongroom.core.limits import ERROR_ECHO_CHARS_MAX
+
 
 class StrongroomError(Exception):
     """Base of every expected, client-visible failure."""
@@ -81,6 +83,14 @@ class DatabaseBusy(ServiceUnavailable):
     code = "database_busy"
 
 
+def echo(text: str) -> str:
+    """Client input quoted in an error's detail: at most ERROR_ECHO_CHARS_MAX characters of
+    it, then "...". An error never sends back more than a short prefix of what it refuses."""
+    if len(text) <= ERROR_ECHO_CHARS_MAX:
+        return text
+    return text[:ERROR_ECHO_CHARS_MAX] + "..."
+
+
 # -- the catalogue of codes ----------------------------------------------------------------
 # Every code a client can see is declared once, by the domain that raises it (code, status,
 # title): core here, the HTTP layer in http/errors.py, each domain in its own errors.py. The
@@ -92,14 +102,20 @@ _SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 
 @dataclass(frozen=True, slots=True)
 class ErrorCode:
+    """`fields`: the request fields (body members, path or query parameters) whose length
+    bound, declared in a request model, answers this code when it is broken: `name`, or
+    `*_id` for every name that ends so. Others answer `invalid_request`."""
+
     code: str
     status: int
     title: str
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         assert _SNAKE.fullmatch(self.code), f"error code {self.code!r} is not snake_case"
         assert 400 <= self.status <= 599, self.code
         assert self.title, self.code
+        assert self.status == 400 or not self.fields, "a field's bound is a 400"
 
 
 class ErrorCatalogue(Mapping[str, ErrorCode]):
@@ -113,6 +129,21 @@ class ErrorCatalogue(Mapping[str, ErrorCode]):
                 known = codes.setdefault(error.code, error)
                 assert known == error, f"{error.code} is declared twice, differently"
         self._codes = codes
+        self._by_field: dict[str, str] = {}
+        self._by_suffix: dict[str, str] = {}
+        for error in codes.values():
+            for name in error.fields:
+                table = self._by_suffix if name.startswith("*") else self._by_field
+                known_code = table.setdefault(name.removeprefix("*"), error.code)
+                assert known_code == error.code, f"field {name} has two codes"
+
+    def code_for_field(self, name: str) -> str | None:
+        """The code that a broken length bound of the request field `name` answers, if a
+        domain declared one (ErrorCode.fields)."""
+        code = self._by_field.get(name)
+        if code is None:
+            code = next((c for s, c in self._by_suffix.items() if name.endswith(s)), None)
+        return code
 
     def __getitem__(self, code: str) -> ErrorCode:
         return self._codes[code]
@@ -130,7 +161,7 @@ CORE_ERRORS: Final = (
     ErrorCode("amount_not_integer", 400, "Amounts are integers of minor units"),
     ErrorCode("amount_not_positive", 400, "Amounts are positive"),
     ErrorCode("amount_too_large", 400, "Amounts are at most 2^128-1"),
-    ErrorCode("invalid_asset_code", 400, "An asset code is malformed"),
+    ErrorCode("invalid_asset_code", 400, "An asset code is malformed", ("asset", "code")),
     ErrorCode("invalid_asset_scale", 400, "An asset scale is out of range"),
     ErrorCode("not_found", 404, "Not found"),
     ErrorCode("conflict", 409, "The request conflicts with the current state"),

@@ -97,6 +97,27 @@ assert VERIFY_FETCH_ROWS <= VERIFY_PROGRESS_ROWS
 # HTTP API
 REQUEST_BODY_BYTES_MAX: Final = 4 * 1024 * 1024  # a batch of 8,190 transfers fits
 IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
+# A request's head: its request line and headers, in bytes as sent. Past it the answer is a
+# 431 before the app runs (http/server.py caps it while reading; http/middleware.py checks it
+# too, whatever server runs the app). Node's default; nginx's is 32 KiB, Apache's 8 KiB a line.
+REQUEST_HEAD_BYTES_MAX: Final = 16 * 1024
+assert IDEMPOTENCY_KEY_LENGTH_MAX + 1_024 < REQUEST_HEAD_BYTES_MAX
+# Every string a request carries has a bound, declared in the request models and parameters
+# (so the OpenAPI document states it): ids ID_LENGTH_MAX, names NAME_LENGTH_MAX, asset codes
+# ASSET_CODE_LENGTH_MAX, metadata keys METADATA_KEY_LENGTH_MAX, and these.
+TIMESTAMP_LENGTH_MAX: Final = 64  # RFC 3339 with nanoseconds and an offset is 35
+CURSOR_LENGTH_MAX: Final = 64  # a listing's next_cursor
+STATEMENT_CURSOR_LENGTH_MAX: Final = 200  # a statement's next_cursor
+EVENT_TYPE_LENGTH_MAX: Final = 64
+ACCOUNT_FLAG_LENGTH_MAX: Final = 64
+ENABLED_EVENTS_MAX: Final = 16  # event types a webhook endpoint names
+# An error echoes at most this many characters of the input it refuses, then "..." (an id
+# whole); its detail is at most ERROR_DETAIL_CHARS_MAX characters and its param at most
+# ERROR_PARAM_CHARS_MAX, whatever built them.
+ERROR_ECHO_CHARS_MAX: Final = 64
+ERROR_DETAIL_CHARS_MAX: Final = 512
+ERROR_PARAM_CHARS_MAX: Final = 160
+assert ID_LENGTH_MAX <= ERROR_ECHO_CHARS_MAX < ERROR_PARAM_CHARS_MAX < ERROR_DETAIL_CHARS_MAX
 IDEMPOTENCY_RETENTION_S: Final = 24 * 3600
 # An attempt holds its key for this long and renews it every third of it while it runs: a key
 # whose attempt died (a crash, a kill) is taken over by a retry at most this long after.

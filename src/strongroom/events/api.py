@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core.idempotency import RANDOM_IDS, Minter, minter_for
-from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from strongroom.core.limits import (
+    CURSOR_LENGTH_MAX,
+    EVENT_TYPE_LENGTH_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+)
+from strongroom.events.model import ATTEMPT_ID_LENGTH_MAX
 from strongroom.events.schemas import (
     AttemptList,
     EndpointCreate,
@@ -26,6 +32,7 @@ from strongroom.events.service import EVENT_TYPES, EventService
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
+from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import require_scope
 from strongroom.tenancy.model import ApiKey, Scope
 
@@ -57,6 +64,9 @@ def context(request: Request) -> EventsCtx:
 
 Ctx = Annotated[EventsCtx, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
+AttemptCursor = Annotated[
+    str | None, Query(min_length=1, max_length=ATTEMPT_ID_LENGTH_MAX, description="an attempt's id")
+]
 
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -94,7 +104,7 @@ async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     openapi_extra=error_codes("invalid_cursor"),
 )
 async def list_endpoints(
-    ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: str | None = None
+    ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: OptionalIdQuery = None
 ) -> dict[str, Any]:
     ctx.require(Scope.ADMIN)
     page = await run_in_threadpool(
@@ -112,7 +122,7 @@ async def list_endpoints(
     operation_id="getWebhookEndpoint",
     openapi_extra=error_codes("not_found"),
 )
-async def get_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
+async def get_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.get_endpoint(endpoint_id, tenant_id=ctx.key.tenant_id)
@@ -127,7 +137,7 @@ async def get_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     operation_id="updateWebhookEndpoint",
     openapi_extra=error_codes("not_found"),
 )
-async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> dict[str, Any]:
+async def update_endpoint(endpoint_id: IdPath, body: EndpointUpdate, ctx: Ctx) -> dict[str, Any]:
     """Disable the endpoint (`enabled: false`: its deliveries wait, events created meanwhile
     are not queued for it) or enable it again (its failures forgotten, deliveries resume)."""
     ctx.require(Scope.ADMIN)
@@ -146,7 +156,7 @@ async def update_endpoint(endpoint_id: str, body: EndpointUpdate, ctx: Ctx) -> d
     operation_id="deleteWebhookEndpoint",
     openapi_extra=error_codes("not_found"),
 )
-async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
+async def delete_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Delete the endpoint, its pending deliveries and its recorded attempts, for good. To
     pause deliveries instead, disable it (POST with `enabled: false`)."""
     ctx.require(Scope.ADMIN)
@@ -166,11 +176,11 @@ async def delete_endpoint(endpoint_id: str, ctx: Ctx) -> dict[str, Any]:
     openapi_extra=error_codes("not_found", "invalid_cursor"),
 )
 async def list_attempts(
-    endpoint_id: str,
+    endpoint_id: IdPath,
     ctx: Ctx,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    starting_after: str | None = None,
-    ending_before: str | None = None,
+    starting_after: AttemptCursor = None,
+    ending_before: AttemptCursor = None,
 ) -> dict[str, Any]:
     """The endpoint's delivery attempts, newest first; the cursors are attempt ids."""
     ctx.require(Scope.ADMIN)
@@ -196,12 +206,13 @@ async def list_attempts(
 async def list_events(
     ctx: Ctx,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    starting_after: str | None = None,
+    starting_after: OptionalIdQuery = None,
     cursor: Annotated[
-        str | None, Query(description="`next_cursor` of the previous page", max_length=64)
+        str | None,
+        Query(description="`next_cursor` of the previous page", max_length=CURSOR_LENGTH_MAX),
     ] = None,
-    ledger_id: str | None = None,
-    type: str | None = None,
+    ledger_id: OptionalIdQuery = None,
+    type: Annotated[str | None, Query(max_length=EVENT_TYPE_LENGTH_MAX)] = None,
 ) -> dict[str, Any]:
     """Newest first, for replay: every event the tenant's ledgers produced. A page examines a
     bounded range of all events, so it may hold fewer than `limit` events, even none, while
@@ -226,7 +237,7 @@ async def list_events(
     tags=["events"],
     openapi_extra=error_codes("not_found"),
 )
-async def get_event(event_id: str, ctx: Ctx) -> dict[str, Any]:
+async def get_event(event_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     event = await run_in_threadpool(
         lambda: ctx.events.get_event(event_id, tenant_id=ctx.key.tenant_id)

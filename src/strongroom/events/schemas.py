@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from strongroom.core.clock import Timestamp
-from strongroom.core.limits import WEBHOOK_URL_LENGTH_MAX
+from strongroom.core.limits import (
+    ENABLED_EVENTS_MAX,
+    EVENT_TYPE_LENGTH_MAX,
+    WEBHOOK_URL_LENGTH_MAX,
+)
 from strongroom.ledger.schemas import TransferOut
 
 
@@ -24,7 +28,9 @@ class _Out(BaseModel):
 
 class EndpointCreate(_In):
     url: str = Field(min_length=1, max_length=WEBHOOK_URL_LENGTH_MAX)
-    enabled_events: list[str] | None = Field(default=None, max_length=16)
+    enabled_events: list[Annotated[str, Field(max_length=EVENT_TYPE_LENGTH_MAX)]] | None = Field(
+        default=None, max_length=ENABLED_EVENTS_MAX
+    )
 
 
 class EndpointUpdate(_In):

@@ -19,7 +19,9 @@ from strongroom.core.errors import (
     ErrorCode,
     ServiceUnavailable,
     StrongroomError,
+    echo,
 )
+from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 
 log = logging.getLogger("strongroom.http")
 
@@ -28,11 +30,17 @@ PROBLEM_JSON = "application/problem+json"
 # The HTTP layer's own codes; every domain declares its own (core.errors.ErrorCatalogue).
 HTTP_ERRORS: Final = (
     ErrorCode("invalid_json", 400, "The body is not valid JSON"),
-    ErrorCode("invalid_timestamp", 400, "A timestamp is not RFC 3339"),
+    ErrorCode(
+        "invalid_timestamp",
+        400,
+        "A timestamp is not RFC 3339",
+        ("effective_at", "as_of", "created_after", "created_before", "from", "to"),
+    ),
     ErrorCode("metrics_token_required", 401, "The metrics token is required"),
     ErrorCode("method_not_allowed", 405, "Method not allowed"),
     ErrorCode("request_too_large", 413, "The request body is too large"),
     ErrorCode("unsupported_media_type", 415, "The body must be application/json"),
+    ErrorCode("request_headers_too_large", 431, "The request's headers are too large"),
     ErrorCode("internal_error", 500, "Internal error"),
 )
 
@@ -85,8 +93,11 @@ def problem_body(
     request_id: str | None,
     param: str | None = None,
 ) -> tuple[int, bytes]:
-    """(status, body) of the problem answering `code`, as the catalogue declares it."""
+    """(status, body) of the problem answering `code`, as the catalogue declares it. The
+    detail and the param are clipped (ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX), so that
+    no error sends back more than a short prefix of an input, whichever code built it."""
     error = catalogue[code]
+    detail = _clip(detail, ERROR_DETAIL_CHARS_MAX)
     body: dict[str, Any] = {
         "type": f"urn:strongroom:error:{code}",
         "title": error.title,
@@ -96,8 +107,12 @@ def problem_body(
         "request_id": request_id,
     }
     if param is not None:
-        body["param"] = param
+        body["param"] = _clip(param, ERROR_PARAM_CHARS_MAX)
     return error.status, json.dumps(body).encode()
+
+
+def _clip(text: str, chars_max: int) -> str:
+    return text if len(text) <= chars_max else text[: chars_max - 3] + "..."
 
 
 def problem(
@@ -139,11 +154,18 @@ def retry_after(exc: ServiceUnavailable) -> dict[str, str]:
 
 
 def _param_of(loc: tuple[Any, ...]) -> str:
+    """`transfers[3].ledger_id` of pydantic's location; each name in it is clipped (an unknown
+    member's name, a metadata key: they come from the client)."""
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, int) else (f".{echo(p)}" if out else echo(str(p)))
     return out or "body"
+
+
+# pydantic's error types of a length bound (a string's, a list's), answered with the code a
+# domain declared for the field (ErrorCode.fields), if any.
+_LENGTH_ERRORS = frozenset({"string_too_short", "string_too_long", "too_short", "too_long"})
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -156,6 +178,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         code, param = "invalid_json", "body"
     elif param.endswith("amount") and kind in ("int_type", "int_parsing", "int_from_float"):
         code = "amount_not_integer"
+    elif kind in _LENGTH_ERRORS:
+        names = [p for p in first.get("loc", ()) if isinstance(p, str)]
+        declared = catalogue_of(request).code_for_field(names[-1]) if names else None
+        code = declared or "invalid_request"
+    # pydantic's messages name the rule broken, not the input (which is never sent back).
     message = str(first.get("msg", "invalid"))
     return problem(request, code, f"{param}: {message}", param=param)
 

@@ -1,19 +1,20 @@
-"""The HTTP layer's pure ASGI middleware, outermost: request context (id, access log,
-metrics) and body limit; the tenancy layer's (authentication, rate limit, idempotency) run
-inside them (tenancy/middleware.py). Pure ASGI so that bodies stream through untouched except
-where a layer must read them."""
+"""The HTTP layer's pure ASGI middleware, outermost: request context (id, security headers,
+access log, metrics) and body limit; the tenancy layer's (authentication, rate limit,
+idempotency) run inside them (tenancy/middleware.py). Pure ASGI so that bodies stream through
+untouched except where a layer must read them."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.core import ids
-from strongroom.core.limits import REQUEST_BODY_BYTES_MAX
+from strongroom.core.limits import REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX
 from strongroom.http.errors import PROBLEM_JSON, problem_body
 
 log = logging.getLogger("strongroom.http")
@@ -53,9 +54,19 @@ def header_of(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# On every answer, errors and the tenancy layer's included: nothing is cached anywhere (answers
+# carry balances, and webhook signing secrets), and a browser never guesses a media type.
+# Uvicorn's `server` banner is off (http/server.py).
+SECURITY_HEADERS: Final = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
 class RequestContext:
-    """A request id (in the `Request-Id` header of every response), one structured log line per
-    request, and the request metrics. Logs carry no bodies and no secrets."""
+    """A request id (in the `Request-Id` header of every response), the SECURITY_HEADERS, one
+    structured log line per request, and the request metrics. Logs carry no bodies and no
+    secrets."""
 
     def __init__(self, app: ASGIApp, observe: Callable[[str, str, int, float], None]) -> None:
         self.app = app
@@ -73,8 +84,11 @@ class RequestContext:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *SECURITY_HEADERS,
+                    (b"request-id", request_id.encode()),
+                ]
             await send(message)
 
         started = [False]
@@ -118,27 +132,44 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Guards every body before the app sees it: 413 over REQUEST_BODY_BYTES_MAX (by
-    Content-Length or while streaming), 415 for a body that is not JSON, and 400 for a NUL
-    character anywhere in the path, query or body: no database column can store one."""
+    """Guards every request before the app sees it: 431 for a head (request line and headers)
+    over REQUEST_HEAD_BYTES_MAX, 413 for a body over REQUEST_BODY_BYTES_MAX (by Content-Length
+    or while streaming), 415 for a body that is not JSON, and 400 for a NUL character anywhere
+    in the path, query or body (raw, or JSON's escape for it): no database column can store
+    one."""
 
-    def __init__(self, app: ASGIApp, limit: int = REQUEST_BODY_BYTES_MAX) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = REQUEST_BODY_BYTES_MAX,
+        head_limit: int = REQUEST_HEAD_BYTES_MAX,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.head_limit = head_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = state_of(scope).get("request_id")
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        if head_bytes(scope["method"], raw_path, query, scope["headers"]) > self.head_limit:
+            await send_problem(
+                scope,
+                send,
+                "request_headers_too_large",
+                f"the request line and headers are over {self.head_limit} bytes",
+                request_id,
+            )
+            return
         length = header_of(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             await send_problem(
                 scope, send, "request_too_large", f"the body is over {self.limit} bytes", request_id
             )
             return
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
         if b"%00" in raw_path or b"%00" in query or "\x00" in scope["path"]:
             await send_problem(scope, send, "invalid_request", _NUL_DETAIL, request_id)
             return
@@ -154,35 +185,92 @@ class BodyLimit:
                 )
                 return
         seen = 0
-        tail = b""
+        nul = NulScanner()
+        refused: _Refused | None = None
+        started = False
 
         async def guarded_receive() -> Message:
-            nonlocal seen, tail
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 seen += len(chunk)
                 if seen > self.limit:
-                    raise _Refused(413, "request_too_large", f"the body is over {self.limit} bytes")
-                # JSON writes NUL as the escape \u0000; keep a tail so a split one is seen.
-                window = tail + chunk
-                if b"\\u0000" in window or b"\x00" in window:
-                    raise _Refused(400, "invalid_request", _NUL_DETAIL)
-                tail = window[-5:]
+                    refused = _Refused("request_too_large", f"the body is over {self.limit} bytes")
+                    raise refused
+                if nul.feed(chunk):
+                    refused = _Refused("invalid_request", _NUL_DETAIL)
+                    raise refused
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused is not None and not started:
+                # The app's own answer to the body it could not read (FastAPI turns any error
+                # while reading into a 400): this refusal is the answer instead.
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, guarded_receive, send)
-        except _Refused as refused:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if refused is None or started:
+                raise
+        if refused is not None and not started:
             await send_problem(scope, send, refused.code, refused.detail, request_id)
+
+
+def head_bytes(
+    method: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
+) -> int:
+    """The size of a request's head as sent: `METHOD path?query HTTP/1.1` and `name: value`
+    lines, each with its CRLF."""
+    size = len(method) + len(raw_path) + len(query) + 13
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+    return size
+
+
+# An escape of a JSON string: a backslash and what it escapes. Scanned from the left, each
+# match consumes its backslash, so `\\u0000` (an escaped backslash, then the text u0000)
+# holds no NUL while `\u0000` is one. A match that ends the data may be cut short by the end
+# of a chunk (a lone backslash, `\u0`...): it is carried to the next chunk.
+_ESCAPE = re.compile(rb"\\(u0000|u0{0,3}\Z|\Z|.)", re.DOTALL)
+_NUL_ESCAPE = b"u0000"
+
+
+class NulScanner:
+    r"""Finds a NUL in a JSON body read chunk by chunk: a raw NUL byte, or the escape
+    `\u0000` (which decodes to one). Text that only looks like it, such as the JSON string
+    "\\u0000" (a backslash, then u0000), holds no NUL and passes."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> bool:
+        """True once the body so far holds a NUL."""
+        if b"\x00" in chunk:
+            return True
+        data = self._carry + chunk if self._carry else chunk
+        self._carry = b""
+        if b"\\" not in data:
+            return False
+        for match in _ESCAPE.finditer(data):
+            escaped = match.group(1)
+            if escaped == _NUL_ESCAPE:
+                return True
+            if match.end() == len(data) and _NUL_ESCAPE.startswith(escaped):
+                self._carry = match.group(0)  # maybe the start of `\u0000`
+        return False
 
 
 _NUL_DETAIL = "text may not contain the NUL character"
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
-        self.status = status
         self.code = code
         self.detail = detail

@@ -31,11 +31,12 @@ ERROR_CODES: Final = "x-error-codes"
 CAMEL_CASE: Final = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*")
 
 # Codes any /v1 operation can answer, from the layers a request crosses before its route: the
-# body limit (413, and 400 for a NUL anywhere), authentication, the scope check, the rate limit
-# and the validation of parameters; and 500 for a bug.
+# body limit (413, 431 for a head over its cap, and 400 for a NUL anywhere), authentication,
+# the scope check, the rate limit and the validation of parameters; and 500 for a bug.
 V1_ERRORS: Final = (
     "invalid_request",
     "request_too_large",
+    "request_headers_too_large",
     "unauthenticated",
     "insufficient_scope",
     "rate_limited",
@@ -119,7 +120,8 @@ def finish(document: dict[str, Any], catalogue: ErrorCatalogue) -> dict[str, Any
             if not path.startswith("/v1/"):
                 continue
             operation["security"] = [{"apiKey": []}]
-            codes = _codes_of(operation, method)
+            codes = _codes_of(operation, method) + _bound_codes(document, operation, catalogue)
+            codes = sorted(set(codes))
             if method == "post":
                 operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY_PARAMETER))
                 for status, answer in operation["responses"].items():
@@ -155,6 +157,65 @@ def _codes_of(operation: dict[str, Any], method: str) -> list[str]:
     if "requestBody" in operation:
         codes.update(BODY_ERRORS)
     return sorted(codes)
+
+
+def _bound_codes(
+    document: dict[str, Any], operation: dict[str, Any], catalogue: ErrorCatalogue
+) -> list[str]:
+    """The codes that the operation's length bounds answer when broken: a field's own
+    (ErrorCatalogue.code_for_field: `invalid_id` for an id...), by the names of its bounded
+    parameters and body members."""
+    names: set[str] = set()
+    for parameter in operation.get("parameters", []):
+        if _bounded(document, parameter.get("schema", {})):
+            names.add(parameter["name"])
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        _bounded_members(document, media.get("schema", {}), names, set())
+    codes = (catalogue.code_for_field(name) for name in names)
+    return [code for code in codes if code is not None]
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    if not ref.startswith("#/components/schemas/"):
+        return schema
+    found: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return found
+
+
+def _options(document: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = _resolved(document, schema)
+    found = [schema]
+    for option in schema.get("anyOf", []) + schema.get("allOf", []):
+        found += _options(document, option)
+    return found
+
+
+_LENGTH_BOUNDS: Final = frozenset({"minLength", "maxLength", "minItems", "maxItems"})
+
+
+def _bounded(document: dict[str, Any], schema: dict[str, Any]) -> bool:
+    for option in _options(document, schema):
+        if _LENGTH_BOUNDS & set(option):
+            return True
+        if option.get("type") == "array" and _bounded(document, option.get("items", {})):
+            return True
+    return False
+
+
+def _bounded_members(
+    document: dict[str, Any], schema: dict[str, Any], names: set[str], seen: set[int]
+) -> None:
+    for option in _options(document, schema):
+        if id(option) in seen:
+            continue
+        seen.add(id(option))
+        for name, member in option.get("properties", {}).items():
+            if _bounded(document, member):
+                names.add(name)
+            _bounded_members(document, member, names, seen)
+        if option.get("type") == "array":
+            _bounded_members(document, option.get("items", {}), names, seen)
 
 
 def _document_errors(

@@ -14,11 +14,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.core.clock import Timestamp
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.idempotency import RANDOM_IDS, Minter, request_of
 from strongroom.core.limits import (
     AMOUNT_MAX,
+    CURSOR_LENGTH_MAX,
+    METADATA_BYTES_MAX,
+    METADATA_KEY_LENGTH_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
     RATE_LIMIT_UNITS_PER_BATCH_TRANSFER,
@@ -27,6 +29,7 @@ from strongroom.core.money import validate_amount
 from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
+from strongroom.http.params import IdPath, IdQuery, OptionalIdQuery, TimeQuery
 from strongroom.http.routing import json_body_route
 from strongroom.ledger.coalescer import GroupCommitter
 from strongroom.ledger.errors import (
@@ -203,8 +206,8 @@ async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
 async def list_ledgers(
     ctx: CtxDep,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    starting_after: str | None = None,
-    ending_before: str | None = None,
+    starting_after: OptionalIdQuery = None,
+    ending_before: OptionalIdQuery = None,
 ) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
@@ -225,7 +228,7 @@ async def list_ledgers(
     tags=["ledgers"],
     openapi_extra=error_codes("not_found"),
 )
-async def get_ledger(ledger_id: str, ctx: CtxDep) -> dict[str, Any]:
+async def get_ledger(ledger_id: IdPath, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     ledger = await run_in_threadpool(
         lambda: ctx.svc.get_ledger(ledger_id, tenant_id=ctx.key.tenant_id)
@@ -292,10 +295,10 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
 )
 async def list_accounts(
     ctx: CtxDep,
-    ledger_id: str,
+    ledger_id: IdQuery,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    starting_after: str | None = None,
-    ending_before: str | None = None,
+    starting_after: OptionalIdQuery = None,
+    ending_before: OptionalIdQuery = None,
 ) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
@@ -312,7 +315,7 @@ async def list_accounts(
     tags=["accounts"],
     openapi_extra=error_codes("not_found"),
 )
-async def get_account(account_id: str, ctx: CtxDep) -> Response:
+async def get_account(account_id: IdPath, ctx: CtxDep) -> Response:
     ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     return _fast_json(account.to_dict())
@@ -326,9 +329,9 @@ async def get_account(account_id: str, ctx: CtxDep) -> Response:
     openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_version"),
 )
 async def get_balance(
-    account_id: str,
+    account_id: IdPath,
     ctx: CtxDep,
-    as_of: Timestamp | None = None,
+    as_of: TimeQuery = None,
     version: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Balances now, after a version, or as of an RFC 3339 time."""
@@ -357,7 +360,7 @@ async def get_balance(
     openapi_extra=error_codes(LISTING_ERRORS),
 )
 async def list_entries(
-    account_id: str,
+    account_id: IdPath,
     ctx: CtxDep,
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: Annotated[int | None, Query(ge=1, description="an entry's version")] = None,
@@ -620,7 +623,7 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
     tags=["transfers"],
     openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
-async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+async def post_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Post a pending transfer, fully or `amount` of it (the rest is released)."""
     return await _resolve(ctx, transfer_id, Action.POST, body)
 
@@ -632,7 +635,7 @@ async def post_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
     tags=["transfers"],
     openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
-async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+async def void_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Void a pending transfer, releasing its reservation."""
     if body is not None and body.amount is not None:
         raise InvalidRequest("a void releases the whole reservation", param="amount")
@@ -646,7 +649,7 @@ async def void_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = No
     tags=["transfers"],
     openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
 )
-async def reverse_transfer(transfer_id: str, ctx: CtxDep, body: Resolve | None = None) -> Any:
+async def reverse_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
     return await _resolve(ctx, transfer_id, Action.REVERSE, body)
 
@@ -661,7 +664,12 @@ METADATA_FILTER: dict[str, Any] = {
     "description": "`metadata[key]=value`: only transfers whose metadata has that value under "
     "that key (a key of letters, digits, '_', '-' or '.'); one filter a request, the last one "
     "given counts.",
-    "schema": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+    "schema": {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": METADATA_BYTES_MAX},
+        "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX},
+        "maxProperties": 1,
+    },
 }
 
 
@@ -678,16 +686,17 @@ METADATA_FILTER: dict[str, Any] = {
 async def list_transfers(
     request: Request,
     ctx: CtxDep,
-    ledger_id: str | None = None,
-    account_id: str | None = None,
+    ledger_id: OptionalIdQuery = None,
+    account_id: OptionalIdQuery = None,
     status: Annotated[str | None, Query(pattern="^(posted|pending|voided|expired)$")] = None,
-    created_after: Timestamp | None = None,
-    created_before: Timestamp | None = None,
+    created_after: TimeQuery = None,
+    created_before: TimeQuery = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    starting_after: str | None = None,
-    ending_before: str | None = None,
+    starting_after: OptionalIdQuery = None,
+    ending_before: OptionalIdQuery = None,
     cursor: Annotated[
-        str | None, Query(description="`next_cursor` of the previous page", max_length=64)
+        str | None,
+        Query(description="`next_cursor` of the previous page", max_length=CURSOR_LENGTH_MAX),
     ] = None,
 ) -> dict[str, Any]:
     """Newest first; an account's transfers in the order they touched it. Filter by
@@ -745,7 +754,7 @@ async def list_transfers(
     tags=["transfers"],
     openapi_extra=error_codes("not_found"),
 )
-async def get_transfer(transfer_id: str, ctx: CtxDep) -> dict[str, Any]:
+async def get_transfer(transfer_id: IdPath, ctx: CtxDep) -> dict[str, Any]:
     ctx.require(Scope.LEDGER_READ)
     return transfer_to_dict(await _own_transfer(ctx, transfer_id))
 

@@ -12,20 +12,20 @@ REFUSED_TITLE: Final = "The ledger refused the transfer"
 ACCOUNT_EXISTS_TITLE: Final = "The account exists with other fields"
 
 LEDGER_ERRORS: Final = (
-    ErrorCode("invalid_id", 400, "An id is malformed"),
-    ErrorCode("invalid_name", 400, "A name is malformed"),
+    ErrorCode("invalid_id", 400, "An id is malformed", ("id", "*_id")),
+    ErrorCode("invalid_name", 400, "A name is malformed", ("name",)),
     ErrorCode("invalid_metadata", 400, "Metadata is malformed"),
     ErrorCode("metadata_too_large", 400, "Metadata is too large"),
     ErrorCode("invalid_metadata_filter", 400, "A metadata filter is malformed"),
-    ErrorCode("invalid_legs", 400, "Transfer legs are malformed"),
+    ErrorCode("invalid_legs", 400, "Transfer legs are malformed", ("entries",)),
     ErrorCode("unbalanced_legs", 400, "Debits and credits differ"),
     ErrorCode("duplicate_leg_account", 400, "An account appears in two legs"),
     ErrorCode("invalid_direction", 400, "A direction is 'debit' or 'credit'"),
-    ErrorCode("invalid_flags", 400, "Account flags are malformed"),
+    ErrorCode("invalid_flags", 400, "Account flags are malformed", ("flags",)),
     ErrorCode("flags_are_mutually_exclusive", 400, "Account flags contradict each other"),
     ErrorCode("invalid_timeout", 400, "timeout_s is out of range"),
     ErrorCode("unknown_asset", 400, "The asset does not exist"),
-    ErrorCode("batch_too_large", 400, "Too many items in one request"),
+    ErrorCode("batch_too_large", 400, "Too many items in one request", ("transfers",)),
     ErrorCode("invalid_version", 400, "A version is out of range"),
     ErrorCode("invalid_cursor", 400, "A pagination cursor names nothing"),
     # A fail-closed gate of the transfer pipeline could not decide within its time budget.

@@ -9,6 +9,7 @@ from typing import Any
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.core.limits import (
     ENTRY_INDEX_STRIDE,
+    METADATA_BYTES_MAX,
     PAGE_SIZE_DEFAULT,
     STATEMENT_PAGE_ENTRIES_MAX,
 )
@@ -64,6 +65,12 @@ class HistoryUseCases(LedgerBase):
             if not isinstance(value, str) or not _METADATA_FILTER_KEY.match(key):
                 raise InvalidRequest(
                     "filter metadata[key]=value with a key of letters, digits, '_', '-' or '.'",
+                    param="metadata",
+                    code="invalid_metadata_filter",
+                )
+            if len(value) > METADATA_BYTES_MAX:  # no stored value is longer
+                raise InvalidRequest(
+                    f"a metadata filter's value is at most {METADATA_BYTES_MAX} characters",
                     param="metadata",
                     code="invalid_metadata_filter",
                 )

@@ -3,14 +3,51 @@ where an integer belongs is refused, never coerced)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
 
 from strongroom.core.clock import Timestamp
-from strongroom.core.limits import BATCH_TRANSFERS_MAX, LEGS_PER_TRANSFER_MAX
+from strongroom.core.limits import (
+    ACCOUNT_FLAG_LENGTH_MAX,
+    ASSET_CODE_LENGTH_MAX,
+    BATCH_TRANSFERS_MAX,
+    ID_LENGTH_MAX,
+    LEGS_PER_TRANSFER_MAX,
+    METADATA_BYTES_MAX,
+    METADATA_KEY_LENGTH_MAX,
+    METADATA_KEYS_MAX,
+    NAME_LENGTH_MAX,
+    TIMESTAMP_LENGTH_MAX,
+)
 
-MetadataIn = dict[str, str | StrictInt | StrictBool | None]
+# Every string of a request has a bound (core.limits), stated in the OpenAPI document.
+Id = Annotated[str, Field(min_length=1, max_length=ID_LENGTH_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH_MAX)]
+TimestampIn = Annotated[Timestamp, Field(max_length=TIMESTAMP_LENGTH_MAX)]
+# Metadata's bounds are checked where it is made canonical (ledger.model.canonical_metadata),
+# which answers invalid_metadata or metadata_too_large; the schema states them. A string value
+# is at most METADATA_BYTES_MAX characters since the whole is at most that many bytes.
+MetadataIn = Annotated[
+    dict[str, str | StrictInt | StrictBool | None],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": METADATA_KEYS_MAX,
+            "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": METADATA_BYTES_MAX},
+                    {"type": "integer"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+            "description": f"at most {METADATA_KEYS_MAX} keys and {METADATA_BYTES_MAX} bytes "
+            "as canonical JSON",
+        }
+    ),
+]
 DirectionName = Literal["debit", "credit"]
 
 
@@ -26,39 +63,41 @@ class _Out(BaseModel):
 
 
 class LedgerCreate(_In):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     metadata: MetadataIn | None = None
 
 
 class AssetCreate(_In):
-    code: str = Field(min_length=2, max_length=16)
+    code: str = Field(min_length=2, max_length=ASSET_CODE_LENGTH_MAX)
     scale: StrictInt = Field(ge=0, le=18)
 
 
 class AccountCreate(_In):
-    ledger_id: str
-    asset: str
+    ledger_id: Id
+    asset: str = Field(max_length=ASSET_CODE_LENGTH_MAX)
     normal_balance: DirectionName
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    flags: list[str] = Field(default_factory=list, max_length=2)
+    name: Name | None = None
+    flags: list[Annotated[str, Field(max_length=ACCOUNT_FLAG_LENGTH_MAX)]] = Field(
+        default_factory=list, max_length=2
+    )
     metadata: MetadataIn | None = None
 
 
 class LegIn(_In):
-    account_id: str
+    account_id: Id
     direction: DirectionName
     amount: StrictInt
 
 
 class TransferCreate(_In):
-    ledger_id: str
-    debit_account_id: str | None = None
-    credit_account_id: str | None = None
+    ledger_id: Id
+    debit_account_id: Id | None = None
+    credit_account_id: Id | None = None
     amount: StrictInt | None = None
     entries: list[LegIn] | None = Field(default=None, max_length=LEGS_PER_TRANSFER_MAX)
     pending: StrictBool = False
     timeout_s: StrictInt = 0
-    effective_at: Timestamp | None = Field(
+    effective_at: TimestampIn | None = Field(
         default=None,
         description="RFC 3339 time the transfer counts from for reporting (backdating); "
         "default: when it is recorded.",
