@@ -230,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"jobs": await run_in_threadpool(jobs.report)}
 
     app = build_api(
+        gate_codes=[error.code for gate in gates for error in gate.errors],
         title="Strongroom",
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",

@@ -2,7 +2,8 @@
 the code.
 
 Every fenced block of the tour section ("## A five-minute tour" up to the next "## " heading) is
-a ```console block: a line starting with "$ " is a command, a line starting with "#" is a comment,
+a ```console block (or the ```python client snippet, which tests/e2e/test_client.py runs): in a
+console block a line starting with "$ " is a command, a line starting with "#" is a comment,
 and any other non-blank line is the output the README shows for the command above it.
 
 The test makes a directory that stands for a fresh clone after `make run`: `.venv` there is this
@@ -51,6 +52,7 @@ README = ROOT / "README.md"
 MAKEFILE = ROOT / "Makefile"
 TOUR_HEADING = "## A five-minute tour"
 TOUR_BLOCK = "```console"
+PYTHON_BLOCK = "```python"
 PROMPT = "$ "
 VENV_BIN = ".venv/bin"  # $(BIN) in the Makefile
 BASE_URL = "http://127.0.0.1:8000"  # where `make run` serves; the test's server is elsewhere
@@ -98,10 +100,17 @@ def tour_steps(readme: str) -> list[Step]:
     command: tuple[int, str] | None = None
     shown: list[str] = []
     in_block = False
+    in_python = False  # the client snippet: tests/e2e/test_client.py runs it
     for i in range(starts[0] + 1, len(lines)):
         line = lines[i]
-        if not in_block and line.startswith("## "):
+        if not in_block and not in_python and line.startswith("## "):
             break
+        if in_python:
+            in_python = not line.startswith("```")
+            continue
+        if line.strip() == PYTHON_BLOCK:
+            in_python = True
+            continue
         if line.startswith("```"):
             if in_block:
                 in_block = False

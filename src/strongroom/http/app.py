@@ -52,6 +52,7 @@ def build_api(
     metrics_token: str | None = None,
     webhooks: Sequence[APIRouter] = (),
     readiness_details: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
+    gate_codes: Sequence[str] = (),
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
     `readiness(request)` answers each check's state ("ok" or why not), and
@@ -71,6 +72,7 @@ def build_api(
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.errors = catalogue
+    app.state.gate_codes = tuple(gate_codes)
     app.add_exception_handler(StrongroomError, errors.strongroom_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
@@ -131,5 +133,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         webhooks=app.webhooks.routes,
     )
-    app.openapi_schema = openapi.finish(document, app.state.errors)
+    app.openapi_schema = openapi.finish(document, app.state.errors, app.state.gate_codes)
     return app.openapi_schema

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from fastapi.routing import APIRoute
@@ -87,13 +87,22 @@ _RETRY_AFTER_HEADER: Final = {
 }
 
 
-def error_codes(*codes: str | Iterable[str]) -> dict[str, Any]:
+# Set by error_codes(..., gates=True) on a route that runs the transfer pipeline: it answers
+# the codes of the gates installed (risk, screening...) too, whichever they are.
+_GATES: Final = "x-strongroom-gates"
+
+
+def error_codes(*codes: str | Iterable[str], gates: bool = False) -> dict[str, Any]:
     """A route's `openapi_extra` naming the error codes it answers itself, besides the layers'
-    (V1_ERRORS and, for writes, POST_ERRORS...): `openapi_extra=error_codes("not_found", ...)`."""
+    (V1_ERRORS and, for writes, POST_ERRORS...): `openapi_extra=error_codes("not_found", ...)`.
+    `gates`: the route runs the transfer pipeline, so the installed gates' codes are its too."""
     found: set[str] = set()
     for item in codes:
         found.update([item] if isinstance(item, str) else item)
-    return {ERROR_CODES: sorted(found)}
+    extra: dict[str, Any] = {ERROR_CODES: sorted(found)}
+    if gates:
+        extra[_GATES] = True
+    return extra
 
 
 def operation_id(route: APIRoute) -> str:
@@ -103,9 +112,12 @@ def operation_id(route: APIRoute) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-def finish(document: dict[str, Any], catalogue: ErrorCatalogue) -> dict[str, Any]:
+def finish(
+    document: dict[str, Any], catalogue: ErrorCatalogue, gate_codes: Sequence[str] = ()
+) -> dict[str, Any]:
     """The document FastAPI generated, completed (see the module's docstring). Asserts what
-    must hold: camelCase unique operationIds, every code in the catalogue."""
+    must hold: camelCase unique operationIds, every code in the catalogue. `gate_codes`: the
+    codes of the installed gates, answered by the routes that run the transfer pipeline."""
     document.setdefault("components", {})["securitySchemes"] = {
         "apiKey": {"type": "http", "scheme": "bearer", "description": "sk_... (an API key)"}
     }
@@ -121,6 +133,8 @@ def finish(document: dict[str, Any], catalogue: ErrorCatalogue) -> dict[str, Any
                 continue
             operation["security"] = [{"apiKey": []}]
             codes = _codes_of(operation, method) + _bound_codes(document, operation, catalogue)
+            if operation.pop(_GATES, False):
+                codes += list(gate_codes)
             codes = sorted(set(codes))
             if method == "post":
                 operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY_PARAMETER))

@@ -531,7 +531,7 @@ def _hot_post(
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS),
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS, gates=True),
 )
 async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
@@ -621,7 +621,9 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
+    openapi_extra=error_codes(
+        AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
+    ),
 )
 async def post_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Post a pending transfer, fully or `amount` of it (the rest is released)."""
@@ -633,7 +635,9 @@ async def post_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None =
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
+    openapi_extra=error_codes(
+        AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
+    ),
 )
 async def void_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Void a pending transfer, releasing its reservation."""
@@ -647,7 +651,9 @@ async def void_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None =
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes(AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS),
+    openapi_extra=error_codes(
+        AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
+    ),
 )
 async def reverse_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
