@@ -153,14 +153,18 @@ def make_recipe(makefile: str, target: str) -> list[str]:
     assert recipe, f"the Makefile's {target!r} has no recipe"
     for line in recipe:
         more = f"the {target!r} recipe line {line!r} uses more of make than this test runs"
-        assert "$(" not in line.replace("$(BIN)", ""), more
+        assert "$(" not in line.replace("$(BIN)", "").replace(" --port $(PORT)", ""), more
         assert not line.startswith(("@", "-")), more
     return recipe
 
 
 def recipe_commands(makefile: str, target: str) -> list[str]:
-    """The commands `make target` runs, as make echoes them ($(BIN) is .venv/bin)."""
-    return [line.replace("$(BIN)", VENV_BIN) for line in make_recipe(makefile, target)]
+    """The commands `make target` runs, as make echoes them ($(BIN) is .venv/bin; the port is
+    the test's own, given by the caller)."""
+    return [
+        line.replace("$(BIN)", VENV_BIN).replace(" --port $(PORT)", "")
+        for line in make_recipe(makefile, target)
+    ]
 
 
 def shell_command(step: Step, base_url: str, makefile: str) -> str:
