@@ -489,3 +489,15 @@ def test_an_api_key_never_reaches_an_error_message() -> None:
         sr.list_ledgers()
     assert KEY not in str(denied.value)
     assert KEY not in repr(sr)
+
+
+def test_no_answer_after_the_retries_is_an_api_connection_error() -> None:
+    from strongroom.client import ApiConnectionError, ApiError
+
+    script = Script(*(httpx.ConnectError("refused") for _ in range(4)))
+    with Recording(script) as sr, pytest.raises(ApiConnectionError) as caught:
+        sr.create_ledger("main")
+    assert isinstance(caught.value, ApiError)
+    assert (caught.value.status, caught.value.code) == (0, "connection_error")
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert len(set(script.keys)) == 1  # every try carried the same Idempotency-Key

@@ -38,6 +38,7 @@ from strongroom.client._transport import (
     sync_list,
 )
 from strongroom.client.errors import (
+    ApiConnectionError,
     ApiError,
     AuthenticationError,
     ConflictError,
@@ -59,6 +60,7 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "ApiConnectionError",
     "ApiError",
     "AsyncClient",
     "AuthenticationError",

@@ -25,6 +25,7 @@ from strongroom.client._spec import (
     Retry,
     config,
 )
+from strongroom.client.errors import ApiConnectionError
 
 P = ParamSpec("P")
 M = TypeVar("M")
@@ -90,10 +91,10 @@ class SyncTransport:
         for attempt in itertools.count():
             try:
                 response = self._http.request(**exchange.request)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 retry = exchange.after_transport_error(attempt)
                 if retry is None:
-                    raise
+                    raise ApiConnectionError(str(self._http.base_url), exc) from exc
             else:
                 answer = exchange.after_response(response, attempt)
                 if not isinstance(answer, Retry):
@@ -166,10 +167,10 @@ class AsyncTransport:
         for attempt in itertools.count():
             try:
                 response = await self._http.request(**exchange.request)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 retry = exchange.after_transport_error(attempt)
                 if retry is None:
-                    raise
+                    raise ApiConnectionError(str(self._http.base_url), exc) from exc
             else:
                 answer = exchange.after_response(response, attempt)
                 if not isinstance(answer, Retry):

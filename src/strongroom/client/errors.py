@@ -39,6 +39,21 @@ class ApiError(Exception):
         super().__init__(f"{status} {self.code}: {self.detail}")
 
 
+class ApiConnectionError(ApiError):
+    """No answer came: the server could not be reached (refused, timed out, connection lost),
+    after the client's retries. `status` is 0 and `code` is `connection_error`; the request may
+    or may not have been carried out: retry it with the same Idempotency-Key."""
+
+    def __init__(self, base_url: str, cause: BaseException) -> None:
+        super().__init__(
+            0,
+            {
+                "code": "connection_error",
+                "detail": f"no answer from {base_url} ({type(cause).__name__})",
+            },
+        )
+
+
 class InvalidRequestError(ApiError):
     """400 (and 405, 413, 415): the request is malformed, nothing was written. Retrying it
     unchanged gets the same answer."""
