@@ -195,23 +195,29 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert "secretish" not in result.output  # the value is never echoed
 
 
-def test_the_server_factory_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+def _factory_stderr(**env: str) -> list[str]:
+    """The stderr lines of `create_app_from_env` (what uvicorn's factory runs) in a fresh
+    process with `env` added; it must exit 2."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "STRONGROOM_SQLITE_CACHE_MIB": "1"}
-    env["STRONGROOM_DATABASE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
     done = subprocess.run(
         [sys.executable, "-c", "from strongroom.runtime import create_app_from_env as f; f()"],
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert done.returncode == 2, done.stderr
+    return done.stderr.strip().splitlines()
+
+
+def test_the_server_factory_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    assert _factory_stderr(
+        STRONGROOM_SQLITE_CACHE_MIB="1", STRONGROOM_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}"
+    ) == [
         "error: invalid_setting: STRONGROOM_SQLITE_CACHE_MIB: "
         "Input should be greater than or equal to 2"
     ]
@@ -246,20 +252,6 @@ def test_progress_is_live_on_a_terminal_and_lines_elsewhere(
 def test_the_server_factory_reports_an_unusable_database_in_one_line(
     tmp_path: Path, url: str | None, line: str
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "STRONGROOM_DATABASE_URL": url or f"sqlite:///{tmp_path / 'e.db'}"}
-    done = subprocess.run(
-        [sys.executable, "-c", "from strongroom.runtime import create_app_from_env as f; f()"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    lines = _factory_stderr(STRONGROOM_DATABASE_URL=url or f"sqlite:///{tmp_path / 'e.db'}")
+    assert len(lines) == 1, lines
     assert lines[0].startswith(line), lines[0]
