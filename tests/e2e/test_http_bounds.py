@@ -13,12 +13,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,12 +34,12 @@ from strongroom.db.engine import create_engine
 from strongroom.http.middleware import NulScanner
 from strongroom.tenancy.service import TenancyService
 from tests.e2e.http_support import Api, Tenant, auth, check_problem, running, seed_tenant
+from tests.support.serve import serve
 
 GENERAL_ONLY = "application/vnd.strongroom+json"
 MEDIA_TYPES = ("application/json", GENERAL_ONLY)
 LONG = "x" * 100_000  # what no error may echo more than a prefix of
 ECHOED_MAX = "x" * (ERROR_ECHO_CHARS_MAX + 1)
-SERVE_START_S_MAX = 60.0  # past it the server is stuck, not slow
 SOCKET_TIMEOUT_S = 30.0
 
 
@@ -374,46 +369,6 @@ def test_every_kind_of_answer_has_the_security_headers(sqlite_url: str) -> None:
 # -- under `strongroom serve` ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _serve(url: str, tmp_path: Path) -> Iterator[str]:
-    """`strongroom serve` as a process on a free loopback port (its uvicorn settings: no
-    banner, the head capped while it is read)."""
-    port = _free_port()
-    env = {**os.environ, "STRONGROOM_DATABASE_URL": url, "STRONGROOM_DISPATCHER": "false"}
-    log = tmp_path / "serve.log"
-    strongroom = Path(sys.executable).with_name("strongroom")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(strongroom), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVE_START_S_MAX
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
 def _raw(port: int, head: bytes, body: bytes = b"") -> bytes:
     """What the server answers on one connection to `head` and `body`, until it closes it."""
     with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S) as sock:
@@ -431,7 +386,10 @@ def test_serve_caps_the_head_and_sends_no_banner(sqlite_url: str, tmp_path: Path
     migrate.upgrade(engine)
     secret = TenancyService(engine).create_api_key("acme", ["admin"])[1]
     engine.dispose()
-    with _serve(sqlite_url, tmp_path) as base, httpx.Client(base_url=base) as client:
+    with (
+        serve(sqlite_url, tmp_path / "serve.log", STRONGROOM_DISPATCHER="false") as (_, base),
+        httpx.Client(base_url=base) as client,
+    ):
         port = int(base.rsplit(":", 1)[1])
         headers = auth(secret)
         for response in (

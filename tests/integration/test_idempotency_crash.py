@@ -8,12 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,56 +22,17 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Direction
 from strongroom.ledger.service import AccountSpec, LedgerService
 from strongroom.tenancy.service import TenancyService
+from tests.support.serve import serve
 
 LEASE_S = 1.0
 # When the server is killed, in seconds after the request was sent: before the batch is
 # parsed, while the ledger works on it, around the commit, after it.
 KILL_AFTER_S = (0.05, 0.4, 0.8, 1.5)
-START_S_MAX = 60.0
-RECOVERY_S_MAX = 30 * LEASE_S  # a bound for the test to fail rather than hang
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _server(url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "STRONGROOM_DATABASE_URL": url,
-        "STRONGROOM_IDEMPOTENCY_LEASE_S": str(LEASE_S),
-        "STRONGROOM_RATE_LIMIT_PER_S": "100000",
-    }
-    strongroom = Path(sys.executable).with_name("strongroom")
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(strongroom), "serve", "--port", str(port)],
-            env=env,
-            cwd=log.parent,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_S_MAX
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        yield proc, base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+RECOVERY_S_MAX = 30 * LEASE_S
+SETTINGS = {
+    "STRONGROOM_IDEMPOTENCY_LEASE_S": str(LEASE_S),
+    "STRONGROOM_RATE_LIMIT_PER_S": "100000",
+}  # a bound for the test to fail rather than hang
 
 
 def _send(url: str, body: dict[str, Any], headers: dict[str, str], sent: threading.Event) -> None:
@@ -129,7 +86,7 @@ def test_a_killed_batch_is_retried_within_a_lease_and_posts_once(tmp_path: Path)
             ]
         }
         key = {"Idempotency-Key": f"crash-{attempt}"}
-        with _server(url, log) as (proc, base):
+        with serve(url, log, **SETTINGS) as (proc, base):
             sent = threading.Event()
             sender = threading.Thread(
                 target=_send, args=(f"{base}/v1/transfers/batch", body, {**headers, **key}, sent)
@@ -143,7 +100,10 @@ def test_a_killed_batch_is_retried_within_a_lease_and_posts_once(tmp_path: Path)
         landed = _count_transfers(url, book) - before
         assert landed in (0, BATCH_TRANSFERS_MAX), landed  # all or nothing
         committed_before_kill += landed > 0
-        with _server(url, log) as (_proc, base), httpx.Client(base_url=base, timeout=30) as c:
+        with (
+            serve(url, log, **SETTINGS) as (_proc, base),
+            httpx.Client(base_url=base, timeout=30) as c,
+        ):
             restarted_at = time.monotonic()
             while True:
                 answer = c.post("/v1/transfers/batch", json=body, headers={**headers, **key})
