@@ -45,6 +45,9 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.security.envelope import Envelope
+from strongroom.security.errors import SECURITY_ERRORS
+from strongroom.security.keys import open_key_manager
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
@@ -111,6 +114,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         EVENTS_ERRORS,
         TENANCY_ERRORS,
         AUDIT_ERRORS,
+        SECURITY_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -130,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
+    # Data keys of customers, counterparties and cards, wrapped by the key manager's KEKs.
+    envelope = Envelope(open_key_manager(settings))
     gates = installed_gates(settings)
     ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch, gates=gates)
     events = EventService(
@@ -261,6 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.audit = audit
     app.state.tenancy = tenancy
+    app.state.envelope = envelope
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
     # the job's lease (renewed every third of it): a killed holder's jobs move to another
     # process within about 4/3 of this.
     job_lease_s: float = Field(default=JOB_LEASE_S_DEFAULT, ge=JOB_LEASE_S_MIN, le=JOB_LEASE_S_MAX)
+    # Keys (docs/security.md): which key manager keeps the key-encryption keys: `local` (a
+    # keyring file sealed under the master key) or `pkcs11` (an HSM).
+    kms: Literal["local", "pkcs11"] = "local"
+    # The local keyring's master key: 32 random bytes in base64 (`strongroom keys
+    # new-master-key`), or a file holding it. Without either, a development master key is
+    # generated beside the keyring, with a warning: never in production.
+    master_key: SecretStr | None = None
+    master_key_file: str | None = None
+    # The local keyring file. Empty: beside a SQLite database (`<database>-keyring.json`), else
+    # `.strongroom/keyring.json`.
+    keyring_path: str = ""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1008,6 +1008,9 @@ populate_0008 = _populate(SCHEMA_0008)
 # 0009 replaced idempotency_keys with idempotency_records.
 SCHEMA_0009 = dataclasses.replace(SCHEMA_0008, idempotency_records=True)
 populate_0009 = _populate(SCHEMA_0009)
+# 0010 added job_leases (empty until a job runs).
+SCHEMA_0010 = SCHEMA_0009
+populate_0010 = _populate(SCHEMA_0010)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1019,4 +1022,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0007": populate_0007,
     "0008": populate_0008,
     "0009": populate_0009,
+    "0010": populate_0010,
 }

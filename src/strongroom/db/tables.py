@@ -190,6 +190,21 @@ job_leases = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Subjects' data keys (envelope encryption): migration 0011, security/store.py.
+subject_keys = sa.Table(
+    "subject_keys",
+    metadata,
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("kek_version", sa.Integer, nullable=False),
+    sa.Column("wrapped", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("shredded_at", sa.BigInteger, nullable=True),
+    sa.Index("subject_keys_version", "kek_version", "subject_id"),
+    sqlite_with_rowid=False,
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,

@@ -13,6 +13,12 @@ class Scope(StrEnum):
     LEDGER_READ = "ledger:read"
     LEDGER_WRITE = "ledger:write"
     ADMIN = "admin"
+    CUSTOMERS_READ = "customers:read"  # customers and counterparties, personal data masked
+    CUSTOMERS_WRITE = "customers:write"
+    PII_READ = "pii:read"  # personal data in full (each reveal is an audit leaf)
+    CARDS_READ = "cards:read"  # card tokens, masked
+    CARDS_WRITE = "cards:write"  # tokenize
+    VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
 
     @classmethod
     def parse(cls, values: list[str]) -> frozenset[Scope]:
@@ -31,6 +37,15 @@ class Scope(StrEnum):
         return frozenset(out)
 
 
+# Never implied by `admin`: a key that reveals personal data or card numbers says so.
+DEDICATED_SCOPES: frozenset[Scope] = frozenset({Scope.PII_READ, Scope.VAULT_REVEAL})
+_IMPLIED_READS: tuple[tuple[Scope, Scope], ...] = (
+    (Scope.LEDGER_WRITE, Scope.LEDGER_READ),
+    (Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ),
+    (Scope.CARDS_WRITE, Scope.CARDS_READ),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
@@ -38,12 +53,18 @@ class ApiKey:
     scopes: frozenset[Scope]
     hint: str  # the last characters of the secret, to tell keys apart; never the secret
 
+    @property
+    def actor(self) -> str:
+        """Who asked, as rows and audit leaves record it."""
+        return f"api_key:{self.id}"
+
     def allows(self, scope: Scope) -> bool:
-        # write implies read; admin implies everything
+        # write implies read; admin implies everything but the reveals, which a key is given
+        # by name only (they stand in for a person's step-up)
         return (
             scope in self.scopes
-            or Scope.ADMIN in self.scopes
-            or (scope is Scope.LEDGER_READ and Scope.LEDGER_WRITE in self.scopes)
+            or (Scope.ADMIN in self.scopes and scope not in DEDICATED_SCOPES)
+            or any(scope is read and write in self.scopes for write, read in _IMPLIED_READS)
         )
 
 

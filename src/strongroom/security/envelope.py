@@ -1,0 +1,126 @@
+"""Envelope encryption: a data key per subject (a customer, a counterparty, a card), wrapped
+by the key manager's active key-encryption key and kept in `subject_keys`; each field sealed
+under its subject's data key with AES-256-GCM, its associated data naming the tenant, the
+subject, the record and the field, so a ciphertext copied to another row or field does not
+decrypt. Destroying a subject's wrapped key (crypto-shredding) makes every value sealed under
+it unrecoverable, by anyone, while rows that only commit to those values (audit leaves, keyed
+hashes) stay verifiable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.core import clock
+from strongroom.core.errors import NotFound
+from strongroom.db.uow import UnitOfWork
+from strongroom.security import aead
+from strongroom.security import store as keys_store
+from strongroom.security.errors import DataErased, KeyUnavailableError
+from strongroom.security.kms import KeyManager, KeyUnavailable, WrappedKey
+
+REWRAP_BATCH: Final = 500  # data keys moved to the active KEK per transaction
+
+
+class SubjectKind(StrEnum):
+    CUSTOMER = "customer"
+    COUNTERPARTY = "counterparty"
+    CARD = "card"
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """A subject's data key, unwrapped for the span of one request; never logged."""
+
+    tenant_id: str
+    subject_id: str
+    key: bytes = field(repr=False)
+
+    def _aad(self, record: str, name: str) -> bytes:
+        return aead.context("strongroom field v1", self.tenant_id, self.subject_id, record, name)
+
+    def seal(self, record: str, name: str, value: bytes) -> bytes:
+        """`value` sealed for field `name` of `record` (a table-qualified row id)."""
+        return aead.seal(self.key, value, self._aad(record, name))
+
+    def open(self, record: str, name: str, sealed: bytes) -> bytes:
+        return aead.open_sealed(self.key, sealed, self._aad(record, name))
+
+
+def _wrap_aad(tenant_id: str, subject_id: str) -> bytes:
+    return aead.context("strongroom subject key v1", tenant_id, subject_id)
+
+
+class Envelope:
+    def __init__(self, kms: KeyManager) -> None:
+        self.kms = kms
+
+    def new_subject(
+        self, uow: UnitOfWork, tenant_id: str, subject_id: str, kind: SubjectKind
+    ) -> DataKey:
+        """A fresh data key for a new subject, stored wrapped in the caller's transaction."""
+        key = aead.new_key()
+        wrapped = self.kms.wrap(key, _wrap_aad(tenant_id, subject_id))
+        keys_store.insert_subject_key(
+            uow, subject_id, tenant_id, kind.value, wrapped.version, wrapped.blob, clock.now_us()
+        )
+        return DataKey(tenant_id, subject_id, key)
+
+    def subject(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> DataKey:
+        """The subject's data key. Another tenant's subject is not found, an erased one is
+        `data_erased`, one under a disabled KEK version is `key_unavailable`."""
+        row = keys_store.get_subject_key(uow, subject_id)
+        if row is None or row[0] != tenant_id:
+            raise NotFound(f"no subject key for {subject_id}")
+        if row[3] is None:
+            raise DataErased(f"the personal data of {subject_id} was erased")
+        try:
+            key = self.kms.unwrap(
+                WrappedKey(int(row[2]), bytes(row[3])), _wrap_aad(tenant_id, subject_id)
+            )
+        except KeyUnavailable:
+            raise KeyUnavailableError(
+                f"the key protecting {subject_id} is disabled (version {row[2]})"
+            ) from None
+        return DataKey(tenant_id, subject_id, key)
+
+    def shred(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> bool:
+        """Destroys the subject's wrapped data key; False when it was already gone."""
+        row = keys_store.get_subject_key(uow, subject_id)
+        if row is None or row[0] != tenant_id:
+            raise NotFound(f"no subject key for {subject_id}")
+        return keys_store.shred_subject_key(uow, subject_id, clock.now_us()) == 1
+
+    def blind_index(self, tenant_id: str, purpose: str, value: bytes) -> bytes:
+        """A keyed hash of a normalised value for exact lookup (an email, a national id, a
+        card number), per tenant and purpose: equal values match, nothing else is learnt."""
+        return self.kms.mac(f"{purpose}\x1f{tenant_id}", value)
+
+    def rewrap(self, engine: Engine, *, keep: Callable[[], bool] = lambda: True) -> int:
+        """Moves every live data key to the active KEK version, a batch per transaction (a
+        request may read a key between batches: both versions unwrap). Returns how many."""
+        moved = 0
+        target = self.kms.active_version()
+        while keep():
+            with UnitOfWork(engine) as uow:
+                rows = keys_store.keys_below(uow, target, REWRAP_BATCH)
+                for subject_id, tenant_id, version, wrapped in rows:
+                    aad = _wrap_aad(tenant_id, subject_id)
+                    key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
+                    again = self.kms.wrap(key, aad)
+                    assert again.version == target, "the active version changed mid-rewrap"
+                    moved += keys_store.rewrap_subject_key(
+                        uow, subject_id, int(version), again.version, again.blob
+                    )
+                uow.commit()
+            if len(rows) < REWRAP_BATCH:
+                break
+        return moved
+
+    def wrapped_by_version(self, engine: Engine) -> dict[int, int]:
+        with UnitOfWork(engine, write=False) as uow:
+            return keys_store.count_by_version(uow)

@@ -1,0 +1,96 @@
+"""SQL for the subjects' data keys (migration 0011)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strongroom.db.query import sql
+from strongroom.db.uow import UnitOfWork
+
+
+def insert_subject_key(
+    uow: UnitOfWork,
+    subject_id: str,
+    tenant_id: str,
+    kind: str,
+    kek_version: int,
+    wrapped: bytes,
+    now_us: int,
+) -> None:
+    uow.cursor().execute(
+        sql(
+            uow,
+            "INSERT INTO subject_keys (subject_id, tenant_id, kind, kek_version, wrapped, "
+            "created_at) VALUES (?,?,?,?,?,?)",
+        ),
+        (subject_id, tenant_id, kind, kek_version, wrapped, now_us),
+    )
+
+
+def get_subject_key(uow: UnitOfWork, subject_id: str) -> tuple[Any, ...] | None:
+    """(tenant_id, kind, kek_version, wrapped or None once shredded)"""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT tenant_id, kind, kek_version, wrapped FROM subject_keys WHERE subject_id = ?",
+        ),
+        (subject_id,),
+    )
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def shred_subject_key(uow: UnitOfWork, subject_id: str, now_us: int) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE subject_keys SET wrapped = NULL, shredded_at = ? "
+            "WHERE subject_id = ? AND wrapped IS NOT NULL",
+        ),
+        (now_us, subject_id),
+    )
+    return int(cur.rowcount)
+
+
+def keys_below(uow: UnitOfWork, version: int, limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` live keys wrapped under a KEK version below `version`:
+    (subject_id, tenant_id, kek_version, wrapped)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT subject_id, tenant_id, kek_version, wrapped FROM subject_keys "
+            "WHERE kek_version < ? AND wrapped IS NOT NULL ORDER BY subject_id LIMIT ?",
+        ),
+        (version, limit),
+    )
+    return list(cur.fetchall())
+
+
+def rewrap_subject_key(
+    uow: UnitOfWork, subject_id: str, old_version: int, new_version: int, wrapped: bytes
+) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE subject_keys SET kek_version = ?, wrapped = ? "
+            "WHERE subject_id = ? AND kek_version = ? AND wrapped IS NOT NULL",
+        ),
+        (new_version, wrapped, subject_id, old_version),
+    )
+    return int(cur.rowcount)
+
+
+def count_by_version(uow: UnitOfWork) -> dict[int, int]:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT kek_version, COUNT(*) FROM subject_keys WHERE wrapped IS NOT NULL "
+            "GROUP BY kek_version",
+        )
+    )
+    return {int(v): int(n) for v, n in cur.fetchall()}
