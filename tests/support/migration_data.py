@@ -1011,6 +1011,9 @@ populate_0009 = _populate(SCHEMA_0009)
 # 0010 added job_leases (empty until a job runs).
 SCHEMA_0010 = SCHEMA_0009
 populate_0010 = _populate(SCHEMA_0010)
+# 0011 added subject_keys (data keys of customers, counterparties and cards: none here).
+SCHEMA_0011 = SCHEMA_0010
+populate_0011 = _populate(SCHEMA_0011)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1023,4 +1026,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0008": populate_0008,
     "0009": populate_0009,
     "0010": populate_0010,
+    "0011": populate_0011,
 }
