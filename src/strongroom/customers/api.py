@@ -232,7 +232,7 @@ async def get_customer_personal_data(
     tags=["customers"],
     openapi_extra=error_codes("not_found", "legal_hold"),
 )
-async def erase_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Erasure (crypto-shredding): the customer's data key is destroyed, so its personal data
     cannot be recovered by anyone; the customer, its accounts, the ledger and the audit log
     remain and verify. `admin` only. Refused with 409 `legal_hold` while a hold is set. Again
@@ -250,7 +250,7 @@ async def erase_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[st
     tags=["customers"],
     openapi_extra=error_codes("not_found", "key_unavailable"),
 )
-async def set_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def create_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """While held, erasure is refused (409 `legal_hold`). `admin` only."""
     ctx.require(Scope.ADMIN)
     customer = await run_in_threadpool(
@@ -265,7 +265,7 @@ async def set_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, An
     tags=["customers"],
     openapi_extra=error_codes("not_found", "key_unavailable"),
 )
-async def clear_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def delete_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     ctx.require(Scope.ADMIN)
     customer = await run_in_threadpool(
         lambda: ctx.customers.set_legal_hold(ctx.tenant, customer_id, False, actor=ctx.key.actor)
@@ -385,7 +385,7 @@ async def get_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> d
     tags=["counterparties"],
     openapi_extra=error_codes("not_found"),
 )
-async def erase_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def delete_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Erasure by crypto-shredding, as a customer's. `admin` only."""
     ctx.require(Scope.ADMIN)
     counterparty = await run_in_threadpool(
