@@ -13,8 +13,8 @@ with the same methods (awaited; `iter_*` are async iterators).
 
 Every operation of the API has a method (`resources` and `customers` list them). `list_*`
 answer one page; `iter_*` walk every page as the server says to go on (`next_cursor` through
-the short pages of listings that examine a bounded range per request). Answers are the API's pydantic models,
-fields the client does not know ignored.
+the short pages of listings that examine a bounded range per request). Answers are the API's
+pydantic models, fields the client does not know ignored.
 
 Every POST carries an Idempotency-Key (yours, or a fresh one per call), the same on each of its
 retries, so the server answers a retry with the first request's answer. A connection error, a
