@@ -20,6 +20,7 @@ from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.errors import CustomerErased, LegalHold
 from strongroom.customers.service import CUSTOMER_EVENT_TYPES, CustomerService, record_of
 from strongroom.db.uow import UnitOfWork
+from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.service import EventService
 from strongroom.ledger.model import Direction
 from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer
@@ -300,3 +301,26 @@ def test_counterparties_are_sealed_masked_and_revealed_on_a_leaf(world: World) -
     assert world.counterparties.list_counterparties("ten_b").data == []
     types = [x["type"] for x in _leaves(world, "ten_a")]
     assert types == ["counterparty.created", "counterparty.pii_revealed"]
+
+
+def test_customer_events_reach_the_tenants_subscribed_endpoints(world: World) -> None:
+    """A customer's event has no ledger: it is routed by its own tenant."""
+    mine = world.events.create_endpoint(
+        "ten_a", "https://hooks.example.com/a", ["customer.created", "customer.erased"]
+    )
+    transfers_only = world.events.create_endpoint(
+        "ten_a", "https://hooks.example.com/t", ["transfer.created"]
+    )
+    theirs = world.events.create_endpoint("ten_b", "https://hooks.example.com/b")
+    ada = world.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    world.customers.erase("ten_a", ada.id, actor=ACTOR)
+    with Dispatcher(world.engine, DispatcherConfig()) as dispatcher:
+        assert dispatcher.route_once() == 2
+    for endpoint, count in ((mine, 2), (transfers_only, 0), (theirs, 0)):
+        deliveries = world.events.list_deliveries(endpoint_id=endpoint.id)
+        assert len(deliveries) == count, endpoint.url
+    event = world.events.list_events(tenant_id="ten_a").data[0]
+    assert json.loads(event.payload())["data"] == {"id": ada.id, "object": "customer"}
+    assert world.events.get_event(event.id, tenant_id="ten_a").type == "customer.erased"
+    with pytest.raises(NotFound):
+        world.events.get_event(event.id, tenant_id="ten_b")
