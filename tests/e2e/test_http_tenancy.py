@@ -349,7 +349,20 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
                     {"json": {"ledger_id": b.ledger, "asset": "USD", "normal_balance": "debit"}},
                     404,
                     "not_found",
-                )
+                ),
+                # B's customer as the owner of an account in A's ledger: as one nobody has.
+                (
+                    {
+                        "json": {
+                            "ledger_id": a.ledger,
+                            "asset": "USD",
+                            "normal_balance": "debit",
+                            "customer_id": people.customer,
+                        }
+                    },
+                    404,
+                    "not_found",
+                ),
             ]
         ),
         ("GET", "/v1/transfers"): Probe(
