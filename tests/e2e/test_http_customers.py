@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.e2e.http_support import Api, problem_code, running
 
@@ -146,6 +148,26 @@ def test_customer_lifecycle(world: tuple[Api, Keys]) -> None:
     for value in ("Ada Lovelace", "ada@example.com", "QQ123456C", "447700900123", "1985-12-10"):
         assert value.encode() not in decoded
         assert value not in json.dumps(events)
+    # Nor any row the requests left (idempotency records, events, leaves, the customer's).
+    stored = _every_value(api)
+    for value in ("Ada Lovelace", "ada@example.com", "QQ123456C", "447700900123", "St James"):
+        for needle in (value.encode(), base64.b64encode(value.encode())):
+            assert not any(needle in v for v in stored), value
+
+
+def _every_value(api: Api) -> list[bytes]:
+    engine = api.app.state.engine
+    out: list[bytes] = []
+    with engine.connect() as conn:
+        for table in sa.inspect(engine).get_table_names():
+            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
+                for v in row:
+                    raw = bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode()
+                    # Idempotency answers are stored compressed.
+                    if table == "idempotency_records" and isinstance(v, bytes | memoryview):
+                        raw = zlib.decompress(raw)
+                    out.append(raw)
+    return out
 
 
 def test_counterparties(world: tuple[Api, Keys]) -> None:
