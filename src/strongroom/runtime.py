@@ -48,6 +48,10 @@ from strongroom.metrics import Metrics
 from strongroom.security.envelope import Envelope
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keys import open_key_manager
+from strongroom.security.vault import api as vault_api
+from strongroom.security.vault.committer import GroupCommit
+from strongroom.security.vault.errors import VAULT_ERRORS
+from strongroom.security.vault.service import VaultService, VaultWrite
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
@@ -115,6 +119,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         TENANCY_ERRORS,
         AUDIT_ERRORS,
         SECURITY_ERRORS,
+        VAULT_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -138,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     envelope = Envelope(open_key_manager(settings))
     gates = installed_gates(settings)
     ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch, gates=gates)
+    # The card vault: each card a subject of the envelope; tokenizations and reveals audited.
+    vault = VaultService(engine, envelope, audit if settings.audit else None)
     events = EventService(
         engine, allow_private_targets=settings.webhook_allow_private_targets, audit=audit
     )
@@ -185,6 +192,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_max=settings.group_commit_queue_max,
         )
         app.state.committer = committer
+        vault_committer: GroupCommit[VaultWrite] = GroupCommit(
+            vault.commit, wait_us=settings.group_commit_wait_us
+        )
+        app.state.vault_committer = vault_committer
         jobs.start()
         dispatcher = None
         reporter = None
@@ -208,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reporter.stopped()
             await jobs.stop()
             committer.close()
+            vault_committer.close()
             await limits.close()
             engine.dispose()
 
@@ -241,7 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
-        routers=[ledger_api.router, events_api.router, audit_api.router],
+        routers=[ledger_api.router, events_api.router, audit_api.router, vault_api.router],
         webhooks=[events_api.webhooks],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
@@ -268,6 +280,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = audit
     app.state.tenancy = tenancy
     app.state.envelope = envelope
+    app.state.vault = vault
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
