@@ -60,11 +60,15 @@ class World:
     b: Tenant
     a_hooks: Hooks
     b_hooks: Hooks
+    a_cards: Cards
+    b_cards: Cards
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
         if attribute == "endpoint":
             return self.b_hooks.endpoint
+        if attribute == "card":
+            return self.b_cards.card
         if attribute == "event":
             return self.b_hooks.event
         value = getattr(self.b, attribute)
@@ -99,6 +103,23 @@ def seed_hooks(api: Api, t: Tenant) -> Hooks:
     )
 
 
+@dataclass(frozen=True)
+class Cards:
+    """A tenant's card token, and a key that may reveal it (admin may not)."""
+
+    card: str
+    fingerprint: str
+    number: str
+    reveal: str  # a secret with vault:reveal
+
+
+def seed_cards(api: Api, t: Tenant, number: str) -> Cards:
+    body = {"number": number, "exp_month": 12, "exp_year": 2040, "holder_name": t.marker}
+    made = api.ok("POST", "/v1/cards", 201, key=t.admin, json=body)
+    reveal = api.app.state.tenancy.create_api_key(t.name, ["vault:reveal"])[1]
+    return Cards(made["id"], made["fingerprint"], number, reveal)
+
+
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
     # No dispatcher: the endpoints' URLs are not reachable, and delivery is not at issue here.
@@ -112,7 +133,15 @@ def world(db_url: str) -> Iterator[World]:
         auth_failure_limit_burst=1_000_000,
     ) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
-        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
+        world = World(
+            api,
+            a,
+            b,
+            seed_hooks(api, a),
+            seed_hooks(api, b),
+            seed_cards(api, a, "4242424242424242"),
+            seed_cards(api, b, "5555555555554444"),
+        )
         api.app.state.audit.publish()
         yield world
 
@@ -137,6 +166,9 @@ def _b_data(world: World) -> set[str]:
         hooks.url,
         hooks.secret,
         *hooks.events,
+        world.b_cards.card,
+        world.b_cards.fingerprint,
+        world.b_cards.number,
     }
 
 
@@ -161,6 +193,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "transfer_id": ("posted", "pending"),
     "endpoint_id": ("endpoint",),
     "event_id": ("event",),
+    "card_id": ("card",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -168,8 +201,9 @@ _PREFIX = {
     "transfer_id": "tr",
     "endpoint_id": "we",
     "event_id": "evt",
+    "card_id": "card",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|card)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
@@ -265,7 +299,21 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         "credit_account_id": a.alice,
         "amount": 1,
     }
+    card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/cards"): Probe(
+            [
+                ({}, 200, None),
+                # B's card's fingerprint lists nothing (fingerprints are per tenant anyway).
+                ({"params": {"fingerprint": world.b_cards.fingerprint}}, 200, None),
+                ({"params": {"starting_after": world.b_cards.card}}, 200, None),
+            ],
+            "a list of A's own cards only",
+        ),
+        ("POST", "/v1/cards"): Probe(
+            [({"json": card}, 201, None), ({"json": {**card, "holder_name": b.marker}}, 201, None)],
+            "tokenizes for A; B never sees it",
+        ),
         ("GET", "/v1/ledgers"): Probe(
             [
                 ({}, 200, None),
@@ -408,9 +456,11 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 assert _origin(world, b) not in response.text
                 swept += 1
         elif "{" in template:
+            # Only a key with vault:reveal may reveal (admin may not): A's, for the sweep.
+            key = world.a_cards.reveal if template.endswith("/number") else a.admin
             for sent, path, unused, extra in _path_cases(world, method, template):
-                theirs = api.request(method, path, key=a.admin, **extra)
-                missing = api.request(method, unused, key=a.admin, **extra)
+                theirs = api.request(method, path, key=key, **extra)
+                missing = api.request(method, unused, key=key, **extra)
                 _check_like_missing(world, theirs, missing, sent)
                 swept += 1
         else:
@@ -436,6 +486,8 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                             assert data == [], where
                         else:
                             assert data, f"{where}: A's own events are listed"
+                    if template == "/v1/cards":
+                        assert world.a_cards.card in listed or "fingerprint" in sent, where
                     if template == "/v1/webhook_endpoints":
                         assert {x["tenant_id"] for x in data} <= {world.a_hooks.tenant_id}, where
                 if template == "/v1/audit/leaves" and response.status_code == 200:
@@ -486,6 +538,13 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/webhook_endpoints/{endpoint_id}"): {"enabled": False},
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
         ("POST", "/v1/audit/checkpoints"): {},
+        ("POST", "/v1/cards"): {
+            "number": "4242424242424242",
+            "exp_month": 12,
+            "exp_year": 2040,
+            "holder_name": "A",
+        },
+        ("DELETE", "/v1/cards/{card_id}"): {},
     }
 
 
@@ -495,6 +554,7 @@ def _own_path(world: World, template: str) -> str:
     path = template.replace("{ledger_id}", a.ledger)
     path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
     path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
+    path = path.replace("{card_id}", world.a_cards.card)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -504,6 +564,8 @@ def _own_path(world: World, template: str) -> str:
 
 # Routes only an admin key may call, reads included.
 ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
+# Routes a ledger key may not call, reads included (cards:read and vault:reveal).
+CARDS_PREFIX = "/v1/cards"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -563,7 +625,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith(ADMIN_ONLY_PREFIX):
+            if template.startswith((ADMIN_ONLY_PREFIX, CARDS_PREFIX)):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

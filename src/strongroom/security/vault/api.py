@@ -150,7 +150,7 @@ async def get_card(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     "/cards/{card_id}/number",
     response_model=CardNumberOut,
     tags=["cards"],
-    operation_id="revealCardNumber",
+    operation_id="getCardNumber",
     openapi_extra=error_codes(
         "not_found", "data_erased", "key_unavailable", "overloaded", "database_busy"
     ),
