@@ -95,13 +95,16 @@ class Envelope:
             raise NotFound(f"no subject key for {subject_id}")
         if row[3] is None:
             raise DataErased(f"the personal data of {subject_id} was erased")
+        return self.unwrap_subject(tenant_id, subject_id, WrappedKey(int(row[2]), bytes(row[3])))
+
+    def unwrap_subject(self, tenant_id: str, subject_id: str, wrapped: WrappedKey) -> DataKey:
+        """The data key of a wrapped key already read (`key_unavailable` when its KEK version
+        is disabled)."""
         try:
-            key = self.kms.unwrap(
-                WrappedKey(int(row[2]), bytes(row[3])), _wrap_aad(tenant_id, subject_id)
-            )
+            key = self.kms.unwrap(wrapped, _wrap_aad(tenant_id, subject_id))
         except KeyUnavailable:
             raise KeyUnavailableError(
-                f"the key protecting {subject_id} is disabled (version {row[2]})"
+                f"the key protecting {subject_id} is disabled (version {wrapped.version})"
             ) from None
         return DataKey(tenant_id, subject_id, key)
 
