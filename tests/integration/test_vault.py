@@ -17,7 +17,13 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.runtime import build_ledger
 from strongroom.security import aead
 from strongroom.security.envelope import Envelope
-from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
+from strongroom.security.errors import KeyUnavailableError
+from strongroom.security.kms import (
+    KeyState,
+    LocalKeyring,
+    master_key_from_secret,
+    new_master_secret,
+)
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.model import CardInput, check_card
 from strongroom.security.vault.service import NewCard, VaultService, VaultWrite
@@ -31,12 +37,16 @@ def card(number: str = "4242424242424242", name: str = "Ada Lovelace") -> CardIn
 
 
 @pytest.fixture
-def vault(db_engine: Engine, db_url: str, tmp_path: Path) -> tuple[VaultService, AuditLog]:
-    keyring = LocalKeyring.create(
-        tmp_path / "keyring.json", master_key_from_secret(new_master_secret())
-    )
+def vault(db_engine: Engine, db_url: str, keyring: LocalKeyring) -> tuple[VaultService, AuditLog]:
     _, audit = build_ledger(db_engine, Settings(database_url=db_url))
     return VaultService(db_engine, Envelope(keyring), audit), audit
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> LocalKeyring:
+    return LocalKeyring.create(
+        tmp_path / "keyring.json", master_key_from_secret(new_master_secret())
+    )
 
 
 def leaf_types(audit: AuditLog, tenant: str) -> list[tuple[str, str]]:
@@ -177,3 +187,17 @@ def test_a_retried_token_keeps_what_its_first_attempt_committed(
     assert svc.get("ten_a", token) == first
     assert svc.open("ten_a", token).number == "4242424242424242"
     assert svc.open("ten_a", bystander.card.id).number == "5555555555554444"
+
+
+def test_a_card_under_a_disabled_key_version_is_not_revealed(
+    vault: tuple[VaultService, AuditLog], keyring: LocalKeyring
+) -> None:
+    svc, _ = vault
+    made = svc.tokenize("ten_a", "api_key:key_1", card(), ids.new_id("card"))
+    keyring.rotate()
+    keyring.set_state(1, KeyState.DISABLED)
+    with pytest.raises(KeyUnavailableError):
+        svc.reveal("ten_a", made.id, "api_key:key_reveal")
+    assert svc.get("ten_a", made.id) == made  # the masked card is still shown
+    keyring.set_state(1, KeyState.RETIRED)
+    assert svc.reveal("ten_a", made.id, "api_key:key_reveal").number == "4242424242424242"

@@ -32,13 +32,16 @@ class CardCreate(_In):
             max_length=CARD_NUMBER_CHARS_MAX,
             description="12 to 19 digits (spaces or dashes between groups allowed), with a "
             "valid Luhn check digit and, for a known brand, one of its lengths",
+            repr=False,
         ),
     ]
     exp_month: Annotated[int, Field(description="1 to 12")]
     exp_year: Annotated[
         int, Field(description="four digits; the card is valid to the end of its expiry month")
     ]
-    holder_name: Annotated[str, Field(min_length=1, max_length=CARD_HOLDER_NAME_CHARS_MAX)]
+    holder_name: Annotated[
+        str, Field(min_length=1, max_length=CARD_HOLDER_NAME_CHARS_MAX, repr=False)
+    ]
     cvc: Annotated[
         str | None,
         Field(
@@ -46,6 +49,7 @@ class CardCreate(_In):
             max_length=4,
             description="the security code: checked (4 digits for Amex, 3 for the others), "
             "then forgotten; never stored, logged or sent back",
+            repr=False,
         ),
     ] = None
 
