@@ -255,6 +255,9 @@ def test_bench_security_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert isinstance(rows["tokenize"]["meets_target"], bool)
     assert rows["tokenize"]["ops"] == plan.cards
     assert rows["tokenize"]["cards_per_commit"] >= 1
+    assert is_number(rows["tokenize"]["threads_ops_per_s"])
+    assert rows["tokenize"]["threads_ops_per_s"] > 0
+    assert report["info"]["callers"] == plan.callers
     assert rows["pii_encrypt"]["fields_per_op"] == 6
     assert progress.splitlines()[-1].startswith("done in")
 
