@@ -29,8 +29,6 @@ Targets (for a 2-core machine) are reported per row, never asserted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import os
 import platform
 import sqlite3
@@ -38,20 +36,29 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import cryptography
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from strongroom.benchmarks.common import fsync_rate, migrated_engine, sqlite_database
+from strongroom.benchmarks.common import fsync_rate
+from strongroom.benchmarks.fields import (
+    ACTOR,
+    TENANT,
+    Progress,
+    bench_customer_overhead,
+    bench_pii,
+    rate,
+    raw_open,
+    raw_seal,
+    row,
+    vault,
+)
 from strongroom.core import ids
-from strongroom.db.uow import UnitOfWork
-from strongroom.runtime import build_ledger
-from strongroom.security.envelope import Envelope, SubjectKind
+from strongroom.security.envelope import Envelope
 from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.model import check_card
@@ -59,26 +66,10 @@ from strongroom.security.vault.service import (
     CARD_REVEALED,
     AuditNote,
     NewCard,
-    VaultService,
     VaultWrite,
 )
-from strongroom.settings import Settings
 
-Progress = Callable[[str], None]
-TENANT: Final = "ten_bench"
-ACTOR: Final = "api_key:key_bench"
 CARD: Final = ("4242424242424242", 12, 2040, "Ada Lovelace", "123")
-# A customer's personal fields as the customers domain seals them (typical sizes).
-CUSTOMER_FIELDS: Final = (
-    ("name", b"Ada Augusta King, Countess of Lovelace"),
-    ("email", b"ada.lovelace@example.com"),
-    ("phone", b"+44 20 7946 0958"),
-    ("address", b"12 St James's Square, London SW1Y 4JH, GB"),
-    ("date_of_birth", b"1815-12-10"),
-    ("national_id", b"QQ 12 34 56 C"),
-)
-CUSTOMER_BATCH: Final = 100
-TARGETS: Final = {"tokenize": ">= 5,000/s", "detokenize": "", "pii_encrypt": "", "pii_decrypt": ""}
 
 
 @dataclass(frozen=True)
@@ -115,10 +106,6 @@ class Plan:
         return cls(cards=200, reveals=100, customers=200, batches=2, threads=4, callers=8, runs=1)
 
 
-def _rate(count: int, seconds: float) -> float:
-    return count / seconds if seconds > 0 else 0.0
-
-
 def _in_threads(threads: int, count: int, work: Callable[[int], None]) -> float:
     """Seconds for `threads` threads to call work(i) for i in range(count) between them."""
     shares = [range(t, count, threads) for t in range(threads)]
@@ -137,73 +124,6 @@ def _in_threads(threads: int, count: int, work: Callable[[int], None]) -> float:
     for t in pool:
         t.join()
     return time.perf_counter() - t0
-
-
-def _raw_seal(plaintexts: list[bytes], count: int) -> float:
-    """Ops per second of AESGCM encrypting `plaintexts` under fresh keys, op after op (a key
-    for the first, which stands for the data key, the data key for the others)."""
-    kek = AESGCM(os.urandom(32))
-    t0 = time.perf_counter()
-    for _ in range(count):
-        data_key = os.urandom(32)
-        kek.encrypt(os.urandom(12), data_key, b"wrap")
-        aes = AESGCM(data_key)
-        for text in plaintexts:
-            aes.encrypt(os.urandom(12), text, b"field")
-    return _rate(count, time.perf_counter() - t0)
-
-
-def _raw_open(plaintexts: list[bytes], count: int) -> float:
-    kek_key = os.urandom(32)
-    data_key = os.urandom(32)
-    wrap_nonce, field_nonce = os.urandom(12), os.urandom(12)
-    wrapped = AESGCM(kek_key).encrypt(wrap_nonce, data_key, b"wrap")
-    sealed = [AESGCM(data_key).encrypt(field_nonce, t, b"field") for t in plaintexts]
-    kek = AESGCM(kek_key)
-    t0 = time.perf_counter()
-    for _ in range(count):
-        aes = AESGCM(kek.decrypt(wrap_nonce, wrapped, b"wrap"))
-        for blob in sealed:
-            aes.decrypt(field_nonce, blob, b"field")
-    return _rate(count, time.perf_counter() - t0)
-
-
-def _row(
-    scenario: str, ops: list[float], refs: list[float], count: int, **extra: Any
-) -> dict[str, Any]:
-    ops_per_s, reference_per_s = statistics.median(ops), statistics.median(refs)
-    target = TARGETS.get(scenario, "")
-    met = None
-    if scenario == "tokenize":
-        met = ops_per_s >= 5_000
-    return {
-        "scenario": scenario,
-        "ops_per_s": round(ops_per_s, 1),
-        "reference_per_s": round(reference_per_s, 1),
-        "ratio": round(ops_per_s / reference_per_s, 4) if reference_per_s else 0.0,
-        "ops": count,
-        "runs": len(ops),
-        "runs_ops_per_s": [round(x, 1) for x in ops],
-        "target": target,
-        "meets_target": met,
-        **extra,
-    }
-
-
-@contextlib.contextmanager
-def _vault(tmp: Path, name: str) -> Iterator[tuple[VaultService, Envelope]]:
-    """A vault on a fresh durable SQLite database, with the audit log on, as serve has it."""
-    keyring = LocalKeyring.create(
-        tmp / f"{name}-keyring.json", master_key_from_secret(new_master_secret())
-    )
-    with sqlite_database(tmp, name) as url:
-        engine = migrated_engine(url, pool_size=32)
-        try:
-            _, audit = build_ledger(engine, Settings(database_url=url))
-            envelope = Envelope(keyring)
-            yield VaultService(engine, envelope, audit), envelope
-        finally:
-            engine.dispose()
 
 
 def _as_the_routes_do(
@@ -244,7 +164,7 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
     plain = [number.encode(), holder.encode()]
     reveals = min(plan.reveals, plan.cards)
     for run in range(plan.runs):
-        with _vault(tmp, f"vault{run}") as (svc, _):
+        with vault(tmp, f"vault{run}") as (svc, _):
             made = ids.new_ids("card", 2 * plan.cards)
             with GroupCommit[VaultWrite](svc.commit) as committer:
 
@@ -257,7 +177,7 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
                     await committer.submit_async(sealed(i))
 
                 seconds = _as_the_routes_do(plan.callers, plan.cards, tokenize_one, plan.threads)
-                tokenize.append(_rate(plan.cards, seconds))
+                tokenize.append(rate(plan.cards, seconds))
                 batches.append(committer.stats.items / max(1, committer.stats.batches))
 
                 # As GET /v1/cards/{id}/number: read in the pool, await the audit leaf.
@@ -268,16 +188,16 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
                     await committer.submit_async(AuditNote(CARD_REVEALED, TENANT, ACTOR, made[i]))
 
                 seconds = _as_the_routes_do(plan.callers, reveals, reveal_one, plan.threads)
-                detokenize.append(_rate(reveals, seconds))
+                detokenize.append(rate(reveals, seconds))
 
                 # The same tokenizations from plain threads, each waiting for its commit.
                 def tokenize_in_thread(i: int) -> None:
                     committer.submit(sealed(plan.cards + i)).result()
 
                 seconds = _in_threads(plan.threads, plan.cards, tokenize_in_thread)
-                in_threads.append(_rate(plan.cards, seconds))
-        ref_seal.append(_raw_seal(plain, plan.cards))
-        ref_open.append(_raw_open(plain, reveals))
+                in_threads.append(rate(plan.cards, seconds))
+        ref_seal.append(raw_seal(plain, plan.cards))
+        ref_open.append(raw_open(plain, reveals))
         progress(
             f"tokenize: run {run + 1}: {tokenize[-1]:,.0f}/s ({batches[-1]:.0f} a commit; "
             f"{in_threads[-1]:,.0f}/s from {plan.threads} threads), detokenize "
@@ -288,7 +208,7 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
         f"{plan.threads} threads; SQLite WAL synchronous=FULL, audit on"
     )
     return [
-        _row(
+        row(
             "tokenize",
             tokenize,
             ref_seal,
@@ -298,7 +218,7 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
             reference="raw AESGCM: wrap 32 B + seal number + name, fresh keys, no database",
             note=note + f"; threads_ops_per_s: {plan.threads} threads calling the service",
         ),
-        _row(
+        row(
             "detokenize",
             detokenize,
             ref_open,
@@ -307,106 +227,6 @@ def bench_vault(tmp: Path, plan: Plan, progress: Progress) -> list[dict[str, Any
             note=note + "; each reveal's audit leaf committed before it answers",
         ),
     ]
-
-
-def bench_pii(envelope: Envelope, plan: Plan, progress: Progress) -> list[dict[str, Any]]:
-    plain = [value for _, value in CUSTOMER_FIELDS]
-    seal: list[float] = []
-    open_: list[float] = []
-    ref_seal: list[float] = []
-    ref_open: list[float] = []
-    subject = "cus_bench"
-    for run in range(plan.runs):
-        t0 = time.perf_counter()
-        for n in range(plan.customers):
-            key, _ = envelope.prepare_subject(TENANT, f"{subject}_{run}_{n}")
-            for name, value in CUSTOMER_FIELDS:
-                key.seal(f"customers/{n}", name, value)
-        seal.append(_rate(plan.customers, time.perf_counter() - t0))
-        key, wrapped = envelope.prepare_subject(TENANT, subject)
-        sealed = [(n, key.seal("customers/1", n, v)) for n, v in CUSTOMER_FIELDS]
-        t0 = time.perf_counter()
-        for _ in range(plan.customers):
-            opened = envelope.unwrap_subject(TENANT, subject, wrapped)
-            for name, blob in sealed:
-                opened.open("customers/1", name, blob)
-        open_.append(_rate(plan.customers, time.perf_counter() - t0))
-        ref_seal.append(_raw_seal(plain, plan.customers))
-        ref_open.append(_raw_open(plain, plan.customers))
-        progress(
-            f"pii: run {run + 1}: seal {seal[-1]:,.0f} customers/s, open {open_[-1]:,.0f}/s; "
-            f"raw AES-GCM {ref_seal[-1]:,.0f} / {ref_open[-1]:,.0f}/s"
-        )
-    fields = len(CUSTOMER_FIELDS)
-    return [
-        _row(
-            "pii_encrypt",
-            seal,
-            ref_seal,
-            plan.customers,
-            fields_per_op=fields,
-            reference=f"raw AESGCM: wrap 32 B + {fields} fields, fresh keys",
-            note="ops are customers: a fresh data key, wrapped, and six fields sealed",
-        ),
-        _row(
-            "pii_decrypt",
-            open_,
-            ref_open,
-            plan.customers,
-            fields_per_op=fields,
-            reference=f"raw AESGCM: unwrap 32 B + {fields} fields",
-            note="ops are customers: the data key unwrapped and six fields opened",
-        ),
-    ]
-
-
-def bench_customer_overhead(tmp: Path, plan: Plan, progress: Progress) -> dict[str, Any]:
-    """Customer-shaped rows in durable batches, sealed vs in clear, alternating runs."""
-    columns = ", ".join(n for n, _ in CUSTOMER_FIELDS)
-    table = f"CREATE TABLE bench_customers (id TEXT PRIMARY KEY, tenant_id TEXT, {columns})"
-    insert = f"INSERT INTO bench_customers VALUES (?, ?{', ?' * len(CUSTOMER_FIELDS)})"
-    sealed_rates: list[float] = []
-    clear_rates: list[float] = []
-    serial = itertools.count()
-    with _vault(tmp, "customers") as (svc, envelope):
-        with UnitOfWork(svc.engine) as uow:
-            uow.cursor().execute(table)
-            uow.commit()
-        for run in range(plan.runs):
-            for sealed in (False, True):
-                count = plan.batches * CUSTOMER_BATCH
-                t0 = time.perf_counter()
-                for _ in range(plan.batches):
-                    customers = [
-                        f"cus_{run}_{sealed}_{next(serial)}" for _ in range(CUSTOMER_BATCH)
-                    ]
-                    keys, rows = [], []
-                    for c in customers:
-                        if sealed:
-                            key, wrapped = envelope.prepare_subject(TENANT, c)
-                            keys.append((key, wrapped))
-                            values = [key.seal(f"customers/{c}", n, v) for n, v in CUSTOMER_FIELDS]
-                        else:
-                            values = [v for _, v in CUSTOMER_FIELDS]
-                        rows.append((c, TENANT, *values))
-                    with UnitOfWork(svc.engine) as uow:
-                        envelope.store_subjects(uow, SubjectKind.CUSTOMER, keys)
-                        uow.cursor().executemany(insert, rows)
-                        uow.commit()
-                rate = _rate(count, time.perf_counter() - t0)
-                (sealed_rates if sealed else clear_rates).append(rate)
-            progress(
-                f"customer_create_overhead: run {run + 1}: sealed {sealed_rates[-1]:,.0f}/s, "
-                f"in clear {clear_rates[-1]:,.0f}/s"
-            )
-    return _row(
-        "customer_create_overhead",
-        sealed_rates,
-        clear_rates,
-        plan.batches * CUSTOMER_BATCH,
-        reference="the same rows in clear, no data key",
-        note=f"batches of {CUSTOMER_BATCH} per durable SQLite transaction; ratio = sealed / clear",
-    )
 
 
 def run(
