@@ -226,3 +226,29 @@ def test_scopes_and_tenants(sqlite_url: str) -> None:
         assert theirs["data"] == []
         response = api.get("/v1/cards", key=a_read, params={"fingerprint": "not one"})
         assert (response.status_code, problem_code(response)) == (400, "invalid_request")
+
+
+def test_a_resumed_tokenization_answers_its_token_once(db_url: str) -> None:
+    """A tokenization whose server died before answering: the retry under the same
+    Idempotency-Key mints the same token, finds it committed, and answers it; one card, one
+    `card.created` leaf."""
+    with running(db_url, dispatcher=False) as api:
+        admin = api.app.state.tenancy.create_api_key("acme", ["admin"])[1]
+        body = {"number": CARDS[0][0], "exp_month": 12, "exp_year": 2031, "holder_name": "A"}
+        first = api.ok("POST", "/v1/cards", 201, key=admin, json=body,
+                       headers={"Idempotency-Key": "card-1"})  # fmt: skip
+        with api.app.state.engine.begin() as conn:  # as if its server died before answering
+            conn.execute(
+                sa.text(
+                    "UPDATE idempotency_records SET status_code = NULL, body = NULL, "
+                    "owner = NULL, lease_until = 0 WHERE key = 'card-1'"
+                )
+            )
+        again = api.post("/v1/cards", key=admin, json=body, headers={"Idempotency-Key": "card-1"})
+        assert again.status_code == 201
+        assert "idempotent-replayed" not in again.headers
+        assert again.json() == first
+        listed = api.ok("GET", "/v1/cards", key=admin)["data"]
+        assert [c["id"] for c in listed] == [first["id"]]
+        leaves = api.ok("GET", "/v1/audit/leaves", key=admin)["data"]
+        assert [x["type"] for x in leaves].count("card.created") == 1
