@@ -177,14 +177,16 @@ def test_a_retried_token_keeps_what_its_first_attempt_committed(
     vault: tuple[VaultService, AuditLog],
 ) -> None:
     """An idempotent retry mints the same token: writing it again keeps the first row and its
-    key (they still open together), and fails nobody else's tokenization in the batch."""
-    svc, _ = vault
+    key (they still open together), adds no second leaf, and fails nobody else's
+    tokenization in the batch."""
+    svc, audit = vault
     token = ids.new_id("card")
     first = svc.tokenize("ten_a", "api_key:key_1", card(), token)
     retry = svc.seal("ten_a", "api_key:key_1", card(), token)
     bystander = svc.seal("ten_a", "api_key:key_1", card("5555555555554444"), ids.new_id("card"))
     svc.commit([retry, bystander])
     assert svc.get("ten_a", token) == first
+    assert [t for t, ref in leaf_types(audit, "ten_a") if ref == token] == ["card.created"]
     assert svc.open("ten_a", token).number == "4242424242424242"
     assert svc.open("ten_a", bystander.card.id).number == "5555555555554444"
 

@@ -185,8 +185,14 @@ class VaultService:
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, uow: UnitOfWork, items: Sequence[VaultWrite]) -> None:
-        """A batch of tokenizations and audit notes, in the caller's transaction."""
+        """A batch of tokenizations and audit notes, in the caller's transaction. A token that
+        exists already (a retried request's first attempt committed it) is left as it is,
+        without a second leaf."""
         cards = [i for i in items if isinstance(i, NewCard)]
+        exists = store.existing(uow, [c.card.id for c in cards]) if cards else set()
+        if exists:
+            items = [i for i in items if not (isinstance(i, NewCard) and i.card.id in exists)]
+            cards = [c for c in cards if c.card.id not in exists]
         self.envelope.store_subjects(uow, SubjectKind.CARD, [c.key for c in cards])
         store.insert_cards(uow, [c.row() for c in cards])
         if self.recorder is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from strongroom.db.query import sql
+from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
 # What may be shown of a card, in the order `Card` takes it.
@@ -30,6 +30,12 @@ def insert_cards(uow: UnitOfWork, rows: Sequence[CardRow]) -> None:
         ),
         rows,
     )
+
+
+def existing(uow: UnitOfWork, card_ids: Sequence[str]) -> set[str]:
+    """Which of these tokens exist already (a retried request's, committed by its first
+    attempt)."""
+    return {r[0] for r in fetch_in(uow, "SELECT id FROM cards", "id", card_ids)}
 
 
 def get_card(uow: UnitOfWork, tenant_id: str, card_id: str) -> CardRow | None:
