@@ -5,7 +5,9 @@ sharing commits."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -26,7 +28,12 @@ from strongroom.security.kms import (
 )
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.model import CardInput, check_card
-from strongroom.security.vault.service import NewCard, VaultService, VaultWrite
+from strongroom.security.vault.service import (
+    CARD_EVENT_TYPES,
+    NewCard,
+    VaultService,
+    VaultWrite,
+)
 from strongroom.settings import Settings
 
 TODAY = {"year": 2026, "month": 12}
@@ -203,3 +210,30 @@ def test_a_card_under_a_disabled_key_version_is_not_revealed(
     assert svc.get("ten_a", made.id) == made  # the masked card is still shown
     keyring.set_state(1, KeyState.RETIRED)
     assert svc.reveal("ten_a", made.id, "api_key:key_reveal").number == "4242424242424242"
+
+
+class RecordingEmitter:
+    """A fake of the events domain's emitter: what the vault emitted, by tenant."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, str, dict[str, object]]] = []
+
+    def emit(
+        self, uow: UnitOfWork, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        self.emitted += [(tenant_id, kind, dict(data)) for kind, data in items]
+
+
+def test_events_name_the_token_only(
+    vault: tuple[VaultService, AuditLog], db_engine: Engine
+) -> None:
+    svc, audit = vault
+    emitter = RecordingEmitter()
+    with_events = VaultService(db_engine, svc.envelope, audit, emitter)
+    made = with_events.tokenize("ten_a", "api_key:key_1", card(), ids.new_id("card"))
+    with_events.delete("ten_a", made.id, "api_key:key_1")
+    assert emitter.emitted == [
+        ("ten_a", "card.created", {"card": made.id}),
+        ("ten_a", "card.deleted", {"card": made.id}),
+    ]
+    assert {kind for kind, _ in CARD_EVENT_TYPES} == {"card.created", "card.deleted"}

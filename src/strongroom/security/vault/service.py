@@ -14,9 +14,9 @@ the same transaction. A reveal's audit leaf is written the same way before the n
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -36,6 +36,20 @@ FINGERPRINT_PATTERN: Final = r"^[A-Za-z0-9_-]{22}$"
 CARD_CREATED: Final = "card.created"
 CARD_REVEALED: Final = "card.revealed"
 CARD_DELETED: Final = "card.deleted"
+# The events the vault emits (type, what it means), for the webhooks' documentation; their data
+# is the token alone, as the audit leaves'.
+CARD_EVENT_TYPES: Final = (
+    (CARD_CREATED, "A card was tokenized: `data.card` is its token (GET it for the masked card)."),
+    (CARD_DELETED, "A card was deleted, its data key shredded: `data.card` is its token."),
+)
+
+
+class EventEmitter(Protocol):
+    """Where the vault's events go, in its own transaction (the events domain's emitter)."""
+
+    def emit(
+        self, uow: UnitOfWork, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None: ...
 
 
 def _record(card_id: str) -> str:
@@ -148,11 +162,18 @@ class CardPage:
 
 class VaultService:
     def __init__(
-        self, engine: Engine, envelope: Envelope, recorder: AuditRecorder | None = None
+        self,
+        engine: Engine,
+        envelope: Envelope,
+        recorder: AuditRecorder | None = None,
+        events: EventEmitter | None = None,
     ) -> None:
+        """`recorder` writes the audit leaves, `events` the webhooks' events, each in the
+        vault's transaction; without them, none is written."""
         self.engine = engine
         self.envelope = envelope
         self.recorder = recorder
+        self.events = events
 
     def fingerprint(self, tenant_id: str, pan: str) -> str:
         digest = self.envelope.blind_index(tenant_id, FINGERPRINT_PURPOSE, pan.encode())
@@ -195,6 +216,14 @@ class VaultService:
             cards = [c for c in cards if c.card.id not in exists]
         self.envelope.store_subjects(uow, SubjectKind.CARD, [c.key for c in cards])
         store.insert_cards(uow, [c.row() for c in cards])
+        if self.events is not None:
+            by_tenant: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+            for c in cards:
+                by_tenant.setdefault(c.card.tenant_id, []).append(
+                    (CARD_CREATED, {"card": c.card.id})
+                )
+            for tenant, events in by_tenant.items():
+                self.events.emit(uow, tenant, events)
         if self.recorder is None:
             return
         leaves: dict[tuple[str, str], list[tuple[str, str | None, dict[str, Any]]]] = {}
@@ -231,6 +260,8 @@ class VaultService:
             if store.delete_card(uow, tenant_id, card_id) != 1:
                 raise NotFound(f"no card {card_id}", param="card_id")
             self.envelope.shred(uow, tenant_id, card_id)
+            if self.events is not None:
+                self.events.emit(uow, tenant_id, [(CARD_DELETED, {"card": card_id})])
             if self.recorder is not None:
                 self.recorder.record_all(
                     uow, tenant_id, actor, [(CARD_DELETED, card_id, {"card": card_id})]
