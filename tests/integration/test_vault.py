@@ -93,7 +93,7 @@ def test_tokens_fingerprints_and_tenants(vault: tuple[VaultService, AuditLog]) -
     ]
 
 
-def test_a_reveal_is_audited_and_a_sealed_value_opens_only_on_its_card(
+def test_a_reveal_is_audited_and_a_sealed_value_opens_only_in_its_card_and_field(
     vault: tuple[VaultService, AuditLog], db_engine: Engine
 ) -> None:
     svc, audit = vault
@@ -116,6 +116,18 @@ def test_a_reveal_is_audited_and_a_sealed_value_opens_only_on_its_card(
         uow.commit()
     with pytest.raises(aead.DecryptionFailed):
         svc.open("ten_a", bob.id)
+    # Ada's number and name swapped on her own row do not open either: each is bound to its
+    # field (the associated data), not only to the card's key.
+    with UnitOfWork(db_engine) as uow:
+        cur = uow.cursor()
+        q = (
+            "UPDATE cards SET sealed_number = sealed_holder_name, "
+            "sealed_holder_name = sealed_number WHERE id = ?"
+        )
+        cur.execute(q if uow.sqlite else q.replace("?", "%s"), (ada.id,))
+        uow.commit()
+    with pytest.raises(aead.DecryptionFailed):
+        svc.open("ten_a", ada.id)
 
 
 def test_deleting_a_card_shreds_its_key(
