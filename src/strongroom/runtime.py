@@ -41,6 +41,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.events import api as events_api
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
+from strongroom.events.hooks import EventType
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
 from strongroom.http.app import Middleware, build_api
@@ -56,6 +57,10 @@ from strongroom.metrics import Metrics
 from strongroom.security.envelope import Envelope
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keys import open_key_manager
+from strongroom.security.vault import api as vault_api
+from strongroom.security.vault.committer import GroupCommit
+from strongroom.security.vault.errors import VAULT_ERRORS
+from strongroom.security.vault.service import CARD_EVENT_TYPES, VaultService, VaultWrite
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
@@ -63,6 +68,12 @@ from strongroom.tenancy.ratelimit import Buckets, open_storage
 from strongroom.tenancy.service import TenancyService
 
 log = logging.getLogger("strongroom.runtime")
+
+# The event types of the domains other than the ledger (whose own the events domain knows).
+EVENT_TYPES: tuple[EventType, ...] = (
+    *CUSTOMER_EVENT_TYPES,
+    *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
+)
 
 
 def build_ledger(
@@ -126,6 +137,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         AUDIT_ERRORS,
         SECURITY_ERRORS,
         CUSTOMERS_ERRORS,
+        VAULT_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -153,8 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine,
         allow_private_targets=settings.webhook_allow_private_targets,
         audit=audit,
-        event_types=CUSTOMER_EVENT_TYPES,
+        event_types=EVENT_TYPES,
     )
+    # The card vault: each card a subject of the envelope; tokenizations and reveals audited.
+    vault = VaultService(engine, envelope, audit if settings.audit else None, events)
     # Every change and every reveal of personal data is a leaf, whatever STRONGROOM_AUDIT says
     # of the ledger's transfers (as the API keys' and webhook endpoints' changes are).
     customers = CustomerService(engine, envelope, audit=audit, events=events, ledger=ledger)
@@ -203,6 +217,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_max=settings.group_commit_queue_max,
         )
         app.state.committer = committer
+        vault_committer: GroupCommit[VaultWrite] = GroupCommit(
+            vault.commit, wait_us=settings.group_commit_wait_us
+        )
+        app.state.vault_committer = vault_committer
         jobs.start()
         dispatcher = None
         reporter = None
@@ -226,6 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reporter.stopped()
             await jobs.stop()
             committer.close()
+            vault_committer.close()
             await limits.close()
             engine.dispose()
 
@@ -259,8 +278,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
-        routers=[ledger_api.router, events_api.router, audit_api.router, customers_api.router],
-        webhooks=[events_api.webhooks_router(CUSTOMER_EVENT_TYPES)],
+        routers=[
+            ledger_api.router,
+            events_api.router,
+            audit_api.router,
+            customers_api.router,
+            vault_api.router,
+        ],
+        webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[
@@ -288,6 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.envelope = envelope
     app.state.customers = customers
     app.state.counterparties = counterparties
+    app.state.vault = vault
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs

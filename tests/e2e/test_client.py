@@ -260,6 +260,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         ("we_1",),
         {},
     ),
+    ("POST", "/v1/cards"): ("create_card", ("4242424242424242", 12, 2040, "Ada"), {}),
+    ("GET", "/v1/cards"): ("list_cards", (), {}),
+    ("GET", "/v1/cards/{card_id}"): ("get_card", ("card_1",), {}),
+    ("GET", "/v1/cards/{card_id}/number"): ("get_card_number", ("card_1",), {}),
+    ("DELETE", "/v1/cards/{card_id}"): ("delete_card", ("card_1",), {}),
     ("GET", "/v1/audit/checkpoint"): ("get_latest_checkpoint", (), {}),
     ("POST", "/v1/audit/checkpoints"): ("publish_checkpoint", (), {}),
     ("GET", "/v1/audit/checkpoints/{tree_size}"): ("get_checkpoint", (5,), {}),
@@ -570,3 +575,39 @@ def test_async_client_reads_customers(live: Live) -> None:
             assert (await sr.get_customer_personal_data(made.id)).name == "Grace Hopper"
 
     asyncio.run(run())
+
+
+def test_cards_through_both_clients(live: Live) -> None:
+    tenancy = live.app.state.tenancy
+    writer = tenancy.create_api_key("acme", ["cards:write"])[1]
+    revealer = tenancy.create_api_key("acme", ["vault:reveal"])[1]
+    with Client(live.base_url, writer) as sr, Client(live.base_url, revealer) as reveal:
+        card = sr.create_card("4242 4242 4242 4242", 12, 2040, "Ada Lovelace", cvc="123")
+        assert (card.brand, card.last4, card.masked_number) == ("visa", "4242", "42424242****4242")
+        same = sr.create_card("4242424242424242", 1, 2041, "Ada Lovelace", idempotency_key="c-1")
+        assert same.id != card.id
+        assert same.fingerprint == card.fingerprint
+        assert sr.get_card(card.id) == card
+        tokens = [c.id for c in sr.iter_cards(fingerprint=card.fingerprint, limit=1)]
+        assert tokens == [same.id, card.id]
+        number = reveal.get_card_number(card.id)
+        assert (number.number, number.holder_name) == ("4242424242424242", "Ada Lovelace")
+        with pytest.raises(PermissionDeniedError):
+            sr.get_card_number(card.id)
+        with pytest.raises(InvalidRequestError) as refused:
+            sr.create_card("4242424242424241", 12, 2040, "Ada Lovelace")
+        assert refused.value.code == "invalid_card_number"
+        assert "4242424242424241" not in str(refused.value)
+        assert sr.delete_card(card.id).deleted is True
+        with pytest.raises(NotFoundError):
+            reveal.get_card_number(card.id)
+
+    async def run() -> list[str]:
+        async with AsyncClient(live.base_url, writer) as client:
+            made = await client.create_card("5555555555554444", 12, 2040, "Bob")
+            assert (await client.get_card(made.id)).brand == "mastercard"
+            found = [c.id async for c in client.iter_cards(fingerprint=made.fingerprint)]
+            await client.delete_card(made.id)
+            return found
+
+    assert len(asyncio.run(run())) == 1

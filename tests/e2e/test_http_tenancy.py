@@ -99,11 +99,15 @@ class World:
     b_hooks: Hooks
     a_people: People
     b_people: People
+    a_cards: Cards
+    b_cards: Cards
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
         if attribute == "endpoint":
             return self.b_hooks.endpoint
+        if attribute == "card":
+            return self.b_cards.card
         if attribute == "event":
             return self.b_hooks.event
         if attribute in ("customer", "counterparty"):
@@ -141,6 +145,23 @@ def seed_hooks(api: Api, t: Tenant) -> Hooks:
     )
 
 
+@dataclass(frozen=True)
+class Cards:
+    """A tenant's card token, and a key that may reveal it (admin may not)."""
+
+    card: str
+    fingerprint: str
+    number: str
+    reveal: str  # a secret with vault:reveal
+
+
+def seed_cards(api: Api, t: Tenant, number: str) -> Cards:
+    body = {"number": number, "exp_month": 12, "exp_year": 2040, "holder_name": t.marker}
+    made = api.ok("POST", "/v1/cards", 201, key=t.admin, json=body)
+    reveal = api.app.state.tenancy.create_api_key(t.name, ["vault:reveal"])[1]
+    return Cards(made["id"], made["fingerprint"], number, reveal)
+
+
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
     # No dispatcher: the endpoints' URLs are not reachable, and delivery is not at issue here.
@@ -154,9 +175,14 @@ def world(db_url: str) -> Iterator[World]:
         auth_failure_limit_burst=1_000_000,
     ) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
-        # People first: their events come before the hooks' transfer (Hooks.event is newest).
+        # People and cards first: their events come before the hooks' transfer (Hooks.event is
+        # newest).
         a_people, b_people = seed_people(api, a), seed_people(api, b)
-        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b), a_people, b_people)
+        a_cards = seed_cards(api, a, "4242424242424242")
+        b_cards = seed_cards(api, b, "5555555555554444")
+        world = World(
+            api, a, b, seed_hooks(api, a), seed_hooks(api, b), a_people, b_people, a_cards, b_cards
+        )
         api.app.state.audit.publish()
         yield world
 
@@ -186,6 +212,9 @@ def _b_data(world: World) -> set[str]:
         world.b_people.email,
         world.b_people.national_id,
         world.b_people.name,
+        world.b_cards.card,
+        world.b_cards.fingerprint,
+        world.b_cards.number,
     }
 
 
@@ -212,6 +241,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "event_id": ("event",),
     "customer_id": ("customer",),
     "counterparty_id": ("counterparty",),
+    "card_id": ("card",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -221,8 +251,9 @@ _PREFIX = {
     "event_id": "evt",
     "customer_id": "cus",
     "counterparty_id": "cpty",
+    "card_id": "card",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
@@ -323,7 +354,21 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         "credit_account_id": a.alice,
         "amount": 1,
     }
+    card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/cards"): Probe(
+            [
+                ({}, 200, None),
+                # B's card's fingerprint lists nothing (fingerprints are per tenant anyway).
+                ({"params": {"fingerprint": world.b_cards.fingerprint}}, 200, None),
+                ({"params": {"starting_after": world.b_cards.card}}, 200, None),
+            ],
+            "a list of A's own cards only",
+        ),
+        ("POST", "/v1/cards"): Probe(
+            [({"json": card}, 201, None), ({"json": {**card, "holder_name": b.marker}}, 201, None)],
+            "tokenizes for A; B never sees it",
+        ),
         ("GET", "/v1/ledgers"): Probe(
             [
                 ({}, 200, None),
@@ -521,7 +566,12 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 swept += 1
         elif "{" in template:
             # Reading personal data takes pii:read, which admin does not imply.
-            key = world.a_people.pii if template.endswith("/personal-data") else a.admin
+            # Only a key with vault:reveal may reveal a card (admin may not): A's, for the sweep.
+            key = a.admin
+            if template.endswith("/personal-data"):
+                key = world.a_people.pii
+            elif template.endswith("/number"):
+                key = world.a_cards.reveal
             for sent, path, unused, extra in _path_cases(world, method, template):
                 theirs = api.request(method, path, key=key, **extra)
                 missing = api.request(method, unused, key=key, **extra)
@@ -551,6 +601,8 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                             assert data == [], where
                         else:
                             assert data, f"{where}: A's own events are listed"
+                    if template == "/v1/cards":
+                        assert world.a_cards.card in listed or "fingerprint" in sent, where
                     if template == "/v1/webhook_endpoints":
                         assert {x["tenant_id"] for x in data} <= {world.a_hooks.tenant_id}, where
                 if template == "/v1/audit/leaves" and response.status_code == 200:
@@ -618,6 +670,13 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
             "country": "DE",
         },
         ("DELETE", "/v1/counterparties/{counterparty_id}/personal-data"): {},
+        ("POST", "/v1/cards"): {
+            "number": "4242424242424242",
+            "exp_month": 12,
+            "exp_year": 2040,
+            "holder_name": "A",
+        },
+        ("DELETE", "/v1/cards/{card_id}"): {},
     }
 
 
@@ -629,6 +688,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
     path = path.replace("{customer_id}", world.a_people.customer)
     path = path.replace("{counterparty_id}", world.a_people.counterparty)
+    path = path.replace("{card_id}", world.a_cards.card)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -640,6 +700,8 @@ def _own_path(world: World, template: str) -> str:
 ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
 # Routes of the customers' scopes (customers:*, pii:read), which a ledger key lacks.
 CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
+# Routes a ledger key may not call, reads included (cards:read and vault:reveal).
+CARDS_PREFIX = "/v1/cards"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -701,7 +763,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith((ADMIN_ONLY_PREFIX, *CUSTOMER_PREFIXES)):
+            if template.startswith((ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES)):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

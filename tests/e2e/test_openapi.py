@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
 from strongroom import apidoc as openapi
 from strongroom import runtime
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX
-from strongroom.customers.service import CUSTOMER_EVENT_TYPES
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES
+from strongroom.runtime import EVENT_TYPES
 from tests.e2e.http_support import (
     Api,
     Tenant,
@@ -260,15 +260,16 @@ def test_every_operation_lists_its_error_codes_from_the_catalogue() -> None:
 
 def test_webhooks_describe_every_event_type_the_server_sends() -> None:
     document = _document()
-    customer_types = {t.name for t in CUSTOMER_EVENT_TYPES}
-    assert set(document["webhooks"]) == set(TRANSFER_EVENT_TYPES) | customer_types
+    other_types = {t.name for t in EVENT_TYPES}
+    assert {"customer.created", "card.created"} <= other_types
+    assert set(document["webhooks"]) == set(TRANSFER_EVENT_TYPES) | other_types
     payload = document["components"]["schemas"]["WebhookEvent"]
     assert set(payload["required"]) == {"id", "type", "timestamp", "data"}
     assert payload["properties"]["data"]["$ref"] == "#/components/schemas/TransferOut"
     for name, item in document["webhooks"].items():
         operation = item["post"]
-        # A customer's event carries ids only: its data is a small object, not a transfer.
-        model = "DomainWebhookEvent" if name in customer_types else "WebhookEvent"
+        # A customer's or a card's event carries ids only: a small object, not a transfer.
+        model = "DomainWebhookEvent" if name in other_types else "WebhookEvent"
         assert operation["requestBody"]["content"]["application/json"]["schema"] == {
             "$ref": f"#/components/schemas/{model}"
         }

@@ -45,6 +45,7 @@ from strongroom.ledger.schemas import (
     TransferList,
     TransferOut,
 )
+from strongroom.security.vault.schemas import CardDeleted, CardList, CardNumberOut, CardOut
 
 # -- how each listing goes on --------------------------------------------------------------
 
@@ -511,6 +512,67 @@ def iter_events(
 
 def get_event(event_id: str) -> Call[EventOut]:
     return Call("GET", f"/v1/events/{segment(event_id)}", model(EventOut))
+
+
+# -- cards (the card vault) ----------------------------------------------------------------
+
+
+def create_card(
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    holder_name: str,
+    *,
+    cvc: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[CardOut]:
+    """Tokenize a card (`cards:write`): a new `card_...` token, masked; `cvc` is checked and
+    forgotten by the server, never stored."""
+    body = {
+        "number": number,
+        "exp_month": exp_month,
+        "exp_year": exp_year,
+        "holder_name": holder_name,
+        "cvc": cvc,
+    }
+    return Call("POST", "/v1/cards", model(CardOut), json=body, idempotency_key=idempotency_key)
+
+
+def list_cards(
+    *,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Call[CardList]:
+    """One page of the tenant's card tokens, newest first; `fingerprint`: one card's tokens."""
+    params = {"fingerprint": fingerprint, "limit": limit, "starting_after": starting_after}
+    return Call("GET", "/v1/cards", model(CardList), params=params)
+
+
+def iter_cards(
+    *,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Paged[CardList, CardOut]:
+    """Every card token (of `fingerprint`), newest first."""
+    first = list_cards(fingerprint=fingerprint, limit=limit, starting_after=starting_after)
+    return Paged(first, _after_last_id, _data)
+
+
+def get_card(card_id: str) -> Call[CardOut]:
+    """The card, masked (`cards:read`)."""
+    return Call("GET", f"/v1/cards/{segment(card_id)}", model(CardOut))
+
+
+def get_card_number(card_id: str) -> Call[CardNumberOut]:
+    """The card's number and holder in clear (`vault:reveal`; each call is an audit leaf)."""
+    return Call("GET", f"/v1/cards/{segment(card_id)}/number", model(CardNumberOut))
+
+
+def delete_card(card_id: str) -> Call[CardDeleted]:
+    """Delete the card for good (its data key is shredded)."""
+    return Call("DELETE", f"/v1/cards/{segment(card_id)}", model(CardDeleted))
 
 
 # -- webhook endpoints (an admin key) ------------------------------------------------------

@@ -255,6 +255,29 @@ counterparties = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# The card vault's tokens (migration 0014, security/vault/store.py): what may be shown, a keyed
+# hash of the number, and the number and the holder's name sealed under the card's data key.
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("bin", sa.String(8), nullable=False),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("digits", sa.SmallInteger, nullable=False),
+    sa.Column("brand", sa.String(16), nullable=False),
+    sa.Column("exp_month", sa.SmallInteger, nullable=False),
+    sa.Column("exp_year", sa.SmallInteger, nullable=False),
+    sa.Column("sealed_number", sa.LargeBinary, nullable=False),
+    sa.Column("sealed_holder_name", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Index("cards_tenant", "tenant_id", "id"),
+    sa.Index("cards_fingerprint", "tenant_id", "fingerprint", "id"),
+    sqlite_with_rowid=False,
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,

@@ -8,7 +8,7 @@ hashes) stay verifiable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -63,12 +63,29 @@ class Envelope:
         self, uow: UnitOfWork, tenant_id: str, subject_id: str, kind: SubjectKind
     ) -> DataKey:
         """A fresh data key for a new subject, stored wrapped in the caller's transaction."""
-        key = aead.new_key()
-        wrapped = self.kms.wrap(key, _wrap_aad(tenant_id, subject_id))
+        key, wrapped = self.prepare_subject(tenant_id, subject_id)
         keys_store.insert_subject_key(
             uow, subject_id, tenant_id, kind.value, wrapped.version, wrapped.blob, clock.now_us()
         )
-        return DataKey(tenant_id, subject_id, key)
+        return key
+
+    def prepare_subject(self, tenant_id: str, subject_id: str) -> tuple[DataKey, WrappedKey]:
+        """A fresh data key and its wrapped form, outside any transaction: the caller seals
+        with it, then stores it (`store_subjects`) with what it sealed, many in one go."""
+        key = aead.new_key()
+        wrapped = self.kms.wrap(key, _wrap_aad(tenant_id, subject_id))
+        return DataKey(tenant_id, subject_id, key), wrapped
+
+    def store_subjects(
+        self, uow: UnitOfWork, kind: SubjectKind, keys: Sequence[tuple[DataKey, WrappedKey]]
+    ) -> None:
+        """Prepared subjects' wrapped keys, in the caller's transaction; a subject that has a
+        key already keeps it (a retried request's)."""
+        now = clock.now_us()
+        keys_store.insert_subject_keys(
+            uow,
+            [(k.subject_id, k.tenant_id, kind.value, w.version, w.blob, now) for k, w in keys],
+        )
 
     def subject(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> DataKey:
         """The subject's data key. Another tenant's subject is not found, an erased one is
@@ -78,13 +95,16 @@ class Envelope:
             raise NotFound(f"no subject key for {subject_id}")
         if row[3] is None:
             raise DataErased(f"the personal data of {subject_id} was erased")
+        return self.unwrap_subject(tenant_id, subject_id, WrappedKey(int(row[2]), bytes(row[3])))
+
+    def unwrap_subject(self, tenant_id: str, subject_id: str, wrapped: WrappedKey) -> DataKey:
+        """The data key of a wrapped key already read (`key_unavailable` when its KEK version
+        is disabled)."""
         try:
-            key = self.kms.unwrap(
-                WrappedKey(int(row[2]), bytes(row[3])), _wrap_aad(tenant_id, subject_id)
-            )
+            key = self.kms.unwrap(wrapped, _wrap_aad(tenant_id, subject_id))
         except KeyUnavailable:
             raise KeyUnavailableError(
-                f"the key protecting {subject_id} is disabled (version {row[2]})"
+                f"the key protecting {subject_id} is disabled (version {wrapped.version})"
             ) from None
         return DataKey(tenant_id, subject_id, key)
 
