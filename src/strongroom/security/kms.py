@@ -83,8 +83,15 @@ class KeyManager(Protocol):
     def set_state(self, version: int, state: KeyState) -> KeyVersion: ...
 
 
+def hkdf_sha256(ikm: bytes, info: bytes, *, salt: bytes | None = None, length: int = 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869), the one key derivation of the keyring: the master key from its
+    secret and each purpose's MAC key from the MAC root (checked against RFC 5869's and
+    Wycheproof's vectors)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
 def _hkdf(root: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
+    return hkdf_sha256(root, info)
 
 
 def master_key_from_secret(secret: str) -> bytes:
