@@ -47,7 +47,10 @@ from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
 from strongroom.security.envelope import Envelope
 from strongroom.security.errors import SECURITY_ERRORS
-from strongroom.security.keys import open_key_manager
+from strongroom.security.keyops import KeyService
+from strongroom.security.keys import open_keys
+from strongroom.security.kms import KeyManager
+from strongroom.security.sealing import SealedSecrets
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
@@ -63,11 +66,16 @@ def build_ledger(
     *,
     on_batch: BatchObserver | None = None,
     gates: Sequence[Gate] | None = None,
+    kms: KeyManager | None = None,
 ) -> tuple[LedgerService, AuditLog]:
     """The ledger with its pipeline as `serve` runs it: no gate installed yet (the domains
     that decide on transfers, risk and screening, install theirs here), the outbox and the
-    audit log as sinks."""
+    audit log as sinks. The audit log's signing keys are sealed under `kms` (opened from the
+    settings when not given: open_keys, which never makes keys over existing data)."""
     ledger: LedgerService | None = None
+    created = False
+    if kms is None:
+        kms, created = open_keys(settings, engine)
 
     def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
@@ -79,7 +87,10 @@ def build_ledger(
         origin=settings.audit_origin,
         tenant_of=tenant_of,
         signer_key=key.get_secret_value() if key is not None else None,
+        secrets=SealedSecrets(Envelope(kms)),
     )
+    if created:
+        KeyService(engine, kms, audit if settings.audit else None).created(KEYS_ACTOR)
     # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
     # locks the tenant's log row until the commit).
     sinks: list[Sink] = [Outbox()]
@@ -134,13 +145,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
-    # Data keys of customers, counterparties and cards, wrapped by the key manager's KEKs.
-    envelope = Envelope(open_key_manager(settings))
+    # Data keys of customers, counterparties and cards, and the server's own secrets (audit
+    # signing keys, webhook secrets), wrapped by the key manager's KEKs. Keys are made on a
+    # fresh deployment only: never over a database that holds wrapped keys (security/keys.py).
+    kms, created = open_keys(settings, engine)
+    envelope = Envelope(kms)
+    sealer = SealedSecrets(envelope)
     gates = installed_gates(settings)
-    ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch, gates=gates)
-    events = EventService(
-        engine, allow_private_targets=settings.webhook_allow_private_targets, audit=audit
+    ledger, audit = build_ledger(
+        engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
     )
+    keys = KeyService(engine, kms, audit if settings.audit else None)
+    if created:
+        keys.created(KEYS_ACTOR)
+    events = EventService(
+        engine,
+        allow_private_targets=settings.webhook_allow_private_targets,
+        audit=audit,
+        secrets=sealer,
+    )
+    # Secrets written in clear before they were sealed are sealed now, before any request.
+    resealed = events.seal_clear_secrets() + audit.seal_clear_keys()
+    if resealed:
+        log.info("keys: sealed %d secrets that were stored in clear", resealed)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -172,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.retention_interval_s,
                 retention_job(events, tenancy, settings.event_retention_days, metrics),
             ),
+            JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -195,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 DispatcherConfig(allow_private_targets=settings.webhook_allow_private_targets),
                 on_attempts=metrics.observe_attempts,
                 on_round=reporter,
+                sealer=sealer,
             )
             dispatcher.start()
         app.state.dispatcher = dispatcher
@@ -223,7 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         committer = getattr(state, "committer", None)
         checks["committer"] = "ok" if committer is not None else "not running"
         # A job's loop is alive in this process (whether it holds the lease or stands by).
-        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB):
+        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB, REWRAP_JOB):
             checks[name] = "ok" if jobs.alive(name) else "not running"
         if settings.dispatcher:
             dispatcher = getattr(state, "dispatcher", None)
@@ -268,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = audit
     app.state.tenancy = tenancy
     app.state.envelope = envelope
+    app.state.keys = keys
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
@@ -302,6 +332,8 @@ EXPIRY_JOB = "expiry"
 CHECKPOINTS_JOB = "audit_checkpoints"
 RETENTION_JOB = "retention"
 DISPATCHER_JOB = "dispatcher"  # runs in every process, under per-delivery leases
+REWRAP_JOB = "rewrap"
+KEYS_ACTOR = "system"  # the actor of key operations the server does by itself
 _DAY_US = 24 * 3600 * 1_000_000
 
 
@@ -324,6 +356,19 @@ def checkpoints_job(audit: AuditLog) -> Callable[[Keep], None]:
     def run(keep: Keep) -> None:
         if keep():
             audit.publish()
+
+    return run
+
+
+def rewrap_job(keys: KeyService) -> Callable[[Keep], None]:
+    """After `strongroom keys rotate`, data keys still wrapped by an older version are moved
+    to the active one, a batch per transaction, while the server serves (both versions
+    unwrap meanwhile); then the old version can be disabled. Nothing to do, nothing done."""
+
+    def run(keep: Keep) -> None:
+        if keep() and keys.pending_rewrap():
+            moved = keys.rewrap(KEYS_ACTOR, keep=keep)
+            log.info("rewrap: moved %d data keys to version %d", moved, keys.kms.active_version())
 
     return run
 

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -119,6 +119,16 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyringMaterial:
+    """Every key of a keyring in clear, for a recovery export and a restore only (backup.py):
+    never logged, never stored unsealed."""
+
+    versions: tuple[KeyVersion, ...]
+    keks: dict[int, bytes] = field(repr=False)  # destroyed versions have none
+    mac_root: bytes = field(repr=False)
+
+
 class KeyringError(Exception):
     """The keyring file is missing, unreadable, or does not open under this master key."""
 
@@ -159,6 +169,33 @@ class LocalKeyring:
         }
         _write_new(path, doc)
         return cls(path, master_key)
+
+    @classmethod
+    def from_material(
+        cls, path: Path, master_key: bytes, material: KeyringMaterial
+    ) -> LocalKeyring:
+        """A keyring holding `material` (a restored export), sealed under `master_key`;
+        refuses to overwrite an existing file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keks = []
+        for v in material.versions:
+            kek = material.keks.get(v.version, b"")
+            entry = _kek_entry(master_key, v.version, v.state, kek, v.created_at)
+            if v.state is KeyState.DESTROYED:
+                entry["sealed"] = None
+            keks.append(entry)
+        doc = {
+            "format": KEYRING_FORMAT,
+            "mac_root": _b64(aead.seal(master_key, material.mac_root, b"keyring\x1fmac_root")),
+            "keks": keks,
+        }
+        _write_new(path, doc)
+        return cls(path, master_key)
+
+    def material(self) -> KeyringMaterial:
+        """Every key in clear, for `strongroom keys export` (sealed there at once)."""
+        self._refresh()
+        return KeyringMaterial(tuple(self.versions()), dict(self._keks), self._mac_root)
 
     def _read(self) -> dict[str, Any]:
         try:
