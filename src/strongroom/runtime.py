@@ -48,7 +48,7 @@ from strongroom.metrics import Metrics
 from strongroom.security.envelope import Envelope
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keyops import KeyService
-from strongroom.security.keys import open_keys
+from strongroom.security.keys import KeysUnavailable, open_keys
 from strongroom.security.kms import KeyManager
 from strongroom.security.sealing import SealedSecrets
 from strongroom.settings import InvalidSettings, Settings, load_settings
@@ -148,7 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Data keys of customers, counterparties and cards, and the server's own secrets (audit
     # signing keys, webhook secrets), wrapped by the key manager's KEKs. Keys are made on a
     # fresh deployment only: never over a database that holds wrapped keys (security/keys.py).
-    kms, created = open_keys(settings, engine)
+    try:
+        kms, created = open_keys(settings, engine)
+    except KeysUnavailable:
+        engine.dispose()
+        raise
     envelope = Envelope(kms)
     sealer = SealedSecrets(envelope)
     gates = installed_gates(settings)

@@ -68,7 +68,8 @@ def _find_or_make() -> Token:
             "SoftHSM2 is not installed (Debian package softhsm2: apt-get install softhsm2)",
             REQUIRE_SOFTHSM,
         )
-    assert found is not None and util is not None
+    assert found is not None
+    assert util is not None
     home = Path(tempfile.mkdtemp(prefix="strongroom-softhsm-"))
     (home / "tokens").mkdir()
     conf = home / "softhsm2.conf"
