@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -231,3 +232,42 @@ def test_no_clear_secret_remains_after_start(db_engine: Engine, tmp_path: Path) 
             assert row.fetchone()[0] is None
     finally:
         app_.state.engine.dispose()
+
+
+def test_pkcs11_settings_open_the_token_and_refuse_an_empty_one_over_data(
+    db_engine: Engine,
+) -> None:
+    import pkcs11
+
+    from tests.support import softhsm
+
+    token = softhsm.token_or_skip()
+    settings = load_settings(
+        kms="pkcs11",
+        pkcs11_module=token.module,
+        pkcs11_token_label=token.label,
+        pkcs11_pin=token.pin,
+    )
+    kms, created = open_keys(settings, db_engine)
+    assert created
+    assert kms.name == "pkcs11"
+    with UnitOfWork(db_engine) as uow:
+        key = Envelope(kms).new_subject(uow, "ten_a", "cus_1", SubjectKind.CUSTOMER)
+        uow.commit()
+    sealed = key.seal("customers/cus_1", "name", b"Hedy Lamarr")
+    again, created = open_keys(settings, db_engine)
+    assert not created
+    with UnitOfWork(db_engine, write=False) as uow:
+        opened = Envelope(again).subject(uow, "ten_a", "cus_1")
+    assert opened.open("customers/cus_1", "name", sealed) == b"Hedy Lamarr"
+    found = pkcs11.lib(token.module).get_token(token_label=token.label)
+    with found.open(rw=True) as session:  # logged in already, by the key manager
+        (kek,) = session.get_objects({pkcs11.Attribute.LABEL: "strongroom-kek-1"})
+        assert kek[pkcs11.Attribute.SENSITIVE]
+        assert not kek[pkcs11.Attribute.EXTRACTABLE]
+    softhsm.token_or_skip()  # the token emptied: the keys are lost
+    with pytest.raises(KeysUnavailable, match="strongroom keys restore"):
+        open_keys(settings, db_engine)
+    wrong = settings.model_copy(update={"pkcs11_pin": SecretStr("9999")})
+    with pytest.raises(KeysUnavailable, match="PIN"):
+        open_keys(wrong, None)

@@ -22,6 +22,8 @@ same cluster): `strongroom keys export` applies to the local keyring only.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import threading
@@ -32,7 +34,7 @@ from strongroom.security import aead
 from strongroom.security.kms import KeyringError, KeyState, KeyUnavailable, KeyVersion, WrappedKey
 
 if TYPE_CHECKING:
-    import pkcs11
+    pass
 
 KEK_LABEL: Final = "strongroom-kek-{}"
 DESTROYED_LABEL: Final = "strongroom-kek-{}-destroyed"
@@ -56,28 +58,48 @@ def _import() -> Any:
     return pkcs11
 
 
+# A PKCS#11 login belongs to the process, not to a session: a second login fails
+# (CKR_USER_ALREADY_LOGGED_IN) whatever its PIN. So the process keeps one logged-in session per
+# token, shared by every key manager on it, and checks each one's PIN against the PIN that
+# logged in (by digest), so that a wrong PIN is refused here too.
+_SESSIONS: dict[tuple[str, str], tuple[Any, bytes, threading.RLock]] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(lib: Any, module: str, label: str, pin: str) -> tuple[Any, threading.RLock]:
+    digest = hashlib.sha256(pin.encode()).digest()
+    with _SESSIONS_LOCK:
+        found = _SESSIONS.get((module, label))
+        if found is not None:
+            if not hmac.compare_digest(found[1], digest):
+                raise HsmError(f"the PIN of token {label!r} is wrong")
+            return found[0], found[2]
+        try:
+            token = lib.lib(module).get_token(token_label=label)
+            try:
+                session = token.open(user_pin=pin, rw=True)
+            except lib.exceptions.UserAlreadyLoggedIn:  # by another user of the library
+                session = token.open(rw=True)
+        except lib.exceptions.NoSuchToken:
+            raise HsmError(f"no PKCS#11 token labelled {label!r} in {module}") from None
+        except lib.exceptions.PinIncorrect:
+            raise HsmError(f"the PIN of token {label!r} is wrong") from None
+        except (OSError, RuntimeError) as exc:
+            raise HsmError(f"PKCS#11 module {module}: {type(exc).__name__}") from None
+        lock = threading.RLock()
+        _SESSIONS[(module, label)] = (session, digest, lock)
+        return session, lock
+
+
 class Pkcs11KeyManager:
-    """The KeyManager port over one PKCS#11 token session (calls are serialised by a lock:
-    a session is not to be used by two threads at once)."""
+    """The KeyManager port over the process's session on a PKCS#11 token (calls are
+    serialised by the session's lock: a session is not to be used by two threads at once)."""
 
     name = "pkcs11"
 
     def __init__(self, module: str, token_label: str, pin: str) -> None:
-        lib = _import()
-        self._p = lib
-        try:
-            token = lib.lib(module).get_token(token_label=token_label)
-            try:
-                self._session: pkcs11.Session = token.open(user_pin=pin, rw=True)
-            except lib.exceptions.UserAlreadyLoggedIn:  # a login is per process, not session
-                self._session = token.open(rw=True)
-        except lib.exceptions.NoSuchToken:
-            raise HsmError(f"no PKCS#11 token labelled {token_label!r} in {module}") from None
-        except lib.exceptions.PinIncorrect:
-            raise HsmError(f"the PIN of token {token_label!r} is wrong") from None
-        except (OSError, RuntimeError) as exc:
-            raise HsmError(f"PKCS#11 module {module}: {type(exc).__name__}") from None
-        self._lock = threading.RLock()
+        self._p = _import()
+        self._session, self._lock = _session(self._p, module, token_label, pin)
         self._mac: Any = None
         self._keks: dict[int, Any] = {}
 
@@ -100,10 +122,6 @@ class Pkcs11KeyManager:
                 template=self._private(),
             )
             self._new_kek(1)
-
-    def close(self) -> None:
-        with self._lock:
-            self._session.close()
 
     # -- the token's objects -----------------------------------------------------------------
 
