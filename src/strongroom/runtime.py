@@ -45,7 +45,7 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
-from strongroom.security.envelope import Envelope
+from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keyops import KeyService
 from strongroom.security.keys import KeysUnavailable, open_keys
@@ -73,9 +73,7 @@ def build_ledger(
     audit log as sinks. The audit log's signing keys are sealed under `kms` (opened from the
     settings when not given: open_keys, which never makes keys over existing data)."""
     ledger: LedgerService | None = None
-    created = False
-    if kms is None:
-        kms, created = open_keys(settings, engine)
+    given = kms
 
     def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
@@ -87,10 +85,8 @@ def build_ledger(
         origin=settings.audit_origin,
         tenant_of=tenant_of,
         signer_key=key.get_secret_value() if key is not None else None,
-        secrets=SealedSecrets(Envelope(kms)),
+        secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
-    if created:
-        KeyService(engine, kms, audit if settings.audit else None).created(KEYS_ACTOR)
     # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
     # locks the tenant's log row until the commit).
     sinks: list[Sink] = [Outbox()]
@@ -105,6 +101,44 @@ def build_ledger(
     )
     audit.ledger = ledger
     return ledger, audit
+
+
+def _sealer(
+    engine: Engine, settings: Settings, kms: KeyManager | None, audit: AuditLog
+) -> SealedSecrets:
+    """The sealer of the audit log's signing keys: over `kms`, or the configured key manager.
+    Opened here it is opened inside the signing transaction, so a keyring made now (a CLI
+    command that signs, on a deployment that never ran `serve`) gets no keys.created leaf:
+    writing one would wait on that transaction's own write lock."""
+    del audit
+    if kms is None:
+        kms, _ = open_keys(settings, engine)
+    return SealedSecrets(Envelope(kms))
+
+
+class _LazySealer:
+    """Opens the key manager on first use: the CLI's ledger and verify commands never sign,
+    so they never need the keys (nor print the development-keys warning)."""
+
+    def __init__(self, make: Callable[[], SealedSecrets]) -> None:
+        self._make = make
+        self._sealer: SealedSecrets | None = None
+
+    def _get(self) -> SealedSecrets:
+        if self._sealer is None:
+            self._sealer = self._make()
+        return self._sealer
+
+    def seal(
+        self, uow: UnitOfWork, tenant_id: str, owner_id: str, kind: SubjectKind, clear: str
+    ) -> str:
+        return self._get().seal(uow, tenant_id, owner_id, kind, clear)
+
+    def open(self, uow: UnitOfWork, tenant_id: str, owner_id: str, stored: str) -> str:
+        return self._get().open(uow, tenant_id, owner_id, stored)
+
+    def forget(self, uow: UnitOfWork, tenant_id: str, owner_id: str) -> None:
+        self._get().forget(uow, tenant_id, owner_id)
 
 
 def installed_gates(settings: Settings) -> list[Gate]:
