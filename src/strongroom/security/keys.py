@@ -74,9 +74,7 @@ def master_key(settings: Settings, path: Path) -> bytes:
                     "and no STRONGROOM_MASTER_KEY is set; " + RESTORE_HINT
                 )
             dev.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(dev, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(new_master_secret() + "\n")
+            _write_once(dev, new_master_secret() + "\n")
             log.warning(
                 "DEVELOPMENT KEYS: generated a master key in %s, beside the keyring it "
                 "protects. Anyone who can read both can decrypt every customer's data. In "
@@ -91,6 +89,23 @@ def master_key(settings: Settings, path: Path) -> bytes:
         return master_key_from_secret(secret)
     except ValueError as exc:
         raise KeysUnavailable(f"{source}: {exc}") from None
+
+
+def _write_once(path: Path, text: str) -> None:
+    """`text` into a new file of mode 0600; when another process wrote it first, theirs is
+    kept (a content written whole before the rename, so never read half-written)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(tmp, path)  # fails if it exists: the first writer wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def wrapped_keys(engine: Engine | None) -> int:
@@ -123,8 +138,12 @@ def open_keys(settings: Settings, engine: Engine | None = None) -> tuple[KeyMana
     master = master_key(settings, path)
     try:
         if not path.exists():
+            try:
+                created = LocalKeyring.create(path, master)
+            except FileExistsError:  # another process of this deployment made it just now
+                return LocalKeyring(path, master), False
             log.warning("keys: created a new keyring at %s", path)
-            return LocalKeyring.create(path, master), True
+            return created, True
         return LocalKeyring(path, master), False
     except KeyringError as exc:
         raise KeysUnavailable(f"{exc}; {RESTORE_HINT}") from None

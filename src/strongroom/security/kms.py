@@ -344,11 +344,18 @@ def _kek_entry(
 
 
 def _write_new(path: Path, doc: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(json.dumps(doc, indent=1).encode())
-        f.flush()
-        os.fsync(f.fileno())
+    """A new file, whole or not at all: written beside it, then linked to its name, which
+    raises FileExistsError when another process made it first (never overwritten)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(doc, indent=1).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
     _fsync_dir(path.parent)
 
 

@@ -27,14 +27,11 @@ import hmac
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from strongroom.core import clock
 from strongroom.security import aead
 from strongroom.security.kms import KeyringError, KeyState, KeyUnavailable, KeyVersion, WrappedKey
-
-if TYPE_CHECKING:
-    pass
 
 KEK_LABEL: Final = "strongroom-kek-{}"
 DESTROYED_LABEL: Final = "strongroom-kek-{}-destroyed"
