@@ -20,6 +20,7 @@ from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.service import EventService
 from strongroom.security.envelope import Envelope, SubjectKind
+from strongroom.security.errors import DataErased
 from strongroom.security.keyops import KEYS_LOG_ID, KeyService
 from strongroom.security.keys import KeysUnavailable, open_keys
 from strongroom.security.kms import new_master_secret
@@ -271,3 +272,25 @@ def test_pkcs11_settings_open_the_token_and_refuse_an_empty_one_over_data(
     wrong = settings.model_copy(update={"pkcs11_pin": SecretStr("9999")})
     with pytest.raises(KeysUnavailable, match="PIN"):
         open_keys(wrong, None)
+
+
+def test_a_sealed_secret_opens_only_for_its_owner(db_engine: Engine, tmp_path: Path) -> None:
+    from strongroom.security import aead
+    from strongroom.security.kms import LocalKeyring, master_key_from_secret
+    from strongroom.security.sealing import SealedSecrets
+
+    master = master_key_from_secret(new_master_secret())
+    sealer = SealedSecrets(Envelope(LocalKeyring.create(tmp_path / "k.json", master)))
+    kind = SubjectKind.WEBHOOK_ENDPOINT
+    with UnitOfWork(db_engine) as uow:
+        first = sealer.seal(uow, "ten_a", "we_1", kind, "whsec_first")
+        sealer.seal(uow, "ten_a", "we_2", kind, "whsec_second")
+        uow.commit()
+    with UnitOfWork(db_engine) as uow:
+        assert sealer.open(uow, "ten_a", "we_1", first) == "whsec_first"
+        with pytest.raises(aead.DecryptionFailed):
+            sealer.open(uow, "ten_a", "we_2", first)  # moved to another endpoint's row
+        sealer.forget(uow, "ten_a", "we_1")
+        uow.commit()
+    with UnitOfWork(db_engine, write=False) as uow, pytest.raises(DataErased):
+        sealer.open(uow, "ten_a", "we_1", first)  # shredded with its endpoint
