@@ -27,6 +27,14 @@ from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
+from strongroom.customers import api as customers_api
+from strongroom.customers.counterparties import CounterpartyService
+from strongroom.customers.errors import CUSTOMERS_ERRORS
+from strongroom.customers.service import (
+    CUSTOMER_EVENT_TYPES,
+    CustomerService,
+    existing_customers,
+)
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
 from strongroom.db.uow import UnitOfWork
@@ -98,6 +106,8 @@ def build_ledger(
         sinks=sinks,
         recorder=audit if settings.audit else None,
         gates=installed_gates(settings) if gates is None else gates,
+        # An account may name its owner: a customer of the ledger's tenant.
+        customers=existing_customers,
     )
     audit.ledger = ledger
     return ledger, audit
@@ -160,6 +170,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         TENANCY_ERRORS,
         AUDIT_ERRORS,
         SECURITY_ERRORS,
+        CUSTOMERS_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -200,12 +211,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine,
         allow_private_targets=settings.webhook_allow_private_targets,
         audit=audit,
+        event_types=CUSTOMER_EVENT_TYPES,
         secrets=sealer,
     )
     # Secrets written in clear before they were sealed are sealed now, before any request.
     resealed = events.seal_clear_secrets() + audit.seal_clear_keys()
     if resealed:
         log.info("keys: sealed %d secrets that were stored in clear", resealed)
+    # Every change and every reveal of personal data is a leaf, whatever STRONGROOM_AUDIT says
+    # of the ledger's transfers (as the API keys' and webhook endpoints' changes are).
+    customers = CustomerService(engine, envelope, audit=audit, events=events, ledger=ledger)
+    counterparties = CounterpartyService(engine, envelope, audit=audit)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -308,8 +324,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
-        routers=[ledger_api.router, events_api.router, audit_api.router],
-        webhooks=[events_api.webhooks],
+        routers=[ledger_api.router, events_api.router, audit_api.router, customers_api.router],
+        webhooks=[events_api.webhooks_router(CUSTOMER_EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[
@@ -336,6 +352,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tenancy = tenancy
     app.state.envelope = envelope
     app.state.keys = keys
+    app.state.customers = customers
+    app.state.counterparties = counterparties
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs

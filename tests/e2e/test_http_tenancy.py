@@ -53,6 +53,43 @@ class Hooks:
         return self.events[0]
 
 
+@dataclass(frozen=True)
+class People:
+    """A tenant's customer and counterparty, and a key that may reveal their personal data."""
+
+    customer: str
+    counterparty: str
+    pii: str  # admin and pii:read
+    email: str
+    national_id: str
+    name: str
+
+
+def seed_people(api: Api, t: Tenant) -> People:
+    email, national_id, name = (
+        f"{t.name}-person@example.com",
+        f"{t.name.upper()}123456",
+        (f"{t.name.title()} Person"),
+    )
+    customer = api.ok(
+        "POST",
+        "/v1/customers",
+        201,
+        key=t.admin,
+        json={"name": name, "email": email, "national_id": national_id},
+    )["id"]
+    counterparty = api.ok(
+        "POST",
+        "/v1/counterparties",
+        201,
+        key=t.admin,
+        json={"name": f"{name} Payee", "account_identifier": "GB29NWBK60161331926819",
+              "country": "GB"},
+    )["id"]  # fmt: skip
+    pii = api.app.state.tenancy.create_api_key(t.name, ["admin", "pii:read"])[1]
+    return People(customer, counterparty, pii, email, national_id, name)
+
+
 @dataclass
 class World:
     api: Api
@@ -60,6 +97,8 @@ class World:
     b: Tenant
     a_hooks: Hooks
     b_hooks: Hooks
+    a_people: People
+    b_people: People
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
@@ -67,6 +106,9 @@ class World:
             return self.b_hooks.endpoint
         if attribute == "event":
             return self.b_hooks.event
+        if attribute in ("customer", "counterparty"):
+            value_: str = getattr(self.b_people, attribute)
+            return value_
         value = getattr(self.b, attribute)
         assert isinstance(value, str)
         return value
@@ -112,7 +154,9 @@ def world(db_url: str) -> Iterator[World]:
         auth_failure_limit_burst=1_000_000,
     ) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
-        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
+        # People first: their events come before the hooks' transfer (Hooks.event is newest).
+        a_people, b_people = seed_people(api, a), seed_people(api, b)
+        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b), a_people, b_people)
         api.app.state.audit.publish()
         yield world
 
@@ -137,6 +181,11 @@ def _b_data(world: World) -> set[str]:
         hooks.url,
         hooks.secret,
         *hooks.events,
+        world.b_people.customer,
+        world.b_people.counterparty,
+        world.b_people.email,
+        world.b_people.national_id,
+        world.b_people.name,
     }
 
 
@@ -161,6 +210,8 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "transfer_id": ("posted", "pending"),
     "endpoint_id": ("endpoint",),
     "event_id": ("event",),
+    "customer_id": ("customer",),
+    "counterparty_id": ("counterparty",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -168,8 +219,10 @@ _PREFIX = {
     "transfer_id": "tr",
     "endpoint_id": "we",
     "event_id": "evt",
+    "customer_id": "cus",
+    "counterparty_id": "cpty",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
@@ -195,6 +248,11 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("GET", "/v1/accounts/{account_id}/statement"): [
         {"params": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
     ],
+    ("PATCH", "/v1/customers/{customer_id}"): [
+        {"json": {"name": "Mallory"}},
+        {"json": {"email": "mallory@example.com"}},
+    ],
+    ("GET", "/v1/customers/{customer_id}/personal-data"): [{}, {"params": {"fields": "email"}}],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
 _OWN_QUERIES: dict[str, dict[str, Any]] = {
@@ -254,7 +312,7 @@ class Probe:
 
 
 def _probes(world: World) -> dict[tuple[str, str], Probe]:
-    a, b = world.a, world.b
+    a, b, people = world.a, world.b, world.b_people
     b_event, b_endpoint = world.b_hooks.event, world.b_hooks.endpoint
     theirs = {"ledger_id": b.ledger, "debit_account_id": b.bank, "credit_account_id": b.alice}
     move = {**theirs, "amount": 1}
@@ -291,7 +349,20 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
                     {"json": {"ledger_id": b.ledger, "asset": "USD", "normal_balance": "debit"}},
                     404,
                     "not_found",
-                )
+                ),
+                # B's customer as the owner of an account in A's ledger: as one nobody has.
+                (
+                    {
+                        "json": {
+                            "ledger_id": a.ledger,
+                            "asset": "USD",
+                            "normal_balance": "debit",
+                            "customer_id": people.customer,
+                        }
+                    },
+                    404,
+                    "not_found",
+                ),
             ]
         ),
         ("GET", "/v1/transfers"): Probe(
@@ -377,6 +448,47 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("GET", "/v1/audit/proofs/consistency"): Probe(
             [({"params": {"first": 1, "second": 2}}, 200, None)], "A's own log"
         ),
+        # B's values as lookups find nothing: a blind index is keyed per tenant, and the
+        # lookup is within A's customers anyway.
+        ("GET", "/v1/customers"): Probe(
+            [
+                ({}, 200, None),
+                ({"params": {"starting_after": people.customer}}, 200, None),
+                ({"params": {"email": people.email}}, 200, None),
+                ({"params": {"national_id": people.national_id}}, 200, None),
+            ],
+            "a list of A's own customers only",
+        ),
+        ("POST", "/v1/customers/search"): Probe(
+            [
+                ({"json": {"email": people.email}}, 200, None),
+                ({"json": {"national_id": people.national_id}}, 200, None),
+            ]
+        ),
+        ("POST", "/v1/customers"): Probe(
+            [({"json": {"name": "New", "metadata": {"of": people.customer}}}, 201, None)],
+            "creates A's customer; B never sees it",
+        ),
+        ("GET", "/v1/counterparties"): Probe(
+            [({}, 200, None), ({"params": {"starting_after": people.counterparty}}, 200, None)],
+            "a list of A's own counterparties only",
+        ),
+        ("POST", "/v1/counterparties"): Probe(
+            [
+                (
+                    {
+                        "json": {
+                            "name": "Payee",
+                            "account_identifier": "DE89370400440532013000",
+                            "country": "DE",
+                        }
+                    },
+                    201,
+                    None,
+                )
+            ],
+            "creates A's counterparty",
+        ),
     }
 
 
@@ -408,9 +520,11 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 assert _origin(world, b) not in response.text
                 swept += 1
         elif "{" in template:
+            # Reading personal data takes pii:read, which admin does not imply.
+            key = world.a_people.pii if template.endswith("/personal-data") else a.admin
             for sent, path, unused, extra in _path_cases(world, method, template):
-                theirs = api.request(method, path, key=a.admin, **extra)
-                missing = api.request(method, unused, key=a.admin, **extra)
+                theirs = api.request(method, path, key=key, **extra)
+                missing = api.request(method, unused, key=key, **extra)
                 _check_like_missing(world, theirs, missing, sent)
                 swept += 1
         else:
@@ -431,7 +545,8 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                         a_ledgers = {
                             x["id"] for x in api.ok("GET", "/v1/ledgers", key=a.read)["data"]
                         }
-                        assert {x["ledger_id"] for x in data} <= a_ledgers, where
+                        # A customer's event has no ledger: it is A's by its data's id.
+                        assert {x["ledger_id"] for x in data} - {None} <= a_ledgers, where
                         if extra.get("params", {}).get("ledger_id") == b.ledger:
                             assert data == [], where
                         else:
@@ -465,6 +580,11 @@ def test_every_route_walls_tenants_off(world: World) -> None:
     assert transfer_ids(api, a.read, ledger_id=a.ledger) == a_before_ids
     b_ledgers = api.ok("GET", "/v1/ledgers", key=b.read)["data"]
     assert [x["id"] for x in b_ledgers] == [b.ledger]
+    # B's customer was neither changed, held nor erased by A's requests.
+    b_customer = f"/v1/customers/{world.b_people.customer}"
+    shown = api.ok("GET", f"{b_customer}/personal-data", key=world.b_people.pii)
+    assert (shown["name"], shown["email"]) == (world.b_people.name, world.b_people.email)
+    assert api.ok("GET", b_customer, key=b.admin)["legal_hold"] is False
 
 
 def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
@@ -486,6 +606,18 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/webhook_endpoints/{endpoint_id}"): {"enabled": False},
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
         ("POST", "/v1/audit/checkpoints"): {},
+        ("POST", "/v1/customers"): {"name": "x"},
+        ("POST", "/v1/customers/search"): {"email": "x@example.com"},
+        ("PATCH", "/v1/customers/{customer_id}"): {"name": "y"},
+        ("DELETE", "/v1/customers/{customer_id}/personal-data"): {},
+        ("POST", "/v1/customers/{customer_id}/legal-hold"): {},
+        ("DELETE", "/v1/customers/{customer_id}/legal-hold"): {},
+        ("POST", "/v1/counterparties"): {
+            "name": "z",
+            "account_identifier": "DE89370400440532013000",
+            "country": "DE",
+        },
+        ("DELETE", "/v1/counterparties/{counterparty_id}/personal-data"): {},
     }
 
 
@@ -495,6 +627,8 @@ def _own_path(world: World, template: str) -> str:
     path = template.replace("{ledger_id}", a.ledger)
     path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
     path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
+    path = path.replace("{customer_id}", world.a_people.customer)
+    path = path.replace("{counterparty_id}", world.a_people.counterparty)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -504,6 +638,8 @@ def _own_path(world: World, template: str) -> str:
 
 # Routes only an admin key may call, reads included.
 ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
+# Routes of the customers' scopes (customers:*, pii:read), which a ledger key lacks.
+CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -538,7 +674,9 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     assert writes == set(_valid_writes(a)), "teach this test a valid body for new routes"
     for (method, template), body in _valid_writes(a).items():
         path = _own_path(world, template)
-        response = api.request(method, path, key=a.read, json=body if method == "POST" else None)
+        response = api.request(
+            method, path, key=a.read, json=body if method in ("POST", "PATCH") else None
+        )
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope"), path
     response = api.post("/v1/assets", key=a.write, json={"code": "GEMS", "scale": 0})
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
@@ -563,13 +701,31 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith(ADMIN_ONLY_PREFIX):
+            if template.startswith((ADMIN_ONLY_PREFIX, *CUSTOMER_PREFIXES)):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",
                 ), path
             else:
                 assert response.status_code == 200, path
+
+    # A customers:read key reads customers and counterparties, masked; personal data in full
+    # only with pii:read. (A customer's accounts take ledger:read besides.)
+    reader = api.app.state.tenancy.create_api_key("acme", ["customers:read"])[1]
+    for method, template in app_routes(api.app):
+        if method != "GET" or not template.startswith(CUSTOMER_PREFIXES):
+            continue
+        path = _own_path(world, template)
+        response = api.get(path, key=reader)
+        if template.endswith(("/personal-data", "/accounts")):
+            assert (response.status_code, problem_code(response)) == (
+                403,
+                "insufficient_scope",
+            ), path
+            allowed = world.a_people.pii if template.endswith("/personal-data") else a.admin
+            assert api.get(path, key=allowed).status_code == 200, path
+        else:
+            assert response.status_code == 200, path
 
     # A revoked key is refused at once by the process that revoked it.
     key, secret = api.app.state.tenancy.create_api_key("acme", ["ledger:read"])

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from strongroom import apidoc as openapi
 from strongroom import runtime
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX
+from strongroom.customers.service import CUSTOMER_EVENT_TYPES
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES
 from tests.e2e.http_support import (
     Api,
@@ -103,7 +104,18 @@ def test_document_describes_problem_json_and_bearer_auth(sqlite_url: str) -> Non
 
 _CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*")
 # An SDK method reads as a verb and what it acts on.
-_VERBS = ("create", "list", "get", "update", "delete", "post", "void", "reverse", "publish")
+_VERBS = (
+    "create",
+    "list",
+    "get",
+    "update",
+    "delete",
+    "post",
+    "void",
+    "reverse",
+    "publish",
+    "search",
+)
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}
 
@@ -248,14 +260,17 @@ def test_every_operation_lists_its_error_codes_from_the_catalogue() -> None:
 
 def test_webhooks_describe_every_event_type_the_server_sends() -> None:
     document = _document()
-    assert set(document["webhooks"]) == set(TRANSFER_EVENT_TYPES)
+    customer_types = {t.name for t in CUSTOMER_EVENT_TYPES}
+    assert set(document["webhooks"]) == set(TRANSFER_EVENT_TYPES) | customer_types
     payload = document["components"]["schemas"]["WebhookEvent"]
     assert set(payload["required"]) == {"id", "type", "timestamp", "data"}
     assert payload["properties"]["data"]["$ref"] == "#/components/schemas/TransferOut"
     for name, item in document["webhooks"].items():
         operation = item["post"]
+        # A customer's event carries ids only: its data is a small object, not a transfer.
+        model = "DomainWebhookEvent" if name in customer_types else "WebhookEvent"
         assert operation["requestBody"]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/WebhookEvent"
+            "$ref": f"#/components/schemas/{model}"
         }
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}, name

@@ -11,10 +11,10 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources` lists them). `list_*` answer one page;
-`iter_*` walk every page as the server says to go on (`next_cursor` through the short pages of
-listings that examine a bounded range per request). Answers are the API's pydantic models,
-fields the client does not know ignored.
+Every operation of the API has a method (`resources` and `customers` list them). `list_*`
+answer one page; `iter_*` walk every page as the server says to go on (`next_cursor` through
+the short pages of listings that examine a bounded range per request). Answers are the API's
+pydantic models, fields the client does not know ignored.
 
 Every POST carries an Idempotency-Key (yours, or a fresh one per call), the same on each of its
 retries, so the server answers a retry with the first request's answer. A connection error, a
@@ -25,6 +25,7 @@ retries, so the server answers a retry with the first request's answer. A connec
 
 from __future__ import annotations
 
+from strongroom.client import customers as c
 from strongroom.client import resources as r
 from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
 from strongroom.client._transport import (
@@ -42,6 +43,7 @@ from strongroom.client.errors import (
     ApiError,
     AuthenticationError,
     ConflictError,
+    DataErasedError,
     GateUnavailableError,
     IdempotencyError,
     IdempotencyKeyInUseError,
@@ -66,6 +68,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConflictError",
+    "DataErasedError",
     "GateUnavailableError",
     "IdempotencyError",
     "IdempotencyKeyInUseError",
@@ -130,6 +133,25 @@ class Client(SyncTransport):
     iter_audit_leaves = sync_iter(r.iter_audit_leaves)
     get_inclusion_proof = sync_call(r.get_inclusion_proof)
     get_consistency_proof = sync_call(r.get_consistency_proof)
+    # customers and counterparties (client/customers.py)
+    create_customer = sync_call(c.create_customer)
+    list_customers = sync_call(c.list_customers)
+    iter_customers = sync_iter(c.iter_customers)
+    search_customers = sync_call(c.search_customers)
+    get_customer = sync_call(c.get_customer)
+    update_customer = sync_call(c.update_customer)
+    get_customer_personal_data = sync_call(c.get_customer_personal_data)
+    delete_customer_personal_data = sync_call(c.delete_customer_personal_data)
+    create_customer_legal_hold = sync_call(c.create_customer_legal_hold)
+    delete_customer_legal_hold = sync_call(c.delete_customer_legal_hold)
+    list_customer_accounts = sync_call(c.list_customer_accounts)
+    iter_customer_accounts = sync_iter(c.iter_customer_accounts)
+    create_counterparty = sync_call(c.create_counterparty)
+    list_counterparties = sync_call(c.list_counterparties)
+    iter_counterparties = sync_iter(c.iter_counterparties)
+    get_counterparty = sync_call(c.get_counterparty)
+    get_counterparty_personal_data = sync_call(c.get_counterparty_personal_data)
+    delete_counterparty_personal_data = sync_call(c.delete_counterparty_personal_data)
 
 
 class AsyncClient(AsyncTransport):
@@ -179,3 +201,22 @@ class AsyncClient(AsyncTransport):
     iter_audit_leaves = async_iter(r.iter_audit_leaves)
     get_inclusion_proof = async_call(r.get_inclusion_proof)
     get_consistency_proof = async_call(r.get_consistency_proof)
+    # customers and counterparties (client/customers.py)
+    create_customer = async_call(c.create_customer)
+    list_customers = async_call(c.list_customers)
+    iter_customers = async_iter(c.iter_customers)
+    search_customers = async_call(c.search_customers)
+    get_customer = async_call(c.get_customer)
+    update_customer = async_call(c.update_customer)
+    get_customer_personal_data = async_call(c.get_customer_personal_data)
+    delete_customer_personal_data = async_call(c.delete_customer_personal_data)
+    create_customer_legal_hold = async_call(c.create_customer_legal_hold)
+    delete_customer_legal_hold = async_call(c.delete_customer_legal_hold)
+    list_customer_accounts = async_call(c.list_customer_accounts)
+    iter_customer_accounts = async_iter(c.iter_customer_accounts)
+    create_counterparty = async_call(c.create_counterparty)
+    list_counterparties = async_call(c.list_counterparties)
+    iter_counterparties = async_iter(c.iter_counterparties)
+    get_counterparty = async_call(c.get_counterparty)
+    get_counterparty_personal_data = async_call(c.get_counterparty_personal_data)
+    delete_counterparty_personal_data = async_call(c.delete_counterparty_personal_data)

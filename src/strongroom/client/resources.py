@@ -191,9 +191,11 @@ def create_account(
     name: str | None = None,
     flags: Sequence[str] = (),
     metadata: Mapping[str, Any] | None = None,
+    customer_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[AccountOut]:
-    """Create an account; `normal_balance` is "debit" or "credit"."""
+    """Create an account; `normal_balance` is "debit" or "credit"; `customer_id` names its
+    owner."""
     body = {
         "ledger_id": ledger_id,
         "asset": asset,
@@ -201,6 +203,7 @@ def create_account(
         "name": name,
         "flags": list(flags),
         "metadata": _metadata(metadata),
+        "customer_id": customer_id,
     }
     return Call(
         "POST", "/v1/accounts", model(AccountOut), json=body, idempotency_key=idempotency_key

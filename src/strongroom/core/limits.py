@@ -222,3 +222,15 @@ JOB_LEASE_S_DEFAULT: Final = 10.0
 JOB_LEASE_S_MIN: Final = 0.3
 JOB_LEASE_S_MAX: Final = 600.0
 assert JOB_LEASE_S_MIN <= JOB_LEASE_S_DEFAULT <= JOB_LEASE_S_MAX
+
+# Customers and counterparties (customers/model.py): the bounds of each personal-data field, as
+# normalised (the name's bound is NAME_LENGTH_MAX).
+EMAIL_LENGTH_MAX: Final = 254  # RFC 5321's path limit
+PHONE_DIGITS_MIN: Final = 6
+PHONE_DIGITS_MAX: Final = 15  # E.164
+NATIONAL_ID_LENGTH_MIN: Final = 6
+NATIONAL_ID_LENGTH_MAX: Final = 32
+ADDRESS_LINE_LENGTH_MAX: Final = 200
+POSTAL_CODE_LENGTH_MAX: Final = 16
+ACCOUNT_IDENTIFIER_LENGTH_MAX: Final = 64  # an IBAN is at most 34; other schemes are longer
+assert NATIONAL_ID_LENGTH_MIN > 4  # the mask shows the last 4: never the whole id

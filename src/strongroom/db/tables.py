@@ -58,7 +58,16 @@ accounts = sa.Table(
     sa.Column("last_entry_id", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The customer who owns the account (migration 0013), of the ledger's tenant.
+    sa.Column("customer_id", sa.String(64), nullable=True),
     sa.Index("accounts_ledger_id", "ledger_id", "id"),
+    sa.Index(
+        "accounts_customer",
+        "customer_id",
+        "id",
+        sqlite_where=sa.text("customer_id IS NOT NULL"),
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+    ),
     sqlite_with_rowid=False,
     # Balances are rewritten on every posting: room on each page keeps those updates HOT
     # (no index maintenance) on PostgreSQL.
@@ -205,6 +214,47 @@ subject_keys = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Customers and counterparties (migration 0013, customers/store.py): each personal-data field
+# sealed under the subject's data key (security/envelope.py), the email and the national id with
+# a blind index (a keyed hash of the normalised value) for exact lookup. Erasure shreds the data
+# key and nulls the sealed fields and the indexes.
+CUSTOMER_PII = ("name", "date_of_birth", "address", "email", "phone", "national_id")
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    *(sa.Column(f"{name}_sealed", sa.LargeBinary, nullable=True) for name in CUSTOMER_PII),
+    sa.Column("email_index", sa.LargeBinary, nullable=True),
+    sa.Column("national_id_index", sa.LargeBinary, nullable=True),
+    sa.Column("legal_hold", sa.Boolean, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("erased_at", sa.BigInteger, nullable=True),
+    sa.Index("customers_tenant", "tenant_id", "id"),
+    sa.Index("customers_email", "tenant_id", "email_index"),
+    sa.Index("customers_national_id", "tenant_id", "national_id_index"),
+    sqlite_with_rowid=False,
+)
+
+counterparties = sa.Table(
+    "counterparties",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("account_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("country", sa.String(2), nullable=False),  # ISO 3166-1 alpha-2: not personal
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("erased_at", sa.BigInteger, nullable=True),
+    sa.Index("counterparties_tenant", "tenant_id", "id"),
+    sqlite_with_rowid=False,
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,
@@ -224,6 +274,9 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=True),  # NULL: rendered from its transfer (0005)
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("transfer_id", sa.String(64), nullable=True),
+    # 0013: the tenant of an event of no ledger (a customer's: its ledger_id is ''); NULL for a
+    # ledger's event, whose tenant is its ledger's.
+    sa.Column("tenant_id", sa.String(64), nullable=True),
     sa.Index("events_id", "id", unique=True),
 )
 

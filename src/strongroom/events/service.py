@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -22,6 +24,7 @@ from strongroom.core.limits import (
 from strongroom.core.pagination import OLDER, check_limit, decode_cursor, encode_cursor
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, ssrf, store
+from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.events.model import (
     ALL_EVENTS,
     Attempt,
@@ -42,8 +45,10 @@ _EVENTS_CURSOR = "e"  # core.pagination cursors of the event listing
 EVENT_TYPES = frozenset(TRANSFER_EVENT_TYPES)
 
 
-def validate_enabled_events(value: object) -> tuple[str, ...] | None:
-    """["*"] (or None) for every type, else a list of known event types."""
+def validate_enabled_events(
+    value: object, known: frozenset[str] = EVENT_TYPES
+) -> tuple[str, ...] | None:
+    """["*"] (or None) for every type, else a list of `known` event types."""
     if value is None or value == [ALL_EVENTS] or value == (ALL_EVENTS,):
         return None
     if not isinstance(value, list | tuple) or not value:
@@ -53,9 +58,9 @@ def validate_enabled_events(value: object) -> tuple[str, ...] | None:
             code="invalid_enabled_events",
         )
     for item in value:
-        if item not in EVENT_TYPES:
+        if item not in known:
             raise InvalidRequest(
-                f"unknown event type {item!r}; known: {', '.join(sorted(EVENT_TYPES))}",
+                f"unknown event type {item!r}; known: {', '.join(sorted(known))}",
                 param="enabled_events",
                 code="invalid_enabled_events",
             )
@@ -127,13 +132,16 @@ class EventService:
         allow_private_targets: bool = False,
         clock_: clock.MonotonicClock | None = None,
         audit: AuditRecorder | None = None,
+        event_types: Sequence[EventType] = (),
         secrets: SecretSealer | None = None,
     ) -> None:
         """`audit` records endpoint creations, updates and deletions as leaves of the
-        tenant's log, in their transaction. `secrets` seals each endpoint's signing secret
-        (security/sealing.py): `serve` always gives it; without it (tests of this domain
-        alone) secrets are stored as they are."""
+        tenant's log, in their transaction. `event_types`: those other domains emit (`emit`),
+        besides the transfers'; an endpoint may subscribe to them. `secrets` seals each
+        endpoint's signing secret (security/sealing.py): `serve` always gives it; without it
+        (tests of this domain alone) secrets are stored as they are."""
         self.engine = engine
+        self.event_types = EVENT_TYPES | {t.name for t in event_types}
         self._secrets = secrets
         self._audit = audit
         self.allow_private_targets = allow_private_targets
@@ -162,7 +170,7 @@ class EventService:
                 return self.get_endpoint(id, tenant_id=tenant_id)
         checked_url = validate_url(url, allow_private_targets=self.allow_private_targets)
         events = validate_enabled_events(
-            list(enabled_events) if enabled_events is not None else None
+            list(enabled_events) if enabled_events is not None else None, self.event_types
         )
         now = self.clock.now_us()
         endpoint = Endpoint(
@@ -283,6 +291,20 @@ class EventService:
                 return sealed
 
     # -- events and deliveries -------------------------------------------------------------
+
+    def emit(
+        self, uow: UnitOfWork, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Events of another domain (events.hooks.EventEmitter), in its transaction."""
+        if not items:
+            return
+        now = self.clock.now_us()
+        rows = []
+        for event_type, data in items:
+            assert event_type in self.event_types, f"undeclared event type {event_type}"
+            body = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+            rows.append((ids.new_id("evt"), event_type, body, now))
+        store.insert_tenant_events(uow, tenant_id, rows)
 
     def get_event(self, event_id: str, *, tenant_id: str | None = None) -> Event:
         with self._uow(write=False) as uow:
@@ -436,3 +458,7 @@ class EventService:
                 uow.commit()
             pruned += Pruned(*counts)
         return pruned
+
+
+if TYPE_CHECKING:
+    _implements: EventEmitter = EventService(cast(SAEngine, None))

@@ -282,6 +282,7 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
         name=body.name,
         metadata=body.metadata,
         id=ctx.ids.new_id("acc"),
+        customer_id=body.customer_id,
     )
     accounts = await run_in_threadpool(ctx.svc.create_accounts, [spec])
     return accounts[0].to_dict()

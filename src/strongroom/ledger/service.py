@@ -29,7 +29,7 @@ from strongroom.ledger.accounts import (
     AccountSpec,
     AccountUseCases,
 )
-from strongroom.ledger.base import BatchObserver, LedgerBase, Recorder
+from strongroom.ledger.base import BatchObserver, CustomerCheck, LedgerBase, Recorder
 from strongroom.ledger.engine import BatchState, Engine
 from strongroom.ledger.history import HistoryUseCases
 from strongroom.ledger.listing import Page
@@ -332,6 +332,7 @@ __all__ = [
     "AccountSpec",
     "Action",
     "BatchObserver",
+    "CustomerCheck",
     "Entry",
     "Ledger",
     "LedgerService",
@@ -339,6 +340,7 @@ __all__ = [
     "Page",
     "Recorder",
     "VerifyReport",
+    "canonical_metadata",
     "legs_from_spec",
     "transfer_to_dict",
 ]
