@@ -54,9 +54,12 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
-from strongroom.security.envelope import Envelope
+from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import SECURITY_ERRORS
-from strongroom.security.keys import open_key_manager
+from strongroom.security.keyops import KeyService
+from strongroom.security.keys import KeysUnavailable, open_keys
+from strongroom.security.kms import KeyManager
+from strongroom.security.sealing import SealedSecrets
 from strongroom.security.vault import api as vault_api
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.errors import VAULT_ERRORS
@@ -82,11 +85,14 @@ def build_ledger(
     *,
     on_batch: BatchObserver | None = None,
     gates: Sequence[Gate] | None = None,
+    kms: KeyManager | None = None,
 ) -> tuple[LedgerService, AuditLog]:
     """The ledger with its pipeline as `serve` runs it: no gate installed yet (the domains
     that decide on transfers, risk and screening, install theirs here), the outbox and the
-    audit log as sinks."""
+    audit log as sinks. The audit log's signing keys are sealed under `kms` (opened from the
+    settings when not given: open_keys, which never makes keys over existing data)."""
     ledger: LedgerService | None = None
+    given = kms
 
     def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
@@ -98,6 +104,7 @@ def build_ledger(
         origin=settings.audit_origin,
         tenant_of=tenant_of,
         signer_key=key.get_secret_value() if key is not None else None,
+        secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
     # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
     # locks the tenant's log row until the commit).
@@ -115,6 +122,44 @@ def build_ledger(
     )
     audit.ledger = ledger
     return ledger, audit
+
+
+def _sealer(
+    engine: Engine, settings: Settings, kms: KeyManager | None, audit: AuditLog
+) -> SealedSecrets:
+    """The sealer of the audit log's signing keys: over `kms`, or the configured key manager.
+    Opened here it is opened inside the signing transaction, so a keyring made now (a CLI
+    command that signs, on a deployment that never ran `serve`) gets no keys.created leaf:
+    writing one would wait on that transaction's own write lock."""
+    del audit
+    if kms is None:
+        kms, _ = open_keys(settings, engine)
+    return SealedSecrets(Envelope(kms))
+
+
+class _LazySealer:
+    """Opens the key manager on first use: the CLI's ledger and verify commands never sign,
+    so they never need the keys (nor print the development-keys warning)."""
+
+    def __init__(self, make: Callable[[], SealedSecrets]) -> None:
+        self._make = make
+        self._sealer: SealedSecrets | None = None
+
+    def _get(self) -> SealedSecrets:
+        if self._sealer is None:
+            self._sealer = self._make()
+        return self._sealer
+
+    def seal(
+        self, uow: UnitOfWork, tenant_id: str, owner_id: str, kind: SubjectKind, clear: str
+    ) -> str:
+        return self._get().seal(uow, tenant_id, owner_id, kind, clear)
+
+    def open(self, uow: UnitOfWork, tenant_id: str, owner_id: str, stored: str) -> str:
+        return self._get().open(uow, tenant_id, owner_id, stored)
+
+    def forget(self, uow: UnitOfWork, tenant_id: str, owner_id: str) -> None:
+        self._get().forget(uow, tenant_id, owner_id)
 
 
 def installed_gates(settings: Settings) -> list[Gate]:
@@ -157,16 +202,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
-    # Data keys of customers, counterparties and cards, wrapped by the key manager's KEKs.
-    envelope = Envelope(open_key_manager(settings))
+    # Data keys of customers, counterparties and cards, and the server's own secrets (audit
+    # signing keys, webhook secrets), wrapped by the key manager's KEKs. Keys are made on a
+    # fresh deployment only: never over a database that holds wrapped keys (security/keys.py).
+    try:
+        kms, created = open_keys(settings, engine)
+    except KeysUnavailable:
+        engine.dispose()
+        raise
+    envelope = Envelope(kms)
+    sealer = SealedSecrets(envelope)
     gates = installed_gates(settings)
-    ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch, gates=gates)
+    ledger, audit = build_ledger(
+        engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
+    )
+    keys = KeyService(engine, kms, audit if settings.audit else None)
+    if created:
+        keys.created(KEYS_ACTOR)
     events = EventService(
         engine,
         allow_private_targets=settings.webhook_allow_private_targets,
         audit=audit,
         event_types=EVENT_TYPES,
+        secrets=sealer,
     )
+    # Secrets written in clear before they were sealed are sealed now, before any request.
+    resealed = events.seal_clear_secrets() + audit.seal_clear_keys()
+    if resealed:
+        log.info("keys: sealed %d secrets that were stored in clear", resealed)
     # The card vault: each card a subject of the envelope; tokenizations and reveals audited.
     vault = VaultService(engine, envelope, audit if settings.audit else None, events)
     # Every change and every reveal of personal data is a leaf, whatever STRONGROOM_AUDIT says
@@ -204,6 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.retention_interval_s,
                 retention_job(events, tenancy, settings.event_retention_days, metrics),
             ),
+            JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -231,6 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 DispatcherConfig(allow_private_targets=settings.webhook_allow_private_targets),
                 on_attempts=metrics.observe_attempts,
                 on_round=reporter,
+                sealer=sealer,
             )
             dispatcher.start()
         app.state.dispatcher = dispatcher
@@ -260,7 +325,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         committer = getattr(state, "committer", None)
         checks["committer"] = "ok" if committer is not None else "not running"
         # A job's loop is alive in this process (whether it holds the lease or stands by).
-        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB):
+        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB, REWRAP_JOB):
             checks[name] = "ok" if jobs.alive(name) else "not running"
         if settings.dispatcher:
             dispatcher = getattr(state, "dispatcher", None)
@@ -311,6 +376,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = audit
     app.state.tenancy = tenancy
     app.state.envelope = envelope
+    app.state.keys = keys
     app.state.customers = customers
     app.state.counterparties = counterparties
     app.state.vault = vault
@@ -348,6 +414,8 @@ EXPIRY_JOB = "expiry"
 CHECKPOINTS_JOB = "audit_checkpoints"
 RETENTION_JOB = "retention"
 DISPATCHER_JOB = "dispatcher"  # runs in every process, under per-delivery leases
+REWRAP_JOB = "rewrap"
+KEYS_ACTOR = "system"  # the actor of key operations the server does by itself
 _DAY_US = 24 * 3600 * 1_000_000
 
 
@@ -370,6 +438,19 @@ def checkpoints_job(audit: AuditLog) -> Callable[[Keep], None]:
     def run(keep: Keep) -> None:
         if keep():
             audit.publish()
+
+    return run
+
+
+def rewrap_job(keys: KeyService) -> Callable[[Keep], None]:
+    """After `strongroom keys rotate`, data keys still wrapped by an older version are moved
+    to the active one, a batch per transaction, while the server serves (both versions
+    unwrap meanwhile); then the old version can be disabled. Nothing to do, nothing done."""
+
+    def run(keep: Keep) -> None:
+        if keep() and keys.pending_rewrap():
+            moved = keys.rewrap(KEYS_ACTOR, keep=keep)
+            log.info("rewrap: moved %d data keys to version %d", moved, keys.kms.active_version())
 
     return run
 

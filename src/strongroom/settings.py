@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     # The local keyring file. Empty: beside a SQLite database (`<database>-keyring.json`), else
     # `.strongroom/keyring.json`.
     keyring_path: str = ""
+    # STRONGROOM_KMS=pkcs11: the PKCS#11 module (a shared library, e.g.
+    # /usr/lib/softhsm/libsofthsm2.so), the label of the token that keeps the keys, and the
+    # user PIN that opens it (docs/security.md "Keys").
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin: SecretStr | None = None
+    # Data keys still wrapped by an older key-encryption key version are moved to the active
+    # one (the rewrap job of `serve`) this often; nothing is done while none is.
+    rewrap_interval_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("log_level", mode="before")
     @classmethod

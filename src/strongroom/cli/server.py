@@ -65,6 +65,12 @@ def serve(
     # Checked here too so that the message comes before any worker starts.
     engine, settings = open_engine(None, schema="current")
     engine.dispose()
+    # The keys too: made here on a fresh deployment (the leaf keys.created), once, before
+    # the workers open them; never over existing data (one line naming the restore command).
+    from strongroom.cli.keys import key_service
+
+    with key_service(None):
+        pass
     configure_logging(settings.log_level)
     if dev_key:
         key, secret, kept = _development_key(tenancy_service(None), Path(DEV_KEY_FILE))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -35,6 +36,9 @@ from strongroom.events.model import (
     parse_attempt_id,
 )
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
+from strongroom.security.envelope import SubjectKind
+from strongroom.security.sealing import PREFIX as SEALED_PREFIX
+from strongroom.security.sealing import SecretSealer
 
 _EVENTS_CURSOR = "e"  # core.pagination cursors of the event listing
 
@@ -111,6 +115,15 @@ def _attempt_cursor(
     return key
 
 
+def clear_secret(secrets: SecretSealer | None, uow: UnitOfWork, endpoint: Endpoint) -> Endpoint:
+    """`endpoint` with its stored secret opened (as it is without a sealer: a clear one)."""
+    if secrets is None:
+        assert not endpoint.secret.startswith(SEALED_PREFIX), "a sealed secret and no sealer"
+        return endpoint
+    clear = secrets.open(uow, endpoint.tenant_id, endpoint.id, endpoint.secret)
+    return dataclasses.replace(endpoint, secret=clear)
+
+
 class EventService:
     def __init__(
         self,
@@ -120,12 +133,16 @@ class EventService:
         clock_: clock.MonotonicClock | None = None,
         audit: AuditRecorder | None = None,
         event_types: Sequence[EventType] = (),
+        secrets: SecretSealer | None = None,
     ) -> None:
         """`audit` records endpoint creations, updates and deletions as leaves of the
         tenant's log, in their transaction. `event_types`: those other domains emit (`emit`),
-        besides the transfers'; an endpoint may subscribe to them."""
+        besides the transfers'; an endpoint may subscribe to them. `secrets` seals each
+        endpoint's signing secret (security/sealing.py): `serve` always gives it; without it
+        (tests of this domain alone) secrets are stored as they are."""
         self.engine = engine
         self.event_types = EVENT_TYPES | {t.name for t in event_types}
+        self._secrets = secrets
         self._audit = audit
         self.allow_private_targets = allow_private_targets
         self.clock = clock_ or clock.MonotonicClock()
@@ -173,7 +190,13 @@ class EventService:
                     f"a tenant has at most {WEBHOOK_ENDPOINTS_PER_TENANT_MAX} webhook endpoints",
                     param="url",
                 )
-            store.insert_endpoint(uow, endpoint)
+            stored = endpoint
+            if self._secrets is not None:
+                sealed = self._secrets.seal(
+                    uow, tenant_id, endpoint.id, SubjectKind.WEBHOOK_ENDPOINT, endpoint.secret
+                )
+                stored = dataclasses.replace(endpoint, secret=sealed)
+            store.insert_endpoint(uow, stored)
             self._record(uow, tenant_id, "webhook_endpoint.created", endpoint, actor)
             uow.commit()
         return endpoint
@@ -189,10 +212,15 @@ class EventService:
             data = {"endpoint_id": endpoint.id, "enabled_events": events}
             self._audit.record_all(uow, tenant_id, actor, [(kind, endpoint.id, data)])
 
+    def _clear(self, uow: UnitOfWork, endpoint: Endpoint) -> Endpoint:
+        """The endpoint with its secret in clear, as the API and the dispatcher need it."""
+        return clear_secret(self._secrets, uow, endpoint)
+
     def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
         """With tenant_id, another tenant's endpoint is not found."""
         with self._uow(write=False) as uow:
-            return _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            found = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            return self._clear(uow, found)
 
     def list_endpoints(
         self,
@@ -204,7 +232,8 @@ class EventService:
         check_limit(limit)
         with self._uow(write=False) as uow:
             rows = store.list_endpoints(uow, tenant_id, starting_after, limit + 1)
-        return Page(rows[:limit], len(rows) > limit)
+            page = [self._clear(uow, row) for row in rows[:limit]]
+        return Page(page, len(rows) > limit)
 
     def set_endpoint_enabled(
         self,
@@ -223,6 +252,7 @@ class EventService:
             endpoint = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
             kind = "webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled"
             self._record(uow, endpoint.tenant_id, kind, endpoint, actor)
+            endpoint = self._clear(uow, endpoint)
             uow.commit()
         return endpoint
 
@@ -236,10 +266,29 @@ class EventService:
             endpoint = _found(
                 store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id
             )
+            endpoint = self._clear(uow, endpoint)
             store.delete_endpoint(uow, endpoint_id)
+            if self._secrets is not None:  # its secret is crypto-shredded with it
+                self._secrets.forget(uow, endpoint.tenant_id, endpoint_id)
             self._record(uow, endpoint.tenant_id, "webhook_endpoint.deleted", endpoint, actor)
             uow.commit()
         return endpoint
+
+    def seal_clear_secrets(self, *, batch: int = 500) -> int:
+        """Seals the secrets still stored in clear (endpoints made before secrets were
+        sealed), a batch per transaction; how many. `serve` runs it at start."""
+        assert self._secrets is not None, "no sealer to seal with"
+        sealed = 0
+        while True:
+            with self._uow() as uow:
+                rows = store.clear_secrets(uow, SEALED_PREFIX, batch)
+                for endpoint_id, tenant_id, clear in rows:
+                    kind = SubjectKind.WEBHOOK_ENDPOINT
+                    new = self._secrets.seal(uow, tenant_id, endpoint_id, kind, clear)
+                    sealed += store.set_secret(uow, endpoint_id, clear, new)
+                uow.commit()
+            if len(rows) < batch:
+                return sealed
 
     # -- events and deliveries -------------------------------------------------------------
 

@@ -694,6 +694,30 @@ def delete_endpoint(uow: UnitOfWork, endpoint_id: str) -> None:
         cur.execute(_sql(uow, statement), (endpoint_id,))
 
 
+def clear_secrets(uow: UnitOfWork, sealed_prefix: str, limit: int) -> list[tuple[str, str, str]]:
+    """Up to `limit` endpoints whose secret is still stored in clear (written before secrets
+    were sealed): (id, tenant_id, secret)."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT id, tenant_id, secret FROM webhook_endpoints "
+            "WHERE substr(secret, 1, ?) <> ? ORDER BY id LIMIT ?",
+        ),
+        (len(sealed_prefix), sealed_prefix, limit),
+    )
+    return [(r[0], r[1], r[2]) for r in cur.fetchall()]
+
+
+def set_secret(uow: UnitOfWork, endpoint_id: str, old: str, new: str) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, "UPDATE webhook_endpoints SET secret = ? WHERE id = ? AND secret = ?"),
+        (new, endpoint_id, old),
+    )
+    return int(cur.rowcount)
+
+
 # -- retention -----------------------------------------------------------------------------
 
 
