@@ -63,9 +63,7 @@ def people(db_engine: Engine, db_url: str, tmp_path: Path) -> People:
     _ledger, audit = build_ledger(db_engine, Settings(database_url=db_url))
     clock = Clock()
     config = AuthConfig(login_failures_max=3, lockout_s=600, session_ttl_s=3600, session_idle_s=600)
-    users = UserService(
-        db_engine, Passwords(OWASP), config, kms=keyring, audit=audit, now_us=clock
-    )
+    users = UserService(db_engine, Passwords(OWASP), config, kms=keyring, audit=audit, now_us=clock)
     return People(users, Factors(users), audit, clock, db_engine)
 
 
@@ -128,7 +126,8 @@ def test_lockout_after_repeated_failures_then_unlock(people: People) -> None:
 def test_a_rise_of_the_parameters_rehashes_at_the_next_sign_in(people: People) -> None:
     user = people.users.create_user(TENANT, EMAIL, "auditor", PASSWORD, actor="cli")
     before = _user_row(people, user.id).password_hash
-    assert before is not None and "m=19456,t=2,p=1" in before
+    assert before is not None
+    assert "m=19456,t=2,p=1" in before
     stronger = UserService(
         people.engine,
         Passwords(PasswordPolicy(memory_kib=19 * 1024, time_cost=3, parallelism=1)),
@@ -138,7 +137,8 @@ def test_a_rise_of_the_parameters_rehashes_at_the_next_sign_in(people: People) -
     )
     stronger.sign_in(TENANT, EMAIL, PASSWORD, None)
     after = _user_row(people, user.id).password_hash
-    assert after is not None and "m=19456,t=3,p=1" in after
+    assert after is not None
+    assert "m=19456,t=3,p=1" in after
     assert after != before
     # Still the same password, under either service.
     assert stronger.sign_in(TENANT, EMAIL, PASSWORD, None).token
@@ -159,7 +159,8 @@ def test_totp_enrolment_sealed_secret_and_reuse_refused(people: People) -> None:
     uri = people.factors.enrol_totp(session.principal)
     secret = _secret_of(uri)
     row = _user_row(people, user.id)
-    assert row.totp_secret is not None and secret not in row.totp_secret  # wrapped
+    assert row.totp_secret is not None
+    assert secret not in row.totp_secret
     now_s = people.clock.now // _S
     people.factors.confirm_totp(session.principal, totp.totp(secret, now_s))
     with pytest.raises(Conflict):
@@ -228,7 +229,8 @@ def test_role_change_applies_to_live_sessions(people: People) -> None:
     session = people.users.sign_in(TENANT, EMAIL, PASSWORD, None)
     people.users.set_role(TENANT, user.id, "auditor", actor="api_key:key_x")
     principal = people.users.authenticate(session.token)
-    assert principal is not None and principal.role.value == "auditor"
+    assert principal is not None
+    assert principal.role.value == "auditor"
     with pytest.raises(Conflict):
         people.users.create_user(TENANT, EMAIL.upper(), "support", PASSWORD, actor="cli")
 
@@ -265,7 +267,8 @@ def test_a_tenant_lookup_and_api_key_ceiling(db_engine: Engine) -> None:
     key, _secret = tenancy.create_api_key("acme", ["ledger:write"], transfer_ceiling=10**20)
     assert tenancy.transfer_ceiling(key.id) == 10**20
     found = tenancy.tenant_by_name("acme")
-    assert found is not None and found.id == key.tenant_id
+    assert found is not None
+    assert found.id == key.tenant_id
     assert tenancy.tenant_by_name("nobody") is None
     tenancy.revoke_api_key(key.id)
     assert tenancy.transfer_ceiling(key.id) is None
