@@ -275,7 +275,14 @@ def test_large_transfers_need_a_step_up_or_a_key_ceiling(db_url: str, tmp_path: 
         api.ok("POST", "/v1/transfers", 201, key=boss, json={**big, "amount": 10**9})
 
 
-def test_the_sign_in_page_has_a_strict_csp_and_no_third_party_code(api: Api) -> None:
+def test_the_sign_in_page_has_a_strict_csp_and_no_third_party_code(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with running(sqlite_url, keyring_path=str(tmp_path / "keyring.json"), **FAST) as api:
+        _check_page(api)
+
+
+def _check_page(api: Api) -> None:
     page = api.get("/signin")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")

@@ -50,6 +50,8 @@ UNDOCUMENTED = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/signin"),  # the sign-in page and its script: HTML, not the API
+    ("GET", "/signin.js"),
 }
 # Generated requests per backend, positive and negative together: enough to reach every
 # operation many times and still run in seconds.

@@ -4,6 +4,7 @@ user's session (cookie or `Bearer st_...`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, StrongroomError
 from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
-from strongroom.http.errors import ERROR_RESPONSES
+from strongroom.http.errors import ERROR_RESPONSES, problem
 from strongroom.http.openapi import error_codes
 from strongroom.security.auth.errors import InvalidCredentials, SessionRequired
 from strongroom.security.auth.factors import Factors
@@ -31,7 +32,6 @@ from strongroom.security.auth.schemas import (
     TotpEnrolment,
 )
 from strongroom.security.auth.service import NewSession, UserService
-from strongroom.tenancy.middleware import RateLimited
 from strongroom.tenancy.ratelimit import Buckets
 from strongroom.tenancy.service import TenancyService
 
@@ -61,16 +61,23 @@ def _principal(request: Request) -> UserPrincipal:
     return principal
 
 
-async def _failed(request: Request) -> None:
+async def _limited(request: Request) -> Response | None:
     """A failed sign-in spends a token of the address's failed-authentication bucket, as a
-    bad API key does; past it, 429."""
+    bad API key does; past it, the answer is 429 with Retry-After instead."""
     failures: Buckets | None = getattr(request.app.state, "auth_failures", None)
     if failures is None:
-        return
+        return None
     address = request.client.host if request.client else "unknown"
     verdict = await failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
-    if not verdict.allowed:
-        raise RateLimited("too many failed sign-ins from this address")
+    if verdict.allowed:
+        return None
+    wait_s = max(1, math.ceil(verdict.retry_after_ms / 1000))
+    return problem(
+        request,
+        "rate_limited",
+        "too many failed sign-ins from this address",
+        headers={"Retry-After": str(wait_s)},
+    )
 
 
 def _session_out(request: Request, response: Response, new: NewSession, cookie: bool) -> Any:
@@ -116,13 +123,18 @@ async def create_session(body: SessionCreate, request: Request, response: Respon
             users.sign_in, tenant_id, body.email, body.password, body.totp
         )
     except InvalidCredentials:
-        await _failed(request)
+        limited = await _limited(request)
+        if limited is not None:
+            return limited
         raise
     return _session_out(request, response, new, body.cookie)
 
 
 @router.get(
-    "/sessions/current", response_model=SessionOut, openapi_extra=error_codes("session_required")
+    "/sessions/current",
+    response_model=SessionOut,
+    openapi_extra=error_codes("session_required"),
+    operation_id="getCurrentSession",
 )
 async def current_session(request: Request) -> Any:
     """Who this session is, and until when its last step-up counts."""
@@ -139,7 +151,12 @@ async def current_session(request: Request) -> Any:
     }
 
 
-@router.delete("/sessions/current", status_code=204, openapi_extra=error_codes("session_required"))
+@router.delete(
+    "/sessions/current",
+    status_code=204,
+    openapi_extra=error_codes("session_required"),
+    operation_id="deleteCurrentSession",
+)
 async def delete_session(request: Request) -> Response:
     """Sign out: the session is revoked and the browser's cookie cleared."""
     principal = _principal(request)
@@ -154,6 +171,7 @@ async def delete_session(request: Request) -> Response:
     status_code=201,
     response_model=TotpEnrolment,
     openapi_extra=error_codes("session_required", "totp_already_enrolled"),
+    operation_id="createTotpEnrolment",
 )
 async def enrol_totp(request: Request) -> Any:
     """A new TOTP secret as an otpauth URI, shown once; confirm it with a first code."""
@@ -168,6 +186,7 @@ async def enrol_totp(request: Request) -> Any:
     openapi_extra=error_codes(
         "session_required", "invalid_code", "totp_not_enrolled", "totp_already_enrolled"
     ),
+    operation_id="createTotpConfirmation",
 )
 async def confirm_totp(body: TotpCode, request: Request) -> Response:
     principal = _principal(request)
@@ -179,6 +198,7 @@ async def confirm_totp(body: TotpCode, request: Request) -> Response:
     "/passkeys/registration/options",
     response_model=Challenge,
     openapi_extra=error_codes("session_required"),
+    operation_id="createPasskeyRegistrationOptions",
 )
 async def passkey_registration_options(request: Request) -> Any:
     """Options for navigator.credentials.create(); the challenge is kept server-side."""
@@ -194,6 +214,7 @@ async def passkey_registration_options(request: Request) -> Any:
     status_code=201,
     response_model=PasskeyOut,
     openapi_extra=error_codes("session_required", "invalid_challenge", "passkey_rejected"),
+    operation_id="createPasskey",
 )
 async def register_passkey(body: PasskeyAnswer, request: Request) -> Any:
     principal = _principal(request)
@@ -207,6 +228,7 @@ async def register_passkey(body: PasskeyAnswer, request: Request) -> Any:
     "/passkeys/authentication/options",
     response_model=Challenge,
     openapi_extra=error_codes("invalid_credentials"),
+    operation_id="createPasskeyAuthenticationOptions",
 )
 async def passkey_authentication_options(body: TenantOnly, request: Request) -> Any:
     """Options for navigator.credentials.get() to sign in with a passkey of the tenant."""
@@ -224,13 +246,16 @@ async def passkey_authentication_options(body: TenantOnly, request: Request) -> 
     status_code=201,
     response_model=SessionOut,
     openapi_extra=error_codes("invalid_challenge", "passkey_rejected", "rate_limited"),
+    operation_id="createPasskeySession",
 )
 async def passkey_sign_in(body: PasskeySignIn, request: Request, response: Response) -> Any:
     """Sign in with a passkey's assertion for a challenge of the options route."""
     try:
         new = await run_in_threadpool(_factors(request).sign_in, body.challenge_id, body.credential)
     except StrongroomError:
-        await _failed(request)
+        limited = await _limited(request)
+        if limited is not None:
+            return limited
         raise
     return _session_out(request, response, new, body.cookie)
 
@@ -239,6 +264,7 @@ async def passkey_sign_in(body: PasskeySignIn, request: Request, response: Respo
     "/step-up/options",
     response_model=Challenge,
     openapi_extra=error_codes("session_required", "no_passkey"),
+    operation_id="createStepUpOptions",
 )
 async def step_up_options(request: Request) -> Any:
     """Options for navigator.credentials.get() with this user's passkeys."""
@@ -257,6 +283,7 @@ async def step_up_options(request: Request) -> Any:
         "invalid_challenge",
         "passkey_rejected",
     ),
+    operation_id="createStepUp",
 )
 async def step_up(body: StepUp, request: Request) -> Any:
     """Prove presence again (a passkey assertion or a TOTP code): sensitive actions are
