@@ -272,3 +272,20 @@ def test_a_tenant_lookup_and_api_key_ceiling(db_engine: Engine) -> None:
     assert tenancy.tenant_by_name("nobody") is None
     tenancy.revoke_api_key(key.id)
     assert tenancy.transfer_ceiling(key.id) is None
+
+
+def test_a_time_step_is_accepted_once_even_by_racing_requests(people: People) -> None:
+    """Two requests that both read the user before either wrote (the same code sent twice at
+    once): the conditional update lets one through."""
+    user = people.users.create_user(TENANT, EMAIL, "support", PASSWORD, actor="cli")
+    stale = _user_row(people, user.id)
+    results = []
+    for _ in range(2):
+        with UnitOfWork(people.engine) as uow:
+            results.append(store.accept_totp_step(uow, stale.id, 1000))
+            uow.commit()
+    assert results == [True, False]
+    with UnitOfWork(people.engine) as uow:
+        assert not store.accept_totp_step(uow, stale.id, 999)  # an older step, too
+        assert store.accept_totp_step(uow, stale.id, 1001)
+        uow.commit()
