@@ -21,6 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from operator import itemgetter
 
 from strongroom.core.errors import Overloaded
 from strongroom.core.limits import (
@@ -35,6 +36,9 @@ from strongroom.ledger.service import LedgerService
 Waiter = (
     Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
 )
+
+
+_ACTOR = itemgetter(2)  # of a queued (transfer, waiter, actor)
 
 
 @dataclass(slots=True)
@@ -168,9 +172,9 @@ class GroupCommitter:
             items = self._take()
             if items is None:
                 return
-            first = items[0][2]
-            if all(actor == first for _, _, actor in items):
-                results = self._post([t for t, _, _ in items], first)
+            actors = set(map(_ACTOR, items))  # one, but for a busy multi-tenant server
+            if len(actors) == 1:
+                results = self._post([t for t, _, _ in items], items[0][2])
             else:  # one batch per actor, so that each batch's gates and sinks know who asked
                 groups: dict[str | None, list[int]] = {}
                 for index, (_, _, actor) in enumerate(items):
