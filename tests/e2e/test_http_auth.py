@@ -203,6 +203,10 @@ def test_passkeys_register_sign_in_and_step_up(api: Api) -> None:
     )
     assert (replay.status_code, problem_code(replay)) == (400, "invalid_challenge")
 
+    # Another factor needs a step-up first: a stolen session cannot plant its own.
+    for route in ("/v1/auth/passkeys/registration/options", "/v1/auth/totp"):
+        planted = api.post(route, key=token)
+        assert (planted.status_code, problem_code(planted)) == (403, "step_up_required")
     # Without user verification (no PIN, no biometric) the assertion is refused.
     device.verified = False
     begun = api.ok("POST", "/v1/auth/step-up/options", key=token)
@@ -222,6 +226,8 @@ def test_passkeys_register_sign_in_and_step_up(api: Api) -> None:
         json={"challenge_id": begun["challenge_id"], "credential": device.get(begun["options"])},
     )
     assert api.ok("POST", "/v1/api_keys", 201, key=token, json={"scopes": ["ledger:read"]})["id"]
+    second = api.ok("POST", "/v1/auth/passkeys/registration/options", key=token)
+    assert len(second["options"]["excludeCredentials"]) == 1  # the first one is not made again
     # Another origin's assertion (a phishing site relaying the challenge) is refused.
     begun = api.ok("POST", "/v1/auth/passkeys/authentication/options", json={"tenant": "acme"})
     phished = SoftAuthenticator("https://acme-login.example", credentials=device.credentials)

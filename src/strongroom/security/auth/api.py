@@ -170,7 +170,7 @@ async def delete_session(request: Request) -> Response:
     "/totp",
     status_code=201,
     response_model=TotpEnrolment,
-    openapi_extra=error_codes("session_required", "totp_already_enrolled"),
+    openapi_extra=error_codes("session_required", "totp_already_enrolled", "step_up_required"),
     operation_id="createTotpEnrolment",
 )
 async def enrol_totp(request: Request) -> Any:
@@ -197,7 +197,7 @@ async def confirm_totp(body: TotpCode, request: Request) -> Response:
 @router.post(
     "/passkeys/registration/options",
     response_model=Challenge,
-    openapi_extra=error_codes("session_required"),
+    openapi_extra=error_codes("session_required", "step_up_required"),
     operation_id="createPasskeyRegistrationOptions",
 )
 async def passkey_registration_options(request: Request) -> Any:

@@ -18,6 +18,7 @@ from strongroom.security.auth.errors import (
 )
 from strongroom.security.auth.model import ChallengePurpose, SignInMethod, UserPrincipal
 from strongroom.security.auth.service import NewSession, UserService, totp_aad
+from strongroom.tenancy.access import require_step_up
 
 _US = 1_000_000
 
@@ -34,6 +35,15 @@ class Factors:
         assert row is not None, "a session's user exists"
         return row
 
+    def _guard_new_factor(self, principal: UserPrincipal, row: store.UserRow) -> None:
+        """A user who has a factor already adds another only after a step-up: a stolen
+        session must not be able to plant its own TOTP or passkey (persistent access). The
+        first factor needs none: there is nothing yet to step up with."""
+        with UnitOfWork(self.users.engine, write=False) as uow:
+            has_passkey = bool(store.credentials_of(uow, row.id))
+        if has_passkey or row.totp_confirmed_at is not None:
+            require_step_up(principal, now_us=self.users.now_us())
+
     # -- TOTP ----------------------------------------------------------------------------
 
     def enrol_totp(self, principal: UserPrincipal) -> str:
@@ -42,6 +52,7 @@ class Factors:
         row = self._user(principal)
         if row.totp_confirmed_at is not None:
             raise Conflict("totp_already_enrolled", "TOTP is enrolled already")
+        self._guard_new_factor(principal, row)
         secret = totp.new_secret()
         wrapped = self.kms.wrap(secret, totp_aad(row.tenant_id, row.id))
         with UnitOfWork(self.users.engine) as uow:
@@ -119,6 +130,7 @@ class Factors:
 
     def registration_options(self, principal: UserPrincipal) -> tuple[str, dict[str, Any]]:
         row = self._user(principal)
+        self._guard_new_factor(principal, row)
         with UnitOfWork(self.users.engine, write=False) as uow:
             existing = [(c.id, c.transports) for c in store.credentials_of(uow, row.id)]
         # The name the authenticator shows: the user's id (the email is personal data).
