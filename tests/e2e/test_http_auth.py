@@ -89,7 +89,7 @@ def test_a_user_signs_in_and_acts_by_role(api: Api) -> None:
     assert moved["amount"] == 7
     # (The gates see the user as the actor: test_large_transfers_need_a_step_up_or_a_key_ceiling.)
     # Signing out ends the session at once.
-    assert api.request("DELETE", "/v1/auth/sessions/current", key=boss).status_code == 204
+    assert api.ok("DELETE", "/v1/auth/sessions/current", key=boss)["deleted"] is True
     gone = api.get("/v1/auth/sessions/current", key=boss)
     assert (gone.status_code, problem_code(gone)) == (401, "unauthenticated")
 
@@ -153,7 +153,7 @@ def test_api_key_creation_needs_a_step_up(api: Api) -> None:
     secret = _totp_secret(uri)
     now = int(time.time())
     confirm = api.post("/v1/auth/totp/confirm", key=boss, json={"code": totp.totp(secret, now)})
-    assert confirm.status_code == 204
+    assert confirm.json() == {"totp_enrolled": True}
     replay = api.post("/v1/auth/step-up", key=boss, json={"totp": totp.totp(secret, now)})
     assert (replay.status_code, problem_code(replay)) == (400, "invalid_code")
     stepped = api.ok(
@@ -303,3 +303,29 @@ def _check_page(api: Api) -> None:
     assert "navigator.credentials" in script.text
     assert "http://" not in script.text
     assert "https://" not in script.text
+
+
+def test_the_python_client_signs_in_and_steps_up(sqlite_url: str, tmp_path: Path) -> None:
+    from strongroom.client import Client, PermissionDeniedError
+    from tests.e2e.http_support import Served, build_app
+
+    app = build_app(sqlite_url, keyring_path=str(tmp_path / "keyring.json"), **FAST)
+    admin = app.state.tenancy.create_api_key("acme", ["admin"])[1]
+    with Served(app) as served:
+        with Client(served.base_url, admin) as sr:
+            user = sr.create_user("boss@acme.example", "admin", password=PASSWORD)
+        with Client(served.base_url, "st_not_yet") as anonymous:
+            session = anonymous.create_session("acme", "boss@acme.example", PASSWORD)
+        assert session.token is not None
+        with Client(served.base_url, session.token) as me:
+            assert me.get_current_session().user_id == user.id
+            with pytest.raises(PermissionDeniedError):
+                me.create_api_key(["ledger:read"])
+            secret = _totp_secret(me.create_totp_enrolment().otpauth_uri)
+            now = int(time.time())
+            assert me.confirm_totp(totp.totp(secret, now)).totp_enrolled
+            assert me.step_up(totp=totp.totp(secret, now + 30)).stepped_up_until
+            made = me.create_api_key(["ledger:read"], transfer_ceiling=5)
+            assert made.transfer_ceiling == 5
+            assert me.update_user(user.id, role="support").role == "support"
+            assert me.delete_current_session().deleted

@@ -24,11 +24,13 @@ from strongroom.security.auth.schemas import (
     PasskeyOut,
     PasskeySignIn,
     SessionCreate,
+    SessionDeleted,
     SessionOut,
     SteppedUp,
     StepUp,
     TenantOnly,
     TotpCode,
+    TotpConfirmed,
     TotpEnrolment,
 )
 from strongroom.security.auth.service import NewSession, UserService
@@ -153,17 +155,16 @@ async def current_session(request: Request) -> Any:
 
 @router.delete(
     "/sessions/current",
-    status_code=204,
+    response_model=SessionDeleted,
     openapi_extra=error_codes("session_required"),
     operation_id="deleteCurrentSession",
 )
-async def delete_session(request: Request) -> Response:
+async def delete_session(request: Request, response: Response) -> Any:
     """Sign out: the session is revoked and the browser's cookie cleared."""
     principal = _principal(request)
     await run_in_threadpool(_users(request).sign_out, principal)
-    response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
-    return response
+    return {"object": "session", "deleted": True}
 
 
 @router.post(
@@ -182,16 +183,17 @@ async def enrol_totp(request: Request) -> Any:
 
 @router.post(
     "/totp/confirm",
-    status_code=204,
+    response_model=TotpConfirmed,
     openapi_extra=error_codes(
         "session_required", "invalid_code", "totp_not_enrolled", "totp_already_enrolled"
     ),
     operation_id="createTotpConfirmation",
 )
-async def confirm_totp(body: TotpCode, request: Request) -> Response:
+async def confirm_totp(body: TotpCode, request: Request) -> Any:
+    """Confirm the enrolment with a first code: from now on a password sign-in needs one."""
     principal = _principal(request)
     await run_in_threadpool(_factors(request).confirm_totp, principal, body.code)
-    return Response(status_code=204)
+    return {"totp_enrolled": True}
 
 
 @router.post(

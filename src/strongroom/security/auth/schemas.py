@@ -121,3 +121,12 @@ class PasskeyOut(_Out):
 
 class SteppedUp(_Out):
     stepped_up_until: Timestamp
+
+
+class SessionDeleted(_Out):
+    object: Literal["session"]
+    deleted: Literal[True]
+
+
+class TotpConfirmed(_Out):
+    totp_enrolled: Literal[True]
