@@ -3,7 +3,7 @@ key is a sensitive action: a user signed in as an admin must have stepped up."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["api keys"])
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    scopes: list[str] = Field(min_length=1, max_length=16)
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=16)
     transfer_ceiling: int | None = Field(
         default=None,
         ge=0,
