@@ -289,3 +289,21 @@ def test_a_time_step_is_accepted_once_even_by_racing_requests(people: People) ->
         assert not store.accept_totp_step(uow, stale.id, 999)  # an older step, too
         assert store.accept_totp_step(uow, stale.id, 1001)
         uow.commit()
+
+
+def test_purge_deletes_expired_sessions_and_challenges_only(people: People) -> None:
+    people.users.create_user(TENANT, EMAIL, "support", PASSWORD, actor="cli")
+    old = people.users.sign_in(TENANT, EMAIL, PASSWORD, None)
+    people.factors.authentication_options(TENANT)
+    people.clock.advance(3601)  # past the session's hour and the challenge's 5 minutes
+    fresh = people.users.sign_in(TENANT, EMAIL, PASSWORD, None)
+    people.users.purge()
+    with UnitOfWork(people.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT id FROM sessions")
+        left = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT COUNT(*) FROM auth_challenges")
+        (challenges,) = cur.fetchone()
+    assert fresh.principal.session_id in left
+    assert old.principal.session_id not in left
+    assert challenges == 0
