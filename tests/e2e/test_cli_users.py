@@ -85,3 +85,11 @@ def test_users_create_reads_a_password_file_and_refuses_a_short_one(
     assert "weak_password" in weak.output
     bad_role = CliRunner().invoke(app, [*args, "--role", "root", "--password-file", str(secret)])
     assert bad_role.exit_code != 0
+
+
+def test_users_create_invite_prints_an_invitation(url: str) -> None:
+    args = ["users", "create", "--tenant", "acme", "--email", "new@acme.example"]
+    result = CliRunner().invoke(app, [*args, "--role", "support", "--invite"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["invitation"].startswith("inv_")

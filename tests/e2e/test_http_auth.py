@@ -329,3 +329,26 @@ def test_the_python_client_signs_in_and_steps_up(sqlite_url: str, tmp_path: Path
             assert made.transfer_ceiling == 5
             assert me.update_user(user.id, role="support").role == "support"
             assert me.delete_current_session().deleted
+
+
+def test_an_invited_user_sets_a_password_then_signs_in(api: Api) -> None:
+    acme = seed_tenant(api, "acme")
+    both = {"email": "new@acme.example", "role": "support", "password": PASSWORD, "invite": True}
+    refused = api.post("/v1/users", key=acme.admin, json=both)
+    assert (refused.status_code, problem_code(refused)) == (400, "invalid_request")
+    made = api.ok(
+        "POST",
+        "/v1/users",
+        201,
+        key=acme.admin,
+        json={"email": "new@acme.example", "role": "support", "invite": True},
+    )
+    token = made["invitation"]
+    assert token.startswith("inv_")
+    accepted = api.ok("POST", "/v1/auth/invitations", json={"token": token, "password": PASSWORD})
+    assert accepted["id"] == made["id"]
+    assert accepted["invitation"] is None
+    again = api.post("/v1/auth/invitations", json={"token": token, "password": PASSWORD})
+    assert (again.status_code, problem_code(again)) == (400, "invalid_challenge")
+    assert _sign_in(api, "acme", "new@acme.example")
+    assert api.ok("GET", f"/v1/users/{made['id']}", key=acme.admin)["invitation"] is None

@@ -42,6 +42,7 @@ SIGN_IN_ROUTES = {
     ("POST", "/v1/auth/sessions"),
     ("POST", "/v1/auth/passkeys/authentication/options"),
     ("POST", "/v1/auth/passkeys/authentication"),
+    ("POST", "/v1/auth/invitations"),
 }
 # A signed-in user's own: an API key is answered 403 `session_required`.
 SESSION_ROUTES = {
@@ -449,6 +450,16 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
                 )
             ],
             "a passkey is looked up in the challenge's tenant only (test_http_auth.py)",
+        ),
+        ("POST", "/v1/auth/invitations"): Probe(
+            [
+                (
+                    {"json": {"token": "inv_nope", "password": B_PASSWORD}},
+                    400,
+                    "invalid_challenge",
+                )
+            ],
+            "an invitation names its own user only",
         ),
         ("POST", "/v1/api_keys"): Probe(
             [({"json": {"scopes": ["ledger:read"]}}, 201, None)], "creates A's key"

@@ -12,10 +12,17 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.service import AuditLog
+from strongroom.core.errors import InvalidRequest
 from strongroom.db.uow import UnitOfWork
 from strongroom.runtime import build_ledger
 from strongroom.security.auth import store, totp
-from strongroom.security.auth.errors import Conflict, InvalidCode, InvalidCredentials, TotpRequired
+from strongroom.security.auth.errors import (
+    Conflict,
+    InvalidChallenge,
+    InvalidCode,
+    InvalidCredentials,
+    TotpRequired,
+)
 from strongroom.security.auth.factors import Factors
 from strongroom.security.auth.model import AuthConfig
 from strongroom.security.auth.passwords import PasswordPolicy, Passwords
@@ -307,3 +314,34 @@ def test_purge_deletes_expired_sessions_and_challenges_only(people: People) -> N
     assert fresh.principal.session_id in left
     assert old.principal.session_id not in left
     assert challenges == 0
+
+
+def test_an_invitation_sets_the_first_password_once(people: People) -> None:
+    user, token = people.users.create_invited_user(TENANT, EMAIL, "support", actor="cli")
+    assert token.startswith("inv_")
+    with pytest.raises(InvalidCredentials):  # no password yet: nothing matches
+        people.users.sign_in(TENANT, EMAIL, "", None)
+    weak = "short"
+    with pytest.raises(InvalidRequest):
+        people.users.accept_invitation(token, weak)
+    assert people.users.accept_invitation(token, PASSWORD).id == user.id
+    assert people.users.sign_in(TENANT, EMAIL, PASSWORD, None).token
+    with pytest.raises(InvalidChallenge):  # spent
+        people.users.accept_invitation(token, "another long passphrase")
+    # Expired: seven days.
+    _other, late = people.users.create_invited_user(
+        TENANT, "late@x.example", "auditor", actor="cli"
+    )
+    people.clock.advance(7 * 86_400 + 1)
+    with pytest.raises(InvalidChallenge):
+        people.users.accept_invitation(late, PASSWORD)
+    with pytest.raises(InvalidChallenge):
+        people.users.accept_invitation("inv_" + "x" * 43, PASSWORD)
+    leaves, _size = people.audit.leaves(TENANT, 0, 100)
+    assert [leaf["type"] for leaf in leaves] == [
+        "user.created",
+        "user.invitation_accepted",
+        "user.created",
+    ]
+    assert leaves[0]["content"]["data"]["invited"] is True
+    assert token not in json.dumps(leaves)

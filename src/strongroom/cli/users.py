@@ -42,11 +42,20 @@ def users_create(
         Path | None,
         typer.Option(help="read the initial password from this file instead of a prompt"),
     ] = None,
+    invite: Annotated[
+        bool,
+        typer.Option(
+            help="no password: print an invitation (inv_..., good once for 7 days) that lets "
+            "the user set one at POST /v1/auth/invitations"
+        ),
+    ] = False,
     database_url: DbOption = None,
 ) -> None:
-    """Create a user with an initial password (prompted for, twice, unless --password-file).
-    Prints the user's id and role; the email stays out of the output and the logs."""
-    password = _read_password(password_file)
+    """Create a user with an initial password (prompted for, twice, unless --password-file)
+    or an invitation. Prints the user's id and role; the email stays out of the output."""
+    if invite and password_file is not None:
+        raise InvalidRequest("give --invite or --password-file, not both", param="invite")
+    password = None if invite else _read_password(password_file)
     engine, settings = open_engine(database_url)
     from strongroom.runtime import auth_config
 
@@ -65,7 +74,16 @@ def users_create(
             kms=open_key_manager(settings),
             audit=audit,
         )
-        user = users.create_user(tenant_id, email, role.value, password, actor=CLI_ACTOR)
+        invitation = None
+        if password is None:
+            user, invitation = users.create_invited_user(
+                tenant_id, email, role.value, actor=CLI_ACTOR
+            )
+        else:
+            user = users.create_user(tenant_id, email, role.value, password, actor=CLI_ACTOR)
     finally:
         engine.dispose()
-    print_json({**user.public(), "tenant_id": tenant_id})
+    out = {**user.public(), "tenant_id": tenant_id}
+    if invitation is not None:
+        out["invitation"] = invitation
+    print_json(out)

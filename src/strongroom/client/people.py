@@ -101,12 +101,26 @@ def create_user(
     role: str,
     *,
     password: str | None = None,
+    invite: bool = False,
     customer_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[UserOut]:
-    """A user of the caller's tenant (`admin`; a user must have stepped up)."""
-    body = {"email": email, "role": role, "password": password, "customer_id": customer_id}
+    """A user of the caller's tenant (`admin`; a user must have stepped up), with a password
+    or an invitation (`invite`: the answer's `invitation`, shown once)."""
+    body = {
+        "email": email,
+        "role": role,
+        "password": password,
+        "customer_id": customer_id,
+        "invite": invite,
+    }
     return Call("POST", "/v1/users", model(UserOut), json=body, idempotency_key=idempotency_key)
+
+
+def accept_invitation(token: str, password: str) -> Call[UserOut]:
+    """Set an invited user's first password (no key needed)."""
+    body = {"token": token, "password": password}
+    return Call("POST", "/v1/auth/invitations", model(UserOut), json=body)
 
 
 def get_user(user_id: str) -> Call[UserOut]:

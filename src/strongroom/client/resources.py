@@ -674,6 +674,7 @@ create_passkey_session = _people.create_passkey_session
 create_step_up_options = _people.create_step_up_options
 step_up = _people.step_up
 create_user = _people.create_user
+accept_invitation = _people.accept_invitation
 get_user = _people.get_user
 update_user = _people.update_user
 create_api_key = _people.create_api_key

@@ -15,11 +15,12 @@ from strongroom.core.errors import InvalidRequest, StrongroomError
 from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import ERROR_RESPONSES, problem
 from strongroom.http.openapi import error_codes
-from strongroom.security.auth.errors import InvalidCredentials, SessionRequired
+from strongroom.security.auth.errors import InvalidChallenge, InvalidCredentials, SessionRequired
 from strongroom.security.auth.factors import Factors
 from strongroom.security.auth.model import SESSION_COOKIE, UserPrincipal
 from strongroom.security.auth.schemas import (
     Challenge,
+    InvitationAccept,
     PasskeyAnswer,
     PasskeyOut,
     PasskeySignIn,
@@ -32,6 +33,7 @@ from strongroom.security.auth.schemas import (
     TotpCode,
     TotpConfirmed,
     TotpEnrolment,
+    UserOut,
 )
 from strongroom.security.auth.service import NewSession, UserService
 from strongroom.tenancy.ratelimit import Buckets
@@ -42,8 +44,11 @@ router = APIRouter(prefix="/v1/auth", responses=ERROR_RESPONSES, tags=["authenti
 SIGN_IN_PATH: Final = "/v1/auth/sessions"
 PASSKEY_OPTIONS_PATH: Final = "/v1/auth/passkeys/authentication/options"
 PASSKEY_SIGN_IN_PATH: Final = "/v1/auth/passkeys/authentication"
+INVITATION_PATH: Final = "/v1/auth/invitations"
 # Reached without a session or an API key: the tenancy middleware lets them through.
-PUBLIC_PATHS: Final = frozenset({SIGN_IN_PATH, PASSKEY_OPTIONS_PATH, PASSKEY_SIGN_IN_PATH})
+PUBLIC_PATHS: Final = frozenset(
+    {SIGN_IN_PATH, PASSKEY_OPTIONS_PATH, PASSKEY_SIGN_IN_PATH, INVITATION_PATH}
+)
 
 
 def _users(request: Request) -> UserService:
@@ -130,6 +135,25 @@ async def create_session(body: SessionCreate, request: Request, response: Respon
             return limited
         raise
     return _session_out(request, response, new, body.cookie)
+
+
+@router.post(
+    "/invitations",
+    response_model=UserOut,
+    openapi_extra=error_codes("invalid_challenge", "weak_password", "rate_limited"),
+    operation_id="updatePasswordFromInvitation",
+)
+async def accept_invitation(body: InvitationAccept, request: Request) -> Any:
+    """Set an invited user's first password with their invitation (`inv_...`, good once);
+    then they sign in at POST /v1/auth/sessions."""
+    try:
+        user = await run_in_threadpool(_users(request).accept_invitation, body.token, body.password)
+    except InvalidChallenge:
+        limited = await _limited(request)
+        if limited is not None:
+            return limited
+        raise
+    return user.public()
 
 
 @router.get(

@@ -78,6 +78,16 @@ class UserCreate(_In):
         "registered from a session",
     )
     customer_id: str | None = Field(default=None, max_length=64)
+    invite: StrictBool = Field(
+        default=False,
+        description="true (without a password): the answer carries an invitation (inv_...), "
+        "shown once, good once for 7 days, that sets the user's password",
+    )
+
+
+class InvitationAccept(_In):
+    token: str = Field(min_length=1, max_length=100, description="the invitation, inv_...")
+    password: str = Field(min_length=1, max_length=PASSWORD_BYTES_MAX)
 
 
 class UserUpdate(_In):
@@ -94,6 +104,9 @@ class UserOut(_Out):
     role: str
     customer_id: str | None
     totp_enrolled: bool
+    invitation: str | None = Field(
+        default=None, description="inv_...: only when the user was just created with invite"
+    )
 
 
 class SessionOut(_Out):

@@ -21,9 +21,15 @@ from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.security import aead
 from strongroom.security.auth import store, totp
-from strongroom.security.auth.errors import Conflict, InvalidCredentials, TotpRequired
+from strongroom.security.auth.errors import (
+    Conflict,
+    InvalidChallenge,
+    InvalidCredentials,
+    TotpRequired,
+)
 from strongroom.security.auth.model import (
     SESSION_TOKEN_PREFIX,
+    USER_ACTOR_PREFIX,
     AuthConfig,
     SignInMethod,
     User,
@@ -40,6 +46,9 @@ from strongroom.security.roles import Role
 _US: Final = 1_000_000
 TOKEN_CHARS_MAX: Final = 100  # a presented token longer than this is not one of ours
 LOCKOUT_ACTOR: Final = "system:auth"  # the actor of a lockout's audit leaf
+INVITATION_PREFIX: Final = "inv_"
+INVITATION_PURPOSE: Final = "invitation"  # an auth_challenges row keyed by the token's hash
+INVITATION_TTL_S: Final = 7 * 86_400
 
 
 def totp_aad(tenant_id: str, user_id: str) -> bytes:
@@ -128,7 +137,28 @@ class UserService:
         customer_id: str | None = None,
     ) -> User:
         """A user of the tenant; `password` None leaves them unable to sign in with one
-        (a passkey registered by an admin-held session, or a password set later)."""
+        (until an invitation sets one: create_invited_user)."""
+        return self._create(tenant_id, email, role, password, actor, customer_id, None)
+
+    def create_invited_user(
+        self, tenant_id: str, email: str, role: str, *, actor: str, customer_id: str | None = None
+    ) -> tuple[User, str]:
+        """A user without a password, and an invitation (`inv_...`, shown once, good once for
+        INVITATION_TTL_S) that sets it: POST /v1/auth/invitations. The admin hands it over."""
+        token = INVITATION_PREFIX + secrets.token_urlsafe(32)
+        user = self._create(tenant_id, email, role, None, actor, customer_id, token)
+        return user, token
+
+    def _create(
+        self,
+        tenant_id: str,
+        email: str,
+        role: str,
+        password: str | None,
+        actor: str,
+        customer_id: str | None,
+        invitation: str | None,
+    ) -> User:
         parsed = parse_role(role)
         address = normalise_email(email)
         encoded = None
@@ -151,10 +181,45 @@ class UserService:
                 customer_id, now,
             ):  # fmt: skip
                 raise Conflict("email_taken", "a user of this tenant has this email")
-            data = {"user_id": user_id, "role": parsed.value, "kind": kind.value}
+            data: dict[str, Any] = {"user_id": user_id, "role": parsed.value, "kind": kind.value}
+            if invitation is not None:
+                expires = now + INVITATION_TTL_S * _US
+                row = store.ChallengeRow(tenant_id, INVITATION_PURPOSE, user_id, None, b"", expires)
+                store.insert_challenge(uow, session_id_of(invitation), row)
+                data["invited"] = True
             self.record(uow, tenant_id, actor, "user.created", user_id, data)
             uow.commit()
         return User(user_id, tenant_id, kind, parsed, now, customer_id)
+
+    def accept_invitation(self, token: str, password: str) -> User:
+        """Sets the invited user's first password; the invitation is spent (`invalid_challenge`
+        for one unknown, used or expired)."""
+        problem = check_password_strength(password)
+        if problem is not None:
+            raise InvalidRequest(problem, param="password", code="weak_password")
+        encoded = self.passwords.hash(password)
+        now = self.now_us()
+        with UnitOfWork(self.engine) as uow:
+            found = None
+            if token.startswith(INVITATION_PREFIX) and len(token) <= TOKEN_CHARS_MAX:
+                found = store.take_challenge(uow, session_id_of(token))
+            if (
+                found is None
+                or found.purpose != INVITATION_PURPOSE
+                or found.expires_at <= now
+                or found.user_id is None
+            ):
+                raise InvalidChallenge("the invitation is unknown, used or expired", param="token")
+            store.set_password_hash(uow, found.user_id, encoded)
+            data = {"user_id": found.user_id}
+            self.record(
+                uow, found.tenant_id, f"{USER_ACTOR_PREFIX}{found.user_id}",
+                "user.invitation_accepted", found.user_id, data,
+            )  # fmt: skip
+            row = store.get_user(uow, found.user_id)
+            uow.commit()
+        assert row is not None
+        return user_of(row)
 
     def get_user(self, tenant_id: str, user_id: str) -> User:
         with UnitOfWork(self.engine, write=False) as uow:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.core.errors import InvalidRequest
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.params import IdPath
@@ -40,9 +41,22 @@ def _admin(request: Request) -> Principal:
     ),
 )
 async def create_user(body: UserCreate, request: Request) -> Any:
-    """A staff or customer user of the caller's tenant, with an initial password (or none:
-    they sign in once a passkey is registered for them)."""
+    """A staff or customer user of the caller's tenant, with an initial password, or an
+    invitation (`invite`) that lets them set it."""
     principal = _admin(request)
+    if body.invite:
+        if body.password is not None:
+            raise InvalidRequest("give a password or invite, not both", param="invite")
+        invited, token = await run_in_threadpool(
+            lambda: _users(request).create_invited_user(
+                principal.tenant_id,
+                body.email,
+                body.role,
+                actor=principal.actor,
+                customer_id=body.customer_id,
+            )
+        )
+        return {**invited.public(), "invitation": token}
     user = await run_in_threadpool(
         lambda: _users(request).create_user(
             principal.tenant_id,
