@@ -97,33 +97,76 @@ class TenancyService:
                 return Tenant(tenant_id, name, now)
         return Tenant(row[0], row[1], row[2])
 
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant_by_name(uow, name)
+        return None if row is None else Tenant(row[0], row[1], row[2])
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant(uow, tenant_id)
+        if row is None:
+            raise NotFound(f"no tenant {tenant_id}", param="tenant")
+        return Tenant(row[0], row[1], row[2])
+
     def create_api_key(
-        self, tenant_name: str, scopes: Sequence[str], *, actor: str = "tenancy"
+        self,
+        tenant_name: str,
+        scopes: Sequence[str],
+        *,
+        actor: str = "tenancy",
+        transfer_ceiling: int | None = None,
     ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
-        secret cannot be shown again."""
-        parsed = Scope.parse(list(scopes))
+        secret cannot be shown again. `transfer_ceiling`: minor units one transfer of the key
+        may move past the step-up threshold (STRONGROOM_STEP_UP_TRANSFER_AMOUNT)."""
         tenant = self.ensure_tenant(tenant_name)
+        return self.create_tenant_api_key(
+            tenant.id, scopes, actor=actor, transfer_ceiling=transfer_ceiling
+        )
+
+    def create_tenant_api_key(
+        self,
+        tenant_id: str,
+        scopes: Sequence[str],
+        *,
+        actor: str,
+        transfer_ceiling: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """create_api_key for a tenant known by id (the API's, for its caller's tenant)."""
+        parsed = Scope.parse(list(scopes))
+        assert transfer_ceiling is None or transfer_ceiling >= 0
         secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(ids.new_id("key"), tenant.id, parsed, secret[-4:])
+        key = ApiKey(ids.new_id("key"), tenant_id, parsed, secret[-4:], transfer_ceiling)
         digest = self._digest(secret)
         with UnitOfWork(self.engine) as uow:
             store.insert_api_key(
                 uow,
                 (
                     key.id,
-                    tenant.id,
+                    tenant_id,
                     digest,
                     key.hint,
                     " ".join(sorted(s.value for s in parsed)),
                     clock.now_us(),
                 ),
+                transfer_ceiling,
             )
             if self._audit is not None:
-                data = {"key_id": key.id, "scopes": sorted(s.value for s in parsed)}
-                self._audit.record_all(uow, tenant.id, actor, [("api_key.created", key.id, data)])
+                data: dict[str, object] = {
+                    "key_id": key.id,
+                    "scopes": sorted(s.value for s in parsed),
+                }
+                if transfer_ceiling is not None:
+                    data["transfer_ceiling"] = str(transfer_ceiling)
+                self._audit.record_all(uow, tenant_id, actor, [("api_key.created", key.id, data)])
             uow.commit()
         return key, secret
+
+    def transfer_ceiling(self, key_id: str) -> int | None:
+        """A live key's transfer ceiling, from the database (a revoked key has none)."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            return store.api_key_transfer_ceiling(uow, key_id)
 
     def revoke_api_key(self, key_id: str, *, actor: str = "tenancy") -> None:
         with UnitOfWork(self.engine) as uow:
@@ -162,7 +205,8 @@ class TenancyService:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
             return None
-        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2])
+        ceiling = None if row[4] is None else int(row[4])
+        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], ceiling)
         with self._lock:
             self._cache[digest] = (now + API_KEY_CACHE_TTL_S, key)
         return key
