@@ -56,5 +56,7 @@ bench-quick: $(STAMP)
 	$(BIN)/strongroom bench http --quick
 	$(BIN)/strongroom bench audit --quick
 
+# strongroom.db* is the database and what belongs to it alone: its WAL, its keyring and
+# development master key (useless without it), its rate-limit and writer-lock files.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache strongroom.db strongroom.db-wal strongroom.db-shm
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache strongroom.db*

@@ -255,3 +255,6 @@ def test_the_server_factory_reports_an_unusable_database_in_one_line(
     lines = _factory_stderr(STRONGROOM_DATABASE_URL=url or f"sqlite:///{tmp_path / 'e.db'}")
     assert len(lines) == 1, lines
     assert lines[0].startswith(line), lines[0]
+    if url is None:  # an empty database is named: often the wrong directory, not a new one
+        assert str((tmp_path / "e.db").resolve()) in lines[0]
+        assert "STRONGROOM_DATABASE_URL" in lines[0]

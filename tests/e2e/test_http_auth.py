@@ -156,6 +156,7 @@ def test_api_key_creation_needs_a_step_up(api: Api) -> None:
     assert confirm.json() == {"totp_enrolled": True}
     replay = api.post("/v1/auth/step-up", key=boss, json={"totp": totp.totp(secret, now)})
     assert (replay.status_code, problem_code(replay)) == (400, "invalid_code")
+    assert replay.json()["param"] == "totp"  # the body's own field name
     stepped = api.ok(
         "POST", "/v1/auth/step-up", key=boss, json={"totp": totp.totp(secret, now + 30)}
     )

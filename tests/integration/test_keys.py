@@ -148,8 +148,13 @@ def test_a_recovery_export_restores_into_a_fresh_deployment(tmp_path: Path) -> N
         *args, "--recovery-secret-file", str(secret_file), env=new, code=2
     )
     # The old master key does not open the restored keyring.
+    # It says which master key it tried, and that a restore comes only after moving the
+    # keyring aside (a restore never overwrites one).
     old_master = {**new, "STRONGROOM_MASTER_KEY": env["STRONGROOM_MASTER_KEY"]}
-    assert "keys restore" in run("keys", "status", env=old_master, code=2)
+    refused = run("keys", "status", env=old_master, code=2)
+    assert "under the master key from STRONGROOM_MASTER_KEY" in refused
+    assert f"move {new['STRONGROOM_KEYRING_PATH']} aside" in refused
+    assert "keys restore" in refused
     kinds = [t for t, _ in _key_leaves(env["STRONGROOM_DATABASE_URL"])]
     assert kinds == ["keys.created", "keys.rotated", "keys.exported", "keys.restored"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -36,10 +37,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def describe(engine: Engine) -> str:
+    """The database in words for a message: a SQLite file's absolute path (a relative URL
+    depends on the current directory), else the URL without its password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(url.database).resolve())
+    return url.render_as_string(hide_password=True)
+
+
 def require_current(engine: Engine) -> None:
     current = current_revision(engine)
+    if current is None:
+        # Most often not a new deployment but the wrong database: a command run from another
+        # directory than the one holding ./strongroom.db, or a URL not set in this shell.
+        raise SchemaOutOfDate(
+            f"database schema is at empty, this Strongroom needs {head_revision()}: "
+            f"{describe(engine)} holds no Strongroom schema. If it is meant to be a new one, "
+            "run `strongroom db upgrade`; if not, point STRONGROOM_DATABASE_URL at your "
+            "database (the default, sqlite:///./strongroom.db, is in the current directory)"
+        )
     if current != head_revision():
         raise SchemaOutOfDate(
-            f"database schema is at {current or 'empty'}, this Strongroom needs "
+            f"database schema is at {current}, this Strongroom needs "
             f"{head_revision()}: run `strongroom db upgrade`"
         )

@@ -22,6 +22,7 @@ from strongroom.security.kms import (
     KeyManager,
     KeyringError,
     LocalKeyring,
+    WrongMasterKey,
     master_key_from_secret,
     new_master_secret,
 )
@@ -51,6 +52,15 @@ def keyring_path(settings: Settings) -> Path:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return Path(f"{url.database}-keyring.json")
     return Path(KEYRING_DEFAULT)
+
+
+def master_key_source(settings: Settings, path: Path) -> str:
+    """Where `master_key` takes the master key from, in words for an error message."""
+    if settings.master_key is not None:
+        return "STRONGROOM_MASTER_KEY"
+    if settings.master_key_file:
+        return f"STRONGROOM_MASTER_KEY_FILE ({settings.master_key_file})"
+    return f"the development master key {path.with_name(path.name + DEV_MASTER_SUFFIX)}"
 
 
 def master_key(settings: Settings, path: Path) -> bytes:
@@ -145,6 +155,15 @@ def open_keys(settings: Settings, engine: Engine | None = None) -> tuple[KeyMana
             log.warning("keys: created a new keyring at %s", path)
             return created, True
         return LocalKeyring(path, master), False
+    except WrongMasterKey:
+        # Most often the wrong key was given (another deployment's, a development key left
+        # beside a restored keyring): say which one, and restore only if the right one is lost.
+        raise KeysUnavailable(
+            f"the keyring at {path} does not open under the master key from "
+            f"{master_key_source(settings, path)}: give the master key that sealed it "
+            "(STRONGROOM_MASTER_KEY or STRONGROOM_MASTER_KEY_FILE); if that key is lost, move "
+            f"{path} aside and {RESTORE_HINT}"
+        ) from None
     except KeyringError as exc:
         raise KeysUnavailable(f"{exc}; {RESTORE_HINT}") from None
     except OSError as exc:

@@ -133,6 +133,10 @@ class KeyringError(Exception):
     """The keyring file is missing, unreadable, or does not open under this master key."""
 
 
+class WrongMasterKey(KeyringError):
+    """The keyring file is there and well formed, but this master key does not open it."""
+
+
 class LocalKeyring:
     """KEK versions and a MAC root key in one JSON file, each sealed (AES-256-GCM) under the
     master key with its own role as associated data. The file holds no key in clear: without
@@ -226,7 +230,7 @@ class LocalKeyring:
                         self._master, _unb64(entry["sealed"]), _kek_aad(version.version)
                     )
         except aead.DecryptionFailed:
-            raise KeyringError(
+            raise WrongMasterKey(
                 f"the keyring at {self.path} does not open under this master key"
             ) from None
         except (KeyError, TypeError, ValueError) as exc:

@@ -82,7 +82,8 @@ class Factors:
         if row.totp_confirmed_at is None:
             raise Conflict("totp_not_enrolled", "this user has no TOTP to step up with")
         if not self.users.accept_totp(row, code, self.users.now_us()):
-            raise InvalidCode("the code is wrong, expired or already used", param="code")
+            # The step-up body names the code `totp`, as sign-in does.
+            raise InvalidCode("the code is wrong, expired or already used", param="totp")
         return self.users.mark_stepped_up(principal, "totp")
 
     # -- challenges ----------------------------------------------------------------------

@@ -120,8 +120,9 @@ def bin_digits(length: int) -> int:
 
 
 def normalize_number(number: str) -> str:
-    """The digits of a card number sent with optional single spaces or dashes between groups;
-    refused (`invalid_card_number`) as a whole, without saying which digit was wrong."""
+    """The digits of a card number; spaces and dashes are dropped wherever they are, anything
+    else that is not a digit is refused (`invalid_card_number`) as a whole, without saying
+    which digit was wrong."""
     if len(number) > CARD_NUMBER_CHARS_MAX:
         raise _invalid_number(f"at most {CARD_NUMBER_CHARS_MAX} characters")
     digits = number.replace(" ", "").replace("-", "")
