@@ -167,6 +167,10 @@ def test_api_key_creation_needs_a_step_up(api: Api) -> None:
     assert api.ok("GET", f"/v1/accounts/{acme.alice}", key=made["secret"])["id"] == acme.alice
     # A machine passes on its admin scope; an API key has no session to step up.
     assert api.ok("POST", "/v1/api_keys", 201, key=acme.admin, json=wanted)["id"]
+    # A misspelt scope is refused naming the body's field, `scopes`.
+    typo = api.post("/v1/api_keys", key=acme.admin, json={"scopes": ["ledger:raed"]})
+    assert (typo.status_code, problem_code(typo)) == (400, "invalid_scope")
+    assert typo.json()["param"] == "scopes"
     no_session = api.post("/v1/auth/step-up", key=acme.admin, json={"totp": "123456"})
     assert (no_session.status_code, problem_code(no_session)) == (403, "session_required")
 

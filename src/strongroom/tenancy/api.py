@@ -53,6 +53,7 @@ async def create_api_key(body: ApiKeyCreate, request: Request) -> Any:
     principal: Principal = request.state.api_key
     require_scope(principal, Scope.ADMIN)
     require_step_up(principal)
+    Scope.parse(body.scopes, param="scopes")  # refused here, naming the body's field
     tenancy: TenancyService = request.app.state.tenancy
     key, secret = await run_in_threadpool(
         lambda: tenancy.create_tenant_api_key(

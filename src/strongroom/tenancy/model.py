@@ -23,16 +23,18 @@ class Scope(StrEnum):
     VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
 
     @classmethod
-    def parse(cls, values: list[str]) -> frozenset[Scope]:
+    def parse(cls, values: list[str], param: str = "scope") -> frozenset[Scope]:
+        """`param` names the input as the caller wrote it: `scope` for the CLI's `--scope`,
+        `scopes` for the API's body."""
         if not values:
-            raise InvalidRequest("give at least one scope", param="scope", code="invalid_scope")
+            raise InvalidRequest("give at least one scope", param=param, code="invalid_scope")
         known = {s.value: s for s in cls}
         out = set()
         for value in values:
             if value not in known:
                 raise InvalidRequest(
                     f"unknown scope {value!r}: use one of {', '.join(known)}",
-                    param="scope",
+                    param=param,
                     code="invalid_scope",
                 )
             out.add(known[value])
