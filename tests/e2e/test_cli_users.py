@@ -91,5 +91,32 @@ def test_users_create_invite_prints_an_invitation(url: str) -> None:
     args = ["users", "create", "--tenant", "acme", "--email", "new@acme.example"]
     result = CliRunner().invoke(app, [*args, "--role", "support", "--invite"])
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert body["invitation"].startswith("inv_")
+
+
+def test_a_new_tenant_is_named_on_stderr(url: str, tmp_path: Path) -> None:
+    """A tenant is taken by name and made when none has it: a misspelt name would make an
+    empty tenant whose users never sign in where expected, so the command says so."""
+    secret = tmp_path / "password.txt"
+    secret.write_text(PASSWORD + "\n")
+    args = ["--email", "ops@acme.example", "--role", "support", "--password-file", str(secret)]
+    first = CliRunner().invoke(app, ["users", "create", "--tenant", "acme", *args])
+    assert first.exit_code == 0, first.output
+    tenant_id = json.loads(first.stdout)["tenant_id"]
+    assert first.stderr == f"note: no tenant was named 'acme': created it ({tenant_id})\n"
+    again = CliRunner().invoke(
+        app, ["users", "create", "--tenant", "acme", *args[2:], "--email", "two@acme.example"]
+    )
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ""
+    # api-keys create likewise; its stdout stays the JSON answer (the README pipes it).
+    typo = CliRunner().invoke(app, ["api-keys", "create", "--tenant", "acme_", "--scope", "admin"])
+    assert typo.exit_code == 0, typo.output
+    made = json.loads(typo.stdout)
+    assert made["tenant_id"] != tenant_id
+    assert "no tenant was named 'acme_'" in typo.stderr
+    known = CliRunner().invoke(app, ["api-keys", "create", "--tenant", "acme", "--scope", "admin"])
+    assert known.exit_code == 0, known.output
+    assert json.loads(known.stdout)["tenant_id"] == tenant_id
+    assert known.stderr == ""

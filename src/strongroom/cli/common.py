@@ -84,6 +84,12 @@ def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def say_new_tenant(name: str, tenant_id: str) -> None:
+    """On stderr (stdout stays the JSON answer): a command that takes a tenant by name makes
+    it when none has that name, so a misspelt name makes a new, empty tenant."""
+    typer.echo(f"note: no tenant was named {name!r}: created it ({tenant_id})", err=True)
+
+
 def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """An expected failure ends the command with its code and message on stderr, exit 2."""
 

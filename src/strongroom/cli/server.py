@@ -19,6 +19,7 @@ from strongroom.cli.common import (
     DbOption,
     open_engine,
     print_json,
+    say_new_tenant,
     settings_for,
     tenancy_service,
 )
@@ -205,9 +206,13 @@ def api_keys_create(
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored."""
-    key, secret = tenancy_service(database_url).create_api_key(
+    tenancy = tenancy_service(database_url)
+    is_new = tenancy.tenant_by_name(tenant) is None
+    key, secret = tenancy.create_api_key(
         tenant, [s.value for s in scope], actor=CLI_ACTOR, transfer_ceiling=transfer_ceiling
     )
+    if is_new:
+        say_new_tenant(tenant, key.tenant_id)
     out: dict[str, object] = {
         "id": key.id,
         "tenant_id": key.tenant_id,

@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import CLI_ACTOR, DbOption, build_ledger, open_engine, print_json
+from strongroom.cli.common import (
+    CLI_ACTOR,
+    DbOption,
+    build_ledger,
+    open_engine,
+    print_json,
+    say_new_tenant,
+)
 from strongroom.core.errors import InvalidRequest
 from strongroom.security.auth.passwords import PasswordPolicy, Passwords
 from strongroom.security.auth.service import UserService
@@ -63,7 +70,10 @@ def users_create(
         audit = build_ledger(engine, settings)[1]
         pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
         tenancy = TenancyService(engine, pepper=pepper, audit=audit)
+        is_new = tenancy.tenant_by_name(tenant) is None
         tenant_id = tenancy.ensure_tenant(tenant).id
+        if is_new:
+            say_new_tenant(tenant, tenant_id)
         policy = PasswordPolicy(
             settings.password_memory_kib, settings.password_time_cost, settings.password_parallelism
         )
