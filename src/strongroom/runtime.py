@@ -68,7 +68,7 @@ from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.ratelimit import Buckets, open_storage
-from strongroom.tenancy.service import TenancyService
+from strongroom.tenancy.service import IDEMPOTENCY_FINGERPRINT, TenancyService
 
 log = logging.getLogger("strongroom.runtime")
 
@@ -239,7 +239,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
-        engine, pepper=pepper, audit=audit, idempotency_lease_s=settings.idempotency_lease_s
+        engine,
+        pepper=pepper,
+        audit=audit,
+        idempotency_lease_s=settings.idempotency_lease_s,
+        # Idempotent requests' fingerprints are keyed by the key manager, not by anything in
+        # the database: a request body may carry a card number or personal data.
+        fingerprint_key=kms.mac(IDEMPOTENCY_FINGERPRINT, b"strongroom idempotency v1"),
     )
     # Rate limits shared by every worker process (tenancy/ratelimit.py).
     limits = open_storage(

@@ -1,0 +1,43 @@
+"""Findings of the attack on the customers domain, the card vault and the key management
+(issue 10's review), each kept as the test that failed before its fix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import sqlalchemy as sa
+
+from tests.e2e.http_support import running
+
+PAN, CVC, HOLDER = "4242424242424242", "731", "Grace Hopperton"
+
+
+def test_an_idempotency_fingerprint_does_not_commit_to_the_body_in_clear(db_url: str) -> None:
+    """The fingerprint an Idempotency-Key record keeps of its request is a keyed hash: with a
+    plain SHA-256 of the body, a copy of the database gave back a card's number and security
+    code (BIN, last four and expiry are stored: 1,000 Luhn-valid middles x 1,000 codes, seconds
+    of hashing) and let guesses of an erased customer's personal data be confirmed."""
+    with running(db_url, dispatcher=False) as api:
+        tenancy = api.app.state.tenancy
+        admin = tenancy.create_api_key("acme", ["admin"])[1]
+        card = {"number": PAN, "exp_month": 12, "exp_year": 2031, "holder_name": HOLDER}
+        person = {"name": "Ada Lovelace", "email": "ada@example.com"}
+        sent = {
+            "/v1/cards": json.dumps({**card, "cvc": CVC}).encode(),
+            "/v1/customers": json.dumps(person).encode(),
+        }
+        for n, (path, body) in enumerate(sent.items()):
+            headers = {"Idempotency-Key": f"k-{n}", "Content-Type": "application/json"}
+            first = api.post(path, key=admin, content=body, headers=headers)
+            assert first.status_code == 201, first.text
+            again = api.post(path, key=admin, content=body, headers=headers)
+            assert again.headers["idempotent-replayed"] == "true"  # still recognised
+            assert again.json() == first.json()
+        with api.app.state.engine.connect() as conn:
+            stored = dict(
+                conn.execute(sa.text("SELECT key, fingerprint FROM idempotency_records")).all()
+            )
+    for n, (path, body) in enumerate(sent.items()):
+        plain = hashlib.sha256(b"POST " + path.encode() + b"\n" + body).hexdigest()
+        assert stored[f"k-{n}"] != plain, f"{path}: the body's fingerprint is an unkeyed hash"
