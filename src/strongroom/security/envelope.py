@@ -21,7 +21,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.security import aead
 from strongroom.security import store as keys_store
 from strongroom.security.errors import DataErased, KeyUnavailableError
-from strongroom.security.kms import KeyManager, KeyUnavailable, WrappedKey
+from strongroom.security.kms import KeyManager, KeyState, KeyUnavailable, WrappedKey
 
 REWRAP_BATCH: Final = 500  # data keys moved to the active KEK per transaction
 
@@ -138,10 +138,17 @@ class Envelope:
         moved = 0
         batches = 0
         target = self.kms.active_version()
-        while keep() and (batches_max is None or batches < batches_max):
+        # Only the versions that unwrap: a disabled one's keys stay where they are (their
+        # subjects answer key_unavailable) and must not stop the others' move.
+        usable = [
+            v.version
+            for v in self.kms.versions()
+            if v.version < target and v.state is KeyState.RETIRED
+        ]
+        while usable and keep() and (batches_max is None or batches < batches_max):
             batches += 1
             with UnitOfWork(engine) as uow:
-                rows = keys_store.keys_below(uow, target, REWRAP_BATCH)
+                rows = keys_store.keys_under(uow, usable, REWRAP_BATCH)
                 for subject_id, tenant_id, version, wrapped in rows:
                     aad = _wrap_aad(tenant_id, subject_id)
                     key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)

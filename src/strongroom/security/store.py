@@ -72,17 +72,19 @@ def shred_subject_key(uow: UnitOfWork, subject_id: str, now_us: int) -> int:
     return int(cur.rowcount)
 
 
-def keys_below(uow: UnitOfWork, version: int, limit: int) -> list[tuple[Any, ...]]:
-    """Up to `limit` live keys wrapped under a KEK version below `version`:
+def keys_under(uow: UnitOfWork, versions: Sequence[int], limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` live keys wrapped under one of the KEK `versions`:
     (subject_id, tenant_id, kek_version, wrapped)."""
+    assert versions, "no version to read keys of"
+    marks = ",".join("?" * len(versions))
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
             "SELECT subject_id, tenant_id, kek_version, wrapped FROM subject_keys "
-            "WHERE kek_version < ? AND wrapped IS NOT NULL ORDER BY subject_id LIMIT ?",
+            f"WHERE kek_version IN ({marks}) AND wrapped IS NOT NULL ORDER BY subject_id LIMIT ?",
         ),
-        (version, limit),
+        (*versions, limit),
     )
     return list(cur.fetchall())
 
