@@ -254,8 +254,9 @@ class VaultService:
         return new.card
 
     def delete(self, tenant_id: str, card_id: str, actor: str) -> None:
-        """Deletes the card's row and shreds its data key: copies of the sealed values in
-        backups or the write-ahead log no longer open, by anyone."""
+        """Deletes the card's row and shreds its data key. A copy made before (a backup, the
+        write-ahead log, PostgreSQL's dead row versions) holds the wrapped key as well: it
+        stops opening once the KEK version that wrapped it is destroyed (docs/cards.md)."""
         with UnitOfWork(self.engine) as uow:
             if store.delete_card(uow, tenant_id, card_id) != 1:
                 raise NotFound(f"no card {card_id}", param="card_id")
