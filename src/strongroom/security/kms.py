@@ -283,8 +283,10 @@ class LocalKeyring:
     def unwrap(self, wrapped: WrappedKey, aad: bytes) -> bytes:
         # Every time (a stat of the file): `strongroom keys disable` runs in another process,
         # and a server that only reads must stop unwrapping under the version at once, not
-        # when something next makes it read the file.
-        self._refresh()
+        # when something next makes it read the file. A file gone or unreadable meanwhile
+        # (moved aside for a restore) leaves the versions as last read.
+        with contextlib.suppress(KeyringError):
+            self._refresh()
         state = self._versions.get(wrapped.version)
         kek = self._keks.get(wrapped.version)
         if state is None or state.state in (KeyState.DISABLED, KeyState.DESTROYED) or kek is None:
