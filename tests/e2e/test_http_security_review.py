@@ -103,3 +103,29 @@ def test_a_reading_key_cannot_recover_a_national_id_from_its_mask_and_lookups(
                 found = guess
                 break
     assert found is None, "the national id was recovered without pii:read"
+
+
+def test_a_resumed_tokenization_does_not_bring_a_deleted_card_back(db_url: str) -> None:
+    """A tokenization whose server died before answering, its token deleted meanwhile (found
+    in the listing): the retry under the same Idempotency-Key mints the same token, and must
+    not write it again. It did: the row came back (BIN, last four, fingerprint, expiry) under
+    a data key that was never stored, so the card showed again and revealed as erased."""
+    with running(db_url, dispatcher=False) as api:
+        tenancy = api.app.state.tenancy
+        admin = tenancy.create_api_key("acme", ["admin"])[1]
+        reveal = tenancy.create_api_key("acme", ["vault:reveal"])[1]
+        body = {"number": PAN, "exp_month": 12, "exp_year": 2031, "holder_name": HOLDER}
+        first = api.ok("POST", "/v1/cards", 201, key=admin, json=body,
+                       headers={"Idempotency-Key": "card-1"})  # fmt: skip
+        with api.app.state.engine.begin() as conn:  # as if its server died before answering
+            conn.execute(
+                sa.text(
+                    "UPDATE idempotency_records SET status_code = NULL, body = NULL, "
+                    "owner = NULL, lease_until = 0 WHERE key = 'card-1'"
+                )
+            )
+        api.ok("DELETE", f"/v1/cards/{first['id']}", key=admin)
+        api.post("/v1/cards", key=admin, json=body, headers={"Idempotency-Key": "card-1"})
+        assert api.get(f"/v1/cards/{first['id']}", key=admin).status_code == 404
+        assert api.ok("GET", "/v1/cards", key=admin)["data"] == []
+        assert api.get(f"/v1/cards/{first['id']}/number", key=reveal).status_code == 404

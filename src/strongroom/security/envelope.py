@@ -91,6 +91,11 @@ class Envelope:
             [(k.subject_id, k.tenant_id, kind.value, w.version, w.blob, now) for k, w in keys],
         )
 
+    def known_subjects(self, uow: UnitOfWork, subject_ids: Sequence[str]) -> set[str]:
+        """Those of `subject_ids` that ever had a data key here: live, or shredded (a subject
+        that was erased or deleted, whose id must not be used again)."""
+        return keys_store.existing_subject_ids(uow, subject_ids) if subject_ids else set()
+
     def subject(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> DataKey:
         """The subject's data key. Another tenant's subject is not found, an erased one is
         `data_erased`, one under a disabled KEK version is `key_unavailable`."""

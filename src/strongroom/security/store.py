@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from strongroom.db.query import sql
+from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
 
@@ -43,6 +43,12 @@ def insert_subject_keys(
         ),
         rows,
     )
+
+
+def existing_subject_ids(uow: UnitOfWork, subject_ids: Sequence[str]) -> set[str]:
+    """Which of these subjects have a key row, live or shredded."""
+    rows = fetch_in(uow, "SELECT subject_id FROM subject_keys", "subject_id", subject_ids)
+    return {r[0] for r in rows}
 
 
 def get_subject_key(uow: UnitOfWork, subject_id: str) -> tuple[Any, ...] | None:
