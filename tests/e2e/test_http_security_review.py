@@ -129,3 +129,22 @@ def test_a_resumed_tokenization_does_not_bring_a_deleted_card_back(db_url: str) 
         assert api.get(f"/v1/cards/{first['id']}", key=admin).status_code == 404
         assert api.ok("GET", "/v1/cards", key=admin)["data"] == []
         assert api.get(f"/v1/cards/{first['id']}/number", key=reveal).status_code == 404
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open design issue: after erasure, the stored answer of the customer's creation "
+    "(its Idempotency-Key record, kept IDEMPOTENCY_RETENTION_S) still holds the masked "
+    "personal data (initials, the email's domain, the last 4 of the national id) and replays "
+    "it, `erased: false` (see the review's report)",
+)
+def test_an_erasure_leaves_no_masked_data_in_a_replayed_answer(sqlite_url: str) -> None:
+    with running(sqlite_url, dispatcher=False) as api:
+        admin = api.app.state.tenancy.create_api_key("acme", ["admin"])[1]
+        body = {"name": "Eve Erase", "email": "eve@erase.example", "national_id": "AB123456C"}
+        made = api.ok("POST", "/v1/customers", 201, key=admin, json=body,
+                      headers={"Idempotency-Key": "e-1"})  # fmt: skip
+        api.ok("DELETE", f"/v1/customers/{made['id']}/personal-data", key=admin)
+        again = api.post("/v1/customers", key=admin, json=body, headers={"Idempotency-Key": "e-1"})
+    assert "erase.example" not in again.text
+    assert "456C" not in again.text
