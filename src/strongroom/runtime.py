@@ -54,17 +54,28 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.security.answers import SealedAnswers
+from strongroom.security.auth import api as auth_api
+from strongroom.security.auth import page as signin_page
+from strongroom.security.auth import users_api
+from strongroom.security.auth.errors import AUTH_ERRORS
+from strongroom.security.auth.factors import Factors
+from strongroom.security.auth.model import SESSION_COOKIE, AuthConfig
+from strongroom.security.auth.passwords import PasswordPolicy, Passwords
+from strongroom.security.auth.service import UserService, stepped_up_recently
 from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keyops import KeyService
 from strongroom.security.keys import KeysUnavailable, open_keys
 from strongroom.security.kms import KeyManager
 from strongroom.security.sealing import SealedSecrets
+from strongroom.security.stepup_gate import StepUpGate
 from strongroom.security.vault import api as vault_api
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.errors import VAULT_ERRORS
 from strongroom.security.vault.service import CARD_EVENT_TYPES, VaultService, VaultWrite
 from strongroom.settings import InvalidSettings, Settings, load_settings
+from strongroom.tenancy import api as tenancy_api
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.ratelimit import Buckets, open_storage
@@ -116,7 +127,7 @@ def build_ledger(
         on_batch=on_batch,
         sinks=sinks,
         recorder=audit if settings.audit else None,
-        gates=installed_gates(settings) if gates is None else gates,
+        gates=installed_gates(settings, engine=engine) if gates is None else gates,
         # An account may name its owner: a customer of the ledger's tenant.
         customers=existing_customers,
     )
@@ -162,11 +173,25 @@ class _LazySealer:
         self._get().forget(uow, tenant_id, owner_id)
 
 
-def installed_gates(settings: Settings) -> list[Gate]:
-    """The gates every door of the ledger passes (`serve`, the worker, the CLI): none yet.
-    Risk scoring and sanctions screening install theirs here, in the order they run."""
-    del settings  # which gates, and how, will come from the settings
-    return []
+def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list[Gate]:
+    """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
+    they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set (off,
+    it is not installed and costs nothing). Risk scoring and sanctions screening install
+    theirs here."""
+    gates: list[Gate] = []
+    threshold = settings.step_up_transfer_amount
+    if threshold is not None:
+        assert engine is not None, "the step-up gate reads sessions and API keys"
+        window_s = settings.step_up_window_s
+        keys = TenancyService(engine)
+        gates.append(
+            StepUpGate(
+                threshold,
+                lambda user_id: stepped_up_recently(engine, user_id, window_s),
+                keys.transfer_ceiling,
+            )
+        )
+    return gates
 
 
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
@@ -183,6 +208,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SECURITY_ERRORS,
         CUSTOMERS_ERRORS,
         VAULT_ERRORS,
+        AUTH_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -212,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise
     envelope = Envelope(kms)
     sealer = SealedSecrets(envelope)
-    gates = installed_gates(settings)
+    gates = installed_gates(settings, engine=engine)
     ledger, audit = build_ledger(
         engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
     )
@@ -243,6 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pepper=pepper,
         audit=audit,
         idempotency_lease_s=settings.idempotency_lease_s,
+        answers=SealedAnswers(kms),
         # Idempotent requests' fingerprints are keyed by the key manager, not by anything in
         # the database: a request body may carry a card number or personal data.
         fingerprint_key=kms.mac(IDEMPOTENCY_FINGERPRINT, b"strongroom idempotency v1"),
@@ -257,6 +284,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures = Buckets(
         limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
     )
+    users = UserService(
+        engine,
+        Passwords(
+            PasswordPolicy(
+                settings.password_memory_kib,
+                settings.password_time_cost,
+                settings.password_parallelism,
+            )
+        ),
+        auth_config(settings),
+        kms=envelope.kms,
+        audit=audit,
+    )
+    factors = Factors(users)
 
     jobs = JobRunner(
         engine,
@@ -271,7 +312,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             JobSpec(
                 RETENTION_JOB,
                 settings.retention_interval_s,
-                retention_job(events, tenancy, settings.event_retention_days, metrics),
+                retention_job(events, tenancy, settings.event_retention_days, metrics, users.purge),
             ),
             JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
         ],
@@ -355,6 +396,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_api.router,
             customers_api.router,
             vault_api.router,
+            auth_api.router,
+            users_api.router,
+            tenancy_api.router,
+            signin_page.router,
         ],
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
@@ -362,7 +407,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         middleware=[
             (Idempotency, {"tenancy": tenancy}),
             (RateLimit, {"buckets": per_key}),
-            (Authenticate, {"tenancy": tenancy, "failures": failures}),
+            (
+                Authenticate,
+                {
+                    "tenancy": tenancy,
+                    "failures": failures,
+                    "sessions": users,
+                    "session_cookie": SESSION_COOKIE,
+                    "public": auth_api.PUBLIC_PATHS,
+                },
+            ),
             *_proxy_headers(settings),
         ],
         lifespan=lifespan,
@@ -386,6 +440,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.customers = customers
     app.state.counterparties = counterparties
     app.state.vault = vault
+    app.state.users = users
+    app.state.factors = factors
+    app.state.auth_failures = failures
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
@@ -461,8 +518,26 @@ def rewrap_job(keys: KeyService) -> Callable[[Keep], None]:
     return run
 
 
+def auth_config(settings: Settings) -> AuthConfig:
+    """Sign-in's settings, as the users' service takes them."""
+    return AuthConfig(
+        session_ttl_s=settings.session_ttl_s,
+        session_idle_s=settings.session_idle_s,
+        step_up_window_s=settings.step_up_window_s,
+        login_failures_max=settings.login_failures_max,
+        lockout_s=settings.lockout_s,
+        rp_id=settings.webauthn_rp_id,
+        rp_name=settings.webauthn_rp_name,
+        origins=settings.webauthn_origin_list,
+    )
+
+
 def retention_job(
-    events: EventService, tenancy: TenancyService, retention_days: int, metrics: Metrics
+    events: EventService,
+    tenancy: TenancyService,
+    retention_days: int,
+    metrics: Metrics,
+    purge_sessions: Callable[[], int] | None = None,
 ) -> Callable[[Keep], None]:
     """Events and webhook attempts older than `retention_days`, and idempotency records past
     their 24 hours, are deleted, a bounded batch per transaction; never the ledger or the audit
@@ -472,6 +547,8 @@ def retention_job(
         now = clock.now_us()
         pruned = events.prune(before_us=now - retention_days * _DAY_US, keep=keep)
         purged = tenancy.purge_idempotency(now_us=now, keep=keep)
+        if purge_sessions is not None and keep():
+            purge_sessions()  # expired sessions and sign-in challenges
         for kind, count in (
             ("events", pruned.events),
             ("webhook_deliveries", pruned.deliveries),

@@ -311,6 +311,34 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         ("cpty_1",),
         {},
     ),
+    ("POST", "/v1/auth/sessions"): ("create_session", ("acme", "a@b.example", "pw"), {}),
+    ("GET", "/v1/auth/sessions/current"): ("get_current_session", (), {}),
+    ("DELETE", "/v1/auth/sessions/current"): ("delete_current_session", (), {}),
+    ("POST", "/v1/auth/totp"): ("create_totp_enrolment", (), {}),
+    ("POST", "/v1/auth/totp/confirm"): ("confirm_totp", ("123456",), {}),
+    ("POST", "/v1/auth/passkeys/registration/options"): (
+        "create_passkey_registration_options",
+        (),
+        {},
+    ),
+    ("POST", "/v1/auth/passkeys/registration"): ("create_passkey", ("chl_1", {"id": "x"}), {}),
+    ("POST", "/v1/auth/passkeys/authentication/options"): (
+        "create_passkey_authentication_options",
+        ("acme",),
+        {},
+    ),
+    ("POST", "/v1/auth/passkeys/authentication"): (
+        "create_passkey_session",
+        ("chl_1", {"id": "x"}),
+        {},
+    ),
+    ("POST", "/v1/auth/step-up/options"): ("create_step_up_options", (), {}),
+    ("POST", "/v1/auth/step-up"): ("step_up", (), {}),
+    ("POST", "/v1/users"): ("create_user", ("a@b.example", "support"), {}),
+    ("POST", "/v1/auth/invitations"): ("accept_invitation", ("inv_1", "pw"), {}),
+    ("GET", "/v1/users/{user_id}"): ("get_user", ("usr_1",), {}),
+    ("PATCH", "/v1/users/{user_id}"): ("update_user", ("usr_1",), {"role": "auditor"}),
+    ("POST", "/v1/api_keys"): ("create_api_key", (["ledger:read"],), {}),
 }
 
 

@@ -34,6 +34,26 @@ PUBLIC_ROUTES = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/signin"),
+    ("GET", "/signin.js"),
+}
+# Signing in: reached without a key or a session (the sweep probes them below).
+SIGN_IN_ROUTES = {
+    ("POST", "/v1/auth/sessions"),
+    ("POST", "/v1/auth/passkeys/authentication/options"),
+    ("POST", "/v1/auth/passkeys/authentication"),
+    ("POST", "/v1/auth/invitations"),
+}
+# A signed-in user's own: an API key is answered 403 `session_required`.
+SESSION_ROUTES = {
+    ("GET", "/v1/auth/sessions/current"),
+    ("DELETE", "/v1/auth/sessions/current"),
+    ("POST", "/v1/auth/totp"),
+    ("POST", "/v1/auth/totp/confirm"),
+    ("POST", "/v1/auth/passkeys/registration/options"),
+    ("POST", "/v1/auth/passkeys/registration"),
+    ("POST", "/v1/auth/step-up/options"),
+    ("POST", "/v1/auth/step-up"),
 }
 
 
@@ -101,9 +121,13 @@ class World:
     b_people: People
     a_cards: Cards
     b_cards: Cards
+    b_user: str  # a user of B's, who signs in with B_PASSWORD
+    a_user: str
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
+        if attribute == "user":
+            return self.b_user
         if attribute == "endpoint":
             return self.b_hooks.endpoint
         if attribute == "card":
@@ -173,6 +197,9 @@ def world(db_url: str) -> Iterator[World]:
         dispatcher=False,
         audit_checkpoint_interval_s=86_400,
         auth_failure_limit_burst=1_000_000,
+        password_memory_kib=19 * 1024,
+        password_time_cost=2,
+        password_parallelism=1,
     ) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
         # People and cards first: their events come before the hooks' transfer (Hooks.event is
@@ -180,11 +207,39 @@ def world(db_url: str) -> Iterator[World]:
         a_people, b_people = seed_people(api, a), seed_people(api, b)
         a_cards = seed_cards(api, a, "4242424242424242")
         b_cards = seed_cards(api, b, "5555555555554444")
+        b_user = api.ok(
+            "POST",
+            "/v1/users",
+            201,
+            key=b.admin,
+            json={"email": B_EMAIL, "role": "admin", "password": B_PASSWORD},
+        )["id"]
+        a_user = api.ok(
+            "POST",
+            "/v1/users",
+            201,
+            key=a.admin,
+            json={"email": "boss@acme.example", "role": "admin", "password": B_PASSWORD},
+        )["id"]
         world = World(
-            api, a, b, seed_hooks(api, a), seed_hooks(api, b), a_people, b_people, a_cards, b_cards
+            api,
+            a,
+            b,
+            seed_hooks(api, a),
+            seed_hooks(api, b),
+            a_people,
+            b_people,
+            a_cards,
+            b_cards,
+            b_user,
+            a_user,
         )
         api.app.state.audit.publish()
         yield world
+
+
+B_EMAIL = "boss@bravo.example"
+B_PASSWORD = "bravo's long passphrase"
 
 
 def _origin(world: World, t: Tenant) -> str:
@@ -215,6 +270,8 @@ def _b_data(world: World) -> set[str]:
         world.b_cards.card,
         world.b_cards.fingerprint,
         world.b_cards.number,
+        world.b_user,
+        B_EMAIL,
     }
 
 
@@ -242,6 +299,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "customer_id": ("customer",),
     "counterparty_id": ("counterparty",),
     "card_id": ("card",),
+    "user_id": ("user",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -252,10 +310,12 @@ _PREFIX = {
     "customer_id": "cus",
     "counterparty_id": "cpty",
     "card_id": "card",
+    "user_id": "usr",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
     ("POST", "/v1/transfers/{transfer_id}/void"): [{}],
     ("POST", "/v1/transfers/{transfer_id}/reverse"): [{}, {"json": {"amount": 1}}],
@@ -534,6 +594,69 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
             ],
             "creates A's counterparty",
         ),
+        # Signing in names a tenant: B's user is nobody in A's tenant.
+        ("POST", "/v1/auth/sessions"): Probe(
+            [
+                (
+                    {"json": {"tenant": a.name, "email": B_EMAIL, "password": B_PASSWORD}},
+                    401,
+                    "invalid_credentials",
+                )
+            ],
+            "B's user signs in to B only",
+        ),
+        ("POST", "/v1/auth/passkeys/authentication/options"): Probe(
+            [({"json": {"tenant": a.name}}, 200, None)], "a challenge for A's passkeys"
+        ),
+        ("POST", "/v1/auth/passkeys/authentication"): Probe(
+            [
+                (
+                    {"json": {"challenge_id": "chl_nope", "credential": {"id": "x"}}},
+                    400,
+                    "invalid_challenge",
+                )
+            ],
+            "a passkey is looked up in the challenge's tenant only (test_http_auth.py)",
+        ),
+        ("POST", "/v1/auth/invitations"): Probe(
+            [
+                (
+                    {"json": {"token": "inv_nope", "password": B_PASSWORD}},
+                    400,
+                    "invalid_challenge",
+                )
+            ],
+            "an invitation names its own user only",
+        ),
+        ("POST", "/v1/api_keys"): Probe(
+            [({"json": {"scopes": ["ledger:read"]}}, 201, None)], "creates A's key"
+        ),
+        ("POST", "/v1/users"): Probe(
+            # B's user's email is free in A's tenant: emails are unique per tenant.
+            [({"json": {"email": B_EMAIL, "role": "support", "password": B_PASSWORD}}, 201, None)],
+            "creates A's user",
+        ),
+        **{
+            route: Probe([({}, 403, "session_required")], "a user's own session only")
+            for route in (
+                ("GET", "/v1/auth/sessions/current"),
+                ("DELETE", "/v1/auth/sessions/current"),
+                ("POST", "/v1/auth/totp"),
+                ("POST", "/v1/auth/passkeys/registration/options"),
+                ("POST", "/v1/auth/step-up/options"),
+            )
+        },
+        **{
+            route: Probe([({"json": body}, 403, "session_required")], "a user's own session only")
+            for route, body in (
+                (("POST", "/v1/auth/totp/confirm"), {"code": "123456"}),
+                (("POST", "/v1/auth/step-up"), {"totp": "123456"}),
+                (
+                    ("POST", "/v1/auth/passkeys/registration"),
+                    {"challenge_id": "chl_nope", "credential": {"id": "x"}},
+                ),
+            )
+        },
     }
 
 
@@ -677,6 +800,9 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
             "holder_name": "A",
         },
         ("DELETE", "/v1/cards/{card_id}"): {},
+        ("POST", "/v1/api_keys"): {"scopes": ["ledger:read"]},
+        ("POST", "/v1/users"): {"email": "new@acme.example", "role": "support"},
+        ("PATCH", "/v1/users/{user_id}"): {"role": "auditor"},
     }
 
 
@@ -689,6 +815,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{customer_id}", world.a_people.customer)
     path = path.replace("{counterparty_id}", world.a_people.counterparty)
     path = path.replace("{card_id}", world.a_cards.card)
+    path = path.replace("{user_id}", world.a_user)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -697,11 +824,11 @@ def _own_path(world: World, template: str) -> str:
 
 
 # Routes only an admin key may call, reads included.
-ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
 # Routes of the customers' scopes (customers:*, pii:read), which a ledger key lacks.
 CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
 # Routes a ledger key may not call, reads included (cards:read and vault:reveal).
 CARDS_PREFIX = "/v1/cards"
+ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -717,7 +844,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
         {"Authorization": f"Bearer {a.read}"[:-1] + ("A" if a.read[-1] != "A" else "B")},
     ):
         for method, template in app_routes(api.app):
-            if (method, template) in PUBLIC_ROUTES:
+            if (method, template) in PUBLIC_ROUTES | SIGN_IN_ROUTES:
                 continue
             path = _own_path(world, template)
             response = api.request(
@@ -732,14 +859,22 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     assert api.get("/v1/ledgers", headers={"Authorization": f"bearer {a.read}"}).status_code == 200
 
     # A read-only key reads everything and writes nothing: each write with a valid body.
-    writes = {r for r in app_routes(api.app) if r[0] != "GET"}
+    writes = {r for r in app_routes(api.app) if r[0] != "GET"} - SIGN_IN_ROUTES - SESSION_ROUTES
     assert writes == set(_valid_writes(a)), "teach this test a valid body for new routes"
     for (method, template), body in _valid_writes(a).items():
         path = _own_path(world, template)
-        response = api.request(
-            method, path, key=a.read, json=body if method in ("POST", "PATCH") else None
-        )
+        sent = body if method in ("POST", "PATCH") else None
+        response = api.request(method, path, key=a.read, json=sent)
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope"), path
+    # A user's own routes are no key's, an admin's included.
+    bodies: dict[str, Any] = {
+        "/v1/auth/totp/confirm": {"code": "123456"},
+        "/v1/auth/step-up": {"totp": "123456"},
+        "/v1/auth/passkeys/registration": {"challenge_id": "chl_x", "credential": {"id": "x"}},
+    }
+    for method, template in sorted(SESSION_ROUTES):
+        response = api.request(method, template, key=a.admin, json=bodies.get(template))
+        assert (response.status_code, problem_code(response)) == (403, "session_required")
     response = api.post("/v1/assets", key=a.write, json={"code": "GEMS", "scale": 0})
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
     # Webhook endpoints are an admin's: a write key neither creates, lists nor reads them.
@@ -755,7 +890,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     endpoint = api.ok("GET", f"/v1/webhook_endpoints/{world.a_hooks.endpoint}", key=a.admin)
     assert endpoint["status"] == "enabled"
     for method, template in app_routes(api.app):
-        if method == "GET" and (method, template) not in PUBLIC_ROUTES:
+        if method == "GET" and (method, template) not in PUBLIC_ROUTES | SESSION_ROUTES:
             path = _own_path(world, template)
             params = (
                 {"ledger_id": a.ledger}
@@ -763,7 +898,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith((ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES)):
+            if template.startswith((*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES)):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

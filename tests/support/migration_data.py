@@ -1018,6 +1018,9 @@ populate_0011 = _populate(SCHEMA_0011)
 # events.tenant_id (both nullable: the story's rows leave them NULL, as an 0011 server did).
 SCHEMA_0013 = SCHEMA_0011
 populate_0013 = _populate(SCHEMA_0013)
+# 0014 added cards (none here).
+SCHEMA_0014 = SCHEMA_0013
+populate_0014 = _populate(SCHEMA_0014)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1032,4 +1035,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0010": populate_0010,
     "0011": populate_0011,
     "0013": populate_0013,
+    "0014": populate_0014,
 }

@@ -43,12 +43,12 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import require_scope
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class AuditCtx:
-    key: ApiKey
+    key: Principal
     audit: AuditLog
     checkpoint_interval_s: float  # how often `serve` publishes checkpoints
 

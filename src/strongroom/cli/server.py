@@ -194,20 +194,29 @@ def worker(database_url: DbOption = None) -> None:
 def api_keys_create(
     tenant: Annotated[str, typer.Option(help="the tenant's name; created if new")],
     scope: Annotated[list[Scope], typer.Option(help="what the key may do; repeat for several")],
+    transfer_ceiling: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="minor units one transfer of the key may move past "
+            "STRONGROOM_STEP_UP_TRANSFER_AMOUNT (a machine cannot step up)",
+        ),
+    ] = None,
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored."""
     key, secret = tenancy_service(database_url).create_api_key(
-        tenant, [s.value for s in scope], actor=CLI_ACTOR
+        tenant, [s.value for s in scope], actor=CLI_ACTOR, transfer_ceiling=transfer_ceiling
     )
-    print_json(
-        {
-            "id": key.id,
-            "tenant_id": key.tenant_id,
-            "scopes": sorted(s.value for s in key.scopes),
-            "secret": secret,
-        }
-    )
+    out: dict[str, object] = {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "scopes": sorted(s.value for s in key.scopes),
+        "secret": secret,
+    }
+    if transfer_ceiling is not None:
+        out["transfer_ceiling"] = transfer_ceiling
+    print_json(out)
 
 
 @keys.command("revoke")

@@ -22,6 +22,7 @@ from strongroom.audit.schemas import (
     ReceiptOut,
     StatementOut,
 )
+from strongroom.client import people as _people
 from strongroom.client._spec import Call, Paged, model, segment
 from strongroom.events.schemas import (
     AttemptList,
@@ -722,3 +723,23 @@ def get_consistency_proof(first: int, second: int) -> Call[ConsistencyProofOut]:
         model(ConsistencyProofOut),
         params={"first": first, "second": second},
     )
+
+
+# -- people: signing in, factors, users, API keys (client/people.py) ----------------------
+
+create_session = _people.create_session
+get_current_session = _people.get_current_session
+delete_current_session = _people.delete_current_session
+create_totp_enrolment = _people.create_totp_enrolment
+confirm_totp = _people.confirm_totp
+create_passkey_registration_options = _people.create_passkey_registration_options
+create_passkey = _people.create_passkey
+create_passkey_authentication_options = _people.create_passkey_authentication_options
+create_passkey_session = _people.create_passkey_session
+create_step_up_options = _people.create_step_up_options
+step_up = _people.step_up
+create_user = _people.create_user
+accept_invitation = _people.accept_invitation
+get_user = _people.get_user
+update_user = _people.update_user
+create_api_key = _people.create_api_key

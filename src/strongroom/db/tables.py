@@ -165,6 +165,9 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    # Decimal minor units a single transfer of this key may move past the step-up threshold
+    # (migration 0015); NULL: none, the key is held to the threshold.
+    sa.Column("transfer_ceiling", sa.String(40), nullable=True),
 )
 
 # One record per (tenant, Idempotency-Key) (migration 0009): in flight while `owner` holds the
@@ -276,6 +279,72 @@ cards = sa.Table(
     sa.Index("cards_tenant", "tenant_id", "id"),
     sa.Index("cards_fingerprint", "tenant_id", "fingerprint", "id"),
     sqlite_with_rowid=False,
+)
+
+# People who sign in (migration 0015, security/auth/): staff and customers of a tenant.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),  # lowercased
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),  # Argon2id, PHC string
+    sa.Column("failed_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.BigInteger, nullable=True),
+    sa.Column("totp_kek_version", sa.Integer, nullable=True),
+    sa.Column("totp_secret", sa.LargeBinary, nullable=True),  # wrapped by the key manager
+    sa.Column("totp_confirmed_at", sa.BigInteger, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    sa.Column("webauthn_handle", sa.LargeBinary, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("tenant_id", "email", name="users_tenant_email"),
+)
+
+webauthn_credentials = sa.Table(
+    "webauthn_credentials",
+    metadata,
+    sa.Column("id", sa.String(1400), primary_key=True),  # base64url credential id
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),  # COSE
+    sa.Column("sign_count", sa.BigInteger, nullable=False),
+    sa.Column("transports", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Index("webauthn_credentials_user", "user_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the token, hex
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("idle_expires_at", sa.BigInteger, nullable=False),
+    sa.Column("stepped_up_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("method", sa.String(16), nullable=False),  # password, passkey
+    sa.Index("sessions_user", "user_id"),
+    sa.Index("sessions_expires", "expires_at"),
+)
+
+# WebAuthn challenges: single use (deleted when consumed) and expiring.
+auth_challenges = sa.Table(
+    "auth_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(64), nullable=True),
+    sa.Column("challenge", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("auth_challenges_expires", "expires_at"),
 )
 
 server_secrets = sa.Table(

@@ -37,12 +37,12 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import require_scope
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class EventsCtx:
-    key: ApiKey
+    key: Principal
     events: EventService
 
     ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
@@ -55,8 +55,9 @@ class EventsCtx:
 
     @property
     def actor(self) -> str:
-        """Who asked, as the audit log records it: the API key's id (never its secret)."""
-        return f"api_key:{self.key.id}"
+        """Who asked, as the audit log records it: the API key's or the user's id (never a
+        secret)."""
+        return self.key.actor
 
 
 def context(request: Request) -> EventsCtx:

@@ -76,7 +76,7 @@ from strongroom.ledger.schemas import (
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
 from strongroom.tenancy.access import require_scope, spend
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 class LedgerRefused(StrongroomError):
@@ -94,7 +94,7 @@ class LedgerRefused(StrongroomError):
 
 @dataclass(frozen=True)
 class Ctx:
-    key: ApiKey
+    key: Principal
     svc: LedgerService
     committer: GroupCommitter
     ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
@@ -125,7 +125,7 @@ async def context(request: Request) -> Ctx:
     """Async: FastAPI runs a plain `def` dependency in the threadpool, a thread hop per
     request for four attribute reads."""
     state = request.app.state
-    key: ApiKey = request.state.api_key
+    key: Principal = request.state.api_key
     idem = request_of(request.scope.get("state", {}))
     own = request.state
     if idem is None:
@@ -485,7 +485,7 @@ def _api_param(exc: InvalidRequest) -> InvalidRequest:
 
 async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
     try:
-        outcome = await ctx.committer.submit_async(t)
+        outcome = await ctx.committer.submit_async(t, ctx.key.actor)
     except InvalidRequest as exc:
         raise _api_param(exc) from None
     if not outcome.result.ok:
@@ -565,7 +565,7 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     ]
     try:
         outcomes = await run_in_threadpool(
-            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic, actor=f"api_key:{ctx.key.id}")
+            lambda: ctx.svc.post_transfers(batch, atomic=body.atomic, actor=ctx.key.actor)
         )
     except InvalidRequest as exc:
         raise _api_param(exc) from None

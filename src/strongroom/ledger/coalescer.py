@@ -5,6 +5,8 @@ future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX)
 more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
 own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
+Each transfer carries its actor (who asked) to the pipeline's gates and sinks: a batch gathered
+from several actors is posted as one batch per actor, in one transaction each.
 
 The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
 refused at once with `Overloaded` (503, nothing written) rather than left to wait behind a queue
@@ -19,6 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from operator import itemgetter
 
 from strongroom.core.errors import Overloaded
 from strongroom.core.limits import (
@@ -33,6 +36,9 @@ from strongroom.ledger.service import LedgerService
 Waiter = (
     Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
 )
+
+
+_ACTOR = itemgetter(2)  # of a queued (transfer, waiter, actor)
 
 
 @dataclass(slots=True)
@@ -70,7 +76,7 @@ class GroupCommitter:
         self._wait_s = wait_us / 1_000_000
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[tuple[NewTransfer, Waiter]] = deque()
+        self._queue: deque[tuple[NewTransfer, Waiter, str | None]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._target = 1
@@ -78,7 +84,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def _enqueue(self, transfer: NewTransfer, waiter: Waiter) -> None:
+    def _enqueue(self, transfer: NewTransfer, waiter: Waiter, actor: str | None) -> None:
         validate_transfer(transfer)
         assert not transfer.linked, "a coalesced transfer stands alone"
         with self._cond:
@@ -90,7 +96,7 @@ class GroupCommitter:
                     f"the group-commit queue is full ({self._queue_max} transfers): retry shortly",
                     retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
                 )
-            self._queue.append((transfer, waiter))
+            self._queue.append((transfer, waiter, actor))
             # Wake the committer when work arrives and when the queue reaches the size of the
             # last batch, not on every arrival: that would hand the GIL back and forth per
             # transfer while it lingers.
@@ -104,17 +110,19 @@ class GroupCommitter:
         with self._cond:
             return len(self._queue)
 
-    def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
+    def submit(self, transfer: NewTransfer, actor: str | None = None) -> Future[TransferOutcome]:
         """Validates now (raising InvalidRequest) and queues; the future gets the result.
-        A full queue raises Overloaded, and nothing is queued."""
+        A full queue raises Overloaded, and nothing is queued. `actor`: who asked."""
         future: Future[TransferOutcome] = Future()
-        self._enqueue(transfer, future)
+        self._enqueue(transfer, future, actor)
         return future
 
-    async def submit_async(self, transfer: NewTransfer) -> TransferOutcome:
+    async def submit_async(
+        self, transfer: NewTransfer, actor: str | None = None
+    ) -> TransferOutcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[TransferOutcome] = loop.create_future()
-        self._enqueue(transfer, (loop, future))
+        self._enqueue(transfer, (loop, future), actor)
         return await future
 
     def close(self) -> None:
@@ -129,7 +137,7 @@ class GroupCommitter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _take(self) -> list[tuple[NewTransfer, Waiter]] | None:
+    def _take(self) -> list[tuple[NewTransfer, Waiter, str | None]] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -148,26 +156,38 @@ class GroupCommitter:
             self._target = max(1, count)
             return [self._queue.popleft() for _ in range(count)]
 
+    def _post(self, batch: list[NewTransfer], actor: str | None) -> list[object]:
+        """Each transfer's outcome, or the exception that failed the batch."""
+        try:
+            outcomes = self._service.post_transfers(batch, validated=True, actor=actor)
+        except Exception as exc:
+            return [exc] * len(batch)
+        self.stats.batches += 1
+        self.stats.transfers += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        return [TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes]
+
     def _run(self) -> None:
         while True:
             items = self._take()
             if items is None:
                 return
-            results: list[object]
-            try:
-                outcomes = self._service.post_transfers([t for t, _ in items], validated=True)
-                results = [
-                    TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
-                ]
-                self.stats.batches += 1
-                self.stats.transfers += len(items)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-            except Exception as exc:
-                results = [exc] * len(items)
+            actors = set(map(_ACTOR, items))  # one, but for a busy multi-tenant server
+            if len(actors) == 1:
+                results = self._post([t for t, _, _ in items], items[0][2])
+            else:  # one batch per actor, so that each batch's gates and sinks know who asked
+                groups: dict[str | None, list[int]] = {}
+                for index, (_, _, actor) in enumerate(items):
+                    groups.setdefault(actor, []).append(index)
+                results = [None] * len(items)
+                for actor, indexes in groups.items():
+                    posted = self._post([items[i][0] for i in indexes], actor)
+                    for index, value in zip(indexes, posted, strict=True):
+                        results[index] = value
             by_loop: dict[
                 asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
             ] = {}
-            for (_, waiter), value in zip(items, results, strict=True):
+            for (_, waiter, _), value in zip(items, results, strict=True):
                 if isinstance(waiter, Future):
                     if isinstance(value, BaseException):
                         waiter.set_exception(value)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from strongroom.core import clock
 from strongroom.core.errors import StrongroomError
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 class InsufficientScope(StrongroomError):
@@ -13,9 +14,33 @@ class InsufficientScope(StrongroomError):
     status = 403
 
 
-def require_scope(key: ApiKey, scope: Scope) -> None:
+class StepUpRequired(StrongroomError):
+    """A sensitive action by a person whose session has not stepped up lately (a passkey
+    assertion or a TOTP code at POST /v1/auth/step-up)."""
+
+    code = "step_up_required"
+    status = 403
+
+
+def require_scope(key: Principal, scope: Scope) -> None:
     if not key.allows(scope):
-        raise InsufficientScope(f"this API key lacks the scope {scope.value}")
+        who = "this API key" if key.machine else "this user's role"
+        raise InsufficientScope(f"{who} lacks the scope {scope.value}")
+
+
+def require_step_up(
+    principal: Principal, dedicated: Scope | None = None, *, now_us: int | None = None
+) -> None:
+    """For a sensitive action (revealing personal data or a card, creating an API key): a
+    user must have stepped up within the step-up window (403 `step_up_required`); a machine,
+    which cannot step up, must hold `dedicated` by name (pii:read, vault:reveal) when one is
+    given (403 `insufficient_scope`), and passes on its scopes otherwise."""
+    if dedicated is not None:
+        require_scope(principal, dedicated)
+    if principal.machine:
+        return
+    if principal.stepped_up_until_us <= (clock.now_us() if now_us is None else now_us):
+        raise StepUpRequired("step up first: POST /v1/auth/step-up with a passkey or a TOTP code")
 
 
 async def spend(state: Any, units: int) -> None:

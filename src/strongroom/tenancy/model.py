@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from strongroom.core.errors import InvalidRequest
 
@@ -46,26 +48,70 @@ _IMPLIED_READS: tuple[tuple[Scope, Scope], ...] = (
 )
 
 
+def scopes_allow(scopes: Iterable[Scope], scope: Scope) -> bool:
+    """Whether holding `scopes` allows `scope`: write implies read; admin implies everything
+    but the reveals, which are given by name only (for a key they stand in for a person's
+    step-up)."""
+    held = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+    return (
+        scope in held
+        or (Scope.ADMIN in held and scope not in DEDICATED_SCOPES)
+        or any(scope is read and write in held for write, read in _IMPLIED_READS)
+    )
+
+
+class Principal(Protocol):
+    """Whoever authenticated a request: an API key (a machine) or a signed-in user (its
+    session). Routes see only this (`ctx.require(scope)`, tenancy.access.require_step_up)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def actor(self) -> str:
+        """Who asked, as rows and audit leaves record it: `api_key:<id>`, `user:<id>`."""
+        ...
+
+    @property
+    def machine(self) -> bool:
+        """True for an API key: it cannot step up; dedicated scopes stand in for it."""
+        ...
+
+    @property
+    def stepped_up_until_us(self) -> int:
+        """Until when the session's last step-up counts (0: none, or a machine)."""
+        ...
+
+    def allows(self, scope: Scope) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
     tenant_id: str
     scopes: frozenset[Scope]
     hint: str  # the last characters of the secret, to tell keys apart; never the secret
+    # Minor units one transfer of this key may move past the step-up threshold (None: none).
+    transfer_ceiling: int | None = None
 
     @property
     def actor(self) -> str:
         """Who asked, as rows and audit leaves record it."""
         return f"api_key:{self.id}"
 
+    @property
+    def machine(self) -> bool:
+        return True
+
+    @property
+    def stepped_up_until_us(self) -> int:
+        return 0
+
     def allows(self, scope: Scope) -> bool:
-        # write implies read; admin implies everything but the reveals, which a key is given
-        # by name only (they stand in for a person's step-up)
-        return (
-            scope in self.scopes
-            or (Scope.ADMIN in self.scopes and scope not in DEDICATED_SCOPES)
-            or any(scope is read and write in self.scopes for write, read in _IMPLIED_READS)
-        )
+        return scopes_allow(self.scopes, scope)
 
 
 @dataclass(frozen=True, slots=True)

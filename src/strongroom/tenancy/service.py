@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -27,6 +27,7 @@ from strongroom.core.limits import (
     IDEMPOTENCY_RETENTION_S,
 )
 from strongroom.db.uow import UnitOfWork
+from strongroom.security.aead import DecryptionFailed
 from strongroom.tenancy import store
 from strongroom.tenancy.model import (
     ApiKey,
@@ -55,6 +56,17 @@ def fingerprint(key: bytes, method: str, path: str, body: bytes) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+class AnswerSealer(Protocol):
+    """Seals a stored idempotency answer for its tenant and key (security.answers)."""
+
+    def seal(self, tenant_id: str, name: str, answer: bytes) -> bytes: ...
+
+    def open(self, tenant_id: str, name: str, sealed: bytes) -> bytes: ...
+
+
+_ZLIB_FIRST_BYTE = 0x78  # an unsealed answer (written without a sealer): a zlib stream
+
+
 class TenancyService:
     def __init__(
         self,
@@ -63,15 +75,19 @@ class TenancyService:
         pepper: str | None = None,
         audit: AuditRecorder | None = None,
         idempotency_lease_s: float = IDEMPOTENCY_LEASE_S,
+        answers: AnswerSealer | None = None,
         fingerprint_key: bytes | None = None,
     ) -> None:
         """`pepper` keys the hash of every API key (STRONGROOM_API_KEY_PEPPER). Without one, a
         random pepper is generated once and kept in the database: fine for development, but
         then a copy of the database alone is enough to test guesses offline. `audit` records
         key creations and revocations as leaves of the tenant's log, in their transaction.
+        `answers` seals the stored idempotency answers (`serve` always gives one): an answer
+        may hold a secret shown once, such as a webhook endpoint's signing secret.
         `fingerprint_key` keys the fingerprints of idempotent requests (runtime derives it from
         the key manager, outside the database); without one, the pepper does."""
         self.engine = engine
+        self._answers = answers
         self._fingerprint_key = fingerprint_key
         self.idempotency_lease_s = idempotency_lease_s
         self._audit = audit
@@ -112,33 +128,76 @@ class TenancyService:
                 return Tenant(tenant_id, name, now)
         return Tenant(row[0], row[1], row[2])
 
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant_by_name(uow, name)
+        return None if row is None else Tenant(row[0], row[1], row[2])
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant(uow, tenant_id)
+        if row is None:
+            raise NotFound(f"no tenant {tenant_id}", param="tenant")
+        return Tenant(row[0], row[1], row[2])
+
     def create_api_key(
-        self, tenant_name: str, scopes: Sequence[str], *, actor: str = "tenancy"
+        self,
+        tenant_name: str,
+        scopes: Sequence[str],
+        *,
+        actor: str = "tenancy",
+        transfer_ceiling: int | None = None,
     ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
-        secret cannot be shown again."""
-        parsed = Scope.parse(list(scopes))
+        secret cannot be shown again. `transfer_ceiling`: minor units one transfer of the key
+        may move past the step-up threshold (STRONGROOM_STEP_UP_TRANSFER_AMOUNT)."""
         tenant = self.ensure_tenant(tenant_name)
+        return self.create_tenant_api_key(
+            tenant.id, scopes, actor=actor, transfer_ceiling=transfer_ceiling
+        )
+
+    def create_tenant_api_key(
+        self,
+        tenant_id: str,
+        scopes: Sequence[str],
+        *,
+        actor: str,
+        transfer_ceiling: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """create_api_key for a tenant known by id (the API's, for its caller's tenant)."""
+        parsed = Scope.parse(list(scopes))
+        assert transfer_ceiling is None or transfer_ceiling >= 0
         secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(ids.new_id("key"), tenant.id, parsed, secret[-4:])
+        key = ApiKey(ids.new_id("key"), tenant_id, parsed, secret[-4:], transfer_ceiling)
         digest = self._digest(secret)
         with UnitOfWork(self.engine) as uow:
             store.insert_api_key(
                 uow,
                 (
                     key.id,
-                    tenant.id,
+                    tenant_id,
                     digest,
                     key.hint,
                     " ".join(sorted(s.value for s in parsed)),
                     clock.now_us(),
                 ),
+                transfer_ceiling,
             )
             if self._audit is not None:
-                data = {"key_id": key.id, "scopes": sorted(s.value for s in parsed)}
-                self._audit.record_all(uow, tenant.id, actor, [("api_key.created", key.id, data)])
+                data: dict[str, object] = {
+                    "key_id": key.id,
+                    "scopes": sorted(s.value for s in parsed),
+                }
+                if transfer_ceiling is not None:
+                    data["transfer_ceiling"] = str(transfer_ceiling)
+                self._audit.record_all(uow, tenant_id, actor, [("api_key.created", key.id, data)])
             uow.commit()
         return key, secret
+
+    def transfer_ceiling(self, key_id: str) -> int | None:
+        """A live key's transfer ceiling, from the database (a revoked key has none)."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            return store.api_key_transfer_ceiling(uow, key_id)
 
     def revoke_api_key(self, key_id: str, *, actor: str = "tenancy") -> None:
         with UnitOfWork(self.engine) as uow:
@@ -177,7 +236,8 @@ class TenancyService:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
             return None
-        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2])
+        ceiling = None if row[4] is None else int(row[4])
+        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], ceiling)
         with self._lock:
             self._cache[digest] = (now + API_KEY_CACHE_TTL_S, key)
         return key
@@ -220,7 +280,8 @@ class TenancyService:
             if record.fingerprint != print_:
                 return IdempotencyOutcome(IdempotencyState.MISMATCH)
             if record.status_code is not None:
-                status, body = _stored_answer(record.status_code, record.body)
+                stored = self._unseal(tenant_id, key, record.body)
+                status, body = _stored_answer(record.status_code, stored)
                 return IdempotencyOutcome(IdempotencyState.REPLAY, status, body)
             # A lease past the longest one allowed was not written by an attempt (a clock far
             # ahead, a hand edit): it is over now rather than never.
@@ -245,13 +306,37 @@ class TenancyService:
     def finish_idempotent(
         self, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
     ) -> bool:
-        """Store the answer, compressed; False when another attempt took the key over."""
+        """Store the answer, compressed and sealed; False when another attempt took the key
+        over."""
+        packed = zlib.compress(body)
+        if self._answers is not None:
+            packed = self._answers.seal(tenant_id, key, packed)
         with UnitOfWork(self.engine) as uow:
             stored = store.finish_idempotency_record(
-                uow, tenant_id, key, owner, status_code, zlib.compress(body)
+                uow, tenant_id, key, owner, status_code, packed
             )
             uow.commit()
         return stored
+
+    def stored_answer(self, tenant_id: str, key: str, stored: bytes) -> bytes:
+        """The answer a record's `body` holds, opened and inflated (for checks and tests)."""
+        opened = self._unseal(tenant_id, key, stored)
+        assert opened is not None
+        return zlib.decompress(opened)
+
+    def _unseal(self, tenant_id: str, key: str, stored: bytes | None) -> bytes | None:
+        """A stored answer as finish_idempotent compressed it: opened when sealed. A sealed one
+        that does not open (moved to another key or tenant, edited) is corrupt."""
+        if stored is None or not stored or stored[0] == _ZLIB_FIRST_BYTE:
+            return stored
+        if self._answers is None:
+            raise ValueError("a sealed idempotency answer, and no key to open it")
+        try:
+            return self._answers.open(tenant_id, key, bytes(stored))
+        except DecryptionFailed:
+            raise ValueError(
+                "a corrupt idempotency record: its sealed answer does not open"
+            ) from None
 
     def abandon_idempotent(self, tenant_id: str, key: str, owner: str) -> None:
         """Forget the claim of a first attempt refused before it did anything (403 for its

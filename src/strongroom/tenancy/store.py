@@ -16,6 +16,13 @@ def get_tenant_by_name(uow: UnitOfWork, name: str) -> tuple[Any, ...] | None:
     return row
 
 
+def get_tenant(uow: UnitOfWork, tenant_id: str) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT id, name, created_at FROM tenants WHERE id = ?"), (tenant_id,))
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
 def insert_tenant(uow: UnitOfWork, tenant_id: str, name: str, now_us: int) -> None:
     uow.cursor().execute(
         sql(uow, "INSERT INTO tenants (id, name, created_at) VALUES (?,?,?)"),
@@ -23,15 +30,31 @@ def insert_tenant(uow: UnitOfWork, tenant_id: str, name: str, now_us: int) -> No
     )
 
 
-def insert_api_key(uow: UnitOfWork, row: tuple[str, str, str, str, str, int]) -> None:
+def insert_api_key(
+    uow: UnitOfWork, row: tuple[str, str, str, str, str, int], transfer_ceiling: int | None = None
+) -> None:
     uow.cursor().execute(
         sql(
             uow,
-            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at) "
-            "VALUES (?,?,?,?,?,?)",
+            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, "
+            "transfer_ceiling) VALUES (?,?,?,?,?,?,?)",
         ),
-        row,
+        (*row, None if transfer_ceiling is None else str(transfer_ceiling)),
     )
+
+
+def api_key_transfer_ceiling(uow: UnitOfWork, key_id: str) -> int | None:
+    """The live key's transfer ceiling (None: none, or no such live key)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT transfer_ceiling FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+        ),
+        (key_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
@@ -39,7 +62,7 @@ def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
     cur.execute(
         sql(
             uow,
-            "SELECT id, tenant_id, hint, scopes FROM api_keys "
+            "SELECT id, tenant_id, hint, scopes, transfer_ceiling FROM api_keys "
             "WHERE hash = ? AND revoked_at IS NULL",
         ),
         (digest,),
