@@ -31,11 +31,19 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
 
 
 def _user(api: Api, admin: str, email: str, role: str) -> str:
+    # A role that reveals (admin) is given by a key that holds the reveal scopes by name
+    # (tenancy.access.require_grantable): the tenant owner's key beside `admin`.
+    tenancy = api.app.state.tenancy
+    found = tenancy.authenticate(admin)
+    assert found is not None
+    owner = tenancy.create_tenant_api_key(
+        found.tenant_id, ["admin", "pii:read", "vault:reveal"], actor="test"
+    )[1]
     body = api.ok(
         "POST",
         "/v1/users",
         201,
-        key=admin,
+        key=owner,
         json={"email": email, "role": role, "password": PASSWORD},
     )
     assert body["role"] == role
@@ -310,7 +318,8 @@ def test_the_python_client_signs_in_and_steps_up(sqlite_url: str, tmp_path: Path
     from tests.e2e.http_support import Served, build_app
 
     app = build_app(sqlite_url, keyring_path=str(tmp_path / "keyring.json"), **FAST)
-    admin = app.state.tenancy.create_api_key("acme", ["admin"])[1]
+    # The owner's key: it may give the admin role, which reveals (require_grantable).
+    admin = app.state.tenancy.create_api_key("acme", ["admin", "pii:read", "vault:reveal"])[1]
     with Served(app) as served:
         with Client(served.base_url, admin) as sr:
             user = sr.create_user("boss@acme.example", "admin", password=PASSWORD)

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
 
+from strongroom.security.auth import totp
 from strongroom.security.vault.model import luhn_ok
 from tests.e2e.http_support import running
 
@@ -148,3 +153,69 @@ def test_an_erasure_leaves_no_masked_data_in_a_replayed_answer(sqlite_url: str) 
         again = api.post("/v1/customers", key=admin, json=body, headers={"Idempotency-Key": "e-1"})
     assert "erase.example" not in again.text
     assert "456C" not in again.text
+
+
+def test_an_admin_key_cannot_mint_a_key_with_a_reveal_scope_it_lacks(sqlite_url: str) -> None:
+    """pii:read and vault:reveal are never implied by admin; POST /v1/api_keys let an admin key
+    (a machine: no step-up) create a key that holds them, and reveal with it."""
+    with running(sqlite_url, dispatcher=False) as api:
+        tenancy = api.app.state.tenancy
+        admin = tenancy.create_api_key("acme", ["admin"])[1]
+        body = {"number": PAN, "exp_month": 12, "exp_year": 2031, "holder_name": HOLDER}
+        card = api.ok("POST", "/v1/cards", 201, key=admin, json=body)["id"]
+        for scopes in (["vault:reveal"], ["pii:read"], ["admin", "pii:read", "vault:reveal"]):
+            response = api.post("/v1/api_keys", key=admin, json={"scopes": scopes})
+            assert response.status_code == 403, (scopes, response.status_code)
+            assert response.json()["code"] == "insufficient_scope"
+            assert PAN not in api.get(f"/v1/cards/{card}/number", key=admin).text
+        # A key that holds a reveal scope may hand it on; an admin key, the others.
+        holder = tenancy.create_api_key("acme", ["admin", "vault:reveal"])[1]
+        minted = api.ok("POST", "/v1/api_keys", 201, key=holder, json={"scopes": ["vault:reveal"]})
+        assert api.ok("GET", f"/v1/cards/{card}/number", key=minted["secret"])["number"] == PAN
+        api.ok("POST", "/v1/api_keys", 201, key=admin, json={"scopes": ["cards:read"]})
+
+
+def test_an_admin_key_cannot_give_a_user_a_role_that_reveals(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The same escalation through people: an admin key (no reveal scope) made a user whose
+    role reveals (admin) with a password it chose, signed in as them, enrolled the first TOTP
+    factor (no step-up needed for a first one), stepped up, and revealed a card number."""
+    fast = {"password_memory_kib": 19 * 1024, "password_time_cost": 2, "password_parallelism": 1}
+    with running(
+        sqlite_url, dispatcher=False, keyring_path=str(tmp_path / "k.json"), **fast
+    ) as api:
+        tenancy = api.app.state.tenancy
+        admin = tenancy.create_api_key("acme", ["admin"])[1]
+        body = {"number": PAN, "exp_month": 12, "exp_year": 2031, "holder_name": HOLDER}
+        card = api.ok("POST", "/v1/cards", 201, key=admin, json=body)["id"]
+        password = "a long enough passphrase"
+        mallory = {"email": "mallory@example.com", "role": "admin", "password": password}
+        made = api.post("/v1/users", key=admin, json=mallory)
+        if made.status_code == 201:  # the chain, as it ran
+            sign_in = {"tenant": "acme", "email": mallory["email"], "password": password}
+            session = api.ok("POST", "/v1/auth/sessions", 201, json=sign_in)["token"]
+            uri = api.ok("POST", "/v1/auth/totp", 201, key=session)["otpauth_uri"]
+            text = parse_qs(urlsplit(uri).query)["secret"][0]
+            secret = base64.b32decode(text + "=" * (-len(text) % 8))
+            now = int(time.time())
+            code = {"code": totp.totp(secret, now)}
+            api.ok("POST", "/v1/auth/totp/confirm", key=session, json=code)
+            api.ok(
+                "POST", "/v1/auth/step-up", key=session, json={"totp": totp.totp(secret, now + 30)}
+            )
+            revealed = api.get(f"/v1/cards/{card}/number", key=session)
+            assert PAN not in revealed.text, "an admin key revealed a card through a user it made"
+        assert made.status_code == 403, made.text
+        assert made.json()["code"] == "insufficient_scope"
+        officer = {"email": "c@example.com", "role": "compliance_officer", "invite": True}
+        response = api.post("/v1/users", key=admin, json=officer)
+        assert response.status_code == 403, response.text
+        support = {"email": "s@example.com", "role": "support", "invite": True}
+        user = api.ok("POST", "/v1/users", 201, key=admin, json=support)
+        response = api.request(
+            "PATCH", f"/v1/users/{user['id']}", key=admin, json={"role": "admin"}
+        )
+        assert response.status_code == 403, response.text
+        full = tenancy.create_api_key("acme", ["admin", "pii:read", "vault:reveal"])[1]
+        api.ok("PATCH", f"/v1/users/{user['id']}", key=full, json={"role": "admin"})
