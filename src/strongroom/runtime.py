@@ -79,7 +79,7 @@ from strongroom.tenancy import api as tenancy_api
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.ratelimit import Buckets, open_storage
-from strongroom.tenancy.service import TenancyService
+from strongroom.tenancy.service import IDEMPOTENCY_FINGERPRINT, TenancyService
 
 log = logging.getLogger("strongroom.runtime")
 
@@ -270,6 +270,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit=audit,
         idempotency_lease_s=settings.idempotency_lease_s,
         answers=SealedAnswers(kms),
+        # Idempotent requests' fingerprints are keyed by the key manager, not by anything in
+        # the database: a request body may carry a card number or personal data.
+        fingerprint_key=kms.mac(IDEMPOTENCY_FINGERPRINT, b"strongroom idempotency v1"),
     )
     # Rate limits shared by every worker process (tenancy/ratelimit.py).
     limits = open_storage(

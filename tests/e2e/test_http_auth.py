@@ -31,11 +31,19 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
 
 
 def _user(api: Api, admin: str, email: str, role: str) -> str:
+    # A role that reveals (admin) is given by a key that holds the reveal scopes by name
+    # (tenancy.access.require_grantable): the tenant owner's key beside `admin`.
+    tenancy = api.app.state.tenancy
+    found = tenancy.authenticate(admin)
+    assert found is not None
+    owner = tenancy.create_tenant_api_key(
+        found.tenant_id, ["admin", "pii:read", "vault:reveal"], actor="test"
+    )[1]
     body = api.ok(
         "POST",
         "/v1/users",
         201,
-        key=admin,
+        key=owner,
         json={"email": email, "role": role, "password": PASSWORD},
     )
     assert body["role"] == role
@@ -315,7 +323,8 @@ def test_the_python_client_signs_in_and_steps_up(sqlite_url: str, tmp_path: Path
     from tests.e2e.http_support import Served, build_app
 
     app = build_app(sqlite_url, keyring_path=str(tmp_path / "keyring.json"), **FAST)
-    admin = app.state.tenancy.create_api_key("acme", ["admin"])[1]
+    # The owner's key: it may give the admin role, which reveals (require_grantable).
+    admin = app.state.tenancy.create_api_key("acme", ["admin", "pii:read", "vault:reveal"])[1]
     with Served(app) as served:
         with Client(served.base_url, admin) as sr:
             user = sr.create_user("boss@acme.example", "admin", password=PASSWORD)
@@ -357,3 +366,24 @@ def test_an_invited_user_sets_a_password_then_signs_in(api: Api) -> None:
     assert (again.status_code, problem_code(again)) == (400, "invalid_challenge")
     assert _sign_in(api, "acme", "new@acme.example")
     assert api.ok("GET", f"/v1/users/{made['id']}", key=acme.admin)["invitation"] is None
+
+
+def test_a_flood_of_passkey_challenges_is_limited_not_stored(db_url: str, tmp_path: Path) -> None:
+    """The options route is reached without credentials and stores a challenge: past the
+    address's bucket it answers 429 and writes nothing more."""
+    settings = {
+        **FAST,
+        "keyring_path": str(tmp_path / "k.json"),
+        "auth_failure_limit_burst": 5,
+        "auth_failure_limit_per_s": 0.01,
+    }
+    with running(db_url, **settings) as api:
+        seed_tenant(api, "acme")
+        path = "/v1/auth/passkeys/authentication/options"
+        codes = [api.post(path, json={"tenant": "acme"}).status_code for _ in range(12)]
+        assert codes[:5] == [200] * 5
+        assert set(codes[6:]) == {429}
+        with api.app.state.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT COUNT(*) FROM auth_challenges").scalar()
+        assert stored is not None
+        assert stored <= 6

@@ -207,18 +207,21 @@ def world(db_url: str) -> Iterator[World]:
         a_people, b_people = seed_people(api, a), seed_people(api, b)
         a_cards = seed_cards(api, a, "4242424242424242")
         b_cards = seed_cards(api, b, "5555555555554444")
+        # The admin role reveals: it is given by a key that holds the reveal scopes by name.
+        reveals = ["admin", "pii:read", "vault:reveal"]
+        owner = {t: api.app.state.tenancy.create_api_key(t, reveals)[1] for t in ("acme", "bravo")}
         b_user = api.ok(
             "POST",
             "/v1/users",
             201,
-            key=b.admin,
+            key=owner["bravo"],
             json={"email": B_EMAIL, "role": "admin", "password": B_PASSWORD},
         )["id"]
         a_user = api.ok(
             "POST",
             "/v1/users",
             201,
-            key=a.admin,
+            key=owner["acme"],
             json={"email": "boss@acme.example", "role": "admin", "password": B_PASSWORD},
         )["id"]
         world = World(

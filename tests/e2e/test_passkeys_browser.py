@@ -116,7 +116,11 @@ def test_passkey_register_sign_in_and_step_up_in_chromium(
     engine = create_engine(url, sqlite_cache_mib=16)
     try:
         migrate.upgrade(engine)
-        admin = TenancyService(engine).create_api_key("acme", ["admin"])[1]
+        # The owner's key: the admin role reveals, so it is given by a key that holds the
+        # reveal scopes by name (tenancy.access.require_grantable).
+        admin = TenancyService(engine).create_api_key(
+            "acme", ["admin", "pii:read", "vault:reveal"]
+        )[1]
     finally:
         engine.dispose()
     port = free_port()

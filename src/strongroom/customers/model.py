@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
@@ -58,6 +59,18 @@ class CustomerKind(StrEnum):
         )
 
 
+# Bidirectional embeddings, overrides and isolates: text around them is shown reordered, so a
+# name or an address would read as another. Joiners (U+200C, U+200D) stay: scripts need them.
+_BIDI_CONTROLS: Final = frozenset(
+    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _displayable(text: str) -> bool:
+    """No control character (a terminal escape, a bell) and no bidirectional control."""
+    return not any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in text)
+
+
 def _invalid(param: str, rule: str) -> InvalidRequest:
     # The rule broken, never the value: a refusal does not echo personal data.
     return InvalidRequest(f"{param} {rule}", param=param, code="invalid_personal_data")
@@ -69,6 +82,8 @@ def _text(value: object, param: str, length_max: int) -> str:
     text = " ".join(value.split())
     if len(text) > length_max:
         raise _invalid(param, f"is at most {length_max} characters")
+    if not _displayable(text):
+        raise _invalid(param, "holds no control or bidirectional-control character")
     return text
 
 
@@ -80,6 +95,12 @@ def normalise_name(value: object, param: str = "name") -> str:
         raise InvalidRequest(
             f"{param} is at most {NAME_LENGTH_MAX} characters", param=param, code="invalid_name"
         )
+    if not _displayable(text):
+        raise InvalidRequest(
+            f"{param} holds no control or bidirectional-control character",
+            param=param,
+            code="invalid_name",
+        )
     return text
 
 
@@ -87,7 +108,7 @@ def normalise_email(value: object) -> str:
     if not isinstance(value, str):
         raise _invalid("email", "is a string")
     email = value.strip().lower()
-    if len(email) > EMAIL_LENGTH_MAX or not _EMAIL.fullmatch(email):
+    if len(email) > EMAIL_LENGTH_MAX or not _EMAIL.fullmatch(email) or not _displayable(email):
         raise _invalid("email", "is an address of the form name@domain.tld")
     return email
 

@@ -21,7 +21,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.security import aead
 from strongroom.security import store as keys_store
 from strongroom.security.errors import DataErased, KeyUnavailableError
-from strongroom.security.kms import KeyManager, KeyUnavailable, WrappedKey
+from strongroom.security.kms import KeyManager, KeyState, KeyUnavailable, WrappedKey
 
 REWRAP_BATCH: Final = 500  # data keys moved to the active KEK per transaction
 
@@ -53,6 +53,11 @@ class DataKey:
 
     def open(self, record: str, name: str, sealed: bytes) -> bytes:
         return aead.open_sealed(self.key, sealed, self._aad(record, name))
+
+
+def totp_aad(tenant_id: str, user_id: str) -> bytes:
+    """The associated data a user's wrapped TOTP secret is bound to (security/auth)."""
+    return aead.context("strongroom totp secret v1", tenant_id, user_id)
 
 
 def _wrap_aad(tenant_id: str, subject_id: str) -> bytes:
@@ -90,6 +95,11 @@ class Envelope:
             uow,
             [(k.subject_id, k.tenant_id, kind.value, w.version, w.blob, now) for k, w in keys],
         )
+
+    def known_subjects(self, uow: UnitOfWork, subject_ids: Sequence[str]) -> set[str]:
+        """Those of `subject_ids` that ever had a data key here: live, or shredded (a subject
+        that was erased or deleted, whose id must not be used again)."""
+        return keys_store.existing_subject_ids(uow, subject_ids) if subject_ids else set()
 
     def subject(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> DataKey:
         """The subject's data key. Another tenant's subject is not found, an erased one is
@@ -138,21 +148,34 @@ class Envelope:
         moved = 0
         batches = 0
         target = self.kms.active_version()
-        while keep() and (batches_max is None or batches < batches_max):
-            batches += 1
-            with UnitOfWork(engine) as uow:
-                rows = keys_store.keys_below(uow, target, REWRAP_BATCH)
-                for subject_id, tenant_id, version, wrapped in rows:
-                    aad = _wrap_aad(tenant_id, subject_id)
-                    key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
-                    again = self.kms.wrap(key, aad)
-                    assert again.version >= target, "the active version went back"
-                    moved += keys_store.rewrap_subject_key(
-                        uow, subject_id, int(version), again.version, again.blob
-                    )
-                uow.commit()
-            if len(rows) < REWRAP_BATCH:
-                break
+        # Only the versions that unwrap: a disabled one's keys stay where they are (their
+        # subjects answer key_unavailable) and must not stop the others' move.
+        usable = [
+            v.version
+            for v in self.kms.versions()
+            if v.version < target and v.state is KeyState.RETIRED
+        ]
+        if not usable:
+            return 0
+        # The subjects' data keys, then the users' TOTP secrets (wrapped directly).
+        kinds = (
+            (keys_store.keys_under, _wrap_aad, keys_store.rewrap_subject_key),
+            (keys_store.totp_under, totp_aad, keys_store.rewrap_totp),
+        )
+        for under, aad_of, store_again in kinds:
+            while keep() and (batches_max is None or batches < batches_max):
+                batches += 1
+                with UnitOfWork(engine) as uow:
+                    rows = under(uow, usable, REWRAP_BATCH)
+                    for owner_id, tenant_id, version, wrapped in rows:
+                        aad = aad_of(tenant_id, owner_id)
+                        key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
+                        again = self.kms.wrap(key, aad)
+                        assert again.version >= target, "the active version went back"
+                        moved += store_again(uow, owner_id, int(version), again.version, again.blob)
+                    uow.commit()
+                if len(rows) < REWRAP_BATCH:
+                    break
         return moved
 
     def wrapped_by_version(self, engine: Engine) -> dict[int, int]:

@@ -285,17 +285,17 @@ class LocalKeyring:
         return WrappedKey(version, aead.seal(self._keks[version], key, aad))
 
     def unwrap(self, wrapped: WrappedKey, aad: bytes) -> bytes:
+        # Every time (a stat of the file): `strongroom keys disable` runs in another process,
+        # and a server that only reads must stop unwrapping under the version at once, not
+        # when something next makes it read the file. A file gone or unreadable meanwhile
+        # (moved aside for a restore) leaves the versions as last read.
+        with contextlib.suppress(KeyringError):
+            self._refresh()
         state = self._versions.get(wrapped.version)
-        if state is None:
-            self._refresh()
-            state = self._versions.get(wrapped.version)
-        if state is None or state.state in (KeyState.DISABLED, KeyState.DESTROYED):
-            # Another process may have enabled it again since.
-            self._refresh()
-            state = self._versions.get(wrapped.version)
-            if state is None or state.state in (KeyState.DISABLED, KeyState.DESTROYED):
-                raise KeyUnavailable(f"key-encryption key version {wrapped.version} is not usable")
-        return aead.open_sealed(self._keks[wrapped.version], wrapped.blob, aad)
+        kek = self._keks.get(wrapped.version)
+        if state is None or state.state in (KeyState.DISABLED, KeyState.DESTROYED) or kek is None:
+            raise KeyUnavailable(f"key-encryption key version {wrapped.version} is not usable")
+        return aead.open_sealed(kek, wrapped.blob, aad)
 
     def mac(self, purpose: str, data: bytes) -> bytes:
         key = self._mac_keys.get(purpose)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from strongroom.db.query import sql
+from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
 
@@ -45,6 +45,12 @@ def insert_subject_keys(
     )
 
 
+def existing_subject_ids(uow: UnitOfWork, subject_ids: Sequence[str]) -> set[str]:
+    """Which of these subjects have a key row, live or shredded."""
+    rows = fetch_in(uow, "SELECT subject_id FROM subject_keys", "subject_id", subject_ids)
+    return {r[0] for r in rows}
+
+
 def get_subject_key(uow: UnitOfWork, subject_id: str) -> tuple[Any, ...] | None:
     """(tenant_id, kind, kek_version, wrapped or None once shredded)"""
     cur = uow.cursor()
@@ -72,17 +78,19 @@ def shred_subject_key(uow: UnitOfWork, subject_id: str, now_us: int) -> int:
     return int(cur.rowcount)
 
 
-def keys_below(uow: UnitOfWork, version: int, limit: int) -> list[tuple[Any, ...]]:
-    """Up to `limit` live keys wrapped under a KEK version below `version`:
+def keys_under(uow: UnitOfWork, versions: Sequence[int], limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` live keys wrapped under one of the KEK `versions`:
     (subject_id, tenant_id, kek_version, wrapped)."""
+    assert versions, "no version to read keys of"
+    marks = ",".join("?" * len(versions))
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
             "SELECT subject_id, tenant_id, kek_version, wrapped FROM subject_keys "
-            "WHERE kek_version < ? AND wrapped IS NOT NULL ORDER BY subject_id LIMIT ?",
+            f"WHERE kek_version IN ({marks}) AND wrapped IS NOT NULL ORDER BY subject_id LIMIT ?",
         ),
-        (version, limit),
+        (*versions, limit),
     )
     return list(cur.fetchall())
 
@@ -103,12 +111,49 @@ def rewrap_subject_key(
 
 
 def count_by_version(uow: UnitOfWork) -> dict[int, int]:
+    """Live wrapped values per KEK version: the subjects' data keys and the users' TOTP
+    secrets (wrapped by the key manager directly, security/auth)."""
+    cur = uow.cursor()
+    counts: dict[int, int] = {}
+    for statement in (
+        "SELECT kek_version, COUNT(*) FROM subject_keys WHERE wrapped IS NOT NULL "
+        "GROUP BY kek_version",
+        "SELECT totp_kek_version, COUNT(*) FROM users WHERE totp_secret IS NOT NULL "
+        "GROUP BY totp_kek_version",
+    ):
+        cur.execute(sql(uow, statement))
+        for version, n in cur.fetchall():
+            counts[int(version)] = counts.get(int(version), 0) + int(n)
+    return counts
+
+
+def totp_under(uow: UnitOfWork, versions: Sequence[int], limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` users' TOTP secrets wrapped under one of the KEK `versions`:
+    (user_id, tenant_id, kek_version, wrapped)."""
+    assert versions, "no version to read secrets of"
+    marks = ",".join("?" * len(versions))
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "SELECT kek_version, COUNT(*) FROM subject_keys WHERE wrapped IS NOT NULL "
-            "GROUP BY kek_version",
-        )
+            "SELECT id, tenant_id, totp_kek_version, totp_secret FROM users "
+            f"WHERE totp_kek_version IN ({marks}) AND totp_secret IS NOT NULL ORDER BY id LIMIT ?",
+        ),
+        (*versions, limit),
     )
-    return {int(v): int(n) for v, n in cur.fetchall()}
+    return list(cur.fetchall())
+
+
+def rewrap_totp(
+    uow: UnitOfWork, user_id: str, old_version: int, new_version: int, wrapped: bytes
+) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE users SET totp_kek_version = ?, totp_secret = ? "
+            "WHERE id = ? AND totp_kek_version = ? AND totp_secret IS NOT NULL",
+        ),
+        (new_version, wrapped, user_id, old_version),
+    )
+    return int(cur.rowcount)

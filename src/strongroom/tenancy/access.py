@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from strongroom.core import clock
 from strongroom.core.errors import StrongroomError
-from strongroom.tenancy.model import Principal, Scope
+from strongroom.tenancy.model import DEDICATED_SCOPES, Principal, Scope
 
 
 class InsufficientScope(StrongroomError):
@@ -26,6 +27,15 @@ def require_scope(key: Principal, scope: Scope) -> None:
     if not key.allows(scope):
         who = "this API key" if key.machine else "this user's role"
         raise InsufficientScope(f"{who} lacks the scope {scope.value}")
+
+
+def require_grantable(principal: Principal, scopes: Iterable[Scope]) -> None:
+    """The reveal scopes (pii:read, vault:reveal) are never implied by admin, so they are not
+    admin's to hand on either: whoever grants one (to a new API key, or through a user's role)
+    must hold it by name (403 `insufficient_scope`). Else an admin key would mint a key, or
+    invite a user, that reveals."""
+    for scope in sorted(set(scopes) & DEDICATED_SCOPES):
+        require_scope(principal, scope)
 
 
 def require_step_up(

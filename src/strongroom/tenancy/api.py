@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
-from strongroom.tenancy.access import require_scope, require_step_up
+from strongroom.tenancy.access import require_grantable, require_scope, require_step_up
 from strongroom.tenancy.model import Principal, Scope
 from strongroom.tenancy.service import TenancyService
 
@@ -52,6 +52,7 @@ async def create_api_key(body: ApiKeyCreate, request: Request) -> Any:
     given those scopes by name."""
     principal: Principal = request.state.api_key
     require_scope(principal, Scope.ADMIN)
+    require_grantable(principal, Scope.parse(body.scopes))
     require_step_up(principal)
     Scope.parse(body.scopes, param="scopes")  # refused here, naming the body's field
     tenancy: TenancyService = request.app.state.tenancy

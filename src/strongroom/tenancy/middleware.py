@@ -24,7 +24,7 @@ from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import header_of, send_problem, state_of
 from strongroom.tenancy.model import IdempotencyState, Principal
 from strongroom.tenancy.ratelimit import Buckets, Verdict, request_cost
-from strongroom.tenancy.service import TenancyService, fingerprint
+from strongroom.tenancy.service import TenancyService
 
 log = logging.getLogger("strongroom.http")
 
@@ -267,7 +267,9 @@ class Idempotency:
         tenant_id = key.tenant_id
         try:
             outcome = await run_in_threadpool(
-                self.tenancy.begin_idempotent, tenant_id, idem, fingerprint("POST", path, body)
+                lambda: self.tenancy.begin_idempotent(
+                    tenant_id, idem, self.tenancy.fingerprint("POST", path, body)
+                )
             )
         except ServiceUnavailable as exc:
             # The key could not even be claimed (SQLite's writer lock stayed taken): nothing

@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -40,14 +40,20 @@ from strongroom.tenancy.model import (
 
 SECRET_KEY_PREFIX = "sk_"  # noqa: S105 - the public prefix of every key, not a secret
 _PEPPER_NAME = "api_key_pepper"
+# The key manager's MAC purpose whose key fingerprints idempotent requests (runtime.py).
+IDEMPOTENCY_FINGERPRINT: Final = "idempotency.fingerprint"
 
 
 def _well_formed(secret: str) -> bool:
     return secret.startswith(SECRET_KEY_PREFIX) and len(secret) <= 200
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+def fingerprint(key: bytes, method: str, path: str, body: bytes) -> str:
+    """What an Idempotency-Key record keeps of its request: a keyed hash (HMAC-SHA256). A plain
+    hash of a body that carries a card number and its security code, or personal data, would
+    let a copy of the database test guesses of them offline."""
+    message = method.encode() + b" " + path.encode() + b"\n" + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 class AnswerSealer(Protocol):
@@ -70,15 +76,19 @@ class TenancyService:
         audit: AuditRecorder | None = None,
         idempotency_lease_s: float = IDEMPOTENCY_LEASE_S,
         answers: AnswerSealer | None = None,
+        fingerprint_key: bytes | None = None,
     ) -> None:
         """`pepper` keys the hash of every API key (STRONGROOM_API_KEY_PEPPER). Without one, a
         random pepper is generated once and kept in the database: fine for development, but
         then a copy of the database alone is enough to test guesses offline. `audit` records
         key creations and revocations as leaves of the tenant's log, in their transaction.
         `answers` seals the stored idempotency answers (`serve` always gives one): an answer
-        may hold a secret shown once, such as a webhook endpoint's signing secret."""
+        may hold a secret shown once, such as a webhook endpoint's signing secret.
+        `fingerprint_key` keys the fingerprints of idempotent requests (runtime derives it from
+        the key manager, outside the database); without one, the pepper does."""
         self.engine = engine
         self._answers = answers
+        self._fingerprint_key = fingerprint_key
         self.idempotency_lease_s = idempotency_lease_s
         self._audit = audit
         self._pepper = pepper.encode() if pepper else None
@@ -96,6 +106,10 @@ class TenancyService:
             assert value is not None
             self._pepper = base64.b64decode(value)
         return self._pepper
+
+    def fingerprint(self, method: str, path: str, body: bytes) -> str:
+        """The keyed fingerprint of an idempotent request (module function `fingerprint`)."""
+        return fingerprint(self._fingerprint_key or self._pepper_bytes(), method, path, body)
 
     def _digest(self, secret: str) -> str:
         return hmac.new(self._pepper_bytes(), secret.encode(), hashlib.sha256).hexdigest()

@@ -12,9 +12,11 @@ from strongroom.core.errors import InvalidRequest
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.params import IdPath
+from strongroom.security.auth.model import parse_role
 from strongroom.security.auth.schemas import UserCreate, UserOut, UserUpdate
 from strongroom.security.auth.service import UserService
-from strongroom.tenancy.access import require_scope, require_step_up
+from strongroom.security.roles import ROLE_SCOPES
+from strongroom.tenancy.access import require_grantable, require_scope, require_step_up
 from strongroom.tenancy.model import Principal, Scope
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["users"])
@@ -44,6 +46,7 @@ async def create_user(body: UserCreate, request: Request) -> Any:
     """A staff or customer user of the caller's tenant, with an initial password, or an
     invitation (`invite`) that lets them set it."""
     principal = _admin(request)
+    require_grantable(principal, ROLE_SCOPES[parse_role(body.role)])
     if body.invite:
         if body.password is not None:
             raise InvalidRequest("give a password or invite, not both", param="invite")
@@ -87,6 +90,7 @@ async def get_user(user_id: IdPath, request: Request) -> Any:
 async def update_user(user_id: IdPath, body: UserUpdate, request: Request) -> Any:
     """Change a user's role; it applies to their sessions at once."""
     principal = _admin(request)
+    require_grantable(principal, ROLE_SCOPES[parse_role(body.role)])
     user = await run_in_threadpool(
         lambda: _users(request).set_role(
             principal.tenant_id, user_id, body.role, actor=principal.actor

@@ -208,9 +208,11 @@ class VaultService:
     def write(self, uow: UnitOfWork, items: Sequence[VaultWrite]) -> None:
         """A batch of tokenizations and audit notes, in the caller's transaction. A token that
         exists already (a retried request's first attempt committed it) is left as it is,
-        without a second leaf."""
+        without a second leaf; so is one that existed and was deleted since (its shredded key
+        remains): a retry never brings a deleted card back."""
         cards = [i for i in items if isinstance(i, NewCard)]
-        exists = store.existing(uow, [c.card.id for c in cards]) if cards else set()
+        ids = [c.card.id for c in cards]
+        exists = store.existing(uow, ids) | self.envelope.known_subjects(uow, ids) if ids else set()
         if exists:
             items = [i for i in items if not (isinstance(i, NewCard) and i.card.id in exists)]
             cards = [c for c in cards if c.card.id not in exists]
@@ -254,8 +256,9 @@ class VaultService:
         return new.card
 
     def delete(self, tenant_id: str, card_id: str, actor: str) -> None:
-        """Deletes the card's row and shreds its data key: copies of the sealed values in
-        backups or the write-ahead log no longer open, by anyone."""
+        """Deletes the card's row and shreds its data key. A copy made before (a backup, the
+        write-ahead log, PostgreSQL's dead row versions) holds the wrapped key as well: it
+        stops opening once the KEK version that wrapped it is destroyed (docs/cards.md)."""
         with UnitOfWork(self.engine) as uow:
             if store.delete_card(uow, tenant_id, card_id) != 1:
                 raise NotFound(f"no card {card_id}", param="card_id")
