@@ -52,9 +52,9 @@ async def create_api_key(body: ApiKeyCreate, request: Request) -> Any:
     given those scopes by name."""
     principal: Principal = request.state.api_key
     require_scope(principal, Scope.ADMIN)
-    require_grantable(principal, Scope.parse(body.scopes))
+    # An unknown scope is refused naming the body's field, `scopes`.
+    require_grantable(principal, Scope.parse(body.scopes, param="scopes"))
     require_step_up(principal)
-    Scope.parse(body.scopes, param="scopes")  # refused here, naming the body's field
     tenancy: TenancyService = request.app.state.tenancy
     key, secret = await run_in_threadpool(
         lambda: tenancy.create_tenant_api_key(
