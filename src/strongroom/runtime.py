@@ -49,6 +49,7 @@ from strongroom.security.envelope import Envelope
 from strongroom.security.errors import SECURITY_ERRORS
 from strongroom.security.keys import open_key_manager
 from strongroom.settings import InvalidSettings, Settings, load_settings
+from strongroom.tenancy import api as tenancy_api
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.ratelimit import Buckets, open_storage
@@ -241,7 +242,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
-        routers=[ledger_api.router, events_api.router, audit_api.router],
+        routers=[ledger_api.router, events_api.router, audit_api.router, tenancy_api.router],
         webhooks=[events_api.webhooks],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.

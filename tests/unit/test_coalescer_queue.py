@@ -28,7 +28,12 @@ class GatedLedger:
         self.posted: list[str] = []
 
     def post_transfers(
-        self, batch: Sequence[NewTransfer], *, atomic: bool = False, validated: bool = False
+        self,
+        batch: Sequence[NewTransfer],
+        *,
+        atomic: bool = False,
+        validated: bool = False,
+        actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"

@@ -75,7 +75,8 @@ _simple_structs: dict[tuple[int, int, int, int], struct.Struct] = {}
 
 
 def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
-    """The bulk shape's whole leaf as one struct, for these id lengths (None: too long)."""
+    """The bulk shape's leaf as one struct, for these id lengths (None: too long), but for
+    its two trailing strings (the actor and the gates), which `_tail` packs."""
     found = _simple_structs.get(key)
     if found is None:
         if max(key) > STRING_BYTES_MAX:
@@ -83,20 +84,31 @@ def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
         tid, ledger, debit, credit = key
         # `?`, the pending flag: packed by truth value as 0 or 1, as `_general` writes it.
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqqHH"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqq"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
     return found
 
 
+# Who asked for each change of a batch: one actor for all (`actor`), or one per transfer id
+# (`actors`, for a batch the group-commit coalescer gathered from several principals).
+Actors = Mapping[str, str | None]
+
+
 def transfer_leaf(
-    event_type: str, row: TransferRow, entries: Sequence[EntryRow], *, wide: bool = True
+    event_type: str,
+    row: TransferRow,
+    entries: Sequence[EntryRow],
+    *,
+    wide: bool = True,
+    actor: str | None = None,
 ) -> bytes:
-    """The leaf of one ledger change: the transfer row as stored (after the change) and the
-    entries it wrote. `wide=False` promises that every money value fits 64 bits (the engine
-    knows it of a whole batch, see Writes.wide), which lets the common shape skip the check."""
-    return transfer_leaves((event_type,), (row,), (entries,), wide=wide)[0]
+    """The leaf of one ledger change: the transfer row as stored (after the change), the
+    entries it wrote and who asked (`actor`: `api_key:<id>`, `cli`, `system:expiry`...).
+    `wide=False` promises that every money value fits 64 bits (the engine knows it of a whole
+    batch, see Writes.wide), which lets the common shape skip the check."""
+    return transfer_leaves((event_type,), (row,), (entries,), wide=wide, actor=actor)[0]
 
 
 def transfer_leaves(
@@ -105,11 +117,19 @@ def transfer_leaves(
     entries: Sequence[Sequence[EntryRow]],
     *,
     wide: bool = True,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes]:
-    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote)."""
+    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote);
+    `actors`, when given, names each transfer's actor by id instead of `actor`."""
     if wide:
-        return [_general(k, r, e) for k, r, e in zip(kinds, rows, entries, strict=True)]
-    found = _narrow_leaves(kinds, rows, entries, paired=False)
+        if actors is None:
+            return [_general(k, r, e, actor) for k, r, e in zip(kinds, rows, entries, strict=True)]
+        return [
+            _general(k, r, e, actors.get(r[1]))
+            for k, r, e in zip(kinds, rows, entries, strict=True)
+        ]
+    found = _narrow_leaves(kinds, rows, entries, paired=False, actor=actor, actors=actors)
     assert found is not None, "only paired entries are refused"
     return found
 
@@ -120,6 +140,8 @@ def batch_leaves(
     entries: Sequence[EntryRow],
     *,
     wide: bool = True,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes]:
     """`transfer_leaves` of a committed batch as the ledger hands it over (ledger.pipeline.
     CommittedBatch): `entries` all of the transaction's, in the order of their transfers. A
@@ -127,11 +149,17 @@ def batch_leaves(
     them first."""
     if not wide and len(entries) == 2 * len(rows):
         found = _narrow_leaves(
-            kinds, rows, zip(entries[0::2], entries[1::2], strict=True), paired=True
+            kinds,
+            rows,
+            zip(entries[0::2], entries[1::2], strict=True),
+            paired=True,
+            actor=actor,
+            actors=actors,
         )
         if found is not None:
             return found
-    return transfer_leaves(kinds, rows, entries_by_change(rows, entries), wide=wide)
+    by_change = entries_by_change(rows, entries)
+    return transfer_leaves(kinds, rows, by_change, wide=wide, actor=actor, actors=actors)
 
 
 def entries_by_change(
@@ -162,6 +190,8 @@ def _narrow_leaves(
     entries: Iterable[Sequence[EntryRow]],
     *,
     paired: bool,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes] | None:
     """The leaves of changes whose money fits 64 bits. The bulk shape (a posted or pending
     two-account transfer without legs, target, expiry, metadata or effective time, whose two
@@ -172,7 +202,11 @@ def _narrow_leaves(
 
     `paired`: `entries` pairs the batch's entries two by two, unchecked; None (the caller
     groups them instead) as soon as a pair is not its change's two, or a change's id repeats
-    the one before (grouping would give the first all their entries)."""
+    the one before (grouping would give the first all their entries). The leaf's two trailing
+    strings, the actor and the gates (null here), are the same bytes for a whole batch of one
+    actor: packed once."""
+    tail = _tail(actor)
+    tails: dict[str | None, bytes] = {actor: tail}
     out: list[bytes] = []
     append = out.append
     codes = _EVENT_CODES
@@ -218,6 +252,11 @@ def _narrow_leaves(
                     key = found
                     packer = structs.get(key) or _simple_struct(key)
                 if packer is not None:
+                    if actors is not None:
+                        mine_actor = actors.get(tid)
+                        tail = tails.get(mine_actor) or tails.setdefault(
+                            mine_actor, _tail(mine_actor)
+                        )
                     packed = packer.pack(
                         VERSION, KIND_LEDGER, codes[kind],
                         found[0], tid_b, found[1], ledger, WIDTH_NARROW, action, status,
@@ -227,14 +266,18 @@ def _narrow_leaves(
                         d_dp, d_cp, d_dpend, d_cpend, d_at,
                         _CREDIT_REF, c_version, c_direction, c_amount, c_delta,
                         c_dp, c_cp, c_dpend, c_cpend, c_at,
-                        _NULL, _NULL,
                     )  # fmt: skip
-                    append(packed)
+                    append(packed + tail)
                     continue
         elif paired:
             return None
-        append(_general(kind, row, mine))
+        append(_general(kind, row, mine, actors.get(tid) if actors is not None else actor))
     return out
+
+
+def _tail(actor: str | None) -> bytes:
+    """A ledger leaf's two trailing strings: the actor, then the gates' decisions (none)."""
+    return _str(actor) + _U16.pack(_NULL)
 
 
 def _str(value: str | None) -> bytes:

@@ -26,6 +26,7 @@ ledgers = sa.Table(
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("tenant_id", sa.String(64), nullable=False, server_default="ten_default"),
+    sa.Column("created_by", sa.String(200), nullable=True),  # the actor; NULL before 0016
     sa.Index("ledgers_tenant", "tenant_id", "id"),
     sqlite_with_rowid=False,
 )
@@ -36,6 +37,7 @@ assets = sa.Table(
     sa.Column("code", sa.String(16), primary_key=True),
     sa.Column("scale", sa.SmallInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sqlite_with_rowid=False,
 )
 
@@ -58,6 +60,7 @@ accounts = sa.Table(
     sa.Column("last_entry_id", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("accounts_ledger_id", "ledger_id", "id"),
     sqlite_with_rowid=False,
     # Balances are rewritten on every posting: room on each page keeps those updates HOT
@@ -84,6 +87,9 @@ transfers = sa.Table(
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("effective_at", sa.BigInteger, nullable=True),  # NULL: effective at created_at
+    # Who created it: an id in `actors` (interned once per actor, so a bulk row carries a small
+    # integer, not the string); NULL before migration 0016.
+    sa.Column("actor_ref", sa.Integer, nullable=True),
     sa.Index("transfers_id", "id", unique=True),
     sa.Index(
         "transfers_pending_expiry",
@@ -97,6 +103,16 @@ transfers = sa.Table(
         sqlite_where=sa.text("target_id IS NOT NULL"),
         postgresql_where=sa.text("target_id IS NOT NULL"),
     ),
+)
+
+# Every actor that has changed the ledger (`api_key:<id>`, `cli`, `system:expiry`, a user...),
+# once: transfers.actor_ref points here. Append-only, so a process may cache it.
+actors = sa.Table(
+    "actors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("actor", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 entries = sa.Table(
@@ -156,6 +172,7 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("role", sa.String(32), nullable=True),  # security.rbac.Role, when made for one
 )
 
 # One record per (tenant, Idempotency-Key) (migration 0009): in flight while `owner` holds the
@@ -246,6 +263,7 @@ webhook_endpoints = sa.Table(
     sa.Column("failure_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("webhook_endpoints_tenant", "tenant_id", "id"),
     sqlite_with_rowid=False,
 )

@@ -165,7 +165,7 @@ class EventService:
                     f"a tenant has at most {WEBHOOK_ENDPOINTS_PER_TENANT_MAX} webhook endpoints",
                     param="url",
                 )
-            store.insert_endpoint(uow, endpoint)
+            store.insert_endpoint(uow, endpoint, actor)
             self._record(uow, tenant_id, "webhook_endpoint.created", endpoint, actor)
             uow.commit()
         return endpoint

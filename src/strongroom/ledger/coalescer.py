@@ -4,6 +4,7 @@ Submitters hand a transfer to `submit` (threads) or `submit_async` (asyncio) and
 future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX), lingers while
 more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
 own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
+Each transfer keeps its submitter's actor (the API key that asked): on its row and its leaf.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
 
 The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
@@ -70,7 +71,7 @@ class GroupCommitter:
         self._wait_s = wait_us / 1_000_000
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[tuple[NewTransfer, Waiter]] = deque()
+        self._queue: deque[tuple[NewTransfer, Waiter, str | None]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._target = 1
@@ -78,7 +79,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def _enqueue(self, transfer: NewTransfer, waiter: Waiter) -> None:
+    def _enqueue(self, transfer: NewTransfer, waiter: Waiter, actor: str | None) -> None:
         validate_transfer(transfer)
         assert not transfer.linked, "a coalesced transfer stands alone"
         with self._cond:
@@ -90,7 +91,7 @@ class GroupCommitter:
                     f"the group-commit queue is full ({self._queue_max} transfers): retry shortly",
                     retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
                 )
-            self._queue.append((transfer, waiter))
+            self._queue.append((transfer, waiter, actor))
             # Wake the committer when work arrives and when the queue reaches the size of the
             # last batch, not on every arrival: that would hand the GIL back and forth per
             # transfer while it lingers.
@@ -104,17 +105,19 @@ class GroupCommitter:
         with self._cond:
             return len(self._queue)
 
-    def submit(self, transfer: NewTransfer) -> Future[TransferOutcome]:
+    def submit(self, transfer: NewTransfer, actor: str | None = None) -> Future[TransferOutcome]:
         """Validates now (raising InvalidRequest) and queues; the future gets the result.
-        A full queue raises Overloaded, and nothing is queued."""
+        A full queue raises Overloaded, and nothing is queued. `actor`: who asks."""
         future: Future[TransferOutcome] = Future()
-        self._enqueue(transfer, future)
+        self._enqueue(transfer, future, actor)
         return future
 
-    async def submit_async(self, transfer: NewTransfer) -> TransferOutcome:
+    async def submit_async(
+        self, transfer: NewTransfer, actor: str | None = None
+    ) -> TransferOutcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[TransferOutcome] = loop.create_future()
-        self._enqueue(transfer, (loop, future))
+        self._enqueue(transfer, (loop, future), actor)
         return await future
 
     def close(self) -> None:
@@ -129,7 +132,7 @@ class GroupCommitter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _take(self) -> list[tuple[NewTransfer, Waiter]] | None:
+    def _take(self) -> list[tuple[NewTransfer, Waiter, str | None]] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -155,7 +158,9 @@ class GroupCommitter:
                 return
             results: list[object]
             try:
-                outcomes = self._service.post_transfers([t for t, _ in items], validated=True)
+                outcomes = self._service.post_transfers(
+                    [t for t, _, _ in items], validated=True, actors=[a for _, _, a in items]
+                )
                 results = [
                     TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
                 ]
@@ -167,7 +172,7 @@ class GroupCommitter:
             by_loop: dict[
                 asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
             ] = {}
-            for (_, waiter), value in zip(items, results, strict=True):
+            for (_, waiter, _), value in zip(items, results, strict=True):
                 if isinstance(waiter, Future):
                     if isinstance(value, BaseException):
                         waiter.set_exception(value)

@@ -157,6 +157,7 @@ class CommittedBatch:
     transaction's time (the created_at of every transfer it created); `wide` False promises no
     money value of these rows is past 64 bits; `actor` who asked (an API key, a staff user, a
     customer, a system job: `api_key:<id>`, `cli`, `system:expiry`), None when not told;
+    `actors`, when the batch was gathered from several, each transfer's actor by id instead;
     `decisions` the gates' decisions other than allow, by transfer id. Rows, not objects: a bulk
     batch has 8,190 of them and building objects would cost more than the rest of it."""
 
@@ -166,6 +167,7 @@ class CommittedBatch:
     at_us: int
     wide: bool = True
     actor: str | None = None
+    actors: Mapping[str, str | None] | None = None
     decisions: Mapping[str, Sequence[GateDecision]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ TENANCY_ERRORS: Final = (
     ErrorCode("invalid_idempotency_key", 400, "An Idempotency-Key is malformed"),
     ErrorCode("unauthenticated", 401, "A valid API key is required"),
     ErrorCode("insufficient_scope", 403, "The API key lacks a scope this request needs"),
+    ErrorCode("tenant_exists", 409, "A tenant of this name exists"),
     ErrorCode("idempotency_key_in_use", 409, "A request with this Idempotency-Key is in flight"),
     ErrorCode("idempotency_key_reused", 422, "The Idempotency-Key was used with another request"),
     ErrorCode("rate_limited", 429, "Too many requests"),

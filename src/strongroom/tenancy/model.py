@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from strongroom.core.errors import InvalidRequest
 
 
 class Scope(StrEnum):
-    LEDGER_READ = "ledger:read"
+    """What a principal may do. security/rbac.py maps each role onto a set of these, and every
+    route declares the scopes it accepts (tenancy.access.requires): docs/permissions.md."""
+
+    LEDGER_READ = "ledger:read"  # ledgers, accounts, balances, transfers, events
     LEDGER_WRITE = "ledger:write"
-    ADMIN = "admin"
+    ADMIN = "admin"  # every scope of its tenant but those of _NOT_IMPLIED_BY_ADMIN
     CUSTOMERS_READ = "customers:read"  # customers and counterparties, personal data masked
     CUSTOMERS_WRITE = "customers:write"
     PII_READ = "pii:read"  # personal data in full (each reveal is an audit leaf)
     CARDS_READ = "cards:read"  # card tokens, masked
     CARDS_WRITE = "cards:write"  # tokenize
     VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
+    AUDIT_READ = "audit:read"  # the tenant's audit log: checkpoints, proofs, leaves, receipts
+    AUDIT_WRITE = "audit:write"  # publish a checkpoint on demand
+    ASSETS_ADMIN = "assets:admin"  # custom assets (shared by every tenant of the deployment)
+    WEBHOOKS_ADMIN = "webhooks:admin"  # webhook endpoints and their delivery attempts
+    USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
+    API_KEYS_ADMIN = "api_keys:admin"  # the tenant's API keys
+    OWN_READ = "own:read"  # a customer's own data only: the route checks the ownership
+    OWN_WRITE = "own:write"
+    # Deployment-wide: create and list tenants. Honoured only on a key of the deployment's
+    # system tenant (TenancyService.system_tenant), which holds no money and no personal data.
+    TENANTS_ADMIN = "tenants:admin"
 
     @classmethod
     def parse(cls, values: list[str]) -> frozenset[Scope]:
@@ -39,11 +55,49 @@ class Scope(StrEnum):
 
 # Never implied by `admin`: a key that reveals personal data or card numbers says so.
 DEDICATED_SCOPES: frozenset[Scope] = frozenset({Scope.PII_READ, Scope.VAULT_REVEAL})
-_IMPLIED_READS: tuple[tuple[Scope, Scope], ...] = (
+# Not a tenant admin's either: the deployment's tenants (the operator's), and a customer's own
+# data (a route that serves only its owner has no owner to serve an admin).
+_NOT_IMPLIED_BY_ADMIN: frozenset[Scope] = DEDICATED_SCOPES | {
+    Scope.TENANTS_ADMIN,
+    Scope.OWN_READ,
+    Scope.OWN_WRITE,
+}
+# (held, implied): write implies read; ledger:read reads the audit log of the ledger's changes
+# (as it did before audit:read existed).
+_IMPLIED: tuple[tuple[Scope, Scope], ...] = (
     (Scope.LEDGER_WRITE, Scope.LEDGER_READ),
+    (Scope.LEDGER_WRITE, Scope.AUDIT_READ),
+    (Scope.LEDGER_READ, Scope.AUDIT_READ),
     (Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ),
     (Scope.CARDS_WRITE, Scope.CARDS_READ),
+    (Scope.OWN_WRITE, Scope.OWN_READ),
 )
+
+
+def grants(held: Iterable[Scope], scope: Scope) -> bool:
+    """Whether a principal holding the scopes `held` may do what `scope` allows."""
+    if not isinstance(held, frozenset):
+        held = frozenset(held)
+    return (
+        scope in held
+        or (Scope.ADMIN in held and scope not in _NOT_IMPLIED_BY_ADMIN)
+        or any(scope is implied and have in held for have, implied in _IMPLIED)
+    )
+
+
+class Principal(Protocol):
+    """Who asks: an API key, a staff user or a customer (each with this interface)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+    def allows(self, scope: Scope) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +106,7 @@ class ApiKey:
     tenant_id: str
     scopes: frozenset[Scope]
     hint: str  # the last characters of the secret, to tell keys apart; never the secret
+    role: str | None = None  # the role (security.rbac.Role) whose scopes it was given, if any
 
     @property
     def actor(self) -> str:
@@ -59,13 +114,9 @@ class ApiKey:
         return f"api_key:{self.id}"
 
     def allows(self, scope: Scope) -> bool:
-        # write implies read; admin implies everything but the reveals, which a key is given
-        # by name only (they stand in for a person's step-up)
-        return (
-            scope in self.scopes
-            or (Scope.ADMIN in self.scopes and scope not in DEDICATED_SCOPES)
-            or any(scope is read and write in self.scopes for write, read in _IMPLIED_READS)
-        )
+        # write implies read; admin implies everything of its tenant but the reveals, which a
+        # key is given by name only (they stand in for a person's step-up)
+        return grants(self.scopes, scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +126,8 @@ class Tenant:
     created_at: int
 
 
+# The deployment's own tenant (the operator's keys): a name no tenant can take.
+SYSTEM_TENANT_NAME = "_system"
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 

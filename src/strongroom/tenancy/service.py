@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
-from strongroom.core.errors import NotFound
+from strongroom.core.errors import Conflict, InvalidRequest, NotFound
 from strongroom.core.limits import (
     API_KEY_CACHE_TTL_S,
     IDEMPOTENCY_ANSWER_BYTES_MAX,
@@ -28,6 +28,7 @@ from strongroom.core.limits import (
 from strongroom.db.uow import UnitOfWork
 from strongroom.tenancy import store
 from strongroom.tenancy.model import (
+    SYSTEM_TENANT_NAME,
     ApiKey,
     IdempotencyOutcome,
     IdempotencyState,
@@ -67,6 +68,7 @@ class TenancyService:
         self._pepper = pepper.encode() if pepper else None
         self._cache: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
+        self._system_tenant: Tenant | None = None
 
     def _pepper_bytes(self) -> bytes:
         if self._pepper is None:
@@ -97,15 +99,76 @@ class TenancyService:
                 return Tenant(tenant_id, name, now)
         return Tenant(row[0], row[1], row[2])
 
+    def system_tenant(self) -> Tenant:
+        """The deployment's own tenant, whose keys are the operator's (tenants:admin) and which
+        holds no money and no personal data. Its name cannot be a tenant's
+        (validate_tenant_name refuses a leading '_'); made on first use."""
+        if self._system_tenant is None:
+            with UnitOfWork(self.engine) as uow:
+                row = store.get_tenant_by_name(uow, SYSTEM_TENANT_NAME)
+                if row is None:
+                    row = (ids.new_id("ten"), SYSTEM_TENANT_NAME, clock.now_us())
+                    store.insert_tenant(uow, *row)
+                    uow.commit()
+            self._system_tenant = Tenant(row[0], row[1], row[2])
+        return self._system_tenant
+
+    def create_tenant(self, name: str, *, actor: str) -> Tenant:
+        """A new tenant (409 tenant_exists when the name is taken), with a first leaf in its
+        audit log saying who created it."""
+        validate_tenant_name(name)
+        tenant = Tenant(ids.new_id("ten"), name, clock.now_us())
+        with UnitOfWork(self.engine) as uow:
+            if store.get_tenant_by_name(uow, name) is not None:
+                raise TenantExists(f"a tenant named {name!r} exists", param="name")
+            store.insert_tenant(uow, tenant.id, tenant.name, tenant.created_at)
+            if self._audit is not None:
+                data = {"tenant_id": tenant.id, "name": name}
+                self._audit.record_all(uow, tenant.id, actor, [("tenant.created", tenant.id, data)])
+            uow.commit()
+        return tenant
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant(uow, tenant_id)
+        if row is None or row[1] == SYSTEM_TENANT_NAME:
+            raise NotFound(f"no tenant {tenant_id}", param="tenant_id")
+        return Tenant(row[0], row[1], row[2])
+
+    def list_tenants(self, *, starting_after: str | None, limit: int) -> tuple[list[Tenant], bool]:
+        """A page of tenants by id (the system tenant left out) and whether more follow."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            rows = store.list_tenants(uow, starting_after, limit + 1, SYSTEM_TENANT_NAME)
+        return [Tenant(r[0], r[1], r[2]) for r in rows[:limit]], len(rows) > limit
+
     def create_api_key(
-        self, tenant_name: str, scopes: Sequence[str], *, actor: str = "tenancy"
+        self,
+        tenant_name: str | None,
+        scopes: Sequence[str],
+        *,
+        actor: str = "tenancy",
+        role: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
-        secret cannot be shown again."""
+        secret cannot be shown again. `role` (security.rbac.Role) is recorded with the key;
+        its scopes are the caller's to expand. A key with tenants:admin is the operator's: it
+        belongs to the system tenant (`tenant_name` None) and holds no other scope."""
         parsed = Scope.parse(list(scopes))
-        tenant = self.ensure_tenant(tenant_name)
+        if Scope.TENANTS_ADMIN in parsed:
+            if parsed != {Scope.TENANTS_ADMIN} or tenant_name not in (None, SYSTEM_TENANT_NAME):
+                raise InvalidRequest(
+                    "tenants:admin is an operator's scope alone, on the system tenant: give "
+                    "no tenant and no other scope",
+                    param="scope",
+                    code="invalid_scope",
+                )
+            tenant = self.system_tenant()
+        elif tenant_name is None:
+            raise InvalidRequest("give the key's tenant", param="tenant")
+        else:
+            tenant = self.ensure_tenant(tenant_name)
         secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(ids.new_id("key"), tenant.id, parsed, secret[-4:])
+        key = ApiKey(ids.new_id("key"), tenant.id, parsed, secret[-4:], role)
         digest = self._digest(secret)
         with UnitOfWork(self.engine) as uow:
             store.insert_api_key(
@@ -117,10 +180,16 @@ class TenancyService:
                     key.hint,
                     " ".join(sorted(s.value for s in parsed)),
                     clock.now_us(),
+                    role,
                 ),
             )
             if self._audit is not None:
-                data = {"key_id": key.id, "scopes": sorted(s.value for s in parsed)}
+                data: dict[str, object] = {
+                    "key_id": key.id,
+                    "scopes": sorted(s.value for s in parsed),
+                }
+                if role is not None:
+                    data["role"] = role
                 self._audit.record_all(uow, tenant.id, actor, [("api_key.created", key.id, data)])
             uow.commit()
         return key, secret
@@ -162,7 +231,7 @@ class TenancyService:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
             return None
-        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2])
+        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], row[4])
         with self._lock:
             self._cache[digest] = (now + API_KEY_CACHE_TTL_S, key)
         return key
@@ -269,6 +338,10 @@ class TenancyService:
             if count < IDEMPOTENCY_PURGE_BATCH:
                 break
         return total
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
 
 
 def _stored_answer(status_code: int, body: bytes | None) -> tuple[int, bytes]:

@@ -23,12 +23,35 @@ def insert_tenant(uow: UnitOfWork, tenant_id: str, name: str, now_us: int) -> No
     )
 
 
-def insert_api_key(uow: UnitOfWork, row: tuple[str, str, str, str, str, int]) -> None:
+def get_tenant(uow: UnitOfWork, tenant_id: str) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT id, name, created_at FROM tenants WHERE id = ?"), (tenant_id,))
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def list_tenants(
+    uow: UnitOfWork, starting_after: str | None, limit: int, hidden: str
+) -> list[tuple[Any, ...]]:
+    """Tenants by id after `starting_after`, `hidden` (the system tenant's name) left out."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT id, name, created_at FROM tenants WHERE id > ? AND name <> ? "
+            "ORDER BY id LIMIT ?",
+        ),
+        (starting_after or "", hidden, limit),
+    )
+    return list(cur.fetchall())
+
+
+def insert_api_key(uow: UnitOfWork, row: tuple[str, str, str, str, str, int, str | None]) -> None:
     uow.cursor().execute(
         sql(
             uow,
-            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at) "
-            "VALUES (?,?,?,?,?,?)",
+            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, role) "
+            "VALUES (?,?,?,?,?,?,?)",
         ),
         row,
     )
@@ -39,7 +62,7 @@ def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
     cur.execute(
         sql(
             uow,
-            "SELECT id, tenant_id, hint, scopes FROM api_keys "
+            "SELECT id, tenant_id, hint, scopes, role FROM api_keys "
             "WHERE hash = ? AND revoked_at IS NULL",
         ),
         (digest,),
