@@ -263,6 +263,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/audit/leaves"): ("list_audit_leaves", (), {}),
     ("GET", "/v1/audit/proofs/inclusion"): ("get_inclusion_proof", (5,), {"leaf_index": 0}),
     ("GET", "/v1/audit/proofs/consistency"): ("get_consistency_proof", (1, 5), {}),
+    ("POST", "/v1/tenants"): ("create_tenant", ("newco",), {}),
+    ("GET", "/v1/tenants"): ("list_tenants", (), {}),
+    ("GET", "/v1/tenants/{tenant_id}"): ("get_tenant", ("ten_1",), {}),
 }
 # Listings that are one page by construction (no cursor to follow).
 SINGLE_PAGE = {"list_audit_keys"}

@@ -377,6 +377,11 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("GET", "/v1/audit/proofs/consistency"): Probe(
             [({"params": {"first": 1, "second": 2}}, 200, None)], "A's own log"
         ),
+        # The operator's routes (the system tenant's keys alone): a tenant's admin is refused.
+        ("GET", "/v1/tenants"): Probe([({}, 403, "insufficient_scope")], "the operator's"),
+        ("POST", "/v1/tenants"): Probe(
+            [({"json": {"name": "other"}}, 403, "insufficient_scope")], "the operator's"
+        ),
     }
 
 
@@ -406,6 +411,14 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 if response.status_code == 200:
                     assert response.json()["note"].startswith(f"{_origin(world, a)}\n")
                 assert _origin(world, b) not in response.text
+                swept += 1
+        elif template == "/v1/tenants/{tenant_id}":
+            # The operator's route: a tenant's admin is refused, whoever the tenant.
+            for tenant in (a, b):
+                tenant_id = api.app.state.tenancy.ensure_tenant(tenant.name).id
+                response = api.request(method, f"/v1/tenants/{tenant_id}", key=a.admin)
+                assert response.status_code == 403, response.text
+                assert problem_code(response) == "insufficient_scope"
                 swept += 1
         elif "{" in template:
             for sent, path, unused, extra in _path_cases(world, method, template):
@@ -486,6 +499,7 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/webhook_endpoints/{endpoint_id}"): {"enabled": False},
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
         ("POST", "/v1/audit/checkpoints"): {},
+        ("POST", "/v1/tenants"): {"name": "newco"},
     }
 
 
@@ -498,12 +512,16 @@ def _own_path(world: World, template: str) -> str:
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
+    if "{tenant_id}" in path:
+        path = path.replace("{tenant_id}", world.api.app.state.tenancy.ensure_tenant(a.name).id)
     assert "{" not in path, f"{template}: teach _own_path this parameter"
     return path
 
 
 # Routes only an admin key may call, reads included.
 ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
+# Routes only the operator (a key of the system tenant, tenants:admin) may call.
+OPERATOR_PREFIX = "/v1/tenants"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -563,7 +581,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith(ADMIN_ONLY_PREFIX):
+            if template.startswith((ADMIN_ONLY_PREFIX, OPERATOR_PREFIX)):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

@@ -130,6 +130,10 @@ class Client(SyncTransport):
     iter_audit_leaves = sync_iter(r.iter_audit_leaves)
     get_inclusion_proof = sync_call(r.get_inclusion_proof)
     get_consistency_proof = sync_call(r.get_consistency_proof)
+    create_tenant = sync_call(r.create_tenant)
+    list_tenants = sync_call(r.list_tenants)
+    iter_tenants = sync_iter(r.iter_tenants)
+    get_tenant = sync_call(r.get_tenant)
 
 
 class AsyncClient(AsyncTransport):
@@ -179,3 +183,7 @@ class AsyncClient(AsyncTransport):
     iter_audit_leaves = async_iter(r.iter_audit_leaves)
     get_inclusion_proof = async_call(r.get_inclusion_proof)
     get_consistency_proof = async_call(r.get_consistency_proof)
+    create_tenant = async_call(r.create_tenant)
+    list_tenants = async_call(r.list_tenants)
+    iter_tenants = async_iter(r.iter_tenants)
+    get_tenant = async_call(r.get_tenant)

@@ -1,0 +1,84 @@
+"""The roles' least privilege, as the matrix states it (security/rbac.py), and the scopes that
+keys made before roles existed keep."""
+
+from __future__ import annotations
+
+from strongroom.security.rbac import ROLE_SCOPES, Role, allowed, render_matrix, routes_of
+from strongroom.tenancy.access import REQUIRED_SCOPES
+from strongroom.tenancy.model import DEDICATED_SCOPES, ApiKey, Scope, grants
+
+WRITES = {
+    Scope.LEDGER_WRITE,
+    Scope.CUSTOMERS_WRITE,
+    Scope.CARDS_WRITE,
+    Scope.AUDIT_WRITE,
+    Scope.ASSETS_ADMIN,
+    Scope.WEBHOOKS_ADMIN,
+    Scope.USERS_ADMIN,
+    Scope.API_KEYS_ADMIN,
+}
+TENANT_DATA = {
+    Scope.LEDGER_READ,
+    Scope.AUDIT_READ,
+    Scope.CUSTOMERS_READ,
+    Scope.PII_READ,
+    Scope.CARDS_READ,
+    Scope.VAULT_REVEAL,
+}
+
+
+def _can(role: Role) -> set[Scope]:
+    return {s for s in Scope if grants(ROLE_SCOPES[role], s)}
+
+
+def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
+    for role in Role:
+        if role is not Role.ADMIN:
+            assert not (_can(role) & WRITES), role
+    assert not (_can(Role.ADMIN) & DEDICATED_SCOPES)
+    assert Scope.TENANTS_ADMIN not in _can(Role.ADMIN)
+
+
+def test_each_roles_reach() -> None:
+    assert _can(Role.OPERATOR) == {Scope.TENANTS_ADMIN}
+    assert _can(Role.AUDITOR) == {Scope.LEDGER_READ, Scope.AUDIT_READ}
+    assert _can(Role.SUPPORT) == {
+        Scope.LEDGER_READ,
+        Scope.AUDIT_READ,
+        Scope.CUSTOMERS_READ,
+        Scope.CARDS_READ,
+    }
+    assert Scope.PII_READ in _can(Role.COMPLIANCE_OFFICER)
+    assert Scope.VAULT_REVEAL not in _can(Role.COMPLIANCE_OFFICER)
+    assert Scope.CARDS_READ not in _can(Role.COMPLIANCE_OFFICER)
+    # A customer reaches no tenant-wide data: only routes that check the row is theirs.
+    assert not (_can(Role.CUSTOMER) & TENANT_DATA)
+    assert _can(Role.CUSTOMER) == {Scope.OWN_READ, Scope.OWN_WRITE}
+
+
+def test_keys_made_before_roles_keep_what_they_could_do() -> None:
+    admin = ApiKey("key_1", "ten_1", frozenset({Scope.ADMIN}), "abcd")
+    reader = ApiKey("key_2", "ten_1", frozenset({Scope.LEDGER_READ}), "abcd")
+    for scope in (Scope.LEDGER_WRITE, Scope.ASSETS_ADMIN, Scope.WEBHOOKS_ADMIN, Scope.AUDIT_WRITE):
+        assert admin.allows(scope)
+    assert reader.allows(Scope.AUDIT_READ)
+    assert not reader.allows(Scope.LEDGER_WRITE)
+
+
+def test_the_matrix_renders_each_route_for_each_role() -> None:
+    document = {
+        "paths": {
+            "/v1/things": {
+                "get": {REQUIRED_SCOPES: ["ledger:read"]},
+                "post": {REQUIRED_SCOPES: ["ledger:write"]},
+            },
+            "/v1/tenants": {"get": {REQUIRED_SCOPES: ["tenants:admin"]}},
+        }
+    }
+    routes = routes_of(document)
+    assert routes[0] == ("GET", "/v1/tenants", (Scope.TENANTS_ADMIN,))
+    text = render_matrix(routes)
+    assert "| GET /v1/things | ledger:read | yes | no | yes | yes | yes | no |" in text
+    assert "| POST /v1/things | ledger:write | yes | no | no | no | no | no |" in text
+    assert allowed(Role.OPERATOR, (Scope.TENANTS_ADMIN,))
+    assert not allowed(Role.ADMIN, (Scope.TENANTS_ADMIN,))
