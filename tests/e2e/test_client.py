@@ -266,6 +266,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("POST", "/v1/tenants"): ("create_tenant", ("newco",), {}),
     ("GET", "/v1/tenants"): ("list_tenants", (), {}),
     ("GET", "/v1/tenants/{tenant_id}"): ("get_tenant", ("ten_1",), {}),
+    ("POST", "/v1/tenants/{tenant_id}/suspend"): ("suspend_tenant", ("ten_1",), {}),
+    ("POST", "/v1/tenants/{tenant_id}/resume"): ("resume_tenant", ("ten_1",), {}),
 }
 # Listings that are one page by construction (no cursor to follow).
 SINGLE_PAGE = {"list_audit_keys"}

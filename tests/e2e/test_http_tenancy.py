@@ -412,11 +412,12 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                     assert response.json()["note"].startswith(f"{_origin(world, a)}\n")
                 assert _origin(world, b) not in response.text
                 swept += 1
-        elif template == "/v1/tenants/{tenant_id}":
+        elif template.startswith("/v1/tenants/{tenant_id}"):
             # The operator's route: a tenant's admin is refused, whoever the tenant.
             for tenant in (a, b):
                 tenant_id = api.app.state.tenancy.ensure_tenant(tenant.name).id
-                response = api.request(method, f"/v1/tenants/{tenant_id}", key=a.admin)
+                path = template.replace("{tenant_id}", tenant_id)
+                response = api.request(method, path, key=a.admin, json={})
                 assert response.status_code == 403, response.text
                 assert problem_code(response) == "insufficient_scope"
                 swept += 1
@@ -500,6 +501,8 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
         ("POST", "/v1/audit/checkpoints"): {},
         ("POST", "/v1/tenants"): {"name": "newco"},
+        ("POST", "/v1/tenants/{tenant_id}/suspend"): {},
+        ("POST", "/v1/tenants/{tenant_id}/resume"): {},
     }
 
 

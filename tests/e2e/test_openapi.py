@@ -103,7 +103,19 @@ def test_document_describes_problem_json_and_bearer_auth(sqlite_url: str) -> Non
 
 _CAMEL_CASE = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)*")
 # An SDK method reads as a verb and what it acts on.
-_VERBS = ("create", "list", "get", "update", "delete", "post", "void", "reverse", "publish")
+_VERBS = (
+    "create",
+    "list",
+    "get",
+    "update",
+    "delete",
+    "post",
+    "void",
+    "reverse",
+    "publish",
+    "suspend",
+    "resume",
+)
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}
 

@@ -66,7 +66,8 @@ def _ids(api: Api, tenant: Tenant) -> dict[str, str]:
         "transfer_id": tenant.posted,
         "endpoint_id": endpoint["id"],
         "event_id": events[0]["id"],
-        "tenant_id": api.app.state.tenancy.ensure_tenant(tenant.name).id,
+        # Not the tenant's own: the walk suspends the tenant it names.
+        "tenant_id": api.app.state.tenancy.ensure_tenant(f"{tenant.name}-walked").id,
         "tree_size": "1",
     }
 
@@ -159,6 +160,18 @@ def test_the_operator_manages_tenants_and_reads_nothing_of_theirs(
     assert SYSTEM_TENANT_NAME not in names
     got = api.ok("GET", f"/v1/tenants/{created['id']}", key=operator)
     assert got == created
+    # Suspended, a tenant's keys authenticate no more; resumed, they do again.
+    gamma_key = api.app.state.tenancy.create_api_key("gamma", ["ledger:read"])[1]
+    assert api.get("/v1/ledgers", key=gamma_key).status_code == 200
+    suspended = api.ok("POST", f"/v1/tenants/{created['id']}/suspend", key=operator)
+    assert suspended["suspended_at"] is not None
+    assert api.get("/v1/ledgers", key=gamma_key).status_code == 401
+    resumed = api.ok("POST", f"/v1/tenants/{created['id']}/resume", key=operator)
+    assert resumed["suspended_at"] is None
+    assert api.get("/v1/ledgers", key=gamma_key).status_code == 200
+    system = api.app.state.tenancy.system_tenant().id
+    response = api.post(f"/v1/tenants/{system}/suspend", key=operator)
+    assert response.status_code == 404  # the operator cannot lock itself out
     # Nothing of any tenant's money: each of beta's objects is refused, not merely not found.
     beta = tenants[1]
     for path in (

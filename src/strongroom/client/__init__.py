@@ -134,6 +134,8 @@ class Client(SyncTransport):
     list_tenants = sync_call(r.list_tenants)
     iter_tenants = sync_iter(r.iter_tenants)
     get_tenant = sync_call(r.get_tenant)
+    suspend_tenant = sync_call(r.suspend_tenant)
+    resume_tenant = sync_call(r.resume_tenant)
 
 
 class AsyncClient(AsyncTransport):
@@ -187,3 +189,5 @@ class AsyncClient(AsyncTransport):
     list_tenants = async_call(r.list_tenants)
     iter_tenants = async_iter(r.iter_tenants)
     get_tenant = async_call(r.get_tenant)
+    suspend_tenant = async_call(r.suspend_tenant)
+    resume_tenant = async_call(r.resume_tenant)

@@ -691,3 +691,15 @@ def iter_tenants(
 
 def get_tenant(tenant_id: str) -> Call[TenantOut]:
     return Call("GET", f"/v1/tenants/{segment(tenant_id)}", model(TenantOut))
+
+
+def suspend_tenant(tenant_id: str, *, idempotency_key: str | None = None) -> Call[TenantOut]:
+    """Suspend a tenant: its keys authenticate no more (`tenants:admin`)."""
+    path = f"/v1/tenants/{segment(tenant_id)}/suspend"
+    return Call("POST", path, model(TenantOut), idempotency_key=idempotency_key)
+
+
+def resume_tenant(tenant_id: str, *, idempotency_key: str | None = None) -> Call[TenantOut]:
+    """Resume a suspended tenant (`tenants:admin`)."""
+    path = f"/v1/tenants/{segment(tenant_id)}/resume"
+    return Call("POST", path, model(TenantOut), idempotency_key=idempotency_key)

@@ -159,6 +159,7 @@ tenants = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("suspended_at", sa.BigInteger, nullable=True),  # its keys authenticate no more
 )
 
 # Only a keyed hash (HMAC-SHA256 with the server's pepper) of each secret key is stored.

@@ -50,6 +50,9 @@ def _tenant_out(tenant: Tenant) -> dict[str, Any]:
         "object": "tenant",
         "name": tenant.name,
         "created_at": clock.format_us(tenant.created_at),
+        "suspended_at": None
+        if tenant.suspended_at is None
+        else clock.format_us(tenant.suspended_at),
     }
 
 
@@ -94,3 +97,32 @@ async def list_tenants(
 )
 async def get_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     return _tenant_out(await run_in_threadpool(ctx.tenancy.get_tenant, tenant_id))
+
+
+@router.post(
+    "/tenants/{tenant_id}/suspend",
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
+)
+async def suspend_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    """Suspend a tenant: its API keys authenticate no more (401), at once on this server and
+    within API_KEY_CACHE_TTL_S seconds on the others; its data is kept."""
+    tenant = await run_in_threadpool(
+        lambda: ctx.tenancy.set_suspended(tenant_id, True, actor=ctx.key.actor)
+    )
+    return _tenant_out(tenant)
+
+
+@router.post(
+    "/tenants/{tenant_id}/resume",
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
+)
+async def resume_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    """Resume a suspended tenant: its keys (those not revoked) authenticate again."""
+    tenant = await run_in_threadpool(
+        lambda: ctx.tenancy.set_suspended(tenant_id, False, actor=ctx.key.actor)
+    )
+    return _tenant_out(tenant)

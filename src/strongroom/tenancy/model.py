@@ -124,6 +124,7 @@ class Tenant:
     id: str
     name: str
     created_at: int
+    suspended_at: int | None = None  # while suspended, its keys authenticate no more
 
 
 # The deployment's own tenant (the operator's keys): a name no tenant can take.

@@ -27,6 +27,7 @@ class TenantOut(BaseModel):
     object: Literal["tenant"]
     name: str
     created_at: Timestamp
+    suspended_at: Timestamp | None  # while suspended, its keys authenticate no more
 
 
 class TenantList(BaseModel):

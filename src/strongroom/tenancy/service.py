@@ -97,7 +97,7 @@ class TenancyService:
                 store.insert_tenant(uow, tenant_id, name, now)
                 uow.commit()
                 return Tenant(tenant_id, name, now)
-        return Tenant(row[0], row[1], row[2])
+        return Tenant(row[0], row[1], row[2], row[3])
 
     def system_tenant(self) -> Tenant:
         """The deployment's own tenant, whose keys are the operator's (tenants:admin) and which
@@ -133,13 +133,29 @@ class TenancyService:
             row = store.get_tenant(uow, tenant_id)
         if row is None or row[1] == SYSTEM_TENANT_NAME:
             raise NotFound(f"no tenant {tenant_id}", param="tenant_id")
-        return Tenant(row[0], row[1], row[2])
+        return Tenant(row[0], row[1], row[2], row[3])
 
     def list_tenants(self, *, starting_after: str | None, limit: int) -> tuple[list[Tenant], bool]:
         """A page of tenants by id (the system tenant left out) and whether more follow."""
         with UnitOfWork(self.engine, write=False) as uow:
             rows = store.list_tenants(uow, starting_after, limit + 1, SYSTEM_TENANT_NAME)
-        return [Tenant(r[0], r[1], r[2]) for r in rows[:limit]], len(rows) > limit
+        return [Tenant(r[0], r[1], r[2], r[3]) for r in rows[:limit]], len(rows) > limit
+
+    def set_suspended(self, tenant_id: str, suspended: bool, *, actor: str) -> Tenant:
+        """Suspend a tenant (its keys authenticate no more: at once in this process, within
+        API_KEY_CACHE_TTL_S in the others) or resume it; a leaf in its log says who did."""
+        tenant = self.get_tenant(tenant_id)
+        at = clock.now_us() if suspended else None
+        with UnitOfWork(self.engine) as uow:
+            store.set_tenant_suspended(uow, tenant.id, at)
+            if self._audit is not None:
+                kind = "tenant.suspended" if suspended else "tenant.resumed"
+                item = (kind, tenant.id, {"tenant_id": tenant.id})
+                self._audit.record_all(uow, tenant.id, actor, [item])
+            uow.commit()
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[1].tenant_id != tenant.id}
+        return Tenant(tenant.id, tenant.name, tenant.created_at, at)
 
     def create_api_key(
         self,

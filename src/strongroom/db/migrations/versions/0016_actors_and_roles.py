@@ -9,7 +9,8 @@ Every change records who made it (an API key, a staff user, a customer, a system
 endpoints; on transfers a small integer `actor_ref` into the new `actors` table, where each
 actor is written once (a bulk batch's 8,190 rows carry one integer each, not a string). Rows
 written before this revision keep NULL: their actor, when one was known, is in their audit
-leaf. `api_keys.role` names the role (security/rbac.py) a key was made for, if any.
+leaf. `api_keys.role` names the role (security/rbac.py) a key was made for, if any;
+`tenants.suspended_at` is set while the operator has suspended a tenant.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("created_by", sa.String(200), nullable=True))
     op.add_column("transfers", sa.Column("actor_ref", sa.Integer, nullable=True))
     op.add_column("api_keys", sa.Column("role", sa.String(32), nullable=True))
+    op.add_column("tenants", sa.Column("suspended_at", sa.BigInteger, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("suspended_at")
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("role")
     with op.batch_alter_table("transfers") as batch:
