@@ -71,20 +71,20 @@ class LeafError(ValueError):
 
 # -- encoding ------------------------------------------------------------------------------
 
-_simple_structs: dict[tuple[int, int, int, int], struct.Struct] = {}
+_simple_structs: dict[tuple[int, int, int, int, int], struct.Struct] = {}
 
 
-def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
-    """The bulk shape's leaf as one struct, for these id lengths (None: too long), but for
-    its two trailing strings (the actor and the gates), which `_tail` packs."""
+def _simple_struct(key: tuple[int, int, int, int, int]) -> struct.Struct | None:
+    """The bulk shape's whole leaf as one struct, for these id and actor lengths (None: too
+    long). A null actor is its 0xFFFF length and no bytes: `H0s`."""
     found = _simple_structs.get(key)
     if found is None:
         if max(key) > STRING_BYTES_MAX:
             return None
-        tid, ledger, debit, credit = key
+        tid, ledger, debit, credit, actor = key
         # `?`, the pending flag: packed by truth value as 0 or 1, as `_general` writes it.
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqq"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqqH{actor}sH"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
@@ -202,18 +202,17 @@ def _narrow_leaves(
 
     `paired`: `entries` pairs the batch's entries two by two, unchecked; None (the caller
     groups them instead) as soon as a pair is not its change's two, or a change's id repeats
-    the one before (grouping would give the first all their entries). The leaf's two trailing
-    strings, the actor and the gates (null here), are the same bytes for a whole batch of one
-    actor: packed once."""
-    tail = _tail(actor)
-    tails: dict[str | None, bytes] = {actor: tail}
+    the one before (grouping would give the first all their entries). The actor (`actors`:
+    each transfer's) is packed in the same struct; the gates' decisions are null here."""
+    a_field, a_bytes = _actor_field(actor)
+    fields: dict[str | None, tuple[int, bytes]] = {actor: (a_field, a_bytes)}
     out: list[bytes] = []
     append = out.append
     codes = _EVENT_CODES
     structs = _simple_structs
     ledger_id: str | None = None
     ledger = b""
-    key: tuple[int, int, int, int] | None = None
+    key: tuple[int, int, int, int, int] | None = None
     packer: struct.Struct | None = None
     last_tid = None
     for kind, row, mine in zip(kinds, rows, entries, strict=True):
@@ -247,16 +246,17 @@ def _narrow_leaves(
                 tid_b = tid.encode()
                 debit_b = debit.encode()
                 credit_b = credit.encode()
-                found = (len(tid_b), len(ledger), len(debit_b), len(credit_b))
+                if actors is not None:
+                    mine_actor = actors.get(tid)
+                    got = fields.get(mine_actor)
+                    if got is None:
+                        got = fields[mine_actor] = _actor_field(mine_actor)
+                    a_field, a_bytes = got
+                found = (len(tid_b), len(ledger), len(debit_b), len(credit_b), len(a_bytes))
                 if found != key:
                     key = found
                     packer = structs.get(key) or _simple_struct(key)
                 if packer is not None:
-                    if actors is not None:
-                        mine_actor = actors.get(tid)
-                        tail = tails.get(mine_actor) or tails.setdefault(
-                            mine_actor, _tail(mine_actor)
-                        )
                     packed = packer.pack(
                         VERSION, KIND_LEDGER, codes[kind],
                         found[0], tid_b, found[1], ledger, WIDTH_NARROW, action, status,
@@ -266,8 +266,9 @@ def _narrow_leaves(
                         d_dp, d_cp, d_dpend, d_cpend, d_at,
                         _CREDIT_REF, c_version, c_direction, c_amount, c_delta,
                         c_dp, c_cp, c_dpend, c_cpend, c_at,
+                        a_field, a_bytes, _NULL,
                     )  # fmt: skip
-                    append(packed + tail)
+                    append(packed)
                     continue
         elif paired:
             return None
@@ -275,9 +276,14 @@ def _narrow_leaves(
     return out
 
 
-def _tail(actor: str | None) -> bytes:
-    """A ledger leaf's two trailing strings: the actor, then the gates' decisions (none)."""
-    return _str(actor) + _U16.pack(_NULL)
+def _actor_field(actor: str | None) -> tuple[int, bytes]:
+    """The actor as the bulk struct packs it: (its length, or 0xFFFF for null; its bytes)."""
+    if actor is None:
+        return _NULL, b""
+    data = actor.encode()
+    if len(data) > STRING_BYTES_MAX:
+        raise LeafError(f"a leaf string holds at most {STRING_BYTES_MAX} bytes")
+    return len(data), data
 
 
 def _str(value: str | None) -> bytes:
