@@ -3,8 +3,10 @@ keys made before roles existed keep."""
 
 from __future__ import annotations
 
+import pytest
+
 from strongroom.security.rbac import ROLE_SCOPES, Role, allowed, render_matrix, routes_of
-from strongroom.tenancy.access import REQUIRED_SCOPES
+from strongroom.tenancy.access import REQUIRED_SCOPES, InsufficientScope, authorize, requires
 from strongroom.tenancy.model import DEDICATED_SCOPES, ApiKey, Scope, grants
 
 WRITES = {
@@ -82,3 +84,18 @@ def test_the_matrix_renders_each_route_for_each_role() -> None:
     assert "| POST /v1/things | ledger:write | yes | no | no | no | no | no |" in text
     assert allowed(Role.OPERATOR, (Scope.TENANTS_ADMIN,))
     assert not allowed(Role.ADMIN, (Scope.TENANTS_ADMIN,))
+
+
+def test_a_route_is_refused_unless_it_declares_a_scope_its_caller_holds() -> None:
+    reader = ApiKey("key_2", "ten_1", frozenset({Scope.LEDGER_READ}), "abcd")
+
+    class Route:
+        def __init__(self, extra: dict[str, object] | None) -> None:
+            self.openapi_extra = extra
+
+    authorize({"route": Route(requires(Scope.LEDGER_WRITE, Scope.AUDIT_READ))}, reader)
+    for extra in (None, {}, requires(Scope.LEDGER_WRITE), requires(Scope.TENANTS_ADMIN)):
+        with pytest.raises(InsufficientScope):
+            authorize({"route": Route(extra)}, reader)
+    with pytest.raises(InsufficientScope):
+        authorize({}, reader)  # no route matched: nothing declared
