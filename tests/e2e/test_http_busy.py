@@ -63,11 +63,16 @@ class _GatedLedger:
         self.entered = threading.Event()
 
     def post_transfers(
-        self, batch: Sequence[NewTransfer], *, atomic: bool = False, validated: bool = False
+        self,
+        batch: Sequence[NewTransfer],
+        *,
+        atomic: bool = False,
+        validated: bool = False,
+        actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return self._real.post_transfers(batch, atomic=atomic, validated=validated)
+        return self._real.post_transfers(batch, atomic=atomic, validated=validated, actors=actors)
 
 
 def test_a_full_group_commit_queue_answers_503_overloaded(sqlite_url: str) -> None:

@@ -9,13 +9,15 @@ enforces, and a route that declares nothing is refused to everyone."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from strongroom.core.errors import StrongroomError
 from strongroom.tenancy.model import Principal, Scope
 
 # The OpenAPI extension naming a route's scopes: any one of them lets a principal in.
 REQUIRED_SCOPES: Final = "x-required-scopes"
+_CACHED: Final = "_strongroom_required_scopes"
+_UNSET: Final = object()
 
 
 class InsufficientScope(StrongroomError):
@@ -36,12 +38,17 @@ def requires(*scopes: Scope) -> dict[str, Any]:
 
 
 def declared_scopes(route: Any) -> tuple[Scope, ...] | None:
-    """The scopes a route (a FastAPI APIRoute) declares, None when it declares none."""
+    """The scopes a route (a FastAPI APIRoute) declares, None when it declares none; worked out
+    once a route and kept on it (it is on the path of every request)."""
+    cached = getattr(route, _CACHED, _UNSET)
+    if cached is not _UNSET:
+        return cast("tuple[Scope, ...] | None", cached)
     extra = getattr(route, "openapi_extra", None) or {}
     values = extra.get(REQUIRED_SCOPES)
-    if not values:
-        return None
-    return tuple(Scope(v) for v in values)
+    found = tuple(Scope(v) for v in values) if values else None
+    if route is not None:
+        setattr(route, _CACHED, found)
+    return found
 
 
 def authorize(scope: Any, principal: Principal) -> None:
