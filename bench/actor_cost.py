@@ -15,13 +15,19 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from strongroom.benchmarks.ledger import BENCH_ACTOR, Fixture, full_settings
-from strongroom.core.limits import BATCH_TRANSFERS_MAX
-from strongroom.settings import Settings
+# Run as a script, this folder comes first on sys.path, and bench/http.py would shadow the
+# standard library's `http`: drop the folder before anything imports it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from strongroom.benchmarks.ledger import BENCH_ACTOR, Fixture, full_settings  # noqa: E402
+from strongroom.core.limits import BATCH_TRANSFERS_MAX  # noqa: E402
+from strongroom.settings import Settings  # noqa: E402
 
 ACCOUNTS = 10_000
 
