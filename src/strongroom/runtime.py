@@ -27,12 +27,21 @@ from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
+from strongroom.customers import api as customers_api
+from strongroom.customers.counterparties import CounterpartyService
+from strongroom.customers.errors import CUSTOMERS_ERRORS
+from strongroom.customers.service import (
+    CUSTOMER_EVENT_TYPES,
+    CustomerService,
+    existing_customers,
+)
 from strongroom.db import migrate
 from strongroom.db.engine import DB_ERRORS, create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import api as events_api
 from strongroom.events.dispatcher import Dispatcher, DispatcherConfig
 from strongroom.events.errors import EVENTS_ERRORS
+from strongroom.events.hooks import EventType
 from strongroom.events.outbox import Outbox
 from strongroom.events.service import EventService
 from strongroom.http.app import Middleware, build_api
@@ -45,9 +54,25 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
-from strongroom.security.envelope import Envelope
+from strongroom.security.auth import api as auth_api
+from strongroom.security.auth import page as signin_page
+from strongroom.security.auth import users_api
+from strongroom.security.auth.errors import AUTH_ERRORS
+from strongroom.security.auth.factors import Factors
+from strongroom.security.auth.model import SESSION_COOKIE, AuthConfig
+from strongroom.security.auth.passwords import PasswordPolicy, Passwords
+from strongroom.security.auth.service import UserService, stepped_up_recently
+from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import SECURITY_ERRORS
-from strongroom.security.keys import open_key_manager
+from strongroom.security.keyops import KeyService
+from strongroom.security.keys import KeysUnavailable, open_keys
+from strongroom.security.kms import KeyManager
+from strongroom.security.sealing import SealedSecrets
+from strongroom.security.stepup_gate import StepUpGate
+from strongroom.security.vault import api as vault_api
+from strongroom.security.vault.committer import GroupCommit
+from strongroom.security.vault.errors import VAULT_ERRORS
+from strongroom.security.vault.service import CARD_EVENT_TYPES, VaultService, VaultWrite
 from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy import api as tenancy_api
 from strongroom.tenancy.errors import TENANCY_ERRORS
@@ -57,6 +82,12 @@ from strongroom.tenancy.service import TenancyService
 
 log = logging.getLogger("strongroom.runtime")
 
+# The event types of the domains other than the ledger (whose own the events domain knows).
+EVENT_TYPES: tuple[EventType, ...] = (
+    *CUSTOMER_EVENT_TYPES,
+    *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
+)
+
 
 def build_ledger(
     engine: Engine,
@@ -64,11 +95,14 @@ def build_ledger(
     *,
     on_batch: BatchObserver | None = None,
     gates: Sequence[Gate] | None = None,
+    kms: KeyManager | None = None,
 ) -> tuple[LedgerService, AuditLog]:
     """The ledger with its pipeline as `serve` runs it: no gate installed yet (the domains
     that decide on transfers, risk and screening, install theirs here), the outbox and the
-    audit log as sinks."""
+    audit log as sinks. The audit log's signing keys are sealed under `kms` (opened from the
+    settings when not given: open_keys, which never makes keys over existing data)."""
     ledger: LedgerService | None = None
+    given = kms
 
     def tenant_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> dict[str, str]:
         assert ledger is not None
@@ -80,6 +114,7 @@ def build_ledger(
         origin=settings.audit_origin,
         tenant_of=tenant_of,
         signer_key=key.get_secret_value() if key is not None else None,
+        secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
     # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
     # locks the tenant's log row until the commit).
@@ -91,17 +126,71 @@ def build_ledger(
         on_batch=on_batch,
         sinks=sinks,
         recorder=audit if settings.audit else None,
-        gates=installed_gates(settings) if gates is None else gates,
+        gates=installed_gates(settings, engine=engine) if gates is None else gates,
+        # An account may name its owner: a customer of the ledger's tenant.
+        customers=existing_customers,
     )
     audit.ledger = ledger
     return ledger, audit
 
 
-def installed_gates(settings: Settings) -> list[Gate]:
-    """The gates every door of the ledger passes (`serve`, the worker, the CLI): none yet.
-    Risk scoring and sanctions screening install theirs here, in the order they run."""
-    del settings  # which gates, and how, will come from the settings
-    return []
+def _sealer(
+    engine: Engine, settings: Settings, kms: KeyManager | None, audit: AuditLog
+) -> SealedSecrets:
+    """The sealer of the audit log's signing keys: over `kms`, or the configured key manager.
+    Opened here it is opened inside the signing transaction, so a keyring made now (a CLI
+    command that signs, on a deployment that never ran `serve`) gets no keys.created leaf:
+    writing one would wait on that transaction's own write lock."""
+    del audit
+    if kms is None:
+        kms, _ = open_keys(settings, engine)
+    return SealedSecrets(Envelope(kms))
+
+
+class _LazySealer:
+    """Opens the key manager on first use: the CLI's ledger and verify commands never sign,
+    so they never need the keys (nor print the development-keys warning)."""
+
+    def __init__(self, make: Callable[[], SealedSecrets]) -> None:
+        self._make = make
+        self._sealer: SealedSecrets | None = None
+
+    def _get(self) -> SealedSecrets:
+        if self._sealer is None:
+            self._sealer = self._make()
+        return self._sealer
+
+    def seal(
+        self, uow: UnitOfWork, tenant_id: str, owner_id: str, kind: SubjectKind, clear: str
+    ) -> str:
+        return self._get().seal(uow, tenant_id, owner_id, kind, clear)
+
+    def open(self, uow: UnitOfWork, tenant_id: str, owner_id: str, stored: str) -> str:
+        return self._get().open(uow, tenant_id, owner_id, stored)
+
+    def forget(self, uow: UnitOfWork, tenant_id: str, owner_id: str) -> None:
+        self._get().forget(uow, tenant_id, owner_id)
+
+
+def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list[Gate]:
+    """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
+    they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set (off,
+    it is not installed and costs nothing). Risk scoring and sanctions screening install
+    theirs here."""
+    gates: list[Gate] = []
+    threshold = settings.step_up_transfer_amount
+    if threshold is not None:
+        assert engine is not None, "the step-up gate reads sessions and API keys"
+        window_s = settings.step_up_window_s
+        keys = TenancyService(engine)
+        gates.append(
+            StepUpGate(
+                threshold,
+                lambda user_id: stepped_up_recently(engine, user_id, window_s),
+                keys.transfer_ceiling,
+            )
+        )
+    return gates
 
 
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
@@ -116,6 +205,9 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         TENANCY_ERRORS,
         AUDIT_ERRORS,
         SECURITY_ERRORS,
+        CUSTOMERS_ERRORS,
+        VAULT_ERRORS,
+        AUTH_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -135,13 +227,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Refuse to start on an out-of-date schema, naming the command that fixes it.
     migrate.require_current(engine)
     metrics = Metrics()
-    # Data keys of customers, counterparties and cards, wrapped by the key manager's KEKs.
-    envelope = Envelope(open_key_manager(settings))
-    gates = installed_gates(settings)
-    ledger, audit = build_ledger(engine, settings, on_batch=metrics.observe_batch, gates=gates)
-    events = EventService(
-        engine, allow_private_targets=settings.webhook_allow_private_targets, audit=audit
+    # Data keys of customers, counterparties and cards, and the server's own secrets (audit
+    # signing keys, webhook secrets), wrapped by the key manager's KEKs. Keys are made on a
+    # fresh deployment only: never over a database that holds wrapped keys (security/keys.py).
+    try:
+        kms, created = open_keys(settings, engine)
+    except KeysUnavailable:
+        engine.dispose()
+        raise
+    envelope = Envelope(kms)
+    sealer = SealedSecrets(envelope)
+    gates = installed_gates(settings, engine=engine)
+    ledger, audit = build_ledger(
+        engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
     )
+    keys = KeyService(engine, kms, audit if settings.audit else None)
+    if created:
+        keys.created(KEYS_ACTOR)
+    events = EventService(
+        engine,
+        allow_private_targets=settings.webhook_allow_private_targets,
+        audit=audit,
+        event_types=EVENT_TYPES,
+        secrets=sealer,
+    )
+    # Secrets written in clear before they were sealed are sealed now, before any request.
+    resealed = events.seal_clear_secrets() + audit.seal_clear_keys()
+    if resealed:
+        log.info("keys: sealed %d secrets that were stored in clear", resealed)
+    # The card vault: each card a subject of the envelope; tokenizations and reveals audited.
+    vault = VaultService(engine, envelope, audit if settings.audit else None, events)
+    # Every change and every reveal of personal data is a leaf, whatever STRONGROOM_AUDIT says
+    # of the ledger's transfers (as the API keys' and webhook endpoints' changes are).
+    customers = CustomerService(engine, envelope, audit=audit, events=events, ledger=ledger)
+    counterparties = CounterpartyService(engine, envelope, audit=audit)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -157,6 +276,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures = Buckets(
         limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
     )
+    users = UserService(
+        engine,
+        Passwords(
+            PasswordPolicy(
+                settings.password_memory_kib,
+                settings.password_time_cost,
+                settings.password_parallelism,
+            )
+        ),
+        auth_config(settings),
+        kms=envelope.kms,
+        audit=audit,
+    )
+    factors = Factors(users)
 
     jobs = JobRunner(
         engine,
@@ -171,8 +304,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             JobSpec(
                 RETENTION_JOB,
                 settings.retention_interval_s,
-                retention_job(events, tenancy, settings.event_retention_days, metrics),
+                retention_job(events, tenancy, settings.event_retention_days, metrics, users.purge),
             ),
+            JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -186,6 +320,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue_max=settings.group_commit_queue_max,
         )
         app.state.committer = committer
+        vault_committer: GroupCommit[VaultWrite] = GroupCommit(
+            vault.commit, wait_us=settings.group_commit_wait_us
+        )
+        app.state.vault_committer = vault_committer
         jobs.start()
         dispatcher = None
         reporter = None
@@ -196,6 +334,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 DispatcherConfig(allow_private_targets=settings.webhook_allow_private_targets),
                 on_attempts=metrics.observe_attempts,
                 on_round=reporter,
+                sealer=sealer,
             )
             dispatcher.start()
         app.state.dispatcher = dispatcher
@@ -209,6 +348,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 reporter.stopped()
             await jobs.stop()
             committer.close()
+            vault_committer.close()
             await limits.close()
             engine.dispose()
 
@@ -224,7 +364,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         committer = getattr(state, "committer", None)
         checks["committer"] = "ok" if committer is not None else "not running"
         # A job's loop is alive in this process (whether it holds the lease or stands by).
-        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB):
+        for name in (EXPIRY_JOB, CHECKPOINTS_JOB, RETENTION_JOB, REWRAP_JOB):
             checks[name] = "ok" if jobs.alive(name) else "not running"
         if settings.dispatcher:
             dispatcher = getattr(state, "dispatcher", None)
@@ -242,14 +382,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
         catalogue=error_catalogue(gates),
-        routers=[ledger_api.router, events_api.router, audit_api.router, tenancy_api.router],
-        webhooks=[events_api.webhooks],
+        routers=[
+            ledger_api.router,
+            events_api.router,
+            audit_api.router,
+            customers_api.router,
+            vault_api.router,
+            auth_api.router,
+            users_api.router,
+            tenancy_api.router,
+            signin_page.router,
+        ],
+        webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[
             (Idempotency, {"tenancy": tenancy}),
             (RateLimit, {"buckets": per_key}),
-            (Authenticate, {"tenancy": tenancy, "failures": failures}),
+            (
+                Authenticate,
+                {
+                    "tenancy": tenancy,
+                    "failures": failures,
+                    "sessions": users,
+                    "session_cookie": SESSION_COOKIE,
+                    "public": auth_api.PUBLIC_PATHS,
+                },
+            ),
             *_proxy_headers(settings),
         ],
         lifespan=lifespan,
@@ -269,6 +428,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = audit
     app.state.tenancy = tenancy
     app.state.envelope = envelope
+    app.state.keys = keys
+    app.state.customers = customers
+    app.state.counterparties = counterparties
+    app.state.vault = vault
+    app.state.users = users
+    app.state.factors = factors
+    app.state.auth_failures = failures
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
@@ -303,6 +469,8 @@ EXPIRY_JOB = "expiry"
 CHECKPOINTS_JOB = "audit_checkpoints"
 RETENTION_JOB = "retention"
 DISPATCHER_JOB = "dispatcher"  # runs in every process, under per-delivery leases
+REWRAP_JOB = "rewrap"
+KEYS_ACTOR = "system"  # the actor of key operations the server does by itself
 _DAY_US = 24 * 3600 * 1_000_000
 
 
@@ -329,8 +497,39 @@ def checkpoints_job(audit: AuditLog) -> Callable[[Keep], None]:
     return run
 
 
+def rewrap_job(keys: KeyService) -> Callable[[Keep], None]:
+    """After `strongroom keys rotate`, data keys still wrapped by an older version are moved
+    to the active one, a batch per transaction, while the server serves (both versions
+    unwrap meanwhile); then the old version can be disabled. Nothing to do, nothing done."""
+
+    def run(keep: Keep) -> None:
+        if keep() and keys.pending_rewrap():
+            moved = keys.rewrap(KEYS_ACTOR, keep=keep)
+            log.info("rewrap: moved %d data keys to version %d", moved, keys.kms.active_version())
+
+    return run
+
+
+def auth_config(settings: Settings) -> AuthConfig:
+    """Sign-in's settings, as the users' service takes them."""
+    return AuthConfig(
+        session_ttl_s=settings.session_ttl_s,
+        session_idle_s=settings.session_idle_s,
+        step_up_window_s=settings.step_up_window_s,
+        login_failures_max=settings.login_failures_max,
+        lockout_s=settings.lockout_s,
+        rp_id=settings.webauthn_rp_id,
+        rp_name=settings.webauthn_rp_name,
+        origins=settings.webauthn_origin_list,
+    )
+
+
 def retention_job(
-    events: EventService, tenancy: TenancyService, retention_days: int, metrics: Metrics
+    events: EventService,
+    tenancy: TenancyService,
+    retention_days: int,
+    metrics: Metrics,
+    purge_sessions: Callable[[], int] | None = None,
 ) -> Callable[[Keep], None]:
     """Events and webhook attempts older than `retention_days`, and idempotency records past
     their 24 hours, are deleted, a bounded batch per transaction; never the ledger or the audit
@@ -340,6 +539,8 @@ def retention_job(
         now = clock.now_us()
         pruned = events.prune(before_us=now - retention_days * _DAY_US, keep=keep)
         purged = tenancy.purge_idempotency(now_us=now, keep=keep)
+        if purge_sessions is not None and keep():
+            purge_sessions()  # expired sessions and sign-in challenges
         for kind, count in (
             ("events", pruned.events),
             ("webhook_deliveries", pruned.deliveries),

@@ -118,6 +118,36 @@ class Settings(BaseSettings):
     # The local keyring file. Empty: beside a SQLite database (`<database>-keyring.json`), else
     # `.strongroom/keyring.json`.
     keyring_path: str = ""
+    # STRONGROOM_KMS=pkcs11: the PKCS#11 module (a shared library, e.g.
+    # /usr/lib/softhsm/libsofthsm2.so), the label of the token that keeps the keys, and the
+    # user PIN that opens it (docs/security.md "Keys").
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin: SecretStr | None = None
+    # Data keys still wrapped by an older key-encryption key version are moved to the active
+    # one (the rewrap job of `serve`) this often; nothing is done while none is.
+    rewrap_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # People (docs/authentication.md). A session ends this long after sign-in, or after this
+    # long unused, whichever comes first; a step-up counts for step_up_window_s.
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    session_idle_s: int = Field(default=30 * 60, ge=60, le=30 * 86_400)
+    step_up_window_s: int = Field(default=5 * 60, ge=10, le=86_400)
+    # After this many failed sign-ins in a row an account is locked for lockout_s.
+    login_failures_max: int = Field(default=5, ge=1, le=100)
+    lockout_s: int = Field(default=15 * 60, ge=1, le=86_400)
+    # Argon2id's parameters for new password hashes (never below OWASP's minimum: 19 MiB, two
+    # passes); a sign-in with a hash made with other parameters rehashes it.
+    password_memory_kib: int = Field(default=64 * 1024, ge=19 * 1024, le=4 * 1024 * 1024)
+    password_time_cost: int = Field(default=3, ge=2, le=64)
+    password_parallelism: int = Field(default=4, ge=1, le=64)
+    # WebAuthn: the relying party id (the site's domain), its name, and the origins that
+    # browsers sign in from (comma-separated, scheme://host[:port]).
+    webauthn_rp_id: str = Field(default="localhost", pattern=r"^[a-z0-9.-]{1,253}$")
+    webauthn_rp_name: str = Field(default="Strongroom", min_length=1, max_length=64)
+    webauthn_origins: str = "http://localhost:8000"
+    # A transfer moving more than this many minor units needs a stepped-up user session or an
+    # API key whose transfer ceiling covers it (`step_up_required_for_transfer`). None: off.
+    step_up_transfer_amount: int | None = Field(default=None, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -158,6 +188,19 @@ class Settings(BaseSettings):
                     "use comma-separated IP addresses or networks (10.0.0.0/8)"
                 ) from None
         return value
+
+    @field_validator("webauthn_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError("use comma-separated origins, such as https://bank.example")
+        return value
+
+    @property
+    def webauthn_origin_list(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.webauthn_origins.split(",") if part.strip())
 
     @property
     def trusted_proxy_list(self) -> list[str]:

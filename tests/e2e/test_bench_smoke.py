@@ -21,6 +21,7 @@ import strongroom
 from strongroom.benchmarks import audit as bench_audit
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import ledger as bench_ledger
+from strongroom.benchmarks import security as bench_security
 from strongroom.cli import app
 from tests.support import postgres as pg
 
@@ -44,6 +45,7 @@ AUDIT_ROWS = [
     "verify_memory",
 ]
 HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
+SECURITY_ROWS = ["tokenize", "detokenize", "pii_encrypt", "pii_decrypt", "customer_create_overhead"]
 
 
 def run_bench(name: str, cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
@@ -225,8 +227,46 @@ def test_bench_http_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert all(f"| {scenario} |" in table for scenario in HTTP_ROWS)
 
 
+def test_bench_security_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    report, progress = run_bench("security", tmp_path)
+
+    assert [r["scenario"] for r in report["results"]] == SECURITY_ROWS
+    plan = bench_security.Plan.smoke()
+    assert report["info"]["cards"] == plan.cards
+    assert report["info"]["runs"] == plan.runs
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive={"ops_per_s", "reference_per_s", "ratio", "ops"},
+            types={
+                "ops": (int,),
+                "runs": (int,),
+                "runs_ops_per_s": (list,),
+                "reference": (str,),
+                "target": (str,),
+                "meets_target": OPTIONAL_BOOL,
+                "note": (str,),
+            },
+        )
+        assert len(row["runs_ops_per_s"]) == plan.runs
+        assert f"{row['scenario'].split('_')[0]}" in progress
+    rows = {r["scenario"]: r for r in report["results"]}
+    assert rows["tokenize"]["target"] == ">= 5,000/s"
+    assert isinstance(rows["tokenize"]["meets_target"], bool)
+    assert rows["tokenize"]["ops"] == plan.cards
+    assert rows["tokenize"]["cards_per_commit"] >= 1
+    assert is_number(rows["tokenize"]["threads_ops_per_s"])
+    assert rows["tokenize"]["threads_ops_per_s"] > 0
+    assert report["info"]["callers"] == plan.callers
+    assert rows["pii_encrypt"]["fields_per_op"] == 6
+    assert progress.splitlines()[-1].startswith("done in")
+
+    table = bench_security.table(report)
+    assert all(f"| {scenario} |" in table for scenario in SECURITY_ROWS)
+
+
 @pytest.mark.parametrize(
-    "args", [["ledger", "--no-postgres"], ["audit"], ["http"]], ids=lambda a: a[0]
+    "args", [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"]], ids=lambda a: a[0]
 )
 def test_quick_and_smoke_exclude_each_other(args: list[str]) -> None:
     result = CliRunner().invoke(app, ["bench", *args, "--quick", "--smoke"])

@@ -27,6 +27,7 @@ from strongroom.client import (
     AuthenticationError,
     Client,
     ConflictError,
+    DataErasedError,
     IdempotencyKeyReusedError,
     InvalidRequestError,
     LedgerRefusedError,
@@ -34,6 +35,7 @@ from strongroom.client import (
     PermissionDeniedError,
     resources,
 )
+from strongroom.client import customers as client_customers
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import TransferResult
@@ -55,6 +57,7 @@ class Live:
     writer: str  # ledger:write
     reader: str  # ledger:read
     admin: str  # admin
+    pii: str  # customers:write and pii:read
 
 
 @pytest.fixture
@@ -67,6 +70,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
     _, writer = app.state.tenancy.create_api_key("acme", ["ledger:write"])
     _, reader = app.state.tenancy.create_api_key("acme", ["ledger:read"])
     _, admin = app.state.tenancy.create_api_key("acme", ["admin"])
+    _, pii = app.state.tenancy.create_api_key("acme", ["customers:write", "pii:read"])
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
@@ -77,7 +81,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield Live(app, f"http://127.0.0.1:{port}", writer, reader, admin)
+        yield Live(app, f"http://127.0.0.1:{port}", writer, reader, admin, pii)
     finally:
         srv.should_exit = True
         thread.join(timeout=20)
@@ -256,6 +260,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         ("we_1",),
         {},
     ),
+    ("POST", "/v1/cards"): ("create_card", ("4242424242424242", 12, 2040, "Ada"), {}),
+    ("GET", "/v1/cards"): ("list_cards", (), {}),
+    ("GET", "/v1/cards/{card_id}"): ("get_card", ("card_1",), {}),
+    ("GET", "/v1/cards/{card_id}/number"): ("get_card_number", ("card_1",), {}),
+    ("DELETE", "/v1/cards/{card_id}"): ("delete_card", ("card_1",), {}),
     ("GET", "/v1/audit/checkpoint"): ("get_latest_checkpoint", (), {}),
     ("POST", "/v1/audit/checkpoints"): ("publish_checkpoint", (), {}),
     ("GET", "/v1/audit/checkpoints/{tree_size}"): ("get_checkpoint", (5,), {}),
@@ -268,7 +277,81 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/tenants/{tenant_id}"): ("get_tenant", ("ten_1",), {}),
     ("POST", "/v1/tenants/{tenant_id}/suspend"): ("suspend_tenant", ("ten_1",), {}),
     ("POST", "/v1/tenants/{tenant_id}/resume"): ("resume_tenant", ("ten_1",), {}),
+    ("POST", "/v1/customers"): ("create_customer", ("Ada",), {}),
+    ("GET", "/v1/customers"): ("list_customers", (), {"email": "a@b.co"}),
+    ("POST", "/v1/customers/search"): ("search_customers", (), {"email": "a@b.co"}),
+    ("GET", "/v1/customers/{customer_id}"): ("get_customer", ("cus_1",), {}),
+    ("PATCH", "/v1/customers/{customer_id}"): ("update_customer", ("cus_1",), {"name": "B"}),
+    ("GET", "/v1/customers/{customer_id}/personal-data"): (
+        "get_customer_personal_data",
+        ("cus_1",),
+        {"fields": ["email"]},
+    ),
+    ("DELETE", "/v1/customers/{customer_id}/personal-data"): (
+        "delete_customer_personal_data",
+        ("cus_1",),
+        {},
+    ),
+    ("POST", "/v1/customers/{customer_id}/legal-hold"): (
+        "create_customer_legal_hold",
+        ("cus_1",),
+        {},
+    ),
+    ("DELETE", "/v1/customers/{customer_id}/legal-hold"): (
+        "delete_customer_legal_hold",
+        ("cus_1",),
+        {},
+    ),
+    ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
+    ("POST", "/v1/counterparties"): ("create_counterparty", ("Bo", "GB29NWBK6016", "GB"), {}),
+    ("GET", "/v1/counterparties"): ("list_counterparties", (), {}),
+    ("GET", "/v1/counterparties/{counterparty_id}"): ("get_counterparty", ("cpty_1",), {}),
+    ("GET", "/v1/counterparties/{counterparty_id}/personal-data"): (
+        "get_counterparty_personal_data",
+        ("cpty_1",),
+        {},
+    ),
+    ("DELETE", "/v1/counterparties/{counterparty_id}/personal-data"): (
+        "delete_counterparty_personal_data",
+        ("cpty_1",),
+        {},
+    ),
+    ("POST", "/v1/auth/sessions"): ("create_session", ("acme", "a@b.example", "pw"), {}),
+    ("GET", "/v1/auth/sessions/current"): ("get_current_session", (), {}),
+    ("DELETE", "/v1/auth/sessions/current"): ("delete_current_session", (), {}),
+    ("POST", "/v1/auth/totp"): ("create_totp_enrolment", (), {}),
+    ("POST", "/v1/auth/totp/confirm"): ("confirm_totp", ("123456",), {}),
+    ("POST", "/v1/auth/passkeys/registration/options"): (
+        "create_passkey_registration_options",
+        (),
+        {},
+    ),
+    ("POST", "/v1/auth/passkeys/registration"): ("create_passkey", ("chl_1", {"id": "x"}), {}),
+    ("POST", "/v1/auth/passkeys/authentication/options"): (
+        "create_passkey_authentication_options",
+        ("acme",),
+        {},
+    ),
+    ("POST", "/v1/auth/passkeys/authentication"): (
+        "create_passkey_session",
+        ("chl_1", {"id": "x"}),
+        {},
+    ),
+    ("POST", "/v1/auth/step-up/options"): ("create_step_up_options", (), {}),
+    ("POST", "/v1/auth/step-up"): ("step_up", (), {}),
+    ("POST", "/v1/users"): ("create_user", ("a@b.example", "support"), {}),
+    ("POST", "/v1/auth/invitations"): ("accept_invitation", ("inv_1", "pw"), {}),
+    ("GET", "/v1/users/{user_id}"): ("get_user", ("usr_1",), {}),
+    ("PATCH", "/v1/users/{user_id}"): ("update_user", ("usr_1",), {"role": "auditor"}),
+    ("POST", "/v1/api_keys"): ("create_api_key", (["ledger:read"],), {}),
 }
+
+
+def _builder(name: str) -> Any:
+    """A request builder of the client, from `resources` or, for customers, `customers`."""
+    return getattr(resources, name, None) or getattr(client_customers, name)
+
+
 # Listings that are one page by construction (no cursor to follow).
 SINGLE_PAGE = {"list_audit_keys"}
 
@@ -285,7 +368,7 @@ def test_every_operation_of_the_openapi_document_has_a_client_method() -> None:
     }
     assert set(operations) == set(OPERATIONS), "a route without a client method, or the reverse"
     for (method, template), (name, args, kwargs) in OPERATIONS.items():
-        call = getattr(resources, name)(*args, **kwargs)
+        call = _builder(name)(*args, **kwargs)
         assert call.method == method, name
         pattern = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(template))
         assert re.fullmatch(pattern, call.path), (name, call.path)
@@ -294,9 +377,7 @@ def test_every_operation_of_the_openapi_document_has_a_client_method() -> None:
                    if p["in"] == "query"}  # fmt: skip
         sent = {k for k, v in call.params.items() if v is not None}
         assert sent <= declared, (name, sent - declared)
-        accepted = {
-            p.removesuffix("_") for p in inspect.signature(getattr(resources, name)).parameters
-        }
+        accepted = {p.removesuffix("_") for p in inspect.signature(_builder(name)).parameters}
         assert queries <= accepted, (name, queries - accepted)
         for cls in (Client, AsyncClient):
             assert callable(getattr(cls, name)), (cls, name)
@@ -475,3 +556,91 @@ def test_the_readme_python_snippet_runs(live: Live, monkeypatch: pytest.MonkeyPa
     assert len(lines) == 3
     assert lines[1].endswith(" 2500 posted")
     assert "'available': 2500" in lines[2] or "available=2500" in lines[2]
+
+
+def test_customers_and_counterparties(live: Live) -> None:
+    address = {"line1": "12 St James's Square", "city": "London", "country": "GB"}
+    with Client(live.base_url, live.pii) as sr, Client(live.base_url, live.admin) as admin:
+        ada = sr.create_customer(
+            "Ada Lovelace", email="Ada@Example.com", national_id="QQ123456C", address=address
+        )
+        assert (ada.name, ada.email, ada.erased) == ("A** L*******", "a***@example.com", False)
+        assert sr.get_customer(ada.id) == ada
+        assert [c.id for c in sr.iter_customers()] == [ada.id]
+        assert [c.id for c in sr.search_customers(email="ada@example.com").data] == [ada.id]
+        assert [c.id for c in sr.list_customers(national_id="qq-123456-c").data] == [ada.id]
+        updated = sr.update_customer(ada.id, phone="+447700900123")
+        assert updated.phone == "+**********23"
+        full = sr.get_customer_personal_data(ada.id)
+        assert (full.email, full.phone) == ("ada@example.com", "+447700900123")
+        assert full.address is not None
+        assert full.address.line1 == address["line1"]
+        with pytest.raises(PermissionDeniedError):
+            admin.get_customer_personal_data(ada.id)  # admin does not imply pii:read
+        ledger = admin.create_ledger("books")
+        wallet = admin.create_account(ledger.id, "USD", "credit", customer_id=ada.id)
+        assert wallet.customer_id == ada.id
+        assert [a.id for a in admin.iter_customer_accounts(ada.id)] == [wallet.id]
+        assert admin.create_customer_legal_hold(ada.id).legal_hold is True
+        with pytest.raises(ConflictError) as held:
+            admin.delete_customer_personal_data(ada.id)
+        assert held.value.code == "legal_hold"
+        admin.delete_customer_legal_hold(ada.id)
+        erased = admin.delete_customer_personal_data(ada.id)
+        assert (erased.erased, erased.name) == (True, None)
+        with pytest.raises(DataErasedError):
+            sr.get_customer_personal_data(ada.id)
+        payee = sr.create_counterparty("Charles Babbage", "GB29NWBK60161331926819", "GB")
+        assert payee.name == "C****** B******"
+        assert [p.id for p in sr.iter_counterparties()] == [payee.id]
+        assert sr.get_counterparty(payee.id) == payee
+        shown = sr.get_counterparty_personal_data(payee.id)
+        assert shown.account_identifier == "GB29NWBK60161331926819"
+        assert admin.delete_counterparty_personal_data(payee.id).erased is True
+
+
+def test_async_client_reads_customers(live: Live) -> None:
+    async def run() -> None:
+        async with AsyncClient(live.base_url, live.pii) as sr:
+            made = await sr.create_customer("Grace Hopper", kind="person")
+            found = [c.id async for c in sr.iter_customers()]
+            assert found == [made.id]
+            assert (await sr.get_customer_personal_data(made.id)).name == "Grace Hopper"
+
+    asyncio.run(run())
+
+
+def test_cards_through_both_clients(live: Live) -> None:
+    tenancy = live.app.state.tenancy
+    writer = tenancy.create_api_key("acme", ["cards:write"])[1]
+    revealer = tenancy.create_api_key("acme", ["vault:reveal"])[1]
+    with Client(live.base_url, writer) as sr, Client(live.base_url, revealer) as reveal:
+        card = sr.create_card("4242 4242 4242 4242", 12, 2040, "Ada Lovelace", cvc="123")
+        assert (card.brand, card.last4, card.masked_number) == ("visa", "4242", "42424242****4242")
+        same = sr.create_card("4242424242424242", 1, 2041, "Ada Lovelace", idempotency_key="c-1")
+        assert same.id != card.id
+        assert same.fingerprint == card.fingerprint
+        assert sr.get_card(card.id) == card
+        tokens = [c.id for c in sr.iter_cards(fingerprint=card.fingerprint, limit=1)]
+        assert tokens == [same.id, card.id]
+        number = reveal.get_card_number(card.id)
+        assert (number.number, number.holder_name) == ("4242424242424242", "Ada Lovelace")
+        with pytest.raises(PermissionDeniedError):
+            sr.get_card_number(card.id)
+        with pytest.raises(InvalidRequestError) as refused:
+            sr.create_card("4242424242424241", 12, 2040, "Ada Lovelace")
+        assert refused.value.code == "invalid_card_number"
+        assert "4242424242424241" not in str(refused.value)
+        assert sr.delete_card(card.id).deleted is True
+        with pytest.raises(NotFoundError):
+            reveal.get_card_number(card.id)
+
+    async def run() -> list[str]:
+        async with AsyncClient(live.base_url, writer) as client:
+            made = await client.create_card("5555555555554444", 12, 2040, "Bob")
+            assert (await client.get_card(made.id)).brand == "mastercard"
+            found = [c.id async for c in client.iter_cards(fingerprint=made.fingerprint)]
+            await client.delete_card(made.id)
+            return found
+
+    assert len(asyncio.run(run())) == 1

@@ -797,10 +797,17 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
         "expiry": "ok",
         "audit_checkpoints": "ok",
         "retention": "ok",
+        "rewrap": "ok",
         "dispatcher": "ok",
     }
     # Each background loop's last run (tests/e2e/test_operations.py shows them filled in).
-    assert sorted(ready["jobs"]) == ["audit_checkpoints", "dispatcher", "expiry", "retention"]
+    assert sorted(ready["jobs"]) == [
+        "audit_checkpoints",
+        "dispatcher",
+        "expiry",
+        "retention",
+        "rewrap",
+    ]
     refused = api.post(
         "/v1/transfers", key=acme.write, json=_transfer(acme, acme.alice, acme.bank, 10**9)
     )

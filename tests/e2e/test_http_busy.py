@@ -68,11 +68,14 @@ class _GatedLedger:
         *,
         atomic: bool = False,
         validated: bool = False,
+        actor: str | None = None,
         actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return self._real.post_transfers(batch, atomic=atomic, validated=validated, actors=actors)
+        return self._real.post_transfers(
+            batch, atomic=atomic, validated=validated, actor=actor, actors=actors
+        )
 
 
 def test_a_full_group_commit_queue_answers_503_overloaded(sqlite_url: str) -> None:

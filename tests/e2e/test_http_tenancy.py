@@ -34,6 +34,26 @@ PUBLIC_ROUTES = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/signin"),
+    ("GET", "/signin.js"),
+}
+# Signing in: reached without a key or a session (the sweep probes them below).
+SIGN_IN_ROUTES = {
+    ("POST", "/v1/auth/sessions"),
+    ("POST", "/v1/auth/passkeys/authentication/options"),
+    ("POST", "/v1/auth/passkeys/authentication"),
+    ("POST", "/v1/auth/invitations"),
+}
+# A signed-in user's own: an API key is answered 403 `session_required`.
+SESSION_ROUTES = {
+    ("GET", "/v1/auth/sessions/current"),
+    ("DELETE", "/v1/auth/sessions/current"),
+    ("POST", "/v1/auth/totp"),
+    ("POST", "/v1/auth/totp/confirm"),
+    ("POST", "/v1/auth/passkeys/registration/options"),
+    ("POST", "/v1/auth/passkeys/registration"),
+    ("POST", "/v1/auth/step-up/options"),
+    ("POST", "/v1/auth/step-up"),
 }
 
 
@@ -53,6 +73,43 @@ class Hooks:
         return self.events[0]
 
 
+@dataclass(frozen=True)
+class People:
+    """A tenant's customer and counterparty, and a key that may reveal their personal data."""
+
+    customer: str
+    counterparty: str
+    pii: str  # admin and pii:read
+    email: str
+    national_id: str
+    name: str
+
+
+def seed_people(api: Api, t: Tenant) -> People:
+    email, national_id, name = (
+        f"{t.name}-person@example.com",
+        f"{t.name.upper()}123456",
+        (f"{t.name.title()} Person"),
+    )
+    customer = api.ok(
+        "POST",
+        "/v1/customers",
+        201,
+        key=t.admin,
+        json={"name": name, "email": email, "national_id": national_id},
+    )["id"]
+    counterparty = api.ok(
+        "POST",
+        "/v1/counterparties",
+        201,
+        key=t.admin,
+        json={"name": f"{name} Payee", "account_identifier": "GB29NWBK60161331926819",
+              "country": "GB"},
+    )["id"]  # fmt: skip
+    pii = api.app.state.tenancy.create_api_key(t.name, ["admin", "pii:read"])[1]
+    return People(customer, counterparty, pii, email, national_id, name)
+
+
 @dataclass
 class World:
     api: Api
@@ -60,13 +117,26 @@ class World:
     b: Tenant
     a_hooks: Hooks
     b_hooks: Hooks
+    a_people: People
+    b_people: People
+    a_cards: Cards
+    b_cards: Cards
+    b_user: str  # a user of B's, who signs in with B_PASSWORD
+    a_user: str
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
+        if attribute == "user":
+            return self.b_user
         if attribute == "endpoint":
             return self.b_hooks.endpoint
+        if attribute == "card":
+            return self.b_cards.card
         if attribute == "event":
             return self.b_hooks.event
+        if attribute in ("customer", "counterparty"):
+            value_: str = getattr(self.b_people, attribute)
+            return value_
         value = getattr(self.b, attribute)
         assert isinstance(value, str)
         return value
@@ -99,6 +169,23 @@ def seed_hooks(api: Api, t: Tenant) -> Hooks:
     )
 
 
+@dataclass(frozen=True)
+class Cards:
+    """A tenant's card token, and a key that may reveal it (admin may not)."""
+
+    card: str
+    fingerprint: str
+    number: str
+    reveal: str  # a secret with vault:reveal
+
+
+def seed_cards(api: Api, t: Tenant, number: str) -> Cards:
+    body = {"number": number, "exp_month": 12, "exp_year": 2040, "holder_name": t.marker}
+    made = api.ok("POST", "/v1/cards", 201, key=t.admin, json=body)
+    reveal = api.app.state.tenancy.create_api_key(t.name, ["vault:reveal"])[1]
+    return Cards(made["id"], made["fingerprint"], number, reveal)
+
+
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
     # No dispatcher: the endpoints' URLs are not reachable, and delivery is not at issue here.
@@ -110,11 +197,49 @@ def world(db_url: str) -> Iterator[World]:
         dispatcher=False,
         audit_checkpoint_interval_s=86_400,
         auth_failure_limit_burst=1_000_000,
+        password_memory_kib=19 * 1024,
+        password_time_cost=2,
+        password_parallelism=1,
     ) as api:
         a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
-        world = World(api, a, b, seed_hooks(api, a), seed_hooks(api, b))
+        # People and cards first: their events come before the hooks' transfer (Hooks.event is
+        # newest).
+        a_people, b_people = seed_people(api, a), seed_people(api, b)
+        a_cards = seed_cards(api, a, "4242424242424242")
+        b_cards = seed_cards(api, b, "5555555555554444")
+        b_user = api.ok(
+            "POST",
+            "/v1/users",
+            201,
+            key=b.admin,
+            json={"email": B_EMAIL, "role": "admin", "password": B_PASSWORD},
+        )["id"]
+        a_user = api.ok(
+            "POST",
+            "/v1/users",
+            201,
+            key=a.admin,
+            json={"email": "boss@acme.example", "role": "admin", "password": B_PASSWORD},
+        )["id"]
+        world = World(
+            api,
+            a,
+            b,
+            seed_hooks(api, a),
+            seed_hooks(api, b),
+            a_people,
+            b_people,
+            a_cards,
+            b_cards,
+            b_user,
+            a_user,
+        )
         api.app.state.audit.publish()
         yield world
+
+
+B_EMAIL = "boss@bravo.example"
+B_PASSWORD = "bravo's long passphrase"
 
 
 def _origin(world: World, t: Tenant) -> str:
@@ -137,6 +262,16 @@ def _b_data(world: World) -> set[str]:
         hooks.url,
         hooks.secret,
         *hooks.events,
+        world.b_people.customer,
+        world.b_people.counterparty,
+        world.b_people.email,
+        world.b_people.national_id,
+        world.b_people.name,
+        world.b_cards.card,
+        world.b_cards.fingerprint,
+        world.b_cards.number,
+        world.b_user,
+        B_EMAIL,
     }
 
 
@@ -161,6 +296,10 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "transfer_id": ("posted", "pending"),
     "endpoint_id": ("endpoint",),
     "event_id": ("event",),
+    "customer_id": ("customer",),
+    "counterparty_id": ("counterparty",),
+    "card_id": ("card",),
+    "user_id": ("user",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -168,10 +307,15 @@ _PREFIX = {
     "transfer_id": "tr",
     "endpoint_id": "we",
     "event_id": "evt",
+    "customer_id": "cus",
+    "counterparty_id": "cpty",
+    "card_id": "card",
+    "user_id": "usr",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
     ("POST", "/v1/transfers/{transfer_id}/void"): [{}],
     ("POST", "/v1/transfers/{transfer_id}/reverse"): [{}, {"json": {"amount": 1}}],
@@ -195,6 +339,11 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("GET", "/v1/accounts/{account_id}/statement"): [
         {"params": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}}
     ],
+    ("PATCH", "/v1/customers/{customer_id}"): [
+        {"json": {"name": "Mallory"}},
+        {"json": {"email": "mallory@example.com"}},
+    ],
+    ("GET", "/v1/customers/{customer_id}/personal-data"): [{}, {"params": {"fields": "email"}}],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
 _OWN_QUERIES: dict[str, dict[str, Any]] = {
@@ -254,7 +403,7 @@ class Probe:
 
 
 def _probes(world: World) -> dict[tuple[str, str], Probe]:
-    a, b = world.a, world.b
+    a, b, people = world.a, world.b, world.b_people
     b_event, b_endpoint = world.b_hooks.event, world.b_hooks.endpoint
     theirs = {"ledger_id": b.ledger, "debit_account_id": b.bank, "credit_account_id": b.alice}
     move = {**theirs, "amount": 1}
@@ -265,7 +414,21 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         "credit_account_id": a.alice,
         "amount": 1,
     }
+    card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/cards"): Probe(
+            [
+                ({}, 200, None),
+                # B's card's fingerprint lists nothing (fingerprints are per tenant anyway).
+                ({"params": {"fingerprint": world.b_cards.fingerprint}}, 200, None),
+                ({"params": {"starting_after": world.b_cards.card}}, 200, None),
+            ],
+            "a list of A's own cards only",
+        ),
+        ("POST", "/v1/cards"): Probe(
+            [({"json": card}, 201, None), ({"json": {**card, "holder_name": b.marker}}, 201, None)],
+            "tokenizes for A; B never sees it",
+        ),
         ("GET", "/v1/ledgers"): Probe(
             [
                 ({}, 200, None),
@@ -291,7 +454,20 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
                     {"json": {"ledger_id": b.ledger, "asset": "USD", "normal_balance": "debit"}},
                     404,
                     "not_found",
-                )
+                ),
+                # B's customer as the owner of an account in A's ledger: as one nobody has.
+                (
+                    {
+                        "json": {
+                            "ledger_id": a.ledger,
+                            "asset": "USD",
+                            "normal_balance": "debit",
+                            "customer_id": people.customer,
+                        }
+                    },
+                    404,
+                    "not_found",
+                ),
             ]
         ),
         ("GET", "/v1/transfers"): Probe(
@@ -382,6 +558,110 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("POST", "/v1/tenants"): Probe(
             [({"json": {"name": "other"}}, 403, "insufficient_scope")], "the operator's"
         ),
+        # B's values as lookups find nothing: a blind index is keyed per tenant, and the
+        # lookup is within A's customers anyway.
+        ("GET", "/v1/customers"): Probe(
+            [
+                ({}, 200, None),
+                ({"params": {"starting_after": people.customer}}, 200, None),
+                ({"params": {"email": people.email}}, 200, None),
+                ({"params": {"national_id": people.national_id}}, 200, None),
+            ],
+            "a list of A's own customers only",
+        ),
+        ("POST", "/v1/customers/search"): Probe(
+            [
+                ({"json": {"email": people.email}}, 200, None),
+                ({"json": {"national_id": people.national_id}}, 200, None),
+            ]
+        ),
+        ("POST", "/v1/customers"): Probe(
+            [({"json": {"name": "New", "metadata": {"of": people.customer}}}, 201, None)],
+            "creates A's customer; B never sees it",
+        ),
+        ("GET", "/v1/counterparties"): Probe(
+            [({}, 200, None), ({"params": {"starting_after": people.counterparty}}, 200, None)],
+            "a list of A's own counterparties only",
+        ),
+        ("POST", "/v1/counterparties"): Probe(
+            [
+                (
+                    {
+                        "json": {
+                            "name": "Payee",
+                            "account_identifier": "DE89370400440532013000",
+                            "country": "DE",
+                        }
+                    },
+                    201,
+                    None,
+                )
+            ],
+            "creates A's counterparty",
+        ),
+        # Signing in names a tenant: B's user is nobody in A's tenant.
+        ("POST", "/v1/auth/sessions"): Probe(
+            [
+                (
+                    {"json": {"tenant": a.name, "email": B_EMAIL, "password": B_PASSWORD}},
+                    401,
+                    "invalid_credentials",
+                )
+            ],
+            "B's user signs in to B only",
+        ),
+        ("POST", "/v1/auth/passkeys/authentication/options"): Probe(
+            [({"json": {"tenant": a.name}}, 200, None)], "a challenge for A's passkeys"
+        ),
+        ("POST", "/v1/auth/passkeys/authentication"): Probe(
+            [
+                (
+                    {"json": {"challenge_id": "chl_nope", "credential": {"id": "x"}}},
+                    400,
+                    "invalid_challenge",
+                )
+            ],
+            "a passkey is looked up in the challenge's tenant only (test_http_auth.py)",
+        ),
+        ("POST", "/v1/auth/invitations"): Probe(
+            [
+                (
+                    {"json": {"token": "inv_nope", "password": B_PASSWORD}},
+                    400,
+                    "invalid_challenge",
+                )
+            ],
+            "an invitation names its own user only",
+        ),
+        ("POST", "/v1/api_keys"): Probe(
+            [({"json": {"scopes": ["ledger:read"]}}, 201, None)], "creates A's key"
+        ),
+        ("POST", "/v1/users"): Probe(
+            # B's user's email is free in A's tenant: emails are unique per tenant.
+            [({"json": {"email": B_EMAIL, "role": "support", "password": B_PASSWORD}}, 201, None)],
+            "creates A's user",
+        ),
+        **{
+            route: Probe([({}, 403, "session_required")], "a user's own session only")
+            for route in (
+                ("GET", "/v1/auth/sessions/current"),
+                ("DELETE", "/v1/auth/sessions/current"),
+                ("POST", "/v1/auth/totp"),
+                ("POST", "/v1/auth/passkeys/registration/options"),
+                ("POST", "/v1/auth/step-up/options"),
+            )
+        },
+        **{
+            route: Probe([({"json": body}, 403, "session_required")], "a user's own session only")
+            for route, body in (
+                (("POST", "/v1/auth/totp/confirm"), {"code": "123456"}),
+                (("POST", "/v1/auth/step-up"), {"totp": "123456"}),
+                (
+                    ("POST", "/v1/auth/passkeys/registration"),
+                    {"challenge_id": "chl_nope", "credential": {"id": "x"}},
+                ),
+            )
+        },
     }
 
 
@@ -423,9 +703,16 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                 assert problem_code(response) == "insufficient_scope"
                 swept += 1
         elif "{" in template:
+            # Reading personal data takes pii:read, which admin does not imply.
+            # Only a key with vault:reveal may reveal a card (admin may not): A's, for the sweep.
+            key = a.admin
+            if template.endswith("/personal-data"):
+                key = world.a_people.pii
+            elif template.endswith("/number"):
+                key = world.a_cards.reveal
             for sent, path, unused, extra in _path_cases(world, method, template):
-                theirs = api.request(method, path, key=a.admin, **extra)
-                missing = api.request(method, unused, key=a.admin, **extra)
+                theirs = api.request(method, path, key=key, **extra)
+                missing = api.request(method, unused, key=key, **extra)
                 _check_like_missing(world, theirs, missing, sent)
                 swept += 1
         else:
@@ -446,11 +733,14 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                         a_ledgers = {
                             x["id"] for x in api.ok("GET", "/v1/ledgers", key=a.read)["data"]
                         }
-                        assert {x["ledger_id"] for x in data} <= a_ledgers, where
+                        # A customer's event has no ledger: it is A's by its data's id.
+                        assert {x["ledger_id"] for x in data} - {None} <= a_ledgers, where
                         if extra.get("params", {}).get("ledger_id") == b.ledger:
                             assert data == [], where
                         else:
                             assert data, f"{where}: A's own events are listed"
+                    if template == "/v1/cards":
+                        assert world.a_cards.card in listed or "fingerprint" in sent, where
                     if template == "/v1/webhook_endpoints":
                         assert {x["tenant_id"] for x in data} <= {world.a_hooks.tenant_id}, where
                 if template == "/v1/audit/leaves" and response.status_code == 200:
@@ -480,6 +770,11 @@ def test_every_route_walls_tenants_off(world: World) -> None:
     assert transfer_ids(api, a.read, ledger_id=a.ledger) == a_before_ids
     b_ledgers = api.ok("GET", "/v1/ledgers", key=b.read)["data"]
     assert [x["id"] for x in b_ledgers] == [b.ledger]
+    # B's customer was neither changed, held nor erased by A's requests.
+    b_customer = f"/v1/customers/{world.b_people.customer}"
+    shown = api.ok("GET", f"{b_customer}/personal-data", key=world.b_people.pii)
+    assert (shown["name"], shown["email"]) == (world.b_people.name, world.b_people.email)
+    assert api.ok("GET", b_customer, key=b.admin)["legal_hold"] is False
 
 
 def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
@@ -504,6 +799,28 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/tenants"): {"name": "newco"},
         ("POST", "/v1/tenants/{tenant_id}/suspend"): {},
         ("POST", "/v1/tenants/{tenant_id}/resume"): {},
+        ("POST", "/v1/customers"): {"name": "x"},
+        ("POST", "/v1/customers/search"): {"email": "x@example.com"},
+        ("PATCH", "/v1/customers/{customer_id}"): {"name": "y"},
+        ("DELETE", "/v1/customers/{customer_id}/personal-data"): {},
+        ("POST", "/v1/customers/{customer_id}/legal-hold"): {},
+        ("DELETE", "/v1/customers/{customer_id}/legal-hold"): {},
+        ("POST", "/v1/counterparties"): {
+            "name": "z",
+            "account_identifier": "DE89370400440532013000",
+            "country": "DE",
+        },
+        ("DELETE", "/v1/counterparties/{counterparty_id}/personal-data"): {},
+        ("POST", "/v1/cards"): {
+            "number": "4242424242424242",
+            "exp_month": 12,
+            "exp_year": 2040,
+            "holder_name": "A",
+        },
+        ("DELETE", "/v1/cards/{card_id}"): {},
+        ("POST", "/v1/api_keys"): {"scopes": ["ledger:read"]},
+        ("POST", "/v1/users"): {"email": "new@acme.example", "role": "support"},
+        ("PATCH", "/v1/users/{user_id}"): {"role": "auditor"},
     }
 
 
@@ -513,6 +830,10 @@ def _own_path(world: World, template: str) -> str:
     path = template.replace("{ledger_id}", a.ledger)
     path = path.replace("{account_id}", a.alice).replace("{transfer_id}", a.pending)
     path = path.replace("{endpoint_id}", hooks.endpoint).replace("{event_id}", hooks.event)
+    path = path.replace("{customer_id}", world.a_people.customer)
+    path = path.replace("{counterparty_id}", world.a_people.counterparty)
+    path = path.replace("{card_id}", world.a_cards.card)
+    path = path.replace("{user_id}", world.a_user)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -523,7 +844,12 @@ def _own_path(world: World, template: str) -> str:
 
 
 # Routes only an admin key may call, reads included.
-ADMIN_ONLY_PREFIX = "/v1/webhook_endpoints"
+# Routes of the customers' scopes (customers:*, pii:read), which a ledger key lacks.
+CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
+# Routes a ledger key may not call, reads included (cards:read and vault:reveal).
+CARDS_PREFIX = "/v1/cards"
+# Routes only an admin key may call, reads included.
+ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
 OPERATOR_PREFIX = "/v1/tenants"
 
@@ -541,7 +867,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
         {"Authorization": f"Bearer {a.read}"[:-1] + ("A" if a.read[-1] != "A" else "B")},
     ):
         for method, template in app_routes(api.app):
-            if (method, template) in PUBLIC_ROUTES:
+            if (method, template) in PUBLIC_ROUTES | SIGN_IN_ROUTES:
                 continue
             path = _own_path(world, template)
             response = api.request(
@@ -556,12 +882,22 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     assert api.get("/v1/ledgers", headers={"Authorization": f"bearer {a.read}"}).status_code == 200
 
     # A read-only key reads everything and writes nothing: each write with a valid body.
-    writes = {r for r in app_routes(api.app) if r[0] != "GET"}
+    writes = {r for r in app_routes(api.app) if r[0] != "GET"} - SIGN_IN_ROUTES - SESSION_ROUTES
     assert writes == set(_valid_writes(a)), "teach this test a valid body for new routes"
     for (method, template), body in _valid_writes(a).items():
         path = _own_path(world, template)
-        response = api.request(method, path, key=a.read, json=body if method == "POST" else None)
+        sent = body if method in ("POST", "PATCH") else None
+        response = api.request(method, path, key=a.read, json=sent)
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope"), path
+    # A user's own routes are no key's, an admin's included.
+    bodies: dict[str, Any] = {
+        "/v1/auth/totp/confirm": {"code": "123456"},
+        "/v1/auth/step-up": {"totp": "123456"},
+        "/v1/auth/passkeys/registration": {"challenge_id": "chl_x", "credential": {"id": "x"}},
+    }
+    for method, template in sorted(SESSION_ROUTES):
+        response = api.request(method, template, key=a.admin, json=bodies.get(template))
+        assert (response.status_code, problem_code(response)) == (403, "session_required")
     response = api.post("/v1/assets", key=a.write, json={"code": "GEMS", "scale": 0})
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
     # Webhook endpoints are an admin's: a write key neither creates, lists nor reads them.
@@ -577,7 +913,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     endpoint = api.ok("GET", f"/v1/webhook_endpoints/{world.a_hooks.endpoint}", key=a.admin)
     assert endpoint["status"] == "enabled"
     for method, template in app_routes(api.app):
-        if method == "GET" and (method, template) not in PUBLIC_ROUTES:
+        if method == "GET" and (method, template) not in PUBLIC_ROUTES | SESSION_ROUTES:
             path = _own_path(world, template)
             params = (
                 {"ledger_id": a.ledger}
@@ -585,13 +921,33 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith((ADMIN_ONLY_PREFIX, OPERATOR_PREFIX)):
+            if template.startswith(
+                (*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES, OPERATOR_PREFIX)
+            ):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",
                 ), path
             else:
                 assert response.status_code == 200, path
+
+    # A customers:read key reads customers and counterparties, masked; personal data in full
+    # only with pii:read. (A customer's accounts take ledger:read besides.)
+    reader = api.app.state.tenancy.create_api_key("acme", ["customers:read"])[1]
+    for method, template in app_routes(api.app):
+        if method != "GET" or not template.startswith(CUSTOMER_PREFIXES):
+            continue
+        path = _own_path(world, template)
+        response = api.get(path, key=reader)
+        if template.endswith(("/personal-data", "/accounts")):
+            assert (response.status_code, problem_code(response)) == (
+                403,
+                "insufficient_scope",
+            ), path
+            allowed = world.a_people.pii if template.endswith("/personal-data") else a.admin
+            assert api.get(path, key=allowed).status_code == 200, path
+        else:
+            assert response.status_code == 200, path
 
     # A revoked key is refused at once by the process that revoked it.
     key, secret = api.app.state.tenancy.create_api_key("acme", ["ledger:read"])

@@ -297,7 +297,7 @@ def test_a_killed_job_holder_is_replaced_and_every_worker_reports_the_jobs(
         assert last * 1_000_000 > killed_at
 
 
-LEASED_JOBS = ("expiry", "audit_checkpoints", "retention")
+LEASED_JOBS = ("expiry", "audit_checkpoints", "retention", "rewrap")
 ALL_JOBS = (*LEASED_JOBS, "dispatcher")
 
 
@@ -306,6 +306,7 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
         "expiry_interval_s": 0.05,
         "audit_checkpoint_interval_s": 0.05,
         "retention_interval_s": 0.05,
+        "rewrap_interval_s": 0.05,
         "job_lease_s": 0.3,
     }
     with running(sqlite_url, **fast) as api:
@@ -324,6 +325,7 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
             "expiry": "ok",
             "audit_checkpoints": "ok",
             "retention": "ok",
+            "rewrap": "ok",
             "dispatcher": "ok",
         }
         for job in ALL_JOBS:

@@ -1,5 +1,6 @@
-"""Envelope encryption on both backends: per-subject data keys wrapped by the local keyring,
-fields bound to their record, crypto-shredding, and rotation with rewrap."""
+"""Envelope encryption on both backends and under both key managers (the local keyring and
+PKCS#11 on SoftHSM2): per-subject data keys wrapped by a versioned KEK, fields bound to their
+record, crypto-shredding, and rotation with rewrap."""
 
 from __future__ import annotations
 
@@ -14,23 +15,36 @@ from strongroom.security import aead
 from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import DataErased, KeyUnavailableError
 from strongroom.security.kms import (
+    KeyManager,
     KeyringError,
     KeyState,
     LocalKeyring,
     master_key_from_secret,
     new_master_secret,
 )
+from tests.support import softhsm
 
 
-@pytest.fixture
-def keyring(tmp_path: Path) -> LocalKeyring:
-    return LocalKeyring.create(
-        tmp_path / "keyring.json", master_key_from_secret(new_master_secret())
-    )
+def make_key_manager(kind: str, tmp_path: Path) -> KeyManager:
+    """A fresh key manager of `kind`: version 1 active, nothing else."""
+    if kind == "local":
+        master = master_key_from_secret(new_master_secret())
+        return LocalKeyring.create(tmp_path / "keyring.json", master)
+    from strongroom.security.pkcs11 import Pkcs11KeyManager
+
+    token = softhsm.token_or_skip()
+    hsm = Pkcs11KeyManager(token.module, token.label, token.pin)
+    hsm.initialise()
+    return hsm
+
+
+@pytest.fixture(params=["local", "pkcs11"])
+def keyring(request: pytest.FixtureRequest, tmp_path: Path) -> KeyManager:
+    return make_key_manager(request.param, tmp_path)
 
 
 def test_a_field_opens_only_in_its_own_record_and_field(
-    db_engine: Engine, keyring: LocalKeyring
+    db_engine: Engine, keyring: KeyManager
 ) -> None:
     envelope = Envelope(keyring)
     with UnitOfWork(db_engine) as uow:
@@ -52,7 +66,7 @@ def test_a_field_opens_only_in_its_own_record_and_field(
         again.open("customers/cus_1", "email", tampered)
 
 
-def test_shredding_makes_the_data_unrecoverable(db_engine: Engine, keyring: LocalKeyring) -> None:
+def test_shredding_makes_the_data_unrecoverable(db_engine: Engine, keyring: KeyManager) -> None:
     envelope = Envelope(keyring)
     with UnitOfWork(db_engine) as uow:
         envelope.new_subject(uow, "ten_a", "cus_1", SubjectKind.CUSTOMER)
@@ -69,7 +83,7 @@ def test_shredding_makes_the_data_unrecoverable(db_engine: Engine, keyring: Loca
 
 
 def test_rotation_then_rewrap_moves_every_key_and_loses_none(
-    db_engine: Engine, keyring: LocalKeyring
+    db_engine: Engine, keyring: KeyManager
 ) -> None:
     envelope = Envelope(keyring)
     sealed = {}
@@ -89,9 +103,7 @@ def test_rotation_then_rewrap_moves_every_key_and_loses_none(
             assert key.open(f"customers/cus_{n}", "name", value) == f"name {n}".encode()
 
 
-def test_a_disabled_version_refuses_what_it_wrapped(
-    db_engine: Engine, keyring: LocalKeyring
-) -> None:
+def test_a_disabled_version_refuses_what_it_wrapped(db_engine: Engine, keyring: KeyManager) -> None:
     envelope = Envelope(keyring)
     with UnitOfWork(db_engine) as uow:
         envelope.new_subject(uow, "ten_a", "cus_1", SubjectKind.CUSTOMER)

@@ -199,7 +199,7 @@ def test_the_cli_and_the_http_api_pass_the_gates_the_composition_root_installs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = FakeGate()
-    monkeypatch.setattr(runtime, "installed_gates", lambda settings: [gate])
+    monkeypatch.setattr(runtime, "installed_gates", lambda settings, **_: [gate])
     url = f"sqlite:///{tmp_path / 'gated.db'}"
     monkeypatch.setenv("STRONGROOM_DATABASE_URL", url)
     cli = CliRunner()

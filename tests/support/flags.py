@@ -12,6 +12,7 @@ import os
 import pytest
 
 __all__ = [
+    "REQUIRE_BROWSER",
     "REQUIRE_POSTGRES",
     "REQUIRE_REDIS",
     "REQUIRE_SHARED_DATA",
@@ -23,6 +24,7 @@ __all__ = [
 
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 
+REQUIRE_BROWSER = "STRONGROOM_REQUIRE_BROWSER"  # Debian's chromium and chromium-driver
 REQUIRE_POSTGRES = "STRONGROOM_REQUIRE_POSTGRES"
 REQUIRE_REDIS = "STRONGROOM_REQUIRE_REDIS"
 REQUIRE_SHARED_DATA = "STRONGROOM_REQUIRE_SHARED_DATA"

@@ -1014,6 +1014,17 @@ populate_0010 = _populate(SCHEMA_0010)
 # 0011 added subject_keys (data keys of customers, counterparties and cards: none here).
 SCHEMA_0011 = SCHEMA_0010
 populate_0011 = _populate(SCHEMA_0011)
+# 0013 added customers and counterparties (none here), accounts.customer_id and
+# events.tenant_id (both nullable: the story's rows leave them NULL, as an 0011 server did).
+SCHEMA_0013 = SCHEMA_0011
+populate_0013 = _populate(SCHEMA_0013)
+# 0014 added cards (none here).
+SCHEMA_0014 = SCHEMA_0013
+populate_0014 = _populate(SCHEMA_0014)
+# 0015 added users, their passkeys, sessions and challenges (none here) and
+# api_keys.transfer_ceiling (nullable: the story's keys leave it NULL, as an 0014 server did).
+SCHEMA_0015 = SCHEMA_0014
+populate_0015 = _populate(SCHEMA_0015)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1027,4 +1038,7 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0009": populate_0009,
     "0010": populate_0010,
     "0011": populate_0011,
+    "0013": populate_0013,
+    "0014": populate_0014,
+    "0015": populate_0015,
 }

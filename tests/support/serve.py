@@ -27,10 +27,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(url: str, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """(the process, its base URL); `env` adds STRONGROOM_* settings. The log is appended to,
-    so a test that restarts the server keeps every run's output."""
-    port = free_port()
+def serve(
+    url: str, log: Path, port: int | None = None, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """(the process, its base URL); `env` adds STRONGROOM_* settings; `port` is a free one by
+    default (a test that must name its origin in a setting picks it first). The log is
+    appended to, so a test that restarts the server keeps every run's output."""
+    port = port or free_port()
     strongroom = Path(sys.executable).with_name("strongroom")
     with log.open("ab") as out:
         proc = subprocess.Popen(

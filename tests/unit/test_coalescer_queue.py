@@ -33,6 +33,7 @@ class GatedLedger:
         *,
         atomic: bool = False,
         validated: bool = False,
+        actor: str | None = None,
         actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()

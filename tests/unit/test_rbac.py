@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.security.rbac import ROLE_SCOPES, Role, allowed, render_matrix, routes_of
-from strongroom.tenancy.access import REQUIRED_SCOPES, InsufficientScope, authorize, requires
+from strongroom.security.auth.model import UserKind, UserPrincipal
+from strongroom.security.rbac import ROLE_SCOPES, Role, Route, allowed, render_matrix, routes_of
+from strongroom.tenancy.access import (
+    ACCESS,
+    REQUIRED_SCOPES,
+    SESSION,
+    InsufficientScope,
+    authorize,
+    requires,
+    requires_all,
+)
 from strongroom.tenancy.model import DEDICATED_SCOPES, ApiKey, Scope, grants
 
 WRITES = {
     Scope.LEDGER_WRITE,
     Scope.CUSTOMERS_WRITE,
+    Scope.CUSTOMERS_ERASE,
     Scope.CARDS_WRITE,
     Scope.AUDIT_WRITE,
     Scope.ASSETS_ADMIN,
@@ -75,15 +85,24 @@ def test_the_matrix_renders_each_route_for_each_role() -> None:
                 "post": {REQUIRED_SCOPES: ["ledger:write"]},
             },
             "/v1/tenants": {"get": {REQUIRED_SCOPES: ["tenants:admin"]}},
+            "/v1/both": {"get": {REQUIRED_SCOPES: ["customers:read ledger:read"]}},
+            "/v1/me": {"get": {ACCESS: SESSION}},
         }
     }
     routes = routes_of(document)
-    assert routes[0] == ("GET", "/v1/tenants", (Scope.TENANTS_ADMIN,))
+    assert routes[2] == Route("GET", "/v1/tenants", ((Scope.TENANTS_ADMIN,),))
+    assert routes[0].scopes == ((Scope.CUSTOMERS_READ, Scope.LEDGER_READ),)
+    assert routes[1] == Route("GET", "/v1/me", (), SESSION)
     text = render_matrix(routes)
     assert "| GET /v1/things | ledger:read | yes | no | yes | yes | yes | no |" in text
     assert "| POST /v1/things | ledger:write | yes | no | no | no | no | no |" in text
-    assert allowed(Role.OPERATOR, (Scope.TENANTS_ADMIN,))
-    assert not allowed(Role.ADMIN, (Scope.TENANTS_ADMIN,))
+    # Both scopes needed: the auditor reads the ledger, not customers.
+    assert (
+        "| GET /v1/both | customers:read and ledger:read | yes | no | yes | yes | no | no |" in text
+    )
+    assert "| GET /v1/me | (a user's own session) |" in text
+    assert allowed(Role.OPERATOR, ((Scope.TENANTS_ADMIN,),))
+    assert not allowed(Role.ADMIN, ((Scope.TENANTS_ADMIN,),))
 
 
 def test_a_route_is_refused_unless_it_declares_a_scope_its_caller_holds() -> None:
@@ -94,8 +113,27 @@ def test_a_route_is_refused_unless_it_declares_a_scope_its_caller_holds() -> Non
             self.openapi_extra = extra
 
     authorize({"route": Route(requires(Scope.LEDGER_WRITE, Scope.AUDIT_READ))}, reader)
-    for extra in (None, {}, requires(Scope.LEDGER_WRITE), requires(Scope.TENANTS_ADMIN)):
+    for extra in (
+        None,
+        {},
+        requires(Scope.LEDGER_WRITE),
+        requires(Scope.TENANTS_ADMIN),
+        requires_all(Scope.LEDGER_READ, Scope.CUSTOMERS_READ),
+        {ACCESS: SESSION},  # a user's own route: no scope lets anyone in through authorize
+    ):
         with pytest.raises(InsufficientScope):
             authorize({"route": Route(extra)}, reader)
     with pytest.raises(InsufficientScope):
         authorize({}, reader)  # no route matched: nothing declared
+    both = ApiKey("key_3", "ten_1", frozenset({Scope.LEDGER_READ, Scope.CUSTOMERS_READ}), "ab")
+    authorize({"route": Route(requires_all(Scope.LEDGER_READ, Scope.CUSTOMERS_READ))}, both)
+
+
+def test_a_user_holds_the_scopes_of_their_role_from_the_one_matrix() -> None:
+    for role in Role:
+        user = UserPrincipal("usr_1", "ten_1", role, UserKind.STAFF, "ses_1", 0)
+        assert user.scopes == ROLE_SCOPES[role]
+        assert {s for s in Scope if user.allows(s)} == _can(role)
+    admin = UserPrincipal("usr_1", "ten_1", Role.ADMIN, UserKind.STAFF, "ses_1", 0)
+    assert not admin.allows(Scope.PII_READ)  # a reveal is granted by name, never by admin
+    assert admin.allows(Scope.CUSTOMERS_ERASE)

@@ -43,12 +43,12 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import authorize, require_scope, requires
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class AuditCtx:
-    key: ApiKey
+    key: Principal
     audit: AuditLog
     checkpoint_interval_s: float  # how often `serve` publishes checkpoints
 
@@ -61,7 +61,7 @@ class AuditCtx:
 
 
 async def context(request: Request) -> AuditCtx:
-    key: ApiKey = request.state.api_key
+    key: Principal = request.state.api_key
     authorize(request.scope, key)
     settings = request.app.state.settings
     return AuditCtx(key, request.app.state.audit, settings.audit_checkpoint_interval_s)

@@ -22,6 +22,9 @@ from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.service import LedgerService
+from strongroom.security.envelope import SubjectKind
+from strongroom.security.sealing import DEPLOYMENT, SecretSealer
+from strongroom.security.sealing import PREFIX as SEALED_PREFIX
 
 # Tree levels per stored tile. A storage format constant: changing it needs a migration that
 # rewrites every tile. 4 keeps a proof at a million leaves to ~5 tiles and ~75 hashes.
@@ -72,12 +75,15 @@ class AuditBase:
         origin: str = "strongroom.localhost/audit",
         tenant_of: TenantLookup | None = None,
         signer_key: str | None = None,
+        secrets: SecretSealer | None = None,
     ) -> None:
         """`origin` prefixes each log's origin (`<origin>/<tenant id>`) and names the signing
         key; `tenant_of(ledger_ids)` says which tenant (log) each ledger's changes go to;
         `signer_key` (a C2SP signer key, PRIVATE+KEY+...) signs checkpoints instead of a key
-        generated and kept in the database."""
+        generated and kept in the database, its private half sealed by `secrets`
+        (security/sealing.py; `serve` and the CLI always give it)."""
         self.engine = engine
+        self._secrets = secrets
         self.origin = origin
         self.layout = TileLayout(TILE_HEIGHT)
         self._tenant_of = tenant_of
@@ -168,6 +174,43 @@ class AuditBase:
             own.commit()
         return index
 
+    # -- the private halves, sealed ----------------------------------------------------------
+
+    def _owner(self, key_id: str) -> str:
+        return f"audit_key:{key_id}"
+
+    def _seal(self, uow: UnitOfWork, key_id: str, skey: str) -> str:
+        if self._secrets is None:
+            return skey
+        owner = self._owner(key_id)
+        return self._secrets.seal(uow, DEPLOYMENT, owner, SubjectKind.AUDIT_KEY, skey)
+
+    def _signer(self, uow: UnitOfWork, key_id: str, stored: str) -> notes.Signer:
+        if self._secrets is None:
+            assert not stored.startswith(SEALED_PREFIX), "a sealed signing key and no sealer"
+            return notes.Signer(stored)
+        return notes.Signer(self._secrets.open(uow, DEPLOYMENT, self._owner(key_id), stored))
+
+    def _retire(self, uow: UnitOfWork, keep: str, now_us: int) -> None:
+        """Every key but `keep` retired, its private half dropped and its data key shredded."""
+        if self._secrets is not None:
+            for row in store.keys(uow):
+                if row[0] != keep and row[5] is None and row[3] is not None:
+                    self._secrets.forget(uow, DEPLOYMENT, self._owner(row[0]))
+        store.retire_keys(uow, keep, now_us)
+
+    def seal_clear_keys(self) -> int:
+        """Seals the private halves still stored in clear (written before they were sealed);
+        how many. `serve` runs it at start."""
+        assert self._secrets is not None, "no sealer to seal with"
+        with self._uow(write=True) as uow:
+            store.lock_keys(uow)
+            sealed = 0
+            for key_id, clear in store.clear_signer_keys(uow, SEALED_PREFIX):
+                sealed += store.set_signer_key(uow, key_id, clear, self._seal(uow, key_id, clear))
+            uow.commit()
+        return sealed
+
     def _signers(self, uow: UnitOfWork) -> list[notes.Signer]:
         """The active signing key(s), the first use creating one. A newly configured key
         takes over from the active one as a rotation does (a leaf in every log); the old key
@@ -185,20 +228,21 @@ class AuditBase:
                     store.reactivate_key(uow, key_id)
                 else:
                     store.insert_key(uow, key_id, signer.name, signer.verifier_key, None, now)
-                store.retire_keys(uow, key_id, now)
+                if old is not None and old[3] is not None:
+                    self._outgoing = [self._signer(uow, old[0], old[3])]
+                self._retire(uow, key_id, now)
                 if old is not None:
                     self._hand_over(uow, old[2], signer.verifier_key)
-                    if old[3] is not None:
-                        self._outgoing = [notes.Signer(old[3])]
             return [*self._outgoing, signer]
-        usable = [notes.Signer(r[3]) for r in rows if r[3] is not None]
+        usable = [(r[0], r[3]) for r in rows if r[3] is not None]
         if usable:
-            return usable[-1:]
+            return [self._signer(uow, *usable[-1])]
         signer = notes.generate_signer(self.origin)
         key_id, now = f"{signer.key_id:08x}", clock.now_us()
-        store.insert_key(uow, key_id, signer.name, signer.verifier_key, signer.skey, now)
+        sealed = self._seal(uow, key_id, signer.skey)
+        store.insert_key(uow, key_id, signer.name, signer.verifier_key, sealed, now)
         if rows:  # a configured key no longer configured: this one takes over from it
-            store.retire_keys(uow, key_id, now)
+            self._retire(uow, key_id, now)
             self._hand_over(uow, rows[-1][2], signer.verifier_key)
         return [signer]
 
@@ -280,12 +324,16 @@ class AuditBase:
             old = self._signers(uow)[0]
             new = notes.generate_signer(self.origin)
             now = clock.now_us()
-            store.insert_key(uow, f"{new.key_id:08x}", new.name, new.verifier_key, new.skey, now)
+            new_id = f"{new.key_id:08x}"
+            sealed = self._seal(uow, new_id, new.skey)
+            store.insert_key(uow, new_id, new.name, new.verifier_key, sealed, now)
             if not store.log_ids(uow):  # nothing signed yet: nothing to hand over
+                if self._secrets is not None:
+                    self._secrets.forget(uow, DEPLOYMENT, self._owner(f"{old.key_id:08x}"))
                 store.delete_key(uow, f"{old.key_id:08x}")
             else:
                 self._hand_over(uow, old.verifier_key, new.verifier_key)
-            store.retire_keys(uow, f"{new.key_id:08x}", now)
+            self._retire(uow, new_id, now)
             for log_id in store.log_ids(uow):
                 self._publish_in(uow, log_id, [old, new], force=True)
             uow.commit()

@@ -366,6 +366,29 @@ def retire_keys(uow: UnitOfWork, keep: str, now_us: int) -> None:
     )
 
 
+def clear_signer_keys(uow: UnitOfWork, sealed_prefix: str) -> list[tuple[str, str]]:
+    """(key_id, signer_key) of every key whose private half is still stored in clear."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT key_id, signer_key FROM audit_keys WHERE signer_key IS NOT NULL "
+            "AND substr(signer_key, 1, ?) <> ? ORDER BY key_id",
+        ),
+        (len(sealed_prefix), sealed_prefix),
+    )
+    return [(r[0], r[1]) for r in cur.fetchall()]
+
+
+def set_signer_key(uow: UnitOfWork, key_id: str, old: str, new: str) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "UPDATE audit_keys SET signer_key = ? WHERE key_id = ? AND signer_key = ?"),
+        (new, key_id, old),
+    )
+    return int(cur.rowcount)
+
+
 def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]:
     """The ledger's transfer rows as stored, for `verify`'s cross-check. The one read of
     another domain's table: the check is of the storage itself, below the ledger's service."""

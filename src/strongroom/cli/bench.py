@@ -88,3 +88,15 @@ def bench_http(
     report = _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)
     if report["info"]["errors"]:
         raise typer.Exit(1)
+
+
+@app.command("security")
+def bench_security(
+    json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False
+) -> None:
+    """Card tokenizations and reveals per second through the vault (durable SQLite, shared
+    commits, audit on), PII field sealing and opening, and the cost of field encryption on
+    creating customers; each against raw AES-GCM of the same plaintexts in the same run."""
+    from strongroom.benchmarks import security as bench
+
+    _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)

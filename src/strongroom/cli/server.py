@@ -66,6 +66,12 @@ def serve(
     # Checked here too so that the message comes before any worker starts.
     engine, settings = open_engine(None, schema="current")
     engine.dispose()
+    # The keys too: made here on a fresh deployment (the leaf keys.created), once, before
+    # the workers open them; never over existing data (one line naming the restore command).
+    from strongroom.cli.keys import key_service
+
+    with key_service(None):
+        pass
     configure_logging(settings.log_level)
     if dev_key:
         key, secret, kept = _development_key(tenancy_service(None), Path(DEV_KEY_FILE))
@@ -198,6 +204,14 @@ def api_keys_create(
         Role | None,
         typer.Option(help="give the key the role's scopes (docs/permissions.md)"),
     ] = None,
+    transfer_ceiling: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="minor units one transfer of the key may move past "
+            "STRONGROOM_STEP_UP_TRANSFER_AMOUNT (a machine cannot step up)",
+        ),
+    ] = None,
     database_url: DbOption = None,
 ) -> None:
     """Create an API key and print its secret, once: only a keyed hash is stored. Give
@@ -207,17 +221,22 @@ def api_keys_create(
     if role is not None:
         scopes |= {s.value for s in role_scopes(role)}
     key, secret = tenancy_service(database_url).create_api_key(
-        tenant, sorted(scopes), actor=CLI_ACTOR, role=None if role is None else role.value
+        tenant,
+        sorted(scopes),
+        actor=CLI_ACTOR,
+        role=None if role is None else role.value,
+        transfer_ceiling=transfer_ceiling,
     )
-    print_json(
-        {
-            "id": key.id,
-            "tenant_id": key.tenant_id,
-            "scopes": sorted(s.value for s in key.scopes),
-            "role": key.role,
-            "secret": secret,
-        }
-    )
+    out: dict[str, object] = {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "scopes": sorted(s.value for s in key.scopes),
+        "role": key.role,
+        "secret": secret,
+    }
+    if transfer_ceiling is not None:
+        out["transfer_ceiling"] = transfer_ceiling
+    print_json(out)
 
 
 @keys.command("revoke")

@@ -11,10 +11,10 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources` lists them). `list_*` answer one page;
-`iter_*` walk every page as the server says to go on (`next_cursor` through the short pages of
-listings that examine a bounded range per request). Answers are the API's pydantic models,
-fields the client does not know ignored.
+Every operation of the API has a method (`resources` and `customers` list them). `list_*`
+answer one page; `iter_*` walk every page as the server says to go on (`next_cursor` through
+the short pages of listings that examine a bounded range per request). Answers are the API's
+pydantic models, fields the client does not know ignored.
 
 Every POST carries an Idempotency-Key (yours, or a fresh one per call), the same on each of its
 retries, so the server answers a retry with the first request's answer. A connection error, a
@@ -25,6 +25,7 @@ retries, so the server answers a retry with the first request's answer. A connec
 
 from __future__ import annotations
 
+from strongroom.client import customers as c
 from strongroom.client import resources as r
 from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
 from strongroom.client._transport import (
@@ -42,6 +43,7 @@ from strongroom.client.errors import (
     ApiError,
     AuthenticationError,
     ConflictError,
+    DataErasedError,
     GateUnavailableError,
     IdempotencyError,
     IdempotencyKeyInUseError,
@@ -66,6 +68,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConflictError",
+    "DataErasedError",
     "GateUnavailableError",
     "IdempotencyError",
     "IdempotencyKeyInUseError",
@@ -114,6 +117,12 @@ class Client(SyncTransport):
     list_events = sync_call(r.list_events)
     iter_events = sync_iter(r.iter_events)
     get_event = sync_call(r.get_event)
+    create_card = sync_call(r.create_card)
+    list_cards = sync_call(r.list_cards)
+    iter_cards = sync_iter(r.iter_cards)
+    get_card = sync_call(r.get_card)
+    get_card_number = sync_call(r.get_card_number)
+    delete_card = sync_call(r.delete_card)
     create_webhook_endpoint = sync_call(r.create_webhook_endpoint)
     list_webhook_endpoints = sync_call(r.list_webhook_endpoints)
     iter_webhook_endpoints = sync_iter(r.iter_webhook_endpoints)
@@ -136,6 +145,41 @@ class Client(SyncTransport):
     get_tenant = sync_call(r.get_tenant)
     suspend_tenant = sync_call(r.suspend_tenant)
     resume_tenant = sync_call(r.resume_tenant)
+    # customers and counterparties (client/customers.py)
+    create_customer = sync_call(c.create_customer)
+    list_customers = sync_call(c.list_customers)
+    iter_customers = sync_iter(c.iter_customers)
+    search_customers = sync_call(c.search_customers)
+    get_customer = sync_call(c.get_customer)
+    update_customer = sync_call(c.update_customer)
+    get_customer_personal_data = sync_call(c.get_customer_personal_data)
+    delete_customer_personal_data = sync_call(c.delete_customer_personal_data)
+    create_customer_legal_hold = sync_call(c.create_customer_legal_hold)
+    delete_customer_legal_hold = sync_call(c.delete_customer_legal_hold)
+    list_customer_accounts = sync_call(c.list_customer_accounts)
+    iter_customer_accounts = sync_iter(c.iter_customer_accounts)
+    create_counterparty = sync_call(c.create_counterparty)
+    list_counterparties = sync_call(c.list_counterparties)
+    iter_counterparties = sync_iter(c.iter_counterparties)
+    get_counterparty = sync_call(c.get_counterparty)
+    get_counterparty_personal_data = sync_call(c.get_counterparty_personal_data)
+    delete_counterparty_personal_data = sync_call(c.delete_counterparty_personal_data)
+    create_session = sync_call(r.create_session)
+    get_current_session = sync_call(r.get_current_session)
+    delete_current_session = sync_call(r.delete_current_session)
+    create_totp_enrolment = sync_call(r.create_totp_enrolment)
+    confirm_totp = sync_call(r.confirm_totp)
+    create_passkey_registration_options = sync_call(r.create_passkey_registration_options)
+    create_passkey = sync_call(r.create_passkey)
+    create_passkey_authentication_options = sync_call(r.create_passkey_authentication_options)
+    create_passkey_session = sync_call(r.create_passkey_session)
+    create_step_up_options = sync_call(r.create_step_up_options)
+    step_up = sync_call(r.step_up)
+    create_user = sync_call(r.create_user)
+    accept_invitation = sync_call(r.accept_invitation)
+    get_user = sync_call(r.get_user)
+    update_user = sync_call(r.update_user)
+    create_api_key = sync_call(r.create_api_key)
 
 
 class AsyncClient(AsyncTransport):
@@ -169,6 +213,12 @@ class AsyncClient(AsyncTransport):
     list_events = async_call(r.list_events)
     iter_events = async_iter(r.iter_events)
     get_event = async_call(r.get_event)
+    create_card = async_call(r.create_card)
+    list_cards = async_call(r.list_cards)
+    iter_cards = async_iter(r.iter_cards)
+    get_card = async_call(r.get_card)
+    get_card_number = async_call(r.get_card_number)
+    delete_card = async_call(r.delete_card)
     create_webhook_endpoint = async_call(r.create_webhook_endpoint)
     list_webhook_endpoints = async_call(r.list_webhook_endpoints)
     iter_webhook_endpoints = async_iter(r.iter_webhook_endpoints)
@@ -191,3 +241,38 @@ class AsyncClient(AsyncTransport):
     get_tenant = async_call(r.get_tenant)
     suspend_tenant = async_call(r.suspend_tenant)
     resume_tenant = async_call(r.resume_tenant)
+    # customers and counterparties (client/customers.py)
+    create_customer = async_call(c.create_customer)
+    list_customers = async_call(c.list_customers)
+    iter_customers = async_iter(c.iter_customers)
+    search_customers = async_call(c.search_customers)
+    get_customer = async_call(c.get_customer)
+    update_customer = async_call(c.update_customer)
+    get_customer_personal_data = async_call(c.get_customer_personal_data)
+    delete_customer_personal_data = async_call(c.delete_customer_personal_data)
+    create_customer_legal_hold = async_call(c.create_customer_legal_hold)
+    delete_customer_legal_hold = async_call(c.delete_customer_legal_hold)
+    list_customer_accounts = async_call(c.list_customer_accounts)
+    iter_customer_accounts = async_iter(c.iter_customer_accounts)
+    create_counterparty = async_call(c.create_counterparty)
+    list_counterparties = async_call(c.list_counterparties)
+    iter_counterparties = async_iter(c.iter_counterparties)
+    get_counterparty = async_call(c.get_counterparty)
+    get_counterparty_personal_data = async_call(c.get_counterparty_personal_data)
+    delete_counterparty_personal_data = async_call(c.delete_counterparty_personal_data)
+    create_session = async_call(r.create_session)
+    get_current_session = async_call(r.get_current_session)
+    delete_current_session = async_call(r.delete_current_session)
+    create_totp_enrolment = async_call(r.create_totp_enrolment)
+    confirm_totp = async_call(r.confirm_totp)
+    create_passkey_registration_options = async_call(r.create_passkey_registration_options)
+    create_passkey = async_call(r.create_passkey)
+    create_passkey_authentication_options = async_call(r.create_passkey_authentication_options)
+    create_passkey_session = async_call(r.create_passkey_session)
+    create_step_up_options = async_call(r.create_step_up_options)
+    step_up = async_call(r.step_up)
+    create_user = async_call(r.create_user)
+    accept_invitation = async_call(r.accept_invitation)
+    get_user = async_call(r.get_user)
+    update_user = async_call(r.update_user)
+    create_api_key = async_call(r.create_api_key)

@@ -108,6 +108,11 @@ class GateUnavailableError(LedgerRefusedError):
     it was not posted. Retry later."""
 
 
+class DataErasedError(ApiError):
+    """410 `data_erased`: the subject's personal data was erased (its data key destroyed);
+    it cannot come back."""
+
+
 class RateLimitedError(ApiError):
     """429 `rate_limited`: over the key's rate; `retry_after_s` says when to try again."""
 
@@ -136,6 +141,7 @@ _BY_STATUS: Final[Mapping[int, type[ApiError]]] = {
     404: NotFoundError,
     405: InvalidRequestError,
     409: ConflictError,
+    410: DataErasedError,
     413: InvalidRequestError,
     415: InvalidRequestError,
     431: InvalidRequestError,

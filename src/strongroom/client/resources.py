@@ -22,6 +22,7 @@ from strongroom.audit.schemas import (
     ReceiptOut,
     StatementOut,
 )
+from strongroom.client import people as _people
 from strongroom.client._spec import Call, Paged, model, segment
 from strongroom.events.schemas import (
     AttemptList,
@@ -45,6 +46,7 @@ from strongroom.ledger.schemas import (
     TransferList,
     TransferOut,
 )
+from strongroom.security.vault.schemas import CardDeleted, CardList, CardNumberOut, CardOut
 from strongroom.tenancy.schemas import TenantList, TenantOut
 
 # -- how each listing goes on --------------------------------------------------------------
@@ -192,9 +194,11 @@ def create_account(
     name: str | None = None,
     flags: Sequence[str] = (),
     metadata: Mapping[str, Any] | None = None,
+    customer_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Call[AccountOut]:
-    """Create an account; `normal_balance` is "debit" or "credit"."""
+    """Create an account; `normal_balance` is "debit" or "credit"; `customer_id` names its
+    owner."""
     body = {
         "ledger_id": ledger_id,
         "asset": asset,
@@ -202,6 +206,7 @@ def create_account(
         "name": name,
         "flags": list(flags),
         "metadata": _metadata(metadata),
+        "customer_id": customer_id,
     }
     return Call(
         "POST", "/v1/accounts", model(AccountOut), json=body, idempotency_key=idempotency_key
@@ -511,6 +516,67 @@ def get_event(event_id: str) -> Call[EventOut]:
     return Call("GET", f"/v1/events/{segment(event_id)}", model(EventOut))
 
 
+# -- cards (the card vault) ----------------------------------------------------------------
+
+
+def create_card(
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    holder_name: str,
+    *,
+    cvc: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[CardOut]:
+    """Tokenize a card (`cards:write`): a new `card_...` token, masked; `cvc` is checked and
+    forgotten by the server, never stored."""
+    body = {
+        "number": number,
+        "exp_month": exp_month,
+        "exp_year": exp_year,
+        "holder_name": holder_name,
+        "cvc": cvc,
+    }
+    return Call("POST", "/v1/cards", model(CardOut), json=body, idempotency_key=idempotency_key)
+
+
+def list_cards(
+    *,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Call[CardList]:
+    """One page of the tenant's card tokens, newest first; `fingerprint`: one card's tokens."""
+    params = {"fingerprint": fingerprint, "limit": limit, "starting_after": starting_after}
+    return Call("GET", "/v1/cards", model(CardList), params=params)
+
+
+def iter_cards(
+    *,
+    fingerprint: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Paged[CardList, CardOut]:
+    """Every card token (of `fingerprint`), newest first."""
+    first = list_cards(fingerprint=fingerprint, limit=limit, starting_after=starting_after)
+    return Paged(first, _after_last_id, _data)
+
+
+def get_card(card_id: str) -> Call[CardOut]:
+    """The card, masked (`cards:read`)."""
+    return Call("GET", f"/v1/cards/{segment(card_id)}", model(CardOut))
+
+
+def get_card_number(card_id: str) -> Call[CardNumberOut]:
+    """The card's number and holder in clear (`vault:reveal`; each call is an audit leaf)."""
+    return Call("GET", f"/v1/cards/{segment(card_id)}/number", model(CardNumberOut))
+
+
+def delete_card(card_id: str) -> Call[CardDeleted]:
+    """Delete the card for good (its data key is shredded)."""
+    return Call("DELETE", f"/v1/cards/{segment(card_id)}", model(CardDeleted))
+
+
 # -- webhook endpoints (an admin key) ------------------------------------------------------
 
 
@@ -703,3 +769,23 @@ def resume_tenant(tenant_id: str, *, idempotency_key: str | None = None) -> Call
     """Resume a suspended tenant (`tenants:admin`)."""
     path = f"/v1/tenants/{segment(tenant_id)}/resume"
     return Call("POST", path, model(TenantOut), idempotency_key=idempotency_key)
+
+
+# -- people: signing in, factors, users, API keys (client/people.py) ----------------------
+
+create_session = _people.create_session
+get_current_session = _people.get_current_session
+delete_current_session = _people.delete_current_session
+create_totp_enrolment = _people.create_totp_enrolment
+confirm_totp = _people.confirm_totp
+create_passkey_registration_options = _people.create_passkey_registration_options
+create_passkey = _people.create_passkey
+create_passkey_authentication_options = _people.create_passkey_authentication_options
+create_passkey_session = _people.create_passkey_session
+create_step_up_options = _people.create_step_up_options
+step_up = _people.step_up
+create_user = _people.create_user
+accept_invitation = _people.accept_invitation
+get_user = _people.get_user
+update_user = _people.update_user
+create_api_key = _people.create_api_key

@@ -11,7 +11,9 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
-PREFIXES = frozenset({"ldg", "acc", "tr", "evt", "ten", "key", "req", "we"})
+PREFIXES = frozenset(
+    {"ldg", "acc", "tr", "evt", "ten", "key", "req", "we", "cus", "cpty", "card", "usr", "chl"}
+)
 
 
 class _Generator:

@@ -222,3 +222,28 @@ JOB_LEASE_S_DEFAULT: Final = 10.0
 JOB_LEASE_S_MIN: Final = 0.3
 JOB_LEASE_S_MAX: Final = 600.0
 assert JOB_LEASE_S_MIN <= JOB_LEASE_S_DEFAULT <= JOB_LEASE_S_MAX
+
+# Customers and counterparties (customers/model.py): the bounds of each personal-data field, as
+# normalised (the name's bound is NAME_LENGTH_MAX).
+EMAIL_LENGTH_MAX: Final = 254  # RFC 5321's path limit
+PHONE_DIGITS_MIN: Final = 6
+PHONE_DIGITS_MAX: Final = 15  # E.164
+NATIONAL_ID_LENGTH_MIN: Final = 6
+NATIONAL_ID_LENGTH_MAX: Final = 32
+ADDRESS_LINE_LENGTH_MAX: Final = 200
+POSTAL_CODE_LENGTH_MAX: Final = 16
+ACCOUNT_IDENTIFIER_LENGTH_MAX: Final = 64  # an IBAN is at most 34; other schemes are longer
+assert NATIONAL_ID_LENGTH_MIN > 4  # the mask shows the last 4: never the whole id
+# The card vault (security/vault/): a card number is 12 to 19 digits (ISO/IEC 7812), sent with
+# spaces or dashes at most between groups; a holder's name is at most CARD_HOLDER_NAME_CHARS_MAX.
+# Tokenizations and the audit leaves of reveals are committed in groups (vault/committer.py) of
+# at most VAULT_BATCH_MAX, with at most VAULT_QUEUE_MAX waiting (past it: 503 `overloaded`).
+CARD_NUMBER_DIGITS_MIN: Final = 12
+CARD_NUMBER_DIGITS_MAX: Final = 19
+CARD_NUMBER_CHARS_MAX: Final = 32  # digits and separators, as sent
+CARD_HOLDER_NAME_CHARS_MAX: Final = 100
+CARD_EXPIRY_YEARS_MAX: Final = 50  # an expiry further in the future is a typo
+VAULT_BATCH_MAX: Final = 2_048
+VAULT_QUEUE_MAX: Final = 4 * VAULT_BATCH_MAX
+assert CARD_NUMBER_DIGITS_MIN < CARD_NUMBER_DIGITS_MAX <= CARD_NUMBER_CHARS_MAX
+assert VAULT_BATCH_MAX <= VAULT_QUEUE_MAX <= GROUP_COMMIT_QUEUE_MAX

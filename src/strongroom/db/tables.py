@@ -60,8 +60,17 @@ accounts = sa.Table(
     sa.Column("last_entry_id", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The customer who owns the account (migration 0013), of the ledger's tenant.
+    sa.Column("customer_id", sa.String(64), nullable=True),
     sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("accounts_ledger_id", "ledger_id", "id"),
+    sa.Index(
+        "accounts_customer",
+        "customer_id",
+        "id",
+        sqlite_where=sa.text("customer_id IS NOT NULL"),
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+    ),
     sqlite_with_rowid=False,
     # Balances are rewritten on every posting: room on each page keeps those updates HOT
     # (no index maintenance) on PostgreSQL.
@@ -173,6 +182,9 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    # Decimal minor units a single transfer of this key may move past the step-up threshold
+    # (migration 0015); NULL: none, the key is held to the threshold.
+    sa.Column("transfer_ceiling", sa.String(40), nullable=True),
     sa.Column("role", sa.String(32), nullable=True),  # security.rbac.Role, when made for one
 )
 
@@ -223,6 +235,136 @@ subject_keys = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Customers and counterparties (migration 0013, customers/store.py): each personal-data field
+# sealed under the subject's data key (security/envelope.py), the email and the national id with
+# a blind index (a keyed hash of the normalised value) for exact lookup. Erasure shreds the data
+# key and nulls the sealed fields and the indexes.
+CUSTOMER_PII = ("name", "date_of_birth", "address", "email", "phone", "national_id")
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    *(sa.Column(f"{name}_sealed", sa.LargeBinary, nullable=True) for name in CUSTOMER_PII),
+    sa.Column("email_index", sa.LargeBinary, nullable=True),
+    sa.Column("national_id_index", sa.LargeBinary, nullable=True),
+    sa.Column("legal_hold", sa.Boolean, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("erased_at", sa.BigInteger, nullable=True),
+    sa.Index("customers_tenant", "tenant_id", "id"),
+    sa.Index("customers_email", "tenant_id", "email_index"),
+    sa.Index("customers_national_id", "tenant_id", "national_id_index"),
+    sqlite_with_rowid=False,
+)
+
+counterparties = sa.Table(
+    "counterparties",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("account_sealed", sa.LargeBinary, nullable=True),
+    sa.Column("country", sa.String(2), nullable=False),  # ISO 3166-1 alpha-2: not personal
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("erased_at", sa.BigInteger, nullable=True),
+    sa.Index("counterparties_tenant", "tenant_id", "id"),
+    sqlite_with_rowid=False,
+)
+
+# The card vault's tokens (migration 0014, security/vault/store.py): what may be shown, a keyed
+# hash of the number, and the number and the holder's name sealed under the card's data key.
+cards = sa.Table(
+    "cards",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("bin", sa.String(8), nullable=False),
+    sa.Column("last4", sa.String(4), nullable=False),
+    sa.Column("digits", sa.SmallInteger, nullable=False),
+    sa.Column("brand", sa.String(16), nullable=False),
+    sa.Column("exp_month", sa.SmallInteger, nullable=False),
+    sa.Column("exp_year", sa.SmallInteger, nullable=False),
+    sa.Column("sealed_number", sa.LargeBinary, nullable=False),
+    sa.Column("sealed_holder_name", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Index("cards_tenant", "tenant_id", "id"),
+    sa.Index("cards_fingerprint", "tenant_id", "fingerprint", "id"),
+    sqlite_with_rowid=False,
+)
+
+# People who sign in (migration 0015, security/auth/): staff and customers of a tenant.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),  # lowercased
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),  # Argon2id, PHC string
+    sa.Column("failed_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.BigInteger, nullable=True),
+    sa.Column("totp_kek_version", sa.Integer, nullable=True),
+    sa.Column("totp_secret", sa.LargeBinary, nullable=True),  # wrapped by the key manager
+    sa.Column("totp_confirmed_at", sa.BigInteger, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    sa.Column("webauthn_handle", sa.LargeBinary, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("tenant_id", "email", name="users_tenant_email"),
+)
+
+webauthn_credentials = sa.Table(
+    "webauthn_credentials",
+    metadata,
+    sa.Column("id", sa.String(1400), primary_key=True),  # base64url credential id
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),  # COSE
+    sa.Column("sign_count", sa.BigInteger, nullable=False),
+    sa.Column("transports", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Index("webauthn_credentials_user", "user_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the token, hex
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("idle_expires_at", sa.BigInteger, nullable=False),
+    sa.Column("stepped_up_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("method", sa.String(16), nullable=False),  # password, passkey
+    sa.Index("sessions_user", "user_id"),
+    sa.Index("sessions_expires", "expires_at"),
+)
+
+# WebAuthn challenges: single use (deleted when consumed) and expiring.
+auth_challenges = sa.Table(
+    "auth_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=True),
+    sa.Column("session_id", sa.String(64), nullable=True),
+    sa.Column("challenge", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("auth_challenges_expires", "expires_at"),
+)
+
 server_secrets = sa.Table(
     "server_secrets",
     metadata,
@@ -242,6 +384,9 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=True),  # NULL: rendered from its transfer (0005)
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("transfer_id", sa.String(64), nullable=True),
+    # 0013: the tenant of an event of no ledger (a customer's: its ledger_id is ''); NULL for a
+    # ledger's event, whose tenant is its ledger's.
+    sa.Column("tenant_id", sa.String(64), nullable=True),
     sa.Index("events_id", "id", unique=True),
 )
 

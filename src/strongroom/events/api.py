@@ -3,6 +3,7 @@ Another tenant's endpoint or event is a 404, as one that does not exist."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,9 +17,11 @@ from strongroom.core.limits import (
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
 )
+from strongroom.events.hooks import EventType
 from strongroom.events.model import ATTEMPT_ID_LENGTH_MAX
 from strongroom.events.schemas import (
     AttemptList,
+    DomainWebhookEvent,
     EndpointCreate,
     EndpointDeleted,
     EndpointList,
@@ -34,12 +37,12 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import authorize, require_scope, requires
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class EventsCtx:
-    key: ApiKey
+    key: Principal
     events: EventService
 
     ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
@@ -52,12 +55,13 @@ class EventsCtx:
 
     @property
     def actor(self) -> str:
-        """Who asked, as the audit log records it: the API key's id (never its secret)."""
+        """Who asked, as the audit log records it: the API key's or the user's id (never a
+        secret)."""
         return self.key.actor
 
 
 def context(request: Request) -> EventsCtx:
-    key: ApiKey = request.state.api_key
+    key: Principal = request.state.api_key
     authorize(request.scope, key)
     return EventsCtx(key, request.app.state.events, minter_for(request.scope.get("state", {})))
 
@@ -240,8 +244,6 @@ async def get_event(event_id: IdPath, ctx: Ctx) -> dict[str, Any]:
 
 # -- the requests the server sends (the OpenAPI document's `webhooks`) ----------------------
 
-webhooks = APIRouter()
-
 _WEBHOOK_ABOUT = {
     "transfer.created": "A transfer was recorded: posted at once, or pending (a reservation that "
     "a later post, void or expiry settles).",
@@ -263,37 +265,65 @@ _DELIVERY = (
     "the endpoint."
 )
 
+WebhookId = Annotated[str, Header(description="the event id; the same on every retry")]
+WebhookTimestamp = Annotated[
+    int, Header(description="the attempt's time, Unix seconds: refuse an old one (replay)")
+]
+WebhookSignature = Annotated[
+    str,
+    Header(
+        description="`v1,` and the base64 HMAC-SHA256, keyed by the endpoint's secret, of "
+        "`{webhook-id}.{webhook-timestamp}.{body}` (several, space-separated, while a "
+        "secret rotates)"
+    ),
+]
+
 
 async def _delivery(
     event: WebhookEvent,
-    webhook_id: Annotated[str, Header(description="the event id; the same on every retry")],
-    webhook_timestamp: Annotated[
-        int, Header(description="the attempt's time, Unix seconds: refuse an old one (replay)")
-    ],
-    webhook_signature: Annotated[
-        str,
-        Header(
-            description="`v1,` and the base64 HMAC-SHA256, keyed by the endpoint's secret, of "
-            "`{webhook-id}.{webhook-timestamp}.{body}` (several, space-separated, while a "
-            "secret rotates)"
-        ),
-    ],
+    webhook_id: WebhookId,
+    webhook_timestamp: WebhookTimestamp,
+    webhook_signature: WebhookSignature,
 ) -> None:
     """Documents a delivery; the server never routes a request here."""
     raise AssertionError("a webhook is sent, not served")
 
 
-for _type in sorted(EVENT_TYPES):
-    webhooks.add_api_route(
-        _type,
-        _delivery,
-        methods=["POST"],
-        name=_type.replace(".", "_"),
-        summary=_type,
-        description=_WEBHOOK_ABOUT[_type] + _DELIVERY,
-        tags=["webhooks"],
-        responses={
-            200: {"description": "Any 2xx: delivered"},
-            410: {"description": "Gone: the endpoint is disabled, no further deliveries"},
-        },
-    )
+async def _domain_delivery(
+    event: DomainWebhookEvent,
+    webhook_id: WebhookId,
+    webhook_timestamp: WebhookTimestamp,
+    webhook_signature: WebhookSignature,
+) -> None:
+    """Documents a delivery of another domain's event; never routed."""
+    raise AssertionError("a webhook is sent, not served")
+
+
+def webhooks_router(domain_types: Sequence[EventType] = ()) -> APIRouter:
+    """The webhooks the server sends: the transfers', and the event types other domains
+    declare (events.hooks.EventType), whose data is a small object of ids."""
+    webhooks = APIRouter()
+    about = dict(_WEBHOOK_ABOUT)
+    handlers: dict[str, Any] = dict.fromkeys(EVENT_TYPES, _delivery)
+    for domain_type in domain_types:
+        assert domain_type.name not in about, f"event type {domain_type.name} declared twice"
+        about[domain_type.name] = domain_type.about
+        handlers[domain_type.name] = _domain_delivery
+    for name in sorted(about):
+        webhooks.add_api_route(
+            name,
+            handlers[name],
+            methods=["POST"],
+            name=name.replace(".", "_"),
+            summary=name,
+            description=about[name] + _DELIVERY,
+            tags=["webhooks"],
+            responses={
+                200: {"description": "Any 2xx: delivered"},
+                410: {"description": "Gone: the endpoint is disabled, no further deliveries"},
+            },
+        )
+    return webhooks
+
+
+webhooks = webhooks_router()  # the transfers' alone

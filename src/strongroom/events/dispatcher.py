@@ -83,6 +83,8 @@ from strongroom.events.model import (
     response_disables,
     response_succeeded,
 )
+from strongroom.events.service import clear_secret
+from strongroom.security.sealing import SecretSealer
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +176,12 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_attempts: Callable[[Sequence[Attempt]], None] | None = None,
         on_round: Callable[[BaseException | None], None] | None = None,
+        sealer: SecretSealer | None = None,
     ) -> None:
         """`on_attempts` is told of every recorded batch of attempts (metrics); `on_round`, by
         run(), of each round's end: its error, or None (jobs.LoopReporter)."""
         self.engine = engine
+        self._sealer = sealer  # opens the endpoints' sealed signing secrets
         self._on_attempts = on_attempts
         self._on_round = on_round
         self.config = config or DispatcherConfig()
@@ -293,7 +297,12 @@ class Dispatcher:
             if not claimed:
                 return []
             events = store.events_by_id(uow, sorted({c[0] for c in claimed}))
-            endpoints = store.endpoints_by_id(uow, sorted({c[1] for c in claimed}))
+            endpoints = {
+                endpoint_id: clear_secret(self._sealer, uow, endpoint)
+                for endpoint_id, endpoint in store.endpoints_by_id(
+                    uow, sorted({c[1] for c in claimed})
+                ).items()
+            }
             uow.commit()
         # Round robin: each endpoint's oldest first, then each one's second, and so on.
         for part in by_endpoint:
@@ -541,6 +550,9 @@ def main(argv: list[str] | None = None) -> None:
     from strongroom.db import migrate
     from strongroom.db.engine import create_engine
     from strongroom.logs import configure_logging
+    from strongroom.security.envelope import Envelope
+    from strongroom.security.keys import open_key_manager
+    from strongroom.security.sealing import SealedSecrets
     from strongroom.settings import load_settings, log_level_or_default
 
     defaults = DispatcherConfig()
@@ -577,7 +589,8 @@ def main(argv: list[str] | None = None) -> None:
         poll_ms=args.poll_ms,
     )
     configure_logging(log_level_or_default())
-    url = args.database_url or load_settings().database_url
+    settings = load_settings()
+    url = args.database_url or settings.database_url
     engine = create_engine(url, pool_size=config.concurrency + 2)
     stop = threading.Event()
 
@@ -588,7 +601,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     try:
         migrate.require_current(engine)
-        with Dispatcher(engine, config) as dispatcher:
+        # The endpoints' signing secrets are sealed under the deployment's keys.
+        kms = open_key_manager(settings.model_copy(update={"database_url": url}), engine)
+        with Dispatcher(engine, config, sealer=SealedSecrets(Envelope(kms))) as dispatcher:
             log.info("webhook dispatcher %s started", dispatcher.owner)
             dispatcher.run(stop)
     finally:

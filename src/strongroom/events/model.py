@@ -68,7 +68,7 @@ class Event:
             "id": self.id,
             "object": "event",
             "type": self.type,
-            "ledger_id": self.ledger_id,
+            "ledger_id": self.ledger_id or None,  # '': an event of no ledger (a customer's)
             "seq": self.seq,
             "data": json.loads(self.data),
             "created_at": clock.format_us(self.created_at),

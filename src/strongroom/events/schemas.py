@@ -71,7 +71,7 @@ class EventOut(_Out):
     id: str
     object: Literal["event"]
     type: str
-    ledger_id: str
+    ledger_id: str | None  # null for an event of no ledger (a customer's)
     seq: int
     data: dict[str, Any]
     created_at: Timestamp
@@ -116,3 +116,13 @@ class WebhookEvent(_Out):
     type: str = Field(description="the event type, as the webhook's name says")
     timestamp: Timestamp = Field(description="when the event happened")
     data: TransferOut = Field(description="the transfer as the API renders it, as it was then")
+
+
+class DomainWebhookEvent(_Out):
+    """A delivery of an event of no ledger (a customer's): the same envelope, its data the ids
+    of what changed and never personal data."""
+
+    id: str = Field(description="evt_...: the event's id, also the webhook-id header")
+    type: str = Field(description="the event type, as the webhook's name says")
+    timestamp: Timestamp = Field(description="when the event happened")
+    data: dict[str, Any] = Field(description="`id` and `object` of what changed, and the like")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.engine import Engine as SAEngine
 
@@ -21,6 +24,7 @@ from strongroom.core.limits import (
 from strongroom.core.pagination import OLDER, check_limit, decode_cursor, encode_cursor
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import signing, ssrf, store
+from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.events.model import (
     ALL_EVENTS,
     Attempt,
@@ -32,14 +36,19 @@ from strongroom.events.model import (
     parse_attempt_id,
 )
 from strongroom.ledger.service import TRANSFER_EVENT_TYPES, Page
+from strongroom.security.envelope import SubjectKind
+from strongroom.security.sealing import PREFIX as SEALED_PREFIX
+from strongroom.security.sealing import SecretSealer
 
 _EVENTS_CURSOR = "e"  # core.pagination cursors of the event listing
 
 EVENT_TYPES = frozenset(TRANSFER_EVENT_TYPES)
 
 
-def validate_enabled_events(value: object) -> tuple[str, ...] | None:
-    """["*"] (or None) for every type, else a list of known event types."""
+def validate_enabled_events(
+    value: object, known: frozenset[str] = EVENT_TYPES
+) -> tuple[str, ...] | None:
+    """["*"] (or None) for every type, else a list of `known` event types."""
     if value is None or value == [ALL_EVENTS] or value == (ALL_EVENTS,):
         return None
     if not isinstance(value, list | tuple) or not value:
@@ -49,9 +58,9 @@ def validate_enabled_events(value: object) -> tuple[str, ...] | None:
             code="invalid_enabled_events",
         )
     for item in value:
-        if item not in EVENT_TYPES:
+        if item not in known:
             raise InvalidRequest(
-                f"unknown event type {item!r}; known: {', '.join(sorted(EVENT_TYPES))}",
+                f"unknown event type {item!r}; known: {', '.join(sorted(known))}",
                 param="enabled_events",
                 code="invalid_enabled_events",
             )
@@ -106,6 +115,15 @@ def _attempt_cursor(
     return key
 
 
+def clear_secret(secrets: SecretSealer | None, uow: UnitOfWork, endpoint: Endpoint) -> Endpoint:
+    """`endpoint` with its stored secret opened (as it is without a sealer: a clear one)."""
+    if secrets is None:
+        assert not endpoint.secret.startswith(SEALED_PREFIX), "a sealed secret and no sealer"
+        return endpoint
+    clear = secrets.open(uow, endpoint.tenant_id, endpoint.id, endpoint.secret)
+    return dataclasses.replace(endpoint, secret=clear)
+
+
 class EventService:
     def __init__(
         self,
@@ -114,10 +132,17 @@ class EventService:
         allow_private_targets: bool = False,
         clock_: clock.MonotonicClock | None = None,
         audit: AuditRecorder | None = None,
+        event_types: Sequence[EventType] = (),
+        secrets: SecretSealer | None = None,
     ) -> None:
         """`audit` records endpoint creations, updates and deletions as leaves of the
-        tenant's log, in their transaction."""
+        tenant's log, in their transaction. `event_types`: those other domains emit (`emit`),
+        besides the transfers'; an endpoint may subscribe to them. `secrets` seals each
+        endpoint's signing secret (security/sealing.py): `serve` always gives it; without it
+        (tests of this domain alone) secrets are stored as they are."""
         self.engine = engine
+        self.event_types = EVENT_TYPES | {t.name for t in event_types}
+        self._secrets = secrets
         self._audit = audit
         self.allow_private_targets = allow_private_targets
         self.clock = clock_ or clock.MonotonicClock()
@@ -145,7 +170,7 @@ class EventService:
                 return self.get_endpoint(id, tenant_id=tenant_id)
         checked_url = validate_url(url, allow_private_targets=self.allow_private_targets)
         events = validate_enabled_events(
-            list(enabled_events) if enabled_events is not None else None
+            list(enabled_events) if enabled_events is not None else None, self.event_types
         )
         now = self.clock.now_us()
         endpoint = Endpoint(
@@ -165,7 +190,13 @@ class EventService:
                     f"a tenant has at most {WEBHOOK_ENDPOINTS_PER_TENANT_MAX} webhook endpoints",
                     param="url",
                 )
-            store.insert_endpoint(uow, endpoint, actor)
+            stored = endpoint
+            if self._secrets is not None:
+                sealed = self._secrets.seal(
+                    uow, tenant_id, endpoint.id, SubjectKind.WEBHOOK_ENDPOINT, endpoint.secret
+                )
+                stored = dataclasses.replace(endpoint, secret=sealed)
+            store.insert_endpoint(uow, stored, actor)
             self._record(uow, tenant_id, "webhook_endpoint.created", endpoint, actor)
             uow.commit()
         return endpoint
@@ -181,10 +212,15 @@ class EventService:
             data = {"endpoint_id": endpoint.id, "enabled_events": events}
             self._audit.record_all(uow, tenant_id, actor, [(kind, endpoint.id, data)])
 
+    def _clear(self, uow: UnitOfWork, endpoint: Endpoint) -> Endpoint:
+        """The endpoint with its secret in clear, as the API and the dispatcher need it."""
+        return clear_secret(self._secrets, uow, endpoint)
+
     def get_endpoint(self, endpoint_id: str, *, tenant_id: str | None = None) -> Endpoint:
         """With tenant_id, another tenant's endpoint is not found."""
         with self._uow(write=False) as uow:
-            return _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            found = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
+            return self._clear(uow, found)
 
     def list_endpoints(
         self,
@@ -196,7 +232,8 @@ class EventService:
         check_limit(limit)
         with self._uow(write=False) as uow:
             rows = store.list_endpoints(uow, tenant_id, starting_after, limit + 1)
-        return Page(rows[:limit], len(rows) > limit)
+            page = [self._clear(uow, row) for row in rows[:limit]]
+        return Page(page, len(rows) > limit)
 
     def set_endpoint_enabled(
         self,
@@ -215,6 +252,7 @@ class EventService:
             endpoint = _found(store.get_endpoint(uow, endpoint_id), endpoint_id, tenant_id)
             kind = "webhook_endpoint.enabled" if enabled else "webhook_endpoint.disabled"
             self._record(uow, endpoint.tenant_id, kind, endpoint, actor)
+            endpoint = self._clear(uow, endpoint)
             uow.commit()
         return endpoint
 
@@ -228,12 +266,45 @@ class EventService:
             endpoint = _found(
                 store.get_endpoint(uow, endpoint_id, lock=True), endpoint_id, tenant_id
             )
+            endpoint = self._clear(uow, endpoint)
             store.delete_endpoint(uow, endpoint_id)
+            if self._secrets is not None:  # its secret is crypto-shredded with it
+                self._secrets.forget(uow, endpoint.tenant_id, endpoint_id)
             self._record(uow, endpoint.tenant_id, "webhook_endpoint.deleted", endpoint, actor)
             uow.commit()
         return endpoint
 
+    def seal_clear_secrets(self, *, batch: int = 500) -> int:
+        """Seals the secrets still stored in clear (endpoints made before secrets were
+        sealed), a batch per transaction; how many. `serve` runs it at start."""
+        assert self._secrets is not None, "no sealer to seal with"
+        sealed = 0
+        while True:
+            with self._uow() as uow:
+                rows = store.clear_secrets(uow, SEALED_PREFIX, batch)
+                for endpoint_id, tenant_id, clear in rows:
+                    kind = SubjectKind.WEBHOOK_ENDPOINT
+                    new = self._secrets.seal(uow, tenant_id, endpoint_id, kind, clear)
+                    sealed += store.set_secret(uow, endpoint_id, clear, new)
+                uow.commit()
+            if len(rows) < batch:
+                return sealed
+
     # -- events and deliveries -------------------------------------------------------------
+
+    def emit(
+        self, uow: UnitOfWork, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Events of another domain (events.hooks.EventEmitter), in its transaction."""
+        if not items:
+            return
+        now = self.clock.now_us()
+        rows = []
+        for event_type, data in items:
+            assert event_type in self.event_types, f"undeclared event type {event_type}"
+            body = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+            rows.append((ids.new_id("evt"), event_type, body, now))
+        store.insert_tenant_events(uow, tenant_id, rows)
 
     def get_event(self, event_id: str, *, tenant_id: str | None = None) -> Event:
         with self._uow(write=False) as uow:
@@ -387,3 +458,7 @@ class EventService:
                 uow.commit()
             pruned += Pruned(*counts)
         return pruned
+
+
+if TYPE_CHECKING:
+    _implements: EventEmitter = EventService(cast(SAEngine, None))

@@ -94,6 +94,34 @@ def insert_events(uow: UnitOfWork, rows: Sequence[NewEventRow]) -> None:
             copy.write_row((seq,))
 
 
+def insert_tenant_events(
+    uow: UnitOfWork, tenant_id: str, rows: Sequence[tuple[str, str, str, int]]
+) -> None:
+    """(id, type, data, created_at): events of no ledger (a customer's), of `tenant_id`,
+    appended in the caller's transaction and queued for routing. Off the ledger's hot path:
+    a statement per event. Their ledger_id is '' (the column predates them)."""
+    assert rows
+    cur = uow.cursor()
+    if uow.sqlite:
+        # Under the write transaction's lock, as insert_events.
+        (last,) = cur.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        seqs = [last + 1 + i for i in range(len(rows))]
+    else:
+        cur.execute("SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(rows),))
+        seqs = sorted(r[0] for r in cur.fetchall())
+    cur.executemany(
+        _sql(
+            uow,
+            "INSERT INTO events (seq, id, ledger_id, type, data, created_at, transfer_id, "
+            "tenant_id) VALUES (?, ?, '', ?, ?, ?, NULL, ?)",
+        ),
+        [(seq, *row, tenant_id) for seq, row in zip(seqs, rows, strict=True)],
+    )
+    cur.executemany(
+        _sql(uow, "INSERT INTO events_unrouted (seq) VALUES (?)"), [(seq,) for seq in seqs]
+    )
+
+
 def _event(row: Sequence[Any]) -> Event:
     data = row[4]
     if data is None:
@@ -103,12 +131,12 @@ def _event(row: Sequence[Any]) -> Event:
 
 
 def get_event(uow: UnitOfWork, event_id: str) -> tuple[Event, str | None] | None:
-    """The event and its tenant (that of its ledger)."""
+    """The event and its tenant (that of its ledger, or its own for an event of no ledger)."""
     cur = uow.cursor()
     cur.execute(
         _sql(
             uow,
-            f"SELECT {_EVENT_READ}, l.tenant_id {_EVENT_FROM} "
+            f"SELECT {_EVENT_READ}, COALESCE(e.tenant_id, l.tenant_id) {_EVENT_FROM} "
             "LEFT JOIN ledgers l ON l.id = e.ledger_id WHERE e.id = ?",
         ),
         (event_id,),
@@ -128,17 +156,18 @@ def list_events(
     scan_rows_max: int,
 ) -> tuple[list[Event], int | None]:
     """Newest first, from before_seq (exclusive): up to `limit` events that pass the filters.
-    A tenant's events are those of its ledgers (a join: events carry the ledger id only, and a
-    ledger's tenant never changes). No filter has an index of its own (one per tenant would
-    cost every ledger write), so at most `scan_rows_max` events are examined, a range of the
-    primary key: answers the events and, when that range was used up, the sequence number it
-    ended at (the next range starts below it); None when the range reached the end."""
+    A tenant's events are those of its ledgers (a join: a ledger's event carries the ledger id
+    only, and a ledger's tenant never changes) and those of no ledger that name the tenant.
+    No filter has an index of its own (one per tenant would cost every ledger write), so at
+    most `scan_rows_max` events are examined, a range of the primary key: answers the events
+    and, when that range was used up, the sequence number it ended at (the next range starts
+    below it); None when the range reached the end."""
     where: list[str] = []
     params: list[Any] = []
     join = ""
     if tenant_id is not None:
-        join = "JOIN ledgers l ON l.id = e.ledger_id"
-        where.append("l.tenant_id = ?")
+        join = "LEFT JOIN ledgers l ON l.id = e.ledger_id"
+        where.append("COALESCE(e.tenant_id, l.tenant_id) = ?")
         params.append(tenant_id)
     if ledger_id is not None:
         where.append("e.ledger_id = ?")
@@ -187,7 +216,8 @@ def unrouted_events(uow: UnitOfWork, limit: int) -> list[UnroutedRow]:
     cur.execute(
         _sql(
             uow,
-            "SELECT u.seq, e.id, e.type, e.created_at, l.tenant_id FROM events_unrouted u "
+            "SELECT u.seq, e.id, e.type, e.created_at, COALESCE(e.tenant_id, l.tenant_id) "
+            "FROM events_unrouted u "
             "JOIN events e ON e.seq = u.seq LEFT JOIN ledgers l ON l.id = e.ledger_id "
             f"ORDER BY u.seq LIMIT ? {lock}",
         ),
@@ -667,6 +697,30 @@ def delete_endpoint(uow: UnitOfWork, endpoint_id: str) -> None:
         "DELETE FROM webhook_endpoints WHERE id = ?",
     ):
         cur.execute(_sql(uow, statement), (endpoint_id,))
+
+
+def clear_secrets(uow: UnitOfWork, sealed_prefix: str, limit: int) -> list[tuple[str, str, str]]:
+    """Up to `limit` endpoints whose secret is still stored in clear (written before secrets
+    were sealed): (id, tenant_id, secret)."""
+    cur = uow.cursor()
+    cur.execute(
+        _sql(
+            uow,
+            "SELECT id, tenant_id, secret FROM webhook_endpoints "
+            "WHERE substr(secret, 1, ?) <> ? ORDER BY id LIMIT ?",
+        ),
+        (len(sealed_prefix), sealed_prefix, limit),
+    )
+    return [(r[0], r[1], r[2]) for r in cur.fetchall()]
+
+
+def set_secret(uow: UnitOfWork, endpoint_id: str, old: str, new: str) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        _sql(uow, "UPDATE webhook_endpoints SET secret = ? WHERE id = ? AND secret = ?"),
+        (new, endpoint_id, old),
+    )
+    return int(cur.rowcount)
 
 
 # -- retention -----------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class AccountSpec:
     name: str | None = None
     metadata: dict[str, Any] | None = None
     id: str | None = None
+    customer_id: str | None = None  # its owner, a customer of the ledger's tenant
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ _ACCOUNT_FIELDS: Final = (
     (5, AccountResult.EXISTS_WITH_DIFFERENT_FLAGS),
     (2, AccountResult.EXISTS_WITH_DIFFERENT_NAME),
     (7, AccountResult.EXISTS_WITH_DIFFERENT_METADATA),
+    (16, AccountResult.EXISTS_WITH_DIFFERENT_CUSTOMER_ID),
 )
 
 
@@ -183,6 +185,9 @@ class AccountUseCases(LedgerBase):
                     None,
                     now,
                     now,
+                    validate_id(spec.customer_id, f"accounts[{i}].customer_id")
+                    if spec.customer_id is not None
+                    else None,
                 )
             )
         with self._uow() as uow:
@@ -192,6 +197,7 @@ class AccountUseCases(LedgerBase):
                 if found is None:
                     raise NotFound(f"no ledger {ledger_id}", param="ledger_id")
                 tenants[ledger_id] = found[4]
+            self._check_customers(uow, specs, tenants)
             stored = {r[0]: r for r in store.get_account_rows(uow, sorted({r[0] for r in rows}))}
             outcomes: list[AccountOutcome] = []
             new_rows = []
@@ -214,6 +220,23 @@ class AccountUseCases(LedgerBase):
                     o.account = account_from_row(stored[o.account_id])
         return outcomes
 
+    def _check_customers(
+        self, uow: UnitOfWork, specs: Sequence[AccountSpec], tenants: dict[str, str]
+    ) -> None:
+        """Every customer an account names is a customer of its ledger's tenant; another
+        tenant's is not found, as one nobody has."""
+        wanted: dict[str, set[str]] = {}
+        for spec in specs:
+            if spec.customer_id is not None:
+                wanted.setdefault(tenants[spec.ledger_id], set()).add(spec.customer_id)
+        for tenant_id, customer_ids in sorted(wanted.items()):
+            found = set()
+            if self._customers is not None:
+                found = self._customers(uow, tenant_id, sorted(customer_ids))
+            missing = sorted(customer_ids - found)
+            if missing:
+                raise NotFound(f"no customer {missing[0]}", param="customer_id")
+
     def _audit_accounts(
         self,
         uow: UnitOfWork,
@@ -226,13 +249,15 @@ class AccountUseCases(LedgerBase):
         assert self._audit_sink is not None
         by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
         for r in rows:
-            data = {
+            data: dict[str, Any] = {
                 "account_id": r[0],
                 "ledger_id": r[1],
                 "asset": r[3],
                 "normal_balance": Direction(r[4]).label,
                 "flags": AccountFlag(r[5]).names(),
             }
+            if r[16] is not None:
+                data["customer_id"] = r[16]
             by_log.setdefault(tenants[r[1]], []).append(("account.created", r[0], data))
         for log_id in sorted(by_log):
             self._audit_sink.record_all(uow, log_id, actor, by_log[log_id])
@@ -264,11 +289,22 @@ class AccountUseCases(LedgerBase):
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
         ending_before: str | None = None,
+        *,
+        customer_id: str | None = None,
     ) -> Page[Account]:
-        """By id; `ending_before` gives the page before a cursor (in the same order)."""
+        """By id; `ending_before` gives the page before a cursor (in the same order). With
+        `customer_id`, that customer's accounts (in any ledger) instead of a ledger's."""
         check_limit(limit)
         with self._uow(write=False) as uow:
-            rows = store.list_account_rows(uow, ledger_id, starting_after, limit + 1, ending_before)
+            if customer_id is not None:
+                assert ledger_id is None, "list a ledger's accounts or a customer's"
+                rows = store.list_customer_account_rows(
+                    uow, customer_id, starting_after, limit + 1, ending_before
+                )
+            else:
+                rows = store.list_account_rows(
+                    uow, ledger_id, starting_after, limit + 1, ending_before
+                )
         return page_of(rows, limit, backwards=ending_before is not None, convert=account_from_row)
 
     def close_account(self, account_id: str, *, closed: bool = True) -> Account:

@@ -76,7 +76,7 @@ from strongroom.ledger.schemas import (
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
 from strongroom.tenancy.access import authorize, require_scope, requires, spend
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.model import Principal, Scope
 
 
 class LedgerRefused(StrongroomError):
@@ -94,7 +94,7 @@ class LedgerRefused(StrongroomError):
 
 @dataclass(frozen=True)
 class Ctx:
-    key: ApiKey
+    key: Principal
     svc: LedgerService
     committer: GroupCommitter
     ledger_tenants: dict[str, str]  # ledger -> tenant; immutable, so safe to keep
@@ -125,7 +125,7 @@ async def context(request: Request) -> Ctx:
     """Async: FastAPI runs a plain `def` dependency in the threadpool, a thread hop per
     request for four attribute reads."""
     state = request.app.state
-    key: ApiKey = request.state.api_key
+    key: Principal = request.state.api_key
     authorize(request.scope, key)  # the scopes the route declares (tenancy.access.requires)
     idem = request_of(request.scope.get("state", {}))
     own = request.state
@@ -283,6 +283,7 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
         name=body.name,
         metadata=body.metadata,
         id=ctx.ids.new_id("acc"),
+        customer_id=body.customer_id,
     )
     accounts = await run_in_threadpool(lambda: ctx.svc.create_accounts([spec], actor=ctx.key.actor))
     return accounts[0].to_dict()

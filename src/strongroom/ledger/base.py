@@ -32,6 +32,11 @@ T = TypeVar("T")
 
 BatchObserver = Callable[[int, float, "list[TransferOutcome]"], None]
 
+# (uow, tenant_id, customer ids) -> those that are customers of that tenant: how the ledger checks
+# the owner an account names, in the account's write transaction, without knowing the customers
+# domain (runtime.py wires customers.service.existing_customers).
+CustomerCheck = Callable[[UnitOfWork, str, Sequence[str]], "set[str]"]
+
 
 class Recorder(Protocol):
     """Told, inside their transactions, of the ledger's changes other than transfers (ledgers
@@ -60,12 +65,15 @@ class LedgerBase:
         sinks: Sequence[Sink] = (),
         recorder: Recorder | None = None,
         gates: Sequence[Gate] = (),
+        customers: CustomerCheck | None = None,
     ) -> None:
         """The transfer pipeline's ports (ledger/pipeline.py): `gates` decide on each batch
         before its write transaction; `sinks`, in their order (the audit log last: it locks
         the tenant's log), are handed each write transaction's CommittedBatch inside it;
         `recorder` is told of the ledger's other changes. `on_batch(size, seconds, outcomes)`
-        is told of every committed batch (metrics)."""
+        is told of every committed batch (metrics). `customers` checks the customer an account
+        names (none wired: no account may name one)."""
+        self._customers = customers
         self.engine = engine
         self._on_batch = on_batch
         self._sinks = tuple(sinks)

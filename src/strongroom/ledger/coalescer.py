@@ -4,7 +4,10 @@ Submitters hand a transfer to `submit` (threads) or `submit_async` (asyncio) and
 future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX), lingers while
 more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
 own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
-Each transfer keeps its submitter's actor (the API key that asked): on its row and its leaf.
+Each transfer keeps its submitter's actor (who asked: an API key, a user): a batch gathered
+from several actors is still posted in one transaction, the pipeline handing each gate one
+call per actor (a gate such as the transfer step-up gate decides by who asked) and recording
+each transfer's own actor on its row and its audit leaf.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
 
 The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
@@ -107,7 +110,7 @@ class GroupCommitter:
 
     def submit(self, transfer: NewTransfer, actor: str | None = None) -> Future[TransferOutcome]:
         """Validates now (raising InvalidRequest) and queues; the future gets the result.
-        A full queue raises Overloaded, and nothing is queued. `actor`: who asks."""
+        A full queue raises Overloaded, and nothing is queued. `actor`: who asked."""
         future: Future[TransferOutcome] = Future()
         self._enqueue(transfer, future, actor)
         return future

@@ -224,6 +224,7 @@ class AccountResult(StrEnum):
     EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
     EXISTS_WITH_DIFFERENT_NAME = "exists_with_different_name"
     EXISTS_WITH_DIFFERENT_METADATA = "exists_with_different_metadata"
+    EXISTS_WITH_DIFFERENT_CUSTOMER_ID = "exists_with_different_customer_id"
 
     @property
     def ok(self) -> bool:

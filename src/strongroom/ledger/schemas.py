@@ -81,6 +81,9 @@ class AccountCreate(_In):
         default_factory=list, max_length=2
     )
     metadata: MetadataIn | None = None
+    customer_id: Id | None = Field(
+        default=None, description="cus_...: the customer who owns the account, of your tenant"
+    )
 
 
 class LegIn(_In):
@@ -150,6 +153,7 @@ class AccountOut(_Out):
     id: str
     object: Literal["account"]
     ledger_id: str
+    customer_id: str | None
     name: str | None
     asset: str
     normal_balance: DirectionName

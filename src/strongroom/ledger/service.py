@@ -29,7 +29,7 @@ from strongroom.ledger.accounts import (
     AccountSpec,
     AccountUseCases,
 )
-from strongroom.ledger.base import BatchObserver, LedgerBase, Recorder
+from strongroom.ledger.base import BatchObserver, CustomerCheck, LedgerBase, Recorder
 from strongroom.ledger.engine import BatchState, Engine
 from strongroom.ledger.history import HistoryUseCases
 from strongroom.ledger.listing import Page
@@ -181,7 +181,8 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         anything is written. `actor` (`api_key:<id>`, `cli`, ...) is handed to the gates and
         the sinks and recorded on each transfer row it creates (transfers.actor_ref);
         `actors`, one per transfer, instead, for a batch gathered from several (the group-
-        commit coalescer's)."""
+        commit coalescer's): each gate is asked once per actor, each row and leaf records its
+        own, and the batch is still one transaction."""
         if not 1 <= len(batch) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} transfers",
@@ -195,7 +196,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
 
         by_id: dict[str, str | None] | None = None
         refs: store.ActorRefs = None
-        if actors is not None:
+        if actors is not None:  # mixed actors still share this one transaction
             assert len(actors) == len(batch)
             if len(set(actors)) == 1:
                 actor, actors = actors[0], None
@@ -203,10 +204,10 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 by_id = {t.id: a for t, a in zip(batch, actors, strict=True)}
                 known = {a: self.actor_ref(a) for a in set(actors) if a is not None}
                 refs = {tid: None if a is None else known[a] for tid, a in by_id.items()}
-        if actor is not None:
+        if by_id is None and actor is not None:
             refs = self.actor_ref(actor)
 
-        gated = self._gates.run(batch, actor) if self._gates is not None else None
+        gated = self._gates.run(batch, actor, actors) if self._gates is not None else None
         if gated:
             batch = _hold_for_review(batch, gated)
         blocked = {batch[i].id: d for i, d in gated.blocked.items()} if gated else None
@@ -352,6 +353,7 @@ __all__ = [
     "AccountSpec",
     "Action",
     "BatchObserver",
+    "CustomerCheck",
     "Entry",
     "Ledger",
     "LedgerService",
@@ -359,6 +361,7 @@ __all__ = [
     "Page",
     "Recorder",
     "VerifyReport",
+    "canonical_metadata",
     "legs_from_spec",
     "transfer_to_dict",
 ]

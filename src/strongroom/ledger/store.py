@@ -62,7 +62,7 @@ _ENTRY_CONSTANT_CANDIDATES = (_ENTRY_NAMES.index("prev_id"),)
 ACCOUNT_COLS = (
     "id, ledger_id, name, asset, normal_balance, flags, closed, metadata, debits_posted, "
     "credits_posted, debits_pending, credits_pending, version, last_entry_id, created_at, "
-    "updated_at"
+    "updated_at, customer_id"
 )
 
 
@@ -497,7 +497,7 @@ def insert_accounts(
     uow.cursor().executemany(
         sql(
             uow,
-            f"INSERT INTO accounts ({ACCOUNT_COLS}, created_by) VALUES ({','.join('?' * 17)})",
+            f"INSERT INTO accounts ({ACCOUNT_COLS}, created_by) VALUES ({','.join('?' * 18)})",
         ),
         [(*r, created_by) for r in rows],
     )
@@ -529,6 +529,19 @@ def list_account_rows(
     """By id; with before_id, the page just before it, nearest first."""
     return _page_by_id(
         uow, "accounts", ACCOUNT_COLS, "ledger_id", ledger_id, after_id, before_id, limit
+    )
+
+
+def list_customer_account_rows(
+    uow: UnitOfWork,
+    customer_id: str,
+    after_id: str | None,
+    limit: int,
+    before_id: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """A customer's accounts by id (the partial index accounts_customer)."""
+    return _page_by_id(
+        uow, "accounts", ACCOUNT_COLS, "customer_id", customer_id, after_id, before_id, limit
     )
 
 

@@ -57,6 +57,7 @@ class Account:
     version: int
     created_at: int
     updated_at: int
+    customer_id: str | None = None  # the customer who owns it (customers/), of its tenant
 
     def balance_view(self) -> dict[str, int]:
         return derived_balances(self.normal_balance, self.balances)
@@ -66,6 +67,7 @@ class Account:
             "id": self.id,
             "object": "account",
             "ledger_id": self.ledger_id,
+            "customer_id": self.customer_id,
             "name": self.name,
             "asset": self.asset,
             "normal_balance": self.normal_balance.label,
@@ -152,6 +154,7 @@ def account_from_row(row: Sequence[Any]) -> Account:
         version=row[12],
         created_at=row[14],
         updated_at=row[15],
+        customer_id=row[16],
     )
 
 

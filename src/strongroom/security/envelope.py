@@ -8,7 +8,7 @@ hashes) stay verifiable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -30,6 +30,10 @@ class SubjectKind(StrEnum):
     CUSTOMER = "customer"
     COUNTERPARTY = "counterparty"
     CARD = "card"
+    # Server secrets (security/sealing.py): a webhook endpoint's signing secret, the private
+    # half of an audit log signing key. At most 16 characters (subject_keys.kind).
+    WEBHOOK_ENDPOINT = "webhook_endpoint"
+    AUDIT_KEY = "audit_key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +67,29 @@ class Envelope:
         self, uow: UnitOfWork, tenant_id: str, subject_id: str, kind: SubjectKind
     ) -> DataKey:
         """A fresh data key for a new subject, stored wrapped in the caller's transaction."""
-        key = aead.new_key()
-        wrapped = self.kms.wrap(key, _wrap_aad(tenant_id, subject_id))
+        key, wrapped = self.prepare_subject(tenant_id, subject_id)
         keys_store.insert_subject_key(
             uow, subject_id, tenant_id, kind.value, wrapped.version, wrapped.blob, clock.now_us()
         )
-        return DataKey(tenant_id, subject_id, key)
+        return key
+
+    def prepare_subject(self, tenant_id: str, subject_id: str) -> tuple[DataKey, WrappedKey]:
+        """A fresh data key and its wrapped form, outside any transaction: the caller seals
+        with it, then stores it (`store_subjects`) with what it sealed, many in one go."""
+        key = aead.new_key()
+        wrapped = self.kms.wrap(key, _wrap_aad(tenant_id, subject_id))
+        return DataKey(tenant_id, subject_id, key), wrapped
+
+    def store_subjects(
+        self, uow: UnitOfWork, kind: SubjectKind, keys: Sequence[tuple[DataKey, WrappedKey]]
+    ) -> None:
+        """Prepared subjects' wrapped keys, in the caller's transaction; a subject that has a
+        key already keeps it (a retried request's)."""
+        now = clock.now_us()
+        keys_store.insert_subject_keys(
+            uow,
+            [(k.subject_id, k.tenant_id, kind.value, w.version, w.blob, now) for k, w in keys],
+        )
 
     def subject(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> DataKey:
         """The subject's data key. Another tenant's subject is not found, an erased one is
@@ -78,13 +99,16 @@ class Envelope:
             raise NotFound(f"no subject key for {subject_id}")
         if row[3] is None:
             raise DataErased(f"the personal data of {subject_id} was erased")
+        return self.unwrap_subject(tenant_id, subject_id, WrappedKey(int(row[2]), bytes(row[3])))
+
+    def unwrap_subject(self, tenant_id: str, subject_id: str, wrapped: WrappedKey) -> DataKey:
+        """The data key of a wrapped key already read (`key_unavailable` when its KEK version
+        is disabled)."""
         try:
-            key = self.kms.unwrap(
-                WrappedKey(int(row[2]), bytes(row[3])), _wrap_aad(tenant_id, subject_id)
-            )
+            key = self.kms.unwrap(wrapped, _wrap_aad(tenant_id, subject_id))
         except KeyUnavailable:
             raise KeyUnavailableError(
-                f"the key protecting {subject_id} is disabled (version {row[2]})"
+                f"the key protecting {subject_id} is disabled (version {wrapped.version})"
             ) from None
         return DataKey(tenant_id, subject_id, key)
 
@@ -100,19 +124,29 @@ class Envelope:
         card number), per tenant and purpose: equal values match, nothing else is learnt."""
         return self.kms.mac(f"{purpose}\x1f{tenant_id}", value)
 
-    def rewrap(self, engine: Engine, *, keep: Callable[[], bool] = lambda: True) -> int:
+    def rewrap(
+        self,
+        engine: Engine,
+        *,
+        keep: Callable[[], bool] = lambda: True,
+        batches_max: int | None = None,
+    ) -> int:
         """Moves every live data key to the active KEK version, a batch per transaction (a
-        request may read a key between batches: both versions unwrap). Returns how many."""
+        request may read a key between batches: both versions unwrap). Returns how many.
+        A rotation meanwhile is no error: a key wrapped again lands on whichever version is
+        active when it is, and the next rewrap moves the rest."""
         moved = 0
+        batches = 0
         target = self.kms.active_version()
-        while keep():
+        while keep() and (batches_max is None or batches < batches_max):
+            batches += 1
             with UnitOfWork(engine) as uow:
                 rows = keys_store.keys_below(uow, target, REWRAP_BATCH)
                 for subject_id, tenant_id, version, wrapped in rows:
                     aad = _wrap_aad(tenant_id, subject_id)
                     key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
                     again = self.kms.wrap(key, aad)
-                    assert again.version == target, "the active version changed mid-rewrap"
+                    assert again.version >= target, "the active version went back"
                     moved += keys_store.rewrap_subject_key(
                         uow, subject_id, int(version), again.version, again.blob
                     )

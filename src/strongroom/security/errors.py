@@ -25,3 +25,28 @@ class KeyUnavailableError(StrongroomError):
 
     code = "key_unavailable"
     status = 503
+
+
+# The key operations' refusals: the `strongroom keys` commands and start-up only (no HTTP
+# route raises them, so they are not in SECURITY_ERRORS, the clients' catalogue).
+
+
+class KeyInUse(StrongroomError):
+    """A key-encryption key version still wraps data keys: rewrap before destroying it."""
+
+    code = "key_in_use"
+    status = 409
+
+
+class KeyStateError(StrongroomError):
+    """A version's state cannot change so: unknown, active, or destroyed already."""
+
+    code = "invalid_key_state"
+    status = 409
+
+
+class RecoveryFailed(StrongroomError):
+    """A recovery export cannot be made or restored (the message says why, never a secret)."""
+
+    code = "recovery_failed"
+    status = 400

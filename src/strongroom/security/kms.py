@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -83,8 +83,15 @@ class KeyManager(Protocol):
     def set_state(self, version: int, state: KeyState) -> KeyVersion: ...
 
 
+def hkdf_sha256(ikm: bytes, info: bytes, *, salt: bytes | None = None, length: int = 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869), the one key derivation of the keyring: the master key from its
+    secret and each purpose's MAC key from the MAC root (checked against RFC 5869's and
+    Wycheproof's vectors)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
 def _hkdf(root: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)
+    return hkdf_sha256(root, info)
 
 
 def master_key_from_secret(secret: str) -> bytes:
@@ -110,6 +117,16 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyringMaterial:
+    """Every key of a keyring in clear, for a recovery export and a restore only (backup.py):
+    never logged, never stored unsealed."""
+
+    versions: tuple[KeyVersion, ...]
+    keks: dict[int, bytes] = field(repr=False)  # destroyed versions have none
+    mac_root: bytes = field(repr=False)
 
 
 class KeyringError(Exception):
@@ -152,6 +169,33 @@ class LocalKeyring:
         }
         _write_new(path, doc)
         return cls(path, master_key)
+
+    @classmethod
+    def from_material(
+        cls, path: Path, master_key: bytes, material: KeyringMaterial
+    ) -> LocalKeyring:
+        """A keyring holding `material` (a restored export), sealed under `master_key`;
+        refuses to overwrite an existing file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keks = []
+        for v in material.versions:
+            kek = material.keks.get(v.version, b"")
+            entry = _kek_entry(master_key, v.version, v.state, kek, v.created_at)
+            if v.state is KeyState.DESTROYED:
+                entry["sealed"] = None
+            keks.append(entry)
+        doc = {
+            "format": KEYRING_FORMAT,
+            "mac_root": _b64(aead.seal(master_key, material.mac_root, b"keyring\x1fmac_root")),
+            "keks": keks,
+        }
+        _write_new(path, doc)
+        return cls(path, master_key)
+
+    def material(self) -> KeyringMaterial:
+        """Every key in clear, for `strongroom keys export` (sealed there at once)."""
+        self._refresh()
+        return KeyringMaterial(tuple(self.versions()), dict(self._keks), self._mac_root)
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -300,11 +344,18 @@ def _kek_entry(
 
 
 def _write_new(path: Path, doc: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(json.dumps(doc, indent=1).encode())
-        f.flush()
-        os.fsync(f.fileno())
+    """A new file, whole or not at all: written beside it, then linked to its name, which
+    raises FileExistsError when another process made it first (never overwritten)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(json.dumps(doc, indent=1).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()
     _fsync_dir(path.parent)
 
 

@@ -8,8 +8,10 @@ OpenAPI document (`python -m strongroom.apidoc --permissions` writes it; a test 
 file differs), and tests/e2e/test_permissions.py calls every route as every role.
 
 Least privilege, one line a role:
-- admin: everything of its tenant but the dedicated reveals (pii:read, vault:reveal), which a
-  principal is given by name, and a user only after a step-up.
+- admin: everything of its tenant (users:admin, api_keys:admin, customers:erase included) but
+  the dedicated reveals (pii:read, vault:reveal), which a key is given by name (with the CLI:
+  POST /v1/api_keys grants only what its caller holds); a user who holds one reveals only
+  after a step-up (tenancy.access.require_step_up).
 - operator: the deployment's tenants only (create, list); nothing of any tenant's money,
   customers or cards. Honoured only on a principal of the system tenant.
 - compliance_officer: reads the ledger and the audit log, customers in full (pii:read: each
@@ -20,7 +22,10 @@ Least privilege, one line a role:
   accepts these scopes; a route that does accept them checks the row's owner itself.
 
 API keys keep their scopes: a key made for a role (`strongroom api-keys create --role`) holds
-exactly the role's scopes, and is checked like any other key.
+exactly the role's scopes, and is checked like any other key. A signed-in user holds their
+role's scopes (security.auth.model.UserPrincipal: `role_scopes(role)`), checked alike. The
+routes of signing in are public and those of a user's own session take any user
+(tenancy.access.public, session_only): the matrix shows them as such.
 """
 
 from __future__ import annotations
@@ -28,9 +33,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from strongroom.tenancy.access import REQUIRED_SCOPES
+from strongroom.tenancy.access import (
+    ACCESS,
+    PUBLIC,
+    REQUIRED_SCOPES,
+    SESSION,
+    Requirement,
+    describe,
+    parse_required,
+    satisfied,
+)
 from strongroom.tenancy.model import Scope, grants
 
 
@@ -68,26 +82,42 @@ def role_scopes(role: str | Role) -> frozenset[Scope]:
     return ROLE_SCOPES[Role(role)]
 
 
-def allowed(role: Role, declared: Iterable[Scope]) -> bool:
-    """Whether `role` may call a route that accepts any one of the scopes `declared`."""
+def allowed(role: Role, declared: Iterable[Requirement]) -> bool:
+    """Whether `role` may call a route that accepts the alternatives `declared` (any one of
+    them, each a set of scopes all needed)."""
     held = ROLE_SCOPES[role]
-    return any(grants(held, scope) for scope in declared)
+    return satisfied(declared, lambda scope: grants(held, scope))
 
 
-Route = tuple[str, str, tuple[Scope, ...]]  # (METHOD, path, the scopes it accepts)
+class Route(NamedTuple):
+    """An operation of the API document and who may call it."""
+
+    method: str  # GET, POST, ...
+    path: str
+    scopes: tuple[Requirement, ...]  # the alternatives it accepts; () when it declares none
+    access: str | None = None  # tenancy.access.PUBLIC or SESSION for a route without scopes
 
 
 def routes_of(document: Mapping[str, Any]) -> list[Route]:
-    """Every operation of an OpenAPI document with the scopes it declares (`x-required-scopes`;
-    () when it declares none), sorted by path, then method."""
+    """Every operation of an OpenAPI document with the scopes (`x-required-scopes`) or the
+    access (`x-access`) it declares, sorted by path, then method."""
     out: list[Route] = []
     for path, item in document.get("paths", {}).items():
         for method in HTTP_METHODS:
             operation = item.get(method)
             if operation is not None:
-                scopes = tuple(Scope(v) for v in operation.get(REQUIRED_SCOPES, ()))
-                out.append((method.upper(), path, scopes))
-    return sorted(out, key=lambda r: (r[1], HTTP_METHODS.index(r[0].lower())))
+                scopes = parse_required(operation.get(REQUIRED_SCOPES, ()))
+                out.append(Route(method.upper(), path, scopes, operation.get(ACCESS)))
+    return sorted(out, key=lambda r: (r.path, HTTP_METHODS.index(r.method.lower())))
+
+
+def _cells(route: Route, roles: Sequence[Role]) -> tuple[str, list[str]]:
+    if route.access == PUBLIC:
+        return "(public: signing in)", ["yes"] * len(roles)
+    if route.access == SESSION:
+        return "(a user's own session)", ["session"] * len(roles)
+    accepted = describe(route.scopes) or "(none: refused)"
+    return accepted, ["yes" if allowed(r, route.scopes) else "no" for r in roles]
 
 
 def render_matrix(routes: Sequence[Route]) -> str:
@@ -100,9 +130,17 @@ def render_matrix(routes: Sequence[Route]) -> str:
         "(`x-required-scopes` in docs/openapi.json): regenerate with",
         "`.venv/bin/python -m strongroom.apidoc --permissions`; a test fails when it drifts.",
         "A route lets in a principal (API key, staff user, customer) holding any one of the",
-        "scopes it accepts. `admin` implies every scope of its tenant but pii:read,",
-        "vault:reveal, tenants:admin, own:read and own:write; a write scope implies its read;",
-        "ledger:read implies audit:read.",
+        "scopes it accepts (`a and b`: both). `admin` implies every scope of its tenant but",
+        "pii:read, vault:reveal, tenants:admin, own:read and own:write; a write scope implies",
+        "its read; ledger:read implies audit:read.",
+        "",
+        "A user (a session) holds their role's scopes; an API key holds its own (a key made",
+        "for a role, `strongroom api-keys create --role`, holds the role's). Sensitive routes",
+        "(revealing personal data or a card, erasure, creating an API key or a user, changing",
+        "a role) also need a user to have stepped up lately (`403 step_up_required`); a key",
+        "passes on its scopes. The routes of signing in are public; a user's own session and",
+        "factors (`/v1/auth/...`) take any user's session, whatever the role, and no API key",
+        "(`403 session_required`).",
         "",
         "## Roles",
         "",
@@ -113,8 +151,8 @@ def render_matrix(routes: Sequence[Route]) -> str:
         lines.append(f"| {role.value} | {', '.join(sorted(ROLE_SCOPES[role]))} |")
     lines += [
         "",
-        "The operator's key belongs to the deployment's system tenant, which holds no money",
-        "and no personal data; `tenants:admin` is honoured on no other tenant's key. A",
+        "The operator belongs to the deployment's system tenant, which holds no money and no",
+        "personal data; `tenants:admin` is honoured on no other tenant's principal. A",
         "customer's routes check that the row is the customer's own.",
         "",
         "## Routes",
@@ -122,10 +160,9 @@ def render_matrix(routes: Sequence[Route]) -> str:
         "| route | scopes | " + " | ".join(r.value for r in roles) + " |",
         "|---|---|" + "---|" * len(roles),
     ]
-    for method, path, scopes in routes:
-        cells = ["yes" if allowed(r, scopes) else "no" for r in roles]
-        accepted = " or ".join(s.value for s in scopes) or "(none: refused)"
-        lines.append(f"| {method} {path} | {accepted} | " + " | ".join(cells) + " |")
+    for route in routes:
+        accepted, cells = _cells(route, roles)
+        lines.append(f"| {route.method} {route.path} | {accepted} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

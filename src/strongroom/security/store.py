@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from strongroom.db.query import sql
@@ -24,6 +25,23 @@ def insert_subject_key(
             "created_at) VALUES (?,?,?,?,?,?)",
         ),
         (subject_id, tenant_id, kind, kek_version, wrapped, now_us),
+    )
+
+
+def insert_subject_keys(
+    uow: UnitOfWork, rows: Sequence[tuple[str, str, str, int, bytes, int]]
+) -> None:
+    """Many at once: (subject_id, tenant_id, kind, kek_version, wrapped, created_at) rows. A
+    subject that has a key already keeps it (a retried request's, whose values it sealed)."""
+    if not rows:
+        return
+    uow.cursor().executemany(
+        sql(
+            uow,
+            "INSERT INTO subject_keys (subject_id, tenant_id, kind, kek_version, wrapped, "
+            "created_at) VALUES (?,?,?,?,?,?) ON CONFLICT (subject_id) DO NOTHING",
+        ),
+        rows,
     )
 
 

@@ -1,6 +1,8 @@
-"""The operator's routes: the deployment's tenants. Only a key of the system tenant holding
-tenants:admin (security/rbac.py, Role.OPERATOR) may call them; such a key can call no route of
-any tenant's ledger, customers or cards, whose scopes it never holds."""
+"""Tenancy over HTTP. The operator's routes: the deployment's tenants. Only a principal of the
+system tenant holding tenants:admin (security/rbac.py, Role.OPERATOR) may call them; such a
+principal can call no route of any tenant's ledger, customers or cards, whose scopes it never
+holds. And a tenant's API keys: a principal holding api_keys:admin (an admin) creates one for
+its own tenant; creating a key is a sensitive action, so a user must have stepped up."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core import clock
@@ -16,25 +19,25 @@ from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.tenancy.access import InsufficientScope, authorize, requires
-from strongroom.tenancy.model import ApiKey, Scope, Tenant
+from strongroom.tenancy.access import InsufficientScope, authorize, require_step_up, requires
+from strongroom.tenancy.model import Principal, Scope, Tenant
 from strongroom.tenancy.schemas import TenantCreate, TenantList, TenantOut
 from strongroom.tenancy.service import TenancyService
 
 
 @dataclass(frozen=True)
 class OperatorCtx:
-    key: ApiKey
+    key: Principal
     tenancy: TenancyService
 
 
 async def context(request: Request) -> OperatorCtx:
-    key: ApiKey = request.state.api_key
+    key: Principal = request.state.api_key
     authorize(request.scope, key)
     tenancy: TenancyService = request.app.state.tenancy
     system = await run_in_threadpool(tenancy.system_tenant)
     if key.tenant_id != system.id:  # tenants:admin is honoured on the system tenant's keys only
-        raise InsufficientScope("only an operator key of the system tenant manages tenants")
+        raise InsufficientScope("only an operator of the system tenant manages tenants")
     return OperatorCtx(key, tenancy)
 
 
@@ -126,3 +129,74 @@ async def resume_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
         lambda: ctx.tenancy.set_suspended(tenant_id, False, actor=ctx.key.actor)
     )
     return _tenant_out(tenant)
+
+
+# -- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scopes: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=16)
+    transfer_ceiling: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**128 - 1,
+        description="minor units one transfer of this key may move past the step-up threshold "
+        "(STRONGROOM_STEP_UP_TRANSFER_AMOUNT); none: it is held to the threshold",
+    )
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    object: str = "api_key"
+    secret: str = Field(description="sk_...: shown once, never stored")
+    scopes: list[str]
+    transfer_ceiling: int | None
+
+
+async def key_admin(request: Request) -> Principal:
+    """The caller, let in on the route's declared scope (api_keys:admin) before the body is
+    read."""
+    principal: Principal = request.state.api_key
+    authorize(request.scope, principal)
+    return principal
+
+
+@router.post(
+    "/api_keys",
+    status_code=201,
+    response_model=ApiKeyOut,
+    tags=["api keys"],
+    openapi_extra=error_codes("invalid_scope", "step_up_required") | requires(Scope.API_KEYS_ADMIN),
+)
+async def create_api_key(
+    body: ApiKeyCreate, request: Request, principal: Annotated[Principal, Depends(key_admin)]
+) -> Any:
+    """A new API key of the caller's tenant, holding only scopes the caller holds itself (an
+    admin cannot mint a key that reveals: pii:read and vault:reveal are given by name with
+    `strongroom api-keys create`)."""
+    require_step_up(principal)
+    beyond = sorted(s.value for s in Scope.parse(body.scopes) if not principal.allows(s))
+    if beyond:
+        raise InsufficientScope(
+            f"a key is given only scopes its creator holds; not {', '.join(beyond)}"
+        )
+    tenancy: TenancyService = request.app.state.tenancy
+    key, secret = await run_in_threadpool(
+        lambda: tenancy.create_tenant_api_key(
+            principal.tenant_id,
+            body.scopes,
+            actor=principal.actor,
+            transfer_ceiling=body.transfer_ceiling,
+        )
+    )
+    return {
+        "id": key.id,
+        "object": "api_key",
+        "secret": secret,
+        "scopes": sorted(s.value for s in key.scopes),
+        "transfer_ceiling": key.transfer_ceiling,
+    }

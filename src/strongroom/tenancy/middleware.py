@@ -1,7 +1,7 @@
 """The tenancy layer of the HTTP API, as pure ASGI middleware inside the HTTP layer's own
-(request context, body limit): authentication (`Bearer sk_...`, failures limited per client
-address), a rate limit per API key shared by every worker, and `Idempotency-Key` records.
-`runtime.create_app` installs them."""
+(request context, body limit): authentication (`Bearer sk_...` API keys, and users' sessions as
+`Bearer st_...` or a cookie; failures limited per client address), a rate limit per principal
+shared by every worker, and `Idempotency-Key` records. `runtime.create_app` installs them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from http.cookies import CookieError, SimpleCookie
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +22,7 @@ from strongroom.core.idempotency import IdempotentRequest
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX, RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import header_of, send_problem, state_of
-from strongroom.tenancy.model import ApiKey, IdempotencyState
+from strongroom.tenancy.model import IdempotencyState, Principal
 from strongroom.tenancy.ratelimit import Buckets, Verdict, request_cost
 from strongroom.tenancy.service import TenancyService, fingerprint
 
@@ -45,8 +47,32 @@ def _retry_after(ms: int) -> bytes:
     return str(max(1, math.ceil(ms / 1000))).encode()
 
 
+class SessionAuthenticator(Protocol):
+    """Users' sessions (security/auth): the principal of a live session token, or None."""
+
+    def authenticate(self, token: str) -> Principal | None: ...
+
+
+SESSION_TOKEN_PREFIX = "st_"  # noqa: S105 - the public prefix of a session token
+
+
+def cookie_of(scope: Scope, name: str) -> str | None:
+    header = header_of(scope, b"cookie")
+    if not header:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
+
+
 class Authenticate:
-    """`Authorization: Bearer sk_...` on every /v1 route; the key lands in scope state.
+    """`Authorization: Bearer sk_...` (an API key) or a user's session (`Bearer st_...`, or
+    the session cookie a browser holds) on every /v1 route but the `public` ones (signing in);
+    the principal lands in scope state as `api_key` (the name predates users).
 
     Failed authentications are limited per client address (`failures`): each spends a token of
     the address's bucket, and a failure from an address whose bucket is empty is answered 429
@@ -54,44 +80,64 @@ class Authenticate:
     (behind NAT or an untrusted proxy one client must not lock out the rest): a key is 256
     random bits, so the limit is there against floods of bad keys, not against guessing."""
 
-    def __init__(self, app: ASGIApp, tenancy: TenancyService, failures: Buckets) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tenancy: TenancyService,
+        failures: Buckets,
+        sessions: SessionAuthenticator | None = None,
+        session_cookie: str | None = None,
+        public: Collection[str] = (),
+    ) -> None:
         self.app = app
         self.tenancy = tenancy
         self.failures = failures
+        self.sessions = sessions
+        self.session_cookie = session_cookie
+        self.public = frozenset(public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith("/v1/")
+            or scope["path"] in self.public
+        ):
             await self.app(scope, receive, send)
             return
         header = header_of(scope, b"authorization") or ""
         scheme, _, secret = header.partition(" ")
         secret = secret.strip() if scheme.lower() == "bearer" else ""
-        key = self.tenancy.cached(secret) if secret else None
-        if key is None:
-            if secret:
-                key = await run_in_threadpool(self.tenancy.authenticate, secret)
+        if not header and self.session_cookie is not None:
+            secret = cookie_of(scope, self.session_cookie) or ""
+        key: Principal | None = None
+        if self.sessions is not None and secret.startswith(SESSION_TOKEN_PREFIX):
+            key = await run_in_threadpool(self.sessions.authenticate, secret)
+        elif secret:
+            key = self.tenancy.cached(secret)
             if key is None:
-                address = client_address(scope)
-                verdict = await self.failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
-                if not verdict.allowed:
-                    await send_problem(
-                        scope,
-                        send,
-                        "rate_limited",
-                        "too many failed authentications from this address",
-                        state_of(scope).get("request_id"),
-                        [(b"retry-after", _retry_after(verdict.retry_after_ms))],
-                    )
-                    return
+                key = await run_in_threadpool(self.tenancy.authenticate, secret)
+        if key is None:
+            address = client_address(scope)
+            verdict = await self.failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
+            if not verdict.allowed:
                 await send_problem(
                     scope,
                     send,
-                    "unauthenticated",
-                    "send an API key as 'Authorization: Bearer sk_...'",
+                    "rate_limited",
+                    "too many failed authentications from this address",
                     state_of(scope).get("request_id"),
-                    [(b"www-authenticate", b'Bearer realm="strongroom"')],
+                    [(b"retry-after", _retry_after(verdict.retry_after_ms))],
                 )
                 return
+            await send_problem(
+                scope,
+                send,
+                "unauthenticated",
+                "send an API key as 'Authorization: Bearer sk_...', or a session token",
+                state_of(scope).get("request_id"),
+                [(b"www-authenticate", b'Bearer realm="strongroom"')],
+            )
+            return
         state_of(scope)["api_key"] = key
         await self.app(scope, receive, send)
 
@@ -143,7 +189,7 @@ class RateLimit:
         self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key: ApiKey | None = state_of(scope).get("api_key") if scope["type"] == "http" else None
+        key: Principal | None = state_of(scope).get("api_key") if scope["type"] == "http" else None
         if key is None:
             await self.app(scope, receive, send)
             return
@@ -191,7 +237,7 @@ class Idempotency:
         self.tenancy = tenancy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key: ApiKey | None = state_of(scope).get("api_key") if scope["type"] == "http" else None
+        key: Principal | None = state_of(scope).get("api_key") if scope["type"] == "http" else None
         idem = header_of(scope, b"idempotency-key") if key is not None else None
         if key is None or idem is None or scope["method"] != "POST":
             await self.app(scope, receive, send)

@@ -20,6 +20,9 @@ class Scope(StrEnum):
     ADMIN = "admin"  # every scope of its tenant but those of _NOT_IMPLIED_BY_ADMIN
     CUSTOMERS_READ = "customers:read"  # customers and counterparties, personal data masked
     CUSTOMERS_WRITE = "customers:write"
+    # Erase a customer's or counterparty's personal data (crypto-shredding: irreversible) and
+    # set or lift the legal hold that stops it. Implied by admin, not by customers:write.
+    CUSTOMERS_ERASE = "customers:erase"
     PII_READ = "pii:read"  # personal data in full (each reveal is an audit leaf)
     CARDS_READ = "cards:read"  # card tokens, masked
     CARDS_WRITE = "cards:write"  # tokenize
@@ -86,7 +89,8 @@ def grants(held: Iterable[Scope], scope: Scope) -> bool:
 
 
 class Principal(Protocol):
-    """Who asks: an API key, a staff user or a customer (each with this interface)."""
+    """Whoever authenticated a request: an API key (a machine) or a signed-in user (its
+    session). Routes see only this (tenancy.access.authorize, require_step_up)."""
 
     @property
     def id(self) -> str: ...
@@ -95,7 +99,19 @@ class Principal(Protocol):
     def tenant_id(self) -> str: ...
 
     @property
-    def actor(self) -> str: ...
+    def actor(self) -> str:
+        """Who asked, as rows and audit leaves record it: `api_key:<id>`, `user:<id>`."""
+        ...
+
+    @property
+    def machine(self) -> bool:
+        """True for an API key: it cannot step up; dedicated scopes stand in for it."""
+        ...
+
+    @property
+    def stepped_up_until_us(self) -> int:
+        """Until when the session's last step-up counts (0: none, or a machine)."""
+        ...
 
     def allows(self, scope: Scope) -> bool: ...
 
@@ -107,11 +123,21 @@ class ApiKey:
     scopes: frozenset[Scope]
     hint: str  # the last characters of the secret, to tell keys apart; never the secret
     role: str | None = None  # the role (security.rbac.Role) whose scopes it was given, if any
+    # Minor units one transfer of this key may move past the step-up threshold (None: none).
+    transfer_ceiling: int | None = None
 
     @property
     def actor(self) -> str:
         """Who asked, as rows and audit leaves record it."""
         return f"api_key:{self.id}"
+
+    @property
+    def machine(self) -> bool:
+        return True
+
+    @property
+    def stepped_up_until_us(self) -> int:
+        return 0
 
     def allows(self, scope: Scope) -> bool:
         # write implies read; admin implies everything of its tenant but the reveals, which a

@@ -157,6 +157,18 @@ class TenancyService:
             self._cache = {k: v for k, v in self._cache.items() if v[1].tenant_id != tenant.id}
         return Tenant(tenant.id, tenant.name, tenant.created_at, at)
 
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant_by_name(uow, name)
+        return None if row is None else Tenant(row[0], row[1], row[2], row[3])
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant(uow, tenant_id)
+        if row is None:
+            raise NotFound(f"no tenant {tenant_id}", param="tenant")
+        return Tenant(row[0], row[1], row[2], row[3])
+
     def create_api_key(
         self,
         tenant_name: str | None,
@@ -164,40 +176,60 @@ class TenancyService:
         *,
         actor: str = "tenancy",
         role: str | None = None,
+        transfer_ceiling: int | None = None,
     ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
         secret cannot be shown again. `role` (security.rbac.Role) is recorded with the key;
         its scopes are the caller's to expand. A key with tenants:admin is the operator's: it
-        belongs to the system tenant (`tenant_name` None) and holds no other scope."""
+        belongs to the system tenant (`tenant_name` None) and holds no other scope.
+        `transfer_ceiling`: minor units one transfer of the key may move past the step-up
+        threshold (STRONGROOM_STEP_UP_TRANSFER_AMOUNT)."""
         parsed = Scope.parse(list(scopes))
         if Scope.TENANTS_ADMIN in parsed:
-            if parsed != {Scope.TENANTS_ADMIN} or tenant_name not in (None, SYSTEM_TENANT_NAME):
-                raise InvalidRequest(
-                    "tenants:admin is an operator's scope alone, on the system tenant: give "
-                    "no tenant and no other scope",
-                    param="scope",
-                    code="invalid_scope",
-                )
+            if tenant_name not in (None, SYSTEM_TENANT_NAME):
+                raise _operator_scope_refused()
             tenant = self.system_tenant()
         elif tenant_name is None:
             raise InvalidRequest("give the key's tenant", param="tenant")
         else:
             tenant = self.ensure_tenant(tenant_name)
+        return self.create_tenant_api_key(
+            tenant.id, scopes, actor=actor, role=role, transfer_ceiling=transfer_ceiling
+        )
+
+    def create_tenant_api_key(
+        self,
+        tenant_id: str,
+        scopes: Sequence[str],
+        *,
+        actor: str,
+        role: str | None = None,
+        transfer_ceiling: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """create_api_key for a tenant known by id (the API's, for its caller's tenant).
+        tenants:admin is given alone, and only on the system tenant's keys."""
+        parsed = Scope.parse(list(scopes))
+        if Scope.TENANTS_ADMIN in parsed and (
+            parsed != {Scope.TENANTS_ADMIN} or tenant_id != self.system_tenant().id
+        ):
+            raise _operator_scope_refused()
+        assert transfer_ceiling is None or transfer_ceiling >= 0
         secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(ids.new_id("key"), tenant.id, parsed, secret[-4:], role)
+        key = ApiKey(ids.new_id("key"), tenant_id, parsed, secret[-4:], role, transfer_ceiling)
         digest = self._digest(secret)
         with UnitOfWork(self.engine) as uow:
             store.insert_api_key(
                 uow,
                 (
                     key.id,
-                    tenant.id,
+                    tenant_id,
                     digest,
                     key.hint,
                     " ".join(sorted(s.value for s in parsed)),
                     clock.now_us(),
                     role,
                 ),
+                transfer_ceiling,
             )
             if self._audit is not None:
                 data: dict[str, object] = {
@@ -206,9 +238,16 @@ class TenancyService:
                 }
                 if role is not None:
                     data["role"] = role
-                self._audit.record_all(uow, tenant.id, actor, [("api_key.created", key.id, data)])
+                if transfer_ceiling is not None:
+                    data["transfer_ceiling"] = str(transfer_ceiling)
+                self._audit.record_all(uow, tenant_id, actor, [("api_key.created", key.id, data)])
             uow.commit()
         return key, secret
+
+    def transfer_ceiling(self, key_id: str) -> int | None:
+        """A live key's transfer ceiling, from the database (a revoked key has none)."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            return store.api_key_transfer_ceiling(uow, key_id)
 
     def revoke_api_key(self, key_id: str, *, actor: str = "tenancy") -> None:
         with UnitOfWork(self.engine) as uow:
@@ -247,7 +286,8 @@ class TenancyService:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
             return None
-        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], row[4])
+        ceiling = None if row[5] is None else int(row[5])
+        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], row[4], ceiling)
         with self._lock:
             self._cache[digest] = (now + API_KEY_CACHE_TTL_S, key)
         return key
@@ -358,6 +398,15 @@ class TenancyService:
 
 class TenantExists(Conflict):
     code = "tenant_exists"
+
+
+def _operator_scope_refused() -> InvalidRequest:
+    return InvalidRequest(
+        "tenants:admin is an operator's scope alone, on the system tenant: give no tenant and "
+        "no other scope",
+        param="scope",
+        code="invalid_scope",
+    )
 
 
 def _stored_answer(status_code: int, body: bytes | None) -> tuple[int, bytes]:

@@ -57,15 +57,34 @@ def set_tenant_suspended(uow: UnitOfWork, tenant_id: str, at_us: int | None) -> 
     return int(cur.rowcount)
 
 
-def insert_api_key(uow: UnitOfWork, row: tuple[str, str, str, str, str, int, str | None]) -> None:
+def insert_api_key(
+    uow: UnitOfWork,
+    row: tuple[str, str, str, str, str, int, str | None],
+    transfer_ceiling: int | None = None,
+) -> None:
+    """`row`: id, tenant_id, hash, hint, scopes, created_at, role."""
     uow.cursor().execute(
         sql(
             uow,
-            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, role) "
-            "VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, role, "
+            "transfer_ceiling) VALUES (?,?,?,?,?,?,?,?)",
         ),
-        row,
+        (*row, None if transfer_ceiling is None else str(transfer_ceiling)),
     )
+
+
+def api_key_transfer_ceiling(uow: UnitOfWork, key_id: str) -> int | None:
+    """The live key's transfer ceiling (None: none, or no such live key)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT transfer_ceiling FROM api_keys WHERE id = ? AND revoked_at IS NULL",
+        ),
+        (key_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
@@ -73,8 +92,8 @@ def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
     cur.execute(
         sql(
             uow,
-            "SELECT k.id, k.tenant_id, k.hint, k.scopes, k.role FROM api_keys k "
-            "LEFT JOIN tenants t ON t.id = k.tenant_id "
+            "SELECT k.id, k.tenant_id, k.hint, k.scopes, k.role, k.transfer_ceiling "
+            "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
             "WHERE k.hash = ? AND k.revoked_at IS NULL AND t.suspended_at IS NULL",
         ),
         (digest,),

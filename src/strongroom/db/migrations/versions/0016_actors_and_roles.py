@@ -1,7 +1,7 @@
 """Actors on rows, roles on API keys.
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06
 
 Every change records who made it (an API key, a staff user, a customer, a system job):
@@ -10,7 +10,9 @@ endpoints; on transfers a small integer `actor_ref` into the new `actors` table,
 actor is written once (a bulk batch's 8,190 rows carry one integer each, not a string). Rows
 written before this revision keep NULL: their actor, when one was known, is in their audit
 leaf. `api_keys.role` names the role (security/rbac.py) a key was made for, if any;
-`tenants.suspended_at` is set while the operator has suspended a tenant.
+`tenants.suspended_at` is set while the operator has suspended a tenant. After 0015 (people):
+customers, counterparties and cards (0013, 0014) carry their own `created_by` already, and
+users' actions are leaves of the audit log.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
