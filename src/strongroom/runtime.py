@@ -54,6 +54,7 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.security.answers import SealedAnswers
 from strongroom.security.auth import api as auth_api
 from strongroom.security.auth import page as signin_page
 from strongroom.security.auth import users_api
@@ -264,7 +265,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
-        engine, pepper=pepper, audit=audit, idempotency_lease_s=settings.idempotency_lease_s
+        engine,
+        pepper=pepper,
+        audit=audit,
+        idempotency_lease_s=settings.idempotency_lease_s,
+        answers=SealedAnswers(kms),
     )
     # Rate limits shared by every worker process (tenancy/ratelimit.py).
     limits = open_storage(

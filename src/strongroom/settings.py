@@ -130,11 +130,11 @@ class Settings(BaseSettings):
     # People (docs/authentication.md). A session ends this long after sign-in, or after this
     # long unused, whichever comes first; a step-up counts for step_up_window_s.
     session_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
-    session_idle_s: int = Field(default=30 * 60, ge=60, le=30 * 86_400)
+    session_idle_s: int = Field(default=15 * 60, ge=60, le=30 * 86_400)  # PCI DSS 8.2.8
     step_up_window_s: int = Field(default=5 * 60, ge=10, le=86_400)
     # After this many failed sign-ins in a row an account is locked for lockout_s.
     login_failures_max: int = Field(default=5, ge=1, le=100)
-    lockout_s: int = Field(default=15 * 60, ge=1, le=86_400)
+    lockout_s: int = Field(default=30 * 60, ge=1, le=86_400)  # PCI DSS 8.3.4: >= 30 minutes
     # Argon2id's parameters for new password hashes (never below OWASP's minimum: 19 MiB, two
     # passes); a sign-in with a hash made with other parameters rehashes it.
     password_memory_kib: int = Field(default=64 * 1024, ge=19 * 1024, le=4 * 1024 * 1024)

@@ -352,3 +352,24 @@ def test_an_invited_user_sets_a_password_then_signs_in(api: Api) -> None:
     assert (again.status_code, problem_code(again)) == (400, "invalid_challenge")
     assert _sign_in(api, "acme", "new@acme.example")
     assert api.ok("GET", f"/v1/users/{made['id']}", key=acme.admin)["invitation"] is None
+
+
+def test_a_flood_of_passkey_challenges_is_limited_not_stored(db_url: str, tmp_path: Path) -> None:
+    """The options route is reached without credentials and stores a challenge: past the
+    address's bucket it answers 429 and writes nothing more."""
+    settings = {
+        **FAST,
+        "keyring_path": str(tmp_path / "k.json"),
+        "auth_failure_limit_burst": 5,
+        "auth_failure_limit_per_s": 0.01,
+    }
+    with running(db_url, **settings) as api:
+        seed_tenant(api, "acme")
+        path = "/v1/auth/passkeys/authentication/options"
+        codes = [api.post(path, json={"tenant": "acme"}).status_code for _ in range(12)]
+        assert codes[:5] == [200] * 5
+        assert set(codes[6:]) == {429}
+        with api.app.state.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT COUNT(*) FROM auth_challenges").scalar()
+        assert stored is not None
+        assert stored <= 6

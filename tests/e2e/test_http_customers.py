@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -163,10 +162,12 @@ def _every_value(api: Api) -> list[bytes]:
             for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
                 for v in row:
                     raw = bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode()
-                    # Idempotency answers are stored compressed.
-                    if table == "idempotency_records" and isinstance(v, bytes | memoryview):
-                        raw = zlib.decompress(raw)
                     out.append(raw)
+                    # Idempotency answers are stored compressed and sealed: the answer too.
+                    if table == "idempotency_records" and isinstance(v, bytes | memoryview):
+                        mapping = row._mapping
+                        tenancy = api.app.state.tenancy
+                        out.append(tenancy.stored_answer(mapping["tenant_id"], mapping["key"], raw))
     return out
 
 

@@ -72,9 +72,10 @@ MASKS: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"(?i)^(date|content-length): .*$"), r"\1: <value>"),
     (re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z"), "<time>"),
     (re.compile(r"\b[a-z]+_[0-9a-z]{26}\b"), "<id>"),  # ldg_, acc_, tr_, req_, key_ ...
-    # base64 (hashes, signatures, keys): long runs of its alphabet with both cases in them
+    # base64 or base64url (hashes, signatures, keys, fingerprints): long runs of its alphabet
+    # with both cases in them
     (
-        re.compile(r"(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])[A-Za-z0-9+/]{20,}={0,2}"),
+        re.compile(r"(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{20,}={0,2}"),
         "<base64>",
     ),
     (re.compile(r"\b\d{16}\b"), "<microseconds>"),  # a time since the epoch

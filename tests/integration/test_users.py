@@ -27,7 +27,13 @@ from strongroom.security.auth.factors import Factors
 from strongroom.security.auth.model import AuthConfig
 from strongroom.security.auth.passwords import PasswordPolicy, Passwords
 from strongroom.security.auth.service import UserService, stepped_up_recently
-from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
+from strongroom.security.envelope import Envelope
+from strongroom.security.kms import (
+    KeyState,
+    LocalKeyring,
+    master_key_from_secret,
+    new_master_secret,
+)
 from strongroom.settings import Settings
 from strongroom.tenancy.access import StepUpRequired, require_step_up
 from strongroom.tenancy.service import TenancyService
@@ -186,6 +192,26 @@ def test_totp_enrolment_sealed_secret_and_reuse_refused(people: People) -> None:
     people.clock.advance(30)
     until = people.factors.step_up_totp(second.principal, totp.totp(secret, people.clock.now // _S))
     assert until == people.clock.now + people.users.config.step_up_window_s * _S
+
+
+def test_totp_survives_a_rotation_a_rewrap_and_the_old_version_disabled(people: People) -> None:
+    """TOTP secrets are wrapped by the key manager itself: `keys status` counts them, the
+    rewrap moves them, `keys destroy` waits for them (seen failing before they were)."""
+    people.users.create_user(TENANT, EMAIL, "admin", PASSWORD, actor="cli")
+    session = people.users.sign_in(TENANT, EMAIL, PASSWORD, None)
+    secret = _secret_of(people.factors.enrol_totp(session.principal))
+    now_s = people.clock.now // _S
+    people.factors.confirm_totp(session.principal, totp.totp(secret, now_s))
+    kms = people.users.kms
+    envelope = Envelope(kms)
+    assert envelope.wrapped_by_version(people.engine) == {1: 1}
+    kms.rotate()
+    assert envelope.rewrap(people.engine) == 1
+    assert envelope.wrapped_by_version(people.engine) == {2: 1}
+    kms.set_state(1, KeyState.DISABLED)
+    people.clock.advance(30)
+    code = totp.totp(secret, people.clock.now // _S)
+    assert people.users.sign_in(TENANT, EMAIL, PASSWORD, code).token.startswith("st_")
 
 
 def test_sessions_expire_idle_and_absolute_and_on_sign_out(people: People) -> None:

@@ -55,6 +55,11 @@ class DataKey:
         return aead.open_sealed(self.key, sealed, self._aad(record, name))
 
 
+def totp_aad(tenant_id: str, user_id: str) -> bytes:
+    """The associated data a user's wrapped TOTP secret is bound to (security/auth)."""
+    return aead.context("strongroom totp secret v1", tenant_id, user_id)
+
+
 def _wrap_aad(tenant_id: str, subject_id: str) -> bytes:
     return aead.context("strongroom subject key v1", tenant_id, subject_id)
 
@@ -138,21 +143,25 @@ class Envelope:
         moved = 0
         batches = 0
         target = self.kms.active_version()
-        while keep() and (batches_max is None or batches < batches_max):
-            batches += 1
-            with UnitOfWork(engine) as uow:
-                rows = keys_store.keys_below(uow, target, REWRAP_BATCH)
-                for subject_id, tenant_id, version, wrapped in rows:
-                    aad = _wrap_aad(tenant_id, subject_id)
-                    key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
-                    again = self.kms.wrap(key, aad)
-                    assert again.version >= target, "the active version went back"
-                    moved += keys_store.rewrap_subject_key(
-                        uow, subject_id, int(version), again.version, again.blob
-                    )
-                uow.commit()
-            if len(rows) < REWRAP_BATCH:
-                break
+        # The subjects' data keys, then the users' TOTP secrets (wrapped directly).
+        kinds = (
+            (keys_store.keys_below, _wrap_aad, keys_store.rewrap_subject_key),
+            (keys_store.totp_below, totp_aad, keys_store.rewrap_totp),
+        )
+        for below, aad_of, store_again in kinds:
+            while keep() and (batches_max is None or batches < batches_max):
+                batches += 1
+                with UnitOfWork(engine) as uow:
+                    rows = below(uow, target, REWRAP_BATCH)
+                    for owner_id, tenant_id, version, wrapped in rows:
+                        aad = aad_of(tenant_id, owner_id)
+                        key = self.kms.unwrap(WrappedKey(int(version), bytes(wrapped)), aad)
+                        again = self.kms.wrap(key, aad)
+                        assert again.version >= target, "the active version went back"
+                        moved += store_again(uow, owner_id, int(version), again.version, again.blob)
+                    uow.commit()
+                if len(rows) < REWRAP_BATCH:
+                    break
         return moved
 
     def wrapped_by_version(self, engine: Engine) -> dict[int, int]:

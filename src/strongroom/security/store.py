@@ -103,12 +103,47 @@ def rewrap_subject_key(
 
 
 def count_by_version(uow: UnitOfWork) -> dict[int, int]:
+    """Live wrapped values per KEK version: the subjects' data keys and the users' TOTP
+    secrets (wrapped by the key manager directly, security/auth)."""
+    cur = uow.cursor()
+    counts: dict[int, int] = {}
+    for statement in (
+        "SELECT kek_version, COUNT(*) FROM subject_keys WHERE wrapped IS NOT NULL "
+        "GROUP BY kek_version",
+        "SELECT totp_kek_version, COUNT(*) FROM users WHERE totp_secret IS NOT NULL "
+        "GROUP BY totp_kek_version",
+    ):
+        cur.execute(sql(uow, statement))
+        for version, n in cur.fetchall():
+            counts[int(version)] = counts.get(int(version), 0) + int(n)
+    return counts
+
+
+def totp_below(uow: UnitOfWork, version: int, limit: int) -> list[tuple[Any, ...]]:
+    """Up to `limit` users' TOTP secrets wrapped under a KEK version below `version`:
+    (user_id, tenant_id, kek_version, wrapped)."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "SELECT kek_version, COUNT(*) FROM subject_keys WHERE wrapped IS NOT NULL "
-            "GROUP BY kek_version",
-        )
+            "SELECT id, tenant_id, totp_kek_version, totp_secret FROM users "
+            "WHERE totp_kek_version < ? AND totp_secret IS NOT NULL ORDER BY id LIMIT ?",
+        ),
+        (version, limit),
     )
-    return {int(v): int(n) for v, n in cur.fetchall()}
+    return list(cur.fetchall())
+
+
+def rewrap_totp(
+    uow: UnitOfWork, user_id: str, old_version: int, new_version: int, wrapped: bytes
+) -> int:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "UPDATE users SET totp_kek_version = ?, totp_secret = ? "
+            "WHERE id = ? AND totp_kek_version = ? AND totp_secret IS NOT NULL",
+        ),
+        (new_version, wrapped, user_id, old_version),
+    )
+    return int(cur.rowcount)

@@ -10,6 +10,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -26,6 +27,7 @@ from strongroom.core.limits import (
     IDEMPOTENCY_RETENTION_S,
 )
 from strongroom.db.uow import UnitOfWork
+from strongroom.security.aead import DecryptionFailed
 from strongroom.tenancy import store
 from strongroom.tenancy.model import (
     SYSTEM_TENANT_NAME,
@@ -49,6 +51,17 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
+class AnswerSealer(Protocol):
+    """Seals a stored idempotency answer for its tenant and key (security.answers)."""
+
+    def seal(self, tenant_id: str, name: str, answer: bytes) -> bytes: ...
+
+    def open(self, tenant_id: str, name: str, sealed: bytes) -> bytes: ...
+
+
+_ZLIB_FIRST_BYTE = 0x78  # an unsealed answer (written without a sealer): a zlib stream
+
+
 class TenancyService:
     def __init__(
         self,
@@ -57,12 +70,16 @@ class TenancyService:
         pepper: str | None = None,
         audit: AuditRecorder | None = None,
         idempotency_lease_s: float = IDEMPOTENCY_LEASE_S,
+        answers: AnswerSealer | None = None,
     ) -> None:
         """`pepper` keys the hash of every API key (STRONGROOM_API_KEY_PEPPER). Without one, a
         random pepper is generated once and kept in the database: fine for development, but
         then a copy of the database alone is enough to test guesses offline. `audit` records
-        key creations and revocations as leaves of the tenant's log, in their transaction."""
+        key creations and revocations as leaves of the tenant's log, in their transaction.
+        `answers` seals the stored idempotency answers (`serve` always gives one): an answer
+        may hold a secret shown once, such as a webhook endpoint's signing secret."""
         self.engine = engine
+        self._answers = answers
         self.idempotency_lease_s = idempotency_lease_s
         self._audit = audit
         self._pepper = pepper.encode() if pepper else None
@@ -330,7 +347,8 @@ class TenancyService:
             if record.fingerprint != print_:
                 return IdempotencyOutcome(IdempotencyState.MISMATCH)
             if record.status_code is not None:
-                status, body = _stored_answer(record.status_code, record.body)
+                stored = self._unseal(tenant_id, key, record.body)
+                status, body = _stored_answer(record.status_code, stored)
                 return IdempotencyOutcome(IdempotencyState.REPLAY, status, body)
             # A lease past the longest one allowed was not written by an attempt (a clock far
             # ahead, a hand edit): it is over now rather than never.
@@ -355,13 +373,37 @@ class TenancyService:
     def finish_idempotent(
         self, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
     ) -> bool:
-        """Store the answer, compressed; False when another attempt took the key over."""
+        """Store the answer, compressed and sealed; False when another attempt took the key
+        over."""
+        packed = zlib.compress(body)
+        if self._answers is not None:
+            packed = self._answers.seal(tenant_id, key, packed)
         with UnitOfWork(self.engine) as uow:
             stored = store.finish_idempotency_record(
-                uow, tenant_id, key, owner, status_code, zlib.compress(body)
+                uow, tenant_id, key, owner, status_code, packed
             )
             uow.commit()
         return stored
+
+    def stored_answer(self, tenant_id: str, key: str, stored: bytes) -> bytes:
+        """The answer a record's `body` holds, opened and inflated (for checks and tests)."""
+        opened = self._unseal(tenant_id, key, stored)
+        assert opened is not None
+        return zlib.decompress(opened)
+
+    def _unseal(self, tenant_id: str, key: str, stored: bytes | None) -> bytes | None:
+        """A stored answer as finish_idempotent compressed it: opened when sealed. A sealed one
+        that does not open (moved to another key or tenant, edited) is corrupt."""
+        if stored is None or not stored or stored[0] == _ZLIB_FIRST_BYTE:
+            return stored
+        if self._answers is None:
+            raise ValueError("a sealed idempotency answer, and no key to open it")
+        try:
+            return self._answers.open(tenant_id, key, bytes(stored))
+        except DecryptionFailed:
+            raise ValueError(
+                "a corrupt idempotency record: its sealed answer does not open"
+            ) from None
 
     def abandon_idempotent(self, tenant_id: str, key: str, owner: str) -> None:
         """Forget the claim of a first attempt refused before it did anything (403 for its

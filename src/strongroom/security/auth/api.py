@@ -260,11 +260,16 @@ async def register_passkey(body: PasskeyAnswer, request: Request, principal: Me)
 @router.post(
     "/passkeys/authentication/options",
     response_model=Challenge,
-    openapi_extra=error_codes("invalid_credentials") | public(),
+    openapi_extra=error_codes("invalid_credentials", "rate_limited") | public(),
     operation_id="createPasskeyAuthenticationOptions",
 )
 async def passkey_authentication_options(body: TenantOnly, request: Request) -> Any:
-    """Options for navigator.credentials.get() to sign in with a passkey of the tenant."""
+    """Options for navigator.credentials.get() to sign in with a passkey of the tenant.
+    Anyone may ask and each answer stores a challenge: each spends a token of the address's
+    failed-authentication bucket, so a flood is answered 429 rather than written."""
+    limited = await _limited(request)
+    if limited is not None:
+        return limited
     tenant_id = await _tenant_id(request, body.tenant)
     if tenant_id is None:
         raise InvalidCredentials("no such tenant here")

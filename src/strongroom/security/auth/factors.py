@@ -17,7 +17,8 @@ from strongroom.security.auth.errors import (
     PasskeyRejected,
 )
 from strongroom.security.auth.model import ChallengePurpose, SignInMethod, UserPrincipal
-from strongroom.security.auth.service import NewSession, UserService, totp_aad
+from strongroom.security.auth.service import NewSession, UserService
+from strongroom.security.envelope import totp_aad
 from strongroom.tenancy.access import require_step_up
 
 _US = 1_000_000

@@ -39,10 +39,10 @@ class AuthConfig:
     """The settings of sign-in (settings.py, STRONGROOM_SESSION_* and friends)."""
 
     session_ttl_s: int = 8 * 3600
-    session_idle_s: int = 30 * 60
+    session_idle_s: int = 15 * 60
     step_up_window_s: int = 5 * 60
     login_failures_max: int = 5
-    lockout_s: int = 15 * 60
+    lockout_s: int = 30 * 60
     rp_id: str = "localhost"
     rp_name: str = "Strongroom"
     origins: tuple[str, ...] = ("http://localhost:8000",)

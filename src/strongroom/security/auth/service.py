@@ -19,7 +19,6 @@ from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
-from strongroom.security import aead
 from strongroom.security.auth import store, totp
 from strongroom.security.auth.errors import (
     Conflict,
@@ -40,6 +39,7 @@ from strongroom.security.auth.model import (
     parse_role,
 )
 from strongroom.security.auth.passwords import Passwords, check_password_strength
+from strongroom.security.envelope import totp_aad
 from strongroom.security.kms import KeyManager, WrappedKey
 from strongroom.security.rbac import Role
 
@@ -49,11 +49,6 @@ LOCKOUT_ACTOR: Final = "system:auth"  # the actor of a lockout's audit leaf
 INVITATION_PREFIX: Final = "inv_"
 INVITATION_PURPOSE: Final = "invitation"  # an auth_challenges row keyed by the token's hash
 INVITATION_TTL_S: Final = 7 * 86_400
-
-
-def totp_aad(tenant_id: str, user_id: str) -> bytes:
-    """The associated data a user's wrapped TOTP secret is bound to."""
-    return aead.context("strongroom totp secret v1", tenant_id, user_id)
 
 
 def session_id_of(token: str) -> str:
