@@ -69,10 +69,13 @@ class _GatedLedger:
         atomic: bool = False,
         validated: bool = False,
         actor: str | None = None,
+        actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return self._real.post_transfers(batch, atomic=atomic, validated=validated, actor=actor)
+        return self._real.post_transfers(
+            batch, atomic=atomic, validated=validated, actor=actor, actors=actors
+        )
 
 
 def test_a_full_group_commit_queue_answers_503_overloaded(sqlite_url: str) -> None:

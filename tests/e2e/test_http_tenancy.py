@@ -556,6 +556,11 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("GET", "/v1/audit/proofs/consistency"): Probe(
             [({"params": {"first": 1, "second": 2}}, 200, None)], "A's own log"
         ),
+        # The operator's routes (the system tenant's keys alone): a tenant's admin is refused.
+        ("GET", "/v1/tenants"): Probe([({}, 403, "insufficient_scope")], "the operator's"),
+        ("POST", "/v1/tenants"): Probe(
+            [({"json": {"name": "other"}}, 403, "insufficient_scope")], "the operator's"
+        ),
         # B's values as lookups find nothing: a blind index is keyed per tenant, and the
         # lookup is within A's customers anyway.
         ("GET", "/v1/customers"): Probe(
@@ -690,6 +695,16 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                     assert response.json()["note"].startswith(f"{_origin(world, a)}\n")
                 assert _origin(world, b) not in response.text
                 swept += 1
+        elif template.startswith("/v1/tenants/{tenant_id}"):
+            # The operator's route: a tenant's admin is refused, whoever the tenant.
+            for tenant in (a, b):
+                tenant_id = api.app.state.tenancy.ensure_tenant(tenant.name).id
+                path = template.replace("{tenant_id}", tenant_id)
+                body = {} if method == "POST" else None
+                response = api.request(method, path, key=a.admin, json=body)
+                assert response.status_code == 403, response.text
+                assert problem_code(response) == "insufficient_scope"
+                swept += 1
         elif "{" in template:
             # Reading personal data takes pii:read, which admin does not imply.
             # Only a key with vault:reveal may reveal a card (admin may not): A's, for the sweep.
@@ -784,6 +799,9 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/webhook_endpoints/{endpoint_id}"): {"enabled": False},
         ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): {},
         ("POST", "/v1/audit/checkpoints"): {},
+        ("POST", "/v1/tenants"): {"name": "newco"},
+        ("POST", "/v1/tenants/{tenant_id}/suspend"): {},
+        ("POST", "/v1/tenants/{tenant_id}/resume"): {},
         ("POST", "/v1/customers"): {"name": "x"},
         ("POST", "/v1/customers/search"): {"email": "x@example.com"},
         ("PATCH", "/v1/customers/{customer_id}"): {"name": "y"},
@@ -822,6 +840,8 @@ def _own_path(world: World, template: str) -> str:
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
+    if "{tenant_id}" in path:
+        path = path.replace("{tenant_id}", world.api.app.state.tenancy.ensure_tenant(a.name).id)
     assert "{" not in path, f"{template}: teach _own_path this parameter"
     return path
 
@@ -831,7 +851,10 @@ def _own_path(world: World, template: str) -> str:
 CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
 # Routes a ledger key may not call, reads included (cards:read and vault:reveal).
 CARDS_PREFIX = "/v1/cards"
+# Routes only an admin key may call, reads included.
 ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
+# Routes only the operator (a key of the system tenant, tenants:admin) may call.
+OPERATOR_PREFIX = "/v1/tenants"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -901,7 +924,9 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                 else _OWN_QUERIES.get(template, {})
             )
             response = api.get(path, key=a.read, params=params)
-            if template.startswith((*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES)):
+            if template.startswith(
+                (*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES, OPERATOR_PREFIX)
+            ):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

@@ -117,6 +117,8 @@ _VERBS = (
     "void",
     "reverse",
     "publish",
+    "suspend",
+    "resume",
     "search",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.

@@ -1021,6 +1021,10 @@ populate_0013 = _populate(SCHEMA_0013)
 # 0014 added cards (none here).
 SCHEMA_0014 = SCHEMA_0013
 populate_0014 = _populate(SCHEMA_0014)
+# 0015 added users, their passkeys, sessions and challenges (none here) and
+# api_keys.transfer_ceiling (nullable: the story's keys leave it NULL, as an 0014 server did).
+SCHEMA_0015 = SCHEMA_0014
+populate_0015 = _populate(SCHEMA_0015)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1036,4 +1040,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0011": populate_0011,
     "0013": populate_0013,
     "0014": populate_0014,
+    "0015": populate_0015,
 }

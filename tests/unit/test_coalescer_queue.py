@@ -34,6 +34,7 @@ class GatedLedger:
         atomic: bool = False,
         validated: bool = False,
         actor: str | None = None,
+        actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         self.entered.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"

@@ -42,7 +42,7 @@ from strongroom.http.errors import ERROR_RESPONSES, time_param
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.tenancy.access import require_scope
+from strongroom.tenancy.access import authorize, require_scope, requires
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -61,10 +61,10 @@ class AuditCtx:
 
 
 async def context(request: Request) -> AuditCtx:
+    key: Principal = request.state.api_key
+    authorize(request.scope, key)
     settings = request.app.state.settings
-    return AuditCtx(
-        request.state.api_key, request.app.state.audit, settings.audit_checkpoint_interval_s
-    )
+    return AuditCtx(key, request.app.state.audit, settings.audit_checkpoint_interval_s)
 
 
 async def _published(ctx: AuditCtx, read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -106,12 +106,11 @@ def _b64(data: bytes) -> str:
     response_model=CheckpointOut,
     tags=["audit"],
     operation_id="getLatestCheckpoint",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.AUDIT_READ),
 )
 async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """The latest signed checkpoint of the tenant's log (published at an interval by `serve`,
     or on demand with POST /v1/audit/checkpoints)."""
-    ctx.require(Scope.LEDGER_READ)
     found = await run_in_threadpool(ctx.audit.latest, ctx.log)
     return found.to_dict()
 
@@ -120,12 +119,11 @@ async def latest_checkpoint(ctx: Ctx) -> dict[str, Any]:
     "/audit/checkpoints",
     response_model=CheckpointOut,
     tags=["audit"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.AUDIT_WRITE),
 )
 async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     """Sign and publish a checkpoint of the log as it is now (the latest one if the log has
     not grown since)."""
-    ctx.require(Scope.ADMIN)
     published = await run_in_threadpool(ctx.audit.publish, [ctx.log])
     if not published:
         found = await run_in_threadpool(ctx.audit.latest, ctx.log)  # an empty log: 404
@@ -137,13 +135,12 @@ async def publish_checkpoint(ctx: Ctx) -> dict[str, Any]:
     "/audit/checkpoints/{tree_size}",
     response_model=CheckpointOut,
     tags=["audit"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.AUDIT_READ),
 )
 async def get_checkpoint(
     tree_size: Annotated[int, Path(ge=1, le=2**62)], ctx: Ctx
 ) -> dict[str, Any]:
     """A past checkpoint, by its tree size: every checkpoint ever published is kept."""
-    ctx.require(Scope.LEDGER_READ)
     found = await run_in_threadpool(ctx.audit.checkpoint, ctx.log, tree_size)
     return found.to_dict()
 
@@ -153,7 +150,7 @@ async def get_checkpoint(
     response_model=InclusionProofOut,
     tags=["audit"],
     operation_id="getInclusionProof",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.AUDIT_READ),
 )
 async def inclusion_proof(
     ctx: Ctx,
@@ -163,7 +160,6 @@ async def inclusion_proof(
 ) -> dict[str, Any]:
     """The RFC 9162 inclusion proof of a leaf, by index or by transfer id (the transfer's
     first leaf: its creation), in the tree of `tree_size` leaves."""
-    ctx.require(Scope.LEDGER_READ)
     if (leaf_index is None) == (transfer_id is None):
         raise InvalidRequest("give leaf_index or transfer_id, one of them", param="leaf_index")
     if leaf_index is None:
@@ -187,11 +183,10 @@ async def inclusion_proof(
     response_model=ConsistencyProofOut,
     tags=["audit"],
     operation_id="getConsistencyProof",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.AUDIT_READ),
 )
 async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, Any]:
     """The RFC 9162 consistency proof between the trees of `first` and `second` leaves."""
-    ctx.require(Scope.LEDGER_READ)
     if first > second:
         raise InvalidRequest("first must not be greater than second", param="first")
     proof = await run_in_threadpool(ctx.audit.consistency, ctx.log, first, second)
@@ -208,6 +203,7 @@ async def consistency_proof(ctx: Ctx, first: Size, second: Size) -> dict[str, An
     response_model=LeafList,
     tags=["audit"],
     operation_id="listAuditLeaves",
+    openapi_extra=requires(Scope.AUDIT_READ),
 )
 async def list_leaves(
     ctx: Ctx,
@@ -215,7 +211,6 @@ async def list_leaves(
     limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
 ) -> dict[str, Any]:
     """Leaves in index order from `start`; the next page starts at the last index + 1."""
-    ctx.require(Scope.LEDGER_READ)
     data, size = await run_in_threadpool(ctx.audit.leaves, ctx.log, start, limit)
     has_more = bool(data) and data[-1]["index"] + 1 < size
     return {**list_body(data, has_more), "tree_size": size}
@@ -226,10 +221,10 @@ async def list_leaves(
     response_model=KeyList,
     tags=["audit"],
     operation_id="listAuditKeys",
+    openapi_extra=requires(Scope.AUDIT_READ),
 )
 async def list_keys(ctx: Ctx) -> dict[str, Any]:
     """The public keys that sign checkpoints (C2SP verifier keys), retired ones included."""
-    ctx.require(Scope.LEDGER_READ)
     keys = await run_in_threadpool(ctx.audit.verifier_keys)
     return list_body(keys, False)
 
@@ -241,7 +236,8 @@ async def list_keys(ctx: Ctx) -> dict[str, Any]:
     operation_id="getAccountStatement",
     openapi_extra=error_codes(
         "not_found", "invalid_timestamp", "invalid_cursor", "invalid_limit", "checkpoint_pending"
-    ),
+    )
+    | requires(Scope.AUDIT_READ),
 )
 async def account_statement(
     account_id: IdPath,
@@ -276,7 +272,6 @@ async def account_statement(
     pages (each names the versions it proves, and they must join without a gap). Entries newer
     than the latest checkpoint wait for the next one (503 `checkpoint_pending` past a short
     wait). A page costs 1 + limit/50 rate-limit tokens."""
-    ctx.require(Scope.LEDGER_READ)
     start, end = time_param(from_, "from"), time_param(to, "to")
     return await _published(
         ctx,
@@ -291,7 +286,7 @@ async def account_statement(
     response_model=ReceiptOut,
     tags=["audit"],
     operation_id="getTransferReceipt",
-    openapi_extra=error_codes("not_found", "checkpoint_pending"),
+    openapi_extra=error_codes("not_found", "checkpoint_pending") | requires(Scope.AUDIT_READ),
 )
 async def transfer_receipt(transfer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """A self-contained receipt: the transfer's leaves, their inclusion proofs and the latest
@@ -299,5 +294,4 @@ async def transfer_receipt(transfer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     for the next one (`serve` publishes every STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S), at most
     2 s, then 503 `checkpoint_pending` with Retry-After: a read never signs a checkpoint.
     `strongroom audit verify-receipt FILE --public-key KEY` checks it offline."""
-    ctx.require(Scope.LEDGER_READ)
     return await _published(ctx, lambda: ctx.audit.receipt(ctx.log, transfer_id, publish=False))

@@ -71,32 +71,44 @@ class LeafError(ValueError):
 
 # -- encoding ------------------------------------------------------------------------------
 
-_simple_structs: dict[tuple[int, int, int, int], struct.Struct] = {}
+_simple_structs: dict[tuple[int, int, int, int, int], struct.Struct] = {}
 
 
-def _simple_struct(key: tuple[int, int, int, int]) -> struct.Struct | None:
-    """The bulk shape's whole leaf as one struct, for these id lengths (None: too long)."""
+def _simple_struct(key: tuple[int, int, int, int, int]) -> struct.Struct | None:
+    """The bulk shape's whole leaf as one struct, for these id and actor lengths (None: too
+    long). A null actor is its 0xFFFF length and no bytes: `H0s`."""
     found = _simple_structs.get(key)
     if found is None:
         if max(key) > STRING_BYTES_MAX:
             return None
-        tid, ledger, debit, credit = key
+        tid, ledger, debit, credit, actor = key
         # `?`, the pending flag: packed by truth value as 0 or 1, as `_general` writes it.
         found = struct.Struct(
-            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqqHH"
+            f">BBBH{tid}sH{ledger}sBBBH{debit}sH{credit}sqHH?qBBHqHHqBqqqqqqqHqBqqqqqqqH{actor}sH"
         )
         if len(_simple_structs) < 256:
             _simple_structs[key] = found
     return found
 
 
+# Who asked for each change of a batch: one actor for all (`actor`), or one per transfer id
+# (`actors`, for a batch the group-commit coalescer gathered from several principals).
+Actors = Mapping[str, str | None]
+
+
 def transfer_leaf(
-    event_type: str, row: TransferRow, entries: Sequence[EntryRow], *, wide: bool = True
+    event_type: str,
+    row: TransferRow,
+    entries: Sequence[EntryRow],
+    *,
+    wide: bool = True,
+    actor: str | None = None,
 ) -> bytes:
-    """The leaf of one ledger change: the transfer row as stored (after the change) and the
-    entries it wrote. `wide=False` promises that every money value fits 64 bits (the engine
-    knows it of a whole batch, see Writes.wide), which lets the common shape skip the check."""
-    return transfer_leaves((event_type,), (row,), (entries,), wide=wide)[0]
+    """The leaf of one ledger change: the transfer row as stored (after the change), the
+    entries it wrote and who asked (`actor`: `api_key:<id>`, `cli`, `system:expiry`...).
+    `wide=False` promises that every money value fits 64 bits (the engine knows it of a whole
+    batch, see Writes.wide), which lets the common shape skip the check."""
+    return transfer_leaves((event_type,), (row,), (entries,), wide=wide, actor=actor)[0]
 
 
 def transfer_leaves(
@@ -105,11 +117,19 @@ def transfer_leaves(
     entries: Sequence[Sequence[EntryRow]],
     *,
     wide: bool = True,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes]:
-    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote)."""
+    """The leaves of a transaction's ledger changes (`entries[i]`: those change i wrote);
+    `actors`, when given, names each transfer's actor by id instead of `actor`."""
     if wide:
-        return [_general(k, r, e) for k, r, e in zip(kinds, rows, entries, strict=True)]
-    found = _narrow_leaves(kinds, rows, entries, paired=False)
+        if actors is None:
+            return [_general(k, r, e, actor) for k, r, e in zip(kinds, rows, entries, strict=True)]
+        return [
+            _general(k, r, e, actors.get(r[1]))
+            for k, r, e in zip(kinds, rows, entries, strict=True)
+        ]
+    found = _narrow_leaves(kinds, rows, entries, paired=False, actor=actor, actors=actors)
     assert found is not None, "only paired entries are refused"
     return found
 
@@ -120,6 +140,8 @@ def batch_leaves(
     entries: Sequence[EntryRow],
     *,
     wide: bool = True,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes]:
     """`transfer_leaves` of a committed batch as the ledger hands it over (ledger.pipeline.
     CommittedBatch): `entries` all of the transaction's, in the order of their transfers. A
@@ -127,11 +149,17 @@ def batch_leaves(
     them first."""
     if not wide and len(entries) == 2 * len(rows):
         found = _narrow_leaves(
-            kinds, rows, zip(entries[0::2], entries[1::2], strict=True), paired=True
+            kinds,
+            rows,
+            zip(entries[0::2], entries[1::2], strict=True),
+            paired=True,
+            actor=actor,
+            actors=actors,
         )
         if found is not None:
             return found
-    return transfer_leaves(kinds, rows, entries_by_change(rows, entries), wide=wide)
+    by_change = entries_by_change(rows, entries)
+    return transfer_leaves(kinds, rows, by_change, wide=wide, actor=actor, actors=actors)
 
 
 def entries_by_change(
@@ -162,6 +190,8 @@ def _narrow_leaves(
     entries: Iterable[Sequence[EntryRow]],
     *,
     paired: bool,
+    actor: str | None = None,
+    actors: Actors | None = None,
 ) -> list[bytes] | None:
     """The leaves of changes whose money fits 64 bits. The bulk shape (a posted or pending
     two-account transfer without legs, target, expiry, metadata or effective time, whose two
@@ -172,14 +202,17 @@ def _narrow_leaves(
 
     `paired`: `entries` pairs the batch's entries two by two, unchecked; None (the caller
     groups them instead) as soon as a pair is not its change's two, or a change's id repeats
-    the one before (grouping would give the first all their entries)."""
+    the one before (grouping would give the first all their entries). The actor (`actors`:
+    each transfer's) is packed in the same struct; the gates' decisions are null here."""
+    a_field, a_bytes = _actor_field(actor)
+    fields: dict[str | None, tuple[int, bytes]] = {actor: (a_field, a_bytes)}
     out: list[bytes] = []
     append = out.append
     codes = _EVENT_CODES
     structs = _simple_structs
     ledger_id: str | None = None
     ledger = b""
-    key: tuple[int, int, int, int] | None = None
+    key: tuple[int, int, int, int, int] | None = None
     packer: struct.Struct | None = None
     last_tid = None
     for kind, row, mine in zip(kinds, rows, entries, strict=True):
@@ -213,7 +246,13 @@ def _narrow_leaves(
                 tid_b = tid.encode()
                 debit_b = debit.encode()
                 credit_b = credit.encode()
-                found = (len(tid_b), len(ledger), len(debit_b), len(credit_b))
+                if actors is not None:
+                    mine_actor = actors.get(tid)
+                    got = fields.get(mine_actor)
+                    if got is None:
+                        got = fields[mine_actor] = _actor_field(mine_actor)
+                    a_field, a_bytes = got
+                found = (len(tid_b), len(ledger), len(debit_b), len(credit_b), len(a_bytes))
                 if found != key:
                     key = found
                     packer = structs.get(key) or _simple_struct(key)
@@ -227,14 +266,24 @@ def _narrow_leaves(
                         d_dp, d_cp, d_dpend, d_cpend, d_at,
                         _CREDIT_REF, c_version, c_direction, c_amount, c_delta,
                         c_dp, c_cp, c_dpend, c_cpend, c_at,
-                        _NULL, _NULL,
+                        a_field, a_bytes, _NULL,
                     )  # fmt: skip
                     append(packed)
                     continue
         elif paired:
             return None
-        append(_general(kind, row, mine))
+        append(_general(kind, row, mine, actors.get(tid) if actors is not None else actor))
     return out
+
+
+def _actor_field(actor: str | None) -> tuple[int, bytes]:
+    """The actor as the bulk struct packs it: (its length, or 0xFFFF for null; its bytes)."""
+    if actor is None:
+        return _NULL, b""
+    data = actor.encode()
+    if len(data) > STRING_BYTES_MAX:
+        raise LeafError(f"a leaf string holds at most {STRING_BYTES_MAX} bytes")
+    return len(data), data
 
 
 def _str(value: str | None) -> bytes:

@@ -58,7 +58,9 @@ class AuditLog(AuditReads, AuditVerify, AuditBase):
             tenants = self._tenants_of(uow, ledgers)
         at = batch.at_us
         kinds = batch.kinds
-        datas = leaves_.batch_leaves(kinds, rows, batch.entries, wide=batch.wide)
+        datas = leaves_.batch_leaves(
+            kinds, rows, batch.entries, wide=batch.wide, actor=batch.actor, actors=batch.actors
+        )
         # A leaf not found by the bundle's time (an expiry: its row keeps its creation time)
         # is indexed by reference.
         if len(ledgers) == 1:  # the usual case: one log, no per-event look-up

@@ -26,9 +26,9 @@ def demo(
     invariant check."""
     svc = ledger_service(database_url, upgrade=True)
     rng = random.Random(seed)
-    ledger = svc.create_ledger("demo")
+    ledger = svc.create_ledger("demo", actor=CLI_ACTOR)
     typer.echo(f"ledger {ledger.id} on {svc.engine.url.render_as_string(hide_password=True)}")
-    bank = svc.create_account(ledger.id, "USD", Direction.DEBIT, name="bank")
+    bank = svc.create_account(ledger.id, "USD", Direction.DEBIT, name="bank", actor=CLI_ACTOR)
     names = ["alice", "bob", "carol", "dave", "erin"]
     customers = svc.create_accounts(
         [
@@ -40,7 +40,8 @@ def demo(
                 name=n,
             )
             for n in names
-        ]
+        ],
+        actor=CLI_ACTOR,
     )
     batch = [NewTransfer(ids.new_id("tr"), ledger.id, bank.id, c.id, 100_000) for c in customers]
     for _ in range(transfers):

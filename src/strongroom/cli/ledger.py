@@ -73,7 +73,7 @@ def create_ledger(
     database_url: DbOption = None,
 ) -> None:
     """Create a ledger (of the default tenant) and print it."""
-    print_json(ledger_service(database_url).create_ledger(name).to_dict())
+    print_json(ledger_service(database_url).create_ledger(name, actor=CLI_ACTOR).to_dict())
 
 
 @app.command("create-asset")
@@ -86,7 +86,7 @@ def create_asset(
 ) -> None:
     """Register a custom asset CODE with SCALE decimal places (0 to 18); ISO 4217 currencies
     exist already."""
-    asset = ledger_service(database_url).create_asset(code, scale)
+    asset = ledger_service(database_url).create_asset(code, scale, actor=CLI_ACTOR)
     print_json({"code": asset.code, "scale": asset.scale})
 
 
@@ -118,7 +118,7 @@ def create_account(
         name,
         id=id,
     )
-    [account] = svc.create_accounts([spec])
+    [account] = svc.create_accounts([spec], actor=CLI_ACTOR)
     print_json(account.to_dict())
 
 

@@ -26,6 +26,7 @@ from strongroom.cli.common import (
 from strongroom.http.server import uvicorn_options
 from strongroom.logs import configure_logging, logging_config
 from strongroom.metrics import MULTIPROC_DIR_ENV, mark_process_dead
+from strongroom.security.rbac import Role, role_scopes
 from strongroom.tenancy.model import ApiKey, Scope
 from strongroom.tenancy.service import TenancyService
 
@@ -193,8 +194,17 @@ def worker(database_url: DbOption = None) -> None:
 
 @keys.command("create")
 def api_keys_create(
-    tenant: Annotated[str, typer.Option(help="the tenant's name; created if new")],
-    scope: Annotated[list[Scope], typer.Option(help="what the key may do; repeat for several")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="the tenant's name; created if new (none for an operator's key)"),
+    ] = None,
+    scope: Annotated[
+        list[Scope] | None, typer.Option(help="what the key may do; repeat for several")
+    ] = None,
+    role: Annotated[
+        Role | None,
+        typer.Option(help="give the key the role's scopes (docs/permissions.md)"),
+    ] = None,
     transfer_ceiling: Annotated[
         int | None,
         typer.Option(
@@ -205,18 +215,29 @@ def api_keys_create(
     ] = None,
     database_url: DbOption = None,
 ) -> None:
-    """Create an API key and print its secret, once: only a keyed hash is stored."""
+    """Create an API key and print its secret, once: only a keyed hash is stored. Give
+    --scope, or --role for a role's scopes (with --scope: both); an operator's key
+    (--role operator) belongs to the deployment's system tenant: give no --tenant."""
+    scopes = {s.value for s in scope or ()}
+    if role is not None:
+        scopes |= {s.value for s in role_scopes(role)}
     tenancy = tenancy_service(database_url)
-    is_new = tenancy.tenant_by_name(tenant) is None
+    is_new = tenant is not None and tenancy.tenant_by_name(tenant) is None
     key, secret = tenancy.create_api_key(
-        tenant, [s.value for s in scope], actor=CLI_ACTOR, transfer_ceiling=transfer_ceiling
+        tenant,
+        sorted(scopes),
+        actor=CLI_ACTOR,
+        role=None if role is None else role.value,
+        transfer_ceiling=transfer_ceiling,
     )
     if is_new:
+        assert tenant is not None
         say_new_tenant(tenant, key.tenant_id)
     out: dict[str, object] = {
         "id": key.id,
         "tenant_id": key.tenant_id,
         "scopes": sorted(s.value for s in key.scopes),
+        "role": key.role,
         "secret": secret,
     }
     if transfer_ceiling is not None:

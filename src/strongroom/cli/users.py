@@ -21,7 +21,7 @@ from strongroom.core.errors import InvalidRequest
 from strongroom.security.auth.passwords import PasswordPolicy, Passwords
 from strongroom.security.auth.service import UserService
 from strongroom.security.keys import open_key_manager
-from strongroom.security.roles import Role
+from strongroom.security.rbac import Role
 from strongroom.tenancy.service import TenancyService
 
 app = typer.Typer(no_args_is_help=True, help="People who sign in: staff and customers.")

@@ -47,6 +47,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.security.vault.schemas import CardDeleted, CardList, CardNumberOut, CardOut
+from strongroom.tenancy.schemas import TenantList, TenantOut
 
 # -- how each listing goes on --------------------------------------------------------------
 
@@ -723,6 +724,51 @@ def get_consistency_proof(first: int, second: int) -> Call[ConsistencyProofOut]:
         model(ConsistencyProofOut),
         params={"first": first, "second": second},
     )
+
+
+# -- the operator's: the deployment's tenants (a key of the system tenant, tenants:admin) ----
+
+
+def create_tenant(name: str, *, idempotency_key: str | None = None) -> Call[TenantOut]:
+    """Create a tenant of this deployment (`tenants:admin`, an operator's key)."""
+    return Call(
+        "POST",
+        "/v1/tenants",
+        model(TenantOut),
+        json={"name": name},
+        idempotency_key=idempotency_key,
+    )
+
+
+def list_tenants(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> Call[TenantList]:
+    """One page of the deployment's tenants, by id."""
+    params = {"limit": limit, "starting_after": starting_after}
+    return Call("GET", "/v1/tenants", model(TenantList), params=params)
+
+
+def iter_tenants(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> Paged[TenantList, TenantOut]:
+    """Every tenant (after `starting_after`), fetching pages of `limit` as needed."""
+    return Paged(list_tenants(limit=limit, starting_after=starting_after), _after_last_id, _data)
+
+
+def get_tenant(tenant_id: str) -> Call[TenantOut]:
+    return Call("GET", f"/v1/tenants/{segment(tenant_id)}", model(TenantOut))
+
+
+def suspend_tenant(tenant_id: str, *, idempotency_key: str | None = None) -> Call[TenantOut]:
+    """Suspend a tenant: its keys authenticate no more (`tenants:admin`)."""
+    path = f"/v1/tenants/{segment(tenant_id)}/suspend"
+    return Call("POST", path, model(TenantOut), idempotency_key=idempotency_key)
+
+
+def resume_tenant(tenant_id: str, *, idempotency_key: str | None = None) -> Call[TenantOut]:
+    """Resume a suspended tenant (`tenants:admin`)."""
+    path = f"/v1/tenants/{segment(tenant_id)}/resume"
+    return Call("POST", path, model(TenantOut), idempotency_key=idempotency_key)
 
 
 # -- people: signing in, factors, users, API keys (client/people.py) ----------------------

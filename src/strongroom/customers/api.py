@@ -1,7 +1,9 @@
 """HTTP routes for customers and counterparties. Answers are masked; the personal data in full
 comes from the `.../personal-data` reads, which need the `pii:read` scope (never implied by
-`admin`) and are each an audit leaf. Another tenant's customer is a 404, as one that does not
-exist."""
+`admin`; a user steps up first) and are each an audit leaf. Erasure and legal holds need
+`customers:erase`. Every route declares its scopes (tenancy.access.requires), enforced by
+the request context before the body is read. Another tenant's customer is a 404, as one that
+does not exist."""
 
 from __future__ import annotations
 
@@ -35,33 +37,30 @@ from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.tenancy.access import require_scope
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.access import authorize, require_step_up, requires, requires_all
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class CustomersCtx:
-    key: ApiKey
+    key: Principal
     customers: CustomerService
     counterparties: CounterpartyService
     ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
-
-    def require(self, *scopes: Scope) -> None:
-        for scope in scopes:
-            require_scope(self.key, scope)
 
     @property
     def tenant(self) -> str:
         return self.key.tenant_id
 
 
-def context(request: Request) -> CustomersCtx:
+async def context(request: Request) -> CustomersCtx:
+    """Async: FastAPI runs a plain `def` dependency in the threadpool. The principal is let in
+    on the route's declared scopes (tenancy.access.requires) before its body is read."""
     state = request.app.state
+    key: Principal = request.state.api_key
+    authorize(request.scope, key)
     return CustomersCtx(
-        request.state.api_key,
-        state.customers,
-        state.counterparties,
-        minter_for(request.scope.get("state", {})),
+        key, state.customers, state.counterparties, minter_for(request.scope.get("state", {}))
     )
 
 
@@ -107,12 +106,11 @@ def _person(body: CustomerCreate | CustomerUpdate) -> dict[str, object]:
     status_code=201,
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes(INPUT_ERRORS),
+    openapi_extra=error_codes(INPUT_ERRORS) | requires(Scope.CUSTOMERS_WRITE),
 )
 async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
     """Each personal-data field is sealed under the customer's own data key; the answer is
     masked."""
-    ctx.require(Scope.CUSTOMERS_WRITE)
     customer = await run_in_threadpool(
         lambda: ctx.customers.create(
             ctx.tenant,
@@ -130,7 +128,7 @@ async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
     "/customers",
     response_model=CustomerList,
     tags=["customers"],
-    openapi_extra=error_codes(LOOKUP_ERRORS),
+    openapi_extra=error_codes(LOOKUP_ERRORS) | requires(Scope.CUSTOMERS_READ),
 )
 async def list_customers(
     ctx: Ctx,
@@ -142,7 +140,6 @@ async def list_customers(
     """By id; with `email` or `national_id`, the customers whose value is exactly that (after
     normalisation), found by a blind index. A query string may be logged by a proxy: `POST
     /v1/customers/search` takes the value in its body."""
-    ctx.require(Scope.CUSTOMERS_READ)
     page = await run_in_threadpool(
         lambda: ctx.customers.list_customers(
             ctx.tenant,
@@ -159,12 +156,11 @@ async def list_customers(
     "/customers/search",
     response_model=CustomerList,
     tags=["customers"],
-    openapi_extra=error_codes(LOOKUP_ERRORS),
+    openapi_extra=error_codes(LOOKUP_ERRORS) | requires(Scope.CUSTOMERS_READ),
 )
 async def search_customers(body: CustomerSearch, ctx: Ctx) -> dict[str, Any]:
     """Exact lookup by `email` or `national_id` (one of them), as the listing's filters, with
     the value in the body. Up to 100 matches."""
-    ctx.require(Scope.CUSTOMERS_READ)
     if body.email is None and body.national_id is None:
         raise InvalidRequest("give email or national_id", param="email", code="invalid_lookup")
     page = await run_in_threadpool(
@@ -179,11 +175,10 @@ async def search_customers(body: CustomerSearch, ctx: Ctx) -> dict[str, Any]:
     "/customers/{customer_id}",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_READ),
 )
 async def get_customer(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Masked. An erased customer is answered, `erased: true`, its personal data null."""
-    ctx.require(Scope.CUSTOMERS_READ)
     customer = await run_in_threadpool(lambda: ctx.customers.get(ctx.tenant, customer_id))
     return customer.to_dict()
 
@@ -194,11 +189,11 @@ async def get_customer(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     tags=["customers"],
     openapi_extra=error_codes(
         INPUT_ERRORS, "not_found", "customer_erased", "key_unavailable", "unsupported_media_type"
-    ),
+    )
+    | requires(Scope.CUSTOMERS_WRITE),
 )
 async def update_customer(customer_id: IdPath, body: CustomerUpdate, ctx: Ctx) -> dict[str, Any]:
     """The fields given are replaced (sealed again); those left out are kept."""
-    ctx.require(Scope.CUSTOMERS_WRITE)
     customer = await run_in_threadpool(
         lambda: ctx.customers.update(
             ctx.tenant, customer_id, _person(body), body.metadata, actor=ctx.key.actor
@@ -211,15 +206,17 @@ async def update_customer(customer_id: IdPath, body: CustomerUpdate, ctx: Ctx) -
     "/customers/{customer_id}/personal-data",
     response_model=PersonalDataOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "data_erased", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "data_erased", "key_unavailable", "step_up_required")
+    | requires(Scope.PII_READ),
 )
 async def get_customer_personal_data(
     customer_id: IdPath, ctx: Ctx, fields: FieldsQuery = None
 ) -> dict[str, Any]:
     """The personal data in full. Needs `pii:read` (granted by name, never implied by
-    `admin`); every call is an audit leaf `customer.pii_revealed` naming the API key, the
-    customer and the fields, never the values. After erasure: 410 `data_erased`."""
-    ctx.require(Scope.PII_READ)
+    `admin`), and a user steps up first; every call is an audit leaf `customer.pii_revealed`
+    naming the principal, the customer and the fields, never the values. After erasure: 410
+    `data_erased`."""
+    require_step_up(ctx.key, Scope.PII_READ)
     only = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     return await run_in_threadpool(
         lambda: ctx.customers.reveal(ctx.tenant, customer_id, actor=ctx.key.actor, fields=only)
@@ -230,14 +227,16 @@ async def get_customer_personal_data(
     "/customers/{customer_id}/personal-data",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "legal_hold"),
+    openapi_extra=error_codes("not_found", "legal_hold", "step_up_required")
+    | requires(Scope.CUSTOMERS_ERASE),
 )
 async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Erasure (crypto-shredding): the customer's data key is destroyed, so its personal data
     cannot be recovered by anyone; the customer, its accounts, the ledger and the audit log
-    remain and verify. `admin` only. Refused with 409 `legal_hold` while a hold is set. Again
-    on an erased customer: the same answer, nothing more done."""
-    ctx.require(Scope.ADMIN)
+    remain and verify. Needs `customers:erase` (implied by `admin`); a user steps up first.
+    Refused with 409 `legal_hold` while a hold is set. Again on an erased customer: the same
+    answer, nothing more done."""
+    require_step_up(ctx.key)
     customer = await run_in_threadpool(
         lambda: ctx.customers.erase(ctx.tenant, customer_id, actor=ctx.key.actor)
     )
@@ -248,11 +247,11 @@ async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[s
     "/customers/{customer_id}/legal-hold",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_ERASE),
 )
 async def create_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    """While held, erasure is refused (409 `legal_hold`). `admin` only."""
-    ctx.require(Scope.ADMIN)
+    """While held, erasure is refused (409 `legal_hold`). Needs `customers:erase` (implied by
+    `admin`)."""
     customer = await run_in_threadpool(
         lambda: ctx.customers.set_legal_hold(ctx.tenant, customer_id, True, actor=ctx.key.actor)
     )
@@ -263,10 +262,9 @@ async def create_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str,
     "/customers/{customer_id}/legal-hold",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_ERASE),
 )
 async def delete_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    ctx.require(Scope.ADMIN)
     customer = await run_in_threadpool(
         lambda: ctx.customers.set_legal_hold(ctx.tenant, customer_id, False, actor=ctx.key.actor)
     )
@@ -277,7 +275,7 @@ async def delete_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str,
     "/customers/{customer_id}/accounts",
     response_model=CustomerAccountList,
     tags=["customers"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires_all(Scope.CUSTOMERS_READ, Scope.LEDGER_READ),
 )
 async def list_customer_accounts(
     customer_id: IdPath,
@@ -288,7 +286,6 @@ async def list_customer_accounts(
 ) -> dict[str, Any]:
     """The accounts that name this customer, by id. Needs `customers:read` and
     `ledger:read`."""
-    ctx.require(Scope.CUSTOMERS_READ, Scope.LEDGER_READ)
     if starting_after is not None and ending_before is not None:
         raise InvalidRequest(
             "give starting_after or ending_before, not both", param="ending_before"
@@ -313,12 +310,12 @@ async def list_customer_accounts(
     status_code=201,
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("invalid_personal_data", "invalid_name", "invalid_country"),
+    openapi_extra=error_codes("invalid_personal_data", "invalid_name", "invalid_country")
+    | requires(Scope.CUSTOMERS_WRITE),
 )
 async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, Any]:
     """A payee who is not a customer: its name and account identifier sealed under its own
     data key, its country in clear. The answer is masked."""
-    ctx.require(Scope.CUSTOMERS_WRITE)
     counterparty = await run_in_threadpool(
         lambda: ctx.counterparties.create(
             ctx.tenant,
@@ -336,12 +333,11 @@ async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, A
     "/counterparties",
     response_model=CounterpartyList,
     tags=["counterparties"],
-    openapi_extra=error_codes("key_unavailable"),
+    openapi_extra=error_codes("key_unavailable") | requires(Scope.CUSTOMERS_READ),
 )
 async def list_counterparties(
     ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: OptionalIdQuery = None
 ) -> dict[str, Any]:
-    ctx.require(Scope.CUSTOMERS_READ)
     page = await run_in_threadpool(
         lambda: ctx.counterparties.list_counterparties(
             ctx.tenant, starting_after=starting_after, limit=limit
@@ -354,10 +350,9 @@ async def list_counterparties(
     "/counterparties/{counterparty_id}",
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("not_found", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_READ),
 )
 async def get_counterparty(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    ctx.require(Scope.CUSTOMERS_READ)
     counterparty = await run_in_threadpool(
         lambda: ctx.counterparties.get(ctx.tenant, counterparty_id)
     )
@@ -368,11 +363,12 @@ async def get_counterparty(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     "/counterparties/{counterparty_id}/personal-data",
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("not_found", "data_erased", "key_unavailable"),
+    openapi_extra=error_codes("not_found", "data_erased", "key_unavailable", "step_up_required")
+    | requires(Scope.PII_READ),
 )
 async def get_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """In full: needs `pii:read`; every call is an audit leaf `counterparty.pii_revealed`."""
-    ctx.require(Scope.PII_READ)
+    require_step_up(ctx.key, Scope.PII_READ)
     counterparty = await run_in_threadpool(
         lambda: ctx.counterparties.reveal(ctx.tenant, counterparty_id, actor=ctx.key.actor)
     )
@@ -383,11 +379,12 @@ async def get_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> d
     "/counterparties/{counterparty_id}/personal-data",
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found", "step_up_required") | requires(Scope.CUSTOMERS_ERASE),
 )
 async def delete_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    """Erasure by crypto-shredding, as a customer's. `admin` only."""
-    ctx.require(Scope.ADMIN)
+    """Erasure by crypto-shredding, as a customer's: `customers:erase` (implied by `admin`);
+    a user steps up first."""
+    require_step_up(ctx.key)
     counterparty = await run_in_threadpool(
         lambda: ctx.counterparties.erase(ctx.tenant, counterparty_id, actor=ctx.key.actor)
     )

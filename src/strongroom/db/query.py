@@ -46,6 +46,7 @@ def sqlite_insert_many(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     constant_candidates: Sequence[int],
+    literals: Sequence[tuple[str, int]] = (),
 ) -> None:
     """SQLite: INSERT `rows` with one executemany, writing each column of `constant_candidates`
     that is None in every row as a literal NULL, and one that is the same bool in every row as
@@ -55,7 +56,8 @@ def sqlite_insert_many(
     adapter look-up, which raises and clears an AttributeError for each value (3.11: ~0.4 us a
     value, measured). A bulk transfer row has six such columns (legs, target_id, pending,
     expires_at, metadata, effective_at), all the same across the batch. The stored values are
-    the same either way: a bool binds as the integer 0 or 1.
+    the same either way: a bool binds as the integer 0 or 1. `literals`: (column, integer)
+    pairs the same in every row (a batch's actor_ref), written into the statement too.
     """
     if not rows:
         return
@@ -72,7 +74,12 @@ def sqlite_insert_many(
             if values.count(first) == count:
                 literal[index] = "1" if first else "0"
     marks = ",".join(literal.get(i, "?") for i in range(len(columns)))
-    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    names = ", ".join(columns)
+    for column, value in literals:
+        assert type(value) is int, "only an integer is written as a literal"
+        names += f", {column}"
+        marks += f",{value}"
+    statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
     if not literal:
         cur.executemany(statement, rows)
         return

@@ -26,6 +26,7 @@ ledgers = sa.Table(
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("tenant_id", sa.String(64), nullable=False, server_default="ten_default"),
+    sa.Column("created_by", sa.String(200), nullable=True),  # the actor; NULL before 0016
     sa.Index("ledgers_tenant", "tenant_id", "id"),
     sqlite_with_rowid=False,
 )
@@ -36,6 +37,7 @@ assets = sa.Table(
     sa.Column("code", sa.String(16), primary_key=True),
     sa.Column("scale", sa.SmallInteger, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sqlite_with_rowid=False,
 )
 
@@ -60,6 +62,7 @@ accounts = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     # The customer who owns the account (migration 0013), of the ledger's tenant.
     sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("accounts_ledger_id", "ledger_id", "id"),
     sa.Index(
         "accounts_customer",
@@ -93,6 +96,9 @@ transfers = sa.Table(
     sa.Column("metadata", sa.Text, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("effective_at", sa.BigInteger, nullable=True),  # NULL: effective at created_at
+    # Who created it: an id in `actors` (interned once per actor, so a bulk row carries a small
+    # integer, not the string); NULL before migration 0016.
+    sa.Column("actor_ref", sa.Integer, nullable=True),
     sa.Index("transfers_id", "id", unique=True),
     sa.Index(
         "transfers_pending_expiry",
@@ -106,6 +112,16 @@ transfers = sa.Table(
         sqlite_where=sa.text("target_id IS NOT NULL"),
         postgresql_where=sa.text("target_id IS NOT NULL"),
     ),
+)
+
+# Every actor that has changed the ledger (`api_key:<id>`, `cli`, `system:expiry`, a user...),
+# once: transfers.actor_ref points here. Append-only, so a process may cache it.
+actors = sa.Table(
+    "actors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("actor", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 entries = sa.Table(
@@ -152,6 +168,7 @@ tenants = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("suspended_at", sa.BigInteger, nullable=True),  # its keys authenticate no more
 )
 
 # Only a keyed hash (HMAC-SHA256 with the server's pepper) of each secret key is stored.
@@ -168,6 +185,7 @@ api_keys = sa.Table(
     # Decimal minor units a single transfer of this key may move past the step-up threshold
     # (migration 0015); NULL: none, the key is held to the threshold.
     sa.Column("transfer_ceiling", sa.String(40), nullable=True),
+    sa.Column("role", sa.String(32), nullable=True),  # security.rbac.Role, when made for one
 )
 
 # One record per (tenant, Idempotency-Key) (migration 0009): in flight while `owner` holds the
@@ -391,6 +409,7 @@ webhook_endpoints = sa.Table(
     sa.Column("failure_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("webhook_endpoints_tenant", "tenant_id", "id"),
     sqlite_with_rowid=False,
 )

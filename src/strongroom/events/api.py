@@ -36,7 +36,7 @@ from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.tenancy.access import require_scope
+from strongroom.tenancy.access import authorize, require_scope, requires
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -61,9 +61,9 @@ class EventsCtx:
 
 
 def context(request: Request) -> EventsCtx:
-    return EventsCtx(
-        request.state.api_key, request.app.state.events, minter_for(request.scope.get("state", {}))
-    )
+    key: Principal = request.state.api_key
+    authorize(request.scope, key)
+    return EventsCtx(key, request.app.state.events, minter_for(request.scope.get("state", {})))
 
 
 Ctx = Annotated[EventsCtx, Depends(context)]
@@ -87,11 +87,11 @@ def _endpoint_out(endpoint: Any) -> dict[str, Any]:
     response_model=EndpointOut,
     tags=["webhooks"],
     operation_id="createWebhookEndpoint",
-    openapi_extra=error_codes("invalid_url", "invalid_enabled_events", "conflict"),
+    openapi_extra=error_codes("invalid_url", "invalid_enabled_events", "conflict")
+    | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     """Events created from now on are delivered to `url`, signed per Standard Webhooks."""
-    ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.create_endpoint(
             ctx.key.tenant_id, body.url, body.enabled_events, actor=ctx.actor, id=ctx.new_id("we")
@@ -105,12 +105,11 @@ async def create_endpoint(body: EndpointCreate, ctx: Ctx) -> dict[str, Any]:
     response_model=EndpointList,
     tags=["webhooks"],
     operation_id="listWebhookEndpoints",
-    openapi_extra=error_codes("invalid_cursor"),
+    openapi_extra=error_codes("invalid_cursor") | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def list_endpoints(
     ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: OptionalIdQuery = None
 ) -> dict[str, Any]:
-    ctx.require(Scope.ADMIN)
     page = await run_in_threadpool(
         lambda: ctx.events.list_endpoints(
             tenant_id=ctx.key.tenant_id, starting_after=starting_after, limit=limit
@@ -124,10 +123,9 @@ async def list_endpoints(
     response_model=EndpointOut,
     tags=["webhooks"],
     operation_id="getWebhookEndpoint",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def get_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.get_endpoint(endpoint_id, tenant_id=ctx.key.tenant_id)
     )
@@ -139,12 +137,11 @@ async def get_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     response_model=EndpointOut,
     tags=["webhooks"],
     operation_id="updateWebhookEndpoint",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def update_endpoint(endpoint_id: IdPath, body: EndpointUpdate, ctx: Ctx) -> dict[str, Any]:
     """Disable the endpoint (`enabled: false`: its deliveries wait, events created meanwhile
     are not queued for it) or enable it again (its failures forgotten, deliveries resume)."""
-    ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.set_endpoint_enabled(
             endpoint_id, body.enabled, tenant_id=ctx.key.tenant_id, actor=ctx.actor
@@ -158,12 +155,11 @@ async def update_endpoint(endpoint_id: IdPath, body: EndpointUpdate, ctx: Ctx) -
     response_model=EndpointDeleted,
     tags=["webhooks"],
     operation_id="deleteWebhookEndpoint",
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def delete_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Delete the endpoint, its pending deliveries and its recorded attempts, for good. To
     pause deliveries instead, disable it (POST with `enabled: false`)."""
-    ctx.require(Scope.ADMIN)
     endpoint = await run_in_threadpool(
         lambda: ctx.events.delete_endpoint(
             endpoint_id, tenant_id=ctx.key.tenant_id, actor=ctx.actor
@@ -177,7 +173,7 @@ async def delete_endpoint(endpoint_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     response_model=AttemptList,
     tags=["webhooks"],
     operation_id="listWebhookAttempts",
-    openapi_extra=error_codes("not_found", "invalid_cursor"),
+    openapi_extra=error_codes("not_found", "invalid_cursor") | requires(Scope.WEBHOOKS_ADMIN),
 )
 async def list_attempts(
     endpoint_id: IdPath,
@@ -187,7 +183,6 @@ async def list_attempts(
     ending_before: AttemptCursor = None,
 ) -> dict[str, Any]:
     """The endpoint's delivery attempts, newest first; the cursors are attempt ids."""
-    ctx.require(Scope.ADMIN)
     page = await run_in_threadpool(
         lambda: ctx.events.list_endpoint_attempts(
             endpoint_id,
@@ -205,7 +200,7 @@ async def list_attempts(
     response_model=EventList,
     tags=["events"],
     # An unknown starting_after is a 404 of that event (not an invalid_cursor, as elsewhere).
-    openapi_extra=error_codes("invalid_cursor", "not_found"),
+    openapi_extra=error_codes("invalid_cursor", "not_found") | requires(Scope.LEDGER_READ),
 )
 async def list_events(
     ctx: Ctx,
@@ -221,7 +216,6 @@ async def list_events(
     """Newest first, for replay: every event the tenant's ledgers produced. A page examines a
     bounded range of all events, so it may hold fewer than `limit` events, even none, while
     `has_more` is true: go on with `cursor=next_cursor`."""
-    ctx.require(Scope.LEDGER_READ)
     page = await run_in_threadpool(
         lambda: ctx.events.list_events(
             tenant_id=ctx.key.tenant_id,
@@ -239,10 +233,9 @@ async def list_events(
     "/events/{event_id}",
     response_model=EventOut,
     tags=["events"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.LEDGER_READ),
 )
 async def get_event(event_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_READ)
     event = await run_in_threadpool(
         lambda: ctx.events.get_event(event_id, tenant_id=ctx.key.tenant_id)
     )

@@ -196,7 +196,7 @@ class EventService:
                     uow, tenant_id, endpoint.id, SubjectKind.WEBHOOK_ENDPOINT, endpoint.secret
                 )
                 stored = dataclasses.replace(endpoint, secret=sealed)
-            store.insert_endpoint(uow, stored)
+            store.insert_endpoint(uow, stored, actor)
             self._record(uow, tenant_id, "webhook_endpoint.created", endpoint, actor)
             uow.commit()
         return endpoint

@@ -603,10 +603,14 @@ def _endpoint(row: Sequence[Any]) -> Endpoint:
     )
 
 
-def insert_endpoint(uow: UnitOfWork, e: Endpoint) -> None:
+def insert_endpoint(uow: UnitOfWork, e: Endpoint, created_by: str | None = None) -> None:
     events = ALL_EVENTS if e.enabled_events is None else json.dumps(list(e.enabled_events))
     uow.cursor().execute(
-        _sql(uow, f"INSERT INTO webhook_endpoints ({ENDPOINT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"),
+        _sql(
+            uow,
+            f"INSERT INTO webhook_endpoints ({ENDPOINT_COLS}, created_by) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        ),
         (
             e.id,
             e.tenant_id,
@@ -617,6 +621,7 @@ def insert_endpoint(uow: UnitOfWork, e: Endpoint) -> None:
             e.failure_count,
             e.created_at,
             e.updated_at,
+            created_by,
         ),
     )
 

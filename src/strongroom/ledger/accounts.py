@@ -93,13 +93,17 @@ class AccountUseCases(LedgerBase):
     """Accounts: created in batches (idempotent by client-chosen id), read, listed, closed;
     and the custom assets they hold."""
 
-    def create_asset(self, code: object, scale: object, *, retry: bool = False) -> Asset:
+    def create_asset(
+        self, code: object, scale: object, *, retry: bool = False, actor: str | None = None
+    ) -> Asset:
         """`retry`: an attempt of a request that ran before (an idempotent retry after a crash):
-        the asset it may have created, with the same scale, is the answer, not a conflict."""
+        the asset it may have created, with the same scale, is the answer, not a conflict.
+        `actor`: who asks (the row's `created_by`)."""
         asset = validate_custom_asset(code, scale)
         with self._uow() as uow:
             # One statement decides, so two concurrent creations cannot both pass a check.
-            created = store.insert_asset(uow, asset.code, asset.scale, self.clock.now_us())
+            now = self.clock.now_us()
+            created = store.insert_asset(uow, asset.code, asset.scale, now, actor)
             uow.commit()
         if not created:
             if retry and self.get_asset(asset.code) == asset:
@@ -117,21 +121,26 @@ class AccountUseCases(LedgerBase):
             raise InvalidRequest(f"unknown asset {code!r}", param="asset", code="unknown_asset")
         return Asset(code, scale)
 
-    def create_accounts(self, specs: Sequence[AccountSpec]) -> list[Account]:
+    def create_accounts(
+        self, specs: Sequence[AccountSpec], *, actor: str = "ledger"
+    ) -> list[Account]:
         """All or nothing: any invalid spec raises and nothing is written. A spec whose
         client-chosen id exists with the same fields is `exists` (the stored account comes
         back, nothing is written for it); with a field that differs, AccountExists names it
         (`exists_with_different_<field>`) and nothing is written."""
-        outcomes = self.create_accounts_results(specs)
+        outcomes = self.create_accounts_results(specs, actor=actor)
         for i, outcome in enumerate(outcomes):
             if not outcome.result.ok:
                 raise AccountExists(outcome.result, i)
         return [o.account for o in outcomes if o.account is not None]
 
-    def create_accounts_results(self, specs: Sequence[AccountSpec]) -> list[AccountOutcome]:
+    def create_accounts_results(
+        self, specs: Sequence[AccountSpec], *, actor: str = "ledger"
+    ) -> list[AccountOutcome]:
         """Like create_accounts, a result per spec (TransferOutcome's shape): created, exists
         or exists_with_different_<field>. Bad input still raises; when any spec differs from
-        the account its id names, nothing is written."""
+        the account its id names, nothing is written. `actor`: who asks (each new row's
+        `created_by`, and its audit leaf's actor)."""
         if not 1 <= len(specs) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} accounts",
@@ -203,9 +212,9 @@ class AccountUseCases(LedgerBase):
                 outcomes.append(AccountOutcome(i, result, row[0], None))
             if all(o.result.ok for o in outcomes):
                 if new_rows:
-                    store.insert_accounts(uow, new_rows)
+                    store.insert_accounts(uow, new_rows, actor)
                     if self._audit_sink is not None:
-                        self._audit_accounts(uow, tenants, new_rows)
+                        self._audit_accounts(uow, tenants, new_rows, actor)
                     uow.commit()
                 for o in outcomes:
                     o.account = account_from_row(stored[o.account_id])
@@ -229,7 +238,11 @@ class AccountUseCases(LedgerBase):
                 raise NotFound(f"no customer {missing[0]}", param="customer_id")
 
     def _audit_accounts(
-        self, uow: UnitOfWork, tenants: dict[str, str], rows: Sequence[tuple[Any, ...]]
+        self,
+        uow: UnitOfWork,
+        tenants: dict[str, str],
+        rows: Sequence[tuple[Any, ...]],
+        actor: str,
     ) -> None:
         """One leaf per account created: what it is, not its name or metadata (which may be
         personal data, and the log cannot forget)."""
@@ -247,7 +260,7 @@ class AccountUseCases(LedgerBase):
                 data["customer_id"] = r[16]
             by_log.setdefault(tenants[r[1]], []).append(("account.created", r[0], data))
         for log_id in sorted(by_log):
-            self._audit_sink.record_all(uow, log_id, "ledger", by_log[log_id])
+            self._audit_sink.record_all(uow, log_id, actor, by_log[log_id])
 
     def create_account(
         self,
@@ -258,9 +271,10 @@ class AccountUseCases(LedgerBase):
         flags: AccountFlag = AccountFlag.NONE,
         name: str | None = None,
         metadata: dict[str, Any] | None = None,
+        actor: str = "ledger",
     ) -> Account:
         spec = AccountSpec(ledger_id, asset, normal_balance, flags, name, metadata)
-        return self.create_accounts([spec])[0]
+        return self.create_accounts([spec], actor=actor)[0]
 
     def get_account(self, account_id: str) -> Account:
         with self._uow(write=False) as uow:

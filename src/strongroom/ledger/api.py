@@ -75,7 +75,7 @@ from strongroom.ledger.schemas import (
     TransferOut,
 )
 from strongroom.ledger.service import AccountSpec, LedgerService, transfer_to_dict
-from strongroom.tenancy.access import require_scope, spend
+from strongroom.tenancy.access import authorize, require_scope, requires, spend
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -126,6 +126,7 @@ async def context(request: Request) -> Ctx:
     request for four attribute reads."""
     state = request.app.state
     key: Principal = request.state.api_key
+    authorize(request.scope, key)  # the scopes the route declares (tenancy.access.requires)
     idem = request_of(request.scope.get("state", {}))
     own = request.state
     if idem is None:
@@ -184,13 +185,16 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
     status_code=201,
     response_model=LedgerOut,
     tags=["ledgers"],
-    openapi_extra=error_codes(METADATA_ERRORS, "invalid_name"),
+    openapi_extra=error_codes(METADATA_ERRORS, "invalid_name") | requires(Scope.LEDGER_WRITE),
 )
 async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_WRITE)
     ledger = await run_in_threadpool(
         lambda: ctx.svc.create_ledger(
-            body.name, body.metadata, tenant_id=ctx.key.tenant_id, id=ctx.ids.new_id("ldg")
+            body.name,
+            body.metadata,
+            tenant_id=ctx.key.tenant_id,
+            id=ctx.ids.new_id("ldg"),
+            actor=ctx.key.actor,
         )
     )
     ctx.ledger_tenants[ledger.id] = ledger.tenant_id
@@ -201,7 +205,7 @@ async def create_ledger(body: LedgerCreate, ctx: CtxDep) -> dict[str, Any]:
     "/ledgers",
     response_model=LedgerList,
     tags=["ledgers"],
-    openapi_extra=error_codes("invalid_cursor"),
+    openapi_extra=error_codes("invalid_cursor") | requires(Scope.LEDGER_READ),
 )
 async def list_ledgers(
     ctx: CtxDep,
@@ -209,7 +213,6 @@ async def list_ledgers(
     starting_after: OptionalIdQuery = None,
     ending_before: OptionalIdQuery = None,
 ) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
     page = await run_in_threadpool(
         lambda: ctx.svc.list_ledgers(
@@ -226,10 +229,9 @@ async def list_ledgers(
     "/ledgers/{ledger_id}",
     response_model=LedgerOut,
     tags=["ledgers"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.LEDGER_READ),
 )
 async def get_ledger(ledger_id: IdPath, ctx: CtxDep) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_READ)
     ledger = await run_in_threadpool(
         lambda: ctx.svc.get_ledger(ledger_id, tenant_id=ctx.key.tenant_id)
     )
@@ -241,13 +243,13 @@ async def get_ledger(ledger_id: IdPath, ctx: CtxDep) -> dict[str, Any]:
     status_code=201,
     response_model=AssetOut,
     tags=["assets"],
-    openapi_extra=error_codes("invalid_asset_code", "invalid_asset_scale", "asset_exists"),
+    openapi_extra=error_codes("invalid_asset_code", "invalid_asset_scale", "asset_exists")
+    | requires(Scope.ASSETS_ADMIN),
 )
 async def create_asset(body: AssetCreate, ctx: CtxDep) -> dict[str, Any]:
     """Custom assets are shared by every tenant of this server, as the ISO 4217 ones are."""
-    ctx.require(Scope.ADMIN)
     asset = await run_in_threadpool(
-        lambda: ctx.svc.create_asset(body.code, body.scale, retry=ctx.resumed)
+        lambda: ctx.svc.create_asset(body.code, body.scale, retry=ctx.resumed, actor=ctx.key.actor)
     )
     return {"object": "asset", "code": asset.code, "scale": asset.scale}
 
@@ -269,10 +271,9 @@ async def _own_account(ctx: Ctx, account_id: str) -> Any:
     status_code=201,
     response_model=AccountOut,
     tags=["accounts"],
-    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS),
+    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS) | requires(Scope.LEDGER_WRITE),
 )
 async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
     spec = AccountSpec(
         ledger_id=body.ledger_id,
@@ -284,7 +285,7 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
         id=ctx.ids.new_id("acc"),
         customer_id=body.customer_id,
     )
-    accounts = await run_in_threadpool(ctx.svc.create_accounts, [spec])
+    accounts = await run_in_threadpool(lambda: ctx.svc.create_accounts([spec], actor=ctx.key.actor))
     return accounts[0].to_dict()
 
 
@@ -292,7 +293,7 @@ async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
     "/accounts",
     response_model=AccountList,
     tags=["accounts"],
-    openapi_extra=error_codes(LISTING_ERRORS),
+    openapi_extra=error_codes(LISTING_ERRORS) | requires(Scope.LEDGER_READ),
 )
 async def list_accounts(
     ctx: CtxDep,
@@ -301,7 +302,6 @@ async def list_accounts(
     starting_after: OptionalIdQuery = None,
     ending_before: OptionalIdQuery = None,
 ) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
     await ctx.own_ledger(ledger_id)
     page = await run_in_threadpool(
@@ -314,10 +314,9 @@ async def list_accounts(
     "/accounts/{account_id}",
     response_model=AccountOut,
     tags=["accounts"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.LEDGER_READ),
 )
 async def get_account(account_id: IdPath, ctx: CtxDep) -> Response:
-    ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     return _fast_json(account.to_dict())
 
@@ -327,7 +326,8 @@ async def get_account(account_id: IdPath, ctx: CtxDep) -> Response:
     response_model=BalanceAtOut,
     tags=["accounts"],
     operation_id="getAccountBalance",
-    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_version"),
+    openapi_extra=error_codes("not_found", "invalid_timestamp", "invalid_version")
+    | requires(Scope.LEDGER_READ),
 )
 async def get_balance(
     account_id: IdPath,
@@ -336,7 +336,6 @@ async def get_balance(
     version: Annotated[int | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Balances now, after a version, or as of an RFC 3339 time."""
-    ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     if as_of is None and version is None:
         at, view = account.version, account.balance_view()
@@ -358,7 +357,7 @@ async def get_balance(
     response_model=EntryList,
     tags=["accounts"],
     operation_id="listAccountEntries",
-    openapi_extra=error_codes(LISTING_ERRORS),
+    openapi_extra=error_codes(LISTING_ERRORS) | requires(Scope.LEDGER_READ),
 )
 async def list_entries(
     account_id: IdPath,
@@ -367,7 +366,6 @@ async def list_entries(
     starting_after: Annotated[int | None, Query(ge=1, description="an entry's version")] = None,
 ) -> dict[str, Any]:
     """Newest first; the cursor is the version of the last entry of the previous page."""
-    ctx.require(Scope.LEDGER_READ)
     account = await _own_account(ctx, account_id)
     page = await run_in_threadpool(
         lambda: ctx.svc.list_entries(account_id, starting_after=starting_after, limit=limit)
@@ -532,11 +530,11 @@ def _hot_post(
     status_code=201,
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS, gates=True),
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, TRANSFER_REFUSALS, gates=True)
+    | requires(Scope.LEDGER_WRITE),
 )
 async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     """A transfer (simple or multi-leg), through the group-commit coalescer."""
-    ctx.require(Scope.LEDGER_WRITE)
     await ctx.own_ledger(body.ledger_id)
     return _fast_json(await _committed(ctx, _new_transfer(body, id=ctx.ids.new_id("tr"))), 201)
 
@@ -547,13 +545,13 @@ async def create_transfer(body: TransferCreate, ctx: CtxDep) -> Response:
     response_model=BatchOut,
     tags=["transfers"],
     operation_id="createTransferBatch",
-    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, "batch_too_large"),
+    openapi_extra=error_codes(TRANSFER_INPUT_ERRORS, "batch_too_large")
+    | requires(Scope.LEDGER_WRITE),
 )
 async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     """Up to 8,190 transfers in one transaction, each with its own result; `linked` chains a
     transfer with the next, `atomic` makes the whole batch one chain. It costs 1 + N/100
     rate-limit tokens for N transfers."""
-    ctx.require(Scope.LEDGER_WRITE)
     await spend(ctx.request_state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
@@ -601,7 +599,6 @@ async def _own_transfer(ctx: Ctx, transfer_id: str) -> TransferRecord:
 
 
 async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | None) -> Any:
-    ctx.require(Scope.LEDGER_WRITE)
     target = await _own_transfer(ctx, transfer_id)
     amount = 0
     if body is not None and body.amount is not None:
@@ -624,7 +621,8 @@ async def _resolve(ctx: Ctx, transfer_id: str, action: Action, body: Resolve | N
     tags=["transfers"],
     openapi_extra=error_codes(
         AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
-    ),
+    )
+    | requires(Scope.LEDGER_WRITE),
 )
 async def post_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Post a pending transfer, fully or `amount` of it (the rest is released)."""
@@ -638,7 +636,8 @@ async def post_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None =
     tags=["transfers"],
     openapi_extra=error_codes(
         AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
-    ),
+    )
+    | requires(Scope.LEDGER_WRITE),
 )
 async def void_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Void a pending transfer, releasing its reservation."""
@@ -654,7 +653,8 @@ async def void_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None =
     tags=["transfers"],
     openapi_extra=error_codes(
         AMOUNT_ERRORS, METADATA_ERRORS, "not_found", TRANSFER_REFUSALS, gates=True
-    ),
+    )
+    | requires(Scope.LEDGER_WRITE),
 )
 async def reverse_transfer(transfer_id: IdPath, ctx: CtxDep, body: Resolve | None = None) -> Any:
     """Reverse a posted transfer, fully or `amount` of it; the original never changes."""
@@ -685,7 +685,8 @@ METADATA_FILTER: dict[str, Any] = {
     response_model=TransferList,
     tags=["transfers"],
     openapi_extra={
-        **error_codes(LISTING_ERRORS, "invalid_metadata_filter", "invalid_timestamp"),
+        **error_codes(LISTING_ERRORS, "invalid_metadata_filter", "invalid_timestamp")
+        | requires(Scope.LEDGER_READ),
         # Read from the query string by hand (below): FastAPI cannot declare it.
         "parameters": [METADATA_FILTER],
     },
@@ -710,7 +711,6 @@ async def list_transfers(
     `metadata[key]=value` too. Give ledger_id or account_id. Each request examines a bounded
     number of transfers (or of the account's entries), so a filtered page may hold fewer than
     `limit` items, even none, while `has_more` is true: go on with `cursor=next_cursor`."""
-    ctx.require(Scope.LEDGER_READ)
     _one_cursor(starting_after, ending_before)
     check_one_cursor(starting_after, ending_before, cursor)
     if ledger_id is None and account_id is None:
@@ -759,10 +759,9 @@ async def list_transfers(
     "/transfers/{transfer_id}",
     response_model=TransferOut,
     tags=["transfers"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.LEDGER_READ),
 )
 async def get_transfer(transfer_id: IdPath, ctx: CtxDep) -> dict[str, Any]:
-    ctx.require(Scope.LEDGER_READ)
     return transfer_to_dict(await _own_transfer(ctx, transfer_id))
 
 

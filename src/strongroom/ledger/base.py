@@ -87,6 +87,8 @@ class LedgerBase:
         self._cache = store.AccountCache() if self.sqlite else None
         # Rows a filtered listing examines per request (ledger/listing.py); tests lower it.
         self.scan_rows_max = LIST_SCAN_ROWS_MAX
+        # actor -> its id in `actors` (append-only, so a committed id never changes).
+        self._actor_ids: dict[str, int] = {}
 
     @contextlib.contextmanager
     def _ledger_write(self) -> Iterator[tuple[UnitOfWork, store.AccountCache | None]]:
@@ -102,6 +104,22 @@ class LedgerBase:
                 if self._cache is not None:
                     self._cache.invalidate()
                 raise
+
+    def actor_ref(self, actor: str) -> int:
+        """The id of `actor` in `actors` (transfers.actor_ref), interned in a transaction of
+        its own the first time this process meets it: a rolled-back batch never leaves a
+        cached id behind that another actor could be given."""
+        found = self._actor_ids.get(actor)
+        if found is None:
+
+            def intern() -> int:
+                with self._uow() as uow:
+                    ref = store.intern_actor(uow, actor, self.clock.now_us())
+                    uow.commit()
+                return ref
+
+            found = self._actor_ids[actor] = self._with_retries(intern)
+        return found
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)

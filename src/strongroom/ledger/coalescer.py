@@ -4,9 +4,11 @@ Submitters hand a transfer to `submit` (threads) or `submit_async` (asyncio) and
 future; one committer thread takes everything queued (up to BATCH_TRANSFERS_MAX), lingers while
 more keep arriving (at most `wait_us`), posts it as one batch and resolves every future with its
 own result. Transfers in a batch are not linked, so one refusal never affects another submitter.
+Each transfer keeps its submitter's actor (who asked: an API key, a user): a batch gathered
+from several actors is still posted in one transaction, the pipeline handing each gate one
+call per actor (a gate such as the transfer step-up gate decides by who asked) and recording
+each transfer's own actor on its row and its audit leaf.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
-Each transfer carries its actor (who asked) to the pipeline's gates and sinks: a batch gathered
-from several actors is posted as one batch per actor, in one transaction each.
 
 The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
 refused at once with `Overloaded` (503, nothing written) rather than left to wait behind a queue
@@ -21,7 +23,6 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from operator import itemgetter
 
 from strongroom.core.errors import Overloaded
 from strongroom.core.limits import (
@@ -36,9 +37,6 @@ from strongroom.ledger.service import LedgerService
 Waiter = (
     Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
 )
-
-
-_ACTOR = itemgetter(2)  # of a queued (transfer, waiter, actor)
 
 
 @dataclass(slots=True)
@@ -156,34 +154,24 @@ class GroupCommitter:
             self._target = max(1, count)
             return [self._queue.popleft() for _ in range(count)]
 
-    def _post(self, batch: list[NewTransfer], actor: str | None) -> list[object]:
-        """Each transfer's outcome, or the exception that failed the batch."""
-        try:
-            outcomes = self._service.post_transfers(batch, validated=True, actor=actor)
-        except Exception as exc:
-            return [exc] * len(batch)
-        self.stats.batches += 1
-        self.stats.transfers += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        return [TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes]
-
     def _run(self) -> None:
         while True:
             items = self._take()
             if items is None:
                 return
-            actors = set(map(_ACTOR, items))  # one, but for a busy multi-tenant server
-            if len(actors) == 1:
-                results = self._post([t for t, _, _ in items], items[0][2])
-            else:  # one batch per actor, so that each batch's gates and sinks know who asked
-                groups: dict[str | None, list[int]] = {}
-                for index, (_, _, actor) in enumerate(items):
-                    groups.setdefault(actor, []).append(index)
-                results = [None] * len(items)
-                for actor, indexes in groups.items():
-                    posted = self._post([items[i][0] for i in indexes], actor)
-                    for index, value in zip(indexes, posted, strict=True):
-                        results[index] = value
+            results: list[object]
+            try:
+                outcomes = self._service.post_transfers(
+                    [t for t, _, _ in items], validated=True, actors=[a for _, _, a in items]
+                )
+                results = [
+                    TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
+                ]
+                self.stats.batches += 1
+                self.stats.transfers += len(items)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+            except Exception as exc:
+                results = [exc] * len(items)
             by_loop: dict[
                 asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
             ] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
@@ -53,7 +54,9 @@ ALLOW: Final = None  # what a gate answers for a transfer it lets through
 class Gate(Protocol):
     """Decides on a whole batch before it is posted: one decision per transfer, in order
     (None, ALLOW, means allow). It runs outside the write transaction and may read state a
-    moment stale; a ceiling that must never be crossed is a limit in the engine instead."""
+    moment stale; a ceiling that must never be crossed is a limit in the engine instead.
+    `actor` asked for every transfer of the batch it is handed: of a batch gathered from
+    several actors (the group-commit coalescer's), each actor's part is its own call."""
 
     name: str
     budget_ms: int  # past it the gate is treated as failed
@@ -100,15 +103,38 @@ class GateRunner:
                 )
             return self._pool
 
-    def run(self, batch: Sequence[NewTransfer], actor: str | None) -> GateOutcome:
+    def run(
+        self,
+        batch: Sequence[NewTransfer],
+        actor: str | None,
+        actors: Sequence[str | None] | None = None,
+    ) -> GateOutcome:
+        """Every gate's decisions on `batch`, asked by `actor`; or, for a batch gathered from
+        several (`actors`, one per transfer), each gate asked once per actor about that actor's
+        transfers (a gate decides by who asked), all at once, each within the gate's budget."""
         outcome = GateOutcome()
         if not self.gates:
             return outcome
+        groups: list[tuple[str | None, list[int]]]
+        if actors is None:
+            groups = [(actor, list(range(len(batch))))]
+        else:
+            assert len(actors) == len(batch)
+            by_actor: dict[str | None, list[int]] = {}
+            for index, who in enumerate(actors):
+                by_actor.setdefault(who, []).append(index)
+            groups = list(by_actor.items())
         pool = self._executor()
-        futures = [(g, pool.submit(g.decide, batch, actor)) for g in self.gates]
-        for gate, future in futures:
-            answers = self._answers(gate, future, len(batch))
-            for index, decision in enumerate(answers):
+        started = time.monotonic()
+        asked = []
+        for gate in self.gates:
+            for who, indexes in groups:
+                part = batch if len(groups) == 1 else [batch[i] for i in indexes]
+                asked.append((gate, indexes, pool.submit(gate.decide, part, who)))
+        for gate, indexes, future in asked:
+            left_s = max(0.0, started + gate.budget_ms / 1000 - time.monotonic())
+            answers = self._answers(gate, future, len(indexes), left_s)
+            for index, decision in zip(indexes, answers, strict=True):
                 if decision is None or decision.verdict is Verdict.ALLOW:
                     continue
                 outcome.decisions.setdefault(batch[index].id, []).append(decision)
@@ -122,10 +148,13 @@ class GateRunner:
 
     @staticmethod
     def _answers(
-        gate: Gate, future: concurrent.futures.Future[Sequence[GateDecision | None]], n: int
+        gate: Gate,
+        future: concurrent.futures.Future[Sequence[GateDecision | None]],
+        n: int,
+        timeout_s: float,
     ) -> Sequence[GateDecision | None]:
         try:
-            answers = future.result(timeout=gate.budget_ms / 1000)
+            answers = future.result(timeout=timeout_s)
         except concurrent.futures.TimeoutError:
             problem = f"over its budget of {gate.budget_ms} ms"
         except Exception as exc:
@@ -157,6 +186,7 @@ class CommittedBatch:
     transaction's time (the created_at of every transfer it created); `wide` False promises no
     money value of these rows is past 64 bits; `actor` who asked (an API key, a staff user, a
     customer, a system job: `api_key:<id>`, `cli`, `system:expiry`), None when not told;
+    `actors`, when the batch was gathered from several, each transfer's actor by id instead;
     `decisions` the gates' decisions other than allow, by transfer id. Rows, not objects: a bulk
     batch has 8,190 of them and building objects would cost more than the rest of it."""
 
@@ -166,6 +196,7 @@ class CommittedBatch:
     at_us: int
     wide: bool = True
     actor: str | None = None
+    actors: Mapping[str, str | None] | None = None
     decisions: Mapping[str, Sequence[GateDecision]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

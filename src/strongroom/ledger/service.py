@@ -108,9 +108,11 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         *,
         tenant_id: str = DEFAULT_TENANT_ID,
         id: str | None = None,
+        actor: str = "ledger",
     ) -> Ledger:
         """With `id` (an idempotent request's, core.idempotency), a ledger of this tenant that
-        already has it is the answer: the request ran before."""
+        already has it is the answer: the request ran before. `actor`: who asks (on the row,
+        `created_by`, and in its audit leaf)."""
         validate_name(name)
         meta = canonical_metadata(metadata)
         if id is not None:
@@ -124,10 +126,11 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
             tenant_id,
         )
         with self._uow() as uow:
-            store.insert_ledger(uow, (ledger.id, name, meta, ledger.created_at, tenant_id))
+            row = (ledger.id, name, meta, ledger.created_at, tenant_id)
+            store.insert_ledger(uow, row, actor)
             if self._audit_sink is not None:
                 item = ("ledger.created", ledger.id, {"ledger_id": ledger.id})
-                self._audit_sink.record_all(uow, tenant_id, "ledger", [item])
+                self._audit_sink.record_all(uow, tenant_id, actor, [item])
             uow.commit()
         return ledger
 
@@ -170,12 +173,16 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         atomic: bool = False,
         validated: bool = False,
         actor: str | None = None,
+        actors: Sequence[str | None] | None = None,
     ) -> list[TransferOutcome]:
         """Apply a batch in one transaction, through the pipeline: validate, gates, post,
         sinks. Every transfer gets its own result; a linked chain (or the whole batch with
         atomic=True) succeeds or fails together. Bad input raises InvalidRequest before
         anything is written. `actor` (`api_key:<id>`, `cli`, ...) is handed to the gates and
-        the sinks."""
+        the sinks and recorded on each transfer row it creates (transfers.actor_ref);
+        `actors`, one per transfer, instead, for a batch gathered from several (the group-
+        commit coalescer's): each gate is asked once per actor, each row and leaf records its
+        own, and the batch is still one transaction."""
         if not 1 <= len(batch) <= BATCH_TRANSFERS_MAX:
             raise InvalidRequest(
                 f"a batch has 1 to {BATCH_TRANSFERS_MAX} transfers",
@@ -187,7 +194,20 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 if not simple_transfer_ok(t):  # the bulk case, without building names
                     validate_transfer(t, f"transfers[{i}].")
 
-        gated = self._gates.run(batch, actor) if self._gates is not None else None
+        by_id: dict[str, str | None] | None = None
+        refs: store.ActorRefs = None
+        if actors is not None:  # mixed actors still share this one transaction
+            assert len(actors) == len(batch)
+            if len(set(actors)) == 1:
+                actor, actors = actors[0], None
+            else:
+                by_id = {t.id: a for t, a in zip(batch, actors, strict=True)}
+                known = {a: self.actor_ref(a) for a in set(actors) if a is not None}
+                refs = {tid: None if a is None else known[a] for tid, a in by_id.items()}
+        if by_id is None and actor is not None:
+            refs = self.actor_ref(actor)
+
+        gated = self._gates.run(batch, actor, actors) if self._gates is not None else None
         if gated:
             batch = _hold_for_review(batch, gated)
         blocked = {batch[i].id: d for i, d in gated.blocked.items()} if gated else None
@@ -197,7 +217,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
                 engine = Engine(state, blocked)
                 outcomes = engine.apply(batch, atomic=atomic)
-                store.write_batch(uow, state, engine.writes)
+                store.write_batch(uow, state, engine.writes, refs)
                 rows = engine.writes.transfers
                 if rows and self._sinks:
                     by_action = _EVENT_BY_ACTION
@@ -208,6 +228,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                         at_us=state.now_us,
                         wide=engine.writes.wide,
                         actor=actor,
+                        actors=by_id,
                         decisions=gated.decisions if gated else {},
                     )
                     for sink in self._sinks:

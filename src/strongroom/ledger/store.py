@@ -7,7 +7,7 @@ per batch (chunked IN lists on SQLite, arrays and COPY on PostgreSQL), no per-ro
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,18 +273,34 @@ def load_accounts_for_update(
 
 
 def insert_transfers_sqlite(
-    cur: Any, transfer_rows: Sequence[Sequence[Any]], entry_rows: Sequence[Sequence[Any]]
+    cur: Any,
+    transfer_rows: Sequence[Sequence[Any]],
+    entry_rows: Sequence[Sequence[Any]],
+    actor_ref: int | None = None,
 ) -> None:
     """SQLite: insert transfer and entry rows (money already in stored form) the fastest way
     known (db.query.sqlite_insert_many). The ledger benchmark's storage-limit reference inserts
-    its rows with this too, so that the reference is the limit of the same inserts."""
+    its rows with this too, so that the reference is the limit of the same inserts.
+    `actor_ref`: every transfer's, written once into the statement."""
+    literals = () if actor_ref is None else (("actor_ref", actor_ref),)
     sqlite_insert_many(
-        cur, "transfers", _TRANSFER_NAMES, transfer_rows, _TRANSFER_CONSTANT_CANDIDATES
+        cur, "transfers", _TRANSFER_NAMES, transfer_rows, _TRANSFER_CONSTANT_CANDIDATES, literals
     )
     sqlite_insert_many(cur, "entries", _ENTRY_NAMES, entry_rows, _ENTRY_CONSTANT_CANDIDATES)
 
 
-def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
+# Who created a batch's transfers: one actor ref for all, or one per transfer id (a batch the
+# group-commit coalescer gathered from several principals).
+ActorRefs = int | Mapping[str, int | None] | None
+
+
+def _with_refs(rows: Sequence[Sequence[Any]], refs: Mapping[str, int | None]) -> list[Any]:
+    return [(*r, refs.get(r[1])) for r in rows]
+
+
+def write_batch(
+    uow: UnitOfWork, state: BatchState, writes: Writes, actor_refs: ActorRefs = None
+) -> None:
     cur = uow.cursor()
     dirty = writes.dirty_accounts(state)
     writes.dirty = dirty
@@ -300,7 +316,17 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
             transfer_rows = _stored_rows(transfer_rows, TRANSFER_MONEY)
             entry_rows = _stored_rows(entry_rows, ENTRY_MONEY)
             account_rows = _stored_rows(account_rows, ACCOUNT_UPDATE_MONEY)
-        insert_transfers_sqlite(cur, transfer_rows, entry_rows)
+        if isinstance(actor_refs, Mapping):
+            sqlite_insert_many(
+                cur,
+                "transfers",
+                (*_TRANSFER_NAMES, "actor_ref"),
+                _with_refs(transfer_rows, actor_refs),
+                _TRANSFER_CONSTANT_CANDIDATES,
+            )
+            sqlite_insert_many(cur, "entries", _ENTRY_NAMES, entry_rows, _ENTRY_CONSTANT_CANDIDATES)
+        else:
+            insert_transfers_sqlite(cur, transfer_rows, entry_rows, actor_refs)
         if status_rows:
             cur.executemany("UPDATE transfers SET status = ? WHERE id = ?", status_rows)
         if account_rows:
@@ -311,9 +337,13 @@ def write_batch(uow: UnitOfWork, state: BatchState, writes: Writes) -> None:
             )
     else:
         if transfer_rows:
-            with cur.copy(f"COPY transfers ({TRANSFER_COLS}) FROM STDIN") as copy:
-                for row in transfer_rows:
-                    copy.write_row(row)
+            with cur.copy(f"COPY transfers ({TRANSFER_COLS}, actor_ref) FROM STDIN") as copy:
+                if isinstance(actor_refs, Mapping):
+                    for row in _with_refs(transfer_rows, actor_refs):
+                        copy.write_row(row)
+                else:
+                    for row in transfer_rows:
+                        copy.write_row((*row, actor_refs))
         if writes.entries:
             with cur.copy(f"COPY entries ({ENTRY_COLS}) FROM STDIN") as copy:
                 for entry in writes.entries:
@@ -366,8 +396,44 @@ def is_retryable(exc: BaseException) -> bool:
 LEDGER_COLS = "id, name, metadata, created_at, tenant_id"
 
 
-def insert_ledger(uow: UnitOfWork, row: tuple[str, str, str | None, int, str]) -> None:
-    uow.cursor().execute(sql(uow, f"INSERT INTO ledgers ({LEDGER_COLS}) VALUES (?,?,?,?,?)"), row)
+def insert_ledger(
+    uow: UnitOfWork, row: tuple[str, str, str | None, int, str], created_by: str | None = None
+) -> None:
+    uow.cursor().execute(
+        sql(uow, f"INSERT INTO ledgers ({LEDGER_COLS}, created_by) VALUES (?,?,?,?,?,?)"),
+        (*row, created_by),
+    )
+
+
+# -- actors --------------------------------------------------------------------------------
+
+
+def intern_actor(uow: UnitOfWork, actor: str, now_us: int) -> int:
+    """The id of `actor` in `actors`, added if new (one statement decides, so two writers
+    cannot add it twice)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "INSERT INTO actors (actor, created_at) VALUES (?, ?) ON CONFLICT (actor) DO NOTHING",
+        ),
+        (actor, now_us),
+    )
+    cur.execute(sql(uow, "SELECT id FROM actors WHERE actor = ?"), (actor,))
+    return int(cur.fetchone()[0])
+
+
+def transfer_actors(uow: UnitOfWork, transfer_ids: Sequence[str]) -> dict[str, str | None]:
+    """transfer id -> the actor who created it (None: not recorded, before migration 0016)."""
+    return {
+        str(r[0]): None if r[1] is None else str(r[1])
+        for r in fetch_in(
+            uow,
+            "SELECT t.id, a.actor FROM transfers t LEFT JOIN actors a ON a.id = t.actor_ref",
+            "t.id",
+            sorted(set(transfer_ids)),
+        )
+    }
 
 
 def get_ledger(uow: UnitOfWork, ledger_id: str) -> tuple[Any, ...] | None:
@@ -396,16 +462,18 @@ def ledger_tenants(uow: UnitOfWork, ledger_ids: Sequence[str]) -> dict[str, str]
     }
 
 
-def insert_asset(uow: UnitOfWork, code: str, scale: int, now_us: int) -> bool:
+def insert_asset(
+    uow: UnitOfWork, code: str, scale: int, now_us: int, created_by: str | None = None
+) -> bool:
     """False when the code exists already."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "INSERT INTO assets (code, scale, created_at) VALUES (?,?,?) "
+            "INSERT INTO assets (code, scale, created_at, created_by) VALUES (?,?,?,?) "
             "ON CONFLICT (code) DO NOTHING",
         ),
-        (code, scale, now_us),
+        (code, scale, now_us, created_by),
     )
     return int(cur.rowcount) == 1
 
@@ -423,9 +491,15 @@ def list_assets(uow: UnitOfWork) -> list[tuple[str, int]]:
     return [(r[0], int(r[1])) for r in cur.fetchall()]
 
 
-def insert_accounts(uow: UnitOfWork, rows: Sequence[tuple[Any, ...]]) -> None:
+def insert_accounts(
+    uow: UnitOfWork, rows: Sequence[tuple[Any, ...]], created_by: str | None = None
+) -> None:
     uow.cursor().executemany(
-        sql(uow, f"INSERT INTO accounts ({ACCOUNT_COLS}) VALUES ({','.join('?' * 17)})"), rows
+        sql(
+            uow,
+            f"INSERT INTO accounts ({ACCOUNT_COLS}, created_by) VALUES ({','.join('?' * 18)})",
+        ),
+        [(*r, created_by) for r in rows],
     )
 
 

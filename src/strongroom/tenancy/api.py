@@ -1,21 +1,137 @@
-"""API keys over HTTP: an admin of a tenant creates one for it (the CLI does too). Creating a
-key is a sensitive action: a user signed in as an admin must have stepped up."""
+"""Tenancy over HTTP. The operator's routes: the deployment's tenants. Only a principal of the
+system tenant holding tenants:admin (security/rbac.py, Role.OPERATOR) may call them; such a
+principal can call no route of any tenant's ledger, customers or cards, whose scopes it never
+holds. And a tenant's API keys: a principal holding api_keys:admin (an admin) creates one for
+its own tenant; creating a key is a sensitive action, so a user must have stepped up."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from strongroom.core import clock
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
-from strongroom.tenancy.access import require_grantable, require_scope, require_step_up
-from strongroom.tenancy.model import Principal, Scope
+from strongroom.http.pagination import list_body
+from strongroom.http.params import IdPath, OptionalIdQuery
+from strongroom.tenancy.access import InsufficientScope, authorize, require_step_up, requires
+from strongroom.tenancy.model import Principal, Scope, Tenant
+from strongroom.tenancy.schemas import TenantCreate, TenantList, TenantOut
 from strongroom.tenancy.service import TenancyService
 
-router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["api keys"])
+
+@dataclass(frozen=True)
+class OperatorCtx:
+    key: Principal
+    tenancy: TenancyService
+
+
+async def context(request: Request) -> OperatorCtx:
+    key: Principal = request.state.api_key
+    authorize(request.scope, key)
+    tenancy: TenancyService = request.app.state.tenancy
+    system = await run_in_threadpool(tenancy.system_tenant)
+    if key.tenant_id != system.id:  # tenants:admin is honoured on the system tenant's keys only
+        raise InsufficientScope("only an operator of the system tenant manages tenants")
+    return OperatorCtx(key, tenancy)
+
+
+Ctx = Annotated[OperatorCtx, Depends(context)]
+Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+
+def _tenant_out(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "object": "tenant",
+        "name": tenant.name,
+        "created_at": clock.format_us(tenant.created_at),
+        "suspended_at": None
+        if tenant.suspended_at is None
+        else clock.format_us(tenant.suspended_at),
+    }
+
+
+@router.post(
+    "/tenants",
+    status_code=201,
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("invalid_tenant_name", "tenant_exists")
+    | requires(Scope.TENANTS_ADMIN),
+)
+async def create_tenant(body: TenantCreate, ctx: Ctx) -> dict[str, Any]:
+    """A new tenant of this deployment (an operator's key). Its keys are made with
+    `strongroom api-keys create --tenant NAME`."""
+    tenant = await run_in_threadpool(
+        lambda: ctx.tenancy.create_tenant(body.name, actor=ctx.key.actor)
+    )
+    return _tenant_out(tenant)
+
+
+@router.get(
+    "/tenants",
+    response_model=TenantList,
+    tags=["tenants"],
+    openapi_extra=requires(Scope.TENANTS_ADMIN),
+)
+async def list_tenants(
+    ctx: Ctx, limit: Limit = PAGE_SIZE_DEFAULT, starting_after: OptionalIdQuery = None
+) -> dict[str, Any]:
+    """The deployment's tenants by id (the system tenant is not listed)."""
+    page, has_more = await run_in_threadpool(
+        lambda: ctx.tenancy.list_tenants(starting_after=starting_after, limit=limit)
+    )
+    return list_body([_tenant_out(t) for t in page], has_more)
+
+
+@router.get(
+    "/tenants/{tenant_id}",
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
+)
+async def get_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    return _tenant_out(await run_in_threadpool(ctx.tenancy.get_tenant, tenant_id))
+
+
+@router.post(
+    "/tenants/{tenant_id}/suspend",
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
+)
+async def suspend_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    """Suspend a tenant: its API keys authenticate no more (401), at once on this server and
+    within API_KEY_CACHE_TTL_S seconds on the others; its data is kept."""
+    tenant = await run_in_threadpool(
+        lambda: ctx.tenancy.set_suspended(tenant_id, True, actor=ctx.key.actor)
+    )
+    return _tenant_out(tenant)
+
+
+@router.post(
+    "/tenants/{tenant_id}/resume",
+    response_model=TenantOut,
+    tags=["tenants"],
+    openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
+)
+async def resume_tenant(tenant_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    """Resume a suspended tenant: its keys (those not revoked) authenticate again."""
+    tenant = await run_in_threadpool(
+        lambda: ctx.tenancy.set_suspended(tenant_id, False, actor=ctx.key.actor)
+    )
+    return _tenant_out(tenant)
+
+
+# -- API keys --------------------------------------------------------------------------------
 
 
 class ApiKeyCreate(BaseModel):
@@ -41,20 +157,36 @@ class ApiKeyOut(BaseModel):
     transfer_ceiling: int | None
 
 
+async def key_admin(request: Request) -> Principal:
+    """The caller, let in on the route's declared scope (api_keys:admin) before the body is
+    read."""
+    principal: Principal = request.state.api_key
+    authorize(request.scope, principal)
+    return principal
+
+
 @router.post(
     "/api_keys",
     status_code=201,
     response_model=ApiKeyOut,
-    openapi_extra=error_codes("invalid_scope", "step_up_required"),
+    tags=["api keys"],
+    openapi_extra=error_codes("invalid_scope", "step_up_required") | requires(Scope.API_KEYS_ADMIN),
 )
-async def create_api_key(body: ApiKeyCreate, request: Request) -> Any:
-    """A new API key of the caller's tenant. A key that reveals (pii:read, vault:reveal) is
-    given those scopes by name."""
-    principal: Principal = request.state.api_key
-    require_scope(principal, Scope.ADMIN)
-    # An unknown scope is refused naming the body's field, `scopes`.
-    require_grantable(principal, Scope.parse(body.scopes, param="scopes"))
+async def create_api_key(
+    body: ApiKeyCreate, request: Request, principal: Annotated[Principal, Depends(key_admin)]
+) -> Any:
+    """A new API key of the caller's tenant, holding only scopes the caller holds itself (an
+    admin cannot mint a key that reveals: pii:read and vault:reveal are given by name with
+    `strongroom api-keys create`)."""
     require_step_up(principal)
+    # An unknown scope is refused naming the body's field, `scopes`.
+    beyond = sorted(
+        s.value for s in Scope.parse(body.scopes, param="scopes") if not principal.allows(s)
+    )
+    if beyond:
+        raise InsufficientScope(
+            f"a key is given only scopes its creator holds; not {', '.join(beyond)}"
+        )
     tenancy: TenancyService = request.app.state.tenancy
     key, secret = await run_in_threadpool(
         lambda: tenancy.create_tenant_api_key(

@@ -12,15 +12,32 @@ from strongroom.core.errors import InvalidRequest
 
 
 class Scope(StrEnum):
-    LEDGER_READ = "ledger:read"
+    """What a principal may do. security/rbac.py maps each role onto a set of these, and every
+    route declares the scopes it accepts (tenancy.access.requires): docs/permissions.md."""
+
+    LEDGER_READ = "ledger:read"  # ledgers, accounts, balances, transfers, events
     LEDGER_WRITE = "ledger:write"
-    ADMIN = "admin"
+    ADMIN = "admin"  # every scope of its tenant but those of _NOT_IMPLIED_BY_ADMIN
     CUSTOMERS_READ = "customers:read"  # customers and counterparties, personal data masked
     CUSTOMERS_WRITE = "customers:write"
+    # Erase a customer's or counterparty's personal data (crypto-shredding: irreversible) and
+    # set or lift the legal hold that stops it. Implied by admin, not by customers:write.
+    CUSTOMERS_ERASE = "customers:erase"
     PII_READ = "pii:read"  # personal data in full (each reveal is an audit leaf)
     CARDS_READ = "cards:read"  # card tokens, masked
     CARDS_WRITE = "cards:write"  # tokenize
     VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
+    AUDIT_READ = "audit:read"  # the tenant's audit log: checkpoints, proofs, leaves, receipts
+    AUDIT_WRITE = "audit:write"  # publish a checkpoint on demand
+    ASSETS_ADMIN = "assets:admin"  # custom assets (shared by every tenant of the deployment)
+    WEBHOOKS_ADMIN = "webhooks:admin"  # webhook endpoints and their delivery attempts
+    USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
+    API_KEYS_ADMIN = "api_keys:admin"  # the tenant's API keys
+    OWN_READ = "own:read"  # a customer's own data only: the route checks the ownership
+    OWN_WRITE = "own:write"
+    # Deployment-wide: create and list tenants. Honoured only on a key of the deployment's
+    # system tenant (TenancyService.system_tenant), which holds no money and no personal data.
+    TENANTS_ADMIN = "tenants:admin"
 
     @classmethod
     def parse(cls, values: list[str], param: str = "scope") -> frozenset[Scope]:
@@ -43,28 +60,39 @@ class Scope(StrEnum):
 
 # Never implied by `admin`: a key that reveals personal data or card numbers says so.
 DEDICATED_SCOPES: frozenset[Scope] = frozenset({Scope.PII_READ, Scope.VAULT_REVEAL})
-_IMPLIED_READS: tuple[tuple[Scope, Scope], ...] = (
+# Not a tenant admin's either: the deployment's tenants (the operator's), and a customer's own
+# data (a route that serves only its owner has no owner to serve an admin).
+_NOT_IMPLIED_BY_ADMIN: frozenset[Scope] = DEDICATED_SCOPES | {
+    Scope.TENANTS_ADMIN,
+    Scope.OWN_READ,
+    Scope.OWN_WRITE,
+}
+# (held, implied): write implies read; ledger:read reads the audit log of the ledger's changes
+# (as it did before audit:read existed).
+_IMPLIED: tuple[tuple[Scope, Scope], ...] = (
     (Scope.LEDGER_WRITE, Scope.LEDGER_READ),
+    (Scope.LEDGER_WRITE, Scope.AUDIT_READ),
+    (Scope.LEDGER_READ, Scope.AUDIT_READ),
     (Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ),
     (Scope.CARDS_WRITE, Scope.CARDS_READ),
+    (Scope.OWN_WRITE, Scope.OWN_READ),
 )
 
 
-def scopes_allow(scopes: Iterable[Scope], scope: Scope) -> bool:
-    """Whether holding `scopes` allows `scope`: write implies read; admin implies everything
-    but the reveals, which are given by name only (for a key they stand in for a person's
-    step-up)."""
-    held = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+def grants(held: Iterable[Scope], scope: Scope) -> bool:
+    """Whether a principal holding the scopes `held` may do what `scope` allows."""
+    if not isinstance(held, frozenset):
+        held = frozenset(held)
     return (
         scope in held
-        or (Scope.ADMIN in held and scope not in DEDICATED_SCOPES)
-        or any(scope is read and write in held for write, read in _IMPLIED_READS)
+        or (Scope.ADMIN in held and scope not in _NOT_IMPLIED_BY_ADMIN)
+        or any(scope is implied and have in held for have, implied in _IMPLIED)
     )
 
 
 class Principal(Protocol):
     """Whoever authenticated a request: an API key (a machine) or a signed-in user (its
-    session). Routes see only this (`ctx.require(scope)`, tenancy.access.require_step_up)."""
+    session). Routes see only this (tenancy.access.authorize, require_step_up)."""
 
     @property
     def id(self) -> str: ...
@@ -96,6 +124,7 @@ class ApiKey:
     tenant_id: str
     scopes: frozenset[Scope]
     hint: str  # the last characters of the secret, to tell keys apart; never the secret
+    role: str | None = None  # the role (security.rbac.Role) whose scopes it was given, if any
     # Minor units one transfer of this key may move past the step-up threshold (None: none).
     transfer_ceiling: int | None = None
 
@@ -113,7 +142,9 @@ class ApiKey:
         return 0
 
     def allows(self, scope: Scope) -> bool:
-        return scopes_allow(self.scopes, scope)
+        # write implies read; admin implies everything of its tenant but the reveals, which a
+        # key is given by name only (they stand in for a person's step-up)
+        return grants(self.scopes, scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +152,11 @@ class Tenant:
     id: str
     name: str
     created_at: int
+    suspended_at: int | None = None  # while suspended, its keys authenticate no more
 
 
+# The deployment's own tenant (the operator's keys): a name no tenant can take.
+SYSTEM_TENANT_NAME = "_system"
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
-from strongroom.core.errors import NotFound
+from strongroom.core.errors import Conflict, InvalidRequest, NotFound
 from strongroom.core.limits import (
     API_KEY_CACHE_TTL_S,
     IDEMPOTENCY_ANSWER_BYTES_MAX,
@@ -30,6 +30,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.security.aead import DecryptionFailed
 from strongroom.tenancy import store
 from strongroom.tenancy.model import (
+    SYSTEM_TENANT_NAME,
     ApiKey,
     IdempotencyOutcome,
     IdempotencyState,
@@ -94,6 +95,7 @@ class TenancyService:
         self._pepper = pepper.encode() if pepper else None
         self._cache: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
+        self._system_tenant: Tenant | None = None
 
     def _pepper_bytes(self) -> bytes:
         if self._pepper is None:
@@ -126,34 +128,104 @@ class TenancyService:
                 store.insert_tenant(uow, tenant_id, name, now)
                 uow.commit()
                 return Tenant(tenant_id, name, now)
-        return Tenant(row[0], row[1], row[2])
+        return Tenant(row[0], row[1], row[2], row[3])
+
+    def system_tenant(self) -> Tenant:
+        """The deployment's own tenant, whose keys are the operator's (tenants:admin) and which
+        holds no money and no personal data. Its name cannot be a tenant's
+        (validate_tenant_name refuses a leading '_'); made on first use."""
+        if self._system_tenant is None:
+            with UnitOfWork(self.engine) as uow:
+                row = store.get_tenant_by_name(uow, SYSTEM_TENANT_NAME)
+                if row is None:
+                    row = (ids.new_id("ten"), SYSTEM_TENANT_NAME, clock.now_us())
+                    store.insert_tenant(uow, *row)
+                    uow.commit()
+            self._system_tenant = Tenant(row[0], row[1], row[2])
+        return self._system_tenant
+
+    def create_tenant(self, name: str, *, actor: str) -> Tenant:
+        """A new tenant (409 tenant_exists when the name is taken), with a first leaf in its
+        audit log saying who created it."""
+        validate_tenant_name(name)
+        tenant = Tenant(ids.new_id("ten"), name, clock.now_us())
+        with UnitOfWork(self.engine) as uow:
+            if store.get_tenant_by_name(uow, name) is not None:
+                raise TenantExists(f"a tenant named {name!r} exists", param="name")
+            store.insert_tenant(uow, tenant.id, tenant.name, tenant.created_at)
+            if self._audit is not None:
+                data = {"tenant_id": tenant.id, "name": name}
+                self._audit.record_all(uow, tenant.id, actor, [("tenant.created", tenant.id, data)])
+            uow.commit()
+        return tenant
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get_tenant(uow, tenant_id)
+        if row is None or row[1] == SYSTEM_TENANT_NAME:
+            raise NotFound(f"no tenant {tenant_id}", param="tenant_id")
+        return Tenant(row[0], row[1], row[2], row[3])
+
+    def list_tenants(self, *, starting_after: str | None, limit: int) -> tuple[list[Tenant], bool]:
+        """A page of tenants by id (the system tenant left out) and whether more follow."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            rows = store.list_tenants(uow, starting_after, limit + 1, SYSTEM_TENANT_NAME)
+        return [Tenant(r[0], r[1], r[2], r[3]) for r in rows[:limit]], len(rows) > limit
+
+    def set_suspended(self, tenant_id: str, suspended: bool, *, actor: str) -> Tenant:
+        """Suspend a tenant (its keys authenticate no more: at once in this process, within
+        API_KEY_CACHE_TTL_S in the others) or resume it; a leaf in its log says who did."""
+        tenant = self.get_tenant(tenant_id)
+        at = clock.now_us() if suspended else None
+        with UnitOfWork(self.engine) as uow:
+            store.set_tenant_suspended(uow, tenant.id, at)
+            if self._audit is not None:
+                kind = "tenant.suspended" if suspended else "tenant.resumed"
+                item = (kind, tenant.id, {"tenant_id": tenant.id})
+                self._audit.record_all(uow, tenant.id, actor, [item])
+            uow.commit()
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[1].tenant_id != tenant.id}
+        return Tenant(tenant.id, tenant.name, tenant.created_at, at)
 
     def tenant_by_name(self, name: str) -> Tenant | None:
         with UnitOfWork(self.engine, write=False) as uow:
             row = store.get_tenant_by_name(uow, name)
-        return None if row is None else Tenant(row[0], row[1], row[2])
+        return None if row is None else Tenant(row[0], row[1], row[2], row[3])
 
     def tenant(self, tenant_id: str) -> Tenant:
         with UnitOfWork(self.engine, write=False) as uow:
             row = store.get_tenant(uow, tenant_id)
         if row is None:
             raise NotFound(f"no tenant {tenant_id}", param="tenant")
-        return Tenant(row[0], row[1], row[2])
+        return Tenant(row[0], row[1], row[2], row[3])
 
     def create_api_key(
         self,
-        tenant_name: str,
+        tenant_name: str | None,
         scopes: Sequence[str],
         *,
         actor: str = "tenancy",
+        role: str | None = None,
         transfer_ceiling: int | None = None,
     ) -> tuple[ApiKey, str]:
         """Returns the key and its secret. Only a keyed hash of the secret is stored: the
-        secret cannot be shown again. `transfer_ceiling`: minor units one transfer of the key
-        may move past the step-up threshold (STRONGROOM_STEP_UP_TRANSFER_AMOUNT)."""
-        tenant = self.ensure_tenant(tenant_name)
+        secret cannot be shown again. `role` (security.rbac.Role) is recorded with the key;
+        its scopes are the caller's to expand. A key with tenants:admin is the operator's: it
+        belongs to the system tenant (`tenant_name` None) and holds no other scope.
+        `transfer_ceiling`: minor units one transfer of the key may move past the step-up
+        threshold (STRONGROOM_STEP_UP_TRANSFER_AMOUNT)."""
+        parsed = Scope.parse(list(scopes))
+        if Scope.TENANTS_ADMIN in parsed:
+            if tenant_name not in (None, SYSTEM_TENANT_NAME):
+                raise _operator_scope_refused()
+            tenant = self.system_tenant()
+        elif tenant_name is None:
+            raise InvalidRequest("give the key's tenant", param="tenant")
+        else:
+            tenant = self.ensure_tenant(tenant_name)
         return self.create_tenant_api_key(
-            tenant.id, scopes, actor=actor, transfer_ceiling=transfer_ceiling
+            tenant.id, scopes, actor=actor, role=role, transfer_ceiling=transfer_ceiling
         )
 
     def create_tenant_api_key(
@@ -162,13 +234,19 @@ class TenancyService:
         scopes: Sequence[str],
         *,
         actor: str,
+        role: str | None = None,
         transfer_ceiling: int | None = None,
     ) -> tuple[ApiKey, str]:
-        """create_api_key for a tenant known by id (the API's, for its caller's tenant)."""
+        """create_api_key for a tenant known by id (the API's, for its caller's tenant).
+        tenants:admin is given alone, and only on the system tenant's keys."""
         parsed = Scope.parse(list(scopes))
+        if Scope.TENANTS_ADMIN in parsed and (
+            parsed != {Scope.TENANTS_ADMIN} or tenant_id != self.system_tenant().id
+        ):
+            raise _operator_scope_refused()
         assert transfer_ceiling is None or transfer_ceiling >= 0
         secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(ids.new_id("key"), tenant_id, parsed, secret[-4:], transfer_ceiling)
+        key = ApiKey(ids.new_id("key"), tenant_id, parsed, secret[-4:], role, transfer_ceiling)
         digest = self._digest(secret)
         with UnitOfWork(self.engine) as uow:
             store.insert_api_key(
@@ -180,6 +258,7 @@ class TenancyService:
                     key.hint,
                     " ".join(sorted(s.value for s in parsed)),
                     clock.now_us(),
+                    role,
                 ),
                 transfer_ceiling,
             )
@@ -188,6 +267,8 @@ class TenancyService:
                     "key_id": key.id,
                     "scopes": sorted(s.value for s in parsed),
                 }
+                if role is not None:
+                    data["role"] = role
                 if transfer_ceiling is not None:
                     data["transfer_ceiling"] = str(transfer_ceiling)
                 self._audit.record_all(uow, tenant_id, actor, [("api_key.created", key.id, data)])
@@ -236,8 +317,8 @@ class TenancyService:
             row = store.get_api_key_by_hash(uow, digest)
         if row is None:
             return None
-        ceiling = None if row[4] is None else int(row[4])
-        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], ceiling)
+        ceiling = None if row[5] is None else int(row[5])
+        key = ApiKey(row[0], row[1], Scope.parse(row[3].split()), row[2], row[4], ceiling)
         with self._lock:
             self._cache[digest] = (now + API_KEY_CACHE_TTL_S, key)
         return key
@@ -369,6 +450,19 @@ class TenancyService:
             if count < IDEMPOTENCY_PURGE_BATCH:
                 break
         return total
+
+
+class TenantExists(Conflict):
+    code = "tenant_exists"
+
+
+def _operator_scope_refused() -> InvalidRequest:
+    return InvalidRequest(
+        "tenants:admin is an operator's scope alone, on the system tenant: give no tenant and "
+        "no other scope",
+        param="scope",
+        code="invalid_scope",
+    )
 
 
 def _stored_answer(status_code: int, body: bytes | None) -> tuple[int, bytes]:

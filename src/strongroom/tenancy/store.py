@@ -11,14 +11,9 @@ from strongroom.db.uow import UnitOfWork
 
 def get_tenant_by_name(uow: UnitOfWork, name: str) -> tuple[Any, ...] | None:
     cur = uow.cursor()
-    cur.execute(sql(uow, "SELECT id, name, created_at FROM tenants WHERE name = ?"), (name,))
-    row: tuple[Any, ...] | None = cur.fetchone()
-    return row
-
-
-def get_tenant(uow: UnitOfWork, tenant_id: str) -> tuple[Any, ...] | None:
-    cur = uow.cursor()
-    cur.execute(sql(uow, "SELECT id, name, created_at FROM tenants WHERE id = ?"), (tenant_id,))
+    cur.execute(
+        sql(uow, "SELECT id, name, created_at, suspended_at FROM tenants WHERE name = ?"), (name,)
+    )
     row: tuple[Any, ...] | None = cur.fetchone()
     return row
 
@@ -30,14 +25,49 @@ def insert_tenant(uow: UnitOfWork, tenant_id: str, name: str, now_us: int) -> No
     )
 
 
+def get_tenant(uow: UnitOfWork, tenant_id: str) -> tuple[Any, ...] | None:
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT id, name, created_at, suspended_at FROM tenants WHERE id = ?"),
+        (tenant_id,),
+    )
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
+def list_tenants(
+    uow: UnitOfWork, starting_after: str | None, limit: int, hidden: str
+) -> list[tuple[Any, ...]]:
+    """Tenants by id after `starting_after`, `hidden` (the system tenant's name) left out."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT id, name, created_at, suspended_at FROM tenants WHERE id > ? AND name <> ? "
+            "ORDER BY id LIMIT ?",
+        ),
+        (starting_after or "", hidden, limit),
+    )
+    return list(cur.fetchall())
+
+
+def set_tenant_suspended(uow: UnitOfWork, tenant_id: str, at_us: int | None) -> int:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "UPDATE tenants SET suspended_at = ? WHERE id = ?"), (at_us, tenant_id))
+    return int(cur.rowcount)
+
+
 def insert_api_key(
-    uow: UnitOfWork, row: tuple[str, str, str, str, str, int], transfer_ceiling: int | None = None
+    uow: UnitOfWork,
+    row: tuple[str, str, str, str, str, int, str | None],
+    transfer_ceiling: int | None = None,
 ) -> None:
+    """`row`: id, tenant_id, hash, hint, scopes, created_at, role."""
     uow.cursor().execute(
         sql(
             uow,
-            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, "
-            "transfer_ceiling) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO api_keys (id, tenant_id, hash, hint, scopes, created_at, role, "
+            "transfer_ceiling) VALUES (?,?,?,?,?,?,?,?)",
         ),
         (*row, None if transfer_ceiling is None else str(transfer_ceiling)),
     )
@@ -62,8 +92,9 @@ def get_api_key_by_hash(uow: UnitOfWork, digest: str) -> tuple[Any, ...] | None:
     cur.execute(
         sql(
             uow,
-            "SELECT id, tenant_id, hint, scopes, transfer_ceiling FROM api_keys "
-            "WHERE hash = ? AND revoked_at IS NULL",
+            "SELECT k.id, k.tenant_id, k.hint, k.scopes, k.role, k.transfer_ceiling "
+            "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
+            "WHERE k.hash = ? AND k.revoked_at IS NULL AND t.suspended_at IS NULL",
         ),
         (digest,),
     )

@@ -53,6 +53,25 @@ def test_the_fast_path_writes_what_the_general_path_writes(
     assert fast[3:].startswith(leaf.transfer_id_prefix(tid))
 
 
+@given(tid=ids, actor=st.none() | ids, other=st.none() | ids, n=amount, paired=st.booleans())
+def test_the_fast_path_writes_each_actor_as_the_general_path_does(
+    tid: str, actor: str | None, other: str | None, n: int, paired: bool
+) -> None:
+    """One actor for a batch, or one per transfer (a coalesced batch of several keys)."""
+    rows = [_row(tid, "ldg", "acc_a", "acc_b", n, 1, False),
+            _row(tid + "2", "ldg", "acc_a", "acc_b", n, 1, False)]  # fmt: skip
+    entries = [*_entries(tid, "acc_a", "acc_b", n, 1), *_entries(tid + "2", "acc_a", "acc_b", n, 1)]
+    kinds = ["transfer.created"] * 2
+    one = leaf.batch_leaves(kinds, rows, entries, wide=False, actor=actor)  # type: ignore[arg-type]
+    assert one == [leaf._general(k, r, entries[2 * i : 2 * i + 2], actor)  # type: ignore[arg-type]
+                   for i, (k, r) in enumerate(zip(kinds, rows, strict=True))]  # fmt: skip
+    assert [leaf.parse(x)["actor"] for x in one] == [actor, actor]
+    actors = {tid: actor, tid + "2": other}
+    each = leaf.batch_leaves(kinds, rows, entries, wide=paired, actors=actors)  # type: ignore[arg-type]
+    assert [leaf.parse(x)["actor"] for x in each] == [actor, other]
+    assert each[0] == one[0]
+
+
 @given(n=amount128, pending=st.booleans())
 def test_wide_amounts_round_trip_and_only_wide_leaves_are_wide(n: int, pending: bool) -> None:
     row = _row("tr_1", "ldg_1", "acc_a", "acc_b", n, 5, pending)

@@ -5,9 +5,9 @@ user's session (cookie or `Bearer st_...`)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core import clock
@@ -36,6 +36,7 @@ from strongroom.security.auth.schemas import (
     UserOut,
 )
 from strongroom.security.auth.service import NewSession, UserService
+from strongroom.tenancy.access import SESSION, declared_access, public, session_only
 from strongroom.tenancy.ratelimit import Buckets
 from strongroom.tenancy.service import TenancyService
 
@@ -45,7 +46,8 @@ SIGN_IN_PATH: Final = "/v1/auth/sessions"
 PASSKEY_OPTIONS_PATH: Final = "/v1/auth/passkeys/authentication/options"
 PASSKEY_SIGN_IN_PATH: Final = "/v1/auth/passkeys/authentication"
 INVITATION_PATH: Final = "/v1/auth/invitations"
-# Reached without a session or an API key: the tenancy middleware lets them through.
+# Reached without a session or an API key: the tenancy middleware lets them through (each is
+# declared public(); a test holds the two lists equal).
 PUBLIC_PATHS: Final = frozenset(
     {SIGN_IN_PATH, PASSKEY_OPTIONS_PATH, PASSKEY_SIGN_IN_PATH, INVITATION_PATH}
 )
@@ -61,11 +63,18 @@ def _factors(request: Request) -> Factors:
     return factors
 
 
-def _principal(request: Request) -> UserPrincipal:
+async def _principal(request: Request) -> UserPrincipal:
+    """The signed-in user of a route declared session_only() (any role: their own session);
+    a dependency, so that a key is refused before the body is read. Async: FastAPI runs a
+    plain `def` dependency in the threadpool."""
+    assert declared_access(request.scope.get("route")) == SESSION, "declare session_only()"
     principal = request.state.api_key
     if not isinstance(principal, UserPrincipal):
         raise SessionRequired("sign in as a user: an API key has no session")
     return principal
+
+
+Me = Annotated[UserPrincipal, Depends(_principal)]
 
 
 async def _limited(request: Request) -> Response | None:
@@ -112,14 +121,15 @@ def _session_out(request: Request, response: Response, new: NewSession, cookie: 
 async def _tenant_id(request: Request, name: str) -> str | None:
     tenancy: TenancyService = request.app.state.tenancy
     tenant = await run_in_threadpool(tenancy.tenant_by_name, name)
-    return None if tenant is None else tenant.id
+    # A suspended tenant's users sign in no more (nor do its sessions authenticate).
+    return None if tenant is None or tenant.suspended_at is not None else tenant.id
 
 
 @router.post(
     "/sessions",
     status_code=201,
     response_model=SessionOut,
-    openapi_extra=error_codes("invalid_credentials", "totp_required", "rate_limited"),
+    openapi_extra=error_codes("invalid_credentials", "totp_required", "rate_limited") | public(),
 )
 async def create_session(body: SessionCreate, request: Request, response: Response) -> Any:
     """Sign in with an email and a password (and a TOTP code once enrolled)."""
@@ -140,7 +150,7 @@ async def create_session(body: SessionCreate, request: Request, response: Respon
 @router.post(
     "/invitations",
     response_model=UserOut,
-    openapi_extra=error_codes("invalid_challenge", "weak_password", "rate_limited"),
+    openapi_extra=error_codes("invalid_challenge", "weak_password", "rate_limited") | public(),
     operation_id="updatePasswordFromInvitation",
 )
 async def accept_invitation(body: InvitationAccept, request: Request) -> Any:
@@ -159,12 +169,11 @@ async def accept_invitation(body: InvitationAccept, request: Request) -> Any:
 @router.get(
     "/sessions/current",
     response_model=SessionOut,
-    openapi_extra=error_codes("session_required"),
+    openapi_extra=error_codes("session_required") | session_only(),
     operation_id="getCurrentSession",
 )
-async def current_session(request: Request) -> Any:
+async def current_session(request: Request, principal: Me) -> Any:
     """Who this session is, and until when its last step-up counts."""
-    principal = _principal(request)
     until = principal.stepped_up_until_us
     now = clock.now_us()
     return {
@@ -180,12 +189,11 @@ async def current_session(request: Request) -> Any:
 @router.delete(
     "/sessions/current",
     response_model=SessionDeleted,
-    openapi_extra=error_codes("session_required"),
+    openapi_extra=error_codes("session_required") | session_only(),
     operation_id="deleteCurrentSession",
 )
-async def delete_session(request: Request, response: Response) -> Any:
+async def delete_session(request: Request, response: Response, principal: Me) -> Any:
     """Sign out: the session is revoked and the browser's cookie cleared."""
-    principal = _principal(request)
     await run_in_threadpool(_users(request).sign_out, principal)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return {"object": "session", "deleted": True}
@@ -195,12 +203,12 @@ async def delete_session(request: Request, response: Response) -> Any:
     "/totp",
     status_code=201,
     response_model=TotpEnrolment,
-    openapi_extra=error_codes("session_required", "totp_already_enrolled", "step_up_required"),
+    openapi_extra=error_codes("session_required", "totp_already_enrolled", "step_up_required")
+    | session_only(),
     operation_id="createTotpEnrolment",
 )
-async def enrol_totp(request: Request) -> Any:
+async def enrol_totp(request: Request, principal: Me) -> Any:
     """A new TOTP secret as an otpauth URI, shown once; confirm it with a first code."""
-    principal = _principal(request)
     uri = await run_in_threadpool(_factors(request).enrol_totp, principal)
     return {"otpauth_uri": uri}
 
@@ -210,12 +218,12 @@ async def enrol_totp(request: Request) -> Any:
     response_model=TotpConfirmed,
     openapi_extra=error_codes(
         "session_required", "invalid_code", "totp_not_enrolled", "totp_already_enrolled"
-    ),
+    )
+    | session_only(),
     operation_id="createTotpConfirmation",
 )
-async def confirm_totp(body: TotpCode, request: Request) -> Any:
+async def confirm_totp(body: TotpCode, request: Request, principal: Me) -> Any:
     """Confirm the enrolment with a first code: from now on a password sign-in needs one."""
-    principal = _principal(request)
     await run_in_threadpool(_factors(request).confirm_totp, principal, body.code)
     return {"totp_enrolled": True}
 
@@ -223,12 +231,11 @@ async def confirm_totp(body: TotpCode, request: Request) -> Any:
 @router.post(
     "/passkeys/registration/options",
     response_model=Challenge,
-    openapi_extra=error_codes("session_required", "step_up_required"),
+    openapi_extra=error_codes("session_required", "step_up_required") | session_only(),
     operation_id="createPasskeyRegistrationOptions",
 )
-async def passkey_registration_options(request: Request) -> Any:
+async def passkey_registration_options(request: Request, principal: Me) -> Any:
     """Options for navigator.credentials.create(); the challenge is kept server-side."""
-    principal = _principal(request)
     challenge_id, options = await run_in_threadpool(
         _factors(request).registration_options, principal
     )
@@ -239,11 +246,11 @@ async def passkey_registration_options(request: Request) -> Any:
     "/passkeys/registration",
     status_code=201,
     response_model=PasskeyOut,
-    openapi_extra=error_codes("session_required", "invalid_challenge", "passkey_rejected"),
+    openapi_extra=error_codes("session_required", "invalid_challenge", "passkey_rejected")
+    | session_only(),
     operation_id="createPasskey",
 )
-async def register_passkey(body: PasskeyAnswer, request: Request) -> Any:
-    principal = _principal(request)
+async def register_passkey(body: PasskeyAnswer, request: Request, principal: Me) -> Any:
     credential_id = await run_in_threadpool(
         _factors(request).register, principal, body.challenge_id, body.credential
     )
@@ -253,7 +260,7 @@ async def register_passkey(body: PasskeyAnswer, request: Request) -> Any:
 @router.post(
     "/passkeys/authentication/options",
     response_model=Challenge,
-    openapi_extra=error_codes("invalid_credentials", "rate_limited"),
+    openapi_extra=error_codes("invalid_credentials", "rate_limited") | public(),
     operation_id="createPasskeyAuthenticationOptions",
 )
 async def passkey_authentication_options(body: TenantOnly, request: Request) -> Any:
@@ -276,7 +283,7 @@ async def passkey_authentication_options(body: TenantOnly, request: Request) -> 
     "/passkeys/authentication",
     status_code=201,
     response_model=SessionOut,
-    openapi_extra=error_codes("invalid_challenge", "passkey_rejected", "rate_limited"),
+    openapi_extra=error_codes("invalid_challenge", "passkey_rejected", "rate_limited") | public(),
     operation_id="createPasskeySession",
 )
 async def passkey_sign_in(body: PasskeySignIn, request: Request, response: Response) -> Any:
@@ -294,12 +301,11 @@ async def passkey_sign_in(body: PasskeySignIn, request: Request, response: Respo
 @router.post(
     "/step-up/options",
     response_model=Challenge,
-    openapi_extra=error_codes("session_required", "no_passkey"),
+    openapi_extra=error_codes("session_required", "no_passkey") | session_only(),
     operation_id="createStepUpOptions",
 )
-async def step_up_options(request: Request) -> Any:
+async def step_up_options(request: Request, principal: Me) -> Any:
     """Options for navigator.credentials.get() with this user's passkeys."""
-    principal = _principal(request)
     challenge_id, options = await run_in_threadpool(_factors(request).step_up_options, principal)
     return {"challenge_id": challenge_id, "options": options}
 
@@ -313,13 +319,13 @@ async def step_up_options(request: Request) -> Any:
         "totp_not_enrolled",
         "invalid_challenge",
         "passkey_rejected",
-    ),
+    )
+    | session_only(),
     operation_id="createStepUp",
 )
-async def step_up(body: StepUp, request: Request) -> Any:
+async def step_up(body: StepUp, request: Request, principal: Me) -> Any:
     """Prove presence again (a passkey assertion or a TOTP code): sensitive actions are
     allowed for STRONGROOM_STEP_UP_WINDOW_S after."""
-    principal = _principal(request)
     factors = _factors(request)
     if body.totp is not None:
         until = await run_in_threadpool(factors.step_up_totp, principal, body.totp)

@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Final
 
 from strongroom.core.errors import InvalidRequest
-from strongroom.security.roles import ROLE_SCOPES, Role
-from strongroom.tenancy.model import Scope, scopes_allow
+from strongroom.security.rbac import Role, role_scopes
+from strongroom.tenancy.model import Scope, grants
 
 SESSION_TOKEN_PREFIX: Final = "st_"  # noqa: S105 - the public prefix of a token, not a secret
 SESSION_COOKIE: Final = "strongroom_session"
@@ -99,10 +99,10 @@ class UserPrincipal:
 
     @property
     def scopes(self) -> frozenset[Scope]:
-        return ROLE_SCOPES[self.role]
+        return role_scopes(self.role)
 
     def allows(self, scope: Scope) -> bool:
-        return scopes_allow(ROLE_SCOPES[self.role], scope)
+        return grants(role_scopes(self.role), scope)
 
 
 def normalise_email(email: str) -> str:

@@ -41,7 +41,7 @@ from strongroom.security.auth.model import (
 from strongroom.security.auth.passwords import Passwords, check_password_strength
 from strongroom.security.envelope import totp_aad
 from strongroom.security.kms import KeyManager, WrappedKey
-from strongroom.security.roles import Role
+from strongroom.security.rbac import Role
 
 _US: Final = 1_000_000
 TOKEN_CHARS_MAX: Final = 100  # a presented token longer than this is not one of ours

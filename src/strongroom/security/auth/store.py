@@ -257,14 +257,16 @@ def insert_session(
 
 
 def get_session(uow: UnitOfWork, session_id: str) -> SessionRow | None:
-    """The session with its user's role and kind, now (a role change applies at once)."""
+    """The session with its user's role and kind, now (a role change applies at once); None
+    while its tenant is suspended (the operator's POST /v1/tenants/{id}/suspend)."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
             "SELECT s.id, s.user_id, s.tenant_id, s.expires_at, s.idle_expires_at, "
             "s.stepped_up_at, s.revoked_at, u.role, u.kind FROM sessions s "
-            "JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+            "JOIN users u ON u.id = s.user_id LEFT JOIN tenants t ON t.id = s.tenant_id "
+            "WHERE s.id = ? AND t.suspended_at IS NULL",
         ),
         (session_id,),
     )

@@ -1,11 +1,13 @@
-"""The HTTP routes of users: an admin creates them and changes their roles (each an audit
-leaf). A user signed in as an admin must have stepped up; an admin API key passes."""
+"""The HTTP routes of users: a principal holding users:admin (an admin) creates them, reads
+them and changes their roles (each an audit leaf). Creating a user and changing a role are
+sensitive: a user signed in as an admin must have stepped up; an admin API key passes. A user
+reads their own session at GET /v1/auth/sessions/current."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core.errors import InvalidRequest
@@ -15,8 +17,8 @@ from strongroom.http.params import IdPath
 from strongroom.security.auth.model import parse_role
 from strongroom.security.auth.schemas import UserCreate, UserOut, UserUpdate
 from strongroom.security.auth.service import UserService
-from strongroom.security.roles import ROLE_SCOPES
-from strongroom.tenancy.access import require_grantable, require_scope, require_step_up
+from strongroom.security.rbac import role_scopes
+from strongroom.tenancy.access import authorize, require_grantable, require_step_up, requires
 from strongroom.tenancy.model import Principal, Scope
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES, tags=["users"])
@@ -27,11 +29,14 @@ def _users(request: Request) -> UserService:
     return users
 
 
-def _admin(request: Request) -> Principal:
+async def _caller(request: Request) -> Principal:
+    """The caller, let in on the route's declared scopes before its body is read."""
     principal: Principal = request.state.api_key
-    require_scope(principal, Scope.ADMIN)
-    require_step_up(principal)
+    authorize(request.scope, principal)
     return principal
+
+
+Caller = Annotated[Principal, Depends(_caller)]
 
 
 @router.post(
@@ -40,13 +45,15 @@ def _admin(request: Request) -> Principal:
     response_model=UserOut,
     openapi_extra=error_codes(
         "step_up_required", "email_taken", "invalid_email", "invalid_role", "weak_password"
-    ),
+    )
+    | requires(Scope.USERS_ADMIN),
 )
-async def create_user(body: UserCreate, request: Request) -> Any:
+async def create_user(body: UserCreate, request: Request, principal: Caller) -> Any:
     """A staff or customer user of the caller's tenant, with an initial password, or an
     invitation (`invite`) that lets them set it."""
-    principal = _admin(request)
-    require_grantable(principal, ROLE_SCOPES[parse_role(body.role)])
+    require_step_up(principal)
+    # A role that reveals is given only by whoever holds its reveal scopes by name.
+    require_grantable(principal, role_scopes(parse_role(body.role)))
     if body.invite:
         if body.password is not None:
             raise InvalidRequest("give a password or invite, not both", param="invite")
@@ -73,11 +80,12 @@ async def create_user(body: UserCreate, request: Request) -> Any:
     return user.public()
 
 
-@router.get("/users/{user_id}", response_model=UserOut, openapi_extra=error_codes("not_found"))
-async def get_user(user_id: IdPath, request: Request) -> Any:
-    principal: Principal = request.state.api_key
-    if principal.id != user_id:
-        require_scope(principal, Scope.ADMIN)
+@router.get(
+    "/users/{user_id}",
+    response_model=UserOut,
+    openapi_extra=error_codes("not_found") | requires(Scope.USERS_ADMIN),
+)
+async def get_user(user_id: IdPath, request: Request, principal: Caller) -> Any:
     user = await run_in_threadpool(_users(request).get_user, principal.tenant_id, user_id)
     return user.public()
 
@@ -85,12 +93,16 @@ async def get_user(user_id: IdPath, request: Request) -> Any:
 @router.patch(
     "/users/{user_id}",
     response_model=UserOut,
-    openapi_extra=error_codes("not_found", "step_up_required", "invalid_role"),
+    openapi_extra=error_codes("not_found", "step_up_required", "invalid_role")
+    | requires(Scope.USERS_ADMIN),
 )
-async def update_user(user_id: IdPath, body: UserUpdate, request: Request) -> Any:
+async def update_user(
+    user_id: IdPath, body: UserUpdate, request: Request, principal: Caller
+) -> Any:
     """Change a user's role; it applies to their sessions at once."""
-    principal = _admin(request)
-    require_grantable(principal, ROLE_SCOPES[parse_role(body.role)])
+    require_step_up(principal)
+    # A role that reveals is given only by whoever holds its reveal scopes by name.
+    require_grantable(principal, role_scopes(parse_role(body.role)))
     user = await run_in_threadpool(
         lambda: _users(request).set_role(
             principal.tenant_id, user_id, body.role, actor=principal.actor

@@ -38,28 +38,29 @@ from strongroom.security.vault.service import (
     VaultService,
     VaultWrite,
 )
-from strongroom.tenancy.access import require_scope
-from strongroom.tenancy.model import ApiKey, Scope
+from strongroom.tenancy.access import authorize, require_step_up, requires
+from strongroom.tenancy.model import Principal, Scope
 
 
 @dataclass(frozen=True)
 class VaultCtx:
-    key: ApiKey
+    key: Principal
     vault: VaultService
     committer: GroupCommit[VaultWrite]
     ids: Minter = RANDOM_IDS  # derived from the request's Idempotency-Key, if any
     resumed: bool = False  # an earlier attempt of this idempotent request ran
 
-    def require(self, scope: Scope) -> None:
-        require_scope(self.key, scope)
-
 
 async def context(request: Request) -> VaultCtx:
+    """The principal is let in on the route's declared scopes (tenancy.access.requires)
+    before its body is read (a card number in a refused request is never parsed)."""
     state = request.app.state
+    key: Principal = request.state.api_key
+    authorize(request.scope, key)
     idem = request_of(request.scope.get("state", {}))
     if idem is None:
-        return VaultCtx(request.state.api_key, state.vault, state.vault_committer)
-    return VaultCtx(request.state.api_key, state.vault, state.vault_committer, idem, idem.resumed)
+        return VaultCtx(key, state.vault, state.vault_committer)
+    return VaultCtx(key, state.vault, state.vault_committer, idem, idem.resumed)
 
 
 Ctx = Annotated[VaultCtx, Depends(context)]
@@ -82,13 +83,12 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     status_code=201,
     response_model=CardOut,
     tags=["cards"],
-    openapi_extra=error_codes(VAULT_INPUT_ERRORS, "overloaded"),
+    openapi_extra=error_codes(VAULT_INPUT_ERRORS, "overloaded") | requires(Scope.CARDS_WRITE),
 )
 async def create_card(body: CardCreate, ctx: Ctx) -> dict[str, Any]:
     """Tokenize a card: a new token `card_...` each time, even for a card tokenized before
     (its `fingerprint` is the same: list the tokens of a fingerprint to find them). The
     security code, when sent, is checked and forgotten; it is never stored."""
-    ctx.require(Scope.CARDS_WRITE)
     today = clock.to_datetime(clock.now_us())
     card = check_card(
         body.number,
@@ -115,7 +115,7 @@ async def create_card(body: CardCreate, ctx: Ctx) -> dict[str, Any]:
     "/cards",
     response_model=CardList,
     tags=["cards"],
-    openapi_extra=error_codes(),
+    openapi_extra=error_codes() | requires(Scope.CARDS_READ),
 )
 async def list_cards(
     ctx: Ctx,
@@ -124,7 +124,6 @@ async def list_cards(
     starting_after: OptionalIdQuery = None,
 ) -> dict[str, Any]:
     """The tenant's tokens, newest first, masked; `fingerprint` lists one card's tokens."""
-    ctx.require(Scope.CARDS_READ)
     page = await run_in_threadpool(
         lambda: ctx.vault.list(
             ctx.key.tenant_id, fingerprint=fingerprint, starting_after=starting_after, limit=limit
@@ -137,11 +136,10 @@ async def list_cards(
     "/cards/{card_id}",
     response_model=CardOut,
     tags=["cards"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.CARDS_READ),
 )
 async def get_card(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """The card, masked: its brand, BIN, last four, expiry and fingerprint."""
-    ctx.require(Scope.CARDS_READ)
     card = await run_in_threadpool(ctx.vault.get, ctx.key.tenant_id, card_id)
     return card.to_dict()
 
@@ -153,13 +151,15 @@ async def get_card(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     operation_id="getCardNumber",
     openapi_extra=error_codes(
         "not_found", "data_erased", "key_unavailable", "overloaded", "database_busy"
-    ),
+    )
+    | requires(Scope.VAULT_REVEAL),
 )
 async def reveal_card_number(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """The card's number and holder in clear (detokenization). Needs the `vault:reveal`
-    scope, which `admin` does not imply; each reveal is a `card.revealed` leaf of the tenant's
-    audit log, naming the API key and the token, committed before the number is sent."""
-    ctx.require(Scope.VAULT_REVEAL)
+    scope, which `admin` does not imply, and a user steps up first; each reveal is a
+    `card.revealed` leaf of the tenant's audit log, naming the principal and the token,
+    committed before the number is sent."""
+    require_step_up(ctx.key, Scope.VAULT_REVEAL)
     revealed = await run_in_threadpool(ctx.vault.open, ctx.key.tenant_id, card_id)
     await ctx.committer.submit_async(
         AuditNote(CARD_REVEALED, ctx.key.tenant_id, ctx.key.actor, card_id)
@@ -180,11 +180,10 @@ async def reveal_card_number(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     "/cards/{card_id}",
     response_model=CardDeleted,
     tags=["cards"],
-    openapi_extra=error_codes("not_found"),
+    openapi_extra=error_codes("not_found") | requires(Scope.CARDS_WRITE),
 )
 async def delete_card(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Delete the card for good: its row goes and its data key is shredded, so no copy of
     its sealed number (a backup, the write-ahead log) opens again."""
-    ctx.require(Scope.CARDS_WRITE)
     await run_in_threadpool(ctx.vault.delete, ctx.key.tenant_id, card_id, ctx.key.actor)
     return {"id": card_id, "object": "card", "deleted": True}
