@@ -142,9 +142,13 @@ class CustomerService:
         limit: int = PAGE_SIZE_DEFAULT,
         email: str | None = None,
         national_id: str | None = None,
+        actor: str | None = None,
     ) -> Page[Customer]:
         """By id. With `email` or `national_id`, exact lookup through its blind index: the
-        normalised value's keyed hash, compared in SQL; nothing else is decrypted."""
+        normalised value's keyed hash, compared in SQL; nothing else is decrypted. A lookup
+        says whether a value is some customer's (an oracle on personal data: the API lets only
+        `pii:read` make one), so each is an audit leaf `customer.looked_up` naming `actor`, the
+        field and the count found, never the value."""
         check_limit(limit)
         index = None
         if email is not None and national_id is not None:
@@ -158,9 +162,16 @@ class CustomerService:
         elif national_id is not None:
             value = normalise_national_id(national_id)
             index = ("national_id_index", self._index(tenant_id, NATIONAL_ID_INDEX, value))
-        with self._uow(write=False) as uow:
+        with self._uow(write=index is not None) as uow:
             rows = store.list_customers(uow, tenant_id, starting_after, limit + 1, index=index)
             data = [self._view(uow, row) for row in rows[:limit]]
+            if index is not None:
+                field = "email" if email is not None else "national_id"
+                if self._audit is not None:
+                    looked = {"field": field, "found": len(data)}
+                    item = ("customer.looked_up", None, looked)
+                    self._audit.record_all(uow, tenant_id, actor or "unknown", [item])
+                uow.commit()
         return Page(data, len(rows) > limit)
 
     def reveal(
