@@ -622,7 +622,8 @@ def test_cards_through_both_clients(live: Live) -> None:
         assert same.fingerprint is None  # shown to a key holding vault:reveal only
         assert sr.get_card(card.id) == card
         fingerprint = reveal.get_card(card.id).fingerprint
-        assert fingerprint is not None and reveal.get_card(same.id).fingerprint == fingerprint
+        assert fingerprint is not None
+        assert reveal.get_card(same.id).fingerprint == fingerprint
         tokens = [c.id for c in reveal.iter_cards(fingerprint=fingerprint, limit=1)]
         assert tokens == [same.id, card.id]
         with pytest.raises(PermissionDeniedError):

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import sqlalchemy as sa
 
 from strongroom.security.auth import totp
@@ -102,9 +101,7 @@ def test_a_reading_key_cannot_recover_a_national_id_from_its_mask_and_lookups(
         found = None
         for middle in range(10**hidden):
             guess = f"{middle:0{hidden}d}{tail}"
-            response = api.post(
-                "/v1/customers/search", key=reader, json={"national_id": guess}
-            )
+            response = api.post("/v1/customers/search", key=reader, json={"national_id": guess})
             by_query = api.get("/v1/customers", key=reader, params={"national_id": guess})
             if response.status_code == by_query.status_code == 403:
                 assert response.json()["code"] == by_query.json()["code"] == "insufficient_scope"
@@ -143,15 +140,41 @@ def test_a_resumed_tokenization_does_not_bring_a_deleted_card_back(db_url: str) 
 
 
 def test_an_erasure_leaves_no_masked_data_in_a_replayed_answer(sqlite_url: str) -> None:
+    """After erasure, the stored answer of the customer's creation (its Idempotency-Key record,
+    kept IDEMPOTENCY_RETENTION_S) still held the masked personal data (initials, the email's
+    domain, the last 4 of the national id) and replayed it, `erased: false`. The erasure now
+    replaces such answers (the customer's, a counterparty's) by a 410 `data_erased`: the retry
+    neither replays the data nor creates the subject again."""
     with running(sqlite_url, dispatcher=False) as api:
         admin = api.app.state.tenancy.create_api_key("acme", ["admin"])[1]
         body = {"name": "Eve Erase", "email": "eve@erase.example", "national_id": "AB123456C"}
         made = api.ok("POST", "/v1/customers", 201, key=admin, json=body,
                       headers={"Idempotency-Key": "e-1"})  # fmt: skip
+        payee = {"name": "Eve Payee", "account_identifier": "GB29NWBK60161331926819",
+                 "country": "GB"}  # fmt: skip
+        other = api.ok("POST", "/v1/counterparties", 201, key=admin, json=payee,
+                       headers={"Idempotency-Key": "e-2"})  # fmt: skip
+        kept = api.ok("POST", "/v1/customers", 201, key=admin, json={"name": "Kept Person"},
+                      headers={"Idempotency-Key": "e-3"})  # fmt: skip
         api.ok("DELETE", f"/v1/customers/{made['id']}/personal-data", key=admin)
+        api.ok("DELETE", f"/v1/counterparties/{other['id']}/personal-data", key=admin)
         again = api.post("/v1/customers", key=admin, json=body, headers={"Idempotency-Key": "e-1"})
+        payee_again = api.post(
+            "/v1/counterparties", key=admin, json=payee, headers={"Idempotency-Key": "e-2"}
+        )
+        kept_again = api.post(
+            "/v1/customers", key=admin, json={"name": "Kept Person"},
+            headers={"Idempotency-Key": "e-3"},
+        )  # fmt: skip
+        listed = api.ok("GET", "/v1/customers", key=admin)["data"]
     assert "erase.example" not in again.text
     assert "456C" not in again.text
+    for response in (again, payee_again):
+        assert response.headers["idempotent-replayed"] == "true"
+        assert (response.status_code, response.json()["code"]) == (410, "data_erased")
+    assert "6819" not in payee_again.text  # the account identifier's last 4
+    assert sorted(c["id"] for c in listed) == sorted([made["id"], kept["id"]])  # none made again
+    assert kept_again.json() == kept  # another subject's answer is kept
 
 
 def test_an_admin_key_cannot_mint_a_key_with_a_reveal_scope_it_lacks(sqlite_url: str) -> None:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core.errors import InvalidRequest
-from strongroom.core.idempotency import RANDOM_IDS, Minter, minter_for
+from strongroom.core.idempotency import RANDOM_IDS, Minter, concerns, minter_for
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.model import PII_FIELDS
@@ -123,11 +123,12 @@ def _person(body: CustomerCreate | CustomerUpdate) -> dict[str, object]:
     status_code=201,
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes(INPUT_ERRORS) | requires(Scope.CUSTOMERS_WRITE),
+    openapi_extra=error_codes(INPUT_ERRORS, "data_erased") | requires(Scope.CUSTOMERS_WRITE),
 )
-async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
+async def create_customer(body: CustomerCreate, ctx: Ctx, request: Request) -> dict[str, Any]:
     """Each personal-data field is sealed under the customer's own data key; the answer is
-    masked."""
+    masked. Its stored Idempotency-Key answer, if any, becomes a 410 `data_erased` when the
+    customer is erased."""
     customer = await run_in_threadpool(
         lambda: ctx.customers.create(
             ctx.tenant,
@@ -138,6 +139,7 @@ async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
             id=ctx.ids.new_id("cus"),
         )
     )
+    concerns(request.scope.setdefault("state", {}), customer.id)
     return customer.to_dict()
 
 
@@ -276,11 +278,15 @@ async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[s
     "/customers/{customer_id}/legal-hold",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_ERASE),
+    openapi_extra=error_codes("not_found", "key_unavailable", "data_erased")
+    | requires(Scope.CUSTOMERS_ERASE),
 )
-async def create_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def create_customer_legal_hold(
+    customer_id: IdPath, ctx: Ctx, request: Request
+) -> dict[str, Any]:
     """While held, erasure is refused (409 `legal_hold`). Needs `customers:erase` (implied by
     `admin`)."""
+    concerns(request.scope.setdefault("state", {}), customer_id)
     customer = await run_in_threadpool(
         lambda: ctx.customers.set_legal_hold(ctx.tenant, customer_id, True, actor=ctx.key.actor)
     )
@@ -339,10 +345,14 @@ async def list_customer_accounts(
     status_code=201,
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("invalid_personal_data", "invalid_name", "invalid_country")
+    openapi_extra=error_codes(
+        "invalid_personal_data", "invalid_name", "invalid_country", "data_erased"
+    )
     | requires(Scope.CUSTOMERS_WRITE),
 )
-async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, Any]:
+async def create_counterparty(
+    body: CounterpartyCreate, ctx: Ctx, request: Request
+) -> dict[str, Any]:
     """A payee who is not a customer: its name and account identifier sealed under its own
     data key, its country in clear. The answer is masked."""
     counterparty = await run_in_threadpool(
@@ -355,6 +365,7 @@ async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, A
             id=ctx.ids.new_id("cpty"),
         )
     )
+    concerns(request.scope.setdefault("state", {}), counterparty.id)
     return counterparty.to_dict()
 
 

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -75,6 +75,12 @@ def _today(now_us: int) -> dt.date:
     return dt.datetime.fromtimestamp(now_us / 1_000_000, dt.UTC).date()
 
 
+# Replaces a tenant's stored Idempotency-Key answers that concern a data subject (by a 410
+# data_erased), in the caller's transaction (TenancyService.erase_subject_answers, wired by
+# runtime.py).
+ForgetAnswers = Callable[[UnitOfWork, str, str], object]
+
+
 class CustomerService:
     def __init__(
         self,
@@ -84,12 +90,15 @@ class CustomerService:
         audit: AuditRecorder | None = None,
         events: EventEmitter | None = None,
         ledger: LedgerService | None = None,
+        forget_answers: ForgetAnswers | None = None,
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
         """`audit` and `events` record each change in its transaction; `ledger` lists a
-        customer's accounts."""
+        customer's accounts; `forget_answers` replaces, in an erasure's transaction, the stored
+        Idempotency-Key answers that concern the subject (they hold its masked data)."""
         self.engine = engine
         self.envelope = envelope
+        self._forget_answers = forget_answers
         self._audit = audit
         self._events = events
         self._ledger = ledger
@@ -351,6 +360,8 @@ class CustomerService:
                     )
                 self.envelope.shred(uow, tenant_id, customer_id)
                 store.erase_customer(uow, customer_id, self.clock.now_us())
+                if self._forget_answers is not None:
+                    self._forget_answers(uow, tenant_id, customer_id)
                 erased = {"fields": sorted(row.sealed)}
                 self._record(uow, tenant_id, actor, "customer.erased", customer_id, erased)
                 self._emit(uow, tenant_id, "customer.erased", {"id": customer_id})

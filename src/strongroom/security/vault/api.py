@@ -78,6 +78,7 @@ def shown(card: dict[str, Any], key: Principal) -> dict[str, Any]:
         return card
     return {**card, "fingerprint": None}
 
+
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Fingerprint = Annotated[
     str | None,
