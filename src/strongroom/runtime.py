@@ -258,10 +258,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("keys: sealed %d secrets that were stored in clear", resealed)
     # The card vault: each card a subject of the envelope; tokenizations and reveals audited.
     vault = VaultService(engine, envelope, audit if settings.audit else None, events)
+
     # Every change and every reveal of personal data is a leaf, whatever STRONGROOM_AUDIT says
     # of the ledger's transfers (as the API keys' and webhook endpoints' changes are).
-    customers = CustomerService(engine, envelope, audit=audit, events=events, ledger=ledger)
-    counterparties = CounterpartyService(engine, envelope, audit=audit)
+    # An erasure replaces the stored Idempotency-Key answers that hold the subject's masked
+    # data (by a 410 data_erased), in its transaction. `tenancy` is made below.
+    def forget(uow: UnitOfWork, tenant_id: str, subject_id: str) -> int:
+        return tenancy.erase_subject_answers(uow, tenant_id, subject_id)
+
+    customers = CustomerService(
+        engine, envelope, audit=audit, events=events, ledger=ledger, forget_answers=forget
+    )
+    counterparties = CounterpartyService(engine, envelope, audit=audit, forget_answers=forget)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(

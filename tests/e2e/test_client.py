@@ -613,16 +613,21 @@ def test_async_client_reads_customers(live: Live) -> None:
 def test_cards_through_both_clients(live: Live) -> None:
     tenancy = live.app.state.tenancy
     writer = tenancy.create_api_key("acme", ["cards:write"])[1]
-    revealer = tenancy.create_api_key("acme", ["vault:reveal"])[1]
+    revealer = tenancy.create_api_key("acme", ["cards:read", "vault:reveal"])[1]
     with Client(live.base_url, writer) as sr, Client(live.base_url, revealer) as reveal:
         card = sr.create_card("4242 4242 4242 4242", 12, 2040, "Ada Lovelace", cvc="123")
         assert (card.brand, card.last4, card.masked_number) == ("visa", "4242", "42424242****4242")
         same = sr.create_card("4242424242424242", 1, 2041, "Ada Lovelace", idempotency_key="c-1")
         assert same.id != card.id
-        assert same.fingerprint == card.fingerprint
+        assert same.fingerprint is None  # shown to a key holding vault:reveal only
         assert sr.get_card(card.id) == card
-        tokens = [c.id for c in sr.iter_cards(fingerprint=card.fingerprint, limit=1)]
+        fingerprint = reveal.get_card(card.id).fingerprint
+        assert fingerprint is not None
+        assert reveal.get_card(same.id).fingerprint == fingerprint
+        tokens = [c.id for c in reveal.iter_cards(fingerprint=fingerprint, limit=1)]
         assert tokens == [same.id, card.id]
+        with pytest.raises(PermissionDeniedError):
+            sr.list_cards(fingerprint=fingerprint)
         number = reveal.get_card_number(card.id)
         assert (number.number, number.holder_name) == ("4242424242424242", "Ada Lovelace")
         with pytest.raises(PermissionDeniedError):
@@ -639,7 +644,11 @@ def test_cards_through_both_clients(live: Live) -> None:
         async with AsyncClient(live.base_url, writer) as client:
             made = await client.create_card("5555555555554444", 12, 2040, "Bob")
             assert (await client.get_card(made.id)).brand == "mastercard"
-            found = [c.id async for c in client.iter_cards(fingerprint=made.fingerprint)]
+            assert made.fingerprint is None
+            async with AsyncClient(live.base_url, revealer) as reader:
+                fingerprint = (await reader.get_card(made.id)).fingerprint
+                assert fingerprint is not None
+                found = [c.id async for c in reader.iter_cards(fingerprint=fingerprint)]
             await client.delete_card(made.id)
             return found
 

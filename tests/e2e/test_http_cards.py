@@ -118,8 +118,15 @@ def tokenize_everything(api: Api, write: str, reveal: str, admin: str) -> None:
         assert made["masked_number"].endswith(pan[-4:])
         card = made["id"]
         assert api.ok("GET", f"/v1/cards/{card}", key=write) == made
-        listed = api.ok("GET", "/v1/cards", key=write, params={"fingerprint": made["fingerprint"]})
+        # The fingerprint is a reveal key's only: null to the others, its filter refused.
+        assert made["fingerprint"] is None
+        fingerprint = api.ok("GET", f"/v1/cards/{card}", key=reveal)["fingerprint"]
+        assert fingerprint is not None
+        refused = api.get("/v1/cards", key=write, params={"fingerprint": fingerprint})
+        assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
+        listed = api.ok("GET", "/v1/cards", key=reveal, params={"fingerprint": fingerprint})
         assert [c["id"] for c in listed["data"]] == [card]
+        assert listed["data"][0]["fingerprint"] == fingerprint
         number = api.ok("GET", f"/v1/cards/{card}/number", key=reveal)
         assert (number["number"], number["holder_name"]) == (pan, holder)
         # Refusals, remembered under their Idempotency-Keys too: none names what it refuses.
@@ -169,7 +176,7 @@ def test_no_card_data_outside_the_reveal(
         tenancy = api.app.state.tenancy
         admin = tenancy.create_api_key("acme", ["admin"])[1]
         write = tenancy.create_api_key("acme", ["cards:write"])[1]
-        reveal = tenancy.create_api_key("acme", ["vault:reveal"])[1]
+        reveal = tenancy.create_api_key("acme", ["cards:read", "vault:reveal"])[1]
         tokenize_everything(api, write, reveal, admin)
         engine = api.app.state.engine
         dump = list(database_dump(engine))
@@ -199,9 +206,11 @@ def test_scopes_and_tenants(sqlite_url: str) -> None:
         a_read = tenancy.create_api_key("acme", ["cards:read"])[1]
         a_ledger = tenancy.create_api_key("acme", ["ledger:write"])[1]
         b_admin = tenancy.create_api_key("bravo", ["admin"])[1]
-        b_reveal = tenancy.create_api_key("bravo", ["vault:reveal"])[1]
+        b_reveal = tenancy.create_api_key("bravo", ["admin", "vault:reveal"])[1]
+        a_reveal = tenancy.create_api_key("acme", ["cards:read", "vault:reveal"])[1]
         body = {"number": CARDS[0][0], "exp_month": 12, "exp_year": 2031, "holder_name": "A"}
         made = api.ok("POST", "/v1/cards", 201, key=a_write, json=body)
+        fingerprint = api.ok("GET", f"/v1/cards/{made['id']}", key=a_reveal)["fingerprint"]
         card = made["id"]
         for key, method, path in (
             (a_read, "POST", "/v1/cards"),
@@ -220,11 +229,12 @@ def test_scopes_and_tenants(sqlite_url: str) -> None:
         ):
             response = api.request(method, path, key=key)
             assert (response.status_code, problem_code(response)) == (404, "not_found")
-        theirs = api.ok(
-            "GET", "/v1/cards", key=b_admin, params={"fingerprint": made["fingerprint"]}
-        )
+        theirs = api.ok("GET", "/v1/cards", key=b_reveal, params={"fingerprint": fingerprint})
         assert theirs["data"] == []
-        response = api.get("/v1/cards", key=a_read, params={"fingerprint": "not one"})
+        # Without vault:reveal, even admin may not filter by a fingerprint.
+        response = api.get("/v1/cards", key=b_admin, params={"fingerprint": fingerprint})
+        assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+        response = api.get("/v1/cards", key=a_reveal, params={"fingerprint": "not one"})
         assert (response.status_code, problem_code(response)) == (400, "invalid_request")
 
 

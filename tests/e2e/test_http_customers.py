@@ -31,6 +31,7 @@ class Keys:
     write: str
     read: str
     pii: str
+    lookup: str  # customers:read and pii:read: may list by email or national id
     ledger: str
     other_admin: str  # another tenant's
 
@@ -44,6 +45,7 @@ def world(db_url: str) -> Iterator[tuple[Api, Keys]]:
             write=tenancy.create_api_key("acme", ["customers:write"])[1],
             read=tenancy.create_api_key("acme", ["customers:read"])[1],
             pii=tenancy.create_api_key("acme", ["pii:read"])[1],
+            lookup=tenancy.create_api_key("acme", ["customers:read", "pii:read"])[1],
             ledger=tenancy.create_api_key("acme", ["ledger:write"])[1],
             other_admin=tenancy.create_api_key("globex", ["admin", "pii:read"])[1],
         )
@@ -80,16 +82,31 @@ def test_customer_lifecycle(world: tuple[Api, Keys]) -> None:
     assert api.ok("GET", path, key=k.pii, params={"fields": "email"})["phone"] is None
     assert api.get(f"/v1/customers/{cus}", key=k.other_admin).status_code == 404
     assert api.get(path, key=k.other_admin).status_code == 404
-    # Lookup, in the query or the body, normalised.
+    # Lookup, in the query or the body, normalised: an oracle on personal data, so pii:read
+    # by name (admin and customers:read are refused), each an audit leaf.
+    for key in (k.admin, k.read):
+        for method, where, sent in (
+            ("GET", "params", {"email": ADA["email"]}),
+            ("GET", "params", {"national_id": ADA["national_id"]}),
+            ("POST", "json", {"national_id": ADA["national_id"]}),
+        ):
+            path_ = "/v1/customers" if method == "GET" else "/v1/customers/search"
+            response = api.request(method, path_, key=key, **{where: sent})
+            assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+            assert ADA["email"] not in response.text
+            assert "123456" not in response.text
+    assert [c["id"] for c in api.ok("GET", "/v1/customers", key=k.read)["data"]] == [cus]
     for found in (
-        api.ok("GET", "/v1/customers", key=k.read, params={"email": " ADA@example.COM"}),
-        api.ok("POST", "/v1/customers/search", key=k.read, json={"national_id": "qq-123456-c"}),
+        api.ok("GET", "/v1/customers", key=k.lookup, params={"email": " ADA@example.COM"}),
+        api.ok("POST", "/v1/customers/search", key=k.pii, json={"national_id": "qq-123456-c"}),
     ):
         assert [c["id"] for c in found["data"]] == [cus]
+    missed = api.ok("POST", "/v1/customers/search", key=k.pii, json={"email": "no@example.com"})
+    assert missed["data"] == []
     assert api.ok("GET", "/v1/customers", key=k.other_admin, params={"email": ADA["email"]})[
         "data"
     ] == []  # fmt: skip
-    response = api.post("/v1/customers/search", key=k.read, json={})
+    response = api.post("/v1/customers/search", key=k.pii, json={})
     assert (response.status_code, problem_code(response)) == (400, "invalid_lookup")
     # An update seals again; a refused value is never echoed.
     patched = api.ok("PATCH", f"/v1/customers/{cus}", key=k.write, json={"phone": "+15550100"})
@@ -140,6 +157,13 @@ def test_customer_lifecycle(world: tuple[Api, Keys]) -> None:
     for expected in ("customer.created", "customer.updated", "customer.legal_hold_set",
                      "customer.legal_hold_cleared", "customer.erased"):  # fmt: skip
         assert expected in types
+    looked = [x["content"] for x in leaves if x["type"] == "customer.looked_up"]
+    assert sorted((x["data"]["field"], x["data"]["found"]) for x in looked) == [
+        ("email", 0),
+        ("email", 1),
+        ("national_id", 1),
+    ]
+    assert all(x["actor"].startswith("api_key:key_") for x in looked)
     revealed = next(x for x in leaves if x["type"] == "customer.pii_revealed")["content"]
     assert revealed["data"] == {"customer_id": cus, "fields": sorted(ADA)}
     assert revealed["actor"].startswith("api_key:key_")

@@ -128,7 +128,7 @@ def scenario(api: Api) -> dict[str, str]:
     customer = api.ok(
         "POST", "/v1/customers", 201, key=t.admin, json=PERSON, headers=_idem("customer")
     )["id"]
-    api.ok("POST", "/v1/customers/search", key=t.admin, json={"email": PERSON["email"]})
+    api.ok("POST", "/v1/customers/search", key=pii_key, json={"email": PERSON["email"]})
     revealed = api.ok("GET", f"/v1/customers/{customer}/personal-data", key=pii_key)
     assert revealed["email"] == PERSON["email"]
     api.ok(

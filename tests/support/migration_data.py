@@ -1025,6 +1025,11 @@ populate_0014 = _populate(SCHEMA_0014)
 # api_keys.transfer_ceiling (nullable: the story's keys leave it NULL, as an 0014 server did).
 SCHEMA_0015 = SCHEMA_0014
 populate_0015 = _populate(SCHEMA_0015)
+# 0016 added actors, created_by on ledgers, assets, accounts and webhook endpoints,
+# transfers.actor_ref, api_keys.role and tenants.suspended_at (all nullable: the story's rows
+# leave them NULL, as an 0015 server did).
+SCHEMA_0016 = SCHEMA_0015
+populate_0016 = _populate(SCHEMA_0016)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1041,4 +1046,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0013": populate_0013,
     "0014": populate_0014,
     "0015": populate_0015,
+    "0016": populate_0016,
 }

@@ -546,7 +546,8 @@ def list_cards(
     limit: int | None = None,
     starting_after: str | None = None,
 ) -> Call[CardList]:
-    """One page of the tenant's card tokens, newest first; `fingerprint`: one card's tokens."""
+    """One page of the tenant's card tokens, newest first; `fingerprint`: one card's tokens
+    (needs `vault:reveal`, as the fingerprints themselves: null to a key without it)."""
     params = {"fingerprint": fingerprint, "limit": limit, "starting_after": starting_after}
     return Call("GET", "/v1/cards", model(CardList), params=params)
 
@@ -557,7 +558,7 @@ def iter_cards(
     limit: int | None = None,
     starting_after: str | None = None,
 ) -> Paged[CardList, CardOut]:
-    """Every card token (of `fingerprint`), newest first."""
+    """Every card token (of `fingerprint`: needs `vault:reveal`), newest first."""
     first = list_cards(fingerprint=fingerprint, limit=limit, starting_after=starting_after)
     return Paged(first, _after_last_id, _data)
 

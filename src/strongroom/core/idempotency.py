@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from strongroom.core import ids
 
 STATE_KEY: Final = "idempotent_request"
+# Where a route names the data subject (a customer, a counterparty) its answer concerns, in the
+# request's scope state: the Idempotency-Key record keeps it, and erasing the subject replaces
+# the records' stored answers (they hold its masked personal data) by a 410 data_erased.
+SUBJECT_KEY: Final = "idempotency_subject"
 
 
 @dataclass
@@ -77,3 +81,15 @@ def request_of(state: Mapping[str, Any]) -> IdempotentRequest | None:
 def minter_for(state: Mapping[str, Any]) -> Minter:
     """The ids of a request: derived from its Idempotency-Key's claim, or new ones."""
     return request_of(state) or RANDOM_IDS
+
+
+def concerns(state: MutableMapping[str, Any], subject_id: str) -> None:
+    """Name the data subject whose (masked) personal data this request's answer holds, so the
+    answer its Idempotency-Key record stores (if any) becomes a 410 `data_erased` when the
+    subject is erased. `state` is the request's scope state (`request.scope["state"]`)."""
+    state[SUBJECT_KEY] = subject_id
+
+
+def subject_of(state: Mapping[str, Any]) -> str | None:
+    found = state.get(SUBJECT_KEY)
+    return found if isinstance(found, str) else None

@@ -1,7 +1,10 @@
 """HTTP routes for customers and counterparties. Answers are masked; the personal data in full
 comes from the `.../personal-data` reads, which need the `pii:read` scope (never implied by
 `admin`; a user steps up first) and are each an audit leaf. Erasure and legal holds need
-`customers:erase`. Every route declares its scopes (tenancy.access.requires), enforced by
+`customers:erase`. An exact lookup by email or national id (the listing's filters, the search)
+is an oracle on personal data (with a mask's last characters, a few thousand guesses find a
+national id), so it needs `pii:read` too and each is an audit leaf `customer.looked_up`.
+Every route declares its scopes (tenancy.access.requires), enforced by
 the request context before the body is read. Another tenant's customer is a 404, as one that
 does not exist."""
 
@@ -14,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core.errors import InvalidRequest
-from strongroom.core.idempotency import RANDOM_IDS, Minter, minter_for
+from strongroom.core.idempotency import RANDOM_IDS, Minter, concerns, minter_for
 from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.model import PII_FIELDS
@@ -37,7 +40,13 @@ from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.tenancy.access import authorize, require_step_up, requires, requires_all
+from strongroom.tenancy.access import (
+    authorize,
+    require_scope,
+    require_step_up,
+    requires,
+    requires_all,
+)
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -68,11 +77,19 @@ Ctx = Annotated[CustomersCtx, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 EmailQuery = Annotated[
     str | None,
-    Query(min_length=3, max_length=EMAIL_SENT_LENGTH_MAX, description="exact, any case"),
+    Query(
+        min_length=3,
+        max_length=EMAIL_SENT_LENGTH_MAX,
+        description="exact, any case; needs `pii:read` (an audit leaf `customer.looked_up`)",
+    ),
 ]
 NationalIdQuery = Annotated[
     str | None,
-    Query(min_length=1, max_length=NATIONAL_ID_SENT_LENGTH_MAX, description="exact"),
+    Query(
+        min_length=1,
+        max_length=NATIONAL_ID_SENT_LENGTH_MAX,
+        description="exact; needs `pii:read` (an audit leaf `customer.looked_up`)",
+    ),
 ]
 FieldsQuery = Annotated[
     str | None,
@@ -106,11 +123,12 @@ def _person(body: CustomerCreate | CustomerUpdate) -> dict[str, object]:
     status_code=201,
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes(INPUT_ERRORS) | requires(Scope.CUSTOMERS_WRITE),
+    openapi_extra=error_codes(INPUT_ERRORS, "data_erased") | requires(Scope.CUSTOMERS_WRITE),
 )
-async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
+async def create_customer(body: CustomerCreate, ctx: Ctx, request: Request) -> dict[str, Any]:
     """Each personal-data field is sealed under the customer's own data key; the answer is
-    masked."""
+    masked. Its stored Idempotency-Key answer, if any, becomes a 410 `data_erased` when the
+    customer is erased."""
     customer = await run_in_threadpool(
         lambda: ctx.customers.create(
             ctx.tenant,
@@ -121,6 +139,7 @@ async def create_customer(body: CustomerCreate, ctx: Ctx) -> dict[str, Any]:
             id=ctx.ids.new_id("cus"),
         )
     )
+    concerns(request.scope.setdefault("state", {}), customer.id)
     return customer.to_dict()
 
 
@@ -138,8 +157,13 @@ async def list_customers(
     national_id: NationalIdQuery = None,
 ) -> dict[str, Any]:
     """By id; with `email` or `national_id`, the customers whose value is exactly that (after
-    normalisation), found by a blind index. A query string may be logged by a proxy: `POST
-    /v1/customers/search` takes the value in its body."""
+    normalisation), found by a blind index. A lookup needs `pii:read` as well (403
+    `insufficient_scope` without it: it confirms guesses of personal data) and is an audit
+    leaf `customer.looked_up` (who, which field, how many found; never the value). A query
+    string may be logged by a proxy: `POST /v1/customers/search` takes the value in its
+    body."""
+    if email is not None or national_id is not None:
+        require_scope(ctx.key, Scope.PII_READ)
     page = await run_in_threadpool(
         lambda: ctx.customers.list_customers(
             ctx.tenant,
@@ -147,6 +171,7 @@ async def list_customers(
             limit=limit,
             email=email,
             national_id=national_id,
+            actor=ctx.key.actor,
         )
     )
     return list_body([c.to_dict() for c in page.data], page.has_more)
@@ -156,16 +181,22 @@ async def list_customers(
     "/customers/search",
     response_model=CustomerList,
     tags=["customers"],
-    openapi_extra=error_codes(LOOKUP_ERRORS) | requires(Scope.CUSTOMERS_READ),
+    openapi_extra=error_codes(LOOKUP_ERRORS) | requires(Scope.PII_READ),
 )
 async def search_customers(body: CustomerSearch, ctx: Ctx) -> dict[str, Any]:
     """Exact lookup by `email` or `national_id` (one of them), as the listing's filters, with
-    the value in the body. Up to 100 matches."""
+    the value in the body. Up to 100 matches. Needs `pii:read` (granted by name, never implied
+    by `admin`): a lookup confirms guesses of personal data. Each is an audit leaf
+    `customer.looked_up` (who, which field, how many found; never the value)."""
     if body.email is None and body.national_id is None:
         raise InvalidRequest("give email or national_id", param="email", code="invalid_lookup")
     page = await run_in_threadpool(
         lambda: ctx.customers.list_customers(
-            ctx.tenant, limit=PAGE_SIZE_MAX, email=body.email, national_id=body.national_id
+            ctx.tenant,
+            limit=PAGE_SIZE_MAX,
+            email=body.email,
+            national_id=body.national_id,
+            actor=ctx.key.actor,
         )
     )
     return list_body([c.to_dict() for c in page.data], page.has_more)
@@ -247,11 +278,15 @@ async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[s
     "/customers/{customer_id}/legal-hold",
     response_model=CustomerOut,
     tags=["customers"],
-    openapi_extra=error_codes("not_found", "key_unavailable") | requires(Scope.CUSTOMERS_ERASE),
+    openapi_extra=error_codes("not_found", "key_unavailable", "data_erased")
+    | requires(Scope.CUSTOMERS_ERASE),
 )
-async def create_customer_legal_hold(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+async def create_customer_legal_hold(
+    customer_id: IdPath, ctx: Ctx, request: Request
+) -> dict[str, Any]:
     """While held, erasure is refused (409 `legal_hold`). Needs `customers:erase` (implied by
     `admin`)."""
+    concerns(request.scope.setdefault("state", {}), customer_id)
     customer = await run_in_threadpool(
         lambda: ctx.customers.set_legal_hold(ctx.tenant, customer_id, True, actor=ctx.key.actor)
     )
@@ -310,10 +345,14 @@ async def list_customer_accounts(
     status_code=201,
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("invalid_personal_data", "invalid_name", "invalid_country")
+    openapi_extra=error_codes(
+        "invalid_personal_data", "invalid_name", "invalid_country", "data_erased"
+    )
     | requires(Scope.CUSTOMERS_WRITE),
 )
-async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, Any]:
+async def create_counterparty(
+    body: CounterpartyCreate, ctx: Ctx, request: Request
+) -> dict[str, Any]:
     """A payee who is not a customer: its name and account identifier sealed under its own
     data key, its country in clear. The answer is masked."""
     counterparty = await run_in_threadpool(
@@ -326,6 +365,7 @@ async def create_counterparty(body: CounterpartyCreate, ctx: Ctx) -> dict[str, A
             id=ctx.ids.new_id("cpty"),
         )
     )
+    concerns(request.scope.setdefault("state", {}), counterparty.id)
     return counterparty.to_dict()
 
 

@@ -24,7 +24,7 @@ from strongroom.customers.model import (
     normalise_country,
     normalise_name,
 )
-from strongroom.customers.service import digest
+from strongroom.customers.service import ForgetAnswers, digest
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.service import Page
 from strongroom.security.envelope import Envelope, SubjectKind
@@ -42,10 +42,13 @@ class CounterpartyService:
         envelope: Envelope,
         *,
         audit: AuditRecorder | None = None,
+        forget_answers: ForgetAnswers | None = None,
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
+        """`forget_answers`: as CustomerService's, for a counterparty's erasure."""
         self.engine = engine
         self.envelope = envelope
+        self._forget_answers = forget_answers
         self._audit = audit
         self.clock = clock_ or clock.MonotonicClock()
 
@@ -159,6 +162,8 @@ class CounterpartyService:
             if row.erased_at is None:
                 self.envelope.shred(uow, tenant_id, counterparty_id)
                 store.erase_counterparty(uow, counterparty_id, self.clock.now_us())
+                if self._forget_answers is not None:
+                    self._forget_answers(uow, tenant_id, counterparty_id)
                 self._record(uow, tenant_id, actor, "counterparty.erased", row.id, {})
             view = self._view(uow, self._row(uow, tenant_id, counterparty_id))
             uow.commit()

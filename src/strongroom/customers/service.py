@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -75,6 +75,12 @@ def _today(now_us: int) -> dt.date:
     return dt.datetime.fromtimestamp(now_us / 1_000_000, dt.UTC).date()
 
 
+# Replaces a tenant's stored Idempotency-Key answers that concern a data subject (by a 410
+# data_erased), in the caller's transaction (TenancyService.erase_subject_answers, wired by
+# runtime.py).
+ForgetAnswers = Callable[[UnitOfWork, str, str], object]
+
+
 class CustomerService:
     def __init__(
         self,
@@ -84,12 +90,15 @@ class CustomerService:
         audit: AuditRecorder | None = None,
         events: EventEmitter | None = None,
         ledger: LedgerService | None = None,
+        forget_answers: ForgetAnswers | None = None,
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
         """`audit` and `events` record each change in its transaction; `ledger` lists a
-        customer's accounts."""
+        customer's accounts; `forget_answers` replaces, in an erasure's transaction, the stored
+        Idempotency-Key answers that concern the subject (they hold its masked data)."""
         self.engine = engine
         self.envelope = envelope
+        self._forget_answers = forget_answers
         self._audit = audit
         self._events = events
         self._ledger = ledger
@@ -142,9 +151,13 @@ class CustomerService:
         limit: int = PAGE_SIZE_DEFAULT,
         email: str | None = None,
         national_id: str | None = None,
+        actor: str | None = None,
     ) -> Page[Customer]:
         """By id. With `email` or `national_id`, exact lookup through its blind index: the
-        normalised value's keyed hash, compared in SQL; nothing else is decrypted."""
+        normalised value's keyed hash, compared in SQL; nothing else is decrypted. A lookup
+        says whether a value is some customer's (an oracle on personal data: the API lets only
+        `pii:read` make one), so each is an audit leaf `customer.looked_up` naming `actor`, the
+        field and the count found, never the value."""
         check_limit(limit)
         index = None
         if email is not None and national_id is not None:
@@ -158,9 +171,16 @@ class CustomerService:
         elif national_id is not None:
             value = normalise_national_id(national_id)
             index = ("national_id_index", self._index(tenant_id, NATIONAL_ID_INDEX, value))
-        with self._uow(write=False) as uow:
+        with self._uow(write=index is not None) as uow:
             rows = store.list_customers(uow, tenant_id, starting_after, limit + 1, index=index)
             data = [self._view(uow, row) for row in rows[:limit]]
+            if index is not None:
+                field = "email" if email is not None else "national_id"
+                if self._audit is not None:
+                    looked = {"field": field, "found": len(data)}
+                    item = ("customer.looked_up", None, looked)
+                    self._audit.record_all(uow, tenant_id, actor or "unknown", [item])
+                uow.commit()
         return Page(data, len(rows) > limit)
 
     def reveal(
@@ -340,6 +360,8 @@ class CustomerService:
                     )
                 self.envelope.shred(uow, tenant_id, customer_id)
                 store.erase_customer(uow, customer_id, self.clock.now_us())
+                if self._forget_answers is not None:
+                    self._forget_answers(uow, tenant_id, customer_id)
                 erased = {"fields": sorted(row.sealed)}
                 self._record(uow, tenant_id, actor, "customer.erased", customer_id, erased)
                 self._emit(uow, tenant_id, "customer.erased", {"id": customer_id})

@@ -202,7 +202,10 @@ idempotency_records = sa.Table(
     sa.Column("lease_until", sa.BigInteger, nullable=False),
     sa.Column("status_code", sa.SmallInteger, nullable=True),
     sa.Column("body", sa.LargeBinary, nullable=True),
+    # The customer or counterparty the answer concerns (0017): its erasure replaces the answer.
+    sa.Column("subject_id", sa.String(64), nullable=True),
     sa.Index("idempotency_records_claimed", "claimed_at"),
+    sa.Index("idempotency_records_subject", "tenant_id", "subject_id"),
     sqlite_with_rowid=False,
 )
 

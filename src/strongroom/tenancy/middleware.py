@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.core.errors import ServiceUnavailable, StrongroomError
 from strongroom.core.idempotency import STATE_KEY as IDEMPOTENT_REQUEST
-from strongroom.core.idempotency import IdempotentRequest
+from strongroom.core.idempotency import IdempotentRequest, subject_of
 from strongroom.core.limits import IDEMPOTENCY_KEY_LENGTH_MAX, RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import header_of, send_problem, state_of
@@ -370,6 +370,8 @@ class Idempotency:
                     extra={"request_id": request_id},
                 )
         else:
+            # A route whose answer holds a data subject's (masked) personal data named the
+            # subject (core.idempotency.concerns): its erasure replaces this answer.
             await run_in_threadpool(
                 self.tenancy.finish_idempotent,
                 tenant_id,
@@ -377,6 +379,7 @@ class Idempotency:
                 owner,
                 status[0],
                 b"".join(captured),
+                subject_of(state_of(scope)),
             )
         for message in held:
             await send(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -385,19 +386,39 @@ class TenancyService:
         return held
 
     def finish_idempotent(
-        self, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
+        self,
+        tenant_id: str,
+        key: str,
+        owner: str,
+        status_code: int,
+        body: bytes,
+        subject_id: str | None = None,
     ) -> bool:
-        """Store the answer, compressed and sealed; False when another attempt took the key
-        over."""
+        """Store the answer, compressed and sealed, with the data subject it concerns (erasing
+        the subject deletes the record); False when another attempt took the key over."""
         packed = zlib.compress(body)
         if self._answers is not None:
             packed = self._answers.seal(tenant_id, key, packed)
         with UnitOfWork(self.engine) as uow:
             stored = store.finish_idempotency_record(
-                uow, tenant_id, key, owner, status_code, packed
+                uow, tenant_id, key, owner, status_code, packed, subject_id
             )
             uow.commit()
         return stored
+
+    def erase_subject_answers(self, uow: UnitOfWork, tenant_id: str, subject_id: str) -> int:
+        """In an erasure's transaction (`uow`): every stored answer of the tenant that concerns
+        `subject_id` (it holds the subject's masked personal data) becomes a `410 data_erased`
+        problem, sealed as any answer. The record stays, its fingerprint too: a retry of the
+        request is answered so, never run again (it would create the subject anew). How many."""
+        keys = store.subject_record_keys(uow, tenant_id, subject_id)
+        # Its request id is the erasure's own (the answer is made now, not by the request).
+        answer = {**_ERASED_ANSWER, "request_id": ids.new_id("req")}
+        packed = zlib.compress(json.dumps(answer).encode())
+        for key in keys:
+            sealed = packed if self._answers is None else self._answers.seal(tenant_id, key, packed)
+            store.replace_idempotency_answer(uow, tenant_id, key, 410, sealed)
+        return len(keys)
 
     def stored_answer(self, tenant_id: str, key: str, stored: bytes) -> bytes:
         """The answer a record's `body` holds, opened and inflated (for checks and tests)."""
@@ -463,6 +484,16 @@ def _operator_scope_refused() -> InvalidRequest:
         param="scope",
         code="invalid_scope",
     )
+
+
+# The answer an erasure leaves in place of a stored one that held the subject's masked data.
+_ERASED_ANSWER: Final = {
+    "type": "urn:strongroom:error:data_erased",
+    "title": "The personal data of this subject was erased",
+    "status": 410,
+    "detail": "the data subject this request concerned was erased since: its answer is gone",
+    "code": "data_erased",
+}
 
 
 def _stored_answer(status_code: int, body: bytes | None) -> tuple[int, bytes]:

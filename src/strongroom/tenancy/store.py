@@ -243,21 +243,56 @@ def renew_idempotency_lease(
 
 
 def finish_idempotency_record(
-    uow: UnitOfWork, tenant_id: str, key: str, owner: str, status_code: int, body: bytes
+    uow: UnitOfWork,
+    tenant_id: str,
+    key: str,
+    owner: str,
+    status_code: int,
+    body: bytes,
+    subject_id: str | None = None,
 ) -> bool:
-    """Store the answer; False when `owner` no longer holds the record (another attempt took it
-    over, and its answer, or its own, is the one kept)."""
+    """Store the answer (and the data subject it concerns, if any); False when `owner` no
+    longer holds the record (another attempt took it over, and its answer, or its own, is the
+    one kept)."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
-            "UPDATE idempotency_records SET status_code = ?, body = ?, owner = NULL, "
-            "lease_until = 0 WHERE tenant_id = ? AND key = ? AND owner = ? "
+            "UPDATE idempotency_records SET status_code = ?, body = ?, subject_id = ?, "
+            "owner = NULL, lease_until = 0 WHERE tenant_id = ? AND key = ? AND owner = ? "
             "AND status_code IS NULL",
         ),
-        (status_code, body, tenant_id, key, owner),
+        (status_code, body, subject_id, tenant_id, key, owner),
     )
     return int(cur.rowcount) == 1
+
+
+def subject_record_keys(uow: UnitOfWork, tenant_id: str, subject_id: str) -> list[str]:
+    """The keys of the tenant's answered records whose answer concerns `subject_id`."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT key FROM idempotency_records WHERE tenant_id = ? AND subject_id = ? "
+            "AND status_code IS NOT NULL",
+        ),
+        (tenant_id, subject_id),
+    )
+    return [str(row[0]) for row in cur.fetchall()]
+
+
+def replace_idempotency_answer(
+    uow: UnitOfWork, tenant_id: str, key: str, status_code: int, body: bytes
+) -> None:
+    """Put another answer in an answered record (an erasure's), keeping its fingerprint."""
+    uow.cursor().execute(
+        sql(
+            uow,
+            "UPDATE idempotency_records SET status_code = ?, body = ? "
+            "WHERE tenant_id = ? AND key = ? AND status_code IS NOT NULL",
+        ),
+        (status_code, body, tenant_id, key),
+    )
 
 
 def delete_idempotency_record(uow: UnitOfWork, tenant_id: str, key: str, owner: str) -> None:

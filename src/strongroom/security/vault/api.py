@@ -4,6 +4,11 @@ Nothing a route answers, logs or stores carries a card number, a security code o
 name, except the reveal's answer itself: a GET (so no Idempotency-Key record ever stores it),
 under the `vault:reveal` scope, which `admin` does not imply, answered only once its audit leaf
 is committed.
+
+A card's `fingerprint` (the same for the same number) is shown only to a principal holding
+`vault:reveal` by name, who may reveal the number anyway: to any other, a key that may tokenize
+would find a stored number from its BIN and last four (shown) by tokenizing each Luhn-valid
+candidate and comparing fingerprints, with no reveal and no audit leaf.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from strongroom.security.vault.service import (
     VaultService,
     VaultWrite,
 )
-from strongroom.tenancy.access import authorize, require_step_up, requires
+from strongroom.tenancy.access import authorize, require_scope, require_step_up, requires
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -64,6 +69,16 @@ async def context(request: Request) -> VaultCtx:
 
 
 Ctx = Annotated[VaultCtx, Depends(context)]
+
+
+def shown(card: dict[str, Any], key: Principal) -> dict[str, Any]:
+    """A card's answer for `key`: its `fingerprint` null unless the key holds `vault:reveal`
+    by name (the same-card signal is an oracle on the number for whoever may tokenize)."""
+    if key.allows(Scope.VAULT_REVEAL):
+        return card
+    return {**card, "fingerprint": None}
+
+
 Limit = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
 Fingerprint = Annotated[
     str | None,
@@ -71,7 +86,8 @@ Fingerprint = Annotated[
         min_length=22,
         max_length=22,
         pattern=FINGERPRINT_PATTERN,
-        description="only the tokens of the card with this fingerprint",
+        description="only the tokens of the card with this fingerprint; needs `vault:reveal` "
+        "(403 `insufficient_scope` without it)",
     ),
 ]
 
@@ -87,8 +103,9 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 )
 async def create_card(body: CardCreate, ctx: Ctx) -> dict[str, Any]:
     """Tokenize a card: a new token `card_...` each time, even for a card tokenized before
-    (its `fingerprint` is the same: list the tokens of a fingerprint to find them). The
-    security code, when sent, is checked and forgotten; it is never stored."""
+    (its `fingerprint` is the same: list the tokens of a fingerprint to find them; it is
+    shown only to a key holding `vault:reveal`, null otherwise). The security code, when
+    sent, is checked and forgotten; it is never stored."""
     today = clock.to_datetime(clock.now_us())
     card = check_card(
         body.number,
@@ -104,11 +121,11 @@ async def create_card(body: CardCreate, ctx: Ctx) -> dict[str, Any]:
         # An earlier attempt of this request may have committed this very token.
         found = await run_in_threadpool(ctx.vault.find, ctx.key.tenant_id, card_id)
         if found is not None:
-            return found.to_dict()
+            return shown(found.to_dict(), ctx.key)
     new = ctx.vault.seal(ctx.key.tenant_id, ctx.key.actor, card, card_id)
     del card  # the number in clear goes no further than this request
     await ctx.committer.submit_async(new)
-    return new.card.to_dict()
+    return shown(new.card.to_dict(), ctx.key)
 
 
 @router.get(
@@ -123,13 +140,17 @@ async def list_cards(
     limit: Limit = PAGE_SIZE_DEFAULT,
     starting_after: OptionalIdQuery = None,
 ) -> dict[str, Any]:
-    """The tenant's tokens, newest first, masked; `fingerprint` lists one card's tokens."""
+    """The tenant's tokens, newest first, masked; `fingerprint` lists one card's tokens and
+    needs `vault:reveal` (403 `insufficient_scope` without it: it says whether a number was
+    tokenized). Fingerprints are shown only to a key holding `vault:reveal`."""
+    if fingerprint is not None:
+        require_scope(ctx.key, Scope.VAULT_REVEAL)
     page = await run_in_threadpool(
         lambda: ctx.vault.list(
             ctx.key.tenant_id, fingerprint=fingerprint, starting_after=starting_after, limit=limit
         )
     )
-    return list_body([c.to_dict() for c in page.data], page.has_more)
+    return list_body([shown(c.to_dict(), ctx.key) for c in page.data], page.has_more)
 
 
 @router.get(
@@ -139,9 +160,10 @@ async def list_cards(
     openapi_extra=error_codes("not_found") | requires(Scope.CARDS_READ),
 )
 async def get_card(card_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    """The card, masked: its brand, BIN, last four, expiry and fingerprint."""
+    """The card, masked: its brand, BIN, last four, expiry and, for a key holding
+    `vault:reveal`, its fingerprint (null otherwise)."""
     card = await run_in_threadpool(ctx.vault.get, ctx.key.tenant_id, card_id)
-    return card.to_dict()
+    return shown(card.to_dict(), ctx.key)
 
 
 @router.get(

@@ -63,9 +63,10 @@ class CardOut(_Out):
     masked_number: str = Field(description="the BIN, `*` for each hidden digit, the last four")
     exp_month: int
     exp_year: int
-    fingerprint: str = Field(
+    fingerprint: str | None = Field(
         description="the same for the same card number within a tenant (a keyed hash): "
-        "recognises a card without revealing it"
+        "recognises a card without revealing it. Shown only to a key holding `vault:reveal` "
+        "(null otherwise): with the BIN and last four, it would confirm guesses of the number"
     )
     created_at: Timestamp
 
