@@ -243,3 +243,19 @@ def test_an_admin_key_cannot_give_a_user_a_role_that_reveals(
         assert response.status_code == 403, response.text
         full = tenancy.create_api_key("acme", ["admin", "pii:read"])[1]
         api.ok("PATCH", f"/v1/users/{user['id']}", key=full, json={"role": "compliance_officer"})
+
+
+def test_a_card_number_sent_as_a_member_name_is_not_echoed(sqlite_url: str) -> None:
+    """An unknown member is refused naming it: but not a card number a client sent as a name
+    (an error body is logged by proxies and clients; the vault's promise covers it too)."""
+    with running(sqlite_url, dispatcher=False) as api:
+        admin = api.app.state.tenancy.create_api_key("acme", ["admin"])[1]
+        body = {"number": PAN, "exp_month": 12, "exp_year": 2031, "holder_name": HOLDER}
+        for name in (PAN, "4242 4242 4242 4242", f"x{PAN}"):
+            response = api.post("/v1/cards", key=admin, json={**body, name: CVC})
+            assert response.status_code == 400, response.text
+            assert "4242" * 2 not in response.text.replace(" ", ""), response.text
+            assert "<digits>" in response.json()["param"]
+        # A short name is still named, so the client can find its mistake.
+        response = api.post("/v1/cards", key=admin, json={**body, "extra_1234": 1})
+        assert response.json()["param"] == "extra_1234"

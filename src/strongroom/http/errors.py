@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Final
 
 from fastapi import Request
@@ -153,13 +154,23 @@ def retry_after(exc: ServiceUnavailable) -> dict[str, str]:
     return {"Retry-After": str(exc.retry_after_s)}
 
 
+# A run of 8 or more digits (spaces or dashes between them allowed) in a name the client
+# chose: it may be a card number or a national id sent as a member's name, and is not echoed.
+_LONG_DIGITS = re.compile(r"\d(?:[ -]?\d){7,}")
+
+
+def _name(part: Any) -> str:
+    return echo(_LONG_DIGITS.sub("<digits>", str(part)))
+
+
 def _param_of(loc: tuple[Any, ...]) -> str:
     """`transfers[3].ledger_id` of pydantic's location; each name in it is clipped (an unknown
-    member's name, a metadata key: they come from the client)."""
+    member's name, a metadata key: they come from the client) and long runs of digits in it
+    are not echoed."""
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{echo(p)}" if out else echo(str(p)))
+        out += f"[{p}]" if isinstance(p, int) else (f".{_name(p)}" if out else _name(p))
     return out or "body"
 
 
