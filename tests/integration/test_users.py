@@ -371,3 +371,27 @@ def test_an_invitation_sets_the_first_password_once(people: People) -> None:
     ]
     assert leaves[0]["content"]["data"]["invited"] is True
     assert token not in json.dumps(leaves)
+
+
+def test_totp_step_up_guesses_count_toward_the_lockout(people: People) -> None:
+    """A stolen session must not try the 10^6 codes at POST /v1/auth/step-up: each wrong code
+    counts as a failed sign-in does, and a locked account steps up no more (seen failing
+    before it did: the step-up took guesses without limit)."""
+    user = people.users.create_user(TENANT, EMAIL, "admin", PASSWORD, actor="cli")
+    session = people.users.sign_in(TENANT, EMAIL, PASSWORD, None)
+    secret = _secret_of(people.factors.enrol_totp(session.principal))
+    people.factors.confirm_totp(session.principal, totp.totp(secret, people.clock.now // _S))
+    people.clock.advance(30)
+    right = totp.totp(secret, people.clock.now // _S)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(3):
+        with pytest.raises(InvalidCode):
+            people.factors.step_up_totp(session.principal, wrong)
+    assert _user_row(people, user.id).locked_until == people.clock.now + 600 * _S
+    # Locked: the right code is refused too, with the same answer.
+    with pytest.raises(InvalidCode):
+        people.factors.step_up_totp(session.principal, right)
+    people.clock.advance(601)
+    code = totp.totp(secret, people.clock.now // _S)
+    assert people.factors.step_up_totp(session.principal, code) > people.clock.now
+    assert _user_row(people, user.id).failed_count == 0

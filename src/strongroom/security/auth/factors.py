@@ -82,7 +82,14 @@ class Factors:
         row = self._user(principal)
         if row.totp_confirmed_at is None:
             raise Conflict("totp_not_enrolled", "this user has no TOTP to step up with")
-        if not self.users.accept_totp(row, code, self.users.now_us()):
+        # Each wrong code counts toward the lockout, as at sign-in: else a stolen session
+        # could try the 10^6 codes here. A locked account steps up no more, with the same
+        # answer as a wrong code.
+        now = self.users.now_us()
+        locked = row.locked_until is not None and row.locked_until > now
+        if locked or not self.users.accept_totp(row, code, now):
+            if not locked:
+                self.users.count_failure(row)
             # The step-up body names the code `totp`, as sign-in does.
             raise InvalidCode("the code is wrong, expired or already used", param="totp")
         return self.users.mark_stepped_up(principal, "totp")

@@ -264,13 +264,13 @@ class UserService:
         locked = row.locked_until is not None and row.locked_until > now
         if not matched or locked:
             if not locked:
-                self._fail(row)
+                self.count_failure(row)
             raise InvalidCredentials(_REFUSAL)
         if row.totp_confirmed_at is not None:
             if not totp_code:
                 raise TotpRequired("this account needs a TOTP code too: send `totp`")
             if not self.accept_totp(row, totp_code, now):
-                self._fail(row)
+                self.count_failure(row)
                 raise InvalidCredentials(_REFUSAL)
         assert row.password_hash is not None
         rehash = self.passwords.needs_rehash(row.password_hash)
@@ -282,7 +282,9 @@ class UserService:
             uow.commit()
         return new
 
-    def _fail(self, row: store.UserRow) -> None:
+    def count_failure(self, row: store.UserRow) -> None:
+        """A failed proof (a password, or a TOTP code at sign-in or step-up) counts toward
+        the account's lockout."""
         now = self.now_us()
         with UnitOfWork(self.engine) as uow:
             until = now + self.config.lockout_s * _US
@@ -361,6 +363,7 @@ class UserService:
         now = self.now_us()
         with UnitOfWork(self.engine) as uow:
             store.step_up_session(uow, principal.session_id, now)
+            store.reset_failures(uow, principal.user_id)
             data = {"user_id": principal.user_id, "factor": factor}
             self.record(
                 uow,
