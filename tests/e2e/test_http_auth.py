@@ -272,12 +272,18 @@ def test_large_transfers_need_a_step_up_or_a_key_ceiling(db_url: str, tmp_path: 
             ("refused", STEP_UP),
             ("created", "created"),
         ]
-        # A key with a ceiling moves up to it.
+        # A key with a ceiling moves up to it (given by a key whose own ceiling covers it:
+        # test_a_key_gives_no_transfer_ceiling_above_its_own).
+        tenancy = api.app.state.tenancy
+        tenant_id = tenancy.authenticate(acme.admin).tenant_id
+        owner = tenancy.create_tenant_api_key(
+            tenant_id, ["admin"], actor="test", transfer_ceiling=10_000
+        )[1]
         capped = api.ok(
             "POST",
             "/v1/api_keys",
             201,
-            key=acme.admin,
+            key=owner,
             json={"scopes": ["ledger:write"], "transfer_ceiling": 10_000},
         )["secret"]
         api.ok("POST", "/v1/transfers", 201, key=capped, json={**big, "amount": 10_000})
@@ -316,6 +322,57 @@ def _check_page(api: Api) -> None:
     assert "navigator.credentials" in script.text
     assert "http://" not in script.text
     assert "https://" not in script.text
+
+
+def test_a_key_gives_no_transfer_ceiling_above_its_own(db_url: str, tmp_path: Path) -> None:
+    """The ceiling stands in for a machine's step-up: an admin key held to the threshold must
+    not mint a key with a ceiling and move any amount with it (seen failing before: it could).
+    A key gives a ceiling up to its own; a stepped-up user, who moves any amount, gives any."""
+    settings = {**FAST, "keyring_path": str(tmp_path / "k.json"), "step_up_transfer_amount": 5000}
+    with running(db_url, **settings) as api:
+        acme = seed_tenant(api, "acme")
+        tenancy = api.app.state.tenancy
+        tenant_id = tenancy.authenticate(acme.admin).tenant_id
+        for ceiling in (5001, 2**128 - 1):
+            refused = api.post(
+                "/v1/api_keys",
+                key=acme.admin,
+                json={"scopes": ["ledger:write"], "transfer_ceiling": ceiling},
+            )
+            assert refused.status_code == 403
+            assert check_problem(refused, api.app.state.errors)["code"] == "insufficient_scope"
+        capped = tenancy.create_tenant_api_key(
+            tenant_id, ["admin"], actor="test", transfer_ceiling=8000
+        )[1]
+        over = api.post(
+            "/v1/api_keys", key=capped, json={"scopes": ["ledger:write"], "transfer_ceiling": 8001}
+        )
+        assert check_problem(over, api.app.state.errors)["code"] == "insufficient_scope"
+        for ceiling in (8000, 10, None):
+            made = api.ok(
+                "POST",
+                "/v1/api_keys",
+                201,
+                key=capped,
+                json={"scopes": ["ledger:write"], "transfer_ceiling": ceiling},
+            )
+            assert made["transfer_ceiling"] == ceiling
+        _user(api, acme.admin, "boss@acme.example", "admin")
+        boss = _sign_in(api, "acme", "boss@acme.example")
+        secret = _totp_secret(api.ok("POST", "/v1/auth/totp", 201, key=boss)["otpauth_uri"])
+        now = int(time.time())
+        api.request(
+            "POST", "/v1/auth/totp/confirm", key=boss, json={"code": totp.totp(secret, now)}
+        )
+        api.ok("POST", "/v1/auth/step-up", key=boss, json={"totp": totp.totp(secret, now + 30)})
+        made = api.ok(
+            "POST",
+            "/v1/api_keys",
+            201,
+            key=boss,
+            json={"scopes": ["ledger:write"], "transfer_ceiling": 10**9},
+        )
+        assert made["transfer_ceiling"] == 10**9
 
 
 def test_the_python_client_signs_in_and_steps_up(sqlite_url: str, tmp_path: Path) -> None:

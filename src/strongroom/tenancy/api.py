@@ -20,7 +20,7 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.tenancy.access import InsufficientScope, authorize, require_step_up, requires
-from strongroom.tenancy.model import Principal, Scope, Tenant
+from strongroom.tenancy.model import ApiKey, Principal, Scope, Tenant
 from strongroom.tenancy.schemas import TenantCreate, TenantList, TenantOut
 from strongroom.tenancy.service import TenancyService
 
@@ -187,6 +187,16 @@ async def create_api_key(
         raise InsufficientScope(
             f"a key is given only scopes its creator holds; not {', '.join(beyond)}"
         )
+    # The ceiling stands in for a machine's step-up: a key gives one no higher than its own
+    # (none: none), else a key held to the threshold would mint one that moves any amount.
+    # A user has stepped up (above), and a stepped-up user moves any amount: any ceiling.
+    if principal.machine and body.transfer_ceiling is not None:
+        own = principal.transfer_ceiling if isinstance(principal, ApiKey) else None
+        if own is None or body.transfer_ceiling > own:
+            raise InsufficientScope(
+                "a key gives a transfer_ceiling no higher than its own",
+                param="transfer_ceiling",
+            )
     tenancy: TenancyService = request.app.state.tenancy
     key, secret = await run_in_threadpool(
         lambda: tenancy.create_tenant_api_key(
