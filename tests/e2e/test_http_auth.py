@@ -444,3 +444,32 @@ def test_a_flood_of_passkey_challenges_is_limited_not_stored(db_url: str, tmp_pa
             stored = conn.exec_driver_sql("SELECT COUNT(*) FROM auth_challenges").scalar()
         assert stored is not None
         assert stored <= 6
+
+
+def test_past_the_address_limit_even_the_right_password_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The failed sign-ins of an address are limited: past the limit a sign-in is answered 429
+    before the password is checked, the right one too. Else the limit hid only failures, and a
+    password sprayer (one guess an account, under each lockout) still learnt each hit (seen
+    failing before: the right password was let in)."""
+    settings = {
+        **FAST,
+        "keyring_path": str(tmp_path / "k.json"),
+        "auth_failure_limit_burst": 3,
+        "auth_failure_limit_per_s": 0.01,
+    }
+    with running(db_url, **settings) as api:
+        acme = seed_tenant(api, "acme")
+        _user(api, acme.admin, "boss@acme.example", "admin")
+        guess = {"tenant": "acme", "password": PASSWORD}
+        codes = [
+            api.post("/v1/auth/sessions", json={**guess, "email": f"u{i}@acme.example"}).status_code
+            for i in range(5)
+        ]
+        assert codes[:3] == [401] * 3
+        assert codes[4] == 429
+        hit = api.post("/v1/auth/sessions", json={**guess, "email": "boss@acme.example"})
+        assert hit.status_code == 429
+        assert check_problem(hit, api.app.state.errors)["code"] == "rate_limited"
+        assert "token" not in hit.text

@@ -77,14 +77,19 @@ async def _principal(request: Request) -> UserPrincipal:
 Me = Annotated[UserPrincipal, Depends(_principal)]
 
 
-async def _limited(request: Request) -> Response | None:
+async def _limited(request: Request, *, spend: bool = True) -> Response | None:
     """A failed sign-in spends a token of the address's failed-authentication bucket, as a
-    bad API key does; past it, the answer is 429 with Retry-After instead."""
+    bad API key does; past it, the answer is 429 with Retry-After instead. `spend` False
+    only looks (before a password is checked: past the limit even the right one is refused,
+    else the limit would hide the failures and still tell a password sprayer each hit)."""
     failures: Buckets | None = getattr(request.app.state, "auth_failures", None)
     if failures is None:
         return None
     address = request.client.host if request.client else "unknown"
-    verdict = await failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
+    if spend:
+        verdict = await failures.take(address, RATE_LIMIT_UNITS_PER_TOKEN)
+    else:
+        verdict = await failures.peek(address, RATE_LIMIT_UNITS_PER_TOKEN)
     if verdict.allowed:
         return None
     wait_s = max(1, math.ceil(verdict.retry_after_ms / 1000))
@@ -133,6 +138,9 @@ async def _tenant_id(request: Request, name: str) -> str | None:
 )
 async def create_session(body: SessionCreate, request: Request, response: Response) -> Any:
     """Sign in with an email and a password (and a TOTP code once enrolled)."""
+    limited = await _limited(request, spend=False)
+    if limited is not None:
+        return limited
     tenant_id = await _tenant_id(request, body.tenant)
     users = _users(request)
     try:
