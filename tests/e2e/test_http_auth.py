@@ -123,6 +123,38 @@ def test_the_cookie_is_httponly_secure_strict_and_carries_no_token_in_the_body(a
     assert me.json()["role"] == "admin"
 
 
+def test_a_cross_site_request_is_not_authenticated_by_the_cookie(api: Api) -> None:
+    """SameSite=Strict keeps the cookie from other sites, not from a sibling subdomain (same
+    site, another origin): a form there could POST as the user (seen failing before: a
+    cross-origin form reversed a transfer). A state-changing request the browser marks as
+    not same-origin (Sec-Fetch-Site) is not authenticated by the cookie; a bearer token is
+    not ambient, so it is unaffected."""
+    acme = seed_tenant(api, "acme")
+    _user(api, acme.admin, "boss@acme.example", "admin")
+    signed = api.post(
+        "/v1/auth/sessions",
+        json={"tenant": "acme", "email": "boss@acme.example", "password": PASSWORD, "cookie": True},
+    )
+    token = signed.headers["set-cookie"].partition("=")[2].split(";")[0]
+    cookie = {"cookie": f"strongroom_session={token}"}
+    form = {**cookie, "content-type": "application/x-www-form-urlencoded"}
+    for site in ("same-site", "cross-site"):
+        refused = api.request(
+            "DELETE", "/v1/auth/sessions/current", headers={**form, "sec-fetch-site": site}
+        )
+        assert refused.status_code == 401
+        assert check_problem(refused, api.app.state.errors)["code"] == "unauthenticated"
+    # Reading is not a change; the page's own calls are same-origin.
+    read = api.get("/v1/auth/sessions/current", headers={**cookie, "sec-fetch-site": "cross-site"})
+    assert read.status_code == 200
+    api.ok(
+        "DELETE",
+        "/v1/auth/sessions/current",
+        headers={**cookie, "sec-fetch-site": "same-origin"},
+    )
+    assert api.get("/v1/auth/sessions/current", headers=cookie).status_code == 401
+
+
 def test_failures_say_nothing_of_the_email_and_lock_the_account(
     db_url: str, tmp_path: Path
 ) -> None:

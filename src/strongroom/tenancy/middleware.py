@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Collection
 from http.cookies import CookieError, SimpleCookie
-from typing import Protocol
+from typing import Final, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,6 +69,22 @@ def cookie_of(scope: Scope, name: str) -> str | None:
     return morsel.value if morsel is not None else None
 
 
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+# Sec-Fetch-Site values of a request a page of this origin (or the user, typing) made.
+_OWN_SITE: Final = frozenset({"same-origin", "none"})
+
+
+def _cross_site_change(scope: Scope) -> bool:
+    """A state-changing request the browser says another origin made (Sec-Fetch-Site): the
+    session cookie does not authenticate it. SameSite=Strict keeps the cookie from other
+    sites but not from a sibling subdomain (same site, another origin), whose form could
+    POST as the user. A browser too old to send the header is left to SameSite."""
+    if scope["method"] in _SAFE_METHODS:
+        return False
+    site = header_of(scope, b"sec-fetch-site")
+    return site is not None and site.lower() not in _OWN_SITE
+
+
 class Authenticate:
     """`Authorization: Bearer sk_...` (an API key) or a user's session (`Bearer st_...`, or
     the session cookie a browser holds) on every /v1 route but the `public` ones (signing in);
@@ -107,7 +123,7 @@ class Authenticate:
         header = header_of(scope, b"authorization") or ""
         scheme, _, secret = header.partition(" ")
         secret = secret.strip() if scheme.lower() == "bearer" else ""
-        if not header and self.session_cookie is not None:
+        if not header and self.session_cookie is not None and not _cross_site_change(scope):
             secret = cookie_of(scope, self.session_cookie) or ""
         key: Principal | None = None
         if self.sessions is not None and secret.startswith(SESSION_TOKEN_PREFIX):
