@@ -395,3 +395,19 @@ def test_totp_step_up_guesses_count_toward_the_lockout(people: People) -> None:
     code = totp.totp(secret, people.clock.now // _S)
     assert people.factors.step_up_totp(session.principal, code) > people.clock.now
     assert _user_row(people, user.id).failed_count == 0
+
+
+def test_a_role_change_keeps_the_user_kind(people: People) -> None:
+    """A customer user stays a customer, bound to their customer_id, and a staff user staff:
+    a role change across the kinds would give a staff role a customer_id, or a customer
+    role none (seen failing before: both were accepted)."""
+    staff = people.users.create_user(TENANT, EMAIL, "support", PASSWORD, actor="cli")
+    client = people.users.create_user(
+        TENANT, "c@example.com", "customer", PASSWORD, actor="cli", customer_id="cus_1"
+    )
+    for user, role in ((client, "admin"), (staff, "customer")):
+        with pytest.raises(InvalidRequest) as caught:
+            people.users.set_role(TENANT, user.id, role, actor="cli")
+        assert caught.value.code == "invalid_role"
+        assert _user_row(people, user.id).role == user.role.value
+    assert people.users.set_role(TENANT, staff.id, "auditor", actor="cli").role.value == "auditor"

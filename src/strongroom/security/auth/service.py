@@ -229,6 +229,13 @@ class UserService:
             row = store.get_user(uow, user_id, lock=True)
             if row is None or row.tenant_id != tenant_id:
                 raise NotFound(f"no user {user_id}", param="user_id")
+            if kind_for(parsed).value != row.kind:
+                # A customer user is bound to their customer_id; staff have none.
+                raise InvalidRequest(
+                    "a customer user keeps the customer role, and staff a staff role",
+                    param="role",
+                    code="invalid_role",
+                )
             if row.role != parsed.value:
                 store.set_role(uow, user_id, parsed.value, kind_for(parsed).value)
                 data = {"user_id": user_id, "from": row.role, "to": parsed.value}
