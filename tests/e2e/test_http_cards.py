@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from strongroom.logs import JsonFormatter
 from tests.e2e.http_support import Api, problem_code, running
+from tests.support import leaks
 
 # Public test numbers, each with a security code and a holder name no other data carries.
 CARDS = [
@@ -29,27 +29,9 @@ CARDS = [
 
 @pytest.fixture
 def logs() -> Iterator[tuple[list[logging.LogRecord], io.StringIO]]:
-    """Every record of every logger, raw, and the JSON lines serve would write."""
-    records: list[logging.LogRecord] = []
-    lines = io.StringIO()
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    keep, json_lines = Keep(logging.DEBUG), logging.StreamHandler(lines)
-    json_lines.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(keep)
-    root.addHandler(json_lines)
-    try:
-        yield records, lines
-    finally:
-        root.removeHandler(keep)
-        root.removeHandler(json_lines)
-        root.setLevel(level)
+    """Every record of every logger, and the JSON lines `serve` would write from them."""
+    with leaks.captured_logs() as captured:
+        yield captured
 
 
 def secrets_in(text: str) -> list[str]:

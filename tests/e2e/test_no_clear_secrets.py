@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from pythonjsonlogger.json import JsonFormatter
 
 from strongroom.security.auth import totp
 from tests.e2e.http_support import Api, running, seed_tenant
@@ -42,26 +41,8 @@ CARD = {"number": "5105105105105100", "cvc": "737", "holder_name": "Hildegard Pe
 @pytest.fixture
 def logs() -> Iterator[tuple[list[logging.LogRecord], io.StringIO]]:
     """Every record of every logger, and the JSON lines `serve` would write from them."""
-    records: list[logging.LogRecord] = []
-    lines = io.StringIO()
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    keep, json_lines = Keep(logging.DEBUG), logging.StreamHandler(lines)
-    json_lines.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(keep)
-    root.addHandler(json_lines)
-    try:
-        yield records, lines
-    finally:
-        root.removeHandler(keep)
-        root.removeHandler(json_lines)
-        root.setLevel(level)
+    with leaks.captured_logs() as captured:
+        yield captured
 
 
 def _idem(name: str) -> dict[str, str]:

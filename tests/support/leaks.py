@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
+import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from strongroom.logs import JsonFormatter
 
 
 @dataclass(frozen=True)
@@ -74,3 +78,28 @@ def find(haystacks: Iterable[tuple[str, bytes]], secrets: dict[str, str]) -> lis
             if form in blob:
                 found.add(Leak(where, label))
     return sorted(found, key=lambda leak: (leak.where, leak.label))
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[tuple[list[logging.LogRecord], io.StringIO]]:
+    """Every record of every logger, raw, and the JSON lines `serve` would write from them."""
+    records: list[logging.LogRecord] = []
+    lines = io.StringIO()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep, json_lines = Keep(logging.DEBUG), logging.StreamHandler(lines)
+    json_lines.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(keep)
+    root.addHandler(json_lines)
+    try:
+        yield records, lines
+    finally:
+        root.removeHandler(keep)
+        root.removeHandler(json_lines)
+        root.setLevel(level)
