@@ -1,0 +1,14 @@
+"""`strongroom risk`: train, evaluate and backtest fraud models and rules (docs/risk.md).
+
+Each command lives in its own module (cli/risk_*.py), registered on this app; the heavy
+libraries (LightGBM, pandas) are imported inside the commands, so `strongroom --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Fraud models and rules: train, evaluate, backtest, shadow and promote.",
+)
