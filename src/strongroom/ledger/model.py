@@ -179,6 +179,19 @@ class GateDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    """The payment fields of a transfer marked as a payment (a customer-initiated card or
+    account payment), which the risk gate scores (risk/). Only `customer_id` is required; the
+    rest are used where known."""
+
+    customer_id: str
+    payee: str | None = None  # the other side: a terminal or counterparty id
+    channel: str | None = None  # e.g. card_present, card_not_present, bank_transfer, wallet
+    device: str | None = None  # a device id the caller vouches for
+    ip: str | None = None  # the payer's IP address, as text
+
+
+@dataclass(frozen=True, slots=True)
 class Leg:
     account_id: str
     direction: Direction

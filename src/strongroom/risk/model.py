@@ -7,19 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from strongroom.ledger.model import Verdict
-
-
-@dataclass(frozen=True, slots=True)
-class Payment:
-    """The payment fields of a transfer marked as a payment (a customer-initiated card or
-    account payment). Only `customer_id` is required; the rest are used where known."""
-
-    customer_id: str
-    payee: str | None = None  # the other side: a terminal or counterparty id
-    channel: str | None = None  # e.g. card_present, card_not_present, bank_transfer, wallet
-    device: str | None = None  # a device id the caller vouches for
-    ip: str | None = None  # the payer's IP address, as text
+from strongroom.ledger.model import Payment, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +76,14 @@ class FeatureSource(Protocol):
         ...
 
 
+class Policy(Protocol):
+    """Turns features into decisions (risk.decide.RiskPolicy): rules, then one model call for
+    the whole batch, explanations for review and block only. The gate and `strongroom risk
+    backtest` both decide through it, so a backtest replays exactly what the gate would do."""
+
+    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]: ...
+
+
 class Scorer(Protocol):
     """A trained model (risk.artefact.ModelArtifact): scores rows of features by name."""
 
@@ -101,3 +97,15 @@ class Scorer(Protocol):
     def explain(self, rows: Sequence[Mapping[str, float]], top: int) -> list[list[Contribution]]:
         """Each row's `top` largest tree SHAP contributions by absolute value."""
         ...
+
+
+__all__ = [
+    "Contribution",
+    "FeatureSource",
+    "Payment",
+    "PaymentEvent",
+    "Policy",
+    "Reason",
+    "RiskDecision",
+    "Scorer",
+]
