@@ -39,8 +39,12 @@ class FakeScorer:
 
 
 def rule(rule_id: str, feature: str, action: str, *, value: float = 1) -> dict[str, Any]:
-    return {"id": rule_id, "when": {"feature": feature, "op": ">=", "value": value},
-            "action": action, "reason": f"{rule_id} fired"}
+    return {
+        "id": rule_id,
+        "when": {"feature": feature, "op": ">=", "value": value},
+        "action": action,
+        "reason": f"{rule_id} fired",
+    }
 
 
 RULES = RuleSet.from_document(
@@ -112,8 +116,10 @@ def test_reasons_carry_the_rule_text_and_the_score() -> None:
 def test_without_a_model_only_rules_act() -> None:
     policy = RiskPolicy(RULES, None)
     decision = one(policy, p=0.99)
-    assert decision.verdict is Verdict.ALLOW and decision.score is None
-    assert decision.model_version is None and decision.contributions == ()
+    assert decision.verdict is Verdict.ALLOW
+    assert decision.score is None
+    assert decision.model_version is None
+    assert decision.contributions == ()
     assert one(policy, deny=1).verdict is Verdict.BLOCK
 
 
@@ -122,7 +128,11 @@ def test_one_score_call_per_batch_and_one_explain_call_for_review_and_block_only
     rows = [{"p": 0.1}, {"p": 0.6}, {"deny": 1.0, "p": 0.0}, {"p": 0.2}, {"p": 0.99}]
     decisions = RiskPolicy(RULES, model).decide(rows)
     assert [d.verdict for d in decisions] == [
-        Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK, Verdict.ALLOW, Verdict.BLOCK
+        Verdict.ALLOW,
+        Verdict.REVIEW,
+        Verdict.BLOCK,
+        Verdict.ALLOW,
+        Verdict.BLOCK,
     ]
     assert model.score_calls == [5]
     assert model.explain_calls == [([rows[1], rows[2], rows[4]], CONTRIBUTIONS_TOP)]
@@ -133,18 +143,26 @@ def test_one_score_call_per_batch_and_one_explain_call_for_review_and_block_only
 def test_no_explain_call_when_every_row_is_allowed() -> None:
     model = FakeScorer()
     RiskPolicy(RULES, model).decide([{"p": 0.1}, {"p": 0.2}])
-    assert model.score_calls == [2] and model.explain_calls == []
+    assert model.score_calls == [2]
+    assert model.explain_calls == []
 
 
 def test_the_shadow_is_recorded_and_acts_on_nothing() -> None:
-    rows = [{"p": 0.1, "shadow_p": 0.99}, {"p": 0.6, "shadow_p": 0.0}, {"deny": 1.0, "shadow_p": 0.7}]
+    rows = [
+        {"p": 0.1, "shadow_p": 0.99},
+        {"p": 0.6, "shadow_p": 0.0},
+        {"deny": 1.0, "shadow_p": 0.7},
+    ]
     live = RiskPolicy(RULES, FakeScorer()).decide(rows)
     shadow = FakeScorer("m2", "shadow_p")
     with_shadow = RiskPolicy(RULES, FakeScorer(), shadow=shadow).decide(rows)
-    assert shadow.score_calls == [3] and shadow.explain_calls == []
+    assert shadow.score_calls == [3]
+    assert shadow.explain_calls == []
     assert [d.shadow_score for d in with_shadow] == [0.99, 0.0, 0.7]
     assert {d.shadow_version for d in with_shadow} == {"m2"}
-    unshadowed = [dataclasses.replace(d, shadow_score=None, shadow_version=None) for d in with_shadow]
+    unshadowed = [
+        dataclasses.replace(d, shadow_score=None, shadow_version=None) for d in with_shadow
+    ]
     assert unshadowed == live
 
 
@@ -170,8 +188,15 @@ def test_the_anomaly_score_reviews_unless_an_allow_rule_hits() -> None:
         return [row.get("a", 0.0) for row in rows]
 
     policy = RiskPolicy(RULES, None, anomaly=anomaly)
-    decisions = policy.decide([{"a": 2.9}, {"a": 3.0}, {"a": 5.0, "trusted": 1.0}, {"a": 4.0, "deny": 1.0}])
-    assert [d.verdict for d in decisions] == [Verdict.ALLOW, Verdict.REVIEW, Verdict.ALLOW, Verdict.BLOCK]
+    decisions = policy.decide(
+        [{"a": 2.9}, {"a": 3.0}, {"a": 5.0, "trusted": 1.0}, {"a": 4.0, "deny": 1.0}]
+    )
+    assert [d.verdict for d in decisions] == [
+        Verdict.ALLOW,
+        Verdict.REVIEW,
+        Verdict.ALLOW,
+        Verdict.BLOCK,
+    ]
     assert codes(decisions[1]) == ["anomaly_score"]
     assert decisions[1].reasons[0].text == "anomaly score 3.0000 >= review 3"
     assert codes(decisions[3]) == ["deny", "anomaly_score"]
@@ -184,8 +209,12 @@ def test_the_anomaly_score_reviews_unless_an_allow_rule_hits() -> None:
 def test_decisions_are_deterministic_and_independent_of_batching() -> None:
     rng = random.Random(11)
     rows = [
-        {"p": rng.random(), "watch": float(rng.random() < 0.1), "deny": float(rng.random() < 0.05),
-         "trusted": float(rng.random() < 0.2)}
+        {
+            "p": rng.random(),
+            "watch": float(rng.random() < 0.1),
+            "deny": float(rng.random() < 0.05),
+            "trusted": float(rng.random() < 0.2),
+        }
         for _ in range(300)
     ]
     policy = RiskPolicy(RULES, FakeScorer())

@@ -40,12 +40,14 @@ def test_the_example_file_loads_and_reads_its_features() -> None:
     rules = RuleSet.load(EXAMPLE)
     assert rules.declared_version == "2026-12-handbook-1"
     prefix, digest = rules.version.split(":")
-    assert prefix == rules.declared_version and len(digest) == 12
+    assert prefix == rules.declared_version
+    assert len(digest) == 12
     assert int(digest, 16) >= 0
     assert [r.id for r in rules.rules][:2] == ["large_amount", "risky_terminal"]
     assert rules.rules[0].action is Verdict.BLOCK
     assert "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW" in rules.features
-    assert rules.score.review == 0.5 and rules.score.block == 0.9
+    assert rules.score.review == 0.5
+    assert rules.score.block == 0.9
     assert rules.score.anomaly_review is None
 
 
@@ -89,21 +91,25 @@ def test_two_features_compared_with_a_factor() -> None:
     assert holds(when, {"amount": 31.0, "avg": 10.0})
     assert not holds(when, {"amount": 30.0, "avg": 10.0})
     plain = {"feature": "a", "op": "==", "value": {"feature": "b"}}
-    assert holds(plain, {"a": 2.0, "b": 2.0}) and not holds(plain, {"a": 2.0, "b": 3.0})
+    assert holds(plain, {"a": 2.0, "b": 2.0})
+    assert not holds(plain, {"a": 2.0, "b": 3.0})
 
 
 def test_all_any_not() -> None:
     big = {"feature": "amount", "op": ">", "value": 100}
     night = {"feature": "night", "op": "==", "value": 1}
     new = {"feature": "new_payee", "op": "==", "value": 1}
-    when = {"all": [big, {"any": [night, new]}, {"not": {"feature": "vip", "op": "==", "value": 1}}]}
+    when = {
+        "all": [big, {"any": [night, new]}, {"not": {"feature": "vip", "op": "==", "value": 1}}]
+    }
     assert holds(when, {"amount": 101, "night": 1, "new_payee": 0, "vip": 0})
     assert holds(when, {"amount": 101, "night": 0, "new_payee": 1, "vip": 0})
     assert not holds(when, {"amount": 101, "night": 0, "new_payee": 0, "vip": 0})
     assert not holds(when, {"amount": 101, "night": 1, "new_payee": 1, "vip": 1})
     assert not holds(when, {"amount": 99, "night": 1, "new_payee": 1, "vip": 0})
     three = {"any": [big, night, new]}
-    assert holds(three, {"new_payee": 1}) and not holds(three, {"amount": 1})
+    assert holds(three, {"new_payee": 1})
+    assert not holds(three, {"amount": 1})
     assert holds({"all": [big, night, new]}, {"amount": 101, "night": 1, "new_payee": 1})
 
 
@@ -111,8 +117,12 @@ def test_evaluate_returns_the_hit_rules_in_file_order() -> None:
     document = {
         "version": "t",
         "rules": [
-            {"id": f"r{i}", "when": {"feature": "x", "op": ">", "value": i}, "action": "review",
-             "reason": f"over {i}"}
+            {
+                "id": f"r{i}",
+                "when": {"feature": "x", "op": ">", "value": i},
+                "action": "review",
+                "reason": f"over {i}",
+            }
             for i in range(5)
         ],
     }
@@ -152,34 +162,81 @@ rules:
         ({"version": "", "rules": []}, "version: must be text"),
         ({"version": "v", "rules": [], "extra": 1}, "extra: unknown key"),
         ({"version": "v", "rules": {}}, "rules: must be a list"),
-        ({"version": "v", "rules": [], "score": {"review": 0.9, "block": 0.5}},
-         "score.review: 0.9 is over score.block (0.5)"),
-        ({"version": "v", "rules": [], "score": {"block": 1.5}}, "score.block: 1.5 is not a probability"),
+        (
+            {"version": "v", "rules": [], "score": {"review": 0.9, "block": 0.5}},
+            "score.review: 0.9 is over score.block (0.5)",
+        ),
+        (
+            {"version": "v", "rules": [], "score": {"block": 1.5}},
+            "score.block: 1.5 is not a probability",
+        ),
         ({"version": "v", "rules": [], "score": {"reveiw": 0.5}}, "score.reveiw: unknown key"),
-        ({"version": "v", "rules": [], "score": {"review": "high"}}, 'score.review: "high" is not a number'),
-        (one_rule({"feature": "x", "op": ">", "value": 1}, action="deny"),
-         'rules[0].action: "deny" is not one of allow, review, block (rule r)'),
-        (one_rule({"feature": "x", "op": ">", "value": True}), "rules[0].when.value: true is not a number (a flag"),
+        (
+            {"version": "v", "rules": [], "score": {"review": "high"}},
+            'score.review: "high" is not a number',
+        ),
+        (
+            one_rule({"feature": "x", "op": ">", "value": 1}, action="deny"),
+            'rules[0].action: "deny" is not one of allow, review, block (rule r)',
+        ),
+        (
+            one_rule({"feature": "x", "op": ">", "value": True}),
+            "rules[0].when.value: true is not a number (a flag",
+        ),
         (one_rule({"feature": "x", "op": ">", "value": "1e3"}), "YAML reads this as text"),
-        (one_rule({"feature": "x", "op": ">", "value": math.inf}), "rules[0].when.value: inf is not a finite number"),
-        (one_rule({"feature": "x", "op": "in", "value": []}), "rules[0].when.value: `in` takes a list"),
-        (one_rule({"feature": "x", "op": "in", "value": [1, "a"]}), 'rules[0].when.value[1]: "a" is not a number'),
-        (one_rule({"feature": "x y", "op": ">", "value": 1}), 'rules[0].when.feature: "x y" is not a feature name'),
+        (
+            one_rule({"feature": "x", "op": ">", "value": math.inf}),
+            "rules[0].when.value: inf is not a finite number",
+        ),
+        (
+            one_rule({"feature": "x", "op": "in", "value": []}),
+            "rules[0].when.value: `in` takes a list",
+        ),
+        (
+            one_rule({"feature": "x", "op": "in", "value": [1, "a"]}),
+            'rules[0].when.value[1]: "a" is not a number',
+        ),
+        (
+            one_rule({"feature": "x y", "op": ">", "value": 1}),
+            'rules[0].when.feature: "x y" is not a feature name',
+        ),
         (one_rule({"feature": "x", "op": ">"}), "rules[0].when.value: is required"),
-        (one_rule({"feature": "x", "op": ">", "value": 1, "else": 2}), "rules[0].when.else: unknown key"),
+        (
+            one_rule({"feature": "x", "op": ">", "value": 1, "else": 2}),
+            "rules[0].when.else: unknown key",
+        ),
         (one_rule({"all": []}), "rules[0].when.all: must be a non-empty list"),
-        (one_rule({"all": [{"feature": "x", "op": ">", "value": 1}], "any": []}),
-         "rules[0].when: 'all' stands alone"),
+        (
+            one_rule({"all": [{"feature": "x", "op": ">", "value": 1}], "any": []}),
+            "rules[0].when: 'all' stands alone",
+        ),
         (one_rule({"not": 3}), "rules[0].when.not: a condition must be a mapping, not int"),
-        (one_rule({"feature": "x", "op": ">", "value": {"feature": "y", "times": "2"}}),
-         'rules[0].when.value.times: "2" is not a number'),
-        ({"version": "v", "rules": [{"id": "Bad-Id", "when": {"feature": "x", "op": ">", "value": 1},
-                                     "action": "review", "reason": "x"}]},
-         'rules[0].id: "Bad-Id" is not a snake_case id'),
-        ({"version": "v", "rules": [{"id": "a", "action": "review", "reason": ""}]},
-         "rules[0].reason: must be text"),
-        ({"version": "v", "rules": [{"id": "a", "action": "review", "reason": "r"}]},
-         "rules[0].when: is required (rule a)"),
+        (
+            one_rule({"feature": "x", "op": ">", "value": {"feature": "y", "times": "2"}}),
+            'rules[0].when.value.times: "2" is not a number',
+        ),
+        (
+            {
+                "version": "v",
+                "rules": [
+                    {
+                        "id": "Bad-Id",
+                        "when": {"feature": "x", "op": ">", "value": 1},
+                        "action": "review",
+                        "reason": "x",
+                    }
+                ],
+            },
+            'rules[0].id: "Bad-Id" is not a snake_case id',
+        ),
+        (
+            {"version": "v", "rules": [{"id": "a", "action": "review", "reason": ""}]},
+            "rules[0].reason: must be text",
+        ),
+        (
+            {"version": "v", "rules": [{"id": "a", "action": "review", "reason": "r"}]},
+            "rules[0].when: is required (rule a)",
+        ),
         ({"version": "v", "rules": ["a"]}, "rules[0]: a rule must be a mapping, not text"),
     ],
 )
@@ -189,12 +246,24 @@ def test_invalid_documents_are_refused_with_a_path(document: Any, expected: str)
 
 
 def test_duplicate_rule_ids_are_refused() -> None:
-    rule = {"id": "a", "when": {"feature": "x", "op": ">", "value": 1}, "action": "review", "reason": "r"}
-    assert errors_of({"version": "v", "rules": [rule, rule]}) == ("rules[1].id: 'a' repeats rules[0]",)
+    rule = {
+        "id": "a",
+        "when": {"feature": "x", "op": ">", "value": 1},
+        "action": "review",
+        "reason": "r",
+    }
+    assert errors_of({"version": "v", "rules": [rule, rule]}) == (
+        "rules[1].id: 'a' repeats rules[0]",
+    )
 
 
 def test_every_error_of_a_file_is_reported() -> None:
-    bad = {"id": "a", "when": {"feature": "x", "op": "=>", "value": 1}, "action": "nope", "reason": "r"}
+    bad = {
+        "id": "a",
+        "when": {"feature": "x", "op": "=>", "value": 1},
+        "action": "nope",
+        "reason": "r",
+    }
     errors = errors_of({"version": "v", "rules": [bad, {**bad, "id": "b"}]})
     assert len(errors) == 4
 
@@ -204,7 +273,9 @@ def test_depth_and_size_are_bounded() -> None:
     deep = leaf
     for _ in range(CONDITION_DEPTH_MAX):
         deep = {"not": deep}
-    assert any(f"nested over {CONDITION_DEPTH_MAX} levels deep" in e for e in errors_of(one_rule(deep)))
+    assert any(
+        f"nested over {CONDITION_DEPTH_MAX} levels deep" in e for e in errors_of(one_rule(deep))
+    )
     shallow = leaf
     for _ in range(CONDITION_DEPTH_MAX - 1):
         shallow = {"not": shallow}
@@ -252,29 +323,45 @@ rules:
     json_text = json.dumps(
         {
             "version": "v1",
-            "rules": [{"id": "big", "when": {"feature": "amount", "op": ">", "value": 100.0},
-                       "action": "block", "reason": "big"}],
+            "rules": [
+                {
+                    "id": "big",
+                    "when": {"feature": "amount", "op": ">", "value": 100.0},
+                    "action": "block",
+                    "reason": "big",
+                }
+            ],
             "score": {"review": 0.5, "block": 0.9},
         },
         indent=4,
     )
     a = RuleSet.parse(yaml_text)
     b = RuleSet.parse(json_text, json_only=True)
-    assert a.version == b.version and a.version.startswith("v1:")
+    assert a.version == b.version
+    assert a.version.startswith("v1:")
     assert a.document() == b.document()
     edited = RuleSet.parse(yaml_text.replace("value: 100", "value: 101"))
-    assert edited.declared_version == a.declared_version and edited.version != a.version
+    assert edited.declared_version == a.declared_version
+    assert edited.version != a.version
     reordered = RuleSet.parse(yaml_text.replace("review: 0.5", "review: 0.6"))
     assert reordered.version != a.version
-    in_sets = [RuleSet.from_document(one_rule({"feature": "x", "op": "in", "value": v}))
-               for v in ([3, 1, 1], [1.0, 3.0])]
+    in_sets = [
+        RuleSet.from_document(one_rule({"feature": "x", "op": "in", "value": v}))
+        for v in ([3, 1, 1], [1.0, 3.0])
+    ]
     assert in_sets[0].version == in_sets[1].version  # a set's order and repeats do not matter
 
 
 def test_check_refuses_features_the_engine_does_not_compute() -> None:
     rules = RuleSet.from_document(
-        one_rule({"all": [{"feature": "amount", "op": ">", "value": 1},
-                          {"feature": "amount", "op": ">", "value": {"feature": "avg_7d"}}]})
+        one_rule(
+            {
+                "all": [
+                    {"feature": "amount", "op": ">", "value": 1},
+                    {"feature": "amount", "op": ">", "value": {"feature": "avg_7d"}},
+                ]
+            }
+        )
     )
     rules.check(["amount", "avg_7d", "other"])
     with pytest.raises(RuleSetError, match=r"rules\[0\] \(r\): unknown feature 'avg_7d'"):
@@ -293,7 +380,8 @@ def test_load_reads_json_and_yaml_files_and_refuses_unreadable_ones(tmp_path: Pa
         RuleSet.load(big)
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "version: v\nrules:\n  - {id: a, when: {feature: x, op: '=>', value: 1}, action: review, reason: r}\n"
+        "version: v\nrules:\n"
+        "  - {id: a, when: {feature: x, op: '=>', value: 1}, action: review, reason: r}\n"
     )
     with pytest.raises(RuleSetError, match=r"^bad.yaml: rules\[0\].when.op: unknown operator"):
         RuleSet.load(bad)

@@ -28,9 +28,7 @@ def backtest(
     rules: Annotated[Path, typer.Argument(help="The rule set, YAML or JSON.")],
     data: Annotated[
         Path,
-        typer.Option(
-            "--data", help="CSV or Parquet: feature columns, or a raw payment history."
-        ),
+        typer.Option("--data", help="CSV or Parquet: feature columns, or a raw payment history."),
     ],
     label: Annotated[
         str | None,

@@ -29,7 +29,7 @@ from strongroom.risk.model import FeatureSource, PaymentEvent, RiskDecision, Sco
 from strongroom.risk.rules import RuleSet, RuleSetError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
 
 BACKTEST_ROWS_MAX: Final = 20_000_000
 BATCH_ROWS_DEFAULT: Final = 256  # a gate-sized batch: decisions do not depend on it
@@ -240,7 +240,9 @@ def backtest_file(
     try:
         rules.check(engine.names)
     except RuleSetError as exc:
-        raise RuleSetError([f"{e} (not computed by the feature engine)" for e in exc.errors]) from None
+        raise RuleSetError(
+            [f"{e} (not computed by the feature engine)" for e in exc.errors]
+        ) from None
     if model is not None and (unknown := sorted(set(model.feature_names) - set(engine.names))):
         raise BacktestError(f"the model reads features the engine lacks: {', '.join(unknown)}")
     wanted = [*RAW_COLUMNS_REQUIRED, *(c for c in RAW_COLUMNS_OPTIONAL if c in columns)]
@@ -265,7 +267,9 @@ def load_model(path: Path) -> Scorer:
     try:
         module = importlib.import_module(ARTEFACT_MODULE)
     except ImportError:
-        raise BacktestError("this build has no model artefacts (strongroom.risk.artefact)") from None
+        raise BacktestError(
+            "this build has no model artefacts (strongroom.risk.artefact)"
+        ) from None
     loaded: Scorer = module.ModelArtifact.load(path)
     return loaded
 
@@ -296,7 +300,7 @@ def _columns(path: Path) -> list[str]:
         raise BacktestError(f"{path.name}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs installed
 
             schema = pq.read_schema(path)
             rows = pq.ParquetFile(path).metadata.num_rows
@@ -321,7 +325,7 @@ def _read(path: Path, columns: Sequence[str], *, text: Sequence[str] = ()) -> pd
             frame = pd.read_parquet(path, columns=list(columns))
         else:
             dtypes = {c: "string" for c in text if c not in ("time", "amount")}
-            frame = pd.read_csv(path, usecols=list(columns), dtype=dtypes)  # type: ignore[arg-type]
+            frame = pd.read_csv(path, usecols=list(columns), dtype=dtypes)
     except (OSError, ValueError) as exc:
         raise BacktestError(f"{path.name}: unreadable ({type(exc).__name__})") from None
     if len(frame) > BACKTEST_ROWS_MAX:
@@ -347,7 +351,9 @@ def _labels(frame: pd.DataFrame, column: str) -> list[bool]:
     return [v == 1.0 for v in values]
 
 
-def _feature_rows(frame: pd.DataFrame, names: Sequence[str], source: str) -> Iterator[dict[str, float]]:
+def _feature_rows(
+    frame: pd.DataFrame, names: Sequence[str], source: str
+) -> Iterator[dict[str, float]]:
     columns = [_numeric(frame, name, source) for name in names]
     if not names:
         for _ in range(len(frame)):
@@ -370,7 +376,9 @@ def _time_ordered(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         try:
             stamps = pd.to_datetime(time, utc=True)
         except (ValueError, TypeError):
-            raise BacktestError(f"{source}: column 'time' is neither seconds nor timestamps") from None
+            raise BacktestError(
+                f"{source}: column 'time' is neither seconds nor timestamps"
+            ) from None
         seconds = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     if seconds.isna().any():
         raise BacktestError(f"{source}: column 'time' has {int(seconds.isna().sum()):,} blanks")

@@ -136,7 +136,7 @@ class RiskPolicy:
             return None
         try:
             scores: list[float | None] = [float(s) for s in self.shadow.score(rows)]
-        except Exception as exc:  # noqa: BLE001 -- the shadow acts on nothing, its failure included
+        except Exception as exc:  # the shadow acts on nothing, its failure included
             log.warning(
                 "shadow model %s failed on a batch of %d rows: %s",
                 self.shadow.version,

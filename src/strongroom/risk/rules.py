@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; its use is confined here
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.ledger.model import Verdict
@@ -166,7 +166,7 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped
     """PyYAML's safe loader, refusing a mapping with a key twice (PyYAML keeps the last one
     silently, which would drop half of a rule without a word)."""
 
@@ -181,7 +181,8 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -214,7 +215,7 @@ def _compare_value(name: str, op: str, value: float) -> Test:
 
     def differs(row: Row) -> bool:
         x = row.get(name, _NAN)
-        return x == x and x != value  # noqa: PLR0124 -- x == x is false only for NaN
+        return x == x and x != value  # x == x is false only for NaN
 
     return differs
 
@@ -229,7 +230,7 @@ def _compare_features(name: str, op: str, other: str, times: float) -> Test:
     def test(row: Row) -> bool:
         x = row.get(name, _NAN)
         y = row.get(other, _NAN) * times
-        return x == x and y == y and compare(x, y)  # noqa: PLR0124 -- NaN test
+        return x == x and y == y and compare(x, y)  # NaN is equal to nothing
 
     return test
 
@@ -304,7 +305,9 @@ class _Compiler:
         canonical = {"version": version, "score": score_doc, "rules": rules_doc}
         return RuleSet(version, tuple(rules), score, canonical)
 
-    def _keys(self, path: str, doc: dict[Any, Any], *, required: set[str], optional: set[str]) -> None:
+    def _keys(
+        self, path: str, doc: dict[Any, Any], *, required: set[str], optional: set[str]
+    ) -> None:
         prefix = f"{path}." if path else ""
         for key in doc:
             if key not in required and key not in optional:
@@ -352,14 +355,14 @@ class _Compiler:
         ):
             self.error(
                 f"{path}.id",
-                f"{_show(rule_id)} is not a snake_case id of at most {RULE_ID_LENGTH_MAX} characters",
+                f"{_show(rule_id)} is not a snake_case id of 1 to {RULE_ID_LENGTH_MAX} characters",
             )
         action = raw.get("action")
         if "action" in raw and action not in {v.value for v in Verdict}:
             self.error(f"{path}.action", f"{_show(action)} is not one of allow, review, block")
         reason = raw.get("reason")
         if "reason" in raw and not (
-            isinstance(reason, str) and 0 < len(reason.strip()) and len(reason) <= REASON_LENGTH_MAX
+            isinstance(reason, str) and reason.strip() and len(reason) <= REASON_LENGTH_MAX
         ):
             self.error(f"{path}.reason", f"must be text of 1 to {REASON_LENGTH_MAX} characters")
         self._nodes = 0
@@ -369,7 +372,9 @@ class _Compiler:
         if len(self.errors) > errors_before or compiled is None:
             return None
         test, when_doc = compiled
-        assert isinstance(rule_id, str) and isinstance(reason, str) and isinstance(action, str)
+        assert isinstance(rule_id, str)
+        assert isinstance(reason, str)
+        assert isinstance(action, str)
         rule = Rule(rule_id, Verdict(action), reason, frozenset(self._features), test)
         return rule, {"id": rule_id, "when": when_doc, "action": action, "reason": reason}
 
@@ -399,7 +404,10 @@ class _Compiler:
             if not isinstance(items, list) or not items:
                 self.error(f"{path}.{key}", "must be a non-empty list of conditions")
                 return None
-            parts = [self._condition(f"{path}.{key}[{i}]", item, depth + 1) for i, item in enumerate(items)]
+            parts = [
+                self._condition(f"{path}.{key}[{i}]", item, depth + 1)
+                for i, item in enumerate(items)
+            ]
             if any(part is None for part in parts):
                 return None
             tests = tuple(part[0] for part in parts if part is not None)
@@ -420,7 +428,8 @@ class _Compiler:
             )
         if len(self.errors) > errors_before or "value" not in raw:
             return None
-        assert name is not None and isinstance(op, str)
+        assert name is not None
+        assert isinstance(op, str)
         value = raw["value"]
         if op == "in":
             if not isinstance(value, list) or not 0 < len(value) <= IN_VALUES_MAX:
@@ -430,7 +439,11 @@ class _Compiler:
             if any(n is None for n in numbers):
                 return None
             members = sorted({n for n in numbers if n is not None})
-            return _compare_in(name, frozenset(members)), {"feature": name, "op": op, "value": members}
+            return _compare_in(name, frozenset(members)), {
+                "feature": name,
+                "op": op,
+                "value": members,
+            }
         if isinstance(value, dict):
             self._keys(f"{path}.value", value, required={"feature"}, optional={"times"})
             other = self._feature(f"{path}.value.feature", value.get("feature"))
@@ -438,7 +451,11 @@ class _Compiler:
             if other is None or times is None or len(self.errors) > errors_before:
                 return None
             ref = {"feature": other, "times": times}
-            return _compare_features(name, op, other, times), {"feature": name, "op": op, "value": ref}
+            return _compare_features(name, op, other, times), {
+                "feature": name,
+                "op": op,
+                "value": ref,
+            }
         number = self._number(f"{path}.value", value)
         if number is None:
             return None
@@ -482,7 +499,8 @@ def _parses_as_float(text: str) -> bool:
 
 
 def _kind(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "text"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _show(value: object) -> str:
