@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Final
 
 from strongroom.ledger.model import Verdict
-from strongroom.risk.model import Reason, RiskDecision, Scorer
+from strongroom.risk.model import Contribution, Reason, RiskDecision, Scorer
 from strongroom.risk.rules import SEVERITY, RuleSet
 
 CONTRIBUTIONS_TOP: Final = 5  # tree SHAP contributions kept per review or block decision
@@ -36,6 +35,11 @@ CONTRIBUTIONS_TOP: Final = 5  # tree SHAP contributions kept per review or block
 AnomalyScorer = Callable[[Sequence[Mapping[str, float]]], Sequence[float]]
 
 log = logging.getLogger("strongroom.risk")
+
+_VERDICTS: Final = {severity: verdict for verdict, severity in SEVERITY.items()}
+_ALLOW: Final = SEVERITY[Verdict.ALLOW]
+_REVIEW: Final = SEVERITY[Verdict.REVIEW]
+_BLOCK: Final = SEVERITY[Verdict.BLOCK]
 
 
 class RiskPolicy:
@@ -56,6 +60,10 @@ class RiskPolicy:
         self._review = rules.score.review if model is not None else None
         self._block = rules.score.block if model is not None else None
         self._anomaly_review = rules.score.anomaly_review if anomaly is not None else None
+        # Each rule's test, its reason (made once, shared by every decision) and its severity.
+        self._rules = tuple(
+            (rule.test, Reason(rule.id, rule.reason), SEVERITY[rule.action]) for rule in rules.rules
+        )
 
     @property
     def model_version(self) -> str | None:
@@ -72,56 +80,64 @@ class RiskPolicy:
         rules_version = self.rules.version
         review, block, anomaly_review = self._review, self._block, self._anomaly_review
 
-        decisions: list[RiskDecision] = []
+        verdicts: list[Verdict] = []
+        reasons_of: list[tuple[Reason, ...]] = []
         explain_at: list[int] = []
         for i, row in enumerate(rows):
-            hits = self.rules.evaluate(row)
-            reasons = [Reason(rule.id, rule.reason) for rule in hits]
-            severity = max((SEVERITY[rule.action] for rule in hits), default=0)
-            allowed = any(rule.action is Verdict.ALLOW for rule in hits)
-            score = scores[i] if scores is not None else None
-            if score is not None:
+            severity, allowed = _ALLOW, False
+            reasons: list[Reason] = []
+            for test, reason, rule_severity in self._rules:
+                if test(row):
+                    reasons.append(reason)
+                    severity = max(severity, rule_severity)
+                    allowed = allowed or rule_severity == _ALLOW
+            if scores is not None:
+                score = scores[i]
                 if block is not None and score >= block:
-                    severity = SEVERITY[Verdict.BLOCK]
+                    severity = _BLOCK
                     reasons.append(
                         Reason("model_score", f"model score {score:.4f} >= block {block:g}")
                     )
                 elif review is not None and score >= review and not allowed:
-                    severity = max(severity, SEVERITY[Verdict.REVIEW])
+                    severity = max(severity, _REVIEW)
                     reasons.append(
                         Reason("model_score", f"model score {score:.4f} >= review {review:g}")
                     )
             if anomalies is not None and anomaly_review is not None and not allowed:
                 anomaly = anomalies[i]
                 if anomaly >= anomaly_review:
-                    severity = max(severity, SEVERITY[Verdict.REVIEW])
+                    severity = max(severity, _REVIEW)
                     reasons.append(
                         Reason(
                             "anomaly_score",
                             f"anomaly score {anomaly:.4f} >= review {anomaly_review:g}",
                         )
                     )
-            verdict = _VERDICTS[severity]
-            if verdict is not Verdict.ALLOW:
+            if severity != _ALLOW:
                 explain_at.append(i)
-            decisions.append(
-                RiskDecision(
-                    verdict=verdict,
-                    score=score,
-                    reasons=tuple(reasons),
-                    model_version=model_version,
-                    rules_version=rules_version,
-                    features=dict(row),
-                    shadow_score=shadow_scores[i] if shadow_scores is not None else None,
-                    shadow_version=shadow_version,
-                )
-            )
+            verdicts.append(_VERDICTS[severity])
+            reasons_of.append(tuple(reasons))
+
+        contributions: dict[int, tuple[Contribution, ...]] = {}
         if explain_at and self.model is not None:
             explained = self.model.explain([rows[i] for i in explain_at], CONTRIBUTIONS_TOP)
             assert len(explained) == len(explain_at), "one explanation per row"
-            for i, contributions in zip(explain_at, explained, strict=True):
-                decisions[i] = replace(decisions[i], contributions=tuple(contributions))
-        return decisions
+            contributions = {i: tuple(c) for i, c in zip(explain_at, explained, strict=True)}
+
+        return [
+            RiskDecision(
+                verdict=verdicts[i],
+                score=scores[i] if scores is not None else None,
+                reasons=reasons_of[i],
+                model_version=model_version,
+                rules_version=rules_version,
+                features=dict(row),
+                contributions=contributions.get(i, ()),
+                shadow_score=shadow_scores[i] if shadow_scores is not None else None,
+                shadow_version=shadow_version,
+            )
+            for i, row in enumerate(rows)
+        ]
 
     def _score(self, rows: Sequence[Mapping[str, float]]) -> list[float] | None:
         """The live model's scores; its failure propagates (the gate fails safe, as configured)."""
@@ -153,9 +169,6 @@ class RiskPolicy:
         anomalies = [float(s) for s in self.anomaly(rows)]
         assert len(anomalies) == len(rows), "one anomaly score per row"
         return anomalies
-
-
-_VERDICTS: Final = {severity: verdict for verdict, severity in SEVERITY.items()}
 
 
 __all__ = ["CONTRIBUTIONS_TOP", "AnomalyScorer", "RiskPolicy"]
