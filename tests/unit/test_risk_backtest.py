@@ -3,7 +3,6 @@ agreement of backtest and gate decisions, raw histories replayed through a featu
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,10 @@ from strongroom.risk.backtest import BacktestError, Hits, backtest_file
 from strongroom.risk.decide import RiskPolicy
 from strongroom.risk.model import Contribution, FeatureSource, PaymentEvent, RiskDecision
 from strongroom.risk.rules import RuleSet, RuleSetError
+from tests.support import flags
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "risk-rules.yaml"
+EXAMPLE_DOC = EXAMPLE.parents[1] / "risk-rules.md"
 
 RULES = RuleSet.from_document(
     {
@@ -366,4 +369,17 @@ def test_decisions_record_the_versions(tmp_path: Path) -> None:
     seen: list[RiskDecision] = []
     backtest_file(RULES, path, model=FakeScorer(), sink=lambda _, d: seen.append(d))
     assert {(d.model_version, d.rules_version) for d in seen} == {("fake-1", RULES.version)}
-    assert [dataclasses.replace(d) for d in seen] == RiskPolicy(RULES, FakeScorer()).decide(rows)
+
+
+def test_the_documented_run_on_the_handbook_week(shared_data: Path) -> None:
+    """docs/risk-rules.md's run: the example rule set on the handbook's transformed week. Its
+    frauds of scenario 1 are exactly the amounts over 220, so `large_amount` is exact."""
+    path = shared_data / "fraud" / "fdh_simulated" / "features_oracle_2018-09-01_to_07.parquet"
+    if not path.is_file():
+        flags.skip_or_fail(f"external test data not found at {path}", flags.REQUIRE_SHARED_DATA)
+    report = backtest_file(RuleSet.load(EXAMPLE), path, label="TX_FRAUD")
+    assert (report.rows, report.positives) == (66_986, 599)
+    assert report.verdicts == {"allow": 66_058, "review": 789, "block": 139}
+    assert report.rules["large_amount"] == ("block", Hits(139, 139, 1.0, 139 / 599))
+    assert report.rules_version == "2026-12-handbook-1:cb14c1cf4d36"
+    assert report.rules_version in EXAMPLE_DOC.read_text(encoding="utf-8")
