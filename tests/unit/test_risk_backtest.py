@@ -341,6 +341,12 @@ def test_a_raw_history_without_the_feature_engine_is_a_clear_error(
             {"engine_factory": FakeEngine},
             "a.csv: column 'amount' must be numbers, with no blanks",
         ),
+        (
+            "a.csv",
+            "id,time,customer,amount\np1,1,,5\n",
+            {"engine_factory": FakeEngine},
+            "a.csv: column 'customer' has blanks",
+        ),
     ],
 )
 def test_bad_data_is_refused_clearly(

@@ -382,6 +382,9 @@ def _time_ordered(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         seconds = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     if seconds.isna().any():
         raise BacktestError(f"{source}: column 'time' has {int(seconds.isna().sum()):,} blanks")
+    for column in ("id", "customer"):
+        if frame[column].isna().any():
+            raise BacktestError(f"{source}: column {column!r} has blanks")
     amounts = frame["amount"]
     if not pd.api.types.is_numeric_dtype(amounts) or amounts.isna().any():
         raise BacktestError(f"{source}: column 'amount' must be numbers, with no blanks")
