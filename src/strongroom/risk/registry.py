@@ -19,6 +19,7 @@ promotion made by any process within about a second, with no restart.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import re
@@ -128,6 +129,14 @@ class ArtefactInfo(Protocol):
 
 # Reads an artefact's bytes without loading the model; raises (ValueError, ...) when malformed.
 Describe = Callable[[bytes], ArtefactInfo]
+
+
+def artefact_describe(raw: bytes) -> ArtefactInfo:
+    """risk.artefact's own `describe`, imported when first needed (the composition root and
+    the CLI wire this one; tests give their own)."""
+    artefact = importlib.import_module("strongroom.risk.artefact")
+    info: ArtefactInfo = artefact.describe(raw)
+    return info
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,5 +557,6 @@ __all__ = [
     "RiskModel",
     "RiskModelRegistry",
     "Serving",
+    "artefact_describe",
     "drift_alerts",
 ]
