@@ -32,6 +32,7 @@ from strongroom.risk.registry import (
     ModelVersionExists,
     RiskModelRegistry,
     drift_alerts,
+    drift_factory,
 )
 from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
@@ -363,3 +364,23 @@ def test_a_drift_alert_is_an_event_of_the_tenant(world: World) -> None:
     assert data["psi"] > 0.25
     with UnitOfWork(world.engine, write=False) as uow:
         assert uow is not None  # the alert wrote in its own transaction, now committed
+
+
+def test_the_drift_factory_reports_each_psi_by_tenant_and_alerts_once(world: World) -> None:
+    seen: list[tuple[str, str, float]] = []
+    make = drift_factory(
+        world.engine, world.events, threshold=0.25, min_rows=10,
+        on_psi=lambda tenant, feature, psi: seen.append((tenant, feature, psi)),
+    )  # fmt: skip
+    world.registry.register(A, artefact("mdl_1"), actor=ACTOR)
+    world.registry.promote(A, "mdl_1", actor=ACTOR)
+    active = ActiveModels(world.registry, lambda raw: raw, drift=make)
+    monitor = active.get(A).drift
+    assert monitor is not None
+    assert (monitor.threshold, monitor.min_rows) == (0.25, 10)
+    monitor.check_every_rows = 10
+    for _ in range(5):
+        monitor.observe([{"amount": 15.0}] * 10, [0.1] * 9 + [0.9])
+    assert {(t, f) for t, f, _ in seen} == {(A, "amount"), (A, SCORE)}
+    drifted = [e for e in world.events.list_events(tenant_id=A).data if "drift" in e.type]
+    assert len(drifted) == 1

@@ -543,6 +543,38 @@ def drift_alerts(
     return emit
 
 
+def drift_factory(
+    engine: Engine,
+    events: EventEmitter,
+    *,
+    threshold: float,
+    min_rows: int,
+    on_psi: Callable[[str, str, float], object] | None = None,
+) -> DriftFactory:
+    """ActiveModels' `drift`: each live model's monitor, against its own training data, with
+    the settings' threshold and minimum rows (STRONGROOM_RISK_DRIFT_PSI, _MIN_ROWS); its PSIs
+    to `on_psi(tenant_id, feature, psi)` (Metrics.observe_psi) and its alerts to the tenant's
+    events (`drift_alerts`)."""
+
+    def make(tenant_id: str, version: str, info: ArtefactInfo) -> DriftMonitor:
+        report = None
+        if on_psi is not None:
+            psi_of = on_psi
+
+            def report(feature: str, psi: float) -> None:
+                psi_of(tenant_id, feature, psi)
+
+        return DriftMonitor(
+            info.reference,
+            threshold=threshold,
+            min_rows=min_rows,
+            on_psi=report,
+            on_alert=drift_alerts(engine, events, tenant_id, version),
+        )
+
+    return make
+
+
 __all__ = [
     "Active",
     "ActiveModels",
@@ -559,4 +591,5 @@ __all__ = [
     "Serving",
     "artefact_describe",
     "drift_alerts",
+    "drift_factory",
 ]
