@@ -17,7 +17,7 @@ from strongroom.cli import risk_models as cli_models
 from strongroom.client import AsyncClient, Client, NotFoundError
 from strongroom.risk.registry import RiskModelRegistry
 from tests.e2e.http_support import Api, problem_code, running, seed_tenant
-from tests.integration.test_risk_registry import artefact, describe
+from tests.support.risk_models import artefact, describe
 
 FAST = {"password_memory_kib": 19 * 1024, "password_time_cost": 2, "password_parallelism": 1}
 

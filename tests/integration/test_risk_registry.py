@@ -25,7 +25,6 @@ from strongroom.risk.registry import (
     RISK_MODEL_EVENT_TYPES,
     ActiveModels,
     ArtefactInfo,
-    Described,
     InvalidModelArtefact,
     InvalidModelTransition,
     ModelStatus,
@@ -36,24 +35,10 @@ from strongroom.risk.registry import (
 )
 from strongroom.runtime import build_ledger
 from strongroom.settings import Settings
+from tests.support.risk_models import REFERENCE, artefact, describe
 
 ACTOR = "user:usr_analyst"
 A, B = "ten_alpha", "ten_beta"
-REFERENCE = {"amount": ([0.0, 10.0, 20.0], [0.5, 0.5]), SCORE: ([0.0, 0.5, 1.0], [0.9, 0.1])}
-
-
-def artefact(version: str, ap: float = 0.7, **extra: Any) -> bytes:
-    """A tiny fake artefact: what the registry needs of one, as JSON."""
-    body = {"version": version, "metrics": {"average_precision": ap, "roc_auc": 0.9}}
-    body["reference"] = {k: [list(e), list(p)] for k, (e, p) in REFERENCE.items()}
-    body.update(extra)
-    return json.dumps(body).encode()
-
-
-def describe(raw: bytes) -> ArtefactInfo:
-    body = json.loads(raw)
-    reference = {k: (v[0], v[1]) for k, v in body["reference"].items()}
-    return Described(body["version"], body["metrics"], reference)
 
 
 @dataclass
