@@ -159,3 +159,18 @@ def test_the_monitor_counts_every_row_from_many_threads() -> None:
         t.join()
     assert monitor._current["amount"] == [2_000] * 4
     assert sum(monitor._current[SCORE]) == 8_000
+
+
+def test_the_psi_gauge_is_labelled_by_tenant_and_feature() -> None:
+    from strongroom.metrics import Metrics
+
+    metrics = Metrics()
+    monitor = DriftMonitor(
+        REFERENCE, threshold=0.25, min_rows=4, check_every_rows=4,
+        on_psi=lambda feature, value: metrics.observe_psi("ten_a", feature, value),
+    )  # fmt: skip
+    monitor.observe(_rows([35.0] * 4), [0.1, 0.1, 0.1, 0.1])
+    body = metrics.exposition()[0].decode()
+    amount = psi([0.25] * 4, [0, 0, 0, 4])
+    assert f'strongroom_risk_psi{{feature="amount",tenant="ten_a"}} {amount}' in body
+    assert 'strongroom_risk_psi{feature="score",tenant="ten_a"}' in body
