@@ -7,7 +7,8 @@ PROMETHEUS_MULTIPROC_DIR before they start: every worker writes its samples ther
 whichever worker answers it, reads all of them, so the counts are the deployment's. The
 supervisor marks each dead worker there (`multiprocess.mark_process_dead`).
 
-No label names a tenant, an API key or any id: routes are templates, results are codes."""
+No label names a tenant, an API key or any id: routes are templates, results are codes (one
+exception: the risk model's drift gauge names the tenant whose model it is)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,17 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # Drift of each tenant's live fraud model (risk/drift.py): a tenant's id labels it, an
+        # exception to the rule above, as a model and its training data are a tenant's own; the
+        # series are few (tenants with a live model x its features). With several workers,
+        # each computes it over its own traffic: the highest live worker's is shown.
+        self.risk_psi = Gauge(
+            "strongroom_risk_psi",
+            "Population stability index of a feature (or `score`) against the training data",
+            ["tenant", "feature"],
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         # Multiprocess mode has no Info metric: a gauge of 1 with the build in its labels.
         self.build_info = Gauge(
             "strongroom_build_info",
@@ -175,6 +187,10 @@ class Metrics:
             self.job_last_success.labels(state.name).set(state.last_success_us / 1_000_000)
         if state.last_error_us is not None:
             self.job_last_error.labels(state.name).set(state.last_error_us / 1_000_000)
+
+    def observe_psi(self, tenant_id: str, feature: str, psi: float) -> None:
+        """A DriftMonitor's `on_psi`, bound to its tenant."""
+        self.risk_psi.labels(tenant_id, feature).set(psi)
 
     def observe_deleted(self, kind: str, count: int) -> None:
         self.retention_deleted.labels(kind).inc(count)

@@ -54,6 +54,13 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.risk import registry_api as risk_models_api
+from strongroom.risk.registry import (
+    REGISTRY_ERRORS,
+    RISK_MODEL_EVENT_TYPES,
+    RiskModelRegistry,
+    artefact_describe,
+)
 from strongroom.security.answers import SealedAnswers
 from strongroom.security.auth import api as auth_api
 from strongroom.security.auth import page as signin_page
@@ -87,6 +94,7 @@ log = logging.getLogger("strongroom.runtime")
 EVENT_TYPES: tuple[EventType, ...] = (
     *CUSTOMER_EVENT_TYPES,
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
+    *RISK_MODEL_EVENT_TYPES,
 )
 
 
@@ -209,6 +217,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         CUSTOMERS_ERRORS,
         VAULT_ERRORS,
         AUTH_ERRORS,
+        REGISTRY_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -270,6 +279,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine, envelope, audit=audit, events=events, ledger=ledger, forget_answers=forget
     )
     counterparties = CounterpartyService(engine, envelope, audit=audit, forget_answers=forget)
+    # Fraud models (risk/registry.py): every change an audit leaf and an event.
+    risk_models = RiskModelRegistry(engine, artefact_describe, audit=audit, events=events)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -406,6 +417,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             vault_api.router,
             auth_api.router,
             users_api.router,
+            risk_models_api.router,
             tenancy_api.router,
             signin_page.router,
         ],
@@ -447,6 +459,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.customers = customers
     app.state.counterparties = counterparties
+    app.state.risk_models = risk_models
     app.state.vault = vault
     app.state.users = users
     app.state.factors = factors

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # A transfer moving more than this many minor units needs a stepped-up user session or an
     # API key whose transfer ceiling covers it (`step_up_required_for_transfer`). None: off.
     step_up_transfer_amount: int | None = Field(default=None, ge=0)
+    # Drift of the live fraud model (risk/drift.py): a feature's or the score's population
+    # stability index against the training data past this raises `risk.drift_detected`, once
+    # per crossing; nothing is judged before this many live rows are counted.
+    risk_drift_psi: float = Field(default=0.25, gt=0, le=100)
+    risk_drift_min_rows: int = Field(default=1_000, ge=1, le=10_000_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from strongroom.client import (
     resources,
 )
 from strongroom.client import customers as client_customers
+from strongroom.client import risk_models as client_risk_models
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import TransferResult
@@ -344,12 +345,20 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/users/{user_id}"): ("get_user", ("usr_1",), {}),
     ("PATCH", "/v1/users/{user_id}"): ("update_user", ("usr_1",), {"role": "auditor"}),
     ("POST", "/v1/api_keys"): ("create_api_key", (["ledger:read"],), {}),
+    ("GET", "/v1/risk/models"): ("list_risk_models", (), {}),
+    ("GET", "/v1/risk/models/{version}"): ("get_risk_model", ("mdl_1",), {}),
+    ("POST", "/v1/risk/models/{version}/promote"): ("promote_risk_model", ("mdl_1",), {}),
+    ("POST", "/v1/risk/models/{version}/shadow"): ("shadow_risk_model", ("mdl_1",), {}),
 }
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources` or, for customers, `customers`."""
-    return getattr(resources, name, None) or getattr(client_customers, name)
+    """A request builder of the client, from `resources`, `customers` or `risk_models`."""
+    for module in (resources, client_customers):
+        found = getattr(module, name, None)
+        if found is not None:
+            return found
+    return getattr(client_risk_models, name)
 
 
 # Listings that are one page by construction (no cursor to follow).

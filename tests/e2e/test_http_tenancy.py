@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from strongroom.core import ids
+from strongroom.risk.registry import RiskModelRegistry
 from tests.e2e.http_support import (
     Api,
     Tenant,
@@ -25,6 +26,7 @@ from tests.e2e.http_support import (
     seed_tenant,
     transfer_ids,
 )
+from tests.support.risk_models import artefact, describe
 
 PUBLIC_ROUTES = {
     ("GET", "/healthz"),
@@ -123,6 +125,8 @@ class World:
     b_cards: Cards
     b_user: str  # a user of B's, who signs in with B_PASSWORD
     a_user: str
+    a_model: str = ""  # a fraud model's version, registered (risk/registry.py)
+    b_model: str = ""
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
@@ -134,6 +138,8 @@ class World:
             return self.b_cards.card
         if attribute == "event":
             return self.b_hooks.event
+        if attribute == "model":
+            return self.b_model
         if attribute in ("customer", "counterparty"):
             value_: str = getattr(self.b_people, attribute)
             return value_
@@ -238,9 +244,19 @@ def world(db_url: str) -> Iterator[World]:
             b_cards,
             b_user,
             a_user,
+            *(seed_model(api, t) for t in ("acme", "bravo")),
         )
         api.app.state.audit.publish()
         yield world
+
+
+def seed_model(api: Api, tenant: str) -> str:
+    """A fraud model of the tenant's, registered (the CLI's job: no route registers one)."""
+    version = ids.new_id("mdl")
+    tenant_id = api.app.state.tenancy.ensure_tenant(tenant).id
+    registry = RiskModelRegistry(api.app.state.engine, describe)
+    registry.register(tenant_id, artefact(version), actor="cli")
+    return version
 
 
 B_EMAIL = "boss@bravo.example"
@@ -276,6 +292,7 @@ def _b_data(world: World) -> set[str]:
         world.b_cards.fingerprint,
         world.b_cards.number,
         world.b_user,
+        world.b_model,
         B_EMAIL,
     }
 
@@ -305,6 +322,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "counterparty_id": ("counterparty",),
     "card_id": ("card",),
     "user_id": ("user",),
+    "version": ("model",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -316,8 +334,9 @@ _PREFIX = {
     "counterparty_id": "cpty",
     "card_id": "card",
     "user_id": "usr",
+    "version": "mdl",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
@@ -421,6 +440,10 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
     }
     card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/risk/models"): Probe(
+            [({}, 200, None), ({"params": {"starting_after": world.b_model}}, 200, None)],
+            "a list of A's own models only",
+        ),
         ("GET", "/v1/cards"): Probe(
             [
                 ({}, 200, None),
@@ -837,6 +860,8 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/api_keys"): {"scopes": ["ledger:read"]},
         ("POST", "/v1/users"): {"email": "new@acme.example", "role": "support"},
         ("PATCH", "/v1/users/{user_id}"): {"role": "auditor"},
+        ("POST", "/v1/risk/models/{version}/promote"): {},
+        ("POST", "/v1/risk/models/{version}/shadow"): {},
     }
 
 
@@ -850,6 +875,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{counterparty_id}", world.a_people.counterparty)
     path = path.replace("{card_id}", world.a_cards.card)
     path = path.replace("{user_id}", world.a_user)
+    path = path.replace("{version}", world.a_model)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -866,6 +892,8 @@ CUSTOMER_PREFIXES = ("/v1/customers", "/v1/counterparties")
 CARDS_PREFIX = "/v1/cards"
 # Routes only an admin key may call, reads included.
 ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
+# Routes of the risk scopes (risk:read, risk:admin), which a ledger key lacks.
+RISK_PREFIX = "/v1/risk"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
 OPERATOR_PREFIX = "/v1/tenants"
 
@@ -938,7 +966,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
             )
             response = api.get(path, key=a.read, params=params)
             if template.startswith(
-                (*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES, OPERATOR_PREFIX)
+                (*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES, OPERATOR_PREFIX, RISK_PREFIX)
             ):
                 assert (response.status_code, problem_code(response)) == (
                     403,

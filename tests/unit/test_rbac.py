@@ -28,6 +28,7 @@ WRITES = {
     Scope.WEBHOOKS_ADMIN,
     Scope.USERS_ADMIN,
     Scope.API_KEYS_ADMIN,
+    Scope.RISK_ADMIN,
 }
 TENANT_DATA = {
     Scope.LEDGER_READ,
@@ -36,6 +37,7 @@ TENANT_DATA = {
     Scope.PII_READ,
     Scope.CARDS_READ,
     Scope.VAULT_REVEAL,
+    Scope.RISK_READ,
 }
 
 

@@ -11,7 +11,8 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources` and `customers` list them). `list_*`
+Every operation of the API has a method (`resources`, `customers` and `risk_models` list
+them). `list_*`
 answer one page; `iter_*` walk every page as the server says to go on (`next_cursor` through
 the short pages of listings that examine a bounded range per request). Answers are the API's
 pydantic models, fields the client does not know ignored.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from strongroom.client import customers as c
 from strongroom.client import resources as r
+from strongroom.client import risk_models as rm
 from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
 from strongroom.client._transport import (
     AsyncTransport,
@@ -180,6 +182,12 @@ class Client(SyncTransport):
     get_user = sync_call(r.get_user)
     update_user = sync_call(r.update_user)
     create_api_key = sync_call(r.create_api_key)
+    # fraud models (client/risk_models.py)
+    list_risk_models = sync_call(rm.list_risk_models)
+    iter_risk_models = sync_iter(rm.iter_risk_models)
+    get_risk_model = sync_call(rm.get_risk_model)
+    promote_risk_model = sync_call(rm.promote_risk_model)
+    shadow_risk_model = sync_call(rm.shadow_risk_model)
 
 
 class AsyncClient(AsyncTransport):
@@ -276,3 +284,9 @@ class AsyncClient(AsyncTransport):
     get_user = async_call(r.get_user)
     update_user = async_call(r.update_user)
     create_api_key = async_call(r.create_api_key)
+    # fraud models (client/risk_models.py)
+    list_risk_models = async_call(rm.list_risk_models)
+    iter_risk_models = async_iter(rm.iter_risk_models)
+    get_risk_model = async_call(rm.get_risk_model)
+    promote_risk_model = async_call(rm.promote_risk_model)
+    shadow_risk_model = async_call(rm.shadow_risk_model)

@@ -13,6 +13,7 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 PREFIXES = frozenset(
     {"ldg", "acc", "tr", "evt", "ten", "key", "req", "we", "cus", "cpty", "card", "usr", "chl"}
+    | {"mdl"}  # a fraud model's version (risk.registry)
 )
 
 

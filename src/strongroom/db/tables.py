@@ -209,6 +209,46 @@ idempotency_records = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# The risk model registry (migration 0020, risk/registry.py): each tenant's model artefacts
+# (one JSON document each, never a pickle) with their hold-out metrics and status; at most one
+# live and one shadow model per tenant (partial unique indexes). `risk_model_revisions` counts
+# a tenant's changes, so that a server notices a promotion by reading one row.
+risk_models = sa.Table(
+    "risk_models",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # registered, shadow, live, retired
+    sa.Column("artefact", sa.LargeBinary, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the artefact, hex
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON: the artefact's hold-out metrics
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("promoted_at", sa.BigInteger, nullable=True),  # when it last went live
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(
+        "risk_models_one_live",
+        "tenant_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'live'"),
+        postgresql_where=sa.text("status = 'live'"),
+    ),
+    sa.Index(
+        "risk_models_one_shadow",
+        "tenant_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'shadow'"),
+        postgresql_where=sa.text("status = 'shadow'"),
+    ),
+)
+
+risk_model_revisions = sa.Table(
+    "risk_model_revisions",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
 # One row per background job (migration 0010, db/leases.py): the process that runs it (`owner`,
 # until `lease_until`), and when it last succeeded and last failed (the error's type only).
 job_leases = sa.Table(

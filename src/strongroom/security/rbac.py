@@ -15,7 +15,7 @@ Least privilege, one line a role:
 - operator: the deployment's tenants only (create, list); nothing of any tenant's money,
   customers or cards. Honoured only on a principal of the system tenant.
 - compliance_officer: reads the ledger and the audit log, customers in full (pii:read: each
-  reveal is an audit leaf; a user steps up first); no writes.
+  reveal is an audit leaf; a user steps up first), and the fraud models (risk:read); no writes.
 - support: reads the ledger, customers (masked) and cards (masked); no writes, no reveals.
 - auditor: reads the ledger and the audit log; no writes, no personal data.
 - customer: their own data only (own:read, own:write): no route that serves a tenant's data
@@ -61,7 +61,13 @@ ROLE_SCOPES: Final[Mapping[Role, frozenset[Scope]]] = {
     Role.ADMIN: frozenset({Scope.ADMIN}),
     Role.OPERATOR: frozenset({Scope.TENANTS_ADMIN}),
     Role.COMPLIANCE_OFFICER: frozenset(
-        {Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CUSTOMERS_READ, Scope.PII_READ}
+        {
+            Scope.LEDGER_READ,
+            Scope.AUDIT_READ,
+            Scope.CUSTOMERS_READ,
+            Scope.PII_READ,
+            Scope.RISK_READ,
+        }
     ),
     Role.SUPPORT: frozenset({Scope.LEDGER_READ, Scope.CUSTOMERS_READ, Scope.CARDS_READ}),
     Role.AUDITOR: frozenset({Scope.LEDGER_READ, Scope.AUDIT_READ}),

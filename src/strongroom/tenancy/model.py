@@ -33,6 +33,8 @@ class Scope(StrEnum):
     WEBHOOKS_ADMIN = "webhooks:admin"  # webhook endpoints and their delivery attempts
     USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
     API_KEYS_ADMIN = "api_keys:admin"  # the tenant's API keys
+    RISK_READ = "risk:read"  # fraud models: versions, statuses, metrics (docs/risk.md)
+    RISK_ADMIN = "risk:admin"  # put a fraud model in shadow, promote it (a user steps up)
     OWN_READ = "own:read"  # a customer's own data only: the route checks the ownership
     OWN_WRITE = "own:write"
     # Deployment-wide: create and list tenants. Honoured only on a key of the deployment's
@@ -76,6 +78,7 @@ _IMPLIED: tuple[tuple[Scope, Scope], ...] = (
     (Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ),
     (Scope.CARDS_WRITE, Scope.CARDS_READ),
     (Scope.OWN_WRITE, Scope.OWN_READ),
+    (Scope.RISK_ADMIN, Scope.RISK_READ),
 )
 
 
