@@ -25,6 +25,10 @@ from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
+from strongroom.cases import api as cases_api
+from strongroom.cases.errors import CASES_ERRORS
+from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
+from strongroom.cases.sink import CaseSink
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -86,6 +90,7 @@ log = logging.getLogger("strongroom.runtime")
 # The event types of the domains other than the ledger (whose own the events domain knows).
 EVENT_TYPES: tuple[EventType, ...] = (
     *CUSTOMER_EVENT_TYPES,
+    *CASE_EVENT_TYPES,
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
 )
 
@@ -117,9 +122,11 @@ def build_ledger(
         signer_key=key.get_secret_value() if key is not None else None,
         secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
-    # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
-    # locks the tenant's log row until the commit).
-    sinks: list[Sink] = [Outbox()]
+    # The pipeline's sinks in their declared order: the outbox, the case queue (a case for
+    # each transfer a gate held for review; its leaves and events), then the audit log last
+    # (it locks the tenant's log row until the commit).
+    cases = CaseSink(tenant_of, audit=audit, events=EventService(engine, event_types=EVENT_TYPES))
+    sinks: list[Sink] = [Outbox(), cases]
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -207,6 +214,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         AUDIT_ERRORS,
         SECURITY_ERRORS,
         CUSTOMERS_ERRORS,
+        CASES_ERRORS,
         VAULT_ERRORS,
         AUTH_ERRORS,
         *(gate.errors for gate in gates),
@@ -270,6 +278,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine, envelope, audit=audit, events=events, ledger=ledger, forget_answers=forget
     )
     counterparties = CounterpartyService(engine, envelope, audit=audit, forget_answers=forget)
+    # The review queue: deciding a case posts or voids its held transfer through the ledger;
+    # every decision is a leaf, an event and a label (CASE_LABELS: the risk domain's, later).
+    cases = CaseService(engine, ledger, audit=audit, events=events, labels=CASE_LABELS)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -403,6 +414,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events_api.router,
             audit_api.router,
             customers_api.router,
+            cases_api.router,
             vault_api.router,
             auth_api.router,
             users_api.router,
@@ -447,6 +459,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.customers = customers
     app.state.counterparties = counterparties
+    app.state.cases = cases
     app.state.vault = vault
     app.state.users = users
     app.state.factors = factors
@@ -479,6 +492,10 @@ def _announce_server(app: FastAPI, url: str) -> None:
 
     app.openapi = with_server  # type: ignore[method-assign]
 
+
+# Where a decided case's label goes for the next training run, besides the case row itself
+# (cases.service.LabelRecorder): the risk domain wires its recorder here.
+CASE_LABELS: LabelRecorder | None = None
 
 # The background loops' names, in /readyz (checks and jobs) and /metrics (label `job`).
 EXPIRY_JOB = "expiry"
