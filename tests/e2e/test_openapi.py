@@ -120,6 +120,8 @@ _VERBS = (
     "suspend",
     "resume",
     "search",
+    "approve",
+    "decline",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}
