@@ -181,6 +181,9 @@ def test_a_held_transfer_opens_a_case_and_approving_it_posts_the_transfer(w: Wor
         assert (again.status_code, again.json()["code"]) == (409, "case_not_open")
     assert len(_case_leaves(w)) == 2
     assert balances(api, w.acme, w.acme.alice) == after
+    # The log with the cases' leaves among the transfers' still verifies, as does the ledger.
+    assert not api.app.state.audit.verify().problems
+    assert api.app.state.ledger.verify().problems == []
 
 
 def test_declining_voids_the_transfer_and_labels_it(w: World) -> None:
@@ -321,6 +324,7 @@ def test_a_transfer_voided_or_posted_by_another_door_closes_its_case(w: World) -
     closed = [x for x in _case_leaves(w) if x["type"] == "case.closed"]
     assert {x["content"]["data"]["transfer_id"] for x in closed} == {voided["id"], posted["id"]}
     assert sum(1 for t, _ in _case_events(w) if t == "case.closed") == 2
+    assert not api.app.state.audit.verify().problems
 
 
 def test_the_review_queue_through_both_clients(
