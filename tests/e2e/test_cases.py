@@ -9,6 +9,7 @@ or voided by another door closes its case."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,9 +45,17 @@ DETAIL: Mapping[str, Any] = {
 
 @dataclass(frozen=True)
 class DetailedDecision(GateDecision):
-    """A decision with the optional detail the risk gate hands over (score, reasons, ...)."""
+    """A decision with the optional detail the risk gate hands over (score, reasons, ...), for
+    a GateDecision that has no `detail` of its own."""
 
     detail: Mapping[str, Any] | None = None
+
+
+def _review(gate: str) -> GateDecision:
+    if "detail" in {f.name for f in dataclasses.fields(GateDecision)}:
+        made: GateDecision = GateDecision(gate, Verdict.REVIEW, "risk_review", detail=DETAIL)  # type: ignore[call-arg,unused-ignore]
+        return made
+    return DetailedDecision(gate, Verdict.REVIEW, "risk_review", DETAIL)
 
 
 @dataclass
@@ -68,7 +77,7 @@ class ReviewGate:
             self.seen.append(t.id)
             wish = json.loads(t.metadata).get("gate") if t.metadata else None
             if wish == "review":
-                out.append(DetailedDecision(self.name, Verdict.REVIEW, "risk_review", DETAIL))
+                out.append(_review(self.name))
             else:
                 out.append(None)
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from strongroom.cases.model import decision_transfer_id, detail_json, kind_for_gate
@@ -34,6 +35,13 @@ class _Scalar:
 def test_the_detail_is_canonical_json_within_its_bound() -> None:
     assert detail_json(None) is None
     assert detail_json({}) is None
+
+    @dataclasses.dataclass(frozen=True)
+    class Detail:
+        score: float
+        reasons: tuple[str, ...]
+
+    assert detail_json(Detail(0.25, ("new_payee",))) == '{"reasons":["new_payee"],"score":0.25}'
     text = detail_json({"score": _Scalar(0.5), "reasons": ("a", "b"), "codes": {"x"}})
     assert text == '{"codes":["x"],"reasons":["a","b"],"score":0.5}'
     huge = {

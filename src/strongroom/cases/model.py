@@ -3,6 +3,7 @@ and the view callers get. No database here (an import-linter contract may hold i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -72,9 +73,19 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"a case's detail holds JSON values, not {type(value).__name__}")
 
 
-def detail_json(detail: Mapping[str, Any] | None) -> str | None:
-    """The gate's decision detail as canonical JSON, at most CASE_DETAIL_BYTES_MAX bytes: past
-    it, the largest members are left out (and named in `omitted`) until it fits."""
+def detail_json(detail: object) -> str | None:
+    """The gate's decision detail (a mapping; or an object with `to_dict()`, or a dataclass)
+    as canonical JSON, at most CASE_DETAIL_BYTES_MAX bytes: past it, the largest members are
+    left out (and named in `omitted`) until it fits."""
+    if detail is None:
+        return None
+    if not isinstance(detail, Mapping):
+        to_dict = getattr(detail, "to_dict", None)
+        if callable(to_dict):
+            detail = to_dict()
+        elif dataclasses.is_dataclass(detail) and not isinstance(detail, type):
+            detail = dataclasses.asdict(detail)
+    assert isinstance(detail, Mapping), "a gate's decision detail is a mapping"
     if not detail:
         return None
     members = {str(k): v for k, v in detail.items()}
