@@ -201,6 +201,14 @@ def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list
     return gates
 
 
+def case_labels(settings: Settings, *, engine: Engine | None = None) -> LabelRecorder | None:
+    """Where a decided case's label goes for the next training run, besides the case row
+    itself (its `label` column): none yet. The risk domain wires its recorder here
+    (cases.service.LabelRecorder, called inside the decision's transaction)."""
+    del settings, engine
+    return None
+
+
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
     """Every code a client can see: each domain's declaration, and the codes the installed
     gates block with."""
@@ -279,8 +287,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     counterparties = CounterpartyService(engine, envelope, audit=audit, forget_answers=forget)
     # The review queue: deciding a case posts or voids its held transfer through the ledger;
-    # every decision is a leaf, an event and a label (CASE_LABELS: the risk domain's, later).
-    cases = CaseService(engine, ledger, audit=audit, events=events, labels=CASE_LABELS)
+    # every decision is a leaf, an event and a label (case_labels: the risk domain's, later).
+    labels = case_labels(settings, engine=engine)
+    cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -492,10 +501,6 @@ def _announce_server(app: FastAPI, url: str) -> None:
 
     app.openapi = with_server  # type: ignore[method-assign]
 
-
-# Where a decided case's label goes for the next training run, besides the case row itself
-# (cases.service.LabelRecorder): the risk domain wires its recorder here.
-CASE_LABELS: LabelRecorder | None = None
 
 # The background loops' names, in /readyz (checks and jobs) and /metrics (label `job`).
 EXPIRY_JOB = "expiry"
