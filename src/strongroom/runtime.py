@@ -25,6 +25,10 @@ from strongroom import __version__
 from strongroom.audit import api as audit_api
 from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
+from strongroom.cases import api as cases_api
+from strongroom.cases.errors import CASES_ERRORS
+from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
+from strongroom.cases.sink import CaseSink
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -93,6 +97,7 @@ log = logging.getLogger("strongroom.runtime")
 # The event types of the domains other than the ledger (whose own the events domain knows).
 EVENT_TYPES: tuple[EventType, ...] = (
     *CUSTOMER_EVENT_TYPES,
+    *CASE_EVENT_TYPES,
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
 )
@@ -125,9 +130,11 @@ def build_ledger(
         signer_key=key.get_secret_value() if key is not None else None,
         secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
-    # The pipeline's sinks in their declared order: the outbox, then the audit log last (it
-    # locks the tenant's log row until the commit).
-    sinks: list[Sink] = [Outbox()]
+    # The pipeline's sinks in their declared order: the outbox, the case queue (a case for
+    # each transfer a gate held for review; its leaves and events), then the audit log last
+    # (it locks the tenant's log row until the commit).
+    cases = CaseSink(tenant_of, audit=audit, events=EventService(engine, event_types=EVENT_TYPES))
+    sinks: list[Sink] = [Outbox(), cases]
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -202,6 +209,14 @@ def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list
     return gates
 
 
+def case_labels(settings: Settings, *, engine: Engine | None = None) -> LabelRecorder | None:
+    """Where a decided case's label goes for the next training run, besides the case row
+    itself (its `label` column): none yet. The risk domain wires its recorder here
+    (cases.service.LabelRecorder, called inside the decision's transaction)."""
+    del settings, engine
+    return None
+
+
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
     """Every code a client can see: each domain's declaration, and the codes the installed
     gates block with."""
@@ -215,6 +230,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         AUDIT_ERRORS,
         SECURITY_ERRORS,
         CUSTOMERS_ERRORS,
+        CASES_ERRORS,
         VAULT_ERRORS,
         AUTH_ERRORS,
         REGISTRY_ERRORS,
@@ -281,6 +297,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     counterparties = CounterpartyService(engine, envelope, audit=audit, forget_answers=forget)
     # Fraud models (risk/registry.py): every change an audit leaf and an event.
     risk_models = RiskModelRegistry(engine, artefact_describe, audit=audit, events=events)
+    # The review queue: deciding a case posts or voids its held transfer through the ledger;
+    # every decision is a leaf, an event and a label (case_labels: the risk domain's, later).
+    labels = case_labels(settings, engine=engine)
+    cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -414,6 +434,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events_api.router,
             audit_api.router,
             customers_api.router,
+            cases_api.router,
             vault_api.router,
             auth_api.router,
             users_api.router,
@@ -460,6 +481,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.customers = customers
     app.state.counterparties = counterparties
     app.state.risk_models = risk_models
+    app.state.cases = cases
     app.state.vault = vault
     app.state.users = users
     app.state.factors = factors

@@ -35,6 +35,7 @@ from strongroom.client import (
     PermissionDeniedError,
     resources,
 )
+from strongroom.client import cases as client_cases
 from strongroom.client import customers as client_customers
 from strongroom.client import risk_models as client_risk_models
 from strongroom.db import migrate
@@ -304,6 +305,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         {},
     ),
     ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
+    ("GET", "/v1/cases"): ("list_cases", (), {"status": "open", "kind": "risk_review"}),
+    ("GET", "/v1/cases/{case_id}"): ("get_case", ("case_1",), {}),
+    ("POST", "/v1/cases/{case_id}/approve"): ("approve_case", ("case_1",), {"reason": "ok"}),
+    ("POST", "/v1/cases/{case_id}/decline"): ("decline_case", ("case_1",), {"fraud": False}),
     ("POST", "/v1/counterparties"): ("create_counterparty", ("Bo", "GB29NWBK6016", "GB"), {}),
     ("GET", "/v1/counterparties"): ("list_counterparties", (), {}),
     ("GET", "/v1/counterparties/{counterparty_id}"): ("get_counterparty", ("cpty_1",), {}),
@@ -353,8 +358,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources`, `customers` or `risk_models`."""
-    for module in (resources, client_customers):
+    """A request builder of the client, from `resources`, `customers`, `cases` or
+    `risk_models`."""
+    for module in (resources, client_customers, client_cases):
         found = getattr(module, name, None)
         if found is not None:
             return found

@@ -29,6 +29,7 @@ WRITES = {
     Scope.USERS_ADMIN,
     Scope.API_KEYS_ADMIN,
     Scope.RISK_ADMIN,
+    Scope.CASES_WRITE,
 }
 TENANT_DATA = {
     Scope.LEDGER_READ,
@@ -38,6 +39,7 @@ TENANT_DATA = {
     Scope.CARDS_READ,
     Scope.VAULT_REVEAL,
     Scope.RISK_READ,
+    Scope.CASES_READ,
 }
 
 
@@ -46,8 +48,11 @@ def _can(role: Role) -> set[Scope]:
 
 
 def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
+    """But the fraud analyst, who decides the review queue's cases, and nothing else."""
     for role in Role:
-        if role is not Role.ADMIN:
+        if role is Role.FRAUD_ANALYST:
+            assert _can(role) & WRITES == {Scope.CASES_WRITE}
+        elif role is not Role.ADMIN:
             assert not (_can(role) & WRITES), role
     assert not (_can(Role.ADMIN) & DEDICATED_SCOPES)
     assert Scope.TENANTS_ADMIN not in _can(Role.ADMIN)
@@ -55,7 +60,16 @@ def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
 
 def test_each_roles_reach() -> None:
     assert _can(Role.OPERATOR) == {Scope.TENANTS_ADMIN}
-    assert _can(Role.AUDITOR) == {Scope.LEDGER_READ, Scope.AUDIT_READ}
+    assert _can(Role.AUDITOR) == {Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ}
+    assert _can(Role.FRAUD_ANALYST) == {
+        Scope.CASES_WRITE,
+        Scope.CASES_READ,
+        Scope.LEDGER_READ,
+        Scope.AUDIT_READ,
+        Scope.CUSTOMERS_READ,
+    }
+    assert Scope.CASES_READ in _can(Role.COMPLIANCE_OFFICER)
+    assert Scope.CASES_WRITE not in _can(Role.COMPLIANCE_OFFICER)
     assert _can(Role.SUPPORT) == {
         Scope.LEDGER_READ,
         Scope.AUDIT_READ,
@@ -96,11 +110,12 @@ def test_the_matrix_renders_each_route_for_each_role() -> None:
     assert routes[0].scopes == ((Scope.CUSTOMERS_READ, Scope.LEDGER_READ),)
     assert routes[1] == Route("GET", "/v1/me", (), SESSION)
     text = render_matrix(routes)
-    assert "| GET /v1/things | ledger:read | yes | no | yes | yes | yes | no |" in text
-    assert "| POST /v1/things | ledger:write | yes | no | no | no | no | no |" in text
+    assert "| GET /v1/things | ledger:read | yes | no | yes | yes | yes | yes | no |" in text
+    assert "| POST /v1/things | ledger:write | yes | no | no | no | no | no | no |" in text
     # Both scopes needed: the auditor reads the ledger, not customers.
     assert (
-        "| GET /v1/both | customers:read and ledger:read | yes | no | yes | yes | no | no |" in text
+        "| GET /v1/both | customers:read and ledger:read | yes | no | yes | yes | yes | no | no |"
+        in text
     )
     assert "| GET /v1/me | (a user's own session) |" in text
     assert allowed(Role.OPERATOR, ((Scope.TENANTS_ADMIN,),))

@@ -11,10 +11,10 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources`, `customers` and `risk_models` list
-them). `list_*`
-answer one page; `iter_*` walk every page as the server says to go on (`next_cursor` through
-the short pages of listings that examine a bounded range per request). Answers are the API's
+Every operation of the API has a method (`resources`, `customers`, `cases` and `risk_models`
+list them). `list_*` answer one page; `iter_*` walk every page as the server says to go on
+(`next_cursor` through the short pages of listings that examine a bounded range per request).
+Answers are the API's
 pydantic models, fields the client does not know ignored.
 
 Every POST carries an Idempotency-Key (yours, or a fresh one per call), the same on each of its
@@ -26,6 +26,7 @@ retries, so the server answers a retry with the first request's answer. A connec
 
 from __future__ import annotations
 
+from strongroom.client import cases as k
 from strongroom.client import customers as c
 from strongroom.client import resources as r
 from strongroom.client import risk_models as rm
@@ -44,6 +45,8 @@ from strongroom.client.errors import (
     ApiConnectionError,
     ApiError,
     AuthenticationError,
+    CaseNotOpenError,
+    CaseTransferRefusedError,
     ConflictError,
     DataErasedError,
     GateUnavailableError,
@@ -68,6 +71,8 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "AuthenticationError",
+    "CaseNotOpenError",
+    "CaseTransferRefusedError",
     "Client",
     "ConflictError",
     "DataErasedError",
@@ -166,6 +171,12 @@ class Client(SyncTransport):
     get_counterparty = sync_call(c.get_counterparty)
     get_counterparty_personal_data = sync_call(c.get_counterparty_personal_data)
     delete_counterparty_personal_data = sync_call(c.delete_counterparty_personal_data)
+    # the review queue (client/cases.py)
+    list_cases = sync_call(k.list_cases)
+    iter_cases = sync_iter(k.iter_cases)
+    get_case = sync_call(k.get_case)
+    approve_case = sync_call(k.approve_case)
+    decline_case = sync_call(k.decline_case)
     create_session = sync_call(r.create_session)
     get_current_session = sync_call(r.get_current_session)
     delete_current_session = sync_call(r.delete_current_session)
@@ -268,6 +279,12 @@ class AsyncClient(AsyncTransport):
     get_counterparty = async_call(c.get_counterparty)
     get_counterparty_personal_data = async_call(c.get_counterparty_personal_data)
     delete_counterparty_personal_data = async_call(c.delete_counterparty_personal_data)
+    # the review queue (client/cases.py)
+    list_cases = async_call(k.list_cases)
+    iter_cases = async_iter(k.iter_cases)
+    get_case = async_call(k.get_case)
+    approve_case = async_call(k.approve_case)
+    decline_case = async_call(k.decline_case)
     create_session = async_call(r.create_session)
     get_current_session = async_call(r.get_current_session)
     delete_current_session = async_call(r.delete_current_session)

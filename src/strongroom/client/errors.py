@@ -108,6 +108,16 @@ class GateUnavailableError(LedgerRefusedError):
     it was not posted. Retry later."""
 
 
+class CaseNotOpenError(ConflictError):
+    """409 `case_not_open`: the case was already decided or closed, or its transfer was
+    posted or voided elsewhere; nothing was written. Read the case to see how it ended."""
+
+
+class CaseTransferRefusedError(LedgerRefusedError):
+    """422 `case_transfer_refused`: the ledger refused to post or void the case's transfer
+    (a gate, a limit); the case stays open."""
+
+
 class DataErasedError(ApiError):
     """410 `data_erased`: the subject's personal data was erased (its data key destroyed);
     it cannot come back."""
@@ -132,6 +142,8 @@ _BY_CODE: Final[Mapping[str, type[ApiError]]] = {
     "idempotency_key_reused": IdempotencyKeyReusedError,
     "invalid_idempotency_key": InvalidIdempotencyKeyError,
     "gate_unavailable": GateUnavailableError,
+    "case_not_open": CaseNotOpenError,
+    "case_transfer_refused": CaseTransferRefusedError,
 }
 
 _BY_STATUS: Final[Mapping[int, type[ApiError]]] = {

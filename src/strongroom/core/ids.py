@@ -12,7 +12,22 @@ import time
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 PREFIXES = frozenset(
-    {"ldg", "acc", "tr", "evt", "ten", "key", "req", "we", "cus", "cpty", "card", "usr", "chl"}
+    {
+        "ldg",
+        "acc",
+        "tr",
+        "evt",
+        "ten",
+        "key",
+        "req",
+        "we",
+        "cus",
+        "cpty",
+        "card",
+        "usr",
+        "chl",
+        "case",
+    }
     | {"mdl"}  # a fraud model's version (risk.registry)
 )
 

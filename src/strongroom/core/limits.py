@@ -247,3 +247,11 @@ VAULT_BATCH_MAX: Final = 2_048
 VAULT_QUEUE_MAX: Final = 4 * VAULT_BATCH_MAX
 assert CARD_NUMBER_DIGITS_MIN < CARD_NUMBER_DIGITS_MAX <= CARD_NUMBER_CHARS_MAX
 assert VAULT_BATCH_MAX <= VAULT_QUEUE_MAX <= GROUP_COMMIT_QUEUE_MAX
+# The case queue (cases/): an analyst's reason for a decision is at most CASE_REASON_CHARS_MAX
+# characters; a case's kind (`risk_review`, `<gate>_review`) at most CASE_KIND_LENGTH_MAX; the
+# decision detail a gate hands over (score, reasons, versions, features) is stored as canonical
+# JSON of at most CASE_DETAIL_BYTES_MAX bytes (larger members are left out, and named).
+CASE_REASON_CHARS_MAX: Final = 500
+CASE_KIND_LENGTH_MAX: Final = 32
+CASE_DETAIL_BYTES_MAX: Final = 16_384
+assert CASE_REASON_CHARS_MAX < CASE_DETAIL_BYTES_MAX

@@ -566,3 +566,30 @@ audit_keys = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("retired_at", sa.BigInteger, nullable=True),
 )
+
+# The case queue (migration 0019, cases/store.py): decisions a person must take, such as a
+# transfer a gate held for review; ids are time-ordered, so (tenant, status, id) lists the
+# newest first.
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open, approved, declined, closed
+    sa.Column("transfer_id", sa.String(64), nullable=True),
+    sa.Column("gate", sa.String(64), nullable=True),
+    sa.Column("code", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # canonical JSON: no personal data
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),  # the actor of the transfer
+    sa.Column("decided_at", sa.BigInteger, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Column("label", sa.String(16), nullable=True),  # fraud, genuine
+    sa.Index("cases_tenant", "tenant_id", "id"),
+    sa.Index("cases_tenant_status", "tenant_id", "status", "id"),
+    sa.Index("cases_tenant_kind", "tenant_id", "kind", "id"),
+    sa.Index("cases_transfer_kind", "transfer_id", "kind", unique=True),
+    sqlite_with_rowid=False,
+)

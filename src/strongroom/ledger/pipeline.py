@@ -42,6 +42,7 @@ TR_LEDGER_ID: Final = 2
 TR_ACTION: Final = 3
 TR_STATUS: Final = 4
 TR_AMOUNT: Final = 7
+TR_TARGET_ID: Final = 9
 TR_CREATED_AT: Final = 14
 
 # The code of a transfer blocked because a fail-closed gate could not decide in its budget.

@@ -15,9 +15,12 @@ Least privilege, one line a role:
 - operator: the deployment's tenants only (create, list); nothing of any tenant's money,
   customers or cards. Honoured only on a principal of the system tenant.
 - compliance_officer: reads the ledger and the audit log, customers in full (pii:read: each
-  reveal is an audit leaf; a user steps up first), and the fraud models (risk:read); no writes.
+  reveal is an audit leaf; a user steps up first), the case queue and the fraud models
+  (risk:read); no writes.
+- fraud_analyst: works the case queue (cases:write: approve posts a held transfer, decline
+  voids it), reading the ledger and customers (masked) to decide; no other writes.
 - support: reads the ledger, customers (masked) and cards (masked); no writes, no reveals.
-- auditor: reads the ledger and the audit log; no writes, no personal data.
+- auditor: reads the ledger, the audit log and the case queue; no writes, no personal data.
 - customer: their own data only (own:read, own:write): no route that serves a tenant's data
   accepts these scopes; a route that does accept them checks the row's owner itself.
 
@@ -52,6 +55,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     COMPLIANCE_OFFICER = "compliance_officer"
+    FRAUD_ANALYST = "fraud_analyst"
     SUPPORT = "support"
     AUDITOR = "auditor"
     CUSTOMER = "customer"
@@ -67,10 +71,12 @@ ROLE_SCOPES: Final[Mapping[Role, frozenset[Scope]]] = {
             Scope.CUSTOMERS_READ,
             Scope.PII_READ,
             Scope.RISK_READ,
+            Scope.CASES_READ,
         }
     ),
+    Role.FRAUD_ANALYST: frozenset({Scope.CASES_WRITE, Scope.LEDGER_READ, Scope.CUSTOMERS_READ}),
     Role.SUPPORT: frozenset({Scope.LEDGER_READ, Scope.CUSTOMERS_READ, Scope.CARDS_READ}),
-    Role.AUDITOR: frozenset({Scope.LEDGER_READ, Scope.AUDIT_READ}),
+    Role.AUDITOR: frozenset({Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ}),
     Role.CUSTOMER: frozenset({Scope.OWN_READ, Scope.OWN_WRITE}),
 }
 assert set(ROLE_SCOPES) == set(Role), "every role has its scopes"

@@ -27,6 +27,10 @@ class Scope(StrEnum):
     CARDS_READ = "cards:read"  # card tokens, masked
     CARDS_WRITE = "cards:write"  # tokenize
     VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
+    # The case queue (cases/): reviews of held transfers and alerts, with their decisions'
+    # detail; write decides them (approve posts the held transfer, decline voids it).
+    CASES_READ = "cases:read"
+    CASES_WRITE = "cases:write"
     AUDIT_READ = "audit:read"  # the tenant's audit log: checkpoints, proofs, leaves, receipts
     AUDIT_WRITE = "audit:write"  # publish a checkpoint on demand
     ASSETS_ADMIN = "assets:admin"  # custom assets (shared by every tenant of the deployment)
@@ -77,6 +81,7 @@ _IMPLIED: tuple[tuple[Scope, Scope], ...] = (
     (Scope.LEDGER_READ, Scope.AUDIT_READ),
     (Scope.CUSTOMERS_WRITE, Scope.CUSTOMERS_READ),
     (Scope.CARDS_WRITE, Scope.CARDS_READ),
+    (Scope.CASES_WRITE, Scope.CASES_READ),
     (Scope.OWN_WRITE, Scope.OWN_READ),
     (Scope.RISK_ADMIN, Scope.RISK_READ),
 )

@@ -1,7 +1,7 @@
 """The risk model registry: versioned model artefacts per tenant, and a revision per tenant.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-06
 
 `risk_models` holds each tenant's trained models (risk/registry.py): the artefact's bytes (one
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0017"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,247 @@
+"""The case queue's use cases: list and read cases, and decide them.
+
+Deciding a case whose transfer a gate held is two steps, each its own transaction:
+
+1. the decision is carried out in the ledger, through its normal path (gates, post, sinks):
+   a post (approve) or a void (decline) of the held transfer, under the id
+   `decision_transfer_id(case)`; so a retry after a crash finds the first attempt's post (the
+   ledger answers `exists`), and an approve racing a decline of one case cannot both be
+   carried out (the loser's is `exists_with_different_action`, or its target is no longer
+   pending): the loser answers 409 `case_not_open` and writes nothing;
+2. the case is marked decided (if it is still open), with who, why and its label, and the
+   label is handed to the LabelRecorder port, with an audit leaf and an event, all in one
+   transaction.
+
+A crash between the two leaves the case open with its transfer posted (or voided); deciding
+it again the same way completes it. Another tenant's case answers 404, as one that does not
+exist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.hooks import AuditRecorder
+from strongroom.cases import store
+from strongroom.cases.errors import CaseNotOpen, CaseTransferRefused
+from strongroom.cases.model import Case, CaseStatus, Label, decision_transfer_id
+from strongroom.cases.sink import case_leaf
+from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.limits import CASE_KIND_LENGTH_MAX, CASE_REASON_CHARS_MAX, PAGE_SIZE_DEFAULT
+from strongroom.core.pagination import check_limit
+from strongroom.db.uow import UnitOfWork
+from strongroom.events.hooks import EventEmitter, EventType
+from strongroom.ledger.listing import Page
+from strongroom.ledger.model import (
+    Action,
+    NewTransfer,
+    TransferRecord,
+    TransferResult,
+)
+from strongroom.ledger.service import LedgerService
+
+CASE_EVENT_TYPES: Final = (
+    EventType("case.created", "A case was opened (a transfer held for review): ids only."),
+    EventType("case.approved", "An analyst approved a case: its transfer was posted."),
+    EventType("case.declined", "An analyst declined a case: its transfer was voided."),
+    EventType(
+        "case.closed",
+        "A case was closed without a decision: its transfer was posted, voided or expired by "
+        "another door.",
+    ),
+)
+
+# Records a decided case's label for the next training run (the risk domain's, wired by the
+# composition root), inside the decision's transaction: (uow, tenant id, transfer id, fraud).
+# The case row's `label` column is itself a record: the port is optional.
+LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
+
+# The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
+# the other decision of the case won, or another door posted, voided or expired the transfer.
+_DECIDED_ELSEWHERE: Final = frozenset(
+    {
+        TransferResult.EXISTS_WITH_DIFFERENT_ACTION,
+        TransferResult.PENDING_TRANSFER_NOT_PENDING,
+        TransferResult.PENDING_TRANSFER_ALREADY_POSTED,
+        TransferResult.PENDING_TRANSFER_ALREADY_VOIDED,
+        TransferResult.PENDING_TRANSFER_EXPIRED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """A case with its transfer as the ledger holds it now (None: a case of no transfer)."""
+
+    case: Case
+    transfer: TransferRecord | None
+
+
+class CaseService:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: LedgerService,
+        *,
+        audit: AuditRecorder | None = None,
+        events: EventEmitter | None = None,
+        labels: LabelRecorder | None = None,
+        clock_: clock.MonotonicClock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self._audit = audit
+        self._events = events
+        self.labels = labels
+        self.clock = clock_ or clock.MonotonicClock()
+
+    def _uow(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _own(case: Case | None, tenant_id: str, case_id: str) -> Case:
+        if case is None or case.tenant_id != tenant_id:  # another tenant's: as none at all
+            raise NotFound(f"no case {case_id}", param="case_id")
+        return case
+
+    def get(self, tenant_id: str, case_id: str) -> CaseView:
+        with self._uow(write=False) as uow:
+            case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
+        transfer = None
+        if case.transfer_id is not None:
+            transfer = self.ledger.get_transfer(case.transfer_id)
+        return CaseView(case, transfer)
+
+    def list_cases(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        starting_after: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page[Case]:
+        """Newest first; `starting_after`: the last id of the previous page."""
+        check_limit(limit)
+        if status is not None and status not in set(CaseStatus):
+            raise InvalidRequest(f"status is one of {', '.join(CaseStatus)}", param="status")
+        if kind is not None and not 1 <= len(kind) <= CASE_KIND_LENGTH_MAX:
+            raise InvalidRequest(f"a kind is 1 to {CASE_KIND_LENGTH_MAX} characters", param="kind")
+        with self._uow(write=False) as uow:
+            rows = store.list_cases(
+                uow,
+                tenant_id,
+                status=status,
+                kind=kind,
+                starting_after=starting_after,
+                limit=limit + 1,
+            )
+        return Page(rows[:limit], len(rows) > limit)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def approve(
+        self, tenant_id: str, case_id: str, *, actor: str, reason: str | None = None
+    ) -> CaseView:
+        """Posts the held transfer, then marks the case approved (label: genuine)."""
+        return self._decide(tenant_id, case_id, CaseStatus.APPROVED, Label.GENUINE, actor, reason)
+
+    def decline(
+        self,
+        tenant_id: str,
+        case_id: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        fraud: bool = True,
+    ) -> CaseView:
+        """Voids the held transfer, then marks the case declined (label: fraud, unless
+        `fraud` is False: declined for another reason)."""
+        label = Label.FRAUD if fraud else Label.GENUINE
+        return self._decide(tenant_id, case_id, CaseStatus.DECLINED, label, actor, reason)
+
+    def _decide(
+        self,
+        tenant_id: str,
+        case_id: str,
+        status: CaseStatus,
+        label: Label,
+        actor: str,
+        reason: str | None,
+    ) -> CaseView:
+        if reason is not None and len(reason) > CASE_REASON_CHARS_MAX:
+            raise InvalidRequest(
+                f"a reason is at most {CASE_REASON_CHARS_MAX} characters",
+                param="reason",
+            )
+        with self._uow(write=False) as uow:
+            case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
+        if case.status is not CaseStatus.OPEN:
+            raise CaseNotOpen(f"case {case_id} is {case.status.value}", param="case_id")
+        if case.transfer_id is not None:
+            self._carry_out(case, status, actor)
+        self._record_decision(case, status, label, actor, reason)
+        return self.get(tenant_id, case_id)
+
+    def _carry_out(self, case: Case, status: CaseStatus, actor: str) -> None:
+        """Step 1: the decision's post or void, through the ledger's normal path."""
+        assert case.transfer_id is not None
+        held = self.ledger.get_transfer(case.transfer_id)
+        action = Action.POST if status is CaseStatus.APPROVED else Action.VOID
+        order = NewTransfer(
+            id=decision_transfer_id(case.id, case.created_at),
+            ledger_id=held.ledger_id,
+            action=action,
+            target_id=held.id,
+        )
+        result = self.ledger.post_transfers([order], actor=actor)[0].result
+        if result is TransferResult.CREATED or result is TransferResult.EXISTS:
+            return
+        if result in _DECIDED_ELSEWHERE:
+            raise CaseNotOpen(
+                f"case {case.id} was decided elsewhere: its transfer is no longer pending "
+                f"({result.value})",
+                param="case_id",
+            )
+        raise CaseTransferRefused(
+            f"the ledger refused the case's {action.name.lower()}: {result.value}",
+            param="case_id",
+        )
+
+    def _record_decision(
+        self, case: Case, status: CaseStatus, label: Label, actor: str, reason: str | None
+    ) -> None:
+        """Step 2: the case decided, its label recorded, a leaf and an event, in one
+        transaction; a case no longer open is refused with nothing written."""
+        event_type = f"case.{status.value}"
+        with self._uow() as uow:
+            current = store.get_case(uow, case.id, lock=True)
+            assert current is not None
+            decided = store.decide(
+                uow,
+                case.id,
+                status,
+                at_us=self.clock.now_us(),
+                actor=actor,
+                reason=reason,
+                label=label,
+            )
+            if not decided:
+                raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
+            fraud = label is Label.FRAUD
+            if self.labels is not None and case.transfer_id is not None:
+                self.labels(uow, case.tenant_id, case.transfer_id, fraud)
+            data: dict[str, Any] = {**case_leaf(case), "label": label.value}
+            if self._audit is not None:
+                self._audit.record_all(uow, case.tenant_id, actor, [(event_type, case.id, data)])
+            if self._events is not None:
+                event = {"object": "case", "id": case.id, **data}
+                del event["case_id"]
+                self._events.emit(uow, case.tenant_id, [(event_type, event)])
+            uow.commit()

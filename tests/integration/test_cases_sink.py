@@ -1,0 +1,147 @@
+"""The case queue's sink in the ledger's pipeline, on SQLite and PostgreSQL, without the HTTP
+app: a transfer two gates hold opens a case per gate, and the decision of one closes the
+other; an expiry of a held transfer closes its case; a batch with nothing held writes no case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine as SAEngine
+
+from strongroom.cases import store
+from strongroom.cases.model import CaseStatus
+from strongroom.cases.service import CaseService
+from strongroom.cases.sink import CaseSink
+from strongroom.core.errors import ErrorCode
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger import store as ledger_store
+from strongroom.ledger.model import (
+    Action,
+    Direction,
+    GateDecision,
+    NewTransfer,
+    Status,
+    Verdict,
+    record_from_row,
+    record_to_row,
+)
+from strongroom.ledger.pipeline import CommittedBatch
+from strongroom.ledger.service import AccountSpec, LedgerService
+
+ACTOR = "user:usr_analyst"
+
+
+@dataclass
+class Reviewer:
+    """Holds every transfer whose metadata says `"gate": "review"`."""
+
+    name: str
+    budget_ms: int = 2_000
+    fail_open: bool = False
+    errors: tuple[ErrorCode, ...] = ()
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]:
+        return [
+            GateDecision(self.name, Verdict.REVIEW, f"{self.name}_hold")
+            if t.metadata and json.loads(t.metadata).get("gate") == "review"
+            else None
+            for t in batch
+        ]
+
+
+def _world(engine: SAEngine) -> tuple[LedgerService, CaseService, CaseSink, Any]:
+    ledger: LedgerService | None = None
+
+    def tenants_of(ledger_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> Any:
+        assert ledger is not None
+        return ledger.ledger_tenants(ledger_ids, uow=uow)
+
+    sink = CaseSink(tenants_of)
+    ledger = LedgerService(engine, sinks=[sink], gates=[Reviewer("risk"), Reviewer("sanctions")])
+    cases = CaseService(engine, ledger)
+    main = ledger.create_ledger("main")
+    bank, alice = ledger.create_accounts(
+        [
+            AccountSpec(main.id, "USD", Direction.DEBIT),
+            AccountSpec(main.id, "USD", Direction.CREDIT),
+        ]
+    )
+    return ledger, cases, sink, (main.id, bank.id, alice.id)
+
+
+def _transfer(ids: Any, tid: str, wish: str) -> NewTransfer:
+    ledger, bank, alice = ids
+    meta = json.dumps({"gate": wish}, separators=(",", ":"))
+    return NewTransfer(tid, ledger, bank, alice, 10, metadata=meta)
+
+
+def _cases(cases: CaseService, tenant: str = "ten_default") -> list[Any]:
+    return cases.list_cases(tenant, limit=100).data
+
+
+def test_two_gates_open_two_cases_and_one_decision_closes_the_other(db_engine: SAEngine) -> None:
+    ledger, cases, _, ids = _world(db_engine)
+    outcomes = ledger.post_transfers(
+        [_transfer(ids, "t_plain", "allow"), _transfer(ids, "t_held", "review")], actor=ACTOR
+    )
+    assert [o.row[4] if o.row else None for o in outcomes] == [Status.POSTED, Status.PENDING]
+    opened = sorted(_cases(cases), key=lambda c: c.kind)
+    assert [(c.kind, c.gate, c.code, c.transfer_id) for c in opened] == [
+        ("risk_review", "risk", "risk_hold", "t_held"),
+        ("sanctions_review", "sanctions", "sanctions_hold", "t_held"),
+    ]
+    assert {c.created_by for c in opened} == {ACTOR}
+    risk, sanctions = opened
+    view = cases.approve("ten_default", risk.id, actor=ACTOR)
+    assert view.case.status is CaseStatus.APPROVED
+    assert view.transfer is not None
+    assert view.transfer.status is Status.POSTED
+    other = cases.get("ten_default", sanctions.id).case
+    assert (other.status, other.decision_reason, other.decided_by) == (
+        CaseStatus.CLOSED,
+        "transfer_posted",
+        ACTOR,
+    )
+
+
+def test_an_expired_hold_closes_its_case(db_engine: SAEngine) -> None:
+    ledger, cases, sink, ids = _world(db_engine)
+    ledger.post_transfers([_transfer(ids, "t_exp", "review")], actor=ACTOR)
+    assert len(_cases(cases)) == 2
+    # As expire_due hands the sinks an expiry (a held transfer has no timeout of its own: a
+    # gate that gave one would see it expire so).
+    with UnitOfWork(db_engine) as uow:
+        row = ledger_store.get_transfer_row(uow, "t_exp")
+        assert row is not None
+        record = record_from_row(row)
+        record.status = Status.EXPIRED
+        batch = CommittedBatch(
+            kinds=["transfer.expired"],
+            transfers=[record_to_row(record)],
+            entries=[],
+            at_us=0,
+            actor="system:expiry",
+        )
+        sink(uow, batch)
+        uow.commit()
+    closed = _cases(cases)
+    assert {(c.status, c.decision_reason, c.decided_by) for c in closed} == {
+        (CaseStatus.CLOSED, "transfer_expired", "system:expiry")
+    }
+
+
+def test_a_batch_that_holds_nothing_writes_no_case(db_engine: SAEngine) -> None:
+    ledger, cases, _, ids = _world(db_engine)
+    ledger.post_transfers([_transfer(ids, f"t{i}", "allow") for i in range(20)])
+    pending = NewTransfer("t_pend", ids[0], ids[1], ids[2], 5, pending=True)
+    ledger.post_transfers([pending])
+    ledger.post_transfers([NewTransfer("t_void", ids[0], action=Action.VOID, target_id="t_pend")])
+    assert _cases(cases) == []
+    with UnitOfWork(db_engine, write=False) as uow:
+        assert store.open_cases_of_transfers(uow, ["t_pend", "t0"]) == []
