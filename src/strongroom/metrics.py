@@ -134,6 +134,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.risk_unscored = Counter(
+            "strongroom_risk_unscored_total",
+            "Payments the risk gate could not score, by what they got (STRONGROOM_RISK_FAIL)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.retention_deleted = Counter(
             "strongroom_retention_deleted_total",
             "Rows deleted by the retention job, by kind",
@@ -175,6 +181,9 @@ class Metrics:
             self.job_last_success.labels(state.name).set(state.last_success_us / 1_000_000)
         if state.last_error_us is not None:
             self.job_last_error.labels(state.name).set(state.last_error_us / 1_000_000)
+
+    def observe_risk_unscored(self, outcome: str, count: int) -> None:
+        self.risk_unscored.labels(outcome).inc(count)
 
     def observe_deleted(self, kind: str, count: int) -> None:
         self.retention_deleted.labels(kind).inc(count)

@@ -148,6 +148,16 @@ class Settings(BaseSettings):
     # A transfer moving more than this many minor units needs a stepped-up user session or an
     # API key whose transfer ceiling covers it (`step_up_required_for_transfer`). None: off.
     step_up_transfer_amount: int | None = Field(default=None, ge=0)
+    # Risk scoring of payments (docs/risk.md): off by default; on, the risk gate and sinks
+    # are installed. The model artefact, an optional shadow model and the rules file; what a
+    # payment that cannot be scored gets (closed: blocked, open: allowed with a warning and a
+    # metric, review: held); the gate's time budget per batch.
+    risk: bool = False
+    risk_model: str | None = None
+    risk_shadow_model: str | None = None
+    risk_rules: str | None = None
+    risk_fail: Literal["closed", "open", "review"] = "closed"
+    risk_budget_ms: int = Field(default=50, ge=1, le=60_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1030,6 +1030,10 @@ populate_0015 = _populate(SCHEMA_0015)
 # leave them NULL, as an 0015 server did).
 SCHEMA_0016 = SCHEMA_0015
 populate_0016 = _populate(SCHEMA_0016)
+# 0017 added idempotency_records.subject_id (nullable: the story's records leave it NULL, as an
+# 0016 server did).
+SCHEMA_0017 = SCHEMA_0016
+populate_0017 = _populate(SCHEMA_0017)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1047,4 +1051,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0014": populate_0014,
     "0015": populate_0015,
     "0016": populate_0016,
+    "0017": populate_0017,
 }

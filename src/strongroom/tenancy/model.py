@@ -29,6 +29,8 @@ class Scope(StrEnum):
     VAULT_REVEAL = "vault:reveal"  # detokenize (each reveal is an audit leaf)
     AUDIT_READ = "audit:read"  # the tenant's audit log: checkpoints, proofs, leaves, receipts
     AUDIT_WRITE = "audit:write"  # publish a checkpoint on demand
+    RISK_READ = "risk:read"  # payments' risk decisions (scores, reasons, contributions)
+    RISK_WRITE = "risk:write"  # label payments as fraud or not
     ASSETS_ADMIN = "assets:admin"  # custom assets (shared by every tenant of the deployment)
     WEBHOOKS_ADMIN = "webhooks:admin"  # webhook endpoints and their delivery attempts
     USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
