@@ -36,6 +36,7 @@ from strongroom.client import (
     resources,
 )
 from strongroom.client import customers as client_customers
+from strongroom.client import risk as client_risk
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import TransferResult
@@ -273,6 +274,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/audit/proofs/inclusion"): ("get_inclusion_proof", (5,), {"leaf_index": 0}),
     ("GET", "/v1/audit/proofs/consistency"): ("get_consistency_proof", (1, 5), {}),
     ("POST", "/v1/tenants"): ("create_tenant", ("newco",), {}),
+    ("GET", "/v1/transfers/{transfer_id}/risk"): ("get_transfer_risk", ("tr_1",), {}),
+    ("POST", "/v1/risk/labels"): ("create_risk_label", ("tr_1", True), {}),
     ("GET", "/v1/tenants"): ("list_tenants", (), {}),
     ("GET", "/v1/tenants/{tenant_id}"): ("get_tenant", ("ten_1",), {}),
     ("POST", "/v1/tenants/{tenant_id}/suspend"): ("suspend_tenant", ("ten_1",), {}),
@@ -348,8 +351,13 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources` or, for customers, `customers`."""
-    return getattr(resources, name, None) or getattr(client_customers, name)
+    """A request builder of the client, from `resources` or, for customers and risk,
+    `customers` and `risk`."""
+    return (
+        getattr(resources, name, None)
+        or getattr(client_risk, name, None)
+        or getattr(client_customers, name)
+    )
 
 
 # Listings that are one page by construction (no cursor to follow).

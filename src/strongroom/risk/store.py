@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from strongroom.core.money import from_stored_int, to_stored_int
+from strongroom.core.money import from_stored_int, iso_asset, to_stored_int
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
@@ -216,15 +216,22 @@ def label(
 
 
 def payment_accounts(uow: UnitOfWork, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """account id -> (its ledger's tenant, its asset's scale), for the accounts that exist."""
+    """account id -> (its ledger's tenant, its asset's scale), for the accounts that exist:
+    an ISO 4217 currency's scale is its exponent, a custom asset's is in `assets`."""
     rows = fetch_in(
         uow,
-        "SELECT a.id, l.tenant_id, s.scale FROM accounts a JOIN ledgers l ON l.id = a.ledger_id "
-        "JOIN assets s ON s.code = a.asset",
+        "SELECT a.id, l.tenant_id, a.asset, s.scale FROM accounts a "
+        "JOIN ledgers l ON l.id = a.ledger_id LEFT JOIN assets s ON s.code = a.asset",
         "a.id",
         sorted(set(account_ids)),
     )
-    return {r[0]: (r[1], int(r[2])) for r in rows}
+    out = {}
+    for account_id, tenant_id, code, custom in rows:
+        iso = iso_asset(code)
+        scale = iso.scale if iso is not None else custom
+        assert scale is not None, f"asset {code} has a scale"
+        out[account_id] = (tenant_id, int(scale))
+    return out
 
 
 def _decision_params(d: DecisionRow) -> tuple[Any, ...]:
