@@ -41,9 +41,7 @@ class World:
 def _world(api: Api, policy: AmountPolicy, sources: list[CountingSource]) -> World:
     alpha, beta = seed_tenant(api, "alpha"), seed_tenant(api, "beta")
     customer = api.ok("POST", "/v1/customers", 201, key=alpha.admin, json={"name": "Ada"})["id"]
-    beta_customer = api.ok("POST", "/v1/customers", 201, key=beta.admin, json={"name": "Bo"})[
-        "id"
-    ]
+    beta_customer = api.ok("POST", "/v1/customers", 201, key=beta.admin, json={"name": "Bo"})["id"]
     risk = api.app.state.tenancy.create_api_key("alpha", ["risk:read", "risk:write"])[1]
     return World(api, alpha, beta, policy, sources, customer, beta_customer, risk)
 
@@ -268,13 +266,9 @@ def test_labels_are_recorded_audited_and_reach_the_feature_store(w: World) -> No
         "POST", "/v1/risk/labels", 201, key=w.risk, json={"transfer_id": first, "fraud": True}
     )
     assert (label["object"], label["transfer_id"], label["fraud"]) == ("risk_label", first, True)
-    assert _rows(api, "SELECT fraud FROM risk_events WHERE transfer_id = :t", t=first) == [
-        (True,)
-    ]
+    assert _rows(api, "SELECT fraud FROM risk_events WHERE transfer_id = :t", t=first) == [(True,)]
     events = api.ok("GET", "/v1/events", key=w.alpha.admin, params={"type": "risk.labelled"})
-    assert [e["data"] for e in events["data"]] == [
-        {"object": "risk_label", "transfer_id": first}
-    ]
+    assert [e["data"] for e in events["data"]] == [{"object": "risk_label", "transfer_id": first}]
     leaves = api.ok("GET", "/v1/audit/leaves", key=w.alpha.admin, params={"limit": 100})["data"]
     assert any(leaf.get("type") == "risk.labelled" for leaf in leaves)
     # The next scoring sees the label (tailed by label_seq).
