@@ -6,6 +6,7 @@ a batch without payments is untouched; a crash before the commit leaves nothing 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from strongroom import runtime
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.pipeline import CommittedBatch
-from strongroom.settings import Settings
+from strongroom.settings import InvalidSettings, Settings
 from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
 from tests.support.risk_fakes import AmountPolicy, CountingSource
 
@@ -108,7 +109,8 @@ def test_payments_are_allowed_held_or_blocked_and_every_decision_is_recorded(w: 
     blocked = _pay(w, BLOCK_MINOR)
     assert (blocked.status_code, problem_code(blocked)) == (422, "risk_blocked")
     assert "big_amount" in blocked.json()["detail"]
-    assert "term_42" not in blocked.text and "203.0.113.7" not in blocked.text
+    assert "term_42" not in blocked.text
+    assert "203.0.113.7" not in blocked.text
 
     # Each decision is read back; the allow's too (recorded, though its answer says nothing).
     decision = api.ok("GET", f"/v1/transfers/{allowed.json()['id']}/risk", key=w.risk)
@@ -140,8 +142,10 @@ def test_payments_are_allowed_held_or_blocked_and_every_decision_is_recorded(w: 
     )
     # The payee, device and IP are keyed hashes, never in clear; equal values hash equally.
     assert {len(first[4]), len(first[6]), len(first[7])} == {64}
-    assert "term_42" not in str(events) and "dev-abc" not in str(events)
-    assert events[0][4:] == events[1][4:] and events[0][5] == "card_not_present"
+    assert "term_42" not in str(events)
+    assert "dev-abc" not in str(events)
+    assert events[0][4:] == events[1][4:]
+    assert events[0][5] == "card_not_present"
 
     # The blocked payment's decision is recorded in a write of its own.
     verdicts = _rows(api, "SELECT verdict FROM risk_decisions ORDER BY created_at")
@@ -357,3 +361,31 @@ def test_risk_off_installs_nothing(db_url: str) -> None:
 @pytest.fixture
 def w(world: World) -> World:
     return world
+
+
+def test_an_idempotent_replay_of_a_held_payment_answers_the_same_and_scores_nothing(
+    w: World,
+) -> None:
+    body = {
+        "ledger_id": w.alpha.ledger,
+        "debit_account_id": w.alpha.bank,
+        "credit_account_id": w.alpha.alice,
+        "amount": REVIEW_MINOR,
+        "payment": {"customer_id": w.customer},
+    }
+    headers = {"Idempotency-Key": "risk-replay-1"}
+    first = w.api.post("/v1/transfers", key=w.alpha.write, json=body, headers=headers)
+    calls = w.policy.calls
+    again = w.api.post("/v1/transfers", key=w.alpha.write, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert w.policy.calls == calls
+    assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 1
+
+
+def test_risk_on_without_a_policy_module_names_what_is_missing(tmp_path: Any) -> None:
+    """runtime.make_policy is the lead's to replace at merge: until then it says so."""
+    if importlib.util.find_spec("strongroom.risk.decide") is not None:
+        pytest.skip("the risk policy is merged: runtime.make_policy builds it")
+    with pytest.raises(InvalidSettings, match=r"strongroom\.risk\.decide"):
+        runtime.make_policy(Settings(risk=True))

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.http.errors import ERROR_RESPONSES
@@ -19,10 +19,15 @@ from strongroom.tenancy.model import Principal, Scope
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 
-def _service(request: Request) -> tuple[Principal, RiskService]:
+async def context(request: Request) -> tuple[Principal, RiskService]:
+    """Async: FastAPI runs a plain `def` dependency in the threadpool. The principal is let in
+    on the route's declared scopes (tenancy.access.requires) before its body is read."""
     key: Principal = request.state.api_key
     authorize(request.scope, key)
     return key, request.app.state.risk
+
+
+Ctx = Annotated[tuple[Principal, RiskService], Depends(context)]
 
 
 @router.get(
@@ -32,10 +37,10 @@ def _service(request: Request) -> tuple[Principal, RiskService]:
     operation_id="getTransferRisk",
     openapi_extra=error_codes("not_found") | requires(Scope.RISK_READ),
 )
-async def get_transfer_risk(transfer_id: IdPath, request: Request) -> dict[str, Any]:
+async def get_transfer_risk(transfer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """The risk decision recorded on a payment (allowed, held or blocked: a blocked payment
     has a decision and no transfer), with its top feature contributions."""
-    key, risk = _service(request)
+    key, risk = ctx
     return await run_in_threadpool(risk.decision, key.tenant_id, transfer_id)
 
 
@@ -47,10 +52,10 @@ async def get_transfer_risk(transfer_id: IdPath, request: Request) -> dict[str, 
     operation_id="createRiskLabel",
     openapi_extra=error_codes("not_found") | requires(Scope.RISK_WRITE),
 )
-async def create_risk_label(body: LabelCreate, request: Request) -> dict[str, Any]:
+async def create_risk_label(body: LabelCreate, ctx: Ctx) -> dict[str, Any]:
     """Label a payment as fraud or not (a chargeback, an analyst's finding): the feature store
     and the next training run learn it. An audit leaf and a `risk.labelled` event."""
-    key, risk = _service(request)
+    key, risk = ctx
     return await run_in_threadpool(
         risk.label, key.tenant_id, body.transfer_id, body.fraud, key.actor
     )
