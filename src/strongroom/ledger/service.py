@@ -38,6 +38,7 @@ from strongroom.ledger.model import (
     Direction,
     Leg,
     NewTransfer,
+    Payment,
     Status,
     TransferOutcome,
     TransferResult,
@@ -191,14 +192,20 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 param="transfers",
                 code="batch_too_large",
             )
+        # The payments, by transfer id: None (nothing built) when no transfer carries one.
+        payments: dict[str, Payment] | None = None
         if not validated:
             for i, t in enumerate(batch):
                 if not simple_transfer_ok(t):  # the bulk case, without building names
                     validate_transfer(t, f"transfers[{i}].")
-        # The payments, by transfer id: None (nothing built) when no transfer carries one.
-        payments = {t.id: t.payment for t in batch if t.payment is not None} or None
-        if payments is not None and not validated:
-            self.check_payment_customers(batch, "transfers[{}].")
+                    # A payment fails the bulk check: only this slow path can meet one.
+                    if t.payment is not None:
+                        payments = payments or {}
+                        payments[t.id] = t.payment
+            if payments is not None:
+                self.check_payment_customers(batch, "transfers[{}].")
+        else:
+            payments = {t.id: t.payment for t in batch if t.payment is not None} or None
 
         by_id: dict[str, str | None] | None = None
         refs: store.ActorRefs = None
