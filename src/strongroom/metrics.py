@@ -135,6 +135,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.risk_unscored = Counter(
+            "strongroom_risk_unscored_total",
+            "Payments the risk gate could not score, by what they got (STRONGROOM_RISK_FAIL)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.retention_deleted = Counter(
             "strongroom_retention_deleted_total",
             "Rows deleted by the retention job, by kind",
@@ -191,6 +197,9 @@ class Metrics:
     def observe_psi(self, tenant_id: str, feature: str, psi: float) -> None:
         """A DriftMonitor's `on_psi`, bound to its tenant."""
         self.risk_psi.labels(tenant_id, feature).set(psi)
+
+    def observe_risk_unscored(self, outcome: str, count: int) -> None:
+        self.risk_unscored.labels(outcome).inc(count)
 
     def observe_deleted(self, kind: str, count: int) -> None:
         self.retention_deleted.labels(kind).inc(count)

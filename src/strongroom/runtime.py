@@ -58,13 +58,21 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
+from strongroom.risk.errors import RISK_ERRORS
+from strongroom.risk.featurestore import FeatureStore
+from strongroom.risk.gate import FailPolicy, RiskGate
+from strongroom.risk.model import FeatureSource, Policy
+from strongroom.risk.payments import Hasher
 from strongroom.risk.registry import (
     REGISTRY_ERRORS,
     RISK_MODEL_EVENT_TYPES,
     RiskModelRegistry,
     artefact_describe,
 )
+from strongroom.risk.service import RISK_EVENT_TYPES, RiskService
+from strongroom.risk.sink import RiskSink
 from strongroom.security.answers import SealedAnswers
 from strongroom.security.auth import api as auth_api
 from strongroom.security.auth import page as signin_page
@@ -100,6 +108,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *CASE_EVENT_TYPES,
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
+    *RISK_EVENT_TYPES,
 )
 
 
@@ -130,11 +139,15 @@ def build_ledger(
         signer_key=key.get_secret_value() if key is not None else None,
         secrets=_LazySealer(lambda: _sealer(engine, settings, given, audit)),
     )
-    # The pipeline's sinks in their declared order: the outbox, the case queue (a case for
-    # each transfer a gate held for review; its leaves and events), then the audit log last
-    # (it locks the tenant's log row until the commit).
+    # The pipeline's sinks in their declared order: the outbox, the feature counters (risk
+    # events and decisions, when risk scoring is on), the case queue (a case for each transfer
+    # a gate held for review; its leaves and events), then the audit log last (it locks the
+    # tenant's log row until the commit).
     cases = CaseSink(tenant_of, audit=audit, events=EventService(engine, event_types=EVENT_TYPES))
-    sinks: list[Sink] = [Outbox(), cases]
+    sinks: list[Sink] = [Outbox()]
+    if settings.risk:
+        sinks.append(RiskSink(risk_hasher(settings, engine, given)))
+    sinks.append(cases)
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -142,7 +155,7 @@ def build_ledger(
         on_batch=on_batch,
         sinks=sinks,
         recorder=audit if settings.audit else None,
-        gates=installed_gates(settings, engine=engine) if gates is None else gates,
+        gates=installed_gates(settings, engine=engine, kms=given) if gates is None else gates,
         # An account may name its owner: a customer of the ledger's tenant.
         customers=existing_customers,
     )
@@ -188,11 +201,58 @@ class _LazySealer:
         self._get().forget(uow, tenant_id, owner_id)
 
 
-def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list[Gate]:
+def make_policy(settings: Settings) -> Policy:
+    """The risk policy (rules, then the model) from STRONGROOM_RISK_RULES and _MODEL. A stub
+    until the policy's modules are merged: it names what is missing."""
+    try:
+        from strongroom.risk import decide
+    except ImportError:
+        raise InvalidSettings(
+            "STRONGROOM_RISK is on, but this build has no risk policy (strongroom.risk.decide)"
+        ) from None
+    policy: Policy = getattr(decide, "make_policy")(settings)  # noqa: B009 -- wired next
+    return policy
+
+
+def make_feature_source(settings: Settings) -> Callable[[], FeatureSource]:
+    """A new tenant's feature source (risk.features.FeatureEngine). A stub until the feature
+    engine is merged: it names what is missing."""
+    del settings
+    try:
+        from strongroom.risk import features  # type: ignore[attr-defined]
+    except ImportError:
+        raise InvalidSettings(
+            "STRONGROOM_RISK is on, but this build has no feature engine (strongroom.risk.features)"
+        ) from None
+    make: Callable[[], FeatureSource] = features.FeatureEngine
+    return make
+
+
+def risk_hasher(settings: Settings, engine: Engine, kms: KeyManager | None) -> Hasher:
+    """The keyed hash of payees, devices and IPs (Envelope.blind_index: per tenant and
+    purpose), over `kms` or the configured key manager, opened at first use."""
+    opened: list[Envelope] = []
+
+    def hasher(tenant_id: str, purpose: str, value: bytes) -> bytes:
+        if not opened:
+            opened.append(Envelope(kms if kms is not None else open_keys(settings, engine)[0]))
+        return opened[0].blind_index(tenant_id, purpose, value)
+
+    return hasher
+
+
+def installed_gates(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    kms: KeyManager | None = None,
+    on_unscored: Callable[[str, int], None] | None = None,
+) -> list[Gate]:
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
-    they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set (off,
-    it is not installed and costs nothing). Risk scoring and sanctions screening install
-    theirs here."""
+    they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
+    risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
+    anything). Sanctions screening installs its own here. `on_unscored(outcome, count)`: told
+    of payments the risk gate could not score (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
@@ -204,6 +264,21 @@ def installed_gates(settings: Settings, *, engine: Engine | None = None) -> list
                 threshold,
                 lambda user_id: stepped_up_recently(engine, user_id, window_s),
                 keys.transfer_ceiling,
+            )
+        )
+    if settings.risk:
+        assert engine is not None, "the risk gate reads the accounts and the risk events"
+        service = RiskService(engine)
+        gates.append(
+            RiskGate(
+                make_policy(settings),
+                FeatureStore(engine, make_feature_source(settings)),
+                service.payment_accounts,
+                risk_hasher(settings, engine, kms),
+                fail=FailPolicy(settings.risk_fail),
+                budget_ms=settings.risk_budget_ms,
+                record_blocked=service.record_blocked,
+                on_unscored=on_unscored,
             )
         )
     return gates
@@ -234,6 +309,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         VAULT_ERRORS,
         AUTH_ERRORS,
         REGISTRY_ERRORS,
+        RISK_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -263,7 +339,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise
     envelope = Envelope(kms)
     sealer = SealedSecrets(envelope)
-    gates = installed_gates(settings, engine=engine)
+    gates = installed_gates(
+        settings, engine=engine, kms=kms, on_unscored=metrics.observe_risk_unscored
+    )
     ledger, audit = build_ledger(
         engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
     )
@@ -301,6 +379,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every decision is a leaf, an event and a label (case_labels: the risk domain's, later).
     labels = case_labels(settings, engine=engine)
     cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
+    risk = RiskService(engine, audit=audit, events=events)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -435,6 +514,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_api.router,
             customers_api.router,
             cases_api.router,
+            risk_api.router,
             vault_api.router,
             auth_api.router,
             users_api.router,
@@ -482,6 +562,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.counterparties = counterparties
     app.state.risk_models = risk_models
     app.state.cases = cases
+    app.state.risk = risk
     app.state.vault = vault
     app.state.users = users
     app.state.factors = factors

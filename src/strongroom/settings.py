@@ -153,6 +153,16 @@ class Settings(BaseSettings):
     # per crossing; nothing is judged before this many live rows are counted.
     risk_drift_psi: float = Field(default=0.25, gt=0, le=100)
     risk_drift_min_rows: int = Field(default=1_000, ge=1, le=10_000_000)
+    # Risk scoring of payments (docs/risk.md): off by default; on, the risk gate and sinks
+    # are installed. The model artefact, an optional shadow model and the rules file; what a
+    # payment that cannot be scored gets (closed: blocked, open: allowed with a warning and a
+    # metric, review: held); the gate's time budget per batch.
+    risk: bool = False
+    risk_model: str | None = None
+    risk_shadow_model: str | None = None
+    risk_rules: str | None = None
+    risk_fail: Literal["closed", "open", "review"] = "closed"
+    risk_budget_ms: int = Field(default=50, ge=1, le=60_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

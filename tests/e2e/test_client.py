@@ -37,6 +37,7 @@ from strongroom.client import (
 )
 from strongroom.client import cases as client_cases
 from strongroom.client import customers as client_customers
+from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
@@ -275,6 +276,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/audit/proofs/inclusion"): ("get_inclusion_proof", (5,), {"leaf_index": 0}),
     ("GET", "/v1/audit/proofs/consistency"): ("get_consistency_proof", (1, 5), {}),
     ("POST", "/v1/tenants"): ("create_tenant", ("newco",), {}),
+    ("GET", "/v1/transfers/{transfer_id}/risk"): ("get_transfer_risk", ("tr_1",), {}),
+    ("POST", "/v1/risk/labels"): ("create_risk_label", ("tr_1", True), {}),
     ("GET", "/v1/tenants"): ("list_tenants", (), {}),
     ("GET", "/v1/tenants/{tenant_id}"): ("get_tenant", ("ten_1",), {}),
     ("POST", "/v1/tenants/{tenant_id}/suspend"): ("suspend_tenant", ("ten_1",), {}),
@@ -358,9 +361,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources`, `customers`, `cases` or
+    """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
     `risk_models`."""
-    for module in (resources, client_customers, client_cases):
+    for module in (resources, client_customers, client_cases, client_risk):
         found = getattr(module, name, None)
         if found is not None:
             return found

@@ -1034,8 +1034,11 @@ populate_0016 = _populate(SCHEMA_0016)
 # 0016 server did).
 SCHEMA_0017 = SCHEMA_0016
 populate_0017 = _populate(SCHEMA_0017)
+# 0018 added the risk tables (risk/), empty on an upgrade.
+SCHEMA_0018 = SCHEMA_0017
+populate_0018 = _populate(SCHEMA_0018)
 # 0019 added the case queue (cases/), empty on an upgrade.
-SCHEMA_0019 = SCHEMA_0017
+SCHEMA_0019 = SCHEMA_0018
 populate_0019 = _populate(SCHEMA_0019)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
@@ -1055,5 +1058,6 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0015": populate_0015,
     "0016": populate_0016,
     "0017": populate_0017,
+    "0018": populate_0018,
     "0019": populate_0019,
 }

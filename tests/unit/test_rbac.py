@@ -29,6 +29,7 @@ WRITES = {
     Scope.USERS_ADMIN,
     Scope.API_KEYS_ADMIN,
     Scope.RISK_ADMIN,
+    Scope.RISK_WRITE,
     Scope.CASES_WRITE,
 }
 TENANT_DATA = {
@@ -48,10 +49,11 @@ def _can(role: Role) -> set[Scope]:
 
 
 def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
-    """But the fraud analyst, who decides the review queue's cases, and nothing else."""
+    """But the fraud analyst, who decides the review queue's cases and labels payments, and
+    nothing else."""
     for role in Role:
         if role is Role.FRAUD_ANALYST:
-            assert _can(role) & WRITES == {Scope.CASES_WRITE}
+            assert _can(role) & WRITES == {Scope.CASES_WRITE, Scope.RISK_WRITE}
         elif role is not Role.ADMIN:
             assert not (_can(role) & WRITES), role
     assert not (_can(Role.ADMIN) & DEDICATED_SCOPES)
@@ -64,6 +66,8 @@ def test_each_roles_reach() -> None:
     assert _can(Role.FRAUD_ANALYST) == {
         Scope.CASES_WRITE,
         Scope.CASES_READ,
+        Scope.RISK_READ,
+        Scope.RISK_WRITE,
         Scope.LEDGER_READ,
         Scope.AUDIT_READ,
         Scope.CUSTOMERS_READ,

@@ -29,6 +29,7 @@ from __future__ import annotations
 from strongroom.client import cases as k
 from strongroom.client import customers as c
 from strongroom.client import resources as r
+from strongroom.client import risk as rk
 from strongroom.client import risk_models as rm
 from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
 from strongroom.client._transport import (
@@ -152,6 +153,9 @@ class Client(SyncTransport):
     get_tenant = sync_call(r.get_tenant)
     suspend_tenant = sync_call(r.suspend_tenant)
     resume_tenant = sync_call(r.resume_tenant)
+    # risk (client/risk.py)
+    get_transfer_risk = sync_call(rk.get_transfer_risk)
+    create_risk_label = sync_call(rk.create_risk_label)
     # customers and counterparties (client/customers.py)
     create_customer = sync_call(c.create_customer)
     list_customers = sync_call(c.list_customers)
@@ -260,6 +264,9 @@ class AsyncClient(AsyncTransport):
     get_tenant = async_call(r.get_tenant)
     suspend_tenant = async_call(r.suspend_tenant)
     resume_tenant = async_call(r.resume_tenant)
+    # risk (client/risk.py)
+    get_transfer_risk = async_call(rk.get_transfer_risk)
+    create_risk_label = async_call(rk.create_risk_label)
     # customers and counterparties (client/customers.py)
     create_customer = async_call(c.create_customer)
     list_customers = async_call(c.list_customers)

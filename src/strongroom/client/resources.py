@@ -323,10 +323,13 @@ def create_transfer(
     timeout_s: int = 0,
     effective_at: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    payment: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Call[TransferOut]:
     """A transfer between two accounts (`debit_account_id`, `credit_account_id`, `amount`)
-    or with multi-leg `entries`; `pending` reserves it until posted, voided or expired."""
+    or with multi-leg `entries`; `pending` reserves it until posted, voided or expired.
+    `payment` ({customer_id, payee, channel, device, ip}) marks it as a payment, which risk
+    scoring may hold for review (answered `pending`, with `risk`) or block (`risk_blocked`)."""
     body: dict[str, Any] = {"ledger_id": ledger_id, "pending": pending, "timeout_s": timeout_s}
     if entries is not None:
         body["entries"] = [dict(e) for e in entries]
@@ -338,6 +341,8 @@ def create_transfer(
         body["effective_at"] = effective_at
     if metadata:
         body["metadata"] = dict(metadata)
+    if payment is not None:
+        body["payment"] = dict(payment)
     return Call(
         "POST", "/v1/transfers", model(TransferOut), json=body, idempotency_key=idempotency_key
     )

@@ -22,6 +22,10 @@ METADATA_KEYS_MAX: Final = 50
 METADATA_KEY_LENGTH_MAX: Final = 40
 NAME_LENGTH_MAX: Final = 200
 ID_LENGTH_MAX: Final = 64  # client-chosen transfer ids / idempotency keys
+# A payment's fields (ledger.model.Payment): its payee (a terminal or counterparty id) and its
+# device id are the caller's own references; an IP address as text (IPv6 with a zone at most).
+PAYMENT_REF_LENGTH_MAX: Final = 128
+PAYMENT_IP_LENGTH_MAX: Final = 64
 
 ASSET_SCALE_MAX: Final = 18
 ASSET_CODE_LENGTH_MAX: Final = 16

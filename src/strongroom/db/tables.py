@@ -593,3 +593,61 @@ cases = sa.Table(
     sa.Index("cases_transfer_kind", "transfer_id", "kind", unique=True),
     sqlite_with_rowid=False,
 )
+
+# Risk (migration 0018, risk/store.py). Every created transfer that carried a payment is a
+# risk event, written by the risk sink in the posting transaction: the feature store's source
+# of truth, tailed by `seq`. `seq` and `label_seq` are drawn from the tenant's counter in
+# risk_tails, whose row the writing transaction holds locked until its commit: a tenant's rows
+# become visible in counter order, so a tail after the last counter it saw misses none. The
+# payee, device and IP are keyed hashes (hex HMAC-SHA256 under the key manager's MAC key of
+# their purpose and tenant, as the customers' blind indexes): equal values match, nothing else
+# is learnt. The customer is an id and the channel a closed set: neither is personal.
+risk_tails = sa.Table(
+    "risk_tails",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+risk_events = sa.Table(
+    "risk_events",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("transfer_id", sa.String(64), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("amount", Money, nullable=False),  # minor units
+    sa.Column("scale", sa.SmallInteger, nullable=False),  # the asset's: amount / 10**scale
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("payee", sa.String(64), nullable=True),
+    sa.Column("channel", sa.String(24), nullable=True),
+    sa.Column("device", sa.String(64), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("fraud", sa.Boolean, nullable=True),  # the label, once known
+    sa.Column("labelled_at", sa.BigInteger, nullable=True),
+    sa.Column("label_seq", sa.BigInteger, nullable=True),  # the counter at the last label
+    sa.Index("risk_events_transfer", "transfer_id", unique=True),
+    sa.Index("risk_events_at", "tenant_id", "at_us"),
+    sa.Index("risk_events_label", "tenant_id", "label_seq"),
+    sqlite_with_rowid=False,
+)
+
+# Every risk decision on a scored payment: allow, review and block (a blocked payment has a
+# decision and no transfer). Reasons, features and contributions as JSON.
+risk_decisions = sa.Table(
+    "risk_decisions",
+    metadata,
+    sa.Column("transfer_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=True),
+    sa.Column("rules_version", sa.String(64), nullable=True),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("contributions", sa.Text, nullable=True),  # NULL: computed when read
+    sa.Column("shadow_score", sa.Float, nullable=True),
+    sa.Column("shadow_version", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -47,6 +47,7 @@ from strongroom.ledger.model import (
     Direction,
     Leg,
     NewTransfer,
+    Payment,
     Status,
     TransferOutcome,
     TransferRecord,
@@ -54,7 +55,9 @@ from strongroom.ledger.model import (
     canonical_metadata,
     derived_balances,
     record_from_row,
+    validate_payment,
 )
+from strongroom.ledger.pipeline import DecisionDetail
 from strongroom.ledger.schemas import (
     AccountCreate,
     AccountList,
@@ -69,6 +72,7 @@ from strongroom.ledger.schemas import (
     LedgerCreate,
     LedgerList,
     LedgerOut,
+    PaymentIn,
     Resolve,
     TransferCreate,
     TransferList,
@@ -171,9 +175,14 @@ def _refusal(outcome: TransferOutcome) -> LedgerRefused:
     # An account in another ledger may be another tenant's: say only that it is not found.
     if result is TransferResult.LEDGER_MISMATCH:
         result = TransferResult.ACCOUNT_NOT_FOUND
-    # A gate's block answers the gate's own stable code (its domain declares it).
+    # A gate's block answers the gate's own stable code (its domain declares it); the risk
+    # gate's names its reasons' codes (never personal data).
     if result is TransferResult.BLOCKED_BY_GATE and outcome.decision is not None:
-        return LedgerRefused(result, code=outcome.decision.code)
+        refused = LedgerRefused(result, code=outcome.decision.code)
+        detail = outcome.decision.detail
+        if isinstance(detail, DecisionDetail) and detail.reason_codes():
+            refused.detail = f"{refused.detail} (reasons: {', '.join(detail.reason_codes())})"
+        return refused
     return LedgerRefused(result)
 
 
@@ -409,6 +418,15 @@ def _new_transfer(
         linked=linked,
         metadata=canonical_metadata(body.metadata, f"{prefix}metadata"),
         effective_at=_effective_at(body.effective_at, f"{prefix}effective_at"),
+        payment=_payment(body.payment, f"{prefix}payment"),
+    )
+
+
+def _payment(body: PaymentIn | None, param: str) -> Payment | None:
+    if body is None:
+        return None
+    return validate_payment(
+        Payment(body.customer_id, body.payee, body.channel, body.device, body.ip), param
     )
 
 
@@ -434,6 +452,7 @@ def _simple_transfer(body: BatchTransfer, id: str) -> NewTransfer | None:
         body.entries is None
         and body.metadata is None
         and body.effective_at is None
+        and body.payment is None
         and type(amount) is int
         and 0 < amount <= AMOUNT_MAX
     ):
@@ -482,6 +501,10 @@ def _api_param(exc: InvalidRequest) -> InvalidRequest:
 
 
 async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
+    if t.payment is not None:
+        # Before the coalescer: a payment naming no customer of the tenant is refused alone,
+        # never failing the requests it would have been committed with.
+        await run_in_threadpool(ctx.svc.check_payment_customers, [t])
     try:
         outcome = await ctx.committer.submit_async(t, ctx.key.actor)
     except InvalidRequest as exc:
@@ -489,7 +512,11 @@ async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
     if not outcome.result.ok:
         raise _refusal(outcome)
     if outcome.row is not None:  # created now: the row is the answer, no read-back
-        return _transfer_out(record_from_row(outcome.row))
+        out = _transfer_out(record_from_row(outcome.row))
+        detail = outcome.decision.detail if outcome.decision is not None else None
+        if isinstance(detail, DecisionDetail):  # held for review: the answer says why
+            out[detail.answer_key] = detail.answer()
+        return out
     record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
     return _transfer_out(record)
 

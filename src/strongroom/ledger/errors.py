@@ -24,6 +24,7 @@ LEDGER_ERRORS: Final = (
     ErrorCode("invalid_flags", 400, "Account flags are malformed", ("flags",)),
     ErrorCode("flags_are_mutually_exclusive", 400, "Account flags contradict each other"),
     ErrorCode("invalid_timeout", 400, "timeout_s is out of range"),
+    ErrorCode("invalid_payment", 400, "A transfer's payment fields are malformed"),
     ErrorCode("unknown_asset", 400, "The asset does not exist"),
     ErrorCode("batch_too_large", 400, "Too many items in one request", ("transfers",)),
     ErrorCode("invalid_version", 400, "A version is out of range"),
@@ -56,6 +57,7 @@ TRANSFER_INPUT_ERRORS: Final = (
     "invalid_direction",
     "invalid_timeout",
     "invalid_timestamp",
+    "invalid_payment",
 )
 # A refusal of one transfer (an API transfer in another ledger answers account_not_found), and a
 # fail-closed gate that could not decide; through the group committer, a full queue.

@@ -7,9 +7,10 @@ derived from them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag, StrEnum
 from typing import Any, Final
 
@@ -23,6 +24,8 @@ from strongroom.core.limits import (
     METADATA_KEY_LENGTH_MAX,
     METADATA_KEYS_MAX,
     NAME_LENGTH_MAX,
+    PAYMENT_IP_LENGTH_MAX,
+    PAYMENT_REF_LENGTH_MAX,
     PENDING_TIMEOUT_S_MAX,
 )
 from strongroom.core.money import from_stored_int, validate_amount
@@ -170,12 +173,26 @@ class GateDecision:
     gate: str
     verdict: Verdict
     code: str | None = None
+    # The gate's own account of its decision (the risk gate's RiskDecision), for its own sink
+    # and the API's answer: never part of the audit leaf (to_dict) nor of equality. An allow
+    # that carries one reaches the sinks too (CommittedBatch.allowed).
+    detail: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         assert self.verdict is Verdict.ALLOW or self.code, "a review or block names its code"
 
     def to_dict(self) -> dict[str, str | None]:
         return {"gate": self.gate, "verdict": self.verdict.value, "code": self.code}
+
+
+class Channel(StrEnum):
+    """How a payment was made (Payment.channel)."""
+
+    CARD_PRESENT = "card_present"
+    CARD_NOT_PRESENT = "card_not_present"
+    BANK_TRANSFER = "bank_transfer"
+    WALLET = "wallet"
+    OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +240,9 @@ class NewTransfer:
     metadata: str | None = None  # canonical JSON, see canonical_metadata()
     # When the transfer counts for reporting (epoch us), if not when it was recorded.
     effective_at: int | None = None
+    # A plain transfer (action TRANSFER) marked as a payment: the risk gate scores it. The
+    # engine ignores it; it is not stored on the transfer (risk_events holds it, keyed).
+    payment: Payment | None = None
 
 
 class AccountResult(StrEnum):
@@ -395,7 +415,7 @@ def simple_transfer_ok(t: NewTransfer) -> bool:
     path."""
     if t.action is not _ACTION_TRANSFER or t.legs is not None or t.target_id is not None:
         return False
-    if t.metadata is not None:
+    if t.metadata is not None or t.payment is not None:
         return False
     amount = t.amount
     if type(amount) is not int or not 0 < amount <= AMOUNT_MAX:
@@ -448,6 +468,14 @@ def validate_transfer(t: NewTransfer, prefix: str = "") -> None:
             )
     validate_id(t.id, f"{prefix}id")
     validate_id(t.ledger_id, f"{prefix}ledger_id")
+    if t.payment is not None:
+        if t.action is not Action.TRANSFER:
+            raise InvalidRequest(
+                "only a transfer can be a payment (not a post, void or reversal)",
+                param=f"{prefix}payment",
+                code="invalid_payment",
+            )
+        validate_payment(t.payment, f"{prefix}payment")
     if t.action is Action.TRANSFER:
         if t.target_id is not None:
             raise InvalidRequest(
@@ -505,6 +533,51 @@ def validate_transfer(t: NewTransfer, prefix: str = "") -> None:
             )
         if t.amount:
             validate_amount(t.amount, f"{prefix}amount")
+
+
+def validate_payment(p: object, param: str = "payment") -> Payment:
+    """A payment's fields: the customer an id, the payee and device printable references of
+    at most PAYMENT_REF_LENGTH_MAX characters, the channel one of Channel, the IP an IPv4 or
+    IPv6 address. The customer's tenant is checked against the database by the service."""
+    if not isinstance(p, Payment):
+        raise InvalidRequest("must be a Payment", param=param, code="invalid_payment")
+    validate_id(p.customer_id, f"{param}.customer_id")
+    for name in ("payee", "device"):
+        value = getattr(p, name)
+        if value is None:
+            continue
+        if (
+            not isinstance(value, str)
+            or not 1 <= len(value) <= PAYMENT_REF_LENGTH_MAX
+            or not value.isprintable()
+            or not _encodable(value)
+        ):
+            raise InvalidRequest(
+                f"must be printable text of 1 to {PAYMENT_REF_LENGTH_MAX} characters",
+                param=f"{param}.{name}",
+                code="invalid_payment",
+            )
+    if p.channel is not None and p.channel not in _CHANNELS:
+        raise InvalidRequest(
+            f"must be one of {', '.join(_CHANNELS)}",
+            param=f"{param}.channel",
+            code="invalid_payment",
+        )
+    if p.ip is not None:
+        ok = isinstance(p.ip, str) and 0 < len(p.ip) <= PAYMENT_IP_LENGTH_MAX
+        if ok:
+            try:
+                ipaddress.ip_address(p.ip)
+            except ValueError:
+                ok = False
+        if not ok:
+            raise InvalidRequest(
+                "must be an IPv4 or IPv6 address", param=f"{param}.ip", code="invalid_payment"
+            )
+    return p
+
+
+_CHANNELS: Final = tuple(c.value for c in Channel)
 
 
 def validate_legs(legs: object, param: str) -> None:

@@ -23,10 +23,10 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from strongroom.core.errors import ErrorCode
-from strongroom.ledger.model import GateDecision, NewTransfer, TransferRow, Verdict
+from strongroom.ledger.model import GateDecision, NewTransfer, Payment, TransferRow, Verdict
 
 if TYPE_CHECKING:
     from strongroom.db.uow import UnitOfWork
@@ -71,6 +71,19 @@ class Gate(Protocol):
     ) -> Sequence[GateDecision | None]: ...
 
 
+@runtime_checkable
+class DecisionDetail(Protocol):
+    """What a gate's GateDecision.detail may offer the API: a held transfer's answer carries
+    `answer()` under `answer_key` (the risk gate's `risk` object), and a blocked one's problem
+    detail names `reason_codes()` (stable codes, never personal data)."""
+
+    answer_key: str
+
+    def answer(self) -> dict[str, object]: ...
+
+    def reason_codes(self) -> Sequence[str]: ...
+
+
 @dataclass(slots=True)
 class GateOutcome:
     """What the gates decided for a batch: only the transfers some gate did not allow."""
@@ -78,6 +91,9 @@ class GateOutcome:
     blocked: dict[int, GateDecision] = field(default_factory=dict)  # by batch index
     held: dict[int, GateDecision] = field(default_factory=dict)  # by batch index
     decisions: dict[str, list[GateDecision]] = field(default_factory=dict)  # by transfer id
+    # The allows that carry a gate's detail (GateDecision.detail), by transfer id: for the
+    # gate's own sink (the risk gate records every decision), never for the audit leaf.
+    allowed: dict[str, list[GateDecision]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.decisions)
@@ -136,7 +152,11 @@ class GateRunner:
             left_s = max(0.0, started + gate.budget_ms / 1000 - time.monotonic())
             answers = self._answers(gate, future, len(indexes), left_s)
             for index, decision in zip(indexes, answers, strict=True):
-                if decision is None or decision.verdict is Verdict.ALLOW:
+                if decision is None:
+                    continue
+                if decision.verdict is Verdict.ALLOW:
+                    if decision.detail is not None:
+                        outcome.allowed.setdefault(batch[index].id, []).append(decision)
                     continue
                 outcome.decisions.setdefault(batch[index].id, []).append(decision)
                 if decision.verdict is Verdict.BLOCK:
@@ -164,10 +184,15 @@ class GateRunner:
             if len(answers) == n:
                 return answers
             problem = f"answered {len(answers)} decisions for {n} transfers"
-        policy = "fails open" if gate.fail_open else "fails closed"
+        # A gate may hold instead (an optional `fail_verdict` of Verdict.REVIEW): the risk
+        # gate's STRONGROOM_RISK_FAIL=review.
+        held = getattr(gate, "fail_verdict", None) is Verdict.REVIEW
+        policy = "fails open" if gate.fail_open else "holds" if held else "fails closed"
         _log.warning("gate %s %s; it %s", gate.name, problem, policy)
         if gate.fail_open:
             return [None] * n
+        if held:
+            return [GateDecision(gate.name, Verdict.REVIEW, GATE_UNAVAILABLE)] * n
         return [GateDecision(gate.name, Verdict.BLOCK, GATE_UNAVAILABLE)] * n
 
     def close(self) -> None:
@@ -188,7 +213,11 @@ class CommittedBatch:
     money value of these rows is past 64 bits; `actor` who asked (an API key, a staff user, a
     customer, a system job: `api_key:<id>`, `cli`, `system:expiry`), None when not told;
     `actors`, when the batch was gathered from several, each transfer's actor by id instead;
-    `decisions` the gates' decisions other than allow, by transfer id. Rows, not objects: a bulk
+    `decisions` the gates' decisions other than allow, by transfer id; `allowed` the allows that
+    carry a gate's detail, by transfer id (for that gate's own sink; the audit leaf reads
+    `decisions` only, so an allowed transfer's leaf is the same as without the gate);
+    `payments` the payment of each transfer of the batch that carried one, by transfer id, None
+    when none did (a bulk batch without payments builds nothing). Rows, not objects: a bulk
     batch has 8,190 of them and building objects would cost more than the rest of it."""
 
     kinds: Sequence[str]
@@ -199,6 +228,8 @@ class CommittedBatch:
     actor: str | None = None
     actors: Mapping[str, str | None] | None = None
     decisions: Mapping[str, Sequence[GateDecision]] = field(default_factory=dict)
+    allowed: Mapping[str, Sequence[GateDecision]] = field(default_factory=dict)
+    payments: Mapping[str, Payment] | None = None
 
     def __post_init__(self) -> None:
         assert len(self.kinds) == len(self.transfers)

@@ -18,6 +18,8 @@ from strongroom.core.limits import (
     METADATA_KEY_LENGTH_MAX,
     METADATA_KEYS_MAX,
     NAME_LENGTH_MAX,
+    PAYMENT_IP_LENGTH_MAX,
+    PAYMENT_REF_LENGTH_MAX,
     TIMESTAMP_LENGTH_MAX,
 )
 
@@ -92,6 +94,34 @@ class LegIn(_In):
     amount: StrictInt
 
 
+class PaymentIn(_In):
+    """Marks a transfer as a payment, which the risk gate scores before it posts (when
+    STRONGROOM_RISK is on). Only a plain transfer may carry one."""
+
+    customer_id: Id = Field(description="cus_...: the paying customer, of your tenant")
+    payee: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=PAYMENT_REF_LENGTH_MAX,
+        description="the other side: a terminal or counterparty id",
+    )
+    channel: (
+        Literal["card_present", "card_not_present", "bank_transfer", "wallet", "other"] | None
+    ) = None
+    device: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=PAYMENT_REF_LENGTH_MAX,
+        description="a device id you vouch for",
+    )
+    ip: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=PAYMENT_IP_LENGTH_MAX,
+        description="the payer's IPv4 or IPv6 address",
+    )
+
+
 class TransferCreate(_In):
     ledger_id: Id
     debit_account_id: Id | None = None
@@ -106,6 +136,7 @@ class TransferCreate(_In):
         "default: when it is recorded.",
     )
     metadata: MetadataIn | None = None
+    payment: PaymentIn | None = None
 
 
 class BatchTransfer(TransferCreate):
@@ -190,6 +221,28 @@ class LegOut(_Out):
     amount: int
 
 
+class ReasonOut(_Out):
+    code: str
+    text: str
+
+
+class ContributionOut(_Out):
+    feature: str
+    value: float
+    contribution: float
+
+
+class RiskOut(_Out):
+    """The risk gate's decision, in the answer of a payment it held for review."""
+
+    verdict: Literal["allow", "review", "block"]
+    score: float | None
+    reasons: list[ReasonOut]
+    model_version: str | None
+    rules_version: str | None
+    contributions: list[ContributionOut]
+
+
 class TransferOut(_Out):
     id: str
     object: Literal["transfer"]
@@ -206,6 +259,11 @@ class TransferOut(_Out):
     entries: list[LegOut] | None = None
     target_id: str | None = None
     expires_at: Timestamp | None = None
+    risk: RiskOut | None = Field(
+        default=None,
+        description="a payment held for review: the risk decision (in the answer that "
+        "created it only; GET /v1/transfers/{id}/risk reads it later)",
+    )
 
 
 class BatchResultOut(_Out):

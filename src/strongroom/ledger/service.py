@@ -38,6 +38,7 @@ from strongroom.ledger.model import (
     Direction,
     Leg,
     NewTransfer,
+    Payment,
     Status,
     TransferOutcome,
     TransferResult,
@@ -179,7 +180,9 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         sinks. Every transfer gets its own result; a linked chain (or the whole batch with
         atomic=True) succeeds or fails together. Bad input raises InvalidRequest before
         anything is written. `actor` (`api_key:<id>`, `cli`, ...) is handed to the gates and
-        the sinks and recorded on each transfer row it creates (transfers.actor_ref);
+        the sinks and recorded on each transfer row it creates (transfers.actor_ref); a
+        transfer's payment names a customer of its ledger's tenant (checked here, before the
+        gates, unless `validated`: the caller checked them, check_payment_customers);
         `actors`, one per transfer, instead, for a batch gathered from several (the group-
         commit coalescer's): each gate is asked once per actor, each row and leaf records its
         own, and the batch is still one transaction."""
@@ -189,10 +192,20 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 param="transfers",
                 code="batch_too_large",
             )
+        # The payments, by transfer id: None (nothing built) when no transfer carries one.
+        payments: dict[str, Payment] | None = None
         if not validated:
             for i, t in enumerate(batch):
                 if not simple_transfer_ok(t):  # the bulk case, without building names
                     validate_transfer(t, f"transfers[{i}].")
+                    # A payment fails the bulk check: only this slow path can meet one.
+                    if t.payment is not None:
+                        payments = payments or {}
+                        payments[t.id] = t.payment
+            if payments is not None:
+                self.check_payment_customers(batch, "transfers[{}].")
+        else:
+            payments = {t.id: t.payment for t in batch if t.payment is not None} or None
 
         by_id: dict[str, str | None] | None = None
         refs: store.ActorRefs = None
@@ -230,6 +243,8 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                         actor=actor,
                         actors=by_id,
                         decisions=gated.decisions if gated else {},
+                        allowed=gated.allowed if gated is not None else {},
+                        payments=payments,
                     )
                     for sink in self._sinks:
                         sink(uow, committed)
@@ -249,6 +264,39 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - started, outcomes)
         return outcomes
+
+    def check_payment_customers(self, batch: Sequence[NewTransfer], prefix: str = "") -> None:
+        """Every payment of `batch` names a customer of its ledger's tenant; raises NotFound
+        naming the first that does not (another tenant's answers as one that does not exist),
+        before anything is written. A transfer whose ledger does not exist is left to the
+        engine (ledger_not_found). `prefix` names a transfer inside a batch (`transfers[{}].`,
+        formatted with its index)."""
+        wanted = [(i, t) for i, t in enumerate(batch) if t.payment is not None]
+        if not wanted:
+            return
+        with self._uow(write=False) as uow:
+            tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t in wanted}))
+            by_tenant: dict[str, set[str]] = {}
+            for _, t in wanted:
+                assert t.payment is not None
+                tenant = tenants.get(t.ledger_id)
+                if tenant is not None:
+                    by_tenant.setdefault(tenant, set()).add(t.payment.customer_id)
+            found: dict[str, set[str]] = {}
+            for tenant, customer_ids in sorted(by_tenant.items()):
+                found[tenant] = (
+                    self._customers(uow, tenant, sorted(customer_ids))
+                    if self._customers is not None
+                    else set()
+                )
+        for i, t in wanted:
+            assert t.payment is not None
+            tenant = tenants.get(t.ledger_id)
+            if tenant is not None and t.payment.customer_id not in found[tenant]:
+                raise NotFound(
+                    f"no customer {t.payment.customer_id}",
+                    param=f"{prefix.format(i)}payment.customer_id",
+                )
 
     def transfer(
         self,

@@ -18,7 +18,8 @@ Least privilege, one line a role:
   reveal is an audit leaf; a user steps up first), the case queue and the fraud models
   (risk:read); no writes.
 - fraud_analyst: works the case queue (cases:write: approve posts a held transfer, decline
-  voids it), reading the ledger and customers (masked) to decide; no other writes.
+  voids it), reading the ledger, customers (masked) and risk decisions to decide, and labels
+  payments (risk:write); no other writes.
 - support: reads the ledger, customers (masked) and cards (masked); no writes, no reveals.
 - auditor: reads the ledger, the audit log and the case queue; no writes, no personal data.
 - customer: their own data only (own:read, own:write): no route that serves a tenant's data
@@ -74,7 +75,15 @@ ROLE_SCOPES: Final[Mapping[Role, frozenset[Scope]]] = {
             Scope.CASES_READ,
         }
     ),
-    Role.FRAUD_ANALYST: frozenset({Scope.CASES_WRITE, Scope.LEDGER_READ, Scope.CUSTOMERS_READ}),
+    Role.FRAUD_ANALYST: frozenset(
+        {
+            Scope.CASES_WRITE,
+            Scope.RISK_READ,
+            Scope.RISK_WRITE,
+            Scope.LEDGER_READ,
+            Scope.CUSTOMERS_READ,
+        }
+    ),
     Role.SUPPORT: frozenset({Scope.LEDGER_READ, Scope.CUSTOMERS_READ, Scope.CARDS_READ}),
     Role.AUDITOR: frozenset({Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ}),
     Role.CUSTOMER: frozenset({Scope.OWN_READ, Scope.OWN_WRITE}),

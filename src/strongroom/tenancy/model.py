@@ -33,11 +33,12 @@ class Scope(StrEnum):
     CASES_WRITE = "cases:write"
     AUDIT_READ = "audit:read"  # the tenant's audit log: checkpoints, proofs, leaves, receipts
     AUDIT_WRITE = "audit:write"  # publish a checkpoint on demand
+    RISK_READ = "risk:read"  # risk decisions (scores, reasons, contributions), fraud models
+    RISK_WRITE = "risk:write"  # label payments as fraud or not
     ASSETS_ADMIN = "assets:admin"  # custom assets (shared by every tenant of the deployment)
     WEBHOOKS_ADMIN = "webhooks:admin"  # webhook endpoints and their delivery attempts
     USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
     API_KEYS_ADMIN = "api_keys:admin"  # the tenant's API keys
-    RISK_READ = "risk:read"  # fraud models: versions, statuses, metrics (docs/risk.md)
     RISK_ADMIN = "risk:admin"  # put a fraud model in shadow, promote it (a user steps up)
     OWN_READ = "own:read"  # a customer's own data only: the route checks the ownership
     OWN_WRITE = "own:write"

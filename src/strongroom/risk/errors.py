@@ -1,0 +1,19 @@
+"""The risk domain's error codes (core.errors: the composition root collects every domain's).
+`risk_blocked` and `risk_unavailable` are ledger refusals a risk gate answers (422, like the
+refusal they stand in for, `blocked_by_gate`); docs/errors.md lists them in that order."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from strongroom.core.errors import ErrorCode
+
+RISK_BLOCKED: Final = "risk_blocked"
+RISK_UNAVAILABLE: Final = "risk_unavailable"
+RISK_REVIEW: Final = "risk_review"  # why a transfer is held: not an error, never answered so
+
+RISK_GATE_ERRORS: Final = (
+    ErrorCode(RISK_BLOCKED, 422, "Risk scoring blocked the payment"),
+    ErrorCode(RISK_UNAVAILABLE, 422, "Risk scoring is unavailable and fails closed; retry later"),
+)
+RISK_ERRORS: Final = RISK_GATE_ERRORS

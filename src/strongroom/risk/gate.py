@@ -1,0 +1,313 @@
+"""The risk gate (a Gate of the transfer pipeline, ledger/pipeline.py): scores the payments of a
+batch before they post, and answers allow, review (held as pending: `risk_review`) or block
+(`risk_blocked`).
+
+Per batch: only plain transfers that carry a payment are scored (a bulk batch without payments
+costs one pass over it). Each becomes a PaymentEvent (the amount in major units of its payer
+account's asset); the feature store computes all their features at once, per tenant; then one
+`policy.decide` call decides the whole batch. Every decision rides on its GateDecision
+(`detail`, a Scored) to the risk sink, which records it in the posting transaction; the
+decisions of blocked payments, which post nothing, are recorded here in a short write of
+their own.
+
+When scoring fails (an exception here, or the budget STRONGROOM_RISK_BUDGET_MS passed, which
+the GateRunner enforces), STRONGROOM_RISK_FAIL says what happens, never silently (a WARNING
+log, and `failures` counted by outcome for the metrics): `closed` blocks the payments
+(`risk_unavailable`; past the budget the runner blocks the batch with `gate_unavailable`),
+`open` lets them through, `review` holds them for review.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
+
+from strongroom.core import clock
+from strongroom.core.errors import ErrorCode
+from strongroom.ledger.model import Action, GateDecision, NewTransfer, Verdict
+from strongroom.risk import store
+from strongroom.risk.errors import RISK_BLOCKED, RISK_GATE_ERRORS, RISK_REVIEW, RISK_UNAVAILABLE
+from strongroom.risk.model import PaymentEvent, Policy, Reason, RiskDecision
+from strongroom.risk.payments import Hasher, event_of, keyed, payer
+
+_log = logging.getLogger(__name__)
+
+GATE_NAME: Final = "risk"
+ACCOUNTS_CACHED_MAX: Final = 65_536  # payer accounts whose tenant and scale are kept
+SCORING_FAILED: Final = "scoring_failed"
+
+
+class FailPolicy(StrEnum):
+    """STRONGROOM_RISK_FAIL: what a payment gets when it cannot be scored."""
+
+    CLOSED = "closed"  # blocked (risk_unavailable)
+    OPEN = "open"  # allowed, with a WARNING and a metric
+    REVIEW = "review"  # held for review
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The risk gate's detail on a GateDecision: the decision and whose it is."""
+
+    tenant_id: str
+    decision: RiskDecision
+    answer_key = "risk"  # ledger.pipeline.DecisionDetail
+
+    def answer(self) -> dict[str, object]:
+        return risk_answer(self.decision)
+
+    def reason_codes(self) -> list[str]:
+        return [r.code for r in self.decision.reasons]
+
+
+class Features(Protocol):
+    """risk.featurestore.FeatureStore."""
+
+    def features(
+        self, tenant_id: str, events: Sequence[PaymentEvent]
+    ) -> list[dict[str, float]]: ...
+
+
+# account ids -> {account id: (its ledger's tenant, its asset's scale)}, for those that exist.
+AccountLookup = Callable[[Sequence[str]], Mapping[str, tuple[str, int]]]
+# The decisions of blocked payments, written in a transaction of their own.
+RecordBlocked = Callable[[Sequence[store.DecisionRow]], None]
+
+
+def decision_row(transfer_id: str, scored: Scored, now_us: int) -> store.DecisionRow:
+    d = scored.decision
+    return store.DecisionRow(
+        transfer_id=transfer_id,
+        tenant_id=scored.tenant_id,
+        verdict=d.verdict.value,
+        score=d.score,
+        reasons=[{"code": r.code, "text": r.text} for r in d.reasons],
+        model_version=d.model_version,
+        rules_version=d.rules_version,
+        features=dict(d.features),
+        contributions=(
+            [
+                {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                for c in d.contributions
+            ]
+            if d.contributions
+            else None
+        ),
+        shadow_score=d.shadow_score,
+        shadow_version=d.shadow_version,
+        created_at=now_us,
+    )
+
+
+class RiskGate:
+    name: str = GATE_NAME
+    errors: Sequence[ErrorCode] = RISK_GATE_ERRORS
+
+    def __init__(
+        self,
+        policy: Policy,
+        features: Features,
+        accounts: AccountLookup,
+        hasher: Hasher,
+        *,
+        fail: FailPolicy = FailPolicy.CLOSED,
+        budget_ms: int = 50,
+        record_blocked: RecordBlocked | None = None,
+        now_us: Callable[[], int] = clock.now_us,
+        on_unscored: Callable[[str, int], None] | None = None,
+    ) -> None:
+        assert budget_ms > 0
+        self.policy = policy
+        self.features = features
+        self.accounts = accounts
+        self.hasher = hasher
+        self.fail = fail
+        self.budget_ms = budget_ms
+        # GateRunner: past the budget, allow (open), hold (review) or block (closed).
+        self.fail_open = fail is FailPolicy.OPEN
+        self.fail_verdict = Verdict.REVIEW if fail is FailPolicy.REVIEW else Verdict.BLOCK
+        self.record_blocked = record_blocked
+        self.now_us = now_us
+        self.on_unscored = on_unscored
+        self._known: dict[str, tuple[str, int]] = {}  # account -> (tenant, scale): immutable
+        self._lock = threading.Lock()
+        # Payments that could not be scored, by what they got (closed, open, review).
+        self.failures: dict[str, int] = {p.value: 0 for p in FailPolicy}
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]:
+        del actor  # risk is the payment's, whoever asked
+        out: list[GateDecision | None] = [None] * len(batch)
+        wanted = [
+            i for i, t in enumerate(batch) if t.payment is not None and t.action is Action.TRANSFER
+        ]
+        if not wanted:
+            return out
+        try:
+            self._decide(batch, wanted, out)
+        except Exception as exc:
+            self._failed(batch, wanted, out, exc)
+        return out
+
+    def _payers(self, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        with self._lock:
+            found = {a: self._known[a] for a in account_ids if a in self._known}
+        missing = sorted(set(account_ids) - set(found))
+        if missing:
+            looked_up = self.accounts(missing)
+            found.update(looked_up)
+            with self._lock:
+                if len(self._known) + len(looked_up) > ACCOUNTS_CACHED_MAX:
+                    self._known.clear()
+                self._known.update(looked_up)
+        return found
+
+    def _decide(
+        self, batch: Sequence[NewTransfer], wanted: list[int], out: list[GateDecision | None]
+    ) -> None:
+        now_us = self.now_us()
+        payers = {i: payer(batch[i]) for i in wanted}
+        known = self._payers([a for a, _ in payers.values() if a is not None])
+        by_tenant: dict[str, list[tuple[int, PaymentEvent]]] = {}
+        for i in wanted:
+            account_id, amount = payers[i]
+            found = known.get(account_id) if account_id is not None else None
+            if found is None:
+                continue  # the engine refuses it (account_not_found): nothing to score
+            tenant_id, scale = found
+            t = batch[i]
+            p = t.payment
+            assert p is not None
+            event = event_of(
+                t.id,
+                now_us,
+                amount,
+                scale,
+                p.customer_id,
+                keyed(p, tenant_id, self.hasher),
+                p.channel,
+            )
+            by_tenant.setdefault(tenant_id, []).append((i, event))
+        order: list[tuple[int, str]] = []
+        rows: list[dict[str, float]] = []
+        for tenant_id, items in sorted(by_tenant.items()):
+            rows.extend(self.features.features(tenant_id, [e for _, e in items]))
+            order.extend((i, tenant_id) for i, _ in items)
+        if not rows:
+            return
+        decisions = self.policy.decide(rows)  # one call for the whole batch
+        if len(decisions) != len(rows):
+            raise RuntimeError(f"the policy answered {len(decisions)} decisions for {len(rows)}")
+        blocked: list[store.DecisionRow] = []
+        for (i, tenant_id), row, decision in zip(order, rows, decisions, strict=True):
+            if not decision.features:
+                decision = _with_features(decision, row)
+            scored = Scored(tenant_id, decision)
+            out[i] = _gate_decision(scored)
+            if decision.verdict is Verdict.BLOCK:
+                blocked.append(decision_row(batch[i].id, scored, now_us))
+        self._record(blocked)
+
+    def _failed(
+        self,
+        batch: Sequence[NewTransfer],
+        wanted: list[int],
+        out: list[GateDecision | None],
+        exc: Exception,
+    ) -> None:
+        self.failures[self.fail.value] += len(wanted)
+        if self.on_unscored is not None:
+            self.on_unscored(self.fail.value, len(wanted))
+        _log.warning(
+            "risk gate: scoring failed (%s) for %d payments; STRONGROOM_RISK_FAIL=%s",
+            type(exc).__name__,
+            len(wanted),
+            self.fail.value,
+        )
+        if self.fail is FailPolicy.OPEN:
+            return
+        verdict = Verdict.BLOCK if self.fail is FailPolicy.CLOSED else Verdict.REVIEW
+        decision = RiskDecision(
+            verdict=verdict,
+            score=None,
+            reasons=(Reason(SCORING_FAILED, "the payment could not be scored"),),
+            model_version=None,
+            rules_version=None,
+        )
+        now_us = self.now_us()
+        blocked = []
+        for i in wanted:
+            p = batch[i].payment
+            assert p is not None
+            # The tenant is unknown when the lookup is what failed: the decision is answered
+            # and audited with the transfer, and recorded only where the tenant is known.
+            found = self._known.get(payer(batch[i])[0] or "")
+            scored = Scored(found[0] if found else "", decision)
+            code = RISK_UNAVAILABLE
+            out[i] = GateDecision(GATE_NAME, verdict, code, detail=scored)
+            if verdict is Verdict.BLOCK and found is not None:
+                blocked.append(decision_row(batch[i].id, scored, now_us))
+        self._record(blocked)
+
+    def _record(self, blocked: list[store.DecisionRow]) -> None:
+        if not blocked or self.record_blocked is None:
+            return
+        try:
+            self.record_blocked(blocked)
+        except Exception as exc:  # the refusal stands; only its record is lost: say so
+            _log.warning(
+                "risk gate: could not record %d blocked decisions (%s)",
+                len(blocked),
+                type(exc).__name__,
+            )
+
+
+def _with_features(decision: RiskDecision, row: Mapping[str, float]) -> RiskDecision:
+    return RiskDecision(
+        verdict=decision.verdict,
+        score=decision.score,
+        reasons=decision.reasons,
+        model_version=decision.model_version,
+        rules_version=decision.rules_version,
+        features=dict(row),
+        contributions=decision.contributions,
+        shadow_score=decision.shadow_score,
+        shadow_version=decision.shadow_version,
+    )
+
+
+def _gate_decision(scored: Scored) -> GateDecision:
+    verdict = scored.decision.verdict
+    if verdict is Verdict.BLOCK:
+        return GateDecision(GATE_NAME, verdict, RISK_BLOCKED, detail=scored)
+    if verdict is Verdict.REVIEW:
+        return GateDecision(GATE_NAME, verdict, RISK_REVIEW, detail=scored)
+    return GateDecision(GATE_NAME, Verdict.ALLOW, None, detail=scored)
+
+
+def scored_of(decisions: Sequence[GateDecision] | None) -> Scored | None:
+    """The risk gate's detail among a transfer's gate decisions, if any."""
+    for d in decisions or ():
+        if d.gate == GATE_NAME and isinstance(d.detail, Scored):
+            return d.detail
+    return None
+
+
+def risk_answer(d: RiskDecision) -> dict[str, object]:
+    """The `risk` object of a held transfer's answer (risk.schemas.RiskOut)."""
+    return {
+        "verdict": d.verdict.value,
+        "score": d.score,
+        "reasons": [{"code": r.code, "text": r.text} for r in d.reasons],
+        "model_version": d.model_version,
+        "rules_version": d.rules_version,
+        "contributions": [
+            {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+            for c in d.contributions
+        ],
+    }

@@ -1,0 +1,115 @@
+"""The risk domain's use cases off the transfer path: a payment's recorded decision, a label
+(a chargeback or an analyst's finding) that flows into the feature store, and the short write
+of blocked payments' decisions (the risk gate's RecordBlocked)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.hooks import AuditRecorder
+from strongroom.core import clock
+from strongroom.core.errors import NotFound
+from strongroom.db.uow import UnitOfWork
+from strongroom.events.hooks import EventEmitter, EventType
+from strongroom.risk import store
+from strongroom.risk.model import Contribution
+
+LABELLED_EVENT: Final = "risk.labelled"
+RISK_EVENT_TYPES: Final = (
+    EventType(LABELLED_EVENT, "A payment was labelled as fraud or not: its transfer id only."),
+)
+CONTRIBUTIONS_TOP: Final = 5  # the contributions an explanation computed on read shows
+
+# Features by name -> the largest contributions (a Scorer's explain for one row), wired by the
+# composition root where a model is loaded; None: a decision read shows only what it stored.
+Explain = Callable[[Mapping[str, float]], Sequence[Contribution]]
+
+
+class RiskService:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        audit: AuditRecorder | None = None,
+        events: EventEmitter | None = None,
+        explain: Explain | None = None,
+        now_us: Callable[[], int] = clock.now_us,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.events = events
+        self.explain = explain
+        self.now_us = now_us
+
+    def payment_accounts(self, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The risk gate's AccountLookup."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            return store.payment_accounts(uow, account_ids)
+
+    def record_blocked(self, rows: Sequence[store.DecisionRow]) -> None:
+        """The decisions of blocked payments, in a transaction of their own (a blocked payment
+        posts nothing, so no posting transaction carries them). A decision recorded already
+        under the id is kept: that transfer exists, or was blocked before."""
+        with UnitOfWork(self.engine) as uow:
+            store.upsert_decisions(uow, rows, replace=False)
+            uow.commit()
+
+    def decision(self, tenant_id: str, transfer_id: str) -> dict[str, Any]:
+        """The recorded decision on the tenant's payment, as the API answers it; its
+        contributions computed now when they were not stored (an allow's)."""
+        with UnitOfWork(self.engine, write=False) as uow:
+            found = store.get_decision(uow, tenant_id, transfer_id)
+        if found is None:
+            raise NotFound(f"no risk decision for transfer {transfer_id}", param="transfer_id")
+        contributions = found.contributions
+        if contributions is None:
+            contributions = []
+            if self.explain is not None and found.features:
+                contributions = [
+                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                    for c in list(self.explain(found.features))[:CONTRIBUTIONS_TOP]
+                ]
+        return decision_body(found, contributions)
+
+    def label(self, tenant_id: str, transfer_id: str, fraud: bool, actor: str) -> dict[str, Any]:
+        """Records the label of the tenant's payment (its risk event), with an audit leaf and a
+        `risk.labelled` event (ids only), in one transaction. A transfer that is no payment of
+        the tenant answers not found."""
+        now = self.now_us()
+        with UnitOfWork(self.engine) as uow:
+            found = store.label(uow, tenant_id, transfer_id, fraud, now)
+            if found is None:
+                raise NotFound(f"no payment {transfer_id}", param="transfer_id")
+            if self.audit is not None:
+                item = (LABELLED_EVENT, transfer_id, {"transfer_id": transfer_id, "fraud": fraud})
+                self.audit.record_all(uow, tenant_id, actor, [item])
+            if self.events is not None:
+                data = {"object": "risk_label", "transfer_id": transfer_id}
+                self.events.emit(uow, tenant_id, [(LABELLED_EVENT, data)])
+            uow.commit()
+        return {
+            "object": "risk_label",
+            "transfer_id": transfer_id,
+            "fraud": fraud,
+            "labelled_at": clock.format_us(now),
+        }
+
+
+def decision_body(d: store.DecisionRow, contributions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A decision as the API answers it: no personal data (features are numbers)."""
+    return {
+        "object": "risk_decision",
+        "transfer_id": d.transfer_id,
+        "verdict": d.verdict,
+        "score": d.score,
+        "reasons": d.reasons,
+        "model_version": d.model_version,
+        "rules_version": d.rules_version,
+        "contributions": contributions,
+        "shadow_score": d.shadow_score,
+        "shadow_version": d.shadow_version,
+        "created_at": clock.format_us(d.created_at),
+    }

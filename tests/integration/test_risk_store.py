@@ -1,0 +1,210 @@
+"""The risk gate's storage side, on SQLite and PostgreSQL: the feature store tails risk_events
+(events by seq, labels by label_seq) in bounded reads and warm-starts from the last 37 days; two
+stores over one database (two processes) converge; the gate's fail policies; allowed decisions
+reach the sink but not the audit leaf's decisions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger.model import Action, GateDecision, NewTransfer, Payment, Verdict
+from strongroom.ledger.pipeline import GateRunner
+from strongroom.risk import store
+from strongroom.risk.featurestore import WARM_DAYS, FeatureStore
+from strongroom.risk.gate import FailPolicy, RiskGate
+from strongroom.risk.model import PaymentEvent
+from tests.support.risk_fakes import AmountPolicy, CountingSource
+
+DAY_US = 86_400 * 1_000_000
+NOW_US = 1_800_000_000 * 1_000_000
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = create_engine(db_url, sqlite_cache_mib=16)
+    migrate.upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _write(engine: Engine, tenant: str, ids: Sequence[str], at_us: int, customer: str) -> None:
+    """As the risk sink writes: the tenant's counter drawn, then the events, one transaction."""
+    with UnitOfWork(engine) as uow:
+        first = store.draw_seqs(uow, tenant, len(ids))
+        store.insert_events(
+            uow,
+            [
+                store.EventRow(
+                    tenant, first + i, tid, at_us, 12_345, 2, customer, None, None, None, None
+                )
+                for i, tid in enumerate(ids)
+            ],
+        )
+        uow.commit()
+
+
+def _label(engine: Engine, tenant: str, transfer_id: str, fraud: bool) -> bool:
+    with UnitOfWork(engine) as uow:
+        found = store.label(uow, tenant, transfer_id, fraud, NOW_US)
+        uow.commit()
+    return found is not None
+
+
+def _store(engine: Engine, sources: list[CountingSource], **options: int) -> FeatureStore:
+    def make() -> CountingSource:
+        sources.append(CountingSource())
+        return sources[-1]
+
+    return FeatureStore(engine, make, now_us=lambda: NOW_US, **options)
+
+
+def test_the_store_warm_starts_then_tails_events_and_labels_in_bounded_reads(
+    engine: Engine,
+) -> None:
+    _write(engine, "ten_a", ["tr_old"], NOW_US - (WARM_DAYS + 1) * DAY_US, "cus_1")
+    _write(engine, "ten_a", ["tr_1", "tr_2"], NOW_US - DAY_US, "cus_1")
+    _write(engine, "ten_b", ["tr_b"], NOW_US - DAY_US, "cus_9")  # another tenant's
+    assert _label(engine, "ten_a", "tr_1", True)
+    sources: list[CountingSource] = []
+    features = _store(engine, sources, tail_rows_max=2)
+    assert features.sync("ten_a") == 2  # warm: the last 37 days, of this tenant only
+    (source,) = sources
+    assert [e.event_id for e in source.observed] == ["tr_1", "tr_2"]
+    assert source.observed[0].amount == 123.45  # minor units over the asset's scale
+    assert source.labels == {"tr_1": True}  # a label recorded before is on its row
+    assert features.sync("ten_a") == 0
+    # Three new events and a label: read two at a time, nothing skipped, in counter order.
+    _write(engine, "ten_a", ["tr_3", "tr_4", "tr_5"], NOW_US, "cus_1")
+    assert _label(engine, "ten_a", "tr_2", True)
+    assert features.sync("ten_a") == 2
+    assert features.sync("ten_a") == 2
+    assert features.sync("ten_a") == 0
+    assert [e.event_id for e in source.observed] == ["tr_1", "tr_2", "tr_3", "tr_4", "tr_5"]
+    assert source.labels == {"tr_1": True, "tr_2": True}
+    # Scoring syncs first: the row counts every payment of the customer so far.
+    event = PaymentEvent("tr_6", NOW_US / 1e6, 1.0, "cus_1")
+    _write(engine, "ten_a", ["tr_x"], NOW_US, "cus_1")
+    (row,) = features.features("ten_a", [event])
+    assert row["customer_count"] == 6
+    assert row["customer_fraud"] == 2
+    assert not _label(engine, "ten_a", "tr_b", True)  # another tenant's payment
+
+
+def test_two_stores_on_one_database_see_the_same_rows(engine: Engine) -> None:
+    """As two worker processes: each tails the database, neither needs the other."""
+    one: list[CountingSource] = []
+    two: list[CountingSource] = []
+    first, second = _store(engine, one), _store(engine, two)
+    first.sync("ten_a")
+    _write(engine, "ten_a", ["tr_1"], NOW_US, "cus_1")
+    second.sync("ten_a")
+    _write(engine, "ten_a", ["tr_2"], NOW_US, "cus_1")
+    _label(engine, "ten_a", "tr_1", False)
+    first.sync("ten_a")
+    second.sync("ten_a")
+    assert [e.event_id for e in one[0].observed] == [e.event_id for e in two[0].observed]
+    assert one[0].labels == two[0].labels == {"tr_1": False}
+
+
+class _Features:
+    def __init__(self) -> None:
+        self.source = CountingSource()
+
+    def features(self, tenant_id: str, events: Sequence[PaymentEvent]) -> list[dict[str, float]]:
+        return self.source.features(events)
+
+
+def _gate(policy: AmountPolicy, fail: FailPolicy) -> RiskGate:
+    return RiskGate(
+        policy,
+        _Features(),
+        lambda ids: dict.fromkeys(ids, ("ten_a", 2)),
+        lambda tenant, purpose, value: b"\x00" * 32,
+        fail=fail,
+    )
+
+
+def _batch() -> list[NewTransfer]:
+    pay = Payment("cus_1")
+    return [
+        NewTransfer("tr_1", "ldg_1", "acc_a", "acc_b", 5_000, payment=pay),
+        NewTransfer("tr_2", "ldg_1", "acc_a", "acc_b", 5_000),
+        NewTransfer("tr_3", "ldg_1", "acc_a", "acc_b", 50_000, payment=pay),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fail", "expected"),
+    [
+        (FailPolicy.CLOSED, [Verdict.BLOCK, None, Verdict.BLOCK]),
+        (FailPolicy.OPEN, [None, None, None]),
+        (FailPolicy.REVIEW, [Verdict.REVIEW, None, Verdict.REVIEW]),
+    ],
+)
+def test_a_failing_policy_follows_the_fail_setting_and_says_so(
+    fail: FailPolicy,
+    expected: list[Verdict | None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = AmountPolicy()
+    policy.fail = True
+    gate = _gate(policy, fail)
+    counted: list[tuple[str, int]] = []
+    gate.on_unscored = lambda outcome, n: counted.append((outcome, n))
+    with caplog.at_level(logging.WARNING, logger="strongroom.risk.gate"):
+        answers = gate.decide(_batch(), None)
+    assert [a.verdict if a is not None else None for a in answers] == expected
+    assert counted == [(fail.value, 2)]  # the two payments, not the plain transfer
+    assert any(f"STRONGROOM_RISK_FAIL={fail.value}" in r.getMessage() for r in caplog.records)
+
+
+def test_allowed_decisions_reach_the_sinks_but_not_the_audited_decisions() -> None:
+    """GateRunner: an allow carrying a detail goes to `allowed`; `decisions` (what the audit
+    leaf records) holds only the review and the block, as without a detail."""
+    policy = AmountPolicy()
+    gate = _gate(policy, FailPolicy.CLOSED)
+    batch = [
+        *_batch(),
+        NewTransfer("tr_4", "ldg_1", "acc_a", "acc_b", 5_000_000, payment=Payment("cus_1")),
+    ]
+    runner = GateRunner([gate])
+    try:
+        outcome = runner.run(batch, None)
+    finally:
+        runner.close()
+    assert policy.rows_seen == [3]  # one call, the payments only
+    assert set(outcome.allowed) == {"tr_1"}
+    assert {tid: [d.verdict for d in ds] for tid, ds in outcome.decisions.items()} == {
+        "tr_3": [Verdict.REVIEW],
+        "tr_4": [Verdict.BLOCK],
+    }
+    assert outcome.decisions["tr_3"][0].to_dict() == {
+        "gate": "risk",
+        "verdict": "review",
+        "code": "risk_review",
+    }
+    assert set(outcome.held) == {2}
+    assert set(outcome.blocked) == {3}
+
+
+def test_only_a_plain_transfer_may_be_a_payment() -> None:
+    from strongroom.core.errors import InvalidRequest
+    from strongroom.ledger.model import validate_transfer
+
+    voiding = NewTransfer(
+        "tr_v", "ldg_1", action=Action.VOID, target_id="tr_1", payment=Payment("cus_1")
+    )
+    with pytest.raises(InvalidRequest) as raised:
+        validate_transfer(voiding)
+    assert (raised.value.code, raised.value.param) == ("invalid_payment", "payment")
+    decision = GateDecision("risk", Verdict.ALLOW, detail=object())
+    assert decision == GateDecision("risk", Verdict.ALLOW)  # the detail is not compared
