@@ -60,6 +60,7 @@ from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
+from strongroom.risk import store as risk_store
 from strongroom.risk.errors import RISK_ERRORS
 from strongroom.risk.featurestore import FeatureStore
 from strongroom.risk.gate import FailPolicy, RiskGate
@@ -286,10 +287,15 @@ def installed_gates(
 
 def case_labels(settings: Settings, *, engine: Engine | None = None) -> LabelRecorder | None:
     """Where a decided case's label goes for the next training run, besides the case row
-    itself (its `label` column): none yet. The risk domain wires its recorder here
-    (cases.service.LabelRecorder, called inside the decision's transaction)."""
+    itself (its `label` column): the payment's risk event (risk/store.py), in the decision's
+    transaction, so the feature store's payee risk and `strongroom risk train` see it. A case
+    whose transfer is no payment (another gate's review) has no risk event: nothing to label."""
     del settings, engine
-    return None
+
+    def record(uow: UnitOfWork, tenant_id: str, transfer_id: str, fraud: bool) -> None:
+        risk_store.label(uow, tenant_id, transfer_id, fraud, clock.now_us())
+
+    return record
 
 
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
