@@ -39,7 +39,8 @@ def test_round_trip_gives_identical_scores(
     loaded = ModelArtifact.load(path)
     rows = _rows(frame, model.feature_names, 300)
     assert loaded.version == model.version
-    assert loaded.version.startswith("mdl_") and len(loaded.version) == 4 + 16
+    assert loaded.version.startswith("mdl_")
+    assert len(loaded.version) == 4 + 16
     assert loaded.score(rows) == model.score(rows)
     assert loaded.anomaly_scores(rows) == model.anomaly_scores(rows)
     assert loaded.metrics == model.metrics
@@ -55,7 +56,8 @@ def test_the_file_is_json_without_pickle(
     raw = path.read_bytes()
     data = json.loads(raw)  # the whole file is one JSON document
     assert data["format"] == "strongroom.risk.model/1"
-    assert b"\x80\x04" not in raw and b"\x80\x05" not in raw  # pickle protocol 4/5 opcodes
+    assert b"\x80\x04" not in raw
+    assert b"\x80\x05" not in raw
     assert "pickle" not in raw.decode().lower()
     assert set(data["reference"]["features"]) == set(trained[0].artefact.feature_names)
     for histogram in [*data["reference"]["features"].values(), data["reference"]["score"]]:
@@ -103,7 +105,8 @@ def test_calibration_is_monotone_and_near_the_base_rate(
     model = trained[0].artefact
     margins = np.linspace(-20, 20, 2_001)
     p = model.calibrate(margins)
-    assert np.all(np.diff(p) >= 0) and p[0] < p[-1]
+    assert np.all(np.diff(p) >= 0)
+    assert p[0] < p[-1]
     assert np.all((p >= 0) & (p <= 1))
     x = encode_frame(trained[1], model.features)
     # Calibrated on out-of-time folds: the mean score is near the positive rate.
@@ -131,9 +134,9 @@ def test_isolation_forest_arrays_agree_with_sklearn() -> None:
     x[rng.random(x.shape) < 0.01] = np.nan
     detector = fit_anomaly(x, seed=5, threads=1)
     filled = np.where(np.isnan(x), detector.fill, x)
-    forest = IsolationForest(
-        n_estimators=100, max_samples=256, random_state=5, n_jobs=1
-    ).fit(filled)
+    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=5, n_jobs=1).fit(
+        filled
+    )
     ours = detector.score_matrix(x)
     assert np.allclose(ours, -forest.score_samples(filled), rtol=1e-12, atol=1e-12)
     assert ours[:20].mean() > ours[20:].mean() + 0.1  # the outliers stand out

@@ -24,12 +24,20 @@ def train_command(
         str | None, typer.Option("--id", help="An id column, not a feature.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the model (default: ./VERSION.json).")
+        Path | None,
+        typer.Option("--out", help="Where to write the model (default: ./VERSION.json)."),
     ] = None,
     budget_s: Annotated[
-        float, typer.Option("--budget-s", min=1.0, help="Time budget of the whole run, seconds.")
-    ] = 600.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the hold-out metrics as JSON.")] = False,
+        float | None,
+        typer.Option(
+            "--budget-s",
+            min=1.0,
+            help="Time budget of the whole run, seconds (default: scaled to the data, <= 600).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the hold-out metrics as JSON.")
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the search and the model.")] = 0,
 ) -> None:
     """Train a fraud model on labelled history, with a time-ordered hold-out, and write it."""
@@ -37,9 +45,7 @@ def train_command(
 
     frame = load_frame(data)
     with progress("training") as report:
-        result = train(
-            frame, label, time, id_column, budget_s, report, seed=seed, source=data.name
-        )
+        result = train(frame, label, time, id_column, budget_s, report, seed=seed, source=data.name)
     path = out if out is not None else Path(f"{result.artefact.version}.json")
     result.artefact.save(path)
     if as_json:
@@ -56,9 +62,9 @@ def evaluate_command(
     model: Annotated[Path, typer.Option("--model", help="A model file from `risk train`.")],
     data: Annotated[Path, typer.Option("--data", help="A labelled CSV or Parquet file.")],
     label: Annotated[str, typer.Option("--label", help="The binary label column.")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for report.md and its plots.")
-    ] = Path("risk-report"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md and its plots.")] = Path(
+        "risk-report"
+    ),
 ) -> None:
     """Evaluate a model on labelled data: a Markdown report with PNG plots."""
     from strongroom.risk.artefact import ModelArtifact

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from sklearn.metrics import (  # type: ignore[import-untyped]
     average_precision_score,
     brier_score_loss,
@@ -63,9 +63,7 @@ def evaluate(model: ModelArtifact, frame: pd.DataFrame, label: str, out_dir: Pat
     ref = model.reference.get("score")
     if ref:
         actual = bin_proportions(scores, ref["edges"])
-        metrics["score_psi"] = population_stability_index(
-            np.asarray(ref["proportions"]), actual
-        )
+        metrics["score_psi"] = population_stability_index(np.asarray(ref["proportions"]), actual)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     import matplotlib
@@ -86,7 +84,7 @@ def evaluate(model: ModelArtifact, frame: pd.DataFrame, label: str, out_dir: Pat
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    bins = np.linspace(0.0, 1.0, 51)
+    bins = np.linspace(0.0, 1.0, 51).tolist()
     ax.hist(scores[y == 0], bins=bins, alpha=0.6, density=True, label="legitimate")
     ax.hist(scores[y == 1], bins=bins, alpha=0.6, density=True, label="fraud")
     ax.set_yscale("log")
@@ -155,4 +153,5 @@ def _row(name: str, value: float, trained: dict[str, Any], key: str) -> str:
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ""
 
-    return f"| {name} | {value:.4f} | {fmt(trained.get(key))} | {fmt(trained.get('baseline_' + key))} |"
+    baseline = fmt(trained.get("baseline_" + key))
+    return f"| {name} | {value:.4f} | {fmt(trained.get(key))} | {baseline} |"

@@ -24,7 +24,7 @@ from typing import Any, Final
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 from scipy.special import expit  # type: ignore[import-untyped]
 from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
 from sklearn.metrics import (  # type: ignore[import-untyped]
@@ -52,26 +52,31 @@ COLUMNS_MAX: Final = 2_000
 CATEGORIES_MAX: Final = 1_000  # per column, the most frequent; rarer values are missing
 
 BUDGET_S_DEFAULT: Final = 600.0
-# The budget actually used is min(asked, floor + cells x rate): 300,000 rows x 30 columns gets
+# Without a budget asked for, min(default, floor + cells x rate): 300,000 rows x 30 columns get
 # the whole default, a table of 20,000 x 20 about half a minute.
 BUDGET_S_FLOOR: Final = 10.0
 BUDGET_S_PER_CELL: Final = 600.0 / 9_000_000
 SEARCH_SHARE: Final = 0.7  # of the budget, for the search; the rest: refit, baseline, extras
+EXTRAS_SHARE: Final = 0.05  # of the budget, kept for the anomaly detector and the histograms
 RUNG0_SHARE: Final = 0.45  # of the search time, for the first rung (all candidates, one fold)
 CANDIDATES_MAX: Final = 60
 ROUNDS_MAX: Final = 5_000
 REFIT_ROUNDS_FACTOR: Final = 1.1  # the full training part is larger than any fold's
 FOLDS: Final = 3
-FOLD_VALID_FRACTION: Final = 0.12  # each validation fold: this share of the training part
+FOLD_VALID_FRACTION: Final = 0.15  # each validation fold: this share of the training part
 FOLD_POSITIVES_MIN: Final = 5
+SMOOTH_ROUNDS: Final = 9  # the validation curve's moving average, in boosting rounds
+PATIENCE_ROUNDS_MIN: Final = 40
+PATIENCE_LR_ROUNDS: Final = 6.0  # patience = this / learning rate, at least the minimum
 
 TRAIN_THREADS: Final = 2
 ANOMALY_TREES: Final = 100
 ANOMALY_MAX_SAMPLES: Final = 256
 
 assert 0 < HOLDOUT_FRACTION < 0.5
-assert FOLDS * FOLD_VALID_FRACTION < 0.5  # the first fold still trains on half the rows
-assert 0 < SEARCH_SHARE < 1 and 0 < RUNG0_SHARE < 1
+assert FOLDS * FOLD_VALID_FRACTION <= 0.5  # the first fold still trains on half the rows
+assert 0 < SEARCH_SHARE < 1
+assert 0 < RUNG0_SHARE < 1
 
 Progress = Callable[[str], None]
 Labels = npt.NDArray[np.int8]
@@ -162,13 +167,13 @@ def time_seconds(column: pd.Series) -> npt.NDArray[np.float64]:
         if getattr(stamps.dt, "tz", None) is None:
             stamps = stamps.dt.tz_localize("UTC")
         stamps = stamps.dt.tz_convert("UTC")
-        seconds = np.where(stamps.isna(), np.nan, stamps.astype("int64") / 1e9).astype(np.float64)
+        seconds = _epoch_seconds(stamps)
     bad = int(np.isnan(seconds).sum())
     if bad:
         raise TrainingDataError(
             f"the time column has {bad} missing or unreadable values", param="time"
         )
-    return seconds
+    return np.asarray(seconds, dtype=np.float64)
 
 
 def _column_kind(column: pd.Series) -> str:
@@ -206,7 +211,16 @@ def encode_frame(frame: pd.DataFrame, features: Sequence[Feature]) -> Matrix:
 
 def _datetime_or_nan(column: pd.Series) -> npt.NDArray[np.float64]:
     stamps = column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
-    return np.where(stamps.isna(), np.nan, stamps.astype("int64") / 1e9).astype(np.float64)
+    return _epoch_seconds(stamps)
+
+
+_EPOCH: Final = pd.Timestamp(0, tz="UTC")
+
+
+def _epoch_seconds(stamps: pd.Series) -> npt.NDArray[np.float64]:
+    """UTC timestamps as float seconds, whatever their resolution (ns, us, s); NaT -> NaN."""
+    seconds = (stamps - _EPOCH) / pd.Timedelta(seconds=1)
+    return np.asarray(seconds.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +276,7 @@ def default_like() -> list[Params]:
 def sample_params(rng: np.random.Generator, imbalance: float) -> Params:
     """One random configuration. Class weights up to sqrt(negatives / positives): full
     balancing flattens the ranking at the top, where average precision is earned."""
+
     def log_uniform(lo: float, hi: float) -> float:
         return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
@@ -304,14 +319,45 @@ class Fold:
 
 @dataclass
 class Trial:
+    """One configuration's validation AP after each boosting round, per fold. It is judged by
+    the mean of its folds' curves, smoothed over SMOOTH_ROUNDS: a single fold's best round on a
+    few dozen positives is mostly noise, and choosing it overfits the validation."""
+
     params: Params
-    ap: dict[int, float] = field(default_factory=dict)  # by fold
-    rounds: dict[int, int] = field(default_factory=dict)
-    margins: dict[int, Matrix] = field(default_factory=dict)  # out-of-time, for calibration
+    curves: dict[int, Matrix] = field(default_factory=dict)  # by fold
+    boosters: dict[int, lgb.Booster] = field(default_factory=dict)
+    row_round_s: float = 0.0
+
+    def _mean_curve(self) -> Matrix:
+        length = max(len(c) for c in self.curves.values())
+        padded = [np.pad(c, (0, length - len(c)), mode="edge") for c in self.curves.values()]
+        mean = np.mean(padded, axis=0)
+        window = np.ones(min(SMOOTH_ROUNDS, length)) / min(SMOOTH_ROUNDS, length)
+        # Centred moving average; the ends average over what they have.
+        weight = np.convolve(np.ones(length), window, mode="same")
+        return np.asarray(np.convolve(mean, window, mode="same") / weight, dtype=np.float64)
 
     @property
-    def mean_ap(self) -> float:
-        return float(np.mean(list(self.ap.values())))
+    def score(self) -> float:
+        return float(self._mean_curve().max())
+
+    @property
+    def rounds(self) -> int:
+        return int(np.argmax(self._mean_curve())) + 1
+
+    def margins(self, folds: Sequence[Fold]) -> tuple[Matrix, Labels]:
+        """Out-of-time margins of each fold's model at the chosen round, and their labels."""
+        keys = sorted(self.boosters)
+        margins = [
+            np.asarray(
+                self.boosters[k].predict(
+                    folds[k].valid.get_data(), raw_score=True, num_iteration=self.rounds
+                ),
+                dtype=np.float64,
+            )
+            for k in keys
+        ]
+        return np.concatenate(margins), np.concatenate([folds[k].y_valid for k in keys])
 
 
 def _make_folds(x: Matrix, y: Labels, categorical: list[int]) -> list[Fold]:
@@ -324,23 +370,37 @@ def _make_folds(x: Matrix, y: Labels, categorical: list[int]) -> list[Fold]:
         if y[lo:hi].sum() < FOLD_POSITIVES_MIN or y[:lo].sum() < FOLD_POSITIVES_MIN:
             continue
         train = lgb.Dataset(
-            x[:lo], y[:lo], categorical_feature=categorical, params=DATASET_PARAMS,
+            x[:lo],
+            y[:lo],
+            categorical_feature=categorical,
+            params=DATASET_PARAMS,
             free_raw_data=False,
         )
         valid = lgb.Dataset(
-            x[lo:hi], y[lo:hi], reference=train, categorical_feature=categorical,
-            params=DATASET_PARAMS, free_raw_data=False,
+            x[lo:hi],
+            y[lo:hi],
+            reference=train,
+            categorical_feature=categorical,
+            params=DATASET_PARAMS,
+            free_raw_data=False,
         )
         folds.append(Fold(train=train, valid=valid, y_valid=y[lo:hi], train_rows=lo))
     if not folds:  # rare positives, bunched: one fold over the last fifth
         lo = int(n * 0.8)
         train = lgb.Dataset(
-            x[:lo], y[:lo], categorical_feature=categorical, params=DATASET_PARAMS,
+            x[:lo],
+            y[:lo],
+            categorical_feature=categorical,
+            params=DATASET_PARAMS,
             free_raw_data=False,
         )
         valid = lgb.Dataset(
-            x[lo:], y[lo:], reference=train, categorical_feature=categorical,
-            params=DATASET_PARAMS, free_raw_data=False,
+            x[lo:],
+            y[lo:],
+            reference=train,
+            categorical_feature=categorical,
+            params=DATASET_PARAMS,
+            free_raw_data=False,
         )
         if y[lo:].sum() == 0 or y[:lo].sum() == 0:
             raise TrainingDataError("too few positives to validate on: the positives are bunched")
@@ -348,22 +408,42 @@ def _make_folds(x: Matrix, y: Labels, categorical: list[int]) -> list[Fold]:
     return folds
 
 
-def _run_trial(trial: Trial, k: int, fold: Fold, *, seed: int, threads: int) -> None:
+def _deadline(at: float) -> Callable[[Any], None]:
+    """A LightGBM callback that ends training once the monotonic clock passes `at` (the model
+    keeps the rounds it has): the budget holds even when one fit runs long."""
+
+    def callback(env: Any) -> None:
+        if clock.monotonic() > at:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    callback.order = 40  # type: ignore[attr-defined]  # after early stopping's (30)
+    return callback
+
+
+def _run_trial(
+    trial: Trial, k: int, fold: Fold, *, seed: int, threads: int, deadline: float
+) -> None:
     params = booster_params(trial.params, seed=seed, threads=threads)
-    patience = max(30, int(round(5.0 / trial.params["learning_rate"])))
+    patience = max(PATIENCE_ROUNDS_MIN, round(PATIENCE_LR_ROUNDS / trial.params["learning_rate"]))
+    history: dict[str, Any] = {}
+    started = clock.monotonic()
     booster = lgb.train(
         params,
         fold.train,
         num_boost_round=ROUNDS_MAX,
         valid_sets=[fold.valid],
-        callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)],
+        valid_names=["valid"],
+        callbacks=[
+            lgb.early_stopping(patience, first_metric_only=True, verbose=False),
+            lgb.record_evaluation(history),
+            _deadline(deadline),
+        ],
     )
-    best = max(1, booster.best_iteration)
-    raw = booster.predict(fold.valid.get_data(), raw_score=True, num_iteration=best)
-    margins = np.asarray(raw, dtype=np.float64)
-    trial.rounds[k] = best
-    trial.margins[k] = margins
-    trial.ap[k] = float(average_precision_score(fold.y_valid, margins))
+    curve = np.asarray(history["valid"]["average_precision"], dtype=np.float64)
+    trial.curves[k] = curve
+    trial.boosters[k] = booster
+    # Seconds per round per training row: the refit's cost, estimated.
+    trial.row_round_s = (clock.monotonic() - started) / max(1, len(curve)) / fold.train_rows
 
 
 def search(
@@ -375,6 +455,7 @@ def search(
     seed: int,
     threads: int,
     progress: Progress,
+    candidates: int = CANDIDATES_MAX,
 ) -> tuple[Trial, list[Fold], int]:
     """Successive halving under a time budget. Returns the chosen trial, the folds and the
     number of candidates tried."""
@@ -384,7 +465,7 @@ def search(
     imbalance = float((len(y) - y.sum()) / max(1, y.sum()))
     rng = np.random.default_rng(seed)
     trials = [Trial(p) for p in default_like()]
-    trials += [Trial(sample_params(rng, imbalance)) for _ in range(CANDIDATES_MAX - len(trials))]
+    trials += [Trial(sample_params(rng, imbalance)) for _ in range(candidates - len(trials))]
 
     def elapsed() -> float:
         return clock.monotonic() - start
@@ -395,24 +476,27 @@ def search(
     for i, trial in enumerate(trials):
         if i >= 2 and elapsed() > RUNG0_SHARE * budget_s:
             break
-        _run_trial(trial, last, folds[last], seed=seed, threads=threads)
+        # The default-like pair shares the rung's time; the others stop at its end.
+        share = RUNG0_SHARE * budget_s * (min(i + 1, 2) / 2)
+        _run_trial(trial, last, folds[last], seed=seed, threads=threads, deadline=start + share)
         done.append(trial)
-        best = max(t.ap[last] for t in done)
+        best = max(t.score for t in done)
         progress(f"search: {len(done)} candidates, best validation AP {best:.4f}")
-    ranked = sorted(done, key=lambda t: -t.ap[last])
+    ranked = sorted(done, key=lambda t: -t.score)
     # Rung 1: the best third on the earlier folds, best first, while the budget lasts.
-    keep = ranked[: max(2, math.ceil(len(ranked) / 3))]
-    complete = [keep[0]] if len(folds) == 1 else []
+    keep = ranked[: max(2, math.ceil(len(ranked) / 3))] if len(folds) > 1 else []
+    for trial in ranked[len(keep) :]:
+        trial.boosters.clear()  # out of the race: free their models
+    complete: list[Trial] = []
     for trial in keep:
-        if len(folds) == 1:
-            break
-        if complete and elapsed() > budget_s:
+        if elapsed() > budget_s:
             break
         for k in range(last):
-            _run_trial(trial, k, folds[k], seed=seed, threads=threads)
+            _run_trial(trial, k, folds[k], seed=seed, threads=threads, deadline=start + budget_s)
         complete.append(trial)
         progress(f"search: {len(complete)}/{len(keep)} finalists on {len(folds)} folds")
-    chosen = max(complete, key=lambda t: t.mean_ap)
+    # Out of time before any finalist finished: the best on the most recent fold.
+    chosen = max(complete, key=lambda t: t.score) if complete else ranked[0]
     return chosen, folds, len(done)
 
 
@@ -500,30 +584,38 @@ class TrainResult:
 
 
 def _split_description(y: Labels) -> dict[str, int]:
-    return {"rows": int(len(y)), "positives": int(y.sum())}
+    return {"rows": len(y), "positives": int(y.sum())}
 
 
-def budget_for(rows: int, columns: int, asked_s: float) -> float:
-    return min(asked_s, BUDGET_S_FLOOR + rows * columns * BUDGET_S_PER_CELL)
+def budget_for(rows: int, columns: int, asked_s: float | None) -> float:
+    """The budget asked for, or by default one scaled to the table, at most BUDGET_S_DEFAULT."""
+    if asked_s is not None:
+        return asked_s
+    return min(BUDGET_S_DEFAULT, BUDGET_S_FLOOR + rows * columns * BUDGET_S_PER_CELL)
 
 
 def train(
     frame: pd.DataFrame,
     label: str,
     time: str | None = None,
-    id: str | None = None,  # noqa: A002 (the CLI's name for it)
-    budget_s: float = BUDGET_S_DEFAULT,
+    id: str | None = None,
+    budget_s: float | None = None,
     progress: Progress = _quiet,
     *,
     holdout: pd.DataFrame | None = None,
     seed: int = 0,
     threads: int = TRAIN_THREADS,
     source: str | None = None,
+    candidates: int = CANDIDATES_MAX,
 ) -> TrainResult:
     """Train, calibrate and evaluate a model on `frame`. With `holdout`, that table (same
     columns) is the hold-out and all of `frame` trains; otherwise the last HOLDOUT_FRACTION of
-    `frame` by time is. Raises TrainingDataError, having done nothing, for unusable data."""
-    assert budget_s > 0 and threads >= 1
+    `frame` by time is. `candidates` caps the search (the budget caps it too; a test that
+    wants the same answer on any machine caps it here). Raises TrainingDataError, having done
+    nothing, for unusable data."""
+    assert budget_s is None or budget_s > 0
+    assert threads >= 1
+    assert 2 <= candidates <= CANDIDATES_MAX
     started = clock.monotonic()
     _check_columns(frame, label, time, id)
     if holdout is not None:
@@ -563,12 +655,14 @@ def train(
     if y_hold.sum() < HOLDOUT_POSITIVES_MIN or y_hold.sum() == len(y_hold):
         raise TrainingDataError(
             "the hold-out (the most recent rows) needs positives and negatives: it has "
-            f"{int(y_hold.sum())} positives of {len(y_hold)} rows", param="label"
+            f"{int(y_hold.sum())} positives of {len(y_hold)} rows",
+            param="label",
         )
     if int(y_train.sum()) < POSITIVES_MIN:
         raise TrainingDataError(
             f"too few positives to train on: {int(y_train.sum())} in the training part "
-            f"(at least {POSITIVES_MIN})", param="label"
+            f"(at least {POSITIVES_MIN})",
+            param="label",
         )
     tr = _prepare(train_frame, y_train, time, features)
     ho = _prepare(hold_frame, y_hold, time, features)
@@ -580,30 +674,40 @@ def train(
     t0 = clock.monotonic()
     baseline = lgb.LGBMClassifier(n_jobs=threads, verbose=-1)
     baseline.fit(tr.x, tr.y, categorical_feature=categorical or "auto")
-    base_p = np.asarray(baseline.predict_proba(ho.x)[:, 1], dtype=np.float64)
+    base_p = np.asarray(baseline.predict_proba(ho.x), dtype=np.float64)[:, 1]
     baseline_s = clock.monotonic() - t0
 
     spent = clock.monotonic() - started
     search_s = max(1.0, SEARCH_SHARE * budget - spent - baseline_s)  # the refit costs ~ one
     chosen, folds, tried = search(
-        tr.x, tr.y, categorical, budget_s=search_s, seed=seed, threads=threads, progress=progress
+        tr.x,
+        tr.y,
+        categorical,
+        budget_s=search_s,
+        seed=seed,
+        threads=threads,
+        progress=progress,
+        candidates=candidates,
     )
-    fold_rows = float(np.mean([folds[k].train_rows for k in chosen.rounds]))
-    rounds = max(1, round(np.mean(list(chosen.rounds.values())) * min(
-        REFIT_ROUNDS_FACTOR, len(tr.y) / fold_rows
-    )))
+    fold_rows = float(np.mean([folds[k].train_rows for k in chosen.curves]))
+    rounds = max(1, round(chosen.rounds * min(REFIT_ROUNDS_FACTOR, len(tr.y) / fold_rows)))
+    # What the budget leaves for the refit (the extras after it take a few seconds).
+    refit_s = budget * (1 - EXTRAS_SHARE) - (clock.monotonic() - started)
+    affordable = int(refit_s / max(1e-9, chosen.row_round_s * len(tr.y)))
+    capped = affordable < rounds
+    rounds = max(1, min(rounds, affordable))
     progress(f"refit: {rounds} rounds on all {len(tr.y)} training rows")
     full = lgb.Dataset(
         tr.x, tr.y, categorical_feature=categorical, params=DATASET_PARAMS, free_raw_data=False
     )
     booster = lgb.train(
-        booster_params(chosen.params, seed=seed, threads=threads), full, num_boost_round=rounds
+        booster_params(chosen.params, seed=seed, threads=threads),
+        full,
+        num_boost_round=rounds,
+        callbacks=[_deadline(started + budget * (1 - EXTRAS_SHARE))],
     )
-    keys = sorted(chosen.margins)
-    calibrator = fit_platt(
-        np.concatenate([chosen.margins[k] for k in keys]),
-        np.concatenate([folds[k].y_valid for k in keys]),
-    )
+    rounds = booster.current_iteration()
+    calibrator = fit_platt(*chosen.margins(folds))
 
     progress("anomaly detector and reference histograms")
     anomaly = fit_anomaly(tr.x, seed=seed, threads=threads)
@@ -617,7 +721,7 @@ def train(
         "baseline_average_precision": float(average_precision_score(ho.y, base_p)),
         "baseline_roc_auc": float(roc_auc_score(ho.y, base_p)),
         "baseline_brier": float(brier_score_loss(ho.y, base_p)),
-        "validation_average_precision": chosen.mean_ap,
+        "validation_average_precision": chosen.score,
     }
     reference = {
         "features": {
@@ -640,6 +744,7 @@ def train(
         "holdout": {**_split_description(ho.y), "from_s": float(ho.t[0]), "to_s": float(ho.t[-1])},
         "params": chosen.params,
         "rounds": rounds,
+        "rounds_capped_by_budget": capped,
         "candidates": tried,
         "folds": len(folds),
         "budget_s": budget,
@@ -680,7 +785,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"model {report['model_version']}: {report['candidates']} candidates, "
         f"{report['rounds']} rounds, {report['seconds']} s (budget {report['budget_s']} s)",
         f"train   {report['train']['rows']:>9} rows {report['train']['positives']:>7} positives",
-        f"holdout {report['holdout']['rows']:>9} rows {report['holdout']['positives']:>7} positives",
+        f"holdout {report['holdout']['rows']:>9} rows "
+        f"{report['holdout']['positives']:>7} positives",
         "hold-out          trained   default LightGBM",
         f"average precision {report['average_precision']:.4f}    "
         f"{report['baseline_average_precision']:.4f}",
