@@ -187,3 +187,22 @@ def test_trained_beats_the_default_on_unseen_sets(spec: dict[str, float]) -> Non
     result = train(frame, "is_fraud", "at", "payment_id", budget_s=60, threads=1, candidates=10)
     report = result.report
     assert report["average_precision"] >= report["baseline_average_precision"]
+
+
+def test_evaluate_refuses_a_file_that_is_not_a_model(small_csv: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "report"
+    code, stdout, stderr = _cli(
+        "evaluate",
+        "--model",
+        str(small_csv),
+        "--data",
+        str(small_csv),
+        "--label",
+        "is_fraud",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 2
+    assert stdout == ""
+    assert stderr.startswith("error: invalid_model_file:")
+    assert not out_dir.exists()

@@ -61,6 +61,7 @@ EXTRAS_SHARE: Final = 0.05  # of the budget, kept for the anomaly detector and t
 RUNG0_SHARE: Final = 0.45  # of the search time, for the first rung (all candidates, one fold)
 CANDIDATES_MAX: Final = 60
 ROUNDS_MAX: Final = 5_000
+ROUNDS_FLOOR: Final = 100  # LightGBM's default n_estimators: no fit is cut shorter by time
 REFIT_ROUNDS_FACTOR: Final = 1.1  # the full training part is larger than any fold's
 FOLDS: Final = 3
 FOLD_VALID_FRACTION: Final = 0.15  # each validation fold: this share of the training part
@@ -205,7 +206,9 @@ def encode_frame(frame: pd.DataFrame, features: Sequence[Feature]) -> Matrix:
         elif pd.api.types.is_datetime64_any_dtype(column):
             x[:, j] = time_seconds(column) if column.notna().all() else _datetime_or_nan(column)
         else:
-            x[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            x[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
     return x
 
 
@@ -410,10 +413,12 @@ def _make_folds(x: Matrix, y: Labels, categorical: list[int]) -> list[Fold]:
 
 def _deadline(at: float) -> Callable[[Any], None]:
     """A LightGBM callback that ends training once the monotonic clock passes `at` (the model
-    keeps the rounds it has): the budget holds even when one fit runs long."""
+    keeps the rounds it has), but never before ROUNDS_FLOOR rounds: a fit cut shorter than the
+    default's 100 rounds would judge its configuration, or refit the winner, on a model worse
+    than the reference. The budget can be overrun by at most that much work."""
 
     def callback(env: Any) -> None:
-        if clock.monotonic() > at:
+        if env.iteration + 1 >= ROUNDS_FLOOR and clock.monotonic() > at:
             raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
 
     callback.order = 40  # type: ignore[attr-defined]  # after early stopping's (30)
@@ -695,7 +700,7 @@ def train(
     refit_s = budget * (1 - EXTRAS_SHARE) - (clock.monotonic() - started)
     affordable = int(refit_s / max(1e-9, chosen.row_round_s * len(tr.y)))
     capped = affordable < rounds
-    rounds = max(1, min(rounds, affordable))
+    rounds = max(min(rounds, ROUNDS_FLOOR), min(rounds, affordable))
     progress(f"refit: {rounds} rounds on all {len(tr.y)} training rows")
     full = lgb.Dataset(
         tr.x, tr.y, categorical_feature=categorical, params=DATASET_PARAMS, free_raw_data=False
