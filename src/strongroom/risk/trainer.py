@@ -329,7 +329,6 @@ class Trial:
     params: Params
     curves: dict[int, Matrix] = field(default_factory=dict)  # by fold
     boosters: dict[int, lgb.Booster] = field(default_factory=dict)
-    row_round_s: float = 0.0
 
     def _mean_curve(self) -> Matrix:
         length = max(len(c) for c in self.curves.values())
@@ -431,7 +430,6 @@ def _run_trial(
     params = booster_params(trial.params, seed=seed, threads=threads)
     patience = max(PATIENCE_ROUNDS_MIN, round(PATIENCE_LR_ROUNDS / trial.params["learning_rate"]))
     history: dict[str, Any] = {}
-    started = clock.monotonic()
     booster = lgb.train(
         params,
         fold.train,
@@ -447,8 +445,6 @@ def _run_trial(
     curve = np.asarray(history["valid"]["average_precision"], dtype=np.float64)
     trial.curves[k] = curve
     trial.boosters[k] = booster
-    # Seconds per round per training row: the refit's cost, estimated.
-    trial.row_round_s = (clock.monotonic() - started) / max(1, len(curve)) / fold.train_rows
 
 
 def search(
@@ -696,21 +692,19 @@ def train(
     )
     fold_rows = float(np.mean([folds[k].train_rows for k in chosen.curves]))
     rounds = max(1, round(chosen.rounds * min(REFIT_ROUNDS_FACTOR, len(tr.y) / fold_rows)))
-    # What the budget leaves for the refit (the extras after it take a few seconds).
-    refit_s = budget * (1 - EXTRAS_SHARE) - (clock.monotonic() - started)
-    affordable = int(refit_s / max(1e-9, chosen.row_round_s * len(tr.y)))
-    capped = affordable < rounds
-    rounds = max(min(rounds, ROUNDS_FLOOR), min(rounds, affordable))
-    progress(f"refit: {rounds} rounds on all {len(tr.y)} training rows")
+    progress(f"refit: up to {rounds} rounds on all {len(tr.y)} training rows")
     full = lgb.Dataset(
         tr.x, tr.y, categorical_feature=categorical, params=DATASET_PARAMS, free_raw_data=False
     )
+    # The refit stops at the budget's end (less what the extras after it need), never below
+    # ROUNDS_FLOOR rounds.
     booster = lgb.train(
         booster_params(chosen.params, seed=seed, threads=threads),
         full,
         num_boost_round=rounds,
         callbacks=[_deadline(started + budget * (1 - EXTRAS_SHARE))],
     )
+    capped = booster.current_iteration() < rounds
     rounds = booster.current_iteration()
     calibrator = fit_platt(*chosen.margins(folds))
 
@@ -776,6 +770,7 @@ def train(
         "features": {"numeric": len(features) - len(categorical), "categorical": len(categorical)},
         "best_params": chosen.params,
         "rounds": rounds,
+        "rounds_capped_by_budget": capped,
         "candidates": tried,
         "folds": len(folds),
         "budget_s": round(budget, 1),
