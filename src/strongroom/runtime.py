@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import sys
+from pathlib import Path
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -69,8 +70,10 @@ from strongroom.risk.payments import Hasher
 from strongroom.risk.registry import (
     REGISTRY_ERRORS,
     RISK_MODEL_EVENT_TYPES,
+    ActiveModels,
     RiskModelRegistry,
     artefact_describe,
+    drift_factory,
 )
 from strongroom.risk.service import RISK_EVENT_TYPES, RiskService
 from strongroom.risk.sink import RiskSink
@@ -202,31 +205,53 @@ class _LazySealer:
         self._get().forget(uow, tenant_id, owner_id)
 
 
-def make_policy(settings: Settings) -> Policy:
-    """The risk policy (rules, then the model) from STRONGROOM_RISK_RULES and _MODEL. A stub
-    until the policy's modules are merged: it names what is missing."""
+def make_policy(
+    settings: Settings,
+    engine: Engine,
+    *,
+    on_psi: Callable[[str, str, float], object] | None = None,
+) -> Callable[[str], Policy]:
+    """Each tenant's risk policy (risk/policies.py): the rules of STRONGROOM_RISK_RULES, the
+    tenant's live and shadow models from the model registry (a promotion is seen within a
+    second), or the artefacts of STRONGROOM_RISK_MODEL and _SHADOW_MODEL for a tenant with none
+    registered; the live model's drift monitor (STRONGROOM_RISK_DRIFT_PSI) feeds `on_psi`. A
+    rules file or a model that reads a feature the engine does not compute is refused here, at
+    start, with a one-line error."""
+    from strongroom.risk.features import ALL_FEATURES
+    from strongroom.risk.policies import TenantPolicies, load_model, no_rules
+    from strongroom.risk.rules import RuleSet, RuleSetError
+
     try:
-        from strongroom.risk import decide
-    except ImportError:
-        raise InvalidSettings(
-            "STRONGROOM_RISK is on, but this build has no risk policy (strongroom.risk.decide)"
-        ) from None
-    policy: Policy = getattr(decide, "make_policy")(settings)  # noqa: B009 -- wired next
-    return policy
+        rules = RuleSet.load(Path(settings.risk_rules)) if settings.risk_rules else no_rules()
+        live = load_model(settings.risk_model, ALL_FEATURES)
+        shadow = load_model(settings.risk_shadow_model, ALL_FEATURES)
+        policies = TenantPolicies(rules, ALL_FEATURES, live=live, shadow=shadow)
+    except RuleSetError as exc:
+        raise InvalidSettings(f"STRONGROOM_RISK_RULES: {exc.detail}") from None
+    except StrongroomError as exc:
+        raise InvalidSettings(f"STRONGROOM_RISK_MODEL: {exc.detail}") from None
+    events = EventService(engine, event_types=EVENT_TYPES)
+    registry = RiskModelRegistry(engine, artefact_describe, events=events)
+    policies.active = ActiveModels(
+        registry,
+        policies.load,
+        drift=drift_factory(
+            engine,
+            events,
+            threshold=settings.risk_drift_psi,
+            min_rows=settings.risk_drift_min_rows,
+            on_psi=on_psi,
+        ),
+    )
+    return policies
 
 
 def make_feature_source(settings: Settings) -> Callable[[], FeatureSource]:
-    """A new tenant's feature source (risk.features.FeatureEngine). A stub until the feature
-    engine is merged: it names what is missing."""
+    """A new tenant's feature source: the feature engine (risk/features.py)."""
     del settings
-    try:
-        from strongroom.risk import features  # type: ignore[attr-defined]
-    except ImportError:
-        raise InvalidSettings(
-            "STRONGROOM_RISK is on, but this build has no feature engine (strongroom.risk.features)"
-        ) from None
-    make: Callable[[], FeatureSource] = features.FeatureEngine
-    return make
+    from strongroom.risk.features import FeatureEngine
+
+    return FeatureEngine
 
 
 def risk_hasher(settings: Settings, engine: Engine, kms: KeyManager | None) -> Hasher:
@@ -248,12 +273,14 @@ def installed_gates(
     engine: Engine | None = None,
     kms: KeyManager | None = None,
     on_unscored: Callable[[str, int], None] | None = None,
+    on_psi: Callable[[str, str, float], object] | None = None,
 ) -> list[Gate]:
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
     they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
     anything). Sanctions screening installs its own here. `on_unscored(outcome, count)`: told
-    of payments the risk gate could not score (a metric)."""
+    of payments the risk gate could not score (a metric); `on_psi(tenant, feature, psi)`: the
+    live models' drift (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
@@ -272,7 +299,7 @@ def installed_gates(
         service = RiskService(engine)
         gates.append(
             RiskGate(
-                make_policy(settings),
+                make_policy(settings, engine, on_psi=on_psi),
                 FeatureStore(engine, make_feature_source(settings)),
                 service.payment_accounts,
                 risk_hasher(settings, engine, kms),
@@ -346,7 +373,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     envelope = Envelope(kms)
     sealer = SealedSecrets(envelope)
     gates = installed_gates(
-        settings, engine=engine, kms=kms, on_unscored=metrics.observe_risk_unscored
+        settings,
+        engine=engine,
+        kms=kms,
+        on_unscored=metrics.observe_risk_unscored,
+        on_psi=metrics.observe_psi,
     )
     ledger, audit = build_ledger(
         engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms

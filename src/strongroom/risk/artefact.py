@@ -490,3 +490,42 @@ class ModelArtifact:
             )
         except (KeyError, TypeError, ValueError, AttributeError, lgb.basic.LightGBMError):
             raise ModelFileError("the model file is damaged or incomplete") from None
+
+
+# What the model registry reads of an artefact (risk.registry.ArtefactInfo).
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """An artefact's version, hold-out metrics and reference histograms, by name (the score's
+    under `score`): name -> (inner bin edges, proportions)."""
+
+    version: str
+    metrics: Mapping[str, Any]
+    reference: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def from_bytes(raw: bytes) -> ModelArtifact:
+    """An artefact from a file's bytes (the registry's column), checked as `load` checks it."""
+    if len(raw) > ARTEFACT_BYTES_MAX:
+        raise ModelFileError(f"the model file is larger than {ARTEFACT_BYTES_MAX} bytes")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError("not a model file (not JSON)") from None
+    return ModelArtifact.from_json(data)
+
+
+def describe(raw: bytes) -> Description:
+    """risk.registry's `describe`: the artefact is loaded (so a malformed one is refused before
+    anything is registered), then its reference histograms are read as the drift monitor
+    wants them."""
+    artefact = from_bytes(raw)
+    reference: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
+    features = artefact.reference.get("features", {})
+    for name, histogram in features.items():
+        reference[str(name)] = (histogram["edges"], histogram["proportions"])
+    score = artefact.reference.get("score")
+    if score is not None:
+        reference["score"] = (score["edges"], score["proportions"])
+    return Description(artefact.version, artefact.metrics, reference)

@@ -5,10 +5,10 @@ batch before they post, and answers allow, review (held as pending: `risk_review
 Per batch: only plain transfers that carry a payment are scored (a bulk batch without payments
 costs one pass over it). Each becomes a PaymentEvent (the amount in major units of its payer
 account's asset); the feature store computes all their features at once, per tenant; then one
-`policy.decide` call decides the whole batch. Every decision rides on its GateDecision
-(`detail`, a Scored) to the risk sink, which records it in the posting transaction; the
-decisions of blocked payments, which post nothing, are recorded here in a short write of
-their own.
+`policy.decide` call per tenant (usually one a batch) decides them with that tenant's models.
+Every decision rides on its GateDecision (`detail`, a Scored) to the risk sink, which records
+it in the posting transaction; the decisions of blocked payments, which post nothing, are
+recorded here in a short write of their own.
 
 When scoring fails (an exception here, or the budget STRONGROOM_RISK_BUDGET_MS passed, which
 the GateRunner enforces), STRONGROOM_RISK_FAIL says what happens, never silently (a WARNING
@@ -109,7 +109,7 @@ class RiskGate:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Callable[[str], Policy],
         features: Features,
         accounts: AccountLookup,
         hasher: Hasher,
@@ -121,7 +121,11 @@ class RiskGate:
         on_unscored: Callable[[str, int], None] | None = None,
     ) -> None:
         assert budget_ms > 0
-        self.policy = policy
+        # One policy for every tenant, or each tenant's own (risk.policies.TenantPolicies:
+        # the tenant's live and shadow models).
+        self.policy_for: Callable[[str], Policy] = (
+            policy if callable(policy) else (lambda _tenant_id: policy)
+        )
         self.features = features
         self.accounts = accounts
         self.hasher = hasher
@@ -195,14 +199,17 @@ class RiskGate:
             by_tenant.setdefault(tenant_id, []).append((i, event))
         order: list[tuple[int, str]] = []
         rows: list[dict[str, float]] = []
+        decisions: list[RiskDecision] = []
         for tenant_id, items in sorted(by_tenant.items()):
-            rows.extend(self.features.features(tenant_id, [e for _, e in items]))
+            mine = self.features.features(tenant_id, [e for _, e in items])
+            decided = self.policy_for(tenant_id).decide(mine)  # one call for the tenant's part
+            if len(decided) != len(mine):
+                raise RuntimeError(f"the policy answered {len(decided)} decisions for {len(mine)}")
+            rows.extend(mine)
+            decisions.extend(decided)
             order.extend((i, tenant_id) for i, _ in items)
         if not rows:
             return
-        decisions = self.policy.decide(rows)  # one call for the whole batch
-        if len(decisions) != len(rows):
-            raise RuntimeError(f"the policy answered {len(decisions)} decisions for {len(rows)}")
         blocked: list[store.DecisionRow] = []
         for (i, tenant_id), row, decision in zip(order, rows, decisions, strict=True):
             if not decision.features:

@@ -1,0 +1,126 @@
+"""Each tenant's risk policy, as the risk gate asks for it (the composition of risk/).
+
+A tenant's policy is a RiskPolicy (risk.decide) of the rules file's set (STRONGROOM_RISK_RULES;
+none: no rules) and the tenant's live and shadow models from the model registry
+(risk.registry.ActiveModels, which notices a promotion within a second), or, for a tenant the
+registry holds no model for, the artefacts named by STRONGROOM_RISK_MODEL and
+STRONGROOM_RISK_SHADOW_MODEL. The live model's isolation forest is the anomaly scorer. A policy
+is rebuilt only when its models change. After each decision the live model's drift monitor
+counts the rows and their scores (risk.drift).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from strongroom.core.errors import InvalidRequest
+from strongroom.risk.artefact import ModelArtifact, from_bytes
+from strongroom.risk.decide import RiskPolicy
+from strongroom.risk.drift import DriftMonitor
+from strongroom.risk.model import Policy, RiskDecision
+from strongroom.risk.rules import RuleSet
+
+if TYPE_CHECKING:
+    from strongroom.risk.registry import ActiveModels
+
+NO_RULES_VERSION = "none"
+
+
+# The model's score thresholds of a deployment that names no rules file.
+DEFAULT_REVIEW_SCORE = 0.5
+DEFAULT_BLOCK_SCORE = 0.9
+
+
+def no_rules() -> RuleSet:
+    """The rule set of a deployment that names no rules file: no rules, the model's calibrated
+    score reviewed from DEFAULT_REVIEW_SCORE and blocked from DEFAULT_BLOCK_SCORE."""
+    document = {
+        "version": NO_RULES_VERSION,
+        "score": {"review": DEFAULT_REVIEW_SCORE, "block": DEFAULT_BLOCK_SCORE},
+        "rules": [],
+    }
+    return RuleSet.from_document(document)
+
+
+def checked_model(artefact: ModelArtifact, computed: Iterable[str], source: str) -> ModelArtifact:
+    """The artefact, if the feature engine computes every feature it reads; else a clear error
+    (a model trained on a file's own columns cannot score live payments)."""
+    missing = sorted(set(artefact.feature_names) - set(computed))
+    if missing:
+        raise InvalidRequest(
+            f"the model {artefact.version} ({source}) reads features the live feature engine "
+            f"does not compute: {', '.join(missing[:8])}; train it on the engine's features "
+            "(docs/risk-features.md)",
+            code="invalid_model_artefact",
+        )
+    return artefact
+
+
+def load_model(path: str | None, computed: Iterable[str]) -> ModelArtifact | None:
+    if path is None:
+        return None
+    return checked_model(ModelArtifact.load(Path(path)), computed, path)
+
+
+class _Observed:
+    """A policy whose decisions are counted by the live model's drift monitor."""
+
+    __slots__ = ("drift", "policy")
+
+    def __init__(self, policy: RiskPolicy, drift: DriftMonitor) -> None:
+        self.policy = policy
+        self.drift = drift
+
+    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]:
+        decisions = self.policy.decide(rows)
+        scores = [d.score for d in decisions]
+        if all(s is not None for s in scores):
+            self.drift.observe(rows, [s for s in scores if s is not None])
+        return decisions
+
+
+class TenantPolicies:
+    """`policies(tenant_id)`: the tenant's policy (the risk gate's `policy`)."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        computed: Iterable[str],
+        *,
+        active: ActiveModels[ModelArtifact] | None = None,
+        live: ModelArtifact | None = None,
+        shadow: ModelArtifact | None = None,
+    ) -> None:
+        self.computed = frozenset(computed)
+        rules.check(self.computed)  # a rule on a feature the engine lacks is refused at start
+        self.rules = rules
+        self.active = active
+        self.live = live
+        self.shadow = shadow
+        self._built: dict[str, tuple[tuple[int, int], RiskPolicy]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, raw: bytes) -> ModelArtifact:
+        """The registry's loader (ActiveModels' `load`): an artefact the engine can feed."""
+        artefact = from_bytes(raw)
+        return checked_model(artefact, self.computed, "the model registry")
+
+    def __call__(self, tenant_id: str) -> Policy:
+        active = self.active.get(tenant_id) if self.active is not None else None
+        live, shadow, drift = self.live, self.shadow, None
+        if active is not None and (active.live is not None or active.shadow is not None):
+            live = active.live.model if active.live is not None else None
+            shadow = active.shadow.model if active.shadow is not None else None
+            drift = active.drift
+        key = (id(live), id(shadow))
+        with self._lock:
+            built = self._built.get(tenant_id)
+            if built is None or built[0] != key:
+                anomaly = live.anomaly_scores if live is not None and live.anomaly else None
+                built = (key, RiskPolicy(self.rules, live, shadow, anomaly=anomaly))
+                self._built[tenant_id] = built
+        policy = built[1]
+        return policy if drift is None else _Observed(policy, drift)
