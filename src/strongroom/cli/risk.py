@@ -12,3 +12,5 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Fraud models and rules: train, evaluate, backtest, shadow and promote.",
 )
+
+from strongroom.cli import risk_handbook as _risk_handbook  # noqa: E402, F401 - registers `handbook`
