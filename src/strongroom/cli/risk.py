@@ -16,3 +16,4 @@ app = typer.Typer(
 from strongroom.cli import risk_backtest as _risk_backtest  # noqa: E402, F401 -- registers `risk backtest`
 from strongroom.cli import risk_models  # noqa: E402, F401 (registers `risk models` on app)
 from strongroom.cli import risk_train  # noqa: E402, F401 (registers train and evaluate on app)
+from strongroom.cli import risk_handbook as _risk_handbook  # noqa: E402, F401 - registers `handbook`
