@@ -12,8 +12,8 @@ import contextlib
 import gc
 import logging
 import sys
-from pathlib import Path
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request

@@ -13,7 +13,10 @@ app = typer.Typer(
     help="Fraud models and rules: train, evaluate, backtest, shadow and promote.",
 )
 
-from strongroom.cli import risk_backtest as _risk_backtest  # noqa: E402, F401 -- registers `risk backtest`
-from strongroom.cli import risk_models  # noqa: E402, F401 (registers `risk models` on app)
-from strongroom.cli import risk_train  # noqa: E402, F401 (registers train and evaluate on app)
-from strongroom.cli import risk_handbook as _risk_handbook  # noqa: E402, F401 - registers `handbook`
+# Each command's module registers itself on `app` (imported last: they import `app`).
+from strongroom.cli import (  # noqa: E402
+    risk_backtest,  # noqa: F401 -- `risk backtest`
+    risk_handbook,  # noqa: F401 -- `risk handbook`
+    risk_models,  # noqa: F401 -- `risk models ...`
+    risk_train,  # noqa: F401 -- `risk train`, `risk evaluate`
+)
