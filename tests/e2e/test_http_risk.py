@@ -56,7 +56,7 @@ def world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         sources.append(CountingSource())
         return sources[-1]
 
-    monkeypatch.setattr(runtime, "make_policy", lambda settings: policy)
+    monkeypatch.setattr(runtime, "make_policy", lambda settings, engine, **_: policy)
     monkeypatch.setattr(runtime, "make_feature_source", lambda settings: make_source)
     with running(db_url, risk=True, risk_budget_ms=30_000) as api:
         yield _world(api, policy, sources)

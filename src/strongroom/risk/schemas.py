@@ -26,6 +26,9 @@ class LabelCreate(BaseModel):
 class RiskDecisionOut(RiskOut):
     object: Literal["risk_decision"]
     transfer_id: str
+    features: dict[str, float] = Field(
+        description="The features the decision was made on (risk/features.py): numbers only"
+    )
     shadow_score: float | None
     shadow_version: str | None
     created_at: Timestamp

@@ -109,6 +109,7 @@ def decision_body(d: store.DecisionRow, contributions: list[dict[str, Any]]) -> 
         "model_version": d.model_version,
         "rules_version": d.rules_version,
         "contributions": contributions,
+        "features": d.features,
         "shadow_score": d.shadow_score,
         "shadow_version": d.shadow_version,
         "created_at": clock.format_us(d.created_at),

@@ -1,0 +1,178 @@
+"""The risk gate with real parts, through the HTTP app: the feature engine, a rules file, a
+LightGBM model trained by risk.trainer on the engine's own features (tests/support/
+risk_live.py), the case queue and labels. A payment is allowed with the model's score, blocked
+by a rule, or held for review with tree SHAP contributions; an analyst's decline voids it and
+labels it fraud, an approve posts it and labels it genuine. A rules file or a model that reads
+a feature the engine does not compute is refused when the app starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from strongroom import runtime
+from strongroom.risk.artefact import ModelArtifact
+from strongroom.settings import InvalidSettings, Settings
+from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
+from tests.support import risk_live
+
+RULES = """\
+version: "test-live-1"
+score:
+  review: 0.5
+  block: 0.99
+rules:
+  - id: huge_amount
+    when: {feature: amount, op: ">", value: 5000}
+    action: block
+    reason: over the single-payment ceiling
+  - id: large_to_new_payee
+    when:
+      all:
+        - {feature: new_payee, op: "==", value: 1}
+        - {feature: amount, op: ">=", value: 900}
+    action: review
+    reason: a large first payment to a payee
+"""
+
+
+@dataclass
+class World:
+    api: Api
+    alpha: Tenant
+    customer: str
+    analyst: str  # cases:write, risk:read
+    model: ModelArtifact
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return risk_live.trained(str(tmp_path_factory.mktemp("risk-model")))
+
+
+@pytest.fixture
+def rules_path(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def w(db_url: str, model_path: Path, rules_path: Path) -> Iterator[World]:
+    settings = {
+        "risk": True,
+        "risk_model": str(model_path),
+        "risk_rules": str(rules_path),
+        "risk_budget_ms": 30_000,
+    }
+    with running(db_url, **settings) as api:
+        alpha = seed_tenant(api, "alpha")
+        customer = api.ok("POST", "/v1/customers", 201, key=alpha.admin, json={"name": "Ada"})
+        tenancy = api.app.state.tenancy
+        analyst = tenancy.create_api_key("alpha", ["cases:write", "risk:read"])[1]
+        yield World(api, alpha, customer["id"], analyst, ModelArtifact.load(model_path))
+
+
+def _pay(w: World, minor: int, payee: str) -> Any:
+    body = {
+        "ledger_id": w.alpha.ledger,
+        "debit_account_id": w.alpha.bank,
+        "credit_account_id": w.alpha.alice,
+        "amount": minor,
+        "payment": {"customer_id": w.customer, "payee": payee, "channel": "card_not_present"},
+    }
+    return w.api.post("/v1/transfers", key=w.alpha.write, json=body)
+
+
+def _fraud_label(api: Api, transfer_id: str) -> Any:
+    with api.app.state.engine.connect() as conn:
+        query = sa.text("SELECT fraud FROM risk_events WHERE transfer_id = :t")
+        return conn.execute(query, {"t": transfer_id}).scalar_one()
+
+
+def _open_case(w: World, transfer_id: str) -> dict[str, Any]:
+    page = w.api.ok("GET", "/v1/cases?status=open", key=w.analyst)
+    found = [c for c in page["data"] if c["transfer_id"] == transfer_id]
+    assert len(found) == 1, page
+    return found[0]
+
+
+def test_an_allowed_payment_carries_the_models_score_and_versions(w: World) -> None:
+    allowed = _pay(w, 2_500, "pay_5")  # 25.00 to a payee of the customer's first payment
+    assert allowed.status_code == 201, allowed.text
+    assert allowed.json()["status"] == "posted"
+    decision = w.api.ok("GET", f"/v1/transfers/{allowed.json()['id']}/risk", key=w.analyst)
+    assert decision["verdict"] == "allow"
+    assert decision["model_version"] == w.model.version
+    assert decision["rules_version"].startswith("test-live-1:")
+    assert 0.0 <= decision["score"] < 0.5
+    assert decision["features"]["amount"] == 25.0
+    assert decision["features"]["new_payee"] == 1.0
+
+
+def test_a_rule_blocks_with_its_reason_and_nothing_posts(w: World) -> None:
+    blocked = _pay(w, 600_000, "pay_6")  # 6,000.00
+    assert (blocked.status_code, problem_code(blocked)) == (422, "risk_blocked")
+    assert "huge_amount" in blocked.json()["detail"]
+    listed = w.api.ok("GET", f"/v1/transfers?ledger_id={w.alpha.ledger}", key=w.alpha.read)
+    assert all(t["amount"] != 600_000 for t in listed["data"])
+
+
+def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> None:
+    held = _pay(w, 120_000, "pay_new_1")  # 1,200.00 to a new payee
+    assert held.status_code == 201, held.text
+    body = held.json()
+    assert (body["status"], body["risk"]["verdict"]) == ("pending", "review")
+    assert "large_to_new_payee" in [r["code"] for r in body["risk"]["reasons"]]
+    contributions = body["risk"]["contributions"]
+    assert contributions, "a review carries the model's tree SHAP contributions"
+    assert {c["feature"] for c in contributions} <= set(w.model.feature_names)
+    case = _open_case(w, body["id"])
+    assert case["kind"] == "risk_review"
+    w.api.ok("POST", f"/v1/cases/{case['id']}/decline", key=w.analyst, json={"reason": "stolen"})
+    transfer = w.api.ok("GET", f"/v1/transfers/{body['id']}", key=w.alpha.read)
+    assert transfer["status"] == "voided"
+    assert _fraud_label(w.api, body["id"]) in (True, 1)
+
+
+def test_an_approved_review_posts_and_labels_genuine(w: World) -> None:
+    held = _pay(w, 95_000, "pay_new_2")
+    assert held.status_code == 201, held.text
+    case = _open_case(w, held.json()["id"])
+    w.api.ok("POST", f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
+    transfer = w.api.ok("GET", f"/v1/transfers/{held.json()['id']}", key=w.alpha.read)
+    assert transfer["status"] == "posted"
+    assert _fraud_label(w.api, held.json()["id"]) in (False, 0)
+
+
+def test_rules_or_a_model_on_features_the_engine_lacks_are_refused_at_start(
+    tmp_path: Path, model_path: Path
+) -> None:
+    engine = sa.create_engine("sqlite://")
+    rules = tmp_path / "bad.yaml"
+    rules.write_text(RULES.replace("feature: new_payee", "feature: TX_AMOUNT"))
+    with pytest.raises(InvalidSettings, match="TX_AMOUNT"):
+        runtime.make_policy(Settings(risk=True, risk_rules=str(rules)), engine)
+    # The same model, its first feature renamed: trained on a file's own columns, say.
+    a = ModelArtifact.load(model_path)
+    renamed = (dataclasses.replace(a.features[0], name="TX_AMOUNT"), *a.features[1:])
+    foreign = ModelArtifact(
+        model_text=a.model_text,
+        features=renamed,
+        calibrator=a.calibrator,
+        anomaly=a.anomaly,
+        metrics=a.metrics,
+        training=a.training,
+        reference=a.reference,
+        created_at=a.created_at,
+    )
+    path = tmp_path / "foreign.json"
+    foreign.save(path)
+    with pytest.raises(InvalidSettings, match="TX_AMOUNT"):
+        runtime.make_policy(Settings(risk=True, risk_model=str(path)), engine)
