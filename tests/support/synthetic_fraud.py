@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import make_classification  # type: ignore[import-untyped]
+from sklearn.datasets import make_classification
 
 DAY_S = 86_400
 

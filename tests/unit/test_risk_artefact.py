@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
+from sklearn.ensemble import IsolationForest
 
 from strongroom.risk.artefact import ModelArtifact, ModelFileError
 from strongroom.risk.trainer import TrainResult, encode_frame, fit_anomaly, train

@@ -24,7 +24,7 @@ from typing import Any, Final
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit  # type: ignore[import-untyped]
+from scipy.special import expit
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.risk.model import Contribution

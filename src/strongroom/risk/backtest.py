@@ -29,7 +29,7 @@ from strongroom.risk.model import FeatureSource, PaymentEvent, RiskDecision, Sco
 from strongroom.risk.rules import RuleSet, RuleSetError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
+    import pandas as pd
 
 BACKTEST_ROWS_MAX: Final = 20_000_000
 BATCH_ROWS_DEFAULT: Final = 256  # a gate-sized batch: decisions do not depend on it
@@ -300,7 +300,7 @@ def _columns(path: Path) -> list[str]:
         raise BacktestError(f"{path.name}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs installed
+            import pyarrow.parquet as pq
 
             schema = pq.read_schema(path)
             rows = pq.ParquetFile(path).metadata.num_rows

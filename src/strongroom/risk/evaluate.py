@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
-from sklearn.metrics import (  # type: ignore[import-untyped]
+import pandas as pd
+from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     precision_recall_curve,

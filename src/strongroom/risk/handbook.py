@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
+import pandas as pd
 
 from strongroom.risk.features import HANDBOOK_FEATURES, LABEL_DELAY_DAYS, RETENTION_S, FeatureEngine
 from strongroom.risk.model import PaymentEvent
@@ -210,7 +210,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Train `fit` on each fold's training week (X: HANDBOOK_FEATURES columns, y: 0/1) and score
     its test week: per-fold and mean ROC AUC, average precision and card precision@100."""
-    from sklearn.metrics import (  # type: ignore[import-untyped]  # no stubs
+    from sklearn.metrics import (
         average_precision_score,
         roc_auc_score,
     )
@@ -306,7 +306,7 @@ def handbook_model(seed: int = 0) -> Fit:
 
     def fit(x: FloatArray, y: IntArray) -> Predict:
         import lightgbm
-        from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
+        from sklearn.ensemble import RandomForestClassifier
 
         rows = with_ratios(x)
         forest = RandomForestClassifier(n_estimators=100, max_depth=20, n_jobs=2, random_state=seed)

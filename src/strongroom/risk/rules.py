@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; its use is confined here
+import yaml
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.ledger.model import Verdict

@@ -24,10 +24,10 @@ from typing import Any, Final
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped]
-from scipy.special import expit  # type: ignore[import-untyped]
-from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]
-from sklearn.metrics import (  # type: ignore[import-untyped]
+import pandas as pd
+from scipy.special import expit
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     roc_auc_score,
