@@ -416,7 +416,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every decision is a leaf, an event and a label (case_labels: the risk domain's, later).
     labels = case_labels(settings, engine=engine)
     cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
-    risk = RiskService(engine, audit=audit, events=events)
+    # A decision read explains an allow with the model that made it, while it is loaded.
+    policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
+    explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)
+    risk = RiskService(engine, audit=audit, events=events, explain=explain)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(

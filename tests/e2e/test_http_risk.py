@@ -6,7 +6,6 @@ a batch without payments is untouched; a crash before the commit leaves nothing 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from strongroom import runtime
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.pipeline import CommittedBatch
-from strongroom.settings import InvalidSettings, Settings
+from strongroom.settings import Settings
 from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
 from tests.support.risk_fakes import AmountPolicy, CountingSource
 
@@ -381,11 +380,3 @@ def test_an_idempotent_replay_of_a_held_payment_answers_the_same_and_scores_noth
     assert first.json() == again.json()
     assert w.policy.calls == calls
     assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 1
-
-
-def test_risk_on_without_a_policy_module_names_what_is_missing(tmp_path: Any) -> None:
-    """runtime.make_policy is the lead's to replace at merge: until then it says so."""
-    if importlib.util.find_spec("strongroom.risk.decide") is not None:
-        pytest.skip("the risk policy is merged: runtime.make_policy builds it")
-    with pytest.raises(InvalidSettings, match=r"strongroom\.risk\.decide"):
-        runtime.make_policy(Settings(risk=True))

@@ -114,6 +114,9 @@ def test_an_allowed_payment_carries_the_models_score_and_versions(w: World) -> N
     assert 0.0 <= decision["score"] < 0.5
     assert decision["features"]["amount"] == 25.0
     assert decision["features"]["new_payee"] == 1.0
+    # An allow stored no explanation: it is computed when read, by the model that decided.
+    assert decision["contributions"]
+    assert {c["feature"] for c in decision["contributions"]} <= set(w.model.feature_names)
 
 
 def test_a_rule_blocks_with_its_reason_and_nothing_posts(w: World) -> None:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.risk.artefact import ModelArtifact, from_bytes
-from strongroom.risk.decide import RiskPolicy
+from strongroom.risk.decide import CONTRIBUTIONS_TOP, RiskPolicy
 from strongroom.risk.drift import DriftMonitor
-from strongroom.risk.model import Policy, RiskDecision
+from strongroom.risk.model import Contribution, Policy, RiskDecision
 from strongroom.risk.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -124,3 +124,17 @@ class TenantPolicies:
                 self._built[tenant_id] = built
         policy = built[1]
         return policy if drift is None else _Observed(policy, drift)
+
+    def explain(
+        self, tenant_id: str, version: str, row: Mapping[str, float]
+    ) -> list[Contribution]:
+        """The contributions of `row` under the model `version` of the tenant, if it is still
+        its live or shadow model (or a configured one); else none (risk.service.Explain)."""
+        active = self.active.get(tenant_id) if self.active is not None else None
+        loaded = [self.live, self.shadow]
+        if active is not None:
+            loaded += [x.model for x in (active.live, active.shadow) if x is not None]
+        for model in loaded:
+            if model is not None and model.version == version:
+                return model.explain([row], CONTRIBUTIONS_TOP)[0]
+        return []

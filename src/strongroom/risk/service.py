@@ -23,9 +23,10 @@ RISK_EVENT_TYPES: Final = (
 )
 CONTRIBUTIONS_TOP: Final = 5  # the contributions an explanation computed on read shows
 
-# Features by name -> the largest contributions (a Scorer's explain for one row), wired by the
-# composition root where a model is loaded; None: a decision read shows only what it stored.
-Explain = Callable[[Mapping[str, float]], Sequence[Contribution]]
+# (tenant, the decision's model version, its features by name) -> the largest contributions
+# (that model's explain of the row), wired by the composition root where models are loaded;
+# empty when that model is no longer loaded; None: a decision read shows only what it stored.
+Explain = Callable[[str, str, Mapping[str, float]], Sequence[Contribution]]
 
 
 class RiskService:
@@ -67,10 +68,13 @@ class RiskService:
         contributions = found.contributions
         if contributions is None:
             contributions = []
-            if self.explain is not None and found.features:
+            version = found.model_version
+            if self.explain is not None and found.features and version is not None:
                 contributions = [
                     {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                    for c in list(self.explain(found.features))[:CONTRIBUTIONS_TOP]
+                    for c in list(self.explain(tenant_id, version, found.features))[
+                        :CONTRIBUTIONS_TOP
+                    ]
                 ]
         return decision_body(found, contributions)
 
