@@ -7,11 +7,12 @@ RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: install run demo test check lint format typecheck bench bench-quick openapi clean
 
-# `make run` installs what serving needs; every other target adds the dev and bench extras.
+# `make run` installs what serving needs (risk scoring included); every other target adds the
+# dev and bench extras.
 $(RUN_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[risk]'
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
@@ -24,7 +25,7 @@ PORT ?= 8000
 
 run: $(RUN_STAMP)
 	$(BIN)/strongroom db upgrade
-	$(BIN)/strongroom serve --dev-key --port $(PORT)
+	$(BIN)/strongroom serve --dev-key --risk --port $(PORT)
 
 demo: $(RUN_STAMP)
 	$(BIN)/strongroom demo

@@ -218,11 +218,11 @@ def make_policy(
     rules file or a model that reads a feature the engine does not compute is refused here, at
     start, with a one-line error."""
     from strongroom.risk.features import ALL_FEATURES
-    from strongroom.risk.policies import TenantPolicies, load_model, no_rules
+    from strongroom.risk.policies import TenantPolicies, load_model, starter_rules
     from strongroom.risk.rules import RuleSet, RuleSetError
 
     try:
-        rules = RuleSet.load(Path(settings.risk_rules)) if settings.risk_rules else no_rules()
+        rules = RuleSet.load(Path(settings.risk_rules)) if settings.risk_rules else starter_rules()
         live = load_model(settings.risk_model, ALL_FEATURES)
         shadow = load_model(settings.risk_shadow_model, ALL_FEATURES)
         policies = TenantPolicies(rules, ALL_FEATURES, live=live, shadow=shadow)
@@ -244,6 +244,20 @@ def make_policy(
         ),
     )
     return policies
+
+
+def check_risk(settings: Settings, engine: Engine) -> None:
+    """What `serve --risk` checks before it starts: the risk extra is installed, and the rules
+    file and models load and read only features the engine computes (InvalidSettings, one
+    line, otherwise)."""
+    try:
+        make_policy(settings, engine)
+        make_feature_source(settings)
+    except ModuleNotFoundError as exc:
+        raise InvalidSettings(
+            f"STRONGROOM_RISK is on, but the risk extra is not installed ({exc.name} is "
+            "missing): pip install 'strongroom[risk]' (`make run` installs it)"
+        ) from None
 
 
 def make_feature_source(settings: Settings) -> Callable[[], FeatureSource]:

@@ -56,6 +56,14 @@ def serve(
             "while it is valid on this database, else a new one (kept there, mode 0600)",
         ),
     ] = False,
+    risk: Annotated[
+        bool,
+        typer.Option(
+            "--risk",
+            help="score payments for fraud (STRONGROOM_RISK=true; docs/risk.md): needs the "
+            "risk extra, which `make run` installs",
+        ),
+    ] = False,
     database_url: DbOption = None,
 ) -> None:
     """Serve the HTTP API (uvicorn). The schema must be current: `strongroom db upgrade`.
@@ -64,9 +72,17 @@ def serve(
 
     if database_url:
         os.environ["STRONGROOM_DATABASE_URL"] = database_url
+    if risk:  # read by every worker's settings
+        os.environ["STRONGROOM_RISK"] = "true"
     # Checked here too so that the message comes before any worker starts.
     engine, settings = open_engine(None, schema="current")
-    engine.dispose()
+    try:
+        if settings.risk:  # a bad rules file or model, or a missing extra: one line, now
+            from strongroom.runtime import check_risk
+
+            check_risk(settings, engine)
+    finally:
+        engine.dispose()
     # The keys too: made here on a fresh deployment (the leaf keys.created), once, before
     # the workers open them; never over existing data (one line naming the restore command).
     from strongroom.cli.keys import key_service

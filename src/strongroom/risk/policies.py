@@ -1,7 +1,7 @@
 """Each tenant's risk policy, as the risk gate asks for it (the composition of risk/).
 
 A tenant's policy is a RiskPolicy (risk.decide) of the rules file's set (STRONGROOM_RISK_RULES;
-none: no rules) and the tenant's live and shadow models from the model registry
+none: the package's starter set, starter_rules.yaml) and the tenant's live and shadow models from the model registry
 (risk.registry.ActiveModels, which notices a promotion within a second), or, for a tenant the
 registry holds no model for, the artefacts named by STRONGROOM_RISK_MODEL and
 STRONGROOM_RISK_SHADOW_MODEL. The live model's isolation forest is the anomaly scorer. A policy
@@ -12,6 +12,7 @@ counts the rows and their scores (risk.drift).
 from __future__ import annotations
 
 import threading
+from importlib import resources
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,23 +27,17 @@ from strongroom.risk.rules import RuleSet
 if TYPE_CHECKING:
     from strongroom.risk.registry import ActiveModels
 
-NO_RULES_VERSION = "none"
 
 
-# The model's score thresholds of a deployment that names no rules file.
-DEFAULT_REVIEW_SCORE = 0.5
-DEFAULT_BLOCK_SCORE = 0.9
+STARTER_RULES = "starter_rules.yaml"  # beside this module, in the package
 
 
-def no_rules() -> RuleSet:
-    """The rule set of a deployment that names no rules file: no rules, the model's calibrated
-    score reviewed from DEFAULT_REVIEW_SCORE and blocked from DEFAULT_BLOCK_SCORE."""
-    document = {
-        "version": NO_RULES_VERSION,
-        "score": {"review": DEFAULT_REVIEW_SCORE, "block": DEFAULT_BLOCK_SCORE},
-        "rules": [],
-    }
-    return RuleSet.from_document(document)
+def starter_rules() -> RuleSet:
+    """The rule set of a deployment that names no rules file (STRONGROOM_RISK_RULES): the
+    package's conservative starter set (card-testing bursts blocked, a large first payment to
+    a payee reviewed; the model's score reviewed from 0.5, blocked from 0.9)."""
+    text = resources.files("strongroom.risk").joinpath(STARTER_RULES).read_text(encoding="utf-8")
+    return RuleSet.parse(text)
 
 
 def checked_model(artefact: ModelArtifact, computed: Iterable[str], source: str) -> ModelArtifact:
