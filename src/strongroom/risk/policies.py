@@ -1,9 +1,10 @@
 """Each tenant's risk policy, as the risk gate asks for it (the composition of risk/).
 
 A tenant's policy is a RiskPolicy (risk.decide) of the rules file's set (STRONGROOM_RISK_RULES;
-none: the package's starter set, starter_rules.yaml) and the tenant's live and shadow models from the model registry
-(risk.registry.ActiveModels, which notices a promotion within a second), or, for a tenant the
-registry holds no model for, the artefacts named by STRONGROOM_RISK_MODEL and
+none: the package's starter set, starter_rules.yaml) and the tenant's live and shadow models
+from the model registry (risk.registry.ActiveModels, which notices a promotion within a
+second), or, for a tenant the registry holds no model for, the artefacts named by
+STRONGROOM_RISK_MODEL and
 STRONGROOM_RISK_SHADOW_MODEL. The live model's isolation forest is the anomaly scorer. A policy
 is rebuilt only when its models change. After each decision the live model's drift monitor
 counts the rows and their scores (risk.drift).
@@ -26,7 +27,6 @@ from strongroom.risk.rules import RuleSet
 
 if TYPE_CHECKING:
     from strongroom.risk.registry import ActiveModels
-
 
 
 STARTER_RULES = "starter_rules.yaml"  # beside this module, in the package
@@ -120,9 +120,7 @@ class TenantPolicies:
         policy = built[1]
         return policy if drift is None else _Observed(policy, drift)
 
-    def explain(
-        self, tenant_id: str, version: str, row: Mapping[str, float]
-    ) -> list[Contribution]:
+    def explain(self, tenant_id: str, version: str, row: Mapping[str, float]) -> list[Contribution]:
         """The contributions of `row` under the model `version` of the tenant, if it is still
         its live or shadow model (or a configured one); else none (risk.service.Explain)."""
         active = self.active.get(tenant_id) if self.active is not None else None
