@@ -13,8 +13,8 @@ counts the rows and their scores (risk.drift).
 from __future__ import annotations
 
 import threading
-from importlib import resources
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
