@@ -16,6 +16,7 @@ app = typer.Typer(
 # Each command's module registers itself on `app` (imported last: they import `app`).
 from strongroom.cli import (  # noqa: E402
     risk_backtest,  # noqa: F401 -- `risk backtest`
+    risk_export,  # noqa: F401 -- `risk export`
     risk_handbook,  # noqa: F401 -- `risk handbook`
     risk_models,  # noqa: F401 -- `risk models ...`
     risk_train,  # noqa: F401 -- `risk train`, `risk evaluate`

@@ -234,8 +234,6 @@ def backtest_file(
             f"(missing: {', '.join(sorted(needed - set(columns)))}) nor a raw payment history "
             f"(missing: {', '.join(missing_raw)})"
         )
-    if label is None and LABEL_COLUMN_DEFAULT in columns:
-        label = LABEL_COLUMN_DEFAULT
     engine = (engine_factory or _feature_engine)()
     try:
         rules.check(engine.names)
@@ -245,11 +243,10 @@ def backtest_file(
         ) from None
     if model is not None and (unknown := sorted(set(model.feature_names) - set(engine.names))):
         raise BacktestError(f"the model reads features the engine lacks: {', '.join(unknown)}")
-    wanted = [*RAW_COLUMNS_REQUIRED, *(c for c in RAW_COLUMNS_OPTIONAL if c in columns)]
-    frame = _read(path, [*wanted, *([label] if label else [])], text=wanted)
-    frame = _time_ordered(frame, path.name)
+    history = read_raw_history(path, label, columns=columns)
+    frame, label = history.frame, history.label
     labels = _labels(frame, label) if label else None
-    events = _raw_rows(frame, engine, labels)
+    events = raw_feature_rows(frame, engine, labels)
     return backtest_rows(
         policy,
         events,
@@ -260,6 +257,43 @@ def backtest_file(
         report=report,
         sink=sink,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RawHistory:
+    """A raw payment history as read: `frame` in time order (stable: ties keep the file's
+    order), `time` in seconds since the epoch; `label` names its label column, if any."""
+
+    frame: pd.DataFrame
+    label: str | None
+
+
+def is_raw_history(columns: Iterable[str]) -> bool:
+    """The file holds a raw payment history's required columns."""
+    return set(RAW_COLUMNS_REQUIRED) <= set(columns)
+
+
+def history_columns(path: Path) -> list[str]:
+    """A CSV or Parquet file's column names (its rows counted against BACKTEST_ROWS_MAX)."""
+    return _columns(path)
+
+
+def read_raw_history(
+    path: Path, label: str | None = None, *, columns: Sequence[str] | None = None
+) -> RawHistory:
+    """Reads a raw payment history (the raw columns, and `label`, by default the column
+    LABEL_COLUMN_DEFAULT when there is one), checked and put in time order."""
+    columns = _columns(path) if columns is None else columns
+    missing = [c for c in RAW_COLUMNS_REQUIRED if c not in columns]
+    if missing:
+        raise BacktestError(f"{path.name}: not a raw payment history (missing: {', '.join(missing)})")
+    if label is None and LABEL_COLUMN_DEFAULT in columns:
+        label = LABEL_COLUMN_DEFAULT
+    if label is not None and label not in columns:
+        raise BacktestError(f"{path.name}: no label column {label!r}")
+    wanted = [*RAW_COLUMNS_REQUIRED, *(c for c in RAW_COLUMNS_OPTIONAL if c in columns)]
+    frame = _read(path, [*wanted, *([label] if label else [])], text=wanted)
+    return RawHistory(_time_ordered(frame, path.name), label)
 
 
 def load_model(path: Path) -> Scorer:
@@ -392,11 +426,12 @@ def _time_ordered(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return ordered.sort_values("time", kind="stable").reset_index(drop=True)
 
 
-def _raw_rows(
+def raw_feature_rows(
     frame: pd.DataFrame, engine: FeatureSource, labels: Sequence[bool] | None
 ) -> Iterator[dict[str, float]]:
-    """Each payment's features before it is observed (as the gate sees it), then observed with
-    its label (the engine applies its own label delay)."""
+    """Each payment of a time-ordered raw history (RawHistory.frame): its features before it
+    is observed, by the gate's own call (`engine.features`), then observed with its label (the
+    engine applies its own label delay)."""
     columns = {c: frame[c].tolist() for c in frame.columns}
     optional = [c for c in RAW_COLUMNS_OPTIONAL if c in columns]
     for i in range(len(frame)):
@@ -426,8 +461,13 @@ __all__ = [
     "BacktestError",
     "BacktestReport",
     "Hits",
+    "RawHistory",
     "backtest_file",
     "backtest_rows",
+    "history_columns",
+    "is_raw_history",
     "load_model",
+    "raw_feature_rows",
+    "read_raw_history",
     "replay",
 ]

@@ -299,3 +299,22 @@ def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionR
         shadow_version=r[10],
         created_at=int(r[11]),
     )
+
+
+def history_page(
+    uow: UnitOfWork, tenant_id: str, since_us: int, after: tuple[int, int] | None, limit: int
+) -> list[EventRow]:
+    """The tenant's events at or after `since_us`, in (at_us, seq) order, the first `limit`
+    after the key `after` (at_us, seq): a keyset page of `strongroom risk export`, by the
+    (tenant_id, at_us) index."""
+    assert limit >= 1
+    where, params = "tenant_id = ? AND at_us >= ?", [tenant_id, since_us]
+    if after is not None:
+        where += " AND (at_us > ? OR (at_us = ? AND seq > ?))"
+        params += [after[0], after[0], after[1]]
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"SELECT {_EVENT_COLS} FROM risk_events WHERE {where} ORDER BY at_us, seq LIMIT ?"),
+        (*params, limit),
+    )
+    return [_event(r) for r in cur.fetchall()]

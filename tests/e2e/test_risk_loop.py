@@ -1,0 +1,201 @@
+"""The training loop from the ledger's own history to a live model, on SQLite and PostgreSQL
+(docs/risk-training.md): payments posted through the HTTP app with risk scoring on (the real
+feature engine and a rules file), some labelled through POST /v1/risk/labels; `strongroom risk
+export`; `strongroom risk train` on the export (the feature engine's replay of it);
+`strongroom risk models register` and `promote`; the next payments are scored by that model.
+And no skew: the features the gate recorded for each payment equal, exactly, those the
+training replay computes for it from the export (CSV and Parquet)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from strongroom.cli import app as cli_app
+from strongroom.risk.features import ALL_FEATURES
+from strongroom.risk.artefact import ModelArtifact
+from strongroom.risk.history import engine_features
+from strongroom.risk.policies import checked_model
+from tests.e2e.http_support import Api, Tenant, running, seed_tenant
+
+RULES = """\
+version: "loop-1"
+score: {review: 0.5, block: 0.9}
+rules:
+  - id: huge_amount
+    when: {feature: amount, op: ">", value: 1000000}
+    action: block
+    reason: above any payment of this test
+"""
+PAYMENTS = 240  # before the model: the training history
+FRAUD_EVERY = 6  # every sixth payment is a fraud: 40, enough for the trainer's folds
+CUSTOMERS = 5
+PROMOTION_WAIT_S = 30.0  # a running server sees a promotion within about a second
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    settings = {"risk": True, "risk_rules": str(rules), "risk_budget_ms": 30_000}
+    with running(db_url, keyring_path=str(tmp_path / "keyring.json"), **settings) as api:
+        yield api
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(cli_app, list(args))
+    assert result.exit_code == 0, (args, result.output)
+    return result.stdout
+
+
+def pay(api: Api, t: Tenant, customer: str, i: int, fraud: bool) -> str:
+    """A genuine payment is small, to one of a few shops, from the customer's phone; a fraud
+    is large, to one shop, from another device, online."""
+    payment = (
+        {"payee": "shop-fence", "device": "dev-emulator", "channel": "card_not_present"}
+        if fraud
+        else {"payee": f"shop-{i % 4}", "device": f"dev-{customer}", "channel": "card_present"}
+    )
+    body = {
+        "ledger_id": t.ledger,
+        "debit_account_id": t.bank,
+        "credit_account_id": t.alice,
+        "amount": 90_000 + 37 * i if fraud else 1_000 + 13 * (i % 50),
+        "payment": {"customer_id": customer, "ip": f"198.51.100.{i % 7}", **payment},
+    }
+    answer = api.ok("POST", "/v1/transfers", 201, key=t.write, json=body)
+    assert answer["status"] == "posted", answer
+    return str(answer["id"])
+
+
+def recorded_features(api: Api) -> dict[str, dict[str, float]]:
+    with api.app.state.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT transfer_id, features FROM risk_decisions"))
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def replayed_features(path: Path) -> dict[str, dict[str, float]]:
+    table = engine_features(path)
+    return {
+        row["id"]: {name: row[name] for name in ALL_FEATURES}
+        for row in table.to_dict(orient="records")
+    }
+
+
+def test_the_ledger_history_trains_the_live_model_without_skew(
+    api: Api, db_url: str, tmp_path: Path
+) -> None:
+    t = seed_tenant(api, "alpha")
+    customers = [
+        api.ok("POST", "/v1/customers", 201, key=t.admin, json={"name": f"c{n}"})["id"]
+        for n in range(CUSTOMERS)
+    ]
+    risk_key = api.app.state.tenancy.create_api_key("alpha", ["risk:read", "risk:write"])[1]
+    ids, frauds = [], set()
+    for i in range(PAYMENTS):
+        fraud = i % FRAUD_EVERY == FRAUD_EVERY - 1
+        ids.append(pay(api, t, customers[i % CUSTOMERS], i, fraud))
+        if fraud:
+            frauds.add(ids[-1])
+    # Chargebacks, and an analyst's word that two payments were genuine.
+    for transfer_id in [*sorted(frauds), ids[0], ids[1]]:
+        api.ok(
+            "POST",
+            "/v1/risk/labels",
+            201,
+            key=risk_key,
+            json={"transfer_id": transfer_id, "fraud": transfer_id in frauds},
+        )
+    first = api.ok("GET", f"/v1/transfers/{ids[0]}/risk", key=risk_key)
+    assert (first["verdict"], first["model_version"], first["score"]) == ("allow", None, None)
+
+    # The export: with the default label delay the payments nobody labelled are too recent to
+    # count as genuine (blank); with no delay they are genuine.
+    db = ("--database-url", db_url, "--tenant", "alpha")
+    pending = json.loads(cli("risk", "export", "--out", str(tmp_path / "p.csv"), *db, "--json"))
+    assert (pending["rows"], pending["frauds"], pending["genuine"]) == (PAYMENTS, len(frauds), 2)
+    assert pending["unlabelled"] == PAYMENTS - len(frauds) - 2
+    history = tmp_path / "history.parquet"
+    flat = tmp_path / "history.csv"
+    for path in (history, flat):
+        summary = json.loads(
+            cli("risk", "export", "--out", str(path), *db, "--label-delay-days", "0", "--json")
+        )
+        assert (summary["rows"], summary["frauds"]) == (PAYMENTS, len(frauds))
+        assert summary["unlabelled"] == 0
+    text = flat.read_text()
+    assert text.splitlines()[0] == "id,time,customer,amount,payee,device,ip,channel,label"
+    for clear in ("shop-fence", "dev-emulator", "198.51.100."):
+        assert clear not in text  # payees, devices and IPs are keyed hashes
+    # Training reads the recent unlabelled payments (their neighbours' features need them)
+    # but does not train on them.
+    assert len(engine_features(tmp_path / "p.csv")) == len(frauds) + 2
+
+    trained = json.loads(
+        cli("risk", "train", "--data", str(history), "--label", "label", "--budget-s", "5",
+            "--out", str(tmp_path / "model.json"), "--json")
+    )  # fmt: skip
+    assert trained["holdout"]["positives"] >= 1
+    registered = json.loads(
+        cli("risk", "models", "register", str(tmp_path / "model.json"), *db, "--json")
+    )
+    version = registered["version"]
+    assert version == trained["model_version"]
+    assert registered["created"] is True
+    model = ModelArtifact.load(tmp_path / "model.json")
+    assert checked_model(model, ALL_FEATURES, "the export") is model  # usable live
+    assert set(model.feature_names) == set(ALL_FEATURES)
+    assert cli("risk", "models", "promote", version, *db) == f"{version}: live\n"
+
+    # The next payments are scored by the promoted model (seen within about a second).
+    deadline = time.monotonic() + PROMOTION_WAIT_S
+    decision: dict[str, Any] = {}
+    i = PAYMENTS
+    while decision.get("model_version") != version:
+        assert time.monotonic() < deadline, decision
+        transfer_id = pay(api, t, customers[i % CUSTOMERS], i, fraud=False)
+        decision = api.ok("GET", f"/v1/transfers/{transfer_id}/risk", key=risk_key)
+        i += 1
+        time.sleep(0.05)
+    genuine_score = decision["score"]
+    assert isinstance(genuine_score, float) and 0.0 <= genuine_score <= 1.0
+
+    # No skew: what the gate recorded for every payment, before the model and after, is what
+    # the training replay computes from the export, float for float.
+    for path in (history, flat):
+        cli("risk", "export", "--out", str(path), *db, "--label-delay-days", "0")
+    recorded = recorded_features(api)
+    assert len(recorded) == i
+    for path in (history, flat):
+        replayed = replayed_features(path)
+        assert set(replayed) == set(recorded)
+        for transfer_id, features in recorded.items():
+            assert set(features) == set(ALL_FEATURES)
+            assert all(math.isfinite(v) for v in features.values())
+            assert replayed[transfer_id] == features, (path.name, transfer_id)
+
+    # A payment like the frauds scores higher than the genuine one: held or blocked.
+    body = {
+        "ledger_id": t.ledger,
+        "debit_account_id": t.bank,
+        "credit_account_id": t.alice,
+        "amount": 95_000,
+        "payment": {"customer_id": customers[0], "payee": "shop-fence", "device": "dev-emulator",
+                    "channel": "card_not_present", "ip": "198.51.100.3"},
+    }  # fmt: skip
+    answer = api.post("/v1/transfers", key=t.write, json=body)
+    assert answer.status_code in (201, 422), answer.text
+    with api.app.state.engine.connect() as conn:
+        score, model_version = conn.execute(
+            sa.text("SELECT score, model_version FROM risk_decisions ORDER BY created_at DESC")
+        ).first()
+    assert model_version == version
+    assert score > genuine_score
