@@ -20,8 +20,11 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from strongroom.cli import app as cli_app
-from strongroom.risk.features import ALL_FEATURES
+from strongroom.core.clock import MonotonicClock
+from strongroom.core.clock import now_us as real_now_us
 from strongroom.risk.artefact import ModelArtifact
+from strongroom.risk.features import ALL_FEATURES
+from strongroom.risk.gate import GATE_NAME
 from strongroom.risk.history import engine_features
 from strongroom.risk.policies import checked_model
 from tests.e2e.http_support import Api, Tenant, running, seed_tenant
@@ -38,6 +41,9 @@ rules:
 PAYMENTS = 240  # before the model: the training history
 FRAUD_EVERY = 6  # every sixth payment is a fraud: 40, enough for the trainer's folds
 CUSTOMERS = 5
+HISTORY_DAYS = 20  # the first payment's age
+STEP_US = 97 * 60 * 1_000_000  # between two payments: 240 of them span about 16 days
+DAY_US = 86_400 * 1_000_000
 PROMOTION_WAIT_S = 30.0  # a running server sees a promotion within about a second
 
 
@@ -76,6 +82,36 @@ def pay(api: Api, t: Tenant, customer: str, i: int, fraud: bool) -> str:
     return str(answer["id"])
 
 
+class ManualClock(MonotonicClock):
+    """A clock the test moves by hand."""
+
+    def __init__(self, start_us: int) -> None:
+        super().__init__()
+        self.t = start_us
+
+    def now_us(self) -> int:
+        return self.t
+
+    def advance(self, us: int) -> None:
+        self.t += us
+
+
+def travel(api: Api, start_us: int) -> ManualClock:
+    """The ledger's clock and the risk gate's, one clock the test moves: payments spread over
+    weeks, so every window and the payee risk's label delay come into play."""
+    clock = ManualClock(start_us)
+    ledger = api.app.state.ledger
+    ledger.clock = clock
+    (gate,) = [g for g in ledger._gates.gates if g.name == GATE_NAME]
+    gate.now_us = clock.now_us
+    return clock
+
+
+def label(api: Api, key: str, transfer_id: str, *, fraud: bool) -> None:
+    body = {"transfer_id": transfer_id, "fraud": fraud}
+    api.ok("POST", "/v1/risk/labels", 201, key=key, json=body)
+
+
 def recorded_features(api: Api) -> dict[str, dict[str, float]]:
     with api.app.state.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT transfer_id, features FROM risk_decisions"))
@@ -99,30 +135,35 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
         for n in range(CUSTOMERS)
     ]
     risk_key = api.app.state.tenancy.create_api_key("alpha", ["risk:read", "risk:write"])[1]
-    ids, frauds = [], set()
+    clock = travel(api, real_now_us() - HISTORY_DAYS * DAY_US)
+    ids, frauds, times = [], set(), []
     for i in range(PAYMENTS):
+        clock.advance(STEP_US)
         fraud = i % FRAUD_EVERY == FRAUD_EVERY - 1
         ids.append(pay(api, t, customers[i % CUSTOMERS], i, fraud))
-        if fraud:
+        times.append(clock.t)
+        if fraud:  # a chargeback, within the label delay: the next payments' payee risk sees it
             frauds.add(ids[-1])
-    # Chargebacks, and an analyst's word that two payments were genuine.
-    for transfer_id in [*sorted(frauds), ids[0], ids[1]]:
-        api.ok(
-            "POST",
-            "/v1/risk/labels",
-            201,
-            key=risk_key,
-            json={"transfer_id": transfer_id, "fraud": transfer_id in frauds},
-        )
+            label(api, risk_key, ids[-1], fraud=True)
+    # An analyst's word that two payments were genuine.
+    label(api, risk_key, ids[0], fraud=False)
+    label(api, risk_key, ids[1], fraud=False)
     first = api.ok("GET", f"/v1/transfers/{ids[0]}/risk", key=risk_key)
     assert (first["verdict"], first["model_version"], first["score"]) == ("allow", None, None)
+    recorded = recorded_features(api)
+    assert recorded[ids[5]]["payee_risk_7d"] == 0.0  # the shop's first fraud: nothing known
+    assert recorded[ids[-1]]["payee_risk_7d"] == 1.0  # its frauds, labelled, past the delay
 
     # The export: with the default label delay the payments nobody labelled are too recent to
     # count as genuine (blank); with no delay they are genuine.
     db = ("--database-url", db_url, "--tenant", "alpha")
     pending = json.loads(cli("risk", "export", "--out", str(tmp_path / "p.csv"), *db, "--json"))
-    assert (pending["rows"], pending["frauds"], pending["genuine"]) == (PAYMENTS, len(frauds), 2)
-    assert pending["unlabelled"] == PAYMENTS - len(frauds) - 2
+    cutoff_us = real_now_us() - 7 * DAY_US
+    recent = {x for x, at_us in zip(ids, times, strict=True) if at_us > cutoff_us} - frauds
+    assert (pending["rows"], pending["frauds"]) == (PAYMENTS, len(frauds))
+    assert (pending["genuine"], pending["unlabelled"]) == (PAYMENTS - len(frauds) - len(recent),
+                                                           len(recent))  # fmt: skip
+    assert 0 < len(recent) < PAYMENTS - len(frauds)
     history = tmp_path / "history.parquet"
     flat = tmp_path / "history.csv"
     for path in (history, flat):
@@ -137,7 +178,10 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
         assert clear not in text  # payees, devices and IPs are keyed hashes
     # Training reads the recent unlabelled payments (their neighbours' features need them)
     # but does not train on them.
-    assert len(engine_features(tmp_path / "p.csv")) == len(frauds) + 2
+    labelled = replayed_features(tmp_path / "p.csv")
+    assert set(labelled) == set(ids) - recent
+    recorded = recorded_features(api)
+    assert all(recorded[transfer_id] == labelled[transfer_id] for transfer_id in labelled)
 
     trained = json.loads(
         cli("risk", "train", "--data", str(history), "--label", "label", "--budget-s", "5",
@@ -161,12 +205,14 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
     i = PAYMENTS
     while decision.get("model_version") != version:
         assert time.monotonic() < deadline, decision
+        clock.advance(STEP_US)
         transfer_id = pay(api, t, customers[i % CUSTOMERS], i, fraud=False)
         decision = api.ok("GET", f"/v1/transfers/{transfer_id}/risk", key=risk_key)
         i += 1
         time.sleep(0.05)
     genuine_score = decision["score"]
-    assert isinstance(genuine_score, float) and 0.0 <= genuine_score <= 1.0
+    assert isinstance(genuine_score, float)
+    assert 0.0 <= genuine_score <= 1.0
 
     # No skew: what the gate recorded for every payment, before the model and after, is what
     # the training replay computes from the export, float for float.
@@ -191,6 +237,7 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
         "payment": {"customer_id": customers[0], "payee": "shop-fence", "device": "dev-emulator",
                     "channel": "card_not_present", "ip": "198.51.100.3"},
     }  # fmt: skip
+    clock.advance(STEP_US)
     answer = api.post("/v1/transfers", key=t.write, json=body)
     assert answer.status_code in (201, 422), answer.text
     with api.app.state.engine.connect() as conn:

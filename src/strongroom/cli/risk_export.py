@@ -50,7 +50,9 @@ def export_command(
         try:
             since_us = clock.parse_timestamp(since)
         except ValueError:
-            raise InvalidRequest(f"--since {since!r} is not a date or time", param="since") from None
+            raise InvalidRequest(
+                f"--since {since!r} is not a date or time", param="since"
+            ) from None
     engine, _settings = open_engine(database_url)
     try:
         tenant_id = DEFAULT_TENANT_ID

@@ -286,7 +286,9 @@ def read_raw_history(
     columns = _columns(path) if columns is None else columns
     missing = [c for c in RAW_COLUMNS_REQUIRED if c not in columns]
     if missing:
-        raise BacktestError(f"{path.name}: not a raw payment history (missing: {', '.join(missing)})")
+        raise BacktestError(
+            f"{path.name}: not a raw payment history (missing: {', '.join(missing)})"
+        )
     if label is None and LABEL_COLUMN_DEFAULT in columns:
         label = LABEL_COLUMN_DEFAULT
     if label is not None and label not in columns:

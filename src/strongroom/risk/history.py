@@ -38,8 +38,8 @@ from strongroom.risk.backtest import (
     raw_feature_rows,
     read_raw_history,
 )
-from strongroom.risk.featurestore import event_of_row
 from strongroom.risk.features import ALL_FEATURES, LABEL_DELAY_DAYS, FeatureEngine
+from strongroom.risk.featurestore import event_of_row
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
@@ -154,7 +154,7 @@ def export_history(
     first: float | None = None
     last: float | None = None
     try:
-        with _writer(partial, suffix) as write:
+        with _Writer(partial, suffix) as write:
             for chunk in chunks:
                 rows += len(chunk)
                 if rows > EXPORT_ROWS_MAX:
@@ -186,7 +186,7 @@ def _suffix(out: Path) -> str:
     raise HistoryError(f"{out.name}: write .csv or .parquet ({', '.join(EXPORT_SUFFIXES)})")
 
 
-class _writer:  # noqa: N801 -- used as a context manager, like open()
+class _Writer:
     """Appends chunks of rows to a CSV or Parquet file."""
 
     def __init__(self, path: Path, suffix: str) -> None:

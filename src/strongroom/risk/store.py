@@ -314,7 +314,9 @@ def history_page(
         params += [after[0], after[0], after[1]]
     cur = uow.cursor()
     cur.execute(
-        sql(uow, f"SELECT {_EVENT_COLS} FROM risk_events WHERE {where} ORDER BY at_us, seq LIMIT ?"),
+        sql(
+            uow, f"SELECT {_EVENT_COLS} FROM risk_events WHERE {where} ORDER BY at_us, seq LIMIT ?"
+        ),
         (*params, limit),
     )
     return [_event(r) for r in cur.fetchall()]
