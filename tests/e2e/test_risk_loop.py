@@ -44,6 +44,7 @@ CUSTOMERS = 5
 HISTORY_DAYS = 20  # the first payment's age
 STEP_US = 97 * 60 * 1_000_000  # between two payments: 240 of them span about 16 days
 DAY_US = 86_400 * 1_000_000
+COMMIT_LAG_US = 1_500  # the commit comes after the scoring
 PROMOTION_WAIT_S = 30.0  # a running server sees a promotion within about a second
 
 
@@ -96,12 +97,25 @@ class ManualClock(MonotonicClock):
         self.t += us
 
 
+class Lagging(MonotonicClock):
+    """Another clock's time, `lag_us` later."""
+
+    def __init__(self, clock: ManualClock, lag_us: int) -> None:
+        super().__init__()
+        self.clock = clock
+        self.lag_us = lag_us
+
+    def now_us(self) -> int:
+        return self.clock.t + self.lag_us
+
+
 def travel(api: Api, start_us: int) -> ManualClock:
-    """The ledger's clock and the risk gate's, one clock the test moves: payments spread over
-    weeks, so every window and the payee risk's label delay come into play."""
+    """The risk gate's clock and the ledger's, moved by the test: payments spread over weeks,
+    so every window and the payee risk's label delay come into play. The ledger commits
+    COMMIT_LAG_US after the gate scored, as it does a moment later in life."""
     clock = ManualClock(start_us)
     ledger = api.app.state.ledger
-    ledger.clock = clock
+    ledger.clock = Lagging(clock, COMMIT_LAG_US)
     (gate,) = [g for g in ledger._gates.gates if g.name == GATE_NAME]
     gate.now_us = clock.now_us
     return clock
@@ -116,6 +130,11 @@ def recorded_features(api: Api) -> dict[str, dict[str, float]]:
     with api.app.state.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT transfer_id, features FROM risk_decisions"))
         return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def replayed_times(path: Path) -> dict[str, float]:
+    table = engine_features(path)
+    return dict(zip(table["id"], table["time"], strict=True))
 
 
 def replayed_features(path: Path) -> dict[str, dict[str, float]]:
@@ -172,6 +191,9 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
         )
         assert (summary["rows"], summary["frauds"]) == (PAYMENTS, len(frauds))
         assert summary["unlabelled"] == 0
+    # Each payment's time is when the gate computed its features, not the later commit's.
+    exported = replayed_times(flat)
+    assert [exported[x] for x in ids] == [at_us / 1_000_000 for at_us in times]
     text = flat.read_text()
     assert text.splitlines()[0] == "id,time,customer,amount,payee,device,ip,channel,label"
     for clear in ("shop-fence", "dev-emulator", "198.51.100."):

@@ -55,6 +55,9 @@ class Scored:
 
     tenant_id: str
     decision: RiskDecision
+    # When the payment's features were computed (the gate's clock): its risk event's time, so
+    # that a replay of the recorded events computes the same features (risk/history.py).
+    at_us: int | None = None
     answer_key = "risk"  # ledger.pipeline.DecisionDetail
 
     def answer(self) -> dict[str, object]:
@@ -214,7 +217,7 @@ class RiskGate:
         for (i, tenant_id), row, decision in zip(order, rows, decisions, strict=True):
             if not decision.features:
                 decision = _with_features(decision, row)
-            scored = Scored(tenant_id, decision)
+            scored = Scored(tenant_id, decision, now_us)
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:
                 blocked.append(decision_row(batch[i].id, scored, now_us))

@@ -13,7 +13,10 @@
 Labels: 1 fraud, 0 genuine. A payment nobody labelled counts as genuine once it is older than
 the label delay (as card schemes' chargeback windows do: no chargeback by then, none coming);
 a newer one has a blank label: it is replayed (its neighbours' features need it) but not
-trained on. pandas and pyarrow are imported inside the functions that need them.
+trained on. An export `--since` a date starts WARM_DAYS earlier (the longest window and the
+label delay, what the gate's engine retains), those rows with blank labels, so that every
+labelled row's features are computed from the history the gate had. pandas and pyarrow are
+imported inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from strongroom.risk.backtest import (
     read_raw_history,
 )
 from strongroom.risk.features import ALL_FEATURES, LABEL_DELAY_DAYS, FeatureEngine
-from strongroom.risk.featurestore import event_of_row
+from strongroom.risk.featurestore import WARM_DAYS, event_of_row
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
@@ -70,7 +73,7 @@ class ExportSummary:
     rows: int
     frauds: int  # labelled fraud
     genuine: int  # labelled genuine, or unlabelled and older than the label delay
-    unlabelled: int  # newer than the label delay and unlabelled: blank, not trained on
+    unlabelled: int  # blank, not trained on: too recent and unlabelled, or the warm-up
     first_time: str | None  # the first and last payments' times, ISO 8601
     last_time: str | None
 
@@ -99,22 +102,27 @@ def history_rows(
     chunk_rows: int = EXPORT_CHUNK_ROWS,
 ) -> Iterator[list[Row]]:
     """The tenant's payments from `since_us` on, in (time, seq) order, a chunk at a time,
-    each chunk read in a short transaction of its own (keyset pages: nothing held open)."""
+    each chunk read in a short transaction of its own (keyset pages: nothing held open).
+    From `since_us` > 0, the WARM_DAYS before it come first with blank labels (a warm-up:
+    replayed, so the later payments' windows are full, as the gate's were, never trained on)."""
     assert 0 <= label_delay_days <= LABEL_DELAY_DAYS_MAX
     assert chunk_rows >= 1
     cutoff_us = (clock.now_us() if now_us is None else now_us) - label_delay_days * _DAY_US
+    start_us = max(0, since_us - WARM_DAYS * _DAY_US) if since_us > 0 else 0
     after: tuple[int, int] | None = None
     while True:
         with UnitOfWork(engine, write=False) as uow:
-            page = store.history_page(uow, tenant_id, since_us, after, chunk_rows)
+            page = store.history_page(uow, tenant_id, start_us, after, chunk_rows)
         if not page:
             return
         rows: list[Row] = []
         for event_row in page:
             # The values the feature store feeds the engine: the same floats, bit for bit.
             e = event_of_row(event_row)
-            if event_row.fraud is not None:
-                label: int | None = int(event_row.fraud)
+            if event_row.at_us < since_us:
+                label: int | None = None  # the warm-up
+            elif event_row.fraud is not None:
+                label = int(event_row.fraud)
             else:
                 label = 0 if event_row.at_us <= cutoff_us else None
             rows.append((e.event_id, e.at_s, e.customer, e.amount, e.payee, e.device, e.ip,

@@ -67,12 +67,17 @@ class RiskSink:
             first = store.draw_seqs(uow, tenant_id, len(items))
             for offset, c in enumerate(items):
                 payee, device, ip = keyed(c.payment, tenant_id, self.hasher)
+                tid = c.transfer_id
+                scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
+                # The time its features were computed at, when scored: a replay then computes
+                # what the gate did (the commit comes a moment later).
+                at_us = batch.at_us if scored is None or scored.at_us is None else scored.at_us
                 events.append(
                     store.EventRow(
                         tenant_id=tenant_id,
                         seq=first + offset,
                         transfer_id=c.transfer_id,
-                        at_us=batch.at_us,
+                        at_us=at_us,
                         amount=c.amount,
                         scale=c.scale,
                         customer_id=c.payment.customer_id,
@@ -82,8 +87,6 @@ class RiskSink:
                         ip=ip,
                     )
                 )
-                tid = c.transfer_id
-                scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
                 if scored is not None:
                     decisions.append(
                         decision_row(tid, Scored(tenant_id, scored.decision), batch.at_us)
