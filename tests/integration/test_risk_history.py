@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -121,7 +121,8 @@ def test_the_export_is_the_events_in_time_order_as_the_engine_reads_them(
         assert row["customer"] == event.customer
         assert (None if pd.isna(row["payee"]) else row["payee"]) == event.payee
         assert (None if pd.isna(row["channel"]) else row["channel"]) == event.channel
-        assert pd.isna(row["device"]) and pd.isna(row["ip"])
+        assert pd.isna(row["device"])
+        assert pd.isna(row["ip"])
     assert frame.loc[frame["id"] == "tr_5", "amount"].item() == 1.23456789
     labels = dict(zip(frame["id"], frame["label"], strict=True))
     assert labels == {"tr_5": 0, "tr_1": 0, "tr_2": 0, "tr_3": 1, "tr_4": 0, "tr_7": 0, "tr_6": 1}
@@ -161,7 +162,7 @@ def test_an_export_since_a_date_starts_with_an_unlabelled_warm_up(
 def test_a_failed_export_writes_nothing(
     engine: Engine, history: list[store.EventRow], out_dir: Path
 ) -> None:
-    with pytest.raises(HistoryError, match="write .csv or .parquet"):
+    with pytest.raises(HistoryError, match=r"write \.csv or \.parquet"):
         export_history(engine, "ten_a", out_dir / "h.json")
     with pytest.raises(HistoryError, match="no such folder"):
         export_history(engine, "ten_a", out_dir / "missing" / "h.csv")

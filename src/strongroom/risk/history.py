@@ -45,7 +45,7 @@ from strongroom.risk.features import ALL_FEATURES, LABEL_DELAY_DAYS, FeatureEngi
 from strongroom.risk.featurestore import WARM_DAYS, event_of_row
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
+    import pandas as pd
 
 EXPORT_CHUNK_ROWS: Final = 10_000  # rows read, and written, at once: memory stays bounded
 EXPORT_ROWS_MAX: Final = BACKTEST_ROWS_MAX  # what the backtest and the training can read
@@ -214,8 +214,8 @@ class _Writer:
                 writer.writerows([_csv_cell(v) for v in row] for row in chunk)
 
             return write_csv
-        import pyarrow as pa  # type: ignore[import-untyped]  # no stubs installed
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         text, number = pa.string(), pa.float64()
         schema = pa.schema(
