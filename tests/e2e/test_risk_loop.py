@@ -33,10 +33,10 @@ RULES = """\
 version: "loop-1"
 score: {review: 0.5, block: 0.9}
 rules:
-  - id: huge_amount
-    when: {feature: amount, op: ">", value: 1000000}
+  - id: card_testing
+    when: {feature: customer_count_1h, op: ">", value: 1000}
     action: block
-    reason: above any payment of this test
+    reason: more payments in an hour than any customer of this test makes
 """
 PAYMENTS = 240  # before the model: the training history
 FRAUD_EVERY = 6  # every sixth payment is a fraud: 40, enough for the trainer's folds
@@ -191,6 +191,13 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
         )
         assert (summary["rows"], summary["frauds"]) == (PAYMENTS, len(frauds))
         assert summary["unlabelled"] == 0
+    # The backtest reads the export as it is.
+    backtest = json.loads(
+        cli("risk", "backtest", str(tmp_path / "rules.yaml"), "--data", str(history), "--json")
+    )
+    assert (backtest["data"], backtest["rows"], backtest["positives"]) == (
+        "raw", PAYMENTS, len(frauds),
+    )  # fmt: skip
     # Each payment's time is when the gate computed its features, not the later commit's.
     exported = replayed_times(flat)
     assert [exported[x] for x in ids] == [at_us / 1_000_000 for at_us in times]

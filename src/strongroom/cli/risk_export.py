@@ -29,7 +29,11 @@ def export_command(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Payments from this date or time on (ISO 8601, UTC)."),
+        typer.Option(
+            "--since",
+            help="Payments from this date or time on (ISO 8601, UTC), after a 37-day "
+            "unlabelled warm-up.",
+        ),
     ] = None,
     label_delay_days: Annotated[
         int,
