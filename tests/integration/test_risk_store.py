@@ -115,6 +115,48 @@ def test_two_stores_on_one_database_see_the_same_rows(engine: Engine) -> None:
     assert one[0].labels == two[0].labels == {"tr_1": False}
 
 
+def test_a_number_not_drawn_from_the_counter_cannot_freeze_the_tail(engine: Engine) -> None:
+    """A row numbered far past the tenant's counter (a hand edit) is not read: read, it would
+    move the store's `after` past every later real row, and the features would stop moving."""
+    sources: list[CountingSource] = []
+    features = _store(engine, sources)
+    _write(engine, "ten_a", ["tr_1"], NOW_US, "cus_1")
+    assert features.sync("ten_a") == 1
+    forged = store.EventRow(
+        "ten_a", 10**15, "tr_forged", NOW_US, 1, 2, "cus_1", None, None, None, None
+    )
+    with UnitOfWork(engine) as uow:
+        store.insert_events(uow, [forged])
+        uow.commit()
+    _write(engine, "ten_a", ["tr_2", "tr_3"], NOW_US, "cus_1")
+    assert features.sync("ten_a") == 2
+    _write(engine, "ten_a", ["tr_4"], NOW_US, "cus_1")
+    (row,) = features.features("ten_a", [PaymentEvent("tr_5", NOW_US / 1e6, 1.0, "cus_1")])
+    assert row["customer_count"] == 4
+    assert [e.event_id for e in sources[-1].observed] == ["tr_1", "tr_2", "tr_3", "tr_4"]
+
+
+def test_a_warm_start_that_fails_half_way_is_retried_from_nothing(engine: Engine) -> None:
+    _write(engine, "ten_a", ["tr_1"], NOW_US - DAY_US, "cus_1")
+    with UnitOfWork(engine) as uow:  # a damaged row: 10^400 is past a float
+        seq = store.draw_seqs(uow, "ten_a", 1)
+        damaged = store.EventRow(
+            "ten_a", seq, "tr_bad", NOW_US - DAY_US, 1, 400, "cus_1", None, None, None, None
+        )
+        store.insert_events(uow, [damaged])
+        uow.commit()
+    sources: list[CountingSource] = []
+    features = _store(engine, sources)
+    with pytest.raises(OverflowError):
+        features.sync("ten_a")
+    with UnitOfWork(engine) as uow:
+        uow.cursor().execute("UPDATE risk_events SET scale = 2 WHERE transfer_id = 'tr_bad'")
+        uow.commit()
+    assert features.sync("ten_a") == 2
+    (row,) = features.features("ten_a", [PaymentEvent("tr_2", NOW_US / 1e6, 1.0, "cus_1")])
+    assert row["customer_count"] == 2  # tr_1 once, not once per attempt
+
+
 class _Features:
     def __init__(self) -> None:
         self.source = CountingSource()
