@@ -238,6 +238,50 @@ def test_allowed_decisions_reach_the_sinks_but_not_the_audited_decisions() -> No
     assert set(outcome.blocked) == {3}
 
 
+class _Clock:
+    """A monotonic clock that moves `step_s` at every reading."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now_s = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now_s += self.step_s
+        return self.now_s
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_gate_past_its_budget_records_no_blocked_decision(fail: bool) -> None:
+    """The runner dropped the answer of a gate past its budget (the batch got gate_unavailable):
+    the gate's own blocks, or its fail-closed blocks, are not recorded against it."""
+    recorded: list[list[str]] = []
+
+    def gate_with(clock: _Clock) -> RiskGate:
+        policy = AmountPolicy()
+        policy.fail = fail
+        return RiskGate(
+            policy,
+            _Features(),
+            lambda ids: dict.fromkeys(ids, ("ten_a", 2)),
+            lambda tenant, purpose, value: b"\x00" * 32,
+            record_blocked=lambda rows: recorded.append([r.transfer_id for r in rows]),
+            monotonic=clock,
+        )
+
+    batch = [NewTransfer("tr_9", "ldg_1", "acc_a", "acc_b", 5_000_000, payment=Payment("cus_1"))]
+    within = gate_with(_Clock(0.0))
+    (answer,) = within.decide(batch, None)
+    assert answer is not None
+    assert answer.verdict is Verdict.BLOCK
+    assert recorded == [["tr_9"]]
+    late = gate_with(_Clock(1.0))  # each reading a second later: past the 50 ms budget
+    (answer,) = late.decide(batch, None)
+    assert answer is not None
+    assert answer.verdict is Verdict.BLOCK  # the runner drops it
+    assert recorded == [["tr_9"]]
+    assert late.unrecorded == 1
+
+
 def test_only_a_plain_transfer_may_be_a_payment() -> None:
     from strongroom.core.errors import InvalidRequest
     from strongroom.ledger.model import validate_transfer
