@@ -115,6 +115,48 @@ def test_two_stores_on_one_database_see_the_same_rows(engine: Engine) -> None:
     assert one[0].labels == two[0].labels == {"tr_1": False}
 
 
+def test_a_number_not_drawn_from_the_counter_cannot_freeze_the_tail(engine: Engine) -> None:
+    """A row numbered far past the tenant's counter (a hand edit) is not read: read, it would
+    move the store's `after` past every later real row, and the features would stop moving."""
+    sources: list[CountingSource] = []
+    features = _store(engine, sources)
+    _write(engine, "ten_a", ["tr_1"], NOW_US, "cus_1")
+    assert features.sync("ten_a") == 1
+    forged = store.EventRow(
+        "ten_a", 10**15, "tr_forged", NOW_US, 1, 2, "cus_1", None, None, None, None
+    )
+    with UnitOfWork(engine) as uow:
+        store.insert_events(uow, [forged])
+        uow.commit()
+    _write(engine, "ten_a", ["tr_2", "tr_3"], NOW_US, "cus_1")
+    assert features.sync("ten_a") == 2
+    _write(engine, "ten_a", ["tr_4"], NOW_US, "cus_1")
+    (row,) = features.features("ten_a", [PaymentEvent("tr_5", NOW_US / 1e6, 1.0, "cus_1")])
+    assert row["customer_count"] == 4
+    assert [e.event_id for e in sources[-1].observed] == ["tr_1", "tr_2", "tr_3", "tr_4"]
+
+
+def test_a_warm_start_that_fails_half_way_is_retried_from_nothing(engine: Engine) -> None:
+    _write(engine, "ten_a", ["tr_1"], NOW_US - DAY_US, "cus_1")
+    with UnitOfWork(engine) as uow:  # a damaged row: 10^400 is past a float
+        seq = store.draw_seqs(uow, "ten_a", 1)
+        damaged = store.EventRow(
+            "ten_a", seq, "tr_bad", NOW_US - DAY_US, 1, 400, "cus_1", None, None, None, None
+        )
+        store.insert_events(uow, [damaged])
+        uow.commit()
+    sources: list[CountingSource] = []
+    features = _store(engine, sources)
+    with pytest.raises(OverflowError):
+        features.sync("ten_a")
+    with UnitOfWork(engine) as uow:
+        uow.cursor().execute("UPDATE risk_events SET scale = 2 WHERE transfer_id = 'tr_bad'")
+        uow.commit()
+    assert features.sync("ten_a") == 2
+    (row,) = features.features("ten_a", [PaymentEvent("tr_2", NOW_US / 1e6, 1.0, "cus_1")])
+    assert row["customer_count"] == 2  # tr_1 once, not once per attempt
+
+
 class _Features:
     def __init__(self) -> None:
         self.source = CountingSource()
@@ -194,6 +236,50 @@ def test_allowed_decisions_reach_the_sinks_but_not_the_audited_decisions() -> No
     }
     assert set(outcome.held) == {2}
     assert set(outcome.blocked) == {3}
+
+
+class _Clock:
+    """A monotonic clock that moves `step_s` at every reading."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now_s = 0.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now_s += self.step_s
+        return self.now_s
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_gate_past_its_budget_records_no_blocked_decision(fail: bool) -> None:
+    """The runner dropped the answer of a gate past its budget (the batch got gate_unavailable):
+    the gate's own blocks, or its fail-closed blocks, are not recorded against it."""
+    recorded: list[list[str]] = []
+
+    def gate_with(clock: _Clock) -> RiskGate:
+        policy = AmountPolicy()
+        policy.fail = fail
+        return RiskGate(
+            policy,
+            _Features(),
+            lambda ids: dict.fromkeys(ids, ("ten_a", 2)),
+            lambda tenant, purpose, value: b"\x00" * 32,
+            record_blocked=lambda rows: recorded.append([r.transfer_id for r in rows]),
+            monotonic=clock,
+        )
+
+    batch = [NewTransfer("tr_9", "ldg_1", "acc_a", "acc_b", 5_000_000, payment=Payment("cus_1"))]
+    within = gate_with(_Clock(0.0))
+    (answer,) = within.decide(batch, None)
+    assert answer is not None
+    assert answer.verdict is Verdict.BLOCK
+    assert recorded == [["tr_9"]]
+    late = gate_with(_Clock(1.0))  # each reading a second later: past the 50 ms budget
+    (answer,) = late.decide(batch, None)
+    assert answer is not None
+    assert answer.verdict is Verdict.BLOCK  # the runner drops it
+    assert recorded == [["tr_9"]]
+    assert late.unrecorded == 1
 
 
 def test_only_a_plain_transfer_may_be_a_payment() -> None:

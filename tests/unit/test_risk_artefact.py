@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from strongroom.risk.artefact import ModelArtifact, ModelFileError
+from strongroom.risk.artefact import ModelArtifact, ModelFileError, from_bytes
 from strongroom.risk.trainer import TrainResult, encode_frame, fit_anomaly, train
 from tests.support.synthetic_fraud import synthetic_fraud
 
@@ -80,6 +80,11 @@ def test_a_changed_file_is_refused(
         ModelArtifact.load(path)
     with pytest.raises(ModelFileError, match="no model file"):
         ModelArtifact.load(tmp_path / "absent.json")
+    path.write_text('{"format": ' + "[" * 200_000 + "]" * 200_000 + "}")  # past the stack
+    with pytest.raises(ModelFileError, match="not JSON"):
+        ModelArtifact.load(path)
+    with pytest.raises(ModelFileError, match="not JSON"):
+        from_bytes(path.read_bytes())
 
 
 def test_explanations_sum_to_the_margin(trained: tuple[TrainResult, pd.DataFrame]) -> None:

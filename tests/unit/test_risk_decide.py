@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from strongroom.ledger.model import Verdict
-from strongroom.risk.decide import CONTRIBUTIONS_TOP, RiskPolicy
+from strongroom.risk.decide import CONTRIBUTIONS_TOP, NonFiniteScoreError, RiskPolicy
 from strongroom.risk.model import Contribution, Policy, RiskDecision
 from strongroom.risk.rules import RuleSet
 
@@ -178,6 +178,29 @@ def test_a_failing_shadow_changes_nothing(caplog: pytest.LogCaptureFixture) -> N
 def test_a_failing_live_model_propagates_for_the_gate_to_fail_safe() -> None:
     with pytest.raises(RuntimeError, match="model down"):
         RiskPolicy(RULES, FakeScorer(fail=True)).decide([{"p": 0.1}])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_live_score_is_a_failure_not_an_allow(bad: float) -> None:
+    # NaN compares false with every threshold: taken as a score it would allow silently.
+    with pytest.raises(NonFiniteScoreError, match="model m1"):
+        RiskPolicy(RULES, FakeScorer()).decide([{"p": 0.1}, {"p": bad}])
+
+
+def test_a_non_finite_anomaly_score_is_a_failure() -> None:
+    def anomaly(rows: Sequence[Mapping[str, float]]) -> list[float]:
+        return [float("nan")] * len(rows)
+
+    with pytest.raises(NonFiniteScoreError, match="anomaly"):
+        RiskPolicy(RULES, None, anomaly=anomaly).decide([{"a": 1.0}])
+
+
+def test_a_non_finite_shadow_score_is_recorded_as_none(caplog: pytest.LogCaptureFixture) -> None:
+    rows = [{"p": 0.6, "shadow_p": float("nan")}, {"p": 0.1, "shadow_p": 0.3}]
+    decisions = RiskPolicy(RULES, FakeScorer(), shadow=FakeScorer("m2", "shadow_p")).decide(rows)
+    assert [d.shadow_score for d in decisions] == [None, 0.3]
+    assert [d.verdict for d in decisions] == [Verdict.REVIEW, Verdict.ALLOW]
+    assert "shadow model m2 answered non-finite scores" in caplog.text
 
 
 def test_the_anomaly_score_reviews_unless_an_allow_rule_hits() -> None:

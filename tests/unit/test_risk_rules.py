@@ -304,6 +304,16 @@ def errors_of_text(text: str) -> tuple[str, ...]:
     return caught.value.errors
 
 
+def test_a_file_nested_past_the_parsers_stack_is_refused_not_crashed() -> None:
+    deep = 20_000
+    yaml_text = "version: v\nrules:\n  - id: r\n    action: review\n    reason: r\n    when: "
+    yaml_text += "{not: " * deep + '{feature: x, op: ">", value: 1}' + "}" * deep + "\n"
+    assert errors_of_text(yaml_text) == ("nested too deeply to read",)
+    json_text = '{"version": "v", "rules": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    with pytest.raises(RuleSetError, match="nested too deeply"):
+        RuleSet.parse(json_text, json_only=True)
+
+
 def test_yaml_and_json_syntax_errors_and_duplicate_keys() -> None:
     assert "not YAML" in errors_of_text("version: [1\n")[0]
     duplicate = "version: v\nversion: w\nrules: []\n"

@@ -454,7 +454,7 @@ class ModelArtifact:
             raise ModelFileError(f"the model file is larger than {ARTEFACT_BYTES_MAX} bytes")
         try:
             data = json.loads(path.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ModelFileError(f"{path} is not a model file (not JSON)") from None
         return cls.from_json(data)
 
@@ -511,7 +511,7 @@ def from_bytes(raw: bytes) -> ModelArtifact:
         raise ModelFileError(f"the model file is larger than {ARTEFACT_BYTES_MAX} bytes")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nesting
         raise ModelFileError("not a model file (not JSON)") from None
     return ModelArtifact.from_json(data)
 

@@ -15,6 +15,10 @@ How the verdict is made, for each row:
    through; to exempt a population from a block rule, narrow that rule's condition).
 4. The shadow model, if any, is scored with one call for the batch and recorded beside the
    decision; it acts on nothing, and its failure only logs.
+5. A live model or anomaly score that is not a finite number (a damaged artefact: NaN leaves)
+   is a failure of the policy, never a low score: NaN compares false with every threshold and
+   would allow the payment silently, so `decide` raises and the gate fails safe as
+   STRONGROOM_RISK_FAIL says. A shadow's non-finite score is recorded as none.
 
 Pure and deterministic: the same rows give the same decisions, whatever the batch they come in
 (given a model whose score of a row does not depend on the other rows of the call).
@@ -23,6 +27,7 @@ Pure and deterministic: the same rows give the same decisions, whatever the batc
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
@@ -145,6 +150,7 @@ class RiskPolicy:
             return None
         scores = [float(s) for s in self.model.score(rows)]
         assert len(scores) == len(rows), "one score per row"
+        _require_finite(scores, f"model {self.model.version}")
         return scores
 
     def _shadow_scores(self, rows: Sequence[Mapping[str, float]]) -> list[float | None] | None:
@@ -161,6 +167,9 @@ class RiskPolicy:
             )
             return [None] * len(rows)
         assert len(scores) == len(rows), "one shadow score per row"
+        if not all(math.isfinite(s) for s in scores if s is not None):
+            log.warning("shadow model %s answered non-finite scores", self.shadow.version)
+            scores = [s if s is not None and math.isfinite(s) else None for s in scores]
         return scores
 
     def _anomalies(self, rows: Sequence[Mapping[str, float]]) -> list[float] | None:
@@ -168,7 +177,17 @@ class RiskPolicy:
             return None
         anomalies = [float(s) for s in self.anomaly(rows)]
         assert len(anomalies) == len(rows), "one anomaly score per row"
+        _require_finite(anomalies, "the anomaly detector")
         return anomalies
 
 
-__all__ = ["CONTRIBUTIONS_TOP", "AnomalyScorer", "RiskPolicy"]
+class NonFiniteScoreError(ValueError):
+    """A scorer answered NaN or an infinity: the policy cannot decide (the gate fails safe)."""
+
+
+def _require_finite(scores: Sequence[float], what: str) -> None:
+    if not all(math.isfinite(s) for s in scores):
+        raise NonFiniteScoreError(f"{what} answered a score that is not a finite number")
+
+
+__all__ = ["CONTRIBUTIONS_TOP", "AnomalyScorer", "NonFiniteScoreError", "RiskPolicy"]

@@ -42,8 +42,8 @@ def event_of_row(row: store.EventRow) -> PaymentEvent:
 
 
 class _Tenant:
-    def __init__(self, source: FeatureSource) -> None:
-        self.source = source
+    def __init__(self) -> None:
+        self.source: FeatureSource | None = None  # set by the warm start
         self.after = -1  # the last counter value applied; -1: not warm yet
         self.lock = threading.Lock()
 
@@ -72,7 +72,7 @@ class FeatureStore:
         with self._lock:
             found = self._tenants.get(tenant_id)
             if found is None:
-                found = self._tenants[tenant_id] = _Tenant(self.make_source())
+                found = self._tenants[tenant_id] = _Tenant()
             return found
 
     def features(self, tenant_id: str, events: Sequence[PaymentEvent]) -> list[dict[str, float]]:
@@ -80,6 +80,7 @@ class FeatureStore:
         tenant = self._tenant(tenant_id)
         with tenant.lock:
             self._sync(tenant_id, tenant)
+            assert tenant.source is not None, "warm after a sync"
             return tenant.source.features(events)
 
     def sync(self, tenant_id: str) -> int:
@@ -95,11 +96,16 @@ class FeatureStore:
                 last = store.last_seq(uow, tenant_id)
                 since = self.now_us() - WARM_DAYS * _DAY_US
                 rows = store.recent_events(uow, tenant_id, since, last, self.warm_rows_max)
+                # Into a fresh source, kept only once every row is in: a warm start that fails
+                # half-way (a damaged row) is retried from nothing, never on top of its half.
+                source = self.make_source()
                 for row in rows:
-                    tenant.source.observe(event_of_row(row))
+                    source.observe(event_of_row(row))
+                tenant.source = source
                 tenant.after = last
                 return len(rows)
             changes = store.tail(uow, tenant_id, tenant.after, self.tail_rows_max)
+        assert tenant.source is not None, "warm before a tail"
         for change in changes:
             if isinstance(change, store.EventRow):
                 tenant.source.observe(event_of_row(change))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -122,6 +123,7 @@ class RiskGate:
         record_blocked: RecordBlocked | None = None,
         now_us: Callable[[], int] = clock.now_us,
         on_unscored: Callable[[str, int], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         assert budget_ms > 0
         # One policy for every tenant, or each tenant's own (risk.policies.TenantPolicies:
@@ -140,6 +142,10 @@ class RiskGate:
         self.record_blocked = record_blocked
         self.now_us = now_us
         self.on_unscored = on_unscored
+        self.monotonic = monotonic
+        # Blocked decisions not recorded because the gate ran past its budget (the runner had
+        # dropped its answer and answered gate_unavailable or the fail policy's verdict).
+        self.unrecorded = 0
         self._known: dict[str, tuple[str, int]] = {}  # account -> (tenant, scale): immutable
         self._lock = threading.Lock()
         # Payments that could not be scored, by what they got (closed, open, review).
@@ -155,10 +161,11 @@ class RiskGate:
         ]
         if not wanted:
             return out
+        started_s = self.monotonic()
         try:
-            self._decide(batch, wanted, out)
+            self._decide(batch, wanted, out, started_s)
         except Exception as exc:
-            self._failed(batch, wanted, out, exc)
+            self._failed(batch, wanted, out, exc, started_s)
         return out
 
     def _payers(self, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
@@ -175,7 +182,11 @@ class RiskGate:
         return found
 
     def _decide(
-        self, batch: Sequence[NewTransfer], wanted: list[int], out: list[GateDecision | None]
+        self,
+        batch: Sequence[NewTransfer],
+        wanted: list[int],
+        out: list[GateDecision | None],
+        started_s: float,
     ) -> None:
         now_us = self.now_us()
         payers = {i: payer(batch[i]) for i in wanted}
@@ -221,7 +232,7 @@ class RiskGate:
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:
                 blocked.append(decision_row(batch[i].id, scored, now_us))
-        self._record(blocked)
+        self._record(blocked, started_s)
 
     def _failed(
         self,
@@ -229,6 +240,7 @@ class RiskGate:
         wanted: list[int],
         out: list[GateDecision | None],
         exc: Exception,
+        started_s: float,
     ) -> None:
         self.failures[self.fail.value] += len(wanted)
         if self.on_unscored is not None:
@@ -262,10 +274,22 @@ class RiskGate:
             out[i] = GateDecision(GATE_NAME, verdict, code, detail=scored)
             if verdict is Verdict.BLOCK and found is not None:
                 blocked.append(decision_row(batch[i].id, scored, now_us))
-        self._record(blocked)
+        self._record(blocked, started_s)
 
-    def _record(self, blocked: list[store.DecisionRow]) -> None:
+    def _record(self, blocked: list[store.DecisionRow], started_s: float) -> None:
         if not blocked or self.record_blocked is None:
+            return
+        if self.monotonic() - started_s > self.budget_ms / 1000:
+            # Past the budget the runner (which started its clock before this call began) has
+            # dropped this answer: the payments got gate_unavailable or the fail policy's
+            # verdict, not these decisions. Recorded, they would contradict the answer given,
+            # and a refused batch of 8,190 payments would write 8,190 rows for nothing.
+            self.unrecorded += len(blocked)
+            _log.warning(
+                "risk gate: over its budget of %d ms; %d blocked decisions not recorded",
+                self.budget_ms,
+                len(blocked),
+            )
             return
         try:
             self.record_blocked(blocked)

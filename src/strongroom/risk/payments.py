@@ -32,6 +32,19 @@ def major(amount: int, scale: int) -> float:
     return amount / float(10**scale)
 
 
+def canonical_ip(text: str) -> str:
+    """One spelling per address: the compressed form, an IPv4-mapped IPv6 address
+    (`::ffff:192.0.2.1`, a dual-stack socket's view of an IPv4 client) as its IPv4 address, and
+    without an IPv6 zone (`%eth0` names an interface of the host that saw it, not the payer)."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped.compressed
+        if address.scope_id is not None:
+            address = ipaddress.IPv6Address(text.split("%", 1)[0])
+    return address.compressed
+
+
 def keyed(payment: Payment, tenant_id: str, hasher: Hasher) -> tuple[str | None, ...]:
     """(payee, device, ip) as stored: keyed hashes (hex), the IP in its canonical text first
     so that two spellings of one address match."""
@@ -39,9 +52,7 @@ def keyed(payment: Payment, tenant_id: str, hasher: Hasher) -> tuple[str | None,
     def mac(purpose: str, value: str | None) -> str | None:
         return None if value is None else hasher(tenant_id, purpose, value.encode()).hex()
 
-    ip = payment.ip
-    if ip is not None:
-        ip = ipaddress.ip_address(ip).compressed
+    ip = None if payment.ip is None else canonical_ip(payment.ip)
     return (
         mac(PAYEE_PURPOSE, payment.payee),
         mac(DEVICE_PURPOSE, payment.device),

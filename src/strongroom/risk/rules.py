@@ -131,6 +131,8 @@ class RuleSet:
             document = json.loads(text) if json_only else yaml.load(text, Loader=_StrictLoader)  # noqa: S506 -- a SafeLoader subclass
         except json.JSONDecodeError as exc:
             raise RuleSetError([f"not JSON: {exc.msg} at line {exc.lineno}"]) from None
+        except RecursionError:  # a hostile file: deeper than the parser's stack (the bound is 8)
+            raise RuleSetError(["nested too deeply to read"]) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -159,21 +159,27 @@ def recent_events(
     return rows
 
 
+_LAST = "(SELECT last_seq FROM risk_tails WHERE tenant_id = ?)"
+
+
 def tail(uow: UnitOfWork, tenant_id: str, after: int, limit: int) -> list[EventRow | LabelRow]:
-    """What the tenant's rows gained after counter value `after`: new events (by seq) and new
-    labels (by label_seq), at most `limit` of each, in counter order. One statement, each half
-    by an index (the primary key, risk_events_label)."""
+    """What the tenant's rows gained after counter value `after`, up to its `last_seq` in
+    risk_tails: new events (by seq) and new labels (by label_seq), at most `limit`
+    of each, in counter order. One statement, each half by an index (the primary key,
+    risk_events_label). Every row the sink or a label writes is numbered from risk_tails, so a
+    number past `last_seq` was not drawn there (a hand edit): read, it would move the reader's
+    `after` past every later real row and freeze the tenant's features without a word."""
     cur = uow.cursor()
     cur.execute(
         sql(
             uow,
             f"SELECT * FROM (SELECT 0 AS k, seq AS n, {_EVENT_COLS} FROM risk_events "
-            "WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?) AS e "
+            f"WHERE tenant_id = ? AND seq > ? AND seq <= {_LAST} ORDER BY seq LIMIT ?) AS e "
             f"UNION ALL SELECT * FROM (SELECT 1 AS k, label_seq AS n, {_EVENT_COLS} "
-            "FROM risk_events WHERE tenant_id = ? AND label_seq > ? ORDER BY label_seq "
-            "LIMIT ?) AS l",
+            f"FROM risk_events WHERE tenant_id = ? AND label_seq > ? AND label_seq <= {_LAST} "
+            "ORDER BY label_seq LIMIT ?) AS l",
         ),
-        (tenant_id, after, limit, tenant_id, after, limit),
+        (tenant_id, after, tenant_id, limit, tenant_id, after, tenant_id, limit),
     )
     out: list[tuple[int, EventRow | LabelRow]] = []
     for row in cur.fetchall():
