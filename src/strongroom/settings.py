@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     risk_shadow_model: str | None = None
     risk_rules: str | None = None
     risk_fail: Literal["closed", "open", "review"] = "closed"
-    risk_budget_ms: int = Field(default=50, ge=1, le=60_000)
+    risk_budget_ms: int = Field(default=250, ge=1, le=60_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -380,3 +380,20 @@ def test_an_idempotent_replay_of_a_held_payment_answers_the_same_and_scores_noth
     assert first.json() == again.json()
     assert w.policy.calls == calls
     assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 1
+
+
+def test_a_batch_carries_at_most_a_thousand_payments_and_more_writes_nothing(w: World) -> None:
+    transfer = {
+        "ledger_id": w.alpha.ledger,
+        "debit_account_id": w.alpha.bank,
+        "credit_account_id": w.alpha.alice,
+        "amount": ALLOW_MINOR,
+        "payment": {"customer_id": w.customer},
+    }
+    too_many = w.api.post(
+        "/v1/transfers/batch", key=w.alpha.write, json={"transfers": [transfer] * 1_001}
+    )
+    assert (too_many.status_code, problem_code(too_many)) == (400, "batch_too_large")
+    assert "1000 payments" in too_many.json()["detail"]
+    assert w.policy.calls == 0
+    assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 0

@@ -24,6 +24,9 @@ NAME_LENGTH_MAX: Final = 200
 ID_LENGTH_MAX: Final = 64  # client-chosen transfer ids / idempotency keys
 # A payment's fields (ledger.model.Payment): its payee (a terminal or counterparty id) and its
 # device id are the caller's own references; an IP address as text (IPv6 with a zone at most).
+# Transfers that carry a payment in one batch request: each is scored by the risk gate within
+# its time budget (STRONGROOM_RISK_BUDGET_MS), so a request cannot hold the gate for seconds.
+PAYMENTS_PER_BATCH_MAX: Final = 1_000
 PAYMENT_REF_LENGTH_MAX: Final = 128
 PAYMENT_IP_LENGTH_MAX: Final = 64
 

@@ -23,6 +23,7 @@ from strongroom.core.limits import (
     METADATA_KEY_LENGTH_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
+    PAYMENTS_PER_BATCH_MAX,
     RATE_LIMIT_UNITS_PER_BATCH_TRANSFER,
 )
 from strongroom.core.money import validate_amount
@@ -582,6 +583,14 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     await spend(ctx.request_state, len(body.transfers) * RATE_LIMIT_UNITS_PER_BATCH_TRANSFER)
     for ledger_id in {t.ledger_id for t in body.transfers}:
         await ctx.own_ledger(ledger_id, "transfers.ledger_id")
+    payments = sum(1 for t in body.transfers if t.payment is not None)
+    if payments > PAYMENTS_PER_BATCH_MAX:
+        raise InvalidRequest(
+            f"a batch carries at most {PAYMENTS_PER_BATCH_MAX} payments (transfers with a "
+            f"`payment`, each scored before it posts), not {payments}",
+            param="transfers",
+            code="batch_too_large",
+        )
     new_ids = ctx.ids.new_ids("tr", len(body.transfers))
     batch = [
         _simple_transfer(t, new_ids[i])
