@@ -66,7 +66,17 @@ class RiskSink:
         for tenant_id, items in sorted(by_tenant.items()):
             first = store.draw_seqs(uow, tenant_id, len(items))
             for offset, c in enumerate(items):
-                payee, device, ip = keyed(c.payment, tenant_id, self.hasher)
+                tid = c.transfer_id
+                scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
+                # The gate's hashes of this payment, when it scored it for this tenant.
+                if (
+                    scored is not None
+                    and scored.keyed is not None
+                    and scored.tenant_id == tenant_id
+                ):
+                    payee, device, ip = scored.keyed
+                else:
+                    payee, device, ip = keyed(c.payment, tenant_id, self.hasher)
                 events.append(
                     store.EventRow(
                         tenant_id=tenant_id,
@@ -82,8 +92,6 @@ class RiskSink:
                         ip=ip,
                     )
                 )
-                tid = c.transfer_id
-                scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
                 if scored is not None:
                     decisions.append(
                         decision_row(tid, Scored(tenant_id, scored.decision), batch.at_us)
