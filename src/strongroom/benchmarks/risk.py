@@ -53,7 +53,7 @@ from typing import Any, Final
 
 import lightgbm
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]  # no stubs installed
+import pandas as pd
 
 from strongroom.benchmarks.common import fsync_rate, sqlite_database
 from strongroom.benchmarks.ledger import SUBMITTERS, Fixture, run_group_commit
