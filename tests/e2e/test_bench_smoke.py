@@ -21,6 +21,7 @@ import strongroom
 from strongroom.benchmarks import audit as bench_audit
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import ledger as bench_ledger
+from strongroom.benchmarks import risk as bench_risk
 from strongroom.benchmarks import security as bench_security
 from strongroom.cli import app
 from tests.support import postgres as pg
@@ -46,6 +47,7 @@ AUDIT_ROWS = [
 ]
 HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
 SECURITY_ROWS = ["tokenize", "detokenize", "pii_encrypt", "pii_decrypt", "customer_create_overhead"]
+RISK_ROWS = ["decision", "scored_transfers", "handbook"]
 
 
 def run_bench(name: str, cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
@@ -265,8 +267,89 @@ def test_bench_security_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert all(f"| {scenario} |" in table for scenario in SECURITY_ROWS)
 
 
+@pytest.mark.parametrize("history", ["handbook", "synthetic"])
+def test_bench_risk_smoke_has_every_row_and_figure(
+    history: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """On the handbook's data (skipped without it) and on the synthetic history that stands in
+    for it when absent: every row, its figures, and the ratios computed from them."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    data = (
+        request.getfixturevalue("shared_data") / "fraud" / "fdh_simulated"
+        if history == "handbook"
+        else tmp_path / "no-such-data"
+    )
+    report, progress = run_bench("risk", cwd, "--data", str(data))
+
+    assert [r["scenario"] for r in report["results"]] == RISK_ROWS
+    info = report["info"]
+    plan = bench_risk.Plan.smoke()
+    assert (info["decisions"], info["transfers"], info["runs"]) == (
+        plan.decisions,
+        plan.transfers,
+        plan.runs,
+    )
+    assert info["history"].startswith("handbook" if history == "handbook" else "synthetic")
+    assert info["history_rows"] > 0
+    assert info["model"]["version"].startswith("mdl_")
+    assert info["model"]["features"] == len(bench_risk.ALL_FEATURES)
+    decision, scored, book = report["results"]
+    check_fields(
+        decision,
+        positive={
+            "decisions_per_s",
+            "p50_ms",
+            "p99_ms",
+            "reference_per_s",
+            "ratio",
+            "explain_all_decisions_per_s",
+            "explain_all_p50_ms",
+            "explain_all_p99_ms",
+        },
+        types={
+            "decisions": (int,),
+            "explained_share": NUMBER,
+            "verdicts": (dict,),
+            "target": (str,),
+            "meets_target": (bool,),
+            "note": (str,),
+        },
+    )
+    assert decision["decisions"] == plan.decisions
+    assert sum(decision["verdicts"].values()) == plan.decisions
+    assert 0 <= decision["explained_share"] <= 1
+    assert decision["p50_ms"] <= decision["p99_ms"]
+    assert decision["ratio"] == pytest.approx(
+        decision["decisions_per_s"] / decision["reference_per_s"], rel=1e-3
+    )
+    check_fields(
+        scored,
+        positive={"scored_per_s", "unscored_per_s", "reference_per_s", "ratio"},
+        types={"results": (dict,), "target": (str,), "meets_target": (bool,), "note": (str,)},
+    )
+    # Every scored transfer was decided: posted (allowed or held) or blocked by the gate.
+    assert sum(scored["results"].values()) == plan.transfers * plan.runs
+    assert set(scored["results"]) <= {"created", "blocked_by_gate"}
+    assert scored["ratio"] == pytest.approx(
+        scored["scored_per_s"] / scored["unscored_per_s"], rel=1e-3
+    )
+    assert scored["reference_per_s"] == scored["unscored_per_s"]
+    assert "skipped by --quick and --smoke" in book["skipped"]
+    assert book["average_precision"] is None
+    assert book["meets_target"] is None
+    for row in RISK_ROWS:
+        assert f"{row}:" in progress
+    assert progress.splitlines()[-1].startswith("done in")
+
+    table = bench_risk.table(report)
+    assert all(f"| {scenario} |" in table for scenario in RISK_ROWS)
+
+
 @pytest.mark.parametrize(
-    "args", [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"]], ids=lambda a: a[0]
+    "args",
+    [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"], ["risk"]],
+    ids=lambda a: a[0],
 )
 def test_quick_and_smoke_exclude_each_other(args: list[str]) -> None:
     result = CliRunner().invoke(app, ["bench", *args, "--quick", "--smoke"])

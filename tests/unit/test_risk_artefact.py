@@ -145,3 +145,33 @@ def test_isolation_forest_arrays_agree_with_sklearn() -> None:
     ours = detector.score_matrix(x)
     assert np.allclose(ours, -forest.score_samples(filled), rtol=1e-12, atol=1e-12)
     assert ours[:20].mean() > ours[20:].mean() + 0.1  # the outliers stand out
+
+
+def test_numeric_values_encode_alike_in_every_spelling(
+    trained: tuple[TrainResult, pd.DataFrame],
+) -> None:
+    """The numeric columns are converted at once; a missing key, None and NaN are missing, an
+    int, a bool and a numeric string are their float, in any mix; a value that is no number is
+    refused as the cell-by-cell path refuses it."""
+    model = trained[0].artefact
+    base = _rows(trained[1], model.feature_names, 1)[0]
+    numeric = [f.name for f in model.features if f.kind == "numeric"]
+    first, second, third = numeric[:3]
+    spellings: list[dict[str, object]] = [
+        {k: v for k, v in base.items() if k != first},
+        {**base, first: None, second: math.nan},
+        {**base, first: 3, second: True, third: "2.5"},
+        {**base, first: np.float32(1.5), second: pd.NA},
+    ]
+    x = model.encode(spellings)
+    j1, j2, j3 = (model.feature_names.index(n) for n in (first, second, third))
+    assert math.isnan(x[0, j1])
+    assert math.isnan(x[1, j1])
+    assert math.isnan(x[1, j2])
+    assert (x[2, j1], x[2, j2], x[2, j3]) == (3.0, 1.0, 2.5)
+    assert x[3, j1] == 1.5
+    assert math.isnan(x[3, j2])  # pd.NA: the cell-by-cell path
+    for i, row in enumerate(spellings):  # one row at a time answers the same
+        assert np.array_equal(model.encode([row])[0], x[i], equal_nan=True)
+    with pytest.raises(ValueError, match="could not convert"):
+        model.encode([{**base, first: "not a number"}])

@@ -18,7 +18,8 @@ import asyncio
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -40,10 +41,11 @@ from strongroom.core.limits import BATCH_TRANSFERS_MAX
 from strongroom.db.uow import UnitOfWork
 from strongroom.events import store as events_store
 from strongroom.ledger.coalescer import GroupCommitter
-from strongroom.ledger.model import Action, Direction, NewTransfer, Status
+from strongroom.ledger.model import Action, Direction, NewTransfer, Status, TransferResult
 from strongroom.ledger.service import DEFAULT_TENANT_ID, AccountSpec, LedgerService
 from strongroom.ledger.store import ENTRY_COLS, TRANSFER_COLS, id_base, insert_transfers_sqlite
 from strongroom.runtime import build_ledger
+from strongroom.security.kms import KeyManager
 from strongroom.settings import Settings
 
 ACCOUNTS: Final = 10_000
@@ -115,16 +117,21 @@ Progress = Callable[[str], None]
 class Fixture:
     """A migrated database with one ledger and `accounts` accounts. With `settings`, the
     ledger is wired as `serve` runs it (runtime.build_ledger: its outbox and, when
-    `settings.audit`, its audit log); without, a bare LedgerService."""
+    `settings.audit`, its audit log; the gates the settings install), its keys under `kms`
+    (the configured key manager when not given); without, a bare LedgerService."""
 
     def __init__(
-        self, url: str, accounts: int = ACCOUNTS, settings: Settings | None = None
+        self,
+        url: str,
+        accounts: int = ACCOUNTS,
+        settings: Settings | None = None,
+        kms: KeyManager | None = None,
     ) -> None:
         self.engine = migrated_engine(url)
         self.service = (
             LedgerService(self.engine)
             if settings is None
-            else build_ledger(self.engine, settings)[0]
+            else build_ledger(self.engine, settings, kms=kms)[0]
         )
         self.ledger_id = self.service.create_ledger("bench").id
         self.accounts: list[str] = []
@@ -187,8 +194,17 @@ def run_single(fx: Fixture, count: int, rng: random.Random) -> tuple[int, float,
 
 
 def run_group_commit(
-    fx: Fixture, count: int, rng: random.Random
+    fx: Fixture,
+    count: int,
+    rng: random.Random,
+    *,
+    before: Callable[[NewTransfer], Awaitable[None]] | None = None,
+    refusals: Collection[TransferResult] = (),
+    results: Counter[TransferResult] | None = None,
 ) -> tuple[int, float, list[float], float]:
+    """`before`: what a route awaits before submitting each transfer (a payment's customer
+    check); `refusals`: results a transfer may get besides ok (a risk block); `results`:
+    counts every transfer's result."""
     work = fx.transfers(count, rng)
     per_submitter = [work[i::SUBMITTERS] for i in range(SUBMITTERS)]
     latencies: list[float] = []
@@ -197,9 +213,13 @@ def run_group_commit(
     async def submitter(mine: list[NewTransfer]) -> None:
         for t in mine:
             t0 = time.perf_counter()
+            if before is not None:
+                await before(t)
             outcome = await committer.submit_async(t, BENCH_ACTOR)
             latencies.append(time.perf_counter() - t0)
-            assert outcome.result.ok, outcome
+            assert outcome.result.ok or outcome.result in refusals, outcome
+            if results is not None:
+                results[outcome.result] += 1
 
     async def main() -> None:
         await asyncio.gather(*(submitter(m) for m in per_submitter))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -100,3 +101,26 @@ def bench_security(
     from strongroom.benchmarks import security as bench
 
     _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)
+
+
+@app.command("risk")
+def bench_risk(
+    json_output: JsonOption = False,
+    quick: QuickOption = False,
+    smoke: SmokeOption = False,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="the handbook's fdh_simulated folder; absent, a synthetic history is used",
+            file_okay=False,
+        ),
+    ] = Path("/work/shared/data/fraud/fdh_simulated"),
+) -> None:
+    """Risk decisions per second and p50/p99 of a full decision in process (features, rules,
+    model, explanation) against the bare model's single-row predict; scored transfers against
+    unscored in the ledger's group-commit scenario; the handbook protocol's metrics (not with
+    --quick)."""
+    from strongroom.benchmarks import risk as bench
+
+    _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke, data_dir=data)

@@ -326,6 +326,8 @@ class ModelArtifact:
             {c: float(i) for i, c in enumerate(f.categories)} if f.kind == "categorical" else None
             for f in self.features
         ]
+        self._numeric = [j for j, codes in enumerate(self._codes) if codes is None]
+        self._numeric_names = [self.feature_names[j] for j in self._numeric]
         computed = _content_version(self._content())
         if version is not None and version != computed:
             raise ModelFileError("the model file's version does not match its content")
@@ -349,7 +351,24 @@ class ModelArtifact:
         None or NaN is missing; a categorical value is looked up in its mapping (unseen ->
         missing); a numeric value must be a number."""
         x = np.full((len(rows), len(self.features)), np.nan, dtype=np.float64)
+        numeric = self._numeric
+        done = False
+        if numeric:
+            # The numeric columns at once (None -> NaN, as below): the gate's hot path, about
+            # a tenth of the loop's time. Anything numpy will not convert takes the loop.
+            names = self._numeric_names
+            try:
+                x[:, numeric] = np.array(
+                    [[row.get(name) for name in names] for row in rows], dtype=np.float64
+                )
+                done = True
+            except (TypeError, ValueError):
+                pass
+            if done and len(numeric) == len(self.features):
+                return x
         for j, (name, codes) in enumerate(zip(self.feature_names, self._codes, strict=True)):
+            if codes is None and done:
+                continue
             for i, row in enumerate(rows):
                 value = row.get(name)
                 if is_missing(value):

@@ -59,10 +59,36 @@ class Scored:
     # When the payment's features were computed (the gate's clock): its risk event's time, so
     # that a replay of the recorded events computes the same features (risk/history.py).
     at_us: int | None = None
+    # The payment's (payee, device, ip) keyed hashes as the gate computed them, for the risk
+    # sink to store without hashing them again; None: the sink computes them.
+    keyed: tuple[str | None, ...] | None = None
     answer_key = "risk"  # ledger.pipeline.DecisionDetail
 
     def answer(self) -> dict[str, object]:
         return risk_answer(self.decision)
+
+    def to_dict(self) -> dict[str, object]:
+        """What a case keeps of the decision (cases.model.detail_json): the tenant and the
+        decision's fields as dataclasses.asdict gives them, built directly (asdict deep-copies
+        every feature: most of a held payment's cost in the case sink); no keyed hashes."""
+        d = self.decision
+        return {
+            "tenant_id": self.tenant_id,
+            "decision": {
+                "verdict": d.verdict,
+                "score": d.score,
+                "reasons": [{"code": r.code, "text": r.text} for r in d.reasons],
+                "model_version": d.model_version,
+                "rules_version": d.rules_version,
+                "features": dict(d.features),
+                "contributions": [
+                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+                    for c in d.contributions
+                ],
+                "shadow_score": d.shadow_score,
+                "shadow_version": d.shadow_version,
+            },
+        }
 
     def reason_codes(self) -> list[str]:
         return [r.code for r in self.decision.reasons]
@@ -203,6 +229,7 @@ class RiskGate:
         payers = {i: payer(batch[i]) for i in wanted}
         known = self._payers([a for a, _ in payers.values() if a is not None])
         by_tenant: dict[str, list[tuple[int, PaymentEvent]]] = {}
+        hashed: dict[int, tuple[str | None, ...]] = {}
         for i in wanted:
             account_id, amount = payers[i]
             found = known.get(account_id) if account_id is not None else None
@@ -212,15 +239,9 @@ class RiskGate:
             t = batch[i]
             p = t.payment
             assert p is not None
-            event = event_of(
-                t.id,
-                now_us,
-                amount,
-                scale,
-                p.customer_id,
-                keyed(p, tenant_id, self.hasher),
-                p.channel,
-            )
+            fields = keyed(p, tenant_id, self.hasher)
+            hashed[i] = fields
+            event = event_of(t.id, now_us, amount, scale, p.customer_id, fields, p.channel)
             by_tenant.setdefault(tenant_id, []).append((i, event))
         order: list[tuple[int, str]] = []
         rows: list[dict[str, float]] = []
@@ -241,7 +262,7 @@ class RiskGate:
         for (i, tenant_id), row, decision in zip(order, rows, decisions, strict=True):
             if not decision.features:
                 decision = _with_features(decision, row)
-            scored = Scored(tenant_id, decision, now_us)
+            scored = Scored(tenant_id, decision, now_us, hashed[i])
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:
                 blocked.append(decision_row(batch[i].id, scored, now_us))

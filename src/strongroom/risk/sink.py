@@ -66,9 +66,17 @@ class RiskSink:
         for tenant_id, items in sorted(by_tenant.items()):
             first = store.draw_seqs(uow, tenant_id, len(items))
             for offset, c in enumerate(items):
-                payee, device, ip = keyed(c.payment, tenant_id, self.hasher)
                 tid = c.transfer_id
                 scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
+                # The gate's hashes of this payment, when it scored it for this tenant.
+                if (
+                    scored is not None
+                    and scored.keyed is not None
+                    and scored.tenant_id == tenant_id
+                ):
+                    payee, device, ip = scored.keyed
+                else:
+                    payee, device, ip = keyed(c.payment, tenant_id, self.hasher)
                 # The time its features were computed at, when scored: a replay then computes
                 # what the gate did (the commit comes a moment later).
                 at_us = batch.at_us if scored is None or scored.at_us is None else scored.at_us
