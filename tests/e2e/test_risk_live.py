@@ -17,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from strongroom import runtime
+from strongroom.db import migrate
 from strongroom.risk.artefact import ModelArtifact
+from strongroom.risk.registry import InvalidModelArtefact, RiskModelRegistry, artefact_describe
 from strongroom.settings import InvalidSettings, Settings
 from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
 from tests.support import risk_live
@@ -179,3 +181,9 @@ def test_rules_or_a_model_on_features_the_engine_lacks_are_refused_at_start(
     foreign.save(path)
     with pytest.raises(InvalidSettings, match="TX_AMOUNT"):
         runtime.make_policy(Settings(risk=True, risk_model=str(path)), engine)
+    # Nor does the model registry take it: it would serve it to the gate.
+    migrate.upgrade(engine)
+    registry = RiskModelRegistry(engine, artefact_describe)
+    with pytest.raises(InvalidModelArtefact, match="TX_AMOUNT"):
+        registry.register("ten_default", path.read_bytes(), actor="cli")
+    assert registry.list_models("ten_default").data == []

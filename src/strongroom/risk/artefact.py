@@ -27,6 +27,7 @@ import numpy.typing as npt
 from scipy.special import expit
 
 from strongroom.core.errors import InvalidRequest
+from strongroom.risk.features import ALL_FEATURES
 from strongroom.risk.model import Contribution
 
 FORMAT: Final = "strongroom.risk.model/1"
@@ -536,10 +537,19 @@ def from_bytes(raw: bytes) -> ModelArtifact:
 
 
 def describe(raw: bytes) -> Description:
-    """risk.registry's `describe`: the artefact is loaded (so a malformed one is refused before
-    anything is registered), then its reference histograms are read as the drift monitor
-    wants them."""
+    """risk.registry's `describe`: the artefact is loaded (so a malformed one, or one that
+    reads features the engine does not compute, is refused before anything is registered),
+    then its reference histograms are read as the drift monitor wants them."""
     artefact = from_bytes(raw)
+    # The registry serves what it holds to the gate: a model reading anything but the feature
+    # engine's features (one trained on a file's own columns) could never score a payment.
+    foreign = sorted(set(artefact.feature_names) - set(ALL_FEATURES))
+    if foreign:
+        raise ModelFileError(
+            f"the model reads features the live feature engine does not compute: "
+            f"{', '.join(foreign[:8])}; train it on the engine's features (strongroom risk "
+            "train on a raw payment history, docs/risk-training.md)"
+        )
     reference: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
     features = artefact.reference.get("features", {})
     for name, histogram in features.items():
