@@ -74,6 +74,8 @@ class LedgerBase:
         is told of every committed batch (metrics). `customers` checks the customer an account
         names (none wired: no account may name one)."""
         self._customers = customers
+        # (ledger, customer) pairs a payment named and the check found (check_payment_customers)
+        self._known_payers: dict[tuple[str, str], bool] = {}
         self.engine = engine
         self._on_batch = on_batch
         self._sinks = tuple(sinks)

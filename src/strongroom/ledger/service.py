@@ -74,6 +74,7 @@ _EVENT_BY_ACTION: Final = (
 
 
 EXPIRED_EVENT: Final = "transfer.expired"
+KNOWN_PAYERS_MAX: Final = 65_536  # (ledger, customer) pairs of payments kept as found
 
 
 EXPIRY_ACTOR: Final = "system:expiry"  # the actor of expiries (CommittedBatch.actor)
@@ -271,7 +272,14 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         before anything is written. A transfer whose ledger does not exist is left to the
         engine (ledger_not_found). `prefix` names a transfer inside a batch (`transfers[{}].`,
         formatted with its index)."""
-        wanted = [(i, t) for i, t in enumerate(batch) if t.payment is not None]
+        # A (ledger, customer) pair found once is never looked up again: a ledger's tenant never
+        # changes, and a customer's row is never deleted (erasure shreds its key, not the row).
+        known = self._known_payers
+        wanted = [
+            (i, t)
+            for i, t in enumerate(batch)
+            if t.payment is not None and (t.ledger_id, t.payment.customer_id) not in known
+        ]
         if not wanted:
             return
         with self._uow(write=False) as uow:
@@ -297,6 +305,12 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                     f"no customer {t.payment.customer_id}",
                     param=f"{prefix.format(i)}payment.customer_id",
                 )
+        if len(known) + len(wanted) > KNOWN_PAYERS_MAX:
+            known.clear()
+        for _, t in wanted:
+            if tenants.get(t.ledger_id) is not None:
+                assert t.payment is not None
+                known[(t.ledger_id, t.payment.customer_id)] = True
 
     def transfer(
         self,
