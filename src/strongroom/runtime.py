@@ -28,6 +28,7 @@ from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.cases import api as cases_api
 from strongroom.cases.errors import CASES_ERRORS
+from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
 from strongroom.core import clock
@@ -310,6 +311,8 @@ def installed_gates(
         )
     if settings.risk:
         assert engine is not None, "the risk gate reads the accounts and the risk events"
+        # A payment the risk gate holds posts only by its case's approval.
+        gates.append(ReviewHoldGate(engine))
         service = RiskService(engine)
         gates.append(
             RiskGate(
@@ -357,6 +360,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         AUTH_ERRORS,
         REGISTRY_ERRORS,
         RISK_ERRORS,
+        REVIEW_HOLD_ERRORS,
         *(gate.errors for gate in gates),
     )
 

@@ -149,6 +149,11 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
 def test_an_approved_review_posts_and_labels_genuine(w: World) -> None:
     held = _pay(w, 95_000, "pay_new_2")
     assert held.status_code == 201, held.text
+    # No other door releases it: a ledger key's post is refused while the case is open.
+    bypass = w.api.post(f"/v1/transfers/{held.json()['id']}/post", key=w.alpha.write, json={})
+    assert (bypass.status_code, problem_code(bypass)) == (422, "held_for_review")
+    still = w.api.ok("GET", f"/v1/transfers/{held.json()['id']}", key=w.alpha.read)
+    assert still["status"] == "pending"
     case = _open_case(w, held.json()["id"])
     w.api.ok("POST", f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
     transfer = w.api.ok("GET", f"/v1/transfers/{held.json()['id']}", key=w.alpha.read)

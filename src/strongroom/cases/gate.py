@@ -1,0 +1,66 @@
+"""The review hold (a Gate of the transfer pipeline, ledger/pipeline.py): a transfer a gate held
+for review posts only by its case's decision.
+
+A post of a held transfer whose case is open, by any other door (POST /v1/transfers/{id}/post,
+a batch, the CLI), is blocked with `held_for_review`: otherwise any key that may write the
+ledger could release a payment the risk gate sent to an analyst. The case's own approval posts
+under the transfer id derived from the case (cases.model.decision_transfer_id), which passes.
+A void stays open to every door (nothing moves, and the case closes as `transfer_voided`).
+
+Installed with risk scoring (the gate that holds payments for review); a batch without a post
+costs one pass over it, and one with posts one indexed read of their open cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.cases import store
+from strongroom.cases.model import decision_transfer_id
+from strongroom.core.errors import ErrorCode
+from strongroom.db.uow import UnitOfWork
+from strongroom.ledger.model import Action, GateDecision, NewTransfer, Verdict
+
+HELD_FOR_REVIEW: Final = "held_for_review"
+REVIEW_HOLD_ERRORS: Final = (
+    ErrorCode(
+        HELD_FOR_REVIEW,
+        422,
+        "The transfer is held for review: an analyst approves its case "
+        "(POST /v1/cases/{id}/approve) to post it",
+    ),
+)
+
+
+class ReviewHoldGate:
+    name: str = "review_hold"
+    budget_ms: int = 2_000
+    fail_open: bool = False  # a lookup that fails must not release a held payment
+    errors: Sequence[ErrorCode] = REVIEW_HOLD_ERRORS
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]:
+        del actor  # whoever asks: only the case's decision posts a held transfer
+        out: list[GateDecision | None] = [None] * len(batch)
+        posts = [
+            i for i, t in enumerate(batch) if t.action is Action.POST and t.target_id is not None
+        ]
+        if not posts:
+            return out
+        targets = [batch[i].target_id for i in posts]
+        with UnitOfWork(self.engine, write=False) as uow:
+            cases = store.open_cases_of_transfers(uow, [t for t in targets if t is not None])
+        open_by_transfer = {c.transfer_id: c for c in cases}
+        block = GateDecision(self.name, Verdict.BLOCK, HELD_FOR_REVIEW)
+        for i in posts:
+            case = open_by_transfer.get(batch[i].target_id)
+            if case is not None and batch[i].id != decision_transfer_id(case.id, case.created_at):
+                out[i] = block
+        return out
