@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from strongroom.core import ids
+from strongroom.db import tables
 from strongroom.risk.registry import RiskModelRegistry
 from tests.e2e.http_support import (
     Api,
@@ -127,6 +129,8 @@ class World:
     a_user: str
     a_model: str = ""  # a fraud model's version, registered (risk/registry.py)
     b_model: str = ""
+    b_case: str = ""  # an open case of B's, on its pending transfer (cases/)
+    a_case: str = ""
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
@@ -140,6 +144,8 @@ class World:
             return self.b_hooks.event
         if attribute == "model":
             return self.b_model
+        if attribute == "case":
+            return self.b_case
         if attribute in ("customer", "counterparty"):
             value_: str = getattr(self.b_people, attribute)
             return value_
@@ -246,6 +252,7 @@ def world(db_url: str) -> Iterator[World]:
             a_user,
             *(seed_model(api, t) for t in ("acme", "bravo")),
         )
+        world.a_case, world.b_case = seed_case(api, a), seed_case(api, b)
         api.app.state.audit.publish()
         yield world
 
@@ -257,6 +264,26 @@ def seed_model(api: Api, tenant: str) -> str:
     registry = RiskModelRegistry(api.app.state.engine, describe)
     registry.register(tenant_id, artefact(version), actor="cli")
     return version
+
+
+def seed_case(api: Api, t: Tenant) -> str:
+    """An open case of the tenant's on its pending transfer, as the case sink opens one for a
+    transfer a gate held (no gate holds transfers in this app)."""
+    case_id = ids.new_id("case")
+    row = {
+        "id": case_id,
+        "tenant_id": api.app.state.tenancy.ensure_tenant(t.name).id,
+        "kind": "risk_review",
+        "status": "open",
+        "transfer_id": t.pending,
+        "gate": "risk",
+        "code": "risk_review",
+        "detail": "{}",
+        "created_at": 1,
+    }
+    with api.app.state.engine.begin() as conn:
+        conn.execute(sa.insert(tables.cases), row)
+    return case_id
 
 
 B_EMAIL = "boss@bravo.example"
@@ -293,6 +320,7 @@ def _b_data(world: World) -> set[str]:
         world.b_cards.number,
         world.b_user,
         world.b_model,
+        world.b_case,
         B_EMAIL,
     }
 
@@ -323,6 +351,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "card_id": ("card",),
     "user_id": ("user",),
     "version": ("model",),
+    "case_id": ("case",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -335,8 +364,9 @@ _PREFIX = {
     "card_id": "card",
     "user_id": "usr",
     "version": "mdl",
+    "case_id": "case",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl|case)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
@@ -440,6 +470,14 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
     }
     card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/cases"): Probe(
+            [({}, 200, None), ({"params": {"status": "open"}}, 200, None)],
+            "a list of A's own cases only",
+        ),
+        ("POST", "/v1/risk/labels"): Probe(
+            [({"json": {"transfer_id": b.posted, "fraud": True}}, 404, "not_found")],
+            "B's transfer is no payment of A's: nothing labelled",
+        ),
         ("GET", "/v1/risk/models"): Probe(
             [({}, 200, None), ({"params": {"starting_after": world.b_model}}, 200, None)],
             "a list of A's own models only",
@@ -861,6 +899,9 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/users"): {"email": "new@acme.example", "role": "support"},
         ("PATCH", "/v1/users/{user_id}"): {"role": "auditor"},
         ("POST", "/v1/risk/models/{version}/promote"): {},
+        ("POST", "/v1/risk/labels"): {"transfer_id": a.posted, "fraud": True},
+        ("POST", "/v1/cases/{case_id}/approve"): {},
+        ("POST", "/v1/cases/{case_id}/decline"): {},
         ("POST", "/v1/risk/models/{version}/shadow"): {},
     }
 
@@ -876,6 +917,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{card_id}", world.a_cards.card)
     path = path.replace("{user_id}", world.a_user)
     path = path.replace("{version}", world.a_model)
+    path = path.replace("{case_id}", world.a_case)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -894,6 +936,8 @@ CARDS_PREFIX = "/v1/cards"
 ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
 # Routes of the risk scopes (risk:read, risk:admin), which a ledger key lacks.
 RISK_PREFIX = "/v1/risk"
+# The case queue's routes (cases:read, cases:write), which a ledger key lacks.
+CASES_PREFIX = "/v1/cases"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
 OPERATOR_PREFIX = "/v1/tenants"
 
@@ -966,8 +1010,15 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
             )
             response = api.get(path, key=a.read, params=params)
             if template.startswith(
-                (*ADMIN_ONLY_PREFIX, CARDS_PREFIX, *CUSTOMER_PREFIXES, OPERATOR_PREFIX, RISK_PREFIX)
-            ):
+                (
+                    *ADMIN_ONLY_PREFIX,
+                    CARDS_PREFIX,
+                    *CUSTOMER_PREFIXES,
+                    OPERATOR_PREFIX,
+                    RISK_PREFIX,
+                    CASES_PREFIX,
+                )
+            ) or template.endswith("/risk"):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",
