@@ -221,13 +221,6 @@ def bin_proportions(values: Matrix, edges: Matrix | Sequence[float]) -> Matrix:
     return np.asarray(counts / total if total else counts.astype(np.float64), dtype=np.float64)
 
 
-def population_stability_index(expected: Matrix, actual: Matrix, *, floor: float = 1e-4) -> float:
-    """PSI = sum (a - e) ln(a / e) over bins, shares floored so an empty bin stays finite."""
-    e = np.maximum(np.asarray(expected, dtype=np.float64), floor)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), floor)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 # One row at a time: LightGBM's single-row fast path, without Python's per-call set-up.
 
 # LightGBM's public C API, through the handle its Python package loaded (not re-exported).

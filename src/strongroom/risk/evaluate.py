@@ -18,7 +18,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from strongroom.risk.artefact import ModelArtifact, bin_proportions, population_stability_index
+from strongroom.risk.artefact import ModelArtifact, bin_proportions
+from strongroom.risk.drift import psi
 from strongroom.risk.trainer import TrainingDataError, binary_labels, encode_frame
 
 IMPORTANCE_TOP: Final = 20
@@ -63,7 +64,7 @@ def evaluate(model: ModelArtifact, frame: pd.DataFrame, label: str, out_dir: Pat
     ref = model.reference.get("score")
     if ref:
         actual = bin_proportions(scores, ref["edges"])
-        metrics["score_psi"] = population_stability_index(np.asarray(ref["proportions"]), actual)
+        metrics["score_psi"] = psi(list(ref["proportions"]), [float(x) for x in actual])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     import matplotlib
