@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine as SAEngine
 
 from strongroom.cases import store
-from strongroom.cases.model import CaseStatus
+from strongroom.cases.model import Alert, CaseStatus
 from strongroom.cases.service import CaseService
 from strongroom.cases.sink import CaseSink
 from strongroom.core.errors import ErrorCode
@@ -145,3 +145,41 @@ def test_a_batch_that_holds_nothing_writes_no_case(db_engine: SAEngine) -> None:
     assert _cases(cases) == []
     with UnitOfWork(db_engine, write=False) as uow:
         assert store.open_cases_of_transfers(uow, ["t_pend", "t0"]) == []
+
+
+def test_an_alert_opens_a_case_that_holds_nothing_and_decides_without_moving_money(
+    db_engine: SAEngine,
+) -> None:
+    """Compliance raises alerts (a screening hit, a monitoring typology) in its own
+    transaction: a case with its subject and evidence; deciding it posts or voids nothing,
+    even when it names the transfer that raised it."""
+    ledger, cases, _, ids = _world(db_engine)
+    [posted] = ledger.post_transfers([_transfer(ids, "t_seen", "allow")], actor=ACTOR)
+    assert posted.row is not None
+    assert posted.row[4] == Status.POSTED
+    alerts = [
+        Alert("aml_structuring", "account:acc_1", {"transfers": ["t_seen"]}, "t_seen", "aml"),
+        Alert("sanctions_match", "customer:cus_1", {"entry": "un:QDi.1", "score": 0.97}),
+    ]
+    with UnitOfWork(db_engine) as uow:
+        opened = cases.open_alerts(uow, "ten_default", alerts, actor="system:test")
+        uow.commit()
+    assert [c.kind for c in opened] == ["aml_structuring", "sanctions_match"]
+    listed = {c.kind: c for c in _cases(cases)}
+    aml = listed["aml_structuring"]
+    assert (aml.status, aml.transfer_id, aml.gate, aml.code) == (
+        CaseStatus.OPEN, "t_seen", None, "aml",
+    )  # fmt: skip
+    assert json.loads(aml.detail or "{}") == {
+        "subject": "account:acc_1",
+        "evidence": {"transfers": ["t_seen"]},
+    }
+    decided = cases.decline("ten_default", aml.id, actor="user:officer", reason="reported")
+    assert decided.case.status is CaseStatus.DECLINED
+    assert ledger.get_transfer("t_seen").status == Status.POSTED  # nothing voided
+    with UnitOfWork(db_engine) as uow:
+        rolled = cases.open_alerts(uow, "ten_default", alerts[1:], actor="system:test")
+        uow.rollback()
+    assert rolled
+    assert {c.kind for c in _cases(cases)} == {"aml_structuring", "sanctions_match"}
+    assert len(_cases(cases)) == 2  # a rolled-back alert left no case

@@ -31,6 +31,7 @@ WRITES = {
     Scope.RISK_ADMIN,
     Scope.RISK_WRITE,
     Scope.CASES_WRITE,
+    Scope.COMPLIANCE_WRITE,
 }
 TENANT_DATA = {
     Scope.LEDGER_READ,
@@ -41,6 +42,7 @@ TENANT_DATA = {
     Scope.VAULT_REVEAL,
     Scope.RISK_READ,
     Scope.CASES_READ,
+    Scope.COMPLIANCE_READ,
 }
 
 
@@ -50,10 +52,13 @@ def _can(role: Role) -> set[Scope]:
 
 def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
     """But the fraud analyst, who decides the review queue's cases and labels payments, and
-    nothing else."""
+    the compliance officer, who decides the queue's cases and compliance's own writes
+    (screenings, dismissals, KYC), and nothing else."""
     for role in Role:
         if role is Role.FRAUD_ANALYST:
             assert _can(role) & WRITES == {Scope.CASES_WRITE, Scope.RISK_WRITE}
+        elif role is Role.COMPLIANCE_OFFICER:
+            assert _can(role) & WRITES == {Scope.CASES_WRITE, Scope.COMPLIANCE_WRITE}
         elif role is not Role.ADMIN:
             assert not (_can(role) & WRITES), role
     assert not (_can(Role.ADMIN) & DEDICATED_SCOPES)
@@ -62,7 +67,12 @@ def test_only_the_admin_writes_and_nobody_reveals_through_admin() -> None:
 
 def test_each_roles_reach() -> None:
     assert _can(Role.OPERATOR) == {Scope.TENANTS_ADMIN}
-    assert _can(Role.AUDITOR) == {Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ}
+    assert _can(Role.AUDITOR) == {
+        Scope.LEDGER_READ,
+        Scope.AUDIT_READ,
+        Scope.CASES_READ,
+        Scope.COMPLIANCE_READ,
+    }
     assert _can(Role.FRAUD_ANALYST) == {
         Scope.CASES_WRITE,
         Scope.CASES_READ,
@@ -73,7 +83,11 @@ def test_each_roles_reach() -> None:
         Scope.CUSTOMERS_READ,
     }
     assert Scope.CASES_READ in _can(Role.COMPLIANCE_OFFICER)
-    assert Scope.CASES_WRITE not in _can(Role.COMPLIANCE_OFFICER)
+    # The officer works the queue (alerts of screening and monitoring) and compliance itself,
+    # but moves no money.
+    assert Scope.CASES_WRITE in _can(Role.COMPLIANCE_OFFICER)
+    assert {Scope.COMPLIANCE_WRITE, Scope.COMPLIANCE_READ} <= _can(Role.COMPLIANCE_OFFICER)
+    assert Scope.LEDGER_WRITE not in _can(Role.COMPLIANCE_OFFICER)
     assert _can(Role.SUPPORT) == {
         Scope.LEDGER_READ,
         Scope.AUDIT_READ,

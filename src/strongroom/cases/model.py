@@ -110,6 +110,22 @@ def detail_json(detail: object) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Alert:
+    """A case that holds no transfer: a screening hit or a monitoring alert (the compliance
+    domain raises them through CaseService.open_alerts, in its own transaction). `kind` names
+    its source (`sanctions_match`, `aml_structuring`, ...); `subject` what it is about
+    (`customer:<id>`, `counterparty:<id>`, `account:<id>`); `transfer_id` the transfer that
+    raised it, if one did; `evidence` what an officer needs to decide (list entry ids, scores,
+    transfer ids: never personal data in clear)."""
+
+    kind: str
+    subject: str
+    evidence: Mapping[str, Any]
+    transfer_id: str | None = None
+    code: str | None = None  # a stable reason code, e.g. the typology or the list
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     id: str
     tenant_id: str

@@ -18,7 +18,7 @@ exist."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,9 +27,16 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases import store
 from strongroom.cases.errors import CaseNotOpen, CaseTransferRefused
-from strongroom.cases.model import Case, CaseStatus, Label, decision_transfer_id
+from strongroom.cases.model import (
+    Alert,
+    Case,
+    CaseStatus,
+    Label,
+    decision_transfer_id,
+    detail_json,
+)
 from strongroom.cases.sink import case_leaf
-from strongroom.core import clock
+from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.core.limits import CASE_KIND_LENGTH_MAX, CASE_REASON_CHARS_MAX, PAGE_SIZE_DEFAULT
 from strongroom.core.pagination import check_limit
@@ -101,6 +108,43 @@ class CaseService:
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def open_alerts(
+        self, uow: UnitOfWork, tenant_id: str, alerts: Sequence[Alert], *, actor: str
+    ) -> list[Case]:
+        """Open one case per alert in the caller's transaction (so an alert exists if and only
+        if what raised it committed), each an audit leaf and a `case.created` event (ids and
+        codes only). The caller commits."""
+        if not alerts:
+            return []
+        now = self.clock.now_us()
+        cases = []
+        for case_id, alert in zip(ids.new_ids("case", len(alerts)), alerts, strict=True):
+            if not alert.kind or len(alert.kind) > CASE_KIND_LENGTH_MAX:
+                raise InvalidRequest(
+                    f"an alert's kind is 1 to {CASE_KIND_LENGTH_MAX} characters", param="kind"
+                )
+            detail = {"subject": alert.subject, "evidence": dict(alert.evidence)}
+            cases.append(
+                Case(
+                    id=case_id, tenant_id=tenant_id, kind=alert.kind, status=CaseStatus.OPEN,
+                    transfer_id=alert.transfer_id, gate=None, code=alert.code,
+                    detail=detail_json(detail), created_at=now, created_by=actor,
+                    decided_at=None, decided_by=None, decision_reason=None, label=None,
+                )
+            )  # fmt: skip
+        store.insert_cases(uow, cases)
+        for case in cases:
+            data: dict[str, Any] = case_leaf(case)
+            if self._audit is not None:
+                self._audit.record_all(uow, tenant_id, actor, [("case.created", case.id, data)])
+            if self._events is not None:
+                event = {"object": "case", "id": case.id, **data}
+                del event["case_id"]
+                self._events.emit(uow, tenant_id, [("case.created", event)])
+        return cases
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -184,7 +228,7 @@ class CaseService:
             case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
         if case.status is not CaseStatus.OPEN:
             raise CaseNotOpen(f"case {case_id} is {case.status.value}", param="case_id")
-        if case.transfer_id is not None:
+        if case.gate is not None and case.transfer_id is not None:  # a hold, not an alert
             self._carry_out(case, status, actor)
         self._record_decision(case, status, label, actor, reason)
         return self.get(tenant_id, case_id)
@@ -235,7 +279,7 @@ class CaseService:
             if not decided:
                 raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
             fraud = label is Label.FRAUD
-            if self.labels is not None and case.transfer_id is not None:
+            if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)
             data: dict[str, Any] = {**case_leaf(case), "label": label.value}
             if self._audit is not None:

@@ -15,13 +15,15 @@ Least privilege, one line a role:
 - operator: the deployment's tenants only (create, list); nothing of any tenant's money,
   customers or cards. Honoured only on a principal of the system tenant.
 - compliance_officer: reads the ledger and the audit log, customers in full (pii:read: each
-  reveal is an audit leaf; a user steps up first), the case queue and the fraud models
-  (risk:read); no writes.
+  reveal is an audit leaf; a user steps up first) and the fraud models (risk:read); works the
+  case queue (cases:write) and compliance (compliance:write: screenings, dismissed matches,
+  KYC verification and tiers); no ledger writes.
 - fraud_analyst: works the case queue (cases:write: approve posts a held transfer, decline
   voids it), reading the ledger, customers (masked) and risk decisions to decide, and labels
   payments (risk:write); no other writes.
 - support: reads the ledger, customers (masked) and cards (masked); no writes, no reveals.
-- auditor: reads the ledger, the audit log and the case queue; no writes, no personal data.
+- auditor: reads the ledger, the audit log, the case queue and compliance's results; no
+  writes, no personal data.
 - customer: their own data only (own:read, own:write): no route that serves a tenant's data
   accepts these scopes; a route that does accept them checks the row's owner itself.
 
@@ -72,7 +74,8 @@ ROLE_SCOPES: Final[Mapping[Role, frozenset[Scope]]] = {
             Scope.CUSTOMERS_READ,
             Scope.PII_READ,
             Scope.RISK_READ,
-            Scope.CASES_READ,
+            Scope.CASES_WRITE,
+            Scope.COMPLIANCE_WRITE,
         }
     ),
     Role.FRAUD_ANALYST: frozenset(
@@ -85,7 +88,9 @@ ROLE_SCOPES: Final[Mapping[Role, frozenset[Scope]]] = {
         }
     ),
     Role.SUPPORT: frozenset({Scope.LEDGER_READ, Scope.CUSTOMERS_READ, Scope.CARDS_READ}),
-    Role.AUDITOR: frozenset({Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ}),
+    Role.AUDITOR: frozenset(
+        {Scope.LEDGER_READ, Scope.AUDIT_READ, Scope.CASES_READ, Scope.COMPLIANCE_READ}
+    ),
     Role.CUSTOMER: frozenset({Scope.OWN_READ, Scope.OWN_WRITE}),
 }
 assert set(ROLE_SCOPES) == set(Role), "every role has its scopes"

@@ -40,6 +40,11 @@ class Scope(StrEnum):
     USERS_ADMIN = "users:admin"  # staff user accounts of the tenant
     API_KEYS_ADMIN = "api_keys:admin"  # the tenant's API keys
     RISK_ADMIN = "risk:admin"  # put a fraud model in shadow, promote it (a user steps up)
+    # Compliance (compliance/): screening results and matches, AML alerts, KYC status and
+    # tiers, compliance reports; write screens names ad hoc, dismisses reviewed matches, sets a
+    # customer's verification and tier.
+    COMPLIANCE_READ = "compliance:read"
+    COMPLIANCE_WRITE = "compliance:write"
     OWN_READ = "own:read"  # a customer's own data only: the route checks the ownership
     OWN_WRITE = "own:write"
     # Deployment-wide: create and list tenants. Honoured only on a key of the deployment's
@@ -85,6 +90,7 @@ _IMPLIED: tuple[tuple[Scope, Scope], ...] = (
     (Scope.CASES_WRITE, Scope.CASES_READ),
     (Scope.OWN_WRITE, Scope.OWN_READ),
     (Scope.RISK_ADMIN, Scope.RISK_READ),
+    (Scope.COMPLIANCE_WRITE, Scope.COMPLIANCE_READ),
 )
 
 
