@@ -243,6 +243,7 @@ def make_policy(
             min_rows=settings.risk_drift_min_rows,
             on_psi=on_psi,
         ),
+        background=True,  # a promoted model loads beside the payments, never in their path
     )
     return policies
 

@@ -302,6 +302,46 @@ def test_the_gate_sees_a_promotion_made_elsewhere_within_the_refresh(world: Worl
     assert active.get(B).live is None
 
 
+def test_a_background_reload_keeps_serving_the_last_models_until_the_new_ones_load(
+    world: World,
+) -> None:
+    """The server's mode: after the first load, a promotion is loaded on a thread of its own,
+    and no call waits for it (the calls meanwhile get the models they had)."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def load(raw: bytes) -> str:
+        version: str = json.loads(raw)["version"]
+        if version == "mdl_2":
+            started.set()
+            assert release.wait(10), "the test never released the load"
+        return version
+
+    clock = FakeClock()
+    active: ActiveModels[str] = ActiveModels(
+        world.registry, load, refresh_s=1.0, monotonic=clock, background=True
+    )
+    world.registry.register(A, artefact("mdl_1"), actor=ACTOR)
+    world.registry.promote(A, "mdl_1", actor=ACTOR)
+    first = active.get(A).live  # the first load is the caller's: there is nothing to serve
+    assert first is not None
+    assert first.version == "mdl_1"
+    world.registry.register(A, artefact("mdl_2"), actor=ACTOR)
+    world.registry.promote(A, "mdl_2", actor=ACTOR)
+    clock.now += 1.0
+    during = active.get(A).live  # starts the reload, answers at once with mdl_1
+    assert started.wait(10)
+    assert during is first
+    clock.now += 1.0
+    still = active.get(A).live  # a call while the load runs does not wait for it either
+    assert still is first
+    release.set()
+    active.wait()
+    served = active.get(A).live
+    assert served is not None
+    assert served.version == "mdl_2"
+
+
 def test_a_model_that_fails_to_load_keeps_the_last_ones_serving(world: World) -> None:
     broken: set[str] = set()
 

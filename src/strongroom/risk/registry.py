@@ -424,9 +424,12 @@ class ActiveModels(Generic[T]):
     """Each tenant's live and shadow models, loaded (`load`: artefact bytes -> a scorer) once
     per version. `get` is cheap: within `refresh_s` of the last check it reads nothing; after
     it, one primary-key read of the tenant's revision, and the models are reloaded only when
-    it moved. While one thread reloads, the others go on with the models they had. A model
-    that fails to load keeps the previous ones in service (logged, tried again at the next
-    check); with none before, the failure is raised to the caller (the gate's fail-safe)."""
+    it moved. While one thread reloads, the others go on with the models they had. With
+    `background` (the server's choice), a tenant's reload after the first runs on a thread of
+    its own, so no payment waits for a model to load: the calls go on with the models they
+    had until the new ones are in place. A model that fails to load keeps the previous ones in
+    service (logged, tried again at the next check); with none before, the failure is raised
+    to the caller (the gate's fail-safe)."""
 
     def __init__(
         self,
@@ -436,8 +439,11 @@ class ActiveModels(Generic[T]):
         refresh_s: float = REFRESH_S_DEFAULT,
         drift: DriftFactory | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        background: bool = False,
     ) -> None:
         assert refresh_s >= 0
+        self.background = background
+        self._reloading: set[threading.Thread] = set()
         self.registry = registry
         self._load = load
         self.refresh_s = refresh_s
@@ -463,6 +469,7 @@ class ActiveModels(Generic[T]):
         if not lock.acquire(blocking=entry is None):
             assert entry is not None
             return entry.active
+        handed = False
         try:
             entry = self._entries.get(tenant_id)
             now = self._monotonic()
@@ -471,18 +478,51 @@ class ActiveModels(Generic[T]):
             if entry is not None and self.registry.revision(tenant_id) == entry.active.revision:
                 entry.checked = now
                 return entry.active
-            try:
-                active = self._reload(tenant_id, entry.active if entry is not None else None)
-            except Exception:
-                if entry is None:
-                    raise
-                log.exception("risk models: reloading tenant %s failed; kept the last", tenant_id)
-                entry.checked = now
+            if entry is not None and self.background:
+                entry.checked = now  # the next calls go on with these until the reload is done
+                thread = threading.Thread(
+                    target=self._reload_held,
+                    args=(tenant_id, entry, lock),
+                    name=f"risk-models-{tenant_id}",
+                    daemon=True,
+                )
+                with self._guard:
+                    self._reloading.add(thread)
+                thread.start()
+                handed = True  # the reloading thread releases the lock
                 return entry.active
-            self._entries[tenant_id] = _Entry(active, now)
-            return active
+            return self._reload_now(tenant_id, entry, now)
+        finally:
+            if not handed:
+                lock.release()
+
+    def _reload_now(self, tenant_id: str, entry: _Entry[T] | None, now: float) -> Active[T]:
+        try:
+            active = self._reload(tenant_id, entry.active if entry is not None else None)
+        except Exception:
+            if entry is None:
+                raise
+            log.exception("risk models: reloading tenant %s failed; kept the last", tenant_id)
+            entry.checked = now
+            return entry.active
+        self._entries[tenant_id] = _Entry(active, now)
+        return active
+
+    def _reload_held(self, tenant_id: str, entry: _Entry[T], lock: threading.Lock) -> None:
+        """A background reload: `lock` (the tenant's) is held for it by the caller."""
+        try:
+            self._reload_now(tenant_id, entry, self._monotonic())
         finally:
             lock.release()
+            with self._guard:
+                self._reloading.discard(threading.current_thread())
+
+    def wait(self, timeout_s: float = 10.0) -> None:
+        """Until the background reloads under way are done (tests, shutdown)."""
+        with self._guard:
+            threads = list(self._reloading)
+        for thread in threads:
+            thread.join(timeout_s)
 
     def _loaded(
         self, tenant_id: str, model: RiskModel | None, have: list[Loaded[T]]
