@@ -209,6 +209,29 @@ def test_a_failing_policy_follows_the_fail_setting_and_says_so(
     assert any(f"STRONGROOM_RISK_FAIL={fail.value}" in r.getMessage() for r in caplog.records)
 
 
+def test_a_gate_that_finishes_past_its_budget_counts_its_payments_unscored() -> None:
+    """The runner has dropped a late answer (it applied the fail policy): those payments were
+    not scored, and the metric says so, even though the gate finished without an error."""
+    gate = _gate(AmountPolicy(), FailPolicy.OPEN)
+    now = [0.0]
+    gate.monotonic = lambda: now[0]
+    # The last step, recording the blocked decision, is what runs late (a slow write).
+    gate.record_blocked = lambda rows: now.__setitem__(0, 10.0)
+    batch = [
+        *_batch(),
+        NewTransfer("tr_4", "ldg_1", "acc_a", "acc_b", 5_000_000, payment=Payment("cus_1")),
+    ]
+    counted: list[tuple[str, int]] = []
+    gate.on_unscored = lambda outcome, n: counted.append((outcome, n))
+    gate.decide(batch, None)
+    assert counted == [("open", 3)]
+    assert gate.failures["open"] == 3
+    on_time = _gate(AmountPolicy(), FailPolicy.OPEN)
+    on_time.on_unscored = lambda outcome, n: counted.append((outcome, n))
+    on_time.decide(batch, None)
+    assert counted == [("open", 3)]  # scored in time: nothing more counted
+
+
 def test_allowed_decisions_reach_the_sinks_but_not_the_audited_decisions() -> None:
     """GateRunner: an allow carrying a detail goes to `allowed`; `decisions` (what the audit
     leaf records) holds only the review and the block, as without a detail."""

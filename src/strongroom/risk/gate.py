@@ -196,6 +196,20 @@ class RiskGate:
             self._decide(batch, wanted, out, started_s)
         except Exception as exc:
             self._failed(batch, wanted, out, exc, started_s)
+            return out
+        if self.monotonic() - started_s > self.budget_ms / 1000:
+            # Finished, but past the budget: the runner has dropped these answers and applied
+            # the fail policy, so these payments were not scored either: counted as such.
+            self.failures[self.fail.value] += len(wanted)
+            if self.on_unscored is not None:
+                self.on_unscored(self.fail.value, len(wanted))
+            _log.warning(
+                "risk gate: scored %d payments past its budget of %d ms; STRONGROOM_RISK_FAIL=%s"
+                " applied",
+                len(wanted),
+                self.budget_ms,
+                self.fail.value,
+            )
         return out
 
     def _in_budget(self, started_s: float) -> None:
