@@ -31,8 +31,9 @@ from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
+from strongroom.cases.work import CaseWork
 from strongroom.core import clock
-from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
+from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, NotFound, StrongroomError
 from strongroom.customers import api as customers_api
 from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.errors import CUSTOMERS_ERRORS
@@ -475,6 +476,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit=audit,
     )
     factors = Factors(users)
+    work = case_work(cases, users, customers, counterparties)
 
     jobs = JobRunner(
         engine,
@@ -621,6 +623,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.counterparties = counterparties
     app.state.risk_models = risk_models
     app.state.cases = cases
+    app.state.case_work = work
     app.state.risk = risk
     app.state.vault = vault
     app.state.users = users
@@ -699,6 +702,43 @@ def rewrap_job(keys: KeyService) -> Callable[[Keep], None]:
             log.info("rewrap: moved %d data keys to version %d", moved, keys.kms.active_version())
 
     return run
+
+
+def case_work(
+    cases: CaseService,
+    users: UserService,
+    customers: CustomerService,
+    counterparties: CounterpartyService,
+) -> CaseWork:
+    """Working a case (assignment to a staff user, notes, the report draft), with the staff
+    users and a case's subject (`customer:<id>`, `counterparty:<id>`) read through their
+    services: masked, or revealed (an audit leaf of the customers domain) when asked."""
+
+    def staff(tenant_id: str, user_id: str) -> bool:
+        try:
+            users.get_user(tenant_id, user_id)
+        except NotFound:
+            return False
+        return True
+
+    def subject(tenant_id: str, name: str, reveal: bool, actor: str) -> dict[str, Any] | None:
+        kind, _, subject_id = name.partition(":")
+        try:
+            if kind == "customer":
+                found = customers.get(tenant_id, subject_id).to_dict()
+                if reveal and not found["erased"]:
+                    found["personal_data"] = customers.reveal(tenant_id, subject_id, actor=actor)
+                return found
+            if kind == "counterparty":
+                if reveal:
+                    party = counterparties.reveal(tenant_id, subject_id, actor=actor)
+                    return party.to_dict(reveal=True)
+                return counterparties.get(tenant_id, subject_id).to_dict()
+        except NotFound:
+            return None
+        return None
+
+    return CaseWork(cases, users=staff, subjects=subject)
 
 
 def auth_config(settings: Settings) -> AuthConfig:

@@ -357,6 +357,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/risk/models/{version}"): ("get_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/promote"): ("promote_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/shadow"): ("shadow_risk_model", ("mdl_1",), {}),
+    ("POST", "/v1/cases/{case_id}/assign"): ("assign_case", ("case_1", "usr_1"), {}),
+    ("POST", "/v1/cases/{case_id}/notes"): ("create_case_note", ("case_1", "a note"), {}),
+    ("GET", "/v1/cases/{case_id}/notes"): ("list_case_notes", ("case_1",), {}),
+    ("GET", "/v1/cases/{case_id}/report"): ("get_case_report", ("case_1",), {"reveal": True}),
 }
 
 
@@ -371,7 +375,7 @@ def _builder(name: str) -> Any:
 
 
 # Listings that are one page by construction (no cursor to follow).
-SINGLE_PAGE = {"list_audit_keys"}
+SINGLE_PAGE = {"list_audit_keys", "list_case_notes"}
 
 
 def test_every_operation_of_the_openapi_document_has_a_client_method() -> None:

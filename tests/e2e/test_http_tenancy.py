@@ -370,6 +370,9 @@ _ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl|case)_[0-9a-z]{26}
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
+    ("POST", "/v1/cases/{case_id}/assign"): [{"json": {"assignee": None}}],
+    ("POST", "/v1/cases/{case_id}/notes"): [{"json": {"body": "a note"}}],
+    ("GET", "/v1/cases/{case_id}/report"): [{}, {"headers": {"accept": "text/html"}}],
     ("POST", "/v1/transfers/{transfer_id}/post"): [{}, {"json": {"amount": 1}}],
     ("POST", "/v1/transfers/{transfer_id}/void"): [{}],
     ("POST", "/v1/transfers/{transfer_id}/reverse"): [{}, {"json": {"amount": 1}}],
@@ -902,6 +905,8 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/risk/labels"): {"transfer_id": a.posted, "fraud": True},
         ("POST", "/v1/cases/{case_id}/approve"): {},
         ("POST", "/v1/cases/{case_id}/decline"): {},
+        ("POST", "/v1/cases/{case_id}/assign"): {"assignee": None},
+        ("POST", "/v1/cases/{case_id}/notes"): {"body": "a note"},
         ("POST", "/v1/risk/models/{version}/shadow"): {},
     }
 

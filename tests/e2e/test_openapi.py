@@ -124,6 +124,12 @@ _VERBS = (
     "shadow",
     "approve",
     "decline",
+    "assign",
+    "freeze",
+    "unfreeze",
+    "dismiss",
+    "confirm",
+    "export",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}

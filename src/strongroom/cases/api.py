@@ -10,18 +10,33 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
+from strongroom.cases import report as case_report
 from strongroom.cases.model import Case
-from strongroom.cases.schemas import CaseApprove, CaseDecline, CaseList, CaseOut, CaseStatusName
+from strongroom.cases.schemas import (
+    CaseApprove,
+    CaseAssign,
+    CaseDecline,
+    CaseList,
+    CaseNoteCreate,
+    CaseNoteList,
+    CaseNoteOut,
+    CaseOut,
+    CaseStatusName,
+    ReportOut,
+)
 from strongroom.cases.service import CaseService, CaseView
+from strongroom.cases.work import CaseWork
 from strongroom.core.limits import CASE_KIND_LENGTH_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.ledger.views import transfer_to_dict
-from strongroom.tenancy.access import authorize, requires
+from strongroom.tenancy.access import authorize, require_step_up, requires
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -29,6 +44,7 @@ from strongroom.tenancy.model import Principal, Scope
 class CasesCtx:
     key: Principal
     cases: CaseService
+    work: CaseWork
 
     @property
     def tenant(self) -> str:
@@ -40,7 +56,7 @@ async def context(request: Request) -> CasesCtx:
     on the route's declared scopes (tenancy.access.requires) before its body is read."""
     key: Principal = request.state.api_key
     authorize(request.scope, key)
-    return CasesCtx(key, request.app.state.cases)
+    return CasesCtx(key, request.app.state.cases, request.app.state.case_work)
 
 
 Ctx = Annotated[CasesCtx, Depends(context)]
@@ -76,12 +92,18 @@ async def list_cases(
     starting_after: OptionalIdQuery = None,
     status: CaseStatusName | None = None,
     kind: KindQuery = None,
+    assignee: OptionalIdQuery = None,
 ) -> dict[str, Any]:
     """Newest first, each with its decision (gate, code, detail: score, reasons, features);
-    `status=open` is the queue to work."""
+    `status=open` is the queue to work, `assignee=usr_...` one officer's."""
     page = await run_in_threadpool(
         lambda: ctx.cases.list_cases(
-            ctx.tenant, status=status, kind=kind, starting_after=starting_after, limit=limit
+            ctx.tenant,
+            status=status,
+            kind=kind,
+            assignee=assignee,
+            starting_after=starting_after,
+            limit=limit,
         )
     )
     return list_body([_case(c) for c in page.data], page.has_more)
@@ -136,3 +158,82 @@ async def decline_case(
         )
     )
     return _view(view)
+
+
+@router.post(
+    "/cases/{case_id}/assign",
+    response_model=CaseOut,
+    tags=["cases"],
+    openapi_extra=error_codes("not_found", "case_not_open") | requires(Scope.CASES_WRITE),
+)
+async def assign_case(case_id: IdPath, body: CaseAssign, ctx: Ctx) -> dict[str, Any]:
+    """Assigns an open case to a staff user of the tenant (`assignee: null` unassigns it). An
+    audit leaf and an event `case.assigned`."""
+    case = await run_in_threadpool(
+        lambda: ctx.work.assign(ctx.tenant, case_id, body.assignee, actor=ctx.key.actor)
+    )
+    return _case(case)
+
+
+@router.post(
+    "/cases/{case_id}/notes",
+    status_code=201,
+    response_model=CaseNoteOut,
+    tags=["cases"],
+    openapi_extra=error_codes("not_found", "case_notes_full") | requires(Scope.CASES_WRITE),
+)
+async def create_case_note(case_id: IdPath, body: CaseNoteCreate, ctx: Ctx) -> dict[str, Any]:
+    """A note on a case (open or decided): the narrative of its report. An audit leaf and an
+    event `case.note_added`, each naming the note's id, never its text."""
+    note = await run_in_threadpool(
+        lambda: ctx.work.add_note(ctx.tenant, case_id, body.body, actor=ctx.key.actor)
+    )
+    return note.to_dict()
+
+
+@router.get(
+    "/cases/{case_id}/notes",
+    response_model=CaseNoteList,
+    tags=["cases"],
+    openapi_extra=error_codes("not_found") | requires(Scope.CASES_READ),
+)
+async def list_case_notes(case_id: IdPath, ctx: Ctx) -> dict[str, Any]:
+    """The case's notes, oldest first (a case holds at most 500)."""
+    notes = await run_in_threadpool(lambda: ctx.work.notes(ctx.tenant, case_id))
+    return list_body([n.to_dict() for n in notes], False)
+
+
+@router.get(
+    "/cases/{case_id}/report",
+    response_model=ReportOut,
+    tags=["cases"],
+    responses={200: {"content": {"text/html": {}}}},
+    openapi_extra=error_codes("not_found", "step_up_required", "data_erased")
+    | requires(Scope.CASES_READ),
+)
+async def get_case_report(
+    case_id: IdPath,
+    ctx: Ctx,
+    request: Request,
+    reveal: Annotated[
+        bool,
+        Query(
+            description="the subject's personal data in full: needs `pii:read` too (a user "
+            "steps up first); the reveal is an audit leaf of the customer"
+        ),
+    ] = False,
+) -> Response | dict[str, Any]:
+    """A suspicious-activity report draft of the case: the reporting institution, the subject,
+    the activity (category, dates, the transfers it names with their totals per asset), the
+    narrative (its notes) and the decision. JSON, or a self-contained HTML page for a request
+    that accepts `text/html` and not `application/json` (a browser). A draft for an officer
+    to complete and file: Strongroom files nothing."""
+    if reveal:
+        require_step_up(ctx.key, Scope.PII_READ)
+    body = await run_in_threadpool(
+        lambda: ctx.work.report(ctx.tenant, case_id, actor=ctx.key.actor, reveal=reveal)
+    )
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "application/json" not in accept:
+        return HTMLResponse(case_report.to_html(body))
+    return body

@@ -19,6 +19,11 @@ CASES_ERRORS: Final = (
         "The ledger refused to post or void the case's transfer (a gate, a limit): the case "
         "stays open",
     ),
+    ErrorCode(
+        "case_notes_full",
+        400,
+        "The case holds as many notes as it may (500): nothing was written",
+    ),
 )
 
 

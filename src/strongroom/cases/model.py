@@ -141,6 +141,7 @@ class Case:
     decided_by: str | None
     decision_reason: str | None
     label: Label | None
+    assignee: str | None = None  # the staff user working it (a user id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,4 +160,27 @@ class Case:
             "decided_by": self.decided_by,
             "reason": self.decision_reason,
             "label": self.label.value if self.label is not None else None,
+            "assignee": self.assignee,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CaseNote:
+    """An officer's note on a case: free text, in the order written."""
+
+    id: str
+    case_id: str
+    tenant_id: str
+    author: str
+    body: str
+    created_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "case_note",
+            "case_id": self.case_id,
+            "author": self.author,
+            "body": self.body,
+            "created_at": clock.format_us(self.created_at),
         }

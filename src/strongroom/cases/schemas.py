@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.core.clock import Timestamp
-from strongroom.core.limits import CASE_REASON_CHARS_MAX
+from strongroom.core.limits import CASE_NOTE_CHARS_MAX, CASE_REASON_CHARS_MAX
 from strongroom.ledger.schemas import TransferOut
 
 Reason = Annotated[
@@ -43,6 +43,38 @@ class CaseDecline(_In):
     )
 
 
+class CaseAssign(_In):
+    assignee: str | None = Field(
+        min_length=1,
+        max_length=64,
+        description="the id of a staff user of the tenant (`usr_...`); null unassigns the case",
+    )
+
+
+class CaseNoteCreate(_In):
+    body: str = Field(
+        min_length=1,
+        max_length=CASE_NOTE_CHARS_MAX,
+        description="the note: free text for the case's record and its report's narrative "
+        "(never in an audit leaf or an event)",
+    )
+
+
+class CaseNoteOut(_Out):
+    id: str
+    object: Literal["case_note"]
+    case_id: str
+    author: str = Field(description="who wrote it: an actor")
+    body: str
+    created_at: Timestamp
+
+
+class CaseNoteList(_Out):
+    object: Literal["list"]
+    data: list[CaseNoteOut]
+    has_more: bool
+
+
 class DecisionOut(_Out):
     gate: str | None = Field(description="the gate that held the transfer (`risk`, ...)")
     code: str | None = Field(description="why it held it (`risk_review`, ...)")
@@ -70,6 +102,9 @@ class CaseOut(_Out):
         description="the decision as a training label: approved is genuine, declined is "
         "fraud unless the decline said otherwise; null while open and when closed"
     )
+    assignee: str | None = Field(
+        default=None, description="the staff user working the case (a user id), if assigned"
+    )
     transfer: TransferOut | None = Field(
         default=None, description="the held transfer as the ledger holds it now (a case's GET)"
     )
@@ -79,3 +114,26 @@ class CaseList(_Out):
     object: Literal["list"]
     data: list[CaseOut]
     has_more: bool
+
+
+class ReportOut(_Out):
+    """A suspicious-activity report draft (cases/report.py): an officer completes and files
+    it; Strongroom files nothing."""
+
+    object: Literal["suspicious_activity_report_draft"]
+    status: Literal["draft"]
+    generated_at: Timestamp
+    generated_by: str
+    reporting_institution: dict[str, Any]
+    case: CaseOut
+    subject: dict[str, Any] = Field(
+        description="the case's subject (a customer or counterparty): masked, or in full with "
+        "`reveal=true` (pii:read)"
+    )
+    suspicious_activity: dict[str, Any] = Field(
+        description="category (the case's kind), code, reason, first and last dates, the "
+        "transfers with their assets and the totals per asset"
+    )
+    narrative: list[CaseNoteOut]
+    officer: str | None
+    decision: dict[str, Any]

@@ -60,12 +60,20 @@ CASE_EVENT_TYPES: Final = (
         "A case was closed without a decision: its transfer was posted, voided or expired by "
         "another door.",
     ),
+    EventType("case.assigned", "A case was assigned to a staff user (or unassigned): ids only."),
+    EventType("case.note_added", "An officer added a note to a case: ids only, never the text."),
 )
 
 # Records a decided case's label for the next training run (the risk domain's, wired by the
 # composition root), inside the decision's transaction: (uow, tenant id, transfer id, fraud).
 # The case row's `label` column is itself a record: the port is optional.
 LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
+
+# What another domain does when an officer decides one of its alerts (a confirmed sanctions
+# match freezes the customer's accounts, a dismissed one is remembered): called inside the
+# decision's transaction with (uow, case, new status, actor); an exception undoes the decision.
+# Registered by kind (CaseService.on_decided), wired by the composition root.
+DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], None]
 
 # The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
 # the other decision of the case won, or another door posted, voided or expired the transfer.
@@ -105,9 +113,31 @@ class CaseService:
         self._events = events
         self.labels = labels
         self.clock = clock_ or clock.MonotonicClock()
+        self._hooks: dict[str, DecisionHook] = {}
+
+    def on_decided(self, kind: str, hook: DecisionHook) -> None:
+        """`hook` runs in the transaction of every decision on a case of `kind`."""
+        assert kind not in self._hooks, f"one hook per kind: {kind}"
+        self._hooks[kind] = hook
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
+
+    def uow(self, write: bool = True) -> UnitOfWork:
+        """A unit of work on the queue's database (cases.work runs its changes in one)."""
+        return self._uow(write)
+
+    def record(
+        self, uow: UnitOfWork, case: Case, event_type: str, actor: str, extra: dict[str, Any]
+    ) -> None:
+        """An audit leaf and an event of a change to `case` (ids and codes only), in `uow`."""
+        data = {**case_leaf(case), **extra}
+        if self._audit is not None:
+            self._audit.record_all(uow, case.tenant_id, actor, [(event_type, case.id, data)])
+        if self._events is not None:
+            event = {"object": "case", "id": case.id, **data}
+            del event["case_id"]
+            self._events.emit(uow, case.tenant_id, [(event_type, event)])
 
     # -- alerts ----------------------------------------------------------------------------
 
@@ -168,6 +198,7 @@ class CaseService:
         *,
         status: str | None = None,
         kind: str | None = None,
+        assignee: str | None = None,
         starting_after: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page[Case]:
@@ -183,6 +214,7 @@ class CaseService:
                 tenant_id,
                 status=status,
                 kind=kind,
+                assignee=assignee,
                 starting_after=starting_after,
                 limit=limit + 1,
             )
@@ -278,6 +310,9 @@ class CaseService:
             )
             if not decided:
                 raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
+            hook = self._hooks.get(case.kind)
+            if hook is not None:
+                hook(uow, case, status, actor)
             fraud = label is Label.FRAUD
             if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from strongroom.cases.model import Case, CaseStatus, Label
+from strongroom.cases.model import Case, CaseNote, CaseStatus, Label
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
 CASE_COLS: Final = (
     "id, tenant_id, kind, status, transfer_id, gate, code, detail, created_at, created_by, "
-    "decided_at, decided_by, decision_reason, label"
+    "decided_at, decided_by, decision_reason, label, assignee"
 )
 _MARKS: Final = ",".join("?" * len(CASE_COLS.split(", ")))
 
@@ -32,6 +32,7 @@ def case_of(row: Sequence[Any]) -> Case:
         decided_by=row[11],
         decision_reason=row[12],
         label=None if row[13] is None else Label(row[13]),
+        assignee=row[14],
     )
 
 
@@ -42,7 +43,7 @@ def insert_cases(uow: UnitOfWork, cases: Sequence[Case]) -> None:
         (
             c.id, c.tenant_id, c.kind, c.status.value, c.transfer_id, c.gate, c.code, c.detail,
             c.created_at, c.created_by, c.decided_at, c.decided_by, c.decision_reason,
-            c.label.value if c.label is not None else None,
+            c.label.value if c.label is not None else None, c.assignee,
         )
         for c in cases
     ]  # fmt: skip
@@ -65,6 +66,7 @@ def list_cases(
     kind: str | None,
     starting_after: str | None,
     limit: int,
+    assignee: str | None = None,
 ) -> list[Case]:
     """Newest first (ids are time-ordered), after the case `starting_after` (a cursor)."""
     where = ["tenant_id = ?"]
@@ -75,6 +77,9 @@ def list_cases(
     if kind is not None:
         where.append("kind = ?")
         params.append(kind)
+    if assignee is not None:
+        where.append("assignee = ?")
+        params.append(assignee)
     if starting_after is not None:
         where.append("id < ?")
         params.append(starting_after)
@@ -126,3 +131,40 @@ def decide(
         ),
     )
     return bool(cur.rowcount == 1)
+
+
+def assign(uow: UnitOfWork, case_id: str, assignee: str | None) -> None:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "UPDATE cases SET assignee = ? WHERE id = ?"), (assignee, case_id))
+
+
+NOTE_COLS: Final = "id, case_id, tenant_id, author, body, created_at"
+
+
+def insert_note(uow: UnitOfWork, note: CaseNote) -> None:
+    uow.cursor().execute(
+        sql(uow, f"INSERT INTO case_notes ({NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?)"),
+        (note.id, note.case_id, note.tenant_id, note.author, note.body, note.created_at),
+    )
+
+
+def count_notes(uow: UnitOfWork, case_id: str) -> int:
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT COUNT(*) FROM case_notes WHERE case_id = ?"), (case_id,))
+    row = cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def list_notes(uow: UnitOfWork, case_id: str, *, limit: int) -> list[CaseNote]:
+    """Oldest first (the order they were written), at most `limit`."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"SELECT {NOTE_COLS} FROM case_notes WHERE case_id = ? ORDER BY id LIMIT ?"),
+        (case_id, limit),
+    )
+    return [
+        CaseNote(
+            id=r[0], case_id=r[1], tenant_id=r[2], author=r[3], body=r[4], created_at=int(r[5])
+        )
+        for r in cur.fetchall()
+    ]

@@ -5,7 +5,7 @@ raises `CaseTransferRefusedError` (422)."""
 
 from __future__ import annotations
 
-from strongroom.cases.schemas import CaseList, CaseOut
+from strongroom.cases.schemas import CaseList, CaseNoteList, CaseNoteOut, CaseOut, ReportOut
 from strongroom.client._spec import Call, Paged, model, segment
 from strongroom.client.resources import _after_last_id, _data
 
@@ -14,12 +14,19 @@ def list_cases(
     *,
     status: str | None = None,
     kind: str | None = None,
+    assignee: str | None = None,
     limit: int | None = None,
     starting_after: str | None = None,
 ) -> Call[CaseList]:
     """One page of the tenant's cases, newest first (`cases:read`); `status`: open, approved,
-    declined or closed; `kind`: e.g. risk_review."""
-    params = {"status": status, "kind": kind, "limit": limit, "starting_after": starting_after}
+    declined or closed; `kind`: e.g. risk_review; `assignee`: a staff user's id."""
+    params = {
+        "status": status,
+        "kind": kind,
+        "assignee": assignee,
+        "limit": limit,
+        "starting_after": starting_after,
+    }
     return Call("GET", "/v1/cases", model(CaseList), params=params)
 
 
@@ -73,3 +80,43 @@ def decline_case(
         json=body,
         idempotency_key=idempotency_key,
     )
+
+
+def assign_case(
+    case_id: str, assignee: str | None, *, idempotency_key: str | None = None
+) -> Call[CaseOut]:
+    """Assign an open case to a staff user of the tenant, or unassign it with None
+    (`cases:write`)."""
+    return Call(
+        "POST",
+        f"/v1/cases/{segment(case_id)}/assign",
+        model(CaseOut),
+        json={"assignee": assignee},
+        idempotency_key=idempotency_key,
+    )
+
+
+def create_case_note(
+    case_id: str, body: str, *, idempotency_key: str | None = None
+) -> Call[CaseNoteOut]:
+    """Add a note to a case: its report's narrative (`cases:write`)."""
+    return Call(
+        "POST",
+        f"/v1/cases/{segment(case_id)}/notes",
+        model(CaseNoteOut),
+        json={"body": body},
+        idempotency_key=idempotency_key,
+    )
+
+
+def list_case_notes(case_id: str) -> Call[CaseNoteList]:
+    """A case's notes, oldest first (`cases:read`)."""
+    return Call("GET", f"/v1/cases/{segment(case_id)}/notes", model(CaseNoteList))
+
+
+def get_case_report(case_id: str, *, reveal: bool = False) -> Call[ReportOut]:
+    """The case's suspicious-activity report draft as JSON (`cases:read`; `reveal`: the
+    subject's personal data in full, with `pii:read`). The HTML page is
+    GET /v1/cases/{id}/report?format=html."""
+    params = {"reveal": reveal} if reveal else {}
+    return Call("GET", f"/v1/cases/{segment(case_id)}/report", model(ReportOut), params=params)

@@ -27,6 +27,7 @@ PREFIXES = frozenset(
         "usr",
         "chl",
         "case",
+        "note",  # a note on a case
     }
     | {"mdl"}  # a fraud model's version (risk.registry)
 )

@@ -262,3 +262,9 @@ CASE_REASON_CHARS_MAX: Final = 500
 CASE_KIND_LENGTH_MAX: Final = 32
 CASE_DETAIL_BYTES_MAX: Final = 16_384
 assert CASE_REASON_CHARS_MAX < CASE_DETAIL_BYTES_MAX
+# Working a case: a note is at most CASE_NOTE_CHARS_MAX characters, a case holds at most
+# CASE_NOTES_MAX notes, and a suspicious-activity report draft lists at most
+# CASE_REPORT_TRANSFERS_MAX transfers of its evidence (and says when it left some out).
+CASE_NOTE_CHARS_MAX: Final = 10_000
+CASE_NOTES_MAX: Final = 500
+CASE_REPORT_TRANSFERS_MAX: Final = 1_000

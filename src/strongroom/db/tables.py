@@ -587,10 +587,26 @@ cases = sa.Table(
     sa.Column("decided_by", sa.String(200), nullable=True),
     sa.Column("decision_reason", sa.Text, nullable=True),
     sa.Column("label", sa.String(16), nullable=True),  # fraud, genuine
+    sa.Column("assignee", sa.String(64), nullable=True),  # a staff user's id (migration 0025)
     sa.Index("cases_tenant", "tenant_id", "id"),
     sa.Index("cases_tenant_status", "tenant_id", "status", "id"),
     sa.Index("cases_tenant_kind", "tenant_id", "kind", "id"),
     sa.Index("cases_transfer_kind", "transfer_id", "kind", unique=True),
+    sa.Index("cases_tenant_assignee", "tenant_id", "assignee", "id"),
+    sqlite_with_rowid=False,
+)
+
+# An officer's notes on a case (migration 0025): free text by staff, never in a leaf or event.
+case_notes = sa.Table(
+    "case_notes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("case_notes_case", "case_id", "id"),
     sqlite_with_rowid=False,
 )
 
