@@ -37,7 +37,8 @@ def test_un_person_has_aliases_dob_and_nationality(un: list[Entry]) -> None:
     assert badege.dates_of_birth == ("1971",)
     assert badege.countries[0] == "CD"  # "Democratic Republic of the Congo"
     adf = next(e for e in un if e.names[0] == "ADF")
-    assert "Allied Democratic Forces" in adf.names and "NALU" in adf.names
+    assert "Allied Democratic Forces" in adf.names
+    assert "NALU" in adf.names
     # every non-empty alias of the file is somewhere (2,308 individual alias elements, some empty)
     assert sum(len(e.names) for e in un if e.kind is EntryKind.PERSON) > 730 + 1000
     assert sum(1 for e in un if e.dates_of_birth) > 600
@@ -46,7 +47,8 @@ def test_un_person_has_aliases_dob_and_nationality(un: list[Entry]) -> None:
 def test_sdn_counts_and_remarks(sdn: list[Entry]) -> None:
     assert len(sdn) == 8976
     kinds = Counter(e.kind for e in sdn)
-    assert kinds[EntryKind.VESSEL] > 0 and kinds[EntryKind.AIRCRAFT] > 0
+    assert kinds[EntryKind.VESSEL] > 0
+    assert kinds[EntryKind.AIRCRAFT] > 0
     assert sum(len(e.names) - 1 for e in sdn) > 11_800  # 11,910 alt rows, a few duplicates
     nasser = next(e for e in sdn if e.entry_id == "6333")
     assert nasser.names == ("NASSER ARANA, Carlos Alberto",)
@@ -76,7 +78,8 @@ def test_cons_dpl_and_pep() -> None:
         ListSource.PEP, [need(LISTS / "opensanctions_us_congress_senzing_2026-01.json")]
     )
     assert len(pep) == 1319
-    assert pep[0].names == ("Jennifer L. McClellan",) and pep[0].countries == ("US",)
+    assert pep[0].names == ("Jennifer L. McClellan",)
+    assert pep[0].countries == ("US",)
 
 
 def test_xml_with_a_doctype_is_refused(tmp_path: Path) -> None:
