@@ -71,7 +71,9 @@ class IndexedScreener:
         if not usable:
             usable = [min(found, key=lambda k: len(self._postings[k]))]
         ids = np.concatenate([self._postings[k] for k in usable])
-        weights = np.concatenate([np.full(len(self._postings[k]), self._weights[k]) for k in usable])
+        weights = np.concatenate(
+            [np.full(len(self._postings[k]), self._weights[k]) for k in usable]
+        )
         scores = np.bincount(ids, weights=weights, minlength=len(self._names))
         if kind is not None:
             scores *= self._allowed[kind]
@@ -97,9 +99,7 @@ class IndexedScreener:
         for n in self.candidates(q, query.kind):
             e, raw, normal = self._names[n]
             by_entry[e].append((raw, normal))
-        matches = [
-            score_entry(query, q, self._entries[e], names) for e, names in by_entry.items()
-        ]
+        matches = [score_entry(query, q, self._entries[e], names) for e, names in by_entry.items()]
         matches = [m for m in matches if m.score >= min_score]
         matches.sort(key=lambda m: (-m.score, m.entry.source.value, m.entry.entry_id))
         return matches[:limit]

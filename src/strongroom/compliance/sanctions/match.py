@@ -213,7 +213,7 @@ def _year(date: str) -> int | None:
 
 
 def dob_evidence(query: str | None, entry: Entry) -> str | None:
-    """"match" (agrees with one of the entry's dates), "near" (a year within NEAR_YEARS),
+    """ "match" (agrees with one of the entry's dates), "near" (a year within NEAR_YEARS),
     "mismatch", or None (either side gives no date)."""
     if not query or not entry.dates_of_birth:
         return None
@@ -231,7 +231,6 @@ def country_evidence(query: str | None, entry: Entry) -> str | None:
     if code is None or not entry.countries:
         return None
     return "match" if code in entry.countries else "mismatch"
-
 
 
 def evidence_score(name_p: float, dob: str | None, country: str | None) -> float:

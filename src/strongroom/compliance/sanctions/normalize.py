@@ -28,13 +28,13 @@ HONORIFICS = frozenset(
     "mr mrs ms miss mister madam dr prof professor sir dame lord hon honorable honourable rev "
     "reverend fr father sheikh shaikh shaykh sayyid sayed haji hajji mullah maulana maulvi mawlawi "
     "gen general col colonel maj major capt captain lt lieutenant sgt judge president "
-    "senator rep representative jr sr".split()
+    "senator rep representative jr sr".split()  # noqa: SIM905
 )
 LEGAL_FORMS = frozenset(
     "ltd limited llc l l c inc incorporated corp corporation co company plc gmbh ag kg sa sas "
     "sarl srl spa sl bv nv oy ab as asa oyj jsc ojsc pjsc cjsc ooo oao zao pao ao llp lp pty pte "
     "sdn bhd fze fzco fzc fz est establishment tic dmcc kft zrt doo sp zoo z o cv de pvt private "
-    "the of and".split()
+    "the of and".split()  # noqa: SIM905
 )
 STOP_WORDS = HONORIFICS | LEGAL_FORMS
 
@@ -65,7 +65,7 @@ def _normal(words: Sequence[str], stop: Sequence[str]) -> NormalName:
 
 
 def reorder(name: str) -> str:
-    """"Last, First" -> "First Last" when the name has exactly one comma and what follows it is
+    """ "Last, First" -> "First Last" when the name has exactly one comma and what follows it is
     not a legal form ("Acme, Inc." stays as it is)."""
     if name.count(",") != 1:
         return name
