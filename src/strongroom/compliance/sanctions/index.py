@@ -2,7 +2,8 @@
 
 Blocking keys per token of every normalised name (normalize.py): the token itself, its
 metaphone key (spelling variants, vowel swaps, doubled letters) and, for tokens of four letters
-or more, its letters sorted (transposed letters). A query's tokens give keys; each name sharing
+or more, its letters sorted (transposed letters); and the whole name without its spaces (a
+moved token boundary). A query's tokens give keys; each name sharing
 keys gains their inverse document frequency (log N / df, N names); the CANDIDATES best names
 (after the kind filter) are scored by match.py and the best name per entry stands for it. Keys
 held by more than MAX_POSTINGS names (particles like "al", "bin") are skipped unless a query
@@ -32,6 +33,15 @@ def token_keys(token: str) -> Iterable[str]:
         yield "s" + "".join(sorted(token))
 
 
+def name_keys(name: NormalName) -> Iterable[str]:
+    """Every token's keys, and the whole name without spaces when it has two to four tokens
+    (a token boundary moved: "Lauren Tnkunda" / "Laurent Nkunda")."""
+    for token in name.tokens:
+        yield from token_keys(token)
+    if 2 <= len(name.tokens) <= 4:
+        yield "j" + name.joined
+
+
 class IndexedScreener:
     def __init__(self, entries: Sequence[Entry]) -> None:
         self._entries = list(entries)
@@ -44,7 +54,7 @@ class IndexedScreener:
                     continue
                 n = len(self._names)
                 self._names.append((e, raw, normal))
-                keys = {k for token in normal.tokens for k in token_keys(token)}
+                keys = set(name_keys(normal))
                 for key in keys:
                     postings[key].append(n)
         total = max(1, len(self._names))
@@ -64,7 +74,7 @@ class IndexedScreener:
 
     def candidates(self, q: NormalName, kind: EntryKind | None) -> list[int]:
         """The indices of the best CANDIDATES names for the query's tokens."""
-        found = [k for t in q.tokens for k in token_keys(t) if k in self._postings]
+        found = [k for k in dict.fromkeys(name_keys(q)) if k in self._postings]
         if not found:
             return []
         usable = [k for k in found if len(self._postings[k]) <= MAX_POSTINGS]

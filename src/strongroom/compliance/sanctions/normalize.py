@@ -24,17 +24,22 @@ from functools import lru_cache
 import jellyfish
 from anyascii import anyascii
 
-HONORIFICS = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+HONORIFICS = _words(
     "mr mrs ms miss mister madam dr prof professor sir dame lord hon honorable honourable rev "
     "reverend fr father sheikh shaikh shaykh sayyid sayed haji hajji mullah maulana maulvi mawlawi "
     "gen general col colonel maj major capt captain lt lieutenant sgt judge president "
-    "senator rep representative jr sr".split()  # noqa: SIM905
+    "senator rep representative jr sr"
 )
-LEGAL_FORMS = frozenset(
+LEGAL_FORMS = _words(
     "ltd limited llc l l c inc incorporated corp corporation co company plc gmbh ag kg sa sas "
     "sarl srl spa sl bv nv oy ab as asa oyj jsc ojsc pjsc cjsc ooo oao zao pao ao llp lp pty pte "
     "sdn bhd fze fzco fzc fz est establishment tic dmcc kft zrt doo sp zoo z o cv de pvt private "
-    "the of and".split()  # noqa: SIM905
+    "the of and"
 )
 STOP_WORDS = HONORIFICS | LEGAL_FORMS
 
