@@ -21,8 +21,9 @@ Rows (`results`, one dict each, `scenario` names it):
   (negatives_global + negatives_us); each counts as a false positive when any hit scores >= the
   threshold. Queries carry the row's name, date of birth and nationality (evidence) and
   kind=person. The expected entry: an untreated UN row is resolved to the UN person one of whose
-  names normalises to the row's full_name exactly and whose date of birth agrees; the treated file is row-aligned with the
-  untreated one (same order), so treated row i expects untreated row i's entry; a Congress row
+  names normalises to the row's full_name exactly and whose date of birth agrees; the treated
+  file is row-aligned with the untreated one (same order, the treatments also move some dates
+  of birth), so treated row i expects untreated row i's entry; a Congress row
   resolves the same way among the PEP entries. A positive whose person is in neither file (3
   UN persons, each twice, and 11 former Congress members: `positives_unresolvable`) cannot be found
   by any index and is left out of `recall` (counted, not hidden). Split: the threshold
