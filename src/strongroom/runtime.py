@@ -30,6 +30,7 @@ from strongroom.cases import api as cases_api
 from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
+from strongroom.compliance import wiring as compliance
 from strongroom.cases.sink import CaseSink
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
@@ -114,6 +115,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
     *RISK_EVENT_TYPES,
+    *compliance.COMPLIANCE_EVENT_TYPES,
 )
 
 
@@ -474,6 +476,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit=audit,
     )
     factors = Factors(users)
+    # GDPR export, the AML retention hold and job, and the compliance controls (and their job).
+    regulated = compliance.build(
+        settings, engine, kms=kms, audit=audit, events=events, customers=customers,
+        counterparties=counterparties, ledger=ledger, cards=compliance.card_view(vault),
+        on_erased=lambda n: metrics.observe_deleted("customers", n),
+    )  # fmt: skip
 
     jobs = JobRunner(
         engine,
@@ -491,6 +499,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retention_job(events, tenancy, settings.event_retention_days, metrics, users.purge),
             ),
             JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
+            *regulated.jobs,
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -579,6 +588,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_models_api.router,
             tenancy_api.router,
             signin_page.router,
+            *regulated.routers,
         ],
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
@@ -628,6 +638,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
+    app.state.gdpr = regulated.gdpr
+    app.state.compliance_controls = regulated.controls
     app.state.ledger_tenants = {}
     return app
 

@@ -29,6 +29,7 @@ PREFIXES = frozenset(
         "case",
     }
     | {"mdl"}  # a fraud model's version (risk.registry)
+    | {"crep"}  # a compliance report (compliance.controls)
 )
 
 
