@@ -1,23 +1,23 @@
 """The card-number scan: every text and binary column of every table of the database (as it is,
-tables other domains add later included), read CONTROL_SCAN_BATCH_ROWS rows at a time (a
-server-side cursor on PostgreSQL; SQLite's cursor reads as it goes), each value searched for a
-card number in clear (model.card_numbers). A finding names the table, the column, the row's
-primary key and the number masked; the row's tenant when the row says it (a `tenant_id` column,
-or a `ledger_id` whose ledger is a tenant's)."""
+tables other domains add later included), read CONTROL_SCAN_BATCH_ROWS rows at a time in one
+read transaction (a server-side cursor on PostgreSQL; SQLite's cursor reads as it goes), each
+value searched for a card number in clear (model.card_numbers). A finding names the table, the
+column, the row's primary key and the number masked; the row's tenant when the row says it (a
+`tenant_id` column, or a `ledger_id` whose ledger is a tenant's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from strongroom.compliance.controls import store
 from strongroom.compliance.controls.model import Finding, as_text, card_numbers, masked
 from strongroom.core.limits import CONTROL_SCAN_BATCH_ROWS
+from strongroom.db.uow import UnitOfWork
 
-_TEXT_TYPES: Final = (sa.String, sa.Text, sa.LargeBinary, sa.JSON)
 # Alembic's own bookkeeping: a version number, nothing else.
 _SKIPPED: Final = frozenset({"alembic_version"})
 
@@ -31,10 +31,6 @@ class ScanResult:
     found: int = 0
 
 
-def _scanned_columns(inspector: Any, table: str) -> list[str]:
-    return [c["name"] for c in inspector.get_columns(table) if isinstance(c["type"], _TEXT_TYPES)]
-
-
 def scan_card_numbers(
     engine: Engine,
     on_finding: Callable[[Finding], None],
@@ -42,67 +38,64 @@ def scan_card_numbers(
     batch_rows: int = CONTROL_SCAN_BATCH_ROWS,
 ) -> ScanResult:
     say = progress or (lambda _m: None)
-    inspector = sa.inspect(engine)
     result = ScanResult()
-    tables = sorted(t for t in inspector.get_table_names() if t not in _SKIPPED)
-    with engine.connect() as conn:
-        tenants_of_ledgers: dict[str, str] = {}
+    with UnitOfWork(engine, write=False) as uow:
+        tables = [t for t in store.table_names(uow) if t not in _SKIPPED]
+        ledgers: dict[str, str] = {}
         if "ledgers" in tables:
-            for lid, tid in conn.execute(sa.text("SELECT id, tenant_id FROM ledgers")):
-                tenants_of_ledgers[lid] = tid
+            cur = uow.cursor()
+            cur.execute("SELECT id, tenant_id FROM ledgers")
+            ledgers = {str(lid): str(tid) for lid, tid in cur.fetchall()}
         for number, table in enumerate(tables, 1):
-            columns = _scanned_columns(inspector, table)
+            shape = store.table_shape(uow, table)
             result.tables += 1
-            if not columns:
+            if not shape.text_columns:
                 continue
-            every = {c["name"] for c in inspector.get_columns(table)}
-            keys = list(inspector.get_pk_constraint(table).get("constrained_columns") or [])
-            owner = "tenant_id" if "tenant_id" in every else None
-            owner = owner or ("ledger_id" if "ledger_id" in every else None)
-            extra = [c for c in [*keys, owner] if c is not None and c not in columns]
-            selected = [*columns, *dict.fromkeys(extra)]
+            owner = next((c for c in ("tenant_id", "ledger_id") if c in shape.columns), None)
+            extra = [c for c in [*shape.primary_key, owner] if c and c not in shape.text_columns]
+            selected = [*shape.text_columns, *dict.fromkeys(extra)]
             position = {name: i for i, name in enumerate(selected)}
-            query = sa.select(*(sa.column(c) for c in selected)).select_from(sa.table(table))
-            result.columns += len(columns)
+            result.columns += len(shape.text_columns)
             rows = 0
-            stream = conn.execution_options(yield_per=batch_rows).execute(query)
-            for part in stream.partitions(batch_rows):
-                for row in part:
+            for batch in store.stream_rows(uow, table, selected, batch_rows):
+                for row in batch:
                     rows += 1
-                    for name in columns:
+                    for name in shape.text_columns:
                         text = as_text(row[position[name]])
                         if text is None:
                             continue
                         result.values += 1
                         for digits in card_numbers(text):
                             result.found += 1
-                            on_finding(_finding(table, name, row, keys, owner, position, digits,
-                                                tenants_of_ledgers, rows))  # fmt: skip
+                            where = _Where(table, name, shape.primary_key, owner, position, rows)
+                            on_finding(where.finding(row, digits, ledgers))
             result.rows += rows
-            say(f"card numbers: table {number}/{len(tables)} {table}: {rows} rows, "
-                f"{len(columns)} columns, {result.found} found so far")  # fmt: skip
+            say(
+                f"card numbers: table {number}/{len(tables)} {table}: {rows} rows, "
+                f"{len(shape.text_columns)} columns, {result.found} found so far"
+            )
     return result
 
 
-def _finding(
-    table: str,
-    column: str,
-    row: Any,
-    keys: list[str],
-    owner: str | None,
-    position: dict[str, int],
-    digits: str,
-    ledgers: dict[str, str],
-    ordinal: int,
-) -> Finding:
-    key = {k: _plain(row[position[k]]) for k in keys} if keys else {"row": ordinal}
-    tenant = None
-    if owner == "tenant_id":
-        tenant = row[position[owner]]
-    elif owner == "ledger_id":
-        tenant = ledgers.get(row[position[owner]])
-    detail = {"table": table, "column": column, "key": key, "number": masked(digits)}
-    return Finding(detail, None if tenant is None else str(tenant))
+@dataclass(frozen=True, slots=True)
+class _Where:
+    table: str
+    column: str
+    keys: Sequence[str]
+    owner: str | None
+    position: dict[str, int]
+    ordinal: int
+
+    def finding(self, row: Sequence[Any], digits: str, ledgers: dict[str, str]) -> Finding:
+        at = self.position
+        key = {k: _plain(row[at[k]]) for k in self.keys} if self.keys else {"row": self.ordinal}
+        tenant = None
+        if self.owner == "tenant_id":
+            tenant = row[at[self.owner]]
+        elif self.owner == "ledger_id":
+            tenant = ledgers.get(row[at[self.owner]])
+        detail = {"table": self.table, "column": self.column, "key": key, "number": masked(digits)}
+        return Finding(detail, None if tenant is None else str(tenant))
 
 
 def _plain(value: object) -> object:

@@ -5,11 +5,11 @@ the tables themselves rather than each domain's view of them; it writes none of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from strongroom.db.query import sql
@@ -102,18 +102,123 @@ class ListSnapshots:
 def list_snapshots(engine: Engine) -> ListSnapshots | str:
     """The newest snapshot of each sanctions list, or why there is nothing to read (the
     reason: no such table, or no column that names a list or a time)."""
-    inspector = sa.inspect(engine)
-    names = set(inspector.get_table_names())
-    table = next((t for t in LIST_TABLES if t in names), None)
-    if table is None:
-        return f"no sanctions list snapshots are kept (none of the tables {', '.join(LIST_TABLES)})"
-    columns = {c["name"] for c in inspector.get_columns(table)}
-    name_col = next((c for c in LIST_NAME_COLUMNS if c in columns), None)
-    time_col = next((c for c in LIST_TIME_COLUMNS if c in columns), None)
-    if name_col is None or time_col is None:
-        return f"table {table} has no list-name or load-time column this control knows"
     with UnitOfWork(engine, write=False) as uow:
+        names = set(table_names(uow))
+        table = next((t for t in LIST_TABLES if t in names), None)
+        if table is None:
+            tables = ", ".join(LIST_TABLES)
+            return f"no sanctions list snapshots are kept (none of the tables {tables})"
+        columns = set(table_shape(uow, table).columns)
+        name_col = next((c for c in LIST_NAME_COLUMNS if c in columns), None)
+        time_col = next((c for c in LIST_TIME_COLUMNS if c in columns), None)
+        if name_col is None or time_col is None:
+            return f"table {table} has no list-name or load-time column this control knows"
         cur = uow.cursor()
-        cur.execute(f"SELECT {name_col}, MAX({time_col}) FROM {table} GROUP BY {name_col}")
+        cur.execute(
+            f"SELECT {quoted(name_col)}, MAX({quoted(time_col)}) FROM {quoted(table)} "
+            f"GROUP BY {quoted(name_col)}"
+        )
         rows: Sequence[Any] = cur.fetchall()
-    return ListSnapshots(table, {str(n): int(t) for n, t in rows if t is not None})
+    return ListSnapshots(table, {str(n): as_us(t) for n, t in rows if t is not None})
+
+
+def as_us(value: object) -> int:
+    """A load time as epoch microseconds, whatever the table keeps: a timestamp, an ISO 8601
+    text, or a number of seconds, milliseconds or microseconds (told apart by size)."""
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return int(stamp.timestamp() * 1_000_000)
+    if isinstance(value, str):
+        return as_us(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    number = int(value)  # type: ignore[call-overload]
+    if number < 10**11:
+        return number * 1_000_000
+    if number < 10**14:
+        return number * 1_000
+    return number
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+# Read with the unit of work's own connection (SQLAlchemy's inspector would open another, which
+# on SQLite begins a write transaction).
+
+_PG_TEXT_TYPES = frozenset({"character varying", "text", "character", "bytea", "json", "jsonb"})
+_SQLITE_TEXT_MARKS = ("CHAR", "TEXT", "CLOB", "BLOB", "JSON")
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_names(uow: UnitOfWork) -> list[str]:
+    cur = uow.cursor()
+    if uow.sqlite:
+        cur.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    else:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+    return sorted(str(r[0]) for r in cur.fetchall())
+
+
+@dataclass(frozen=True, slots=True)
+class TableShape:
+    columns: list[str]  # every column
+    text_columns: list[str]  # those that may hold text (text, character, binary, JSON)
+    primary_key: list[str]
+
+
+def table_shape(uow: UnitOfWork, table: str) -> TableShape:
+    cur = uow.cursor()
+    if uow.sqlite:
+        cur.execute(f"PRAGMA table_info({quoted(table)})")
+        rows = cur.fetchall()
+        columns = [str(r[1]) for r in rows]
+        text = [
+            str(r[1])
+            for r in rows
+            if not r[2] or any(mark in str(r[2]).upper() for mark in _SQLITE_TEXT_MARKS)
+        ]
+        key = [str(r[1]) for r in sorted((r for r in rows if r[5]), key=lambda r: r[5])]
+        return TableShape(columns, text, key)
+    cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    )
+    rows = cur.fetchall()
+    columns = [str(r[0]) for r in rows]
+    text = [str(r[0]) for r in rows if str(r[1]) in _PG_TEXT_TYPES]
+    cur.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)",
+        (quoted(table),),
+    )
+    return TableShape(columns, text, [str(r[0]) for r in cur.fetchall()])
+
+
+def stream_rows(
+    uow: UnitOfWork, table: str, columns: Sequence[str], batch_rows: int
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Every row of `table` (those columns), `batch_rows` at a time: a server-side cursor on
+    PostgreSQL, SQLite's cursor (which reads as it goes) otherwise."""
+    select = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {quoted(table)}"
+    if uow.sqlite:
+        cur = uow.cursor()
+        cur.execute(select)
+    else:
+        cur = uow.conn.cursor(name=f"compliance_scan_{abs(hash(table))}")
+        cur.itersize = batch_rows
+        cur.execute(select)
+    try:
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                return
+            yield rows
+    finally:
+        cur.close()
