@@ -3,7 +3,7 @@ tables other domains add later included), read CONTROL_SCAN_BATCH_ROWS rows at a
 read transaction (a server-side cursor on PostgreSQL; SQLite's cursor reads as it goes), each
 value searched for a card number in clear (model.card_numbers). A finding names the table, the
 column, the row's primary key and the number masked; the row's tenant when the row says it (a
-`tenant_id` column, or a `ledger_id` whose ledger is a tenant's)."""
+`tenant_id`, an audit `log_id`, or a `ledger_id` whose ledger is a tenant's)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from strongroom.compliance.controls.model import Finding, as_text, card_numbers,
 from strongroom.core.limits import CONTROL_SCAN_BATCH_ROWS
 from strongroom.db.uow import UnitOfWork
 
+# The columns that name a row's tenant, in order: a tenant id, an audit log's id (a tenant's),
+# a ledger id (its ledger's tenant).
+_OWNERS: Final = ("tenant_id", "log_id", "ledger_id")
 # Alembic's own bookkeeping: a version number, nothing else.
 _SKIPPED: Final = frozenset({"alembic_version"})
 
@@ -51,8 +54,8 @@ def scan_card_numbers(
             result.tables += 1
             if not shape.text_columns:
                 continue
-            owner = next((c for c in ("tenant_id", "ledger_id") if c in shape.columns), None)
-            extra = [c for c in [*shape.primary_key, owner] if c and c not in shape.text_columns]
+            owners = [c for c in _OWNERS if c in shape.columns]
+            extra = [c for c in [*shape.primary_key, *owners] if c not in shape.text_columns]
             selected = [*shape.text_columns, *dict.fromkeys(extra)]
             position = {name: i for i, name in enumerate(selected)}
             result.columns += len(shape.text_columns)
@@ -67,7 +70,7 @@ def scan_card_numbers(
                         result.values += 1
                         for digits in card_numbers(text):
                             result.found += 1
-                            where = _Where(table, name, shape.primary_key, owner, position, rows)
+                            where = _Where(table, name, shape.primary_key, owners, position, rows)
                             on_finding(where.finding(row, digits, ledgers))
             result.rows += rows
             say(
@@ -82,7 +85,7 @@ class _Where:
     table: str
     column: str
     keys: Sequence[str]
-    owner: str | None
+    owners: Sequence[str]
     position: dict[str, int]
     ordinal: int
 
@@ -90,10 +93,11 @@ class _Where:
         at = self.position
         key = {k: _plain(row[at[k]]) for k in self.keys} if self.keys else {"row": self.ordinal}
         tenant = None
-        if self.owner == "tenant_id":
-            tenant = row[at[self.owner]]
-        elif self.owner == "ledger_id":
-            tenant = ledgers.get(row[at[self.owner]])
+        for owner in self.owners:
+            value = row[at[owner]]
+            tenant = ledgers.get(value) if owner == "ledger_id" else value
+            if tenant:
+                break
         detail = {"table": self.table, "column": self.column, "key": key, "number": masked(digits)}
         return Finding(detail, None if tenant is None else str(tenant))
 
