@@ -36,6 +36,7 @@ from strongroom.client import (
     resources,
 )
 from strongroom.client import cases as client_cases
+from strongroom.client import compliance as client_compliance
 from strongroom.client import customers as client_customers
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
@@ -308,6 +309,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         {},
     ),
     ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
+    ("GET", "/v1/customers/{customer_id}/export"): ("export_customer", ("cus_1",), {}),
+    ("GET", "/v1/compliance/report"): ("get_compliance_report", (), {}),
     ("GET", "/v1/cases"): ("list_cases", (), {"status": "open", "kind": "risk_review"}),
     ("GET", "/v1/cases/{case_id}"): ("get_case", ("case_1",), {}),
     ("POST", "/v1/cases/{case_id}/approve"): ("approve_case", ("case_1",), {"reason": "ok"}),
@@ -363,7 +366,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
 def _builder(name: str) -> Any:
     """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
     `risk_models`."""
-    for module in (resources, client_customers, client_cases, client_risk):
+    for module in (resources, client_customers, client_cases, client_risk, client_compliance):
         found = getattr(module, name, None)
         if found is not None:
             return found
