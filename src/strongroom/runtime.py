@@ -30,8 +30,8 @@ from strongroom.cases import api as cases_api
 from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
-from strongroom.compliance import wiring as compliance
 from strongroom.cases.sink import CaseSink
+from strongroom.compliance import wiring as compliance
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api

@@ -34,7 +34,8 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
         doc = api.ok("GET", export, key=pii)
         assert doc["personal_data"]["email"] == "ada@example.com"
-        assert doc["customer"]["id"] == cus and doc["accounts"] == []
+        assert doc["customer"]["id"] == cus
+        assert doc["accounts"] == []
         leaves = api.ok("GET", "/v1/audit/leaves", key=admin, params={"limit": 100})["data"]
         assert "customer.exported" in {leaf["type"] for leaf in leaves}
         response = api.get("/v1/customers/cus_01m95wrhaj4rk1491e358fprv0/export", key=pii)
@@ -47,14 +48,19 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
         first = api.app.state.compliance_controls.run(actor="test")
         served = api.ok("GET", "/v1/compliance/report", key=officer)
-        assert served["id"] == first.id and served["outcome"] == "pass"
+        assert served["id"] == first.id
+        assert served["outcome"] == "pass"
 
         # A card number planted now is not seen until the next run: the route reads the store.
         ledger = api.app.state.ledger
         book = ledger.create_ledger("books", tenant_id=api.app.state.tenancy.ensure_tenant(
             "acme").id)  # fmt: skip
-        bank, wallet = ledger.create_accounts([AccountSpec(book.id, "USD", Direction.DEBIT),
-                                               AccountSpec(book.id, "USD", Direction.CREDIT)])
+        bank, wallet = ledger.create_accounts(
+            [
+                AccountSpec(book.id, "USD", Direction.DEBIT),
+                AccountSpec(book.id, "USD", Direction.CREDIT),
+            ]
+        )
         meta = canonical_metadata({"note": "5555 5555 5555 4444"})
         ledger.post_transfers([NewTransfer("tr_planted", book.id, bank.id, wallet.id, 1,
                                            metadata=meta)])  # fmt: skip
@@ -71,7 +77,8 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
     assert cards["outcome"] == "fail"
     assert {f["number"] for f in cards["findings"]} == {"555555******4444"}
     html = (out / "compliance-report.html").read_text()
-    assert "555555******4444" in html and "5555555555554444" not in html
+    assert "555555******4444" in html
+    assert "5555555555554444" not in html
     markdown = CliRunner().invoke(cli_app, ["compliance", "check"])
     assert markdown.exit_code == 1
     assert "| `card_numbers_in_clear` | FAIL |" in markdown.output
@@ -80,9 +87,11 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         served = api.ok("GET", "/v1/compliance/report", key=officer)
         assert served["outcome"] == "fail"
         seen = next(c for c in served["controls"] if c["name"] == "card_numbers_in_clear")
-        assert seen["outcome"] == "fail" and seen["findings"]
+        assert seen["outcome"] == "fail"
+        assert seen["findings"]
         # Another tenant sees none of acme's findings.
         other = api.app.state.tenancy.create_api_key("globex", ["compliance:read"])[1]
         theirs = api.ok("GET", "/v1/compliance/report", key=other)
         seen = next(c for c in theirs["controls"] if c["name"] == "card_numbers_in_clear")
-        assert seen["findings"] == [] and seen["outcome"] == "pass"
+        assert seen["findings"] == []
+        assert seen["outcome"] == "pass"

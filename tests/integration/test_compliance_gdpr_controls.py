@@ -143,9 +143,9 @@ def _set_activity(w: World, account_id: str, days_ago: float) -> None:
     at = clock.now_us() - int(days_ago * DAY_US)
     with w.engine.begin() as conn:
         conn.execute(
-            sa.update(tables.accounts).where(tables.accounts.c.id == account_id).values(
-                updated_at=at
-            )
+            sa.update(tables.accounts)
+            .where(tables.accounts.c.id == account_id)
+            .values(updated_at=at)
         )
 
 
@@ -198,10 +198,12 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     assert doc["counterparties"][0]["name"] == "C****** B******"  # masked
     assert [d["transfer_id"] for d in doc["risk_decisions"]] == ["tr_gdpr_ada"]
     assert [c["id"] for c in doc["cases"]] == ["case_gdpr0", "case_gdpr1"]
-    assert "tr_gdpr_bob" not in json.dumps(doc) and bob.id not in json.dumps(doc)
+    assert "tr_gdpr_bob" not in json.dumps(doc)
+    assert bob.id not in json.dumps(doc)
     assert _leaf_types(w, "ten_a")[-2:] == ["customer.pii_revealed", "customer.exported"]
     exported = w.audit.leaves("ten_a", 0, 1_000)[0][-1]["content"]["data"]
-    assert exported["transfers"] == 1 and exported["cases"] == 2
+    assert exported["transfers"] == 1
+    assert exported["cases"] == 2
     assert "Ada" not in json.dumps(exported)
     # Another tenant's customer is one that does not exist.
     with pytest.raises(NotFound):
@@ -213,7 +215,8 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     w.clock.days(RETENTION_DAYS + 1)
     w.customers.erase("ten_a", ada.id, actor=ACTOR)
     after = w.gdpr.export("ten_a", ada.id, actor=ACTOR)
-    assert after["personal_data"] is None and after["customer"]["erased"] is True
+    assert after["personal_data"] is None
+    assert after["customer"]["erased"] is True
     assert [a["id"] for a in after["accounts"]] == [wallet]
 
 
@@ -303,7 +306,8 @@ def test_every_control_passes_on_a_clean_deployment(world: World) -> None:
     assert _control(report, "card_numbers_in_clear").facts["rows"] > 0
     # Stored, and the run is a leaf of the deployment's log; no failure, no event.
     stored = w.controls().latest()
-    assert stored is not None and stored.to_dict() == report.to_dict()
+    assert stored is not None
+    assert stored.to_dict() == report.to_dict()
     assert "compliance.checked" in _leaf_types(w, "ten_default")
     assert _events(w, "ten_a", "compliance.control_failed") == []
 
@@ -356,7 +360,8 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     assert finding.detail["column"] == "metadata"
     assert finding.detail["number"] == "411111******1111"
     assert finding.tenant_id == "ten_a"
-    assert "4111111111111111" not in report.to_json() and CARD not in report.to_json()
+    assert "4111111111111111" not in report.to_json()
+    assert CARD not in report.to_json()
     assert [f.detail["key"] for f in _control(report, "keys_rotated").findings] == ["kek v1"]
     users = _control(report, "staff_second_factor").findings
     assert [(f.detail["user_id"], f.tenant_id) for f in users] == [("usr_nofactor", "ten_b")]
@@ -371,14 +376,13 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
         )
     tampered = w.controls().run(actor=ACTOR)
     audit = _control(tampered, "audit_log_verifies")
-    assert audit.outcome is Outcome.FAIL and audit.found >= 1
+    assert audit.outcome is Outcome.FAIL
+    assert audit.found >= 1
 
     # Events: each failing control to each tenant its findings concern; the deployment's own.
     failed_a = {e["control"] for e in _events(w, "ten_a", "compliance.control_failed")}
     failed_b = {e["control"] for e in _events(w, "ten_b", "compliance.control_failed")}
-    failed_d = {
-        e["control"] for e in _events(w, "ten_default", "compliance.control_failed")
-    }
+    failed_d = {e["control"] for e in _events(w, "ten_default", "compliance.control_failed")}
     assert {"card_numbers_in_clear", "customers_within_retention"} <= failed_a
     assert {"staff_second_factor", "case_service_level"} <= failed_b
     assert "card_numbers_in_clear" not in failed_b
@@ -400,14 +404,12 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
     w.keyring.rotate()
     with w.engine.begin() as conn:
         conn.execute(
-            sa.update(tables.users).where(tables.users.c.id == "usr_nofactor").values(
-                totp_confirmed_at=clock.now_us()
-            )
+            sa.update(tables.users)
+            .where(tables.users.c.id == "usr_nofactor")
+            .values(totp_confirmed_at=clock.now_us())
         )
         conn.execute(
-            sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(
-                status="declined"
-            )
+            sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
         )
     w.gdpr.erase_due()
     report = w.controls().run(actor=ACTOR)

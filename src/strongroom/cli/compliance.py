@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import CLI_ACTOR, DbOption, open_engine
+from strongroom.cli.common import CLI_ACTOR, DbOption, open_engine, reporting_errors
 from strongroom.cli.progress import progress
 
 app = typer.Typer(no_args_is_help=True, help="Automated compliance controls and their report.")
@@ -23,6 +23,7 @@ class Format(StrEnum):
 
 
 @app.command("check")
+@reporting_errors
 def check(
     database_url: DbOption = None,
     fmt: Annotated[
@@ -54,11 +55,12 @@ def check(
             report = service.run(actor=CLI_ACTOR, progress=show)
     finally:
         engine.dispose()
-    rendered = {
-        Format.MD: to_markdown,
-        Format.HTML: to_html,
-        Format.JSON: lambda r: r.to_json() + "\n",
-    }[fmt](report)
+    if fmt is Format.MD:
+        rendered = to_markdown(report)
+    elif fmt is Format.HTML:
+        rendered = to_html(report)
+    else:
+        rendered = report.to_json() + "\n"
     if out is None:
         typer.echo(rendered, nl=False)
     else:

@@ -50,7 +50,9 @@ def _age_days(now_us: int, at_us: int) -> float:
     return round((now_us - at_us) / DAY_US, 1)
 
 
-def card_numbers_in_clear(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+def card_numbers_in_clear(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
     del th, now_us
     r = ControlResult("card_numbers_in_clear", "No card number in clear", Outcome.PASS, "")
     scanned = scan_card_numbers(src.engine, r.add, say)
@@ -169,7 +171,11 @@ def sanctions_lists_fresh(
         r.outcome = Outcome.NOT_APPLICABLE
         r.summary = found
         return r
-    r.facts = {"table": found.table, "lists": len(found.latest), "max_age_days": th.sanctions_list_max_age_days}
+    r.facts = {
+        "table": found.table,
+        "lists": len(found.latest),
+        "max_age_days": th.sanctions_list_max_age_days,
+    }
     if not found.latest:
         r.outcome = Outcome.FAIL
         r.summary = "no sanctions list has been loaded"
@@ -204,9 +210,7 @@ def customers_within_retention(
     src: Sources, th: Thresholds, now_us: int, say: Progress
 ) -> ControlResult:
     del now_us, say
-    r = ControlResult(
-        "customers_within_retention", "No customer past retention", Outcome.PASS, ""
-    )
+    r = ControlResult("customers_within_retention", "No customer past retention", Outcome.PASS, "")
     count, first = src.past_retention()
     r.facts = {"retention_days": th.aml_retention_days}
     for tenant, customer in first:

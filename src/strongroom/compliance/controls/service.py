@@ -84,9 +84,7 @@ class ControlsService:
         return report
 
     def _store(self, report: Report, started: int, actor: str) -> None:
-        row = store.StoredReport(
-            report.id, started, report.outcome.value, report.to_json(), actor
-        )
+        row = store.StoredReport(report.id, started, report.outcome.value, report.to_json(), actor)
         with UnitOfWork(self.engine) as uow:
             store.insert_report(uow, row)
             if self._audit is not None:

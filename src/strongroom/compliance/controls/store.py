@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -130,7 +131,8 @@ def as_us(value: object) -> int:
         return int(stamp.timestamp() * 1_000_000)
     if isinstance(value, str):
         return as_us(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-    number = int(value)  # type: ignore[call-overload]
+    assert isinstance(value, int | float | Decimal), type(value)
+    number = int(value)
     if number < 10**11:
         return number * 1_000_000
     if number < 10**14:

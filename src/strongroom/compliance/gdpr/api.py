@@ -38,6 +38,4 @@ async def export_customer(customer_id: IdPath, request: Request) -> dict[str, An
     authorize(request.scope, key)
     require_step_up(key, Scope.PII_READ)
     gdpr: GdprService = request.app.state.gdpr
-    return await run_in_threadpool(
-        lambda: gdpr.export(key.tenant_id, customer_id, actor=key.actor)
-    )
+    return await run_in_threadpool(lambda: gdpr.export(key.tenant_id, customer_id, actor=key.actor))

@@ -91,9 +91,7 @@ class GdprService:
         refused now, or None. Read in the erasure's transaction, which holds the customer's
         row: an account opened for the customer meanwhile is seen."""
         del tenant_id
-        hold = aml_hold(
-            store.relationship(uow, customer_id), self.retention_days, self._now_us()
-        )
+        hold = aml_hold(store.relationship(uow, customer_id), self.retention_days, self._now_us())
         return None if hold is None else hold.reason(customer_id)
 
     # -- the export ------------------------------------------------------------------------

@@ -51,7 +51,9 @@ def past_retention(
     return [(t, c, int(last)) for t, c, last in cur.fetchall()]
 
 
-_CASE_COLS = "id, tenant_id, kind, status, transfer_id, gate, code, detail, created_at, decided_at, label"
+_CASE_COLS = (
+    "id, tenant_id, kind, status, transfer_id, gate, code, detail, created_at, decided_at, label"
+)
 
 
 def _case(row: Sequence[Any]) -> dict[str, Any]:
