@@ -53,9 +53,14 @@ def scan_card_numbers(
             shape = store.table_shape(uow, table)
             result.tables += 1
             if not shape.text_columns:
+                say(f"card numbers: table {number}/{len(tables)} {table}: no text column")
                 continue
+            # The key of a finding: the primary key, and a row id beside it (a transfer's `id`
+            # beside its `seq`).
+            keys = [*shape.primary_key, *(["id"] if "id" in shape.columns else [])]
+            keys = list(dict.fromkeys(keys))
             owners = [c for c in _OWNERS if c in shape.columns]
-            extra = [c for c in [*shape.primary_key, *owners] if c not in shape.text_columns]
+            extra = [c for c in [*keys, *owners] if c not in shape.text_columns]
             selected = [*shape.text_columns, *dict.fromkeys(extra)]
             position = {name: i for i, name in enumerate(selected)}
             result.columns += len(shape.text_columns)
@@ -70,7 +75,7 @@ def scan_card_numbers(
                         result.values += 1
                         for digits in card_numbers(text):
                             result.found += 1
-                            where = _Where(table, name, shape.primary_key, owners, position, rows)
+                            where = _Where(table, name, keys, owners, position, rows)
                             on_finding(where.finding(row, digits, ledgers))
             result.rows += rows
             say(
