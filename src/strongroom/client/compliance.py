@@ -15,7 +15,7 @@ def _json(data: Any) -> dict[str, Any]:
     return data
 
 
-def export_customer(customer_id: str) -> Call[dict[str, Any]]:
+def get_customer_export(customer_id: str) -> Call[dict[str, Any]]:
     """Everything held about a customer as one JSON object (GDPR Art. 15 and 20; `pii:read`,
     an audit leaf `customer.exported`)."""
     return Call("GET", f"/v1/customers/{segment(customer_id)}/export", _json)

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
     openapi_extra=error_codes("not_found", "key_unavailable", "step_up_required")
     | requires(Scope.PII_READ),
 )
-async def export_customer(customer_id: IdPath, request: Request) -> dict[str, Any]:
+async def get_customer_export(customer_id: IdPath, request: Request) -> dict[str, Any]:
     """Everything held about the customer as one JSON document (GDPR Art. 15 and 20): the
     profile and the personal data in full (null once erased), the accounts with their balances
     and each account's newest 1,000 transfers (`transfers_has_more` and
