@@ -6,6 +6,7 @@ activity of any (an account's last posting or its closing), and the hold lasts
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,8 +49,6 @@ class AmlHold:
 
 
 def _date(us: int | None) -> str:
-    import datetime as dt
-
     assert us is not None
     return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
