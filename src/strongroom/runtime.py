@@ -32,6 +32,7 @@ from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
 from strongroom.cases.work import CaseWork
+from strongroom.compliance import wiring as compliance
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, NotFound, StrongroomError
 from strongroom.customers import api as customers_api
@@ -115,6 +116,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
     *RISK_EVENT_TYPES,
+    *compliance.COMPLIANCE_EVENT_TYPES,
 )
 
 
@@ -477,6 +479,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     factors = Factors(users)
     work = case_work(cases, users, customers, counterparties)
+    # GDPR export, the AML retention hold and job, and the compliance controls (and their job).
+    regulated = compliance.build(
+        settings, engine, kms=kms, audit=audit, events=events, customers=customers,
+        counterparties=counterparties, ledger=ledger, cards=compliance.card_view(vault),
+        on_erased=lambda n: metrics.observe_deleted("customers", n),
+    )  # fmt: skip
 
     jobs = JobRunner(
         engine,
@@ -494,6 +502,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retention_job(events, tenancy, settings.event_retention_days, metrics, users.purge),
             ),
             JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
+            *regulated.jobs,
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -582,6 +591,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_models_api.router,
             tenancy_api.router,
             signin_page.router,
+            *regulated.routers,
         ],
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         # Innermost first: the client's address (from a trusted proxy), authentication, then
@@ -632,6 +642,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.events = events
     app.state.metrics = metrics
     app.state.jobs = jobs
+    app.state.gdpr = regulated.gdpr
+    app.state.compliance_controls = regulated.controls
     app.state.ledger_tenants = {}
     return app
 

@@ -163,6 +163,17 @@ class Settings(BaseSettings):
     risk_rules: str | None = None
     risk_fail: Literal["closed", "open", "review"] = "closed"
     risk_budget_ms: int = Field(default=250, ge=1, le=60_000)
+    # GDPR and compliance controls (docs/gdpr.md, docs/compliance-controls.md). A customer's
+    # records are kept (erasure refused) while an account is open and for aml_retention_days
+    # after the last activity once all are closed; the retention job erases those past it,
+    # looking every aml_retention_interval_s. The controls run when the latest stored report is
+    # older than compliance_check_interval_s; their thresholds follow.
+    aml_retention_days: int = Field(default=5 * 365 + 1, ge=0, le=36_500)
+    aml_retention_interval_s: float = Field(default=3600.0, gt=0, le=86_400)
+    compliance_check_interval_s: float = Field(default=86_400.0, ge=60, le=31 * 86_400)
+    key_rotation_days: int = Field(default=365, ge=1, le=3_650)
+    case_sla_hours: int = Field(default=72, ge=1, le=8_760)
+    sanctions_list_max_age_days: int = Field(default=7, ge=1, le=365)
 
     @field_validator("log_level", mode="before")
     @classmethod

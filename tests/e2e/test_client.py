@@ -36,6 +36,7 @@ from strongroom.client import (
     resources,
 )
 from strongroom.client import cases as client_cases
+from strongroom.client import compliance as client_compliance
 from strongroom.client import customers as client_customers
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
@@ -308,6 +309,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         {},
     ),
     ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
+    ("GET", "/v1/customers/{customer_id}/export"): ("get_customer_export", ("cus_1",), {}),
+    ("GET", "/v1/compliance/report"): ("get_compliance_report", (), {}),
     ("GET", "/v1/cases"): ("list_cases", (), {"status": "open", "kind": "risk_review"}),
     ("GET", "/v1/cases/{case_id}"): ("get_case", ("case_1",), {}),
     ("POST", "/v1/cases/{case_id}/approve"): ("approve_case", ("case_1",), {"reason": "ok"}),
@@ -367,7 +370,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
 def _builder(name: str) -> Any:
     """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
     `risk_models`."""
-    for module in (resources, client_customers, client_cases, client_risk):
+    for module in (resources, client_customers, client_cases, client_risk, client_compliance):
         found = getattr(module, name, None)
         if found is not None:
             return found
@@ -608,10 +611,16 @@ def test_customers_and_counterparties(live: Live) -> None:
             admin.delete_customer_personal_data(ada.id)
         assert held.value.code == "legal_hold"
         admin.delete_customer_legal_hold(ada.id)
-        erased = admin.delete_customer_personal_data(ada.id)
+        # Still held: an open account's records are kept for AML record keeping.
+        with pytest.raises(ConflictError) as kept:
+            admin.delete_customer_personal_data(ada.id)
+        assert kept.value.code == "legal_hold"
+        assert "AML" in str(kept.value)
+        grace = sr.create_customer("Grace Hopper", email="grace@example.com")  # no account
+        erased = admin.delete_customer_personal_data(grace.id)
         assert (erased.erased, erased.name) == (True, None)
         with pytest.raises(DataErasedError):
-            sr.get_customer_personal_data(ada.id)
+            sr.get_customer_personal_data(grace.id)
         payee = sr.create_counterparty("Charles Babbage", "GB29NWBK60161331926819", "GB")
         assert payee.name == "C****** B******"
         assert [p.id for p in sr.iter_counterparties()] == [payee.id]

@@ -38,7 +38,8 @@ class Keys:
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[tuple[Api, Keys]]:
-    with running(db_url) as api:
+    # No AML retention period: a customer whose accounts are all closed may be erased at once.
+    with running(db_url, aml_retention_days=0) as api:
         tenancy = api.app.state.tenancy
         keys = Keys(
             admin=tenancy.create_api_key("acme", ["admin"])[1],
@@ -134,6 +135,11 @@ def test_customer_lifecycle(world: tuple[Api, Keys]) -> None:
     response = api.request("DELETE", erase, key=k.write)
     assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
     assert api.ok("DELETE", f"/v1/customers/{cus}/legal-hold", key=k.admin)["legal_hold"] is False
+    # AML record keeping holds the records while an account is open (compliance/gdpr).
+    response = api.request("DELETE", erase, key=k.admin)
+    assert (response.status_code, problem_code(response)) == (409, "legal_hold")
+    assert "open account" in response.json()["detail"]
+    api.app.state.ledger.close_account(wallet["id"])
     erased = api.ok("DELETE", erase, key=k.admin)
     assert erased["erased"] is True
     assert all(erased[name] is None for name in ADA)

@@ -238,6 +238,9 @@ def world(db_url: str) -> Iterator[World]:
             key=owner["acme"],
             json={"email": "boss@acme.example", "role": "admin", "password": B_PASSWORD},
         )["id"]
+        # A stored compliance report, with findings of both tenants (users without a factor);
+        # run before the hooks are seeded, which note each tenant's events.
+        api.app.state.compliance_controls.run(actor="test")
         world = World(
             api,
             a,
@@ -473,6 +476,10 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
     }
     card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
+        ("GET", "/v1/compliance/report"): Probe(
+            [({}, 200, None)],
+            "the latest stored report: A's findings and the deployment's, never B's",
+        ),
         ("GET", "/v1/cases"): Probe(
             [({}, 200, None), ({"params": {"status": "open"}}, 200, None)],
             "a list of A's own cases only",
@@ -775,7 +782,7 @@ def test_every_route_walls_tenants_off(world: World) -> None:
             # Reading personal data takes pii:read, which admin does not imply.
             # Only a key with vault:reveal may reveal a card (admin may not): A's, for the sweep.
             key = a.admin
-            if template.endswith("/personal-data"):
+            if template.endswith(("/personal-data", "/export")):
                 key = world.a_people.pii
             elif template.endswith("/number"):
                 key = world.a_cards.reveal
@@ -945,6 +952,8 @@ RISK_PREFIX = "/v1/risk"
 CASES_PREFIX = "/v1/cases"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
 OPERATOR_PREFIX = "/v1/tenants"
+# The compliance routes (compliance:read), which a ledger key lacks.
+COMPLIANCE_PREFIX = "/v1/compliance"
 
 
 def test_keys_unauthenticated_and_read_only(world: World) -> None:
@@ -1022,6 +1031,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     OPERATOR_PREFIX,
                     RISK_PREFIX,
                     CASES_PREFIX,
+                    COMPLIANCE_PREFIX,
                 )
             ) or template.endswith("/risk"):
                 assert (response.status_code, problem_code(response)) == (
@@ -1039,12 +1049,13 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
             continue
         path = _own_path(world, template)
         response = api.get(path, key=reader)
-        if template.endswith(("/personal-data", "/accounts")):
+        if template.endswith(("/personal-data", "/accounts", "/export")):
             assert (response.status_code, problem_code(response)) == (
                 403,
                 "insufficient_scope",
             ), path
-            allowed = world.a_people.pii if template.endswith("/personal-data") else a.admin
+            revealing = template.endswith(("/personal-data", "/export"))
+            allowed = world.a_people.pii if revealing else a.admin
             assert api.get(path, key=allowed).status_code == 200, path
         else:
             assert response.status_code == 200, path

@@ -136,6 +136,8 @@ QUERIES = {"/v1/accounts/{account_id}/statement": {"from": "2020-01-01T00:00:00Z
 BODIES: dict[str, dict[str, Any]] = {
     "/v1/webhook_endpoints/{endpoint_id}": {"enabled": False},
     "/v1/users/{user_id}": {"role": "auditor"},
+    "/v1/cases/{case_id}/assign": {"assignee": None},
+    "/v1/cases/{case_id}/notes": {"body": "a note"},
 }
 
 

@@ -27,6 +27,7 @@ retries, so the server answers a retry with the first request's answer. A connec
 from __future__ import annotations
 
 from strongroom.client import cases as k
+from strongroom.client import compliance as g
 from strongroom.client import customers as c
 from strongroom.client import resources as r
 from strongroom.client import risk as rk
@@ -175,6 +176,9 @@ class Client(SyncTransport):
     get_counterparty = sync_call(c.get_counterparty)
     get_counterparty_personal_data = sync_call(c.get_counterparty_personal_data)
     delete_counterparty_personal_data = sync_call(c.delete_counterparty_personal_data)
+    # GDPR and compliance (client/compliance.py)
+    get_customer_export = sync_call(g.get_customer_export)
+    get_compliance_report = sync_call(g.get_compliance_report)
     # the review queue (client/cases.py)
     list_cases = sync_call(k.list_cases)
     iter_cases = sync_iter(k.iter_cases)
@@ -290,6 +294,9 @@ class AsyncClient(AsyncTransport):
     get_counterparty = async_call(c.get_counterparty)
     get_counterparty_personal_data = async_call(c.get_counterparty_personal_data)
     delete_counterparty_personal_data = async_call(c.delete_counterparty_personal_data)
+    # GDPR and compliance (client/compliance.py)
+    get_customer_export = async_call(g.get_customer_export)
+    get_compliance_report = async_call(g.get_compliance_report)
     # the review queue (client/cases.py)
     list_cases = async_call(k.list_cases)
     iter_cases = async_iter(k.iter_cases)

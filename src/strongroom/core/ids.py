@@ -30,6 +30,7 @@ PREFIXES = frozenset(
         "note",  # a note on a case
     }
     | {"mdl"}  # a fraud model's version (risk.registry)
+    | {"crep"}  # a compliance report (compliance.controls)
 )
 
 

@@ -268,3 +268,15 @@ assert CASE_REASON_CHARS_MAX < CASE_DETAIL_BYTES_MAX
 CASE_NOTE_CHARS_MAX: Final = 10_000
 CASE_NOTES_MAX: Final = 500
 CASE_REPORT_TRANSFERS_MAX: Final = 1_000
+# Compliance (compliance/gdpr, compliance/controls): a GDPR export lists at most
+# GDPR_EXPORT_ACCOUNTS_MAX accounts and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
+# transfers (then `has_more` and the cursor of the account's transfer listing); the retention job
+# erases at most GDPR_ERASE_BATCH_MAX customers per transaction; a control keeps at most
+# CONTROL_FINDINGS_MAX findings as evidence (the count is always whole); the card-number scan
+# reads CONTROL_SCAN_BATCH_ROWS rows at a time (its memory bound).
+GDPR_EXPORT_ACCOUNTS_MAX: Final = 1_000
+GDPR_EXPORT_TRANSFERS_MAX: Final = 1_000
+GDPR_ERASE_BATCH_MAX: Final = 100
+CONTROL_FINDINGS_MAX: Final = 100
+CONTROL_SCAN_BATCH_ROWS: Final = 1_000
+assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX

@@ -80,6 +80,10 @@ def _today(now_us: int) -> dt.date:
 # runtime.py).
 ForgetAnswers = Callable[[UnitOfWork, str, str], object]
 
+# Why a customer's records must be kept now (compliance.gdpr: AML record keeping), or None:
+# read in an erasure's transaction, which holds the customer's row (wired by runtime.py).
+RetentionHold = Callable[[UnitOfWork, str, str], str | None]
+
 
 class CustomerService:
     def __init__(
@@ -92,11 +96,14 @@ class CustomerService:
         ledger: LedgerService | None = None,
         forget_answers: ForgetAnswers | None = None,
         clock_: clock.MonotonicClock | None = None,
+        retention_hold: RetentionHold | None = None,
     ) -> None:
         """`audit` and `events` record each change in its transaction; `ledger` lists a
         customer's accounts; `forget_answers` replaces, in an erasure's transaction, the stored
-        Idempotency-Key answers that concern the subject (they hold its masked data)."""
+        Idempotency-Key answers that concern the subject (they hold its masked data);
+        `retention_hold` refuses an erasure while the law keeps the records."""
         self.engine = engine
+        self.retention_hold = retention_hold
         self.envelope = envelope
         self._forget_answers = forget_answers
         self._audit = audit
@@ -358,6 +365,9 @@ class CustomerService:
                         f"customer {customer_id} is under legal hold: clear it to erase",
                         param="customer_id",
                     )
+                held = self.retention_hold and self.retention_hold(uow, tenant_id, customer_id)
+                if held:
+                    raise LegalHold(held, param="customer_id")
                 self.envelope.shred(uow, tenant_id, customer_id)
                 store.erase_customer(uow, customer_id, self.clock.now_us())
                 if self._forget_answers is not None:

@@ -667,3 +667,15 @@ risk_decisions = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Stored reports of the compliance controls (migration 0024, compliance/controls/store.py).
+compliance_reports = sa.Table(
+    "compliance_reports",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # pass, fail
+    sa.Column("body", sa.Text, nullable=False),  # the report's JSON
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Index("compliance_reports_time", "created_at", "id"),
+)

@@ -1,7 +1,7 @@
 """Working a case: its assignee and its notes.
 
 Revision ID: 0025
-Revises: 0020
+Revises: 0024
 Create Date: 2026-12-06
 
 `cases.assignee` is the staff user a case is assigned to (a user id; null: unassigned), with
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0020"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 

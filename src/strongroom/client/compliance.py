@@ -1,0 +1,27 @@
+"""GDPR and compliance operations as request values, for both clients (as `resources`): the
+export of everything held about a customer (`pii:read`; an audit leaf each) and the latest
+stored compliance report (`compliance:read`). Both answer plain JSON objects (dicts): their
+shape is documented in docs/gdpr.md and docs/compliance-controls.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strongroom.client._spec import Call, segment
+
+
+def _json(data: Any) -> dict[str, Any]:
+    assert isinstance(data, dict), type(data)
+    return data
+
+
+def get_customer_export(customer_id: str) -> Call[dict[str, Any]]:
+    """Everything held about a customer as one JSON object (GDPR Art. 15 and 20; `pii:read`,
+    an audit leaf `customer.exported`)."""
+    return Call("GET", f"/v1/customers/{segment(customer_id)}/export", _json)
+
+
+def get_compliance_report() -> Call[dict[str, Any]]:
+    """The latest stored report of the compliance controls, as this tenant sees it
+    (`compliance:read`)."""
+    return Call("GET", "/v1/compliance/report", _json)

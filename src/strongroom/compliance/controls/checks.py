@@ -1,0 +1,238 @@
+"""The controls, each a function of what it examines that answers a ControlResult: pass, fail
+(with findings), not applicable (with the reason) or error. CONTROLS lists them in report order.
+Their thresholds are settings (Thresholds); what they read is given (Sources), so a test points
+each at what it plants and the sanctions-list control at whichever table keeps the snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.verify import VerifyReport
+from strongroom.compliance.controls import store
+from strongroom.compliance.controls.model import ControlResult, Finding, Outcome
+from strongroom.compliance.controls.scan import scan_card_numbers
+from strongroom.core import clock
+from strongroom.db.uow import UnitOfWork
+from strongroom.security.kms import KeyManager, KeyState
+
+DAY_US: Final = 24 * 3600 * 1_000_000
+HOUR_US: Final = 3600 * 1_000_000
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    key_rotation_days: int
+    case_sla_hours: int
+    sanctions_list_max_age_days: int
+    aml_retention_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    engine: Engine
+    kms: KeyManager
+    verify_audit: Callable[[Progress], VerifyReport]
+    # (count, first (tenant, customer id)s) of customers past their AML retention period.
+    past_retention: Callable[[], tuple[int, list[tuple[str, str]]]]
+    # The newest snapshot of each sanctions list, or why there are none (store.list_snapshots).
+    list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
+
+
+Control = Callable[[Sources, Thresholds, int, Progress], ControlResult]
+
+
+def _age_days(now_us: int, at_us: int) -> float:
+    return round((now_us - at_us) / DAY_US, 1)
+
+
+def card_numbers_in_clear(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
+    del th, now_us
+    r = ControlResult("card_numbers_in_clear", "No card number in clear", Outcome.PASS, "")
+    scanned = scan_card_numbers(src.engine, r.add, say)
+    r.facts = {
+        "tables": scanned.tables,
+        "columns": scanned.columns,
+        "rows": scanned.rows,
+        "values": scanned.values,
+    }
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = f"{r.found} card number(s) in clear in {scanned.columns} text columns scanned"
+    else:
+        r.summary = (
+            f"no Luhn-valid 13-19 digit card number in {scanned.values} values of "
+            f"{scanned.columns} text and binary columns of {scanned.tables} tables"
+        )
+    return r
+
+
+def keys_rotated(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+    del say
+    r = ControlResult("keys_rotated", "Every key rotated within its period", Outcome.PASS, "")
+    versions = src.kms.versions()
+    active = [v for v in versions if v.state is KeyState.ACTIVE]
+    r.facts = {"kms": src.kms.name, "versions": len(versions), "period_days": th.key_rotation_days}
+    for v in active:
+        age = _age_days(now_us, v.created_at)
+        r.facts["active_version"] = v.version
+        r.facts["active_age_days"] = age
+        if now_us - v.created_at > th.key_rotation_days * DAY_US:
+            r.add(
+                Finding(
+                    {
+                        "key": f"kek v{v.version}",
+                        "created_at": clock.format_us(v.created_at),
+                        "age_days": age,
+                    }
+                )
+            )
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            f"the active key-encryption key is older than {th.key_rotation_days} days: "
+            "run `strongroom keys rotate`"
+        )
+    else:
+        r.summary = f"the active key-encryption key is younger than {th.key_rotation_days} days"
+    return r
+
+
+def staff_second_factor(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+    del th, now_us, say
+    r = ControlResult(
+        "staff_second_factor", "Every staff user has a second factor", Outcome.PASS, ""
+    )
+    with UnitOfWork(src.engine, write=False) as uow:
+        staff, without = store.staff_without_factor(uow)
+    r.facts = {"staff_users": staff}
+    for tenant, user, role in without:
+        r.add(Finding({"user_id": user, "role": role}, tenant))
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = f"{r.found} of {staff} staff users have neither a TOTP nor a passkey"
+    else:
+        r.summary = f"each of {staff} staff users has a confirmed TOTP or a passkey"
+    return r
+
+
+def audit_log_verifies(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+    del th, now_us
+    r = ControlResult("audit_log_verifies", "The audit log verifies", Outcome.PASS, "")
+    report = src.verify_audit(say)
+    r.facts = {"logs": report.logs, "leaves": report.leaves, "transfers": report.transfers}
+    for problem in report.problems:
+        r.add(Finding({"problem": problem}))
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = f"`strongroom audit verify` finds {r.found} problem(s)"
+    else:
+        r.summary = f"{report.logs} logs, {report.leaves} leaves recomputed: no problem"
+    return r
+
+
+def case_service_level(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+    del say
+    r = ControlResult(
+        "case_service_level", "No open alert older than its service level", Outcome.PASS, ""
+    )
+    with UnitOfWork(src.engine, write=False) as uow:
+        open_, late = store.open_cases_before(uow, now_us - th.case_sla_hours * HOUR_US)
+    r.facts = {"open_cases": open_, "service_level_hours": th.case_sla_hours}
+    for tenant, case_id, kind, created in late:
+        age_h = round((now_us - created) / HOUR_US, 1)
+        r.add(Finding({"case_id": case_id, "kind": kind, "age_hours": age_h}, tenant))
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = f"{r.found} open case(s) older than {th.case_sla_hours} hours"
+    else:
+        r.summary = f"none of {open_} open cases is older than {th.case_sla_hours} hours"
+    return r
+
+
+def sanctions_lists_fresh(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
+    del say
+    r = ControlResult(
+        "sanctions_lists_fresh",
+        "Sanctions lists younger than their maximum age",
+        Outcome.PASS,
+        "",
+    )
+    found = src.list_snapshots(src.engine)
+    if isinstance(found, str):
+        r.outcome = Outcome.NOT_APPLICABLE
+        r.summary = found
+        return r
+    r.facts = {
+        "table": found.table,
+        "lists": len(found.latest),
+        "max_age_days": th.sanctions_list_max_age_days,
+    }
+    if not found.latest:
+        r.outcome = Outcome.FAIL
+        r.summary = "no sanctions list has been loaded"
+        r.add(Finding({"problem": "no list loaded"}))
+        return r
+    for name, loaded in sorted(found.latest.items()):
+        if now_us - loaded > th.sanctions_list_max_age_days * DAY_US:
+            r.add(
+                Finding(
+                    {
+                        "list": name,
+                        "loaded_at": clock.format_us(loaded),
+                        "age_days": _age_days(now_us, loaded),
+                    }
+                )
+            )
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            f"{r.found} of {len(found.latest)} lists older than "
+            f"{th.sanctions_list_max_age_days} days"
+        )
+    else:
+        r.summary = (
+            f"each of {len(found.latest)} lists is younger than "
+            f"{th.sanctions_list_max_age_days} days"
+        )
+    return r
+
+
+def customers_within_retention(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
+    del now_us, say
+    r = ControlResult("customers_within_retention", "No customer past retention", Outcome.PASS, "")
+    count, first = src.past_retention()
+    r.facts = {"retention_days": th.aml_retention_days}
+    for tenant, customer in first:
+        r.add(Finding({"customer_id": customer}, tenant))
+    r.found = count
+    if count:
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            f"{count} customer(s) past their AML retention period are not erased (the "
+            "retention job erases them)"
+        )
+    else:
+        r.summary = "no customer is past their AML retention period unerased"
+    return r
+
+
+CONTROLS: Final[tuple[Control, ...]] = (
+    card_numbers_in_clear,
+    keys_rotated,
+    staff_second_factor,
+    audit_log_verifies,
+    case_service_level,
+    sanctions_lists_fresh,
+    customers_within_retention,
+)

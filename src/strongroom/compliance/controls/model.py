@@ -1,0 +1,280 @@
+"""The vocabulary of compliance controls, pure: a control's outcome (pass, fail, not applicable,
+error) with its findings as evidence, a run's report, a tenant's view of it, its Markdown and HTML
+renderings, and the card-number detector (Luhn-valid runs of 13 to 19 digits with a card brand's
+prefix). No database, no framework: the checks (checks.py) feed it."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from strongroom.core.limits import CONTROL_FINDINGS_MAX
+
+REPORT_FORMAT: Final = "strongroom-compliance-report/1"
+
+
+class Outcome(StrEnum):
+    PASS = "pass"  # noqa: S105 (an outcome, not a password)
+    FAIL = "fail"
+    NOT_APPLICABLE = "not_applicable"  # nothing to check here (with the reason)
+    ERROR = "error"  # the check could not run (the exception's type, never its message)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One piece of evidence against a control: what and where (ids, table and column names,
+    a masked card number), never a secret or personal data. `tenant_id` None: the deployment's
+    (keys, the audit log, list snapshots) or a row no tenant owns."""
+
+    detail: dict[str, Any]
+    tenant_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, **self.detail}
+
+
+@dataclass(slots=True)
+class ControlResult:
+    name: str
+    title: str
+    outcome: Outcome
+    summary: str  # one line: what was checked, and what was found
+    findings: list[Finding] = field(default_factory=list)
+    found: int = 0  # every finding counted, though at most CONTROL_FINDINGS_MAX are kept
+    facts: dict[str, Any] = field(default_factory=dict)  # what was examined (counts, ages)
+
+    def add(self, finding: Finding) -> None:
+        self.found += 1
+        if len(self.findings) < CONTROL_FINDINGS_MAX:
+            self.findings.append(finding)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "outcome": self.outcome.value,
+            "summary": self.summary,
+            "found": self.found,
+            "findings": [f.to_dict() for f in self.findings],
+            "facts": self.facts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ControlResult:
+        findings = []
+        for item in data["findings"]:
+            detail = {k: v for k, v in item.items() if k != "tenant_id"}
+            findings.append(Finding(detail, item.get("tenant_id")))
+        return cls(
+            data["name"],
+            data["title"],
+            Outcome(data["outcome"]),
+            data["summary"],
+            findings,
+            int(data["found"]),
+            dict(data.get("facts", {})),
+        )
+
+
+@dataclass(slots=True)
+class Report:
+    id: str
+    started_at: str  # RFC 3339
+    finished_at: str
+    controls: list[ControlResult]
+
+    @property
+    def outcome(self) -> Outcome:
+        """fail when any control failed or could not run; else pass."""
+        bad = {Outcome.FAIL, Outcome.ERROR}
+        return Outcome.FAIL if any(c.outcome in bad for c in self.controls) else Outcome.PASS
+
+    @property
+    def failed(self) -> list[ControlResult]:
+        return [c for c in self.controls if c.outcome in (Outcome.FAIL, Outcome.ERROR)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "compliance_report",
+            "format": REPORT_FORMAT,
+            "id": self.id,
+            "outcome": self.outcome.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "controls": [c.to_dict() for c in self.controls],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return cls(
+            data["id"],
+            data["started_at"],
+            data["finished_at"],
+            [ControlResult.from_dict(c) for c in data["controls"]],
+        )
+
+    def for_tenant(self, tenant_id: str) -> Report:
+        """What a tenant sees: its own findings and the deployment's, each control's outcome
+        judged on those alone; another tenant's findings are neither shown nor counted."""
+        out = []
+        for c in self.controls:
+            mine = [f for f in c.findings if f.tenant_id in (None, tenant_id)]
+            outcome = c.outcome
+            found = c.found
+            if c.outcome is Outcome.FAIL:
+                # The kept findings are a sample when more were found: a failure whose kept
+                # findings are all another tenant's may still be this tenant's beyond them.
+                complete = c.found == len(c.findings)
+                if complete:
+                    found = len(mine)
+                    outcome = Outcome.FAIL if mine else Outcome.PASS
+                else:
+                    found = len(mine)
+            summary = c.summary if outcome is c.outcome else f"{c.title}: nothing of this tenant"
+            out.append(ControlResult(c.name, c.title, outcome, summary, mine, found, c.facts))
+        return Report(self.id, self.started_at, self.finished_at, out)
+
+
+# -- card numbers ----------------------------------------------------------------------------
+
+CARD_DIGITS_MIN: Final = 13
+CARD_DIGITS_MAX: Final = 19
+# A run of digits, with at most one space or dash between digits (a number as people write it),
+# not touching other digits.
+_RUN: Final = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+# Issuer prefixes (ISO/IEC 7812 IINs of the major brands): a Luhn-valid run without one is an
+# amount, a timestamp or an id, far more often than a card number.
+_BRAND_PREFIX: Final = re.compile(
+    r"^(?:4|5[1-5]|2(?:22[1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720)|3[47]|3(?:0[0-5]|[68])"
+    r"|6(?:011|5|4[4-9]|22)|35(?:2[89]|[3-8][0-9])|62|81|50|5[6-9]|6[0-9])"
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def masked(digits: str) -> str:
+    """The first six and the last four (PCI DSS 3.4.1's most), the rest as `*`."""
+    return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
+
+
+def card_numbers(text: str) -> Iterator[str]:
+    """Each card number in `text` (its digits): a Luhn-valid run of 13 to 19 digits that
+    starts with a brand's prefix."""
+    if len(text) < CARD_DIGITS_MIN:
+        return
+    for match in _RUN.finditer(text):
+        digits = match.group().replace(" ", "").replace("-", "")
+        if (
+            CARD_DIGITS_MIN <= len(digits) <= CARD_DIGITS_MAX
+            and _BRAND_PREFIX.match(digits)
+            and luhn_valid(digits)
+        ):
+            yield digits
+
+
+def as_text(value: object) -> str | None:
+    """A column's value as text to scan: bytes as Latin-1 (every byte a character, so the
+    digits of a number stored as bytes are found), numbers and None not at all."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return None
+
+
+# -- renderings ------------------------------------------------------------------------------
+
+_MARK: Final = {
+    Outcome.PASS: "PASS",
+    Outcome.FAIL: "FAIL",
+    Outcome.NOT_APPLICABLE: "N/A",
+    Outcome.ERROR: "ERROR",
+}
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _finding_text(finding: Finding) -> str:
+    parts = [f"{k}={v}" for k, v in finding.to_dict().items() if v is not None]
+    return ", ".join(parts)
+
+
+def to_markdown(report: Report) -> str:
+    lines = [
+        f"# Compliance report {report.id}",
+        "",
+        f"Outcome: **{report.outcome.value}** (started {report.started_at}, finished "
+        f"{report.finished_at})",
+        "",
+        "| control | outcome | summary |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{c.name}` | {_MARK[c.outcome]} | {_cell(c.summary)} |" for c in report.controls]
+    for c in report.controls:
+        lines += ["", f"## {c.title} (`{c.name}`): {_MARK[c.outcome]}", "", c.summary]
+        if c.facts:
+            lines += ["", "Examined: " + ", ".join(f"{k}={v}" for k, v in c.facts.items())]
+        if c.findings:
+            lines.append("")
+            lines += [f"- {_finding_text(f)}" for f in c.findings]
+            if c.found > len(c.findings):
+                lines.append(f"- ... and {c.found - len(c.findings)} more")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(report: Report) -> str:
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td><code>{esc(c.name)}</code></td><td class={c.outcome.value}>"
+        f"{_MARK[c.outcome]}</td><td>{esc(c.summary)}</td></tr>"
+        for c in report.controls
+    )
+    sections = []
+    for c in report.controls:
+        items = "".join(f"<li>{esc(_finding_text(f))}</li>" for f in c.findings)
+        if c.found > len(c.findings):
+            items += f"<li>... and {c.found - len(c.findings)} more</li>"
+        facts = ", ".join(f"{k}={v}" for k, v in c.facts.items())
+        sections.append(
+            f"<h2>{esc(c.title)} (<code>{esc(c.name)}</code>): {_MARK[c.outcome]}</h2>"
+            f"<p>{esc(c.summary)}</p>"
+            + (f"<p>Examined: {esc(facts)}</p>" if facts else "")
+            + (f"<ul>{items}</ul>" if items else "")
+        )
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>Compliance report {esc(report.id)}</title>"
+        "<style>td.pass{color:green}td.fail,td.error{color:#b00}td{padding:0 1em}</style>"
+        f"</head><body><h1>Compliance report {esc(report.id)}</h1>"
+        f"<p>Outcome: <b>{report.outcome.value}</b> (started {esc(report.started_at)}, "
+        f"finished {esc(report.finished_at)})</p>"
+        f"<table><tr><th>control</th><th>outcome</th><th>summary</th></tr>{rows}</table>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def outcomes(controls: Sequence[ControlResult]) -> dict[str, str]:
+    return {c.name: c.outcome.value for c in controls}

@@ -1,0 +1,226 @@
+"""The controls' SQL: stored reports (migration 0024, table `compliance_reports`), and the
+read-only queries the checks make of other domains' tables (staff users and their factors, open
+cases, list snapshots). A control is an auditor's look at the data as it is stored, so it reads
+the tables themselves rather than each domain's view of them; it writes none of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from strongroom.db.query import sql
+from strongroom.db.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    id: str
+    created_at: int
+    outcome: str
+    body: str  # the report's JSON (model.Report.to_json)
+    created_by: str
+
+
+def insert_report(uow: UnitOfWork, report: StoredReport) -> None:
+    uow.cursor().execute(
+        sql(
+            uow,
+            "INSERT INTO compliance_reports (id, created_at, outcome, body, created_by) "
+            "VALUES (?, ?, ?, ?, ?)",
+        ),
+        (report.id, report.created_at, report.outcome, report.body, report.created_by),
+    )
+
+
+def latest_report(uow: UnitOfWork) -> StoredReport | None:
+    cur = uow.cursor()
+    cur.execute(
+        "SELECT id, created_at, outcome, body, created_by FROM compliance_reports "
+        "ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+    row = cur.fetchone()
+    return None if row is None else StoredReport(row[0], int(row[1]), row[2], row[3], row[4])
+
+
+def staff_without_factor(uow: UnitOfWork) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many staff users there are, and (tenant, user id, role) of those with neither a
+    confirmed TOTP nor a passkey."""
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT COUNT(*) FROM users WHERE kind = ?"), ("staff",))
+    staff = int(cur.fetchone()[0])
+    cur.execute(
+        sql(
+            uow,
+            "SELECT u.tenant_id, u.id, u.role FROM users u WHERE u.kind = ? "
+            "AND u.totp_confirmed_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id) ORDER BY u.id",
+        ),
+        ("staff",),
+    )
+    return staff, [(t, u, r) for t, u, r in cur.fetchall()]
+
+
+def open_cases_before(
+    uow: UnitOfWork, before_us: int
+) -> tuple[int, list[tuple[str, str, str, int]]]:
+    """How many cases are open, and (tenant, case id, kind, created_at) of those opened before
+    `before_us`, oldest first."""
+    cur = uow.cursor()
+    cur.execute(sql(uow, "SELECT COUNT(*) FROM cases WHERE status = ?"), ("open",))
+    open_ = int(cur.fetchone()[0])
+    cur.execute(
+        sql(
+            uow,
+            "SELECT tenant_id, id, kind, created_at FROM cases WHERE status = ? "
+            "AND created_at < ? ORDER BY created_at, id",
+        ),
+        ("open", before_us),
+    )
+    return open_, [(t, i, k, int(c)) for t, i, k, c in cur.fetchall()]
+
+
+# -- list snapshots --------------------------------------------------------------------------
+
+# Where sanctions list snapshots are kept (the screening side's migration): the first of these
+# tables that exists, its list's name in the first of LIST_NAME_COLUMNS it has, its load time
+# (epoch microseconds) in the first of LIST_TIME_COLUMNS.
+LIST_TABLES = ("sanction_lists", "sanctions_lists", "sanction_list_versions", "sanctions_snapshots")
+LIST_NAME_COLUMNS = ("list", "list_name", "source", "name", "list_id")
+LIST_TIME_COLUMNS = ("loaded_at", "created_at", "published_at", "fetched_at")
+
+
+@dataclass(frozen=True, slots=True)
+class ListSnapshots:
+    table: str
+    latest: dict[str, int]  # list name -> when its newest snapshot was loaded (µs)
+
+
+def list_snapshots(engine: Engine) -> ListSnapshots | str:
+    """The newest snapshot of each sanctions list, or why there is nothing to read (the
+    reason: no such table, or no column that names a list or a time)."""
+    with UnitOfWork(engine, write=False) as uow:
+        names = set(table_names(uow))
+        table = next((t for t in LIST_TABLES if t in names), None)
+        if table is None:
+            tables = ", ".join(LIST_TABLES)
+            return f"no sanctions list snapshots are kept (none of the tables {tables})"
+        columns = set(table_shape(uow, table).columns)
+        name_col = next((c for c in LIST_NAME_COLUMNS if c in columns), None)
+        time_col = next((c for c in LIST_TIME_COLUMNS if c in columns), None)
+        if name_col is None or time_col is None:
+            return f"table {table} has no list-name or load-time column this control knows"
+        cur = uow.cursor()
+        cur.execute(
+            f"SELECT {quoted(name_col)}, MAX({quoted(time_col)}) FROM {quoted(table)} "
+            f"GROUP BY {quoted(name_col)}"
+        )
+        rows: Sequence[Any] = cur.fetchall()
+    return ListSnapshots(table, {str(n): as_us(t) for n, t in rows if t is not None})
+
+
+def as_us(value: object) -> int:
+    """A load time as epoch microseconds, whatever the table keeps: a timestamp, an ISO 8601
+    text, or a number of seconds, milliseconds or microseconds (told apart by size)."""
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return int(stamp.timestamp() * 1_000_000)
+    if isinstance(value, str):
+        return as_us(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    assert isinstance(value, int | float | Decimal), type(value)
+    number = int(value)
+    if number < 10**11:
+        return number * 1_000_000
+    if number < 10**14:
+        return number * 1_000
+    return number
+
+
+# -- the catalogue ---------------------------------------------------------------------------
+# Read with the unit of work's own connection (SQLAlchemy's inspector would open another, which
+# on SQLite begins a write transaction).
+
+_PG_TEXT_TYPES = frozenset({"character varying", "text", "character", "bytea", "json", "jsonb"})
+_SQLITE_TEXT_MARKS = ("CHAR", "TEXT", "CLOB", "BLOB", "JSON")
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_names(uow: UnitOfWork) -> list[str]:
+    cur = uow.cursor()
+    if uow.sqlite:
+        cur.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    else:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+    return sorted(str(r[0]) for r in cur.fetchall())
+
+
+@dataclass(frozen=True, slots=True)
+class TableShape:
+    columns: list[str]  # every column
+    text_columns: list[str]  # those that may hold text (text, character, binary, JSON)
+    primary_key: list[str]
+
+
+def table_shape(uow: UnitOfWork, table: str) -> TableShape:
+    cur = uow.cursor()
+    if uow.sqlite:
+        cur.execute(f"PRAGMA table_info({quoted(table)})")
+        rows = cur.fetchall()
+        columns = [str(r[1]) for r in rows]
+        text = [
+            str(r[1])
+            for r in rows
+            if not r[2] or any(mark in str(r[2]).upper() for mark in _SQLITE_TEXT_MARKS)
+        ]
+        key = [str(r[1]) for r in sorted((r for r in rows if r[5]), key=lambda r: r[5])]
+        return TableShape(columns, text, key)
+    cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    )
+    rows = cur.fetchall()
+    columns = [str(r[0]) for r in rows]
+    text = [str(r[0]) for r in rows if str(r[1]) in _PG_TEXT_TYPES]
+    cur.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)",
+        (quoted(table),),
+    )
+    return TableShape(columns, text, [str(r[0]) for r in cur.fetchall()])
+
+
+def stream_rows(
+    uow: UnitOfWork, table: str, columns: Sequence[str], batch_rows: int
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Every row of `table` (those columns), `batch_rows` at a time: a server-side cursor on
+    PostgreSQL, SQLite's cursor (which reads as it goes) otherwise."""
+    select = f"SELECT {', '.join(quoted(c) for c in columns)} FROM {quoted(table)}"
+    if uow.sqlite:
+        cur = uow.cursor()
+        cur.execute(select)
+    else:
+        cur = uow.conn.cursor(name=f"compliance_scan_{abs(hash(table))}")
+        cur.itersize = batch_rows
+        cur.execute(select)
+    try:
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                return
+            yield rows
+    finally:
+        cur.close()

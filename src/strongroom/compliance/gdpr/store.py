@@ -1,0 +1,113 @@
+"""The GDPR side's SQL, read-only: a customer's relationship (its accounts' count, open count and
+last activity, for the AML hold), the customers past retention, and, for an export, the cases and
+risk decisions that concern a customer's transfers. These read the ledger's, the case queue's
+and the risk domain's tables in set-oriented statements (one per table per export, where going
+through each service would cost a round trip per transfer); nothing here writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from strongroom.compliance.gdpr.model import Relationship
+from strongroom.db.query import fetch_in, sql
+from strongroom.db.uow import UnitOfWork
+
+
+def relationship(uow: UnitOfWork, customer_id: str) -> Relationship:
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN closed THEN 0 ELSE 1 END), 0), "
+            "MAX(updated_at) FROM accounts WHERE customer_id = ?",
+        ),
+        (customer_id,),
+    )
+    count, open_, last = cur.fetchone()
+    return Relationship(int(count), int(open_), None if last is None else int(last))
+
+
+def past_retention(
+    uow: UnitOfWork, cutoff_us: int, *, after: str = "", limit: int
+) -> list[tuple[str, str, int]]:
+    """(tenant id, customer id, last activity) of the customers not erased and under no manual
+    hold, whose accounts are all closed and were last active before `cutoff_us`, by id after
+    `after`."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT c.tenant_id, c.id, MAX(a.updated_at) FROM customers c "
+            "JOIN accounts a ON a.customer_id = c.id "
+            "WHERE c.erased_at IS NULL AND c.legal_hold = ? AND c.id > ? "
+            "GROUP BY c.tenant_id, c.id "
+            "HAVING SUM(CASE WHEN a.closed THEN 0 ELSE 1 END) = 0 AND MAX(a.updated_at) < ? "
+            "ORDER BY c.id LIMIT ?",
+        ),
+        (False, after, cutoff_us, limit),
+    )
+    return [(t, c, int(last)) for t, c, last in cur.fetchall()]
+
+
+_CASE_COLS = (
+    "id, tenant_id, kind, status, transfer_id, gate, code, detail, created_at, decided_at, label"
+)
+
+
+def _case(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip([c.strip() for c in _CASE_COLS.split(",")], row, strict=True))
+
+
+def cases_of(
+    uow: UnitOfWork, tenant_id: str, customer_id: str, transfer_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The tenant's cases on any of `transfer_ids`, and its alerts about the customer (a
+    detail whose subject is `customer:<id>`), by id."""
+    found: dict[str, dict[str, Any]] = {}
+    select = f"SELECT {_CASE_COLS} FROM cases"
+    for row in fetch_in(uow, select, "transfer_id", list(transfer_ids)):
+        case = _case(row)
+        found[case["id"]] = case
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"{select} WHERE tenant_id = ? AND detail LIKE ?"),
+        (tenant_id, f"%customer:{customer_id}%"),
+    )
+    for row in cur.fetchall():
+        case = _case(row)
+        try:
+            subject = json.loads(case["detail"]).get("subject")
+        except (TypeError, ValueError):
+            subject = None
+        if subject == f"customer:{customer_id}":
+            found[case["id"]] = case
+    mine = [c for c in found.values() if c.pop("tenant_id") == tenant_id]
+    return sorted(mine, key=lambda c: c["id"])
+
+
+_DECISION_COLS = "transfer_id, tenant_id, verdict, score, reasons, model_version, created_at"
+
+
+def decisions_of(
+    uow: UnitOfWork, tenant_id: str, transfer_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    rows = fetch_in(
+        uow, f"SELECT {_DECISION_COLS} FROM risk_decisions", "transfer_id", list(transfer_ids)
+    )
+    out = []
+    for transfer_id, tenant, verdict, score, reasons, model_version, created_at in rows:
+        if tenant != tenant_id:
+            continue
+        out.append(
+            {
+                "transfer_id": transfer_id,
+                "verdict": verdict,
+                "score": score,
+                "reasons": json.loads(reasons) if reasons else [],
+                "model_version": model_version,
+                "created_at": int(created_at),
+            }
+        )
+    return sorted(out, key=lambda d: d["transfer_id"])

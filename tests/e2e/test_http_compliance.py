@@ -1,0 +1,97 @@
+"""GDPR export and the compliance report over HTTP and from the command line: the export needs
+`pii:read` and is an audit leaf; the report route serves the latest stored report (404 before
+the first run, never a scan per request); `strongroom compliance check` writes the report as
+Markdown or HTML and JSON, stores it, and exits 1 when a control failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from strongroom.cli import app as cli_app
+from strongroom.ledger.model import Direction
+from strongroom.ledger.service import AccountSpec, NewTransfer, canonical_metadata
+from tests.e2e.http_support import problem_code, running
+
+
+def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    with running(sqlite_url) as api:
+        tenancy = api.app.state.tenancy
+        admin = tenancy.create_api_key("acme", ["admin"])[1]
+        pii = tenancy.create_api_key("acme", ["pii:read"])[1]
+        officer = tenancy.create_api_key("acme", ["compliance:read"])[1]
+        ledger_key = tenancy.create_api_key("acme", ["ledger:write"])[1]
+        cus = api.ok("POST", "/v1/customers", 201, key=admin,
+                      json={"name": "Ada Lovelace", "email": "ada@example.com"})["id"]  # fmt: skip
+
+        # The export: pii:read (admin does not imply it), personal data in full, a leaf.
+        export = f"/v1/customers/{cus}/export"
+        response = api.get(export, key=admin)
+        assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+        doc = api.ok("GET", export, key=pii)
+        assert doc["personal_data"]["email"] == "ada@example.com"
+        assert doc["customer"]["id"] == cus
+        assert doc["accounts"] == []
+        leaves = api.ok("GET", "/v1/audit/leaves", key=admin, params={"limit": 100})["data"]
+        assert "customer.exported" in {leaf["type"] for leaf in leaves}
+        response = api.get("/v1/customers/cus_01m95wrhaj4rk1491e358fprv0/export", key=pii)
+        assert (response.status_code, problem_code(response)) == (404, "not_found")
+
+        # No report before the first run; compliance:read reads it, a ledger key may not.
+        response = api.get("/v1/compliance/report", key=officer)
+        assert (response.status_code, problem_code(response)) == (404, "not_found")
+        response = api.get("/v1/compliance/report", key=ledger_key)
+        assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+        first = api.app.state.compliance_controls.run(actor="test")
+        served = api.ok("GET", "/v1/compliance/report", key=officer)
+        assert served["id"] == first.id
+        assert served["outcome"] == "pass"
+
+        # A card number planted now is not seen until the next run: the route reads the store.
+        ledger = api.app.state.ledger
+        book = ledger.create_ledger("books", tenant_id=api.app.state.tenancy.ensure_tenant(
+            "acme").id)  # fmt: skip
+        bank, wallet = ledger.create_accounts(
+            [
+                AccountSpec(book.id, "USD", Direction.DEBIT),
+                AccountSpec(book.id, "USD", Direction.CREDIT),
+            ]
+        )
+        meta = canonical_metadata({"note": "5555 5555 5555 4444"})
+        ledger.post_transfers([NewTransfer("tr_planted", book.id, bank.id, wallet.id, 1,
+                                           metadata=meta)])  # fmt: skip
+        assert api.ok("GET", "/v1/compliance/report", key=officer)["id"] == first.id
+
+    # The command runs the controls, stores the report and writes it; exit 1 on a failure.
+    monkeypatch.setenv("STRONGROOM_DATABASE_URL", sqlite_url)
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(cli_app, ["compliance", "check", "--format", "html",
+                                          "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    report = json.loads((out / "compliance-report.json").read_text())
+    cards = next(c for c in report["controls"] if c["name"] == "card_numbers_in_clear")
+    assert cards["outcome"] == "fail"
+    assert {f["number"] for f in cards["findings"]} == {"555555******4444"}
+    html = (out / "compliance-report.html").read_text()
+    assert "555555******4444" in html
+    assert "5555555555554444" not in html
+    markdown = CliRunner().invoke(cli_app, ["compliance", "check"])
+    assert markdown.exit_code == 1
+    assert "| `card_numbers_in_clear` | FAIL |" in markdown.output
+    with running(sqlite_url) as api:
+        officer = api.app.state.tenancy.create_api_key("acme", ["compliance:read"])[1]
+        served = api.ok("GET", "/v1/compliance/report", key=officer)
+        assert served["outcome"] == "fail"
+        seen = next(c for c in served["controls"] if c["name"] == "card_numbers_in_clear")
+        assert seen["outcome"] == "fail"
+        assert seen["findings"]
+        # Another tenant sees none of acme's findings.
+        other = api.app.state.tenancy.create_api_key("globex", ["compliance:read"])[1]
+        theirs = api.ok("GET", "/v1/compliance/report", key=other)
+        seen = next(c for c in theirs["controls"] if c["name"] == "card_numbers_in_clear")
+        assert seen["findings"] == []
+        assert seen["outcome"] == "pass"

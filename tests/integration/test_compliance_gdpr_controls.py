@@ -1,0 +1,452 @@
+"""GDPR rights and compliance controls on both backends: the export holds everything about the
+customer and nothing of anyone else's; erasure is refused while AML record keeping applies (open
+accounts, then the retention period) and by a manual hold; the retention job erases exactly the
+customers past their period; each control fails on what it guards against (planted) and passes
+otherwise, the report is stored, an audit leaf and a `compliance.control_failed` event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.service import AuditLog
+from strongroom.compliance.controls import store as controls_store
+from strongroom.compliance.controls.checks import Sources, Thresholds
+from strongroom.compliance.controls.model import Outcome, Report
+from strongroom.compliance.controls.service import ControlsService
+from strongroom.compliance.gdpr.model import DAY_US
+from strongroom.compliance.gdpr.service import GdprService, count_past_retention
+from strongroom.compliance.wiring import COMPLIANCE_EVENT_TYPES
+from strongroom.core import clock
+from strongroom.core.errors import NotFound
+from strongroom.customers.counterparties import CounterpartyService
+from strongroom.customers.errors import LegalHold
+from strongroom.customers.service import CUSTOMER_EVENT_TYPES, CustomerService
+from strongroom.db import tables
+from strongroom.events.service import EventService
+from strongroom.ledger.model import Direction
+from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer, canonical_metadata
+from strongroom.runtime import build_ledger
+from strongroom.security.envelope import Envelope
+from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
+from strongroom.settings import Settings
+
+ACTOR = "api_key:key_test"
+RETENTION_DAYS = 30
+CARD = "4111 1111 1111 1111"  # Visa's test number: Luhn-valid
+
+
+@dataclass
+class Clock:
+    offset_us: int = 0
+
+    def __call__(self) -> int:
+        return clock.now_us() + self.offset_us
+
+    def days(self, n: float) -> None:
+        self.offset_us = int(n * DAY_US)
+
+
+@dataclass
+class World:
+    engine: Engine
+    ledger: LedgerService
+    audit: AuditLog
+    events: EventService
+    keyring: LocalKeyring
+    customers: CustomerService
+    counterparties: CounterpartyService
+    gdpr: GdprService
+    clock: Clock
+    book: str = ""
+    bank: str = ""
+    snapshots: list[Any] = field(default_factory=list)
+
+    def controls(self, **thresholds: int) -> ControlsService:
+        values = {
+            "key_rotation_days": 365,
+            "case_sla_hours": 72,
+            "sanctions_list_max_age_days": 7,
+            "aml_retention_days": RETENTION_DAYS,
+        } | thresholds
+        sources = Sources(
+            engine=self.engine,
+            kms=self.keyring,
+            verify_audit=lambda say: self.audit.verify(progress=say),
+            past_retention=lambda: count_past_retention(self.engine, RETENTION_DAYS, self.clock()),
+            list_snapshots=self._snapshots,
+        )
+        return ControlsService(
+            self.engine, sources, Thresholds(**values), audit=self.audit, events=self.events,
+            now_us=self.clock,
+        )  # fmt: skip
+
+    def _snapshots(self, engine: Engine) -> controls_store.ListSnapshots | str:
+        if self.snapshots:
+            return self.snapshots[0]  # type: ignore[no-any-return]
+        return controls_store.list_snapshots(engine)
+
+
+@pytest.fixture
+def world(db_url: str, db_engine: Engine, tmp_path: Path) -> World:
+    ledger, audit = build_ledger(db_engine, Settings(database_url=db_url))
+    keyring = LocalKeyring.create(
+        tmp_path / "keyring.json", master_key_from_secret(new_master_secret())
+    )
+    envelope = Envelope(keyring)
+    events = EventService(
+        db_engine, audit=audit, event_types=(*CUSTOMER_EVENT_TYPES, *COMPLIANCE_EVENT_TYPES)
+    )
+    customers = CustomerService(db_engine, envelope, audit=audit, events=events, ledger=ledger)
+    counterparties = CounterpartyService(db_engine, envelope, audit=audit)
+    now = Clock()
+    gdpr = GdprService(
+        db_engine, customers, counterparties, ledger, retention_days=RETENTION_DAYS,
+        audit=audit, events=events, now_us=now,
+    )  # fmt: skip
+    customers.retention_hold = gdpr.hold_reason
+    w = World(db_engine, ledger, audit, events, keyring, customers, counterparties, gdpr, now)
+    book = ledger.create_ledger("books", tenant_id="ten_a")
+    w.book = book.id
+    w.bank = ledger.create_accounts([AccountSpec(book.id, "USD", Direction.DEBIT)])[0].id
+    return w
+
+
+def _account(w: World, customer_id: str | None) -> str:
+    spec = AccountSpec(w.book, "USD", Direction.CREDIT, customer_id=customer_id)
+    return w.ledger.create_accounts([spec])[0].id
+
+
+def _leaf_types(w: World, tenant: str) -> list[str]:
+    found, _ = w.audit.leaves(tenant, 0, 1_000)
+    return [x["type"] for x in found]
+
+
+def _events(w: World, tenant: str, kind: str) -> list[dict[str, Any]]:
+    with w.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(tables.events.c.data).where(
+                tables.events.c.tenant_id == tenant, tables.events.c.type == kind
+            )
+        )
+        return [json.loads(r[0]) for r in rows]
+
+
+def _set_activity(w: World, account_id: str, days_ago: float) -> None:
+    at = clock.now_us() - int(days_ago * DAY_US)
+    with w.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.accounts)
+            .where(tables.accounts.c.id == account_id)
+            .values(updated_at=at)
+        )
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: World) -> None:
+    w = world
+    ada = w.customers.create("ten_a", "person", {"name": "Ada Lovelace", "email": "ada@x.org"},
+                             actor=ACTOR)  # fmt: skip
+    bob = w.customers.create("ten_a", "person", {"name": "Bob"}, actor=ACTOR)
+    eve = w.customers.create("ten_b", "person", {"name": "Eve"}, actor=ACTOR)
+    payee = w.counterparties.create("ten_a", "Charles Babbage", "GB29NWBK60161331926819", "gb",
+                                    actor=ACTOR)  # fmt: skip
+    wallet = _account(w, ada.id)
+    bobs = _account(w, bob.id)
+    mine = NewTransfer("tr_gdpr_ada", w.book, w.bank, wallet, 1_500,
+                       metadata=canonical_metadata({"payee": payee.id}))  # fmt: skip
+    theirs = NewTransfer("tr_gdpr_bob", w.book, w.bank, bobs, 700)
+    w.ledger.post_transfers([mine, theirs])
+    now = clock.now_us()
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.risk_decisions), [
+            {"transfer_id": t, "tenant_id": "ten_a", "verdict": "allow", "score": 0.1,
+             "reasons": "[]", "features": "{}", "created_at": now}
+            for t in ("tr_gdpr_ada", "tr_gdpr_bob")
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.cases), [
+            {"id": f"case_gdpr{i}", "tenant_id": "ten_a", "kind": kind, "status": "open",
+             "transfer_id": transfer, "detail": detail, "created_at": now}
+            for i, (kind, transfer, detail) in enumerate([
+                ("risk_review", "tr_gdpr_ada", None),
+                ("sanctions_match", None, json.dumps({"subject": f"customer:{ada.id}"})),
+                ("sanctions_match", None, json.dumps({"subject": f"customer:{bob.id}"})),
+            ])
+        ])  # fmt: skip
+
+    doc = w.gdpr.export("ten_a", ada.id, actor=ACTOR)
+
+    assert doc["object"] == "gdpr_export"
+    assert doc["customer"]["id"] == ada.id
+    assert doc["personal_data"]["name"] == "Ada Lovelace"
+    assert doc["personal_data"]["email"] == "ada@x.org"
+    assert [a["id"] for a in doc["accounts"]] == [wallet]
+    (account,) = doc["accounts"]
+    assert account["balances"]["posted"] == 1_500
+    assert [t["id"] for t in account["transfers"]] == ["tr_gdpr_ada"]
+    assert account["transfers_has_more"] is False
+    assert [c["id"] for c in doc["counterparties"]] == [payee.id]
+    assert doc["counterparties"][0]["name"] == "C****** B******"  # masked
+    assert [d["transfer_id"] for d in doc["risk_decisions"]] == ["tr_gdpr_ada"]
+    assert [c["id"] for c in doc["cases"]] == ["case_gdpr0", "case_gdpr1"]
+    assert "tr_gdpr_bob" not in json.dumps(doc)
+    assert bob.id not in json.dumps(doc)
+    assert _leaf_types(w, "ten_a")[-2:] == ["customer.pii_revealed", "customer.exported"]
+    exported = w.audit.leaves("ten_a", 0, 1_000)[0][-1]["content"]["data"]
+    assert exported["transfers"] == 1
+    assert exported["cases"] == 2
+    assert "Ada" not in json.dumps(exported)
+    # Another tenant's customer is one that does not exist.
+    with pytest.raises(NotFound):
+        w.gdpr.export("ten_a", eve.id, actor=ACTOR)
+    with pytest.raises(NotFound):
+        w.gdpr.export("ten_b", ada.id, actor=ACTOR)
+    # Once erased, the export still answers, its personal data null.
+    w.ledger.close_account(wallet)
+    w.clock.days(RETENTION_DAYS + 1)
+    w.customers.erase("ten_a", ada.id, actor=ACTOR)
+    after = w.gdpr.export("ten_a", ada.id, actor=ACTOR)
+    assert after["personal_data"] is None
+    assert after["customer"]["erased"] is True
+    assert [a["id"] for a in after["accounts"]] == [wallet]
+
+
+# -- the AML hold and the retention job ------------------------------------------------------
+
+
+def test_erasure_is_refused_while_aml_record_keeping_applies(world: World) -> None:
+    w = world
+    ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    wallet = _account(w, ada.id)
+    with pytest.raises(LegalHold, match="1 open account"):
+        w.customers.erase("ten_a", ada.id, actor=ACTOR)
+    w.ledger.close_account(wallet)
+    with pytest.raises(LegalHold, match="AML record keeping until"):
+        w.customers.erase("ten_a", ada.id, actor=ACTOR)
+    w.clock.days(RETENTION_DAYS - 1)
+    with pytest.raises(LegalHold):
+        w.customers.erase("ten_a", ada.id, actor=ACTOR)
+    # The manual hold applies whatever the period says.
+    w.clock.days(RETENTION_DAYS + 1)
+    w.customers.set_legal_hold("ten_a", ada.id, True, actor=ACTOR)
+    with pytest.raises(LegalHold, match="under legal hold"):
+        w.customers.erase("ten_a", ada.id, actor=ACTOR)
+    w.customers.set_legal_hold("ten_a", ada.id, False, actor=ACTOR)
+    assert w.customers.erase("ten_a", ada.id, actor=ACTOR).erased_at is not None
+    # A customer who never had an account is under no AML hold.
+    bob = w.customers.create("ten_a", "person", {"name": "Bob"}, actor=ACTOR)
+    assert w.customers.erase("ten_a", bob.id, actor=ACTOR).erased_at is not None
+
+
+def test_the_retention_job_erases_exactly_the_customers_past_their_period(world: World) -> None:
+    w = world
+    people = {
+        name: w.customers.create("ten_a", "person", {"name": name}, actor=ACTOR).id
+        for name in ("due", "recent", "open", "held", "no_account", "one_open")
+    }
+    for name in ("due", "recent", "open", "held"):
+        account = _account(w, people[name])
+        if name != "open":
+            w.ledger.close_account(account)
+        _set_activity(w, account, {"recent": RETENTION_DAYS - 2}.get(name, RETENTION_DAYS + 5))
+    # One of two accounts still open: the relationship goes on.
+    closed, still = _account(w, people["one_open"]), _account(w, people["one_open"])
+    w.ledger.close_account(closed)
+    _set_activity(w, closed, RETENTION_DAYS + 5)
+    _set_activity(w, still, RETENTION_DAYS + 5)
+    w.customers.set_legal_hold("ten_a", people["held"], True, actor=ACTOR)
+
+    assert count_past_retention(w.engine, RETENTION_DAYS, clock.now_us())[0] == 1
+    done = w.gdpr.erase_due()
+
+    assert (done.erased, done.skipped) == (1, 0)
+    erased = {n for n, cid in people.items() if w.customers.get("ten_a", cid).erased_at}
+    assert erased == {"due"}
+    assert count_past_retention(w.engine, RETENTION_DAYS, clock.now_us())[0] == 0
+    (event,) = _events(w, "ten_a", "customer.retention_erased")
+    assert event["id"] == people["due"]
+    types = _leaf_types(w, "ten_a")
+    assert types[-2:] == ["customer.erased", "customer.retention_erased"]
+    assert w.gdpr.erase_due().erased == 0  # nothing more is due
+    # A job told to stop erases nothing.
+    w.clock.days(RETENTION_DAYS)
+    assert w.gdpr.erase_due(keep=lambda: False).erased == 0
+
+
+# -- controls --------------------------------------------------------------------------------
+
+
+def _outcomes(report: Report) -> dict[str, Outcome]:
+    return {c.name: c.outcome for c in report.controls}
+
+
+def _control(report: Report, name: str) -> Any:
+    return next(c for c in report.controls if c.name == name)
+
+
+def test_every_control_passes_on_a_clean_deployment(world: World) -> None:
+    w = world
+    ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    w.ledger.post_transfers([NewTransfer("tr_clean", w.book, w.bank, _account(w, ada.id), 5)])
+    report = w.controls().run(actor=ACTOR)
+    outcomes = _outcomes(report)
+    assert outcomes.pop("sanctions_lists_fresh") is Outcome.NOT_APPLICABLE
+    assert set(outcomes.values()) == {Outcome.PASS}, outcomes
+    assert report.outcome is Outcome.PASS
+    assert "none of the tables" in _control(report, "sanctions_lists_fresh").summary
+    assert _control(report, "card_numbers_in_clear").facts["rows"] > 0
+    # Stored, and the run is a leaf of the deployment's log; no failure, no event.
+    stored = w.controls().latest()
+    assert stored is not None
+    assert stored.to_dict() == report.to_dict()
+    assert "compliance.checked" in _leaf_types(w, "ten_default")
+    assert _events(w, "ten_a", "compliance.control_failed") == []
+
+
+def _plant(w: World, *, card: bool = True) -> None:
+    """One of each thing a control guards against (the card number: when `card`)."""
+    now = clock.now_us()
+    ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    wallet = _account(w, ada.id)
+    note = f"card {CARD}" if card else "card 411111******1111"
+    meta = canonical_metadata({"note": note})
+    w.ledger.post_transfers([NewTransfer("tr_card", w.book, w.bank, wallet, 5, metadata=meta)])
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.users), [
+            {"id": f"usr_{n}", "tenant_id": "ten_b", "kind": kind, "email": f"{n}@x.org",
+             "role": role, "webauthn_handle": n.encode(), "created_at": now,
+             "totp_confirmed_at": totp}
+            for n, kind, role, totp in (
+                ("nofactor", "staff", "admin", None),
+                ("withtotp", "staff", "officer", now),
+                ("customer", "customer", "customer", None),
+            )
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.cases), [
+            {"id": f"case_{n}", "tenant_id": "ten_b", "kind": "risk_review", "status": status,
+             "created_at": now - hours * 3600 * 1_000_000}
+            for n, status, hours in (("old", "open", 100), ("new", "open", 1),
+                                     ("olddone", "approved", 500))
+        ])  # fmt: skip
+    # A customer past retention, under no hold.
+    late = w.customers.create("ten_a", "person", {"name": "Late"}, actor=ACTOR)
+    account = _account(w, late.id)
+    w.ledger.close_account(account)
+    _set_activity(w, account, RETENTION_DAYS + 3)
+
+
+def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
+    w = world
+    _plant(w)
+    old = controls_store.ListSnapshots("sanction_lists", {"un": clock.now_us() - 30 * DAY_US})
+    w.snapshots.append(old)
+    # A period of 0 days: the key-encryption key made at the start is overdue.
+    report = w.controls(key_rotation_days=0).run(actor=ACTOR)
+
+    outcomes = _outcomes(report)
+    assert outcomes.pop("audit_log_verifies") is Outcome.PASS  # tampered below
+    assert set(outcomes.values()) == {Outcome.FAIL}, outcomes
+    cards = _control(report, "card_numbers_in_clear")
+    (finding,) = [f for f in cards.findings if f.detail["table"] == "transfers"]
+    assert finding.detail["column"] == "metadata"
+    assert finding.detail["number"] == "411111******1111"
+    assert finding.tenant_id == "ten_a"
+    assert "4111111111111111" not in report.to_json()
+    assert CARD not in report.to_json()
+    assert [f.detail["key"] for f in _control(report, "keys_rotated").findings] == ["kek v1"]
+    users = _control(report, "staff_second_factor").findings
+    assert [(f.detail["user_id"], f.tenant_id) for f in users] == [("usr_nofactor", "ten_b")]
+    cases = _control(report, "case_service_level").findings
+    assert [f.detail["case_id"] for f in cases] == ["case_old"]
+    assert [f.detail["list"] for f in _control(report, "sanctions_lists_fresh").findings] == ["un"]
+    assert _control(report, "customers_within_retention").found >= 1
+    # The audit log: planted after, so the other controls' evidence stays the same.
+    with w.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.transfers).where(tables.transfers.c.id == "tr_card").values(amount=6)
+        )
+    tampered = w.controls().run(actor=ACTOR)
+    audit = _control(tampered, "audit_log_verifies")
+    assert audit.outcome is Outcome.FAIL
+    assert audit.found >= 1
+
+    # Events: each failing control to each tenant its findings concern; the deployment's own.
+    failed_a = {e["control"] for e in _events(w, "ten_a", "compliance.control_failed")}
+    failed_b = {e["control"] for e in _events(w, "ten_b", "compliance.control_failed")}
+    failed_d = {e["control"] for e in _events(w, "ten_default", "compliance.control_failed")}
+    assert {"card_numbers_in_clear", "customers_within_retention"} <= failed_a
+    assert {"staff_second_factor", "case_service_level"} <= failed_b
+    assert "card_numbers_in_clear" not in failed_b
+    assert {"keys_rotated", "sanctions_lists_fresh", "audit_log_verifies"} <= failed_d
+
+    # A tenant's view: its own findings and the deployment's, never another tenant's.
+    seen_b = report.for_tenant("ten_b")
+    assert _control(seen_b, "card_numbers_in_clear").findings == []
+    assert _control(seen_b, "staff_second_factor").outcome is Outcome.FAIL
+    assert _control(report.for_tenant("ten_a"), "staff_second_factor").outcome is Outcome.PASS
+
+
+def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
+    w = world
+    # A card number once posted stays in the audit log and the events for good (the control
+    # says where): this world masked it before posting.
+    _plant(w, card=False)
+    w.snapshots.append(controls_store.ListSnapshots("sanction_lists", {"un": clock.now_us()}))
+    w.keyring.rotate()
+    with w.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.users)
+            .where(tables.users.c.id == "usr_nofactor")
+            .values(totp_confirmed_at=clock.now_us())
+        )
+        conn.execute(
+            sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
+        )
+    w.gdpr.erase_due()
+    report = w.controls().run(actor=ACTOR)
+    assert set(_outcomes(report).values()) == {Outcome.PASS}, _outcomes(report)
+    assert report.outcome is Outcome.PASS
+
+
+def test_the_sanctions_control_reads_a_snapshot_table_when_there_is_one(world: World) -> None:
+    w = world
+    old_us = clock.now_us() - 10 * DAY_US
+    with w.engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE sanction_lists (id VARCHAR(64) PRIMARY KEY, list VARCHAR(32), "
+            "loaded_at BIGINT)"
+        ))  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO sanction_lists VALUES ('a', 'un', :old), ('b', 'ofac', :new)"),
+            {"old": old_us, "new": clock.now_us()},
+        )
+    found = controls_store.list_snapshots(w.engine)
+    assert isinstance(found, controls_store.ListSnapshots)
+    assert found.latest == {"un": old_us, "ofac": found.latest["ofac"]}
+    result = _control(w.controls().run(actor=ACTOR), "sanctions_lists_fresh")
+    assert result.outcome is Outcome.FAIL
+    assert [f.detail["list"] for f in result.findings] == ["un"]
+
+
+def test_a_control_that_raises_is_an_error_not_a_pass(world: World) -> None:
+    w = world
+    broken: Callable[[Engine], Any] = lambda engine: 1 / 0  # noqa: E731
+    w.snapshots.clear()
+    service = w.controls()
+    service.sources = Sources(
+        w.engine, w.keyring, service.sources.verify_audit, service.sources.past_retention, broken
+    )
+    report = service.run(actor=ACTOR)
+    result = _control(report, "sanctions_lists_fresh")
+    assert result.outcome is Outcome.ERROR
+    assert "ZeroDivisionError" in result.summary
+    assert report.outcome is Outcome.FAIL
