@@ -29,6 +29,7 @@ PREFIXES = frozenset(
         "case",
     }
     | {"mdl"}  # a fraud model's version (risk.registry)
+    | {"sdis"}  # a dismissed sanctions match (compliance.sanctions)
 )
 
 
