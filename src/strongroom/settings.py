@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     risk_rules: str | None = None
     risk_fail: Literal["closed", "open", "review"] = "closed"
     risk_budget_ms: int = Field(default=250, ge=1, le=60_000)
+    # Sanctions screening (docs/sanctions.md): a best match scoring at least the threshold is
+    # a hit (the CLI's `hit`, a subject's alert, the payee gate's review). On, the payee gate
+    # screens the payee of every outbound payment (its budget and fail policy as risk's).
+    screening: bool = False
+    screening_threshold: float = Field(default=0.9, gt=0, le=1)
+    screening_fail: Literal["closed", "open", "review"] = "closed"
+    screening_budget_ms: int = Field(default=250, ge=1, le=60_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

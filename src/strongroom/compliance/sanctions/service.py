@@ -95,6 +95,10 @@ SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
 FreezeCustomer = Callable[[str, str, str], object]
 
 
+# A customer's kind as a list entry's kind; a counterparty's is not known (None: any).
+_KINDS: Final = {"person": EntryKind.PERSON, "business": EntryKind.ORGANIZATION}
+
+
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     source: ListSource
@@ -399,6 +403,19 @@ class SanctionsService:
         )
         store.replace_keys(uow, tenant_id, subject, self._keys(tenant_id, phonetic_keys([name])))
         return SubjectScreening(subject, status, rows, alerts)
+
+    def screen_name(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        kind: str | None,
+        name: str,
+        actor: str,
+    ) -> None:
+        """The customers' screening point (customers.service.ScreenName): a customer of kind
+        `person` or `business`, or a counterparty (kind None)."""
+        self.screen_subject(uow, tenant_id, subject, name, _KINDS.get(kind or ""), actor=actor)
 
     def rescreen(
         self,
