@@ -31,6 +31,10 @@ from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
+from strongroom.compliance.sanctions import api as sanctions_api
+from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
+from strongroom.compliance.sanctions.service import SANCTIONS_EVENT_TYPES
+from strongroom.compliance.sanctions.wiring import build_sanctions
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -114,6 +118,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
     *RISK_EVENT_TYPES,
+    *SANCTIONS_EVENT_TYPES,
 )
 
 
@@ -361,6 +366,8 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         REGISTRY_ERRORS,
         RISK_ERRORS,
         REVIEW_HOLD_ERRORS,
+        SANCTIONS_ERRORS,
+        SANCTIONS_GATE_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -434,6 +441,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every decision is a leaf, an event and a label (case_labels: the risk domain's, later).
     labels = case_labels(settings, engine=engine)
     cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
+    # Sanctions screening: customers and counterparties screened in the transaction that
+    # creates or renames them, hits opening alerts in the case queue (a port for freezing
+    # accounts on a confirmed match: the integrator's, with the ledger's freezing).
+    sanctions = build_sanctions(
+        settings, engine, risk_hasher(settings, engine, kms), customers=customers,
+        counterparties=counterparties, cases=cases, audit=audit, events=events,
+    )  # fmt: skip
     # A decision read explains an allow with the model that made it, while it is loaded.
     policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
     explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)
@@ -577,6 +591,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             auth_api.router,
             users_api.router,
             risk_models_api.router,
+            sanctions_api.router,
             tenancy_api.router,
             signin_page.router,
         ],
@@ -621,6 +636,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.risk_models = risk_models
     app.state.cases = cases
     app.state.risk = risk
+    app.state.sanctions = sanctions
     app.state.vault = vault
     app.state.users = users
     app.state.factors = factors

@@ -39,6 +39,7 @@ from strongroom.client import cases as client_cases
 from strongroom.client import customers as client_customers
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
+from strongroom.client import screenings as client_screenings
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import TransferResult
@@ -357,13 +358,25 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/risk/models/{version}"): ("get_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/promote"): ("promote_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/shadow"): ("shadow_risk_model", ("mdl_1",), {}),
+    ("POST", "/v1/screenings"): ("create_screening", ("Jane Doe",), {}),
+    ("GET", "/v1/screenings/subjects/{subject_id}"): ("get_screening_subject", ("cus_1",), {}),
+    ("POST", "/v1/screenings/dismissals"): (
+        "dismiss_screening_match",
+        ("cus_1", "un", "1"),
+        {},
+    ),
+    ("POST", "/v1/screenings/confirmations"): (
+        "confirm_screening_match",
+        ("cus_1", "un", "1"),
+        {},
+    ),
 }
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
-    `risk_models`."""
-    for module in (resources, client_customers, client_cases, client_risk):
+    """A request builder of the client, from `resources`, `customers`, `cases`, `risk`,
+    `screenings` or `risk_models`."""
+    for module in (resources, client_customers, client_cases, client_risk, client_screenings):
         found = getattr(module, name, None)
         if found is not None:
             return found

@@ -21,8 +21,9 @@ import typer
 from strongroom.cli.common import CLI_ACTOR, DbOption, open_engine, print_json
 from strongroom.cli.progress import progress
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.model import EntryKind, ListSource, Match, Query
+from strongroom.compliance.sanctions.model import EntryKind, ListSource, Query
 from strongroom.compliance.sanctions.service import LoadResult, SanctionsService
+from strongroom.compliance.sanctions.views import match_dict
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest
 from strongroom.db.uow import UnitOfWork
@@ -137,9 +138,9 @@ def load(
                     raise InvalidRequest(f"{list_source.value}: {exc}", param="path") from None
                 report(f"{list_source.value}: {len(entries)} entries parsed; storing")
 
-                def rescreened(done: int, total: int) -> None:
+                def rescreened(done: int, total: int, name: str = list_source.value) -> None:
                     if done == total or done % 500 == 0:
-                        report(f"{list_source.value}: re-screening {done}/{total}")
+                        report(f"{name}: re-screening {done}/{total}")
 
                 results.append(
                     service.load(list_source, entries, actor=CLI_ACTOR, progress=rescreened)
@@ -190,17 +191,6 @@ def lists_(as_json: JsonOption = False, database_url: DbOption = None) -> None:
             f"{r.source:<10} {r.version:>7} {r.entry_count:>8} {r.added:>7} {r.changed:>8} "
             f"{r.removed:>8}  {when}  {r.loaded_by}"
         )
-
-
-def match_dict(match: Match) -> dict[str, Any]:
-    return {
-        "score": round(match.score, 4),
-        "list": match.entry.source.value,
-        "entry_id": match.entry.entry_id,
-        "entry_name": match.entry.names[0] if match.entry.names else None,
-        "kind": match.entry.kind.value,
-        "explanation": match.explanation.to_dict(),
-    }
 
 
 def _names(names: Sequence[str], file: Path | None) -> Iterator[str]:

@@ -262,3 +262,8 @@ CASE_REASON_CHARS_MAX: Final = 500
 CASE_KIND_LENGTH_MAX: Final = 32
 CASE_DETAIL_BYTES_MAX: Final = 16_384
 assert CASE_REASON_CHARS_MAX < CASE_DETAIL_BYTES_MAX
+# Sanctions screening (compliance/sanctions/): a screened name is at most
+# SCREENING_NAME_CHARS_MAX characters; an ad-hoc screening answers at most
+# SCREENING_MATCHES_MAX matches.
+SCREENING_NAME_CHARS_MAX: Final = 500
+SCREENING_MATCHES_MAX: Final = 50

@@ -454,9 +454,22 @@ class SanctionsService:
         with self._uow(write=False) as uow:
             return store.get_subject(uow, tenant_id, subject)
 
-    def subject_results(self, tenant_id: str, subject: str) -> list[store.ResultRow]:
+    def subject(
+        self, tenant_id: str, subject: str
+    ) -> tuple[store.SubjectRow, list[tuple[store.ResultRow, bool]]]:
+        """A subject's screening status and its stored matches, each with whether a reviewer
+        dismissed it (for this name and this entry). Another tenant's: as none."""
         with self._uow(write=False) as uow:
-            return store.results(uow, tenant_id, subject)
+            row = store.get_subject(uow, tenant_id, subject)
+            if row is None:
+                raise NotFound(f"{subject} was never screened", param="subject_id")
+            gone = {
+                (d.source, d.entry_id): d
+                for d in store.dismissals(uow, tenant_id, subject)
+                if d.name_digest == row.name_digest
+            }
+            results = store.results(uow, tenant_id, subject)
+        return row, [(r, _is_dismissed(r, gone)) for r in results]
 
     def _result(
         self, uow: UnitOfWork, tenant_id: str, subject: str, source: str, entry_id: str
@@ -465,7 +478,7 @@ class SanctionsService:
             if row.source == source and row.entry_id == entry_id:
                 return row
         # Another tenant's subject answers the same: as one that does not exist.
-        raise NotFound(f"no match of {source} entry {entry_id} for {subject}", param="subject")
+        raise NotFound(f"no match of {source} entry {entry_id} for {subject}", param="subject_id")
 
     def _record(
         self, uow: UnitOfWork, tenant_id: str, actor: str, kind: str, data: dict[str, Any]
