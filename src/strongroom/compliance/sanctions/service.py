@@ -462,7 +462,7 @@ class SanctionsService:
         with self._uow(write=False) as uow:
             row = store.get_subject(uow, tenant_id, subject)
             if row is None:
-                raise NotFound(f"{subject} was never screened", param="subject_id")
+                raise NotFound(f"{_id_of(subject)} was never screened", param="subject_id")
             gone = {
                 (d.source, d.entry_id): d
                 for d in store.dismissals(uow, tenant_id, subject)
@@ -478,7 +478,9 @@ class SanctionsService:
             if row.source == source and row.entry_id == entry_id:
                 return row
         # Another tenant's subject answers the same: as one that does not exist.
-        raise NotFound(f"no match of {source} entry {entry_id} for {subject}", param="subject_id")
+        raise NotFound(
+            f"no match of {source} entry {entry_id} for {_id_of(subject)}", param="subject_id"
+        )
 
     def _record(
         self, uow: UnitOfWork, tenant_id: str, actor: str, kind: str, data: dict[str, Any]
@@ -555,3 +557,8 @@ def _is_dismissed(
         and found.fingerprint == row.fingerprint
         and (found.name_digest == row.name_digest)
     )
+
+
+def _id_of(subject: str) -> str:
+    """A subject's id (`customer:cus_1` -> `cus_1`): what a client named it by."""
+    return subject.partition(":")[2] or subject
