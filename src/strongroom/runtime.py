@@ -34,7 +34,7 @@ from strongroom.cases.sink import CaseSink
 from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
 from strongroom.compliance.sanctions.service import SANCTIONS_EVENT_TYPES
-from strongroom.compliance.sanctions.wiring import build_sanctions
+from strongroom.compliance.sanctions.wiring import build_sanctions, sanctions_gate
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -298,8 +298,8 @@ def installed_gates(
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
     they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
-    anything). Sanctions screening installs its own here. `on_unscored(outcome, count)`: told
-    of payments the risk gate could not score (a metric); `on_psi(tenant, feature, psi)`: the
+    anything), and the sanctions payee gate when STRONGROOM_SCREENING is on.
+    `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric); `on_psi(tenant, feature, psi)`: the
     live models' drift (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
@@ -331,6 +331,11 @@ def installed_gates(
                 on_unscored=on_unscored,
             )
         )
+    if settings.screening:
+        assert engine is not None, "the payee gate reads the accounts and the screenings"
+        if not settings.risk:  # a payee the gate holds posts only by its case's approval
+            gates.append(ReviewHoldGate(engine))
+        gates.append(sanctions_gate(settings, engine))
     return gates
 
 

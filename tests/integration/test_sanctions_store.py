@@ -111,7 +111,8 @@ def test_versions_diffs_and_the_same_content_again(world: Any) -> None:
     first = service.load(SDN, V1, actor=ACTOR)
     assert (first.version, first.unchanged, first.added, first.entry_count) == (1, False, 3, 3)
     again = service.load(SDN, list(reversed(V1)), actor=ACTOR)
-    assert again.unchanged and again.version == 1
+    assert again.unchanged
+    assert again.version == 1
     v2 = [replace(V1[0], remarks="updated"), V1[1], entry("400", "Ali HASSAN")]
     second = service.load(SDN, v2, actor="user:usr_loader")
     assert (second.version, second.added, second.changed, second.removed) == (2, 1, 1, 1)
@@ -145,7 +146,8 @@ def test_hits_alert_once_and_dismissals_hold_until_the_name_or_entry_changes(wor
     assert found.status == PROBABLE
     assert [(r.entry_id, r.case_id is not None) for r in found.hits] == [("200", True)]
     alert = rec.alerts[0][1]
-    assert alert.kind == "sanctions_match" and alert.subject == "customer:cus_1"
+    assert alert.kind == "sanctions_match"
+    assert alert.subject == "customer:cus_1"
     assert alert.evidence["entries"][0]["entry_id"] == "200"
     assert "Viktor" not in json.dumps(alert.evidence)
     # Screened again (a re-screen, an unrelated update): the same alert, no new one.
@@ -164,7 +166,8 @@ def test_hits_alert_once_and_dismissals_hold_until_the_name_or_entry_changes(wor
     # A new alert only when the name changes ...
     rec.alerts.clear()
     screen(service, A, "customer:cus_1", "Viktor Bout")
-    assert rec.alerts == [] and service.status(A, "customer:cus_1").status == CLEAR
+    assert rec.alerts == []
+    assert service.status(A, "customer:cus_1").status == CLEAR
     screen(service, A, "customer:cus_1", "Victor Bout")
     assert len(rec.alerts) == 1
     # ... or the entry does.

@@ -450,6 +450,11 @@ class SanctionsService:
 
     # -- reviews ---------------------------------------------------------------------------
 
+    def statuses(self, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
+        """The screening status of those of `subjects` that were screened (the payee gate)."""
+        with self._uow(write=False) as uow:
+            return store.statuses(uow, tenant_id, subjects)
+
     def status(self, tenant_id: str, subject: str) -> store.SubjectRow | None:
         with self._uow(write=False) as uow:
             return store.get_subject(uow, tenant_id, subject)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from strongroom.core.limits import SQL_PARAMS_PER_STATEMENT_MAX
 from strongroom.db.query import chunks, fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
@@ -321,7 +322,7 @@ def subjects_with_keys(uow: UnitOfWork, tenant_id: str, keys: Sequence[str]) -> 
     out: set[str] = set()
     cur = uow.cursor()
     if uow.sqlite:
-        for part in chunks(keys):
+        for part in chunks(keys, SQL_PARAMS_PER_STATEMENT_MAX - 1):
             marks = ",".join("?" * len(part))
             cur.execute(
                 "SELECT subject FROM sanctions_subject_keys "
@@ -335,4 +336,19 @@ def subjects_with_keys(uow: UnitOfWork, tenant_id: str, keys: Sequence[str]) -> 
             (tenant_id, list(keys)),
         )
         out.update(str(s) for (s,) in cur.fetchall())
+    return out
+
+
+def statuses(uow: UnitOfWork, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
+    """The screening status of those of `subjects` that were screened."""
+    out: dict[str, str] = {}
+    cur = uow.cursor()
+    for part in chunks(subjects, SQL_PARAMS_PER_STATEMENT_MAX - 1):
+        marks = ",".join("?" * len(part))
+        cur.execute(
+            sql(uow, "SELECT subject, status FROM sanctions_subjects "
+                f"WHERE tenant_id = ? AND subject IN ({marks})"),
+            (tenant_id, *part),
+        )  # fmt: skip
+        out.update((str(s), str(st)) for s, st in cur.fetchall())
     return out

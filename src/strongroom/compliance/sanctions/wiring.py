@@ -4,10 +4,13 @@ and counterparties' names (re-screening), installed as the customers' screening 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.service import CaseService
+from strongroom.compliance.sanctions.gate import SanctionsGate
 from strongroom.compliance.sanctions.model import EntryKind
 from strongroom.compliance.sanctions.service import (
     FreezeCustomer,
@@ -18,6 +21,7 @@ from strongroom.core.errors import NotFound
 from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.service import CustomerService
 from strongroom.events.hooks import EventEmitter
+from strongroom.risk.service import RiskService
 from strongroom.settings import Settings
 
 
@@ -71,3 +75,20 @@ def build_sanctions(
     if counterparties is not None:
         counterparties.screen_name = service.screen_name
     return service
+
+
+def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
+    """The payee gate (STRONGROOM_SCREENING): payers' tenants through the risk domain's
+    account lookup, payees' statuses from the stored screenings."""
+    accounts = RiskService(engine).payment_accounts
+    service = SanctionsService(engine, threshold=settings.screening_threshold)
+
+    def tenants(account_ids: Sequence[str]) -> dict[str, str]:
+        return {a: tenant for a, (tenant, _) in accounts(account_ids).items()}
+
+    return SanctionsGate(
+        tenants,
+        service.statuses,
+        fail=settings.screening_fail,
+        budget_ms=settings.screening_budget_ms,
+    )
