@@ -299,8 +299,8 @@ def installed_gates(
     they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
     anything), and the sanctions payee gate when STRONGROOM_SCREENING is on.
-    `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric); `on_psi(tenant, feature, psi)`: the
-    live models' drift (a metric)."""
+    `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric);
+    `on_psi(tenant, feature, psi)`: the live models' drift (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
