@@ -8,12 +8,13 @@ name reaches the logs."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from strongroom.client import Client, NotFoundError
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
-from tests.e2e.http_support import Served, build_app, running, seed_tenant
+from tests.e2e.http_support import Served, build_app, problem_code, running, seed_tenant
 
 LIST = [
     Entry(ListSource.OFAC_SDN, "200", EntryKind.PERSON, ("Viktor BOUT", "Victor Butt")),
@@ -140,3 +141,45 @@ def test_the_client_screens_reads_and_dismisses(sqlite_url: str) -> None:
         dismissed = sr.dismiss_screening_match(payee.id, "ofac_sdn", "300", reason="a namesake")
         assert (dismissed.subject_id, dismissed.reason) == (payee.id, "a namesake")
         assert sr.get_screening_subject(payee.id).status == "clear"
+
+
+def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) -> None:
+    with running(db_url, screening=True) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        payer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Ada Lovelace"})
+
+        def payee(name: str) -> str:
+            body = {"name": name, "account_identifier": "GB29NWBK60161331926819", "country": "GB"}
+            return str(api.ok("POST", "/v1/counterparties", 201, key=a.admin, json=body)["id"])
+
+        clear, probable, confirmed = payee("Jane Roe"), payee("Viktor Bout"), payee("Acme Trading")
+        api.ok(
+            "POST", "/v1/screenings/confirmations", key=a.admin,
+            json={"subject_id": confirmed, "list": "ofac_sdn", "entry_id": "300"},
+        )  # fmt: skip
+
+        def pay(to: str) -> Any:
+            body = {
+                "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+                "amount": 100, "payment": {"customer_id": payer["id"], "payee": to},
+            }  # fmt: skip
+            return api.post("/v1/transfers", key=a.write, json=body)
+
+        allowed = pay(clear)
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json()["status"] == "posted"
+        held = pay(probable)
+        assert held.status_code == 201, held.text
+        assert held.json()["status"] == "pending"
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_review"})
+        assert [c["transfer_id"] for c in cases["data"]] == [held.json()["id"]]
+        blocked = pay(confirmed)
+        assert (blocked.status_code, problem_code(blocked)) == (422, "sanctions_blocked")
+        assert confirmed not in blocked.text
+        # A payee dismissed as a false positive passes.
+        api.ok(
+            "POST", "/v1/screenings/dismissals", 201, key=a.admin,
+            json={"subject_id": probable, "list": "ofac_sdn", "entry_id": "200"},
+        )  # fmt: skip
+        assert pay(probable).json()["status"] == "posted"
