@@ -22,6 +22,7 @@ from strongroom.benchmarks import audit as bench_audit
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import ledger as bench_ledger
 from strongroom.benchmarks import risk as bench_risk
+from strongroom.benchmarks import screening as bench_screening
 from strongroom.benchmarks import security as bench_security
 from strongroom.cli import app
 from tests.support import postgres as pg
@@ -48,6 +49,7 @@ AUDIT_ROWS = [
 HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
 SECURITY_ROWS = ["tokenize", "detokenize", "pii_encrypt", "pii_decrypt", "customer_create_overhead"]
 RISK_ROWS = ["decision", "scored_transfers", "handbook"]
+SCREENING_ROWS = ["watchman_jw", "nomenklatura_pairs", "yente", "throughput"]
 
 
 def run_bench(name: str, cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
@@ -348,10 +350,45 @@ def test_bench_risk_smoke_has_every_row_and_figure(
 
 @pytest.mark.parametrize(
     "args",
-    [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"], ["risk"]],
+    [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"], ["risk"], ["screening"]],
     ids=lambda a: a[0],
 )
 def test_quick_and_smoke_exclude_each_other(args: list[str]) -> None:
     result = CliRunner().invoke(app, ["bench", *args, "--quick", "--smoke"])
     assert result.exit_code == 2, result.output
     assert "exclude each other" in result.output
+
+
+def test_bench_screening_smoke_has_every_row_and_figure(tmp_path: Path, shared_data: Path) -> None:
+    """On the shared sanctions data (skipped without it): every row and its figures."""
+    data = shared_data / "sanctions"
+    report, progress = run_bench("screening", tmp_path, "--data", str(data))
+
+    assert [r["scenario"] for r in report["results"]] == SCREENING_ROWS
+    watchman, pairs, yente, throughput = report["results"]
+    check_fields(watchman, positive={"max_abs_error", "cases"}, types={"meets_target": (bool,)})
+    assert watchman["cases"] == 94
+    check_fields(
+        pairs,
+        positive={"f1", "precision", "recall", "pairs", "reference_f1", "reference_f1_odd"},
+        types={"split": (str,), "meets_target": (bool,)},
+    )
+    assert pairs["reference_f1"] == pytest.approx(0.790, abs=0.001)  # logic-v2, all its rows
+    check_fields(
+        yente,
+        positive={"recall", "positives", "negatives", "threshold"},
+        types={"false_positive_rate": NUMBER, "expected_resolved": (dict,), "split": (str,)},
+    )
+    plan = bench_screening.Plan.smoke()
+    assert yente["negatives"] == plan.negatives  # two files, odd rows only
+    check_fields(
+        throughput,
+        positive={"screenings_per_s", "p99_ms", "reference_per_s", "ratio", "names"},
+        types={"meets_target": (bool,), "reference": (str,)},
+    )
+    assert throughput["ratio"] == pytest.approx(
+        throughput["screenings_per_s"] / throughput["reference_per_s"], rel=0.01
+    )
+    assert progress.splitlines()[-1].startswith("done in")
+    table = bench_screening.table(report)
+    assert all(f"| {scenario} |" in table for scenario in SCREENING_ROWS)

@@ -124,3 +124,25 @@ def bench_risk(
     from strongroom.benchmarks import risk as bench
 
     _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke, data_dir=data)
+
+
+@app.command("screening")
+def bench_screening(
+    json_output: JsonOption = False,
+    quick: QuickOption = False,
+    smoke: SmokeOption = False,
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="the shared sanctions data folder", file_okay=False),
+    ] = Path("/work/shared/data/sanctions"),
+    workers: Annotated[
+        int, typer.Option(help="processes for the yente quality row (throughput: one thread)")
+    ] = 1,
+) -> None:
+    """Sanctions screening: Watchman-compatible scores, name-pair F1 (nomenklatura), yente
+    recall and false-positive rate, and screenings/s against the baseline linear scan."""
+    from strongroom.benchmarks import screening as bench
+
+    _bench(
+        bench.run, bench.table, json_output, quick=quick, smoke=smoke, data=data, workers=workers
+    )
