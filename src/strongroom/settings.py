@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     # a hit (the CLI's `hit`, a subject's alert, the payee gate's review). On, the payee gate
     # screens the payee of every outbound payment (its budget and fail policy as risk's).
     screening: bool = False
-    screening_threshold: float = Field(default=0.9, gt=0, le=1)
+    screening_threshold: float = Field(default=0.7, gt=0, le=1)
     screening_fail: Literal["closed", "open", "review"] = "closed"
     screening_budget_ms: int = Field(default=250, ge=1, le=60_000)
 

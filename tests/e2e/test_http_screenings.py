@@ -100,7 +100,7 @@ def test_screening_route_subjects_dismissals_and_tenancy(
         cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
         assert len(cases["data"]) == 1
         api.ok(
-            "PATCH", f"/v1/customers/{customer['id']}", key=a.admin, json={"name": "Victor Bout"}
+            "PATCH", f"/v1/customers/{customer['id']}", key=a.admin, json={"name": "Victor Butt"}
         )
         cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
         assert len(cases["data"]) == 2

@@ -85,7 +85,7 @@ def world(db_engine: Engine) -> tuple[SanctionsService, Recorder, dict[tuple[str
     names: dict[tuple[str, str], str] = {}
     service = SanctionsService(
         db_engine,
-        threshold=0.9,
+        threshold=0.7,
         hasher=hasher,
         open_alerts=rec.open_alerts,
         names=lambda t, s: (names[(t, s)], EntryKind.PERSON) if (t, s) in names else None,
@@ -126,17 +126,17 @@ def test_versions_diffs_and_the_same_content_again(world: Any) -> None:
     current = {e.entry_id: e for e in service.current_entries()}
     assert sorted(current) == ["100", "200", "400"]
     assert current["100"].remarks == "updated"
-    best = service.screen(Query("Victor Bout"), limit=1)[0]
+    best = service.screen(Query("Victor Butt"), limit=1)[0]
     assert best.entry.entry_id == "200"
 
 
 def test_a_screener_sees_a_version_another_process_loaded(world: Any) -> None:
     service, _, _ = world
     service.load(SDN, V1[:1], actor=ACTOR)
-    assert [m.entry.entry_id for m in service.screen(Query("Viktor Bout"), min_score=0.9)] == []
+    assert [m.entry.entry_id for m in service.screen(Query("Viktor Bout"), min_score=0.7)] == []
     other = SanctionsService(service.engine)  # another process, its own cache
     other.load(SDN, V1, actor=ACTOR)
-    assert service.screen(Query("Viktor Bout"), min_score=0.9)[0].entry.entry_id == "200"
+    assert service.screen(Query("Viktor Bout"), min_score=0.7)[0].entry.entry_id == "200"
 
 
 def test_hits_alert_once_and_dismissals_hold_until_the_name_or_entry_changes(world: Any) -> None:
@@ -168,15 +168,15 @@ def test_hits_alert_once_and_dismissals_hold_until_the_name_or_entry_changes(wor
     screen(service, A, "customer:cus_1", "Viktor Bout")
     assert rec.alerts == []
     assert service.status(A, "customer:cus_1").status == CLEAR
-    screen(service, A, "customer:cus_1", "Victor Bout")
+    screen(service, A, "customer:cus_1", "Victor Butt")
     assert len(rec.alerts) == 1
     # ... or the entry does.
     rec.alerts.clear()
     service.dismiss(A, "customer:cus_1", "ofac_sdn", "200", reviewer=ACTOR)
-    screen(service, A, "customer:cus_1", "Victor Bout")
+    screen(service, A, "customer:cus_1", "Victor Butt")
     assert rec.alerts == []
     service.load(SDN, [V1[0], replace(V1[1], programs=("UKRAINE-EO13660",)), V1[2]], actor=ACTOR)
-    screen(service, A, "customer:cus_1", "Victor Bout")
+    screen(service, A, "customer:cus_1", "Victor Butt")
     assert len(rec.alerts) == 1
 
 
@@ -185,7 +185,7 @@ def test_a_new_version_rescreens_only_subjects_sharing_a_blocking_key(world: Any
     service.load(SDN, V1, actor=ACTOR)
     for subject, name in [
         ("customer:cus_1", "Jane Smith"),
-        ("customer:cus_2", "Ali Hasan"),
+        ("customer:cus_2", "Ali Hassan"),
         ("counterparty:cpty_3", "Peter Jones"),
     ]:
         names[(A, subject)] = name

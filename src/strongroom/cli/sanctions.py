@@ -224,7 +224,7 @@ def screen(
     ] = None,
     min_score: Annotated[
         float, typer.Option("--min-score", min=0.0, max=1.0, help="the matches shown")
-    ] = 0.8,
+    ] = 0.5,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="matches per name")] = 5,
     as_json: JsonOption = False,
     database_url: DbOption = None,

@@ -59,7 +59,7 @@ from strongroom.events.hooks import EventEmitter, EventType
 
 log = logging.getLogger("strongroom.compliance.sanctions")
 
-THRESHOLD_DEFAULT: Final = 0.9
+THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
 REFRESH_S_DEFAULT: Final = 1.0
 SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
 REASON_CHARS_MAX: Final = 2_000
