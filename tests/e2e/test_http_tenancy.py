@@ -473,7 +473,7 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
     card = {"number": "4000056655665556", "exp_month": 1, "exp_year": 2040, "holder_name": "A"}
     return {
         ("POST", "/v1/screenings"): Probe(
-            [({"json": {"name": people.name}}, 503, "sanctions_lists_not_loaded")],
+            [({"json": {"name": people.name}}, 409, "sanctions_lists_not_loaded")],
             "no list is loaded in this app; an ad-hoc screening reads no tenant's data",
         ),
         ("POST", "/v1/screenings/dismissals"): Probe(

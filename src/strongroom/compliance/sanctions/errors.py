@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from strongroom.core.errors import ErrorCode, ServiceUnavailable
+from strongroom.core.errors import Conflict, ErrorCode
 
 SANCTIONS_BLOCKED: Final = "sanctions_blocked"
 SANCTIONS_UNAVAILABLE: Final = "sanctions_unavailable"
@@ -23,11 +23,14 @@ SANCTIONS_GATE_ERRORS: Final = (
 SANCTIONS_ERRORS: Final = (
     ErrorCode(
         LISTS_NOT_LOADED,
-        503,
+        409,
         "No sanctions list is loaded: nothing can be screened (`strongroom sanctions load`)",
     ),
 )
 
 
-class ListsNotLoaded(ServiceUnavailable):
+class ListsNotLoaded(Conflict):
+    """409, not 503: nothing transient, the deployment has no list until an operator loads one
+    (and a 5xx would read as the server's fault)."""
+
     code = LISTS_NOT_LOADED

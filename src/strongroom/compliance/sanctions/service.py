@@ -282,9 +282,7 @@ class SanctionsService:
                 self._checked_at = now
             cached = self._cached
         if not cached[0]:
-            raise ListsNotLoaded(
-                "no sanctions list is loaded: run `strongroom sanctions load`", retry_after_s=60
-            )
+            raise ListsNotLoaded("no sanctions list is loaded: run `strongroom sanctions load`")
         return cached[1], cached[0]
 
     def screen(self, query: Query, *, limit: int = 10, min_score: float = 0.0) -> list[Match]:
