@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from strongroom.client import Client, NotFoundError
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
@@ -183,3 +184,22 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
             json={"subject_id": probable, "list": "ofac_sdn", "entry_id": "200"},
         )  # fmt: skip
         assert pay(probable).json()["status"] == "posted"
+        # A payee Strongroom does not know, by name: screened in memory, never stored.
+        body: dict[str, Any] = {
+            "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+            "amount": 100,
+            "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": "Viktor Bout"},
+        }  # fmt: skip
+        named = api.post("/v1/transfers", key=a.write, json=body)
+        assert named.status_code == 201, named.text
+        assert named.json()["status"] == "pending"
+        assert "Viktor" not in named.text
+        body["payment"]["payee_name"] = "Jane Roe"
+        assert api.post("/v1/transfers", key=a.write, json=body).json()["status"] == "posted"
+        body["payment"]["payee_name"] = "x" * 501
+        refused = api.post("/v1/transfers", key=a.write, json=body)
+        assert refused.status_code == 400
+        with api.app.state.engine.connect() as conn:
+            for table in ("cases", "sanctions_subjects", "events"):
+                dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall())
+                assert "Viktor" not in dump, table

@@ -89,3 +89,28 @@ def test_diff_between_versions() -> None:
     change = diff({"1": "a", "2": "b", "3": "c"}, {"1": "a", "2": "B", "4": "d"})
     assert (change.added, change.changed, change.removed) == (("4",), ("2",), ("3",))
     assert not diff({"1": "a"}, {"1": "a"})
+
+
+def test_a_payee_name_is_screened_in_memory() -> None:
+    screened: list[str] = []
+
+    def is_hit(name: str) -> bool:
+        screened.append(name)
+        return name == "Viktor Bout"
+
+    gate = SanctionsGate(tenants, statuses, screen_name=is_hit)
+    named = [
+        NewTransfer(id=f"tr_{i}", ledger_id="ldg_1", debit_account_id="acc_a",
+                    credit_account_id="acc_x", amount=1,
+                    payment=Payment("cus_1", payee=payee, payee_name=name))
+        for i, (payee, name) in enumerate(
+            [("term_1", "Viktor Bout"), (None, "Jane Roe"), ("cpty_bad", "Jane Roe")]
+        )
+    ]  # fmt: skip
+    out = gate.decide(named, None)
+    assert [(d.verdict, d.code) if d else None for d in out] == [
+        (Verdict.REVIEW, "sanctions_review"),
+        None,
+        (Verdict.BLOCK, "sanctions_blocked"),  # the stored confirmation wins
+    ]
+    assert screened == ["Viktor Bout", "Jane Roe", "Jane Roe"]

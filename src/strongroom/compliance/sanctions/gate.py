@@ -1,11 +1,13 @@
 """The payee gate of the transfer pipeline (ledger.pipeline.Gate; ../shared/DESIGN.md): the
 payee of every outbound payment (Payment.payee naming a counterparty or a customer) is looked
-up in its stored screening: a confirmed match is blocked (`sanctions_blocked`), a probable one
-(an undismissed score at or above the threshold) is held for review (a pending transfer and a
-`sanctions_review` case), anything else passes. It reads state a moment stale, as every gate
-may (a screening committed with its subject). Installed by runtime.installed_gates when
-STRONGROOM_SCREENING is on, with a time budget and a fail policy (STRONGROOM_SCREENING_FAIL):
-a lookup that fails blocks (`sanctions_unavailable`), holds or lets through, never silently."""
+up in its stored screening, and a `payee_name` (a payee Strongroom does not know) is screened
+in memory, never stored: a confirmed match is blocked (`sanctions_blocked`), a probable one (an
+undismissed score, or the name's best score, at or above the threshold) is held for review (a
+pending transfer and a `sanctions_review` case), anything else passes. It reads state a
+moment stale, as every gate may (a screening committed with its subject). Installed by
+runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a fail policy
+(STRONGROOM_SCREENING_FAIL): a lookup that fails (or no list loaded for a payee name) blocks
+(`sanctions_unavailable`), holds or lets through, never silently."""
 
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ SANCTIONS_REVIEW: Final = "sanctions_review"  # why a payment is held: not an er
 AccountTenants = Callable[[Sequence[str]], dict[str, str]]
 # The stored screening status of a tenant's subjects (SanctionsService.statuses).
 Statuses = Callable[[str, Sequence[str]], dict[str, str]]
+# Whether a name is a probable match (its best score at least the threshold), screened in
+# memory: a payment's `payee_name` (SanctionsService.is_hit).
+ScreenName = Callable[[str], bool]
 
 
 def payee_subject(payee: str | None) -> str | None:
@@ -53,6 +58,7 @@ class SanctionsGate:
         tenants: AccountTenants,
         statuses: Statuses,
         *,
+        screen_name: ScreenName | None = None,
         fail: str = "closed",
         budget_ms: int = 250,
     ) -> None:
@@ -60,6 +66,7 @@ class SanctionsGate:
         assert budget_ms > 0
         self.tenants = tenants
         self.statuses = statuses
+        self.screen_name = screen_name
         self.fail = fail
         self.budget_ms = budget_ms
         # GateRunner: past the budget, allow (open), hold (review) or block (closed).
@@ -71,26 +78,33 @@ class SanctionsGate:
     ) -> Sequence[GateDecision | None]:
         del actor  # the payee's screening decides, whoever asked
         out: list[GateDecision | None] = [None] * len(batch)
-        wanted: dict[int, tuple[str, str]] = {}  # batch index -> (payer account, subject)
+        # batch index -> (payer account, subject or None, payee name or None)
+        wanted: dict[int, tuple[str, str | None, str | None]] = {}
         for i, t in enumerate(batch):
             if t.payment is None or t.action is not Action.TRANSFER:
                 continue
             subject = payee_subject(t.payment.payee)
+            name = t.payment.payee_name if self.screen_name is not None else None
             account = _payer(t)
-            if subject is not None and account is not None:
-                wanted[i] = (account, subject)
+            if (subject is not None or name is not None) and account is not None:
+                wanted[i] = (account, subject, name)
         if not wanted:
             return out
         try:
-            tenant_of = self.tenants(sorted({a for a, _ in wanted.values()}))
+            tenant_of = self.tenants(sorted({a for a, _, _ in wanted.values()}))
             by_tenant: dict[str, set[str]] = {}
-            for account, subject in wanted.values():
-                if account in tenant_of:
+            for account, subject, _ in wanted.values():
+                if account in tenant_of and subject is not None:
                     by_tenant.setdefault(tenant_of[account], set()).add(subject)
             found = {
                 tenant: self.statuses(tenant, sorted(subjects))
                 for tenant, subjects in by_tenant.items()
             }
+            hits: dict[int, bool] = {}
+            for i, (account, _, name) in wanted.items():
+                if name is not None and account in tenant_of:
+                    assert self.screen_name is not None
+                    hits[i] = self.screen_name(name)
         except Exception as exc:
             _log.warning(
                 "sanctions gate: the payees' screening could not be read (%s) for %d payments; "
@@ -104,12 +118,14 @@ class SanctionsGate:
             for i in wanted:
                 out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
             return out
-        for i, (account, subject) in wanted.items():
+        for i, (account, subject, _) in wanted.items():
             tenant = tenant_of.get(account)
-            status = found.get(tenant, {}).get(subject) if tenant is not None else None
+            status = None
+            if tenant is not None and subject is not None:
+                status = found.get(tenant, {}).get(subject)
             if status == CONFIRMED:
                 out[i] = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
-            elif status == PROBABLE:
+            elif status == PROBABLE or hits.get(i, False):
                 out[i] = GateDecision(GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW)
         return out
 

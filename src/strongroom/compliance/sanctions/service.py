@@ -285,6 +285,12 @@ class SanctionsService:
             raise ListsNotLoaded("no sanctions list is loaded: run `strongroom sanctions load`")
         return cached[1], cached[0]
 
+    def is_hit(self, name: str) -> bool:
+        """Whether a name's best match scores at least the threshold (the payee gate's
+        in-memory screening of a payment's payee name). No list loaded: ListsNotLoaded."""
+        screener, _ = self.screener()
+        return bool(screener.screen(Query(name), limit=1, min_score=self.threshold))
+
     def screen(self, query: Query, *, limit: int = 10, min_score: float = 0.0) -> list[Match]:
         screener, _ = self.screener()
         return screener.screen(query, limit=limit, min_score=min_score)

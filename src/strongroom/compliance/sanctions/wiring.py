@@ -89,6 +89,7 @@ def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
     return SanctionsGate(
         tenants,
         service.statuses,
+        screen_name=service.is_hit,
         fail=settings.screening_fail,
         budget_ms=settings.screening_budget_ms,
     )
