@@ -174,6 +174,13 @@ class Settings(BaseSettings):
     key_rotation_days: int = Field(default=365, ge=1, le=3_650)
     case_sla_hours: int = Field(default=72, ge=1, le=8_760)
     sanctions_list_max_age_days: int = Field(default=7, ge=1, le=365)
+    # Sanctions screening (docs/sanctions.md): a best match scoring at least the threshold is
+    # a hit (the CLI's `hit`, a subject's alert, the payee gate's review). On, the payee gate
+    # screens the payee of every outbound payment (its budget and fail policy as risk's).
+    screening: bool = False
+    screening_threshold: float = Field(default=0.7, gt=0, le=1)
+    screening_fail: Literal["closed", "open", "review"] = "closed"
+    screening_budget_ms: int = Field(default=250, ge=1, le=60_000)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ from strongroom.client import compliance as client_compliance
 from strongroom.client import customers as client_customers
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
+from strongroom.client import screenings as client_screenings
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.model import TransferResult
@@ -364,13 +365,33 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("POST", "/v1/cases/{case_id}/notes"): ("create_case_note", ("case_1", "a note"), {}),
     ("GET", "/v1/cases/{case_id}/notes"): ("list_case_notes", ("case_1",), {}),
     ("GET", "/v1/cases/{case_id}/report"): ("get_case_report", ("case_1",), {"reveal": True}),
+    ("POST", "/v1/screenings"): ("create_screening", ("Jane Doe",), {}),
+    ("GET", "/v1/screenings/subjects/{subject_id}"): ("get_screening_subject", ("cus_1",), {}),
+    ("POST", "/v1/screenings/dismissals"): (
+        "dismiss_screening_match",
+        ("cus_1", "un", "1"),
+        {},
+    ),
+    ("POST", "/v1/screenings/confirmations"): (
+        "confirm_screening_match",
+        ("cus_1", "un", "1"),
+        {},
+    ),
 }
 
 
 def _builder(name: str) -> Any:
-    """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
-    `risk_models`."""
-    for module in (resources, client_customers, client_cases, client_risk, client_compliance):
+    """A request builder of the client, from `resources`, `customers`, `cases`, `risk`,
+    `compliance`, `screenings` or `risk_models`."""
+    modules = (
+        resources,
+        client_customers,
+        client_cases,
+        client_risk,
+        client_compliance,
+        client_screenings,
+    )
+    for module in modules:
         found = getattr(module, name, None)
         if found is not None:
             return found

@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from strongroom.cli import app as cli_app
+from strongroom.core import clock
 from strongroom.ledger.model import Direction
 from strongroom.ledger.service import AccountSpec, NewTransfer, canonical_metadata
 from tests.e2e.http_support import problem_code, running
@@ -46,6 +48,17 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         assert (response.status_code, problem_code(response)) == (404, "not_found")
         response = api.get("/v1/compliance/report", key=ledger_key)
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+        # A list loaded just now (a row as `strongroom sanctions load` writes it): with none,
+        # the sanctions control fails.
+        with api.app.state.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sanctions_list_versions (source, version, sha256, entry_count, "
+                    "added, changed, removed, loaded_at, loaded_by) VALUES ('un', 1, 'x', 1, 1, "
+                    "0, 0, :at, 'test')"
+                ),
+                {"at": clock.now_us()},
+            )
         first = api.app.state.compliance_controls.run(actor="test")
         served = api.ok("GET", "/v1/compliance/report", key=officer)
         assert served["id"] == first.id

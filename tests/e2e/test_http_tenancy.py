@@ -355,6 +355,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "user_id": ("user",),
     "version": ("model",),
     "case_id": ("case",),
+    "subject_id": ("customer", "counterparty"),  # screened at creation (sanctions)
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -368,6 +369,7 @@ _PREFIX = {
     "user_id": "usr",
     "version": "mdl",
     "case_id": "case",
+    "subject_id": "cus",
 }
 _ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl|case)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
@@ -479,6 +481,32 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("GET", "/v1/compliance/report"): Probe(
             [({}, 200, None)],
             "the latest stored report: A's findings and the deployment's, never B's",
+        ),
+        ("POST", "/v1/screenings"): Probe(
+            [({"json": {"name": people.name}}, 409, "sanctions_lists_not_loaded")],
+            "no list is loaded in this app; an ad-hoc screening reads no tenant's data",
+        ),
+        ("POST", "/v1/screenings/dismissals"): Probe(
+            [
+                (
+                    {"json": {"subject_id": s, "list": "ofac_sdn", "entry_id": "1"}},
+                    404,
+                    "not_found",
+                )
+                for s in (people.customer, people.counterparty)
+            ],
+            "B's customer or counterparty: as one never screened",
+        ),
+        ("POST", "/v1/screenings/confirmations"): Probe(
+            [
+                (
+                    {"json": {"subject_id": s, "list": "ofac_sdn", "entry_id": "1"}},
+                    404,
+                    "not_found",
+                )
+                for s in (people.customer, people.counterparty)
+            ],
+            "B's customer or counterparty: as one never screened",
         ),
         ("GET", "/v1/cases"): Probe(
             [({}, 200, None), ({"params": {"status": "open"}}, 200, None)],
@@ -915,6 +943,17 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/cases/{case_id}/assign"): {"assignee": None},
         ("POST", "/v1/cases/{case_id}/notes"): {"body": "a note"},
         ("POST", "/v1/risk/models/{version}/shadow"): {},
+        ("POST", "/v1/screenings"): {"name": "x"},
+        ("POST", "/v1/screenings/dismissals"): {
+            "subject_id": "cus_1",
+            "list": "un",
+            "entry_id": "1",
+        },
+        ("POST", "/v1/screenings/confirmations"): {
+            "subject_id": "cus_1",
+            "list": "un",
+            "entry_id": "1",
+        },
     }
 
 
@@ -930,6 +969,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{user_id}", world.a_user)
     path = path.replace("{version}", world.a_model)
     path = path.replace("{case_id}", world.a_case)
+    path = path.replace("{subject_id}", world.a_people.customer)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -950,6 +990,8 @@ ADMIN_ONLY_PREFIX = ("/v1/webhook_endpoints", "/v1/users")
 RISK_PREFIX = "/v1/risk"
 # The case queue's routes (cases:read, cases:write), which a ledger key lacks.
 CASES_PREFIX = "/v1/cases"
+# Sanctions screening's routes (compliance:read, compliance:write), which a ledger key lacks.
+SCREENINGS_PREFIX = "/v1/screenings"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
 OPERATOR_PREFIX = "/v1/tenants"
 # The compliance routes (compliance:read), which a ledger key lacks.
@@ -1032,6 +1074,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     RISK_PREFIX,
                     CASES_PREFIX,
                     COMPLIANCE_PREFIX,
+                    SCREENINGS_PREFIX,
                 )
             ) or template.endswith("/risk"):
                 assert (response.status_code, problem_code(response)) == (

@@ -297,12 +297,17 @@ def test_every_control_passes_on_a_clean_deployment(world: World) -> None:
     w = world
     ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
     w.ledger.post_transfers([NewTransfer("tr_clean", w.book, w.bank, _account(w, ada.id), 5)])
+    # No list loaded yet: screening has nothing to screen against, and the control says so.
+    unloaded = w.controls().run(actor=ACTOR)
+    lists = _control(unloaded, "sanctions_lists_fresh")
+    assert (lists.outcome, lists.summary) == (Outcome.FAIL, "no sanctions list has been loaded")
+    w.snapshots.append(
+        controls_store.ListSnapshots("sanctions_list_versions", {"un": clock.now_us() - DAY_US})
+    )
     report = w.controls().run(actor=ACTOR)
     outcomes = _outcomes(report)
-    assert outcomes.pop("sanctions_lists_fresh") is Outcome.NOT_APPLICABLE
     assert set(outcomes.values()) == {Outcome.PASS}, outcomes
     assert report.outcome is Outcome.PASS
-    assert "none of the tables" in _control(report, "sanctions_lists_fresh").summary
     assert _control(report, "card_numbers_in_clear").facts["rows"] > 0
     # Stored, and the run is a leaf of the deployment's log; no failure, no event.
     stored = w.controls().latest()
@@ -310,6 +315,9 @@ def test_every_control_passes_on_a_clean_deployment(world: World) -> None:
     assert stored.to_dict() == report.to_dict()
     assert "compliance.checked" in _leaf_types(w, "ten_default")
     assert _events(w, "ten_a", "compliance.control_failed") == []
+    assert controls_store.list_snapshots(w.engine) == controls_store.ListSnapshots(
+        "sanctions_list_versions", {}
+    )
 
 
 def _plant(w: World, *, card: bool = True) -> None:
@@ -417,21 +425,23 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
     assert report.outcome is Outcome.PASS
 
 
-def test_the_sanctions_control_reads_a_snapshot_table_when_there_is_one(world: World) -> None:
+def test_the_sanctions_control_reads_the_loaded_list_versions(world: World) -> None:
     w = world
     old_us = clock.now_us() - 10 * DAY_US
+    rows = [("un", 1, old_us - DAY_US), ("un", 2, old_us), ("ofac_sdn", 1, clock.now_us())]
     with w.engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE sanction_lists (id VARCHAR(64) PRIMARY KEY, list VARCHAR(32), "
-            "loaded_at BIGINT)"
-        ))  # fmt: skip
-        conn.execute(
-            sa.text("INSERT INTO sanction_lists VALUES ('a', 'un', :old), ('b', 'ofac', :new)"),
-            {"old": old_us, "new": clock.now_us()},
-        )
+        for source, version, loaded_at in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sanctions_list_versions (source, version, sha256, entry_count, "
+                    "added, changed, removed, loaded_at, loaded_by) VALUES (:s, :v, 'x', 1, 1, "
+                    "0, 0, :at, 'test')"
+                ),
+                {"s": source, "v": version, "at": loaded_at},
+            )
     found = controls_store.list_snapshots(w.engine)
     assert isinstance(found, controls_store.ListSnapshots)
-    assert found.latest == {"un": old_us, "ofac": found.latest["ofac"]}
+    assert found.latest == {"un": old_us, "ofac_sdn": rows[2][2]}  # each list's newest load
     result = _control(w.controls().run(actor=ACTOR), "sanctions_lists_fresh")
     assert result.outcome is Outcome.FAIL
     assert [f.detail["list"] for f in result.findings] == ["un"]

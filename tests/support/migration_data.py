@@ -1043,8 +1043,12 @@ populate_0019 = _populate(SCHEMA_0019)
 # 0020 added the fraud model registry (risk_models and their revisions), empty on an upgrade.
 SCHEMA_0020 = SCHEMA_0019
 populate_0020 = _populate(SCHEMA_0020)
+# 0021 added sanctions screening (list versions and entries, subjects' screenings, dismissals,
+# the blocking index), empty on an upgrade.
+SCHEMA_0021 = SCHEMA_0020
+populate_0021 = _populate(SCHEMA_0021)
 # 0024 added compliance_reports (compliance/controls), empty on an upgrade.
-SCHEMA_0024 = SCHEMA_0020
+SCHEMA_0024 = SCHEMA_0021
 populate_0024 = _populate(SCHEMA_0024)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
@@ -1067,5 +1071,6 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0018": populate_0018,
     "0019": populate_0019,
     "0020": populate_0020,
+    "0021": populate_0021,
     "0024": populate_0024,
 }

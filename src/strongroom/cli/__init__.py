@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from strongroom import __version__
-from strongroom.cli import audit, bench, compliance, db, demo, keys, ledger, risk, server, users
+from strongroom.cli import (
+    audit,
+    bench,
+    compliance,
+    db,
+    demo,
+    keys,
+    ledger,
+    risk,
+    sanctions,
+    server,
+    users,
+)
 from strongroom.cli.common import reporting_errors
 from strongroom.logs import configure_logging
 from strongroom.settings import log_level_or_default
@@ -51,8 +63,19 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(keys.app, name="keys")
 app.add_typer(risk.app, name="risk")
 app.add_typer(compliance.app, name="compliance")  # its commands report errors themselves
+app.add_typer(sanctions.app, name="sanctions")
 
-for _group in (app, db.app, ledger.app, server.keys, audit.app, bench.app, keys.app, users.app):
+for _group in (
+    app,
+    db.app,
+    ledger.app,
+    server.keys,
+    audit.app,
+    bench.app,
+    keys.app,
+    users.app,
+    sanctions.app,
+):
     for _command in _group.registered_commands:
         assert _command.callback is not None
         _command.callback = reporting_errors(_command.callback)

@@ -11,7 +11,8 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources`, `customers`, `cases` and `risk_models`
+Every operation of the API has a method (`resources`, `customers`, `cases`, `risk_models` and
+`screenings`
 list them). `list_*` answer one page; `iter_*` walk every page as the server says to go on
 (`next_cursor` through the short pages of listings that examine a bounded range per request).
 Answers are the API's
@@ -32,6 +33,7 @@ from strongroom.client import customers as c
 from strongroom.client import resources as r
 from strongroom.client import risk as rk
 from strongroom.client import risk_models as rm
+from strongroom.client import screenings as sc
 from strongroom.client._spec import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MissingApiKeyError
 from strongroom.client._transport import (
     AsyncTransport,
@@ -211,6 +213,11 @@ class Client(SyncTransport):
     get_risk_model = sync_call(rm.get_risk_model)
     promote_risk_model = sync_call(rm.promote_risk_model)
     shadow_risk_model = sync_call(rm.shadow_risk_model)
+    # sanctions screening (client/screenings.py)
+    create_screening = sync_call(sc.create_screening)
+    get_screening_subject = sync_call(sc.get_screening_subject)
+    dismiss_screening_match = sync_call(sc.dismiss_screening_match)
+    confirm_screening_match = sync_call(sc.confirm_screening_match)
 
 
 class AsyncClient(AsyncTransport):
@@ -329,3 +336,8 @@ class AsyncClient(AsyncTransport):
     get_risk_model = async_call(rm.get_risk_model)
     promote_risk_model = async_call(rm.promote_risk_model)
     shadow_risk_model = async_call(rm.shadow_risk_model)
+    # sanctions screening (client/screenings.py)
+    create_screening = async_call(sc.create_screening)
+    get_screening_subject = async_call(sc.get_screening_subject)
+    dismiss_screening_match = async_call(sc.dismiss_screening_match)
+    confirm_screening_match = async_call(sc.confirm_screening_match)

@@ -31,6 +31,7 @@ PREFIXES = frozenset(
     }
     | {"mdl"}  # a fraud model's version (risk.registry)
     | {"crep"}  # a compliance report (compliance.controls)
+    | {"sdis"}  # a dismissed sanctions match (compliance.sanctions)
 )
 
 

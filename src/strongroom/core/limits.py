@@ -280,3 +280,8 @@ GDPR_ERASE_BATCH_MAX: Final = 100
 CONTROL_FINDINGS_MAX: Final = 100
 CONTROL_SCAN_BATCH_ROWS: Final = 1_000
 assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX
+# Sanctions screening (compliance/sanctions/): a screened name is at most
+# SCREENING_NAME_CHARS_MAX characters; an ad-hoc screening answers at most
+# SCREENING_MATCHES_MAX matches.
+SCREENING_NAME_CHARS_MAX: Final = 500
+SCREENING_MATCHES_MAX: Final = 50

@@ -24,7 +24,7 @@ from strongroom.customers.model import (
     normalise_country,
     normalise_name,
 )
-from strongroom.customers.service import ForgetAnswers, digest
+from strongroom.customers.service import ForgetAnswers, ScreenName, digest
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.service import Page
 from strongroom.security.envelope import Envelope, SubjectKind
@@ -43,10 +43,13 @@ class CounterpartyService:
         *,
         audit: AuditRecorder | None = None,
         forget_answers: ForgetAnswers | None = None,
+        screen_name: ScreenName | None = None,
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
-        """`forget_answers`: as CustomerService's, for a counterparty's erasure."""
+        """`forget_answers`: as CustomerService's, for a counterparty's erasure;
+        `screen_name`: as CustomerService's, at creation."""
         self.engine = engine
+        self.screen_name = screen_name
         self.envelope = envelope
         self._forget_answers = forget_answers
         self._audit = audit
@@ -121,6 +124,9 @@ class CounterpartyService:
                 uow, tenant_id, actor, "counterparty.created", counterparty_id,
                 {"country": where, "sealed": digests},
             )  # fmt: skip
+            if self.screen_name is not None:
+                subject = f"counterparty:{counterparty_id}"
+                self.screen_name(uow, tenant_id, subject, None, data.name, actor)
             uow.commit()
         return Counterparty(counterparty_id, tenant_id, where, data, now, None)
 

@@ -83,6 +83,11 @@ ForgetAnswers = Callable[[UnitOfWork, str, str], object]
 # Why a customer's records must be kept now (compliance.gdpr: AML record keeping), or None:
 # read in an erasure's transaction, which holds the customer's row (wired by runtime.py).
 RetentionHold = Callable[[UnitOfWork, str, str], str | None]
+# A screening point (sanctions screening, wired by runtime.py): a customer's or counterparty's
+# name is screened inside the transaction that creates it or changes its name, so that its
+# screening (and any alert) commits with it: (uow, tenant id, subject `customer:<id>` or
+# `counterparty:<id>`, kind `person`, `business` or None, the name, the actor).
+ScreenName = Callable[[UnitOfWork, str, str, "str | None", str, str], object]
 
 
 class CustomerService:
@@ -95,15 +100,18 @@ class CustomerService:
         events: EventEmitter | None = None,
         ledger: LedgerService | None = None,
         forget_answers: ForgetAnswers | None = None,
+        screen_name: ScreenName | None = None,
         clock_: clock.MonotonicClock | None = None,
         retention_hold: RetentionHold | None = None,
     ) -> None:
         """`audit` and `events` record each change in its transaction; `ledger` lists a
         customer's accounts; `forget_answers` replaces, in an erasure's transaction, the stored
         Idempotency-Key answers that concern the subject (they hold its masked data);
-        `retention_hold` refuses an erasure while the law keeps the records."""
+        `retention_hold` refuses an erasure while the law keeps the records; `screen_name`
+        screens a new customer's name, and a changed one (sanctions)."""
         self.engine = engine
         self.retention_hold = retention_hold
+        self.screen_name = screen_name
         self.envelope = envelope
         self._forget_answers = forget_answers
         self._audit = audit
@@ -294,6 +302,9 @@ class CustomerService:
             )  # fmt: skip
             created = {"id": customer_id, "kind": customer_kind.value}
             self._emit(uow, tenant_id, "customer.created", created)
+            if self.screen_name is not None:
+                subject = f"customer:{customer_id}"
+                self.screen_name(uow, tenant_id, subject, customer_kind.value, data.name, actor)
             view = self._view(uow, row)
             uow.commit()
         return view
@@ -329,6 +340,9 @@ class CustomerService:
                 {"fields": changed, "sealed": digests},
             )  # fmt: skip
             self._emit(uow, tenant_id, "customer.updated", {"id": customer_id, "fields": changed})
+            if self.screen_name is not None and changes.name is not None:
+                subject = f"customer:{customer_id}"
+                self.screen_name(uow, tenant_id, subject, row.kind, changes.name, actor)
             current = self._open(uow, row)
             assert current is not None
             view = Customer(

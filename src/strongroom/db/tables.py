@@ -679,3 +679,94 @@ compliance_reports = sa.Table(
     sa.Column("created_by", sa.String(200), nullable=False),
     sa.Index("compliance_reports_time", "created_at", "id"),
 )
+
+# Sanctions screening (migration 0021, compliance/sanctions/store.py). Lists are public and
+# deployment-wide: a row per loaded version of a list, each entry (JSON + fingerprint) with the
+# versions it was current in (last_version NULL: current), and each version's diff. Per tenant:
+# each subject's screening status (a keyed hash of the screened name, never the name), scores
+# per (subject, entry), reviewed false positives, and the blocking index (keyed hashes of
+# phonetic keys of the subject's name tokens).
+sanctions_list_versions = sa.Table(
+    "sanctions_list_versions",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the entries' fingerprints
+    sa.Column("entry_count", sa.Integer, nullable=False),
+    sa.Column("added", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),
+    sa.Column("removed", sa.Integer, nullable=False),
+    sa.Column("loaded_at", sa.BigInteger, nullable=False),
+    sa.Column("loaded_by", sa.String(200), nullable=False),
+)
+
+sanctions_entries = sa.Table(
+    "sanctions_entries",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("entry_id", sa.String(128), primary_key=True),
+    sa.Column("first_version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_version", sa.Integer, nullable=True),  # NULL: in the current version
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the Entry as JSON (public list data)
+    sa.Index("sanctions_entries_current", "source", "last_version"),
+)
+
+sanctions_changes = sa.Table(
+    "sanctions_changes",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String(128), primary_key=True),
+    sa.Column("change", sa.String(8), nullable=False),  # added, changed, removed
+)
+
+sanctions_subjects = sa.Table(
+    "sanctions_subjects",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(80), primary_key=True),  # customer:<id>, counterparty:<id>
+    sa.Column("name_digest", sa.String(64), nullable=False),  # keyed hash, hex
+    sa.Column("status", sa.String(16), nullable=False),  # clear, probable, confirmed
+    sa.Column("best_score", sa.Float, nullable=False),
+    sa.Column("screened_at", sa.BigInteger, nullable=False),
+)
+
+sanctions_results = sa.Table(
+    "sanctions_results",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(80), primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("entry_id", sa.String(128), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("list_version", sa.Integer, nullable=False),
+    sa.Column("name_digest", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(64), nullable=True),  # the alert it opened, if any
+    sa.Column("screened_at", sa.BigInteger, nullable=False),
+)
+
+sanctions_dismissals = sa.Table(
+    "sanctions_dismissals",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(80), primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("entry_id", sa.String(128), primary_key=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("name_digest", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("reviewer", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+sanctions_subject_keys = sa.Table(
+    "sanctions_subject_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),  # keyed hash of a phonetic key, hex
+    sa.Column("subject", sa.String(80), primary_key=True),
+    sa.Index("sanctions_subject_keys_subject", "tenant_id", "subject"),
+)

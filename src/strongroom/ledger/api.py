@@ -427,7 +427,8 @@ def _payment(body: PaymentIn | None, param: str) -> Payment | None:
     if body is None:
         return None
     return validate_payment(
-        Payment(body.customer_id, body.payee, body.channel, body.device, body.ip), param
+        Payment(body.customer_id, body.payee, body.channel, body.device, body.ip, body.payee_name),
+        param,
     )
 
 

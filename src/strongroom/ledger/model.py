@@ -27,6 +27,7 @@ from strongroom.core.limits import (
     PAYMENT_IP_LENGTH_MAX,
     PAYMENT_REF_LENGTH_MAX,
     PENDING_TIMEOUT_S_MAX,
+    SCREENING_NAME_CHARS_MAX,
 )
 from strongroom.core.money import from_stored_int, validate_amount
 
@@ -206,6 +207,9 @@ class Payment:
     channel: str | None = None  # e.g. card_present, card_not_present, bank_transfer, wallet
     device: str | None = None  # a device id the caller vouches for
     ip: str | None = None  # the payer's IP address, as text
+    # The payee's name, for a payee Strongroom does not know (no counterparty): screened by the
+    # sanctions gate in memory, never stored, logged nor recorded by a sink.
+    payee_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,6 +565,18 @@ def validate_payment(p: object, param: str = "payment") -> Payment:
         raise InvalidRequest(
             f"must be one of {', '.join(_CHANNELS)}",
             param=f"{param}.channel",
+            code="invalid_payment",
+        )
+    payee_name = p.payee_name
+    if payee_name is not None and (
+        not isinstance(payee_name, str)
+        or not 1 <= len(payee_name) <= SCREENING_NAME_CHARS_MAX
+        or not payee_name.isprintable()
+        or not _encodable(payee_name)
+    ):
+        raise InvalidRequest(
+            f"must be printable text of 1 to {SCREENING_NAME_CHARS_MAX} characters",
+            param=f"{param}.payee_name",
             code="invalid_payment",
         )
     if p.ip is not None:

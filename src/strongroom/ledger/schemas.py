@@ -20,6 +20,7 @@ from strongroom.core.limits import (
     NAME_LENGTH_MAX,
     PAYMENT_IP_LENGTH_MAX,
     PAYMENT_REF_LENGTH_MAX,
+    SCREENING_NAME_CHARS_MAX,
     TIMESTAMP_LENGTH_MAX,
 )
 
@@ -119,6 +120,13 @@ class PaymentIn(_In):
         min_length=1,
         max_length=PAYMENT_IP_LENGTH_MAX,
         description="the payer's IPv4 or IPv6 address",
+    )
+    payee_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=SCREENING_NAME_CHARS_MAX,
+        description="the payee's name, where `payee` is no counterparty of yours: screened "
+        "against the sanctions lists (STRONGROOM_SCREENING) in memory, never stored",
     )
 
 

@@ -5,10 +5,8 @@ the tables themselves rather than each domain's view of them; it writes none of 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -86,58 +84,25 @@ def open_cases_before(
 
 # -- list snapshots --------------------------------------------------------------------------
 
-# Where sanctions list snapshots are kept (the screening side's migration): the first of these
-# tables that exists, its list's name in the first of LIST_NAME_COLUMNS it has, its load time
-# (epoch microseconds) in the first of LIST_TIME_COLUMNS.
-LIST_TABLES = ("sanction_lists", "sanctions_lists", "sanction_list_versions", "sanctions_snapshots")
-LIST_NAME_COLUMNS = ("list", "list_name", "source", "name", "list_id")
-LIST_TIME_COLUMNS = ("loaded_at", "created_at", "published_at", "fetched_at")
+# Loaded sanctions list versions (migration 0021, compliance/sanctions/store.py): the newest
+# load of each list.
+LIST_VERSIONS_TABLE = "sanctions_list_versions"
 
 
 @dataclass(frozen=True, slots=True)
 class ListSnapshots:
     table: str
-    latest: dict[str, int]  # list name -> when its newest snapshot was loaded (µs)
+    latest: dict[str, int]  # list (source) -> when its newest version was loaded (µs)
 
 
 def list_snapshots(engine: Engine) -> ListSnapshots | str:
-    """The newest snapshot of each sanctions list, or why there is nothing to read (the
-    reason: no such table, or no column that names a list or a time)."""
+    """The newest loaded version of each sanctions list (none loaded: an empty mapping; a
+    string would say why there is nothing to read, for a deployment without screening)."""
     with UnitOfWork(engine, write=False) as uow:
-        names = set(table_names(uow))
-        table = next((t for t in LIST_TABLES if t in names), None)
-        if table is None:
-            tables = ", ".join(LIST_TABLES)
-            return f"no sanctions list snapshots are kept (none of the tables {tables})"
-        columns = set(table_shape(uow, table).columns)
-        name_col = next((c for c in LIST_NAME_COLUMNS if c in columns), None)
-        time_col = next((c for c in LIST_TIME_COLUMNS if c in columns), None)
-        if name_col is None or time_col is None:
-            return f"table {table} has no list-name or load-time column this control knows"
         cur = uow.cursor()
-        cur.execute(
-            f"SELECT {quoted(name_col)}, MAX({quoted(time_col)}) FROM {quoted(table)} "
-            f"GROUP BY {quoted(name_col)}"
-        )
+        cur.execute(f"SELECT source, MAX(loaded_at) FROM {LIST_VERSIONS_TABLE} GROUP BY source")
         rows: Sequence[Any] = cur.fetchall()
-    return ListSnapshots(table, {str(n): as_us(t) for n, t in rows if t is not None})
-
-
-def as_us(value: object) -> int:
-    """A load time as epoch microseconds, whatever the table keeps: a timestamp, an ISO 8601
-    text, or a number of seconds, milliseconds or microseconds (told apart by size)."""
-    if isinstance(value, dt.datetime):
-        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return int(stamp.timestamp() * 1_000_000)
-    if isinstance(value, str):
-        return as_us(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-    assert isinstance(value, int | float | Decimal), type(value)
-    number = int(value)
-    if number < 10**11:
-        return number * 1_000_000
-    if number < 10**14:
-        return number * 1_000
-    return number
+    return ListSnapshots(LIST_VERSIONS_TABLE, {str(n): int(t) for n, t in rows if t is not None})
 
 
 # -- the catalogue ---------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""The payee gate of the transfer pipeline (ledger.pipeline.Gate; ../shared/DESIGN.md): the
+payee of every outbound payment (Payment.payee naming a counterparty or a customer) is looked
+up in its stored screening, and a `payee_name` (a payee Strongroom does not know) is screened
+in memory, never stored: a confirmed match is blocked (`sanctions_blocked`), a probable one (an
+undismissed score, or the name's best score, at or above the threshold) is held for review (a
+pending transfer and a `sanctions_review` case), anything else passes. It reads state a
+moment stale, as every gate may (a screening committed with its subject). Installed by
+runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a fail policy
+(STRONGROOM_SCREENING_FAIL): a lookup that fails (or no list loaded for a payee name) blocks
+(`sanctions_unavailable`), holds or lets through, never silently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from strongroom.compliance.sanctions.errors import (
+    SANCTIONS_BLOCKED,
+    SANCTIONS_GATE_ERRORS,
+    SANCTIONS_UNAVAILABLE,
+)
+from strongroom.compliance.sanctions.service import CONFIRMED, PROBABLE
+from strongroom.core.errors import ErrorCode
+from strongroom.ledger.model import Action, Direction, GateDecision, NewTransfer, Verdict
+
+_log = logging.getLogger(__name__)
+
+GATE_NAME: Final = "sanctions"
+SANCTIONS_REVIEW: Final = "sanctions_review"  # why a payment is held: not an error
+
+# The tenant of each of the payers' accounts (unknown ones left out: the engine refuses them).
+AccountTenants = Callable[[Sequence[str]], dict[str, str]]
+# The stored screening status of a tenant's subjects (SanctionsService.statuses).
+Statuses = Callable[[str, Sequence[str]], dict[str, str]]
+# Whether a name is a probable match (its best score at least the threshold), screened in
+# memory: a payment's `payee_name` (SanctionsService.is_hit).
+ScreenName = Callable[[str], bool]
+
+
+def payee_subject(payee: str | None) -> str | None:
+    """The screened subject a payee names: a counterparty's or a customer's id."""
+    if payee is None:
+        return None
+    if payee.startswith("cpty_"):
+        return f"counterparty:{payee}"
+    if payee.startswith("cus_"):
+        return f"customer:{payee}"
+    return None  # a terminal or another party Strongroom does not screen
+
+
+class SanctionsGate:
+    name: str = GATE_NAME
+    errors: Sequence[ErrorCode] = SANCTIONS_GATE_ERRORS
+
+    def __init__(
+        self,
+        tenants: AccountTenants,
+        statuses: Statuses,
+        *,
+        screen_name: ScreenName | None = None,
+        fail: str = "closed",
+        budget_ms: int = 250,
+    ) -> None:
+        assert fail in ("closed", "open", "review")
+        assert budget_ms > 0
+        self.tenants = tenants
+        self.statuses = statuses
+        self.screen_name = screen_name
+        self.fail = fail
+        self.budget_ms = budget_ms
+        # GateRunner: past the budget, allow (open), hold (review) or block (closed).
+        self.fail_open = fail == "open"
+        self.fail_verdict = Verdict.REVIEW if fail == "review" else Verdict.BLOCK
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]:
+        del actor  # the payee's screening decides, whoever asked
+        out: list[GateDecision | None] = [None] * len(batch)
+        # batch index -> (payer account, subject or None, payee name or None)
+        wanted: dict[int, tuple[str, str | None, str | None]] = {}
+        for i, t in enumerate(batch):
+            if t.payment is None or t.action is not Action.TRANSFER:
+                continue
+            subject = payee_subject(t.payment.payee)
+            name = t.payment.payee_name if self.screen_name is not None else None
+            account = _payer(t)
+            if (subject is not None or name is not None) and account is not None:
+                wanted[i] = (account, subject, name)
+        if not wanted:
+            return out
+        try:
+            tenant_of = self.tenants(sorted({a for a, _, _ in wanted.values()}))
+            by_tenant: dict[str, set[str]] = {}
+            for account, subject, _ in wanted.values():
+                if account in tenant_of and subject is not None:
+                    by_tenant.setdefault(tenant_of[account], set()).add(subject)
+            found = {
+                tenant: self.statuses(tenant, sorted(subjects))
+                for tenant, subjects in by_tenant.items()
+            }
+            hits: dict[int, bool] = {}
+            for i, (account, _, name) in wanted.items():
+                if name is not None and account in tenant_of:
+                    assert self.screen_name is not None
+                    hits[i] = self.screen_name(name)
+        except Exception as exc:
+            _log.warning(
+                "sanctions gate: the payees' screening could not be read (%s) for %d payments; "
+                "STRONGROOM_SCREENING_FAIL=%s",
+                type(exc).__name__,
+                len(wanted),
+                self.fail,
+            )
+            if self.fail == "open":
+                return out
+            for i in wanted:
+                out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
+            return out
+        for i, (account, subject, _) in wanted.items():
+            tenant = tenant_of.get(account)
+            status = None
+            if tenant is not None and subject is not None:
+                status = found.get(tenant, {}).get(subject)
+            if status == CONFIRMED:
+                out[i] = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
+            elif status == PROBABLE or hits.get(i, False):
+                out[i] = GateDecision(GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW)
+        return out
+
+
+def _payer(t: NewTransfer) -> str | None:
+    """The account a payment is paid from (its first debit leg's)."""
+    if t.legs is not None:
+        debits = [leg for leg in t.legs if leg.direction is Direction.DEBIT]
+        return debits[0].account_id if debits else None
+    return t.debit_account_id

@@ -1,0 +1,573 @@
+"""Sanctions screening's use cases: load a list version, screen a name, screen a customer or
+counterparty (a screening point), dismiss or confirm a match, re-screen on a list update.
+
+Lists are deployment-wide. Loading a version stores only what changed (sanctions_entries rows
+carry the versions they were current in) and its diff; loading the same content again changes
+nothing and says so. Every process keeps one screener over the current entries, rebuilt when
+the versions table says a list changed (one small aggregate read, at most once a `refresh_s`).
+
+A subject (`customer:<id>`, `counterparty:<id>`) is screened inside its owner's transaction:
+its scores at or above the threshold are stored per list entry, with a keyed hash of the
+screened name (never the name) and the entry's fingerprint; a hit opens an alert case unless a
+reviewer dismissed that (subject, entry) for the same name digest and fingerprint, or an alert
+for them is already open. The blocking index holds keyed hashes of phonetic keys of each
+subject's name tokens: a new list version re-screens only the subjects sharing a key with an
+added, changed or removed entry."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.engine import Engine
+
+from strongroom.audit.hooks import AuditRecorder
+from strongroom.cases.model import Alert, Case
+from strongroom.compliance.sanctions import store
+from strongroom.compliance.sanctions.errors import ListsNotLoaded
+from strongroom.compliance.sanctions.match import build as build_linear
+from strongroom.compliance.sanctions.match import tokens
+from strongroom.compliance.sanctions.model import (
+    Entry,
+    EntryKind,
+    ListSource,
+    Match,
+    Query,
+    Screener,
+    ScreenerFactory,
+)
+from strongroom.compliance.sanctions.snapshot import (
+    ADDED,
+    CHANGED,
+    REMOVED,
+    Diff,
+    content_hash,
+    diff,
+    entry_from_json,
+    entry_json,
+    phonetic_keys,
+    unique_entries,
+)
+from strongroom.core import clock, ids
+from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.db.uow import UnitOfWork
+from strongroom.events.hooks import EventEmitter, EventType
+
+log = logging.getLogger("strongroom.compliance.sanctions")
+
+THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
+REFRESH_S_DEFAULT: Final = 1.0
+SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
+REASON_CHARS_MAX: Final = 2_000
+ALERT_KIND: Final = "sanctions_match"
+NAME_PURPOSE: Final = "sanctions_name"  # the keyed hash of a subject's screened name
+KEY_PURPOSE: Final = "sanctions_phonetic"  # the keyed hash of a blocking key
+
+CLEAR: Final = "clear"
+PROBABLE: Final = "probable"  # an undismissed score at or above the threshold
+CONFIRMED: Final = "confirmed"  # an officer confirmed a match
+
+DISMISSED: Final = "sanctions.match_dismissed"
+CONFIRMED_EVENT: Final = "sanctions.match_confirmed"
+SANCTIONS_EVENT_TYPES: Final = (
+    EventType(
+        DISMISSED,
+        "A reviewer dismissed a sanctions match as a false positive: the subject's id, the "
+        "list and entry id; no alert again until the subject's name or the entry changes.",
+    ),
+    EventType(
+        CONFIRMED_EVENT,
+        "A reviewer confirmed a sanctions match: the subject's id, the list and entry id.",
+    ),
+)
+
+# A keyed hash (runtime.risk_hasher: Envelope.blind_index per tenant and purpose).
+Hasher = Callable[[str, str, bytes], bytes]
+# CaseService.open_alerts: a case per alert, in the caller's transaction.
+OpenAlerts = Callable[..., list[Case]]
+# A subject's current name and kind (None: gone or erased), read for re-screening.
+SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
+# The ledger's account freezing (branch `kyc`): every account of the customer.
+FreezeCustomer = Callable[[str, str, str], object]
+
+
+# A customer's kind as a list entry's kind; a counterparty's is not known (None: any).
+_KINDS: Final = {"person": EntryKind.PERSON, "business": EntryKind.ORGANIZATION}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    source: ListSource
+    version: int
+    unchanged: bool  # the same content as the current version: nothing was stored
+    entry_count: int
+    added: int
+    changed: int
+    removed: int
+    rescreened: int = 0  # subjects re-screened (their blocking keys met a changed entry's)
+    subjects: int = 0  # subjects screened so far, all tenants
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.value,
+            "version": self.version,
+            "unchanged": self.unchanged,
+            "entries": self.entry_count,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "rescreened": self.rescreened,
+            "subjects": self.subjects,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectScreening:
+    subject: str
+    status: str
+    hits: list[store.ResultRow]
+    alerts: list[Case]
+
+
+def normalised_name(name: str) -> str:
+    return " ".join(tokens(name))
+
+
+class SanctionsService:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        factory: ScreenerFactory = build_linear,
+        threshold: float = THRESHOLD_DEFAULT,
+        hasher: Hasher | None = None,
+        open_alerts: OpenAlerts | None = None,
+        names: SubjectNames | None = None,
+        freeze_customer: FreezeCustomer | None = None,
+        audit: AuditRecorder | None = None,
+        events: EventEmitter | None = None,
+        refresh_s: float = REFRESH_S_DEFAULT,
+        clock_: clock.MonotonicClock | None = None,
+    ) -> None:
+        """`hasher`, `open_alerts` and `names` are what the screening points need (a service
+        for ad-hoc screening and loading takes none); `freeze_customer` is told of a confirmed
+        match of a customer, after its commit."""
+        assert 0.0 < threshold <= 1.0
+        self.engine = engine
+        self.factory = factory
+        self.threshold = threshold
+        self.hasher = hasher
+        self.open_alerts = open_alerts
+        self.names = names
+        self.freeze_customer = freeze_customer
+        self._audit = audit
+        self._events = events
+        self.refresh_s = refresh_s
+        self.clock = clock_ or clock.MonotonicClock()
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[tuple[str, int], ...], Screener] | None = None
+        self._checked_at = float("-inf")
+
+    def _uow(self, write: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.engine, write=write)
+
+    # -- lists -----------------------------------------------------------------------------
+
+    def load(
+        self,
+        source: ListSource,
+        entries: Sequence[Entry],
+        *,
+        actor: str,
+        rescreen: bool = True,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> LoadResult:
+        """Store `entries` as the next version of `source` (the same content as the current
+        version: nothing stored, `unchanged`), then re-screen the subjects the changed entries
+        could match (`progress(done, total)` as it goes)."""
+        by_id = unique_entries(entries)
+        for entry in by_id.values():
+            if entry.source is not source:
+                raise InvalidRequest(f"entry {entry.entry_id} is of {entry.source.value}")
+        fingerprints = {k: e.fingerprint() for k, e in by_id.items()}
+        sha = content_hash(fingerprints)
+        with self._uow() as uow:
+            versions = store.list_versions(uow, source.value)
+            latest = versions[-1] if versions else None
+            if latest is not None and latest.sha256 == sha:
+                return LoadResult(
+                    source, latest.version, True, latest.entry_count, 0, 0, 0,
+                    subjects=store.subject_count(uow),
+                )  # fmt: skip
+            previous = store.current_fingerprints(uow, source.value)
+            change = diff(previous, fingerprints)
+            version = (latest.version if latest else 0) + 1
+            removed_bodies = store.entry_bodies(uow, source.value, change.removed)
+            store.insert_version(
+                uow,
+                store.VersionRow(
+                    source.value, version, sha, len(by_id), len(change.added),
+                    len(change.changed), len(change.removed), self.clock.now_us(), actor,
+                ),
+            )  # fmt: skip
+            store.close_entries(uow, source.value, [*change.changed, *change.removed], version - 1)
+            store.insert_entries(
+                uow,
+                source.value,
+                version,
+                (
+                    (k, fingerprints[k], entry_json(by_id[k]))
+                    for k in (*change.added, *change.changed)
+                ),
+            )
+            store.insert_changes(
+                uow,
+                source.value,
+                version,
+                [
+                    *((k, ADDED) for k in change.added),
+                    *((k, CHANGED) for k in change.changed),
+                    *((k, REMOVED) for k in change.removed),
+                ],
+            )
+            uow.commit()
+        self._invalidate()
+        touched = [by_id[k] for k in (*change.added, *change.changed)]
+        touched += [entry_from_json(b) for b in removed_bodies]
+        rescreened, total = (
+            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
+        )
+        return LoadResult(
+            source, version, False, len(by_id), len(change.added), len(change.changed),
+            len(change.removed), rescreened, total,
+        )  # fmt: skip
+
+    def versions(self, source: ListSource | None = None) -> list[store.VersionRow]:
+        with self._uow(write=False) as uow:
+            return store.list_versions(uow, source.value if source else None)
+
+    def diff(self, source: ListSource, version: int) -> Diff:
+        with self._uow(write=False) as uow:
+            found = store.changes(uow, source.value, version)
+        by_change: dict[str, list[str]] = {ADDED: [], CHANGED: [], REMOVED: []}
+        for entry_id, change in found:
+            by_change[change].append(entry_id)
+        return Diff(*(tuple(by_change[c]) for c in (ADDED, CHANGED, REMOVED)))
+
+    def current_entries(self) -> list[Entry]:
+        with self._uow(write=False) as uow:
+            return [entry_from_json(b) for b in store.current_bodies(uow)]
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._checked_at = float("-inf")
+
+    def screener(self) -> tuple[Screener, tuple[tuple[str, int], ...]]:
+        """The screener over every list's current entries, and their versions. Rebuilt when
+        the versions table changed (read at most once a `refresh_s`); no list loaded:
+        ListsNotLoaded."""
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._checked_at >= self.refresh_s:
+                with self._uow(write=False) as uow:
+                    current = store.stamp(uow)
+                    if self._cached is None or self._cached[0] != current:
+                        entries = [entry_from_json(b) for b in store.current_bodies(uow)]
+                        self._cached = (current, self.factory(entries))
+                        log.info("sanctions: screener built over %d entries", len(entries))
+                self._checked_at = now
+            cached = self._cached
+        if not cached[0]:
+            raise ListsNotLoaded("no sanctions list is loaded: run `strongroom sanctions load`")
+        return cached[1], cached[0]
+
+    def is_hit(self, name: str) -> bool:
+        """Whether a name's best match scores at least the threshold (the payee gate's
+        in-memory screening of a payment's payee name). No list loaded: ListsNotLoaded."""
+        screener, _ = self.screener()
+        return bool(screener.screen(Query(name), limit=1, min_score=self.threshold))
+
+    def screen(self, query: Query, *, limit: int = 10, min_score: float = 0.0) -> list[Match]:
+        screener, _ = self.screener()
+        return screener.screen(query, limit=limit, min_score=min_score)
+
+    # -- screening points ------------------------------------------------------------------
+
+    def _digest(self, tenant_id: str, name: str) -> str:
+        assert self.hasher is not None, "screening a subject needs the keyed hash"
+        return self.hasher(tenant_id, NAME_PURPOSE, normalised_name(name).encode()).hex()
+
+    def _keys(self, tenant_id: str, keys: Iterable[str]) -> list[str]:
+        assert self.hasher is not None, "screening a subject needs the keyed hash"
+        return sorted({self.hasher(tenant_id, KEY_PURPOSE, k.encode()).hex() for k in keys})
+
+    def screen_subject(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        name: str,
+        kind: EntryKind | None,
+        *,
+        actor: str,
+    ) -> SubjectScreening:
+        """A screening point, in the caller's transaction: the subject's hits stored, an alert
+        opened for each new one (not dismissed for this name and entry, not already alerted),
+        its blocking keys replaced. No list loaded: the subject is recorded `clear` with its
+        keys, so the first load screens it."""
+        try:
+            screener, stamp = self.screener()
+        except ListsNotLoaded:
+            screener, stamp = None, ()
+        versions = dict(stamp)
+        matches = (
+            screener.screen(Query(name, kind), limit=SUBJECT_MATCHES_MAX, min_score=self.threshold)
+            if screener is not None
+            else []
+        )
+        digest = self._digest(tenant_id, name)
+        now = self.clock.now_us()
+        before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
+        dismissed = {
+            (d.source, d.entry_id): d
+            for d in store.dismissals(uow, tenant_id, subject)
+            if d.name_digest == digest
+        }
+        rows: list[store.ResultRow] = []
+        fresh: list[tuple[int, Match]] = []
+        for match in matches:
+            key = (match.entry.source.value, match.entry.entry_id)
+            fingerprint = match.entry.fingerprint()
+            prior = before.get(key)
+            case_id = None
+            if (
+                prior is not None
+                and prior.case_id is not None
+                and prior.name_digest == digest
+                and prior.fingerprint == fingerprint
+            ):
+                case_id = prior.case_id  # alerted already, for this name and this entry
+            done = dismissed.get(key)
+            if case_id is None and not (done is not None and done.fingerprint == fingerprint):
+                fresh.append((len(rows), match))
+            rows.append(
+                store.ResultRow(
+                    tenant_id, subject, key[0], key[1], round(match.score, 6), fingerprint,
+                    versions.get(key[0], 0), digest, case_id, now,
+                )
+            )  # fmt: skip
+        alerts: list[Case] = []
+        if fresh and self.open_alerts is not None:
+            alerts = self.open_alerts(
+                uow,
+                tenant_id,
+                [
+                    Alert(
+                        kind=ALERT_KIND,
+                        subject=subject,
+                        evidence={
+                            "entries": [
+                                {
+                                    "list": m.entry.source.value,
+                                    "entry_id": m.entry.entry_id,
+                                    "score": round(m.score, 4),
+                                    "list_version": versions.get(m.entry.source.value, 0),
+                                }
+                            ]
+                        },
+                        code=m.entry.source.value,
+                    )
+                    for _, m in fresh
+                ],
+                actor=actor,
+            )
+            for (i, _), case in zip(fresh, alerts, strict=True):
+                r = rows[i]
+                rows[i] = store.ResultRow(
+                    r.tenant_id, r.subject, r.source, r.entry_id, r.score, r.fingerprint,
+                    r.list_version, r.name_digest, case.id, r.screened_at,
+                )  # fmt: skip
+        previous = store.get_subject(uow, tenant_id, subject)
+        live = [r for r in rows if not _is_dismissed(r, dismissed)]
+        status = CLEAR
+        if previous is not None and previous.status == CONFIRMED:
+            status = CONFIRMED  # an officer's confirmation stands until an officer lifts it
+        elif live:
+            status = PROBABLE
+        store.replace_results(uow, tenant_id, subject, rows)
+        store.put_subject(
+            uow,
+            store.SubjectRow(
+                tenant_id, subject, digest, status, max((r.score for r in rows), default=0.0), now
+            ),
+        )
+        store.replace_keys(uow, tenant_id, subject, self._keys(tenant_id, phonetic_keys([name])))
+        return SubjectScreening(subject, status, rows, alerts)
+
+    def screen_name(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        kind: str | None,
+        name: str,
+        actor: str,
+    ) -> None:
+        """The customers' screening point (customers.service.ScreenName): a customer of kind
+        `person` or `business`, or a counterparty (kind None)."""
+        self.screen_subject(uow, tenant_id, subject, name, _KINDS.get(kind or ""), actor=actor)
+
+    def rescreen(
+        self,
+        touched: Sequence[Entry],
+        *,
+        actor: str,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> tuple[int, int]:
+        """Re-screen the subjects whose blocking keys meet those of `touched` (added, changed
+        or removed entries), each in its own transaction; (re-screened, all subjects)."""
+        keys = phonetic_keys(name for entry in touched for name in entry.names)
+        with self._uow(write=False) as uow:
+            total = store.subject_count(uow)
+            tenants = store.tenants(uow) if keys and self.names is not None else []
+            todo = [
+                (tenant, subject)
+                for tenant in tenants
+                for subject in sorted(
+                    store.subjects_with_keys(uow, tenant, self._keys(tenant, keys))
+                )
+            ]
+        assert self.names is not None or not todo
+        for done, (tenant, subject) in enumerate(todo, 1):
+            found = self.names(tenant, subject) if self.names is not None else None
+            if found is not None:
+                with self._uow() as uow:
+                    self.screen_subject(uow, tenant, subject, found[0], found[1], actor=actor)
+                    uow.commit()
+            if progress is not None:
+                progress(done, len(todo))
+        return len(todo), total
+
+    # -- reviews ---------------------------------------------------------------------------
+
+    def statuses(self, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
+        """The screening status of those of `subjects` that were screened (the payee gate)."""
+        with self._uow(write=False) as uow:
+            return store.statuses(uow, tenant_id, subjects)
+
+    def status(self, tenant_id: str, subject: str) -> store.SubjectRow | None:
+        with self._uow(write=False) as uow:
+            return store.get_subject(uow, tenant_id, subject)
+
+    def subject(
+        self, tenant_id: str, subject: str
+    ) -> tuple[store.SubjectRow, list[tuple[store.ResultRow, bool]]]:
+        """A subject's screening status and its stored matches, each with whether a reviewer
+        dismissed it (for this name and this entry). Another tenant's: as none."""
+        with self._uow(write=False) as uow:
+            row = store.get_subject(uow, tenant_id, subject)
+            if row is None:
+                raise NotFound(f"{_id_of(subject)} was never screened", param="subject_id")
+            gone = {
+                (d.source, d.entry_id): d
+                for d in store.dismissals(uow, tenant_id, subject)
+                if d.name_digest == row.name_digest
+            }
+            results = store.results(uow, tenant_id, subject)
+        return row, [(r, _is_dismissed(r, gone)) for r in results]
+
+    def _result(
+        self, uow: UnitOfWork, tenant_id: str, subject: str, source: str, entry_id: str
+    ) -> store.ResultRow:
+        for row in store.results(uow, tenant_id, subject):
+            if row.source == source and row.entry_id == entry_id:
+                return row
+        # Another tenant's subject answers the same: as one that does not exist.
+        raise NotFound(
+            f"no match of {source} entry {entry_id} for {_id_of(subject)}", param="subject_id"
+        )
+
+    def _record(
+        self, uow: UnitOfWork, tenant_id: str, actor: str, kind: str, data: dict[str, Any]
+    ) -> None:
+        if self._audit is not None:
+            self._audit.record_all(uow, tenant_id, actor, [(kind, data["subject"], data)])
+        if self._events is not None:
+            self._events.emit(uow, tenant_id, [(kind, {"object": "sanctions_match", **data})])
+
+    def dismiss(
+        self,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        reviewer: str,
+        reason: str | None = None,
+    ) -> store.DismissalRow:
+        """A reviewed false positive: no alert for this subject and entry again until the
+        subject's name or the entry changes. An audit leaf and an event (ids only)."""
+        if reason is not None and len(reason) > REASON_CHARS_MAX:
+            raise InvalidRequest(
+                f"a reason is at most {REASON_CHARS_MAX} characters", param="reason"
+            )
+        with self._uow() as uow:
+            result = self._result(uow, tenant_id, subject, source, entry_id)
+            row = store.DismissalRow(
+                tenant_id, subject, source, entry_id, ids.new_id("sdis"), result.name_digest,
+                result.fingerprint, reviewer, reason, self.clock.now_us(),
+            )  # fmt: skip
+            store.put_dismissal(uow, row)
+            current = store.get_subject(uow, tenant_id, subject)
+            if current is not None and current.status == PROBABLE:
+                gone = {
+                    (d.source, d.entry_id): d
+                    for d in store.dismissals(uow, tenant_id, subject)
+                    if d.name_digest == current.name_digest
+                }
+                rows = store.results(uow, tenant_id, subject)
+                if all(_is_dismissed(r, gone) for r in rows):
+                    store.set_status(uow, tenant_id, subject, CLEAR)
+            self._record(
+                uow, tenant_id, reviewer, DISMISSED,
+                {"id": row.id, "subject": subject, "list": source, "entry_id": entry_id},
+            )  # fmt: skip
+            uow.commit()
+        return row
+
+    def confirm(
+        self, tenant_id: str, subject: str, source: str, entry_id: str, *, actor: str
+    ) -> None:
+        """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), an
+        audit leaf and an event; a customer's accounts are frozen after the commit."""
+        with self._uow() as uow:
+            self._result(uow, tenant_id, subject, source, entry_id)
+            store.set_status(uow, tenant_id, subject, CONFIRMED)
+            self._record(
+                uow, tenant_id, actor, CONFIRMED_EVENT,
+                {"subject": subject, "list": source, "entry_id": entry_id},
+            )  # fmt: skip
+            uow.commit()
+        kind, _, subject_id = subject.partition(":")
+        if kind == "customer" and self.freeze_customer is not None:
+            self.freeze_customer(tenant_id, subject_id, actor)
+
+
+def _is_dismissed(
+    row: store.ResultRow, dismissed: dict[tuple[str, str], store.DismissalRow]
+) -> bool:
+    found = dismissed.get((row.source, row.entry_id))
+    return (
+        found is not None
+        and found.fingerprint == row.fingerprint
+        and (found.name_digest == row.name_digest)
+    )
+
+
+def _id_of(subject: str) -> str:
+    """A subject's id (`customer:cus_1` -> `cus_1`): what a client named it by."""
+    return subject.partition(":")[2] or subject

@@ -1,0 +1,85 @@
+"""`strongroom sanctions` in-process on a SQLite file: load tells the list from its files,
+stores a version and its diff (the same content again: nothing stored), lists the versions, and
+screen prints one JSON object a line per name, names from arguments and a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from strongroom.cli import app
+from tests.support.sanctions_data import LISTS, need
+
+HEADER = (
+    '"Name"\t"Street_Address"\t"City"\t"State"\t"Country"\t"Postal_Code"\t"Effective_Date"\t'
+    '"Expiration_Date"\t"Standard_Order"\t"Last_Update"\t"Action"\t"FR_Citation"'
+)
+
+
+def dpl(path: Path, *names: str) -> Path:
+    rows = [
+        f'"{n}"\t"1 Main St"\t"Springfield"\t""\t"US"\t""\t"01/01/2020"\t""\t"Y"\t'
+        f'"2020-01-01"\t"FR NOTICE ADDED"\t"85 F.R. 1"'
+        for n in names
+    ]
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("STRONGROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    return runner
+
+
+def run(cli: CliRunner, *args: str, code: int = 0) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == code, (args, result.output)
+    return result.output
+
+
+def test_load_versions_and_screen(cli: CliRunner, tmp_path: Path) -> None:
+    out = run(cli, "sanctions", "screen", "Viktor Bout", code=2)
+    assert "sanctions_lists_not_loaded" in out
+    first = dpl(tmp_path / "dpl_v1.txt", "VIKTOR BOUT", "JOHN SMITH TRADING")
+    out = run(cli, "sanctions", "load", str(first))
+    assert "bis_dpl: version 1, 2 entries (+2 added, ~0 changed, -0 removed)" in out
+    out = run(cli, "sanctions", "load", str(first))
+    assert "bis_dpl: unchanged (version 1, 2 entries): nothing stored" in out
+    second = dpl(tmp_path / "denied.txt", "VIKTOR BOUT", "ALI HASSAN")  # told by its content
+    out = run(cli, "sanctions", "load", "--json", str(second))
+    (loaded,) = json.loads(out[out.index("[") :])
+    assert (loaded["version"], loaded["added"], loaded["removed"]) == (2, 1, 1)
+    listed = json.loads(run(cli, "sanctions", "lists", "--json"))
+    assert [(x["source"], x["version"], x["entries"]) for x in listed] == [
+        ("bis_dpl", 1, 2),
+        ("bis_dpl", 2, 2),
+    ]
+    names = tmp_path / "names.txt"
+    names.write_text("Ali Hassan\n\nJane Doe\n", encoding="utf-8")
+    out = run(cli, "sanctions", "screen", "Victor Bout", "--file", str(names), "--json")
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(x["name"], x["hit"]) for x in lines] == [
+        ("Victor Bout", True),
+        ("Ali Hassan", True),
+        ("Jane Doe", False),
+    ]
+    best = lines[0]["matches"][0]
+    assert (best["list"], best["entry_name"]) == ("bis_dpl", "VIKTOR BOUT")
+    assert best["explanation"]["tokens"]
+    # A stricter threshold: the same matches, no hit.
+    strict = run(cli, "sanctions", "screen", "Victor Bout", "--json", "--threshold", "1.0")
+    assert json.loads(strict.splitlines()[-1])["hit"] is False
+    out = run(cli, "sanctions", "load", str(tmp_path / "nothing.txt"), code=2)
+    assert "no file" in out
+
+
+def test_load_the_real_un_list(cli: CliRunner) -> None:
+    path = need(LISTS / "un_consolidated_2026-02-27.xml")
+    out = run(cli, "sanctions", "load", str(path))
+    assert "un: version 1, 1003 entries (+1003 added" in out

@@ -1,0 +1,205 @@
+"""Sanctions screening through the HTTP app `serve` builds, on SQLite and PostgreSQL: ad-hoc
+screening answers ranked, explained matches (503 before any list is loaded); a customer created
+with a listed name is screened in its creating transaction and alerts once (a case in the
+queue); a dismissal holds until the name changes; a confirmation marks the subject; another
+tenant's subject answers 404; the Python client's methods do the same; nothing of the screened
+name reaches the logs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from strongroom.client import Client, NotFoundError
+from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
+from tests.e2e.http_support import Served, build_app, problem_code, running, seed_tenant
+
+LIST = [
+    Entry(ListSource.OFAC_SDN, "200", EntryKind.PERSON, ("Viktor BOUT", "Victor Butt")),
+    Entry(ListSource.OFAC_SDN, "300", EntryKind.ORGANIZATION, ("ACME TRADING LLC",)),
+]
+
+
+def test_screening_route_subjects_dismissals_and_tenancy(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with running(db_url) as api:
+        a, b = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
+        answer = api.request("POST", "/v1/screenings", key=a.admin, json={"name": "Viktor Bout"})
+        assert answer.status_code == 409
+        assert answer.json()["code"] == "sanctions_lists_not_loaded"
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        found = api.ok(
+            "POST",
+            "/v1/screenings",
+            key=a.admin,
+            json={"name": "Wiktor Bout", "type": "person", "country": "RU", "limit": 3},
+        )
+        assert found["hit"] is True
+        assert found["lists"] == {"ofac_sdn": 1}
+        best = found["matches"][0]
+        assert (best["list"], best["entry_id"], best["entry_name"]) == (
+            "ofac_sdn",
+            "200",
+            "Viktor BOUT",
+        )
+        assert {t["entry"] for t in best["explanation"]["tokens"]} == {"viktor", "bout"}
+        assert all(m["kind"] == "person" for m in found["matches"])
+        # Bounded inputs: refused before anything is screened.
+        for body in ({"name": ""}, {"name": "x" * 501}, {"name": "x", "limit": 51},
+                     {"name": "x", "country": "Russia"},
+                     {"name": "x", "date_of_birth": "1967/1/13"},
+                     {"name": "x", "extra": 1}):  # fmt: skip
+            refused = api.request("POST", "/v1/screenings", key=a.admin, json=body)
+            assert refused.status_code in (400, 422), body
+        # A read-only compliance key may not screen.
+        reader = api.app.state.tenancy.create_api_key("acme", ["compliance:read"])[1]
+        denied = api.request("POST", "/v1/screenings", key=reader, json={"name": "x"})
+        assert denied.status_code == 403
+
+        # A customer with a listed name: screened when created, one alert case.
+        customer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        subject = api.ok("GET", f"/v1/screenings/subjects/{customer['id']}", key=reader)
+        assert subject["status"] == "probable"
+        (match,) = subject["matches"]
+        assert (match["entry_id"], match["dismissed"]) == ("200", False)
+        assert match["case_id"]
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        assert [c["id"] for c in cases["data"]] == [match["case_id"]]
+        assert "Viktor" not in str(cases)
+        # B sees neither the subject nor may dismiss its match: as one never screened.
+        for response in (
+            api.request("GET", f"/v1/screenings/subjects/{customer['id']}", key=b.admin),
+            api.request(
+                "POST", "/v1/screenings/dismissals", key=b.admin,
+                json={"subject_id": customer["id"], "list": "ofac_sdn", "entry_id": "200"},
+            ),
+        ):  # fmt: skip
+            assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+        dismissal = api.ok(
+            "POST", "/v1/screenings/dismissals", 201, key=a.admin,
+            json={"subject_id": customer["id"], "list": "ofac_sdn", "entry_id": "200",
+                  "reason": "date of birth differs"},
+        )  # fmt: skip
+        assert dismissal["reason"] == "date of birth differs"
+        after = api.ok("GET", f"/v1/screenings/subjects/{customer['id']}", key=reader)
+        assert after["status"] == "clear"
+        assert after["matches"][0]["dismissed"] is True
+        # An unrelated update screens again: no new alert. A new name: a new alert.
+        api.ok(
+            "PATCH", f"/v1/customers/{customer['id']}", key=a.admin, json={"email": "v@example.com"}
+        )
+        api.ok(
+            "PATCH", f"/v1/customers/{customer['id']}", key=a.admin, json={"name": "Viktor Bout"}
+        )
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        assert len(cases["data"]) == 1
+        api.ok(
+            "PATCH", f"/v1/customers/{customer['id']}", key=a.admin, json={"name": "Victor Butt"}
+        )
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        assert len(cases["data"]) == 2
+
+        confirmed = api.ok(
+            "POST", "/v1/screenings/confirmations", key=a.admin,
+            json={"subject_id": customer["id"], "list": "ofac_sdn", "entry_id": "200"},
+        )  # fmt: skip
+        assert confirmed["status"] == "confirmed"
+
+        # A counterparty is screened at creation too.
+        payee = api.ok(
+            "POST", "/v1/counterparties", 201, key=a.admin,
+            json={"name": "Acme Trading LLC", "account_identifier": "GB29NWBK60161331926819",
+                  "country": "GB"},
+        )  # fmt: skip
+        seen = api.ok("GET", f"/v1/screenings/subjects/{payee['id']}", key=reader)
+        assert seen["status"] == "probable"
+        assert seen["matches"][0]["entry_id"] == "300"
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Wiktor" not in logged
+    assert "Victor Butt" not in logged
+
+
+def test_the_client_screens_reads_and_dismisses(sqlite_url: str) -> None:
+    app = build_app(sqlite_url)
+    app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+    key = app.state.tenancy.create_api_key("acme", ["admin"])[1]
+    with Served(app) as served, Client(served.base_url, key) as sr:
+        screened = sr.create_screening("Victor Butt", type="person")
+        assert screened.hit
+        assert screened.matches[0].entry_id == "200"
+        payee = sr.create_counterparty("Acme Trading LLC", "GB29NWBK60161331926819", "GB")
+        assert sr.get_screening_subject(payee.id).status == "probable"
+        with pytest.raises(NotFoundError):
+            sr.dismiss_screening_match(payee.id, "ofac_sdn", "200")
+        dismissed = sr.dismiss_screening_match(payee.id, "ofac_sdn", "300", reason="a namesake")
+        assert (dismissed.subject_id, dismissed.reason) == (payee.id, "a namesake")
+        assert sr.get_screening_subject(payee.id).status == "clear"
+
+
+def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) -> None:
+    with running(db_url, screening=True) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        payer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Ada Lovelace"})
+
+        def payee(name: str) -> str:
+            body = {"name": name, "account_identifier": "GB29NWBK60161331926819", "country": "GB"}
+            return str(api.ok("POST", "/v1/counterparties", 201, key=a.admin, json=body)["id"])
+
+        clear, probable, confirmed = payee("Jane Roe"), payee("Viktor Bout"), payee("Acme Trading")
+        api.ok(
+            "POST", "/v1/screenings/confirmations", key=a.admin,
+            json={"subject_id": confirmed, "list": "ofac_sdn", "entry_id": "300"},
+        )  # fmt: skip
+
+        def pay(to: str) -> Any:
+            body = {
+                "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+                "amount": 100, "payment": {"customer_id": payer["id"], "payee": to},
+            }  # fmt: skip
+            return api.post("/v1/transfers", key=a.write, json=body)
+
+        allowed = pay(clear)
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json()["status"] == "posted"
+        held = pay(probable)
+        assert held.status_code == 201, held.text
+        assert held.json()["status"] == "pending"
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_review"})
+        assert [c["transfer_id"] for c in cases["data"]] == [held.json()["id"]]
+        blocked = pay(confirmed)
+        assert (blocked.status_code, problem_code(blocked)) == (422, "sanctions_blocked")
+        assert confirmed not in blocked.text
+        # A payee dismissed as a false positive passes.
+        api.ok(
+            "POST", "/v1/screenings/dismissals", 201, key=a.admin,
+            json={"subject_id": probable, "list": "ofac_sdn", "entry_id": "200"},
+        )  # fmt: skip
+        assert pay(probable).json()["status"] == "posted"
+        # A payee Strongroom does not know, by name: screened in memory, never stored.
+        body: dict[str, Any] = {
+            "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+            "amount": 100,
+            "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": "Viktor Bout"},
+        }  # fmt: skip
+        named = api.post("/v1/transfers", key=a.write, json=body)
+        assert named.status_code == 201, named.text
+        assert named.json()["status"] == "pending"
+        assert "Viktor" not in named.text
+        body["payment"]["payee_name"] = "Jane Roe"
+        assert api.post("/v1/transfers", key=a.write, json=body).json()["status"] == "posted"
+        body["payment"]["payee_name"] = "x" * 501
+        refused = api.post("/v1/transfers", key=a.write, json=body)
+        assert refused.status_code == 400
+        with api.app.state.engine.connect() as conn:
+            for table in ("cases", "sanctions_subjects", "events"):
+                dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall())
+                assert "Viktor" not in dump, table

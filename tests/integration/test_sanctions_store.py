@@ -1,0 +1,210 @@
+"""Sanctions screening's storage and service (compliance/sanctions/service.py) on both
+backends: versioned list snapshots with their diffs, the same content again a no-op, the
+screener rebuilt when another process loads a version, screening points storing hits and
+opening alerts, dismissals remembered until the name or the entry changes, and re-screening
+only the subjects whose blocking keys meet a changed entry's."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from strongroom.cases.model import Alert, Case, CaseStatus
+from strongroom.compliance.sanctions.errors import ListsNotLoaded
+from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Query
+from strongroom.compliance.sanctions.service import (
+    CLEAR,
+    CONFIRMED,
+    PROBABLE,
+    SanctionsService,
+)
+from strongroom.core import ids
+from strongroom.core.errors import NotFound
+from strongroom.db.uow import UnitOfWork
+
+A, B = "ten_alpha", "ten_beta"
+ACTOR = "user:usr_officer"
+SDN = ListSource.OFAC_SDN
+
+
+def entry(entry_id: str, *names: str, kind: EntryKind = EntryKind.PERSON) -> Entry:
+    return Entry(SDN, entry_id, kind, tuple(names), programs=("SDGT",))
+
+
+V1 = [
+    entry("100", "Osama BIN LADEN", "Usama bin Ladin"),
+    entry("200", "Viktor BOUT", "Victor Butt"),
+    entry("300", "ACME TRADING LLC", kind=EntryKind.ORGANIZATION),
+]
+
+
+def hasher(tenant_id: str, purpose: str, value: bytes) -> bytes:
+    return hmac.new(f"{purpose}\x1f{tenant_id}".encode(), value, hashlib.sha256).digest()
+
+
+class Recorder:
+    """Fakes of the case queue, the audit log and the events (what they were handed)."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, Alert]] = []
+        self.leaves: list[tuple[str, str, dict[str, Any]]] = []
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.frozen: list[tuple[str, str, str]] = []
+
+    def open_alerts(
+        self, uow: UnitOfWork, tenant_id: str, alerts: list[Alert], *, actor: str
+    ) -> list[Case]:
+        del uow
+        out = []
+        for alert in alerts:
+            self.alerts.append((tenant_id, alert))
+            out.append(
+                Case(ids.new_id("case"), tenant_id, alert.kind, CaseStatus.OPEN, None, None,
+                     alert.code, None, 0, actor, None, None, None, None)
+            )  # fmt: skip
+        return out
+
+    def record_all(self, uow: UnitOfWork, log_id: str, actor: str, items: Any) -> None:
+        del uow, actor
+        self.leaves.extend((log_id, kind, data) for kind, _, data in items)
+
+    def emit(self, uow: UnitOfWork, tenant_id: str, items: Any) -> None:
+        del uow
+        self.events.extend((tenant_id, kind, dict(data)) for kind, data in items)
+
+
+@pytest.fixture
+def world(db_engine: Engine) -> tuple[SanctionsService, Recorder, dict[tuple[str, str], str]]:
+    rec = Recorder()
+    names: dict[tuple[str, str], str] = {}
+    service = SanctionsService(
+        db_engine,
+        threshold=0.7,
+        hasher=hasher,
+        open_alerts=rec.open_alerts,
+        names=lambda t, s: (names[(t, s)], EntryKind.PERSON) if (t, s) in names else None,
+        freeze_customer=lambda t, c, a: rec.frozen.append((t, c, a)),
+        audit=rec,
+        events=rec,
+        refresh_s=0.0,
+    )
+    return service, rec, names
+
+
+def screen(service: SanctionsService, tenant: str, subject: str, name: str) -> Any:
+    with UnitOfWork(service.engine) as uow:
+        found = service.screen_subject(uow, tenant, subject, name, EntryKind.PERSON, actor=ACTOR)
+        uow.commit()
+    return found
+
+
+def test_versions_diffs_and_the_same_content_again(world: Any) -> None:
+    service, _, _ = world
+    with pytest.raises(ListsNotLoaded):
+        service.screen(Query("Viktor Bout"))
+    first = service.load(SDN, V1, actor=ACTOR)
+    assert (first.version, first.unchanged, first.added, first.entry_count) == (1, False, 3, 3)
+    again = service.load(SDN, list(reversed(V1)), actor=ACTOR)
+    assert again.unchanged
+    assert again.version == 1
+    v2 = [replace(V1[0], remarks="updated"), V1[1], entry("400", "Ali HASSAN")]
+    second = service.load(SDN, v2, actor="user:usr_loader")
+    assert (second.version, second.added, second.changed, second.removed) == (2, 1, 1, 1)
+    assert service.diff(SDN, 2).added == ("400",)
+    assert service.diff(SDN, 2).changed == ("100",)
+    assert service.diff(SDN, 2).removed == ("300",)
+    rows = service.versions(SDN)
+    assert [(r.version, r.entry_count, r.loaded_by) for r in rows] == [
+        (1, 3, ACTOR), (2, 3, "user:usr_loader"),
+    ]  # fmt: skip
+    current = {e.entry_id: e for e in service.current_entries()}
+    assert sorted(current) == ["100", "200", "400"]
+    assert current["100"].remarks == "updated"
+    best = service.screen(Query("Victor Butt"), limit=1)[0]
+    assert best.entry.entry_id == "200"
+
+
+def test_a_screener_sees_a_version_another_process_loaded(world: Any) -> None:
+    service, _, _ = world
+    service.load(SDN, V1[:1], actor=ACTOR)
+    assert [m.entry.entry_id for m in service.screen(Query("Viktor Bout"), min_score=0.7)] == []
+    other = SanctionsService(service.engine)  # another process, its own cache
+    other.load(SDN, V1, actor=ACTOR)
+    assert service.screen(Query("Viktor Bout"), min_score=0.7)[0].entry.entry_id == "200"
+
+
+def test_hits_alert_once_and_dismissals_hold_until_the_name_or_entry_changes(world: Any) -> None:
+    service, rec, _ = world
+    service.load(SDN, V1, actor=ACTOR)
+    found = screen(service, A, "customer:cus_1", "Viktor Bout")
+    assert found.status == PROBABLE
+    assert [(r.entry_id, r.case_id is not None) for r in found.hits] == [("200", True)]
+    alert = rec.alerts[0][1]
+    assert alert.kind == "sanctions_match"
+    assert alert.subject == "customer:cus_1"
+    assert alert.evidence["entries"][0]["entry_id"] == "200"
+    assert "Viktor" not in json.dumps(alert.evidence)
+    # Screened again (a re-screen, an unrelated update): the same alert, no new one.
+    screen(service, A, "customer:cus_1", "Viktor Bout")
+    assert len(rec.alerts) == 1
+    # Another tenant's subject: its own alert; B cannot dismiss A's match.
+    screen(service, B, "customer:cus_9", "Viktor Bout")
+    assert len(rec.alerts) == 2
+    with pytest.raises(NotFound):
+        service.dismiss(B, "customer:cus_1", "ofac_sdn", "200", reviewer=ACTOR)
+    dismissal = service.dismiss(A, "customer:cus_1", "ofac_sdn", "200", reviewer=ACTOR)
+    assert dismissal.reviewer == ACTOR
+    assert service.status(A, "customer:cus_1").status == CLEAR
+    assert rec.leaves[-1][1] == "sanctions.match_dismissed"
+    assert rec.events[-1][2]["entry_id"] == "200"
+    # A new alert only when the name changes ...
+    rec.alerts.clear()
+    screen(service, A, "customer:cus_1", "Viktor Bout")
+    assert rec.alerts == []
+    assert service.status(A, "customer:cus_1").status == CLEAR
+    screen(service, A, "customer:cus_1", "Victor Butt")
+    assert len(rec.alerts) == 1
+    # ... or the entry does.
+    rec.alerts.clear()
+    service.dismiss(A, "customer:cus_1", "ofac_sdn", "200", reviewer=ACTOR)
+    screen(service, A, "customer:cus_1", "Victor Butt")
+    assert rec.alerts == []
+    service.load(SDN, [V1[0], replace(V1[1], programs=("UKRAINE-EO13660",)), V1[2]], actor=ACTOR)
+    screen(service, A, "customer:cus_1", "Victor Butt")
+    assert len(rec.alerts) == 1
+
+
+def test_a_new_version_rescreens_only_subjects_sharing_a_blocking_key(world: Any) -> None:
+    service, rec, names = world
+    service.load(SDN, V1, actor=ACTOR)
+    for subject, name in [
+        ("customer:cus_1", "Jane Smith"),
+        ("customer:cus_2", "Ali Hassan"),
+        ("counterparty:cpty_3", "Peter Jones"),
+    ]:
+        names[(A, subject)] = name
+        screen(service, A, subject, name)
+    assert rec.alerts == []
+    result = service.load(SDN, [*V1, entry("400", "Ali HASSAN")], actor=ACTOR)
+    assert (result.added, result.rescreened, result.subjects) == (1, 1, 3)
+    assert [a.subject for _, a in rec.alerts] == ["customer:cus_2"]
+    assert service.status(A, "customer:cus_2").status == PROBABLE
+    assert service.status(A, "customer:cus_1").status == CLEAR
+
+
+def test_a_confirmed_match_freezes_the_customer(world: Any) -> None:
+    service, rec, _ = world
+    service.load(SDN, V1, actor=ACTOR)
+    screen(service, A, "customer:cus_1", "Viktor Bout")
+    service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR)
+    assert service.status(A, "customer:cus_1").status == CONFIRMED
+    assert rec.frozen == [(A, "cus_1", ACTOR)]
+    assert rec.leaves[-1][1] == "sanctions.match_confirmed"
+    screen(service, A, "customer:cus_1", "Viktor Bout")  # confirmation stands
+    assert service.status(A, "customer:cus_1").status == CONFIRMED

@@ -1,0 +1,116 @@
+"""The sanctions payee gate with fakes: a confirmed payee blocked, a probable one held, others
+and non-payments let through, another tenant's statuses never consulted, and a lookup that
+fails answered by the fail policy; and the blocking keys that re-screening relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from strongroom.compliance.sanctions.gate import SanctionsGate
+from strongroom.compliance.sanctions.snapshot import diff, phonetic_keys
+from strongroom.ledger.model import Action, NewTransfer, Payment, Verdict
+
+ACCOUNTS = {"acc_a": "ten_a", "acc_b": "ten_b"}
+STATUSES = {
+    "ten_a": {"counterparty:cpty_bad": "confirmed", "counterparty:cpty_maybe": "probable"},
+    "ten_b": {"counterparty:cpty_ok": "confirmed"},
+}
+
+
+def pay(payee: str | None, account: str = "acc_a") -> NewTransfer:
+    return NewTransfer(
+        id="tr_1", ledger_id="ldg_1", debit_account_id=account, credit_account_id="acc_x",
+        amount=1, payment=Payment("cus_1", payee=payee),
+    )  # fmt: skip
+
+
+def tenants(account_ids: Sequence[str]) -> dict[str, str]:
+    return {a: ACCOUNTS[a] for a in account_ids if a in ACCOUNTS}
+
+
+def statuses(tenant: str, subjects: Sequence[str]) -> dict[str, str]:
+    return {s: STATUSES[tenant][s] for s in subjects if s in STATUSES[tenant]}
+
+
+def test_confirmed_blocked_probable_held_the_rest_allowed() -> None:
+    gate = SanctionsGate(tenants, statuses)
+    batch = [
+        pay("cpty_bad"),
+        pay("cpty_maybe"),
+        pay("cpty_ok"),  # confirmed in B only: A's payee is clear
+        pay("term_42"),
+        pay(None),
+        NewTransfer(id="tr_2", ledger_id="ldg_1", debit_account_id="acc_a",
+                    credit_account_id="acc_x", amount=1),
+        pay("cpty_bad", account="acc_unknown"),
+        NewTransfer(id="tr_3", ledger_id="ldg_1", action=Action.VOID, target_id="tr_1",
+                    payment=Payment("cus_1", payee="cpty_bad")),
+    ]  # fmt: skip
+    out = gate.decide(batch, "key:1")
+    assert [(d.verdict, d.code) if d else None for d in out] == [
+        (Verdict.BLOCK, "sanctions_blocked"),
+        (Verdict.REVIEW, "sanctions_review"),
+        None, None, None, None, None, None,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fail", "expected"),
+    [
+        ("closed", (Verdict.BLOCK, "sanctions_unavailable")),
+        ("review", (Verdict.REVIEW, "sanctions_unavailable")),
+        ("open", None),
+    ],
+)
+def test_a_failed_lookup_follows_the_fail_policy(
+    fail: str, expected: tuple[Verdict, str] | None
+) -> None:
+    def broken(tenant: str, subjects: Sequence[str]) -> dict[str, str]:
+        raise OSError("database unreachable")
+
+    gate = SanctionsGate(tenants, broken, fail=fail)
+    (decision, clear) = gate.decide([pay("cpty_maybe"), pay("term_1")], None)
+    assert ((decision.verdict, decision.code) if decision else None) == expected
+    assert clear is None
+    assert gate.fail_open is (fail == "open")
+
+
+def test_blocking_keys_meet_across_spellings_and_scripts() -> None:
+    assert phonetic_keys(["Osama bin Laden"]) & phonetic_keys(["Usama BIN LADIN"])
+    assert phonetic_keys(["Mohammed Ali"]) & phonetic_keys(["Muhammad"])
+    assert phonetic_keys(["Владимир Путин"]) & phonetic_keys(["Vladimir Putin"])
+    assert not phonetic_keys(["Jane Smith"]) & phonetic_keys(["Viktor Bout"])
+    assert phonetic_keys(["Al B"]) == set()  # initials and short particles make no key
+
+
+def test_diff_between_versions() -> None:
+    change = diff({"1": "a", "2": "b", "3": "c"}, {"1": "a", "2": "B", "4": "d"})
+    assert (change.added, change.changed, change.removed) == (("4",), ("2",), ("3",))
+    assert not diff({"1": "a"}, {"1": "a"})
+
+
+def test_a_payee_name_is_screened_in_memory() -> None:
+    screened: list[str] = []
+
+    def is_hit(name: str) -> bool:
+        screened.append(name)
+        return name == "Viktor Bout"
+
+    gate = SanctionsGate(tenants, statuses, screen_name=is_hit)
+    named = [
+        NewTransfer(id=f"tr_{i}", ledger_id="ldg_1", debit_account_id="acc_a",
+                    credit_account_id="acc_x", amount=1,
+                    payment=Payment("cus_1", payee=payee, payee_name=name))
+        for i, (payee, name) in enumerate(
+            [("term_1", "Viktor Bout"), (None, "Jane Roe"), ("cpty_bad", "Jane Roe")]
+        )
+    ]  # fmt: skip
+    out = gate.decide(named, None)
+    assert [(d.verdict, d.code) if d else None for d in out] == [
+        (Verdict.REVIEW, "sanctions_review"),
+        None,
+        (Verdict.BLOCK, "sanctions_blocked"),  # the stored confirmation wins
+    ]
+    assert screened == ["Viktor Bout", "Jane Roe", "Jane Roe"]
