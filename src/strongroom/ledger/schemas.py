@@ -190,6 +190,7 @@ class AccountOut(_Out):
     normal_balance: DirectionName
     flags: list[str]
     closed: bool
+    frozen: bool
     metadata: dict[str, str | int | bool | None]
     balances: BalancesOut
     version: int
