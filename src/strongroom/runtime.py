@@ -31,6 +31,9 @@ from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
+from strongroom.compliance.kyc import api as kyc_api
+from strongroom.compliance.kyc.errors import KYC_ERRORS
+from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -114,6 +117,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *(EventType(name, about) for name, about in CARD_EVENT_TYPES),
     *RISK_MODEL_EVENT_TYPES,
     *RISK_EVENT_TYPES,
+    *KYC_EVENT_TYPES,
 )
 
 
@@ -163,6 +167,8 @@ def build_ledger(
         gates=installed_gates(settings, engine=engine, kms=given) if gates is None else gates,
         # An account may name its owner: a customer of the ledger's tenant.
         customers=existing_customers,
+        # KYC tier caps, checked inside the posting transaction (STRONGROOM_KYC_LIMITS).
+        limits=kyc_limits(settings.kyc_limits, load_tiers(settings.kyc_tiers)),
     )
     audit.ledger = ledger
     return ledger, audit
@@ -361,6 +367,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         REGISTRY_ERRORS,
         RISK_ERRORS,
         REVIEW_HOLD_ERRORS,
+        KYC_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -438,6 +445,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
     explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)
     risk = RiskService(engine, audit=audit, events=events, explain=explain)
+    kyc = KycService(
+        engine,
+        ledger,
+        customers=existing_customers,
+        tiers=load_tiers(settings.kyc_tiers),
+        audit=audit,
+        events=events,
+    )
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(
@@ -572,6 +587,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_api.router,
             customers_api.router,
             cases_api.router,
+            kyc_api.router,
             risk_api.router,
             vault_api.router,
             auth_api.router,
@@ -620,6 +636,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.counterparties = counterparties
     app.state.risk_models = risk_models
     app.state.cases = cases
+    app.state.kyc = kyc
     app.state.risk = risk
     app.state.vault = vault
     app.state.users = users

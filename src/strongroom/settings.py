@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     risk_rules: str | None = None
     risk_fail: Literal["closed", "open", "review"] = "closed"
     risk_budget_ms: int = Field(default=250, ge=1, le=60_000)
+    # KYC tier caps (docs/kyc.md): off by default; on, every payment posts only if its payer is
+    # verified and under its tier's caps, checked inside the posting transaction. The tier
+    # table: a JSON file (compliance/kyc/model.py parse_tiers), else the defaults in code.
+    kyc_limits: bool = False
+    kyc_tiers: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -262,7 +262,8 @@ class LimitCheck(Protocol):
     (a BLOCK decision with the limit's stable code, by transfer id), and `record`, told of the
     items whose transfers the engine created, so the counters it locked count them."""
 
-    blocked: Mapping[str, GateDecision]
+    @property
+    def blocked(self) -> Mapping[str, GateDecision]: ...
 
     def record(self, uow: UnitOfWork, created: Sequence[LimitItem]) -> None: ...
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
 from strongroom.compliance.kyc import store
+from strongroom.compliance.kyc.errors import KYC_LIMIT_ERRORS
 from strongroom.compliance.kyc.model import (
     DEFAULT_TABLE,
     KYC_LIMIT_EXCEEDED,
@@ -31,20 +31,6 @@ from strongroom.core.errors import ErrorCode
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import GateDecision, Verdict
 from strongroom.ledger.pipeline import LimitItem
-
-KYC_ERRORS: Final = (
-    ErrorCode(
-        KYC_UNVERIFIED,
-        422,
-        "The paying customer is not verified (KYC): only a verified customer may send money",
-    ),
-    ErrorCode(
-        KYC_LIMIT_EXCEEDED,
-        422,
-        "The payment would cross a cap of the paying customer's KYC tier (the detail names the "
-        "window and the cap)",
-    ),
-)
 
 _Key = tuple[str, str, str]  # (tenant, customer, asset)
 
@@ -91,7 +77,7 @@ class KycLimit:
     cap of the payer's tier (kyc_limit_exceeded)."""
 
     name: str = "kyc"
-    errors: Sequence[ErrorCode] = KYC_ERRORS
+    errors: Sequence[ErrorCode] = KYC_LIMIT_ERRORS
 
     def __init__(self, tiers: TierTable = DEFAULT_TABLE) -> None:
         self.tiers = tiers

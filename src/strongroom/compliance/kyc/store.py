@@ -25,7 +25,7 @@ def lock_states(uow: UnitOfWork, customer_ids: Sequence[str]) -> list[StateRow]:
         sorted(set(customer_ids)),
         f"ORDER BY customer_id, tenant_id {lock}",
     )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows]
 
 
 def get_state(uow: UnitOfWork, tenant_id: str, customer_id: str) -> StateRow | None:
@@ -35,7 +35,7 @@ def get_state(uow: UnitOfWork, tenant_id: str, customer_id: str) -> StateRow | N
         (tenant_id, customer_id),
     )
     row = cur.fetchone()
-    return None if row is None else tuple(row)  # type: ignore[return-value]
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4], int(row[5]))
 
 
 def put_state(uow: UnitOfWork, row: StateRow) -> None:
