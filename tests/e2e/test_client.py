@@ -37,6 +37,7 @@ from strongroom.client import (
 )
 from strongroom.client import cases as client_cases
 from strongroom.client import customers as client_customers
+from strongroom.client import kyc as client_kyc
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
 from strongroom.db import migrate
@@ -357,13 +358,17 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/risk/models/{version}"): ("get_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/promote"): ("promote_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/shadow"): ("shadow_risk_model", ("mdl_1",), {}),
+    ("GET", "/v1/customers/{customer_id}/kyc"): ("get_customer_kyc", ("cus_1",), {}),
+    ("PUT", "/v1/customers/{customer_id}/kyc"): ("set_customer_kyc", ("cus_1", "verified"), {}),
+    ("POST", "/v1/accounts/{account_id}/freeze"): ("freeze_account", ("acc_1",), {}),
+    ("POST", "/v1/accounts/{account_id}/unfreeze"): ("unfreeze_account", ("acc_1",), {}),
 }
 
 
 def _builder(name: str) -> Any:
     """A request builder of the client, from `resources`, `customers`, `cases`, `risk` or
     `risk_models`."""
-    for module in (resources, client_customers, client_cases, client_risk):
+    for module in (resources, client_customers, client_cases, client_risk, client_kyc):
         found = getattr(module, name, None)
         if found is not None:
             return found

@@ -11,7 +11,7 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources`, `customers`, `cases` and `risk_models`
+Every operation of the API has a method (`resources`, `customers`, `cases`, `kyc` and `risk_models`
 list them). `list_*` answer one page; `iter_*` walk every page as the server says to go on
 (`next_cursor` through the short pages of listings that examine a bounded range per request).
 Answers are the API's
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from strongroom.client import cases as k
 from strongroom.client import customers as c
+from strongroom.client import kyc as ky
 from strongroom.client import resources as r
 from strongroom.client import risk as rk
 from strongroom.client import risk_models as rm
@@ -181,6 +182,11 @@ class Client(SyncTransport):
     get_case = sync_call(k.get_case)
     approve_case = sync_call(k.approve_case)
     decline_case = sync_call(k.decline_case)
+    # KYC and account freezing (client/kyc.py)
+    get_customer_kyc = sync_call(ky.get_customer_kyc)
+    set_customer_kyc = sync_call(ky.set_customer_kyc)
+    freeze_account = sync_call(ky.freeze_account)
+    unfreeze_account = sync_call(ky.unfreeze_account)
     create_session = sync_call(r.create_session)
     get_current_session = sync_call(r.get_current_session)
     delete_current_session = sync_call(r.delete_current_session)
@@ -292,6 +298,11 @@ class AsyncClient(AsyncTransport):
     get_case = async_call(k.get_case)
     approve_case = async_call(k.approve_case)
     decline_case = async_call(k.decline_case)
+    # KYC and account freezing (client/kyc.py)
+    get_customer_kyc = async_call(ky.get_customer_kyc)
+    set_customer_kyc = async_call(ky.set_customer_kyc)
+    freeze_account = async_call(ky.freeze_account)
+    unfreeze_account = async_call(ky.unfreeze_account)
     create_session = async_call(r.create_session)
     get_current_session = async_call(r.get_current_session)
     delete_current_session = async_call(r.delete_current_session)
