@@ -96,6 +96,11 @@ class LedgerBase:
         # actor -> its id in `actors` (append-only, so a committed id never changes).
         self._actor_ids: dict[str, int] = {}
 
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        """The installed limits (their codes are the transfer routes' too)."""
+        return self._limits
+
     @contextlib.contextmanager
     def _ledger_write(self) -> Iterator[tuple[UnitOfWork, store.AccountCache | None]]:
         """A write transaction that may change accounts. On SQLite it is serialized within
