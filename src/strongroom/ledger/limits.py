@@ -5,7 +5,7 @@ counters, in the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from strongroom.db.uow import UnitOfWork
@@ -38,16 +38,23 @@ class LimitsRun:
 
 
 def limit_items(
-    uow: UnitOfWork, batch: Sequence[NewTransfer], state: BatchState
+    uow: UnitOfWork,
+    batch: Sequence[NewTransfer],
+    state: BatchState,
+    blocked: Mapping[str, GateDecision] | None = None,
 ) -> list[LimitItem]:
     """The payments of `batch` that take money out (new transfers, pending or not, that carry a
     payment), one item per asset they debit. A transfer that already exists (a replay: the
-    engine answers `exists`), or whose ledger or debit account does not exist (the engine
-    refuses it), is left out."""
+    engine answers `exists`), that a gate blocked, or whose ledger or debit account does not
+    exist (the engine refuses it), is left out."""
+    skip = blocked or {}
     wanted = [
         (i, t)
         for i, t in enumerate(batch)
-        if t.payment is not None and t.action is Action.TRANSFER and t.id not in state.transfers
+        if t.payment is not None
+        and t.action is Action.TRANSFER
+        and t.id not in state.transfers
+        and t.id not in skip
     ]
     if not wanted:
         return []
@@ -81,7 +88,7 @@ def run_limits(
     state: BatchState,
     blocked: dict[str, GateDecision] | None,
 ) -> LimitsRun:
-    items = limit_items(uow, batch, state)
+    items = limit_items(uow, batch, state, blocked)
     run = LimitsRun(blocked, [])
     if not items:
         return run
