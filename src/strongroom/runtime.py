@@ -576,7 +576,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"jobs": await run_in_threadpool(jobs.report)}
 
     app = build_api(
-        gate_codes=[e.code for port in (*gates, *ledger.limits) for e in port.errors],
+        gate_codes=[
+            *(e.code for gate in gates for e in gate.errors),
+            *(e.code for limit in ledger.limits for e in limit.errors),
+        ],
         title="Strongroom",
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",

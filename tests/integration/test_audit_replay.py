@@ -341,7 +341,6 @@ def test_a_freeze_verifies_and_one_set_by_hand_is_caught(book: Book) -> None:
         [
             f"account {book.alice} differs from its leaves: frozen False in the ledger, "
             "True in them",
-            f"account {book.bob} differs from its leaves: frozen True in the ledger, "
-            "False in them",
+            f"account {book.bob} differs from its leaves: frozen True in the ledger, False in them",
         ]
     )
