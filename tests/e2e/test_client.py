@@ -359,7 +359,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("POST", "/v1/risk/models/{version}/promote"): ("promote_risk_model", ("mdl_1",), {}),
     ("POST", "/v1/risk/models/{version}/shadow"): ("shadow_risk_model", ("mdl_1",), {}),
     ("GET", "/v1/customers/{customer_id}/kyc"): ("get_customer_kyc", ("cus_1",), {}),
-    ("PUT", "/v1/customers/{customer_id}/kyc"): ("set_customer_kyc", ("cus_1", "verified"), {}),
+    ("PUT", "/v1/customers/{customer_id}/kyc"): ("update_customer_kyc", ("cus_1", "verified"), {}),
     ("POST", "/v1/accounts/{account_id}/freeze"): ("freeze_account", ("acc_1",), {}),
     ("POST", "/v1/accounts/{account_id}/unfreeze"): ("unfreeze_account", ("acc_1",), {}),
 }

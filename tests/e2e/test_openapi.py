@@ -124,6 +124,8 @@ _VERBS = (
     "shadow",
     "approve",
     "decline",
+    "freeze",
+    "unfreeze",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}

@@ -13,7 +13,7 @@ def get_customer_kyc(customer_id: str) -> Call[KycOut]:
     return Call("GET", f"/v1/customers/{segment(customer_id)}/kyc", model(KycOut))
 
 
-def set_customer_kyc(customer_id: str, status: str, *, tier: str | None = None) -> Call[KycOut]:
+def update_customer_kyc(customer_id: str, status: str, *, tier: str | None = None) -> Call[KycOut]:
     """Set the status (unverified, pending, verified, rejected) and, given, the tier
     (`compliance:write`). Only a verified customer's payments post, within its tier's caps."""
     body = {"status": status, **({"tier": tier} if tier is not None else {})}

@@ -61,7 +61,7 @@ async def get_customer_kyc(customer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     openapi_extra=error_codes("not_found", "invalid_kyc_status", "invalid_kyc_tier")
     | requires(Scope.COMPLIANCE_WRITE),
 )
-async def set_customer_kyc(customer_id: IdPath, body: KycUpdate, ctx: Ctx) -> dict[str, Any]:
+async def update_customer_kyc(customer_id: IdPath, body: KycUpdate, ctx: Ctx) -> dict[str, Any]:
     """Set the status (and tier): an audit leaf and a `customer.kyc_updated` event. Only a
     `verified` customer's payments post, each within its tier's caps (docs/kyc.md)."""
     state = await run_in_threadpool(
