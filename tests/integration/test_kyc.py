@@ -19,7 +19,16 @@ from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.accounts import AccountSpec
-from strongroom.ledger.model import Action, Direction, Leg, NewTransfer, Payment, TransferResult
+from strongroom.ledger.model import (
+    Action,
+    Direction,
+    GateDecision,
+    Leg,
+    NewTransfer,
+    Payment,
+    TransferResult,
+    Verdict,
+)
 from strongroom.ledger.service import LedgerService
 from tests.integration.test_ledger_service import ManualClock
 
@@ -230,3 +239,40 @@ def test_concurrent_processes_never_cross_a_daily_cap(
         cur = uow.cursor()
         cur.execute("SELECT SUM(amount) FROM kyc_usage WHERE customer_id = %s", (cus,))
         assert int(cur.fetchone()[0]) == RACE_CAP
+
+
+class _BlockFirst:
+    """A gate that blocks the first transfer of every batch."""
+
+    name = "block_first"
+    budget_ms = 5_000
+    fail_open = False
+    errors: Sequence[object] = ()
+
+    def decide(self, batch: Sequence[NewTransfer], actor: str | None) -> list[GateDecision | None]:
+        del actor
+        return [GateDecision(self.name, Verdict.BLOCK, "blocked_first")] + [None] * (len(batch) - 1)
+
+
+def test_a_payment_a_gate_blocked_counts_nothing(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    try:
+        world = World(engine)
+        world.ledger = LedgerService(
+            engine,
+            clock_=world.clock,
+            customers=_all_customers,
+            limits=[KycLimit(TIERS)],
+            gates=[_BlockFirst()],  # type: ignore[list-item]
+        )
+        cus = ids.new_id("cus")
+        src, dst = world.account(cus), world.account()
+        world.kyc.set("ten_default", cus, "verified", None, actor="cli")
+        # The blocked 1,000 does not use the day's 2,500: 1,000 + 1,000 + 500 still fit.
+        batch = [world.pay(cus, src, dst, n) for n in (1_000, 1_000, 1_000, 500)]
+        assert (
+            world.post(*batch) == [(R.BLOCKED_BY_GATE, "blocked_first")] + [(R.CREATED, None)] * 3
+        )
+    finally:
+        engine.dispose()
