@@ -33,9 +33,12 @@ from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorde
 from strongroom.cases.sink import CaseSink
 from strongroom.cases.work import CaseWork
 from strongroom.compliance import wiring as compliance
+from strongroom.compliance.kyc import api as kyc_api
+from strongroom.compliance.kyc.errors import KYC_ERRORS
+from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
-from strongroom.compliance.sanctions.service import SANCTIONS_EVENT_TYPES
+from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
 from strongroom.compliance.sanctions.wiring import build_sanctions, sanctions_gate
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, NotFound, StrongroomError
@@ -122,6 +125,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *RISK_EVENT_TYPES,
     *compliance.COMPLIANCE_EVENT_TYPES,
     *SANCTIONS_EVENT_TYPES,
+    *KYC_EVENT_TYPES,
 )
 
 
@@ -171,6 +175,8 @@ def build_ledger(
         gates=installed_gates(settings, engine=engine, kms=given) if gates is None else gates,
         # An account may name its owner: a customer of the ledger's tenant.
         customers=existing_customers,
+        # KYC tier caps, checked inside the posting transaction (STRONGROOM_KYC_LIMITS).
+        limits=kyc_limits(settings.kyc_limits, load_tiers(settings.kyc_tiers)),
     )
     audit.ledger = ledger
     return ledger, audit
@@ -377,6 +383,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         REVIEW_HOLD_ERRORS,
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
+        KYC_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -451,12 +458,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     labels = case_labels(settings, engine=engine)
     cases = CaseService(engine, ledger, audit=audit, events=events, labels=labels)
     # Sanctions screening: customers and counterparties screened in the transaction that
-    # creates or renames them, hits opening alerts in the case queue (a port for freezing
-    # accounts on a confirmed match: the integrator's, with the ledger's freezing).
+    # creates or renames them, hits opening alerts in the case queue; a confirmed match
+    # freezes the customer's accounts (KYC's freezing, through the ledger).
+    kyc = KycService(
+        engine,
+        ledger,
+        customers=existing_customers,
+        tiers=load_tiers(settings.kyc_tiers),
+        audit=audit,
+        events=events,
+    )
     sanctions = build_sanctions(
         settings, engine, risk_hasher(settings, engine, kms), customers=customers,
         counterparties=counterparties, cases=cases, audit=audit, events=events,
+        freeze_customer=kyc.freeze_customer_accounts,
     )  # fmt: skip
+    # An officer's decision on a sanctions alert confirms (decline) or dismisses (approve) it.
+    cases.on_decided(ALERT_KIND, sanctions.decided)
     # A decision read explains an allow with the model that made it, while it is loaded.
     policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
     explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)
@@ -592,7 +610,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"jobs": await run_in_threadpool(jobs.report)}
 
     app = build_api(
-        gate_codes=[error.code for gate in gates for error in gate.errors],
+        gate_codes=[
+            *(e.code for gate in gates for e in gate.errors),
+            *(e.code for limit in ledger.limits for e in limit.errors),
+        ],
         title="Strongroom",
         version=__version__,
         summary="A self-hostable fintech core: double-entry ledger API.",
@@ -603,6 +624,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_api.router,
             customers_api.router,
             cases_api.router,
+            kyc_api.router,
             risk_api.router,
             vault_api.router,
             auth_api.router,
@@ -654,6 +676,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.risk_models = risk_models
     app.state.cases = cases
     app.state.case_work = work
+    app.state.kyc = kyc
     app.state.risk = risk
     app.state.sanctions = sanctions
     app.state.vault = vault

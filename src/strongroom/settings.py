@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     screening_threshold: float = Field(default=0.7, gt=0, le=1)
     screening_fail: Literal["closed", "open", "review"] = "closed"
     screening_budget_ms: int = Field(default=250, ge=1, le=60_000)
+    # KYC tier caps (docs/kyc.md): off by default; on, every payment posts only if its payer is
+    # verified and under its tier's caps, checked inside the posting transaction. The tier
+    # table: a JSON file (compliance/kyc/model.py parse_tiers), else the defaults in code.
+    kyc_limits: bool = False
+    kyc_tiers: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod

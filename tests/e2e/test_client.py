@@ -38,6 +38,7 @@ from strongroom.client import (
 from strongroom.client import cases as client_cases
 from strongroom.client import compliance as client_compliance
 from strongroom.client import customers as client_customers
+from strongroom.client import kyc as client_kyc
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
 from strongroom.client import screenings as client_screenings
@@ -377,12 +378,16 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
         ("cus_1", "un", "1"),
         {},
     ),
+    ("GET", "/v1/customers/{customer_id}/kyc"): ("get_customer_kyc", ("cus_1",), {}),
+    ("PUT", "/v1/customers/{customer_id}/kyc"): ("update_customer_kyc", ("cus_1", "verified"), {}),
+    ("POST", "/v1/accounts/{account_id}/freeze"): ("freeze_account", ("acc_1",), {}),
+    ("POST", "/v1/accounts/{account_id}/unfreeze"): ("unfreeze_account", ("acc_1",), {}),
 }
 
 
 def _builder(name: str) -> Any:
     """A request builder of the client, from `resources`, `customers`, `cases`, `risk`,
-    `compliance`, `screenings` or `risk_models`."""
+    `compliance`, `screenings`, `kyc` or `risk_models`."""
     modules = (
         resources,
         client_customers,
@@ -390,6 +395,7 @@ def _builder(name: str) -> Any:
         client_risk,
         client_compliance,
         client_screenings,
+        client_kyc,
     )
     for module in modules:
         found = getattr(module, name, None)

@@ -203,3 +203,55 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
             for table in ("cases", "sanctions_subjects", "events"):
                 dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall())
                 assert "Viktor" not in dump, table
+
+
+def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> None:
+    """Declining a `sanctions_match` case confirms the match and freezes the customer's
+    accounts (after the decision commits); approving another dismisses its match, so the
+    same name does not alert again."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        acme = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        account = api.ok(
+            "POST",
+            "/v1/accounts",
+            201,
+            key=a.write,
+            json={"ledger_id": a.ledger, "asset": "USD", "normal_balance": "credit",
+                  "customer_id": bout["id"]},
+        )["id"]  # fmt: skip
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        by_subject = {c["decision"]["detail"]["subject"]: c["id"] for c in cases["data"]}
+        assert set(by_subject) == {f"customer:{bout['id']}", f"customer:{acme['id']}"}
+        bout_case, acme_case = (by_subject[f"customer:{x['id']}"] for x in (bout, acme))
+
+        declined = api.ok(
+            "POST", f"/v1/cases/{bout_case}/decline",
+            key=a.admin, json={"reason": "the listed person"},
+        )  # fmt: skip
+        assert declined["status"] == "declined"
+        subject = api.ok("GET", f"/v1/screenings/subjects/{bout['id']}", key=a.admin)
+        assert subject["status"] == "confirmed"
+        assert api.ok("GET", f"/v1/accounts/{account}", key=a.read)["frozen"] is True
+        frozen = api.request(
+            "POST",
+            "/v1/transfers",
+            key=a.write,
+            json={"ledger_id": a.ledger, "debit_account_id": a.bank,
+                  "credit_account_id": account, "amount": 5},
+        )  # fmt: skip
+        assert (frozen.status_code, problem_code(frozen)) == (422, "account_frozen")
+
+        approved = api.ok(
+            "POST", f"/v1/cases/{acme_case}/approve",
+            key=a.admin, json={"reason": "another person"},
+        )  # fmt: skip
+        assert approved["status"] == "approved"
+        cleared = api.ok("GET", f"/v1/screenings/subjects/{acme['id']}", key=a.admin)
+        assert cleared["status"] == "clear"
+        # Screened again under the same name (an update that keeps it): no new alert.
+        api.ok("PATCH", f"/v1/customers/{acme['id']}", key=a.admin, json={"name": "Victor Butt"})
+        again = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        assert len(again["data"]) == 2

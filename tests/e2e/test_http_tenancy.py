@@ -406,6 +406,10 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"json": {"email": "mallory@example.com"}},
     ],
     ("GET", "/v1/customers/{customer_id}/personal-data"): [{}, {"params": {"fields": "email"}}],
+    ("PUT", "/v1/customers/{customer_id}/kyc"): [
+        {"json": {"status": "verified"}},
+        {"json": {"status": "rejected", "tier": "basic"}},
+    ],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
 _OWN_QUERIES: dict[str, dict[str, Any]] = {
@@ -954,6 +958,9 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
             "list": "un",
             "entry_id": "1",
         },
+        ("PUT", "/v1/customers/{customer_id}/kyc"): {"status": "verified"},
+        ("POST", "/v1/accounts/{account_id}/freeze"): {},
+        ("POST", "/v1/accounts/{account_id}/unfreeze"): {},
     }
 
 
@@ -1030,7 +1037,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
     assert writes == set(_valid_writes(a)), "teach this test a valid body for new routes"
     for (method, template), body in _valid_writes(a).items():
         path = _own_path(world, template)
-        sent = body if method in ("POST", "PATCH") else None
+        sent = body if method in ("POST", "PATCH", "PUT") else None
         response = api.request(method, path, key=a.read, json=sent)
         assert (response.status_code, problem_code(response)) == (403, "insufficient_scope"), path
     # A user's own routes are no key's, an admin's included.
@@ -1092,7 +1099,9 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
             continue
         path = _own_path(world, template)
         response = api.get(path, key=reader)
-        if template.endswith(("/personal-data", "/accounts", "/export")):
+        # The export (pii:read), KYC (compliance:read) and a customer's accounts (ledger:read)
+        # take more.
+        if template.endswith(("/personal-data", "/accounts", "/export", "/kyc")):
             assert (response.status_code, problem_code(response)) == (
                 403,
                 "insufficient_scope",

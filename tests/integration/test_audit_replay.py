@@ -325,3 +325,22 @@ def test_a_leaf_whose_totals_do_not_add_up_is_caught(book: Book) -> None:
         f"log ten_default: leaf {index}: account {book.alice}'s entry {credit[2]} has totals "
         "that are not its previous ones plus its amounts",
     ]
+
+
+def test_a_freeze_verifies_and_one_set_by_hand_is_caught(book: Book) -> None:
+    """A freeze and an unfreeze through the ledger are leaves the replay follows; a frozen flag
+    set (or cleared) behind the log is named."""
+    book.ledger.freeze_account(book.alice)
+    book.ledger.freeze_account(book.cash)
+    book.ledger.freeze_account(book.cash, frozen=False)
+    key = book.key()
+    assert book.problems(key) == []
+    book.sql("UPDATE accounts SET frozen = ? WHERE id = ?", False, book.alice)
+    book.sql("UPDATE accounts SET frozen = ? WHERE id = ?", True, book.bob)
+    assert sorted(book.problems(key)) == sorted(
+        [
+            f"account {book.alice} differs from its leaves: frozen False in the ledger, "
+            "True in them",
+            f"account {book.bob} differs from its leaves: frozen True in the ledger, False in them",
+        ]
+    )

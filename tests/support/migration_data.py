@@ -1047,8 +1047,12 @@ populate_0020 = _populate(SCHEMA_0020)
 # the blocking index), empty on an upgrade.
 SCHEMA_0021 = SCHEMA_0020
 populate_0021 = _populate(SCHEMA_0021)
+# 0022 added KYC (kyc_customers, kyc_usage; empty on an upgrade) and accounts.frozen (not
+# null, default 0: every account of the story is open as before).
+SCHEMA_0022 = SCHEMA_0021
+populate_0022 = _populate(SCHEMA_0022)
 # 0024 added compliance_reports (compliance/controls), empty on an upgrade.
-SCHEMA_0024 = SCHEMA_0021
+SCHEMA_0024 = SCHEMA_0022
 populate_0024 = _populate(SCHEMA_0024)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
@@ -1072,5 +1076,6 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0019": populate_0019,
     "0020": populate_0020,
     "0021": populate_0021,
+    "0022": populate_0022,
     "0024": populate_0024,
 }

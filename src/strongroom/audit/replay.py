@@ -101,7 +101,17 @@ class ReplayReport:
 class _Account:
     """An account as its leaves describe it so far."""
 
-    __slots__ = ("asset", "closed", "flags", "ledger_id", "log_id", "normal", "totals", "version")
+    __slots__ = (
+        "asset",
+        "closed",
+        "flags",
+        "frozen",
+        "ledger_id",
+        "log_id",
+        "normal",
+        "totals",
+        "version",
+    )
 
     def __init__(
         self,
@@ -120,6 +130,7 @@ class _Account:
         self.normal = normal
         self.flags = flags
         self.closed = closed
+        self.frozen = False  # account.frozen / account.unfrozen leaves (migration 0022)
         self.version = version
         self.totals = totals
 
@@ -396,6 +407,17 @@ class Replay:
                 base = self.baseline.accounts.get(account)
                 if acc is not None and acc.log_id == log_id:
                     acc.closed = kind == "account.closed"
+                elif base is None or base[0] != log_id or base[1] < index:
+                    self.problems.add(
+                        f"log {log_id}: leaf {index} ({kind}) names account {account}, which no "
+                        "earlier leaf of this log creates"
+                    )
+            elif kind in ("account.frozen", "account.unfrozen"):
+                account = str(data["account_id"])
+                acc = self.accounts.get(account)
+                base = self.baseline.accounts.get(account)
+                if acc is not None and acc.log_id == log_id:
+                    acc.frozen = kind == "account.frozen"
                 # One before the account's baseline in this log is history the baseline holds.
                 elif base is None or base[0] != log_id or base[1] < index:
                     self.problems.add(
@@ -473,6 +495,7 @@ class Replay:
                 "normal balance": _DIRECTIONS[normal] if normal in (0, 1) else normal,
                 "flags": _flag_names(int(row[4])),
                 "closed": bool(row[5]),
+                "frozen": bool(row[12]),
                 "version": int(row[10]),
                 **dict(zip(_TOTALS, totals, strict=True)),
             }
@@ -482,6 +505,7 @@ class Replay:
                 "normal balance": acc.normal,
                 "flags": _flag_names(acc.flags),
                 "closed": acc.closed,
+                "frozen": acc.frozen,
                 "version": acc.version,
                 **dict(zip(_TOTALS, acc.totals, strict=True)),
             }

@@ -466,7 +466,7 @@ def entry_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]
 
 ACCOUNT_REPLAY_COLS = (
     "a.id, a.ledger_id, a.asset, a.normal_balance, a.flags, a.closed, a.debits_posted, "
-    "a.credits_posted, a.debits_pending, a.credits_pending, a.version, l.tenant_id"
+    "a.credits_posted, a.debits_pending, a.credits_pending, a.version, l.tenant_id, a.frozen"
 )
 
 

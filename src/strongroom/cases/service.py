@@ -72,8 +72,10 @@ LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
 # What another domain does when an officer decides one of its alerts (a confirmed sanctions
 # match freezes the customer's accounts, a dismissed one is remembered): called inside the
 # decision's transaction with (uow, case, new status, actor); an exception undoes the decision.
-# Registered by kind (CaseService.on_decided), wired by the composition root.
-DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], None]
+# It may answer what to do once the decision has committed (a callable: the freeze, which
+# takes its own transaction). Registered by kind (CaseService.on_decided), wired by the
+# composition root.
+DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], "Callable[[], None] | None"]
 
 # The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
 # the other decision of the case won, or another door posted, voided or expired the transfer.
@@ -311,8 +313,7 @@ class CaseService:
             if not decided:
                 raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
             hook = self._hooks.get(case.kind)
-            if hook is not None:
-                hook(uow, case, status, actor)
+            after = hook(uow, case, status, actor) if hook is not None else None
             fraud = label is Label.FRAUD
             if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)
@@ -324,3 +325,5 @@ class CaseService:
                 del event["case_id"]
                 self._events.emit(uow, case.tenant_id, [(event_type, event)])
             uow.commit()
+        if after is not None:
+            after()

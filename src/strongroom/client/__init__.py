@@ -11,9 +11,9 @@ with the same methods (awaited; `iter_*` are async iterators).
         async for event in sr.iter_events(type="transfer.created"):
             ...
 
-Every operation of the API has a method (`resources`, `customers`, `cases`, `risk_models` and
-`screenings`
-list them). `list_*` answer one page; `iter_*` walk every page as the server says to go on
+Every operation of the API has a method (`resources`, `customers`, `cases`, `kyc`,
+`compliance`, `risk_models` and `screenings` list them). `list_*` answer one page; `iter_*`
+walk every page as the server says to go on
 (`next_cursor` through the short pages of listings that examine a bounded range per request).
 Answers are the API's
 pydantic models, fields the client does not know ignored.
@@ -30,6 +30,7 @@ from __future__ import annotations
 from strongroom.client import cases as k
 from strongroom.client import compliance as g
 from strongroom.client import customers as c
+from strongroom.client import kyc as ky
 from strongroom.client import resources as r
 from strongroom.client import risk as rk
 from strongroom.client import risk_models as rm
@@ -191,6 +192,11 @@ class Client(SyncTransport):
     create_case_note = sync_call(k.create_case_note)
     list_case_notes = sync_call(k.list_case_notes)
     get_case_report = sync_call(k.get_case_report)
+    # KYC and account freezing (client/kyc.py)
+    get_customer_kyc = sync_call(ky.get_customer_kyc)
+    update_customer_kyc = sync_call(ky.update_customer_kyc)
+    freeze_account = sync_call(ky.freeze_account)
+    unfreeze_account = sync_call(ky.unfreeze_account)
     create_session = sync_call(r.create_session)
     get_current_session = sync_call(r.get_current_session)
     delete_current_session = sync_call(r.delete_current_session)
@@ -314,6 +320,11 @@ class AsyncClient(AsyncTransport):
     create_case_note = async_call(k.create_case_note)
     list_case_notes = async_call(k.list_case_notes)
     get_case_report = async_call(k.get_case_report)
+    # KYC and account freezing (client/kyc.py)
+    get_customer_kyc = async_call(ky.get_customer_kyc)
+    update_customer_kyc = async_call(ky.update_customer_kyc)
+    freeze_account = async_call(ky.freeze_account)
+    unfreeze_account = async_call(ky.unfreeze_account)
     create_session = async_call(r.create_session)
     get_current_session = async_call(r.get_current_session)
     delete_current_session = async_call(r.delete_current_session)

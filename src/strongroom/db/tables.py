@@ -63,6 +63,8 @@ accounts = sa.Table(
     # The customer who owns the account (migration 0013), of the ledger's tenant.
     sa.Column("customer_id", sa.String(64), nullable=True),
     sa.Column("created_by", sa.String(200), nullable=True),
+    # Frozen (migration 0022): refuses the account's debits and credits (account_frozen).
+    sa.Column("frozen", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("accounts_ledger_id", "ledger_id", "id"),
     sa.Index(
         "accounts_customer",
@@ -769,4 +771,31 @@ sanctions_subject_keys = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),  # keyed hash of a phonetic key, hex
     sa.Column("subject", sa.String(80), primary_key=True),
     sa.Index("sanctions_subject_keys_subject", "tenant_id", "subject"),
+)
+
+# KYC (compliance/kyc, migration 0022): each customer's verification status and tier; a payer's
+# row is locked by the posting transaction before it reads and adds to its usage buckets.
+kyc_customers = sa.Table(
+    "kyc_customers",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tier", sa.String(64), nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# What each customer's payments took out, per asset and hour (compliance/kyc/model.py: the
+# rolling windows sum these buckets).
+kyc_usage = sa.Table(
+    "kyc_usage",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("asset", sa.String(16), primary_key=True),
+    sa.Column("hour", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("amount", Money, nullable=False),
+    sqlite_with_rowid=False,
 )

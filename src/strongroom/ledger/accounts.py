@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -327,3 +327,97 @@ class AccountUseCases(LedgerBase):
                 self._audit_sink.record_all(uow, ledger_row[4], "ledger", [item])
             uow.commit()
         return self.get_account(account_id)
+
+    def freeze_account(
+        self,
+        account_id: str,
+        *,
+        frozen: bool = True,
+        tenant_id: str | None = None,
+        actor: str = "ledger",
+        on_change: FreezeObserver | None = None,
+    ) -> Account:
+        """Freeze (or unfreeze) an account: while frozen it refuses debits and credits
+        (account_frozen); a void or expiry of its pending transfers still releases them. With
+        `tenant_id`, another tenant's account is not found. A change is an audit leaf
+        (`account.frozen` / `account.unfrozen`, by `actor`) and is told to `on_change` in its
+        transaction (the compliance domain's event); asking for the state it has changes
+        nothing."""
+        self.freeze_accounts(
+            [account_id], frozen=frozen, tenant_id=tenant_id, actor=actor, on_change=on_change
+        )
+        return self.get_account(account_id)
+
+    def freeze_customer_accounts(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        actor: str,
+        *,
+        frozen: bool = True,
+        on_change: FreezeObserver | None = None,
+    ) -> list[str]:
+        """Freeze (or unfreeze) every account `customer_id` owns in `tenant_id`'s ledgers, in
+        one transaction (a confirmed sanctions match); the ids of those whose state changed."""
+        with self._uow(write=False) as uow:
+            owned = store.customer_account_ids(uow, customer_id)
+        if not owned:
+            return []
+        return self.freeze_accounts(
+            owned,
+            frozen=frozen,
+            tenant_id=tenant_id,
+            actor=actor,
+            on_change=on_change,
+            missing_ok=True,
+        )
+
+    def freeze_accounts(
+        self,
+        account_ids: Sequence[str],
+        *,
+        frozen: bool,
+        tenant_id: str | None,
+        actor: str,
+        on_change: FreezeObserver | None = None,
+        missing_ok: bool = False,
+    ) -> list[str]:
+        def work() -> list[str]:
+            with self._ledger_write() as (uow, _cache):
+                # Taking a block tells every process's account cache that an account changed.
+                store.allocate_id_block(uow)
+                changed: list[str] = []
+                by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
+                for account_id in sorted(set(account_ids)):  # locked in id order
+                    row = store.get_account_row(uow, account_id, lock=True)
+                    ledger_row = None if row is None else store.get_ledger(uow, row[1])
+                    if (
+                        row is None
+                        or ledger_row is None
+                        or (tenant_id is not None and ledger_row[4] != tenant_id)
+                    ):
+                        if missing_ok:
+                            continue
+                        raise NotFound(f"no account {account_id}", param="account_id")
+                    if bool(row[17]) == frozen:
+                        continue
+                    store.set_account_frozen(uow, account_id, frozen, self.clock.now_us())
+                    kind = "account.frozen" if frozen else "account.unfrozen"
+                    by_log.setdefault(ledger_row[4], []).append(
+                        (kind, account_id, {"account_id": account_id})
+                    )
+                    changed.append(account_id)
+                    if on_change is not None:
+                        on_change(uow, ledger_row[4], account_id, frozen)
+                if self._audit_sink is not None:
+                    for log_id, items in sorted(by_log.items()):
+                        self._audit_sink.record_all(uow, log_id, actor, items)
+                uow.commit()
+                return changed
+
+        return self._with_retries(work)
+
+
+# (uow, tenant id, account id, frozen) told of each account frozen or unfrozen, inside that
+# transaction: how the compliance domain emits its event without the ledger knowing events.
+FreezeObserver = Callable[[UnitOfWork, str, str, bool], None]

@@ -24,6 +24,7 @@ from strongroom.ledger.model import (
 from strongroom.ledger.pipeline import (
     Gate,
     GateRunner,
+    Limit,
     Sink,
 )
 
@@ -66,13 +67,15 @@ class LedgerBase:
         recorder: Recorder | None = None,
         gates: Sequence[Gate] = (),
         customers: CustomerCheck | None = None,
+        limits: Sequence[Limit] = (),
     ) -> None:
         """The transfer pipeline's ports (ledger/pipeline.py): `gates` decide on each batch
         before its write transaction; `sinks`, in their order (the audit log last: it locks
         the tenant's log), are handed each write transaction's CommittedBatch inside it;
         `recorder` is told of the ledger's other changes. `on_batch(size, seconds, outcomes)`
         is told of every committed batch (metrics). `customers` checks the customer an account
-        names (none wired: no account may name one)."""
+        names (none wired: no account may name one). `limits` are checked inside each write
+        transaction of a batch with payments (ledger/limits.py), after its accounts are locked."""
         self._customers = customers
         # (ledger, customer) pairs a payment named and the check found (check_payment_customers)
         self._known_payers: dict[tuple[str, str], bool] = {}
@@ -81,6 +84,7 @@ class LedgerBase:
         self._sinks = tuple(sinks)
         self._audit_sink = recorder
         self._gates = GateRunner(gates) if gates else None
+        self._limits = tuple(limits)
         self.clock = clock_ or clock.MonotonicClock()
         self.sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time anyway; holding this lock across a write
@@ -91,6 +95,11 @@ class LedgerBase:
         self.scan_rows_max = LIST_SCAN_ROWS_MAX
         # actor -> its id in `actors` (append-only, so a committed id never changes).
         self._actor_ids: dict[str, int] = {}
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        """The installed limits (their codes are the transfer routes' too)."""
+        return self._limits
 
     @contextlib.contextmanager
     def _ledger_write(self) -> Iterator[tuple[UnitOfWork, store.AccountCache | None]]:

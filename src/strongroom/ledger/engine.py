@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE, NATIVE_INT_MAX
 from strongroom.ledger.model import (
@@ -37,8 +38,16 @@ _NO_OVERDRAFT_DEBITS = int(AccountFlag.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _NO_OVERDRAFT_CREDITS = int(AccountFlag.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
+ACCOUNT_OPEN: Final = 0
+ACCOUNT_CLOSED: Final = 1  # True reads as this
+ACCOUNT_FROZEN: Final = 2
+
+
 class AccountState:
     """An account's row, loaded for one batch and mutated in place by the engine.
+
+    `closed` is ACCOUNT_OPEN (0), ACCOUNT_CLOSED (1) or ACCOUNT_FROZEN (2): one truth test on the
+    bulk path covers both ways an account refuses money (a closed and frozen one reads closed).
 
     `wide` is True once any of its counters may be past NATIVE_INT_MAX: while it is False,
     every counter fits 64 bits (see Writes.wide)."""
@@ -68,7 +77,7 @@ class AccountState:
         asset: str,
         normal: int,
         flags: int,
-        closed: bool,
+        closed: int,
         dp: int,
         cp: int,
         dpend: int,
@@ -157,6 +166,12 @@ class Writes:
 # (account, direction, posted, pending delta, new debits_posted, new credits_posted,
 #  new debits_pending, new credits_pending)
 _Checked = tuple[AccountState, int, int, int, int, int, int, int]
+
+
+def _shut(*states: int) -> R:
+    """The refusal for accounts of which one at least is shut (AccountState.closed):
+    closed before frozen, in TransferResult's order."""
+    return R.ACCOUNT_CLOSED if ACCOUNT_CLOSED in states else R.ACCOUNT_FROZEN
 
 
 class Engine:
@@ -315,7 +330,7 @@ class Engine:
         if debit.asset != credit.asset:
             return R.ASSET_MISMATCH
         if debit.closed or credit.closed:
-            return R.ACCOUNT_CLOSED
+            return _shut(debit.closed, credit.closed)
         # Balances: the counters this transfer changes, checked in _check_and_write's order.
         amount, pending = t.amount, t.pending
         d_dp, d_cp, d_dpend, d_cpend = debit.dp, debit.cp, debit.dpend, debit.cpend
@@ -468,7 +483,7 @@ class Engine:
         if any(acc.ledger_id != t.ledger_id for acc in legs_accounts):
             return R.LEDGER_MISMATCH
         if any(acc.closed for acc in legs_accounts):
-            return R.ACCOUNT_CLOSED
+            return _shut(*(acc.closed for acc in legs_accounts))
         net: dict[str, int] = {}
         plan = []
         for leg, acc in zip(t.legs, legs_accounts, strict=True):
@@ -535,6 +550,10 @@ class Engine:
             assert acc is not None, "a pending transfer's accounts exist"
             leg_posted = leg.amount if posted == full else posted
             plan.append((acc, int(leg.direction), leg_posted, leg.amount))
+        # A post moves money: refused while an account of it is frozen. A void moves none (it
+        # releases the reservation), so it passes.
+        if posted and any(p[0].closed for p in plan):
+            return _shut(*(p[0].closed for p in plan))
         r = self._post_plan_release(plan, t.id)
         if r is not _CREATED:
             return r
@@ -568,7 +587,7 @@ class Engine:
         # ACCOUNT_CLOSED comes before the reversal's own refusals in TransferResult's order,
         # so it is checked first, whatever else is wrong with the reversal.
         if any(acc.closed for acc in accounts):
-            return R.ACCOUNT_CLOSED
+            return _shut(*(acc.closed for acc in accounts))
         if target.status is not Status.POSTED or target.pending:
             return R.REVERSAL_TARGET_NOT_POSTED
         already = self.state.reversed_amounts.get(target.id, 0)

@@ -134,6 +134,9 @@ class TransferResult(StrEnum):
     LEDGER_MISMATCH = "ledger_mismatch"
     ASSET_MISMATCH = "asset_mismatch"
     ACCOUNT_CLOSED = "account_closed"
+    # An account frozen (a confirmed sanctions match, an order): no debit nor credit until it
+    # is unfrozen; a void or the expiry of a pending transfer still releases its reservation.
+    ACCOUNT_FROZEN = "account_frozen"
     LEGS_UNBALANCED_PER_ASSET = "legs_unbalanced_per_asset"
     PENDING_TRANSFER_NOT_FOUND = "pending_transfer_not_found"
     PENDING_TRANSFER_NOT_PENDING = "pending_transfer_not_pending"

@@ -241,3 +241,42 @@ class Sink(Protocol):
     rows; it is called again if the transaction is retried."""
 
     def __call__(self, uow: UnitOfWork, batch: CommittedBatch) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LimitItem:
+    """One payment of a batch as a limit sees it: `index` in the batch, the payer
+    (`payment.customer_id`) of the ledger's tenant, and what it takes out (`amount` of
+    `asset`: the debit account's asset, or one entry per asset of a transfer's debit legs)."""
+
+    index: int
+    transfer_id: str
+    tenant_id: str
+    customer_id: str
+    asset: str
+    amount: int
+
+
+class LimitCheck(Protocol):
+    """One limit's answer on one batch, inside its write transaction: the transfers it refuses
+    (a BLOCK decision with the limit's stable code, by transfer id), and `record`, told of the
+    items whose transfers the engine created, so the counters it locked count them."""
+
+    @property
+    def blocked(self) -> Mapping[str, GateDecision]: ...
+
+    def record(self, uow: UnitOfWork, created: Sequence[LimitItem]) -> None: ...
+
+
+class Limit(Protocol):
+    """A ceiling that must never be crossed (a KYC tier's caps): checked inside the posting
+    transaction, after the batch's accounts are locked and before the engine applies it,
+    against counters it locks in that same transaction (in a stable order). Its refusals are
+    ledger refusals (BLOCKED_BY_GATE with its code), per transfer; a linked chain with a
+    refused member fails as with any other refusal. Only batches with payments reach it: with
+    none installed, or a batch without payments, it costs nothing."""
+
+    name: str
+    errors: Sequence[ErrorCode]  # the codes its refusals answer (status 422)
+
+    def check(self, uow: UnitOfWork, items: Sequence[LimitItem], now_us: int) -> LimitCheck: ...

@@ -198,6 +198,7 @@ class AccountOut(_Out):
     normal_balance: DirectionName
     flags: list[str]
     closed: bool
+    frozen: bool = False  # a server before 0022 does not send it
     metadata: dict[str, str | int | bool | None]
     balances: BalancesOut
     version: int

@@ -32,6 +32,7 @@ from strongroom.ledger.accounts import (
 from strongroom.ledger.base import BatchObserver, CustomerCheck, LedgerBase, Recorder
 from strongroom.ledger.engine import BatchState, Engine
 from strongroom.ledger.history import HistoryUseCases
+from strongroom.ledger.limits import run_limits
 from strongroom.ledger.listing import Page
 from strongroom.ledger.model import (
     Action,
@@ -229,8 +230,15 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         def work() -> list[TransferOutcome]:
             with self._ledger_write() as (uow, cache):
                 state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
-                engine = Engine(state, blocked)
+                limited = (
+                    run_limits(uow, self._limits, batch, state, blocked)
+                    if payments is not None and self._limits
+                    else None
+                )
+                engine = Engine(state, blocked if limited is None else limited.blocked)
                 outcomes = engine.apply(batch, atomic=atomic)
+                if limited is not None:
+                    limited.record(uow, outcomes)
                 store.write_batch(uow, state, engine.writes, refs)
                 rows = engine.writes.transfers
                 if rows and self._sinks:

@@ -30,8 +30,10 @@ from strongroom.ledger.model import (
     record_from_row,
 )
 
+# `closed` as AccountState reads it: 0 open, 1 closed, 2 frozen (engine.ACCOUNT_*).
 ACCOUNT_STATE_COLS = (
-    "id, ledger_id, asset, normal_balance, flags, closed, debits_posted, credits_posted, "
+    "id, ledger_id, asset, normal_balance, flags, "
+    "CASE WHEN closed THEN 1 WHEN frozen THEN 2 ELSE 0 END, debits_posted, credits_posted, "
     "debits_pending, credits_pending, version, last_entry_id, updated_at"
 )
 TRANSFER_COLS = (
@@ -78,7 +80,7 @@ def account_state_from_row(row: Sequence[Any]) -> AccountState:
         row[2],
         row[3],
         row[4],
-        bool(row[5]),
+        int(row[5]),
         dp,
         cp,
         dpend,
@@ -503,8 +505,12 @@ def insert_accounts(
     )
 
 
+# What a read of an account answers: its columns as written, then `frozen` (migration 0022).
+ACCOUNT_READ_COLS = f"{ACCOUNT_COLS}, frozen"
+
+
 def get_account_rows(uow: UnitOfWork, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    return fetch_in(uow, f"SELECT {ACCOUNT_COLS} FROM accounts", "id", ids)
+    return fetch_in(uow, f"SELECT {ACCOUNT_READ_COLS} FROM accounts", "id", ids)
 
 
 def get_account_row(
@@ -513,7 +519,8 @@ def get_account_row(
     cur = uow.cursor()
     suffix = " FOR UPDATE" if lock and not uow.sqlite else ""
     cur.execute(
-        sql(uow, f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?{suffix}"), (account_id,)
+        sql(uow, f"SELECT {ACCOUNT_READ_COLS} FROM accounts WHERE id = ?{suffix}"),
+        (account_id,),
     )
     row: tuple[Any, ...] | None = cur.fetchone()
     return row
@@ -528,7 +535,7 @@ def list_account_rows(
 ) -> list[tuple[Any, ...]]:
     """By id; with before_id, the page just before it, nearest first."""
     return _page_by_id(
-        uow, "accounts", ACCOUNT_COLS, "ledger_id", ledger_id, after_id, before_id, limit
+        uow, "accounts", ACCOUNT_READ_COLS, "ledger_id", ledger_id, after_id, before_id, limit
     )
 
 
@@ -541,7 +548,14 @@ def list_customer_account_rows(
 ) -> list[tuple[Any, ...]]:
     """A customer's accounts by id (the partial index accounts_customer)."""
     return _page_by_id(
-        uow, "accounts", ACCOUNT_COLS, "customer_id", customer_id, after_id, before_id, limit
+        uow,
+        "accounts",
+        ACCOUNT_READ_COLS,
+        "customer_id",
+        customer_id,
+        after_id,
+        before_id,
+        limit,
     )
 
 
@@ -573,6 +587,22 @@ def _page_by_id(
         (*params, limit),
     )
     return list(cur.fetchall())
+
+
+def set_account_frozen(uow: UnitOfWork, account_id: str, frozen: bool, now_us: int) -> None:
+    uow.cursor().execute(
+        sql(uow, "UPDATE accounts SET frozen = ?, updated_at = ? WHERE id = ?"),
+        (frozen, now_us, account_id),
+    )
+
+
+def customer_account_ids(uow: UnitOfWork, customer_id: str) -> list[str]:
+    """Every account a customer owns (the partial index accounts_customer), by id."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT id FROM accounts WHERE customer_id = ? ORDER BY id"), (customer_id,)
+    )
+    return [r[0] for r in cur.fetchall()]
 
 
 def set_account_closed(uow: UnitOfWork, account_id: str, closed: bool, now_us: int) -> None:

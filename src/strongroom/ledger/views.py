@@ -58,6 +58,7 @@ class Account:
     created_at: int
     updated_at: int
     customer_id: str | None = None  # the customer who owns it (customers/), of its tenant
+    frozen: bool = False  # refuses debits and credits (account_frozen) until unfrozen
 
     def balance_view(self) -> dict[str, int]:
         return derived_balances(self.normal_balance, self.balances)
@@ -73,6 +74,7 @@ class Account:
             "normal_balance": self.normal_balance.label,
             "flags": self.flags.names(),
             "closed": self.closed,
+            "frozen": self.frozen,
             "metadata": self.metadata or {},
             "balances": self.balance_view(),
             "version": self.version,
@@ -155,6 +157,8 @@ def account_from_row(row: Sequence[Any]) -> Account:
         created_at=row[14],
         updated_at=row[15],
         customer_id=row[16],
+        # A row read back (ACCOUNT_READ_COLS) has it; one just written is not frozen.
+        frozen=bool(row[17]) if len(row) > 17 else False,
     )
 
 

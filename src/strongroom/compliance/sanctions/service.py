@@ -16,6 +16,7 @@ added, changed or removed entry."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any, Final
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
-from strongroom.cases.model import Alert, Case
+from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.compliance.sanctions import store
 from strongroom.compliance.sanctions.errors import ListsNotLoaded
 from strongroom.compliance.sanctions.match import build as build_linear
@@ -516,27 +517,44 @@ class SanctionsService:
                 f"a reason is at most {REASON_CHARS_MAX} characters", param="reason"
             )
         with self._uow() as uow:
-            result = self._result(uow, tenant_id, subject, source, entry_id)
-            row = store.DismissalRow(
-                tenant_id, subject, source, entry_id, ids.new_id("sdis"), result.name_digest,
-                result.fingerprint, reviewer, reason, self.clock.now_us(),
-            )  # fmt: skip
-            store.put_dismissal(uow, row)
-            current = store.get_subject(uow, tenant_id, subject)
-            if current is not None and current.status == PROBABLE:
-                gone = {
-                    (d.source, d.entry_id): d
-                    for d in store.dismissals(uow, tenant_id, subject)
-                    if d.name_digest == current.name_digest
-                }
-                rows = store.results(uow, tenant_id, subject)
-                if all(_is_dismissed(r, gone) for r in rows):
-                    store.set_status(uow, tenant_id, subject, CLEAR)
-            self._record(
-                uow, tenant_id, reviewer, DISMISSED,
-                {"id": row.id, "subject": subject, "list": source, "entry_id": entry_id},
-            )  # fmt: skip
+            row = self.dismiss_in(
+                uow, tenant_id, subject, source, entry_id, reviewer=reviewer, reason=reason
+            )
             uow.commit()
+        return row
+
+    def dismiss_in(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        reviewer: str,
+        reason: str | None = None,
+    ) -> store.DismissalRow:
+        """`dismiss` inside the caller's transaction (an officer clearing the alert case)."""
+        result = self._result(uow, tenant_id, subject, source, entry_id)
+        row = store.DismissalRow(
+            tenant_id, subject, source, entry_id, ids.new_id("sdis"), result.name_digest,
+            result.fingerprint, reviewer, reason, self.clock.now_us(),
+        )  # fmt: skip
+        store.put_dismissal(uow, row)
+        current = store.get_subject(uow, tenant_id, subject)
+        if current is not None and current.status == PROBABLE:
+            gone = {
+                (d.source, d.entry_id): d
+                for d in store.dismissals(uow, tenant_id, subject)
+                if d.name_digest == current.name_digest
+            }
+            rows = store.results(uow, tenant_id, subject)
+            if all(_is_dismissed(r, gone) for r in rows):
+                store.set_status(uow, tenant_id, subject, CLEAR)
+        self._record(
+            uow, tenant_id, reviewer, DISMISSED,
+            {"id": row.id, "subject": subject, "list": source, "entry_id": entry_id},
+        )  # fmt: skip
         return row
 
     def confirm(
@@ -545,16 +563,61 @@ class SanctionsService:
         """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), an
         audit leaf and an event; a customer's accounts are frozen after the commit."""
         with self._uow() as uow:
-            self._result(uow, tenant_id, subject, source, entry_id)
-            store.set_status(uow, tenant_id, subject, CONFIRMED)
-            self._record(
-                uow, tenant_id, actor, CONFIRMED_EVENT,
-                {"subject": subject, "list": source, "entry_id": entry_id},
-            )  # fmt: skip
+            self.confirm_in(uow, tenant_id, subject, source, entry_id, actor=actor)
             uow.commit()
+        self.freeze(tenant_id, subject, actor)
+
+    def confirm_in(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        actor: str,
+    ) -> None:
+        """`confirm` inside the caller's transaction, without the freeze (`freeze`, after
+        the commit)."""
+        self._result(uow, tenant_id, subject, source, entry_id)
+        store.set_status(uow, tenant_id, subject, CONFIRMED)
+        self._record(
+            uow, tenant_id, actor, CONFIRMED_EVENT,
+            {"subject": subject, "list": source, "entry_id": entry_id},
+        )  # fmt: skip
+
+    def freeze(self, tenant_id: str, subject: str, actor: str) -> None:
+        """A confirmed customer's accounts frozen (the ledger's freezing, through its port)."""
         kind, _, subject_id = subject.partition(":")
         if kind == "customer" and self.freeze_customer is not None:
             self.freeze_customer(tenant_id, subject_id, actor)
+
+    def decided(
+        self, uow: UnitOfWork, case: Case, status: CaseStatus, actor: str
+    ) -> Callable[[], None] | None:
+        """The case queue's hook for a `sanctions_match` alert (CaseService.on_decided):
+        declining it confirms its matches (the subject `confirmed`, then its accounts frozen
+        after the decision commits); approving it dismisses them (remembered false
+        positives). Inside the decision's transaction: a match that no longer exists undoes
+        the decision."""
+        detail = json.loads(case.detail) if case.detail else {}
+        subject = detail.get("subject")
+        evidence = detail.get("evidence") or {}
+        entries = evidence.get("entries") or []
+        if not isinstance(subject, str) or not isinstance(entries, list):
+            return None
+        for entry in entries:
+            source, entry_id = str(entry["list"]), str(entry["entry_id"])
+            if status is CaseStatus.DECLINED:
+                self.confirm_in(uow, case.tenant_id, subject, source, entry_id, actor=actor)
+            elif status is CaseStatus.APPROVED:
+                self.dismiss_in(
+                    uow, case.tenant_id, subject, source, entry_id, reviewer=actor,
+                    reason=case.decision_reason,
+                )  # fmt: skip
+        if status is CaseStatus.DECLINED:
+            return lambda: self.freeze(case.tenant_id, subject, actor)
+        return None
 
 
 def _is_dismissed(
