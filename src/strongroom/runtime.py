@@ -31,6 +31,7 @@ from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
+from strongroom.compliance.aml.service import install as install_aml
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, StrongroomError
 from strongroom.customers import api as customers_api
@@ -153,6 +154,7 @@ def build_ledger(
     if settings.risk:
         sinks.append(RiskSink(risk_hasher(settings, engine, given)))
     sinks.append(cases)
+    aml = install_aml(settings.aml, engine, sinks)  # AML monitoring (docs/aml.md), when on
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -165,6 +167,8 @@ def build_ledger(
         customers=existing_customers,
     )
     audit.ledger = ledger
+    if aml is not None:
+        aml(ledger, CaseService(engine, ledger, audit=audit, events=cases.events))
     return ledger, audit
 
 

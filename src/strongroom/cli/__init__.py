@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from strongroom import __version__
-from strongroom.cli import audit, bench, db, demo, keys, ledger, risk, server, users
+from strongroom.cli import aml, audit, bench, db, demo, keys, ledger, risk, server, users
 from strongroom.cli.common import reporting_errors
 from strongroom.logs import configure_logging
 from strongroom.settings import log_level_or_default
@@ -50,8 +50,19 @@ app.add_typer(users.app, name="users")
 app.add_typer(bench.app, name="bench")
 app.add_typer(keys.app, name="keys")
 app.add_typer(risk.app, name="risk")
+app.add_typer(aml.app, name="aml")
 
-for _group in (app, db.app, ledger.app, server.keys, audit.app, bench.app, keys.app, users.app):
+for _group in (
+    app,
+    db.app,
+    ledger.app,
+    server.keys,
+    audit.app,
+    bench.app,
+    keys.app,
+    users.app,
+    aml.app,
+):
     for _command in _group.registered_commands:
         assert _command.callback is not None
         _command.callback = reporting_errors(_command.callback)
