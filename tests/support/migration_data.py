@@ -1040,6 +1040,9 @@ populate_0018 = _populate(SCHEMA_0018)
 # 0019 added the case queue (cases/), empty on an upgrade.
 SCHEMA_0019 = SCHEMA_0018
 populate_0019 = _populate(SCHEMA_0019)
+# 0020 added the risk model registry (risk/registry.py), empty on an upgrade.
+SCHEMA_0020 = SCHEMA_0019
+populate_0020 = _populate(SCHEMA_0020)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1060,4 +1063,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0017": populate_0017,
     "0018": populate_0018,
     "0019": populate_0019,
+    "0020": populate_0020,
 }

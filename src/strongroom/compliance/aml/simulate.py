@@ -52,6 +52,9 @@ TYPOLOGIES: Final = (
     "high_risk_jurisdiction",
     "large_transaction",
 )
+# Typologies are planted after a run-in of normal life (except the dormant accounts' early
+# activity), so that a monitor judging behaviour against an account's own past has a past.
+RUN_IN_DAYS: Final = 40
 PLANTED_PER_10K: Final = 6  # accounts planted per typology per 10,000 accounts (at least 2)
 
 
@@ -229,7 +232,7 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
                     b.at(m * 30 + rng.uniform(0, 29)),
                     rng.choice(clients),
                     e,
-                    total * 11 // (10 * k),
+                    total * 11 // (10 * k) * rng.randint(70, 100) // 100,  # invoices vary
                 )
     # Merchants settle their takings to a supplier monthly.
     for shop in merchants:
@@ -251,25 +254,25 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     active = normal
     # Structuring (FATF smurfing): 3 to 6 cash deposits just under the threshold in days.
     for acc in planted["structuring"]:
-        start = rng.uniform(30, days - 15)
+        start = rng.uniform(RUN_IN_DAYS, days - 15)
         for i in range(rng.randint(3, 6)):
             b.pay(b.at(start + i * rng.uniform(0.5, 2)), cash, acc, b.money(870_000, 999_000))
     # Rapid movement: a large sum in and nearly all of it out again within hours.
     for acc in planted["rapid_movement"]:
-        at_us = b.at(rng.uniform(30, days - 5))
+        at_us = b.at(rng.uniform(RUN_IN_DAYS, days - 5))
         amount = b.money(2_000_000, 15_000_000)
         b.pay(at_us, rng.choice(foreign[rng.choice(OTHER_JURISDICTIONS)]), acc, amount)
         left = amount * rng.randint(90, 98) // 100
         for i, share in enumerate(_split(rng, left, rng.randint(1, 2))):
             b.pay(
-                at_us + (i + 1) * rng.randint(2, 30) * 3_600_000_000,
+                at_us + (i + 1) * rng.randint(2, 18) * 3_600_000_000,  # within 36 hours
                 acc,
                 rng.choice(foreign["MX"]),
                 share,
             )
     # Fan-in (AMLworld): many accounts send to one, which mostly moves it on (gather-scatter).
     for acc in planted["fan_in"]:
-        start = rng.uniform(30, days - 10)
+        start = rng.uniform(RUN_IN_DAYS, days - 10)
         senders = rng.sample(active, rng.randint(9, 16))
         total = 0
         for s in senders:
@@ -283,7 +286,7 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
             b.pay(b.at(start + 5), acc, rng.choice(foreign["TR"]), total * 9 // 10)
     # Fan-out (AMLworld): one account receives a sum and distributes it to many.
     for acc in planted["fan_out"]:
-        start = rng.uniform(30, days - 10)
+        start = rng.uniform(RUN_IN_DAYS, days - 10)
         receivers = rng.sample(active, rng.randint(9, 16))
         parts = [rng.choice([100_000, 200_000, 300_000, 450_000]) for _ in receivers]
         b.pay(b.at(start), rng.choice(clients), acc, sum(parts) * 105 // 100)
@@ -294,12 +297,12 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     for acc in planted["round_tripping"]:
         members = rng.sample(active, rng.randint(2, 5))
         amount = b.money(300_000, 950_000)
-        day = rng.uniform(30, days - 15)
+        at_us = b.at(rng.uniform(RUN_IN_DAYS, days - 15))
         chain = [acc, *members, acc]
         for src, dst in itertools.pairwise(chain):
-            b.pay(b.at(day), src, dst, amount)
+            b.pay(at_us, src, dst, amount)
             amount = amount * rng.randint(88, 95) // 100
-            day += rng.uniform(0.3, 2)
+            at_us += int(rng.uniform(0.3, 2) * US_PER_DAY)  # each hop after the last
     # Dormant reactivation: a little activity early, 180+ quiet days, then money through it.
     for acc in planted["dormant_reactivation"]:
         for _ in range(rng.randint(1, 3)):
@@ -314,7 +317,7 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     # High-risk jurisdictions: payments to and from the FATF call-for-action list.
     for acc in planted["high_risk_jurisdiction"]:
         where = rng.choice(FATF_CALL_FOR_ACTION)
-        day = rng.uniform(30, days - 20)
+        day = rng.uniform(RUN_IN_DAYS, days - 20)
         for _ in range(rng.randint(1, 3)):
             peer = rng.choice(risky[where])
             amount = b.money(150_000, 900_000)
@@ -327,9 +330,9 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     for acc in planted["large_transaction"]:
         amount = b.money(CASH_REPORT_THRESHOLD, 5 * CASH_REPORT_THRESHOLD)
         if rng.random() < 0.5:
-            b.pay(b.at(rng.uniform(0, days)), cash, acc, amount)
+            b.pay(b.at(rng.uniform(RUN_IN_DAYS, days)), cash, acc, amount)
         else:
-            b.pay(b.at(rng.uniform(0, days)), acc, rng.choice(clients), amount)
+            b.pay(b.at(rng.uniform(RUN_IN_DAYS, days)), acc, rng.choice(clients), amount)
 
     b.rows.sort()
     transfers = [

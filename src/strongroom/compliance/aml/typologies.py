@@ -14,7 +14,6 @@ evicted account's history starts again: a detector may then miss what spans the 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -98,11 +97,17 @@ class AmlConfig:
     # Fan-in / fan-out: distinct counterparties (each at least fan_amount_min) in the window.
     fan_window_us: int = 7 * US_PER_DAY
     fan_counterparties_min: int = 8
+    # The weeks before the window: a counterparty seen then is not new (a landlord's tenants,
+    # an employer's clients and staff come back; a mule's senders are new).
+    fan_lookback_us: int = 28 * US_PER_DAY
+    # An account whose fan hit already raised is looked at again at most this often (a shop
+    # or a payroll run would otherwise rescan its week at every payment).
+    fan_recheck_us: int = US_PER_HOUR
     # Round-tripping: money back at its origin within the window, after 3 to 6 hops.
     round_trip_window_us: int = 14 * US_PER_DAY
     round_trip_hops_min: int = 3
     round_trip_hops_max: int = 6
-    round_trip_marks_max: int = 16  # provenance marks kept per account
+    round_trip_marks_max: int = 32  # provenance marks kept per account, the newest
     # A hop carries the money on when it moves 50% to 110% of what the last hop moved (the
     # same funds passed along, less fees), so ordinary spending does not make cycles.
     round_trip_hop_pct_min: int = 50
@@ -126,7 +131,7 @@ class AmlConfig:
         return max(
             self.structuring_window_us,
             self.rapid_window_us,
-            self.fan_window_us,
+            self.fan_window_us + self.fan_lookback_us,
             self.round_trip_window_us,
             self.dormant_window_us,
             self.jurisdiction_window_us,
@@ -202,6 +207,7 @@ class _Account:
     marks: list[_Mark] = field(default_factory=list)
     last_seen_us: int | None = None
     woke_at_us: int | None = None  # when a dormant account moved again
+    fan_hit_at_us: list[int | None] = field(default_factory=lambda: [None, None])  # out, in
 
 
 AccountsOf = Callable[[str], AccountInfo]
@@ -342,17 +348,27 @@ class Detectors:
     def _fan(self, account: str, acc: _Account, t: Posted, *, inbound: bool) -> list[Hit]:
         """Fan-in (inbound) or fan-out: distinct counterparties of at least fan_amount_min in
         the window, checked on every movement of the account (money sent on after a fan-in
-        raises its score). Ranked first by the share of their total that the other side
-        matched in the window (collected and sent on; or funded just before and sent out: a
-        landlord's rents are not matched within days by the other side, a mule's are), times
-        a factor from 0.5 to 1 for the share of round amounts, then by the total."""
+        raises its score). Ranked by a weighted sum of three shares, then by the total: new
+        counterparties (not seen in the lookback before the window: a landlord's tenants and
+        an employer's staff come back each month), 0.5; the total matched by the other side
+        in the window (collected and sent on, or funded just before and sent out), 0.3; round
+        amounts (AMLworld: "large or rounded amounts"), 0.2."""
         cfg = self.config
         lim = cfg.of(t.asset)
         if t.amount < lim.fan_amount_min:
             return []
+        side = int(inbound)
+        last = acc.fan_hit_at_us[side]
+        if last is not None and t.at_us - last < cfg.fan_recheck_us:
+            return []
         since = t.at_us - cfg.fan_window_us
         same, other = [], 0
-        for m in _recent(acc, since, t.asset):
+        before: set[str] = set()
+        for m in _recent(acc, since - cfg.fan_lookback_us, t.asset):
+            if m.at_us < since:
+                if m.inbound is inbound:
+                    before.add(m.counterparty)
+                continue
             if m.inbound is inbound:
                 if m.amount >= lim.fan_amount_min:
                     same.append(m)
@@ -366,7 +382,9 @@ class Detectors:
         # AMLworld and AMLSim describe the laundering fans as "large or rounded amounts":
         # a share of round sums raises the rank; salaries, rents and sales are rarely round.
         rounded = sum(1 for m in same if m.amount % lim.round_unit == 0) / len(same)
-        score = 10 * matched * (0.5 + 0.5 * rounded) + math.log10(total) / 20
+        novel = len(parties - before) / len(parties)
+        score = 10 * (0.5 * novel + 0.3 * matched + 0.2 * rounded) + math.log10(total) / 20
+        acc.fan_hit_at_us[side] = t.at_us
         typology = Typology.FAN_IN if inbound else Typology.FAN_OUT
         return [_hit(typology, account, t, same, score, total, len(parties))]
 
@@ -450,10 +468,8 @@ class Detectors:
         ]
         new.append(_Mark(t.debit, t.at_us, 1, t.amount, t.asset, (t.id,), t.amount))
         marks.extend(new)
-        if len(marks) > cfg.round_trip_marks_max:  # keep the largest, then the newest
-            marks = heapq.nlargest(
-                cfg.round_trip_marks_max, marks, key=lambda m: (m.amount, m.at_us)
-            )
+        if len(marks) > cfg.round_trip_marks_max:  # keep those that arrived last
+            marks = marks[-cfg.round_trip_marks_max :]
         receiver.marks = marks
         return hits
 
@@ -480,8 +496,10 @@ def _hit(
     amount: int,
     counterparties: int,
 ) -> Hit:
-    start = min((m.at_us for m in moves), default=t.at_us)
-    ids = tuple(dict.fromkeys([*(m.transfer_id for m in moves), t.id]))
+    start = moves[0].at_us if moves else t.at_us  # moves are oldest first
+    # The evidence names the newest transfers involved, at most EVIDENCE_TRANSFERS_MAX.
+    recent = [m.transfer_id for m in moves[-EVIDENCE_TRANSFERS_MAX:]]
+    ids = tuple(dict.fromkeys([*recent, t.id]))[-EVIDENCE_TRANSFERS_MAX:]
     return Hit(typology, account, t.asset, t.at_us, start, score, amount, ids, counterparties)
 
 
