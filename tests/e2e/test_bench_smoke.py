@@ -366,8 +366,10 @@ def test_bench_aml_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
 
     assert [r["scenario"] for r in report["results"]] == list(TYPOLOGIES)
     info = report["info"]
-    assert info["accounts"] == 1_000 and info["transfers"] > 0
-    assert info["budget_accounts"] == 5 and info["budget_pct"] == bench_aml.BUDGET_PCT
+    assert info["accounts"] == 1_000
+    assert info["transfers"] > 0
+    assert info["budget_accounts"] == 5
+    assert info["budget_pct"] == bench_aml.BUDGET_PCT
     assert "aml: simulated" in progress
     for row in report["results"]:
         check_fields(
@@ -385,7 +387,8 @@ def test_bench_aml_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
                 "meets_target": (bool,),
             },
         )
-        assert 0 <= row["recall"] <= 1 and 0 <= row["alert_rate"] <= 0.005
+        assert 0 <= row["recall"] <= 1
+        assert 0 <= row["alert_rate"] <= 0.005
         if row["ratio"] is not None:
             expected = row["recall"] / row["reference_recall"]
             assert row["ratio"] == pytest.approx(expected, rel=0.01)

@@ -24,7 +24,8 @@ TENANT = "ten_default"
 def _world(engine: SAEngine) -> tuple[LedgerService, CaseService, aml.AmlService]:
     sinks: list[Sink] = []
     bind = aml.install(True, engine, sinks)
-    assert bind is not None and len(sinks) == 1
+    assert bind is not None
+    assert len(sinks) == 1
     assert aml.install(False, engine, []) is None
     ledger = LedgerService(engine, sinks=sinks)
     cases = CaseService(engine, ledger)
@@ -61,7 +62,8 @@ def test_a_posted_transfer_raises_an_alert_case_once_per_window(db_engine: SAEng
     assert (case.kind, case.code, case.status) == (
         "aml_large_transaction", "large_transaction", CaseStatus.OPEN,
     )  # fmt: skip
-    assert case.created_by == aml.ACTOR and case.transfer_id is None
+    assert case.created_by == aml.ACTOR
+    assert case.transfer_id is None
     detail = json.loads(case.detail or "{}")
     assert detail["subject"] == f"account:{alice}"  # the cash account is exempt
     assert detail["evidence"]["transfer_ids"] == ["t_big"]

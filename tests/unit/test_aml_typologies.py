@@ -54,7 +54,8 @@ def test_structuring_several_deposits_just_under_the_threshold() -> None:
     hits = run([tr(d, "cash", "smurf", 950_000) for d in (0, 1.5, 3)], CASH)
     assert flagged(hits, Typology.STRUCTURING) == {"smurf"}
     [hit] = [h for h in hits if h.typology is Typology.STRUCTURING]
-    assert hit.amount == 2_850_000 and hit.counterparties == 3
+    assert hit.amount == 2_850_000
+    assert hit.counterparties == 3
     assert len(hit.transfer_ids) == 3
 
 
@@ -76,7 +77,7 @@ def test_rapid_movement_in_and_straight_out() -> None:
 
 def test_rapid_movement_hard_negatives_salary_spent_slowly_and_late_transfer() -> None:
     hits = run(
-        [tr(0, "employer", "alice", 600_000), tr(0.2, "alice", "landlord", 200_000)]
+        [tr(0, "employer", "alice", 600_000), tr(0.2, "alice", "landlord", 200_000)]  # noqa: RUF005 (one group of the scenario a line)
         + [tr(0, "ext", "bob", 5_000_000), tr(5, "bob", "house", 4_900_000)]  # days later
         + [tr(0, "ext", "carol", 5_000_000), tr(0.5, "carol", "sav", 1_000_000)]  # a fifth
     )
@@ -119,13 +120,14 @@ def test_round_tripping_money_back_at_its_origin_after_three_hops_or_more() -> N
         ]
     )
     [hit] = [h for h in hits if h.typology is Typology.ROUND_TRIPPING]
-    assert hit.account == "origin" and hit.counterparties == 4
+    assert hit.account == "origin"
+    assert hit.counterparties == 4
     assert len(hit.transfer_ids) == 4
 
 
 def test_round_tripping_hard_negatives_a_refund_an_economic_loop_and_a_slow_cycle() -> None:
     hits = run(
-        [tr(0, "buyer", "shop", 500_000), tr(2, "shop", "buyer", 500_000)]  # refund: 2 hops
+        [tr(0, "buyer", "shop", 500_000), tr(2, "shop", "buyer", 500_000)]  # refund: 2 hops  # noqa: RUF005 (one group of the scenario a line)
         # salary, a purchase of a fraction of it, the shop's supplier, who pays the employer
         + [
             tr(0, "employer", "worker", 500_000),
@@ -145,7 +147,7 @@ def test_round_tripping_hard_negatives_a_refund_an_economic_loop_and_a_slow_cycl
 
 def test_dormant_reactivation() -> None:
     hits = run(
-        [tr(0, "friend", "sleeper", 5_000), tr(200, "ext", "sleeper", 400_000)]
+        [tr(0, "friend", "sleeper", 5_000), tr(200, "ext", "sleeper", 400_000)]  # noqa: RUF005 (one group of the scenario a line)
         + [tr(0, "friend", "nap", 5_000), tr(100, "ext", "nap", 400_000)]  # not long enough
         + [tr(0, "friend", "quiet", 5_000), tr(200, "quiet", "shop", 8_000)]  # small
     )
