@@ -130,3 +130,19 @@ def test_the_scan_raises_what_the_sink_raised(db_engine: SAEngine) -> None:
     assert again.raised == 3
     assert {(k.account_id, k.typology, k.window_start) for k in service.raised(TENANT)} == live
     assert len(_aml_cases(cases)) == 6  # the scan opened its own cases
+
+
+def test_the_setting_installs_the_sink_in_the_runtime_ledger(db_engine: SAEngine) -> None:
+    from strongroom.runtime import build_ledger
+    from strongroom.settings import load_settings
+
+    url = db_engine.url.render_as_string(hide_password=False)
+    for on in (False, True):
+        settings = load_settings(database_url=url, aml=on, audit=False)
+        ledger, _ = build_ledger(db_engine, settings)
+        ids = _accounts(ledger)
+        _post(ledger, ids, f"t_rt_{on}", ids[1], ids[2], 2_000_000)
+    cases = CaseService(db_engine, LedgerService(db_engine))
+    [case] = _aml_cases(cases)  # only the ledger built with STRONGROOM_AML on raised one
+    assert case.kind == "aml_large_transaction"
+    assert json.loads(case.detail or "{}")["evidence"]["transfer_ids"] == ["t_rt_True"]
