@@ -8,6 +8,7 @@ import ast
 import itertools
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -270,3 +271,48 @@ def test_the_generator_writes_csv_and_parquet(small: sim.Simulation, tmp_path: P
     table = pq.read_table(tmp_path / "h.parquet")
     assert table.num_rows == len(small.transfers)
     assert table.column("amount")[0].as_py() == str(small.transfers[0].amount)
+
+
+# -- the ledger's transfers as movements ------------------------------------------------------
+
+
+def _row(
+    action: int,
+    status: int,
+    *,
+    pending: bool = False,
+    legs: str | None = None,
+    amount: object = 500,
+) -> tuple[Any, ...]:
+    debit, credit = (None, None) if legs else ("acc_a", "acc_b")
+    return (1, "tr_1", "ldg_1", action, status, debit, credit, amount, legs, None, pending,
+            0, None, None, T0, None)  # fmt: skip
+
+
+def test_only_transfers_that_moved_money_are_movements() -> None:
+    from strongroom.compliance.aml.monitor import movements
+    from strongroom.core.money import to_stored_int
+    from strongroom.ledger.model import Action, Status
+
+    def asset(account: str) -> str:
+        return "USD"
+
+    moved = [("acc_a", "acc_b", 500, "USD")]
+    assert movements(_row(Action.TRANSFER, Status.POSTED), asset) == moved
+    assert movements(_row(Action.POST, Status.POSTED), asset) == moved  # a pending's post
+    assert movements(_row(Action.TRANSFER, Status.PENDING, pending=True), asset) == []
+    # A pending transfer later posted: its own row is not the movement (the post's row is).
+    assert movements(_row(Action.TRANSFER, Status.POSTED, pending=True), asset) == []
+    assert movements(_row(Action.VOID, Status.POSTED), asset) == []
+    assert movements(_row(Action.REVERSE, Status.POSTED), asset) == []
+    wide = 2**70  # stored as bytes past 64 bits
+    assert movements(_row(Action.TRANSFER, Status.POSTED, amount=to_stored_int(wide)), asset) == [
+        ("acc_a", "acc_b", wide, "USD")
+    ]
+    one_to_two = '[["acc_a",0,500],["acc_b",1,300],["acc_c",1,200]]'
+    assert movements(_row(Action.TRANSFER, Status.POSTED, legs=one_to_two), asset) == [
+        ("acc_a", "acc_b", 300, "USD"),
+        ("acc_a", "acc_c", 200, "USD"),
+    ]
+    two_to_two = '[["acc_a",0,250],["acc_d",0,250],["acc_b",1,300],["acc_c",1,200]]'
+    assert movements(_row(Action.TRANSFER, Status.POSTED, legs=two_to_two), asset) == []

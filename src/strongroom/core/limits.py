@@ -263,6 +263,7 @@ CASE_KIND_LENGTH_MAX: Final = 32
 CASE_DETAIL_BYTES_MAX: Final = 16_384
 assert CASE_REASON_CHARS_MAX < CASE_DETAIL_BYTES_MAX
 # AML monitoring (compliance/aml/): the scan reads the ledger a page of transfers at a time; a
-# restarted sink rebuilds its state from at most AML_WARM_TRANSFERS_MAX recent transfers.
+# restarted sink rebuilds its state from the newest AML_WARM_TRANSFERS_MAX recent transfers (held
+# in memory while it reads them).
 AML_SCAN_PAGE_TRANSFERS: Final = PAGE_SIZE_MAX
-AML_WARM_TRANSFERS_MAX: Final = 1_000_000
+AML_WARM_TRANSFERS_MAX: Final = 200_000

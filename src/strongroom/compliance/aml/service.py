@@ -6,10 +6,11 @@
   per new alert through CaseService.open_alerts in that transaction: an alert exists if and
   only if the transfer that raised it committed. Its state is process memory, bounded
   (compliance/aml/typologies.py); it is not persisted but rebuilt, before the first batch
-  after a start, from the ledger's last `AmlConfig.window_max_us` of posted transfers (at most
-  AML_WARM_TRANSFERS_MAX), whose hits are dropped (their alerts were raised when they
-  posted). With several processes each sees only the batches it posts, so a pattern spread
-  over processes may be missed live: the scan (scheduled) covers it.
+  after a start (inside that batch's transaction: its one slow commit), from the ledger's
+  last `AmlConfig.window_max_us` of posted transfers (the newest AML_WARM_TRANSFERS_MAX),
+  whose hits are dropped (their alerts were raised when they posted). With several
+  processes each sees only the batches it posts, so a pattern spread over processes may be
+  missed live: the scan (scheduled) covers it.
 - **The scan** (`AmlService.scan`, `strongroom aml scan [--since]`) reads the posted
   transfers through the ledger service, oldest first, feeds fresh detectors the same way, and
   raises the alerts of each page in one transaction.
@@ -111,10 +112,24 @@ class AmlService:
         answers how many transfers it read."""
         self._warm = True
         since = self.clock.now_us() - self.config.window_max_us
-        count = 0
-        for rows in self._pages(since, AML_WARM_TRANSFERS_MAX):
-            self.monitor.posted(rows)
-            count += len(rows)
+        # Newest first, up to the bound, then fed oldest first: past the bound, what is left
+        # out is the oldest part of the history, not the newest.
+        newest: list[TransferRow] = []
+        cursor: str | None = None
+        while len(newest) < AML_WARM_TRANSFERS_MAX:
+            page = self.ledger.list_transfers(
+                status=Status.POSTED,
+                created_after=since,
+                cursor=cursor,
+                limit=AML_SCAN_PAGE_TRANSFERS,
+            )
+            newest.extend(record_to_row(r) for r in page.data)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        newest.reverse()
+        self.monitor.posted(newest)
+        count = len(newest)
         if count:
             log.info("aml: rebuilt the monitor from %d recent transfers", count)
             if progress is not None:
@@ -128,7 +143,7 @@ class AmlService:
         through fresh detectors; alerts raised page by page."""
         monitor = Monitor(self.config, self._account_infos)
         report = ScanReport()
-        for rows in self._pages(since_us, None):
+        for rows in self._pages(since_us):
             hits = monitor.posted(rows)
             report.transfers += len(rows)
             report.hits += len(hits)
@@ -146,14 +161,11 @@ class AmlService:
                 )
         return report
 
-    def _pages(
-        self, since_us: int | None, transfers_max: int | None
-    ) -> Iterator[list[TransferRow]]:
+    def _pages(self, since_us: int | None) -> Iterator[list[TransferRow]]:
         """The posted transfers created after `since_us`, oldest first, a page at a time."""
         # The by-sequence listing from its start towards newer transfers (an opaque cursor to
         # clients; here the ledger's own listing, read through its service).
         cursor: str | None = encode_cursor(_BY_SEQ, NEWER, 0)
-        read = 0
         while cursor is not None:
             page = self.ledger.list_transfers(
                 status=Status.POSTED,
@@ -164,9 +176,6 @@ class AmlService:
             rows = [record_to_row(r) for r in reversed(page.data)]  # newest first: turned
             if rows:
                 yield rows
-            read += len(rows)
-            if transfers_max is not None and read >= transfers_max:
-                return
             cursor = page.next_cursor
 
     # -- alerts -----------------------------------------------------------------------------

@@ -107,7 +107,7 @@ class AmlConfig:
     round_trip_window_us: int = 14 * US_PER_DAY
     round_trip_hops_min: int = 3
     round_trip_hops_max: int = 6
-    round_trip_marks_max: int = 32  # provenance marks kept per account, the newest
+    round_trip_marks_max: int = 128  # provenance marks kept per account, the newest
     # A hop carries the money on when it moves 50% to 110% of what the last hop moved (the
     # same funds passed along, less fees), so ordinary spending does not make cycles.
     round_trip_hop_pct_min: int = 50
