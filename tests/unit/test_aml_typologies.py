@@ -316,3 +316,25 @@ def test_only_transfers_that_moved_money_are_movements() -> None:
     ]
     two_to_two = '[["acc_a",0,250],["acc_d",0,250],["acc_b",1,300],["acc_c",1,200]]'
     assert movements(_row(Action.TRANSFER, Status.POSTED, legs=two_to_two), asset) == []
+
+
+def test_the_simulate_command_writes_the_three_files(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from strongroom.cli import app
+
+    out = tmp_path / "sim.csv"
+    done = CliRunner().invoke(
+        app, ["aml", "simulate", "--accounts", "500", "--seed", "1", "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.output)
+    assert answer["accounts"] == 500
+    assert answer["labels"]["structuring"] == sim.planted_per_typology(500)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sim.accounts.csv", "sim.csv", "sim.labels.csv",
+    ]  # fmt: skip
+    refused = CliRunner().invoke(app, ["aml", "simulate", "--out", str(tmp_path / "x.json")])
+    assert refused.exit_code != 0
