@@ -33,6 +33,7 @@ from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorde
 from strongroom.cases.sink import CaseSink
 from strongroom.cases.work import CaseWork
 from strongroom.compliance import wiring as compliance
+from strongroom.compliance.aml.service import install as install_aml
 from strongroom.compliance.kyc import api as kyc_api
 from strongroom.compliance.kyc.errors import KYC_ERRORS
 from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
@@ -165,6 +166,7 @@ def build_ledger(
     if settings.risk:
         sinks.append(RiskSink(risk_hasher(settings, engine, given)))
     sinks.append(cases)
+    aml = install_aml(settings.aml, engine, sinks)  # AML monitoring (docs/aml.md), when on
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -179,6 +181,8 @@ def build_ledger(
         limits=kyc_limits(settings.kyc_limits, load_tiers(settings.kyc_tiers)),
     )
     audit.ledger = ledger
+    if aml is not None:
+        aml(ledger, CaseService(engine, ledger, audit=audit, events=cases.events))
     return ledger, audit
 
 

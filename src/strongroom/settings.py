@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     # per crossing; nothing is judged before this many live rows are counted.
     risk_drift_psi: float = Field(default=0.25, gt=0, le=100)
     risk_drift_min_rows: int = Field(default=1_000, ge=1, le=10_000_000)
+    # AML transaction monitoring (docs/aml.md): on, a sink runs the typology detectors as
+    # transfers post and opens a case per alert; `strongroom aml scan` works either way.
+    aml: bool = False
     # Risk scoring of payments (docs/risk.md): off by default; on, the risk gate and sinks
     # are installed. The model artefact, an optional shadow model and the rules file; what a
     # payment that cannot be scored gets (closed: blocked, open: allowed with a warning and a

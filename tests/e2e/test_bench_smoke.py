@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import strongroom
+from strongroom.benchmarks import aml as bench_aml
 from strongroom.benchmarks import audit as bench_audit
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import ledger as bench_ledger
@@ -392,3 +393,39 @@ def test_bench_screening_smoke_has_every_row_and_figure(tmp_path: Path, shared_d
     assert progress.splitlines()[-1].startswith("done in")
     table = bench_screening.table(report)
     assert all(f"| {scenario} |" in table for scenario in SCREENING_ROWS)
+
+
+def test_bench_aml_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    """One row per typology, each with its recall at the budget, the alert rate and the
+    one-threshold baseline's recall measured in the same run."""
+    report, progress = run_bench("aml", tmp_path)
+    from strongroom.compliance.aml.simulate import TYPOLOGIES
+
+    assert [r["scenario"] for r in report["results"]] == list(TYPOLOGIES)
+    info = report["info"]
+    assert info["accounts"] == 1_000
+    assert info["transfers"] > 0
+    assert info["budget_accounts"] == 5
+    assert info["budget_pct"] == bench_aml.BUDGET_PCT
+    assert "aml: simulated" in progress
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive={"labelled"},
+            types={
+                "recall": NUMBER,
+                "precision": NUMBER,
+                "alert_rate": NUMBER,
+                "raw_alert_rate": NUMBER,
+                "reference_recall": NUMBER,
+                "ratio": (int, float, type(None)),
+                "alerted": (int,),
+                "target": (str,),
+                "meets_target": (bool,),
+            },
+        )
+        assert 0 <= row["recall"] <= 1
+        assert 0 <= row["alert_rate"] <= 0.005
+        if row["ratio"] is not None:
+            expected = row["recall"] / row["reference_recall"]
+            assert row["ratio"] == pytest.approx(expected, rel=0.01)

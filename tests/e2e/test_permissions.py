@@ -138,6 +138,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/users/{user_id}": {"role": "auditor"},
     "/v1/cases/{case_id}/assign": {"assignee": None},
     "/v1/cases/{case_id}/notes": {"body": "a note"},
+    "/v1/customers/{customer_id}/kyc": {"status": "verified"},
 }
 
 
@@ -229,7 +230,7 @@ def test_another_tenants_ids_answer_404_never_200(
             params = dict(QUERIES.get(path, {}))
             if params.get("to") == "now":
                 params["to"] = clock.format_us(clock.now_us())
-            json = BODIES.get(path, {}) if method in ("POST", "PATCH") else None
+            json = BODIES.get(path, {}) if method in ("POST", "PATCH", "PUT") else None
             response = api.request(method, _fill(path, theirs), key=key, params=params, json=json)
             assert response.status_code in (403, 404), (method, path, response.text)
             assert tenants[1].marker not in response.text

@@ -1051,8 +1051,11 @@ populate_0021 = _populate(SCHEMA_0021)
 # null, default 0: every account of the story is open as before).
 SCHEMA_0022 = SCHEMA_0021
 populate_0022 = _populate(SCHEMA_0022)
+# 0023 added aml_alerts (compliance/aml: the alerts' dedupe), empty on an upgrade.
+SCHEMA_0023 = SCHEMA_0022
+populate_0023 = _populate(SCHEMA_0023)
 # 0024 added compliance_reports (compliance/controls), empty on an upgrade.
-SCHEMA_0024 = SCHEMA_0022
+SCHEMA_0024 = SCHEMA_0023
 populate_0024 = _populate(SCHEMA_0024)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
@@ -1077,5 +1080,6 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0020": populate_0020,
     "0021": populate_0021,
     "0022": populate_0022,
+    "0023": populate_0023,
     "0024": populate_0024,
 }

@@ -2,7 +2,7 @@
 the model's quality on the Fraud Detection Handbook's protocol.
 
 Set-up (not timed): a payment history (the handbook's simulated transactions, a slice of weeks
-from /work/shared/data/fraud/fdh_simulated or `--data`; a synthetic history of the same shape
+from ../shared/data/fraud/fdh_simulated or `--data`; a synthetic history of the same shape
 when that folder is absent: `info.history` says which) is replayed through a FeatureEngine, and
 a model is trained on the replayed features (risk.trainer.train, on every feature the engine
 computes, within a bounded budget). The engine is then warm: it holds the history's windows.
@@ -73,7 +73,7 @@ from strongroom.settings import Settings
 
 Progress = Callable[[str], None]
 
-DEFAULT_DATA_DIR: Final = Path("/work/shared/data/fraud/fdh_simulated")
+DEFAULT_DATA_DIR: Final = Path("../shared/data/fraud/fdh_simulated")
 HISTORY_START: Final = dt.date(2018, 4, 1)  # the handbook's first day
 WARM_UP_DAYS: Final = 7  # replayed rows of the first week fill the windows; not trained on
 DECISION_TARGET_P99_MS: Final = 2.0

@@ -1,6 +1,6 @@
 """`strongroom bench screening`: sanctions and PEP screening quality and speed (compliance.
 sanctions: lists.py, normalize.py, match.py, index.py, watchman.py), on the shared data under
-/work/shared/data/sanctions (`--data`); every row measures its reference in the same run.
+../shared/data/sanctions (`--data`); every row measures its reference in the same run.
 
 Rows (`results`, one dict each, `scenario` names it):
 
@@ -61,7 +61,7 @@ from strongroom.compliance.sanctions.normalize import normalize
 
 Progress = Callable[[str], None]
 
-DATA = Path("/work/shared/data/sanctions")
+DATA = Path("../shared/data/sanctions")
 LISTS = "sanctions_lists_watchman"
 NAMES = "name_bench_nomenklatura"
 YENTE = "screening_bench_yente"

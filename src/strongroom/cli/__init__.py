@@ -9,6 +9,7 @@ import typer
 
 from strongroom import __version__
 from strongroom.cli import (
+    aml,
     audit,
     bench,
     compliance,
@@ -64,6 +65,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(risk.app, name="risk")
 app.add_typer(compliance.app, name="compliance")  # its commands report errors themselves
 app.add_typer(sanctions.app, name="sanctions")
+app.add_typer(aml.app, name="aml")
 
 for _group in (
     app,
@@ -75,6 +77,7 @@ for _group in (
     keys.app,
     users.app,
     sanctions.app,
+    aml.app,
 ):
     for _command in _group.registered_commands:
         assert _command.callback is not None

@@ -115,7 +115,7 @@ def bench_risk(
             help="the handbook's fdh_simulated folder; absent, a synthetic history is used",
             file_okay=False,
         ),
-    ] = Path("/work/shared/data/fraud/fdh_simulated"),
+    ] = Path("../shared/data/fraud/fdh_simulated"),
 ) -> None:
     """Risk decisions per second and p50/p99 of a full decision in process (features, rules,
     model, explanation) against the bare model's single-row predict; scored transfers against
@@ -134,7 +134,7 @@ def bench_screening(
     data: Annotated[
         Path,
         typer.Option("--data", help="the shared sanctions data folder", file_okay=False),
-    ] = Path("/work/shared/data/sanctions"),
+    ] = Path("../shared/data/sanctions"),
     workers: Annotated[
         int, typer.Option(help="processes for the yente quality row (throughput: one thread)")
     ] = 1,
@@ -146,3 +146,14 @@ def bench_screening(
     _bench(
         bench.run, bench.table, json_output, quick=quick, smoke=smoke, data=data, workers=workers
     )
+
+
+@app.command("aml")
+def bench_aml(
+    json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False
+) -> None:
+    """Per-typology recall of the AML detectors on the synthetic history at an alert budget of
+    0.5% of accounts, against a one-threshold baseline (largest movement) in the same run."""
+    from strongroom.benchmarks import aml as bench
+
+    _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)

@@ -285,3 +285,8 @@ assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX
 # SCREENING_MATCHES_MAX matches.
 SCREENING_NAME_CHARS_MAX: Final = 500
 SCREENING_MATCHES_MAX: Final = 50
+# AML monitoring (compliance/aml/): the scan reads the ledger a page of transfers at a time; a
+# restarted sink rebuilds its state from the newest AML_WARM_TRANSFERS_MAX recent transfers (held
+# in memory while it reads them).
+AML_SCAN_PAGE_TRANSFERS: Final = PAGE_SIZE_MAX
+AML_WARM_TRANSFERS_MAX: Final = 200_000

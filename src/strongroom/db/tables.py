@@ -799,3 +799,17 @@ kyc_usage = sa.Table(
     sa.Column("amount", Money, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# AML monitoring (migration 0023, compliance/aml/store.py): one row per raised alert; the key
+# is the dedupe (one alert per account and typology per window, from the sink or a scan).
+aml_alerts = sa.Table(
+    "aml_alerts",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("typology", sa.String(32), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -1,7 +1,7 @@
 """Compliance: the stored reports of the automated controls.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-06
 
 `compliance_reports` keeps every run of the controls (compliance/controls/): its id, when it
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,513 @@
+"""AML typology detectors over a stream of posted transfers (docs/aml.md). Pure: no database,
+no third-party import (an import-linter contract holds it).
+
+Each detector is fed transfer by transfer (`Detectors.feed`), in the order they posted, and
+answers the hits that transfer completes. The batch job over history feeds the same object
+the same stream (`Detectors.run`): one code path, so a scan and the live sink agree.
+
+State is bounded: per account a deque of its recent movements (at most
+`AmlConfig.events_per_account_max`, none older than the longest window), a bounded set of
+provenance marks for round-tripping, and the time it was last seen; at most
+`AmlConfig.accounts_max` accounts are kept, the least recently active evicted first (an
+evicted account's history starts again: a detector may then miss what spans the eviction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+US_PER_DAY: Final = 86_400 * 1_000_000
+US_PER_HOUR: Final = 3_600 * 1_000_000
+EVIDENCE_TRANSFERS_MAX: Final = 20  # transfer ids named in one hit's evidence
+
+
+class Typology(StrEnum):
+    STRUCTURING = "structuring"
+    RAPID_MOVEMENT = "rapid_movement"
+    FAN_IN = "fan_in"
+    FAN_OUT = "fan_out"
+    ROUND_TRIPPING = "round_tripping"
+    DORMANT_REACTIVATION = "dormant_reactivation"
+    HIGH_RISK_JURISDICTION = "high_risk_jurisdiction"
+    LARGE_TRANSACTION = "large_transaction"
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """One posted movement of money: `amount` minor units of `asset` from `debit` to `credit`
+    at `at_us` (microseconds since the epoch)."""
+
+    id: str
+    at_us: int
+    debit: str
+    credit: str
+    amount: int
+    asset: str
+    ledger: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What the detectors know of an account besides its transfers. `monitored` False: a
+    system account (a settlement, cash or fee account, a bank outside this ledger) that is
+    never an alert's subject; `jurisdiction` an ISO 3166 alpha-2 code when known."""
+
+    customer: str | None = None
+    jurisdiction: str | None = None
+    monitored: bool = True
+
+
+NO_INFO: Final = AccountInfo()
+
+
+@dataclass(frozen=True, slots=True)
+class AssetLimits:
+    """The amounts of one asset, in its minor units. Defaults: a currency of scale 2 with a
+    reporting threshold of 10,000.00 (the US CTR's and many EU thresholds)."""
+
+    reporting_threshold: int = 1_000_000  # structuring: deposits just below it
+    large_threshold: int = 1_000_000  # a large-transaction report at or above it
+    rapid_amount_min: int = 500_000  # rapid movement: at least this passed through
+    fan_amount_min: int = 20_000  # fan-in/out: a counterparty counts from this amount
+    dormant_amount_min: int = 300_000  # dormant reactivation: moved since it woke
+    jurisdiction_amount_min: int = 100_000  # high-risk jurisdictions: moved in the window
+    round_trip_amount_min: int = 100_000  # round-tripping: the least leg followed
+    round_unit: int = 10_000  # fan-in/out: a "round" amount is a multiple of this (100.00)
+
+
+@dataclass(frozen=True, slots=True)
+class AmlConfig:
+    """Every detector's parameters; amounts per asset (`limits`, else `default_limits`)."""
+
+    default_limits: AssetLimits = AssetLimits()
+    limits: Mapping[str, AssetLimits] = field(default_factory=dict)
+    # Structuring: at least `structuring_count_min` deposits in [threshold x (1 - margin),
+    # threshold) within the window (FATF: several deposits over a few days).
+    structuring_margin_pct: int = 15
+    structuring_count_min: int = 3
+    structuring_window_us: int = 10 * US_PER_DAY
+    # Rapid movement: money out within the window of coming in, at least ratio of it.
+    rapid_window_us: int = 48 * US_PER_HOUR
+    rapid_ratio_pct: int = 80
+    # Fan-in / fan-out: distinct counterparties (each at least fan_amount_min) in the window.
+    fan_window_us: int = 7 * US_PER_DAY
+    fan_counterparties_min: int = 8
+    # The weeks before the window: a counterparty seen then is not new (a landlord's tenants,
+    # an employer's clients and staff come back; a mule's senders are new).
+    fan_lookback_us: int = 28 * US_PER_DAY
+    # An account whose fan hit already raised is looked at again at most this often (a shop
+    # or a payroll run would otherwise rescan its week at every payment).
+    fan_recheck_us: int = US_PER_HOUR
+    # Round-tripping: money back at its origin within the window, after 3 to 6 hops.
+    round_trip_window_us: int = 14 * US_PER_DAY
+    round_trip_hops_min: int = 3
+    round_trip_hops_max: int = 6
+    round_trip_marks_max: int = 128  # provenance marks kept per account, the newest
+    # A hop carries the money on when it moves 50% to 110% of what the last hop moved (the
+    # same funds passed along, less fees), so ordinary spending does not make cycles.
+    round_trip_hop_pct_min: int = 50
+    round_trip_hop_pct_max: int = 110
+    # Dormant reactivation: no movement for dormant_us, then amount moved within window.
+    dormant_us: int = 180 * US_PER_DAY
+    dormant_window_us: int = 30 * US_PER_DAY
+    # High-risk jurisdictions (FATF "black" and "grey" lists change: configure them).
+    high_risk_jurisdictions: frozenset[str] = frozenset({"KP", "IR", "MM"})
+    jurisdiction_window_us: int = 30 * US_PER_DAY
+    # Bounds of the state.
+    events_per_account_max: int = 512
+    accounts_max: int = 1_000_000
+
+    def of(self, asset: str) -> AssetLimits:
+        return self.limits.get(asset, self.default_limits)
+
+    @property
+    def window_max_us(self) -> int:
+        """How far back any detector looks (what a restart replays)."""
+        return max(
+            self.structuring_window_us,
+            self.rapid_window_us,
+            self.fan_window_us + self.fan_lookback_us,
+            self.round_trip_window_us,
+            self.dormant_window_us,
+            self.jurisdiction_window_us,
+        )
+
+    def window_of(self, typology: Typology) -> int:
+        return {
+            Typology.STRUCTURING: self.structuring_window_us,
+            Typology.RAPID_MOVEMENT: self.rapid_window_us,
+            Typology.FAN_IN: self.fan_window_us,
+            Typology.FAN_OUT: self.fan_window_us,
+            Typology.ROUND_TRIPPING: self.round_trip_window_us,
+            Typology.DORMANT_REACTIVATION: self.dormant_window_us,
+            Typology.HIGH_RISK_JURISDICTION: self.jurisdiction_window_us,
+            Typology.LARGE_TRANSACTION: US_PER_DAY,
+        }[typology]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A detector's finding: `account` showed `typology` in [window_start_us, at_us]; `score`
+    ranks hits of one typology (larger: more suspicious), `amount` the money involved."""
+
+    typology: Typology
+    account: str
+    asset: str
+    at_us: int
+    window_start_us: int
+    score: float
+    amount: int
+    transfer_ids: tuple[str, ...]
+    counterparties: int = 0
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "typology": self.typology.value,
+            "asset": self.asset,
+            "amount": self.amount,
+            "window_start_us": self.window_start_us,
+            "window_end_us": self.at_us,
+            "transfer_ids": list(self.transfer_ids[:EVIDENCE_TRANSFERS_MAX]),
+            "counterparties": self.counterparties,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    at_us: int
+    inbound: bool
+    counterparty: str
+    amount: int
+    asset: str
+    transfer_id: str
+
+
+@dataclass(slots=True)
+class _Mark:
+    """Money that left `origin` at `at_us` reached this account after `hops` hops."""
+
+    origin: str
+    at_us: int
+    hops: int
+    amount: int  # the last hop's amount
+    asset: str
+    path: tuple[str, ...]  # transfer ids
+    first_amount: int = 0
+
+
+@dataclass(slots=True)
+class _Account:
+    moves: deque[_Move]
+    marks: list[_Mark] = field(default_factory=list)
+    last_seen_us: int | None = None
+    woke_at_us: int | None = None  # when a dormant account moved again
+    fan_hit_at_us: list[int | None] = field(default_factory=lambda: [None, None])  # out, in
+
+
+AccountsOf = Callable[[str], AccountInfo]
+
+
+class Detectors:
+    """All typologies over one stream. `info(account)` tells an account's jurisdiction and
+    whether it is monitored (default: every account monitored, no jurisdiction)."""
+
+    def __init__(self, config: AmlConfig | None = None, info: AccountsOf | None = None) -> None:
+        self.config = config or AmlConfig()
+        self.info: AccountsOf = info or (lambda _account: NO_INFO)
+        self._accounts: OrderedDict[str, _Account] = OrderedDict()
+        self.fed = 0
+        self.evicted = 0
+
+    # -- the stream -----------------------------------------------------------------------
+
+    def run(self, stream: Iterable[Posted]) -> list[Hit]:
+        """The batch job: every hit of a stream, as feeding it transfer by transfer would."""
+        hits: list[Hit] = []
+        for t in stream:
+            hits.extend(self.feed(t))
+        return hits
+
+    def feed(self, t: Posted) -> list[Hit]:
+        assert t.amount > 0, "a posted movement moves money"
+        self.fed += 1
+        hits: list[Hit] = []
+        debit_info, credit_info = self.info(t.debit), self.info(t.credit)
+        sender = self._account(t.debit)
+        receiver = self._account(t.credit)
+        out = _Move(t.at_us, False, t.credit, t.amount, t.asset, t.id)
+        into = _Move(t.at_us, True, t.debit, t.amount, t.asset, t.id)
+        # Dormancy is judged on the time before this movement.
+        for acc_id, acc, info in ((t.debit, sender, debit_info), (t.credit, receiver, credit_info)):
+            if info.monitored:
+                hit = self._dormant(acc_id, acc, t)
+                if hit is not None:
+                    hits.append(hit)
+        # Round-tripping follows the money before the receiver's state changes.
+        if credit_info.monitored or debit_info.monitored:
+            hits.extend(self._round_trip(t, sender, receiver, credit_info.monitored))
+        self._push(sender, out)
+        self._push(receiver, into)
+        if debit_info.monitored:
+            hits.extend(self._on_out(t.debit, sender, t, credit_info))
+        if credit_info.monitored:
+            hits.extend(self._on_in(t.credit, receiver, t, debit_info))
+        return hits
+
+    def _account(self, account_id: str) -> _Account:
+        acc = self._accounts.get(account_id)
+        if acc is None:
+            acc = _Account(deque(maxlen=self.config.events_per_account_max))
+            self._accounts[account_id] = acc
+            if len(self._accounts) > self.config.accounts_max:
+                self._accounts.popitem(last=False)
+                self.evicted += 1
+        else:
+            self._accounts.move_to_end(account_id)
+        return acc
+
+    def _push(self, acc: _Account, move: _Move) -> None:
+        horizon = move.at_us - self.config.window_max_us
+        moves = acc.moves
+        while moves and moves[0].at_us < horizon:
+            moves.popleft()
+        moves.append(move)
+        acc.last_seen_us = move.at_us
+
+    @property
+    def accounts(self) -> int:
+        return len(self._accounts)
+
+    # -- per direction ----------------------------------------------------------------------
+
+    def _on_in(self, account: str, acc: _Account, t: Posted, sender: AccountInfo) -> list[Hit]:
+        cfg = self.config
+        lim = cfg.of(t.asset)
+        hits: list[Hit] = []
+        low = lim.reporting_threshold * (100 - cfg.structuring_margin_pct) // 100
+        if low <= t.amount < lim.reporting_threshold:
+            since = t.at_us - cfg.structuring_window_us
+            near = [
+                m
+                for m in _recent(acc, since, t.asset)
+                if m.inbound and low <= m.amount < lim.reporting_threshold
+            ]
+            if len(near) >= cfg.structuring_count_min:
+                total = sum(m.amount for m in near)
+                hits.append(
+                    _hit(Typology.STRUCTURING, account, t, near, float(total), total, len(near))
+                )
+        hits.extend(self._fan(account, acc, t, inbound=True))
+        hits.extend(self._fan(account, acc, t, inbound=False))  # funded: fan-out may rise
+        hits.extend(self._jurisdiction(account, acc, t, sender))
+        if t.amount >= lim.large_threshold:
+            hits.append(
+                _hit(Typology.LARGE_TRANSACTION, account, t, [], float(t.amount), t.amount, 1)
+            )
+        return hits
+
+    def _on_out(self, account: str, acc: _Account, t: Posted, receiver: AccountInfo) -> list[Hit]:
+        cfg = self.config
+        lim = cfg.of(t.asset)
+        hits: list[Hit] = []
+        # Rapid movement: what came in within the window before this outflow, and what has
+        # gone out since the first of it.
+        since = t.at_us - cfg.rapid_window_us
+        recent = _recent(acc, since, t.asset)
+        ins = [m for m in recent if m.inbound]
+        if ins:
+            first_in = ins[0].at_us
+            inflow = sum(m.amount for m in ins)
+            outs = [m for m in recent if not m.inbound and m.at_us >= first_in]
+            outflow = sum(m.amount for m in outs)
+            passed = min(inflow, outflow)
+            if passed >= lim.rapid_amount_min and outflow * 100 >= inflow * cfg.rapid_ratio_pct:
+                # Money straight through an account with few counterparties on either side
+                # ranks above a busy account that happens to balance.
+                sides = len({m.counterparty for m in ins}) + len({m.counterparty for m in outs})
+                score = passed / max(1.0, sides / 2)
+                hits.append(
+                    _hit(Typology.RAPID_MOVEMENT, account, t, ins + outs, score, passed, sides)
+                )
+        hits.extend(self._fan(account, acc, t, inbound=False))
+        hits.extend(self._fan(account, acc, t, inbound=True))  # sent on: fan-in may rise
+        hits.extend(self._jurisdiction(account, acc, t, receiver))
+        if t.amount >= lim.large_threshold:
+            hits.append(
+                _hit(Typology.LARGE_TRANSACTION, account, t, [], float(t.amount), t.amount, 1)
+            )
+        return hits
+
+    # -- typologies ---------------------------------------------------------------------------
+
+    def _fan(self, account: str, acc: _Account, t: Posted, *, inbound: bool) -> list[Hit]:
+        """Fan-in (inbound) or fan-out: distinct counterparties of at least fan_amount_min in
+        the window, checked on every movement of the account (money sent on after a fan-in
+        raises its score). Ranked by a weighted sum of three shares, then by the total: new
+        counterparties (not seen in the lookback before the window: a landlord's tenants and
+        an employer's staff come back each month), 0.5; the total matched by the other side
+        in the window (collected and sent on, or funded just before and sent out), 0.3; round
+        amounts (AMLworld: "large or rounded amounts"), 0.2."""
+        cfg = self.config
+        lim = cfg.of(t.asset)
+        if t.amount < lim.fan_amount_min:
+            return []
+        side = int(inbound)
+        last = acc.fan_hit_at_us[side]
+        if last is not None and t.at_us - last < cfg.fan_recheck_us:
+            return []
+        since = t.at_us - cfg.fan_window_us
+        same, other = [], 0
+        before: set[str] = set()
+        for m in _recent(acc, since - cfg.fan_lookback_us, t.asset):
+            if m.at_us < since:
+                if m.inbound is inbound:
+                    before.add(m.counterparty)
+                continue
+            if m.inbound is inbound:
+                if m.amount >= lim.fan_amount_min:
+                    same.append(m)
+            else:
+                other += m.amount
+        parties = {m.counterparty for m in same}
+        if len(parties) < cfg.fan_counterparties_min:
+            return []
+        total = sum(m.amount for m in same)
+        matched = min(1.0, other / total)
+        # AMLworld and AMLSim describe the laundering fans as "large or rounded amounts":
+        # a share of round sums raises the rank; salaries, rents and sales are rarely round.
+        rounded = sum(1 for m in same if m.amount % lim.round_unit == 0) / len(same)
+        novel = len(parties - before) / len(parties)
+        score = 10 * (0.5 * novel + 0.3 * matched + 0.2 * rounded) + math.log10(total) / 20
+        acc.fan_hit_at_us[side] = t.at_us
+        typology = Typology.FAN_IN if inbound else Typology.FAN_OUT
+        return [_hit(typology, account, t, same, score, total, len(parties))]
+
+    def _jurisdiction(
+        self, account: str, acc: _Account, t: Posted, counterparty: AccountInfo
+    ) -> list[Hit]:
+        cfg = self.config
+        risky = cfg.high_risk_jurisdictions
+        if counterparty.jurisdiction not in risky:
+            return []
+        since = t.at_us - cfg.jurisdiction_window_us
+        moves = [
+            m
+            for m in _recent(acc, since, t.asset)
+            if self.info(m.counterparty).jurisdiction in risky
+        ]
+        total = sum(m.amount for m in moves)
+        if total < cfg.of(t.asset).jurisdiction_amount_min:
+            return []
+        return [_hit(Typology.HIGH_RISK_JURISDICTION, account, t, moves, float(total), total, 1)]
+
+    def _dormant(self, account: str, acc: _Account, t: Posted) -> Hit | None:
+        cfg = self.config
+        if acc.last_seen_us is not None and t.at_us - acc.last_seen_us >= cfg.dormant_us:
+            acc.woke_at_us = t.at_us
+        woke = acc.woke_at_us
+        if woke is None:
+            return None
+        if t.at_us - woke > cfg.dormant_window_us:
+            acc.woke_at_us = None
+            return None
+        moves = _recent(acc, woke, t.asset)
+        moves.append(_Move(t.at_us, t.credit == account, "", t.amount, t.asset, t.id))
+        total = sum(m.amount for m in moves)
+        if total < cfg.of(t.asset).dormant_amount_min:
+            return None
+        return _hit(Typology.DORMANT_REACTIVATION, account, t, moves, float(total), total, 1)
+
+    def _round_trip(
+        self, t: Posted, sender: _Account, receiver: _Account, receiver_monitored: bool
+    ) -> list[Hit]:
+        """Money followed along transfers of at least round_trip_amount_min: a transfer out
+        of X marks its receiver with (origin X, hops 1); a receiver passing money on within
+        the window carries its marks one hop further. Money reaching its own origin after
+        hops_min..hops_max hops within the window is a round trip (a refund, 2 hops, is not).
+        A hop carries a mark only when it moves about what the last hop did (the same money
+        passed on). Ranked by the share of the first hop's amount that came back."""
+        cfg = self.config
+        if t.amount < cfg.of(t.asset).round_trip_amount_min:
+            return []
+        since = t.at_us - cfg.round_trip_window_us
+        hits: list[Hit] = []
+        low, high = cfg.round_trip_hop_pct_min, cfg.round_trip_hop_pct_max
+        carried = [
+            m
+            for m in sender.marks
+            if m.at_us >= since
+            and m.asset == t.asset
+            and m.hops < cfg.round_trip_hops_max
+            and m.amount * low <= t.amount * 100 <= m.amount * high
+        ]
+        sender.marks = [m for m in sender.marks if m.at_us >= since]
+        for mark in carried:
+            if mark.origin == t.credit:
+                hops = mark.hops + 1
+                if hops >= cfg.round_trip_hops_min and receiver_monitored:
+                    # What came back, and how much of what left it is.
+                    kept = t.amount / mark.first_amount
+                    hits.append(
+                        Hit(
+                            Typology.ROUND_TRIPPING, t.credit, t.asset, t.at_us, mark.at_us,
+                            min(kept, 1.0) * 10 + math.log10(t.amount) / 20, t.amount,
+                            (*mark.path, t.id), hops,
+                        )
+                    )  # fmt: skip
+        marks = [m for m in receiver.marks if m.at_us >= since]
+        new = [
+            _Mark(m.origin, m.at_us, m.hops + 1, t.amount, t.asset, (*m.path, t.id), m.first_amount)
+            for m in carried
+            if m.origin != t.credit
+        ]
+        new.append(_Mark(t.debit, t.at_us, 1, t.amount, t.asset, (t.id,), t.amount))
+        marks.extend(new)
+        if len(marks) > cfg.round_trip_marks_max:  # keep those that arrived last
+            marks = marks[-cfg.round_trip_marks_max :]
+        receiver.marks = marks
+        return hits
+
+
+def _recent(acc: _Account, since_us: int, asset: str) -> list[_Move]:
+    """The account's moves of `asset` at or after `since_us`, oldest first: read from the
+    newest back, so a short window costs what it holds, not the account's whole deque."""
+    out = []
+    for m in reversed(acc.moves):
+        if m.at_us < since_us:
+            break
+        if m.asset == asset:
+            out.append(m)
+    out.reverse()
+    return out
+
+
+def _hit(
+    typology: Typology,
+    account: str,
+    t: Posted,
+    moves: list[_Move],
+    score: float,
+    amount: int,
+    counterparties: int,
+) -> Hit:
+    start = moves[0].at_us if moves else t.at_us  # moves are oldest first
+    # The evidence names the newest transfers involved, at most EVIDENCE_TRANSFERS_MAX.
+    recent = [m.transfer_id for m in moves[-EVIDENCE_TRANSFERS_MAX:]]
+    ids = tuple(dict.fromkeys([*recent, t.id]))[-EVIDENCE_TRANSFERS_MAX:]
+    return Hit(typology, account, t.asset, t.at_us, start, score, amount, ids, counterparties)
+
+
+def best_per_account(hits: Iterable[Hit]) -> dict[Typology, dict[str, Hit]]:
+    """Each typology's hits reduced to one per account: its highest score."""
+    out: dict[Typology, dict[str, Hit]] = {t: {} for t in Typology}
+    for h in hits:
+        best = out[h.typology].get(h.account)
+        if best is None or h.score > best.score:
+            out[h.typology][h.account] = h
+    return out
