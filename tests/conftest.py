@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.service import LedgerService
-from tests.support import flags
+from tests.support import flags, schema
 from tests.support import postgres as pg
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -70,8 +70,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def db_engine(db_url: str) -> Iterator[Engine]:
+    """The database of db_url migrated to head (a copy of a schema migrated once per process:
+    tests/support/schema.py)."""
+    schema.upgrade(db_url)
     engine = create_engine(db_url, sqlite_cache_mib=16)
-    migrate.upgrade(engine)
+    migrate.require_current(engine)
     try:
         yield engine
     finally:

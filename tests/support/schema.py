@@ -1,0 +1,75 @@
+"""Migrated databases for the tests without running every migration for every test: the schema
+is migrated once per test process into a template (a PostgreSQL database made by
+tests/support/postgres.py, a SQLite file in a temporary directory), and a test's fresh, empty
+database becomes a copy of it (CREATE DATABASE ... TEMPLATE, a file copy). Anything else (a
+database already in use or holding anything, another URL) is migrated as before. Tests of the
+migrations themselves call migrate.upgrade on empty databases and never come here."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from strongroom.db import migrate
+from strongroom.db.engine import create_engine
+from tests.support import postgres as pg
+
+_lock = threading.Lock()
+_templates: dict[str, str] = {}  # backend -> the template's URL (sqlite: its file's path)
+
+
+def _upgrade(url: str) -> None:
+    engine = create_engine(url, sqlite_cache_mib=16)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def _sqlite_template() -> str:
+    directory = Path(tempfile.mkdtemp(prefix="strongroom-schema-"))
+    owner = os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(directory, ignore_errors=True))
+    path = directory / "template.db"
+    _upgrade(f"sqlite:///{path}")
+    # The last connection closed checkpointed the WAL into the file and removed it.
+    assert not Path(f"{path}-wal").exists()
+    return str(path)
+
+
+def _postgres_template() -> str:
+    url = pg.create_database("srtpl")
+    owner = os.getpid()
+    atexit.register(lambda: os.getpid() == owner and pg.drop_database(url))
+    _upgrade(url)
+    return url
+
+
+def _template(backend: str) -> str:
+    with _lock:
+        if backend not in _templates:
+            _templates[backend] = (
+                _sqlite_template() if backend == "sqlite" else _postgres_template()
+            )
+        return _templates[backend]
+
+
+def upgrade(url: str) -> None:
+    """The database at `url` migrated to head, as `migrate.upgrade` leaves it."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        siblings = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+        if not any(p.exists() for p in siblings):
+            shutil.copyfile(_template("sqlite"), path)
+            return
+    elif backend == "postgresql" and pg.replace_with_copy(url, _template("postgresql")):
+        return
+    _upgrade(url)
