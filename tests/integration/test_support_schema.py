@@ -28,10 +28,19 @@ def _shape(url: str) -> dict[str, list[str]]:
         engine.dispose()
 
 
-def _other_url(db_url: str, tmp_path: Path, name: str) -> str:
+def _empty(db_url: str, tmp_path: Path, name: str) -> str:
     if db_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / name}"
     return postgres_url_or_skip()
+
+
+def _copy(db_url: str, tmp_path: Path, name: str) -> str:
+    """A fresh database from the template, as the db_url fixture of a db_engine test makes it."""
+    if db_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / name}"
+        schema.upgrade(url)
+        return url
+    return postgres_url_or_skip(migrated=True)
 
 
 def _count_tenants(url: str) -> int:
@@ -56,22 +65,22 @@ def _add_tenant(url: str, tenant_id: str) -> None:
 
 
 def test_a_copy_is_what_the_migrations_make_and_its_own(db_url: str, tmp_path: Path) -> None:
-    plain = _other_url(db_url, tmp_path, "plain.db")
-    second = _other_url(db_url, tmp_path, "second.db")
+    plain = _empty(db_url, tmp_path, "plain.db")
+    first = _copy(db_url, tmp_path, "first.db")
+    second = None
     try:
         engine = create_engine(plain)
         migrate.upgrade(engine)
         engine.dispose()
-        schema.upgrade(db_url)
-        assert _shape(db_url) == _shape(plain)
-        assert _count_tenants(db_url) == _count_tenants(plain) == 1  # the default tenant
-        _add_tenant(db_url, "ten_copy_1")
-        schema.upgrade(second)
+        assert _shape(first) == _shape(plain)
+        assert _count_tenants(first) == _count_tenants(plain) == 1  # the default tenant
+        _add_tenant(first, "ten_copy_1")
+        second = _copy(db_url, tmp_path, "second.db")
         assert _count_tenants(second) == 1  # the first copy's write is not in the next
-        assert _count_tenants(db_url) == 2
+        assert _count_tenants(first) == 2
     finally:
-        for url in (plain, second):
-            if url.startswith("postgresql"):
+        for url in (plain, first, second):
+            if url is not None and url.startswith("postgresql"):
                 pg.drop_database(url)
 
 

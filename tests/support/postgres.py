@@ -56,7 +56,6 @@ __all__ = [
     "drop_database",
     "postgres_unavailable_reason",
     "private_server",
-    "replace_with_copy",
     "require_postgres",
     "server_description",
     "server_url",
@@ -189,44 +188,6 @@ def drop_database(url: str) -> None:
                 (name,),
             )
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
-
-
-def replace_with_copy(url: str, template: str) -> bool:
-    """Make the database at ``url`` a copy of ``template`` under the same name, when both were
-    made by ``create_database`` in this process, no session is on ``url`` and it holds no
-    relation (a fresh one); return whether it was done (False: left as it was)."""
-    name = make_url(url).database
-    source = make_url(template).database
-    if name is None or source is None:
-        return False
-    with _state_lock:
-        admin = _admins.get(name)
-    if admin is None or not _CREATED_NAME_RE.fullmatch(source):
-        return False
-    with _connect(admin) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
-        ).fetchone()
-    if row is None or row[0] != 0:
-        return False
-    with _connect(admin.set(database=name)) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND n.nspname NOT LIKE 'pg_toast%%'"
-        ).fetchone()
-    if row is None or row[0] != 0:
-        return False
-    ident = sql.Identifier(name)
-    with _connect(admin) as conn:
-        # FORCE: only our own probe's session can still be ending.
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} ENCODING 'UTF8'").format(
-                ident, sql.Identifier(source)
-            )
-        )
-    return True
 
 
 # ------------------------------------------------------------------------------ resolution

@@ -1,9 +1,10 @@
 """Migrated databases for the tests without running every migration for every test: the schema
 is migrated once per test process into a template (a PostgreSQL database made by
-tests/support/postgres.py, a SQLite file in a temporary directory), and a test's fresh, empty
-database becomes a copy of it (CREATE DATABASE ... TEMPLATE, a file copy). Anything else (a
-database already in use or holding anything, another URL) is migrated as before. Tests of the
-migrations themselves call migrate.upgrade on empty databases and never come here."""
+tests/support/postgres.py, a SQLite file in a temporary directory), and a test's fresh database
+is a copy of it: `postgres_template()` for CREATE DATABASE ... TEMPLATE (the db_url fixture
+of a test that uses db_engine), `upgrade(url)` for a SQLite file not yet created (a file copy).
+Anything else (a file that exists, a PostgreSQL database) is migrated by migrate.upgrade as
+before. Tests of the migrations themselves use empty databases and never come here."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def _sqlite_template() -> str:
     return str(path)
 
 
+def postgres_template() -> str:
+    """The URL of this process's migrated PostgreSQL template (made on first use)."""
+    return _template("postgresql")
+
+
 def _postgres_template() -> str:
     url = pg.create_database("srtpl")
     owner = os.getpid()
@@ -63,13 +69,10 @@ def _template(backend: str) -> str:
 def upgrade(url: str) -> None:
     """The database at `url` migrated to head, as `migrate.upgrade` leaves it."""
     parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
         siblings = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
         if not any(p.exists() for p in siblings):
             shutil.copyfile(_template("sqlite"), path)
             return
-    elif backend == "postgresql" and pg.replace_with_copy(url, _template("postgresql")):
-        return
     _upgrade(url)
