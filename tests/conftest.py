@@ -26,6 +26,10 @@ def pytest_report_header() -> str:
     return f"postgresql: {pg.server_description()}"
 
 
+def pytest_sessionfinish() -> None:
+    schema.cleanup()  # the migrated templates of this process (each xdist worker has its own)
+
+
 def postgres_url_or_skip(*, migrated: bool = False) -> str:
     """A fresh database: empty, or with `migrated` a copy of the schema at head."""
     if pg.server_url() is None:

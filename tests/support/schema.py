@@ -23,6 +23,9 @@ from tests.support import postgres as pg
 
 _lock = threading.Lock()
 _templates: dict[str, str] = {}  # backend -> the template's URL (sqlite: its file's path)
+_templates_made: list[tuple[str, str]] = []  # (backend, its URL or directory) to remove
+_owner = os.getpid()
+atexit.register(lambda: os.getpid() == _owner and cleanup())
 
 
 def _upgrade(url: str) -> None:
@@ -33,10 +36,21 @@ def _upgrade(url: str) -> None:
         engine.dispose()
 
 
+def cleanup() -> None:
+    """Remove this process's templates (pytest_sessionfinish; atexit as a fallback)."""
+    with _lock:
+        made, _templates_made[:] = list(_templates_made), []
+        _templates.clear()
+    for kind, where in made:
+        if kind == "sqlite":
+            shutil.rmtree(where, ignore_errors=True)
+        else:
+            pg.drop_database(where)
+
+
 def _sqlite_template() -> str:
     directory = Path(tempfile.mkdtemp(prefix="strongroom-schema-"))
-    owner = os.getpid()
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(directory, ignore_errors=True))
+    _templates_made.append(("sqlite", str(directory)))
     path = directory / "template.db"
     _upgrade(f"sqlite:///{path}")
     # The last connection closed checkpointed the WAL into the file and removed it.
@@ -51,8 +65,7 @@ def postgres_template() -> str:
 
 def _postgres_template() -> str:
     url = pg.create_database("srtpl")
-    owner = os.getpid()
-    atexit.register(lambda: os.getpid() == owner and pg.drop_database(url))
+    _templates_made.append(("postgresql", url))
     _upgrade(url)
     return url
 
