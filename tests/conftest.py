@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.ledger.service import LedgerService
-from tests.support import flags
+from tests.support import flags, schema
 from tests.support import postgres as pg
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -26,12 +26,17 @@ def pytest_report_header() -> str:
     return f"postgresql: {pg.server_description()}"
 
 
-def postgres_url_or_skip() -> str:
+def pytest_sessionfinish() -> None:
+    schema.cleanup()  # the migrated templates of this process (each xdist worker has its own)
+
+
+def postgres_url_or_skip(*, migrated: bool = False) -> str:
+    """A fresh database: empty, or with `migrated` a copy of the schema at head."""
     if pg.server_url() is None:
         if pg.require_postgres():
             pytest.fail(pg.postgres_unavailable_reason())
         pytest.skip(pg.postgres_unavailable_reason())
-    return pg.create_database()
+    return pg.create_database(template=schema.postgres_template() if migrated else None)
 
 
 @pytest.fixture
@@ -58,10 +63,16 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database; when the test uses db_engine (which migrates it), already a copy of
+    the migrated schema (tests/support/schema.py), else empty."""
+    migrated = "db_engine" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'strongroom.db'}"
+        url = f"sqlite:///{tmp_path / 'strongroom.db'}"
+        if migrated:
+            schema.upgrade(url)
+        yield url
         return
-    url = postgres_url_or_skip()
+    url = postgres_url_or_skip(migrated=migrated)
     try:
         yield url
     finally:
@@ -70,8 +81,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def db_engine(db_url: str) -> Iterator[Engine]:
+    """The database of db_url, migrated to head (db_url made it a copy of the migrated schema)."""
     engine = create_engine(db_url, sqlite_cache_mib=16)
-    migrate.upgrade(engine)
+    migrate.require_current(engine)
     try:
         yield engine
     finally:

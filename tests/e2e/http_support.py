@@ -27,12 +27,11 @@ from starlette.routing import BaseRoute, Mount
 
 from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
-from strongroom.db import migrate
-from strongroom.db.engine import create_engine
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
+from tests.support import schema
 
 T = TypeVar("T")
 
@@ -47,12 +46,9 @@ PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
 
 
 def build_app(url: str, **settings: Any) -> FastAPI:
-    """A migrated database and an app on it, as `strongroom serve` would build it."""
-    engine = create_engine(url, sqlite_cache_mib=16)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
+    """A migrated database and an app on it, as `strongroom serve` would build it (the schema:
+    a copy of one migrated once per process, tests/support/schema.py)."""
+    schema.upgrade(url)
     return create_app(Settings(database_url=url, **settings))
 
 

@@ -15,13 +15,13 @@ from sqlalchemy.engine import Engine
 
 from strongroom.cli.risk_train import FeaturesFrom, _engine_mode
 from strongroom.core import clock
-from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.risk import store
 from strongroom.risk.backtest import read_raw_history
 from strongroom.risk.featurestore import WARM_DAYS, event_of_row
 from strongroom.risk.history import HistoryError, engine_features, export_history
+from tests.support import schema
 
 DAY_US = 86_400 * 1_000_000
 NOW_US = 1_800_000_000 * 1_000_000
@@ -29,8 +29,8 @@ NOW_US = 1_800_000_000 * 1_000_000
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
+    schema.upgrade(db_url)
     engine = create_engine(db_url, sqlite_cache_mib=16)
-    migrate.upgrade(engine)
     try:
         yield engine
     finally:

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 import pytest
 from sqlalchemy.engine import Engine
 
-from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, GateDecision, NewTransfer, Payment, Verdict
@@ -20,6 +19,7 @@ from strongroom.risk import store
 from strongroom.risk.featurestore import WARM_DAYS, FeatureStore
 from strongroom.risk.gate import FailPolicy, RiskGate
 from strongroom.risk.model import PaymentEvent
+from tests.support import schema
 from tests.support.risk_fakes import AmountPolicy, CountingSource
 
 DAY_US = 86_400 * 1_000_000
@@ -28,8 +28,8 @@ NOW_US = 1_800_000_000 * 1_000_000
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
+    schema.upgrade(db_url)
     engine = create_engine(db_url, sqlite_cache_mib=16)
-    migrate.upgrade(engine)
     try:
         yield engine
     finally:

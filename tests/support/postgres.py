@@ -132,10 +132,12 @@ def server_description() -> str:
     return f"PostgreSQL: {resolution.detail}"
 
 
-def create_database(prefix: str = "sr") -> str:
+def create_database(prefix: str = "sr", template: str | None = None) -> str:
     """Create a fresh, empty, uniquely named database; return its SQLAlchemy URL.
 
     The URL has the form ``postgresql+psycopg://user@host:port/<prefix>_<pid>_<n>_<hex>``.
+    With ``template`` (the URL of a database made here, no session on it), the new database is
+    a copy of that one instead of an empty one (tests/support/schema.py: a migrated schema).
     Raises RuntimeError when there is no server (check ``server_url()`` first).
     """
     if not _PREFIX_RE.fullmatch(prefix):
@@ -145,10 +147,15 @@ def create_database(prefix: str = "sr") -> str:
         raise RuntimeError(postgres_unavailable_reason())
     name = f"{prefix}_{os.getpid()}_{next(_counter)}_{secrets.token_hex(3)}"
     # template0: never blocked by sessions on template1, and free of local additions to it.
+    source = "template0"
+    if template is not None:
+        source = make_url(template).database or ""
+        if not _CREATED_NAME_RE.fullmatch(source):
+            raise ValueError(f"template {source!r} is not a database made by create_database()")
     with _connect(admin) as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                sql.Identifier(name)
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} ENCODING 'UTF8'").format(
+                sql.Identifier(name), sql.Identifier(source)
             )
         )
     with _state_lock:
