@@ -802,7 +802,9 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
     }
     # Each background loop's last run (tests/e2e/test_operations.py shows them filled in).
     assert sorted(ready["jobs"]) == [
+        "aml_retention",
         "audit_checkpoints",
+        "compliance_controls",
         "dispatcher",
         "expiry",
         "retention",

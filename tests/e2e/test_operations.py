@@ -298,6 +298,8 @@ def test_a_killed_job_holder_is_replaced_and_every_worker_reports_the_jobs(
 
 
 LEASED_JOBS = ("expiry", "audit_checkpoints", "retention", "rewrap")
+# Leased too, on intervals of an hour and a day (at least a minute): reported, not waited for.
+SLOW_JOBS = ("aml_retention", "compliance_controls")
 ALL_JOBS = (*LEASED_JOBS, "dispatcher")
 
 
@@ -328,6 +330,7 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
             "rewrap": "ok",
             "dispatcher": "ok",
         }
+        assert set(SLOW_JOBS) <= set(ready["jobs"])
         for job in ALL_JOBS:
             report = ready["jobs"][job]
             assert (report["running"], report["running_here"]) == (True, True), job
@@ -347,9 +350,9 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
             rows = leases.all_leases(uow)
     finally:
         engine.dispose()
-    assert sorted(rows) == sorted(LEASED_JOBS)
+    assert set(LEASED_JOBS) <= set(rows) <= {*LEASED_JOBS, *SLOW_JOBS}
     assert {row.lease_until for row in rows.values()} == {0}
-    assert all(row.last_success_at for row in rows.values())
+    assert all(rows[job].last_success_at for job in LEASED_JOBS)
 
 
 def _build_labels(samples: Samples) -> tuple[tuple[str, str], ...]:

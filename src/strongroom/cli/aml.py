@@ -20,9 +20,18 @@ def simulate(
     out: Annotated[
         Path, typer.Option("--out", help="the transfers file: .csv or .parquet", dir_okay=False)
     ],
-    accounts: Annotated[int, typer.Option("--accounts", min=500, max=1_000_000)] = 10_000,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
-    days: Annotated[int, typer.Option("--days", min=220, max=3_650)] = 240,
+    accounts: Annotated[
+        int,
+        typer.Option(
+            "--accounts", min=500, max=1_000_000, help="how many accounts the history holds"
+        ),
+    ] = 10_000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="the random seed: the same seed, the same history")
+    ] = 7,
+    days: Annotated[
+        int, typer.Option("--days", min=220, max=3_650, help="how many days the history covers")
+    ] = 240,
 ) -> None:
     """A synthetic history with every typology planted among normal activity: the transfers
     (OUT), the accounts and the ground-truth labels beside it (<stem>.accounts.csv,
