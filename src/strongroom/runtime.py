@@ -112,6 +112,7 @@ from strongroom.settings import InvalidSettings, Settings, load_settings
 from strongroom.tenancy import api as tenancy_api
 from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
+from strongroom.tenancy.model import Scope
 from strongroom.tenancy.ratelimit import Buckets, open_storage
 from strongroom.tenancy.service import IDEMPOTENCY_FINGERPRINT, TenancyService
 
@@ -479,6 +480,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     # An officer's decision on a sanctions alert confirms (decline) or dismisses (approve) it.
     cases.on_decided(ALERT_KIND, sanctions.decided)
+    # Sanctions and AML alerts are compliance's to decide: cases:write and compliance:write.
+    for prefix in ("sanctions_", "aml_"):
+        cases.restrict(prefix, Scope.COMPLIANCE_WRITE.value)
     # A decision read explains an allow with the model that made it, while it is loaded.
     policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
     explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)

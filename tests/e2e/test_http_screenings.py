@@ -227,6 +227,13 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
         assert set(by_subject) == {f"customer:{bout['id']}", f"customer:{acme['id']}"}
         bout_case, acme_case = (by_subject[f"customer:{x['id']}"] for x in (bout, acme))
 
+        # A fraud analyst works the queue (cases:write) but decides no sanctions alert.
+        tenancy = api.app.state.tenancy
+        analyst = tenancy.create_api_key("acme", ["cases:write"], role="fraud_analyst")[1]
+        for action in ("decline", "approve"):
+            refused = api.request("POST", f"/v1/cases/{bout_case}/{action}", key=analyst, json={})
+            assert (refused.status_code, problem_code(refused)) == (403, "insufficient_scope")
+        assert api.ok("GET", f"/v1/cases/{bout_case}", key=a.admin)["status"] == "open"
         declined = api.ok(
             "POST", f"/v1/cases/{bout_case}/decline",
             key=a.admin, json={"reason": "the listed person"},

@@ -36,7 +36,7 @@ from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
 from strongroom.ledger.views import transfer_to_dict
-from strongroom.tenancy.access import authorize, require_step_up, requires
+from strongroom.tenancy.access import authorize, require_scope, require_step_up, requires
 from strongroom.tenancy.model import Principal, Scope
 
 
@@ -72,6 +72,15 @@ DECISION_ERRORS = ("not_found", "case_not_open", "case_transfer_refused")
 
 def _case(case: Case) -> dict[str, Any]:
     return case.to_dict()
+
+
+async def _may_decide(ctx: CasesCtx, case_id: str) -> None:
+    """A case of a restricted kind (a sanctions or AML alert: compliance's) is decided only by
+    a principal that also holds its scope (403 `insufficient_scope`, nothing written)."""
+    view = await run_in_threadpool(lambda: ctx.cases.get(ctx.tenant, case_id))
+    needed = ctx.cases.required_scope(view.case.kind)
+    if needed is not None:
+        require_scope(ctx.key, Scope(needed))
 
 
 def _view(view: CaseView) -> dict[str, Any]:
@@ -132,6 +141,7 @@ async def approve_case(
 ) -> dict[str, Any]:
     """Posts the held transfer (through the ledger's pipeline), then marks the case approved,
     labelled genuine. An audit leaf and an event `case.approved`."""
+    await _may_decide(ctx, case_id)
     reason = body.reason if body is not None else None
     view = await run_in_threadpool(
         lambda: ctx.cases.approve(ctx.tenant, case_id, actor=ctx.key.actor, reason=reason)
@@ -150,6 +160,7 @@ async def decline_case(
 ) -> dict[str, Any]:
     """Voids the held transfer, then marks the case declined, labelled fraud unless the body
     says `"fraud": false`. An audit leaf and an event `case.declined`."""
+    await _may_decide(ctx, case_id)
     reason = body.reason if body is not None else None
     fraud = body.fraud if body is not None else True
     view = await run_in_threadpool(

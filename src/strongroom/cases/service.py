@@ -116,11 +116,21 @@ class CaseService:
         self.labels = labels
         self.clock = clock_ or clock.MonotonicClock()
         self._hooks: dict[str, DecisionHook] = {}
+        self._scopes: list[tuple[str, str]] = []
 
     def on_decided(self, kind: str, hook: DecisionHook) -> None:
         """`hook` runs in the transaction of every decision on a case of `kind`."""
         assert kind not in self._hooks, f"one hook per kind: {kind}"
         self._hooks[kind] = hook
+
+    def restrict(self, kind_prefix: str, scope: str) -> None:
+        """Deciding a case whose kind starts with `kind_prefix` needs `scope` besides
+        cases:write (a sanctions or AML alert is compliance's to decide: compliance:write)."""
+        self._scopes.append((kind_prefix, scope))
+
+    def required_scope(self, kind: str) -> str | None:
+        """The scope a decision on a case of `kind` needs besides cases:write, if any."""
+        return next((scope for prefix, scope in self._scopes if kind.startswith(prefix)), None)
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
