@@ -38,10 +38,16 @@ class ScreeningCreate(BaseModel):
     )
     date_of_birth: Annotated[
         str | None,
-        Field(default=None, pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", description="YYYY[-MM[-DD]]"),
+        Field(
+            default=None,
+            max_length=10,
+            pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+            description="YYYY[-MM[-DD]]",
+        ),
     ] = None
     country: Annotated[
-        str | None, Field(default=None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+        str | None,
+        Field(default=None, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2"),
     ] = None
     limit: Annotated[int, Field(ge=1, le=SCREENING_MATCHES_MAX)] = 10
     min_score: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
