@@ -71,9 +71,10 @@ def test_a_failed_lookup_follows_the_fail_policy(
         raise OSError("database unreachable")
 
     gate = SanctionsGate(tenants, broken, fail=fail)
-    (decision, clear) = gate.decide([pay("cpty_maybe"), pay("term_1")], None)
+    (decision, other) = gate.decide([pay("cpty_maybe"), pay("term_1")], None)
     assert ((decision.verdict, decision.code) if decision else None) == expected
-    assert clear is None
+    # A payee the gate does not screen still has a payer it could not check: the same answer.
+    assert other == decision
     assert gate.fail_open is (fail == "open")
 
 
@@ -113,4 +114,17 @@ def test_a_payee_name_is_screened_in_memory() -> None:
         None,
         (Verdict.BLOCK, "sanctions_blocked"),  # the stored confirmation wins
     ]
-    assert screened == ["Viktor Bout", "Jane Roe", "Jane Roe"]
+    assert screened == ["Viktor Bout", "Jane Roe"]  # each distinct name once a batch
+
+
+def test_a_confirmed_payer_pays_nobody() -> None:
+    """A customer whose match was confirmed is blocked as a payer, whatever the payee (an
+    account opened after the freeze included)."""
+
+    def confirmed_payer(tenant: str, subjects: Sequence[str]) -> dict[str, str]:
+        return {s: "confirmed" for s in subjects if s == "customer:cus_1"}
+
+    gate = SanctionsGate(tenants, confirmed_payer)
+    (decision,) = gate.decide([pay("term_1")], None)
+    assert decision is not None
+    assert (decision.verdict, decision.code) == (Verdict.BLOCK, "sanctions_blocked")

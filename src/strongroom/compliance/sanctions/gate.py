@@ -1,9 +1,11 @@
-"""The payee gate of the transfer pipeline (ledger.pipeline.Gate; ../shared/DESIGN.md): the
-payee of every outbound payment (Payment.payee naming a counterparty or a customer) is looked
-up in its stored screening, and a `payee_name` (a payee Strongroom does not know) is screened
-in memory, never stored: a confirmed match is blocked (`sanctions_blocked`), a probable one (an
-undismissed score, or the name's best score, at or above the threshold) is held for review (a
-pending transfer and a `sanctions_review` case), anything else passes. It reads state a
+"""The payee gate of the transfer pipeline (ledger.pipeline.Gate; ../shared/DESIGN.md): a
+payment whose payer (its customer) is a confirmed match is blocked, whatever its payee (an
+account opened after the freeze pays nobody either); the payee of every outbound payment
+(Payment.payee naming a counterparty or a customer) is looked up in its stored screening, and
+a `payee_name` (a payee Strongroom does not know) is screened in memory, each distinct name
+once a batch, never stored: a confirmed match is blocked (`sanctions_blocked`), a probable one
+(an undismissed score, or the name's best score, at or above the threshold) is held for review
+(a pending transfer and a `sanctions_review` case), anything else passes. It reads state a
 moment stale, as every gate may (a screening committed with its subject). Installed by
 runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a fail policy
 (STRONGROOM_SCREENING_FAIL): a lookup that fails (or no list loaded for a payee name) blocks
@@ -78,33 +80,40 @@ class SanctionsGate:
     ) -> Sequence[GateDecision | None]:
         del actor  # the payee's screening decides, whoever asked
         out: list[GateDecision | None] = [None] * len(batch)
-        # batch index -> (payer account, subject or None, payee name or None)
-        wanted: dict[int, tuple[str, str | None, str | None]] = {}
+        # batch index -> (payer account, payee subject or None, payee name or None, payer
+        # subject): a payer whose match was confirmed pays nobody, whatever the payee.
+        wanted: dict[int, tuple[str, str | None, str | None, str]] = {}
         for i, t in enumerate(batch):
             if t.payment is None or t.action is not Action.TRANSFER:
                 continue
             subject = payee_subject(t.payment.payee)
             name = t.payment.payee_name if self.screen_name is not None else None
             account = _payer(t)
-            if (subject is not None or name is not None) and account is not None:
-                wanted[i] = (account, subject, name)
+            if account is not None:
+                wanted[i] = (account, subject, name, f"customer:{t.payment.customer_id}")
         if not wanted:
             return out
         try:
-            tenant_of = self.tenants(sorted({a for a, _, _ in wanted.values()}))
+            tenant_of = self.tenants(sorted({w[0] for w in wanted.values()}))
             by_tenant: dict[str, set[str]] = {}
-            for account, subject, _ in wanted.values():
-                if account in tenant_of and subject is not None:
-                    by_tenant.setdefault(tenant_of[account], set()).add(subject)
+            for account, subject, _, payer in wanted.values():
+                if account in tenant_of:
+                    subjects = by_tenant.setdefault(tenant_of[account], set())
+                    subjects.add(payer)
+                    if subject is not None:
+                        subjects.add(subject)
             found = {
                 tenant: self.statuses(tenant, sorted(subjects))
                 for tenant, subjects in by_tenant.items()
             }
             hits: dict[int, bool] = {}
-            for i, (account, _, name) in wanted.items():
+            screened: dict[str, bool] = {}  # each distinct name once per batch
+            for i, (account, _, name, _) in wanted.items():
                 if name is not None and account in tenant_of:
                     assert self.screen_name is not None
-                    hits[i] = self.screen_name(name)
+                    if name not in screened:
+                        screened[name] = self.screen_name(name)
+                    hits[i] = screened[name]
         except Exception as exc:
             _log.warning(
                 "sanctions gate: the payees' screening could not be read (%s) for %d payments; "
@@ -118,11 +127,13 @@ class SanctionsGate:
             for i in wanted:
                 out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
             return out
-        for i, (account, subject, _) in wanted.items():
+        for i, (account, subject, _, payer) in wanted.items():
             tenant = tenant_of.get(account)
             status = None
             if tenant is not None and subject is not None:
                 status = found.get(tenant, {}).get(subject)
+            if tenant is not None and found.get(tenant, {}).get(payer) == CONFIRMED:
+                status = CONFIRMED  # the payer itself is a confirmed match
             if status == CONFIRMED:
                 out[i] = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
             elif status == PROBABLE or hits.get(i, False):
