@@ -12,8 +12,10 @@ from typing import Any, Final
 
 import jellyfish
 
+from strongroom.compliance.sanctions.index import name_keys
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
+from strongroom.compliance.sanctions.normalize import normalize
 
 ADDED: Final = "added"
 CHANGED: Final = "changed"
@@ -96,11 +98,15 @@ def unique_entries(entries: Sequence[Entry]) -> dict[str, Entry]:
 
 
 def phonetic_keys(names: Iterable[str]) -> set[str]:
-    """The blocking keys of a set of names: the Metaphone key of each token of at least
+    """The blocking keys of a set of names: the candidate index's keys of each name
+    (index.name_keys), and the Metaphone key of each token of at least
     BLOCKING_TOKEN_LENGTH_MIN letters, after the matcher's own normalisation (case,
     diacritics, transliteration). A subject and an entry that could match share one."""
     keys: set[str] = set()
     for name in names:
+        # The candidate index's own keys too (every token, whatever its length, and the name
+        # without spaces): a subject the matcher could find shares a key with the entry.
+        keys.update(name_keys(normalize(name)))
         for token in tokens(name):
             if len(token) >= BLOCKING_TOKEN_LENGTH_MIN and not token.isdigit():
                 key = jellyfish.metaphone(token)
