@@ -262,3 +262,14 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
         api.ok("PATCH", f"/v1/customers/{acme['id']}", key=a.admin, json={"name": "Victor Butt"})
         again = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
         assert len(again["data"]) == 2
+
+
+def test_a_listed_person_registered_as_a_business_is_still_found(sqlite_url: str) -> None:
+    """A customer's kind is the caller's claim: it narrows no candidate."""
+    with running(sqlite_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        body = {"kind": "business", "name": "Viktor Bout"}
+        made = api.ok("POST", "/v1/customers", 201, key=a.admin, json=body)
+        subject = api.ok("GET", f"/v1/screenings/subjects/{made['id']}", key=a.admin)
+        assert subject["status"] == "probable"

@@ -18,6 +18,7 @@ exist."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -323,7 +324,8 @@ class CaseService:
             if not decided:
                 raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
             hook = self._hooks.get(case.kind)
-            after = hook(uow, case, status, actor) if hook is not None else None
+            seen = dataclasses.replace(case, decision_reason=reason)  # as the hook sees it
+            after = hook(uow, seen, status, actor) if hook is not None else None
             fraud = label is Label.FRAUD
             if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)

@@ -96,10 +96,6 @@ SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
 FreezeCustomer = Callable[[str, str, str], object]
 
 
-# A customer's kind as a list entry's kind; a counterparty's is not known (None: any).
-_KINDS: Final = {"person": EntryKind.PERSON, "business": EntryKind.ORGANIZATION}
-
-
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     source: ListSource
@@ -418,9 +414,12 @@ class SanctionsService:
         name: str,
         actor: str,
     ) -> None:
-        """The customers' screening point (customers.service.ScreenName): a customer of kind
-        `person` or `business`, or a counterparty (kind None)."""
-        self.screen_subject(uow, tenant_id, subject, name, _KINDS.get(kind or ""), actor=actor)
+        """The customers' screening point (customers.service.ScreenName): a customer (of kind
+        `person` or `business`) or a counterparty. The kind a customer was created with is the
+        caller's claim, not a fact: it narrows nothing (a listed person registered as a
+        business must still be found), so every entry kind is a candidate."""
+        del kind
+        self.screen_subject(uow, tenant_id, subject, name, None, actor=actor)
 
     def rescreen(
         self,
@@ -447,7 +446,8 @@ class SanctionsService:
             found = self.names(tenant, subject) if self.names is not None else None
             if found is not None:
                 with self._uow() as uow:
-                    self.screen_subject(uow, tenant, subject, found[0], found[1], actor=actor)
+                    # As at creation: the subject's declared kind narrows nothing.
+                    self.screen_subject(uow, tenant, subject, found[0], None, actor=actor)
                     uow.commit()
             if progress is not None:
                 progress(done, len(todo))
