@@ -60,28 +60,24 @@ def _case(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip([c.strip() for c in _CASE_COLS.split(",")], row, strict=True))
 
 
+# Cases an export leaves out: sanctions and AML alerts and holds. Telling a customer that they
+# are screened or monitored as a suspect is tipping-off (FATF Recommendation 21; UK POCA s.333A;
+# the GDPR's Art. 23 restriction for the prevention of crime): their records are kept, not
+# disclosed.
+UNDISCLOSED_KINDS = ("sanctions_", "aml_")
+
+
 def cases_of(
     uow: UnitOfWork, tenant_id: str, customer_id: str, transfer_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The tenant's cases on any of `transfer_ids`, and its alerts about the customer (a
-    detail whose subject is `customer:<id>`), by id."""
+    """The tenant's cases on any of `transfer_ids` (a fraud review of the customer's payment),
+    by id; never a sanctions or AML alert or hold (UNDISCLOSED_KINDS)."""
+    del customer_id  # alerts about the customer are exactly what an export must not disclose
     found: dict[str, dict[str, Any]] = {}
     select = f"SELECT {_CASE_COLS} FROM cases"
     for row in fetch_in(uow, select, "transfer_id", list(transfer_ids)):
         case = _case(row)
-        found[case["id"]] = case
-    cur = uow.cursor()
-    cur.execute(
-        sql(uow, f"{select} WHERE tenant_id = ? AND detail LIKE ?"),
-        (tenant_id, f"%customer:{customer_id}%"),
-    )
-    for row in cur.fetchall():
-        case = _case(row)
-        try:
-            subject = json.loads(case["detail"]).get("subject")
-        except (TypeError, ValueError):
-            subject = None
-        if subject == f"customer:{customer_id}":
+        if not str(case["kind"]).startswith(UNDISCLOSED_KINDS):
             found[case["id"]] = case
     mine = [c for c in found.values() if c.pop("tenant_id") == tenant_id]
     return sorted(mine, key=lambda c: c["id"])
