@@ -180,13 +180,7 @@ class CaseService:
             )  # fmt: skip
         store.insert_cases(uow, cases)
         for case in cases:
-            data: dict[str, Any] = case_leaf(case)
-            if self._audit is not None:
-                self._audit.record_all(uow, tenant_id, actor, [("case.created", case.id, data)])
-            if self._events is not None:
-                event = {"object": "case", "id": case.id, **data}
-                del event["case_id"]
-                self._events.emit(uow, tenant_id, [("case.created", event)])
+            self.record(uow, case, "case.created", actor, {})
         return cases
 
     # -- reads -----------------------------------------------------------------------------
@@ -329,13 +323,7 @@ class CaseService:
             fraud = label is Label.FRAUD
             if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)
-            data: dict[str, Any] = {**case_leaf(case), "label": label.value}
-            if self._audit is not None:
-                self._audit.record_all(uow, case.tenant_id, actor, [(event_type, case.id, data)])
-            if self._events is not None:
-                event = {"object": "case", "id": case.id, **data}
-                del event["case_id"]
-                self._events.emit(uow, case.tenant_id, [(event_type, event)])
+            self.record(uow, case, event_type, actor, {"label": label.value})
             uow.commit()
         if after is not None:
             after()
