@@ -151,6 +151,10 @@ class JobRunner:
         self._held_until: dict[str, int] = {s.name: 0 for s in specs}
         self._written: dict[str, tuple[bool, int | None]] = {}
         self._stopping = threading.Event()
+        # Taking or renewing a lease and giving the leases up never interleave: a worker
+        # thread still in `hold` when the server stops (a cancelled task does not stop its
+        # thread) would otherwise write a lease back after `release` gave it up.
+        self._lease_lock = threading.Lock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     # -- the lease -------------------------------------------------------------------------
@@ -159,7 +163,13 @@ class JobRunner:
         """Whether this process holds `name`'s lease: renewed once a third of it has passed,
         taken when it is free or has run out; this process's last run written with it when
         its outcome changed. No statement while the lease is fresh and nothing changed, one
-        read while another process holds it."""
+        read while another process holds it. False once the runner is stopping."""
+        with self._lease_lock:
+            if self._stopping.is_set():
+                return False
+            return self._hold(name)
+
+    def _hold(self, name: str) -> bool:
         state = self.states[name]
         now = self._now_us()
         outcome = (state.healthy, state.last_error_us)
@@ -201,12 +211,13 @@ class JobRunner:
 
     def release(self) -> None:
         """Give up every lease this process holds (a clean stop)."""
-        for name, until in self._held_until.items():
-            if until:
-                with UnitOfWork(self.engine) as uow:
-                    leases.release(uow, name, self.owner)
-                    uow.commit()
-                self._held_until[name] = 0
+        with self._lease_lock:
+            for name, until in self._held_until.items():
+                if until:
+                    with UnitOfWork(self.engine) as uow:
+                        leases.release(uow, name, self.owner)
+                        uow.commit()
+                    self._held_until[name] = 0
 
     # -- the loops -------------------------------------------------------------------------
 

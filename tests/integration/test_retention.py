@@ -8,9 +8,11 @@ the leases a clock of the test's own: nothing here waits for time to pass.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from unittest import mock
 
 import httpx
 import pytest
@@ -359,6 +361,43 @@ def test_one_holder_at_a_time_renewed_while_held_released_on_stop(db_engine: Eng
     a.release()
     assert b.hold("retention")
     assert not a.hold("retention")
+
+
+def test_a_renewal_still_in_its_thread_when_the_runner_stops_writes_no_lease_back(
+    db_engine: Engine,
+) -> None:
+    # Stopping cancels the job's task, but a `hold` already handed to a worker thread goes on:
+    # it waits for the release and then must not take the lease back.
+    now = FakeClock()
+    a = _runner(db_engine, "a", now)
+    assert a.hold("retention")
+    entered, go = threading.Event(), threading.Event()
+    real_get = leases.get
+
+    def slow_get(uow: UnitOfWork, name: str) -> leases.LeaseRow | None:
+        entered.set()
+        go.wait(5)
+        return real_get(uow, name)
+
+    now.advance(LEASE_S / 3 + 0.001)  # the renewal reads the row first
+    results: list[bool] = []
+    with mock.patch.object(leases, "get", slow_get):
+        renewal = threading.Thread(target=lambda: results.append(a.hold("retention")))
+        renewal.start()
+        assert entered.wait(5)
+        a._stopping.set()
+        releaser = threading.Thread(target=a.release)
+        releaser.start()
+        releaser.join(0.5)  # unserialised, the release would be done by now
+        go.set()
+        renewal.join(5)
+        releaser.join(5)
+    assert not renewal.is_alive()
+    assert not releaser.is_alive()
+    assert _lease(db_engine).lease_until == 0  # given up, and not written back
+    assert not a.hold("retention")  # a stopping runner takes nothing
+    b = _runner(db_engine, "b", now)
+    assert b.hold("retention")
 
 
 def test_a_holder_writes_its_last_run_and_every_process_reports_it(db_engine: Engine) -> None:
