@@ -394,6 +394,7 @@ def test_a_renewal_still_in_its_thread_when_the_runner_stops_writes_no_lease_bac
         releaser.join(5)
     assert not renewal.is_alive()
     assert not releaser.is_alive()
+    assert results == [True]  # it began before the stop: it renewed, then the release won
     assert _lease(db_engine).lease_until == 0  # given up, and not written back
     assert not a.hold("retention")  # a stopping runner takes nothing
     b = _runner(db_engine, "b", now)
