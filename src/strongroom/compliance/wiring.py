@@ -67,6 +67,7 @@ def controls_service(
         kms=kms,
         verify_audit=lambda say: audit.verify(progress=say),
         past_retention=past_retention,
+        records_for=audit.records_for,
     )
     return ControlsService(engine, sources, thresholds(settings), audit=audit, events=events)
 

@@ -12,6 +12,7 @@ from typing import Final
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.verify import VerifyReport
+from strongroom.compliance import records
 from strongroom.compliance.controls import store
 from strongroom.compliance.controls.model import ControlResult, Finding, Outcome
 from strongroom.compliance.controls.scan import scan_card_numbers
@@ -41,6 +42,8 @@ class Sources:
     past_retention: Callable[[], tuple[int, list[tuple[str, str]]]]
     # The newest snapshot of each sanctions list, or why there are none (store.list_snapshots).
     list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
+    # AuditLog.records_for: the compliance records are replayed against their leaves.
+    records_for: records.RecordsFor | None = None
 
 
 Control = Callable[[Sources, Thresholds, int, Progress], ControlResult]
@@ -227,6 +230,40 @@ def customers_within_retention(
     return r
 
 
+def compliance_records_audited(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
+    del th, now_us
+    r = ControlResult(
+        "compliance_records_audited",
+        "KYC statuses, sanctions confirmations and dismissals match their audit leaves",
+        Outcome.PASS,
+        "",
+    )
+    if src.records_for is None:
+        r.outcome = Outcome.NOT_APPLICABLE
+        r.summary = "no audit log to replay the records against"
+        return r
+    facts = records.check(
+        src.engine, src.records_for, lambda tenant, detail: r.add(Finding(detail, tenant)), say
+    )
+    r.facts = {
+        "kyc_rows": facts.kyc_rows,
+        "sanctions_subjects": facts.subjects,
+        "sanctions_dismissals": facts.dismissals,
+    }
+    checked = (
+        f"{facts.kyc_rows} KYC rows, {facts.subjects} sanctions subjects and "
+        f"{facts.dismissals} dismissals"
+    )
+    if r.found:
+        r.outcome = Outcome.FAIL
+        r.summary = f"{r.found} record(s) of {checked} differ from their audit leaves"
+    else:
+        r.summary = f"{checked} match their audit leaves"
+    return r
+
+
 CONTROLS: Final[tuple[Control, ...]] = (
     card_numbers_in_clear,
     keys_rotated,
@@ -235,4 +272,5 @@ CONTROLS: Final[tuple[Control, ...]] = (
     case_service_level,
     sanctions_lists_fresh,
     customers_within_retention,
+    compliance_records_audited,
 )
