@@ -355,6 +355,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("POST", "/v1/auth/step-up"): ("step_up", (), {}),
     ("POST", "/v1/users"): ("create_user", ("a@b.example", "support"), {}),
     ("POST", "/v1/auth/invitations"): ("accept_invitation", ("inv_1", "pw"), {}),
+    ("GET", "/v1/users"): ("list_users", (), {"email": "a@b.example"}),
     ("GET", "/v1/users/{user_id}"): ("get_user", ("usr_1",), {}),
     ("PATCH", "/v1/users/{user_id}"): ("update_user", ("usr_1",), {"role": "auditor"}),
     ("POST", "/v1/api_keys"): ("create_api_key", (["ledger:read"],), {}),

@@ -744,6 +744,14 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("POST", "/v1/api_keys"): Probe(
             [({"json": {"scopes": ["ledger:read"]}}, 201, None)], "creates A's key"
         ),
+        ("GET", "/v1/users"): Probe(
+            [
+                ({}, 200, None),
+                ({"params": {"starting_after": world.b_user}}, 200, None),
+                ({"params": {"email": B_EMAIL}}, 200, None),
+            ],
+            "a list of A's own users only; B's admin's address finds none of B's",
+        ),
         ("POST", "/v1/users"): Probe(
             # B's user's email is free in A's tenant: emails are unique per tenant.
             [({"json": {"email": B_EMAIL, "role": "support", "password": B_PASSWORD}}, 201, None)],
