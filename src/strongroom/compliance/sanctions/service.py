@@ -16,7 +16,6 @@ added, changed or removed entry."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -600,7 +599,7 @@ class SanctionsService:
         after the decision commits); approving it dismisses them (remembered false
         positives). Inside the decision's transaction: a match that no longer exists undoes
         the decision."""
-        detail = json.loads(case.detail) if case.detail else {}
+        detail = case.detail_dict()
         subject = detail.get("subject")
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
