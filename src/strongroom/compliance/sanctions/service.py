@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.errors import ListsNotLoaded
+from strongroom.compliance.sanctions.errors import ListsNotLoaded, LoadRaced
 from strongroom.compliance.sanctions.match import build as build_linear
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import (
@@ -61,6 +61,8 @@ log = logging.getLogger("strongroom.compliance.sanctions")
 
 THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
 REFRESH_S_DEFAULT: Final = 1.0
+# Tries of a load whose version number a concurrent load of the same list took first.
+LOAD_ATTEMPTS_MAX: Final = 3
 SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
 REASON_CHARS_MAX: Final = 2_000
 ALERT_KIND: Final = "sanctions_match"
@@ -185,12 +187,54 @@ class SanctionsService:
         """Store `entries` as the next version of `source` (the same content as the current
         version: nothing stored, `unchanged`), then re-screen the subjects the changed entries
         could match (`progress(done, total)` as it goes)."""
-        by_id = unique_entries(entries)
-        for entry in by_id.values():
+        for entry in entries:
             if entry.source is not source:
                 raise InvalidRequest(f"entry {entry.entry_id} is of {entry.source.value}")
+        by_id = unique_entries(source, entries)  # DuplicateEntry: an id twice, nothing stored
         fingerprints = {k: e.fingerprint() for k, e in by_id.items()}
         sha = content_hash(fingerprints)
+        for attempt in range(1, LOAD_ATTEMPTS_MAX + 1):
+            try:
+                stored = self._store_version(source, by_id, fingerprints, sha, actor)
+                break
+            except Exception as exc:
+                # Another load of this list committed the version number this one read as
+                # free (its transaction began first): read the versions again, and either
+                # find the same content stored (unchanged) or store ours after it.
+                if not store.is_duplicate_key(exc):
+                    raise
+                log.info("sanctions: %s: a concurrent load stored a version first", source.value)
+                if attempt == LOAD_ATTEMPTS_MAX:
+                    raise LoadRaced(
+                        f"{source.value}: other loads of this list kept storing versions "
+                        "meanwhile: nothing was stored, run it again"
+                    ) from None
+        if isinstance(stored, LoadResult):
+            return stored
+        version, change, removed_bodies = stored
+        self._invalidate()
+        touched = [by_id[k] for k in (*change.added, *change.changed)]
+        touched += [entry_from_json(b) for b in removed_bodies]
+        rescreened, total = (
+            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
+        )
+        return LoadResult(
+            source, version, False, len(by_id), len(change.added), len(change.changed),
+            len(change.removed), rescreened, total,
+        )  # fmt: skip
+
+    def _store_version(
+        self,
+        source: ListSource,
+        by_id: dict[str, Entry],
+        fingerprints: dict[str, str],
+        sha: str,
+        actor: str,
+    ) -> LoadResult | tuple[int, Diff, list[str]]:
+        """One transaction: the same content as the current version answers `unchanged`;
+        otherwise the next version, its entries and its diff are stored: (version, diff,
+        the removed entries' bodies). A concurrent load that took the version number first
+        fails this one on the versions table's primary key (store.is_duplicate_key)."""
         with self._uow() as uow:
             versions = store.list_versions(uow, source.value)
             latest = versions[-1] if versions else None
@@ -231,16 +275,7 @@ class SanctionsService:
                 ],
             )
             uow.commit()
-        self._invalidate()
-        touched = [by_id[k] for k in (*change.added, *change.changed)]
-        touched += [entry_from_json(b) for b in removed_bodies]
-        rescreened, total = (
-            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
-        )
-        return LoadResult(
-            source, version, False, len(by_id), len(change.added), len(change.changed),
-            len(change.removed), rescreened, total,
-        )  # fmt: skip
+        return version, change, removed_bodies
 
     def versions(self, source: ListSource | None = None) -> list[store.VersionRow]:
         with self._uow(write=False) as uow:

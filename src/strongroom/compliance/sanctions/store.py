@@ -4,6 +4,7 @@ index. Rows cross into the service as named objects."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -132,6 +133,21 @@ def _entry_rows(
         entry_ids,
     )
     return [(str(e), int(f), str(b)) for s, e, f, b in rows if s == source]
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether `exc` is a primary key or unique constraint violated: what a load meets when a
+    concurrent load of the same list stored the version it was about to store."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return getattr(exc, "sqlite_errorcode", None) in (
+            sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+            sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+        )
+    try:
+        import psycopg.errors as pe
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, pe.UniqueViolation)
 
 
 def insert_version(uow: UnitOfWork, row: VersionRow) -> None:
