@@ -273,3 +273,56 @@ def test_a_listed_person_registered_as_a_business_is_still_found(sqlite_url: str
         made = api.ok("POST", "/v1/customers", 201, key=a.admin, json=body)
         subject = api.ok("GET", f"/v1/screenings/subjects/{made['id']}", key=a.admin)
         assert subject["status"] == "probable"
+
+
+def test_a_renamed_subject_keeps_its_open_alert(db_url: str) -> None:
+    """Renaming a customer whose match is alerted and undecided neither clears
+    it nor orphans the alert: the subject stays `probable` (the payee gate still holds it), a
+    name that hits another entry adds its alert, and deciding the first alert works from its
+    own evidence (the list and entry it names), whatever the name is now."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        def subject(subject_id: str) -> dict[str, Any]:
+            return api.ok("GET", f"/v1/screenings/subjects/{subject_id}", key=a.admin)
+
+        def alerts() -> dict[str, str]:
+            cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+            return {c["id"]: c["status"] for c in cases["data"]}
+
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        (first,) = alerts()
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        renamed = subject(bout["id"])
+        assert renamed["status"] == "probable"
+        assert [(m["entry_id"], m["case_id"]) for m in renamed["matches"]] == [("200", first)]
+        assert alerts() == {first: "open"}
+        # Screened again under the clean name: still kept, no new alert.
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        assert subject(bout["id"])["status"] == "probable"
+        declined = api.ok("POST", f"/v1/cases/{first}/decline", key=a.admin, json={})
+        assert declined["status"] == "declined"
+        assert subject(bout["id"])["status"] == "confirmed"
+
+        # Renamed to a name that hits another entry: both alerts, each decided on its own.
+        butt = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        (second,) = set(alerts()) - {first}
+        rename = {"name": "Acme Trading LLC"}
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        (third,) = set(alerts()) - {first, second}
+        matches = {m["entry_id"]: m["case_id"] for m in subject(butt["id"])["matches"]}
+        assert matches == {"200": second, "300": third}
+        approved = api.ok("POST", f"/v1/cases/{second}/approve", key=a.admin, json={})
+        assert approved["status"] == "approved"
+        after = subject(butt["id"])
+        assert after["status"] == "probable"  # the other alert is open
+        dismissed = {m["entry_id"]: m["dismissed"] for m in after["matches"]}
+        assert dismissed == {"200": True, "300": False}
+        api.ok("POST", f"/v1/cases/{third}/approve", key=a.admin, json={})
+        assert subject(butt["id"])["status"] == "clear"
+        # Decided, the old name's match is dropped at the next screening; no alert comes back.
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        final = subject(butt["id"])
+        assert (final["status"], [m["entry_id"] for m in final["matches"]]) == ("clear", ["300"])
+        assert len(alerts()) == 3

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from strongroom.cases.model import Alert, Case, CaseStatus
+from strongroom.cases.model import Alert, Case, CaseStatus, detail_json
 from strongroom.compliance.sanctions import store
 from strongroom.compliance.sanctions.errors import ListsNotLoaded
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Query
@@ -261,3 +261,29 @@ def test_two_threads_loading_the_same_version(world: Any) -> None:
         t.join()
     assert sorted((r.version, r.unchanged) for r in results) == [(1, False), (1, True)], results
     assert [v.version for v in service.versions(SDN)] == [1]
+
+
+def test_deciding_an_alert_whose_match_is_gone_works_from_its_evidence(world: Any) -> None:
+    """An alert orphaned before open alerts' matches were kept (here: the fake case queue
+    stores no case, so a rename drops the match): deciding it is no `not_found`. Declining
+    confirms the subject from the case's evidence; approving dismisses nothing."""
+    service, rec, _ = world
+    service.load(SDN, V1, actor=ACTOR)
+    found = screen(service, A, "customer:cus_1", "Viktor Bout")
+    (case_id,) = [r.case_id for r in found.hits]
+    tenant, alert = rec.alerts[0]
+    detail = detail_json({"subject": alert.subject, "evidence": dict(alert.evidence)})
+    screen(service, A, "customer:cus_1", "Jane Roe")  # the match is gone
+    case = Case(case_id, tenant, alert.kind, CaseStatus.OPEN, None, None, alert.code, detail,
+                0, ACTOR, None, None, None, None)  # fmt: skip
+    with UnitOfWork(service.engine) as uow:
+        assert service.decided(uow, case, CaseStatus.APPROVED, ACTOR) is None
+        uow.commit()
+    assert service.status(A, "customer:cus_1").status == CLEAR
+    with UnitOfWork(service.engine) as uow:
+        after = service.decided(uow, case, CaseStatus.DECLINED, ACTOR)
+        uow.commit()
+    assert after is not None
+    after()
+    assert service.status(A, "customer:cus_1").status == CONFIRMED
+    assert rec.frozen == [(A, "cus_1", ACTOR)]

@@ -349,7 +349,13 @@ class SanctionsService:
         """A screening point, in the caller's transaction: the subject's hits stored, an alert
         opened for each new one (not dismissed for this name and entry, not already alerted),
         its blocking keys replaced. No list loaded: the subject is recorded `clear` with its
-        keys, so the first load screens it."""
+        keys, so the first load screens it.
+
+        An undecided alert (its case open, its match not dismissed) covers its (subject, entry)
+        whatever this screening says: a match this name still makes keeps the open case (no
+        second alert), and one it no longer makes (a rename, an entry changed or removed) is
+        kept as it was, so the subject stays `probable` and the officer decides the alert on
+        what it was raised for. A rename to a name that hits other entries adds their alerts."""
         try:
             screener, stamp = self.screener()
         except ListsNotLoaded:
@@ -363,10 +369,15 @@ class SanctionsService:
         digest = self._digest(tenant_id, name)
         now = self.clock.now_us()
         before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
-        dismissed = {
-            (d.source, d.entry_id): d
-            for d in store.dismissals(uow, tenant_id, subject)
-            if d.name_digest == digest
+        dismissed = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
+        # The matches whose alert is undecided: its case open, the match not dismissed.
+        open_ids = store.open_cases(
+            uow, tenant_id, [r.case_id for r in before.values() if r.case_id is not None]
+        )
+        pending = {
+            k
+            for k, r in before.items()
+            if r.case_id in open_ids and not _is_dismissed(r, dismissed)
         }
         rows: list[store.ResultRow] = []
         fresh: list[tuple[int, Match]] = []
@@ -378,12 +389,16 @@ class SanctionsService:
             if (
                 prior is not None
                 and prior.case_id is not None
-                and prior.name_digest == digest
-                and prior.fingerprint == fingerprint
+                and (
+                    key in pending  # its alert is undecided: it covers this match
+                    or (prior.name_digest == digest and prior.fingerprint == fingerprint)
+                )
             ):
                 case_id = prior.case_id  # alerted already, for this name and this entry
             done = dismissed.get(key)
-            if case_id is None and not (done is not None and done.fingerprint == fingerprint):
+            if case_id is None and not (
+                done is not None and done.name_digest == digest and done.fingerprint == fingerprint
+            ):
                 fresh.append((len(rows), match))
             rows.append(
                 store.ResultRow(
@@ -422,6 +437,9 @@ class SanctionsService:
                     r.tenant_id, r.subject, r.source, r.entry_id, r.score, r.fingerprint,
                     r.list_version, r.name_digest, case.id, r.screened_at,
                 )  # fmt: skip
+        # The matches of open alerts this screening no longer makes, kept as they were.
+        matched = {(r.source, r.entry_id) for r in rows}
+        rows += [before[k] for k in sorted(pending - matched)]
         previous = store.get_subject(uow, tenant_id, subject)
         live = [r for r in rows if not _is_dismissed(r, dismissed)]
         status = CLEAR
@@ -507,11 +525,7 @@ class SanctionsService:
             row = store.get_subject(uow, tenant_id, subject)
             if row is None:
                 raise NotFound(f"{_id_of(subject)} was never screened", param="subject_id")
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == row.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             results = store.results(uow, tenant_id, subject)
         return row, [(r, _is_dismissed(r, gone)) for r in results]
 
@@ -577,11 +591,7 @@ class SanctionsService:
         store.put_dismissal(uow, row)
         current = store.get_subject(uow, tenant_id, subject)
         if current is not None and current.status == PROBABLE:
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == current.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             rows = store.results(uow, tenant_id, subject)
             if all(_is_dismissed(r, gone) for r in rows):
                 store.set_status(uow, tenant_id, subject, CLEAR)
@@ -614,6 +624,18 @@ class SanctionsService:
         """`confirm` inside the caller's transaction, without the freeze (`freeze`, after
         the commit)."""
         self._result(uow, tenant_id, subject, source, entry_id)
+        self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
+
+    def _confirmed(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        actor: str,
+    ) -> None:
         store.set_status(uow, tenant_id, subject, CONFIRMED)
         self._record(
             uow, tenant_id, actor, CONFIRMED_EVENT,
@@ -632,21 +654,31 @@ class SanctionsService:
         """The case queue's hook for a `sanctions_match` alert (CaseService.on_decided):
         declining it confirms its matches (the subject `confirmed`, then its accounts frozen
         after the decision commits); approving it dismisses them (remembered false
-        positives). Inside the decision's transaction: a match that no longer exists undoes
-        the decision."""
+        positives). Inside the decision's transaction.
+
+        It works from the case's own evidence (the list and entry ids it names), never from
+        the subject's current name: the stored match that carries this case (kept while the
+        case is open, whatever the subject was renamed to) is what a dismissal records, with
+        its name digest and entry fingerprint. Should that match be gone (an alert orphaned
+        before open alerts' matches were kept), declining still confirms the subject, and
+        approving dismisses nothing that another screening has since stored."""
         detail = case.detail_dict()
         subject = detail.get("subject")
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
         if not isinstance(subject, str) or not isinstance(entries, list):
             return None
+        tenant_id = case.tenant_id
+        stored = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
         for entry in entries:
             source, entry_id = str(entry["list"]), str(entry["entry_id"])
+            row = stored.get((source, entry_id))
+            mine = row is not None and row.case_id == case.id
             if status is CaseStatus.DECLINED:
-                self.confirm_in(uow, case.tenant_id, subject, source, entry_id, actor=actor)
-            elif status is CaseStatus.APPROVED:
+                self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
+            elif status is CaseStatus.APPROVED and mine:
                 self.dismiss_in(
-                    uow, case.tenant_id, subject, source, entry_id, reviewer=actor,
+                    uow, tenant_id, subject, source, entry_id, reviewer=actor,
                     reason=case.decision_reason,
                 )  # fmt: skip
         if status is CaseStatus.DECLINED:

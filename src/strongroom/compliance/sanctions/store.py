@@ -287,6 +287,14 @@ def replace_results(
         )  # fmt: skip
 
 
+def open_cases(uow: UnitOfWork, tenant_id: str, case_ids: Sequence[str]) -> set[str]:
+    """Those of `case_ids` that are open cases of `tenant_id` (a match whose alert is still
+    open is kept by a screening that no longer makes it). Reads the case queue's table, as the
+    compliance domain's other stores do."""
+    rows = fetch_in(uow, "SELECT id, tenant_id, status FROM cases", "id", sorted(set(case_ids)))
+    return {str(i) for i, t, st in rows if t == tenant_id and st == "open"}
+
+
 _DISMISSAL_COLS = (
     "tenant_id, subject, source, entry_id, id, name_digest, fingerprint, reviewer, reason, "
     "created_at"
