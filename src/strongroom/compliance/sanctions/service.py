@@ -505,6 +505,16 @@ class SanctionsService:
                 progress(done, len(todo))
         return len(todo), total
 
+    def forget_subject(self, uow: UnitOfWork, tenant_id: str, subject: str) -> None:
+        """An erased subject's screening deleted, in the erasure's transaction (the customers'
+        ForgetScreening port): its stored matches, its dismissals (their reasons are free text
+        about it), its blocking keys, and its status row; all hold keyed hashes of its name,
+        which the tenant's hashing key could still link to a guessed name after its data key
+        is shredded. A `confirmed` subject keeps its status row, with no name digest: the payee
+        gate still blocks payments by it and to it. The alert cases stay (the case queue's
+        record; their evidence names list entries, nothing of the subject)."""
+        store.forget_subject(uow, tenant_id, subject, keep_status=CONFIRMED)
+
     # -- reviews ---------------------------------------------------------------------------
 
     def statuses(self, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:

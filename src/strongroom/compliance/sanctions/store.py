@@ -242,6 +242,30 @@ def set_status(uow: UnitOfWork, tenant_id: str, subject: str, status: str) -> No
     )
 
 
+ERASED_DIGEST = ""  # the name digest of an erased subject's kept status row
+
+
+def forget_subject(uow: UnitOfWork, tenant_id: str, subject: str, *, keep_status: str) -> None:
+    """Deletes a subject's matches, dismissals, blocking keys and status row; a status row of
+    `keep_status` stays, its name digest blanked and its best score zeroed."""
+    cur = uow.cursor()
+    for table in ("sanctions_results", "sanctions_dismissals", "sanctions_subject_keys"):
+        cur.execute(
+            sql(uow, f"DELETE FROM {table} WHERE tenant_id = ? AND subject = ?"),
+            (tenant_id, subject),
+        )
+    cur.execute(
+        sql(uow, "DELETE FROM sanctions_subjects WHERE tenant_id = ? AND subject = ? "
+            "AND status <> ?"),
+        (tenant_id, subject, keep_status),
+    )  # fmt: skip
+    cur.execute(
+        sql(uow, "UPDATE sanctions_subjects SET name_digest = ?, best_score = 0 "
+            "WHERE tenant_id = ? AND subject = ?"),
+        (ERASED_DIGEST, tenant_id, subject),
+    )  # fmt: skip
+
+
 def subject_count(uow: UnitOfWork) -> int:
     cur = uow.cursor()
     cur.execute("SELECT COUNT(*) FROM sanctions_subjects")

@@ -72,8 +72,10 @@ def build_sanctions(
     )
     if customers is not None:
         customers.screen_name = service.screen_name
+        customers.forget_screening = service.forget_subject
     if counterparties is not None:
         counterparties.screen_name = service.screen_name
+        counterparties.forget_screening = service.forget_subject
     return service
 
 
