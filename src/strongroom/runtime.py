@@ -309,13 +309,15 @@ def installed_gates(
     kms: KeyManager | None = None,
     on_unscored: Callable[[str, int], None] | None = None,
     on_psi: Callable[[str, str, float], object] | None = None,
+    on_unscreened: Callable[[str, int], None] | None = None,
 ) -> list[Gate]:
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
     they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
     anything), and the sanctions payee gate when STRONGROOM_SCREENING is on.
     `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric);
-    `on_psi(tenant, feature, psi)`: the live models' drift (a metric)."""
+    `on_psi(tenant, feature, psi)`: the live models' drift (a metric); `on_unscreened(outcome,
+    count)`: payments the payee gate could not screen (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
@@ -350,7 +352,7 @@ def installed_gates(
         assert engine is not None, "the payee gate reads the accounts and the screenings"
         if not settings.risk:  # a payee the gate holds posts only by its case's approval
             gates.append(ReviewHoldGate(engine))
-        gates.append(sanctions_gate(settings, engine))
+        gates.append(sanctions_gate(settings, engine, on_unscreened=on_unscreened))
     return gates
 
 
@@ -424,6 +426,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kms=kms,
         on_unscored=metrics.observe_risk_unscored,
         on_psi=metrics.observe_psi,
+        on_unscreened=metrics.observe_screening_unscreened,
     )
     ledger, audit = build_ledger(
         engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms

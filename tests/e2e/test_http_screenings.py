@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from strongroom.cases.model import Alert
+from strongroom.cases.service import CaseService
 from strongroom.client import Client, NotFoundError
+from strongroom.compliance.aml import store as aml_store
+from strongroom.compliance.aml.store import AlertKey
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
+from strongroom.db.uow import UnitOfWork
 from tests.e2e.http_support import Served, build_app, problem_code, running, seed_tenant
 
 LIST = [
@@ -273,3 +278,161 @@ def test_a_listed_person_registered_as_a_business_is_still_found(sqlite_url: str
         made = api.ok("POST", "/v1/customers", 201, key=a.admin, json=body)
         subject = api.ok("GET", f"/v1/screenings/subjects/{made['id']}", key=a.admin)
         assert subject["status"] == "probable"
+
+
+def test_a_renamed_subject_keeps_its_open_alert(db_url: str) -> None:
+    """Renaming a customer whose match is alerted and undecided neither clears
+    it nor orphans the alert: the subject stays `probable` (the payee gate still holds it), a
+    name that hits another entry adds its alert, and deciding the first alert works from its
+    own evidence (the list and entry it names), whatever the name is now."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        def subject(subject_id: str) -> dict[str, Any]:
+            return api.ok("GET", f"/v1/screenings/subjects/{subject_id}", key=a.admin)
+
+        def alerts() -> dict[str, str]:
+            cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+            return {c["id"]: c["status"] for c in cases["data"]}
+
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        (first,) = alerts()
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        renamed = subject(bout["id"])
+        assert renamed["status"] == "probable"
+        assert [(m["entry_id"], m["case_id"]) for m in renamed["matches"]] == [("200", first)]
+        assert alerts() == {first: "open"}
+        # Screened again under the clean name: still kept, no new alert.
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        assert subject(bout["id"])["status"] == "probable"
+        declined = api.ok("POST", f"/v1/cases/{first}/decline", key=a.admin, json={})
+        assert declined["status"] == "declined"
+        assert subject(bout["id"])["status"] == "confirmed"
+
+        # Renamed to a name that hits another entry: both alerts, each decided on its own.
+        butt = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        (second,) = set(alerts()) - {first}
+        rename = {"name": "Acme Trading LLC"}
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        (third,) = set(alerts()) - {first, second}
+        matches = {m["entry_id"]: m["case_id"] for m in subject(butt["id"])["matches"]}
+        assert matches == {"200": second, "300": third}
+        approved = api.ok("POST", f"/v1/cases/{second}/approve", key=a.admin, json={})
+        assert approved["status"] == "approved"
+        after = subject(butt["id"])
+        assert after["status"] == "probable"  # the other alert is open
+        dismissed = {m["entry_id"]: m["dismissed"] for m in after["matches"]}
+        assert dismissed == {"200": True, "300": False}
+        api.ok("POST", f"/v1/cases/{third}/approve", key=a.admin, json={})
+        assert subject(butt["id"])["status"] == "clear"
+        # Decided, the old name's match is dropped at the next screening; no alert comes back.
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        final = subject(butt["id"])
+        assert (final["status"], [m["entry_id"] for m in final["matches"]]) == ("clear", ["300"])
+        assert len(alerts()) == 3
+
+
+def _screening_rows(api: Any, subject: str) -> dict[str, list[Any]]:
+    with api.app.state.engine.connect() as conn:
+        return {
+            table: [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(f"SELECT * FROM {table} WHERE subject = :s"), {"s": subject}
+                )
+            ]
+            for table in (
+                "sanctions_subjects", "sanctions_results", "sanctions_dismissals",
+                "sanctions_subject_keys",
+            )
+        }  # fmt: skip
+
+
+def test_erasure_waits_for_open_alerts_and_forgets_the_screening(db_url: str) -> None:
+    """A customer with no account (no AML retention) but an open sanctions alert is not erased
+    (409 `legal_hold`, naming the case, not its kind: tipping-off); once the alert is decided,
+    erasure deletes what screening stored of the customer (keyed hashes of its name, its
+    matches, dismissals and their free-text reasons). A confirmed match keeps its status, with
+    no name digest, so the payee gate still blocks it. Counterparties likewise."""
+    with running(db_url, aml_retention_days=0) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        def alerts() -> list[str]:
+            cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+            return [c["id"] for c in cases["data"] if c["status"] == "open"]
+
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        (case,) = alerts()
+        erase = f"/v1/customers/{bout['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        detail = refused.json()["detail"]
+        assert case in detail
+        assert "open compliance case" in detail
+        assert "sanction" not in detail.lower()
+        assert api.ok("GET", f"/v1/customers/{bout['id']}", key=a.admin)["erased"] is False
+        api.ok("POST", f"/v1/cases/{case}/approve", key=a.admin, json={"reason": "a namesake"})
+        subject = f"customer:{bout['id']}"
+        assert _screening_rows(api, subject)["sanctions_dismissals"]
+        assert api.ok("DELETE", erase, key=a.admin)["erased"] is True
+        assert _screening_rows(api, subject) == {
+            "sanctions_subjects": [], "sanctions_results": [], "sanctions_dismissals": [],
+            "sanctions_subject_keys": [],
+        }  # fmt: skip
+
+        # Confirmed, then erased: the status stays (the gate blocks it), the name digest not.
+        butt = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        (case,) = alerts()
+        api.ok("POST", f"/v1/cases/{case}/decline", key=a.admin, json={})
+        api.ok("DELETE", f"/v1/customers/{butt['id']}/personal-data", key=a.admin)
+        rows = _screening_rows(api, f"customer:{butt['id']}")
+        ((_, _, digest, status, _, _),) = rows.pop("sanctions_subjects")
+        assert (digest, status) == ("", "confirmed")
+        assert rows == {"sanctions_results": [], "sanctions_dismissals": [],
+                        "sanctions_subject_keys": []}  # fmt: skip
+
+        # A counterparty with an open alert: the same refusal, the same forgetting after.
+        body = {"name": "Acme Trading LLC", "account_identifier": "GB29NWBK60161331926819",
+                "country": "GB"}  # fmt: skip
+        payee = api.ok("POST", "/v1/counterparties", 201, key=a.admin, json=body)
+        (case,) = alerts()
+        erase = f"/v1/counterparties/{payee['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        assert case in refused.json()["detail"]
+        api.ok("POST", f"/v1/cases/{case}/approve", key=a.admin, json={})
+        api.ok("DELETE", erase, key=a.admin)
+        assert not any(_screening_rows(api, f"counterparty:{payee['id']}").values())
+
+
+def test_an_open_aml_alert_holds_an_erasure(db_url: str) -> None:
+    """A customer whose accounts are all closed (no retention period here) is erasable, unless
+    an AML alert on one of its accounts is still open."""
+    with running(db_url, aml_retention_days=0) as api:
+        a = seed_tenant(api, "acme")
+        tenant_id = api.app.state.tenancy.ensure_tenant("acme").id
+        customer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Jane Roe"})
+        account = api.ok(
+            "POST", "/v1/accounts", 201, key=a.write,
+            json={"ledger_id": a.ledger, "asset": "USD", "normal_balance": "credit",
+                  "customer_id": customer["id"]},
+        )["id"]  # fmt: skip
+        api.app.state.ledger.close_account(account)
+        cases: CaseService = api.app.state.cases
+        with UnitOfWork(api.app.state.engine) as uow:
+            (case,) = cases.open_alerts(
+                uow, tenant_id,
+                [Alert("aml_structuring", f"account:{account}", {"transfers": []},
+                       code="structuring")],
+                actor="system:aml",
+            )  # fmt: skip
+            aml_store.claim(uow, AlertKey(tenant_id, account, "structuring", 0), case.id, 0)
+            uow.commit()
+        erase = f"/v1/customers/{customer['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        assert case.id in refused.json()["detail"]
+        api.ok("POST", f"/v1/cases/{case.id}/approve", key=a.admin, json={})
+        assert api.ok("DELETE", erase, key=a.admin)["erased"] is True

@@ -93,7 +93,8 @@ def build(
     cards: Callable[[str, str], dict[str, Any] | None] | None = None,
     on_erased: Callable[[int], None] | None = None,
 ) -> Compliance:
-    """The services and jobs; the customers' erasure is given the AML hold here."""
+    """The services and jobs; the customers' and counterparties' erasure is given its holds
+    here (AML record keeping, open compliance alerts)."""
     from strongroom.compliance.controls import api as controls_api
     from strongroom.compliance.gdpr import api as gdpr_api
 
@@ -109,6 +110,7 @@ def build(
         cards=cards,
     )
     customers.retention_hold = gdpr.hold_reason
+    counterparties.retention_hold = gdpr.counterparty_hold_reason
     controls = controls_service(settings, engine, kms, audit, events)
     return Compliance(
         gdpr,

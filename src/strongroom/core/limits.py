@@ -285,6 +285,12 @@ assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX
 # SCREENING_MATCHES_MAX matches.
 SCREENING_NAME_CHARS_MAX: Final = 500
 SCREENING_MATCHES_MAX: Final = 50
+# The payee gate screens at most this many distinct `payee_name`s a batch (in memory, in the
+# shared gate pool: a few ms for a name of SCREENING_NAME_CHARS_MAX characters, well under one
+# for a usual name); the rest get STRONGROOM_SCREENING_FAIL, as names not screened within the
+# gate's budget do. Unknown payees in bulk: create counterparties (screened once, stored).
+SCREENING_PAYEE_NAMES_PER_BATCH_MAX: Final = 64
+assert SCREENING_PAYEE_NAMES_PER_BATCH_MAX <= BATCH_TRANSFERS_MAX
 # AML monitoring (compliance/aml/): the scan reads the ledger a page of transfers at a time; a
 # restarted sink rebuilds its state from the newest AML_WARM_TRANSFERS_MAX recent transfers (held
 # in memory while it reads them).

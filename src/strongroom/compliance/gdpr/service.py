@@ -37,6 +37,7 @@ from strongroom.security.errors import DataErased
 log = logging.getLogger("strongroom.compliance.gdpr")
 
 EXPORT_FORMAT: Final = "strongroom-gdpr-export/1"
+ALERT_CASES_NAMED_MAX: Final = 5  # the open cases an erasure's refusal names
 RETENTION_ACTOR: Final = "system:aml_retention"
 GDPR_EVENT_TYPES: Final = (
     EventType(
@@ -89,10 +90,24 @@ class GdprService:
     def hold_reason(self, uow: UnitOfWork, tenant_id: str, customer_id: str) -> str | None:
         """The customers' service's port (customers.service.RetentionHold): why erasure is
         refused now, or None. Read in the erasure's transaction, which holds the customer's
-        row: an account opened for the customer meanwhile is seen."""
-        del tenant_id
+        row: an account opened for the customer meanwhile is seen. Besides the AML retention
+        of the relationship, an open sanctions or AML alert on the customer holds its records
+        until an officer decides it (a customer with no account included): erasing them would
+        destroy the evidence a report may need, and the refusal names no kind of alert, so
+        relaying it tips nobody off."""
         hold = aml_hold(store.relationship(uow, customer_id), self.retention_days, self._now_us())
-        return None if hold is None else hold.reason(customer_id)
+        if hold is not None:
+            return hold.reason(customer_id)
+        alerts = store.open_alerts(uow, tenant_id, f"customer:{customer_id}", customer_id)
+        return _alert_hold(f"customer {customer_id}", alerts)
+
+    def counterparty_hold_reason(
+        self, uow: UnitOfWork, tenant_id: str, counterparty_id: str
+    ) -> str | None:
+        """The counterparties' service's port: an open sanctions alert on the counterparty
+        holds its records, as a customer's."""
+        alerts = store.open_alerts(uow, tenant_id, f"counterparty:{counterparty_id}")
+        return _alert_hold(f"counterparty {counterparty_id}", alerts)
 
     # -- the export ------------------------------------------------------------------------
 
@@ -261,6 +276,20 @@ class GdprService:
                 del event["customer_id"]
                 self._events.emit(uow, tenant_id, [("customer.retention_erased", event)])
             uow.commit()
+
+
+def _alert_hold(who: str, case_ids: list[str]) -> str | None:
+    """Why erasure is refused while compliance cases on the subject are open: their ids (a
+    staff user with cases:read finds them), never their kind."""
+    if not case_ids:
+        return None
+    shown = ", ".join(case_ids[:ALERT_CASES_NAMED_MAX])
+    more = len(case_ids) - ALERT_CASES_NAMED_MAX
+    return (
+        f"{who} is the subject of {len(case_ids)} open compliance case(s) ({shown}"
+        f"{f' and {more} more' if more > 0 else ''}): their records are kept until an officer "
+        "decides them"
+    )
 
 
 def count_past_retention(

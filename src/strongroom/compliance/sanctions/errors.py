@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from strongroom.core.errors import Conflict, ErrorCode
+from strongroom.core.errors import Conflict, ErrorCode, InvalidRequest
 
 SANCTIONS_BLOCKED: Final = "sanctions_blocked"
 SANCTIONS_UNAVAILABLE: Final = "sanctions_unavailable"
 LISTS_NOT_LOADED: Final = "sanctions_lists_not_loaded"
+DUPLICATES_NAMED_MAX: Final = 10  # the duplicate entry ids a refused load names
 
 SANCTIONS_GATE_ERRORS: Final = (
     ErrorCode(SANCTIONS_BLOCKED, 422, "The payee is a confirmed sanctions match"),
@@ -34,3 +35,26 @@ class ListsNotLoaded(Conflict):
     (and a 5xx would read as the server's fault)."""
 
     code = LISTS_NOT_LOADED
+
+
+class DuplicateEntry(InvalidRequest):
+    """A list file names one entry id more than once: refused, nothing stored. Which of the
+    two is the list's is not ours to guess (merging them would make up an entry), and a list
+    published that way is one to report to its publisher. `invalid_request` (400) in the
+    catalogue: only `strongroom sanctions load` meets it, and it exits non-zero naming the
+    ids."""
+
+    def __init__(self, source: str, entry_ids: list[str]) -> None:
+        shown = ", ".join(entry_ids[:DUPLICATES_NAMED_MAX])
+        more = len(entry_ids) - DUPLICATES_NAMED_MAX
+        super().__init__(
+            f"{source}: entry id(s) {shown}{f' and {more} more' if more > 0 else ''} appear more "
+            "than once in the list: nothing was loaded",
+            param="path",
+        )
+        self.entry_ids = entry_ids
+
+
+class LoadRaced(Conflict):
+    """A list load that kept losing its version number to concurrent loads of the same list
+    (each is retried: the same content found stored answers `unchanged`). Nothing stored."""

@@ -16,7 +16,6 @@ added, changed or removed entry."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.errors import ListsNotLoaded
+from strongroom.compliance.sanctions.errors import ListsNotLoaded, LoadRaced
 from strongroom.compliance.sanctions.match import build as build_linear
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import (
@@ -62,6 +61,8 @@ log = logging.getLogger("strongroom.compliance.sanctions")
 
 THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
 REFRESH_S_DEFAULT: Final = 1.0
+# Tries of a load whose version number a concurrent load of the same list took first.
+LOAD_ATTEMPTS_MAX: Final = 3
 SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
 REASON_CHARS_MAX: Final = 2_000
 ALERT_KIND: Final = "sanctions_match"
@@ -186,12 +187,54 @@ class SanctionsService:
         """Store `entries` as the next version of `source` (the same content as the current
         version: nothing stored, `unchanged`), then re-screen the subjects the changed entries
         could match (`progress(done, total)` as it goes)."""
-        by_id = unique_entries(entries)
-        for entry in by_id.values():
+        for entry in entries:
             if entry.source is not source:
                 raise InvalidRequest(f"entry {entry.entry_id} is of {entry.source.value}")
+        by_id = unique_entries(source, entries)  # DuplicateEntry: an id twice, nothing stored
         fingerprints = {k: e.fingerprint() for k, e in by_id.items()}
         sha = content_hash(fingerprints)
+        for attempt in range(1, LOAD_ATTEMPTS_MAX + 1):
+            try:
+                stored = self._store_version(source, by_id, fingerprints, sha, actor)
+                break
+            except Exception as exc:
+                # Another load of this list committed the version number this one read as
+                # free (its transaction began first): read the versions again, and either
+                # find the same content stored (unchanged) or store ours after it.
+                if not store.is_duplicate_key(exc):
+                    raise
+                log.info("sanctions: %s: a concurrent load stored a version first", source.value)
+                if attempt == LOAD_ATTEMPTS_MAX:
+                    raise LoadRaced(
+                        f"{source.value}: other loads of this list kept storing versions "
+                        "meanwhile: nothing was stored, run it again"
+                    ) from None
+        if isinstance(stored, LoadResult):
+            return stored
+        version, change, removed_bodies = stored
+        self._invalidate()
+        touched = [by_id[k] for k in (*change.added, *change.changed)]
+        touched += [entry_from_json(b) for b in removed_bodies]
+        rescreened, total = (
+            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
+        )
+        return LoadResult(
+            source, version, False, len(by_id), len(change.added), len(change.changed),
+            len(change.removed), rescreened, total,
+        )  # fmt: skip
+
+    def _store_version(
+        self,
+        source: ListSource,
+        by_id: dict[str, Entry],
+        fingerprints: dict[str, str],
+        sha: str,
+        actor: str,
+    ) -> LoadResult | tuple[int, Diff, list[str]]:
+        """One transaction: the same content as the current version answers `unchanged`;
+        otherwise the next version, its entries and its diff are stored: (version, diff,
+        the removed entries' bodies). A concurrent load that took the version number first
+        fails this one on the versions table's primary key (store.is_duplicate_key)."""
         with self._uow() as uow:
             versions = store.list_versions(uow, source.value)
             latest = versions[-1] if versions else None
@@ -232,16 +275,7 @@ class SanctionsService:
                 ],
             )
             uow.commit()
-        self._invalidate()
-        touched = [by_id[k] for k in (*change.added, *change.changed)]
-        touched += [entry_from_json(b) for b in removed_bodies]
-        rescreened, total = (
-            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
-        )
-        return LoadResult(
-            source, version, False, len(by_id), len(change.added), len(change.changed),
-            len(change.removed), rescreened, total,
-        )  # fmt: skip
+        return version, change, removed_bodies
 
     def versions(self, source: ListSource | None = None) -> list[store.VersionRow]:
         with self._uow(write=False) as uow:
@@ -315,7 +349,13 @@ class SanctionsService:
         """A screening point, in the caller's transaction: the subject's hits stored, an alert
         opened for each new one (not dismissed for this name and entry, not already alerted),
         its blocking keys replaced. No list loaded: the subject is recorded `clear` with its
-        keys, so the first load screens it."""
+        keys, so the first load screens it.
+
+        An undecided alert (its case open, its match not dismissed) covers its (subject, entry)
+        whatever this screening says: a match this name still makes keeps the open case (no
+        second alert), and one it no longer makes (a rename, an entry changed or removed) is
+        kept as it was, so the subject stays `probable` and the officer decides the alert on
+        what it was raised for. A rename to a name that hits other entries adds their alerts."""
         try:
             screener, stamp = self.screener()
         except ListsNotLoaded:
@@ -329,10 +369,15 @@ class SanctionsService:
         digest = self._digest(tenant_id, name)
         now = self.clock.now_us()
         before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
-        dismissed = {
-            (d.source, d.entry_id): d
-            for d in store.dismissals(uow, tenant_id, subject)
-            if d.name_digest == digest
+        dismissed = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
+        # The matches whose alert is undecided: its case open, the match not dismissed.
+        open_ids = store.open_cases(
+            uow, tenant_id, [r.case_id for r in before.values() if r.case_id is not None]
+        )
+        pending = {
+            k
+            for k, r in before.items()
+            if r.case_id in open_ids and not _is_dismissed(r, dismissed)
         }
         rows: list[store.ResultRow] = []
         fresh: list[tuple[int, Match]] = []
@@ -344,12 +389,16 @@ class SanctionsService:
             if (
                 prior is not None
                 and prior.case_id is not None
-                and prior.name_digest == digest
-                and prior.fingerprint == fingerprint
+                and (
+                    key in pending  # its alert is undecided: it covers this match
+                    or (prior.name_digest == digest and prior.fingerprint == fingerprint)
+                )
             ):
                 case_id = prior.case_id  # alerted already, for this name and this entry
             done = dismissed.get(key)
-            if case_id is None and not (done is not None and done.fingerprint == fingerprint):
+            if case_id is None and not (
+                done is not None and done.name_digest == digest and done.fingerprint == fingerprint
+            ):
                 fresh.append((len(rows), match))
             rows.append(
                 store.ResultRow(
@@ -388,6 +437,9 @@ class SanctionsService:
                     r.tenant_id, r.subject, r.source, r.entry_id, r.score, r.fingerprint,
                     r.list_version, r.name_digest, case.id, r.screened_at,
                 )  # fmt: skip
+        # The matches of open alerts this screening no longer makes, kept as they were.
+        matched = {(r.source, r.entry_id) for r in rows}
+        rows += [before[k] for k in sorted(pending - matched)]
         previous = store.get_subject(uow, tenant_id, subject)
         live = [r for r in rows if not _is_dismissed(r, dismissed)]
         status = CLEAR
@@ -453,6 +505,16 @@ class SanctionsService:
                 progress(done, len(todo))
         return len(todo), total
 
+    def forget_subject(self, uow: UnitOfWork, tenant_id: str, subject: str) -> None:
+        """An erased subject's screening deleted, in the erasure's transaction (the customers'
+        ForgetScreening port): its stored matches, its dismissals (their reasons are free text
+        about it), its blocking keys, and its status row; all hold keyed hashes of its name,
+        which the tenant's hashing key could still link to a guessed name after its data key
+        is shredded. A `confirmed` subject keeps its status row, with no name digest: the payee
+        gate still blocks payments by it and to it. The alert cases stay (the case queue's
+        record; their evidence names list entries, nothing of the subject)."""
+        store.forget_subject(uow, tenant_id, subject, keep_status=CONFIRMED)
+
     # -- reviews ---------------------------------------------------------------------------
 
     def statuses(self, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
@@ -473,11 +535,7 @@ class SanctionsService:
             row = store.get_subject(uow, tenant_id, subject)
             if row is None:
                 raise NotFound(f"{_id_of(subject)} was never screened", param="subject_id")
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == row.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             results = store.results(uow, tenant_id, subject)
         return row, [(r, _is_dismissed(r, gone)) for r in results]
 
@@ -543,11 +601,7 @@ class SanctionsService:
         store.put_dismissal(uow, row)
         current = store.get_subject(uow, tenant_id, subject)
         if current is not None and current.status == PROBABLE:
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == current.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             rows = store.results(uow, tenant_id, subject)
             if all(_is_dismissed(r, gone) for r in rows):
                 store.set_status(uow, tenant_id, subject, CLEAR)
@@ -580,6 +634,18 @@ class SanctionsService:
         """`confirm` inside the caller's transaction, without the freeze (`freeze`, after
         the commit)."""
         self._result(uow, tenant_id, subject, source, entry_id)
+        self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
+
+    def _confirmed(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        actor: str,
+    ) -> None:
         store.set_status(uow, tenant_id, subject, CONFIRMED)
         self._record(
             uow, tenant_id, actor, CONFIRMED_EVENT,
@@ -598,21 +664,31 @@ class SanctionsService:
         """The case queue's hook for a `sanctions_match` alert (CaseService.on_decided):
         declining it confirms its matches (the subject `confirmed`, then its accounts frozen
         after the decision commits); approving it dismisses them (remembered false
-        positives). Inside the decision's transaction: a match that no longer exists undoes
-        the decision."""
-        detail = json.loads(case.detail) if case.detail else {}
+        positives). Inside the decision's transaction.
+
+        It works from the case's own evidence (the list and entry ids it names), never from
+        the subject's current name: the stored match that carries this case (kept while the
+        case is open, whatever the subject was renamed to) is what a dismissal records, with
+        its name digest and entry fingerprint. Should that match be gone (an alert orphaned
+        before open alerts' matches were kept), declining still confirms the subject, and
+        approving dismisses nothing that another screening has since stored."""
+        detail = case.detail_dict()
         subject = detail.get("subject")
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
         if not isinstance(subject, str) or not isinstance(entries, list):
             return None
+        tenant_id = case.tenant_id
+        stored = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
         for entry in entries:
             source, entry_id = str(entry["list"]), str(entry["entry_id"])
+            row = stored.get((source, entry_id))
+            mine = row is not None and row.case_id == case.id
             if status is CaseStatus.DECLINED:
-                self.confirm_in(uow, case.tenant_id, subject, source, entry_id, actor=actor)
-            elif status is CaseStatus.APPROVED:
+                self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
+            elif status is CaseStatus.APPROVED and mine:
                 self.dismiss_in(
-                    uow, case.tenant_id, subject, source, entry_id, reviewer=actor,
+                    uow, tenant_id, subject, source, entry_id, reviewer=actor,
                     reason=case.decision_reason,
                 )  # fmt: skip
         if status is CaseStatus.DECLINED:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.service import CaseService
-from strongroom.compliance.sanctions.gate import SanctionsGate
+from strongroom.compliance.sanctions.gate import OnUnscreened, SanctionsGate
 from strongroom.compliance.sanctions.model import EntryKind
 from strongroom.compliance.sanctions.service import (
     FreezeCustomer,
@@ -72,14 +72,19 @@ def build_sanctions(
     )
     if customers is not None:
         customers.screen_name = service.screen_name
+        customers.forget_screening = service.forget_subject
     if counterparties is not None:
         counterparties.screen_name = service.screen_name
+        counterparties.forget_screening = service.forget_subject
     return service
 
 
-def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
+def sanctions_gate(
+    settings: Settings, engine: Engine, *, on_unscreened: OnUnscreened | None = None
+) -> SanctionsGate:
     """The payee gate (STRONGROOM_SCREENING): payers' tenants through the risk domain's
-    account lookup, payees' statuses from the stored screenings."""
+    account lookup, payees' statuses from the stored screenings. `on_unscreened(outcome,
+    count)`: told of payments it could not screen (a metric)."""
     accounts = RiskService(engine).payment_accounts
     service = SanctionsService(engine, threshold=settings.screening_threshold)
 
@@ -92,4 +97,5 @@ def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
         screen_name=service.is_hit,
         fail=settings.screening_fail,
         budget_ms=settings.screening_budget_ms,
+        on_unscreened=on_unscreened,
     )
