@@ -11,6 +11,7 @@ from strongroom.core.errors import Conflict, ErrorCode
 SANCTIONS_BLOCKED: Final = "sanctions_blocked"
 SANCTIONS_UNAVAILABLE: Final = "sanctions_unavailable"
 LISTS_NOT_LOADED: Final = "sanctions_lists_not_loaded"
+SANCTIONS_CONFIRMED: Final = "sanctions_confirmed"
 
 SANCTIONS_GATE_ERRORS: Final = (
     ErrorCode(SANCTIONS_BLOCKED, 422, "The payee is a confirmed sanctions match"),
@@ -26,6 +27,12 @@ SANCTIONS_ERRORS: Final = (
         409,
         "No sanctions list is loaded: nothing can be screened (`strongroom sanctions load`)",
     ),
+    ErrorCode(
+        SANCTIONS_CONFIRMED,
+        409,
+        "The account's customer is a confirmed sanctions match: no account of theirs may be "
+        "opened or unfrozen",
+    ),
 )
 
 
@@ -34,3 +41,10 @@ class ListsNotLoaded(Conflict):
     (and a 5xx would read as the server's fault)."""
 
     code = LISTS_NOT_LOADED
+
+
+class SanctionsConfirmed(Conflict):
+    """An account created for, or unfrozen of, a customer whose sanctions subject is
+    `confirmed` (compliance/sanctions/owners.py, the ledger's owner guard): nothing written."""
+
+    code = SANCTIONS_CONFIRMED
