@@ -39,6 +39,7 @@ from strongroom.compliance.kyc.errors import KYC_ERRORS
 from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
+from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
 from strongroom.compliance.sanctions.wiring import build_sanctions, sanctions_gate
 from strongroom.core import clock
@@ -180,6 +181,8 @@ def build_ledger(
         customers=existing_customers,
         # KYC tier caps, checked inside the posting transaction (STRONGROOM_KYC_LIMITS).
         limits=kyc_limits(settings.kyc_limits, load_tiers(settings.kyc_tiers)),
+        # A confirmed sanctions match's accounts stay frozen: none opened, none unfrozen.
+        owners=refuse_confirmed,
     )
     audit.ledger = ledger
     if aml is not None:
@@ -479,7 +482,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sanctions = build_sanctions(
         settings, engine, risk_hasher(settings, engine, kms), customers=customers,
         counterparties=counterparties, cases=cases, audit=audit, events=events,
-        freeze_customer=kyc.freeze_customer_accounts,
+        freeze_customer=kyc.freeze_customer_accounts_in,
     )  # fmt: skip
     # An officer's decision on a sanctions alert confirms (decline) or dismisses (approve) it.
     cases.on_decided(ALERT_KIND, sanctions.decided)

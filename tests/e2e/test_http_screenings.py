@@ -210,10 +210,21 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
                 assert "Viktor" not in dump, table
 
 
+def _written(api: Any) -> tuple[int, int, int]:
+    """What a write leaves: the audit logs' sizes, the events, the frozen accounts."""
+    with api.app.state.engine.connect() as conn:
+        return (
+            int(conn.execute(sa.text("SELECT COALESCE(SUM(size), 0) FROM audit_logs")).scalar()),
+            int(conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar()),
+            int(conn.execute(sa.text("SELECT COUNT(*) FROM accounts WHERE frozen")).scalar()),
+        )
+
+
 def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> None:
     """Declining a `sanctions_match` case confirms the match and freezes the customer's
-    accounts (after the decision commits); approving another dismisses its match, so the
-    same name does not alert again."""
+    accounts, in the decision's transaction (a failing freeze undoes the decision); approving
+    another dismisses its match, so the same name does not alert again. A confirmed customer's
+    account is not unfrozen, and no new one is opened for them (409 sanctions_confirmed)."""
     with running(db_url) as api:
         a = seed_tenant(api, "acme")
         api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
@@ -239,6 +250,31 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
             refused = api.request("POST", f"/v1/cases/{bout_case}/{action}", key=analyst, json={})
             assert (refused.status_code, problem_code(refused)) == (403, "insufficient_scope")
         assert api.ok("GET", f"/v1/cases/{bout_case}", key=a.admin)["status"] == "open"
+
+        # The freeze fails (after freezing the account): the decision, the confirmation and
+        # the freeze are one transaction, so the case is still open and nothing was written.
+        sanctions = api.app.state.sanctions
+        freeze = sanctions.freeze_customer
+
+        def failing(*args: Any) -> None:
+            freeze(*args)
+            raise RuntimeError("the freeze failed")
+
+        before = _written(api)
+        sanctions.freeze_customer = failing
+        try:
+            failed = api.request(
+                "POST", f"/v1/cases/{bout_case}/decline", key=a.admin, json={"reason": "listed"}
+            )
+        finally:
+            sanctions.freeze_customer = freeze
+        assert failed.status_code == 500
+        assert api.ok("GET", f"/v1/cases/{bout_case}", key=a.admin)["status"] == "open"
+        subject = api.ok("GET", f"/v1/screenings/subjects/{bout['id']}", key=a.admin)
+        assert subject["status"] == "probable"
+        assert api.ok("GET", f"/v1/accounts/{account}", key=a.read)["frozen"] is False
+        assert _written(api) == before
+
         declined = api.ok(
             "POST", f"/v1/cases/{bout_case}/decline",
             key=a.admin, json={"reason": "the listed person"},
@@ -255,6 +291,21 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
                   "credit_account_id": account, "amount": 5},
         )  # fmt: skip
         assert (frozen.status_code, problem_code(frozen)) == (422, "account_frozen")
+        # Confirmed: the account stays frozen and no other is opened for the customer.
+        before = _written(api)
+        kept = api.post(f"/v1/accounts/{account}/unfreeze", key=a.admin)
+        assert (kept.status_code, problem_code(kept)) == (409, "sanctions_confirmed")
+        assert api.ok("GET", f"/v1/accounts/{account}", key=a.read)["frozen"] is True
+        opened = api.post(
+            "/v1/accounts",
+            key=a.write,
+            json={"ledger_id": a.ledger, "asset": "USD", "normal_balance": "credit",
+                  "customer_id": bout["id"]},
+        )  # fmt: skip
+        assert (opened.status_code, problem_code(opened)) == (409, "sanctions_confirmed")
+        owned = api.ok("GET", f"/v1/customers/{bout['id']}/accounts", key=a.admin)["data"]
+        assert [x["id"] for x in owned] == [account]
+        assert _written(api) == before
 
         approved = api.ok(
             "POST", f"/v1/cases/{acme_case}/approve",

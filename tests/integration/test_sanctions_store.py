@@ -91,7 +91,7 @@ def world(db_engine: Engine) -> tuple[SanctionsService, Recorder, dict[tuple[str
         hasher=hasher,
         open_alerts=rec.open_alerts,
         names=lambda t, s: (names[(t, s)], EntryKind.PERSON) if (t, s) in names else None,
-        freeze_customer=lambda t, c, a: rec.frozen.append((t, c, a)),
+        freeze_customer=lambda u, t, c, a: rec.frozen.append((t, c, a)),
         audit=rec,
         events=rec,
         refresh_s=0.0,
@@ -200,10 +200,21 @@ def test_a_new_version_rescreens_only_subjects_sharing_a_blocking_key(world: Any
     assert service.status(A, "customer:cus_1").status == CLEAR
 
 
+def _failing_freeze(uow: UnitOfWork, tenant_id: str, customer_id: str, actor: str) -> None:
+    del uow, tenant_id, customer_id, actor
+    raise RuntimeError("freeze failed")
+
+
 def test_a_confirmed_match_freezes_the_customer(world: Any) -> None:
     service, rec, _ = world
     service.load(SDN, V1, actor=ACTOR)
     screen(service, A, "customer:cus_1", "Viktor Bout")
+    # The freeze runs in the confirmation's transaction: when it fails, nothing stands.
+    service.freeze_customer = _failing_freeze
+    with pytest.raises(RuntimeError, match="freeze failed"):
+        service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR)
+    assert service.status(A, "customer:cus_1").status == PROBABLE
+    service.freeze_customer = lambda u, t, c, a: rec.frozen.append((t, c, a))
     service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR)
     assert service.status(A, "customer:cus_1").status == CONFIRMED
     assert rec.frozen == [(A, "cus_1", ACTOR)]

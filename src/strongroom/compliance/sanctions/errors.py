@@ -12,6 +12,7 @@ SANCTIONS_BLOCKED: Final = "sanctions_blocked"
 SANCTIONS_UNAVAILABLE: Final = "sanctions_unavailable"
 LISTS_NOT_LOADED: Final = "sanctions_lists_not_loaded"
 DUPLICATES_NAMED_MAX: Final = 10  # the duplicate entry ids a refused load names
+SANCTIONS_CONFIRMED: Final = "sanctions_confirmed"
 
 SANCTIONS_GATE_ERRORS: Final = (
     ErrorCode(SANCTIONS_BLOCKED, 422, "The payee is a confirmed sanctions match"),
@@ -26,6 +27,12 @@ SANCTIONS_ERRORS: Final = (
         LISTS_NOT_LOADED,
         409,
         "No sanctions list is loaded: nothing can be screened (`strongroom sanctions load`)",
+    ),
+    ErrorCode(
+        SANCTIONS_CONFIRMED,
+        409,
+        "The account's customer is a confirmed sanctions match: no account of theirs may be "
+        "opened or unfrozen",
     ),
 )
 
@@ -58,3 +65,10 @@ class DuplicateEntry(InvalidRequest):
 class LoadRaced(Conflict):
     """A list load that kept losing its version number to concurrent loads of the same list
     (each is retried: the same content found stored answers `unchanged`). Nothing stored."""
+
+
+class SanctionsConfirmed(Conflict):
+    """An account created for, or unfrozen of, a customer whose sanctions subject is
+    `confirmed` (compliance/sanctions/owners.py, the ledger's owner guard): nothing written."""
+
+    code = SANCTIONS_CONFIRMED

@@ -93,8 +93,9 @@ Hasher = Callable[[str, str, bytes], bytes]
 OpenAlerts = Callable[..., list[Case]]
 # A subject's current name and kind (None: gone or erased), read for re-screening.
 SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
-# The ledger's account freezing (branch `kyc`): every account of the customer.
-FreezeCustomer = Callable[[str, str, str], object]
+# KYC's account freezing (KycService.freeze_customer_accounts_in): every account of the
+# customer, in the caller's transaction: (uow, tenant id, customer id, actor).
+FreezeCustomer = Callable[[UnitOfWork, str, str, str], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,8 @@ class SanctionsService:
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
         """`hasher`, `open_alerts` and `names` are what the screening points need (a service
-        for ad-hoc screening and loading takes none); `freeze_customer` is told of a confirmed
-        match of a customer, after its commit."""
+        for ad-hoc screening and loading takes none); `freeze_customer` freezes a customer's
+        accounts in the transaction that confirms a match of theirs."""
         assert 0.0 < threshold <= 1.0
         self.engine = engine
         self.factory = factory
@@ -614,57 +615,48 @@ class SanctionsService:
     def confirm(
         self, tenant_id: str, subject: str, source: str, entry_id: str, *, actor: str
     ) -> None:
-        """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), an
-        audit leaf and an event; a customer's accounts are frozen after the commit."""
+        """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), a
+        customer's accounts frozen, an audit leaf and an event, in one transaction."""
         with self._uow() as uow:
-            self.confirm_in(uow, tenant_id, subject, source, entry_id, actor=actor)
+            self.confirm_in(uow, tenant_id, subject, [(source, entry_id)], actor=actor)
             uow.commit()
-        self.freeze(tenant_id, subject, actor)
 
     def confirm_in(
         self,
         uow: UnitOfWork,
         tenant_id: str,
         subject: str,
-        source: str,
-        entry_id: str,
+        entries: Sequence[tuple[str, str]],
         *,
         actor: str,
+        require_match: bool = True,
     ) -> None:
-        """`confirm` inside the caller's transaction, without the freeze (`freeze`, after
-        the commit)."""
-        self._result(uow, tenant_id, subject, source, entry_id)
-        self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
-
-    def _confirmed(
-        self,
-        uow: UnitOfWork,
-        tenant_id: str,
-        subject: str,
-        source: str,
-        entry_id: str,
-        *,
-        actor: str,
-    ) -> None:
+        """`confirm` of the subject's matches with these (list, entry id) inside the caller's
+        transaction: it commits or rolls back with them all. The locks in one order, the
+        ledger's and the owner guard's (compliance/sanctions/owners.py): the subject's row (set
+        confirmed), then the customer's accounts (frozen, with their leaves and events), then
+        the audit log (the confirmations' leaves), so a concurrent payment, account creation or
+        unfreeze cannot deadlock with it. A match that does not exist raises NotFound, unless
+        not `require_match` (a case's own evidence, below)."""
+        if require_match:
+            for source, entry_id in entries:
+                self._result(uow, tenant_id, subject, source, entry_id)
         store.set_status(uow, tenant_id, subject, CONFIRMED)
-        self._record(
-            uow, tenant_id, actor, CONFIRMED_EVENT,
-            {"subject": subject, "list": source, "entry_id": entry_id},
-        )  # fmt: skip
-
-    def freeze(self, tenant_id: str, subject: str, actor: str) -> None:
-        """A confirmed customer's accounts frozen (the ledger's freezing, through its port)."""
         kind, _, subject_id = subject.partition(":")
         if kind == "customer" and self.freeze_customer is not None:
-            self.freeze_customer(tenant_id, subject_id, actor)
+            self.freeze_customer(uow, tenant_id, subject_id, actor)
+        for source, entry_id in entries:
+            self._record(
+                uow, tenant_id, actor, CONFIRMED_EVENT,
+                {"subject": subject, "list": source, "entry_id": entry_id},
+            )  # fmt: skip
 
-    def decided(
-        self, uow: UnitOfWork, case: Case, status: CaseStatus, actor: str
-    ) -> Callable[[], None] | None:
+    def decided(self, uow: UnitOfWork, case: Case, status: CaseStatus, actor: str) -> None:
         """The case queue's hook for a `sanctions_match` alert (CaseService.on_decided):
-        declining it confirms its matches (the subject `confirmed`, then its accounts frozen
-        after the decision commits); approving it dismisses them (remembered false
-        positives). Inside the decision's transaction.
+        declining it confirms its matches (the subject `confirmed` and its accounts frozen);
+        approving it dismisses them (remembered false positives). Inside the decision's
+        transaction, nothing after it: the decision, the confirmation and the freeze commit
+        together or not at all (a failing freeze undoes the decision).
 
         It works from the case's own evidence (the list and entry ids it names), never from
         the subject's current name: the stored match that carries this case (kept while the
@@ -677,23 +669,20 @@ class SanctionsService:
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
         if not isinstance(subject, str) or not isinstance(entries, list):
-            return None
+            return
         tenant_id = case.tenant_id
-        stored = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
-        for entry in entries:
-            source, entry_id = str(entry["list"]), str(entry["entry_id"])
-            row = stored.get((source, entry_id))
-            mine = row is not None and row.case_id == case.id
-            if status is CaseStatus.DECLINED:
-                self._confirmed(uow, tenant_id, subject, source, entry_id, actor=actor)
-            elif status is CaseStatus.APPROVED and mine:
-                self.dismiss_in(
-                    uow, tenant_id, subject, source, entry_id, reviewer=actor,
-                    reason=case.decision_reason,
-                )  # fmt: skip
+        pairs = [(str(entry["list"]), str(entry["entry_id"])) for entry in entries]
         if status is CaseStatus.DECLINED:
-            return lambda: self.freeze(case.tenant_id, subject, actor)
-        return None
+            self.confirm_in(uow, tenant_id, subject, pairs, actor=actor, require_match=False)
+        elif status is CaseStatus.APPROVED:
+            stored = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
+            for source, entry_id in pairs:
+                row = stored.get((source, entry_id))
+                if row is not None and row.case_id == case.id:
+                    self.dismiss_in(
+                        uow, tenant_id, subject, source, entry_id, reviewer=actor,
+                        reason=case.decision_reason,
+                    )  # fmt: skip
 
 
 def _is_dismissed(

@@ -387,15 +387,20 @@ def subjects_with_keys(uow: UnitOfWork, tenant_id: str, keys: Sequence[str]) -> 
     return out
 
 
-def statuses(uow: UnitOfWork, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
-    """The screening status of those of `subjects` that were screened."""
+def statuses(
+    uow: UnitOfWork, tenant_id: str, subjects: Sequence[str], *, lock: bool = False
+) -> dict[str, str]:
+    """The screening status of those of `subjects` that were screened; with `lock`, their rows
+    share-locked on PostgreSQL in subject order (a confirmation, which updates the row, waits
+    for the reader's commit, or the reader for the confirmation's)."""
     out: dict[str, str] = {}
     cur = uow.cursor()
-    for part in chunks(subjects, SQL_PARAMS_PER_STATEMENT_MAX - 1):
+    suffix = " ORDER BY subject FOR SHARE" if lock and not uow.sqlite else ""
+    for part in chunks(sorted(subjects), SQL_PARAMS_PER_STATEMENT_MAX - 1):
         marks = ",".join("?" * len(part))
         cur.execute(
             sql(uow, "SELECT subject, status FROM sanctions_subjects "
-                f"WHERE tenant_id = ? AND subject IN ({marks})"),
+                f"WHERE tenant_id = ? AND subject IN ({marks}){suffix}"),
             (tenant_id, *part),
         )  # fmt: skip
         out.update((str(s), str(st)) for s, st in cur.fetchall())

@@ -38,7 +38,8 @@ def build_sanctions(
     freeze_customer: FreezeCustomer | None = None,
 ) -> SanctionsService:
     """The service, installed as `customers`' and `counterparties`' screening point.
-    `freeze_customer` (the ledger's account freezing) is told of a confirmed match."""
+    `freeze_customer` (KYC's account freezing) freezes a customer's accounts in the
+    transaction that confirms a match of theirs."""
 
     def names(tenant_id: str, subject: str) -> tuple[str, EntryKind | None] | None:
         kind, _, subject_id = subject.partition(":")
