@@ -41,7 +41,7 @@ from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
 from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
-from strongroom.compliance.sanctions.wiring import build_sanctions, sanctions_gate
+from strongroom.compliance.sanctions.wiring import build_sanctions, gate_screeners, sanctions_gate
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, NotFound, StrongroomError
 from strongroom.customers import api as customers_api
@@ -482,7 +482,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sanctions = build_sanctions(
         settings, engine, risk_hasher(settings, engine, kms), customers=customers,
         counterparties=counterparties, cases=cases, audit=audit, events=events,
-        freeze_customer=kyc.freeze_customer_accounts_in,
+        freeze_customer=kyc.freeze_customer_accounts_in, screeners=gate_screeners(gates),
     )  # fmt: skip
     # An officer's decision on a sanctions alert confirms (decline) or dismisses (approve) it.
     cases.on_decided(ALERT_KIND, sanctions.decided)
@@ -571,6 +571,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             vault.commit, wait_us=settings.group_commit_wait_us
         )
         app.state.vault_committer = vault_committer
+        # The sanctions screener, built before the first request (the payee gate never waits).
+        await run_in_threadpool(sanctions.warm)
         jobs.start()
         dispatcher = None
         reporter = None

@@ -189,16 +189,34 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
             json={"subject_id": probable, "list": "ofac_sdn", "entry_id": "200"},
         )  # fmt: skip
         assert pay(probable).json()["status"] == "posted"
-        # A payee Strongroom does not know, by name: screened in memory, never stored.
+        # A payee Strongroom does not know, by name: screened in memory, never stored. Its
+        # case names what matched (the list entry: public list data), not the name typed.
         body: dict[str, Any] = {
             "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
             "amount": 100,
-            "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": "Viktor Bout"},
+            "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": "Wiktor Bout"},
         }  # fmt: skip
         named = api.post("/v1/transfers", key=a.write, json=body)
         assert named.status_code == 201, named.text
         assert named.json()["status"] == "pending"
-        assert "Viktor" not in named.text
+        assert "Wiktor" not in named.text
+        (case,) = [
+            c for c in api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_review"})[
+                "data"
+            ] if c["transfer_id"] == named.json()["id"]
+        ]  # fmt: skip
+        evidence = case["decision"]["detail"]["payee_name"]
+        assert (evidence["list"], evidence["entry_id"], evidence["entry_name"]) == (
+            "ofac_sdn", "200", "Viktor BOUT",
+        )  # fmt: skip
+        assert evidence["score"] >= 0.7
+        assert evidence["list_version"] == 1
+        # A payee's stored screening held it: the case names the subject.
+        (first,) = [c for c in cases["data"] if c["transfer_id"] == held.json()["id"]]
+        held_case = api.ok("GET", f"/v1/cases/{first['id']}", key=a.admin)
+        assert held_case["decision"]["detail"]["payee"] == {
+            "subject": f"counterparty:{probable}", "status": "probable",
+        }  # fmt: skip
         body["payment"]["payee_name"] = "Jane Roe"
         assert api.post("/v1/transfers", key=a.write, json=body).json()["status"] == "posted"
         body["payment"]["payee_name"] = "x" * 501
@@ -207,7 +225,7 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
         with api.app.state.engine.connect() as conn:
             for table in ("cases", "sanctions_subjects", "events"):
                 dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall())
-                assert "Viktor" not in dump, table
+                assert "Wiktor" not in dump, table
 
 
 def _written(api: Any) -> tuple[int, int, int]:

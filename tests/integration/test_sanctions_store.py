@@ -25,6 +25,7 @@ from strongroom.compliance.sanctions.service import (
     CONFIRMED,
     PROBABLE,
     SanctionsService,
+    Screened,
 )
 from strongroom.core import ids
 from strongroom.core.errors import NotFound
@@ -90,7 +91,7 @@ def world(db_engine: Engine) -> tuple[SanctionsService, Recorder, dict[tuple[str
         threshold=0.7,
         hasher=hasher,
         open_alerts=rec.open_alerts,
-        names=lambda t, s: (names[(t, s)], EntryKind.PERSON) if (t, s) in names else None,
+        names=lambda t, s: Screened(names[(t, s)]) if (t, s) in names else None,
         freeze_customer=lambda u, t, c, a: rec.frozen.append((t, c, a)),
         audit=rec,
         events=rec,

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 import pytest
 
 from strongroom.compliance.sanctions.gate import SanctionsGate
+from strongroom.compliance.sanctions.model import PayeeMatch
 from strongroom.compliance.sanctions.snapshot import diff, phonetic_keys
 from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
 from strongroom.ledger.model import Action, NewTransfer, Payment, Verdict
 
 ACCOUNTS = {"acc_a": "ten_a", "acc_b": "ten_b"}
+HIT = PayeeMatch("ofac_sdn", "200", "Viktor BOUT", 0.9512, 1)  # a payee name's best match
 STATUSES = {
     "ten_a": {"counterparty:cpty_bad": "confirmed", "counterparty:cpty_maybe": "probable"},
     "ten_b": {"counterparty:cpty_ok": "confirmed"},
@@ -98,9 +100,9 @@ def test_diff_between_versions() -> None:
 def test_a_payee_name_is_screened_in_memory() -> None:
     screened: list[str] = []
 
-    def is_hit(name: str) -> bool:
+    def is_hit(name: str) -> PayeeMatch | None:
         screened.append(name)
-        return name == "Viktor Bout"
+        return HIT if name == "Viktor Bout" else None
 
     gate = SanctionsGate(tenants, statuses, screen_name=is_hit)
     named = [
@@ -153,10 +155,10 @@ class SlowMatcher:
     def clock(self) -> float:
         return self.now_s
 
-    def __call__(self, name: str) -> bool:
+    def __call__(self, name: str) -> PayeeMatch | None:
         self.screened.append(name)
         self.now_s += 0.1
-        return False
+        return None
 
 
 @pytest.mark.parametrize(
@@ -194,9 +196,9 @@ def test_payee_names_screened_a_batch_are_bounded() -> None:
     """However fast the matcher, at most `names_max` distinct names a batch."""
     screened: list[str] = []
 
-    def fast(name: str) -> bool:
+    def fast(name: str) -> PayeeMatch | None:
         screened.append(name)
-        return name == "Viktor Bout"
+        return HIT if name == "Viktor Bout" else None
 
     gate = SanctionsGate(tenants, statuses, screen_name=fast, names_max=2)
     out = gate.decide(_named("Viktor Bout", "Jane Roe", "John Doe", "Jane Roe"), None)

@@ -37,6 +37,11 @@ class Label(StrEnum):
 # A gate's kind of case, by gate name; any other gate's review is `<gate>_review`. Screening
 # and monitoring alerts (the compliance issue) add their kinds here or name their own.
 KIND_BY_GATE: Final[Mapping[str, str]] = {"risk": "risk_review"}
+# The kinds whose decision is a fraud label for the risk domain's training (the LabelRecorder
+# port): the risk gate's holds only. Another gate's hold is declined for reasons of its own (a
+# `sanctions_review`: a listed payee, which says nothing of fraud), and an alert holds no
+# payment of its own.
+TRAINING_LABEL_KINDS: Final = frozenset({KIND_BY_GATE["risk"]})
 
 # Why a case was closed without an analyst: its transfer was posted, voided or expired by
 # another door (the event that closed it).

@@ -29,6 +29,7 @@ from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases import store
 from strongroom.cases.errors import CaseNotOpen, CaseTransferRefused
 from strongroom.cases.model import (
+    TRAINING_LABEL_KINDS,
     Alert,
     Case,
     CaseStatus,
@@ -183,6 +184,52 @@ class CaseService:
             self.record(uow, case, "case.created", actor, {})
         return cases
 
+    def decide_alerts_in(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        case_ids: Sequence[str],
+        status: CaseStatus,
+        *,
+        actor: str,
+        reason: str | None,
+        effect: Callable[[], object],
+    ) -> list[Case]:
+        """Alerts decided through their own domain's door (a sanctions match dismissed or
+        confirmed through the screening API), in the caller's transaction, as a decision in
+        the queue is recorded: those of `case_ids` that are open alerts of `tenant_id` are
+        locked and marked `status` (approve: label genuine; decline: fraud) with `actor` and
+        `reason`; then `effect` runs (the domain's own change: what the kind's hook would do
+        in the queue, so the hook is not run); then each decided case's audit leaf and event.
+        The same order of locks as `_record_decision` (the case, the domain's rows, the audit
+        log), so the two doors cannot deadlock. Another tenant's, a decided case and a
+        transfer's hold are left as they are. The caller commits."""
+        assert status in (CaseStatus.APPROVED, CaseStatus.DECLINED)
+        if reason is not None and len(reason) > CASE_REASON_CHARS_MAX:
+            raise InvalidRequest(
+                f"a reason is at most {CASE_REASON_CHARS_MAX} characters", param="reason"
+            )
+        label = Label.GENUINE if status is CaseStatus.APPROVED else Label.FRAUD
+        now = self.clock.now_us()
+        decided: list[Case] = []
+        for case_id in sorted(set(case_ids)):
+            case = store.get_case(uow, case_id, lock=True)
+            if (
+                case is None
+                or case.tenant_id != tenant_id
+                or case.status is not CaseStatus.OPEN
+                or case.gate is not None
+            ):
+                continue
+            if store.decide(
+                uow, case.id, status, at_us=now, actor=actor, reason=reason, label=label
+            ):
+                decided.append(case)
+        effect()
+        for case in decided:
+            self.record(uow, case, f"case.{status.value}", actor, {"label": label.value})
+        return decided
+
     # -- reads -----------------------------------------------------------------------------
 
     @staticmethod
@@ -322,7 +369,12 @@ class CaseService:
             if hook is not None:
                 hook(uow, seen, status, actor)
             fraud = label is Label.FRAUD
-            if self.labels is not None and case.gate is not None and case.transfer_id is not None:
+            if (
+                self.labels is not None
+                and case.kind in TRAINING_LABEL_KINDS
+                and case.gate is not None
+                and case.transfer_id is not None
+            ):
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)
             self.record(uow, case, event_type, actor, {"label": label.value})
             uow.commit()

@@ -21,8 +21,9 @@ import typer
 from strongroom.cli.common import CLI_ACTOR, DbOption, open_engine, print_json
 from strongroom.cli.progress import progress
 from strongroom.compliance.sanctions import store
+from strongroom.compliance.sanctions.errors import InvalidName
 from strongroom.compliance.sanctions.model import EntryKind, ListSource, Query
-from strongroom.compliance.sanctions.service import LoadResult, SanctionsService
+from strongroom.compliance.sanctions.service import LoadResult, SanctionsService, check_name
 from strongroom.compliance.sanctions.views import match_dict
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest
@@ -193,14 +194,21 @@ def lists_(as_json: JsonOption = False, database_url: DbOption = None) -> None:
         )
 
 
-def _names(names: Sequence[str], file: Path | None) -> Iterator[str]:
-    yield from names
+def _names(names: Sequence[str], file: Path | None) -> Iterator[tuple[str, str]]:
+    """(where, name): each argument, then each non-blank line of `file` (`-`: stdin)."""
+    for number, name in enumerate(names, 1):
+        yield f"argument {number}", name
     if file is not None:
-        stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
         try:
-            for line in stream:
+            stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidRequest(f"cannot read {file}: {exc.strerror}", param="file") from None
+        try:
+            for number, line in enumerate(stream, 1):
                 if line.strip():
-                    yield line.strip()
+                    yield f"line {number}", line.strip()
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{file} is not UTF-8 text", param="file") from None
         finally:
             if stream is not sys.stdin:
                 stream.close()
@@ -229,17 +237,28 @@ def screen(
     as_json: JsonOption = False,
     database_url: DbOption = None,
 ) -> None:
-    """Screen names against every loaded list: one line per name (JSON with --json)."""
+    """Screen names against every loaded list: one line per name (JSON with --json). A name
+    with no letter or digit is not screened: an `error: invalid_name` line on stderr naming
+    where it was, the others screened, and exit code 2."""
     if not names and file is None:
         raise InvalidRequest("give names, or --file FILE", param="names")
+    if file is not None and str(file) != "-" and not file.is_file():
+        raise InvalidRequest(f"no file {file}", param="file")
+    refused = 0
     with _service(database_url, screening_points=False) as service:
         hit_from = service.threshold if threshold is None else threshold
         screener, _ = service.screener()
-        for count, name in enumerate(_names(names or [], file), 1):
+        for count, (where, name) in enumerate(_names(names or [], file), 1):
             if count > SCREEN_NAMES_MAX:
                 raise InvalidRequest(f"at most {SCREEN_NAMES_MAX} names a call", param="file")
             if len(name) > NAME_CHARS_MAX:
                 raise InvalidRequest(f"a name is at most {NAME_CHARS_MAX} characters")
+            try:
+                check_name(name)
+            except InvalidName as exc:
+                typer.echo(f"error: {exc.code}: {where}: {exc.detail}", err=True)
+                refused += 1
+                continue
             found = screener.screen(Query(name, kind), limit=limit, min_score=min_score)
             hit = bool(found) and found[0].score >= hit_from
             if as_json:
@@ -254,3 +273,6 @@ def screen(
                 )
             else:
                 typer.echo(f"    {name}: no match")
+    if refused:
+        typer.echo(f"error: {refused} name(s) not screened: nothing to screen", err=True)
+        raise typer.Exit(2)

@@ -67,10 +67,18 @@ def dismiss_screening_match(
 
 
 def confirm_screening_match(
-    subject_id: str, list: str, entry_id: str, *, idempotency_key: str | None = None
+    subject_id: str,
+    list: str,
+    entry_id: str,
+    *,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Call[SubjectScreeningOut]:
-    """A confirmed match: the subject is blocked as a payee; a customer's accounts frozen."""
-    body = {"subject_id": subject_id, "list": list, "entry_id": entry_id}
+    """A confirmed match: the subject is blocked as a payee; a customer's accounts frozen;
+    the match's open alert case declined with `reason`."""
+    body: dict[str, str | None] = {"subject_id": subject_id, "list": list, "entry_id": entry_id}
+    if reason is not None:
+        body["reason"] = reason
     return Call(
         "POST",
         "/v1/screenings/confirmations",

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -83,11 +83,30 @@ ForgetAnswers = Callable[[UnitOfWork, str, str], object]
 # Why a customer's records must be kept now (compliance.gdpr: AML record keeping), or None:
 # read in an erasure's transaction, which holds the customer's row (wired by runtime.py).
 RetentionHold = Callable[[UnitOfWork, str, str], str | None]
-# A screening point (sanctions screening, wired by runtime.py): a customer's or counterparty's
-# name is screened inside the transaction that creates it or changes its name, so that its
-# screening (and any alert) commits with it: (uow, tenant id, subject `customer:<id>` or
-# `counterparty:<id>`, kind `person`, `business` or None, the name, the actor).
-ScreenName = Callable[[UnitOfWork, str, str, "str | None", str, str], object]
+
+
+class ScreenName(Protocol):
+    """A screening point (sanctions screening, wired by runtime.py): a customer's or
+    counterparty's name is screened inside the transaction that creates it or changes its name
+    or date of birth, so that its screening (and any alert) commits with it: (uow, tenant id,
+    subject `customer:<id>` or `counterparty:<id>`, kind `person`, `business` or None, the
+    name, the actor; a person's date of birth, `YYYY-MM-DD`, as evidence). Both are decrypted
+    in memory for the call only. It may refuse the name (400 `invalid_name`: nothing to
+    screen), and the change rolls back."""
+
+    def __call__(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        subject: str,
+        kind: str | None,
+        name: str,
+        actor: str,
+        *,
+        date_of_birth: str | None = None,
+    ) -> object: ...
+
+
 # Deletes what screening stored of a subject (sanctions screening, wired by runtime.py), in an
 # erasure's transaction: (uow, tenant id, subject `customer:<id>` or `counterparty:<id>`).
 ForgetScreening = Callable[[UnitOfWork, str, str], object]
@@ -311,7 +330,10 @@ class CustomerService:
             self._emit(uow, tenant_id, "customer.created", created)
             if self.screen_name is not None:
                 subject = f"customer:{customer_id}"
-                self.screen_name(uow, tenant_id, subject, customer_kind.value, data.name, actor)
+                self.screen_name(
+                    uow, tenant_id, subject, customer_kind.value, data.name, actor,
+                    date_of_birth=data.date_of_birth,
+                )  # fmt: skip
             view = self._view(uow, row)
             uow.commit()
         return view
@@ -347,13 +369,20 @@ class CustomerService:
                 {"fields": changed, "sealed": digests},
             )  # fmt: skip
             self._emit(uow, tenant_id, "customer.updated", {"id": customer_id, "fields": changed})
-            if self.screen_name is not None and changes.name is not None:
-                subject = f"customer:{customer_id}"
-                self.screen_name(uow, tenant_id, subject, row.kind, changes.name, actor)
             current = self._open(uow, row)
             assert current is not None
+            now_data = merged(current, changes)
+            # Screened again when what it is screened by changed: its name, or its date of
+            # birth (evidence that raises or lowers a match's score).
+            rescreen = changes.name is not None or changes.date_of_birth is not None
+            if self.screen_name is not None and rescreen and now_data.name is not None:
+                subject = f"customer:{customer_id}"
+                self.screen_name(
+                    uow, tenant_id, subject, row.kind, now_data.name, actor,
+                    date_of_birth=now_data.date_of_birth,
+                )  # fmt: skip
             view = Customer(
-                customer_id, tenant_id, CustomerKind(row.kind), merged(current, changes),
+                customer_id, tenant_id, CustomerKind(row.kind), now_data,
                 row.legal_hold, json.loads(new_meta) if new_meta else None, row.created_at,
                 now, None,
             )  # fmt: skip

@@ -27,6 +27,7 @@ from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.ledger.base import CustomerCheck
 from strongroom.ledger.pipeline import Limit
 from strongroom.ledger.service import Account, LedgerService
+from strongroom.settings import InvalidSettings
 
 KYC_UPDATED: Final = "customer.kyc_updated"
 KYC_EVENT_TYPES: Final = (
@@ -57,13 +58,23 @@ class KycState:
 
 
 def load_tiers(path: str | None) -> TierTable:
-    """The tier table of STRONGROOM_KYC_TIERS (a JSON file), else the defaults in code."""
+    """The tier table of STRONGROOM_KYC_TIERS (a JSON file), else the defaults in code. A file
+    that cannot be read or is no tier table: InvalidSettings (`invalid_setting`), which a
+    command (`serve` first of all) reports as one line and exit code 2."""
     if path is None:
         return DEFAULT_TABLE
     try:
-        return parse_tiers(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"STRONGROOM_KYC_TIERS {path}: {exc}") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidSettings(
+            f"STRONGROOM_KYC_TIERS: cannot read {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidSettings(f"STRONGROOM_KYC_TIERS: {path} is not UTF-8 text") from None
+    try:
+        return parse_tiers(text)
+    except ValueError as exc:  # json.JSONDecodeError is one: its line and column, no content
+        raise InvalidSettings(f"STRONGROOM_KYC_TIERS: {path} is no tier table: {exc}") from None
 
 
 def kyc_limits(enabled: bool, tiers: TierTable) -> list[Limit]:

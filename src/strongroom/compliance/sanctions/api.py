@@ -6,12 +6,14 @@ one need `compliance:write`. Another tenant's subject answers 404, as one never 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
-from strongroom.compliance.sanctions.errors import LISTS_NOT_LOADED
+from strongroom.compliance.sanctions.countries import is_alpha2
+from strongroom.compliance.sanctions.errors import INVALID_NAME, LISTS_NOT_LOADED
 from strongroom.compliance.sanctions.model import EntryKind, Query
 from strongroom.compliance.sanctions.schemas import (
     ConfirmationCreate,
@@ -21,9 +23,10 @@ from strongroom.compliance.sanctions.schemas import (
     ScreeningOut,
     SubjectScreeningOut,
 )
-from strongroom.compliance.sanctions.service import SanctionsService
+from strongroom.compliance.sanctions.service import SanctionsService, check_name
 from strongroom.compliance.sanctions.views import match_dict
 from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest
 from strongroom.core.limits import ID_LENGTH_MAX
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
@@ -54,14 +57,42 @@ def subject_of(subject_id: str) -> str:
     return f"{kind}:{subject_id}"  # any other id: a customer never screened (404)
 
 
+def check_date_of_birth(value: str, today: dt.date) -> str:
+    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD` (the schema's pattern), a real month or day, and not
+    after `today`: "1967-13-45" is refused rather than compared as a near year."""
+    year, _, rest = value.partition("-")
+    month, _, day = rest.partition("-")
+    try:
+        first = dt.date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        first = None
+    if first is None or first > today:
+        raise InvalidRequest(
+            "date_of_birth is a date YYYY, YYYY-MM or YYYY-MM-DD that exists and is not in "
+            "the future",
+            param="date_of_birth",
+        )
+    return value
+
+
+def check_country(value: str) -> str:
+    if not is_alpha2(value):
+        raise InvalidRequest(
+            "country is an ISO 3166-1 alpha-2 code", param="country", code="invalid_country"
+        )
+    return value
+
+
 def _screen(service: SanctionsService, body: ScreeningCreate) -> dict[str, Any]:
-    screener, versions = service.screener()
+    check_name(body.name)
+    today = dt.datetime.fromtimestamp(clock.now_us() / 1_000_000, dt.UTC).date()
     query = Query(
         body.name,
         EntryKind(body.type) if body.type is not None else None,
-        body.date_of_birth,
-        body.country,
+        check_date_of_birth(body.date_of_birth, today) if body.date_of_birth else None,
+        check_country(body.country) if body.country else None,
     )
+    screener, versions = service.screener()
     found = screener.screen(query, limit=body.limit, min_score=body.min_score)
     return {
         "object": "screening",
@@ -77,11 +108,15 @@ def _screen(service: SanctionsService, body: ScreeningCreate) -> dict[str, Any]:
     response_model=ScreeningOut,
     tags=["screenings"],
     operation_id="createScreening",
-    openapi_extra=error_codes(LISTS_NOT_LOADED) | requires(Scope.COMPLIANCE_WRITE),
+    openapi_extra=error_codes(LISTS_NOT_LOADED, INVALID_NAME, "invalid_country")
+    | requires(Scope.COMPLIANCE_WRITE),
 )
 async def create_screening(body: ScreeningCreate, ctx: Ctx) -> dict[str, Any]:
     """Screen a name against every loaded sanctions list: the ranked matches (score, list,
-    entry id, and which tokens matched), and whether the best is a hit. Nothing is stored."""
+    entry id, and which tokens matched), and whether the best is a hit. Nothing is stored.
+    A name with no letter or digit answers 400 `invalid_name`, a date of birth that does not
+    exist 400 `invalid_request`, a country that is no ISO 3166-1 alpha-2 code 400
+    `invalid_country`: refused, never screened as clear."""
     _, service = ctx
     return await run_in_threadpool(_screen, service, body)
 
@@ -110,7 +145,8 @@ def _dismissal(row: Any) -> dict[str, Any]:
 async def create_dismissal(body: DismissalCreate, ctx: Ctx) -> dict[str, Any]:
     """A reviewed false positive: the subject's match of this list entry alerts no more until
     the subject's name or the entry changes. The reviewer is recorded; an audit leaf and a
-    `sanctions.match_dismissed` event."""
+    `sanctions.match_dismissed` event. The match's open `sanctions_match` alert case is
+    approved in the same transaction (the reviewer decides it, with the reason)."""
     key, service = ctx
     row = await run_in_threadpool(
         lambda: service.dismiss(
@@ -153,12 +189,17 @@ def _subject(service: SanctionsService, tenant_id: str, subject: str) -> dict[st
 )
 async def create_confirmation(body: ConfirmationCreate, ctx: Ctx) -> dict[str, Any]:
     """A confirmed match: the subject is `confirmed` (the payee gate blocks payments to it), a
-    customer's accounts are frozen; an audit leaf and a `sanctions.match_confirmed` event."""
+    customer's accounts are frozen; an audit leaf and a `sanctions.match_confirmed` event. The
+    match's open `sanctions_match` alert case is declined in the same transaction (the
+    reviewer decides it, with the reason)."""
     key, service = ctx
 
     def run() -> dict[str, Any]:
         subject = subject_of(body.subject_id)
-        service.confirm(key.tenant_id, subject, body.list, body.entry_id, actor=key.actor)
+        service.confirm(
+            key.tenant_id, subject, body.list, body.entry_id, actor=key.actor,
+            reason=body.reason,
+        )  # fmt: skip
         return _subject(service, key.tenant_id, subject)
 
     return await run_in_threadpool(run)

@@ -75,6 +75,29 @@ def _build() -> dict[str, str]:
 _BY_NAME = _build()
 CODES = frozenset(_BY_NAME.values())
 
+# Every officially assigned ISO 3166-1 alpha-2 code (249), and XK (Kosovo: user-assigned, but
+# the lists and the banks use it): what a query's `country` may be. `CODES` above is only the
+# countries the lists name, which is not every country a client may screen a name for.
+_ALPHA2 = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
+DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
+GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
+KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
+MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
+SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
+VN VU WF WS YE YT ZA ZM ZW XK
+"""
+ISO_3166_ALPHA2: frozenset[str] = frozenset(_ALPHA2.split())
+assert len(ISO_3166_ALPHA2) == 250, "249 assigned codes and XK"
+assert CODES - {"AN"} <= ISO_3166_ALPHA2, "AN (Netherlands Antilles) was withdrawn in 2011"
+
+
+def is_alpha2(code: str) -> bool:
+    """Whether `code` is an ISO 3166-1 alpha-2 code (upper case) or XK."""
+    return code in ISO_3166_ALPHA2
+
 
 def alpha2(name: str | None) -> str | None:
     """The alpha-2 code of a country name or code as the lists and queries write it."""

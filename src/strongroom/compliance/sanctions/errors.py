@@ -13,6 +13,9 @@ SANCTIONS_UNAVAILABLE: Final = "sanctions_unavailable"
 LISTS_NOT_LOADED: Final = "sanctions_lists_not_loaded"
 DUPLICATES_NAMED_MAX: Final = 10  # the duplicate entry ids a refused load names
 SANCTIONS_CONFIRMED: Final = "sanctions_confirmed"
+# Declared by the ledger (`A name is malformed`, field `name`): a screened name with no letter
+# or digit is one, whatever the door (the ad-hoc screening, a customer, a counterparty).
+INVALID_NAME: Final = "invalid_name"
 
 SANCTIONS_GATE_ERRORS: Final = (
     ErrorCode(SANCTIONS_BLOCKED, 422, "The payee is a confirmed sanctions match"),
@@ -35,6 +38,22 @@ SANCTIONS_ERRORS: Final = (
         "opened or unfrozen",
     ),
 )
+
+
+class ScreenerNotReady(Exception):
+    """The payee gate asked for the screener before this process had built one (its build is
+    under way in the background): the gate answers its fail policy. Never seen by a client as
+    such: the payment is refused with `sanctions_unavailable`, held, or let through."""
+
+
+class InvalidName(InvalidRequest):
+    """A name with no letter or digit once normalised (`"   "`, `"!!!"`, `"---"`): nothing
+    to screen, and answering "no match" would read as a clear result. 400 `invalid_name`."""
+
+    def __init__(self, param: str = "name") -> None:
+        super().__init__(
+            f"{param} has no letter or digit to screen", param=param, code=INVALID_NAME
+        )
 
 
 class ListsNotLoaded(Conflict):

@@ -5,10 +5,14 @@ account opened after the freeze pays nobody either); the payee of every outbound
 a `payee_name` (a payee Strongroom does not know) is screened in memory, each distinct name
 once a batch, never stored: a confirmed match is blocked (`sanctions_blocked`), a probable one
 (an undismissed score, or the name's best score, at or above the threshold) is held for review
-(a pending transfer and a `sanctions_review` case), anything else passes. It reads state a
-moment stale, as every gate may (a screening committed with its subject). Installed by
-runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a fail policy
-(STRONGROOM_SCREENING_FAIL): a lookup that fails (or no list loaded for a payee name) blocks
+(a pending transfer and a `sanctions_review` case, whose detail names the matched list entry
+and its score, or the payee subject, never the payee name), anything else passes. A payee name
+with no letter or digit to screen is held for review too. It reads state a moment stale, as
+every gate may (a screening committed with its subject), and screens names with the newest
+screener built (the previous lists' while a new version's builds: it never waits for a build).
+Installed by runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a
+fail policy (STRONGROOM_SCREENING_FAIL): a lookup that fails, or a payee name with no screener
+to screen it (no list loaded, or this process's first screener still building), blocks
 (`sanctions_unavailable`), holds or lets through, never silently (a WARNING log, and `failures`
 counted by outcome for the metrics).
 
@@ -29,7 +33,12 @@ from strongroom.compliance.sanctions.errors import (
     SANCTIONS_BLOCKED,
     SANCTIONS_GATE_ERRORS,
     SANCTIONS_UNAVAILABLE,
+    InvalidName,
+    ListsNotLoaded,
+    ScreenerNotReady,
 )
+from strongroom.compliance.sanctions.model import PayeeMatch
+from strongroom.compliance.sanctions.screener import ScreenerCache
 from strongroom.compliance.sanctions.service import CONFIRMED, PROBABLE
 from strongroom.core.errors import ErrorCode
 from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
@@ -44,9 +53,10 @@ SANCTIONS_REVIEW: Final = "sanctions_review"  # why a payment is held: not an er
 AccountTenants = Callable[[Sequence[str]], dict[str, str]]
 # The stored screening status of a tenant's subjects (SanctionsService.statuses).
 Statuses = Callable[[str, Sequence[str]], dict[str, str]]
-# Whether a name is a probable match (its best score at least the threshold), screened in
-# memory: a payment's `payee_name` (SanctionsService.is_hit).
-ScreenName = Callable[[str], bool]
+# A name's best match if it is a probable one (its score at least the threshold), screened in
+# memory: a payment's `payee_name` (SanctionsService.payee_match). A name with no letter or
+# digit raises InvalidName; a screener not built yet, ScreenerNotReady (never waited for).
+ScreenName = Callable[[str], PayeeMatch | None]
 # Told of payments the gate could not screen: (what they got: closed, open or review, count).
 OnUnscreened = Callable[[str, int], None]
 
@@ -77,7 +87,10 @@ class SanctionsGate:
         names_max: int = SCREENING_PAYEE_NAMES_PER_BATCH_MAX,
         on_unscreened: OnUnscreened | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        screeners: ScreenerCache | None = None,
     ) -> None:
+        """`screeners`: the cache behind `screen_name`, for the composition root to share
+        and warm (wiring.gate_screeners); the gate itself never reads it."""
         assert fail in ("closed", "open", "review")
         assert budget_ms > 0
         assert 0 < names_max <= SCREENING_PAYEE_NAMES_PER_BATCH_MAX
@@ -89,6 +102,7 @@ class SanctionsGate:
         self.names_max = names_max
         self.on_unscreened = on_unscreened
         self.monotonic = monotonic
+        self.screeners = screeners
         # GateRunner: past the budget, allow (open), hold (review) or block (closed).
         self.fail_open = fail == "open"
         self.fail_verdict = Verdict.REVIEW if fail == "review" else Verdict.BLOCK
@@ -133,18 +147,33 @@ class SanctionsGate:
                 tenant: self.statuses(tenant, sorted(subjects))
                 for tenant, subjects in by_tenant.items()
             }
-            hits: dict[int, bool] = {}
-            unscreened: set[int] = set()  # past the budget or the bound on names
-            screened: dict[str, bool] = {}  # each distinct name once per batch
+            # The evidence of each payee name held for review: its best match, or why it
+            # could not be screened (no letter or digit). A name that is clear is not here.
+            hits: dict[int, dict[str, object]] = {}
+            # Past the budget or the bound on names, or no screener to screen them with (no
+            # list loaded, or this process's first one still building): the fail policy's.
+            unscreened: set[int] = set()
+            screened: dict[str, dict[str, object] | None] = {}  # each distinct name once
+            no_screener: str | None = None  # why there is none: the exception's name
             for i, (account, _, name, _) in wanted.items():
                 if name is not None and account in tenant_of:
-                    assert self.screen_name is not None
                     if name not in screened:
-                        if len(screened) >= self.names_max or self.monotonic() > deadline_s:
+                        if (
+                            no_screener is not None
+                            or len(screened) >= self.names_max
+                            or self.monotonic() > deadline_s
+                        ):
                             unscreened.add(i)
                             continue
-                        screened[name] = self.screen_name(name)
-                    hits[i] = screened[name]
+                        try:
+                            screened[name] = self._screen(name)
+                        except (ScreenerNotReady, ListsNotLoaded) as exc:
+                            no_screener = type(exc).__name__
+                            unscreened.add(i)
+                            continue
+                    evidence = screened[name]
+                    if evidence is not None:
+                        hits[i] = evidence
         except Exception as exc:
             self._unscreened(len(wanted))
             _log.warning(
@@ -170,20 +199,45 @@ class SanctionsGate:
                 out[i] = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
             elif i in unscreened and self.fail != "open":
                 out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
-            elif status == PROBABLE or hits.get(i, False):
-                out[i] = GateDecision(GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW)
+            elif i in hits:
+                # The case's evidence: the list entry matched (public list data) and its
+                # score, never the payee name the payer typed.
+                out[i] = GateDecision(
+                    GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW, detail={"payee_name": hits[i]}
+                )
+            elif status == PROBABLE:
+                assert subject is not None
+                out[i] = GateDecision(
+                    GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW,
+                    detail={"payee": {"subject": subject, "status": PROBABLE}},
+                )  # fmt: skip
         if unscreened:
             self._unscreened(len(unscreened))
+            why = (
+                f"no screener: {no_screener}"
+                if no_screener is not None
+                else f"past the budget of {self.budget_ms} ms or the {self.names_max} distinct "
+                "names a batch"
+            )
             _log.warning(
-                "sanctions gate: %d payments' payee names not screened (past the budget of %d ms"
-                " or the %d distinct names a batch; %d screened); STRONGROOM_SCREENING_FAIL=%s",
+                "sanctions gate: %d payments' payee names not screened (%s; %d screened); "
+                "STRONGROOM_SCREENING_FAIL=%s",
                 len(unscreened),
-                self.budget_ms,
-                self.names_max,
+                why,
                 len(screened),
                 self.fail,
             )
         return out
+
+    def _screen(self, name: str) -> dict[str, object] | None:
+        """A payee name's evidence if it holds the payment: its best match at or above the
+        threshold, or that it has nothing to screen; None when it is clear."""
+        assert self.screen_name is not None
+        try:
+            found = self.screen_name(name)
+        except InvalidName:
+            return {"unscreenable": True}
+        return None if found is None else found.to_dict()
 
 
 def _payer(t: NewTransfer) -> str | None:

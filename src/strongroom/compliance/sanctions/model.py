@@ -79,6 +79,28 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
+class PayeeMatch:
+    """What the payee gate keeps of a payee name's best match at or above the threshold, for
+    the `sanctions_review` case it opens: the list entry (public list data) and its score;
+    never the payee name the payer typed (personal data)."""
+
+    list: str
+    entry_id: str
+    entry_name: str | None
+    score: float
+    list_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "list": self.list,
+            "entry_id": self.entry_id,
+            "entry_name": self.entry_name,
+            "score": round(self.score, 4),
+            "list_version": self.list_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class TokenMatch:
     """One aligned token pair of the best-pair alignment: the query's token, the entry name's
     token, and their similarity in [0, 1]."""

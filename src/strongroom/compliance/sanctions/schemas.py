@@ -111,6 +111,14 @@ class ConfirmationCreate(BaseModel):
     subject_id: SubjectId
     list: ListName
     entry_id: EntryId
+    reason: Annotated[
+        str | None,
+        Field(
+            default=None,
+            max_length=2_000,
+            description="why: the reason of the alert case this confirmation declines",
+        ),
+    ] = None
 
 
 class SubjectMatchOut(_Out):

@@ -17,8 +17,6 @@ added, changed or removed entry."""
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,18 +26,20 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.errors import ListsNotLoaded, LoadRaced
-from strongroom.compliance.sanctions.match import build as build_linear
+from strongroom.compliance.sanctions.errors import InvalidName, ListsNotLoaded, LoadRaced
+from strongroom.compliance.sanctions.match import build as build_indexed
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import (
     Entry,
     EntryKind,
     ListSource,
     Match,
+    PayeeMatch,
     Query,
     Screener,
     ScreenerFactory,
 )
+from strongroom.compliance.sanctions.screener import REFRESH_S_DEFAULT, ScreenerCache, Stamp
 from strongroom.compliance.sanctions.snapshot import (
     ADDED,
     CHANGED,
@@ -54,13 +54,13 @@ from strongroom.compliance.sanctions.snapshot import (
 )
 from strongroom.core import clock, ids
 from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.limits import CASE_REASON_CHARS_MAX
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.hooks import EventEmitter, EventType
 
 log = logging.getLogger("strongroom.compliance.sanctions")
 
 THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
-REFRESH_S_DEFAULT: Final = 1.0
 # Tries of a load whose version number a concurrent load of the same list took first.
 LOAD_ATTEMPTS_MAX: Final = 3
 SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
@@ -91,8 +91,24 @@ SANCTIONS_EVENT_TYPES: Final = (
 Hasher = Callable[[str, str, bytes], bytes]
 # CaseService.open_alerts: a case per alert, in the caller's transaction.
 OpenAlerts = Callable[..., list[Case]]
-# A subject's current name and kind (None: gone or erased), read for re-screening.
-SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
+# CaseService.decide_alerts_in: the open alerts among some case ids decided by their own
+# domain's door (a match dismissed or confirmed through the screening API), in the caller's
+# transaction: (uow, tenant id, case ids, status, *, actor, reason, effect) -> the cases.
+DecideAlerts = Callable[..., list[Case]]
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What a subject is screened by: its name and the evidence its record holds (a person's
+    date of birth, `YYYY-MM-DD`). Decrypted in memory by the customers' domain for the one
+    screening; only keyed hashes of it are stored (the name digest, the blocking keys)."""
+
+    name: str
+    date_of_birth: str | None = None
+
+
+# A subject's current name and evidence (None: gone or erased), read for re-screening.
+SubjectNames = Callable[[str, str], "Screened | None"]
 # KYC's account freezing (KycService.freeze_customer_accounts_in): every account of the
 # customer, in the caller's transaction: (uow, tenant id, customer id, actor).
 FreezeCustomer = Callable[[UnitOfWork, str, str, str], object]
@@ -136,40 +152,52 @@ def normalised_name(name: str) -> str:
     return " ".join(tokens(name))
 
 
+def check_name(name: str, param: str = "name") -> str:
+    """The name as screened (its normalised tokens); one with no letter or digit once
+    normalised (`"   "`, `"!!!"`) is refused: InvalidName (400 `invalid_name`), never a
+    "no match" that would read as a clear result."""
+    found = normalised_name(name)
+    if not found:
+        raise InvalidName(param)
+    return found
+
+
 class SanctionsService:
     def __init__(
         self,
         engine: Engine,
         *,
-        factory: ScreenerFactory = build_linear,
+        factory: ScreenerFactory = build_indexed,
         threshold: float = THRESHOLD_DEFAULT,
         hasher: Hasher | None = None,
         open_alerts: OpenAlerts | None = None,
+        decide_alerts: DecideAlerts | None = None,
         names: SubjectNames | None = None,
         freeze_customer: FreezeCustomer | None = None,
         audit: AuditRecorder | None = None,
         events: EventEmitter | None = None,
         refresh_s: float = REFRESH_S_DEFAULT,
+        screeners: ScreenerCache | None = None,
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
         """`hasher`, `open_alerts` and `names` are what the screening points need (a service
-        for ad-hoc screening and loading takes none); `freeze_customer` freezes a customer's
-        accounts in the transaction that confirms a match of theirs."""
+        for ad-hoc screening and loading takes none); `decide_alerts` closes the alert cases
+        of matches dismissed or confirmed through the screening API; `freeze_customer` freezes
+        a customer's accounts in the transaction that confirms a match of theirs. `screeners`:
+        the process's screener cache, shared with the payee gate (else one of its own, over
+        `factory`, reading the versions at most once a `refresh_s`)."""
         assert 0.0 < threshold <= 1.0
         self.engine = engine
-        self.factory = factory
         self.threshold = threshold
         self.hasher = hasher
         self.open_alerts = open_alerts
+        self.decide_alerts = decide_alerts
         self.names = names
         self.freeze_customer = freeze_customer
         self._audit = audit
         self._events = events
-        self.refresh_s = refresh_s
+        self.screeners = screeners or ScreenerCache(engine, factory=factory, refresh_s=refresh_s)
         self.clock = clock_ or clock.MonotonicClock()
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple[tuple[str, int], ...], Screener] | None = None
-        self._checked_at = float("-inf")
 
     def _uow(self, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
@@ -213,7 +241,9 @@ class SanctionsService:
         if isinstance(stored, LoadResult):
             return stored
         version, change, removed_bodies = stored
-        self._invalidate()
+        # The new version's screener, built here (the loader waits, no payment does: the
+        # gate keeps the previous one until this one is swapped in), before re-screening.
+        self.screeners.rebuild()
         touched = [by_id[k] for k in (*change.added, *change.changed)]
         touched += [entry_from_json(b) for b in removed_bodies]
         rescreened, total = (
@@ -294,44 +324,51 @@ class SanctionsService:
         with self._uow(write=False) as uow:
             return [entry_from_json(b) for b in store.current_bodies(uow)]
 
-    def _invalidate(self) -> None:
-        with self._lock:
-            self._checked_at = float("-inf")
+    def warm(self) -> bool:
+        """Build the screener now, if a list is loaded (`serve`'s startup): whether it did."""
+        return self.screeners.warm()
 
-    def screener(self) -> tuple[Screener, tuple[tuple[str, int], ...]]:
-        """The screener over every list's current entries, and their versions. Rebuilt when
-        the versions table changed (read at most once a `refresh_s`); no list loaded:
-        ListsNotLoaded."""
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is None or now - self._checked_at >= self.refresh_s:
-                with self._uow(write=False) as uow:
-                    current = store.stamp(uow)
-                    if self._cached is None or self._cached[0] != current:
-                        entries = [entry_from_json(b) for b in store.current_bodies(uow)]
-                        self._cached = (current, self.factory(entries))
-                        log.info("sanctions: screener built over %d entries", len(entries))
-                self._checked_at = now
-            cached = self._cached
-        if not cached[0]:
-            raise ListsNotLoaded("no sanctions list is loaded: run `strongroom sanctions load`")
-        return cached[1], cached[0]
+    def screener(self) -> tuple[Screener, Stamp]:
+        """The screener over every list's current entries, and their versions (a list that
+        changed: its new screener, waited for); no list loaded: ListsNotLoaded."""
+        return self.screeners.get(fresh=True)
 
-    def is_hit(self, name: str) -> bool:
-        """Whether a name's best match scores at least the threshold (the payee gate's
-        in-memory screening of a payment's payee name). No list loaded: ListsNotLoaded."""
-        screener, _ = self.screener()
-        return bool(screener.screen(Query(name), limit=1, min_score=self.threshold))
+    def payee_match(self, name: str) -> PayeeMatch | None:
+        """The payee gate's in-memory screening of a payment's payee name: its best match if it
+        scores at least the threshold. It never waits for a screener being built: the previous
+        lists' while a new version's builds; none built yet, ScreenerNotReady; no list loaded,
+        ListsNotLoaded. A name with no letter or digit: InvalidName."""
+        query = Query(name)
+        check_name(name)
+        screener, stamp = self.screeners.get(fresh=False)
+        found = screener.screen(query, limit=1, min_score=self.threshold)
+        if not found:
+            return None
+        best = found[0]
+        return PayeeMatch(
+            best.entry.source.value,
+            best.entry.entry_id,
+            best.entry.names[0] if best.entry.names else None,
+            best.score,
+            dict(stamp).get(best.entry.source.value, 0),
+        )
 
     def screen(self, query: Query, *, limit: int = 10, min_score: float = 0.0) -> list[Match]:
+        check_name(query.name)
         screener, _ = self.screener()
         return screener.screen(query, limit=limit, min_score=min_score)
 
     # -- screening points ------------------------------------------------------------------
 
-    def _digest(self, tenant_id: str, name: str) -> str:
+    def _digest(self, tenant_id: str, name: str, date_of_birth: str | None = None) -> str:
+        """The keyed hash of what the subject was screened by: its normalised name, and its
+        date of birth when it has one (a dismissal holds until either changes). A subject
+        without one has the digest of its name alone, as before dates were screened."""
         assert self.hasher is not None, "screening a subject needs the keyed hash"
-        return self.hasher(tenant_id, NAME_PURPOSE, normalised_name(name).encode()).hex()
+        screened = normalised_name(name)
+        if date_of_birth:
+            screened += f"\x1f{date_of_birth}"
+        return self.hasher(tenant_id, NAME_PURPOSE, screened.encode()).hex()
 
     def _keys(self, tenant_id: str, keys: Iterable[str]) -> list[str]:
         assert self.hasher is not None, "screening a subject needs the keyed hash"
@@ -346,29 +383,41 @@ class SanctionsService:
         kind: EntryKind | None,
         *,
         actor: str,
+        date_of_birth: str | None = None,
     ) -> SubjectScreening:
         """A screening point, in the caller's transaction: the subject's hits stored, an alert
         opened for each new one (not dismissed for this name and entry, not already alerted),
         its blocking keys replaced. No list loaded: the subject is recorded `clear` with its
-        keys, so the first load screens it.
+        keys, so the first load screens it. A name with no letter or digit once normalised is
+        refused (InvalidName: the caller's change rolls back), never stored as `clear`.
+        `date_of_birth` (`YYYY[-MM[-DD]]`) is evidence, as the ad-hoc screening's: it raises or
+        lowers the score of an entry that gives one.
+
+        A `confirmed` subject gets no new alert for an entry it was already alerted for and
+        whose alert was decided (a new list version changing that entry, a re-screening):
+        the officer has looked at that entry, and the subject stays confirmed and frozen.
 
         An undecided alert (its case open, its match not dismissed) covers its (subject, entry)
         whatever this screening says: a match this name still makes keeps the open case (no
         second alert), and one it no longer makes (a rename, an entry changed or removed) is
         kept as it was, so the subject stays `probable` and the officer decides the alert on
         what it was raised for. A rename to a name that hits other entries adds their alerts."""
+        check_name(name)
         try:
             screener, stamp = self.screener()
         except ListsNotLoaded:
             screener, stamp = None, ()
         versions = dict(stamp)
+        query = Query(name, kind, date_of_birth)
         matches = (
-            screener.screen(Query(name, kind), limit=SUBJECT_MATCHES_MAX, min_score=self.threshold)
+            screener.screen(query, limit=SUBJECT_MATCHES_MAX, min_score=self.threshold)
             if screener is not None
             else []
         )
-        digest = self._digest(tenant_id, name)
+        digest = self._digest(tenant_id, name, date_of_birth)
         now = self.clock.now_us()
+        previous = store.get_subject(uow, tenant_id, subject)
+        confirmed = previous is not None and previous.status == CONFIRMED
         before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
         dismissed = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
         # The matches whose alert is undecided: its case open, the match not dismissed.
@@ -396,6 +445,8 @@ class SanctionsService:
                 )
             ):
                 case_id = prior.case_id  # alerted already, for this name and this entry
+            elif confirmed and prior is not None and prior.case_id is not None:
+                case_id = prior.case_id  # a confirmed subject, alerted for this entry already
             done = dismissed.get(key)
             if case_id is None and not (
                 done is not None and done.name_digest == digest and done.fingerprint == fingerprint
@@ -441,10 +492,9 @@ class SanctionsService:
         # The matches of open alerts this screening no longer makes, kept as they were.
         matched = {(r.source, r.entry_id) for r in rows}
         rows += [before[k] for k in sorted(pending - matched)]
-        previous = store.get_subject(uow, tenant_id, subject)
         live = [r for r in rows if not _is_dismissed(r, dismissed)]
         status = CLEAR
-        if previous is not None and previous.status == CONFIRMED:
+        if confirmed:
             status = CONFIRMED  # an officer's confirmation stands until an officer lifts it
         elif live:
             status = PROBABLE
@@ -466,13 +516,18 @@ class SanctionsService:
         kind: str | None,
         name: str,
         actor: str,
+        *,
+        date_of_birth: str | None = None,
     ) -> None:
         """The customers' screening point (customers.service.ScreenName): a customer (of kind
         `person` or `business`) or a counterparty. The kind a customer was created with is the
         caller's claim, not a fact: it narrows nothing (a listed person registered as a
-        business must still be found), so every entry kind is a candidate."""
+        business must still be found), so every entry kind is a candidate. A person's date of
+        birth is evidence (Query.date_of_birth), decrypted by the caller for this call only."""
         del kind
-        self.screen_subject(uow, tenant_id, subject, name, None, actor=actor)
+        self.screen_subject(
+            uow, tenant_id, subject, name, None, actor=actor, date_of_birth=date_of_birth
+        )
 
     def rescreen(
         self,
@@ -497,10 +552,13 @@ class SanctionsService:
         assert self.names is not None or not todo
         for done, (tenant, subject) in enumerate(todo, 1):
             found = self.names(tenant, subject) if self.names is not None else None
-            if found is not None:
+            if found is not None and normalised_name(found.name):
                 with self._uow() as uow:
                     # As at creation: the subject's declared kind narrows nothing.
-                    self.screen_subject(uow, tenant, subject, found[0], None, actor=actor)
+                    self.screen_subject(
+                        uow, tenant, subject, found.name, None, actor=actor,
+                        date_of_birth=found.date_of_birth,
+                    )  # fmt: skip
                     uow.commit()
             if progress is not None:
                 progress(done, len(todo))
@@ -570,17 +628,52 @@ class SanctionsService:
         reason: str | None = None,
     ) -> store.DismissalRow:
         """A reviewed false positive: no alert for this subject and entry again until the
-        subject's name or the entry changes. An audit leaf and an event (ids only)."""
-        if reason is not None and len(reason) > REASON_CHARS_MAX:
-            raise InvalidRequest(
-                f"a reason is at most {REASON_CHARS_MAX} characters", param="reason"
-            )
+        subject's name or the entry changes. An audit leaf and an event (ids only). The open
+        alert case that carries the match is approved in the same transaction (the reviewer
+        its decider, the reason its reason): the screening door and the case queue agree."""
+        _check_reason(reason)
         with self._uow() as uow:
-            row = self.dismiss_in(
-                uow, tenant_id, subject, source, entry_id, reviewer=reviewer, reason=reason
-            )
+            result = self._result(uow, tenant_id, subject, source, entry_id)
+            done: list[store.DismissalRow] = []
+
+            def dismissing() -> None:
+                done.append(
+                    self.dismiss_in(
+                        uow, tenant_id, subject, source, entry_id, reviewer=reviewer,
+                        reason=reason,
+                    )
+                )  # fmt: skip
+
+            self._deciding(
+                uow, tenant_id, [result], CaseStatus.APPROVED, reviewer,
+                _case_reason("dismissed through POST /v1/screenings/dismissals", reason),
+                dismissing,
+            )  # fmt: skip
             uow.commit()
-        return row
+        return done[0]
+
+    def _deciding(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        results: Sequence[store.ResultRow],
+        status: CaseStatus,
+        actor: str,
+        reason: str,
+        effect: Callable[[], None],
+    ) -> None:
+        """`effect` (a dismissal, a confirmation) with the alert cases of `results` decided
+        around it, in `uow`: through the case queue's service, which locks and decides those
+        still open first (the order a decision in the queue takes: the case, then the
+        subject), runs `effect`, then records their leaves and events. Without the port (a
+        service with no case queue): `effect` alone."""
+        case_ids = sorted({r.case_id for r in results if r.case_id is not None})
+        if self.decide_alerts is None or not case_ids:
+            effect()
+            return
+        self.decide_alerts(
+            uow, tenant_id, case_ids, status, actor=actor, reason=reason, effect=effect
+        )
 
     def dismiss_in(
         self,
@@ -613,12 +706,26 @@ class SanctionsService:
         return row
 
     def confirm(
-        self, tenant_id: str, subject: str, source: str, entry_id: str, *, actor: str
+        self,
+        tenant_id: str,
+        subject: str,
+        source: str,
+        entry_id: str,
+        *,
+        actor: str,
+        reason: str | None = None,
     ) -> None:
         """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), a
-        customer's accounts frozen, an audit leaf and an event, in one transaction."""
+        customer's accounts frozen, an audit leaf and an event, and the open alert case that
+        carries the match declined (the actor its decider), in one transaction."""
+        _check_reason(reason)
         with self._uow() as uow:
-            self.confirm_in(uow, tenant_id, subject, [(source, entry_id)], actor=actor)
+            result = self._result(uow, tenant_id, subject, source, entry_id)
+            self._deciding(
+                uow, tenant_id, [result], CaseStatus.DECLINED, actor,
+                _case_reason("confirmed through POST /v1/screenings/confirmations", reason),
+                lambda: self.confirm_in(uow, tenant_id, subject, [(source, entry_id)], actor=actor),
+            )  # fmt: skip
             uow.commit()
 
     def confirm_in(
@@ -683,6 +790,21 @@ class SanctionsService:
                         uow, tenant_id, subject, source, entry_id, reviewer=actor,
                         reason=case.decision_reason,
                     )  # fmt: skip
+
+
+def _check_reason(reason: str | None) -> None:
+    if reason is not None and len(reason) > REASON_CHARS_MAX:
+        raise InvalidRequest(f"a reason is at most {REASON_CHARS_MAX} characters", param="reason")
+
+
+def _case_reason(door: str, reason: str | None) -> str:
+    """The reason an alert case decided through the screening door records: the reviewer's,
+    clipped to the case's bound (the whole of it is the dismissal's), else which door."""
+    if not reason:
+        return door
+    if len(reason) <= CASE_REASON_CHARS_MAX:
+        return reason
+    return reason[: CASE_REASON_CHARS_MAX - 1] + "\u2026"
 
 
 def _is_dismissed(
