@@ -116,3 +116,26 @@ def test_a_list_naming_an_entry_id_twice_is_refused_whole(cli: CliRunner, tmp_pa
     # The same files with each id once load.
     out = run(cli, "sanctions", "load", str(_un(tmp_path / "un.xml", "11", "12")))
     assert "un: version 1, 2 entries" in out
+
+
+def test_screen_refuses_what_it_cannot_screen_in_one_line(cli: CliRunner, tmp_path: Path) -> None:
+    """A missing `--file` is one error line (no traceback), exit 2, before anything is
+    screened; a name with no letter or digit is not reported as "no match": an error line
+    naming where it was, the other names screened, exit 2."""
+    run(cli, "sanctions", "load", str(dpl(tmp_path / "dpl_v1.txt", "VIKTOR BOUT")))
+    missing = tmp_path / "nope.txt"
+    result = cli.invoke(app, ["sanctions", "screen", "--file", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert f"error: invalid_request: no file {missing}" in result.output
+    out = run(cli, "sanctions", "screen", "--", "", "Victor Bout", "---", code=2)
+    assert "error: invalid_name: argument 1: name has no letter or digit to screen" in out
+    assert "error: invalid_name: argument 3" in out
+    assert "HIT Victor Bout" in out
+    assert "no match" not in out
+    names = tmp_path / "names.txt"
+    names.write_text("Jane Doe\n!!!\n", encoding="utf-8")
+    out = run(cli, "sanctions", "screen", "--json", "--file", str(names), code=2)
+    assert "error: invalid_name: line 2" in out
+    assert [json.loads(x)["name"] for x in out.splitlines() if x.startswith("{")] == ["Jane Doe"]

@@ -8,6 +8,9 @@ name reaches the logs."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,9 +21,18 @@ from strongroom.cases.service import CaseService
 from strongroom.client import Client, NotFoundError
 from strongroom.compliance.aml import store as aml_store
 from strongroom.compliance.aml.store import AlertKey
-from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
+from strongroom.compliance.sanctions.match import build as build_screener
+from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Screener
+from strongroom.compliance.sanctions.service import SanctionsService
 from strongroom.db.uow import UnitOfWork
-from tests.e2e.http_support import Served, build_app, problem_code, running, seed_tenant
+from tests.e2e.http_support import (
+    Api,
+    Served,
+    build_app,
+    problem_code,
+    running,
+    seed_tenant,
+)
 
 LIST = [
     Entry(ListSource.OFAC_SDN, "200", EntryKind.PERSON, ("Viktor BOUT", "Victor Butt")),
@@ -505,3 +517,259 @@ def test_an_open_aml_alert_holds_an_erasure(db_url: str) -> None:
         assert case.id in refused.json()["detail"]
         api.ok("POST", f"/v1/cases/{case.id}/approve", key=a.admin, json={})
         assert api.ok("DELETE", erase, key=a.admin)["erased"] is True
+
+
+class GatedFactory:
+    """The matcher's factory, made to wait while `open` is clear: a screener that takes as
+    long to build as the test says, whatever the machine."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.open.set()
+        self.calls = 0
+
+    def __call__(self, entries: Sequence[Entry]) -> Screener:
+        self.calls += 1
+        assert self.open.wait(timeout=60), "the test never let the build finish"
+        return build_screener(entries)
+
+
+def test_the_payee_gate_never_waits_for_a_screener_to_build(sqlite_url: str) -> None:
+    """Right after a start and right after a new list version, a payment with a payee name is
+    screened at once (never `gate_unavailable` while a screener builds): the server builds
+    the screener before its first request, and a new version's in the background while the
+    previous one keeps answering, swapped in when ready."""
+    app = build_app(sqlite_url, screening=True)
+    SanctionsService(app.state.engine).load(ListSource.OFAC_SDN, LIST, actor="cli")  # before
+    screeners = app.state.sanctions.screeners
+    factory = GatedFactory()
+    screeners.factory = factory
+    api = Api(app)  # the startup: the screener is built before any request
+    try:
+        assert (factory.calls, screeners.builds) == (1, 1)
+        a = seed_tenant(api, "acme")
+        payer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Ada Lovelace"})
+
+        def pay(name: str) -> Any:
+            body = {
+                "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+                "amount": 10,
+                "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": name},
+            }  # fmt: skip
+            answer = api.post("/v1/transfers", key=a.write, json=body)
+            assert answer.status_code == 201, answer.text  # never 422 gate_unavailable
+            return answer.json()["status"]
+
+        factory.open.clear()  # from here, a build waits until the test lets it finish
+        assert pay("Wiktor Bout") == "pending"
+        # Another process loads a new version (an entry added); this server notices it at
+        # its next read of the versions (made immediate here) and builds in the background.
+        v2 = [*LIST, Entry(ListSource.OFAC_SDN, "400", EntryKind.PERSON, ("Ali HASSAN",))]
+        SanctionsService(app.state.engine).load(ListSource.OFAC_SDN, v2, actor="cli")
+        screeners.refresh_s = 0.0
+        assert pay("Wiktor Bout") == "pending"  # the previous screener, while the new builds
+        assert pay("Ali Hassan") == "posted"  # not in the previous version
+        assert screeners.builds == 1
+        factory.open.set()
+        screeners.join()
+        assert screeners.builds == 2
+        assert pay("Ali Hassan") == "pending"  # the new version's, swapped in
+        screened = api.ok("POST", "/v1/screenings", key=a.admin, json={"name": "Ali Hassan"})
+        assert screened["lists"] == {"ofac_sdn": 2}
+    finally:
+        factory.open.set()
+        api.close()
+
+
+def _case(api: Any, key: str, case_id: str) -> dict[str, Any]:
+    return api.ok("GET", f"/v1/cases/{case_id}", key=key)
+
+
+def test_the_screening_door_decides_the_alert_case_of_its_match(db_url: str) -> None:
+    """A match dismissed or confirmed through /v1/screenings leaves no open alert behind (it
+    would trip the case service level): its `sanctions_match` case is approved (dismissed) or
+    declined (confirmed) in the same transaction, by the reviewer, with the reason, an audit
+    leaf and an event. A confirmed subject is not alerted again when a new list version
+    changes the entry it was confirmed for."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        sanctions = api.app.state.sanctions
+        sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        acme = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+
+        def alert_of(customer: dict[str, Any]) -> str:
+            subject = api.ok("GET", f"/v1/screenings/subjects/{customer['id']}", key=a.admin)
+            (match,) = subject["matches"]
+            return str(match["case_id"])
+
+        dismissed_case, confirmed_case = alert_of(acme), alert_of(bout)
+        api.ok(
+            "POST", "/v1/screenings/dismissals", 201, key=a.admin,
+            json={"subject_id": acme["id"], "list": "ofac_sdn", "entry_id": "200",
+                  "reason": "another date of birth"},
+        )  # fmt: skip
+        approved = _case(api, a.admin, dismissed_case)
+        assert (approved["status"], approved["reason"]) == ("approved", "another date of birth")
+        reviewer = approved["decided_by"]
+        assert reviewer.startswith("api_key:")
+        dismissal = api.ok("GET", f"/v1/screenings/subjects/{acme['id']}", key=a.admin)
+        assert dismissal["status"] == "clear"
+        api.ok(
+            "POST", "/v1/screenings/confirmations", key=a.admin,
+            json={"subject_id": bout["id"], "list": "ofac_sdn", "entry_id": "200"},
+        )  # fmt: skip
+        declined = _case(api, a.admin, confirmed_case)
+        assert (declined["status"], declined["decided_by"]) == ("declined", reviewer)
+        assert "confirmations" in declined["reason"]
+        assert api.ok("GET", "/v1/cases", key=a.admin, params={"status": "open"})["data"] == []
+        tenant_id = api.app.state.tenancy.ensure_tenant("acme").id
+        leaves, _ = api.app.state.audit.leaves(tenant_id, 0, 10_000)
+        decided = {
+            (x["type"], x["content"]["actor"], x["content"]["data"]["case_id"])
+            for x in leaves
+            if x["type"] in ("case.approved", "case.declined")
+        }
+        assert decided == {
+            ("case.approved", reviewer, dismissed_case), ("case.declined", reviewer, confirmed_case)
+        }  # fmt: skip
+        # Deciding it again through the queue: not open any more.
+        again = api.request("POST", f"/v1/cases/{confirmed_case}/approve", key=a.admin, json={})
+        assert (again.status_code, problem_code(again)) == (409, "case_not_open")
+
+        # A new version changes the confirmed entry: the confirmed subject is not alerted
+        # again (the dismissed one is: its dismissal was for the entry as it was).
+        changed = [replace(LIST[0], programs=("UKRAINE-EO13660",)), LIST[1]]
+        sanctions.load(ListSource.OFAC_SDN, changed, actor="cli")
+        alerts = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        fresh = [c for c in alerts["data"] if c["status"] == "open"]
+        assert [c["decision"]["detail"]["subject"] for c in fresh] == [f"customer:{acme['id']}"]
+        subject = api.ok("GET", f"/v1/screenings/subjects/{bout['id']}", key=a.admin)
+        assert subject["status"] == "confirmed"
+        assert [m["case_id"] for m in subject["matches"]] == [confirmed_case]
+
+
+def test_a_name_with_nothing_to_screen_is_refused(sqlite_url: str) -> None:
+    """`"   "`, `"!!!"`: 400 `invalid_name` at the ad-hoc door, and a customer or counterparty
+    of such a name is not created (nor renamed to one), rather than screened as clear."""
+    with running(sqlite_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        for name in ("   ", "!!!", "---", "\u2026"):
+            refused = api.request("POST", "/v1/screenings", key=a.admin, json={"name": name})
+            assert (refused.status_code, problem_code(refused)) == (400, "invalid_name"), name
+            assert refused.json()["param"] == "name"
+        made = api.request("POST", "/v1/customers", key=a.admin, json={"name": "!!!"})
+        assert (made.status_code, problem_code(made)) == (400, "invalid_name")
+        body = {"name": "---", "account_identifier": "GB29NWBK60161331926819", "country": "GB"}
+        payee = api.request("POST", "/v1/counterparties", key=a.admin, json=body)
+        assert (payee.status_code, problem_code(payee)) == (400, "invalid_name")
+        assert api.ok("GET", "/v1/customers", key=a.admin)["data"] == []
+        jane = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Jane Roe"})
+        renamed = api.request(
+            "PATCH", f"/v1/customers/{jane['id']}", key=a.admin, json={"name": "..."}
+        )
+        assert (renamed.status_code, problem_code(renamed)) == (400, "invalid_name")
+        kept = api.ok("GET", f"/v1/customers/{jane['id']}", key=a.admin)
+        assert kept["name"] == "J*** R**"
+
+
+def test_a_query_date_of_birth_and_country_are_checked(sqlite_url: str) -> None:
+    """A date that does not exist is not compared as a near year, and a country that is no
+    ISO 3166-1 alpha-2 code is not ignored: both are 400, naming the field."""
+    with running(sqlite_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        for dob in ("1967-13-45", "1967-02-30", "1967-13", "1967-00", "0000", "2999"):
+            refused = api.request(
+                "POST", "/v1/screenings", key=a.admin,
+                json={"name": "Viktor Bout", "date_of_birth": dob},
+            )  # fmt: skip
+            assert (refused.status_code, problem_code(refused)) == (400, "invalid_request"), dob
+            assert refused.json()["param"] == "date_of_birth"
+        refused = api.request(
+            "POST", "/v1/screenings", key=a.admin, json={"name": "Viktor Bout", "country": "XX"}
+        )
+        assert (refused.status_code, problem_code(refused)) == (400, "invalid_country")
+        assert refused.json()["param"] == "country"
+        for dob, country in (("1967", "RU"), ("1967-01", "XK"), ("1967-01-13", "PR")):
+            api.ok(
+                "POST", "/v1/screenings", key=a.admin,
+                json={"name": "Viktor Bout", "date_of_birth": dob, "country": country},
+            )  # fmt: skip
+
+
+def test_a_customer_is_screened_with_their_date_of_birth(db_url: str, caplog: Any) -> None:
+    """A person's date of birth is evidence, as at the ad-hoc door: a near name with the
+    listed date is a probable match, the listed name with another date is not; changing the
+    date screens again. The date is never stored in the screening tables or logged."""
+    caplog.set_level(logging.DEBUG)
+    dated = [Entry(ListSource.OFAC_SDN, "200", EntryKind.PERSON, ("Viktor BOUT", "Victor Butt"),
+                   dates_of_birth=("1967-01-13",))]  # fmt: skip
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, dated, actor="cli")
+
+        def status(customer: dict[str, Any]) -> str:
+            found = api.ok("GET", f"/v1/screenings/subjects/{customer['id']}", key=a.admin)
+            return str(found["status"])
+
+        # "Viktar Bot" alone scores under the threshold; with the listed date, over it.
+        near = api.ok(
+            "POST", "/v1/customers", 201, key=a.admin,
+            json={"name": "Viktar Bot", "date_of_birth": "1967-01-13"},
+        )  # fmt: skip
+        assert status(near) == "probable"
+        other = api.ok(
+            "POST", "/v1/customers", 201, key=a.admin,
+            json={"name": "Wiktor Bout", "date_of_birth": "1990-05-05"},
+        )  # fmt: skip
+        assert status(other) == "clear"
+        api.ok(
+            "PATCH", f"/v1/customers/{other['id']}", key=a.admin,
+            json={"date_of_birth": "1967-01-13"},
+        )  # fmt: skip
+        assert status(other) == "probable"
+        # A new list version re-screens them with their dates too.
+        changed = [replace(dated[0], programs=("UKRAINE-EO13660",))]
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, changed, actor="cli")
+        assert (status(near), status(other)) == ("probable", "probable")
+        with api.app.state.engine.connect() as conn:
+            for table in (
+                "sanctions_subjects", "sanctions_results", "sanctions_subject_keys", "cases",
+                "events",
+            ):  # fmt: skip
+                dump = str(conn.execute(sa.text(f"SELECT * FROM {table}")).fetchall())
+                assert "1967-01-13" not in dump, table
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "1990-05-05" not in logged
+
+
+def test_declining_a_sanctions_review_labels_no_payment_for_risk_training(sqlite_url: str) -> None:
+    """A payment held because its payee matched a list is declined for that reason, not for
+    fraud: the case voids it, and nothing reaches the risk domain's training labels (only a
+    `risk_review` case's decision does)."""
+    with running(sqlite_url, screening=True) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+        payer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Ada Lovelace"})
+        recorded: list[tuple[str, str, bool]] = []
+        cases: CaseService = api.app.state.cases
+        cases.labels = lambda uow, tenant, transfer, fraud: recorded.append(
+            (tenant, transfer, fraud)
+        )
+        body = {
+            "ledger_id": a.ledger, "debit_account_id": a.bank, "credit_account_id": a.alice,
+            "amount": 100,
+            "payment": {"customer_id": payer["id"], "payee": "iban_x", "payee_name": "Viktor Bout"},
+        }  # fmt: skip
+        held = api.ok("POST", "/v1/transfers", 201, key=a.write, json=body)
+        assert held["status"] == "pending"
+        (case,) = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_review"})[
+            "data"
+        ]
+        declined = api.ok(
+            "POST", f"/v1/cases/{case['id']}/decline", key=a.admin, json={"reason": "listed"}
+        )
+        assert declined["transfer"]["status"] == "voided"
+        assert recorded == []

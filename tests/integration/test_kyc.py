@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
+from strongroom.cli import app
 from strongroom.compliance.kyc.limit import KycLimit
 from strongroom.compliance.kyc.model import Caps, TierTable
-from strongroom.compliance.kyc.service import KycService
+from strongroom.compliance.kyc.service import KycService, load_tiers
 from strongroom.compliance.sanctions import store as sanctions_store
 from strongroom.compliance.sanctions.errors import SanctionsConfirmed
 from strongroom.compliance.sanctions.owners import refuse_confirmed
@@ -34,6 +37,7 @@ from strongroom.ledger.model import (
     Verdict,
 )
 from strongroom.ledger.service import LedgerService
+from strongroom.settings import InvalidSettings
 from tests.integration.test_ledger_service import ManualClock
 
 R = TransferResult
@@ -439,3 +443,34 @@ def test_a_payment_a_gate_blocked_counts_nothing(sqlite_url: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "cannot read"),
+        ("{not json", "is no tier table: Expecting property name"),
+        ('{"default": {"basic": []}}', "is no tier table: tier 'basic'"),
+    ],
+)
+def test_a_bad_tier_file_stops_serve_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, said: str
+) -> None:
+    """STRONGROOM_KYC_TIERS missing or malformed: `strongroom serve` stops before it starts,
+    with one `error: invalid_setting: ...` line and exit code 2, as other CLI errors do (no
+    traceback)."""
+    tiers = tmp_path / "tiers.json"
+    if content is not None:
+        tiers.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("STRONGROOM_DATABASE_URL", f"sqlite:///{tmp_path / 'kyc.db'}")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    monkeypatch.setenv("STRONGROOM_KYC_TIERS", str(tiers))
+    result = runner.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.strip()]
+    assert line.startswith("error: invalid_setting: STRONGROOM_KYC_TIERS: "), line
+    assert said in line
+    with pytest.raises(InvalidSettings, match="STRONGROOM_KYC_TIERS"):
+        load_tiers(str(tiers))

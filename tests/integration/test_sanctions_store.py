@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,8 +19,10 @@ from sqlalchemy.engine import Engine
 
 from strongroom.cases.model import Alert, Case, CaseStatus, detail_json
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.errors import ListsNotLoaded
-from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Query
+from strongroom.compliance.sanctions.errors import InvalidName, ListsNotLoaded, ScreenerNotReady
+from strongroom.compliance.sanctions.match import build as build_screener
+from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Query, Screener
+from strongroom.compliance.sanctions.screener import ScreenerCache
 from strongroom.compliance.sanctions.service import (
     CLEAR,
     CONFIRMED,
@@ -298,3 +301,123 @@ def test_deciding_an_alert_whose_match_is_gone_works_from_its_evidence(world: An
         uow.commit()
     assert service.status(A, "customer:cus_1").status == CONFIRMED
     assert rec.frozen == [(A, "cus_1", ACTOR)]
+
+
+class GatedFactory:
+    """The matcher's factory, waiting while `open` is clear (a build as slow as the test
+    says), counting its builds."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.open.set()
+        self.calls = 0
+
+    def __call__(self, entries: Sequence[Entry]) -> Screener:
+        self.calls += 1
+        assert self.open.wait(timeout=60), "the test never let the build finish"
+        return build_screener(entries)
+
+
+def test_the_payee_gate_never_waits_for_a_build(world: Any) -> None:
+    """`payee_match` (the gate's) answers from the newest screener built: none yet, it starts
+    one and says ScreenerNotReady; a new version loaded elsewhere, the previous one's answer
+    while the new one builds in the background, then the new one's. `screen` (a screening
+    point's, ad-hoc) waits for the current version's."""
+    service, _, _ = world
+    SanctionsService(service.engine).load(SDN, V1, actor=ACTOR)  # another process's load
+    factory = GatedFactory()
+    cache = ScreenerCache(service.engine, factory=factory, refresh_s=0.0)
+    gate_side = SanctionsService(service.engine, screeners=cache)
+    factory.open.clear()
+    with pytest.raises(ScreenerNotReady):
+        gate_side.payee_match("Viktor Bout")
+    factory.open.set()
+    cache.join()
+    found = gate_side.payee_match("Viktor Bout")
+    assert found is not None
+    assert (found.list, found.entry_id, found.entry_name, found.list_version) == (
+        "ofac_sdn", "200", "Viktor BOUT", 1,
+    )  # fmt: skip
+    assert gate_side.payee_match("Jane Roe") is None
+    with pytest.raises(InvalidName):
+        gate_side.payee_match("!!!")
+
+    SanctionsService(service.engine).load(SDN, [*V1, entry("400", "Ali HASSAN")], actor=ACTOR)
+    factory.open.clear()
+    assert gate_side.payee_match("Ali Hassan") is None  # version 1's, while 2 builds
+    assert gate_side.payee_match("Viktor Bout") is not None
+    assert cache.builds == 1
+    factory.open.set()
+    cache.join()
+    assert cache.builds == 2
+    new = gate_side.payee_match("Ali Hassan")
+    assert new is not None
+    assert (new.entry_id, new.list_version) == ("400", 2)
+    # A load in this process builds the new screener itself, before its re-screening.
+    gate_side.load(SDN, V1, actor=ACTOR)
+    assert cache.builds == 3
+    assert gate_side.payee_match("Ali Hassan") is None
+    assert [m.entry.entry_id for m in gate_side.screen(Query("Viktor Bout"), min_score=0.7)] == [
+        "200"
+    ]
+
+
+def test_a_name_with_nothing_to_screen_is_refused_and_nothing_stored(world: Any) -> None:
+    service, rec, _ = world
+    service.load(SDN, V1, actor=ACTOR)
+    for name in ("   ", "!!!", "- - -"):
+        with pytest.raises(InvalidName):
+            screen(service, A, "customer:cus_1", name)
+        with pytest.raises(InvalidName):
+            service.screen(Query(name))
+    assert service.status(A, "customer:cus_1") is None
+    assert rec.alerts == []
+
+
+def test_a_confirmed_subject_is_not_alerted_again_for_its_entry(world: Any) -> None:
+    """A new version changing the entry a subject was confirmed for opens no second alert
+    (the officer has decided on that entry; the subject stays confirmed); a new entry it
+    matches still alerts."""
+    service, rec, names = world
+    service.load(SDN, V1, actor=ACTOR)
+    names[(A, "customer:cus_1")] = "Viktor Bout"
+    screen(service, A, "customer:cus_1", "Viktor Bout")
+    service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR, reason="the person")
+    assert len(rec.alerts) == 1
+    changed = [V1[0], replace(V1[1], programs=("UKRAINE-EO13660",)), V1[2]]
+    result = service.load(SDN, changed, actor=ACTOR)
+    assert result.rescreened == 1
+    assert len(rec.alerts) == 1
+    assert service.status(A, "customer:cus_1").status == CONFIRMED
+    service.load(SDN, [*changed, entry("500", "Viktor BOUTT")], actor=ACTOR)
+    assert [a.evidence["entries"][0]["entry_id"] for _, a in rec.alerts] == ["200", "500"]
+
+
+def test_a_date_of_birth_is_evidence_and_part_of_the_digest(world: Any) -> None:
+    """The subject's date of birth moves the score as the ad-hoc screening's does, and a
+    dismissal holds for the name and date it was made for: another date alerts again."""
+    service, rec, _ = world
+    dated = [replace(V1[1], dates_of_birth=("1967-01-13",))]
+    service.load(SDN, dated, actor=ACTOR)
+
+    def screened(name: str, dob: str | None) -> str:
+        with UnitOfWork(service.engine) as uow:
+            found = service.screen_subject(
+                uow, A, "customer:cus_1", name, None, actor=ACTOR, date_of_birth=dob
+            )
+            uow.commit()
+        return str(found.status)
+
+    assert screened("Viktar Bot", None) == CLEAR
+    assert screened("Viktar Bot", "1967-01-13") == PROBABLE
+    assert screened("Wiktor Bout", "1990-05-05") == CLEAR
+    assert screened("Wiktor Bout", None) == PROBABLE
+    service.dismiss(A, "customer:cus_1", "ofac_sdn", "200", reviewer=ACTOR)
+    alerts = len(rec.alerts)
+    assert screened("Wiktor Bout", None) == CLEAR  # dismissed for this name, no date
+    assert screened("Wiktor Bout", "1967-01-13") == PROBABLE  # the listed date: again
+    assert len(rec.alerts) == alerts + 1
+    with service.engine.connect() as conn:
+        for table in ("sanctions_subjects", "sanctions_results", "sanctions_dismissals"):
+            rows = conn.exec_driver_sql(f"SELECT * FROM {table}").fetchall()
+            assert "1967" not in str(rows), table

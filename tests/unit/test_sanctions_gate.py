@@ -1,6 +1,7 @@
-"""The sanctions payee gate with fakes: a confirmed payee blocked, a probable one held, others
-and non-payments let through, another tenant's statuses never consulted, and a lookup that
-fails answered by the fail policy; and the blocking keys that re-screening relies on."""
+"""The sanctions payee gate with fakes: a confirmed payee blocked, a probable one held (its case
+naming what matched), others and non-payments let through, another tenant's statuses never
+consulted, and a lookup that fails (or no screener built yet) answered by the fail policy; and
+the blocking keys that re-screening relies on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from strongroom.compliance.sanctions.errors import InvalidName, ScreenerNotReady
 from strongroom.compliance.sanctions.gate import SanctionsGate
 from strongroom.compliance.sanctions.model import PayeeMatch
 from strongroom.compliance.sanctions.snapshot import diff, phonetic_keys
@@ -211,3 +213,59 @@ def test_payee_names_screened_a_batch_are_bounded() -> None:
     ]
     assert gate.failures == {"closed": 1, "open": 0, "review": 0}
     assert SanctionsGate(tenants, statuses).names_max == SCREENING_PAYEE_NAMES_PER_BATCH_MAX
+
+
+@pytest.mark.parametrize(
+    ("fail", "expected"),
+    [
+        ("closed", (Verdict.BLOCK, "sanctions_unavailable")),
+        ("review", (Verdict.REVIEW, "sanctions_unavailable")),
+        ("open", None),
+    ],
+)
+def test_no_screener_yet_is_the_fail_policy_for_named_payees_only(
+    fail: str, expected: tuple[Verdict, str] | None
+) -> None:
+    """This process's first screener still building (or no list loaded): the payments with a
+    payee name get the fail policy's answer with the documented code, `sanctions_unavailable`;
+    the others are decided on their stored screenings as ever."""
+    asked: list[str] = []
+
+    def building(name: str) -> PayeeMatch | None:
+        asked.append(name)
+        raise ScreenerNotReady("building")
+
+    gate = SanctionsGate(tenants, statuses, screen_name=building, fail=fail)
+    batch = [*_named("Jane Roe", "John Doe"), pay("cpty_bad"), pay("cpty_maybe")]
+    out = gate.decide(batch, None)
+    assert [(d.verdict, d.code) if d else None for d in out] == [
+        expected, expected,
+        (Verdict.BLOCK, "sanctions_blocked"), (Verdict.REVIEW, "sanctions_review"),
+    ]  # fmt: skip
+    assert asked == ["Jane Roe"]  # not asked again in the batch
+    assert gate.failures[fail] == 2
+
+
+def test_a_held_payment_names_its_evidence_never_the_payee_name() -> None:
+    """The `sanctions_review` case's detail: the matched list entry and its score for a payee
+    name, the stored subject for a known payee; a name with no letter or digit is held too."""
+
+    def screen(name: str) -> PayeeMatch | None:
+        if not any(c.isalnum() for c in name):
+            raise InvalidName()
+        return HIT if name == "Wiktor Bout" else None
+
+    gate = SanctionsGate(tenants, statuses, screen_name=screen)
+    out = gate.decide([*_named("Wiktor Bout", "!!!", "Jane Roe"), pay("cpty_maybe")], None)
+    details = [(d.verdict, d.detail) if d else None for d in out]
+    assert details == [
+        (Verdict.REVIEW, {"payee_name": HIT.to_dict()}),
+        (Verdict.REVIEW, {"payee_name": {"unscreenable": True}}),
+        None,
+        (Verdict.REVIEW, {"payee": {"subject": "counterparty:cpty_maybe", "status": "probable"}}),
+    ]
+    assert HIT.to_dict() == {
+        "list": "ofac_sdn", "entry_id": "200", "entry_name": "Viktor BOUT", "score": 0.9512,
+        "list_version": 1,
+    }  # fmt: skip
+    assert "Wiktor" not in repr(details)
