@@ -3,7 +3,11 @@ screening answers ranked, explained matches (503 before any list is loaded); a c
 with a listed name is screened in its creating transaction and alerts once (a case in the
 queue); a dismissal holds until the name changes; a confirmation marks the subject; another
 tenant's subject answers 404; the Python client's methods do the same; nothing of the screened
-name reaches the logs."""
+name reaches the logs. The payee gate never waits for a screener to build (at start, on a new
+version); the screening door decides the alert cases of its matches; names with nothing to
+screen, impossible dates and unknown countries are refused; customers are screened with their
+date of birth; a payee-name case names what matched; a sanctions_review decline labels nothing
+for risk training."""
 
 from __future__ import annotations
 

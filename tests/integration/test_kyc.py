@@ -1,6 +1,7 @@
 """KYC tier caps checked inside the posting transaction (compliance/kyc/limit.py through the
 ledger's Limit port), account freezing, on SQLite and PostgreSQL; and the race: several
-processes paying against one customer's daily cap on PostgreSQL never cross it."""
+processes paying against one customer's daily cap on PostgreSQL never cross it; a bad tier
+file stops `serve` with one line."""
 
 from __future__ import annotations
 

@@ -77,6 +77,10 @@ def serve(
     # Checked here too so that the message comes before any worker starts.
     engine, settings = open_engine(None, schema="current")
     try:
+        # A missing or malformed STRONGROOM_KYC_TIERS: one line, now, before any key is made.
+        from strongroom.compliance.kyc.service import load_tiers
+
+        load_tiers(settings.kyc_tiers)
         if settings.risk:  # a bad rules file or model, or a missing extra: one line, now
             from strongroom.runtime import check_risk
 

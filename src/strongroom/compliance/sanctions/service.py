@@ -3,16 +3,18 @@ counterparty (a screening point), dismiss or confirm a match, re-screen on a lis
 
 Lists are deployment-wide. Loading a version stores only what changed (sanctions_entries rows
 carry the versions they were current in) and its diff; loading the same content again changes
-nothing and says so. Every process keeps one screener over the current entries, rebuilt when
-the versions table says a list changed (one small aggregate read, at most once a `refresh_s`).
+nothing and says so. Every process keeps one screener over the current entries (screener.py:
+built at start, rebuilt when the versions table says a list changed; the payee gate never
+waits for a build).
 
 A subject (`customer:<id>`, `counterparty:<id>`) is screened inside its owner's transaction:
 its scores at or above the threshold are stored per list entry, with a keyed hash of the
 screened name (never the name) and the entry's fingerprint; a hit opens an alert case unless a
 reviewer dismissed that (subject, entry) for the same name digest and fingerprint, or an alert
-for them is already open. The blocking index holds keyed hashes of phonetic keys of each
-subject's name tokens: a new list version re-screens only the subjects sharing a key with an
-added, changed or removed entry."""
+for them is already open. Dismissing or confirming a match through the screening API decides
+its open alert case in the same transaction (the case queue's decide_alerts_in). The blocking
+index holds keyed hashes of phonetic keys of each subject's name tokens: a new list version
+re-screens only the subjects sharing a key with an added, changed or removed entry."""
 
 from __future__ import annotations
 
