@@ -53,9 +53,16 @@ class TppService:
         self._audit = audit
         self._log_id = log_id
 
-    def _record(self, uow: UnitOfWork, actor: str, kind: str, ref: str, data: Any) -> None:
-        if self._audit is not None and self._log_id is not None:
-            self._audit.record_all(uow, self._log_id(), actor, [(kind, ref, data)])
+    def _log(self) -> str | None:
+        """The log's id, found before a change's transaction opens: finding it may write (the
+        system tenant is made on first use), and SQLite has one writer at a time."""
+        return None if self._log_id is None else self._log_id()
+
+    def _record(
+        self, uow: UnitOfWork, log_id: str | None, actor: str, kind: str, ref: str, data: Any
+    ) -> None:
+        if self._audit is not None and log_id is not None:
+            self._audit.record_all(uow, log_id, actor, [(kind, ref, data)])
 
     # -- the operator's ------------------------------------------------------------------
 
@@ -90,6 +97,7 @@ class TppService:
             created_by=actor,
             updated_at=now,
         )
+        log_id = self._log()
         with UnitOfWork(self.engine) as uow:
             store.insert_client(uow, client)
             data = {
@@ -100,7 +108,7 @@ class TppService:
                 "scopes": sorted(s.value for s in client.scopes),
                 **_keys_data(checked.jwks),
             }
-            self._record(uow, actor, CREATED, client.id, data)
+            self._record(uow, log_id, actor, CREATED, client.id, data)
             uow.commit()
         return client
 
@@ -108,6 +116,7 @@ class TppService:
         """Replace the client's JWK set (checked first: a refusal writes nothing). Keys in the
         old set and not in the new one stop verifying at once."""
         checked = check_jwks(jwks)
+        log_id = self._log()
         with UnitOfWork(self.engine) as uow:
             current = store.get_client(uow, client_id)
             if current is None:
@@ -115,7 +124,7 @@ class TppService:
             if current.jwks == checked.text:
                 return current
             store.set_jwks(uow, client_id, checked.text, clock.now_us())
-            self._record(uow, actor, KEYS_ROTATED, client_id, {
+            self._record(uow, log_id, actor, KEYS_ROTATED, client_id, {
                 "client_id": client_id, **_keys_data(checked)
             })  # fmt: skip
             client = store.get_client(uow, client_id)
@@ -127,11 +136,12 @@ class TppService:
         """Enable or disable the client. A disabled client is refused by the authorization
         server (`get_active`); its registration is kept."""
         status = TppStatus.ACTIVE if enabled else TppStatus.DISABLED
+        log_id = self._log()
         with UnitOfWork(self.engine) as uow:
             changed = store.set_status(uow, client_id, status, clock.now_us())
             if changed:
                 kind = ENABLED if enabled else DISABLED
-                self._record(uow, actor, kind, client_id, {"client_id": client_id})
+                self._record(uow, log_id, actor, kind, client_id, {"client_id": client_id})
             client = store.get_client(uow, client_id)
             if client is None:
                 raise _not_found(client_id)
