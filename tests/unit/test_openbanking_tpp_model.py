@@ -139,7 +139,7 @@ def test_scopes_are_a_non_empty_subset_of_the_three(value: object, param: str) -
         ([CB + "/" + "x" * REDIRECT_URI_LENGTH_MAX], "redirect_uris[0]"),
         (["https://tpp.example.com/c b"], "redirect_uris[0]"),
         (["https://tpp.example.com/cé"], "redirect_uris[0]"),
-        ("https://tpp.example.com\\@evil.example/cb".split(), "redirect_uris[0]"),
+        (["https://tpp.example.com\\@evil.example/cb"], "redirect_uris[0]"),
         ([CB + "#frag"], "redirect_uris[0]"),
         ([CB + "#"], "redirect_uris[0]"),
         (["/cb"], "redirect_uris[0]"),
