@@ -10,7 +10,7 @@ from typing import Any
 
 from strongroom.client._spec import Call, Paged, model, segment
 from strongroom.client.resources import _after_last_id, _data
-from strongroom.openbanking.tpp.schemas import ClientList, ClientOut
+from strongroom.openbanking.tpp.schemas import OpenbankingClientList, OpenbankingClientOut
 
 
 def create_openbanking_client(
@@ -21,7 +21,7 @@ def create_openbanking_client(
     scopes: Sequence[str] | None = None,
     software_id: str | None = None,
     idempotency_key: str | None = None,
-) -> Call[ClientOut]:
+) -> Call[OpenbankingClientOut]:
     """Register a third-party provider (TPP): its redirect URIs (exact https URIs), public
     signing keys and scopes (accounts, payments, fundsconfirmations; all when None)."""
     body: dict[str, Any] = {"name": name, "redirect_uris": list(redirect_uris), "jwks": jwks}
@@ -32,7 +32,7 @@ def create_openbanking_client(
     return Call(
         "POST",
         "/v1/openbanking/clients",
-        model(ClientOut),
+        model(OpenbankingClientOut),
         json=body,
         idempotency_key=idempotency_key,
     )
@@ -40,41 +40,43 @@ def create_openbanking_client(
 
 def list_openbanking_clients(
     *, limit: int | None = None, starting_after: str | None = None
-) -> Call[ClientList]:
+) -> Call[OpenbankingClientList]:
     """One page of the registered clients, by id."""
     params = {"limit": limit, "starting_after": starting_after}
-    return Call("GET", "/v1/openbanking/clients", model(ClientList), params=params)
+    return Call("GET", "/v1/openbanking/clients", model(OpenbankingClientList), params=params)
 
 
 def iter_openbanking_clients(
     *, limit: int | None = None, starting_after: str | None = None
-) -> Paged[ClientList, ClientOut]:
+) -> Paged[OpenbankingClientList, OpenbankingClientOut]:
     """Every registered client (after `starting_after`), fetching pages of `limit` as needed."""
     first = list_openbanking_clients(limit=limit, starting_after=starting_after)
     return Paged(first, _after_last_id, _data)
 
 
-def get_openbanking_client(client_id: str) -> Call[ClientOut]:
-    return Call("GET", f"/v1/openbanking/clients/{segment(client_id)}", model(ClientOut))
+def get_openbanking_client(client_id: str) -> Call[OpenbankingClientOut]:
+    return Call("GET", f"/v1/openbanking/clients/{segment(client_id)}", model(OpenbankingClientOut))
 
 
-def update_openbanking_client_jwks(client_id: str, jwks: Mapping[str, Any]) -> Call[ClientOut]:
+def update_openbanking_client_jwks(
+    client_id: str, jwks: Mapping[str, Any]
+) -> Call[OpenbankingClientOut]:
     """Rotate the client's keys: `jwks` replaces the registered set."""
     path = f"/v1/openbanking/clients/{segment(client_id)}/jwks"
-    return Call("PUT", path, model(ClientOut), json={"jwks": jwks})
+    return Call("PUT", path, model(OpenbankingClientOut), json={"jwks": jwks})
 
 
 def disable_openbanking_client(
     client_id: str, *, idempotency_key: str | None = None
-) -> Call[ClientOut]:
+) -> Call[OpenbankingClientOut]:
     """Disable the client: the authorization server refuses it; its registration is kept."""
     path = f"/v1/openbanking/clients/{segment(client_id)}/disable"
-    return Call("POST", path, model(ClientOut), idempotency_key=idempotency_key)
+    return Call("POST", path, model(OpenbankingClientOut), idempotency_key=idempotency_key)
 
 
 def enable_openbanking_client(
     client_id: str, *, idempotency_key: str | None = None
-) -> Call[ClientOut]:
+) -> Call[OpenbankingClientOut]:
     """Enable a disabled client again."""
     path = f"/v1/openbanking/clients/{segment(client_id)}/enable"
-    return Call("POST", path, model(ClientOut), idempotency_key=idempotency_key)
+    return Call("POST", path, model(OpenbankingClientOut), idempotency_key=idempotency_key)

@@ -17,7 +17,12 @@ from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.pagination import list_body
 from strongroom.http.params import IdPath, OptionalIdQuery
-from strongroom.openbanking.tpp.schemas import ClientCreate, ClientList, ClientOut, JwksUpdate
+from strongroom.openbanking.tpp.schemas import (
+    OpenbankingClientCreate,
+    OpenbankingClientJwksUpdate,
+    OpenbankingClientList,
+    OpenbankingClientOut,
+)
 from strongroom.openbanking.tpp.service import TppService
 from strongroom.tenancy.access import require_step_up, requires
 from strongroom.tenancy.api import Ctx
@@ -45,12 +50,14 @@ def _clients(request: Request) -> TppService:
 @router.post(
     "/clients",
     status_code=201,
-    response_model=ClientOut,
+    response_model=OpenbankingClientOut,
     tags=["open banking"],
     openapi_extra=error_codes(*REGISTRATION_ERRORS, "step_up_required")
     | requires(Scope.TENANTS_ADMIN),
 )
-async def create_openbanking_client(body: ClientCreate, request: Request, ctx: Ctx) -> Any:
+async def create_openbanking_client(
+    body: OpenbankingClientCreate, request: Request, ctx: Ctx
+) -> Any:
     """Register a third-party provider (TPP) with the deployment's authorization server: its
     public signing keys (a JWK set), redirect URIs and scopes (docs/openbanking-tpp.md). It
     starts active. Every field is checked first: a refusal writes nothing."""
@@ -73,7 +80,7 @@ async def create_openbanking_client(body: ClientCreate, request: Request, ctx: C
 
 @router.get(
     "/clients",
-    response_model=ClientList,
+    response_model=OpenbankingClientList,
     tags=["open banking"],
     openapi_extra=requires(Scope.TENANTS_ADMIN),
 )
@@ -93,7 +100,7 @@ async def list_openbanking_clients(
 
 @router.get(
     "/clients/{client_id}",
-    response_model=ClientOut,
+    response_model=OpenbankingClientOut,
     tags=["open banking"],
     openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
 )
@@ -104,13 +111,13 @@ async def get_openbanking_client(client_id: IdPath, request: Request, ctx: Ctx) 
 
 @router.put(
     "/clients/{client_id}/jwks",
-    response_model=ClientOut,
+    response_model=OpenbankingClientOut,
     tags=["open banking"],
     openapi_extra=error_codes("not_found", "step_up_required", *JWKS_ERRORS)
     | requires(Scope.TENANTS_ADMIN),
 )
 async def update_openbanking_client_jwks(
-    client_id: IdPath, body: JwksUpdate, request: Request, ctx: Ctx
+    client_id: IdPath, body: OpenbankingClientJwksUpdate, request: Request, ctx: Ctx
 ) -> Any:
     """Rotate the client's keys: the set given replaces the registered one (keep the current
     key in it until the TPP signs with the new one). Keys left out stop verifying at once."""
@@ -124,7 +131,7 @@ async def update_openbanking_client_jwks(
 
 @router.post(
     "/clients/{client_id}/disable",
-    response_model=ClientOut,
+    response_model=OpenbankingClientOut,
     tags=["open banking"],
     openapi_extra=error_codes("not_found") | requires(Scope.TENANTS_ADMIN),
 )
@@ -139,7 +146,7 @@ async def disable_openbanking_client(client_id: IdPath, request: Request, ctx: C
 
 @router.post(
     "/clients/{client_id}/enable",
-    response_model=ClientOut,
+    response_model=OpenbankingClientOut,
     tags=["open banking"],
     openapi_extra=error_codes("not_found", "step_up_required") | requires(Scope.TENANTS_ADMIN),
 )

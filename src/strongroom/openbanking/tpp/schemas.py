@@ -23,7 +23,7 @@ Member = Annotated[str | None, Field(max_length=JWK_MEMBER_LENGTH_MAX)]
 Word = Annotated[str | None, Field(max_length=16)]
 
 
-class JwkIn(BaseModel):
+class OpenbankingClientJwk(BaseModel):
     """A public signing key (RFC 7517): EC P-256, RSA of 2048 to 8192 bits, or OKP Ed25519."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -49,13 +49,15 @@ class JwkIn(BaseModel):
     k: Member = Field(default=None, description="refused: a symmetric key")
 
 
-class JwksIn(BaseModel):
+class OpenbankingClientJwks(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    keys: list[JwkIn] = Field(max_length=JWKS_KEYS_MAX, description="1 to 10 public keys")
+    keys: list[OpenbankingClientJwk] = Field(
+        max_length=JWKS_KEYS_MAX, description="1 to 10 public keys"
+    )
 
 
-class ClientCreate(BaseModel):
+class OpenbankingClientCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=NAME_LENGTH_MAX)
@@ -75,22 +77,22 @@ class ClientCreate(BaseModel):
         description="what the TPP may ask consent for: accounts, payments, fundsconfirmations "
         "(all three when absent)",
     )
-    jwks: JwksIn
+    jwks: OpenbankingClientJwks
 
 
-class JwksUpdate(BaseModel):
+class OpenbankingClientJwksUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    jwks: JwksIn
+    jwks: OpenbankingClientJwks
 
 
-class JwksOut(BaseModel):
+class OpenbankingClientJwksOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keys: list[dict[str, str]]
 
 
-class ClientOut(BaseModel):
+class OpenbankingClientOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
@@ -99,16 +101,16 @@ class ClientOut(BaseModel):
     software_id: str | None
     redirect_uris: list[str]
     scopes: list[str]
-    jwks: JwksOut  # public keys only
+    jwks: OpenbankingClientJwksOut  # public keys only
     status: Literal["active", "disabled"]
     created_at: Timestamp
     created_by: str  # the actor: api_key:<id>, user:<id>, cli
     updated_at: Timestamp
 
 
-class ClientList(BaseModel):
+class OpenbankingClientList(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     object: Literal["list"]
-    data: list[ClientOut]
+    data: list[OpenbankingClientOut]
     has_more: bool
