@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.service import AuditLog
 from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
+from strongroom.openbanking.errors import InvalidClient
 from strongroom.openbanking.tpp.errors import ClientDisabled
 from strongroom.openbanking.tpp.model import TppScope, TppStatus
 from strongroom.openbanking.tpp.service import TppService
@@ -186,3 +187,22 @@ def test_an_unknown_client_is_not_found(registry: Registry) -> None:
             call()
         assert missing.value.param == "client_id"
     assert registry.rows() == 0
+
+
+def test_the_authorization_servers_lookup_answers_active_clients_only(registry: Registry) -> None:
+    """openbanking.ports.ClientLookup: an unknown and a disabled client are the same 401
+    invalid_client."""
+    client = registry.register(
+        jwks=jwks(ec_key("a", alg="ES256"), rsa_key("b")), scopes=["payments"]
+    )
+    found = registry.service.lookup(client.id)
+    assert (found.id, found.name, found.redirect_uris) == (client.id, "Acme", (CB,))
+    assert found.scopes == {"payments"}
+    assert found.jwks.has_kid("a")
+    assert [k.get("kid") for k in found.jwks.candidates("PS256", None)] == ["b"]
+    registry.service.set_enabled(client.id, False, actor="cli")
+    for client_id in (client.id, "tpp_missing"):
+        with pytest.raises(InvalidClient) as refused:
+            registry.service.lookup(client_id)
+        assert (refused.value.code, refused.value.status) == ("invalid_client", 401)
+        assert client_id not in refused.value.detail

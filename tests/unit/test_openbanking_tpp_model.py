@@ -254,7 +254,7 @@ def _bits(bits: int) -> dict[str, Any]:
         (ec_key(x="A" * (JWK_MEMBER_LENGTH_MAX + 1)), "jwks.keys[0].x"),
         (_bits(1024), "jwks.keys[0].n"),
         (_bits(2047), "jwks.keys[0].n"),
-        (_bits(8200), "jwks.keys[0].n"),
+        (_bits(4097), "jwks.keys[0].n"),
         ({**ec_key(), "y": ec_key()["x"]}, "jwks.keys[0]"),  # not on the curve
         (ec_key(x="AAAA"), "jwks.keys[0]"),
         (okp_key(x="AAAA"), "jwks.keys[0]"),

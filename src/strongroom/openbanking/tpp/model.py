@@ -37,6 +37,9 @@ from joserfc.jwk import KeySet
 
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest, echo
+from strongroom.openbanking import jose
+from strongroom.openbanking.errors import InvalidClientMetadata
+from strongroom.openbanking.ports import SCOPES
 
 NAME_LENGTH_MAX: Final = 100
 SOFTWARE_ID_LENGTH_MAX: Final = 64
@@ -44,9 +47,12 @@ REDIRECT_URIS_MAX: Final = 10
 REDIRECT_URI_LENGTH_MAX: Final = 2_048
 JWKS_KEYS_MAX: Final = 10
 JWK_KID_LENGTH_MAX: Final = 128
-JWK_MEMBER_LENGTH_MAX: Final = 2_048  # a base64url member (`n`, `x`...)
-RSA_BITS_MIN: Final = 2_048
-RSA_BITS_MAX: Final = 8_192
+JWK_MEMBER_LENGTH_MAX: Final = jose.JWK_MEMBER_CHARS_MAX  # a base64url member (`n`, `x`...)
+# The RSA sizes the authorization server verifies with (openbanking/jose.py, FAPI 2.0).
+RSA_BITS_MIN: Final = jose.RSA_BITS_MIN
+RSA_BITS_MAX: Final = jose.RSA_BITS_MAX
+# What is registered is what the authorization server can load (jose.parse_client_jwks).
+assert JWKS_KEYS_MAX <= jose.JWKS_KEYS_MAX
 # The base64url of the largest modulus fits a member.
 assert -(-RSA_BITS_MAX // 6) <= JWK_MEMBER_LENGTH_MAX
 
@@ -62,11 +68,14 @@ CODE_PRIVATE_KEY: Final = "jwks_private_key"
 
 
 class TppScope(StrEnum):
-    """What a TPP may ask a customer's consent for."""
+    """What a TPP may ask a customer's consent for (openbanking.ports.SCOPES)."""
 
     ACCOUNTS = "accounts"
     PAYMENTS = "payments"
     FUNDS_CONFIRMATIONS = "fundsconfirmations"
+
+
+assert {s.value for s in TppScope} == SCOPES
 
 
 class TppStatus(StrEnum):
@@ -131,6 +140,10 @@ class TppClient:
     def key_set(self) -> KeySet:
         """The client's public keys, parsed (they were checked when registered)."""
         return KeySet.import_key_set(json.loads(self.jwks))
+
+    def client_jwks(self) -> jose.ClientJwks:
+        """The client's keys as the authorization server checks signatures with them."""
+        return jose.parse_client_jwks(json.loads(self.jwks))
 
     def public(self) -> dict[str, Any]:
         """The client as the API and the CLI show it: nothing here is secret."""
@@ -315,7 +328,14 @@ def check_jwks(value: object, param: str = "jwks") -> CheckedJwks:
         kids[kid] = i
         checked.append(jwk)
         thumbprints.append(thumbprint)
-    text = json.dumps({"keys": checked}, sort_keys=True, separators=(",", ":"))
+    document = {"keys": checked}
+    try:
+        jose.parse_client_jwks(document)
+    except InvalidClientMetadata as refused:  # pragma: no cover - the checks above are stricter
+        raise _jwks_error(
+            param, f"is refused by the authorization server: {refused.detail}"
+        ) from None
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return CheckedJwks(text, tuple(kids), tuple(thumbprints))
 
 

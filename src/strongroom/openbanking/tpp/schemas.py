@@ -24,7 +24,7 @@ Word = Annotated[str | None, Field(max_length=16)]
 
 
 class OpenbankingClientJwk(BaseModel):
-    """A public signing key (RFC 7517): EC P-256, RSA of 2048 to 8192 bits, or OKP Ed25519."""
+    """A public signing key (RFC 7517): EC P-256, RSA of 2048 to 4096 bits, or OKP Ed25519."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -22,6 +22,8 @@ from strongroom.core import clock, ids
 from strongroom.core.errors import NotFound
 from strongroom.core.pagination import check_limit
 from strongroom.db.uow import UnitOfWork
+from strongroom.openbanking.errors import InvalidClient
+from strongroom.openbanking.ports import RegisteredClient
 from strongroom.openbanking.tpp import store
 from strongroom.openbanking.tpp.errors import ClientDisabled
 from strongroom.openbanking.tpp.model import (
@@ -178,6 +180,22 @@ class TppService:
         """The active client and its public keys, parsed (to verify its signed requests)."""
         client = self.get_active(client_id)
         return client, client.key_set()
+
+    def lookup(self, client_id: str) -> RegisteredClient:
+        """The authorization server's port (openbanking.ports.ClientLookup): an unknown or
+        disabled client is 401 invalid_client, the same for both, as OAuth answers a client
+        that cannot authenticate."""
+        try:
+            client = self.get_active(client_id)
+        except (NotFound, ClientDisabled):
+            raise InvalidClient("the client is unknown or disabled", param="client_id") from None
+        return RegisteredClient(
+            id=client.id,
+            name=client.name,
+            redirect_uris=client.redirect_uris,
+            scopes=frozenset(s.value for s in client.scopes),
+            jwks=client.client_jwks(),
+        )
 
 
 def _keys_data(jwks: CheckedJwks) -> dict[str, list[str]]:
