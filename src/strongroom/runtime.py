@@ -71,6 +71,9 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.openbanking.tpp import api as openbanking_clients_api
+from strongroom.openbanking.tpp.errors import TPP_ERRORS
+from strongroom.openbanking.tpp.service import TppService
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
@@ -394,6 +397,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
         KYC_ERRORS,
+        TPP_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -646,6 +650,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_models_api.router,
             sanctions_api.router,
             tenancy_api.router,
+            openbanking_clients_api.router,
             signin_page.router,
             *regulated.routers,
         ],
@@ -683,6 +688,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.audit = audit
     app.state.tenancy = tenancy
+    # TPPs are the deployment's: their changes are leaves of the system tenant's log.
+    app.state.openbanking_clients = TppService(
+        engine, audit=audit, log_id=lambda: tenancy.system_tenant().id
+    )
     app.state.envelope = envelope
     app.state.keys = keys
     app.state.customers = customers
