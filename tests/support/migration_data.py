@@ -1060,6 +1060,9 @@ populate_0024 = _populate(SCHEMA_0024)
 # 0025 added cases.assignee (nullable) and case_notes (none here): no case in the story.
 SCHEMA_0025 = SCHEMA_0024
 populate_0025 = _populate(SCHEMA_0025)
+# 0026 added ob_clients (open banking's registered third parties), empty on an upgrade.
+SCHEMA_0026 = SCHEMA_0025
+populate_0026 = _populate(SCHEMA_0026)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1086,4 +1089,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0023": populate_0023,
     "0024": populate_0024,
     "0025": populate_0025,
+    "0026": populate_0026,
 }
