@@ -814,7 +814,7 @@ aml_alerts = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# Open banking clients (migration 0028, openbanking/tpp/store.py): the third-party providers
+# Open banking clients (migration 0026, openbanking/tpp/store.py): the third-party providers
 # registered with the deployment's authorization server. Deployment-wide, so no tenant_id;
 # `jwks` holds public keys only (canonical JSON), `redirect_uris` a JSON array.
 ob_clients = sa.Table(

@@ -1,4 +1,4 @@
-"""All of the TPP client registry's SQL (migration 0028: `ob_clients`, deployment-wide)."""
+"""All of the TPP client registry's SQL (migration 0026: `ob_clients`, deployment-wide)."""
 
 from __future__ import annotations
 
