@@ -410,6 +410,10 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"json": {"status": "verified"}},
         {"json": {"status": "rejected", "tier": "basic"}},
     ],
+    ("PUT", "/v1/accounts/{account_id}/aml"): [
+        {"json": {"exempt": True}},
+        {"json": {"exempt": False, "jurisdiction": "IR"}},
+    ],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
 _OWN_QUERIES: dict[str, dict[str, Any]] = {
@@ -961,6 +965,7 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("PUT", "/v1/customers/{customer_id}/kyc"): {"status": "verified"},
         ("POST", "/v1/accounts/{account_id}/freeze"): {},
         ("POST", "/v1/accounts/{account_id}/unfreeze"): {},
+        ("PUT", "/v1/accounts/{account_id}/aml"): {"exempt": False},
     }
 
 
@@ -1083,7 +1088,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     COMPLIANCE_PREFIX,
                     SCREENINGS_PREFIX,
                 )
-            ) or template.endswith("/risk"):
+            ) or template.endswith(("/risk", "/aml")):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

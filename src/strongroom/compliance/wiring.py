@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.audit.service import AuditLog
+from strongroom.compliance.aml.profiles import AML_EVENT_TYPES, AmlProfiles
 from strongroom.compliance.controls.checks import Sources, Thresholds
 from strongroom.compliance.controls.service import CONTROL_EVENT_TYPES, ControlsService
 from strongroom.compliance.gdpr.service import (
@@ -36,7 +37,7 @@ from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.compliance")
 
-COMPLIANCE_EVENT_TYPES: Final = (*GDPR_EVENT_TYPES, *CONTROL_EVENT_TYPES)
+COMPLIANCE_EVENT_TYPES: Final = (*GDPR_EVENT_TYPES, *CONTROL_EVENT_TYPES, *AML_EVENT_TYPES)
 AML_RETENTION_JOB: Final = "aml_retention"
 CONTROLS_JOB: Final = "compliance_controls"
 CONTROLS_POLL_S_MAX: Final = 3600.0
@@ -75,6 +76,7 @@ def controls_service(
 class Compliance:
     gdpr: GdprService
     controls: ControlsService
+    aml_profiles: AmlProfiles
     jobs: list[JobSpec]
     routers: list[Any]
 
@@ -93,6 +95,7 @@ def build(
     on_erased: Callable[[int], None] | None = None,
 ) -> Compliance:
     """The services and jobs; the customers' erasure is given the AML hold here."""
+    from strongroom.compliance.aml import api as aml_api
     from strongroom.compliance.controls import api as controls_api
     from strongroom.compliance.gdpr import api as gdpr_api
 
@@ -112,6 +115,7 @@ def build(
     return Compliance(
         gdpr,
         controls,
+        AmlProfiles(engine, ledger, audit=recorder, events=events),
         [
             JobSpec(
                 AML_RETENTION_JOB,
@@ -126,7 +130,7 @@ def build(
                 first_run_delayed=True,
             ),
         ],
-        [gdpr_api.router, controls_api.router],
+        [gdpr_api.router, controls_api.router, aml_api.router],
     )
 
 
