@@ -16,7 +16,7 @@ from strongroom.cli import app as cli_app
 from strongroom.core import clock
 from strongroom.ledger.model import Direction
 from strongroom.ledger.service import AccountSpec, NewTransfer, canonical_metadata
-from tests.e2e.http_support import problem_code, running
+from tests.e2e.http_support import problem_code, running, seed_tenant
 
 
 def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
@@ -38,6 +38,9 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         assert doc["personal_data"]["email"] == "ada@example.com"
         assert doc["customer"]["id"] == cus
         assert doc["accounts"] == []
+        assert (doc["truncated"], doc["next_starting_after"]) == (False, None)
+        later = api.ok("GET", export, key=pii, params={"starting_after": "acc_zzz"})
+        assert later["accounts"] == []
         leaves = api.ok("GET", "/v1/audit/leaves", key=admin, params={"limit": 100})["data"]
         assert "customer.exported" in {leaf["type"] for leaf in leaves}
         response = api.get("/v1/customers/cus_01m95wrhaj4rk1491e358fprv0/export", key=pii)
@@ -108,3 +111,35 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
         seen = next(c for c in theirs["controls"] if c["name"] == "card_numbers_in_clear")
         assert seen["findings"] == []
         assert seen["outcome"] == "pass"
+
+
+def test_only_compliance_sets_an_accounts_aml_profile(sqlite_url: str) -> None:
+    """`PUT /v1/accounts/{id}/aml` needs compliance:write (a key that moves money cannot exempt
+    its own account), is an audit leaf and an event; another tenant's account is a 404."""
+    with running(sqlite_url) as api:
+        a, b = seed_tenant(api, "acme"), seed_tenant(api, "globex")
+        tenancy = api.app.state.tenancy
+        officer = tenancy.create_api_key("acme", ["compliance:write"])[1]
+        reader = tenancy.create_api_key("acme", ["compliance:read"])[1]
+        path = f"/v1/accounts/{a.alice}/aml"
+        body = {"exempt": True, "jurisdiction": "ir"}
+        for key in (a.write, reader):
+            response = api.request("PUT", path, key=key, json=body)
+            assert (response.status_code, problem_code(response)) == (403, "insufficient_scope")
+        assert api.ok("GET", path, key=reader)["exempt"] is False
+        set_ = api.ok("PUT", path, key=officer, json=body)
+        assert (set_["exempt"], set_["jurisdiction"]) == (True, "IR")
+        assert api.ok("GET", path, key=reader) == set_
+        bad = api.request("PUT", path, key=officer, json={"exempt": False, "jurisdiction": "I1"})
+        assert (bad.status_code, problem_code(bad)) == (400, "invalid_country")
+        # Another tenant's account answers as one that does not exist.
+        for method in ("GET", "PUT"):
+            response = api.request(method, f"/v1/accounts/{b.alice}/aml", key=officer,
+                                   json=body if method == "PUT" else None)  # fmt: skip
+            assert (response.status_code, problem_code(response)) == (404, "not_found")
+        leaves = api.ok("GET", "/v1/audit/leaves", key=a.admin, params={"limit": 100})["data"]
+        assert "account.aml_updated" in {leaf["type"] for leaf in leaves}
+        events = api.ok("GET", "/v1/events", key=a.admin, params={"limit": 100})["data"]
+        [event] = [e for e in events if e["type"] == "account.aml_updated"]
+        assert event["data"]["exempt"] is True
+        assert event["data"]["jurisdiction"] == "IR"

@@ -15,10 +15,14 @@ def _json(data: Any) -> dict[str, Any]:
     return data
 
 
-def get_customer_export(customer_id: str) -> Call[dict[str, Any]]:
+def get_customer_export(
+    customer_id: str, *, starting_after: str | None = None
+) -> Call[dict[str, Any]]:
     """Everything held about a customer as one JSON object (GDPR Art. 15 and 20; `pii:read`,
-    an audit leaf `customer.exported`)."""
-    return Call("GET", f"/v1/customers/{segment(customer_id)}/export", _json)
+    an audit leaf `customer.exported`). When `truncated`, the accounts left follow with
+    `starting_after=` the answer's `next_starting_after`."""
+    params = {"starting_after": starting_after}
+    return Call("GET", f"/v1/customers/{segment(customer_id)}/export", _json, params=params)
 
 
 def get_compliance_report() -> Call[dict[str, Any]]:

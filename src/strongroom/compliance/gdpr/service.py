@@ -22,6 +22,7 @@ from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
     GDPR_ERASE_BATCH_MAX,
     GDPR_EXPORT_ACCOUNTS_MAX,
+    GDPR_EXPORT_TOTAL_TRANSFERS_MAX,
     GDPR_EXPORT_TRANSFERS_MAX,
     PAGE_SIZE_MAX,
 )
@@ -96,14 +97,26 @@ class GdprService:
 
     # -- the export ------------------------------------------------------------------------
 
-    def export(self, tenant_id: str, customer_id: str, *, actor: str) -> dict[str, Any]:
+    def export(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        actor: str,
+        starting_after: str | None = None,
+    ) -> dict[str, Any]:
         """Everything held about the customer, as one JSON document: the profile and its
         personal data in full (an audit leaf `customer.pii_revealed`, as any reveal), its
-        accounts with their balances and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
-        transfers (`transfers_has_more` and `transfers_next_cursor` lead to the rest through
-        the account's transfer listing), the counterparties and cards those transfers' metadata
-        name (masked), the risk decisions on those transfers, the cases about them or about the
-        customer. The export itself is an audit leaf `customer.exported` (counts, no values)."""
+        accounts (by id, after `starting_after`) with their balances and, per account, its
+        newest GDPR_EXPORT_TRANSFERS_MAX transfers (`transfers_has_more` and
+        `transfers_next_cursor` lead to the rest through the account's transfer listing), the
+        counterparties and cards those transfers' metadata name (masked), the risk decisions
+        on those transfers, the cases about them or about the customer. At most
+        GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in all and GDPR_EXPORT_ACCOUNTS_MAX accounts:
+        when accounts are left past either, `truncated` is true and `next_starting_after`
+        names the last account listed, from which the next request goes on. The export itself
+        is an audit leaf `customer.exported` (counts, no values)."""
+        transfers_max = GDPR_EXPORT_TOTAL_TRANSFERS_MAX
         customer = self.customers.get(tenant_id, customer_id)  # NotFound: another tenant's
         personal: dict[str, Any] | None
         try:
@@ -115,14 +128,21 @@ class GdprService:
         accounts: list[dict[str, Any]] = []
         transfer_ids: list[str] = []
         referenced: set[str] = set()
-        after: str | None = None
-        while len(accounts) < GDPR_EXPORT_ACCOUNTS_MAX:
+        after = starting_after
+        truncated = False
+        while True:
             page = self.customers.accounts(
                 tenant_id, customer_id, starting_after=after, limit=PAGE_SIZE_MAX
             )
-            for account in page.data[: GDPR_EXPORT_ACCOUNTS_MAX - len(accounts)]:
+            for account in page.data:
+                budget = min(GDPR_EXPORT_TRANSFERS_MAX, transfers_max - len(transfer_ids))
+                full = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX or budget <= 0
+                if full:
+                    # Accounts are left (this one at least): the next request goes on.
+                    truncated = True
+                    break
                 body = account.to_dict()
-                transfers, more, cursor = self._transfers(account.id)
+                transfers, more, cursor = self._transfers(account.id, budget)
                 for t in transfers:
                     transfer_ids.append(t["id"])
                     referenced.update(m.group() for m in _REFERENCED.finditer(str(t)))
@@ -130,10 +150,9 @@ class GdprService:
                 body["transfers_has_more"] = more
                 body["transfers_next_cursor"] = cursor
                 accounts.append(body)
-            if not page.has_more or not page.data:
+            if truncated or not page.has_more or not page.data:
                 break
             after = page.data[-1].id
-        accounts_more = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX
         with UnitOfWork(self.engine, write=False) as uow:
             unique = sorted(set(transfer_ids))
             decisions = store.decisions_of(uow, tenant_id, unique)
@@ -161,7 +180,9 @@ class GdprService:
             "customer": customer.to_dict(),
             "personal_data": personal,
             "accounts": accounts,
-            "accounts_has_more": accounts_more,
+            "accounts_has_more": truncated,
+            "truncated": truncated,
+            "next_starting_after": accounts[-1]["id"] if truncated else None,
             "counterparties": counterparties,
             "cards": cards,
             "risk_decisions": decisions,
@@ -184,22 +205,24 @@ class GdprService:
                 uow.commit()
         return document
 
-    def _transfers(self, account_id: str) -> tuple[list[dict[str, Any]], bool, str | None]:
+    def _transfers(
+        self, account_id: str, budget: int
+    ) -> tuple[list[dict[str, Any]], bool, str | None]:
+        """The account's newest `budget` transfers, whether it has more, and the cursor of its
+        transfer listing that goes on after the last one given (pages never read past the
+        budget, so the cursor skips nothing)."""
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         more = False
-        while len(out) < GDPR_EXPORT_TRANSFERS_MAX:
+        while len(out) < budget:
             page = self.ledger.list_transfers(
-                account_id=account_id, cursor=cursor, limit=PAGE_SIZE_MAX
+                account_id=account_id, cursor=cursor, limit=min(PAGE_SIZE_MAX, budget - len(out))
             )
             out.extend(transfer_to_dict(r) for r in page.data)
             more = page.has_more
             cursor = page.next_cursor
             if not more or cursor is None:
                 break
-        if len(out) > GDPR_EXPORT_TRANSFERS_MAX:
-            out = out[:GDPR_EXPORT_TRANSFERS_MAX]
-            more = True
         return out, more, cursor if more else None
 
     # -- retention -------------------------------------------------------------------------
