@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -143,3 +144,61 @@ def test_only_compliance_sets_an_accounts_aml_profile(sqlite_url: str) -> None:
         [event] = [e for e in events if e["type"] == "account.aml_updated"]
         assert event["data"]["exempt"] is True
         assert event["data"]["jurisdiction"] == "IR"
+
+
+def test_the_report_shows_a_tenant_its_own_facts_and_findings_only(sqlite_url: str) -> None:
+    """Two tenants: a card number in acme's webhook URL, and in a failed delivery's error to
+    it (a row that names only its endpoint), fail acme's card-data control, not globex's;
+    globex sees no deployment-wide counts, nor the key manager, nor the sanctions lists'
+    evidence; the deployment's own tenant (the operator's) does."""
+    with running(sqlite_url) as api:
+        acme = seed_tenant(api, "acme")
+        seed_tenant(api, "globex")
+        url = "https://hooks.example.com/4111111111111111"
+        endpoint = api.ok("POST", "/v1/webhook_endpoints", 201, key=acme.admin,
+                          json={"url": url})["id"]  # fmt: skip
+        with api.app.state.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO webhook_deliveries (event_id, endpoint_id, attempt, status, "
+                    "error, duration_ms, created_at) VALUES ('evt_x', :e, 1, 'failed', :err, 1, "
+                    ":at)"
+                ),
+                {"e": endpoint, "err": f"could not connect to {url}", "at": clock.now_us()},
+            )
+        api.app.state.compliance_controls.run(actor="test")
+        tenancy = api.app.state.tenancy
+        acme_id = tenancy.ensure_tenant("acme").id
+        views = {
+            name: api.ok("GET", "/v1/compliance/report",
+                         key=tenancy.create_api_key(name, ["compliance:read"])[1])
+            for name in ("acme", "globex", "default")  # "default": ten_default, the operator's
+        }  # fmt: skip
+
+    def control(view: dict[str, Any], name: str) -> dict[str, Any]:
+        return next(c for c in view["controls"] if c["name"] == name)
+
+    mine = control(views["acme"], "card_numbers_in_clear")
+    assert mine["outcome"] == "fail"
+    assert {(f["table"], f["column"]) for f in mine["findings"]} >= {
+        ("webhook_endpoints", "url"),
+        ("webhook_deliveries", "error"),
+    }
+    assert {f["tenant_id"] for f in mine["findings"]} == {acme_id}
+    theirs = control(views["globex"], "card_numbers_in_clear")
+    assert (theirs["outcome"], theirs["found"], theirs["findings"]) == ("pass", 0, [])
+    assert set(theirs["facts"]) == {"tables", "columns"}  # the schema's, not the rows'
+    keys = control(views["globex"], "keys_rotated")
+    assert (keys["scope"], keys["outcome"], keys["findings"]) == ("deployment", "pass", [])
+    assert set(keys["facts"]) == {"period_days"}  # no key manager, no versions
+    lists = control(views["globex"], "sanctions_lists_fresh")
+    assert (lists["outcome"], lists["findings"]) == ("fail", [])  # none loaded
+    assert set(lists["facts"]) == {"max_age_days"}
+    for view in views.values():
+        assert "found_by_tenant" not in json.dumps(view)
+        assert "tenant_facts" not in json.dumps(view)
+    # The operator's tenant sees the deployment's evidence and counts, not acme's findings.
+    operator = views["default"]
+    assert "kms" in control(operator, "keys_rotated")["facts"]
+    assert control(operator, "sanctions_lists_fresh")["findings"] != []
+    assert control(operator, "card_numbers_in_clear")["findings"] == []

@@ -24,6 +24,7 @@ from strongroom.compliance.controls.service import CONTROL_EVENT_TYPES, Controls
 from strongroom.compliance.gdpr.service import (
     GDPR_EVENT_TYPES,
     GdprService,
+    PastRetention,
     count_past_retention,
 )
 from strongroom.core import clock
@@ -60,7 +61,7 @@ def controls_service(
     audit: AuditLog,
     events: EventEmitter | None,
 ) -> ControlsService:
-    def past_retention() -> tuple[int, list[tuple[str, str]]]:
+    def past_retention() -> PastRetention:
         return count_past_retention(engine, settings.aml_retention_days, clock.now_us())
 
     sources = Sources(

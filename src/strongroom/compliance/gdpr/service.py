@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -233,7 +233,7 @@ class GdprService:
         with UnitOfWork(self.engine, write=False) as uow:
             return store.past_retention(uow, cutoff, limit=limit)
 
-    def count_past_retention(self) -> tuple[int, list[tuple[str, str]]]:
+    def count_past_retention(self) -> PastRetention:
         return count_past_retention(self.engine, self.retention_days, self._now_us())
 
     def erase_due(
@@ -286,20 +286,29 @@ class GdprService:
             uow.commit()
 
 
+class PastRetention(NamedTuple):
+    total: int
+    first: list[tuple[str, str]]  # (tenant, customer) of the first few
+    by_tenant: dict[str, int]
+
+
 def count_past_retention(
     engine: Engine, retention_days: int, now_us: int, *, first_max: int = 100
-) -> tuple[int, list[tuple[str, str]]]:
-    """How many customers are past their AML retention period, and (tenant, customer) of the
-    first `first_max`; read a bounded batch at a time."""
+) -> PastRetention:
+    """How many customers are past their AML retention period, (tenant, customer) of the
+    first `first_max`, and how many of each tenant; read a bounded batch at a time."""
     cutoff = retention_cutoff_us(retention_days, now_us)
     total = 0
     first: list[tuple[str, str]] = []
+    by_tenant: dict[str, int] = {}
     after = ""
     with UnitOfWork(engine, write=False) as uow:
         while True:
             rows = store.past_retention(uow, cutoff, after=after, limit=GDPR_ERASE_BATCH_MAX)
             total += len(rows)
             first.extend((t, c) for t, c, _ in rows[: max(0, first_max - len(first))])
+            for tenant, _, _ in rows:
+                by_tenant[tenant] = by_tenant.get(tenant, 0) + 1
             if len(rows) < GDPR_ERASE_BATCH_MAX:
-                return total, first
+                return PastRetention(total, first, by_tenant)
             after = rows[-1][1]
