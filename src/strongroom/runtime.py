@@ -711,6 +711,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
     app.state.compliance_controls = regulated.controls
+    app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}
     return app
 

@@ -315,6 +315,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
     ("GET", "/v1/customers/{customer_id}/export"): ("get_customer_export", ("cus_1",), {}),
     ("GET", "/v1/compliance/report"): ("get_compliance_report", (), {}),
+    ("GET", "/v1/accounts/{account_id}/aml"): ("get_account_aml", ("acc_1",), {}),
+    ("PUT", "/v1/accounts/{account_id}/aml"): ("update_account_aml", ("acc_1",), {"exempt": True}),
     ("GET", "/v1/cases"): ("list_cases", (), {"status": "open", "kind": "risk_review"}),
     ("GET", "/v1/cases/{case_id}"): ("get_case", ("case_1",), {}),
     ("POST", "/v1/cases/{case_id}/approve"): ("approve_case", ("case_1",), {"reason": "ok"}),

@@ -427,6 +427,10 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"json": {"status": "verified"}},
         {"json": {"status": "rejected", "tier": "basic"}},
     ],
+    ("PUT", "/v1/accounts/{account_id}/aml"): [
+        {"json": {"exempt": True}},
+        {"json": {"exempt": False, "jurisdiction": "IR"}},
+    ],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
 _OWN_QUERIES: dict[str, dict[str, Any]] = {
@@ -1019,6 +1023,7 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("PUT", "/v1/openbanking/clients/{client_id}/jwks"): {"jwks": jwks(ec_key())},
         ("POST", "/v1/openbanking/clients/{client_id}/disable"): {},
         ("POST", "/v1/openbanking/clients/{client_id}/enable"): {},
+        ("PUT", "/v1/accounts/{account_id}/aml"): {"exempt": False},
     }
 
 
@@ -1142,7 +1147,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     COMPLIANCE_PREFIX,
                     SCREENINGS_PREFIX,
                 )
-            ) or template.endswith("/risk"):
+            ) or template.endswith(("/risk", "/aml")):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

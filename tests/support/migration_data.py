@@ -1063,6 +1063,9 @@ populate_0025 = _populate(SCHEMA_0025)
 # 0026 added ob_clients (open banking's registered third parties), empty on an upgrade.
 SCHEMA_0026 = SCHEMA_0025
 populate_0026 = _populate(SCHEMA_0026)
+# 0027 added aml_accounts (compliance/aml: accounts' AML profiles), empty on an upgrade.
+SCHEMA_0027 = SCHEMA_0026
+populate_0027 = _populate(SCHEMA_0027)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1090,4 +1093,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0024": populate_0024,
     "0025": populate_0025,
     "0026": populate_0026,
+    "0027": populate_0027,
 }

@@ -832,3 +832,16 @@ ob_clients = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Migration 0027: accounts' AML profiles, set by compliance (compliance/aml/profiles.py).
+aml_accounts = sa.Table(
+    "aml_accounts",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("exempt", sa.Boolean, nullable=False),
+    sa.Column("jurisdiction", sa.String(2), nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
