@@ -599,3 +599,17 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     # Each tenant sees its own findings only.
     seen_b = _control(report.for_tenant("ten_b"), "compliance_records_audited")
     assert {f.tenant_id for f in seen_b.findings} == {"ten_b"}
+
+
+def test_the_card_scan_leaves_the_public_sanctions_lists_alone(world: World) -> None:
+    """A list entry's passport number that Luhn passes, and its hex fingerprint, are no
+    cardholder's data: a load of the real lists must not fail the control."""
+    w = world
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.sanctions_entries), [
+            {"source": "un", "entry_id": "QDi.1", "first_version": 1, "last_version": None,
+             "fingerprint": "ab4111111111111111cd" + "0" * 44,  # 64 hex characters
+             "body": json.dumps({"name": "X", "ids": [{"passport": CARD}]})},
+        ])  # fmt: skip
+    result = _control(w.controls().run(actor=ACTOR), "card_numbers_in_clear")
+    assert result.outcome is Outcome.PASS, result.findings

@@ -257,12 +257,31 @@ def masked(digits: str) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
+HEX_DIGEST_CHARS_MIN: Final = 32  # a 128-bit digest in hex; SHA-256's is 64
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _in_hex_digest(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies inside a run of at least HEX_DIGEST_CHARS_MIN hex
+    characters holding a letter: a digest or a key fingerprint, whose digits are no card
+    number whatever Luhn says (one SHA-256 in ten has a Luhn-valid 16-digit stretch)."""
+    left, right = start, end
+    while left > 0 and text[left - 1] in _HEX:
+        left -= 1
+    while right < len(text) and text[right] in _HEX:
+        right += 1
+    run = text[left:right]
+    return len(run) >= HEX_DIGEST_CHARS_MIN and not run.isdigit()
+
+
 def card_numbers(text: str) -> Iterator[str]:
     """Each card number in `text` (its digits): a Luhn-valid run of 13 to 19 digits that
-    starts with a brand's prefix."""
+    starts with a brand's prefix, not inside a hex digest."""
     if len(text) < CARD_DIGITS_MIN:
         return
     for match in _RUN.finditer(text):
+        if _in_hex_digest(text, match.start(), match.end()):
+            continue
         digits = match.group().replace(" ", "").replace("-", "")
         if (
             CARD_DIGITS_MIN <= len(digits) <= CARD_DIGITS_MAX
