@@ -325,12 +325,23 @@ class Detectors:
         # Rapid movement: what came in within the window before this outflow, and what has
         # gone out since the first of it.
         since = t.at_us - cfg.rapid_window_us
-        recent = _recent(acc, since, t.asset)
-        ins = [m for m in recent if m.inbound]
+        ins: list[_Move] = []
+        outs: list[_Move] = []
+        inflow = outflow = 0
+        for m in reversed(acc.moves):  # newest first; an outflow counts after the first inflow
+            if m.at_us < since:
+                break
+            if m.asset != t.asset:
+                continue
+            if m.inbound:
+                ins.append(m)
+                inflow += m.amount
+            else:
+                outs.append(m)
         if ins:
+            ins.reverse()
             first_in = ins[0].at_us
-            inflow = sum(m.amount for m in ins)
-            outs = [m for m in recent if not m.inbound and m.at_us >= first_in]
+            outs = [m for m in reversed(outs) if m.at_us >= first_in]
             outflow = sum(m.amount for m in outs)
             passed = min(inflow, outflow)
             if passed >= lim.rapid_amount_min and outflow * 100 >= inflow * cfg.rapid_ratio_pct:
@@ -477,15 +488,20 @@ class Detectors:
         since = t.at_us - cfg.round_trip_window_us
         hits: list[Hit] = []
         low, high = cfg.round_trip_hop_pct_min, cfg.round_trip_hop_pct_max
-        carried = [
-            m
-            for m in sender.marks
-            if m.at_us >= since
-            and m.asset == t.asset
-            and m.hops < cfg.round_trip_hops_max
-            and m.amount * low <= t.amount * 100 <= m.amount * high
-        ]
-        sender.marks = [m for m in sender.marks if m.at_us >= since]
+        carried: list[_Mark] = []
+        live: list[_Mark] = []  # the sender's marks still within the window
+        hops_max, scaled = cfg.round_trip_hops_max, t.amount * 100
+        for m in sender.marks:
+            if m.at_us < since:
+                continue
+            live.append(m)
+            if (
+                m.asset == t.asset
+                and m.hops < hops_max
+                and m.amount * low <= scaled <= m.amount * high
+            ):
+                carried.append(m)
+        sender.marks = live
         for mark in carried:
             if mark.origin == t.credit:
                 hops = mark.hops + 1
