@@ -141,6 +141,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.screening_unscreened = Counter(
+            "strongroom_screening_unscreened_total",
+            "Payments whose payee the sanctions gate could not screen, by what they got "
+            "(STRONGROOM_SCREENING_FAIL)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.retention_deleted = Counter(
             "strongroom_retention_deleted_total",
             "Rows deleted by the retention job, by kind",
@@ -200,6 +207,9 @@ class Metrics:
 
     def observe_risk_unscored(self, outcome: str, count: int) -> None:
         self.risk_unscored.labels(outcome).inc(count)
+
+    def observe_screening_unscreened(self, outcome: str, count: int) -> None:
+        self.screening_unscreened.labels(outcome).inc(count)
 
     def observe_deleted(self, kind: str, count: int) -> None:
         self.retention_deleted.labels(kind).inc(count)

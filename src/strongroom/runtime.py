@@ -39,6 +39,7 @@ from strongroom.compliance.kyc.errors import KYC_ERRORS
 from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
+from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
 from strongroom.compliance.sanctions.wiring import build_sanctions, sanctions_gate
 from strongroom.core import clock
@@ -70,6 +71,9 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.openbanking.tpp import api as openbanking_clients_api
+from strongroom.openbanking.tpp.errors import TPP_ERRORS
+from strongroom.openbanking.tpp.service import TppService
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
@@ -180,6 +184,8 @@ def build_ledger(
         customers=existing_customers,
         # KYC tier caps, checked inside the posting transaction (STRONGROOM_KYC_LIMITS).
         limits=kyc_limits(settings.kyc_limits, load_tiers(settings.kyc_tiers)),
+        # A confirmed sanctions match's accounts stay frozen: none opened, none unfrozen.
+        owners=refuse_confirmed,
     )
     audit.ledger = ledger
     if aml is not None:
@@ -309,13 +315,15 @@ def installed_gates(
     kms: KeyManager | None = None,
     on_unscored: Callable[[str, int], None] | None = None,
     on_psi: Callable[[str, str, float], object] | None = None,
+    on_unscreened: Callable[[str, int], None] | None = None,
 ) -> list[Gate]:
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
     they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
     anything), and the sanctions payee gate when STRONGROOM_SCREENING is on.
     `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric);
-    `on_psi(tenant, feature, psi)`: the live models' drift (a metric)."""
+    `on_psi(tenant, feature, psi)`: the live models' drift (a metric); `on_unscreened(outcome,
+    count)`: payments the payee gate could not screen (a metric)."""
     gates: list[Gate] = []
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
@@ -350,7 +358,7 @@ def installed_gates(
         assert engine is not None, "the payee gate reads the accounts and the screenings"
         if not settings.risk:  # a payee the gate holds posts only by its case's approval
             gates.append(ReviewHoldGate(engine))
-        gates.append(sanctions_gate(settings, engine))
+        gates.append(sanctions_gate(settings, engine, on_unscreened=on_unscreened))
     return gates
 
 
@@ -389,6 +397,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
         KYC_ERRORS,
+        TPP_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -424,6 +433,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kms=kms,
         on_unscored=metrics.observe_risk_unscored,
         on_psi=metrics.observe_psi,
+        on_unscreened=metrics.observe_screening_unscreened,
     )
     ledger, audit = build_ledger(
         engine, settings, on_batch=metrics.observe_batch, gates=gates, kms=kms
@@ -476,7 +486,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sanctions = build_sanctions(
         settings, engine, risk_hasher(settings, engine, kms), customers=customers,
         counterparties=counterparties, cases=cases, audit=audit, events=events,
-        freeze_customer=kyc.freeze_customer_accounts,
+        freeze_customer=kyc.freeze_customer_accounts_in,
     )  # fmt: skip
     # An officer's decision on a sanctions alert confirms (decline) or dismisses (approve) it.
     cases.on_decided(ALERT_KIND, sanctions.decided)
@@ -640,6 +650,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_models_api.router,
             sanctions_api.router,
             tenancy_api.router,
+            openbanking_clients_api.router,
             signin_page.router,
             *regulated.routers,
         ],
@@ -677,6 +688,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.audit = audit
     app.state.tenancy = tenancy
+    # TPPs are the deployment's: their changes are leaves of the system tenant's log.
+    app.state.openbanking_clients = TppService(
+        engine, audit=audit, log_id=lambda: tenancy.system_tenant().id
+    )
     app.state.envelope = envelope
     app.state.keys = keys
     app.state.customers = customers
@@ -696,6 +711,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
     app.state.compliance_controls = regulated.controls
+    app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}
     return app
 

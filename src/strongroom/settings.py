@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     screening_threshold: float = Field(default=0.7, gt=0, le=1)
     screening_fail: Literal["closed", "open", "review"] = "closed"
     screening_budget_ms: int = Field(default=250, ge=1, le=60_000)
-    # KYC tier caps (docs/kyc.md): off by default; on, every payment posts only if its payer is
+    # KYC tier caps (docs/kyc.md): off by default; on, every transfer out of a customer's
+    # account (its owner pays, payment or not) and every payment posts only if its payer is
     # verified and under its tier's caps, checked inside the posting transaction. The tier
     # table: a JSON file (compliance/kyc/model.py parse_tiers), else the defaults in code.
     kyc_limits: bool = False

@@ -15,6 +15,7 @@ import pytest
 
 from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.cases.service import CaseService
+from strongroom.compliance.aml.typologies import Hit, Typology
 from strongroom.db.uow import UnitOfWork
 from strongroom.security.rbac import Role, role_scopes
 from tests.e2e.http_support import Api, Tenant, running, seed_tenant
@@ -43,7 +44,11 @@ def _alert(api: Api, tenant_id: str, customer: str, transfers: list[str]) -> Cas
                 Alert(
                     "aml_structuring",
                     f"customer:{customer}",
-                    {"transfers": transfers, "threshold": 1_000_000},
+                    # The evidence as AML writes it (a detector's Hit), so the report reads
+                    # what compliance actually records.
+                    Hit(
+                        Typology.STRUCTURING, "acc_x", "USD", 2, 1, 0.9, 29_700, tuple(transfers)
+                    ).evidence(),
                     code="structuring",
                 )
             ],

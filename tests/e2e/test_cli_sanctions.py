@@ -83,3 +83,36 @@ def test_load_the_real_un_list(cli: CliRunner) -> None:
     path = need(LISTS / "un_consolidated_2026-02-27.xml")
     out = run(cli, "sanctions", "load", str(path))
     assert "un: version 1, 1003 entries (+1003 added" in out
+
+
+def _un(path: Path, *ids: str) -> Path:
+    people = "".join(
+        f"<INDIVIDUAL><DATAID>{i}</DATAID><FIRST_NAME>PERSON</FIRST_NAME>"
+        f"<SECOND_NAME>NUMBER {i}</SECOND_NAME></INDIVIDUAL>"
+        for i in ids
+    )
+    body = f"<CONSOLIDATED_LIST><INDIVIDUALS>{people}</INDIVIDUALS></CONSOLIDATED_LIST>"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def _sdn(path: Path, *rows: tuple[str, str]) -> Path:
+    empty = ",".join(["-0-"] * 8)
+    lines = [f'{n},"{name}","individual","SDGT",{empty}' for n, name in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_list_naming_an_entry_id_twice_is_refused_whole(cli: CliRunner, tmp_path: Path) -> None:
+    """Neither an AssertionError nor the last row silently winning: the load exits non-zero
+    naming the duplicate id, and nothing of the list is stored."""
+    out = run(cli, "sanctions", "load", str(_un(tmp_path / "un.xml", "11", "12", "11")), code=2)
+    assert "error: invalid_request: un: entry id(s) 11 appear more than once" in out
+    assert "nothing was loaded" in out
+    sdn = _sdn(tmp_path / "sdn.csv", ("36", "AEROCARIBBEAN AIRLINES"), ("36", "ANOTHER NAME"))
+    out = run(cli, "sanctions", "load", str(sdn), code=2)
+    assert "ofac_sdn: entry id(s) 36 appear more than once" in out
+    assert json.loads(run(cli, "sanctions", "lists", "--json")) == []
+    # The same files with each id once load.
+    out = run(cli, "sanctions", "load", str(_un(tmp_path / "un.xml", "11", "12")))
+    assert "un: version 1, 2 entries" in out

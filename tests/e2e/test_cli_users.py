@@ -120,3 +120,38 @@ def test_a_new_tenant_is_named_on_stderr(url: str, tmp_path: Path) -> None:
     assert known.exit_code == 0, known.output
     assert json.loads(known.stdout)["tenant_id"] == tenant_id
     assert known.stderr == ""
+
+
+def test_users_list_prints_each_user_and_finds_one_by_email_without_printing_it(
+    url: str, tmp_path: Path
+) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD)
+    made = {}
+    for email, role in (("boss@acme.example", "admin"), ("Officer@Acme.example", "auditor")):
+        result = CliRunner().invoke(
+            app,
+            ["users", "create", "--tenant", "acme", "--email", email, "--role", role,
+             "--password-file", str(secret)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        made[role] = json.loads(result.output[result.output.index("{") :])["id"]
+    listed = CliRunner().invoke(app, ["users", "list", "--tenant", "acme"])
+    assert listed.exit_code == 0, listed.output
+    lines = [json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")]
+    assert [(u["id"], u["role"]) for u in lines] == sorted(
+        [(made["admin"], "admin"), (made["auditor"], "auditor")]
+    )
+    assert "acme.example" not in listed.output.lower()
+    one = CliRunner().invoke(
+        app, ["users", "list", "--tenant", "acme", "--email", "officer@acme.EXAMPLE"]
+    )
+    assert one.exit_code == 0, one.output
+    (found,) = [json.loads(line) for line in one.stdout.splitlines() if line.startswith("{")]
+    assert found["id"] == made["auditor"]
+    nobody = CliRunner().invoke(app, ["users", "list", "--tenant", "acme", "--email", "x@y.org"])
+    assert nobody.exit_code == 0
+    assert "{" not in nobody.stdout
+    unknown = CliRunner().invoke(app, ["users", "list", "--tenant", "nope"])
+    assert unknown.exit_code == 2
+    assert "no tenant named 'nope'" in unknown.output

@@ -6,6 +6,7 @@ transfer step-up gate, lockout answers that say nothing of the email, and the si
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -505,3 +506,25 @@ def test_past_the_address_limit_even_the_right_password_is_refused(
         assert hit.status_code == 429
         assert check_problem(hit, api.app.state.errors)["code"] == "rate_limited"
         assert "token" not in hit.text
+
+
+def test_an_admin_lists_users_and_finds_one_by_address_without_seeing_any(api: Api) -> None:
+    acme, bravo = seed_tenant(api, "acme"), seed_tenant(api, "bravo")
+    officer = _user(api, acme.admin, "Officer@Acme.example", "compliance_officer")
+    support = _user(api, acme.admin, "help@acme.example", "support")
+    theirs = _user(api, bravo.admin, "officer@acme.example", "auditor")
+    listed = api.ok("GET", "/v1/users", key=acme.admin)
+    assert [u["id"] for u in listed["data"]] == sorted([officer, support])
+    assert "acme.example" not in json.dumps(listed).lower()
+    paged = api.ok("GET", "/v1/users", key=acme.admin, params={"limit": 1})
+    assert paged["has_more"] is True
+    assert len(paged["data"]) == 1
+    found = api.ok("GET", "/v1/users", key=acme.admin, params={"email": "officer@ACME.example"})
+    assert [(u["id"], u["role"]) for u in found["data"]] == [(officer, "compliance_officer")]
+    # B's user with the same address is B's: A's admin never sees it, nor B's listing A's.
+    assert theirs not in json.dumps(found)
+    assert [u["id"] for u in api.ok("GET", "/v1/users", key=bravo.admin)["data"]] == [theirs]
+    bad = api.get("/v1/users", key=acme.admin, params={"email": "not an address"})
+    assert (bad.status_code, problem_code(bad)) == (400, "invalid_email")
+    refused = api.get("/v1/users", key=acme.read)
+    assert refused.status_code == 403

@@ -1,6 +1,8 @@
 """KYC over HTTP with STRONGROOM_KYC_LIMITS on: a customer's status and tier set and read
 (compliance scopes), its payments refused until verified and past its tier's caps (single and
-batch doors), and an account frozen and unfrozen, each change an event."""
+batch doors), whether or not the transfer says it is a payment (the payer is the debit
+account's owner; a payment naming another customer is refused), and an account frozen and
+unfrozen, each change an event."""
 
 from __future__ import annotations
 
@@ -65,6 +67,29 @@ def test_kyc_caps_and_freezing_over_http(sqlite_url: str) -> None:
             ("refused", "kyc_limit_exceeded"),
             ("created", "created"),
         ]
+
+        # The payer is the debit account's owner: a transfer without `payment` is capped as
+        # Ada's (her day has 100,000 - 90,000 - 10,000 = 0 left), and one naming another
+        # customer is refused, nothing written.
+        plain = {k: v for k, v in pay(1).items() if k != "payment"}
+        capped = api.post("/v1/transfers", key=a.write, json=plain)
+        assert (capped.status_code, problem_code(capped)) == (422, "kyc_limit_exceeded")
+        capped = api.post("/v1/transfers/batch", key=a.write, json={"transfers": [plain]})
+        assert capped.json()["results"][0]["code"] == "kyc_limit_exceeded"
+        bob = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Bob"})["id"]
+        api.ok("PUT", f"/v1/customers/{bob}/kyc", key=a.admin, json={"status": "verified"})
+        events_before = len(api.ok("GET", "/v1/events", key=a.admin, params={"limit": 100})["data"])
+        as_bob = {**pay(1), "payment": {"customer_id": bob}}
+        lie = api.post("/v1/transfers", key=a.write, json=as_bob)
+        assert (lie.status_code, problem_code(lie)) == (422, "payment_customer_mismatch")
+        assert lie.json()["param"] == "payment.customer_id"
+        lie = api.post("/v1/transfers/batch", key=a.write, json={"transfers": [pay(1), as_bob]})
+        assert (lie.status_code, problem_code(lie)) == (422, "payment_customer_mismatch")
+        assert lie.json()["param"] == "transfers[1].payment.customer_id"
+        events = api.ok("GET", "/v1/events", key=a.admin, params={"limit": 100})["data"]
+        assert len(events) == events_before
+        listed = api.ok("GET", "/v1/transfers", key=a.read, params={"ledger_id": a.ledger})
+        assert all(t["debit_account_id"] != payer or t["amount"] != 1 for t in listed["data"])
 
         frozen = api.ok("POST", f"/v1/accounts/{payer}/freeze", key=a.admin)
         assert frozen["frozen"] is True

@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from strongroom.cases.model import Alert
+from strongroom.cases.service import CaseService
 from strongroom.client import Client, NotFoundError
+from strongroom.compliance.aml import store as aml_store
+from strongroom.compliance.aml.store import AlertKey
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
+from strongroom.db.uow import UnitOfWork
 from tests.e2e.http_support import Served, build_app, problem_code, running, seed_tenant
 
 LIST = [
@@ -205,10 +210,21 @@ def test_the_payee_gate_holds_probable_and_blocks_confirmed_payees(db_url: str) 
                 assert "Viktor" not in dump, table
 
 
+def _written(api: Any) -> tuple[int, int, int]:
+    """What a write leaves: the audit logs' sizes, the events, the frozen accounts."""
+    with api.app.state.engine.connect() as conn:
+        return (
+            int(conn.execute(sa.text("SELECT COALESCE(SUM(size), 0) FROM audit_logs")).scalar()),
+            int(conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar()),
+            int(conn.execute(sa.text("SELECT COUNT(*) FROM accounts WHERE frozen")).scalar()),
+        )
+
+
 def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> None:
     """Declining a `sanctions_match` case confirms the match and freezes the customer's
-    accounts (after the decision commits); approving another dismisses its match, so the
-    same name does not alert again."""
+    accounts, in the decision's transaction (a failing freeze undoes the decision); approving
+    another dismisses its match, so the same name does not alert again. A confirmed customer's
+    account is not unfrozen, and no new one is opened for them (409 sanctions_confirmed)."""
     with running(db_url) as api:
         a = seed_tenant(api, "acme")
         api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
@@ -234,6 +250,31 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
             refused = api.request("POST", f"/v1/cases/{bout_case}/{action}", key=analyst, json={})
             assert (refused.status_code, problem_code(refused)) == (403, "insufficient_scope")
         assert api.ok("GET", f"/v1/cases/{bout_case}", key=a.admin)["status"] == "open"
+
+        # The freeze fails (after freezing the account): the decision, the confirmation and
+        # the freeze are one transaction, so the case is still open and nothing was written.
+        sanctions = api.app.state.sanctions
+        freeze = sanctions.freeze_customer
+
+        def failing(*args: Any) -> None:
+            freeze(*args)
+            raise RuntimeError("the freeze failed")
+
+        before = _written(api)
+        sanctions.freeze_customer = failing
+        try:
+            failed = api.request(
+                "POST", f"/v1/cases/{bout_case}/decline", key=a.admin, json={"reason": "listed"}
+            )
+        finally:
+            sanctions.freeze_customer = freeze
+        assert failed.status_code == 500
+        assert api.ok("GET", f"/v1/cases/{bout_case}", key=a.admin)["status"] == "open"
+        subject = api.ok("GET", f"/v1/screenings/subjects/{bout['id']}", key=a.admin)
+        assert subject["status"] == "probable"
+        assert api.ok("GET", f"/v1/accounts/{account}", key=a.read)["frozen"] is False
+        assert _written(api) == before
+
         declined = api.ok(
             "POST", f"/v1/cases/{bout_case}/decline",
             key=a.admin, json={"reason": "the listed person"},
@@ -250,6 +291,21 @@ def test_an_officer_decides_a_sanctions_alert_in_the_case_queue(db_url: str) -> 
                   "credit_account_id": account, "amount": 5},
         )  # fmt: skip
         assert (frozen.status_code, problem_code(frozen)) == (422, "account_frozen")
+        # Confirmed: the account stays frozen and no other is opened for the customer.
+        before = _written(api)
+        kept = api.post(f"/v1/accounts/{account}/unfreeze", key=a.admin)
+        assert (kept.status_code, problem_code(kept)) == (409, "sanctions_confirmed")
+        assert api.ok("GET", f"/v1/accounts/{account}", key=a.read)["frozen"] is True
+        opened = api.post(
+            "/v1/accounts",
+            key=a.write,
+            json={"ledger_id": a.ledger, "asset": "USD", "normal_balance": "credit",
+                  "customer_id": bout["id"]},
+        )  # fmt: skip
+        assert (opened.status_code, problem_code(opened)) == (409, "sanctions_confirmed")
+        owned = api.ok("GET", f"/v1/customers/{bout['id']}/accounts", key=a.admin)["data"]
+        assert [x["id"] for x in owned] == [account]
+        assert _written(api) == before
 
         approved = api.ok(
             "POST", f"/v1/cases/{acme_case}/approve",
@@ -273,3 +329,161 @@ def test_a_listed_person_registered_as_a_business_is_still_found(sqlite_url: str
         made = api.ok("POST", "/v1/customers", 201, key=a.admin, json=body)
         subject = api.ok("GET", f"/v1/screenings/subjects/{made['id']}", key=a.admin)
         assert subject["status"] == "probable"
+
+
+def test_a_renamed_subject_keeps_its_open_alert(db_url: str) -> None:
+    """Renaming a customer whose match is alerted and undecided neither clears
+    it nor orphans the alert: the subject stays `probable` (the payee gate still holds it), a
+    name that hits another entry adds its alert, and deciding the first alert works from its
+    own evidence (the list and entry it names), whatever the name is now."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        def subject(subject_id: str) -> dict[str, Any]:
+            return api.ok("GET", f"/v1/screenings/subjects/{subject_id}", key=a.admin)
+
+        def alerts() -> dict[str, str]:
+            cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+            return {c["id"]: c["status"] for c in cases["data"]}
+
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        (first,) = alerts()
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        renamed = subject(bout["id"])
+        assert renamed["status"] == "probable"
+        assert [(m["entry_id"], m["case_id"]) for m in renamed["matches"]] == [("200", first)]
+        assert alerts() == {first: "open"}
+        # Screened again under the clean name: still kept, no new alert.
+        api.ok("PATCH", f"/v1/customers/{bout['id']}", key=a.admin, json={"name": "Jane Roe"})
+        assert subject(bout["id"])["status"] == "probable"
+        declined = api.ok("POST", f"/v1/cases/{first}/decline", key=a.admin, json={})
+        assert declined["status"] == "declined"
+        assert subject(bout["id"])["status"] == "confirmed"
+
+        # Renamed to a name that hits another entry: both alerts, each decided on its own.
+        butt = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        (second,) = set(alerts()) - {first}
+        rename = {"name": "Acme Trading LLC"}
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        (third,) = set(alerts()) - {first, second}
+        matches = {m["entry_id"]: m["case_id"] for m in subject(butt["id"])["matches"]}
+        assert matches == {"200": second, "300": third}
+        approved = api.ok("POST", f"/v1/cases/{second}/approve", key=a.admin, json={})
+        assert approved["status"] == "approved"
+        after = subject(butt["id"])
+        assert after["status"] == "probable"  # the other alert is open
+        dismissed = {m["entry_id"]: m["dismissed"] for m in after["matches"]}
+        assert dismissed == {"200": True, "300": False}
+        api.ok("POST", f"/v1/cases/{third}/approve", key=a.admin, json={})
+        assert subject(butt["id"])["status"] == "clear"
+        # Decided, the old name's match is dropped at the next screening; no alert comes back.
+        api.ok("PATCH", f"/v1/customers/{butt['id']}", key=a.admin, json=rename)
+        final = subject(butt["id"])
+        assert (final["status"], [m["entry_id"] for m in final["matches"]]) == ("clear", ["300"])
+        assert len(alerts()) == 3
+
+
+def _screening_rows(api: Any, subject: str) -> dict[str, list[Any]]:
+    with api.app.state.engine.connect() as conn:
+        return {
+            table: [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(f"SELECT * FROM {table} WHERE subject = :s"), {"s": subject}
+                )
+            ]
+            for table in (
+                "sanctions_subjects", "sanctions_results", "sanctions_dismissals",
+                "sanctions_subject_keys",
+            )
+        }  # fmt: skip
+
+
+def test_erasure_waits_for_open_alerts_and_forgets_the_screening(db_url: str) -> None:
+    """A customer with no account (no AML retention) but an open sanctions alert is not erased
+    (409 `legal_hold`, naming the case, not its kind: tipping-off); once the alert is decided,
+    erasure deletes what screening stored of the customer (keyed hashes of its name, its
+    matches, dismissals and their free-text reasons). A confirmed match keeps its status, with
+    no name digest, so the payee gate still blocks it. Counterparties likewise."""
+    with running(db_url, aml_retention_days=0) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli")
+
+        def alerts() -> list[str]:
+            cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+            return [c["id"] for c in cases["data"] if c["status"] == "open"]
+
+        bout = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        (case,) = alerts()
+        erase = f"/v1/customers/{bout['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        detail = refused.json()["detail"]
+        assert case in detail
+        assert "open compliance case" in detail
+        assert "sanction" not in detail.lower()
+        assert api.ok("GET", f"/v1/customers/{bout['id']}", key=a.admin)["erased"] is False
+        api.ok("POST", f"/v1/cases/{case}/approve", key=a.admin, json={"reason": "a namesake"})
+        subject = f"customer:{bout['id']}"
+        assert _screening_rows(api, subject)["sanctions_dismissals"]
+        assert api.ok("DELETE", erase, key=a.admin)["erased"] is True
+        assert _screening_rows(api, subject) == {
+            "sanctions_subjects": [], "sanctions_results": [], "sanctions_dismissals": [],
+            "sanctions_subject_keys": [],
+        }  # fmt: skip
+
+        # Confirmed, then erased: the status stays (the gate blocks it), the name digest not.
+        butt = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Victor Butt"})
+        (case,) = alerts()
+        api.ok("POST", f"/v1/cases/{case}/decline", key=a.admin, json={})
+        api.ok("DELETE", f"/v1/customers/{butt['id']}/personal-data", key=a.admin)
+        rows = _screening_rows(api, f"customer:{butt['id']}")
+        ((_, _, digest, status, _, _),) = rows.pop("sanctions_subjects")
+        assert (digest, status) == ("", "confirmed")
+        assert rows == {"sanctions_results": [], "sanctions_dismissals": [],
+                        "sanctions_subject_keys": []}  # fmt: skip
+
+        # A counterparty with an open alert: the same refusal, the same forgetting after.
+        body = {"name": "Acme Trading LLC", "account_identifier": "GB29NWBK60161331926819",
+                "country": "GB"}  # fmt: skip
+        payee = api.ok("POST", "/v1/counterparties", 201, key=a.admin, json=body)
+        (case,) = alerts()
+        erase = f"/v1/counterparties/{payee['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        assert case in refused.json()["detail"]
+        api.ok("POST", f"/v1/cases/{case}/approve", key=a.admin, json={})
+        api.ok("DELETE", erase, key=a.admin)
+        assert not any(_screening_rows(api, f"counterparty:{payee['id']}").values())
+
+
+def test_an_open_aml_alert_holds_an_erasure(db_url: str) -> None:
+    """A customer whose accounts are all closed (no retention period here) is erasable, unless
+    an AML alert on one of its accounts is still open."""
+    with running(db_url, aml_retention_days=0) as api:
+        a = seed_tenant(api, "acme")
+        tenant_id = api.app.state.tenancy.ensure_tenant("acme").id
+        customer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Jane Roe"})
+        account = api.ok(
+            "POST", "/v1/accounts", 201, key=a.write,
+            json={"ledger_id": a.ledger, "asset": "USD", "normal_balance": "credit",
+                  "customer_id": customer["id"]},
+        )["id"]  # fmt: skip
+        api.app.state.ledger.close_account(account)
+        cases: CaseService = api.app.state.cases
+        with UnitOfWork(api.app.state.engine) as uow:
+            (case,) = cases.open_alerts(
+                uow, tenant_id,
+                [Alert("aml_structuring", f"account:{account}", {"transfers": []},
+                       code="structuring")],
+                actor="system:aml",
+            )  # fmt: skip
+            aml_store.claim(uow, AlertKey(tenant_id, account, "structuring", 0), case.id, 0)
+            uow.commit()
+        erase = f"/v1/customers/{customer['id']}/personal-data"
+        refused = api.request("DELETE", erase, key=a.admin)
+        assert (refused.status_code, problem_code(refused)) == (409, "legal_hold")
+        assert case.id in refused.json()["detail"]
+        api.ok("POST", f"/v1/cases/{case.id}/approve", key=a.admin, json={})
+        assert api.ok("DELETE", erase, key=a.admin)["erased"] is True

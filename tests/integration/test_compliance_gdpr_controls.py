@@ -30,6 +30,7 @@ from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.errors import LegalHold
 from strongroom.customers.service import CUSTOMER_EVENT_TYPES, CustomerService
 from strongroom.db import tables
+from strongroom.db.uow import UnitOfWork
 from strongroom.events.service import EventService
 from strongroom.ledger.model import Direction
 from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer, canonical_metadata
@@ -82,6 +83,7 @@ class World:
             verify_audit=lambda say: self.audit.verify(progress=say),
             past_retention=lambda: count_past_retention(self.engine, RETENTION_DAYS, self.clock()),
             list_snapshots=self._snapshots,
+            records_for=self.audit.records_for,
         )
         return ControlsService(
             self.engine, sources, Thresholds(**values), audit=self.audit, events=self.events,
@@ -190,6 +192,7 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     assert doc["personal_data"]["name"] == "Ada Lovelace"
     assert doc["personal_data"]["email"] == "ada@x.org"
     assert [a["id"] for a in doc["accounts"]] == [wallet]
+    assert (doc["truncated"], doc["next_starting_after"]) == (False, None)
     (account,) = doc["accounts"]
     assert account["balances"]["posted"] == 1_500
     assert [t["id"] for t in account["transfers"]] == ["tr_gdpr_ada"]
@@ -220,6 +223,46 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     assert after["personal_data"] is None
     assert after["customer"]["erased"] is True
     assert [a["id"] for a in after["accounts"]] == [wallet]
+
+
+def test_the_export_caps_its_transfers_in_all_and_goes_on_from_where_it_stopped(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in one answer (5 here): the account
+    that reaches it keeps its cursor, `truncated` and `next_starting_after` lead the next
+    request on to the accounts left; followed to the end, every transfer is exported once."""
+    from strongroom.compliance.gdpr import service as gdpr_service
+
+    monkeypatch.setattr(gdpr_service, "GDPR_EXPORT_TOTAL_TRANSFERS_MAX", 5)
+    w = world
+    ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    wallets = sorted(_account(w, ada.id) for _ in range(3))
+    posted: dict[str, list[str]] = {}
+    for n, wallet in zip((3, 4, 2), wallets, strict=True):
+        batch = [NewTransfer(f"tr_cap_{wallet[-6:]}_{i}", w.book, w.bank, wallet, 10 + i)
+                 for i in range(n)]  # fmt: skip
+        w.ledger.post_transfers(batch)
+        posted[wallet] = [t.id for t in batch]
+
+    first = w.gdpr.export("ten_a", ada.id, actor=ACTOR)
+    assert first["truncated"] is True
+    assert first["accounts_has_more"] is True
+    assert [a["id"] for a in first["accounts"]] == wallets[:2]
+    assert first["next_starting_after"] == wallets[1]
+    one, two = first["accounts"]
+    assert (len(one["transfers"]), one["transfers_has_more"]) == (3, False)
+    # The second account stops at the cap: the rest through its transfer listing.
+    assert (len(two["transfers"]), two["transfers_has_more"]) == (2, True)
+    rest = w.ledger.list_transfers(account_id=wallets[1], cursor=two["transfers_next_cursor"],
+                                   limit=100)  # fmt: skip
+    got = [t["id"] for t in two["transfers"]] + [r.id for r in rest.data]
+    assert sorted(got) == sorted(posted[wallets[1]])
+
+    second = w.gdpr.export("ten_a", ada.id, actor=ACTOR,
+                           starting_after=first["next_starting_after"])  # fmt: skip
+    assert (second["truncated"], second["next_starting_after"]) == (False, None)
+    assert [a["id"] for a in second["accounts"]] == [wallets[2]]
+    assert sorted(t["id"] for t in second["accounts"][0]["transfers"]) == sorted(posted[wallets[2]])
 
 
 # -- the AML hold and the retention job ------------------------------------------------------
@@ -347,6 +390,11 @@ def _plant(w: World, *, card: bool = True) -> None:
             for n, status, hours in (("old", "open", 100), ("new", "open", 1),
                                      ("olddone", "approved", 500))
         ])  # fmt: skip
+        # A KYC tier written by hand: no leaf records it.
+        conn.execute(sa.insert(tables.kyc_customers), [
+            {"customer_id": ada.id, "tenant_id": "ten_a", "status": "verified",
+             "tier": "premium", "updated_by": "psql", "updated_at": now},
+        ])  # fmt: skip
     # A customer past retention, under no hold.
     late = w.customers.create("ten_a", "person", {"name": "Late"}, actor=ACTOR)
     account = _account(w, late.id)
@@ -379,6 +427,8 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     assert [f.detail["case_id"] for f in cases] == ["case_old"]
     assert [f.detail["list"] for f in _control(report, "sanctions_lists_fresh").findings] == ["un"]
     assert _control(report, "customers_within_retention").found >= 1
+    (kyc,) = _control(report, "compliance_records_audited").findings
+    assert (kyc.tenant_id, kyc.detail["table"]) == ("ten_a", "kyc_customers")
     # The audit log: planted after, so the other controls' evidence stays the same.
     with w.engine.begin() as conn:
         conn.execute(
@@ -393,7 +443,9 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     failed_a = {e["control"] for e in _events(w, "ten_a", "compliance.control_failed")}
     failed_b = {e["control"] for e in _events(w, "ten_b", "compliance.control_failed")}
     failed_d = {e["control"] for e in _events(w, "ten_default", "compliance.control_failed")}
-    assert {"card_numbers_in_clear", "customers_within_retention"} <= failed_a
+    assert {
+        "card_numbers_in_clear", "customers_within_retention", "compliance_records_audited"
+    } <= failed_a  # fmt: skip
     assert {"staff_second_factor", "case_service_level"} <= failed_b
     assert "card_numbers_in_clear" not in failed_b
     assert {"keys_rotated", "sanctions_lists_fresh", "audit_log_verifies"} <= failed_d
@@ -421,6 +473,7 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
         conn.execute(
             sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
         )
+        conn.execute(sa.delete(tables.kyc_customers))
     w.gdpr.erase_due()
     report = w.controls().run(actor=ACTOR)
     assert set(_outcomes(report).values()) == {Outcome.PASS}, _outcomes(report)
@@ -462,3 +515,87 @@ def test_a_control_that_raises_is_an_error_not_a_pass(world: World) -> None:
     assert result.outcome is Outcome.ERROR
     assert "ZeroDivisionError" in result.summary
     assert report.outcome is Outcome.FAIL
+
+
+def _record(w: World, tenant: str, kind: str, ref: str, data: dict[str, Any]) -> None:
+    with UnitOfWork(w.engine) as uow:
+        w.audit.record_all(uow, tenant, ACTOR, [(kind, ref, data)])
+        uow.commit()
+
+
+def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves(
+    world: World,
+) -> None:
+    w = world
+    now = clock.now_us()
+    # Written as the services write them: each row with its leaf.
+    _record(w, "ten_a", "customer.kyc_updated", "cus_1",
+            {"customer_id": "cus_1", "status": "pending", "tier": "basic"})  # fmt: skip
+    _record(w, "ten_a", "customer.kyc_updated", "cus_1",
+            {"customer_id": "cus_1", "status": "verified", "tier": "standard"})  # fmt: skip
+    _record(w, "ten_a", "sanctions.match_confirmed", "customer:cus_2",
+            {"subject": "customer:cus_2", "list": "un", "entry_id": "QDi.1"})  # fmt: skip
+    dismissed = {"id": "sdis_1", "subject": "customer:cus_3", "list": "un", "entry_id": "QDi.2"}
+    _record(w, "ten_b", "sanctions.match_dismissed", "customer:cus_3", dismissed)
+    subject = {"name_digest": "00" * 32, "best_score": 0.9, "screened_at": now}
+    dismissal = {"name_digest": "00" * 32, "fingerprint": "11" * 32, "reviewer": ACTOR,
+                 "reason": None, "created_at": now}  # fmt: skip
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.kyc_customers), [
+            {"customer_id": "cus_1", "tenant_id": "ten_a", "status": "verified",
+             "tier": "standard", "updated_by": ACTOR, "updated_at": now},
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.sanctions_subjects), [
+            {"tenant_id": "ten_a", "subject": "customer:cus_2", "status": "confirmed", **subject},
+            {"tenant_id": "ten_a", "subject": "customer:cus_4", "status": "clear", **subject},
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.sanctions_dismissals), [
+            {"tenant_id": "ten_b", "subject": "customer:cus_3", "source": "un",
+             "entry_id": "QDi.2", "id": "sdis_1", **dismissal},
+        ])  # fmt: skip
+    report = w.controls().run(actor=ACTOR)
+    result = _control(report, "compliance_records_audited")
+    assert result.outcome is Outcome.PASS, result.findings
+    assert result.facts == {"kyc_rows": 1, "sanctions_subjects": 2, "sanctions_dismissals": 1}
+
+    # By hand: a tier raised, a confirmation lifted, a dismissal and a KYC row added.
+    with w.engine.begin() as conn:
+        conn.execute(sa.update(tables.kyc_customers).values(tier="premium"))
+        conn.execute(
+            sa.update(tables.sanctions_subjects)
+            .where(tables.sanctions_subjects.c.subject == "customer:cus_2")
+            .values(status="clear")
+        )
+        conn.execute(
+            sa.update(tables.sanctions_subjects)
+            .where(tables.sanctions_subjects.c.subject == "customer:cus_4")
+            .values(status="confirmed")
+        )
+        conn.execute(sa.insert(tables.sanctions_dismissals), [
+            {"tenant_id": "ten_a", "subject": "customer:cus_4", "source": "ofac_sdn",
+             "entry_id": "123", "id": "sdis_2", **dismissal},
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.kyc_customers), [
+            {"customer_id": "cus_9", "tenant_id": "ten_b", "status": "verified",
+             "tier": "premium", "updated_by": "psql", "updated_at": now},
+        ])  # fmt: skip
+    report = w.controls().run(actor=ACTOR)
+    result = _control(report, "compliance_records_audited")
+    assert result.outcome is Outcome.FAIL
+    found = sorted(
+        (f.tenant_id, f.detail["table"], f.detail.get("customer_id") or f.detail["subject"])
+        for f in result.findings
+    )
+    assert found == [
+        ("ten_a", "kyc_customers", "cus_1"),
+        ("ten_a", "sanctions_dismissals", "customer:cus_4"),
+        ("ten_a", "sanctions_subjects", "customer:cus_2"),
+        ("ten_a", "sanctions_subjects", "customer:cus_4"),
+        ("ten_b", "kyc_customers", "cus_9"),
+    ]
+    (raised,) = [f for f in result.findings if f.detail.get("customer_id") == "cus_1"]
+    assert "premium" in raised.detail["problem"]
+    assert "standard" in raised.detail["problem"]
+    # Each tenant sees its own findings only.
+    seen_b = _control(report.for_tenant("ten_b"), "compliance_records_audited")
+    assert {f.tenant_id for f in seen_b.findings} == {"ten_b"}

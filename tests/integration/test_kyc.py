@@ -13,12 +13,16 @@ from sqlalchemy.engine import Engine
 from strongroom.compliance.kyc.limit import KycLimit
 from strongroom.compliance.kyc.model import Caps, TierTable
 from strongroom.compliance.kyc.service import KycService
+from strongroom.compliance.sanctions import store as sanctions_store
+from strongroom.compliance.sanctions.errors import SanctionsConfirmed
+from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.core import ids
 from strongroom.core.errors import NotFound
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.accounts import AccountSpec
+from strongroom.ledger.errors import PaymentCustomerMismatch
 from strongroom.ledger.model import (
     Action,
     Direction,
@@ -90,8 +94,8 @@ def test_only_a_verified_customer_pays_and_within_each_cap(world: World) -> None
     assert world.post(world.pay(cus, src, dst, 10)) == [(R.BLOCKED_BY_GATE, "kyc_unverified")]
     state = world.kyc.set("ten_default", cus, "verified", "basic", actor="cli")
     assert (state.status, state.tier) == ("verified", "basic")
-    # A transfer without a payment is no customer's: no cap applies.
-    plain = NewTransfer(ids.new_id("tr"), world.book.id, src, dst, 50_000)
+    # A deposit (it debits no customer's account, and carries no payment): no cap applies.
+    plain = NewTransfer(ids.new_id("tr"), world.book.id, dst, src, 50_000)
     assert world.post(plain) == [(R.CREATED, None)]
     # One batch: each payment decided alone, in order, against the batch's earlier ones.
     results = world.post(
@@ -149,6 +153,7 @@ def test_a_tenant_table_and_an_unknown_tier(world: World) -> None:
 
 def test_a_frozen_account_refuses_money_until_unfrozen(world: World) -> None:
     cus = ids.new_id("cus")
+    world.kyc.set("ten_default", cus, "verified", None, actor="cli")  # caps are not the point
     a, b, other = world.account(cus), world.account(cus), world.account()
     pending = NewTransfer(ids.new_id("tr"), world.book.id, other, a, 70, pending=True)
     pending2 = NewTransfer(ids.new_id("tr"), world.book.id, other, a, 30, pending=True)
@@ -179,6 +184,164 @@ def test_a_frozen_account_refuses_money_until_unfrozen(world: World) -> None:
     assert world.post(plain) == [(R.ACCOUNT_FROZEN, None)]  # b is still frozen
     report = world.ledger.verify()
     assert report.ok, report
+
+
+def usage_of(engine: Engine, customer: str) -> int:
+    with UnitOfWork(engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute(
+            "SELECT amount FROM kyc_usage WHERE customer_id = " + ("?" if uow.sqlite else "%s"),
+            (customer,),
+        )
+        return sum(int(r[0]) for r in cur.fetchall())
+
+
+def test_a_transfer_without_a_payment_from_a_customers_account_is_capped(
+    world: World, db_engine: Engine
+) -> None:
+    """The payer is the debit account's owner, whatever the transfer says: leaving `payment`
+    out neither lifts the caps nor the verification."""
+    cus = ids.new_id("cus")
+    src, dst = world.account(cus), world.account()
+
+    def plain(amount: int) -> NewTransfer:
+        return NewTransfer(ids.new_id("tr"), world.book.id, src, dst, amount)
+
+    assert world.post(plain(10)) == [(R.BLOCKED_BY_GATE, "kyc_unverified")]
+    world.kyc.set("ten_default", cus, "verified", "basic", actor="cli")
+    assert world.post(plain(1_001)) == [(R.BLOCKED_BY_GATE, "kyc_limit_exceeded")]
+    # Plain transfers and payments of the customer share its windows (2,500 a day).
+    assert world.post(plain(1_000), world.pay(cus, src, dst, 1_000), plain(600), plain(500)) == [
+        (R.CREATED, None),
+        (R.CREATED, None),
+        (R.BLOCKED_BY_GATE, "kyc_limit_exceeded"),
+        (R.CREATED, None),
+    ]
+    assert usage_of(db_engine, cus) == 2_500
+    # A pending transfer reserves, and counts, as well.
+    held = NewTransfer(ids.new_id("tr"), world.book.id, src, dst, 1, pending=True)
+    assert world.post(held) == [(R.BLOCKED_BY_GATE, "kyc_limit_exceeded")]
+
+
+def test_a_payment_naming_another_customer_is_refused_with_nothing_written(
+    world: World, db_engine: Engine
+) -> None:
+    owner, other = ids.new_id("cus"), ids.new_id("cus")
+    src, dst, bank = world.account(owner), world.account(), world.account()
+    world.kyc.set("ten_default", other, "verified", "basic", actor="cli")
+    lie = world.pay(other, src, dst, 10)  # the owner is not verified; `other` is
+    with pytest.raises(PaymentCustomerMismatch) as caught:
+        world.ledger.post_transfers([lie])
+    assert caught.value.status == 422
+    assert caught.value.param == "transfers[0].payment.customer_id"
+    with pytest.raises(NotFound):
+        world.ledger.get_transfer(lie.id)
+    assert usage_of(db_engine, other) == 0
+    # Legs too: every customer's account a payment debits must be its customer's.
+    legs = (Leg(src, Direction.DEBIT, 5), Leg(dst, Direction.CREDIT, 5))
+    lie_legs = NewTransfer(
+        ids.new_id("tr"), world.book.id, legs=legs, payment=Payment(other), amount=0
+    )
+    with pytest.raises(PaymentCustomerMismatch):
+        world.ledger.post_transfers([world.pay(owner, src, dst, 1), lie_legs])
+    # The owner named: refused as the owner (not verified), not as a mismatch.
+    assert world.post(world.pay(owner, src, dst, 10)) == [(R.BLOCKED_BY_GATE, "kyc_unverified")]
+    # An account no customer owns pays as the payment's customer: capped as `other`.
+    assert world.post(world.pay(other, bank, dst, 1_001)) == [
+        (R.BLOCKED_BY_GATE, "kyc_limit_exceeded")
+    ]
+    assert world.post(world.pay(other, bank, dst, 1_000)) == [(R.CREATED, None)]
+    assert usage_of(db_engine, other) == 1_000
+
+
+def test_a_transfer_debiting_two_customers_accounts_caps_each(
+    world: World, db_engine: Engine
+) -> None:
+    ada, bob = ids.new_id("cus"), ids.new_id("cus")
+    a, b, dst = world.account(ada), world.account(bob), world.account()
+
+    def legs(from_a: int, from_b: int) -> NewTransfer:
+        total = from_a + from_b
+        entries = (
+            Leg(a, Direction.DEBIT, from_a),
+            Leg(b, Direction.DEBIT, from_b),
+            Leg(dst, Direction.CREDIT, total),
+        )
+        return NewTransfer(ids.new_id("tr"), world.book.id, legs=entries, amount=0)
+
+    world.kyc.set("ten_default", ada, "verified", "basic", actor="cli")
+    # Bob is not verified: the whole transfer is refused, nothing counted for Ada.
+    assert world.post(legs(500, 500)) == [(R.BLOCKED_BY_GATE, "kyc_unverified")]
+    world.kyc.set("ten_default", bob, "verified", "basic", actor="cli")
+    assert world.post(legs(500, 700)) == [(R.CREATED, None)]
+    assert (usage_of(db_engine, ada), usage_of(db_engine, bob)) == (500, 700)
+    # Bob's 1,001 crosses his per-transfer cap: refused, Ada's 600 not counted either.
+    assert world.post(legs(600, 1_001)) == [(R.BLOCKED_BY_GATE, "kyc_limit_exceeded")]
+    # Ada's day: 500 + 1,000 + 1,000 fits 2,500, the next 1 does not; Bob's is his own.
+    assert world.post(legs(1_000, 1), legs(1_000, 1), legs(1, 1)) == [
+        (R.CREATED, None),
+        (R.CREATED, None),
+        (R.BLOCKED_BY_GATE, "kyc_limit_exceeded"),
+    ]
+    assert (usage_of(db_engine, ada), usage_of(db_engine, bob)) == (2_500, 702)
+    assert world.ledger.verify().ok
+
+
+def _screened(engine: Engine, customer: str, status: str) -> None:
+    with UnitOfWork(engine) as uow:
+        row = sanctions_store.SubjectRow("ten_default", f"customer:{customer}", "d", status, 0.9, 1)
+        sanctions_store.put_subject(uow, row)
+        uow.commit()
+
+
+def test_a_confirmed_customer_gets_no_account_and_none_unfrozen(db_engine: Engine) -> None:
+    """The owner guard (compliance/sanctions/owners.py) wired as runtime.py wires it: a
+    customer confirmed on a sanctions list gets no new account, and no account of theirs is
+    unfrozen, at any door of the ledger; nothing is written."""
+    world = World(db_engine)
+    world.ledger = LedgerService(db_engine, customers=_all_customers, owners=refuse_confirmed)
+    world.kyc = KycService(db_engine, world.ledger, customers=_all_customers, tiers=TIERS)
+    listed, namesake = ids.new_id("cus"), ids.new_id("cus")
+    kept, other = world.account(listed), world.account(namesake)
+    world.kyc.freeze_account("ten_default", kept, actor="cli")
+    world.kyc.freeze_account("ten_default", other, actor="cli")
+    _screened(db_engine, listed, "confirmed")
+    _screened(db_engine, namesake, "probable")  # not confirmed: no refusal
+    with UnitOfWork(db_engine, write=False) as uow:
+        before = uow.cursor().execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+    with pytest.raises(SanctionsConfirmed) as caught:
+        world.account(listed)
+    assert (caught.value.status, caught.value.code) == (409, "sanctions_confirmed")
+    with pytest.raises(SanctionsConfirmed):  # all or nothing: the unlisted one is not made
+        world.ledger.create_accounts(
+            [
+                AccountSpec(world.book.id, "EUR", Direction.CREDIT),
+                AccountSpec(world.book.id, "EUR", Direction.CREDIT, customer_id=listed),
+            ]
+        )
+    with UnitOfWork(db_engine, write=False) as uow:
+        after = uow.cursor().execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+    assert after == before
+    for unfreeze in (
+        lambda: world.kyc.freeze_account("ten_default", kept, frozen=False, actor="cli"),
+        lambda: world.ledger.freeze_accounts(
+            [kept, other], frozen=False, tenant_id=None, actor="x"
+        ),
+        lambda: world.ledger.freeze_customer_accounts("ten_default", listed, "x", frozen=False),
+    ):
+        with pytest.raises(SanctionsConfirmed):
+            unfreeze()
+        assert world.ledger.get_account(kept).frozen
+    assert world.ledger.get_account(other).frozen  # the batch refused as a whole
+    assert not world.kyc.freeze_account("ten_default", other, frozen=False, actor="cli").frozen
+    assert world.account(namesake)
+    # Another tenant's confirmation of the same id is not this tenant's.
+    _screened(db_engine, namesake, "clear")
+    with UnitOfWork(db_engine) as uow:
+        row = sanctions_store.SubjectRow("ten_x", f"customer:{namesake}", "d", "confirmed", 1, 1)
+        sanctions_store.put_subject(uow, row)
+        uow.commit()
+    assert world.account(namesake)
 
 
 # -- the race ----------------------------------------------------------------------------------

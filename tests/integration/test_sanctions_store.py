@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from strongroom.cases.model import Alert, Case, CaseStatus
+from strongroom.cases.model import Alert, Case, CaseStatus, detail_json
+from strongroom.compliance.sanctions import store
 from strongroom.compliance.sanctions.errors import ListsNotLoaded
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Query
 from strongroom.compliance.sanctions.service import (
@@ -89,7 +91,7 @@ def world(db_engine: Engine) -> tuple[SanctionsService, Recorder, dict[tuple[str
         hasher=hasher,
         open_alerts=rec.open_alerts,
         names=lambda t, s: (names[(t, s)], EntryKind.PERSON) if (t, s) in names else None,
-        freeze_customer=lambda t, c, a: rec.frozen.append((t, c, a)),
+        freeze_customer=lambda u, t, c, a: rec.frozen.append((t, c, a)),
         audit=rec,
         events=rec,
         refresh_s=0.0,
@@ -198,13 +200,100 @@ def test_a_new_version_rescreens_only_subjects_sharing_a_blocking_key(world: Any
     assert service.status(A, "customer:cus_1").status == CLEAR
 
 
+def _failing_freeze(uow: UnitOfWork, tenant_id: str, customer_id: str, actor: str) -> None:
+    del uow, tenant_id, customer_id, actor
+    raise RuntimeError("freeze failed")
+
+
 def test_a_confirmed_match_freezes_the_customer(world: Any) -> None:
     service, rec, _ = world
     service.load(SDN, V1, actor=ACTOR)
     screen(service, A, "customer:cus_1", "Viktor Bout")
+    # The freeze runs in the confirmation's transaction: when it fails, nothing stands.
+    service.freeze_customer = _failing_freeze
+    with pytest.raises(RuntimeError, match="freeze failed"):
+        service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR)
+    assert service.status(A, "customer:cus_1").status == PROBABLE
+    service.freeze_customer = lambda u, t, c, a: rec.frozen.append((t, c, a))
     service.confirm(A, "customer:cus_1", "ofac_sdn", "200", actor=ACTOR)
     assert service.status(A, "customer:cus_1").status == CONFIRMED
     assert rec.frozen == [(A, "cus_1", ACTOR)]
     assert rec.leaves[-1][1] == "sanctions.match_confirmed"
     screen(service, A, "customer:cus_1", "Viktor Bout")  # confirmation stands
     assert service.status(A, "customer:cus_1").status == CONFIRMED
+
+
+def test_a_load_that_loses_the_race_for_its_version_is_a_no_op(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two loads of the same version at once: the second read the versions before the first
+    committed, and its insert meets the first's primary key. Simulated by a stale first read
+    (deterministic on both backends): the second answers `unchanged`, no IntegrityError."""
+    service, _, _ = world
+    first = service.load(SDN, V1, actor=ACTOR)
+    real = store.list_versions
+    reads: list[int] = []
+
+    def stale(uow: UnitOfWork, source: str | None = None) -> list[store.VersionRow]:
+        reads.append(1)
+        return [] if len(reads) == 1 else real(uow, source)  # as read before the first commit
+
+    monkeypatch.setattr(store, "list_versions", stale)
+    second = service.load(SDN, list(reversed(V1)), actor=ACTOR)
+    assert (second.version, second.unchanged) == (first.version, True)
+    assert len(reads) == 2  # retried once
+    monkeypatch.setattr(store, "list_versions", real)
+    assert [v.version for v in service.versions(SDN)] == [1]
+    # A different content that lost the race is stored after the winner's.
+    reads.clear()
+    monkeypatch.setattr(store, "list_versions", stale)
+    third = service.load(SDN, V1[:2], actor=ACTOR)
+    assert (third.version, third.unchanged, third.removed) == (2, False, 1)
+
+
+def test_two_threads_loading_the_same_version(world: Any) -> None:
+    """However the two interleave, one stores version 1 and the other finds it stored."""
+    service, _, _ = world
+    other = SanctionsService(service.engine)  # another process's service
+    start = threading.Barrier(2)
+    results: list[Any] = []
+
+    def load(s: SanctionsService) -> None:
+        start.wait()
+        try:
+            results.append(s.load(SDN, V1, actor=ACTOR))
+        except Exception as exc:  # what the test is about: reported, not lost in the thread
+            results.append(exc)
+
+    threads = [threading.Thread(target=load, args=(s,)) for s in (service, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted((r.version, r.unchanged) for r in results) == [(1, False), (1, True)], results
+    assert [v.version for v in service.versions(SDN)] == [1]
+
+
+def test_deciding_an_alert_whose_match_is_gone_works_from_its_evidence(world: Any) -> None:
+    """An alert orphaned before open alerts' matches were kept (here: the fake case queue
+    stores no case, so a rename drops the match): deciding it is no `not_found`. Declining
+    confirms the subject from the case's evidence; approving dismisses nothing."""
+    service, rec, _ = world
+    service.load(SDN, V1, actor=ACTOR)
+    found = screen(service, A, "customer:cus_1", "Viktor Bout")
+    (case_id,) = [r.case_id for r in found.hits]
+    tenant, alert = rec.alerts[0]
+    detail = detail_json({"subject": alert.subject, "evidence": dict(alert.evidence)})
+    screen(service, A, "customer:cus_1", "Jane Roe")  # the match is gone
+    case = Case(case_id, tenant, alert.kind, CaseStatus.OPEN, None, None, alert.code, detail,
+                0, ACTOR, None, None, None, None)  # fmt: skip
+    with UnitOfWork(service.engine) as uow:
+        service.decided(uow, case, CaseStatus.APPROVED, ACTOR)
+        uow.commit()
+    assert service.status(A, "customer:cus_1").status == CLEAR
+    assert rec.frozen == []
+    with UnitOfWork(service.engine) as uow:
+        service.decided(uow, case, CaseStatus.DECLINED, ACTOR)  # the freeze inside it
+        uow.commit()
+    assert service.status(A, "customer:cus_1").status == CONFIRMED
+    assert rec.frozen == [(A, "cus_1", ACTOR)]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from strongroom.cases.model import decision_transfer_id, detail_json, kind_for_gate
+from strongroom.cases.model import (
+    Case,
+    CaseStatus,
+    decision_transfer_id,
+    detail_json,
+    kind_for_gate,
+)
 from strongroom.core.limits import CASE_DETAIL_BYTES_MAX
 
 
@@ -53,3 +59,21 @@ def test_the_detail_is_canonical_json_within_its_bound() -> None:
     assert stored is not None
     assert len(stored.encode()) <= CASE_DETAIL_BYTES_MAX
     assert json.loads(stored) == {"score": 0.9, "reasons": ["r1"], "omitted": ["features"]}
+
+
+def test_a_cases_detail_is_parsed_in_one_place() -> None:
+    """`Case.detail_dict`: what the report, the case work and the sanctions hook read."""
+
+    def case(detail: str | None) -> Case:
+        return Case(
+            "case_1", "ten_a", "sanctions_match", CaseStatus.OPEN, None, None, None, detail,
+            0, None, None, None, None, None,
+        )  # fmt: skip
+
+    assert case(None).detail_dict() == {}
+    stored = detail_json({"subject": "customer:cus_1", "evidence": {"entries": []}})
+    assert case(stored).detail_dict() == {
+        "subject": "customer:cus_1",
+        "evidence": {"entries": []},
+    }
+    assert case(stored).to_dict()["decision"]["detail"] == case(stored).detail_dict()

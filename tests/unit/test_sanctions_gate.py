@@ -10,6 +10,7 @@ import pytest
 
 from strongroom.compliance.sanctions.gate import SanctionsGate
 from strongroom.compliance.sanctions.snapshot import diff, phonetic_keys
+from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
 from strongroom.ledger.model import Action, NewTransfer, Payment, Verdict
 
 ACCOUNTS = {"acc_a": "ten_a", "acc_b": "ten_b"}
@@ -130,3 +131,81 @@ def test_a_confirmed_payer_pays_nobody() -> None:
     (decision,) = gate.decide([pay("term_1")], None)
     assert decision is not None
     assert (decision.verdict, decision.code) == (Verdict.BLOCK, "sanctions_blocked")
+
+
+def _named(*names: str) -> list[NewTransfer]:
+    return [
+        NewTransfer(id=f"tr_{i}", ledger_id="ldg_1", debit_account_id="acc_a",
+                    credit_account_id="acc_x", amount=1,
+                    payment=Payment("cus_1", payee="iban_x", payee_name=name))
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+
+
+class SlowMatcher:
+    """A matcher that costs 100 ms of the gate's (fake) clock per name: the clock moves only
+    when a name is screened, so what the gate does past its budget is the same on any machine."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+        self.screened: list[str] = []
+
+    def clock(self) -> float:
+        return self.now_s
+
+    def __call__(self, name: str) -> bool:
+        self.screened.append(name)
+        self.now_s += 0.1
+        return False
+
+
+@pytest.mark.parametrize(
+    ("fail", "expected"),
+    [
+        ("closed", (Verdict.BLOCK, "sanctions_unavailable")),
+        ("review", (Verdict.REVIEW, "sanctions_unavailable")),
+        ("open", None),
+    ],
+)
+def test_payee_names_stop_being_screened_at_the_budget(
+    fail: str, expected: tuple[Verdict, str] | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past its budget (250 ms: the third name ends at 300 ms) the gate screens no more names,
+    rather than holding a worker of the shared gate pool: the payments whose names it did not
+    screen get the fail policy's answer, counted and logged, never silently allowed."""
+    slow = SlowMatcher()
+    told: list[tuple[str, int]] = []
+    gate = SanctionsGate(
+        tenants, statuses, screen_name=slow, fail=fail, budget_ms=250,
+        monotonic=slow.clock, on_unscreened=lambda outcome, n: told.append((outcome, n)),
+    )  # fmt: skip
+    names = [f"Payee Number {i}" for i in range(10)]
+    out = gate.decide(_named(*names, names[0]), None)
+    assert slow.screened == names[:3]  # 0, 100, 200 ms: in budget; at 300 ms it stops
+    got = [(d.verdict, d.code) if d else None for d in out]
+    assert got == [None, None, None, *[expected] * 7, None]  # names[0] again: screened once
+    assert told == [(fail, 7)]
+    assert gate.failures[fail] == 7
+    assert "7 payments' payee names not screened" in caplog.text
+    assert "Payee Number" not in caplog.text  # never a name in a log
+
+
+def test_payee_names_screened_a_batch_are_bounded() -> None:
+    """However fast the matcher, at most `names_max` distinct names a batch."""
+    screened: list[str] = []
+
+    def fast(name: str) -> bool:
+        screened.append(name)
+        return name == "Viktor Bout"
+
+    gate = SanctionsGate(tenants, statuses, screen_name=fast, names_max=2)
+    out = gate.decide(_named("Viktor Bout", "Jane Roe", "John Doe", "Jane Roe"), None)
+    assert screened == ["Viktor Bout", "Jane Roe"]
+    assert [(d.verdict, d.code) if d else None for d in out] == [
+        (Verdict.REVIEW, "sanctions_review"),
+        None,
+        (Verdict.BLOCK, "sanctions_unavailable"),  # the default fail policy: closed
+        None,
+    ]
+    assert gate.failures == {"closed": 1, "open": 0, "review": 0}
+    assert SanctionsGate(tenants, statuses).names_max == SCREENING_PAYEE_NAMES_PER_BATCH_MAX

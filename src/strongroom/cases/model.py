@@ -143,6 +143,15 @@ class Case:
     label: Label | None
     assignee: str | None = None  # the staff user working it (a user id)
 
+    def detail_dict(self) -> dict[str, Any]:
+        """The stored detail parsed: a JSON object (`detail_json` writes only those), or {}
+        when there is none."""
+        if not self.detail:
+            return {}
+        found = json.loads(self.detail)
+        assert isinstance(found, dict), f"case {self.id}: its detail is a JSON object"
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -153,7 +162,7 @@ class Case:
             "decision": {
                 "gate": self.gate,
                 "code": self.code,
-                "detail": json.loads(self.detail) if self.detail else {},
+                "detail": self.detail_dict(),
             },
             "created_at": clock.format_us(self.created_at),
             "decided_at": clock.format_us(self.decided_at) if self.decided_at else None,

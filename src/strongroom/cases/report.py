@@ -20,13 +20,12 @@ REPORT_OBJECT: Final = "suspicious_activity_report_draft"
 
 
 def evidence_transfer_ids(case: Case, bound: int) -> tuple[list[str], int]:
-    """The transfers a case names (its own, then its evidence's `transfers`), each once, at
-    most `bound`; and how many were left out."""
-    detail = json.loads(case.detail) if case.detail else {}
-    evidence = detail.get("evidence") if isinstance(detail, dict) else None
+    """The transfers a case names (its own, then its evidence's `transfer_ids`, as AML's
+    detectors record them), each once, at most `bound`; and how many were left out."""
+    evidence = case.detail_dict().get("evidence")
     named: list[str] = [case.transfer_id] if case.transfer_id else []
     if isinstance(evidence, dict):
-        listed = evidence.get("transfers")
+        listed = evidence.get("transfer_ids")
         if isinstance(listed, list):
             named += [t for t in listed if isinstance(t, str)]
     unique = list(dict.fromkeys(named))
@@ -47,7 +46,7 @@ def build(
     generated_by: str,
     generated_at_us: int,
 ) -> dict[str, Any]:
-    detail = json.loads(case.detail) if case.detail else {}
+    detail = case.detail_dict()
     totals: dict[str, int] = {}
     for t, asset in transfers:
         totals[asset] = totals.get(asset, 0) + t.amount

@@ -72,11 +72,11 @@ LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
 
 # What another domain does when an officer decides one of its alerts (a confirmed sanctions
 # match freezes the customer's accounts, a dismissed one is remembered): called inside the
-# decision's transaction with (uow, case, new status, actor); an exception undoes the decision.
-# It may answer what to do once the decision has committed (a callable: the freeze, which
-# takes its own transaction). Registered by kind (CaseService.on_decided), wired by the
-# composition root.
-DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], "Callable[[], None] | None"]
+# decision's transaction with (uow, case, new status, actor), everything it does commits with
+# the decision or not at all; an exception undoes the decision. Nothing runs after the commit:
+# a step that could fail there would leave the case decided and its effect undone. Registered
+# by kind (CaseService.on_decided), wired by the composition root.
+DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], None]
 
 # The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
 # the other decision of the case won, or another door posted, voided or expired the transfer.
@@ -319,11 +319,10 @@ class CaseService:
                 raise CaseNotOpen(f"case {case.id} is {current.status.value}", param="case_id")
             hook = self._hooks.get(case.kind)
             seen = dataclasses.replace(case, decision_reason=reason)  # as the hook sees it
-            after = hook(uow, seen, status, actor) if hook is not None else None
+            if hook is not None:
+                hook(uow, seen, status, actor)
             fraud = label is Label.FRAUD
             if self.labels is not None and case.gate is not None and case.transfer_id is not None:
                 self.labels(uow, case.tenant_id, case.transfer_id, fraud)
             self.record(uow, case, event_type, actor, {"label": label.value})
             uow.commit()
-        if after is not None:
-            after()

@@ -7,7 +7,6 @@ to (the customers domain records that reveal as an audit leaf of its own)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -142,6 +141,5 @@ class CaseWork:
 
 
 def _subject_of(case: Case) -> str | None:
-    detail = json.loads(case.detail) if case.detail else {}
-    subject = detail.get("subject") if isinstance(detail, dict) else None
+    subject = case.detail_dict().get("subject")
     return subject if isinstance(subject, str) else None

@@ -4,6 +4,7 @@ would keep it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -97,3 +98,39 @@ def users_create(
     if invitation is not None:
         out["invitation"] = invitation
     print_json(out)
+
+
+@app.command("list")
+def users_list(
+    tenant: Annotated[str, typer.Option(help="the tenant's name")],
+    email: Annotated[
+        str | None, typer.Option(help="only the user who signs in with this address")
+    ] = None,
+    database_url: DbOption = None,
+) -> None:
+    """A tenant's users, one JSON line each (id, kind, role, customer, second factor), by id;
+    with --email, the one user who signs in with that address. Addresses are never printed."""
+    engine, settings = open_engine(database_url)
+    from strongroom.runtime import auth_config
+
+    try:
+        pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+        found = TenancyService(engine, pepper=pepper).tenant_by_name(tenant)
+        if found is None:
+            raise InvalidRequest(f"no tenant named {tenant!r}", param="tenant")
+        policy = PasswordPolicy(
+            settings.password_memory_kib, settings.password_time_cost, settings.password_parallelism
+        )
+        users = UserService(
+            engine, Passwords(policy), auth_config(settings), kms=open_key_manager(settings)
+        )
+        after: str | None = None
+        while True:
+            page, more = users.list_users(found.id, starting_after=after, limit=500, email=email)
+            for user in page:
+                print(json.dumps({**user.public(), "tenant_id": found.id}))
+            if not more or not page:
+                break
+            after = page[-1].id
+    finally:
+        engine.dispose()

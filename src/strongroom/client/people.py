@@ -16,6 +16,7 @@ from strongroom.security.auth.schemas import (
     SteppedUp,
     TotpConfirmed,
     TotpEnrolment,
+    UserList,
     UserOut,
 )
 from strongroom.tenancy.api import ApiKeyOut
@@ -121,6 +122,15 @@ def accept_invitation(token: str, password: str) -> Call[UserOut]:
     """Set an invited user's first password (no key needed)."""
     body = {"token": token, "password": password}
     return Call("POST", "/v1/auth/invitations", model(UserOut), json=body)
+
+
+def list_users(
+    *, limit: int | None = None, starting_after: str | None = None, email: str | None = None
+) -> Call[UserList]:
+    """The tenant's users by id (`admin`), never their addresses; `email`: the one user who
+    signs in with it, if any."""
+    params = {"limit": limit, "starting_after": starting_after, "email": email}
+    return Call("GET", "/v1/users", model(UserList), params=params)
 
 
 def get_user(user_id: str) -> Call[UserOut]:

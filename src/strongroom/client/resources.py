@@ -46,6 +46,7 @@ from strongroom.ledger.schemas import (
     TransferList,
     TransferOut,
 )
+from strongroom.security.auth.schemas import UserList, UserOut
 from strongroom.security.vault.schemas import CardDeleted, CardList, CardNumberOut, CardOut
 from strongroom.tenancy.schemas import TenantList, TenantOut
 
@@ -792,6 +793,17 @@ create_step_up_options = _people.create_step_up_options
 step_up = _people.step_up
 create_user = _people.create_user
 accept_invitation = _people.accept_invitation
+list_users = _people.list_users
+
+
+def iter_users(
+    *, limit: int | None = None, starting_after: str | None = None
+) -> Paged[UserList, UserOut]:
+    """Every user of the tenant (after `starting_after`), never their addresses."""
+    call = _people.list_users(limit=limit, starting_after=starting_after)
+    return Paged(call, _after_last_id, _data)
+
+
 get_user = _people.get_user
 update_user = _people.update_user
 create_api_key = _people.create_api_key

@@ -270,21 +270,31 @@ CASE_NOTES_MAX: Final = 500
 CASE_REPORT_TRANSFERS_MAX: Final = 1_000
 # Compliance (compliance/gdpr, compliance/controls): a GDPR export lists at most
 # GDPR_EXPORT_ACCOUNTS_MAX accounts and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
-# transfers (then `has_more` and the cursor of the account's transfer listing); the retention job
+# transfers (then `has_more` and the cursor of the account's transfer listing), and at most
+# GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in all (then `truncated`, and the accounts left go on
+# from `next_starting_after` in another request); the retention job
 # erases at most GDPR_ERASE_BATCH_MAX customers per transaction; a control keeps at most
 # CONTROL_FINDINGS_MAX findings as evidence (the count is always whole); the card-number scan
 # reads CONTROL_SCAN_BATCH_ROWS rows at a time (its memory bound).
 GDPR_EXPORT_ACCOUNTS_MAX: Final = 1_000
 GDPR_EXPORT_TRANSFERS_MAX: Final = 1_000
+GDPR_EXPORT_TOTAL_TRANSFERS_MAX: Final = 10_000
 GDPR_ERASE_BATCH_MAX: Final = 100
 CONTROL_FINDINGS_MAX: Final = 100
 CONTROL_SCAN_BATCH_ROWS: Final = 1_000
 assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX
+assert GDPR_EXPORT_TOTAL_TRANSFERS_MAX >= GDPR_EXPORT_TRANSFERS_MAX
 # Sanctions screening (compliance/sanctions/): a screened name is at most
 # SCREENING_NAME_CHARS_MAX characters; an ad-hoc screening answers at most
 # SCREENING_MATCHES_MAX matches.
 SCREENING_NAME_CHARS_MAX: Final = 500
 SCREENING_MATCHES_MAX: Final = 50
+# The payee gate screens at most this many distinct `payee_name`s a batch (in memory, in the
+# shared gate pool: a few ms for a name of SCREENING_NAME_CHARS_MAX characters, well under one
+# for a usual name); the rest get STRONGROOM_SCREENING_FAIL, as names not screened within the
+# gate's budget do. Unknown payees in bulk: create counterparties (screened once, stored).
+SCREENING_PAYEE_NAMES_PER_BATCH_MAX: Final = 64
+assert SCREENING_PAYEE_NAMES_PER_BATCH_MAX <= BATCH_TRANSFERS_MAX
 # AML monitoring (compliance/aml/): the scan reads the ledger a page of transfers at a time; a
 # restarted sink rebuilds its state from the newest AML_WARM_TRANSFERS_MAX recent transfers (held
 # in memory while it reads them).

@@ -265,7 +265,8 @@ async def delete_customer_personal_data(customer_id: IdPath, ctx: Ctx) -> dict[s
     """Erasure (crypto-shredding): the customer's data key is destroyed, so its personal data
     cannot be recovered by anyone; the customer, its accounts, the ledger and the audit log
     remain and verify. Needs `customers:erase` (implied by `admin`); a user steps up first.
-    Refused with 409 `legal_hold` while a hold is set. Again on an erased customer: the same
+    Refused with 409 `legal_hold` while a hold is set (a manual one, AML record keeping, an
+    open compliance case on the customer). Again on an erased customer: the same
     answer, nothing more done."""
     require_step_up(ctx.key)
     customer = await run_in_threadpool(
@@ -419,11 +420,13 @@ async def get_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> d
     "/counterparties/{counterparty_id}/personal-data",
     response_model=CounterpartyOut,
     tags=["counterparties"],
-    openapi_extra=error_codes("not_found", "step_up_required") | requires(Scope.CUSTOMERS_ERASE),
+    openapi_extra=error_codes("not_found", "legal_hold", "step_up_required")
+    | requires(Scope.CUSTOMERS_ERASE),
 )
 async def delete_counterparty_personal_data(counterparty_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """Erasure by crypto-shredding, as a customer's: `customers:erase` (implied by `admin`);
-    a user steps up first."""
+    a user steps up first. Refused with 409 `legal_hold` while a compliance case on the
+    counterparty is open."""
     require_step_up(ctx.key)
     counterparty = await run_in_threadpool(
         lambda: ctx.counterparties.erase(ctx.tenant, counterparty_id, actor=ctx.key.actor)

@@ -17,6 +17,7 @@ from strongroom.core.errors import NotFound
 from strongroom.core.limits import PAGE_SIZE_DEFAULT
 from strongroom.core.pagination import check_limit
 from strongroom.customers import store
+from strongroom.customers.errors import LegalHold
 from strongroom.customers.model import (
     Counterparty,
     CounterpartyData,
@@ -24,7 +25,13 @@ from strongroom.customers.model import (
     normalise_country,
     normalise_name,
 )
-from strongroom.customers.service import ForgetAnswers, ScreenName, digest
+from strongroom.customers.service import (
+    ForgetAnswers,
+    ForgetScreening,
+    RetentionHold,
+    ScreenName,
+    digest,
+)
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.service import Page
 from strongroom.security.envelope import Envelope, SubjectKind
@@ -45,11 +52,16 @@ class CounterpartyService:
         forget_answers: ForgetAnswers | None = None,
         screen_name: ScreenName | None = None,
         clock_: clock.MonotonicClock | None = None,
+        retention_hold: RetentionHold | None = None,
+        forget_screening: ForgetScreening | None = None,
     ) -> None:
-        """`forget_answers`: as CustomerService's, for a counterparty's erasure;
+        """`forget_answers`, `retention_hold` (an open sanctions alert on the counterparty)
+        and `forget_screening`: as CustomerService's, for a counterparty's erasure;
         `screen_name`: as CustomerService's, at creation."""
         self.engine = engine
         self.screen_name = screen_name
+        self.retention_hold = retention_hold
+        self.forget_screening = forget_screening
         self.envelope = envelope
         self._forget_answers = forget_answers
         self._audit = audit
@@ -162,14 +174,20 @@ class CounterpartyService:
         return view
 
     def erase(self, tenant_id: str, counterparty_id: str, *, actor: str) -> Counterparty:
-        """Crypto-shredding, as a customer's; again on an erased one: nothing more is done."""
+        """Crypto-shredding, as a customer's (refused, LegalHold, while `retention_hold`
+        names a reason); again on an erased one: nothing more is done."""
         with self._uow() as uow:
             row = self._row(uow, tenant_id, counterparty_id, lock=True)
             if row.erased_at is None:
+                held = self.retention_hold and self.retention_hold(uow, tenant_id, counterparty_id)
+                if held:
+                    raise LegalHold(held, param="counterparty_id")
                 self.envelope.shred(uow, tenant_id, counterparty_id)
                 store.erase_counterparty(uow, counterparty_id, self.clock.now_us())
                 if self._forget_answers is not None:
                     self._forget_answers(uow, tenant_id, counterparty_id)
+                if self.forget_screening is not None:
+                    self.forget_screening(uow, tenant_id, f"counterparty:{counterparty_id}")
                 self._record(uow, tenant_id, actor, "counterparty.erased", row.id, {})
             view = self._view(uow, self._row(uow, tenant_id, counterparty_id))
             uow.commit()

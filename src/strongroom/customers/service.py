@@ -88,6 +88,9 @@ RetentionHold = Callable[[UnitOfWork, str, str], str | None]
 # screening (and any alert) commits with it: (uow, tenant id, subject `customer:<id>` or
 # `counterparty:<id>`, kind `person`, `business` or None, the name, the actor).
 ScreenName = Callable[[UnitOfWork, str, str, "str | None", str, str], object]
+# Deletes what screening stored of a subject (sanctions screening, wired by runtime.py), in an
+# erasure's transaction: (uow, tenant id, subject `customer:<id>` or `counterparty:<id>`).
+ForgetScreening = Callable[[UnitOfWork, str, str], object]
 
 
 class CustomerService:
@@ -103,15 +106,19 @@ class CustomerService:
         screen_name: ScreenName | None = None,
         clock_: clock.MonotonicClock | None = None,
         retention_hold: RetentionHold | None = None,
+        forget_screening: ForgetScreening | None = None,
     ) -> None:
         """`audit` and `events` record each change in its transaction; `ledger` lists a
         customer's accounts; `forget_answers` replaces, in an erasure's transaction, the stored
         Idempotency-Key answers that concern the subject (they hold its masked data);
-        `retention_hold` refuses an erasure while the law keeps the records; `screen_name`
-        screens a new customer's name, and a changed one (sanctions)."""
+        `retention_hold` refuses an erasure while the law keeps the records (AML record
+        keeping, an open compliance alert); `screen_name` screens a new customer's name, and a
+        changed one (sanctions); `forget_screening` deletes, in an erasure's transaction, what
+        screening stored of the customer (keyed hashes of its name, its matches)."""
         self.engine = engine
         self.retention_hold = retention_hold
         self.screen_name = screen_name
+        self.forget_screening = forget_screening
         self.envelope = envelope
         self._forget_answers = forget_answers
         self._audit = audit
@@ -369,8 +376,11 @@ class CustomerService:
 
     def erase(self, tenant_id: str, customer_id: str, *, actor: str) -> Customer:
         """Crypto-shredding: the data key destroyed, the sealed fields and blind indexes
-        nulled, `erased_at` set, in one transaction. The customer, its accounts, the ledger
-        and the audit log remain. Again on an erased customer: nothing more is done."""
+        nulled, `erased_at` set, what screening stored of the customer deleted, in one
+        transaction. The customer, its accounts, the ledger and the audit log remain. Refused
+        (LegalHold) under a manual hold or one `retention_hold` names (an open account, the
+        AML retention period, an open sanctions or AML alert). Again on an erased customer:
+        nothing more is done."""
         with self._uow() as uow:
             row = self._row(uow, tenant_id, customer_id, lock=True)
             if row.erased_at is None:
@@ -386,6 +396,8 @@ class CustomerService:
                 store.erase_customer(uow, customer_id, self.clock.now_us())
                 if self._forget_answers is not None:
                     self._forget_answers(uow, tenant_id, customer_id)
+                if self.forget_screening is not None:
+                    self.forget_screening(uow, tenant_id, f"customer:{customer_id}")
                 erased = {"fields": sorted(row.sealed)}
                 self._record(uow, tenant_id, actor, "customer.erased", customer_id, erased)
                 self._emit(uow, tenant_id, "customer.erased", {"id": customer_id})

@@ -212,6 +212,11 @@ class AccountUseCases(LedgerBase):
                 outcomes.append(AccountOutcome(i, result, row[0], None))
             if all(o.result.ok for o in outcomes):
                 if new_rows:
+                    owned: dict[str, set[str]] = {}
+                    for r in new_rows:
+                        if r[16] is not None:
+                            owned.setdefault(tenants[r[1]], set()).add(r[16])
+                    self._guard_owners(uow, owned)
                     store.insert_accounts(uow, new_rows, actor)
                     if self._audit_sink is not None:
                         self._audit_accounts(uow, tenants, new_rows, actor)
@@ -236,6 +241,13 @@ class AccountUseCases(LedgerBase):
             missing = sorted(customer_ids - found)
             if missing:
                 raise NotFound(f"no customer {missing[0]}", param="customer_id")
+
+    def _guard_owners(self, uow: UnitOfWork, owners: dict[str, set[str]]) -> None:
+        """The owner guard (ledger.base.OwnerGuard) asked about these customers, by tenant:
+        it raises when one may not hold a live account (a confirmed sanctions match)."""
+        if self._owner_guard is not None:
+            for tenant_id, customer_ids in sorted(owners.items()):
+                self._owner_guard(uow, tenant_id, sorted(customer_ids))
 
     def _audit_accounts(
         self,
@@ -358,12 +370,37 @@ class AccountUseCases(LedgerBase):
         on_change: FreezeObserver | None = None,
     ) -> list[str]:
         """Freeze (or unfreeze) every account `customer_id` owns in `tenant_id`'s ledgers, in
-        one transaction (a confirmed sanctions match); the ids of those whose state changed."""
-        with self._uow(write=False) as uow:
-            owned = store.customer_account_ids(uow, customer_id)
+        one transaction; the ids of those whose state changed."""
+
+        def work() -> list[str]:
+            with self._ledger_write() as (uow, _cache):
+                changed = self.freeze_customer_accounts_in(
+                    uow, tenant_id, customer_id, actor, frozen=frozen, on_change=on_change
+                )
+                uow.commit()
+                return changed
+
+        return self._with_retries(work)
+
+    def freeze_customer_accounts_in(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        customer_id: str,
+        actor: str,
+        *,
+        frozen: bool = True,
+        on_change: FreezeObserver | None = None,
+    ) -> list[str]:
+        """freeze_customer_accounts inside the caller's write transaction (a confirmed sanctions
+        match: the case decision, the confirmation and the freeze commit together or not at
+        all). The caller takes its locks in the ledger's order: nothing of the ledger's
+        (accounts, the tenant's audit log) before this."""
+        owned = store.customer_account_ids(uow, customer_id)
         if not owned:
             return []
-        return self.freeze_accounts(
+        return self.freeze_accounts_in(
+            uow,
             owned,
             frozen=frozen,
             tenant_id=tenant_id,
@@ -384,38 +421,76 @@ class AccountUseCases(LedgerBase):
     ) -> list[str]:
         def work() -> list[str]:
             with self._ledger_write() as (uow, _cache):
-                # Taking a block tells every process's account cache that an account changed.
-                store.allocate_id_block(uow)
-                changed: list[str] = []
-                by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
-                for account_id in sorted(set(account_ids)):  # locked in id order
-                    row = store.get_account_row(uow, account_id, lock=True)
-                    ledger_row = None if row is None else store.get_ledger(uow, row[1])
-                    if (
-                        row is None
-                        or ledger_row is None
-                        or (tenant_id is not None and ledger_row[4] != tenant_id)
-                    ):
-                        if missing_ok:
-                            continue
-                        raise NotFound(f"no account {account_id}", param="account_id")
-                    if bool(row[17]) == frozen:
-                        continue
-                    store.set_account_frozen(uow, account_id, frozen, self.clock.now_us())
-                    kind = "account.frozen" if frozen else "account.unfrozen"
-                    by_log.setdefault(ledger_row[4], []).append(
-                        (kind, account_id, {"account_id": account_id})
-                    )
-                    changed.append(account_id)
-                    if on_change is not None:
-                        on_change(uow, ledger_row[4], account_id, frozen)
-                if self._audit_sink is not None:
-                    for log_id, items in sorted(by_log.items()):
-                        self._audit_sink.record_all(uow, log_id, actor, items)
+                changed = self.freeze_accounts_in(
+                    uow,
+                    account_ids,
+                    frozen=frozen,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    on_change=on_change,
+                    missing_ok=missing_ok,
+                )
                 uow.commit()
                 return changed
 
         return self._with_retries(work)
+
+    def freeze_accounts_in(
+        self,
+        uow: UnitOfWork,
+        account_ids: Sequence[str],
+        *,
+        frozen: bool,
+        tenant_id: str | None,
+        actor: str,
+        on_change: FreezeObserver | None = None,
+        missing_ok: bool = False,
+    ) -> list[str]:
+        """Freeze (or unfreeze) `account_ids` in `uow`, uncommitted; the ids whose state
+        changed. Unfreezing asks the owner guard about the accounts' owners first (a confirmed
+        sanctions match stays frozen: it raises, nothing written), before any account is
+        locked. On SQLite the account cache needs no care: the id block taken here tells every
+        process's cache that an account changed, and a rollback leaves nothing to tell."""
+        wanted = sorted(set(account_ids))  # locked in id order
+        if not frozen and self._owner_guard is not None:
+            # Unlocked reads: an account's ledger and owner never change.
+            found = store.account_owners(uow, wanted)
+            tenants = store.ledger_tenants(uow, sorted({ledger for ledger, _ in found.values()}))
+            owners: dict[str, set[str]] = {}
+            for ledger_id, owner in found.values():
+                tenant = tenants.get(ledger_id)
+                if owner is not None and tenant is not None and tenant_id in (None, tenant):
+                    owners.setdefault(tenant, set()).add(owner)
+            self._guard_owners(uow, owners)
+        # Taking a block tells every process's account cache that an account changed.
+        store.allocate_id_block(uow)
+        changed: list[str] = []
+        by_log: dict[str, list[tuple[str, str | None, dict[str, Any]]]] = {}
+        for account_id in wanted:
+            row = store.get_account_row(uow, account_id, lock=True)
+            ledger_row = None if row is None else store.get_ledger(uow, row[1])
+            if (
+                row is None
+                or ledger_row is None
+                or (tenant_id is not None and ledger_row[4] != tenant_id)
+            ):
+                if missing_ok:
+                    continue
+                raise NotFound(f"no account {account_id}", param="account_id")
+            if bool(row[17]) == frozen:
+                continue
+            store.set_account_frozen(uow, account_id, frozen, self.clock.now_us())
+            kind = "account.frozen" if frozen else "account.unfrozen"
+            by_log.setdefault(ledger_row[4], []).append(
+                (kind, account_id, {"account_id": account_id})
+            )
+            changed.append(account_id)
+            if on_change is not None:
+                on_change(uow, ledger_row[4], account_id, frozen)
+        if self._audit_sink is not None:
+            for log_id, items in sorted(by_log.items()):
+                self._audit_sink.record_all(uow, log_id, actor, items)
+        return changed
 
 
 # (uow, tenant id, account id, frozen) told of each account frozen or unfrozen, inside that

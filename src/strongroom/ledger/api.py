@@ -38,6 +38,7 @@ from strongroom.ledger.errors import (
     AMOUNT_ERRORS,
     LISTING_ERRORS,
     METADATA_ERRORS,
+    OWNER_REFUSALS,
     TRANSFER_INPUT_ERRORS,
     TRANSFER_REFUSALS,
 )
@@ -281,7 +282,7 @@ async def _own_account(ctx: Ctx, account_id: str) -> Any:
     status_code=201,
     response_model=AccountOut,
     tags=["accounts"],
-    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS) | requires(Scope.LEDGER_WRITE),
+    openapi_extra=error_codes(ACCOUNT_INPUT_ERRORS, OWNER_REFUSALS) | requires(Scope.LEDGER_WRITE),
 )
 async def create_account(body: AccountCreate, ctx: CtxDep) -> dict[str, Any]:
     await ctx.own_ledger(body.ledger_id)

@@ -38,6 +38,12 @@ BatchObserver = Callable[[int, float, "list[TransferOutcome]"], None]
 # domain (runtime.py wires customers.service.existing_customers).
 CustomerCheck = Callable[[UnitOfWork, str, Sequence[str]], "set[str]"]
 
+# (uow, tenant_id, customer ids): raises a StrongroomError (the answer; nothing is written) when
+# one of them may not hold a live account (a confirmed sanctions match: compliance/sanctions/
+# owners.py), in the write transaction that creates an account they own or unfreezes one,
+# before it locks or writes any account row (runtime.py wires it; none wired: no refusal).
+OwnerGuard = Callable[[UnitOfWork, str, Sequence[str]], None]
+
 
 class Recorder(Protocol):
     """Told, inside their transactions, of the ledger's changes other than transfers (ledgers
@@ -68,6 +74,7 @@ class LedgerBase:
         gates: Sequence[Gate] = (),
         customers: CustomerCheck | None = None,
         limits: Sequence[Limit] = (),
+        owners: OwnerGuard | None = None,
     ) -> None:
         """The transfer pipeline's ports (ledger/pipeline.py): `gates` decide on each batch
         before its write transaction; `sinks`, in their order (the audit log last: it locks
@@ -75,10 +82,15 @@ class LedgerBase:
         `recorder` is told of the ledger's other changes. `on_batch(size, seconds, outcomes)`
         is told of every committed batch (metrics). `customers` checks the customer an account
         names (none wired: no account may name one). `limits` are checked inside each write
-        transaction of a batch with payments (ledger/limits.py), after its accounts are locked."""
+        transaction of a batch that debits a customer's account or carries a payment
+        (ledger/limits.py), after its accounts are locked. `owners` may refuse an account
+        created for a customer, or unfrozen (OwnerGuard)."""
         self._customers = customers
+        self._owner_guard = owners
         # (ledger, customer) pairs a payment named and the check found (check_payment_customers)
         self._known_payers: dict[tuple[str, str], bool] = {}
+        # account id -> (ledger, owner) of debit accounts payments named (check_payment_customers)
+        self._account_owners: dict[str, tuple[str, str | None]] = {}
         self.engine = engine
         self._on_batch = on_batch
         self._sinks = tuple(sinks)

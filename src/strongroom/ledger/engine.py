@@ -50,13 +50,15 @@ class AccountState:
     bulk path covers both ways an account refuses money (a closed and frozen one reads closed).
 
     `wide` is True once any of its counters may be past NATIVE_INT_MAX: while it is False,
-    every counter fits 64 bits (see Writes.wide)."""
+    every counter fits 64 bits (see Writes.wide). `customer_id`: the customer who owns it, if
+    any (never changes once created): the payer of a transfer that debits it (ledger/limits.py)."""
 
     __slots__ = (
         "asset",
         "closed",
         "cp",
         "cpend",
+        "customer_id",
         "dirty",
         "dp",
         "dpend",
@@ -86,6 +88,7 @@ class AccountState:
         last_entry_id: int | None,
         updated_at: int,
         wide: bool = False,
+        customer_id: str | None = None,
     ) -> None:
         self.id = id
         self.ledger_id = ledger_id
@@ -102,6 +105,7 @@ class AccountState:
         self.updated_at = updated_at
         self.dirty = False
         self.wide = wide
+        self.customer_id = customer_id
 
     def snapshot(self) -> tuple[int, int, int, int, int, int | None, int, bool]:
         return (

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from strongroom.core.errors import ErrorCode
+from strongroom.core.errors import ErrorCode, StrongroomError
 from strongroom.ledger.model import AccountResult, TransferResult
 from strongroom.ledger.pipeline import GATE_UNAVAILABLE
 
 REFUSED_TITLE: Final = "The ledger refused the transfer"
+PAYMENT_CUSTOMER_MISMATCH: Final = "payment_customer_mismatch"
 ACCOUNT_EXISTS_TITLE: Final = "The account exists with other fields"
 
 LEDGER_ERRORS: Final = (
@@ -25,6 +26,11 @@ LEDGER_ERRORS: Final = (
     ErrorCode("flags_are_mutually_exclusive", 400, "Account flags contradict each other"),
     ErrorCode("invalid_timeout", 400, "timeout_s is out of range"),
     ErrorCode("invalid_payment", 400, "A transfer's payment fields are malformed"),
+    ErrorCode(
+        PAYMENT_CUSTOMER_MISMATCH,
+        422,
+        "A payment names a customer other than the owner of an account it debits",
+    ),
     ErrorCode("unknown_asset", 400, "The asset does not exist"),
     ErrorCode("batch_too_large", 400, "Too many items in one request", ("transfers",)),
     ErrorCode("invalid_version", 400, "A version is out of range"),
@@ -58,6 +64,7 @@ TRANSFER_INPUT_ERRORS: Final = (
     "invalid_timeout",
     "invalid_timestamp",
     "invalid_payment",
+    PAYMENT_CUSTOMER_MISMATCH,
 )
 # A refusal of one transfer (an API transfer in another ledger answers account_not_found), and a
 # fail-closed gate that could not decide; through the group committer, a full queue.
@@ -75,4 +82,16 @@ ACCOUNT_INPUT_ERRORS: Final = (
     "invalid_flags",
     "flags_are_mutually_exclusive",
 )
+# The owner guard's refusal (ledger.base.OwnerGuard; runtime.py wires compliance's, whose
+# catalogue declares the code): an account created for, or unfrozen of, a barred customer.
+OWNER_REFUSALS: Final = ("sanctions_confirmed",)
 LISTING_ERRORS: Final = ("not_found", "invalid_cursor")
+
+
+class PaymentCustomerMismatch(StrongroomError):
+    """A payment's `customer_id` is not the owner of a customer's account the transfer debits:
+    a customer's account pays as that customer (its KYC caps, its risk profile). Nothing is
+    written."""
+
+    code = PAYMENT_CUSTOMER_MISMATCH
+    status = 422

@@ -1,6 +1,7 @@
-"""Stage 3's limits (ledger/pipeline.py `Limit`), run inside the posting transaction: the
-payments of a batch handed to each installed limit after the batch's accounts are locked and
-before the engine applies it; what the engine created is then recorded on the limits' locked
+"""Stage 3's limits (ledger/pipeline.py `Limit`), run inside the posting transaction: what a
+batch's new transfers take out of their payers (the customers who own the debited accounts,
+limit_items) handed to each installed limit after the batch's accounts are locked and before
+the engine applies it; what the engine created is then recorded on the limits' locked
 counters, in the same transaction."""
 
 from __future__ import annotations
@@ -43,41 +44,51 @@ def limit_items(
     state: BatchState,
     blocked: Mapping[str, GateDecision] | None = None,
 ) -> list[LimitItem]:
-    """The payments of `batch` that take money out (new transfers, pending or not, that carry a
-    payment), one item per asset they debit. A transfer that already exists (a replay: the
-    engine answers `exists`), that a gate blocked, or whose ledger or debit account does not
-    exist (the engine refuses it), is left out."""
+    """What each new transfer of `batch` (pending or not) takes out of its payers: one item per
+    payer and asset it debits. The payer of a debit is the customer who owns the debited
+    account, whatever the transfer's `payment` says (a payment naming another customer is
+    refused before, LedgerService.check_payment_customers); of an account no customer owns,
+    the payment's customer, if it carries one. So a transfer without `payment` that debits a
+    customer's account is capped as the customer's; one debiting two customers' accounts (legs)
+    counts against each. A transfer that already exists (a replay: the engine answers
+    `exists`), that a gate blocked, whose ledger does not exist, or whose debit account does not
+    exist or is in another ledger (the engine refuses it) is left out. No item at all, and no
+    query, for a batch whose accounts no customer owns and whose transfers carry no payment."""
+    accounts = state.accounts
+    if not any(a.customer_id is not None for a in accounts.values()) and not any(
+        t.payment is not None for t in batch
+    ):
+        return []
     skip = blocked or {}
-    wanted = [
-        (i, t)
-        for i, t in enumerate(batch)
-        if t.payment is not None
-        and t.action is Action.TRANSFER
-        and t.id not in state.transfers
-        and t.id not in skip
-    ]
+    wanted: list[tuple[int, NewTransfer, dict[tuple[str, str], int]]] = []
+    for i, t in enumerate(batch):
+        if t.action is not Action.TRANSFER or t.id in state.transfers or t.id in skip:
+            continue
+        payer = t.payment.customer_id if t.payment is not None else None
+        out: dict[tuple[str, str], int] = {}  # (customer, asset) -> amount
+        if t.legs is None:
+            debits = [(t.debit_account_id or "", t.amount)]
+        else:
+            debits = [(g.account_id, g.amount) for g in t.legs if g.direction is Direction.DEBIT]
+        for account_id, amount in debits:
+            acc = accounts.get(account_id)
+            if acc is None or acc.ledger_id != t.ledger_id:
+                continue  # refused by the engine; another ledger's owner is none of its business
+            who = acc.customer_id or payer
+            if who is not None:
+                out[(who, acc.asset)] = out.get((who, acc.asset), 0) + amount
+        if out:
+            wanted.append((i, t, out))
     if not wanted:
         return []
-    tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t in wanted}))
-    accounts = state.accounts
+    tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t, _ in wanted}))
     items: list[LimitItem] = []
-    for i, t in wanted:
-        assert t.payment is not None
+    for i, t, out in wanted:
         tenant = tenants.get(t.ledger_id)
         if tenant is None:
             continue
-        out: dict[str, int] = {}
-        if t.legs is None:
-            debit = accounts.get(t.debit_account_id or "")
-            if debit is not None:
-                out[debit.asset] = t.amount
-        else:
-            for leg in t.legs:
-                acc = accounts.get(leg.account_id)
-                if acc is not None and leg.direction is Direction.DEBIT:
-                    out[acc.asset] = out.get(acc.asset, 0) + leg.amount
-        for asset, amount in sorted(out.items()):
-            items.append(LimitItem(i, t.id, tenant, t.payment.customer_id, asset, amount))
+        for (customer, asset), amount in sorted(out.items()):
+            items.append(LimitItem(i, t.id, tenant, customer, asset, amount))
     return items
 
 

@@ -245,9 +245,10 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LimitItem:
-    """One payment of a batch as a limit sees it: `index` in the batch, the payer
-    (`payment.customer_id`) of the ledger's tenant, and what it takes out (`amount` of
-    `asset`: the debit account's asset, or one entry per asset of a transfer's debit legs)."""
+    """What one transfer of a batch takes out of one payer, as a limit sees it: `index` in the
+    batch, the payer (a customer of the ledger's tenant: the debited account's owner, else the
+    payment's customer, ledger/limits.py limit_items), and `amount` of `asset` (one item per
+    payer and asset of a transfer's debit legs; a transfer's items are consecutive)."""
 
     index: int
     transfer_id: str
@@ -273,8 +274,8 @@ class Limit(Protocol):
     transaction, after the batch's accounts are locked and before the engine applies it,
     against counters it locks in that same transaction (in a stable order). Its refusals are
     ledger refusals (BLOCKED_BY_GATE with its code), per transfer; a linked chain with a
-    refused member fails as with any other refusal. Only batches with payments reach it: with
-    none installed, or a batch without payments, it costs nothing."""
+    refused member fails as with any other refusal. Only batches that debit a customer's
+    account or carry a payment reach it: with none installed it costs nothing."""
 
     name: str
     errors: Sequence[ErrorCode]  # the codes its refusals answer (status 422)

@@ -31,6 +31,7 @@ from strongroom.ledger.accounts import (
 )
 from strongroom.ledger.base import BatchObserver, CustomerCheck, LedgerBase, Recorder
 from strongroom.ledger.engine import BatchState, Engine
+from strongroom.ledger.errors import PaymentCustomerMismatch
 from strongroom.ledger.history import HistoryUseCases
 from strongroom.ledger.limits import run_limits
 from strongroom.ledger.listing import Page
@@ -76,6 +77,7 @@ _EVENT_BY_ACTION: Final = (
 
 EXPIRED_EVENT: Final = "transfer.expired"
 KNOWN_PAYERS_MAX: Final = 65_536  # (ledger, customer) pairs of payments kept as found
+ACCOUNT_OWNERS_MAX: Final = 65_536  # debit accounts of payments kept with their owners
 
 
 EXPIRY_ACTOR: Final = "system:expiry"  # the actor of expiries (CommittedBatch.actor)
@@ -231,9 +233,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
             with self._ledger_write() as (uow, cache):
                 state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
                 limited = (
-                    run_limits(uow, self._limits, batch, state, blocked)
-                    if payments is not None and self._limits
-                    else None
+                    run_limits(uow, self._limits, batch, state, blocked) if self._limits else None
                 )
                 engine = Engine(state, blocked if limited is None else limited.blocked)
                 outcomes = engine.apply(batch, atomic=atomic)
@@ -277,9 +277,16 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
     def check_payment_customers(self, batch: Sequence[NewTransfer], prefix: str = "") -> None:
         """Every payment of `batch` names a customer of its ledger's tenant; raises NotFound
         naming the first that does not (another tenant's answers as one that does not exist),
-        before anything is written. A transfer whose ledger does not exist is left to the
-        engine (ledger_not_found). `prefix` names a transfer inside a batch (`transfers[{}].`,
-        formatted with its index)."""
+        before anything is written. Then a payment's customer must own every account of the
+        transfer's ledger that it debits and that a customer owns: a customer's account pays
+        as that customer, so a payment naming another is refused (PaymentCustomerMismatch,
+        422), or the KYC caps and the risk gate would count it as someone else's. A transfer
+        whose ledger or debit account does not exist is left to the engine. `prefix` names a
+        transfer inside a batch (`transfers[{}].`, formatted with its index)."""
+        self._check_payers_exist(batch, prefix)
+        self._check_payers_own(batch, prefix)
+
+    def _check_payers_exist(self, batch: Sequence[NewTransfer], prefix: str) -> None:
         # A (ledger, customer) pair found once is never looked up again: a ledger's tenant never
         # changes, and a customer's row is never deleted (erasure shreds its key, not the row).
         known = self._known_payers
@@ -319,6 +326,41 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
             if tenants.get(t.ledger_id) is not None:
                 assert t.payment is not None
                 known[(t.ledger_id, t.payment.customer_id)] = True
+
+    def _check_payers_own(self, batch: Sequence[NewTransfer], prefix: str) -> None:
+        debits: list[tuple[int, NewTransfer, list[str]]] = []
+        for i, t in enumerate(batch):
+            if t.payment is None or t.action is not Action.TRANSFER:
+                continue
+            if t.legs is None:
+                ids_ = [t.debit_account_id] if t.debit_account_id is not None else []
+            else:
+                ids_ = [g.account_id for g in t.legs if g.direction is Direction.DEBIT]
+            debits.append((i, t, ids_))
+        if not debits:
+            return
+        # An account's ledger and owner never change: kept once read, as the payers are.
+        cached = self._account_owners
+        owners = {a: cached[a] for _, _, ids_ in debits for a in ids_ if a in cached}
+        missing = sorted({a for _, _, ids_ in debits for a in ids_ if a not in owners})
+        if missing:
+            with self._uow(write=False) as uow:
+                found = store.account_owners(uow, missing)
+            owners.update(found)
+            if len(cached) + len(found) > ACCOUNT_OWNERS_MAX:
+                cached.clear()
+            cached.update(found)
+        for i, t, ids_ in debits:
+            assert t.payment is not None
+            for account_id in ids_:
+                ledger_id, owner = owners.get(account_id, (None, None))
+                # Another ledger's account is refused by the engine, and says nothing here.
+                if ledger_id == t.ledger_id and owner not in (None, t.payment.customer_id):
+                    raise PaymentCustomerMismatch(
+                        f"account {account_id} is another customer's: a payment from it names "
+                        "its owner, or none",
+                        param=f"{prefix.format(i)}payment.customer_id",
+                    )
 
     def transfer(
         self,

@@ -34,7 +34,7 @@ from strongroom.ledger.model import (
 ACCOUNT_STATE_COLS = (
     "id, ledger_id, asset, normal_balance, flags, "
     "CASE WHEN closed THEN 1 WHEN frozen THEN 2 ELSE 0 END, debits_posted, credits_posted, "
-    "debits_pending, credits_pending, version, last_entry_id, updated_at"
+    "debits_pending, credits_pending, version, last_entry_id, updated_at, customer_id"
 )
 TRANSFER_COLS = (
     "seq, id, ledger_id, action, status, debit_account_id, credit_account_id, amount, legs, "
@@ -89,6 +89,7 @@ def account_state_from_row(row: Sequence[Any]) -> AccountState:
         row[11],
         row[12],
         wide,
+        row[13],
     )
 
 
@@ -507,6 +508,12 @@ def insert_accounts(
 
 # What a read of an account answers: its columns as written, then `frozen` (migration 0022).
 ACCOUNT_READ_COLS = f"{ACCOUNT_COLS}, frozen"
+
+
+def account_owners(uow: UnitOfWork, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """account id -> (its ledger, the customer who owns it or None), for those that exist."""
+    rows = fetch_in(uow, "SELECT id, ledger_id, customer_id FROM accounts", "id", sorted(ids))
+    return {str(r[0]): (str(r[1]), None if r[2] is None else str(r[2])) for r in rows}
 
 
 def get_account_rows(uow: UnitOfWork, ids: Sequence[str]) -> list[tuple[Any, ...]]:

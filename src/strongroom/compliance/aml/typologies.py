@@ -284,6 +284,39 @@ class Detectors:
     def accounts(self) -> int:
         return len(self._accounts)
 
+    # -- trials (compliance/aml/monitor.py: movements that may still roll back) ---------------
+
+    def trial(self, accounts: Iterable[str]) -> Detectors:
+        """Detectors holding a copy of `accounts`' state only (all that a movement between two
+        of them reads or writes), to feed what may still roll back without changing this
+        one; `adopt` takes its state once that has committed. Marks are replaced, never
+        changed in place, so the copy shares them."""
+        copy = Detectors(self.config, self.info)
+        for account_id in accounts:
+            acc = self._accounts.get(account_id)
+            if acc is not None:
+                copy._accounts[account_id] = _Account(
+                    deque(acc.moves, maxlen=acc.moves.maxlen),
+                    list(acc.marks),
+                    acc.last_seen_us,
+                    acc.woke_at_us,
+                    list(acc.fan_hit_at_us),
+                )
+        return copy
+
+    def adopt(self, trial: Detectors) -> None:
+        """Take each account's state from `trial` (made by `trial`, fed since), as though this
+        one had been fed what it was; the caller makes sure nothing else was fed meanwhile.
+        The least recently active accounts are evicted past `accounts_max`, after the batch
+        rather than during it."""
+        for account_id, acc in trial._accounts.items():
+            self._accounts[account_id] = acc
+            self._accounts.move_to_end(account_id)
+        while len(self._accounts) > self.config.accounts_max:
+            self._accounts.popitem(last=False)
+            self.evicted += 1
+        self.fed += trial.fed
+
     # -- per direction ----------------------------------------------------------------------
 
     def _on_in(self, account: str, acc: _Account, t: Posted, sender: AccountInfo) -> list[Hit]:

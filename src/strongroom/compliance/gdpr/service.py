@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -22,6 +22,7 @@ from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
     GDPR_ERASE_BATCH_MAX,
     GDPR_EXPORT_ACCOUNTS_MAX,
+    GDPR_EXPORT_TOTAL_TRANSFERS_MAX,
     GDPR_EXPORT_TRANSFERS_MAX,
     PAGE_SIZE_MAX,
 )
@@ -37,6 +38,7 @@ from strongroom.security.errors import DataErased
 log = logging.getLogger("strongroom.compliance.gdpr")
 
 EXPORT_FORMAT: Final = "strongroom-gdpr-export/1"
+ALERT_CASES_NAMED_MAX: Final = 5  # the open cases an erasure's refusal names
 RETENTION_ACTOR: Final = "system:aml_retention"
 GDPR_EVENT_TYPES: Final = (
     EventType(
@@ -89,21 +91,47 @@ class GdprService:
     def hold_reason(self, uow: UnitOfWork, tenant_id: str, customer_id: str) -> str | None:
         """The customers' service's port (customers.service.RetentionHold): why erasure is
         refused now, or None. Read in the erasure's transaction, which holds the customer's
-        row: an account opened for the customer meanwhile is seen."""
-        del tenant_id
+        row: an account opened for the customer meanwhile is seen. Besides the AML retention
+        of the relationship, an open sanctions or AML alert on the customer holds its records
+        until an officer decides it (a customer with no account included): erasing them would
+        destroy the evidence a report may need, and the refusal names no kind of alert, so
+        relaying it tips nobody off."""
         hold = aml_hold(store.relationship(uow, customer_id), self.retention_days, self._now_us())
-        return None if hold is None else hold.reason(customer_id)
+        if hold is not None:
+            return hold.reason(customer_id)
+        alerts = store.open_alerts(uow, tenant_id, f"customer:{customer_id}", customer_id)
+        return _alert_hold(f"customer {customer_id}", alerts)
+
+    def counterparty_hold_reason(
+        self, uow: UnitOfWork, tenant_id: str, counterparty_id: str
+    ) -> str | None:
+        """The counterparties' service's port: an open sanctions alert on the counterparty
+        holds its records, as a customer's."""
+        alerts = store.open_alerts(uow, tenant_id, f"counterparty:{counterparty_id}")
+        return _alert_hold(f"counterparty {counterparty_id}", alerts)
 
     # -- the export ------------------------------------------------------------------------
 
-    def export(self, tenant_id: str, customer_id: str, *, actor: str) -> dict[str, Any]:
+    def export(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        actor: str,
+        starting_after: str | None = None,
+    ) -> dict[str, Any]:
         """Everything held about the customer, as one JSON document: the profile and its
         personal data in full (an audit leaf `customer.pii_revealed`, as any reveal), its
-        accounts with their balances and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
-        transfers (`transfers_has_more` and `transfers_next_cursor` lead to the rest through
-        the account's transfer listing), the counterparties and cards those transfers' metadata
-        name (masked), the risk decisions on those transfers, the cases about them or about the
-        customer. The export itself is an audit leaf `customer.exported` (counts, no values)."""
+        accounts (by id, after `starting_after`) with their balances and, per account, its
+        newest GDPR_EXPORT_TRANSFERS_MAX transfers (`transfers_has_more` and
+        `transfers_next_cursor` lead to the rest through the account's transfer listing), the
+        counterparties and cards those transfers' metadata name (masked), the risk decisions
+        on those transfers, the cases about them or about the customer. At most
+        GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in all and GDPR_EXPORT_ACCOUNTS_MAX accounts:
+        when accounts are left past either, `truncated` is true and `next_starting_after`
+        names the last account listed, from which the next request goes on. The export itself
+        is an audit leaf `customer.exported` (counts, no values)."""
+        transfers_max = GDPR_EXPORT_TOTAL_TRANSFERS_MAX
         customer = self.customers.get(tenant_id, customer_id)  # NotFound: another tenant's
         personal: dict[str, Any] | None
         try:
@@ -115,14 +143,21 @@ class GdprService:
         accounts: list[dict[str, Any]] = []
         transfer_ids: list[str] = []
         referenced: set[str] = set()
-        after: str | None = None
-        while len(accounts) < GDPR_EXPORT_ACCOUNTS_MAX:
+        after = starting_after
+        truncated = False
+        while True:
             page = self.customers.accounts(
                 tenant_id, customer_id, starting_after=after, limit=PAGE_SIZE_MAX
             )
-            for account in page.data[: GDPR_EXPORT_ACCOUNTS_MAX - len(accounts)]:
+            for account in page.data:
+                budget = min(GDPR_EXPORT_TRANSFERS_MAX, transfers_max - len(transfer_ids))
+                full = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX or budget <= 0
+                if full:
+                    # Accounts are left (this one at least): the next request goes on.
+                    truncated = True
+                    break
                 body = account.to_dict()
-                transfers, more, cursor = self._transfers(account.id)
+                transfers, more, cursor = self._transfers(account.id, budget)
                 for t in transfers:
                     transfer_ids.append(t["id"])
                     referenced.update(m.group() for m in _REFERENCED.finditer(str(t)))
@@ -130,10 +165,9 @@ class GdprService:
                 body["transfers_has_more"] = more
                 body["transfers_next_cursor"] = cursor
                 accounts.append(body)
-            if not page.has_more or not page.data:
+            if truncated or not page.has_more or not page.data:
                 break
             after = page.data[-1].id
-        accounts_more = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX
         with UnitOfWork(self.engine, write=False) as uow:
             unique = sorted(set(transfer_ids))
             decisions = store.decisions_of(uow, tenant_id, unique)
@@ -161,7 +195,9 @@ class GdprService:
             "customer": customer.to_dict(),
             "personal_data": personal,
             "accounts": accounts,
-            "accounts_has_more": accounts_more,
+            "accounts_has_more": truncated,
+            "truncated": truncated,
+            "next_starting_after": accounts[-1]["id"] if truncated else None,
             "counterparties": counterparties,
             "cards": cards,
             "risk_decisions": decisions,
@@ -184,22 +220,24 @@ class GdprService:
                 uow.commit()
         return document
 
-    def _transfers(self, account_id: str) -> tuple[list[dict[str, Any]], bool, str | None]:
+    def _transfers(
+        self, account_id: str, budget: int
+    ) -> tuple[list[dict[str, Any]], bool, str | None]:
+        """The account's newest `budget` transfers, whether it has more, and the cursor of its
+        transfer listing that goes on after the last one given (pages never read past the
+        budget, so the cursor skips nothing)."""
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         more = False
-        while len(out) < GDPR_EXPORT_TRANSFERS_MAX:
+        while len(out) < budget:
             page = self.ledger.list_transfers(
-                account_id=account_id, cursor=cursor, limit=PAGE_SIZE_MAX
+                account_id=account_id, cursor=cursor, limit=min(PAGE_SIZE_MAX, budget - len(out))
             )
             out.extend(transfer_to_dict(r) for r in page.data)
             more = page.has_more
             cursor = page.next_cursor
             if not more or cursor is None:
                 break
-        if len(out) > GDPR_EXPORT_TRANSFERS_MAX:
-            out = out[:GDPR_EXPORT_TRANSFERS_MAX]
-            more = True
         return out, more, cursor if more else None
 
     # -- retention -------------------------------------------------------------------------
@@ -210,7 +248,7 @@ class GdprService:
         with UnitOfWork(self.engine, write=False) as uow:
             return store.past_retention(uow, cutoff, limit=limit)
 
-    def count_past_retention(self) -> tuple[int, list[tuple[str, str]]]:
+    def count_past_retention(self) -> PastRetention:
         return count_past_retention(self.engine, self.retention_days, self._now_us())
 
     def erase_due(
@@ -263,20 +301,43 @@ class GdprService:
             uow.commit()
 
 
+def _alert_hold(who: str, case_ids: list[str]) -> str | None:
+    """Why erasure is refused while compliance cases on the subject are open: their ids (a
+    staff user with cases:read finds them), never their kind."""
+    if not case_ids:
+        return None
+    shown = ", ".join(case_ids[:ALERT_CASES_NAMED_MAX])
+    more = len(case_ids) - ALERT_CASES_NAMED_MAX
+    return (
+        f"{who} is the subject of {len(case_ids)} open compliance case(s) ({shown}"
+        f"{f' and {more} more' if more > 0 else ''}): their records are kept until an officer "
+        "decides them"
+    )
+
+
+class PastRetention(NamedTuple):
+    total: int
+    first: list[tuple[str, str]]  # (tenant, customer) of the first few
+    by_tenant: dict[str, int]
+
+
 def count_past_retention(
     engine: Engine, retention_days: int, now_us: int, *, first_max: int = 100
-) -> tuple[int, list[tuple[str, str]]]:
-    """How many customers are past their AML retention period, and (tenant, customer) of the
-    first `first_max`; read a bounded batch at a time."""
+) -> PastRetention:
+    """How many customers are past their AML retention period, (tenant, customer) of the
+    first `first_max`, and how many of each tenant; read a bounded batch at a time."""
     cutoff = retention_cutoff_us(retention_days, now_us)
     total = 0
     first: list[tuple[str, str]] = []
+    by_tenant: dict[str, int] = {}
     after = ""
     with UnitOfWork(engine, write=False) as uow:
         while True:
             rows = store.past_retention(uow, cutoff, after=after, limit=GDPR_ERASE_BATCH_MAX)
             total += len(rows)
             first.extend((t, c) for t, c, _ in rows[: max(0, first_max - len(first))])
+            for tenant, _, _ in rows:
+                by_tenant[tenant] = by_tenant.get(tenant, 0) + 1
             if len(rows) < GDPR_ERASE_BATCH_MAX:
-                return total, first
+                return PastRetention(total, first, by_tenant)
             after = rows[-1][1]

@@ -51,6 +51,38 @@ def past_retention(
     return [(t, c, int(last)) for t, c, last in cur.fetchall()]
 
 
+def open_alerts(
+    uow: UnitOfWork, tenant_id: str, subject: str, customer_id: str | None = None
+) -> list[str]:
+    """The ids of the tenant's open sanctions alerts on `subject` (`customer:<id>`,
+    `counterparty:<id>`: the cases its stored matches carry; sanctions screening keeps the
+    match of an undecided alert) and, given `customer_id`, its open AML alerts (on any of the
+    customer's accounts), by id."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            "SELECT c.id FROM sanctions_results r JOIN cases c ON c.id = r.case_id "
+            "WHERE r.tenant_id = ? AND r.subject = ? AND c.tenant_id = ? AND c.status = ?",
+        ),
+        (tenant_id, subject, tenant_id, "open"),
+    )
+    found = {str(i) for (i,) in cur.fetchall()}
+    if customer_id is not None:
+        cur.execute(
+            sql(
+                uow,
+                "SELECT c.id FROM accounts a JOIN aml_alerts al ON al.account_id = a.id "
+                "JOIN cases c ON c.id = al.case_id "
+                "WHERE a.customer_id = ? AND al.tenant_id = ? AND c.tenant_id = ? "
+                "AND c.status = ?",
+            ),
+            (customer_id, tenant_id, tenant_id, "open"),
+        )
+        found.update(str(i) for (i,) in cur.fetchall())
+    return sorted(found)
+
+
 _CASE_COLS = (
     "id, tenant_id, kind, status, transfer_id, gate, code, detail, created_at, decided_at, label"
 )

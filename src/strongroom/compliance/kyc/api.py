@@ -2,7 +2,9 @@
 `compliance:read`, `PUT` `compliance:write`. Freezing an account (`POST
 /v1/accounts/{id}/freeze`, `/unfreeze`) is a compliance action (a confirmed sanctions match, an
 order): `compliance:write`, not `ledger:write`, so a key that moves money cannot lift a freeze.
-Another tenant's customer or account answers 404, as one that does not exist."""
+Another tenant's customer or account answers 404, as one that does not exist. An account of a
+customer confirmed on a sanctions list is not unfrozen (409 `sanctions_confirmed`: the ledger's
+owner guard, compliance/sanctions/owners.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from strongroom.compliance.kyc.schemas import KycOut, KycUpdate
 from strongroom.compliance.kyc.service import KycService
+from strongroom.compliance.sanctions.errors import SANCTIONS_CONFIRMED
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.params import IdPath
@@ -90,10 +93,11 @@ async def freeze_account(account_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     "/accounts/{account_id}/unfreeze",
     response_model=AccountOut,
     tags=["accounts"],
-    openapi_extra=error_codes("not_found") | requires(Scope.COMPLIANCE_WRITE),
+    openapi_extra=error_codes("not_found", SANCTIONS_CONFIRMED) | requires(Scope.COMPLIANCE_WRITE),
 )
 async def unfreeze_account(account_id: IdPath, ctx: Ctx) -> dict[str, Any]:
-    """Lift a freeze: an audit leaf and an `account.unfrozen` event."""
+    """Lift a freeze: an audit leaf and an `account.unfrozen` event. An account whose customer
+    is a confirmed sanctions match stays frozen: 409 `sanctions_confirmed`, nothing written."""
     account = await run_in_threadpool(
         lambda: ctx.kyc.freeze_account(ctx.tenant, account_id, frozen=False, actor=ctx.key.actor)
     )

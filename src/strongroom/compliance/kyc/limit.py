@@ -1,8 +1,10 @@
 """The KYC tier caps as a limit of the transfer pipeline (ledger/pipeline.py `Limit`): checked
 inside the posting transaction, against the payers' usage read under their KYC rows' locks.
+A payer is the customer who owns the debited account (whatever the transfer's `payment` says),
+else the payment's customer (ledger/limits.py limit_items).
 
-A batch's payments are taken in batch order: each is checked against what its payer's windows
-hold plus what the batch's earlier payments of that payer passed, and a payment that passes
+A batch's payments are taken in batch order: each is checked against what its payers' windows
+hold plus what the batch's earlier payments of those payers passed, and a payment that passes
 counts against the later ones even if the engine then refuses it (conservative: a cap is never
 crossed; a payment may be refused that a failed earlier one would have let through). Only the
 payments the engine created are added to the buckets. docs/kyc.md tells the rules.
@@ -73,8 +75,8 @@ class KycCheck:
 
 
 class KycLimit:
-    """Refuses a payment whose payer is not verified (kyc_unverified), or that would cross a
-    cap of the payer's tier (kyc_limit_exceeded)."""
+    """Refuses a payment one of whose payers is not verified (kyc_unverified), or that would
+    cross a cap of a payer's tier (kyc_limit_exceeded)."""
 
     name: str = "kyc"
     errors: Sequence[ErrorCode] = KYC_LIMIT_ERRORS
@@ -94,7 +96,8 @@ class KycLimit:
                 check.stale.add((tenant, customer))
         sums: dict[_Key, tuple[int, int]] = {}
         unverified = GateDecision(self.name, Verdict.BLOCK, KYC_UNVERIFIED)
-        # A transfer's items are consecutive (one per asset it debits): decided together.
+        # A transfer's items are consecutive (one per payer and asset it debits): decided
+        # together.
         start = 0
         while start < len(items):
             end = start + 1
@@ -103,23 +106,28 @@ class KycLimit:
             group = items[start:end]
             start = end
             first = group[0]
-            state = states.get((first.tenant_id, first.customer_id))
-            if state is None or state[2] != Status.VERIFIED.value:
-                check.blocked[first.transfer_id] = unverified
-                continue
+            # Every payer the transfer debits must be verified, and every debit within its
+            # payer's caps: one refusal refuses the whole transfer.
             refused: GateDecision | None = None
             for item in group:
-                key = (item.tenant_id, item.customer_id, item.asset)
-                if key not in sums:
-                    sums[key] = window_sums(usage.get(key, {}), now_us)
-                day, month = sums[key]
-                caps = self.tiers.caps(item.tenant_id, state[3], item.asset)
-                over = over_cap(caps, item.amount, day, month)
-                if over is not None:
-                    window, cap = over
-                    detail = CapDetail(window, cap, item.asset)
-                    refused = GateDecision(self.name, Verdict.BLOCK, KYC_LIMIT_EXCEEDED, detail)
+                state = states.get((item.tenant_id, item.customer_id))
+                if state is None or state[2] != Status.VERIFIED.value:
+                    refused = unverified
                     break
+            if refused is None:
+                for item in group:
+                    key = (item.tenant_id, item.customer_id, item.asset)
+                    if key not in sums:
+                        sums[key] = window_sums(usage.get(key, {}), now_us)
+                    day, month = sums[key]
+                    tier = states[(item.tenant_id, item.customer_id)][3]
+                    caps = self.tiers.caps(item.tenant_id, tier, item.asset)
+                    over = over_cap(caps, item.amount, day, month)
+                    if over is not None:
+                        window, cap = over
+                        detail = CapDetail(window, cap, item.asset)
+                        refused = GateDecision(self.name, Verdict.BLOCK, KYC_LIMIT_EXCEEDED, detail)
+                        break
             if refused is not None:
                 check.blocked[first.transfer_id] = refused
                 continue

@@ -68,7 +68,7 @@ def load_tiers(path: str | None) -> TierTable:
 
 def kyc_limits(enabled: bool, tiers: TierTable) -> list[Limit]:
     """The limits the composition root installs in the ledger: the KYC caps when enabled
-    (STRONGROOM_KYC_LIMITS), else none (and a payment costs nothing more)."""
+    (STRONGROOM_KYC_LIMITS), else none (and a transfer costs nothing more)."""
     return [KycLimit(tiers)] if enabled else []
 
 
@@ -161,10 +161,22 @@ class KycService:
     def freeze_customer_accounts(
         self, tenant_id: str, customer_id: str, actor: str, *, frozen: bool = True
     ) -> list[str]:
-        """Freeze every account the customer owns in the tenant (a confirmed sanctions match:
-        the sanctions domain calls this); the ids of those frozen now."""
+        """Freeze every account the customer owns in the tenant, in one transaction of its
+        own; the ids of those frozen now."""
         with UnitOfWork(self.engine, write=False) as uow:
             self._check_customer(uow, tenant_id, customer_id)
         return self.ledger.freeze_customer_accounts(
             tenant_id, customer_id, actor, frozen=frozen, on_change=self._emit_freeze
+        )
+
+    def freeze_customer_accounts_in(
+        self, uow: UnitOfWork, tenant_id: str, customer_id: str, actor: str
+    ) -> list[str]:
+        """Freeze every account the customer owns in the tenant inside the caller's write
+        transaction: a confirmed sanctions match (the sanctions domain's `freeze_customer`
+        port), which commits with the confirmation or not at all. The same leaves and events
+        as freeze_customer_accounts; the ids of those frozen now."""
+        self._check_customer(uow, tenant_id, customer_id)
+        return self.ledger.freeze_customer_accounts_in(
+            uow, tenant_id, customer_id, actor, on_change=self._emit_freeze
         )

@@ -9,11 +9,19 @@ once a batch, never stored: a confirmed match is blocked (`sanctions_blocked`), 
 moment stale, as every gate may (a screening committed with its subject). Installed by
 runtime.installed_gates when STRONGROOM_SCREENING is on, with a time budget and a fail policy
 (STRONGROOM_SCREENING_FAIL): a lookup that fails (or no list loaded for a payee name) blocks
-(`sanctions_unavailable`), holds or lets through, never silently."""
+(`sanctions_unavailable`), holds or lets through, never silently (a WARNING log, and `failures`
+counted by outcome for the metrics).
+
+Screening payee names is the gate's one unbounded cost (a few ms for a 500-character name), and
+the GateRunner only stops waiting at the budget: the worker of the shared gate pool would run
+on. So the gate screens at most SCREENING_PAYEE_NAMES_PER_BATCH_MAX distinct names a batch and
+looks at its own clock before each: the payments whose names were not screened, past either
+bound, get the fail policy's answer (as a failed lookup's), counted and logged."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -24,6 +32,7 @@ from strongroom.compliance.sanctions.errors import (
 )
 from strongroom.compliance.sanctions.service import CONFIRMED, PROBABLE
 from strongroom.core.errors import ErrorCode
+from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
 from strongroom.ledger.model import Action, Direction, GateDecision, NewTransfer, Verdict
 
 _log = logging.getLogger(__name__)
@@ -38,6 +47,8 @@ Statuses = Callable[[str, Sequence[str]], dict[str, str]]
 # Whether a name is a probable match (its best score at least the threshold), screened in
 # memory: a payment's `payee_name` (SanctionsService.is_hit).
 ScreenName = Callable[[str], bool]
+# Told of payments the gate could not screen: (what they got: closed, open or review, count).
+OnUnscreened = Callable[[str, int], None]
 
 
 def payee_subject(payee: str | None) -> str | None:
@@ -63,22 +74,38 @@ class SanctionsGate:
         screen_name: ScreenName | None = None,
         fail: str = "closed",
         budget_ms: int = 250,
+        names_max: int = SCREENING_PAYEE_NAMES_PER_BATCH_MAX,
+        on_unscreened: OnUnscreened | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         assert fail in ("closed", "open", "review")
         assert budget_ms > 0
+        assert 0 < names_max <= SCREENING_PAYEE_NAMES_PER_BATCH_MAX
         self.tenants = tenants
         self.statuses = statuses
         self.screen_name = screen_name
         self.fail = fail
         self.budget_ms = budget_ms
+        self.names_max = names_max
+        self.on_unscreened = on_unscreened
+        self.monotonic = monotonic
         # GateRunner: past the budget, allow (open), hold (review) or block (closed).
         self.fail_open = fail == "open"
         self.fail_verdict = Verdict.REVIEW if fail == "review" else Verdict.BLOCK
+        # Payments that could not be screened, by what they got (closed, open, review).
+        self.failures: dict[str, int] = {"closed": 0, "open": 0, "review": 0}
+
+    def _unscreened(self, count: int) -> None:
+        self.failures[self.fail] += count
+        if self.on_unscreened is not None:
+            self.on_unscreened(self.fail, count)
 
     def decide(
         self, batch: Sequence[NewTransfer], actor: str | None
     ) -> Sequence[GateDecision | None]:
         del actor  # the payee's screening decides, whoever asked
+        started_s = self.monotonic()
+        deadline_s = started_s + self.budget_ms / 1000
         out: list[GateDecision | None] = [None] * len(batch)
         # batch index -> (payer account, payee subject or None, payee name or None, payer
         # subject): a payer whose match was confirmed pays nobody, whatever the payee.
@@ -107,14 +134,19 @@ class SanctionsGate:
                 for tenant, subjects in by_tenant.items()
             }
             hits: dict[int, bool] = {}
+            unscreened: set[int] = set()  # past the budget or the bound on names
             screened: dict[str, bool] = {}  # each distinct name once per batch
             for i, (account, _, name, _) in wanted.items():
                 if name is not None and account in tenant_of:
                     assert self.screen_name is not None
                     if name not in screened:
+                        if len(screened) >= self.names_max or self.monotonic() > deadline_s:
+                            unscreened.add(i)
+                            continue
                         screened[name] = self.screen_name(name)
                     hits[i] = screened[name]
         except Exception as exc:
+            self._unscreened(len(wanted))
             _log.warning(
                 "sanctions gate: the payees' screening could not be read (%s) for %d payments; "
                 "STRONGROOM_SCREENING_FAIL=%s",
@@ -136,8 +168,21 @@ class SanctionsGate:
                 status = CONFIRMED  # the payer itself is a confirmed match
             if status == CONFIRMED:
                 out[i] = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
+            elif i in unscreened and self.fail != "open":
+                out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
             elif status == PROBABLE or hits.get(i, False):
                 out[i] = GateDecision(GATE_NAME, Verdict.REVIEW, SANCTIONS_REVIEW)
+        if unscreened:
+            self._unscreened(len(unscreened))
+            _log.warning(
+                "sanctions gate: %d payments' payee names not screened (past the budget of %d ms"
+                " or the %d distinct names a batch; %d screened); STRONGROOM_SCREENING_FAIL=%s",
+                len(unscreened),
+                self.budget_ms,
+                self.names_max,
+                len(screened),
+                self.fail,
+            )
         return out
 
 

@@ -227,12 +227,14 @@ def parse_ofac(source: ListSource, paths: Sequence[Path]) -> list[Entry]:
         by_role.setdefault(_role(path), []).append(path)
     if not by_role.get("prim"):
         raise ListFormatError("an OFAC set needs its primary file (sdn.csv / cons_prim.csv)")
-    prim: dict[str, list[str]] = {}
+    # Every row of the primary files, each ent_num as often as it appears: one named twice is
+    # refused by the load (snapshot.unique_entries), never merged by the last row winning.
+    prim: list[tuple[str, list[str]]] = []
     for path in by_role["prim"]:
         for row in _rows(path):
             if len(row) < 12:
                 raise ListFormatError(f"{path.name}: a row of {len(row)} fields, not 12")
-            prim[row[0].strip()] = row
+            prim.append((row[0].strip(), row))
     aliases: dict[str, list[str]] = {}
     for path in by_role.get("alt", []):
         for row in _rows(path):
@@ -249,7 +251,7 @@ def parse_ofac(source: ListSource, paths: Sequence[Path]) -> list[Entry]:
             if len(row) >= 2 and (text := _cell(row[1])):
                 comments[row[0].strip()] = text
     entries: list[Entry] = []
-    for ent_num, row in prim.items():
+    for ent_num, row in prim:
         name = _cell(row[1])
         if name is None:
             continue

@@ -16,7 +16,6 @@ added, changed or removed entry."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.model import Alert, Case, CaseStatus
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.errors import ListsNotLoaded
+from strongroom.compliance.sanctions.errors import ListsNotLoaded, LoadRaced
 from strongroom.compliance.sanctions.match import build as build_linear
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import (
@@ -62,6 +61,8 @@ log = logging.getLogger("strongroom.compliance.sanctions")
 
 THRESHOLD_DEFAULT: Final = 0.7  # match.SCREEN_THRESHOLD, the calibrated matcher's
 REFRESH_S_DEFAULT: Final = 1.0
+# Tries of a load whose version number a concurrent load of the same list took first.
+LOAD_ATTEMPTS_MAX: Final = 3
 SUBJECT_MATCHES_MAX: Final = 20  # the stored results of one subject, best first
 REASON_CHARS_MAX: Final = 2_000
 ALERT_KIND: Final = "sanctions_match"
@@ -92,8 +93,9 @@ Hasher = Callable[[str, str, bytes], bytes]
 OpenAlerts = Callable[..., list[Case]]
 # A subject's current name and kind (None: gone or erased), read for re-screening.
 SubjectNames = Callable[[str, str], "tuple[str, EntryKind | None] | None"]
-# The ledger's account freezing (branch `kyc`): every account of the customer.
-FreezeCustomer = Callable[[str, str, str], object]
+# KYC's account freezing (KycService.freeze_customer_accounts_in): every account of the
+# customer, in the caller's transaction: (uow, tenant id, customer id, actor).
+FreezeCustomer = Callable[[UnitOfWork, str, str, str], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,8 @@ class SanctionsService:
         clock_: clock.MonotonicClock | None = None,
     ) -> None:
         """`hasher`, `open_alerts` and `names` are what the screening points need (a service
-        for ad-hoc screening and loading takes none); `freeze_customer` is told of a confirmed
-        match of a customer, after its commit."""
+        for ad-hoc screening and loading takes none); `freeze_customer` freezes a customer's
+        accounts in the transaction that confirms a match of theirs."""
         assert 0.0 < threshold <= 1.0
         self.engine = engine
         self.factory = factory
@@ -186,12 +188,54 @@ class SanctionsService:
         """Store `entries` as the next version of `source` (the same content as the current
         version: nothing stored, `unchanged`), then re-screen the subjects the changed entries
         could match (`progress(done, total)` as it goes)."""
-        by_id = unique_entries(entries)
-        for entry in by_id.values():
+        for entry in entries:
             if entry.source is not source:
                 raise InvalidRequest(f"entry {entry.entry_id} is of {entry.source.value}")
+        by_id = unique_entries(source, entries)  # DuplicateEntry: an id twice, nothing stored
         fingerprints = {k: e.fingerprint() for k, e in by_id.items()}
         sha = content_hash(fingerprints)
+        for attempt in range(1, LOAD_ATTEMPTS_MAX + 1):
+            try:
+                stored = self._store_version(source, by_id, fingerprints, sha, actor)
+                break
+            except Exception as exc:
+                # Another load of this list committed the version number this one read as
+                # free (its transaction began first): read the versions again, and either
+                # find the same content stored (unchanged) or store ours after it.
+                if not store.is_duplicate_key(exc):
+                    raise
+                log.info("sanctions: %s: a concurrent load stored a version first", source.value)
+                if attempt == LOAD_ATTEMPTS_MAX:
+                    raise LoadRaced(
+                        f"{source.value}: other loads of this list kept storing versions "
+                        "meanwhile: nothing was stored, run it again"
+                    ) from None
+        if isinstance(stored, LoadResult):
+            return stored
+        version, change, removed_bodies = stored
+        self._invalidate()
+        touched = [by_id[k] for k in (*change.added, *change.changed)]
+        touched += [entry_from_json(b) for b in removed_bodies]
+        rescreened, total = (
+            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
+        )
+        return LoadResult(
+            source, version, False, len(by_id), len(change.added), len(change.changed),
+            len(change.removed), rescreened, total,
+        )  # fmt: skip
+
+    def _store_version(
+        self,
+        source: ListSource,
+        by_id: dict[str, Entry],
+        fingerprints: dict[str, str],
+        sha: str,
+        actor: str,
+    ) -> LoadResult | tuple[int, Diff, list[str]]:
+        """One transaction: the same content as the current version answers `unchanged`;
+        otherwise the next version, its entries and its diff are stored: (version, diff,
+        the removed entries' bodies). A concurrent load that took the version number first
+        fails this one on the versions table's primary key (store.is_duplicate_key)."""
         with self._uow() as uow:
             versions = store.list_versions(uow, source.value)
             latest = versions[-1] if versions else None
@@ -232,16 +276,7 @@ class SanctionsService:
                 ],
             )
             uow.commit()
-        self._invalidate()
-        touched = [by_id[k] for k in (*change.added, *change.changed)]
-        touched += [entry_from_json(b) for b in removed_bodies]
-        rescreened, total = (
-            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
-        )
-        return LoadResult(
-            source, version, False, len(by_id), len(change.added), len(change.changed),
-            len(change.removed), rescreened, total,
-        )  # fmt: skip
+        return version, change, removed_bodies
 
     def versions(self, source: ListSource | None = None) -> list[store.VersionRow]:
         with self._uow(write=False) as uow:
@@ -315,7 +350,13 @@ class SanctionsService:
         """A screening point, in the caller's transaction: the subject's hits stored, an alert
         opened for each new one (not dismissed for this name and entry, not already alerted),
         its blocking keys replaced. No list loaded: the subject is recorded `clear` with its
-        keys, so the first load screens it."""
+        keys, so the first load screens it.
+
+        An undecided alert (its case open, its match not dismissed) covers its (subject, entry)
+        whatever this screening says: a match this name still makes keeps the open case (no
+        second alert), and one it no longer makes (a rename, an entry changed or removed) is
+        kept as it was, so the subject stays `probable` and the officer decides the alert on
+        what it was raised for. A rename to a name that hits other entries adds their alerts."""
         try:
             screener, stamp = self.screener()
         except ListsNotLoaded:
@@ -329,10 +370,15 @@ class SanctionsService:
         digest = self._digest(tenant_id, name)
         now = self.clock.now_us()
         before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
-        dismissed = {
-            (d.source, d.entry_id): d
-            for d in store.dismissals(uow, tenant_id, subject)
-            if d.name_digest == digest
+        dismissed = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
+        # The matches whose alert is undecided: its case open, the match not dismissed.
+        open_ids = store.open_cases(
+            uow, tenant_id, [r.case_id for r in before.values() if r.case_id is not None]
+        )
+        pending = {
+            k
+            for k, r in before.items()
+            if r.case_id in open_ids and not _is_dismissed(r, dismissed)
         }
         rows: list[store.ResultRow] = []
         fresh: list[tuple[int, Match]] = []
@@ -344,12 +390,16 @@ class SanctionsService:
             if (
                 prior is not None
                 and prior.case_id is not None
-                and prior.name_digest == digest
-                and prior.fingerprint == fingerprint
+                and (
+                    key in pending  # its alert is undecided: it covers this match
+                    or (prior.name_digest == digest and prior.fingerprint == fingerprint)
+                )
             ):
                 case_id = prior.case_id  # alerted already, for this name and this entry
             done = dismissed.get(key)
-            if case_id is None and not (done is not None and done.fingerprint == fingerprint):
+            if case_id is None and not (
+                done is not None and done.name_digest == digest and done.fingerprint == fingerprint
+            ):
                 fresh.append((len(rows), match))
             rows.append(
                 store.ResultRow(
@@ -388,6 +438,9 @@ class SanctionsService:
                     r.tenant_id, r.subject, r.source, r.entry_id, r.score, r.fingerprint,
                     r.list_version, r.name_digest, case.id, r.screened_at,
                 )  # fmt: skip
+        # The matches of open alerts this screening no longer makes, kept as they were.
+        matched = {(r.source, r.entry_id) for r in rows}
+        rows += [before[k] for k in sorted(pending - matched)]
         previous = store.get_subject(uow, tenant_id, subject)
         live = [r for r in rows if not _is_dismissed(r, dismissed)]
         status = CLEAR
@@ -453,6 +506,16 @@ class SanctionsService:
                 progress(done, len(todo))
         return len(todo), total
 
+    def forget_subject(self, uow: UnitOfWork, tenant_id: str, subject: str) -> None:
+        """An erased subject's screening deleted, in the erasure's transaction (the customers'
+        ForgetScreening port): its stored matches, its dismissals (their reasons are free text
+        about it), its blocking keys, and its status row; all hold keyed hashes of its name,
+        which the tenant's hashing key could still link to a guessed name after its data key
+        is shredded. A `confirmed` subject keeps its status row, with no name digest: the payee
+        gate still blocks payments by it and to it. The alert cases stay (the case queue's
+        record; their evidence names list entries, nothing of the subject)."""
+        store.forget_subject(uow, tenant_id, subject, keep_status=CONFIRMED)
+
     # -- reviews ---------------------------------------------------------------------------
 
     def statuses(self, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
@@ -473,11 +536,7 @@ class SanctionsService:
             row = store.get_subject(uow, tenant_id, subject)
             if row is None:
                 raise NotFound(f"{_id_of(subject)} was never screened", param="subject_id")
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == row.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             results = store.results(uow, tenant_id, subject)
         return row, [(r, _is_dismissed(r, gone)) for r in results]
 
@@ -543,11 +602,7 @@ class SanctionsService:
         store.put_dismissal(uow, row)
         current = store.get_subject(uow, tenant_id, subject)
         if current is not None and current.status == PROBABLE:
-            gone = {
-                (d.source, d.entry_id): d
-                for d in store.dismissals(uow, tenant_id, subject)
-                if d.name_digest == current.name_digest
-            }
+            gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             rows = store.results(uow, tenant_id, subject)
             if all(_is_dismissed(r, gone) for r in rows):
                 store.set_status(uow, tenant_id, subject, CLEAR)
@@ -560,64 +615,74 @@ class SanctionsService:
     def confirm(
         self, tenant_id: str, subject: str, source: str, entry_id: str, *, actor: str
     ) -> None:
-        """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), an
-        audit leaf and an event; a customer's accounts are frozen after the commit."""
+        """A confirmed match: the subject's status `confirmed` (the payee gate blocks it), a
+        customer's accounts frozen, an audit leaf and an event, in one transaction."""
         with self._uow() as uow:
-            self.confirm_in(uow, tenant_id, subject, source, entry_id, actor=actor)
+            self.confirm_in(uow, tenant_id, subject, [(source, entry_id)], actor=actor)
             uow.commit()
-        self.freeze(tenant_id, subject, actor)
 
     def confirm_in(
         self,
         uow: UnitOfWork,
         tenant_id: str,
         subject: str,
-        source: str,
-        entry_id: str,
+        entries: Sequence[tuple[str, str]],
         *,
         actor: str,
+        require_match: bool = True,
     ) -> None:
-        """`confirm` inside the caller's transaction, without the freeze (`freeze`, after
-        the commit)."""
-        self._result(uow, tenant_id, subject, source, entry_id)
+        """`confirm` of the subject's matches with these (list, entry id) inside the caller's
+        transaction: it commits or rolls back with them all. The locks in one order, the
+        ledger's and the owner guard's (compliance/sanctions/owners.py): the subject's row (set
+        confirmed), then the customer's accounts (frozen, with their leaves and events), then
+        the audit log (the confirmations' leaves), so a concurrent payment, account creation or
+        unfreeze cannot deadlock with it. A match that does not exist raises NotFound, unless
+        not `require_match` (a case's own evidence, below)."""
+        if require_match:
+            for source, entry_id in entries:
+                self._result(uow, tenant_id, subject, source, entry_id)
         store.set_status(uow, tenant_id, subject, CONFIRMED)
-        self._record(
-            uow, tenant_id, actor, CONFIRMED_EVENT,
-            {"subject": subject, "list": source, "entry_id": entry_id},
-        )  # fmt: skip
-
-    def freeze(self, tenant_id: str, subject: str, actor: str) -> None:
-        """A confirmed customer's accounts frozen (the ledger's freezing, through its port)."""
         kind, _, subject_id = subject.partition(":")
         if kind == "customer" and self.freeze_customer is not None:
-            self.freeze_customer(tenant_id, subject_id, actor)
+            self.freeze_customer(uow, tenant_id, subject_id, actor)
+        for source, entry_id in entries:
+            self._record(
+                uow, tenant_id, actor, CONFIRMED_EVENT,
+                {"subject": subject, "list": source, "entry_id": entry_id},
+            )  # fmt: skip
 
-    def decided(
-        self, uow: UnitOfWork, case: Case, status: CaseStatus, actor: str
-    ) -> Callable[[], None] | None:
+    def decided(self, uow: UnitOfWork, case: Case, status: CaseStatus, actor: str) -> None:
         """The case queue's hook for a `sanctions_match` alert (CaseService.on_decided):
-        declining it confirms its matches (the subject `confirmed`, then its accounts frozen
-        after the decision commits); approving it dismisses them (remembered false
-        positives). Inside the decision's transaction: a match that no longer exists undoes
-        the decision."""
-        detail = json.loads(case.detail) if case.detail else {}
+        declining it confirms its matches (the subject `confirmed` and its accounts frozen);
+        approving it dismisses them (remembered false positives). Inside the decision's
+        transaction, nothing after it: the decision, the confirmation and the freeze commit
+        together or not at all (a failing freeze undoes the decision).
+
+        It works from the case's own evidence (the list and entry ids it names), never from
+        the subject's current name: the stored match that carries this case (kept while the
+        case is open, whatever the subject was renamed to) is what a dismissal records, with
+        its name digest and entry fingerprint. Should that match be gone (an alert orphaned
+        before open alerts' matches were kept), declining still confirms the subject, and
+        approving dismisses nothing that another screening has since stored."""
+        detail = case.detail_dict()
         subject = detail.get("subject")
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
         if not isinstance(subject, str) or not isinstance(entries, list):
-            return None
-        for entry in entries:
-            source, entry_id = str(entry["list"]), str(entry["entry_id"])
-            if status is CaseStatus.DECLINED:
-                self.confirm_in(uow, case.tenant_id, subject, source, entry_id, actor=actor)
-            elif status is CaseStatus.APPROVED:
-                self.dismiss_in(
-                    uow, case.tenant_id, subject, source, entry_id, reviewer=actor,
-                    reason=case.decision_reason,
-                )  # fmt: skip
+            return
+        tenant_id = case.tenant_id
+        pairs = [(str(entry["list"]), str(entry["entry_id"])) for entry in entries]
         if status is CaseStatus.DECLINED:
-            return lambda: self.freeze(case.tenant_id, subject, actor)
-        return None
+            self.confirm_in(uow, tenant_id, subject, pairs, actor=actor, require_match=False)
+        elif status is CaseStatus.APPROVED:
+            stored = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
+            for source, entry_id in pairs:
+                row = stored.get((source, entry_id))
+                if row is not None and row.case_id == case.id:
+                    self.dismiss_in(
+                        uow, tenant_id, subject, source, entry_id, reviewer=actor,
+                        reason=case.decision_reason,
+                    )  # fmt: skip
 
 
 def _is_dismissed(

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import jellyfish
 
+from strongroom.compliance.sanctions.errors import DuplicateEntry
 from strongroom.compliance.sanctions.index import name_keys
 from strongroom.compliance.sanctions.match import tokens
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource
@@ -88,12 +89,17 @@ def diff(previous: Mapping[str, str], current: Mapping[str, str]) -> Diff:
     )
 
 
-def unique_entries(entries: Sequence[Entry]) -> dict[str, Entry]:
-    """By entry id; one list has each id once (a parser bug otherwise)."""
+def unique_entries(source: ListSource, entries: Sequence[Entry]) -> dict[str, Entry]:
+    """By entry id. A list names each id once: one that names an id twice (a file edited by
+    hand, a publisher's mistake) is refused whole (DuplicateEntry, naming the ids)."""
     out: dict[str, Entry] = {}
+    twice: dict[str, None] = {}
     for entry in entries:
-        assert entry.entry_id not in out, f"entry {entry.entry_id} appears twice in one list"
+        if entry.entry_id in out:
+            twice[entry.entry_id] = None
         out[entry.entry_id] = entry
+    if twice:
+        raise DuplicateEntry(source.value, sorted(twice))
     return out
 
 

@@ -4,6 +4,7 @@ index. Rows cross into the service as named objects."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -134,6 +135,21 @@ def _entry_rows(
     return [(str(e), int(f), str(b)) for s, e, f, b in rows if s == source]
 
 
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether `exc` is a primary key or unique constraint violated: what a load meets when a
+    concurrent load of the same list stored the version it was about to store."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return getattr(exc, "sqlite_errorcode", None) in (
+            sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+            sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+        )
+    try:
+        import psycopg.errors as pe
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, pe.UniqueViolation)
+
+
 def insert_version(uow: UnitOfWork, row: VersionRow) -> None:
     uow.cursor().execute(
         sql(uow, f"INSERT INTO sanctions_list_versions ({_VERSION_COLS}) "
@@ -226,6 +242,30 @@ def set_status(uow: UnitOfWork, tenant_id: str, subject: str, status: str) -> No
     )
 
 
+ERASED_DIGEST = ""  # the name digest of an erased subject's kept status row
+
+
+def forget_subject(uow: UnitOfWork, tenant_id: str, subject: str, *, keep_status: str) -> None:
+    """Deletes a subject's matches, dismissals, blocking keys and status row; a status row of
+    `keep_status` stays, its name digest blanked and its best score zeroed."""
+    cur = uow.cursor()
+    for table in ("sanctions_results", "sanctions_dismissals", "sanctions_subject_keys"):
+        cur.execute(
+            sql(uow, f"DELETE FROM {table} WHERE tenant_id = ? AND subject = ?"),
+            (tenant_id, subject),
+        )
+    cur.execute(
+        sql(uow, "DELETE FROM sanctions_subjects WHERE tenant_id = ? AND subject = ? "
+            "AND status <> ?"),
+        (tenant_id, subject, keep_status),
+    )  # fmt: skip
+    cur.execute(
+        sql(uow, "UPDATE sanctions_subjects SET name_digest = ?, best_score = 0 "
+            "WHERE tenant_id = ? AND subject = ?"),
+        (ERASED_DIGEST, tenant_id, subject),
+    )  # fmt: skip
+
+
 def subject_count(uow: UnitOfWork) -> int:
     cur = uow.cursor()
     cur.execute("SELECT COUNT(*) FROM sanctions_subjects")
@@ -269,6 +309,14 @@ def replace_results(
             [(r.tenant_id, r.subject, r.source, r.entry_id, r.score, r.fingerprint,
               r.list_version, r.name_digest, r.case_id, r.screened_at) for r in rows],
         )  # fmt: skip
+
+
+def open_cases(uow: UnitOfWork, tenant_id: str, case_ids: Sequence[str]) -> set[str]:
+    """Those of `case_ids` that are open cases of `tenant_id` (a match whose alert is still
+    open is kept by a screening that no longer makes it). Reads the case queue's table, as the
+    compliance domain's other stores do."""
+    rows = fetch_in(uow, "SELECT id, tenant_id, status FROM cases", "id", sorted(set(case_ids)))
+    return {str(i) for i, t, st in rows if t == tenant_id and st == "open"}
 
 
 _DISMISSAL_COLS = (
@@ -339,15 +387,20 @@ def subjects_with_keys(uow: UnitOfWork, tenant_id: str, keys: Sequence[str]) -> 
     return out
 
 
-def statuses(uow: UnitOfWork, tenant_id: str, subjects: Sequence[str]) -> dict[str, str]:
-    """The screening status of those of `subjects` that were screened."""
+def statuses(
+    uow: UnitOfWork, tenant_id: str, subjects: Sequence[str], *, lock: bool = False
+) -> dict[str, str]:
+    """The screening status of those of `subjects` that were screened; with `lock`, their rows
+    share-locked on PostgreSQL in subject order (a confirmation, which updates the row, waits
+    for the reader's commit, or the reader for the confirmation's)."""
     out: dict[str, str] = {}
     cur = uow.cursor()
-    for part in chunks(subjects, SQL_PARAMS_PER_STATEMENT_MAX - 1):
+    suffix = " ORDER BY subject FOR SHARE" if lock and not uow.sqlite else ""
+    for part in chunks(sorted(subjects), SQL_PARAMS_PER_STATEMENT_MAX - 1):
         marks = ",".join("?" * len(part))
         cur.execute(
             sql(uow, "SELECT subject, status FROM sanctions_subjects "
-                f"WHERE tenant_id = ? AND subject IN ({marks})"),
+                f"WHERE tenant_id = ? AND subject IN ({marks}){suffix}"),
             (tenant_id, *part),
         )  # fmt: skip
         out.update((str(s), str(st)) for s, st in cur.fetchall())

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.service import CaseService
-from strongroom.compliance.sanctions.gate import SanctionsGate
+from strongroom.compliance.sanctions.gate import OnUnscreened, SanctionsGate
 from strongroom.compliance.sanctions.model import EntryKind
 from strongroom.compliance.sanctions.service import (
     FreezeCustomer,
@@ -38,7 +38,8 @@ def build_sanctions(
     freeze_customer: FreezeCustomer | None = None,
 ) -> SanctionsService:
     """The service, installed as `customers`' and `counterparties`' screening point.
-    `freeze_customer` (the ledger's account freezing) is told of a confirmed match."""
+    `freeze_customer` (KYC's account freezing) freezes a customer's accounts in the
+    transaction that confirms a match of theirs."""
 
     def names(tenant_id: str, subject: str) -> tuple[str, EntryKind | None] | None:
         kind, _, subject_id = subject.partition(":")
@@ -72,14 +73,19 @@ def build_sanctions(
     )
     if customers is not None:
         customers.screen_name = service.screen_name
+        customers.forget_screening = service.forget_subject
     if counterparties is not None:
         counterparties.screen_name = service.screen_name
+        counterparties.forget_screening = service.forget_subject
     return service
 
 
-def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
+def sanctions_gate(
+    settings: Settings, engine: Engine, *, on_unscreened: OnUnscreened | None = None
+) -> SanctionsGate:
     """The payee gate (STRONGROOM_SCREENING): payers' tenants through the risk domain's
-    account lookup, payees' statuses from the stored screenings."""
+    account lookup, payees' statuses from the stored screenings. `on_unscreened(outcome,
+    count)`: told of payments it could not screen (a metric)."""
     accounts = RiskService(engine).payment_accounts
     service = SanctionsService(engine, threshold=settings.screening_threshold)
 
@@ -92,4 +98,5 @@ def sanctions_gate(settings: Settings, engine: Engine) -> SanctionsGate:
         screen_name=service.is_hit,
         fail=settings.screening_fail,
         budget_ms=settings.screening_budget_ms,
+        on_unscreened=on_unscreened,
     )

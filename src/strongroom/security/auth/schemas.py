@@ -109,6 +109,12 @@ class UserOut(_Out):
     )
 
 
+class UserList(_Out):
+    object: Literal["list"]
+    data: list[UserOut]
+    has_more: bool
+
+
 class SessionOut(_Out):
     object: Literal["session"]
     token: str | None = Field(description="st_...: send as 'Authorization: Bearer st_...'")

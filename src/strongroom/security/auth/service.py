@@ -223,6 +223,17 @@ class UserService:
             raise NotFound(f"no user {user_id}", param="user_id")
         return user_of(row)
 
+    def list_users(
+        self, tenant_id: str, *, starting_after: str | None, limit: int, email: str | None = None
+    ) -> tuple[list[User], bool]:
+        """A page of the tenant's users by id and whether more follow; with `email`, the one
+        user who signs in with it (or none): how an admin finds the id of someone they know,
+        with no listing of anyone's address."""
+        address = None if email is None else normalise_email(email)
+        with UnitOfWork(self.engine, write=False) as uow:
+            rows = store.list_users(uow, tenant_id, starting_after, limit + 1, address)
+        return [user_of(r) for r in rows[:limit]], len(rows) > limit
+
     def set_role(self, tenant_id: str, user_id: str, role: str, *, actor: str) -> User:
         parsed = parse_role(role)
         with UnitOfWork(self.engine) as uow:

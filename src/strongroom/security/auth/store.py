@@ -88,6 +88,23 @@ def get_user_by_email(uow: UnitOfWork, tenant_id: str, email: str) -> UserRow | 
     return _user(cur.fetchone())
 
 
+def list_users(
+    uow: UnitOfWork, tenant_id: str, starting_after: str | None, limit: int, email: str | None
+) -> list[UserRow]:
+    """A tenant's users by id, after `starting_after`; only the one with `email` when given."""
+    where, args = "tenant_id = ?", [tenant_id]
+    if starting_after is not None:
+        where, args = where + " AND id > ?", [*args, starting_after]
+    if email is not None:
+        where, args = where + " AND email = ?", [*args, email]
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, f"SELECT {_USER_COLS} FROM users WHERE {where} ORDER BY id LIMIT ?"),
+        (*args, limit),
+    )
+    return [row for row in map(_user, cur.fetchall()) if row is not None]
+
+
 def record_failure(uow: UnitOfWork, user_id: str, failures_max: int, locked_until: int) -> bool:
     """Counts a failed sign-in; at `failures_max` the account is locked until
     `locked_until` and the count starts again. True when this failure locked it."""

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from strongroom.core.errors import InvalidRequest
+from strongroom.core.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
-from strongroom.http.params import IdPath
-from strongroom.security.auth.model import parse_role
-from strongroom.security.auth.schemas import UserCreate, UserOut, UserUpdate
+from strongroom.http.pagination import list_body
+from strongroom.http.params import IdPath, OptionalIdQuery
+from strongroom.security.auth.model import EMAIL_CHARS_MAX, parse_role
+from strongroom.security.auth.schemas import UserCreate, UserList, UserOut, UserUpdate
 from strongroom.security.auth.service import UserService
 from strongroom.security.rbac import role_scopes
 from strongroom.tenancy.access import authorize, require_grantable, require_step_up, requires
@@ -78,6 +80,29 @@ async def create_user(body: UserCreate, request: Request, principal: Caller) -> 
         )
     )
     return user.public()
+
+
+@router.get(
+    "/users",
+    response_model=UserList,
+    openapi_extra=error_codes("invalid_email") | requires(Scope.USERS_ADMIN),
+)
+async def list_users(
+    request: Request,
+    principal: Caller,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
+    starting_after: OptionalIdQuery = None,
+    email: Annotated[str | None, Query(min_length=1, max_length=EMAIL_CHARS_MAX)] = None,
+) -> Any:
+    """The tenant's users by id (staff and customers; never their addresses). With `email`:
+    the one user who signs in with that address, if any (to find a colleague's id, e.g. to
+    assign a case)."""
+    page, has_more = await run_in_threadpool(
+        lambda: _users(request).list_users(
+            principal.tenant_id, starting_after=starting_after, limit=limit, email=email
+        )
+    )
+    return list_body([u.public() for u in page], has_more)
 
 
 @router.get(
