@@ -201,7 +201,7 @@ def table(report: dict[str, Any]) -> str:
     seeds = [str(s) for s in info["seeds"]]
     lines = [
         f"AML typologies: {info['accounts']:,} accounts and {info['planted_per_typology']} "
-        f"planted per typology on each of the held-out seeds {', '.join(seeds)} (tuned on "
+        f"planted per typology on each of the seeds {', '.join(seeds)} (not the tuning seed, "
         f"{info['tuning_seed']}); {info['transfers']:,} transfers; budget "
         f"{info['budget_accounts']} accounts ({info['budget_pct']}%) per typology and seed; "
         f"detectors {info['transfers_per_s']:,.0f} transfers/s; {info['wall_s']:.0f}s",
