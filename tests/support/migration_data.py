@@ -1057,6 +1057,12 @@ populate_0023 = _populate(SCHEMA_0023)
 # 0024 added compliance_reports (compliance/controls), empty on an upgrade.
 SCHEMA_0024 = SCHEMA_0023
 populate_0024 = _populate(SCHEMA_0024)
+# 0025 added cases.assignee (nullable) and case_notes (none here): no case in the story.
+SCHEMA_0025 = SCHEMA_0024
+populate_0025 = _populate(SCHEMA_0025)
+# 0030 added ob_consents (openbanking/resources), empty on an upgrade.
+SCHEMA_0030 = SCHEMA_0025
+populate_0030 = _populate(SCHEMA_0030)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1082,4 +1088,6 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0022": populate_0022,
     "0023": populate_0023,
     "0024": populate_0024,
+    "0025": populate_0025,
+    "0030": populate_0030,
 }

@@ -32,6 +32,7 @@ PREFIXES = frozenset(
     | {"mdl"}  # a fraud model's version (risk.registry)
     | {"crep"}  # a compliance report (compliance.controls)
     | {"sdis"}  # a dismissed sanctions match (compliance.sanctions)
+    | {"obc", "obf"}  # an open banking consent, a funds confirmation (openbanking.resources)
 )
 
 
