@@ -391,7 +391,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
         KYC_ERRORS,
-        ob_resources.OB_RESOURCES_ERRORS,
+        ob_resources.ERRORS,
         *(gate.errors for gate in gates),
     )
 

@@ -21,6 +21,7 @@ import pytest
 
 from strongroom.core import clock, ids
 from strongroom.core.errors import StrongroomError
+from strongroom.core.limits import REQUEST_BODY_BYTES_MAX
 from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.ledger.accounts import AccountSpec
 from strongroom.ledger.model import Direction, NewTransfer
@@ -121,7 +122,7 @@ class World:
         """A token under an authorised consent, as the authorization server would issue it."""
         stored = self.resources.consents.get(consent["ConsentId"])
         scope = SCOPE_ACCOUNTS if stored.kind == "account_access" else SCOPE_FUNDS
-        bound = {"consent_id": stored.id, "tenant_id": stored.tenant_id}
+        bound: dict[str, Any] = {"consent_id": stored.id, "tenant_id": stored.tenant_id}
         bound["customer_id"] = stored.customer_id
         return self.tokens.issue(client, Grant.AUTHORIZATION_CODE, {scope}, **{**bound, **kw})
 
@@ -633,6 +634,31 @@ def test_the_open_banking_routes_are_a_separate_api(world: World) -> None:
         assert response.status_code == 401, (method, path)
         assert not response.content
         assert response.headers["www-authenticate"].startswith("DPoP ")
+
+
+def test_the_http_layers_refusals_on_its_paths_are_ob_answers(world: World) -> None:
+    """What the HTTP layer refuses before any route runs (a body too large, not JSON, a route
+    or method that does not exist) is answered the OB way on these paths (build_api's
+    separate_apis): the interaction id, no RFC 9457 problem."""
+    w = world
+    path = f"{base(w.acme)}/aisp/account-access-consents"
+    big = b"[" + b" " * REQUEST_BODY_BYTES_MAX + b"]"
+    body = refused(w, "POST", path, w.cc(), 400, "U002", content=big,
+                   headers={"content-type": "application/json"})  # fmt: skip
+    assert "application/problem+json" not in str(body)
+    interaction = str(uuid.uuid4())
+    for method, where, status in (
+        ("GET", f"{base(w.acme)}/aisp/nothing-here", 404),
+        ("DELETE", f"{base(w.acme)}/aisp/accounts", 405),
+    ):
+        response = w.api.run(
+            w.api.client.request(method, where, headers={"x-fapi-interaction-id": interaction})
+        )
+        assert response.status_code == status
+        assert not response.content
+        assert response.headers["x-fapi-interaction-id"] == interaction
+    # The /v1 API still answers its own way.
+    assert w.api.get("/v1/nothing-here").headers["content-type"] == "application/problem+json"
 
 
 def test_the_spec_documents_are_there(shared_data: Path) -> None:

@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from strongroom.core import clock, ids
-from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
+from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError, echo
 from strongroom.openbanking import model as ob
 from strongroom.openbanking import model_errors as me
 from strongroom.openbanking import obcodes
@@ -200,12 +200,8 @@ def render_refusal(
     if status >= 500:
         status, ob_code = 500, obcodes.UNEXPECTED_ERROR
     else:
-        status = 400
-        ob_code = (
-            obcodes.HEADER_INVALID
-            if code == "request_headers_too_large"
-            else (obcodes.FIELD_INVALID)
-        )
+        headers_at_fault = code == "request_headers_too_large"
+        status, ob_code = 400, obcodes.HEADER_INVALID if headers_at_fault else obcodes.FIELD_INVALID
     body = obcodes.error_body(status, [obcodes.ObError(ob_code, detail)], error_id=interaction)
     headers["content-type"] = JSON_UTF8
     return status, headers, json.dumps(body, separators=(",", ":")).encode()
@@ -214,7 +210,7 @@ def render_refusal(
 def _run(resources: Resources, call: Call, operation: Operation) -> Answer:
     tenant_id = resources.tenant_id(call.tenant)
     if tenant_id is None:
-        raise errors.TenantNotFound(f"no account provider {call.tenant!r}", param="tenant")
+        raise errors.TenantNotFound(f"no account provider {echo(call.tenant)!r}", param="tenant")
     return operation(resources, call, tenant_id, _token(resources, call))
 
 
@@ -286,7 +282,7 @@ def _own_consent(
 ) -> Consent:
     """The consent of the path, if it is this tenant's, of this kind, and the client's."""
     consent_id = call.path["ConsentId"]
-    missing = NotFound(f"no {_kind_name(kind)} consent {consent_id}", param="ConsentId")
+    missing = NotFound(f"no {_kind_name(kind)} consent {echo(consent_id)}", param="ConsentId")
     if len(consent_id) > OB_CONSENT_ID_LENGTH_MAX:
         raise missing
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.errors import InvalidRequest, NotFound, echo
 from strongroom.core.limits import PAGE_SIZE_MAX
 from strongroom.core.money import Asset
 from strongroom.ledger.model import Balances, Direction
@@ -103,7 +103,7 @@ class AccountInformation:
             for found in self.accounts(consent):
                 if found.id == account_id:
                     return found
-        raise NotFound(f"no account {account_id} under this consent", param="AccountId")
+        raise NotFound(f"no account {echo(account_id)} under this consent", param="AccountId")
 
     def transactions(
         self,

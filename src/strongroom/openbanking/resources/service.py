@@ -38,6 +38,8 @@ from strongroom.openbanking.resources.model import (
     leaf_data,
 )
 
+# The events of the changes served here (a payment consent's `consume` is the payments'
+# to declare, with the use that emits it).
 OB_CONSENT_EVENT_TYPES: Final = (
     EventType(CONSENT_CREATED, "A TPP created an open banking consent: ids, kind and status."),
     EventType(
@@ -56,10 +58,6 @@ OB_CONSENT_EVENT_TYPES: Final = (
     EventType(
         CONSENT_EVENT_NAMES[ConsentEvent.EXPIRE],
         "An open banking consent passed its ExpirationDateTime.",
-    ),
-    EventType(
-        CONSENT_EVENT_NAMES[ConsentEvent.CONSUME],
-        "The payment an open banking payment consent allowed was submitted.",
     ),
 )
 EXPIRY_ACTOR: Final = "system:openbanking_expiry"

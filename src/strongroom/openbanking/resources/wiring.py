@@ -14,6 +14,7 @@ from strongroom.events.hooks import EventEmitter
 from strongroom.http.errors import RefusalRenderer
 from strongroom.jobs import JobSpec, Keep
 from strongroom.ledger.service import LedgerService
+from strongroom.openbanking.model_errors import OPENBANKING_MODEL_ERRORS
 from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.openbanking.resources.api import Resources, render_refusal, router
 from strongroom.openbanking.resources.errors import OB_RESOURCES_ERRORS
@@ -22,7 +23,11 @@ from strongroom.openbanking.resources.service import OB_CONSENT_EVENT_TYPES, Con
 from strongroom.tenancy.model import SYSTEM_TENANT_NAME
 from strongroom.tenancy.service import TenancyService
 
-__all__ = ["OB_CONSENT_EVENT_TYPES", "OB_RESOURCES_ERRORS", "OpenBankingResources", "build"]
+__all__ = ["ERRORS", "OB_CONSENT_EVENT_TYPES", "OpenBankingResources", "build"]
+
+# The codes the consents may raise where the /v1 error handlers answer (the consent page calls
+# authorise and reject): the OB model's (a refused transition: consent_state) and our own.
+ERRORS: Final = (*OPENBANKING_MODEL_ERRORS, *OB_RESOURCES_ERRORS)
 
 CONSENT_EXPIRY_JOB: Final = "openbanking_consent_expiry"
 
