@@ -3,6 +3,7 @@ the router's dependencies, and the consent expiry job (under its lease, as every
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -10,6 +11,7 @@ from typing import Any, Final
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
+from strongroom.core.limits import API_KEY_CACHE_TTL_S
 from strongroom.events.hooks import EventEmitter
 from strongroom.http.errors import RefusalRenderer
 from strongroom.jobs import JobSpec, Keep
@@ -30,6 +32,7 @@ __all__ = ["ERRORS", "OB_CONSENT_EVENT_TYPES", "OpenBankingResources", "build"]
 ERRORS: Final = (*OPENBANKING_MODEL_ERRORS, *OB_RESOURCES_ERRORS)
 
 CONSENT_EXPIRY_JOB: Final = "openbanking_consent_expiry"
+TENANT_NAMES_CACHED: Final = 1_024
 
 
 @dataclass
@@ -44,16 +47,28 @@ class OpenBankingResources:
     )
 
 
-def tenant_resolver(tenancy: TenancyService) -> Callable[[str], str | None]:
+def tenant_resolver(
+    tenancy: TenancyService, now_s: Callable[[], float] = time.monotonic
+) -> Callable[[str], str | None]:
     """A tenant's name in the OB path -> its id: None for a name no tenant has, the system
-    tenant (it holds no customers) and a suspended tenant (its API is closed)."""
+    tenant (it holds no customers) and a suspended tenant (its API is closed). A name found is
+    remembered for API_KEY_CACHE_TTL_S, as API keys are: a suspension reaches this process
+    within that time; at most TENANT_NAMES_CACHED names, the cache emptied when full."""
+    found: dict[str, tuple[str, float]] = {}
 
     def tenant_id(name: str) -> str | None:
         if name == SYSTEM_TENANT_NAME or not name.isascii() or len(name) > 63:
             return None
+        cached = found.get(name)
+        if cached is not None and now_s() - cached[1] < API_KEY_CACHE_TTL_S:
+            return cached[0]
         tenant = tenancy.tenant_by_name(name)
         if tenant is None or tenant.suspended_at is not None:
+            found.pop(name, None)
             return None
+        if len(found) >= TENANT_NAMES_CACHED:
+            found.clear()
+        found[name] = (tenant.id, now_s())
         return tenant.id
 
     return tenant_id
