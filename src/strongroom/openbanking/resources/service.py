@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.core import clock, ids
-from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.errors import InvalidRequest, NotFound, echo
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.ledger.service import LedgerService
@@ -100,7 +100,7 @@ class ConsentService:
         with UnitOfWork(self.engine, write=False) as uow:
             found = store.get(uow, consent_id)
         if found is None:
-            raise NotFound(f"no consent {consent_id}", param="ConsentId")
+            raise NotFound(f"no consent {echo(consent_id)}", param="ConsentId")
         return found
 
     def lookup(self, consent_id: str) -> ConsentRef:
@@ -264,7 +264,7 @@ class ConsentService:
         with UnitOfWork(self.engine) as uow:
             consent = store.get(uow, consent_id, lock=True)
             if consent is None:
-                raise NotFound(f"no consent {consent_id}", param="ConsentId")
+                raise NotFound(f"no consent {echo(consent_id)}", param="ConsentId")
             after = self._apply(uow, consent, event, actor, self.now_us(), decided)
             uow.commit()
         return after
