@@ -1066,6 +1066,9 @@ populate_0026 = _populate(SCHEMA_0026)
 # 0027 added aml_accounts (compliance/aml: accounts' AML profiles), empty on an upgrade.
 SCHEMA_0027 = SCHEMA_0026
 populate_0027 = _populate(SCHEMA_0027)
+# 0028 added ob_consents (open banking's consents), empty on an upgrade.
+SCHEMA_0028 = SCHEMA_0027
+populate_0028 = _populate(SCHEMA_0028)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1094,4 +1097,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0025": populate_0025,
     "0026": populate_0026,
     "0027": populate_0027,
+    "0028": populate_0028,
 }

@@ -845,3 +845,28 @@ aml_accounts = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Open banking consents (migration 0028, openbanking/resources/store.py): what a TPP asked for
+# under a tenant, its status (openbanking/consents.py), and what the customer granted.
+ob_consents = sa.Table(
+    "ob_consents",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status_updated_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("permissions", sa.String(600), nullable=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("account_ids", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Index("ob_consents_expiry", "status", "expires_at"),
+    sa.Index("ob_consents_customer", "customer_id", "id"),
+    sa.Index("ob_consents_idempotency", "tenant_id", "client_id", "idempotency_key", unique=True),
+    sqlite_with_rowid=False,
+)
