@@ -71,6 +71,10 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
+from strongroom.openbanking.resources import wiring as ob_resources
+from strongroom.openbanking.tpp import api as openbanking_clients_api
+from strongroom.openbanking.tpp.errors import TPP_ERRORS
+from strongroom.openbanking.tpp.service import TppService
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
@@ -129,6 +133,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *compliance.COMPLIANCE_EVENT_TYPES,
     *SANCTIONS_EVENT_TYPES,
     *KYC_EVENT_TYPES,
+    *ob_resources.OB_CONSENT_EVENT_TYPES,
 )
 
 
@@ -394,6 +399,8 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
         KYC_ERRORS,
+        TPP_ERRORS,
+        ob_resources.ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -537,6 +544,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_erased=lambda n: metrics.observe_deleted("customers", n),
     )  # fmt: skip
 
+    # Open banking's consents and account information (docs/openbanking.md).
+    openbanking = ob_resources.build(
+        engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s
+    )
     jobs = JobRunner(
         engine,
         [
@@ -554,6 +565,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
             *regulated.jobs,
+            *openbanking.jobs,
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -648,10 +660,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             risk_models_api.router,
             sanctions_api.router,
             tenancy_api.router,
+            openbanking_clients_api.router,
             signin_page.router,
             *regulated.routers,
+            *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
         ],
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
+        separate_apis=openbanking.separate_apis,  # their own error format
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[
@@ -685,6 +700,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.audit = audit
     app.state.tenancy = tenancy
+    # TPPs are the deployment's: their changes are leaves of the system tenant's log.
+    app.state.openbanking_clients = TppService(
+        engine, audit=audit, log_id=lambda: tenancy.system_tenant().id
+    )
     app.state.envelope = envelope
     app.state.keys = keys
     app.state.customers = customers
@@ -703,7 +722,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
+    app.state.ob_resources = openbanking.resources
     app.state.compliance_controls = regulated.controls
+    app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}
     return app
 

@@ -29,6 +29,7 @@ from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
+from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
 from tests.support import schema
@@ -308,7 +309,28 @@ def transfer_ids(api: Api, key: str, **params: str) -> list[str]:
 # -- routes --------------------------------------------------------------------------------
 
 
+# Routes of the separate APIs the app also serves: UK Open Banking's resources of each tenant
+# (docs/openbanking.md). Outside /v1, they are not in the /v1 OpenAPI document (the OB documents
+# are their contract) and the API-key middleware (/v1 only) never authenticates them: a
+# DPoP-bound token of the authorization server does. tests/e2e/test_openbanking_*.py walk them.
+SEPARATE_API_PREFIXES: tuple[str, ...] = (RESOURCE_BASE.split("{", 1)[0],)
+
+
+def separate_api(path: str) -> bool:
+    return path.startswith(SEPARATE_API_PREFIXES)
+
+
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every route of the app's own API (/v1 and the server's
+    pages), HEAD left out; the separate APIs' routes are separate_api_routes."""
+    return [r for r in all_routes(app) if not separate_api(r[1])]
+
+
+def separate_api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    return [r for r in all_routes(app) if separate_api(r[1])]
+
+
+def all_routes(app: FastAPI) -> list[tuple[str, str]]:
     """(method, path template) of every route the app serves, HEAD left out. FastAPI keeps an
     included router as one route object; its routes are walked with the include's prefix."""
     found: list[tuple[str, str]] = []

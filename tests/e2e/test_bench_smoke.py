@@ -351,7 +351,15 @@ def test_bench_risk_smoke_has_every_row_and_figure(
 
 @pytest.mark.parametrize(
     "args",
-    [["ledger", "--no-postgres"], ["audit"], ["http"], ["security"], ["risk"], ["screening"]],
+    [
+        ["ledger", "--no-postgres"],
+        ["audit"],
+        ["http"],
+        ["security"],
+        ["risk"],
+        ["screening"],
+        ["aml"],
+    ],
     ids=lambda a: a[0],
 )
 def test_quick_and_smoke_exclude_each_other(args: list[str]) -> None:
@@ -396,8 +404,9 @@ def test_bench_screening_smoke_has_every_row_and_figure(tmp_path: Path, shared_d
 
 
 def test_bench_aml_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
-    """One row per typology, each with its recall at the budget, the alert rate and the
-    one-threshold baseline's recall measured in the same run."""
+    """One row per typology, each with its recall and precision at the budget per held-out
+    seed with their mean and minimum, the alert rate and the one-threshold baseline's recall
+    measured in the same run; the tuning seed is not among the seeds."""
     report, progress = run_bench("aml", tmp_path)
     from strongroom.compliance.aml.simulate import TYPOLOGIES
 
@@ -407,24 +416,39 @@ def test_bench_aml_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert info["transfers"] > 0
     assert info["budget_accounts"] == 5
     assert info["budget_pct"] == bench_aml.BUDGET_PCT
-    assert "aml: simulated" in progress
+    seeds = [str(s) for s in info["seeds"]]
+    assert info["seeds"] == list(bench_aml.HELD_OUT_SEEDS[:2])
+    assert info["tuning_seed"] not in info["seeds"]
+    assert list(info["transfers_by_seed"]) == seeds
+    assert sum(info["transfers_by_seed"].values()) == info["transfers"]
+    for seed in seeds:
+        assert f"aml: seed {seed}: simulated" in progress
     for row in report["results"]:
         check_fields(
             row,
             positive={"labelled"},
             types={
                 "recall": NUMBER,
+                "recall_min": NUMBER,
+                "recall_by_seed": (dict,),
                 "precision": NUMBER,
+                "precision_min": NUMBER,
+                "precision_by_seed": (dict,),
                 "alert_rate": NUMBER,
                 "raw_alert_rate": NUMBER,
                 "reference_recall": NUMBER,
                 "ratio": (int, float, type(None)),
                 "alerted": (int,),
+                "found": (int,),
                 "target": (str,),
                 "meets_target": (bool,),
             },
         )
-        assert 0 <= row["recall"] <= 1
+        assert list(row["recall_by_seed"]) == list(row["precision_by_seed"]) == seeds
+        assert 0 <= row["recall_min"] <= row["recall"] <= 1
+        assert row["recall"] == pytest.approx(
+            sum(row["recall_by_seed"].values()) / len(seeds), abs=0.002
+        )
         assert 0 <= row["alert_rate"] <= 0.005
         if row["ratio"] is not None:
             expected = row["recall"] / row["reference_recall"]

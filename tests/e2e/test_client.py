@@ -39,6 +39,7 @@ from strongroom.client import cases as client_cases
 from strongroom.client import compliance as client_compliance
 from strongroom.client import customers as client_customers
 from strongroom.client import kyc as client_kyc
+from strongroom.client import openbanking as client_openbanking
 from strongroom.client import risk as client_risk
 from strongroom.client import risk_models as client_risk_models
 from strongroom.client import screenings as client_screenings
@@ -48,6 +49,7 @@ from strongroom.ledger.model import TransferResult
 from strongroom.ledger.schemas import TransferOut
 from strongroom.runtime import create_app
 from strongroom.settings import Settings
+from tests.support.jwks import ec_key, okp_key
 
 
 def _free_port() -> int:
@@ -313,6 +315,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("GET", "/v1/customers/{customer_id}/accounts"): ("list_customer_accounts", ("cus_1",), {}),
     ("GET", "/v1/customers/{customer_id}/export"): ("get_customer_export", ("cus_1",), {}),
     ("GET", "/v1/compliance/report"): ("get_compliance_report", (), {}),
+    ("GET", "/v1/accounts/{account_id}/aml"): ("get_account_aml", ("acc_1",), {}),
+    ("PUT", "/v1/accounts/{account_id}/aml"): ("update_account_aml", ("acc_1",), {"exempt": True}),
     ("GET", "/v1/cases"): ("list_cases", (), {"status": "open", "kind": "risk_review"}),
     ("GET", "/v1/cases/{case_id}"): ("get_case", ("case_1",), {}),
     ("POST", "/v1/cases/{case_id}/approve"): ("approve_case", ("case_1",), {"reason": "ok"}),
@@ -383,12 +387,34 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("PUT", "/v1/customers/{customer_id}/kyc"): ("update_customer_kyc", ("cus_1", "verified"), {}),
     ("POST", "/v1/accounts/{account_id}/freeze"): ("freeze_account", ("acc_1",), {}),
     ("POST", "/v1/accounts/{account_id}/unfreeze"): ("unfreeze_account", ("acc_1",), {}),
+    ("POST", "/v1/openbanking/clients"): (
+        "create_openbanking_client",
+        ("Acme", ["https://tpp.example.com/cb"], {"keys": []}),
+        {},
+    ),
+    ("GET", "/v1/openbanking/clients"): ("list_openbanking_clients", (), {}),
+    ("GET", "/v1/openbanking/clients/{client_id}"): ("get_openbanking_client", ("tpp_1",), {}),
+    ("PUT", "/v1/openbanking/clients/{client_id}/jwks"): (
+        "update_openbanking_client_jwks",
+        ("tpp_1", {"keys": []}),
+        {},
+    ),
+    ("POST", "/v1/openbanking/clients/{client_id}/disable"): (
+        "disable_openbanking_client",
+        ("tpp_1",),
+        {},
+    ),
+    ("POST", "/v1/openbanking/clients/{client_id}/enable"): (
+        "enable_openbanking_client",
+        ("tpp_1",),
+        {},
+    ),
 }
 
 
 def _builder(name: str) -> Any:
     """A request builder of the client, from `resources`, `customers`, `cases`, `risk`,
-    `compliance`, `screenings`, `kyc` or `risk_models`."""
+    `compliance`, `screenings`, `kyc`, `openbanking` or `risk_models`."""
     modules = (
         resources,
         client_customers,
@@ -397,6 +423,7 @@ def _builder(name: str) -> Any:
         client_compliance,
         client_screenings,
         client_kyc,
+        client_openbanking,
     )
     for module in modules:
         found = getattr(module, name, None)
@@ -712,3 +739,36 @@ def test_cards_through_both_clients(live: Live) -> None:
             return found
 
     assert len(asyncio.run(run())) == 1
+
+
+def test_the_operator_manages_openbanking_clients(live: Live) -> None:
+    """Both clients register, page through, rotate the keys of, disable and enable a TPP with
+    an operator's key; a tenant's admin is refused."""
+    operator = live.app.state.tenancy.create_api_key(None, ["tenants:admin"])[1]
+    keys = {"keys": [ec_key("a")]}
+    with Client(live.base_url, operator) as ops:
+        made = [
+            ops.create_openbanking_client(f"TPP {i}", ["https://tpp.example.com/cb"], keys)
+            for i in range(3)
+        ]
+        assert made[0].scopes == ["accounts", "fundsconfirmations", "payments"]
+        assert [c.id for c in ops.iter_openbanking_clients(limit=2)] == sorted(c.id for c in made)
+        rotated = ops.update_openbanking_client_jwks(made[0].id, {"keys": [okp_key("b")]})
+        assert [k["kid"] for k in rotated.jwks.keys] == ["b"]
+        assert ops.disable_openbanking_client(made[0].id).status == "disabled"
+        assert ops.enable_openbanking_client(made[0].id).status == "active"
+        with pytest.raises(InvalidRequestError) as refused:
+            ops.create_openbanking_client("X", ["http://tpp.example.com/cb"], keys)
+        assert refused.value.code == "invalid_redirect_uri"
+    with Client(live.base_url, live.admin) as tenant, pytest.raises(PermissionDeniedError):
+        tenant.list_openbanking_clients()
+
+    async def run() -> str:
+        async with AsyncClient(live.base_url, operator) as ops:
+            made = await ops.create_openbanking_client(
+                "Async TPP", ["https://a.example/cb"], keys, scopes=["accounts"], software_id="s1"
+            )
+            assert (await ops.get_openbanking_client(made.id)) == made
+            return made.software_id or ""
+
+    assert asyncio.run(run()) == "s1"

@@ -28,6 +28,7 @@ from tests.e2e.http_support import (
     seed_tenant,
     transfer_ids,
 )
+from tests.support.jwks import ec_key, jwks
 from tests.support.risk_models import artefact, describe
 
 PUBLIC_ROUTES = {
@@ -131,6 +132,7 @@ class World:
     b_model: str = ""
     b_case: str = ""  # an open case of B's, on its pending transfer (cases/)
     a_case: str = ""
+    tpp: str = ""  # an open banking client, the operator's (no tenant's)
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
@@ -256,6 +258,7 @@ def world(db_url: str) -> Iterator[World]:
             *(seed_model(api, t) for t in ("acme", "bravo")),
         )
         world.a_case, world.b_case = seed_case(api, a), seed_case(api, b)
+        world.tpp = seed_tpp(api)
         api.app.state.audit.publish()
         yield world
 
@@ -267,6 +270,17 @@ def seed_model(api: Api, tenant: str) -> str:
     registry = RiskModelRegistry(api.app.state.engine, describe)
     registry.register(tenant_id, artefact(version), actor="cli")
     return version
+
+
+def seed_tpp(api: Api) -> str:
+    """An open banking client, registered by the operator (deployment-wide: no tenant's)."""
+    client = api.app.state.openbanking_clients.register(
+        name="Operator's TPP",
+        redirect_uris=["https://tpp.example.com/cb"],
+        jwks=jwks(ec_key()),
+        actor="test",
+    )
+    return str(client.id)
 
 
 def seed_case(api: Api, t: Tenant) -> str:
@@ -324,6 +338,9 @@ def _b_data(world: World) -> set[str]:
         world.b_user,
         world.b_model,
         world.b_case,
+        # Not B's, but no tenant's either: the operator's open banking client.
+        world.tpp,
+        "Operator's TPP",
         B_EMAIL,
     }
 
@@ -409,6 +426,10 @@ _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PUT", "/v1/customers/{customer_id}/kyc"): [
         {"json": {"status": "verified"}},
         {"json": {"status": "rejected", "tier": "basic"}},
+    ],
+    ("PUT", "/v1/accounts/{account_id}/aml"): [
+        {"json": {"exempt": True}},
+        {"json": {"exempt": False, "jurisdiction": "IR"}},
     ],
 }
 # Queries that make a GET of A's own objects a 200, for the read-only key's walk.
@@ -666,6 +687,25 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("POST", "/v1/tenants"): Probe(
             [({"json": {"name": "other"}}, 403, "insufficient_scope")], "the operator's"
         ),
+        ("GET", "/v1/openbanking/clients"): Probe(
+            [({}, 403, "insufficient_scope")], "the operator's"
+        ),
+        ("POST", "/v1/openbanking/clients"): Probe(
+            [
+                (
+                    {
+                        "json": {
+                            "name": "A's TPP",
+                            "redirect_uris": ["https://a.example/cb"],
+                            "jwks": jwks(ec_key()),
+                        }
+                    },
+                    403,
+                    "insufficient_scope",
+                )
+            ],
+            "the operator's",
+        ),
         # B's values as lookups find nothing: a blind index is keyed per tenant, and the
         # lookup is within A's customers anyway.
         ("GET", "/v1/customers"): Probe(
@@ -808,15 +848,21 @@ def test_every_route_walls_tenants_off(world: World) -> None:
                     assert response.json()["note"].startswith(f"{_origin(world, a)}\n")
                 assert _origin(world, b) not in response.text
                 swept += 1
-        elif template.startswith("/v1/tenants/{tenant_id}"):
-            # The operator's route: a tenant's admin is refused, whoever the tenant.
-            for tenant in (a, b):
-                tenant_id = api.app.state.tenancy.ensure_tenant(tenant.name).id
-                path = template.replace("{tenant_id}", tenant_id)
-                body = {} if method == "POST" else None
+        elif template.startswith(OPERATOR_PREFIX) and "{" in template:
+            # The operator's route: a tenant's admin is refused, whoever the tenant, and
+            # whatever the operator's object.
+            if "{tenant_id}" in template:
+                named = [api.app.state.tenancy.ensure_tenant(t.name).id for t in (a, b)]
+            else:
+                assert "{client_id}" in template, template
+                named = [world.tpp]
+            for value in named:
+                path = re.sub(r"{\w+}", value, template)
+                body = _valid_writes(a).get((method, template)) if method != "GET" else None
                 response = api.request(method, path, key=a.admin, json=body)
                 assert response.status_code == 403, response.text
                 assert problem_code(response) == "insufficient_scope"
+                assert world.tpp not in response.text
                 swept += 1
         elif "{" in template:
             # Reading personal data takes pii:read, which admin does not imply.
@@ -969,6 +1015,15 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("PUT", "/v1/customers/{customer_id}/kyc"): {"status": "verified"},
         ("POST", "/v1/accounts/{account_id}/freeze"): {},
         ("POST", "/v1/accounts/{account_id}/unfreeze"): {},
+        ("POST", "/v1/openbanking/clients"): {
+            "name": "A's TPP",
+            "redirect_uris": ["https://a.example/cb"],
+            "jwks": jwks(ec_key()),
+        },
+        ("PUT", "/v1/openbanking/clients/{client_id}/jwks"): {"jwks": jwks(ec_key())},
+        ("POST", "/v1/openbanking/clients/{client_id}/disable"): {},
+        ("POST", "/v1/openbanking/clients/{client_id}/enable"): {},
+        ("PUT", "/v1/accounts/{account_id}/aml"): {"exempt": False},
     }
 
 
@@ -985,6 +1040,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{version}", world.a_model)
     path = path.replace("{case_id}", world.a_case)
     path = path.replace("{subject_id}", world.a_people.customer)
+    path = path.replace("{client_id}", world.tpp)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -1008,7 +1064,7 @@ CASES_PREFIX = "/v1/cases"
 # Sanctions screening's routes (compliance:read, compliance:write), which a ledger key lacks.
 SCREENINGS_PREFIX = "/v1/screenings"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
-OPERATOR_PREFIX = "/v1/tenants"
+OPERATOR_PREFIX = ("/v1/tenants", "/v1/openbanking")
 # The compliance routes (compliance:read), which a ledger key lacks.
 COMPLIANCE_PREFIX = "/v1/compliance"
 
@@ -1085,13 +1141,13 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     *ADMIN_ONLY_PREFIX,
                     CARDS_PREFIX,
                     *CUSTOMER_PREFIXES,
-                    OPERATOR_PREFIX,
+                    *OPERATOR_PREFIX,
                     RISK_PREFIX,
                     CASES_PREFIX,
                     COMPLIANCE_PREFIX,
                     SCREENINGS_PREFIX,
                 )
-            ) or template.endswith("/risk"):
+            ) or template.endswith(("/risk", "/aml")):
                 assert (response.status_code, problem_code(response)) == (
                     403,
                     "insufficient_scope",

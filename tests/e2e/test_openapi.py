@@ -130,6 +130,8 @@ _VERBS = (
     "dismiss",
     "confirm",
     "export",
+    "disable",
+    "enable",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}

@@ -297,7 +297,13 @@ def test_a_killed_job_holder_is_replaced_and_every_worker_reports_the_jobs(
         assert last * 1_000_000 > killed_at
 
 
-LEASED_JOBS = ("expiry", "audit_checkpoints", "retention", "rewrap")
+LEASED_JOBS = (
+    "expiry",
+    "audit_checkpoints",
+    "retention",
+    "rewrap",
+    "openbanking_consent_expiry",
+)
 # Leased too, on intervals of an hour and a day (at least a minute): reported, not waited for.
 SLOW_JOBS = ("aml_retention", "compliance_controls")
 ALL_JOBS = (*LEASED_JOBS, "dispatcher")

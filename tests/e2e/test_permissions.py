@@ -139,6 +139,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/cases/{case_id}/assign": {"assignee": None},
     "/v1/cases/{case_id}/notes": {"body": "a note"},
     "/v1/customers/{customer_id}/kyc": {"status": "verified"},
+    "/v1/accounts/{account_id}/aml": {"exempt": False},
 }
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine as SAEngine
 
 from strongroom.cases.model import CaseStatus
 from strongroom.cases.service import CaseService
 from strongroom.compliance.aml import service as aml
+from strongroom.compliance.aml.profiles import AmlProfiles
 from strongroom.db.uow import UnitOfWork
-from strongroom.ledger.model import Direction, NewTransfer
+from strongroom.ledger.model import Direction, Leg, NewTransfer
 from strongroom.ledger.pipeline import Sink
 from strongroom.ledger.service import AccountSpec, LedgerService
 
@@ -33,14 +35,18 @@ def _world(engine: SAEngine) -> tuple[LedgerService, CaseService, aml.AmlService
 
 
 def _accounts(ledger: LedgerService) -> tuple[str, str, str, str]:
+    """A ledger, its cash desk (exempt by compliance), alice, and bob (in KP, by compliance)."""
     main = ledger.create_ledger("main")
     cash, alice, bob = ledger.create_accounts(
         [
-            AccountSpec(main.id, "USD", Direction.DEBIT, metadata={"aml": "exempt"}),
+            AccountSpec(main.id, "USD", Direction.DEBIT),
             AccountSpec(main.id, "USD", Direction.CREDIT),
-            AccountSpec(main.id, "USD", Direction.CREDIT, metadata={"jurisdiction": "kp"}),
+            AccountSpec(main.id, "USD", Direction.CREDIT),
         ]
     )
+    profiles = AmlProfiles(ledger.engine, ledger)
+    profiles.set(TENANT, cash.id, exempt=True, jurisdiction=None, actor="test")
+    profiles.set(TENANT, bob.id, exempt=False, jurisdiction="kp", actor="test")
     return main.id, cash.id, alice.id, bob.id
 
 
@@ -76,7 +82,7 @@ def test_a_posted_transfer_raises_an_alert_case_once_per_window(db_engine: SAEng
         _post(ledger, ids, f"t_s{i}", cash, bob, 950_000)
     kinds = sorted(c.kind for c in _aml_cases(cases))
     assert kinds == ["aml_large_transaction", "aml_structuring"]
-    # Money to an account in a high-risk jurisdiction (bob's metadata says KP).
+    # Money to an account in a high-risk jurisdiction (bob's profile says KP).
     _post(ledger, ids, "t_hr", alice, bob, 200_000)
     subjects = {(c.kind, json.loads(c.detail or "{}")["subject"]) for c in _aml_cases(cases)}
     assert ("aml_high_risk_jurisdiction", f"account:{alice}") in subjects
@@ -146,3 +152,99 @@ def test_the_setting_installs_the_sink_in_the_runtime_ledger(db_engine: SAEngine
     [case] = _aml_cases(cases)  # only the ledger built with STRONGROOM_AML on raised one
     assert case.kind == "aml_large_transaction"
     assert json.loads(case.detail or "{}")["evidence"]["transfer_ids"] == ["t_rt_True"]
+
+
+def _legs(*spec: tuple[str, Direction, int]) -> tuple[Leg, ...]:
+    return tuple(Leg(a, d, n) for a, d, n in spec)
+
+
+def test_transfers_of_several_debits_and_credits_are_fed_as_flows(db_engine: SAEngine) -> None:
+    """Structuring and a fan-in through transfers of several debit and several credit legs:
+    each split pro rata into flows from each debited account to each credited one."""
+    ledger, cases, service = _world(db_engine)
+    main, cash, alice, bob = _accounts(ledger)
+    fee, mule = ledger.create_accounts(
+        [AccountSpec(main, "USD", Direction.DEBIT), AccountSpec(main, "USD", Direction.CREDIT)]
+    )
+    D, C = Direction.DEBIT, Direction.CREDIT
+    # Three 2+2 transfers: nearly all of each credit comes from the cash desk, 950,000 (just
+    # under the reporting threshold) to alice and to bob each time.
+    for i in range(3):
+        legs = _legs((cash, D, 1_900_000), (fee.id, D, 100), (alice, C, 950_050), (bob, C, 950_050))
+        [outcome] = ledger.post_transfers([NewTransfer(f"t_m{i}", main, legs=legs)])
+        assert outcome.row is not None, outcome
+    # Eight senders paying the mule (and a fee account) in one 8+2 transfer: a fan-in.
+    senders = ledger.create_accounts([AccountSpec(main, "USD", Direction.DEBIT)] * 8)
+    legs = _legs(*[(s.id, D, 30_000) for s in senders], (mule.id, C, 239_000), (fee.id, C, 1_000))
+    [outcome] = ledger.post_transfers([NewTransfer("t_fan", main, legs=legs)])
+    assert outcome.row is not None, outcome
+    by_subject = {
+        (c.kind, json.loads(c.detail or "{}")["subject"]): json.loads(c.detail or "{}")
+        for c in _aml_cases(cases)
+    }
+    assert by_subject.keys() >= {
+        ("aml_structuring", f"account:{alice}"),
+        ("aml_structuring", f"account:{bob}"),
+        ("aml_fan_in", f"account:{mule.id}"),
+    }
+    evidence = by_subject[("aml_structuring", f"account:{alice}")]["evidence"]
+    assert evidence["transfer_ids"] == ["t_m0", "t_m1", "t_m2"]
+    assert service.monitor.detectors.fed == 3 * 4 + 8 * 2
+
+
+def test_metadata_never_exempts_an_account_only_compliance_does(db_engine: SAEngine) -> None:
+    """An account's metadata (written by any key that moves money) cannot exempt it or give it
+    a jurisdiction; its AML profile, set by compliance, does, and the sink reads it with the
+    next batch (no restart, whatever it cached)."""
+    ledger, cases, _ = _world(db_engine)
+    main, cash, alice, _ = _accounts(ledger)
+    [payer] = ledger.create_accounts(
+        [AccountSpec(main, "USD", Direction.CREDIT, metadata={"aml": "exempt",
+                                                               "jurisdiction": "GB"})]
+    )  # fmt: skip
+    _post(ledger, (main,), "t_in", cash, payer.id, 3_000_000)
+    _post(ledger, (main,), "t_out", payer.id, alice, 1_200_000)
+    subjects = {json.loads(c.detail or "{}")["subject"] for c in _aml_cases(cases)}
+    assert f"account:{payer.id}" in subjects  # monitored, whatever its metadata says
+    before = {c.id for c in _aml_cases(cases)}
+    profiles = AmlProfiles(db_engine, ledger)
+    assert profiles.get(TENANT, payer.id).exempt is False
+    profiles.set(TENANT, payer.id, exempt=True, jurisdiction=None, actor="test")
+    # Exempt now: a large transfer in a new window raises an alert about alice only.
+    with UnitOfWork(db_engine) as uow:
+        uow.cursor().execute("DELETE FROM aml_alerts")
+        uow.commit()
+    _post(ledger, (main,), "t_out2", payer.id, alice, 1_300_000)
+    fresh = [json.loads(c.detail or "{}") for c in _aml_cases(cases) if c.id not in before]
+    assert [d["subject"] for d in fresh] == [f"account:{alice}"]
+
+
+def test_a_rolled_back_batch_leaves_no_flow_in_the_monitor(db_engine: SAEngine) -> None:
+    """The sink's state takes a batch only once it has committed: a batch that a later sink
+    fails (rolled back) is not remembered, and the alert raised later names only committed
+    transfers."""
+    failing = {"t_s2"}
+
+    def later_sink(uow: UnitOfWork, batch: Any) -> None:
+        if any(row[1] in failing for row in batch.transfers):
+            raise RuntimeError("a later sink fails")
+
+    sinks: list[Sink] = []
+    bind = aml.install(True, db_engine, sinks)
+    assert bind is not None
+    sinks.append(later_sink)
+    ledger = LedgerService(db_engine, sinks=sinks)
+    cases = CaseService(db_engine, ledger)
+    service = bind(ledger, cases)
+    main, cash, alice, _ = _accounts(ledger)
+    _post(ledger, (main,), "t_s0", cash, alice, 950_000)
+    _post(ledger, (main,), "t_s1", cash, alice, 960_000)
+    with pytest.raises(RuntimeError):
+        ledger.post_transfers([NewTransfer("t_s2", main, cash, alice, 940_000)])
+    assert service.monitor.detectors.fed == 2
+    assert _aml_cases(cases) == []
+    _post(ledger, (main,), "t_s3", cash, alice, 930_000)
+    [case] = _aml_cases(cases)
+    assert case.kind == "aml_structuring"
+    assert json.loads(case.detail or "{}")["evidence"]["transfer_ids"] == ["t_s0", "t_s1", "t_s3"]
+    assert service.monitor.detectors.fed == 3

@@ -192,6 +192,7 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     assert doc["personal_data"]["name"] == "Ada Lovelace"
     assert doc["personal_data"]["email"] == "ada@x.org"
     assert [a["id"] for a in doc["accounts"]] == [wallet]
+    assert (doc["truncated"], doc["next_starting_after"]) == (False, None)
     (account,) = doc["accounts"]
     assert account["balances"]["posted"] == 1_500
     assert [t["id"] for t in account["transfers"]] == ["tr_gdpr_ada"]
@@ -222,6 +223,46 @@ def test_the_export_holds_everything_about_the_customer_and_nothing_else(world: 
     assert after["personal_data"] is None
     assert after["customer"]["erased"] is True
     assert [a["id"] for a in after["accounts"]] == [wallet]
+
+
+def test_the_export_caps_its_transfers_in_all_and_goes_on_from_where_it_stopped(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in one answer (5 here): the account
+    that reaches it keeps its cursor, `truncated` and `next_starting_after` lead the next
+    request on to the accounts left; followed to the end, every transfer is exported once."""
+    from strongroom.compliance.gdpr import service as gdpr_service
+
+    monkeypatch.setattr(gdpr_service, "GDPR_EXPORT_TOTAL_TRANSFERS_MAX", 5)
+    w = world
+    ada = w.customers.create("ten_a", "person", {"name": "Ada"}, actor=ACTOR)
+    wallets = sorted(_account(w, ada.id) for _ in range(3))
+    posted: dict[str, list[str]] = {}
+    for n, wallet in zip((3, 4, 2), wallets, strict=True):
+        batch = [NewTransfer(f"tr_cap_{wallet[-6:]}_{i}", w.book, w.bank, wallet, 10 + i)
+                 for i in range(n)]  # fmt: skip
+        w.ledger.post_transfers(batch)
+        posted[wallet] = [t.id for t in batch]
+
+    first = w.gdpr.export("ten_a", ada.id, actor=ACTOR)
+    assert first["truncated"] is True
+    assert first["accounts_has_more"] is True
+    assert [a["id"] for a in first["accounts"]] == wallets[:2]
+    assert first["next_starting_after"] == wallets[1]
+    one, two = first["accounts"]
+    assert (len(one["transfers"]), one["transfers_has_more"]) == (3, False)
+    # The second account stops at the cap: the rest through its transfer listing.
+    assert (len(two["transfers"]), two["transfers_has_more"]) == (2, True)
+    rest = w.ledger.list_transfers(account_id=wallets[1], cursor=two["transfers_next_cursor"],
+                                   limit=100)  # fmt: skip
+    got = [t["id"] for t in two["transfers"]] + [r.id for r in rest.data]
+    assert sorted(got) == sorted(posted[wallets[1]])
+
+    second = w.gdpr.export("ten_a", ada.id, actor=ACTOR,
+                           starting_after=first["next_starting_after"])  # fmt: skip
+    assert (second["truncated"], second["next_starting_after"]) == (False, None)
+    assert [a["id"] for a in second["accounts"]] == [wallets[2]]
+    assert sorted(t["id"] for t in second["accounts"][0]["transfers"]) == sorted(posted[wallets[2]])
 
 
 # -- the AML hold and the retention job ------------------------------------------------------
@@ -558,3 +599,17 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     # Each tenant sees its own findings only.
     seen_b = _control(report.for_tenant("ten_b"), "compliance_records_audited")
     assert {f.tenant_id for f in seen_b.findings} == {"ten_b"}
+
+
+def test_the_card_scan_leaves_the_public_sanctions_lists_alone(world: World) -> None:
+    """A list entry's passport number that Luhn passes, and its hex fingerprint, are no
+    cardholder's data: a load of the real lists must not fail the control."""
+    w = world
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.sanctions_entries), [
+            {"source": "un", "entry_id": "QDi.1", "first_version": 1, "last_version": None,
+             "fingerprint": "ab4111111111111111cd" + "0" * 44,  # 64 hex characters
+             "body": json.dumps({"name": "X", "ids": [{"passport": CARD}]})},
+        ])  # fmt: skip
+    result = _control(w.controls().run(actor=ACTOR), "card_numbers_in_clear")
+    assert result.outcome is Outcome.PASS, result.findings

@@ -1057,6 +1057,18 @@ populate_0023 = _populate(SCHEMA_0023)
 # 0024 added compliance_reports (compliance/controls), empty on an upgrade.
 SCHEMA_0024 = SCHEMA_0023
 populate_0024 = _populate(SCHEMA_0024)
+# 0025 added cases.assignee (nullable) and case_notes (none here): no case in the story.
+SCHEMA_0025 = SCHEMA_0024
+populate_0025 = _populate(SCHEMA_0025)
+# 0026 added ob_clients (open banking's registered third parties), empty on an upgrade.
+SCHEMA_0026 = SCHEMA_0025
+populate_0026 = _populate(SCHEMA_0026)
+# 0027 added aml_accounts (compliance/aml: accounts' AML profiles), empty on an upgrade.
+SCHEMA_0027 = SCHEMA_0026
+populate_0027 = _populate(SCHEMA_0027)
+# 0028 added ob_consents (open banking's consents), empty on an upgrade.
+SCHEMA_0028 = SCHEMA_0027
+populate_0028 = _populate(SCHEMA_0028)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1082,4 +1094,8 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0022": populate_0022,
     "0023": populate_0023,
     "0024": populate_0024,
+    "0025": populate_0025,
+    "0026": populate_0026,
+    "0027": populate_0027,
+    "0028": populate_0028,
 }

@@ -71,6 +71,18 @@ def test_structuring_hard_negatives_one_near_deposit_monthly_salary_and_spread_d
     assert flagged(hits, Typology.STRUCTURING) == set()
 
 
+def test_structuring_ranks_one_sum_split_above_a_firm_paid_by_many_clients() -> None:
+    """Structuring splits one sum: three cash deposits under the threshold rank above a firm
+    that many clients paid near-threshold invoices (more of them, a larger total)."""
+    smurf = [tr(d, "cash", "smurf", 900_000) for d in (0, 1, 2)]
+    firm = [tr(i * 0.4, f"client{i}", "firm", 950_000 + i) for i in range(12)]
+    hits = run(smurf + firm, CASH)
+    best = best_per_account(hits)[Typology.STRUCTURING]
+    assert set(best) == {"smurf", "firm"}  # both raised: the firm is a look-alike
+    assert best["firm"].amount > best["smurf"].amount
+    assert best["smurf"].score > best["firm"].score
+
+
 def test_rapid_movement_in_and_straight_out() -> None:
     hits = run([tr(0, "ext", "mule", 5_000_000), tr(0.5, "mule", "abroad", 4_800_000)])
     assert "mule" in flagged(hits, Typology.RAPID_MOVEMENT)
@@ -103,6 +115,29 @@ def test_fan_in_and_fan_out_rank_mules_above_a_landlord_and_an_employer() -> Non
     assert {h.account for h in fan_in} == {"collector", "landlord"}  # raised, ranked lower
     assert fan_out[0].account == "spreader"
     assert fan_in[0].counterparties == 10
+
+
+def test_fan_in_ranks_a_mule_that_kept_the_money_above_a_shop_with_new_customers() -> None:
+    """A fan-in is a burst unusual for the account: ten new senders to a person who had one
+    before ranks above a high-ticket shop whose customers are all new but as many came in
+    each of the weeks before, and which pays its supplier what came in."""
+    days = 42
+    mule = [tr(m * 30 + 1, "employer", "mule", 250_000 + m) for m in range(2)]
+    mule += [tr(days - 3 + i * 0.3, f"sender{i}", "mule", 199_000 - i) for i in range(10)]
+    shop = [
+        tr(d + h / 3, f"buyer{d}_{h}", "shop", 61_234 + 1_000 * h)  # two new customers a day
+        for d in range(days)
+        for h in range(2)
+    ]
+    shop += [tr(w * 7 + 6, "shop", "supplier", 900_000) for w in range(days // 7)]
+    # Once the lookback holds the shop's weeks (in its first week it is a new account whose
+    # every customer is a surge; a deployment rebuilds that history at start).
+    learned_us = T0 + 35 * US_PER_DAY
+    hits = [h for h in run(mule + shop) if h.at_us >= learned_us]
+    best = best_per_account(hits)[Typology.FAN_IN]
+    assert set(best) == {"mule", "shop"}
+    assert best["shop"].counterparties >= best["mule"].counterparties  # as many senders
+    assert best["mule"].score > best["shop"].score
 
 
 def test_fan_in_needs_enough_counterparties_of_enough_money() -> None:
@@ -315,7 +350,13 @@ def test_only_transfers_that_moved_money_are_movements() -> None:
         ("acc_a", "acc_c", 200, "USD"),
     ]
     two_to_two = '[["acc_a",0,250],["acc_d",0,250],["acc_b",1,300],["acc_c",1,200]]'
-    assert movements(_row(Action.TRANSFER, Status.POSTED, legs=two_to_two), asset) == []
+    # Several debits and several credits: each debit shared pro rata (tests/unit/test_aml_flows.py).
+    assert movements(_row(Action.TRANSFER, Status.POSTED, legs=two_to_two), asset) == [
+        ("acc_a", "acc_b", 150, "USD"),
+        ("acc_a", "acc_c", 100, "USD"),
+        ("acc_d", "acc_b", 150, "USD"),
+        ("acc_d", "acc_c", 100, "USD"),
+    ]
 
 
 def test_the_simulate_command_writes_the_three_files(tmp_path: Path) -> None:

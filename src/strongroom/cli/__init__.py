@@ -17,6 +17,7 @@ from strongroom.cli import (
     demo,
     keys,
     ledger,
+    openbanking,
     risk,
     sanctions,
     server,
@@ -66,6 +67,7 @@ app.add_typer(risk.app, name="risk")
 app.add_typer(compliance.app, name="compliance")  # its commands report errors themselves
 app.add_typer(sanctions.app, name="sanctions")
 app.add_typer(aml.app, name="aml")
+app.add_typer(openbanking.app, name="openbanking")
 
 for _group in (
     app,
@@ -78,6 +80,7 @@ for _group in (
     users.app,
     sanctions.app,
     aml.app,
+    openbanking.clients,
 ):
     for _command in _group.registered_commands:
         assert _command.callback is not None

@@ -12,8 +12,8 @@ with the same methods (awaited; `iter_*` are async iterators).
             ...
 
 Every operation of the API has a method (`resources`, `customers`, `cases`, `kyc`,
-`compliance`, `risk_models` and `screenings` list them). `list_*` answer one page; `iter_*`
-walk every page as the server says to go on
+`compliance`, `risk_models`, `screenings` and `openbanking` list them). `list_*` answer one
+page; `iter_*` walk every page as the server says to go on
 (`next_cursor` through the short pages of listings that examine a bounded range per request).
 Answers are the API's
 pydantic models, fields the client does not know ignored.
@@ -31,6 +31,7 @@ from strongroom.client import cases as k
 from strongroom.client import compliance as g
 from strongroom.client import customers as c
 from strongroom.client import kyc as ky
+from strongroom.client import openbanking as ob
 from strongroom.client import resources as r
 from strongroom.client import risk as rk
 from strongroom.client import risk_models as rm
@@ -182,6 +183,8 @@ class Client(SyncTransport):
     # GDPR and compliance (client/compliance.py)
     get_customer_export = sync_call(g.get_customer_export)
     get_compliance_report = sync_call(g.get_compliance_report)
+    get_account_aml = sync_call(g.get_account_aml)
+    update_account_aml = sync_call(g.update_account_aml)
     # the review queue (client/cases.py)
     list_cases = sync_call(k.list_cases)
     iter_cases = sync_iter(k.iter_cases)
@@ -226,6 +229,14 @@ class Client(SyncTransport):
     get_screening_subject = sync_call(sc.get_screening_subject)
     dismiss_screening_match = sync_call(sc.dismiss_screening_match)
     confirm_screening_match = sync_call(sc.confirm_screening_match)
+    # the operator's open banking clients, the TPPs (client/openbanking.py)
+    create_openbanking_client = sync_call(ob.create_openbanking_client)
+    list_openbanking_clients = sync_call(ob.list_openbanking_clients)
+    iter_openbanking_clients = sync_iter(ob.iter_openbanking_clients)
+    get_openbanking_client = sync_call(ob.get_openbanking_client)
+    update_openbanking_client_jwks = sync_call(ob.update_openbanking_client_jwks)
+    disable_openbanking_client = sync_call(ob.disable_openbanking_client)
+    enable_openbanking_client = sync_call(ob.enable_openbanking_client)
 
 
 class AsyncClient(AsyncTransport):
@@ -312,6 +323,8 @@ class AsyncClient(AsyncTransport):
     # GDPR and compliance (client/compliance.py)
     get_customer_export = async_call(g.get_customer_export)
     get_compliance_report = async_call(g.get_compliance_report)
+    get_account_aml = async_call(g.get_account_aml)
+    update_account_aml = async_call(g.update_account_aml)
     # the review queue (client/cases.py)
     list_cases = async_call(k.list_cases)
     iter_cases = async_iter(k.iter_cases)
@@ -356,3 +369,11 @@ class AsyncClient(AsyncTransport):
     get_screening_subject = async_call(sc.get_screening_subject)
     dismiss_screening_match = async_call(sc.dismiss_screening_match)
     confirm_screening_match = async_call(sc.confirm_screening_match)
+    # the operator's open banking clients, the TPPs (client/openbanking.py)
+    create_openbanking_client = async_call(ob.create_openbanking_client)
+    list_openbanking_clients = async_call(ob.list_openbanking_clients)
+    iter_openbanking_clients = async_iter(ob.iter_openbanking_clients)
+    get_openbanking_client = async_call(ob.get_openbanking_client)
+    update_openbanking_client_jwks = async_call(ob.update_openbanking_client_jwks)
+    disable_openbanking_client = async_call(ob.disable_openbanking_client)
+    enable_openbanking_client = async_call(ob.enable_openbanking_client)

@@ -18,11 +18,13 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.audit.service import AuditLog
+from strongroom.compliance.aml.profiles import AML_EVENT_TYPES, AmlProfiles
 from strongroom.compliance.controls.checks import Sources, Thresholds
 from strongroom.compliance.controls.service import CONTROL_EVENT_TYPES, ControlsService
 from strongroom.compliance.gdpr.service import (
     GDPR_EVENT_TYPES,
     GdprService,
+    PastRetention,
     count_past_retention,
 )
 from strongroom.core import clock
@@ -36,7 +38,7 @@ from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.compliance")
 
-COMPLIANCE_EVENT_TYPES: Final = (*GDPR_EVENT_TYPES, *CONTROL_EVENT_TYPES)
+COMPLIANCE_EVENT_TYPES: Final = (*GDPR_EVENT_TYPES, *CONTROL_EVENT_TYPES, *AML_EVENT_TYPES)
 AML_RETENTION_JOB: Final = "aml_retention"
 CONTROLS_JOB: Final = "compliance_controls"
 CONTROLS_POLL_S_MAX: Final = 3600.0
@@ -59,7 +61,7 @@ def controls_service(
     audit: AuditLog,
     events: EventEmitter | None,
 ) -> ControlsService:
-    def past_retention() -> tuple[int, list[tuple[str, str]]]:
+    def past_retention() -> PastRetention:
         return count_past_retention(engine, settings.aml_retention_days, clock.now_us())
 
     sources = Sources(
@@ -76,6 +78,7 @@ def controls_service(
 class Compliance:
     gdpr: GdprService
     controls: ControlsService
+    aml_profiles: AmlProfiles
     jobs: list[JobSpec]
     routers: list[Any]
 
@@ -95,6 +98,7 @@ def build(
 ) -> Compliance:
     """The services and jobs; the customers' and counterparties' erasure is given its holds
     here (AML record keeping, open compliance alerts)."""
+    from strongroom.compliance.aml import api as aml_api
     from strongroom.compliance.controls import api as controls_api
     from strongroom.compliance.gdpr import api as gdpr_api
 
@@ -115,6 +119,7 @@ def build(
     return Compliance(
         gdpr,
         controls,
+        AmlProfiles(engine, ledger, audit=recorder, events=events),
         [
             JobSpec(
                 AML_RETENTION_JOB,
@@ -129,7 +134,7 @@ def build(
                 first_run_delayed=True,
             ),
         ],
-        [gdpr_api.router, controls_api.router],
+        [gdpr_api.router, controls_api.router, aml_api.router],
     )
 
 

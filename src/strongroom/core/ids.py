@@ -32,6 +32,8 @@ PREFIXES = frozenset(
     | {"mdl"}  # a fraud model's version (risk.registry)
     | {"crep"}  # a compliance report (compliance.controls)
     | {"sdis"}  # a dismissed sanctions match (compliance.sanctions)
+    | {"tpp"}  # an open banking client: a third-party provider (openbanking.tpp)
+    | {"obc", "obf"}  # an open banking consent, a funds confirmation (openbanking.resources)
 )
 
 

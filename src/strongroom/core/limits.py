@@ -270,16 +270,20 @@ CASE_NOTES_MAX: Final = 500
 CASE_REPORT_TRANSFERS_MAX: Final = 1_000
 # Compliance (compliance/gdpr, compliance/controls): a GDPR export lists at most
 # GDPR_EXPORT_ACCOUNTS_MAX accounts and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
-# transfers (then `has_more` and the cursor of the account's transfer listing); the retention job
+# transfers (then `has_more` and the cursor of the account's transfer listing), and at most
+# GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in all (then `truncated`, and the accounts left go on
+# from `next_starting_after` in another request); the retention job
 # erases at most GDPR_ERASE_BATCH_MAX customers per transaction; a control keeps at most
 # CONTROL_FINDINGS_MAX findings as evidence (the count is always whole); the card-number scan
 # reads CONTROL_SCAN_BATCH_ROWS rows at a time (its memory bound).
 GDPR_EXPORT_ACCOUNTS_MAX: Final = 1_000
 GDPR_EXPORT_TRANSFERS_MAX: Final = 1_000
+GDPR_EXPORT_TOTAL_TRANSFERS_MAX: Final = 10_000
 GDPR_ERASE_BATCH_MAX: Final = 100
 CONTROL_FINDINGS_MAX: Final = 100
 CONTROL_SCAN_BATCH_ROWS: Final = 1_000
 assert GDPR_EXPORT_TRANSFERS_MAX >= PAGE_SIZE_MAX
+assert GDPR_EXPORT_TOTAL_TRANSFERS_MAX >= GDPR_EXPORT_TRANSFERS_MAX
 # Sanctions screening (compliance/sanctions/): a screened name is at most
 # SCREENING_NAME_CHARS_MAX characters; an ad-hoc screening answers at most
 # SCREENING_MATCHES_MAX matches.

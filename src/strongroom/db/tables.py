@@ -813,3 +813,60 @@ aml_alerts = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Open banking clients (migration 0026, openbanking/tpp/store.py): the third-party providers
+# registered with the deployment's authorization server. Deployment-wide, so no tenant_id;
+# `jwks` holds public keys only (canonical JSON), `redirect_uris` a JSON array.
+ob_clients = sa.Table(
+    "ob_clients",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("software_id", sa.String(64), nullable=True),
+    sa.Column("jwks", sa.Text, nullable=False),
+    sa.Column("redirect_uris", sa.Text, nullable=False),
+    sa.Column("scopes", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Migration 0027: accounts' AML profiles, set by compliance (compliance/aml/profiles.py).
+aml_accounts = sa.Table(
+    "aml_accounts",
+    metadata,
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("exempt", sa.Boolean, nullable=False),
+    sa.Column("jurisdiction", sa.String(2), nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Open banking consents (migration 0028, openbanking/resources/store.py): what a TPP asked for
+# under a tenant, its status (openbanking/consents.py), and what the customer granted.
+ob_consents = sa.Table(
+    "ob_consents",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("status_updated_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("permissions", sa.String(600), nullable=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("account_ids", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Index("ob_consents_expiry", "status", "expires_at"),
+    sa.Index("ob_consents_customer", "customer_id", "id"),
+    sa.Index("ob_consents_idempotency", "tenant_id", "client_id", "idempotency_key", unique=True),
+    sqlite_with_rowid=False,
+)

@@ -12,10 +12,12 @@ IMMEDIATE failing, the body raising, COMMIT or ROLLBACK failing.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +29,8 @@ from strongroom.core.limits import (
     SQLITE_WRITER_LOCK_TIMEOUT_MS_MAX,
     UNAVAILABLE_RETRY_AFTER_S,
 )
+
+_log = logging.getLogger(__name__)
 
 # SQLITE_BUSY and SQLITE_LOCKED
 _SQLITE_BUSY = frozenset({5, 6})
@@ -43,6 +47,7 @@ class UnitOfWork:
         self.conn: Any = None
         self._open = False
         self._file_lock: WriterLock | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> UnitOfWork:
         if self.sqlite and self._write:
@@ -83,12 +88,27 @@ class UnitOfWork:
     def cursor(self) -> Any:
         return self.conn.cursor()
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed, never if it rolls back: for
+        state kept in memory that must follow the database (a sink's counters). It runs in
+        `commit`, after COMMIT; it must not raise (one that does is logged and the others
+        still run: the transaction has committed whatever it does)."""
+        assert self._open
+        self._after_commit.append(callback)
+
     def commit(self) -> None:
         assert self._open
         self.conn.commit() if not self.sqlite else self.conn.execute("COMMIT")
         self._open = False
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("a callback after a commit failed")
 
     def rollback(self) -> None:
+        self._after_commit = []
         if self._open:
             if self.sqlite:
                 if self.conn.in_transaction:
@@ -118,6 +138,7 @@ class UnitOfWork:
         """Releases the file lock and gives the connection back (discarding it if `broken`:
         it may still hold a transaction)."""
         self._open = False
+        self._after_commit = []
         lock, self._file_lock = self._file_lock, None
         proxy, self._proxy = self._proxy, None
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -53,12 +53,16 @@ def build_api(
     webhooks: Sequence[APIRouter] = (),
     readiness_details: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
     gate_codes: Sequence[str] = (),
+    separate_apis: Mapping[str, errors.RefusalRenderer] | None = None,
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
     `readiness(request)` answers each check's state ("ok" or why not), and
     `readiness_details(request)` more for /readyz's body (the background jobs); `metrics()` the
     exposition body and its media type, to a scraper sending `Bearer <metrics_token>` when
-    one is set. `webhooks` declare the requests the server sends (for the document only)."""
+    one is set. `webhooks` declare the requests the server sends (for the document only).
+    `separate_apis`: path prefix -> renderer of the APIs served beside /v1 with their own
+    error format (errors.RefusalRenderer): the HTTP layer's refusals on their paths are theirs
+    to render."""
     for code in ("invalid_request", "invalid_json", "not_found", "internal_error"):
         assert code in catalogue, f"the catalogue lacks the HTTP layer's {code}"
     app = FastAPIOffline(
@@ -73,6 +77,7 @@ def build_api(
     )
     app.state.errors = catalogue
     app.state.gate_codes = tuple(gate_codes)
+    app.state.separate_apis = dict(separate_apis or {})
     app.add_exception_handler(StrongroomError, errors.strongroom_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)

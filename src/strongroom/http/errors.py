@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from fastapi import Request
@@ -116,6 +117,21 @@ def _clip(text: str, chars_max: int) -> str:
     return text if len(text) <= chars_max else text[: chars_max - 3] + "..."
 
 
+# A separate API's answer to a refusal the HTTP layer makes on one of its paths (a head or
+# body too large, a body not JSON, a NUL, an unmatched route's 404 or 405, a 500): (the ASGI
+# scope, status, code, detail) -> (status, headers, body). Its clients read its own error
+# format, not RFC 9457; build_api's `separate_apis` names each by path prefix.
+RefusalRenderer = Callable[[Mapping[str, Any], int, str, str], tuple[int, dict[str, str], bytes]]
+
+
+def separate_renderer(scope: Mapping[str, Any]) -> RefusalRenderer | None:
+    """The renderer of the separate API whose prefix `scope`'s path has, if any."""
+    state = getattr(scope.get("app"), "state", None)
+    table: Mapping[str, RefusalRenderer] = getattr(state, "separate_apis", None) or {}
+    path = str(scope.get("path", ""))
+    return next((r for prefix, r in table.items() if path.startswith(prefix)), None)
+
+
 def problem(
     request: Request,
     code: str,
@@ -125,6 +141,10 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response:
     status, body = problem_body(catalogue_of(request), code, detail, request_id_of(request), param)
+    renderer = separate_renderer(request.scope)
+    if renderer is not None:
+        status, own, body = renderer(request.scope, status, code, detail)
+        return Response(body, status_code=status, headers={**(headers or {}), **own})
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

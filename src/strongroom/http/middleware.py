@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.core import ids
 from strongroom.core.limits import REQUEST_BODY_BYTES_MAX, REQUEST_HEAD_BYTES_MAX
-from strongroom.http.errors import PROBLEM_JSON, problem_body
+from strongroom.http.errors import PROBLEM_JSON, problem_body, separate_renderer
 
 log = logging.getLogger("strongroom.http")
 
@@ -30,13 +30,15 @@ async def send_problem(
     request_id: str | None,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Answer a problem from a middleware, as the app's catalogue declares `code`."""
+    """Answer a problem from a middleware, as the app's catalogue declares `code` (or as the
+    separate API whose path it is renders it)."""
     status, body = problem_body(scope["app"].state.errors, code, detail, request_id)
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *(extra_headers or []),
-    ]
+    own = [(b"content-type", PROBLEM_JSON.encode())]
+    renderer = separate_renderer(scope)
+    if renderer is not None:
+        status, rendered, body = renderer(scope, status, code, detail)
+        own = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in rendered.items()]
+    headers = [*own, (b"content-length", str(len(body)).encode()), *(extra_headers or [])]
     # RequestContext adds the Request-Id header to every answer, this one included.
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -2,18 +2,24 @@
 (docs/aml.md, "Running it").
 
 - **The sink** (`AmlService.__call__`, installed with STRONGROOM_AML=true) feeds every
-  batch's posted movements to the detectors inside the posting transaction and opens a case
-  per new alert through CaseService.open_alerts in that transaction: an alert exists if and
-  only if the transfer that raised it committed. Its state is process memory, bounded
-  (compliance/aml/typologies.py); it is not persisted but rebuilt, before the first batch
-  after a start (inside that batch's transaction: its one slow commit), from the ledger's
-  last `AmlConfig.window_max_us` of posted transfers (the newest AML_WARM_TRANSFERS_MAX),
-  whose hits are dropped (their alerts were raised when they posted). With several
-  processes each sees only the batches it posts, so a pattern spread over processes may be
-  missed live: the scan (scheduled) covers it.
+  batch's posted movements, inside the posting transaction, to a copy of its accounts' state
+  (`Monitor.trial`) and opens a case per new alert through CaseService.open_alerts in that
+  transaction: an alert exists if and only if the transfer that raised it committed. The
+  monitor's own state takes the batch only once the transaction has committed
+  (`UnitOfWork.after_commit`), so a batch rolled back leaves no flow behind. Its state is
+  process memory, bounded (compliance/aml/typologies.py); it is not persisted but rebuilt,
+  before the first batch after a start (inside that batch's transaction: its one slow
+  commit), from the ledger's last `AmlConfig.window_max_us` of posted transfers (the newest
+  AML_WARM_TRANSFERS_MAX), whose hits are dropped (their alerts were raised when they
+  posted). With several processes each sees only the batches it posts, so a pattern spread
+  over processes may be missed live: the scan (scheduled) covers it.
 - **The scan** (`AmlService.scan`, `strongroom aml scan [--since]`) reads the posted
   transfers through the ledger service, oldest first, feeds fresh detectors the same way, and
   raises the alerts of each page in one transaction.
+
+Whether an account is exempt and its jurisdiction come from its AML profile, which only
+compliance sets (compliance/aml/profiles.py), never from its metadata: the sink reads the
+profiles of each batch's accounts in the batch's transaction.
 
 Both dedupe through `aml_alerts`: one alert per account and typology per window (the hit's
 time rounded down to the typology's window), whichever raised it first."""
@@ -30,7 +36,7 @@ from sqlalchemy.engine import Engine
 from strongroom.cases.model import Alert
 from strongroom.cases.service import CaseService
 from strongroom.compliance.aml import store
-from strongroom.compliance.aml.monitor import Monitor
+from strongroom.compliance.aml.monitor import NO_PROFILE, Monitor
 from strongroom.compliance.aml.typologies import AccountInfo, AmlConfig, Hit
 from strongroom.core import clock
 from strongroom.core.errors import NotFound
@@ -103,9 +109,13 @@ class AmlService:
             return
         if not self._warm:
             self.warm()
-        hits = self.monitor.posted(batch.transfers)
-        if hits:
-            self.raise_hits(uow, hits)
+        rows = batch.transfers
+        profiles = store.profiles(uow, sorted(self.monitor.accounts_of(rows)))
+        trial = self.monitor.trial(rows, profiles)
+        if trial.hits:
+            self.raise_hits(uow, trial.hits)
+        monitor = self.monitor
+        uow.after_commit(lambda: monitor.commit(trial))
 
     def warm(self, progress: Progress | None = None) -> int:
         """Rebuild the sink's state from the ledger's recent history (see the module's doc);
@@ -216,23 +226,26 @@ class AmlService:
     # -- accounts -----------------------------------------------------------------------------
 
     def _account_infos(self, account_ids: Sequence[str]) -> dict[str, tuple[str, AccountInfo]]:
-        """(asset, info) of accounts: jurisdiction from the account's metadata
-        `jurisdiction` (ISO 3166 alpha-2), never an alert's subject when its metadata says
-        `aml: exempt` (a settlement, cash or fee account)."""
-        out = {}
+        """(asset, info) of accounts: the owner from the account, whether it is exempt and its
+        jurisdiction from its AML profile (compliance's; never the account's metadata, which
+        a key that moves money writes)."""
+        accounts = {}
         for account_id in account_ids:
             try:
-                account = self.ledger.get_account(account_id)
+                accounts[account_id] = self.ledger.get_account(account_id)
             except NotFound:
                 continue
-            meta = account.metadata or {}
-            jurisdiction = meta.get("jurisdiction")
+        with UnitOfWork(self.engine, write=False) as uow:
+            profiles = store.profiles(uow, sorted(accounts))
+        out = {}
+        for account_id, account in accounts.items():
+            profile = profiles.get(account_id, NO_PROFILE)
             out[account_id] = (
                 account.asset,
                 AccountInfo(
                     customer=account.customer_id,
-                    jurisdiction=str(jurisdiction).upper() if jurisdiction else None,
-                    monitored=meta.get("aml") != "exempt",
+                    jurisdiction=profile.jurisdiction,
+                    monitored=not profile.exempt,
                 ),
             )
         return out

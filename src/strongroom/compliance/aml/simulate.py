@@ -55,7 +55,7 @@ TYPOLOGIES: Final = (
 # Typologies are planted after a run-in of normal life (except the dormant accounts' early
 # activity), so that a monitor judging behaviour against an account's own past has a past.
 RUN_IN_DAYS: Final = 40
-PLANTED_PER_10K: Final = 6  # accounts planted per typology per 10,000 accounts (at least 2)
+PLANTED_PER_10K: Final = 10  # accounts planted per typology per 10,000 accounts (at least 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,8 @@ class AmlConfig:
     fan_window_us: int = 7 * US_PER_DAY
     fan_counterparties_min: int = 8
     # The weeks before the window: a counterparty seen then is not new (a landlord's tenants,
-    # an employer's clients and staff come back; a mule's senders are new).
+    # an employer's staff come back; a mule's senders are new), and the number seen then is
+    # the account's usual number (a shop's customers are new, but as many came each week).
     fan_lookback_us: int = 28 * US_PER_DAY
     # An account whose fan hit already raised is looked at again at most this often (a shop
     # or a payroll run would otherwise rescan its week at every payment).
@@ -283,6 +284,39 @@ class Detectors:
     def accounts(self) -> int:
         return len(self._accounts)
 
+    # -- trials (compliance/aml/monitor.py: movements that may still roll back) ---------------
+
+    def trial(self, accounts: Iterable[str]) -> Detectors:
+        """Detectors holding a copy of `accounts`' state only (all that a movement between two
+        of them reads or writes), to feed what may still roll back without changing this
+        one; `adopt` takes its state once that has committed. Marks are replaced, never
+        changed in place, so the copy shares them."""
+        copy = Detectors(self.config, self.info)
+        for account_id in accounts:
+            acc = self._accounts.get(account_id)
+            if acc is not None:
+                copy._accounts[account_id] = _Account(
+                    deque(acc.moves, maxlen=acc.moves.maxlen),
+                    list(acc.marks),
+                    acc.last_seen_us,
+                    acc.woke_at_us,
+                    list(acc.fan_hit_at_us),
+                )
+        return copy
+
+    def adopt(self, trial: Detectors) -> None:
+        """Take each account's state from `trial` (made by `trial`, fed since), as though this
+        one had been fed what it was; the caller makes sure nothing else was fed meanwhile.
+        The least recently active accounts are evicted past `accounts_max`, after the batch
+        rather than during it."""
+        for account_id, acc in trial._accounts.items():
+            self._accounts[account_id] = acc
+            self._accounts.move_to_end(account_id)
+        while len(self._accounts) > self.config.accounts_max:
+            self._accounts.popitem(last=False)
+            self.evicted += 1
+        self.fed += trial.fed
+
     # -- per direction ----------------------------------------------------------------------
 
     def _on_in(self, account: str, acc: _Account, t: Posted, sender: AccountInfo) -> list[Hit]:
@@ -298,12 +332,18 @@ class Detectors:
                 if m.inbound and low <= m.amount < lim.reporting_threshold
             ]
             if len(near) >= cfg.structuring_count_min:
+                # Structuring splits one sum into deposits under the threshold: ranked by the
+                # most that one source (a cash desk, one payer) paid in that way, times its
+                # share of them. A firm paid near-threshold invoices by many clients is paid
+                # many sums, not one sum split.
+                by_source: dict[str, int] = {}
+                for m in near:
+                    by_source[m.counterparty] = by_source.get(m.counterparty, 0) + m.amount
+                split = max(by_source.values())
                 total = sum(m.amount for m in near)
-                hits.append(
-                    _hit(Typology.STRUCTURING, account, t, near, float(total), total, len(near))
-                )
-        hits.extend(self._fan(account, acc, t, inbound=True))
-        hits.extend(self._fan(account, acc, t, inbound=False))  # funded: fan-out may rise
+                score = split * (split / total)
+                hits.append(_hit(Typology.STRUCTURING, account, t, near, score, total, len(near)))
+        hits.extend(self._fan(account, acc, t, inbound=True))  # funded: fan-out may rise too
         hits.extend(self._jurisdiction(account, acc, t, sender))
         if t.amount >= lim.large_threshold:
             hits.append(
@@ -318,12 +358,23 @@ class Detectors:
         # Rapid movement: what came in within the window before this outflow, and what has
         # gone out since the first of it.
         since = t.at_us - cfg.rapid_window_us
-        recent = _recent(acc, since, t.asset)
-        ins = [m for m in recent if m.inbound]
+        ins: list[_Move] = []
+        outs: list[_Move] = []
+        inflow = outflow = 0
+        for m in reversed(acc.moves):  # newest first; an outflow counts after the first inflow
+            if m.at_us < since:
+                break
+            if m.asset != t.asset:
+                continue
+            if m.inbound:
+                ins.append(m)
+                inflow += m.amount
+            else:
+                outs.append(m)
         if ins:
+            ins.reverse()
             first_in = ins[0].at_us
-            inflow = sum(m.amount for m in ins)
-            outs = [m for m in recent if not m.inbound and m.at_us >= first_in]
+            outs = [m for m in reversed(outs) if m.at_us >= first_in]
             outflow = sum(m.amount for m in outs)
             passed = min(inflow, outflow)
             if passed >= lim.rapid_amount_min and outflow * 100 >= inflow * cfg.rapid_ratio_pct:
@@ -334,8 +385,7 @@ class Detectors:
                 hits.append(
                     _hit(Typology.RAPID_MOVEMENT, account, t, ins + outs, score, passed, sides)
                 )
-        hits.extend(self._fan(account, acc, t, inbound=False))
-        hits.extend(self._fan(account, acc, t, inbound=True))  # sent on: fan-in may rise
+        hits.extend(self._fan(account, acc, t, inbound=False))  # sent on: fan-in may rise too
         hits.extend(self._jurisdiction(account, acc, t, receiver))
         if t.amount >= lim.large_threshold:
             hits.append(
@@ -346,47 +396,80 @@ class Detectors:
     # -- typologies ---------------------------------------------------------------------------
 
     def _fan(self, account: str, acc: _Account, t: Posted, *, inbound: bool) -> list[Hit]:
-        """Fan-in (inbound) or fan-out: distinct counterparties of at least fan_amount_min in
-        the window, checked on every movement of the account (money sent on after a fan-in
-        raises its score). Ranked by a weighted sum of three shares, then by the total: new
-        counterparties (not seen in the lookback before the window: a landlord's tenants and
-        an employer's staff come back each month), 0.5; the total matched by the other side
-        in the window (collected and sent on, or funded just before and sent out), 0.3; round
-        amounts (AMLworld: "large or rounded amounts"), 0.2."""
+        """Fan-in and fan-out after a movement of the account (`inbound`: it came in; that
+        side's hit first): distinct counterparties of at least fan_amount_min on a side in the
+        window. Both sides are looked at on every movement (money sent on after a fan-in raises
+        its score), in one pass over the window. The typology is a burst: many counterparties
+        at once, unusual for this account. Ranked by a weighted sum of three shares, then by
+        the total:
+
+        - the surge, 0.5: the window's new counterparties (not seen in the lookback before it)
+          beyond the account's usual number per window (its distinct counterparties of
+          fan_amount_min in the lookback, scaled to the window), over all of the window's. A
+          mule's senders are new and it had one or two before; a landlord's tenants and an
+          employer's staff come back each month (not new); a high-ticket shop or a firm
+          paid by many clients has new ones every week, and as many in the weeks before;
+        - the share of the total matched by the other side in the window (collected and sent
+          on, or funded just before and sent out), 0.3;
+        - the share of round amounts (AMLworld: "large or rounded amounts"), 0.2."""
         cfg = self.config
         lim = cfg.of(t.asset)
         if t.amount < lim.fan_amount_min:
             return []
-        side = int(inbound)
-        last = acc.fan_hit_at_us[side]
-        if last is not None and t.at_us - last < cfg.fan_recheck_us:
+        # Per side (0: out, 1: in), unless that side raised within fan_recheck_us.
+        looked = [
+            last is None or t.at_us - last >= cfg.fan_recheck_us for last in acc.fan_hit_at_us
+        ]
+        if not any(looked):
             return []
         since = t.at_us - cfg.fan_window_us
-        same, other = [], 0
-        before: set[str] = set()
-        for m in _recent(acc, since - cfg.fan_lookback_us, t.asset):
-            if m.at_us < since:
-                if m.inbound is inbound:
-                    before.add(m.counterparty)
+        horizon = since - cfg.fan_lookback_us
+        same: tuple[list[_Move], list[_Move]] = ([], [])  # the window's, of fan_amount_min
+        moved = [0, 0]  # the window's total per side, any amount
+        seen: tuple[set[str], set[str]] = (set(), set())  # the lookback's counterparties
+        usual: tuple[set[str], set[str]] = (set(), set())  # of them, of fan_amount_min
+        parties_min = cfg.fan_counterparties_min
+        counted = False
+        for m in reversed(acc.moves):  # newest first: the window, then the lookback
+            if m.at_us >= since:
+                if m.asset == t.asset:
+                    moved[m.inbound] += m.amount
+                    if m.amount >= lim.fan_amount_min:
+                        same[m.inbound].append(m)
                 continue
-            if m.inbound is inbound:
+            if not counted:  # the window is read: most accounts stop here
+                looked = [
+                    looked[k] and len({x.counterparty for x in same[k]}) >= parties_min
+                    for k in (0, 1)
+                ]
+                if not any(looked):
+                    return []
+                counted = True
+            if m.at_us < horizon:
+                break
+            if m.asset == t.asset:
+                seen[m.inbound].add(m.counterparty)
                 if m.amount >= lim.fan_amount_min:
-                    same.append(m)
-            else:
-                other += m.amount
-        parties = {m.counterparty for m in same}
-        if len(parties) < cfg.fan_counterparties_min:
-            return []
-        total = sum(m.amount for m in same)
-        matched = min(1.0, other / total)
-        # AMLworld and AMLSim describe the laundering fans as "large or rounded amounts":
-        # a share of round sums raises the rank; salaries, rents and sales are rarely round.
-        rounded = sum(1 for m in same if m.amount % lim.round_unit == 0) / len(same)
-        novel = len(parties - before) / len(parties)
-        score = 10 * (0.5 * novel + 0.3 * matched + 0.2 * rounded) + math.log10(total) / 20
-        acc.fan_hit_at_us[side] = t.at_us
-        typology = Typology.FAN_IN if inbound else Typology.FAN_OUT
-        return [_hit(typology, account, t, same, score, total, len(parties))]
+                    usual[m.inbound].add(m.counterparty)
+        hits = []
+        for side in (1, 0) if inbound else (0, 1):
+            moves = same[side]
+            parties = {m.counterparty for m in moves}
+            if not looked[side] or len(parties) < parties_min:
+                continue
+            moves.reverse()  # oldest first
+            total = sum(m.amount for m in moves)
+            matched = min(1.0, moved[1 - side] / total)
+            # AMLworld and AMLSim describe the laundering fans as "large or rounded amounts":
+            # a share of round sums raises the rank; salaries, rents and sales are rarely round.
+            rounded = sum(1 for m in moves if m.amount % lim.round_unit == 0) / len(moves)
+            per_window = len(usual[side]) * cfg.fan_window_us / cfg.fan_lookback_us
+            surge = max(0.0, len(parties - seen[side]) - per_window) / len(parties)
+            score = 10 * (0.5 * surge + 0.3 * matched + 0.2 * rounded) + math.log10(total) / 20
+            acc.fan_hit_at_us[side] = t.at_us
+            typology = Typology.FAN_IN if side else Typology.FAN_OUT
+            hits.append(_hit(typology, account, t, moves, score, total, len(parties)))
+        return hits
 
     def _jurisdiction(
         self, account: str, acc: _Account, t: Posted, counterparty: AccountInfo
@@ -438,15 +521,20 @@ class Detectors:
         since = t.at_us - cfg.round_trip_window_us
         hits: list[Hit] = []
         low, high = cfg.round_trip_hop_pct_min, cfg.round_trip_hop_pct_max
-        carried = [
-            m
-            for m in sender.marks
-            if m.at_us >= since
-            and m.asset == t.asset
-            and m.hops < cfg.round_trip_hops_max
-            and m.amount * low <= t.amount * 100 <= m.amount * high
-        ]
-        sender.marks = [m for m in sender.marks if m.at_us >= since]
+        carried: list[_Mark] = []
+        live: list[_Mark] = []  # the sender's marks still within the window
+        hops_max, scaled = cfg.round_trip_hops_max, t.amount * 100
+        for m in sender.marks:
+            if m.at_us < since:
+                continue
+            live.append(m)
+            if (
+                m.asset == t.asset
+                and m.hops < hops_max
+                and m.amount * low <= scaled <= m.amount * high
+            ):
+                carried.append(m)
+        sender.marks = live
         for mark in carried:
             if mark.origin == t.credit:
                 hops = mark.hops + 1

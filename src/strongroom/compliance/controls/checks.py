@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.verify import VerifyReport
 from strongroom.compliance import records
 from strongroom.compliance.controls import store
-from strongroom.compliance.controls.model import ControlResult, Finding, Outcome
+from strongroom.compliance.controls.model import ControlResult, Finding, Outcome, Scope
 from strongroom.compliance.controls.scan import scan_card_numbers
 from strongroom.core import clock
 from strongroom.db.uow import UnitOfWork
@@ -38,8 +38,9 @@ class Sources:
     engine: Engine
     kms: KeyManager
     verify_audit: Callable[[Progress], VerifyReport]
-    # (count, first (tenant, customer id)s) of customers past their AML retention period.
-    past_retention: Callable[[], tuple[int, list[tuple[str, str]]]]
+    # (count, first (tenant, customer id)s, count by tenant) of customers past their AML
+    # retention period (compliance.gdpr.service.PastRetention).
+    past_retention: Callable[[], tuple[int, list[tuple[str, str]], dict[str, int]]]
     # The newest snapshot of each sanctions list, or why there are none (store.list_snapshots).
     list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
     # AuditLog.records_for: the compliance records are replayed against their leaves.
@@ -65,6 +66,7 @@ def card_numbers_in_clear(
         "rows": scanned.rows,
         "values": scanned.values,
     }
+    r.shared_facts = ("tables", "columns")  # the schema's; rows and values are every tenant's
     if r.found:
         r.outcome = Outcome.FAIL
         r.summary = f"{r.found} card number(s) in clear in {scanned.columns} text columns scanned"
@@ -79,6 +81,8 @@ def card_numbers_in_clear(
 def keys_rotated(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
     del say
     r = ControlResult("keys_rotated", "Every key rotated within its period", Outcome.PASS, "")
+    r.scope = Scope.DEPLOYMENT
+    r.shared_facts = ("period_days",)
     versions = src.kms.versions()
     active = [v for v in versions if v.state is KeyState.ACTIVE]
     r.facts = {"kms": src.kms.name, "versions": len(versions), "period_days": th.key_rotation_days}
@@ -114,20 +118,23 @@ def staff_second_factor(src: Sources, th: Thresholds, now_us: int, say: Progress
     )
     with UnitOfWork(src.engine, write=False) as uow:
         staff, without = store.staff_without_factor(uow)
-    r.facts = {"staff_users": staff}
+    total = sum(staff.values())
+    r.facts = {"staff_users": total}
+    r.tenant_facts = {t: {"staff_users": n} for t, n in staff.items()}
     for tenant, user, role in without:
         r.add(Finding({"user_id": user, "role": role}, tenant))
     if r.found:
         r.outcome = Outcome.FAIL
-        r.summary = f"{r.found} of {staff} staff users have neither a TOTP nor a passkey"
+        r.summary = f"{r.found} of {total} staff users have neither a TOTP nor a passkey"
     else:
-        r.summary = f"each of {staff} staff users has a confirmed TOTP or a passkey"
+        r.summary = f"each of {total} staff users has a confirmed TOTP or a passkey"
     return r
 
 
 def audit_log_verifies(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
     del th, now_us
     r = ControlResult("audit_log_verifies", "The audit log verifies", Outcome.PASS, "")
+    r.scope = Scope.DEPLOYMENT
     report = src.verify_audit(say)
     r.facts = {"logs": report.logs, "leaves": report.leaves, "transfers": report.transfers}
     for problem in report.problems:
@@ -147,7 +154,10 @@ def case_service_level(src: Sources, th: Thresholds, now_us: int, say: Progress)
     )
     with UnitOfWork(src.engine, write=False) as uow:
         open_, late = store.open_cases_before(uow, now_us - th.case_sla_hours * HOUR_US)
-    r.facts = {"open_cases": open_, "service_level_hours": th.case_sla_hours}
+    total = sum(open_.values())
+    r.facts = {"open_cases": total, "service_level_hours": th.case_sla_hours}
+    r.tenant_facts = {t: {"open_cases": n} for t, n in open_.items()}
+    r.shared_facts = ("service_level_hours",)
     for tenant, case_id, kind, created in late:
         age_h = round((now_us - created) / HOUR_US, 1)
         r.add(Finding({"case_id": case_id, "kind": kind, "age_hours": age_h}, tenant))
@@ -155,7 +165,7 @@ def case_service_level(src: Sources, th: Thresholds, now_us: int, say: Progress)
         r.outcome = Outcome.FAIL
         r.summary = f"{r.found} open case(s) older than {th.case_sla_hours} hours"
     else:
-        r.summary = f"none of {open_} open cases is older than {th.case_sla_hours} hours"
+        r.summary = f"none of {total} open cases is older than {th.case_sla_hours} hours"
     return r
 
 
@@ -169,6 +179,8 @@ def sanctions_lists_fresh(
         Outcome.PASS,
         "",
     )
+    r.scope = Scope.DEPLOYMENT
+    r.shared_facts = ("max_age_days",)
     found = src.list_snapshots(src.engine)
     if isinstance(found, str):
         r.outcome = Outcome.NOT_APPLICABLE
@@ -214,11 +226,13 @@ def customers_within_retention(
 ) -> ControlResult:
     del now_us, say
     r = ControlResult("customers_within_retention", "No customer past retention", Outcome.PASS, "")
-    count, first = src.past_retention()
+    count, first, by_tenant = src.past_retention()
     r.facts = {"retention_days": th.aml_retention_days}
+    r.shared_facts = ("retention_days",)
     for tenant, customer in first:
         r.add(Finding({"customer_id": customer}, tenant))
-    r.found = count
+    r.found = count  # the first are kept as evidence; every one is counted, by tenant too
+    r.found_by_tenant = dict(by_tenant)
     if count:
         r.outcome = Outcome.FAIL
         r.summary = (

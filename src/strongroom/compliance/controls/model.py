@@ -16,6 +16,25 @@ from typing import Any, Final
 from strongroom.core.limits import CONTROL_FINDINGS_MAX
 
 REPORT_FORMAT: Final = "strongroom-compliance-report/1"
+# The deployment's own tenant: its log records key operations (security.keyops.KEYS_LOG_ID); it
+# gets the deployment's findings, and its view of the report is the operator's.
+DEPLOYMENT_TENANT: Final = "ten_default"
+
+
+class Scope(StrEnum):
+    """Whose a control's findings are. TENANT: each finding is a tenant's (or, owned by none,
+    the deployment's), and each tenant's outcome is judged on its own; DEPLOYMENT: the
+    deployment's as a whole (its keys, its audit log, its sanctions lists): every tenant sees
+    the outcome, only the deployment's tenant the evidence."""
+
+    TENANT = "tenant"
+    DEPLOYMENT = "deployment"
+
+
+# Controls of the deployment as a whole (a stored report older than `scope` reads them so).
+_DEPLOYMENT_CONTROLS: Final = frozenset({"keys_rotated", "audit_log_verifies",
+                                         "sanctions_lists_fresh"})  # fmt: skip
+_NONE: Final = ""  # found_by_tenant's key for findings no tenant owns
 
 
 class Outcome(StrEnum):
@@ -47,22 +66,40 @@ class ControlResult:
     findings: list[Finding] = field(default_factory=list)
     found: int = 0  # every finding counted, though at most CONTROL_FINDINGS_MAX are kept
     facts: dict[str, Any] = field(default_factory=dict)  # what was examined (counts, ages)
+    scope: Scope = Scope.TENANT
+    # Every finding counted by its tenant ("" for none), kept or not: a tenant's own count.
+    found_by_tenant: dict[str, int] = field(default_factory=dict)
+    # Facts of one tenant (its staff users, its open cases), shown to that tenant only.
+    tenant_facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The names of the facts that every tenant may see (thresholds, the schema scanned):
+    # the others are the deployment's (counts over every tenant, the key manager).
+    shared_facts: tuple[str, ...] = ()
 
     def add(self, finding: Finding) -> None:
         self.found += 1
+        owner = finding.tenant_id or _NONE
+        self.found_by_tenant[owner] = self.found_by_tenant.get(owner, 0) + 1
         if len(self.findings) < CONTROL_FINDINGS_MAX:
             self.findings.append(finding)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "title": self.title,
+            "scope": self.scope.value,
             "outcome": self.outcome.value,
             "summary": self.summary,
             "found": self.found,
             "findings": [f.to_dict() for f in self.findings],
             "facts": self.facts,
         }
+        if self.found_by_tenant:
+            out["found_by_tenant"] = dict(sorted(self.found_by_tenant.items()))
+        if self.tenant_facts:
+            out["tenant_facts"] = dict(sorted(self.tenant_facts.items()))
+        if self.shared_facts:
+            out["shared_facts"] = list(self.shared_facts)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ControlResult:
@@ -70,15 +107,69 @@ class ControlResult:
         for item in data["findings"]:
             detail = {k: v for k, v in item.items() if k != "tenant_id"}
             findings.append(Finding(detail, item.get("tenant_id")))
+        name = data["name"]
+        default = Scope.DEPLOYMENT if name in _DEPLOYMENT_CONTROLS else Scope.TENANT
         return cls(
-            data["name"],
+            name,
             data["title"],
             Outcome(data["outcome"]),
             data["summary"],
             findings,
             int(data["found"]),
             dict(data.get("facts", {})),
+            Scope(data.get("scope", default)),
+            {str(k): int(v) for k, v in data.get("found_by_tenant", {}).items()},
+            {str(k): dict(v) for k, v in data.get("tenant_facts", {}).items()},
+            tuple(data.get("shared_facts", ())),
         )
+
+    def for_tenant(self, tenant_id: str) -> ControlResult:
+        """What `tenant_id` sees of this result (Report.for_tenant)."""
+        operator = tenant_id == DEPLOYMENT_TENANT
+        facts = {k: v for k, v in self.facts.items() if k in self.shared_facts}
+        if self.scope is Scope.DEPLOYMENT:
+            if operator:
+                return ControlResult(self.name, self.title, self.outcome, self.summary,
+                                     list(self.findings), self.found, dict(self.facts),
+                                     self.scope)  # fmt: skip
+            return ControlResult(self.name, self.title, self.outcome, _deployment_summary(self),
+                                 [], self.found, facts, self.scope)  # fmt: skip
+        owners = {tenant_id, None} if operator else {tenant_id}
+        mine = [f for f in self.findings if f.tenant_id in owners]
+        facts |= self.tenant_facts.get(tenant_id, {})
+        if self.found_by_tenant or not self.found:
+            found = self.found_by_tenant.get(tenant_id, 0)
+            if operator:
+                found += self.found_by_tenant.get(_NONE, 0)
+        else:
+            # A report stored before the counts by tenant: the kept findings, and when they
+            # are a sample, a failure that may be this tenant's beyond them.
+            found = len(mine) if self.found == len(self.findings) else max(len(mine), 1)
+        outcome = self.outcome
+        if outcome in (Outcome.PASS, Outcome.FAIL):
+            outcome = Outcome.FAIL if found else Outcome.PASS
+        return ControlResult(self.name, self.title, outcome, _tenant_summary(self, outcome,
+                             found), mine, found, facts, self.scope)  # fmt: skip
+
+
+def _tenant_summary(c: ControlResult, outcome: Outcome, found: int) -> str:
+    """A tenant-scoped control's line as one tenant sees it: no count over other tenants."""
+    if outcome is Outcome.PASS:
+        return f"{c.title}: nothing found of this tenant"
+    if outcome is Outcome.FAIL:
+        return f"{c.title}: {found} finding(s) of this tenant"
+    return c.summary  # error (the exception's type) or not applicable (why)
+
+
+def _deployment_summary(c: ControlResult) -> str:
+    """A deployment control's line as a tenant sees it: the outcome, not the evidence."""
+    if c.outcome is Outcome.PASS:
+        return f"{c.title}: yes (a control of the deployment, shared by every tenant)"
+    if c.outcome is Outcome.FAIL:
+        return f"{c.title}: no (a control of the deployment: its operator has the evidence)"
+    if c.outcome is Outcome.NOT_APPLICABLE:
+        return f"{c.title}: not applicable to this deployment"
+    return c.summary  # error: the exception's type only
 
 
 @dataclass(slots=True)
@@ -122,24 +213,15 @@ class Report:
         )
 
     def for_tenant(self, tenant_id: str) -> Report:
-        """What a tenant sees: its own findings and the deployment's, each control's outcome
-        judged on those alone; another tenant's findings are neither shown nor counted."""
-        out = []
-        for c in self.controls:
-            mine = [f for f in c.findings if f.tenant_id in (None, tenant_id)]
-            outcome = c.outcome
-            found = c.found
-            if c.outcome is Outcome.FAIL:
-                # The kept findings are a sample when more were found: a failure whose kept
-                # findings are all another tenant's may still be this tenant's beyond them.
-                complete = c.found == len(c.findings)
-                if complete:
-                    found = len(mine)
-                    outcome = Outcome.FAIL if mine else Outcome.PASS
-                else:
-                    found = len(mine)
-            summary = c.summary if outcome is c.outcome else f"{c.title}: nothing of this tenant"
-            out.append(ControlResult(c.name, c.title, outcome, summary, mine, found, c.facts))
+        """What a tenant sees: of each control of tenants' data (card numbers, staff users,
+        cases, retention) its own findings, counts and facts, the outcome judged on those
+        alone; of each control of the deployment (keys, the audit log, sanctions lists) the
+        outcome, not the evidence; of every control only the facts safe to share
+        (`shared_facts`: thresholds, the schema scanned). Another tenant's findings are
+        neither shown nor counted, nor are those no tenant owns. The deployment's own tenant
+        (DEPLOYMENT_TENANT, the operator's) sees the deployment's evidence and facts and the
+        findings no tenant owns besides its own."""
+        out = [c.for_tenant(tenant_id) for c in self.controls]
         return Report(self.id, self.started_at, self.finished_at, out)
 
 
@@ -175,12 +257,31 @@ def masked(digits: str) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
+HEX_DIGEST_CHARS_MIN: Final = 32  # a 128-bit digest in hex; SHA-256's is 64
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _in_hex_digest(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies inside a run of at least HEX_DIGEST_CHARS_MIN hex
+    characters holding a letter: a digest or a key fingerprint, whose digits are no card
+    number whatever Luhn says (one SHA-256 in ten has a Luhn-valid 16-digit stretch)."""
+    left, right = start, end
+    while left > 0 and text[left - 1] in _HEX:
+        left -= 1
+    while right < len(text) and text[right] in _HEX:
+        right += 1
+    run = text[left:right]
+    return len(run) >= HEX_DIGEST_CHARS_MIN and not run.isdigit()
+
+
 def card_numbers(text: str) -> Iterator[str]:
     """Each card number in `text` (its digits): a Luhn-valid run of 13 to 19 digits that
-    starts with a brand's prefix."""
+    starts with a brand's prefix, not inside a hex digest."""
     if len(text) < CARD_DIGITS_MIN:
         return
     for match in _RUN.finditer(text):
+        if _in_hex_digest(text, match.start(), match.end()):
+            continue
         digits = match.group().replace(" ", "").replace("-", "")
         if (
             CARD_DIGITS_MIN <= len(digits) <= CARD_DIGITS_MAX

@@ -17,7 +17,12 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.compliance.controls import store
 from strongroom.compliance.controls.checks import CONTROLS, Control, Progress, Sources, Thresholds
-from strongroom.compliance.controls.model import ControlResult, Outcome, Report
+from strongroom.compliance.controls.model import (
+    DEPLOYMENT_TENANT,
+    ControlResult,
+    Outcome,
+    Report,
+)
 from strongroom.core import clock, ids
 from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
@@ -25,9 +30,6 @@ from strongroom.events.hooks import EventEmitter, EventType
 
 log = logging.getLogger("strongroom.compliance.controls")
 
-# The deployment's own log and tenant: where keys' operations are recorded too
-# (security.keyops.KEYS_LOG_ID).
-DEPLOYMENT_TENANT: Final = "ten_default"
 CONTROL_FAILED: Final = "compliance.control_failed"
 CONTROL_EVENT_TYPES: Final = (
     EventType(
@@ -125,9 +127,9 @@ def _failure_events(report: Report) -> dict[str, list[tuple[str, dict[str, Any]]
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for c in report.failed:
         counts: dict[str, int] = {}
-        for f in c.findings:
-            tenant = f.tenant_id or DEPLOYMENT_TENANT
-            counts[tenant] = counts.get(tenant, 0) + 1
+        for owner, n in c.found_by_tenant.items():  # every finding, kept or not
+            tenant = owner or DEPLOYMENT_TENANT
+            counts[tenant] = counts.get(tenant, 0) + n
         if not counts:  # an error, or findings beyond those kept: the deployment's
             counts[DEPLOYMENT_TENANT] = c.found
         for tenant, n in sorted(counts.items()):

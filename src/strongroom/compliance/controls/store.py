@@ -45,12 +45,15 @@ def latest_report(uow: UnitOfWork) -> StoredReport | None:
     return None if row is None else StoredReport(row[0], int(row[1]), row[2], row[3], row[4])
 
 
-def staff_without_factor(uow: UnitOfWork) -> tuple[int, list[tuple[str, str, str]]]:
-    """How many staff users there are, and (tenant, user id, role) of those with neither a
-    confirmed TOTP nor a passkey."""
+def staff_without_factor(uow: UnitOfWork) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+    """How many staff users each tenant has, and (tenant, user id, role) of those with neither
+    a confirmed TOTP nor a passkey."""
     cur = uow.cursor()
-    cur.execute(sql(uow, "SELECT COUNT(*) FROM users WHERE kind = ?"), ("staff",))
-    staff = int(cur.fetchone()[0])
+    cur.execute(
+        sql(uow, "SELECT tenant_id, COUNT(*) FROM users WHERE kind = ? GROUP BY tenant_id"),
+        ("staff",),
+    )
+    staff = {str(t): int(n) for t, n in cur.fetchall()}
     cur.execute(
         sql(
             uow,
@@ -65,12 +68,15 @@ def staff_without_factor(uow: UnitOfWork) -> tuple[int, list[tuple[str, str, str
 
 def open_cases_before(
     uow: UnitOfWork, before_us: int
-) -> tuple[int, list[tuple[str, str, str, int]]]:
-    """How many cases are open, and (tenant, case id, kind, created_at) of those opened before
-    `before_us`, oldest first."""
+) -> tuple[dict[str, int], list[tuple[str, str, str, int]]]:
+    """How many cases each tenant has open, and (tenant, case id, kind, created_at) of those
+    opened before `before_us`, oldest first."""
     cur = uow.cursor()
-    cur.execute(sql(uow, "SELECT COUNT(*) FROM cases WHERE status = ?"), ("open",))
-    open_ = int(cur.fetchone()[0])
+    cur.execute(
+        sql(uow, "SELECT tenant_id, COUNT(*) FROM cases WHERE status = ? GROUP BY tenant_id"),
+        ("open",),
+    )
+    open_ = {str(t): int(n) for t, n in cur.fetchall()}
     cur.execute(
         sql(
             uow,

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Engine
 
@@ -22,6 +22,7 @@ from strongroom.core.errors import NotFound
 from strongroom.core.limits import (
     GDPR_ERASE_BATCH_MAX,
     GDPR_EXPORT_ACCOUNTS_MAX,
+    GDPR_EXPORT_TOTAL_TRANSFERS_MAX,
     GDPR_EXPORT_TRANSFERS_MAX,
     PAGE_SIZE_MAX,
 )
@@ -111,14 +112,26 @@ class GdprService:
 
     # -- the export ------------------------------------------------------------------------
 
-    def export(self, tenant_id: str, customer_id: str, *, actor: str) -> dict[str, Any]:
+    def export(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        actor: str,
+        starting_after: str | None = None,
+    ) -> dict[str, Any]:
         """Everything held about the customer, as one JSON document: the profile and its
         personal data in full (an audit leaf `customer.pii_revealed`, as any reveal), its
-        accounts with their balances and, per account, its newest GDPR_EXPORT_TRANSFERS_MAX
-        transfers (`transfers_has_more` and `transfers_next_cursor` lead to the rest through
-        the account's transfer listing), the counterparties and cards those transfers' metadata
-        name (masked), the risk decisions on those transfers, the cases about them or about the
-        customer. The export itself is an audit leaf `customer.exported` (counts, no values)."""
+        accounts (by id, after `starting_after`) with their balances and, per account, its
+        newest GDPR_EXPORT_TRANSFERS_MAX transfers (`transfers_has_more` and
+        `transfers_next_cursor` lead to the rest through the account's transfer listing), the
+        counterparties and cards those transfers' metadata name (masked), the risk decisions
+        on those transfers, the cases about them or about the customer. At most
+        GDPR_EXPORT_TOTAL_TRANSFERS_MAX transfers in all and GDPR_EXPORT_ACCOUNTS_MAX accounts:
+        when accounts are left past either, `truncated` is true and `next_starting_after`
+        names the last account listed, from which the next request goes on. The export itself
+        is an audit leaf `customer.exported` (counts, no values)."""
+        transfers_max = GDPR_EXPORT_TOTAL_TRANSFERS_MAX
         customer = self.customers.get(tenant_id, customer_id)  # NotFound: another tenant's
         personal: dict[str, Any] | None
         try:
@@ -130,14 +143,21 @@ class GdprService:
         accounts: list[dict[str, Any]] = []
         transfer_ids: list[str] = []
         referenced: set[str] = set()
-        after: str | None = None
-        while len(accounts) < GDPR_EXPORT_ACCOUNTS_MAX:
+        after = starting_after
+        truncated = False
+        while True:
             page = self.customers.accounts(
                 tenant_id, customer_id, starting_after=after, limit=PAGE_SIZE_MAX
             )
-            for account in page.data[: GDPR_EXPORT_ACCOUNTS_MAX - len(accounts)]:
+            for account in page.data:
+                budget = min(GDPR_EXPORT_TRANSFERS_MAX, transfers_max - len(transfer_ids))
+                full = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX or budget <= 0
+                if full:
+                    # Accounts are left (this one at least): the next request goes on.
+                    truncated = True
+                    break
                 body = account.to_dict()
-                transfers, more, cursor = self._transfers(account.id)
+                transfers, more, cursor = self._transfers(account.id, budget)
                 for t in transfers:
                     transfer_ids.append(t["id"])
                     referenced.update(m.group() for m in _REFERENCED.finditer(str(t)))
@@ -145,10 +165,9 @@ class GdprService:
                 body["transfers_has_more"] = more
                 body["transfers_next_cursor"] = cursor
                 accounts.append(body)
-            if not page.has_more or not page.data:
+            if truncated or not page.has_more or not page.data:
                 break
             after = page.data[-1].id
-        accounts_more = len(accounts) >= GDPR_EXPORT_ACCOUNTS_MAX
         with UnitOfWork(self.engine, write=False) as uow:
             unique = sorted(set(transfer_ids))
             decisions = store.decisions_of(uow, tenant_id, unique)
@@ -176,7 +195,9 @@ class GdprService:
             "customer": customer.to_dict(),
             "personal_data": personal,
             "accounts": accounts,
-            "accounts_has_more": accounts_more,
+            "accounts_has_more": truncated,
+            "truncated": truncated,
+            "next_starting_after": accounts[-1]["id"] if truncated else None,
             "counterparties": counterparties,
             "cards": cards,
             "risk_decisions": decisions,
@@ -199,22 +220,24 @@ class GdprService:
                 uow.commit()
         return document
 
-    def _transfers(self, account_id: str) -> tuple[list[dict[str, Any]], bool, str | None]:
+    def _transfers(
+        self, account_id: str, budget: int
+    ) -> tuple[list[dict[str, Any]], bool, str | None]:
+        """The account's newest `budget` transfers, whether it has more, and the cursor of its
+        transfer listing that goes on after the last one given (pages never read past the
+        budget, so the cursor skips nothing)."""
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         more = False
-        while len(out) < GDPR_EXPORT_TRANSFERS_MAX:
+        while len(out) < budget:
             page = self.ledger.list_transfers(
-                account_id=account_id, cursor=cursor, limit=PAGE_SIZE_MAX
+                account_id=account_id, cursor=cursor, limit=min(PAGE_SIZE_MAX, budget - len(out))
             )
             out.extend(transfer_to_dict(r) for r in page.data)
             more = page.has_more
             cursor = page.next_cursor
             if not more or cursor is None:
                 break
-        if len(out) > GDPR_EXPORT_TRANSFERS_MAX:
-            out = out[:GDPR_EXPORT_TRANSFERS_MAX]
-            more = True
         return out, more, cursor if more else None
 
     # -- retention -------------------------------------------------------------------------
@@ -225,7 +248,7 @@ class GdprService:
         with UnitOfWork(self.engine, write=False) as uow:
             return store.past_retention(uow, cutoff, limit=limit)
 
-    def count_past_retention(self) -> tuple[int, list[tuple[str, str]]]:
+    def count_past_retention(self) -> PastRetention:
         return count_past_retention(self.engine, self.retention_days, self._now_us())
 
     def erase_due(
@@ -292,20 +315,29 @@ def _alert_hold(who: str, case_ids: list[str]) -> str | None:
     )
 
 
+class PastRetention(NamedTuple):
+    total: int
+    first: list[tuple[str, str]]  # (tenant, customer) of the first few
+    by_tenant: dict[str, int]
+
+
 def count_past_retention(
     engine: Engine, retention_days: int, now_us: int, *, first_max: int = 100
-) -> tuple[int, list[tuple[str, str]]]:
-    """How many customers are past their AML retention period, and (tenant, customer) of the
-    first `first_max`; read a bounded batch at a time."""
+) -> PastRetention:
+    """How many customers are past their AML retention period, (tenant, customer) of the
+    first `first_max`, and how many of each tenant; read a bounded batch at a time."""
     cutoff = retention_cutoff_us(retention_days, now_us)
     total = 0
     first: list[tuple[str, str]] = []
+    by_tenant: dict[str, int] = {}
     after = ""
     with UnitOfWork(engine, write=False) as uow:
         while True:
             rows = store.past_retention(uow, cutoff, after=after, limit=GDPR_ERASE_BATCH_MAX)
             total += len(rows)
             first.extend((t, c) for t, c, _ in rows[: max(0, first_max - len(first))])
+            for tenant, _, _ in rows:
+                by_tenant[tenant] = by_tenant.get(tenant, 0) + 1
             if len(rows) < GDPR_ERASE_BATCH_MAX:
-                return total, first
+                return PastRetention(total, first, by_tenant)
             after = rows[-1][1]

@@ -1,0 +1,1 @@
+"""Third-party providers (TPPs): the registered clients of the authorization server."""

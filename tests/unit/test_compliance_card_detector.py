@@ -1,0 +1,37 @@
+"""The card-number detector of the `card_numbers_in_clear` control: a Luhn-valid run with a
+brand's prefix, in free text, but never the digits of a hex digest (a fingerprint's or a key's),
+which a sanctions list load or a keyed hash would otherwise trip one time in ten."""
+
+from __future__ import annotations
+
+import hashlib
+
+from strongroom.compliance.controls.model import card_numbers, luhn_valid
+
+CARD = "4111111111111111"
+
+
+def test_a_card_number_is_found_in_text_and_beside_letters() -> None:
+    assert list(card_numbers(f"paid with {CARD} today")) == [CARD]
+    assert list(card_numbers(f"card={CARD};")) == [CARD]
+    assert list(card_numbers("4111 1111 1111 1111")) == [CARD]
+    assert list(card_numbers(f"PAN{CARD}")) == [CARD]  # a few letters are no digest
+
+
+def test_digits_inside_a_hex_digest_are_no_card_number() -> None:
+    digest = f"ab{CARD}cd" + "0" * 40  # 60 hex characters around a Luhn-valid run
+    assert list(card_numbers(digest)) == []
+    assert list(card_numbers(f"fingerprint {digest} end")) == []
+    # Real SHA-256 digests: those whose digits hold a Luhn-valid branded run are skipped too.
+    tripped = 0
+    for i in range(2_000):
+        hexed = hashlib.sha256(str(i).encode()).hexdigest()
+        tripped += bool(list(card_numbers(hexed)))
+    assert tripped == 0
+
+
+def test_a_long_run_of_digits_alone_is_still_scanned() -> None:
+    # All digits is no hex digest: a card number inside a long number is still reported when
+    # the run itself is one (13 to 19 digits).
+    assert luhn_valid(CARD)
+    assert list(card_numbers(f"x {CARD} y")) == [CARD]
