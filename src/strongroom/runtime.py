@@ -75,6 +75,11 @@ from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
 from strongroom.openbanking.tpp.errors import TPP_ERRORS
 from strongroom.openbanking.tpp.service import TppService
+from strongroom.openbanking.authz import api as ob_authz_api
+from strongroom.openbanking.authz import wiring as ob_authz
+from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
+from strongroom.openbanking.authz.service import AuthorizationServer
+from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
@@ -401,6 +406,8 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         KYC_ERRORS,
         TPP_ERRORS,
         ob_resources.ERRORS,
+        OPENBANKING_JOSE_ERRORS,
+        AUTHZ_ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -548,6 +555,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openbanking = ob_resources.build(
         engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s
     )
+    # Open banking's authorization server, deployment-wide (docs/openbanking.md).
+    authz = AuthorizationServer(
+        engine,
+        ob_authz.config(settings),
+        clients=ob_authz.no_clients,
+        consents=ob_authz.no_consents,
+    )
     jobs = JobRunner(
         engine,
         [
@@ -566,6 +580,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             JobSpec(REWRAP_JOB, settings.rewrap_interval_s, rewrap_job(keys)),
             *regulated.jobs,
             *openbanking.jobs,
+            JobSpec(ob_authz.PURGE_JOB, settings.ob_purge_interval_s, ob_authz.purge_job(authz)),
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,
@@ -662,9 +677,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tenancy_api.router,
             openbanking_clients_api.router,
             signin_page.router,
+            ob_authz_api.router,
             *regulated.routers,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
         ],
+        form_paths=ob_authz_api.FORM_PATHS,
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         separate_apis=openbanking.separate_apis,  # their own error format
         # Innermost first: the client's address (from a trusted proxy), authentication, then
@@ -704,6 +721,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.openbanking_clients = TppService(
         engine, audit=audit, log_id=lambda: tenancy.system_tenant().id
     )
+    app.state.ob_authz = authz
     app.state.envelope = envelope
     app.state.keys = keys
     app.state.customers = customers

@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     # table: a JSON file (compliance/kyc/model.py parse_tiers), else the defaults in code.
     kyc_limits: bool = False
     kyc_tiers: str | None = None
+    # Open banking's authorization server (docs/openbanking.md): the lifetime of an access
+    # token and of a refresh token's chain (neither outlives its consent), and how often what
+    # expired (codes, tokens, pushed requests, remembered jtis) is deleted. The issuer is
+    # public_base_url.
+    ob_access_token_lifetime_s: int = Field(default=300, ge=10, le=3_600)
+    ob_refresh_token_lifetime_s: int = Field(default=90 * 86_400, ge=3_600, le=400 * 86_400)
+    ob_purge_interval_s: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -91,6 +91,13 @@ def echo(text: str) -> str:
     return text[:ERROR_ECHO_CHARS_MAX] + "..."
 
 
+def oauth_text(text: str) -> str:
+    """`text` with only the characters RFC 6749 allows in an `error_description` (%x20-21 /
+    %x23-5B / %x5D-7E: printable ASCII but `"` and `\\`), others replaced by `?`: safe in an
+    OAuth error body and inside a quoted WWW-Authenticate parameter."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+
+
 # -- the catalogue of codes ----------------------------------------------------------------
 # Every code a client can see is declared once, by the domain that raises it (code, status,
 # title): core here, the HTTP layer in http/errors.py, each domain in its own errors.py. The

@@ -34,6 +34,7 @@ PREFIXES = frozenset(
     | {"sdis"}  # a dismissed sanctions match (compliance.sanctions)
     | {"tpp"}  # an open banking client: a third-party provider (openbanking.tpp)
     | {"obc", "obf"}  # an open banking consent, a funds confirmation (openbanking.resources)
+    | {"obt"}  # an open banking access or refresh token (openbanking.authz): its row
 )
 
 

@@ -833,6 +833,76 @@ ob_clients = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# Open banking's authorization server (migration 0029, openbanking/authz/store.py), deployment-
+# wide. Secrets (request_uris, codes, tokens) are kept only as the hex SHA-256 of their text.
+ob_par_requests = sa.Table(
+    "ob_par_requests",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # the pushed parameters, JSON
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("begun_at", sa.BigInteger, nullable=True),  # the user agent arrived
+    sa.Index("ob_par_requests_expiry", "expires_at"),
+    sqlite_with_rowid=False,
+)
+
+ob_codes = sa.Table(
+    "ob_codes",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("redirect_uri", sa.Text, nullable=False),
+    sa.Column("code_challenge", sa.String(64), nullable=False),
+    sa.Column("dpop_jkt", sa.String(64), nullable=True),  # RFC 9449 section 10: dpop_jkt
+    sa.Column("consent_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("issued_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.BigInteger, nullable=True),  # single use
+    sa.Index("ob_codes_consent", "consent_id"),
+    sa.Index("ob_codes_expiry", "expires_at"),
+    sqlite_with_rowid=False,
+)
+
+ob_tokens = sa.Table(
+    "ob_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),  # obt_...: names the token
+    sa.Column("kind", sa.String(16), nullable=False),  # access | refresh
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("grant_type", sa.String(32), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("jkt", sa.String(64), nullable=False),  # the DPoP key it is bound to
+    sa.Column("consent_id", sa.String(64), nullable=True),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("customer_id", sa.String(64), nullable=True),
+    sa.Column("origin", sa.String(64), nullable=True),  # the digest of the code of its chain
+    sa.Column("parent", sa.String(64), nullable=True),  # the refresh token it was issued with
+    sa.Column("issued_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Index("ob_tokens_consent", "consent_id"),
+    sa.Index("ob_tokens_origin", "origin"),
+    sa.Index("ob_tokens_expiry", "expires_at"),
+    sqlite_with_rowid=False,
+)
+
+# The jtis of DPoP proofs and client assertions seen, until they expire (key: the SHA-256 of
+# the replay key), shared by every worker process.
+ob_dpop_jti = sa.Table(
+    "ob_dpop_jti",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Index("ob_dpop_jti_expiry", "expires_at"),
+    sqlite_with_rowid=False,
+)
+
 # Migration 0027: accounts' AML profiles, set by compliance (compliance/aml/profiles.py).
 aml_accounts = sa.Table(
     "aml_accounts",

@@ -39,9 +39,16 @@ WRITER_LOCK_TIMEOUT_OPTION = "strongroom_writer_lock_timeout_ms"
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+    """`durable=False`: a write whose commit need not survive a crash (a replay store's
+    entries, which expire within minutes anyway): its commit does not wait for the disk.
+    SQLite runs it with synchronous=NORMAL (in WAL mode: consistent, and durable at the next
+    checkpoint or the next durable commit), PostgreSQL with synchronous_commit=off (durable
+    within three of the WAL writer's delays). Every other transaction stays durable."""
+
+    def __init__(self, engine: Engine, *, write: bool = True, durable: bool = True) -> None:
         self._engine = engine
         self._write = write
+        self._relaxed = write and not durable
         self.sqlite = engine.dialect.name == "sqlite"
         self._proxy: Any = None
         self.conn: Any = None
@@ -61,6 +68,10 @@ class UnitOfWork:
             self._proxy = self._engine.raw_connection()
             self.conn = self._proxy.driver_connection
             if self.sqlite:
+                if self._relaxed:
+                    # Outside a transaction only; set back to FULL when the connection is
+                    # given back (_finish).
+                    self.conn.execute("PRAGMA synchronous=NORMAL")
                 # BEGIN IMMEDIATE takes the write lock up front: the balance check and the
                 # update that depends on it happen under one lock, with no upgrade deadlock. A
                 # read transaction in WAL mode sees one snapshot.
@@ -68,6 +79,8 @@ class UnitOfWork:
             elif not self._write:
                 # Reads of several statements (verify, pages, history) see one snapshot.
                 self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            elif self._relaxed:
+                self.conn.execute("SET LOCAL synchronous_commit TO OFF")  # this transaction
         except BaseException as exc:
             # __exit__ does not run when __enter__ raises: give back what was taken here.
             self._finish(broken=True)
@@ -143,6 +156,11 @@ class UnitOfWork:
         proxy, self._proxy = self._proxy, None
         try:
             if proxy is not None:
+                if self._relaxed and self.sqlite and not broken:
+                    try:
+                        proxy.driver_connection.execute("PRAGMA synchronous=FULL")
+                    except Exception:
+                        broken = True  # never give the pool back a connection left relaxed
                 if broken:
                     proxy.invalidate()
                 proxy.close()

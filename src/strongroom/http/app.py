@@ -54,6 +54,7 @@ def build_api(
     readiness_details: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
     gate_codes: Sequence[str] = (),
     separate_apis: Mapping[str, errors.RefusalRenderer] | None = None,
+    form_paths: Sequence[str] = (),
 ) -> FastAPI:
     """`middleware` runs innermost first, inside the body limit and the request context;
     `readiness(request)` answers each check's state ("ok" or why not), and
@@ -62,7 +63,7 @@ def build_api(
     one is set. `webhooks` declare the requests the server sends (for the document only).
     `separate_apis`: path prefix -> renderer of the APIs served beside /v1 with their own
     error format (errors.RefusalRenderer): the HTTP layer's refusals on their paths are theirs
-    to render."""
+    to render. `form_paths`: routes whose body is a form, not JSON (OAuth 2.0's endpoints)."""
     for code in ("invalid_request", "invalid_json", "not_found", "internal_error"):
         assert code in catalogue, f"the catalogue lacks the HTTP layer's {code}"
     app = FastAPIOffline(
@@ -122,7 +123,7 @@ def build_api(
     # Added innermost first; RequestContext, outermost, sees every answer, the others' too.
     for cls, options in middleware:
         app.add_middleware(cls, **options)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, form_paths=form_paths)
     app.add_middleware(RequestContext, observe=observe_request)
     return app
 

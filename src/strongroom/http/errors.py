@@ -22,6 +22,7 @@ from strongroom.core.errors import (
     ServiceUnavailable,
     StrongroomError,
     echo,
+    oauth_text,
 )
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 
@@ -197,6 +198,41 @@ def _param_of(loc: tuple[Any, ...]) -> str:
 # pydantic's error types of a length bound (a string's, a list's), answered with the code a
 # domain declared for the field (ErrorCode.fields), if any.
 _LENGTH_ERRORS = frozenset({"string_too_short", "string_too_long", "too_short", "too_long"})
+
+
+# -- OAuth 2.0 error bodies -------------------------------------------------------------------
+# The authorization server's endpoints (openbanking/authz/api.py) answer errors as OAuth 2.0
+# does (RFC 6749 section 5.2, RFC 9126 section 2.3), not as problems: {"error": code,
+# "error_description": detail}, application/json. The codes are still the catalogue's, with
+# the status each is declared with.
+
+
+def oauth_error(
+    request: Request, exc: StrongroomError, headers: dict[str, str] | None = None
+) -> Response:
+    """The OAuth error answering `exc`: its code as `error`, its detail (clipped) as
+    `error_description`; Retry-After for a ServiceUnavailable. A code no domain declared is a
+    bug: `server_error` (RFC 6749 section 4.1.2.1), 500."""
+    catalogue = catalogue_of(request)
+    if exc.code not in catalogue:
+        log.error(
+            "undeclared error code %s", exc.code, extra={"request_id": request_id_of(request)}
+        )
+        body = {"error": "server_error", "error_description": "an internal error occurred"}
+        return Response(json.dumps(body).encode(), status_code=500, media_type="application/json")
+    all_headers = dict(headers or {})
+    if isinstance(exc, ServiceUnavailable):
+        all_headers.update(retry_after(exc))
+    body = {
+        "error": exc.code,
+        "error_description": oauth_text(_clip(exc.detail, ERROR_DETAIL_CHARS_MAX)),
+    }
+    return Response(
+        json.dumps(body).encode(),
+        status_code=catalogue[exc.code].status,
+        media_type="application/json",
+        headers=all_headers,
+    )
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
