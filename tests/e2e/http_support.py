@@ -30,6 +30,7 @@ from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.openbanking.ports import RESOURCE_BASE
+from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
 from tests.support import schema
@@ -44,6 +45,10 @@ EMITTED_CODES: set[str] = set()
 # Members of a problem body: RFC 9457's five, and the extensions every Strongroom problem has.
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "request_id"})
 PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
+# The authorization server's form routes answer their errors as OAuth 2.0 does, not as problems
+# (openbanking/authz/api.py); the body limit and the NUL check still answer problems there.
+OAUTH_PATHS = frozenset(ob_authz_api.FORM_PATHS)
+OAUTH_ERROR_MEMBERS = frozenset({"error", "error_description"})
 
 
 def build_app(url: str, **settings: Any) -> FastAPI:
@@ -64,7 +69,32 @@ def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_C
         sent = response.headers.get_list(name.decode())
         assert sent == [value.decode()], f"{where}: {name.decode()} {sent}"
     if response.status_code >= 400:
-        check_problem(response, catalogue)
+        media = response.headers.get("content-type", "").split(";")[0]
+        if response.request.url.path in OAUTH_PATHS and media == "application/json":
+            check_oauth_error(response, catalogue)
+        else:
+            check_problem(response, catalogue)
+
+
+def check_oauth_error(
+    response: httpx.Response, catalogue: ErrorCatalogue = ERROR_CODES
+) -> dict[str, Any]:
+    """An OAuth 2.0 error body (RFC 6749 section 5.2) whose `error` is catalogued with this
+    status; returns the body."""
+    where = f"{response.request.method} {response.request.url} -> {response.status_code}"
+    body = response.json()
+    assert isinstance(body, dict), where
+    assert set(body) == OAUTH_ERROR_MEMBERS, f"{where}: members {set(body)}"
+    code = body["error"]
+    EMITTED_CODES.add(code)
+    assert code in catalogue, f"{where}: error {code!r} is not in the error catalogue"
+    assert catalogue[code].status == response.status_code, f"{where}: {code} is declared as another"
+    description = body["error_description"]
+    assert isinstance(description, str), where
+    assert len(description) <= ERROR_DETAIL_CHARS_MAX, where
+    # RFC 6749: printable ASCII but `"` and `\`.
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description), where
+    return body
 
 
 def check_declared(app: FastAPI, method: str, path: str, response: httpx.Response) -> None:

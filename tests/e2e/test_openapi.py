@@ -54,6 +54,11 @@ UNDOCUMENTED = {
     ("GET", "/metrics"),
     ("GET", "/signin"),  # the sign-in page and its script: HTML, not the API
     ("GET", "/signin.js"),
+    # OAuth 2.0's endpoints (open banking's authorization server): form-encoded, with OAuth
+    # error bodies, discovered from their RFC 8414 metadata.
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("POST", "/oauth2/par"),
+    ("POST", "/oauth2/token"),
 }
 # Generated requests per backend, positive and negative together: enough to reach every
 # operation many times and still run in seconds.

@@ -26,6 +26,8 @@ import strongroom
 from strongroom.cli import app as cli_app
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
+from strongroom.db.uow import UnitOfWork
+from strongroom.openbanking.authz import store
 from strongroom.runtime import create_app
 from strongroom.settings import Settings
 
@@ -173,3 +175,29 @@ def test_no_module_opens_a_database_by_itself() -> None:
         found
     )
     assert (SRC / "db" / "engine.py").is_file()
+
+
+def test_a_non_durable_unit_of_work_is_relaxed_for_itself_alone(db_url: str) -> None:
+    """UnitOfWork(durable=False), the DPoP replay store's at a resource request: its own commit
+    does not wait for the disk (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off),
+    what it wrote is committed, and its connection goes back to the pool durable again."""
+    engine = create_engine(db_url, pool_size=1)
+    try:
+        migrate.upgrade(engine)
+        with UnitOfWork(engine, durable=False) as uow:
+            relaxed = uow.conn
+            if uow.sqlite:
+                assert durability_settings("sqlite", relaxed)["synchronous"] == 1  # NORMAL
+            else:
+                assert durability_settings("postgresql", relaxed)["synchronous_commit"] == "off"
+            assert store.first_use(uow, "k" * 64, 2**62, 0)
+            uow.commit()
+        with UnitOfWork(engine) as uow:
+            assert uow.conn is relaxed  # the pool's one connection, handed out again
+            assert durability_settings(engine.dialect.name, uow.conn) == expected_settings(engine)
+            assert not store.first_use(uow, "k" * 64, 2**62, 0)  # it was committed
+        with pytest.raises(RuntimeError), UnitOfWork(engine, durable=False):
+            raise RuntimeError("rolled back")
+        assert_every_connection_durable(engine, 1)
+    finally:
+        engine.dispose()

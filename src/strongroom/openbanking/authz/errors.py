@@ -17,7 +17,8 @@ from strongroom.openbanking.jose import ALGORITHMS
 AUTHZ_ERRORS: Final = (
     ErrorCode("unsupported_grant_type", 400, "The grant type is not supported"),
     ErrorCode("unsupported_response_type", 400, "Only response_type=code is supported"),
-    ErrorCode("invalid_scope", 400, "The scope is unknown, not the client's, or not the consent's"),
+    # Declared as tenancy declares it for API keys' scopes (one code, one declaration).
+    ErrorCode("invalid_scope", 400, "A scope is unknown"),
     ErrorCode(
         "invalid_request_uri",
         400,
