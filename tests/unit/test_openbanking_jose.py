@@ -461,6 +461,20 @@ def test_a_private_key_in_the_dpop_jwk_header_is_refused(kind: str) -> None:
     assert refused.value.param == "jwk"
 
 
+def test_parsed_dpop_keys_are_remembered_and_refused_ones_are_not() -> None:
+    """A client proves with one key for many requests: its parsed key and thumbprint are
+    kept (dpop._parsed_jwk); a key refused once is refused again, whatever came between."""
+    private = {"jwk": key_of("EC").as_dict(private=True)}
+    for _ in range(2):
+        assert verify(proof("EC")).jkt == key_of("EC").thumbprint()
+        assert verify(proof("EC", n=1)).jkt == key_of("EC", 1).thumbprint()
+        with pytest.raises(InvalidDpopProof, match="private members"):
+            verify(proof("EC", header=private))
+    # The same members in another order are the same key.
+    reordered = dict(reversed(list(public(key_of("EC")).items())))
+    assert verify(proof("EC", header={"jwk": reordered})).jkt == key_of("EC").thumbprint()
+
+
 def test_a_symmetric_dpop_jwk_is_refused() -> None:
     header = {"jwk": {"kty": "oct", "k": b64(b"k" * 32)}}
     with pytest.raises(InvalidDpopProof, match="symmetric"):

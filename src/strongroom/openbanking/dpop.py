@@ -16,6 +16,7 @@ import json
 import re
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from strongroom.openbanking.errors import InvalidDpopProof, UseDpopNonce
 from strongroom.openbanking.jose import (
     ALGORITHMS,
     CLOCK_SKEW_S,
+    AsymmetricKey,
     JwkRefused,
     extract,
     jwk_thumbprint,
@@ -42,6 +44,10 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _UNRESERVED: Final = frozenset(string.ascii_letters + string.digits + "-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _REGISTRY: Final = registry()
+# Parsed DPoP keys (and their thumbprints), by the canonical JSON of the `jwk` header: a client
+# proves with one key for many requests, and parsing and importing it cost as much as the
+# signature check. A refused key is not remembered (the exception is raised every time).
+JWK_CACHE_ENTRIES_MAX: Final = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,7 @@ def verify_dpop_proof(
     if "crit" in header or "b64" in header:
         raise InvalidDpopProof("the DPoP proof's header carries crit or b64", param="crit")
     try:
-        key = parse_public_jwk(header.get("jwk"))
+        key, jkt = _parsed_jwk(json.dumps(header.get("jwk"), sort_keys=True, separators=(",", ":")))
     except JwkRefused as refused:
         raise InvalidDpopProof(f"the DPoP proof's jwk header: {refused}", param="jwk") from None
     if not key_fits_alg(key, alg):
@@ -199,13 +205,21 @@ def verify_dpop_proof(
     assert isinstance(jti, str)
     assert isinstance(htu, str)
     return DpopProof(
-        jkt=jwk_thumbprint(key),
+        jkt=jkt,
         jti=jti,
         iat_s=iat_s,
         htm=htm,
         htu=expected_htu,
         expires_at_s=iat_s + max_age_s,
     )
+
+
+@lru_cache(maxsize=JWK_CACHE_ENTRIES_MAX)
+def _parsed_jwk(canonical: str) -> tuple[AsymmetricKey, str]:
+    """The key of a `jwk` header (its canonical JSON) and its RFC 7638 thumbprint; JwkRefused
+    as `parse_public_jwk` refuses it."""
+    key = parse_public_jwk(json.loads(canonical))
+    return key, jwk_thumbprint(key)
 
 
 def check_key_binding(proof: DpopProof, bound_jkt: str) -> None:
