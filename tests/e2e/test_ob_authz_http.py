@@ -259,3 +259,10 @@ def test_the_routes_need_no_api_key_and_ignore_one(served: Served) -> None:
     assert served.api.get(model.METADATA_PATH, headers=bearer).status_code == 200
     response = served.token({"grant_type": "client_credentials"})
     assert response.status_code == 200
+
+
+def test_the_purge_job_runs_under_serve(served: Served) -> None:
+    """`serve` runs the purge (openbanking_authz_purge) as one of its leased jobs."""
+    jobs = served.api.app.state.jobs
+    assert "openbanking_authz_purge" in jobs.specs
+    assert jobs.alive("openbanking_authz_purge")
