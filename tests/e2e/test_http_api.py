@@ -807,6 +807,7 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
         "compliance_controls",
         "dispatcher",
         "expiry",
+        "openbanking_authz_purge",
         "openbanking_consent_expiry",
         "retention",
         "rewrap",

@@ -306,7 +306,9 @@ LEASED_JOBS = (
 )
 # Leased too, on intervals of an hour and a day (at least a minute): reported, not waited for.
 SLOW_JOBS = ("aml_retention", "compliance_controls")
-ALL_JOBS = (*LEASED_JOBS, "dispatcher")
+# Leased as well: the open banking authorization server's purge (every minute by default).
+OB_JOBS = ("openbanking_authz_purge",)
+ALL_JOBS = (*LEASED_JOBS, *OB_JOBS, "dispatcher")
 
 
 def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
@@ -315,6 +317,7 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
         "audit_checkpoint_interval_s": 0.05,
         "retention_interval_s": 0.05,
         "rewrap_interval_s": 0.05,
+        "ob_purge_interval_s": 0.05,
         "job_lease_s": 0.3,
     }
     with running(sqlite_url, **fast) as api:
@@ -356,9 +359,9 @@ def test_readyz_and_metrics_report_each_jobs_last_run(sqlite_url: str) -> None:
             rows = leases.all_leases(uow)
     finally:
         engine.dispose()
-    assert set(LEASED_JOBS) <= set(rows) <= {*LEASED_JOBS, *SLOW_JOBS}
+    assert set(LEASED_JOBS) <= set(rows) <= {*LEASED_JOBS, *OB_JOBS, *SLOW_JOBS}
     assert {row.lease_until for row in rows.values()} == {0}
-    assert all(rows[job].last_success_at for job in LEASED_JOBS)
+    assert all(rows[job].last_success_at for job in (*LEASED_JOBS, *OB_JOBS))
 
 
 def _build_labels(samples: Samples) -> tuple[tuple[str, str], ...]:
