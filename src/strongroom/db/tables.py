@@ -834,7 +834,8 @@ ob_clients = sa.Table(
 )
 
 # Open banking's authorization server (migration 0029, openbanking/authz/store.py), deployment-
-# wide. Secrets (request_uris, codes, tokens) are kept only as the hex SHA-256 of their text.
+# wide. Secrets (request_uris, codes, tokens) are kept only as the SHA-256 of their text
+# (base64url, 43 characters).
 ob_par_requests = sa.Table(
     "ob_par_requests",
     metadata,

@@ -18,7 +18,6 @@ the very next request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ class AuthzConfig:
 
 def replay_digest(replay_key: str) -> str:
     """What ob_dpop_jti stores of a replay key (DpopProof.replay_key, ClientAssertion's)."""
-    return hashlib.sha256(replay_key.encode("utf-8")).hexdigest()
+    return model.sha256_b64(replay_key)
 
 
 class AuthorizationServer:

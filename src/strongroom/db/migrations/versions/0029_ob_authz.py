@@ -7,9 +7,10 @@ Create Date: 2026-12-08
 
 Deployment-wide (one authorization server per deployment): a code or a token names its
 consent's tenant, a pushed request none. Every secret (a request_uri, a code, a token) is kept
-only as the hex SHA-256 of its text (`digest`), never in clear. `ob_dpop_jti` remembers the
-`jti`s of DPoP proofs and client assertions (keyed by the SHA-256 of the replay key) until they
-expire; every worker process reads and writes it, and the purge job deletes what expired.
+only as the SHA-256 of its text (`digest`, base64url), never in clear. `ob_dpop_jti`
+remembers the `jti`s of DPoP proofs and client assertions (keyed by the SHA-256 of the replay
+key) until they expire; every worker process reads and writes it, and the purge job deletes
+what expired.
 """
 
 from __future__ import annotations
