@@ -71,15 +71,15 @@ from strongroom.ledger.pipeline import Gate, Sink
 from strongroom.ledger.service import BatchObserver, LedgerService
 from strongroom.logs import configure_logging
 from strongroom.metrics import Metrics
-from strongroom.openbanking.resources import wiring as ob_resources
-from strongroom.openbanking.tpp import api as openbanking_clients_api
-from strongroom.openbanking.tpp.errors import TPP_ERRORS
-from strongroom.openbanking.tpp.service import TppService
 from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.authz import wiring as ob_authz
 from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
 from strongroom.openbanking.authz.service import AuthorizationServer
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
+from strongroom.openbanking.resources import wiring as ob_resources
+from strongroom.openbanking.tpp import api as openbanking_clients_api
+from strongroom.openbanking.tpp.errors import TPP_ERRORS
+from strongroom.openbanking.tpp.service import TppService
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
@@ -555,12 +555,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openbanking = ob_resources.build(
         engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s
     )
-    # Open banking's authorization server, deployment-wide (docs/openbanking.md).
+    # TPPs are the deployment's: their changes are leaves of the system tenant's log.
+    tpps = TppService(engine, audit=audit, log_id=lambda: tenancy.system_tenant().id)
+    # Open banking's authorization server, deployment-wide (docs/openbanking.md); consents
+    # come with the consent resources (until then, none is found).
     authz = AuthorizationServer(
-        engine,
-        ob_authz.config(settings),
-        clients=ob_authz.no_clients,
-        consents=ob_authz.no_consents,
+        engine, ob_authz.config(settings), clients=tpps.lookup, consents=ob_authz.no_consents
     )
     jobs = JobRunner(
         engine,
@@ -717,10 +717,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger = ledger
     app.state.audit = audit
     app.state.tenancy = tenancy
-    # TPPs are the deployment's: their changes are leaves of the system tenant's log.
-    app.state.openbanking_clients = TppService(
-        engine, audit=audit, log_id=lambda: tenancy.system_tenant().id
-    )
+    app.state.openbanking_clients = tpps
     app.state.ob_authz = authz
     app.state.envelope = envelope
     app.state.keys = keys

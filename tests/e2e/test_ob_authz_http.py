@@ -266,3 +266,28 @@ def test_the_purge_job_runs_under_serve(served: Served) -> None:
     jobs = served.api.app.state.jobs
     assert "openbanking_authz_purge" in jobs.specs
     assert jobs.alive("openbanking_authz_purge")
+
+
+def test_a_tpp_of_the_registry_gets_a_token_and_loses_it_when_disabled(sqlite_url: str) -> None:
+    """The app's own authorization server finds its clients in the TPP registry
+    (TppService.lookup): a registered client authenticates; a disabled one is invalid_client."""
+    with running(sqlite_url, public_base_url=BASE_URL) as api:
+        tpp = new_tpp()
+        public = {**tpp.key.as_dict(private=False), "kid": tpp.kid, "use": "sig"}
+        registry = api.app.state.openbanking_clients
+        client = registry.register(
+            name="Registry TPP",
+            redirect_uris=[REDIRECT_URI],
+            jwks={"keys": [public]},
+            scopes=["accounts"],
+            actor="test",
+        )
+        tpp.id = client.id
+        server: AuthorizationServer = api.app.state.ob_authz
+        served = Served(api, server, tpp, FakeConsents(), DpopKey())
+        response = served.token({"grant_type": "client_credentials"})
+        assert response.status_code == 200, response.text
+        assert response.json()["scope"] == "accounts"
+        registry.set_enabled(client.id, False, actor="test")
+        refused = served.token({"grant_type": "client_credentials"})
+        assert (refused.status_code, check_oauth_error(refused)["error"]) == (401, "invalid_client")

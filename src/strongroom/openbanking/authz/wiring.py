@@ -1,6 +1,6 @@
 """What the composition root (runtime.py) needs of the authorization server: its settings,
-its purge job, and stand-ins for the ports it is given until the TPP registry and the consent
-resources are wired in (no client, no consent: every request is refused)."""
+its purge job, and stand-ins for the ports it is given until what provides them is wired in
+(no client, no consent: every request that needs one is refused)."""
 
 from __future__ import annotations
 
