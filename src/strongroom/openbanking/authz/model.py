@@ -105,8 +105,7 @@ def new_secret() -> str:
 
 def digest(secret: str) -> str:
     """What is stored of a secret: the SHA-256 of its text, base64url without padding (43
-    characters). Not hex: one hex digest in 600 holds a Luhn-valid run of 13 to 19 digits
-    with a card brand's prefix, which the compliance card-number scan would report."""
+    characters)."""
     return sha256_b64(secret)
 
 
