@@ -29,8 +29,8 @@ from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
-from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.openbanking.authz import api as ob_authz_api
+from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
 from tests.support import schema
