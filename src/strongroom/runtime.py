@@ -557,10 +557,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # TPPs are the deployment's: their changes are leaves of the system tenant's log.
     tpps = TppService(engine, audit=audit, log_id=lambda: tenancy.system_tenant().id)
-    # Open banking's authorization server, deployment-wide (docs/openbanking.md); consents
-    # come with the consent resources (until then, none is found).
+    # Open banking's authorization server, deployment-wide (docs/openbanking.md): its clients
+    # are the registry's, its consents the resources', whose tokens it checks, and revokes in
+    # the transaction that ends a consent.
     authz = AuthorizationServer(
-        engine, ob_authz.config(settings), clients=tpps.lookup, consents=ob_authz.no_consents
+        engine, ob_authz.config(settings), clients=tpps.lookup, consents=openbanking.consents.lookup
+    )
+    openbanking.resources.token_check = authz.check
+    openbanking.consents.revoke_tokens = lambda uow, consent: authz.revoke_for_consent(
+        consent, uow=uow
     )
     jobs = JobRunner(
         engine,

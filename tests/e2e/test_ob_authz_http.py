@@ -12,7 +12,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from strongroom.core import ids
+from strongroom.ledger.accounts import AccountSpec
+from strongroom.ledger.model import Direction, NewTransfer
 from strongroom.openbanking.authz import model
+from strongroom.openbanking.authz.errors import TokenRefused
 from strongroom.openbanking.authz.service import AuthorizationServer, AuthzConfig
 from strongroom.openbanking.authz.wiring import FALLBACK_ISSUER
 from strongroom.openbanking.consents import ConsentStatus
@@ -291,3 +295,76 @@ def test_a_tpp_of_the_registry_gets_a_token_and_loses_it_when_disabled(sqlite_ur
         registry.set_enabled(client.id, False, actor="test")
         refused = served.token({"grant_type": "client_credentials"})
         assert (refused.status_code, check_oauth_error(refused)["error"]) == (401, "invalid_client")
+
+
+def test_the_whole_flow_through_the_registry_the_consents_and_the_resources(
+    sqlite_url: str,
+) -> None:
+    """Nothing faked: a TPP of the registry creates an account access consent with a client
+    credentials token, pushes its authorization request, the customer authorises (the consent
+    page's calls), the code becomes a DPoP-bound token that reads the customer's accounts; a
+    replayed proof is refused, and the TPP's deletion of the consent revokes its tokens."""
+    with running(sqlite_url, public_base_url=BASE_URL) as api:
+        state = api.app.state
+        tenant = state.tenancy.create_tenant("acme", actor="test")
+        customer = state.customers.create(tenant.id, "person", {"name": "Ada"}, actor="test")
+        book = state.ledger.create_ledger("acme books", tenant_id=tenant.id).id
+        specs = [
+            AccountSpec(book, "GBP", Direction.DEBIT, name="bank"),
+            AccountSpec(book, "GBP", Direction.CREDIT, name="Everyday", customer_id=customer.id),
+        ]
+        bank, wallet = (a.id for a in state.ledger.create_accounts(specs))
+        state.ledger.post_transfers([NewTransfer(ids.new_id("tr"), book, bank, wallet, 1_000)])
+        tpp = new_tpp()
+        public = {**tpp.key.as_dict(private=False), "kid": tpp.kid, "use": "sig"}
+        tpp.id = state.openbanking_clients.register(
+            name="Example TPP", redirect_uris=[REDIRECT_URI], jwks={"keys": [public]},
+            scopes=["accounts"], actor="test",
+        ).id  # fmt: skip
+        server: AuthorizationServer = state.ob_authz
+        served = Served(api, server, tpp, FakeConsents(), DpopKey())
+        ob = f"{BASE_URL}/ob/acme/open-banking/v4.0/aisp"
+
+        def ob_call(method: str, url: str, token: str, proof: str | None = None, **kw: Any) -> Any:
+            proof = proof or served.dpop.proof(method, url, served.now_s, access_token=token)
+            headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+            return api.run(api.client.request(method, url, headers=headers, **kw))
+
+        cc = served.token({"grant_type": "client_credentials"}).json()["access_token"]
+        body = {"Data": {"Permissions": ["ReadAccountsBasic"]}, "Risk": {}}
+        created = ob_call("POST", f"{ob}/account-access-consents", cc, json=body)
+        assert created.status_code == 201, created.text
+        consent_id = created.json()["Data"]["ConsentId"]
+
+        verifier, challenge = pkce_pair()
+        pushed = served.post_form(model.PAR_PATH, served.par_form(consent_id, challenge))
+        assert pushed.status_code == 201, pushed.text
+        pending = server.begin(tpp.id, pushed.json()["request_uri"])
+        state.ob_resources.consents.authorise(consent_id, customer.id, [wallet])
+        redirect = server.complete(pending, True, customer.id)
+        code = parse_qs(urlsplit(redirect).query)["code"][0]
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+        }
+        access = served.token(exchange).json()["access_token"]
+
+        proof = served.dpop.proof("GET", f"{ob}/accounts", served.now_s, access_token=access)
+        accounts = ob_call("GET", f"{ob}/accounts", access, proof)
+        assert accounts.status_code == 200, accounts.text
+        assert [a["AccountId"] for a in accounts.json()["Data"]["Account"]] == [wallet]
+        replayed = ob_call("GET", f"{ob}/accounts", access, proof)
+        assert replayed.status_code == 401
+        assert 'error="invalid_dpop_proof"' in replayed.headers["www-authenticate"]
+
+        deleted = ob_call("DELETE", f"{ob}/account-access-consents/{consent_id}", cc)
+        assert deleted.status_code == 204, deleted.text
+        after = ob_call("GET", f"{ob}/accounts", access)
+        assert after.status_code == 401
+        assert 'error="invalid_token"' in after.headers["www-authenticate"]
+        url = f"{ob}/accounts"
+        proof = served.dpop.proof("GET", url, served.now_s, access_token=access)
+        with pytest.raises(TokenRefused, match="revoked"):  # revoked, not only the consent ended
+            server.check(f"DPoP {access}", proof, "GET", url)

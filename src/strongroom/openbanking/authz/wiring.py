@@ -1,6 +1,5 @@
-"""What the composition root (runtime.py) needs of the authorization server: its settings,
-its purge job, and stand-ins for the ports it is given until what provides them is wired in
-(no client, no consent: every request that needs one is refused)."""
+"""What the composition root (runtime.py) needs of the authorization server: its settings and
+its purge job."""
 
 from __future__ import annotations
 
@@ -8,10 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from strongroom.core.errors import NotFound
 from strongroom.openbanking.authz.service import AuthorizationServer, AuthzConfig, Keep
-from strongroom.openbanking.errors import InvalidClient
-from strongroom.openbanking.ports import ConsentRef, RegisteredClient
 from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.openbanking.authz")
@@ -48,15 +44,3 @@ def purge_job(server: AuthorizationServer) -> Callable[[Keep], None]:
             log.info("openbanking authz purge: deleted %d expired rows", deleted)
 
     return run
-
-
-def no_clients(client_id: str) -> RegisteredClient:
-    """The ClientLookup until the TPP registry is wired: no client is known."""
-    del client_id
-    raise InvalidClient("the client is unknown or disabled", param="client_id")
-
-
-def no_consents(consent_id: str) -> ConsentRef:
-    """The ConsentLookup until the consent resources are wired: no consent is known."""
-    del consent_id
-    raise NotFound("no such consent")
