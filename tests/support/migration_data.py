@@ -1069,6 +1069,10 @@ populate_0027 = _populate(SCHEMA_0027)
 # 0028 added ob_consents (open banking's consents), empty on an upgrade.
 SCHEMA_0028 = SCHEMA_0027
 populate_0028 = _populate(SCHEMA_0028)
+# 0029 added the authorization server's tables (ob_par_requests, ob_codes, ob_tokens,
+# ob_dpop_jti), empty on an upgrade.
+SCHEMA_0029 = SCHEMA_0028
+populate_0029 = _populate(SCHEMA_0029)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1098,4 +1102,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0026": populate_0026,
     "0027": populate_0027,
     "0028": populate_0028,
+    "0029": populate_0029,
 }
