@@ -83,7 +83,7 @@ class World:
             verify_audit=lambda say: self.audit.verify(progress=say),
             past_retention=lambda: count_past_retention(self.engine, RETENTION_DAYS, self.clock()),
             list_snapshots=self._snapshots,
-            records_for=self.audit.records_for,
+            record_leaves=self.audit.record_leaves,
         )
         return ControlsService(
             self.engine, sources, Thresholds(**values), audit=self.audit, events=self.events,
@@ -395,6 +395,11 @@ def _plant(w: World, *, card: bool = True) -> None:
             {"customer_id": ada.id, "tenant_id": "ten_a", "status": "verified",
              "tier": "premium", "updated_by": "psql", "updated_at": now},
         ])  # fmt: skip
+    # The cases as the case queue would have written them: each with its leaf.
+    for n, status in (("old", "open"), ("new", "open"), ("olddone", "approved")):
+        _record(w, "ten_b", "case.created", f"case_{n}", {"case_id": f"case_{n}"})
+        if status != "open":
+            _record(w, "ten_b", f"case.{status}", f"case_{n}", {"case_id": f"case_{n}"})
     # A customer past retention, under no hold.
     late = w.customers.create("ten_a", "person", {"name": "Late"}, actor=ACTOR)
     account = _account(w, late.id)
@@ -474,6 +479,8 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
             sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
         )
         conn.execute(sa.delete(tables.kyc_customers))
+    # The case decided as the queue decides (its leaf), the KYC row's leaf-less row gone.
+    _record(w, "ten_b", "case.declined", "case_old", {"case_id": "case_old"})
     w.gdpr.erase_due()
     report = w.controls().run(actor=ACTOR)
     assert set(_outcomes(report).values()) == {Outcome.PASS}, _outcomes(report)
@@ -556,7 +563,24 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     report = w.controls().run(actor=ACTOR)
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.PASS, result.findings
-    assert result.facts == {"kyc_rows": 1, "sanctions_subjects": 2, "sanctions_dismissals": 1}
+    _record(w, "ten_a", "case.created", "case_held", {"case_id": "case_held"})
+    _record(w, "ten_a", "sanctions.match_confirmed", "customer:cus_5",
+            {"subject": "customer:cus_5", "list": "un", "entry_id": "QDi.3"})  # fmt: skip
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.cases), [
+            {"id": "case_held", "tenant_id": "ten_a", "kind": "sanctions_review",
+             "status": "open", "created_at": now},
+        ])  # fmt: skip
+        conn.execute(sa.insert(tables.sanctions_subjects), [
+            {"tenant_id": "ten_a", "subject": "customer:cus_5", "status": "confirmed", **subject},
+        ])  # fmt: skip
+    report = w.controls().run(actor=ACTOR)
+    result = _control(report, "compliance_records_audited")
+    assert result.outcome is Outcome.PASS, result.findings
+    assert result.facts == {
+        "leaves": 6, "kyc_rows": 1, "sanctions_subjects": 3, "sanctions_dismissals": 1,
+        "aml_profiles": 0, "cases": 1,
+    }  # fmt: skip
 
     # By hand: a tier raised, a confirmation lifted, a dismissal and a KYC row added.
     with w.engine.begin() as conn:
@@ -579,18 +603,38 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
             {"customer_id": "cus_9", "tenant_id": "ten_b", "status": "verified",
              "tier": "premium", "updated_by": "psql", "updated_at": now},
         ])  # fmt: skip
+        # A held payment released by an edit of its case; a confirmed subject's row deleted
+        # (its freeze could be lifted); an exemption inserted.
+        conn.execute(
+            sa.update(tables.cases)
+            .where(tables.cases.c.id == "case_held")
+            .values(status="approved")
+        )
+        conn.execute(
+            sa.delete(tables.sanctions_subjects).where(
+                tables.sanctions_subjects.c.subject == "customer:cus_5"
+            )
+        )
+        conn.execute(sa.insert(tables.aml_accounts), [
+            {"account_id": "acc_x", "tenant_id": "ten_b", "exempt": True, "jurisdiction": None,
+             "updated_by": "psql", "updated_at": now},
+        ])  # fmt: skip
     report = w.controls().run(actor=ACTOR)
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.FAIL
+    ids = ("customer_id", "subject", "case_id", "account_id")
     found = sorted(
-        (f.tenant_id, f.detail["table"], f.detail.get("customer_id") or f.detail["subject"])
+        (f.tenant_id, f.detail["table"], next(f.detail[k] for k in ids if k in f.detail))
         for f in result.findings
     )
     assert found == [
+        ("ten_a", "cases", "case_held"),
         ("ten_a", "kyc_customers", "cus_1"),
         ("ten_a", "sanctions_dismissals", "customer:cus_4"),
         ("ten_a", "sanctions_subjects", "customer:cus_2"),
         ("ten_a", "sanctions_subjects", "customer:cus_4"),
+        ("ten_a", "sanctions_subjects", "customer:cus_5"),
+        ("ten_b", "aml_accounts", "acc_x"),
         ("ten_b", "kyc_customers", "cus_9"),
     ]
     (raised,) = [f for f in result.findings if f.detail.get("customer_id") == "cus_1"]

@@ -3,7 +3,7 @@ statements in bounded pages, and the C2SP tlog-tiles export."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,21 +108,27 @@ class AuditReads(AuditBase):
             found_leaves.sort()
         return out
 
-    def records_for(self, log_id: str, refs: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """The record leaves (every kind but ledger changes) written with each of `refs`,
-        decoded ({"type", "at", "actor", "data"}), oldest first; a ref with none is absent.
-        What other domains' verifiers replay their rows against."""
-        out: dict[str, list[dict[str, Any]]] = {}
+    def record_leaves(
+        self, types: frozenset[str], log_ids: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """(log id, index, content) of every record leaf whose type is in `types`, log by log,
+        in order (every log when `log_ids` is None): what other domains' verifiers replay their
+        rows against. Ledger changes are skipped from their first bytes, without decoding; a
+        bundle that does not unpack is skipped (`verify` names it)."""
         with self._uow(write=False) as uow:
-            for ref in refs:
-                for index in store.ref_indexes(uow, log_id, ref):
-                    for _found, data in store.leaves(uow, log_id, index, index + 1):
-                        if leaves_.is_ledger_change(data):
+            logs = store.log_ids(uow) if log_ids is None else list(log_ids)
+            for log_id in logs:
+                for first, _count, data in store.iter_bundles(uow, log_id, page=2):
+                    try:
+                        bundle = store.unpack_bundle(data)
+                    except ValueError:
+                        continue
+                    for k, leaf in enumerate(bundle):
+                        if leaves_.is_ledger_change(leaf) or leaves_.leaf_type(leaf) not in types:
                             continue
-                        content = content_of(data)
+                        content = content_of(leaf)
                         if content is not None:
-                            out.setdefault(ref, []).append(content)
-        return out
+                            yield log_id, first + k, content
 
     def leaves(self, log_id: str, start: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Leaves from `start`, at most `limit`; and the log's size."""

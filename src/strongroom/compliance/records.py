@@ -3,27 +3,37 @@ the service that writes their leaves, is named.
 
 `strongroom audit verify` proves the leaves and replays the ledger's accounts (their freezes
 included); the compliance tables are not the ledger, so their check lives here and runs as a
-control of `strongroom compliance check` (controls/checks.py, `compliance_records_audited`):
+control of `strongroom compliance check` (controls/checks.py, `compliance_records_audited`).
+Every record leaf of the kinds below is read once, log by log (ledger changes are skipped from
+their first bytes), into the state the leaves describe, which is then compared with the tables
+both ways:
 
 - `kyc_customers`: each row's status and tier must be those of the customer's last
-  `customer.kyc_updated` leaf; a row with no such leaf was written by hand (a raised tier lifts
-  the customer's caps);
+  `customer.kyc_updated` leaf; a row no leaf records was written by hand (a raised tier lifts
+  the customer's caps), and a customer a leaf sets with no row left had it deleted;
 - `sanctions_subjects`: a subject an officer confirmed (`sanctions.match_confirmed`) stays
-  `confirmed` (no route lifts it), and a `confirmed` row needs that leaf;
+  `confirmed` for good (no route lifts it; erasure keeps the row), so a confirmed subject whose
+  row is gone or says otherwise was edited by hand (its freeze could then be lifted), and a
+  `confirmed` row needs its leaf;
 - `sanctions_dismissals`: each dismissal needs its `sanctions.match_dismissed` leaf, with the same
-  id, list and entry (a dismissal added by hand silences a match).
+  id, list and entry (a dismissal added by hand silences a match);
+- `aml_accounts`: each account's exemption and jurisdiction must be those of its last
+  `account.aml_updated` leaf, and a profile a leaf sets must still be there;
+- `cases`: each case's status must be the one its last leaf gives (`case.created`: open;
+  `case.approved`, `case.declined`, `case.closed`), a case no leaf created was inserted by hand,
+  and a case a leaf created must still exist (a held payment released, or an alert silenced, by
+  an edit of its row is named).
 
-Each row's leaves are found by their ref (the customer id, the subject), a few queries a row, in
-chunks of CHUNK refs. Not covered: `kyc_usage` (what the caps have counted: recomputing it needs
-the ledger's transfers per customer and hour), and rows deleted by hand (a deleted KYC row makes
-the customer `unverified` in the default tier, a deleted subject is screened again on its next
-change).
+Memory is one entry per compliance object (customer, subject, dismissal, account profile,
+case), never per transfer. Not covered: `kyc_usage` (what the caps counted: recomputing it needs
+the ledger's transfers per customer and hour) and `aml_alerts` (the alerts' dedupe: a deleted row
+raises an alert again, nothing more).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -33,120 +43,255 @@ from strongroom.db.uow import UnitOfWork
 KYC_UPDATED: Final = "customer.kyc_updated"
 MATCH_CONFIRMED: Final = "sanctions.match_confirmed"
 MATCH_DISMISSED: Final = "sanctions.match_dismissed"
-CHUNK: Final = 500  # refs looked up per call of the audit port
-PROGRESS_EVERY: Final = 10_000  # rows between two progress lines
+AML_UPDATED: Final = "account.aml_updated"
+CASE_STATUS: Final = {
+    "case.created": "open",
+    "case.approved": "approved",
+    "case.declined": "declined",
+    "case.closed": "closed",
+}
+TYPES: Final = frozenset({KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, *CASE_STATUS})
+PAGE: Final = 500  # rows read at a time
+PROGRESS_EVERY: Final = 10_000  # leaves between two progress lines
 
-# AuditLog.records_for: (log id, refs) -> each ref's record leaves, decoded, oldest first.
-RecordsFor = Callable[[str, Sequence[str]], dict[str, list[dict[str, Any]]]]
+# AuditLog.record_leaves: (log id, index, content) of the record leaves of these types.
+RecordLeaves = Callable[[frozenset[str]], Iterator[tuple[str, int, dict[str, Any]]]]
 # A problem found: (tenant id, detail of ids and values, never a name).
 Add = Callable[[str, dict[str, Any]], None]
+Key = tuple[str, str]  # (tenant, object id)
 
 
 @dataclass(slots=True)
 class RecordsFacts:
+    leaves: int = 0
     kyc_rows: int = 0
     subjects: int = 0
     dismissals: int = 0
+    aml_profiles: int = 0
+    cases: int = 0
+
+
+@dataclass(slots=True)
+class _Recorded:
+    """The state the leaves describe."""
+
+    kyc: dict[Key, tuple[Any, Any]] = field(default_factory=dict)  # customer -> (status, tier)
+    confirmed: set[Key] = field(default_factory=set)  # subjects
+    dismissals: dict[Key, tuple[str, str, str]] = field(default_factory=dict)  # id -> ...
+    aml: dict[Key, tuple[bool, Any]] = field(default_factory=dict)  # account -> (exempt, code)
+    cases: dict[Key, str] = field(default_factory=dict)  # case -> status
+
+    def take(self, tenant: str, kind: str, data: dict[str, Any]) -> None:
+        if kind == KYC_UPDATED:
+            self.kyc[(tenant, str(data["customer_id"]))] = (data.get("status"), data.get("tier"))
+        elif kind == MATCH_CONFIRMED:
+            self.confirmed.add((tenant, str(data["subject"])))
+        elif kind == MATCH_DISMISSED:
+            self.dismissals[(tenant, str(data["id"]))] = (
+                str(data["subject"]),
+                str(data["list"]),
+                str(data["entry_id"]),
+            )
+        elif kind == AML_UPDATED:
+            key = (tenant, str(data["account_id"]))
+            self.aml[key] = (bool(data.get("exempt")), data.get("jurisdiction"))
+        else:
+            self.cases[(tenant, str(data["case_id"]))] = CASE_STATUS[kind]
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
     with UnitOfWork(engine, write=False) as uow:
         cur = uow.cursor()
         cur.execute(query)
-        while batch := cur.fetchmany(CHUNK):
+        while batch := cur.fetchmany(PAGE):
             yield from batch
 
 
-def _by_tenant_chunks(
-    rows: Iterator[tuple[Any, ...]],
-) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-    """Rows ordered by tenant first, in runs of at most CHUNK of one tenant."""
-    tenant: str | None = None
-    run: list[tuple[Any, ...]] = []
-    for row in rows:
-        if (row[0] != tenant or len(run) >= CHUNK) and run:
-            assert tenant is not None
-            yield tenant, run
-            run = []
-        tenant = row[0]
-        run.append(row)
-    if run:
-        assert tenant is not None
-        yield tenant, run
-
-
-def _of(leaves: list[dict[str, Any]] | None, kind: str) -> list[dict[str, Any]]:
-    return [leaf for leaf in leaves or () if leaf.get("type") == kind]
+def _replay(
+    record_leaves: RecordLeaves, add: Add, say: Callable[[str], None]
+) -> tuple[_Recorded, int]:
+    recorded = _Recorded()
+    count = 0
+    for log_id, index, content in record_leaves(TYPES):
+        count += 1
+        if count % PROGRESS_EVERY == 0:
+            say(f"compliance records: {count} leaves replayed")
+        try:
+            recorded.take(log_id, str(content["type"]), content["data"])
+        except (KeyError, TypeError, ValueError):
+            add(
+                log_id,
+                {
+                    "table": "audit_log",
+                    "leaf": index,
+                    "problem": f"a {content.get('type')} leaf that does not read",
+                },
+            )
+    return recorded, count
 
 
 def check(
-    engine: Engine, records_for: RecordsFor, add: Add, say: Callable[[str], None]
+    engine: Engine, record_leaves: RecordLeaves, add: Add, say: Callable[[str], None]
 ) -> RecordsFacts:
-    """Every KYC row, sanctions subject and dismissal against its leaves; problems to `add`."""
+    """The KYC rows, sanctions subjects and dismissals, AML profiles and cases against the
+    leaves that recorded them, both ways; problems to `add`."""
     facts = RecordsFacts()
-    kyc = _rows(
-        engine,
-        "SELECT tenant_id, customer_id, status, tier FROM kyc_customers "
-        "ORDER BY tenant_id, customer_id",
-    )
-    for tenant, rows in _by_tenant_chunks(kyc):
-        found = records_for(tenant, [r[1] for r in rows])
-        for _, customer, status, tier in rows:
-            facts.kyc_rows += 1
-            updates = _of(found.get(customer), KYC_UPDATED)
-            where = {"table": "kyc_customers", "customer_id": customer}
-            if not updates:
-                problem = f"status {status}, tier {tier}: no {KYC_UPDATED} leaf records it"
-                add(tenant, {**where, "problem": problem})
-                continue
-            data = updates[-1].get("data") or {}
-            if (data.get("status"), data.get("tier")) != (status, tier):
-                problem = (
-                    f"status {status}, tier {tier}, but its last {KYC_UPDATED} leaf says "
-                    f"status {data.get('status')}, tier {data.get('tier')}"
-                )
-                add(tenant, {**where, "problem": problem})
-        if facts.kyc_rows % PROGRESS_EVERY < len(rows):
-            say(f"compliance records: {facts.kyc_rows} KYC rows checked")
-    subjects = _rows(
-        engine,
-        "SELECT tenant_id, subject, status FROM sanctions_subjects ORDER BY tenant_id, subject",
-    )
-    for tenant, rows in _by_tenant_chunks(subjects):
-        found = records_for(tenant, [r[1] for r in rows])
-        for _, subject, status in rows:
-            facts.subjects += 1
-            confirmed = _of(found.get(subject), MATCH_CONFIRMED)
-            where = {"table": "sanctions_subjects", "subject": subject}
-            if status == "confirmed" and not confirmed:
-                problem = (
-                    f"confirmed, but no {MATCH_CONFIRMED} leaf records an officer's confirmation"
-                )
-                add(tenant, {**where, "problem": problem})
-            elif status != "confirmed" and confirmed:
-                problem = (
-                    f"{status}, but an officer confirmed a match ({MATCH_CONFIRMED} leaf) and "
-                    "nothing lifts it"
-                )
-                add(tenant, {**where, "problem": problem})
-        if facts.subjects % PROGRESS_EVERY < len(rows):
-            say(f"compliance records: {facts.subjects} sanctions subjects checked")
-    dismissals = _rows(
-        engine,
-        "SELECT tenant_id, subject, source, entry_id, id FROM sanctions_dismissals "
-        "ORDER BY tenant_id, subject, source, entry_id",
-    )
-    for tenant, rows in _by_tenant_chunks(dismissals):
-        found = records_for(tenant, sorted({r[1] for r in rows}))
-        for _, subject, source, entry_id, dismissal_id in rows:
-            facts.dismissals += 1
-            recorded = {
-                (str(d.get("id")), str(d.get("list")), str(d.get("entry_id")))
-                for leaf in _of(found.get(subject), MATCH_DISMISSED)
-                for d in [leaf.get("data") or {}]
-            }
-            if (dismissal_id, source, entry_id) not in recorded:
-                problem = f"dismissal of {source} entry {entry_id} with no {MATCH_DISMISSED} leaf"
-                add(tenant, {"table": "sanctions_dismissals", "subject": subject,
-                             "dismissal_id": dismissal_id, "problem": problem})  # fmt: skip
+    recorded, facts.leaves = _replay(record_leaves, add, say)
+
+    seen: set[Key] = set()
+    for tenant, customer, status, tier in _rows(
+        engine, "SELECT tenant_id, customer_id, status, tier FROM kyc_customers"
+    ):
+        facts.kyc_rows += 1
+        key = (tenant, customer)
+        seen.add(key)
+        where = {"table": "kyc_customers", "customer_id": customer}
+        if key not in recorded.kyc:
+            add(
+                tenant,
+                {
+                    **where,
+                    "problem": f"status {status}, tier {tier}: no {KYC_UPDATED} leaf records it",
+                },
+            )
+        elif recorded.kyc[key] != (status, tier):
+            leaf_status, leaf_tier = recorded.kyc[key]
+            add(
+                tenant,
+                {
+                    **where,
+                    "problem": f"status {status}, tier {tier}, but its last "
+                    f"{KYC_UPDATED} leaf says status {leaf_status}, "
+                    f"tier {leaf_tier}",
+                },
+            )
+    for tenant, customer in sorted(recorded.kyc.keys() - seen):
+        add(
+            tenant,
+            {
+                "table": "kyc_customers",
+                "customer_id": customer,
+                "problem": f"a {KYC_UPDATED} leaf sets it, but its row is gone",
+            },
+        )
+
+    seen = set()
+    for tenant, subject, status in _rows(
+        engine, "SELECT tenant_id, subject, status FROM sanctions_subjects"
+    ):
+        facts.subjects += 1
+        key = (tenant, subject)
+        seen.add(key)
+        where = {"table": "sanctions_subjects", "subject": subject}
+        confirmed = key in recorded.confirmed
+        if status == "confirmed" and not confirmed:
+            add(
+                tenant,
+                {
+                    **where,
+                    "problem": f"confirmed, but no {MATCH_CONFIRMED} leaf records a confirmation",
+                },
+            )
+        elif status != "confirmed" and confirmed:
+            add(
+                tenant,
+                {
+                    **where,
+                    "problem": f"{status}, but an officer confirmed a match "
+                    f"({MATCH_CONFIRMED} leaf) and nothing lifts it",
+                },
+            )
+    for tenant, subject in sorted(recorded.confirmed - seen):
+        add(
+            tenant,
+            {
+                "table": "sanctions_subjects",
+                "subject": subject,
+                "problem": f"an officer confirmed a match ({MATCH_CONFIRMED} leaf), but "
+                "the subject's row is gone: nothing blocks it",
+            },
+        )
+
+    for tenant, subject, source, entry_id, dismissal_id in _rows(
+        engine, "SELECT tenant_id, subject, source, entry_id, id FROM sanctions_dismissals"
+    ):
+        facts.dismissals += 1
+        if recorded.dismissals.get((tenant, dismissal_id)) != (subject, source, entry_id):
+            add(
+                tenant,
+                {
+                    "table": "sanctions_dismissals",
+                    "subject": subject,
+                    "dismissal_id": dismissal_id,
+                    "problem": f"dismissal of {source} entry {entry_id} with no "
+                    f"{MATCH_DISMISSED} leaf",
+                },
+            )
+
+    seen = set()
+    for tenant, account, exempt, jurisdiction in _rows(
+        engine, "SELECT tenant_id, account_id, exempt, jurisdiction FROM aml_accounts"
+    ):
+        facts.aml_profiles += 1
+        key = (tenant, account)
+        seen.add(key)
+        found = recorded.aml.get(key)
+        if found != (bool(exempt), jurisdiction):
+            said = (
+                "no leaf"
+                if found is None
+                else f"its last leaf says exempt {found[0]}, jurisdiction {found[1]}"
+            )
+            add(
+                tenant,
+                {
+                    "table": "aml_accounts",
+                    "account_id": account,
+                    "problem": f"exempt {bool(exempt)}, jurisdiction {jurisdiction}: "
+                    f"{said} ({AML_UPDATED})",
+                },
+            )
+    for tenant, account in sorted(recorded.aml.keys() - seen):
+        add(
+            tenant,
+            {
+                "table": "aml_accounts",
+                "account_id": account,
+                "problem": f"an {AML_UPDATED} leaf sets it, but its row is gone",
+            },
+        )
+
+    seen = set()
+    for tenant, case_id, status in _rows(engine, "SELECT tenant_id, id, status FROM cases"):
+        facts.cases += 1
+        key = (tenant, case_id)
+        seen.add(key)
+        leaf_status = recorded.cases.get(key)
+        if leaf_status is None:
+            add(
+                tenant,
+                {
+                    "table": "cases",
+                    "case_id": case_id,
+                    "problem": f"{status}: no leaf records the case",
+                },
+            )
+        elif leaf_status != status:
+            add(
+                tenant,
+                {
+                    "table": "cases",
+                    "case_id": case_id,
+                    "problem": f"{status}, but its leaves leave it {leaf_status}",
+                },
+            )
+    for tenant, case_id in sorted(recorded.cases.keys() - seen):
+        add(
+            tenant,
+            {
+                "table": "cases",
+                "case_id": case_id,
+                "problem": "its leaves record the case, but its row is gone",
+            },
+        )
     return facts

@@ -69,7 +69,7 @@ def controls_service(
         kms=kms,
         verify_audit=lambda say: audit.verify(progress=say),
         past_retention=past_retention,
-        records_for=audit.records_for,
+        record_leaves=audit.record_leaves,
     )
     return ControlsService(engine, sources, thresholds(settings), audit=audit, events=events)
 

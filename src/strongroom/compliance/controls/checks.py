@@ -43,8 +43,8 @@ class Sources:
     past_retention: Callable[[], tuple[int, list[tuple[str, str]], dict[str, int]]]
     # The newest snapshot of each sanctions list, or why there are none (store.list_snapshots).
     list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
-    # AuditLog.records_for: the compliance records are replayed against their leaves.
-    records_for: records.RecordsFor | None = None
+    # AuditLog.record_leaves: the compliance records are replayed against their leaves.
+    record_leaves: records.RecordLeaves | None = None
 
 
 Control = Callable[[Sources, Thresholds, int, Progress], ControlResult]
@@ -250,31 +250,35 @@ def compliance_records_audited(
     del th, now_us
     r = ControlResult(
         "compliance_records_audited",
-        "KYC statuses, sanctions confirmations and dismissals match their audit leaves",
+        "KYC, sanctions decisions, AML profiles and cases match their audit leaves",
         Outcome.PASS,
         "",
     )
-    if src.records_for is None:
+    if src.record_leaves is None:
         r.outcome = Outcome.NOT_APPLICABLE
         r.summary = "no audit log to replay the records against"
         return r
     facts = records.check(
-        src.engine, src.records_for, lambda tenant, detail: r.add(Finding(detail, tenant)), say
+        src.engine, src.record_leaves, lambda tenant, detail: r.add(Finding(detail, tenant)), say
     )
     r.facts = {
+        "leaves": facts.leaves,
         "kyc_rows": facts.kyc_rows,
         "sanctions_subjects": facts.subjects,
         "sanctions_dismissals": facts.dismissals,
+        "aml_profiles": facts.aml_profiles,
+        "cases": facts.cases,
     }
     checked = (
-        f"{facts.kyc_rows} KYC rows, {facts.subjects} sanctions subjects and "
-        f"{facts.dismissals} dismissals"
+        f"{facts.kyc_rows} KYC rows, {facts.subjects} sanctions subjects, {facts.dismissals} "
+        f"dismissals, {facts.aml_profiles} AML profiles and {facts.cases} cases against "
+        f"{facts.leaves} leaves"
     )
     if r.found:
         r.outcome = Outcome.FAIL
-        r.summary = f"{r.found} record(s) of {checked} differ from their audit leaves"
+        r.summary = f"{r.found} record(s) differ from their audit leaves ({checked})"
     else:
-        r.summary = f"{checked} match their audit leaves"
+        r.summary = f"{checked}: they match"
     return r
 
 
