@@ -160,3 +160,89 @@ def test_baseline_linear_scan_still_answers() -> None:
     hits = linear.screen(Query("Angela Merkel"), limit=1)
     assert hits[0].entry.entry_id == "5"
     assert match.tokens("Al-Qa'ida") == ["al", "qa", "ida"]
+
+
+# --- evasion: lookalike letters, digits for letters, spelled-out letters, no spaces ----------
+
+EVADED = [
+    _entry("bout", EntryKind.PERSON, "BOUT, Viktor Anatolijevitch"),
+    _entry("ubl", EntryKind.PERSON, "Usama bin Laden"),
+    _entry("acme", EntryKind.ORGANIZATION, "Acme Trading LLC"),
+    _entry("5", EntryKind.PERSON, "Angela Merkel"),
+]
+
+
+def test_lookalike_cyrillic_and_greek_letters_in_latin_words_become_latin() -> None:
+    # Cyrillic і, о, В mixed into Latin words (anyascii alone makes В a "V": "vout")
+    assert normalize("V\u0456kt\u043er \u0412\u043eut").tokens == ("viktor", "bout")
+    assert normalize("\u03a1utin").tokens == ("putin",)  # Greek capital rho
+    # a wholly Cyrillic word keeps its transliteration
+    assert normalize("\u0412\u043e\u0440").tokens == ("vor",)
+    assert normalize("Владимир Путин").tokens == ("vladimir", "putin")
+
+
+def test_digits_for_letters_are_a_second_reading_not_a_replacement() -> None:
+    name = normalize("V1kt0r B0ut")
+    assert name.tokens == ("v1kt0r", "b0ut")
+    assert [v.tokens for v in name.variants] == [("viktor", "bout")]
+    assert normalize("Usama b1n L4din").variants[0].tokens == ("usama", "bin", "ladin")
+    assert normalize("$m1th @cme").variants[0].tokens == ("smith", "acme")
+    assert normalize("7 Tir 1984").variants == ()  # words of digits only stay
+    # an alphanumeric name keeps its own reading: still an exact match of itself
+    assert match.name_score("X5 Retail", "X5 Retail")[0] == match.name_score("Acme", "Acme")[0]
+
+
+def test_letters_spelled_out_one_by_one_are_joined() -> None:
+    assert normalize("V i k t o r  B o u t").tokens == ("viktor", "bout")
+    assert normalize("V.i.k.t.o.r B.o.u.t").tokens == ("viktor", "bout")
+    assert normalize("J. R. Smith").tokens == ("j", "r", "smith")  # initials stay
+    assert normalize("J R Smith").tokens == ("j", "r", "smith")
+    joined = normalize("J.R.R. Tolkien")
+    assert joined.tokens == ("jrr", "tolkien")
+    assert ("j", "r", "r", "tolkien") in [v.tokens for v in joined.variants]
+
+
+def test_camel_case_is_a_second_reading() -> None:
+    assert normalize("ViktorBout").tokens == ("viktorbout",)
+    assert [v.tokens for v in normalize("ViktorBout").variants] == [("viktor", "bout")]
+    assert [v.tokens for v in normalize("ACMETrading").variants] == [("acme", "trading")]
+
+
+def test_a_name_without_spaces_is_read_as_the_listed_words() -> None:
+    word, listed = normalize("viktorbout"), normalize("BOUT, Viktor Anatolijevitch")
+    assert [r.tokens for r in match.resegmented(word, listed)] == [("viktor", "bout")]
+    assert match.resegmented(normalize("gazprom"), normalize("Gazprom Neft")) == []
+    assert match.name_score("acmetrading", "Acme Trading")[0] == pytest.approx(
+        match.name_score("Acme Trading", "Acme Trading")[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ViktorBout", "bout"),
+        ("viktorbout", "bout"),
+        ("VIKTORBOUT", "bout"),
+        ("V i k t o r  B o u t", "bout"),
+        ("V i k t o r B o u t", "bout"),
+        ("V.i.k.t.o.r B.o.u.t", "bout"),
+        ("\uff36\uff49\uff4b\uff54\uff4f\uff52\uff22\uff4f\uff55\uff54", "bout"),  # full width
+        ("V\u0456kt\u043er \u0412\u043eut", "bout"),  # Cyrillic і, о, В
+        ("V1kt0r B0ut", "bout"),
+        ("Usama b1n L4din", "ubl"),
+        ("AcmeTrading LLC", "acme"),
+        ("acmetrading llc", "acme"),
+    ],
+)
+def test_evasions_still_screen_above_the_threshold(query: str, expected: str) -> None:
+    hits = match.build(EVADED).screen(Query(query))
+    assert hits, query
+    assert hits[0].entry.entry_id == expected
+    assert hits[0].score >= match.SCREEN_THRESHOLD
+
+
+def test_folds_do_not_match_other_names() -> None:
+    screener = match.build(EVADED)
+    for query in ("Victor Boutros", "Angela Merkel", "Acme Holdings", "Usama Khan"):
+        hits = screener.screen(Query(query), min_score=match.SCREEN_THRESHOLD)
+        assert all(h.entry.entry_id == "5" for h in hits), query

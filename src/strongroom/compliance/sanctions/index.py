@@ -34,12 +34,18 @@ def token_keys(token: str) -> Iterable[str]:
 
 
 def name_keys(name: NormalName) -> Iterable[str]:
-    """Every token's keys, and the whole name without spaces when it has two to four tokens
-    (a token boundary moved: "Lauren Tnkunda" / "Laurent Nkunda")."""
-    for token in name.tokens:
-        yield from token_keys(token)
-    if 2 <= len(name.tokens) <= 4:
-        yield "j" + name.joined
+    """For the name and each of its readings (CamelCase split, digits folded, ...): every
+    token's keys, and the whole name without spaces when it has one to four tokens (a token
+    boundary moved: "Lauren Tnkunda" / "Laurent Nkunda"; no space at all: "viktorbout" /
+    "Viktor Bout"), and its first and last tokens joined when it has three or more
+    ("viktorbout" / "Viktor Anatolijevitch BOUT")."""
+    for reading in name.readings():
+        for token in reading.tokens:
+            yield from token_keys(token)
+        if len(reading.tokens) <= 4:
+            yield "j" + reading.joined
+        if len(reading.tokens) >= 3:
+            yield "j" + reading.tokens[0] + reading.tokens[-1]
 
 
 class IndexedScreener:

@@ -12,6 +12,9 @@ The score of a query against one name of an entry (`name_score`):
    left unmatched, the similarity of the names with their spaces removed (word joins/splits),
    rapidfuzz's token-set ratio, exact equality, and the share of A's
    phonetic keys found in B;
+   Both names' other readings (normalize.NormalName.variants: CamelCase split, digits for
+   letters folded, ...) and, for a one-word name, its cut along the other name's words
+   (`resegmented`) are aligned too: the best reading's score stands;
 4. a logistic model of those features (COEFFICIENTS) gives the probability that the two names
    are the same name: the calibrated `name_score` in [0, 1]. It was fitted on the even rows of
    nomenklatura's labelled name pairs (`strongroom bench screening` reports its F1 on the odd
@@ -30,6 +33,7 @@ scan over every name (the throughput benchmark's reference).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -82,6 +86,9 @@ NAME_THRESHOLD = 0.42
 
 GOOD_TOKEN = 0.88  # a token pair below this is not a partner
 PHONETIC_FLOOR = 0.9  # tokens whose metaphone keys agree score at least this
+JOINED_MIN_LENGTH = 6  # a one-word name is read as another name's words (`resegmented`) from
+JOINED_MIN_SIMILARITY = 0.9  # this many letters, at this similarity with it joined
+JOINED_LENGTH_RATIO = 0.8  # and lengths within this ratio
 
 # Evidence weights (log-odds) and the screening threshold: chosen on the even rows of yente's
 # screening benchmark (`strongroom bench screening`, row yente; a grid search for the best
@@ -188,14 +195,55 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+def segment(word: str, parts: Sequence[str]) -> NormalName:
+    """`word` cut where `parts` joined would be cut, scaled to its length ("viktorbout" by
+    ("viktor", "bout") -> "viktor bout")."""
+    total = sum(len(p) for p in parts)
+    cuts, at = [0], 0
+    for part in parts[:-1]:
+        at += len(part)
+        cuts.append(round(at * len(word) / total))
+    cuts.append(len(word))
+    return normalize(" ".join(word[x:y] for x, y in itertools.pairwise(cuts) if y > x))
+
+
+def resegmented(a: NormalName, b: NormalName) -> list[NormalName]:
+    """A one-word name read as the words of a longer name (`b`) it matches without spaces:
+    whole ("acmetrading" / "Acme Trading") or as the first and last tokens ("viktorbout" /
+    "Viktor Anatolijevitch BOUT"), when the word has JOINED_MIN_LENGTH letters or more, its
+    length is within JOINED_LENGTH_RATIO of the joined form's and its Jaro-Winkler similarity
+    with it is at least JOINED_MIN_SIMILARITY."""
+    if len(a.tokens) != 1 or len(b.tokens) < 2 or len(a.joined) < JOINED_MIN_LENGTH:
+        return []
+    found = []
+    for parts in dict.fromkeys((b.tokens, (b.tokens[0], b.tokens[-1]))):
+        whole = "".join(parts)
+        short, long_ = sorted((len(a.joined), len(whole)))
+        if short >= JOINED_LENGTH_RATIO * long_ and _jw(a.joined, whole) >= JOINED_MIN_SIMILARITY:
+            found.append(segment(a.joined, parts))
+    return found
+
+
 def name_score(query: str | NormalName, name: str | NormalName) -> tuple[float, list[TokenMatch]]:
-    """The calibrated probability that two names are the same name, with the aligned tokens."""
+    """The calibrated probability that two names are the same name, with the aligned tokens:
+    the best over both names' readings (normalize.NormalName.variants), a one-word name also
+    read as the other name's words where it matches them without spaces (`resegmented`)."""
     q = normalize(query) if isinstance(query, str) else query
     n = normalize(name) if isinstance(name, str) else name
     if not q.tokens or not n.tokens:
         return 0.0, []
-    row, tokens = features(q, n)
-    return _sigmoid(_logit(row)), tokens
+    best: tuple[float, list[TokenMatch]] = (-1.0, [])
+    for qr in q.readings():
+        for nr in n.readings():
+            pairs = [(qr, nr)]
+            pairs += [(x, nr) for x in resegmented(qr, nr)]
+            pairs += [(qr, y) for y in resegmented(nr, qr)]
+            for x, y in pairs:
+                row, tokens = features(x, y)
+                p = _sigmoid(_logit(row))
+                if p > best[0]:
+                    best = (p, tokens)
+    return best
 
 
 # --- evidence --------------------------------------------------------------------------------
