@@ -5,6 +5,7 @@ screen prints one JSON object a line per name, names from arguments and a file."
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,26 @@ def test_load_versions_and_screen(cli: CliRunner, tmp_path: Path) -> None:
     assert json.loads(strict.splitlines()[-1])["hit"] is False
     out = run(cli, "sanctions", "load", str(tmp_path / "nothing.txt"), code=2)
     assert "no file" in out
+
+
+def test_lists_say_a_version_whose_rescreening_is_still_owed(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """A load killed after storing its version leaves its re-screening owed: `lists` says so
+    (a line, a field); the next load completes it."""
+    first = dpl(tmp_path / "dpl_v1.txt", "VIKTOR BOUT")
+    run(cli, "sanctions", "load", str(first))
+    assert "still owed" not in run(cli, "sanctions", "lists")
+    (row,) = json.loads(run(cli, "sanctions", "lists", "--json"))
+    assert row["rescreen_owed"] is False
+    assert row["rescreened_at"]
+    with sqlite3.connect(tmp_path / "cli.db") as db:  # as a kill after the version's commit
+        db.execute("UPDATE sanctions_list_versions SET rescreened_at = NULL")
+    assert "bis_dpl version 1: re-screening still owed" in run(cli, "sanctions", "lists")
+    (row,) = json.loads(run(cli, "sanctions", "lists", "--json"))
+    assert (row["rescreen_owed"], row["rescreened_at"]) == (True, None)
+    run(cli, "sanctions", "load", str(first))  # unchanged: completes what is owed
+    assert "still owed" not in run(cli, "sanctions", "lists")
 
 
 def test_load_the_real_un_list(cli: CliRunner) -> None:

@@ -107,3 +107,42 @@ def test_kyc_caps_and_freezing_over_http(sqlite_url: str) -> None:
         assert "Ada" not in str(events)
         leaves = api.ok("GET", "/v1/audit/leaves", key=a.admin, params={"limit": 100})
         assert leaves["data"]
+
+
+def test_a_pending_transfer_does_not_post_once_its_payer_is_rejected(sqlite_url: str) -> None:
+    """A two-phase transfer created while the payer was verified: once the customer's KYC is
+    `rejected`, posting it is refused (422 kyc_unverified, still pending); voiding it works."""
+    with running(sqlite_url, kyc_limits=True) as api:
+        a = seed_tenant(api, "acme")
+        cus = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Ada"})["id"]
+        payer = api.ok(
+            "POST",
+            "/v1/accounts",
+            201,
+            key=a.admin,
+            json={
+                "ledger_id": a.ledger,
+                "asset": "USD",
+                "normal_balance": "credit",
+                "customer_id": cus,
+            },
+        )["id"]
+        path = f"/v1/customers/{cus}/kyc"
+        api.ok("PUT", path, key=a.admin, json={"status": "verified", "tier": "basic"})
+        hold = {
+            "ledger_id": a.ledger,
+            "debit_account_id": payer,
+            "credit_account_id": a.bank,
+            "amount": 100,
+            "pending": True,
+        }
+        first = api.ok("POST", "/v1/transfers", 201, key=a.write, json=hold)
+        second = api.ok("POST", "/v1/transfers", 201, key=a.write, json=hold)
+        api.ok("PUT", path, key=a.admin, json={"status": "rejected"})
+        refused = api.post(f"/v1/transfers/{first['id']}/post", key=a.write, json={})
+        assert (refused.status_code, problem_code(refused)) == (422, "kyc_unverified")
+        assert api.ok("GET", f"/v1/transfers/{first['id']}", key=a.read)["status"] == "pending"
+        api.ok("POST", f"/v1/transfers/{second['id']}/void", 201, key=a.write)
+        assert api.ok("GET", f"/v1/transfers/{second['id']}", key=a.read)["status"] == "voided"
+        api.ok("PUT", path, key=a.admin, json={"status": "verified", "tier": "basic"})
+        api.ok("POST", f"/v1/transfers/{first['id']}/post", 201, key=a.write, json={})

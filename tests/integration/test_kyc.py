@@ -228,6 +228,43 @@ def test_a_transfer_without_a_payment_from_a_customers_account_is_capped(
     assert world.post(held) == [(R.BLOCKED_BY_GATE, "kyc_limit_exceeded")]
 
 
+def test_a_pending_transfer_posts_only_while_its_payer_is_verified(
+    world: World, db_engine: Engine
+) -> None:
+    """A pending transfer created while the payer was verified does not post once the payer
+    is rejected (kyc_unverified, nothing written: it is still pending and posts once verified
+    again); voiding it stays allowed. Its caps were counted at creation: posting counts
+    nothing again and is not refused by a window the pending transfer itself filled."""
+    cus = ids.new_id("cus")
+    src, dst = world.account(cus), world.account()
+    assert world.post(NewTransfer(ids.new_id("tr"), world.book.id, dst, src, 10_000)) == [
+        (R.CREATED, None)
+    ]
+    world.kyc.set("ten_default", cus, "verified", "basic", actor="cli")
+
+    def held(amount: int) -> NewTransfer:
+        return NewTransfer(ids.new_id("tr"), world.book.id, src, dst, amount, pending=True)
+
+    def act(target: NewTransfer, action: Action) -> NewTransfer:
+        return NewTransfer(
+            ids.new_id("tr"), world.book.id, target_id=target.id, action=action, amount=0
+        )
+
+    first, second, third = held(1_000), held(1_000), held(500)
+    assert world.post(first, second, third) == [(R.CREATED, None)] * 3
+    assert usage_of(db_engine, cus) == 2_500  # the day's cap, filled by the pending ones
+    world.kyc.set("ten_default", cus, "rejected", None, actor="cli")
+    assert world.post(act(first, Action.POST)) == [(R.BLOCKED_BY_GATE, "kyc_unverified")]
+    assert world.post(act(second, Action.VOID)) == [(R.CREATED, None)]
+    assert usage_of(db_engine, cus) == 2_500
+    world.kyc.set("ten_default", cus, "verified", "basic", actor="cli")
+    assert world.post(act(first, Action.POST), act(third, Action.POST)) == [
+        (R.CREATED, None),
+        (R.CREATED, None),
+    ]
+    assert usage_of(db_engine, cus) == 2_500
+
+
 def test_a_payment_naming_another_customer_is_refused_with_nothing_written(
     world: World, db_engine: Engine
 ) -> None:

@@ -462,3 +462,34 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
                  ref="audit.baseline")  # fmt: skip
     problems = audit.verify().problems
     assert any("audit baseline leaves at" in p and "not one group" in p for p in problems)
+
+
+def test_0030_sanctions_versions_stored_before_count_as_rescreened(db_url: str) -> None:
+    """0030 adds sanctions_list_versions.rescreened_at: the versions already stored count as
+    re-screened (at their load time), so an upgrade leaves no re-screening owed."""
+    engine = create_engine(db_url, sqlite_cache_mib=16)
+    try:
+        migrate.upgrade(engine, "0029")
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sanctions_list_versions (source, version, sha256, entry_count, "
+                    "added, changed, removed, loaded_at, loaded_by) "
+                    "VALUES ('un', 1, 'x', 1, 1, 0, 0, 1234, 'cli')"
+                )
+            )
+        migrate.upgrade(engine, "0030")
+        with engine.begin() as conn:
+            row = conn.execute(sa.text("SELECT rescreened_at FROM sanctions_list_versions")).one()
+        assert row[0] == 1234
+        with engine.begin() as conn:  # and down again: the column goes, the row stays
+            cfg = migrate._config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0029")
+        with engine.begin() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("sanctions_list_versions")}
+            count = conn.execute(sa.text("SELECT COUNT(*) FROM sanctions_list_versions")).one()
+        assert "rescreened_at" not in columns
+        assert count[0] == 1
+    finally:
+        engine.dispose()

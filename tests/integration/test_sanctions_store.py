@@ -204,6 +204,45 @@ def test_a_new_version_rescreens_only_subjects_sharing_a_blocking_key(world: Any
     assert service.status(A, "customer:cus_1").status == CLEAR
 
 
+def test_a_load_completes_the_rescreening_an_earlier_load_still_owes(world: Any) -> None:
+    """A load stopped after storing its version (here: `rescreen=False`, as a kill after the
+    commit) leaves the version's re-screening owed; loading the same content again (the
+    unchanged path) completes it, records it, and a later load has nothing left owed."""
+    service, rec, names = world
+    without_bout = [V1[0], V1[2]]
+    service.load(SDN, without_bout, actor=ACTOR)
+    assert [r.rescreened_at is not None for r in service.versions(SDN)] == [True]
+    names[(A, "customer:cus_1")] = "Viktor Bout"
+    assert screen(service, A, "customer:cus_1", "Viktor Bout").status == CLEAR
+    stopped = service.load(SDN, V1, actor=ACTOR, rescreen=False)
+    assert (stopped.version, stopped.rescreened) == (2, 0)
+    assert [(r.version, r.rescreened_at is None) for r in service.owed()] == [(2, True)]
+    assert service.status(A, "customer:cus_1").status == CLEAR
+    again = service.load(SDN, V1, actor=ACTOR)
+    assert (again.unchanged, again.version, again.rescreened) == (True, 2, 1)
+    assert service.status(A, "customer:cus_1").status == PROBABLE
+    assert [a.subject for _, a in rec.alerts] == ["customer:cus_1"]
+    assert service.owed() == []
+    assert all(r.rescreened_at is not None for r in service.versions(SDN))
+    # Nothing owed any more: the same content again re-screens nothing.
+    assert service.load(SDN, V1, actor=ACTOR).rescreened == 0
+    assert len(rec.alerts) == 1
+
+
+def test_a_removal_owed_is_rescreened_by_the_next_new_version(world: Any) -> None:
+    """What an owed version removed is re-screened too, by the next load of a new version."""
+    service, _, names = world
+    service.load(SDN, V1, actor=ACTOR)
+    names[(A, "customer:cus_1")] = "Viktor Bout"
+    assert screen(service, A, "customer:cus_1", "Viktor Bout").status == PROBABLE
+    service.load(SDN, [V1[0], V1[2]], actor=ACTOR, rescreen=False)  # Bout removed
+    assert [r.version for r in service.owed()] == [2]
+    third = service.load(SDN, [V1[0]], actor=ACTOR)
+    assert third.version == 3
+    assert third.rescreened >= 1
+    assert service.owed() == []
+
+
 def _failing_freeze(uow: UnitOfWork, tenant_id: str, customer_id: str, actor: str) -> None:
     del uow, tenant_id, customer_id, actor
     raise RuntimeError("freeze failed")

@@ -1073,6 +1073,9 @@ populate_0028 = _populate(SCHEMA_0028)
 # ob_dpop_jti), empty on an upgrade.
 SCHEMA_0029 = SCHEMA_0028
 populate_0029 = _populate(SCHEMA_0029)
+# 0030 added sanctions_list_versions.rescreened_at (nullable; rows upgraded count as done).
+SCHEMA_0030 = SCHEMA_0029
+populate_0030 = _populate(SCHEMA_0030)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1103,4 +1106,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0027": populate_0027,
     "0028": populate_0028,
     "0029": populate_0029,
+    "0030": populate_0030,
 }

@@ -154,6 +154,7 @@ def load(
             typer.echo(
                 f"{r.source.value}: unchanged (version {r.version}, {r.entry_count} entries): "
                 "nothing stored"
+                + (f"; re-screened {r.rescreened} subjects still owed it" if r.rescreened else "")
             )
         else:
             typer.echo(
@@ -176,6 +177,10 @@ def lists_(as_json: JsonOption = False, database_url: DbOption = None) -> None:
                     "added": r.added, "changed": r.changed, "removed": r.removed,
                     "sha256": r.sha256, "loaded_at": clock.format_us(r.loaded_at),
                     "loaded_by": r.loaded_by,
+                    "rescreened_at": (
+                        clock.format_us(r.rescreened_at) if r.rescreened_at is not None else None
+                    ),
+                    "rescreen_owed": r.rescreened_at is None,
                 }
                 for r in rows
             ]
@@ -192,6 +197,12 @@ def lists_(as_json: JsonOption = False, database_url: DbOption = None) -> None:
             f"{r.source:<10} {r.version:>7} {r.entry_count:>8} {r.added:>7} {r.changed:>8} "
             f"{r.removed:>8}  {when}  {r.loaded_by}"
         )
+    for r in rows:
+        if r.rescreened_at is None:
+            typer.echo(
+                f"{r.source} version {r.version}: re-screening still owed (the next "
+                "`strongroom sanctions load` completes it)"
+            )
 
 
 def _names(names: Sequence[str], file: Path | None) -> Iterator[tuple[str, str]]:

@@ -700,6 +700,8 @@ sanctions_list_versions = sa.Table(
     sa.Column("removed", sa.Integer, nullable=False),
     sa.Column("loaded_at", sa.BigInteger, nullable=False),
     sa.Column("loaded_by", sa.String(200), nullable=False),
+    # When its re-screening completed (0030); NULL: still owed, done by the next load.
+    sa.Column("rescreened_at", sa.BigInteger, nullable=True),
 )
 
 sanctions_entries = sa.Table(

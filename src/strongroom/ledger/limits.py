@@ -17,7 +17,9 @@ from strongroom.ledger.model import (
     Direction,
     GateDecision,
     NewTransfer,
+    Status,
     TransferOutcome,
+    TransferRecord,
     TransferResult,
 )
 from strongroom.ledger.pipeline import Limit, LimitCheck, LimitItem
@@ -33,7 +35,11 @@ class LimitsRun:
 
     def record(self, uow: UnitOfWork, outcomes: Sequence[TransferOutcome]) -> None:
         for check, items in self.checks:
-            created = [i for i in items if outcomes[i.index].result is TransferResult.CREATED]
+            created = [
+                i
+                for i in items
+                if not i.posting and outcomes[i.index].result is TransferResult.CREATED
+            ]
             if created:
                 check.record(uow, created)
 
@@ -53,16 +59,29 @@ def limit_items(
     counts against each. A transfer that already exists (a replay: the engine answers
     `exists`), that a gate blocked, whose ledger does not exist, or whose debit account does not
     exist or is in another ledger (the engine refuses it) is left out. No item at all, and no
-    query, for a batch whose accounts no customer owns and whose transfers carry no payment."""
+    query, for a batch whose accounts no customer owns and whose transfers carry no payment.
+
+    A post of a pending transfer gives `posting` items: one per customer who owns an account
+    the pending transfer debits (its amounts were counted when it was created; a limit checks
+    the customer's standing only, so a payer rejected since cannot have it posted). A void and
+    a reversal give none."""
     accounts = state.accounts
     if not any(a.customer_id is not None for a in accounts.values()) and not any(
         t.payment is not None for t in batch
     ):
         return []
     skip = blocked or {}
-    wanted: list[tuple[int, NewTransfer, dict[tuple[str, str], int]]] = []
+    wanted: list[tuple[int, NewTransfer, dict[tuple[str, str], int], bool]] = []
+    posts: list[tuple[int, NewTransfer, TransferRecord]] = []
     for i, t in enumerate(batch):
-        if t.action is not Action.TRANSFER or t.id in state.transfers or t.id in skip:
+        if t.id in state.transfers or t.id in skip:
+            continue
+        if t.action is Action.POST:
+            target = state.transfers.get(t.target_id or "")
+            if target is not None and target.pending and target.status is Status.PENDING:
+                posts.append((i, t, target))
+            continue
+        if t.action is not Action.TRANSFER:
             continue
         payer = t.payment.customer_id if t.payment is not None else None
         out: dict[tuple[str, str], int] = {}  # (customer, asset) -> amount
@@ -78,17 +97,31 @@ def limit_items(
             if who is not None:
                 out[(who, acc.asset)] = out.get((who, acc.asset), 0) + amount
         if out:
-            wanted.append((i, t, out))
+            wanted.append((i, t, out, False))
+    for i, t, target in posts:
+        owed: dict[tuple[str, str], int] = {}
+        for leg in target.effective_legs():
+            acc = accounts.get(leg.account_id)
+            if leg.direction is not Direction.DEBIT or acc is None or acc.customer_id is None:
+                continue
+            if acc.ledger_id != target.ledger_id:
+                continue
+            owed[(acc.customer_id, acc.asset)] = owed.get((acc.customer_id, acc.asset), 0) + (
+                leg.amount
+            )
+        if owed:
+            wanted.append((i, t, owed, True))
     if not wanted:
         return []
-    tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t, _ in wanted}))
+    wanted.sort(key=lambda w: w[0])  # a limit decides a transfer's items together, in order
+    tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t, _, _ in wanted}))
     items: list[LimitItem] = []
-    for i, t, out in wanted:
+    for i, t, out, posting in wanted:
         tenant = tenants.get(t.ledger_id)
         if tenant is None:
             continue
         for (customer, asset), amount in sorted(out.items()):
-            items.append(LimitItem(i, t.id, tenant, customer, asset, amount))
+            items.append(LimitItem(i, t.id, tenant, customer, asset, amount, posting))
     return items
 
 

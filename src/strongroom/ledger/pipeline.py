@@ -248,7 +248,12 @@ class LimitItem:
     """What one transfer of a batch takes out of one payer, as a limit sees it: `index` in the
     batch, the payer (a customer of the ledger's tenant: the debited account's owner, else the
     payment's customer, ledger/limits.py limit_items), and `amount` of `asset` (one item per
-    payer and asset of a transfer's debit legs; a transfer's items are consecutive)."""
+    payer and asset of a transfer's debit legs; a transfer's items are consecutive).
+
+    `posting`: the item is a post of a pending transfer (its payer: the owner of an account
+    the pending transfer debits, `amount` what it debits). Its amounts were counted when the
+    pending transfer was created: a limit checks the payer's standing (a KYC status) and
+    neither checks nor counts them against a cap again (LimitsRun.record leaves them out)."""
 
     index: int
     transfer_id: str
@@ -256,6 +261,7 @@ class LimitItem:
     customer_id: str
     asset: str
     amount: int
+    posting: bool = False
 
 
 class LimitCheck(Protocol):

@@ -63,6 +63,8 @@ class KycCheck:
     def record(self, uow: UnitOfWork, created: Sequence[LimitItem]) -> None:
         added: dict[_Key, int] = {}
         for item in created:
+            if item.posting:  # counted when its pending transfer was created
+                continue
             key = (item.tenant_id, item.customer_id, item.asset)
             added[key] = added.get(key, 0) + item.amount
         rows = [
@@ -76,7 +78,9 @@ class KycCheck:
 
 class KycLimit:
     """Refuses a payment one of whose payers is not verified (kyc_unverified), or that would
-    cross a cap of a payer's tier (kyc_limit_exceeded)."""
+    cross a cap of a payer's tier (kyc_limit_exceeded). A post of a pending transfer whose
+    debited account's owner is no longer verified is refused too (kyc_unverified); its caps
+    were counted when it was created, so they are neither checked nor counted again."""
 
     name: str = "kyc"
     errors: Sequence[ErrorCode] = KYC_LIMIT_ERRORS
@@ -116,6 +120,8 @@ class KycLimit:
                     break
             if refused is None:
                 for item in group:
+                    if item.posting:  # counted when the pending transfer was created
+                        continue
                     key = (item.tenant_id, item.customer_id, item.asset)
                     if key not in sums:
                         sums[key] = window_sums(usage.get(key, {}), now_us)
@@ -132,6 +138,8 @@ class KycLimit:
                 check.blocked[first.transfer_id] = refused
                 continue
             for item in group:
+                if item.posting:
+                    continue
                 key = (item.tenant_id, item.customer_id, item.asset)
                 day, month = sums[key]
                 sums[key] = (day + item.amount, month + item.amount)

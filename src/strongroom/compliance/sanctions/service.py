@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -217,13 +217,20 @@ class SanctionsService:
     ) -> LoadResult:
         """Store `entries` as the next version of `source` (the same content as the current
         version: nothing stored, `unchanged`), then re-screen the subjects the changed entries
-        could match (`progress(done, total)` as it goes)."""
+        could match (`progress(done, total)` as it goes), and record on the version that its
+        re-screening completed.
+
+        Before anything, the re-screening still owed by versions stored earlier (of any list:
+        a load that stopped after storing its version, or one run with `rescreen=False`) is
+        completed and recorded, the unchanged path's included; re-screening a subject twice is
+        harmless. `rescreen=False` re-screens nothing and leaves the new version owed."""
         for entry in entries:
             if entry.source is not source:
                 raise InvalidRequest(f"entry {entry.entry_id} is of {entry.source.value}")
         by_id = unique_entries(source, entries)  # DuplicateEntry: an id twice, nothing stored
         fingerprints = {k: e.fingerprint() for k, e in by_id.items()}
         sha = content_hash(fingerprints)
+        owed = self.rescreen_owed(actor=actor, progress=progress) if rescreen else 0
         for attempt in range(1, LOAD_ATTEMPTS_MAX + 1):
             try:
                 stored = self._store_version(source, by_id, fingerprints, sha, actor)
@@ -241,20 +248,69 @@ class SanctionsService:
                         "meanwhile: nothing was stored, run it again"
                     ) from None
         if isinstance(stored, LoadResult):
-            return stored
+            return replace(stored, rescreened=owed)
         version, change, removed_bodies = stored
         # The new version's screener, built here (the loader waits, no payment does: the
         # gate keeps the previous one until this one is swapped in), before re-screening.
         self.screeners.rebuild()
         touched = [by_id[k] for k in (*change.added, *change.changed)]
         touched += [entry_from_json(b) for b in removed_bodies]
-        rescreened, total = (
-            self.rescreen(touched, actor=actor, progress=progress) if rescreen else (0, 0)
-        )
+        rescreened, total = 0, 0
+        if rescreen:
+            rescreened, total = self.rescreen(touched, actor=actor, progress=progress)
+            # Without the screening points nothing could be re-screened: still owed, unless
+            # no subject was ever screened (nothing to re-screen).
+            if self.names is not None or total == 0:
+                self._mark_rescreened(source.value, [version])
         return LoadResult(
             source, version, False, len(by_id), len(change.added), len(change.changed),
-            len(change.removed), rescreened, total,
+            len(change.removed), owed + rescreened, total,
         )  # fmt: skip
+
+    def owed(self) -> list[store.VersionRow]:
+        """The versions whose re-screening is still owed (`strongroom sanctions lists`, the
+        server's start), every list's, oldest first."""
+        with self._uow(write=False) as uow:
+            return store.owed_versions(uow)
+
+    def rescreen_owed(
+        self, *, actor: str, progress: Callable[[int, int], object] | None = None
+    ) -> int:
+        """Complete the re-screening owed by every version not recorded as re-screened: the
+        subjects the entries those versions touched could match, screened against the current
+        lists, then those versions recorded as done. How many subjects it re-screened. A
+        service without the screening points (no `names`) re-screens nothing: what is owed
+        stays owed, unless no subject was ever screened (then nothing is)."""
+        with self._uow(write=False) as uow:
+            owed = store.owed_versions(uow)
+            nobody = not owed or store.subject_count(uow) == 0
+            touched = [
+                entry_from_json(body)
+                for row in owed
+                for body in store.version_bodies(uow, row.source, row.version)
+            ]
+        if not owed:
+            return 0
+        if self.names is None:
+            if nobody:
+                self._mark_all(owed)
+            return 0
+        log.warning("sanctions: completing the re-screening owed by %d list version(s)", len(owed))
+        rescreened, _ = self.rescreen(touched, actor=actor, progress=progress)
+        self._mark_all(owed)
+        return rescreened
+
+    def _mark_all(self, rows: Sequence[store.VersionRow]) -> None:
+        by_source: dict[str, list[int]] = {}
+        for row in rows:
+            by_source.setdefault(row.source, []).append(row.version)
+        for source, versions in by_source.items():
+            self._mark_rescreened(source, versions)
+
+    def _mark_rescreened(self, source: str, versions: Sequence[int]) -> None:
+        with self._uow() as uow:
+            store.mark_rescreened(uow, source, versions, self.clock.now_us())
+            uow.commit()
 
     def _store_version(
         self,
@@ -327,7 +383,15 @@ class SanctionsService:
             return [entry_from_json(b) for b in store.current_bodies(uow)]
 
     def warm(self) -> bool:
-        """Build the screener now, if a list is loaded (`serve`'s startup): whether it did."""
+        """Build the screener now, if a list is loaded (`serve`'s startup): whether it did.
+        A version whose re-screening is still owed is said (a warning: the next load of any
+        list completes it)."""
+        for row in self.owed():
+            log.warning(
+                "sanctions: %s version %d: re-screening still owed (the next "
+                "`strongroom sanctions load` completes it)",
+                row.source, row.version,
+            )  # fmt: skip
         return self.screeners.warm()
 
     def screener(self) -> tuple[Screener, Stamp]:

@@ -24,6 +24,9 @@ class VersionRow:
     removed: int
     loaded_at: int
     loaded_by: str
+    # When the re-screening this version's changes call for completed (migration 0030);
+    # None: still owed (a load stopped before it finished, or ran with rescreen=False).
+    rescreened_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,8 @@ class DismissalRow:
 
 
 _VERSION_COLS = (
-    "source, version, sha256, entry_count, added, changed, removed, loaded_at, loaded_by"
+    "source, version, sha256, entry_count, added, changed, removed, loaded_at, loaded_by, "
+    "rescreened_at"
 )
 
 
@@ -153,10 +157,47 @@ def is_duplicate_key(exc: BaseException) -> bool:
 def insert_version(uow: UnitOfWork, row: VersionRow) -> None:
     uow.cursor().execute(
         sql(uow, f"INSERT INTO sanctions_list_versions ({_VERSION_COLS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         (row.source, row.version, row.sha256, row.entry_count, row.added, row.changed,
-         row.removed, row.loaded_at, row.loaded_by),
+         row.removed, row.loaded_at, row.loaded_by, row.rescreened_at),
     )  # fmt: skip
+
+
+def owed_versions(uow: UnitOfWork) -> list[VersionRow]:
+    """The versions whose re-screening has not completed, every list's, oldest first."""
+    cur = uow.cursor()
+    cur.execute(
+        f"SELECT {_VERSION_COLS} FROM sanctions_list_versions WHERE rescreened_at IS NULL "
+        "ORDER BY source, version"
+    )
+    return [VersionRow(*row) for row in cur.fetchall()]
+
+
+def version_bodies(uow: UnitOfWork, source: str, version: int) -> list[str]:
+    """The entries `version` of `source` touched: an added or changed entry's row as it
+    stored it, a removed entry's last row (the one that ended at the version before)."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(uow, "SELECT e.body FROM sanctions_changes c JOIN sanctions_entries e "
+            "ON e.source = c.source AND e.entry_id = c.entry_id "
+            "WHERE c.source = ? AND c.version = ? AND ("
+            "(c.change <> 'removed' AND e.first_version = c.version) OR "
+            "(c.change = 'removed' AND e.last_version = c.version - 1)) "
+            "ORDER BY c.entry_id"),
+        (source, version),
+    )  # fmt: skip
+    return [str(b) for (b,) in cur.fetchall()]
+
+
+def mark_rescreened(uow: UnitOfWork, source: str, versions: Sequence[int], at: int) -> None:
+    """The re-screening of these versions of `source` completed at `at` (a version already
+    marked keeps its time)."""
+    for version in versions:
+        uow.cursor().execute(
+            sql(uow, "UPDATE sanctions_list_versions SET rescreened_at = ? "
+                "WHERE source = ? AND version = ? AND rescreened_at IS NULL"),
+            (at, source, version),
+        )  # fmt: skip
 
 
 def close_entries(uow: UnitOfWork, source: str, entry_ids: Sequence[str], last: int) -> None:
