@@ -108,6 +108,21 @@ class AuditReads(AuditBase):
             found_leaves.sort()
         return out
 
+    def records_for(self, log_id: str, refs: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The record leaves (every kind but ledger changes) written with each of `refs`,
+        decoded ({"type", "at", "actor", "data"}), oldest first; a ref with none is absent."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self._uow(write=False) as uow:
+            for ref in refs:
+                for index in store.ref_indexes(uow, log_id, ref):
+                    for _found, data in store.leaves(uow, log_id, index, index + 1):
+                        if leaves_.is_ledger_change(data):
+                            continue
+                        content = content_of(data)
+                        if content is not None:
+                            out.setdefault(ref, []).append(content)
+        return out
+
     def record_leaves(
         self, types: frozenset[str], log_ids: Sequence[str] | None = None
     ) -> Iterator[tuple[str, int, dict[str, Any]]]:
