@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
@@ -72,6 +72,8 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 # RFC 6750 / RFC 9449 error names a token check may answer; any other code is invalid_token.
 _TOKEN_ERRORS: Final = frozenset({"invalid_token", "invalid_dpop_proof", "use_dpop_nonce"})
 DPOP_ALGS: Final = "PS256 ES256 EdDSA"
+# What a path keeps as it is (RFC 3986 pchar and `/`, and `%` of its own encodings).
+_PATH_SAFE: Final = "/%!$&'()*+,;=:@-._~"
 _BOOKING_DATETIME: Final = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:T([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})?"
@@ -162,10 +164,12 @@ async def _serve(request: Request, operation: Operation) -> Response:
                 param=INTERACTION_ID,
                 code="ob_header_invalid",
             )
+        url = request_url(request)
+        query = request.scope.get("query_string") or b""
         call = Call(
             method=request.method,
-            url=str(request.url.replace(query="")),
-            self_url=str(request.url),
+            url=url,
+            self_url=f"{url}?{query.decode('latin-1')}" if query else url,
             tenant=request.path_params["tenant"],
             headers={k.lower(): v for k, v in request.headers.items()},
             dpop_headers=len(request.headers.getlist("dpop")),
@@ -183,6 +187,17 @@ async def _serve(request: Request, operation: Operation) -> Response:
         return Response(status_code=answer.status, headers=headers)
     content = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=answer.status, headers=headers, media_type=JSON_UTF8)
+
+
+def request_url(request: Request) -> str:
+    """The URL the client called, without its query: its path as sent (`raw_path`, its
+    percent-encodings kept), any octet that may not stand in a URL percent-encoded. It is what
+    a DPoP proof's htu names (RFC 9449 section 4.3), and always a plain ASCII URL: Starlette's
+    request.url carries the decoded path, in which an id with a space or a non-ASCII
+    character is no URL at all (dpop.normalise_htu refused it: a 500, found by schemathesis)."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = quote(bytes(raw), safe=_PATH_SAFE)
+    return str(request.url.replace(path=path, query=""))
 
 
 def render_refusal(
