@@ -75,6 +75,7 @@ from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.authz import wiring as ob_authz
 from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
 from strongroom.openbanking.authz.service import AuthorizationServer
+from strongroom.openbanking.consentpage import wiring as ob_consent_page
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
 from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
@@ -408,6 +409,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         ob_resources.ERRORS,
         OPENBANKING_JOSE_ERRORS,
         AUTHZ_ERRORS,
+        ob_consent_page.ERRORS,
         *(gate.errors for gate in gates),
     )
 
@@ -567,6 +569,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openbanking.consents.revoke_tokens = lambda uow, consent: authz.revoke_for_consent(
         consent, uow=uow
     )
+    # The consent page (GET /oauth2/authorize): the customer decides on the server's requests.
+    consent_page = ob_consent_page.build(authz, openbanking.consents, ledger, users, tenancy, kms)
     jobs = JobRunner(
         engine,
         [
@@ -683,10 +687,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             openbanking_clients_api.router,
             signin_page.router,
             ob_authz_api.router,
+            ob_consent_page.router,
             *regulated.routers,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
         ],
-        form_paths=ob_authz_api.FORM_PATHS,
+        form_paths=(*ob_authz_api.FORM_PATHS, *ob_consent_page.FORM_PATHS),
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
         separate_apis=openbanking.separate_apis,  # their own error format
         # Innermost first: the client's address (from a trusted proxy), authentication, then
@@ -724,6 +729,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tenancy = tenancy
     app.state.openbanking_clients = tpps
     app.state.ob_authz = authz
+    app.state.ob_consent_page = consent_page
     app.state.envelope = envelope
     app.state.keys = keys
     app.state.customers = customers

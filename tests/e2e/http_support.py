@@ -30,6 +30,7 @@ from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.openbanking.authz import api as ob_authz_api
+from strongroom.openbanking.consentpage import model as consent_page
 from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.runtime import create_app, error_catalogue
 from strongroom.settings import Settings
@@ -49,6 +50,10 @@ PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
 # (openbanking/authz/api.py); the body limit and the NUL check still answer problems there.
 OAUTH_PATHS = frozenset(ob_authz_api.FORM_PATHS)
 OAUTH_ERROR_MEMBERS = frozenset({"error", "error_description"})
+# The consent page (openbanking/consentpage/) answers its refusals as HTML pages naming their
+# code (`data-code`), never as problems: a person reads them.
+PAGE_PATHS = frozenset(consent_page.PAGE_PATHS)
+_PAGE_CODE = re.compile(r'id="error" data-code="([a-z_]+)"')
 
 
 def build_app(url: str, **settings: Any) -> FastAPI:
@@ -72,6 +77,8 @@ def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_C
         media = response.headers.get("content-type", "").split(";")[0]
         if response.request.url.path in OAUTH_PATHS and media == "application/json":
             check_oauth_error(response, catalogue)
+        elif response.request.url.path in PAGE_PATHS and media == "text/html":
+            check_error_page(response, catalogue)
         else:
             check_problem(response, catalogue)
 
@@ -95,6 +102,22 @@ def check_oauth_error(
     # RFC 6749: printable ASCII but `"` and `\`.
     assert all(" " <= c <= "~" and c not in '"\\' for c in description), where
     return body
+
+
+def check_error_page(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_CODES) -> str:
+    """A consent page refusal: an HTML page under the page's policy naming a code that is
+    catalogued with this status; returns the code."""
+    where = f"{response.request.method} {response.request.url} -> {response.status_code}"
+    assert "default-src 'none'" in response.headers["content-security-policy"], where
+    assert response.headers["x-frame-options"] == "DENY", where
+    assert "location" not in response.headers, f"{where}: a refusal is never a redirect"
+    found = _PAGE_CODE.search(response.text)
+    assert found is not None, f"{where}: no error code on the page"
+    code = found.group(1)
+    EMITTED_CODES.add(code)
+    assert code in catalogue, f"{where}: code {code!r} is not in the error catalogue"
+    assert catalogue[code].status == response.status_code, f"{where}: {code} is declared as another"
+    return code
 
 
 def check_declared(app: FastAPI, method: str, path: str, response: httpx.Response) -> None:

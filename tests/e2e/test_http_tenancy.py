@@ -19,6 +19,7 @@ from strongroom.db import tables
 from strongroom.risk.registry import RiskModelRegistry
 from tests.e2e.http_support import (
     OAUTH_PATHS,
+    PAGE_PATHS,
     Api,
     Tenant,
     app_routes,
@@ -46,6 +47,11 @@ PUBLIC_ROUTES = {
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/oauth2/par"),
     ("POST", "/oauth2/token"),
+    # The consent page: the customer signs in on it; the decision reads the session itself.
+    ("GET", "/oauth2/authorize"),
+    ("POST", "/oauth2/authorize/decision"),
+    ("GET", "/oauth2/consent.js"),
+    ("GET", "/oauth2/consent.css"),
 }
 # Signing in: reached without a key or a session (the sweep probes them below).
 SIGN_IN_ROUTES = {
@@ -838,8 +844,10 @@ def test_every_route_walls_tenants_off(world: World) -> None:
     for method, template in routes:
         if (method, template) in PUBLIC_ROUTES:
             response = api.request(method, template)
-            # The authorization server's endpoints refuse an empty form: OAuth's 400.
-            assert response.status_code == (400 if template in OAUTH_PATHS else 200)
+            # The authorization server's endpoints refuse an empty form: OAuth's 400; the
+            # consent page, a request without its client_id and request_uri (an HTML page).
+            refused = template in OAUTH_PATHS | PAGE_PATHS
+            assert response.status_code == (400 if refused else 200)
             leaked = {v for v in _b_data(world) if v in response.text}
             assert not leaked, f"{template} mentions {leaked}"
             swept += 1

@@ -59,6 +59,11 @@ UNDOCUMENTED = {
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/oauth2/par"),
     ("POST", "/oauth2/token"),
+    # The consent page, its decision, script and style: HTML for a person, not the API.
+    ("GET", "/oauth2/authorize"),
+    ("POST", "/oauth2/authorize/decision"),
+    ("GET", "/oauth2/consent.js"),
+    ("GET", "/oauth2/consent.css"),
 }
 # Generated requests per backend, positive and negative together: enough to reach every
 # operation many times and still run in seconds.

@@ -12,9 +12,6 @@ or a driver (a downloaded browser build cannot run here)."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,50 +21,11 @@ import pytest
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
 from strongroom.tenancy.service import TenancyService
-from tests.support import flags
+from tests.support.browser import browser_paths, chromium
 from tests.support.serve import free_port, serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 PASSWORD = "a long enough passphrase"
 WAIT_S = 30
-
-
-def _browser_paths() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
-    driver = shutil.which("chromedriver") or (CHROMEDRIVER if Path(CHROMEDRIVER).exists() else None)
-    if chromium is None or driver is None:
-        flags.skip_or_fail(
-            "the passkey browser test needs Debian's `chromium` and `chromium-driver` packages "
-            "(apt-get install chromium chromium-driver)",
-            flags.REQUIRE_BROWSER,
-        )
-    assert chromium is not None
-    assert driver is not None
-    return chromium, driver
-
-
-@contextlib.contextmanager
-def _chromium(chromium: str, driver_path: str, log: Path) -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # as root in a container
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--host-resolver-rules=MAP localhost 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    service = Service(executable_path=driver_path, log_output=str(log))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _wait_status(driver: Any, prefix: str) -> str:
@@ -110,8 +68,7 @@ fetch(path, {method, credentials: "same-origin",
 def test_passkey_register_sign_in_and_step_up_in_chromium(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chromium, driver_path = _browser_paths()
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must fetch nothing
+    chromium_path, driver_path = browser_paths("the passkey browser test")
     url = f"sqlite:///{tmp_path / 'strongroom.db'}"
     engine = create_engine(url, sqlite_cache_mib=16)
     try:
@@ -142,7 +99,8 @@ def test_passkey_register_sign_in_and_step_up_in_chromium(
         )
         assert made.status_code == 201, made.text
         user_id = made.json()["id"]
-        with _chromium(chromium, driver_path, tmp_path / "chromedriver.log") as driver:
+        log = tmp_path / "chromedriver.log"
+        with chromium(chromium_path, driver_path, log, monkeypatch) as driver:
             driver.execute_cdp_cmd("WebAuthn.enable", {"enableUI": False})
             added = driver.execute_cdp_cmd(
                 "WebAuthn.addVirtualAuthenticator",

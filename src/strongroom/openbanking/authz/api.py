@@ -4,8 +4,8 @@ with its assertion), form-encoded, answering OAuth error bodies (http.errors.oau
 never cached (every answer carries `Cache-Control: no-store`: http.middleware). Left out of the
 OpenAPI document: a client discovers them from the metadata, as OAuth 2.0 has it.
 
-The consent page (GET /oauth2/authorize) is not here: it is built on the service's `begin` and
-`complete`."""
+The consent page (GET /oauth2/authorize) is not here: openbanking/consentpage/ builds it on the
+service's `begin` and `complete`."""
 
 from __future__ import annotations
 

@@ -229,7 +229,12 @@ class AuthorizationServer:
         )
 
     def complete(
-        self, pending: PendingAuthorization, approved: bool, customer_id: str | None
+        self,
+        pending: PendingAuthorization,
+        approved: bool,
+        customer_id: str | None,
+        *,
+        decided: Callable[[UnitOfWork], object] | None = None,
     ) -> str:
         """The customer's decision on `pending` (from `begin`): the URL to redirect the user
         agent to. Approved: `code` (single use, CODE_LIFETIME_S, bound to the customer, the
@@ -237,12 +242,17 @@ class AuthorizationServer:
         rejected: `error=access_denied`, `state` and `iss`. The pushed request is used up
         (a second decision is InvalidRequestUri). The consent's own transition (AUTH, RJCT) is
         the consent resources' to make: the token endpoint issues tokens only for a consent
-        that is AUTH and was decided by this customer."""
+        that is AUTH and was decided by this customer. `decided(uow)`, when given, makes it in
+        this transaction, once the pushed request is taken and before the code is written:
+        the request used up, the consent decided and the code issued commit together, and
+        whatever `decided` raises leaves all three as they were (the consent page)."""
         assert not approved or customer_id, "an approval names the customer"
         now = self.now_us()
         with UnitOfWork(self.engine) as uow:
             if not store.take_par(uow, pending.handle, now):
                 raise InvalidRequestUri(UNKNOWN_REQUEST_URI, param="request_uri")
+            if decided is not None:
+                decided(uow)
             if approved:
                 assert customer_id is not None
                 code = model.new_secret()

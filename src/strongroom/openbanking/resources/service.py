@@ -8,6 +8,7 @@ transaction too, through the port the composition root sets (`revoke_tokens`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
@@ -180,10 +181,13 @@ class ConsentService:
         account_ids: Sequence[str],
         *,
         actor: str | None = None,
+        uow: UnitOfWork | None = None,
     ) -> Consent:
         """AUTH: the customer approves, granting these accounts of theirs (of the consent's
         tenant, in a currency OB can express; exactly one for a funds confirmation consent).
-        A consent whose ExpirationDateTime passed is not authorised (consent_state)."""
+        A consent whose ExpirationDateTime passed is not authorised (consent_state). With
+        `uow`, the change is made in that transaction, which the caller commits (the consent
+        page's, which issues the authorization code in it)."""
         consent = self.get(consent_id)
         chosen = self._check_accounts(consent, customer_id, account_ids)
         if consent.expires_at_us is not None and consent.expires_at_us <= self.now_us():
@@ -191,15 +195,22 @@ class ConsentService:
 
         decided = {"customer_id": customer_id, "account_ids": chosen}
         return self._change(
-            consent_id, ConsentEvent.AUTHORISE, actor or customer_actor(customer_id), decided
+            consent_id, ConsentEvent.AUTHORISE, actor or customer_actor(customer_id), decided, uow
         )
 
-    def reject(self, consent_id: str, customer_id: str, *, actor: str | None = None) -> Consent:
-        """RJCT: the customer declines."""
+    def reject(
+        self,
+        consent_id: str,
+        customer_id: str,
+        *,
+        actor: str | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> Consent:
+        """RJCT: the customer declines (in `uow`, when given, as `authorise`)."""
 
         decided = {"customer_id": customer_id}
         return self._change(
-            consent_id, ConsentEvent.REJECT, actor or customer_actor(customer_id), decided
+            consent_id, ConsentEvent.REJECT, actor or customer_actor(customer_id), decided, uow
         )
 
     def _check_accounts(
@@ -260,13 +271,17 @@ class ConsentService:
         event: ConsentEvent,
         actor: str,
         decided: Mapping[str, Any] | None = None,
+        within: UnitOfWork | None = None,
     ) -> Consent:
-        with UnitOfWork(self.engine) as uow:
+        with contextlib.ExitStack() as stack:
+            # The caller's transaction, which the caller commits, or one of our own.
+            uow = within or stack.enter_context(UnitOfWork(self.engine))
             consent = store.get(uow, consent_id, lock=True)
             if consent is None:
                 raise NotFound(f"no consent {echo(consent_id)}", param="ConsentId")
             after = self._apply(uow, consent, event, actor, self.now_us(), decided)
-            uow.commit()
+            if within is None:
+                uow.commit()
         return after
 
     def _apply(
