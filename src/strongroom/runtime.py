@@ -75,6 +75,7 @@ from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.authz import wiring as ob_authz
 from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
 from strongroom.openbanking.authz.service import AuthorizationServer
+from strongroom.openbanking.dashboard import wiring as ob_dashboard
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
 from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
@@ -567,6 +568,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openbanking.consents.revoke_tokens = lambda uow, consent: authz.revoke_for_consent(
         consent, uow=uow
     )
+    # The customer's consent dashboard (docs/openbanking.md): their consents, revoked in a click.
+    dashboard = ob_dashboard.build(engine, openbanking.consents, tpps, users)
     jobs = JobRunner(
         engine,
         [
@@ -684,6 +687,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signin_page.router,
             ob_authz_api.router,
             *regulated.routers,
+            *ob_dashboard.ROUTERS,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
         ],
         form_paths=ob_authz_api.FORM_PATHS,
@@ -743,6 +747,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
     app.state.ob_resources = openbanking.resources
+    app.state.ob_dashboard = dashboard
     app.state.compliance_controls = regulated.controls
     app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}
