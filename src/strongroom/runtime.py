@@ -76,6 +76,7 @@ from strongroom.openbanking.authz import wiring as ob_authz
 from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
 from strongroom.openbanking.authz.service import AuthorizationServer
 from strongroom.openbanking.consentpage import wiring as ob_consent_page
+from strongroom.openbanking.dashboard import wiring as ob_dashboard
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
 from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
@@ -571,6 +572,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # The consent page (GET /oauth2/authorize): the customer decides on the server's requests.
     consent_page = ob_consent_page.build(authz, openbanking.consents, ledger, users, tenancy, kms)
+    # The customer's consent dashboard (docs/openbanking.md): their consents, revoked in a click.
+    dashboard = ob_dashboard.build(engine, openbanking.consents, tpps, users)
     jobs = JobRunner(
         engine,
         [
@@ -689,6 +692,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ob_authz_api.router,
             ob_consent_page.router,
             *regulated.routers,
+            *ob_dashboard.ROUTERS,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
         ],
         form_paths=(*ob_authz_api.FORM_PATHS, *ob_consent_page.FORM_PATHS),
@@ -749,6 +753,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
     app.state.ob_resources = openbanking.resources
+    app.state.ob_dashboard = dashboard
     app.state.compliance_controls = regulated.controls
     app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}

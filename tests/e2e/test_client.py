@@ -45,9 +45,13 @@ from strongroom.client import risk_models as client_risk_models
 from strongroom.client import screenings as client_screenings
 from strongroom.db import migrate
 from strongroom.db.engine import create_engine
-from strongroom.ledger.model import TransferResult
+from strongroom.ledger.accounts import AccountSpec
+from strongroom.ledger.model import Direction, TransferResult
 from strongroom.ledger.schemas import TransferOut
+from strongroom.openbanking.consents import ConsentKind
+from strongroom.openbanking.model import Permission
 from strongroom.runtime import create_app
+from strongroom.security.auth.model import SignInMethod
 from strongroom.settings import Settings
 from tests.support.jwks import ec_key, okp_key
 
@@ -407,6 +411,16 @@ OPERATIONS: dict[tuple[str, str], tuple[str, tuple[Any, ...], dict[str, Any]]] =
     ("POST", "/v1/openbanking/clients/{client_id}/enable"): (
         "enable_openbanking_client",
         ("tpp_1",),
+        {},
+    ),
+    ("GET", "/v1/openbanking/consents"): (
+        "list_openbanking_consents",
+        (),
+        {"customer_id": "cus_1", "limit": 10, "starting_after": "obc_1"},
+    ),
+    ("POST", "/v1/openbanking/consents/{consent_id}/revoke"): (
+        "revoke_openbanking_consent",
+        ("obc_1",),
         {},
     ),
 }
@@ -772,3 +786,56 @@ def test_the_operator_manages_openbanking_clients(live: Live) -> None:
             return made.software_id or ""
 
     assert asyncio.run(run()) == "s1"
+
+
+def test_a_customer_lists_and_revokes_their_consents_with_the_client(live: Live) -> None:
+    """Both clients, with a customer user's session token: the consent dashboard's listing
+    (paged) and revocation; a consent already revoked is a ConflictError, another customer's
+    a NotFoundError; staff name the customer."""
+    state = live.app.state
+    tenant = state.tenancy.ensure_tenant("acme")
+    book = state.ledger.create_ledger("ob books", tenant_id=tenant.id).id
+    tpp = state.openbanking_clients.register(
+        name="Client TPP", redirect_uris=["https://tpp.example.com/cb"],
+        jwks={"keys": [ec_key("a")]}, actor="test",
+    )  # fmt: skip
+    made: dict[str, list[str]] = {}
+    for person in ("ada", "bob"):
+        customer = state.customers.create(tenant.id, "person", {"name": person}, actor="test")
+        spec = AccountSpec(book, "GBP", Direction.CREDIT, customer_id=customer.id)
+        account = state.ledger.create_accounts([spec])[0].id
+        made[person] = [customer.id]
+        for _ in range(3 if person == "ada" else 1):
+            consent, _ = state.ob_resources.consents.create(
+                tenant.id, tpp.id, ConsentKind.ACCOUNT_ACCESS,
+                {"Permissions": ["ReadAccountsBasic"]},
+                permissions=[Permission.READ_ACCOUNTS_BASIC],
+            )  # fmt: skip
+            state.ob_resources.consents.authorise(consent.id, customer.id, [account])
+            made[person].append(consent.id)
+    user = state.users.create_user(
+        tenant.id, "ada@acme.example", "customer", None, actor="test", customer_id=made["ada"][0]
+    )
+    session = state.users.open_session(user.id, SignInMethod.PASSKEY).token
+    ada_consents = made["ada"][1:]
+    with Client(live.base_url, session) as ada:
+        assert [c.id for c in ada.iter_openbanking_consents(limit=2)] == ada_consents
+        page = ada.list_openbanking_consents(limit=1)
+        assert (page.data[0].tpp.name, page.has_more) == ("Client TPP", True)
+        revoked = ada.revoke_openbanking_consent(ada_consents[0])
+        assert (revoked.status, revoked.in_force) == ("CANC", False)
+        with pytest.raises(ConflictError) as again:
+            ada.revoke_openbanking_consent(ada_consents[0])
+        assert again.value.code == "consent_state"
+        with pytest.raises(NotFoundError):
+            ada.revoke_openbanking_consent(made["bob"][1])
+    with Client(live.base_url, live.admin) as staff:
+        listed = staff.list_openbanking_consents(customer_id=made["ada"][0])
+        assert [c.status for c in listed.data] == ["CANC", "AUTH", "AUTH"]
+
+    async def run() -> str:
+        async with AsyncClient(live.base_url, session) as ada:
+            done = await ada.revoke_openbanking_consent(ada_consents[1])
+            return done.status
+
+    assert asyncio.run(run()) == "CANC"

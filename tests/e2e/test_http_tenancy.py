@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from strongroom.core import ids
 from strongroom.db import tables
+from strongroom.openbanking.consents import ConsentKind
+from strongroom.openbanking.model import Permission
 from strongroom.risk.registry import RiskModelRegistry
 from tests.e2e.http_support import (
     OAUTH_PATHS,
@@ -43,6 +45,9 @@ PUBLIC_ROUTES = {
     ("GET", "/redoc"),
     ("GET", "/signin"),
     ("GET", "/signin.js"),
+    # The consent dashboard's page (without a session: 303 to /signin) and its script.
+    ("GET", "/openbanking/consents"),
+    ("GET", "/openbanking/consents.js"),
     # Open banking's authorization server: its clients authenticate with signed assertions.
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/oauth2/par"),
@@ -53,6 +58,8 @@ PUBLIC_ROUTES = {
     ("GET", "/oauth2/consent.js"),
     ("GET", "/oauth2/consent.css"),
 }
+# Pages of a signed-in user: without a session they send the visitor to the sign-in page.
+SIGNED_IN_PAGES = {("GET", "/openbanking/consents")}
 # Signing in: reached without a key or a session (the sweep probes them below).
 SIGN_IN_ROUTES = {
     ("POST", "/v1/auth/sessions"),
@@ -144,6 +151,8 @@ class World:
     b_case: str = ""  # an open case of B's, on its pending transfer (cases/)
     a_case: str = ""
     tpp: str = ""  # an open banking client, the operator's (no tenant's)
+    a_consent: str = ""  # an open banking consent of the TPP's at A (awaiting authorisation)
+    b_consent: str = ""
 
     def b_id(self, attribute: str) -> str:
         """One of B's ids, by the name _B_IDS gives it."""
@@ -159,6 +168,8 @@ class World:
             return self.b_model
         if attribute == "case":
             return self.b_case
+        if attribute == "consent":
+            return self.b_consent
         if attribute in ("customer", "counterparty"):
             value_: str = getattr(self.b_people, attribute)
             return value_
@@ -254,6 +265,10 @@ def world(db_url: str) -> Iterator[World]:
         # A stored compliance report, with findings of both tenants (users without a factor);
         # run before the hooks are seeded, which note each tenant's events.
         api.app.state.compliance_controls.run(actor="test")
+        # Open banking consents, awaiting authorisation, before the hooks too (each is an
+        # event). A's is another TPP's: the operator's (in B's data) never shows in A's log.
+        tpp = seed_tpp(api)
+        consents = seed_consent(api, a, seed_tpp(api, "A's TPP")), seed_consent(api, b, tpp)
         world = World(
             api,
             a,
@@ -269,7 +284,8 @@ def world(db_url: str) -> Iterator[World]:
             *(seed_model(api, t) for t in ("acme", "bravo")),
         )
         world.a_case, world.b_case = seed_case(api, a), seed_case(api, b)
-        world.tpp = seed_tpp(api)
+        world.tpp = tpp
+        world.a_consent, world.b_consent = consents
         api.app.state.audit.publish()
         yield world
 
@@ -283,15 +299,28 @@ def seed_model(api: Api, tenant: str) -> str:
     return version
 
 
-def seed_tpp(api: Api) -> str:
+def seed_tpp(api: Api, name: str = "Operator's TPP") -> str:
     """An open banking client, registered by the operator (deployment-wide: no tenant's)."""
     client = api.app.state.openbanking_clients.register(
-        name="Operator's TPP",
+        name=name,
         redirect_uris=["https://tpp.example.com/cb"],
         jwks=jwks(ec_key()),
         actor="test",
     )
     return str(client.id)
+
+
+def seed_consent(api: Api, t: Tenant, tpp: str) -> str:
+    """An account access consent of the TPP's at the tenant, awaiting authorisation."""
+    tenant_id = api.app.state.tenancy.ensure_tenant(t.name).id
+    consent, _ = api.app.state.ob_resources.consents.create(
+        tenant_id,
+        tpp,
+        ConsentKind.ACCOUNT_ACCESS,
+        {"Permissions": ["ReadAccountsBasic"]},
+        permissions=[Permission.READ_ACCOUNTS_BASIC],
+    )
+    return str(consent.id)
 
 
 def seed_case(api: Api, t: Tenant) -> str:
@@ -349,6 +378,7 @@ def _b_data(world: World) -> set[str]:
         world.b_user,
         world.b_model,
         world.b_case,
+        world.b_consent,
         # Not B's, but no tenant's either: the operator's open banking client.
         world.tpp,
         "Operator's TPP",
@@ -384,6 +414,7 @@ _B_IDS: dict[str, tuple[str, ...]] = {
     "version": ("model",),
     "case_id": ("case",),
     "subject_id": ("customer", "counterparty"),  # screened at creation (sanctions)
+    "consent_id": ("consent",),
 }
 _PREFIX = {
     "ledger_id": "ldg",
@@ -398,8 +429,9 @@ _PREFIX = {
     "version": "mdl",
     "case_id": "case",
     "subject_id": "cus",
+    "consent_id": "obc",
 }
-_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl|case)_[0-9a-z]{26}")
+_ID = re.compile(r"(?:ldg|acc|tr|we|evt|cus|cpty|card|usr|mdl|case|obc)_[0-9a-z]{26}")
 # Bodies and queries that would be accepted were the object A's own.
 _EXTRAS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("PATCH", "/v1/users/{user_id}"): [{"json": {"role": "auditor"}}],
@@ -701,6 +733,24 @@ def _probes(world: World) -> dict[tuple[str, str], Probe]:
         ("GET", "/v1/openbanking/clients"): Probe(
             [({}, 403, "insufficient_scope")], "the operator's"
         ),
+        ("GET", "/v1/openbanking/consents"): Probe(
+            [
+                # Staff name the customer: B's lists nothing, nor is B's consent a cursor.
+                ({}, 400, "invalid_request"),
+                ({"params": {"customer_id": people.customer}}, 200, None),
+                (
+                    {
+                        "params": {
+                            "customer_id": world.a_people.customer,
+                            "starting_after": world.b_consent,
+                        }
+                    },
+                    200,
+                    None,
+                ),
+            ],
+            "a customer's consents of A's only",
+        ),
         ("POST", "/v1/openbanking/clients"): Probe(
             [
                 (
@@ -846,8 +896,13 @@ def test_every_route_walls_tenants_off(world: World) -> None:
             response = api.request(method, template)
             # The authorization server's endpoints refuse an empty form: OAuth's 400; the
             # consent page, a request without its client_id and request_uri (an HTML page).
-            refused = template in OAUTH_PATHS | PAGE_PATHS
-            assert response.status_code == (400 if refused else 200)
+            if template in OAUTH_PATHS | PAGE_PATHS:
+                assert response.status_code == 400
+            elif (method, template) in SIGNED_IN_PAGES:
+                assert response.status_code == 303
+                assert response.headers["location"] == "/signin"
+            else:
+                assert response.status_code == 200
             leaked = {v for v in _b_data(world) if v in response.text}
             assert not leaked, f"{template} mentions {leaked}"
             swept += 1
@@ -1038,6 +1093,7 @@ def _valid_writes(a: Tenant) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/v1/openbanking/clients/{client_id}/disable"): {},
         ("POST", "/v1/openbanking/clients/{client_id}/enable"): {},
         ("PUT", "/v1/accounts/{account_id}/aml"): {"exempt": False},
+        ("POST", "/v1/openbanking/consents/{consent_id}/revoke"): {},
     }
 
 
@@ -1055,6 +1111,7 @@ def _own_path(world: World, template: str) -> str:
     path = path.replace("{case_id}", world.a_case)
     path = path.replace("{subject_id}", world.a_people.customer)
     path = path.replace("{client_id}", world.tpp)
+    path = path.replace("{consent_id}", world.a_consent)
     if "{tree_size}" in path:
         size = world.api.ok("GET", "/v1/audit/checkpoint", key=a.read)["tree_size"]
         path = path.replace("{tree_size}", str(size))
@@ -1078,7 +1135,9 @@ CASES_PREFIX = "/v1/cases"
 # Sanctions screening's routes (compliance:read, compliance:write), which a ledger key lacks.
 SCREENINGS_PREFIX = "/v1/screenings"
 # Routes only the operator (a key of the system tenant, tenants:admin) may call.
-OPERATOR_PREFIX = ("/v1/tenants", "/v1/openbanking")
+OPERATOR_PREFIX = ("/v1/tenants", "/v1/openbanking/clients")
+# A customer's open banking consents (own:read, or customers:read), which a ledger key lacks.
+OB_CONSENTS_PREFIX = "/v1/openbanking/consents"
 # The compliance routes (compliance:read), which a ledger key lacks.
 COMPLIANCE_PREFIX = "/v1/compliance"
 
@@ -1165,6 +1224,7 @@ def test_keys_unauthenticated_and_read_only(world: World) -> None:
                     CASES_PREFIX,
                     COMPLIANCE_PREFIX,
                     SCREENINGS_PREFIX,
+                    OB_CONSENTS_PREFIX,
                 )
             ) or template.endswith(("/risk", "/aml")):
                 assert (response.status_code, problem_code(response)) == (

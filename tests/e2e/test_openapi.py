@@ -54,6 +54,8 @@ UNDOCUMENTED = {
     ("GET", "/metrics"),
     ("GET", "/signin"),  # the sign-in page and its script: HTML, not the API
     ("GET", "/signin.js"),
+    ("GET", "/openbanking/consents"),  # the consent dashboard's page and its script
+    ("GET", "/openbanking/consents.js"),
     # OAuth 2.0's endpoints (open banking's authorization server): form-encoded, with OAuth
     # error bodies, discovered from their RFC 8414 metadata.
     ("GET", "/.well-known/oauth-authorization-server"),
@@ -142,6 +144,7 @@ _VERBS = (
     "export",
     "disable",
     "enable",
+    "revoke",
 )
 # Names of time fields and parameters: each is RFC 3339 text, `format: date-time`.
 _TIME_PARAMETERS = {"as_of", "created_after", "created_before", "from", "to"}

@@ -237,6 +237,10 @@ class Client(SyncTransport):
     update_openbanking_client_jwks = sync_call(ob.update_openbanking_client_jwks)
     disable_openbanking_client = sync_call(ob.disable_openbanking_client)
     enable_openbanking_client = sync_call(ob.enable_openbanking_client)
+    # a customer's open banking consents: the dashboard (client/openbanking.py)
+    list_openbanking_consents = sync_call(ob.list_openbanking_consents)
+    iter_openbanking_consents = sync_iter(ob.iter_openbanking_consents)
+    revoke_openbanking_consent = sync_call(ob.revoke_openbanking_consent)
 
 
 class AsyncClient(AsyncTransport):
@@ -377,3 +381,7 @@ class AsyncClient(AsyncTransport):
     update_openbanking_client_jwks = async_call(ob.update_openbanking_client_jwks)
     disable_openbanking_client = async_call(ob.disable_openbanking_client)
     enable_openbanking_client = async_call(ob.enable_openbanking_client)
+    # a customer's open banking consents: the dashboard (client/openbanking.py)
+    list_openbanking_consents = async_call(ob.list_openbanking_consents)
+    iter_openbanking_consents = async_iter(ob.iter_openbanking_consents)
+    revoke_openbanking_consent = async_call(ob.revoke_openbanking_consent)

@@ -1,7 +1,12 @@
-"""The operator's open banking client operations as request values, for both clients (as
-`resources`: each function becomes a method of `Client` and `AsyncClient`). Every one needs an
-operator's key (`tenants:admin`, on the system tenant); registering, rotating keys and enabling
-need a user to have stepped up. `jwks` is a JWK set `{"keys": [...]}` of public keys."""
+"""Open banking's operations as request values, for both clients (as `resources`: each
+function becomes a method of `Client` and `AsyncClient`).
+
+- The operator's TPP registry: every one needs an operator's key (`tenants:admin`, on the
+  system tenant); registering, rotating keys and enabling need a user to have stepped up.
+  `jwks` is a JWK set `{"keys": [...]}` of public keys.
+- The consent dashboard's: a customer's consents and revoking one, as that customer (a
+  customer user's session token, `st_...`) or as staff of their tenant (customers:read to
+  list, naming the customer; customers:write to revoke)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from strongroom.client._spec import Call, Paged, model, segment
 from strongroom.client.resources import _after_last_id, _data
+from strongroom.openbanking.dashboard.schemas import OpenbankingConsentList, OpenbankingConsentOut
 from strongroom.openbanking.tpp.schemas import OpenbankingClientList, OpenbankingClientOut
 
 
@@ -80,3 +86,37 @@ def enable_openbanking_client(
     """Enable a disabled client again."""
     path = f"/v1/openbanking/clients/{segment(client_id)}/enable"
     return Call("POST", path, model(OpenbankingClientOut), idempotency_key=idempotency_key)
+
+
+def list_openbanking_consents(
+    *,
+    customer_id: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Call[OpenbankingConsentList]:
+    """One page of a customer's open banking consents, by id: a customer user's own
+    (`customer_id` None, or theirs), or, for staff with customers:read, the customer named."""
+    params = {"customer_id": customer_id, "limit": limit, "starting_after": starting_after}
+    return Call("GET", "/v1/openbanking/consents", model(OpenbankingConsentList), params=params)
+
+
+def iter_openbanking_consents(
+    *,
+    customer_id: str | None = None,
+    limit: int | None = None,
+    starting_after: str | None = None,
+) -> Paged[OpenbankingConsentList, OpenbankingConsentOut]:
+    """Every consent of the customer (after `starting_after`), fetching pages as needed."""
+    first = list_openbanking_consents(
+        customer_id=customer_id, limit=limit, starting_after=starting_after
+    )
+    return Paged(first, _after_last_id, _data)
+
+
+def revoke_openbanking_consent(
+    consent_id: str, *, idempotency_key: str | None = None
+) -> Call[OpenbankingConsentOut]:
+    """Revoke the consent (status CANC): the TPP's access and its tokens end at once. One
+    already ended is a ConflictError (consent_state)."""
+    path = f"/v1/openbanking/consents/{segment(consent_id)}/revoke"
+    return Call("POST", path, model(OpenbankingConsentOut), idempotency_key=idempotency_key)
