@@ -275,6 +275,8 @@ def fresh_clone(directory: Path) -> None:
     bin_dir = Path(sys.executable).parent
     assert (bin_dir / "strongroom").exists(), f"no strongroom command in {bin_dir}"
     (directory / ".venv").symlink_to(bin_dir.parent, target_is_directory=True)
+    # The tour may run the examples (examples/tpp_client.py) as a reader does, from the clone.
+    (directory / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
 
 
 def tour_environment() -> dict[str, str]:
