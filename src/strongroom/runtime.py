@@ -76,6 +76,7 @@ from strongroom.openbanking.authz import wiring as ob_authz
 from strongroom.openbanking.authz.errors import AUTHZ_ERRORS
 from strongroom.openbanking.authz.service import AuthorizationServer
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
+from strongroom.openbanking.payments import wiring as ob_payments
 from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
 from strongroom.openbanking.tpp.errors import TPP_ERRORS
@@ -139,6 +140,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *SANCTIONS_EVENT_TYPES,
     *KYC_EVENT_TYPES,
     *ob_resources.OB_CONSENT_EVENT_TYPES,
+    *ob_payments.OB_PAYMENT_EVENT_TYPES,
 )
 
 
@@ -179,6 +181,9 @@ def build_ledger(
         sinks.append(RiskSink(risk_hasher(settings, engine, given)))
     sinks.append(cases)
     aml = install_aml(settings.aml, engine, sinks)  # AML monitoring (docs/aml.md), when on
+    # An open banking payment consumes its consent in its posting transaction (its leaf and
+    # event with it): a consent pays once, whatever raced (openbanking/payments/sink.py).
+    sinks.append(ob_payments.PaymentSink(audit=audit, events=cases.events))
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -332,6 +337,10 @@ def installed_gates(
     `on_psi(tenant, feature, psi)`: the live models' drift (a metric); `on_unscreened(outcome,
     count)`: payments the payee gate could not screen (a metric)."""
     gates: list[Gate] = []
+    if engine is not None:
+        # A payment under an open banking consent is the one it authorised (asked about
+        # batches with payments only: a bulk batch pays nothing for it).
+        gates.append(ob_payments.ConsentGate(engine))
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
         assert engine is not None, "the step-up gate reads sessions and API keys"
@@ -406,6 +415,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         KYC_ERRORS,
         TPP_ERRORS,
         ob_resources.ERRORS,
+        ob_payments.ERRORS,
         OPENBANKING_JOSE_ERRORS,
         AUTHZ_ERRORS,
         *(gate.errors for gate in gates),
@@ -567,6 +577,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openbanking.consents.revoke_tokens = lambda uow, consent: authz.revoke_for_consent(
         consent, uow=uow
     )
+    # Domestic payments (docs/openbanking.md, "Payments"): their answers signed by the
+    # deployment's key (sealed like the audit log's), published at the issuer's jwks_uri.
+    payments = ob_payments.build(
+        engine, ledger, openbanking.consents, audit=audit, events=events, sealer=sealer,
+        issuer=authz.issuer,
+    )  # fmt: skip
     jobs = JobRunner(
         engine,
         [
@@ -659,7 +675,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = build_api(
         gate_codes=[
-            *(e.code for gate in gates for e in gate.errors),
+            # /v1's payments name no consent: the consent gate's codes are not its answers.
+            *(e.code for g in gates if g.name != ob_payments.CONSENT_GATE_NAME for e in g.errors),
             *(e.code for limit in ledger.limits for e in limit.errors),
         ],
         title="Strongroom",
@@ -685,6 +702,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ob_authz_api.router,
             *regulated.routers,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
+            *payments.routers,  # beside it: the payment initiation API, and its signing keys
         ],
         form_paths=ob_authz_api.FORM_PATHS,
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
@@ -743,6 +761,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = jobs
     app.state.gdpr = regulated.gdpr
     app.state.ob_resources = openbanking.resources
+    app.state.ob_payments = payments.resources
     app.state.compliance_controls = regulated.controls
     app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}

@@ -46,6 +46,7 @@ PUBLIC_ROUTES = {
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/oauth2/par"),
     ("POST", "/oauth2/token"),
+    ("GET", "/oauth2/jwks"),  # the keys that sign the payment API's answers
 }
 # Signing in: reached without a key or a session (the sweep probes them below).
 SIGN_IN_ROUTES = {

@@ -59,6 +59,7 @@ UNDOCUMENTED = {
     ("GET", "/.well-known/oauth-authorization-server"),
     ("POST", "/oauth2/par"),
     ("POST", "/oauth2/token"),
+    ("GET", "/oauth2/jwks"),
 }
 # Generated requests per backend, positive and negative together: enough to reach every
 # operation many times and still run in seconds.
