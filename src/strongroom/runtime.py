@@ -78,6 +78,7 @@ from strongroom.openbanking.authz.service import AuthorizationServer
 from strongroom.openbanking.consentpage import wiring as ob_consent_page
 from strongroom.openbanking.dashboard import wiring as ob_dashboard
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
+from strongroom.openbanking.payments import wiring as ob_payments
 from strongroom.openbanking.resources import wiring as ob_resources
 from strongroom.openbanking.tpp import api as openbanking_clients_api
 from strongroom.openbanking.tpp.errors import TPP_ERRORS
@@ -141,6 +142,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     *SANCTIONS_EVENT_TYPES,
     *KYC_EVENT_TYPES,
     *ob_resources.OB_CONSENT_EVENT_TYPES,
+    *ob_payments.OB_PAYMENT_EVENT_TYPES,
 )
 
 
@@ -181,6 +183,9 @@ def build_ledger(
         sinks.append(RiskSink(risk_hasher(settings, engine, given)))
     sinks.append(cases)
     aml = install_aml(settings.aml, engine, sinks)  # AML monitoring (docs/aml.md), when on
+    # An open banking payment consumes its consent in its posting transaction (its leaf and
+    # event with it): a consent pays once, whatever raced (openbanking/payments/sink.py).
+    sinks.append(ob_payments.PaymentSink(audit=audit, events=cases.events))
     if settings.audit:
         sinks.append(audit)
     ledger = LedgerService(
@@ -334,6 +339,10 @@ def installed_gates(
     `on_psi(tenant, feature, psi)`: the live models' drift (a metric); `on_unscreened(outcome,
     count)`: payments the payee gate could not screen (a metric)."""
     gates: list[Gate] = []
+    if engine is not None:
+        # A payment under an open banking consent is the one it authorised (asked about
+        # batches with payments only: a bulk batch pays nothing for it).
+        gates.append(ob_payments.ConsentGate(engine))
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
         assert engine is not None, "the step-up gate reads sessions and API keys"
@@ -408,6 +417,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         KYC_ERRORS,
         TPP_ERRORS,
         ob_resources.ERRORS,
+        ob_payments.ERRORS,
         OPENBANKING_JOSE_ERRORS,
         AUTHZ_ERRORS,
         ob_consent_page.ERRORS,
@@ -574,6 +584,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     consent_page = ob_consent_page.build(authz, openbanking.consents, ledger, users, tenancy, kms)
     # The customer's consent dashboard (docs/openbanking.md): their consents, revoked in a click.
     dashboard = ob_dashboard.build(engine, openbanking.consents, tpps, users)
+    # Domestic payments (docs/openbanking.md, "Payments"): their answers signed by the
+    # deployment's key (sealed like the audit log's), published at the issuer's jwks_uri.
+    payments = ob_payments.build(
+        engine, ledger, openbanking.consents, audit=audit, events=events, sealer=sealer,
+        issuer=authz.issuer,
+    )  # fmt: skip
     jobs = JobRunner(
         engine,
         [
@@ -666,7 +682,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = build_api(
         gate_codes=[
-            *(e.code for gate in gates for e in gate.errors),
+            # /v1's payments name no consent: the consent gate's codes are not its answers.
+            *(e.code for g in gates if g.name != ob_payments.CONSENT_GATE_NAME for e in g.errors),
             *(e.code for limit in ledger.limits for e in limit.errors),
         ],
         title="Strongroom",
@@ -694,6 +711,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *regulated.routers,
             *ob_dashboard.ROUTERS,
             *openbanking.routers,  # a separate API: outside /v1, DPoP-bound tokens
+            *payments.routers,  # beside it: the payment initiation API, and its signing keys
         ],
         form_paths=(*ob_authz_api.FORM_PATHS, *ob_consent_page.FORM_PATHS),
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
@@ -754,6 +772,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gdpr = regulated.gdpr
     app.state.ob_resources = openbanking.resources
     app.state.ob_dashboard = dashboard
+    app.state.ob_payments = payments.resources
     app.state.compliance_controls = regulated.controls
     app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}

@@ -57,6 +57,7 @@ PUBLIC_ROUTES = {
     ("POST", "/oauth2/authorize/decision"),
     ("GET", "/oauth2/consent.js"),
     ("GET", "/oauth2/consent.css"),
+    ("GET", "/oauth2/jwks"),  # the keys that sign the payment API's answers
 }
 # Pages of a signed-in user: without a session they send the visitor to the sign-in page.
 SIGNED_IN_PAGES = {("GET", "/openbanking/consents")}

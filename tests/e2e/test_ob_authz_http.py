@@ -104,6 +104,7 @@ def test_discovery_publishes_the_fapi_2_metadata(served: Served) -> None:
     assert found["pushed_authorization_request_endpoint"] == f"{BASE_URL}/oauth2/par"
     assert found["token_endpoint"] == f"{BASE_URL}/oauth2/token"
     assert found["authorization_endpoint"] == f"{BASE_URL}/oauth2/authorize"
+    assert found["jwks_uri"] == f"{BASE_URL}/oauth2/jwks"  # the payment API's signing keys
     assert found["require_pushed_authorization_requests"] is True
     assert found["code_challenge_methods_supported"] == ["S256"]
     assert found["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]

@@ -66,6 +66,7 @@ UNDOCUMENTED = {
     ("POST", "/oauth2/authorize/decision"),
     ("GET", "/oauth2/consent.js"),
     ("GET", "/oauth2/consent.css"),
+    ("GET", "/oauth2/jwks"),
 }
 # Generated requests per backend, positive and negative together: enough to reach every
 # operation many times and still run in seconds.

@@ -167,6 +167,8 @@ def base(bank: Bank | str) -> str:
 
 
 def _spec_of(path: str) -> str:
+    if "/pisp/" in path:
+        return "payment-initiation"
     return "account-info" if "/aisp/" in path else "confirmation-funds"
 
 
@@ -623,12 +625,14 @@ def test_the_open_banking_routes_are_a_separate_api(world: World) -> None:
         f"{RESOURCE_BASE}/aisp/accounts",
         f"{RESOURCE_BASE}/cbpii/funds-confirmations",
     }
-    assert len(routes) == 13
+    assert len(routes) == 19  # 13, and the payment initiation API's 6 (test_openbanking_payments)
     document = w.api.get("/openapi.json").json()
     assert not any(path.startswith("/ob/") for path in document["paths"])
     key = w.api.app.state.tenancy.create_api_key("acme", ["admin"])[1]
     for method, template in routes:
-        path = template.format(tenant="acme", ConsentId="obc_x", AccountId="acc_x")
+        path = template.format(
+            tenant="acme", ConsentId="obc_x", AccountId="acc_x", DomesticPaymentId="obp_x"
+        )
         response = call(w, method, path, headers={"Authorization": f"Bearer {key}"},
                         json={} if method == "POST" else None)  # fmt: skip
         assert response.status_code == 401, (method, path)

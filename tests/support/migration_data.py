@@ -1076,6 +1076,9 @@ populate_0029 = _populate(SCHEMA_0029)
 # 0030 added sanctions_list_versions.rescreened_at (nullable; rows upgraded count as done).
 SCHEMA_0030 = SCHEMA_0029
 populate_0030 = _populate(SCHEMA_0030)
+# 0031 added ob_payments and ob_signing_keys (open banking's payments), empty on an upgrade.
+SCHEMA_0031 = SCHEMA_0030
+populate_0031 = _populate(SCHEMA_0031)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1107,4 +1110,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0028": populate_0028,
     "0029": populate_0029,
     "0030": populate_0030,
+    "0031": populate_0031,
 }

@@ -281,6 +281,7 @@ def test_the_endpoints_and_metadata() -> None:
     endpoints = Endpoints("https://bank.example")
     assert endpoints.par == "https://bank.example/oauth2/par"
     assert endpoints.token == "https://bank.example/oauth2/token"
+    assert endpoints.jwks == "https://bank.example/oauth2/jwks"
     found: dict[str, Any] = model.metadata(endpoints)
     assert found["issuer"] == "https://bank.example"
     assert found["require_pushed_authorization_requests"] is True

@@ -943,3 +943,31 @@ ob_consents = sa.Table(
     sa.Index("ob_consents_idempotency", "tenant_id", "client_id", "idempotency_key", unique=True),
     sqlite_with_rowid=False,
 )
+
+# Open banking domestic payments (migration 0031, openbanking/payments/store.py): one per
+# consent (unique), its id the ledger transfer's (none when refused before posting: `refusal`).
+ob_payments = sa.Table(
+    "ob_payments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("consent_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("refusal", sa.String(64), nullable=True),
+    sa.Index("ob_payments_consent", "consent_id", unique=True),
+    sqlite_with_rowid=False,
+)
+
+# The deployment's open banking response signing keys (migration 0031): RSA keys whose public
+# JWKs are the jwks_uri's, the private halves sealed (security/sealing.py).
+ob_signing_keys = sa.Table(
+    "ob_signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("public_jwk", sa.Text, nullable=False),
+    sa.Column("private_jwk", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("retired_at", sa.BigInteger, nullable=True),
+    sqlite_with_rowid=False,
+)

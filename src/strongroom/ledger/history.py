@@ -41,6 +41,14 @@ class HistoryUseCases(LedgerBase):
             raise NotFound(f"no transfer {transfer_id}", param="transfer_id")
         return record_from_row(row)
 
+    def transfer_resolution(self, pending_id: str) -> TransferRecord | None:
+        """The post or void of the pending transfer `pending_id`, if one was made (its
+        `created_at` is when the pending transfer stopped being pending); None while it is
+        pending, for an expiry (its own `expires_at` says when), and for any other transfer."""
+        with self._uow(write=False) as uow:
+            row = store.resolution_row(uow, pending_id)
+        return None if row is None else record_from_row(row)
+
     def list_transfers(
         self,
         *,

@@ -213,6 +213,10 @@ class Payment:
     # The payee's name, for a payee Strongroom does not know (no counterparty): screened by the
     # sanctions gate in memory, never stored, logged nor recorded by a sink.
     payee_name: str | None = None
+    # The open banking consent a payment is made under (an `obc_` id): the consent gate checks
+    # it is authorised for this customer and account; the open banking sink consumes it in the
+    # posting transaction (openbanking/payments/). None for every other payment.
+    consent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +586,8 @@ def validate_payment(p: object, param: str = "payment") -> Payment:
             param=f"{param}.payee_name",
             code="invalid_payment",
         )
+    if p.consent_id is not None:
+        validate_id(p.consent_id, f"{param}.consent_id")
     if p.ip is not None:
         ok = isinstance(p.ip, str) and 0 < len(p.ip) <= PAYMENT_IP_LENGTH_MAX
         if ok:

@@ -71,6 +71,11 @@ class Gate(Protocol):
     ) -> Sequence[GateDecision | None]: ...
 
 
+# A gate may declare `payments_only = True`: it allows every transfer without a `payment`, so
+# the GateRunner does not ask it about a batch (or an actor's part of one) that carries none
+# (the open banking consent gate: a bulk batch pays it nothing, not even a thread's hop).
+
+
 @runtime_checkable
 class DecisionDetail(Protocol):
     """What a gate's GateDecision.detail may offer the API: a held transfer's answer carries
@@ -109,6 +114,7 @@ class GateRunner:
         for gate in gates:
             assert gate.budget_ms > 0, f"gate {gate.name} has a time budget"
         self.gates = tuple(gates)
+        self._payments_only = tuple(bool(getattr(g, "payments_only", False)) for g in gates)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -144,9 +150,16 @@ class GateRunner:
         pool = self._executor()
         started = time.monotonic()
         asked = []
-        for gate in self.gates:
-            for who, indexes in groups:
+        # Whether each part carries a payment: asked only when a payments_only gate is there.
+        paid: dict[int, bool] = {}
+        for gate, payments_only in zip(self.gates, self._payments_only, strict=True):
+            for k, (who, indexes) in enumerate(groups):
                 part = batch if len(groups) == 1 else [batch[i] for i in indexes]
+                if payments_only:
+                    if k not in paid:
+                        paid[k] = any(t.payment is not None for t in part)
+                    if not paid[k]:
+                        continue  # every transfer of the part allowed, without asking
                 asked.append((gate, indexes, pool.submit(gate.decide, part, who)))
         for gate, indexes, future in asked:
             left_s = max(0.0, started + gate.budget_ms / 1000 - time.monotonic())

@@ -629,6 +629,22 @@ def get_transfer_row(uow: UnitOfWork, transfer_id: str) -> tuple[Any, ...] | Non
     return row
 
 
+def resolution_row(uow: UnitOfWork, pending_id: str) -> tuple[Any, ...] | None:
+    """The post or void of a pending transfer (at most one of them exists), by the index on
+    target_id."""
+    cur = uow.cursor()
+    cur.execute(
+        sql(
+            uow,
+            f"SELECT {TRANSFER_COLS} FROM transfers WHERE target_id = ? AND action IN (?, ?) "
+            "ORDER BY seq LIMIT 1",
+        ),
+        (pending_id, int(Action.POST), int(Action.VOID)),
+    )
+    row: tuple[Any, ...] | None = cur.fetchone()
+    return row
+
+
 def _transfer_filters(
     uow: UnitOfWork,
     ledger_id: str | None,

@@ -34,6 +34,7 @@ class SubjectKind(StrEnum):
     # half of an audit log signing key. At most 16 characters (subject_keys.kind).
     WEBHOOK_ENDPOINT = "webhook_endpoint"
     AUDIT_KEY = "audit_key"
+    OB_SIGNING_KEY = "ob_signing_key"  # open banking's response signing key (x-jws-signature)
 
 
 @dataclass(frozen=True, slots=True)

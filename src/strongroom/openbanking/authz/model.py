@@ -38,6 +38,9 @@ METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
 PAR_PATH: Final = f"{AUTHZ_PREFIX}/par"
 TOKEN_PATH: Final = f"{AUTHZ_PREFIX}/token"
 AUTHORIZE_PATH: Final = f"{AUTHZ_PREFIX}/authorize"  # the consent page (not this package's)
+# The public keys of the deployment's response signatures (x-jws-signature of the payment
+# initiation API: openbanking/payments/signing.py), a JWK Set (RFC 7517), published as jwks_uri.
+JWKS_PATH: Final = f"{AUTHZ_PREFIX}/jwks"
 
 # -- lifetimes -------------------------------------------------------------------------------
 PAR_LIFETIME_S: Final = 60  # RFC 9126's expires_in: the user agent must arrive within it
@@ -165,6 +168,10 @@ class Endpoints:
     def authorize(self) -> str:
         return self.issuer + AUTHORIZE_PATH
 
+    @property
+    def jwks(self) -> str:
+        return self.issuer + JWKS_PATH
+
 
 def metadata(endpoints: Endpoints) -> dict[str, Any]:
     """RFC 8414 authorization server metadata, as FAPI 2.0 asks a client to read it."""
@@ -173,6 +180,7 @@ def metadata(endpoints: Endpoints) -> dict[str, Any]:
         "authorization_endpoint": endpoints.authorize,
         "token_endpoint": endpoints.token,
         "pushed_authorization_request_endpoint": endpoints.par,
+        "jwks_uri": endpoints.jwks,
         "require_pushed_authorization_requests": True,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

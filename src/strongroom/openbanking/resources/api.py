@@ -154,7 +154,22 @@ def _interaction(sent: str | None) -> str:
     return sent if sent is not None and _UUID.fullmatch(sent) else str(uuid.uuid4())
 
 
-async def _serve(request: Request, operation: Operation) -> Response:
+# The x-jws-signature of a body's exact bytes (openbanking/payments/signing.py), called in a
+# worker thread (the first call may read or make the signing key).
+BodySigner = Callable[[bytes], str]
+JWS_SIGNATURE: Final = "x-jws-signature"
+
+
+async def _serve(
+    request: Request,
+    operation: Operation,
+    *,
+    sign: BodySigner | None = None,
+    ob_codes: Mapping[str, obcodes.ObErrorCode] | None = None,
+) -> Response:
+    """Runs `operation` and answers it the OB way. `sign`: every answer with a body (errors
+    included, as the payment initiation document declares) carries x-jws-signature over its
+    exact bytes; `ob_codes`: the OB code of the caller's own error codes (beside _OB_CODES)."""
     sent = request.headers.get(INTERACTION_ID)
     interaction = _interaction(sent)
     try:
@@ -181,11 +196,20 @@ async def _serve(request: Request, operation: Operation) -> Response:
         resources: Resources = request.app.state.ob_resources
         answer = await run_in_threadpool(_run, resources, call, operation)
     except Exception as exc:  # every refusal, and a bug, is an OB answer
-        answer = _answer_error(exc, interaction)
+        answer = _answer_error(exc, interaction, ob_codes)
     headers = {**answer.headers, INTERACTION_ID: interaction}
     if answer.body is None:
         return Response(status_code=answer.status, headers=headers)
     content = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode()
+    if sign is not None:
+        try:
+            headers[JWS_SIGNATURE] = await run_in_threadpool(sign, content)
+        except Exception:  # no signature, no answer: a TPP must be able to trust every body
+            log.exception("open banking: the response could not be signed")
+            error = obcodes.ObError(obcodes.UNEXPECTED_ERROR, "the response could not be signed")
+            body = obcodes.error_body(500, [error], error_id=interaction)
+            content = json.dumps(body, separators=(",", ":")).encode()
+            return Response(content, 500, {INTERACTION_ID: interaction}, media_type=JSON_UTF8)
     return Response(content, status_code=answer.status, headers=headers, media_type=JSON_UTF8)
 
 
@@ -254,7 +278,11 @@ def _challenge(exc: StrongroomError) -> dict[str, str]:
     return {**found, "WWW-Authenticate": challenge}
 
 
-def _answer_error(exc: Exception, interaction: str) -> Answer:
+def _answer_error(
+    exc: Exception,
+    interaction: str,
+    ob_codes: Mapping[str, obcodes.ObErrorCode] | None = None,
+) -> Answer:
     if isinstance(exc, _Refused):
         if exc.answer is not None:
             return exc.answer
@@ -264,7 +292,11 @@ def _answer_error(exc: Exception, interaction: str) -> Answer:
         error = obcodes.ObError(obcodes.UNEXPECTED_ERROR, "an internal error occurred")
         return Answer(500, obcodes.error_body(500, [error], error_id=interaction))
     status = _ob_status(exc)
-    code = _OB_CODES.get(exc.code) or obcodes.ob_code_for(exc.code, status)
+    code = (
+        (ob_codes or {}).get(exc.code)
+        or _OB_CODES.get(exc.code)
+        or obcodes.ob_code_for(exc.code, status)
+    )
     error = obcodes.ObError(code, exc.detail, path=exc.param)
     headers: dict[str, str] = {}
     if isinstance(exc, errors.TokenNotAllowed):

@@ -19,7 +19,14 @@ from strongroom.openbanking.consents import (
     ConsentStatus,
     Transition,
 )
-from strongroom.openbanking.model import OB_PERMISSIONS_MAX, Permission
+from strongroom.openbanking.model import (
+    OB_PERMISSIONS_MAX,
+    AccountIdentification,
+    Money,
+    Permission,
+    parse_account_identification,
+    parse_ob_money,
+)
 from strongroom.openbanking.ports import ConsentRef
 
 # -- bounds --------------------------------------------------------------------------------
@@ -56,6 +63,50 @@ CONSENT_EVENT_NAMES: Final[Mapping[ConsentEvent, str]] = {
     ConsentEvent.CONSUME: "openbanking.consent_consumed",
 }
 assert len(set(CONSENT_EVENT_NAMES.values())) == len(ConsentEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDetails:
+    """What a domestic payment consent asks the customer to approve (the consent page shows
+    it): the amount (`money.amount` minor units of `money.asset`, and as the TPP wrote it), the
+    creditor's account (its Name, the payee), the debtor account the TPP named, if any (the
+    customer still chooses the account at authorisation: ledger accounts carry no sort code
+    yet), and the TPP's references."""
+
+    money: Money
+    amount_text: str  # Data.Initiation.InstructedAmount.Amount as sent ("10.50")
+    creditor: AccountIdentification
+    debtor: AccountIdentification | None
+    end_to_end_identification: str
+    instruction_identification: str
+    remittance: tuple[str, ...] = ()  # RemittanceInformation.Unstructured lines
+
+    @property
+    def creditor_name(self) -> str:
+        assert self.creditor.name is not None, "a payment's CreditorAccount has a Name"
+        return self.creditor.name
+
+
+def payment_details(request: Mapping[str, Any]) -> PaymentDetails:
+    """The payment a domestic payment consent's request (`Consent.request`) asks for; the
+    request was validated when the consent was created (openbanking/payments/)."""
+    initiation = request["Initiation"]
+    path = "Data.Initiation"
+    debtor = initiation.get("DebtorAccount")
+    remittance = initiation.get("RemittanceInformation") or {}
+    return PaymentDetails(
+        money=parse_ob_money(initiation["InstructedAmount"], path=f"{path}.InstructedAmount"),
+        amount_text=initiation["InstructedAmount"]["Amount"],
+        creditor=parse_account_identification(
+            initiation["CreditorAccount"], path=f"{path}.CreditorAccount"
+        ),
+        debtor=None
+        if debtor is None
+        else parse_account_identification(debtor, path=f"{path}.DebtorAccount"),
+        end_to_end_identification=initiation["EndToEndIdentification"],
+        instruction_identification=initiation["InstructionIdentification"],
+        remittance=tuple(remittance.get("Unstructured") or ()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +148,13 @@ class Consent:
         return self.status is ConsentStatus.AUTH and (
             self.expires_at_us is None or now_us < self.expires_at_us
         )
+
+    @property
+    def payment_details(self) -> PaymentDetails | None:
+        """A domestic payment consent's payment (None for the other kinds)."""
+        if self.kind is not ConsentKind.DOMESTIC_PAYMENT:
+            return None
+        return payment_details(self.request)
 
     def to_ref(self) -> ConsentRef:
         return ConsentRef(

@@ -223,7 +223,7 @@ class ConsentService:
             if not 1 <= len(wanted) <= OB_CONSENT_ACCOUNTS_MAX:
                 raise accounts_invalid(f"select 1 to {OB_CONSENT_ACCOUNTS_MAX} accounts")
         elif len(wanted) != 1:
-            raise accounts_invalid("a funds confirmation consent is for exactly one account")
+            raise accounts_invalid(f"a {consent.kind.replace('_', ' ')} consent is for one account")
         accounts = []
         for account_id in wanted:
             try:
@@ -240,6 +240,12 @@ class ConsentService:
                 raise accounts_invalid(
                     f"account {account.id} holds {account.asset}, which Open Banking cannot "
                     "express (an ISO 4217 currency)"
+                )
+            details = consent.payment_details
+            if details is not None and account.asset != details.money.asset.code:
+                raise accounts_invalid(
+                    f"account {account.id} holds {account.asset}: the payment is in "
+                    f"{details.money.asset.code}"
                 )
         return wanted
 
