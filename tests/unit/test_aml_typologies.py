@@ -413,6 +413,34 @@ def test_the_generator_plants_each_typology_with_labels(small: sim.Simulation) -
     assert all(t.amount > 0 and t.debit != t.credit for t in small.transfers)
 
 
+def test_the_generator_gives_every_account_an_owner_and_some_owners_several(
+    small: sim.Simulation,
+) -> None:
+    """Every monitored account has a customer; households own two accounts each; a split
+    structurer's deposits go to two or three accounts of its customer, fewer than three into
+    each, the label on one of them; no other customer owns several accounts."""
+    owned: dict[str, list[str]] = {}
+    for a in small.accounts:
+        assert (a.customer is not None) == a.monitored
+        if a.customer is not None:
+            owned.setdefault(a.customer, []).append(a.id)
+    households = [accs for c, accs in owned.items() if c.startswith("cus_h")]
+    assert households
+    assert all(len(accs) == 2 for accs in households)
+    split = {c: accs for c, accs in owned.items() if c.startswith("cus_s")}
+    assert split  # this seed has them (half the structurers, drawn)
+    near = [t for t in small.transfers if t.debit == "sys_cash" and 870_000 <= t.amount < 999_000]
+    for accounts in split.values():
+        assert 2 <= len(accounts) <= 3
+        assert len(set(accounts) & small.labels["structuring"]) == 1
+        into = [sum(1 for t in near if t.credit == a) for a in accounts]
+        assert sum(into) >= 3
+        assert max(into) < 3
+    assert {tuple(sorted(accs)) for accs in owned.values() if len(accs) > 1} == {
+        tuple(sorted(accs)) for accs in [*households, *split.values()]
+    }
+
+
 def test_the_generator_does_not_import_the_detectors() -> None:
     tree = ast.parse(Path(sim.__file__).read_text())
     imported = {
