@@ -38,6 +38,7 @@ from strongroom.compliance.kyc import api as kyc_api
 from strongroom.compliance.kyc.errors import KYC_ERRORS
 from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.compliance.sanctions import api as sanctions_api
+from strongroom.compliance.sanctions import wiring as sanctions_wiring
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
 from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
@@ -609,6 +610,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *regulated.jobs,
             *openbanking.jobs,
             JobSpec(ob_authz.PURGE_JOB, settings.ob_purge_interval_s, ob_authz.purge_job(authz)),
+            sanctions_wiring.rescreen_spec(sanctions),  # what a crashed load left owed
         ],
         lease_s=settings.job_lease_s,
         observe=metrics.observe_job,

@@ -811,6 +811,7 @@ def test_health_readiness_and_metrics(api: Api, acme: Tenant) -> None:
         "openbanking_consent_expiry",
         "retention",
         "rewrap",
+        "sanctions_rescreen",
     ]
     refused = api.post(
         "/v1/transfers", key=acme.write, json=_transfer(acme, acme.alice, acme.bank, 10**9)

@@ -7,12 +7,15 @@ name reaches the logs. The payee gate never waits for a screener to build (at st
 version); the screening door decides the alert cases of its matches; names with nothing to
 screen, impossible dates and unknown countries are refused; customers are screened with their
 date of birth; a payee-name case names what matched; a sanctions_review decline labels nothing
-for risk training."""
+for risk training; a re-screening a crashed load left owed is completed by the next server in
+the background after its start."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -28,6 +31,7 @@ from strongroom.compliance.aml.store import AlertKey
 from strongroom.compliance.sanctions.match import build as build_screener
 from strongroom.compliance.sanctions.model import Entry, EntryKind, ListSource, Screener
 from strongroom.compliance.sanctions.service import SanctionsService
+from strongroom.db.engine import create_engine
 from strongroom.db.uow import UnitOfWork
 from tests.e2e.http_support import (
     Api,
@@ -777,3 +781,58 @@ def test_declining_a_sanctions_review_labels_no_payment_for_risk_training(sqlite
         )
         assert declined["transfer"]["status"] == "voided"
         assert recorded == []
+
+
+WAIT_S_MAX = 120.0  # a bound on waiting for the background job, not an assertion on speed
+
+
+def test_a_rescreening_a_crashed_load_left_owed_is_completed_after_start(db_url: str) -> None:
+    """A load killed after storing its version (here: rescreen=False, as a kill after its
+    commit) leaves the version's re-screening owed. The next server completes it in the
+    background after its start (the job `sanctions_rescreen`): it serves while the job runs,
+    and the customer the new entry matches gets their alert."""
+    with running(db_url) as api:
+        a = seed_tenant(api, "acme")
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST[1:], actor="cli")
+        customer = api.ok("POST", "/v1/customers", 201, key=a.admin, json={"name": "Viktor Bout"})
+        path = f"/v1/screenings/subjects/{customer['id']}"
+        assert api.ok("GET", path, key=a.admin)["status"] == "clear"
+        api.app.state.sanctions.load(ListSource.OFAC_SDN, LIST, actor="cli", rescreen=False)
+    engine = create_engine(db_url)
+    try:
+        owed = SanctionsService(engine).owed()
+    finally:
+        engine.dispose()
+    assert [(r.source, r.version) for r in owed] == [("ofac_sdn", 2)]
+
+    with running(db_url) as api:
+        service = api.app.state.sanctions
+        # The job's look-up of each subject's name waits until the test lets it go on.
+        entered, go_on = threading.Event(), threading.Event()
+        names = service.names
+
+        def waiting(tenant_id: str, subject: str) -> Any:
+            entered.set()
+            go_on.wait(WAIT_S_MAX)
+            return names(tenant_id, subject)
+
+        service.names = waiting
+        deadline = time.monotonic() + WAIT_S_MAX
+        while not entered.is_set():
+            assert time.monotonic() < deadline, "the job never began the owed re-screening"
+            api.run(asyncio.sleep(0.02))
+        # The server answers while the re-screening is under way, and it is still owed.
+        assert api.ok("GET", path, key=a.admin)["status"] == "clear"
+        assert [r.version for r in service.owed()] == [2]
+        go_on.set()
+        while service.owed():
+            assert time.monotonic() < deadline, "the owed re-screening was never completed"
+            api.run(asyncio.sleep(0.02))
+        subject = api.ok("GET", path, key=a.admin)
+        assert subject["status"] == "probable"
+        assert [m["entry_id"] for m in subject["matches"]] == ["200"]
+        cases = api.ok("GET", "/v1/cases", key=a.admin, params={"kind": "sanctions_match"})
+        assert len(cases["data"]) == 1
+        ready = api.ok("GET", "/readyz")
+        assert ready["jobs"]["sanctions_rescreen"]["last_success_at"] is not None
+        assert ready["jobs"]["sanctions_rescreen"]["last_error"] is None

@@ -305,7 +305,7 @@ LEASED_JOBS = (
     "openbanking_consent_expiry",
 )
 # Leased too, on intervals of an hour and a day (at least a minute): reported, not waited for.
-SLOW_JOBS = ("aml_retention", "compliance_controls")
+SLOW_JOBS = ("aml_retention", "compliance_controls", "sanctions_rescreen")
 # Leased as well: the open banking authorization server's purge (every minute by default).
 OB_JOBS = ("openbanking_authz_purge",)
 ALL_JOBS = (*LEASED_JOBS, *OB_JOBS, "dispatcher")

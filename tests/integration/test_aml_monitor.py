@@ -1,7 +1,8 @@
 """The AML monitor on SQLite and PostgreSQL, without the HTTP app: installed as runtime.py
 installs it, a posted transfer raises an alert case in its own transaction; alerts are deduped
-per account, typology and window; a restarted monitor rebuilds its state from recent history;
-and the scan over history raises what the live sink raised."""
+per account (or customer), typology and window; deposits split over a customer's accounts
+raise one alert about the customer; a restarted monitor rebuilds its state from recent
+history; and the scan over history raises what the live sink raised."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from strongroom.cases.model import CaseStatus
 from strongroom.cases.service import CaseService
 from strongroom.compliance.aml import service as aml
 from strongroom.compliance.aml.profiles import AmlProfiles
+from strongroom.compliance.gdpr import store as gdpr_store
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Direction, Leg, NewTransfer
 from strongroom.ledger.pipeline import Sink
@@ -23,13 +25,18 @@ from strongroom.ledger.service import AccountSpec, LedgerService
 TENANT = "ten_default"
 
 
+def _any_customer(uow: UnitOfWork, tenant_id: str, customer_ids: Any) -> set[str]:
+    del uow, tenant_id
+    return set(customer_ids)
+
+
 def _world(engine: SAEngine) -> tuple[LedgerService, CaseService, aml.AmlService]:
     sinks: list[Sink] = []
     bind = aml.install(True, engine, sinks)
     assert bind is not None
     assert len(sinks) == 1
     assert aml.install(False, engine, []) is None
-    ledger = LedgerService(engine, sinks=sinks)
+    ledger = LedgerService(engine, sinks=sinks, customers=_any_customer)
     cases = CaseService(engine, ledger)
     return ledger, cases, bind(ledger, cases)
 
@@ -248,3 +255,87 @@ def test_a_rolled_back_batch_leaves_no_flow_in_the_monitor(db_engine: SAEngine) 
     assert case.kind == "aml_structuring"
     assert json.loads(case.detail or "{}")["evidence"]["transfer_ids"] == ["t_s0", "t_s1", "t_s3"]
     assert service.monitor.detectors.fed == 3
+
+
+def _owned(ledger: LedgerService, main: str, *owners: str) -> list[str]:
+    """An account of `main` for each owner (a customer id), in order."""
+    specs = [AccountSpec(main, "USD", Direction.CREDIT, customer_id=c) for c in owners]
+    return [a.id for a in ledger.create_accounts(specs)]
+
+
+def _details(cases: CaseService) -> list[dict[str, Any]]:
+    return [json.loads(c.detail or "{}") for c in _aml_cases(cases)]
+
+
+def test_deposits_split_over_a_customers_accounts_raise_one_customer_alert(
+    db_engine: SAEngine,
+) -> None:
+    """Three deposits of 9,500.00, one into each of a customer's three accounts: no account
+    saw structuring, the customer did. One case about the customer, naming its accounts and
+    the transfers; a fourth deposit is the same alert; the scan keys it the same way; and it
+    holds the customer's erasure like an alert on one of its accounts."""
+    ledger, cases, service = _world(db_engine)
+    main, cash, _, _ = _accounts(ledger)
+    x1, x2, x3 = _owned(ledger, main, "cus_split", "cus_split", "cus_split")
+    for i, account in enumerate((x1, x2, x3)):
+        _post(ledger, (main,), f"t_c{i}", cash, account, 950_000)
+    [case] = _aml_cases(cases)
+    detail = json.loads(case.detail or "{}")
+    assert (case.kind, detail["subject"]) == ("aml_structuring", "customer:cus_split")
+    assert detail["evidence"]["accounts"] == sorted([x1, x2, x3])
+    assert detail["evidence"]["customer"] == "cus_split"
+    assert detail["evidence"]["transfer_ids"] == ["t_c0", "t_c1", "t_c2"]
+    assert detail["evidence"]["amount"] == 2_850_000
+    _post(ledger, (main,), "t_c3", cash, x1, 950_000)
+    assert len(_aml_cases(cases)) == 1
+    raised = [(k.account_id, k.typology) for k in service.raised(TENANT)]
+    assert raised == [("cus_split", "structuring")]
+    with UnitOfWork(db_engine, write=False) as uow:
+        held = gdpr_store.open_alerts(uow, TENANT, "customer:cus_split", "cus_split")
+    assert held == [case.id]
+    # Forgotten, the scan over the same history raises it again under the same key.
+    with UnitOfWork(db_engine) as uow:
+        uow.cursor().execute("DELETE FROM aml_alerts")
+        uow.commit()
+    assert service.scan().raised == 1
+    assert [(k.account_id, k.typology) for k in service.raised(TENANT)] == raised
+
+
+def test_other_customers_and_a_customers_unrelated_activity_do_not_aggregate(
+    db_engine: SAEngine,
+) -> None:
+    """The same three deposits into accounts of three customers raise nothing; nor does one
+    customer's unrelated activity over its two accounts: a salary, two near-threshold deposits
+    (a car sold, a loan repaid), a move between its own accounts and some shopping."""
+    ledger, cases, _ = _world(db_engine)
+    main, cash, alice, _ = _accounts(ledger)
+    y1, y2, y3 = _owned(ledger, main, "cus_a", "cus_b", "cus_c")
+    for i, account in enumerate((y1, y2, y3)):
+        _post(ledger, (main,), f"t_o{i}", cash, account, 950_000)
+    [employer] = _owned(ledger, main, "cus_employer")
+    d1, d2 = _owned(ledger, main, "cus_d", "cus_d")
+    _post(ledger, (main,), "t_salary", cash, employer, 500_000)
+    _post(ledger, (main,), "t_pay", employer, d1, 420_000)
+    _post(ledger, (main,), "t_sold", cash, d2, 960_000)
+    _post(ledger, (main,), "t_repaid", cash, d1, 930_000)
+    _post(ledger, (main,), "t_own", d2, d1, 100_000)
+    _post(ledger, (main,), "t_shop", d1, alice, 12_000)
+    assert _aml_cases(cases) == []
+
+
+def test_one_accounts_structuring_is_one_alert_though_the_customer_then_joins_in(
+    db_engine: SAEngine,
+) -> None:
+    """Three deposits into one of a customer's two accounts: an alert about that account (as
+    for an account nobody owns), keyed by its owner; a deposit into the other account then
+    completes the customer's pattern, which is the same activity: no second alert."""
+    ledger, cases, service = _world(db_engine)
+    main, cash, _, _ = _accounts(ledger)
+    z1, z2 = _owned(ledger, main, "cus_one", "cus_one")
+    for i in range(3):
+        _post(ledger, (main,), f"t_z{i}", cash, z1, 950_000)
+    _post(ledger, (main,), "t_z3", cash, z2, 950_000)
+    assert [d["subject"] for d in _details(cases)] == [f"account:{z1}"]
+    assert [(k.account_id, k.typology) for k in service.raised(TENANT)] == [
+        ("cus_one", "structuring")
+    ]

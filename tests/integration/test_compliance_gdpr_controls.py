@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from strongroom.compliance.controls.model import Outcome, Report
 from strongroom.compliance.controls.service import ControlsService
 from strongroom.compliance.gdpr.model import DAY_US
 from strongroom.compliance.gdpr.service import GdprService, count_past_retention
+from strongroom.compliance.kyc.limit import KycLimit
+from strongroom.compliance.kyc.service import KycService
 from strongroom.compliance.wiring import COMPLIANCE_EVENT_TYPES
 from strongroom.core import clock
 from strongroom.core.errors import NotFound
@@ -32,15 +34,17 @@ from strongroom.customers.service import CUSTOMER_EVENT_TYPES, CustomerService
 from strongroom.db import tables
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.service import EventService
-from strongroom.ledger.model import Direction
+from strongroom.ledger.model import Action, Direction, Leg
 from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer, canonical_metadata
 from strongroom.runtime import build_ledger
 from strongroom.security.envelope import Envelope
 from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
 from strongroom.settings import Settings
+from tests.integration.test_ledger_service import ManualClock
 
 ACTOR = "api_key:key_test"
 RETENTION_DAYS = 30
+HOUR_US = 3_600_000_000
 CARD = "4111 1111 1111 1111"  # Visa's test number: Luhn-valid
 
 
@@ -84,6 +88,7 @@ class World:
             past_retention=lambda: count_past_retention(self.engine, RETENTION_DAYS, self.clock()),
             list_snapshots=self._snapshots,
             record_leaves=self.audit.record_leaves,
+            kyc_limits=True,
         )
         return ControlsService(
             self.engine, sources, Thresholds(**values), audit=self.audit, events=self.events,
@@ -400,11 +405,28 @@ def _plant(w: World, *, card: bool = True) -> None:
         _record(w, "ten_b", "case.created", f"case_{n}", {"case_id": f"case_{n}"})
         if status != "open":
             _record(w, "ten_b", f"case.{status}", f"case_{n}", {"case_id": f"case_{n}"})
+    # A KYC usage counter lowered by hand: Ada paid 3 out of her wallet, her bucket says 1 (and
+    # her first bucket, two hours before: the hour the limits were turned on, not compared).
+    _kyc_usage(w, "tr_ada_pays", wallet, ada.id, stored=1)
     # A customer past retention, under no hold.
     late = w.customers.create("ten_a", "person", {"name": "Late"}, actor=ACTOR)
     account = _account(w, late.id)
     w.ledger.close_account(account)
     _set_activity(w, account, RETENTION_DAYS + 3)
+
+
+def _kyc_usage(w: World, transfer_id: str, wallet: str, customer_id: str, *, stored: int) -> None:
+    """`customer_id` pays 3 out of `wallet` (posted by a ledger without the KYC limits), and
+    its usage buckets are written by hand: `stored` for that payment's hour, 7 two hours
+    before."""
+    w.ledger.post_transfers([NewTransfer(transfer_id, w.book, wallet, w.bank, 3)])
+    hour = w.ledger.get_transfer(transfer_id).created_at // HOUR_US
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.kyc_usage), [
+            {"customer_id": customer_id, "tenant_id": "ten_a", "asset": "USD", "hour": h,
+             "amount": n}
+            for h, n in ((hour - 2, 7), (hour, stored))
+        ])  # fmt: skip
 
 
 def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
@@ -434,6 +456,8 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     assert _control(report, "customers_within_retention").found >= 1
     (kyc,) = _control(report, "compliance_records_audited").findings
     assert (kyc.tenant_id, kyc.detail["table"]) == ("ten_a", "kyc_customers")
+    (usage,) = _control(report, "kyc_usage_counted").findings
+    assert (usage.tenant_id, usage.detail["stored"], usage.detail["counted"]) == ("ten_a", 1, 3)
     # The audit log: planted after, so the other controls' evidence stays the same.
     with w.engine.begin() as conn:
         conn.execute(
@@ -449,7 +473,8 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     failed_b = {e["control"] for e in _events(w, "ten_b", "compliance.control_failed")}
     failed_d = {e["control"] for e in _events(w, "ten_default", "compliance.control_failed")}
     assert {
-        "card_numbers_in_clear", "customers_within_retention", "compliance_records_audited"
+        "card_numbers_in_clear", "customers_within_retention", "compliance_records_audited",
+        "kyc_usage_counted",
     } <= failed_a  # fmt: skip
     assert {"staff_second_factor", "case_service_level"} <= failed_b
     assert "card_numbers_in_clear" not in failed_b
@@ -479,7 +504,11 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
             sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
         )
         conn.execute(sa.delete(tables.kyc_customers))
-    # The case decided as the queue decides (its leaf), the KYC row's leaf-less row gone.
+        conn.execute(
+            sa.update(tables.kyc_usage).where(tables.kyc_usage.c.amount == 1).values(amount=3)
+        )
+    # The case decided as the queue decides (its leaf), the KYC row's leaf-less row gone, the
+    # usage counter restored.
     _record(w, "ten_b", "case.declined", "case_old", {"case_id": "case_old"})
     w.gdpr.erase_due()
     report = w.controls().run(actor=ACTOR)
@@ -657,3 +686,98 @@ def test_the_card_scan_leaves_the_public_sanctions_lists_alone(world: World) -> 
         ])  # fmt: skip
     result = _control(w.controls().run(actor=ACTOR), "card_numbers_in_clear")
     assert result.outcome is Outcome.PASS, result.findings
+
+
+def test_the_kyc_usage_control_recounts_the_counters_from_the_ledger(world: World) -> None:
+    """Payments counted by the KYC caps (a ledger with the limit installed) over several hours:
+    single and multi-leg, two assets, a pending transfer voided since. Untouched, the counters
+    match the ledger; a counter lowered by hand and one deleted are named (the first by
+    customer, asset and hour), a raised one is not (a payment from an account no customer owns
+    counts against its payment's customer, which the ledger does not keep); the hour the
+    counters started is not compared; with the limits off there is nothing to check."""
+    w = world
+    start = (clock.now_us() // HOUR_US - 10) * HOUR_US + 1_000
+    ticking = ManualClock(start)
+    ledger = LedgerService(
+        w.engine,
+        clock_=ticking,
+        customers=lambda uow, tenant, ids: set(ids),
+        limits=[KycLimit()],
+    )
+    KycService(w.engine, ledger, customers=lambda uow, tenant, ids: set(ids)).set(
+        "ten_a", "cus_u", "verified", "enhanced", actor=ACTOR
+    )
+    eur_bank = ledger.create_accounts([AccountSpec(w.book, "EUR", Direction.DEBIT)])[0].id
+    u1, u2, u3 = (
+        a.id
+        for a in ledger.create_accounts(
+            [AccountSpec(w.book, asset, Direction.CREDIT, customer_id="cus_u")
+             for asset in ("USD", "USD", "EUR")]
+        )
+    )  # fmt: skip
+
+    def post(*batch: NewTransfer) -> None:
+        for outcome in ledger.post_transfers(list(batch)):
+            assert outcome.row is not None, outcome
+
+    post(
+        NewTransfer("tr_fund1", w.book, w.bank, u1, 10_000),
+        NewTransfer("tr_fund2", w.book, w.bank, u2, 10_000),
+        NewTransfer("tr_fund3", w.book, eur_bank, u3, 10_000),
+    )
+    post(NewTransfer("tr_h0", w.book, u1, w.bank, 100))  # the first hour counted
+    ticking.advance(3 * HOUR_US)
+    legs = (Leg(u1, Direction.DEBIT, 150), Leg(u2, Direction.DEBIT, 150),
+            Leg(w.bank, Direction.CREDIT, 300))  # fmt: skip
+    post(
+        NewTransfer("tr_h3", w.book, u1, w.bank, 200),
+        NewTransfer("tr_legs", w.book, legs=legs),
+        NewTransfer("tr_eur", w.book, u3, eur_bank, 50),
+        NewTransfer("tr_held", w.book, u2, w.bank, 40, pending=True),
+    )
+    post(NewTransfer("tr_void", w.book, action=Action.VOID, target_id="tr_held"))
+    ticking.advance(2 * HOUR_US)
+    post(NewTransfer("tr_h5", w.book, u2, w.bank, 70))
+    h0 = start // HOUR_US
+
+    def usage() -> dict[tuple[str, int], int]:
+        with w.engine.connect() as conn:
+            rows = conn.execute(sa.select(tables.kyc_usage.c.asset, tables.kyc_usage.c.hour,
+                                          tables.kyc_usage.c.amount))  # fmt: skip
+            return {(a, int(h) - h0): int(n) for a, h, n in rows}
+
+    assert usage() == {("USD", 0): 100, ("USD", 3): 540, ("EUR", 3): 50, ("USD", 5): 70}
+    clean = _control(w.controls().run(actor=ACTOR), "kyc_usage_counted")
+    assert (clean.outcome, clean.found) == (Outcome.PASS, 0), clean.summary
+    assert clean.facts["buckets"] == 3  # the first hour's is not compared
+    assert clean.facts["since"] == clock.format_us((h0 + 1) * HOUR_US)
+
+    def edit(asset: str, hour: int, amount: int | None) -> None:
+        row = tables.kyc_usage.c
+        where = (row.customer_id == "cus_u") & (row.asset == asset) & (row.hour == h0 + hour)
+        with w.engine.begin() as conn:
+            if amount is None:
+                conn.execute(sa.delete(tables.kyc_usage).where(where))
+            else:
+                conn.execute(sa.update(tables.kyc_usage).where(where).values(amount=amount))
+
+    edit("USD", 3, 400)  # lowered: 140 more may be paid today
+    lowered = _control(w.controls().run(actor=ACTOR), "kyc_usage_counted")
+    assert lowered.outcome is Outcome.FAIL
+    (finding,) = lowered.findings
+    assert finding.tenant_id == "ten_a"
+    assert finding.detail == {
+        "table": "kyc_usage", "customer_id": "cus_u", "asset": "USD",
+        "hour": clock.format_us((h0 + 3) * HOUR_US), "stored": 400, "counted": 540,
+    }  # fmt: skip
+    assert "customer cus_u, USD" in lowered.summary
+    edit("EUR", 3, None)  # deleted
+    edit("USD", 5, 1_000)  # raised: not a finding
+    edit("USD", 0, 1)  # the first hour: not compared
+    both = _control(w.controls().run(actor=ACTOR), "kyc_usage_counted")
+    assert [(f.detail["asset"], f.detail["stored"], f.detail["counted"]) for f in both.findings
+            ] == [("USD", 400, 540), ("EUR", 0, 50)]  # fmt: skip
+    assert "the first: customer cus_u, EUR" in both.summary  # by customer, asset and hour
+    off = w.controls()
+    off.sources = replace(off.sources, kyc_limits=False)
+    assert _control(off.run(actor=ACTOR), "kyc_usage_counted").outcome is Outcome.NOT_APPLICABLE

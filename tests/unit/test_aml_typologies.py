@@ -24,6 +24,7 @@ from strongroom.compliance.aml.typologies import (
     Posted,
     Typology,
     best_per_account,
+    best_per_owner,
 )
 
 T0 = 1_767_225_600 * 1_000_000
@@ -246,6 +247,137 @@ def test_old_movements_leave_the_window() -> None:
     assert flagged(run([*moves, tr(soon, "cash", "s", 950_000)], CASH), Typology.STRUCTURING)
 
 
+# -- a customer's accounts together -------------------------------------------------------
+
+# Customer c1 owns a1, a2 and a3; c2 owns b1; c3 owns b2; the cash desk is exempt.
+OWNED = {
+    **CASH,
+    "a1": AccountInfo("c1"),
+    "a2": AccountInfo("c1"),
+    "a3": AccountInfo("c1"),
+    "b1": AccountInfo("c2"),
+    "b2": AccountInfo("c3"),
+}
+
+
+def of(hits: list[Hit], typology: Typology) -> list[Hit]:
+    return [h for h in hits if h.typology is typology]
+
+
+def test_structuring_split_over_a_customers_accounts_is_one_customer_hit() -> None:
+    """Three deposits just under the threshold, one into each of a customer's three accounts:
+    no account saw three, the customer did. One hit, about the customer, naming the accounts
+    and the transfers; the same deposits into accounts nobody owns raise nothing."""
+    deposits = [tr(d, "cash", a, 950_000) for d, a in ((0, "a1"), (1, "a2"), (2, "a3"))]
+    [hit] = run(deposits, OWNED)
+    assert (hit.typology, hit.subject, hit.owner) == (Typology.STRUCTURING, "customer:c1", "c1")
+    assert hit.account == "a3"  # its movement completed it
+    assert hit.accounts == ("a1", "a2", "a3")
+    assert hit.transfer_ids == tuple(t.id for t in deposits)
+    assert (hit.amount, hit.counterparties) == (2_850_000, 3)
+    evidence = hit.evidence()
+    assert (evidence["customer"], evidence["accounts"]) == ("c1", ["a1", "a2", "a3"])
+    assert evidence["transfer_ids"] == [t.id for t in deposits]
+    assert run(deposits, CASH) == []
+
+
+def test_two_customers_never_aggregate_nor_a_customers_unrelated_activity() -> None:
+    """The deposits into accounts of three customers raise nothing; nor does one customer's
+    unrelated activity: a salary, one near-threshold deposit, and money moved between its own
+    accounts days apart (not deposits into the customer, whatever their amounts: summed over
+    the accounts as they are, the four near-threshold credits would be structuring)."""
+    spread = [tr(d, "cash", a, 950_000) for d, a in ((0, "a1"), (1, "b1"), (2, "b2"))]
+    assert run(spread, OWNED) == []
+    own = [
+        tr(0, "employer", "a1", 420_000),
+        tr(0.5, "cash", "a2", 960_000),
+        tr(1, "a1", "a2", 900_000),
+        tr(4, "a2", "a3", 900_000),
+        tr(7, "a3", "a1", 900_000),
+        tr(8, "a1", "shop", 12_000),
+    ]
+    assert run(own, OWNED) == []
+
+
+def test_one_accounts_structuring_stays_its_own_and_names_the_owner_for_the_dedupe() -> None:
+    """Three deposits into one of the customer's accounts: the account's hit (as before),
+    naming its owner so that the alert is deduped per customer; a fourth into another
+    account then raises the customer hit, which the same dedupe folds into that alert."""
+    deposits = [tr(d, "cash", "a1", 950_000) for d in (0, 1, 2)]
+    hits = run([*deposits, tr(3, "cash", "a2", 950_000)], OWNED)
+    first, second = of(hits, Typology.STRUCTURING)
+    assert (first.subject, first.owner, first.accounts) == ("account:a1", "c1", ())
+    assert (second.subject, second.owner, second.accounts) == ("customer:c1", "c1", ("a1", "a2"))
+    assert set(best_per_owner(hits)[Typology.STRUCTURING]) == {"c1"}  # one alert between them
+    # Within one movement, a customer hit replaces the accounts' own hits of its typology:
+    # the third deposit into a1 completes both, and raises the customer's only.
+    detectors = Detectors(info=lambda a: OWNED.get(a, AccountInfo()))
+    detectors.run([tr(-1, "cash", "a2", 950_000), *deposits[:2]])
+    [only] = detectors.feed(deposits[2])
+    assert (only.subject, only.accounts) == ("customer:c1", ("a1", "a2"))
+    assert only.transfer_ids[-3:] == tuple(t.id for t in deposits)
+
+
+def test_rapid_movement_fan_in_and_round_trips_over_a_customers_accounts() -> None:
+    """Money in and out through two accounts, each under the rapid-movement minimum; eight
+    senders split four and four (each account short of the fan-in count); money back at
+    another account of its origin's owner after three hops. Each a customer hit; none is an
+    account's."""
+    rapid = [
+        tr(0, "ext1", "a1", 300_000),
+        tr(0.1, "ext2", "a2", 300_000),
+        tr(0.5, "a1", "abroad1", 290_000),
+        tr(0.6, "a2", "abroad2", 290_000),
+    ]
+    [hit] = of(run(rapid, OWNED), Typology.RAPID_MOVEMENT)
+    assert (hit.subject, hit.amount, hit.accounts) == ("customer:c1", 580_000, ("a1", "a2"))
+    fan = [tr(i * 0.3, f"s{i}", "a1" if i % 2 else "a2", 200_000) for i in range(8)]
+    [hit] = of(run(fan, OWNED), Typology.FAN_IN)
+    assert (hit.subject, hit.counterparties) == ("customer:c1", 8)
+    assert of(run(fan, CASH), Typology.FAN_IN) == []
+    cycle = [
+        tr(0, "a1", "x", 500_000),
+        tr(1, "x", "y", 460_000),
+        tr(2, "y", "a2", 420_000),
+    ]
+    [hit] = of(run(cycle, OWNED), Typology.ROUND_TRIPPING)
+    assert (hit.subject, hit.account, hit.accounts) == ("customer:c1", "a2", ("a1", "a2"))
+    assert of(run(cycle, CASH), Typology.ROUND_TRIPPING) == []
+
+
+def test_large_transactions_and_dormancy_stay_per_account() -> None:
+    hits = run([tr(0, "cash", "a1", 1_200_000), tr(0, "cash", "a2", 1_300_000)], OWNED)
+    assert {(h.typology, h.subject, h.owner) for h in hits} == {
+        (Typology.LARGE_TRANSACTION, "account:a1", "a1"),
+        (Typology.LARGE_TRANSACTION, "account:a2", "a2"),
+    }
+
+
+def test_a_trial_copies_the_owners_views_and_adopting_it_keeps_them() -> None:
+    """A batch fed to a trial (monitor.py) sees the customer's view as the detectors hold it,
+    and leaves it unchanged until adopted."""
+    detectors = Detectors(info=lambda a: OWNED.get(a, AccountInfo()))
+    detectors.run([tr(0, "cash", "a1", 950_000), tr(1, "cash", "a2", 950_000)])
+    trial = detectors.trial(["cash", "a3"])
+    [hit] = trial.feed(tr(2, "cash", "a3", 950_000))
+    assert hit.subject == "customer:c1"
+    assert len(detectors._customers["c1"].moves) == 2  # unchanged until adopted
+    detectors.adopt(trial)
+    assert len(detectors._customers["c1"].moves) == 3
+    assert detectors.customers == 1
+
+
+def test_a_customers_view_is_bounded() -> None:
+    config = AmlConfig(customers_max=2, events_per_customer_max=3)
+    infos = {f"x{i}": AccountInfo(f"c{i % 4}") for i in range(8)}
+    detectors = Detectors(config, lambda a: infos.get(a, AccountInfo()))
+    for i in range(8):
+        for k in range(5):
+            detectors.feed(tr(i + k * 0.01, "ext", f"x{i}", 100))
+    assert detectors.customers == 2
+    assert all(len(v.moves) == 3 for v in detectors._customers.values())
+
+
 # -- the generator ------------------------------------------------------------------------
 
 
@@ -279,6 +411,34 @@ def test_the_generator_plants_each_typology_with_labels(small: sim.Simulation) -
     times = [t.at_us for t in small.transfers]
     assert times == sorted(times)
     assert all(t.amount > 0 and t.debit != t.credit for t in small.transfers)
+
+
+def test_the_generator_gives_every_account_an_owner_and_some_owners_several(
+    small: sim.Simulation,
+) -> None:
+    """Every monitored account has a customer; households own two accounts each; a split
+    structurer's deposits go to two or three accounts of its customer, fewer than three into
+    each, the label on one of them; no other customer owns several accounts."""
+    owned: dict[str, list[str]] = {}
+    for a in small.accounts:
+        assert (a.customer is not None) == a.monitored
+        if a.customer is not None:
+            owned.setdefault(a.customer, []).append(a.id)
+    households = [accs for c, accs in owned.items() if c.startswith("cus_h")]
+    assert households
+    assert all(len(accs) == 2 for accs in households)
+    split = {c: accs for c, accs in owned.items() if c.startswith("cus_s")}
+    assert split  # this seed has them (half the structurers, drawn)
+    near = [t for t in small.transfers if t.debit == "sys_cash" and 870_000 <= t.amount < 999_000]
+    for accounts in split.values():
+        assert 2 <= len(accounts) <= 3
+        assert len(set(accounts) & small.labels["structuring"]) == 1
+        into = [sum(1 for t in near if t.credit == a) for a in accounts]
+        assert sum(into) >= 3
+        assert max(into) < 3
+    assert {tuple(sorted(accs)) for accs in owned.values() if len(accs) > 1} == {
+        tuple(sorted(accs)) for accs in [*households, *split.values()]
+    }
 
 
 def test_the_generator_does_not_import_the_detectors() -> None:

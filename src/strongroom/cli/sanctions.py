@@ -200,8 +200,9 @@ def lists_(as_json: JsonOption = False, database_url: DbOption = None) -> None:
     for r in rows:
         if r.rescreened_at is None:
             typer.echo(
-                f"{r.source} version {r.version}: re-screening still owed (the next "
-                "`strongroom sanctions load` completes it)"
+                f"{r.source} version {r.version}: re-screening still owed (a running "
+                "server's job sanctions_rescreen completes it, as does the next "
+                "`strongroom sanctions load`)"
             )
 
 

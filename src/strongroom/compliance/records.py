@@ -25,9 +25,9 @@ both ways:
   an edit of its row is named).
 
 Memory is one entry per compliance object (customer, subject, dismissal, account profile,
-case), never per transfer. Not covered: `kyc_usage` (what the caps counted: recomputing it needs
-the ledger's transfers per customer and hour) and `aml_alerts` (the alerts' dedupe: a deleted row
-raises an alert again, nothing more).
+case), never per transfer. Not covered here: `kyc_usage` (what the caps counted: it is recounted
+from the ledger's transfers by its own control, controls/kyc_usage.py) and `aml_alerts` (the
+alerts' dedupe: a deleted row raises an alert again, nothing more).
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ def controls_service(
         verify_audit=lambda say: audit.verify(progress=say),
         past_retention=past_retention,
         record_leaves=audit.record_leaves,
+        kyc_limits=settings.kyc_limits,
     )
     return ControlsService(engine, sources, thresholds(settings), audit=audit, events=events)
 

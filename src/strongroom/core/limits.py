@@ -300,3 +300,8 @@ assert SCREENING_PAYEE_NAMES_PER_BATCH_MAX <= BATCH_TRANSFERS_MAX
 # in memory while it reads them).
 AML_SCAN_PAGE_TRANSFERS: Final = PAGE_SIZE_MAX
 AML_WARM_TRANSFERS_MAX: Final = 200_000
+# The KYC usage control (compliance/controls/kyc_usage.py) holds at most this many recounted
+# (customer, asset, hour) buckets in memory per pass over the window's transfers (about 200 bytes
+# each); more buckets stored than that, and it makes more passes, each over a share of the
+# customers.
+KYC_USAGE_CHECK_BUCKETS_MAX: Final = 250_000

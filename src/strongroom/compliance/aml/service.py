@@ -21,8 +21,11 @@ Whether an account is exempt and its jurisdiction come from its AML profile, whi
 compliance sets (compliance/aml/profiles.py), never from its metadata: the sink reads the
 profiles of each batch's accounts in the batch's transaction.
 
-Both dedupe through `aml_alerts`: one alert per account and typology per window (the hit's
-time rounded down to the typology's window), whichever raised it first."""
+Both dedupe through `aml_alerts`: one alert per owner and typology per window (the hit's time
+rounded down to the typology's window), whichever raised it first. The owner is the account,
+or for the typologies judged per customer as well (typologies.CUSTOMER_TYPOLOGIES) the
+customer who owns it: its accounts' hits and its customer hits raise one alert between them.
+The key's `account_id` column then holds the customer's id."""
 
 from __future__ import annotations
 
@@ -73,12 +76,14 @@ class ScanReport:
 
 
 def alert_of(hit: Hit) -> Alert:
-    """The case an alert opens: kind `aml_<typology>`, about `account:<id>`, the transfer ids,
-    amount and window as evidence (ids and amounts only). No `transfer_id`: one transfer may
-    raise alerts on both its accounts, and a case names a transfer once per kind."""
+    """The case an alert opens: kind `aml_<typology>`, about `account:<id>` (or, for a hit
+    across a customer's accounts, `customer:<id>`, the accounts named in the evidence), the
+    transfer ids, amount and window as evidence (ids and amounts only). No `transfer_id`: one
+    transfer may raise alerts on both its accounts, and a case names a transfer once per
+    kind."""
     return Alert(
         kind=f"{KIND_PREFIX}{hit.typology.value}",
-        subject=f"account:{hit.account}",
+        subject=hit.subject,
         evidence=hit.evidence(),
         code=hit.typology.value,
     )
@@ -191,7 +196,8 @@ class AmlService:
     # -- alerts -----------------------------------------------------------------------------
 
     def raise_hits(self, uow: UnitOfWork, hits: Sequence[tuple[str, Hit]]) -> list[store.AlertKey]:
-        """Open a case for each hit whose (account, typology, window) has none yet, in `uow`."""
+        """Open a case for each hit whose (owner, typology, window) has none yet, in `uow`:
+        the owner is the customer for a hit that names one (Hit.owner), else the account."""
         tenants = self.ledger.ledger_tenants(sorted({ledger for ledger, _ in hits}), uow=uow)
         fresh: dict[store.AlertKey, Hit] = {}
         for ledger_id, hit in hits:
@@ -200,7 +206,7 @@ class AmlService:
                 continue
             window = self.config.window_of(hit.typology)
             key = store.AlertKey(
-                tenant, hit.account, hit.typology.value, hit.at_us // window * window
+                tenant, hit.owner, hit.typology.value, hit.at_us // window * window
             )
             fresh.setdefault(key, hit)
         now = self.clock.now_us()

@@ -20,6 +20,14 @@ sweeps right after payday, refunds (money back to where it came from in two hops
 remittances abroad (some to high-risk jurisdictions, small), near-threshold one-off purchases,
 and rarely used accounts that wake up for small amounts.
 
+Owners: every monitored account has a customer. Most own one account; HOUSEHOLD_PCT of the
+persons are paired into customers of two accounts, each living its own life (a hard negative
+for looking at a customer's accounts together); and SPLIT_SHARE of the planted structurers
+spread their deposits over two or three accounts of theirs (the other ones drawn from the
+persons living normally), so that no account receives three (FATF: smurfing over several
+accounts). The owners are drawn with their own generator: the transfers are those drawn
+without them, but for the accounts that split deposits are paid into.
+
 Seeded and deterministic: the same (accounts, seed, days) gives the same rows."""
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import csv
 import itertools
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -56,6 +64,8 @@ TYPOLOGIES: Final = (
 # activity), so that a monitor judging behaviour against an account's own past has a past.
 RUN_IN_DAYS: Final = 40
 PLANTED_PER_10K: Final = 10  # accounts planted per typology per 10,000 accounts (at least 2)
+HOUSEHOLD_PCT: Final = 10  # persons paired into customers of two accounts
+SPLIT_SHARE: Final = 0.5  # planted structurers who spread their deposits over their accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,7 @@ class SimAccount:
     role: str  # person, employer, merchant, luxury_merchant, cash, foreign, client
     jurisdiction: str
     monitored: bool
+    customer: str | None = None  # its owner, when known (several accounts may share one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +171,15 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     # Dormant accounts are quiet by construction: they do not live the normal life below.
     quiet = set(planted["dormant_reactivation"])
     normal = [p for p in persons if p not in quiet]
+    # Owners, from their own generator (the transfers below are drawn as without them).
+    owners_rng = random.Random(seed * 7_919 + 1)
+    owner: dict[str, str] = {}
+    paired = owners_rng.sample(persons, len(persons) * HOUSEHOLD_PCT // 200 * 2)
+    for k in range(0, len(paired), 2):
+        owner[paired[k]] = owner[paired[k + 1]] = f"cus_h{k // 2:05d}"
+    taken = {a for accs in planted.values() for a in accs} | set(paired)
+    free = [p for p in normal if p not in taken]  # a structurer's other accounts
+    owners_rng.shuffle(free)
 
     # -- normal life ----------------------------------------------------------------------
     employer_of = {p: rng.choice(employers) for p in normal}
@@ -253,10 +273,17 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
     # -- planted typologies -----------------------------------------------------------------
     active = normal
     # Structuring (FATF smurfing): 3 to 6 cash deposits just under the threshold in days.
-    for acc in planted["structuring"]:
+    # Some spread them over two or three accounts of theirs, fewer than three into each.
+    for n, acc in enumerate(planted["structuring"]):
         start = rng.uniform(RUN_IN_DAYS, days - 15)
-        for i in range(rng.randint(3, 6)):
-            b.pay(b.at(start + i * rng.uniform(0.5, 2)), cash, acc, b.money(870_000, 999_000))
+        count = rng.randint(3, 6)
+        group = [acc]
+        if owners_rng.random() < SPLIT_SHARE:
+            group += [free.pop() for _ in range(-(-count // 2) - 1)]
+            owner.update(dict.fromkeys(group, f"cus_s{n:03d}"))
+        for i in range(count):
+            at_us = b.at(start + i * rng.uniform(0.5, 2))
+            b.pay(at_us, cash, group[i % len(group)], b.money(870_000, 999_000))
     # Rapid movement: a large sum in and nearly all of it out again within hours.
     for acc in planted["rapid_movement"]:
         at_us = b.at(rng.uniform(RUN_IN_DAYS, days - 5))
@@ -334,6 +361,13 @@ def simulate(accounts: int, seed: int, days: int = 240) -> Simulation:
         else:
             b.pay(b.at(rng.uniform(RUN_IN_DAYS, days)), acc, rng.choice(clients), amount)
 
+    # Every monitored account has an owner: its own customer unless drawn above.
+    sim_accounts = [
+        replace(a, customer=owner.get(a.id, f"cus_{a.id.removeprefix('acc_')}"))
+        if a.monitored
+        else a
+        for a in sim_accounts
+    ]
     b.rows.sort()
     transfers = [
         SimTransfer(f"tr_sim{i:09d}", at_us, debit, credit, amount)
@@ -366,7 +400,8 @@ def _paths(out: Path) -> tuple[Path, Path]:
 
 def write(sim: Simulation, out: Path) -> list[Path]:
     """The transfers to `out` (.csv or .parquet), the accounts and the labels beside it
-    (`<stem>.accounts.csv`, `<stem>.labels.csv`: account, typology)."""
+    (`<stem>.accounts.csv`: account, role, jurisdiction, monitored, customer;
+    `<stem>.labels.csv`: account, typology)."""
     accounts_path, labels_path = _paths(out)
     columns = ["id", "at_us", "debit", "credit", "amount", "asset", "ledger"]
     if out.suffix == ".parquet":
@@ -394,9 +429,9 @@ def write(sim: Simulation, out: Path) -> list[Path]:
                 w.writerow([t.id, t.at_us, t.debit, t.credit, t.amount, t.asset, t.ledger])
     with accounts_path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["account", "role", "jurisdiction", "monitored"])
+        w.writerow(["account", "role", "jurisdiction", "monitored", "customer"])
         for a in sim.accounts:
-            w.writerow([a.id, a.role, a.jurisdiction, int(a.monitored)])
+            w.writerow([a.id, a.role, a.jurisdiction, int(a.monitored), a.customer or ""])
     with labels_path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["account", "typology"])

@@ -13,6 +13,9 @@ from strongroom.db.uow import UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class AlertKey:
+    """An alert's dedupe. `account_id`: the hit's owner (typologies.Hit.owner), the account or,
+    for the typologies judged per customer, the customer's id."""
+
     tenant_id: str
     account_id: str
     typology: str

@@ -5,11 +5,27 @@ Each detector is fed transfer by transfer (`Detectors.feed`), in the order they 
 answers the hits that transfer completes. The batch job over history feeds the same object
 the same stream (`Detectors.run`): one code path, so a scan and the live sink agree.
 
+A customer's accounts are also looked at together (`AccountInfo.customer`): the typologies
+that splitting money over several accounts of one customer would evade (CUSTOMER_TYPOLOGIES:
+structuring, rapid movement, fan-in, fan-out, high-risk jurisdictions, round-tripping) are
+judged on the customer's view as well, the movements of all of its monitored accounts with
+anyone but itself (a transfer between two of its own accounts is not in the view). A hit of
+the view counts only when it spans two accounts or more (else the account's own hit says the
+same); it then replaces the accounts' own hits of that typology in that feed, and every hit of
+these typologies on a customer's account names the customer (`Hit.customer`), so the alerts
+are deduped per customer: one alert for the activity, never one per account plus one for the
+customer. Large transactions (one movement) and dormant reactivation (an account's own
+silence) stay per account.
+
 State is bounded: per account a deque of its recent movements (at most
 `AmlConfig.events_per_account_max`, none older than the longest window), a bounded set of
 provenance marks for round-tripping, and the time it was last seen; at most
 `AmlConfig.accounts_max` accounts are kept, the least recently active evicted first (an
 evicted account's history starts again: a detector may then miss what spans the eviction).
+Per customer the same (`events_per_customer_max`, `customers_max`), with the accounts seen in
+its view (at most CUSTOMER_ACCOUNTS_MAX, the least recently active dropped first); a view is
+judged only while two of its accounts or more moved within the longest window, so a customer
+with one account costs one more deque push per movement.
 """
 
 from __future__ import annotations
@@ -17,13 +33,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
 US_PER_DAY: Final = 86_400 * 1_000_000
 US_PER_HOUR: Final = 3_600 * 1_000_000
 EVIDENCE_TRANSFERS_MAX: Final = 20  # transfer ids named in one hit's evidence
+EVIDENCE_ACCOUNTS_MAX: Final = 20  # account ids named in a customer hit's evidence
+CUSTOMER_ACCOUNTS_MAX: Final = 64  # accounts a customer's view remembers (the most recent)
 
 
 class Typology(StrEnum):
@@ -35,6 +53,22 @@ class Typology(StrEnum):
     DORMANT_REACTIVATION = "dormant_reactivation"
     HIGH_RISK_JURISDICTION = "high_risk_jurisdiction"
     LARGE_TRANSACTION = "large_transaction"
+
+
+# Judged per customer as well as per account: what splitting over a customer's accounts evades
+# (a count, a total or a number of counterparties under its threshold in each account; money
+# back at another account of its origin's owner). Not large transactions (one movement: a
+# split one is structuring) nor dormant reactivation (an account's own silence).
+CUSTOMER_TYPOLOGIES: Final = frozenset(
+    {
+        Typology.STRUCTURING,
+        Typology.RAPID_MOVEMENT,
+        Typology.FAN_IN,
+        Typology.FAN_OUT,
+        Typology.HIGH_RISK_JURISDICTION,
+        Typology.ROUND_TRIPPING,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +156,8 @@ class AmlConfig:
     # Bounds of the state.
     events_per_account_max: int = 512
     accounts_max: int = 1_000_000
+    events_per_customer_max: int = 1_024  # a customer's view holds all of its accounts' moves
+    customers_max: int = 1_000_000
 
     def of(self, asset: str) -> AssetLimits:
         return self.limits.get(asset, self.default_limits)
@@ -154,7 +190,11 @@ class AmlConfig:
 @dataclass(frozen=True, slots=True)
 class Hit:
     """A detector's finding: `account` showed `typology` in [window_start_us, at_us]; `score`
-    ranks hits of one typology (larger: more suspicious), `amount` the money involved."""
+    ranks hits of one typology (larger: more suspicious), `amount` the money involved.
+
+    `customer`: the account's owner, on a hit of CUSTOMER_TYPOLOGIES (the alert's dedupe is
+    then the customer's). `accounts`: a customer hit's accounts (two or more; `account` is the
+    one whose movement completed it); empty on an account's own hit."""
 
     typology: Typology
     account: str
@@ -165,9 +205,26 @@ class Hit:
     amount: int
     transfer_ids: tuple[str, ...]
     counterparties: int = 0
+    customer: str | None = None
+    accounts: tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        """What the alert is about: `customer:<id>` for a customer hit, else `account:<id>`."""
+        if self.accounts:
+            assert self.customer is not None, "a customer hit names its customer"
+            return f"customer:{self.customer}"
+        return f"account:{self.account}"
+
+    @property
+    def owner(self) -> str:
+        """Whose activity it is, for the dedupe: the customer's id when the hit names one (a
+        customer's accounts raise one alert per typology and window between them), else the
+        account's."""
+        return self.account if self.customer is None else self.customer
 
     def evidence(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "typology": self.typology.value,
             "asset": self.asset,
             "amount": self.amount,
@@ -177,6 +234,10 @@ class Hit:
             "counterparties": self.counterparties,
             "score": round(self.score, 4),
         }
+        if self.accounts:
+            out["customer"] = self.customer
+            out["accounts"] = list(self.accounts[:EVIDENCE_ACCOUNTS_MAX])
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +248,7 @@ class _Move:
     amount: int
     asset: str
     transfer_id: str
+    account: str = ""  # in a customer's view: which of its accounts moved ("" in an account's)
 
 
 @dataclass(slots=True)
@@ -209,19 +271,37 @@ class _Account:
     last_seen_us: int | None = None
     woke_at_us: int | None = None  # when a dormant account moved again
     fan_hit_at_us: list[int | None] = field(default_factory=lambda: [None, None])  # out, in
+    # A customer's view only: its accounts seen within the longest window, by when last seen
+    # (least recent first).
+    members: OrderedDict[str, int] | None = None
+
+    def copy(self) -> _Account:
+        """A copy to feed what may still roll back (marks are replaced, never changed in place,
+        so the copy shares them)."""
+        return _Account(
+            deque(self.moves, maxlen=self.moves.maxlen),
+            list(self.marks),
+            self.last_seen_us,
+            self.woke_at_us,
+            list(self.fan_hit_at_us),
+            None if self.members is None else OrderedDict(self.members),
+        )
 
 
 AccountsOf = Callable[[str], AccountInfo]
 
 
 class Detectors:
-    """All typologies over one stream. `info(account)` tells an account's jurisdiction and
-    whether it is monitored (default: every account monitored, no jurisdiction)."""
+    """All typologies over one stream. `info(account)` tells an account's owner, its
+    jurisdiction and whether it is monitored (default: every account monitored, no owner, no
+    jurisdiction)."""
 
     def __init__(self, config: AmlConfig | None = None, info: AccountsOf | None = None) -> None:
         self.config = config or AmlConfig()
         self.info: AccountsOf = info or (lambda _account: NO_INFO)
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
+        self._customers: OrderedDict[str, _Account] = OrderedDict()  # the customers' views
+        self._window_max_us = self.config.window_max_us  # read at every push
         self.fed = 0
         self.evicted = 0
 
@@ -251,14 +331,25 @@ class Detectors:
                     hits.append(hit)
         # Round-tripping follows the money before the receiver's state changes.
         if credit_info.monitored or debit_info.monitored:
-            hits.extend(self._round_trip(t, sender, receiver, credit_info.monitored))
+            hits.extend(self._round_trip(t, sender, receiver, credit_info))
         self._push(sender, out)
         self._push(receiver, into)
         if debit_info.monitored:
             hits.extend(self._on_out(t.debit, sender, t, credit_info))
         if credit_info.monitored:
             hits.extend(self._on_in(t.credit, receiver, t, debit_info))
-        return hits
+        # The customers' views: a movement between two accounts of one customer is none.
+        payer = debit_info.customer if debit_info.monitored else None
+        payee = credit_info.customer if credit_info.monitored else None
+        if payer is not None and payer == payee:
+            return _owned(hits, t, payer, payee)
+        if payer is not None:
+            moved = _Move(t.at_us, False, t.credit, t.amount, t.asset, t.id, t.debit)
+            hits.extend(self._on_view(payer, moved, t, credit_info))
+        if payee is not None:
+            moved = _Move(t.at_us, True, t.debit, t.amount, t.asset, t.id, t.credit)
+            hits.extend(self._on_view(payee, moved, t, debit_info))
+        return _owned(hits, t, payer, payee)
 
     def _account(self, account_id: str) -> _Account:
         acc = self._accounts.get(account_id)
@@ -272,8 +363,22 @@ class Detectors:
             self._accounts.move_to_end(account_id)
         return acc
 
+    def _view(self, customer: str) -> _Account:
+        view = self._customers.get(customer)
+        if view is None:
+            view = _Account(
+                deque(maxlen=self.config.events_per_customer_max), members=OrderedDict()
+            )
+            self._customers[customer] = view
+            if len(self._customers) > self.config.customers_max:
+                self._customers.popitem(last=False)
+                self.evicted += 1
+        else:
+            self._customers.move_to_end(customer)
+        return view
+
     def _push(self, acc: _Account, move: _Move) -> None:
-        horizon = move.at_us - self.config.window_max_us
+        horizon = move.at_us - self._window_max_us
         moves = acc.moves
         while moves and moves[0].at_us < horizon:
             moves.popleft()
@@ -284,42 +389,79 @@ class Detectors:
     def accounts(self) -> int:
         return len(self._accounts)
 
+    @property
+    def customers(self) -> int:
+        return len(self._customers)
+
+    # -- a customer's view ----------------------------------------------------------------------
+
+    def _on_view(self, customer: str, move: _Move, t: Posted, other: AccountInfo) -> list[Hit]:
+        """Push `move` (of one of `customer`'s accounts, with someone else) into the customer's
+        view, and answer the view's hits that span two of its accounts or more, once two of
+        them moved within the longest window (one account alone: its own hits say it all)."""
+        view = self._view(customer)
+        self._push(view, move)
+        members = view.members
+        assert members is not None, "a customer's view keeps its accounts"
+        members[move.account] = move.at_us
+        members.move_to_end(move.account)
+        horizon = move.at_us - self._window_max_us
+        while members and next(iter(members.values())) < horizon:
+            members.popitem(last=False)
+        while len(members) > CUSTOMER_ACCOUNTS_MAX:
+            members.popitem(last=False)
+        if len(members) < 2:
+            return []
+        if move.inbound:
+            found = self._on_in(move.account, view, t, other, view=True)
+        else:
+            found = self._on_out(move.account, view, t, other, view=True)
+        return [replace(h, customer=customer) for h in found]
+
     # -- trials (compliance/aml/monitor.py: movements that may still roll back) ---------------
 
     def trial(self, accounts: Iterable[str]) -> Detectors:
-        """Detectors holding a copy of `accounts`' state only (all that a movement between two
-        of them reads or writes), to feed what may still roll back without changing this
-        one; `adopt` takes its state once that has committed. Marks are replaced, never
-        changed in place, so the copy shares them."""
+        """Detectors holding a copy of `accounts`' state only, and of their owners' views (all
+        that a movement between two of them reads or writes), to feed what may still roll back
+        without changing this one; `adopt` takes its state once that has committed."""
         copy = Detectors(self.config, self.info)
         for account_id in accounts:
             acc = self._accounts.get(account_id)
             if acc is not None:
-                copy._accounts[account_id] = _Account(
-                    deque(acc.moves, maxlen=acc.moves.maxlen),
-                    list(acc.marks),
-                    acc.last_seen_us,
-                    acc.woke_at_us,
-                    list(acc.fan_hit_at_us),
-                )
+                copy._accounts[account_id] = acc.copy()
+            customer = self.info(account_id).customer
+            if customer is not None and customer not in copy._customers:
+                view = self._customers.get(customer)
+                if view is not None:
+                    copy._customers[customer] = view.copy()
         return copy
 
     def adopt(self, trial: Detectors) -> None:
-        """Take each account's state from `trial` (made by `trial`, fed since), as though this
-        one had been fed what it was; the caller makes sure nothing else was fed meanwhile.
-        The least recently active accounts are evicted past `accounts_max`, after the batch
-        rather than during it."""
+        """Take each account's state (and each customer's view) from `trial` (made by `trial`,
+        fed since), as though this one had been fed what it was; the caller makes sure nothing
+        else was fed meanwhile. The least recently active accounts and customers are evicted
+        past their bounds, after the batch rather than during it."""
         for account_id, acc in trial._accounts.items():
             self._accounts[account_id] = acc
             self._accounts.move_to_end(account_id)
+        for customer, view in trial._customers.items():
+            self._customers[customer] = view
+            self._customers.move_to_end(customer)
         while len(self._accounts) > self.config.accounts_max:
             self._accounts.popitem(last=False)
+            self.evicted += 1
+        while len(self._customers) > self.config.customers_max:
+            self._customers.popitem(last=False)
             self.evicted += 1
         self.fed += trial.fed
 
     # -- per direction ----------------------------------------------------------------------
 
-    def _on_in(self, account: str, acc: _Account, t: Posted, sender: AccountInfo) -> list[Hit]:
+    def _on_in(
+        self, account: str, acc: _Account, t: Posted, sender: AccountInfo, *, view: bool = False
+    ) -> list[Hit]:
+        """The hits a movement into `account` completes; `view`: `acc` is its owner's view
+        (no large transaction, and only the hits that span two accounts or more)."""
         cfg = self.config
         lim = cfg.of(t.asset)
         hits: list[Hit] = []
@@ -343,15 +485,20 @@ class Detectors:
                 total = sum(m.amount for m in near)
                 score = split * (split / total)
                 hits.append(_hit(Typology.STRUCTURING, account, t, near, score, total, len(near)))
-        hits.extend(self._fan(account, acc, t, inbound=True))  # funded: fan-out may rise too
+        hits.extend(self._fan(account, acc, t, inbound=True, view=view))  # fan-out may rise too
         hits.extend(self._jurisdiction(account, acc, t, sender))
+        if view:
+            return [h for h in hits if len(h.accounts) >= 2]
         if t.amount >= lim.large_threshold:
             hits.append(
                 _hit(Typology.LARGE_TRANSACTION, account, t, [], float(t.amount), t.amount, 1)
             )
         return hits
 
-    def _on_out(self, account: str, acc: _Account, t: Posted, receiver: AccountInfo) -> list[Hit]:
+    def _on_out(
+        self, account: str, acc: _Account, t: Posted, receiver: AccountInfo, *, view: bool = False
+    ) -> list[Hit]:
+        """The hits a movement out of `account` completes (`view`: as in _on_in)."""
         cfg = self.config
         lim = cfg.of(t.asset)
         hits: list[Hit] = []
@@ -385,8 +532,10 @@ class Detectors:
                 hits.append(
                     _hit(Typology.RAPID_MOVEMENT, account, t, ins + outs, score, passed, sides)
                 )
-        hits.extend(self._fan(account, acc, t, inbound=False))  # sent on: fan-in may rise too
+        hits.extend(self._fan(account, acc, t, inbound=False, view=view))  # fan-in may rise too
         hits.extend(self._jurisdiction(account, acc, t, receiver))
+        if view:
+            return [h for h in hits if len(h.accounts) >= 2]
         if t.amount >= lim.large_threshold:
             hits.append(
                 _hit(Typology.LARGE_TRANSACTION, account, t, [], float(t.amount), t.amount, 1)
@@ -395,7 +544,9 @@ class Detectors:
 
     # -- typologies ---------------------------------------------------------------------------
 
-    def _fan(self, account: str, acc: _Account, t: Posted, *, inbound: bool) -> list[Hit]:
+    def _fan(
+        self, account: str, acc: _Account, t: Posted, *, inbound: bool, view: bool = False
+    ) -> list[Hit]:
         """Fan-in and fan-out after a movement of the account (`inbound`: it came in; that
         side's hit first): distinct counterparties of at least fan_amount_min on a side in the
         window. Both sides are looked at on every movement (money sent on after a fan-in raises
@@ -411,7 +562,10 @@ class Detectors:
           paid by many clients has new ones every week, and as many in the weeks before;
         - the share of the total matched by the other side in the window (collected and sent
           on, or funded just before and sent out), 0.3;
-        - the share of round amounts (AMLworld: "large or rounded amounts"), 0.2."""
+        - the share of round amounts (AMLworld: "large or rounded amounts"), 0.2.
+
+        In a customer's view (`view`) a hit that spans one account only is dropped before it
+        counts as raised (the account's own look raised it)."""
         cfg = self.config
         lim = cfg.of(t.asset)
         if t.amount < lim.fan_amount_min:
@@ -466,9 +620,12 @@ class Detectors:
             per_window = len(usual[side]) * cfg.fan_window_us / cfg.fan_lookback_us
             surge = max(0.0, len(parties - seen[side]) - per_window) / len(parties)
             score = 10 * (0.5 * surge + 0.3 * matched + 0.2 * rounded) + math.log10(total) / 20
-            acc.fan_hit_at_us[side] = t.at_us
             typology = Typology.FAN_IN if side else Typology.FAN_OUT
-            hits.append(_hit(typology, account, t, moves, score, total, len(parties)))
+            hit = _hit(typology, account, t, moves, score, total, len(parties))
+            if view and len(hit.accounts) < 2:
+                continue
+            acc.fan_hit_at_us[side] = t.at_us
+            hits.append(hit)
         return hits
 
     def _jurisdiction(
@@ -507,15 +664,20 @@ class Detectors:
         return _hit(Typology.DORMANT_REACTIVATION, account, t, moves, float(total), total, 1)
 
     def _round_trip(
-        self, t: Posted, sender: _Account, receiver: _Account, receiver_monitored: bool
+        self, t: Posted, sender: _Account, receiver: _Account, receiver_info: AccountInfo
     ) -> list[Hit]:
         """Money followed along transfers of at least round_trip_amount_min: a transfer out
         of X marks its receiver with (origin X, hops 1); a receiver passing money on within
         the window carries its marks one hop further. Money reaching its own origin after
         hops_min..hops_max hops within the window is a round trip (a refund, 2 hops, is not).
         A hop carries a mark only when it moves about what the last hop did (the same money
-        passed on). Ranked by the share of the first hop's amount that came back."""
+        passed on). Ranked by the share of the first hop's amount that came back.
+
+        Money back at another account of its origin's owner is a round trip too (a customer
+        hit naming both accounts), and is followed no further, as money back at its origin."""
         cfg = self.config
+        receiver_monitored = receiver_info.monitored
+        owner = receiver_info.customer if receiver_monitored else None
         if t.amount < cfg.of(t.asset).round_trip_amount_min:
             return []
         since = t.at_us - cfg.round_trip_window_us
@@ -535,24 +697,33 @@ class Detectors:
             ):
                 carried.append(m)
         sender.marks = live
+        home: set[str] = {t.credit}  # the origins this movement brings money back to
+        if owner is not None:
+            home.update(
+                m.origin
+                for m in carried
+                if m.origin != t.credit and self.info(m.origin).customer == owner
+            )
         for mark in carried:
-            if mark.origin == t.credit:
+            if mark.origin in home:
                 hops = mark.hops + 1
                 if hops >= cfg.round_trip_hops_min and receiver_monitored:
                     # What came back, and how much of what left it is.
                     kept = t.amount / mark.first_amount
+                    sibling = mark.origin != t.credit
                     hits.append(
                         Hit(
                             Typology.ROUND_TRIPPING, t.credit, t.asset, t.at_us, mark.at_us,
                             min(kept, 1.0) * 10 + math.log10(t.amount) / 20, t.amount,
-                            (*mark.path, t.id), hops,
+                            (*mark.path, t.id), hops, owner if sibling else None,
+                            tuple(sorted((mark.origin, t.credit))) if sibling else (),
                         )
                     )  # fmt: skip
         marks = [m for m in receiver.marks if m.at_us >= since]
         new = [
             _Mark(m.origin, m.at_us, m.hops + 1, t.amount, t.asset, (*m.path, t.id), m.first_amount)
             for m in carried
-            if m.origin != t.credit
+            if m.origin not in home
         ]
         new.append(_Mark(t.debit, t.at_us, 1, t.amount, t.asset, (t.id,), t.amount))
         marks.extend(new)
@@ -588,7 +759,43 @@ def _hit(
     # The evidence names the newest transfers involved, at most EVIDENCE_TRANSFERS_MAX.
     recent = [m.transfer_id for m in moves[-EVIDENCE_TRANSFERS_MAX:]]
     ids = tuple(dict.fromkeys([*recent, t.id]))[-EVIDENCE_TRANSFERS_MAX:]
-    return Hit(typology, account, t.asset, t.at_us, start, score, amount, ids, counterparties)
+    # A customer's view: every account of the moves (an account's moves name none).
+    accounts = tuple(sorted({m.account for m in moves})) if moves and moves[0].account else ()
+    return Hit(
+        typology, account, t.asset, t.at_us, start, score, amount, ids, counterparties,
+        None, accounts,
+    )  # fmt: skip
+
+
+def _owned(hits: list[Hit], t: Posted, payer: str | None, payee: str | None) -> list[Hit]:
+    """`hits` of one movement with their owners named: an account's hit of CUSTOMER_TYPOLOGIES
+    names the customer who owns the account (`payer` owns the debited one, `payee` the credited
+    one, each when monitored), and is dropped when a customer hit of that typology and customer
+    was raised by the same movement (it spans that account's movements and more)."""
+    if not hits or (payer is None and payee is None):
+        return hits
+    owners = {t.debit: payer, t.credit: payee}
+    joint = {(h.customer, h.typology) for h in hits if h.accounts}
+    out: list[Hit] = []
+    for h in hits:
+        owner = owners.get(h.account)
+        if h.accounts or owner is None or h.typology not in CUSTOMER_TYPOLOGIES:
+            out.append(h)
+        elif (owner, h.typology) not in joint:
+            out.append(replace(h, customer=owner))
+    return out
+
+
+def best_per_owner(hits: Iterable[Hit]) -> dict[Typology, dict[str, Hit]]:
+    """Each typology's hits reduced to one per owner (`Hit.owner`: the customer for the
+    typologies judged per customer, else the account), its highest score: one alert each, as
+    the monitor's dedupe raises them."""
+    out: dict[Typology, dict[str, Hit]] = {t: {} for t in Typology}
+    for h in hits:
+        best = out[h.typology].get(h.owner)
+        if best is None or h.score > best.score:
+            out[h.typology][h.owner] = h
+    return out
 
 
 def best_per_account(hits: Iterable[Hit]) -> dict[Typology, dict[str, Hit]]:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from strongroom.audit.verify import VerifyReport
 from strongroom.compliance import records
 from strongroom.compliance.controls import store
+from strongroom.compliance.controls.kyc_usage import check_usage
 from strongroom.compliance.controls.model import ControlResult, Finding, Outcome, Scope
 from strongroom.compliance.controls.scan import scan_card_numbers
 from strongroom.core import clock
@@ -45,6 +46,8 @@ class Sources:
     list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
     # AuditLog.record_leaves: the compliance records are replayed against their leaves.
     record_leaves: records.RecordLeaves | None = None
+    # STRONGROOM_KYC_LIMITS: the KYC caps count usage (kyc_usage), which is then recounted.
+    kyc_limits: bool = False
 
 
 Control = Callable[[Sources, Thresholds, int, Progress], ControlResult]
@@ -282,6 +285,51 @@ def compliance_records_audited(
     return r
 
 
+def kyc_usage_counted(src: Sources, th: Thresholds, now_us: int, say: Progress) -> ControlResult:
+    del th
+    r = ControlResult(
+        "kyc_usage_counted",
+        "The KYC usage counters hold what the ledger's payments took",
+        Outcome.PASS,
+        "",
+    )
+    if not src.kyc_limits:
+        r.outcome = Outcome.NOT_APPLICABLE
+        r.summary = "the KYC limits are off (STRONGROOM_KYC_LIMITS): no usage is counted"
+        return r
+    found = check_usage(src.engine, now_us, lambda w: r.add(Finding(w.detail(), w.tenant_id)), say)
+    hours = found.until_hour - found.since_hour + 1
+    r.facts = {
+        "since": clock.format_us(found.since_hour * HOUR_US),
+        "hours": hours,
+        "payments": found.payments,
+        "buckets": found.buckets,
+        "passes": found.passes,
+    }
+    r.shared_facts = ("since", "hours")
+    if found.overflow:
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            "the ledger's payments fill more usage buckets than twice those stored: counters "
+            "deleted, or payments posted without the KYC limits"
+        )
+        r.add(Finding({"problem": "more usage in the ledger than in the counters"}))
+    elif found.first is not None:
+        w = found.first
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            f"{r.found} usage bucket(s) below what the ledger's payments took; the first: "
+            f"customer {w.customer_id}, {w.asset}, hour {w.detail()['hour']}: {w.stored} "
+            f"stored, {w.counted} taken"
+        )
+    else:
+        r.summary = (
+            f"{found.buckets} usage buckets of the last {hours} hours hold at least what the "
+            f"ledger's {found.payments} transfers of the window took from customers"
+        )
+    return r
+
+
 CONTROLS: Final[tuple[Control, ...]] = (
     card_numbers_in_clear,
     keys_rotated,
@@ -291,4 +339,5 @@ CONTROLS: Final[tuple[Control, ...]] = (
     sanctions_lists_fresh,
     customers_within_retention,
     compliance_records_audited,
+    kyc_usage_counted,
 )

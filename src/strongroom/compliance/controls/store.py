@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from strongroom.db.query import sql
+from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
 
 
@@ -192,6 +192,92 @@ def stream_rows(
             rows = cur.fetchmany(batch_rows)
             if not rows:
                 return
+            yield rows
+    finally:
+        cur.close()
+
+
+# -- the KYC usage counters against the ledger (kyc_usage.py) ---------------------------------
+
+
+def kyc_usage_span(uow: UnitOfWork, since_hour: int) -> tuple[int | None, int]:
+    """The earliest hour of any stored usage bucket (None: none is stored), and how many
+    buckets start at or after `since_hour`."""
+    cur = uow.cursor()
+    cur.execute("SELECT MIN(hour) FROM kyc_usage")
+    first = cur.fetchone()[0]
+    cur.execute(sql(uow, "SELECT COUNT(*) FROM kyc_usage WHERE hour >= ?"), (since_hour,))
+    return (None if first is None else int(first)), int(cur.fetchone()[0])
+
+
+def kyc_usage_rows(
+    uow: UnitOfWork, since_hour: int, until_hour: int, batch_rows: int
+) -> Iterator[tuple[str, str, str, int, Any]]:
+    """(tenant, customer, asset, hour, amount as stored) of the buckets of the hours
+    [since_hour, until_hour], in that order, read `batch_rows` at a time."""
+    query = (
+        "SELECT tenant_id, customer_id, asset, hour, amount FROM kyc_usage "
+        "WHERE hour >= ? AND hour <= ? ORDER BY tenant_id, customer_id, asset, hour"
+    )
+    for rows in _stream(uow, query, (since_hour, until_hour), batch_rows, "kyc_usage"):
+        for tenant, customer, asset, hour, amount in rows:
+            yield str(tenant), str(customer), str(asset), int(hour), amount
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A transfer that may have taken money out of customers (action `transfer`, pending or
+    not), with its single debit account's ledger, asset and owner when it has one (else
+    `legs`, the JSON of its legs)."""
+
+    ledger_id: str
+    tenant_id: str
+    amount: Any  # as stored (ledger.model: from_stored_int)
+    legs: str | None
+    created_at: int
+    debit_ledger_id: str | None
+    debit_asset: str | None
+    debit_owner: str | None
+
+
+def payments_newest_first(uow: UnitOfWork, action: int, batch_rows: int) -> Iterator[Payment]:
+    """The ledger's transfers of `action`, newest first by sequence (the caller stops once they
+    are older than it needs: no index on the creation time), with their ledger's tenant and
+    their debit account's ledger, asset and owner."""
+    query = (
+        "SELECT t.ledger_id, l.tenant_id, t.amount, t.legs, t.created_at, a.ledger_id, "
+        "a.asset, a.customer_id FROM transfers t JOIN ledgers l ON l.id = t.ledger_id "
+        "LEFT JOIN accounts a ON a.id = t.debit_account_id WHERE t.action = ? "
+        "ORDER BY t.seq DESC"
+    )
+    for rows in _stream(uow, query, (action,), batch_rows, "kyc_payments"):
+        for r in rows:
+            yield Payment(str(r[0]), str(r[1]), r[2], r[3], int(r[4]), r[5], r[6], r[7])
+
+
+def account_owners(
+    uow: UnitOfWork, account_ids: Sequence[str]
+) -> dict[str, tuple[str, str, str | None]]:
+    """account id -> (its ledger, its asset, the customer who owns it or None)."""
+    rows = fetch_in(
+        uow, "SELECT id, ledger_id, asset, customer_id FROM accounts", "id", sorted(account_ids)
+    )
+    return {str(r[0]): (str(r[1]), str(r[2]), None if r[3] is None else str(r[3])) for r in rows}
+
+
+def _stream(
+    uow: UnitOfWork, query: str, params: Sequence[Any], batch_rows: int, name: str
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows of `query`, `batch_rows` at a time: a server-side cursor on PostgreSQL (closed
+    when the caller stops early), SQLite's cursor otherwise."""
+    if uow.sqlite:
+        cur = uow.cursor()
+    else:
+        cur = uow.conn.cursor(name=f"compliance_{name}")
+        cur.itersize = batch_rows
+    try:
+        cur.execute(sql(uow, query), params)
+        while rows := cur.fetchmany(batch_rows):
             yield rows
     finally:
         cur.close()

@@ -57,7 +57,8 @@ def open_alerts(
     """The ids of the tenant's open sanctions alerts on `subject` (`customer:<id>`,
     `counterparty:<id>`: the cases its stored matches carry; sanctions screening keeps the
     match of an undecided alert) and, given `customer_id`, its open AML alerts (on any of the
-    customer's accounts), by id."""
+    customer's accounts, or on the customer: an alert across its accounts is keyed by its id),
+    by id."""
     cur = uow.cursor()
     cur.execute(
         sql(
@@ -75,6 +76,16 @@ def open_alerts(
                 "SELECT c.id FROM accounts a JOIN aml_alerts al ON al.account_id = a.id "
                 "JOIN cases c ON c.id = al.case_id "
                 "WHERE a.customer_id = ? AND al.tenant_id = ? AND c.tenant_id = ? "
+                "AND c.status = ?",
+            ),
+            (customer_id, tenant_id, tenant_id, "open"),
+        )
+        found.update(str(i) for (i,) in cur.fetchall())
+        cur.execute(
+            sql(
+                uow,
+                "SELECT c.id FROM aml_alerts al JOIN cases c ON c.id = al.case_id "
+                "WHERE al.account_id = ? AND al.tenant_id = ? AND c.tenant_id = ? "
                 "AND c.status = ?",
             ),
             (customer_id, tenant_id, tenant_id, "open"),

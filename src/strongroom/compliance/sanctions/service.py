@@ -384,12 +384,13 @@ class SanctionsService:
 
     def warm(self) -> bool:
         """Build the screener now, if a list is loaded (`serve`'s startup): whether it did.
-        A version whose re-screening is still owed is said (a warning: the next load of any
-        list completes it)."""
+        A version whose re-screening is still owed is said (a warning: `serve`'s job
+        `sanctions_rescreen` completes it in the background, as would the next load of any
+        list)."""
         for row in self.owed():
             log.warning(
-                "sanctions: %s version %d: re-screening still owed (the next "
-                "`strongroom sanctions load` completes it)",
+                "sanctions: %s version %d: re-screening still owed (the job sanctions_rescreen "
+                "completes it now, in the background)",
                 row.source, row.version,
             )  # fmt: skip
         return self.screeners.warm()

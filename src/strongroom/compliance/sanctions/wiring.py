@@ -1,10 +1,14 @@
 """How the composition root (runtime.py) and the CLI build sanctions screening: the service
 over the configured threshold, the keyed hash, the case queue (alerts) and the customers'
-and counterparties' names (re-screening), installed as the customers' screening point."""
+and counterparties' names (re-screening), installed as the customers' screening point; and
+the server's background job that completes a re-screening a load left owed
+(`sanctions_rescreen`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
 
 from sqlalchemy.engine import Engine
 
@@ -22,8 +26,17 @@ from strongroom.core.errors import NotFound
 from strongroom.customers.counterparties import CounterpartyService
 from strongroom.customers.service import CustomerService
 from strongroom.events.hooks import EventEmitter
+from strongroom.jobs import JobSpec, Keep
 from strongroom.risk.service import RiskService
 from strongroom.settings import Settings
+
+log = logging.getLogger("strongroom.compliance.sanctions")
+
+RESCREEN_JOB: Final = "sanctions_rescreen"
+# How often the job looks again after its run at start: one read of the list versions when
+# nothing is owed (a load that stops half-way is rare; the next load completes it too).
+RESCREEN_INTERVAL_S: Final = 3_600.0
+RESCREEN_ACTOR: Final = "system:sanctions"
 
 
 def build_sanctions(
@@ -115,3 +128,40 @@ def gate_screeners(gates: Sequence[object]) -> ScreenerCache | None:
     to build_sanctions, so that the gate, the screening points and ad-hoc screening share one
     screener, warmed once at startup and rebuilt once per new list version."""
     return next((g.screeners for g in gates if isinstance(g, SanctionsGate)), None)
+
+
+class _Stopped(Exception):
+    """The job's lease was lost, or the server is stopping: what is left stays owed."""
+
+
+def rescreen_job(service: SanctionsService) -> Callable[[Keep], None]:
+    """`serve`'s background job (jobs.py, under its lease: one process at a time), at start and
+    every RESCREEN_INTERVAL_S: completes the re-screening owed by list versions a load stored
+    but did not re-screen for (killed after its commit, or run with `--no-rescreen`), as the
+    next load would (SanctionsService.rescreen_owed), in the background: serving does not wait
+    for it. It stops between two subjects when its lease is lost or the server stops; the
+    versions are recorded as re-screened only once every subject is done, so what it did not
+    finish stays owed (re-screening a subject twice is harmless)."""
+
+    def run(keep: Keep) -> None:
+        if not service.owed():
+            return
+
+        def checked(done: int, total: int) -> None:
+            del done, total
+            if not keep():
+                raise _Stopped
+
+        try:
+            subjects = service.rescreen_owed(actor=RESCREEN_ACTOR, progress=checked)
+        except _Stopped:
+            log.warning("sanctions: the owed re-screening stopped before it finished (still owed)")
+            return
+        log.info("sanctions: the owed re-screening is complete (%d subjects)", subjects)
+
+    return run
+
+
+def rescreen_spec(service: SanctionsService) -> JobSpec:
+    """The job as runtime.py runs it: first at start, then every RESCREEN_INTERVAL_S."""
+    return JobSpec(RESCREEN_JOB, RESCREEN_INTERVAL_S, rescreen_job(service))
