@@ -717,7 +717,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         form_paths=(*ob_authz_api.FORM_PATHS, *ob_consent_page.FORM_PATHS),
         webhooks=[events_api.webhooks_router(EVENT_TYPES)],
-        separate_apis=openbanking.separate_apis,  # their own error format
+        # Their own error format (the payments' renderer signs those on its paths).
+        separate_apis={**openbanking.separate_apis, **payments.separate_apis},
         # Innermost first: the client's address (from a trusted proxy), authentication, then
         # the rate limit per key, then idempotency.
         middleware=[

@@ -21,15 +21,19 @@ Besides, GET /oauth2/jwks (public) serves the signing keys' JWK Set (the metadat
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+import json
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from strongroom.core.errors import InvalidRequest, NotFound, echo
+from strongroom.http.errors import RefusalRenderer
+from strongroom.openbanking import obcodes
 from strongroom.openbanking.authz.model import JWKS_PATH
 from strongroom.openbanking.consents import ConsentKind
 from strongroom.openbanking.payments import schemas, views
@@ -42,6 +46,8 @@ from strongroom.openbanking.resources import api as ob
 from strongroom.openbanking.resources import errors
 from strongroom.openbanking.resources.model import Consent
 from strongroom.tenancy.access import public
+
+log = logging.getLogger("strongroom.openbanking")
 
 router = APIRouter(prefix=RESOURCE_BASE, include_in_schema=False)
 keys_router = APIRouter(include_in_schema=False)
@@ -269,6 +275,44 @@ async def get_domestic_payment(request: Request) -> Response:
 @router.get(PAYMENTS + "/{DomesticPaymentId}/payment-details")
 async def get_domestic_payment_details(request: Request) -> Response:
     return await _serve(request, _get_payment_details)
+
+
+# -- the HTTP layer's refusals on these paths ----------------------------------------------
+
+
+def _is_payment_path(path: str) -> bool:
+    """Whether `path` is under /pisp of some tenant's RESOURCE_BASE."""
+    head, _, tail = RESOURCE_BASE.partition("{tenant}")
+    if not path.startswith(head):
+        return False
+    after_tenant = "/" + path.removeprefix(head).partition("/")[2]
+    return after_tenant.startswith(tail + "/pisp/")
+
+
+def refusal_renderer(signer: ResponseSigner) -> RefusalRenderer:
+    """The OB paths' renderer of the HTTP layer's refusals (resources/api.py render_refusal),
+    with x-jws-signature on those of the payment paths that have a body, as on the routes' own
+    answers: a body too large or holding a NUL, a head too large (a 400 whose signature v4.0
+    requires; found unsigned by tests/e2e/test_ob_schemathesis.py). It signs on the event loop:
+    CPU only once the key is loaded (the first signature of the process may read or make it).
+    A body that could not be signed is not sent: 500 U000, unsigned, as in resources' _serve."""
+
+    def render(
+        scope: Mapping[str, Any], status: int, code: str, detail: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = ob.render_refusal(scope, status, code, detail)
+        if not body or not _is_payment_path(str(scope.get("path", ""))):
+            return status, headers, body
+        try:
+            headers[ob.JWS_SIGNATURE] = signer.sign(body)
+        except Exception:
+            log.exception("open banking: a refusal could not be signed")
+            error = obcodes.ObError(obcodes.UNEXPECTED_ERROR, "the response could not be signed")
+            found = obcodes.error_body(500, [error], error_id=headers[ob.INTERACTION_ID])
+            return 500, headers, json.dumps(found, separators=(",", ":")).encode()
+        return status, headers, body
+
+    return render
 
 
 # -- the signing keys ----------------------------------------------------------------------
