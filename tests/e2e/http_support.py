@@ -29,6 +29,7 @@ from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
+from strongroom.http.routing import PrefixRoutes
 from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.ports import RESOURCE_BASE
 from strongroom.runtime import create_app, error_catalogue
@@ -45,9 +46,9 @@ EMITTED_CODES: set[str] = set()
 # Members of a problem body: RFC 9457's five, and the extensions every Strongroom problem has.
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "request_id"})
 PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
-# The authorization server's form routes answer their errors as OAuth 2.0 does, not as problems
+# The authorization server's routes answer their errors as OAuth 2.0 does, not as problems
 # (openbanking/authz/api.py); the body limit and the NUL check still answer problems there.
-OAUTH_PATHS = frozenset(ob_authz_api.FORM_PATHS)
+OAUTH_PATHS = frozenset(ob_authz_api.PATHS)
 OAUTH_ERROR_MEMBERS = frozenset({"error", "error_description"})
 
 
@@ -373,6 +374,9 @@ def all_routes(app: FastAPI) -> list[tuple[str, str]]:
                 walk(included.routes, prefix + context.prefix)
                 continue
             if isinstance(route, Mount):  # static files (the docs' scripts): no API route
+                continue
+            if isinstance(route, PrefixRoutes):  # a separate API's routes, with full paths
+                walk(route.routes, prefix)
                 continue
             path = getattr(route, "path", None)
             methods = getattr(route, "methods", None)

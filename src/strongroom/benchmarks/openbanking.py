@@ -100,7 +100,8 @@ class Plan:
     reference_requests_max: int = REFERENCE_REQUESTS_MAX
 
     def __post_init__(self) -> None:
-        assert 0 <= self.warmup_s and 0 < self.duration_s
+        assert self.warmup_s >= 0
+        assert self.duration_s > 0
         # Every proof of a measurement is sent within its max age (60 s) of its signing.
         assert self.warmup_s + self.duration_s + PROOF_SLACK_S < 60
         assert 1 <= self.token_connections <= self.connections <= loadgen.CONNECTIONS_MAX
@@ -344,7 +345,7 @@ def _setup(state: Any, signer: Signer) -> dict[str, Any]:
 
 
 def _run_setup(signer: Signer, env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+    done = subprocess.run(
         [
             sys.executable,
             "-c",

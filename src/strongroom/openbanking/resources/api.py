@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
@@ -56,7 +56,11 @@ from strongroom.openbanking.resources.model import (
     Consent,
 )
 from strongroom.openbanking.resources.reads import AccountInformation, Cursor
-from strongroom.openbanking.resources.service import ConsentService, tpp_actor
+from strongroom.openbanking.resources.service import (
+    ConsentService,
+    one_read_per_request,
+    tpp_actor,
+)
 
 log = logging.getLogger("strongroom.openbanking")
 
@@ -72,6 +76,8 @@ _IDEMPOTENCY_KEY: Final = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 # RFC 6750 / RFC 9449 error names a token check may answer; any other code is invalid_token.
 _TOKEN_ERRORS: Final = frozenset({"invalid_token", "invalid_dpop_proof", "use_dpop_nonce"})
 DPOP_ALGS: Final = "PS256 ES256 EdDSA"
+# What a path keeps unescaped when it is rebuilt from its decoded form (RFC 3986 pchar and /).
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~"
 _BOOKING_DATETIME: Final = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:T([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})?"
@@ -107,6 +113,10 @@ class Resources:
     tenant_id: Callable[[str], str | None]  # a tenant's name -> its id (None: no such tenant)
     token_check: TokenCheck = no_authorization_server
     now_us: Callable[[], int] = clock.now_us
+    # settings.public_base_url: the URLs a DPoP proof's htu and the Links name are this and the
+    # path as sent, whatever scheme and host a TLS-terminating proxy or a client's Host header
+    # give the request. None: the request's own URL.
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,10 +172,13 @@ async def _serve(request: Request, operation: Operation) -> Response:
                 param=INTERACTION_ID,
                 code="ob_header_invalid",
             )
+        resources: Resources = request.app.state.ob_resources
+        url = own_url(request, resources.base_url)
+        query = request.url.query
         call = Call(
             method=request.method,
-            url=str(request.url.replace(query="")),
-            self_url=str(request.url),
+            url=url,
+            self_url=f"{url}?{query}" if query else url,
             tenant=request.path_params["tenant"],
             headers={k.lower(): v for k, v in request.headers.items()},
             dpop_headers=len(request.headers.getlist("dpop")),
@@ -174,7 +187,6 @@ async def _serve(request: Request, operation: Operation) -> Response:
             content_type=request.headers.get("content-type"),
             body=await request.body() if request.method == "POST" else b"",
         )
-        resources: Resources = request.app.state.ob_resources
         answer = await run_in_threadpool(_run, resources, call, operation)
     except Exception as exc:  # every refusal, and a bug, is an OB answer
         answer = _answer_error(exc, interaction)
@@ -183,6 +195,19 @@ async def _serve(request: Request, operation: Operation) -> Response:
         return Response(status_code=answer.status, headers=headers)
     content = json.dumps(answer.body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=answer.status, headers=headers, media_type=JSON_UTF8)
+
+
+def own_url(request: Request, base_url: str | None) -> str:
+    """The URL the client called, without its query: `base_url` and the path as sent (its
+    percent-encoding kept) when a public base URL is configured, else the request's own (its
+    scheme and Host header)."""
+    if base_url is None:
+        return str(request.url.replace(query=""))
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else ""
+    if not path.startswith("/") or not path.isascii():
+        path = quote(request.url.path, safe=_PATH_SAFE)
+    return base_url + path
 
 
 def render_refusal(
@@ -211,7 +236,9 @@ def _run(resources: Resources, call: Call, operation: Operation) -> Answer:
     tenant_id = resources.tenant_id(call.tenant)
     if tenant_id is None:
         raise errors.TenantNotFound(f"no account provider {echo(call.tenant)!r}", param="tenant")
-    return operation(resources, call, tenant_id, _token(resources, call))
+    # The token check and the operation read the token's consent once between them.
+    with one_read_per_request():
+        return operation(resources, call, tenant_id, _token(resources, call))
 
 
 def _token(resources: Resources, call: Call) -> AccessToken:
