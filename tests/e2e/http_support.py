@@ -46,9 +46,11 @@ EMITTED_CODES: set[str] = set()
 # Members of a problem body: RFC 9457's five, and the extensions every Strongroom problem has.
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "request_id"})
 PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
-# The authorization server's routes answer their errors as OAuth 2.0 does, not as problems
+# The authorization server's form routes answer their errors as OAuth 2.0 does, not as problems
 # (openbanking/authz/api.py); the body limit and the NUL check still answer problems there.
-OAUTH_PATHS = frozenset(ob_authz_api.PATHS)
+OAUTH_PATHS = frozenset(ob_authz_api.FORM_PATHS)
+# Every route of the authorization server's (its metadata's rate limit too) answers OAuth errors.
+OAUTH_ERROR_PATHS = frozenset(ob_authz_api.PATHS)
 OAUTH_ERROR_MEMBERS = frozenset({"error", "error_description"})
 
 
@@ -71,7 +73,7 @@ def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_C
         assert sent == [value.decode()], f"{where}: {name.decode()} {sent}"
     if response.status_code >= 400:
         media = response.headers.get("content-type", "").split(";")[0]
-        if response.request.url.path in OAUTH_PATHS and media == "application/json":
+        if response.request.url.path in OAUTH_ERROR_PATHS and media == "application/json":
             check_oauth_error(response, catalogue)
         else:
             check_problem(response, catalogue)

@@ -58,6 +58,7 @@ from joserfc.jwk import ECKey
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import loadgen
 from strongroom.benchmarks.common import fsync_rate, median_ms, p99
+from strongroom.openbanking.authz.model import DPOP_PROOF_MAX_AGE_S
 
 HOST: Final = bench_http.HOST
 WORKERS: Final = bench_http.WORKERS
@@ -78,7 +79,7 @@ PROBE_REQUESTS: Final = 600
 PROBE_S: Final = 1.0
 # Requests signed for a measurement: its expected count times this, plus one a connection.
 PREGENERATED_MARGIN: Final = 3.0
-# A proof is refused once DPOP_PROOF_MAX_AGE_S (60) old: the last one must be sent this long
+# A proof is refused once DPOP_PROOF_MAX_AGE_S old: the last one must be sent this long
 # before that, the load generator's start included.
 PROOF_SLACK_S: Final = 15.0
 SETUP_S_MAX: Final = 300.0
@@ -105,7 +106,7 @@ class Plan:
         assert self.warmup_s >= 0
         assert self.duration_s > 0
         # Every proof of a measurement is sent within its max age (60 s) of its signing.
-        assert self.warmup_s + self.duration_s + PROOF_SLACK_S < 60
+        assert self.warmup_s + self.duration_s + PROOF_SLACK_S < DPOP_PROOF_MAX_AGE_S
         assert 1 <= self.token_connections <= self.connections <= loadgen.CONNECTIONS_MAX
         assert 1 <= self.loadgen_processes <= self.token_connections
         assert 1 <= self.requests_max <= PREGENERATED_MAX
@@ -473,7 +474,7 @@ def _measure(
         signed_at = time.monotonic()
         requests = make(count)
         signing_s = time.monotonic() - signed_at
-        if signing_s + plan.warmup_s + plan.duration_s + PROOF_SLACK_S > 60:
+        if signing_s + plan.warmup_s + plan.duration_s + PROOF_SLACK_S > DPOP_PROOF_MAX_AGE_S:
             raise RuntimeError(
                 f"signing {count:,} requests took {signing_s:.1f} s: the last would be sent "
                 "past the proofs' max age"
