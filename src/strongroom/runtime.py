@@ -543,6 +543,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     failures = Buckets(
         limits, "auth", settings.auth_failure_limit_per_s, settings.auth_failure_limit_burst
     )
+    oauth_limits = Buckets(
+        limits, "oauth", settings.oauth_rate_limit_per_s, settings.oauth_rate_limit_burst
+    )
     users = UserService(
         engine,
         Passwords(
@@ -578,6 +581,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine, ob_authz.config(settings), clients=tpps.lookup, consents=openbanking.consents.lookup
     )
     openbanking.resources.token_check = authz.check
+    # A DPoP proof's htu names the public URL, whatever a proxy or a Host header says.
+    openbanking.resources.base_url = settings.public_base_url
     openbanking.consents.revoke_tokens = lambda uow, consent: authz.revoke_for_consent(
         consent, uow=uow
     )
@@ -776,6 +781,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ob_resources = openbanking.resources
     app.state.ob_dashboard = dashboard
     app.state.ob_payments = payments.resources
+    app.state.ob_authz_limits = oauth_limits
     app.state.compliance_controls = regulated.controls
     app.state.aml_profiles = regulated.aml_profiles
     app.state.ledger_tenants = {}

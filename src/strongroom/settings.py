@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     ob_access_token_lifetime_s: int = Field(default=300, ge=10, le=3_600)
     ob_refresh_token_lifetime_s: int = Field(default=90 * 86_400, ge=3_600, le=400 * 86_400)
     ob_purge_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # The /oauth2 routes and the metadata (docs/deployment.md "Rate limits"): requests a second
+    # and at once of each client address's bucket and of each client id's (PAR, token).
+    oauth_rate_limit_per_s: float = Field(default=50.0, gt=0)
+    oauth_rate_limit_burst: int = Field(default=200, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
+from strongroom.http.routing import PrefixRoutes
 from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.consentpage import model as consent_page
 from strongroom.openbanking.ports import RESOURCE_BASE
@@ -49,6 +50,8 @@ PROBLEM_MEMBERS_OPTIONAL = frozenset({"param"})
 # The authorization server's form routes answer their errors as OAuth 2.0 does, not as problems
 # (openbanking/authz/api.py); the body limit and the NUL check still answer problems there.
 OAUTH_PATHS = frozenset(ob_authz_api.FORM_PATHS)
+# Every route of the authorization server's (its metadata's rate limit too) answers OAuth errors.
+OAUTH_ERROR_PATHS = frozenset(ob_authz_api.PATHS)
 OAUTH_ERROR_MEMBERS = frozenset({"error", "error_description"})
 # The consent page (openbanking/consentpage/) answers its refusals as HTML pages naming their
 # code (`data-code`), never as problems: a person reads them.
@@ -75,7 +78,7 @@ def check_response(response: httpx.Response, catalogue: ErrorCatalogue = ERROR_C
         assert sent == [value.decode()], f"{where}: {name.decode()} {sent}"
     if response.status_code >= 400:
         media = response.headers.get("content-type", "").split(";")[0]
-        if response.request.url.path in OAUTH_PATHS and media == "application/json":
+        if response.request.url.path in OAUTH_ERROR_PATHS and media == "application/json":
             check_oauth_error(response, catalogue)
         elif response.request.url.path in PAGE_PATHS and media == "text/html":
             check_error_page(response, catalogue)
@@ -396,6 +399,9 @@ def all_routes(app: FastAPI) -> list[tuple[str, str]]:
                 walk(included.routes, prefix + context.prefix)
                 continue
             if isinstance(route, Mount):  # static files (the docs' scripts): no API route
+                continue
+            if isinstance(route, PrefixRoutes):  # a separate API's routes, with full paths
+                walk(route.routes, prefix)
                 continue
             path = getattr(route, "path", None)
             methods = getattr(route, "methods", None)

@@ -22,6 +22,7 @@ from strongroom.benchmarks import aml as bench_aml
 from strongroom.benchmarks import audit as bench_audit
 from strongroom.benchmarks import http as bench_http
 from strongroom.benchmarks import ledger as bench_ledger
+from strongroom.benchmarks import openbanking as bench_openbanking
 from strongroom.benchmarks import risk as bench_risk
 from strongroom.benchmarks import screening as bench_screening
 from strongroom.benchmarks import security as bench_security
@@ -51,6 +52,7 @@ HTTP_ROWS = ["single_transfer", "batch_transfers", "get_account"]
 SECURITY_ROWS = ["tokenize", "detokenize", "pii_encrypt", "pii_decrypt", "customer_create_overhead"]
 RISK_ROWS = ["decision", "scored_transfers", "handbook"]
 SCREENING_ROWS = ["watchman_jw", "nomenklatura_pairs", "yente", "throughput"]
+OPENBANKING_ROWS = ["ais_read", "token"]
 
 
 def run_bench(name: str, cwd: Path, *args: str) -> tuple[dict[str, Any], str]:
@@ -232,6 +234,55 @@ def test_bench_http_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     assert all(f"| {scenario} |" in table for scenario in HTTP_ROWS)
 
 
+def test_bench_openbanking_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
+    """Token issuance and DPoP-protected reads, each row against the plain read of the same
+    run: every request answered 2xx (a proof refused would show as an error)."""
+    report, progress = run_bench("openbanking", tmp_path)
+
+    assert [r["scenario"] for r in report["results"]] == OPENBANKING_ROWS
+    info = report["info"]
+    assert info["errors"] == 0
+    assert info["alg"] == "ES256"
+    assert info["accounts_per_consent"] == bench_openbanking.ACCOUNTS_PER_CONSENT
+    reference = info["reference"]
+    assert is_number(reference["requests_per_s"])
+    assert reference["requests_per_s"] > 0
+    assert reference["errors"] == 0
+    plan = bench_openbanking.Plan.smoke()
+    for row in report["results"]:
+        check_fields(
+            row,
+            positive={"requests_per_s", "p50_ms", "p99_ms", "reference_per_s", "ratio", "requests"},
+            types={
+                "errors": (int,),
+                "pregenerated": (int,),
+                "target": (str,),
+                "meets_target": OPTIONAL_BOOL,
+                "server_cpu_ms_per_request": NUMBER,
+                "worker_cpu_shares": (list,),
+                "loadgen_cpu_ms_per_request": NUMBER,
+                "other_load_cores": NUMBER,
+                "note": (str,),
+            },
+        )
+        assert row["errors"] == 0
+        assert row["pregenerated"] == plan.requests_max
+        assert 0 < row["requests"] <= row["pregenerated"]
+        assert row["reference_per_s"] == reference["requests_per_s"]
+        assert row["ratio"] == pytest.approx(
+            row["requests_per_s"] / row["reference_per_s"], rel=1e-3, abs=5e-5
+        )
+        assert f"{row['scenario']} ..." in progress
+    rows = {r["scenario"]: r for r in report["results"]}
+    assert rows["ais_read"]["target"] == ">= 0.5 of the plain read"
+    assert isinstance(rows["ais_read"]["meets_target"], bool)
+    assert rows["token"]["meets_target"] is None
+    assert progress.splitlines()[-1].startswith("done in")
+
+    table = bench_openbanking.table(report)
+    assert all(f"| {scenario} |" in table for scenario in OPENBANKING_ROWS)
+
+
 def test_bench_security_smoke_has_every_row_and_figure(tmp_path: Path) -> None:
     report, progress = run_bench("security", tmp_path)
 
@@ -359,6 +410,7 @@ def test_bench_risk_smoke_has_every_row_and_figure(
         ["risk"],
         ["screening"],
         ["aml"],
+        ["openbanking"],
     ],
     ids=lambda a: a[0],
 )

@@ -56,7 +56,7 @@ from strongroom.ledger.accounts import AccountSpec
 from strongroom.ledger.model import Direction, NewTransfer
 from strongroom.openbanking.authz.service import AuthorizationServer
 from strongroom.openbanking.ports import RESOURCE_BASE, Grant
-from tests.e2e.http_support import BASE_URL, Api, all_routes, build_app
+from tests.e2e.http_support import Api, all_routes, build_app
 from tests.support import ob_spec
 from tests.support.ob_authz import REDIRECT_URI, DpopKey, Tpp, new_key, pkce_pair
 
@@ -338,7 +338,7 @@ def _post(api: Api, op: Operation, template: str, token: str, dpop: DpopKey, bod
     """POST `body` to `template` of `op`'s document, the TPP's way: over HTTP, with its token
     (the headers the payment POSTs require, too); the created resource's Data."""
     path = TENANT_BASE + op.base.removeprefix(VERSION_BASE) + template
-    proof = dpop.proof("POST", BASE_URL + path, int(time.time()), access_token=token)
+    proof = dpop.proof("POST", HOST_URL + path, int(time.time()), access_token=token)
     headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
     headers["x-idempotency-key"] = uuid.uuid4().hex
     headers["x-jws-signature"] = PLAUSIBLE_JWS

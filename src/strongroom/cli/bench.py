@@ -91,6 +91,21 @@ def bench_http(
         raise typer.Exit(1)
 
 
+@app.command("openbanking")
+def bench_openbanking(
+    json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False
+) -> None:
+    """Open banking: tokens issued a second (client_credentials, private_key_jwt and DPoP) and
+    account-information reads a second, each with a new DPoP proof, against the plain
+    GET /v1/accounts/{id} with an API key on the same server (`serve --workers 2` on SQLite,
+    loopback) in the same run; exit 1 when any request failed."""
+    from strongroom.benchmarks import openbanking as bench
+
+    report = _bench(bench.run, bench.table, json_output, quick=quick, smoke=smoke)
+    if report["info"]["errors"]:
+        raise typer.Exit(1)
+
+
 @app.command("security")
 def bench_security(
     json_output: JsonOption = False, quick: QuickOption = False, smoke: SmokeOption = False

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 from strongroom.core.errors import ErrorCatalogue, StrongroomError
 from strongroom.http import errors, openapi
 from strongroom.http.middleware import BodyLimit, RequestContext
+from strongroom.http.routing import PrefixRoutes
 
 log = logging.getLogger("strongroom.http")
 
@@ -84,8 +85,17 @@ def build_api(
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
     app.add_exception_handler(UnicodeEncodeError, errors.unencodable_text_handler)
     app.add_exception_handler(Exception, errors.internal_error_handler)
+    # A separate API's routers are not included: their routes go first, behind their prefix
+    # (routing.PrefixRoutes), so that neither API pays a match against the other's routes.
+    separate_routes: dict[str, list[Any]] = {}
     for router in routers:
-        app.include_router(router)
+        prefix = next((p for p in app.state.separate_apis if router.prefix.startswith(p)), None)
+        if prefix is None:
+            app.include_router(router)
+        else:
+            separate_routes.setdefault(prefix, []).extend(router.routes)
+    for prefix, routes in separate_routes.items():
+        app.router.routes.insert(0, PrefixRoutes(prefix, routes))
     for router in webhooks:
         app.webhooks.include_router(router, generate_unique_id_function=openapi.operation_id)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

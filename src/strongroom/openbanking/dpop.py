@@ -48,6 +48,8 @@ _REGISTRY: Final = registry()
 # proves with one key for many requests, and parsing and importing it cost as much as the
 # signature check. A refused key is not remembered (the exception is raised every time).
 JWK_CACHE_ENTRIES_MAX: Final = 4_096
+# The server's own URLs, normalised (`_normalised_own_url`): never a client's string.
+OWN_URL_CACHE_ENTRIES_MAX: Final = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,7 @@ def verify_dpop_proof(
     - with `nonce` (the server requires one), its `nonce` claim equals it, else UseDpopNonce.
     """
     assert 1 <= max_age_s <= DPOP_MAX_AGE_S_MAX, max_age_s
-    expected_htu = normalise_htu(url)  # the server's own URL: a ValueError here is a bug
+    expected_htu = _normalised_own_url(url)  # the server's own URL: a ValueError is a bug
     try:
         obj = extract(split_compact(proof), _REGISTRY)
     except ValueError:
@@ -173,7 +175,9 @@ def verify_dpop_proof(
         raise InvalidDpopProof("the DPoP proof's htm is not the request's method", param="htm")
     htu = claims.get("htu")
     try:
-        if not isinstance(htu, str) or normalise_htu(htu) != expected_htu:
+        # The URL exactly as the server names it (a client's usual proof) needs no
+        # normalising; any other spelling is compared once normalised.
+        if not isinstance(htu, str) or (htu != url and normalise_htu(htu) != expected_htu):
             raise ValueError("another URL")
     except ValueError:
         raise InvalidDpopProof(
@@ -212,6 +216,13 @@ def verify_dpop_proof(
         htu=expected_htu,
         expires_at_s=iat_s + max_age_s,
     )
+
+
+@lru_cache(maxsize=OWN_URL_CACHE_ENTRIES_MAX)
+def _normalised_own_url(url: str) -> str:
+    """normalise_htu of a URL of the server's own (its base URL and a route's path): the same
+    few are checked again and again."""
+    return normalise_htu(url)
 
 
 @lru_cache(maxsize=JWK_CACHE_ENTRIES_MAX)

@@ -56,7 +56,11 @@ from strongroom.openbanking.resources.model import (
     Consent,
 )
 from strongroom.openbanking.resources.reads import AccountInformation, Cursor
-from strongroom.openbanking.resources.service import ConsentService, tpp_actor
+from strongroom.openbanking.resources.service import (
+    ConsentService,
+    one_read_per_request,
+    tpp_actor,
+)
 
 log = logging.getLogger("strongroom.openbanking")
 
@@ -109,6 +113,10 @@ class Resources:
     tenant_id: Callable[[str], str | None]  # a tenant's name -> its id (None: no such tenant)
     token_check: TokenCheck = no_authorization_server
     now_us: Callable[[], int] = clock.now_us
+    # settings.public_base_url: the URLs a DPoP proof's htu and the Links name are this and the
+    # path as sent, whatever scheme and host a TLS-terminating proxy or a client's Host header
+    # give the request. None: the request's own URL.
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,8 @@ async def _serve(
                 param=INTERACTION_ID,
                 code="ob_header_invalid",
             )
-        url = request_url(request)
+        resources: Resources = request.app.state.ob_resources
+        url = request_url(request, resources.base_url)
         query = request.scope.get("query_string") or b""
         call = Call(
             method=request.method,
@@ -193,7 +202,6 @@ async def _serve(
             content_type=request.headers.get("content-type"),
             body=await request.body() if request.method == "POST" else b"",
         )
-        resources: Resources = request.app.state.ob_resources
         answer = await run_in_threadpool(_run, resources, call, operation)
     except Exception as exc:  # every refusal, and a bug, is an OB answer
         answer = _answer_error(exc, interaction, ob_codes)
@@ -213,14 +221,19 @@ async def _serve(
     return Response(content, status_code=answer.status, headers=headers, media_type=JSON_UTF8)
 
 
-def request_url(request: Request) -> str:
+def request_url(request: Request, base_url: str | None = None) -> str:
     """The URL the client called, without its query: its path as sent (`raw_path`, its
-    percent-encodings kept), any octet that may not stand in a URL percent-encoded. It is what
-    a DPoP proof's htu names (RFC 9449 section 4.3), and always a plain ASCII URL: Starlette's
-    request.url carries the decoded path, in which an id with a space or a non-ASCII
-    character is no URL at all (dpop.normalise_htu refused it: a 500, found by schemathesis)."""
+    percent-encodings kept), any octet that may not stand in a URL percent-encoded, after
+    `base_url` when a public base URL is configured (a proxy's scheme and host, or a forged
+    Host header, then change nothing), else after the request's own scheme and host. It is
+    what a DPoP proof's htu names (RFC 9449 section 4.3), and always a plain ASCII URL:
+    Starlette's request.url carries the decoded path, in which an id with a space or a
+    non-ASCII character is no URL at all (dpop.normalise_htu refused it: a 500, found by
+    schemathesis)."""
     raw = request.scope.get("raw_path") or request.scope["path"].encode()
     path = quote(bytes(raw), safe=_PATH_SAFE)
+    if base_url is not None:
+        return base_url + path
     return str(request.url.replace(path=path, query=""))
 
 
@@ -250,7 +263,9 @@ def _run(resources: Resources, call: Call, operation: Operation) -> Answer:
     tenant_id = resources.tenant_id(call.tenant)
     if tenant_id is None:
         raise errors.TenantNotFound(f"no account provider {echo(call.tenant)!r}", param="tenant")
-    return operation(resources, call, tenant_id, _token(resources, call))
+    # The token check and the operation read the token's consent once between them.
+    with one_read_per_request():
+        return operation(resources, call, tenant_id, _token(resources, call))
 
 
 def _token(resources: Resources, call: Call) -> AccessToken:

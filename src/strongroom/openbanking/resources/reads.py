@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from strongroom.core.errors import InvalidRequest, NotFound, echo
 from strongroom.core.limits import PAGE_SIZE_MAX
@@ -25,6 +26,8 @@ from strongroom.openbanking.resources.model import (
     OB_TRANSACTIONS_SCAN_MAX,
     Consent,
 )
+
+LEDGER_TENANTS_CACHED: Final = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,29 +84,46 @@ class TransactionsPage:
 class AccountInformation:
     def __init__(self, ledger: LedgerService) -> None:
         self.ledger = ledger
+        # ledger id -> tenant id: a ledger never changes tenant, so what was read holds (as
+        # the /v1 routes keep it); at most LEDGER_TENANTS_CACHED, emptied when full.
+        self._ledger_tenants: dict[str, str] = {}
 
     def accounts(self, consent: Consent) -> list[ObAccount]:
         """The consent's accounts in the order selected, leaving out any that is no longer
         the customer's in the tenant (or no longer exists)."""
-        found: list[ObAccount] = []
-        for account_id in consent.account_ids:
-            try:
-                account = self.ledger.get_account(account_id)
-            except NotFound:
-                continue
-            asset = ob_asset(account.asset)
-            if account.customer_id == consent.customer_id and asset is not None:
-                found.append(ObAccount(account, asset))
-        tenants = self.ledger.ledger_tenants(sorted({a.account.ledger_id for a in found}))
-        return [a for a in found if tenants.get(a.account.ledger_id) == consent.tenant_id]
+        found = [self._shown(consent, account_id) for account_id in consent.account_ids]
+        return [a for a in found if a is not None]
 
     def account(self, consent: Consent, account_id: str) -> ObAccount:
         """One account of the consent; NotFound for any other (whether or not it exists)."""
-        if account_id in consent.account_ids:
-            for found in self.accounts(consent):
-                if found.id == account_id:
-                    return found
-        raise NotFound(f"no account {echo(account_id)} under this consent", param="AccountId")
+        found = self._shown(consent, account_id) if account_id in consent.account_ids else None
+        if found is None:
+            raise NotFound(f"no account {echo(account_id)} under this consent", param="AccountId")
+        return found
+
+    def _shown(self, consent: Consent, account_id: str) -> ObAccount | None:
+        """The account as the consent shows it, if it exists, is still the consent's
+        customer's, in the consent's tenant, and in a currency OB can express."""
+        try:
+            account = self.ledger.get_account(account_id)
+        except NotFound:
+            return None
+        asset = ob_asset(account.asset)
+        if account.customer_id != consent.customer_id or asset is None:
+            return None
+        if self._tenant_of(account.ledger_id) != consent.tenant_id:
+            return None
+        return ObAccount(account, asset)
+
+    def _tenant_of(self, ledger_id: str) -> str | None:
+        tenant = self._ledger_tenants.get(ledger_id)
+        if tenant is None:
+            tenant = self.ledger.ledger_tenants([ledger_id]).get(ledger_id)
+            if tenant is not None:
+                if len(self._ledger_tenants) >= LEDGER_TENANTS_CACHED:
+                    self._ledger_tenants.clear()
+                self._ledger_tenants[ledger_id] = tenant
+        return tenant
 
     def transactions(
         self,

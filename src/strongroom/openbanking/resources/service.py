@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -69,6 +70,32 @@ EXPIRY_BATCH_MAX: Final = 500  # consents ended per transaction by the expiry jo
 TokensRevoker = Callable[[UnitOfWork, str], object]
 
 
+# The consents read during one resource request (`one_read_per_request`), by id.
+_REQUEST_READS: ContextVar[dict[str, Consent] | None] = ContextVar(
+    "ob_consent_request_reads", default=None
+)
+
+
+@contextlib.contextmanager
+def one_read_per_request() -> Iterator[None]:
+    """Within it (one resource request, in one thread), `ConsentService.get` and `lookup` read
+    a consent from the database once: the token check and the operation then judge the same
+    read, as if they had read it at the same instant (each read alone is one instant too), at
+    the cost of one read instead of two. A change through the service forgets what was
+    read."""
+    token = _REQUEST_READS.set({})
+    try:
+        yield
+    finally:
+        _REQUEST_READS.reset(token)
+
+
+def _forget_request_reads() -> None:
+    reads = _REQUEST_READS.get()
+    if reads is not None:
+        reads.clear()
+
+
 def tpp_actor(client_id: str) -> str:
     return f"tpp:{client_id}"
 
@@ -98,10 +125,15 @@ class ConsentService:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, consent_id: str) -> Consent:
-        with UnitOfWork(self.engine, write=False) as uow:
-            found = store.get(uow, consent_id)
+        reads = _REQUEST_READS.get()
+        found = reads.get(consent_id) if reads is not None else None
         if found is None:
-            raise NotFound(f"no consent {echo(consent_id)}", param="ConsentId")
+            with UnitOfWork(self.engine, write=False) as uow:
+                found = store.get(uow, consent_id)
+            if found is None:
+                raise NotFound(f"no consent {echo(consent_id)}", param="ConsentId")
+            if reads is not None:
+                reads[consent_id] = found
         return found
 
     def lookup(self, consent_id: str) -> ConsentRef:
@@ -279,6 +311,7 @@ class ConsentService:
         decided: Mapping[str, Any] | None = None,
         within: UnitOfWork | None = None,
     ) -> Consent:
+        _forget_request_reads()
         with contextlib.ExitStack() as stack:
             # The caller's transaction, which the caller commits, or one of our own.
             uow = within or stack.enter_context(UnitOfWork(self.engine))
