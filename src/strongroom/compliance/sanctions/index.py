@@ -54,19 +54,22 @@ def _token_keys(token: str) -> tuple[str, ...]:
     return keys
 
 
-def name_keys(name: NormalName) -> Iterable[str]:
+def name_keys(name: NormalName) -> list[str]:
     """For the name and each of its readings (CamelCase split, digits folded, ...): every
     token's keys, and the whole name without spaces when it has one to four tokens (a token
     boundary moved: "Lauren Tnkunda" / "Laurent Nkunda"; no space at all: "viktorbout" /
     "Viktor Bout"), and its first and last tokens joined when it has three or more
     ("viktorbout" / "Viktor Anatolijevitch BOUT")."""
+    keys: list[str] = []
     for reading in name.readings():
-        for token in reading.tokens:
-            yield from token_keys(token)
-        if len(reading.tokens) <= 4:
-            yield "j" + reading.joined
-        if len(reading.tokens) >= 3:
-            yield "j" + reading.tokens[0] + reading.tokens[-1]
+        tokens = reading.tokens
+        for token in tokens:
+            keys += _token_keys(token)
+        if len(tokens) <= 4:
+            keys.append("j" + reading.joined)
+        if len(tokens) >= 3:
+            keys.append("j" + tokens[0] + tokens[-1])
+    return keys
 
 
 class IndexedScreener:

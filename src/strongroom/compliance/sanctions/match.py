@@ -410,6 +410,9 @@ def kind_allows(query: EntryKind | None, entry: EntryKind) -> bool:
 def best_name(q: NormalName, names: Sequence[tuple[str, NormalName]]) -> tuple[Alignment, str]:
     """An entry's best name (raw, normalised) for the query: its alignment, and the name as
     listed (the first of the best)."""
+    if len(names) == 1:  # most entries have one candidate name (a score is never below 0)
+        raw, normal = names[0]
+        return best_alignment(q, normal), raw
     best: Alignment = (-1.0, q, q, [], False)
     best_raw = ""
     for raw, normal in names:
