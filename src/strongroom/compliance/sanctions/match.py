@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from anyascii import anyascii
 from rapidfuzz import fuzz
@@ -106,6 +107,17 @@ NEAR_YEARS = 1  # a date of birth within this many years (but not agreeing) is "
 # --- token alignment -------------------------------------------------------------------------
 
 _jw = JaroWinkler.similarity
+_ratio = fuzz.ratio
+_token_set_ratio = fuzz.token_set_ratio
+
+# One pair of tokens aligned: (index in the shorter name A, index in the other name B, similarity).
+Pair = tuple[int, int, float]
+Row = tuple[float, float, float, float, float, float, float, float]  # FEATURES, in order
+# The best reading of a query against a name (`best_alignment`): the name score, the readings of
+# the query and of the name that gave it, their aligned pairs, and whether the name was the
+# shorter side (A) of the alignment. TokenMatch objects are made from it only for the names a
+# screening returns (`aligned_tokens`), not for every candidate scored.
+Alignment = tuple[float, NormalName, NormalName, list[Pair], bool]
 
 
 def token_similarity(a: str, b: str) -> float:
@@ -117,7 +129,7 @@ def token_similarity(a: str, b: str) -> float:
 
 def align(
     a: Sequence[str], b: Sequence[str], keys_a: Sequence[str] = (), keys_b: Sequence[str] = ()
-) -> list[tuple[int, int, float]]:
+) -> list[Pair]:
     """Best pairs: (index in a, index in b, similarity), greedily from the most similar, each
     token used at most once. Tokens of three letters or more whose phonetic keys (`keys_a`,
     `keys_b`, computed when not given) agree score at least PHONETIC_FLOOR."""
@@ -131,11 +143,34 @@ def align(
             if s < PHONETIC_FLOOR and kx == keys_b[j] and len(y) > 2:
                 s = PHONETIC_FLOOR
             scored.append((s, i, j))
+    return _greedy(scored, min(len(a), len(b)))
+
+
+def _align(a: NormalName, b: NormalName) -> list[Pair]:
+    """`align` of two normalised names' tokens, over the keys NormalName holds (`long_keys`:
+    None for tokens shorter than three letters, whose keys never count). The hot loop of
+    screening: every candidate name's every token pair passes here."""
+    jw = _jw
+    scored = [(jw(x, y), i, j) for i, x in enumerate(a.tokens) for j, y in enumerate(b.tokens)]
+    if not a.key_set.isdisjoint(b.key_set):  # else no pair of tokens shares a key
+        floor = PHONETIC_FLOOR
+        keys_a, keys_b = a.long_keys, b.long_keys
+        for n, (s, i, j) in enumerate(scored):
+            if s < floor and keys_a[i] is not None and keys_a[i] == keys_b[j]:
+                scored[n] = (floor, i, j)
+    return _greedy(scored, min(len(a.tokens), len(b.tokens)))
+
+
+def _greedy(scored: list[tuple[float, int, int]], limit: int) -> list[Pair]:
+    """The best pairs of `scored` (similarity, i, j), greedily from the most similar (ties: the
+    larger i, then the larger j), each i and each j used once, at most `limit`."""
+    if limit == 1:  # the first of the greedy order, without sorting the rest
+        s, i, j = max(scored)
+        return [(i, j, s)]
     scored.sort(reverse=True)
     used_a: set[int] = set()
     used_b: set[int] = set()
-    pairs: list[tuple[int, int, float]] = []
-    limit = min(len(a), len(b))
+    pairs: list[Pair] = []
     for s, i, j in scored:
         if i in used_a or j in used_b:
             continue
@@ -147,44 +182,56 @@ def align(
     return pairs
 
 
-def features(query: NormalName, name: NormalName) -> tuple[list[float], list[TokenMatch]]:
-    """The FEATURES of a query against a name, and the aligned tokens (query's side first)."""
-    swap = (len(query.tokens), len(query.text)) > (len(name.tokens), len(name.text))
+def _features(query: NormalName, name: NormalName) -> tuple[Row, list[Pair], bool]:
+    """The FEATURES of a query against a name, the aligned pairs (index in the shorter side A,
+    index in B, similarity) and whether the name is A (`swap`)."""
+    swap = query.size > name.size
     a, b = (name, query) if swap else (query, name)
-    pairs = align(a.tokens, b.tokens, a.keys, b.keys)
+    pairs = _align(a, b)
     scores = [0.0] * len(a.tokens)
     matched_b = 0
+    b_lengths = b.lengths
     for i, j, s in pairs:
         scores[i] = s
         if s >= GOOD_TOKEN:
-            matched_b += len(b.tokens[j])
-    a_length = len(a.joined)
-    mean = sum(s * len(x) for s, x in zip(scores, a.tokens, strict=True)) / max(1, a_length)
-    unmatched_share = 1.0 - matched_b / max(1, len(b.joined))
-    compact = max(
-        fuzz.ratio(a.sorted_joined, b.sorted_joined) / 100.0, _jw(query.joined, name.joined)
-    )
-    keys_a = set(a.keys)
-    row = [
-        mean,
+            matched_b += b_lengths[j]
+    compact = _ratio(a.sorted_joined, b.sorted_joined) / 100.0
+    joined = _jw(query.joined, name.joined)
+    keys_a = a.key_set
+    row = (
+        sum(map(operator.mul, scores, a.lengths)) / max(1, len(a.joined)),
         min(scores),
-        float(sum(1 for s in scores if s < GOOD_TOKEN)),
-        unmatched_share,
-        compact,
-        fuzz.token_set_ratio(query.text, name.text) / 100.0,
+        float(len([s for s in scores if s < GOOD_TOKEN])),
+        1.0 - matched_b / max(1, len(b.joined)),
+        compact if compact >= joined else joined,  # max(), the first of equals
+        _token_set_ratio(query.text, name.text) / 100.0,
         float(query.text == name.text),
-        len(keys_a.intersection(b.keys)) / max(1, len(keys_a)),
-    ]
+        len(keys_a & b.key_set) / max(1, len(keys_a)),
+    )
+    return row, pairs, swap
+
+
+def _token_matches(
+    query: NormalName, name: NormalName, pairs: Sequence[Pair], swap: bool
+) -> list[TokenMatch]:
+    """The aligned tokens, query's side first, in the query's token order (the shorter side's
+    when the name is the shorter)."""
     qt, nt = query.tokens, name.tokens
     if swap:
-        tokens = [TokenMatch(qt[j], nt[i], s) for i, j, s in sorted(pairs, key=lambda p: p[1])]
-    else:
-        tokens = [TokenMatch(qt[i], nt[j], s) for i, j, s in sorted(pairs)]
-    return row, tokens
+        return [TokenMatch(qt[j], nt[i], s) for i, j, s in sorted(pairs, key=lambda p: p[1])]
+    return [TokenMatch(qt[i], nt[j], s) for i, j, s in sorted(pairs)]
+
+
+def features(query: NormalName, name: NormalName) -> tuple[list[float], list[TokenMatch]]:
+    """The FEATURES of a query against a name, and the aligned tokens (query's side first)."""
+    row, pairs, swap = _features(query, name)
+    return list(row), _token_matches(query, name, pairs, swap)
 
 
 def _logit(row: Sequence[float]) -> float:
-    return COEFFICIENTS[0] + sum(w * x for w, x in zip(COEFFICIENTS[1:], row, strict=True))
+    assert len(row) == len(COEFFICIENTS) - 1 == len(FEATURES)
+    weighted: float = sum(map(operator.mul, COEFFICIENTS[1:], row))  # w * x, summed in order
+    return COEFFICIENTS[0] + weighted
 
 
 def _sigmoid(z: float) -> float:
@@ -224,26 +271,43 @@ def resegmented(a: NormalName, b: NormalName) -> list[NormalName]:
     return found
 
 
+def best_alignment(query: NormalName, name: NormalName) -> Alignment:
+    """`name_score`'s best reading, its TokenMatch objects not made yet (`aligned_tokens`)."""
+    if not query.tokens or not name.tokens:
+        return 0.0, query, name, [], False
+    if not query.variants and not name.variants and len(query.tokens) > 1 and len(name.tokens) > 1:
+        # one reading each, neither resegmented: the common case, without the loops below
+        row, pairs, swap = _features(query, name)
+        return _sigmoid(_logit(row)), query, name, pairs, swap
+    best: Alignment = (-1.0, query, name, [], False)
+    for qr in query.readings():
+        for nr in name.readings():
+            readings = [(qr, nr)]
+            if len(qr.tokens) == 1 or len(nr.tokens) == 1:  # else neither is resegmented
+                readings += [(x, nr) for x in resegmented(qr, nr)]
+                readings += [(qr, y) for y in resegmented(nr, qr)]
+            for x, y in readings:
+                row, pairs, swap = _features(x, y)
+                p = _sigmoid(_logit(row))
+                if p > best[0]:
+                    best = (p, x, y, pairs, swap)
+    return best
+
+
+def aligned_tokens(alignment: Alignment) -> list[TokenMatch]:
+    """The aligned tokens of an alignment, the query's side first."""
+    _, query, name, pairs, swap = alignment
+    return _token_matches(query, name, pairs, swap)
+
+
 def name_score(query: str | NormalName, name: str | NormalName) -> tuple[float, list[TokenMatch]]:
     """The calibrated probability that two names are the same name, with the aligned tokens:
     the best over both names' readings (normalize.NormalName.variants), a one-word name also
     read as the other name's words where it matches them without spaces (`resegmented`)."""
     q = normalize(query) if isinstance(query, str) else query
     n = normalize(name) if isinstance(name, str) else name
-    if not q.tokens or not n.tokens:
-        return 0.0, []
-    best: tuple[float, list[TokenMatch]] = (-1.0, [])
-    for qr in q.readings():
-        for nr in n.readings():
-            pairs = [(qr, nr)]
-            pairs += [(x, nr) for x in resegmented(qr, nr)]
-            pairs += [(qr, y) for y in resegmented(nr, qr)]
-            for x, y in pairs:
-                row, tokens = features(x, y)
-                p = _sigmoid(_logit(row))
-                if p > best[0]:
-                    best = (p, tokens)
-    return best
+    best = best_alignment(q, n)
+    return best[0], aligned_tokens(best)
 
 
 # --- evidence --------------------------------------------------------------------------------
@@ -260,25 +324,69 @@ def _year(date: str) -> int | None:
     return int(head) if len(head) == 4 and head.isdigit() else None
 
 
+def _prefixes(date: str) -> frozenset[str]:
+    """The date and its shorter forms: "1970-03-01" -> {"1970", "1970-03", "1970-03-01"}."""
+    parts = date.split("-")
+    return frozenset("-".join(parts[:n]) for n in range(1, len(parts) + 1))
+
+
+class ListedDates(NamedTuple):
+    """An entry's dates of birth as `dob_evidence` reads them, derived once per entry (the
+    index keeps one per entry, so NEAR_YEARS is read when the index is built).
+    `dob_agrees(q, d)` holds exactly when q is one of d's `_prefixes` or d one of q's: the
+    parts both dates give are the same."""
+
+    dates: frozenset[str]
+    prefixes: frozenset[str]  # every date's _prefixes
+    near_years: frozenset[int]  # the years within NEAR_YEARS of a year the dates give
+
+    @classmethod
+    def of(cls, dates: Sequence[str]) -> ListedDates:
+        years = [y for y in map(_year, dates) if y is not None]
+        return cls(
+            frozenset(dates),
+            frozenset().union(*map(_prefixes, dates)),
+            frozenset(y + d for y in years for d in range(-NEAR_YEARS, NEAR_YEARS + 1)),
+        )
+
+
+class QueryEvidence:
+    """A query's date of birth and country, read once for all the entries one screening scores
+    (`dob_evidence` and `country_evidence`, entry by entry)."""
+
+    __slots__ = ("_country", "_dob", "_dob_prefixes", "_year")
+
+    def __init__(self, date_of_birth: str | None, country: str | None) -> None:
+        self._dob = date_of_birth or None
+        self._dob_prefixes = _prefixes(date_of_birth) if date_of_birth else frozenset()
+        self._year = _year(date_of_birth) if date_of_birth else None
+        self._country = alpha2(country) if country else None
+
+    def date_of_birth(self, listed: ListedDates) -> str | None:
+        """dob_evidence against an entry's ListedDates."""
+        if self._dob is None or not listed.dates:
+            return None
+        if self._dob in listed.prefixes or not listed.dates.isdisjoint(self._dob_prefixes):
+            return "match"
+        if self._year in listed.near_years:  # abs(year - y) <= NEAR_YEARS for one of them
+            return "near"
+        return "mismatch"
+
+    def country(self, entry: Entry) -> str | None:
+        code = self._country
+        if code is None or not entry.countries:
+            return None
+        return "match" if code in entry.countries else "mismatch"
+
+
 def dob_evidence(query: str | None, entry: Entry) -> str | None:
     """ "match" (agrees with one of the entry's dates), "near" (a year within NEAR_YEARS),
     "mismatch", or None (either side gives no date)."""
-    if not query or not entry.dates_of_birth:
-        return None
-    if any(dob_agrees(query, d) for d in entry.dates_of_birth):
-        return "match"
-    year = _year(query)
-    years = [y for y in map(_year, entry.dates_of_birth) if y is not None]
-    if year is not None and any(abs(year - y) <= NEAR_YEARS for y in years):
-        return "near"
-    return "mismatch"
+    return QueryEvidence(query, None).date_of_birth(ListedDates.of(entry.dates_of_birth))
 
 
 def country_evidence(query: str | None, entry: Entry) -> str | None:
-    code = alpha2(query) if query else None
-    if code is None or not entry.countries:
-        return None
-    return "match" if code in entry.countries else "mismatch"
+    return QueryEvidence(None, query).country(entry)
 
 
 def evidence_score(name_p: float, dob: str | None, country: str | None) -> float:
@@ -299,20 +407,40 @@ def kind_allows(query: EntryKind | None, entry: EntryKind) -> bool:
     return query is None or entry is EntryKind.UNKNOWN or entry is query
 
 
+def best_name(q: NormalName, names: Sequence[tuple[str, NormalName]]) -> tuple[Alignment, str]:
+    """An entry's best name (raw, normalised) for the query: its alignment, and the name as
+    listed (the first of the best)."""
+    if len(names) == 1:  # most entries have one candidate name (a score is never below 0)
+        raw, normal = names[0]
+        return best_alignment(q, normal), raw
+    best: Alignment = (-1.0, q, q, [], False)
+    best_raw = ""
+    for raw, normal in names:
+        alignment = best_alignment(q, normal)
+        if alignment[0] > best[0]:
+            best, best_raw = alignment, raw
+    return best, best_raw
+
+
+def explained(
+    entry: Entry, score: float, alignment: Alignment, raw: str, dob: str | None, country: str | None
+) -> Match:
+    """The Match of an entry scored (`score_entry`), with its explanation."""
+    tokens = tuple(aligned_tokens(alignment))
+    return Match(entry, score, Explanation(raw, tokens, alignment[0], dob, country))
+
+
 def score_entry(
     query: Query, q: NormalName, entry: Entry, names: Sequence[tuple[str, NormalName]]
 ) -> Match:
     """The entry's best name for the query, then the evidence."""
-    best: tuple[float, str, list[TokenMatch]] = (-1.0, "", [])
-    for raw, normal in names:
-        p, tokens = name_score(q, normal)
-        if p > best[0]:
-            best = (p, raw, tokens)
-    p, raw, tokens = best
-    dob = dob_evidence(query.date_of_birth, entry)
-    country = country_evidence(query.country, entry)
-    score = evidence_score(p, dob, country)
-    return Match(entry, score, Explanation(raw, tuple(tokens), p, dob, country))
+    alignment, raw = best_name(q, names)
+    evidence = QueryEvidence(query.date_of_birth, query.country)
+    dob = evidence.date_of_birth(ListedDates.of(entry.dates_of_birth))
+    country = evidence.country(entry)
+    return explained(
+        entry, evidence_score(alignment[0], dob, country), alignment, raw, dob, country
+    )
 
 
 # --- the baseline (reference) ---------------------------------------------------------------

@@ -92,6 +92,13 @@ class NormalName:
     joined: str = ""  # the tokens without spaces, in order
     sorted_joined: str = ""  # the tokens sorted, without spaces
     variants: tuple[NormalName, ...] = ()  # other readings (CamelCase split, digits folded, ...)
+    # Derived once here, so that scoring a name against many queries does not derive them again
+    # (match.py): each token's length, each token's phonetic key where the token has three
+    # letters or more (None where it is shorter: such keys do not count), the set of the keys.
+    size: tuple[int, int] = (0, 0)  # (tokens, len(text)): the smaller is the shorter name
+    lengths: tuple[int, ...] = ()
+    long_keys: tuple[str | None, ...] = ()
+    key_set: frozenset[str] = frozenset()
 
     def readings(self) -> tuple[NormalName, ...]:
         """The name and its other readings."""
@@ -102,14 +109,20 @@ def _normal(
     words: Sequence[str], stop: Sequence[str], variants: tuple[NormalName, ...] = ()
 ) -> NormalName:
     tokens = tuple(words)
+    keys = tuple(map(phonetic, tokens))
+    text = " ".join(tokens)
     return NormalName(
-        text=" ".join(tokens),
+        text=text,
         tokens=tokens,
         stop=tuple(stop),
-        keys=tuple(phonetic(t) for t in tokens),
+        keys=keys,
         joined="".join(tokens),
         sorted_joined="".join(sorted(tokens)),
         variants=variants,
+        size=(len(tokens), len(text)),
+        lengths=tuple(map(len, tokens)),
+        long_keys=tuple([k if len(t) > 2 else None for t, k in zip(tokens, keys, strict=True)]),
+        key_set=frozenset(keys),
     )
 
 
@@ -176,6 +189,8 @@ def _fold_word(match: re.Match[str]) -> str:
 def fold_digits(text: str) -> str:
     """Digits and symbols standing for letters in words that also hold letters ("v1kt0r" ->
     "viktor", "l4din" -> "ladin"); words of digits only stay."""
+    if _LEET_CHARS.isdisjoint(text):  # no word to fold (most names): skip the word by word
+        return text
     return _LEET_WORD.sub(_fold_word, text)
 
 
