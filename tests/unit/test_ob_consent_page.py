@@ -228,6 +228,15 @@ def test_what_each_kind_of_consent_grants_in_words() -> None:
     assert shown["To"] == "ACME Inc, 08080021325698 (UK.OBIE.SortCodeAccountNumber)"
     assert shown["Reference"] == "FRESCO-101"
     assert len(shown["Description"]) == model.SHOWN_CHARS_MAX
+    # As the payment API takes it: Unstructured is a list of lines (shown, joined), and the
+    # account the TPP named, if any, is shown beside the customer's choice.
+    initiation["RemittanceInformation"] = {"Unstructured": ["invoice 42", "May"]}
+    initiation["DebtorAccount"] = debtor
+    shown = dict(
+        model.describe(_consent(ConsentKind.DOMESTIC_PAYMENT, {"Initiation": initiation})).details
+    )
+    assert shown["Description"] == "invoice 42 / May"
+    assert shown["Account named by the provider"] == "GB33BUKB20201555555555 (UK.OBIE.IBAN)"
     # What is not text is not shown.
     odd = model.describe(_consent(ConsentKind.DOMESTIC_PAYMENT, {"Initiation": {"x": [1]}}))
     assert odd.details == ()
@@ -301,3 +310,18 @@ def test_one_account_kinds_offer_radios_and_access_offers_checkboxes() -> None:
     html = render.page(empty).decode()
     assert 'id="no-accounts"' in html
     assert 'value="approve" disabled' in html
+
+
+def test_a_payments_reference_and_a_tpps_name_are_shown_escaped() -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    initiation = {
+        "InstructedAmount": {"Amount": "1.00", "Currency": "GBP"},
+        "RemittanceInformation": {"Unstructured": [hostile, HOSTILE]},
+    }
+    grant = model.describe(_consent(ConsentKind.DOMESTIC_PAYMENT, {"Initiation": initiation}))
+    view = PageView(Stage.SIGN_IN, _pending(hostile, ConsentKind.DOMESTIC_PAYMENT), "urn:x",
+                    grant, "acme")  # fmt: skip
+    html = render.page(view).decode()
+    assert "<img" not in html
+    assert "<script>alert" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; / &lt;script&gt;" in html

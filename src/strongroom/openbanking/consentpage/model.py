@@ -332,6 +332,19 @@ def _member(request: Mapping[str, Any], *path: str) -> str | None:
     return _text(found)
 
 
+def _lines(request: Mapping[str, Any], *path: str) -> str | None:
+    """Text lines (RemittanceInformation.Unstructured: a list of strings, as the payment API
+    takes it; or one string) in one line, cut to SHOWN_CHARS_MAX."""
+    found: Any = request
+    for name in path:
+        if not isinstance(found, Mapping):
+            return None
+        found = found.get(name)
+    if isinstance(found, list):
+        found = " / ".join(line for line in found if isinstance(line, str) and line)
+    return _text(found)
+
+
 def _account(request: Mapping[str, Any], *path: str) -> str | None:
     """An OB account identification (SchemeName, Identification, Name) in one line."""
     identification = _member(request, *path, "Identification")
@@ -383,7 +396,8 @@ def describe(consent: Consent) -> Grant:
     for label, value in (
         ("To", _account(data, "CreditorAccount")),
         ("Reference", _member(data, "RemittanceInformation", "Reference")),
-        ("Description", _member(data, "RemittanceInformation", "Unstructured")),
+        ("Description", _lines(data, "RemittanceInformation", "Unstructured")),
+        ("Account named by the provider", _account(data, "DebtorAccount")),
     ):
         if value is not None:
             details.append((label, value))
