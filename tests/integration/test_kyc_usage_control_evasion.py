@@ -1,0 +1,54 @@
+"""Review of the `kyc_usage_counted` control (issue 12): hand edits of `kyc_usage` that the
+control does not notice. Each test is a known gap (xfail, strict): it passes once fixed."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from strongroom.compliance.controls.model import Outcome
+from strongroom.compliance.kyc.limit import KycLimit
+from strongroom.compliance.kyc.service import KycService
+from strongroom.core import clock
+from strongroom.db import tables
+from strongroom.ledger.model import Direction
+from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer
+from tests.integration import test_compliance_gdpr_controls as gdpr_controls
+from tests.integration.test_compliance_gdpr_controls import ACTOR, HOUR_US, World, _control
+from tests.integration.test_ledger_service import ManualClock
+
+world = gdpr_controls.world  # the fixture
+
+
+def _paying(w: World) -> tuple[ManualClock, LedgerService, str]:
+    ticking = ManualClock((clock.now_us() // HOUR_US - 10) * HOUR_US + 1_000)
+    ledger = LedgerService(
+        w.engine, clock_=ticking, customers=lambda uow, t, ids: set(ids), limits=[KycLimit()]
+    )
+    KycService(w.engine, ledger, customers=lambda uow, t, ids: set(ids)).set(
+        "ten_a", "cus_u", "verified", "enhanced", actor=ACTOR
+    )
+    (u1,) = (a.id for a in ledger.create_accounts([AccountSpec(w.book, "USD", Direction.CREDIT,
+                                                                customer_id="cus_u")]))  # fmt: skip
+    assert ledger.post_transfers([NewTransfer("tr_fund", w.book, w.bank, u1, 100_000)])[0].row
+    return ticking, ledger, u1
+
+
+@pytest.mark.xfail(strict=True, reason="the compared hours start after MIN(hour) of the table")
+def test_deleting_every_older_bucket_is_a_finding(world: World) -> None:
+    """The first hour compared is inferred from the earliest bucket stored: deleting every
+    bucket older than the newest hour moves that start past them, and the control passes
+    while the customer's day and month of usage are gone (the caps then allow it all again)."""
+    ticking, ledger, u1 = _paying(world)
+    assert ledger.post_transfers([NewTransfer("tr_h0", world.book, u1, world.bank, 100)])[0].row
+    ticking.advance(2 * HOUR_US)
+    assert ledger.post_transfers([NewTransfer("tr_h2", world.book, u1, world.bank, 5_000)])[0].row
+    ticking.advance(2 * HOUR_US)
+    assert ledger.post_transfers([NewTransfer("tr_h4", world.book, u1, world.bank, 10)])[0].row
+    before = _control(world.controls().run(actor=ACTOR), "kyc_usage_counted")
+    assert before.outcome is Outcome.PASS
+    newest = ticking.now_us() // HOUR_US
+    with world.engine.begin() as conn:  # the hand edit: 5,100 of usage forgotten
+        conn.execute(sa.delete(tables.kyc_usage).where(tables.kyc_usage.c.hour < newest))
+    after = _control(world.controls().run(actor=ACTOR), "kyc_usage_counted")
+    assert after.outcome is Outcome.FAIL, after.summary
