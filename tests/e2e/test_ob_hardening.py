@@ -1,8 +1,8 @@
 """Open banking hardening, through the app `serve` builds: the /oauth2 routes and the metadata
 are rate limited per client address and per authenticated client id (OAuth-shaped 429 with
-Retry-After, nothing done), and a resource request's DPoP proof must name the configured public base URL,
-whatever scheme and host a TLS-terminating proxy or a client's Host header give the request
-(the request's own URL when none is configured)."""
+Retry-After, nothing done), and a resource request's DPoP proof must name the configured public
+base URL, whatever scheme and host a TLS-terminating proxy or a client's Host header give the
+request (the request's own URL when none is configured)."""
 
 from __future__ import annotations
 
