@@ -31,7 +31,8 @@ from strongroom.openbanking.authz import store as authz_store
 from strongroom.openbanking.consentpage import api as page_api
 from strongroom.openbanking.consentpage import model as page_model
 from strongroom.openbanking.consentpage.service import ConsentPage
-from strongroom.openbanking.consents import ConsentStatus
+from strongroom.openbanking.consents import ConsentKind, ConsentStatus
+from strongroom.openbanking.payments.service import PaymentRequest
 from strongroom.openbanking.resources.service import ConsentService
 from strongroom.security.auth.model import SESSION_COOKIE
 from strongroom.security.auth.service import NewSession
@@ -314,6 +315,36 @@ def test_a_funds_confirmation_consent_names_its_account_and_takes_one(world: Wor
     one = world.decide(pushed, session, "approve", (acme.savings,))
     assert one.status_code == 303, one.text
     assert "code" in redirect_params(one.headers["location"])
+
+
+def test_a_payment_consent_offers_only_accounts_in_its_currency(world: World) -> None:
+    acme, agent = world.acme, world.agent
+    initiation = {
+        "InstructionIdentification": "i-1",
+        "EndToEndIdentification": "e-1",
+        "InstructedAmount": {"Amount": "1.00", "Currency": "GBP"},
+        "CreditorAccount": {
+            "SchemeName": "UK.OBIE.IBAN",
+            "Identification": "GB29NWBK60161331926819",
+            "Name": "Bob",
+        },
+    }
+    request = PaymentRequest(initiation, {}).consent_request()
+    consent, _ = world.consents.create(
+        acme.id, agent.tpp.id, ConsentKind.DOMESTIC_PAYMENT, request, idempotency_key="pay-gbp"
+    )
+    pushed = agent.push(consent.id, scope="payments")
+    session = world.sign_in(acme)
+    page = world.get(pushed, session)
+    assert _stage(page) == "decide"
+    # A GBP payment: the GBP account, not the EUR one the customer also holds.
+    assert _offered(page) == [acme.wallet]
+    euros = world.decide(pushed, session, "approve", (acme.savings,))
+    assert _code(euros) == "consent_accounts_invalid"
+    assert world.status(pushed) is ConsentStatus.AWAU
+    pounds = world.decide(pushed, session, "approve", (acme.wallet,))
+    assert pounds.status_code == 303, pounds.text
+    assert world.consents.get(consent.id).account_ids == (acme.wallet,)
 
 
 # -- refusals: never a redirect, nothing written ---------------------------------------------

@@ -1,8 +1,8 @@
 """Open banking hardening, through the app `serve` builds: the /oauth2 routes and the metadata
-are rate limited per client address and per client id (OAuth-shaped 429 with Retry-After,
-nothing done), and a resource request's DPoP proof must name the configured public base URL,
-whatever scheme and host a TLS-terminating proxy or a client's Host header give the request
-(the request's own URL when none is configured)."""
+are rate limited per client address and per authenticated client id (OAuth-shaped 429 with
+Retry-After, nothing done), and a resource request's DPoP proof must name the configured public
+base URL, whatever scheme and host a TLS-terminating proxy or a client's Host header give the
+request (the request's own URL when none is configured)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,35 @@ def test_the_token_endpoint_is_limited_per_client_id_and_a_refusal_does_nothing(
         assert (rows(limited, "ob_tokens"), rows(limited, "ob_dpop_jti")) == (tokens, jtis)
     finally:
         for client in clients:
+            limited.run(client.aclose())
+
+
+def test_naming_a_client_id_without_its_key_does_not_spend_its_bucket(limited: Api) -> None:
+    """An attacker naming a TPP's client id with no assertion, or one signed with another
+    key, spends its own address's bucket, never the TPP's: the TPP still gets its tokens, and
+    is limited only once it has spent its own bucket."""
+    tpp, dpop = registered(limited), DpopKey()
+    forger = new_tpp(tpp.id)  # the victim's id, another key
+    attacker = other_address(limited, "10.0.2.66")
+    clients = [other_address(limited, f"10.0.3.{n}") for n in range(4)]
+    try:
+        url = limited.app.state.ob_authz.endpoints.token
+        forged = {**forger.auth(url, now_s(limited)), "grant_type": "client_credentials"}
+        bare = {"client_id": tpp.id, "grant_type": "client_credentials"}
+        for n, form in enumerate([bare, forged, bare]):
+            path = model.PAR_PATH if n % 2 else model.TOKEN_PATH
+            sent = attacker.post(path, content=urlencode(form), headers=FORM)
+            assert check_oauth_error(limited.run(sent))["error"] == "invalid_client"
+        sent = attacker.post(model.TOKEN_PATH, content=urlencode(forged), headers=FORM)
+        check_rate_limited(limited.run(sent), "this address")
+        # The TPP, from other addresses, still has its whole bucket...
+        for client in clients[:3]:
+            response = token_request(limited, tpp, dpop, client)
+            assert response.status_code == 200, response.text
+        # ...and its own requests still spend it.
+        check_rate_limited(token_request(limited, tpp, dpop, clients[3]), "this client")
+    finally:
+        for client in [attacker, *clients]:
             limited.run(client.aclose())
 
 

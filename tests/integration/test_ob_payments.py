@@ -35,6 +35,7 @@ from strongroom.ledger.service import LedgerService
 from strongroom.openbanking import jose
 from strongroom.openbanking.consents import ConsentKind, ConsentStatus
 from strongroom.openbanking.jws_detached import verify_detached
+from strongroom.openbanking.payments import service as service_module
 from strongroom.openbanking.payments.errors import OB_CONSENT_MISMATCH, OB_CONSENT_NOT_AUTHORISED
 from strongroom.openbanking.payments.gate import ConsentGate
 from strongroom.openbanking.payments.model import clearing_account_id
@@ -300,6 +301,40 @@ def test_a_refused_payment_consumes_its_consent_and_moves_nothing(world: World) 
     with pytest.raises(ConsentNotInForce):
         w.payments.submit(w.consents.get(consent.id), CLIENT, "key-2", request)
     assert _payments_of(w.engine, consent.id) == 1
+
+
+def test_two_refused_submissions_of_one_key_both_answer_the_rejected_payment(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The racing order, made deterministic: the second submission under the key read no
+    payment (the first had not committed) and was refused by the ledger too; then the first
+    committed its rejected payment. The second's consume finds the consent used: it answers
+    the first's payment, not ConsentNotInForce."""
+    w = world
+    consent = w.consent("100.01")  # the account holds 100.00
+    request = PaymentRequest(dict(consent.request["Initiation"]), {})
+    first = w.payments.submit(consent, CLIENT, "key-1", request)
+    assert (first.state.status, first.state.reason) == ("RJCT", "insufficient_funds")
+    # The second saw what was there before the first committed: no payment under the key,
+    # until its own consume ran.
+    real_get, real_consume = service_module.store.get, service_module.consume
+    consumed: list[str] = []
+
+    def stale_get(uow: UnitOfWork, payment_id: str) -> Any:
+        return real_get(uow, payment_id) if consumed else None
+
+    def noted_consume(uow: UnitOfWork, consent_id: str, **kw: Any) -> Any:
+        consumed.append(consent_id)
+        return real_consume(uow, consent_id, **kw)
+
+    monkeypatch.setattr(service_module.store, "get", stale_get)
+    monkeypatch.setattr(service_module, "consume", noted_consume)
+    second = w.payments.submit(consent, CLIENT, "key-1", request)  # the consent as it was read
+    assert consumed == [consent.id]  # it did race: its consume found the consent used
+    assert (second.id, second.state) == (first.id, first.state)
+    assert _payments_of(w.engine, consent.id) == 1
+    leaves = w.audit.records_for(TENANT, [consent.id])[consent.id]
+    assert [leaf["type"] for leaf in leaves].count("openbanking.consent_consumed") == 1
 
 
 def test_the_clearing_account_is_made_once(world: World) -> None:

@@ -8,17 +8,21 @@ The consent page (GET /oauth2/authorize) is not here: openbanking/consentpage/ b
 service's `begin` and `complete`.
 
 Rate limits (docs/deployment.md "Rate limits"): every request here spends a token of its client
-address's bucket, and a PAR or token request naming a `client_id` one of that client's too
-(STRONGROOM_OAUTH_RATE_LIMIT_PER_S and _BURST, each bucket; shared by every worker, as /v1's).
+address's bucket; a PAR or token request naming a `client_id` is refused too while that
+client's bucket is empty, and spends one of its tokens only once the client has authenticated
+(STRONGROOM_OAUTH_RATE_LIMIT_PER_S and _BURST, each bucket; shared by every worker, as /v1's):
+naming a victim's client id without its key costs the sender's address, never the victim.
 Over either, the answer is 429 `rate_limited` as an OAuth error body, with Retry-After, before
-anything is verified or written."""
+anything is written (an over-limit client's assertion is verified, its jti not remembered)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
+from anyio import from_thread
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -27,11 +31,11 @@ from strongroom.core.errors import InvalidRequest, StrongroomError
 from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
 from strongroom.http.errors import oauth_error
 from strongroom.openbanking.authz import model
-from strongroom.openbanking.authz.service import AuthorizationServer
+from strongroom.openbanking.authz.service import Authenticated, AuthorizationServer
 from strongroom.openbanking.errors import InvalidDpopProof
 from strongroom.tenancy.access import public
 from strongroom.tenancy.middleware import RateLimited, client_address
-from strongroom.tenancy.ratelimit import Buckets
+from strongroom.tenancy.ratelimit import Buckets, Verdict
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,27 +50,68 @@ def _server(request: Request) -> AuthorizationServer:
     return server
 
 
-async def _over_limit(request: Request, form: Mapping[str, str] | None = None) -> Response | None:
-    """Without `form`: a token of the request's client address's bucket; with it, a token of
-    the bucket of the client id it names (nothing when it names none). The 429 when the
-    bucket is empty, else None."""
+class _OverClientLimit(RateLimited):
+    """The authenticated client's bucket ran out (raised in the worker thread by the hook
+    `_spend_client` makes, answered as the other 429s)."""
+
+    def __init__(self, detail: str, wait_s: int) -> None:
+        super().__init__(detail)
+        self.wait_s = wait_s
+
+
+def _limits(request: Request) -> Buckets | None:
     buckets: Buckets | None = getattr(request.app.state, "ob_authz_limits", None)
+    return buckets
+
+
+def _detail(buckets: Buckets, whose: str) -> str:
+    return f"too many requests from {whose} ({buckets.per_s:g} a second, {buckets.burst} at once)"
+
+
+def _wait_s(verdict: Verdict) -> int:
+    return max(1, math.ceil(verdict.retry_after_ms / 1000))
+
+
+def _refused(request: Request, exc: RateLimited, wait_s: int) -> Response:
+    return oauth_error(request, exc, {"Retry-After": str(wait_s)})
+
+
+async def _over_limit(request: Request, form: Mapping[str, str] | None = None) -> Response | None:
+    """Without `form`: a token of the request's client address's bucket spent; with it, the
+    bucket of the client id it names only looked at (nothing when it names none): the client
+    has not authenticated yet, and whoever names a client id must not spend its tokens. The
+    429 when the bucket is empty, else None."""
+    buckets = _limits(request)
     if buckets is None:
         return None
     if form is None:
-        name, whose = f"address:{client_address(request.scope)}", "this address"
+        name = f"address:{client_address(request.scope)}"
+        verdict, whose = await buckets.take(name, RATE_LIMIT_UNITS_PER_TOKEN), "this address"
     elif form.get("client_id"):
-        name, whose = f"client:{form['client_id']}", "this client"
+        name = f"client:{form['client_id']}"
+        verdict, whose = await buckets.peek(name, RATE_LIMIT_UNITS_PER_TOKEN), "this client"
     else:
         return None
-    verdict = await buckets.take(name, RATE_LIMIT_UNITS_PER_TOKEN)
     if verdict.allowed:
         return None
-    refused = RateLimited(
-        f"too many requests from {whose} ({buckets.per_s:g} a second, {buckets.burst} at once)"
-    )
-    wait_s = max(1, math.ceil(verdict.retry_after_ms / 1000))
-    return oauth_error(request, refused, {"Retry-After": str(wait_s)})
+    return _refused(request, RateLimited(_detail(buckets, whose)), _wait_s(verdict))
+
+
+def _spend_client(request: Request) -> Authenticated | None:
+    """The hook the service calls, in its worker thread, once the client has authenticated:
+    a token of that client's bucket spent (on the event loop, where the buckets live), or
+    _OverClientLimit before anything is written."""
+    buckets = _limits(request)
+    if buckets is None:
+        return None
+    limits = buckets
+
+    def spend(client_id: str) -> None:
+        verdict = from_thread.run(limits.take, f"client:{client_id}", RATE_LIMIT_UNITS_PER_TOKEN)
+        if not verdict.allowed:
+            raise _OverClientLimit(_detail(limits, "this client"), _wait_s(verdict))
+
+    return spend
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -100,7 +145,11 @@ async def pushed_authorization_request(request: Request) -> Response:
         refused = await _over_limit(request, form)
         if refused is not None:
             return refused
-        answer = await run_in_threadpool(server.push, form)
+        answer = await run_in_threadpool(
+            partial(server.push, form, authenticated=_spend_client(request))
+        )
+    except _OverClientLimit as exc:
+        return _refused(request, exc, exc.wait_s)
     except StrongroomError as exc:
         return oauth_error(request, exc)
     return JSONResponse(answer, status_code=201)
@@ -121,8 +170,17 @@ async def token(request: Request) -> Response:
         # The proof's htu is the token endpoint's URL as the metadata publishes it: the one
         # the client called, whatever proxy stands between.
         answer = await run_in_threadpool(
-            server.token, form, dpop, request.method, server.endpoints.token
+            partial(
+                server.token,
+                form,
+                dpop,
+                request.method,
+                server.endpoints.token,
+                authenticated=_spend_client(request),
+            )
         )
+    except _OverClientLimit as exc:
+        return _refused(request, exc, exc.wait_s)
     except StrongroomError as exc:
         return oauth_error(request, exc)
     return JSONResponse(answer)

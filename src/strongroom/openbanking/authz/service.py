@@ -67,6 +67,9 @@ UNKNOWN_REQUEST_URI: Final = "the request_uri is unknown, expired, used already 
 
 # A long job calls it between batches: False when it must stop (jobs.Keep).
 Keep = Callable[[], bool]
+# Called with a client's id once it has authenticated, before anything is written (the HTTP
+# layer spends the client's rate-limit token there); what it raises refuses the request.
+Authenticated = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +157,19 @@ class AuthorizationServer:
 
     # -- pushed authorization requests (RFC 9126) --------------------------------------------
 
-    def push(self, form: Mapping[str, str]) -> dict[str, Any]:
+    def push(
+        self, form: Mapping[str, str], *, authenticated: Authenticated | None = None
+    ) -> dict[str, Any]:
         """POST /oauth2/par: the client authenticates (aud: the issuer or the PAR endpoint),
         its request passes model.parse_pushed, and `consent_id` names a consent of this
         client awaiting authorisation whose kind's scope is the one asked for. The answer
         (201): `{request_uri, expires_in}`; the request is stored under the digest of its
-        request_uri for PAR_LIFETIME_S."""
+        request_uri for PAR_LIFETIME_S. `authenticated(client id)`, when given, is called once
+        the client has authenticated, before anything else is checked or written."""
         now = self.now_us()
         client, assertion = self._authenticate(form, self.endpoints.par, now // _S)
+        if authenticated is not None:
+            authenticated(client.id)
         request = model.parse_pushed(form, client)
         consent = self._consent(request.consent_id)
         if consent is None or consent.client_id != client.id:
@@ -282,16 +290,24 @@ class AuthorizationServer:
     # -- the token endpoint ------------------------------------------------------------------
 
     def token(
-        self, form: Mapping[str, str], dpop: str | None, method: str, url: str
+        self,
+        form: Mapping[str, str],
+        dpop: str | None,
+        method: str,
+        url: str,
+        *,
+        authenticated: Authenticated | None = None,
     ) -> dict[str, Any]:
         """POST /oauth2/token (`url`: the token endpoint's URL as the client called it, for
         the proof's htu). The client authenticates (aud: the issuer or the token endpoint);
         the request carries a DPoP proof, to whose key the tokens are bound; the jtis of both
         are remembered (a replay is refused). Then the grant (see each `_grant`). Whatever is
         refused after the jtis were remembered still commits them, and what the refusal did
-        (a code used up, a chain of tokens revoked)."""
+        (a code used up, a chain of tokens revoked). `authenticated`: as for `push`."""
         now = self.now_us()
         client, assertion = self._authenticate(form, self.endpoints.token, now // _S)
+        if authenticated is not None:
+            authenticated(client.id)
         if dpop is None:
             raise InvalidDpopProof("a DPoP proof is required (the DPoP header)", param="DPoP")
         proof = verify_dpop_proof(

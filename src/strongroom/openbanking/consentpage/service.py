@@ -37,7 +37,7 @@ from strongroom.openbanking.consentpage.model import (
 )
 from strongroom.openbanking.model import ob_asset
 from strongroom.openbanking.resources.errors import accounts_invalid
-from strongroom.openbanking.resources.model import OB_CONSENT_ACCOUNTS_MAX
+from strongroom.openbanking.resources.model import OB_CONSENT_ACCOUNTS_MAX, Consent
 from strongroom.openbanking.resources.service import ConsentService
 from strongroom.security.auth.model import UserKind, UserPrincipal
 from strongroom.security.auth.service import UserService
@@ -111,14 +111,19 @@ class ConsentPage:
             request_uri,
             grant,
             tenant_name,
-            accounts=tuple(self.eligible_accounts(pending.tenant_id, customer_id)),
+            accounts=tuple(
+                self.eligible_accounts(pending.tenant_id, customer_id, _currency(consent))
+            ),
             csrf_token=model.csrf_token(self.csrf_key, principal.session_id, pending.handle),
         )
 
-    def eligible_accounts(self, tenant_id: str, customer_id: str) -> list[AccountChoice]:
+    def eligible_accounts(
+        self, tenant_id: str, customer_id: str, currency: str | None = None
+    ) -> list[AccountChoice]:
         """The customer's open accounts in ledgers of `tenant_id`, in a currency OB can
-        express: the consent service's rules (`_check_accounts`), which judge again in the
-        decision's transaction. At most OB_CONSENT_ACCOUNTS_MAX, by id."""
+        express and, with `currency` (a payment consent's instructed one), in that currency:
+        the consent service's rules (`_check_accounts`), which judge again in the decision's
+        transaction. At most OB_CONSENT_ACCOUNTS_MAX, by id."""
         page = self.ledger.list_accounts(
             None, None, OB_CONSENT_ACCOUNTS_MAX, customer_id=customer_id
         )
@@ -129,6 +134,7 @@ class ConsentPage:
             if a.customer_id == customer_id
             and tenants.get(a.ledger_id) == tenant_id
             and ob_asset(a.asset) is not None
+            and (currency is None or a.asset == currency)
             and not a.closed
         ]
 
@@ -159,7 +165,10 @@ class ConsentPage:
         require_step_up(principal, now_us=self.now_us())
         consent_id, actor = pending.consent_id, principal.actor
         if decision.approve:
-            offered = {a.id for a in self.eligible_accounts(pending.tenant_id, customer_id)}
+            currency = _currency(self.consents.get(consent_id))
+            offered = {
+                a.id for a in self.eligible_accounts(pending.tenant_id, customer_id, currency)
+            }
             if not decision.account_ids:
                 raise accounts_invalid("choose an account to share")
             if any(a not in offered for a in decision.account_ids):
@@ -200,3 +209,10 @@ class ConsentPage:
             return None
         user = self.users.get_user(principal.tenant_id, principal.user_id)
         return user.customer_id
+
+
+def _currency(consent: Consent) -> str | None:
+    """The currency a payment consent instructs (its account must hold it); None for the
+    other kinds, whose accounts may hold any OB currency."""
+    details = consent.payment_details
+    return None if details is None else details.money.asset.code

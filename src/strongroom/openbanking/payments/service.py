@@ -279,20 +279,26 @@ class PaymentService:
         refusal: str,
         actor: str,
     ) -> PaymentView:
-        """A payment refused before posting: stored rejected, its consent consumed."""
-        with UnitOfWork(self.engine) as uow:
-            if store.get(uow, payment_id) is None:
-                consume(
-                    uow,
-                    consent.id,
-                    payment_id=payment_id,
-                    at_us=self.now_us(),
-                    actor=actor,
-                    audit=self._audit,
-                    events=self._events,
-                    refusal=refusal,
-                )
-                uow.commit()
+        """A payment refused before posting: stored rejected, its consent consumed. A second
+        submission under the same key, refused too, may find no payment yet and the consent
+        consumed by the first (which committed in between): it answers the first's rejected
+        payment, as a replay would, not ConsentNotInForce."""
+        try:
+            with UnitOfWork(self.engine) as uow:
+                if store.get(uow, payment_id) is None:
+                    consume(
+                        uow,
+                        consent.id,
+                        payment_id=payment_id,
+                        at_us=self.now_us(),
+                        actor=actor,
+                        audit=self._audit,
+                        events=self._events,
+                        refusal=refusal,
+                    )
+                    uow.commit()
+        except ConsentNotInForce:
+            pass  # rolled back; the payment under this key, if any, is the answer
         return self._replay_or(payment_id, consent, request)
 
     # -- the outbound clearing account -----------------------------------------------------
