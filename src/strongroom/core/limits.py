@@ -293,7 +293,8 @@ SCREENING_MATCHES_MAX: Final = 50
 # shared gate pool: a few ms for a Latin name of SCREENING_NAME_CHARS_MAX characters, well
 # under one for a usual name, but 40-100 ms for 500 CJK or Hangul characters, each a syllable
 # token of its reading); the rest get STRONGROOM_SCREENING_FAIL, as names not screened within
-# the gate's budget do (the deadline is checked per name). Unknown payees in bulk: create counterparties (screened once, stored).
+# the gate's budget do (the deadline is checked per name). Unknown payees in bulk: create
+# counterparties (screened once, stored).
 SCREENING_PAYEE_NAMES_PER_BATCH_MAX: Final = 64
 assert SCREENING_PAYEE_NAMES_PER_BATCH_MAX <= BATCH_TRANSFERS_MAX
 # AML monitoring (compliance/aml/): the scan reads the ledger a page of transfers at a time; a
