@@ -418,7 +418,7 @@ def _plant(w: World, *, card: bool = True) -> None:
 def _kyc_usage(w: World, transfer_id: str, wallet: str, customer_id: str, *, stored: int) -> None:
     """`customer_id` pays 3 out of `wallet` (posted by a ledger without the KYC limits), and
     its usage buckets are written by hand: `stored` for that payment's hour, 7 two hours
-    before."""
+    before, the hour the limits were first on (kyc_limits_since, as the limits record it)."""
     w.ledger.post_transfers([NewTransfer(transfer_id, w.book, wallet, w.bank, 3)])
     hour = w.ledger.get_transfer(transfer_id).created_at // HOUR_US
     with w.engine.begin() as conn:
@@ -427,6 +427,7 @@ def _kyc_usage(w: World, transfer_id: str, wallet: str, customer_id: str, *, sto
              "amount": n}
             for h, n in ((hour - 2, 7), (hour, stored))
         ])  # fmt: skip
+        conn.execute(sa.insert(tables.kyc_limits_since).values(id=1, since=(hour - 2) * HOUR_US))
 
 
 def test_each_control_fails_on_what_it_guards_against(world: World) -> None:

@@ -1079,6 +1079,10 @@ populate_0030 = _populate(SCHEMA_0030)
 # 0031 added ob_payments and ob_signing_keys (open banking's payments), empty on an upgrade.
 SCHEMA_0031 = SCHEMA_0030
 populate_0031 = _populate(SCHEMA_0031)
+# 0032 added kyc_limits_since (when the KYC limits were first on), empty on an upgrade: the
+# story holds no kyc_usage bucket to date it from.
+SCHEMA_0032 = SCHEMA_0031
+populate_0032 = _populate(SCHEMA_0032)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1111,4 +1115,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0029": populate_0029,
     "0030": populate_0030,
     "0031": populate_0031,
+    "0032": populate_0032,
 }

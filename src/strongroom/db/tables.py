@@ -971,3 +971,14 @@ ob_signing_keys = sa.Table(
     sa.Column("retired_at", sa.BigInteger, nullable=True),
     sqlite_with_rowid=False,
 )
+
+# When the deployment first ran with the KYC limits on (migration 0032, compliance/kyc/store.py):
+# one row, written once and never later than the earliest kyc_usage bucket; the control
+# kyc_usage_counted compares the hours after it (not after the table's own earliest bucket).
+kyc_limits_since = sa.Table(
+    "kyc_limits_since",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("since", sa.BigInteger, nullable=False),  # microseconds since the epoch
+    sqlite_with_rowid=False,
+)

@@ -307,6 +307,15 @@ def kyc_usage_counted(src: Sources, th: Thresholds, now_us: int, say: Progress) 
         "passes": found.passes,
     }
     r.shared_facts = ("since", "hours")
+    # When the limits were first on bounds the hours compared: its row gone, or moved past a
+    # stored bucket, is a hand edit (the limits write it before their first bucket).
+    marker = None
+    if found.unmarked:
+        marker = "usage buckets stored, and no record of when the KYC limits were first on"
+    elif found.before_marked:
+        marker = "a usage bucket older than when the KYC limits were first on"
+    if marker is not None:
+        r.add(Finding({"table": "kyc_limits_since", "problem": marker}))
     if found.overflow:
         r.outcome = Outcome.FAIL
         r.summary = (
@@ -322,6 +331,9 @@ def kyc_usage_counted(src: Sources, th: Thresholds, now_us: int, say: Progress) 
             f"customer {w.customer_id}, {w.asset}, hour {w.detail()['hour']}: {w.stored} "
             f"stored, {w.counted} taken"
         )
+    elif marker is not None:
+        r.outcome = Outcome.FAIL
+        r.summary = f"{marker} (kyc_limits_since)"
     else:
         r.summary = (
             f"{found.buckets} usage buckets of the last {hours} hours hold at least what the "

@@ -13,9 +13,13 @@ a stored bucket may hold more than the ledger shows (never a finding), but never
 
 The hours compared are those the caps still read: the last 30 days (MONTH_BUCKETS hours before
 the current one; not the oldest of them, which a payment meanwhile may prune), from the hour
-after the earliest bucket stored (the counters count from when the limits were turned on, in
-the middle of an hour, and payments before were never counted: that first hour is left out). A
-bucket below what the ledger's transfers took is a finding, and so is a missing one (stored 0).
+after `kyc_limits_since` (when the limits were first on, recorded once by the first posting
+transaction that writes a bucket, never later than the earliest: payments before were never
+counted, and that first hour, from its middle, is left out). Never from the earliest bucket
+stored: deleting the older buckets would move it. A bucket below what the ledger's transfers
+took is a finding, and so is a missing one (stored 0); so are buckets stored with no
+`kyc_limits_since` (then compared from the hour after the earliest, as before it existed), and
+a bucket older than the hour of `kyc_limits_since` (moved later by hand).
 
 Cost: one read of the transfers, newest first by sequence, down to the first one created
 SKEW_US before the window (sequence and creation time may disagree by a transaction's length;
@@ -83,12 +87,27 @@ class UsageCheck:
     since_hour: int  # the first hour compared
     until_hour: int  # the last (the current hour)
     first_stored_hour: int | None  # the earliest bucket stored (None: none is)
+    limits_since: int | None  # when the limits were first on (kyc_limits_since; None: unknown)
     passes: int
     payments: int = 0  # transfers of the window read
     buckets: int = 0  # stored buckets compared
     wrong: int = 0
     first: WrongBucket | None = None  # the first wrong bucket, by tenant, customer, asset, hour
     overflow: bool = False  # a pass found more buckets in the ledger than it may hold
+
+    @property
+    def unmarked(self) -> bool:
+        """Buckets stored, and no record of when the limits were first on."""
+        return self.limits_since is None and self.first_stored_hour is not None
+
+    @property
+    def before_marked(self) -> bool:
+        """A bucket stored for an hour before the limits were first on."""
+        return (
+            self.limits_since is not None
+            and self.first_stored_hour is not None
+            and self.first_stored_hour < bucket_of(self.limits_since)
+        )
 
 
 def check_usage(
@@ -106,10 +125,14 @@ def check_usage(
     until = bucket_of(now_us)
     oldest = until - MONTH_BUCKETS + 1
     with UnitOfWork(engine, write=False) as uow:
+        marked = store.kyc_limits_since(uow)
         first, stored = store.kyc_usage_span(uow, oldest)
-    since = oldest if first is None else max(oldest, first + 1)
+    if marked is not None:
+        since = max(oldest, bucket_of(marked) + 1)
+    else:  # a finding when buckets are stored (unmarked)
+        since = oldest if first is None else max(oldest, first + 1)
     passes = max(1, -(-stored // buckets_max))
-    check = UsageCheck(since, until, first, passes)
+    check = UsageCheck(since, until, first, marked, passes)
     owners: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
 
     def wrong(bucket: WrongBucket) -> None:

@@ -210,6 +210,14 @@ def kyc_usage_span(uow: UnitOfWork, since_hour: int) -> tuple[int | None, int]:
     return (None if first is None else int(first)), int(cur.fetchone()[0])
 
 
+def kyc_limits_since(uow: UnitOfWork) -> int | None:
+    """When the deployment first ran with the KYC limits on (None: not recorded)."""
+    cur = uow.cursor()
+    cur.execute("SELECT since FROM kyc_limits_since WHERE id = 1")
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 def kyc_usage_rows(
     uow: UnitOfWork, since_hour: int, until_hour: int, batch_rows: int
 ) -> Iterator[tuple[str, str, str, int, Any]]:

@@ -59,8 +59,12 @@ class KycCheck:
     hour: int
     usage: store.Usage
     stale: set[tuple[str, str]] = field(default_factory=set)  # payers with buckets past 30 days
+    since_us: int | None = None  # when limits_since is not yet known recorded: the check's time
 
     def record(self, uow: UnitOfWork, created: Sequence[LimitItem]) -> None:
+        if self.since_us is not None:
+            # Before any bucket it writes (same transaction): the control compares from there.
+            store.mark_limits_since(uow, self.since_us)
         added: dict[_Key, int] = {}
         for item in created:
             if item.posting:  # counted when its pending transfer was created
@@ -87,6 +91,9 @@ class KycLimit:
 
     def __init__(self, tiers: TierTable = DEFAULT_TABLE) -> None:
         self.tiers = tiers
+        # Whether kyc_limits_since was seen recorded: until then, each posting transaction
+        # records it (when none is) with its buckets, so it is never later than the earliest.
+        self._since_seen = False
 
     def check(self, uow: UnitOfWork, items: Sequence[LimitItem], now_us: int) -> KycCheck:
         hour = bucket_of(now_us)
@@ -94,6 +101,10 @@ class KycLimit:
         verified = [c for (t, c), r in states.items() if r[2] == Status.VERIFIED.value]
         usage = store.load_usage(uow, verified) if verified else {}
         check = KycCheck({}, hour, usage)
+        if not self._since_seen:
+            self._since_seen = store.limits_since(uow) is not None
+            if not self._since_seen:
+                check.since_us = now_us
         oldest = hour - MONTH_BUCKETS
         for (tenant, customer, _), buckets in usage.items():
             if min(buckets) < oldest:

@@ -1,4 +1,5 @@
-"""KYC's SQL: customers' states and their usage buckets (db/tables.py, migration 0022)."""
+"""KYC's SQL: customers' states and their usage buckets (db/tables.py, migration 0022), and
+when the limits were first on (migration 0032)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,22 @@ def prune_usage(uow: UnitOfWork, customer_ids: Sequence[str], before_hour: int) 
             sql(uow, f"DELETE FROM kyc_usage WHERE customer_id IN ({marks}) AND hour < ?"),
             (*part, before_hour),
         )
+
+
+def limits_since(uow: UnitOfWork) -> int | None:
+    """When the deployment first ran with the KYC limits on (None: not recorded yet)."""
+    cur = uow.cursor()
+    cur.execute("SELECT since FROM kyc_limits_since WHERE id = 1")
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def mark_limits_since(uow: UnitOfWork, at_us: int) -> None:
+    """Record `at_us` as when the limits were first on, unless a time is recorded already."""
+    uow.cursor().execute(
+        sql(uow, "INSERT INTO kyc_limits_since (id, since) VALUES (1, ?) ON CONFLICT DO NOTHING"),
+        (at_us,),
+    )
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
