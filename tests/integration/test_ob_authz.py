@@ -687,6 +687,21 @@ def test_a_revoked_or_expired_consent_refuses_its_tokens(
         world.refresh(tokens["refresh_token"])
 
 
+def test_a_consumed_payment_consent_keeps_its_token_for_the_resources_but_issues_none(
+    world: World,
+) -> None:
+    """A payment consent used once (COND): its access token still passes the check, so that a
+    submission repeated with its x-idempotency-key reaches the payment service and answers the
+    payment made (the resources refuse every other use); its refresh token gets nothing."""
+    consent_id, code, verifier = world.authorize()
+    tokens = world.exchange(code, verifier)
+    world.consents.set(consent_id, ConsentStatus.COND)
+    checked = world.check(tokens["access_token"])
+    assert checked.consent_id == consent_id
+    with pytest.raises(InvalidGrant, match="no longer authorised"):
+        world.refresh(tokens["refresh_token"])
+
+
 def test_a_consent_past_its_expiry_refuses_its_tokens(world: World) -> None:
     consent_id = world.new_consent(expires_at_us=world.clock.now_us() + 30 * 1_000_000)
     verifier, challenge = pkce_pair()

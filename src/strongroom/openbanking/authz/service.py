@@ -557,14 +557,23 @@ class AuthorizationServer:
             return None
 
     def _authorised(
-        self, consent_id: str, client_id: str, customer_id: str, now: int
+        self,
+        consent_id: str,
+        client_id: str,
+        customer_id: str,
+        now: int,
+        *,
+        consumed_too: bool = False,
     ) -> ConsentRef | None:
-        """The consent, if it is AUTH, this client's, decided by `customer_id` and
-        unexpired; else None."""
+        """The consent, if it is AUTH (or COND, with `consumed_too`), this client's, decided
+        by `customer_id` and unexpired; else None."""
         consent = self._consent(consent_id)
+        allowed = (
+            (ConsentStatus.AUTH, ConsentStatus.COND) if consumed_too else (ConsentStatus.AUTH,)
+        )
         if (
             consent is None
-            or consent.status is not ConsentStatus.AUTH
+            or consent.status not in allowed
             or consent.client_id != client_id
             or consent.customer_id != customer_id
             or (consent.expires_at_us is not None and consent.expires_at_us <= now)
@@ -637,7 +646,17 @@ class AuthorizationServer:
             uow.commit()
         if row.consent_id is not None:
             assert row.customer_id is not None
-            if self._authorised(row.consent_id, row.client_id, row.customer_id, now) is None:
+            # A consumed payment consent (COND) keeps its token for the resources to judge: a
+            # submission repeated with its x-idempotency-key answers the payment made (the TPP
+            # that lost the answer finds it), any other use is refused there (`_bound_consent`:
+            # consent_not_in_force, U009). No new token is issued for it (_code_grant,
+            # _refresh_grant ask AUTH).
+            if (
+                self._authorised(
+                    row.consent_id, row.client_id, row.customer_id, now, consumed_too=True
+                )
+                is None
+            ):
                 raise TokenRefused("the consent is no longer authorised", error="invalid_token")
         return AccessToken(
             id=row.id,
