@@ -233,7 +233,7 @@ def test_state_is_bounded_and_evicts_the_least_recently_active() -> None:
     assert detectors.accounts == 10
     assert detectors.evicted == 41  # 51 accounts seen, the hub kept (active every time)
     hub = detectors._accounts["hub"]
-    assert len(hub.moves) == 4
+    assert len(hub.moves) <= 4  # its small movements folded into tallies when it filled
 
 
 def test_old_movements_leave_the_window() -> None:
@@ -375,7 +375,7 @@ def test_a_customers_view_is_bounded() -> None:
         for k in range(5):
             detectors.feed(tr(i + k * 0.01, "ext", f"x{i}", 100))
     assert detectors.customers == 2
-    assert all(len(v.moves) == 3 for v in detectors._customers.values())
+    assert all(len(v.moves) <= 3 for v in detectors._customers.values())
 
 
 # -- the generator ------------------------------------------------------------------------

@@ -26,6 +26,12 @@ Per customer the same (`events_per_customer_max`, `customers_max`), with the acc
 its view (at most CUSTOMER_ACCOUNTS_MAX, the least recently active dropped first); a view is
 judged only while two of its accounts or more moved within the longest window, so a customer
 with one account costs one more deque push per movement.
+
+A full deque (account or view) is compacted rather than cut at its oldest end: its movements
+below `AmlConfig.kept_amount_min` (which no typology judges one by one) are folded into tallies
+that keep their sums, then the oldest are dropped until it holds 3/4 of its bound (counted in
+`moves_folded` and `moves_dropped`), so a flood of tiny movements cannot push out the ones that
+make a pattern (`Detectors._compact`).
 """
 
 from __future__ import annotations
@@ -158,9 +164,20 @@ class AmlConfig:
     accounts_max: int = 1_000_000
     events_per_customer_max: int = 1_024  # a customer's view holds all of its accounts' moves
     customers_max: int = 1_000_000
+    # A full deque folds its small movements (below kept_amount_min) into tallies, one per
+    # asset, direction, account and risk within this span; see Detectors._compact.
+    tally_span_us: int = US_PER_HOUR
 
     def of(self, asset: str) -> AssetLimits:
         return self.limits.get(asset, self.default_limits)
+
+    def kept_amount_min(self, asset: str) -> int:
+        """The least amount a typology judges one movement by (a fan counterparty, a
+        near-threshold deposit): a smaller one matters only in sums, so a full deque may fold
+        it into a tally."""
+        lim = self.of(asset)
+        low = lim.reporting_threshold * (100 - self.structuring_margin_pct) // 100
+        return min(lim.fan_amount_min, low)
 
     @property
     def window_max_us(self) -> int:
@@ -249,6 +266,11 @@ class _Move:
     asset: str
     transfer_id: str
     account: str = ""  # in a customer's view: which of its accounts moved ("" in an account's)
+    # A tally: small movements (below `AmlConfig.kept_amount_min`) folded together when the
+    # deque was full, `amount` their sum, `at_us` the first's time, `transfer_id` the last's,
+    # no counterparty; `risky`: their counterparties are in high-risk jurisdictions.
+    tally: bool = False
+    risky: bool = False
 
 
 @dataclass(slots=True)
@@ -304,6 +326,8 @@ class Detectors:
         self._window_max_us = self.config.window_max_us  # read at every push
         self.fed = 0
         self.evicted = 0
+        self.moves_folded = 0  # small movements folded into tallies by a full deque
+        self.moves_dropped = 0  # kept movements dropped, oldest first, by a full deque
 
     # -- the stream -----------------------------------------------------------------------
 
@@ -332,8 +356,9 @@ class Detectors:
         # Round-tripping follows the money before the receiver's state changes.
         if credit_info.monitored or debit_info.monitored:
             hits.extend(self._round_trip(t, sender, receiver, credit_info))
-        self._push(sender, out)
-        self._push(receiver, into)
+        cap = self.config.events_per_account_max
+        self._push(sender, out, cap)
+        self._push(receiver, into, cap)
         if debit_info.monitored:
             hits.extend(self._on_out(t.debit, sender, t, credit_info))
         if credit_info.monitored:
@@ -354,7 +379,7 @@ class Detectors:
     def _account(self, account_id: str) -> _Account:
         acc = self._accounts.get(account_id)
         if acc is None:
-            acc = _Account(deque(maxlen=self.config.events_per_account_max))
+            acc = _Account(deque())
             self._accounts[account_id] = acc
             if len(self._accounts) > self.config.accounts_max:
                 self._accounts.popitem(last=False)
@@ -366,9 +391,7 @@ class Detectors:
     def _view(self, customer: str) -> _Account:
         view = self._customers.get(customer)
         if view is None:
-            view = _Account(
-                deque(maxlen=self.config.events_per_customer_max), members=OrderedDict()
-            )
+            view = _Account(deque(), members=OrderedDict())
             self._customers[customer] = view
             if len(self._customers) > self.config.customers_max:
                 self._customers.popitem(last=False)
@@ -377,13 +400,52 @@ class Detectors:
             self._customers.move_to_end(customer)
         return view
 
-    def _push(self, acc: _Account, move: _Move) -> None:
+    def _push(self, acc: _Account, move: _Move, cap: int) -> None:
         horizon = move.at_us - self._window_max_us
         moves = acc.moves
         while moves and moves[0].at_us < horizon:
             moves.popleft()
         moves.append(move)
         acc.last_seen_us = move.at_us
+        if len(moves) > cap:
+            self._compact(acc, cap)
+
+    def _compact(self, acc: _Account, cap: int) -> None:
+        """A full deque (more than `cap` movements within the longest window): fold its small
+        movements into tallies (one per asset, direction, account and risk per tally_span_us),
+        which keep their sums for the typologies that add amounts up, so a flood of tiny
+        movements cannot push out the ones a typology judges one by one. Then, while it still
+        holds more than 3/4 of `cap`, drop the oldest (`moves_dropped`): each compaction frees a
+        quarter of the deque, so it costs O(1) a push amortized."""
+        cfg = self.config
+        risky = cfg.high_risk_jurisdictions
+        span = cfg.tally_span_us
+        kept: list[_Move] = []
+        open_: dict[tuple[str, bool, str, bool], int] = {}  # a key's open tally, its index
+        folded = 0
+        for m in acc.moves:
+            if not m.tally and m.amount >= cfg.kept_amount_min(m.asset):
+                kept.append(m)
+                continue
+            bad = m.risky if m.tally else self.info(m.counterparty).jurisdiction in risky
+            key = (m.asset, m.inbound, m.account, bad)
+            i = open_.get(key)
+            if i is not None and m.at_us - kept[i].at_us < span:
+                last = kept[i]
+                kept[i] = replace(last, amount=last.amount + m.amount, transfer_id=m.transfer_id)
+            else:
+                open_[key] = len(kept)
+                kept.append(
+                    _Move(
+                        m.at_us, m.inbound, "", m.amount, m.asset, m.transfer_id, m.account,
+                        tally=True, risky=bad,
+                    )
+                )  # fmt: skip
+            folded += not m.tally
+        self.moves_folded += folded
+        drop = max(0, len(kept) - cap * 3 // 4)
+        self.moves_dropped += sum(not m.tally for m in kept[:drop])
+        acc.moves = deque(kept[drop:])
 
     @property
     def accounts(self) -> int:
@@ -400,7 +462,7 @@ class Detectors:
         view, and answer the view's hits that span two of its accounts or more, once two of
         them moved within the longest window (one account alone: its own hits say it all)."""
         view = self._view(customer)
-        self._push(view, move)
+        self._push(view, move, self.config.events_per_customer_max)
         members = view.members
         assert members is not None, "a customer's view keeps its accounts"
         members[move.account] = move.at_us
@@ -454,6 +516,8 @@ class Detectors:
             self._customers.popitem(last=False)
             self.evicted += 1
         self.fed += trial.fed
+        self.moves_folded += trial.moves_folded
+        self.moves_dropped += trial.moves_dropped
 
     # -- per direction ----------------------------------------------------------------------
 
@@ -471,7 +535,7 @@ class Detectors:
             near = [
                 m
                 for m in _recent(acc, since, t.asset)
-                if m.inbound and low <= m.amount < lim.reporting_threshold
+                if m.inbound and low <= m.amount < lim.reporting_threshold and not m.tally
             ]
             if len(near) >= cfg.structuring_count_min:
                 # Structuring splits one sum into deposits under the threshold: ranked by the
@@ -527,7 +591,9 @@ class Detectors:
             if passed >= lim.rapid_amount_min and outflow * 100 >= inflow * cfg.rapid_ratio_pct:
                 # Money straight through an account with few counterparties on either side
                 # ranks above a busy account that happens to balance.
-                sides = len({m.counterparty for m in ins}) + len({m.counterparty for m in outs})
+                sides = len({m.counterparty for m in ins if not m.tally}) + len(
+                    {m.counterparty for m in outs if not m.tally}
+                )
                 score = passed / max(1.0, sides / 2)
                 hits.append(
                     _hit(Typology.RAPID_MOVEMENT, account, t, ins + outs, score, passed, sides)
@@ -588,7 +654,7 @@ class Detectors:
             if m.at_us >= since:
                 if m.asset == t.asset:
                     moved[m.inbound] += m.amount
-                    if m.amount >= lim.fan_amount_min:
+                    if m.amount >= lim.fan_amount_min and not m.tally:
                         same[m.inbound].append(m)
                 continue
             if not counted:  # the window is read: most accounts stop here
@@ -601,7 +667,7 @@ class Detectors:
                 counted = True
             if m.at_us < horizon:
                 break
-            if m.asset == t.asset:
+            if m.asset == t.asset and not m.tally:  # a tally names no counterparty
                 seen[m.inbound].add(m.counterparty)
                 if m.amount >= lim.fan_amount_min:
                     usual[m.inbound].add(m.counterparty)
@@ -639,7 +705,7 @@ class Detectors:
         moves = [
             m
             for m in _recent(acc, since, t.asset)
-            if self.info(m.counterparty).jurisdiction in risky
+            if (m.risky if m.tally else self.info(m.counterparty).jurisdiction in risky)
         ]
         total = sum(m.amount for m in moves)
         if total < cfg.of(t.asset).jurisdiction_amount_min:
