@@ -31,7 +31,9 @@ OB_AMOUNT_TEXT_LENGTH_MAX: Final = OB_AMOUNT_INTEGER_DIGITS_MAX + 1 + OB_AMOUNT_
 # ASCII digits only: Python's \d also matches other scripts' digits, and $ a trailing newline.
 _OB_AMOUNT: Final = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,5}))?")
 _OB_CURRENCY: Final = re.compile(r"[A-Z]{3}")
-_AMOUNT_FORM: Final = "a decimal string such as 10.50, of at most 13 integer and 5 fraction digits"
+_AMOUNT_FORM: Final = (
+    "a positive decimal string such as 10.50, of at most 13 integer and 5 fraction digits"
+)
 # Every ISO 4217 minor unit fits OB's fraction digits, so each ISO currency is expressible.
 assert max(ISO_4217.values()) <= OB_AMOUNT_FRACTION_DIGITS_MAX
 

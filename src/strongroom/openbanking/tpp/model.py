@@ -287,7 +287,7 @@ def check_redirect_uri(uri: object, param: str) -> str:
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise _uri_error(
             param,
-            "is https: http only for a loopback host (127.0.0.1, [::1], localhost), for "
+            "must be https: http is only for a loopback host (127.0.0.1, [::1], localhost), for "
             "development",
         )
     return uri
