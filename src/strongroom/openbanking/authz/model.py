@@ -199,29 +199,33 @@ def metadata(endpoints: Endpoints) -> dict[str, Any]:
 # -- forms -----------------------------------------------------------------------------------
 
 
-def parse_form(body: bytes) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body: its parameters by name. Refused
-    (InvalidRequest): a body over FORM_BYTES_MAX bytes or not ASCII, more than
-    FORM_FIELDS_MAX parameters, a name given twice (RFC 6749 section 3.1), a value over
-    FORM_VALUE_CHARS_MAX characters, bad UTF-8 in a percent-encoding, a NUL. A parameter
-    without a value is left out, as if omitted (RFC 6749 section 3.1)."""
+def form_pairs(body: bytes, fields_max: int, noun: str) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body's (name, value) pairs, in order. Refused
+    (InvalidRequest): a body over FORM_BYTES_MAX bytes or not ASCII, more than `fields_max`
+    pairs (`noun` names them in the message), bad UTF-8 in a percent-encoding."""
     if len(body) > FORM_BYTES_MAX:
         raise InvalidRequest(f"the form is over {FORM_BYTES_MAX} bytes")
     if not body.isascii():
         raise InvalidRequest("the form is not percent-encoded ASCII")
     try:
-        pairs = parse_qsl(
+        return parse_qsl(
             body.decode("ascii"),
             keep_blank_values=True,
             strict_parsing=bool(body),
             encoding="utf-8",
             errors="strict",
-            max_num_fields=FORM_FIELDS_MAX,
+            max_num_fields=fields_max,
         )
     except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(
-            f"the body is not a form of at most {FORM_FIELDS_MAX} parameters"
-        ) from None
+        raise InvalidRequest(f"the body is not a form of at most {fields_max} {noun}") from None
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body: its parameters by name. Refused
+    (InvalidRequest): what `form_pairs` refuses (FORM_FIELDS_MAX parameters), a name given
+    twice (RFC 6749 section 3.1), a value over FORM_VALUE_CHARS_MAX characters, a NUL. A
+    parameter without a value is left out, as if omitted (RFC 6749 section 3.1)."""
+    pairs = form_pairs(body, FORM_FIELDS_MAX, "parameters")
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:

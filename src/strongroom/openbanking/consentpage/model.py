@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from strongroom.core import clock
 from strongroom.core.errors import InvalidRequest
@@ -28,6 +28,7 @@ from strongroom.openbanking.authz.model import (
     FORM_BYTES_MAX,
     ID_CHARS_MAX,
     PendingAuthorization,
+    form_pairs,
 )
 from strongroom.openbanking.consentpage.errors import Forged
 from strongroom.openbanking.consents import ConsentKind
@@ -154,23 +155,7 @@ def parse_decision(body: bytes) -> Decision:
     selected (at most OB_CONSENT_ACCOUNTS_MAX; the consent service checks them). Refused
     (InvalidRequest): a body over FORM_BYTES_MAX or not ASCII, too many fields, a field twice
     or unknown, a NUL, a missing field, an account id that is not an id."""
-    if len(body) > FORM_BYTES_MAX:
-        raise InvalidRequest(f"the form is over {FORM_BYTES_MAX} bytes")
-    if not body.isascii():
-        raise InvalidRequest("the form is not percent-encoded ASCII")
-    try:
-        pairs = parse_qsl(
-            body.decode("ascii"),
-            keep_blank_values=True,
-            strict_parsing=bool(body),
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=DECISION_FIELDS_MAX,
-        )
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(
-            f"the body is not a form of at most {DECISION_FIELDS_MAX} fields"
-        ) from None
+    pairs = form_pairs(body, DECISION_FIELDS_MAX, "fields")
     single: dict[str, str] = {}
     accounts: list[str] = []
     for name, value in pairs:
