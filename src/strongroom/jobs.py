@@ -210,12 +210,16 @@ class JobRunner:
         return keep
 
     def release(self) -> None:
-        """Give up every lease this process holds (a clean stop)."""
+        """Give up every lease this process holds (a clean stop), with its last runs."""
         with self._lease_lock:
             for name, until in self._held_until.items():
                 if until:
+                    state = self.states[name]
+                    status = leases.RunStatus(
+                        state.last_success_us, state.last_error_us, state.last_error
+                    )
                     with UnitOfWork(self.engine) as uow:
-                        leases.release(uow, name, self.owner)
+                        leases.release(uow, name, self.owner, status)
                         uow.commit()
                     self._held_until[name] = 0
 

@@ -423,6 +423,26 @@ def test_a_holder_writes_its_last_run_and_every_process_reports_it(db_engine: En
     assert report["last_error"] == "ValueError"  # the last error, now older than a success
 
 
+def test_a_run_that_ended_as_the_process_stopped_is_written_with_the_release(
+    db_engine: Engine,
+) -> None:
+    # A run's success is written by the loop's next `hold`; a stop that comes first cancels
+    # that, so the release writes it (CI once saw /readyz report a success the row lacked).
+    now = FakeClock()
+    a = _runner(db_engine, "a", now)
+    assert a.hold("retention")
+    now.advance(1)
+    a.states["retention"].succeeded(now())
+    a._stopping.set()
+    assert not a.hold("retention")  # stopping: nothing written by the loop
+    assert _lease(db_engine).last_success_at is None
+    a.release()
+    row = _lease(db_engine)
+    assert (row.lease_until, row.last_success_at) == (0, now())
+    b = _runner(db_engine, "b", now)
+    assert b.report()["retention"]["last_success_at"] == clock.format_us(now())
+
+
 def test_only_the_holder_runs_the_job(db_engine: Engine) -> None:
     """Two runners' loops on one database: the job runs in the holder only. The lease is long
     against the test, so no takeover can happen in it."""

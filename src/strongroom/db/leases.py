@@ -101,9 +101,19 @@ def take(
     return row is not None and row[0] == owner
 
 
-def release(uow: UnitOfWork, name: str, owner: str) -> None:
-    """End `owner`'s lease now (a clean stop), so that another process takes the job at once."""
+def release(uow: UnitOfWork, name: str, owner: str, status: RunStatus) -> None:
+    """End `owner`'s lease now (a clean stop), so that another process takes the job at once,
+    writing what `status` knows of its runs (a run that ended as the process stopped is
+    kept)."""
+    error = None if status.last_error is None else status.last_error[:JOB_ERROR_CHARS_MAX]
     uow.cursor().execute(
-        sql(uow, "UPDATE job_leases SET lease_until = 0 WHERE name = ? AND owner = ?"),
-        (name, owner),
+        sql(
+            uow,
+            "UPDATE job_leases SET lease_until = 0, "
+            "last_success_at = COALESCE(?, last_success_at), "
+            "last_error_at = COALESCE(?, last_error_at), "
+            "last_error = COALESCE(?, last_error) "
+            "WHERE name = ? AND owner = ?",
+        ),
+        (status.last_success_at, status.last_error_at, error, name, owner),
     )
