@@ -577,8 +577,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Open banking's authorization server, deployment-wide (docs/openbanking.md): its clients
     # are the registry's, its consents the resources', whose tokens it checks, and revokes in
     # the transaction that ends a consent.
+    # Resource requests' DPoP proofs: on SQLite in a file every worker maps (one host).
+    replay = ob_authz.replay_store(engine.url.database) if sqlite else None
     authz = AuthorizationServer(
-        engine, ob_authz.config(settings), clients=tpps.lookup, consents=openbanking.consents.lookup
+        engine,
+        ob_authz.config(settings),
+        clients=tpps.lookup,
+        consents=openbanking.consents.lookup,
+        replay=replay,
     )
     openbanking.resources.token_check = authz.check
     # A DPoP proof's htu names the public URL, whatever a proxy or a Host header says.
@@ -661,6 +667,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             committer.close()
             vault_committer.close()
             await limits.close()
+            if replay is not None:
+                replay.close()
             engine.dispose()
 
     async def readiness(request: Request) -> dict[str, str]:

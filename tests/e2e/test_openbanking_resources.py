@@ -25,6 +25,7 @@ from strongroom.core.limits import REQUEST_BODY_BYTES_MAX
 from strongroom.http.middleware import SECURITY_HEADERS
 from strongroom.ledger.accounts import AccountSpec
 from strongroom.ledger.model import Direction, NewTransfer
+from strongroom.openbanking.errors import ReplayCacheFull
 from strongroom.openbanking.model import ob_datetime
 from strongroom.openbanking.ports import (
     RESOURCE_BASE,
@@ -375,6 +376,29 @@ def test_tokens_are_checked_and_must_fit_the_operation(world: World) -> None:
         assert response.json()["Errors"][0]["ErrorCode"] == "U008"
     for token in (w.cc(), w.cc(scope=SCOPE_FUNDS)):
         refused(w, "GET", f"{base(w.acme)}/aisp/accounts", token, 403, "U008")
+
+
+def test_a_full_replay_store_is_the_servers_fault_not_the_tokens(world: World) -> None:
+    """The token check could not remember the proof (ReplayCacheFull): not a 401 that would
+    make the TPP discard a good token, but the OB's 500 with Retry-After."""
+    w = world
+    token = w.cc()
+    full = ReplayCacheFull("too many unexpired DPoP proofs are remembered", retry_after_s=7)
+
+    def check(authorization: str | None, proof: str | None, method: str, url: str) -> AccessToken:
+        w.tokens(authorization, proof, method, url)
+        raise full
+
+    w.api.app.state.ob_resources.token_check = check
+    try:
+        body = {"Data": {"Permissions": ["ReadBalances"]}, "Risk": {}}
+        response = call(w, "POST", f"{base(w.acme)}/aisp/account-access-consents", token, json=body)
+    finally:
+        w.api.app.state.ob_resources.token_check = w.tokens
+    assert response.status_code == 500, response.text
+    assert response.headers["retry-after"] == "7"
+    assert "www-authenticate" not in response.headers
+    assert response.json()["Errors"][0]["ErrorCode"] == "U000"  # UK.OBIE.UnexpectedError
 
 
 def test_a_consent_is_its_clients_and_its_tenants_only(world: World) -> None:

@@ -5,6 +5,7 @@ assertion replay, expired codes, disabled clients, revoked and expired consents.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,13 +16,14 @@ from sqlalchemy.engine import Engine
 
 from strongroom.core.errors import InvalidRequest
 from strongroom.db.engine import create_engine
-from strongroom.openbanking.authz import model
+from strongroom.openbanking.authz import model, wiring
 from strongroom.openbanking.authz.errors import (
     InvalidRequestUri,
     InvalidScope,
     TokenRefused,
     UnsupportedResponseType,
 )
+from strongroom.openbanking.authz.replay import FileReplayStore
 from strongroom.openbanking.authz.service import AuthorizationServer, AuthzConfig
 from strongroom.openbanking.consents import ConsentKind, ConsentStatus
 from strongroom.openbanking.errors import InvalidClient, InvalidDpopProof, InvalidGrant
@@ -129,8 +131,15 @@ class World:
 def make_server(
     engine: Engine, clock: Clock, clients: FakeClients, consents: FakeConsents
 ) -> AuthorizationServer:
+    # As runtime.py wires it: on SQLite the proofs of resource requests go to the replay file.
+    replay = wiring.replay_store(engine.url.database) if engine.dialect.name == "sqlite" else None
     return AuthorizationServer(
-        engine, AuthzConfig(ISSUER), clients=clients, consents=consents, now_us=clock.now_us
+        engine,
+        AuthzConfig(ISSUER),
+        clients=clients,
+        consents=consents,
+        replay=replay,
+        now_us=clock.now_us,
     )
 
 
@@ -141,8 +150,11 @@ def make_world(engine: Engine, tpp: Tpp | None = None) -> World:
 
 
 @pytest.fixture
-def world(db_engine: Engine) -> World:
-    return make_world(db_engine)
+def world(db_engine: Engine) -> Iterator[World]:
+    made = make_world(db_engine)
+    yield made
+    if isinstance(made.server.replay, FileReplayStore):
+        made.server.replay.close()
 
 
 def _count(engine: Engine, table: str, where: str = "1 = 1") -> int:

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
-from strongroom.tenancy.ratelimit import Buckets, FileStorage, SlotFile, open_storage, request_cost
+from strongroom.core.slotfile import SlotFile
+from strongroom.tenancy.ratelimit import (
+    Buckets,
+    FileStorage,
+    find_bucket,
+    open_storage,
+    open_table,
+    request_cost,
+)
 from tests.integration.workers.limiter import spend
 from tests.support.redis import redis_url_or_skip
 
@@ -69,26 +77,26 @@ def test_a_bucket_spends_refuses_and_reports() -> None:
 
 def test_a_full_set_gives_up_its_closest_to_full_bucket(tmp_path: Path) -> None:
     """A table of one set of two slots: a third name takes the slot of the bucket owed least."""
-    table = SlotFile(tmp_path / "t", sets=1, slots=2)
+    table = open_table(tmp_path / "t", sets=1, slots=2)
     now_us = time.time_ns() // 1000
     a, b, c = (SlotFile.digest(n) for n in "abc")
     with table.locked(a) as offset:
-        at, tat = table.find(offset, a, now_us)
+        at, tat = find_bucket(table, offset, a)
         assert tat == 0
         table.write(at, a, now_us + 5_000_000)
-        at, _ = table.find(offset, b, now_us)
+        at, _ = find_bucket(table, offset, b)
         table.write(at, b, now_us + 1_000_000)
-        assert table.find(offset, a, now_us)[1] == now_us + 5_000_000
-        at, tat = table.find(offset, c, now_us)
+        assert find_bucket(table, offset, a)[1] == now_us + 5_000_000
+        at, tat = find_bucket(table, offset, c)
         assert tat == 0
-        assert table.find(offset, b, now_us)[0] == at  # b's slot: the least owed
+        assert find_bucket(table, offset, b)[0] == at  # b's slot: the least owed
     table.close()
 
 
 def test_a_changed_layout_starts_afresh(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    SlotFile(path, sets=4, slots=2).close()
-    table = SlotFile(path, sets=8, slots=2)
+    open_table(path, sets=4, slots=2).close()
+    table = open_table(path, sets=8, slots=2)
     assert path.stat().st_size == 16 + 8 * 2 * 24
     table.close()
 

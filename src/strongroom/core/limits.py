@@ -153,6 +153,11 @@ AUTH_FAILURES_BURST_DEFAULT: Final = 20
 # set; a set that is full gives up the slot closest to full (the least owed) to a new key.
 RATE_LIMIT_FILE_SETS: Final = 8_192
 RATE_LIMIT_FILE_SLOTS_PER_SET: Final = 8
+# The open banking replay store of a SQLite deployment (a memory-mapped file, 24 MiB): about a
+# million DPoP proofs remembered until they expire (60 s: ample at thousands of reads a
+# second); a set whose slots all hold unexpired proofs refuses a new one (503).
+OB_REPLAY_FILE_SETS: Final = 65_536
+OB_REPLAY_FILE_SLOTS_PER_SET: Final = 16
 RATE_LIMIT_KEY_LENGTH_MAX: Final = 300  # a bucket's name: a prefix and a key id or an address
 assert RATE_LIMIT_BURST_DEFAULT >= RATE_LIMIT_REQUESTS_PER_S_DEFAULT
 assert (

@@ -108,7 +108,8 @@ class InvalidJwsSignature(StrongroomError):
 
 
 class ReplayCacheFull(ServiceUnavailable):
-    """The in-process replay cache holds its maximum of unexpired entries: a new `jti` cannot
-    be remembered, so it is refused rather than forgetting one that could then be replayed."""
+    """A replay store holds its maximum of unexpired entries (the in-process cache in all, the
+    replay file in the set a key hashes to): a new `jti` cannot be remembered, so it is
+    refused rather than forgetting one that could then be replayed."""
 
     code = "replay_cache_full"

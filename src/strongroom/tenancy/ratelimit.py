@@ -21,17 +21,13 @@ body is read, and a route that learns more (a batch's size) charges the rest its
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import math
-import mmap
 import os
-import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
@@ -50,6 +46,7 @@ from strongroom.core.limits import (
     RATE_LIMIT_UNITS_PER_TOKEN,
     STATEMENT_PAGE_ENTRIES_MAX,
 )
+from strongroom.core.slotfile import SlotFile
 
 log = logging.getLogger("strongroom.ratelimit")
 
@@ -164,85 +161,24 @@ def request_cost(method: str, path: str, query: bytes) -> int:
 # -- the embedded storage: a memory-mapped file ---------------------------------------------
 
 _MAGIC: Final = b"SRRATE01"
-_HEADER: Final = struct.Struct("<8sII")  # magic, sets, slots a set
-_SLOT: Final = struct.Struct("<16sq")  # the name's digest, the bucket's number (GCRA's TAT, us)
 
 
-class SlotFile:
-    """A table of RATE_LIMIT_FILE_SETS sets of slots in a memory-mapped file. A name hashes to
-    one set; a set is read and written under an fcntl lock on its bytes (other processes) and a
-    thread lock (this process: fcntl locks are the process's, not the thread's). A name not in
-    its set takes a free slot or, when the set is full, the one whose bucket is closest to full:
-    at worst a bucket is forgotten early, which can let its owner through sooner, never later.
-    """
+def open_table(
+    path: Path,
+    sets: int = RATE_LIMIT_FILE_SETS,
+    slots: int = RATE_LIMIT_FILE_SLOTS_PER_SET,
+) -> SlotFile:
+    """The buckets' table: each slot a name's digest and its bucket's number (GCRA's TAT, us).
+    A name not in its set takes a free slot or, when the set is full, the one whose bucket is
+    closest to full (the smallest number): at worst a bucket is forgotten early, which can let
+    its owner through sooner, never later."""
+    return SlotFile(path, magic=_MAGIC, sets=sets, slots=slots)
 
-    def __init__(
-        self,
-        path: Path,
-        sets: int = RATE_LIMIT_FILE_SETS,
-        slots: int = RATE_LIMIT_FILE_SLOTS_PER_SET,
-    ) -> None:
-        self.path = path
-        self.sets = sets
-        self.slots = slots
-        self.set_bytes = slots * _SLOT.size
-        size = _HEADER.size + sets * self.set_bytes
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX)
-            try:
-                header = os.pread(self._fd, _HEADER.size, 0)
-                if len(header) < _HEADER.size or _HEADER.unpack(header) != (_MAGIC, sets, slots):
-                    # New, or laid out otherwise: start afresh (every bucket full).
-                    os.ftruncate(self._fd, 0)
-                    os.ftruncate(self._fd, size)
-                    os.pwrite(self._fd, _HEADER.pack(_MAGIC, sets, slots), 0)
-            finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN)
-            self._map = mmap.mmap(self._fd, size)
-        except BaseException:
-            os.close(self._fd)
-            raise
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        with contextlib.suppress(BufferError, ValueError):
-            self._map.close()
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-
-    @staticmethod
-    def digest(name: str) -> bytes:
-        return hashlib.blake2b(name.encode(), digest_size=16).digest()
-
-    @contextlib.contextmanager
-    def locked(self, digest: bytes) -> Iterator[int]:
-        """The set of `digest`, locked; yields its offset in the file."""
-        offset = _HEADER.size + int.from_bytes(digest[:8], "little") % self.sets * self.set_bytes
-        with self._lock:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX, self.set_bytes, offset)
-            try:
-                yield offset
-            finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN, self.set_bytes, offset)
-
-    def find(self, offset: int, digest: bytes, now_us: int) -> tuple[int, int]:
-        """(slot offset, stored number) of `digest` in the locked set at `offset`; a free or
-        reclaimable slot with 0 when it is not there."""
-        victim, victim_tat = -1, 0
-        for k in range(self.slots):
-            at = offset + k * _SLOT.size
-            found, tat = _SLOT.unpack_from(self._map, at)
-            if found == digest:
-                return at, tat
-            # A bucket whose number is past is full: as good as a free slot.
-            free_tat = 0 if tat <= now_us else tat
-            if victim < 0 or free_tat < victim_tat:
-                victim, victim_tat = at, free_tat
-        return victim, 0
-
-    def write(self, at: int, digest: bytes, tat: int) -> None:
-        _SLOT.pack_into(self._map, at, digest, tat)
+def find_bucket(table: SlotFile, offset: int, digest: bytes) -> tuple[int, int]:
+    """(slot offset, stored number) of `digest`; a slot to take, with 0, when it is absent."""
+    slot = table.lookup(offset, digest)
+    return slot.at, slot.value if slot.found else 0
 
 
 class FileStateStore(StateStore):
@@ -257,7 +193,7 @@ class FileStateStore(StateStore):
 
     def check(self, algorithm: Any, rates: list[Rate], now: int, weight: int) -> Any:
         with self.table.locked(self.digest) as offset:
-            at, tat = self.table.find(offset, self.digest, now * 1000)
+            at, tat = find_bucket(self.table, offset, self.digest)
             state, decision = algorithm.step(rates, (tat,), now, weight)
             if decision.allowed:
                 self.table.write(at, self.digest, int(state[0]))
@@ -266,12 +202,12 @@ class FileStateStore(StateStore):
 
     def read(self, algorithm: Any, rates: list[Rate]) -> Any:
         with self.table.locked(self.digest) as offset:
-            _at, tat = self.table.find(offset, self.digest, _now_ms() * 1000)
+            _at, tat = find_bucket(self.table, offset, self.digest)
         return (tat,)
 
     def reset(self) -> None:
         with self.table.locked(self.digest) as offset:
-            at, _tat = self.table.find(offset, self.digest, _now_ms() * 1000)
+            at, _tat = find_bucket(self.table, offset, self.digest)
             self.table.write(at, self.digest, 0)
 
 
@@ -290,7 +226,7 @@ class FileStorage:
         if table is None:
             with self._lock:
                 if self._table is None:
-                    self._table = SlotFile(self.path)
+                    self._table = open_table(self.path)
                 table = self._table
         return table
 

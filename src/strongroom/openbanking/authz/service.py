@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -64,6 +64,14 @@ _S: Final = 1_000_000
 UNKNOWN_CODE: Final = "the code is unknown, expired or another client's"
 UNKNOWN_REFRESH: Final = "the refresh token is unknown, expired or another client's"
 UNKNOWN_REQUEST_URI: Final = "the request_uri is unknown, expired, used already or another client's"
+
+
+class ReplayStore(Protocol):
+    """Where resource requests' DPoP proofs are remembered, outside the database
+    (authz.replay.FileReplayStore); None: in the table ob_dpop_jti."""
+
+    def first_use(self, key: str, expires_at_us: int, now_us: int) -> bool: ...
+
 
 # A long job calls it between batches: False when it must stop (jobs.Keep).
 Keep = Callable[[], bool]
@@ -109,6 +117,7 @@ class AuthorizationServer:
         *,
         clients: ClientLookup,
         consents: ConsentLookup,
+        replay: ReplayStore | None = None,
         now_us: Callable[[], int] = clock.now_us,
     ) -> None:
         self.engine = engine
@@ -116,6 +125,7 @@ class AuthorizationServer:
         self.endpoints = Endpoints(config.issuer)
         self.clients = clients
         self.consents = consents
+        self.replay = replay
         self.now_us = now_us
 
     @property
@@ -623,27 +633,19 @@ class AuthorizationServer:
             raise TokenRefused(
                 refused.detail, error="invalid_dpop_proof", param=refused.param
             ) from None
-        with UnitOfWork(self.engine, durable=False) as uow:
-            row = store.get_token(uow, model.digest(token))
-            if row is None or row.kind != store.ACCESS:
-                raise TokenRefused("the access token is unknown", error="invalid_token")
-            if row.revoked_at is not None:
-                raise TokenRefused("the access token was revoked", error="invalid_token")
-            if row.expires_at <= now:
-                raise TokenRefused("the access token has expired", error="invalid_token")
-            try:
-                check_key_binding(proof, row.jkt)
-            except InvalidDpopProof as refused:
-                raise TokenRefused(
-                    refused.detail, error="invalid_dpop_proof", param=refused.param
-                ) from None
-            if not store.first_use(
-                uow, replay_digest(proof.replay_key), proof.expires_at_s * _S, now
-            ):
-                raise TokenRefused(
-                    "the DPoP proof was used already (jti)", error="invalid_dpop_proof"
+        if self.replay is not None:  # a SQLite deployment: the replay file (authz.replay)
+            with UnitOfWork(self.engine, write=False) as uow:
+                row = self._live_token(uow, token, proof, now)
+            fresh = self.replay.first_use(proof.replay_key, proof.expires_at_s * _S, now)
+        else:
+            with UnitOfWork(self.engine, durable=False) as uow:
+                row = self._live_token(uow, token, proof, now)
+                fresh = store.first_use(
+                    uow, replay_digest(proof.replay_key), proof.expires_at_s * _S, now
                 )
-            uow.commit()
+                uow.commit()
+        if not fresh:
+            raise TokenRefused("the DPoP proof was used already (jti)", error="invalid_dpop_proof")
         if row.consent_id is not None:
             assert row.customer_id is not None
             # A consumed payment consent (COND) keeps its token for the resources to judge: a
@@ -669,6 +671,25 @@ class AuthorizationServer:
             tenant_id=row.tenant_id,
             customer_id=row.customer_id,
         )
+
+    def _live_token(
+        self, uow: UnitOfWork, token: str, proof: DpopProof, now: int
+    ) -> store.TokenRow:
+        """The access token's row: ours, unrevoked, unexpired, bound to the proof's key."""
+        row = store.get_token(uow, model.digest(token))
+        if row is None or row.kind != store.ACCESS:
+            raise TokenRefused("the access token is unknown", error="invalid_token")
+        if row.revoked_at is not None:
+            raise TokenRefused("the access token was revoked", error="invalid_token")
+        if row.expires_at <= now:
+            raise TokenRefused("the access token has expired", error="invalid_token")
+        try:
+            check_key_binding(proof, row.jkt)
+        except InvalidDpopProof as refused:
+            raise TokenRefused(
+                refused.detail, error="invalid_dpop_proof", param=refused.param
+            ) from None
+        return row
 
     # -- purge -------------------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
+from strongroom.openbanking.authz.replay import SUFFIX, FileReplayStore
 from strongroom.openbanking.authz.service import AuthorizationServer, AuthzConfig, Keep
 from strongroom.settings import Settings
 
@@ -44,3 +46,11 @@ def purge_job(server: AuthorizationServer) -> Callable[[Keep], None]:
             log.info("openbanking authz purge: deleted %d expired rows", deleted)
 
     return run
+
+
+def replay_store(sqlite_database: str | None) -> FileReplayStore | None:
+    """A SQLite deployment's replay store of DPoP proofs: beside the database file (an
+    in-memory database, one process's, keeps them in its table)."""
+    if not sqlite_database or sqlite_database == ":memory:" or sqlite_database.startswith("file:"):
+        return None
+    return FileReplayStore(Path(sqlite_database + SUFFIX))

@@ -35,7 +35,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from strongroom.core import clock, ids
-from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError, echo
+from strongroom.core.errors import (
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    StrongroomError,
+    echo,
+)
 from strongroom.openbanking import model as ob
 from strongroom.openbanking import model_errors as me
 from strongroom.openbanking import obcodes
@@ -275,6 +281,8 @@ def _token(resources: Resources, call: Call) -> AccessToken:
         return resources.token_check(
             call.headers.get("authorization"), call.headers.get("dpop"), call.method, call.url
         )
+    except ServiceUnavailable:  # the replay store full, say: not the token's fault
+        raise
     except StrongroomError as exc:
         raise _Refused(Answer(401, headers=_challenge(exc))) from None
 
@@ -316,6 +324,8 @@ def _answer_error(
     headers: dict[str, str] = {}
     if isinstance(exc, errors.TokenNotAllowed):
         headers["WWW-Authenticate"] = f'DPoP error="insufficient_scope", algs="{DPOP_ALGS}"'
+    if isinstance(exc, ServiceUnavailable):  # answered 500, the OB's status; retry says when
+        headers["Retry-After"] = str(exc.retry_after_s)
     return Answer(status, obcodes.error_body(status, [error], error_id=interaction), headers)
 
 

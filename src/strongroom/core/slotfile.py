@@ -1,0 +1,108 @@
+"""A table of small numbers shared by the processes of one host: a memory-mapped file.
+
+Each entry is a 16-byte digest of a name and one signed 64-bit number (a time, in the uses
+here). A name hashes to one set of slots; a set is read and written under an fcntl lock on its
+bytes (other processes) and a thread lock (this process: fcntl locks belong to the process,
+not the thread). Nothing is fsynced: the kernel writes the pages back when it likes, so a
+crash of the machine may lose the last writes, and a restart of the processes loses nothing.
+What to do when a name is not in its set and the set is full is the user's choice: `lookup`
+offers the slot with the smallest number.
+
+Used by the rate limits shared by the workers (tenancy.ratelimit) and by the open banking
+replay store of DPoP proofs (openbanking.authz.replay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final, NamedTuple
+
+_HEADER: Final = struct.Struct("<8sII")  # magic, sets, slots a set
+_SLOT: Final = struct.Struct("<16sq")  # the name's digest, its number
+DIGEST_BYTES: Final = 16
+
+
+class Slot(NamedTuple):
+    """Where a name is (`found`), with its number; or, not found, the slot of its set with the
+    smallest number (a free slot holds 0), with that number."""
+
+    at: int
+    value: int
+    found: bool
+
+
+class SlotFile:
+    """`sets` sets of `slots` slots in the file at `path`, created (mode 0600) when missing. A
+    file of another layout or another `magic` is started afresh (every slot free)."""
+
+    def __init__(self, path: Path, *, magic: bytes, sets: int, slots: int) -> None:
+        assert len(magic) == 8
+        assert sets >= 1
+        assert slots >= 1
+        self.path = path
+        self.sets = sets
+        self.slots = slots
+        self.set_bytes = slots * _SLOT.size
+        self._set = struct.Struct("<" + "16sq" * slots)
+        size = _HEADER.size + sets * self.set_bytes
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+            try:
+                header = os.pread(self._fd, _HEADER.size, 0)
+                if len(header) < _HEADER.size or _HEADER.unpack(header) != (magic, sets, slots):
+                    os.ftruncate(self._fd, 0)
+                    os.ftruncate(self._fd, size)
+                    os.pwrite(self._fd, _HEADER.pack(magic, sets, slots), 0)
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            self._map = mmap.mmap(self._fd, size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError, ValueError):
+            self._map.close()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    @staticmethod
+    def digest(name: str | bytes) -> bytes:
+        data = name.encode() if isinstance(name, str) else name
+        return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+    @contextlib.contextmanager
+    def locked(self, digest: bytes) -> Iterator[int]:
+        """The set of `digest`, locked; yields its offset in the file."""
+        offset = _HEADER.size + int.from_bytes(digest[:8], "little") % self.sets * self.set_bytes
+        with self._lock:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, self.set_bytes, offset)
+            try:
+                yield offset
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, self.set_bytes, offset)
+
+    def lookup(self, offset: int, digest: bytes) -> Slot:
+        """`digest` in the locked set at `offset` (see Slot)."""
+        fields = self._set.unpack_from(self._map, offset)
+        least, least_value = 0, fields[1]
+        for k in range(0, 2 * self.slots, 2):
+            value = fields[k + 1]
+            if fields[k] == digest:
+                return Slot(offset + k // 2 * _SLOT.size, value, True)
+            if value < least_value:
+                least, least_value = k // 2, value
+        return Slot(offset + least * _SLOT.size, least_value, False)
+
+    def write(self, at: int, digest: bytes, value: int) -> None:
+        _SLOT.pack_into(self._map, at, digest, value)

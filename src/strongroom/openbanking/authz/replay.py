@@ -1,0 +1,85 @@
+"""The replay store of resource requests' DPoP proofs on a SQLite deployment: a memory-mapped
+file (core.slotfile) that every worker process of the host maps, beside the database
+(`<database>.dpop-replay`).
+
+A SQLite deployment's workers are on one host (SQLite's own condition), so a file they all
+map is a store they all share: a proof used at one worker is a replay at any other. It costs
+a few microseconds where a row in the database cost a write transaction (the write lock, WAL
+pages, checkpoints) on every read. PostgreSQL deployments, which may span hosts, keep the
+table `ob_dpop_jti` (authz.store.first_use).
+
+Durability, as the issue allows ("need not be durable"): nothing is fsynced. A restart of
+Strongroom forgets nothing (the file stays); a crash of the machine may forget the last
+proofs, which could then be replayed within the rest of their 60 s. A proof is remembered
+until it expires; a set of 16 slots full of unexpired proofs refuses a new one with
+`replay_cache_full` (503, Retry-After) rather than forget one that could then be replayed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Final
+
+from strongroom.core.limits import OB_REPLAY_FILE_SETS, OB_REPLAY_FILE_SLOTS_PER_SET
+from strongroom.core.slotfile import SlotFile
+from strongroom.openbanking.errors import ReplayCacheFull
+
+_MAGIC: Final = b"SRDPOP01"
+_US: Final = 1_000_000
+SUFFIX: Final = ".dpop-replay"
+
+
+class FileReplayStore:
+    """Replay keys (DpopProof.replay_key) remembered in a SlotFile at `path` until their
+    expiry: one slot a key, its number the expiry (epoch microseconds). Opened on first use
+    (again after `close`: an app's lifespan may run more than once, as in tests)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sets: int = OB_REPLAY_FILE_SETS,
+        slots: int = OB_REPLAY_FILE_SLOTS_PER_SET,
+    ) -> None:
+        self.path = path
+        self._sets = sets
+        self._slots = slots
+        self._table: SlotFile | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> SlotFile:
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = SlotFile(
+                        self.path, magic=_MAGIC, sets=self._sets, slots=self._slots
+                    )
+                table = self._table
+        return table
+
+    def first_use(self, key: str, expires_at_us: int, now_us: int) -> bool:
+        """True the first time `key` is offered before its expiry (remembered until
+        `expires_at_us`); False while it is remembered unexpired (a replay). ReplayCacheFull
+        when its set holds only unexpired keys of others."""
+        table = self._open()
+        digest = SlotFile.digest(key)
+        with table.locked(digest) as offset:
+            slot = table.lookup(offset, digest)
+            if slot.value > now_us:
+                if slot.found:
+                    return False
+                raise ReplayCacheFull(
+                    "too many unexpired DPoP proofs are remembered",
+                    retry_after_s=max(1, math.ceil((slot.value - now_us) / _US)),
+                )
+            table.write(slot.at, digest, expires_at_us)
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            table, self._table = self._table, None
+        if table is not None:
+            table.close()

@@ -1,0 +1,88 @@
+"""The replay file of a SQLite deployment's resource requests (openbanking.authz.replay): a
+proof remembered until it expires, shared by every process that maps the file, never
+forgotten to make room."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from strongroom.openbanking.authz.replay import FileReplayStore
+from strongroom.openbanking.authz.wiring import replay_store
+from strongroom.openbanking.errors import ReplayCacheFull
+
+S = 1_000_000
+NOW = 1_800_000_000 * S
+
+
+def test_a_key_is_refused_until_it_expires_then_taken_again(tmp_path: Path) -> None:
+    store = FileReplayStore(tmp_path / "r")
+    assert store.first_use("dpop:jkt:a", NOW + 60 * S, NOW)
+    assert not store.first_use("dpop:jkt:a", NOW + 60 * S, NOW + 59 * S)
+    assert store.first_use("dpop:jkt:b", NOW + 60 * S, NOW)  # another key
+    assert store.first_use("dpop:jkt:a", NOW + 200 * S, NOW + 60 * S)  # expired: new again
+    assert not store.first_use("dpop:jkt:a", NOW + 200 * S, NOW + 61 * S)
+    store.close()
+    # Closed and opened again (another lifespan, a restarted worker): still remembered.
+    again = FileReplayStore(tmp_path / "r")
+    assert not again.first_use("dpop:jkt:a", NOW + 200 * S, NOW + 62 * S)
+    again.close()
+    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_full_set_refuses_a_new_key_and_forgets_none(tmp_path: Path) -> None:
+    store = FileReplayStore(tmp_path / "r", sets=1, slots=3)
+    for n in range(3):
+        assert store.first_use(f"k{n}", NOW + (10 + n) * S, NOW)
+    with pytest.raises(ReplayCacheFull) as caught:
+        store.first_use("k3", NOW + 60 * S, NOW)
+    assert caught.value.retry_after_s == 10  # when the first slot frees
+    assert caught.value.status == 503
+    for n in range(3):  # none forgotten
+        assert not store.first_use(f"k{n}", NOW + 60 * S, NOW + 1)
+    # Once one has expired, the new key takes its slot.
+    assert store.first_use("k3", NOW + 60 * S, NOW + 10 * S)
+    assert not store.first_use("k3", NOW + 60 * S, NOW + 10 * S)
+    assert not store.first_use("k1", NOW + 60 * S, NOW + 10 * S)
+    store.close()
+
+
+def _race(path: str, key: str, start: multiprocessing.synchronize.Event, out: object) -> None:
+    store = FileReplayStore(Path(path))
+    start.wait(10)
+    won = sum(store.first_use(f"{key}:{n}", NOW + 60 * S, NOW) for n in range(2_000))
+    out.put(won)  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_processes_racing_on_the_same_keys_each_key_wins_once(tmp_path: Path) -> None:
+    """Four processes (workers) offer the same 2,000 keys at once: every key is first used
+    exactly once across them."""
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_race, args=(str(tmp_path / "r"), "same", start, out)) for _ in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    start.set()
+    wins = [out.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert sum(wins) == 2_000
+
+
+def test_runtime_places_it_beside_a_sqlite_database_only(tmp_path: Path) -> None:
+    db = str(tmp_path / "strongroom.db")
+    store = replay_store(db)
+    assert store is not None
+    assert store.path == Path(db + ".dpop-replay")
+    assert store.first_use("k", NOW + S, NOW)
+    assert os.path.exists(db + ".dpop-replay")
+    store.close()
+    assert replay_store(None) is None
+    assert replay_store(":memory:") is None
