@@ -4,12 +4,14 @@ forgotten to make room."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from pathlib import Path
 
 import pytest
 
+from strongroom.core.slotfile import SlotFile
 from strongroom.openbanking.authz.replay import FileReplayStore
 from strongroom.openbanking.authz.wiring import replay_store
 from strongroom.openbanking.errors import ReplayCacheFull
@@ -86,3 +88,16 @@ def test_runtime_places_it_beside_a_sqlite_database_only(tmp_path: Path) -> None
     store.close()
     assert replay_store(None) is None
     assert replay_store(":memory:") is None
+
+
+def test_digests_are_keyed_by_the_files_own_random_key(tmp_path: Path) -> None:
+    """No one can compute which set a proof lands in (and crowd one set with chosen jtis): the
+    digest is keyed by a random key made with the file, kept while the file is."""
+    one = SlotFile(tmp_path / "one", magic=b"SRTEST01", sets=4, slots=2)
+    two = SlotFile(tmp_path / "two", magic=b"SRTEST01", sets=4, slots=2)
+    assert one.digest("dpop:jkt:a") != two.digest("dpop:jkt:a")
+    assert one.digest("dpop:jkt:a") != hashlib.blake2b(b"dpop:jkt:a", digest_size=16).digest()
+    again = SlotFile(tmp_path / "one", magic=b"SRTEST01", sets=4, slots=2)
+    assert again.digest("dpop:jkt:a") == one.digest("dpop:jkt:a")
+    for table in (one, two, again):
+        table.close()

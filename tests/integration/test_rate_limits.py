@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from strongroom.core.limits import RATE_LIMIT_UNITS_PER_TOKEN
-from strongroom.core.slotfile import SlotFile
 from strongroom.tenancy.ratelimit import (
     Buckets,
     FileStorage,
@@ -79,7 +78,7 @@ def test_a_full_set_gives_up_its_closest_to_full_bucket(tmp_path: Path) -> None:
     """A table of one set of two slots: a third name takes the slot of the bucket owed least."""
     table = open_table(tmp_path / "t", sets=1, slots=2)
     now_us = time.time_ns() // 1000
-    a, b, c = (SlotFile.digest(n) for n in "abc")
+    a, b, c = (table.digest(n) for n in "abc")
     with table.locked(a) as offset:
         at, tat = find_bucket(table, offset, a)
         assert tat == 0
@@ -97,7 +96,7 @@ def test_a_changed_layout_starts_afresh(tmp_path: Path) -> None:
     path = tmp_path / "t"
     open_table(path, sets=4, slots=2).close()
     table = open_table(path, sets=8, slots=2)
-    assert path.stat().st_size == 16 + 8 * 2 * 24
+    assert path.stat().st_size == 32 + 8 * 2 * 24
     table.close()
 
 

@@ -6,7 +6,8 @@ bytes (other processes) and a thread lock (this process: fcntl locks belong to t
 not the thread). Nothing is fsynced: the kernel writes the pages back when it likes, so a
 crash of the machine may lose the last writes, and a restart of the processes loses nothing.
 What to do when a name is not in its set and the set is full is the user's choice: `lookup`
-offers the slot with the smallest number.
+offers the slot with the smallest number. Names are hashed with a random key made with the
+file (in its header), so that no one can choose names that crowd one set.
 
 Used by the rate limits shared by the workers (tenancy.ratelimit) and by the open banking
 replay store of DPoP proofs (openbanking.authz.replay).
@@ -19,13 +20,14 @@ import fcntl
 import hashlib
 import mmap
 import os
+import secrets
 import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, NamedTuple
 
-_HEADER: Final = struct.Struct("<8sII")  # magic, sets, slots a set
+_HEADER: Final = struct.Struct("<8sII16s")  # magic, sets, slots a set, the digests' key
 _SLOT: Final = struct.Struct("<16sq")  # the name's digest, its number
 DIGEST_BYTES: Final = 16
 
@@ -40,8 +42,9 @@ class Slot(NamedTuple):
 
 
 class SlotFile:
-    """`sets` sets of `slots` slots in the file at `path`, created (mode 0600) when missing. A
-    file of another layout or another `magic` is started afresh (every slot free)."""
+    """`sets` sets of `slots` slots in the file at `path`, created (mode 0600) when missing,
+    with a new random key for the digests. A file of another layout or another `magic` is
+    started afresh (every slot free)."""
 
     def __init__(self, path: Path, *, magic: bytes, sets: int, slots: int) -> None:
         assert len(magic) == 8
@@ -58,16 +61,21 @@ class SlotFile:
             fcntl.lockf(self._fd, fcntl.LOCK_EX)
             try:
                 header = os.pread(self._fd, _HEADER.size, 0)
-                if len(header) < _HEADER.size or _HEADER.unpack(header) != (magic, sets, slots):
+                fields = _HEADER.unpack(header) if len(header) == _HEADER.size else None
+                if fields is None or fields[:3] != (magic, sets, slots) or not any(fields[3]):
+                    key = secrets.token_bytes(DIGEST_BYTES)
                     os.ftruncate(self._fd, 0)
                     os.ftruncate(self._fd, size)
-                    os.pwrite(self._fd, _HEADER.pack(magic, sets, slots), 0)
+                    os.pwrite(self._fd, _HEADER.pack(magic, sets, slots, key), 0)
+                else:
+                    key = fields[3]
             finally:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN)
             self._map = mmap.mmap(self._fd, size)
         except BaseException:
             os.close(self._fd)
             raise
+        self._key = key
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -76,10 +84,9 @@ class SlotFile:
         with contextlib.suppress(OSError):
             os.close(self._fd)
 
-    @staticmethod
-    def digest(name: str | bytes) -> bytes:
-        data = name.encode() if isinstance(name, str) else name
-        return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+    def digest(self, name: str) -> bytes:
+        """`name`'s digest in this file (keyed by the file's key)."""
+        return hashlib.blake2b(name.encode(), digest_size=DIGEST_BYTES, key=self._key).digest()
 
     @contextlib.contextmanager
     def locked(self, digest: bytes) -> Iterator[int]:

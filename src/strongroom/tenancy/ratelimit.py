@@ -188,7 +188,7 @@ class FileStateStore(StateStore):
 
     def __init__(self, table: SlotFile, name: str) -> None:
         self.table = table
-        self.digest = SlotFile.digest(name)
+        self.digest = table.digest(name)
         self.last_state: tuple[int] | None = None  # as `check` left it
 
     def check(self, algorithm: Any, rates: list[Rate], now: int, weight: int) -> Any:

@@ -65,7 +65,7 @@ class FileReplayStore:
         `expires_at_us`); False while it is remembered unexpired (a replay). ReplayCacheFull
         when its set holds only unexpired keys of others."""
         table = self._open()
-        digest = SlotFile.digest(key)
+        digest = table.digest(key)
         with table.locked(digest) as offset:
             slot = table.lookup(offset, digest)
             if slot.value > now_us:
