@@ -23,9 +23,11 @@ install: $(STAMP)
 
 PORT ?= 8000
 
+# The open banking issuer and DPoP URLs name the port served unless the variable says otherwise.
 run: $(RUN_STAMP)
 	$(BIN)/strongroom db upgrade
-	$(BIN)/strongroom serve --dev-key --risk --port $(PORT)
+	STRONGROOM_PUBLIC_BASE_URL="$${STRONGROOM_PUBLIC_BASE_URL:-http://localhost:$(PORT)}" \
+		$(BIN)/strongroom serve --dev-key --risk --port $(PORT)
 
 demo: $(RUN_STAMP)
 	$(BIN)/strongroom demo
