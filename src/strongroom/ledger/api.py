@@ -516,9 +516,12 @@ async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
         raise _refusal(outcome)
     if outcome.row is not None:  # created now: the row is the answer, no read-back
         out = _transfer_out(record_from_row(outcome.row))
-        detail = outcome.decision.detail if outcome.decision is not None else None
-        if isinstance(detail, DecisionDetail):  # held for review: the answer says why
-            out[detail.answer_key] = detail.answer()
+        # Held for review: the answer says why. (isinstance of a runtime-checkable protocol
+        # costs ~15 us even for None: only a gate's decision is checked.)
+        if outcome.decision is not None:
+            detail = outcome.decision.detail
+            if isinstance(detail, DecisionDetail):
+                out[detail.answer_key] = detail.answer()
         return out
     record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
     return _transfer_out(record)
