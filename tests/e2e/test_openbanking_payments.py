@@ -25,6 +25,9 @@ import pytest
 import sqlalchemy as sa
 
 from strongroom import runtime
+from strongroom.compliance.controls.checks import openbanking_consents_audited
+from strongroom.compliance.controls.model import Outcome
+from strongroom.compliance.controls.service import ControlsService
 from strongroom.core import clock, ids
 from strongroom.core.errors import StrongroomError
 from strongroom.ledger.accounts import AccountSpec
@@ -615,6 +618,19 @@ def test_a_held_payment_follows_its_case(world: World) -> None:
     assert found["Status"] == "RJCT"
     assert found["StatusReason"][0]["StatusReasonDescription"] == "declined_on_review"
     assert w.balance(a.current) == before - 15_000  # the reservation released
+    _records_match_their_leaves(w)
+
+
+def _records_match_their_leaves(w: World) -> None:
+    """The control `openbanking_consents_audited`, as the server wires it, finds the consents
+    and payments these requests made as their audit leaves recorded them."""
+    wired = w.api.app.state.compliance_controls
+    only = ControlsService(
+        wired.engine, wired.sources, wired.thresholds, controls=[openbanking_consents_audited]
+    )
+    (result,) = only.run(actor="test").controls
+    assert result.outcome is Outcome.PASS, result.findings
+    assert result.facts["payments"] >= 1
 
 
 def test_a_consent_pays_once_under_concurrent_submissions(world: World) -> None:
@@ -648,6 +664,7 @@ def test_a_consent_pays_once_under_concurrent_submissions(world: World) -> None:
             {"c": consent["ConsentId"]},
         ).scalar_one()
     assert paid == 1
+    _records_match_their_leaves(w)
 
 
 # -- the signature -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from strongroom.db.uow import UnitOfWork
 from strongroom.events.service import EventService
 from strongroom.ledger.model import Action, Direction, Leg
 from strongroom.ledger.service import AccountSpec, LedgerService, NewTransfer, canonical_metadata
+from strongroom.openbanking import records as ob_records
 from strongroom.runtime import build_ledger
 from strongroom.security.envelope import Envelope
 from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
@@ -89,6 +90,9 @@ class World:
             list_snapshots=self._snapshots,
             record_leaves=self.audit.record_leaves,
             kyc_limits=True,
+            openbanking_records=lambda leaves, add, say: ob_records.check(
+                self.engine, leaves, add, say
+            ).counts(),
         )
         return ControlsService(
             self.engine, sources, Thresholds(**values), audit=self.audit, events=self.events,
@@ -400,6 +404,13 @@ def _plant(w: World, *, card: bool = True) -> None:
             {"customer_id": ada.id, "tenant_id": "ten_a", "status": "verified",
              "tier": "premium", "updated_by": "psql", "updated_at": now},
         ])  # fmt: skip
+        # An open banking payment consent authorised by hand: no leaf records it.
+        conn.execute(sa.insert(tables.ob_consents), [
+            {"id": "obc_forged", "tenant_id": "ten_a", "client_id": "tpp_x",
+             "kind": "domestic_payment", "status": "AUTH", "created_at": now,
+             "status_updated_at": now, "request": "{}", "customer_id": ada.id,
+             "account_ids": json.dumps([wallet])},
+        ])  # fmt: skip
     # The cases as the case queue would have written them: each with its leaf.
     for n, status in (("old", "open"), ("new", "open"), ("olddone", "approved")):
         _record(w, "ten_b", "case.created", f"case_{n}", {"case_id": f"case_{n}"})
@@ -459,6 +470,8 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     assert (kyc.tenant_id, kyc.detail["table"]) == ("ten_a", "kyc_customers")
     (usage,) = _control(report, "kyc_usage_counted").findings
     assert (usage.tenant_id, usage.detail["stored"], usage.detail["counted"]) == ("ten_a", 1, 3)
+    (consent,) = _control(report, "openbanking_consents_audited").findings
+    assert (consent.tenant_id, consent.detail["consent_id"]) == ("ten_a", "obc_forged")
     # The audit log: planted after, so the other controls' evidence stays the same.
     with w.engine.begin() as conn:
         conn.execute(
@@ -475,7 +488,7 @@ def test_each_control_fails_on_what_it_guards_against(world: World) -> None:
     failed_d = {e["control"] for e in _events(w, "ten_default", "compliance.control_failed")}
     assert {
         "card_numbers_in_clear", "customers_within_retention", "compliance_records_audited",
-        "kyc_usage_counted",
+        "kyc_usage_counted", "openbanking_consents_audited",
     } <= failed_a  # fmt: skip
     assert {"staff_second_factor", "case_service_level"} <= failed_b
     assert "card_numbers_in_clear" not in failed_b
@@ -505,11 +518,12 @@ def test_controls_pass_again_once_each_finding_is_fixed(world: World) -> None:
             sa.update(tables.cases).where(tables.cases.c.id == "case_old").values(status="declined")
         )
         conn.execute(sa.delete(tables.kyc_customers))
+        conn.execute(sa.delete(tables.ob_consents))
         conn.execute(
             sa.update(tables.kyc_usage).where(tables.kyc_usage.c.amount == 1).values(amount=3)
         )
     # The case decided as the queue decides (its leaf), the KYC row's leaf-less row gone, the
-    # usage counter restored.
+    # usage counter restored, the consent no leaf created gone.
     _record(w, "ten_b", "case.declined", "case_old", {"case_id": "case_old"})
     w.gdpr.erase_due()
     report = w.controls().run(actor=ACTOR)

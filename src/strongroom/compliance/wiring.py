@@ -33,6 +33,7 @@ from strongroom.customers.service import CustomerService
 from strongroom.events.hooks import EventEmitter
 from strongroom.jobs import JobSpec, Keep
 from strongroom.ledger.service import LedgerService
+from strongroom.openbanking import records as ob_records
 from strongroom.security.kms import KeyManager
 from strongroom.settings import Settings
 
@@ -71,6 +72,9 @@ def controls_service(
         past_retention=past_retention,
         record_leaves=audit.record_leaves,
         kyc_limits=settings.kyc_limits,
+        openbanking_records=lambda leaves, add, say: ob_records.check(
+            engine, leaves, add, say
+        ).counts(),
     )
     return ControlsService(engine, sources, thresholds(settings), audit=audit, events=events)
 

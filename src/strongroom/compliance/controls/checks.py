@@ -5,9 +5,9 @@ each at what it plants and the sanctions-list control at whichever table keeps t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
@@ -34,6 +34,9 @@ class Thresholds:
     aml_retention_days: int
 
 
+OpenBankingRecords = Callable[[records.RecordLeaves, records.Add, Progress], Mapping[str, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class Sources:
     engine: Engine
@@ -48,6 +51,11 @@ class Sources:
     record_leaves: records.RecordLeaves | None = None
     # STRONGROOM_KYC_LIMITS: the KYC caps count usage (kyc_usage), which is then recounted.
     kyc_limits: bool = False
+    # openbanking.records.check bound to the engine (compliance/wiring.py): open banking's
+    # consents and payments replayed against their leaves, problems to the `Add` given; what it
+    # compared (leaves, consents, payments). Given, so that the controls import nothing of
+    # open banking; None: `openbanking_consents_audited` is not applicable.
+    openbanking_records: OpenBankingRecords | None = None
 
 
 Control = Callable[[Sources, Thresholds, int, Progress], ControlResult]
@@ -342,6 +350,52 @@ def kyc_usage_counted(src: Sources, th: Thresholds, now_us: int, say: Progress) 
     return r
 
 
+def openbanking_consents_audited(
+    src: Sources, th: Thresholds, now_us: int, say: Progress
+) -> ControlResult:
+    del th, now_us
+    r = ControlResult(
+        "openbanking_consents_audited",
+        "Open banking consents and payments match their audit leaves",
+        Outcome.PASS,
+        "",
+    )
+    if src.record_leaves is None:
+        r.outcome = Outcome.NOT_APPLICABLE
+        r.summary = "no audit log to replay the consents and payments against"
+        return r
+    if src.openbanking_records is None:
+        r.outcome = Outcome.NOT_APPLICABLE
+        r.summary = "open banking's records are not given to the controls"
+        return r
+    first: list[Finding] = []
+
+    def add(tenant: str, detail: dict[str, Any]) -> None:
+        finding = Finding(detail, tenant)
+        if not first:
+            first.append(finding)
+        r.add(finding)
+
+    counts = src.openbanking_records(src.record_leaves, add, say)
+    r.facts = dict(counts)
+    checked = (
+        f"{counts['consents']} consents and {counts['payments']} payments against "
+        f"{counts['leaves']} leaves"
+    )
+    if first:
+        w = first[0]
+        what = w.detail.get("payment_id") if w.detail["table"] == "ob_payments" else None
+        row = what or w.detail.get("consent_id") or f"leaf {w.detail.get('leaf')}"
+        r.outcome = Outcome.FAIL
+        r.summary = (
+            f"{r.found} row(s) differ from their audit leaves ({checked}); the first: "
+            f"{w.detail['table']} {row} of {w.tenant_id}: {w.detail['problem']}"
+        )
+    else:
+        r.summary = f"{checked}: they match"
+    return r
+
+
 CONTROLS: Final[tuple[Control, ...]] = (
     card_numbers_in_clear,
     keys_rotated,
@@ -352,4 +406,5 @@ CONTROLS: Final[tuple[Control, ...]] = (
     customers_within_retention,
     compliance_records_audited,
     kyc_usage_counted,
+    openbanking_consents_audited,
 )
