@@ -23,6 +23,7 @@ from strongroom.openbanking.authz.errors import (
     TokenRefused,
     UnsupportedResponseType,
 )
+from strongroom.openbanking.authz.model import DPOP_PROOF_MAX_AGE_S
 from strongroom.openbanking.authz.replay import FileReplayStore
 from strongroom.openbanking.authz.service import AuthorizationServer, AuthzConfig
 from strongroom.openbanking.consents import ConsentKind, ConsentStatus
@@ -42,6 +43,7 @@ from tests.support.ob_authz import (
 ISSUER = "https://bank.example"
 RESOURCE_URL = f"{ISSUER}/ob/acme/open-banking/v4.0/aisp/accounts"
 CUSTOMER = "cus_ob_test_0001"
+S = 1_000_000
 
 
 @dataclass
@@ -423,6 +425,33 @@ def test_a_replayed_dpop_proof_jti_is_refused(world: World) -> None:
     with pytest.raises(TokenRefused, match="used already") as caught:
         world.check(access, proof=once)
     assert caught.value.error == "invalid_dpop_proof"
+
+
+def test_a_proof_is_remembered_through_the_last_second_it_passes(world: World) -> None:
+    """A proof of `iat` passes the iat check until the end of second iat + max age; its jti
+    must be remembered until then, at a resource and at the token endpoint alike. (It was
+    remembered until the start of that second: replayable, any number of times, in it.)"""
+    access = world.token(grant_type="client_credentials")["access_token"]
+    iat = world.now_s
+    last = (iat + DPOP_PROOF_MAX_AGE_S) * S  # the start of the last second the proof passes
+    proof = world.dpop.proof("GET", RESOURCE_URL, iat, access_token=access)
+    world.server.now_us = lambda: iat * S + 1
+    world.check(access, proof=proof)
+    for now in (last, last + S // 2, last + S - 1):
+        world.server.now_us = lambda now=now: now  # type: ignore[misc]
+        with pytest.raises(TokenRefused, match="used already"):
+            world.check(access, proof=proof)
+    world.server.now_us = lambda: last + S  # past its last second: too old, not remembered
+    with pytest.raises(TokenRefused, match="too old"):
+        world.check(access, proof=proof)
+    # The token endpoint: the oldest proof still accepted, used once, then replayed.
+    url = world.server.endpoints.token
+    world.server.now_us = lambda: last + S // 2
+    world.clock.advance(DPOP_PROOF_MAX_AGE_S)  # the client assertions' time
+    old = world.dpop.proof("POST", url, iat, jti="an-old-one")
+    world.token(proof=old, grant_type="client_credentials")
+    with pytest.raises(InvalidDpopProof, match="used already"):
+        world.token(proof=old, grant_type="client_credentials")
 
 
 def test_the_replay_store_is_shared_by_every_worker(world: World, db_url: str) -> None:

@@ -101,3 +101,35 @@ def test_digests_are_keyed_by_the_files_own_random_key(tmp_path: Path) -> None:
     assert again.digest("dpop:jkt:a") == one.digest("dpop:jkt:a")
     for table in (one, two, again):
         table.close()
+
+
+def test_a_file_others_may_read_or_write_is_refused(tmp_path: Path) -> None:
+    """A replay file made beforehand by someone else (a shared directory) or loosened since:
+    who can read it has the key (and can crowd one set), who can write it can clear the
+    slots and replay. The store refuses it, loudly, rather than use it."""
+    path = tmp_path / "strongroom.db.dpop-replay"
+    path.touch()
+    path.chmod(0o666)
+    store = FileReplayStore(path)
+    with pytest.raises(PermissionError, match="mode 0600"):
+        store.first_use("dpop:jkt:a", NOW + 60 * S, NOW)
+    path.chmod(0o640)
+    with pytest.raises(PermissionError, match="mode 0600"):
+        store.first_use("dpop:jkt:a", NOW + 60 * S, NOW)
+    path.chmod(0o600)
+    assert store.first_use("dpop:jkt:a", NOW + 60 * S, NOW)
+    store.close()
+
+
+def test_a_truncated_file_starts_afresh_rather_than_failing_every_request(tmp_path: Path) -> None:
+    """A file whose header is intact but whose size is not the layout's (cut short while the
+    server was stopped) could not be mapped: every resource request failed."""
+    path = tmp_path / "r"
+    store = FileReplayStore(path, sets=4, slots=2)
+    assert store.first_use("dpop:jkt:a", NOW + 60 * S, NOW)
+    store.close()
+    os.truncate(path, 100)
+    again = FileReplayStore(path, sets=4, slots=2)
+    assert again.first_use("dpop:jkt:b", NOW + 60 * S, NOW)
+    assert path.stat().st_size == 32 + 4 * 2 * 24
+    again.close()

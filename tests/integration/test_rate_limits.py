@@ -5,7 +5,9 @@ Several processes spend from one bucket; together they get what one would, not o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
+import struct
 import time
 from pathlib import Path
 
@@ -98,6 +100,29 @@ def test_a_changed_layout_starts_afresh(tmp_path: Path) -> None:
     table = open_table(path, sets=8, slots=2)
     assert path.stat().st_size == 32 + 8 * 2 * 24
     table.close()
+
+
+def test_a_file_of_the_old_layout_starts_afresh(tmp_path: Path) -> None:
+    """A rate-limit file written before the digests were keyed (a 16-byte header: magic, sets,
+    slots) with a bucket in the first slot. Read with the new 32-byte header, its magic and
+    layout matched and the first bucket's digest (an unkeyed BLAKE2b of a name such as an
+    address: anyone can compute it) became the file's key, and the file, 16 bytes short, could
+    not be mapped: every rate-limited request failed after the upgrade."""
+    path = tmp_path / "t"
+    sets, slots = 8, 2
+    old_header = struct.pack("<8sII", b"SRRATE01", sets, slots)
+    first = hashlib.blake2b(b"ip:203.0.113.7", digest_size=16).digest()
+    old_slot = struct.pack("<16sq", first, time.time_ns() // 1000 + 10**6)
+    path.write_bytes(old_header + old_slot + bytes(sets * slots * 24 - len(old_slot)))
+    path.chmod(0o600)  # as the old code made it
+    table = open_table(path, sets=sets, slots=slots)
+    try:
+        assert path.stat().st_size == 32 + sets * slots * 24
+        assert table.digest("x") != hashlib.blake2b(b"x", digest_size=16, key=first).digest()
+        with table.locked(table.digest("x")) as offset:
+            assert find_bucket(table, offset, table.digest("x"))[1] == 0
+    finally:
+        table.close()
 
 
 @pytest.mark.parametrize(

@@ -372,7 +372,7 @@ def test_a_dpop_proof_of_each_kind_verifies(kind: str) -> None:
     assert checked.iat_s == NOW_S
     assert checked.htm == "POST"
     assert checked.htu == TOKEN_URL
-    assert checked.expires_at_s == NOW_S + MAX_AGE_S
+    assert checked.expires_at_s == NOW_S + MAX_AGE_S + 1  # it passes all through NOW_S + MAX_AGE_S
     assert checked.replay_key == f"dpop:{checked.jkt}:-BwC3ESc6acc2lTc"
 
 
@@ -579,7 +579,7 @@ def test_normalise_htu() -> None:
 
 def test_dpop_iat_window() -> None:
     oldest = NOW_S - MAX_AGE_S
-    assert verify(proof(claims={"iat": oldest})).expires_at_s == NOW_S
+    assert verify(proof(claims={"iat": oldest})).expires_at_s == NOW_S + 1
     assert verify(proof(claims={"iat": NOW_S + jose.CLOCK_SKEW_S})).iat_s == NOW_S + 10
     assert verify(proof(claims={"iat": NOW_S + 0.5})).iat_s == NOW_S  # a fraction is dropped
     with pytest.raises(InvalidDpopProof, match="too old"):
@@ -688,9 +688,12 @@ def test_jti_cache_refuses_a_replay_until_expiry() -> None:
     assert cache_.first_use(checked.replay_key, checked.expires_at_s)
     assert not cache_.first_use(checked.replay_key, checked.expires_at_s)
     assert cache_.first_use("dpop:another-key:-BwC3ESc6acc2lTc", checked.expires_at_s)
-    clock.now_s = checked.expires_at_s - 1
+    clock.now_s = checked.expires_at_s - 1  # the last second the iat check lets it pass
+    assert verify(proof(), now_s=clock.now_s) == checked
     assert not cache_.first_use(checked.replay_key, checked.expires_at_s)
     clock.now_s = checked.expires_at_s  # expired: forgotten (the iat check refuses it now)
+    with pytest.raises(InvalidDpopProof, match="too old"):
+        verify(proof(), now_s=clock.now_s)
     assert cache_.first_use(checked.replay_key, checked.expires_at_s + MAX_AGE_S)
     assert len(cache_) == 1
 

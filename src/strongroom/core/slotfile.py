@@ -21,6 +21,7 @@ import hashlib
 import mmap
 import os
 import secrets
+import stat
 import struct
 import threading
 from collections.abc import Iterator
@@ -43,8 +44,9 @@ class Slot(NamedTuple):
 
 class SlotFile:
     """`sets` sets of `slots` slots in the file at `path`, created (mode 0600) when missing,
-    with a new random key for the digests. A file of another layout or another `magic` is
-    started afresh (every slot free)."""
+    with a new random key for the digests. A file of another layout, size or `magic` is
+    started afresh (every slot free); one that is not a regular file of this user's with
+    mode 0600 is refused (PermissionError)."""
 
     def __init__(self, path: Path, *, magic: bytes, sets: int, slots: int) -> None:
         assert len(magic) == 8
@@ -58,11 +60,27 @@ class SlotFile:
         size = _HEADER.size + sets * self.set_bytes
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
+            # A file someone else made or may read (made before us in a shared directory, or
+            # loosened since) could hand them the key or let them clear the slots: refused.
+            info = os.fstat(self._fd)
+            if (
+                not stat.S_ISREG(info.st_mode)
+                or info.st_uid != os.geteuid()
+                or info.st_mode & 0o077
+            ):
+                raise PermissionError(f"{path} is not a file of this user's alone (mode 0600)")
             fcntl.lockf(self._fd, fcntl.LOCK_EX)
             try:
                 header = os.pread(self._fd, _HEADER.size, 0)
                 fields = _HEADER.unpack(header) if len(header) == _HEADER.size else None
-                if fields is None or fields[:3] != (magic, sets, slots) or not any(fields[3]):
+                # A file of another size (the 16-byte header of the files before the key, a
+                # truncated one) cannot be mapped as it is: started afresh like another layout.
+                if (
+                    fields is None
+                    or fields[:3] != (magic, sets, slots)
+                    or not any(fields[3])
+                    or os.fstat(self._fd).st_size != size
+                ):
                     key = secrets.token_bytes(DIGEST_BYTES)
                     os.ftruncate(self._fd, 0)
                     os.ftruncate(self._fd, size)

@@ -57,8 +57,10 @@ class DpopProof:
     """A DPoP proof that passed every check of `verify_dpop_proof`.
 
     `jkt` is the RFC 7638 thumbprint of its key: the value an access token issued with it
-    is bound to (`cnf.jkt`). `expires_at_s` is the last second at which the proof would still
-    pass the `iat` check: its `jti` must be remembered until then."""
+    is bound to (`cnf.jkt`). `expires_at_s` is the first second at which the proof no longer
+    passes the `iat` check (it passes all through second `iat_s + max_age_s`): its `jti` must
+    be remembered until then, so that a store that forgets a key at its expiry forgets no
+    proof that could still be replayed."""
 
     jkt: str
     jti: str
@@ -214,7 +216,7 @@ def verify_dpop_proof(
         iat_s=iat_s,
         htm=htm,
         htu=expected_htu,
-        expires_at_s=iat_s + max_age_s,
+        expires_at_s=iat_s + max_age_s + 1,
     )
 
 
