@@ -629,6 +629,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if replay is not None:  # a replay file that cannot be used stops the start, clearly
+            replay.open()
         committer = GroupCommitter(
             ledger,
             wait_us=settings.group_commit_wait_us,

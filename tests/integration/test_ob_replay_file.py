@@ -4,6 +4,7 @@ forgotten to make room."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ from strongroom.core.slotfile import SlotFile
 from strongroom.openbanking.authz.replay import FileReplayStore
 from strongroom.openbanking.authz.wiring import replay_store
 from strongroom.openbanking.errors import ReplayCacheFull
+from tests.e2e.http_support import build_app, running
 
 S = 1_000_000
 NOW = 1_800_000_000 * S
@@ -133,3 +135,25 @@ def test_a_truncated_file_starts_afresh_rather_than_failing_every_request(tmp_pa
     assert again.first_use("dpop:jkt:b", NOW + 60 * S, NOW)
     assert path.stat().st_size == 32 + 4 * 2 * 24
     again.close()
+
+
+def test_a_server_with_an_unusable_replay_file_does_not_start(tmp_path: Path) -> None:
+    """Refused at start, naming the file, rather than at every resource request."""
+    db = tmp_path / "strongroom.db"
+    replay = Path(str(db) + ".dpop-replay")
+    replay.touch()
+    replay.chmod(0o644)
+    app = build_app(f"sqlite:///{db}")
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    try:
+        with pytest.raises(PermissionError, match=r"strongroom\.db\.dpop-replay"):
+            asyncio.run(start())
+    finally:
+        app.state.engine.dispose()
+    replay.chmod(0o600)
+    with running(f"sqlite:///{db}") as api:
+        assert api.request("GET", "/readyz").status_code == 200

@@ -49,7 +49,9 @@ class FileReplayStore:
         self._table: SlotFile | None = None
         self._lock = threading.Lock()
 
-    def _open(self) -> SlotFile:
+    def open(self) -> SlotFile:
+        """The file, opened (created) if it is not yet: PermissionError for a file that is
+        not this user's alone, OSError for one that cannot be made."""
         table = self._table
         if table is None:
             with self._lock:
@@ -64,7 +66,7 @@ class FileReplayStore:
         """True the first time `key` is offered before its expiry (remembered until
         `expires_at_us`); False while it is remembered unexpired (a replay). ReplayCacheFull
         when its set holds only unexpired keys of others."""
-        table = self._open()
+        table = self.open()
         digest = table.digest(key)
         with table.locked(digest) as offset:
             slot = table.lookup(offset, digest)
