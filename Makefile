@@ -60,6 +60,6 @@ bench-quick: $(STAMP)
 	$(BIN)/strongroom bench audit --quick
 
 # strongroom.db* is the database and what belongs to it alone: its WAL, its keyring and
-# development master key (useless without it), its rate-limit and writer-lock files.
+# development master key (useless without it), its rate-limit, DPoP replay and writer-lock files.
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache strongroom.db*

@@ -57,7 +57,9 @@ def say(who: str, what: str) -> None:
 def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
     if response.status_code not in statuses:
         request = response.request
-        sys.exit(f"{request.method} {request.url.path}: {response.status_code} {response.text}")
+        # An OB API's 401 has no body: why it was refused is in WWW-Authenticate.
+        why = response.text or response.headers.get("www-authenticate", "")
+        sys.exit(f"{request.method} {request.url.path}: {response.status_code} {why}")
     return response
 
 
@@ -139,16 +141,22 @@ class Tpp:
     def ob(
         self, method: str, path: str, token: str, body: Any = None, idempotent: bool = False
     ) -> httpx.Response:
-        """A request to the bank's OB API: the DPoP-bound token and a proof naming this URL."""
-        url = f"{self.base}{self.ob_base}{path}"
+        """A request to the bank's OB API: the DPoP-bound token and a proof naming its URL at
+        the bank's public address, the issuer's. The request goes to --base-url and names the
+        issuer's host (`Host`), so the URL the server expects is the proof's whether it takes
+        it from its STRONGROOM_PUBLIC_BASE_URL or, without one, from the request: under
+        `make run` the issuer is http://localhost:PORT while the demo calls 127.0.0.1."""
+        issuer = str(self.meta["issuer"]).rstrip("/")
+        url = f"{issuer}{self.ob_base}{path}"
         sent = {
+            "Host": urlsplit(issuer).netloc,
             "Authorization": f"DPoP {token}",
             "DPoP": self.proof(method, url, token),
             "x-fapi-interaction-id": str(uuid.uuid4()),
         }
         if idempotent:  # a payment's POSTs: a retry with the same key is the same request
             sent["x-idempotency-key"] = uuid.uuid4().hex
-        return self.http.request(method, url, json=body, headers=sent)
+        return self.http.request(method, f"{self.ob_base}{path}", json=body, headers=sent)
 
     def push(self, consent_id: str, scope: str) -> tuple[str, str, str]:
         """PAR: (request_uri, PKCE verifier, state); the code is bound to the DPoP key."""
@@ -337,7 +345,10 @@ def bank_customer(base_url: str, key: str, tenant: str) -> tuple[str, Authentica
 
 
 def _enrol_totp(person: httpx.Client, sign_in: dict[str, str]) -> Authenticator:
-    session = expect(person.post("/v1/auth/sessions", json=sign_in), 201).json()["token"]
+    signed_in = person.post("/v1/auth/sessions", json=sign_in)
+    tenant = sign_in["tenant"]
+    check(signed_in.status_code != 401, f"the user is not in {tenant!r}: is --tenant-key its key?")
+    session = expect(signed_in, 201).json()["token"]
     bearer = {"Authorization": f"Bearer {session}"}
     uri = expect(person.post("/v1/auth/totp", headers=bearer), 201).json()["otpauth_uri"]
     app = Authenticator(uri)
@@ -460,6 +471,14 @@ def pay(tpp: Tpp, customer: Customer, ais_token: str) -> bool:
 
 
 def main() -> None:
+    try:
+        run()
+    except httpx.TransportError as exc:  # no server there: a sentence, not a traceback
+        url = exc.request.url
+        sys.exit(f"cannot reach {url.scheme}://{url.netloc.decode()}: {exc} (is it serving?)")
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--operator-key", required=True, help="tenants:admin (role operator)")
@@ -475,6 +494,8 @@ def main() -> None:
         f"discovered issuer {tpp.meta['issuer']} "
         f"(PAR required: {tpp.meta['require_pushed_authorization_requests']})",
     )
+    provider = tpp.http.get(f"{tpp.ob_base}/aisp/accounts")  # 401 without a token, if it exists
+    check(provider.status_code != 404, f"no tenant {args.tenant!r} on this server (--tenant)")
     register(tpp, args.operator_key)
     email, app = bank_customer(args.base_url, args.tenant_key, args.tenant)
     customer = Customer(args.base_url, args.tenant, email, app)

@@ -4,9 +4,10 @@
 examples/tpp_client.py is a third-party provider end to end: registered by the operator, a
 customer set up by the bank, a consent approved on the consent page (sign-in, TOTP step-up,
 CSRF token), the code exchanged with PKCE and DPoP, the accounts and balances read, the token
-refreshed, and a payment where the server has payments. Run under both issuers: the one a
-deployment sets (its own address) and `make run`'s default (http://localhost:8000, not the
-address the example calls), which the README's tour uses."""
+refreshed, and a payment where the server has payments. Run under three issuers: the one a
+deployment sets (its own address); `make run`'s (STRONGROOM_PUBLIC_BASE_URL set to
+http://localhost:PORT, while the README's tour calls http://127.0.0.1:PORT); and `serve`'s
+default without the setting (http://localhost:8000, not the address the example calls)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Server:
     tenant_key: str
 
 
-@pytest.fixture(scope="module", params=["own_issuer", "default_issuer"])
+@pytest.fixture(scope="module", params=["own_issuer", "make_run_issuer", "default_issuer"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -68,15 +69,17 @@ def server(
         "STRONGROOM_PASSWORD_PARALLELISM": "1",
         "STRONGROOM_DISPATCHER": "false",
     }
-    issuer = "http://localhost:8000"  # the default, as under `make run`
+    issuer = "http://localhost:8000"  # serve's default, without the setting
     if request.param == "own_issuer":
         issuer = settings["STRONGROOM_PUBLIC_BASE_URL"] = base_url
+    elif request.param == "make_run_issuer":  # `make run PORT=...`: another name, same server
+        issuer = settings["STRONGROOM_PUBLIC_BASE_URL"] = f"http://localhost:{port}"
     with serve(url, folder / "serve.log", port, **settings):
         yield Server(base_url, issuer, operator_key, tenant_key)
 
 
 def run_example(
-    server: Server, *, tenant_key: str | None = None
+    server: Server, *, tenant_key: str | None = None, more: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable,
@@ -87,6 +90,7 @@ def run_example(
         server.operator_key,
         "--tenant-key",
         tenant_key or server.tenant_key,
+        *more,
     ]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=RUN_S_MAX, check=False, cwd=ROOT
@@ -137,6 +141,22 @@ def test_a_refusal_exits_1_naming_the_request_and_the_answer(server: Server) -> 
     assert "POST /v1/customers: 403" in done.stderr
     assert "insufficient_scope" in done.stderr
     assert not any(line.startswith("bank:") for line in done.stdout.splitlines())
+
+
+def test_an_unknown_tenant_is_named_before_anything_is_made(server: Server) -> None:
+    done = run_example(server, more=("--tenant", "no-such-bank"))
+    assert done.returncode == 1
+    assert "no tenant 'no-such-bank' on this server (--tenant)" in done.stderr
+    assert not any(line.startswith("operator:") for line in done.stdout.splitlines())
+
+
+def test_no_server_at_the_address_is_a_sentence_not_a_traceback() -> None:
+    """A stopped server or a wrong port: the address and the reason, exit 1."""
+    base_url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run_example(Server(base_url, "", "sk_unused", "sk_unused"))
+    assert done.returncode == 1
+    assert f"cannot reach {base_url}: " in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_the_example_imports_only_httpx_joserfc_and_the_standard_library() -> None:

@@ -142,28 +142,35 @@ def tour_steps(readme: str) -> list[Step]:
 
 
 def make_recipe(makefile: str, target: str) -> list[str]:
-    """The recipe lines of `target` (tabs stripped), with $(BIN) left as it is."""
+    """The recipe lines of `target` (tabs stripped, a line ending in a backslash joined with the
+    next), with $(BIN), $(PORT) and $$ left as they are."""
     lines = makefile.splitlines()
     heads = [i for i, line in enumerate(lines) if re.match(rf"{re.escape(target)}\s*:", line)]
     assert len(heads) == 1, f"the Makefile has {len(heads)} rules for {target!r}"
-    recipe = []
+    recipe: list[str] = []
+    continued = False
     for line in lines[heads[0] + 1 :]:
-        if not line.startswith("\t"):
+        if not line.startswith("\t") and not continued:
             break
-        recipe.append(line[1:])
+        text = line.strip() if continued else line[1:]
+        if continued:
+            recipe[-1] = recipe[-1][:-1].rstrip() + " " + text
+        else:
+            recipe.append(text)
+        continued = text.endswith("\\")
     assert recipe, f"the Makefile's {target!r} has no recipe"
     for line in recipe:
         more = f"the {target!r} recipe line {line!r} uses more of make than this test runs"
-        assert "$(" not in line.replace("$(BIN)", "").replace(" --port $(PORT)", ""), more
+        assert "$(" not in line.replace("$(BIN)", "").replace("$(PORT)", ""), more
         assert not line.startswith(("@", "-")), more
     return recipe
 
 
-def recipe_commands(makefile: str, target: str) -> list[str]:
-    """The commands `make target` runs, as make echoes them ($(BIN) is .venv/bin; the port is
-    the test's own, given by the caller)."""
+def recipe_commands(makefile: str, target: str, port: int) -> list[str]:
+    """The commands `make target` runs, as make echoes them ($(BIN) is .venv/bin, $(PORT) the
+    test's own port, $$ a $)."""
     return [
-        line.replace("$(BIN)", VENV_BIN).replace(" --port $(PORT)", "")
+        line.replace("$(BIN)", VENV_BIN).replace("$(PORT)", str(port)).replace("$$", "$")
         for line in make_recipe(makefile, target)
     ]
 
@@ -175,7 +182,8 @@ def shell_command(step: Step, base_url: str, makefile: str) -> str:
     if match is None:
         return step.command.replace(BASE_URL, base_url)
     lines = []
-    for line in recipe_commands(makefile, match.group(1)):
+    port = int(base_url.rsplit(":", 1)[1])
+    for line in recipe_commands(makefile, match.group(1), port):
         lines += [f"echo {shlex.quote(line)}", line]
     return "\n".join(lines)
 
@@ -297,20 +305,21 @@ def _log_tail(path: Path) -> str:
 @contextlib.contextmanager
 def make_run(directory: Path, makefile: str) -> Iterator[str]:
     """`make run` in `directory`, on a free port; yields the base URL once it answers."""
-    *before, serve = recipe_commands(makefile, "run")
-    assert shlex.split(serve)[1:2] == ["serve"], f"make run serves with {serve!r}"
+    port = _free_port()
+    *before, serve = recipe_commands(makefile, "run", port)
+    words = [w for w in shlex.split(serve) if not re.match(r"[A-Z_]+=", w)]  # env assignments
+    assert words[1:2] == ["serve"], f"make run serves with {serve!r}"
     env = tour_environment()
     for line in before:
         done = subprocess.run(
             shlex.split(line), cwd=directory, env=env, capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, f"{line}: exit {done.returncode}\n{done.stderr[-4000:]}"
-    port = _free_port()
     env["STRONGROOM_AUDIT_CHECKPOINT_INTERVAL_S"] = str(CHECKPOINT_INTERVAL_S)
     log_path = directory.parent / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [*shlex.split(serve), "--port", str(port)],
+            ["bash", "-c", serve],  # as make runs it: the shell sets its variables
             cwd=directory,
             env=env,
             stdout=log,
@@ -367,7 +376,17 @@ def run_tour(steps: Sequence[Step], directory: Path, base_url: str, makefile: st
         check=False,
     )
     ran = [outputs / f"{i}.out" for i in range(len(steps)) if (outputs / f"{i}.out").exists()]
-    texts = [path.read_text(errors="replace").splitlines() for path in ran]
+    # The server's own addresses (the issuer is http://localhost:PORT under `make run`) as the
+    # README names them.
+    port = base_url.rsplit(":", 1)[1]
+    readme_port = BASE_URL.rsplit(":", 1)[1]
+    texts = [
+        path.read_text(errors="replace")
+        .replace(base_url, BASE_URL)
+        .replace(f"http://localhost:{port}", f"http://localhost:{readme_port}")
+        .splitlines()
+        for path in ran
+    ]
     failed = None
     if done.returncode != 0:
         step_file = outputs / "step"
