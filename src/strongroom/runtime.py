@@ -128,7 +128,12 @@ from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.model import Scope
 from strongroom.tenancy.ratelimit import Buckets, open_storage
-from strongroom.tenancy.service import IDEMPOTENCY_FINGERPRINT, TenancyService
+from strongroom.tenancy.service import (
+    IDEMPOTENCY_FINGERPRINT,
+    OB_CONSENT_REQUEST_MAC,
+    OB_CONSENT_REQUEST_MAC_LABEL,
+    TenancyService,
+)
 
 log = logging.getLogger("strongroom.runtime")
 
@@ -570,8 +575,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Open banking's consents and account information (docs/openbanking.md).
     openbanking = ob_resources.build(
-        engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s
-    )
+        engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s,
+        request_mac_key=kms.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL),
+    )  # fmt: skip
     # TPPs are the deployment's: their changes are leaves of the system tenant's log.
     tpps = TppService(engine, audit=audit, log_id=lambda: tenancy.system_tenant().id)
     # Open banking's authorization server, deployment-wide (docs/openbanking.md): its clients

@@ -91,7 +91,7 @@ class World:
             record_leaves=self.audit.record_leaves,
             kyc_limits=True,
             openbanking_records=lambda leaves, add, say: ob_records.check(
-                self.engine, leaves, add, say
+                self.engine, leaves, add, say, request_mac_key=b"k" * 32
             ).counts(),
         )
         return ControlsService(

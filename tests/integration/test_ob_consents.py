@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.service import AuditLog
 from strongroom.core import ids
+from strongroom.core.clock import format_us
 from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.money import Asset
 from strongroom.db import tables
@@ -32,6 +33,7 @@ from strongroom.openbanking.resources.model import (
     OB_TRANSACTIONS_PAGE_SIZE,
     OB_TRANSACTIONS_SCAN_MAX,
     Consent,
+    request_mac,
 )
 from strongroom.openbanking.resources.reads import AccountInformation, Cursor
 from strongroom.openbanking.resources.service import (
@@ -46,6 +48,7 @@ CLIENT = "tpp_client_one"
 HOUR_US = 3_600_000_000
 READ = (Permission.READ_ACCOUNTS_DETAIL, Permission.READ_BALANCES)
 AA, FUNDS = ConsentKind.ACCOUNT_ACCESS, ConsentKind.FUNDS_CONFIRMATION
+MAC_KEY = b"consent request mac key, tests only"
 
 
 def _everyone(uow: UnitOfWork, tenant_id: str, customer_ids: Any) -> set[str]:
@@ -114,7 +117,14 @@ def world(db_engine: Engine) -> World:
         clock,
         ledger,
         audit,
-        ConsentService(db_engine, ledger, audit=audit, events=events, now_us=clock.now_us),
+        ConsentService(
+            db_engine,
+            ledger,
+            request_mac_key=MAC_KEY,
+            audit=audit,
+            events=events,
+            now_us=clock.now_us,
+        ),
         ledger.create_ledger("books", tenant_id=TENANT).id,
         ledger.create_ledger("theirs", tenant_id=OTHER).id,
         "",
@@ -164,7 +174,18 @@ def test_create_authorise_revoke_each_with_its_leaf_event_and_token_revocation(
     base = {"object": "openbanking_consent", "id": consent.id, "kind": "account_access"}
     base["client_id"] = CLIENT
     expected = [
-        ("openbanking.consent_created", f"tpp:{CLIENT}", {**base, "status": "AWAU"}),
+        (
+            "openbanking.consent_created",
+            f"tpp:{CLIENT}",
+            {
+                **base,
+                "status": "AWAU",
+                # What the row keeps that no later leaf restates (openbanking/records.py).
+                "permissions": sorted(p.value for p in READ),
+                "expires_at": format_us(consent.expires_at_us or 0),
+                "request_mac": request_mac(MAC_KEY, store.request_json(consent.request)),
+            },
+        ),
         (
             "openbanking.consent_authorised",
             f"customer:{ada}",

@@ -129,7 +129,9 @@ def _world(engine: Engine, *, gates: Sequence[Any] = ()) -> World:
         gates=gates,
     )
     holder.append(ledger)
-    consents = ConsentService(engine, ledger, audit=audit, events=events, now_us=clock.now_us)
+    consents = ConsentService(
+        engine, ledger, request_mac_key=b"k" * 32, audit=audit, events=events, now_us=clock.now_us
+    )
     payments = PaymentService(
         engine, ledger, consents, audit=audit, events=events, now_us=clock.now_us
     )

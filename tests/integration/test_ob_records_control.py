@@ -2,11 +2,16 @@
 made through the services (every status) pass; each hand edit of `ob_consents` or `ob_payments`
 behind their leaves is named (a consumed payment consent set back to AUTH with its payment's row
 deleted, so the TPP could pay again; a status changed; the selected accounts changed; a consent
-row inserted or deleted; a payment row inserted); not applicable without an audit log."""
+row inserted or deleted; a payment row inserted; an expiry removed, a permission added, an
+authorised payment consent's amount raised or its creditor changed in its stored request); a
+created leaf written before it pinned those (no `request_mac`) is compared as before; the
+created leaf and event carry no creditor or account number; not applicable without an audit
+log."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from strongroom.compliance.controls.model import ControlResult, Outcome
 from strongroom.compliance.controls.service import ControlsService
 from strongroom.compliance.wiring import controls_service
 from strongroom.core import ids
+from strongroom.core.clock import format_us
 from strongroom.db import tables
 from strongroom.events.service import EventService
 from strongroom.ledger.accounts import AccountSpec
@@ -35,10 +41,12 @@ from strongroom.openbanking.consents import ConsentKind, ConsentStatus
 from strongroom.openbanking.model import Permission
 from strongroom.openbanking.payments.service import PaymentRequest, PaymentService
 from strongroom.openbanking.payments.sink import OB_PAYMENT_EVENT_TYPES, PaymentSink
-from strongroom.openbanking.resources.model import Consent
+from strongroom.openbanking.resources import store
+from strongroom.openbanking.resources.model import CONSENT_CREATED, Consent
 from strongroom.openbanking.resources.service import OB_CONSENT_EVENT_TYPES, ConsentService
 from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
 from strongroom.settings import Settings
+from strongroom.tenancy.service import OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL
 from tests.integration.test_ledger_service import ManualClock
 
 TENANT = "ten_obr_a"
@@ -46,6 +54,8 @@ CLIENT = "tpp_records"
 HOUR_US = 3_600_000_000
 CREDITOR = "Bob Creditor"
 IBAN = "GB29NWBK60161331926819"
+OTHER_IBAN = "GB33BUKB20201555555555"
+PINNED = ("permissions", "expires_at", "request_mac")  # what a created leaf pins of its row
 
 
 def _everyone(uow: Any, tenant_id: str, customer_ids: Any) -> set[str]:
@@ -101,15 +111,18 @@ class World:
         )
         return view.id
 
-    def run(self, *, audit: bool = True) -> ControlResult:
+    def run(
+        self, *, audit: bool = True, leaves: ob_records.RecordLeaves | None = None
+    ) -> ControlResult:
+        key = _request_mac_key(self.keyring)
         sources = Sources(
             engine=self.engine,
             kms=self.keyring,
             verify_audit=lambda say: self.audit.verify(progress=say),
             past_retention=lambda: (0, [], {}),
-            record_leaves=self.audit.record_leaves if audit else None,
+            record_leaves=(leaves or self.audit.record_leaves) if audit else None,
             openbanking_records=lambda leaves, add, say: ob_records.check(
-                self.engine, leaves, add, say
+                self.engine, leaves, add, say, request_mac_key=key
             ).counts(),
         )
         service = ControlsService(
@@ -118,6 +131,11 @@ class World:
         )  # fmt: skip
         (result,) = service.run(actor="api_key:key_test").controls
         return result
+
+
+def _request_mac_key(keyring: LocalKeyring) -> bytes:
+    """The key runtime.py gives the consent service and compliance/wiring.py the control."""
+    return keyring.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL)
 
 
 @pytest.fixture
@@ -134,7 +152,10 @@ def world(db_engine: Engine, tmp_path: Path) -> World:
         sinks=[PaymentSink(audit=audit, events=events)],
     )  # fmt: skip
     holder.append(ledger)
-    consents = ConsentService(db_engine, ledger, audit=audit, events=events, now_us=clock.now_us)
+    consents = ConsentService(
+        db_engine, ledger, request_mac_key=_request_mac_key(keyring), audit=audit, events=events,
+        now_us=clock.now_us,
+    )  # fmt: skip
     payments = PaymentService(
         db_engine, ledger, consents, audit=audit, events=events, now_us=clock.now_us
     )
@@ -406,3 +427,180 @@ def test_the_compliance_wiring_gives_the_control_its_replay(
         Outcome.PASS,
         {"leaves": 0, "consents": 0, "payments": 0},
     )
+
+
+# -- what the created leaf pins: permissions, expiry, the stored request ---------------------
+
+
+def _request_of(w: World, consent_id: str) -> dict[str, Any]:
+    with w.engine.connect() as conn:
+        text = conn.execute(
+            sa.select(tables.ob_consents.c.request).where(tables.ob_consents.c.id == consent_id)
+        ).scalar_one()
+    found: dict[str, Any] = json.loads(text)
+    return found
+
+
+def _set_request(w: World, consent_id: str, request: dict[str, Any]) -> None:
+    """A hand edit of the stored request, written as the service writes it (canonical)."""
+    _set(w, consent_id, request=store.request_json(request))
+
+
+def test_an_expiry_removed_by_hand_is_named(world: World) -> None:
+    w = world
+    _every_state(w)
+    consent = w.authorise(w.access(expires_in_us=HOUR_US))
+    assert w.run().outcome is Outcome.PASS
+    _set(w, consent.id, expires_at=None)  # open for ever: the expiry job never ends it
+    result = w.run()
+    assert result.outcome is Outcome.FAIL
+    assert _found(result) == [(TENANT, "ob_consents", consent.id)]
+    assert _problem(result, "ob_consents", consent.id) == (
+        f"expires_at none, but its {CONSENT_CREATED} leaf records "
+        f"{format_us(consent.expires_at_us or 0)}"
+    )
+    _set(w, consent.id, expires_at=(consent.expires_at_us or 0) + HOUR_US)  # or extended
+    assert _found(w.run()) == [(TENANT, "ob_consents", consent.id)]
+
+
+def test_a_permission_added_by_hand_is_named(world: World) -> None:
+    w = world
+    made = _every_state(w)
+    consent = made["access_auth"]
+    _set(w, consent.id, permissions="ReadAccountsBasic ReadBalances ReadTransactionsDetail")
+    payment = made["payment_auth"]  # a payment consent has none
+    _set(w, payment.id, permissions="ReadBalances")
+    result = w.run()
+    assert _found(result) == sorted(
+        [(TENANT, "ob_consents", consent.id), (TENANT, "ob_consents", payment.id)]
+    )
+    assert _problem(result, "ob_consents", consent.id) == (
+        "permissions ['ReadAccountsBasic', 'ReadBalances', 'ReadTransactionsDetail'], but its "
+        f"{CONSENT_CREATED} leaf records ['ReadAccountsBasic', 'ReadBalances']"
+    )
+    assert "permissions ['ReadBalances']" in _problem(result, "ob_consents", payment.id)
+
+
+def test_an_authorised_payments_amount_raised_by_hand_is_named_and_its_payment_too(
+    world: World,
+) -> None:
+    """The attack: the customer authorised 10.00; the stored request is raised to 90.00 and the
+    TPP pays 90.00 from it (the payment matches the consent as stored, so it is made)."""
+    w = world
+    made = _every_state(w)
+    consent = made["payment_auth"]
+    request = _request_of(w, consent.id)
+    request["Initiation"]["InstructedAmount"]["Amount"] = "90.00"
+    _set_request(w, consent.id, request)
+    result = w.run()
+    assert result.outcome is Outcome.FAIL
+    assert _found(result) == [(TENANT, "ob_consents", consent.id)]
+    problem = _problem(result, "ob_consents", consent.id)
+    assert "stored request" in problem
+    assert "request_mac" in problem
+    assert "90.00" not in json.dumps(result.to_dict())
+    before = w.ledger.get_account(w.account).balances.debits_posted
+    w.pay(w.consents.get(consent.id))  # every other check is satisfied: the payment is made
+    assert w.ledger.get_account(w.account).balances.debits_posted == before + 9_000
+    after = w.run()
+    assert _found(after) == [(TENANT, "ob_consents", consent.id)]
+    assert "stored request" in _problem(after, "ob_consents", consent.id)
+
+
+def test_a_creditor_changed_by_hand_is_named_without_the_account(world: World) -> None:
+    w = world
+    made = _every_state(w)
+    consent = made["payment_auth"]
+    request = _request_of(w, consent.id)
+    request["Initiation"]["CreditorAccount"]["Identification"] = OTHER_IBAN
+    _set_request(w, consent.id, request)
+    awaiting = made["payment_awau"]  # the name only, on a consent not yet authorised
+    request = _request_of(w, awaiting.id)
+    request["Initiation"]["CreditorAccount"]["Name"] = "Mallory"
+    _set_request(w, awaiting.id, request)
+    result = w.run()
+    assert _found(result) == sorted(
+        [(TENANT, "ob_consents", consent.id), (TENANT, "ob_consents", awaiting.id)]
+    )
+    assert "stored request" in _problem(result, "ob_consents", awaiting.id)
+    text = json.dumps(result.to_dict())
+    for personal in (CREDITOR, "Mallory", IBAN, OTHER_IBAN):
+        assert personal not in text
+
+
+def test_a_request_rewritten_in_another_form_is_named(world: World) -> None:
+    """The MAC is of the column's text, as the service writes it: the same request written
+    otherwise (spaces, key order) is an edit too, not a canonical equivalent let through."""
+    w = world
+    made = _every_state(w)
+    consent = made["payment_auth"]
+    _set(w, consent.id, request=json.dumps(_request_of(w, consent.id), indent=1))
+    assert _found(w.run()) == [(TENANT, "ob_consents", consent.id)]
+
+
+def _without_pinned(w: World) -> ob_records.RecordLeaves:
+    """The leaves as a deployment before the created leaf pinned anything wrote them."""
+
+    def leaves(types: frozenset[str]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        for log_id, index, content in w.audit.record_leaves(types):
+            if content["type"] == CONSENT_CREATED:
+                data = {k: v for k, v in content["data"].items() if k not in PINNED}
+                content = {**content, "data": data}
+            yield log_id, index, content
+
+    return leaves
+
+
+def test_a_created_leaf_without_the_pinned_fields_is_compared_as_before(world: World) -> None:
+    w = world
+    made = _every_state(w)
+    old = _without_pinned(w)
+    assert w.run(leaves=old).outcome is Outcome.PASS
+    # Those columns are not compared for such a consent (its leaf records none of them) ...
+    _set(w, made["access_expd"].id, expires_at=None)
+    _set(w, made["access_auth"].id, permissions="ReadBalances")
+    request = _request_of(w, made["payment_auth"].id)
+    request["Initiation"]["InstructedAmount"]["Amount"] = "90.00"
+    _set_request(w, made["payment_auth"].id, request)
+    assert w.run(leaves=old).outcome is Outcome.PASS
+    # ... while the rest is, as before; and with the leaves as written, all three are named.
+    _set(w, made["access_rjct"].id, status="AUTH")
+    assert _found(w.run(leaves=old)) == [(TENANT, "ob_consents", made["access_rjct"].id)]
+    assert len(w.run().findings) == 4
+
+
+def test_the_created_leaf_and_event_carry_no_creditor_nor_account_number(world: World) -> None:
+    w = world
+    consent = w.payment_consent("12.34")
+    (record,) = [
+        r for r in w.audit.records_for(TENANT, [consent.id])[consent.id]
+        if r["type"] == CONSENT_CREATED
+    ]  # fmt: skip
+    with w.engine.connect() as conn:
+        (event,) = [
+            json.loads(data)
+            for kind, data in conn.execute(
+                sa.select(tables.events.c.type, tables.events.c.data).where(
+                    tables.events.c.tenant_id == TENANT
+                )
+            )
+            if kind == CONSENT_CREATED and json.loads(data)["id"] == consent.id
+        ]
+    assert record["data"] == event
+    assert set(event) == {
+        "object", "id", "kind", "client_id", "status", "expires_at", "request_mac"
+    }  # fmt: skip
+    assert event["expires_at"] is None
+    assert len(event["request_mac"]) == 64
+    assert int(event["request_mac"], 16) >= 0
+    text = json.dumps([record, event])
+    for clear in (CREDITOR, IBAN, "12.34", "i-1", "e-1"):
+        assert clear not in text
+    # An account access consent's: its permissions sorted, its expiry as leaves write times.
+    access = w.access(expires_in_us=HOUR_US)
+    (created,) = [
+        r["data"] for r in w.audit.records_for(TENANT, [access.id])[access.id]
+        if r["type"] == CONSENT_CREATED
+    ]  # fmt: skip
+    assert created["permissions"] == ["ReadAccountsBasic", "ReadBalances"]
+    assert created["expires_at"] == format_us(access.expires_at_us or 0)

@@ -67,7 +67,7 @@ def world(db_engine: Engine) -> World:
         db_engine,
         clock,
         ledger,
-        ConsentService(db_engine, ledger, now_us=clock.now_us),
+        ConsentService(db_engine, ledger, request_mac_key=b"k" * 32, now_us=clock.now_us),
         ledger.create_ledger("books", tenant_id=TENANT).id,
         ledger.create_ledger("theirs", tenant_id=OTHER).id,
     )

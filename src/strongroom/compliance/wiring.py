@@ -36,6 +36,7 @@ from strongroom.ledger.service import LedgerService
 from strongroom.openbanking import records as ob_records
 from strongroom.security.kms import KeyManager
 from strongroom.settings import Settings
+from strongroom.tenancy.service import OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL
 
 log = logging.getLogger("strongroom.compliance")
 
@@ -65,6 +66,8 @@ def controls_service(
     def past_retention() -> PastRetention:
         return count_past_retention(engine, settings.aml_retention_days, clock.now_us())
 
+    # The consent service's key (runtime.py): the created leaves' request_mac is checked with it.
+    request_mac_key = kms.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL)
     sources = Sources(
         engine=engine,
         kms=kms,
@@ -73,7 +76,7 @@ def controls_service(
         record_leaves=audit.record_leaves,
         kyc_limits=settings.kyc_limits,
         openbanking_records=lambda leaves, add, say: ob_records.check(
-            engine, leaves, add, say
+            engine, leaves, add, say, request_mac_key=request_mac_key
         ).counts(),
     )
     return ControlsService(engine, sources, thresholds(settings), audit=audit, events=events)

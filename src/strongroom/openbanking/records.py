@@ -22,14 +22,22 @@ which is then compared with the tables both ways:
   payment a leaf records must still have its row (deleting it, with the consent edited back to
   AUTH, is the way to pay twice).
 
-The leaves record neither a consent's expiry, nor its permissions, nor its request (the
-payment's amount and creditor): those columns are not compared. Memory is one entry per
-consent (its payment with it), never per transfer. Ids and statuses only in the findings:
-never a request, an account number or a name.
+The created leaf also pins what the row's later leaves never restate: the permissions
+(sorted), the expiry (RFC 3339 or null) and `request_mac`, the HMAC-SHA256 of the stored request
+(`ob_consents.request`, the canonical JSON it holds) under the key manager's
+OB_CONSENT_REQUEST_MAC key (`request_mac_key`, the consent service's: runtime.py,
+compliance/wiring.py). A removed expiry, an added permission, a payment's amount raised or its
+creditor changed is named by the field that differs. A created leaf written before these fields
+(it has no `request_mac`) pins nothing: those columns of its consent are not compared.
+
+Memory is one entry per consent (its payment with it), never per transfer. Ids, statuses,
+permission names and expiries only in the findings: never a request, an account number or a
+name.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,9 +45,14 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
+from strongroom.core import clock
 from strongroom.db.uow import UnitOfWork
 from strongroom.openbanking.consents import ConsentEvent, ConsentStatus
-from strongroom.openbanking.resources.model import CONSENT_CREATED, CONSENT_EVENT_NAMES
+from strongroom.openbanking.resources.model import (
+    CONSENT_CREATED,
+    CONSENT_EVENT_NAMES,
+    request_mac,
+)
 
 CONSENT_CONSUMED: Final = CONSENT_EVENT_NAMES[ConsentEvent.CONSUME]
 CONSENT_AUTHORISED: Final = CONSENT_EVENT_NAMES[ConsentEvent.AUTHORISE]
@@ -65,6 +78,15 @@ class ObRecordsFacts:
         return {"leaves": self.leaves, "consents": self.consents, "payments": self.payments}
 
 
+@dataclass(frozen=True, slots=True)
+class _Pinned:
+    """What a created leaf with `request_mac` pins of its row, which no later leaf changes."""
+
+    permissions: tuple[str, ...]  # sorted
+    expires_at: str | None  # RFC 3339, as clock.format_us writes it
+    request_mac: str
+
+
 @dataclass(slots=True)
 class _Consent:
     """A consent as its leaves leave it."""
@@ -79,6 +101,7 @@ class _Consent:
     # The first leaf that moved it from a status its leaves before had not left it in: its row
     # was edited between the two (a consumed consent set back to AUTH, then paid again).
     broken: str | None = None
+    pinned: _Pinned | None = None  # its created leaf's, when that leaf records them
 
 
 @dataclass(slots=True)
@@ -102,6 +125,13 @@ class _Recorded:
         found.status = str(data["status"])
         if "customer_id" in data:
             found.customer_id = str(data["customer_id"])
+        if kind == CONSENT_CREATED and "request_mac" in data:
+            expires_at = data["expires_at"]
+            found.pinned = _Pinned(
+                tuple(sorted(str(p) for p in data.get("permissions", []))),
+                None if expires_at is None else str(expires_at),
+                str(data["request_mac"]),
+            )
         if kind == CONSENT_AUTHORISED:
             found.account_ids = tuple(str(a) for a in data["account_ids"])
         elif kind == CONSENT_CONSUMED:
@@ -180,19 +210,66 @@ def _differences(row: _Consent, leaf: _Consent) -> list[str]:
     return out
 
 
+def _expiry(stored: Any) -> str | None:
+    """A row's `expires_at` (epoch microseconds) as the created leaf writes it."""
+    if stored is None:
+        return None
+    try:
+        return clock.format_us(int(stored))
+    except (OverflowError, TypeError, ValueError):
+        return f"{stored} (not a time)"
+
+
+def _pinned_differences(
+    pinned: _Pinned, permissions: Any, expires_at: Any, request: Any, key: bytes
+) -> list[str]:
+    """What of the row's permissions, expiry and request is not what its created leaf pinned,
+    in words: the permissions' names and the expiries, never the request."""
+    out = []
+    mine = tuple(sorted(str(permissions or "").split()))
+    if mine != pinned.permissions:
+        out.append(
+            f"permissions {list(mine)}, but its {CONSENT_CREATED} leaf records "
+            f"{list(pinned.permissions)}"
+        )
+    expiry = _expiry(expires_at)
+    if expiry != pinned.expires_at:
+        out.append(
+            f"expires_at {expiry or 'none'}, but its {CONSENT_CREATED} leaf records "
+            f"{pinned.expires_at or 'none'}"
+        )
+    mac = request_mac(key, str(request))
+    if not hmac.compare_digest(mac.encode(), pinned.request_mac.encode()):
+        out.append(
+            f"its stored request (a payment's amount, creditor, references) is not the one its "
+            f"{CONSENT_CREATED} leaf's request_mac records"
+        )
+    return out
+
+
 def check(
-    engine: Engine, record_leaves: RecordLeaves, add: Add, say: Callable[[str], None]
+    engine: Engine,
+    record_leaves: RecordLeaves,
+    add: Add,
+    say: Callable[[str], None],
+    *,
+    request_mac_key: bytes,
 ) -> ObRecordsFacts:
     """The consents and payments against the leaves that recorded them, both ways; problems
-    to `add`, one per wrong row."""
+    to `add`, one per wrong row. `request_mac_key`: the consent service's key of the created
+    leaves' `request_mac`."""
     facts = ObRecordsFacts()
     recorded, facts.leaves = _replay(record_leaves, add, say)
 
     seen: set[Key] = set()
-    for tenant, consent_id, kind, client_id, status, customer_id, accounts in _rows(
+    for (
+        tenant, consent_id, kind, client_id, status, customer_id, accounts, permissions,
+        expires_at, request,
+    ) in _rows(
         engine,
-        "SELECT tenant_id, id, kind, client_id, status, customer_id, account_ids FROM ob_consents",
-    ):
+        "SELECT tenant_id, id, kind, client_id, status, customer_id, account_ids, permissions, "
+        "expires_at, request FROM ob_consents",
+    ):  # fmt: skip
         facts.consents += 1
         key = (tenant, consent_id)
         seen.add(key)
@@ -210,6 +287,10 @@ def check(
             continue
         row = _Consent(kind, client_id, status, customer_id, account_ids)
         wrong = ([leaf.broken] if leaf.broken else []) + _differences(row, leaf)
+        if leaf.pinned is not None:
+            wrong += _pinned_differences(
+                leaf.pinned, permissions, expires_at, request, request_mac_key
+            )
         if wrong:
             add(tenant, {**where, "problem": "; ".join(wrong)})
     for tenant, consent_id in sorted(recorded.consents.keys() - seen):

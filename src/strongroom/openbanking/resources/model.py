@@ -7,10 +7,13 @@ kind come with it, and every read checks them against the request (api.py).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from strongroom.core import clock
 from strongroom.core.limits import PAGE_SIZE_MAX
 from strongroom.openbanking.consents import (
     ConsentEvent,
@@ -168,9 +171,34 @@ class Consent:
         )
 
 
-def leaf_data(consent: Consent, transition: Transition | None) -> dict[str, Any]:
+def request_mac(key: bytes, stored: str) -> str:
+    """HMAC-SHA256 (hex) of a consent's request as `ob_consents.request` holds it (its canonical
+    JSON: store.request_json), keyed by the key manager's OB_CONSENT_REQUEST_MAC key: the
+    created leaf pins the request (a payment's amount and creditor) without carrying it."""
+    return hmac.new(key, stored.encode(), hashlib.sha256).hexdigest()
+
+
+def created_fields(consent: Consent, stored_request_mac: str) -> dict[str, Any]:
+    """What the created leaf adds to `leaf_data`, for the control to compare with the row
+    (openbanking/records.py): the permissions (sorted; none for a payment or funds consent),
+    the expiry (RFC 3339, or null for none) and the request's MAC."""
+    data: dict[str, Any] = {}
+    if consent.permissions:
+        data["permissions"] = sorted(p.value for p in consent.permissions)
+    data["expires_at"] = (
+        None if consent.expires_at_us is None else clock.format_us(consent.expires_at_us)
+    )
+    data["request_mac"] = stored_request_mac
+    return data
+
+
+def leaf_data(
+    consent: Consent, transition: Transition | None, *, created: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What an audit leaf and an event of a consent's change carry: ids and statuses only (never
-    the request's debtor account, nor anything of the customer but their id)."""
+    the request's debtor account or creditor, nor anything of the customer but their id); the
+    created leaf (`transition` None) with `created_fields`."""
+    assert (transition is None) == (created is not None), consent.id
     data: dict[str, Any] = {
         "object": "openbanking_consent",
         "id": consent.id,
@@ -184,4 +212,6 @@ def leaf_data(consent: Consent, transition: Transition | None) -> dict[str, Any]
         data["customer_id"] = consent.customer_id
     if transition is not None and transition.event is ConsentEvent.AUTHORISE:
         data["account_ids"] = list(consent.account_ids)
+    if created is not None:
+        data.update(created)
     return data

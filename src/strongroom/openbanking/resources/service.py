@@ -37,7 +37,9 @@ from strongroom.openbanking.resources.model import (
     OB_CONSENT_REQUEST_BYTES_MAX,
     OB_IDEMPOTENCY_KEY_LENGTH_MAX,
     Consent,
+    created_fields,
     leaf_data,
+    request_mac,
 )
 
 # The events of the changes served here (a payment consent's `consume` is the payments'
@@ -110,6 +112,7 @@ class ConsentService:
         engine: Engine,
         ledger: LedgerService,
         *,
+        request_mac_key: bytes,
         audit: AuditRecorder | None = None,
         events: EventEmitter | None = None,
         revoke_tokens: TokensRevoker | None = None,
@@ -117,6 +120,8 @@ class ConsentService:
     ) -> None:
         self.engine = engine
         self.ledger = ledger
+        # The key manager's OB_CONSENT_REQUEST_MAC key: the created leaf's `request_mac`.
+        self._request_mac_key = request_mac_key
         self._audit = audit
         self._events = events
         self.revoke_tokens = revoke_tokens  # set at wiring, once the authorization server is
@@ -195,7 +200,8 @@ class ConsentService:
                         code="ob_idempotency_key_reused",
                     )
                 return found[0], False
-            self._record(uow, consent, None, CONSENT_CREATED, tpp_actor(client_id))
+            created = created_fields(consent, request_mac(self._request_mac_key, body))
+            self._record(uow, consent, None, CONSENT_CREATED, tpp_actor(client_id), created)
             uow.commit()
         return consent, True
 
@@ -353,8 +359,9 @@ class ConsentService:
         transition: machine.Transition | None,
         kind: str,
         actor: str,
+        created: Mapping[str, Any] | None = None,
     ) -> None:
-        data = leaf_data(consent, transition)
+        data = leaf_data(consent, transition, created=created)
         if self._audit is not None:
             self._audit.record_all(uow, consent.tenant_id, actor, [(kind, consent.id, data)])
         if self._events is not None:

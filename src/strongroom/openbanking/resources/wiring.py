@@ -93,8 +93,13 @@ def build(
     audit: AuditRecorder | None,
     events: EventEmitter | None,
     interval_s: float,
+    request_mac_key: bytes,
 ) -> OpenBankingResources:
-    consents = ConsentService(engine, ledger, audit=audit, events=events)
+    """`request_mac_key`: the key manager's OB_CONSENT_REQUEST_MAC key (tenancy/service.py), for
+    the created leaves' `request_mac`."""
+    consents = ConsentService(
+        engine, ledger, request_mac_key=request_mac_key, audit=audit, events=events
+    )
     resources = Resources(consents, AccountInformation(ledger), tenant_resolver(tenancy))
     job = JobSpec(CONSENT_EXPIRY_JOB, interval_s, expiry_job(consents))
     return OpenBankingResources(consents, resources, [job])
