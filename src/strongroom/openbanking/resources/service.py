@@ -45,7 +45,11 @@ from strongroom.openbanking.resources.model import (
 # The events of the changes served here (a payment consent's `consume` is the payments'
 # to declare, with the use that emits it).
 OB_CONSENT_EVENT_TYPES: Final = (
-    EventType(CONSENT_CREATED, "A TPP created an open banking consent: ids, kind and status."),
+    EventType(
+        CONSENT_CREATED,
+        "A TPP created an open banking consent: ids, kind, status, permissions, expiry and a "
+        "keyed MAC of its request.",
+    ),
     EventType(
         CONSENT_EVENT_NAMES[ConsentEvent.AUTHORISE],
         "A customer authorised an open banking consent: ids of the consent, the customer and "
