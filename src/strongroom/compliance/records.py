@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
-from strongroom.db.uow import UnitOfWork
+from strongroom.db.query import stream_rows
 
 KYC_UPDATED: Final = "customer.kyc_updated"
 MATCH_CONFIRMED: Final = "sanctions.match_confirmed"
@@ -100,11 +100,7 @@ class _Recorded:
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
-    with UnitOfWork(engine, write=False) as uow:
-        cur = uow.cursor()
-        cur.execute(query)
-        while batch := cur.fetchmany(PAGE):
-            yield from batch
+    return stream_rows(engine, query, PAGE)
 
 
 def _replay(

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from strongroom.core.limits import SQL_PARAMS_PER_STATEMENT_MAX
 from strongroom.db.uow import UnitOfWork
 
@@ -89,3 +91,13 @@ def sqlite_insert_many(
         cur.executemany(statement, [(r[kept[0]],) for r in rows])
     else:
         cur.executemany(statement, map(itemgetter(*kept), rows))
+
+
+def stream_rows(engine: Engine, query: str, page: int) -> Iterator[tuple[Any, ...]]:
+    """The rows of one parameterless `query`, `page` at a time, in one read-only transaction
+    (the verifiers' full-table reads: memory bounded by the page, not the table)."""
+    with UnitOfWork(engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute(query)
+        while batch := cur.fetchmany(page):
+            yield from batch

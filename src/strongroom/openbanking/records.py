@@ -46,7 +46,7 @@ from typing import Any, Final
 from sqlalchemy.engine import Engine
 
 from strongroom.core import clock
-from strongroom.db.uow import UnitOfWork
+from strongroom.db.query import stream_rows
 from strongroom.openbanking.consents import ConsentEvent, ConsentStatus
 from strongroom.openbanking.resources.model import (
     CONSENT_CREATED,
@@ -141,11 +141,7 @@ class _Recorded:
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
-    with UnitOfWork(engine, write=False) as uow:
-        cur = uow.cursor()
-        cur.execute(query)
-        while batch := cur.fetchmany(PAGE):
-            yield from batch
+    return stream_rows(engine, query, PAGE)
 
 
 def _replay(
