@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from strongroom.audit.records import RecordLeaves
 from strongroom.audit.service import AuditLog
 from strongroom.compliance.controls.checks import (
     Sources,
@@ -111,9 +112,7 @@ class World:
         )
         return view.id
 
-    def run(
-        self, *, audit: bool = True, leaves: ob_records.RecordLeaves | None = None
-    ) -> ControlResult:
+    def run(self, *, audit: bool = True, leaves: RecordLeaves | None = None) -> ControlResult:
         key = _request_mac_key(self.keyring)
         sources = Sources(
             engine=self.engine,
@@ -538,7 +537,7 @@ def test_a_request_rewritten_in_another_form_is_named(world: World) -> None:
     assert _found(w.run()) == [(TENANT, "ob_consents", consent.id)]
 
 
-def _without_pinned(w: World) -> ob_records.RecordLeaves:
+def _without_pinned(w: World) -> RecordLeaves:
     """The leaves as a deployment before the created leaf pinned anything wrote them."""
 
     def leaves(types: frozenset[str]) -> Iterator[tuple[str, int, dict[str, Any]]]:

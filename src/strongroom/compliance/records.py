@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
+from strongroom.audit.records import Add, RecordLeaves, replay
 from strongroom.db.query import stream_rows
 
 KYC_UPDATED: Final = "customer.kyc_updated"
@@ -52,12 +53,9 @@ CASE_STATUS: Final = {
 }
 TYPES: Final = frozenset({KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, *CASE_STATUS})
 PAGE: Final = 500  # rows read at a time
-PROGRESS_EVERY: Final = 10_000  # leaves between two progress lines
 
 # AuditLog.record_leaves: (log id, index, content) of the record leaves of these types.
-RecordLeaves = Callable[[frozenset[str]], Iterator[tuple[str, int, dict[str, Any]]]]
 # A problem found: (tenant id, detail of ids and values, never a name).
-Add = Callable[[str, dict[str, Any]], None]
 Key = tuple[str, str]  # (tenant, object id)
 
 
@@ -107,23 +105,12 @@ def _replay(
     record_leaves: RecordLeaves, add: Add, say: Callable[[str], None]
 ) -> tuple[_Recorded, int]:
     recorded = _Recorded()
-    count = 0
-    for log_id, index, content in record_leaves(TYPES):
-        count += 1
-        if count % PROGRESS_EVERY == 0:
-            say(f"compliance records: {count} leaves replayed")
-        try:
-            recorded.take(log_id, str(content["type"]), content["data"])
-        except (KeyError, TypeError, ValueError):
-            add(
-                log_id,
-                {
-                    "table": "audit_log",
-                    "leaf": index,
-                    "problem": f"a {content.get('type')} leaf that does not read",
-                },
-            )
-    return recorded, count
+
+    def take(log_id: str, index: int, kind: str, data: Any) -> None:
+        del index
+        recorded.take(log_id, kind, data)
+
+    return recorded, replay(record_leaves, TYPES, take, add, say, "compliance records")
 
 
 def check(

@@ -45,6 +45,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
+from strongroom.audit.records import Add, RecordLeaves, replay
 from strongroom.core import clock
 from strongroom.db.query import stream_rows
 from strongroom.openbanking.consents import ConsentEvent, ConsentStatus
@@ -58,13 +59,10 @@ CONSENT_CONSUMED: Final = CONSENT_EVENT_NAMES[ConsentEvent.CONSUME]
 CONSENT_AUTHORISED: Final = CONSENT_EVENT_NAMES[ConsentEvent.AUTHORISE]
 TYPES: Final = frozenset({CONSENT_CREATED, *CONSENT_EVENT_NAMES.values()})
 PAGE: Final = 500  # rows read at a time
-PROGRESS_EVERY: Final = 10_000  # leaves between two progress lines
 _OPEN: Final = frozenset({ConsentStatus.AWAU.value, ConsentStatus.AUTH.value})
 
 # AuditLog.record_leaves: (log id, index, content) of the record leaves of these types.
-RecordLeaves = Callable[[frozenset[str]], Iterator[tuple[str, int, dict[str, Any]]]]
 # A problem found: (tenant id, detail of ids and values, never a name).
-Add = Callable[[str, dict[str, Any]], None]
 Key = tuple[str, str]  # (tenant, consent id)
 
 
@@ -148,23 +146,8 @@ def _replay(
     record_leaves: RecordLeaves, add: Add, say: Callable[[str], None]
 ) -> tuple[_Recorded, int]:
     recorded = _Recorded()
-    count = 0
-    for log_id, index, content in record_leaves(TYPES):
-        count += 1
-        if count % PROGRESS_EVERY == 0:
-            say(f"open banking records: {count} leaves replayed")
-        try:
-            recorded.take(log_id, index, str(content["type"]), content["data"])
-        except (KeyError, TypeError, ValueError):
-            add(
-                log_id,
-                {
-                    "table": "audit_log",
-                    "leaf": index,
-                    "problem": f"a {content.get('type')} leaf that does not read",
-                },
-            )
-    return recorded, count
+    take = recorded.take
+    return recorded, replay(record_leaves, TYPES, take, add, say, "open banking records")
 
 
 def _account_ids(text: Any) -> tuple[str, ...] | None:

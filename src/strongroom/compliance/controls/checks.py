@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
+from strongroom.audit.records import Add, RecordLeaves
 from strongroom.audit.verify import VerifyReport
 from strongroom.compliance import records
 from strongroom.compliance.controls import store
@@ -34,7 +35,7 @@ class Thresholds:
     aml_retention_days: int
 
 
-OpenBankingRecords = Callable[[records.RecordLeaves, records.Add, Progress], Mapping[str, int]]
+OpenBankingRecords = Callable[[RecordLeaves, Add, Progress], Mapping[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Sources:
     # The newest snapshot of each sanctions list, or why there are none (store.list_snapshots).
     list_snapshots: Callable[[Engine], store.ListSnapshots | str] = store.list_snapshots
     # AuditLog.record_leaves: the compliance records are replayed against their leaves.
-    record_leaves: records.RecordLeaves | None = None
+    record_leaves: RecordLeaves | None = None
     # STRONGROOM_KYC_LIMITS: the KYC caps count usage (kyc_usage), which is then recounted.
     kyc_limits: bool = False
     # openbanking.records.check bound to the engine (compliance/wiring.py): open banking's
