@@ -29,7 +29,7 @@ from strongroom.core.errors import ErrorCatalogue
 from strongroom.core.limits import ERROR_DETAIL_CHARS_MAX, ERROR_PARAM_CHARS_MAX
 from strongroom.http.errors import PROBLEM_JSON
 from strongroom.http.middleware import SECURITY_HEADERS
-from strongroom.http.routing import PrefixRoutes
+from strongroom.http.routing import ExactRoutes, PrefixRoutes
 from strongroom.openbanking.authz import api as ob_authz_api
 from strongroom.openbanking.consentpage import model as consent_page
 from strongroom.openbanking.ports import RESOURCE_BASE
@@ -402,6 +402,8 @@ def all_routes(app: FastAPI) -> list[tuple[str, str]]:
                 continue
             if isinstance(route, PrefixRoutes):  # a separate API's routes, with full paths
                 walk(route.routes, prefix)
+                continue
+            if isinstance(route, ExactRoutes):  # an index of routes that are listed elsewhere
                 continue
             path = getattr(route, "path", None)
             methods = getattr(route, "methods", None)

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 from strongroom.core.errors import ErrorCatalogue, StrongroomError
 from strongroom.http import errors, openapi
 from strongroom.http.middleware import BodyLimit, RequestContext
-from strongroom.http.routing import PrefixRoutes
+from strongroom.http.routing import PrefixRoutes, exact_routes
 
 log = logging.getLogger("strongroom.http")
 
@@ -135,6 +135,9 @@ def build_api(
         app.add_middleware(cls, **options)
     app.add_middleware(BodyLimit, form_paths=form_paths)
     app.add_middleware(RequestContext, observe=observe_request)
+    # Last, once every route is in: the parameterless routes found by their path first
+    # (routing.ExactRoutes), each only where no route before it would take its requests.
+    app.router.routes.insert(0, exact_routes(app.router.routes))
     return app
 
 

@@ -10,11 +10,12 @@ whichever parser reads it), that pydantic validates straight from the bytes. Any
 (invalid JSON, a field refused, another media type, an escape) goes to FastAPI's own handler,
 which parses the body again and answers exactly as before, error bodies included.
 
-And PrefixRoutes: a separate API's routes, tried first but only for paths under its prefix."""
+And PrefixRoutes: a separate API's routes, tried first but only for paths under its prefix;
+ExactRoutes: the routes without path parameters, found by their path."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from fastapi import Request
@@ -113,3 +114,77 @@ class PrefixRoutes(BaseRoute):
             except NoMatchFound:
                 continue
         raise NoMatchFound(name, path_params)
+
+
+class ExactRoutes(BaseRoute):
+    """The app's routes whose path has no parameter, found by one dict lookup of the request's
+    path, tried before every other route.
+
+    Starlette tries an app's routes in order, and FastAPI (0.165) tries each route of each
+    included router in turn: measured on this app, finding `POST /v1/transfers` cost 37 us,
+    `POST /oauth2/token` 460 us and `GET /readyz` 380 us a request (the last two come after
+    every /v1 route). A route is taken here only when no route before it, in the order the
+    app would try them, matches its path with one of its methods (`exact_routes` checks with
+    the routes' own matching), so each request goes to the route it went to before. A path
+    known here whose method is not is left to the routes in order (their 405)."""
+
+    def __init__(self, by_path: Mapping[str, Sequence[BaseRoute]]) -> None:
+        self.by_path = {path: list(routes) for path, routes in by_path.items()}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        candidates = self.by_path.get(scope["path"])
+        if candidates is None:
+            return Match.NONE, {}
+        for route in candidates:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return match, {**child, CHOSEN_ROUTE: route}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route: BaseRoute = scope[CHOSEN_ROUTE]
+        await route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)  # the routes in order answer it
+
+
+def _router_routes(entry: BaseRoute) -> Sequence[BaseRoute] | None:
+    """The routes of an included router, in its order (FastAPI 0.165 keeps an included router
+    as one entry); None for anything else."""
+    router = getattr(entry, "original_router", None)
+    routes = getattr(router, "routes", None)
+    return list(routes) if isinstance(routes, list) else None
+
+
+def _shadowed(path: str, methods: Iterable[str], earlier: Sequence[BaseRoute]) -> bool:
+    """Whether a route before would take a request for `path` with one of `methods`."""
+    for method in methods:
+        scope: Scope = {"type": "http", "path": path, "root_path": "", "method": method}
+        for route in earlier:
+            if route.matches(dict(scope))[0] is Match.FULL:
+                return True
+    return False
+
+
+def exact_routes(routes: Sequence[BaseRoute]) -> ExactRoutes:
+    """An ExactRoutes over `routes` (an app's, in order): each parameterless APIRoute, directly
+    in the list or in an included router, that nothing before it would take."""
+    by_path: dict[str, list[BaseRoute]] = {}
+    earlier: list[BaseRoute] = []
+    for entry in routes:
+        inner = _router_routes(entry)
+        for route in [entry] if inner is None else inner:
+            if (
+                isinstance(route, APIRoute)
+                and not route.param_convertors
+                and not _shadowed(route.path, route.methods or (), earlier)
+            ):
+                by_path.setdefault(route.path, []).append(route)
+            if inner is not None:
+                earlier.append(route)
+        if inner is None:
+            earlier.append(entry)
+    return ExactRoutes(by_path)
