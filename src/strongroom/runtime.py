@@ -81,6 +81,7 @@ from strongroom.openbanking.dashboard import wiring as ob_dashboard
 from strongroom.openbanking.errors import OPENBANKING_JOSE_ERRORS
 from strongroom.openbanking.payments import wiring as ob_payments
 from strongroom.openbanking.resources import wiring as ob_resources
+from strongroom.openbanking.resources.model import request_mac_key
 from strongroom.openbanking.tpp import api as openbanking_clients_api
 from strongroom.openbanking.tpp.errors import TPP_ERRORS
 from strongroom.openbanking.tpp.service import TppService
@@ -128,12 +129,7 @@ from strongroom.tenancy.errors import TENANCY_ERRORS
 from strongroom.tenancy.middleware import Authenticate, Idempotency, RateLimit
 from strongroom.tenancy.model import Scope
 from strongroom.tenancy.ratelimit import Buckets, open_storage
-from strongroom.tenancy.service import (
-    IDEMPOTENCY_FINGERPRINT,
-    OB_CONSENT_REQUEST_MAC,
-    OB_CONSENT_REQUEST_MAC_LABEL,
-    TenancyService,
-)
+from strongroom.tenancy.service import IDEMPOTENCY_FINGERPRINT, TenancyService
 
 log = logging.getLogger("strongroom.runtime")
 
@@ -576,7 +572,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Open banking's consents and account information (docs/openbanking.md).
     openbanking = ob_resources.build(
         engine, ledger, tenancy, audit=audit, events=events, interval_s=settings.expiry_interval_s,
-        request_mac_key=kms.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL),
+        request_mac_key=request_mac_key(kms.mac),
     )  # fmt: skip
     # TPPs are the deployment's: their changes are leaves of the system tenant's log.
     tpps = TppService(engine, audit=audit, log_id=lambda: tenancy.system_tenant().id)

@@ -43,11 +43,10 @@ from strongroom.openbanking.model import Permission
 from strongroom.openbanking.payments.service import PaymentRequest, PaymentService
 from strongroom.openbanking.payments.sink import OB_PAYMENT_EVENT_TYPES, PaymentSink
 from strongroom.openbanking.resources import store
-from strongroom.openbanking.resources.model import CONSENT_CREATED, Consent
+from strongroom.openbanking.resources.model import CONSENT_CREATED, Consent, request_mac_key
 from strongroom.openbanking.resources.service import OB_CONSENT_EVENT_TYPES, ConsentService
 from strongroom.security.kms import LocalKeyring, master_key_from_secret, new_master_secret
 from strongroom.settings import Settings
-from strongroom.tenancy.service import OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL
 from tests.integration.test_ledger_service import ManualClock
 
 TENANT = "ten_obr_a"
@@ -134,7 +133,7 @@ class World:
 
 def _request_mac_key(keyring: LocalKeyring) -> bytes:
     """The key runtime.py gives the consent service and compliance/wiring.py the control."""
-    return keyring.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL)
+    return request_mac_key(keyring.mac)
 
 
 @pytest.fixture

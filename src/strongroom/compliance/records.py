@@ -54,8 +54,6 @@ CASE_STATUS: Final = {
 TYPES: Final = frozenset({KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, *CASE_STATUS})
 PAGE: Final = 500  # rows read at a time
 
-# AuditLog.record_leaves: (log id, index, content) of the record leaves of these types.
-# A problem found: (tenant id, detail of ids and values, never a name).
 Key = tuple[str, str]  # (tenant, object id)
 
 

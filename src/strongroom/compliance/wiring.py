@@ -34,9 +34,9 @@ from strongroom.events.hooks import EventEmitter
 from strongroom.jobs import JobSpec, Keep
 from strongroom.ledger.service import LedgerService
 from strongroom.openbanking import records as ob_records
+from strongroom.openbanking.resources.model import request_mac_key as ob_request_mac_key
 from strongroom.security.kms import KeyManager
 from strongroom.settings import Settings
-from strongroom.tenancy.service import OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL
 
 log = logging.getLogger("strongroom.compliance")
 
@@ -67,7 +67,7 @@ def controls_service(
         return count_past_retention(engine, settings.aml_retention_days, clock.now_us())
 
     # The consent service's key (runtime.py): the created leaves' request_mac is checked with it.
-    request_mac_key = kms.mac(OB_CONSENT_REQUEST_MAC, OB_CONSENT_REQUEST_MAC_LABEL)
+    request_mac_key = ob_request_mac_key(kms.mac)
     sources = Sources(
         engine=engine,
         kms=kms,

@@ -131,3 +131,32 @@ class SlotFile:
 
     def write(self, at: int, digest: bytes, value: int) -> None:
         _SLOT.pack_into(self._map, at, digest, value)
+
+
+class SlotFileHandle:
+    """A SlotFile opened on first use, and again after `close` (an app's lifespan may run more
+    than once, as in tests); safe to share between threads."""
+
+    def __init__(self, path: Path, *, magic: bytes, sets: int, slots: int) -> None:
+        self.path = path
+        self._layout = (magic, sets, slots)
+        self._table: SlotFile | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> SlotFile:
+        """The file, opened (made) if it is not yet: PermissionError for one that is not this
+        user's alone, OSError for one that cannot be made."""
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    magic, sets, slots = self._layout
+                    self._table = SlotFile(self.path, magic=magic, sets=sets, slots=slots)
+                table = self._table
+        return table
+
+    def close(self) -> None:
+        with self._lock:
+            table, self._table = self._table, None
+        if table is not None:
+            table.close()

@@ -24,8 +24,8 @@ which is then compared with the tables both ways:
 
 The created leaf also pins what the row's later leaves never restate: the permissions
 (sorted), the expiry (RFC 3339 or null) and `request_mac`, the HMAC-SHA256 of the stored request
-(`ob_consents.request`, the canonical JSON it holds) under the key manager's
-OB_CONSENT_REQUEST_MAC key (`request_mac_key`, the consent service's: runtime.py,
+(`ob_consents.request`, the canonical JSON it holds) under the consent
+service's key (resources/model.py `request_mac_key`, derived alike by runtime.py and
 compliance/wiring.py). A removed expiry, an added permission, a payment's amount raised or its
 creditor changed is named by the field that differs. A created leaf written before these fields
 (it has no `request_mac`) pins nothing: those columns of its consent are not compared.
@@ -61,8 +61,6 @@ TYPES: Final = frozenset({CONSENT_CREATED, *CONSENT_EVENT_NAMES.values()})
 PAGE: Final = 500  # rows read at a time
 _OPEN: Final = frozenset({ConsentStatus.AWAU.value, ConsentStatus.AUTH.value})
 
-# AuditLog.record_leaves: (log id, index, content) of the record leaves of these types.
-# A problem found: (tenant id, detail of ids and values, never a name).
 Key = tuple[str, str]  # (tenant, consent id)
 
 

@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import tempfile
-import threading
 import time
 from inspect import isawaitable
 from pathlib import Path
@@ -46,7 +45,7 @@ from strongroom.core.limits import (
     RATE_LIMIT_UNITS_PER_TOKEN,
     STATEMENT_PAGE_ENTRIES_MAX,
 )
-from strongroom.core.slotfile import SlotFile
+from strongroom.core.slotfile import SlotFile, SlotFileHandle
 
 log = logging.getLogger("strongroom.ratelimit")
 
@@ -217,27 +216,19 @@ class FileStorage:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._table: SlotFile | None = None
-        self._lock = threading.Lock()
+        self._file = SlotFileHandle(
+            path, magic=_MAGIC, sets=RATE_LIMIT_FILE_SETS, slots=RATE_LIMIT_FILE_SLOTS_PER_SET
+        )
 
     @property
     def table(self) -> SlotFile:
-        table = self._table
-        if table is None:
-            with self._lock:
-                if self._table is None:
-                    self._table = open_table(self.path)
-                table = self._table
-        return table
+        return self._file.open()
 
     def store(self, name: str) -> StateStore:
         return FileStateStore(self.table, name)
 
     async def close(self) -> None:
-        with self._lock:
-            table, self._table = self._table, None
-        if table is not None:
-            table.close()
+        self._file.close()
 
 
 class RedisStorage:

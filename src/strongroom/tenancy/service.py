@@ -44,11 +44,6 @@ SECRET_KEY_PREFIX = "sk_"  # noqa: S105 - the public prefix of every key, not a 
 _PEPPER_NAME = "api_key_pepper"
 # The key manager's MAC purpose whose key fingerprints idempotent requests (runtime.py).
 IDEMPOTENCY_FINGERPRINT: Final = "idempotency.fingerprint"
-# The purpose whose key MACs an open banking consent's stored request in its created leaf
-# (openbanking/resources/model.py `request_mac`), derived with this label by runtime.py and the
-# compliance wiring alike: the leaf goes to the tenant's events, so never the request in clear.
-OB_CONSENT_REQUEST_MAC: Final = "openbanking.consent_request"
-OB_CONSENT_REQUEST_MAC_LABEL: Final = b"strongroom openbanking consent request v1"
 
 
 def _well_formed(secret: str) -> bool:

@@ -12,18 +12,18 @@ Durability, as the issue allows ("need not be durable"): nothing is fsynced. A r
 Strongroom forgets nothing (the file stays); a crash of the machine may forget the last
 proofs, which could then be replayed within the rest of their 60 s. A proof is remembered
 until it expires; a set of 16 slots full of unexpired proofs refuses a new one with
-`replay_cache_full` (503, Retry-After) rather than forget one that could then be replayed.
+`replay_cache_full` (Retry-After; the OB resources answer it 500 U000, the status their
+documents declare) rather than forget one that could then be replayed.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import Final
 
 from strongroom.core.limits import OB_REPLAY_FILE_SETS, OB_REPLAY_FILE_SLOTS_PER_SET
-from strongroom.core.slotfile import SlotFile
+from strongroom.core.slotfile import SlotFile, SlotFileHandle
 from strongroom.openbanking.errors import ReplayCacheFull
 
 _MAGIC: Final = b"SRDPOP01"
@@ -33,8 +33,8 @@ SUFFIX: Final = ".dpop-replay"
 
 class FileReplayStore:
     """Replay keys (DpopProof.replay_key) remembered in a SlotFile at `path` until their
-    expiry: one slot a key, its number the expiry (epoch microseconds). Opened on first use
-    (again after `close`: an app's lifespan may run more than once, as in tests)."""
+    expiry: one slot a key, its number the expiry (epoch microseconds). `serve` opens it as
+    it starts (runtime.py); it is opened on first use otherwise, and again after `close`."""
 
     def __init__(
         self,
@@ -44,23 +44,11 @@ class FileReplayStore:
         slots: int = OB_REPLAY_FILE_SLOTS_PER_SET,
     ) -> None:
         self.path = path
-        self._sets = sets
-        self._slots = slots
-        self._table: SlotFile | None = None
-        self._lock = threading.Lock()
+        self._file = SlotFileHandle(path, magic=_MAGIC, sets=sets, slots=slots)
 
     def open(self) -> SlotFile:
-        """The file, opened (created) if it is not yet: PermissionError for a file that is
-        not this user's alone, OSError for one that cannot be made."""
-        table = self._table
-        if table is None:
-            with self._lock:
-                if self._table is None:
-                    self._table = SlotFile(
-                        self.path, magic=_MAGIC, sets=self._sets, slots=self._slots
-                    )
-                table = self._table
-        return table
+        """The file (SlotFileHandle.open)."""
+        return self._file.open()
 
     def first_use(self, key: str, expires_at_us: int, now_us: int) -> bool:
         """True the first time `key` is offered before its expiry (remembered until
@@ -81,7 +69,4 @@ class FileReplayStore:
             return True
 
     def close(self) -> None:
-        with self._lock:
-            table, self._table = self._table, None
-        if table is not None:
-            table.close()
+        self._file.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -171,9 +171,22 @@ class Consent:
         )
 
 
+# The key manager's purpose whose key MACs a consent's stored request in its created leaf, and
+# the label it is derived with: the leaf goes to the tenant's events, so never the request in
+# clear. The consent service (runtime.py) and the control (compliance/wiring.py) derive it
+# here alike.
+REQUEST_MAC_PURPOSE: Final = "openbanking.consent_request"
+_REQUEST_MAC_LABEL: Final = b"strongroom openbanking consent request v1"
+
+
+def request_mac_key(mac: Callable[[str, bytes], bytes]) -> bytes:
+    """The key of the created leaves' `request_mac`, from the key manager's `mac`."""
+    return mac(REQUEST_MAC_PURPOSE, _REQUEST_MAC_LABEL)
+
+
 def request_mac(key: bytes, stored: str) -> str:
     """HMAC-SHA256 (hex) of a consent's request as `ob_consents.request` holds it (its canonical
-    JSON: store.request_json), keyed by the key manager's OB_CONSENT_REQUEST_MAC key: the
+    JSON: store.request_json), keyed by `request_mac_key`: the
     created leaf pins the request (a payment's amount and creditor) without carrying it."""
     return hmac.new(key, stored.encode(), hashlib.sha256).hexdigest()
 

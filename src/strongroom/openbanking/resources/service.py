@@ -124,7 +124,7 @@ class ConsentService:
     ) -> None:
         self.engine = engine
         self.ledger = ledger
-        # The key manager's OB_CONSENT_REQUEST_MAC key: the created leaf's `request_mac`.
+        # model.request_mac_key: the created leaf's `request_mac`.
         self._request_mac_key = request_mac_key
         self._audit = audit
         self._events = events

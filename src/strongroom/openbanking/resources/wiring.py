@@ -95,8 +95,7 @@ def build(
     interval_s: float,
     request_mac_key: bytes,
 ) -> OpenBankingResources:
-    """`request_mac_key`: the key manager's OB_CONSENT_REQUEST_MAC key (tenancy/service.py), for
-    the created leaves' `request_mac`."""
+    """`request_mac_key`: the key of the created leaves' `request_mac` (model.request_mac_key)."""
     consents = ConsentService(
         engine, ledger, request_mac_key=request_mac_key, audit=audit, events=events
     )
