@@ -958,14 +958,15 @@ def retention_job(
 
 def create_app_from_env() -> FastAPI:
     """For `uvicorn --factory` (each worker process builds its own app). Logs are JSON lines
-    (`configure_logging`), uvicorn's own included when it was given `logging_config()`."""
+    (`configure_logging`), uvicorn's own included when it was given `logging_config()`,
+    written together (logs.LineBatchingHandler)."""
     try:
         settings = load_settings()
     except InvalidSettings as exc:
         # uvicorn would print the traceback of a factory that raises: one line instead.
         print(f"error: {exc.code}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, batched=True)
     try:
         app = create_app(settings)
     except StrongroomError as exc:  # an out-of-date schema, say

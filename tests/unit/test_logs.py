@@ -7,11 +7,20 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
-from strongroom.logs import AccessLineFilter, JsonFormatter, logging_config, redact
+from strongroom.logs import (
+    BATCH_CHARS_MAX,
+    AccessLineFilter,
+    JsonFormatter,
+    LineBatchingHandler,
+    logging_config,
+    redact,
+)
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CARD = "4111 1111 1111 1111"  # a test card number: passes the Luhn check
@@ -109,3 +118,88 @@ def test_the_config_sends_every_logger_through_one_json_handler() -> None:
     # The app's own request line is the access log; uvicorn's is off unless asked for.
     assert config["loggers"]["uvicorn.access"]["propagate"] is False
     assert logging_config(access_log=True)["loggers"]["uvicorn.access"]["propagate"] is True
+
+
+def test_the_fast_path_writes_what_the_library_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    formatter = JsonFormatter()
+    extras: list[dict[str, object]] = [
+        {"request_id": "req_1", "tenant": None, "api_key": "key_1", "method": "POST",
+         "route": "/v1/transfers", "status": 201, "duration_ms": 1.25},
+        {"note": f"card {CARD}", "ok": True, "big": 10**30, "ratio": 1e300},
+        {"detail": "Bearer abc.def", "text": "é ü ✓"},
+        {},
+    ]  # fmt: skip
+    for extra in extras:
+        record = logging.LogRecord(
+            "strongroom.http", logging.INFO, __file__, 1, "request %s", ("sk_" + "x" * 12,), None
+        )
+        record.__dict__.update(extra)
+        library = _LibraryJsonFormatter.format(formatter, record)
+        with monkeypatch.context() as patched:  # the fast path's own, not the library's
+            patched.setattr(_LibraryJsonFormatter, "format", _not_called)
+            assert formatter.format(record) == library
+    # Anything else (a value JSON cannot take as it is, an exception) is the library's.
+    odd = logging.LogRecord("strongroom.x", logging.INFO, __file__, 1, "m", (), None)
+    odd.__dict__["raw"] = b"xy"
+    assert json.loads(formatter.format(odd))["raw"] == "eHk="
+
+
+def _not_called(*_args: object) -> str:
+    raise AssertionError("the fast path handed the record to the library")
+
+
+@pytest.fixture
+def batched() -> Iterator[tuple[io.StringIO, logging.Logger, LineBatchingHandler]]:
+    out = io.StringIO()
+    handler = LineBatchingHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("strongroom.test_logs.batched")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield out, logger, handler
+    logger.removeHandler(handler)
+
+
+def test_info_lines_are_written_together_and_a_warning_at_once(
+    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, handler = batched
+    with handler.lock:  # type: ignore[union-attr]  # the flusher thread waits meanwhile
+        log.info("one")
+        log.info("two")
+        assert out.getvalue() == ""
+        log.warning("three")  # written at once, after the lines before it
+        assert [line["message"] for line in parsed(out)] == ["one", "two", "three"]
+        log.info("four")
+        assert len(parsed(out)) == 3
+    handler.flush()
+    assert [line["message"] for line in parsed(out)] == ["one", "two", "three", "four"]
+
+
+def test_waiting_lines_are_written_by_the_flusher_without_a_flush(
+    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, _handler = batched
+    log.info("soon")
+    deadline = time.monotonic() + 30  # BATCH_INTERVAL_S is 50 ms; a loaded machine is slower
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [line["message"] for line in parsed(out)] == ["soon"]
+
+
+def test_many_waiting_characters_are_written_at_once(
+    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, handler = batched
+    with handler.lock:  # type: ignore[union-attr]
+        for _ in range(BATCH_CHARS_MAX // 100 + 1):
+            log.info("x" * 100)
+        assert len(out.getvalue()) >= BATCH_CHARS_MAX
+
+
+def test_the_server_config_batches_and_the_cli_config_does_not() -> None:
+    assert logging_config()["handlers"]["stderr"]["class"] == "logging.StreamHandler"
+    assert logging_config(batched=True)["handlers"]["stderr"]["class"] == (
+        "strongroom.logs.LineBatchingHandler"
+    )

@@ -109,7 +109,8 @@ def serve(
         "port": port,
         "workers": workers,
         "access_log": False,  # the app logs each request, with its request_id
-        "log_config": logging_config(settings.log_level),  # uvicorn's lines as JSON too
+        # uvicorn's lines as JSON too; each worker writes its lines together (logs.py).
+        "log_config": logging_config(settings.log_level, batched=True),
         # The app believes X-Forwarded-* from STRONGROOM_TRUSTED_PROXIES only (runtime.py);
         # uvicorn's own handling would trust 127.0.0.1 whatever the settings say.
         "proxy_headers": False,

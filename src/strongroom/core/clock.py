@@ -42,8 +42,21 @@ def from_datetime(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+# The last whole second format_us wrote, and its text up to the seconds: a response carries
+# two or three timestamps, mostly of the same second (one tuple, replaced whole: thread-safe).
+_last_second: tuple[int, str] = (-1, "")
+
+
 def format_us(us: int) -> str:
-    return to_datetime(us).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with a Z, microseconds when there are any (as datetime.isoformat
+    writes them): "2026-12-07T04:20:00.123456Z", "2026-12-07T04:20:00Z"."""
+    global _last_second
+    second, micro = divmod(us, 1_000_000)
+    cached, text = _last_second
+    if second != cached:
+        text = to_datetime(second * 1_000_000).isoformat()[:19]
+        _last_second = (second, text)
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
 
 
 def parse_timestamp(text: str) -> int:

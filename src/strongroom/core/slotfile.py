@@ -9,6 +9,14 @@ What to do when a name is not in its set and the set is full is the user's choic
 offers the slot with the smallest number. Names are hashed with a random key made with the
 file (in its header), so that no one can choose names that crowd one set.
 
+A set's fcntl lock is taken and given back, on Linux, through libc called with the GIL held
+(`_RangeLocks`): Python's `fcntl.lockf` lets go of the GIL around the system call, and taking
+it back, while another thread of the process (the group-commit committer, a threadpool read)
+wants it, cost a request a wait behind that thread's Python and two context switches. Measured
+with `strongroom serve --workers 2` on 2 cores, POST /v1/transfers with the rate limit's two
+lockf calls a request: about 0.16 ms more CPU a request than with no rate limit at all. A lock
+another process holds is waited for the usual way (`fcntl.lockf`, the GIL let go).
+
 Used by the rate limits shared by the workers (tenancy.ratelimit) and by the open banking
 replay store of DPoP proofs (openbanking.authz.replay).
 """
@@ -16,6 +24,8 @@ replay store of DPoP proofs (openbanking.authz.replay).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import mmap
@@ -23,14 +33,84 @@ import os
 import secrets
 import stat
 import struct
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, NamedTuple
 
 _HEADER: Final = struct.Struct("<8sII16s")  # magic, sets, slots a set, the digests' key
 _SLOT: Final = struct.Struct("<16sq")  # the name's digest, its number
 DIGEST_BYTES: Final = 16
+
+
+class _Flock(ctypes.Structure):
+    """Linux's `struct flock` on a 64-bit build (off_t of 64 bits)."""
+
+    _fields_ = (
+        ("l_type", ctypes.c_short),
+        ("l_whence", ctypes.c_short),
+        ("l_start", ctypes.c_int64),
+        ("l_len", ctypes.c_int64),
+        ("l_pid", ctypes.c_int),
+    )
+
+
+def _libc_fcntl() -> Callable[[int, int, object], int] | None:
+    """libc's fcntl(fd, cmd, struct flock *), called without letting go of the GIL
+    (ctypes.PyDLL); None where struct flock's layout or fcntl's variadic call is not known to
+    match (anything but 64-bit Linux)."""
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    try:
+        call = ctypes.PyDLL(None, use_errno=True).fcntl
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Flock))
+    call.restype = ctypes.c_int
+    fcntl_call: Callable[[int, int, object], int] = call
+    return fcntl_call
+
+
+_FCNTL: Final = _libc_fcntl()
+
+
+class _RangeLocks:
+    """Exclusive fcntl record locks on byte ranges of one file, for callers that already
+    exclude each other (SlotFile's thread lock): a free range is locked, and every range
+    unlocked, by one non-blocking call with the GIL held; a range another process holds is
+    waited for by `fcntl.lockf`, which lets go of the GIL while it waits."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._flock = _Flock() if _FCNTL is not None else None
+
+    def lock(self, length: int, offset: int) -> None:
+        if _FCNTL is not None and self._call(fcntl.F_WRLCK, length, offset):
+            return
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, length, offset)
+
+    def unlock(self, length: int, offset: int) -> None:
+        if _FCNTL is not None and self._call(fcntl.F_UNLCK, length, offset):
+            return
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, length, offset)
+
+    def _call(self, kind: int, length: int, offset: int) -> bool:
+        """True when done; False when another process holds the range (wait for it)."""
+        assert _FCNTL is not None
+        flock = self._flock
+        assert flock is not None
+        flock.l_type = kind
+        flock.l_whence = os.SEEK_SET
+        flock.l_start = offset
+        flock.l_len = length
+        flock.l_pid = 0
+        if _FCNTL(self._fd, fcntl.F_SETLK, ctypes.byref(flock)) == 0:
+            return True
+        code = ctypes.get_errno()
+        if code in (errno.EACCES, errno.EAGAIN):
+            return False
+        raise OSError(code, os.strerror(code))
 
 
 class Slot(NamedTuple):
@@ -95,6 +175,7 @@ class SlotFile:
             raise
         self._key = key
         self._lock = threading.Lock()
+        self._ranges = _RangeLocks(self._fd)
 
     def close(self) -> None:
         with contextlib.suppress(BufferError, ValueError):
@@ -111,11 +192,11 @@ class SlotFile:
         """The set of `digest`, locked; yields its offset in the file."""
         offset = _HEADER.size + int.from_bytes(digest[:8], "little") % self.sets * self.set_bytes
         with self._lock:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX, self.set_bytes, offset)
+            self._ranges.lock(self.set_bytes, offset)
             try:
                 yield offset
             finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN, self.set_bytes, offset)
+                self._ranges.unlock(self.set_bytes, offset)
 
     def lookup(self, offset: int, digest: bytes) -> Slot:
         """`digest` in the locked set at `offset` (see Slot)."""
