@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from typing import IO, Any, Final
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -101,7 +102,7 @@ class JsonFormatter(_LibraryJsonFormatter):
         self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.exc_info or record.exc_text or record.stack_info:
+        if record.exc_info or record.exc_text or record.stack_info or isinstance(record.msg, dict):
             return super().format(record)
         data: dict[str, Any] = {
             "time": self.formatTime(record),
@@ -111,7 +112,7 @@ class JsonFormatter(_LibraryJsonFormatter):
             "pid": record.process,
         }
         for name, value in record.__dict__.items():
-            if name in _RESERVED:
+            if name in _RESERVED or name.startswith("_"):  # the library skips those too
                 continue
             if name in data:
                 return super().format(record)
@@ -151,18 +152,30 @@ class AccessLineFilter(logging.Filter):
         return True
 
 
-# A server's lines are written together (LineBatchingHandler): at most this long after the
-# first of them waits, or at once past this many characters or at WARNING and above.
+# A server's request lines are written together (LineBatchingHandler): at most this long after
+# the first of them waits, or at once past this many characters.
 BATCH_INTERVAL_S: Final = 0.05
 BATCH_CHARS_MAX: Final = 64 * 1024
+# A write of at most this many bytes to a pipe is atomic (POSIX PIPE_BUF, 4,096 on Linux): a
+# batch goes out in writes no larger, cut at line ends, so that the lines of several workers
+# sharing one pipe (a container's stderr, journald) never mix within a line.
+WRITE_BYTES_MAX: Final = 4096
+# The loggers whose INFO and DEBUG lines wait: the line of every request. Any other line is
+# written at once, after those waiting; uvicorn's lines at a stop ("Shutting down", "Finished
+# server process") thus write every request's before the process ends, which after SIGTERM is
+# by the signal again, without atexit or logging.shutdown.
+BATCHED_LOGGERS: Final = frozenset({"strongroom.http"})
 
 
 class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler that writes the lines of INFO and below together, one write at most
-    BATCH_INTERVAL_S after the first of them (a background thread's), or at once when
-    BATCH_CHARS_MAX characters wait; a WARNING or worse is written at once with those before
-    it, so an error's line is never late. `flush` (and logging.shutdown at exit) writes what
-    waits: a process killed with SIGKILL loses at most the last BATCH_INTERVAL_S of INFO lines.
+    """A StreamHandler that writes the request lines (BATCHED_LOGGERS, INFO and below)
+    together: in writes of at most WRITE_BYTES_MAX bytes at line ends, at most
+    BATCH_INTERVAL_S after the first waits (a background thread's), or at once when
+    BATCH_CHARS_MAX characters wait. Any other line (a warning, an error, uvicorn's lines at
+    start and stop) is written at once, after those waiting, so the order of lines holds and an
+    error's line is never late. `flush` (and logging.shutdown) writes what waits. A process
+    killed with SIGKILL, or a machine that loses power, loses at most the last BATCH_INTERVAL_S
+    of request lines.
 
     Why: a write to stderr lets go of the GIL, and taking it back while another thread of the
     worker wants it (the group-commit committer, a threadpool read) cost each request a wait
@@ -174,7 +187,8 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._waiting: list[str] = []
         self._chars = 0
         self._due = threading.Event()
-        self._flusher_pid = 0  # the process whose flusher thread runs (none after a fork)
+        self._flusher_started = False
+        _batching_handlers.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         # Called with the handler's lock held (Handler.handle).
@@ -183,17 +197,19 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
-        if self._flusher_pid != os.getpid():
-            # First line of this process (or of a child forked with the parent's lines).
-            self._waiting.clear()
-            self._chars = 0
-            self._flusher_pid = os.getpid()
-            threading.Thread(target=self._flusher, name="log-lines", daemon=True).start()
         self._waiting.append(line)
         self._chars += len(line)
-        if record.levelno >= logging.WARNING or self._chars >= BATCH_CHARS_MAX:
+        if (
+            record.name not in BATCHED_LOGGERS
+            or record.levelno >= logging.WARNING
+            or self._chars >= BATCH_CHARS_MAX
+        ):
             self._write(record)
-        elif len(self._waiting) == 1:
+            return
+        if not self._flusher_started:
+            self._flusher_started = True
+            threading.Thread(target=self._flusher, name="log-lines", daemon=True).start()
+        if len(self._waiting) == 1:
             self._due.set()
 
     def flush(self) -> None:
@@ -202,15 +218,25 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             super().flush()
 
     def _write(self, record: logging.LogRecord | None) -> None:
-        """Writes what waits (the lock held)."""
+        """Writes what waits (the lock held), in writes of at most WRITE_BYTES_MAX bytes cut at
+        line ends (a longer line alone)."""
         if not self._waiting:
             return
-        text = "".join(self._waiting)
-        self._waiting.clear()
-        self._chars = 0
+        lines, self._waiting, self._chars = self._waiting, [], 0
+        stream = self.stream
         try:
-            self.stream.write(text)
-            self.stream.flush()
+            chunk: list[str] = []
+            size = 0
+            for line in lines:
+                length = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+                if chunk and size + length > WRITE_BYTES_MAX:
+                    stream.write("".join(chunk))
+                    stream.flush()
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += length
+            stream.write("".join(chunk))
+            stream.flush()
         except Exception:
             self.handleError(record or logging.makeLogRecord({"msg": "log lines lost"}))
 
@@ -221,6 +247,24 @@ class LineBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             with self.lock:  # type: ignore[union-attr]
                 self._due.clear()
                 self._write(None)
+
+    def _after_fork_in_child(self) -> None:
+        """A child forked with lines of its parent's waiting: they are the parent's to write
+        (and are dropped here), and the flusher thread did not come along."""
+        self._waiting, self._chars = [], 0
+        self._due = threading.Event()
+        self._flusher_started = False
+
+
+_batching_handlers: weakref.WeakSet[LineBatchingHandler] = weakref.WeakSet()
+
+
+def _reset_batching_after_fork() -> None:
+    for handler in list(_batching_handlers):
+        handler._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_batching_after_fork)
 
 
 def logging_config(

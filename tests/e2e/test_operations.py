@@ -235,6 +235,26 @@ def test_two_workers_give_one_view_in_metrics_and_json_logs(server: Server) -> N
     assert len({line["pid"] for line in requests}) >= 2
 
 
+@pytest.mark.slow
+def test_a_stop_by_sigterm_writes_every_request_line(server: Server) -> None:
+    """The workers write their request lines together (logs.LineBatchingHandler); a stop by
+    SIGTERM (what a service manager sends; uvicorn then ends by the signal, without atexit)
+    still writes each one, the last answered just before the signal included."""
+    server.wait_for("both workers serve", lambda: metrics_ready(server))
+    request_ids = []
+    for _ in range(60):
+        answer = server.get("/healthz")
+        assert answer.status_code == 200
+        request_ids.append(answer.headers["request-id"])
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(60)
+    lines = [json.loads(line) for line in server.stderr.read_text(encoding="utf-8").splitlines()]
+    logged = {line.get("request_id") for line in lines if line["logger"] == "strongroom.http"}
+    assert set(request_ids) <= logged
+    finished = [line for line in lines if line["message"].startswith("Finished server process")]
+    assert len({line["pid"] for line in finished}) >= 2  # each worker's last line
+
+
 def job_holder(server: Server, job: str, excluded: int | None = None) -> int | None:
     """The pid of the last worker to log that it took `job`'s lease (other than `excluded`)."""
     taken = [

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 import pytest
 from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
 
+from strongroom import logs
 from strongroom.logs import (
     BATCH_CHARS_MAX,
+    WRITE_BYTES_MAX,
     AccessLineFilter,
     JsonFormatter,
     LineBatchingHandler,
@@ -127,6 +129,7 @@ def test_the_fast_path_writes_what_the_library_writes(monkeypatch: pytest.Monkey
          "route": "/v1/transfers", "status": 201, "duration_ms": 1.25},
         {"note": f"card {CARD}", "ok": True, "big": 10**30, "ratio": 1e300},
         {"detail": "Bearer abc.def", "text": "é ü ✓"},
+        {"_private": "skipped by the library, so by the fast path", "n": 2},
         {},
     ]  # fmt: skip
     for extra in extras:
@@ -142,27 +145,46 @@ def test_the_fast_path_writes_what_the_library_writes(monkeypatch: pytest.Monkey
     odd = logging.LogRecord("strongroom.x", logging.INFO, __file__, 1, "m", (), None)
     odd.__dict__["raw"] = b"xy"
     assert json.loads(formatter.format(odd))["raw"] == "eHk="
+    # A dict logged as the message: its keys become fields, as the library writes them.
+    as_dict = logging.LogRecord("strongroom.x", logging.INFO, __file__, 1, {"k": 1}, (), None)
+    assert formatter.format(as_dict) == _LibraryJsonFormatter.format(formatter, as_dict)
+    assert json.loads(formatter.format(as_dict))["k"] == 1
 
 
 def _not_called(*_args: object) -> str:
     raise AssertionError("the fast path handed the record to the library")
 
 
+class Writes(io.StringIO):
+    """A stream that keeps each write apart, to see how lines were cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
 @pytest.fixture
-def batched() -> Iterator[tuple[io.StringIO, logging.Logger, LineBatchingHandler]]:
-    out = io.StringIO()
+def batched() -> Iterator[tuple[Writes, logging.Logger, LineBatchingHandler]]:
+    out = Writes()
     handler = LineBatchingHandler(out)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("strongroom.test_logs.batched")
+    logger = logging.getLogger("strongroom.http")  # the request lines' logger: batched
     logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     yield out, logger, handler
     logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 def test_info_lines_are_written_together_and_a_warning_at_once(
-    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
 ) -> None:
     out, log, handler = batched
     with handler.lock:  # type: ignore[union-attr]  # the flusher thread waits meanwhile
@@ -178,7 +200,7 @@ def test_info_lines_are_written_together_and_a_warning_at_once(
 
 
 def test_waiting_lines_are_written_by_the_flusher_without_a_flush(
-    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
 ) -> None:
     out, log, _handler = batched
     log.info("soon")
@@ -189,13 +211,66 @@ def test_waiting_lines_are_written_by_the_flusher_without_a_flush(
 
 
 def test_many_waiting_characters_are_written_at_once(
-    batched: tuple[io.StringIO, logging.Logger, LineBatchingHandler],
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
 ) -> None:
     out, log, handler = batched
     with handler.lock:  # type: ignore[union-attr]
         for _ in range(BATCH_CHARS_MAX // 100 + 1):
             log.info("x" * 100)
         assert len(out.getvalue()) >= BATCH_CHARS_MAX
+
+
+def test_other_loggers_lines_are_written_at_once_after_those_waiting(
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, handler = batched
+    other = logging.getLogger("uvicorn.error.test_logs")
+    other.addHandler(handler)
+    other.setLevel(logging.DEBUG)
+    other.propagate = False
+    try:
+        with handler.lock:  # type: ignore[union-attr]
+            log.info("request")
+            assert out.getvalue() == ""
+            other.info("Finished server process")  # uvicorn's last line at a stop
+            assert [line["message"] for line in parsed(out)] == [
+                "request",
+                "Finished server process",
+            ]
+    finally:
+        other.removeHandler(handler)
+
+
+def test_a_batch_is_written_in_pipe_atomic_pieces_cut_at_line_ends(
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, handler = batched
+    with handler.lock:  # type: ignore[union-attr]
+        for k in range(200):
+            log.info("line %d %s", k, "é" * (k % 50))
+        log.info("long " + "x" * (2 * WRITE_BYTES_MAX))  # alone in its write
+    handler.flush()
+    assert len(parsed(out)) == 201
+    long = [w for w in out.writes if len(w.encode()) > WRITE_BYTES_MAX]
+    assert len(long) == 1
+    assert long[0].count("\n") == 1
+    for piece in out.writes:
+        assert piece.endswith("\n")
+    assert len(out.writes) < 201 / 5  # together, not a write a line
+
+
+def test_a_forked_child_drops_its_parents_waiting_lines(
+    batched: tuple[Writes, logging.Logger, LineBatchingHandler],
+) -> None:
+    out, log, handler = batched
+    with handler.lock:  # type: ignore[union-attr]
+        log.info("the parent's")
+        logs._reset_batching_after_fork()  # as os.fork runs it in the child
+        handler.flush()
+    assert out.getvalue() == ""
+    log.info("the child's")
+    handler.flush()
+    assert [line["message"] for line in parsed(out)] == ["the child's"]
 
 
 def test_the_server_config_batches_and_the_cli_config_does_not() -> None:

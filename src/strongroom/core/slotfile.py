@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import mmap
 import os
+import platform
 import secrets
 import stat
 import struct
@@ -42,6 +43,9 @@ from typing import Final, NamedTuple
 _HEADER: Final = struct.Struct("<8sII16s")  # magic, sets, slots a set, the digests' key
 _SLOT: Final = struct.Struct("<16sq")  # the name's digest, its number
 DIGEST_BYTES: Final = 16
+
+
+_FIXED_CALL_MACHINES: Final = frozenset({"x86_64", "aarch64", "arm64"})
 
 
 class _Flock(ctypes.Structure):
@@ -59,8 +63,12 @@ class _Flock(ctypes.Structure):
 def _libc_fcntl() -> Callable[[int, int, object], int] | None:
     """libc's fcntl(fd, cmd, struct flock *), called without letting go of the GIL
     (ctypes.PyDLL); None where struct flock's layout or fcntl's variadic call is not known to
-    match (anything but 64-bit Linux)."""
-    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+    match: anything but Linux on x86-64 or 64-bit Arm, whose calling conventions pass a
+    variadic pointer as a fixed one (ppc64le's, say, does not: the callee may write into stack
+    space a fixed call does not reserve)."""
+    if not sys.platform.startswith("linux") or platform.machine() not in _FIXED_CALL_MACHINES:
+        return None
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
     try:
         call = ctypes.PyDLL(None, use_errno=True).fcntl
