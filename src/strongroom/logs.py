@@ -98,8 +98,8 @@ class JsonFormatter(_LibraryJsonFormatter):
             reserved_attrs=list(_RESERVED),
             json_ensure_ascii=False,
         )
-        self._second = -1
-        self._second_text = ""
+        # The last whole second formatTime wrote and its text (one tuple, replaced whole).
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info or isinstance(record.msg, dict):
@@ -127,10 +127,11 @@ class JsonFormatter(_LibraryJsonFormatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int(record.msecs):03d}Z"
+        cached, text = self._second
+        if second != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         level = log_data.get("level")

@@ -223,12 +223,12 @@ class SlotFile:
 
 
 class SlotFileHandle:
-    """A SlotFile opened on first use, and again after `close` (an app's lifespan may run more
-    than once, as in tests); safe to share between threads."""
+    """A SlotFile opened on first use by `opener` (each use's own, layout included), and again
+    after `close` (an app's lifespan may run more than once, as in tests); safe to share
+    between threads."""
 
-    def __init__(self, path: Path, *, magic: bytes, sets: int, slots: int) -> None:
-        self.path = path
-        self._layout = (magic, sets, slots)
+    def __init__(self, opener: Callable[[], SlotFile]) -> None:
+        self._opener = opener
         self._table: SlotFile | None = None
         self._lock = threading.Lock()
 
@@ -239,8 +239,7 @@ class SlotFileHandle:
         if table is None:
             with self._lock:
                 if self._table is None:
-                    magic, sets, slots = self._layout
-                    self._table = SlotFile(self.path, magic=magic, sets=sets, slots=slots)
+                    self._table = self._opener()
                 table = self._table
         return table
 

@@ -216,9 +216,7 @@ class FileStorage:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = SlotFileHandle(
-            path, magic=_MAGIC, sets=RATE_LIMIT_FILE_SETS, slots=RATE_LIMIT_FILE_SLOTS_PER_SET
-        )
+        self._file = SlotFileHandle(lambda: open_table(path))
 
     @property
     def table(self) -> SlotFile:

@@ -44,7 +44,7 @@ class FileReplayStore:
         slots: int = OB_REPLAY_FILE_SLOTS_PER_SET,
     ) -> None:
         self.path = path
-        self._file = SlotFileHandle(path, magic=_MAGIC, sets=sets, slots=slots)
+        self._file = SlotFileHandle(lambda: SlotFile(path, magic=_MAGIC, sets=sets, slots=slots))
 
     def open(self) -> SlotFile:
         """The file (SlotFileHandle.open)."""
