@@ -29,6 +29,7 @@ from strongroom.audit.service import AuditLog
 from strongroom.cases import api as cases_api
 from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
+from strongroom.cases.model import kind_for_gate
 from strongroom.cases.service import CASE_EVENT_TYPES, CaseService, LabelRecorder
 from strongroom.cases.sink import CaseSink
 from strongroom.cases.work import CaseWork
@@ -90,6 +91,7 @@ from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
 from strongroom.risk.errors import RISK_ERRORS
 from strongroom.risk.featurestore import FeatureStore
+from strongroom.risk.gate import GATE_NAME as RISK_GATE_NAME
 from strongroom.risk.gate import FailPolicy, RiskGate
 from strongroom.risk.model import FeatureSource, Policy
 from strongroom.risk.payments import Hasher
@@ -362,9 +364,10 @@ def installed_gates(
         # A payment the risk gate holds posts only by its case's approval.
         gates.append(ReviewHoldGate(engine))
         service = RiskService(engine)
+        policy = make_policy(settings, engine, on_psi=on_psi)
         gates.append(
             RiskGate(
-                make_policy(settings, engine, on_psi=on_psi),
+                policy,
                 FeatureStore(engine, make_feature_source(settings)),
                 service.payment_accounts,
                 risk_hasher(settings, engine, kms),
@@ -372,6 +375,9 @@ def installed_gates(
                 budget_ms=settings.risk_budget_ms,
                 record_blocked=service.record_blocked,
                 on_unscored=on_unscored,
+                # A review's or block's tree SHAP explanation is computed when it is read (its
+                # answer, its case, its decision), by the model that decided.
+                explain=getattr(policy, "explain", None),
             )
         )
     if settings.screening:
@@ -522,6 +528,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policies = next((g.policy_for for g in gates if isinstance(g, RiskGate)), None)
     explain = getattr(policies, "explain", None)  # risk.policies.TenantPolicies (risk on)
     risk = RiskService(engine, audit=audit, events=events, explain=explain)
+    # The gate holds a payment without explaining it: its case explains it when read.
+    cases.on_view(kind_for_gate(RISK_GATE_NAME), risk.explain_case)
     metrics.watch_backlog(events)
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
     tenancy = TenancyService(

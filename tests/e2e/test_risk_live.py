@@ -140,6 +140,14 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
     assert {c["feature"] for c in contributions} <= set(w.model.feature_names)
     case = _open_case(w, body["id"])
     assert case["kind"] == "risk_review"
+    # The gate stored no explanation (it decides without tree SHAP, off the posting path):
+    # the answer computed it after the commit, the case view computes it when read, and the
+    # decision read too, each by the model that decided: the same contributions.
+    assert case["decision"]["detail"]["decision"]["contributions"] == []
+    viewed = w.api.ok("GET", f"/v1/cases/{case['id']}", key=w.analyst)
+    assert viewed["decision"]["detail"]["decision"]["contributions"] == contributions
+    decision = w.api.ok("GET", f"/v1/transfers/{body['id']}/risk", key=w.analyst)
+    assert decision["contributions"] == contributions
     w.api.ok("POST", f"/v1/cases/{case['id']}/decline", key=w.analyst, json={"reason": "stolen"})
     transfer = w.api.ok("GET", f"/v1/transfers/{body['id']}", key=w.alpha.read)
     assert transfer["status"] == "voided"

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -512,3 +513,49 @@ def test_a_bad_tier_file_stops_serve_with_one_line(
     assert said in line
     with pytest.raises(InvalidSettings, match="STRONGROOM_KYC_TIERS"):
         load_tiers(str(tiers))
+
+
+def test_a_payment_checked_before_is_settled_from_what_was_kept_without_a_read(
+    world: World, db_engine: Engine
+) -> None:
+    """The API's event-loop check (check_payment_customers_cached): it settles a payment whose
+    customer and accounts an earlier check saw, with no statement, a mismatch included, and
+    answers False (the thread pool's full check) for anything not seen."""
+    owner, other = ids.new_id("cus"), ids.new_id("cus")
+    src, dst = world.account(owner), world.account()
+    ledger = world.ledger
+    good, lie = world.pay(owner, src, dst, 10), world.pay(other, src, dst, 10)
+    assert not ledger.check_payment_customers_cached([good])  # nothing seen yet
+    ledger.check_payment_customers([good])
+    ledger.check_payment_customers([world.pay(other, dst, src, 1)])  # `other` seen
+
+    # Another thread clearing the kept owners mid-check never lets the mismatch through.
+    class ClearedOnRead(dict[str, tuple[str, str | None]]):
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            self.clear()  # as the thread pool's check does past ACCOUNT_OWNERS_MAX
+            return found
+
+    kept = ledger._account_owners
+    ledger._account_owners = ClearedOnRead(kept)
+    with pytest.raises(PaymentCustomerMismatch):
+        ledger.check_payment_customers_cached([lie])
+    ledger._account_owners = kept
+    unseen_customer = world.pay(ids.new_id("cus"), src, dst, 1)
+    unseen_account = world.pay(owner, world.account(), dst, 1)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db_engine, "before_cursor_execute", seen)
+    try:
+        assert ledger.check_payment_customers_cached([good])
+        with pytest.raises(PaymentCustomerMismatch) as caught:
+            ledger.check_payment_customers_cached([good, lie], "transfers[{}].")
+        assert caught.value.param == "transfers[1].payment.customer_id"
+        assert not ledger.check_payment_customers_cached([unseen_customer])
+        assert not ledger.check_payment_customers_cached([unseen_account])
+    finally:
+        event.remove(db_engine, "before_cursor_execute", seen)
+    assert statements == []

@@ -56,7 +56,9 @@ class AmountPolicy:
         self.rows_seen: list[int] = []
         self.fail = False
 
-    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]:
+    def decide(
+        self, rows: Sequence[Mapping[str, float]], *, explain: bool = True
+    ) -> list[RiskDecision]:
         self.calls += 1
         self.rows_seen.append(len(rows))
         if self.fail:
@@ -71,7 +73,9 @@ class AmountPolicy:
             else:
                 verdict, reasons = Verdict.ALLOW, (Reason("model_score", "score 0.01"),)
             contributions = (
-                (Contribution("amount", amount, 1.5),) if verdict is not Verdict.ALLOW else ()
+                (Contribution("amount", amount, 1.5),)
+                if verdict is not Verdict.ALLOW and explain
+                else ()
             )
             out.append(
                 RiskDecision(

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from collections.abc import Mapping
+from typing import cast
+
+import pytest
+from sqlalchemy.engine import Engine
 
 from strongroom.cases.model import detail_json
 from strongroom.ledger.model import Verdict
 from strongroom.risk.gate import Scored
 from strongroom.risk.model import Contribution, Reason, RiskDecision
+from strongroom.risk.service import RiskService
 
 
 def test_the_case_detail_is_the_decision_as_asdict_gives_it_without_keyed_hashes() -> None:
@@ -35,3 +42,54 @@ def test_the_case_detail_is_the_decision_as_asdict_gives_it_without_keyed_hashes
     assert json.loads(detail_json(Scored("ten_a", bare)) or "") == json.loads(
         json.dumps({"tenant_id": "ten_a", "decision": dataclasses.asdict(bare)})
     )
+
+
+def test_an_answer_explains_a_held_decision_by_its_model_and_an_allow_never() -> None:
+    asked: list[tuple[str, str, dict[str, float]]] = []
+
+    def explain(tenant: str, version: str, row: Mapping[str, float]) -> list[Contribution]:
+        asked.append((tenant, version, dict(row)))
+        return [Contribution("amount", row["amount"], 0.75)]
+
+    features = {"amount": 120.5, "new_payee": 1.0}
+    held = RiskDecision(Verdict.REVIEW, 0.6, (), "mdl_1", "rules-1", features=features)
+    answer = Scored("ten_a", held, explain=explain).answer()
+    assert answer["contributions"] == [{"feature": "amount", "value": 120.5, "contribution": 0.75}]
+    assert asked == [("ten_a", "mdl_1", features)]
+    # The case keeps what the gate decided (no explanation): its view computes one when read.
+    assert (
+        json.loads(detail_json(Scored("ten_a", held, explain=explain)) or "")["decision"][
+            "contributions"
+        ]
+        == []
+    )
+    # Carried contributions are answered as they are; an allow, or a decision of no model, is
+    # never explained.
+    carried = dataclasses.replace(held, contributions=(Contribution("x", 1.0, 2.0),))
+    assert Scored("ten_a", carried, explain=explain).answer()["contributions"] == [
+        {"feature": "x", "value": 1.0, "contribution": 2.0}
+    ]
+    allow = dataclasses.replace(held, verdict=Verdict.ALLOW)
+    no_model = dataclasses.replace(held, model_version=None)
+    for decision in (allow, no_model):
+        assert Scored("ten_a", decision, explain=explain).answer()["contributions"] == []
+    assert len(asked) == 1
+
+
+def test_an_explainer_that_fails_leaves_the_answer_and_the_case_view_without_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The transfer has committed when its answer is built, and a case read or decision must
+    not fail for want of an explanation: both stand without contributions, with a WARNING."""
+
+    def broken(tenant: str, version: str, row: Mapping[str, float]) -> list[Contribution]:
+        raise RuntimeError("the registry is unreachable")
+
+    held = RiskDecision(Verdict.BLOCK, 0.95, (), "mdl_1", "rules-1", features={"amount": 9.0})
+    with caplog.at_level(logging.WARNING):
+        assert Scored("ten_a", held, explain=broken).answer()["contributions"] == []
+        detail = json.loads(detail_json(Scored("ten_a", held)) or "")
+        service = RiskService(cast(Engine, None), explain=broken)
+        assert service.explain_case("ten_a", detail) == detail
+    assert len([r for r in caplog.records if "could not explain" in r.getMessage()]) == 2
+    assert "registry is unreachable" not in caplog.text  # the exception's type only

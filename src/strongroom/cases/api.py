@@ -77,7 +77,7 @@ def _case(case: Case) -> dict[str, Any]:
 async def _may_decide(ctx: CasesCtx, case_id: str) -> None:
     """A case of a restricted kind (a sanctions or AML alert: compliance's) is decided only by
     a principal that also holds its scope (403 `insufficient_scope`, nothing written)."""
-    view = await run_in_threadpool(lambda: ctx.cases.get(ctx.tenant, case_id))
+    view = await run_in_threadpool(lambda: ctx.cases.get(ctx.tenant, case_id, complete=False))
     needed = ctx.cases.required_scope(view.case.kind)
     if needed is not None:
         require_scope(ctx.key, Scope(needed))

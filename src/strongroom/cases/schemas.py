@@ -80,7 +80,9 @@ class DecisionOut(_Out):
     code: str | None = Field(description="why it held it (`risk_review`, ...)")
     detail: dict[str, Any] = Field(
         description="what the gate said of its decision, where it says anything: score, "
-        "reasons, model and rule-set versions, features, contributions (no personal data)"
+        "reasons, model and rule-set versions, features, contributions (no personal data; "
+        "a risk review's contributions are computed when the case is read by id, empty in "
+        "a list)"
     )
 
 

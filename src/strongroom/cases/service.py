@@ -19,6 +19,7 @@ exist."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -78,6 +79,9 @@ LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
 # a step that could fail there would leave the case decided and its effect undone. Registered
 # by kind (CaseService.on_decided), wired by the composition root.
 DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], None]
+# (tenant, a case's stored detail) -> the detail as a read shows it (the risk domain's: a held
+# payment's tree SHAP explanation, computed when the case is read rather than when it posted).
+ViewHook = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 # The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
 # the other decision of the case won, or another door posted, voided or expired the transfer.
@@ -118,12 +122,18 @@ class CaseService:
         self.labels = labels
         self.clock = clock_ or clock.MonotonicClock()
         self._hooks: dict[str, DecisionHook] = {}
+        self._views: dict[str, ViewHook] = {}
         self._scopes: list[tuple[str, str]] = []
 
     def on_decided(self, kind: str, hook: DecisionHook) -> None:
         """`hook` runs in the transaction of every decision on a case of `kind`."""
         assert kind not in self._hooks, f"one hook per kind: {kind}"
         self._hooks[kind] = hook
+
+    def on_view(self, kind: str, hook: ViewHook) -> None:
+        """`hook` completes the detail of a case of `kind` when one is read (`get`)."""
+        assert kind not in self._views, f"one view hook per kind: {kind}"
+        self._views[kind] = hook
 
     def restrict(self, kind_prefix: str, scope: str) -> None:
         """Deciding a case whose kind starts with `kind_prefix` needs `scope` besides
@@ -238,9 +248,15 @@ class CaseService:
             raise NotFound(f"no case {case_id}", param="case_id")
         return case
 
-    def get(self, tenant_id: str, case_id: str) -> CaseView:
+    def get(self, tenant_id: str, case_id: str, *, complete: bool = True) -> CaseView:
+        """`complete=False`: the detail as stored, without its kind's view hook (a check of
+        the case's kind needs no explanation computed)."""
         with self._uow(write=False) as uow:
             case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
+        view = self._views.get(case.kind) if complete else None
+        if view is not None and case.detail:
+            completed = view(tenant_id, case.detail_dict())
+            case = dataclasses.replace(case, detail=json.dumps(completed, separators=(",", ":")))
         transfer = None
         if case.transfer_id is not None:
             transfer = self.ledger.get_transfer(case.transfer_id)

@@ -504,9 +504,10 @@ def _api_param(exc: InvalidRequest) -> InvalidRequest:
 
 
 async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
-    if t.payment is not None:
-        # Before the coalescer: a payment naming no customer of the tenant is refused alone,
-        # never failing the requests it would have been committed with.
+    # Before the coalescer: a payment naming no customer of the tenant is refused alone, never
+    # failing the requests it would have been committed with. From what earlier checks kept
+    # when that settles it; else in the thread pool (it reads).
+    if t.payment is not None and not ctx.svc.check_payment_customers_cached([t]):
         await run_in_threadpool(ctx.svc.check_payment_customers, [t])
     try:
         outcome = await ctx.committer.submit_async(t, ctx.key.actor)
@@ -517,11 +518,12 @@ async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
     if outcome.row is not None:  # created now: the row is the answer, no read-back
         out = _transfer_out(record_from_row(outcome.row))
         # Held for review: the answer says why. (isinstance of a runtime-checkable protocol
-        # costs ~15 us even for None: only a gate's decision is checked.)
+        # costs ~15 us even for None: only a gate's decision is checked.) In the thread pool:
+        # a gate may explain its decision only now (the risk gate's tree SHAP, milliseconds).
         if outcome.decision is not None:
             detail = outcome.decision.detail
             if isinstance(detail, DecisionDetail):
-                out[detail.answer_key] = detail.answer()
+                out[detail.answer_key] = await run_in_threadpool(detail.answer)
         return out
     record = await run_in_threadpool(ctx.svc.get_transfer, t.id)
     return _transfer_out(record)

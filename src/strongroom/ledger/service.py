@@ -11,7 +11,7 @@ import dataclasses
 import gc
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from strongroom.core import ids
@@ -286,6 +286,29 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         self._check_payers_exist(batch, prefix)
         self._check_payers_own(batch, prefix)
 
+    def check_payment_customers_cached(
+        self, batch: Sequence[NewTransfer], prefix: str = ""
+    ) -> bool:
+        """True when what is kept of earlier checks settles `check_payment_customers` for
+        `batch` (raising as it would): no I/O, so the API runs it on the event loop and takes
+        the thread pool's hop only when it answers False (a customer or an account not seen)."""
+        known = self._known_payers
+        cached = self._account_owners
+        # Matched against a copy taken here: another thread may clear the caches meanwhile.
+        owners: dict[str, tuple[str, str | None]] = {}
+        for t in batch:
+            if t.payment is None:
+                continue
+            if (t.ledger_id, t.payment.customer_id) not in known:
+                return False
+            for account_id in _debit_ids(t):
+                found = cached.get(account_id)
+                if found is None:
+                    return False
+                owners[account_id] = found
+        self._owners_match(batch, owners, prefix)
+        return True
+
     def _check_payers_exist(self, batch: Sequence[NewTransfer], prefix: str) -> None:
         # A (ledger, customer) pair found once is never looked up again: a ledger's tenant never
         # changes, and a customer's row is never deleted (erasure shreds its key, not the row).
@@ -328,21 +351,13 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
                 known[(t.ledger_id, t.payment.customer_id)] = True
 
     def _check_payers_own(self, batch: Sequence[NewTransfer], prefix: str) -> None:
-        debits: list[tuple[int, NewTransfer, list[str]]] = []
-        for i, t in enumerate(batch):
-            if t.payment is None or t.action is not Action.TRANSFER:
-                continue
-            if t.legs is None:
-                ids_ = [t.debit_account_id] if t.debit_account_id is not None else []
-            else:
-                ids_ = [g.account_id for g in t.legs if g.direction is Direction.DEBIT]
-            debits.append((i, t, ids_))
-        if not debits:
+        wanted = {a for t in batch if t.payment is not None for a in _debit_ids(t)}
+        if not wanted:
             return
         # An account's ledger and owner never change: kept once read, as the payers are.
         cached = self._account_owners
-        owners = {a: cached[a] for _, _, ids_ in debits for a in ids_ if a in cached}
-        missing = sorted({a for _, _, ids_ in debits for a in ids_ if a not in owners})
+        owners = {a: cached[a] for a in wanted if a in cached}
+        missing = sorted(wanted - owners.keys())
         if missing:
             with self._uow(write=False) as uow:
                 found = store.account_owners(uow, missing)
@@ -350,9 +365,16 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
             if len(cached) + len(found) > ACCOUNT_OWNERS_MAX:
                 cached.clear()
             cached.update(found)
-        for i, t, ids_ in debits:
-            assert t.payment is not None
-            for account_id in ids_:
+        self._owners_match(batch, owners, prefix)
+
+    @staticmethod
+    def _owners_match(
+        batch: Sequence[NewTransfer], owners: Mapping[str, tuple[str, str | None]], prefix: str
+    ) -> None:
+        for i, t in enumerate(batch):
+            if t.payment is None:
+                continue
+            for account_id in _debit_ids(t):
                 ledger_id, owner = owners.get(account_id, (None, None))
                 # Another ledger's account is refused by the engine, and says nothing here.
                 if ledger_id == t.ledger_id and owner not in (None, t.payment.customer_id):
@@ -477,3 +499,12 @@ __all__ = [
     "legs_from_spec",
     "transfer_to_dict",
 ]
+
+
+def _debit_ids(t: NewTransfer) -> list[str]:
+    """The accounts a payment debits (none for a post, void or reversal)."""
+    if t.action is not Action.TRANSFER:
+        return []
+    if t.legs is None:
+        return [t.debit_account_id] if t.debit_account_id is not None else []
+    return [g.account_id for g in t.legs if g.direction is Direction.DEBIT]

@@ -74,7 +74,11 @@ class RiskPolicy:
     def model_version(self) -> str | None:
         return self.model.version if self.model is not None else None
 
-    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]:
+    def decide(
+        self, rows: Sequence[Mapping[str, float]], *, explain: bool = True
+    ) -> list[RiskDecision]:
+        """`explain=False`: no tree SHAP here (the gate's way: a review's or block's
+        explanation is computed when its answer or its case is read, off the posting path)."""
         if not rows:
             return []
         scores = self._score(rows)
@@ -124,7 +128,7 @@ class RiskPolicy:
             reasons_of.append(tuple(reasons))
 
         contributions: dict[int, tuple[Contribution, ...]] = {}
-        if explain_at and self.model is not None:
+        if explain and explain_at and self.model is not None:
             explained = self.model.explain([rows[i] for i in explain_at], CONTRIBUTIONS_TOP)
             assert len(explained) == len(explain_at), "one explanation per row"
             contributions = {i: tuple(c) for i, c in zip(explain_at, explained, strict=True)}

@@ -3,7 +3,7 @@ review queue. Pure: no I/O, no third-party imports."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +59,12 @@ class RiskDecision:
     shadow_version: str | None = None
 
 
+# (tenant, the decision's model version, its features by name) -> the largest contributions
+# (that model's explain of the row, risk.policies.TenantPolicies.explain), wired by the
+# composition root where models are loaded; empty when that model is no longer loaded.
+Explain = Callable[[str, str, Mapping[str, float]], Sequence[Contribution]]
+
+
 class FeatureSource(Protocol):
     """Computes the features of payments as of their own time (risk.features.FeatureEngine)."""
 
@@ -81,7 +87,11 @@ class Policy(Protocol):
     the whole batch, explanations for review and block only. The gate and `strongroom risk
     backtest` both decide through it, so a backtest replays exactly what the gate would do."""
 
-    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]: ...
+    def decide(
+        self, rows: Sequence[Mapping[str, float]], *, explain: bool = True
+    ) -> list[RiskDecision]:
+        """`explain=False`: the decisions carry no contributions (computed when read)."""
+        ...
 
 
 class Scorer(Protocol):
@@ -101,6 +111,7 @@ class Scorer(Protocol):
 
 __all__ = [
     "Contribution",
+    "Explain",
     "FeatureSource",
     "Payment",
     "PaymentEvent",

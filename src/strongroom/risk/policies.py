@@ -69,8 +69,10 @@ class _Observed:
         self.policy = policy
         self.drift = drift
 
-    def decide(self, rows: Sequence[Mapping[str, float]]) -> list[RiskDecision]:
-        decisions = self.policy.decide(rows)
+    def decide(
+        self, rows: Sequence[Mapping[str, float]], *, explain: bool = True
+    ) -> list[RiskDecision]:
+        decisions = self.policy.decide(rows, explain=explain)
         scores = [d.score for d in decisions]
         if all(s is not None for s in scores):
             self.drift.observe(rows, [s for s in scores if s is not None])

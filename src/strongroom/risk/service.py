@@ -4,7 +4,8 @@ of blocked payments' decisions (the risk gate's RecordBlocked)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
@@ -15,18 +16,15 @@ from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.risk import store
-from strongroom.risk.model import Contribution
+from strongroom.risk.model import Explain
+
+log = logging.getLogger(__name__)
 
 LABELLED_EVENT: Final = "risk.labelled"
 RISK_EVENT_TYPES: Final = (
     EventType(LABELLED_EVENT, "A payment was labelled as fraud or not: its transfer id only."),
 )
 CONTRIBUTIONS_TOP: Final = 5  # the contributions an explanation computed on read shows
-
-# (tenant, the decision's model version, its features by name) -> the largest contributions
-# (that model's explain of the row), wired by the composition root where models are loaded;
-# empty when that model is no longer loaded; None: a decision read shows only what it stored.
-Explain = Callable[[str, str, Mapping[str, float]], Sequence[Contribution]]
 
 
 class RiskService:
@@ -77,6 +75,35 @@ class RiskService:
                     ]
                 ]
         return decision_body(found, contributions)
+
+    def explain_case(self, tenant_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """A risk review case's detail (risk.gate.Scored.to_dict) as its view shows it: its
+        contributions computed now when the gate stored none (it decides without them)."""
+        decision = detail.get("decision")
+        if (
+            self.explain is None
+            or not isinstance(decision, dict)
+            or decision.get("contributions")
+            or decision.get("verdict") == "allow"
+        ):
+            return detail
+        version, features = decision.get("model_version"), decision.get("features")
+        if not isinstance(version, str) or not isinstance(features, dict) or not features:
+            return detail
+        try:
+            explained = list(self.explain(tenant_id, version, features))[:CONTRIBUTIONS_TOP]
+        except Exception as exc:  # a read (or a decision's answer) stands without one
+            log.warning(
+                "risk: could not explain a case's decision of model %s (%s)",
+                version,
+                type(exc).__name__,
+            )
+            return detail
+        contributions = [
+            {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+            for c in explained
+        ]
+        return {**detail, "decision": {**decision, "contributions": contributions}}
 
     def label(self, tenant_id: str, transfer_id: str, fraud: bool, actor: str) -> dict[str, Any]:
         """Records the label of the tenant's payment (its risk event), with an audit leaf and a
