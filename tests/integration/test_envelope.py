@@ -4,6 +4,8 @@ record, crypto-shredding, and rotation with rewrap."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy.engine import Engine
 from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.security import aead
+from strongroom.security import kms as kms_module
 from strongroom.security.envelope import Envelope, SubjectKind
 from strongroom.security.errors import DataErased, KeyUnavailableError
 from strongroom.security.kms import (
@@ -137,3 +140,16 @@ def test_another_process_sees_a_rotation(tmp_path: Path) -> None:
     assert second.active_version() == 2
     assert second.unwrap(wrapped, b"ctx") == b"k" * 32
     assert first.mac("p", b"x") == second.mac("p", b"x") != first.mac("q", b"x")
+
+
+def test_a_mac_is_hmac_sha256_under_its_purposes_key_whatever_came_before(
+    tmp_path: Path,
+) -> None:
+    """Each mac works on a copy of the purpose's keyed HMAC: a mac never carries the data of an
+    earlier one (the blind indexes stored by earlier versions still match)."""
+    keyring = LocalKeyring.create(
+        tmp_path / "keyring.json", master_key_from_secret(new_master_secret())
+    )
+    key = kms_module._hkdf(keyring._mac_root, b"strongroom mac\x1fp")
+    for data in (b"", b"198.51.100.7", b"x" * 1_000, b"198.51.100.7"):
+        assert keyring.mac("p", data) == hmac.new(key, data, hashlib.sha256).digest()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from strongroom.ledger.model import Payment
 from strongroom.risk.payments import canonical_ip, keyed
@@ -38,3 +41,25 @@ def test_the_keyed_ip_of_two_spellings_matches() -> None:
     assert ip_key("::ffff:198.51.100.7") == ip_key("198.51.100.7")
     assert ip_key("fe80::2%1") == ip_key("fe80::2")
     assert ip_key("198.51.100.7") != ip_key("198.51.100.8")
+
+
+@given(
+    st.one_of(
+        st.tuples(*[st.integers(-5, 300)] * 4).map(lambda t: ".".join(map(str, t))),
+        st.lists(st.sampled_from([*"0123456789.:abcdef%", "٣", " ", "\n"]), max_size=16).map(
+            "".join
+        ),
+        st.ip_addresses().map(str),
+    )
+)
+def test_the_ipv4_shortcut_spells_as_ipaddress_does(text: str) -> None:
+    """canonical_ip answers a plain dotted quad without parsing it: the same text as the
+    ipaddress module's canonical form, and anything it refuses still refused."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+            canonical_ip(text)
+        return
+    if isinstance(address, ipaddress.IPv4Address):
+        assert canonical_ip(text) == address.compressed
