@@ -15,11 +15,19 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from strongroom import runtime
 from strongroom.db import migrate
 from strongroom.risk.artefact import ModelArtifact
-from strongroom.risk.registry import InvalidModelArtefact, RiskModelRegistry, artefact_describe
+from strongroom.risk.features import ALL_FEATURES, FeatureEngine
+from strongroom.risk.policies import TenantPolicies, starter_rules
+from strongroom.risk.registry import (
+    ActiveModels,
+    InvalidModelArtefact,
+    RiskModelRegistry,
+    artefact_describe,
+)
 from strongroom.settings import InvalidSettings, Settings
 from tests.e2e.http_support import Api, Tenant, problem_code, running, seed_tenant
 from tests.support import risk_live
@@ -200,3 +208,22 @@ def test_rules_or_a_model_on_features_the_engine_lacks_are_refused_at_start(
     with pytest.raises(InvalidModelArtefact, match="TX_AMOUNT"):
         registry.register("ten_default", path.read_bytes(), actor="cli")
     assert registry.list_models("ten_default").data == []
+
+
+def test_a_decision_is_explained_by_its_model_after_that_model_stopped_serving(
+    db_engine: Engine, model_path: Path
+) -> None:
+    """A model of the registry that is neither live nor shadow any more (here registered
+    only) still explains the decisions it made, read later; another tenant's version is none."""
+    registry = RiskModelRegistry(db_engine, artefact_describe)
+    model, _ = registry.register("ten_a", model_path.read_bytes(), actor="cli")
+    policies = TenantPolicies(starter_rules(), ALL_FEATURES)
+    policies.active = ActiveModels(registry, policies.load)
+    assert policies.active.get("ten_a").live is None
+    events = risk_live.history(rows=50)
+    row = FeatureEngine().features(events)[-1]
+    explained = policies.explain("ten_a", model.version, row)
+    assert explained
+    assert explained == ModelArtifact.load(model_path).explain([row], 5)[0]
+    assert policies.explain("ten_b", model.version, row) == []
+    assert policies.explain("ten_a", "mdl_0000000000000000", row) == []

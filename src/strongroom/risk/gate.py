@@ -82,7 +82,7 @@ class Scored:
 
     def contributions(self) -> tuple[Contribution, ...]:
         """The decision's contributions: those it carries, else those its model computes now
-        for a review or block (none for an allow, or once that model is unloaded)."""
+        for a review or block (none for an allow, or when that model is nowhere any more)."""
         d = self.decision
         if d.contributions or d.verdict is Verdict.ALLOW or self.explain is None:
             return d.contributions

@@ -61,7 +61,7 @@ class RiskDecision:
 
 # (tenant, the decision's model version, its features by name) -> the largest contributions
 # (that model's explain of the row, risk.policies.TenantPolicies.explain), wired by the
-# composition root where models are loaded; empty when that model is no longer loaded.
+# composition root where models are loaded; empty when no such model is found.
 Explain = Callable[[str, str, Mapping[str, float]], Sequence[Contribution]]
 
 

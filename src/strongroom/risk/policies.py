@@ -16,9 +16,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from strongroom.core.errors import InvalidRequest
+from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.risk.artefact import ModelArtifact, from_bytes
 from strongroom.risk.decide import CONTRIBUTIONS_TOP, RiskPolicy
 from strongroom.risk.drift import DriftMonitor
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 
 STARTER_RULES = "starter_rules.yaml"  # beside this module, in the package
+# Models no longer serving kept loaded to explain their decisions when read (about 1-5 MB each).
+EXPLAINERS_KEPT: Final = 4
 
 
 def starter_rules() -> RuleSet:
@@ -98,6 +100,8 @@ class TenantPolicies:
         self.live = live
         self.shadow = shadow
         self._built: dict[str, tuple[tuple[int, int], RiskPolicy]] = {}
+        # (tenant, version) -> a model no longer serving, loaded to explain its decisions.
+        self._explainers: dict[tuple[str, str], ModelArtifact] = {}
         self._lock = threading.Lock()
 
     def load(self, raw: bytes) -> ModelArtifact:
@@ -123,8 +127,11 @@ class TenantPolicies:
         return policy if drift is None else _Observed(policy, drift)
 
     def explain(self, tenant_id: str, version: str, row: Mapping[str, float]) -> list[Contribution]:
-        """The contributions of `row` under the model `version` of the tenant, if it is still
-        its live or shadow model (or a configured one); else none (risk.service.Explain)."""
+        """The contributions of `row` under the model `version` of the tenant (risk.service.
+        Explain): its live or shadow model, a configured one, or else the registry's artefact
+        of that version (a retired model's too: a decision is explained by the model that made
+        it, whenever it is read; the last EXPLAINERS_KEPT loaded so are kept). None when no
+        such model is found."""
         active = self.active.get(tenant_id) if self.active is not None else None
         loaded = [self.live, self.shadow]
         if active is not None:
@@ -132,4 +139,24 @@ class TenantPolicies:
         for model in loaded:
             if model is not None and model.version == version:
                 return model.explain([row], CONTRIBUTIONS_TOP)[0]
-        return []
+        model = self._registered(tenant_id, version)
+        return model.explain([row], CONTRIBUTIONS_TOP)[0] if model is not None else []
+
+    def _registered(self, tenant_id: str, version: str) -> ModelArtifact | None:
+        if self.active is None:
+            return None
+        key = (tenant_id, version)
+        with self._lock:
+            found = self._explainers.get(key)
+        if found is not None:
+            return found
+        try:
+            raw = self.active.registry.artefact(tenant_id, version)
+        except NotFound:
+            return None
+        model = self.load(raw)
+        with self._lock:
+            self._explainers[key] = model
+            while len(self._explainers) > EXPLAINERS_KEPT:
+                del self._explainers[next(iter(self._explainers))]
+        return model
