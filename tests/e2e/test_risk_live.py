@@ -8,6 +8,7 @@ a feature the engine does not compute is refused when the app starts."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,8 +153,14 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
     # the answer computed it after the commit, the case view computes it when read, and the
     # decision read too, each by the model that decided: the same contributions.
     assert case["decision"]["detail"]["decision"]["contributions"] == []
+    with w.api.app.state.engine.connect() as conn:
+        query = sa.text("SELECT contributions FROM risk_decisions WHERE transfer_id = :t")
+        assert conn.execute(query, {"t": body["id"]}).scalar_one() is None
     viewed = w.api.ok("GET", f"/v1/cases/{case['id']}", key=w.analyst)
     assert viewed["decision"]["detail"]["decision"]["contributions"] == contributions
+    # Computed once, on the first read, and kept with the decision: later reads use them.
+    with w.api.app.state.engine.connect() as conn:
+        assert json.loads(conn.execute(query, {"t": body["id"]}).scalar_one()) == contributions
     decision = w.api.ok("GET", f"/v1/transfers/{body['id']}/risk", key=w.analyst)
     assert decision["contributions"] == contributions
     w.api.ok("POST", f"/v1/cases/{case['id']}/decline", key=w.analyst, json={"reason": "stolen"})

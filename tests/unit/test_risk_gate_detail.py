@@ -90,6 +90,11 @@ def test_an_explainer_that_fails_leaves_the_answer_and_the_case_view_without_one
         assert Scored("ten_a", held, explain=broken).answer()["contributions"] == []
         detail = json.loads(detail_json(Scored("ten_a", held)) or "")
         service = RiskService(cast(Engine, None), explain=broken)
-        assert service.explain_case("ten_a", detail) == detail
-    assert len([r for r in caplog.records if "could not explain" in r.getMessage()]) == 2
+        assert service.explain_case("ten_a", None, detail) == detail
+        # The decision read's path too (GET /v1/transfers/{id}/risk): no 500 for want of one.
+        assert service._explained("ten_a", "mdl_1", {"amount": 9.0}) is None
+    # A stored row edited by hand (features not an object, no version) is not explained.
+    for features, version in (([1, 2], "mdl_1"), ("abc", "mdl_1"), ({"amount": 1.0}, 7)):
+        assert service._explained("ten_a", version, features) is None
+    assert len([r for r in caplog.records if "could not explain" in r.getMessage()]) == 3
     assert "registry is unreachable" not in caplog.text  # the exception's type only

@@ -79,9 +79,10 @@ LabelRecorder = Callable[[UnitOfWork, str, str, bool], None]
 # a step that could fail there would leave the case decided and its effect undone. Registered
 # by kind (CaseService.on_decided), wired by the composition root.
 DecisionHook = Callable[[UnitOfWork, Case, CaseStatus, str], None]
-# (tenant, a case's stored detail) -> the detail as a read shows it (the risk domain's: a held
-# payment's tree SHAP explanation, computed when the case is read rather than when it posted).
-ViewHook = Callable[[str, dict[str, Any]], dict[str, Any]]
+# (tenant, the case's transfer, its stored detail) -> the detail as a read shows it (the risk
+# domain's: a held payment's tree SHAP explanation, computed when the case is first read rather
+# than when it posted).
+ViewHook = Callable[[str, str | None, dict[str, Any]], dict[str, Any]]
 
 # The ledger's answers to a decision's post or void that mean the case was decided elsewhere:
 # the other decision of the case won, or another door posted, voided or expired the transfer.
@@ -255,7 +256,7 @@ class CaseService:
             case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
         view = self._views.get(case.kind) if complete else None
         if view is not None and case.detail:
-            completed = view(tenant_id, case.detail_dict())
+            completed = view(tenant_id, case.transfer_id, case.detail_dict())
             case = dataclasses.replace(case, detail=json.dumps(completed, separators=(",", ":")))
         transfer = None
         if case.transfer_id is not None:

@@ -58,27 +58,24 @@ class RiskService:
 
     def decision(self, tenant_id: str, transfer_id: str) -> dict[str, Any]:
         """The recorded decision on the tenant's payment, as the API answers it; its
-        contributions computed now when they were not stored (an allow's)."""
+        contributions computed now when they were not stored (the gate stores none), and then
+        stored, so a decision is explained once however often it is read."""
         with UnitOfWork(self.engine, write=False) as uow:
             found = store.get_decision(uow, tenant_id, transfer_id)
         if found is None:
             raise NotFound(f"no risk decision for transfer {transfer_id}", param="transfer_id")
         contributions = found.contributions
         if contributions is None:
-            contributions = []
-            version = found.model_version
-            if self.explain is not None and found.features and version is not None:
-                contributions = [
-                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                    for c in list(self.explain(tenant_id, version, found.features))[
-                        :CONTRIBUTIONS_TOP
-                    ]
-                ]
+            contributions = self._explained(tenant_id, found.model_version, found.features) or []
+            if contributions:
+                self._keep(tenant_id, transfer_id, contributions)
         return decision_body(found, contributions)
 
-    def explain_case(self, tenant_id: str, detail: dict[str, Any]) -> dict[str, Any]:
-        """A risk review case's detail (risk.gate.Scored.to_dict) as its view shows it: its
-        contributions computed now when the gate stored none (it decides without them)."""
+    def explain_case(
+        self, tenant_id: str, transfer_id: str | None, detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A risk review case's detail (risk.gate.Scored.to_dict) as its view shows it: the
+        contributions its decision stored, else computed now (and stored with the decision)."""
         decision = detail.get("decision")
         if (
             self.explain is None
@@ -87,23 +84,52 @@ class RiskService:
             or decision.get("verdict") == "allow"
         ):
             return detail
-        version, features = decision.get("model_version"), decision.get("features")
-        if not isinstance(version, str) or not isinstance(features, dict) or not features:
-            return detail
+        found = None
+        if transfer_id is not None:
+            with UnitOfWork(self.engine, write=False) as uow:
+                found = store.get_decision(uow, tenant_id, transfer_id)
+        contributions = found.contributions if found is not None else None
+        if contributions is None:
+            contributions = self._explained(
+                tenant_id, decision.get("model_version"), decision.get("features")
+            )
+            if not contributions:
+                return detail
+            if found is not None and transfer_id is not None:
+                self._keep(tenant_id, transfer_id, contributions)
+        return {**detail, "decision": {**decision, "contributions": contributions}}
+
+    def _explained(
+        self, tenant_id: str, version: object, features: object
+    ) -> list[dict[str, Any]] | None:
+        """The top contributions of `features` under the tenant's model `version`; None when
+        there is no explainer, nothing to explain, or explaining failed (a WARNING: a read
+        stands without an explanation)."""
+        if self.explain is None or not isinstance(version, str):
+            return None
+        if not isinstance(features, dict) or not features:
+            return None
         try:
             explained = list(self.explain(tenant_id, version, features))[:CONTRIBUTIONS_TOP]
-        except Exception as exc:  # a read (or a decision's answer) stands without one
+        except Exception as exc:
             log.warning(
-                "risk: could not explain a case's decision of model %s (%s)",
-                version,
-                type(exc).__name__,
+                "risk: could not explain a decision of model %s (%s)", version, type(exc).__name__
             )
-            return detail
-        contributions = [
+            return None
+        return [
             {"feature": c.feature, "value": c.value, "contribution": c.contribution}
             for c in explained
         ]
-        return {**detail, "decision": {**decision, "contributions": contributions}}
+
+    def _keep(self, tenant_id: str, transfer_id: str, contributions: list[dict[str, Any]]) -> None:
+        """Stores a decision's contributions computed on read (where none are stored yet); a
+        failure only means the next read computes them again."""
+        try:
+            with UnitOfWork(self.engine) as uow:
+                store.set_contributions(uow, tenant_id, transfer_id, contributions)
+                uow.commit()
+        except Exception as exc:
+            log.warning("risk: could not store an explanation (%s)", type(exc).__name__)
 
     def label(self, tenant_id: str, transfer_id: str, fraud: bool, actor: str) -> dict[str, Any]:
         """Records the label of the tenant's payment (its risk event), with an audit leaf and a

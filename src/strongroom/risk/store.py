@@ -282,6 +282,21 @@ def upsert_decisions(uow: UnitOfWork, rows: Sequence[DecisionRow], *, replace: b
     )
 
 
+def set_contributions(
+    uow: UnitOfWork, tenant_id: str, transfer_id: str, contributions: list[dict[str, Any]]
+) -> None:
+    """A decision's contributions, computed when it was first read (the gate stores none);
+    never over ones stored already."""
+    uow.cursor().execute(
+        sql(
+            uow,
+            "UPDATE risk_decisions SET contributions = ? WHERE transfer_id = ? AND tenant_id = ? "
+            "AND contributions IS NULL",
+        ),
+        (orjson.dumps(contributions).decode(), transfer_id, tenant_id),
+    )
+
+
 def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionRow | None:
     cur = uow.cursor()
     cur.execute(
