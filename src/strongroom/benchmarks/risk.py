@@ -40,7 +40,6 @@ Targets (for a 2-core machine) are reported per row, never asserted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import math
@@ -60,10 +59,12 @@ from typing import Any, Final
 import lightgbm
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from strongroom.benchmarks.common import fsync_rate, sqlite_database
 from strongroom.benchmarks.ledger import SUBMITTERS, Fixture, run_group_commit
 from strongroom.customers.service import CustomerService
+from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import NewTransfer, Payment, TransferResult
 from strongroom.ledger.service import DEFAULT_TENANT_ID
 from strongroom.risk import handbook as hb
@@ -520,7 +521,7 @@ def bench_scored_transfers(
                 )
                 scored.append(count / seconds)
                 batches.append(mean_batch)
-                verdicts.update(_recorded_verdicts(url))
+                verdicts.update(_recorded_verdicts(fx.engine))
             finally:
                 fx.close()
         with sqlite_database(tmp, f"unscored{run}") as url:
@@ -565,12 +566,12 @@ def bench_scored_transfers(
     }
 
 
-def _recorded_verdicts(url: str) -> Counter[str]:
+def _recorded_verdicts(engine: Engine) -> Counter[str]:
     """The risk decisions the run recorded, by verdict."""
-    path = url.removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        rows = db.execute("SELECT verdict, count(*) FROM risk_decisions GROUP BY verdict")
-        return Counter({str(v): int(n) for v, n in rows})
+    with UnitOfWork(engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT verdict, count(*) FROM risk_decisions GROUP BY verdict")
+        return Counter({str(v): int(n) for v, n in cur.fetchall()})
 
 
 def _route_check(fx: Fixture) -> Callable[[NewTransfer], Any]:
