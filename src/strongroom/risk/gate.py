@@ -84,21 +84,10 @@ class Scored:
         """The decision's contributions: those it carries, else those its model computes now
         for a review or block (none for an allow, or when that model is nowhere any more)."""
         d = self.decision
-        if d.contributions or d.verdict is Verdict.ALLOW or self.explain is None:
+        if d.contributions or d.verdict is Verdict.ALLOW:
             return d.contributions
-        if d.model_version is None or not d.features:
-            return ()
-        try:
-            return tuple(self.explain(self.tenant_id, d.model_version, d.features))
-        except Exception as exc:  # the transfer has committed: its answer stands without one
-            _log.warning(
-                "risk: could not explain a %s decision of model %s (%s); answered without "
-                "contributions",
-                d.verdict.value,
-                d.model_version,
-                type(exc).__name__,
-            )
-            return ()
+        # The transfer has committed: its answer stands without one if explaining fails.
+        return explained(self.explain, self.tenant_id, d.model_version, d.features) or ()
 
     def to_dict(self) -> dict[str, object]:
         """What a case keeps of the decision (cases.model.detail_json): the tenant and the
@@ -114,10 +103,7 @@ class Scored:
                 "model_version": d.model_version,
                 "rules_version": d.rules_version,
                 "features": dict(d.features),
-                "contributions": [
-                    {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                    for c in d.contributions
-                ],
+                "contributions": contributions_json(d.contributions),
                 "shadow_score": d.shadow_score,
                 "shadow_version": d.shadow_version,
             },
@@ -152,14 +138,7 @@ def decision_row(transfer_id: str, scored: Scored, now_us: int) -> store.Decisio
         model_version=d.model_version,
         rules_version=d.rules_version,
         features=dict(d.features),
-        contributions=(
-            [
-                {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-                for c in d.contributions
-            ]
-            if d.contributions
-            else None
-        ),
+        contributions=contributions_json(d.contributions) if d.contributions else None,
         shadow_score=d.shadow_score,
         shadow_version=d.shadow_version,
         created_at=now_us,
@@ -429,8 +408,35 @@ def risk_answer(
         "reasons": [{"code": r.code, "text": r.text} for r in d.reasons],
         "model_version": d.model_version,
         "rules_version": d.rules_version,
-        "contributions": [
-            {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-            for c in (d.contributions if contributions is None else contributions)
-        ],
+        "contributions": contributions_json(
+            d.contributions if contributions is None else contributions
+        ),
     }
+
+
+def contributions_json(contributions: Sequence[Contribution]) -> list[dict[str, object]]:
+    """Contributions as the API answers and the store keeps them."""
+    return [
+        {"feature": c.feature, "value": c.value, "contribution": c.contribution}
+        for c in contributions
+    ]
+
+
+def explained(
+    explain: Explain | None, tenant_id: str, version: object, features: object
+) -> tuple[Contribution, ...] | None:
+    """The contributions of a decision's `features` under the tenant's model `version`,
+    computed now (by the decision's answer, its case or its read); None when there is no
+    explainer, nothing to explain (a row edited by hand included), or explaining failed (a
+    WARNING naming the exception's type: a read stands without an explanation)."""
+    if explain is None or not isinstance(version, str):
+        return None
+    if not isinstance(features, Mapping) or not features:
+        return None
+    try:
+        return tuple(explain(tenant_id, version, features))
+    except Exception as exc:
+        _log.warning(
+            "risk: could not explain a decision of model %s (%s)", version, type(exc).__name__
+        )
+        return None

@@ -16,6 +16,7 @@ from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.risk import store
+from strongroom.risk.gate import contributions_json, explained
 from strongroom.risk.model import Explain
 
 log = logging.getLogger(__name__)
@@ -102,24 +103,10 @@ class RiskService:
     def _explained(
         self, tenant_id: str, version: object, features: object
     ) -> list[dict[str, Any]] | None:
-        """The top contributions of `features` under the tenant's model `version`; None when
-        there is no explainer, nothing to explain, or explaining failed (a WARNING: a read
-        stands without an explanation)."""
-        if self.explain is None or not isinstance(version, str):
-            return None
-        if not isinstance(features, dict) or not features:
-            return None
-        try:
-            explained = list(self.explain(tenant_id, version, features))[:CONTRIBUTIONS_TOP]
-        except Exception as exc:
-            log.warning(
-                "risk: could not explain a decision of model %s (%s)", version, type(exc).__name__
-            )
-            return None
-        return [
-            {"feature": c.feature, "value": c.value, "contribution": c.contribution}
-            for c in explained
-        ]
+        """The top contributions of `features` under the tenant's model `version` as JSON;
+        None when they cannot be computed (risk.gate.explained)."""
+        found = explained(self.explain, tenant_id, version, features)
+        return None if found is None else contributions_json(found[:CONTRIBUTIONS_TOP])
 
     def _keep(self, tenant_id: str, transfer_id: str, contributions: list[dict[str, Any]]) -> None:
         """Stores a decision's contributions computed on read (where none are stored yet); a
