@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from sqlalchemy import exc as sa_exc
@@ -984,10 +984,20 @@ def create_app_from_env() -> FastAPI:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         print(f"error: database_unavailable: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
-    # A server process keeps ~100k long-lived objects (modules, routes, caches): freeze them
-    # out of the collector and collect young objects less often. Full collections otherwise
-    # paused a worker for 60-80 ms about once a second under load (measured with py-spy).
+    settle_heap()
+    return app
+
+
+# The collector's thresholds of a server process (settle_heap).
+SERVER_GC_THRESHOLDS: Final = (50_000, 20, 20)
+
+
+def settle_heap() -> None:
+    """What a server process does with its heap once started: a process keeps ~100k
+    long-lived objects (modules, routes, caches); they are frozen out of the cyclic collector,
+    and young objects are collected less often. Full collections otherwise paused a worker for
+    60-80 ms about once a second under load (measured with py-spy). The benchmarks run their
+    timed parts the same way (benchmarks.common.server_heap)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    return app
+    gc.set_threshold(*SERVER_GC_THRESHOLDS)
