@@ -163,6 +163,9 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
         assert json.loads(conn.execute(query, {"t": body["id"]}).scalar_one()) == contributions
     decision = w.api.ok("GET", f"/v1/transfers/{body['id']}/risk", key=w.analyst)
     assert decision["contributions"] == contributions
+    # The case's report draft shows the case as its view does, explanation included.
+    drafted = w.api.ok("GET", f"/v1/cases/{case['id']}/report", key=w.analyst)
+    assert drafted["case"]["decision"]["detail"]["decision"]["contributions"] == contributions
     w.api.ok("POST", f"/v1/cases/{case['id']}/decline", key=w.analyst, json={"reason": "stolen"})
     transfer = w.api.ok("GET", f"/v1/transfers/{body['id']}", key=w.alpha.read)
     assert transfer["status"] == "voided"

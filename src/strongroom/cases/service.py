@@ -132,9 +132,19 @@ class CaseService:
         self._hooks[kind] = hook
 
     def on_view(self, kind: str, hook: ViewHook) -> None:
-        """`hook` completes the detail of a case of `kind` when one is read (`get`)."""
+        """`hook` completes the detail of a case of `kind` when one is read (`get`, the
+        report draft)."""
         assert kind not in self._views, f"one view hook per kind: {kind}"
         self._views[kind] = hook
+
+    def completed(self, case: Case) -> Case:
+        """`case` with its detail as its kind's view hook completes it (a risk review's
+        explanation); as stored when its kind has none."""
+        view = self._views.get(case.kind)
+        if view is None or not case.detail:
+            return case
+        completed = view(case.tenant_id, case.transfer_id, case.detail_dict())
+        return dataclasses.replace(case, detail=json.dumps(completed, separators=(",", ":")))
 
     def restrict(self, kind_prefix: str, scope: str) -> None:
         """Deciding a case whose kind starts with `kind_prefix` needs `scope` besides
@@ -254,10 +264,8 @@ class CaseService:
         the case's kind needs no explanation computed)."""
         with self._uow(write=False) as uow:
             case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
-        view = self._views.get(case.kind) if complete else None
-        if view is not None and case.detail:
-            completed = view(tenant_id, case.transfer_id, case.detail_dict())
-            case = dataclasses.replace(case, detail=json.dumps(completed, separators=(",", ":")))
+        if complete:
+            case = self.completed(case)
         transfer = None
         if case.transfer_id is not None:
             transfer = self.ledger.get_transfer(case.transfer_id)

@@ -102,6 +102,8 @@ class CaseWork:
         with self.cases.uow(write=False) as uow:
             case = self._case(uow, tenant_id, case_id)
             notes = store.list_notes(uow, case_id, limit=CASE_NOTES_MAX)
+        # As the case view shows it: a risk review's explanation is computed when read.
+        case = self.cases.completed(case)
         named, omitted = report.evidence_transfer_ids(case, CASE_REPORT_TRANSFERS_MAX)
         transfers = self._transfers(tenant_id, named)
         subject = None
