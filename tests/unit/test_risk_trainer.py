@@ -206,3 +206,20 @@ def test_evaluate_refuses_a_file_that_is_not_a_model(small_csv: Path, tmp_path: 
     assert stdout == ""
     assert stderr.startswith("error: invalid_model_file:")
     assert not out_dir.exists()
+
+
+def test_a_history_with_one_usable_fold_trains() -> None:
+    # A first export of labelled history, 335 payments: of the training part's three
+    # validation slices only the most recent holds enough frauds, so the search has one fold
+    # and no finalists. Its best candidate's model was freed with the rest, and calibrating on
+    # it failed with a traceback ("need at least one array to concatenate").
+    frame = synthetic_fraud(41, rows=335, columns=6, positive_rate=0.05)
+    frame = frame.assign(at=time_seconds(frame["at"])).sort_values("at").reset_index(drop=True)
+    fraud = np.zeros(335, dtype=int)
+    fraud[range(3, 147, 9)] = 1  # 16 before the first slice (rows 147-186): none in it
+    fraud[[230, 240, 250, 255, 260, 265]] = 1  # the last slice (rows 227-267)
+    fraud[[280, 300, 310, 320, 330]] = 1  # the hold-out (the last fifth)
+    frame["is_fraud"] = fraud
+    result = train(frame, "is_fraud", "at", "payment_id", budget_s=5, threads=1, candidates=4)
+    assert result.report["train"] == {"rows": 268, "positives": 22}
+    assert 0.0 <= result.report["average_precision"] <= 1.0

@@ -486,8 +486,10 @@ def search(
     ranked = sorted(done, key=lambda t: -t.score)
     # Rung 1: the best third on the earlier folds, best first, while the budget lasts.
     keep = ranked[: max(2, math.ceil(len(ranked) / 3))] if len(folds) > 1 else []
-    for trial in ranked[len(keep) :]:
-        trial.boosters.clear()  # out of the race: free their models
+    # Out of the race: their models freed. Never the best: with one fold (or no finalist done
+    # in time) it is the one chosen, and its fold's model calibrates the score.
+    for trial in ranked[max(1, len(keep)) :]:
+        trial.boosters.clear()
     complete: list[Trial] = []
     for trial in keep:
         if elapsed() > budget_s:
