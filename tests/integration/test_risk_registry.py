@@ -6,6 +6,7 @@ the gate's cache picking up a promotion made elsewhere without a restart."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from strongroom.risk.registry import (
     RISK_MODEL_EVENT_TYPES,
     ActiveModels,
     ArtefactInfo,
+    ArtefactTampered,
     InvalidModelArtefact,
     InvalidModelTransition,
     ModelStatus,
@@ -373,6 +375,46 @@ def test_a_model_that_fails_to_load_keeps_the_last_ones_serving(world: World) ->
     broken.add("mdl_2")
     with pytest.raises(ValueError, match="cannot load"):
         fresh.get(A)
+
+
+def test_an_artefact_swapped_by_hand_is_never_served(world: World) -> None:
+    world.registry.register(A, artefact("mdl_1"), actor=ACTOR)
+    world.registry.register(A, artefact("mdl_2"), actor=ACTOR)
+    world.registry.promote(A, "mdl_1", actor=ACTOR)
+    # A hand edit of the database: mdl_1's row holds mdl_2's artefact.
+    swapped = artefact("mdl_2")
+    edit = sa.text(
+        "UPDATE risk_models SET artefact = :raw WHERE tenant_id = :t AND version = 'mdl_1'"
+    )
+    with world.engine.begin() as conn:
+        conn.execute(edit, {"raw": swapped, "t": A})
+    with pytest.raises(ArtefactTampered, match="mdl_1"):
+        world.registry.artefact(A, "mdl_1")
+
+    def load(raw: bytes) -> str:
+        version: str = json.loads(raw)["version"]
+        return version
+
+    # Nothing loaded before: the failure is the gate's (its fail-safe policy), never mdl_2
+    # served as mdl_1.
+    with pytest.raises(ArtefactTampered):
+        ActiveModels(world.registry, load, monotonic=FakeClock()).get(A)
+    # The registration's sha256 edited to match too: the artefact is another version's model.
+    with world.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE risk_models SET sha256 = :h WHERE tenant_id = :t AND version = 'mdl_1'"
+            ),
+            {"h": hashlib.sha256(swapped).hexdigest(), "t": A},
+        )
+    assert world.registry.artefact(A, "mdl_1") == swapped
+    with pytest.raises(ArtefactTampered):
+        ActiveModels(world.registry, load, monotonic=FakeClock()).get(A)
+    # mdl_2's own row is untouched and serves once promoted.
+    world.registry.promote(A, "mdl_2", actor=ACTOR)
+    served = ActiveModels(world.registry, load, monotonic=FakeClock()).get(A).live
+    assert served is not None
+    assert served.version == "mdl_2"
 
 
 def test_a_drift_alert_is_an_event_of_the_tenant(world: World) -> None:

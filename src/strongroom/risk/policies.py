@@ -23,6 +23,7 @@ from strongroom.risk.artefact import ModelArtifact, from_bytes
 from strongroom.risk.decide import CONTRIBUTIONS_TOP, RiskPolicy
 from strongroom.risk.drift import DriftMonitor
 from strongroom.risk.model import Contribution, Policy, RiskDecision
+from strongroom.risk.registry import check_version
 from strongroom.risk.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ class TenantPolicies:
         except NotFound:
             return None
         model = self.load(raw)
+        check_version(version, model.version)
         with self._lock:
             self._explainers[key] = model
             while len(self._explainers) > EXPLAINERS_KEPT:

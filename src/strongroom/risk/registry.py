@@ -88,6 +88,22 @@ class InvalidModelArtefact(InvalidRequest):
         super().__init__(detail, param="artefact", code="invalid_model_artefact")
 
 
+class ArtefactTampered(RuntimeError):
+    """A stored artefact that is not the model registered under its version (a hand edit
+    of the database): its sha256 differs from the one recorded at registration, or it is
+    another version's model. It is never served nor used to explain a decision."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"the stored artefact of model {version} is not the one registered")
+        self.version = version
+
+
+def check_version(version: str, loaded: str) -> None:
+    """ArtefactTampered unless the artefact stored as `version` is that model."""
+    if loaded != version:
+        raise ArtefactTampered(version)
+
+
 class ModelVersionExists(Conflict):
     code = "model_version_exists"
 
@@ -278,10 +294,15 @@ class RiskModelRegistry:
         )
 
     def artefact(self, tenant_id: str, version: str) -> bytes:
+        """The artefact registered as `version`: its bytes' sha256 is the one recorded when
+        it was registered (and in that registration's audit leaf), else ArtefactTampered."""
         with UnitOfWork(self.engine, write=False) as uow:
+            row = store.get(uow, tenant_id, version)
             raw = store.artefact(uow, tenant_id, version)
-        if raw is None:
+        if raw is None or row is None:
             raise NotFound(f"no model {version}", param="version")
+        if hashlib.sha256(raw).hexdigest() != row.sha256:
+            raise ArtefactTampered(version)
         return raw
 
     @staticmethod
@@ -533,7 +554,9 @@ class ActiveModels(Generic[T]):
             if loaded.version == model.version:
                 return loaded
         raw = self.registry.artefact(tenant_id, model.version)
-        return Loaded(model.version, self._load(raw), self.registry.describe(raw))
+        info = self.registry.describe(raw)
+        check_version(model.version, info.version)
+        return Loaded(model.version, self._load(raw), info)
 
     def _reload(self, tenant_id: str, before: Active[T] | None) -> Active[T]:
         serving = self.registry.serving(tenant_id)
