@@ -187,6 +187,78 @@ def test_an_approved_review_posts_and_labels_genuine(w: World) -> None:
     assert _fraud_label(w.api, held.json()["id"]) in (False, 0)
 
 
+def _edit(w: World, statement: str, **params: object) -> None:
+    """A hand edit of the database, as an attacker with write access to it would make."""
+    with w.api.app.state.engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+def test_hand_edited_decision_and_case_rows_are_read_and_decided_without_a_500(w: World) -> None:
+    held = _pay(w, 93_000, "pay_new_3")
+    assert held.status_code == 201, held.text
+    transfer_id = held.json()["id"]
+    contributions = held.json()["risk"]["contributions"]
+    case = _open_case(w, transfer_id)
+    # A stored explanation that is not one: the reads compute it again.
+    _edit(
+        w,
+        "UPDATE risk_decisions SET contributions = 'not json' WHERE transfer_id = :t",
+        t=transfer_id,
+    )
+    decision = w.api.ok("GET", f"/v1/transfers/{transfer_id}/risk", key=w.analyst)
+    assert decision["contributions"] == contributions
+    # A case detail that is not a JSON object: the case is still listed, read and decided.
+    _edit(w, "UPDATE cases SET detail = '[1, 2]' WHERE id = :c", c=case["id"])
+    listed = w.api.ok("GET", "/v1/cases?limit=100", key=w.analyst)
+    assert case["id"] in [c["id"] for c in listed["data"]]
+    viewed = w.api.ok("GET", f"/v1/cases/{case['id']}", key=w.analyst)
+    assert viewed["decision"]["detail"] == {}
+    # A decision row the view cannot read (its features): the approve commits and answers so.
+    _edit(w, "UPDATE risk_decisions SET features = 'xx' WHERE transfer_id = :t", t=transfer_id)
+    _edit(
+        w,
+        "UPDATE cases SET detail = :d WHERE id = :c",
+        d=json.dumps(case["decision"]["detail"]),
+        c=case["id"],
+    )
+    approved = w.api.ok("POST", f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
+    assert approved["status"] == "approved"
+    posted = w.api.ok("GET", f"/v1/transfers/{transfer_id}", key=w.alpha.read)
+    assert posted["status"] == "posted"
+
+
+def test_a_case_edited_to_name_another_tenants_transfer_neither_shows_nor_moves_it(
+    w: World,
+) -> None:
+    beta = seed_tenant(w.api, "beta")
+    payer = w.api.ok("POST", "/v1/customers", 201, key=beta.admin, json={"name": "Bea"})
+    body = {
+        "ledger_id": beta.ledger,
+        "debit_account_id": beta.bank,
+        "credit_account_id": beta.alice,
+        "amount": 91_000,
+        "payment": {"customer_id": payer["id"], "payee": "pay_b", "channel": "card_not_present"},
+    }
+    theirs = w.api.post("/v1/transfers", key=beta.write, json=body)
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["status"] == "pending"
+    mine = _pay(w, 92_000, "pay_new_4")
+    case = _open_case(w, mine.json()["id"])
+    # alpha's case now names beta's held payment (another kind: one case per transfer and kind).
+    _edit(
+        w,
+        "UPDATE cases SET transfer_id = :t, kind = 'fx_review' WHERE id = :c",
+        t=theirs.json()["id"],
+        c=case["id"],
+    )
+    viewed = w.api.ok("GET", f"/v1/cases/{case['id']}", key=w.analyst)
+    assert viewed["transfer"] is None
+    refused = w.api.post(f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
+    assert (refused.status_code, problem_code(refused)) == (422, "case_transfer_refused")
+    still = w.api.ok("GET", f"/v1/transfers/{theirs.json()['id']}", key=beta.read)
+    assert still["status"] == "pending"
+
+
 def test_rules_or_a_model_on_features_the_engine_lacks_are_refused_at_start(
     tmp_path: Path, model_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +14,8 @@ from typing import Any, Final
 
 from strongroom.core import clock, ids
 from strongroom.core.limits import CASE_DETAIL_BYTES_MAX, CASE_KIND_LENGTH_MAX
+
+log = logging.getLogger(__name__)
 
 
 class CaseStatus(StrEnum):
@@ -150,11 +153,17 @@ class Case:
 
     def detail_dict(self) -> dict[str, Any]:
         """The stored detail parsed: a JSON object (`detail_json` writes only those), or {}
-        when there is none."""
+        when there is none, or when the stored text is not one (a hand edit of the database:
+        logged, and the case is still read, listed and decided)."""
         if not self.detail:
             return {}
-        found = json.loads(self.detail)
-        assert isinstance(found, dict), f"case {self.id}: its detail is a JSON object"
+        try:
+            found = json.loads(self.detail)
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            log.warning("cases: the stored detail of case %s is not a JSON object", self.id)
+            return {}
         return found
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,6 +54,8 @@ from strongroom.ledger.model import (
     TransferResult,
 )
 from strongroom.ledger.service import LedgerService
+
+log = logging.getLogger(__name__)
 
 CASE_EVENT_TYPES: Final = (
     EventType("case.created", "A case was opened (a transfer held for review): ids only."),
@@ -143,7 +146,13 @@ class CaseService:
         view = self._views.get(case.kind)
         if view is None or not case.detail:
             return case
-        completed = view(case.tenant_id, case.transfer_id, case.detail_dict())
+        try:
+            completed = view(case.tenant_id, case.transfer_id, case.detail_dict())
+        except Exception as exc:
+            # A read (or the answer of a decision that has committed) stands without what the
+            # hook adds: a hand-edited decision row, an explainer that failed.
+            log.warning("cases: the view of case %s failed (%s)", case.id, type(exc).__name__)
+            return case
         return dataclasses.replace(case, detail=json.dumps(completed, separators=(",", ":")))
 
     def restrict(self, kind_prefix: str, scope: str) -> None:
@@ -266,9 +275,7 @@ class CaseService:
             case = self._own(store.get_case(uow, case_id), tenant_id, case_id)
         if complete:
             case = self.completed(case)
-        transfer = None
-        if case.transfer_id is not None:
-            transfer = self.ledger.get_transfer(case.transfer_id)
+        transfer = self._own_transfer(case) if case.transfer_id is not None else None
         return CaseView(case, transfer)
 
     def list_cases(
@@ -347,7 +354,12 @@ class CaseService:
     def _carry_out(self, case: Case, status: CaseStatus, actor: str) -> None:
         """Step 1: the decision's post or void, through the ledger's normal path."""
         assert case.transfer_id is not None
-        held = self.ledger.get_transfer(case.transfer_id)
+        held = self._own_transfer(case)
+        if held is None:
+            raise CaseTransferRefused(
+                f"case {case.id} names a transfer that is not its tenant's: nothing was done",
+                param="case_id",
+            )
         action = Action.POST if status is CaseStatus.APPROVED else Action.VOID
         order = NewTransfer(
             id=decision_transfer_id(case.id, case.created_at),
@@ -368,6 +380,18 @@ class CaseService:
             f"the ledger refused the case's {action.name.lower()}: {result.value}",
             param="case_id",
         )
+
+    def _own_transfer(self, case: Case) -> TransferRecord | None:
+        """The case's transfer, when it is one of the case's tenant's ledgers. A case of the
+        queue only ever names its own tenant's: another's (a hand edit of the database) is
+        neither shown nor posted or voided."""
+        assert case.transfer_id is not None
+        transfer = self.ledger.get_transfer(case.transfer_id)
+        tenants = self.ledger.ledger_tenants([transfer.ledger_id])
+        if tenants.get(transfer.ledger_id) != case.tenant_id:
+            log.warning("cases: case %s names a transfer of another tenant", case.id)
+            return None
+        return transfer
 
     def _record_decision(
         self, case: Case, status: CaseStatus, label: Label, actor: str, reason: str | None

@@ -318,11 +318,25 @@ def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionR
         model_version=r[5],
         rules_version=r[6],
         features=json.loads(r[7]),
-        contributions=None if r[8] is None else json.loads(r[8]),
+        contributions=_stored_contributions(r[8]),
         shadow_score=r[9],
         shadow_version=r[10],
         created_at=int(r[11]),
     )
+
+
+def _stored_contributions(text: str | None) -> list[dict[str, Any]] | None:
+    """A decision's stored explanation (a JSON list, set on its first read), or None: none
+    stored yet, or what is stored is not one (a hand edit: the read computes them again)."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+        return None
+    return found
 
 
 def history_page(
