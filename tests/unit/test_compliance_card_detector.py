@@ -35,3 +35,13 @@ def test_a_long_run_of_digits_alone_is_still_scanned() -> None:
     # the run itself is one (13 to 19 digits).
     assert luhn_valid(CARD)
     assert list(card_numbers(f"x {CARD} y")) == [CARD]
+
+
+def test_the_fraction_of_a_decimal_number_is_no_card_number() -> None:
+    # A risk feature as JSON: its sixteen decimals are a Luhn-valid, branded run (439803...).
+    assert luhn_valid("4398037835090485")
+    assert list(card_numbers('{"amount_to_mean_30d":1.4398037835090485}')) == []
+    assert list(card_numbers("score 0.4111111111111111")) == []
+    # A card number after a full stop that ends a sentence is still one.
+    assert list(card_numbers(f"Card ending.{CARD}")) == [CARD]
+    assert list(card_numbers(f"paid. {CARD}")) == [CARD]

@@ -230,8 +230,9 @@ class Report:
 CARD_DIGITS_MIN: Final = 13
 CARD_DIGITS_MAX: Final = 19
 # A run of digits, with at most one space or dash between digits (a number as people write it),
-# not touching other digits.
-_RUN: Final = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+# not touching other digits, and not the fraction of a decimal number (`1.4398037835090485`:
+# the risk domain's features, scores and model weights hold thousands of those).
+_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9]\.)[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
 # Issuer prefixes (ISO/IEC 7812 IINs of the major brands): a Luhn-valid run without one is an
 # amount, a timestamp or an id, far more often than a card number.
 _BRAND_PREFIX: Final = re.compile(
