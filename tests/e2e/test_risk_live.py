@@ -8,6 +8,7 @@ a feature the engine does not compute is refused when the app starts."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,6 +167,12 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
     # The case's report draft shows the case as its view does, explanation included.
     drafted = w.api.ok("GET", f"/v1/cases/{case['id']}/report", key=w.analyst)
     assert drafted["case"]["decision"]["detail"]["decision"]["contributions"] == contributions
+    page = w.api.get(
+        f"/v1/cases/{case['id']}/report", key=w.analyst, headers={"accept": "text/html"}
+    )
+    assert page.status_code == 200
+    assert "contributions" in page.text
+    assert all(html.escape(c["feature"]) in page.text for c in contributions)
     w.api.ok("POST", f"/v1/cases/{case['id']}/decline", key=w.analyst, json={"reason": "stolen"})
     transfer = w.api.ok("GET", f"/v1/transfers/{body['id']}", key=w.alpha.read)
     assert transfer["status"] == "voided"

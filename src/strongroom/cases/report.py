@@ -136,6 +136,9 @@ def _case_rows(report: Mapping[str, Any]) -> dict[str, Any]:
         "id": case["id"],
         "kind": case["kind"],
         "status": case["status"],
+        # What held or raised it: the gate's decision (a risk review's score, reasons,
+        # features and explanation) or the alert's evidence.
+        "evidence": case["decision"],
         "officer": report["officer"],
         "decision": report["decision"],
     }
