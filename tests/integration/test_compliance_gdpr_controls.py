@@ -608,12 +608,16 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.PASS, result.findings
     _record(w, "ten_a", "case.created", "case_held", {"case_id": "case_held"})
+    _record(w, "ten_a", "case.created", "case_fraud", {"case_id": "case_fraud"})
+    _record(w, "ten_a", "case.declined", "case_fraud", {"case_id": "case_fraud", "label": "fraud"})
     _record(w, "ten_a", "sanctions.match_confirmed", "customer:cus_5",
             {"subject": "customer:cus_5", "list": "un", "entry_id": "QDi.3"})  # fmt: skip
     with w.engine.begin() as conn:
         conn.execute(sa.insert(tables.cases), [
             {"id": "case_held", "tenant_id": "ten_a", "kind": "sanctions_review",
-             "status": "open", "created_at": now},
+             "status": "open", "label": None, "created_at": now},
+            {"id": "case_fraud", "tenant_id": "ten_a", "kind": "risk_review",
+             "status": "declined", "label": "fraud", "created_at": now},
         ])  # fmt: skip
         conn.execute(sa.insert(tables.sanctions_subjects), [
             {"tenant_id": "ten_a", "subject": "customer:cus_5", "status": "confirmed", **subject},
@@ -622,8 +626,8 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.PASS, result.findings
     assert result.facts == {
-        "leaves": 6, "kyc_rows": 1, "sanctions_subjects": 3, "sanctions_dismissals": 1,
-        "aml_profiles": 0, "cases": 1,
+        "leaves": 8, "kyc_rows": 1, "sanctions_subjects": 3, "sanctions_dismissals": 1,
+        "aml_profiles": 0, "cases": 2,
     }  # fmt: skip
 
     # By hand: a tier raised, a confirmation lifted, a dismissal and a KYC row added.
@@ -654,6 +658,10 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
             .where(tables.cases.c.id == "case_held")
             .values(status="approved")
         )
+        # A fraud label turned genuine (the next model would learn the fraud as genuine).
+        conn.execute(
+            sa.update(tables.cases).where(tables.cases.c.id == "case_fraud").values(label="genuine")
+        )
         conn.execute(
             sa.delete(tables.sanctions_subjects).where(
                 tables.sanctions_subjects.c.subject == "customer:cus_5"
@@ -672,6 +680,7 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
         for f in result.findings
     )
     assert found == [
+        ("ten_a", "cases", "case_fraud"),
         ("ten_a", "cases", "case_held"),
         ("ten_a", "kyc_customers", "cus_1"),
         ("ten_a", "sanctions_dismissals", "customer:cus_4"),
@@ -681,6 +690,8 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
         ("ten_b", "aml_accounts", "acc_x"),
         ("ten_b", "kyc_customers", "cus_9"),
     ]
+    (relabelled,) = [f for f in result.findings if f.detail.get("case_id") == "case_fraud"]
+    assert relabelled.detail["problem"] == "label genuine, but its leaves give it fraud"
     (raised,) = [f for f in result.findings if f.detail.get("customer_id") == "cus_1"]
     assert "premium" in raised.detail["problem"]
     assert "standard" in raised.detail["problem"]

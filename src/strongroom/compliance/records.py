@@ -19,8 +19,9 @@ both ways:
   id, list and entry (a dismissal added by hand silences a match);
 - `aml_accounts`: each account's exemption and jurisdiction must be those of its last
   `account.aml_updated` leaf, and a profile a leaf sets must still be there;
-- `cases`: each case's status must be the one its last leaf gives (`case.created`: open;
-  `case.approved`, `case.declined`, `case.closed`), a case no leaf created was inserted by hand,
+- `cases`: each case's status and label must be those its last leaf gives (`case.created`:
+  open; `case.approved`, `case.declined` with the analyst's label, the next model's training
+  label; `case.closed`, no label), a case no leaf created was inserted by hand,
   and a case a leaf created must still exist (a held payment released, or an alert silenced, by
   an edit of its row is named).
 
@@ -75,7 +76,7 @@ class _Recorded:
     confirmed: set[Key] = field(default_factory=set)  # subjects
     dismissals: dict[Key, tuple[str, str, str]] = field(default_factory=dict)  # id -> ...
     aml: dict[Key, tuple[bool, Any]] = field(default_factory=dict)  # account -> (exempt, code)
-    cases: dict[Key, str] = field(default_factory=dict)  # case -> status
+    cases: dict[Key, tuple[str, Any]] = field(default_factory=dict)  # case -> (status, label)
 
     def take(self, tenant: str, kind: str, data: dict[str, Any]) -> None:
         if kind == KYC_UPDATED:
@@ -92,7 +93,9 @@ class _Recorded:
             key = (tenant, str(data["account_id"]))
             self.aml[key] = (bool(data.get("exempt")), data.get("jurisdiction"))
         else:
-            self.cases[(tenant, str(data["case_id"]))] = CASE_STATUS[kind]
+            # An analyst's decision records the label (a training label of the next model);
+            # a creation or a closure none.
+            self.cases[(tenant, str(data["case_id"]))] = (CASE_STATUS[kind], data.get("label"))
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
@@ -243,11 +246,13 @@ def check(
         )
 
     seen = set()
-    for tenant, case_id, status in _rows(engine, "SELECT tenant_id, id, status FROM cases"):
+    for tenant, case_id, status, label in _rows(
+        engine, "SELECT tenant_id, id, status, label FROM cases"
+    ):
         facts.cases += 1
         key = (tenant, case_id)
         seen.add(key)
-        leaf_status = recorded.cases.get(key)
+        leaf_status, leaf_label = recorded.cases.get(key, (None, None))
         if leaf_status is None:
             add(
                 tenant,
@@ -264,6 +269,15 @@ def check(
                     "table": "cases",
                     "case_id": case_id,
                     "problem": f"{status}, but its leaves leave it {leaf_status}",
+                },
+            )
+        elif label != leaf_label:
+            add(
+                tenant,
+                {
+                    "table": "cases",
+                    "case_id": case_id,
+                    "problem": f"label {label}, but its leaves give it {leaf_label}",
                 },
             )
     for tenant, case_id in sorted(recorded.cases.keys() - seen):
