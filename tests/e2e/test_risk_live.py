@@ -167,6 +167,8 @@ def test_a_review_is_a_case_whose_decline_voids_and_labels_fraud(w: World) -> No
     # The case's report draft shows the case as its view does, explanation included.
     drafted = w.api.ok("GET", f"/v1/cases/{case['id']}/report", key=w.analyst)
     assert drafted["case"]["decision"]["detail"]["decision"]["contributions"] == contributions
+    # Its subject is the paying customer, masked.
+    assert (drafted["subject"]["id"], drafted["subject"]["name"]) == (w.customer, "A**")
     page = w.api.get(
         f"/v1/cases/{case['id']}/report", key=w.analyst, headers={"accept": "text/html"}
     )

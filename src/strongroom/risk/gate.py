@@ -73,6 +73,8 @@ class Scored:
     # at 2-5 ms a payment it would hold the batch, and a burst of reviews would run the gate
     # past its budget); None: the answer shows what the decision carries.
     explain: Explain | None = field(default=None, compare=False, repr=False)
+    # The paying customer's id (no personal data): the subject of a review's case and report.
+    customer_id: str | None = None
     answer_key = "risk"  # ledger.pipeline.DecisionDetail
 
     def answer(self) -> dict[str, object]:
@@ -96,6 +98,7 @@ class Scored:
         d = self.decision
         return {
             "tenant_id": self.tenant_id,
+            **({"subject": f"customer:{self.customer_id}"} if self.customer_id else {}),
             "decision": {
                 "verdict": d.verdict,
                 "score": d.score,
@@ -293,7 +296,15 @@ class RiskGate:
         for (i, tenant_id), row, decision in zip(order, rows, decisions, strict=True):
             if not decision.features:
                 decision = _with_features(decision, row)
-            scored = Scored(tenant_id, decision, now_us, hashed[i], self.explain)
+            payment = batch[i].payment
+            scored = Scored(
+                tenant_id,
+                decision,
+                now_us,
+                hashed[i],
+                self.explain,
+                payment.customer_id if payment is not None else None,
+            )
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:
                 blocked.append(decision_row(batch[i].id, scored, now_us))
