@@ -232,6 +232,8 @@ def test_hand_edited_decision_and_case_rows_are_read_and_decided_without_a_500(w
     )
     approved = w.api.ok("POST", f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
     assert approved["status"] == "approved"
+    # Answered as stored: the view, which could not read the decision, added nothing.
+    assert approved["decision"]["detail"]["decision"]["contributions"] == []
     posted = w.api.ok("GET", f"/v1/transfers/{transfer_id}", key=w.alpha.read)
     assert posted["status"] == "posted"
 

@@ -6,6 +6,7 @@ only the subjects whose blocking keys meet a changed entry's."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -330,6 +331,17 @@ def test_deciding_an_alert_whose_match_is_gone_works_from_its_evidence(world: An
     screen(service, A, "customer:cus_1", "Jane Roe")  # the match is gone
     case = Case(case_id, tenant, alert.kind, CaseStatus.OPEN, None, None, alert.code, detail,
                 0, ACTOR, None, None, None, None)  # fmt: skip
+    # A detail edited by hand into something that is not a JSON object: the decision that acts
+    # on it fails (its transaction rolls back), never confirms or dismisses nothing silently.
+    for edited in ("not json", "[1, 2]"):
+        with (
+            pytest.raises(ValueError, match="not a JSON object"),
+            UnitOfWork(service.engine) as uow,
+        ):
+            service.decided(
+                uow, dataclasses.replace(case, detail=edited), CaseStatus.DECLINED, ACTOR
+            )
+    assert rec.frozen == []
     with UnitOfWork(service.engine) as uow:
         service.decided(uow, case, CaseStatus.APPROVED, ACTOR)
         uow.commit()

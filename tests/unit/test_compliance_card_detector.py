@@ -42,6 +42,16 @@ def test_the_fraction_of_a_decimal_number_is_no_card_number() -> None:
     assert luhn_valid("4398037835090485")
     assert list(card_numbers('{"amount_to_mean_30d":1.4398037835090485}')) == []
     assert list(card_numbers("score 0.4111111111111111")) == []
-    # A card number after a full stop that ends a sentence is still one.
-    assert list(card_numbers(f"Card ending.{CARD}")) == [CARD]
-    assert list(card_numbers(f"paid. {CARD}")) == [CARD]
+    assert list(card_numbers(f"[-1.{CARD}, 2]")) == []
+    # After a dot that ends no decimal number, or with separators, it is still a card number.
+    for text in (
+        f"Card ending.{CARD}",
+        f"paid. {CARD}",
+        f"Ref.{CARD}",
+        f"v1.{CARD}",
+        f"10.0.0.1.{CARD}",
+        f"2024-01-05.{CARD}",
+        "1.4111 1111 1111 1111",
+        "item 3.4111-1111-1111-1111",
+    ):
+        assert list(card_numbers(text)) == [CARD], text

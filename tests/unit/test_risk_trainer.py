@@ -222,4 +222,5 @@ def test_a_history_with_one_usable_fold_trains() -> None:
     frame["is_fraud"] = fraud
     result = train(frame, "is_fraud", "at", "payment_id", budget_s=5, threads=1, candidates=4)
     assert result.report["train"] == {"rows": 268, "positives": 22}
+    assert result.report["folds"] == 1
     assert 0.0 <= result.report["average_precision"] <= 1.0

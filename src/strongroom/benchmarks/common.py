@@ -32,11 +32,13 @@ def server_heap() -> Iterator[None]:
     ledger's bulk row, 24 batches of 8,190 transfers: ~430k objects, ~150 ms a walk) and the
     benchmark measures its own set-up. Unfrozen and the thresholds restored afterwards."""
     thresholds = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
     settle_heap()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen_before:  # what a caller froze before stays frozen
+            gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 

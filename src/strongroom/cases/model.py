@@ -151,17 +151,20 @@ class Case:
     label: Label | None
     assignee: str | None = None  # the staff user working it (a user id)
 
-    def detail_dict(self) -> dict[str, Any]:
+    def detail_dict(self, *, strict: bool = False) -> dict[str, Any]:
         """The stored detail parsed: a JSON object (`detail_json` writes only those), or {}
         when there is none, or when the stored text is not one (a hand edit of the database:
-        logged, and the case is still read, listed and decided)."""
+        logged, and the case is still read and listed). `strict`: ValueError instead, for a
+        decision that acts on the detail (nothing is then written)."""
         if not self.detail:
             return {}
         try:
             found = json.loads(self.detail)
-        except ValueError:
+        except (ValueError, RecursionError):
             found = None
         if not isinstance(found, dict):
+            if strict:
+                raise ValueError(f"the stored detail of case {self.id} is not a JSON object")
             log.warning("cases: the stored detail of case %s is not a JSON object", self.id)
             return {}
         return found

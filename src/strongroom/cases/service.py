@@ -357,7 +357,7 @@ class CaseService:
         held = self._own_transfer(case)
         if held is None:
             raise CaseTransferRefused(
-                f"case {case.id} names a transfer that is not its tenant's: nothing was done",
+                f"case {case.id} names no transfer of its tenant: nothing was done",
                 param="case_id",
             )
         action = Action.POST if status is CaseStatus.APPROVED else Action.VOID
@@ -382,11 +382,15 @@ class CaseService:
         )
 
     def _own_transfer(self, case: Case) -> TransferRecord | None:
-        """The case's transfer, when it is one of the case's tenant's ledgers. A case of the
-        queue only ever names its own tenant's: another's (a hand edit of the database) is
-        neither shown nor posted or voided."""
+        """The case's transfer, when it exists in one of the case's tenant's ledgers. A case
+        of the queue only ever names its own tenant's: another's, or none (a hand edit of the
+        database), is neither shown nor posted or voided."""
         assert case.transfer_id is not None
-        transfer = self.ledger.get_transfer(case.transfer_id)
+        try:
+            transfer = self.ledger.get_transfer(case.transfer_id)
+        except NotFound:
+            log.warning("cases: case %s names a transfer that does not exist", case.id)
+            return None
         tenants = self.ledger.ledger_tenants([transfer.ledger_id])
         if tenants.get(transfer.ledger_id) != case.tenant_id:
             log.warning("cases: case %s names a transfer of another tenant", case.id)

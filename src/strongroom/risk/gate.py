@@ -303,7 +303,7 @@ class RiskGate:
                 now_us,
                 hashed[i],
                 self.explain,
-                payment.customer_id if payment is not None else None,
+                customer_id=payment.customer_id if payment is not None else None,
             )
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:
@@ -345,7 +345,7 @@ class RiskGate:
             # The tenant is unknown when the lookup is what failed: the decision is answered
             # and audited with the transfer, and recorded only where the tenant is known.
             found = self._known.get(payer(batch[i])[0] or "")
-            scored = Scored(found[0] if found else "", decision)
+            scored = Scored(found[0] if found else "", decision, customer_id=p.customer_id)
             code = RISK_UNAVAILABLE
             out[i] = GateDecision(GATE_NAME, verdict, code, detail=scored)
             if verdict is Verdict.BLOCK and found is not None:

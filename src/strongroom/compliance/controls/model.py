@@ -230,9 +230,9 @@ class Report:
 CARD_DIGITS_MIN: Final = 13
 CARD_DIGITS_MAX: Final = 19
 # A run of digits, with at most one space or dash between digits (a number as people write it),
-# not touching other digits, and not the fraction of a decimal number (`1.4398037835090485`:
-# the risk domain's features, scores and model weights hold thousands of those).
-_RUN: Final = re.compile(r"(?<![0-9])(?<![0-9]\.)[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+# not touching other digits.
+_RUN: Final = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,}(?![0-9])")
+_DIGITS: Final = frozenset("0123456789")
 # Issuer prefixes (ISO/IEC 7812 IINs of the major brands): a Luhn-valid run without one is an
 # amount, a timestamp or an id, far more often than a card number.
 _BRAND_PREFIX: Final = re.compile(
@@ -275,13 +275,35 @@ def _in_hex_digest(text: str, start: int, end: int) -> bool:
     return len(run) >= HEX_DIGEST_CHARS_MIN and not run.isdigit()
 
 
+def _decimal_fraction(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is the fraction of a decimal number (`1.4398037835090485`,
+    `-0.41...`: the risk domain's features, scores and model weights hold thousands of those,
+    one in ten Luhn-valid): digits alone, after a dot after digits that stand alone (not a
+    version `v1.`, an address `10.0.0.1.`, a date `2024-01-05.`)."""
+    if start < 2 or text[start - 1] != "." or text[start - 2] not in _DIGITS:
+        return False
+    if any(c not in _DIGITS for c in text[start:end]):  # a fraction has no spaces or dashes
+        return False
+    i = start - 2
+    while i >= 0 and text[i] in _DIGITS:
+        i -= 1
+    if i < 0:
+        return True
+    before = text[i]
+    if before == "-":  # a sign, unless digits precede it (a date, a range)
+        return i == 0 or text[i - 1] not in _DIGITS
+    return not (before.isalnum() or before == ".")
+
+
 def card_numbers(text: str) -> Iterator[str]:
     """Each card number in `text` (its digits): a Luhn-valid run of 13 to 19 digits that
     starts with a brand's prefix, not inside a hex digest."""
     if len(text) < CARD_DIGITS_MIN:
         return
     for match in _RUN.finditer(text):
-        if _in_hex_digest(text, match.start(), match.end()):
+        if _in_hex_digest(text, match.start(), match.end()) or _decimal_fraction(
+            text, match.start(), match.end()
+        ):
             continue
         digits = match.group().replace(" ", "").replace("-", "")
         if (

@@ -837,8 +837,9 @@ class SanctionsService:
         case is open, whatever the subject was renamed to) is what a dismissal records, with
         its name digest and entry fingerprint. Should that match be gone (an alert orphaned
         before open alerts' matches were kept), declining still confirms the subject, and
-        approving dismisses nothing that another screening has since stored."""
-        detail = case.detail_dict()
+        approving dismisses nothing that another screening has since stored. A detail that
+        is not a JSON object (a hand edit) fails the decision, nothing written."""
+        detail = case.detail_dict(strict=True)
         subject = detail.get("subject")
         evidence = detail.get("evidence") or {}
         entries = evidence.get("entries") or []
