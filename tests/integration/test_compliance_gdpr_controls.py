@@ -608,16 +608,21 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.PASS, result.findings
     _record(w, "ten_a", "case.created", "case_held", {"case_id": "case_held"})
-    _record(w, "ten_a", "case.created", "case_fraud", {"case_id": "case_fraud"})
-    _record(w, "ten_a", "case.declined", "case_fraud", {"case_id": "case_fraud", "label": "fraud"})
+    # What every leaf of a case records of it (cases.sink.case_leaf).
+    about = {"case_id": "case_fraud", "kind": "risk_review", "transfer_id": "tr_1", "gate": "risk",
+             "code": "risk_review"}  # fmt: skip
+    _record(w, "ten_a", "case.created", "case_fraud", about)
+    _record(w, "ten_a", "case.declined", "case_fraud", {**about, "label": "fraud"})
     _record(w, "ten_a", "sanctions.match_confirmed", "customer:cus_5",
             {"subject": "customer:cus_5", "list": "un", "entry_id": "QDi.3"})  # fmt: skip
     with w.engine.begin() as conn:
         conn.execute(sa.insert(tables.cases), [
             {"id": "case_held", "tenant_id": "ten_a", "kind": "sanctions_review",
-             "status": "open", "label": None, "created_at": now},
+             "status": "open", "label": None, "created_at": now, "transfer_id": None,
+             "gate": None, "code": None},
             {"id": "case_fraud", "tenant_id": "ten_a", "kind": "risk_review",
-             "status": "declined", "label": "fraud", "created_at": now},
+             "status": "declined", "label": "fraud", "created_at": now, "transfer_id": "tr_1",
+             "gate": "risk", "code": "risk_review"},
         ])  # fmt: skip
         conn.execute(sa.insert(tables.sanctions_subjects), [
             {"tenant_id": "ten_a", "subject": "customer:cus_5", "status": "confirmed", **subject},
@@ -658,9 +663,12 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
             .where(tables.cases.c.id == "case_held")
             .values(status="approved")
         )
-        # A fraud label turned genuine (the next model would learn the fraud as genuine).
+        # A fraud label turned genuine (the next model would learn the fraud as genuine), and
+        # the case pointed at another transfer.
         conn.execute(
-            sa.update(tables.cases).where(tables.cases.c.id == "case_fraud").values(label="genuine")
+            sa.update(tables.cases)
+            .where(tables.cases.c.id == "case_fraud")
+            .values(label="genuine", transfer_id="tr_2")
         )
         conn.execute(
             sa.delete(tables.sanctions_subjects).where(
@@ -681,6 +689,7 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     )
     assert found == [
         ("ten_a", "cases", "case_fraud"),
+        ("ten_a", "cases", "case_fraud"),
         ("ten_a", "cases", "case_held"),
         ("ten_a", "kyc_customers", "cus_1"),
         ("ten_a", "sanctions_dismissals", "customer:cus_4"),
@@ -690,8 +699,13 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
         ("ten_b", "aml_accounts", "acc_x"),
         ("ten_b", "kyc_customers", "cus_9"),
     ]
-    (relabelled,) = [f for f in result.findings if f.detail.get("case_id") == "case_fraud"]
-    assert relabelled.detail["problem"] == "label genuine, but its leaves give it fraud"
+    assert sorted(
+        f.detail["problem"] for f in result.findings if f.detail.get("case_id") == "case_fraud"
+    ) == [
+        "kind risk_review, transfer_id tr_2, gate risk, code risk_review, but its leaves record "
+        "kind risk_review, transfer_id tr_1, gate risk, code risk_review",
+        "label genuine, but its leaves give it fraud",
+    ]
     (raised,) = [f for f in result.findings if f.detail.get("customer_id") == "cus_1"]
     assert "premium" in raised.detail["problem"]
     assert "standard" in raised.detail["problem"]

@@ -21,7 +21,9 @@ both ways:
   `account.aml_updated` leaf, and a profile a leaf sets must still be there;
 - `cases`: each case's status and label must be those its last leaf gives (`case.created`:
   open; `case.approved`, `case.declined` with the analyst's label, the next model's training
-  label; `case.closed`, no label), a case no leaf created was inserted by hand,
+  label; `case.closed`, no label) and so must its kind, transfer, gate and code (a case
+  pointed at another transfer decides what was never held), a case no leaf created was
+  inserted by hand,
   and a case a leaf created must still exist (a held payment released, or an alert silenced, by
   an edit of its row is named).
 
@@ -54,6 +56,8 @@ CASE_STATUS: Final = {
 }
 TYPES: Final = frozenset({KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, *CASE_STATUS})
 PAGE: Final = 500  # rows read at a time
+# What a case is about, as every leaf of the case records it (cases.sink.case_leaf).
+_CASE_REFS: Final = ("kind", "transfer_id", "gate", "code")
 
 Key = tuple[str, str]  # (tenant, object id)
 
@@ -77,6 +81,8 @@ class _Recorded:
     dismissals: dict[Key, tuple[str, str, str]] = field(default_factory=dict)  # id -> ...
     aml: dict[Key, tuple[bool, Any]] = field(default_factory=dict)  # account -> (exempt, code)
     cases: dict[Key, tuple[str, Any]] = field(default_factory=dict)  # case -> (status, label)
+    # case -> what it is about (kind, transfer, gate, code): every leaf of a case says it
+    case_refs: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
 
     def take(self, tenant: str, kind: str, data: dict[str, Any]) -> None:
         if kind == KYC_UPDATED:
@@ -95,7 +101,10 @@ class _Recorded:
         else:
             # An analyst's decision records the label (a training label of the next model);
             # a creation or a closure none.
-            self.cases[(tenant, str(data["case_id"]))] = (CASE_STATUS[kind], data.get("label"))
+            key = (tenant, str(data["case_id"]))
+            self.cases[key] = (CASE_STATUS[kind], data.get("label"))
+            if all(k in data for k in _CASE_REFS):
+                self.case_refs[key] = tuple(data[k] for k in _CASE_REFS)
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
@@ -246,13 +255,27 @@ def check(
         )
 
     seen = set()
-    for tenant, case_id, status, label in _rows(
-        engine, "SELECT tenant_id, id, status, label FROM cases"
+    for tenant, case_id, status, label, *refs in _rows(
+        engine, f"SELECT tenant_id, id, status, label, {', '.join(_CASE_REFS)} FROM cases"
     ):
         facts.cases += 1
         key = (tenant, case_id)
         seen.add(key)
         leaf_status, leaf_label = recorded.cases.get(key, (None, None))
+        leaf_refs = recorded.case_refs.get(key)
+        if leaf_refs is not None and tuple(refs) != leaf_refs:
+            # A case pointed at another transfer (another tenant's held payment, say), or made
+            # another kind: what it decides is no longer what was held.
+            stored = ", ".join(f"{k} {v}" for k, v in zip(_CASE_REFS, refs, strict=True))
+            recorded_as = ", ".join(f"{k} {v}" for k, v in zip(_CASE_REFS, leaf_refs, strict=True))
+            add(
+                tenant,
+                {
+                    "table": "cases",
+                    "case_id": case_id,
+                    "problem": f"{stored}, but its leaves record {recorded_as}",
+                },
+            )
         if leaf_status is None:
             add(
                 tenant,
