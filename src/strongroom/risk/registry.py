@@ -294,14 +294,14 @@ class RiskModelRegistry:
         )
 
     def artefact(self, tenant_id: str, version: str) -> bytes:
-        """The artefact registered as `version`: its bytes' sha256 is the one recorded when
-        it was registered (and in that registration's audit leaf), else ArtefactTampered."""
+        """The artefact registered as `version`: its bytes' sha256 is the one its row
+        recorded when it was registered, else ArtefactTampered."""
         with UnitOfWork(self.engine, write=False) as uow:
-            row = store.get(uow, tenant_id, version)
-            raw = store.artefact(uow, tenant_id, version)
-        if raw is None or row is None:
+            found = store.artefact(uow, tenant_id, version)
+        if found is None:
             raise NotFound(f"no model {version}", param="version")
-        if hashlib.sha256(raw).hexdigest() != row.sha256:
+        raw, registered = found
+        if hashlib.sha256(raw).hexdigest() != registered:
             raise ArtefactTampered(version)
         return raw
 

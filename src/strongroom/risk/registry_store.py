@@ -109,14 +109,15 @@ def with_status(uow: UnitOfWork, tenant_id: str, status: str) -> ModelRow | None
     return _row(tenant_id, rows[0]) if rows else None
 
 
-def artefact(uow: UnitOfWork, tenant_id: str, version: str) -> bytes | None:
+def artefact(uow: UnitOfWork, tenant_id: str, version: str) -> tuple[bytes, str] | None:
+    """The model's artefact and the sha256 recorded when it was registered."""
     cur = uow.cursor()
     cur.execute(
-        sql(uow, "SELECT artefact FROM risk_models WHERE tenant_id = ? AND version = ?"),
+        sql(uow, "SELECT artefact, sha256 FROM risk_models WHERE tenant_id = ? AND version = ?"),
         (tenant_id, version),
     )
     found = cur.fetchone()
-    return bytes(found[0]) if found is not None else None
+    return (bytes(found[0]), str(found[1])) if found is not None else None
 
 
 def page(uow: UnitOfWork, tenant_id: str, starting_after: str | None, limit: int) -> list[ModelRow]:
