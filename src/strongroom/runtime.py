@@ -313,15 +313,29 @@ def make_feature_source(settings: Settings) -> Callable[[], FeatureSource]:
     return FeatureEngine
 
 
+RISK_HASHES_KEPT_MAX: Final = 65_536  # (tenant, purpose, value) -> keyed hash, kept once made
+
+
 def risk_hasher(settings: Settings, engine: Engine, kms: KeyManager | None) -> Hasher:
     """The keyed hash of payees, devices and IPs (Envelope.blind_index: per tenant and
     purpose), over `kms` or the configured key manager, opened at first use."""
     opened: list[Envelope] = []
+    # A payee, device or IP seen again (most are) is not hashed again: a key's MAC never
+    # changes. Bounded: emptied when full, as the ledger's caches of payers are.
+    known: dict[tuple[str, str, bytes], bytes] = {}
 
     def hasher(tenant_id: str, purpose: str, value: bytes) -> bytes:
+        key = (tenant_id, purpose, value)
+        found = known.get(key)
+        if found is not None:
+            return found
         if not opened:
             opened.append(Envelope(kms if kms is not None else open_keys(settings, engine)[0]))
-        return opened[0].blind_index(tenant_id, purpose, value)
+        found = opened[0].blind_index(tenant_id, purpose, value)
+        if len(known) >= RISK_HASHES_KEPT_MAX:
+            known.clear()
+        known[key] = found
+        return found
 
     return hasher
 

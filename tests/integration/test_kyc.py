@@ -8,9 +8,9 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -516,46 +516,92 @@ def test_a_bad_tier_file_stops_serve_with_one_line(
 
 
 def test_a_payment_checked_before_is_settled_from_what_was_kept_without_a_read(
-    world: World, db_engine: Engine
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The API's event-loop check (check_payment_customers_cached): it settles a payment whose
-    customer and accounts an earlier check saw, with no statement, a mismatch included, and
-    answers False (the thread pool's full check) for anything not seen."""
+    """The group committer's check (payment_refusals): a payment whose customer and accounts
+    an earlier check saw is settled with no statement, a mismatch included; one not seen is
+    read, all of a batch's in one read; each refusal names its own transfer."""
     owner, other = ids.new_id("cus"), ids.new_id("cus")
     src, dst = world.account(owner), world.account()
     ledger = world.ledger
     good, lie = world.pay(owner, src, dst, 10), world.pay(other, src, dst, 10)
-    assert not ledger.check_payment_customers_cached([good])  # nothing seen yet
     ledger.check_payment_customers([good])
     ledger.check_payment_customers([world.pay(other, dst, src, 1)])  # `other` seen
 
     # Another thread clearing the kept owners mid-check never lets the mismatch through.
     class ClearedOnRead(dict[str, tuple[str, str | None]]):
-        def __contains__(self, key: object) -> bool:
-            found = super().__contains__(key)
-            self.clear()  # as the thread pool's check does past ACCOUNT_OWNERS_MAX
+        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            found = super().get(key, default)
+            self.clear()  # as another check does past ACCOUNT_OWNERS_MAX
             return found
 
     kept = ledger._account_owners
     ledger._account_owners = ClearedOnRead(kept)
     with pytest.raises(PaymentCustomerMismatch):
-        ledger.check_payment_customers_cached([lie])
+        ledger.check_payment_customers([lie])
     ledger._account_owners = kept
-    unseen_customer = world.pay(ids.new_id("cus"), src, dst, 1)
-    unseen_account = world.pay(owner, world.account(), dst, 1)
-    statements: list[str] = []
+    ledger.check_payment_customers([good])  # the owners read again
+    newcomer = ids.new_id("cus")
+    unseen_customer = world.pay(newcomer, world.account(newcomer), dst, 1)
+    unseen_account = world.pay(owner, world.account(owner), dst, 1)
+    reads: list[str] = []
+    opened = ledger._uow
 
-    def seen(*args: object) -> None:
-        statements.append(str(args[2]))
+    def counted(write: bool = True) -> Any:
+        reads.append("write" if write else "read")
+        return opened(write=write)
 
-    event.listen(db_engine, "before_cursor_execute", seen)
+    monkeypatch.setattr(ledger, "_uow", counted)
+    assert ledger.payment_refusals([good]) == {}
+    refused = ledger.payment_refusals([good, lie], "transfers[{}].")
+    assert list(refused) == [1]
+    assert isinstance(refused[1], PaymentCustomerMismatch)
+    assert refused[1].param == "transfers[1].payment.customer_id"
+    assert reads == []  # all of it settled from what was kept
+    assert ledger.payment_refusals([unseen_customer, unseen_account, good]) == {}
+    assert reads == ["read"]  # the two not seen: one read transaction
+    assert ledger.payment_refusals([unseen_customer, unseen_account]) == {}
+    assert reads == ["read"]  # kept since
+
+
+def test_the_group_committer_refuses_a_payment_of_no_customer_alone(db_engine: Engine) -> None:
+    """The coalescer checks the payments it gathers: one naming no customer of the ledger's
+    tenant gets NotFound, one debiting another customer's account PaymentCustomerMismatch,
+    each naming its own field, and the others of the same batch post."""
+    from strongroom.ledger.coalescer import GroupCommitter
+
+    known = {ids.new_id("cus"), ids.new_id("cus")}
+    owner, other = sorted(known)
+
+    def customers(uow: UnitOfWork, tenant_id: str, customer_ids: Sequence[str]) -> set[str]:
+        del uow, tenant_id
+        return known & set(customer_ids)
+
+    ledger = LedgerService(db_engine, customers=customers)
+    book = ledger.create_ledger("book", tenant_id="ten_default")
+    spec = AccountSpec(book.id, "EUR", Direction.CREDIT, customer_id=owner)
+    src = ledger.create_accounts([spec])[0].id
+    dst = ledger.create_accounts([AccountSpec(book.id, "EUR", Direction.CREDIT)])[0].id
+
+    def pay(customer: str) -> NewTransfer:
+        return NewTransfer(ids.new_id("tr"), book.id, src, dst, 5, payment=Payment(customer))
+
+    batch = [pay(owner), pay(ids.new_id("cus")), pay(other), pay(owner)]
+    committer = GroupCommitter(ledger, wait_us=50_000, batch_max=len(batch))
     try:
-        assert ledger.check_payment_customers_cached([good])
-        with pytest.raises(PaymentCustomerMismatch) as caught:
-            ledger.check_payment_customers_cached([good, lie], "transfers[{}].")
-        assert caught.value.param == "transfers[1].payment.customer_id"
-        assert not ledger.check_payment_customers_cached([unseen_customer])
-        assert not ledger.check_payment_customers_cached([unseen_account])
+        futures = [committer.submit(t) for t in batch]
+        assert futures[0].result(timeout=30).result is R.CREATED
+        assert futures[3].result(timeout=30).result is R.CREATED
+        with pytest.raises(NotFound) as missing:
+            futures[1].result(timeout=30)
+        assert missing.value.param == "payment.customer_id"
+        with pytest.raises(PaymentCustomerMismatch) as mismatch:
+            futures[2].result(timeout=30)
+        assert mismatch.value.param == "payment.customer_id"
     finally:
-        event.remove(db_engine, "before_cursor_execute", seen)
-    assert statements == []
+        committer.close()
+    assert committer.stats.transfers == 2
+    for refused in (batch[1], batch[2]):
+        with pytest.raises(NotFound):
+            ledger.get_transfer(refused.id)
+    assert ledger.get_account(src).balances.debits_posted == 10

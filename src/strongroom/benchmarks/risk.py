@@ -22,7 +22,7 @@ of `runs`, each run its own reference):
   64 submitters, one coalescer) on the ledger as `serve` builds it (runtime.build_ledger, audit
   on), every transfer a payment of an existing customer with the risk gate installed
   (Settings(risk=True): the trained model and the rules, the feature store on the risk events,
-  the risk sink), each payment's customer checked before it is submitted as the route does;
+  the risk sink), each payment's customer checked by the coalescer as for the API's requests;
   against the same scenario with no payments and no gate, in the same run: `ratio` = scored /
   unscored. A file SQLite database in WAL with synchronous=FULL. Each customer owns one payer
   account and pays two or three times in a run, as a population of everyday payers does;
@@ -39,7 +39,6 @@ Targets (for a 2-core machine) are reported per row, never asserted.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import math
@@ -510,12 +509,10 @@ def bench_scored_transfers(
             fx = PaymentFixture(url, plan.accounts, settings, kms=keyring)
             try:
                 fx.add_customers(Envelope(keyring), plan.customers)
-                check = _route_check(fx)
                 count, seconds, _latencies, mean_batch = run_group_commit(
                     fx,
                     plan.transfers,
                     rng,
-                    before=check,
                     refusals=(TransferResult.BLOCKED_BY_GATE,),
                     results=results,
                 )
@@ -572,19 +569,6 @@ def _recorded_verdicts(engine: Engine) -> Counter[str]:
         cur = uow.cursor()
         cur.execute("SELECT verdict, count(*) FROM risk_decisions GROUP BY verdict")
         return Counter({str(v): int(n) for v, n in cur.fetchall()})
-
-
-def _route_check(fx: Fixture) -> Callable[[NewTransfer], Any]:
-    """What POST /v1/transfers awaits before submitting a payment (ledger/api.py): its
-    customer checked from what earlier checks kept, else in the thread pool."""
-
-    async def check(t: NewTransfer) -> None:
-        if fx.service.check_payment_customers_cached([t]):
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, fx.service.check_payment_customers, [t])
-
-    return check
 
 
 # --- handbook ------------------------------------------------------------------------------------

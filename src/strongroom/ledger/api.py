@@ -504,11 +504,8 @@ def _api_param(exc: InvalidRequest) -> InvalidRequest:
 
 
 async def _committed(ctx: Ctx, t: NewTransfer) -> dict[str, Any]:
-    # Before the coalescer: a payment naming no customer of the tenant is refused alone, never
-    # failing the requests it would have been committed with. From what earlier checks kept
-    # when that settles it; else in the thread pool (it reads).
-    if t.payment is not None and not ctx.svc.check_payment_customers_cached([t]):
-        await run_in_threadpool(ctx.svc.check_payment_customers, [t])
+    # A payment naming no customer of the tenant is refused alone by the coalescer (one read
+    # for the payments of the batch it gathers), never failing the requests it is posted with.
     try:
         outcome = await ctx.committer.submit_async(t, ctx.key.actor)
     except InvalidRequest as exc:

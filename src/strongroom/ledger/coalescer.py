@@ -9,6 +9,9 @@ from several actors is still posted in one transaction, the pipeline handing eac
 call per actor (a gate such as the transfer step-up gate decides by who asked) and recording
 each transfer's own actor on its row and its audit leaf.
 Asyncio waiters are resolved with one call into their event loop per batch, not one per transfer.
+The committer checks the payments it gathered (each names a customer of its ledger's tenant who
+owns the accounts it debits: LedgerService.payment_refusals) in one read for the whole batch, and
+refuses a payment that fails alone, its submitter getting the error; the rest post together.
 
 The queue is bounded (`queue_max`, at most GROUP_COMMIT_QUEUE_MAX): past it a submitter is
 refused at once with `Overloaded` (503, nothing written) rather than left to wait behind a queue
@@ -37,6 +40,7 @@ from strongroom.ledger.service import LedgerService
 Waiter = (
     Future[TransferOutcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[TransferOutcome]"]
 )
+Item = tuple[NewTransfer, Waiter, str | None]  # a transfer, its submitter's waiter, its actor
 
 
 @dataclass(slots=True)
@@ -74,7 +78,7 @@ class GroupCommitter:
         self._wait_s = wait_us / 1_000_000
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[tuple[NewTransfer, Waiter, str | None]] = deque()
+        self._queue: deque[Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._target = 1
@@ -135,7 +139,7 @@ class GroupCommitter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _take(self) -> list[tuple[NewTransfer, Waiter, str | None]] | None:
+    def _take(self) -> list[Item] | None:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -154,37 +158,61 @@ class GroupCommitter:
             self._target = max(1, count)
             return [self._queue.popleft() for _ in range(count)]
 
+    def _commit(self, items: list[Item]) -> list[object]:
+        """Each item's outcome, or the exception its submitter gets: a payment naming no
+        customer of its ledger's tenant, or debiting another customer's account, is refused
+        alone (LedgerService.payment_refusals, one read for the whole batch) and the rest
+        posted as one batch."""
+        transfers = [t for t, _, _ in items]
+        actors = [a for _, _, a in items]
+        results: list[object] = [None] * len(items)
+        try:
+            refused = (
+                self._service.payment_refusals(transfers)
+                if any(t.payment is not None for t in transfers)
+                else {}
+            )
+            posted = [i for i in range(len(items)) if i not in refused]
+            for i, exc in refused.items():
+                results[i] = exc
+            if refused:
+                transfers = [transfers[i] for i in posted]
+                actors = [actors[i] for i in posted]
+            if transfers:
+                outcomes = self._service.post_transfers(transfers, validated=True, actors=actors)
+                for i, o in zip(posted, outcomes, strict=True):
+                    results[i] = TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision)
+                self.stats.batches += 1
+                self.stats.transfers += len(transfers)
+                self.stats.largest_batch = max(self.stats.largest_batch, len(transfers))
+        except Exception as exc:
+            return [exc] * len(items)
+        return results
+
     def _run(self) -> None:
         while True:
             items = self._take()
             if items is None:
                 return
-            results: list[object]
-            try:
-                outcomes = self._service.post_transfers(
-                    [t for t, _, _ in items], validated=True, actors=[a for _, _, a in items]
-                )
-                results = [
-                    TransferOutcome(0, o.result, o.transfer_id, o.row, o.decision) for o in outcomes
-                ]
-                self.stats.batches += 1
-                self.stats.transfers += len(items)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-            except Exception as exc:
-                results = [exc] * len(items)
-            by_loop: dict[
-                asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
-            ] = {}
-            for (_, waiter, _), value in zip(items, results, strict=True):
-                if isinstance(waiter, Future):
-                    if isinstance(value, BaseException):
-                        waiter.set_exception(value)
-                    else:
-                        assert isinstance(value, TransferOutcome)
-                        waiter.set_result(value)
-                else:
-                    loop, future = waiter
-                    by_loop.setdefault(loop, []).append((future, value))
-            for loop, pairs in by_loop.items():
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(_resolve_async, pairs)
+            _resolve(items, self._commit(items))
+
+
+def _resolve(items: list[Item], results: list[object]) -> None:
+    """Hands every submitter its result: a thread's future at once, an event loop's waiters with
+    one call into that loop."""
+    by_loop: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[TransferOutcome], object]]
+    ] = {}
+    for (_, waiter, _), value in zip(items, results, strict=True):
+        if isinstance(waiter, Future):
+            if isinstance(value, BaseException):
+                waiter.set_exception(value)
+            else:
+                assert isinstance(value, TransferOutcome)
+                waiter.set_result(value)
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, value))
+    for loop, pairs in by_loop.items():
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve_async, pairs)

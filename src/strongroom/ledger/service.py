@@ -11,11 +11,11 @@ import dataclasses
 import gc
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from strongroom.core import ids
-from strongroom.core.errors import InvalidRequest, NotFound
+from strongroom.core.errors import InvalidRequest, NotFound, StrongroomError
 from strongroom.core.limits import (
     BATCH_TRANSFERS_MAX,
     PAGE_SIZE_DEFAULT,
@@ -283,106 +283,125 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         422), or the KYC caps and the risk gate would count it as someone else's. A transfer
         whose ledger or debit account does not exist is left to the engine. `prefix` names a
         transfer inside a batch (`transfers[{}].`, formatted with its index)."""
-        self._check_payers_exist(batch, prefix)
-        self._check_payers_own(batch, prefix)
+        missing, mismatched = self._payment_refusals(batch, prefix)
+        if missing:
+            raise missing[min(missing)]
+        if mismatched:
+            raise mismatched[min(mismatched)]
 
-    def check_payment_customers_cached(
+    def payment_refusals(
         self, batch: Sequence[NewTransfer], prefix: str = ""
-    ) -> bool:
-        """True when what is kept of earlier checks settles `check_payment_customers` for
-        `batch` (raising as it would): no I/O, so the API runs it on the event loop and takes
-        the thread pool's hop only when it answers False (a customer or an account not seen)."""
+    ) -> dict[int, StrongroomError]:
+        """What `check_payment_customers` would refuse, for each payment of `batch` on its own
+        (by index; none when all pass): the group committer's check of the requests it gathered,
+        so one that names no customer is refused alone. What earlier checks kept settles most;
+        the rest is read in one short read transaction for the whole batch."""
+        missing, mismatched = self._payment_refusals(batch, prefix)
+        return {**mismatched, **missing}
+
+    def _payment_refusals(
+        self, batch: Sequence[NewTransfer], prefix: str
+    ) -> tuple[dict[int, StrongroomError], dict[int, StrongroomError]]:
+        """(payments naming no customer of their ledger's tenant, payments debiting another
+        customer's account), each by index; a payment in the first is not in the second.
+
+        A (ledger, customer) pair found once is never looked up again: a ledger's tenant never
+        changes, and a customer's row is never deleted (erasure shreds its key, not the row).
+        An account's ledger and owner never change either: kept once read, as the payers are."""
         known = self._known_payers
         cached = self._account_owners
-        # Matched against a copy taken here: another thread may clear the caches meanwhile.
-        owners: dict[str, tuple[str, str | None]] = {}
-        for t in batch:
-            if t.payment is None:
-                continue
-            if (t.ledger_id, t.payment.customer_id) not in known:
-                return False
-            for account_id in _debit_ids(t):
-                found = cached.get(account_id)
-                if found is None:
-                    return False
-                owners[account_id] = found
-        self._owners_match(batch, owners, prefix)
-        return True
-
-    def _check_payers_exist(self, batch: Sequence[NewTransfer], prefix: str) -> None:
-        # A (ledger, customer) pair found once is never looked up again: a ledger's tenant never
-        # changes, and a customer's row is never deleted (erasure shreds its key, not the row).
-        known = self._known_payers
         wanted = [
             (i, t)
             for i, t in enumerate(batch)
             if t.payment is not None and (t.ledger_id, t.payment.customer_id) not in known
         ]
-        if not wanted:
-            return
-        with self._uow(write=False) as uow:
-            tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t in wanted}))
-            by_tenant: dict[str, set[str]] = {}
-            for _, t in wanted:
-                assert t.payment is not None
-                tenant = tenants.get(t.ledger_id)
-                if tenant is not None:
-                    by_tenant.setdefault(tenant, set()).add(t.payment.customer_id)
-            found: dict[str, set[str]] = {}
-            for tenant, customer_ids in sorted(by_tenant.items()):
-                found[tenant] = (
-                    self._customers(uow, tenant, sorted(customer_ids))
-                    if self._customers is not None
-                    else set()
-                )
+        debits = {a for t in batch if t.payment is not None for a in _debit_ids(t)}
+        if not wanted and not debits:
+            return {}, {}
+        # Matched against a copy taken here: another thread may clear the cache meanwhile.
+        owners: dict[str, tuple[str, str | None]] = {}
+        for account_id in debits:
+            found = cached.get(account_id)
+            if found is not None:
+                owners[account_id] = found
+        unseen = sorted(debits - owners.keys())
+        missing: dict[int, StrongroomError] = {}
+        if wanted or unseen:
+            with self._uow(write=False) as uow:
+                if wanted:
+                    missing = self._missing_payers(uow, wanted, prefix)
+                if unseen:
+                    read = store.account_owners(uow, unseen)
+                    owners.update(read)
+                    if len(cached) + len(read) > ACCOUNT_OWNERS_MAX:
+                        cached.clear()
+                    cached.update(read)
+        return missing, self._owners_match(batch, owners, prefix, missing.keys())
+
+    def _missing_payers(
+        self, uow: UnitOfWork, wanted: Sequence[tuple[int, NewTransfer]], prefix: str
+    ) -> dict[int, StrongroomError]:
+        """The payments of `wanted` whose customer is no customer of their ledger's tenant
+        (NotFound), by index; remembers the pairs found."""
+        known = self._known_payers
+        tenants = store.ledger_tenants(uow, sorted({t.ledger_id for _, t in wanted}))
+        by_tenant: dict[str, set[str]] = {}
+        for _, t in wanted:
+            assert t.payment is not None
+            tenant = tenants.get(t.ledger_id)
+            if tenant is not None:
+                by_tenant.setdefault(tenant, set()).add(t.payment.customer_id)
+        found: dict[str, set[str]] = {
+            tenant: (
+                self._customers(uow, tenant, sorted(customer_ids))
+                if self._customers is not None
+                else set()
+            )
+            for tenant, customer_ids in sorted(by_tenant.items())
+        }
+        missing: dict[int, StrongroomError] = {}
         for i, t in wanted:
             assert t.payment is not None
             tenant = tenants.get(t.ledger_id)
-            if tenant is not None and t.payment.customer_id not in found[tenant]:
-                raise NotFound(
+            if tenant is None:
+                continue  # no such ledger: the engine refuses it
+            if t.payment.customer_id not in found[tenant]:
+                missing[i] = NotFound(
                     f"no customer {t.payment.customer_id}",
                     param=f"{prefix.format(i)}payment.customer_id",
                 )
         if len(known) + len(wanted) > KNOWN_PAYERS_MAX:
             known.clear()
-        for _, t in wanted:
-            if tenants.get(t.ledger_id) is not None:
+        for i, t in wanted:
+            if tenants.get(t.ledger_id) is not None and i not in missing:
                 assert t.payment is not None
                 known[(t.ledger_id, t.payment.customer_id)] = True
-
-    def _check_payers_own(self, batch: Sequence[NewTransfer], prefix: str) -> None:
-        wanted = {a for t in batch if t.payment is not None for a in _debit_ids(t)}
-        if not wanted:
-            return
-        # An account's ledger and owner never change: kept once read, as the payers are.
-        cached = self._account_owners
-        owners = {a: cached[a] for a in wanted if a in cached}
-        missing = sorted(wanted - owners.keys())
-        if missing:
-            with self._uow(write=False) as uow:
-                found = store.account_owners(uow, missing)
-            owners.update(found)
-            if len(cached) + len(found) > ACCOUNT_OWNERS_MAX:
-                cached.clear()
-            cached.update(found)
-        self._owners_match(batch, owners, prefix)
+        return missing
 
     @staticmethod
     def _owners_match(
-        batch: Sequence[NewTransfer], owners: Mapping[str, tuple[str, str | None]], prefix: str
-    ) -> None:
+        batch: Sequence[NewTransfer],
+        owners: Mapping[str, tuple[str, str | None]],
+        prefix: str,
+        skip: Collection[int],
+    ) -> dict[int, StrongroomError]:
+        """The payments of `batch` (but those of `skip`) that debit an account of their ledger
+        owned by another customer, by index."""
+        out: dict[int, StrongroomError] = {}
         for i, t in enumerate(batch):
-            if t.payment is None:
+            if t.payment is None or i in skip:
                 continue
             for account_id in _debit_ids(t):
                 ledger_id, owner = owners.get(account_id, (None, None))
                 # Another ledger's account is refused by the engine, and says nothing here.
                 if ledger_id == t.ledger_id and owner not in (None, t.payment.customer_id):
-                    raise PaymentCustomerMismatch(
+                    out[i] = PaymentCustomerMismatch(
                         f"account {account_id} is another customer's: a payment from it names "
                         "its owner, or none",
                         param=f"{prefix.format(i)}payment.customer_id",
                     )
+                    break
+        return out
 
     def transfer(
         self,
