@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag, StrEnum
@@ -590,7 +591,7 @@ def validate_payment(p: object, param: str = "payment") -> Payment:
         validate_id(p.consent_id, f"{param}.consent_id")
     if p.ip is not None:
         ok = isinstance(p.ip, str) and 0 < len(p.ip) <= PAYMENT_IP_LENGTH_MAX
-        if ok:
+        if ok and not DOTTED_QUAD.fullmatch(p.ip):  # the usual case: 0.5 us, not 6
             try:
                 ipaddress.ip_address(p.ip)
             except ValueError:
@@ -601,6 +602,10 @@ def validate_payment(p: object, param: str = "payment") -> Payment:
             )
     return p
 
+
+# An IPv4 address as ipaddress spells it: four decimal octets, no leading zeros.
+_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+DOTTED_QUAD: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 
 _CHANNELS: Final = tuple(c.value for c in Channel)
 

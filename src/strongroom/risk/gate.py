@@ -75,6 +75,9 @@ class Scored:
     explain: Explain | None = field(default=None, compare=False, repr=False)
     # The paying customer's id (no personal data): the subject of a review's case and report.
     customer_id: str | None = None
+    # The scale of the payer account's asset, as the gate read it (the risk sink's amount in
+    # major units); None: the sink reads it.
+    scale: int | None = None
     answer_key = "risk"  # ledger.pipeline.DecisionDetail
 
     def answer(self) -> dict[str, object]:
@@ -130,11 +133,15 @@ AccountLookup = Callable[[Sequence[str]], Mapping[str, tuple[str, int]]]
 RecordBlocked = Callable[[Sequence[store.DecisionRow]], None]
 
 
-def decision_row(transfer_id: str, scored: Scored, now_us: int) -> store.DecisionRow:
+def decision_row(
+    transfer_id: str, scored: Scored, now_us: int, tenant_id: str | None = None
+) -> store.DecisionRow:
+    """The row recording `scored`'s decision, under `tenant_id` (the payer's tenant as the
+    ledger knows it) when given, else the one the gate scored for."""
     d = scored.decision
     return store.DecisionRow(
         transfer_id=transfer_id,
-        tenant_id=scored.tenant_id,
+        tenant_id=scored.tenant_id if tenant_id is None else tenant_id,
         verdict=d.verdict.value,
         score=d.score,
         reasons=[{"code": r.code, "text": r.text} for r in d.reasons],
@@ -263,6 +270,7 @@ class RiskGate:
         known = self._payers([a for a, _ in payers.values() if a is not None])
         by_tenant: dict[str, list[tuple[int, PaymentEvent]]] = {}
         hashed: dict[int, tuple[str | None, ...]] = {}
+        scales: dict[int, int] = {}
         for i in wanted:
             account_id, amount = payers[i]
             found = known.get(account_id) if account_id is not None else None
@@ -274,6 +282,7 @@ class RiskGate:
             assert p is not None
             fields = keyed(p, tenant_id, self.hasher)
             hashed[i] = fields
+            scales[i] = scale
             event = event_of(t.id, now_us, amount, scale, p.customer_id, fields, p.channel)
             by_tenant.setdefault(tenant_id, []).append((i, event))
         order: list[tuple[int, str]] = []
@@ -304,6 +313,7 @@ class RiskGate:
                 hashed[i],
                 self.explain,
                 customer_id=payment.customer_id if payment is not None else None,
+                scale=scales[i],
             )
             out[i] = _gate_decision(scored)
             if decision.verdict is Verdict.BLOCK:

@@ -6,11 +6,10 @@ Pure but for the keyed hash it is handed."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from typing import Final
 
-from strongroom.ledger.model import Direction, NewTransfer, Payment
+from strongroom.ledger.model import DOTTED_QUAD, Direction, NewTransfer, Payment
 from strongroom.risk.model import PaymentEvent
 
 # (tenant_id, purpose, value) -> a keyed hash as hex: security.envelope.Envelope.blind_index.
@@ -33,16 +32,11 @@ def major(amount: int, scale: int) -> float:
     return amount / float(10**scale)
 
 
-# An IPv4 address as ipaddress spells it: four decimal octets, no leading zeros.
-_OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_DOTTED_QUAD: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
-
-
 def canonical_ip(text: str) -> str:
     """One spelling per address: the compressed form, an IPv4-mapped IPv6 address
     (`::ffff:192.0.2.1`, a dual-stack socket's view of an IPv4 client) as its IPv4 address, and
     without an IPv6 zone (`%eth0` names an interface of the host that saw it, not the payer)."""
-    if _DOTTED_QUAD.fullmatch(text):  # the usual case, already canonical (0.5 us, not 6)
+    if DOTTED_QUAD.fullmatch(text):  # the usual case, already canonical (0.5 us, not 6)
         return text
     address = ipaddress.ip_address(text)
     if isinstance(address, ipaddress.IPv6Address):

@@ -46,18 +46,34 @@ class RiskSink:
         ]
         if not created:
             return
-        payers = {row[TR_ID]: _payer(row) for row in created}
-        accounts = store.payment_accounts(uow, sorted(set(payers.values())))
+        # The payer's tenant and scale as the gate found them when it scored the payment; read
+        # for the others (a payment the gate did not score: fail open, no gate installed).
+        scored_by_id: dict[str, Scored | None] = {}
+        known: dict[str, tuple[str, int]] = {}
+        payers: dict[str, str] = {}
+        for row in created:
+            tid = row[TR_ID]
+            scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
+            scored_by_id[tid] = scored
+            if scored is not None and scored.scale is not None and scored.tenant_id:
+                known[tid] = (scored.tenant_id, scored.scale)
+            else:
+                payers[tid] = _payer(row)
+        if payers:
+            accounts = store.payment_accounts(uow, sorted(set(payers.values())))
+            for tid, account_id in payers.items():
+                known[tid] = accounts[account_id]  # a created transfer's payer exists
         by_tenant: dict[str, list[_Created]] = {}
         for row in created:
-            tenant_id, scale = accounts[payers[row[TR_ID]]]  # a created transfer's payer exists
+            tid = row[TR_ID]
+            tenant_id, scale = known[tid]
             amount = row[TR_AMOUNT]
             by_tenant.setdefault(tenant_id, []).append(
                 _Created(
-                    row[TR_ID],
+                    tid,
                     amount if type(amount) is int else from_stored_int(amount),
                     scale,
-                    payments[row[TR_ID]],
+                    payments[tid],
                 )
             )
         events: list[store.EventRow] = []
@@ -67,7 +83,7 @@ class RiskSink:
             first = store.draw_seqs(uow, tenant_id, len(items))
             for offset, c in enumerate(items):
                 tid = c.transfer_id
-                scored = scored_of(batch.decisions.get(tid)) or scored_of(batch.allowed.get(tid))
+                scored = scored_by_id[tid]
                 # The gate's hashes of this payment, when it scored it for this tenant.
                 if (
                     scored is not None
@@ -96,9 +112,7 @@ class RiskSink:
                     )
                 )
                 if scored is not None:
-                    decisions.append(
-                        decision_row(tid, Scored(tenant_id, scored.decision), batch.at_us)
-                    )
+                    decisions.append(decision_row(tid, scored, batch.at_us, tenant_id))
         store.insert_events(uow, events)
         store.upsert_decisions(uow, decisions, replace=True)
 
