@@ -397,3 +397,47 @@ def test_a_batch_carries_at_most_a_thousand_payments_and_more_writes_nothing(w: 
     assert "1000 payments" in too_many.json()["detail"]
     assert w.policy.calls == 0
     assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 0
+
+
+def test_a_decision_damaged_by_hand_is_read_as_empty_parts_with_a_warning(
+    w: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored decision whose reasons, features or score are not what the gate writes (a hand
+    edit of the database) still answers, its damaged parts empty, each named in a WARNING
+    (never its value); the GDPR export of the decisions stands too."""
+    from strongroom.compliance.gdpr.store import decisions_of
+
+    held = _pay(w, REVIEW_MINOR)
+    assert held.status_code == 201, held.text
+    tid = held.json()["id"]
+    engine = w.api.app.state.engine
+    sqlite = engine.dialect.name == "sqlite"  # a typed column on PostgreSQL takes no text
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE risk_decisions SET reasons = :reasons, features = :features, "
+                f"contributions = NULL{', score = :score' if sqlite else ''} "
+                "WHERE transfer_id = :tid"
+            ),
+            {
+                "reasons": '[{"code": 1}]',
+                "features": '{"amount": "secret-value"}',
+                "score": "high",
+                "tid": tid,
+            },
+        )
+    (tenant,) = _rows(w.api, "SELECT tenant_id FROM risk_decisions WHERE transfer_id = :t", t=tid)
+    with caplog.at_level(logging.WARNING, logger="strongroom.risk.store"):
+        decision = w.api.ok("GET", f"/v1/transfers/{tid}/risk", key=w.risk)
+        with UnitOfWork(w.api.app.state.engine, write=False) as uow:
+            (exported,) = decisions_of(uow, tenant[0], [tid])
+    assert (decision["verdict"], decision["model_version"]) == ("review", "m-test-1")
+    assert (decision["reasons"], decision["features"]) == ([], {})
+    assert decision["score"] == (None if sqlite else 0.5)
+    assert decision["contributions"] == []  # nothing to explain them from
+    assert exported["reasons"] == []
+    damaged = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert any(f"reasons of decision {tid}" in m for m in damaged), damaged
+    assert any(f"features of decision {tid}" in m for m in damaged), damaged
+    assert any(f"score of decision {tid}" in m for m in damaged) == sqlite, damaged
+    assert "secret-value" not in caplog.text

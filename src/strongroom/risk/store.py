@@ -8,16 +8,20 @@ everything up to N and then reads `> N` misses nothing, on either database."""
 from __future__ import annotations
 
 import json
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 from strongroom.core.money import from_stored_int, iso_asset, to_stored_int
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,16 +317,72 @@ def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionR
         transfer_id=r[0],
         tenant_id=r[1],
         verdict=r[2],
-        score=r[3],
-        reasons=json.loads(r[4]),
+        score=_stored_number(r[3], r[0], "score"),
+        reasons=stored_reasons(r[4], r[0]),
         model_version=r[5],
         rules_version=r[6],
-        features=json.loads(r[7]),
+        features=_stored_features(r[7], r[0]),
         contributions=_stored_contributions(r[8]),
-        shadow_score=r[9],
+        shadow_score=_stored_number(r[9], r[0], "shadow_score"),
         shadow_version=r[10],
         created_at=int(r[11]),
     )
+
+
+# A stored decision's parts as the gate writes them, checked on read: a part that is not (a hand
+# edit of the database) reads as empty, with a WARNING naming the transfer and the column (never
+# the value), so the decision, its case and a GDPR export are still answered.
+
+
+def _damaged(transfer_id: object, column: str) -> None:
+    _log.warning(
+        "risk: the stored %s of decision %s is damaged; read as empty", column, transfer_id
+    )
+
+
+def _parsed(text: object) -> object:
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _number(value: object) -> TypeGuard[float]:
+    """A finite JSON number (a bool is none)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _stored_number(value: object, transfer_id: object, column: str) -> float | None:
+    if value is None or _number(value):
+        return value
+    _damaged(transfer_id, column)
+    return None
+
+
+def stored_reasons(text: object, transfer_id: object) -> list[dict[str, str]]:
+    """A decision's reasons: a JSON list of {code, text} strings, or [] (damaged: a WARNING)."""
+    found = _parsed(text)
+    if isinstance(found, list) and all(
+        isinstance(r, dict)
+        and r.keys() == {"code", "text"}
+        and isinstance(r["code"], str)
+        and isinstance(r["text"], str)
+        for r in found
+    ):
+        return found
+    _damaged(transfer_id, "reasons")
+    return []
+
+
+def _stored_features(text: object, transfer_id: object) -> dict[str, float]:
+    """A decision's features: a JSON object of finite numbers, or {} (damaged: a WARNING)."""
+    found = _parsed(text)
+    if isinstance(found, dict) and all(_number(v) for v in found.values()):
+        return found
+    _damaged(transfer_id, "features")
+    return {}
 
 
 def _stored_contributions(text: str | None) -> list[dict[str, Any]] | None:

@@ -6,13 +6,13 @@ through each service would cost a round trip per transfer); nothing here writes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from strongroom.compliance.gdpr.model import Relationship
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
+from strongroom.risk.store import stored_reasons
 
 
 def relationship(uow: UnitOfWork, customer_id: str) -> Relationship:
@@ -144,7 +144,8 @@ def decisions_of(
                 "transfer_id": transfer_id,
                 "verdict": verdict,
                 "score": score,
-                "reasons": json.loads(reasons) if reasons else [],
+                # A damaged list (a hand edit) reads as none, with a WARNING: the export stands.
+                "reasons": stored_reasons(reasons, transfer_id) if reasons else [],
                 "model_version": model_version,
                 "created_at": int(created_at),
             }
