@@ -169,6 +169,27 @@ def test_the_ledger_history_trains_the_live_model_without_skew(
     label(api, risk_key, ids[1], fraud=False)
     first = api.ok("GET", f"/v1/transfers/{ids[0]}/risk", key=risk_key)
     assert (first["verdict"], first["model_version"], first["score"]) == ("allow", None, None)
+    # The labels as the route wrote them match their leaves; one relabelled by hand is named.
+    records = "compliance_records_audited"
+    relabelled = next(x for x in ids if x in frauds)
+    report = api.app.state.compliance_controls.run(actor="test")
+    (audited,) = [r for r in report.controls if r.name == records]
+    assert (audited.findings, audited.facts["risk_labels"]) == ([], len(frauds) + 2)
+    with api.app.state.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE risk_events SET fraud = :f WHERE transfer_id = :t"),
+            {"f": False, "t": relabelled},
+        )
+    report = api.app.state.compliance_controls.run(actor="test")
+    (audited,) = [r for r in report.controls if r.name == records]
+    assert [(f.detail["transfer_id"], f.detail["problem"]) for f in audited.findings] == [
+        (relabelled, "labelled genuine, but its last label leaf says fraud")
+    ]
+    with api.app.state.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE risk_events SET fraud = :f WHERE transfer_id = :t"),
+            {"f": True, "t": relabelled},
+        )
     recorded = recorded_features(api)
     assert recorded[ids[5]]["payee_risk_7d"] == 0.0  # the shop's first fraud: nothing known
     assert recorded[ids[-1]]["payee_risk_7d"] == 1.0  # its frauds, labelled, past the delay

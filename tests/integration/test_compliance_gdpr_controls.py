@@ -627,12 +627,18 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
         conn.execute(sa.insert(tables.sanctions_subjects), [
             {"tenant_id": "ten_a", "subject": "customer:cus_5", "status": "confirmed", **subject},
         ])  # fmt: skip
+        # The held payment's risk event, labelled fraud by the case's decision.
+        conn.execute(sa.insert(tables.risk_events), [
+            {"tenant_id": "ten_a", "seq": 1, "transfer_id": "tr_1", "at_us": now, "amount": 100,
+             "scale": 2, "customer_id": "cus_1", "fraud": True, "labelled_at": now,
+             "label_seq": 2},
+        ])  # fmt: skip
     report = w.controls().run(actor=ACTOR)
     result = _control(report, "compliance_records_audited")
     assert result.outcome is Outcome.PASS, result.findings
     assert result.facts == {
         "leaves": 8, "kyc_rows": 1, "sanctions_subjects": 3, "sanctions_dismissals": 1,
-        "aml_profiles": 0, "cases": 2,
+        "aml_profiles": 0, "cases": 2, "risk_labels": 1,
     }  # fmt: skip
 
     # By hand: a tier raised, a confirmation lifted, a dismissal and a KYC row added.
@@ -712,6 +718,80 @@ def test_the_records_control_replays_kyc_and_sanctions_rows_against_their_leaves
     # Each tenant sees its own findings only.
     seen_b = _control(report.for_tenant("ten_b"), "compliance_records_audited")
     assert {f.tenant_id for f in seen_b.findings} == {"ten_b"}
+
+
+def test_the_records_control_replays_risk_labels_against_their_leaves(world: World) -> None:
+    """A payment's training label (risk_events.fraud) is what its last label leaf says: the
+    label route's `risk.labelled`, or its risk review's decision (declined: fraud; approved:
+    genuine). Relabelled, labelled, unlabelled or deleted by hand, each payment is named."""
+    w = world
+    now = clock.now_us()
+    _record(w, "ten_a", "risk.labelled", "tr_a", {"transfer_id": "tr_a", "fraud": False})
+    _record(w, "ten_a", "risk.labelled", "tr_a", {"transfer_id": "tr_a", "fraud": True})
+    for case_id, transfer_id, decision, label in (
+        ("case_b", "tr_b", "case.declined", "fraud"),
+        ("case_c", "tr_c", "case.approved", "genuine"),
+    ):
+        about = {"case_id": case_id, "kind": "risk_review", "transfer_id": transfer_id,
+                 "gate": "risk", "code": "risk_review"}  # fmt: skip
+        _record(w, "ten_a", "case.created", case_id, about)
+        _record(w, "ten_a", decision, case_id, {**about, "label": label})
+    # A sanctions review's decision labels nothing (no training label kind).
+    about = {"case_id": "case_s", "kind": "sanctions_review", "transfer_id": "tr_d",
+             "gate": "sanctions", "code": "sanctions_review"}  # fmt: skip
+    _record(w, "ten_a", "case.created", "case_s", about)
+    _record(w, "ten_a", "case.declined", "case_s", {**about, "label": "fraud"})
+
+    def event(seq: int, transfer_id: str, fraud: bool | None) -> dict[str, Any]:
+        return {"tenant_id": "ten_a", "seq": seq, "transfer_id": transfer_id, "at_us": now,
+                "amount": 100, "scale": 2, "customer_id": "cus_1", "payee": None,
+                "channel": None, "device": None, "ip": None, "fraud": fraud,
+                "labelled_at": None if fraud is None else now,
+                "label_seq": None if fraud is None else seq}  # fmt: skip
+
+    cases = [
+        {"id": case_id, "tenant_id": "ten_a", "kind": kind, "status": status, "label": label,
+         "created_at": now, "transfer_id": transfer_id, "gate": gate, "code": f"{kind}"}
+        for case_id, kind, status, label, transfer_id, gate in (
+            ("case_b", "risk_review", "declined", "fraud", "tr_b", "risk"),
+            ("case_c", "risk_review", "approved", "genuine", "tr_c", "risk"),
+            ("case_s", "sanctions_review", "declined", "fraud", "tr_d", "sanctions"),
+        )
+    ]  # fmt: skip
+    with w.engine.begin() as conn:
+        conn.execute(sa.insert(tables.cases), cases)
+        conn.execute(sa.insert(tables.risk_events), [
+            event(1, "tr_a", True), event(2, "tr_b", True), event(3, "tr_c", False),
+            event(4, "tr_d", None), event(5, "tr_e", None),
+        ])  # fmt: skip
+    report = w.controls().run(actor=ACTOR)
+    result = _control(report, "compliance_records_audited")
+    assert result.outcome is Outcome.PASS, result.findings
+    assert (result.facts["risk_labels"], result.facts["cases"]) == (3, 3)
+
+    # By hand: a fraud relabelled genuine, a label with no leaf, a label cleared, a row gone.
+    events = tables.risk_events
+    with w.engine.begin() as conn:
+        conn.execute(sa.update(events).where(events.c.transfer_id == "tr_a").values(fraud=False))
+        conn.execute(sa.update(events).where(events.c.transfer_id == "tr_e").values(fraud=True))
+        conn.execute(sa.update(events).where(events.c.transfer_id == "tr_b").values(fraud=None))
+        conn.execute(sa.delete(events).where(events.c.transfer_id == "tr_c"))
+    report = w.controls().run(actor=ACTOR)
+    result = _control(report, "compliance_records_audited")
+    assert result.outcome is Outcome.FAIL
+    found = sorted(
+        (f.tenant_id, f.detail["transfer_id"], f.detail["problem"])
+        for f in result.findings
+        if f.detail["table"] == "risk_events"
+    )
+    assert found == [
+        ("ten_a", "tr_a", "labelled genuine, but its last label leaf says fraud"),
+        ("ten_a", "tr_b", "its last label leaf says fraud, but it carries no label"),
+        ("ten_a", "tr_c", "its last label leaf says genuine, but its risk event is gone"),
+        ("ten_a", "tr_e", "labelled fraud: no leaf records a label"),
+    ]
+    assert len(result.findings) == 4
+    assert _control(report.for_tenant("ten_b"), "compliance_records_audited").findings == []
 
 
 def test_the_card_scan_leaves_the_public_sanctions_lists_alone(world: World) -> None:

@@ -25,12 +25,19 @@ both ways:
   pointed at another transfer decides what was never held), a case no leaf created was
   inserted by hand,
   and a case a leaf created must still exist (a held payment released, or an alert silenced, by
-  an edit of its row is named).
+  an edit of its row is named);
+- `risk_events` labels (the next fraud model's training labels): a payment's `fraud` column
+  must be what its last label leaf says (`risk.labelled`, or the decision of its risk review
+  case: declined as fraud, approved genuine), a label no leaf gave was set by hand (a fraud
+  relabelled genuine teaches the next model that it is), and a payment a leaf labelled must
+  still carry that label and its row.
 
 Memory is one entry per compliance object (customer, subject, dismissal, account profile,
-case), never per transfer. Not covered here: `kyc_usage` (what the caps counted: it is recounted
-from the ledger's transfers by its own control, controls/kyc_usage.py) and `aml_alerts` (the
-alerts' dedupe: a deleted row raises an alert again, nothing more).
+case, labelled payment), never per transfer. Not covered here: `kyc_usage` (what the caps
+counted: it is recounted from the ledger's transfers by its own control,
+controls/kyc_usage.py), `aml_alerts` (the alerts' dedupe: a deleted row raises an alert again,
+nothing more) and `risk_decisions` (what the risk gate decided: a transfer's leaf records the
+gates' decisions that held or blocked it, not an allow's score or features).
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ from typing import Any, Final
 from sqlalchemy.engine import Engine
 
 from strongroom.audit.records import Add, RecordLeaves, replay
-from strongroom.db.query import stream_rows
+from strongroom.cases.model import TRAINING_LABEL_KINDS, Label
+from strongroom.db.query import fetch_in, stream_rows
+from strongroom.db.uow import UnitOfWork
 
 KYC_UPDATED: Final = "customer.kyc_updated"
 MATCH_CONFIRMED: Final = "sanctions.match_confirmed"
@@ -54,7 +63,12 @@ CASE_STATUS: Final = {
     "case.declined": "declined",
     "case.closed": "closed",
 }
-TYPES: Final = frozenset({KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, *CASE_STATUS})
+RISK_LABELLED: Final = "risk.labelled"  # risk.service.LABELLED_EVENT
+# A case decision that labels its payment (cases.service: approve genuine, decline fraud).
+_LABELLING: Final = frozenset({"case.approved", "case.declined"})
+TYPES: Final = frozenset(
+    {KYC_UPDATED, MATCH_CONFIRMED, MATCH_DISMISSED, AML_UPDATED, RISK_LABELLED, *CASE_STATUS}
+)
 PAGE: Final = 500  # rows read at a time
 # What a case is about, as every leaf of the case records it (cases.sink.case_leaf).
 _CASE_REFS: Final = ("kind", "transfer_id", "gate", "code")
@@ -70,6 +84,7 @@ class RecordsFacts:
     dismissals: int = 0
     aml_profiles: int = 0
     cases: int = 0
+    risk_labels: int = 0
 
 
 @dataclass(slots=True)
@@ -83,6 +98,7 @@ class _Recorded:
     cases: dict[Key, tuple[str, Any]] = field(default_factory=dict)  # case -> (status, label)
     # case -> what it is about (kind, transfer, gate, code): every leaf of a case says it
     case_refs: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    labels: dict[Key, bool] = field(default_factory=dict)  # payment -> fraud, its last label
 
     def take(self, tenant: str, kind: str, data: dict[str, Any]) -> None:
         if kind == KYC_UPDATED:
@@ -98,6 +114,8 @@ class _Recorded:
         elif kind == AML_UPDATED:
             key = (tenant, str(data["account_id"]))
             self.aml[key] = (bool(data.get("exempt")), data.get("jurisdiction"))
+        elif kind == RISK_LABELLED:
+            self.labels[(tenant, str(data["transfer_id"]))] = bool(data["fraud"])
         else:
             # An analyst's decision records the label (a training label of the next model);
             # a creation or a closure none.
@@ -105,6 +123,16 @@ class _Recorded:
             self.cases[key] = (CASE_STATUS[kind], data.get("label"))
             if all(k in data for k in _CASE_REFS):
                 self.case_refs[key] = tuple(data[k] for k in _CASE_REFS)
+                # A risk review's decision labels its payment too (cases.service, the
+                # LabelRecorder port), in the same transaction as this leaf.
+                if (
+                    kind in _LABELLING
+                    and data["kind"] in TRAINING_LABEL_KINDS
+                    and data["gate"] is not None
+                    and data["transfer_id"] is not None
+                    and "label" in data
+                ):
+                    self.labels[(tenant, str(data["transfer_id"]))] = data["label"] == Label.FRAUD
 
 
 def _rows(engine: Engine, query: str) -> Iterator[tuple[Any, ...]]:
@@ -312,4 +340,61 @@ def check(
                 "problem": "its leaves record the case, but its row is gone",
             },
         )
+    facts.risk_labels = _check_labels(engine, recorded.labels, add)
     return facts
+
+
+def _label(fraud: bool) -> str:
+    return "fraud" if fraud else "genuine"
+
+
+def _check_labels(engine: Engine, labels: dict[Key, bool], add: Add) -> int:
+    """The labelled payments' `fraud` column against their last label leaves, both ways;
+    answers how many labelled rows were read."""
+    seen: set[Key] = set()
+    count = 0
+    for tenant, transfer_id, fraud in _rows(
+        engine, "SELECT tenant_id, transfer_id, fraud FROM risk_events WHERE fraud IS NOT NULL"
+    ):
+        count += 1
+        key = (tenant, transfer_id)
+        seen.add(key)
+        expected = labels.get(key)
+        where = {"table": "risk_events", "transfer_id": transfer_id}
+        if expected is None:
+            add(
+                tenant,
+                {**where, "problem": f"labelled {_label(bool(fraud))}: no leaf records a label"},
+            )
+        elif expected != bool(fraud):
+            add(
+                tenant,
+                {
+                    **where,
+                    "problem": f"labelled {_label(bool(fraud))}, but its last label leaf says "
+                    f"{_label(expected)}",
+                },
+            )
+    # Those a leaf labelled that no labelled row was read for: the label cleared, or the row gone.
+    unseen = sorted(labels.keys() - seen)
+    rows: dict[Key, Any] = {}
+    for start in range(0, len(unseen), PAGE):
+        part = unseen[start : start + PAGE]
+        with UnitOfWork(engine, write=False) as uow:
+            found = fetch_in(
+                uow,
+                "SELECT tenant_id, transfer_id, fraud FROM risk_events",
+                "transfer_id",
+                sorted({transfer_id for _, transfer_id in part}),
+            )
+        rows.update({(t, tid): fraud for t, tid, fraud in found})
+    for key in unseen:
+        tenant, transfer_id = key
+        said = _label(labels[key])
+        problem = (
+            f"its last label leaf says {said}, but its risk event is gone"
+            if key not in rows
+            else f"its last label leaf says {said}, but it carries no label"
+        )
+        add(tenant, {"table": "risk_events", "transfer_id": transfer_id, "problem": problem})
+    return count

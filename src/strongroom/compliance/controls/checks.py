@@ -262,7 +262,7 @@ def compliance_records_audited(
     del th, now_us
     r = ControlResult(
         "compliance_records_audited",
-        "KYC, sanctions decisions, AML profiles and cases match their audit leaves",
+        "KYC, sanctions decisions, AML profiles, cases and risk labels match their audit leaves",
         Outcome.PASS,
         "",
     )
@@ -280,11 +280,12 @@ def compliance_records_audited(
         "sanctions_dismissals": facts.dismissals,
         "aml_profiles": facts.aml_profiles,
         "cases": facts.cases,
+        "risk_labels": facts.risk_labels,
     }
     checked = (
         f"{facts.kyc_rows} KYC rows, {facts.subjects} sanctions subjects, {facts.dismissals} "
-        f"dismissals, {facts.aml_profiles} AML profiles and {facts.cases} cases against "
-        f"{facts.leaves} leaves"
+        f"dismissals, {facts.aml_profiles} AML profiles, {facts.cases} cases and "
+        f"{facts.risk_labels} risk labels against {facts.leaves} leaves"
     )
     if r.found:
         r.outcome = Outcome.FAIL
