@@ -441,3 +441,65 @@ def test_a_decision_damaged_by_hand_is_read_as_empty_parts_with_a_warning(
     assert any(f"features of decision {tid}" in m for m in damaged), damaged
     assert any(f"score of decision {tid}" in m for m in damaged) == sqlite, damaged
     assert "secret-value" not in caplog.text
+
+
+def test_a_payment_from_another_tenants_account_is_neither_scored_nor_recorded(w: World) -> None:
+    """A payment of alpha's ledger debiting beta's account is the engine's to refuse
+    (account_not_found) whatever its amount: never scored under beta's tenant, so its answer
+    tells nothing of beta's accounts or policy, and beta holds no decision on it."""
+    answers = []
+    for amount in (ALLOW_MINOR, BLOCK_MINOR):
+        body = {
+            "ledger_id": w.alpha.ledger,
+            "debit_account_id": w.beta.bank,
+            "credit_account_id": w.alpha.alice,
+            "amount": amount,
+            "payment": {"customer_id": w.customer, "payee": "term_42"},
+        }
+        refused = w.api.post("/v1/transfers", key=w.alpha.write, json=body)
+        answers.append((refused.status_code, problem_code(refused)))
+    assert answers == [(422, "account_not_found")] * 2
+    assert _rows(w.api, "SELECT count(*) FROM risk_decisions") == [(0,)]
+    assert _rows(w.api, "SELECT count(*) FROM risk_events") == [(0,)]
+
+
+@pytest.mark.parametrize("column", ["verdict", "created_at", "contributions"])
+def test_a_decision_whose_verdict_time_or_contributions_are_damaged_never_answers_500(
+    w: World, column: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged verdict or time cannot be answered: risk_decision_damaged (500, not the
+    response model's failure), the GDPR export still stands (null there); damaged contributions
+    are computed again, as when none are stored."""
+    from strongroom.compliance.gdpr.store import decisions_of
+
+    engine = w.api.app.state.engine
+    if column == "created_at" and engine.dialect.name != "sqlite":
+        pytest.skip("a typed column on PostgreSQL takes no text")
+    held = _pay(w, REVIEW_MINOR)
+    assert held.status_code == 201, held.text
+    tid = held.json()["id"]
+    value = {
+        "verdict": "secretv",
+        "created_at": "secret-time",
+        "contributions": '[{"feature": 1}]',
+    }[column]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE risk_decisions SET {column} = :v WHERE transfer_id = :t"),
+            {"v": value, "t": tid},
+        )
+    (tenant,) = _rows(w.api, "SELECT tenant_id FROM risk_decisions WHERE transfer_id = :t", t=tid)
+    with caplog.at_level(logging.WARNING):
+        read = w.api.get(f"/v1/transfers/{tid}/risk", key=w.risk)
+        with UnitOfWork(engine, write=False) as uow:
+            (exported,) = decisions_of(uow, tenant[0], [tid])
+    if column == "contributions":  # computed again: none here (this world has no explainer)
+        assert read.status_code == 200, read.text
+        assert read.json()["contributions"] == []
+        return
+    assert (read.status_code, problem_code(read)) == (500, "risk_decision_damaged")
+    assert f"its {column} is not one the risk gate writes" in read.json()["detail"]
+    assert exported[column] is None
+    assert value not in caplog.text
+    assert f"{column} of decision {tid} is damaged" in caplog.text
+    assert f"{column} of risk decision {tid} is damaged" in caplog.text

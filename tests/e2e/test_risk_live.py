@@ -222,7 +222,8 @@ def test_hand_edited_decision_and_case_rows_are_read_and_decided_without_a_500(w
     assert case["id"] in [c["id"] for c in listed["data"]]
     viewed = w.api.ok("GET", f"/v1/cases/{case['id']}", key=w.analyst)
     assert viewed["decision"]["detail"] == {}
-    # A decision row the view cannot read (its features): the approve commits and answers so.
+    # A decision row whose features are damaged: the approve commits, and its answer explains
+    # the case's own copy of the decision (the stored row's features read as empty).
     _edit(w, "UPDATE risk_decisions SET features = 'xx' WHERE transfer_id = :t", t=transfer_id)
     _edit(
         w,
@@ -232,8 +233,7 @@ def test_hand_edited_decision_and_case_rows_are_read_and_decided_without_a_500(w
     )
     approved = w.api.ok("POST", f"/v1/cases/{case['id']}/approve", key=w.analyst, json={})
     assert approved["status"] == "approved"
-    # Answered as stored: the view, which could not read the decision, added nothing.
-    assert approved["decision"]["detail"]["decision"]["contributions"] == []
+    assert approved["decision"]["detail"]["decision"]["contributions"] == contributions
     posted = w.api.ok("GET", f"/v1/transfers/{transfer_id}", key=w.alpha.read)
     assert posted["status"] == "posted"
 

@@ -607,3 +607,43 @@ def test_the_group_committer_refuses_a_payment_of_no_customer_alone(db_engine: E
         with pytest.raises(NotFound):
             ledger.get_transfer(refused.id)
     assert ledger.get_account(src).balances.debits_posted == 10
+
+
+def test_a_failed_payment_check_fails_only_the_payments_of_the_batch(
+    db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the coalescer's read of the payments' customers fails, its payments get the error
+    and nothing of theirs is written; the transfers of the batch that carry no payment post."""
+    import sqlite3
+
+    from strongroom.ledger import store as ledger_store
+    from strongroom.ledger.coalescer import GroupCommitter
+
+    ledger = LedgerService(db_engine, customers=_all_customers)
+    book = ledger.create_ledger("book", tenant_id="ten_default")
+    spec = AccountSpec(book.id, "EUR", Direction.CREDIT, customer_id=ids.new_id("cus"))
+    src = ledger.create_accounts([spec])[0].id
+    dst = ledger.create_accounts([AccountSpec(book.id, "EUR", Direction.CREDIT)])[0].id
+
+    def failing(*args: object) -> object:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(ledger_store, "account_owners", failing)
+    owner = ledger.get_account(src).customer_id
+    assert owner is not None
+    payment = NewTransfer(ids.new_id("tr"), book.id, src, dst, 5, payment=Payment(owner))
+    plain = [NewTransfer(ids.new_id("tr"), book.id, dst, src, 7) for _ in range(2)]
+    batch = [plain[0], payment, plain[1]]
+    committer = GroupCommitter(ledger, batch_max=len(batch))
+    try:
+        with committer._cond:  # one batch, as in the test above
+            futures = [committer.submit(t) for t in batch]
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            futures[1].result(timeout=30)
+        assert futures[0].result(timeout=30).result is R.CREATED
+        assert futures[2].result(timeout=30).result is R.CREATED
+    finally:
+        committer.close()
+    assert (committer.stats.batches, committer.stats.transfers) == (1, 2)
+    with pytest.raises(NotFound):
+        ledger.get_transfer(payment.id)

@@ -169,7 +169,7 @@ def _gate(policy: AmountPolicy, fail: FailPolicy) -> RiskGate:
     return RiskGate(
         policy,
         _Features(),
-        lambda ids: dict.fromkeys(ids, ("ten_a", 2)),
+        lambda ids: dict.fromkeys(ids, store.PayerAccount("ten_a", 2, "ldg_1")),
         lambda tenant, purpose, value: b"\x00" * 32,
         fail=fail,
     )
@@ -285,7 +285,7 @@ def test_a_gate_past_its_budget_records_no_blocked_decision(fail: bool) -> None:
         return RiskGate(
             policy,
             _Features(),
-            lambda ids: dict.fromkeys(ids, ("ten_a", 2)),
+            lambda ids: dict.fromkeys(ids, store.PayerAccount("ten_a", 2, "ldg_1")),
             lambda tenant, purpose, value: b"\x00" * 32,
             record_blocked=lambda rows: recorded.append([r.transfer_id for r in rows]),
             monotonic=clock,

@@ -16,7 +16,7 @@ from strongroom.compliance.sanctions.snapshot import diff, phonetic_keys
 from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
 from strongroom.ledger.model import Action, NewTransfer, Payment, Verdict
 
-ACCOUNTS = {"acc_a": "ten_a", "acc_b": "ten_b"}
+ACCOUNTS = {"acc_a": ("ten_a", "ldg_1"), "acc_b": ("ten_b", "ldg_1"), "acc_c": ("ten_b", "ldg_2")}
 HIT = PayeeMatch("ofac_sdn", "200", "Viktor BOUT", 0.9512, 1)  # a payee name's best match
 STATUSES = {
     "ten_a": {"counterparty:cpty_bad": "confirmed", "counterparty:cpty_maybe": "probable"},
@@ -31,7 +31,7 @@ def pay(payee: str | None, account: str = "acc_a") -> NewTransfer:
     )  # fmt: skip
 
 
-def tenants(account_ids: Sequence[str]) -> dict[str, str]:
+def tenants(account_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     return {a: ACCOUNTS[a] for a in account_ids if a in ACCOUNTS}
 
 
@@ -52,13 +52,17 @@ def test_confirmed_blocked_probable_held_the_rest_allowed() -> None:
         pay("cpty_bad", account="acc_unknown"),
         NewTransfer(id="tr_3", ledger_id="ldg_1", action=Action.VOID, target_id="tr_1",
                     payment=Payment("cus_1", payee="cpty_bad")),
+        # B's account of another ledger: the engine refuses it; B's statuses (cpty_ok is
+        # confirmed there) never answer for a payment of this ledger.
+        pay("cpty_ok", account="acc_c"),
     ]  # fmt: skip
     out = gate.decide(batch, "key:1")
     assert [(d.verdict, d.code) if d else None for d in out] == [
         (Verdict.BLOCK, "sanctions_blocked"),
         (Verdict.REVIEW, "sanctions_review"),
-        None, None, None, None, None, None,
+        None, None, None, None, None, None, None,
     ]  # fmt: skip
+    assert gate.decide([pay("cpty_ok", account="acc_b")], "key:1")[0] is not None  # B's own
 
 
 @pytest.mark.parametrize(

@@ -166,15 +166,17 @@ class GroupCommitter:
         transfers = [t for t, _, _ in items]
         actors = [a for _, _, a in items]
         results: list[object] = [None] * len(items)
+        refused: dict[int, Exception] = {}
+        if any(t.payment is not None for t in transfers):
+            try:
+                refused = dict(self._service.payment_refusals(transfers))
+            except Exception as exc:
+                # The check's read failed: its payments get the error, the rest still post.
+                refused = {i: exc for i, t in enumerate(transfers) if t.payment is not None}
         try:
-            refused = (
-                self._service.payment_refusals(transfers)
-                if any(t.payment is not None for t in transfers)
-                else {}
-            )
             posted = [i for i in range(len(items)) if i not in refused]
-            for i, exc in refused.items():
-                results[i] = exc
+            for i, refusal in refused.items():
+                results[i] = refusal
             if refused:
                 transfers = [transfers[i] for i in posted]
                 actors = [actors[i] for i in posted]
@@ -186,7 +188,7 @@ class GroupCommitter:
                 self.stats.transfers += len(transfers)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(transfers))
         except Exception as exc:
-            return [exc] * len(items)
+            return [results[i] if i in refused else exc for i in range(len(items))]
         return results
 
     def _run(self) -> None:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from strongroom.http.errors import ERROR_RESPONSES
 from strongroom.http.openapi import error_codes
 from strongroom.http.params import IdPath
+from strongroom.risk.errors import RISK_DECISION_DAMAGED
 from strongroom.risk.schemas import LabelCreate, LabelOut, RiskDecisionOut
 from strongroom.risk.service import RiskService
 from strongroom.tenancy.access import authorize, requires
@@ -35,7 +36,7 @@ Ctx = Annotated[tuple[Principal, RiskService], Depends(context)]
     response_model=RiskDecisionOut,
     tags=["risk"],
     operation_id="getTransferRisk",
-    openapi_extra=error_codes("not_found") | requires(Scope.RISK_READ),
+    openapi_extra=error_codes("not_found", RISK_DECISION_DAMAGED) | requires(Scope.RISK_READ),
 )
 async def get_transfer_risk(transfer_id: IdPath, ctx: Ctx) -> dict[str, Any]:
     """The risk decision recorded on a payment (allowed, held or blocked: a blocked payment

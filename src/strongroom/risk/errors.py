@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from strongroom.core.errors import ErrorCode
+from strongroom.core.errors import ErrorCode, StrongroomError
 
 RISK_BLOCKED: Final = "risk_blocked"
 RISK_UNAVAILABLE: Final = "risk_unavailable"
@@ -16,4 +16,16 @@ RISK_GATE_ERRORS: Final = (
     ErrorCode(RISK_BLOCKED, 422, "Risk scoring blocked the payment"),
     ErrorCode(RISK_UNAVAILABLE, 422, "Risk scoring is unavailable and fails closed; retry later"),
 )
-RISK_ERRORS: Final = RISK_GATE_ERRORS
+RISK_DECISION_DAMAGED: Final = "risk_decision_damaged"
+RISK_ERRORS: Final = (
+    *RISK_GATE_ERRORS,
+    ErrorCode(RISK_DECISION_DAMAGED, 500, "The stored risk decision is damaged"),
+)
+
+
+class DecisionDamaged(StrongroomError):
+    """A stored risk decision whose verdict or time is not what the gate writes (a hand edit of
+    the database): it cannot be answered. Its other parts read as empty instead (risk/store.py)."""
+
+    code = RISK_DECISION_DAMAGED
+    status = 500

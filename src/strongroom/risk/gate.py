@@ -127,8 +127,9 @@ class Features(Protocol):
     ) -> list[dict[str, float]]: ...
 
 
-# account ids -> {account id: (its ledger's tenant, its asset's scale)}, for those that exist.
-AccountLookup = Callable[[Sequence[str]], Mapping[str, tuple[str, int]]]
+# account ids -> {account id: its ledger's tenant, its asset's scale, its ledger}, for those
+# that exist.
+AccountLookup = Callable[[Sequence[str]], Mapping[str, store.PayerAccount]]
 # The decisions of blocked payments, written in a transaction of their own.
 RecordBlocked = Callable[[Sequence[store.DecisionRow]], None]
 
@@ -202,7 +203,7 @@ class RiskGate:
         # Blocked decisions not recorded because the gate ran past its budget (the runner had
         # dropped its answer and answered gate_unavailable or the fail policy's verdict).
         self.unrecorded = 0
-        self._known: dict[str, tuple[str, int]] = {}  # account -> (tenant, scale): immutable
+        self._known: dict[str, store.PayerAccount] = {}  # account -> its tenant...: immutable
         self._lock = threading.Lock()
         # Payments that could not be scored, by what they got (closed, open, review).
         self.failures: dict[str, int] = {p.value: 0 for p in FailPolicy}
@@ -245,7 +246,7 @@ class RiskGate:
         if self.monotonic() - started_s > self.budget_ms / 1000:
             raise OverBudgetError(f"over the budget of {self.budget_ms} ms")
 
-    def _payers(self, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+    def _payers(self, account_ids: Sequence[str]) -> dict[str, store.PayerAccount]:
         with self._lock:
             found = {a: self._known[a] for a in account_ids if a in self._known}
         missing = sorted(set(account_ids) - set(found))
@@ -274,10 +275,12 @@ class RiskGate:
         for i in wanted:
             account_id, amount = payers[i]
             found = known.get(account_id) if account_id is not None else None
-            if found is None:
-                continue  # the engine refuses it (account_not_found): nothing to score
-            tenant_id, scale = found
             t = batch[i]
+            if found is None or found.ledger_id != t.ledger_id:
+                # The engine refuses it (account_not_found): nothing to score. Another ledger's
+                # account is never scored under that ledger's tenant (its policy, its answer).
+                continue
+            tenant_id, scale = found.tenant_id, found.scale
             p = t.payment
             assert p is not None
             fields = keyed(p, tenant_id, self.hasher)
@@ -355,7 +358,9 @@ class RiskGate:
             # The tenant is unknown when the lookup is what failed: the decision is answered
             # and audited with the transfer, and recorded only where the tenant is known.
             found = self._known.get(payer(batch[i])[0] or "")
-            scored = Scored(found[0] if found else "", decision, customer_id=p.customer_id)
+            if found is not None and found.ledger_id != batch[i].ledger_id:
+                found = None  # another ledger's account: not that tenant's to record
+            scored = Scored(found.tenant_id if found else "", decision, customer_id=p.customer_id)
             code = RISK_UNAVAILABLE
             out[i] = GateDecision(GATE_NAME, verdict, code, detail=scored)
             if verdict is Verdict.BLOCK and found is not None:

@@ -4,6 +4,7 @@ of blocked payments' decisions (the risk gate's RecordBlocked)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -16,6 +17,7 @@ from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.events.hooks import EventEmitter, EventType
 from strongroom.risk import store
+from strongroom.risk.errors import DecisionDamaged
 from strongroom.risk.gate import contributions_json, explained
 from strongroom.risk.model import Explain
 
@@ -44,7 +46,7 @@ class RiskService:
         self.explain = explain
         self.now_us = now_us
 
-    def payment_accounts(self, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+    def payment_accounts(self, account_ids: Sequence[str]) -> dict[str, store.PayerAccount]:
         """The risk gate's AccountLookup."""
         with UnitOfWork(self.engine, write=False) as uow:
             return store.payment_accounts(uow, account_ids)
@@ -87,7 +89,12 @@ class RiskService:
             return detail
         found = None
         if transfer_id is not None:
-            with UnitOfWork(self.engine, write=False) as uow:
+            # A stored decision damaged by hand has nothing to show: the case's own copy is
+            # explained instead, and nothing is stored with the damaged row.
+            with (
+                UnitOfWork(self.engine, write=False) as uow,
+                contextlib.suppress(DecisionDamaged),
+            ):
                 found = store.get_decision(uow, tenant_id, transfer_id)
         contributions = found.contributions if found is not None else None
         if contributions is None:

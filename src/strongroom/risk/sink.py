@@ -62,7 +62,8 @@ class RiskSink:
         if payers:
             accounts = store.payment_accounts(uow, sorted(set(payers.values())))
             for tid, account_id in payers.items():
-                known[tid] = accounts[account_id]  # a created transfer's payer exists
+                payer_account = accounts[account_id]  # a created transfer's payer exists
+                known[tid] = (payer_account.tenant_id, payer_account.scale)
         by_tenant: dict[str, list[_Created]] = {}
         for row in created:
             tid = row[TR_ID]

@@ -13,13 +13,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeGuard
+from typing import Any, Final, NamedTuple, TypeGuard
 
 import orjson
 
 from strongroom.core.money import from_stored_int, iso_asset, to_stored_int
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
+from strongroom.risk.errors import DecisionDamaged
 
 _log = logging.getLogger(__name__)
 
@@ -227,22 +228,31 @@ def label(
     return _event(cur.fetchone())
 
 
-def payment_accounts(uow: UnitOfWork, account_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-    """account id -> (its ledger's tenant, its asset's scale), for the accounts that exist:
-    an ISO 4217 currency's scale is its exponent, a custom asset's is in `assets`."""
+class PayerAccount(NamedTuple):
+    """A payment's payer account as the risk and payee gates see it."""
+
+    tenant_id: str  # its ledger's
+    scale: int  # its asset's
+    ledger_id: str
+
+
+def payment_accounts(uow: UnitOfWork, account_ids: Sequence[str]) -> dict[str, PayerAccount]:
+    """account id -> its ledger's tenant, its asset's scale and its ledger, for the accounts
+    that exist: an ISO 4217 currency's scale is its exponent, a custom asset's is in
+    `assets`."""
     rows = fetch_in(
         uow,
-        "SELECT a.id, l.tenant_id, a.asset, s.scale FROM accounts a "
+        "SELECT a.id, l.tenant_id, a.asset, s.scale, a.ledger_id FROM accounts a "
         "JOIN ledgers l ON l.id = a.ledger_id LEFT JOIN assets s ON s.code = a.asset",
         "a.id",
         sorted(set(account_ids)),
     )
     out = {}
-    for account_id, tenant_id, code, custom in rows:
+    for account_id, tenant_id, code, custom, ledger_id in rows:
         iso = iso_asset(code)
         scale = iso.scale if iso is not None else custom
         assert scale is not None, f"asset {code} has a scale"
-        out[account_id] = (tenant_id, int(scale))
+        out[account_id] = PayerAccount(tenant_id, int(scale), ledger_id)
     return out
 
 
@@ -313,19 +323,26 @@ def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionR
     r = cur.fetchone()
     if r is None:
         return None
+    for column, ok in (("verdict", r[2] in VERDICTS), ("created_at", type(r[11]) is int)):
+        if not ok:
+            _damaged(r[0], column, "cannot be read")
+            raise DecisionDamaged(
+                f"the stored risk decision of transfer {r[0]} is damaged: its {column} is not "
+                "one the risk gate writes (the server's log names it)"
+            )
     return DecisionRow(
         transfer_id=r[0],
         tenant_id=r[1],
         verdict=r[2],
-        score=_stored_number(r[3], r[0], "score"),
+        score=stored_number(r[3], r[0], "score"),
         reasons=stored_reasons(r[4], r[0]),
         model_version=r[5],
         rules_version=r[6],
         features=_stored_features(r[7], r[0]),
         contributions=_stored_contributions(r[8]),
-        shadow_score=_stored_number(r[9], r[0], "shadow_score"),
+        shadow_score=stored_number(r[9], r[0], "shadow_score"),
         shadow_version=r[10],
-        created_at=int(r[11]),
+        created_at=r[11],
     )
 
 
@@ -334,10 +351,11 @@ def get_decision(uow: UnitOfWork, tenant_id: str, transfer_id: str) -> DecisionR
 # the value), so the decision, its case and a GDPR export are still answered.
 
 
-def _damaged(transfer_id: object, column: str) -> None:
-    _log.warning(
-        "risk: the stored %s of decision %s is damaged; read as empty", column, transfer_id
-    )
+VERDICTS: Final = frozenset({"allow", "review", "block"})
+
+
+def _damaged(transfer_id: object, column: str, then: str = "read as empty") -> None:
+    _log.warning("risk: the stored %s of decision %s is damaged; %s", column, transfer_id, then)
 
 
 def _parsed(text: object) -> object:
@@ -354,7 +372,7 @@ def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _stored_number(value: object, transfer_id: object, column: str) -> float | None:
+def stored_number(value: object, transfer_id: object, column: str) -> float | None:
     if value is None or _number(value):
         return value
     _damaged(transfer_id, column)
@@ -394,7 +412,14 @@ def _stored_contributions(text: str | None) -> list[dict[str, Any]] | None:
         found = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+    if not isinstance(found, list) or not all(
+        isinstance(c, dict)
+        and c.keys() == {"feature", "value", "contribution"}
+        and isinstance(c["feature"], str)
+        and _number(c["value"])
+        and _number(c["contribution"])
+        for c in found
+    ):
         return None
     return found
 

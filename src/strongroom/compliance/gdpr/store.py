@@ -6,13 +6,16 @@ through each service would cost a round trip per transfer); nothing here writes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from strongroom.compliance.gdpr.model import Relationship
 from strongroom.db.query import fetch_in, sql
 from strongroom.db.uow import UnitOfWork
-from strongroom.risk.store import stored_reasons
+from strongroom.risk.store import VERDICTS, stored_number, stored_reasons
+
+log = logging.getLogger(__name__)
 
 
 def relationship(uow: UnitOfWork, customer_id: str) -> Relationship:
@@ -126,6 +129,14 @@ def cases_of(
     return sorted(mine, key=lambda c: c["id"])
 
 
+def _damaged(transfer_id: object, column: str) -> None:
+    """A WARNING: a decision's part is not what the risk gate writes (it is exported as null),
+    naming the transfer and the part, never its value."""
+    log.warning(
+        "gdpr: the stored %s of risk decision %s is damaged; exported as null", column, transfer_id
+    )
+
+
 _DECISION_COLS = "transfer_id, tenant_id, verdict, score, reasons, model_version, created_at"
 
 
@@ -139,15 +150,21 @@ def decisions_of(
     for transfer_id, tenant, verdict, score, reasons, model_version, created_at in rows:
         if tenant != tenant_id:
             continue
+        # A damaged part (a hand edit) reads as none, with a WARNING: the export stands.
+        if verdict not in VERDICTS:
+            _damaged(transfer_id, "verdict")
+            verdict = None
+        if type(created_at) is not int:
+            _damaged(transfer_id, "created_at")
+            created_at = None
         out.append(
             {
                 "transfer_id": transfer_id,
                 "verdict": verdict,
-                "score": score,
-                # A damaged list (a hand edit) reads as none, with a WARNING: the export stands.
+                "score": stored_number(score, transfer_id, "score"),
                 "reasons": stored_reasons(reasons, transfer_id) if reasons else [],
                 "model_version": model_version,
-                "created_at": int(created_at),
+                "created_at": created_at,
             }
         )
     return sorted(out, key=lambda d: d["transfer_id"])

@@ -49,8 +49,9 @@ _log = logging.getLogger(__name__)
 GATE_NAME: Final = "sanctions"
 SANCTIONS_REVIEW: Final = "sanctions_review"  # why a payment is held: not an error
 
-# The tenant of each of the payers' accounts (unknown ones left out: the engine refuses them).
-AccountTenants = Callable[[Sequence[str]], dict[str, str]]
+# The tenant and the ledger of each of the payers' accounts (unknown ones left out: the engine
+# refuses them, as it refuses another ledger's account: neither is screened).
+AccountTenants = Callable[[Sequence[str]], dict[str, tuple[str, str]]]
 # The stored screening status of a tenant's subjects (SanctionsService.statuses).
 Statuses = Callable[[str, Sequence[str]], dict[str, str]]
 # A name's best match if it is a probable one (its score at least the threshold), screened in
@@ -135,11 +136,19 @@ class SanctionsGate:
         if not wanted:
             return out
         try:
-            tenant_of = self.tenants(sorted({w[0] for w in wanted.values()}))
+            accounts = self.tenants(sorted({w[0] for w in wanted.values()}))
+            # Each payment's tenant: its payer account's, when that account is of the
+            # transfer's ledger (another ledger's is the engine's to refuse, never screened
+            # under that ledger's tenant: its statuses are no business of this payment's).
+            tenant_of: dict[int, str] = {}
+            for i, (account, _, _, _) in wanted.items():
+                payer_account = accounts.get(account)
+                if payer_account is not None and payer_account[1] == batch[i].ledger_id:
+                    tenant_of[i] = payer_account[0]
             by_tenant: dict[str, set[str]] = {}
-            for account, subject, _, payer in wanted.values():
-                if account in tenant_of:
-                    subjects = by_tenant.setdefault(tenant_of[account], set())
+            for i, (_, subject, _, payer) in wanted.items():
+                if i in tenant_of:
+                    subjects = by_tenant.setdefault(tenant_of[i], set())
                     subjects.add(payer)
                     if subject is not None:
                         subjects.add(subject)
@@ -155,8 +164,8 @@ class SanctionsGate:
             unscreened: set[int] = set()
             screened: dict[str, dict[str, object] | None] = {}  # each distinct name once
             no_screener: str | None = None  # why there is none: the exception's name
-            for i, (account, _, name, _) in wanted.items():
-                if name is not None and account in tenant_of:
+            for i, (_, _, name, _) in wanted.items():
+                if name is not None and i in tenant_of:
                     if name not in screened:
                         if (
                             no_screener is not None
@@ -188,8 +197,8 @@ class SanctionsGate:
             for i in wanted:
                 out[i] = GateDecision(GATE_NAME, self.fail_verdict, SANCTIONS_UNAVAILABLE)
             return out
-        for i, (account, subject, _, payer) in wanted.items():
-            tenant = tenant_of.get(account)
+        for i, (_, subject, _, payer) in wanted.items():
+            tenant = tenant_of.get(i)
             status = None
             if tenant is not None and subject is not None:
                 status = found.get(tenant, {}).get(subject)

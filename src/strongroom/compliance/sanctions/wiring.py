@@ -109,8 +109,8 @@ def sanctions_gate(
     screeners = ScreenerCache(engine)
     service = SanctionsService(engine, threshold=settings.screening_threshold, screeners=screeners)
 
-    def tenants(account_ids: Sequence[str]) -> dict[str, str]:
-        return {a: tenant for a, (tenant, _) in accounts(account_ids).items()}
+    def tenants(account_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        return {a: (p.tenant_id, p.ledger_id) for a, p in accounts(account_ids).items()}
 
     return SanctionsGate(
         tenants,
