@@ -23,7 +23,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -207,13 +207,11 @@ def run_group_commit(
     count: int,
     rng: random.Random,
     *,
-    before: Callable[[NewTransfer], Awaitable[None]] | None = None,
     refusals: Collection[TransferResult] = (),
     results: Counter[TransferResult] | None = None,
 ) -> tuple[int, float, list[float], float]:
-    """`before`: what a route awaits before submitting each transfer (a payment's customer
-    check); `refusals`: results a transfer may get besides ok (a risk block); `results`:
-    counts every transfer's result."""
+    """`refusals`: results a transfer may get besides ok (a risk block); `results`: counts
+    every transfer's result."""
     work = fx.transfers(count, rng)
     per_submitter = [work[i::SUBMITTERS] for i in range(SUBMITTERS)]
     latencies: list[float] = []
@@ -222,8 +220,6 @@ def run_group_commit(
     async def submitter(mine: list[NewTransfer]) -> None:
         for t in mine:
             t0 = time.perf_counter()
-            if before is not None:
-                await before(t)
             outcome = await committer.submit_async(t, BENCH_ACTOR)
             latencies.append(time.perf_counter() - t0)
             assert outcome.result.ok or outcome.result in refusals, outcome

@@ -377,23 +377,23 @@ def _check_labels(engine: Engine, labels: dict[Key, bool], add: Add) -> int:
             )
     # Those a leaf labelled that no labelled row was read for: the label cleared, or the row gone.
     unseen = sorted(labels.keys() - seen)
-    rows: dict[Key, Any] = {}
+    present: set[Key] = set()  # of those, the rows still there (unlabelled)
     for start in range(0, len(unseen), PAGE):
         part = unseen[start : start + PAGE]
         with UnitOfWork(engine, write=False) as uow:
             found = fetch_in(
                 uow,
-                "SELECT tenant_id, transfer_id, fraud FROM risk_events",
+                "SELECT tenant_id, transfer_id FROM risk_events",
                 "transfer_id",
                 sorted({transfer_id for _, transfer_id in part}),
             )
-        rows.update({(t, tid): fraud for t, tid, fraud in found})
+        present.update((tenant, transfer_id) for tenant, transfer_id in found)
     for key in unseen:
         tenant, transfer_id = key
         said = _label(labels[key])
         problem = (
             f"its last label leaf says {said}, but its risk event is gone"
-            if key not in rows
+            if key not in present
             else f"its last label leaf says {said}, but it carries no label"
         )
         add(tenant, {"table": "risk_events", "transfer_id": transfer_id, "problem": problem})

@@ -24,6 +24,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -166,10 +167,10 @@ class GroupCommitter:
         transfers = [t for t, _, _ in items]
         actors = [a for _, _, a in items]
         results: list[object] = [None] * len(items)
-        refused: dict[int, Exception] = {}
+        refused: Mapping[int, Exception] = {}
         if any(t.payment is not None for t in transfers):
             try:
-                refused = dict(self._service.payment_refusals(transfers))
+                refused = self._service.payment_refusals(transfers)
             except Exception as exc:
                 # The check's read failed: its payments get the error, the rest still post.
                 refused = {i: exc for i, t in enumerate(transfers) if t.payment is not None}
