@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from strongroom.core import frames
+from strongroom.core.limits import AUDIT_BUNDLE_BYTES_MAX
 from tests.e2e.http_support import Api, problem_code, running
 from tests.support import leaks
 
@@ -49,11 +51,14 @@ def secrets_in(text: str) -> list[str]:
 
 
 def _texts(value: Any) -> Iterator[str]:
-    """A stored value as text: a blob also decompressed when it is zlib."""
+    """A stored value as text: a blob also decompressed when it is zlib or zstd (the audit
+    log's bundles)."""
     if isinstance(value, memoryview):
         value = bytes(value)
     if isinstance(value, bytes):
         yield value.decode("latin-1")
+        if frames.is_frame(value):
+            yield frames.decompress(value, AUDIT_BUNDLE_BYTES_MAX).decode("latin-1")
         try:
             inflated = zlib.decompress(value)
         except zlib.error:

@@ -93,6 +93,9 @@ def test_export_and_report_routes(sqlite_url: str, tmp_path: Path,
     cards = next(c for c in report["controls"] if c["name"] == "card_numbers_in_clear")
     assert cards["outcome"] == "fail"
     assert {f["number"] for f in cards["findings"]} == {"555555******4444"}
+    # Found where it was posted and in the audit log's leaf of it, whose bundle is stored
+    # compressed (the scan opens a zstd frame before it searches it).
+    assert {f["table"] for f in cards["findings"]} == {"transfers", "audit_bundles"}
     html = (out / "compliance-report.html").read_text()
     assert "555555******4444" in html
     assert "5555555555554444" not in html

@@ -3,7 +3,8 @@ where they must never be: every column of every table, every log line, every eve
 
 A value is searched for as its UTF-8 bytes, its hex (both cases) and its base64 (standard and
 URL-safe, with and without padding); a stored blob is also searched after zlib decompression
-(idempotency records keep their answers compressed), so a value compressed or encoded on the
+(idempotency records keep their answers compressed) and after zstd decompression (the audit
+log's bundles), so a value compressed or encoded on the
 way to the database is still found.
 """
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from strongroom.core import frames
+from strongroom.core.limits import AUDIT_BUNDLE_BYTES_MAX
 from strongroom.logs import JsonFormatter
 
 
@@ -52,6 +55,8 @@ def _as_bytes(value: object) -> list[bytes]:
         out = [bytes(value)]
         with contextlib.suppress(zlib.error):
             out.append(zlib.decompress(bytes(value)))
+        if frames.is_frame(out[0]):  # the audit log's bundles
+            out.append(frames.decompress(out[0], AUDIT_BUNDLE_BYTES_MAX))
         return out
     return [str(value).encode()]
 

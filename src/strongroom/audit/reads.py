@@ -92,9 +92,10 @@ class AuditReads(AuditBase):
                 by_time.setdefault(at, set()).add(leaves_.transfer_id_prefix(ref))
         for at, prefixes in by_time.items():
             for first, data in store.bundles_at(uow, log_id, at):
-                if not any(prefix in data for prefix in prefixes):
+                opened = store.open_bundle(data)
+                if not any(prefix in opened for prefix in prefixes):
                     continue
-                for k, leaf in enumerate(store.unpack_bundle(data)):
+                for k, leaf in enumerate(store.split_bundle(opened)):
                     if (
                         not leaves_.is_ledger_change(leaf)
                         or leaves_.leaf_type(leaf) == EXPIRED_EVENT

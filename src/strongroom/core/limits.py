@@ -197,6 +197,15 @@ assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
 assert WEBHOOK_TIMEOUT_MS + WEBHOOK_LEASE_MARGIN_MS_MIN <= WEBHOOK_LEASE_MS
 assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
 
+# An audit bundle (the leaves of one transaction of one log, audit/store.py) is stored zstd-
+# compressed; one that says it holds more than this once decompressed is refused as damaged
+# before anything is allocated for it (a hand edit cannot make a read allocate gigabytes). A
+# batch's request is at most REQUEST_BODY_BYTES_MAX and its leaves repeat it with its entries:
+# a real bundle stays far below.
+AUDIT_BUNDLE_BYTES_MAX: Final = 256 * 1024 * 1024
+# zstd level 1: a bulk batch's 8,190 leaves (~2.5 MB packed) compress ~9x in ~3 ms on the
+# 2-core machine; higher levels cost more time for less than 10% more (benchmarks/audit.py).
+AUDIT_BUNDLE_ZSTD_LEVEL: Final = 1
 # Audit verify's replay (audit/replay.py): the ledger's entries and the log's entries are read
 # in step; an entry whose counterpart is not within this many of the other side's next ones is
 # held until it is (PostgreSQL commits transactions out of id order), at most this many a side.

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongroom.audit import leaf
-from strongroom.audit.store import pack_bundle, unpack_bundle
+from strongroom.audit.store import open_bundle, pack_bundle, split_bundle, unpack_bundle
 
 ids = st.text(min_size=1, max_size=64)
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -170,9 +170,50 @@ def test_bundles_round_trip_and_refuse_a_cut_blob() -> None:
     leaves = [b"", b"x", b"y" * 70_000]
     packed = pack_bundle(leaves)
     assert unpack_bundle(packed) == leaves
+    assert len(packed) < 1_000  # stored compressed
     for cut in (1, 5, len(packed) - 1):
-        with pytest.raises(ValueError, match="bundle ends"):
+        with pytest.raises(ValueError, match="bundle"):
             unpack_bundle(packed[:cut])
+    opened = open_bundle(packed)
+    assert split_bundle(opened) == leaves
+    for cut in (1, 5, len(opened) - 1):
+        with pytest.raises(ValueError, match="bundle ends"):
+            split_bundle(opened[:cut])
+
+
+def test_a_bundle_written_before_compression_still_reads() -> None:
+    leaves = [b"\x02\x01abc", b"", b"z" * 300]
+    legacy = b"".join(len(x).to_bytes(4, "big") + x for x in leaves)
+    assert open_bundle(legacy) == legacy
+    assert unpack_bundle(legacy) == leaves
+
+
+def test_a_damaged_compressed_bundle_is_refused_before_it_is_allocated() -> None:
+    packed = pack_bundle([b"leaf" * 100] * 50)
+    with pytest.raises(ValueError, match="does not decompress"):
+        unpack_bundle(packed + b"\x00")
+    flipped = bytearray(packed)
+    flipped[len(flipped) // 2] ^= 0xFF
+    with pytest.raises(ValueError, match="bundle"):
+        unpack_bundle(bytes(flipped))
+    # A frame header (single segment, 8-byte content size) claiming a terabyte: refused from
+    # the header, nothing decompressed.
+    huge = b"\x28\xb5\x2f\xfd" + bytes([0b1110_0000]) + (1 << 40).to_bytes(8, "little")
+    with pytest.raises(ValueError, match="says it holds"):
+        unpack_bundle(huge + b"\x01\x00\x00")
+
+
+def test_a_bulk_batch_bundle_compresses_several_times() -> None:
+    leaves = []
+    for i in range(1_000):
+        tid, debit, credit = f"tr_{i:026d}", f"acc_{i % 97:026d}", f"acc_{i % 89 + 97:026d}"
+        row = _row(tid, "ldg_1", debit, credit, 500 + i, 1_000, False)
+        entries = _entries(tid, debit, credit, 500 + i, 1_000)
+        leaves.append(leaf.transfer_leaf("transfer.created", row, entries))  # type: ignore[arg-type]
+    raw = sum(4 + len(x) for x in leaves)
+    packed = pack_bundle(leaves)
+    assert unpack_bundle(packed) == leaves
+    assert len(packed) * 4 < raw
 
 
 def test_entries_refer_to_the_transfers_accounts_and_only_that_way() -> None:

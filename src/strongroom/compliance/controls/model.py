@@ -5,6 +5,7 @@ prefix). No database, no framework: the checks (checks.py) feed it."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from strongroom.core.limits import CONTROL_FINDINGS_MAX
+from strongroom.core import frames
+from strongroom.core.limits import AUDIT_BUNDLE_BYTES_MAX, CONTROL_FINDINGS_MAX
 
 REPORT_FORMAT: Final = "strongroom-compliance-report/1"
 # The deployment's own tenant: its log records key operations (security.keyops.KEYS_LOG_ID); it
@@ -316,11 +318,17 @@ def card_numbers(text: str) -> Iterator[str]:
 
 def as_text(value: object) -> str | None:
     """A column's value as text to scan: bytes as Latin-1 (every byte a character, so the
-    digits of a number stored as bytes are found), numbers and None not at all."""
+    digits of a number stored as bytes are found), a zstd frame as what it holds (the audit
+    log's bundles are stored compressed: core/frames.py; one that does not open is scanned as
+    stored), numbers and None not at all."""
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("latin-1")
+        data = bytes(value)
+        if frames.is_frame(data):
+            with contextlib.suppress(ValueError):
+                data = frames.decompress(data, AUDIT_BUNDLE_BYTES_MAX)
+        return data.decode("latin-1")
     if isinstance(value, dict | list):
         return json.dumps(value)
     return None
