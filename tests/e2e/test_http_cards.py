@@ -6,6 +6,7 @@ any column of any table of the database."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import zlib
@@ -58,7 +59,8 @@ def _texts(value: Any) -> Iterator[str]:
     if isinstance(value, bytes):
         yield value.decode("latin-1")
         if frames.is_frame(value):
-            yield frames.decompress(value, AUDIT_BUNDLE_BYTES_MAX).decode("latin-1")
+            with contextlib.suppress(ValueError):
+                yield frames.decompress(value, AUDIT_BUNDLE_BYTES_MAX).decode("latin-1")
         try:
             inflated = zlib.decompress(value)
         except zlib.error:

@@ -25,7 +25,7 @@ from strongroom.audit.merkle import (
 )
 from strongroom.audit.offline import verify_export
 from strongroom.audit.service import KEY_ROTATED, AuditLog, VerifyReport
-from strongroom.audit.store import pack_bundle, unpack_bundle
+from strongroom.audit.store import BundleDamaged, pack_bundle, unpack_bundle
 from strongroom.audit.verify import _TransferTrail
 from strongroom.core.errors import NotFound
 from strongroom.db.uow import UnitOfWork
@@ -340,6 +340,31 @@ def test_a_bulk_batch_is_one_bundle_and_a_changed_leaf_in_it_is_named(book: Book
     book.sql("UPDATE audit_bundles SET data = ? WHERE first_idx = ?", pack_bundle(leaves), BASE)
     problems = book.audit.verify().problems
     assert problems[0] == f"log {book.tenant}: leaf {BASE + 17} does not match the tree (changed?)"
+
+
+def test_a_damaged_compressed_bundle_is_named_by_verify_and_by_every_read(book: Book) -> None:
+    batch = [NewTransfer(f"tr_z{i:03d}", book.ledger_id, book.a, book.b, i + 1) for i in range(40)]
+    assert all(o.result is R.CREATED for o in book.ledger.post_transfers(batch))
+    book.audit.publish()
+    with UnitOfWork(book.ledger.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute(
+            "SELECT data FROM audit_bundles WHERE first_idx = " + ("?" if uow.sqlite else "%s"),
+            (BASE,),
+        )
+        stored = bytes(cur.fetchone()[0])
+    assert stored[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    assert len(unpack_bundle(stored)) == 40
+    damaged = bytearray(stored)
+    damaged[len(damaged) // 2] ^= 0x55
+    book.sql("UPDATE audit_bundles SET data = ? WHERE first_idx = ?", bytes(damaged), BASE)
+    problems = book.audit.verify().problems
+    named = f"log {book.tenant}: leaves from {BASE} are unreadable"
+    assert any(p.startswith(named) for p in problems), problems
+    with pytest.raises(BundleDamaged, match=f"log {book.tenant}: the bundle of leaves from {BASE}"):
+        book.audit.leaves(book.tenant, BASE + 3, 1)
+    with pytest.raises(BundleDamaged, match=f"the bundle of leaves from {BASE}"):
+        book.audit.receipt(book.tenant, "tr_z003")
 
 
 def test_one_batch_across_ledgers_and_tenants_goes_to_each_log(db_engine: Engine) -> None:

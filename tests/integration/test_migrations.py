@@ -47,7 +47,7 @@ from strongroom.ledger.model import (
     TransferResult,
     record_from_row,
 )
-from strongroom.ledger.service import LedgerService
+from strongroom.ledger.service import AccountSpec, LedgerService
 from strongroom.tenancy import store as tenancy_store
 from strongroom.tenancy.service import TenancyService
 from tests.support import migration_data as data
@@ -443,6 +443,26 @@ def test_audit_log_verifies_after_an_upgrade_from_before_the_audit_log(
     report = audit.verify()
     assert report.problems == []
     assert report.entries > 0
+
+    # Down past 0007 and up again now that the log holds bundles written since (compressed),
+    # one with an account created after the upgrade: 0007 reads them as audited, and appends
+    # nothing.
+    (late,) = ledger.create_accounts([AccountSpec(main, "USD", Direction.CREDIT)])
+    assert ledger.transfer(main, "acc_mig_cash", late.id, 5).result is R.CREATED
+    audit.publish()
+    with UnitOfWork(u.engine, write=False) as uow:
+        cur = uow.cursor()
+        cur.execute("SELECT data FROM audit_bundles ORDER BY first_idx DESC LIMIT 1")
+        ((newest,),) = cur.fetchall()
+    assert bytes(newest)[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    leaves = audit.verify().leaves
+    with u.engine.begin() as conn:
+        cfg = migrate._config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+        command.upgrade(cfg, "head")
+    again = audit.verify()
+    assert (again.leaves, again.problems) == (leaves, [])
 
     with UnitOfWork(u.engine) as uow:
         cur = uow.cursor()

@@ -56,7 +56,8 @@ def _as_bytes(value: object) -> list[bytes]:
         with contextlib.suppress(zlib.error):
             out.append(zlib.decompress(bytes(value)))
         if frames.is_frame(out[0]):  # the audit log's bundles
-            out.append(frames.decompress(out[0], AUDIT_BUNDLE_BYTES_MAX))
+            with contextlib.suppress(ValueError):
+                out.append(frames.decompress(out[0], AUDIT_BUNDLE_BYTES_MAX))
         return out
     return [str(value).encode()]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
-from strongroom.compliance.controls.model import card_numbers, luhn_valid
+from strongroom.compliance.controls.model import as_text, card_numbers, luhn_valid
+from strongroom.core import frames
 
 CARD = "4111111111111111"
 
@@ -55,3 +56,17 @@ def test_the_fraction_of_a_decimal_number_is_no_card_number() -> None:
         "item 3.4111-1111-1111-1111",
     ):
         assert list(card_numbers(text)) == [CARD], text
+
+
+def test_a_compressed_value_is_scanned_as_what_it_holds() -> None:
+    """The audit log's bundles are zstd frames: a number in one is found. A frame that does not
+    open, or says it holds more than the bound, is scanned as stored (nothing allocated)."""
+    clear = b'\x00\x01leaf {"note":"4111 1111 1111 1111"}' * 20
+    frame = frames.compress(clear, 1)
+    text = as_text(frame)
+    assert text == clear.decode("latin-1")  # opened, not the frame's bytes
+    assert list(card_numbers(text))[:1] == ["4111111111111111"]
+    damaged = frame[:-3]
+    assert as_text(damaged) == damaged.decode("latin-1")
+    huge = frames.MAGIC + bytes([0b1110_0000]) + (1 << 40).to_bytes(8, "little") + b"\x01"
+    assert as_text(huge) == huge.decode("latin-1")

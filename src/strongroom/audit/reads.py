@@ -92,7 +92,7 @@ class AuditReads(AuditBase):
                 by_time.setdefault(at, set()).add(leaves_.transfer_id_prefix(ref))
         for at, prefixes in by_time.items():
             for first, data in store.bundles_at(uow, log_id, at):
-                opened = store.open_bundle(data)
+                opened = store.open_named(log_id, first, data)
                 if not any(prefix in opened for prefix in prefixes):
                     continue
                 for k, leaf in enumerate(store.split_bundle(opened)):

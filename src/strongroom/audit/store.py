@@ -7,7 +7,7 @@ transaction, so a leaf commits or rolls back with the change it records.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from strongroom.audit.tiles import TileId
 from strongroom.core import frames
@@ -60,21 +60,24 @@ def log_ids(uow: UnitOfWork) -> list[str]:
     return [r[0] for r in cur.fetchall()]
 
 
-# A bundle written before bundles were compressed starts with its first leaf's 4-byte length,
-# and a leaf that long (~683 MB) cannot exist: a zstd frame's magic is never read as one.
-assert int.from_bytes(frames.MAGIC, "big") > AUDIT_BUNDLE_BYTES_MAX
+# A bundle written before bundles were compressed (or too large to be: pack_bundle) starts with
+# its first leaf's 4-byte length. A leaf that long (~683 MB) cannot exist (leaves repeat what a
+# request held), so a zstd frame's magic number is never read as one.
+_MAGIC_AS_LENGTH: Final = int.from_bytes(frames.MAGIC, "big")
+assert _MAGIC_AS_LENGTH > 8 * AUDIT_BUNDLE_BYTES_MAX
 
 
 def pack_bundle(leaves: Sequence[bytes]) -> bytes:
     """Leaves as one stored blob: each a 4-byte big-endian length, then its bytes, the whole
-    compressed as one zstd frame that records its size and a checksum (a hand edit of the
-    blob fails to decompress rather than reading as other leaves). Leaves repeat their
+    compressed as one zstd frame that records its size and a checksum. Leaves repeat their
     ledger, accounts and actor: a bulk batch's compress about nine times, which makes the
     bundle a tenth of the WAL and database pages it was, and the commit that writes them
-    shorter."""
+    shorter. Leaves over AUDIT_BUNDLE_BYTES_MAX together (a batch posted in process, with no
+    request bound) are stored packed only. (The checksum is no integrity check: whoever can
+    write the row can write a new frame. The leaves' hashes in the tree are: `verify`.)"""
     raw = _join(leaves)
     if len(raw) > AUDIT_BUNDLE_BYTES_MAX:
-        raise ValueError(f"a bundle holds at most {AUDIT_BUNDLE_BYTES_MAX} bytes of leaves")
+        return raw
     return frames.compress(raw, AUDIT_BUNDLE_ZSTD_LEVEL)
 
 
@@ -89,9 +92,10 @@ def _join(leaves: Sequence[bytes]) -> bytes:
 
 def open_bundle(data: bytes) -> bytes:
     """A stored bundle's length-prefixed leaves (`split_bundle` parts them): decompressed, or
-    as stored when written before bundles were compressed. ValueError if it does not
-    decompress (a hand edit), or says it holds more than AUDIT_BUNDLE_BYTES_MAX: checked on
-    the frame's header, before anything is allocated."""
+    as stored when it is not a zstd frame (written before bundles were compressed, or too
+    large to be). ValueError if the frame does not open (a hand edit): its header says more
+    than AUDIT_BUNDLE_BYTES_MAX (refused before anything is allocated), or it fails to
+    decompress or its checksum, or bytes follow it."""
     if not frames.is_frame(data):
         return data
     try:
@@ -213,7 +217,7 @@ def leaves(uow: UnitOfWork, log_id: str, start: int, end: int) -> list[tuple[int
     """(index, data) of the leaves start <= index < end, in order."""
     out: list[tuple[int, bytes]] = []
     for first, _count, data in _bundle_rows(uow, log_id, start, end):
-        for k, leaf in enumerate(unpack_bundle(_blob(data))):
+        for k, leaf in enumerate(_unpack_named(log_id, int(first), _blob(data))):
             index = int(first) + k
             if start <= index < end:
                 out.append((index, leaf))
@@ -245,8 +249,27 @@ def iter_bundles(uow: UnitOfWork, log_id: str, page: int = 64) -> Iterator[tuple
 def iter_leaves(uow: UnitOfWork, log_id: str) -> Iterator[tuple[int, bytes]]:
     """Every leaf of the log as (index, data), in order (bundles as stored, not checked)."""
     for first, _count, data in iter_bundles(uow, log_id):
-        for k, leaf in enumerate(unpack_bundle(data)):
+        for k, leaf in enumerate(_unpack_named(log_id, first, data)):
             yield first + k, leaf
+
+
+class BundleDamaged(ValueError):
+    """A stored bundle that does not open or part into leaves (a hand edit), naming it."""
+
+
+def _unpack_named(log_id: str, first: int, data: bytes) -> list[bytes]:
+    try:
+        return unpack_bundle(data)
+    except ValueError as exc:
+        raise BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}") from None
+
+
+def open_named(log_id: str, first: int, data: bytes) -> bytes:
+    """open_bundle, a failure naming the bundle (BundleDamaged)."""
+    try:
+        return open_bundle(data)
+    except ValueError as exc:
+        raise BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}") from None
 
 
 def bundles_at(uow: UnitOfWork, log_id: str, at_us: int) -> list[tuple[int, bytes]]:

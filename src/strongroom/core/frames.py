@@ -38,16 +38,17 @@ def is_frame(data: bytes) -> bool:
 
 
 def decompress(data: bytes, limit: int) -> bytes:
-    """What the frame `data` holds. ValueError, saying why, if it holds more than `limit`
-    bytes (read from its header before anything is allocated), does not record its size, does
-    not decompress (or fails its checksum), has bytes after it, or is not a frame."""
+    """What the frame `data` holds. ValueError, saying why, if its header says it holds more
+    than `limit` bytes (nothing is allocated then) or does not say, if it does not decompress
+    or fails its checksum (found once decompressed: at most `limit` bytes were), if bytes
+    follow it, or if it is not a frame."""
     try:
         size = zstandard.frame_content_size(data)
     except zstandard.ZstdError:
         raise ValueError("a compressed frame has no readable header") from None
-    if size == zstandard.CONTENTSIZE_UNKNOWN:
+    if size < 0:  # zstandard answers -1 for a frame that does not record its size
         raise ValueError("a compressed frame does not record its size")
-    if not 0 <= size <= limit:
+    if size > limit:
         raise ValueError(f"a compressed frame says it holds {size} bytes, over {limit}")
     decompressor: zstandard.ZstdDecompressor | None = getattr(_contexts, "decompressor", None)
     if decompressor is None:

@@ -197,12 +197,15 @@ assert WEBHOOK_BACKOFF_MS_BASE <= WEBHOOK_BACKOFF_MS_MAX
 assert WEBHOOK_TIMEOUT_MS + WEBHOOK_LEASE_MARGIN_MS_MIN <= WEBHOOK_LEASE_MS
 assert WEBHOOK_ROUTE_BATCH_MAX * WEBHOOK_ENDPOINTS_PER_TENANT_MAX <= 100_000
 
-# An audit bundle (the leaves of one transaction of one log, audit/store.py) is stored zstd-
-# compressed; one that says it holds more than this once decompressed is refused as damaged
-# before anything is allocated for it (a hand edit cannot make a read allocate gigabytes). A
-# batch's request is at most REQUEST_BODY_BYTES_MAX and its leaves repeat it with its entries:
-# a real bundle stays far below.
-AUDIT_BUNDLE_BYTES_MAX: Final = 256 * 1024 * 1024
+# An audit bundle (the leaves of one transaction of one log, audit/store.py) is stored as one
+# zstd frame. A frame whose header says it holds more than this is refused as damaged before
+# anything is allocated; one within it is decompressed (at most this much) before its
+# checksum can fail. A bundle's leaves repeat what its batch's requests held (each at most
+# REQUEST_BODY_BYTES_MAX; a coalesced batch gathers single transfers, far smaller) with its
+# entries: the largest real one is a few times REQUEST_BODY_BYTES_MAX. One larger still (a
+# batch posted in process, with no request bound) is stored packed but not compressed.
+AUDIT_BUNDLE_BYTES_MAX: Final = 64 * 1024 * 1024
+assert AUDIT_BUNDLE_BYTES_MAX >= 8 * REQUEST_BODY_BYTES_MAX
 # zstd level 1: a bulk batch's 8,190 leaves (~2.5 MB packed) compress ~9x in ~3 ms on the
 # 2-core machine; higher levels cost more time for less than 10% more (benchmarks/audit.py).
 AUDIT_BUNDLE_ZSTD_LEVEL: Final = 1

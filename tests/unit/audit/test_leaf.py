@@ -7,11 +7,13 @@ from __future__ import annotations
 import struct
 
 import pytest
+import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
 from strongroom.audit import leaf
 from strongroom.audit.store import open_bundle, pack_bundle, split_bundle, unpack_bundle
+from strongroom.core.limits import AUDIT_BUNDLE_BYTES_MAX
 
 ids = st.text(min_size=1, max_size=64)
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -171,8 +173,8 @@ def test_bundles_round_trip_and_refuse_a_cut_blob() -> None:
     packed = pack_bundle(leaves)
     assert unpack_bundle(packed) == leaves
     assert len(packed) < 1_000  # stored compressed
-    for cut in (1, 5, len(packed) - 1):
-        with pytest.raises(ValueError, match="bundle"):
+    for cut in (len(packed) // 2, len(packed) - 1):
+        with pytest.raises(ValueError, match="a bundle does not open"):
             unpack_bundle(packed[:cut])
     opened = open_bundle(packed)
     assert split_bundle(opened) == leaves
@@ -201,6 +203,17 @@ def test_a_damaged_compressed_bundle_is_refused_before_it_is_allocated() -> None
     huge = b"\x28\xb5\x2f\xfd" + bytes([0b1110_0000]) + (1 << 40).to_bytes(8, "little")
     with pytest.raises(ValueError, match="says it holds"):
         unpack_bundle(huge + b"\x01\x00\x00")
+    # A frame that does not record its size: refused, not decompressed into a guess.
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 1_000)
+    with pytest.raises(ValueError, match="does not record its size"):
+        unpack_bundle(unsized)
+
+
+def test_a_bundle_too_large_to_compress_is_stored_packed() -> None:
+    leaves = [bytes([i % 251]) * 65_000 for i in range(AUDIT_BUNDLE_BYTES_MAX // 65_000 + 1)]
+    packed = pack_bundle(leaves)
+    assert packed[:4] == (65_000).to_bytes(4, "big")  # packed, not a frame
+    assert unpack_bundle(packed) == leaves
 
 
 def test_a_bulk_batch_bundle_compresses_several_times() -> None:

@@ -319,8 +319,9 @@ def card_numbers(text: str) -> Iterator[str]:
 def as_text(value: object) -> str | None:
     """A column's value as text to scan: bytes as Latin-1 (every byte a character, so the
     digits of a number stored as bytes are found), a zstd frame as what it holds (the audit
-    log's bundles are stored compressed: core/frames.py; one that does not open is scanned as
-    stored), numbers and None not at all."""
+    log's bundles are stored compressed: core/frames.py) when its header says at most
+    AUDIT_BUNDLE_BYTES_MAX (64 MiB, so a value never costs more memory than that), otherwise
+    or when it does not open as stored; numbers and None not at all."""
     if isinstance(value, str):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
