@@ -257,11 +257,15 @@ class BundleDamaged(ValueError):
     """A stored bundle that does not open or part into leaves (a hand edit), naming it."""
 
 
+def _damaged(log_id: str, first: int, exc: ValueError) -> BundleDamaged:
+    return BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}")
+
+
 def _unpack_named(log_id: str, first: int, data: bytes) -> list[bytes]:
     try:
         return unpack_bundle(data)
     except ValueError as exc:
-        raise BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}") from None
+        raise _damaged(log_id, first, exc) from None
 
 
 def open_named(log_id: str, first: int, data: bytes) -> bytes:
@@ -269,7 +273,7 @@ def open_named(log_id: str, first: int, data: bytes) -> bytes:
     try:
         return open_bundle(data)
     except ValueError as exc:
-        raise BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}") from None
+        raise _damaged(log_id, first, exc) from None
 
 
 def bundles_at(uow: UnitOfWork, log_id: str, at_us: int) -> list[tuple[int, bytes]]:
