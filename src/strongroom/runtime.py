@@ -36,7 +36,7 @@ from strongroom.cases.work import CaseWork
 from strongroom.compliance import wiring as compliance
 from strongroom.compliance.aml.service import install as install_aml
 from strongroom.compliance.kyc import api as kyc_api
-from strongroom.compliance.kyc.errors import KYC_ERRORS
+from strongroom.compliance.kyc.errors import KYC_ERRORS, KYC_LIMIT_ERRORS
 from strongroom.compliance.kyc.service import KYC_EVENT_TYPES, KycService, kyc_limits, load_tiers
 from strongroom.compliance.sanctions import api as sanctions_api
 from strongroom.compliance.sanctions import wiring as sanctions_wiring
@@ -89,7 +89,7 @@ from strongroom.openbanking.tpp.service import TppService
 from strongroom.risk import api as risk_api
 from strongroom.risk import registry_api as risk_models_api
 from strongroom.risk import store as risk_store
-from strongroom.risk.errors import RISK_ERRORS
+from strongroom.risk.errors import RISK_ERRORS, RISK_GATE_ERRORS
 from strongroom.risk.featurestore import FeatureStore
 from strongroom.risk.gate import GATE_NAME as RISK_GATE_NAME
 from strongroom.risk.gate import FailPolicy, RiskGate
@@ -120,7 +120,7 @@ from strongroom.security.keyops import KeyService
 from strongroom.security.keys import KeysUnavailable, open_keys
 from strongroom.security.kms import KeyManager
 from strongroom.security.sealing import SealedSecrets
-from strongroom.security.stepup_gate import StepUpGate
+from strongroom.security.stepup_gate import STEP_UP_GATE_ERRORS, StepUpGate
 from strongroom.security.vault import api as vault_api
 from strongroom.security.vault.committer import GroupCommit
 from strongroom.security.vault.errors import VAULT_ERRORS
@@ -350,7 +350,9 @@ def installed_gates(
     on_unscreened: Callable[[str, int], None] | None = None,
 ) -> list[Gate]:
     """The gates every door of the ledger passes (`serve`, the worker, the CLI), in the order
-    they run: the transfer step-up gate when STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
+    they run: with a database, the open banking consent gate and the review hold (a transfer
+    held for review posts only by its case); the transfer step-up gate when
+    STRONGROOM_STEP_UP_TRANSFER_AMOUNT is set, the
     risk gate when STRONGROOM_RISK is on (off, neither is installed and neither costs
     anything), and the sanctions payee gate when STRONGROOM_SCREENING is on.
     `on_unscored(outcome, count)`: told of payments the risk gate could not score (a metric);
@@ -361,6 +363,9 @@ def installed_gates(
         # A payment under an open banking consent is the one it authorised (asked about
         # batches with payments only: a bulk batch pays nothing for it).
         gates.append(ob_payments.ConsentGate(engine))
+        # A transfer held for review posts only by its case's approval, whether or not the
+        # gates that hold transfers are on now (a case opened before still holds).
+        gates.append(ReviewHoldGate(engine))
     threshold = settings.step_up_transfer_amount
     if threshold is not None:
         assert engine is not None, "the step-up gate reads sessions and API keys"
@@ -375,8 +380,6 @@ def installed_gates(
         )
     if settings.risk:
         assert engine is not None, "the risk gate reads the accounts and the risk events"
-        # A payment the risk gate holds posts only by its case's approval.
-        gates.append(ReviewHoldGate(engine))
         service = RiskService(engine)
         policy = make_policy(settings, engine, on_psi=on_psi)
         gates.append(
@@ -396,8 +399,6 @@ def installed_gates(
         )
     if settings.screening:
         assert engine is not None, "the payee gate reads the accounts and the screenings"
-        if not settings.risk:  # a payee the gate holds posts only by its case's approval
-            gates.append(ReviewHoldGate(engine))
         gates.append(sanctions_gate(settings, engine, on_unscreened=on_unscreened))
     return gates
 
@@ -413,6 +414,19 @@ def case_labels(settings: Settings, *, engine: Engine | None = None) -> LabelRec
         risk_store.label(uow, tenant_id, transfer_id, fraud, clock.now_us())
 
     return record
+
+
+# Every code a gate or a limit that `serve` may install answers (the open banking consent
+# gate's aside: /v1's payments name no consent), whichever this process installs: the API
+# document lists them on the routes that run the transfer pipeline, so that it is the same
+# whatever the settings (docs/openapi.json is that document).
+PIPELINE_ERRORS: Final = (
+    *STEP_UP_GATE_ERRORS,
+    *REVIEW_HOLD_ERRORS,
+    *RISK_GATE_ERRORS,
+    *SANCTIONS_GATE_ERRORS,
+    *KYC_LIMIT_ERRORS,
+)
 
 
 def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
@@ -437,6 +451,7 @@ def error_catalogue(gates: Sequence[Gate] = ()) -> ErrorCatalogue:
         SANCTIONS_ERRORS,
         SANCTIONS_GATE_ERRORS,
         KYC_ERRORS,
+        PIPELINE_ERRORS,
         TPP_ERRORS,
         ob_resources.ERRORS,
         ob_payments.ERRORS,
@@ -724,6 +739,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = build_api(
         gate_codes=[
             # /v1's payments name no consent: the consent gate's codes are not its answers.
+            *(e.code for e in PIPELINE_ERRORS),
             *(e.code for g in gates if g.name != ob_payments.CONSENT_GATE_NAME for e in g.errors),
             *(e.code for limit in ledger.limits for e in limit.errors),
         ],

@@ -186,7 +186,7 @@ def test_a_blocked_payment_in_a_batch_shows_risk_blocked_and_its_decision(w: Wor
         ("created", "created"),
         ("refused", "risk_blocked"),
         ("created", "created"),
-        ("created", "created"),
+        ("created", "risk_review"),  # held: pending until its case is decided
     ]
     assert w.policy.rows_seen[-1] == 3  # one call for the batch's three payments
     blocked = api.ok("GET", f"/v1/transfers/{results[1]['transfer_id']}/risk", key=w.risk)
@@ -196,6 +196,46 @@ def test_a_blocked_payment_in_a_batch_shows_risk_blocked_and_its_decision(w: Wor
     assert held["status"] == "pending"
     unscored = api.get(f"/v1/transfers/{results[2]['transfer_id']}/risk", key=w.risk)
     assert unscored.status_code == 404
+
+
+def test_a_payment_held_inside_a_chain_fails_the_chain_and_posts_nothing(w: World) -> None:
+    """A held payment cannot stand in for its linked chain or atomic batch: the rest would post
+    while it waits and a decline would void it alone. The chain is refused (review_in_chain for
+    the payment, linked_event_failed for the others); sent alone, the payment is held."""
+    api = w.api
+    transfer = {
+        "ledger_id": w.alpha.ledger,
+        "debit_account_id": w.alpha.bank,
+        "credit_account_id": w.alpha.alice,
+    }
+    back = {**transfer, "debit_account_id": w.alpha.alice, "credit_account_id": w.alpha.bank}
+    payment = {"customer_id": w.customer}
+    before = api.ok("GET", f"/v1/accounts/{w.alpha.alice}", key=w.alpha.read)["balances"]
+    for body in (
+        {
+            "transfers": [
+                {**transfer, "amount": REVIEW_MINOR, "payment": payment, "linked": True},
+                {**back, "amount": REVIEW_MINOR},
+            ]
+        },
+        {
+            "transfers": [
+                {**back, "amount": 1},
+                {**transfer, "amount": REVIEW_MINOR, "payment": payment},
+            ],
+            "atomic": True,
+        },
+    ):
+        results = api.ok("POST", "/v1/transfers/batch", key=w.alpha.write, json=body)["results"]
+        codes = [(r["status"], r["code"]) for r in results]
+        held_at = 0 if "linked" in body["transfers"][0] else 1
+        assert codes[held_at] == ("refused", "review_in_chain"), codes
+        assert codes[1 - held_at] == ("refused", "linked_event_failed"), codes
+    after = api.ok("GET", f"/v1/accounts/{w.alpha.alice}", key=w.alpha.read)["balances"]
+    assert after == before
+    assert _rows(api, "SELECT count(*) FROM risk_events")[0][0] == 0  # nothing posted
+    alone = _pay(w, REVIEW_MINOR)
+    assert (alone.status_code, alone.json()["status"]) == (201, "pending")
 
 
 def test_a_batch_without_payments_is_not_scored_nor_recorded(w: World) -> None:
@@ -259,6 +299,7 @@ def test_malformed_payment_fields_are_refused(
     answer = _pay(w, ALLOW_MINOR, **payment)
     assert answer.status_code == 400, answer.text
     assert answer.json()["param"] == param
+    assert problem_code(answer) == "invalid_payment"  # as docs/risk.md says, whichever check
     assert _rows(w.api, "SELECT COUNT(*) FROM risk_events")[0][0] == 0
 
 
@@ -275,9 +316,10 @@ def test_labels_are_recorded_audited_and_reach_the_feature_store(w: World) -> No
     leaves = api.ok("GET", "/v1/audit/leaves", key=w.alpha.admin, params={"limit": 100})["data"]
     assert any(leaf.get("type") == "risk.labelled" for leaf in leaves)
     # The next scoring sees the label (tailed by label_seq).
-    _pay(w, ALLOW_MINOR)
-    features = _rows(api, "SELECT features FROM risk_decisions ORDER BY created_at")
-    assert '"customer_fraud":1.0' in features[-1][0]
+    second = _pay(w, ALLOW_MINOR).json()["id"]
+    # Read by its transfer, not by time: two decisions made in the same microsecond tie.
+    features = _rows(api, "SELECT features FROM risk_decisions WHERE transfer_id = :t", t=second)
+    assert '"customer_fraud":1.0' in features[0][0]
     # A transfer that is no payment of this tenant has no label to take.
     missing = api.post(
         "/v1/risk/labels", key=w.risk, json={"transfer_id": w.alpha.posted, "fraud": False}

@@ -150,6 +150,48 @@ def test_a_blocked_member_fails_its_chain_and_a_retry_of_an_existing_transfer_is
     assert svc.post_transfers([again])[0].result is R.EXISTS
 
 
+def test_a_member_of_a_chain_sent_to_review_fails_its_chain_and_is_held_when_alone(
+    db_engine: SAEngine,
+) -> None:
+    """A held transfer cannot stand in for its chain: the rest would post while it waits, and
+    a decline would void it alone. Refused with review_in_chain, the whole chain posts nothing;
+    the same transfer sent alone is held."""
+    svc, sink, ids = _service(db_engine, FakeGate())
+    for batch, atomic in (
+        ([_tr(ids, "r1", "review", linked=True), _tr(ids, "c1")], False),  # first of a chain
+        ([_tr(ids, "c2", linked=True), _tr(ids, "r2", "review")], False),  # its closing member
+        ([_tr(ids, "c3"), _tr(ids, "r3", "review")], True),  # an atomic batch
+    ):
+        outcomes = svc.post_transfers(batch, atomic=atomic)
+        held = next(o for o in outcomes if o.transfer_id.startswith("r"))
+        other = next(o for o in outcomes if o.transfer_id.startswith("c"))
+        assert (held.result, other.result) == (R.BLOCKED_BY_GATE, R.LINKED_EVENT_FAILED)
+        assert held.decision == GateDecision("test", Verdict.BLOCK, "review_in_chain")
+    assert sink.batches == []  # nothing of any chain was written
+    # Outside any chain (an atomic batch of one included) it is held: pending, no timeout.
+    for tid, atomic in (("r1", False), ("r3", True)):
+        [outcome] = svc.post_transfers([_tr(ids, tid, "review")], atomic=atomic)
+        assert outcome.result is R.CREATED
+        assert outcome.decision == GateDecision("test", Verdict.REVIEW, "test_review")
+        assert svc.get_transfer(tid).status is Status.PENDING
+    # A chain whose members all pass posts as before; another chain in the batch is unaffected.
+    outcomes = svc.post_transfers(
+        [
+            _tr(ids, "k1", linked=True),
+            _tr(ids, "k2"),
+            _tr(ids, "k3", "review", linked=True),
+            _tr(ids, "k4"),
+        ]
+    )
+    assert [o.result for o in outcomes] == [
+        R.CREATED,
+        R.CREATED,
+        R.BLOCKED_BY_GATE,
+        R.LINKED_EVENT_FAILED,
+    ]
+    assert svc.verify().ok
+
+
 @pytest.mark.parametrize(("fail_open", "expected"), [(True, R.CREATED), (False, R.BLOCKED_BY_GATE)])
 @pytest.mark.parametrize("how", ["slow", "raises"])
 def test_a_failing_gate_fails_open_or_closed(
@@ -237,7 +279,11 @@ def test_the_cli_and_the_http_api_pass_the_gates_the_composition_root_installs(
             key=acme.write,
             json={"transfers": [body, {**body, "metadata": {"gate": "review"}}]},
         )
-        assert [r["code"] for r in batch["results"]] == ["test_blocked", "created"]
+        # A held transfer's result names the review's code (it is created, pending).
+        assert [(r["status"], r["code"]) for r in batch["results"]] == [
+            ("refused", "test_blocked"),
+            ("created", "test_review"),
+        ]
         assert str(gate.seen[-1][1]).startswith("api_key:")
 
 

@@ -7,8 +7,11 @@ ledger could release a payment the risk gate sent to an analyst. The case's own 
 under the transfer id derived from the case (cases.model.decision_transfer_id), which passes.
 A void stays open to every door (nothing moves, and the case closes as `transfer_voided`).
 
-Installed with risk scoring (the gate that holds payments for review); a batch without a post
-costs one pass over it, and one with posts one indexed read of their open cases.
+Installed on every ledger with a database (runtime.installed_gates), whichever gates hold
+transfers now: a case opened while risk scoring or screening was on still holds its transfer
+after they are turned off. `posts_only`: the runner asks it only about batches with a post (a
+batch without one costs one pass over it); one with posts costs one indexed read of their
+open cases.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ReviewHoldGate:
     budget_ms: int = 2_000
     fail_open: bool = False  # a lookup that fails must not release a held payment
     errors: Sequence[ErrorCode] = REVIEW_HOLD_ERRORS
+    posts_only: bool = True  # ledger.pipeline.GateRunner asks it only about posts
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

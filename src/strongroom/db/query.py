@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
@@ -101,3 +103,16 @@ def stream_rows(engine: Engine, query: str, page: int) -> Iterator[tuple[Any, ..
         cur.execute(query)
         while batch := cur.fetchmany(page):
             yield from batch
+
+
+_UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '([^']{0,64})'")
+
+
+def undecodable_column(exc: BaseException) -> str | None:
+    """The column SQLite could not read as text, when `exc` is that error (a hand edit wrote
+    bytes that are not UTF-8 into a text column: every read of the row fails); None for any
+    other error. The text itself is never repeated (it may be anything)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    found = _UNDECODABLE.search(str(exc))
+    return found.group(1) if found else None

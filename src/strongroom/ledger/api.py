@@ -54,6 +54,7 @@ from strongroom.ledger.model import (
     TransferOutcome,
     TransferRecord,
     TransferResult,
+    Verdict,
     canonical_metadata,
     derived_balances,
     record_from_row,
@@ -620,7 +621,13 @@ async def create_batch(body: BatchCreate, ctx: CtxDep) -> Response:
     for o in outcomes:
         template = ok_results.get(o.result)
         if template is not None:
-            append(template % (o.index, o.transfer_id))
+            held = o.decision
+            if held is not None and held.verdict is Verdict.REVIEW and held.code:
+                # Held for review (pending until its case is decided): the review's code, as
+                # the single transfer's 201 answers `pending` with the decision.
+                append(_BATCH_RESULT % (o.index, "created", held.code, o.transfer_id))
+            else:
+                append(template % (o.index, o.transfer_id))
         else:
             append(_BATCH_RESULT % (o.index, "refused", _refusal(o).code, o.transfer_id))
     return Response(

@@ -6,7 +6,7 @@ from typing import Final
 
 from strongroom.core.errors import ErrorCode, StrongroomError
 from strongroom.ledger.model import AccountResult, TransferResult
-from strongroom.ledger.pipeline import GATE_UNAVAILABLE
+from strongroom.ledger.pipeline import GATE_UNAVAILABLE, REVIEW_IN_CHAIN
 
 REFUSED_TITLE: Final = "The ledger refused the transfer"
 PAYMENT_CUSTOMER_MISMATCH: Final = "payment_customer_mismatch"
@@ -37,6 +37,11 @@ LEDGER_ERRORS: Final = (
     ErrorCode("invalid_cursor", 400, "A pagination cursor names nothing"),
     # A fail-closed gate of the transfer pipeline could not decide within its time budget.
     ErrorCode(GATE_UNAVAILABLE, 422, "A check the transfer must pass is unavailable; retry later"),
+    ErrorCode(
+        REVIEW_IN_CHAIN,
+        422,
+        "A transfer sent to review cannot be held inside a linked chain or an atomic batch",
+    ),
     # Ledger refusals: result values of the engine, answered as 422 problems.
     *(ErrorCode(r.value, 422, REFUSED_TITLE) for r in TransferResult if not r.ok),
     # Account creation with a client-chosen id; the codes it shares with transfers
@@ -71,6 +76,7 @@ TRANSFER_INPUT_ERRORS: Final = (
 TRANSFER_REFUSALS: Final = (
     *(r.value for r in TransferResult if not r.ok and r is not TransferResult.LEDGER_MISMATCH),
     GATE_UNAVAILABLE,
+    REVIEW_IN_CHAIN,
     "overloaded",
 )
 ACCOUNT_INPUT_ERRORS: Final = (

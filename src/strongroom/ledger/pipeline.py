@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from strongroom.core.errors import ErrorCode
-from strongroom.ledger.model import GateDecision, NewTransfer, Payment, TransferRow, Verdict
+from strongroom.ledger.model import (
+    Action,
+    GateDecision,
+    NewTransfer,
+    Payment,
+    TransferRow,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from strongroom.db.uow import UnitOfWork
@@ -47,6 +54,10 @@ TR_CREATED_AT: Final = 14
 
 # The code of a transfer blocked because a fail-closed gate could not decide in its budget.
 GATE_UNAVAILABLE: Final = "gate_unavailable"
+# A transfer a gate sent to review inside a linked chain or an atomic batch: it cannot be held
+# alone (the rest of the chain would post without it), so it is refused and the chain with it.
+REVIEW_IN_CHAIN: Final = "review_in_chain"
+_POST: Final = Action.POST
 
 
 ALLOW: Final = None  # what a gate answers for a transfer it lets through
@@ -74,6 +85,8 @@ class Gate(Protocol):
 # A gate may declare `payments_only = True`: it allows every transfer without a `payment`, so
 # the GateRunner does not ask it about a batch (or an actor's part of one) that carries none
 # (the open banking consent gate: a bulk batch pays it nothing, not even a thread's hop).
+# Likewise `posts_only = True`: it allows every transfer but a post of a pending one (the review
+# hold, installed on every ledger: a batch without a post pays it one pass).
 
 
 @runtime_checkable
@@ -115,6 +128,7 @@ class GateRunner:
             assert gate.budget_ms > 0, f"gate {gate.name} has a time budget"
         self.gates = tuple(gates)
         self._payments_only = tuple(bool(getattr(g, "payments_only", False)) for g in gates)
+        self._posts_only = tuple(bool(getattr(g, "posts_only", False)) for g in gates)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -150,9 +164,13 @@ class GateRunner:
         pool = self._executor()
         started = time.monotonic()
         asked = []
-        # Whether each part carries a payment: asked only when a payments_only gate is there.
+        # Whether each part carries a payment, or a post: asked only when a payments_only or a
+        # posts_only gate is there.
         paid: dict[int, bool] = {}
-        for gate, payments_only in zip(self.gates, self._payments_only, strict=True):
+        posting: dict[int, bool] = {}
+        for gate, payments_only, posts_only in zip(
+            self.gates, self._payments_only, self._posts_only, strict=True
+        ):
             for k, (who, indexes) in enumerate(groups):
                 part = batch if len(groups) == 1 else [batch[i] for i in indexes]
                 if payments_only:
@@ -160,6 +178,11 @@ class GateRunner:
                         paid[k] = any(t.payment is not None for t in part)
                     if not paid[k]:
                         continue  # every transfer of the part allowed, without asking
+                if posts_only:
+                    if k not in posting:
+                        posting[k] = any(t.action is _POST for t in part)
+                    if not posting[k]:
+                        continue
                 asked.append((gate, indexes, pool.submit(gate.decide, part, who)))
         for gate, indexes, future in asked:
             left_s = max(0.0, started + gate.budget_ms / 1000 - time.monotonic())

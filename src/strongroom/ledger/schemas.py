@@ -278,7 +278,11 @@ class TransferOut(_Out):
 class BatchResultOut(_Out):
     index: int
     status: Literal["created", "exists", "refused"]
-    code: str
+    code: str = Field(
+        description="the result: `created` or `exists`; a refusal's code (docs/errors.md); for "
+        "a transfer created pending because a gate holds it for review, the review's code "
+        "(`risk_review`): read the transfer for its decision"
+    )
     transfer_id: str
 
 

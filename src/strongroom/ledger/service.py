@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -21,6 +22,7 @@ from strongroom.core.limits import (
     PAGE_SIZE_DEFAULT,
 )
 from strongroom.core.pagination import check_limit
+from strongroom.db.query import undecodable_column
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import store
 from strongroom.ledger.accounts import (
@@ -44,6 +46,7 @@ from strongroom.ledger.model import (
     Status,
     TransferOutcome,
     TransferResult,
+    Verdict,
     canonical_metadata,
     record_to_row,
     simple_transfer_ok,
@@ -51,6 +54,7 @@ from strongroom.ledger.model import (
     validate_transfer,
 )
 from strongroom.ledger.pipeline import (
+    REVIEW_IN_CHAIN,
     TR_ACTION,
     CommittedBatch,
     GateOutcome,
@@ -226,7 +230,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
 
         gated = self._gates.run(batch, actor, actors) if self._gates is not None else None
         if gated:
-            batch = _hold_for_review(batch, gated)
+            batch = _hold_for_review(batch, gated, atomic)
         blocked = {batch[i].id: d for i, d in gated.blocked.items()} if gated else None
 
         def work() -> list[TransferOutcome]:
@@ -474,21 +478,43 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         """Check every invariant of the ledger on the database, in one read transaction
         (ledger/verify.py); `progress` is told of the report every VERIFY_PROGRESS_ROWS rows."""
         with self._uow(write=False) as uow:
-            return verify_ledger(uow, progress)
+            try:
+                return verify_ledger(uow, progress)
+            except sqlite3.OperationalError as exc:
+                column = undecodable_column(exc)
+                if column is None:
+                    raise
+                report = VerifyReport()
+                report.problems.append(
+                    f"column {column} holds bytes that are not UTF-8 text (written by hand: no "
+                    "write stores them); the check stopped there"
+                )
+                return report
 
 
-def _hold_for_review(batch: Sequence[NewTransfer], gated: GateOutcome) -> list[NewTransfer]:
+def _hold_for_review(
+    batch: Sequence[NewTransfer], gated: GateOutcome, atomic: bool
+) -> list[NewTransfer]:
     """A transfer a gate sends to review is posted as pending, without a timeout: a later
     decision posts or voids it. Only a transfer can be held; a post, void or reversal sent to
-    review is blocked with the review's code."""
+    review is blocked with the review's code. Nor can a member of a linked chain (or of an
+    atomic batch of more than one) be held: the rest of its chain would post while it waits,
+    and a decline would void it alone. It is refused (`review_in_chain`), so the whole chain
+    fails and nothing of it posts; sent alone, it is held."""
     out = list(batch)
+    chained = atomic and len(batch) > 1
     for index, decision in list(gated.held.items()):
         t = out[index]
-        if t.action is Action.TRANSFER:
+        in_chain = chained or t.linked or (index > 0 and batch[index - 1].linked)
+        if t.action is Action.TRANSFER and not in_chain:
             out[index] = dataclasses.replace(t, pending=True, timeout_s=0)
         else:
             del gated.held[index]
-            gated.blocked[index] = decision
+            gated.blocked[index] = (
+                dataclasses.replace(decision, verdict=Verdict.BLOCK, code=REVIEW_IN_CHAIN)
+                if t.action is Action.TRANSFER
+                else decision
+            )
     return out
 
 

@@ -10,7 +10,8 @@ from strongroom.core.errors import ErrorCode, StrongroomError
 
 RISK_BLOCKED: Final = "risk_blocked"
 RISK_UNAVAILABLE: Final = "risk_unavailable"
-RISK_REVIEW: Final = "risk_review"  # why a transfer is held: not an error, never answered so
+# Why a transfer is held: not an error. A batch answers it as a held transfer's result code.
+RISK_REVIEW: Final = "risk_review"
 
 RISK_GATE_ERRORS: Final = (
     ErrorCode(RISK_BLOCKED, 422, "Risk scoring blocked the payment"),
