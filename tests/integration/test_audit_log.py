@@ -27,7 +27,7 @@ from strongroom.audit.offline import verify_export
 from strongroom.audit.service import KEY_ROTATED, AuditLog, VerifyReport
 from strongroom.audit.store import BundleDamaged, pack_bundle, unpack_bundle
 from strongroom.audit.verify import _TransferTrail
-from strongroom.core.errors import NotFound
+from strongroom.core.errors import InvalidRequest, NotFound
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, Direction, NewTransfer, TransferResult
 from strongroom.ledger.service import LedgerService
@@ -621,3 +621,70 @@ def test_an_export_verifies_and_swapped_or_bare_logs_do_not(
     problems = verify_export(out, keys).problems
     assert "ten_two: no checkpoint that verifies" in problems
     assert any(p.startswith("ten_one: checkpoint notes.txt") for p in problems)
+
+
+def test_a_held_checkpoint_catches_a_database_rolled_back_to_an_older_state(
+    tmp_path: Path,
+) -> None:
+    """The stored checkpoints can be deleted with the leaves they cover (or the whole database
+    restored from an older backup, which is consistent in itself): a checkpoint kept outside
+    the database cannot. `verify` holds the log to it: the log must still hold its size in
+    leaves, with its root there."""
+    from strongroom.db.engine import create_engine
+    from strongroom.db.migrate import upgrade
+
+    path = tmp_path / "ledger.db"
+    engine = create_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    book = _book(engine)
+    book.move(5)
+    book.audit.publish()
+    key = str(book.audit.verifier_keys()[0]["verifier_key"])
+    engine.dispose()
+    backup = tmp_path / "backup.db"
+    shutil.copy(path, backup)  # a consistent older state: the log before the next transfer
+
+    engine = create_engine(f"sqlite:///{path}")
+    book = _book_on(engine, book)
+    book.move(7)
+    (later,) = book.audit.publish()
+    report = book.audit.verify(trusted_keys=[key], held_checkpoints=[later.note])
+    assert (report.problems, report.held_checkpoints) == ([], 1)
+    engine.dispose()
+
+    shutil.copy(backup, path)  # the rollback: transfer 7 and its checkpoint are gone
+    engine = create_engine(f"sqlite:///{path}")
+    book = _book_on(engine, book)
+    assert book.audit.verify(trusted_keys=[key]).problems == []  # consistent in itself
+    report = book.audit.verify(trusted_keys=[key], held_checkpoints=[later.note])
+    assert report.problems == [
+        f"log {book.tenant}: a held checkpoint has {later.size} leaves, the log "
+        f"{later.size - 1}: leaves were removed"
+    ]
+    # A checkpoint no trusted key signed is refused, not trusted.
+    other = notes.generate_signer("someone-else").verifier_key
+    with pytest.raises(InvalidRequest, match="not a checkpoint a trusted key signed"):
+        book.audit.verify(trusted_keys=[other], held_checkpoints=[later.note])
+    engine.dispose()
+
+
+def _book_on(engine: Engine, like: Book) -> Book:
+    """The same book, on an engine opened again."""
+    ledger = LedgerService(engine)
+    audit = AuditLog(engine, tenant_of=ledger.ledger_tenants)
+    ledger = LedgerService(engine, sinks=[audit], recorder=audit)
+    return Book(ledger, audit, like.tenant, like.ledger_id, like.a, like.b)
+
+
+def test_a_log_under_no_checkpoint_is_noted(book: Book) -> None:
+    """Not a problem (a log is written before its first checkpoint), but said: nothing holds
+    such a log to its leaves."""
+    book.move(5)
+    report = book.audit.verify()
+    assert report.ok
+    assert report.notes == [
+        f"log {book.tenant}: none of its {BASE + 1} leaves is under a checkpoint a trusted key "
+        "signed (publish one, and keep it outside the database: --checkpoint)"
+    ]
+    book.audit.publish()
+    assert book.audit.verify().notes == []

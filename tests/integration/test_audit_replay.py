@@ -8,8 +8,10 @@ public key the operator holds, fails naming the row that was changed.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -344,3 +346,97 @@ def test_a_freeze_verifies_and_one_set_by_hand_is_caught(book: Book) -> None:
             f"account {book.bob} differs from its leaves: frozen True in the ledger, False in them",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "named"),
+    [
+        ("transfers", "status", 9, "transfer"),  # a status code no write makes
+        ("transfers", "action", 9, "transfer"),
+        ("transfers", "metadata", "not json", "transfer"),
+        ("transfers", "created_at", "x", "transfer"),
+        ("accounts", "flags", "x", "account"),
+        ("accounts", "version", "x", "account"),
+        ("entries", "version", "x", "entry"),
+    ],
+)
+def test_a_row_no_write_makes_is_named_not_a_crash(
+    book: Book, table: str, column: str, value: object, named: str
+) -> None:
+    """Found by an attacker: these edits made `audit verify` stop with a traceback (and so
+    report nothing else). Each is named as a problem of its row; the rest is still checked."""
+    if book.engine.dialect.name != "sqlite" and isinstance(value, str) and value == "x":
+        pytest.skip("PostgreSQL's typed columns refuse text in a number column")
+    key = book.key()
+    first = book.move(book.cash, book.alice, 77)
+    row = {
+        "transfers": first,
+        "accounts": book.alice,
+        "entries": str(book.entries_of(first)[0][0]),
+    }[table]
+    book.sql(f"UPDATE {table} SET {column} = ? WHERE id = ?", value, row)
+    book.sql("UPDATE accounts SET asset = 'EUR' WHERE id = ?", book.bob)  # reported as well
+    problems = book.problems(key)
+    assert any(p.startswith(f"{named} {row}") for p in problems), problems
+    assert any(p.startswith(f"account {book.bob} differs") for p in problems), problems
+
+
+def test_text_that_is_not_utf8_is_named_by_both_verifiers(db_url: str, db_engine: Engine) -> None:
+    """SQLite stores any bytes as text when told to (a hand edit: `CAST(x'ff' AS TEXT)`), and
+    every read of that row then fails: each verifier names the column instead of a traceback."""
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses text that is not UTF-8 when it is written")
+    b = _book(db_url, db_engine)
+    b.move(b.cash, b.alice, 5)
+    key = b.key()
+    b.sql("UPDATE accounts SET asset = CAST(x'ff55' AS TEXT) WHERE id = ?", b.alice)
+    (problem,) = b.problems(key)
+    assert problem.startswith("column asset holds bytes that are not UTF-8 text"), problem
+    (problem,) = b.ledger.verify().problems
+    assert problem.startswith("column asset holds bytes that are not UTF-8 text"), problem
+
+
+def test_the_cli_takes_held_checkpoints_as_notes_or_as_the_apis_json(
+    book: Book, tmp_path: Path
+) -> None:
+    key = book.key()
+    latest = book.audit.latest("ten_default")  # the book's tenant's log
+    note_file = tmp_path / "checkpoint.txt"
+    note_file.write_text(latest.note, encoding="utf-8")
+    json_file = tmp_path / "checkpoint.json"
+    json_file.write_text(json.dumps(latest.to_dict()), encoding="utf-8")
+    args = ["audit", "verify", "--database-url", book.url, "--public-key", key]
+    for held in (note_file, json_file):
+        result = CliRunner().invoke(app, [*args, "--checkpoint", str(held)])
+        assert result.exit_code == 0, result.output
+        assert "held checkpoints: 1" in result.output
+    json_file.write_text('{"no": "note"}', encoding="utf-8")
+    result = CliRunner().invoke(app, [*args, "--checkpoint", str(json_file)])
+    assert result.exit_code != 0
+    assert "a JSON checkpoint has a `note`" in result.output
+
+
+def test_who_created_a_transfer_changed_by_hand_is_caught(book: Book) -> None:
+    """The leaf records who asked; the row, its actor_ref. Found by an attacker: handing one
+    key's transfer to another key (or to no one) passed both verifiers."""
+    book.ledger.actor_ref("api_key:key_other")  # another actor, as the API interns one
+    tid = book.ledger.post_transfers(
+        [NewTransfer("tr_by_key", book.ledger_id, book.cash, book.alice, 5)],
+        actor="api_key:key_mine",
+    )[0].transfer_id
+    key = book.key()
+    assert book.problems(key) == []
+    (other,) = book.sql("SELECT id FROM actors WHERE actor = ?", "api_key:key_other")[0]
+    book.sql("UPDATE transfers SET actor_ref = ? WHERE id = ?", other, tid)
+    assert book.problems(key) == [
+        f"transfer {tid}: created by 'api_key:key_other' in the ledger, by 'api_key:key_mine' "
+        "in its leaf"
+    ]
+    book.sql("UPDATE transfers SET actor_ref = NULL WHERE id = ?", tid)
+    (problem,) = book.problems(key)
+    assert "created by no one named in the ledger" in problem
+    (mine,) = book.sql("SELECT id FROM actors WHERE actor = ?", "api_key:key_mine")[0]
+    book.sql("UPDATE transfers SET actor_ref = ? WHERE id = ?", mine, tid)
+    book.sql("UPDATE actors SET actor = 'cli' WHERE id = ?", mine)  # the name itself edited
+    (problem,) = book.problems(key)
+    assert problem.startswith(f"transfer {tid}: created by 'cli' in the ledger")

@@ -537,6 +537,8 @@ class TransferHead(NamedTuple):
     status: int  # a Status value
     target_id: str | None
     body: bytes  # the transfer's bytes, id to created_at, but for the status byte
+    end: int = 0  # where the transfer's bytes end (its entries follow)
+    width: int = WIDTH_NARROW  # the leaf's money width
 
 
 def transfer_head(data: bytes) -> TransferHead | None:
@@ -587,7 +589,36 @@ def transfer_head(data: bytes) -> TransferHead | None:
     if end > len(data):
         raise LeafError("the leaf ends too soon")
     body = data[3:status_at] + data[status_at + 1 : end]
-    return TransferHead(event, tid, action, status, target, body)
+    return TransferHead(event, tid, action, status, target, body, end, width)
+
+
+def leaf_actor(data: bytes, head: TransferHead) -> tuple[bool, str | None]:
+    """Whether a ledger change's leaf records who asked (version 2 on), and who: read by
+    stepping over its entries from `head` (its transfer_head), without decoding them."""
+    if data[0] < 2:
+        return False, None
+    try:
+        o = head.end
+        count = (data[o] << 8) | data[o + 1]
+        o += 2
+        numbers = (
+            _ENTRY_NUMBERS.size
+            if head.width == WIDTH_NARROW
+            else (_ENTRY_HEAD.size + 6 * head.width + 8)
+        )
+        for _ in range(count):
+            n = (data[o] << 8) | data[o + 1]
+            o += 2 + (0 if n in (_DEBIT_REF, _CREDIT_REF) else n) + numbers
+        n = (data[o] << 8) | data[o + 1]
+        if n == _NULL:
+            return True, None
+        if o + 2 + n > len(data):
+            raise IndexError
+        return True, data[o + 2 : o + 2 + n].decode()
+    except IndexError:
+        raise LeafError("the leaf ends too soon") from None
+    except UnicodeDecodeError:
+        raise LeafError("a leaf string is not UTF-8") from None
 
 
 def leaf_type(data: bytes) -> str:

@@ -237,7 +237,14 @@ class Replay:
         routes = {r[0]: r[11] for r in store.account_rows(uow)}
         say("replaying the leaves against the ledger's entries")
         for count, row in enumerate(store.entry_rows(uow), 1):
-            self._ledger_entry(row, routes.get(row[1]))
+            try:
+                self._ledger_entry(row, routes.get(row[1]))
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A row edited by hand into something no write makes (a version that is no
+                # number...): named, and the replay goes on.
+                self.problems.add(
+                    f"entry {row[0]}: a column holds what no write stores ({why(exc)})"
+                )
             if count % PROGRESS_EVERY == 0:
                 say(f"  {count} entries")
         del routes
@@ -474,52 +481,69 @@ class Replay:
     # -- accounts --------------------------------------------------------------------------
 
     def _accounts(self) -> None:
-        problems = self.problems
         for row in store.account_rows(self.uow):
             self.report.accounts += 1
-            account = row[0]
-            acc = self.accounts.pop(account, None)
-            if acc is None:
-                problems.add(f"account {account} has no account.created leaf in the audit log")
-                continue
-            if row[11] != acc.log_id:
-                problems.add(
-                    f"account {account}: its ledger {row[1]} is tenant {row[11]}'s, its leaves "
-                    f"are in log {acc.log_id}"
-                )
             try:
-                totals = [from_stored_int(v) for v in row[6:10]]
-            except ValueError as exc:
-                problems.add(f"account {account}: a total: {exc}")
-                continue
-            normal = row[3]
-            ledger = {
-                "ledger": row[1],
-                "asset": row[2],
-                "normal balance": _DIRECTIONS[normal] if normal in (0, 1) else normal,
-                "flags": _flag_names(int(row[4])),
-                "closed": bool(row[5]),
-                "frozen": bool(row[12]),
-                "version": int(row[10]),
-                **dict(zip(_TOTALS, totals, strict=True)),
-            }
-            leaves = {
-                "ledger": acc.ledger_id,
-                "asset": acc.asset,
-                "normal balance": acc.normal,
-                "flags": _flag_names(acc.flags),
-                "closed": acc.closed,
-                "frozen": acc.frozen,
-                "version": acc.version,
-                **dict(zip(_TOTALS, acc.totals, strict=True)),
-            }
-            if ledger != leaves:
-                problems.add(
-                    f"account {account} differs from its leaves: {_diff(ledger, leaves, 'them')}"
+                self._account(row)
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A row edited by hand into something no write makes (flags that are no
+                # number...): named, and the comparison goes on.
+                self.problems.add(
+                    f"account {row[0]}: a column holds what no write stores ({why(exc)})"
                 )
         for account in sorted(self.accounts):
-            problems.add(f"the audit log has account {account}, the ledger does not")
+            self.problems.add(f"the audit log has account {account}, the ledger does not")
         self.accounts.clear()
+
+    def _account(self, row: Sequence[Any]) -> None:
+        problems = self.problems
+        account = row[0]
+        acc = self.accounts.pop(account, None)
+        if acc is None:
+            problems.add(f"account {account} has no account.created leaf in the audit log")
+            return
+        if row[11] != acc.log_id:
+            problems.add(
+                f"account {account}: its ledger {row[1]} is tenant {row[11]}'s, its leaves "
+                f"are in log {acc.log_id}"
+            )
+        try:
+            totals = [from_stored_int(v) for v in row[6:10]]
+        except ValueError as exc:
+            problems.add(f"account {account}: a total: {exc}")
+            return
+        normal = row[3]
+        ledger = {
+            "ledger": row[1],
+            "asset": row[2],
+            "normal balance": _DIRECTIONS[normal] if normal in (0, 1) else normal,
+            "flags": _flag_names(int(row[4])),
+            "closed": bool(row[5]),
+            "frozen": bool(row[12]),
+            "version": int(row[10]),
+            **dict(zip(_TOTALS, totals, strict=True)),
+        }
+        leaves = {
+            "ledger": acc.ledger_id,
+            "asset": acc.asset,
+            "normal balance": acc.normal,
+            "flags": _flag_names(acc.flags),
+            "closed": acc.closed,
+            "frozen": acc.frozen,
+            "version": acc.version,
+            **dict(zip(_TOTALS, acc.totals, strict=True)),
+        }
+        if ledger != leaves:
+            problems.add(
+                f"account {account} differs from its leaves: {_diff(ledger, leaves, 'them')}"
+            )
+
+
+def why(exc: BaseException) -> str:
+    """An exception as a verifier names it: its kind and the start of its message (a value the
+    message quotes is clipped)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def check(uow: UnitOfWork, baseline: Baseline, say: Callable[[str], None]) -> ReplayReport:

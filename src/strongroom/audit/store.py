@@ -454,11 +454,19 @@ def set_signer_key(uow: UnitOfWork, key_id: str, old: str, new: str) -> int:
 
 
 def transfer_rows(uow: UnitOfWork, page: int = 20_000) -> Iterator[tuple[Any, ...]]:
-    """The ledger's transfer rows as stored, for `verify`'s cross-check. The one read of
-    another domain's table: the check is of the storage itself, below the ledger's service."""
+    """The ledger's transfer rows as stored, and last who created each (`actor_ref`, an id
+    of `actors`), for `verify`'s cross-check. The one read of another domain's table: the
+    check is of the storage itself, below the ledger's service."""
     from strongroom.ledger.store import TRANSFER_COLS
 
-    yield from _by_key(uow, "transfers", TRANSFER_COLS, "seq", page)
+    yield from _by_key(uow, "transfers", f"{TRANSFER_COLS}, actor_ref", "seq", page)
+
+
+def actor_names(uow: UnitOfWork) -> dict[int, str]:
+    """Every actor by id (an API key, a user, the CLI...: one row each, not one a transfer)."""
+    cur = uow.cursor()
+    cur.execute("SELECT id, actor FROM actors")
+    return {int(r[0]): r[1] for r in cur.fetchall()}
 
 
 def _by_key(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -25,9 +27,18 @@ from strongroom.core.limits import (
     AUDIT_VERIFY_TILES_READ_MAX,
 )
 from strongroom.core.money import from_stored_int
+from strongroom.db.query import undecodable_column
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Status
 from strongroom.ledger.service import EXPIRED_EVENT
+
+
+@dataclass(frozen=True, slots=True)
+class _Pin:
+    """A held checkpoint: the log must hold `size` leaves whose root is `root`."""
+
+    size: int
+    root: bytes
 
 
 @dataclass(slots=True)
@@ -40,6 +51,8 @@ class VerifyReport:
     entries: int = 0  # entry rows compared with their leaves
     problems: list[str] = field(default_factory=list)
     trust: str = ""  # what the checkpoints' signatures were checked against
+    held_checkpoints: int = 0  # signed checkpoints given from outside the database
+    notes: list[str] = field(default_factory=list)  # worth saying, not a problem
     # Accounts whose history before the log began is vouched for by the audit baseline.
     baseline: list[str] = field(default_factory=list)
 
@@ -110,6 +123,7 @@ class _TransferTrail:
             for log_id in store.log_ids(uow)
         }
         self.open: dict[str, int] = {}  # created pending, matched, not settled: id -> row status
+        self.actors = store.actor_names(uow)
         self.held = 0  # leaves held, all logs together
         self.waiting = 0  # rows waiting, all logs together
         self.problems: list[str] = []
@@ -184,7 +198,7 @@ class _TransferTrail:
                 continue
             if head.target_id is not None and head.action in ("post", "void"):
                 self._settle(log, head.target_id, _POSTED if head.action == "post" else _VOIDED)
-            item = [index, data, head.status, head.status == _PENDING, head.body]
+            item = [index, data, head.status, head.status == _PENDING, head.body, head]
             if head.id == want:
                 return item
             row = log.waiting.pop(head.id, None)
@@ -218,19 +232,48 @@ class _TransferTrail:
             item[2], item[3] = status, False
 
     def _match(self, row: Sequence[Any], item: list[Any]) -> None:
-        """A transfer row and the leaf that created it."""
+        """A transfer row (and last, its actor_ref) and the leaf that created it."""
         tid = row[1]
+        actor_ref, row = row[-1], row[:-1]
+        try:
+            recorded, actor = leaves_.leaf_actor(item[1], item[5])
+        except leaves_.LeafError:
+            recorded, actor = False, None  # the replay names a leaf it cannot read
+        if recorded:
+            mine = None if actor_ref is None else self.actors.get(actor_ref, "")
+            if mine != actor:
+                self.problems.append(
+                    f"transfer {tid}: created by {_who(mine)} in the ledger, by {_who(actor)} "
+                    "in its leaf"
+                )
         try:
             row = (*row[:7], from_stored_int(row[7]), *row[8:])
         except ValueError as exc:
             self.problems.append(f"transfer {tid}: amount: {exc}")
             return
-        if not _same_transfer(row, item[1], item[4]):
+        try:
+            same = _same_transfer(row, item[1], item[4])
+            status = int(row[4])
+        except (leaves_.LeafError, struct.error, ValueError, TypeError, OverflowError) as exc:
+            # A row edited by hand into something no write makes (a status or an action code
+            # that does not exist, metadata or legs that are not JSON, a time that is text):
+            # it cannot be the leaf's. Named, and the check goes on.
+            self.problems.append(
+                f"transfer {tid}: its row holds what no write stores ({replay.why(exc)})"
+            )
+            return
+        if not same:
             self.problems.append(f"transfer {tid} differs from its leaf")
         elif item[3]:
-            self.open[tid] = int(row[4])
-        elif int(row[4]) != item[2]:
+            self.open[tid] = status
+        elif status != item[2]:
             self._bad_status(tid)
+
+
+def _who(actor: str | None) -> str:
+    if actor is None:
+        return "no one named"
+    return repr(actor) if actor else "an actor id that names no one"
 
 
 def _same_transfer(row: Sequence[Any], data: bytes, body: bytes) -> bool:
@@ -256,6 +299,7 @@ class AuditVerify(AuditBase):
         self,
         progress: Callable[[str], None] | None = None,
         trusted_keys: Sequence[str] | None = None,
+        held_checkpoints: Sequence[str] = (),
     ) -> VerifyReport:
         """Recompute every log from its leaves: each leaf against the tile it was hashed into,
         every stored tile against the tiles the leaves make, each checkpoint's root, origin and
@@ -265,7 +309,13 @@ class AuditVerify(AuditBase):
 
         Checkpoints must be signed by a trusted key: `trusted_keys` (C2SP verifier keys held
         outside this database), or else the database's first key; a key becomes trusted when
-        a checkpoint signed by a trusted key holds the rotation leaf that hands over to it."""
+        a checkpoint signed by a trusted key holds the rotation leaf that hands over to it.
+
+        `held_checkpoints`: signed checkpoint notes kept outside this database (a client's, a
+        witness's, an earlier `audit checkpoint`'s), each signed by a trusted key. The stored
+        ones can be deleted with the leaves they cover; these cannot: a log must still hold
+        each one's size in leaves, with its root there, or leaves were removed or changed.
+        Raises InvalidRequest for a note no trusted key signed or that is no checkpoint."""
         report = VerifyReport()
         say = progress or (lambda _m: None)
         with self._uow(write=False) as uow:
@@ -282,24 +332,68 @@ class AuditVerify(AuditBase):
                     notes.Verifier(key)
             except notes.NoteError as exc:
                 raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
-            reached = set(roots)
-            for log_id in store.log_ids(uow):
-                report.logs += 1
-                self._verify_log(uow, log_id, roots, reached, report, say)
-            for key_id, name, vkey, _signer, _created, _retired in keys:
-                if vkey not in reached:
-                    report.problems.append(
-                        f"signing key {key_id} ({name}) was never handed over by a trusted key"
-                    )
-            baseline = replay.load_baseline(uow)
-            report.problems += baseline.problems
-            report.baseline = baseline.describe()
-            say("transfers against their leaves")
-            _TransferTrail(uow, baseline.transfer_seq).check(report)
-            replayed = replay.check(uow, baseline, say)
-            report.accounts, report.entries = replayed.accounts, replayed.entries
-            report.problems += replayed.problems
+            held = self._held(held_checkpoints, roots)
+            report.held_checkpoints = sum(len(v) for v in held.values())
+            try:
+                self._verify_all(uow, keys, roots, held, report, say)
+            except sqlite3.OperationalError as exc:
+                column = undecodable_column(exc)
+                if column is None:
+                    raise
+                report.problems.append(
+                    f"column {column} holds bytes that are not UTF-8 text (written by hand: no "
+                    "write stores them); the check stopped there"
+                )
         return report
+
+    def _held(self, notes_: Sequence[str], roots: Sequence[str]) -> dict[str, list[_Pin]]:
+        """The held checkpoints by origin: (size, root) each, its signature checked."""
+        verifiers = [notes.Verifier(k) for k in roots]
+        held: dict[str, list[_Pin]] = {}
+        for k, text in enumerate(notes_):
+            try:
+                parsed = parse_checkpoint(notes.open(text, verifiers).text)
+            except (notes.NoteError, CheckpointError) as exc:
+                raise InvalidRequest(
+                    f"checkpoint {k + 1}: not a checkpoint a trusted key signed: {exc}",
+                    param="checkpoint",
+                ) from None
+            held.setdefault(parsed.origin, []).append(_Pin(parsed.size, parsed.root_hash))
+        return held
+
+    def _verify_all(
+        self,
+        uow: UnitOfWork,
+        keys: Sequence[tuple[Any, ...]],
+        roots: Sequence[str],
+        held: dict[str, list[_Pin]],
+        report: VerifyReport,
+        say: Callable[[str], None],
+    ) -> None:
+        reached = set(roots)
+        pins = dict(held)
+        for log_id in store.log_ids(uow):
+            report.logs += 1
+            mine = sorted(pins.pop(self.origin_of(log_id), []), key=lambda p: p.size)
+            self._verify_log(uow, log_id, roots, reached, report, say, mine)
+        for origin, gone in sorted(pins.items()):
+            report.problems.append(
+                f"log {origin}: a held checkpoint of size {max(p.size for p in gone)} names a "
+                "log this database does not hold (deleted?)"
+            )
+        for key_id, name, vkey, _signer, _created, _retired in keys:
+            if vkey not in reached:
+                report.problems.append(
+                    f"signing key {key_id} ({name}) was never handed over by a trusted key"
+                )
+        baseline = replay.load_baseline(uow)
+        report.problems += baseline.problems
+        report.baseline = baseline.describe()
+        say("transfers against their leaves")
+        _TransferTrail(uow, baseline.transfer_seq).check(report)
+        replayed = replay.check(uow, baseline, say)
+        report.accounts, report.entries = replayed.accounts, replayed.entries
+        report.problems += replayed.problems
 
     def _verify_log(
         self,
@@ -309,6 +403,7 @@ class AuditVerify(AuditBase):
         reached: set[str],
         report: VerifyReport,
         say: Callable[[str], None],
+        pins: Sequence[_Pin] = (),
     ) -> None:
         """The log's leaves against its tiles and checkpoints, in one pass that holds a bundle
         and the tree's right edge (not a hash a leaf): each tile is rebuilt from the leaves as
@@ -323,6 +418,10 @@ class AuditVerify(AuditBase):
         trusted = set(roots)
         rotations: list[tuple[int, str, str]] = []  # (index, old key, new key)
         next_cp = 0
+        anchored = 0  # leaves under a checkpoint that verified
+        next_pin = 0
+        while next_pin < len(pins) and pins[next_pin].size == 0:
+            next_pin += 1  # the empty tree: nothing to hold the log to
         expected = 0
         first_bad: str | None = None
         tiles: dict[tuple[int, int], bytes] = {}
@@ -368,9 +467,17 @@ class AuditVerify(AuditBase):
                 acc.append(h)
                 hashes.append(h)
                 expected += 1
+                while next_pin < len(pins) and pins[next_pin].size == expected:
+                    if pins[next_pin].root != acc.root():
+                        report.problems.append(
+                            f"log {log_id}: the leaves up to {expected} do not give the root of "
+                            f"the held checkpoint of size {expected} (leaves changed)"
+                        )
+                    next_pin += 1
                 while next_cp < len(checkpoints) and checkpoints[next_cp][0] == expected:
                     cp = checkpoints[next_cp]
                     if self._check_checkpoint(log_id, origin, cp, acc.root(), trusted, report):
+                        anchored = cp[0]
                         for at, old, new in rotations:
                             if at < cp[0] and old in trusted and new not in trusted:
                                 trusted.add(new)
@@ -389,6 +496,16 @@ class AuditVerify(AuditBase):
         for cp in checkpoints[next_cp:]:
             report.problems.append(
                 f"log {log_id}: checkpoint of size {cp[0]} is beyond the {expected} leaves found"
+            )
+        if expected and not anchored and not pins:
+            report.notes.append(
+                f"log {log_id}: none of its {expected} leaves is under a checkpoint a trusted "
+                "key signed (publish one, and keep it outside the database: --checkpoint)"
+            )
+        for pin in pins[next_pin:]:
+            report.problems.append(
+                f"log {log_id}: a held checkpoint has {pin.size} leaves, the log {expected}: "
+                "leaves were removed"
             )
         if first_bad is None:
             # Every stored tile, the inner ones too (proofs are read from them), against the

@@ -11,6 +11,7 @@ import typer
 from strongroom.cli.common import DbOption, audit_log, print_json
 from strongroom.cli.progress import progress
 from strongroom.core import clock
+from strongroom.core.errors import InvalidRequest
 
 app = typer.Typer(no_args_is_help=True, help="The verifiable audit log.")
 
@@ -22,24 +23,56 @@ def audit_verify(
         list[str] | None,
         typer.Option(help="a verifier key you hold (the log's first; repeatable)"),
     ] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a signed checkpoint kept outside the database (its note, or the JSON of GET "
+            "/v1/audit/checkpoint); the log must still hold it (repeatable)",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Recompute every log from the database against its tiles and every stored checkpoint
     (signed by a key you trust, or handed over to by one), and check the ledger's transfers
-    against their leaves; exit 1 naming the first bad leaf."""
+    against their leaves; exit 1 naming the first bad leaf. A checkpoint kept outside the
+    database (--checkpoint) also catches leaves removed together with the checkpoints that
+    held them."""
+    held = [_checkpoint_note(path) for path in checkpoint or []]
     with audit_log(database_url) as audit, progress("audit verify") as show:
-        report = audit.verify(progress=show, trusted_keys=public_key)
+        report = audit.verify(progress=show, trusted_keys=public_key, held_checkpoints=held)
     typer.echo(
         f"logs: {report.logs}  leaves: {report.leaves}  checkpoints: {report.checkpoints}  "
         f"transfers: {report.transfers}"
     )
+    if report.held_checkpoints:
+        typer.echo(f"held checkpoints: {report.held_checkpoints} (given, kept outside)")
     typer.echo(f"signatures checked against {report.trust}")
     for line in report.baseline:
         typer.echo(f"baseline: {line}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     for problem in report.problems:
         typer.echo(f"TAMPERED: {problem}")
     typer.echo("audit log: ok" if report.ok else f"audit log: {len(report.problems)} problems")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _checkpoint_note(path: Path) -> str:
+    """A checkpoint file's signed note: the file is the note, or a checkpoint's JSON (`note`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc}", param="checkpoint") from None
+    if text.lstrip().startswith("{"):
+        try:
+            found = json.loads(text).get("note")
+        except (ValueError, AttributeError):
+            found = None
+        if not isinstance(found, str):
+            raise InvalidRequest(f"{path}: a JSON checkpoint has a `note`", param="checkpoint")
+        return found
+    return text
 
 
 @app.command("checkpoint")
