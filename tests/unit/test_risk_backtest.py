@@ -347,6 +347,24 @@ def test_a_raw_history_without_the_feature_engine_is_a_clear_error(
             {"engine_factory": FakeEngine},
             "a.csv: column 'customer' has blanks",
         ),
+        (
+            "a.csv",
+            "id,time,customer,amount\np1,inf,c1,5\n",
+            {"engine_factory": FakeEngine},
+            "a.csv: column 'time' has 1 values that are no time",
+        ),
+        (
+            "a.csv",
+            "id,time,customer,amount\np1,1e300,c1,5\n",
+            {"engine_factory": FakeEngine},
+            "a.csv: column 'time' has 1 values that are no time",
+        ),
+        (
+            "a.csv",
+            "id,time,customer,amount\np1,1,c1,inf\n",
+            {"engine_factory": FakeEngine},
+            "a.csv: column 'amount' has infinite values",
+        ),
     ],
 )
 def test_bad_data_is_refused_clearly(

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from strongroom.risk import features as f
-from strongroom.risk.features import ALL_FEATURES, HANDBOOK_FEATURES, FeatureEngine
+from strongroom.risk.features import (
+    ALL_FEATURES,
+    DAY_S,
+    FEATURE_AMOUNT_MAX,
+    HANDBOOK_FEATURES,
+    FeatureEngine,
+)
 from strongroom.risk.model import PaymentEvent
 
 DAY = 86_400.0
@@ -205,3 +211,23 @@ def test_observe_is_thread_safe() -> None:
         thread.join()
     probe = pay(9_999, T0 + 600, customer="shared")
     assert one(engine, probe)[f.CUSTOMER_NB_TX_1D] == 2_001.0
+
+
+def test_one_huge_payment_does_not_silence_the_windows_that_follow() -> None:
+    """Found by an attacker: the windows are prefix sums of floats, so one retained payment of
+    1e30 cancelled every later window's sum to 0 (amount_to_mean 1.0, the amount rules silent)
+    for as long as it was kept. Amounts are clipped for the windows (FEATURE_AMOUNT_MAX)."""
+    engine = FeatureEngine()
+    start = 1_700_000_000.0
+    engine.observe(PaymentEvent("huge", start, 1e30, "c1", "p1"))
+    later = start + 31 * DAY_S
+    for k in range(30):
+        engine.observe(PaymentEvent(f"small{k}", later + k * 60.0, 10.0, "c1", "p1"))
+    [row] = engine.features([PaymentEvent("next", later + 3_600.0, 5_000.0, "c1", "p_new")])
+    assert row["customer_sum_1d"] == 300.0 + 5_000.0
+    assert row["customer_count_30d"] == 31.0
+    assert row["amount_to_mean_30d"] == 500.0
+    assert row["new_payee"] == 1.0
+    # The huge one itself is clipped where the windows and the amount feature hold it.
+    [first] = FeatureEngine().features([PaymentEvent("h", start, 1e30, "c2", "p1")])
+    assert first["amount"] == FEATURE_AMOUNT_MAX

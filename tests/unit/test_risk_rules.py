@@ -322,6 +322,38 @@ def test_yaml_and_json_syntax_errors_and_duplicate_keys() -> None:
         RuleSet.parse("{", json_only=True)
 
 
+_RULE = "version: v\nrules:\n  - id: a\n    action: {action}\n    reason: r\n    when: {when}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An action that is a list (unhashable: it crashed the set lookup).
+        (_RULE.format(action="[block]", when='{feature: x, op: ">", value: 1}'), "action"),
+        # A list as a mapping's key, at the top and inside a condition.
+        ("? [a, b]\n: 1\n", "key must be text"),
+        (_RULE.format(action="block", when="{[x]: 2}"), "key must be text"),
+        # An alias that contains itself.
+        ("version: v\nrules:\n  - id: &a [*a]\n    action: block\n    reason: r\n", "id"),
+        # An integer of 400 digits where a number is expected.
+        (
+            _RULE.format(action="block", when='{feature: x, op: ">", value: ' + "9" * 400 + "}"),
+            "not a finite number",
+        ),
+    ],
+)
+def test_hostile_shapes_are_refused_in_words_not_a_traceback(text: str, expected: str) -> None:
+    errors = errors_of_text(text)
+    assert any(expected in e for e in errors), errors
+
+
+def test_a_json_integer_past_the_parsers_digits_is_refused() -> None:
+    text = '{"version": "v", "rules": [{"id": "a", "when": {"feature": "x", "op": ">", '
+    text += '"value": ' + "9" * 5000 + '}, "action": "block", "reason": "r"}]}'
+    with pytest.raises(RuleSetError, match="number too long"):
+        RuleSet.parse(text, json_only=True)
+
+
 def test_the_version_hashes_the_canonical_set() -> None:
     yaml_text = """
 # a comment

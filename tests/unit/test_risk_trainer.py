@@ -104,6 +104,9 @@ def _bad(frame: pd.DataFrame, tmp_path: Path) -> Path:
             "too few positives",
         ),
         (lambda f: f.assign(at="not a time"), [], "unreadable"),
+        # Found by an attacker: these ran the whole budget, then crashed writing the file.
+        (lambda f: f.assign(at=f["at"].where(f.index != 3, np.inf)), [], "infinite"),
+        (lambda f: f.assign(big=np.where(f.index == 5, -1e308, 1.0)), [], "beyond"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(

@@ -29,6 +29,7 @@ from scipy.special import expit
 from strongroom.core.errors import InvalidRequest
 from strongroom.risk.features import ALL_FEATURES
 from strongroom.risk.model import Contribution
+from strongroom.risk.modeltext import ModelTextError, check_model_text
 
 FORMAT: Final = "strongroom.risk.model/1"
 ARTEFACT_BYTES_MAX: Final = 512 * 1024 * 1024  # a file past this is refused before it is read
@@ -306,11 +307,23 @@ class ModelArtifact:
         self.features = tuple(features)
         self.feature_names = tuple(f.name for f in self.features)
         self.calibrator = {"a": float(calibrator["a"]), "b": float(calibrator["b"])}
+        a, b = self.calibrator["a"], self.calibrator["b"]
+        if not (math.isfinite(a) and a > 0 and math.isfinite(b)):
+            # A slope <= 0 turns the score upside down: every payment the model finds safe
+            # would be scored as fraud, and every fraud as safe.
+            raise ModelFileError(
+                "the calibrator's slope must be positive, and both its numbers finite"
+            )
         self.anomaly = anomaly
         self.metrics = dict(metrics)
         self.training = dict(training)
         self.reference = dict(reference)
         self.created_at = created_at
+        try:
+            # Before LightGBM's own loader, which a malformed tree crashes (modeltext.py).
+            check_model_text(model_text, len(self.features))
+        except ModelTextError as exc:
+            raise ModelFileError(f"the model file's trees are unsound: {exc}") from None
         self.booster = lgb.Booster(model_str=model_text)
         if self.booster.num_feature() != len(self.features):
             raise ModelFileError("the model text and the feature list disagree")

@@ -401,6 +401,9 @@ def _feature_rows(
             yield dict(zip(names, values, strict=True))
 
 
+_TIME_ABS_MAX_S: Final = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+
+
 def _time_ordered(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Sorted by time, ties in the file's order; `time` becomes seconds since the epoch."""
     import pandas as pd
@@ -418,12 +421,22 @@ def _time_ordered(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         seconds = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     if seconds.isna().any():
         raise BacktestError(f"{source}: column 'time' has {int(seconds.isna().sum()):,} blanks")
+    # Seconds a clock can give (years 1 to 9999): an infinite or astronomical time cannot be
+    # placed in a window (it overflowed converting to a date).
+    far = ~seconds.abs().le(_TIME_ABS_MAX_S)
+    if far.any():
+        raise BacktestError(
+            f"{source}: column 'time' has {int(far.sum()):,} values that are no time "
+            "(infinite, or past the year 9999)"
+        )
     for column in ("id", "customer"):
         if frame[column].isna().any():
             raise BacktestError(f"{source}: column {column!r} has blanks")
     amounts = frame["amount"]
     if not pd.api.types.is_numeric_dtype(amounts) or amounts.isna().any():
         raise BacktestError(f"{source}: column 'amount' must be numbers, with no blanks")
+    if (~amounts.abs().lt(float("inf"))).any():
+        raise BacktestError(f"{source}: column 'amount' has infinite values")
     ordered = frame.assign(time=seconds)
     return ordered.sort_values("time", kind="stable").reset_index(drop=True)
 

@@ -133,6 +133,8 @@ class RuleSet:
             raise RuleSetError([f"not JSON: {exc.msg} at line {exc.lineno}"]) from None
         except RecursionError:  # a hostile file: deeper than the parser's stack (the bound is 8)
             raise RuleSetError(["nested too deeply to read"]) from None
+        except ValueError:  # JSON's integers past 4,300 digits
+            raise RuleSetError(["not JSON: a number too long to read"]) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -142,7 +144,16 @@ class RuleSet:
 
     @classmethod
     def from_document(cls, document: object) -> RuleSet:
-        return _Compiler().rule_set(document)
+        try:
+            return _Compiler().rule_set(document)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            # The compiler answers every malformation it knows in words; a document shaped
+            # in a way it did not foresee is still refused as one, never a traceback.
+            if isinstance(exc, RuleSetError):
+                raise
+            raise RuleSetError(
+                [f"the document cannot be read as rules ({type(exc).__name__})"]
+            ) from None
 
     def document(self) -> dict[str, Any]:
         """The canonical form: numbers as floats, defaults made explicit (what is hashed)."""
@@ -178,6 +189,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            # A list or a mapping as a key (`? [a, b]`): no rule set has one.
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping's key must be text", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -374,7 +390,9 @@ class _Compiler:
                 f"{_show(rule_id)} is not a snake_case id of 1 to {RULE_ID_LENGTH_MAX} characters",
             )
         action = raw.get("action")
-        if "action" in raw and action not in {v.value for v in Verdict}:
+        if "action" in raw and (
+            not isinstance(action, str) or action not in {v.value for v in Verdict}
+        ):
             self.error(f"{path}.action", f"{_show(action)} is not one of allow, review, block")
         reason = raw.get("reason")
         if "reason" in raw and not (
@@ -499,9 +517,13 @@ class _Compiler:
                 hint = " (YAML reads this as text: write it with a decimal point, e.g. 1000.0)"
             self.error(path, f"{_show(raw)} is not a number{hint}")
             return None
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer of hundreds of digits
+            value = math.inf
         if not math.isfinite(value):
-            self.error(path, f"{raw} is not a finite number")
+            shown = raw if isinstance(raw, float) else _show(raw)  # inf, or a 400-digit int
+            self.error(path, f"{shown} is not a finite number")
             return None
         return value
 
@@ -521,7 +543,10 @@ def _kind(value: object) -> str:
 
 def _show(value: object) -> str:
     """A value echoed in an error, bounded and quoted the way the file would write it."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:  # a YAML alias that contains itself, or an integer past 4,300 digits
+        text = f"<{_kind(value)}>"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -50,6 +50,9 @@ POSITIVES_MIN: Final = 20  # in the training part: fewer cannot be split into fo
 HOLDOUT_POSITIVES_MIN: Final = 1
 COLUMNS_MAX: Final = 2_000
 CATEGORIES_MAX: Final = 1_000  # per column, the most frequent; rarer values are missing
+# A numeric feature beyond this (or infinite) is refused: the reference histograms built from
+# it would overflow (and JSON cannot hold an infinity).
+NUMERIC_ABS_MAX: Final = 1e300
 
 BUDGET_S_DEFAULT: Final = 600.0
 # Without a budget asked for, min(default, floor + cells x rate): 300,000 rows x 30 columns get
@@ -169,12 +172,22 @@ def time_seconds(column: pd.Series) -> npt.NDArray[np.float64]:
             stamps = stamps.dt.tz_localize("UTC")
         stamps = stamps.dt.tz_convert("UTC")
         seconds = _epoch_seconds(stamps)
-    bad = int(np.isnan(seconds).sum())
+    bad = int((~np.isfinite(seconds)).sum())
     if bad:
         raise TrainingDataError(
-            f"the time column has {bad} missing or unreadable values", param="time"
+            f"the time column has {bad} missing, unreadable or infinite values", param="time"
         )
     return np.asarray(seconds, dtype=np.float64)
+
+
+def _out_of_range(*columns: pd.Series) -> bool:
+    for column in columns:
+        if pd.api.types.is_datetime64_any_dtype(column):
+            continue
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if bool((np.abs(values) > NUMERIC_ABS_MAX).any()):  # NaN compares False: missing
+            return True
+    return False
 
 
 def _column_kind(column: pd.Series) -> str:
@@ -655,6 +668,13 @@ def train(
         for n in names
     ]
     categorical = [j for j, f in enumerate(features) if f.kind == "categorical"]
+    for f in features:
+        if f.kind == "numeric" and _out_of_range(train_frame[f.name], hold_frame[f.name]):
+            # The model's reference histograms (and JSON) cannot hold them.
+            raise TrainingDataError(
+                f"column {f.name!r} has infinite values or values beyond +-{NUMERIC_ABS_MAX:g}",
+                param="data",
+            )
     if y_hold.sum() < HOLDOUT_POSITIVES_MIN or y_hold.sum() == len(y_hold):
         raise TrainingDataError(
             "the hold-out (the most recent rows) needs positives and negatives: it has "
