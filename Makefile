@@ -23,10 +23,12 @@ install: $(STAMP)
 
 PORT ?= 8000
 
-# The open banking issuer and DPoP URLs name the port served unless the variable says otherwise.
+# The open banking issuer and DPoP URLs, and the origin passkeys are accepted from, name the
+# port served unless the variables say otherwise.
 run: $(RUN_STAMP)
 	$(BIN)/strongroom db upgrade
 	STRONGROOM_PUBLIC_BASE_URL="$${STRONGROOM_PUBLIC_BASE_URL:-http://localhost:$(PORT)}" \
+	STRONGROOM_WEBAUTHN_ORIGINS="$${STRONGROOM_WEBAUTHN_ORIGINS:-http://localhost:$(PORT)}" \
 		$(BIN)/strongroom serve --dev-key --risk --port $(PORT)
 
 demo: $(RUN_STAMP)

@@ -909,6 +909,48 @@ def test_a_lone_surrogate_in_metadata_is_a_400(lite: Api) -> None:
     assert response.status_code == 400
 
 
+def test_a_metadata_value_of_another_type_is_invalid_metadata(lite: Api) -> None:
+    """As docs/errors.md and the CLI say: a float, an object, a list as a metadata value, or a
+    metadata that is no object, is `invalid_metadata` naming the member, and nothing is
+    written."""
+    acme = seed_tenant(lite, "acme")
+    move = _transfer(acme, acme.bank, acme.alice, 1)
+    before = lite.ok("GET", "/v1/transfers", key=acme.read, params={"ledger_id": acme.ledger})
+    for path, body, param in (
+        ("/v1/ledgers", {"name": "x", "metadata": {"rate": 1.5}}, "metadata[rate]"),
+        ("/v1/ledgers", {"name": "x", "metadata": {"n": {"deep": 1}}}, "metadata[n]"),
+        ("/v1/ledgers", {"name": "x", "metadata": ["a"]}, "metadata"),
+        ("/v1/transfers", {**move, "metadata": {"k": [1]}}, "metadata[k]"),
+        (
+            "/v1/transfers/batch",
+            {"transfers": [move, {**move, "metadata": {"k": 1.5}}]},
+            "transfers[1].metadata[k]",
+        ),
+    ):
+        response = lite.post(path, key=acme.write, json=body)
+        problem = response.json()
+        assert (response.status_code, problem["code"], problem["param"]) == (
+            400,
+            "invalid_metadata",
+            param,
+        ), body
+        assert problem["detail"].startswith(param), problem
+    after = lite.ok("GET", "/v1/transfers", key=acme.read, params={"ledger_id": acme.ledger})
+    assert after["data"] == before["data"]
+    # A metadata member where the body takes none is still an unknown field.
+    response = lite.post(
+        f"/v1/transfers/{acme.ledger}/nothing/post", key=acme.write, json={"metadata2": {}}
+    )
+    assert problem_code(response) != "invalid_metadata"
+
+
+def test_a_405_names_the_methods_allowed(lite: Api) -> None:
+    acme = seed_tenant(lite, "acme")
+    response = lite.request("PUT", "/v1/ledgers", key=acme.admin, json={"name": "x"})
+    assert (response.status_code, problem_code(response)) == (405, "method_not_allowed")
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
 def test_an_out_of_range_timestamp_is_a_400(lite: Api) -> None:
     acme = seed_tenant(lite, "acme")
     huge = "9" * 20

@@ -442,7 +442,7 @@ def _records(api: Api) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in cur.fetchall()]
 
 
-def test_a_refusal_for_scope_or_rate_is_not_remembered(db_url: str) -> None:
+def test_a_refusal_for_input_scope_or_rate_is_not_remembered(db_url: str) -> None:
     """A 403 (scope) or a 429 (rate, the batch's cost charged in the route) did nothing: the key
     is forgotten, so its retry runs, and a read key stores no record per request."""
     with running(db_url, rate_limit_per_s=0.001, rate_limit_burst=12) as api:
@@ -462,6 +462,19 @@ def test_a_refusal_for_scope_or_rate_is_not_remembered(db_url: str) -> None:
             assert (limited.status_code, problem_code(limited)) == (429, "rate_limited")
             assert "idempotent-replayed" not in limited.headers
         assert _records(api) == before
+        # A 400 did nothing either (found by a new user: the fixed retry was told the key was
+        # reused): the same key with the input fixed runs, once.
+        move = _move(acme, 1)
+        bad = api.post(
+            "/v1/transfers", key=acme.write, json={**move, "amount": 1.5}, headers=_idem("fix-1")
+        )
+        assert (bad.status_code, problem_code(bad)) == (400, "amount_not_integer")
+        assert _records(api) == before
+        fixed = api.post("/v1/transfers", key=acme.write, json=move, headers=_idem("fix-1"))
+        assert fixed.status_code == 201, fixed.text
+        again = api.post("/v1/transfers", key=acme.write, json=move, headers=_idem("fix-1"))
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == fixed.json()["id"]
 
 
 def test_a_resumed_asset_creation_answers_the_asset(api: Api, acme: Tenant) -> None:

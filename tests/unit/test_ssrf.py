@@ -7,11 +7,14 @@ from collections.abc import Sequence
 
 import pytest
 
+from strongroom.core.errors import InvalidRequest
+from strongroom.events.service import validate_url
 from strongroom.events.ssrf import (
     Refusal,
     Resolver,
     Target,
     is_refused_address,
+    literal_address,
     parse_url,
     resolve_target,
 )
@@ -209,3 +212,22 @@ def test_default_ports_stay_out_of_the_host_header() -> None:
         parsed = parse_url(url)
         assert not isinstance(parsed, Refusal)
         assert parsed.host_header == header
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433:9/hook",
+        "http://127.1:9/hook",
+        "http://0x7f000001:9/hook",
+        "http://0177.0.0.1:9/hook",
+        "http://0x7f.0.0.1/",
+    ],
+)
+def test_an_address_in_a_legacy_form_is_refused_when_the_endpoint_is_created(url: str) -> None:
+    """Found by a new user: delivery refused these (the resolver reads them as 127.0.0.1), but
+    creating the endpoint accepted them, which then failed at every attempt."""
+    with pytest.raises(InvalidRequest, match="points inside the network"):
+        validate_url(url, allow_private_targets=False)
+    assert validate_url(url, allow_private_targets=True) == url
+    assert literal_address("hooks.example.com") is None

@@ -13,6 +13,7 @@ not followed by the dispatcher for the same reason.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,10 +93,23 @@ def parse_url(url: str) -> Url | Refusal:
 
 
 def literal_address(host: str) -> IPAddress | None:
+    """The address `host` writes, or None for a name. Besides the canonical forms, the IPv4
+    forms the C resolver also takes as an address (inet_aton: `127.1`, `0x7f000001`,
+    `2130706433`, `0177.0.0.1`), so that a URL is judged as delivery would reach it."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    if not _LEGACY_IPV4.fullmatch(host):
         return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+# What inet_aton may read as an address: up to four parts of decimal, octal or hex digits.
+_LEGACY_IPV4 = re.compile(r"(?:(?:0[xX][0-9a-fA-F]*|[0-9]+)\.){0,3}(?:0[xX][0-9a-fA-F]*|[0-9]+)")
 
 
 def is_refused_address(address: IPAddress) -> bool:

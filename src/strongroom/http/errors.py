@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from strongroom.core import clock
 from strongroom.core.errors import (
@@ -238,13 +239,24 @@ def oauth_error(
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    param = _param_of(tuple(first.get("loc", ())))
+    loc = tuple(first.get("loc", ()))
+    param = _param_of(loc)
     kind = str(first.get("type", ""))
     code = "invalid_request"
+    metadata = _metadata_refusal(loc, kind)
+    if metadata is not None:
+        # As the ledger's own check answers it (ledger.model.canonical_metadata), not in
+        # pydantic's words for the union of value types it tried.
+        param, detail = metadata
+        return problem(request, "invalid_metadata", detail, param=param)
     if kind == "json_invalid":
         code, param = "invalid_json", "body"
     elif param.endswith("amount") and kind in ("int_type", "int_parsing", "int_from_float"):
         code = "amount_not_integer"
+    elif "payment" in loc and kind not in ("extra_forbidden", "missing"):
+        # A payment's field out of its bounds (a payee of 129 characters...): as the ledger's
+        # own check of a payment answers it (ledger.model.validate_payment).
+        code = "invalid_payment"
     elif kind in _LENGTH_ERRORS:
         names = [p for p in first.get("loc", ()) if isinstance(p, str)]
         declared = catalogue_of(request).code_for_field(names[-1]) if names else None
@@ -254,12 +266,43 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     return problem(request, code, f"{param}: {message}", param=param)
 
 
+def _metadata_refusal(loc: tuple[Any, ...], kind: str) -> tuple[str, str] | None:
+    """(param, detail) when pydantic refused a `metadata` member's value (a float, an object,
+    a list...) or a `metadata` that is no object: `metadata[key]` as the ledger names it. None
+    for anything else, such as a `metadata` member where the body allows none."""
+    if "metadata" not in loc or kind in ("extra_forbidden", "missing"):
+        return None
+    at = loc.index("metadata")
+    head = _param_of(loc[: at + 1])
+    rest = loc[at + 1 :]
+    if rest and isinstance(rest[0], str):
+        param = f"{head}[{_name(rest[0])}]"
+        return param, f"{param} must be a string, integer, boolean or null"
+    return head, f"{head} must be an object of strings, integers, booleans and nulls"
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
         exc.status_code, "invalid_request"
     )
-    return problem(request, code, str(exc.detail))
+    headers = {"Allow": _allowed(request)} if exc.status_code == 405 else None
+    return problem(request, code, str(exc.detail), headers=headers)
+
+
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """A 405's Allow (RFC 9110 section 15.5.6): every method some route of the app takes at
+    this path, asked of the routes as a request would (Starlette names only the methods of
+    the first route that matched the path)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def unencodable_text_handler(request: Request, exc: Exception) -> Response:

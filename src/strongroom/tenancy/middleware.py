@@ -231,8 +231,10 @@ class RateLimit:
         await self.app(scope, receive, send_wrapper)
 
 
-# Answers not stored for a key: a request refused for its scope or its rate did nothing.
-_NOT_REMEMBERED = frozenset({403, 429})
+# Answers not stored for a key: a request refused for its input, its scope or its rate did
+# nothing (a 400 is answered before anything is written), so a retry with the input fixed
+# and the same key runs as a first request, as Stripe's keys do.
+_NOT_REMEMBERED = frozenset({400, 403, 429})
 
 
 class Idempotency:
