@@ -67,8 +67,12 @@ class AuditReads(AuditBase):
     def leaf_indexes(self, log_id: str, ref: str) -> list[int]:
         """The leaves of a transfer (its change, and its expiry if it expired) or of another
         object recorded with a ref, oldest first."""
+        return [index for index, _ in self._ref_leaves(log_id, ref)]
+
+    def _ref_leaves(self, log_id: str, ref: str) -> list[tuple[int, bytes]]:
+        """(index, leaf) of `leaf_indexes`; NotFound when there is none."""
         with self._uow(write=False) as uow:
-            found = [index for index, _ in self._leaves_of(uow, log_id, [ref]).get(ref, [])]
+            found = self._leaves_of(uow, log_id, [ref]).get(ref, [])
         if not found:
             raise NotFound(f"no leaf for {ref} in this log", param="transfer_id")
         return found
@@ -93,9 +97,7 @@ class AuditReads(AuditBase):
         for at, prefixes in by_time.items():
             for first, data in store.bundles_at(uow, log_id, at):
                 opened = store.open_named(log_id, first, data)
-                if not any(prefix in opened for prefix in prefixes):
-                    continue
-                for k, leaf in enumerate(store.split_bundle(opened)):
+                for k, leaf in store.leaves_holding_named(log_id, first, opened, prefixes):
                     if (
                         not leaves_.is_ledger_change(leaf)
                         or leaves_.leaf_type(leaf) == EXPIRED_EVENT
@@ -169,10 +171,11 @@ class AuditReads(AuditBase):
         inclusion proofs and the signed checkpoint they are proved against. Checked offline by
         `strongroom audit verify-receipt` with the log's public key only. With `publish` false
         only a published checkpoint is used (CheckpointPending when none holds the leaves)."""
-        indexes = self.leaf_indexes(log_id, ref)
+        # The leaves as found (not read again by index: a bulk bundle is walked once).
+        rows = dict(self._ref_leaves(log_id, ref))
+        indexes = sorted(rows)
         checkpoint = self.covering(log_id, indexes[-1], publish=publish)
         with self._uow(write=False) as uow:
-            rows = {r[0]: r[1] for i in indexes for r in store.leaves(uow, log_id, i, i + 1)}
             layout = self.layout
             wanted = [t for i in indexes for t in layout.inclusion_tiles(i, checkpoint.size)]
             tiles = store.read_tiles(uow, log_id, wanted)

@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strongroom.audit import leaf
-from strongroom.audit.store import open_bundle, pack_bundle, split_bundle, unpack_bundle
+from strongroom.audit.store import (
+    leaves_holding,
+    open_bundle,
+    pack_bundle,
+    split_bundle,
+    unpack_bundle,
+)
 from strongroom.core.limits import AUDIT_BUNDLE_BYTES_MAX
 
 ids = st.text(min_size=1, max_size=64)
@@ -300,3 +306,21 @@ def test_transfer_head_reads_what_parse_reads(
         with pytest.raises(leaf.LeafError):
             leaf.transfer_head(data[:cut])
     assert leaf.transfer_head(leaf.record_leaf("x.y", 1, "a", {})) is None
+
+
+def test_leaves_holding_finds_only_the_leaves_that_hold_a_needle() -> None:
+    """A transfer's receipt reads the one leaf of a bulk bundle that names it: the bundle is
+    searched whole, then walked only to the last match, cutting out only the leaves found."""
+    leaves = [b"alpha-1", b"beta-22", b"gamma-333", b"beta-22 again beta-22", b"omega"]
+    opened = open_bundle(pack_bundle(leaves))
+    assert leaves_holding(opened, [b"beta-22"]) == [(1, leaves[1]), (3, leaves[3])]
+    assert leaves_holding(opened, [b"alpha", b"omega"]) == [(0, leaves[0]), (4, leaves[4])]
+    assert leaves_holding(opened, [b"nowhere"]) == []
+    # Bytes that only occur across a length prefix (not inside one leaf) are no leaf's.
+    prefix_bytes = (len(leaves[2])).to_bytes(4, "big")
+    assert all(prefix_bytes not in leaf for leaf in leaves)
+    assert leaves_holding(opened, [prefix_bytes]) == []
+    # A bundle whose prefixes do not hold together, before the match, is refused.
+    broken = b"\x7f" + opened[1:]  # the first leaf's length, now past the end
+    with pytest.raises(ValueError, match="ends inside"):
+        leaves_holding(broken, [b"omega"])
