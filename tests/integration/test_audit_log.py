@@ -661,11 +661,30 @@ def test_a_held_checkpoint_catches_a_database_rolled_back_to_an_older_state(
         f"log {book.tenant}: a held checkpoint has {later.size} leaves, the log "
         f"{later.size - 1}: leaves were removed"
     ]
-    # A checkpoint no trusted key signed is refused, not trusted.
+    # A checkpoint no trusted key signed counts for nothing: a problem, named.
     other = notes.generate_signer("someone-else").verifier_key
-    with pytest.raises(InvalidRequest, match="not a checkpoint a trusted key signed"):
-        book.audit.verify(trusted_keys=[other], held_checkpoints=[later.note])
+    problems = book.audit.verify(trusted_keys=[other], held_checkpoints=[later.note]).problems
+    assert any(p.startswith("held checkpoint 1 is not signed by a trusted key") for p in problems)
+    # A file that is no signed checkpoint at all is refused before anything is checked.
+    with pytest.raises(InvalidRequest, match="not a signed checkpoint"):
+        book.audit.verify(trusted_keys=[key], held_checkpoints=["not a note\n"])
     engine.dispose()
+
+
+def test_a_held_checkpoint_signed_after_a_key_rotation_and_a_trailing_newline_hold(
+    book: Book,
+) -> None:
+    """Found by the second attack round: a checkpoint signed by the key a rotation handed over
+    to was refused (only the first key was tried), and so was a note with a trailing newline
+    (what `jq -r`, `echo` and editors write)."""
+    book.move(5)
+    book.audit.publish()
+    first_key = str(book.audit.verifier_keys()[0]["verifier_key"])
+    book.audit.rotate_key()
+    book.move(6)
+    (after,) = book.audit.publish()
+    report = book.audit.verify(trusted_keys=[first_key], held_checkpoints=[after.note + "\n\n"])
+    assert (report.problems, report.held_checkpoints) == ([], 1)
 
 
 def _book_on(engine: Engine, like: Book) -> Book:

@@ -440,3 +440,29 @@ def test_who_created_a_transfer_changed_by_hand_is_caught(book: Book) -> None:
     book.sql("UPDATE actors SET actor = 'cli' WHERE id = ?", mine)  # the name itself edited
     (problem,) = book.problems(key)
     assert problem.startswith(f"transfer {tid}: created by 'cli' in the ledger")
+
+
+@pytest.mark.parametrize(
+    ("statement", "named"),
+    [
+        ("UPDATE transfers SET metadata = X'0102' WHERE id = ?", "transfer"),
+        ("UPDATE audit_logs SET size = 'x' WHERE ? IS NOT NULL", "the audit tables"),
+        ("UPDATE audit_checkpoints SET root = 'abc' WHERE ? IS NOT NULL", "the audit tables"),
+        ("UPDATE audit_bundles SET count = 'x' WHERE ? IS NOT NULL", ""),
+        ("UPDATE audit_keys SET verifier_key = X'ff' WHERE ? IS NOT NULL", ""),
+    ],
+)
+def test_audit_rows_no_write_makes_are_named_not_a_crash(
+    book: Book, statement: str, named: str
+) -> None:
+    """Found by the second attack round (SQLite, whose columns take any type): a blob in a
+    transfer's text column, text in the audit tables' own number columns, a verifier key that
+    is no text. Each ends the check with a named problem, never a traceback."""
+    if book.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's typed columns refuse these")
+    first = book.move(book.cash, book.alice, 77)
+    book.audit.publish()
+    book.sql(statement, first)
+    problems = book.audit.verify().problems
+    assert problems, statement
+    assert any(p.startswith(named) for p in problems), problems

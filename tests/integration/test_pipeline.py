@@ -192,6 +192,21 @@ def test_a_member_of_a_chain_sent_to_review_fails_its_chain_and_is_held_when_alo
     assert svc.verify().ok
 
 
+def test_a_post_of_a_transfer_held_in_the_same_batch_is_refused(db_engine: SAEngine) -> None:
+    """Found by the second attack round: a payment sent to review and a post of it in one
+    batch (the in-process API) posted it, no case opened: the review hold reads open cases
+    before the batch writes its own. The post is refused with held_for_review; the transfer
+    stays held."""
+    svc, _sink, ids = _service(db_engine, FakeGate())
+    held = _tr(ids, "rv", "review")
+    post = NewTransfer("rv_post", ids[0], action=Action.POST, target_id="rv")
+    outcomes = svc.post_transfers([held, post])
+    assert [o.result for o in outcomes] == [R.CREATED, R.BLOCKED_BY_GATE]
+    assert outcomes[1].decision == GateDecision("test", Verdict.BLOCK, "held_for_review")
+    assert svc.get_transfer("rv").status is Status.PENDING
+    assert svc.verify().ok
+
+
 @pytest.mark.parametrize(("fail_open", "expected"), [(True, R.CREATED), (False, R.BLOCKED_BY_GATE)])
 @pytest.mark.parametrize("how", ["slow", "raises"])
 def test_a_failing_gate_fails_open_or_closed(

@@ -105,8 +105,31 @@ def test_tree_sizes_that_do_not_match_and_another_feature_count_are_refused(
         check_model_text(wrong, len(model.features))
     with pytest.raises(ModelTextError, match="feature list"):
         check_model_text(text, len(model.features) + 1)
-    with pytest.raises(ModelTextError, match="no trees"):
+    with pytest.raises(ModelTextError, match="not laid out"):
         check_model_text(text[: text.index("Tree=0")], len(model.features))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # Found by the second attack round: each passed the check and LightGBM read another
+        # tree than the one checked (and crashed on it, or scored with one tree of 100).
+        (lambda t: t.replace("\nleft_child=", "\nleft_child=0 0\nleft_child =", 1), "key=value"),
+        (lambda t: t.replace("\nleft_child=", "\nleft_child=0 0\nleft_child=", 1), "twice"),
+        (lambda t: t.replace("\nnum_cat=", "\n\nnum_cat=", 1), "key=value"),
+        (lambda t: t.replace("\nnum_cat=", "\nnote=end of trees\nnum_cat=", 1), "laid out"),
+        (lambda t: t.replace("\nnum_cat=", "\nnote=x\nnum_cat=", 1), "key=value"),
+        (lambda t: t.replace("\nnum_cat=", "\nsplit=Tree=9\nnum_cat=", 1), "laid out"),
+    ],
+)
+def test_a_tree_another_reader_could_take_differently_is_refused(
+    model: ModelArtifact, edit: Callable[[str], str], message: str
+) -> None:
+    with pytest.raises(ModelTextError, match=message):
+        check_model_text(_tree_sizes_fixed(edit(model.model_text)), len(model.features))
+    without_sizes = re.sub(r"(?m)^tree_sizes=.*\n", "", edit(model.model_text), count=1)
+    with pytest.raises(ModelTextError):
+        check_model_text(without_sizes, len(model.features))
 
 
 def test_a_categorical_split_naming_a_missing_category_set_is_refused(

@@ -222,9 +222,15 @@ def test_default_ports_stay_out_of_the_host_header() -> None:
         "http://0x7f000001:9/hook",
         "http://0177.0.0.1:9/hook",
         "http://0x7f.0.0.1/",
+        # Names for this machine (second attack round): refused at creation too.
+        "http://localhost./hook",
+        "http://LOCALHOST:9/hook",
+        "http://api.localhost/hook",
+        "http://ip6-localhost/hook",
+        "http://localhost.localdomain/hook",
     ],
 )
-def test_an_address_in_a_legacy_form_is_refused_when_the_endpoint_is_created(url: str) -> None:
+def test_an_internal_host_in_another_form_is_refused_when_the_endpoint_is_created(url: str) -> None:
     """Found by a new user: delivery refused these (the resolver reads them as 127.0.0.1), but
     creating the endpoint accepted them, which then failed at every attempt."""
     with pytest.raises(InvalidRequest, match="points inside the network"):

@@ -35,10 +35,14 @@ from strongroom.ledger.service import EXPIRED_EVENT
 
 @dataclass(frozen=True, slots=True)
 class _Pin:
-    """A held checkpoint: the log must hold `size` leaves whose root is `root`."""
+    """A held checkpoint (the `number`-th given): the log of `origin` must hold `size` leaves
+    whose root is `root`; `note` is checked against the trusted keys at the end."""
 
     size: int
     root: bytes
+    origin: str
+    note: str
+    number: int
 
 
 @dataclass(slots=True)
@@ -254,7 +258,14 @@ class _TransferTrail:
         try:
             same = _same_transfer(row, item[1], item[4])
             status = int(row[4])
-        except (leaves_.LeafError, struct.error, ValueError, TypeError, OverflowError) as exc:
+        except (
+            leaves_.LeafError,
+            struct.error,
+            ValueError,
+            TypeError,
+            OverflowError,
+            AttributeError,
+        ) as exc:
             # A row edited by hand into something no write makes (a status or an action code
             # that does not exist, metadata or legs that are not JSON, a time that is text):
             # it cannot be the leaf's. Named, and the check goes on.
@@ -330,12 +341,17 @@ class AuditVerify(AuditBase):
             try:
                 for key in roots:
                     notes.Verifier(key)
-            except notes.NoteError as exc:
-                raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
-            held = self._held(held_checkpoints, roots)
-            report.held_checkpoints = sum(len(v) for v in held.values())
+            except (notes.NoteError, TypeError, ValueError) as exc:
+                if trusted_keys:
+                    raise InvalidRequest(f"not a verifier key: {exc}", param="public_key") from None
+                report.problems.append(
+                    f"the database's first signing key is not a verifier key ({replay.why(exc)})"
+                )
+                return report
+            held = self._held(held_checkpoints)
+            report.held_checkpoints = len(held)
             try:
-                self._verify_all(uow, keys, roots, held, report, say)
+                reached = self._verify_all(uow, keys, roots, held, report, say)
             except sqlite3.OperationalError as exc:
                 column = undecodable_column(exc)
                 if column is None:
@@ -344,21 +360,44 @@ class AuditVerify(AuditBase):
                     f"column {column} holds bytes that are not UTF-8 text (written by hand: no "
                     "write stores them); the check stopped there"
                 )
+                return report
+            except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+                # The audit tables themselves edited into what no write stores (a size that
+                # is text, a root that is no hash...): named, never a traceback.
+                report.problems.append(
+                    f"the audit tables hold what no write stores ({replay.why(exc)}); the check "
+                    "stopped there"
+                )
+                return report
+            # A held checkpoint counts only signed by a key trusted by now (a key handed over
+            # by a rotation leaf included).
+            verifiers = [notes.Verifier(k) for k in sorted(reached)]
+            for pin in held:
+                try:
+                    notes.open(pin.note, verifiers)
+                except notes.NoteError as exc:
+                    report.problems.append(
+                        f"held checkpoint {pin.number} is not signed by a trusted key: {exc}"
+                    )
         return report
 
-    def _held(self, notes_: Sequence[str], roots: Sequence[str]) -> dict[str, list[_Pin]]:
-        """The held checkpoints by origin: (size, root) each, its signature checked."""
-        verifiers = [notes.Verifier(k) for k in roots]
-        held: dict[str, list[_Pin]] = {}
+    def _held(self, notes_: Sequence[str]) -> list[_Pin]:
+        """The held checkpoints, parsed (their signatures are checked once the logs have shown
+        which keys a trusted key handed over to). InvalidRequest for one that is no signed
+        checkpoint at all."""
+        held: list[_Pin] = []
         for k, text in enumerate(notes_):
+            # Trailing blank lines (an editor's, `echo`'s) are not part of a note.
+            ending = "\r\n" if text.rstrip().count("\r\n") else "\n"
+            text = text.rstrip() + ending
             try:
-                parsed = parse_checkpoint(notes.open(text, verifiers).text)
+                body, _signatures = notes.parse_unverified(text)
+                parsed = parse_checkpoint(body)
             except (notes.NoteError, CheckpointError) as exc:
                 raise InvalidRequest(
-                    f"checkpoint {k + 1}: not a checkpoint a trusted key signed: {exc}",
-                    param="checkpoint",
+                    f"checkpoint {k + 1}: not a signed checkpoint: {exc}", param="checkpoint"
                 ) from None
-            held.setdefault(parsed.origin, []).append(_Pin(parsed.size, parsed.root_hash))
+            held.append(_Pin(parsed.size, parsed.root_hash, parsed.origin, text, k + 1))
         return held
 
     def _verify_all(
@@ -366,12 +405,15 @@ class AuditVerify(AuditBase):
         uow: UnitOfWork,
         keys: Sequence[tuple[Any, ...]],
         roots: Sequence[str],
-        held: dict[str, list[_Pin]],
+        held: Sequence[_Pin],
         report: VerifyReport,
         say: Callable[[str], None],
-    ) -> None:
+    ) -> set[str]:
+        """Every log, then the ledger against the leaves; the keys trusted by the end."""
         reached = set(roots)
-        pins = dict(held)
+        pins: dict[str, list[_Pin]] = {}
+        for pin in held:
+            pins.setdefault(pin.origin, []).append(pin)
         for log_id in store.log_ids(uow):
             report.logs += 1
             mine = sorted(pins.pop(self.origin_of(log_id), []), key=lambda p: p.size)
@@ -394,6 +436,7 @@ class AuditVerify(AuditBase):
         replayed = replay.check(uow, baseline, say)
         report.accounts, report.entries = replayed.accounts, replayed.entries
         report.problems += replayed.problems
+        return reached
 
     def _verify_log(
         self,

@@ -26,8 +26,8 @@ from strongroom.cases.model import decision_transfer_id
 from strongroom.core.errors import ErrorCode
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Action, GateDecision, NewTransfer, Verdict
+from strongroom.ledger.pipeline import HELD_FOR_REVIEW
 
-HELD_FOR_REVIEW: Final = "held_for_review"
 REVIEW_HOLD_ERRORS: Final = (
     ErrorCode(
         HELD_FOR_REVIEW,

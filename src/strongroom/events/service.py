@@ -77,7 +77,8 @@ def validate_url(url: object, *, allow_private_targets: bool) -> str:
         )
     address = ssrf.literal_address(parsed.host)
     if not allow_private_targets and (
-        parsed.host == "localhost" or (address is not None and ssrf.is_refused_address(address))
+        ssrf.is_loopback_name(parsed.host)
+        or (address is not None and ssrf.is_refused_address(address))
     ):
         raise InvalidRequest(
             "the webhook URL points inside the network (for development only: "

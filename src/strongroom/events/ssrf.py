@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 from urllib.parse import urlsplit
 
 from strongroom.core.limits import WEBHOOK_URL_LENGTH_MAX
@@ -90,6 +91,20 @@ def parse_url(url: str) -> Url | Refusal:
     if parts.query:
         target = f"{target}?{parts.query}"
     return Url(parts.scheme, host, port or _DEFAULT_PORTS[parts.scheme], target)
+
+
+# Names a resolver answers with a loopback address itself (RFC 6761: every name under
+# `localhost.`; the hosts file's usual aliases), whatever DNS says.
+_LOOPBACK_NAMES: Final = frozenset(
+    {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+)
+
+
+def is_loopback_name(host: str) -> bool:
+    """Whether `host` is a name for this machine, refused when an endpoint is created (the
+    delivery checks every resolved address again)."""
+    name = host.lower().rstrip(".")
+    return name in _LOOPBACK_NAMES or name.endswith(".localhost")
 
 
 def literal_address(host: str) -> IPAddress | None:

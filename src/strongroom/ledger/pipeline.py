@@ -57,6 +57,8 @@ GATE_UNAVAILABLE: Final = "gate_unavailable"
 # A transfer a gate sent to review inside a linked chain or an atomic batch: it cannot be held
 # alone (the rest of the chain would post without it), so it is refused and the chain with it.
 REVIEW_IN_CHAIN: Final = "review_in_chain"
+# A post of a transfer held for review, but by its case: its code (the cases domain declares it).
+HELD_FOR_REVIEW: Final = "held_for_review"
 _POST: Final = Action.POST
 
 

@@ -40,6 +40,7 @@ from strongroom.ledger.listing import Page
 from strongroom.ledger.model import (
     Action,
     Direction,
+    GateDecision,
     Leg,
     NewTransfer,
     Payment,
@@ -54,6 +55,7 @@ from strongroom.ledger.model import (
     validate_transfer,
 )
 from strongroom.ledger.pipeline import (
+    HELD_FOR_REVIEW,
     REVIEW_IN_CHAIN,
     TR_ACTION,
     CommittedBatch,
@@ -503,11 +505,13 @@ def _hold_for_review(
     fails and nothing of it posts; sent alone, it is held."""
     out = list(batch)
     chained = atomic and len(batch) > 1
+    held: dict[str, GateDecision] = {}
     for index, decision in list(gated.held.items()):
         t = out[index]
         in_chain = chained or t.linked or (index > 0 and batch[index - 1].linked)
         if t.action is Action.TRANSFER and not in_chain:
             out[index] = dataclasses.replace(t, pending=True, timeout_s=0)
+            held[t.id] = decision
         else:
             del gated.held[index]
             gated.blocked[index] = (
@@ -515,6 +519,14 @@ def _hold_for_review(
                 if t.action is Action.TRANSFER
                 else decision
             )
+    if held:
+        # A post of a transfer held in this same batch: its case does not exist yet for the
+        # review hold to find, and only the case posts it.
+        for index, t in enumerate(out):
+            if t.action is Action.POST and t.target_id in held and index not in gated.blocked:
+                decision = held[t.target_id]
+                gated.held.pop(index, None)
+                gated.blocked[index] = GateDecision(decision.gate, Verdict.BLOCK, HELD_FOR_REVIEW)
     return out
 
 

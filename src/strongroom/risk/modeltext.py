@@ -27,6 +27,30 @@ from typing import Final, TypeVar
 LEAVES_MAX: Final = 131_072  # LightGBM's own bound on num_leaves
 TREES_MAX: Final = 100_000
 _TREE_START = re.compile(r"(?m)^Tree=")
+_KEY = re.compile(r"[a-z_]+")
+# The keys of a tree LightGBM 4 writes (a linear tree's are refused with it).
+_TREE_KEYS: Final = frozenset(
+    {
+        "num_leaves",
+        "num_cat",
+        "split_feature",
+        "split_gain",
+        "threshold",
+        "decision_type",
+        "left_child",
+        "right_child",
+        "leaf_value",
+        "leaf_weight",
+        "leaf_count",
+        "internal_value",
+        "internal_weight",
+        "internal_count",
+        "cat_boundaries",
+        "cat_threshold",
+        "is_linear",
+        "shrinkage",
+    }
+)
 _END = "end of trees"
 # Bits of decision_type LightGBM uses: 1 categorical, 2 default left, 12 the missing type.
 _DECISION_BITS: Final = 0b1111
@@ -39,12 +63,18 @@ class ModelTextError(ValueError):
     """What is wrong with a model text, in words for `invalid_model_file`."""
 
 
-def _fields(block: str) -> dict[str, str]:
+def _fields(lines: list[str], where: str, allowed: frozenset[str] | None) -> dict[str, str]:
+    """`key=value` lines read strictly, as LightGBM reads them and no other way: a key as
+    written (LightGBM trims none: `left_child =` is another key to it), never twice (which of
+    two would it take?), and, where `allowed` is given, one of those."""
     out: dict[str, str] = {}
-    for line in block.splitlines():
+    for line in lines:
         key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
+        if not sep or not _KEY.fullmatch(key) or (allowed is not None and key not in allowed):
+            raise ModelTextError(f"{where}: a line that is not one of its key=value lines")
+        if key in out:
+            raise ModelTextError(f"{where}: the key {key} twice")
+        out[key] = value
     return out
 
 
@@ -68,19 +98,28 @@ def _finite(text: str) -> float:
 
 def check_model_text(text: str, n_features: int) -> None:
     """Raises ModelTextError unless `text` is the model text of a binary LightGBM model of
-    `n_features` features whose every tree has a sound shape."""
-    first = _TREE_START.search(text)
-    end = text.find(_END)
-    if first is None or end < first.start():
+    `n_features` features whose every tree has a sound shape, laid out as LightGBM writes it:
+    a header, then each `Tree=k` block (its key=value lines, then blank lines only), then one
+    `end of trees` line; nothing a second reader could take differently."""
+    if text.count(_END) != 1 or text.count("Tree=") != len(_TREE_START.findall(text)):
+        raise ModelTextError("the model text's trees are not laid out as LightGBM writes them")
+    lines = text.split("\n")
+    try:
+        end = lines.index(_END)
+    except ValueError:
+        raise ModelTextError("the model text has no `end of trees` line") from None
+    starts = [i for i in range(end) if lines[i].startswith("Tree=")]
+    if not starts:
         raise ModelTextError("the model text has no trees")
-    header = _fields(text[: first.start()])
+    if len(starts) > TREES_MAX:
+        raise ModelTextError(f"the model has more than {TREES_MAX} trees")
+    if lines[0] != "tree":
+        raise ModelTextError("the model text does not begin as LightGBM's")
+    header = _fields([line for line in lines[1 : starts[0]] if line], "the header", None)
     if header.get("num_class") != "1" or header.get("num_tree_per_iteration") != "1":
         raise ModelTextError("the model text is not a binary model's")
     if header.get("max_feature_idx") != str(n_features - 1):
         raise ModelTextError("the model text and the feature list disagree")
-    starts = [m.start() for m in _TREE_START.finditer(text, first.start(), end)]
-    if len(starts) > TREES_MAX:
-        raise ModelTextError(f"the model has more than {TREES_MAX} trees")
     bounds = [*starts, end]
     sizes = header.get("tree_sizes")
     if sizes is not None:
@@ -91,13 +130,19 @@ def check_model_text(text: str, n_features: int) -> None:
             given = [int(s) for s in sizes.split()]
         except ValueError:
             raise ModelTextError("the model's tree_sizes are no numbers") from None
-        if given != [b - a for a, b in itertools.pairwise(bounds)]:
+        actual = [sum(len(line) + 1 for line in lines[a:b]) for a, b in itertools.pairwise(bounds)]
+        if given != actual:
             raise ModelTextError("the model's tree_sizes do not match its trees")
     for k, (a, b) in enumerate(itertools.pairwise(bounds)):
-        block = text[a:b]
-        if block.splitlines()[0].strip() != f"Tree={k}":
+        block = lines[a:b]
+        if block[0] != f"Tree={k}":
             raise ModelTextError(f"tree {k} is out of order")
-        _check_tree(_fields(block), n_features)
+        body = block[1:]
+        while body and not body[-1]:
+            body.pop()  # the blank lines that end a tree
+        # A blank line inside a tree ends it for LightGBM, which then reads the rest as
+        # something else: refused.
+        _check_tree(_fields(body, f"tree {k}", _TREE_KEYS), n_features)
 
 
 def _check_tree(fields: dict[str, str], n_features: int) -> None:
