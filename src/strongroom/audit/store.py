@@ -6,6 +6,7 @@ transaction, so a leaf commits or rolls back with the change it records.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -261,12 +262,7 @@ def leaves(uow: UnitOfWork, log_id: str, start: int, end: int) -> list[tuple[int
     for first, _count, data in _bundle_rows(uow, log_id, start, end):
         first = int(first)
         lo = max(start - first, 0)
-        try:
-            part = split_bundle(open_named(log_id, first, _blob(data)), lo, end - first)
-        except ValueError as exc:
-            if isinstance(exc, BundleDamaged):
-                raise
-            raise _damaged(log_id, first, exc) from None
+        part = _unpack_named(log_id, first, _blob(data), lo, end - first)
         out.extend((first + lo + k, leaf) for k, leaf in enumerate(part))
     return out
 
@@ -304,33 +300,38 @@ class BundleDamaged(ValueError):
     """A stored bundle that does not open or part into leaves (a hand edit), naming it."""
 
 
-def _damaged(log_id: str, first: int, exc: ValueError) -> BundleDamaged:
-    return BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}")
+@contextlib.contextmanager
+def _named(log_id: str, first: int) -> Iterator[None]:
+    """A bundle that does not open or part into leaves, named (BundleDamaged) by its log and
+    first index: every read of leaves raises it so."""
+    try:
+        yield
+    except BundleDamaged:
+        raise
+    except ValueError as exc:
+        raise BundleDamaged(f"log {log_id}: the bundle of leaves from {first}: {exc}") from None
 
 
 def leaves_holding_named(
     log_id: str, first: int, data: bytes, needles: Iterable[bytes]
 ) -> list[tuple[int, bytes]]:
     """`leaves_holding` of an opened bundle, a damaged one named (BundleDamaged)."""
-    try:
+    with _named(log_id, first):
         return leaves_holding(data, needles)
-    except ValueError as exc:
-        raise _damaged(log_id, first, exc) from None
 
 
-def _unpack_named(log_id: str, first: int, data: bytes) -> list[bytes]:
-    try:
-        return unpack_bundle(data)
-    except ValueError as exc:
-        raise _damaged(log_id, first, exc) from None
+def _unpack_named(
+    log_id: str, first: int, data: bytes, lo: int = 0, hi: int | None = None
+) -> list[bytes]:
+    """`split_bundle(open_bundle(data), lo, hi)`, a damaged bundle named (BundleDamaged)."""
+    with _named(log_id, first):
+        return split_bundle(open_bundle(data), lo, hi)
 
 
 def open_named(log_id: str, first: int, data: bytes) -> bytes:
     """open_bundle, a failure naming the bundle (BundleDamaged)."""
-    try:
+    with _named(log_id, first):
         return open_bundle(data)
-    except ValueError as exc:
-        raise _damaged(log_id, first, exc) from None
 
 
 def bundles_at(uow: UnitOfWork, log_id: str, at_us: int) -> list[tuple[int, bytes]]:

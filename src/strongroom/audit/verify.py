@@ -27,7 +27,7 @@ from strongroom.core.limits import (
     AUDIT_VERIFY_TILES_READ_MAX,
 )
 from strongroom.core.money import from_stored_int
-from strongroom.db.query import undecodable_column
+from strongroom.db.query import undecodable_problem
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import Status
 from strongroom.ledger.service import EXPIRED_EVENT
@@ -353,13 +353,10 @@ class AuditVerify(AuditBase):
             try:
                 reached = self._verify_all(uow, keys, roots, held, report, say)
             except sqlite3.OperationalError as exc:
-                column = undecodable_column(exc)
-                if column is None:
+                problem = undecodable_problem(exc)
+                if problem is None:
                     raise
-                report.problems.append(
-                    f"column {column} holds bytes that are not UTF-8 text (written by hand: no "
-                    "write stores them); the check stopped there"
-                )
+                report.problems.append(problem)
                 return report
             except (ValueError, TypeError, AttributeError, OverflowError) as exc:
                 # The audit tables themselves edited into what no write stores (a size that

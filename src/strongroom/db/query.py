@@ -108,11 +108,17 @@ def stream_rows(engine: Engine, query: str, page: int) -> Iterator[tuple[Any, ..
 _UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '([^']{0,64})'")
 
 
-def undecodable_column(exc: BaseException) -> str | None:
-    """The column SQLite could not read as text, when `exc` is that error (a hand edit wrote
-    bytes that are not UTF-8 into a text column: every read of the row fails); None for any
-    other error. The text itself is never repeated (it may be anything)."""
+def undecodable_problem(exc: BaseException) -> str | None:
+    """A verifier's problem naming the column SQLite could not read as text, when `exc` is
+    that error (a hand edit wrote bytes that are not UTF-8 into a text column: every read of
+    the row fails); None for any other error. The text itself is never repeated (it may be
+    anything)."""
     if not isinstance(exc, sqlite3.OperationalError):
         return None
     found = _UNDECODABLE.search(str(exc))
-    return found.group(1) if found else None
+    if found is None:
+        return None
+    return (
+        f"column {found.group(1)} holds bytes that are not UTF-8 text (written by hand: no "
+        "write stores them); the check stopped there"
+    )

@@ -253,7 +253,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         code, param = "invalid_json", "body"
     elif param.endswith("amount") and kind in ("int_type", "int_parsing", "int_from_float"):
         code = "amount_not_integer"
-    elif "payment" in loc and kind not in ("extra_forbidden", "missing"):
+    elif "payment" in loc and kind not in _NOT_A_VALUE:
         # A payment's field out of its bounds (a payee of 129 characters...): as the ledger's
         # own check of a payment answers it (ledger.model.validate_payment).
         code = "invalid_payment"
@@ -266,11 +266,16 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     return problem(request, code, f"{param}: {message}", param=param)
 
 
+# pydantic's error types that are no refusal of a value given: a member the body takes none
+# of, or one it needs and lacks.
+_NOT_A_VALUE: Final = frozenset({"extra_forbidden", "missing"})
+
+
 def _metadata_refusal(loc: tuple[Any, ...], kind: str) -> tuple[str, str] | None:
     """(param, detail) when pydantic refused a `metadata` member's value (a float, an object,
     a list...) or a `metadata` that is no object: `metadata[key]` as the ledger names it. None
     for anything else, such as a `metadata` member where the body allows none."""
-    if "metadata" not in loc or kind in ("extra_forbidden", "missing"):
+    if "metadata" not in loc or kind in _NOT_A_VALUE:
         return None
     at = loc.index("metadata")
     head = _param_of(loc[: at + 1])

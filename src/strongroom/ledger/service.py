@@ -22,7 +22,7 @@ from strongroom.core.limits import (
     PAGE_SIZE_DEFAULT,
 )
 from strongroom.core.pagination import check_limit
-from strongroom.db.query import undecodable_column
+from strongroom.db.query import undecodable_problem
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger import store
 from strongroom.ledger.accounts import (
@@ -483,15 +483,10 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
             try:
                 return verify_ledger(uow, progress)
             except sqlite3.OperationalError as exc:
-                column = undecodable_column(exc)
-                if column is None:
+                problem = undecodable_problem(exc)
+                if problem is None:
                     raise
-                report = VerifyReport()
-                report.problems.append(
-                    f"column {column} holds bytes that are not UTF-8 text (written by hand: no "
-                    "write stores them); the check stopped there"
-                )
-                return report
+                return VerifyReport(problems=[problem])
 
 
 def _hold_for_review(

@@ -147,10 +147,9 @@ class RuleSet:
         try:
             return _Compiler().rule_set(document)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            # The compiler answers every malformation it knows in words; a document shaped
-            # in a way it did not foresee is still refused as one, never a traceback.
-            if isinstance(exc, RuleSetError):
-                raise
+            # The compiler answers every malformation it knows in words (RuleSetError, no
+            # ValueError); a document shaped in a way it did not foresee is still refused as
+            # one, never a traceback.
             raise RuleSetError(
                 [f"the document cannot be read as rules ({type(exc).__name__})"]
             ) from None
