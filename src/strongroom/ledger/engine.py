@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Final
 
 from strongroom.core.limits import AMOUNT_MAX, ENTRY_INDEX_STRIDE, NATIVE_INT_MAX
@@ -132,6 +133,8 @@ class AccountState:
         ) = s
 
 
+_ACCOUNT_ID = attrgetter("id")
+
 # (id, account_id, version, prev_id, transfer_id, direction, amount, pending_delta,
 #  debits_posted, credits_posted, debits_pending, credits_pending, created_at)
 EntryRow = tuple[int, str, int, int | None, str, int, int, int, int, int, int, int, int]
@@ -164,7 +167,13 @@ class Writes:
     wide: bool = False
 
     def dirty_accounts(self, state: BatchState) -> list[AccountState]:
-        return [a for a in state.accounts.values() if a.dirty]
+        """The accounts this batch changed, in id order: their rows are rewritten in key
+        order, each B-tree page visited once in a run rather than at random (a bulk batch
+        rewrites ~8,000 account rows). Measured on SQLite: 0 to 3% more bulk transfers/s,
+        within the machine's run-to-run noise; the sort costs ~0.2 us a transfer."""
+        dirty = [a for a in state.accounts.values() if a.dirty]
+        dirty.sort(key=_ACCOUNT_ID)
+        return dirty
 
 
 # (account, direction, posted, pending delta, new debits_posted, new credits_posted,
