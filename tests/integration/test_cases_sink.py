@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine as SAEngine
 
 from strongroom.cases import store
+from strongroom.cases.gate import ReviewHoldGate
 from strongroom.cases.model import Alert, CaseStatus
 from strongroom.cases.service import CaseService
 from strongroom.cases.sink import CaseSink
@@ -29,6 +30,7 @@ from strongroom.ledger.model import (
     record_from_row,
     record_to_row,
 )
+from strongroom.ledger.model import TransferResult as R
 from strongroom.ledger.pipeline import CommittedBatch
 from strongroom.ledger.service import AccountSpec, LedgerService
 
@@ -183,3 +185,50 @@ def test_an_alert_opens_a_case_that_holds_nothing_and_decides_without_moving_mon
     assert rolled
     assert {c.kind for c in _cases(cases)} == {"aml_structuring", "sanctions_match"}
     assert len(_cases(cases)) == 2  # a rolled-back alert left no case
+
+
+def test_a_post_racing_the_commit_of_its_transfers_hold_is_refused(db_engine: SAEngine) -> None:
+    """Found in review: the review hold read open cases before the post's write transaction,
+    so a post whose hold check ran while another worker was committing the payment's hold
+    (each `serve` worker process has its own coalescer) found no case, then posted the held
+    payment. The hold is read again inside the transaction (ReviewHoldGate.recheck). Here the
+    race is forced: the other worker commits the hold between the check and the write."""
+    other, _cases, _sink, ids = _world(db_engine)  # the payment's worker: it holds and opens
+    hold = ReviewHoldGate(db_engine)
+
+    @dataclass
+    class Racing:
+        """The review hold, with the other worker committing the hold once it has read."""
+
+        name: str = "review_hold"
+        budget_ms: int = 10_000
+        fail_open: bool = False
+        errors: tuple[ErrorCode, ...] = ()
+        posts_only: bool = True
+        tid: str = "t_held"
+
+        def decide(
+            self, batch: Sequence[NewTransfer], actor: str | None
+        ) -> Sequence[GateDecision | None]:
+            answers = hold.decide(batch, actor)  # no case yet: allowed
+            held = other.post_transfers([_transfer(ids, self.tid, "review")], actor=ACTOR)
+            assert held[0].result is R.CREATED
+            return answers
+
+    @dataclass
+    class RacingRechecked(Racing):
+        def recheck(self, uow: UnitOfWork, batch: Sequence[NewTransfer]) -> Any:
+            return hold.recheck(uow, batch)
+
+    # Without the check in the transaction, the race posts the held payment: what this forces.
+    unchecked = LedgerService(db_engine, gates=[Racing(tid="t_raced")])
+    raced = NewTransfer("t_raced_post", ids[0], action=Action.POST, target_id="t_raced")
+    assert unchecked.post_transfers([raced], actor=ACTOR)[0].result is R.CREATED
+
+    checked = LedgerService(db_engine, gates=[RacingRechecked()])
+    post = NewTransfer("t_post", ids[0], action=Action.POST, target_id="t_held")
+    outcome = checked.post_transfers([post], actor=ACTOR)[0]
+    assert outcome.result is R.BLOCKED_BY_GATE
+    assert outcome.decision == GateDecision("review_hold", Verdict.BLOCK, "held_for_review")
+    assert other.get_transfer("t_held").status is Status.PENDING
+    assert other.verify().ok

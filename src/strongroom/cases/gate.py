@@ -11,7 +11,8 @@ Installed on every ledger with a database (runtime.installed_gates), whichever g
 transfers now: a case opened while risk scoring or screening was on still holds its transfer
 after they are turned off. `posts_only`: the runner asks it only about batches with a post (a
 batch without one costs one pass over it); one with posts costs one indexed read of their
-open cases.
+open cases before the write transaction, and the same read again inside it (`recheck`), where
+no other batch can commit a hold between the read and the post.
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ class ReviewHoldGate:
         self, batch: Sequence[NewTransfer], actor: str | None
     ) -> Sequence[GateDecision | None]:
         del actor  # whoever asks: only the case's decision posts a held transfer
+        if not any(t.action is Action.POST and t.target_id is not None for t in batch):
+            return [None] * len(batch)
+        with UnitOfWork(self.engine, write=False) as uow:
+            return self._holds(uow, batch)
+
+    def recheck(
+        self, uow: UnitOfWork, batch: Sequence[NewTransfer]
+    ) -> Sequence[GateDecision | None]:
+        """The same, inside the posting transaction (ledger.pipeline.RecheckedGate): a held
+        transfer's case commits with it, so once the transaction sees the held transfer it
+        sees its case. Without it, a post whose gate read no case before another batch
+        committed the hold (a batch request racing the payment's own) posted the held
+        payment."""
+        return self._holds(uow, batch)
+
+    def _holds(self, uow: UnitOfWork, batch: Sequence[NewTransfer]) -> list[GateDecision | None]:
         out: list[GateDecision | None] = [None] * len(batch)
         posts = [
             i for i, t in enumerate(batch) if t.action is Action.POST and t.target_id is not None
@@ -59,8 +76,7 @@ class ReviewHoldGate:
         if not posts:
             return out
         targets = [batch[i].target_id for i in posts]
-        with UnitOfWork(self.engine, write=False) as uow:
-            cases = store.open_cases_of_transfers(uow, [t for t in targets if t is not None])
+        cases = store.open_cases_of_transfers(uow, [t for t in targets if t is not None])
         open_by_transfer = {c.transfer_id: c for c in cases}
         block = GateDecision(self.name, Verdict.BLOCK, HELD_FOR_REVIEW)
         for i in posts:

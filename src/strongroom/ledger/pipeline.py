@@ -92,6 +92,21 @@ class Gate(Protocol):
 
 
 @runtime_checkable
+class RecheckedGate(Protocol):
+    """A gate whose blocks must not race a concurrent commit (the review hold: a post of a
+    transfer whose hold another batch is committing): `recheck` is asked again inside the
+    posting transaction, after the batch's target transfers are read (and locked, on
+    PostgreSQL), so what it reads is what the engine will apply against. Only its blocks
+    count there; a `posts_only` gate is asked only about a batch with a post. Its answers in
+    the transaction are final: a block it finds there refuses the transfer as its gate's block
+    would (BLOCKED_BY_GATE with the decision)."""
+
+    def recheck(
+        self, uow: UnitOfWork, batch: Sequence[NewTransfer]
+    ) -> Sequence[GateDecision | None]: ...
+
+
+@runtime_checkable
 class DecisionDetail(Protocol):
     """What a gate's GateDecision.detail may offer the API: a held transfer's answer carries
     `answer()` under `answer_key` (the risk gate's `risk` object), and a blocked one's problem
@@ -131,6 +146,12 @@ class GateRunner:
         self.gates = tuple(gates)
         self._payments_only = tuple(bool(getattr(g, "payments_only", False)) for g in gates)
         self._posts_only = tuple(bool(getattr(g, "posts_only", False)) for g in gates)
+        # The gates asked again inside the write transaction: (name, recheck, posts_only).
+        self._rechecked: tuple[tuple[str, RecheckedGate, bool], ...] = tuple(
+            (g.name, g, posts_only)
+            for g, posts_only in zip(gates, self._posts_only, strict=True)
+            if isinstance(g, RecheckedGate)
+        )
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -204,6 +225,41 @@ class GateRunner:
         for index in outcome.blocked:  # a block wins over a hold
             outcome.held.pop(index, None)
         return outcome
+
+    def rechecks(self, batch: Sequence[NewTransfer]) -> bool:
+        """Whether `batch` is asked about again inside its write transaction (recheck)."""
+        if not self._rechecked:
+            return False
+        if all(posts_only for _, _, posts_only in self._rechecked):
+            return any(t.action is _POST for t in batch)
+        return True
+
+    def recheck(
+        self,
+        uow: UnitOfWork,
+        batch: Sequence[NewTransfer],
+        blocked: Mapping[str, GateDecision] | None,
+    ) -> dict[str, GateDecision] | None:
+        """`blocked` (the gates' blocks by transfer id, None for none) with what the
+        rechecked gates block inside the posting transaction `uow` added; a block decided
+        before the transaction is the one kept."""
+        out = dict(blocked) if blocked else {}
+        posting: bool | None = None
+        for name, gate, posts_only in self._rechecked:
+            if posts_only:
+                if posting is None:
+                    posting = any(t.action is _POST for t in batch)
+                if not posting:
+                    continue
+            answers = gate.recheck(uow, batch)
+            if len(answers) != len(batch):
+                raise RuntimeError(
+                    f"gate {name} rechecked {len(answers)} decisions for {len(batch)}"
+                )
+            for t, decision in zip(batch, answers, strict=True):
+                if decision is not None and decision.verdict is Verdict.BLOCK:
+                    out.setdefault(t.id, decision)
+        return out or None
 
     @staticmethod
     def _answers(

@@ -234,14 +234,21 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
         if gated:
             batch = _hold_for_review(batch, gated, atomic)
         blocked = {batch[i].id: d for i, d in gated.blocked.items()} if gated else None
+        # A gate whose blocks must not race another batch's commit (the review hold) is asked
+        # again inside the transaction, once the batch's targets are read (locked on PostgreSQL).
+        rechecked = self._gates is not None and self._gates.rechecks(batch)
 
         def work() -> list[TransferOutcome]:
             with self._ledger_write() as (uow, cache):
                 state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
+                refused = blocked
+                if rechecked:
+                    assert self._gates is not None
+                    refused = self._gates.recheck(uow, batch, blocked)
                 limited = (
-                    run_limits(uow, self._limits, batch, state, blocked) if self._limits else None
+                    run_limits(uow, self._limits, batch, state, refused) if self._limits else None
                 )
-                engine = Engine(state, blocked if limited is None else limited.blocked)
+                engine = Engine(state, refused if limited is None else limited.blocked)
                 outcomes = engine.apply(batch, atomic=atomic)
                 if limited is not None:
                     limited.record(uow, outcomes)
