@@ -232,3 +232,31 @@ def test_a_post_racing_the_commit_of_its_transfers_hold_is_refused(db_engine: SA
     assert outcome.decision == GateDecision("review_hold", Verdict.BLOCK, "held_for_review")
     assert other.get_transfer("t_held").status is Status.PENDING
     assert other.verify().ok
+
+
+def test_either_case_of_a_transfer_two_gates_held_posts_it_with_the_review_hold(
+    db_engine: SAEngine,
+) -> None:
+    """Found in review: with the review hold installed (as on every served ledger), the older
+    of two open cases of one transfer could not be approved: the hold kept one case a transfer,
+    the newest, and blocked the older case's own post with held_for_review."""
+    _, _, sink, ids = _world(db_engine)
+    hold = ReviewHoldGate(db_engine)
+    ledger = LedgerService(
+        db_engine, sinks=[sink], gates=[Reviewer("risk"), Reviewer("sanctions"), hold]
+    )
+    cases = CaseService(db_engine, ledger)
+    for tid, which in (("t_older", "risk"), ("t_newer", "sanctions")):
+        ledger.post_transfers([_transfer(ids, tid, "review")], actor=ACTOR)
+        opened = {c.gate: c for c in _cases(cases) if c.transfer_id == tid}
+        assert set(opened) == {"risk", "sanctions"}
+        view = cases.approve("ten_default", opened[which].id, actor=ACTOR)
+        assert view.transfer is not None
+        assert view.transfer.status is Status.POSTED
+        other = next(c for g, c in opened.items() if g != which)
+        assert cases.get("ten_default", other.id).case.status is CaseStatus.CLOSED
+    # Any other door is still refused while a case is open.
+    ledger.post_transfers([_transfer(ids, "t_third", "review")], actor=ACTOR)
+    post = NewTransfer("t_third_post", ids[0], action=Action.POST, target_id="t_third")
+    assert ledger.post_transfers([post], actor=ACTOR)[0].result is R.BLOCKED_BY_GATE
+    assert ledger.verify().ok

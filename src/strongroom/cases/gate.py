@@ -77,10 +77,14 @@ class ReviewHoldGate:
             return out
         targets = [batch[i].target_id for i in posts]
         cases = store.open_cases_of_transfers(uow, [t for t in targets if t is not None])
-        open_by_transfer = {c.transfer_id: c for c in cases}
+        # Every open case of a held transfer may decide it (two gates that held it opened one
+        # each): a post under any of their decision ids passes; any other post is blocked.
+        deciders: dict[str, set[str]] = {}
+        for c in cases:
+            deciders.setdefault(c.transfer_id, set()).add(decision_transfer_id(c.id, c.created_at))
         block = GateDecision(self.name, Verdict.BLOCK, HELD_FOR_REVIEW)
         for i in posts:
-            case = open_by_transfer.get(batch[i].target_id)
-            if case is not None and batch[i].id != decision_transfer_id(case.id, case.created_at):
+            allowed = deciders.get(batch[i].target_id or "")
+            if allowed is not None and batch[i].id not in allowed:
                 out[i] = block
         return out
