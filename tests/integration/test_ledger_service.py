@@ -785,6 +785,56 @@ def test_post_after_expiry_is_refused(book: Book) -> None:
     assert book.balances(book.alice)["debits_pending"] == 10
 
 
+def test_a_post_waiting_on_a_lock_past_its_deadline_finds_the_transfer_expired(
+    book: Book,
+) -> None:
+    """Found in review (PostgreSQL): a batch's time was read before its rows were locked, so a
+    post that waited on a lock held by another batch past its pending transfer's deadline
+    posted it after the deadline, while the expiry job skipped the locked row. The time is now
+    read once every lock is held (on SQLite, once the write lock is)."""
+    clock = ManualClock()
+    book.svc.clock = clock
+    book.fund(book.alice, 100)
+    book.transfer(book.alice, book.bob, 10, id="p", pending=True, timeout_s=1)
+    engine = book.svc.engine
+    sqlite = engine.dialect.name == "sqlite"
+    blocker = engine.raw_connection()
+    cur = blocker.cursor()
+    if sqlite:
+        cur.execute("BEGIN IMMEDIATE")  # another writer holds the database's write lock
+    else:  # another batch holds a lock on one of the post's accounts
+        cur.execute("SELECT id FROM accounts WHERE id = %s FOR UPDATE", (book.bob.id,))
+    results: list[R] = []
+    poster = threading.Thread(
+        target=lambda: results.append(book.one(act(book, "p-post", Action.POST, "p")))
+    )
+    poster.start()
+    try:
+        if sqlite:
+            poster.join(0.3)
+        else:  # until the post waits on the lock
+            with engine.connect() as conn:
+                for _ in range(1_000):
+                    waiting = conn.execute(
+                        sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar_one()
+                    if waiting:
+                        break
+                    conn.rollback()
+                    poster.join(0.01)
+                assert waiting, "the post never waited on the lock"
+        clock.advance(2_000_000)  # the deadline passes while it waits
+    finally:
+        if sqlite:
+            cur.execute("ROLLBACK")
+        else:
+            blocker.rollback()
+        blocker.close()
+        poster.join(30)
+    assert results == [R.PENDING_TRANSFER_EXPIRED]
+    assert book.svc.get_transfer("p").status is Status.PENDING  # until expire_due runs
+
+
 def test_expire_due_releases_reservations_and_marks_them_expired(book: Book) -> None:
     clock = ManualClock()
     book.svc.clock = clock

@@ -240,7 +240,7 @@ class LedgerService(AccountUseCases, HistoryUseCases, LedgerBase):
 
         def work() -> list[TransferOutcome]:
             with self._ledger_write() as (uow, cache):
-                state = store.load_batch_state(uow, batch, self.clock.now_us(), cache)
+                state = store.load_batch_state(uow, batch, self.clock.now_us, cache)
                 refused = blocked
                 if rechecked:
                     assert self._gates is not None

@@ -7,7 +7,7 @@ per batch (chunked IN lists on SQLite, arrays and COPY on PostgreSQL), no per-ro
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,11 +164,16 @@ def id_base(block: int) -> int:
 
 
 def load_batch_state(
-    uow: UnitOfWork, batch: Sequence[NewTransfer], now_us: int, cache: AccountCache | None = None
+    uow: UnitOfWork,
+    batch: Sequence[NewTransfer],
+    now_us: Callable[[], int],
+    cache: AccountCache | None = None,
 ) -> BatchState:
     """Read (and on PostgreSQL lock) everything the batch touches, in a fixed order:
     target transfers, then accounts, each sorted by id, so concurrent batches cannot deadlock
-    on each other. Accounts come from `cache` where it holds them (SQLite)."""
+    on each other. Accounts come from `cache` where it holds them (SQLite). The batch's time is
+    read from `now_us` once every lock is held: a post that waited for a lock past its pending
+    transfer's deadline finds it expired, as the expiry job would have (it skips locked rows)."""
     block = allocate_id_block(uow)
     if cache is not None:
         cache.begin(block)
@@ -226,7 +231,7 @@ def load_batch_state(
         transfers=transfers,
         reversed_amounts=reversed_amounts,
         ledgers=ledgers,
-        now_us=now_us,
+        now_us=now_us(),
         entry_id_next=id_base(block) + 1,
         seq_next=id_base(block) + 1,
         block=block,
