@@ -27,6 +27,7 @@ from strongroom.audit import api as audit_api
 from strongroom.audit.errors import AUDIT_ERRORS
 from strongroom.audit.service import AuditLog
 from strongroom.cases import api as cases_api
+from strongroom.cases import store as cases_store
 from strongroom.cases.errors import CASES_ERRORS
 from strongroom.cases.gate import REVIEW_HOLD_ERRORS, ReviewHoldGate
 from strongroom.cases.model import kind_for_gate
@@ -399,7 +400,14 @@ def installed_gates(
         )
     if settings.screening:
         assert engine is not None, "the payee gate reads the accounts and the screenings"
-        gates.append(sanctions_gate(settings, engine, on_unscreened=on_unscreened))
+        gates.append(
+            sanctions_gate(
+                settings,
+                engine,
+                on_unscreened=on_unscreened,
+                open_cases_in=cases_store.open_cases_of_transfers,
+            )
+        )
     return gates
 
 

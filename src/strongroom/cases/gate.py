@@ -81,7 +81,10 @@ class ReviewHoldGate:
         # each): a post under any of their decision ids passes; any other post is blocked.
         deciders: dict[str, set[str]] = {}
         for c in cases:
-            deciders.setdefault(c.transfer_id, set()).add(decision_transfer_id(c.id, c.created_at))
+            if c.transfer_id is not None:
+                deciders.setdefault(c.transfer_id, set()).add(
+                    decision_transfer_id(c.id, c.created_at)
+                )
         block = GateDecision(self.name, Verdict.BLOCK, HELD_FOR_REVIEW)
         for i in posts:
             allowed = deciders.get(batch[i].target_id or "")

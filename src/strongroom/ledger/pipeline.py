@@ -146,10 +146,14 @@ class GateRunner:
         self.gates = tuple(gates)
         self._payments_only = tuple(bool(getattr(g, "payments_only", False)) for g in gates)
         self._posts_only = tuple(bool(getattr(g, "posts_only", False)) for g in gates)
-        # The gates asked again inside the write transaction: (name, recheck, posts_only).
-        self._rechecked: tuple[tuple[str, RecheckedGate, bool], ...] = tuple(
-            (g.name, g, posts_only)
-            for g, posts_only in zip(gates, self._posts_only, strict=True)
+        # The gates asked again inside the write transaction: (name, recheck, posts_only,
+        # payments_only). A payments_only gate is rechecked about a batch with a payment or a
+        # post (the post of a payment it held).
+        self._rechecked: tuple[tuple[str, RecheckedGate, bool, bool], ...] = tuple(
+            (g.name, g, posts_only, payments_only)
+            for g, posts_only, payments_only in zip(
+                gates, self._posts_only, self._payments_only, strict=True
+            )
             if isinstance(g, RecheckedGate)
         )
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -228,10 +232,17 @@ class GateRunner:
 
     def rechecks(self, batch: Sequence[NewTransfer]) -> bool:
         """Whether `batch` is asked about again inside its write transaction (recheck)."""
-        if not self._rechecked:
-            return False
-        if all(posts_only for _, _, posts_only in self._rechecked):
+        return any(self._asked_again(g, batch) for g in self._rechecked)
+
+    @staticmethod
+    def _asked_again(
+        rechecked: tuple[str, RecheckedGate, bool, bool], batch: Sequence[NewTransfer]
+    ) -> bool:
+        _, _, posts_only, payments_only = rechecked
+        if posts_only:
             return any(t.action is _POST for t in batch)
+        if payments_only:
+            return any(t.payment is not None or t.action is _POST for t in batch)
         return True
 
     def recheck(
@@ -244,13 +255,10 @@ class GateRunner:
         rechecked gates block inside the posting transaction `uow` added; a block decided
         before the transaction is the one kept."""
         out = dict(blocked) if blocked else {}
-        posting: bool | None = None
-        for name, gate, posts_only in self._rechecked:
-            if posts_only:
-                if posting is None:
-                    posting = any(t.action is _POST for t in batch)
-                if not posting:
-                    continue
+        for rechecked in self._rechecked:
+            if not self._asked_again(rechecked, batch):
+                continue
+            name, gate = rechecked[0], rechecked[1]
             answers = gate.recheck(uow, batch)
             if len(answers) != len(batch):
                 raise RuntimeError(

@@ -25,9 +25,10 @@ bound, get the fail policy's answer (as a failed lookup's), counted and logged."
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from strongroom.compliance.sanctions.errors import (
     SANCTIONS_BLOCKED,
@@ -43,6 +44,10 @@ from strongroom.compliance.sanctions.service import CONFIRMED, PROBABLE
 from strongroom.core.errors import ErrorCode
 from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
 from strongroom.ledger.model import Action, Direction, GateDecision, NewTransfer, Verdict
+
+if TYPE_CHECKING:
+    from strongroom.cases.model import Case
+    from strongroom.db.uow import UnitOfWork
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +65,13 @@ Statuses = Callable[[str, Sequence[str]], dict[str, str]]
 ScreenName = Callable[[str], PayeeMatch | None]
 # Told of payments the gate could not screen: (what they got: closed, open or review, count).
 OnUnscreened = Callable[[str, int], None]
+# The same statuses read inside the caller's transaction, share-locked on PostgreSQL
+# (SanctionsService.statuses_in): the recheck's.
+StatusesIn = Callable[["UnitOfWork", str, Sequence[str]], dict[str, str]]
+# The open cases of these transfers, read inside the caller's transaction (the case queue's).
+OpenCasesIn = Callable[["UnitOfWork", Sequence[str]], Sequence["Case"]]
+# Account -> (tenant, ledger) pairs the gate keeps once read: an account's never change.
+TENANTS_CACHED_MAX: Final = 100_000
 
 
 def payee_subject(payee: str | None) -> str | None:
@@ -76,6 +88,9 @@ def payee_subject(payee: str | None) -> str | None:
 class SanctionsGate:
     name: str = GATE_NAME
     errors: Sequence[ErrorCode] = SANCTIONS_GATE_ERRORS
+    # It decides only payments (ledger.pipeline: a batch without one is not asked); its
+    # recheck, about a batch with a payment or a post.
+    payments_only: bool = True
 
     def __init__(
         self,
@@ -89,9 +104,13 @@ class SanctionsGate:
         on_unscreened: OnUnscreened | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         screeners: ScreenerCache | None = None,
+        statuses_in: StatusesIn | None = None,
+        open_cases_in: OpenCasesIn | None = None,
     ) -> None:
         """`screeners`: the cache behind `screen_name`, for the composition root to share
-        and warm (wiring.gate_screeners); the gate itself never reads it."""
+        and warm (wiring.gate_screeners); the gate itself never reads it. `statuses_in` and
+        `open_cases_in`: what `recheck` reads inside the posting transaction (without
+        `statuses_in`, nothing is rechecked)."""
         assert fail in ("closed", "open", "review")
         assert budget_ms > 0
         assert 0 < names_max <= SCREENING_PAYEE_NAMES_PER_BATCH_MAX
@@ -104,6 +123,11 @@ class SanctionsGate:
         self.on_unscreened = on_unscreened
         self.monotonic = monotonic
         self.screeners = screeners
+        self.statuses_in = statuses_in
+        self.open_cases_in = open_cases_in
+        # Payer accounts' (tenant, ledger), as read by decide, for recheck: never change.
+        self._tenants: dict[str, tuple[str, str]] = {}
+        self._tenants_lock = threading.Lock()
         # GateRunner: past the budget, allow (open), hold (review) or block (closed).
         self.fail_open = fail == "open"
         self.fail_verdict = Verdict.REVIEW if fail == "review" else Verdict.BLOCK
@@ -136,7 +160,7 @@ class SanctionsGate:
         if not wanted:
             return out
         try:
-            accounts = self.tenants(sorted({w[0] for w in wanted.values()}))
+            accounts = self._payer_tenants(sorted({w[0] for w in wanted.values()}))
             # Each payment's tenant: its payer account's, when that account is of the
             # transfer's ledger (another ledger's is the engine's to refuse, never screened
             # under that ledger's tenant: its statuses are no business of this payment's).
@@ -236,6 +260,76 @@ class SanctionsGate:
                 len(screened),
                 self.fail,
             )
+        return out
+
+    def _payer_tenants(self, account_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """`tenants`, each account read once: an account's tenant and ledger never change."""
+        with self._tenants_lock:
+            found = {a: self._tenants[a] for a in account_ids if a in self._tenants}
+        missing = [a for a in account_ids if a not in found]
+        if missing:
+            read = self.tenants(missing)
+            found.update(read)
+            with self._tenants_lock:
+                if len(self._tenants) + len(read) > TENANTS_CACHED_MAX:
+                    self._tenants.clear()
+                self._tenants.update(read)
+        return found
+
+    def recheck(self, uow: UnitOfWork, batch: Sequence[NewTransfer]) -> list[GateDecision | None]:
+        """Inside the posting transaction (ledger.pipeline.RecheckedGate), the statuses that
+        block, read again and share-locked on PostgreSQL (a confirmation waits for this
+        transaction's commit, or this read for the confirmation's): a payment whose payer or
+        payee subject is a confirmed match now is blocked (`sanctions_blocked`), though decide
+        read it clear a moment before; and a post of a payment this gate held for review (its
+        open `sanctions_review` case names the payee subject) whose payee has been confirmed
+        since, such as the case's own approval, is blocked too: the analyst declines it.
+        Only blocks are answered here; a payee name is not screened again."""
+        out: list[GateDecision | None] = [None] * len(batch)
+        if self.statuses_in is None:
+            return out
+        # batch index -> (payer account or None, the subjects whose confirmation blocks it)
+        wanted: dict[int, tuple[str | None, list[str]]] = {}
+        posts: dict[int, str] = {}
+        for i, t in enumerate(batch):
+            if t.payment is not None and t.action is Action.TRANSFER:
+                subjects = [f"customer:{t.payment.customer_id}"]
+                payee = payee_subject(t.payment.payee)
+                if payee is not None:
+                    subjects.append(payee)
+                wanted[i] = (_payer(t), subjects)
+            elif t.action is Action.POST and t.target_id is not None:
+                posts[i] = t.target_id
+        tenant_of: dict[int, str] = {}
+        if wanted:
+            accounts = self._payer_tenants(sorted({a for a, _ in wanted.values() if a is not None}))
+            for i, (account, _) in wanted.items():
+                found = accounts.get(account) if account is not None else None
+                if found is not None and found[1] == batch[i].ledger_id:
+                    tenant_of[i] = found[0]
+        if posts and self.open_cases_in is not None:
+            held: dict[str, tuple[str, str]] = {}  # transfer -> (tenant, payee subject)
+            for case in self.open_cases_in(uow, sorted(set(posts.values()))):
+                payee = case.detail_dict().get("payee") if case.gate == GATE_NAME else None
+                subject = payee.get("subject") if isinstance(payee, dict) else None
+                if isinstance(subject, str) and case.transfer_id is not None:
+                    held[case.transfer_id] = (case.tenant_id, subject)
+            for i, target in posts.items():
+                if target in held:
+                    tenant_of[i] = held[target][0]
+                    wanted[i] = (None, [held[target][1]])
+        by_tenant: dict[str, set[str]] = {}
+        for i, tenant in tenant_of.items():
+            by_tenant.setdefault(tenant, set()).update(wanted[i][1])
+        # Tenants and subjects in one order, so two transactions lock them in the same order.
+        statuses = {
+            tenant: self.statuses_in(uow, tenant, sorted(subjects))
+            for tenant, subjects in sorted(by_tenant.items())
+        }
+        block = GateDecision(GATE_NAME, Verdict.BLOCK, SANCTIONS_BLOCKED)
+        for i, tenant in tenant_of.items():
+            if any(statuses[tenant].get(s) == CONFIRMED for s in wanted[i][1]):
+                out[i] = block
         return out
 
     def _screen(self, name: str) -> dict[str, object] | None:

@@ -648,6 +648,13 @@ class SanctionsService:
         with self._uow(write=False) as uow:
             return store.statuses(uow, tenant_id, subjects)
 
+    def statuses_in(
+        self, uow: UnitOfWork, tenant_id: str, subjects: Sequence[str]
+    ) -> dict[str, str]:
+        """`statuses` inside the caller's transaction, the rows share-locked on PostgreSQL
+        in subject order (the payee gate's recheck in the posting transaction)."""
+        return store.statuses(uow, tenant_id, subjects, lock=True)
+
     def status(self, tenant_id: str, subject: str) -> store.SubjectRow | None:
         with self._uow(write=False) as uow:
             return store.get_subject(uow, tenant_id, subject)

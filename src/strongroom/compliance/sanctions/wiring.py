@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from strongroom.audit.hooks import AuditRecorder
 from strongroom.cases.service import CaseService
-from strongroom.compliance.sanctions.gate import OnUnscreened, SanctionsGate
+from strongroom.compliance.sanctions.gate import OnUnscreened, OpenCasesIn, SanctionsGate
 from strongroom.compliance.sanctions.screener import ScreenerCache
 from strongroom.compliance.sanctions.service import (
     FreezeCustomer,
@@ -100,11 +100,18 @@ def build_sanctions(
 
 
 def sanctions_gate(
-    settings: Settings, engine: Engine, *, on_unscreened: OnUnscreened | None = None
+    settings: Settings,
+    engine: Engine,
+    *,
+    on_unscreened: OnUnscreened | None = None,
+    open_cases_in: OpenCasesIn | None = None,
 ) -> SanctionsGate:
     """The payee gate (STRONGROOM_SCREENING): payers' tenants through the risk domain's
-    account lookup, payees' statuses from the stored screenings. `on_unscreened(outcome,
-    count)`: told of payments it could not screen (a metric)."""
+    account lookup, payees' statuses from the stored screenings (read again inside the posting
+    transaction: SanctionsGate.recheck). `on_unscreened(outcome, count)`: told of payments it
+    could not screen (a metric). `open_cases_in`: the case queue's open cases of transfers, in
+    a transaction (the composition root's), so that a post of a payment held for a payee
+    confirmed since is refused."""
     accounts = RiskService(engine).payment_accounts
     screeners = ScreenerCache(engine)
     service = SanctionsService(engine, threshold=settings.screening_threshold, screeners=screeners)
@@ -120,6 +127,8 @@ def sanctions_gate(
         budget_ms=settings.screening_budget_ms,
         on_unscreened=on_unscreened,
         screeners=screeners,
+        statuses_in=service.statuses_in,
+        open_cases_in=open_cases_in,
     )
 
 
