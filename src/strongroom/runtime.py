@@ -44,6 +44,7 @@ from strongroom.compliance.sanctions import wiring as sanctions_wiring
 from strongroom.compliance.sanctions.errors import SANCTIONS_ERRORS, SANCTIONS_GATE_ERRORS
 from strongroom.compliance.sanctions.owners import refuse_confirmed
 from strongroom.compliance.sanctions.service import ALERT_KIND, SANCTIONS_EVENT_TYPES
+from strongroom.compliance.sanctions.sink import PaymentSubjectsSink
 from strongroom.compliance.sanctions.wiring import build_sanctions, gate_screeners, sanctions_gate
 from strongroom.core import clock
 from strongroom.core.errors import CORE_ERRORS, ErrorCatalogue, NotFound, StrongroomError
@@ -187,6 +188,10 @@ def build_ledger(
     if settings.risk:
         sinks.append(RiskSink(risk_hasher(settings, engine, given)))
     sinks.append(cases)
+    # Every payment created pending has its payer and payee subjects kept, so that its post is
+    # screened again against them (compliance/sanctions/sink.py), whether or not screening is
+    # on now: a deployment that turns it on later screens the posts of older ones too.
+    sinks.append(PaymentSubjectsSink(tenant_of))
     aml = install_aml(settings.aml, engine, sinks)  # AML monitoring (docs/aml.md), when on
     # An open banking payment consumes its consent in its posting transaction (its leaf and
     # event with it): a consent pays once, whatever raced (openbanking/payments/sink.py).

@@ -1,11 +1,14 @@
 """The payee gate's recheck inside the posting transaction (SanctionsGate.recheck, the
 pipeline's RecheckedGate), on SQLite and PostgreSQL: found by a race review, a payee confirmed
 between the gate's read and the write was paid, and a payment held for a probable payee was
-posted by its case's approval after the payee had been confirmed. Each race is forced: the
-confirmation commits right after the gate's read."""
+posted by its case's approval after the payee had been confirmed; then (a second review) any
+payment created pending, a client's two-phase one or one another gate held, was posted after its
+payee or payer had been confirmed. Each race is forced: the confirmation commits right after
+the gate's read."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,10 +26,12 @@ from strongroom.cases.sink import CaseSink
 from strongroom.compliance.sanctions import store as sanctions_store
 from strongroom.compliance.sanctions.gate import SanctionsGate
 from strongroom.compliance.sanctions.service import SanctionsService
+from strongroom.compliance.sanctions.sink import PaymentSubjectsSink
 from strongroom.core.errors import ErrorCode
 from strongroom.db.query import sql
 from strongroom.db.uow import UnitOfWork
 from strongroom.ledger.model import (
+    Action,
     Direction,
     GateDecision,
     NewTransfer,
@@ -59,6 +64,24 @@ def _set_status(engine: SAEngine, subject: str, status: str, *, new: bool = Fals
 
 
 @dataclass
+class Reviewer:
+    """Another gate (risk's, say): holds every payment whose metadata asks it to."""
+
+    name: str = "risk"
+    budget_ms: int = 20_000
+    fail_open: bool = False
+    errors: tuple[ErrorCode, ...] = ()
+
+    def decide(
+        self, batch: Sequence[NewTransfer], actor: str | None
+    ) -> Sequence[GateDecision | None]:
+        return [
+            GateDecision(self.name, Verdict.REVIEW, "risk_review") if t.metadata else None
+            for t in batch
+        ]
+
+
+@dataclass
 class World:
     engine: SAEngine
     gate: SanctionsGate
@@ -67,7 +90,7 @@ class World:
     ids: tuple[str, str, str]
     confirm_after_read: list[str] = field(default_factory=list)
 
-    def pay(self, payee: str) -> NewTransfer:
+    def pay(self, payee: str, **kw: Any) -> NewTransfer:
         ledger_id, bank, alice = self.ids
         return NewTransfer(
             f"t_{uuid.uuid4().hex[:12]}",
@@ -75,7 +98,8 @@ class World:
             bank,
             alice,
             500,
-            payment=Payment("cus_payer", payee=payee),
+            payment=Payment(kw.pop("payer", "cus_payer"), payee=payee),
+            **kw,
         )
 
 
@@ -100,6 +124,7 @@ def _world(engine: SAEngine, *, recheck: bool = True) -> World:
         budget_ms=20_000,
         statuses_in=service.statuses_in if recheck else None,
         open_cases_in=cases_store.open_cases_of_transfers,
+        pending_subjects_in=service.pending_subjects_in,
     )
 
     @dataclass
@@ -128,7 +153,9 @@ def _world(engine: SAEngine, *, recheck: bool = True) -> World:
 
     gate = RacingRechecked() if recheck else Racing()
     ledger = LedgerService(
-        engine, sinks=[CaseSink(tenants_of)], gates=[ReviewHoldGate(engine), gate]
+        engine,
+        sinks=[CaseSink(tenants_of), PaymentSubjectsSink(tenants_of)],
+        gates=[ReviewHoldGate(engine), gate, Reviewer()],
     )
     box["ledger"] = ledger
     main = ledger.create_ledger("main")
@@ -193,3 +220,110 @@ def test_a_held_payment_whose_payee_was_confirmed_since_is_not_posted_by_its_app
     assert approved.transfer is not None
     assert approved.transfer.status is Status.POSTED
     assert world.ledger.verify().ok
+
+
+@pytest.mark.parametrize("how", ["client_post", "risk_case_approval"])
+@pytest.mark.parametrize("confirmed", ["payee", "payer"])
+def test_a_pending_payment_is_not_posted_once_its_payee_or_payer_is_confirmed(
+    db_engine: SAEngine, how: str, confirmed: str
+) -> None:
+    """Second review: a payment created pending while its payee and payer were clear (a
+    client's two-phase payment, or one the risk gate held) was posted, by the client or by the
+    risk case's approval, after either had been confirmed: its subjects were screened only at
+    creation. Its payer and payee subjects are now kept with it and screened again at the post.
+    The payer here pays from an account no customer owns (an omnibus account), which no freeze
+    reaches."""
+    world = _world(db_engine)
+    payee = f"cpty_{uuid.uuid4().hex[:12]}"
+    payer = f"cus_{uuid.uuid4().hex[:12]}"
+    for subject in (f"counterparty:{payee}", f"customer:{payer}"):
+        _set_status(db_engine, subject, "clear", new=True)
+    if how == "client_post":
+        payment = world.pay(payee, payer=payer, pending=True)
+    else:
+        payment = world.pay(payee, payer=payer, metadata='{"hold":true}')
+    [created] = world.ledger.post_transfers([payment], validated=True, actor="cli")
+    assert created.result is R.CREATED
+    assert world.ledger.get_transfer(payment.id).status is Status.PENDING
+    subject = f"counterparty:{payee}" if confirmed == "payee" else f"customer:{payer}"
+    _set_status(db_engine, subject, "confirmed")
+    if how == "client_post":
+        post = NewTransfer(
+            f"{payment.id}_post", payment.ledger_id, action=Action.POST, target_id=payment.id
+        )
+        [outcome] = world.ledger.post_transfers([post], actor="cli")
+        assert outcome.result is R.BLOCKED_BY_GATE
+        assert outcome.decision == BLOCKED
+    else:
+        [case] = [
+            c for c in world.cases.list_cases(TENANT, limit=100).data if c.transfer_id == payment.id
+        ]
+        assert case.kind == "risk_review"
+        with pytest.raises(CaseTransferRefused):
+            world.cases.approve(TENANT, case.id, actor=ACTOR)
+    assert world.ledger.get_transfer(payment.id).status is Status.PENDING
+    # Voiding it stays open: nothing moves.
+    void = NewTransfer(
+        f"{payment.id}_void", payment.ledger_id, action=Action.VOID, target_id=payment.id
+    )
+    assert world.ledger.post_transfers([void], actor="cli")[0].result is R.CREATED
+    assert world.ledger.verify().ok
+
+
+def test_a_pending_payment_whose_subjects_stay_clear_posts(db_engine: SAEngine) -> None:
+    world = _world(db_engine)
+    payee = f"cpty_{uuid.uuid4().hex[:12]}"
+    _set_status(db_engine, f"counterparty:{payee}", "clear", new=True)
+    payment = world.pay(payee, pending=True)
+    world.ledger.post_transfers([payment], validated=True, actor="cli")
+    post = NewTransfer(
+        f"{payment.id}_post", payment.ledger_id, action=Action.POST, target_id=payment.id
+    )
+    assert world.ledger.post_transfers([post], actor="cli")[0].result is R.CREATED
+    assert world.ledger.get_transfer(payment.id).status is Status.POSTED
+
+
+def test_a_confirmation_committing_during_a_dismissal_stands(
+    db_engine: SAEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second review (PostgreSQL): a dismissal read the subject's status without a lock and
+    wrote `clear` after a confirmation of the same match had committed in between, so the
+    confirmed subject read clear to the payee gate. The read now locks the row: the
+    confirmation waits for the dismissal and is the last word. Forced: the confirmation starts
+    (another worker) right after the dismissal's read."""
+    service = SanctionsService(db_engine)
+    subject = f"counterparty:cpty_{uuid.uuid4().hex[:12]}"
+    _set_status(db_engine, subject, "probable", new=True)
+    with UnitOfWork(db_engine) as uow:
+        uow.cursor().execute(
+            sql(
+                uow,
+                "INSERT INTO sanctions_results (tenant_id, subject, source, entry_id, score, "
+                "fingerprint, list_version, name_digest, case_id, screened_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            ),
+            (TENANT, subject, "ofac", "e1", 0.9, "f", 1, "digest", None, 1),
+        )
+        uow.commit()
+    real = sanctions_store.get_subject
+    confirming: list[threading.Thread] = []
+
+    def get_subject(uow: UnitOfWork, tenant_id: str, subj: str, **kw: Any) -> Any:
+        row = real(uow, tenant_id, subj, **kw)
+        if not confirming:
+            thread = threading.Thread(
+                target=service.confirm,
+                args=(TENANT, subject, "ofac", "e1"),
+                kwargs={"actor": "user:officer_b"},
+            )
+            confirming.append(thread)
+            thread.start()
+            thread.join(0.5)  # it commits now, unless the read above locked the row
+        return row
+
+    monkeypatch.setattr(sanctions_store, "get_subject", get_subject)
+    service.dismiss(TENANT, subject, "ofac", "e1", reviewer="user:officer_a")
+    monkeypatch.undo()
+    confirming[0].join(30)
+    assert not confirming[0].is_alive()
+    assert service.statuses(TENANT, [subject]) == {subject: "confirmed"}

@@ -1083,6 +1083,9 @@ populate_0031 = _populate(SCHEMA_0031)
 # story holds no kyc_usage bucket to date it from.
 SCHEMA_0032 = SCHEMA_0031
 populate_0032 = _populate(SCHEMA_0032)
+# 0033 added payment_subjects (the subjects of payments created pending), empty on an upgrade.
+SCHEMA_0033 = SCHEMA_0032
+populate_0033 = _populate(SCHEMA_0033)
 
 POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0001": populate_0001,
@@ -1116,4 +1119,5 @@ POPULATE: dict[str, Callable[[sa.Connection], Book]] = {
     "0030": populate_0030,
     "0031": populate_0031,
     "0032": populate_0032,
+    "0033": populate_0033,
 }

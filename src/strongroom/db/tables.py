@@ -982,3 +982,18 @@ kyc_limits_since = sa.Table(
     sa.Column("since", sa.BigInteger, nullable=False),  # microseconds since the epoch
     sqlite_with_rowid=False,
 )
+
+# Who pays and who is paid by each payment created pending (migration 0033,
+# compliance/sanctions/store.py): the subjects the payee gate screened, kept so that a later
+# post of it (a client's two-phase post, a case's approval) is screened again against them
+# inside its posting transaction (SanctionsGate.recheck). Identifiers only, never names.
+payment_subjects = sa.Table(
+    "payment_subjects",
+    metadata,
+    sa.Column("transfer_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("payer", sa.String(80), nullable=False),  # customer:<id>
+    sa.Column("payee", sa.String(80), nullable=True),  # counterparty:<id>, customer:<id>
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -65,11 +65,14 @@ Statuses = Callable[[str, Sequence[str]], dict[str, str]]
 ScreenName = Callable[[str], PayeeMatch | None]
 # Told of payments the gate could not screen: (what they got: closed, open or review, count).
 OnUnscreened = Callable[[str, int], None]
-# The same statuses read inside the caller's transaction, share-locked on PostgreSQL
-# (SanctionsService.statuses_in): the recheck's.
+# The same statuses read inside the caller's transaction (SanctionsService.statuses_in): the
+# recheck's.
 StatusesIn = Callable[["UnitOfWork", str, Sequence[str]], dict[str, str]]
 # The open cases of these transfers, read inside the caller's transaction (the case queue's).
 OpenCasesIn = Callable[["UnitOfWork", Sequence[str]], Sequence["Case"]]
+# The payer and payee subjects stored of these transfers that were payments created pending
+# (sink.PaymentSubjectsSink): transfer id -> (tenant, subjects).
+PendingSubjectsIn = Callable[["UnitOfWork", Sequence[str]], dict[str, tuple[str, list[str]]]]
 # Account -> (tenant, ledger) pairs the gate keeps once read: an account's never change.
 TENANTS_CACHED_MAX: Final = 100_000
 
@@ -106,11 +109,12 @@ class SanctionsGate:
         screeners: ScreenerCache | None = None,
         statuses_in: StatusesIn | None = None,
         open_cases_in: OpenCasesIn | None = None,
+        pending_subjects_in: PendingSubjectsIn | None = None,
     ) -> None:
         """`screeners`: the cache behind `screen_name`, for the composition root to share
         and warm (wiring.gate_screeners); the gate itself never reads it. `statuses_in` and
-        `open_cases_in`: what `recheck` reads inside the posting transaction (without
-        `statuses_in`, nothing is rechecked)."""
+        `open_cases_in` and `pending_subjects_in`: what `recheck` reads inside the posting
+        transaction (without `statuses_in`, nothing is rechecked)."""
         assert fail in ("closed", "open", "review")
         assert budget_ms > 0
         assert 0 < names_max <= SCREENING_PAYEE_NAMES_PER_BATCH_MAX
@@ -125,6 +129,7 @@ class SanctionsGate:
         self.screeners = screeners
         self.statuses_in = statuses_in
         self.open_cases_in = open_cases_in
+        self.pending_subjects_in = pending_subjects_in
         # Payer accounts' (tenant, ledger), as read by decide, for recheck: never change.
         self._tenants: dict[str, tuple[str, str]] = {}
         self._tenants_lock = threading.Lock()
@@ -278,12 +283,13 @@ class SanctionsGate:
 
     def recheck(self, uow: UnitOfWork, batch: Sequence[NewTransfer]) -> list[GateDecision | None]:
         """Inside the posting transaction (ledger.pipeline.RecheckedGate), the statuses that
-        block, read again and share-locked on PostgreSQL (a confirmation waits for this
-        transaction's commit, or this read for the confirmation's): a payment whose payer or
+        block, read again (SanctionsService.statuses_in: a confirmation committed before the
+        read is seen, one after it is ordered after the payment): a payment whose payer or
         payee subject is a confirmed match now is blocked (`sanctions_blocked`), though decide
-        read it clear a moment before; and a post of a payment this gate held for review (its
-        open `sanctions_review` case names the payee subject) whose payee has been confirmed
-        since, such as the case's own approval, is blocked too: the analyst declines it.
+        read it clear a moment before; and a post of a payment created pending (its payer and
+        payee subjects stored with it, sink.PaymentSubjectsSink, or the payee its open
+        `sanctions_review` case names) whose payer or payee has been confirmed since, a
+        client's two-phase post or a case's approval, is blocked too: an analyst declines it.
         Only blocks are answered here; a payee name is not screened again."""
         out: list[GateDecision | None] = [None] * len(batch)
         if self.statuses_in is None:
@@ -307,21 +313,28 @@ class SanctionsGate:
                 found = accounts.get(account) if account is not None else None
                 if found is not None and found[1] == batch[i].ledger_id:
                     tenant_of[i] = found[0]
-        if posts and self.open_cases_in is not None:
-            held: dict[str, tuple[str, str]] = {}  # transfer -> (tenant, payee subject)
-            for case in self.open_cases_in(uow, sorted(set(posts.values()))):
-                payee = case.detail_dict().get("payee") if case.gate == GATE_NAME else None
-                subject = payee.get("subject") if isinstance(payee, dict) else None
-                if isinstance(subject, str) and case.transfer_id is not None:
-                    held[case.transfer_id] = (case.tenant_id, subject)
+        if posts:
+            targets = sorted(set(posts.values()))
+            # transfer -> (tenant, subjects): those stored with the pending payment, and the
+            # payee a sanctions case names (a payment held before the subjects were stored).
+            held: dict[str, tuple[str, list[str]]] = {}
+            if self.pending_subjects_in is not None:
+                held.update(self.pending_subjects_in(uow, targets))
+            if self.open_cases_in is not None:
+                for case in self.open_cases_in(uow, targets):
+                    payee = case.detail_dict().get("payee") if case.gate == GATE_NAME else None
+                    subject = payee.get("subject") if isinstance(payee, dict) else None
+                    if isinstance(subject, str) and case.transfer_id is not None:
+                        tenant, subjects = held.get(case.transfer_id, (case.tenant_id, []))
+                        if tenant == case.tenant_id:
+                            held[case.transfer_id] = (tenant, [*subjects, subject])
             for i, target in posts.items():
                 if target in held:
                     tenant_of[i] = held[target][0]
-                    wanted[i] = (None, [held[target][1]])
+                    wanted[i] = (None, held[target][1])
         by_tenant: dict[str, set[str]] = {}
         for i, tenant in tenant_of.items():
             by_tenant.setdefault(tenant, set()).update(wanted[i][1])
-        # Tenants and subjects in one order, so two transactions lock them in the same order.
         statuses = {
             tenant: self.statuses_in(uow, tenant, sorted(subjects))
             for tenant, subjects in sorted(by_tenant.items())

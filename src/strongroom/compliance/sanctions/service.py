@@ -483,7 +483,8 @@ class SanctionsService:
         )
         digest = self._digest(tenant_id, name, date_of_birth)
         now = self.clock.now_us()
-        previous = store.get_subject(uow, tenant_id, subject)
+        # Locked, as a dismissal's: a confirmation committing meanwhile is kept.
+        previous = store.get_subject(uow, tenant_id, subject, lock=True)
         confirmed = previous is not None and previous.status == CONFIRMED
         before = {(r.source, r.entry_id): r for r in store.results(uow, tenant_id, subject)}
         dismissed = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
@@ -651,9 +652,24 @@ class SanctionsService:
     def statuses_in(
         self, uow: UnitOfWork, tenant_id: str, subjects: Sequence[str]
     ) -> dict[str, str]:
-        """`statuses` inside the caller's transaction, the rows share-locked on PostgreSQL
-        in subject order (the payee gate's recheck in the posting transaction)."""
-        return store.statuses(uow, tenant_id, subjects, lock=True)
+        """`statuses` inside the caller's transaction (the payee gate's recheck in the posting
+        transaction). Not locked: the posting transaction holds its accounts' locks by then,
+        and a confirmation locks the subject, then the customer's accounts (the freeze), so a
+        share lock here deadlocked the two. A confirmation committed before this read is seen;
+        one committing after it comes after the payment, as if made a moment later."""
+        return store.statuses(uow, tenant_id, subjects)
+
+    @staticmethod
+    def pending_subjects_in(
+        uow: UnitOfWork, transfer_ids: Sequence[str]
+    ) -> dict[str, tuple[str, list[str]]]:
+        """The payer and payee subjects stored with those of these transfers that were payments
+        created pending (sink.PaymentSubjectsSink), inside the caller's transaction: transfer
+        id -> (tenant, subjects). The payee gate's recheck of a post."""
+        return {
+            r.transfer_id: (r.tenant_id, [r.payer] + ([r.payee] if r.payee else []))
+            for r in store.payment_subjects(uow, transfer_ids)
+        }
 
     def status(self, tenant_id: str, subject: str) -> store.SubjectRow | None:
         with self._uow(write=False) as uow:
@@ -767,7 +783,8 @@ class SanctionsService:
             result.fingerprint, reviewer, reason, self.clock.now_us(),
         )  # fmt: skip
         store.put_dismissal(uow, row)
-        current = store.get_subject(uow, tenant_id, subject)
+        # Locked: a confirmation committing meanwhile is seen, never overwritten with clear.
+        current = store.get_subject(uow, tenant_id, subject, lock=True)
         if current is not None and current.status == PROBABLE:
             gone = {(d.source, d.entry_id): d for d in store.dismissals(uow, tenant_id, subject)}
             rows = store.results(uow, tenant_id, subject)

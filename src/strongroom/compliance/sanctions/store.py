@@ -250,11 +250,17 @@ def changes(uow: UnitOfWork, source: str, version: int) -> list[tuple[str, str]]
 # -- subjects, results, dismissals (per tenant) ------------------------------------------------
 
 
-def get_subject(uow: UnitOfWork, tenant_id: str, subject: str) -> SubjectRow | None:
+def get_subject(
+    uow: UnitOfWork, tenant_id: str, subject: str, *, lock: bool = False
+) -> SubjectRow | None:
+    """With `lock`, the row is locked (FOR UPDATE on PostgreSQL) for a read that decides what
+    to write: a confirmation committing meanwhile (which updates the row) is then seen, never
+    overwritten."""
     cur = uow.cursor()
+    suffix = " FOR UPDATE" if lock and not uow.sqlite else ""
     cur.execute(
         sql(uow, "SELECT tenant_id, subject, name_digest, status, best_score, screened_at "
-            "FROM sanctions_subjects WHERE tenant_id = ? AND subject = ?"),
+            f"FROM sanctions_subjects WHERE tenant_id = ? AND subject = ?{suffix}"),
         (tenant_id, subject),
     )  # fmt: skip
     found = cur.fetchone()
@@ -446,3 +452,37 @@ def statuses(
         )  # fmt: skip
         out.update((str(s), str(st)) for s, st in cur.fetchall())
     return out
+
+
+# -- the subjects of pending payments (migration 0033) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSubjects:
+    """Who pays (`customer:<id>`) and who is paid (a subject, or None) by a pending payment."""
+
+    transfer_id: str
+    tenant_id: str
+    payer: str
+    payee: str | None
+
+
+def put_payment_subjects(uow: UnitOfWork, rows: Sequence[PaymentSubjects], at_us: int) -> None:
+    if not rows:
+        return
+    uow.cursor().executemany(
+        sql(uow, "INSERT INTO payment_subjects (transfer_id, tenant_id, payer, payee, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (transfer_id) DO NOTHING"),
+        [(r.transfer_id, r.tenant_id, r.payer, r.payee, at_us) for r in rows],
+    )  # fmt: skip
+
+
+def payment_subjects(uow: UnitOfWork, transfer_ids: Sequence[str]) -> list[PaymentSubjects]:
+    """The stored subjects of those of these transfers that were pending payments."""
+    rows = fetch_in(
+        uow,
+        "SELECT transfer_id, tenant_id, payer, payee FROM payment_subjects",
+        "transfer_id",
+        sorted(set(transfer_ids)),
+    )
+    return [PaymentSubjects(*row) for row in rows]

@@ -129,6 +129,7 @@ def sanctions_gate(
         screeners=screeners,
         statuses_in=service.statuses_in,
         open_cases_in=open_cases_in,
+        pending_subjects_in=service.pending_subjects_in,
     )
 
 
