@@ -97,7 +97,10 @@ class RecheckedGate(Protocol):
     transfer whose hold another batch is committing): `recheck` is asked again inside the
     posting transaction, after the batch's target transfers are read (and locked, on
     PostgreSQL), so what it reads is what the engine will apply against. Only its blocks
-    count there; a `posts_only` gate is asked only about a batch with a post. Its answers in
+    count there. A batch is rechecked when some rechecked gate wants it (a `posts_only` gate a
+    batch with a post, a `payments_only` one a batch with a payment or a post), and then
+    every rechecked gate is asked: one with nothing to ask about answers allow, reading
+    nothing. Its answers in
     the transaction are final: a block it finds there refuses the transfer as its gate's block
     would (BLOCKED_BY_GATE with the decision)."""
 
@@ -253,12 +256,11 @@ class GateRunner:
     ) -> dict[str, GateDecision] | None:
         """`blocked` (the gates' blocks by transfer id, None for none) with what the
         rechecked gates block inside the posting transaction `uow` added; a block decided
-        before the transaction is the one kept."""
+        before the transaction is the one kept. Asked only about a batch `rechecks` accepts;
+        each gate's recheck answers allow, with no read, for a batch it has nothing to ask
+        about (no post for the review hold; no payment and no post for the payee gate)."""
         out = dict(blocked) if blocked else {}
-        for rechecked in self._rechecked:
-            if not self._asked_again(rechecked, batch):
-                continue
-            name, gate = rechecked[0], rechecked[1]
+        for name, gate, _, _ in self._rechecked:
             answers = gate.recheck(uow, batch)
             if len(answers) != len(batch):
                 raise RuntimeError(

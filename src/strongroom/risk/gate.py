@@ -20,7 +20,6 @@ log, and `failures` counted by outcome for the metrics): `closed` blocks the pay
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Final, Protocol
 
 from strongroom.core import clock
 from strongroom.core.errors import ErrorCode
+from strongroom.core.readonce import ReadOnce
 from strongroom.ledger.model import Action, GateDecision, NewTransfer, Verdict
 from strongroom.risk import store
 from strongroom.risk.errors import RISK_BLOCKED, RISK_GATE_ERRORS, RISK_REVIEW, RISK_UNAVAILABLE
@@ -203,8 +203,8 @@ class RiskGate:
         # Blocked decisions not recorded because the gate ran past its budget (the runner had
         # dropped its answer and answered gate_unavailable or the fail policy's verdict).
         self.unrecorded = 0
-        self._known: dict[str, store.PayerAccount] = {}  # account -> its tenant...: immutable
-        self._lock = threading.Lock()
+        # account -> its tenant, ledger and scale: they never change.
+        self._known: ReadOnce[store.PayerAccount] = ReadOnce(ACCOUNTS_CACHED_MAX)
         # Payments that could not be scored, by what they got (closed, open, review).
         self.failures: dict[str, int] = {p.value: 0 for p in FailPolicy}
 
@@ -247,17 +247,7 @@ class RiskGate:
             raise OverBudgetError(f"over the budget of {self.budget_ms} ms")
 
     def _payers(self, account_ids: Sequence[str]) -> dict[str, store.PayerAccount]:
-        with self._lock:
-            found = {a: self._known[a] for a in account_ids if a in self._known}
-        missing = sorted(set(account_ids) - set(found))
-        if missing:
-            looked_up = self.accounts(missing)
-            found.update(looked_up)
-            with self._lock:
-                if len(self._known) + len(looked_up) > ACCOUNTS_CACHED_MAX:
-                    self._known.clear()
-                self._known.update(looked_up)
-        return found
+        return self._known.get(account_ids, self.accounts)
 
     def _decide(
         self,
@@ -357,7 +347,7 @@ class RiskGate:
             assert p is not None
             # The tenant is unknown when the lookup is what failed: the decision is answered
             # and audited with the transfer, and recorded only where the tenant is known.
-            found = self._known.get(payer(batch[i])[0] or "")
+            found = self._known.peek(payer(batch[i])[0] or "")
             if found is not None and found.ledger_id != batch[i].ledger_id:
                 found = None  # another ledger's account: not that tenant's to record
             scored = Scored(found.tenant_id if found else "", decision, customer_id=p.customer_id)

@@ -25,7 +25,6 @@ bound, get the fail policy's answer (as a failed lookup's), counted and logged."
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -43,7 +42,15 @@ from strongroom.compliance.sanctions.screener import ScreenerCache
 from strongroom.compliance.sanctions.service import CONFIRMED, PROBABLE
 from strongroom.core.errors import ErrorCode
 from strongroom.core.limits import SCREENING_PAYEE_NAMES_PER_BATCH_MAX
-from strongroom.ledger.model import Action, Direction, GateDecision, NewTransfer, Verdict
+from strongroom.core.readonce import ReadOnce
+from strongroom.ledger.model import (
+    Action,
+    Direction,
+    GateDecision,
+    NewTransfer,
+    Payment,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from strongroom.cases.model import Case
@@ -75,6 +82,11 @@ OpenCasesIn = Callable[["UnitOfWork", Sequence[str]], Sequence["Case"]]
 PendingSubjectsIn = Callable[["UnitOfWork", Sequence[str]], dict[str, tuple[str, list[str]]]]
 # Account -> (tenant, ledger) pairs the gate keeps once read: an account's never change.
 TENANTS_CACHED_MAX: Final = 100_000
+
+
+def payment_subjects(payment: Payment) -> tuple[str, str | None]:
+    """The screened subjects of a payment: its payer's (`customer:<id>`) and its payee's."""
+    return f"customer:{payment.customer_id}", payee_subject(payment.payee)
 
 
 def payee_subject(payee: str | None) -> str | None:
@@ -130,9 +142,8 @@ class SanctionsGate:
         self.statuses_in = statuses_in
         self.open_cases_in = open_cases_in
         self.pending_subjects_in = pending_subjects_in
-        # Payer accounts' (tenant, ledger), as read by decide, for recheck: never change.
-        self._tenants: dict[str, tuple[str, str]] = {}
-        self._tenants_lock = threading.Lock()
+        # Payer accounts' (tenant, ledger), read by decide, again by recheck: they never change.
+        self._tenants: ReadOnce[tuple[str, str]] = ReadOnce(TENANTS_CACHED_MAX)
         # GateRunner: past the budget, allow (open), hold (review) or block (closed).
         self.fail_open = fail == "open"
         self.fail_verdict = Verdict.REVIEW if fail == "review" else Verdict.BLOCK
@@ -157,11 +168,11 @@ class SanctionsGate:
         for i, t in enumerate(batch):
             if t.payment is None or t.action is not Action.TRANSFER:
                 continue
-            subject = payee_subject(t.payment.payee)
+            payer, subject = payment_subjects(t.payment)
             name = t.payment.payee_name if self.screen_name is not None else None
             account = _payer(t)
             if account is not None:
-                wanted[i] = (account, subject, name, f"customer:{t.payment.customer_id}")
+                wanted[i] = (account, subject, name, payer)
         if not wanted:
             return out
         try:
@@ -269,17 +280,7 @@ class SanctionsGate:
 
     def _payer_tenants(self, account_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """`tenants`, each account read once: an account's tenant and ledger never change."""
-        with self._tenants_lock:
-            found = {a: self._tenants[a] for a in account_ids if a in self._tenants}
-        missing = [a for a in account_ids if a not in found]
-        if missing:
-            read = self.tenants(missing)
-            found.update(read)
-            with self._tenants_lock:
-                if len(self._tenants) + len(read) > TENANTS_CACHED_MAX:
-                    self._tenants.clear()
-                self._tenants.update(read)
-        return found
+        return self._tenants.get(account_ids, self.tenants)
 
     def recheck(self, uow: UnitOfWork, batch: Sequence[NewTransfer]) -> list[GateDecision | None]:
         """Inside the posting transaction (ledger.pipeline.RecheckedGate), the statuses that
@@ -299,11 +300,8 @@ class SanctionsGate:
         posts: dict[int, str] = {}
         for i, t in enumerate(batch):
             if t.payment is not None and t.action is Action.TRANSFER:
-                subjects = [f"customer:{t.payment.customer_id}"]
-                payee = payee_subject(t.payment.payee)
-                if payee is not None:
-                    subjects.append(payee)
-                wanted[i] = (_payer(t), subjects)
+                payer, payee = payment_subjects(t.payment)
+                wanted[i] = (_payer(t), [payer] if payee is None else [payer, payee])
             elif t.action is Action.POST and t.target_id is not None:
                 posts[i] = t.target_id
         tenant_of: dict[int, str] = {}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from strongroom.compliance.sanctions import store
-from strongroom.compliance.sanctions.gate import payee_subject
+from strongroom.compliance.sanctions.gate import payment_subjects
 from strongroom.ledger.model import Status
 from strongroom.ledger.pipeline import TR_ID, TR_LEDGER_ID, TR_STATUS, CommittedBatch
 
@@ -45,13 +45,6 @@ class PaymentSubjectsSink:
         tenants = self.tenants_of(ledger_ids, uow=uow)
         rows = []
         for row in pending:
-            payment = payments[row[TR_ID]]
-            rows.append(
-                store.PaymentSubjects(
-                    row[TR_ID],
-                    tenants[row[TR_LEDGER_ID]],
-                    f"customer:{payment.customer_id}",
-                    payee_subject(payment.payee),
-                )
-            )
+            payer, payee = payment_subjects(payments[row[TR_ID]])
+            rows.append(store.PaymentSubjects(row[TR_ID], tenants[row[TR_LEDGER_ID]], payer, payee))
         store.put_payment_subjects(uow, rows, batch.at_us)
